@@ -1,0 +1,93 @@
+"""`python -m coordinator`: the coordinator process.
+
+Owns the zone, membership and drain_all_pages. Prints `LISTENING host:port` as its
+first line on stdout once it serves, so a launcher can find it with port 0.
+"""
+
+import argparse
+import asyncio
+import sys
+import time
+
+import grpc
+
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.lifecycle import stop_event
+from node.mm.zone import Zone
+from node.timebase import TIME_SCALE, CostModel
+from coordinator.drain import STRATEGIES, Drainer
+from coordinator.membership import Membership
+from coordinator.server import CoordinatorServicer
+from coordinator.zone_service import ZoneService
+
+# ZONE_NORMAL on x86-64 starts at 4 GiB.
+ZONE_START_PFN = 1 << 20
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m coordinator",
+                                description="The pcpsim coordinator: zone, membership, drain_all_pages.")
+    p.add_argument("--listen", default="127.0.0.1:0", help="gRPC listen address (default %(default)s)")
+    p.add_argument("--nodes", type=positive_int, required=True, help="number of simulated CPUs")
+    p.add_argument("--zone-mb", type=positive_int, default=1024,
+                   help="zone size in MiB (default %(default)s; >= 688 gives the kernel's batch of 63)")
+    p.add_argument("--zone-used", type=fraction, default=0.0,
+                   help="fraction of the zone held by the rest of the system at start (memory pressure)")
+    p.add_argument("--strategy", choices=sorted(STRATEGIES), default="remote",
+                   help="drain strategy for drains that do not name one (direct reclaim)")
+    p.add_argument("--time-scale", type=float, default=TIME_SCALE,
+                   help="wall seconds per kernel second (default %(default)s)")
+    p.add_argument("--lease-ms", type=positive_int, default=2000, help="remote pcp lock lease")
+    p.add_argument("--flush-timeout-ms", type=positive_int, default=10_000,
+                   help="bound on a workqueue flush of one CPU")
+    p.add_argument("--failure-timeout-ms", type=positive_int, default=1000,
+                   help="a node without heartbeats this long is down")
+    p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
+    args = p.parse_args(argv)
+    if args.time_scale <= 0:
+        p.error("--time-scale must be > 0")
+    return args
+
+
+async def main(args) -> None:
+    cost = CostModel(time_scale=args.time_scale)
+    zone = Zone(ZONE_START_PFN, args.zone_mb * 256, args.nodes)
+    batch = zone.zone_batchsize()
+    high = zone.zone_highsize(batch, args.nodes)
+    zone_service = ZoneService(zone, cost)
+    zone_service.preallocate(int(zone.managed_pages * args.zone_used))
+    membership = Membership(args.nodes, time.monotonic, args.failure_timeout_ms / 1000.0)
+    drainer = Drainer(membership, zone_service, STRATEGIES[args.strategy], time.monotonic,
+                      lease_ms=args.lease_ms, flush_timeout_ms=args.flush_timeout_ms)
+    server = grpc.aio.server()
+    pb_grpc.add_CoordinatorServicer_to_server(
+        CoordinatorServicer(membership, zone_service, drainer, high, batch, args.time_scale), server)
+    port = server.add_insecure_port(args.listen)
+    await server.start()
+    host = args.listen.rsplit(":", 1)[0]
+    print(f"LISTENING {host}:{port}", flush=True)
+    print(f"zone {args.zone_mb} MiB: batch {batch} high {high} watermarks {zone.watermark}",
+          file=sys.stderr, flush=True)
+    stop = stop_event(args.parent_pid)
+    await stop.wait()
+    await server.stop(0.5)
+    await membership.close()
+    zone_service.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args()))

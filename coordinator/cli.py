@@ -1,0 +1,292 @@
+"""The `pcpsim` command.
+
+  pcpsim cluster up --nodes N [--isolated LIST] [--rt LIST]   run a local cluster until Ctrl-C
+  pcpsim drain --strategy workqueue|remote [--force-all-cpus]  drain_all_pages on a running cluster
+  pcpsim state [--json]                                        per-CPU pcp, zone, audit verdict
+  pcpsim audit                                                 stop-the-world page audit
+  pcpsim compare [--quick] [--seed S] [--json PATH]            both strategies side by side
+
+Commands that talk to a running cluster find it through the state file that
+`cluster up` writes (--state, $PCPSIM_STATE, default .pcpsim/cluster.json) or
+through --coordinator HOST:PORT.
+"""
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+import grpc
+
+from node.api.v1 import pcpsim_pb2 as pb
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.mm.constants import MIGRATETYPE_NAMES, NR_PCP_LISTS, pindex_to_order, MIGRATE_PCPTYPES
+from coordinator import compare
+from coordinator.cluster import ClusterConfig, ClusterError, LocalCluster, assign_roles, parse_cpu_list
+from coordinator.drain import STRATEGIES, STRATEGY_NAMES, TRIGGER_NAMES
+
+DEFAULT_STATE = os.path.join(".pcpsim", "cluster.json")
+
+
+class CliError(Exception):
+    pass
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def _add_target(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state", default=os.environ.get("PCPSIM_STATE", DEFAULT_STATE),
+                   help="cluster state file written by `cluster up` (default %(default)s)")
+    p.add_argument("--coordinator", help="coordinator address HOST:PORT (overrides --state)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pcpsim", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    cluster = sub.add_parser("cluster", help="run a local cluster")
+    csub = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
+    up = csub.add_parser("up", help="start a coordinator and N nodes on 127.0.0.1 and run until Ctrl-C")
+    up.add_argument("--nodes", type=_positive_int, default=4, help="simulated CPUs (default %(default)s)")
+    up.add_argument("--isolated", default="", help="isolated CPUs running a latency task, e.g. 2-3")
+    up.add_argument("--rt", default="", help="which isolated CPUs run the RT task (default: none)")
+    up.add_argument("--strategy", choices=sorted(STRATEGIES), default="remote",
+                    help="strategy for direct-reclaim drains (default %(default)s)")
+    up.add_argument("--seed", type=int, default=1)
+    up.add_argument("--zone-mb", type=_positive_int, default=1024, help="zone size (default %(default)s MiB)")
+    up.add_argument("--zone-used", type=_fraction, default=0.0,
+                    help="fraction of the zone held by others from the start (memory pressure)")
+    up.add_argument("--run-dir", help="where process logs go (default .pcpsim/run-TIMESTAMP)")
+    up.add_argument("--state", default=os.environ.get("PCPSIM_STATE", DEFAULT_STATE),
+                    help="state file to write (default %(default)s)")
+
+    drain = sub.add_parser("drain", help="run drain_all_pages once on a running cluster")
+    drain.add_argument("--strategy", choices=sorted(STRATEGIES), required=True)
+    drain.add_argument("--force-all-cpus", action="store_true", help="drain every CPU, not only those with pages")
+    drain.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_target(drain)
+
+    state = sub.add_parser("state", help="per-CPU pcp lists, zone free pages per order, audit verdict")
+    state.add_argument("--json", action="store_true")
+    state.add_argument("--no-audit", action="store_true", help="skip the stop-the-world audit")
+    _add_target(state)
+
+    audit = sub.add_parser("audit", help="stop the world and check that every page is in exactly one place")
+    _add_target(audit)
+
+    cmp_ = sub.add_parser("compare", help="run the same workload under each strategy and compare")
+    cmp_.add_argument("--quick", action="store_true", help="25 s of measurement per phase instead of 60 s")
+    cmp_.add_argument("--seed", type=int, default=1)
+    cmp_.add_argument("--json", metavar="PATH", help="write the full results here")
+    cmp_.add_argument("--measure-s", type=_positive_int, help="seconds of measurement per phase")
+    cmp_.add_argument("--drain-interval-ms", type=_positive_int, default=150,
+                      help="drain schedule period (default %(default)s)")
+    cmp_.add_argument("--run-dir", help="where each phase's process logs go (default: a temp dir)")
+    return p
+
+
+def coordinator_address(args) -> str:
+    if args.coordinator:
+        return args.coordinator
+    try:
+        with open(args.state) as f:
+            return json.load(f)["coordinator"]
+    except FileNotFoundError:
+        raise CliError(f"no cluster state file at {args.state}: start one with `pcpsim cluster up`, "
+                       "or pass --coordinator HOST:PORT") from None
+    except (ValueError, KeyError) as err:
+        raise CliError(f"state file {args.state} is not valid: {err}") from None
+
+
+def _stub(args):
+    channel = grpc.insecure_channel(coordinator_address(args))
+    return channel, pb_grpc.CoordinatorStub(channel)
+
+
+def kus(seconds: float, scale: float) -> str:
+    return f"{seconds * 1e3:.2f} ms ({seconds / scale * 1e6:.1f} us kernel)"
+
+
+# ------------------------------------------------------------------ commands
+def cmd_cluster_up(args) -> int:
+    try:
+        isolated = parse_cpu_list(args.isolated, args.nodes)
+        rt = parse_cpu_list(args.rt, args.nodes)
+        roles = assign_roles(args.nodes, isolated, rt)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    run_dir = args.run_dir or os.path.join(".pcpsim", time.strftime("run-%Y%m%d-%H%M%S"))
+    os.makedirs(os.path.dirname(os.path.abspath(args.state)), exist_ok=True)
+    config = ClusterConfig(roles=roles, seed=args.seed, strategy=args.strategy, zone_mb=args.zone_mb,
+                           zone_used=args.zone_used)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    cluster = LocalCluster(config, run_dir, state_file=args.state)
+    try:
+        cluster.start()
+        state = cluster.state()
+        print(f"coordinator  {cluster.coordinator_address}")
+        for node in state.nodes:
+            print(f"cpu{node.cpu:<3}       {node.address:<22} {pb.Role.Name(node.role)}")
+        print(f"zone: {state.zone.spanned_pages} pages, batch {state.batch}, high {state.high}; "
+              f"logs in {run_dir}; state in {args.state}")
+        print("Ctrl-C stops the cluster.", flush=True)
+        while not stop:
+            for name, proc in cluster.procs.items():
+                if proc.poll() is not None:
+                    raise CliError(f"{name} exited with {proc.returncode}; see {run_dir}/{name}.log")
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    except ClusterError as err:
+        raise CliError(str(err)) from None
+    finally:
+        cluster.stop()
+        print("cluster stopped", flush=True)
+    return 0
+
+
+def cmd_drain(args) -> int:
+    channel, stub = _stub(args)
+    with channel:
+        r = stub.DrainAllPages(pb.DrainAllRequest(strategy=STRATEGIES[args.strategy],
+                                                  force_all_cpus=args.force_all_cpus,
+                                                  trigger=pb.TRIGGER_DEMAND), timeout=120.0)
+        scale = stub.GetState(pb.Empty(), timeout=10.0).time_scale
+    if args.json:
+        print(json.dumps({"status": pb.DrainAllReply.Status.Name(r.status),
+                          "strategy": STRATEGY_NAMES[r.strategy], "duration_s": r.duration_s,
+                          "cpus": [{"cpu": c.cpu, "pages": c.pages, "duration_s": c.duration_s,
+                                    "wait_s": c.wait_s, "ok": c.ok, "error": c.error} for c in r.cpus]},
+                         indent=2))
+    else:
+        print(f"drain_all_pages ({STRATEGY_NAMES[r.strategy]}, {TRIGGER_NAMES[r.trigger]}): "
+              f"{pb.DrainAllReply.Status.Name(r.status)} in {kus(r.duration_s, scale)}, "
+              f"CPUs marked {list(r.cpus_marked)}")
+        for c in r.cpus:
+            print(f"  cpu{c.cpu}: {c.pages:5d} pages  done at {kus(c.duration_s, scale)}  "
+                  f"waited {kus(c.wait_s, scale)}" + ("" if c.ok else f"  FAILED: {c.error}"))
+    return 0 if r.status == pb.DrainAllReply.DONE else 1
+
+
+def _list_label(pindex: int) -> str:
+    order = pindex_to_order(pindex)
+    if pindex >= MIGRATE_PCPTYPES * 4:
+        return f"thp(o{order})"
+    return f"o{order}:{MIGRATETYPE_NAMES[pindex % MIGRATE_PCPTYPES][:3]}"
+
+
+def cmd_state(args) -> int:
+    channel, stub = _stub(args)
+    with channel:
+        state = stub.GetState(pb.Empty(), timeout=10.0)
+        pcps = {}
+        for node in state.nodes:
+            if node.up:
+                with grpc.insecure_channel(node.address) as nch:
+                    pcps[node.cpu] = pb_grpc.NodeStub(nch).GetPcp(pb.CpuRequest(cpu=node.cpu), timeout=5.0)
+        audit = None if args.no_audit else stub.Audit(pb.Empty(), timeout=60.0)
+    z = state.zone
+    if args.json:
+        print(json.dumps({
+            "zone": {"free_pages": z.free_pages, "managed_pages": z.managed_pages,
+                     "watermark": {"min": z.watermark_min, "low": z.watermark_low, "high": z.watermark_high},
+                     "nr_free": list(z.nr_free), "reclaim_active": z.reclaim_active},
+            "cpus": [{"cpu": n.cpu, "role": pb.Role.Name(n.role), "up": n.up,
+                      **({"count": pcps[n.cpu].count, "high": pcps[n.cpu].high, "batch": pcps[n.cpu].batch,
+                          "free_factor": pcps[n.cpu].free_factor, "lists": list(pcps[n.cpu].list_pages)}
+                         if n.cpu in pcps else {})} for n in state.nodes],
+            "audit": None if audit is None else {"ok": audit.ok, "lost": audit.lost,
+                                                 "duplicated": audit.duplicated, "errors": list(audit.errors)},
+        }, indent=2))
+        return 0 if audit is None or audit.ok else 1
+    print(f"zone: {z.free_pages}/{z.managed_pages} pages free; watermarks min {z.watermark_min} "
+          f"low {z.watermark_low} high {z.watermark_high}; reclaim_active {z.reclaim_active}")
+    print("free blocks per order: " + " ".join(f"{o}:{n}" for o, n in enumerate(z.nr_free)))
+    print(f"{'cpu':>4} {'role':<26} {'count':>6} {'high':>5} {'batch':>5} {'ff':>3}  "
+          + " ".join(f"{_list_label(i):>7}" for i in range(NR_PCP_LISTS)))
+    for n in state.nodes:
+        p = pcps.get(n.cpu)
+        if p is None:
+            print(f"{n.cpu:>4} {pb.Role.Name(n.role):<26} DOWN (heartbeat {n.heartbeat_age_s:.1f}s ago)")
+            continue
+        print(f"{n.cpu:>4} {pb.Role.Name(n.role):<26} {p.count:>6} {p.high:>5} {p.batch:>5} "
+              f"{p.free_factor:>3}  " + " ".join(f"{x:>7}" for x in p.list_pages))
+    if audit is not None:
+        _print_audit(audit)
+        return 0 if audit.ok else 1
+    return 0
+
+
+def _print_audit(audit) -> None:
+    verdict = "ok" if audit.ok else "FAILED"
+    print(f"audit {verdict}: {audit.total_pages} pages; lost {audit.lost}, duplicated {audit.duplicated}, "
+          f"unexpected {audit.unexpected}; " + ", ".join(f"{k} {v}" for k, v in sorted(audit.where.items())))
+    for e in audit.errors:
+        print(f"  {e}")
+
+
+def cmd_audit(args) -> int:
+    channel, stub = _stub(args)
+    with channel:
+        audit = stub.Audit(pb.Empty(), timeout=60.0)
+    _print_audit(audit)
+    return 0 if audit.ok else 1
+
+
+def cmd_compare(args) -> int:
+    measure_s = args.measure_s or (compare.QUICK_MEASURE_S if args.quick else compare.FULL_MEASURE_S)
+    config = compare.CompareConfig(seed=args.seed, measure_s=float(measure_s),
+                                   drain_interval_s=args.drain_interval_ms / 1000.0)
+    try:
+        result = compare.run_compare(config, args.run_dir)
+    except ClusterError as err:
+        raise CliError(str(err)) from None
+    print(compare.format_table(result))
+    if args.json:
+        compare.write_json(result, args.json)
+        print(f"results written to {args.json}")
+    return 0 if all(s["audit"]["ok"] for s in result["strategies"].values()) else 1
+
+
+COMMANDS = {"drain": cmd_drain, "state": cmd_state, "audit": cmd_audit, "compare": cmd_compare}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "cluster":
+            return cmd_cluster_up(args)
+        return COMMANDS[args.command](args)
+    except CliError as err:
+        print(f"pcpsim: error: {err}", file=sys.stderr)
+        return 2
+    except grpc.RpcError as err:
+        print(f"pcpsim: error: the cluster answered {err.code().name}: {err.details()}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

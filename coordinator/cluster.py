@@ -1,0 +1,186 @@
+"""A local cluster: one coordinator process and one process per simulated CPU, on loopback.
+
+The coordinator starts on port 0 and reports its port on stdout; each node then starts
+on port 0 and registers. `start` returns once every CPU has registered and is sending
+heartbeats. `stop` sends SIGTERM to every child, waits, and SIGKILLs stragglers; the
+children also stop on their own if this process dies (they watch their parent pid),
+so no orphan keeps a port bound. Every child's output goes to a log file in run_dir.
+"""
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import grpc
+
+from node.api.v1 import pcpsim_pb2 as pb
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+def parse_cpu_list(text: str, nr_cpus: int) -> list[int]:
+    """Parse a kernel-style CPU list ("1,3", "2-3", "") into sorted CPU numbers."""
+    cpus = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        lo, _, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi) if hi else int(lo)
+        except ValueError:
+            raise ValueError(f"bad CPU list item {part!r} (expected N or N-M)") from None
+        if first > last or first < 0 or last >= nr_cpus:
+            raise ValueError(f"CPU list item {part!r} is outside 0-{nr_cpus - 1}")
+        cpus.update(range(first, last + 1))
+    return sorted(cpus)
+
+
+def assign_roles(nr_cpus: int, isolated: list[int], rt: list[int]) -> list[str]:
+    """Role of each CPU: isolated CPUs run a latency task (RT if listed in `rt`), the rest
+    are housekeeping. At least one housekeeping CPU is required to drive the zone."""
+    if not set(rt) <= set(isolated):
+        raise ValueError(f"RT CPUs {sorted(set(rt) - set(isolated))} are not isolated")
+    if len(isolated) >= nr_cpus:
+        raise ValueError("at least one CPU must stay a housekeeping CPU")
+    return ["isolated-rt" if c in rt else "isolated-preemptible" if c in isolated else "housekeeping"
+            for c in range(nr_cpus)]
+
+
+@dataclass
+class ClusterConfig:
+    roles: list[str]
+    seed: int = 1
+    strategy: str = "remote"
+    zone_mb: int = 1024
+    zone_used: float = 0.0
+    listen_host: str = "127.0.0.1"
+    coordinator_args: list = field(default_factory=list)
+    node_args: list = field(default_factory=list)
+
+
+class LocalCluster:
+    def __init__(self, config: ClusterConfig, run_dir: str, state_file: str | None = None):
+        self.config = config
+        self.run_dir = run_dir
+        self.state_file = state_file
+        self.coordinator_address = ""
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._logs = []
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _spawn(self, name: str, argv: list[str], stdout=None) -> subprocess.Popen:
+        log = open(os.path.join(self.run_dir, f"{name}.log"), "ab")
+        self._logs.append(log)
+        proc = subprocess.Popen([sys.executable, "-m", *argv, "--parent-pid", str(os.getpid())],
+                                stdout=stdout or log, stderr=log, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def start(self, timeout: float = 60.0) -> None:
+        os.makedirs(self.run_dir, exist_ok=True)
+        cfg = self.config
+        deadline = time.monotonic() + timeout
+        coord = self._spawn("coordinator", [
+            "coordinator", "--listen", f"{cfg.listen_host}:0", "--nodes", str(len(cfg.roles)),
+            "--strategy", cfg.strategy, "--zone-mb", str(cfg.zone_mb), "--zone-used", str(cfg.zone_used),
+            *cfg.coordinator_args], stdout=subprocess.PIPE)
+        self.coordinator_address = self._read_listening(coord, deadline)
+        for cpu, role in enumerate(cfg.roles):
+            self._spawn(f"cpu{cpu}", [
+                "node", "--cpu", str(cpu), "--coordinator", self.coordinator_address,
+                "--listen", f"{cfg.listen_host}:0", "--role", role, "--seed", str(cfg.seed),
+                *cfg.node_args])
+        self.wait_ready(deadline)
+        if self.state_file:
+            self.write_state()
+
+    def _read_listening(self, proc: subprocess.Popen, deadline: float) -> str:
+        fd = proc.stdout.fileno()
+        buf = b""
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if proc.poll() is not None or left <= 0:
+                raise ClusterError(f"coordinator did not start (exit {proc.poll()}); see "
+                                   f"{os.path.join(self.run_dir, 'coordinator.log')}")
+            ready, _, _ = select.select([fd], [], [], min(left, 0.5))
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    continue
+                buf += chunk
+        line = buf.split(b"\n", 1)[0].decode()
+        if not line.startswith("LISTENING "):
+            raise ClusterError(f"unexpected first line from the coordinator: {line!r}")
+        return line.split(" ", 1)[1]
+
+    def state(self, timeout: float = 5.0) -> pb.ClusterState:
+        with grpc.insecure_channel(self.coordinator_address) as channel:
+            return pb_grpc.CoordinatorStub(channel).GetState(pb.Empty(), timeout=timeout)
+
+    def wait_ready(self, deadline: float) -> None:
+        n = len(self.config.roles)
+        while True:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise ClusterError(f"{name} exited with {proc.returncode}; see "
+                                       f"{os.path.join(self.run_dir, name + '.log')}")
+            try:
+                up = sum(1 for node in self.state().nodes if node.up)
+            except grpc.RpcError:
+                up = 0
+            if up == n:
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"only {up} of {n} CPUs registered in time")
+            time.sleep(0.1)
+
+    def write_state(self) -> None:
+        state = self.state()
+        doc = {"coordinator": self.coordinator_address, "run_dir": self.run_dir,
+               "pids": {name: p.pid for name, p in self.procs.items()},
+               "nodes": [{"cpu": n.cpu, "address": n.address,
+                          "role": pb.Role.Name(n.role)} for n in state.nodes]}
+        tmp = self.state_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=2)
+        os.replace(tmp, self.state_file)
+
+    def stop(self, grace: float = 5.0) -> None:
+        # Nodes first, so none is left talking to a coordinator that is gone.
+        order = [n for n in self.procs if n != "coordinator"] + ["coordinator"]
+        for group in (order[:-1], order[-1:]):
+            live = [self.procs[n] for n in group if n in self.procs and self.procs[n].poll() is None]
+            for proc in live:
+                proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            for proc in live:
+                try:
+                    proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        for proc in self.procs.values():
+            if proc.stdout:
+                proc.stdout.close()
+        for log in self._logs:
+            log.close()
+        self._logs = []
+        if self.state_file and os.path.exists(self.state_file):
+            os.unlink(self.state_file)

@@ -1,0 +1,273 @@
+"""`pcpsim compare`: the same workload and drain schedule under each strategy, side by side.
+
+Runs three phases, each on a fresh local cluster started with the same seed (so the
+workload's random choices are the same): `noise_floor` (no drains: what the latency
+tasks see from the simulator and the machine alone), then `workqueue` and `remote`.
+Each phase warms up (pcp lists fill), resets every counter, then issues
+drain_all_pages on a fixed open-loop schedule (every --drain-interval from the start
+of measurement; a drain due while one runs waits for the mutex, as a zone-specific
+caller does), collects every CPU's statistics and the coordinator's drain records,
+and ends with a stop-the-world audit.
+
+Default layout (4 CPUs): cpu0 and cpu1 housekeeping (allocation churn and IRQs),
+cpu2 an isolated preemptible latency task, cpu3 an isolated RT latency task.
+"""
+
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+
+import grpc
+
+from node.api.v1 import pcpsim_pb2 as pb
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.timebase import TIME_SCALE
+from coordinator.cluster import ClusterConfig, LocalCluster
+from coordinator.drain import STRATEGIES
+from coordinator.stats import percentile, summary
+
+DEFAULT_ROLES = ["housekeeping", "housekeeping", "isolated-preemptible", "isolated-rt"]
+PHASES = ("noise_floor", "workqueue", "remote")
+QUICK_MEASURE_S = 25.0
+FULL_MEASURE_S = 60.0
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    seed: int = 1
+    measure_s: float = FULL_MEASURE_S
+    warmup_s: float = 3.0
+    drain_interval_s: float = 0.150
+    roles: tuple = tuple(DEFAULT_ROLES)
+
+
+class Progress:
+    """Phase, elapsed and remaining: one rewritten line on a terminal, plain lines otherwise."""
+
+    STARTUP_S = 5.0  # cluster start, reset and collection, per phase (estimate)
+
+    def __init__(self, config: CompareConfig, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.t0 = time.monotonic()
+        self.total = len(PHASES) * (config.measure_s + config.warmup_s + self.STARTUP_S)
+        self._last_plain = 0.0
+
+    def update(self, index: int, phase: str, step: str, force: bool = False) -> None:
+        elapsed = time.monotonic() - self.t0
+        remaining = max(0.0, self.total - elapsed)
+        line = (f"[{index + 1}/{len(PHASES)} {phase}] {step:<10} elapsed {elapsed:5.0f}s"
+                f"  remaining ~{remaining:4.0f}s")
+        if self.tty:
+            self.stream.write("\r" + line + "\x1b[K")
+            self.stream.flush()
+        elif force or elapsed - self._last_plain >= 10.0:
+            self._last_plain = elapsed
+            print(line, file=self.stream, flush=True)
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _drive_drains(stub, strategy: int, interval: float, until: float, errors: list) -> None:
+    """Open-loop schedule: a drain every `interval`, each on its own thread so a slow
+    drain does not shift the next one's start (it waits for the mutex instead)."""
+    threads = []
+    due = time.monotonic()
+    while due < until:
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+        def one() -> None:
+            try:
+                stub.DrainAllPages(pb.DrainAllRequest(strategy=strategy, trigger=pb.TRIGGER_DEMAND),
+                                   timeout=60.0)
+            except grpc.RpcError as err:
+                errors.append(f"{err.code().name}: {err.details()}")
+        t = threading.Thread(target=one, daemon=True)
+        t.start()
+        threads.append(t)
+        due += interval
+    for t in threads:
+        t.join(90.0)
+
+
+def run_phase(phase: str, config: CompareConfig, run_dir: str, progress: Progress, index: int) -> dict:
+    strategy = STRATEGIES.get(phase)
+    cluster_cfg = ClusterConfig(roles=list(config.roles), seed=config.seed,
+                                strategy=phase if strategy else "remote")
+    progress.update(index, phase, "starting", force=True)
+    with LocalCluster(cluster_cfg, os.path.join(run_dir, phase)) as cluster:
+        nodes = cluster.state().nodes
+        with grpc.insecure_channel(cluster.coordinator_address) as channel:
+            coord = pb_grpc.CoordinatorStub(channel)
+            node_channels = {n.cpu: grpc.insecure_channel(n.address) for n in nodes}
+            try:
+                node_stubs = {cpu: pb_grpc.NodeStub(ch) for cpu, ch in node_channels.items()}
+                _wait(progress, index, phase, "warmup", config.warmup_s)
+                for cpu, stub in node_stubs.items():
+                    stub.GetStats(pb.StatsRequest(cpu=cpu, reset=True), timeout=10.0)
+                coord.GetDrainHistory(pb.DrainHistoryRequest(reset=True), timeout=10.0)
+                until = time.monotonic() + config.measure_s
+                errors: list[str] = []
+                driver = None
+                if strategy:
+                    driver = threading.Thread(target=_drive_drains, daemon=True, args=(
+                        coord, strategy, config.drain_interval_s, until, errors))
+                    driver.start()
+                _wait(progress, index, phase, "measuring", config.measure_s)
+                if driver:
+                    driver.join(120.0)
+                progress.update(index, phase, "collecting", force=True)
+                stats = {cpu: stub.GetStats(pb.StatsRequest(cpu=cpu), timeout=10.0)
+                         for cpu, stub in node_stubs.items()}
+                history = coord.GetDrainHistory(pb.DrainHistoryRequest(), timeout=10.0).drains
+                audit = coord.Audit(pb.Empty(), timeout=60.0)
+            finally:
+                for ch in node_channels.values():
+                    ch.close()
+    return summarize_phase(stats, history, audit, errors)
+
+
+def _wait(progress: Progress, index: int, phase: str, step: str, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    progress.update(index, phase, step, force=True)
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(left, 1.0))
+        progress.update(index, phase, step)
+
+
+def _tasks(stats: dict, role: int) -> list:
+    return [s for s in stats.values() if s.role == role]
+
+
+def summarize_phase(stats: dict, history, audit, errors: list) -> dict:
+    done = [d.duration_s for d in history if d.status == pb.DrainAllReply.DONE]
+    out = {"drain_all": summary(done),
+           "drain_all_failed": sum(1 for d in history if d.status == pb.DrainAllReply.FAILED),
+           "drain_rpc_errors": errors[:10]}
+    pre = _tasks(stats, pb.ROLE_ISOLATED_PREEMPTIBLE)
+    rt = _tasks(stats, pb.ROLE_ISOLATED_RT)
+    if pre:
+        lat = [x for s in pre for x in s.task.wake_latency_s]
+        stolen: dict[str, float] = {}
+        for s in pre:
+            for cause, sec in s.task.stolen_s.items():
+                stolen[cause] = stolen.get(cause, 0.0) + sec
+        out["isolated_preemptible"] = {
+            "runs": sum(s.task.runs for s in pre),
+            "wake_latency_p50_s": percentile(lat, 50), "wake_latency_p99_s": percentile(lat, 99),
+            "wake_latency_max_s": max(lat, default=0.0),
+            "deadline_misses": sum(s.task.deadline_misses for s in pre),
+            "drain_work_items": sum(s.drain_work_items for s in pre),
+            "stolen_s": sum(stolen.values()), "stolen_by_cause_s": stolen,
+            "max_single_noise_s": max(s.task.max_single_noise_s for s in pre)}
+    if rt:
+        lat = [x for s in rt for x in s.task.wake_latency_s]
+        out["isolated_rt"] = {
+            "runs": sum(s.task.runs for s in rt),
+            "wake_latency_p50_s": percentile(lat, 50), "wake_latency_p99_s": percentile(lat, 99),
+            "wake_latency_max_s": max(lat, default=0.0),
+            "deadline_misses": sum(s.task.deadline_misses for s in rt),
+            "drain_work_items": sum(s.drain_work_items for s in rt),
+            "drain_wait_max_s": max(s.drain_wait_max_s for s in rt)}
+    out["pcp"] = {"trylock_failures": sum(s.trylock_failures for s in stats.values()),
+                  "buddy_fallbacks": sum(s.buddy_fallbacks for s in stats.values()),
+                  "alloc_failures": sum(s.alloc_failures for s in stats.values()),
+                  "allocs": sum(s.allocs for s in stats.values())}
+    out["audit"] = {"ok": audit.ok, "lost": audit.lost, "duplicated": audit.duplicated,
+                    "unexpected": audit.unexpected, "errors": list(audit.errors)[:10]}
+    return out
+
+
+def run_compare(config: CompareConfig, run_dir: str | None = None, stream=sys.stderr) -> dict:
+    run_dir = run_dir or tempfile.mkdtemp(prefix="pcpsim-compare-")
+    progress = Progress(config, stream)
+    phases = {}
+    try:
+        for index, phase in enumerate(PHASES):
+            phases[phase] = run_phase(phase, config, run_dir, progress, index)
+    finally:
+        progress.done()
+    floor = phases["noise_floor"]
+    return {
+        "seed": config.seed,
+        "time_scale": TIME_SCALE,
+        "config": {"measure_s": config.measure_s, "warmup_s": config.warmup_s,
+                   "drain_interval_s": config.drain_interval_s, "roles": list(config.roles)},
+        "run_dir": run_dir,
+        "noise_floor": {
+            "wake_latency_p99_s": floor["isolated_preemptible"]["wake_latency_p99_s"],
+            "wake_latency_p50_s": floor["isolated_preemptible"]["wake_latency_p50_s"],
+            "rt_wake_latency_p99_s": floor.get("isolated_rt", {}).get("wake_latency_p99_s", 0.0),
+            "audit": floor["audit"]},
+        "strategies": {name: phases[name] for name in PHASES if name in STRATEGIES},
+    }
+
+
+# ----------------------------------------------------------------- the table
+def _ms(s: float) -> str:
+    return f"{s * 1e3:8.2f} ms ({s / TIME_SCALE * 1e6:6.1f} us)"
+
+
+ROWS = [
+    ("drain_all_pages count", "drain_all.count", "n"),
+    ("drain_all_pages p50", "drain_all.p50_s", "t"),
+    ("drain_all_pages p99", "drain_all.p99_s", "t"),
+    ("drain_all_pages max", "drain_all.max_s", "t"),
+    ("drain p99/p50", None, "ratio"),
+    ("preemptible wake p50", "isolated_preemptible.wake_latency_p50_s", "t"),
+    ("preemptible wake p99", "isolated_preemptible.wake_latency_p99_s", "t"),
+    ("preemptible wake max", "isolated_preemptible.wake_latency_max_s", "t"),
+    ("preemptible deadline misses", "isolated_preemptible.deadline_misses", "n"),
+    ("preemptible drain work items", "isolated_preemptible.drain_work_items", "n"),
+    ("preemptible stolen", "isolated_preemptible.stolen_s", "t"),
+    ("rt wake p99", "isolated_rt.wake_latency_p99_s", "t"),
+    ("rt deadline misses", "isolated_rt.deadline_misses", "n"),
+    ("rt drain work items", "isolated_rt.drain_work_items", "n"),
+    ("rt drain wait max", "isolated_rt.drain_wait_max_s", "t"),
+    ("pcp trylock failures", "pcp.trylock_failures", "n"),
+    ("pcp buddy fallbacks", "pcp.buddy_fallbacks", "n"),
+    ("audit ok", "audit.ok", "b"),
+    ("audit lost / duplicated", None, "audit"),
+]
+
+
+def _get(d: dict, path: str):
+    for key in path.split("."):
+        d = d.get(key, {}) if isinstance(d, dict) else {}
+    return d if d != {} else None
+
+
+def format_table(result: dict) -> str:
+    names = list(result["strategies"])
+    width = 28
+    lines = [f"{'':30}" + "".join(f"{n:>{width}}" for n in names),
+             f"{'noise floor: preemptible wake p99':30} {_ms(result['noise_floor']['wake_latency_p99_s'])}"]
+    for label, path, kind in ROWS:
+        cells = []
+        for n in names:
+            s = result["strategies"][n]
+            if kind == "ratio":
+                p50 = s["drain_all"]["p50_s"]
+                cells.append(f"{s['drain_all']['p99_s'] / p50:.2f}" if p50 else "-")
+            elif kind == "audit":
+                cells.append(f"{s['audit']['lost']} / {s['audit']['duplicated']}")
+            else:
+                v = _get(s, path)
+                cells.append("-" if v is None else _ms(v) if kind == "t" else str(v))
+        lines.append(f"{label:30}" + "".join(f"{c:>{width}}" for c in cells))
+    lines.append(f"(wall time, kernel time in parentheses: 1 kernel us = {TIME_SCALE / 1e3:g} ms wall)")
+    return "\n".join(lines)
+
+
+def write_json(result: dict, path: str) -> None:
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2, sort_keys=True)

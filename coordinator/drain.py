@@ -1,0 +1,171 @@
+"""drain_all_pages: empty every CPU's pcp lists into the zone, by one of two strategies.
+
+Models __drain_all_pages() of mm/page_alloc.c:
+- pcpu_drain_mutex: a global drain (direct reclaim, zone == NULL in the kernel) that
+  finds a drain running returns at once (SKIPPED); a zone-specific caller (on demand,
+  like alloc_contig_range or memory offline) waits for the mutex.
+- cpus_with_pcps: built from each online CPU's last reported pcp count, a racy read
+  as in the kernel; force_all_cpus marks every online CPU.
+- STRATEGY_WORKQUEUE (up to v5.19): queue_work_on(cpu, mm_percpu_wq,
+  drain_local_pages_wq) on every marked CPU, then flush_work on each in turn. The work
+  runs on the target CPU's thread; the caller waits for every CPU.
+- STRATEGY_REMOTE (v6.0+): for each marked CPU in turn, drain_pages_zone(cpu, zone)
+  from here: take that CPU's pcp lock (a lease over RPC), free its pages into the zone
+  under zone->lock, release the lock. The target CPU runs nothing.
+Each drain is recorded (status, per-CPU pages, duration and wait) for reports.
+"""
+
+import asyncio
+import collections
+from dataclasses import dataclass, field
+
+import grpc
+
+from node.api import validate
+from node.api.errors import InvalidArgument
+from node.api.v1 import pcpsim_pb2 as pb
+
+STRATEGIES = {"workqueue": pb.STRATEGY_WORKQUEUE, "remote": pb.STRATEGY_REMOTE}
+STRATEGY_NAMES = {v: k for k, v in STRATEGIES.items()}
+TRIGGER_NAMES = {pb.TRIGGER_DEMAND: "demand", pb.TRIGGER_RECLAIM: "reclaim"}
+
+
+@dataclass
+class CpuDrain:
+    cpu: int
+    pages: int = 0
+    duration_s: float = 0.0
+    wait_s: float = 0.0
+    ok: bool = True
+    error: str = ""
+
+
+@dataclass
+class DrainRecord:
+    status: int
+    strategy: int
+    trigger: int
+    started_at: float
+    duration_s: float = 0.0
+    cpus_marked: list = field(default_factory=list)
+    cpus: list = field(default_factory=list)
+
+    def to_pb(self) -> pb.DrainAllReply:
+        return pb.DrainAllReply(
+            status=self.status, strategy=self.strategy, trigger=self.trigger,
+            duration_s=self.duration_s, cpus_marked=self.cpus_marked, started_at=self.started_at,
+            cpus=[pb.DrainCpuResult(cpu=c.cpu, pages=c.pages, duration_s=c.duration_s,
+                                    wait_s=c.wait_s, ok=c.ok, error=c.error) for c in self.cpus])
+
+
+class Drainer:
+    def __init__(self, membership, zone_service, default_strategy: int, clock,
+                 lease_ms: int = 2000, flush_timeout_ms: int = 10_000, keep: int = 100_000):
+        if default_strategy not in STRATEGY_NAMES:
+            raise InvalidArgument(f"unknown strategy {default_strategy}")
+        self.membership = membership
+        self.zone = zone_service
+        self.default_strategy = default_strategy
+        self.clock = clock
+        self.lease_ms = lease_ms
+        self.flush_timeout_ms = flush_timeout_ms
+        self.pcpu_drain_mutex = asyncio.Lock()
+        self.history = collections.deque(maxlen=keep)
+
+    def resolve(self, strategy: int, trigger: int) -> tuple[int, int]:
+        """Validate a request's strategy and trigger, filling in defaults."""
+        if strategy == pb.STRATEGY_UNSPECIFIED:
+            strategy = self.default_strategy
+        if strategy not in STRATEGY_NAMES:
+            raise InvalidArgument(f"unknown strategy {strategy}; known: "
+                                  + ", ".join(f"{v} ({k})" for k, v in STRATEGIES.items()))
+        if trigger == pb.TRIGGER_UNSPECIFIED:
+            trigger = pb.TRIGGER_DEMAND
+        if trigger not in TRIGGER_NAMES:
+            raise InvalidArgument(f"unknown trigger {trigger}")
+        return strategy, trigger
+
+    async def drain_all_pages(self, strategy: int = pb.STRATEGY_UNSPECIFIED,
+                              force_all_cpus: bool = False,
+                              trigger: int = pb.TRIGGER_DEMAND) -> DrainRecord:
+        strategy, trigger = self.resolve(strategy, trigger)
+        record = DrainRecord(pb.DrainAllReply.DONE, strategy, trigger, self.clock())
+        if trigger == pb.TRIGGER_RECLAIM and self.pcpu_drain_mutex.locked():
+            record.status = pb.DrainAllReply.SKIPPED
+            self.history.append(record)
+            return record
+        async with self.pcpu_drain_mutex:
+            t0 = self.clock()
+            marked = [m for m in self.membership.online() if force_all_cpus or m.pcp_count]
+            record.cpus_marked = [m.cpu for m in marked]
+            if strategy == pb.STRATEGY_WORKQUEUE:
+                record.cpus = await self._drain_workqueue(marked)
+            else:
+                record.cpus = [await self._drain_pages_zone(m) for m in marked]
+            record.duration_s = self.clock() - t0
+            if not all(c.ok for c in record.cpus):
+                record.status = pb.DrainAllReply.FAILED
+        self.history.append(record)
+        return record
+
+    async def _drain_workqueue(self, marked) -> list[CpuDrain]:
+        t0 = self.clock()
+        queued = await asyncio.gather(*(self._queue(m) for m in marked), return_exceptions=True)
+        results = []
+        for member, work in zip(marked, queued):
+            result = CpuDrain(member.cpu)
+            if isinstance(work, BaseException):
+                result.ok, result.error = False, _describe(work)
+            else:
+                try:
+                    reply = await member.stub.FlushWork(
+                        pb.FlushWorkRequest(cpu=member.cpu, work_id=work.work_id,
+                                            timeout_ms=self.flush_timeout_ms),
+                        timeout=self.flush_timeout_ms / 1000.0 + 2.0)
+                    result.pages, result.wait_s = reply.pages, reply.queue_delay_s
+                    result.ok = reply.done
+                    if not reply.done:
+                        result.error = f"flush timed out after {self.flush_timeout_ms} ms"
+                except grpc.aio.AioRpcError as err:
+                    result.ok, result.error = False, _describe(err)
+            result.duration_s = self.clock() - t0
+            results.append(result)
+        return results
+
+    async def _queue(self, member):
+        return await member.stub.QueueWork(
+            pb.QueueWorkRequest(cpu=member.cpu, kind=pb.WORK_DRAIN_LOCAL_PAGES), timeout=2.0)
+
+    async def _drain_pages_zone(self, member) -> CpuDrain:
+        """drain_pages_zone(cpu, zone) run from here against a remote CPU's pcp."""
+        result = CpuDrain(member.cpu)
+        t0 = self.clock()
+        lease_s = self.lease_ms / 1000.0
+        try:
+            grant = await member.stub.PcpLockDrain(
+                pb.PcpLockDrainRequest(cpu=member.cpu, lease_ms=self.lease_ms), timeout=lease_s)
+            result.wait_s = grant.lock_wait_s
+            if grant.token:
+                pages = validate.page_list(grant.pages)
+                freed = False
+                try:
+                    await self.zone.locked(self.zone.free_pages, member.cpu, pages,
+                                           f"drain-cpu{member.cpu}-{member.address}-{grant.token}")
+                    freed = True
+                    result.pages = sum(1 << order for _, order, _ in pages)
+                finally:
+                    await member.stub.PcpUnlock(
+                        pb.PcpUnlockRequest(cpu=member.cpu, token=grant.token, freed=freed),
+                        timeout=lease_s)
+        except grpc.aio.AioRpcError as err:
+            result.ok, result.error = False, _describe(err)
+        except Exception as err:  # a zone refusal: recorded on this CPU's result
+            result.ok, result.error = False, f"{type(err).__name__}: {err}"
+        result.duration_s = self.clock() - t0
+        return result
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, grpc.aio.AioRpcError):
+        return f"{err.code().name}: {err.details()}"
+    return f"{type(err).__name__}: {err}"

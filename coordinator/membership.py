@@ -1,0 +1,74 @@
+"""Membership: which CPUs are online, how to reach them, and their last reported pcp count.
+
+A node registers with its address and role and then sends heartbeats carrying its
+pcp count; drain_all_pages builds cpus_with_pcps from these counts, a racy read like
+the kernel's (a count may have changed since it was sent). A node whose heartbeats
+stop for `failure_timeout` is marked down. Each member keeps one long-lived channel.
+"""
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import grpc
+
+from node.api import validate
+from node.api.errors import FailedPrecondition, InvalidArgument
+from node.api.v1 import pcpsim_pb2 as pb
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+
+
+@dataclass
+class Member:
+    cpu: int
+    address: str
+    role: int
+    channel: grpc.aio.Channel
+    stub: pb_grpc.NodeStub
+    last_heartbeat: float
+    pcp_count: int = 0
+    registrations: int = 1
+
+
+class Membership:
+    def __init__(self, nr_cpus: int, clock=time.monotonic, failure_timeout: float = 1.0):
+        self.nr_cpus = nr_cpus
+        self.clock = clock
+        self.failure_timeout = failure_timeout
+        self.members: dict[int, Member] = {}
+
+    def register(self, cpu: int, address: str, role: int) -> Member:
+        validate.cpu(cpu, self.nr_cpus)
+        if not address or ":" not in address:
+            raise InvalidArgument(f"address {address!r} is not host:port")
+        if role not in pb.Role.values() or role == pb.ROLE_UNSPECIFIED:
+            raise InvalidArgument(f"unknown role {role}")
+        old = self.members.get(cpu)
+        channel = grpc.aio.insecure_channel(address)
+        member = Member(cpu, address, role, channel, pb_grpc.NodeStub(channel), self.clock(),
+                        registrations=old.registrations + 1 if old else 1)
+        self.members[cpu] = member
+        if old is not None:
+            # A restarted node: the old channel points at a dead process.
+            asyncio.ensure_future(old.channel.close())
+        return member
+
+    def heartbeat(self, cpu: int, pcp_count: int) -> Member:
+        validate.cpu(cpu, self.nr_cpus)
+        member = self.members.get(cpu)
+        if member is None:
+            raise FailedPrecondition(f"cpu {cpu} has not registered")
+        member.last_heartbeat = self.clock()
+        member.pcp_count = pcp_count
+        return member
+
+    def is_up(self, member: Member) -> bool:
+        return self.clock() - member.last_heartbeat < self.failure_timeout
+
+    def online(self) -> list[Member]:
+        """Members whose heartbeats are current, by CPU number."""
+        return [m for _, m in sorted(self.members.items()) if self.is_up(m)]
+
+    async def close(self) -> None:
+        for member in self.members.values():
+            await member.channel.close()

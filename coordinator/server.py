@@ -1,0 +1,93 @@
+"""The coordinator's gRPC servicer: thin wrappers over membership, zone and drainer."""
+
+from node.api import validate
+from node.api.errors import rpc
+from node.api.v1 import pcpsim_pb2 as pb
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.mm.constants import MAX_ORDER
+from coordinator.audit import audit_cluster
+
+
+class CoordinatorServicer(pb_grpc.CoordinatorServicer):
+    def __init__(self, membership, zone_service, drainer, high: int, batch: int, time_scale: float):
+        self.membership = membership
+        self.zone = zone_service
+        self.drainer = drainer
+        self.high = high
+        self.batch = batch
+        self.time_scale = time_scale
+
+    def zone_info(self) -> pb.ZoneInfo:
+        z = self.zone.zone
+        return pb.ZoneInfo(start_pfn=z.start_pfn, spanned_pages=z.spanned_pages,
+                           managed_pages=z.managed_pages, free_pages=z.free_pages,
+                           watermark_min=z.watermark["min"], watermark_low=z.watermark["low"],
+                           watermark_high=z.watermark["high"],
+                           nr_free=[z.nr_free(o) for o in range(MAX_ORDER)],
+                           reclaim_active=z.reclaim_active)
+
+    @rpc
+    async def Register(self, request, context):
+        self.membership.register(request.cpu, request.address, request.role)
+        return pb.RegisterReply(nr_cpus=self.membership.nr_cpus, high=self.high, batch=self.batch,
+                                zone=self.zone_info(), time_scale=self.time_scale)
+
+    @rpc
+    async def Heartbeat(self, request, context):
+        self.membership.heartbeat(request.cpu, request.pcp_count)
+        z = self.zone.zone
+        return pb.HeartbeatReply(free_pages=z.free_pages, reclaim_active=z.reclaim_active)
+
+    @rpc
+    async def Rmqueue(self, request, context):
+        cpu = validate.cpu(request.cpu, self.membership.nr_cpus)
+        order = validate.order(request.order)
+        mt = validate.migratetype(request.migratetype)
+        count = validate.count(request.count, 1 << 12)
+        if not request.transfer_id:
+            raise validate.InvalidArgument("transfer_id is required")
+        reply = await self.zone.locked(self.zone.rmqueue, cpu, order, mt, count, request.transfer_id)
+        return pb.RmqueueReply(pfn=reply.pfns, watermark_ok=reply.watermark_ok,
+                               free_pages=reply.free_pages, reclaim_active=reply.reclaim_active)
+
+    @rpc
+    async def FreePages(self, request, context):
+        cpu = validate.cpu(request.cpu, self.membership.nr_cpus)
+        pages = validate.page_list(request.pages)
+        if not pages:
+            raise validate.InvalidArgument("no pages to free")
+        if not request.transfer_id:
+            raise validate.InvalidArgument("transfer_id is required")
+        reply = await self.zone.locked(self.zone.free_pages, cpu, pages, request.transfer_id)
+        return pb.FreePagesReply(free_pages=reply.free_pages, reclaim_active=reply.reclaim_active)
+
+    @rpc
+    async def DrainAllPages(self, request, context):
+        record = await self.drainer.drain_all_pages(request.strategy, request.force_all_cpus,
+                                                    request.trigger)
+        return record.to_pb()
+
+    @rpc
+    async def GetState(self, request, context):
+        m = self.membership
+        nodes = [pb.NodeInfo(cpu=x.cpu, address=x.address, role=x.role, up=m.is_up(x),
+                             heartbeat_age_s=m.clock() - x.last_heartbeat, pcp_count=x.pcp_count)
+                 for _, x in sorted(m.members.items())]
+        return pb.ClusterState(nodes=nodes, zone=self.zone_info(),
+                               default_strategy=self.drainer.default_strategy,
+                               high=self.high, batch=self.batch, time_scale=self.time_scale)
+
+    @rpc
+    async def GetDrainHistory(self, request, context):
+        reply = pb.DrainHistory(drains=[r.to_pb() for r in self.drainer.history])
+        if request.reset:
+            self.drainer.history.clear()
+        return reply
+
+    @rpc
+    async def Audit(self, request, context):
+        report = await audit_cluster(self.membership, self.zone, self.drainer)
+        return pb.AuditReply(ok=report.ok, total_pages=report.total_pages, lost=len(report.lost),
+                             duplicated=len(report.duplicated), unexpected=len(report.unexpected),
+                             lost_pfns=report.lost[:20], duplicated_pfns=report.duplicated[:20],
+                             errors=report.errors[:50], where=report.where)

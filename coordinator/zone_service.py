@@ -1,0 +1,135 @@
+"""The zone as a service: the buddy allocator behind zone->lock, with page ownership.
+
+zone->lock is one worker thread: every zone operation runs on it, in arrival order,
+and holds it for the operation's modeled cost (CostModel.zone_hold, a blocking sleep),
+so CPUs that refill, free or drain at the same time queue for the lock as they do in
+the kernel.
+
+Ownership: the service records which CPU holds every block it handed out (head pfn ->
+(cpu, order)). A free is checked page by page against that record *before* anything
+is applied, so a request that names a page its CPU does not hold, a wrong order or a
+page already free is refused whole and changes nothing. Every transfer carries an
+idempotency key; a retry of an applied transfer gets the first answer back.
+
+Watermarks: a refill or buddy allocation that would take the zone below its min
+watermark is refused (the allocating CPU then enters direct reclaim).
+ZONE_RECLAIM_ACTIVE stands for kswapd at work: set when free pages fall below the low
+watermark, cleared once they are back above high.
+"""
+
+import asyncio
+import collections
+import concurrent.futures
+import time
+from dataclasses import dataclass
+
+from node.api.errors import FailedPrecondition
+from node.mm.constants import MAX_ORDER, MIGRATE_MOVABLE
+from node.mm.zone import Zone
+from node.timebase import CostModel
+
+OTHER = -1  # owner of pages held by the rest of the system (page cache, slab, ...)
+_KEEP_TRANSFERS = 1 << 16
+
+
+@dataclass(frozen=True)
+class ZoneReply:
+    pfns: tuple = ()
+    watermark_ok: bool = True
+    free_pages: int = 0
+    reclaim_active: bool = False
+
+
+class ZoneService:
+    def __init__(self, zone: Zone, cost: CostModel, sleep=time.sleep):
+        self.zone = zone
+        self.cost = cost
+        self._sleep = sleep
+        self._lock = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="zone-lock")
+        self.owned: dict[int, tuple[int, int]] = {}  # head pfn -> (cpu, order)
+        self._applied = collections.OrderedDict()    # transfer id -> ZoneReply
+        self.refused = 0
+
+    def close(self) -> None:
+        self._lock.shutdown(wait=False, cancel_futures=True)
+
+    async def locked(self, fn, *args):
+        """Run fn(*args) under zone->lock."""
+        return await asyncio.get_running_loop().run_in_executor(self._lock, fn, *args)
+
+    # ------------------------------------------------------- under zone->lock
+    def preallocate(self, pages: int) -> int:
+        """Hand `pages` base pages to the rest of the system, in the largest blocks the
+        zone has (memory pressure for direct reclaim to act on). Returns pages taken."""
+        taken = 0
+        order = MAX_ORDER - 1
+        while taken < pages and order >= 0:
+            if (1 << order) > pages - taken:
+                order -= 1
+                continue
+            pfn = self.zone.rmqueue_buddy(order, MIGRATE_MOVABLE)
+            if pfn is None:
+                order -= 1
+                continue
+            self.owned[pfn] = (OTHER, order)
+            taken += 1 << order
+        self._update_reclaim()
+        return taken
+
+    def rmqueue(self, cpu: int, order: int, migratetype: int, count: int, transfer_id: str) -> ZoneReply:
+        if transfer_id in self._applied:
+            return self._applied[transfer_id]
+        zone = self.zone
+        if zone.free_pages - (count << order) < zone.watermark["min"]:
+            self.refused += 1
+            return self._reply((), False)
+        if count == 1:
+            pfn = zone.rmqueue_buddy(order, migratetype)
+            pfns = () if pfn is None else (pfn,)
+        else:
+            pfns = tuple(zone.rmqueue_bulk(order, count, migratetype))
+        for pfn in pfns:
+            self.owned[pfn] = (cpu, order)
+        self._sleep(self.cost.zone_hold(len(pfns)))
+        return self._remember(transfer_id, self._reply(pfns, True))
+
+    def free_pages(self, cpu: int, pages: list, transfer_id: str) -> ZoneReply:
+        if transfer_id in self._applied:
+            return self._applied[transfer_id]
+        owned = self.owned
+        for pfn, order, _ in pages:
+            holder = owned.get(pfn)
+            if holder != (cpu, order):
+                raise FailedPrecondition(
+                    f"cpu {cpu} frees pfn {pfn} order {order}, but the zone records "
+                    + ("it as free" if holder is None else f"cpu {holder[0]} holding it at order {holder[1]}"))
+        for pfn, order, migratetype in pages:
+            del owned[pfn]
+            self.zone.free_one_page(pfn, order, migratetype)
+        self._sleep(self.cost.zone_hold(len(pages)))
+        return self._remember(transfer_id, self._reply((), True))
+
+    def holdings(self) -> dict[int, list]:
+        """Pages handed out, by owner: cpu -> [(pfn, order)]."""
+        out: dict[int, list] = {}
+        for pfn, (cpu, order) in self.owned.items():
+            out.setdefault(cpu, []).append((pfn, order))
+        return out
+
+    # ------------------------------------------------------------- helpers
+    def _reply(self, pfns, ok: bool) -> ZoneReply:
+        self._update_reclaim()
+        return ZoneReply(pfns, ok, self.zone.free_pages, self.zone.reclaim_active)
+
+    def _remember(self, transfer_id: str, reply: ZoneReply) -> ZoneReply:
+        self._applied[transfer_id] = reply
+        if len(self._applied) > _KEEP_TRANSFERS:
+            self._applied.popitem(last=False)
+        return reply
+
+    def _update_reclaim(self) -> None:
+        zone = self.zone
+        if zone.free_pages < zone.watermark["low"]:
+            zone.reclaim_active = True
+        elif zone.free_pages >= zone.watermark["high"]:
+            zone.reclaim_active = False

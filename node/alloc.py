@@ -1,0 +1,90 @@
+"""The page allocator entry points a task on this CPU calls: alloc_pages / free_pages.
+
+Wraps the pure model's rmqueue / free_unref_page / free_unref_page_list with what
+sits around them in mm/page_alloc.c's __alloc_pages: when the zone refuses for want
+of free pages, the allocating task enters direct reclaim, which (having "made
+progress") drains every CPU's pcp lists once (drain_all_pages, a global drain that is
+skipped if one is already running) and retries; a second refusal is an allocation
+failure. The drain is a synchronous call on this CPU's thread, as direct reclaim runs
+in the allocating task's context; while it waits, this CPU's kworker may run, so a
+workqueue drain that includes this CPU cannot deadlock.
+
+Also keeps the set of pages this CPU's tasks hold (for the audit) and the time lost
+to pcp lock contention (a trylock that failed and sent the task to the buddy).
+"""
+
+import threading
+
+from node.api.v1 import pcpsim_pb2 as pb
+from node.mm import pcp as pcpmod
+
+
+class PageAllocator:
+    def __init__(self, cpu, pcp, zone, coordinator_stub, reclaim_timeout: float = 30.0):
+        self.cpu = cpu
+        self.pcp = pcp
+        self.zone = zone
+        self._stub = coordinator_stub
+        self.reclaim_timeout = reclaim_timeout
+        self.allocated: dict[int, tuple[int, int]] = {}  # pfn -> (order, migratetype)
+        self.allocs = 0
+        self.frees = 0
+        self.alloc_failures = 0
+        self.reclaims = 0
+        self.lock_contention_s = 0.0  # extra time spent in buddy fallbacks after a failed trylock
+
+    def alloc_pages(self, order: int, migratetype: int) -> int | None:
+        pfn = self._rmqueue(order, migratetype)
+        if pfn is None and self.zone.watermark_failed:
+            self.reclaims += 1
+            self._direct_reclaim_drain()
+            pfn = self._rmqueue(order, migratetype)
+        if pfn is None:
+            self.alloc_failures += 1
+            return None
+        self.allocs += 1
+        self.allocated[pfn] = (order, migratetype)
+        return pfn
+
+    def free_pages(self, pfn: int) -> None:
+        order, migratetype = self.allocated.pop(pfn)
+        stats = self.pcp.stats
+        before = stats.trylock_fail_free
+        t0 = self.cpu.clock()
+        pcpmod.free_unref_page(self.zone, self.pcp, pfn, order, migratetype)
+        if stats.trylock_fail_free != before:
+            self.lock_contention_s += self.cpu.clock() - t0
+        self.frees += 1
+
+    def free_pages_list(self, pfns: list[int]) -> None:
+        """free_unref_page_list: a batched free that spins on the pcp lock (v6.0/6.1)."""
+        pages = [(pfn, *self.allocated.pop(pfn)) for pfn in pfns]
+        t0 = self.cpu.clock()
+        locked = self.pcp.lock.locked()
+        pcpmod.free_unref_page_list(self.zone, self.pcp, pages)
+        if locked:
+            self.lock_contention_s += self.cpu.clock() - t0
+        self.frees += len(pages)
+
+    def pages(self) -> list[tuple[int, int, int]]:
+        return [(pfn, order, mt) for pfn, (order, mt) in self.allocated.items()]
+
+    def _rmqueue(self, order: int, migratetype: int) -> int | None:
+        stats = self.pcp.stats
+        before = stats.trylock_fail_alloc
+        t0 = self.cpu.clock()
+        pfn = pcpmod.rmqueue(self.zone, self.pcp, order, migratetype)
+        if stats.trylock_fail_alloc != before:
+            self.lock_contention_s += self.cpu.clock() - t0
+        return pfn
+
+    def _direct_reclaim_drain(self) -> None:
+        done = threading.Event()
+        future = self._stub.DrainAllPages.future(
+            pb.DrainAllRequest(trigger=pb.TRIGGER_RECLAIM), timeout=self.reclaim_timeout)
+        future.add_done_callback(lambda _f: (done.set(), self.cpu.notify()))
+        self.cpu.wait_for(done, self.reclaim_timeout + 1.0)
+        try:
+            future.result(timeout=0)
+        except Exception:  # a failed drain leaves the retry to fail on its own
+            pass

@@ -1,0 +1,50 @@
+"""Domain errors and the one place that maps them to gRPC status codes.
+
+Servicer methods are wrapped with `rpc`; domain code raises these exceptions and
+never touches the gRPC context, so it can be unit-tested without a server.
+"""
+
+import functools
+
+import grpc
+
+from node.mm.zone import PageStateError
+
+
+class InvalidArgument(ValueError):
+    """The request is malformed: nothing was changed."""
+
+
+class FailedPrecondition(Exception):
+    """The request is well formed but not valid in the current state: nothing was changed."""
+
+
+class NotFound(Exception):
+    """The request names something that does not exist."""
+
+
+class Unavailable(Exception):
+    """A peer needed to serve the request did not answer."""
+
+
+_CODES = (
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (PageStateError, grpc.StatusCode.FAILED_PRECONDITION),
+    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (Unavailable, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+def rpc(method):
+    """Run an async servicer method, turning domain errors into their status codes."""
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context):
+        try:
+            return await method(self, request, context)
+        except tuple(exc for exc, _ in _CODES) as err:
+            code = next(code for exc, code in _CODES if isinstance(err, exc))
+            await context.abort(code, str(err))
+
+    return wrapper

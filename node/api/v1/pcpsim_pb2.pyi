@@ -1,0 +1,471 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Strategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STRATEGY_UNSPECIFIED: _ClassVar[Strategy]
+    STRATEGY_WORKQUEUE: _ClassVar[Strategy]
+    STRATEGY_REMOTE: _ClassVar[Strategy]
+
+class Trigger(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRIGGER_UNSPECIFIED: _ClassVar[Trigger]
+    TRIGGER_DEMAND: _ClassVar[Trigger]
+    TRIGGER_RECLAIM: _ClassVar[Trigger]
+
+class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLE_UNSPECIFIED: _ClassVar[Role]
+    ROLE_HOUSEKEEPING: _ClassVar[Role]
+    ROLE_ISOLATED_PREEMPTIBLE: _ClassVar[Role]
+    ROLE_ISOLATED_RT: _ClassVar[Role]
+    ROLE_IDLE: _ClassVar[Role]
+
+class WorkKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WORK_UNSPECIFIED: _ClassVar[WorkKind]
+    WORK_DRAIN_LOCAL_PAGES: _ClassVar[WorkKind]
+STRATEGY_UNSPECIFIED: Strategy
+STRATEGY_WORKQUEUE: Strategy
+STRATEGY_REMOTE: Strategy
+TRIGGER_UNSPECIFIED: Trigger
+TRIGGER_DEMAND: Trigger
+TRIGGER_RECLAIM: Trigger
+ROLE_UNSPECIFIED: Role
+ROLE_HOUSEKEEPING: Role
+ROLE_ISOLATED_PREEMPTIBLE: Role
+ROLE_ISOLATED_RT: Role
+ROLE_IDLE: Role
+WORK_UNSPECIFIED: WorkKind
+WORK_DRAIN_LOCAL_PAGES: WorkKind
+
+class PageList(_message.Message):
+    __slots__ = ("pfn", "order", "migratetype")
+    PFN_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    MIGRATETYPE_FIELD_NUMBER: _ClassVar[int]
+    pfn: _containers.RepeatedScalarFieldContainer[int]
+    order: _containers.RepeatedScalarFieldContainer[int]
+    migratetype: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, pfn: _Optional[_Iterable[int]] = ..., order: _Optional[_Iterable[int]] = ..., migratetype: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class Empty(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CpuRequest(_message.Message):
+    __slots__ = ("cpu",)
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    def __init__(self, cpu: _Optional[int] = ...) -> None: ...
+
+class PcpState(_message.Message):
+    __slots__ = ("cpu", "count", "high", "batch", "free_factor", "list_pages", "locked")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    FREE_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    LIST_PAGES_FIELD_NUMBER: _ClassVar[int]
+    LOCKED_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    count: int
+    high: int
+    batch: int
+    free_factor: int
+    list_pages: _containers.RepeatedScalarFieldContainer[int]
+    locked: bool
+    def __init__(self, cpu: _Optional[int] = ..., count: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., free_factor: _Optional[int] = ..., list_pages: _Optional[_Iterable[int]] = ..., locked: _Optional[bool] = ...) -> None: ...
+
+class PcpLockDrainRequest(_message.Message):
+    __slots__ = ("cpu", "lease_ms")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    LEASE_MS_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    lease_ms: int
+    def __init__(self, cpu: _Optional[int] = ..., lease_ms: _Optional[int] = ...) -> None: ...
+
+class PcpLockDrainReply(_message.Message):
+    __slots__ = ("token", "pages", "lock_wait_s")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PAGES_FIELD_NUMBER: _ClassVar[int]
+    LOCK_WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    token: int
+    pages: PageList
+    lock_wait_s: float
+    def __init__(self, token: _Optional[int] = ..., pages: _Optional[_Union[PageList, _Mapping]] = ..., lock_wait_s: _Optional[float] = ...) -> None: ...
+
+class PcpUnlockRequest(_message.Message):
+    __slots__ = ("cpu", "token", "freed")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FREED_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    token: int
+    freed: bool
+    def __init__(self, cpu: _Optional[int] = ..., token: _Optional[int] = ..., freed: _Optional[bool] = ...) -> None: ...
+
+class QueueWorkRequest(_message.Message):
+    __slots__ = ("cpu", "kind")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    kind: WorkKind
+    def __init__(self, cpu: _Optional[int] = ..., kind: _Optional[_Union[WorkKind, str]] = ...) -> None: ...
+
+class QueueWorkReply(_message.Message):
+    __slots__ = ("work_id",)
+    WORK_ID_FIELD_NUMBER: _ClassVar[int]
+    work_id: int
+    def __init__(self, work_id: _Optional[int] = ...) -> None: ...
+
+class FlushWorkRequest(_message.Message):
+    __slots__ = ("cpu", "work_id", "timeout_ms")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    WORK_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    work_id: int
+    timeout_ms: int
+    def __init__(self, cpu: _Optional[int] = ..., work_id: _Optional[int] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
+class FlushWorkReply(_message.Message):
+    __slots__ = ("done", "queue_delay_s", "run_s", "pages")
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_DELAY_S_FIELD_NUMBER: _ClassVar[int]
+    RUN_S_FIELD_NUMBER: _ClassVar[int]
+    PAGES_FIELD_NUMBER: _ClassVar[int]
+    done: bool
+    queue_delay_s: float
+    run_s: float
+    pages: int
+    def __init__(self, done: _Optional[bool] = ..., queue_delay_s: _Optional[float] = ..., run_s: _Optional[float] = ..., pages: _Optional[int] = ...) -> None: ...
+
+class RunStateRequest(_message.Message):
+    __slots__ = ("cpu", "paused")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    paused: bool
+    def __init__(self, cpu: _Optional[int] = ..., paused: _Optional[bool] = ...) -> None: ...
+
+class StatsRequest(_message.Message):
+    __slots__ = ("cpu", "reset")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    reset: bool
+    def __init__(self, cpu: _Optional[int] = ..., reset: _Optional[bool] = ...) -> None: ...
+
+class LatencyTaskStats(_message.Message):
+    __slots__ = ("kind", "wake_latency_s", "runs", "deadline_misses", "stolen_s", "noise_events", "max_single_noise_s")
+    class StolenSEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class NoiseEventsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    WAKE_LATENCY_S_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_MISSES_FIELD_NUMBER: _ClassVar[int]
+    STOLEN_S_FIELD_NUMBER: _ClassVar[int]
+    NOISE_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SINGLE_NOISE_S_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    wake_latency_s: _containers.RepeatedScalarFieldContainer[float]
+    runs: int
+    deadline_misses: int
+    stolen_s: _containers.ScalarMap[str, float]
+    noise_events: _containers.ScalarMap[str, int]
+    max_single_noise_s: float
+    def __init__(self, kind: _Optional[str] = ..., wake_latency_s: _Optional[_Iterable[float]] = ..., runs: _Optional[int] = ..., deadline_misses: _Optional[int] = ..., stolen_s: _Optional[_Mapping[str, float]] = ..., noise_events: _Optional[_Mapping[str, int]] = ..., max_single_noise_s: _Optional[float] = ...) -> None: ...
+
+class NodeStats(_message.Message):
+    __slots__ = ("cpu", "role", "task", "drain_work_items", "drain_wait_max_s", "trylock_failures", "buddy_fallbacks", "alloc_failures", "allocs", "frees", "busy_s")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_WORK_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_WAIT_MAX_S_FIELD_NUMBER: _ClassVar[int]
+    TRYLOCK_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    BUDDY_FALLBACKS_FIELD_NUMBER: _ClassVar[int]
+    ALLOC_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    ALLOCS_FIELD_NUMBER: _ClassVar[int]
+    FREES_FIELD_NUMBER: _ClassVar[int]
+    BUSY_S_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    role: Role
+    task: LatencyTaskStats
+    drain_work_items: int
+    drain_wait_max_s: float
+    trylock_failures: int
+    buddy_fallbacks: int
+    alloc_failures: int
+    allocs: int
+    frees: int
+    busy_s: float
+    def __init__(self, cpu: _Optional[int] = ..., role: _Optional[_Union[Role, str]] = ..., task: _Optional[_Union[LatencyTaskStats, _Mapping]] = ..., drain_work_items: _Optional[int] = ..., drain_wait_max_s: _Optional[float] = ..., trylock_failures: _Optional[int] = ..., buddy_fallbacks: _Optional[int] = ..., alloc_failures: _Optional[int] = ..., allocs: _Optional[int] = ..., frees: _Optional[int] = ..., busy_s: _Optional[float] = ...) -> None: ...
+
+class NodeSnapshot(_message.Message):
+    __slots__ = ("cpu", "pcp", "pcp_pages", "allocated", "inflight", "errors")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    PCP_FIELD_NUMBER: _ClassVar[int]
+    PCP_PAGES_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATED_FIELD_NUMBER: _ClassVar[int]
+    INFLIGHT_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    pcp: PcpState
+    pcp_pages: PageList
+    allocated: PageList
+    inflight: PageList
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cpu: _Optional[int] = ..., pcp: _Optional[_Union[PcpState, _Mapping]] = ..., pcp_pages: _Optional[_Union[PageList, _Mapping]] = ..., allocated: _Optional[_Union[PageList, _Mapping]] = ..., inflight: _Optional[_Union[PageList, _Mapping]] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RegisterRequest(_message.Message):
+    __slots__ = ("cpu", "address", "role")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    address: str
+    role: Role
+    def __init__(self, cpu: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
+
+class ZoneInfo(_message.Message):
+    __slots__ = ("start_pfn", "spanned_pages", "managed_pages", "free_pages", "watermark_min", "watermark_low", "watermark_high", "nr_free", "reclaim_active")
+    START_PFN_FIELD_NUMBER: _ClassVar[int]
+    SPANNED_PAGES_FIELD_NUMBER: _ClassVar[int]
+    MANAGED_PAGES_FIELD_NUMBER: _ClassVar[int]
+    FREE_PAGES_FIELD_NUMBER: _ClassVar[int]
+    WATERMARK_MIN_FIELD_NUMBER: _ClassVar[int]
+    WATERMARK_LOW_FIELD_NUMBER: _ClassVar[int]
+    WATERMARK_HIGH_FIELD_NUMBER: _ClassVar[int]
+    NR_FREE_FIELD_NUMBER: _ClassVar[int]
+    RECLAIM_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    start_pfn: int
+    spanned_pages: int
+    managed_pages: int
+    free_pages: int
+    watermark_min: int
+    watermark_low: int
+    watermark_high: int
+    nr_free: _containers.RepeatedScalarFieldContainer[int]
+    reclaim_active: bool
+    def __init__(self, start_pfn: _Optional[int] = ..., spanned_pages: _Optional[int] = ..., managed_pages: _Optional[int] = ..., free_pages: _Optional[int] = ..., watermark_min: _Optional[int] = ..., watermark_low: _Optional[int] = ..., watermark_high: _Optional[int] = ..., nr_free: _Optional[_Iterable[int]] = ..., reclaim_active: _Optional[bool] = ...) -> None: ...
+
+class RegisterReply(_message.Message):
+    __slots__ = ("nr_cpus", "high", "batch", "zone", "time_scale")
+    NR_CPUS_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    ZONE_FIELD_NUMBER: _ClassVar[int]
+    TIME_SCALE_FIELD_NUMBER: _ClassVar[int]
+    nr_cpus: int
+    high: int
+    batch: int
+    zone: ZoneInfo
+    time_scale: float
+    def __init__(self, nr_cpus: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., time_scale: _Optional[float] = ...) -> None: ...
+
+class HeartbeatRequest(_message.Message):
+    __slots__ = ("cpu", "pcp_count")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    PCP_COUNT_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    pcp_count: int
+    def __init__(self, cpu: _Optional[int] = ..., pcp_count: _Optional[int] = ...) -> None: ...
+
+class HeartbeatReply(_message.Message):
+    __slots__ = ("free_pages", "reclaim_active")
+    FREE_PAGES_FIELD_NUMBER: _ClassVar[int]
+    RECLAIM_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    free_pages: int
+    reclaim_active: bool
+    def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ...) -> None: ...
+
+class RmqueueRequest(_message.Message):
+    __slots__ = ("cpu", "order", "migratetype", "count", "transfer_id")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    MIGRATETYPE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    order: int
+    migratetype: int
+    count: int
+    transfer_id: str
+    def __init__(self, cpu: _Optional[int] = ..., order: _Optional[int] = ..., migratetype: _Optional[int] = ..., count: _Optional[int] = ..., transfer_id: _Optional[str] = ...) -> None: ...
+
+class RmqueueReply(_message.Message):
+    __slots__ = ("pfn", "watermark_ok", "free_pages", "reclaim_active")
+    PFN_FIELD_NUMBER: _ClassVar[int]
+    WATERMARK_OK_FIELD_NUMBER: _ClassVar[int]
+    FREE_PAGES_FIELD_NUMBER: _ClassVar[int]
+    RECLAIM_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    pfn: _containers.RepeatedScalarFieldContainer[int]
+    watermark_ok: bool
+    free_pages: int
+    reclaim_active: bool
+    def __init__(self, pfn: _Optional[_Iterable[int]] = ..., watermark_ok: _Optional[bool] = ..., free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ...) -> None: ...
+
+class FreePagesRequest(_message.Message):
+    __slots__ = ("cpu", "pages", "transfer_id")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    PAGES_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    pages: PageList
+    transfer_id: str
+    def __init__(self, cpu: _Optional[int] = ..., pages: _Optional[_Union[PageList, _Mapping]] = ..., transfer_id: _Optional[str] = ...) -> None: ...
+
+class FreePagesReply(_message.Message):
+    __slots__ = ("free_pages", "reclaim_active")
+    FREE_PAGES_FIELD_NUMBER: _ClassVar[int]
+    RECLAIM_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    free_pages: int
+    reclaim_active: bool
+    def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ...) -> None: ...
+
+class DrainAllRequest(_message.Message):
+    __slots__ = ("strategy", "force_all_cpus", "trigger")
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    FORCE_ALL_CPUS_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    strategy: Strategy
+    force_all_cpus: bool
+    trigger: Trigger
+    def __init__(self, strategy: _Optional[_Union[Strategy, str]] = ..., force_all_cpus: _Optional[bool] = ..., trigger: _Optional[_Union[Trigger, str]] = ...) -> None: ...
+
+class DrainCpuResult(_message.Message):
+    __slots__ = ("cpu", "pages", "duration_s", "wait_s", "ok", "error")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    PAGES_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    pages: int
+    duration_s: float
+    wait_s: float
+    ok: bool
+    error: str
+    def __init__(self, cpu: _Optional[int] = ..., pages: _Optional[int] = ..., duration_s: _Optional[float] = ..., wait_s: _Optional[float] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+
+class DrainAllReply(_message.Message):
+    __slots__ = ("status", "strategy", "duration_s", "cpus_marked", "cpus", "trigger", "started_at")
+    class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATUS_UNSPECIFIED: _ClassVar[DrainAllReply.Status]
+        DONE: _ClassVar[DrainAllReply.Status]
+        SKIPPED: _ClassVar[DrainAllReply.Status]
+        FAILED: _ClassVar[DrainAllReply.Status]
+    STATUS_UNSPECIFIED: DrainAllReply.Status
+    DONE: DrainAllReply.Status
+    SKIPPED: DrainAllReply.Status
+    FAILED: DrainAllReply.Status
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    CPUS_MARKED_FIELD_NUMBER: _ClassVar[int]
+    CPUS_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    status: DrainAllReply.Status
+    strategy: Strategy
+    duration_s: float
+    cpus_marked: _containers.RepeatedScalarFieldContainer[int]
+    cpus: _containers.RepeatedCompositeFieldContainer[DrainCpuResult]
+    trigger: Trigger
+    started_at: float
+    def __init__(self, status: _Optional[_Union[DrainAllReply.Status, str]] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., duration_s: _Optional[float] = ..., cpus_marked: _Optional[_Iterable[int]] = ..., cpus: _Optional[_Iterable[_Union[DrainCpuResult, _Mapping]]] = ..., trigger: _Optional[_Union[Trigger, str]] = ..., started_at: _Optional[float] = ...) -> None: ...
+
+class NodeInfo(_message.Message):
+    __slots__ = ("cpu", "address", "role", "up", "heartbeat_age_s", "pcp_count")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    UP_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_AGE_S_FIELD_NUMBER: _ClassVar[int]
+    PCP_COUNT_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    address: str
+    role: Role
+    up: bool
+    heartbeat_age_s: float
+    pcp_count: int
+    def __init__(self, cpu: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., up: _Optional[bool] = ..., heartbeat_age_s: _Optional[float] = ..., pcp_count: _Optional[int] = ...) -> None: ...
+
+class ClusterState(_message.Message):
+    __slots__ = ("nodes", "zone", "default_strategy", "high", "batch", "time_scale")
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    ZONE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    TIME_SCALE_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
+    zone: ZoneInfo
+    default_strategy: Strategy
+    high: int
+    batch: int
+    time_scale: float
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., default_strategy: _Optional[_Union[Strategy, str]] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., time_scale: _Optional[float] = ...) -> None: ...
+
+class DrainHistoryRequest(_message.Message):
+    __slots__ = ("reset",)
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    reset: bool
+    def __init__(self, reset: _Optional[bool] = ...) -> None: ...
+
+class DrainHistory(_message.Message):
+    __slots__ = ("drains",)
+    DRAINS_FIELD_NUMBER: _ClassVar[int]
+    drains: _containers.RepeatedCompositeFieldContainer[DrainAllReply]
+    def __init__(self, drains: _Optional[_Iterable[_Union[DrainAllReply, _Mapping]]] = ...) -> None: ...
+
+class AuditReply(_message.Message):
+    __slots__ = ("ok", "total_pages", "lost", "duplicated", "unexpected", "lost_pfns", "duplicated_pfns", "errors", "where")
+    class WhereEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    OK_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_PAGES_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATED_FIELD_NUMBER: _ClassVar[int]
+    UNEXPECTED_FIELD_NUMBER: _ClassVar[int]
+    LOST_PFNS_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATED_PFNS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    total_pages: int
+    lost: int
+    duplicated: int
+    unexpected: int
+    lost_pfns: _containers.RepeatedScalarFieldContainer[int]
+    duplicated_pfns: _containers.RepeatedScalarFieldContainer[int]
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    where: _containers.ScalarMap[str, int]
+    def __init__(self, ok: _Optional[bool] = ..., total_pages: _Optional[int] = ..., lost: _Optional[int] = ..., duplicated: _Optional[int] = ..., unexpected: _Optional[int] = ..., lost_pfns: _Optional[_Iterable[int]] = ..., duplicated_pfns: _Optional[_Iterable[int]] = ..., errors: _Optional[_Iterable[str]] = ..., where: _Optional[_Mapping[str, int]] = ...) -> None: ...

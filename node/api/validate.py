@@ -1,0 +1,62 @@
+"""Input validation shared by both services. Every check raises InvalidArgument."""
+
+from node.api.errors import InvalidArgument
+from node.mm.constants import MAX_ORDER, MIGRATE_TYPES, MIGRATETYPE_NAMES
+
+MAX_PAGES_PER_MESSAGE = 1 << 16
+
+
+def order(value: int) -> int:
+    if not 0 <= value < MAX_ORDER:
+        raise InvalidArgument(f"order {value} out of range 0..{MAX_ORDER - 1}")
+    return value
+
+
+def migratetype(value: int) -> int:
+    if not 0 <= value < MIGRATE_TYPES:
+        raise InvalidArgument(f"migratetype {value} out of range 0..{MIGRATE_TYPES - 1} "
+                              f"({', '.join(MIGRATETYPE_NAMES)})")
+    return value
+
+
+def cpu(value: int, nr_cpus: int) -> int:
+    if not 0 <= value < nr_cpus:
+        raise InvalidArgument(f"cpu {value} out of range 0..{nr_cpus - 1}")
+    return value
+
+
+def count(value: int, limit: int, what: str = "count") -> int:
+    if not 1 <= value <= limit:
+        raise InvalidArgument(f"{what} {value} out of range 1..{limit}")
+    return value
+
+
+def page_list(pages) -> list[tuple[int, int, int]]:
+    """Check a PageList message and return (pfn, order, migratetype) tuples.
+
+    Lengths must agree, each order and migratetype must be valid, and no pfn may
+    appear twice (a duplicate would free a page twice).
+    """
+    n = len(pages.pfn)
+    if len(pages.order) != n or len(pages.migratetype) != n:
+        raise InvalidArgument(f"page list arrays differ in length: pfn {n}, order "
+                              f"{len(pages.order)}, migratetype {len(pages.migratetype)}")
+    if n > MAX_PAGES_PER_MESSAGE:
+        raise InvalidArgument(f"{n} pages in one message, limit {MAX_PAGES_PER_MESSAGE}")
+    out = []
+    for pfn, o, mt in zip(pages.pfn, pages.order, pages.migratetype):
+        out.append((pfn, order(o), migratetype(mt)))
+    if len({p for p, _, _ in out}) != n:
+        raise InvalidArgument("page list names a pfn twice")
+    return out
+
+
+def to_page_list(msg_cls, pages) -> object:
+    """Build a PageList message from (pfn, order, migratetype) tuples."""
+    msg = msg_cls()
+    if pages:
+        pfns, orders, mts = zip(*pages)
+        msg.pfn.extend(pfns)
+        msg.order.extend(orders)
+        msg.migratetype.extend(mts)
+    return msg

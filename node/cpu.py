@@ -1,0 +1,211 @@
+"""The CPU thread: everything that executes *on* one simulated CPU.
+
+One OS thread per node runs the CPU's tasks (a latency-sensitive task or the
+housekeeping workload), its simulated IRQs and its kworker, one at a time, like a
+single CPU. Modeled kernel work *occupies* the thread for its modeled duration
+(`occupy`, a blocking sleep that releases the GIL), so it delays everything else on
+this CPU exactly as a non-preemptible kernel section would. The node's gRPC server
+runs on another thread (the interconnect) and never runs pcp operations here: it can
+only queue work (`queue_work`), as queue_work_on() does.
+
+Scheduling, the part of the kernel's that matters here:
+- an RT (SCHED_FIFO-like) task that is due runs before queued work, and its busy
+  phase is never interrupted, so work queued meanwhile waits (kworkers are SCHED_OTHER);
+- otherwise queued work runs first, and a preemptible task lets it run at every
+  preemption point of its busy phase (`preempt_point`);
+- work and IRQ handlers are not preempted by anything.
+Every stretch of non-task activity is logged (`NoiseLog`) so a task can attribute the
+time stolen from it, osnoise-style.
+"""
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class WorkItem:
+    """A queued work item (queue_work_on): runs `fn` on the CPU thread."""
+
+    id: int
+    kind: str
+    fn: object
+    queued_at: float
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    result: object = None
+    error: BaseException | None = None
+    done: bool = False
+    _callbacks: list = field(default_factory=list)
+
+    def add_done_callback(self, fn) -> None:
+        """Call fn(item) once the item has run (from the CPU thread; fn must be thread-safe)."""
+        fire = False
+        with _CALLBACK_LOCK:
+            if self.done:
+                fire = True
+            else:
+                self._callbacks.append(fn)
+        if fire:
+            fn(self)
+
+
+_CALLBACK_LOCK = threading.Lock()
+
+
+class NoiseLog:
+    """Recent intervals of non-task activity on the CPU: (start, end, cause)."""
+
+    def __init__(self, keep: int = 4096):
+        self._log = collections.deque(maxlen=keep)
+
+    def add(self, start: float, end: float, cause: str) -> None:
+        self._log.append((start, end, cause))
+
+    def overlap(self, start: float, end: float) -> list[tuple[str, float]]:
+        """(cause, seconds) for each logged interval that overlaps [start, end]."""
+        out = []
+        for s, e, cause in reversed(self._log):
+            if e <= start:
+                break
+            d = min(e, end) - max(s, start)
+            if d > 0:
+                out.append((cause, d))
+        return out
+
+
+class Cpu:
+    """One simulated CPU. Sources are objects with `next_wake`, `rt` and `step(cpu)`."""
+
+    def __init__(self, cpu: int, clock=time.monotonic, sleep=time.sleep):
+        self.cpu = cpu
+        self.clock = clock
+        self._sleep = sleep
+        self.sources = []
+        self.noise = NoiseLog()
+        self.busy_s = 0.0
+        self.drain_work_items = 0
+        self.drain_wait_max_s = 0.0
+        self._cv = threading.Condition()
+        self._work = collections.deque()
+        self._next_work_id = 1
+        self._paused = False
+        self._parked = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name=f"cpu{cpu}", daemon=True)
+
+    # ---------------------------------------------------------------- control
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        self._thread.join(timeout)
+
+    def set_paused(self, paused: bool, timeout: float = 5.0) -> bool:
+        """Park the CPU thread at its next safe point (no pcp or zone operation in flight)
+        and return once it is parked; or let it run again. Returns False on timeout."""
+        with self._cv:
+            self._paused = paused
+            if paused:
+                self._parked.clear()
+            self._cv.notify_all()
+        if paused:
+            return self._parked.wait(timeout)
+        return True
+
+    # ------------------------------------------------------------- interface
+    def occupy(self, seconds: float) -> None:
+        """Keep this CPU busy for `seconds` of wall time (modeled work)."""
+        if seconds > 0:
+            self._sleep(seconds)
+            self.busy_s += seconds
+
+    def queue_work(self, kind: str, fn) -> WorkItem:
+        """queue_work_on(this cpu): thread-safe; fn() runs later on the CPU thread."""
+        with self._cv:
+            item = WorkItem(self._next_work_id, kind, fn, self.clock())
+            self._next_work_id += 1
+            self._work.append(item)
+            self._cv.notify_all()
+        return item
+
+    def preempt_point(self) -> None:
+        """A preemptible task yields here: pending work runs now."""
+        while self._work:
+            self._run_work_item()
+
+    def wait_for(self, event: threading.Event, timeout: float) -> bool:
+        """Sleep on `event` the way a task sleeps in the kernel: while it sleeps, the
+        kworker may run on this CPU (flush_work from this very CPU must not deadlock)."""
+        deadline = self.clock() + timeout
+        while not event.is_set():
+            if self._work:
+                self._run_work_item()
+                continue
+            left = deadline - self.clock()
+            if left <= 0:
+                return False
+            with self._cv:
+                if not self._work and not event.is_set():
+                    self._cv.wait(min(left, 0.002))
+        return True
+
+    def notify(self) -> None:
+        with self._cv:
+            self._cv.notify_all()
+
+    # ------------------------------------------------------------------ loop
+    def _run_work_item(self) -> None:
+        with self._cv:
+            if not self._work:
+                return
+            item = self._work.popleft()
+        item.started_at = self.clock()
+        try:
+            item.result = item.fn()
+        except BaseException as err:  # reported to whoever flushes the item
+            item.error = err
+        item.finished_at = self.clock()
+        self.noise.add(item.started_at, item.finished_at, item.kind)
+        if item.kind == "workqueue":
+            self.drain_work_items += 1
+            self.drain_wait_max_s = max(self.drain_wait_max_s, item.started_at - item.queued_at)
+        with _CALLBACK_LOCK:
+            item.done = True
+            callbacks, item._callbacks = item._callbacks, []
+        for cb in callbacks:
+            cb(item)
+
+    def _safe_point(self) -> bool:
+        """Park while paused; return False when the CPU is stopping."""
+        with self._cv:
+            if self._paused:
+                self._parked.set()
+                while self._paused and not self._stop:
+                    self._cv.wait()
+                if not self._stop:
+                    now = self.clock()
+                    for source in self.sources:
+                        source.rebase(now)
+            return not self._stop
+
+    def _run(self) -> None:
+        while self._safe_point():
+            now = self.clock()
+            due = [s for s in self.sources if s.next_wake <= now]
+            rt_due = [s for s in due if s.rt]
+            if rt_due:
+                rt_due[0].step(self)
+            elif self._work:
+                self._run_work_item()
+            elif due:
+                min(due, key=lambda s: s.next_wake).step(self)
+            else:
+                nxt = min((s.next_wake for s in self.sources), default=now + 0.05)
+                with self._cv:
+                    if not self._work and not self._paused and not self._stop:
+                        self._cv.wait(nxt - now)

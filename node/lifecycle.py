@@ -1,0 +1,27 @@
+"""How a pcpsim process learns it must stop: SIGTERM, SIGINT, or its launcher dying.
+
+A launcher (`pcpsim cluster up`, `compare`, the tests) passes --parent-pid; if that
+process disappears without stopping us (it was SIGKILLed), we stop too, so no orphan
+process keeps a port bound.
+"""
+
+import asyncio
+import os
+import signal
+
+
+def stop_event(parent_pid: int | None = None, interval: float = 0.5) -> asyncio.Event:
+    """An event set on SIGTERM/SIGINT or when `parent_pid` is no longer our parent."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if parent_pid:
+        async def watch() -> None:
+            while not stop.is_set():
+                if os.getppid() != parent_pid:
+                    stop.set()
+                    return
+                await asyncio.sleep(interval)
+        stop.watcher = asyncio.create_task(watch())
+    return stop

@@ -1,0 +1,312 @@
+"""Per-cpu page lists (struct per_cpu_pages) and their fast paths, as in mm/page_alloc.c (v6.1).
+
+Models ``rmqueue_pcplist`` + ``__rmqueue_pcplist``, ``rmqueue`` (pcp part + ``rmqueue_buddy`` fallback),
+the pcp half of ``rmqueue_bulk``, ``free_unref_page``, ``free_unref_page_commit``, ``free_unref_page_list``,
+``nr_pcp_high``, ``nr_pcp_free``, ``free_pcppages_bulk`` and ``drain_pages_zone`` — the v6.0/v6.1 design in
+which ``pcp->lock`` is a spinlock that remote CPUs may take to drain (Mel Gorman's series).
+
+The zone is any object with the ZoneOps methods (``reclaim_active``, ``rmqueue_bulk``, ``rmqueue_buddy``,
+``free_pcppages_bulk``, ``free_one_page``): the in-process Zone or a gRPC proxy for the coordinator's.
+
+Lists: ``lists[pindex]`` is a deque of head pfns; HEAD = left end (hot: frees add here and allocations take
+from here, LIFO), TAIL = right end (cold: refills append here and bulk frees take from here). Pages on low-order
+lists have the migratetype implied by pindex; the THP list records each page's type in ``thp_migratetype``
+(the kernel keeps it in page->index via set_pcppage_migratetype).
+
+Deviations:
+- pcp->lock is a threading.Lock; "IRQs off" and the pcp_trylock_prepare/finish UP dance do not exist.
+- ``free_pcppages_bulk`` is split: ``PerCpuPages.take_bulk`` walks the lists, then the zone frees the pages in
+  one call. If the zone call raises (e.g. the coordinator is unreachable), the pages are put back (``restore``)
+  and the error propagates, so no page is lost; the kernel cannot fail here. An empty take does not call the zone.
+- The pcp paths do not validate pfns (the kernel's free_pages_prepare checks page flags): a double free onto a
+  pcp list is caught by the zone when the page is flushed, or by audit.
+- ``free_unref_page_list`` accepts (pfn, order, migratetype) of any order; the kernel's takes order-0 pages only.
+  Orders the pcp does not cache go to ``zone.free_one_page``. Like v6.1 it drops and retakes the lock every
+  SWAP_CLUSTER_MAX pages to bound the hold time.
+- Refill size follows v6.1 ``__rmqueue_pcplist``: ``max(batch >> order, 2)`` only when batch > 1; with batch 1
+  (boot pageset) every refill asks for 1 page, whatever the order.
+- ``rmqueue``'s ALLOC_HARDER highatomic attempt, check_new_pages and the CMA exclusion are not modelled.
+"""
+import threading
+from collections import deque
+
+from .constants import (MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, NR_LOWORDER_PCP_LISTS, NR_PCP_LISTS,
+                        PAGE_ALLOC_COSTLY_ORDER, order_to_pindex, pageblock_order, pindex_to_order)
+
+SWAP_CLUSTER_MAX = 32
+_THP_PINDEX = NR_LOWORDER_PCP_LISTS
+_PINDEX_ORDER = tuple(pindex_to_order(i) for i in range(NR_PCP_LISTS))
+
+
+class PcpStats:
+    """Counters the node exports as metrics. ``*_pages`` are base pages; ``refills`` counts rmqueue_bulk calls,
+    ``drains`` counts drain_pages_zone calls that found pages."""
+    __slots__ = ("trylock_fail_alloc", "trylock_fail_free", "buddy_fallback_alloc", "buddy_fallback_free",
+                 "refill_pages", "refills", "freed_high_pages", "freed_drain_pages", "drains")
+
+    def __init__(self):
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class PerCpuPages:
+    __slots__ = ("cpu", "lock", "count", "high", "batch", "free_factor", "lists", "thp_migratetype", "stats")
+
+    def __init__(self, cpu: int, high: int = 0, batch: int = 1, lock=None):
+        # Defaults are the boot pageset: high=0 means every free is flushed at once.
+        self.cpu = cpu
+        self.lock = threading.Lock() if lock is None else lock
+        self.count = 0
+        self.high = high
+        self.batch = batch
+        self.free_factor = 0
+        self.lists = [deque() for _ in range(NR_PCP_LISTS)]
+        self.thp_migratetype = {}
+        self.stats = PcpStats()
+
+    def __repr__(self):
+        return (f"PerCpuPages(cpu={self.cpu}, count={self.count}, high={self.high}, batch={self.batch}, "
+                f"free_factor={self.free_factor})")
+
+    def _page_mt(self, pindex: int, pfn: int) -> int:
+        if pindex == _THP_PINDEX:
+            return self.thp_migratetype[pfn]
+        return pindex % MIGRATE_PCPTYPES
+
+    def pages(self) -> list:
+        """(pfn, order, migratetype) of every page on the lists, list by list, head to tail."""
+        out = []
+        for pindex, lst in enumerate(self.lists):
+            order = _PINDEX_ORDER[pindex]
+            for pfn in lst:
+                out.append((pfn, order, self._page_mt(pindex, pfn)))
+        return out
+
+    def take_bulk(self, count: int, pindex: int) -> list:
+        """The list walk of free_pcppages_bulk: up to ``count`` base pages, round-robin from ``pindex``,
+        tails first. Caller holds the lock."""
+        count = min(count, self.count)
+        lists = self.lists
+        min_pindex, max_pindex = 0, NR_PCP_LISTS - 1
+        pindex -= 1  # so the requested pindex is drained first
+        taken = []
+        while count > 0:
+            while True:
+                pindex += 1
+                if pindex > max_pindex:
+                    pindex = min_pindex
+                lst = lists[pindex]
+                if lst:
+                    break
+                # Empty lists at either end of the window are never revisited.
+                if pindex == max_pindex:
+                    max_pindex -= 1
+                if pindex == min_pindex:
+                    min_pindex += 1
+                if min_pindex > max_pindex:
+                    raise AssertionError(
+                        f"pcp cpu{self.cpu}: count {self.count} but lists empty with {count} base pages left to free")
+            order = _PINDEX_ORDER[pindex]
+            nr_pages = 1 << order
+            thp = pindex == _THP_PINDEX
+            while True:
+                pfn = lst.pop()
+                mt = self.thp_migratetype.pop(pfn) if thp else pindex % MIGRATE_PCPTYPES
+                taken.append((pfn, order, mt))
+                count -= nr_pages
+                self.count -= nr_pages
+                if count <= 0 or not lst:
+                    break
+        return taken
+
+    def restore(self, pages) -> None:
+        """Undo take_bulk: each page back at its list's tail, so every list is as it was. Caller holds the lock."""
+        for pfn, order, mt in reversed(pages):
+            pindex = order_to_pindex(mt, order)
+            if pindex == _THP_PINDEX:
+                self.thp_migratetype[pfn] = mt
+            self.lists[pindex].append(pfn)
+            self.count += 1 << order
+
+
+def nr_pcp_high(pcp, zone, free_high: bool) -> int:
+    high = pcp.high
+    if not high or free_high:
+        return 0
+    if not zone.reclaim_active:
+        return high
+    # While reclaim is active, keep fewer pages stranded on pcp lists.
+    return min(pcp.batch << 2, high)
+
+
+def nr_pcp_free(pcp, high: int, batch: int, free_high: bool) -> int:
+    if free_high:
+        return pcp.count  # batch-freeing high-order pages: free everything
+    if high < batch:
+        return 1  # pcp disabled or boot pageset
+    min_nr_free = batch
+    max_nr_free = high - batch  # leave at least batch pages on the lists
+    # Double the amount freed on each flush without an intervening allocation.
+    batch <<= pcp.free_factor
+    if batch < max_nr_free:
+        pcp.free_factor += 1
+    return min(max(batch, min_nr_free), max_nr_free)
+
+
+def free_pcppages_bulk(zone, count: int, pcp, pindex: int) -> int:
+    """Take up to ``count`` base pages off the lists and free them to the zone; returns base pages freed."""
+    pages = pcp.take_bulk(count, pindex)
+    if not pages:
+        return 0
+    try:
+        zone.free_pcppages_bulk(pages)
+    except BaseException:
+        pcp.restore(pages)  # the zone never got them: keep them on the pcp rather than lose them
+        raise
+    return sum(1 << order for _, order, _ in pages)
+
+
+def rmqueue_bulk(zone, order: int, count: int, pcp, pindex: int, migratetype: int) -> int:
+    """Refill ``lists[pindex]`` with up to ``count`` pages from the zone, appended at the tail (physical order)."""
+    pfns = zone.rmqueue_bulk(order, count, migratetype)
+    n = len(pfns)
+    pcp.lists[pindex].extend(pfns)
+    if pindex == _THP_PINDEX:
+        thp_mt = pcp.thp_migratetype
+        for pfn in pfns:
+            thp_mt[pfn] = migratetype
+    stats = pcp.stats
+    stats.refills += 1
+    stats.refill_pages += n << order
+    pcp.count += n << order
+    return n
+
+
+def rmqueue_pcplist(zone, pcp, order: int, migratetype: int):
+    if order <= PAGE_ALLOC_COSTLY_ORDER:
+        if not 0 <= migratetype < MIGRATE_PCPTYPES:
+            raise ValueError(f"migratetype {migratetype} has no pcp list")
+        pindex = MIGRATE_PCPTYPES * order + migratetype
+    else:
+        pindex = order_to_pindex(migratetype, order)
+    lock = pcp.lock
+    if not lock.acquire(False):
+        # A remote drain (or another context) holds the lock: the caller falls back to the buddy.
+        pcp.stats.trylock_fail_alloc += 1
+        return None
+    try:
+        pcp.free_factor >>= 1  # an allocation halves how much the next high flush frees
+        lst = pcp.lists[pindex]
+        if not lst:
+            batch = pcp.batch
+            if batch > 1:
+                # Scale batch by order; batch 1 (boot pageset) must not store pages.
+                batch = max(batch >> order, 2)
+            rmqueue_bulk(zone, order, batch, pcp, pindex, migratetype)
+            if not lst:
+                return None
+        pfn = lst.popleft()
+        if pindex == _THP_PINDEX:
+            del pcp.thp_migratetype[pfn]
+        pcp.count -= 1 << order
+        return pfn
+    finally:
+        lock.release()
+
+
+def rmqueue(zone, pcp, order: int, migratetype: int):
+    if order <= PAGE_ALLOC_COSTLY_ORDER or order == pageblock_order:
+        page = rmqueue_pcplist(zone, pcp, order, migratetype)
+        if page is not None:
+            return page
+        pcp.stats.buddy_fallback_alloc += 1
+    return zone.rmqueue_buddy(order, migratetype)
+
+
+def free_unref_page_commit(zone, pcp, pfn: int, migratetype: int, order: int) -> None:
+    """Add the page at the head of its list and flush if count reaches high. Caller holds the lock."""
+    if order <= PAGE_ALLOC_COSTLY_ORDER:
+        pindex = MIGRATE_PCPTYPES * order + migratetype
+        # High-order (non-THP) pages on pcp lists fragment memory: during a run of frees, flush all of them.
+        free_high = order and pcp.free_factor
+    else:
+        pindex = _THP_PINDEX
+        pcp.thp_migratetype[pfn] = migratetype
+        free_high = False
+    pcp.lists[pindex].appendleft(pfn)
+    count = pcp.count = pcp.count + (1 << order)
+    # nr_pcp_high, inlined for the fast path.
+    high = pcp.high
+    if not high or free_high:
+        high = 0
+    elif zone.reclaim_active:
+        high = min(pcp.batch << 2, high)
+    if count >= high:
+        n = nr_pcp_free(pcp, high, pcp.batch, bool(free_high))
+        pcp.stats.freed_high_pages += free_pcppages_bulk(zone, n, pcp, pindex)
+
+
+def free_unref_page(zone, pcp, pfn: int, order: int, migratetype: int) -> str:
+    """Free one page; returns where it went: "pcp", "buddy" (uncached order), "isolate" or "trylock"."""
+    if not (order <= PAGE_ALLOC_COSTLY_ORDER or order == pageblock_order):
+        zone.free_one_page(pfn, order, migratetype)  # __free_pages_ok
+        return "buddy"
+    if migratetype >= MIGRATE_PCPTYPES:
+        if migratetype == MIGRATE_ISOLATE:
+            zone.free_one_page(pfn, order, migratetype)
+            return "isolate"
+        # HIGHATOMIC goes on the movable list so the reserve can be reclaimed from the pcp.
+        migratetype = MIGRATE_MOVABLE
+    lock = pcp.lock
+    if not lock.acquire(False):
+        stats = pcp.stats
+        stats.trylock_fail_free += 1
+        stats.buddy_fallback_free += 1
+        zone.free_one_page(pfn, order, migratetype)
+        return "trylock"
+    try:
+        free_unref_page_commit(zone, pcp, pfn, migratetype, order)
+    finally:
+        lock.release()
+    return "pcp"
+
+
+def free_unref_page_list(zone, pcp, pages) -> None:
+    """Batched free (v6.0/6.1): isolate pages and uncached orders go straight to the zone; the rest are
+    committed under a BLOCKING pcp lock (6.2 made this a trylock), dropped every SWAP_CLUSTER_MAX pages."""
+    to_pcp = []
+    for pfn, order, mt in pages:
+        if mt == MIGRATE_ISOLATE or not (order <= PAGE_ALLOC_COSTLY_ORDER or order == pageblock_order):
+            zone.free_one_page(pfn, order, mt)
+        else:
+            to_pcp.append((pfn, order, MIGRATE_MOVABLE if mt >= MIGRATE_PCPTYPES else mt))
+    if not to_pcp:
+        return
+    lock = pcp.lock
+    lock.acquire()
+    try:
+        batch_count = 0
+        for pfn, order, mt in to_pcp:
+            free_unref_page_commit(zone, pcp, pfn, mt, order)
+            batch_count += 1
+            if batch_count == SWAP_CLUSTER_MAX:
+                # Bound the lock hold time on long lists (IRQ-off time in the kernel).
+                lock.release()
+                batch_count = 0
+                lock.acquire()
+    finally:
+        lock.release()
+
+
+def drain_pages_zone(zone, pcp) -> int:
+    """Free everything on ``pcp`` to the zone under its (blocking) lock; returns base pages drained."""
+    if not pcp.count:  # racy read, as in the kernel: a drainer does not lock an empty pcp
+        return 0
+    with pcp.lock:
+        n = free_pcppages_bulk(zone, pcp.count, pcp, 0)
+        pcp.stats.drains += 1
+        pcp.stats.freed_drain_pages += n
+    return n

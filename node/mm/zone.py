@@ -1,0 +1,244 @@
+"""One memory zone: buddy allocator, pageblock migratetypes, fallback and watermarks (mm/page_alloc.c, v6.1).
+
+Models ``__rmqueue``, ``__rmqueue_fallback`` (+ ``find_suitable_fallback``, ``can_steal_fallback``,
+``steal_suitable_fallback``, ``move_freepages_block``), ``rmqueue_bulk`` (the zone half), ``rmqueue_buddy``,
+``free_one_page``, the zone half of ``free_pcppages_bulk``, ``get/set_pageblock_migratetype``, and the sizing
+in watermark.py. The Zone is the ``ZoneOps`` object the pcp functions in pcp.py call.
+
+Initial state (not the kernel's, which marks every pageblock MOVABLE at boot and lets early unmovable
+allocations steal): the first 1/8 of the pageblocks (rounded down) are UNMOVABLE, the next 1/16 RECLAIMABLE,
+the rest MOVABLE, so fallback and stealing are exercised from the start. All pages are free, as maximal aligned
+blocks (order <= MAX_ORDER-1, split further where a block would span pageblocks of different types), each on
+its pageblock's list, the lowest pfn at the list head.
+
+Deviations:
+- ``zone->lock`` is ``self.lock`` (a threading.Lock) taken by the public ZoneOps methods; the ``_``-prefixed
+  methods assume it is held. ``audit`` callers must stop mutation themselves.
+- Fallback: no ALLOC_NOFRAGMENT, no watermark boosting, no highatomic reserves, no CMA. When a whole pageblock
+  may be stolen, ``alike_pages`` is taken as 0 (the model does not know the mobility of allocated pages), so a
+  pageblock changes type when at least half of it is free.
+- ``_rmqueue_fallback`` returns the allocated pfn (steal, then ``_rmqueue_smallest``) where the kernel's
+  returns bool and ``__rmqueue`` retries.
+- ``zone_watermark_ok`` is simplified: free_pages - (1 << order) + 1 > mark, and a free block of order >= order
+  exists on any list; no lowmem_reserve, no ALLOC_HARDER/HIGH reductions, no per-migratetype check.
+- managed_pages == spanned_pages (no holes, no reserved memory).
+- ``free_pcppages_bulk`` validates the whole batch before freeing any of it, so a bad batch changes nothing and
+  the pcp side can put the pages back.
+"""
+import threading
+
+from .buddy import BuddyAllocator, PageStateError
+from .constants import (MAX_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES,
+                        MIGRATE_RECLAIMABLE, MIGRATE_TYPES, MIGRATE_UNMOVABLE, PAGE_SIZE, pageblock_nr_pages,
+                        pageblock_order)
+from .watermark import init_per_zone_wmark_min, setup_per_zone_wmarks, zone_batchsize, zone_highsize
+
+__all__ = ["Zone", "PageStateError", "fallbacks"]
+
+# v6.1 fallbacks[]: the order in which other migratetypes' free lists are raided.
+fallbacks = {
+    MIGRATE_UNMOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE),
+    MIGRATE_MOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE),
+    MIGRATE_RECLAIMABLE: (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE),
+}
+
+
+def can_steal_fallback(order: int, start_mt: int) -> bool:
+    # Large blocks, and any unmovable/reclaimable request, may claim the whole pageblock: leaving movable
+    # pages behind in a block that now holds unmovable ones would fragment it anyway.
+    if order >= pageblock_order:
+        return True
+    return order >= pageblock_order // 2 or start_mt in (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE)
+
+
+class Zone(BuddyAllocator):
+    def __init__(self, start_pfn: int, spanned_pages: int, nr_cpus: int, name: str = "Normal"):
+        super().__init__(start_pfn, spanned_pages)
+        if nr_cpus < 1:
+            raise ValueError(f"nr_cpus must be >= 1, got {nr_cpus}")
+        self.name = name
+        self.nr_cpus = nr_cpus
+        self.managed_pages = spanned_pages
+        self.reclaim_active = False  # ZONE_RECLAIM_ACTIVE
+        self.lock = threading.Lock()  # zone->lock
+        self._pb_base = start_pfn >> pageblock_order
+        nr_pageblocks = ((self.end_pfn - 1) >> pageblock_order) - self._pb_base + 1
+        nr_unmovable = nr_pageblocks // 8
+        nr_reclaimable = nr_pageblocks // 16
+        self._pageblock_mt = bytearray([MIGRATE_MOVABLE]) * nr_pageblocks
+        self._pageblock_mt[:nr_unmovable] = bytes([MIGRATE_UNMOVABLE]) * nr_unmovable
+        self._pageblock_mt[nr_unmovable:nr_unmovable + nr_reclaimable] = bytes([MIGRATE_RECLAIMABLE]) * nr_reclaimable
+        self._nr_isolate_pageblock = 0
+        self._init_free_lists()
+        min_free_kbytes = init_per_zone_wmark_min(self.managed_pages * PAGE_SIZE // 1024)
+        self.min_free_kbytes = min_free_kbytes
+        self.watermark = setup_per_zone_wmarks(self.managed_pages, min_free_kbytes)
+
+    def _init_free_lists(self) -> None:
+        blocks = []
+        pfn, end = self.start_pfn, self.end_pfn
+        while pfn < end:
+            order = MAX_ORDER - 1
+            while order and (pfn & ((1 << order) - 1) or pfn + (1 << order) > end
+                             or self._pageblock_mt_mixed(pfn, order)):
+                order -= 1
+            blocks.append((pfn, order))
+            pfn += 1 << order
+        # Highest pfn first, so the lowest ends up at each list's head (kernel boot frees go to the tail).
+        for pfn, order in reversed(blocks):
+            self._add_to_free_list(pfn, order, self.get_pageblock_migratetype(pfn))
+            self.free_pages += 1 << order
+
+    def _pageblock_mt_mixed(self, pfn: int, order: int) -> bool:
+        if order <= pageblock_order:
+            return False
+        first = self._pb_index(pfn)
+        last = self._pb_index(pfn + (1 << order) - 1)
+        mts = self._pageblock_mt[first:last + 1]
+        return mts.count(mts[0]) != len(mts)
+
+    # -- pageblocks --------------------------------------------------------------------------------
+
+    def _pb_index(self, pfn: int) -> int:
+        return (pfn >> pageblock_order) - self._pb_base
+
+    def get_pageblock_migratetype(self, pfn: int) -> int:
+        if not self.start_pfn <= pfn < self.end_pfn:
+            raise PageStateError(f"pfn {pfn} outside zone [{self.start_pfn}, {self.end_pfn})")
+        return self._pageblock_mt[self._pb_index(pfn)]
+
+    def set_pageblock_migratetype(self, pfn: int, migratetype: int) -> None:
+        """Set the type bits only, as the kernel's does; free pages stay where they are
+        (isolation = set_pageblock_migratetype + move_freepages_block, as set_migratetype_isolate does)."""
+        if not 0 <= migratetype < MIGRATE_TYPES:
+            raise ValueError(f"migratetype {migratetype} out of range [0, {MIGRATE_TYPES})")
+        old = self.get_pageblock_migratetype(pfn)
+        self._nr_isolate_pageblock += (migratetype == MIGRATE_ISOLATE) - (old == MIGRATE_ISOLATE)
+        self._pageblock_mt[self._pb_index(pfn)] = migratetype
+
+    def has_isolate_pageblock(self) -> bool:
+        return self._nr_isolate_pageblock > 0
+
+    def move_freepages_block(self, pfn: int, migratetype: int) -> int:
+        """Move the free pages of pfn's pageblock to ``migratetype``'s lists; returns base pages moved."""
+        start = pfn & ~(pageblock_nr_pages - 1)
+        return self.move_freepages(start, start + pageblock_nr_pages, migratetype)
+
+    # -- sizing ------------------------------------------------------------------------------------
+
+    def zone_batchsize(self) -> int:
+        return zone_batchsize(self.managed_pages)
+
+    def zone_highsize(self, batch: int, nr_cpus: int) -> int:
+        return zone_highsize(self.watermark["low"], batch, nr_cpus)
+
+    def zone_watermark_ok(self, order: int, mark: int) -> bool:
+        if self.free_pages - (1 << order) + 1 <= mark:
+            return False
+        return any(self.nr_free(o) for o in range(order, MAX_ORDER))
+
+    # -- allocation --------------------------------------------------------------------------------
+
+    def _rmqueue_fallback(self, order: int, migratetype: int):
+        """__rmqueue_fallback: steal the largest suitable block of another type, then allocate from it."""
+        fb = fallbacks.get(migratetype)
+        if fb is None:
+            return None  # isolate/highatomic requests have no fallback
+        area = self.free_area
+        found = None
+        for current_order in range(MAX_ORDER - 1, order - 1, -1):
+            fallback_mt = next((mt for mt in fb if area[current_order][mt]), None)
+            if fallback_mt is None:
+                continue
+            can_steal = can_steal_fallback(current_order, migratetype)
+            if not can_steal and migratetype == MIGRATE_MOVABLE and current_order > order:
+                # A movable request that cannot claim the block splits the smallest block instead:
+                # the next movable allocation may land elsewhere without lasting fragmentation.
+                for current_order in range(order, MAX_ORDER):
+                    fallback_mt = next((mt for mt in fb if area[current_order][mt]), None)
+                    if fallback_mt is not None:
+                        can_steal = can_steal_fallback(current_order, migratetype)
+                        break
+            found = (current_order, fallback_mt, can_steal)
+            break
+        if found is None:
+            return None
+        current_order, fallback_mt, can_steal = found
+        pfn = next(reversed(area[current_order][fallback_mt]))
+        self._steal_suitable_fallback(pfn, current_order, migratetype, can_steal)
+        return self._rmqueue_smallest(order, migratetype)
+
+    def _steal_suitable_fallback(self, pfn: int, current_order: int, start_type: int, whole_block: bool) -> None:
+        old_block_type = self.get_pageblock_migratetype(pfn)
+        if old_block_type != MIGRATE_HIGHATOMIC:
+            if current_order >= pageblock_order:
+                # Take ownership of every pageblock the block spans.
+                for p in range(pfn, pfn + (1 << current_order), pageblock_nr_pages):
+                    self.set_pageblock_migratetype(p, start_type)
+            elif whole_block:
+                free_pages = self.move_freepages_block(pfn, start_type)
+                if free_pages >= 1 << (pageblock_order - 1):  # alike_pages = 0, see header
+                    self.set_pageblock_migratetype(pfn, start_type)
+                return
+        self.move_to_free_list(pfn, current_order, start_type)
+
+    def _rmqueue(self, order: int, migratetype: int):
+        """__rmqueue without CMA: own type first, then fallback."""
+        page = self._rmqueue_smallest(order, migratetype)
+        if page is None:
+            page = self._rmqueue_fallback(order, migratetype)
+        return page
+
+    def _check_alloc(self, order: int, migratetype: int) -> None:
+        if not 0 <= order < MAX_ORDER:
+            raise ValueError(f"order {order} out of range [0, {MAX_ORDER})")
+        if not 0 <= migratetype < MIGRATE_TYPES:
+            raise ValueError(f"migratetype {migratetype} out of range [0, {MIGRATE_TYPES})")
+
+    def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list:
+        """Up to ``count`` order-``order`` pages under zone->lock, in the order expand() hands them out."""
+        self._check_alloc(order, migratetype)
+        pages = []
+        with self.lock:
+            for _ in range(count):
+                page = self._rmqueue(order, migratetype)
+                if page is None:
+                    break
+                pages.append(page)
+        return pages
+
+    def rmqueue_buddy(self, order: int, migratetype: int):
+        self._check_alloc(order, migratetype)
+        with self.lock:
+            return self._rmqueue(order, migratetype)
+
+    # -- freeing -----------------------------------------------------------------------------------
+
+    def free_one_page(self, pfn: int, order: int, migratetype: int) -> None:
+        """free_one_page: with isolated pageblocks around (or an isolate page), trust the pageblock's type."""
+        if not 0 <= migratetype < MIGRATE_TYPES:
+            raise ValueError(f"migratetype {migratetype} out of range [0, {MIGRATE_TYPES})")
+        with self.lock:
+            self.check_free_range(pfn, order)
+            if self._nr_isolate_pageblock or migratetype == MIGRATE_ISOLATE:
+                migratetype = self.get_pageblock_migratetype(pfn)
+            self._merge_free(pfn, order, migratetype)
+
+    def free_pcppages_bulk(self, pages) -> None:
+        """The zone half of free_pcppages_bulk: free (pfn, order, migratetype) pages, all or nothing."""
+        pages = list(pages)
+        with self.lock:
+            seen = set()
+            for pfn, order, mt in pages:
+                if not 0 <= mt < MIGRATE_TYPES:
+                    raise ValueError(f"pfn {pfn}: migratetype {mt} out of range [0, {MIGRATE_TYPES})")
+                self.check_free_range(pfn, order)
+                for p in range(pfn, pfn + (1 << order)):
+                    if p in seen:
+                        raise PageStateError(f"pfn {p} appears twice in one bulk free (block pfn {pfn} order {order})")
+                    seen.add(p)
+            isolated = self._nr_isolate_pageblock
+            for pfn, order, mt in pages:
+                if isolated:  # the pageblock could have been isolated while the page sat on a pcp list
+                    mt = self.get_pageblock_migratetype(pfn)
+                self._merge_free(pfn, order, mt)

@@ -1,0 +1,106 @@
+"""The remote side of drain_pages_zone: a drainer elsewhere holding this CPU's pcp lock.
+
+In v6.0+ the draining CPU takes the target CPU's pcp->lock and frees its lists to the
+zone. Across processes that is three steps: the drainer asks for the lock and the
+pages (`lock_and_take`), frees them into the zone, then releases the lock saying
+whether the zone took them (`unlock`). This module is the node's half. It runs on the
+interconnect (the asyncio thread) and never on the CPU thread: the pcp lock is a
+real lock that the CPU thread's fast path meets with a trylock.
+
+The grant is a lease with a fencing token. If the drainer does not unlock within the
+lease, the node releases the lock itself so its CPU cannot be wedged; the pages taken
+stay recorded as in flight (neither on the lists nor given back), because the zone may
+or may not have them; the drainer's late `unlock` then only settles that record.
+"""
+
+import asyncio
+from dataclasses import dataclass
+
+from node.api.errors import FailedPrecondition
+
+
+@dataclass
+class Grant:
+    token: int
+    pages: list
+    expiry: asyncio.TimerHandle | None = None
+
+
+class RemotePcpLock:
+    def __init__(self, pcp, clock):
+        self.pcp = pcp
+        self.clock = clock
+        self._next_token = 1
+        self.held: Grant | None = None
+        self.expired: dict[int, list] = {}  # token -> pages in flight after a lapsed lease
+        self.lease_expiries = 0
+
+    async def lock_and_take(self, lease_s: float, wait_timeout: float) -> tuple[int, list, float]:
+        """Take the pcp lock (waiting off the event loop) and every page on the lists.
+
+        Returns (token, pages, lock_wait_s); token 0 and no pages if the lists were empty
+        (drain_pages_zone only locks when pcp->count is non-zero)."""
+        if self.pcp.count == 0:
+            return 0, [], 0.0
+        t0 = self.clock()
+        await self._acquire(wait_timeout)
+        wait = self.clock() - t0
+        pages = self.pcp.take_bulk(self.pcp.count, 0)
+        token = self._next_token
+        self._next_token += 1
+        grant = Grant(token, pages)
+        grant.expiry = asyncio.get_running_loop().call_later(lease_s, self._expire, grant)
+        self.held = grant
+        return token, pages, wait
+
+    def unlock(self, token: int, freed: bool) -> None:
+        grant = self.held
+        if grant is not None and grant.token == token:
+            grant.expiry.cancel()
+            if not freed:
+                self.pcp.restore(grant.pages)
+            self.held = None
+            self.pcp.lock.release()
+            return
+        if token in self.expired:
+            pages = self.expired.pop(token)
+            if not freed:
+                self._give_back(pages)
+            raise FailedPrecondition(f"lease of token {token} had expired: lock already released"
+                                     f", {len(pages)} pages settled as {'freed' if freed else 'returned'}")
+        raise FailedPrecondition(f"token {token} does not hold the pcp lock of cpu {self.pcp.cpu}")
+
+    def inflight(self) -> list:
+        pages = list(self.held.pages) if self.held else []
+        for lst in self.expired.values():
+            pages.extend(lst)
+        return pages
+
+    def _expire(self, grant: Grant) -> None:
+        if self.held is grant:
+            self.held = None
+            self.expired[grant.token] = grant.pages
+            self.lease_expiries += 1
+            self.pcp.lock.release()
+
+    def _give_back(self, pages: list) -> None:
+        """Put pages whose free the drainer says did not happen back on the lists."""
+        with self.pcp.lock:
+            self.pcp.restore(pages)
+
+    async def _acquire(self, timeout: float) -> None:
+        lock = self.pcp.lock
+        if lock.acquire(blocking=False):
+            return
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(None, lock.acquire, True, timeout)
+        try:
+            ok = await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            # The caller went away; if the lock arrives anyway, hand it straight back.
+            fut.add_done_callback(lambda f: f.result() and lock.release())
+            raise
+        if not ok:
+            raise FailedPrecondition(f"pcp lock of cpu {self.pcp.cpu} not acquired within {timeout}s")
+
+

@@ -1,0 +1,120 @@
+"""One simulated CPU assembled: pcp, CPU thread, zone client, allocator, tasks.
+
+The role decides what runs on the CPU:
+- housekeeping: allocation churn plus simulated IRQs;
+- isolated-preemptible: a SCHED_OTHER-like latency task (queued work preempts it);
+- isolated-rt: a SCHED_FIFO-like latency task (queued work waits for its busy phase);
+- idle: nothing (benchmarks, tests).
+"""
+
+import random
+from dataclasses import dataclass
+
+from node.alloc import PageAllocator
+from node.api.v1 import pcpsim_pb2 as pb
+from node.cpu import Cpu
+from node.mm import pcp as pcpmod
+from node.remote_lock import RemotePcpLock
+from node.tasks import Housekeeping, IrqSource, LatencyTask
+from node.timebase import CostModel
+
+ROLES = {
+    "housekeeping": pb.ROLE_HOUSEKEEPING,
+    "isolated-preemptible": pb.ROLE_ISOLATED_PREEMPTIBLE,
+    "isolated-rt": pb.ROLE_ISOLATED_RT,
+    "idle": pb.ROLE_IDLE,
+}
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Workload knobs (wall time: these are user-space tasks, see node.timebase)."""
+
+    period_s: float
+    busy_s: float
+    deadline_s: float
+    allocs: int = 8
+    working_set: int = 1500
+    irq_hz: float = 200.0
+
+    @classmethod
+    def for_role(cls, role: str) -> "TaskConfig":
+        if role == "isolated-rt":
+            return cls(period_s=0.200, busy_s=0.100, deadline_s=0.150, allocs=4)
+        return cls(period_s=0.010, busy_s=0.002, deadline_s=0.005)
+
+
+class NodeRuntime:
+    def __init__(self, cpu_id: int, role: str, high: int, batch: int, zone, coordinator_stub,
+                 seed: int, cost: CostModel, config: TaskConfig, clock):
+        self.cpu_id = cpu_id
+        self.role = role
+        self.cost = cost
+        self.zone = zone
+        self.cpu = Cpu(cpu_id, clock=clock)
+        self.pcp = pcpmod.PerCpuPages(cpu_id, high=high, batch=batch)
+        self.alloc = PageAllocator(self.cpu, self.pcp, zone, coordinator_stub)
+        self.remote_lock = RemotePcpLock(self.pcp, clock)
+        self.task = None
+        rng = random.Random(f"{seed}:{cpu_id}")
+        if role == "housekeeping":
+            hk = Housekeeping(self.alloc, rng, clock, working_set=config.working_set)
+            self.cpu.sources = [hk, IrqSource(self.alloc, hk, rng, clock, config.irq_hz,
+                                              cost.wall(cost.irq_us))]
+        elif role in ("isolated-preemptible", "isolated-rt"):
+            rt = role == "isolated-rt"
+            self.task = LatencyTask("rt" if rt else "preemptible", config.period_s, config.busy_s,
+                                    config.deadline_s, config.allocs, self.alloc, clock, rt=rt)
+            self.cpu.sources = [self.task]
+        self._base = {}
+        self._reset_base()
+
+    def start(self) -> None:
+        self.cpu.start()
+
+    def stop(self) -> None:
+        self.cpu.stop()
+
+    def queue_drain_work(self):
+        """queue_work_on(cpu, mm_percpu_wq, drain_local_pages_wq)."""
+        return self.cpu.queue_work("workqueue", self._drain_local_pages)
+
+    def _drain_local_pages(self) -> int:
+        # The kworker's wake-up and the switches to it and back cost this CPU too.
+        self.cpu.occupy(self.cost.wall(self.cost.workqueue_dispatch_us))
+        return pcpmod.drain_pages_zone(self.zone, self.pcp)
+
+    # ------------------------------------------------------------- statistics
+    def _counters(self) -> dict:
+        s = self.pcp.stats
+        return {"trylock": s.trylock_fail_alloc + s.trylock_fail_free,
+                "fallback": s.buddy_fallback_alloc + s.buddy_fallback_free,
+                "alloc_failures": self.alloc.alloc_failures, "allocs": self.alloc.allocs,
+                "frees": self.alloc.frees, "busy": self.cpu.busy_s,
+                "drain_items": self.cpu.drain_work_items}
+
+    def _reset_base(self) -> None:
+        self._base = self._counters()
+        self.cpu.drain_wait_max_s = 0.0
+        if self.task:
+            self.task.reset_stats()
+
+    def stats(self, reset: bool = False) -> pb.NodeStats:
+        now, base = self._counters(), self._base
+        d = {k: now[k] - base[k] for k in now}
+        msg = pb.NodeStats(cpu=self.cpu_id, role=ROLES[self.role],
+                           drain_work_items=d["drain_items"],
+                           drain_wait_max_s=self.cpu.drain_wait_max_s,
+                           trylock_failures=d["trylock"], buddy_fallbacks=d["fallback"],
+                           alloc_failures=d["alloc_failures"], allocs=d["allocs"],
+                           frees=d["frees"], busy_s=d["busy"])
+        t = self.task
+        if t is not None:
+            msg.task.CopyFrom(pb.LatencyTaskStats(
+                kind=t.kind, wake_latency_s=t.wake_latency, runs=t.runs,
+                deadline_misses=t.deadline_misses, stolen_s=t.stolen_s,
+                noise_events=t.noise_events, max_single_noise_s=t.max_single_noise_s))
+        if reset:
+            self._reset_base()
+        return msg
+

@@ -1,0 +1,112 @@
+"""The node's gRPC servicer (the interconnect): thin wrappers over the CPU, pcp and lock.
+
+Nothing here runs on the CPU thread. Work for the CPU is queued (QueueWork) and the
+remote pcp lock is taken from this thread (PcpLockDrain / PcpUnlock), as in the kernel
+a remote drain reads another CPU's memory instead of running code on it.
+"""
+
+import asyncio
+
+from node.api import validate
+from node.api.errors import InvalidArgument, NotFound, rpc
+from node.api.v1 import pcpsim_pb2 as pb
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.mm import audit
+
+MAX_LEASE_MS = 60_000
+MAX_FLUSH_MS = 600_000
+
+
+class NodeServicer(pb_grpc.NodeServicer):
+    def __init__(self, node):
+        self.node = node  # node.runtime.NodeRuntime
+        self._work = {}   # work_id -> (WorkItem, asyncio.Future)
+
+    def _check_cpu(self, cpu: int) -> None:
+        if cpu != self.node.cpu_id:
+            raise InvalidArgument(f"cpu {cpu} is not served here (this node is cpu {self.node.cpu_id})")
+
+    def _pcp_state(self) -> pb.PcpState:
+        pcp = self.node.pcp
+        return pb.PcpState(cpu=self.node.cpu_id, count=pcp.count, high=pcp.high, batch=pcp.batch,
+                           free_factor=pcp.free_factor, list_pages=[len(lst) for lst in pcp.lists],
+                           locked=pcp.lock.locked())
+
+    @rpc
+    async def GetPcp(self, request, context):
+        self._check_cpu(request.cpu)
+        return self._pcp_state()
+
+    @rpc
+    async def PcpLockDrain(self, request, context):
+        self._check_cpu(request.cpu)
+        lease_ms = validate.count(request.lease_ms, MAX_LEASE_MS, "lease_ms")
+        lease = lease_ms / 1000.0
+        token, pages, wait = await self.node.remote_lock.lock_and_take(lease, wait_timeout=lease)
+        return pb.PcpLockDrainReply(token=token, pages=validate.to_page_list(pb.PageList, pages),
+                                    lock_wait_s=wait)
+
+    @rpc
+    async def PcpUnlock(self, request, context):
+        self._check_cpu(request.cpu)
+        if request.token == 0:
+            raise InvalidArgument("token 0 is never granted")
+        self.node.remote_lock.unlock(request.token, request.freed)
+        return pb.Empty()
+
+    @rpc
+    async def QueueWork(self, request, context):
+        self._check_cpu(request.cpu)
+        if request.kind != pb.WORK_DRAIN_LOCAL_PAGES:
+            raise InvalidArgument(f"unknown work kind {request.kind}")
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        item = self.node.queue_drain_work()
+        item.add_done_callback(
+            lambda it: loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(it)))
+        self._work[item.id] = (item, fut)
+        return pb.QueueWorkReply(work_id=item.id)
+
+    @rpc
+    async def FlushWork(self, request, context):
+        self._check_cpu(request.cpu)
+        timeout_ms = validate.count(request.timeout_ms, MAX_FLUSH_MS, "timeout_ms")
+        entry = self._work.get(request.work_id)
+        if entry is None:
+            raise NotFound(f"no work item {request.work_id} on cpu {self.node.cpu_id}")
+        item, fut = entry
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout_ms / 1000.0)
+        except asyncio.TimeoutError:
+            return pb.FlushWorkReply(done=False, queue_delay_s=self.node.cpu.clock() - item.queued_at)
+        del self._work[request.work_id]
+        return pb.FlushWorkReply(done=item.error is None,
+                                 queue_delay_s=item.started_at - item.queued_at,
+                                 run_s=item.finished_at - item.started_at,
+                                 pages=item.result or 0)
+
+    @rpc
+    async def SetRunState(self, request, context):
+        self._check_cpu(request.cpu)
+        ok = await asyncio.get_running_loop().run_in_executor(
+            None, self.node.cpu.set_paused, request.paused)
+        if not ok:
+            raise InvalidArgument("the CPU did not reach a safe point in time")
+        return pb.Empty()
+
+    @rpc
+    async def Snapshot(self, request, context):
+        self._check_cpu(request.cpu)
+        node = self.node
+        return pb.NodeSnapshot(
+            cpu=node.cpu_id, pcp=self._pcp_state(),
+            pcp_pages=validate.to_page_list(pb.PageList, node.pcp.pages()),
+            allocated=validate.to_page_list(pb.PageList, node.alloc.pages()),
+            inflight=validate.to_page_list(pb.PageList, node.remote_lock.inflight()),
+            errors=audit.check_pcp(node.pcp))
+
+    @rpc
+    async def GetStats(self, request, context):
+        self._check_cpu(request.cpu)
+        return self.node.stats(reset=request.reset)
+

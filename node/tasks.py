@@ -1,0 +1,187 @@
+"""What runs on a simulated CPU: latency-sensitive tasks, housekeeping churn, IRQs.
+
+Each source has `next_wake`, `rt` (whether it runs ahead of queued work) and
+`step(cpu)`, called by the CPU thread once `next_wake` has passed.
+
+LatencyTask is cyclictest with a job: it wakes every `period` at an absolute
+programmed time, records lateness = actual wake - programmed wake, then allocates a
+few pages, stays busy for `busy` and frees them. Its deadline is `deadline` after the
+programmed wake. At the end of each period it attributes the time other activity took
+from its window [programmed wake, completion] to causes, osnoise-style: `workqueue`
+(kworker items), `irq`, and `pcp_lock` (buddy fallbacks after a failed pcp trylock).
+A preemptible task (SCHED_OTHER-like) reaches a preemption point every `slice`, where
+queued work runs; an RT task (SCHED_FIFO-like) runs its busy phase without yielding.
+
+Housekeeping is the CPU's ordinary allocation churn: in each period it does `ops`
+allocations or frees (steered toward a working-set target, a mix of orders and
+migratetypes, sometimes a batched free of a run of pages), with user time between
+them and a preemption point after each.
+
+IrqSource raises simulated device interrupts at Poisson times: each handler occupies
+the CPU for irq_us (kernel time) and allocates an atomic page, which the housekeeping
+task later frees (a received packet's buffer).
+"""
+
+import random
+
+from node.mm.constants import (HPAGE_PMD_ORDER, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
+                               MIGRATE_UNMOVABLE)
+
+
+class LatencyTask:
+    def __init__(self, kind: str, period: float, busy: float, deadline: float, allocs: int,
+                 alloc, clock, rt: bool, slice_s: float = 0.5e-3):
+        self.kind = kind
+        self.period = period
+        self.busy = busy
+        self.deadline = deadline
+        self.allocs = allocs
+        self.alloc = alloc
+        self.rt = rt
+        self.slice = slice_s
+        self.next_wake = clock() + period
+        self.reset_stats()
+
+    def reset_stats(self) -> None:
+        self.wake_latency: list[float] = []
+        self.runs = 0
+        self.deadline_misses = 0
+        self.stolen_s: dict[str, float] = {}
+        self.noise_events: dict[str, int] = {}
+        self.max_single_noise_s = 0.0
+
+    def rebase(self, now: float) -> None:
+        """After a pause: resume the period from now instead of counting the pause as lateness."""
+        if self.next_wake < now:
+            self.next_wake = now + self.period
+
+    def step(self, cpu) -> None:
+        programmed = self.next_wake
+        start = cpu.clock()
+        self.wake_latency.append(start - programmed)
+        contention0 = self.alloc.lock_contention_s
+        pages = [self.alloc.alloc_pages(0, MIGRATE_MOVABLE) for _ in range(self.allocs)]
+        if self.rt:
+            cpu.occupy(self.busy)
+        else:
+            left = self.busy
+            while left > 0:
+                chunk = min(self.slice, left)
+                cpu.occupy(chunk)
+                left -= chunk
+                cpu.preempt_point()
+        for pfn in pages:
+            if pfn is not None:
+                self.alloc.free_pages(pfn)
+        done = cpu.clock()
+        self.runs += 1
+        if done - programmed > self.deadline:
+            self.deadline_misses += 1
+        self._account(cpu.noise.overlap(programmed, done))
+        contention = self.alloc.lock_contention_s - contention0
+        if contention > 0:
+            self._account([("pcp_lock", contention)])
+        # Absolute periods, like cyclictest; periods overrun entirely are skipped and missed.
+        self.next_wake = programmed + self.period
+        while self.next_wake <= done:
+            self.next_wake += self.period
+            self.deadline_misses += 1
+
+    def _account(self, noise: list[tuple[str, float]]) -> None:
+        for cause, seconds in noise:
+            self.stolen_s[cause] = self.stolen_s.get(cause, 0.0) + seconds
+            self.noise_events[cause] = self.noise_events.get(cause, 0) + 1
+            self.max_single_noise_s = max(self.max_single_noise_s, seconds)
+
+
+# Orders and migratetypes housekeeping allocates, with weights: mostly order-0 movable
+# (anonymous and page-cache pages), some unmovable/reclaimable kernel allocations,
+# a few high-order ones and rare THPs (the pcp list for HPAGE_PMD_ORDER).
+ORDERS = ((0, 85), (1, 5), (2, 4), (3, 5), (HPAGE_PMD_ORDER, 1))
+MIGRATETYPES = ((MIGRATE_MOVABLE, 70), (MIGRATE_UNMOVABLE, 20), (MIGRATE_RECLAIMABLE, 10))
+
+
+class Housekeeping:
+    rt = False
+
+    def __init__(self, alloc, rng: random.Random, clock, period: float = 2e-3,
+                 ops: int = 16, user_s: float = 0.05e-3, working_set: int = 1500,
+                 batch_free: int = 31):
+        self.alloc = alloc
+        self.rng = rng
+        self.period = period
+        self.ops = ops
+        self.user_s = user_s
+        self.working_set = working_set
+        self.batch_free = batch_free
+        self.held: list[int] = []
+        self._orders = [o for o, _ in ORDERS], [w for _, w in ORDERS]
+        self._mts = [m for m, _ in MIGRATETYPES], [w for _, w in MIGRATETYPES]
+        self.next_wake = clock() + period
+
+    def rebase(self, now: float) -> None:
+        if self.next_wake < now:
+            self.next_wake = now + self.period
+
+    def hold(self, pfn: int) -> None:
+        """Take over a page allocated elsewhere on this CPU (an IRQ's buffer)."""
+        self.held.append(pfn)
+
+    def step(self, cpu) -> None:
+        rng = self.rng
+        for _ in range(self.ops):
+            if rng.random() < 0.05 and len(self.held) > self.batch_free:
+                self._free_batch()
+            elif len(self.held) < self.working_set * rng.uniform(0.5, 1.5):
+                order = rng.choices(*self._orders)[0]
+                pfn = self.alloc.alloc_pages(order, rng.choices(*self._mts)[0])
+                if pfn is not None:
+                    self.held.append(pfn)
+            elif self.held:
+                self._free_one()
+            cpu.occupy(self.user_s)
+            cpu.preempt_point()
+        self.next_wake += self.period
+        now = cpu.clock()
+        if self.next_wake < now:
+            self.next_wake = now
+
+    def _free_one(self) -> None:
+        i = self.rng.randrange(len(self.held))
+        self.held[i], self.held[-1] = self.held[-1], self.held[i]
+        self.alloc.free_pages(self.held.pop())
+
+    def _free_batch(self) -> None:
+        """A run of pages freed together (free_unref_page_list), e.g. an unmapped range."""
+        start = self.rng.randrange(len(self.held) - self.batch_free)
+        run = self.held[start:start + self.batch_free]
+        del self.held[start:start + self.batch_free]
+        self.alloc.free_pages_list(run)
+
+
+class IrqSource:
+    rt = False
+
+    def __init__(self, alloc, housekeeping: Housekeeping, rng: random.Random, clock,
+                 rate_hz: float, handler_s: float):
+        self.alloc = alloc
+        self.housekeeping = housekeeping
+        self.rng = rng
+        self.rate_hz = rate_hz
+        self.handler_s = handler_s
+        self.count = 0
+        self.next_wake = clock() + rng.expovariate(rate_hz)
+
+    def rebase(self, now: float) -> None:
+        if self.next_wake < now:
+            self.next_wake = now + self.rng.expovariate(self.rate_hz)
+
+    def step(self, cpu) -> None:
+        start = cpu.clock()
+        cpu.occupy(self.handler_s)
+        pfn = self.alloc.alloc_pages(0, MIGRATE_UNMOVABLE)  # GFP_ATOMIC skb-like buffer
+        if pfn is not None:
+            self.housekeeping.hold(pfn)
+        self.count += 1
+        cpu.noise.add(start, cpu.clock(), "irq")
+        self.next_wake += self.rng.expovariate(self.rate_hz)

@@ -1,0 +1,80 @@
+"""The zone as the CPU thread sees it: the model's ZoneOps over gRPC to the coordinator.
+
+The pure pcp functions (node.mm.pcp) call rmqueue_bulk / rmqueue_buddy /
+free_pcppages_bulk / free_one_page on a zone object; here each becomes one unary call
+to the coordinator's zone service, made from the CPU thread with a blocking stub, so
+the CPU is occupied for as long as the zone takes (the coordinator holds zone->lock for
+the modeled cost). Every transfer carries an idempotency key; a call that fails with
+UNAVAILABLE or DEADLINE_EXCEEDED is retried with the same key, so the zone applies
+it at most once and a lost reply neither loses nor duplicates a page.
+
+Deviation: the kernel checks the zone watermark before touching the pcp lists
+(zone_watermark_fast). Here the zone refuses a refill or buddy allocation that would
+take it under its min watermark, and reports it (`watermark_failed`), and the node
+runs direct reclaim then; the free-page count and ZONE_RECLAIM_ACTIVE come back with
+every reply, like the racy vmstat reads the kernel makes.
+"""
+
+import itertools
+import os
+
+import grpc
+
+from node.api.v1 import pcpsim_pb2 as pb
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.api.validate import to_page_list
+
+_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+class ZoneClient:
+    def __init__(self, channel: grpc.Channel, cpu: int, timeout: float = 10.0, retries: int = 5):
+        self._stub = pb_grpc.CoordinatorStub(channel)
+        self.cpu = cpu
+        self.timeout = timeout
+        self.retries = retries
+        self._ids = itertools.count(1)
+        self._boot = os.urandom(4).hex()  # keys of a restarted node never collide
+        self.free_pages = 0
+        self.reclaim_active = False
+        self.watermark_failed = False
+        self.calls = 0
+
+    def _transfer_id(self) -> str:
+        return f"cpu{self.cpu}-{self._boot}-{next(self._ids)}"
+
+    def _call(self, method, request):
+        for attempt in range(self.retries + 1):
+            try:
+                self.calls += 1
+                return method(request, timeout=self.timeout)
+            except grpc.RpcError as err:
+                if err.code() not in _RETRYABLE or attempt == self.retries:
+                    raise
+
+    def _note(self, reply) -> None:
+        self.free_pages = reply.free_pages
+        self.reclaim_active = reply.reclaim_active
+
+    # ------------------------------------------------------------- ZoneOps
+    def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list[int]:
+        reply = self._call(self._stub.Rmqueue, pb.RmqueueRequest(
+            cpu=self.cpu, order=order, migratetype=migratetype, count=count,
+            transfer_id=self._transfer_id()))
+        self._note(reply)
+        self.watermark_failed = not reply.watermark_ok
+        return list(reply.pfn)
+
+    def rmqueue_buddy(self, order: int, migratetype: int) -> int | None:
+        pfns = self.rmqueue_bulk(order, 1, migratetype)
+        return pfns[0] if pfns else None
+
+    def free_pcppages_bulk(self, pages) -> None:
+        if not pages:
+            return
+        reply = self._call(self._stub.FreePages, pb.FreePagesRequest(
+            cpu=self.cpu, pages=to_page_list(pb.PageList, pages), transfer_id=self._transfer_id()))
+        self._note(reply)
+
+    def free_one_page(self, pfn: int, order: int, migratetype: int) -> None:
+        self.free_pcppages_bulk([(pfn, order, migratetype)])
