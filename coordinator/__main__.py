@@ -13,6 +13,7 @@ import grpc
 
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.lifecycle import stop_event
+from node.mm.watermark import pageset_batch
 from node.mm.zone import Zone
 from node.timebase import TIME_SCALE, CostModel
 from coordinator.drain import STRATEGIES, Drainer
@@ -64,9 +65,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 async def main(args) -> None:
+    # The zone-lock thread must get the GIL back promptly when its modeled hold ends,
+    # not after the default 5 ms switch interval of a busy event loop.
+    sys.setswitchinterval(0.0005)
     cost = CostModel(time_scale=args.time_scale)
     zone = Zone(ZONE_START_PFN, args.zone_mb * 256, args.nodes)
-    batch = zone.zone_batchsize()
+    batch = pageset_batch(zone.managed_pages)
     high = zone.zone_highsize(batch, args.nodes)
     zone_service = ZoneService(zone, cost)
     zone_service.preallocate(int(zone.managed_pages * args.zone_used))

@@ -33,14 +33,14 @@ class TaskConfig:
     period_s: float
     busy_s: float
     deadline_s: float
-    allocs: int = 8
+    allocs: int = 2
     working_set: int = 1500
     irq_hz: float = 200.0
 
     @classmethod
     def for_role(cls, role: str) -> "TaskConfig":
         if role == "isolated-rt":
-            return cls(period_s=0.200, busy_s=0.100, deadline_s=0.150, allocs=4)
+            return cls(period_s=0.250, busy_s=0.150, deadline_s=0.200)
         return cls(period_s=0.010, busy_s=0.002, deadline_s=0.005)
 
 

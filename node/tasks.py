@@ -104,8 +104,8 @@ MIGRATETYPES = ((MIGRATE_MOVABLE, 70), (MIGRATE_UNMOVABLE, 20), (MIGRATE_RECLAIM
 class Housekeeping:
     rt = False
 
-    def __init__(self, alloc, rng: random.Random, clock, period: float = 2e-3,
-                 ops: int = 16, user_s: float = 0.05e-3, working_set: int = 1500,
+    def __init__(self, alloc, rng: random.Random, clock, period: float = 5e-3,
+                 ops: int = 8, user_s: float = 0.25e-3, working_set: int = 1500,
                  batch_free: int = 31):
         self.alloc = alloc
         self.rng = rng

@@ -1,0 +1,10 @@
+"""Pure, synchronous model of the Linux v6.1 page allocator's pcp lists and buddy zone.
+
+Layout (core first; nothing here does I/O, asyncio, gRPC or metrics):
+- constants.py  enum migratetype, orders, pcp list indexing (include/linux/mmzone.h)
+- watermark.py  min_free_kbytes, zone watermarks, zone_batchsize, zone_highsize
+- buddy.py      free areas, split (expand) and merge (__free_one_page), PageStateError
+- zone.py       Zone: pageblock types, fallback/stealing, the ZoneOps methods the pcp code calls
+- pcp.py        PerCpuPages and the pcp fast paths, flushes and drain_pages_zone
+- audit.py      conservation, buddy and pcp invariant checkers
+"""

@@ -45,7 +45,7 @@ def audit(zone, holders: dict) -> AuditReport:
     unexpected = []
     errors = check_buddy(zone)
 
-    def cover(pfn, order, holder):
+    def cover(pfn, order):
         nr = 1 << order
         lo, hi = pfn - start, pfn - start + nr
         if lo >= 0 and hi <= total and not any(cov[lo:hi]):
@@ -63,7 +63,7 @@ def audit(zone, holders: dict) -> AuditReport:
 
     where = {"free": 0}
     for pfn, order, _mt in zone.free_blocks():
-        cover(pfn, order, "free")
+        cover(pfn, order)
         where["free"] += 1 << order
     for name, pages in holders.items():
         n = 0
@@ -74,7 +74,7 @@ def audit(zone, holders: dict) -> AuditReport:
                 continue
             if pfn & ((1 << order) - 1):
                 errors.append(f"{name}: pfn {pfn} misaligned for order {order}")
-            cover(pfn, order, name)
+            cover(pfn, order)
             n += 1 << order
         where[name] = where.get(name, 0) + n
 

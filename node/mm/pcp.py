@@ -186,12 +186,10 @@ def rmqueue_bulk(zone, order: int, count: int, pcp, pindex: int, migratetype: in
 
 
 def rmqueue_pcplist(zone, pcp, order: int, migratetype: int):
-    if order <= PAGE_ALLOC_COSTLY_ORDER:
-        if not 0 <= migratetype < MIGRATE_PCPTYPES:
-            raise ValueError(f"migratetype {migratetype} has no pcp list")
-        pindex = MIGRATE_PCPTYPES * order + migratetype
-    else:
-        pindex = order_to_pindex(migratetype, order)
+    if not 0 <= migratetype < MIGRATE_PCPTYPES:
+        raise ValueError(f"migratetype {migratetype} has no pcp list")
+    pindex = MIGRATE_PCPTYPES * order + migratetype if order <= PAGE_ALLOC_COSTLY_ORDER else \
+        order_to_pindex(migratetype, order)
     lock = pcp.lock
     if not lock.acquire(False):
         # A remote drain (or another context) holds the lock: the caller falls back to the buddy.

@@ -8,8 +8,9 @@ in watermark.py. The Zone is the ``ZoneOps`` object the pcp functions in pcp.py 
 Initial state (not the kernel's, which marks every pageblock MOVABLE at boot and lets early unmovable
 allocations steal): the first 1/8 of the pageblocks (rounded down) are UNMOVABLE, the next 1/16 RECLAIMABLE,
 the rest MOVABLE, so fallback and stealing are exercised from the start. All pages are free, as maximal aligned
-blocks (order <= MAX_ORDER-1, split further where a block would span pageblocks of different types), each on
-its pageblock's list, the lowest pfn at the list head.
+blocks (order <= MAX_ORDER-1), each on the list of its FIRST pageblock's type, as the kernel's boot free
+(free_one_page -> get_pfnblock_migratetype) would leave a block spanning two pageblocks of different types;
+the lowest pfn is at each list's head.
 
 Deviations:
 - ``zone->lock`` is ``self.lock`` (a threading.Lock) taken by the public ZoneOps methods; the ``_``-prefixed
@@ -28,7 +29,7 @@ Deviations:
 import threading
 
 from .buddy import BuddyAllocator, PageStateError
-from .constants import (MAX_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES,
+from .constants import (MAX_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_MOVABLE,
                         MIGRATE_RECLAIMABLE, MIGRATE_TYPES, MIGRATE_UNMOVABLE, PAGE_SIZE, pageblock_nr_pages,
                         pageblock_order)
 from .watermark import init_per_zone_wmark_min, setup_per_zone_wmarks, zone_batchsize, zone_highsize
@@ -79,8 +80,7 @@ class Zone(BuddyAllocator):
         pfn, end = self.start_pfn, self.end_pfn
         while pfn < end:
             order = MAX_ORDER - 1
-            while order and (pfn & ((1 << order) - 1) or pfn + (1 << order) > end
-                             or self._pageblock_mt_mixed(pfn, order)):
+            while order and (pfn & ((1 << order) - 1) or pfn + (1 << order) > end):
                 order -= 1
             blocks.append((pfn, order))
             pfn += 1 << order
@@ -88,14 +88,6 @@ class Zone(BuddyAllocator):
         for pfn, order in reversed(blocks):
             self._add_to_free_list(pfn, order, self.get_pageblock_migratetype(pfn))
             self.free_pages += 1 << order
-
-    def _pageblock_mt_mixed(self, pfn: int, order: int) -> bool:
-        if order <= pageblock_order:
-            return False
-        first = self._pb_index(pfn)
-        last = self._pb_index(pfn + (1 << order) - 1)
-        mts = self._pageblock_mt[first:last + 1]
-        return mts.count(mts[0]) != len(mts)
 
     # -- pageblocks --------------------------------------------------------------------------------
 
