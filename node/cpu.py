@@ -106,8 +106,9 @@ class Cpu:
         self._thread.join(timeout)
 
     def set_paused(self, paused: bool, timeout: float = 5.0) -> bool:
-        """Park the CPU thread at its next safe point (no pcp or zone operation in flight)
-        and return once it is parked; or let it run again. Returns False on timeout."""
+        """Stop running tasks and IRQs at the next safe point (no task's pcp or zone
+        operation in flight) and return once there; or let them run again. Returns
+        False if the CPU did not get there within `timeout`."""
         with self._cv:
             self._paused = paused
             if paused:
@@ -180,22 +181,18 @@ class Cpu:
         for cb in callbacks:
             cb(item)
 
-    def _safe_point(self) -> bool:
-        """Park while paused; return False when the CPU is stopping."""
-        with self._cv:
-            if self._paused:
-                self._parked.set()
-                while self._paused and not self._stop:
-                    self._cv.wait()
-                if not self._stop:
-                    now = self.clock()
-                    for source in self.sources:
-                        source.rebase(now)
-            return not self._stop
-
     def _run(self) -> None:
-        while self._safe_point():
+        resumed = False
+        while not self._stop:
+            if self._paused:
+                self._park()
+                resumed = True
+                continue
             now = self.clock()
+            if resumed:
+                for source in self.sources:
+                    source.rebase(now)
+                resumed = False
             due = [s for s in self.sources if s.next_wake <= now]
             rt_due = [s for s in due if s.rt]
             if rt_due:
@@ -208,4 +205,16 @@ class Cpu:
                 nxt = min((s.next_wake for s in self.sources), default=now + 0.05)
                 with self._cv:
                     if not self._work and not self._paused and not self._stop:
-                        self._cv.wait(nxt - now)
+                        self._cv.wait(min(nxt - now, 1.0))
+
+    def _park(self) -> None:
+        """Paused: no task or IRQ runs, but queued work still does (the kworker is how
+        a drain reaches a paused CPU). Callers that need no zone traffic at all (the
+        audit) hold pcpu_drain_mutex, so no drain work is queued meanwhile."""
+        self._parked.set()
+        if self._work:
+            self._run_work_item()
+            return
+        with self._cv:
+            if self._paused and not self._work and not self._stop:
+                self._cv.wait()

@@ -1,0 +1,167 @@
+"""The CPU thread's scheduling rules: who waits for whom on one simulated CPU.
+
+These run the real CPU thread with short wall-clock durations; they assert the order
+of events and which cause time is attributed to, never how long anything took.
+"""
+
+import threading
+import time
+
+from node.cpu import Cpu, NoiseLog
+from node.tasks import LatencyTask
+
+
+class NoAlloc:
+    """A task that allocates nothing (allocs=0) never calls these; present for the interface."""
+
+    lock_contention_s = 0.0
+
+
+def wait_until(pred, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.002)
+
+
+def make_task(cpu, rt, busy=0.060, period=0.5):
+    task = LatencyTask("rt" if rt else "preemptible", period=period, busy=busy, deadline=period,
+                       allocs=0, alloc=NoAlloc(), clock=cpu.clock, rt=rt, slice_s=0.002)
+    task.next_wake = cpu.clock()  # due at once
+    cpu.sources = [task]
+    return task
+
+
+class BusySource:
+    """A source due at once that records when its one busy phase ran."""
+
+    def __init__(self, cpu, rt, busy):
+        self.rt = rt
+        self.busy = busy
+        self.next_wake = cpu.clock()
+        self.ran = None
+        self.started = threading.Event()
+
+    def rebase(self, now):
+        pass
+
+    def step(self, cpu):
+        start = cpu.clock()
+        self.started.set()
+        cpu.occupy(self.busy)
+        self.ran = (start, cpu.clock())
+        self.next_wake = start + 3600.0
+
+
+def test_rt_busy_phase_makes_queued_work_wait():
+    """Work queued while an RT task is in its busy phase starts only after that phase ends."""
+    cpu = Cpu(0)
+    src = BusySource(cpu, rt=True, busy=0.080)
+    cpu.sources = [src]
+    cpu.start()
+    try:
+        assert src.started.wait(5)
+        item = cpu.queue_work("workqueue", lambda: 7)
+        wait_until(lambda: item.done)
+        assert item.result == 7
+        assert item.started_at >= src.ran[1]
+        assert item.queued_at < src.ran[1]
+        assert cpu.drain_work_items == 1 and cpu.drain_wait_max_s > 0.0
+    finally:
+        cpu.stop()
+
+
+def test_due_rt_task_runs_before_queued_work():
+    """When an RT task and a work item are both ready, the RT task runs first."""
+    cpu = Cpu(0)
+    src = BusySource(cpu, rt=True, busy=0.010)
+    cpu.sources = [src]
+    item = cpu.queue_work("workqueue", lambda: None)  # queued before the CPU starts
+    cpu.start()
+    try:
+        wait_until(lambda: item.done)
+        assert item.started_at >= src.ran[1]
+    finally:
+        cpu.stop()
+
+
+def test_preemptible_task_lets_work_run_and_is_charged_for_it():
+    """A preemptible task yields at its next preemption point; the work's time is charged
+    to the task as stolen by `workqueue`."""
+    cpu = Cpu(0)
+    task = make_task(cpu, rt=False, busy=0.200)
+    cpu.start()
+    try:
+        wait_until(lambda: task.wake_latency)
+        item = cpu.queue_work("workqueue", lambda: cpu.occupy(0.010))
+        wait_until(lambda: task.runs == 1)
+        assert item.done
+        assert item.finished_at < time.monotonic()
+        assert task.stolen_s.get("workqueue", 0.0) > 0.0
+        assert task.noise_events["workqueue"] == 1
+    finally:
+        cpu.stop()
+
+
+def test_work_before_wake_delays_the_wake():
+    """A work item running when a task is due delays its wake-up: the lateness is recorded."""
+    cpu = Cpu(0)
+    task = make_task(cpu, rt=False, busy=0.001)
+    task.next_wake = cpu.clock() + 10.0  # not yet
+    cpu.start()
+    try:
+        started = threading.Event()
+
+        def long_work():
+            started.set()
+            cpu.occupy(0.050)
+        cpu.queue_work("workqueue", long_work)
+        started.wait(5)
+        task.next_wake = cpu.clock() + 0.005  # due while the work still runs
+        cpu.notify()
+        wait_until(lambda: task.wake_latency)
+        assert task.wake_latency[0] > 0.005  # woke only once the 50 ms item finished
+    finally:
+        cpu.stop()
+
+
+def test_wait_for_runs_work_queued_on_this_cpu():
+    """A task sleeping in wait_for (direct reclaim waiting for a drain) lets the kworker run,
+    so a workqueue drain that includes its own CPU cannot deadlock."""
+    cpu = Cpu(0)
+    cpu.sources = []
+    done = threading.Event()
+    ran = []
+
+    def item():
+        ran.append(threading.current_thread().name)
+        done.set()
+    cpu.queue_work("workqueue", item)
+    assert cpu.wait_for(done, timeout=5.0)
+    assert ran == [threading.current_thread().name]
+
+
+def test_paused_cpu_runs_queued_work_but_no_task():
+    """While paused, tasks do not run, yet queued work does (drains reach paused CPUs)."""
+    cpu = Cpu(0)
+    task = make_task(cpu, rt=False, busy=0.001, period=0.005)
+    cpu.start()
+    try:
+        assert cpu.set_paused(True)
+        runs = task.runs
+        item = cpu.queue_work("workqueue", lambda: 1)
+        wait_until(lambda: item.done)
+        assert task.runs == runs
+        assert cpu.set_paused(False)
+        wait_until(lambda: task.runs > runs)
+    finally:
+        cpu.stop()
+
+
+def test_noise_log_overlap_clips_to_window():
+    """Only the part of a noise interval inside the task's window counts as stolen."""
+    log = NoiseLog()
+    log.add(0.0, 1.0, "irq")
+    log.add(2.0, 3.0, "workqueue")
+    assert sorted(log.overlap(0.5, 2.5)) == [("irq", 0.5), ("workqueue", 0.5)]
+    assert log.overlap(1.0, 2.0) == []
