@@ -148,6 +148,16 @@ def _tasks(stats: dict, role: int) -> list:
     return [s for s in stats.values() if s.role == role]
 
 
+def _task_summary(nodes: list) -> dict:
+    """Wake-up latency, runs, misses and drain work of the latency tasks on `nodes`."""
+    lat = [x for s in nodes for x in s.task.wake_latency_s]
+    return {"runs": sum(s.task.runs for s in nodes),
+            "wake_latency_p50_s": percentile(lat, 50), "wake_latency_p99_s": percentile(lat, 99),
+            "wake_latency_max_s": max(lat, default=0.0),
+            "deadline_misses": sum(s.task.deadline_misses for s in nodes),
+            "drain_work_items": sum(s.drain_work_items for s in nodes)}
+
+
 def summarize_phase(stats: dict, history, audit, errors: list) -> dict:
     done = [d.duration_s for d in history if d.status == pb.DrainAllReply.DONE]
     out = {"drain_all": summary(done),
@@ -156,28 +166,16 @@ def summarize_phase(stats: dict, history, audit, errors: list) -> dict:
     pre = _tasks(stats, pb.ROLE_ISOLATED_PREEMPTIBLE)
     rt = _tasks(stats, pb.ROLE_ISOLATED_RT)
     if pre:
-        lat = [x for s in pre for x in s.task.wake_latency_s]
         stolen: dict[str, float] = {}
         for s in pre:
             for cause, sec in s.task.stolen_s.items():
                 stolen[cause] = stolen.get(cause, 0.0) + sec
         out["isolated_preemptible"] = {
-            "runs": sum(s.task.runs for s in pre),
-            "wake_latency_p50_s": percentile(lat, 50), "wake_latency_p99_s": percentile(lat, 99),
-            "wake_latency_max_s": max(lat, default=0.0),
-            "deadline_misses": sum(s.task.deadline_misses for s in pre),
-            "drain_work_items": sum(s.drain_work_items for s in pre),
-            "stolen_s": sum(stolen.values()), "stolen_by_cause_s": stolen,
+            **_task_summary(pre), "stolen_s": sum(stolen.values()), "stolen_by_cause_s": stolen,
             "max_single_noise_s": max(s.task.max_single_noise_s for s in pre)}
     if rt:
-        lat = [x for s in rt for x in s.task.wake_latency_s]
-        out["isolated_rt"] = {
-            "runs": sum(s.task.runs for s in rt),
-            "wake_latency_p50_s": percentile(lat, 50), "wake_latency_p99_s": percentile(lat, 99),
-            "wake_latency_max_s": max(lat, default=0.0),
-            "deadline_misses": sum(s.task.deadline_misses for s in rt),
-            "drain_work_items": sum(s.drain_work_items for s in rt),
-            "drain_wait_max_s": max(s.drain_wait_max_s for s in rt)}
+        out["isolated_rt"] = {**_task_summary(rt),
+                              "drain_wait_max_s": max(s.drain_wait_max_s for s in rt)}
     out["pcp"] = {"trylock_failures": sum(s.trylock_failures for s in stats.values()),
                   "buddy_fallbacks": sum(s.buddy_fallbacks for s in stats.values()),
                   "alloc_failures": sum(s.alloc_failures for s in stats.values()),
