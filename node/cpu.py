@@ -19,6 +19,7 @@ time stolen from it, osnoise-style.
 """
 
 import collections
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class Cpu:
         self.busy_s = 0.0
         self.drain_work_items = 0
         self.drain_wait_max_s = 0.0
+        self.step_errors = 0
         self._cv = threading.Condition()
         self._work = collections.deque()
         self._next_work_id = 1
@@ -196,16 +198,30 @@ class Cpu:
             due = [s for s in self.sources if s.next_wake <= now]
             rt_due = [s for s in due if s.rt]
             if rt_due:
-                rt_due[0].step(self)
+                self._step(rt_due[0])
             elif self._work:
                 self._run_work_item()
             elif due:
-                min(due, key=lambda s: s.next_wake).step(self)
+                self._step(min(due, key=lambda s: s.next_wake))
             else:
                 nxt = min((s.next_wake for s in self.sources), default=now + 0.05)
                 with self._cv:
                     if not self._work and not self._paused and not self._stop:
                         self._cv.wait(min(nxt - now, 1.0))
+
+    def _step(self, source) -> None:
+        """Run one step of a source. A step that fails (the zone did not answer) is
+        counted and logged; the CPU goes on, as a task would retry its allocation."""
+        try:
+            source.step(self)
+        except Exception as err:
+            self.step_errors += 1
+            if self.step_errors <= 10 or self.step_errors % 1000 == 0:
+                print(f"cpu{self.cpu}: {type(source).__name__} step failed ({self.step_errors}): {err}",
+                      file=sys.stderr, flush=True)
+            now = self.clock()
+            if source.next_wake <= now:
+                source.rebase(now)
 
     def _park(self) -> None:
         """Paused: no task or IRQ runs, but queued work still does (the kworker is how
