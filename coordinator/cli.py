@@ -5,6 +5,7 @@
   pcpsim state [--json]                                        per-CPU pcp, zone, audit verdict
   pcpsim audit                                                 stop-the-world page audit
   pcpsim compare [--quick] [--seed S] [--json PATH]            both strategies side by side
+  pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
 
 Commands that talk to a running cluster find it through the state file that
 `cluster up` writes (--state, $PCPSIM_STATE, default .pcpsim/cluster.json) or
@@ -23,7 +24,7 @@ import grpc
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.constants import MIGRATETYPE_NAMES, NR_PCP_LISTS, pindex_to_order, MIGRATE_PCPTYPES
-from coordinator import compare
+from coordinator import compare, plots, report
 from coordinator.cluster import ClusterConfig, ClusterError, LocalCluster, assign_roles, parse_cpu_list
 from coordinator.drain import STRATEGIES, STRATEGY_NAMES, TRIGGER_NAMES
 
@@ -99,11 +100,23 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare", help="run the same workload under each strategy and compare")
     cmp_.add_argument("--quick", action="store_true", help="25 s of measurement per phase instead of 60 s")
     cmp_.add_argument("--seed", type=int, default=1)
-    cmp_.add_argument("--json", metavar="PATH", help="write the full results here")
+    cmp_.add_argument("--json", metavar="PATH",
+                      help="write the full results here, and plots next to it (PATH-wakeup.png, PATH-drain.png)")
     cmp_.add_argument("--measure-s", type=_positive_int, help="seconds of measurement per phase")
     cmp_.add_argument("--drain-interval-ms", type=_positive_int, default=150,
                       help="drain schedule period (default %(default)s)")
     cmp_.add_argument("--run-dir", help="where each phase's process logs go (default: a temp dir)")
+
+    rep = sub.add_parser("report", help="oslat-, cyclictest- and osnoise-style tables and plots from a "
+                         "`compare --json` results file",
+                         description="Print the wake-up latency histogram per latency CPU and phase (oslat), one "
+                         "cyclictest summary line per latency task and phase, and per-CPU noise by cause "
+                         "(rtla osnoise top); write PNG plots of the wake-up latency and drain_all_pages "
+                         "duration distributions. Latencies are shown in kernel us (wall / time_scale).")
+    rep.add_argument("results", metavar="RESULTS.json", help="file written by `pcpsim compare --json`")
+    rep.add_argument("--out", metavar="DIR",
+                     help="where the plots go (default: next to RESULTS.json, named after it)")
+    rep.add_argument("--no-plots", action="store_true", help="print the tables only")
     return p
 
 
@@ -268,10 +281,27 @@ def cmd_compare(args) -> int:
     if args.json:
         compare.write_json(result, args.json)
         print(f"results written to {args.json}")
+        print("plots written to " + ", ".join(plots.write_plots(result, args.json)))
     return 0 if all(s["audit"]["ok"] for s in result["strategies"].values()) else 1
 
 
-COMMANDS = {"drain": cmd_drain, "state": cmd_state, "audit": cmd_audit, "compare": cmd_compare}
+def cmd_report(args) -> int:
+    try:
+        result = report.load_results(args.results)
+    except report.ReportError as err:
+        raise CliError(str(err)) from None
+    print(report.format_report(result))
+    if not args.no_plots:
+        try:
+            written = plots.write_plots(result, args.results, args.out)
+        except OSError as err:
+            raise CliError(f"cannot write plots: {err}") from None
+        print("\nplots written to " + ", ".join(written))
+    return 0
+
+
+COMMANDS = {"drain": cmd_drain, "state": cmd_state, "audit": cmd_audit, "compare": cmd_compare,
+            "report": cmd_report}
 
 
 def main(argv=None) -> int:

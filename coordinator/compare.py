@@ -11,9 +11,16 @@ and ends with a stop-the-world audit.
 
 Default layout (4 CPUs): cpu0 and cpu1 housekeeping (allocation churn and IRQs),
 cpu2 an isolated preemptible latency task, cpu3 an isolated RT latency task.
+
+Besides the summary table's figures, the results keep the raw data a report needs
+(coordinator.report rebuilds oslat/cyclictest/osnoise-style tables and the plots from
+the JSON alone): `phases.<phase>.cpus.<cpu>` per latency CPU (a wake-up latency
+histogram in 1 us kernel-time buckets, min/avg/max, noise by cause) and every
+drain_all_pages duration in `strategies.<name>.drain_all.durations_s`.
 """
 
 import json
+import math
 import os
 import sys
 import tempfile
@@ -32,6 +39,7 @@ from coordinator.stats import percentile, summary
 
 DEFAULT_ROLES = ["housekeeping", "housekeeping", "isolated-preemptible", "isolated-rt"]
 PHASES = ("noise_floor", "workqueue", "remote")
+HIST_BUCKET_KERNEL_US = 1  # oslat's bucket width
 QUICK_MEASURE_S = 25.0
 FULL_MEASURE_S = 60.0
 
@@ -158,9 +166,41 @@ def _task_summary(nodes: list) -> dict:
             "drain_work_items": sum(s.drain_work_items for s in nodes)}
 
 
+def wake_histogram(latencies_s, time_scale: float = TIME_SCALE) -> dict[str, int]:
+    """Wake-up latencies as oslat counts them: {bucket: count}, bucket = whole kernel us
+    (floor(wall / time_scale), so bucket "3" holds [3, 4) us). Keys are strings for JSON."""
+    hist: dict[int, int] = {}
+    for lat in latencies_s:
+        bucket = max(0, math.floor(lat / time_scale * 1e6 / HIST_BUCKET_KERNEL_US)) * HIST_BUCKET_KERNEL_US
+        hist[bucket] = hist.get(bucket, 0) + 1
+    return {str(b): n for b, n in sorted(hist.items())}
+
+
+def cpu_detail(s) -> dict:
+    """The raw per-CPU record of one latency CPU (see the module docstring)."""
+    from node.runtime import TaskConfig  # here, not at the top: it loads the whole node (~40 ms)
+    t, lat = s.task, list(s.task.wake_latency_s)
+    role = pb.Role.Name(s.role).removeprefix("ROLE_").lower().replace("_", "-")
+    return {"role": role, "kind": t.kind,
+            # compare starts nodes with their role's default task (no --period-ms)
+            "period_s": TaskConfig.for_role(role).period_s,
+            "wake_latency_hist_kernel_us": wake_histogram(lat),
+            "wake_latency_min_s": min(lat, default=0.0),
+            "wake_latency_avg_s": sum(lat) / len(lat) if lat else 0.0,
+            "wake_latency_max_s": max(lat, default=0.0),
+            "wake_latency_last_s": lat[-1] if lat else 0.0,
+            "wake_latency_p50_s": percentile(lat, 50), "wake_latency_p99_s": percentile(lat, 99),
+            "runs": t.runs, "deadline_misses": t.deadline_misses,
+            "stolen_s": dict(t.stolen_s), "noise_events": dict(t.noise_events),
+            "max_single_noise_s": t.max_single_noise_s,
+            "drain_work_items": s.drain_work_items, "drain_wait_max_s": s.drain_wait_max_s}
+
+
 def summarize_phase(stats: dict, history, audit, errors: list) -> dict:
     done = [d.duration_s for d in history if d.status == pb.DrainAllReply.DONE]
-    out = {"drain_all": summary(done),
+    out = {"drain_all": {**summary(done), "durations_s": done},
+           "cpus": {str(cpu): cpu_detail(s) for cpu, s in sorted(stats.items())
+                    if s.role in (pb.ROLE_ISOLATED_PREEMPTIBLE, pb.ROLE_ISOLATED_RT)},
            "drain_all_failed": sum(1 for d in history if d.status == pb.DrainAllReply.FAILED),
            "drain_rpc_errors": errors[:10]}
     pre = _tasks(stats, pb.ROLE_ISOLATED_PREEMPTIBLE)
@@ -195,9 +235,12 @@ def run_compare(config: CompareConfig, run_dir: str | None = None, stream=sys.st
     finally:
         progress.done()
     floor = phases["noise_floor"]
+    per_cpu = {name: {"cpus": phase.pop("cpus")} for name, phase in phases.items()}
     return {
         "seed": config.seed,
         "time_scale": TIME_SCALE,
+        "hist_bucket_kernel_us": HIST_BUCKET_KERNEL_US,
+        "phases": per_cpu,
         "config": {"measure_s": config.measure_s, "warmup_s": config.warmup_s,
                    "drain_interval_s": config.drain_interval_s, "roles": list(config.roles)},
         "run_dir": run_dir,

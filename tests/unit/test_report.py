@@ -1,0 +1,226 @@
+"""`pcpsim report`: the raw per-CPU data compare keeps, and the oslat/cyclictest/osnoise views of it."""
+
+import json
+import re
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from coordinator import cli, compare, plots, report
+from node.api.v1 import pcpsim_pb2 as pb
+
+SCALE = 250.0
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def wall(kernel_us: float) -> float:
+    """Wall seconds that `kernel_us` of kernel time lasts at SCALE."""
+    return kernel_us * 1e-6 * SCALE
+
+
+def cpu(role="isolated-preemptible", kind="preemptible", period_s=0.010, hist=None, lat_us=(0.5, 1.5, 40.5, 2.0),
+        runs=10, stolen=None, events=None, max_single_us=30.0) -> dict:
+    """One `phases.<phase>.cpus.<cpu>` record: min/avg/max/last from `lat_us` (kernel us)."""
+    return {"role": role, "kind": kind, "period_s": period_s,
+            "wake_latency_hist_kernel_us": hist if hist is not None else {"0": 5, "1": 3, "40": 2},
+            "wake_latency_min_s": wall(lat_us[0]), "wake_latency_avg_s": wall(lat_us[1]),
+            "wake_latency_max_s": wall(lat_us[2]), "wake_latency_last_s": wall(lat_us[3]),
+            "wake_latency_p50_s": wall(lat_us[1]), "wake_latency_p99_s": wall(lat_us[2]),
+            "runs": runs, "deadline_misses": 1,
+            "stolen_s": stolen if stolen is not None else {"workqueue": wall(60.0), "irq": wall(4.0)},
+            "noise_events": events if events is not None else {"workqueue": 3, "irq": 1, "pcp_lock": 2},
+            "max_single_noise_s": wall(max_single_us), "drain_work_items": 3, "drain_wait_max_s": 0.0}
+
+
+def rt_cpu(**kw) -> dict:
+    return cpu(role="isolated-rt", kind="rt", period_s=0.250, hist={"2": 4}, lat_us=(2.2, 2.5, 2.9, 2.4),
+               runs=4, stolen={}, events={}, max_single_us=0.0, **kw)
+
+
+@pytest.fixture
+def result() -> dict:
+    """A small results file in compare's shape: three phases, latency CPUs 2 and 3."""
+    phases = {name: {"cpus": {"2": cpu(), "3": rt_cpu()}} for name in compare.PHASES}
+    phases["noise_floor"]["cpus"]["2"] = cpu(hist={"0": 9, "1": 1}, lat_us=(0.3, 0.6, 1.2, 0.4),
+                                             stolen={"irq": wall(4.0)}, events={"irq": 1}, max_single_us=4.0)
+    strategies = {"workqueue": {"drain_all": {"count": 3, "p50_s": 0.02, "p99_s": 0.05, "max_s": 0.05,
+                                              "durations_s": [0.05, 0.01, 0.02]}},
+                  "remote": {"drain_all": {"count": 2, "p50_s": 0.004, "p99_s": 0.006, "max_s": 0.006,
+                                           "durations_s": [0.004, 0.006]}}}
+    return {"seed": 1, "time_scale": SCALE, "hist_bucket_kernel_us": 1, "phases": phases,
+            "strategies": strategies, "noise_floor": {"wake_latency_p99_s": wall(1.2)}}
+
+
+def block(text: str, phase: str) -> list[str]:
+    """The lines of one phase's block in a report section."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"## phase {phase} "))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## phase")), len(lines))
+    return [line for line in lines[start + 1:end] if line.strip()]
+
+
+# ------------------------------------------------------------ compare's raw data
+def test_wake_histogram_buckets_whole_kernel_microseconds():
+    """A wake-up latency lands in bucket floor(wall / time_scale in us): 0.1 ms wall is 0.4 kernel us."""
+    lat = [0.1e-3, 0.3e-3, 0.26e-3, 10.1e-3, -1e-6]
+    assert compare.wake_histogram(lat, SCALE) == {"0": 2, "1": 2, "40": 1}
+
+
+def test_summarize_phase_keeps_old_keys_and_adds_per_cpu_raw_data():
+    """summarize_phase still reports every key the table reads, plus durations and one record per latency CPU."""
+    def task(kind, lat):
+        return SimpleNamespace(kind=kind, wake_latency_s=lat, runs=len(lat), deadline_misses=0,
+                               stolen_s={"workqueue": 0.01}, noise_events={"workqueue": 1},
+                               max_single_noise_s=0.01)
+    common = dict(trylock_failures=0, buddy_fallbacks=0, alloc_failures=0, allocs=5, drain_wait_max_s=0.0,
+                  drain_work_items=1)
+    stats = {0: SimpleNamespace(role=pb.ROLE_HOUSEKEEPING, task=None, **common),
+             2: SimpleNamespace(role=pb.ROLE_ISOLATED_PREEMPTIBLE, task=task("preemptible", [1e-4, 3e-4]), **common),
+             3: SimpleNamespace(role=pb.ROLE_ISOLATED_RT, task=task("rt", [5e-4]), **common)}
+    history = [SimpleNamespace(status=pb.DrainAllReply.DONE, duration_s=d) for d in (0.02, 0.01)]
+    audit = SimpleNamespace(ok=True, lost=0, duplicated=0, unexpected=0, errors=[])
+    out = compare.summarize_phase(stats, history, audit, [])
+    assert {"count", "p50_s", "p99_s", "max_s"} <= set(out["drain_all"])
+    assert out["drain_all"]["durations_s"] == [0.02, 0.01]
+    assert {"isolated_preemptible", "isolated_rt", "pcp", "audit"} <= set(out)
+    assert sorted(out["cpus"]) == ["2", "3"]
+    c2 = out["cpus"]["2"]
+    assert c2["role"] == "isolated-preemptible" and c2["period_s"] == 0.010
+    assert c2["wake_latency_hist_kernel_us"] == {"0": 1, "1": 1}
+    assert c2["wake_latency_min_s"] == 1e-4 and c2["wake_latency_max_s"] == 3e-4
+    assert c2["wake_latency_avg_s"] == pytest.approx(2e-4) and c2["wake_latency_last_s"] == 3e-4
+    assert out["cpus"]["3"]["role"] == "isolated-rt" and out["cpus"]["3"]["period_s"] == 0.250
+    report.validate({"time_scale": SCALE, "phases": {"p": {"cpus": out["cpus"]}},
+                     "strategies": {"s": {"drain_all": out["drain_all"]}}})
+
+
+# ------------------------------------------------------------ oslat
+def test_oslat_rows_are_dense_to_31_then_only_nonempty_buckets():
+    """Rows run 0..max when the max is below 32 us; past that only non-empty buckets, a gap marked by None."""
+    assert report.histogram_rows([{0: 1, 3: 2}, {1: 1}]) == [0, 1, 2, 3]
+    assert report.histogram_rows([{0: 1, 40: 1}, {45: 2, 46: 1}]) == list(range(32)) + [None, 40, None, 45, 46]
+    assert report.histogram_rows([{}]) == []
+
+
+def test_oslat_table_columns_counts_and_min_avg_max(result):
+    """Each phase block has one column per latency CPU, each bucket's count, and Min/Avg/Max in kernel us."""
+    lines = block(report.oslat_table(result), "workqueue")
+    assert lines[0].split() == ["Core:", "cpu2", "cpu3"]
+    rows = {line.split("(us):")[0].strip(): line.split("(us):")[1].split() for line in lines if "(us):" in line}
+    assert list(rows) == [str(b) for b in range(32)] + ["40"]
+    assert rows["0"] == ["5", "0"] and rows["1"] == ["3", "0"] and rows["2"] == ["0", "4"]
+    assert rows["40"] == ["2", "0"]
+    assert any(line.strip() == "..." for line in lines)
+    stats = {line.split()[0]: line.split()[1:] for line in lines if line.split()[0].endswith(":")}
+    assert stats["Minimum:"] == ["0.5", "2.2", "(us)"]
+    assert stats["Average:"] == ["1.500", "2.500", "(us)"]
+    assert stats["Maximum:"] == ["40.5", "2.9", "(us)"]
+    assert stats["Duration:"][:2] == ["0.100", "1.000"]  # runs x period, wall seconds
+
+
+def test_oslat_counts_sum_to_runs(result):
+    """The histogram holds every wake-up: the counts in a column add up to the task's runs."""
+    lines = block(report.oslat_table(result), "noise_floor")
+    counts = [int(line.split()[2]) for line in lines if "(us):" in line]
+    assert sum(counts) == result["phases"]["noise_floor"]["cpus"]["2"]["runs"]
+
+
+# ------------------------------------------------------------ cyclictest
+CYCLICTEST = re.compile(r"^T:\s*(\d+) \(\s*(\d+)\) P:\s*(\d+) I:(\d+) C:\s*(\d+) Min:\s*(\d+) Act:\s*(\d+) "
+                        r"Avg:\s*(\d+) Max:\s*(\d+)$")
+
+
+def test_cyclictest_lines_match_rt_tests_format(result):
+    """One `T: n (pid) P: I: C: Min: Act: Avg: Max:` line per latency CPU and phase, values in kernel us."""
+    text = report.cyclictest_lines(result)
+    lines = [line for line in text.splitlines() if line.startswith("T:")]
+    assert len(lines) == 3 * 2
+    assert all(CYCLICTEST.match(line) for line in lines), lines
+    workqueue = text.split("# phase workqueue")[1].splitlines()[1:3]
+    assert CYCLICTEST.match(workqueue[0]).groups() == ("0", "2", "0", "10000", "10", "0", "2", "2", "40")
+    assert CYCLICTEST.match(workqueue[1]).groups() == ("1", "3", "99", "250000", "4", "2", "2", "2", "3")
+    assert "kernel us" in text.splitlines()[0]
+
+
+# ------------------------------------------------------------ osnoise
+def test_osnoise_columns_and_cause_mapping(result):
+    """rtla osnoise top's columns plus Lock; irq -> IRQ, workqueue -> Thread, pcp_lock -> Lock, HW/NMI/Softirq 0."""
+    lines = block(report.osnoise_table(result), "workqueue")
+    assert lines[0].split() == ["CPU", "Period", "Runtime", "Noise", "%", "CPU", "Aval", "Max", "Noise", "Max",
+                                "Single", "HW", "NMI", "IRQ", "Softirq", "Thread", "Lock"]
+    cells = lines[1].split()
+    # runtime = 10 runs x 10 ms = 0.1 s wall = 400 kernel us; noise 64 us -> 84% available
+    assert cells[:7] == ["2", "#10", "400", "64.0", "84.00000", "-", "30.0"]
+    assert cells[7:] == ["0", "0", "1", "0", "3", "2"]
+    row = report.osnoise_row(2, result["phases"]["workqueue"]["cpus"]["2"], result)
+    assert row["Runtime"] == pytest.approx(400.0) and row["% CPU Aval"] == pytest.approx(84.0)
+
+
+def test_osnoise_lists_causes_it_has_no_column_for(result):
+    """A noise cause outside the mapping is not dropped silently: it is listed under the CPU's row."""
+    result["phases"]["remote"]["cpus"]["2"]["noise_events"]["timer"] = 7
+    assert "other causes on cpu2: timer 7" in report.osnoise_table(result)
+
+
+# ------------------------------------------------------------ plots
+def test_plots_are_png_files(result, tmp_path):
+    """write_plots writes the wake-up and drain plots as non-empty PNGs named after the results file."""
+    paths = plots.write_plots(result, "/elsewhere/run.json", str(tmp_path / "out"))
+    assert paths == [str(tmp_path / "out" / "run-wakeup.png"), str(tmp_path / "out" / "run-drain.png")]
+    for path in paths:
+        data = open(path, "rb").read()
+        assert len(data) > len(PNG_MAGIC) and data.startswith(PNG_MAGIC)
+
+
+def test_plot_paths_sit_next_to_the_json():
+    """compare --json PATH.json puts PATH-wakeup.png and PATH-drain.png beside it."""
+    assert plots.plot_paths("/r/a.json") == ("/r/a-wakeup.png", "/r/a-drain.png")
+
+
+def test_cli_import_does_not_load_matplotlib():
+    """`import coordinator.cli` leaves matplotlib unimported (it loads only when a plot is drawn)."""
+    out = subprocess.run([sys.executable, "-c", "import sys, coordinator.cli; print('matplotlib' in sys.modules)"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------ the command
+def test_report_command_prints_three_views_and_writes_plots(result, tmp_path, capsys):
+    """`pcpsim report R --out DIR` prints the oslat, cyclictest and osnoise views and writes both PNGs."""
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(result))
+    assert cli.main(["report", str(path), "--out", str(tmp_path / "plots")]) == 0
+    out = capsys.readouterr().out
+    assert "Minimum:" in out and "T: 0 (    2)" in out and "% CPU Aval" in out
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["r-drain.png", "r-wakeup.png"]
+
+
+def test_report_no_plots_writes_nothing(result, tmp_path):
+    """--no-plots prints the tables and writes no file."""
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(result))
+    assert cli.main(["report", str(path), "--no-plots"]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot read"),
+    ("{not json", "is not valid JSON"),
+    ("[1, 2]", "top level is a list"),
+    (json.dumps({"seed": 1, "time_scale": 250.0, "strategies": {}}), "no 'phases'"),
+    (json.dumps({"time_scale": 250.0, "strategies": {},
+                 "phases": {"remote": {"cpus": {"2": {"role": "isolated-rt"}}}}}), "phases.remote.cpus.2.kind"),
+])
+def test_report_on_a_bad_file_exits_2_with_a_clear_message(tmp_path, capsys, content, message):
+    """A missing, unreadable or malformed results file gives `pcpsim: error: ...`, exit 2, and no output files."""
+    path = tmp_path / "bad.json"
+    if content is not None:
+        path.write_text(content)
+    out_dir = tmp_path / "out"
+    assert cli.main(["report", str(path), "--out", str(out_dir)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("pcpsim: error: ") and message in captured.err
+    assert str(path) in captured.err
+    assert captured.out == "" and not out_dir.exists()
