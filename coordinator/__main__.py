@@ -1,7 +1,8 @@
 """`python -m coordinator`: the coordinator process.
 
 Owns the zone, membership and drain_all_pages. Prints `LISTENING host:port` as its
-first line on stdout once it serves, so a launcher can find it with port 0.
+first line on stdout once it serves, so a launcher can find it with port 0, and
+`METRICS host:port` on stderr for its /metrics endpoint (also in GetState).
 """
 
 import argparse
@@ -11,13 +12,17 @@ import time
 
 import grpc
 
+from node import exposition
+from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.lifecycle import stop_event
+from node.rpc_metrics import RpcMetricsInterceptor
 from node.mm.watermark import pageset_batch
 from node.mm.zone import Zone
 from node.timebase import TIME_SCALE, CostModel
 from coordinator.drain import STRATEGIES, Drainer
 from coordinator.membership import Membership
+from coordinator.metrics import CoordinatorCollector, DrainMetrics
 from coordinator.server import CoordinatorServicer
 from coordinator.zone_service import ZoneService
 
@@ -43,6 +48,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m coordinator",
                                 description="The pcpsim coordinator: zone, membership, drain_all_pages.")
     p.add_argument("--listen", default="127.0.0.1:0", help="gRPC listen address (default %(default)s)")
+    p.add_argument("--metrics-listen", type=exposition.listen_address, default="127.0.0.1:0",
+                   help="/metrics HTTP address, or 'off' (default 127.0.0.1:0)")
     p.add_argument("--nodes", type=positive_int, required=True, help="number of simulated CPUs")
     p.add_argument("--zone-mb", type=positive_int, default=1024,
                    help="zone size in MiB (default %(default)s; >= 688 gives the kernel's batch of 63)")
@@ -75,15 +82,24 @@ async def main(args) -> None:
     zone_service = ZoneService(zone, cost)
     zone_service.preallocate(int(zone.managed_pages * args.zone_used))
     membership = Membership(args.nodes, time.monotonic, args.failure_timeout_ms / 1000.0)
+    registry = exposition.process_registry()  # this process's own: never prometheus_client's global one
+    drain_metrics = DrainMetrics(registry, args.nodes)
     drainer = Drainer(membership, zone_service, STRATEGIES[args.strategy], time.monotonic,
-                      lease_ms=args.lease_ms, flush_timeout_ms=args.flush_timeout_ms)
-    server = grpc.aio.server()
+                      lease_ms=args.lease_ms, flush_timeout_ms=args.flush_timeout_ms,
+                      on_record=drain_metrics.observe)
+    registry.register(CoordinatorCollector(zone_service, membership, drainer, args.time_scale))
+    rpc_metrics = RpcMetricsInterceptor(registry, [pb.DESCRIPTOR.services_by_name["Coordinator"]])
+    metrics = exposition.serve(args.metrics_listen, registry)
+    server = grpc.aio.server(interceptors=[rpc_metrics])
     pb_grpc.add_CoordinatorServicer_to_server(
-        CoordinatorServicer(membership, zone_service, drainer, high, batch, args.time_scale), server)
+        CoordinatorServicer(membership, zone_service, drainer, high, batch, args.time_scale,
+                            metrics_address=metrics.address if metrics else ""), server)
     port = server.add_insecure_port(args.listen)
     await server.start()
     host = args.listen.rsplit(":", 1)[0]
     print(f"LISTENING {host}:{port}", flush=True)
+    if metrics:
+        print(f"METRICS {metrics.address}", file=sys.stderr, flush=True)
     print(f"zone {args.zone_mb} MiB: batch {batch} high {high} watermarks {zone.watermark}",
           file=sys.stderr, flush=True)
     stop = stop_event(args.parent_pid)
@@ -91,6 +107,8 @@ async def main(args) -> None:
     await server.stop(0.5)
     await membership.close()
     zone_service.close()
+    if metrics:
+        metrics.close()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,11 @@ on port 0 and registers. `start` returns once every CPU has registered and is se
 heartbeats. `stop` sends SIGTERM to every child, waits, and SIGKILLs stragglers; the
 children also stop on their own if this process dies (they watch their parent pid),
 so no orphan keeps a port bound. Every child's output goes to a log file in run_dir.
+
+The state file lists every process's gRPC and /metrics address; next to it,
+prometheus-targets.json is the same in Prometheus file_sd format (job pcpsim-node or
+pcpsim-coordinator; cpu and role labels), so a Prometheus started with
+`file_sd_configs` on it finds the cluster.
 """
 
 import json
@@ -20,6 +25,9 @@ import grpc
 
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from coordinator.metrics import role_label
+
+TARGETS_FILE = "prometheus-targets.json"
 
 
 class ClusterError(RuntimeError):
@@ -155,12 +163,14 @@ class LocalCluster:
         state = self.state()
         doc = {"coordinator": self.coordinator_address, "run_dir": self.run_dir,
                "pids": {name: p.pid for name, p in self.procs.items()},
-               "nodes": [{"cpu": n.cpu, "address": n.address,
+               "coordinator_metrics": state.metrics_address,
+               "nodes": [{"cpu": n.cpu, "address": n.address, "metrics": n.metrics_address,
                           "role": pb.Role.Name(n.role)} for n in state.nodes]}
-        tmp = self.state_file + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(doc, f, indent=2)
-        os.replace(tmp, self.state_file)
+        _write_json(self.state_file, doc)
+        _write_json(self._targets_file(), prometheus_targets(state))
+
+    def _targets_file(self) -> str:
+        return os.path.join(os.path.dirname(os.path.abspath(self.state_file)), TARGETS_FILE)
 
     def stop(self, grace: float = 5.0) -> None:
         # Nodes first, so none is left talking to a coordinator that is gone.
@@ -182,5 +192,26 @@ class LocalCluster:
         for log in self._logs:
             log.close()
         self._logs = []
-        if self.state_file and os.path.exists(self.state_file):
-            os.unlink(self.state_file)
+        if self.state_file:
+            for path in (self.state_file, self._targets_file()):
+                if os.path.exists(path):
+                    os.unlink(path)
+
+
+def prometheus_targets(state: pb.ClusterState) -> list[dict]:
+    """Prometheus file_sd groups: one per process that serves /metrics."""
+    groups = [{"targets": [n.metrics_address],
+               "labels": {"job": "pcpsim-node", "cpu": str(n.cpu), "role": role_label(n.role)}}
+              for n in state.nodes if n.metrics_address]
+    if state.metrics_address:
+        groups.append({"targets": [state.metrics_address],
+                       "labels": {"job": "pcpsim-coordinator", "role": "coordinator"}})
+    return groups
+
+
+def _write_json(path: str, doc) -> None:
+    """Write then rename, so a reader (Prometheus watches file_sd files) never sees half a file."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=2)
+    os.replace(tmp, path)

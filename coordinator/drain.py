@@ -60,7 +60,8 @@ class DrainRecord:
 
 class Drainer:
     def __init__(self, membership, zone_service, default_strategy: int, clock,
-                 lease_ms: int = 2000, flush_timeout_ms: int = 10_000, keep: int = 100_000):
+                 lease_ms: int = 2000, flush_timeout_ms: int = 10_000, keep: int = 100_000,
+                 on_record=None):
         if default_strategy not in STRATEGY_NAMES:
             raise InvalidArgument(f"unknown strategy {default_strategy}")
         self.membership = membership
@@ -71,6 +72,7 @@ class Drainer:
         self.flush_timeout_ms = flush_timeout_ms
         self.pcpu_drain_mutex = asyncio.Lock()
         self.history = collections.deque(maxlen=keep)
+        self.on_record = on_record  # called with every finished DrainRecord (metrics), once per drain
 
     def resolve(self, strategy: int, trigger: int) -> tuple[int, int]:
         """Validate a request's strategy and trigger, filling in defaults."""
@@ -92,8 +94,7 @@ class Drainer:
         record = DrainRecord(pb.DrainAllReply.DONE, strategy, trigger, self.clock())
         if trigger == pb.TRIGGER_RECLAIM and self.pcpu_drain_mutex.locked():
             record.status = pb.DrainAllReply.SKIPPED
-            self.history.append(record)
-            return record
+            return self._finish(record)
         async with self.pcpu_drain_mutex:
             t0 = self.clock()
             marked = [m for m in self.membership.online() if force_all_cpus or m.pcp_count]
@@ -105,7 +106,12 @@ class Drainer:
             record.duration_s = self.clock() - t0
             if not all(c.ok for c in record.cpus):
                 record.status = pb.DrainAllReply.FAILED
+        return self._finish(record)
+
+    def _finish(self, record: DrainRecord) -> DrainRecord:
         self.history.append(record)
+        if self.on_record is not None:
+            self.on_record(record)
         return record
 
     async def _drain_workqueue(self, marked) -> list[CpuDrain]:

@@ -28,6 +28,7 @@ class Member:
     last_heartbeat: float
     pcp_count: int = 0
     registrations: int = 1
+    metrics_address: str = ""  # the node's /metrics host:port, empty if it serves none
 
 
 class Membership:
@@ -37,16 +38,18 @@ class Membership:
         self.failure_timeout = failure_timeout
         self.members: dict[int, Member] = {}
 
-    def register(self, cpu: int, address: str, role: int) -> Member:
+    def register(self, cpu: int, address: str, role: int, metrics_address: str = "") -> Member:
         validate.cpu(cpu, self.nr_cpus)
         if not address or ":" not in address:
             raise InvalidArgument(f"address {address!r} is not host:port")
+        if metrics_address and ":" not in metrics_address:
+            raise InvalidArgument(f"metrics_address {metrics_address!r} is not host:port")
         if role not in pb.Role.values() or role == pb.ROLE_UNSPECIFIED:
             raise InvalidArgument(f"unknown role {role}")
         old = self.members.get(cpu)
         channel = grpc.aio.insecure_channel(address)
         member = Member(cpu, address, role, channel, pb_grpc.NodeStub(channel), self.clock(),
-                        registrations=old.registrations + 1 if old else 1)
+                        registrations=old.registrations + 1 if old else 1, metrics_address=metrics_address)
         self.members[cpu] = member
         if old is not None:
             # A restarted node: the old channel points at a dead process.

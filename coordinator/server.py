@@ -9,13 +9,15 @@ from coordinator.audit import audit_cluster
 
 
 class CoordinatorServicer(pb_grpc.CoordinatorServicer):
-    def __init__(self, membership, zone_service, drainer, high: int, batch: int, time_scale: float):
+    def __init__(self, membership, zone_service, drainer, high: int, batch: int, time_scale: float,
+                 metrics_address: str = ""):
         self.membership = membership
         self.zone = zone_service
         self.drainer = drainer
         self.high = high
         self.batch = batch
         self.time_scale = time_scale
+        self.metrics_address = metrics_address  # this process's /metrics host:port, reported in GetState
 
     def zone_info(self) -> pb.ZoneInfo:
         z = self.zone.zone
@@ -28,7 +30,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
 
     @rpc
     async def Register(self, request, context):
-        self.membership.register(request.cpu, request.address, request.role)
+        self.membership.register(request.cpu, request.address, request.role, request.metrics_address)
         return pb.RegisterReply(nr_cpus=self.membership.nr_cpus, high=self.high, batch=self.batch,
                                 zone=self.zone_info(), time_scale=self.time_scale)
 
@@ -71,11 +73,13 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
     async def GetState(self, request, context):
         m = self.membership
         nodes = [pb.NodeInfo(cpu=x.cpu, address=x.address, role=x.role, up=m.is_up(x),
-                             heartbeat_age_s=m.clock() - x.last_heartbeat, pcp_count=x.pcp_count)
+                             heartbeat_age_s=m.clock() - x.last_heartbeat, pcp_count=x.pcp_count,
+                             metrics_address=x.metrics_address)
                  for _, x in sorted(m.members.items())]
         return pb.ClusterState(nodes=nodes, zone=self.zone_info(),
                                default_strategy=self.drainer.default_strategy,
-                               high=self.high, batch=self.batch, time_scale=self.time_scale)
+                               high=self.high, batch=self.batch, time_scale=self.time_scale,
+                               metrics_address=self.metrics_address)
 
     @rpc
     async def GetDrainHistory(self, request, context):

@@ -48,6 +48,8 @@ class ZoneService:
         self._lock = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="zone-lock")
         self.owned: dict[int, tuple[int, int]] = {}  # head pfn -> (cpu, order)
         self._applied = collections.OrderedDict()    # transfer id -> ZoneReply
+        self.lock_hold_s = 0.0  # wall time zone->lock was held, all operations (for metrics)
+        self.lock_ops = 0
         self.refused = 0
 
     def close(self) -> None:
@@ -55,7 +57,16 @@ class ZoneService:
 
     async def locked(self, fn, *args):
         """Run fn(*args) under zone->lock."""
-        return await asyncio.get_running_loop().run_in_executor(self._lock, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._lock, self._held, fn, args)
+
+    def _held(self, fn, args):
+        # On the zone-lock thread: the only writer of these counters.
+        t0 = time.monotonic()
+        try:
+            return fn(*args)
+        finally:
+            self.lock_hold_s += time.monotonic() - t0
+            self.lock_ops += 1
 
     # ------------------------------------------------------- under zone->lock
     def preallocate(self, pages: int) -> int:

@@ -12,10 +12,12 @@ import time
 
 import grpc
 
+from node import exposition
 from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.lifecycle import stop_event
+from node.rpc_metrics import RpcMetricsInterceptor
 from node.runtime import ROLES, NodeRuntime, TaskConfig
 from node.server import NodeServicer
 from node.timebase import CostModel
@@ -36,6 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cpu", type=int, required=True, help="this CPU's number")
     p.add_argument("--coordinator", required=True, help="coordinator address host:port")
     p.add_argument("--listen", default="127.0.0.1:0", help="gRPC listen address (default %(default)s)")
+    p.add_argument("--metrics-listen", type=exposition.listen_address, default="127.0.0.1:0",
+                   help="/metrics HTTP address, or 'off' (default 127.0.0.1:0)")
     p.add_argument("--role", choices=sorted(ROLES), default="housekeeping")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--period-ms", type=positive(float), help="latency task period")
@@ -88,17 +92,22 @@ async def main(args) -> None:
     # A shorter GIL switch interval keeps the CPU thread's wake-ups prompt while the
     # interconnect thread is busy serialising a message.
     sys.setswitchinterval(0.0005)
-    server = grpc.aio.server()
+    registry = exposition.process_registry()  # this process's own: never prometheus_client's global one
+    rpc_metrics = RpcMetricsInterceptor(registry, [pb.DESCRIPTOR.services_by_name["Node"]])
+    server = grpc.aio.server(interceptors=[rpc_metrics])
     holder = {}
     pb_grpc.add_NodeServicer_to_server(NodeServicer(_Late(holder)), server)
     port = server.add_insecure_port(args.listen)
     host = args.listen.rsplit(":", 1)[0]
     await server.start()
     address = f"{host}:{port}"
+    metrics = exposition.serve(args.metrics_listen, registry)
+    metrics_address = metrics.address if metrics else ""
 
     aio_channel = grpc.aio.insecure_channel(args.coordinator)
     stub = pb_grpc.CoordinatorStub(aio_channel)
-    reply = await register(stub, pb.RegisterRequest(cpu=args.cpu, address=address, role=ROLES[args.role]),
+    reply = await register(stub, pb.RegisterRequest(cpu=args.cpu, address=address, role=ROLES[args.role],
+                                                    metrics_address=metrics_address),
                            time.monotonic() + 30)
     cost = CostModel(time_scale=reply.time_scale)
     sync_channel = grpc.insecure_channel(args.coordinator)
@@ -106,10 +115,12 @@ async def main(args) -> None:
     zone.free_pages = reply.zone.free_pages
     runtime = NodeRuntime(args.cpu, args.role, reply.high, reply.batch, zone,
                           pb_grpc.CoordinatorStub(sync_channel), args.seed, cost,
-                          task_config(args), time.monotonic)
+                          task_config(args), time.monotonic, registry=registry)
     holder["runtime"] = runtime
     runtime.start()
     print(f"node cpu{args.cpu} role={args.role} listening on {address}", flush=True)
+    if metrics:
+        print(f"node cpu{args.cpu} metrics on http://{metrics_address}/metrics", flush=True)
 
     stop = stop_event(args.parent_pid)
     beat = asyncio.create_task(heartbeat(stub, runtime, args.heartbeat_ms / 1000.0, stop))
@@ -119,6 +130,8 @@ async def main(args) -> None:
     await server.stop(0.5)
     await aio_channel.close()
     sync_channel.close()
+    if metrics:
+        metrics.close()
 
 
 class _Late:

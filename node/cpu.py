@@ -88,6 +88,11 @@ class Cpu:
         self.busy_s = 0.0
         self.drain_work_items = 0
         self.drain_wait_max_s = 0.0
+        self.work_queued = 0  # every item ever queued (lifetime counters, for metrics)
+        self.work_run = 0
+        # Called with each finished WorkItem on the CPU thread; metrics observe queue delay and
+        # run time here, so this module needs no metrics library.
+        self.on_work_done = None
         self.step_errors = 0
         self._cv = threading.Condition()
         self._work = collections.deque()
@@ -132,6 +137,7 @@ class Cpu:
         with self._cv:
             item = WorkItem(self._next_work_id, kind, fn, self.clock())
             self._next_work_id += 1
+            self.work_queued += 1
             self._work.append(item)
             self._cv.notify_all()
         return item
@@ -157,6 +163,10 @@ class Cpu:
                     self._cv.wait(min(left, 0.002))
         return True
 
+    def pending_work(self) -> int:
+        """Work items queued and not yet started."""
+        return len(self._work)
+
     def notify(self) -> None:
         with self._cv:
             self._cv.notify_all()
@@ -174,9 +184,12 @@ class Cpu:
             item.error = err
         item.finished_at = self.clock()
         self.noise.add(item.started_at, item.finished_at, item.kind)
+        self.work_run += 1
         if item.kind == "workqueue":
             self.drain_work_items += 1
             self.drain_wait_max_s = max(self.drain_wait_max_s, item.started_at - item.queued_at)
+        if self.on_work_done is not None:
+            self.on_work_done(item)
         with _CALLBACK_LOCK:
             item.done = True
             callbacks, item._callbacks = item._callbacks, []

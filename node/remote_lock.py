@@ -23,6 +23,7 @@ from node.api.errors import FailedPrecondition
 class Grant:
     token: int
     pages: list
+    granted_at: float = 0.0
     expiry: asyncio.TimerHandle | None = None
 
 
@@ -34,6 +35,12 @@ class RemotePcpLock:
         self.held: Grant | None = None
         self.expired: dict[int, list] = {}  # token -> pages in flight after a lapsed lease
         self.lease_expiries = 0
+        self.grants = 0
+        self.drained_pages = 0  # base pages a remote drainer confirmed freed (freed=True)
+        # Metrics hooks, called with seconds once per grant: how long the drainer waited for
+        # the lock, and how long it held it (until unlock or lease expiry).
+        self.on_wait = None
+        self.on_hold = None
 
     async def lock_and_take(self, lease_s: float, wait_timeout: float) -> tuple[int, list, float]:
         """Take the pcp lock (waiting off the event loop) and every page on the lists.
@@ -44,11 +51,15 @@ class RemotePcpLock:
             return 0, [], 0.0
         t0 = self.clock()
         await self._acquire(wait_timeout)
-        wait = self.clock() - t0
+        granted_at = self.clock()
+        wait = granted_at - t0
         pages = self.pcp.take_bulk(self.pcp.count, 0)
         token = self._next_token
         self._next_token += 1
-        grant = Grant(token, pages)
+        grant = Grant(token, pages, granted_at)
+        self.grants += 1
+        if self.on_wait is not None:
+            self.on_wait(wait)
         grant.expiry = asyncio.get_running_loop().call_later(lease_s, self._expire, grant)
         self.held = grant
         return token, pages, wait
@@ -57,14 +68,19 @@ class RemotePcpLock:
         grant = self.held
         if grant is not None and grant.token == token:
             grant.expiry.cancel()
-            if not freed:
+            if freed:
+                self.drained_pages += _base_pages(grant.pages)
+            else:
                 self.pcp.restore(grant.pages)
             self.held = None
             self.pcp.lock.release()
+            self._held_for(grant)
             return
         if token in self.expired:
             pages = self.expired.pop(token)
-            if not freed:
+            if freed:
+                self.drained_pages += _base_pages(pages)
+            else:
                 self._give_back(pages)
             raise FailedPrecondition(f"lease of token {token} had expired: lock already released"
                                      f", {len(pages)} pages settled as {'freed' if freed else 'returned'}")
@@ -82,6 +98,11 @@ class RemotePcpLock:
             self.expired[grant.token] = grant.pages
             self.lease_expiries += 1
             self.pcp.lock.release()
+            self._held_for(grant)
+
+    def _held_for(self, grant: Grant) -> None:
+        if self.on_hold is not None:
+            self.on_hold(self.clock() - grant.granted_at)
 
     def _give_back(self, pages: list) -> None:
         """Put pages whose free the drainer says did not happen back on the lists."""
@@ -104,3 +125,5 @@ class RemotePcpLock:
             raise FailedPrecondition(f"pcp lock of cpu {self.pcp.cpu} not acquired within {timeout}s")
 
 
+def _base_pages(pages) -> int:
+    return sum(1 << order for _, order, _ in pages)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from node.alloc import PageAllocator
 from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import Cpu
+from node.metrics import NodeMetrics
 from node.mm import pcp as pcpmod
 from node.remote_lock import RemotePcpLock
 from node.tasks import Housekeeping, IrqSource, LatencyTask
@@ -46,7 +47,8 @@ class TaskConfig:
 
 class NodeRuntime:
     def __init__(self, cpu_id: int, role: str, high: int, batch: int, zone, coordinator_stub,
-                 seed: int, cost: CostModel, config: TaskConfig, clock):
+                 seed: int, cost: CostModel, config: TaskConfig, clock, registry=None):
+        """`registry`: a prometheus_client CollectorRegistry to export this CPU's metrics to (None: none)."""
         self.cpu_id = cpu_id
         self.role = role
         self.cost = cost
@@ -56,16 +58,27 @@ class NodeRuntime:
         self.alloc = PageAllocator(self.cpu, self.pcp, zone, coordinator_stub)
         self.remote_lock = RemotePcpLock(self.pcp, clock)
         self.task = None
+        self.irq = None
         rng = random.Random(f"{seed}:{cpu_id}")
         if role == "housekeeping":
             hk = Housekeeping(self.alloc, rng, clock, working_set=config.working_set)
-            self.cpu.sources = [hk, IrqSource(self.alloc, hk, rng, clock, config.irq_hz,
-                                              cost.wall(cost.irq_us))]
+            self.irq = IrqSource(self.alloc, hk, rng, clock, config.irq_hz, cost.wall(cost.irq_us))
+            self.cpu.sources = [hk, self.irq]
         elif role in ("isolated-preemptible", "isolated-rt"):
             rt = role == "isolated-rt"
             self.task = LatencyTask("rt" if rt else "preemptible", config.period_s, config.busy_s,
                                     config.deadline_s, config.allocs, self.alloc, clock, rt=rt)
             self.cpu.sources = [self.task]
+        self.metrics = None
+        if registry is not None:
+            # Histograms are fed by hooks, once per period / work item / remote grant, never per page;
+            # everything else is read at scrape time (node.metrics).
+            self.metrics = NodeMetrics(registry, self)
+            self.cpu.on_work_done = self.metrics.work_done
+            self.remote_lock.on_wait = self.metrics.lock_wait.observe
+            self.remote_lock.on_hold = self.metrics.lock_hold.observe
+            if self.task is not None:
+                self.task.on_wake = self.metrics.task_wakeup.observe
         self._base = {}
         self._reset_base()
 

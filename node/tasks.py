@@ -23,9 +23,22 @@ task later frees (a received packet's buffer).
 """
 
 import random
+from dataclasses import dataclass, field
 
 from node.mm.constants import (HPAGE_PMD_ORDER, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
                                MIGRATE_UNMOVABLE)
+
+
+@dataclass
+class TaskTotals:
+    """A task's counters since start: never reset (GetStats(reset) resets the task's window
+    instead), so metrics built on them are monotonic."""
+
+    runs: int = 0
+    deadline_misses: int = 0
+    stolen_s: dict = field(default_factory=dict)      # cause -> seconds
+    noise_events: dict = field(default_factory=dict)  # cause -> events
+    max_single_noise_s: float = 0.0
 
 
 class LatencyTask:
@@ -40,6 +53,9 @@ class LatencyTask:
         self.rt = rt
         self.slice = slice_s
         self.next_wake = clock() + period
+        self.totals = TaskTotals()
+        # Called with each wake-up's lateness (seconds), once per period; metrics observe it here.
+        self.on_wake = None
         self.reset_stats()
 
     def reset_stats(self) -> None:
@@ -59,6 +75,8 @@ class LatencyTask:
         programmed = self.next_wake
         start = cpu.clock()
         self.wake_latency.append(start - programmed)
+        if self.on_wake is not None:
+            self.on_wake(start - programmed)
         contention0 = self.alloc.lock_contention_s
         pages = [self.alloc.alloc_pages(0, MIGRATE_MOVABLE) for _ in range(self.allocs)]
         if self.rt:
@@ -74,9 +92,12 @@ class LatencyTask:
             if pfn is not None:
                 self.alloc.free_pages(pfn)
         done = cpu.clock()
+        totals = self.totals
         self.runs += 1
+        totals.runs += 1
         if done - programmed > self.deadline:
             self.deadline_misses += 1
+            totals.deadline_misses += 1
         self._account(cpu.noise.overlap(programmed, done))
         contention = self.alloc.lock_contention_s - contention0
         if contention > 0:
@@ -86,12 +107,17 @@ class LatencyTask:
         while self.next_wake <= done:
             self.next_wake += self.period
             self.deadline_misses += 1
+            totals.deadline_misses += 1
 
     def _account(self, noise: list[tuple[str, float]]) -> None:
+        totals = self.totals
         for cause, seconds in noise:
             self.stolen_s[cause] = self.stolen_s.get(cause, 0.0) + seconds
             self.noise_events[cause] = self.noise_events.get(cause, 0) + 1
             self.max_single_noise_s = max(self.max_single_noise_s, seconds)
+            totals.stolen_s[cause] = totals.stolen_s.get(cause, 0.0) + seconds
+            totals.noise_events[cause] = totals.noise_events.get(cause, 0) + 1
+            totals.max_single_noise_s = max(totals.max_single_noise_s, seconds)
 
 
 # Orders and migratetypes housekeeping allocates, with weights: mostly order-0 movable

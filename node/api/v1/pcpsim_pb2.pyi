@@ -238,14 +238,16 @@ class NodeSnapshot(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., pcp: _Optional[_Union[PcpState, _Mapping]] = ..., pcp_pages: _Optional[_Union[PageList, _Mapping]] = ..., allocated: _Optional[_Union[PageList, _Mapping]] = ..., inflight: _Optional[_Union[PageList, _Mapping]] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("cpu", "address", "role")
+    __slots__ = ("cpu", "address", "role", "metrics_address")
     CPU_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
+    METRICS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     address: str
     role: Role
-    def __init__(self, cpu: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
+    metrics_address: str
+    def __init__(self, cpu: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., metrics_address: _Optional[str] = ...) -> None: ...
 
 class ZoneInfo(_message.Message):
     __slots__ = ("start_pfn", "spanned_pages", "managed_pages", "free_pages", "watermark_min", "watermark_low", "watermark_high", "nr_free", "reclaim_active")
@@ -398,36 +400,40 @@ class DrainAllReply(_message.Message):
     def __init__(self, status: _Optional[_Union[DrainAllReply.Status, str]] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., duration_s: _Optional[float] = ..., cpus_marked: _Optional[_Iterable[int]] = ..., cpus: _Optional[_Iterable[_Union[DrainCpuResult, _Mapping]]] = ..., trigger: _Optional[_Union[Trigger, str]] = ..., started_at: _Optional[float] = ...) -> None: ...
 
 class NodeInfo(_message.Message):
-    __slots__ = ("cpu", "address", "role", "up", "heartbeat_age_s", "pcp_count")
+    __slots__ = ("cpu", "address", "role", "up", "heartbeat_age_s", "pcp_count", "metrics_address")
     CPU_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     UP_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_AGE_S_FIELD_NUMBER: _ClassVar[int]
     PCP_COUNT_FIELD_NUMBER: _ClassVar[int]
+    METRICS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     address: str
     role: Role
     up: bool
     heartbeat_age_s: float
     pcp_count: int
-    def __init__(self, cpu: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., up: _Optional[bool] = ..., heartbeat_age_s: _Optional[float] = ..., pcp_count: _Optional[int] = ...) -> None: ...
+    metrics_address: str
+    def __init__(self, cpu: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., up: _Optional[bool] = ..., heartbeat_age_s: _Optional[float] = ..., pcp_count: _Optional[int] = ..., metrics_address: _Optional[str] = ...) -> None: ...
 
 class ClusterState(_message.Message):
-    __slots__ = ("nodes", "zone", "default_strategy", "high", "batch", "time_scale")
+    __slots__ = ("nodes", "zone", "default_strategy", "high", "batch", "time_scale", "metrics_address")
     NODES_FIELD_NUMBER: _ClassVar[int]
     ZONE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_STRATEGY_FIELD_NUMBER: _ClassVar[int]
     HIGH_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     TIME_SCALE_FIELD_NUMBER: _ClassVar[int]
+    METRICS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
     zone: ZoneInfo
     default_strategy: Strategy
     high: int
     batch: int
     time_scale: float
-    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., default_strategy: _Optional[_Union[Strategy, str]] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., time_scale: _Optional[float] = ...) -> None: ...
+    metrics_address: str
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., default_strategy: _Optional[_Union[Strategy, str]] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., time_scale: _Optional[float] = ..., metrics_address: _Optional[str] = ...) -> None: ...
 
 class DrainHistoryRequest(_message.Message):
     __slots__ = ("reset",)

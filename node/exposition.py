@@ -1,0 +1,64 @@
+"""Serving a process's /metrics: the `--metrics-listen` flag of `python -m node` and `python -m coordinator`.
+
+Each process exposes its own registry (never prometheus_client's global REGISTRY, so
+tests and several simulated CPUs in one interpreter never share state) on its own
+port, with prometheus_client's threaded HTTP server: scrapes run on that server's
+threads, never on the CPU thread or the event loop. Port 0 picks a free port; the
+bound address is what a process reports (a node in RegisterRequest, the coordinator
+on stderr and in GetState) so service discovery can find it.
+"""
+
+import argparse
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, ProcessCollector, disable_created_metrics, start_http_server
+
+OFF = "off"
+
+
+def listen_address(text: str) -> tuple[str, int] | None:
+    """argparse type for --metrics-listen: HOST:PORT, or "off" (None: no endpoint)."""
+    if text.strip().lower() == OFF:
+        return None
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    try:
+        port_no = int(port)
+    except ValueError:
+        port_no = -1
+    if not sep or not host or not 0 <= port_no <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT or {OFF!r}, got {text!r}")
+    return host, port_no
+
+
+def process_registry() -> CollectorRegistry:
+    """A process's registry: its own (not the global one), with the standard process_* metrics.
+
+    Also turns off the `_created` series prometheus_client adds to every counter and histogram:
+    Prometheus does not use them, and they would double the series count. This setting is
+    process-wide, which is why only the process entry points call this."""
+    disable_created_metrics()
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    return registry
+
+
+@dataclass
+class MetricsEndpoint:
+    address: str  # host:port actually bound
+    _server: object
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def serve(listen: tuple[str, int] | None, registry) -> MetricsEndpoint | None:
+    """Serve `registry` at http://HOST:PORT/metrics on a daemon thread; None if `listen` is None."""
+    if listen is None:
+        return None
+    host, port = listen
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    bound = server.server_address[1]
+    shown = f"[{host}]" if ":" in host else host
+    return MetricsEndpoint(f"{shown}:{bound}", server)
