@@ -1,0 +1,18 @@
+# The README's two commands: `make compare` (install, then run the comparison on a
+# local cluster) and `make test` (install what the tests need, then run them all).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: compare test system-deps
+
+compare:
+	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e . && $(VENV)/bin/pcpsim compare --quick
+
+# promtool (Debian package `prometheus`) checks every process's /metrics in the tests.
+system-deps:
+	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq prometheus >/dev/null; }
+
+test: system-deps
+	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[test]' && $(PY) -m pytest
