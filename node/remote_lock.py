@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from node.api.errors import FailedPrecondition
 
 
+MAX_LEASE_S = 60.0  # the longest lease a drainer may ask for (node.server validates it)
+
+
 @dataclass
 class Grant:
     token: int
@@ -41,6 +44,7 @@ class RemotePcpLock:
         # the lock, and how long it held it (until unlock or lease expiry).
         self.on_wait = None
         self.on_hold = None
+        self._settling = set()  # give-back tasks in progress
 
     async def lock_and_take(self, lease_s: float, wait_timeout: float) -> tuple[int, list, float]:
         """Take the pcp lock (waiting off the event loop) and every page on the lists.
@@ -64,7 +68,7 @@ class RemotePcpLock:
         self.held = grant
         return token, pages, wait
 
-    def unlock(self, token: int, freed: bool) -> None:
+    async def unlock(self, token: int, freed: bool) -> None:
         grant = self.held
         if grant is not None and grant.token == token:
             grant.expiry.cancel()
@@ -77,13 +81,20 @@ class RemotePcpLock:
             self._held_for(grant)
             return
         if token in self.expired:
-            pages = self.expired.pop(token)
             if freed:
+                pages = self.expired.pop(token)
                 self.drained_pages += _base_pages(pages)
+                settled = "settled as freed"
             else:
-                self._give_back(pages)
-            raise FailedPrecondition(f"lease of token {token} had expired: lock already released"
-                                     f", {len(pages)} pages settled as {'freed' if freed else 'returned'}")
+                # Answer now; the pages go back once the lock is free (it may be held by
+                # a newer grant) and stay counted as in flight until then.
+                pages = self.expired[token]
+                task = asyncio.get_running_loop().create_task(self._give_back(token))
+                self._settling.add(task)
+                task.add_done_callback(self._settling.discard)
+                settled = "to be returned to the lists"
+            raise FailedPrecondition(f"lease of token {token} had expired: lock already released, "
+                                     f"{len(pages)} pages {settled}")
         raise FailedPrecondition(f"token {token} does not hold the pcp lock of cpu {self.pcp.cpu}")
 
     def inflight(self) -> list:
@@ -104,10 +115,16 @@ class RemotePcpLock:
         if self.on_hold is not None:
             self.on_hold(self.clock() - grant.granted_at)
 
-    def _give_back(self, pages: list) -> None:
-        """Put pages whose free the drainer says did not happen back on the lists."""
-        with self.pcp.lock:
-            self.pcp.restore(pages)
+    async def _give_back(self, token: int) -> None:
+        """Put the pages of an expired grant, whose free the drainer says did not happen,
+        back on the lists. The lock may be held by a newer grant: wait for it off the
+        event loop (that grant's lease bounds the wait), so its unlock and lease timer,
+        which run on this loop, can still release it."""
+        await self._acquire(MAX_LEASE_S)
+        try:
+            self.pcp.restore(self.expired.pop(token, []))  # [] if settled meanwhile
+        finally:
+            self.pcp.lock.release()
 
     async def _acquire(self, timeout: float) -> None:
         lock = self.pcp.lock

@@ -12,8 +12,9 @@ from node.api.errors import InvalidArgument, NotFound, rpc
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm import audit
+from node.remote_lock import MAX_LEASE_S
 
-MAX_LEASE_MS = 60_000
+MAX_LEASE_MS = int(MAX_LEASE_S * 1000)
 MAX_FLUSH_MS = 600_000
 
 
@@ -51,7 +52,7 @@ class NodeServicer(pb_grpc.NodeServicer):
         self._check_cpu(request.cpu)
         if request.token == 0:
             raise InvalidArgument("token 0 is never granted")
-        self.node.remote_lock.unlock(request.token, request.freed)
+        await self.node.remote_lock.unlock(request.token, request.freed)
         return pb.Empty()
 
     @rpc

@@ -161,7 +161,7 @@ def test_drained_pages_count_both_strategies_and_remote_grants_are_timed():
         token, pages, _ = await rt.remote_lock.lock_and_take(lease_s=5.0, wait_timeout=1.0)
         rt.zone.free_pcppages_bulk(pages)
         clock.now += 0.004  # the drainer holds the lock for 4 ms
-        rt.remote_lock.unlock(token, freed=True)
+        await rt.remote_lock.unlock(token, freed=True)
 
     asyncio.run(remote_drain())
     assert value(registry, "pcpsim_pcp_freed_pages_total", cpu="1", reason="drain") == local + remote

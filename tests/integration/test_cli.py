@@ -1,0 +1,159 @@
+"""The `pcpsim` command as a user runs it: `cluster up` in a subprocess, other commands
+against its state file, signals, and flag errors."""
+
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+
+from tests.integration.conftest import REPO, pid_alive, port_refuses, python_module, run_cli, wait_until
+
+STOP_DEADLINE_S = 20.0
+
+
+def _env():
+    env = dict(os.environ)
+    env.pop("PCPSIM_STATE", None)
+    return env
+
+
+@pytest.fixture
+def cluster_up(tmp_path):
+    """Start `pcpsim cluster up --nodes 3 --isolated 2`; yields (Popen, state dict, state path).
+    Whatever the test does, nothing it started survives: leftover processes are killed."""
+    state_path = tmp_path / "state" / "cluster.json"
+    run_dir = tmp_path / "run"
+    out = open(tmp_path / "cluster-up.out", "w+")
+    err = open(tmp_path / "cluster-up.err", "w+")
+    proc = subprocess.Popen(python_module("coordinator.cli", "cluster", "up", "--nodes", "3", "--isolated", "2",
+                                          "--state", str(state_path), "--run-dir", str(run_dir)),
+                            stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO, env=_env(),
+                            start_new_session=True)
+    pids = []
+    try:
+        def ready():
+            assert proc.poll() is None, f"cluster up exited {proc.returncode}: {open(err.name).read()}"
+            return state_path.exists()
+        wait_until(ready, 60.0, what="the cluster state file")
+        state = json.loads(state_path.read_text())
+        pids = list(state["pids"].values())
+        yield proc, state, state_path
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in pids:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        out.close()
+        err.close()
+
+
+def test_cluster_up_writes_a_state_file_describing_the_cluster(cluster_up):
+    """`cluster up --nodes 3 --isolated 2` writes a state file naming the coordinator address and
+    the pid of the coordinator and of every CPU, each alive; cpu2 is isolated, the rest are
+    housekeeping."""
+    proc, state, _ = cluster_up
+    assert set(state["pids"]) == {"coordinator", "cpu0", "cpu1", "cpu2"}
+    assert all(pid_alive(pid) for pid in state["pids"].values())
+    assert state["coordinator"].startswith("127.0.0.1:") and not port_refuses(state["coordinator"])
+    roles = {n["cpu"]: n["role"] for n in state["nodes"]}
+    assert roles == {0: "ROLE_HOUSEKEEPING", 1: "ROLE_HOUSEKEEPING", 2: "ROLE_ISOLATED_PREEMPTIBLE"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_cli_drains_audits_and_signal_stops_everything(cluster_up, sig):
+    """Against a running `cluster up`: `drain --strategy remote` and `--strategy workqueue`
+    exit 0 and report DONE, `state --json` prints JSON with audit.ok true; then the signal makes
+    `cluster up` exit 0, every pid in the state file is gone, the coordinator port refuses
+    connections and the state file is removed."""
+    proc, state, state_path = cluster_up
+    for strategy in ("remote", "workqueue"):
+        r = run_cli("drain", "--strategy", strategy, "--force-all-cpus", "--json", "--state", str(state_path),
+                    env=_env())
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        assert doc["status"] == "DONE" and doc["strategy"] == strategy
+        assert sorted(c["cpu"] for c in doc["cpus"]) == [0, 1, 2] and all(c["ok"] for c in doc["cpus"])
+    r = run_cli("drain", "--strategy", "remote", "--state", str(state_path), env=_env())
+    assert r.returncode == 0 and "DONE" in r.stdout, r.stdout + r.stderr
+    r = run_cli("state", "--json", "--state", str(state_path), env=_env())
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["audit"]["ok"] is True and doc["audit"]["lost"] == 0 and doc["audit"]["duplicated"] == 0
+    assert [c["cpu"] for c in doc["cpus"]] == [0, 1, 2] and all(c["up"] for c in doc["cpus"])
+
+    os.kill(proc.pid, sig)
+    wait_until(lambda: proc.poll() is not None, STOP_DEADLINE_S, what="cluster up to exit")
+    assert proc.returncode == 0
+    wait_until(lambda: not any(pid_alive(p) for p in state["pids"].values()), STOP_DEADLINE_S,
+               what="every cluster process to exit")
+    assert port_refuses(state["coordinator"])
+    assert not state_path.exists()
+
+
+@pytest.mark.slow
+def test_children_exit_when_cluster_up_is_killed(cluster_up):
+    """If `cluster up` is SIGKILLed (no chance to clean up), the coordinator and every node notice
+    their parent is gone and exit on their own within seconds: no orphans, the port is free;
+    a `drain` against the stale state file then fails with a clear error instead of hanging."""
+    proc, state, state_path = cluster_up
+    proc.kill()
+    proc.wait()
+    wait_until(lambda: not any(pid_alive(p) for p in state["pids"].values()), STOP_DEADLINE_S,
+               what="orphaned cluster processes to exit")
+    assert port_refuses(state["coordinator"])
+    r = run_cli("drain", "--strategy", "remote", "--state", str(state_path), env=_env(), timeout=60)
+    assert r.returncode != 0
+    assert "UNAVAILABLE" in r.stderr and "Traceback" not in r.stderr
+
+
+BAD_INVOCATIONS = {
+    "nodes_0": (["cluster", "up", "--nodes", "0"], "must be > 0"),
+    "nodes_not_a_number": (["cluster", "up", "--nodes", "three"], "not a whole number"),
+    "isolated_cpu_out_of_range": (["cluster", "up", "--nodes", "3", "--isolated", "9"], "outside 0-2"),
+    "isolated_every_cpu": (["cluster", "up", "--nodes", "3", "--isolated", "0-2"],
+                           "at least one CPU must stay a housekeeping CPU"),
+    "isolated_garbage": (["cluster", "up", "--nodes", "3", "--isolated", "a-b"], "bad CPU list item"),
+    "rt_not_isolated": (["cluster", "up", "--nodes", "3", "--isolated", "2", "--rt", "1"], "not isolated"),
+    "zone_used_1": (["cluster", "up", "--nodes", "3", "--zone-used", "1.0"], "must be in [0, 1)"),
+    "drain_bogus_strategy": (["drain", "--strategy", "bogus"], "invalid choice: 'bogus'"),
+    "drain_without_strategy": (["drain"], "--strategy"),
+    "drain_without_cluster": (["drain", "--strategy", "remote"], "no cluster state file"),
+    "state_without_cluster": (["state", "--json"], "no cluster state file"),
+    "audit_without_cluster": (["audit"], "no cluster state file"),
+    "no_command": ([], "required"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INVOCATIONS))
+def test_bad_invocations_fail_clearly_and_start_nothing(tmp_path, case):
+    """A bad flag or a missing cluster makes `pcpsim` exit non-zero with a message naming the
+    problem on stderr, no traceback, and start nothing: no state file, no run directory (neither
+    the given one nor the default .pcpsim/)."""
+    argv, message = BAD_INVOCATIONS[case]
+    state_path = tmp_path / "state" / "cluster.json"
+    run_dir = tmp_path / "run"
+    if argv[:2] == ["cluster", "up"]:
+        argv = argv + ["--run-dir", str(run_dir)]
+    if argv:
+        argv = argv + ["--state", str(state_path)]
+    r = run_cli(*argv, env=_env(), cwd=str(tmp_path), timeout=60)
+    assert r.returncode != 0
+    assert message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert not state_path.exists() and not run_dir.exists()
+    assert not (tmp_path / ".pcpsim").exists()
+
+
+def test_bad_state_file_is_reported(tmp_path):
+    """A state file that is not the JSON `cluster up` writes is reported as invalid (exit 2),
+    not as a traceback."""
+    state_path = tmp_path / "cluster.json"
+    state_path.write_text("{not json")
+    r = run_cli("drain", "--strategy", "remote", "--state", str(state_path), env=_env(), timeout=60)
+    assert r.returncode == 2
+    assert "is not valid" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,79 @@
+"""`pcpsim compare` end to end, on a short schedule: the structure of its results and the
+claims that do not depend on timing."""
+
+import json
+
+import pytest
+
+from coordinator.compare import CompareConfig, run_compare
+from tests.integration.conftest import run_cli
+
+SEED = 7
+DRAIN_ALL = {"count", "p50_s", "p99_s", "max_s"}
+PREEMPTIBLE = {"wake_latency_p50_s", "wake_latency_p99_s", "wake_latency_max_s", "deadline_misses",
+               "drain_work_items", "stolen_s"}
+RT = {"wake_latency_p99_s", "deadline_misses", "drain_work_items", "drain_wait_max_s"}
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory) -> dict:
+    run_dir = tmp_path_factory.mktemp("compare")
+    out = run_compare(CompareConfig(seed=SEED, measure_s=6, warmup_s=2), str(run_dir))
+    json.loads(json.dumps(out))  # what --json writes must be plain JSON
+    return out
+
+
+@pytest.mark.slow
+def test_compare_result_has_every_documented_field(result):
+    """The result names its seed and the noise floor, and for both strategies reports
+    drain_all.{count,p50_s,p99_s,max_s}, the isolated preemptible and RT tasks' figures, pcp
+    trylock failures and buddy fallbacks, and the audit (ok, lost, duplicated), all numeric."""
+    assert result["seed"] == SEED
+    assert isinstance(result["noise_floor"]["wake_latency_p99_s"], float)
+    assert set(result["strategies"]) == {"workqueue", "remote"}
+    for name, s in result["strategies"].items():
+        assert DRAIN_ALL <= set(s["drain_all"]), name
+        assert PREEMPTIBLE <= set(s["isolated_preemptible"]), name
+        assert RT <= set(s["isolated_rt"]), name
+        assert {"trylock_failures", "buddy_fallbacks"} <= set(s["pcp"]), name
+        assert {"ok", "lost", "duplicated"} <= set(s["audit"]), name
+        for group, keys in (("drain_all", DRAIN_ALL), ("isolated_preemptible", PREEMPTIBLE),
+                            ("isolated_rt", RT)):
+            for key in keys:
+                value = s[group][key]
+                assert isinstance(value, (int, float)) and value >= 0, (name, group, key, value)
+
+
+@pytest.mark.slow
+def test_compare_remote_never_runs_drain_work_on_isolated_cpus(result):
+    """The point of the v6.0 series: under the remote strategy neither isolated CPU ran a single
+    drain work item, while under the workqueue strategy both did."""
+    remote, wq = result["strategies"]["remote"], result["strategies"]["workqueue"]
+    assert remote["isolated_preemptible"]["drain_work_items"] == 0
+    assert remote["isolated_rt"]["drain_work_items"] == 0
+    assert wq["isolated_preemptible"]["drain_work_items"] > 0
+    assert wq["isolated_rt"]["drain_work_items"] > 0
+
+
+@pytest.mark.slow
+def test_compare_conserves_pages_and_uses_the_same_schedule(result):
+    """Both strategies end with an audit that is ok with nothing lost or duplicated (and so does
+    the noise-floor phase), no drain failed, and both ran the same number of drains (the same
+    open-loop schedule, every drain waiting for the mutex rather than being skipped)."""
+    strategies = result["strategies"]
+    for name, s in strategies.items():
+        assert s["audit"]["ok"] is True, (name, s["audit"])
+        assert s["audit"]["lost"] == 0 and s["audit"]["duplicated"] == 0, name
+        assert s["drain_all_failed"] == 0 and s["drain_rpc_errors"] == [], name
+        assert s["drain_all"]["count"] > 0, name
+    assert result["noise_floor"]["audit"]["ok"] is True
+    assert strategies["remote"]["drain_all"]["count"] == strategies["workqueue"]["drain_all"]["count"]
+
+
+def test_compare_cli_rejects_a_bad_measure_time(tmp_path):
+    """`pcpsim compare --measure-s 0` is refused before any cluster starts (non-zero exit, the
+    problem named on stderr, no JSON written)."""
+    out = tmp_path / "out.json"
+    r = run_cli("compare", "--measure-s", "0", "--json", str(out), timeout=60)
+    assert r.returncode != 0 and "must be > 0" in r.stderr
+    assert not out.exists()

@@ -1,0 +1,224 @@
+"""A node's gRPC API (the interconnect of one simulated CPU): validation, the remote pcp
+lock with its lease and fencing token, queued work.
+
+Tests that need frozen numbers park every CPU first (`paused`): a parked CPU runs no task
+or IRQ, so its pcp count and the zone's free pages cannot move unless the test moves them.
+"""
+
+import grpc
+import pytest
+
+from node.api.v1 import pcpsim_pb2 as pb
+from tests.integration.conftest import (RPC_TIMEOUT, assert_audit_ok, rpc_code, transfer_id,
+                                        wait_until)
+
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
+IDLE_CPU = 2
+
+
+def base_pages(pages: pb.PageList) -> int:
+    return sum(1 << o for o in pages.order)
+
+
+def lock(h, cpu, lease_ms, timeout=RPC_TIMEOUT) -> pb.PcpLockDrainReply:
+    return h.nodes[cpu].PcpLockDrain(pb.PcpLockDrainRequest(cpu=cpu, lease_ms=lease_ms), timeout=timeout)
+
+
+def unlock(h, cpu, token, freed):
+    return h.nodes[cpu].PcpUnlock(pb.PcpUnlockRequest(cpu=cpu, token=token, freed=freed),
+                                  timeout=RPC_TIMEOUT)
+
+
+NODE_CALLS = {
+    "GetPcp": lambda cpu: pb.CpuRequest(cpu=cpu),
+    "Snapshot": lambda cpu: pb.CpuRequest(cpu=cpu),
+    "PcpLockDrain": lambda cpu: pb.PcpLockDrainRequest(cpu=cpu, lease_ms=1000),
+    "PcpUnlock": lambda cpu: pb.PcpUnlockRequest(cpu=cpu, token=1, freed=False),
+    "QueueWork": lambda cpu: pb.QueueWorkRequest(cpu=cpu, kind=pb.WORK_DRAIN_LOCAL_PAGES),
+    "FlushWork": lambda cpu: pb.FlushWorkRequest(cpu=cpu, work_id=1, timeout_ms=100),
+    "SetRunState": lambda cpu: pb.RunStateRequest(cpu=cpu, paused=False),
+    "GetStats": lambda cpu: pb.StatsRequest(cpu=cpu, reset=True),
+}
+
+
+@pytest.mark.parametrize("method", sorted(NODE_CALLS))
+def test_node_rejects_a_cpu_that_is_not_its_own(paused, method):
+    """Every node RPC names a CPU; a node asked about another CPU answers INVALID_ARGUMENT and
+    changes nothing (its lists stay put and unlocked, the CPU stays parked, stats are not reset)."""
+    before = paused.frozen()
+    stats_before = paused.nodes[0].GetStats(pb.StatsRequest(cpu=0), timeout=RPC_TIMEOUT)
+    assert rpc_code(getattr(paused.nodes[0], method), NODE_CALLS[method](1)) == INVALID
+    assert paused.frozen() == before
+    assert not paused.pcp(0).locked
+    stats_after = paused.nodes[0].GetStats(pb.StatsRequest(cpu=0), timeout=RPC_TIMEOUT)
+    assert stats_after.allocs == stats_before.allocs  # still parked, and no reset happened
+    assert_audit_ok(paused)
+
+
+BAD_NODE_REQUESTS = {
+    "lease_0": ("PcpLockDrain", pb.PcpLockDrainRequest(cpu=0, lease_ms=0), INVALID),
+    "lease_over_60s": ("PcpLockDrain", pb.PcpLockDrainRequest(cpu=0, lease_ms=60_001), INVALID),
+    "unlock_token_0": ("PcpUnlock", pb.PcpUnlockRequest(cpu=0, token=0, freed=True), INVALID),
+    "unlock_unknown_token": ("PcpUnlock", pb.PcpUnlockRequest(cpu=0, token=987654, freed=True), PRECONDITION),
+    "unlock_unknown_token_not_freed": ("PcpUnlock", pb.PcpUnlockRequest(cpu=0, token=987654), PRECONDITION),
+    "work_kind_unspecified": ("QueueWork", pb.QueueWorkRequest(cpu=0, kind=pb.WORK_UNSPECIFIED), INVALID),
+    "work_kind_unknown": ("QueueWork", pb.QueueWorkRequest(cpu=0, kind=42), INVALID),
+    "flush_unknown_work": ("FlushWork", pb.FlushWorkRequest(cpu=0, work_id=987654, timeout_ms=100), grpc.StatusCode.NOT_FOUND),
+    "flush_timeout_0": ("FlushWork", pb.FlushWorkRequest(cpu=0, work_id=987654, timeout_ms=0), INVALID),
+    "flush_timeout_too_long": ("FlushWork", pb.FlushWorkRequest(cpu=0, work_id=987654, timeout_ms=600_001), INVALID),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_NODE_REQUESTS))
+def test_node_rejects_bad_input_and_changes_nothing(paused, case):
+    """PcpLockDrain with lease_ms 0 or > 60000, PcpUnlock with token 0 (INVALID_ARGUMENT) or a
+    token never granted (FAILED_PRECONDITION), QueueWork of an unknown kind, FlushWork with
+    timeout_ms 0 or > 600000 (INVALID_ARGUMENT) or of an unknown work id (NOT_FOUND): the pcp
+    keeps its pages and stays unlocked, the zone is untouched, no drain work ran, audit ok."""
+    method, request, expected = BAD_NODE_REQUESTS[case]
+    before = paused.frozen()
+    items = paused.nodes[0].GetStats(pb.StatsRequest(cpu=0), timeout=RPC_TIMEOUT).drain_work_items
+    assert before[1][0] > 0
+    assert rpc_code(getattr(paused.nodes[0], method), request) == expected
+    assert paused.frozen() == before
+    assert not paused.pcp(0).locked
+    assert paused.nodes[0].GetStats(pb.StatsRequest(cpu=0), timeout=RPC_TIMEOUT).drain_work_items == items
+    assert_audit_ok(paused)
+
+
+def test_lock_drain_takes_every_page_and_unlock_not_freed_puts_them_back(paused):
+    """PcpLockDrain on a parked CPU with pages returns a token and all its pages (count becomes
+    0, the lock is held, the pages are reported in flight); PcpUnlock(freed=False) restores the
+    very same lists (count and per-list lengths) and releases the lock; the zone never moved."""
+    free0, counts0 = paused.frozen()
+    pcp0 = paused.pcp(0)
+    assert pcp0.count > 0 and not pcp0.locked
+    grant = lock(paused, 0, lease_ms=5_000)
+    assert grant.token != 0
+    assert base_pages(grant.pages) == pcp0.count
+    held = paused.pcp(0)
+    assert held.count == 0 and held.locked and sum(held.list_pages) == 0
+    snap = paused.snapshot(0)
+    assert sorted(snap.inflight.pfn) == sorted(grant.pages.pfn) and not snap.pcp_pages.pfn
+    assert not snap.errors
+
+    unlock(paused, 0, grant.token, freed=False)
+    after = paused.pcp(0)
+    assert not after.locked
+    assert after.count == pcp0.count and list(after.list_pages) == list(pcp0.list_pages)
+    assert not paused.snapshot(0).inflight.pfn
+    assert paused.frozen() == (free0, counts0)
+    assert_audit_ok(paused)
+
+
+def test_lock_drain_then_zone_free_then_unlock_freed_is_a_remote_drain(paused):
+    """The remote drain done by hand: lock and take the pages, FreePages them as that CPU, then
+    PcpUnlock(freed=True): the lists stay empty, the zone gained exactly those base pages, a
+    second unlock with the same token is FAILED_PRECONDITION (the token is spent), audit ok."""
+    free0 = paused.free_pages()
+    grant = lock(paused, 1, lease_ms=5_000)
+    n = base_pages(grant.pages)
+    assert grant.token and n > 0
+    paused.coord.FreePages(pb.FreePagesRequest(cpu=1, pages=grant.pages, transfer_id=transfer_id()),
+                           timeout=RPC_TIMEOUT)
+    unlock(paused, 1, grant.token, freed=True)
+    pcp = paused.pcp(1)
+    assert pcp.count == 0 and not pcp.locked
+    assert paused.free_pages() == free0 + n
+    assert rpc_code(paused.nodes[1].PcpUnlock,
+                    pb.PcpUnlockRequest(cpu=1, token=grant.token, freed=False)) == PRECONDITION
+    assert paused.pcp(1).count == 0 and paused.free_pages() == free0 + n
+    assert_audit_ok(paused)
+
+
+def test_lock_drain_of_an_empty_pcp_grants_nothing(paused):
+    """drain_pages_zone locks only when count != 0: on the idle CPU (no pages) PcpLockDrain
+    returns token 0 and no pages, and leaves the lock free."""
+    assert paused.pcp(IDLE_CPU).count == 0
+    grant = lock(paused, IDLE_CPU, lease_ms=1000)
+    assert grant.token == 0 and not grant.pages.pfn
+    assert not paused.pcp(IDLE_CPU).locked
+
+
+def test_second_lock_drain_while_held_gets_nothing_and_leaves_the_holder_alone(paused):
+    """One holder at a time: while grant A holds cpu0's lock (and all its pages), a second
+    PcpLockDrain sees count 0 and grants nothing (token 0, no pages, as drain_pages_zone skips
+    an empty pcp); A still holds the lock, and A's unlock restores every page."""
+    count = paused.pcp(0).count
+    first = lock(paused, 0, lease_ms=5_000)
+    assert first.token and base_pages(first.pages) == count
+    second = lock(paused, 0, lease_ms=300)
+    assert second.token == 0 and not second.pages.pfn
+    assert paused.pcp(0).locked
+    assert sorted(paused.snapshot(0).inflight.pfn) == sorted(first.pages.pfn)
+    unlock(paused, 0, first.token, freed=False)
+    assert paused.pcp(0).count == count and not paused.pcp(0).locked
+    assert_audit_ok(paused)
+
+
+def test_expired_lease_releases_the_lock_and_late_unlock_settles_pages(paused):
+    """A lease that lapses (200 ms, no unlock) releases the lock by itself; meanwhile the taken
+    pages are in flight and the audit counts them (ok); the late PcpUnlock(freed=False) gets
+    FAILED_PRECONDITION but puts the pages back on the lists, and the audit is still ok."""
+    count = paused.pcp(0).count
+    grant = lock(paused, 0, lease_ms=200)
+    assert grant.token and base_pages(grant.pages) == count
+    wait_until(lambda: not paused.pcp(0).locked, 5.0, what="lease expiry")
+    assert paused.pcp(0).count == 0
+    assert sorted(paused.snapshot(0).inflight.pfn) == sorted(grant.pages.pfn)
+    report = assert_audit_ok(paused)
+    assert report.where["cpu0.inflight"] == count
+
+    paused.set_paused(True)  # the audit let every CPU run again; park them to count exactly
+    before = paused.pcp(0).count
+    free0 = paused.free_pages()
+    assert rpc_code(paused.nodes[0].PcpUnlock,
+                    pb.PcpUnlockRequest(cpu=0, token=grant.token, freed=False)) == PRECONDITION
+    assert paused.pcp(0).count == before + count
+    assert not paused.snapshot(0).inflight.pfn
+    assert paused.free_pages() == free0
+    assert not paused.pcp(0).locked
+    assert_audit_ok(paused)
+
+
+def test_queued_drain_work_runs_on_a_parked_cpu(paused):
+    """QueueWork(WORK_DRAIN_LOCAL_PAGES) runs on the CPU's kworker even while its tasks are
+    parked: FlushWork reports done and the pages drained, which the zone gained; the CPU counted
+    one drain work item; the work id is then forgotten (NOT_FOUND)."""
+    count = paused.pcp(1).count
+    free0 = paused.free_pages()
+    items = paused.nodes[1].GetStats(pb.StatsRequest(cpu=1), timeout=RPC_TIMEOUT).drain_work_items
+    work = paused.nodes[1].QueueWork(pb.QueueWorkRequest(cpu=1, kind=pb.WORK_DRAIN_LOCAL_PAGES),
+                                     timeout=RPC_TIMEOUT)
+    done = paused.nodes[1].FlushWork(pb.FlushWorkRequest(cpu=1, work_id=work.work_id, timeout_ms=10_000),
+                                     timeout=15)
+    assert done.done and done.pages == count > 0
+    assert paused.pcp(1).count == 0 and paused.free_pages() == free0 + count
+    assert paused.nodes[1].GetStats(pb.StatsRequest(cpu=1), timeout=RPC_TIMEOUT).drain_work_items == items + 1
+    assert rpc_code(paused.nodes[1].FlushWork,
+                    pb.FlushWorkRequest(cpu=1, work_id=work.work_id, timeout_ms=100)) == grpc.StatusCode.NOT_FOUND
+    assert_audit_ok(paused)
+
+
+def test_late_unlock_while_another_grant_holds_the_lock_does_not_wedge_the_node(make_cluster):
+    """Lock safety and liveness: after grant A's lease lapsed and the CPU refilled its lists, a
+    new grant B holds the lock; A's late PcpUnlock(freed=False) must still be answered
+    (FAILED_PRECONDITION) and the node must keep serving (B can unlock)."""
+    h = make_cluster(["housekeeping", "idle"])
+    h.wait_pages([0])
+    a = lock(h, 0, lease_ms=200)
+    assert a.token
+    wait_until(lambda: not h.pcp(0).locked, 5.0, what="lease expiry")
+    h.wait_pages([0])  # the housekeeping CPU refills its lists
+    b = lock(h, 0, lease_ms=60_000)
+    assert b.token
+    code = rpc_code(h.nodes[0].PcpUnlock, pb.PcpUnlockRequest(cpu=0, token=a.token, freed=False),
+                    timeout=3.0)
+    assert code == PRECONDITION
+    unlock(h, 0, b.token, freed=False)
+    assert not h.pcp(0).locked
+    # A's pages go back once B released the lock; until then the audit counts them in flight.
+    wait_until(lambda: not h.nodes[0].Snapshot(pb.CpuRequest(cpu=0), timeout=RPC_TIMEOUT).inflight.pfn,
+               5.0, what="A's pages returned")
+    assert_audit_ok(h)
