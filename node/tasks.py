@@ -131,7 +131,7 @@ class Housekeeping:
     rt = False
 
     def __init__(self, alloc, rng: random.Random, clock, period: float = 5e-3,
-                 ops: int = 8, user_s: float = 0.25e-3, working_set: int = 1500,
+                 ops: int = 4, user_s: float = 0.25e-3, working_set: int = 1500,
                  batch_free: int = 31):
         self.alloc = alloc
         self.rng = rng
