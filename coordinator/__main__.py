@@ -22,7 +22,7 @@ from node.mm.zone import Zone
 from node.timebase import TIME_SCALE, CostModel
 from coordinator.drain import STRATEGIES, Drainer
 from coordinator.membership import Membership
-from coordinator.metrics import CoordinatorCollector, DrainMetrics
+from coordinator.metrics import AuditMetrics, CoordinatorCollector, DrainMetrics
 from coordinator.server import CoordinatorServicer
 from coordinator.zone_service import ZoneService
 
@@ -88,12 +88,14 @@ async def main(args) -> None:
                       lease_ms=args.lease_ms, flush_timeout_ms=args.flush_timeout_ms,
                       on_record=drain_metrics.observe)
     registry.register(CoordinatorCollector(zone_service, membership, drainer, args.time_scale))
+    audit_metrics = AuditMetrics(registry)
     rpc_metrics = RpcMetricsInterceptor(registry, [pb.DESCRIPTOR.services_by_name["Coordinator"]])
     metrics = exposition.serve(args.metrics_listen, registry)
     server = grpc.aio.server(interceptors=[rpc_metrics])
     pb_grpc.add_CoordinatorServicer_to_server(
         CoordinatorServicer(membership, zone_service, drainer, high, batch, args.time_scale,
-                            metrics_address=metrics.address if metrics else ""), server)
+                            metrics_address=metrics.address if metrics else "",
+                            on_audit=audit_metrics.observe), server)
     port = server.add_insecure_port(args.listen)
     await server.start()
     host = args.listen.rsplit(":", 1)[0]

@@ -15,7 +15,9 @@ from node.mm import audit as mm_audit
 from coordinator.zone_service import OTHER
 
 
-async def audit_cluster(membership, zone_service, drainer) -> mm_audit.AuditReport:
+async def audit_cluster(membership, zone_service, drainer, on_report=None) -> mm_audit.AuditReport:
+    """`on_report(report)` is called once the audit completes (with either verdict), after the CPUs
+    run again; an audit that fails to complete (a CPU did not answer) raises and reports nothing."""
     async with drainer.pcpu_drain_mutex:
         members = membership.online()
         await asyncio.gather(*(m.stub.SetRunState(pb.RunStateRequest(cpu=m.cpu, paused=True),
@@ -23,11 +25,14 @@ async def audit_cluster(membership, zone_service, drainer) -> mm_audit.AuditRepo
         try:
             snaps = await asyncio.gather(*(m.stub.Snapshot(pb.CpuRequest(cpu=m.cpu), timeout=10.0)
                                            for m in members))
-            return await zone_service.locked(_check, zone_service, membership, snaps)
+            report = await zone_service.locked(_check, zone_service, membership, snaps)
         finally:
             await asyncio.gather(*(m.stub.SetRunState(pb.RunStateRequest(cpu=m.cpu, paused=False),
                                                       timeout=10.0) for m in members),
                                  return_exceptions=True)
+    if on_report is not None:
+        on_report(report)
+    return report
 
 
 def _check(zone_service, membership, snaps) -> mm_audit.AuditReport:

@@ -10,7 +10,7 @@ Labels are bounded: strategy (workqueue, remote), trigger (demand, reclaim), sta
 role. Children for every strategy x trigger and strategy x cpu are bound here once.
 """
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -80,6 +80,27 @@ class DrainMetrics:
             pages.inc(c.pages)
             if not c.ok:
                 failures.inc()
+
+
+class AuditMetrics:
+    """The last audit's verdict; `observe` is audit_cluster's on_report hook (once per completed audit).
+
+    pcpsim_audit_ok reads 0 until the first audit completes: pair it with pcpsim_audits_total > 0."""
+
+    def __init__(self, registry):
+        self._ok = Gauge("pcpsim_audit_ok", "1 if the last completed audit found every page exactly once, "
+                         "else 0 (also 0 before the first audit; see pcpsim_audits_total).", registry=registry)
+        self._lost = Gauge("pcpsim_audit_lost_pages", "Base pages the last audit found nowhere.",
+                           registry=registry)
+        self._duplicated = Gauge("pcpsim_audit_duplicated_pages",
+                                 "Base pages the last audit found in more than one place.", registry=registry)
+        self._audits = Counter("pcpsim_audits_total", "Audits completed (either verdict).", registry=registry)
+
+    def observe(self, report) -> None:
+        self._ok.set(1 if report.ok else 0)
+        self._lost.set(len(report.lost))
+        self._duplicated.set(len(report.duplicated))
+        self._audits.inc()
 
 
 class CoordinatorCollector(Collector):

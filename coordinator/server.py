@@ -10,7 +10,7 @@ from coordinator.audit import audit_cluster
 
 class CoordinatorServicer(pb_grpc.CoordinatorServicer):
     def __init__(self, membership, zone_service, drainer, high: int, batch: int, time_scale: float,
-                 metrics_address: str = ""):
+                 metrics_address: str = "", on_audit=None):
         self.membership = membership
         self.zone = zone_service
         self.drainer = drainer
@@ -18,6 +18,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         self.batch = batch
         self.time_scale = time_scale
         self.metrics_address = metrics_address  # this process's /metrics host:port, reported in GetState
+        self.on_audit = on_audit  # called with each completed audit's report (coordinator.metrics.AuditMetrics)
 
     def zone_info(self) -> pb.ZoneInfo:
         z = self.zone.zone
@@ -90,7 +91,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
 
     @rpc
     async def Audit(self, request, context):
-        report = await audit_cluster(self.membership, self.zone, self.drainer)
+        report = await audit_cluster(self.membership, self.zone, self.drainer, self.on_audit)
         return pb.AuditReply(ok=report.ok, total_pages=report.total_pages, lost=len(report.lost),
                              duplicated=len(report.duplicated), unexpected=len(report.unexpected),
                              lost_pfns=report.lost[:20], duplicated_pfns=report.duplicated[:20],
