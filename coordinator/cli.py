@@ -1,6 +1,7 @@
 """The `pcpsim` command.
 
   pcpsim cluster up --nodes N [--isolated LIST] [--rt LIST]   run a local cluster until Ctrl-C
+                   [--prometheus]                             ... and a local Prometheus scraping it
   pcpsim drain --strategy workqueue|remote [--force-all-cpus]  drain_all_pages on a running cluster
   pcpsim state [--json]                                        per-CPU pcp, zone, audit verdict
   pcpsim audit                                                 stop-the-world page audit
@@ -24,7 +25,7 @@ import grpc
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.constants import MIGRATETYPE_NAMES, NR_PCP_LISTS, pindex_to_order, MIGRATE_PCPTYPES
-from coordinator import compare, plots, report
+from coordinator import compare, plots, prometheus, report
 from coordinator.cluster import ClusterConfig, ClusterError, LocalCluster, assign_roles, parse_cpu_list
 from coordinator.drain import STRATEGIES, STRATEGY_NAMES, TRIGGER_NAMES
 
@@ -82,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--run-dir", help="where process logs go (default .pcpsim/run-TIMESTAMP)")
     up.add_argument("--state", default=os.environ.get("PCPSIM_STATE", DEFAULT_STATE),
                     help="state file to write (default %(default)s)")
+    up.add_argument("--prometheus", action="store_true",
+                    help="also run a local Prometheus (binary `prometheus`) scraping every process, with the "
+                    "rules of deploy/prometheus; its data goes under the run dir")
 
     drain = sub.add_parser("drain", help="run drain_all_pages once on a running cluster")
     drain.add_argument("--strategy", choices=sorted(STRATEGIES), required=True)
@@ -150,6 +154,11 @@ def cmd_cluster_up(args) -> int:
         roles = assign_roles(args.nodes, isolated, rt)
     except ValueError as err:
         raise CliError(str(err)) from None
+    if args.prometheus:  # before starting anything
+        try:
+            prometheus.find_binary()
+        except prometheus.PrometheusError as err:
+            raise CliError(str(err)) from None
     run_dir = args.run_dir or os.path.join(".pcpsim", time.strftime("run-%Y%m%d-%H%M%S"))
     os.makedirs(os.path.dirname(os.path.abspath(args.state)), exist_ok=True)
     config = ClusterConfig(roles=roles, seed=args.seed, strategy=args.strategy, zone_mb=args.zone_mb,
@@ -157,25 +166,36 @@ def cmd_cluster_up(args) -> int:
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     cluster = LocalCluster(config, run_dir, state_file=args.state)
+    prom = None
     try:
         cluster.start()
+        if args.prometheus:
+            prom = prometheus.LocalPrometheus(run_dir, prometheus.targets_file(args.state),
+                                              port=prometheus.DEFAULT_PORT)
+            prom.start()
         state = cluster.state()
         print(f"coordinator  {cluster.coordinator_address}")
         for node in state.nodes:
             print(f"cpu{node.cpu:<3}       {node.address:<22} {pb.Role.Name(node.role)}")
         print(f"zone: {state.zone.spanned_pages} pages, batch {state.batch}, high {state.high}; "
               f"logs in {run_dir}; state in {args.state}")
+        if prom is not None:
+            print(f"prometheus   {prom.url}  (config {prom.config_file}, log {prom.log_file})")
         print("Ctrl-C stops the cluster.", flush=True)
         while not stop:
             for name, proc in cluster.procs.items():
                 if proc.poll() is not None:
                     raise CliError(f"{name} exited with {proc.returncode}; see {run_dir}/{name}.log")
+            if prom is not None and prom.proc.poll() is not None:
+                raise CliError(f"prometheus exited with {prom.proc.returncode}; see {prom.log_file}")
             time.sleep(0.2)
     except KeyboardInterrupt:
         pass
-    except ClusterError as err:
+    except (ClusterError, prometheus.PrometheusError) as err:
         raise CliError(str(err)) from None
     finally:
+        if prom is not None:
+            prom.stop()
         cluster.stop()
         print("cluster stopped", flush=True)
     return 0

@@ -1,0 +1,213 @@
+"""Monitoring end to end: a real Prometheus scrapes a real cluster through the file_sd targets file,
+evaluates the rules of deploy/prometheus, and answers every recording rule and every Grafana panel
+query; promtool accepts every process's live /metrics; `cluster up --prometheus` refuses to start
+without the binary.
+
+One cluster (housekeeping, housekeeping, isolated-preemptible, isolated-rt) and one Prometheus
+(1 s scrape and evaluation interval) are shared by the module's slow tests. Prometheus's first
+scrape lands ~5 s after it starts: everything here polls Prometheus's HTTP API against a deadline.
+"""
+
+import contextlib
+import glob
+import importlib.util
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from coordinator import prometheus
+from coordinator.cluster import ClusterConfig, LocalCluster
+from node.api.v1 import pcpsim_pb2 as pb
+from tests.integration.conftest import (REPO, Handle, assert_audit_ok, pid_alive, port_refuses, python_module,
+                                       wait_until)
+
+ROLES = ("housekeeping", "housekeeping", "isolated-preemptible", "isolated-rt")
+DEADLINE_S = 90.0
+DRAINS_PER_STRATEGY = 3
+
+
+def load_dashboards():
+    spec = importlib.util.spec_from_file_location("pcpsim_grafana_generate",
+                                                  os.path.join(REPO, "deploy", "grafana", "generate.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def finite(result) -> list:
+    return [r for r in result if math.isfinite(float(r["value"][1]))]
+
+
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory):
+    """(Handle, LocalPrometheus, targets file) for a running cluster scraped every 1 s. Drains of both
+    strategies (forced onto every CPU) and one audit have run after Prometheus's first scrape of the
+    coordinator, so rates over them are not NaN. Every process is gone afterwards."""
+    tmp = tmp_path_factory.mktemp("monitored")
+    state = tmp / "state" / "cluster.json"
+    state.parent.mkdir()
+    config = ClusterConfig(roles=list(ROLES), seed=1, strategy="remote")
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(LocalCluster(config, run_dir=str(tmp / "run"), state_file=str(state)))
+        targets = prometheus.targets_file(str(state))
+        prom = stack.enter_context(prometheus.LocalPrometheus(str(tmp / "prometheus"), targets,
+                                                              scrape_interval="1s"))
+        handle = Handle(cluster)
+        stack.callback(handle.close)
+        wait_until(lambda: len(prom.query('up{job=~"pcpsim-.*"} == 1')) == len(ROLES) + 1, DEADLINE_S,
+                   interval=0.5, what="Prometheus's first scrape of every process")
+        for strategy in (pb.STRATEGY_WORKQUEUE, pb.STRATEGY_REMOTE):
+            for _ in range(DRAINS_PER_STRATEGY):
+                reply = handle.coord.DrainAllPages(pb.DrainAllRequest(strategy=strategy, force_all_cpus=True,
+                                                                      trigger=pb.TRIGGER_DEMAND), timeout=120.0)
+                assert reply.status == pb.DrainAllReply.DONE, reply
+        assert_audit_ok(handle)
+        yield handle, prom, targets
+    for name, proc in cluster.procs.items():
+        assert proc.poll() is not None, f"{name} (pid {proc.pid}) still running after stop"
+    assert prom.proc.poll() is not None, f"prometheus (pid {prom.proc.pid}) still running after stop"
+
+
+def wait_all_answer(prom, exprs: dict, check=lambda result: bool(result)):
+    """Poll until every query in `exprs` ({what: expr}) gives a result passing `check`; AssertionError
+    listing the ones that did not by the deadline."""
+    deadline = time.monotonic() + DEADLINE_S
+    pending = dict(exprs)
+    while pending:
+        pending = {what: expr for what, expr in pending.items() if not check(prom.query(expr))}
+        if pending and time.monotonic() > deadline:
+            raise AssertionError(f"after {DEADLINE_S}s, {len(pending)} of {len(exprs)} queries still answer "
+                                 "nothing:\n" + "\n".join(f"  {w}: {e}" for w, e in sorted(pending.items())))
+        if pending:
+            time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_every_recording_rule_answers_and_evaluates_cleanly(monitored):
+    """Prometheus loaded every recording and alerting rule; each recording rule yields data, and no rule
+    reports an evaluation error."""
+    _, prom, _ = monitored
+    groups = prom.api("rules")["groups"]
+    rules = [r for g in groups for r in g["rules"]]
+    records = sorted(r["name"] for r in rules if r["type"] == "recording")
+    alerts = sorted(r["name"] for r in rules if r["type"] == "alerting")
+    assert len(records) >= 15 and "cpu:pcpsim_task_wakeup_latency_seconds:p99_rate1m" in records
+    assert {"PcpsimNodeDown", "PcpsimAuditFailed", "PcpsimDrainStalled", "PcpsimDeadlineMissesRising"} <= set(alerts)
+    wait_all_answer(prom, {name: name for name in records})
+    rules = [r for g in prom.api("rules")["groups"] for r in g["rules"]]
+    bad = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
+    assert not bad, f"rules with evaluation errors: {bad}"
+
+
+@pytest.mark.slow
+def test_every_grafana_panel_query_answers(monitored):
+    """Every PromQL query of every Grafana panel returns data from the live cluster."""
+    _, prom, _ = monitored
+    queries = load_dashboards().queries("1m")
+    wait_all_answer(prom, {f"{dash} / {title} #{i}": expr for i, (dash, title, expr) in enumerate(queries)})
+
+
+@pytest.mark.slow
+def test_series_keep_their_labels_and_carry_the_drains_and_the_audit(monitored):
+    """honor_labels keeps each series' own cpu label (no exported_cpu); the drains of both strategies give
+    finite p99s, every CPU's wake-up latency p99 is there, the audit shows ok, nothing is alerting about
+    nodes or the audit, and every scrape target is up."""
+    _, prom, _ = monitored
+    assert prom.query('count({exported_cpu!=""})') == []
+    assert prom.query('count({exported_role!=""})') == []
+    assert {r["metric"]["cpu"] for r in prom.query("pcpsim_pcp_count_pages")} == {"0", "1", "2", "3"}
+    wait_all_answer(prom, {"drain p99 of both strategies":
+                           "strategy:pcpsim_drain_all_duration_seconds:p99_rate1m"},
+                    check=lambda r: {x["metric"]["strategy"] for x in finite(r)} == {"workqueue", "remote"})
+    wait_all_answer(prom, {"wake-up p99 of both isolated CPUs": "cpu:pcpsim_task_wakeup_latency_seconds:p99_rate1m"},
+                    check=lambda r: {x["metric"]["cpu"] for x in finite(r)} == {"2", "3"})
+    drains = prom.query('sum by (strategy) (pcpsim_drain_all_total{status="done"})')
+    assert {x["metric"]["strategy"]: float(x["value"][1]) for x in drains} == \
+        {"workqueue": DRAINS_PER_STRATEGY, "remote": DRAINS_PER_STRATEGY}
+    wait_all_answer(prom, {"audit ok": "pcpsim_audit_ok == 1 and pcpsim_audits_total >= 1"})
+    assert prom.query('ALERTS{alertname=~"PcpsimNodeDown|PcpsimAuditFailed|PcpsimTargetDown"}') == []
+    targets = prom.api("targets")["activeTargets"]
+    assert len(targets) == len(ROLES) + 1
+    assert all(t["health"] == "up" for t in targets), [(t["scrapeUrl"], t["lastError"]) for t in targets]
+
+
+@pytest.mark.slow
+def test_promtool_accepts_every_live_metrics_endpoint(monitored):
+    """`promtool check metrics` (lint included) accepts the /metrics text every process of the running
+    cluster serves, process_* collectors and RPC series included."""
+    _, _, targets = monitored
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not on PATH: install the Debian package `prometheus` (apt-get install prometheus)")
+    with open(targets) as f:
+        groups = json.load(f)
+    assert len(groups) == len(ROLES) + 1
+    for group in groups:
+        for address in group["targets"]:
+            with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as r:
+                text = r.read()
+            assert b"pcpsim_" in text
+            proc = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
+            assert proc.returncode == 0, f"{group['labels']}: {proc.stdout.decode()}{proc.stderr.decode()}"
+
+
+def test_cluster_up_prometheus_without_the_binary_exits_2_and_starts_nothing(tmp_path):
+    """Without a `prometheus` binary on PATH, `cluster up --prometheus` says how to install it and exits 2
+    before starting any process or writing any file."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PCPSIM_STATE"}
+    env["PATH"] = str(empty)
+    state, run_dir = tmp_path / "state" / "cluster.json", tmp_path / "run"
+    proc = subprocess.run(python_module("coordinator.cli", "cluster", "up", "--nodes", "2", "--prometheus",
+                                        "--state", str(state), "--run-dir", str(run_dir)),
+                          capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "apt-get install prometheus" in proc.stderr
+    assert not state.parent.exists() and not run_dir.exists()
+    assert "coordinator" not in proc.stdout
+
+
+@pytest.mark.slow
+def test_cluster_up_prometheus_scrapes_the_cluster_and_stops_with_it(tmp_path):
+    """`cluster up --prometheus` prints a Prometheus URL that scrapes every process of the cluster; on
+    SIGTERM, Prometheus stops with the cluster (its port refuses connections, every pid is gone)."""
+    env = {k: v for k, v in os.environ.items() if k != "PCPSIM_STATE"}
+    state, run_dir = tmp_path / "state" / "cluster.json", tmp_path / "run"
+    out_path = tmp_path / "cluster-up.out"
+    with open(out_path, "w") as out, open(tmp_path / "cluster-up.err", "w") as err:
+        proc = subprocess.Popen(python_module("coordinator.cli", "cluster", "up", "--nodes", "2", "--prometheus",
+                                              "--state", str(state), "--run-dir", str(run_dir)),
+                                stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO, env=env,
+                                start_new_session=True)
+    try:
+        def url():
+            assert proc.poll() is None, f"cluster up exited {proc.returncode}: {(tmp_path / 'cluster-up.err').read_text()}"
+            found = re.search(r"^prometheus +(http://\S+)", out_path.read_text(), re.M)
+            return found and found.group(1)
+        base = wait_until(url, 60.0, what="the Prometheus URL on stdout")
+        pids = json.loads(state.read_text())["pids"]
+
+        def all_up():
+            q = urllib.parse.urlencode({"query": 'count(up{job=~"pcpsim-.*"} == 1)'})
+            with urllib.request.urlopen(f"{base}/api/v1/query?{q}", timeout=5) as r:
+                result = json.load(r)["data"]["result"]
+            return result and result[0]["value"][1] == "3"
+        wait_until(all_up, DEADLINE_S, interval=0.5, what="Prometheus scraping the coordinator and both CPUs")
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert port_refuses(base.removeprefix("http://"))
+        assert not any(pid_alive(p) for p in pids.values())
+    finally:
+        if proc.poll() is None:
+            proc.kill()  # Prometheus gets SIGTERM when its parent dies (PR_SET_PDEATHSIG)
+            proc.wait()
