@@ -178,12 +178,10 @@ def wake_histogram(latencies_s, time_scale: float = TIME_SCALE) -> dict[str, int
 
 def cpu_detail(s) -> dict:
     """The raw per-CPU record of one latency CPU (see the module docstring)."""
-    from node.runtime import TaskConfig  # here, not at the top: it loads the whole node (~40 ms)
     t, lat = s.task, list(s.task.wake_latency_s)
     role = pb.Role.Name(s.role).removeprefix("ROLE_").lower().replace("_", "-")
     return {"role": role, "kind": t.kind,
-            # compare starts nodes with their role's default task (no --period-ms)
-            "period_s": TaskConfig.for_role(role).period_s,
+            "period_s": t.period_s,
             "wake_latency_hist_kernel_us": wake_histogram(lat),
             "wake_latency_min_s": min(lat, default=0.0),
             "wake_latency_avg_s": sum(lat) / len(lat) if lat else 0.0,

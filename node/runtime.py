@@ -128,7 +128,7 @@ class NodeRuntime:
         t = self.task
         if t is not None:
             msg.task.CopyFrom(pb.LatencyTaskStats(
-                kind=t.kind, wake_latency_s=t.wake_latency, runs=t.runs,
+                kind=t.kind, period_s=t.period, wake_latency_s=t.wake_latency, runs=t.runs,
                 deadline_misses=t.deadline_misses, stolen_s=t.stolen_s,
                 noise_events=t.noise_events, max_single_noise_s=t.max_single_noise_s))
         if reset:

@@ -70,15 +70,15 @@ def test_wake_histogram_buckets_whole_kernel_microseconds():
 
 def test_summarize_phase_keeps_old_keys_and_adds_per_cpu_raw_data():
     """summarize_phase still reports every key the table reads, plus durations and one record per latency CPU."""
-    def task(kind, lat):
-        return SimpleNamespace(kind=kind, wake_latency_s=lat, runs=len(lat), deadline_misses=0,
+    def task(kind, lat, period_s):
+        return SimpleNamespace(kind=kind, period_s=period_s, wake_latency_s=lat, runs=len(lat), deadline_misses=0,
                                stolen_s={"workqueue": 0.01}, noise_events={"workqueue": 1},
                                max_single_noise_s=0.01)
     common = dict(trylock_failures=0, buddy_fallbacks=0, alloc_failures=0, allocs=5, drain_wait_max_s=0.0,
                   drain_work_items=1)
     stats = {0: SimpleNamespace(role=pb.ROLE_HOUSEKEEPING, task=None, **common),
-             2: SimpleNamespace(role=pb.ROLE_ISOLATED_PREEMPTIBLE, task=task("preemptible", [1e-4, 3e-4]), **common),
-             3: SimpleNamespace(role=pb.ROLE_ISOLATED_RT, task=task("rt", [5e-4]), **common)}
+             2: SimpleNamespace(role=pb.ROLE_ISOLATED_PREEMPTIBLE, task=task("preemptible", [1e-4, 3e-4], 0.010), **common),
+             3: SimpleNamespace(role=pb.ROLE_ISOLATED_RT, task=task("rt", [5e-4], 0.250), **common)}
     history = [SimpleNamespace(status=pb.DrainAllReply.DONE, duration_s=d) for d in (0.02, 0.01)]
     audit = SimpleNamespace(ok=True, lost=0, duplicated=0, unexpected=0, errors=[])
     out = compare.summarize_phase(stats, history, audit, [])

@@ -164,7 +164,7 @@ class StatsRequest(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., reset: _Optional[bool] = ...) -> None: ...
 
 class LatencyTaskStats(_message.Message):
-    __slots__ = ("kind", "wake_latency_s", "runs", "deadline_misses", "stolen_s", "noise_events", "max_single_noise_s")
+    __slots__ = ("kind", "wake_latency_s", "runs", "deadline_misses", "stolen_s", "noise_events", "max_single_noise_s", "period_s")
     class StolenSEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -186,6 +186,7 @@ class LatencyTaskStats(_message.Message):
     STOLEN_S_FIELD_NUMBER: _ClassVar[int]
     NOISE_EVENTS_FIELD_NUMBER: _ClassVar[int]
     MAX_SINGLE_NOISE_S_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_S_FIELD_NUMBER: _ClassVar[int]
     kind: str
     wake_latency_s: _containers.RepeatedScalarFieldContainer[float]
     runs: int
@@ -193,7 +194,8 @@ class LatencyTaskStats(_message.Message):
     stolen_s: _containers.ScalarMap[str, float]
     noise_events: _containers.ScalarMap[str, int]
     max_single_noise_s: float
-    def __init__(self, kind: _Optional[str] = ..., wake_latency_s: _Optional[_Iterable[float]] = ..., runs: _Optional[int] = ..., deadline_misses: _Optional[int] = ..., stolen_s: _Optional[_Mapping[str, float]] = ..., noise_events: _Optional[_Mapping[str, int]] = ..., max_single_noise_s: _Optional[float] = ...) -> None: ...
+    period_s: float
+    def __init__(self, kind: _Optional[str] = ..., wake_latency_s: _Optional[_Iterable[float]] = ..., runs: _Optional[int] = ..., deadline_misses: _Optional[int] = ..., stolen_s: _Optional[_Mapping[str, float]] = ..., noise_events: _Optional[_Mapping[str, int]] = ..., max_single_noise_s: _Optional[float] = ..., period_s: _Optional[float] = ...) -> None: ...
 
 class NodeStats(_message.Message):
     __slots__ = ("cpu", "role", "task", "drain_work_items", "drain_wait_max_s", "trylock_failures", "buddy_fallbacks", "alloc_failures", "allocs", "frees", "busy_s")
