@@ -336,6 +336,9 @@ def main(argv=None) -> int:
     except grpc.RpcError as err:
         print(f"pcpsim: error: the cluster answered {err.code().name}: {err.details()}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -143,13 +143,14 @@ class Drainer:
             pb.QueueWorkRequest(cpu=member.cpu, kind=pb.WORK_DRAIN_LOCAL_PAGES), timeout=2.0)
 
     async def _drain_pages_zone(self, member) -> CpuDrain:
-        """drain_pages_zone(cpu, zone) run from here against a remote CPU's pcp."""
+        """drain_pages_zone(cpu, zone) run from here against a remote CPU's pcp, on the
+        member's control stream: lock and take, free into the zone, unlock."""
         result = CpuDrain(member.cpu)
         t0 = self.clock()
         lease_s = self.lease_ms / 1000.0
         try:
-            grant = await member.stub.PcpLockDrain(
-                pb.PcpLockDrainRequest(cpu=member.cpu, lease_ms=self.lease_ms), timeout=lease_s)
+            grant = (await _control(member, lease_s, lock_drain=pb.PcpLockDrainRequest(
+                cpu=member.cpu, lease_ms=self.lease_ms))).lock_drain
             result.wait_s = grant.lock_wait_s
             if grant.token:
                 pages = validate.page_list(grant.pages)
@@ -160,15 +161,23 @@ class Drainer:
                     freed = True
                     result.pages = sum(1 << order for _, order, _ in pages)
                 finally:
-                    await member.stub.PcpUnlock(
-                        pb.PcpUnlockRequest(cpu=member.cpu, token=grant.token, freed=freed),
-                        timeout=lease_s)
-        except grpc.aio.AioRpcError as err:
+                    await _control(member, lease_s, unlock=pb.PcpUnlockRequest(
+                        cpu=member.cpu, token=grant.token, freed=freed))
+        except Exception as err:  # the node or the zone refused, or the stream broke
             result.ok, result.error = False, _describe(err)
-        except Exception as err:  # a zone refusal: recorded on this CPU's result
-            result.ok, result.error = False, f"{type(err).__name__}: {err}"
         result.duration_s = self.clock() - t0
         return result
+
+
+class NodeRefused(Exception):
+    pass
+
+
+async def _control(member, timeout: float, **op) -> pb.PcpControlReply:
+    reply = await member.control.request(pb.PcpControlRequest(**op), timeout)
+    if reply.code:
+        raise NodeRefused(f"{reply.code}: {reply.error}")
+    return reply
 
 
 def _describe(err: BaseException) -> str:

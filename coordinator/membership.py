@@ -16,6 +16,11 @@ from node.api import validate
 from node.api.errors import FailedPrecondition, InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.reply_stream import AioReplyStream
+
+# Bound on one message's round trip on a member's control stream; a drain request
+# passes the lease as its own, longer bound.
+CONTROL_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -29,6 +34,7 @@ class Member:
     pcp_count: int = 0
     registrations: int = 1
     metrics_address: str = ""  # the node's /metrics host:port, empty if it serves none
+    control: AioReplyStream | None = None  # the remote drainer's PcpControl stream
 
 
 class Membership:
@@ -50,9 +56,12 @@ class Membership:
         channel = grpc.aio.insecure_channel(address)
         member = Member(cpu, address, role, channel, pb_grpc.NodeStub(channel), self.clock(),
                         registrations=old.registrations + 1 if old else 1, metrics_address=metrics_address)
+        member.control = AioReplyStream(member.stub.PcpControl, CONTROL_TIMEOUT_S, f"cpu{cpu}-pcp-control")
         self.members[cpu] = member
         if old is not None:
             # A restarted node: the old channel points at a dead process.
+            if old.control:
+                old.control.close()
             asyncio.ensure_future(old.channel.close())
         return member
 
@@ -74,4 +83,6 @@ class Membership:
 
     async def close(self) -> None:
         for member in self.members.values():
+            if member.control:
+                member.control.close()
             await member.channel.close()

@@ -12,7 +12,7 @@ service descriptors passed in get series: a call to an unknown method is left to
 (UNIMPLEMENTED) and not recorded, so a client cannot grow the label set. Children
 for each method (and its OK code) are bound at construction; other codes are bound on
 first use and cached. Every service here is unary-unary; other kinds pass through
-untimed.
+untimed (the zone stream's operations are counted by the zone's own metrics).
 """
 
 import asyncio

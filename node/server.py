@@ -8,7 +8,7 @@ a remote drain reads another CPU's memory instead of running code on it.
 import asyncio
 
 from node.api import validate
-from node.api.errors import InvalidArgument, NotFound, rpc
+from node.api.errors import DOMAIN_ERRORS, InvalidArgument, NotFound, rpc, status_of
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm import audit
@@ -40,6 +40,27 @@ class NodeServicer(pb_grpc.NodeServicer):
 
     @rpc
     async def PcpLockDrain(self, request, context):
+        return await self._lock_drain(request)
+
+    @rpc
+    async def PcpUnlock(self, request, context):
+        return await self._unlock(request)
+
+    async def PcpControl(self, request_iterator, context):
+        """PcpLockDrain and PcpUnlock on the drainer's long-lived stream."""
+        async for request in request_iterator:
+            op = request.WhichOneof("op")
+            try:
+                if op == "lock_drain":
+                    yield pb.PcpControlReply(lock_drain=await self._lock_drain(request.lock_drain))
+                elif op == "unlock":
+                    yield pb.PcpControlReply(unlocked=await self._unlock(request.unlock))
+                else:
+                    raise InvalidArgument("pcp control request names no operation")
+            except DOMAIN_ERRORS as err:
+                yield pb.PcpControlReply(code=status_of(err).name, error=str(err))
+
+    async def _lock_drain(self, request) -> pb.PcpLockDrainReply:
         self._check_cpu(request.cpu)
         lease_ms = validate.count(request.lease_ms, MAX_LEASE_MS, "lease_ms")
         lease = lease_ms / 1000.0
@@ -47,8 +68,7 @@ class NodeServicer(pb_grpc.NodeServicer):
         return pb.PcpLockDrainReply(token=token, pages=validate.to_page_list(pb.PageList, pages),
                                     lock_wait_s=wait)
 
-    @rpc
-    async def PcpUnlock(self, request, context):
+    async def _unlock(self, request) -> pb.Empty:
         self._check_cpu(request.cpu)
         if request.token == 0:
             raise InvalidArgument("token 0 is never granted")

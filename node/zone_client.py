@@ -1,12 +1,13 @@
 """The zone as the CPU thread sees it: the model's ZoneOps over gRPC to the coordinator.
 
 The pure pcp functions (node.mm.pcp) call rmqueue_bulk / rmqueue_buddy /
-free_pcppages_bulk / free_one_page on a zone object; here each becomes one unary call
-to the coordinator's zone service, made from the CPU thread with a blocking stub, so
-the CPU is occupied for as long as the zone takes (the coordinator holds zone->lock for
-the modeled cost). Every transfer carries an idempotency key; a call that fails with
-UNAVAILABLE or DEADLINE_EXCEEDED is retried with the same key, so the zone applies
-it at most once and a lost reply neither loses nor duplicates a page.
+free_pcppages_bulk / free_one_page on a zone object; here each becomes one request
+to the coordinator's zone service, sent from the CPU thread on the node's long-lived zone
+stream (node.reply_stream), which blocks until the reply, so the CPU is occupied for as
+long as the zone takes (the coordinator holds zone->lock for the modeled cost). Every
+transfer carries an idempotency key; a request whose stream breaks or times out is
+retried with the same key on a new stream, so the zone applies it at most once and a
+lost reply neither loses nor duplicates a page.
 
 Deviation: the kernel checks the zone watermark before touching the pcp lists
 (zone_watermark_fast). Here the zone refuses a refill or buddy allocation that would
@@ -17,21 +18,32 @@ every reply, like the racy vmstat reads the kernel makes.
 
 import itertools
 import os
+import time
 
 import grpc
 
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.api.validate import to_page_list
+from node.reply_stream import ReplyStream, StreamBroken
 
-_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+              grpc.StatusCode.CANCELLED)
+
+
+class ZoneRefused(Exception):
+    """The zone answered but refused the operation (it changed nothing)."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(f"{code}: {detail}")
+        self.code = code
 
 
 class ZoneClient:
     def __init__(self, channel: grpc.Channel, cpu: int, timeout: float = 10.0, retries: int = 5):
-        self._stub = pb_grpc.CoordinatorStub(channel)
+        stub = pb_grpc.CoordinatorStub(channel)
+        self._stream = ReplyStream(stub.ZoneStream, timeout, f"cpu{cpu}-zone")
         self.cpu = cpu
-        self.timeout = timeout
         self.retries = retries
         self._ids = itertools.count(1)
         self._boot = os.urandom(4).hex()  # keys of a restarted node never collide
@@ -40,17 +52,25 @@ class ZoneClient:
         self.watermark_failed = False
         self.calls = 0
 
+    def close(self) -> None:
+        self._stream.close()
+
     def _transfer_id(self) -> str:
         return f"cpu{self.cpu}-{self._boot}-{next(self._ids)}"
 
-    def _call(self, method, request):
+    def _call(self, request: pb.ZoneRequest) -> pb.ZoneReply:
         for attempt in range(self.retries + 1):
             try:
                 self.calls += 1
-                return method(request, timeout=self.timeout)
-            except grpc.RpcError as err:
-                if err.code() not in _RETRYABLE or attempt == self.retries:
+                reply = self._stream.request(request)
+            except StreamBroken as err:
+                if err.code not in _RETRYABLE or attempt == self.retries:
                     raise
+                time.sleep(0.01 * (attempt + 1))
+                continue
+            if reply.code:
+                raise ZoneRefused(reply.code, reply.error)
+            return reply
 
     def _note(self, reply) -> None:
         self.free_pages = reply.free_pages
@@ -58,9 +78,9 @@ class ZoneClient:
 
     # ------------------------------------------------------------- ZoneOps
     def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list[int]:
-        reply = self._call(self._stub.Rmqueue, pb.RmqueueRequest(
+        reply = self._call(pb.ZoneRequest(rmqueue=pb.RmqueueRequest(
             cpu=self.cpu, order=order, migratetype=migratetype, count=count,
-            transfer_id=self._transfer_id()))
+            transfer_id=self._transfer_id()))).rmqueue
         self._note(reply)
         self.watermark_failed = not reply.watermark_ok
         return list(reply.pfn)
@@ -72,8 +92,9 @@ class ZoneClient:
     def free_pcppages_bulk(self, pages) -> None:
         if not pages:
             return
-        reply = self._call(self._stub.FreePages, pb.FreePagesRequest(
-            cpu=self.cpu, pages=to_page_list(pb.PageList, pages), transfer_id=self._transfer_id()))
+        reply = self._call(pb.ZoneRequest(free=pb.FreePagesRequest(
+            cpu=self.cpu, pages=to_page_list(pb.PageList, pages),
+            transfer_id=self._transfer_id()))).free
         self._note(reply)
 
     def free_one_page(self, pfn: int, order: int, migratetype: int) -> None:

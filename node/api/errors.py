@@ -36,6 +36,14 @@ _CODES = (
 )
 
 
+DOMAIN_ERRORS = tuple(exc for exc, _ in _CODES)
+
+
+def status_of(err: Exception) -> grpc.StatusCode:
+    """The status code a domain error maps to."""
+    return next(code for exc, code in _CODES if isinstance(err, exc))
+
+
 def rpc(method):
     """Run an async servicer method, turning domain errors into their status codes."""
 
@@ -43,8 +51,7 @@ def rpc(method):
     async def wrapper(self, request, context):
         try:
             return await method(self, request, context)
-        except tuple(exc for exc, _ in _CODES) as err:
-            code = next(code for exc, code in _CODES if isinstance(err, exc))
-            await context.abort(code, str(err))
+        except DOMAIN_ERRORS as err:
+            await context.abort(status_of(err), str(err))
 
     return wrapper

@@ -111,6 +111,26 @@ class PcpUnlockRequest(_message.Message):
     freed: bool
     def __init__(self, cpu: _Optional[int] = ..., token: _Optional[int] = ..., freed: _Optional[bool] = ...) -> None: ...
 
+class PcpControlRequest(_message.Message):
+    __slots__ = ("lock_drain", "unlock")
+    LOCK_DRAIN_FIELD_NUMBER: _ClassVar[int]
+    UNLOCK_FIELD_NUMBER: _ClassVar[int]
+    lock_drain: PcpLockDrainRequest
+    unlock: PcpUnlockRequest
+    def __init__(self, lock_drain: _Optional[_Union[PcpLockDrainRequest, _Mapping]] = ..., unlock: _Optional[_Union[PcpUnlockRequest, _Mapping]] = ...) -> None: ...
+
+class PcpControlReply(_message.Message):
+    __slots__ = ("lock_drain", "unlocked", "code", "error")
+    LOCK_DRAIN_FIELD_NUMBER: _ClassVar[int]
+    UNLOCKED_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    lock_drain: PcpLockDrainReply
+    unlocked: Empty
+    code: str
+    error: str
+    def __init__(self, lock_drain: _Optional[_Union[PcpLockDrainReply, _Mapping]] = ..., unlocked: _Optional[_Union[Empty, _Mapping]] = ..., code: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+
 class QueueWorkRequest(_message.Message):
     __slots__ = ("cpu", "kind")
     CPU_FIELD_NUMBER: _ClassVar[int]
@@ -346,6 +366,26 @@ class FreePagesReply(_message.Message):
     free_pages: int
     reclaim_active: bool
     def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ...) -> None: ...
+
+class ZoneRequest(_message.Message):
+    __slots__ = ("rmqueue", "free")
+    RMQUEUE_FIELD_NUMBER: _ClassVar[int]
+    FREE_FIELD_NUMBER: _ClassVar[int]
+    rmqueue: RmqueueRequest
+    free: FreePagesRequest
+    def __init__(self, rmqueue: _Optional[_Union[RmqueueRequest, _Mapping]] = ..., free: _Optional[_Union[FreePagesRequest, _Mapping]] = ...) -> None: ...
+
+class ZoneReply(_message.Message):
+    __slots__ = ("rmqueue", "free", "code", "error")
+    RMQUEUE_FIELD_NUMBER: _ClassVar[int]
+    FREE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    rmqueue: RmqueueReply
+    free: FreePagesReply
+    code: str
+    error: str
+    def __init__(self, rmqueue: _Optional[_Union[RmqueueReply, _Mapping]] = ..., free: _Optional[_Union[FreePagesReply, _Mapping]] = ..., code: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class DrainAllRequest(_message.Message):
     __slots__ = ("strategy", "force_all_cpus", "trigger")

@@ -49,6 +49,11 @@ class NodeStub:
                 request_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.PcpUnlockRequest.SerializeToString,
                 response_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.Empty.FromString,
                 _registered_method=True)
+        self.PcpControl = channel.stream_stream(
+                '/pcpsim.v1.Node/PcpControl',
+                request_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.PcpControlRequest.SerializeToString,
+                response_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.PcpControlReply.FromString,
+                _registered_method=True)
         self.QueueWork = channel.unary_unary(
                 '/pcpsim.v1.Node/QueueWork',
                 request_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.QueueWorkRequest.SerializeToString,
@@ -92,6 +97,12 @@ class NodeServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PcpUnlock(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PcpControl(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -144,6 +155,11 @@ def add_NodeServicer_to_server(servicer, server):
                     servicer.PcpUnlock,
                     request_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.PcpUnlockRequest.FromString,
                     response_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.Empty.SerializeToString,
+            ),
+            'PcpControl': grpc.stream_stream_rpc_method_handler(
+                    servicer.PcpControl,
+                    request_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.PcpControlRequest.FromString,
+                    response_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.PcpControlReply.SerializeToString,
             ),
             'QueueWork': grpc.unary_unary_rpc_method_handler(
                     servicer.QueueWork,
@@ -252,6 +268,33 @@ class Node:
             '/pcpsim.v1.Node/PcpUnlock',
             node_dot_api_dot_v1_dot_pcpsim__pb2.PcpUnlockRequest.SerializeToString,
             node_dot_api_dot_v1_dot_pcpsim__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PcpControl(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/pcpsim.v1.Node/PcpControl',
+            node_dot_api_dot_v1_dot_pcpsim__pb2.PcpControlRequest.SerializeToString,
+            node_dot_api_dot_v1_dot_pcpsim__pb2.PcpControlReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -427,6 +470,11 @@ class CoordinatorStub:
                 request_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.FreePagesRequest.SerializeToString,
                 response_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.FreePagesReply.FromString,
                 _registered_method=True)
+        self.ZoneStream = channel.stream_stream(
+                '/pcpsim.v1.Coordinator/ZoneStream',
+                request_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.ZoneRequest.SerializeToString,
+                response_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.ZoneReply.FromString,
+                _registered_method=True)
         self.DrainAllPages = channel.unary_unary(
                 '/pcpsim.v1.Coordinator/DrainAllPages',
                 request_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.DrainAllRequest.SerializeToString,
@@ -471,6 +519,12 @@ class CoordinatorServicer:
         raise NotImplementedError('Method not implemented!')
 
     def FreePages(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ZoneStream(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -522,6 +576,11 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.FreePages,
                     request_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.FreePagesRequest.FromString,
                     response_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.FreePagesReply.SerializeToString,
+            ),
+            'ZoneStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ZoneStream,
+                    request_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.ZoneRequest.FromString,
+                    response_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.ZoneReply.SerializeToString,
             ),
             'DrainAllPages': grpc.unary_unary_rpc_method_handler(
                     servicer.DrainAllPages,
@@ -652,6 +711,33 @@ class Coordinator:
             '/pcpsim.v1.Coordinator/FreePages',
             node_dot_api_dot_v1_dot_pcpsim__pb2.FreePagesRequest.SerializeToString,
             node_dot_api_dot_v1_dot_pcpsim__pb2.FreePagesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ZoneStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/pcpsim.v1.Coordinator/ZoneStream',
+            node_dot_api_dot_v1_dot_pcpsim__pb2.ZoneRequest.SerializeToString,
+            node_dot_api_dot_v1_dot_pcpsim__pb2.ZoneReply.FromString,
             options,
             channel_credentials,
             insecure,
