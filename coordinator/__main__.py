@@ -3,6 +3,9 @@
 Owns the zone, membership and drain_all_pages. Prints `LISTENING host:port` as its
 first line on stdout once it serves, so a launcher can find it with port 0, and
 `METRICS host:port` on stderr for its /metrics endpoint (also in GetState).
+
+Every flag is also a PCPSIM_* environment variable (node.config). The gRPC port also
+serves the standard health service (node.health): SERVING once it serves.
 """
 
 import argparse
@@ -15,6 +18,8 @@ import grpc
 from node import exposition
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.config import EnvArgumentParser, host_port, positive
+from node.health import Health
 from node.lifecycle import stop_event
 from node.rpc_metrics import RpcMetricsInterceptor
 from node.mm.watermark import pageset_batch
@@ -37,38 +42,36 @@ def fraction(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
+positive_int = positive(int)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m coordinator",
-                                description="The pcpsim coordinator: zone, membership, drain_all_pages.")
-    p.add_argument("--listen", default="127.0.0.1:0", help="gRPC listen address (default %(default)s)")
+def parse_args(argv=None, environ=None) -> argparse.Namespace:
+    """Flags, each also an environment variable (node.config: a flag wins over its variable)."""
+    p = EnvArgumentParser(prog="python -m coordinator",
+                          description="The pcpsim coordinator: zone, membership, drain_all_pages.",
+                          environ=environ)
+    p.add_argument("--listen", type=host_port, default="127.0.0.1:0", env="PCPSIM_LISTEN",
+                   help="gRPC listen address HOST:PORT (port 0: any free port)")
     p.add_argument("--metrics-listen", type=exposition.listen_address, default="127.0.0.1:0",
-                   help="/metrics HTTP address, or 'off' (default 127.0.0.1:0)")
-    p.add_argument("--nodes", type=positive_int, required=True, help="number of simulated CPUs")
-    p.add_argument("--zone-mb", type=positive_int, default=1024,
-                   help="zone size in MiB (default %(default)s; >= 688 gives the kernel's batch of 63)")
-    p.add_argument("--zone-used", type=fraction, default=0.0,
+                   env="PCPSIM_METRICS_LISTEN", help="/metrics HTTP address HOST:PORT, or 'off'")
+    p.add_argument("--nodes", type=positive_int, required=True, env="PCPSIM_NODES",
+                   help="number of simulated CPUs")
+    p.add_argument("--zone-mb", type=positive_int, default=1024, env="PCPSIM_ZONE_MB",
+                   help="zone size in MiB (>= 688 gives the kernel's batch of 63)")
+    p.add_argument("--zone-used", type=fraction, default=0.0, env="PCPSIM_ZONE_USED",
                    help="fraction of the zone held by the rest of the system at start (memory pressure)")
-    p.add_argument("--strategy", choices=sorted(STRATEGIES), default="remote",
+    p.add_argument("--strategy", choices=sorted(STRATEGIES), default="remote", env="PCPSIM_STRATEGY",
                    help="drain strategy for drains that do not name one (direct reclaim)")
-    p.add_argument("--time-scale", type=float, default=TIME_SCALE,
-                   help="wall seconds per kernel second (default %(default)s)")
-    p.add_argument("--lease-ms", type=positive_int, default=2000, help="remote pcp lock lease")
-    p.add_argument("--flush-timeout-ms", type=positive_int, default=10_000,
+    p.add_argument("--time-scale", type=positive(float), default=TIME_SCALE, env="PCPSIM_TIME_SCALE",
+                   help="wall seconds per kernel second")
+    p.add_argument("--lease-ms", type=positive_int, default=2000, env="PCPSIM_LEASE_MS",
+                   help="remote pcp lock lease")
+    p.add_argument("--flush-timeout-ms", type=positive_int, default=10_000, env="PCPSIM_FLUSH_TIMEOUT_MS",
                    help="bound on a workqueue flush of one CPU")
-    p.add_argument("--failure-timeout-ms", type=positive_int, default=1000,
+    p.add_argument("--failure-timeout-ms", type=positive_int, default=1000, env="PCPSIM_FAILURE_TIMEOUT_MS",
                    help="a node without heartbeats this long is down")
     p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
-    args = p.parse_args(argv)
-    if args.time_scale <= 0:
-        p.error("--time-scale must be > 0")
-    return args
+    return p.parse_args(argv)
 
 
 async def main(args) -> None:
@@ -96,8 +99,10 @@ async def main(args) -> None:
         CoordinatorServicer(membership, zone_service, drainer, high, batch, args.time_scale,
                             metrics_address=metrics.address if metrics else "",
                             on_audit=audit_metrics.observe), server)
+    health = await Health.add_to(server, pb.DESCRIPTOR.services_by_name["Coordinator"].full_name)
     port = server.add_insecure_port(args.listen)
     await server.start()
+    await health.serving()  # ready as soon as it serves: nodes register whenever they come
     host = args.listen.rsplit(":", 1)[0]
     print(f"LISTENING {host}:{port}", flush=True)
     if metrics:
@@ -106,6 +111,7 @@ async def main(args) -> None:
           file=sys.stderr, flush=True)
     stop = stop_event(args.parent_pid)
     await stop.wait()
+    await health.stopping()
     await server.stop(0.5)
     await membership.close()
     zone_service.close()

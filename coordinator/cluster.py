@@ -25,6 +25,7 @@ import grpc
 
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.cpulist import parse_cpu_list  # noqa: F401  (public here too: the CLI imports it from this module)
 from coordinator.metrics import role_label
 
 TARGETS_FILE = "prometheus-targets.json"
@@ -32,21 +33,6 @@ TARGETS_FILE = "prometheus-targets.json"
 
 class ClusterError(RuntimeError):
     pass
-
-
-def parse_cpu_list(text: str, nr_cpus: int) -> list[int]:
-    """Parse a kernel-style CPU list ("1,3", "2-3", "") into sorted CPU numbers."""
-    cpus = set()
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        lo, _, hi = part.partition("-")
-        try:
-            first, last = int(lo), int(hi) if hi else int(lo)
-        except ValueError:
-            raise ValueError(f"bad CPU list item {part!r} (expected N or N-M)") from None
-        if first > last or first < 0 or last >= nr_cpus:
-            raise ValueError(f"CPU list item {part!r} is outside 0-{nr_cpus - 1}")
-        cpus.update(range(first, last + 1))
-    return sorted(cpus)
 
 
 def assign_roles(nr_cpus: int, isolated: list[int], rt: list[int]) -> list[str]:

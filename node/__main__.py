@@ -3,10 +3,17 @@
 Starts the gRPC server (the interconnect) on an asyncio loop, registers with the
 coordinator (which answers with the pcp's high and batch), starts the CPU thread and
 sends heartbeats carrying the pcp count. SIGTERM or SIGINT stops it cleanly.
+
+Every flag is also a PCPSIM_* environment variable (node.config), so one container spec
+serves every CPU: a StatefulSet pod takes its CPU number from its hostname's ordinal
+(--cpu-from-hostname), its role from a shared map (--isolated/--rt) and registers the
+stable name it is reached at (--advertise). The gRPC port also serves the standard health
+service (node.health): NOT_SERVING until the node has registered and its CPU thread runs.
 """
 
 import argparse
 import asyncio
+import socket
 import sys
 import time
 
@@ -16,6 +23,10 @@ from node import exposition
 from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.config import (ENV, FLAG, EnvArgumentParser, advertised, advertised_metrics, cpu_from_hostname,
+                         dialable, host_port, nonnegative, positive)
+from node.cpulist import parse_cpu_list, role_for_cpu
+from node.health import Health
 from node.lifecycle import stop_event
 from node.rpc_metrics import RpcMetricsInterceptor
 from node.runtime import ROLES, NodeRuntime, TaskConfig
@@ -24,35 +35,93 @@ from node.timebase import CostModel
 from node.zone_client import ZoneClient
 
 
-def positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-    return parse
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m node", description="One simulated CPU of a pcpsim cluster.")
-    p.add_argument("--cpu", type=int, required=True, help="this CPU's number")
-    p.add_argument("--coordinator", required=True, help="coordinator address host:port")
-    p.add_argument("--listen", default="127.0.0.1:0", help="gRPC listen address (default %(default)s)")
+def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse.Namespace:
+    """Flags, each also an environment variable (node.config: a flag wins over its variable)."""
+    p = EnvArgumentParser(prog="python -m node", description="One simulated CPU of a pcpsim cluster.",
+                          environ=environ)
+    p.add_argument("--cpu", type=nonnegative(int), env="PCPSIM_CPU",
+                   help="this CPU's number (or --cpu-from-hostname)")
+    p.add_argument("--cpu-from-hostname", action="store_true", env="PCPSIM_CPU_FROM_HOSTNAME",
+                   help="take the CPU number from the hostname's trailing -N (a StatefulSet pod's ordinal)")
+    p.add_argument("--hostname", env="PCPSIM_HOSTNAME",
+                   help="the name --cpu-from-hostname reads (default: this machine's hostname)")
+    p.add_argument("--coordinator", type=dialable, required=True, env="PCPSIM_COORDINATOR",
+                   help="coordinator address HOST:PORT (a DNS name or an IP)")
+    p.add_argument("--listen", type=host_port, default="127.0.0.1:0", env="PCPSIM_LISTEN",
+                   help="gRPC listen address HOST:PORT (port 0: any free port)")
+    p.add_argument("--advertise", type=host_port, env="PCPSIM_ADVERTISE",
+                   help="address the coordinator reaches this node at, registered with it "
+                        "(default: the listen host and the bound port; port 0 here: the bound port)")
     p.add_argument("--metrics-listen", type=exposition.listen_address, default="127.0.0.1:0",
-                   help="/metrics HTTP address, or 'off' (default 127.0.0.1:0)")
-    p.add_argument("--role", choices=sorted(ROLES), default="housekeeping")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--period-ms", type=positive(float), help="latency task period")
-    p.add_argument("--busy-ms", type=positive(float), help="latency task busy phase")
-    p.add_argument("--deadline-ms", type=positive(float), help="latency task deadline after its wake")
-    p.add_argument("--working-set", type=positive(int), default=1500, help="housekeeping pages held")
-    p.add_argument("--irq-hz", type=positive(float), default=200.0, help="housekeeping IRQ rate")
-    p.add_argument("--heartbeat-ms", type=positive(float), default=50.0)
+                   env="PCPSIM_METRICS_LISTEN", help="/metrics HTTP address HOST:PORT, or 'off'")
+    p.add_argument("--role", choices=sorted(ROLES), env="PCPSIM_ROLE",
+                   help="this CPU's role (default: from --isolated/--rt, else housekeeping)")
+    p.add_argument("--isolated", type=cpu_list, env="PCPSIM_ISOLATED",
+                   help="role map: CPU list of isolated CPUs (e.g. 2-3); this CPU's role follows from its number")
+    p.add_argument("--rt", type=cpu_list, env="PCPSIM_RT",
+                   help="role map: CPU list of isolated CPUs that run the RT task (a subset of --isolated)")
+    p.add_argument("--seed", type=int, default=1, env="PCPSIM_SEED", help="random seed")
+    p.add_argument("--period-ms", type=positive(float), env="PCPSIM_PERIOD_MS", help="latency task period")
+    p.add_argument("--busy-ms", type=positive(float), env="PCPSIM_BUSY_MS", help="latency task busy phase")
+    p.add_argument("--deadline-ms", type=positive(float), env="PCPSIM_DEADLINE_MS",
+                   help="latency task deadline after its wake")
+    p.add_argument("--working-set", type=positive(int), default=1500, env="PCPSIM_WORKING_SET",
+                   help="housekeeping pages held")
+    p.add_argument("--irq-hz", type=positive(float), default=200.0, env="PCPSIM_IRQ_HZ",
+                   help="housekeeping IRQ rate")
+    p.add_argument("--heartbeat-ms", type=positive(float), default=50.0, env="PCPSIM_HEARTBEAT_MS",
+                   help="heartbeat interval")
+    p.add_argument("--register-timeout-s", type=positive(float), default=30.0, env="PCPSIM_REGISTER_TIMEOUT_S",
+                   help="keep retrying registration while the coordinator is unreachable this long")
     p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
     args = p.parse_args(argv)
-    if args.cpu < 0:
-        p.error(f"--cpu must be >= 0, got {args.cpu}")
+    args.cpu = _resolve_cpu(p, args, hostname)
+    args.role = _resolve_role(p, args)
     return args
+
+
+def _resolve_cpu(p: EnvArgumentParser, args, hostname) -> int:
+    """--cpu or --cpu-from-hostname: a flag wins over a variable; both at one level is an error."""
+    for level, names in ((FLAG, ("--cpu", "--cpu-from-hostname")),
+                         (ENV, ("PCPSIM_CPU", "PCPSIM_CPU_FROM_HOSTNAME"))):
+        by_number, by_name = p.given(args, "cpu", level), p.given(args, "cpu_from_hostname", level)
+        if by_number and by_name:
+            p.error(f"{names[0]} and {names[1]} both given: use one")
+        if by_number:
+            return args.cpu
+        if by_name:
+            name = args.hostname or hostname()
+            try:
+                return cpu_from_hostname(name)
+            except ValueError as err:
+                p.error(f"--cpu-from-hostname: {err}")
+    p.error("the CPU number is required: --cpu N (PCPSIM_CPU) or --cpu-from-hostname (PCPSIM_CPU_FROM_HOSTNAME=1)")
+
+
+def _resolve_role(p: EnvArgumentParser, args) -> str:
+    """--role names the role; the map (--isolated/--rt) derives it from the CPU number.
+    A flag wins over a variable; a role and a map at one level is an error."""
+    for level, names in ((FLAG, ("--role", "--isolated/--rt")), (ENV, ("PCPSIM_ROLE", "PCPSIM_ISOLATED/PCPSIM_RT"))):
+        named = p.given(args, "role", level)
+        mapped = p.given(args, "isolated", level) or p.given(args, "rt", level)
+        if named and mapped:
+            p.error(f"{names[0]} and {names[1]} both given: use one")
+        if named:
+            return args.role
+        if mapped:
+            try:
+                return role_for_cpu(args.cpu, args.isolated or [], args.rt or [])
+            except ValueError as err:
+                p.error(f"{names[1]}: {err}")
+    return "housekeeping"
+
+
+def cpu_list(text: str) -> list[int]:
+    """argparse type: a kernel-style CPU list."""
+    try:
+        return parse_cpu_list(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def task_config(args) -> TaskConfig:
@@ -97,18 +166,18 @@ async def main(args) -> None:
     server = grpc.aio.server(interceptors=[rpc_metrics])
     holder = {}
     pb_grpc.add_NodeServicer_to_server(NodeServicer(_Late(holder)), server)
+    health = await Health.add_to(server, pb.DESCRIPTOR.services_by_name["Node"].full_name)
     port = server.add_insecure_port(args.listen)
-    host = args.listen.rsplit(":", 1)[0]
     await server.start()
-    address = f"{host}:{port}"
+    address = advertised(args.listen, port, args.advertise)
     metrics = exposition.serve(args.metrics_listen, registry)
-    metrics_address = metrics.address if metrics else ""
+    metrics_address = advertised_metrics(metrics.address, args.advertise) if metrics else ""
 
     aio_channel = grpc.aio.insecure_channel(args.coordinator)
     stub = pb_grpc.CoordinatorStub(aio_channel)
     reply = await register(stub, pb.RegisterRequest(cpu=args.cpu, address=address, role=ROLES[args.role],
                                                     metrics_address=metrics_address),
-                           time.monotonic() + 30)
+                           time.monotonic() + args.register_timeout_s)
     cost = CostModel(time_scale=reply.time_scale)
     sync_channel = grpc.insecure_channel(args.coordinator)
     zone = ZoneClient(sync_channel, args.cpu)
@@ -118,6 +187,7 @@ async def main(args) -> None:
                           task_config(args), time.monotonic, registry=registry)
     holder["runtime"] = runtime
     runtime.start()
+    await health.serving()
     print(f"node cpu{args.cpu} role={args.role} listening on {address}", flush=True)
     if metrics:
         print(f"node cpu{args.cpu} metrics on http://{metrics_address}/metrics", flush=True)
@@ -125,6 +195,7 @@ async def main(args) -> None:
     stop = stop_event(args.parent_pid)
     beat = asyncio.create_task(heartbeat(stub, runtime, args.heartbeat_ms / 1000.0, stop))
     await stop.wait()
+    await health.stopping()
     await beat
     runtime.stop()
     await server.stop(0.5)

@@ -1,0 +1,39 @@
+"""Kernel-style CPU lists ("2,3", "2-3", "0-1,3") and the role map built from them.
+
+Shared by the launcher (`pcpsim cluster up --isolated/--rt`, via coordinator.cluster) and
+by a node that derives its own role from its CPU number (`--isolated/--rt`,
+PCPSIM_ISOLATED/PCPSIM_RT: one setting for every pod of a StatefulSet). Pure: no I/O.
+"""
+
+ROLE_RT = "isolated-rt"
+ROLE_PREEMPTIBLE = "isolated-preemptible"
+ROLE_HOUSEKEEPING = "housekeeping"
+
+
+def parse_cpu_list(text: str, nr_cpus: int | None = None) -> list[int]:
+    """Parse a kernel-style CPU list ("1,3", "2-3", "") into sorted CPU numbers.
+
+    With `nr_cpus`, every CPU must be below it; without, only the list's own form is
+    checked (a node does not know the cluster's size before it registers)."""
+    cpus = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        lo, _, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi) if hi else int(lo)
+        except ValueError:
+            raise ValueError(f"bad CPU list item {part!r} (expected N or N-M)") from None
+        if nr_cpus is None:
+            if first > last or first < 0:
+                raise ValueError(f"bad CPU list item {part!r} (expected N or N-M with N <= M)")
+        elif first > last or first < 0 or last >= nr_cpus:
+            raise ValueError(f"CPU list item {part!r} is outside 0-{nr_cpus - 1}")
+        cpus.update(range(first, last + 1))
+    return sorted(cpus)
+
+
+def role_for_cpu(cpu: int, isolated: list[int], rt: list[int]) -> str:
+    """The role of `cpu` under the map: isolated CPUs run a latency task (RT if also in
+    `rt`), the others are housekeeping. RT CPUs must be isolated, as for `cluster up`."""
+    if not set(rt) <= set(isolated):
+        raise ValueError(f"RT CPUs {sorted(set(rt) - set(isolated))} are not isolated")
+    return ROLE_RT if cpu in rt else ROLE_PREEMPTIBLE if cpu in isolated else ROLE_HOUSEKEEPING

@@ -1,0 +1,64 @@
+"""deploy/Dockerfile, read as text (there is no Docker engine to build it with here): one
+slim image for both roles, the project installed with pip, a non-root user, ports the
+processes use, and a HEALTHCHECK through the gRPC health service with a probe that exists."""
+
+import os
+import re
+import shlex
+
+from node.config import split_host_port
+from tests.deploy.manifests import DEPLOY, REPO
+
+DOCKERFILE = os.path.join(DEPLOY, "Dockerfile")
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments), with continuation lines joined and comments dropped."""
+    text = open(DOCKERFILE).read()
+    lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n\s*", " ", "\n".join(lines))
+    out = []
+    for line in joined.splitlines():
+        if line.strip():
+            word, _, rest = line.strip().partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def env_of() -> dict[str, str]:
+    env = {}
+    for word, rest in instructions():
+        if word == "ENV":
+            env.update(dict(item.split("=", 1) for item in shlex.split(rest)))
+    return env
+
+
+def test_one_slim_python_image_installs_the_project():
+    ins = instructions()
+    assert ins[0] == ("FROM", "python:3.11-slim")
+    assert sum(1 for w, _ in ins if w == "FROM") == 1
+    runs = " ".join(rest for w, rest in ins if w == "RUN")
+    assert re.search(r"pip install \.(\s|$)", runs)
+    for word, rest in ins:
+        if word == "COPY":
+            *sources, _dest = shlex.split(rest)
+            for src in sources:
+                assert os.path.exists(os.path.join(REPO, src)), f"COPY {src}: not in the repository"
+
+
+def test_it_runs_as_a_non_root_user_with_the_uid_the_manifests_expect():
+    users = [rest for w, rest in instructions() if w == "USER"]
+    assert users and users[-1].split(":")[0] == "10001"
+
+
+def test_default_ports_are_the_exposed_ones():
+    env = env_of()
+    ports = {split_host_port(env[v])[1] for v in ("PCPSIM_LISTEN", "PCPSIM_METRICS_LISTEN")}
+    exposed = {int(p) for w, rest in instructions() if w == "EXPOSE" for p in rest.split()}
+    assert ports == exposed == {50051, 9100}
+
+
+def test_healthcheck_asks_the_grpc_health_service_through_a_module_that_exists():
+    [check] = [rest for w, rest in instructions() if w == "HEALTHCHECK"]
+    assert '"python", "-m", "node.health_probe"' in check
+    assert os.path.isfile(os.path.join(REPO, "node", "health_probe.py"))
