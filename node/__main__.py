@@ -200,6 +200,7 @@ async def main(args) -> None:
     runtime.stop()
     await server.stop(0.5)
     await aio_channel.close()
+    zone.close()
     sync_channel.close()
     if metrics:
         metrics.close()
