@@ -96,14 +96,19 @@ class LocalCluster:
             "--strategy", cfg.strategy, "--zone-mb", str(cfg.zone_mb), "--zone-used", str(cfg.zone_used),
             *cfg.coordinator_args], stdout=subprocess.PIPE)
         self.coordinator_address = self._read_listening(coord, deadline)
-        for cpu, role in enumerate(cfg.roles):
-            self._spawn(f"cpu{cpu}", [
-                "node", "--cpu", str(cpu), "--coordinator", self.coordinator_address,
-                "--listen", f"{cfg.listen_host}:0", "--role", role, "--seed", str(cfg.seed),
-                *cfg.node_args])
+        for cpu in range(len(cfg.roles)):
+            self.start_node(cpu)
         self.wait_ready(deadline)
         if self.state_file:
             self.write_state()
+
+    def start_node(self, cpu: int, name: str | None = None) -> subprocess.Popen:
+        """Start the node process of `cpu` (again, after it died: give a new `name`)."""
+        cfg = self.config
+        return self._spawn(name or f"cpu{cpu}", [
+            "node", "--cpu", str(cpu), "--coordinator", self.coordinator_address,
+            "--listen", f"{cfg.listen_host}:0", "--role", cfg.roles[cpu], "--seed", str(cfg.seed),
+            *cfg.node_args])
 
     def _read_listening(self, proc: subprocess.Popen, deadline: float) -> str:
         fd = proc.stdout.fileno()

@@ -35,6 +35,7 @@ class Member:
     registrations: int = 1
     metrics_address: str = ""  # the node's /metrics host:port, empty if it serves none
     control: AioReplyStream | None = None  # the remote drainer's PcpControl stream
+    incarnation: str = ""  # the node process's random id (RegisterRequest.incarnation)
 
 
 class Membership:
@@ -44,7 +45,7 @@ class Membership:
         self.failure_timeout = failure_timeout
         self.members: dict[int, Member] = {}
 
-    def register(self, cpu: int, address: str, role: int, metrics_address: str = "") -> Member:
+    def check_registration(self, cpu: int, address: str, role: int, metrics_address: str = "") -> None:
         validate.cpu(cpu, self.nr_cpus)
         if not address or ":" not in address:
             raise InvalidArgument(f"address {address!r} is not host:port")
@@ -52,10 +53,15 @@ class Membership:
             raise InvalidArgument(f"metrics_address {metrics_address!r} is not host:port")
         if role not in pb.Role.values() or role == pb.ROLE_UNSPECIFIED:
             raise InvalidArgument(f"unknown role {role}")
+
+    def register(self, cpu: int, address: str, role: int, metrics_address: str = "",
+                 incarnation: str = "") -> Member:
+        self.check_registration(cpu, address, role, metrics_address)
         old = self.members.get(cpu)
         channel = grpc.aio.insecure_channel(address)
         member = Member(cpu, address, role, channel, pb_grpc.NodeStub(channel), self.clock(),
                         registrations=old.registrations + 1 if old else 1, metrics_address=metrics_address)
+        member.incarnation = incarnation
         member.control = AioReplyStream(member.stub.PcpControl, CONTROL_TIMEOUT_S, f"cpu{cpu}-pcp-control")
         self.members[cpu] = member
         if old is not None:
@@ -64,6 +70,11 @@ class Membership:
                 old.control.close()
             asyncio.ensure_future(old.channel.close())
         return member
+
+    def replaces(self, cpu: int, incarnation: str) -> bool:
+        """Whether registering `incarnation` for `cpu` replaces another, gone, process."""
+        old = self.members.get(cpu)
+        return old is not None and old.incarnation != incarnation
 
     def heartbeat(self, cpu: int, pcp_count: int) -> Member:
         validate.cpu(cpu, self.nr_cpus)

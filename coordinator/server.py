@@ -31,9 +31,20 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
 
     @rpc
     async def Register(self, request, context):
-        self.membership.register(request.cpu, request.address, request.role, request.metrics_address)
-        return pb.RegisterReply(nr_cpus=self.membership.nr_cpus, high=self.high, batch=self.batch,
-                                zone=self.zone_info(), time_scale=self.time_scale)
+        # Validate before anything changes; a retried registration of the same process
+        # (same incarnation) changes nothing but its address.
+        m = self.membership
+        m.check_registration(request.cpu, request.address, request.role, request.metrics_address)
+        reclaimed = 0
+        if m.replaces(request.cpu, request.incarnation):
+            # The CPU's previous process is gone: the hotplug path returns its pages. No
+            # drain may be in flight against it meanwhile.
+            async with self.drainer.pcpu_drain_mutex:
+                reclaimed = await self.zone.locked(self.zone.cpu_dead, request.cpu)
+        m.register(request.cpu, request.address, request.role, request.metrics_address, request.incarnation)
+        return pb.RegisterReply(nr_cpus=m.nr_cpus, high=self.high, batch=self.batch,
+                                zone=self.zone_info(), time_scale=self.time_scale,
+                                reclaimed_pages=reclaimed)
 
     @rpc
     async def Heartbeat(self, request, context):

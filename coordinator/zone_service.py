@@ -120,6 +120,18 @@ class ZoneService:
         self._sleep(self.cost.zone_hold(len(pages)))
         return self._remember(transfer_id, self._reply((), True))
 
+    def cpu_dead(self, cpu: int) -> int:
+        """page_alloc_cpu_dead -> drain_pages(cpu): a CPU's process is gone, and with it
+        its pcp lists and the pages its tasks held; every block the zone records as that
+        CPU's goes back to the free lists. Returns base pages reclaimed."""
+        blocks = [(pfn, order) for pfn, (owner, order) in self.owned.items() if owner == cpu]
+        for pfn, order in blocks:
+            del self.owned[pfn]
+            self.zone.free_one_page(pfn, order, self.zone.get_pageblock_migratetype(pfn))
+        self._sleep(self.cost.zone_hold(len(blocks)))
+        self._update_reclaim()
+        return sum(1 << order for _, order in blocks)
+
     def holdings(self) -> dict[int, list]:
         """Pages handed out, by owner: cpu -> [(pfn, order)]."""
         out: dict[int, list] = {}

@@ -13,6 +13,7 @@ service (node.health): NOT_SERVING until the node has registered and its CPU thr
 
 import argparse
 import asyncio
+import os
 import socket
 import sys
 import time
@@ -142,19 +143,32 @@ async def register(stub, request, deadline: float):
             await asyncio.sleep(0.1)
 
 
-async def heartbeat(stub, runtime, interval: float, stop: asyncio.Event) -> None:
+# Exit status of a node whose coordinator no longer knows it (it restarted and lost
+# its records): the node's pages would be duplicated by the new zone, so it stops, and
+# a supervisor (Kubernetes, Compose) starts it afresh.
+EXIT_FORGOTTEN = 3
+
+
+async def heartbeat(stub, runtime, interval: float, stop: asyncio.Event) -> int:
+    """Send heartbeats until `stop`; returns the process exit status."""
     while not stop.is_set():
         try:
             reply = await stub.Heartbeat(pb.HeartbeatRequest(cpu=runtime.cpu_id,
                                                              pcp_count=runtime.pcp.count), timeout=1.0)
             runtime.zone.free_pages = reply.free_pages
             runtime.zone.reclaim_active = reply.reclaim_active
-        except grpc.aio.AioRpcError:
-            pass  # the coordinator notices missing heartbeats; keep trying
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                print(f"node cpu{runtime.cpu_id}: the coordinator does not know this CPU "
+                      f"({err.details()}); it restarted, so this node stops", file=sys.stderr, flush=True)
+                stop.set()
+                return EXIT_FORGOTTEN
+            # Otherwise the coordinator is unreachable: it notices missing heartbeats; keep trying.
         try:
             await asyncio.wait_for(stop.wait(), interval)
         except asyncio.TimeoutError:
             pass
+    return 0
 
 
 async def main(args) -> None:
@@ -176,7 +190,8 @@ async def main(args) -> None:
     aio_channel = grpc.aio.insecure_channel(args.coordinator)
     stub = pb_grpc.CoordinatorStub(aio_channel)
     reply = await register(stub, pb.RegisterRequest(cpu=args.cpu, address=address, role=ROLES[args.role],
-                                                    metrics_address=metrics_address),
+                                                    metrics_address=metrics_address,
+                                                    incarnation=os.urandom(8).hex()),
                            time.monotonic() + args.register_timeout_s)
     cost = CostModel(time_scale=reply.time_scale)
     sync_channel = grpc.insecure_channel(args.coordinator)
@@ -196,7 +211,7 @@ async def main(args) -> None:
     beat = asyncio.create_task(heartbeat(stub, runtime, args.heartbeat_ms / 1000.0, stop))
     await stop.wait()
     await health.stopping()
-    await beat
+    status = await beat
     runtime.stop()
     await server.stop(0.5)
     await aio_channel.close()
@@ -204,6 +219,7 @@ async def main(args) -> None:
     sync_channel.close()
     if metrics:
         metrics.close()
+    return status
 
 
 class _Late:
@@ -221,4 +237,4 @@ class _Late:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse_args()))
+    sys.exit(asyncio.run(main(parse_args())))

@@ -260,16 +260,18 @@ class NodeSnapshot(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., pcp: _Optional[_Union[PcpState, _Mapping]] = ..., pcp_pages: _Optional[_Union[PageList, _Mapping]] = ..., allocated: _Optional[_Union[PageList, _Mapping]] = ..., inflight: _Optional[_Union[PageList, _Mapping]] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("cpu", "address", "role", "metrics_address")
+    __slots__ = ("cpu", "address", "role", "incarnation", "metrics_address")
     CPU_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
     METRICS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     address: str
     role: Role
+    incarnation: str
     metrics_address: str
-    def __init__(self, cpu: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., metrics_address: _Optional[str] = ...) -> None: ...
+    def __init__(self, cpu: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., incarnation: _Optional[str] = ..., metrics_address: _Optional[str] = ...) -> None: ...
 
 class ZoneInfo(_message.Message):
     __slots__ = ("start_pfn", "spanned_pages", "managed_pages", "free_pages", "watermark_min", "watermark_low", "watermark_high", "nr_free", "reclaim_active")
@@ -294,18 +296,20 @@ class ZoneInfo(_message.Message):
     def __init__(self, start_pfn: _Optional[int] = ..., spanned_pages: _Optional[int] = ..., managed_pages: _Optional[int] = ..., free_pages: _Optional[int] = ..., watermark_min: _Optional[int] = ..., watermark_low: _Optional[int] = ..., watermark_high: _Optional[int] = ..., nr_free: _Optional[_Iterable[int]] = ..., reclaim_active: _Optional[bool] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
-    __slots__ = ("nr_cpus", "high", "batch", "zone", "time_scale")
+    __slots__ = ("reclaimed_pages", "nr_cpus", "high", "batch", "zone", "time_scale")
+    RECLAIMED_PAGES_FIELD_NUMBER: _ClassVar[int]
     NR_CPUS_FIELD_NUMBER: _ClassVar[int]
     HIGH_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     ZONE_FIELD_NUMBER: _ClassVar[int]
     TIME_SCALE_FIELD_NUMBER: _ClassVar[int]
+    reclaimed_pages: int
     nr_cpus: int
     high: int
     batch: int
     zone: ZoneInfo
     time_scale: float
-    def __init__(self, nr_cpus: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., time_scale: _Optional[float] = ...) -> None: ...
+    def __init__(self, reclaimed_pages: _Optional[int] = ..., nr_cpus: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., time_scale: _Optional[float] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("cpu", "pcp_count")
