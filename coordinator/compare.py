@@ -4,9 +4,9 @@ Runs three phases, each on a fresh local cluster started with the same seed (so 
 workload's random choices are the same): `noise_floor` (no drains: what the latency
 tasks see from the simulator and the machine alone), then `workqueue` and `remote`.
 Each phase warms up (pcp lists fill), resets every counter, then issues
-drain_all_pages on a fixed open-loop schedule (every --drain-interval from the start
-of measurement; a drain due while one runs waits for the mutex, as a zone-specific
-caller does), collects every CPU's statistics and the coordinator's drain records,
+drain_all_pages on an open-loop schedule (one per --drain-interval on average, with
+seeded jitter, the same for every strategy; a drain due while one runs waits for the
+mutex, as a zone-specific caller does), collects every CPU's statistics and the coordinator's drain records,
 and ends with a stop-the-world audit.
 
 Default layout (4 CPUs): cpu0 and cpu1 housekeeping (allocation churn and IRQs),
@@ -20,6 +20,7 @@ drain_all_pages duration in `strategies.<name>.drain_all.durations_s`.
 """
 
 import json
+import random
 import math
 import os
 import sys
@@ -83,13 +84,26 @@ class Progress:
             self.stream.flush()
 
 
-def _drive_drains(stub, strategy: int, interval: float, until: float, errors: list) -> None:
-    """Open-loop schedule: a drain every `interval`, each on its own thread so a slow
-    drain does not shift the next one's start (it waits for the mutex instead)."""
+def drain_schedule(seed: int, interval: float, duration: float) -> list[float]:
+    """Offsets (seconds from the start of measurement) of the drains: on average one per
+    `interval`, each gap drawn from [interval/2, 3*interval/2] with a seeded generator.
+    The jitter keeps the schedule from locking onto the RT task's period (with a fixed
+    150 ms gap and a 250 ms period, drains would only ever meet five phases of it), and
+    the seed makes it the same for every strategy."""
+    rng = random.Random(f"drains:{seed}")
+    offsets, t = [], 0.0
+    while t < duration:
+        offsets.append(t)
+        t += interval * rng.uniform(0.5, 1.5)
+    return offsets
+
+
+def _drive_drains(stub, strategy: int, offsets: list[float], start: float, errors: list) -> None:
+    """Open-loop schedule: each drain on its own thread at its offset, so a slow drain
+    does not shift the next one's start (it waits for the mutex instead)."""
     threads = []
-    due = time.monotonic()
-    while due < until:
-        delay = due - time.monotonic()
+    for offset in offsets:
+        delay = start + offset - time.monotonic()
         if delay > 0:
             time.sleep(delay)
 
@@ -102,7 +116,6 @@ def _drive_drains(stub, strategy: int, interval: float, until: float, errors: li
         t = threading.Thread(target=one, daemon=True)
         t.start()
         threads.append(t)
-        due += interval
     for t in threads:
         t.join(90.0)
 
@@ -123,12 +136,12 @@ def run_phase(phase: str, config: CompareConfig, run_dir: str, progress: Progres
                 for cpu, stub in node_stubs.items():
                     stub.GetStats(pb.StatsRequest(cpu=cpu, reset=True), timeout=10.0)
                 coord.GetDrainHistory(pb.DrainHistoryRequest(reset=True), timeout=10.0)
-                until = time.monotonic() + config.measure_s
                 errors: list[str] = []
                 driver = None
                 if strategy:
+                    offsets = drain_schedule(config.seed, config.drain_interval_s, config.measure_s)
                     driver = threading.Thread(target=_drive_drains, daemon=True, args=(
-                        coord, strategy, config.drain_interval_s, until, errors))
+                        coord, strategy, offsets, time.monotonic(), errors))
                     driver.start()
                 _wait(progress, index, phase, "measuring", config.measure_s)
                 if driver:

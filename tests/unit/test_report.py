@@ -224,3 +224,16 @@ def test_report_on_a_bad_file_exits_2_with_a_clear_message(tmp_path, capsys, con
     assert captured.err.startswith("pcpsim: error: ") and message in captured.err
     assert str(path) in captured.err
     assert captured.out == "" and not out_dir.exists()
+
+
+def test_drain_schedule_is_seeded_jittered_and_the_same_for_every_call():
+    """The drain schedule depends only on the seed (so every strategy gets the same one),
+    keeps its mean gap near the interval, and does not repeat one fixed gap."""
+    a = compare.drain_schedule(7, 0.150, 30.0)
+    assert a == compare.drain_schedule(7, 0.150, 30.0)
+    assert a != compare.drain_schedule(8, 0.150, 30.0)
+    gaps = [y - x for x, y in zip(a, a[1:])]
+    assert all(0.075 <= g <= 0.225 for g in gaps)
+    assert 0.135 < sum(gaps) / len(gaps) < 0.165
+    assert len({round(g, 6) for g in gaps}) > len(gaps) // 2
+    assert a[0] == 0.0 and a[-1] < 30.0
