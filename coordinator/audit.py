@@ -20,15 +20,17 @@ async def audit_cluster(membership, zone_service, drainer, on_report=None) -> mm
     run again; an audit that fails to complete (a CPU did not answer) raises and reports nothing."""
     async with drainer.pcpu_drain_mutex:
         members = membership.online()
-        await asyncio.gather(*(m.stub.SetRunState(pb.RunStateRequest(cpu=m.cpu, paused=True),
-                                                  timeout=10.0) for m in members))
+        before = await asyncio.gather(*(m.stub.SetRunState(pb.RunStateRequest(cpu=m.cpu, paused=True),
+                                                           timeout=10.0) for m in members))
         try:
             snaps = await asyncio.gather(*(m.stub.Snapshot(pb.CpuRequest(cpu=m.cpu), timeout=10.0)
                                            for m in members))
             report = await zone_service.locked(_check, zone_service, membership, snaps)
         finally:
+            # Resume only the CPUs that were running: one paused on purpose stays paused.
             await asyncio.gather(*(m.stub.SetRunState(pb.RunStateRequest(cpu=m.cpu, paused=False),
-                                                      timeout=10.0) for m in members),
+                                                      timeout=10.0)
+                                   for m, b in zip(members, before) if not b.was_paused),
                                  return_exceptions=True)
     if on_report is not None:
         on_report(report)

@@ -112,6 +112,10 @@ class Cpu:
             self._cv.notify_all()
         self._thread.join(timeout)
 
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
     def set_paused(self, paused: bool, timeout: float = 5.0) -> bool:
         """Stop running tasks and IRQs at the next safe point (no task's pcp or zone
         operation in flight) and return once there; or let them run again. Returns

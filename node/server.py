@@ -109,11 +109,12 @@ class NodeServicer(pb_grpc.NodeServicer):
     @rpc
     async def SetRunState(self, request, context):
         self._check_cpu(request.cpu)
+        was_paused = self.node.cpu.paused
         ok = await asyncio.get_running_loop().run_in_executor(
             None, self.node.cpu.set_paused, request.paused)
         if not ok:
             raise InvalidArgument("the CPU did not reach a safe point in time")
-        return pb.Empty()
+        return pb.RunStateReply(was_paused=was_paused)
 
     @rpc
     async def Snapshot(self, request, context):

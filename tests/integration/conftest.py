@@ -91,9 +91,11 @@ class Handle:
     def audit(self) -> pb.AuditReply:
         return self.coord.Audit(pb.Empty(), timeout=60.0)
 
-    def set_paused(self, paused: bool, cpus=None) -> None:
-        for cpu in (self.nodes if cpus is None else cpus):
-            self.nodes[cpu].SetRunState(pb.RunStateRequest(cpu=cpu, paused=paused), timeout=RPC_TIMEOUT)
+    def set_paused(self, paused: bool, cpus=None) -> dict[int, bool]:
+        """Pause or resume CPUs; returns {cpu: whether it was paused before}."""
+        return {cpu: self.nodes[cpu].SetRunState(pb.RunStateRequest(cpu=cpu, paused=paused),
+                                                 timeout=RPC_TIMEOUT).was_paused
+                for cpu in (self.nodes if cpus is None else cpus)}
 
     def frozen(self) -> tuple[int, dict[int, int]]:
         """(zone free pages, {cpu: pcp count}): what must not move while the cluster is paused."""

@@ -127,7 +127,8 @@ def test_audit_detects_pages_the_zone_gave_a_cpu_that_does_not_hold_them(paused)
     assert not report.ok
     assert any(f"cpu{IDLE_CPU}: zone records 3 blocks the CPU does not hold" in e for e in report.errors), \
         list(report.errors)
-    paused.set_paused(True)  # the audit resumed every CPU
+    # The audit left the CPUs that were paused before it paused.
+    assert all(paused.set_paused(True).values())
     free(paused, IDLE_CPU, pages)
     assert_audit_ok(paused)
 

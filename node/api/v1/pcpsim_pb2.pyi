@@ -175,6 +175,12 @@ class RunStateRequest(_message.Message):
     paused: bool
     def __init__(self, cpu: _Optional[int] = ..., paused: _Optional[bool] = ...) -> None: ...
 
+class RunStateReply(_message.Message):
+    __slots__ = ("was_paused",)
+    WAS_PAUSED_FIELD_NUMBER: _ClassVar[int]
+    was_paused: bool
+    def __init__(self, was_paused: _Optional[bool] = ...) -> None: ...
+
 class StatsRequest(_message.Message):
     __slots__ = ("cpu", "reset")
     CPU_FIELD_NUMBER: _ClassVar[int]

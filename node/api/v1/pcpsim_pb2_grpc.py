@@ -67,7 +67,7 @@ class NodeStub:
         self.SetRunState = channel.unary_unary(
                 '/pcpsim.v1.Node/SetRunState',
                 request_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.RunStateRequest.SerializeToString,
-                response_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.Empty.FromString,
+                response_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.RunStateReply.FromString,
                 _registered_method=True)
         self.Snapshot = channel.unary_unary(
                 '/pcpsim.v1.Node/Snapshot',
@@ -174,7 +174,7 @@ def add_NodeServicer_to_server(servicer, server):
             'SetRunState': grpc.unary_unary_rpc_method_handler(
                     servicer.SetRunState,
                     request_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.RunStateRequest.FromString,
-                    response_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.Empty.SerializeToString,
+                    response_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.RunStateReply.SerializeToString,
             ),
             'Snapshot': grpc.unary_unary_rpc_method_handler(
                     servicer.Snapshot,
@@ -375,7 +375,7 @@ class Node:
             target,
             '/pcpsim.v1.Node/SetRunState',
             node_dot_api_dot_v1_dot_pcpsim__pb2.RunStateRequest.SerializeToString,
-            node_dot_api_dot_v1_dot_pcpsim__pb2.Empty.FromString,
+            node_dot_api_dot_v1_dot_pcpsim__pb2.RunStateReply.FromString,
             options,
             channel_credentials,
             insecure,
