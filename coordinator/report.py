@@ -27,7 +27,8 @@ CPU_FIELDS = {"role": str, "kind": str, "period_s": (int, float), "wake_latency_
 # Simulator noise cause -> `rtla osnoise top` column. osnoise counts kworkers as Thread
 # noise; it has no column for time lost to a contended lock, so Lock is ours: fast-path
 # pcp trylock failures that fell back to the buddy under zone->lock (remote drains).
-OSNOISE_CAUSES = {"irq": "IRQ", "workqueue": "Thread", "pcp_lock": "Lock"}
+# `other` is lateness nothing on the CPU explains: osnoise calls noise with no OS cause HW.
+OSNOISE_CAUSES = {"irq": "IRQ", "workqueue": "Thread", "pcp_lock": "Lock", "other": "HW"}
 OSNOISE_COUNTS = ("HW", "NMI", "IRQ", "Softirq", "Thread", "Lock")
 
 

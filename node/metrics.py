@@ -32,7 +32,7 @@ LONG_LATENCY_BUCKETS = LATENCY_BUCKETS + (0.5, 1.0, 2.5)
 
 # Causes a latency task attributes stolen time to (node.tasks); always exported, so a
 # dashboard sees 0 rather than no series.
-NOISE_CAUSES = ("workqueue", "irq", "pcp_lock")
+NOISE_CAUSES = ("workqueue", "irq", "pcp_lock", "other")
 
 
 class NodeMetrics:

@@ -71,7 +71,8 @@ class NodeRuntime:
         elif role in ("isolated-preemptible", "isolated-rt"):
             rt = role == "isolated-rt"
             self.task = LatencyTask("rt" if rt else "preemptible", config.period_s, config.busy_s,
-                                    config.deadline_s, config.allocs, self.alloc, clock, rt=rt)
+                                    config.deadline_s, config.allocs, self.alloc, clock, rt=rt,
+                                    noise_threshold_s=cost.wall(5.0))
             self.cpu.sources = [self.task]
         self.metrics = None
         if registry is not None:

@@ -8,7 +8,8 @@ programmed time, records lateness = actual wake - programmed wake, then allocate
 few pages, stays busy for `busy` and frees them. Its deadline is `deadline` after the
 programmed wake. At the end of each period it attributes the time other activity took
 from its window [programmed wake, completion] to causes, osnoise-style: `workqueue`
-(kworker items), `irq`, and `pcp_lock` (buddy fallbacks after a failed pcp trylock).
+(kworker items), `irq`, `pcp_lock` (buddy fallbacks after a failed pcp trylock), and
+`other` (wake-up lateness above a threshold that nothing logged on the CPU explains).
 A preemptible task (SCHED_OTHER-like) reaches a preemption point every `slice`, where
 queued work runs; an RT task (SCHED_FIFO-like) runs its busy phase without yielding.
 
@@ -43,8 +44,12 @@ class TaskTotals:
 
 class LatencyTask:
     def __init__(self, kind: str, period: float, busy: float, deadline: float, allocs: int,
-                 alloc, clock, rt: bool, slice_s: float = 0.5e-3):
+                 alloc, clock, rt: bool, slice_s: float = 0.5e-3, noise_threshold_s: float = 1.25e-3):
         self.kind = kind
+        # Wake-up lateness that no logged activity explains, above this, is noise of
+        # cause `other` (the machine, the simulator); osnoise likewise only counts noise
+        # above a threshold (the default 1.25 ms is 5 us of kernel time at scale 250).
+        self.noise_threshold_s = noise_threshold_s
         self.period = period
         self.busy = busy
         self.deadline = deadline
@@ -77,6 +82,10 @@ class LatencyTask:
         self.wake_latency.append(start - programmed)
         if self.on_wake is not None:
             self.on_wake(start - programmed)
+        explained = sum(d for _, d in cpu.noise.overlap(programmed, start))
+        unexplained = start - programmed - explained
+        if unexplained > self.noise_threshold_s:
+            self._account([("other", unexplained)])
         contention0 = self.alloc.lock_contention_s
         pages = [self.alloc.alloc_pages(0, MIGRATE_MOVABLE) for _ in range(self.allocs)]
         if self.rt:

@@ -165,3 +165,38 @@ def test_noise_log_overlap_clips_to_window():
     log.add(2.0, 3.0, "workqueue")
     assert sorted(log.overlap(0.5, 2.5)) == [("irq", 0.5), ("workqueue", 0.5)]
     assert log.overlap(1.0, 2.0) == []
+
+
+class SilentHog:
+    """Occupies the CPU when due without logging any noise (like the machine stealing time)."""
+
+    rt = False
+
+    def __init__(self, cpu, at, seconds):
+        self.next_wake = at
+        self.seconds = seconds
+
+    def rebase(self, now):
+        pass
+
+    def step(self, cpu):
+        cpu.occupy(self.seconds)
+        self.next_wake = cpu.clock() + 3600.0
+
+
+def test_unexplained_wake_lateness_is_noise_of_cause_other():
+    """Lateness that no logged activity explains is attributed to `other`, above the threshold."""
+    cpu = Cpu(0)
+    task = make_task(cpu, rt=False, busy=0.001, period=0.5)
+    task.noise_threshold_s = 0.005
+    now = cpu.clock()
+    task.next_wake = now + 0.010
+    cpu.sources = [SilentHog(cpu, now, 0.050), task]
+    cpu.start()
+    try:
+        wait_until(lambda: task.runs == 1)
+        assert task.wake_latency[0] > 0.030
+        assert task.stolen_s["other"] > 0.030 and task.noise_events["other"] == 1
+        assert "workqueue" not in task.stolen_s
+    finally:
+        cpu.stop()
