@@ -18,9 +18,10 @@ import grpc
 from node import exposition
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from node.config import EnvArgumentParser, host_port, positive
+from node.config import EnvArgumentParser, host_port, int_range, positive
 from node.health import Health
 from node.lifecycle import stop_event
+from node.server import MAX_FLUSH_MS, MAX_LEASE_MS
 from node.rpc_metrics import RpcMetricsInterceptor
 from node.mm.watermark import pageset_batch
 from node.mm.zone import Zone
@@ -33,6 +34,10 @@ from coordinator.zone_service import ZoneService
 
 # ZONE_NORMAL on x86-64 starts at 4 GiB.
 ZONE_START_PFN = 1 << 20
+# Bounds that keep a cluster on one machine sane: 1024 CPUs (processes), and a 64 GiB
+# zone (16 M pages: the audit counts every page in a bytearray).
+MAX_CPUS = 1024
+MAX_ZONE_MB = 65536
 
 
 def fraction(text: str) -> float:
@@ -54,20 +59,21 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
                    help="gRPC listen address HOST:PORT (port 0: any free port)")
     p.add_argument("--metrics-listen", type=exposition.listen_address, default="127.0.0.1:0",
                    env="PCPSIM_METRICS_LISTEN", help="/metrics HTTP address HOST:PORT, or 'off'")
-    p.add_argument("--nodes", type=positive_int, required=True, env="PCPSIM_NODES",
-                   help="number of simulated CPUs")
-    p.add_argument("--zone-mb", type=positive_int, default=1024, env="PCPSIM_ZONE_MB",
-                   help="zone size in MiB (>= 688 gives the kernel's batch of 63)")
+    p.add_argument("--nodes", type=int_range(1, MAX_CPUS), required=True, env="PCPSIM_NODES",
+                   help=f"number of simulated CPUs (1..{MAX_CPUS})")
+    p.add_argument("--zone-mb", type=int_range(1, MAX_ZONE_MB), default=1024, env="PCPSIM_ZONE_MB",
+                   help=f"zone size in MiB (1..{MAX_ZONE_MB}; >= 688 gives the kernel's batch of 63)")
     p.add_argument("--zone-used", type=fraction, default=0.0, env="PCPSIM_ZONE_USED",
                    help="fraction of the zone held by the rest of the system at start (memory pressure)")
     p.add_argument("--strategy", choices=sorted(STRATEGIES), default="remote", env="PCPSIM_STRATEGY",
                    help="drain strategy for drains that do not name one (direct reclaim)")
     p.add_argument("--time-scale", type=positive(float), default=TIME_SCALE, env="PCPSIM_TIME_SCALE",
                    help="wall seconds per kernel second")
-    p.add_argument("--lease-ms", type=positive_int, default=2000, env="PCPSIM_LEASE_MS",
-                   help="remote pcp lock lease")
-    p.add_argument("--flush-timeout-ms", type=positive_int, default=10_000, env="PCPSIM_FLUSH_TIMEOUT_MS",
-                   help="bound on a workqueue flush of one CPU")
+    p.add_argument("--lease-ms", type=int_range(1, MAX_LEASE_MS), default=2000, env="PCPSIM_LEASE_MS",
+                   help=f"remote pcp lock lease (1..{MAX_LEASE_MS}, the most a node grants)")
+    p.add_argument("--flush-timeout-ms", type=int_range(1, MAX_FLUSH_MS), default=10_000,
+                   env="PCPSIM_FLUSH_TIMEOUT_MS",
+                   help=f"bound on a workqueue flush of one CPU (1..{MAX_FLUSH_MS})")
     p.add_argument("--failure-timeout-ms", type=positive_int, default=1000, env="PCPSIM_FAILURE_TIMEOUT_MS",
                    help="a node without heartbeats this long is down")
     p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")

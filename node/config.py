@@ -118,6 +118,17 @@ def positive(kind):
     return parse
 
 
+def int_range(lo: int, hi: int):
+    """An int parser that accepts lo..hi inclusive."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be in {lo}..{hi}, got {text}")
+        return value
+    parse.__name__ = "int"
+    return parse
+
+
 def nonnegative(kind):
     def parse(text: str):
         value = kind(text)

@@ -96,7 +96,7 @@ def test_a_bad_variable_gets_the_bad_flags_error(capsys, flag, var, value, messa
 
 def test_a_bad_coordinator_variable_is_refused(capsys):
     err = refused(coordinator_args, capsys, [], environ={"PCPSIM_NODES": "0"})
-    assert "argument --nodes (from PCPSIM_NODES='0'): must be > 0, got 0" in err
+    assert "argument --nodes (from PCPSIM_NODES='0'): must be in 1..1024, got 0" in err
     err = refused(coordinator_args, capsys, [], environ={"PCPSIM_NODES": "2", "PCPSIM_ZONE_USED": "1.5"})
     assert "PCPSIM_ZONE_USED" in err and "must be in [0, 1)" in err
     assert "--nodes (or PCPSIM_NODES)" in refused(coordinator_args, capsys, [], environ={})
