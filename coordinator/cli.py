@@ -7,6 +7,7 @@
   pcpsim audit                                                 stop-the-world page audit
   pcpsim compare [--quick] [--seed S] [--json PATH]            both strategies side by side
   pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
+  pcpsim bench [--quick] [--json PATH]                         figures against their floors, as ratios
 
 Commands that talk to a running cluster find it through the state file that
 `cluster up` writes (--state, $PCPSIM_STATE, default .pcpsim/cluster.json) or
@@ -25,7 +26,7 @@ import grpc
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.constants import MIGRATETYPE_NAMES, NR_PCP_LISTS, pindex_to_order, MIGRATE_PCPTYPES
-from coordinator import compare, plots, prometheus, report
+from coordinator import bench, bench_figure, compare, plots, prometheus, report
 from coordinator.cluster import ClusterConfig, ClusterError, LocalCluster, assign_roles, parse_cpu_list
 from coordinator.drain import STRATEGIES, STRATEGY_NAMES, TRIGGER_NAMES
 
@@ -121,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", metavar="DIR",
                      help="where the plots go (default: next to RESULTS.json, named after it)")
     rep.add_argument("--no-plots", action="store_true", help="print the tables only")
+
+    ben = sub.add_parser("bench", help="measure pcpsim against the floor of Python, gRPC and the machine",
+                         description="Measure, in one run, each figure against its floor and print figure, "
+                         "floor, ratio and target (ok or MISSED). Exits 0 even when a target is missed.")
+    ben.add_argument("--quick", action="store_true", help="fewer samples and CPUs (N up to 8); under 3 minutes")
+    ben.add_argument("--json", metavar="PATH",
+                     help="write the figures (name, value, floor, ratio, target, ok) and raw data here, "
+                     "and the scaling plot next to it (PATH-scaling.png)")
+    ben.add_argument("--run-dir", help="where the clusters' process logs go (default: a temp dir)")
     return p
 
 
@@ -320,8 +330,23 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    plot = (os.path.splitext(args.json)[0] + "-scaling.png") if args.json else None
+    try:
+        result = bench.run_bench(args.quick, args.run_dir, plot)
+    except ClusterError as err:
+        raise CliError(str(err)) from None
+    print(bench_figure.format_table(result["figures"]))
+    if args.json:
+        bench_figure.write_json(result, args.json)
+        print(f"results written to {args.json}; scaling plot {plot}")
+    return 0
+
+
 COMMANDS = {"drain": cmd_drain, "state": cmd_state, "audit": cmd_audit, "compare": cmd_compare,
-            "report": cmd_report}
+            "report": cmd_report, "bench": cmd_bench}
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,442 @@
+"""`pcpsim bench`: how close pcpsim runs to the floor of Python, gRPC and the machine.
+
+Every figure is measured against a floor taken in the same run (and, where it is
+cheap, interleaved with it so drift cancels), and reported as a ratio with a target:
+
+1. pcp fast path: an rmqueue + free_unref_page pair on a warmed PerCpuPages over an
+   in-process Zone, against a bare list append + pop pair. Best of N timing loops,
+   the measurement and its floor interleaved. Target <= 15x. The same pair with the
+   node's metrics collector registered against without: target <= 1.1x (a scrape's
+   own cost is reported in the note; it runs once per scrape interval, not per pair).
+2. Remote drain of one CPU, driven from this process exactly as coordinator.drain
+   does it (PcpLockDrain on the node's PcpControl stream, FreePages on a ZoneStream
+   to the coordinator, PcpUnlock), against one round trip on the same open
+   PcpControl stream (an unlock with token 0: refused as INVALID_ARGUMENT, but a full
+   round trip that leaves the stream open). The cluster runs with a tiny time scale
+   (modeled sleeps ~0), so what is measured is simulator overhead. The node is a
+   housekeeping CPU kept paused; before each drain it is resumed until its pcp holds
+   at least a batch, then paused again, so every timed drain moves real pages (the
+   page count is reported). Medians. Target <= 4x (a drain is three round trips).
+3. drain_all_pages scaling, N CPUs (1, 2, 4, 8, 16, 32; quick 1, 2, 4, 8), both
+   strategies, force_all_cpus over idle CPUs (role "idle": nothing runs, pcp empty),
+   tiny time scale: the per-CPU cost is then the strategy's protocol overhead. The
+   slope of a least-squares fit of the median drain time (the coordinator's own
+   record) against N, per strategy, against the stream round trip; and the ratio of
+   the two slopes, workqueue / remote. No targets (informational).
+4. Noise floor: p99 wake-up lateness of the isolated-preemptible latency task with no
+   drains (a housekeeping + isolated-preemptible cluster, default time scale, read
+   via GetStats), against a bare periodic timer loop (a thread waiting on a
+   threading.Condition until absolute 20 ms deadlines, as node/cpu.py does) run in
+   this process over the same window. Target <= 1.2x.
+5. Zone service throughput: Rmqueue + FreePages pairs from 8 concurrent client
+   processes, each with its own ZoneStream to the coordinator (tiny time scale; the
+   cluster's one housekeeping CPU is paused), in operations per second, against the
+   floor rate of one client's round trip on a trivial request on the same kind of
+   stream (a ZoneRequest naming no operation, refused without touching zone->lock):
+   1 / RTT. Target >= 0.5x. On a 2-core machine 8 clients and the coordinator share
+   two cores, so the floor rate is what one stream can do, not what the machine can.
+"""
+
+import math
+import multiprocessing
+import os
+import statistics
+import tempfile
+import threading
+import time
+import types
+
+import grpc
+
+from node.api.v1 import pcpsim_pb2 as pb
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.mm.constants import MIGRATE_MOVABLE
+from coordinator.cluster import ClusterConfig, LocalCluster
+from coordinator.bench_figure import Figure, linear_fit, log, result_json
+from coordinator.stats import percentile
+
+TINY_TIME_SCALE = 1e-6   # modeled sleeps ~0: what remains is simulator overhead
+FULL_SCALING_NS = (1, 2, 4, 8, 16, 32)
+QUICK_SCALING_NS = (1, 2, 4, 8)
+TIMER_PERIOD_S = 0.020
+ZONE_CLIENTS = 8
+
+
+# ------------------------------------------------------------------ 1. pcp fast path
+def _pcp_runtime(with_metrics: bool):
+    """A node's pcp, zone and (optionally) its metrics collector, as node.runtime builds them,
+    without starting any thread."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from node.alloc import PageAllocator
+    from node.cpu import Cpu
+    from node.metrics import NodeMetrics
+    from node.mm.pcp import PerCpuPages, free_unref_page, rmqueue
+    from node.mm.zone import Zone
+    from node.remote_lock import RemotePcpLock
+
+    zone = Zone(0, 262144, 4)
+    zone.watermark_failed = False  # the attribute ZoneClient adds, read by the metrics
+    pcp = PerCpuPages(1, high=518, batch=63)
+    cpu = Cpu(1, clock=time.monotonic, sleep=lambda s: None)
+    rt = types.SimpleNamespace(cpu_id=1, role="housekeeping", zone=zone, pcp=pcp, cpu=cpu,
+                               alloc=PageAllocator(cpu, pcp, zone, coordinator_stub=None),
+                               remote_lock=RemotePcpLock(pcp, time.monotonic), task=None, irq=None)
+    scrape = None
+    if with_metrics:
+        registry = CollectorRegistry()
+        metrics = NodeMetrics(registry, rt)
+        cpu.on_work_done = metrics.work_done
+        rt.remote_lock.on_wait = metrics.lock_wait.observe
+        rt.remote_lock.on_hold = metrics.lock_hold.observe
+        scrape = lambda: generate_latest(registry)  # noqa: E731
+    # Warm: the first rmqueue refills a batch from the zone, so the list is non-empty.
+    pfn = rmqueue(zone, pcp, 0, MIGRATE_MOVABLE)
+    free_unref_page(zone, pcp, pfn, 0, MIGRATE_MOVABLE)
+    assert pcp.count > 0
+    return zone, pcp, scrape
+
+
+def _time_pairs(zone, pcp, ops: int, scrape=None) -> float:
+    from node.mm.pcp import free_unref_page, rmqueue
+    mt = MIGRATE_MOVABLE
+    t0 = time.perf_counter_ns()
+    for _ in range(ops):
+        pfn = rmqueue(zone, pcp, 0, mt)
+        free_unref_page(zone, pcp, pfn, 0, mt)
+    if scrape is not None:
+        scrape()
+    return (time.perf_counter_ns() - t0) / ops * 1e-9
+
+
+def _time_list(ops: int) -> float:
+    lst = [1, 2, 3]
+    t0 = time.perf_counter_ns()
+    for _ in range(ops):
+        lst.append(7)
+        lst.pop()
+    return (time.perf_counter_ns() - t0) / ops * 1e-9
+
+
+def bench_fast_path(quick: bool) -> list[Figure]:
+    ops, repeats = (50_000, 15) if quick else (100_000, 30)
+    bare = _pcp_runtime(False)
+    metered = _pcp_runtime(True)
+    best = {"list": math.inf, "pair": math.inf, "metrics": math.inf}
+    for _ in range(repeats):  # interleaved: each repeat times all three back to back
+        best["list"] = min(best["list"], _time_list(ops))
+        best["pair"] = min(best["pair"], _time_pairs(bare[0], bare[1], ops))
+        best["metrics"] = min(best["metrics"], _time_pairs(metered[0], metered[1], ops))
+    scrape = metered[2]
+    t0 = time.perf_counter_ns()
+    for _ in range(20):
+        scrape()
+    scrape_s = (time.perf_counter_ns() - t0) / 20 * 1e-9
+    return [
+        Figure("pcp alloc+free pair vs list append+pop", best["pair"], best["list"], "s", "<= 15",
+               f"best of {repeats} loops of {ops} pairs, interleaved"),
+        Figure("pcp pair with node metrics vs without", best["metrics"], best["pair"], "s", "<= 1.1",
+               f"NodeMetrics registered (hooks fire per period/work item, not per page); one scrape "
+               f"(generate_latest) costs {scrape_s * 1e3:.2f} ms, outside the timed loops"),
+    ]
+
+
+# ------------------------------------------------------------------ stream helpers
+class _Stream:
+    """One request/reply at a time on an open bidirectional stream (a sync ReplyStream)."""
+
+    def __init__(self, open_call, name: str, timeout: float = 10.0):
+        from node.reply_stream import ReplyStream
+        self.stream = ReplyStream(open_call, timeout, name)
+
+    def request(self, msg):
+        return self.stream.request(msg)
+
+    def close(self):
+        self.stream.close()
+
+
+def _rtt_control(ctl, cpu: int) -> float:
+    """One round trip on the PcpControl stream: an unlock with token 0, refused but answered."""
+    t0 = time.perf_counter_ns()
+    reply = ctl.request(pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=cpu, token=0)))
+    dt = (time.perf_counter_ns() - t0) * 1e-9
+    if reply.code != "INVALID_ARGUMENT":
+        raise RuntimeError(f"floor request answered {reply.code!r}, expected INVALID_ARGUMENT")
+    return dt
+
+
+def _rtt_zone(zs) -> float:
+    """One round trip on a ZoneStream: a request naming no operation, refused before zone->lock."""
+    t0 = time.perf_counter_ns()
+    reply = zs.request(pb.ZoneRequest())
+    dt = (time.perf_counter_ns() - t0) * 1e-9
+    if reply.code != "INVALID_ARGUMENT":
+        raise RuntimeError(f"floor request answered {reply.code!r}, expected INVALID_ARGUMENT")
+    return dt
+
+
+def _tiny_cluster(roles, run_dir: str, **kw) -> LocalCluster:
+    return LocalCluster(ClusterConfig(roles=list(roles), coordinator_args=[
+        "--time-scale", str(TINY_TIME_SCALE), *kw.get("coordinator_args", [])],
+        node_args=kw.get("node_args", [])), run_dir)
+
+
+# ------------------------------------------------------------------ 2. remote drain + 5. zone throughput
+def _refill(node_stub, cpu: int, want: int, timeout: float = 5.0) -> int:
+    """Let the (paused) housekeeping CPU run until its pcp holds `want` pages, then pause it."""
+    node_stub.SetRunState(pb.RunStateRequest(cpu=cpu, paused=False), timeout=10.0)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            count = node_stub.GetPcp(pb.CpuRequest(cpu=cpu), timeout=5.0).count
+            if count >= want or time.monotonic() > deadline:
+                break
+            time.sleep(0.002)
+    finally:
+        node_stub.SetRunState(pb.RunStateRequest(cpu=cpu, paused=True), timeout=10.0)
+    return node_stub.GetPcp(pb.CpuRequest(cpu=cpu), timeout=5.0).count
+
+
+def _drain_one(ctl, zs, cpu: int, seq: int) -> tuple[float, int]:
+    """drain_pages_zone of one remote CPU, as coordinator.drain._drain_pages_zone does it."""
+    t0 = time.perf_counter_ns()
+    grant = ctl.request(pb.PcpControlRequest(lock_drain=pb.PcpLockDrainRequest(cpu=cpu, lease_ms=2000)))
+    if grant.code:
+        raise RuntimeError(f"lock_drain refused: {grant.code} {grant.error}")
+    g = grant.lock_drain
+    pages = 0
+    if g.token:
+        reply = zs.request(pb.ZoneRequest(free=pb.FreePagesRequest(
+            cpu=cpu, pages=g.pages, transfer_id=f"bench-drain-{os.getpid()}-{seq}")))
+        freed = not reply.code
+        done = ctl.request(pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=cpu, token=g.token, freed=freed)))
+        if reply.code or done.code:
+            raise RuntimeError(f"drain failed: zone {reply.code} {reply.error}; unlock {done.code} {done.error}")
+        pages = len(g.pages.pfn)
+    return (time.perf_counter_ns() - t0) * 1e-9, pages
+
+
+def bench_remote_drain_and_zone(quick: bool, run_dir: str) -> tuple[list[Figure], dict]:
+    iters = 60 if quick else 150
+    with _tiny_cluster(["housekeeping"], os.path.join(run_dir, "drain-one")) as cluster:
+        node = cluster.state().nodes[0]
+        batch = cluster.state().batch
+        with grpc.insecure_channel(node.address) as nch, \
+                grpc.insecure_channel(cluster.coordinator_address) as cch:
+            nstub, cstub = pb_grpc.NodeStub(nch), pb_grpc.CoordinatorStub(cch)
+            ctl = _Stream(nstub.PcpControl, "bench-pcp-control")
+            zs = _Stream(cstub.ZoneStream, "bench-zone")
+            try:
+                nstub.SetRunState(pb.RunStateRequest(cpu=0, paused=True), timeout=10.0)
+                for _ in range(20):  # open and warm both streams
+                    _rtt_control(ctl, 0)
+                    _rtt_zone(zs)
+                drains, floors, pages = [], [], []
+                for i in range(iters):
+                    _refill(nstub, 0, batch)
+                    floors.append(_rtt_control(ctl, 0))  # interleaved: floor, drain, floor
+                    dt, n = _drain_one(ctl, zs, 0, i)
+                    floors.append(_rtt_control(ctl, 0))
+                    if n:
+                        drains.append(dt)
+                        pages.append(n)
+                if not drains:
+                    raise RuntimeError("the housekeeping CPU never put pages on its pcp")
+                log(f"remote drain: {len(drains)} drains, median {statistics.median(pages):.0f} blocks")
+                zone_fig, zone_detail = _zone_throughput(cluster.coordinator_address, zs, quick)
+            finally:
+                ctl.close()
+                zs.close()
+    floor = statistics.median(floors)
+    figs = [Figure("remote drain of one CPU vs stream RTT", statistics.median(drains), floor, "s", "<= 4",
+                   f"median of {len(drains)} drains of {statistics.median(pages):.0f} blocks each "
+                   f"(lock+take, zone free, unlock = 3 round trips), time scale {TINY_TIME_SCALE:g}"),
+            zone_fig]
+    detail = {"remote_drain": {"drains_s": drains, "pages": pages, "rtt_s": floors}, "zone": zone_detail}
+    return figs, detail
+
+
+def _zone_client(address: str, index: int, start_at: float, end_at: float, out) -> None:
+    """One zone client process: Rmqueue + FreePages pairs (cpu 0, order 0) on its own ZoneStream."""
+    from node.reply_stream import ReplyStream
+    with grpc.insecure_channel(address) as ch:
+        zs = ReplyStream(pb_grpc.CoordinatorStub(ch).ZoneStream, 10.0, f"bench-zone-{index}")
+        ops, seq, errors = 0, 0, 0
+
+        def pair(count: bool) -> int:
+            nonlocal seq, errors
+            seq += 1
+            r = zs.request(pb.ZoneRequest(rmqueue=pb.RmqueueRequest(
+                cpu=0, order=0, migratetype=MIGRATE_MOVABLE, count=1,
+                transfer_id=f"bench-z{index}-{os.getpid()}-{seq}a")))
+            if r.code or not r.rmqueue.pfn:
+                errors += 1
+                return 0
+            pfn = r.rmqueue.pfn[0]
+            f = zs.request(pb.ZoneRequest(free=pb.FreePagesRequest(
+                cpu=0, pages=pb.PageList(pfn=[pfn], order=[0], migratetype=[MIGRATE_MOVABLE]),
+                transfer_id=f"bench-z{index}-{os.getpid()}-{seq}b")))
+            errors += bool(f.code)
+            return 2
+
+        for _ in range(20):  # warm the stream
+            pair(False)
+        while time.monotonic() < start_at:
+            time.sleep(0.001)
+        while time.monotonic() < end_at:
+            ops += pair(True)
+        zs.close()
+    out.put((index, ops, errors))
+
+
+def _zone_throughput(address: str, zs, quick: bool) -> tuple[Figure, dict]:
+    measure_s = 5.0 if quick else 10.0
+    floors = [_rtt_zone(zs) for _ in range(300)]
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.monotonic() + 4.0  # spawn + import + warm-up
+    end_at = start_at + measure_s
+    procs = [ctx.Process(target=_zone_client, args=(address, i, start_at, end_at, out), daemon=True)
+             for i in range(ZONE_CLIENTS)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=end_at - time.monotonic() + 60.0) for _ in procs]
+    for p in procs:
+        p.join(10.0)
+    floors += [_rtt_zone(zs) for _ in range(300)]
+    rtt = statistics.median(floors)
+    ops = sum(r[1] for r in results)
+    errors = sum(r[2] for r in results)
+    throughput = ops / measure_s
+    fig = Figure(f"zone ops/s, {ZONE_CLIENTS} clients vs 1/RTT of one stream", throughput, 1.0 / rtt, "ops/s",
+                 ">= 0.5", f"Rmqueue+FreePages pairs for {measure_s:g}s, {ZONE_CLIENTS} client processes on "
+                 f"{os.cpu_count()} cores; floor = 1/median RTT of a trivial ZoneStream request"
+                 + (f"; {errors} errors" if errors else ""))
+    return fig, {"ops": ops, "errors": errors, "measure_s": measure_s, "rtt_s": rtt,
+                 "per_client_ops": [r[1] for r in sorted(results)]}
+
+
+# ------------------------------------------------------------------ 3. drain_all_pages scaling
+def bench_scaling(quick: bool, run_dir: str, plot_path: str | None) -> tuple[list[Figure], dict]:
+    ns = QUICK_SCALING_NS if quick else FULL_SCALING_NS
+    reps = 7 if quick else 15
+    med = {"workqueue": [], "remote": []}
+    rtts = []
+    strategies = {"workqueue": pb.STRATEGY_WORKQUEUE, "remote": pb.STRATEGY_REMOTE}
+    for n in ns:
+        log(f"scaling: N={n}")
+        with _tiny_cluster(["idle"] * n, os.path.join(run_dir, f"scale-{n}")) as cluster:
+            node0 = cluster.state().nodes[0]
+            with grpc.insecure_channel(cluster.coordinator_address) as cch, \
+                    grpc.insecure_channel(node0.address) as nch:
+                coord = pb_grpc.CoordinatorStub(cch)
+                ctl = _Stream(pb_grpc.NodeStub(nch).PcpControl, "bench-pcp-control")
+                try:
+                    for _ in range(20):
+                        _rtt_control(ctl, 0)
+                    samples = {k: [] for k in strategies}
+                    for i in range(reps + 1):  # the first round warms every channel and stream
+                        for name, strategy in strategies.items():
+                            rtts.append(_rtt_control(ctl, 0))
+                            r = coord.DrainAllPages(pb.DrainAllRequest(strategy=strategy, force_all_cpus=True,
+                                                                       trigger=pb.TRIGGER_DEMAND), timeout=60.0)
+                            if r.status != pb.DrainAllReply.DONE or len(r.cpus) != n:
+                                raise RuntimeError(f"drain_all_pages {name} at N={n}: "
+                                                   f"{pb.DrainAllReply.Status.Name(r.status)}, {len(r.cpus)} CPUs")
+                            if i:
+                                samples[name].append(r.duration_s)
+                finally:
+                    ctl.close()
+        for name in strategies:
+            med[name].append(statistics.median(samples[name]))
+    rtt = statistics.median(rtts)
+    slopes = {name: linear_fit(list(ns), med[name]) for name in strategies}
+    note = f"N = {list(ns)}, idle CPUs, force_all_cpus, median of {reps} per point, least-squares slope"
+    figs = [Figure(f"drain_all_pages {name}: per-CPU slope vs stream RTT", slopes[name][0], rtt, "s", None, note)
+            for name in strategies]
+    figs.append(Figure("per-CPU slope workqueue / remote", slopes["workqueue"][0], slopes["remote"][0], "s", None,
+                       "ratio of the two slopes"))
+    detail = {"n": list(ns), "median_duration_s": med, "rtt_s": rtt,
+              "fit": {k: {"slope_s": v[0], "intercept_s": v[1]} for k, v in slopes.items()}}
+    if plot_path:
+        from coordinator.bench_plot import plot_scaling
+        detail["plot"] = plot_scaling(detail, plot_path)
+    return figs, detail
+
+
+# ------------------------------------------------------------------ 4. noise floor
+class TimerLoop(threading.Thread):
+    """A bare periodic timer, the same kind as the CPU thread's: wait on a Condition
+    with a timeout until an absolute deadline; record how late each wake-up is."""
+
+    def __init__(self, period: float = TIMER_PERIOD_S):
+        super().__init__(name="bench-timer", daemon=True)
+        self.period = period
+        self.lateness: list[float] = []
+        self._cv = threading.Condition()
+        self._stopping = False
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.period
+        while not self._stopping:
+            with self._cv:
+                while (now := time.monotonic()) < deadline and not self._stopping:
+                    self._cv.wait(min(deadline - now, 1.0))
+            self.lateness.append(time.monotonic() - deadline)
+            deadline += self.period
+            while deadline <= time.monotonic():
+                deadline += self.period
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
+        self.join(5.0)
+
+
+def bench_noise(quick: bool, run_dir: str) -> tuple[list[Figure], dict]:
+    warmup_s, measure_s = (2.0, 20.0) if quick else (3.0, 60.0)
+    roles = ["housekeeping", "isolated-preemptible"]
+    with LocalCluster(ClusterConfig(roles=roles), os.path.join(run_dir, "noise")) as cluster:
+        node = next(n for n in cluster.state().nodes if n.role == pb.ROLE_ISOLATED_PREEMPTIBLE)
+        with grpc.insecure_channel(node.address) as ch:
+            stub = pb_grpc.NodeStub(ch)
+            time.sleep(warmup_s)
+            timer = TimerLoop()
+            stub.GetStats(pb.StatsRequest(cpu=node.cpu, reset=True), timeout=10.0)
+            timer.start()
+            time.sleep(measure_s)
+            stats = stub.GetStats(pb.StatsRequest(cpu=node.cpu), timeout=10.0)
+            timer.stop()
+    task = list(stats.task.wake_latency_s)
+    bare = timer.lateness
+    p_task, p_bare = percentile(task, 99), percentile(bare, 99)
+    fig = Figure("latency task wake p99 (no drains) vs bare timer", p_task, p_bare, "s", "<= 1.2",
+                 f"{len(task)} task wake-ups vs {len(bare)} timer wake-ups over the same {measure_s:g}s, "
+                 f"period {TIMER_PERIOD_S * 1e3:g} ms")
+    return [fig], {"task_p50_s": percentile(task, 50), "task_p99_s": p_task, "bare_p50_s": percentile(bare, 50),
+                   "bare_p99_s": p_bare, "task_samples": len(task), "bare_samples": len(bare)}
+
+
+# ------------------------------------------------------------------ the run
+def run_bench(quick: bool, run_dir: str | None = None, plot_path: str | None = None) -> dict:
+    run_dir = run_dir or tempfile.mkdtemp(prefix="pcpsim-bench-")
+    t0 = time.monotonic()
+    figures: list[Figure] = []
+    detail: dict = {}
+    steps = [  # (what, result key, function returning (figures, detail))
+        ("pcp fast path", None, lambda: (bench_fast_path(quick), None)),
+        ("remote drain of one CPU and zone throughput", "streams",
+         lambda: bench_remote_drain_and_zone(quick, run_dir)),
+        ("drain_all_pages scaling", "scaling", lambda: bench_scaling(quick, run_dir, plot_path)),
+        ("noise floor", "noise", lambda: bench_noise(quick, run_dir)),
+    ]
+    for i, (name, key, fn) in enumerate(steps, 1):
+        log(f"[{i}/{len(steps)}] {name} (elapsed {time.monotonic() - t0:.0f}s)")
+        figs, d = fn()
+        figures.extend(figs)
+        if key:
+            detail[key] = d
+    log(f"done in {time.monotonic() - t0:.0f}s; process logs in {run_dir}")
+    return result_json(figures, quick, {"run_dir": run_dir, "elapsed_s": time.monotonic() - t0,
+                                        "time_scale_tiny": TINY_TIME_SCALE, "detail": detail})

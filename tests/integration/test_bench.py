@@ -1,0 +1,35 @@
+"""`pcpsim bench --quick` end to end: it runs, prints the table, writes the JSON and the plot.
+
+Targets are not asserted (they depend on the machine), and neither is any wall-clock time."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.integration.conftest import REPO
+
+FIELDS = {"name", "value", "floor", "ratio", "target", "ok"}
+
+
+@pytest.mark.slow
+def test_bench_quick_runs_end_to_end(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "coordinator.cli", "bench", "--quick", "--json", str(out),
+                           "--run-dir", str(tmp_path / "run")],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[0].split()[:5] == ["figure", "value", "floor", "ratio", "target"]
+    result = json.loads(out.read_text())
+    figures = result["figures"]
+    names = [f["name"] for f in figures]
+    assert len(names) == len(set(names)) >= 8
+    for f in figures:
+        assert FIELDS <= set(f), f
+        assert f["value"] > 0 and f["floor"] > 0, f
+        assert (f["ok"] is None) == (f["target"] is None), f
+        assert ("MISSED" if f["ok"] is False else "ok" if f["ok"] else "-") in proc.stdout
+    assert result["detail"]["scaling"]["n"] == [1, 2, 4, 8]
+    assert os.path.getsize(str(out).removesuffix(".json") + "-scaling.png") > 0
