@@ -3,7 +3,6 @@ and the probe the image's HEALTHCHECK runs exits 1 then, 0 on SERVING (see
 test_manifests_run for SERVING on a running cluster). No other RPC is needed to ask."""
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import time
 import grpc
 import pytest
 
+from tests.procs import stop_process
 from node import health_probe
 
 
@@ -46,12 +46,7 @@ def test_a_node_that_has_not_registered_is_not_serving():
             health_probe.check(address, "no.such.Service", timeout=1.0)
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         proc.stderr.close()
 
 

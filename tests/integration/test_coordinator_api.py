@@ -16,6 +16,7 @@ import time
 import grpc
 import pytest
 
+from tests.procs import stop_process
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from tests.integration.conftest import (RPC_TIMEOUT, assert_audit_ok, python_module, rpc_code,
@@ -263,13 +264,7 @@ def lone_coordinator(tmp_path):
         with grpc.insecure_channel(line.split()[1].decode()) as channel:
             yield pb_grpc.CoordinatorStub(channel), proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         proc.stdout.close()
         log.close()
 

@@ -8,6 +8,7 @@ import sys
 
 import grpc
 
+from tests.procs import stop_process
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from tests.integration.conftest import RPC_TIMEOUT, assert_audit_ok, wait_until
@@ -78,11 +79,6 @@ def test_nodes_stop_when_a_restarted_coordinator_does_not_know_them(tmp_path):
         assert node.returncode == 3
     finally:
         for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_process(p)
         log.close()
     assert b"does not know this CPU" in (tmp_path / "procs.log").read_bytes()
