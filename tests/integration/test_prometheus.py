@@ -9,7 +9,6 @@ scrape lands ~5 s after it starts: everything here polls Prometheus's HTTP API a
 """
 
 import contextlib
-import glob
 import importlib.util
 import json
 import math
