@@ -13,7 +13,7 @@ base pages), _total on counters. Labels are bounded: cpu (one value per process)
 cause, path, reason, holder, order, migratetype, role. Never a pfn.
 
 Counters are lifetime values: GetStats(reset=True) resets the windows `pcpsim compare`
-reads, not these (tasks keep TaskTotals for that).
+reads, not these (tasks keep never-reset `totals` for that).
 """
 
 from prometheus_client import Histogram

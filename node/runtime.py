@@ -128,10 +128,11 @@ class NodeRuntime:
                            frees=d["frees"], busy_s=d["busy"])
         t = self.task
         if t is not None:
+            w = t.window
             msg.task.CopyFrom(pb.LatencyTaskStats(
-                kind=t.kind, period_s=t.period, wake_latency_s=t.wake_latency, runs=t.runs,
-                deadline_misses=t.deadline_misses, stolen_s=t.stolen_s,
-                noise_events=t.noise_events, max_single_noise_s=t.max_single_noise_s))
+                kind=t.kind, period_s=t.period, wake_latency_s=t.wake_latency, runs=w.runs,
+                deadline_misses=w.deadline_misses, stolen_s=w.stolen_s,
+                noise_events=w.noise_events, max_single_noise_s=w.max_single_noise_s))
         if reset:
             self._reset_base()
         return msg

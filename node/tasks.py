@@ -31,15 +31,19 @@ from node.mm.constants import (HPAGE_PMD_ORDER, MIGRATE_MOVABLE, MIGRATE_RECLAIM
 
 
 @dataclass
-class TaskTotals:
-    """A task's counters since start: never reset (GetStats(reset) resets the task's window
-    instead), so metrics built on them are monotonic."""
+class TaskCounters:
+    """A latency task's runs, misses and noise by cause, osnoise-style."""
 
     runs: int = 0
     deadline_misses: int = 0
     stolen_s: dict = field(default_factory=dict)      # cause -> seconds
     noise_events: dict = field(default_factory=dict)  # cause -> events
     max_single_noise_s: float = 0.0
+
+    def noise(self, cause: str, seconds: float) -> None:
+        self.stolen_s[cause] = self.stolen_s.get(cause, 0.0) + seconds
+        self.noise_events[cause] = self.noise_events.get(cause, 0) + 1
+        self.max_single_noise_s = max(self.max_single_noise_s, seconds)
 
 
 class LatencyTask:
@@ -58,18 +62,16 @@ class LatencyTask:
         self.rt = rt
         self.slice = slice_s
         self.next_wake = clock() + period
-        self.totals = TaskTotals()
+        # Two sets of the same counters: `totals` since start (never reset, so metrics built
+        # on them are monotonic) and `window` since the last GetStats(reset).
+        self.totals = TaskCounters()
         # Called with each wake-up's lateness (seconds), once per period; metrics observe it here.
         self.on_wake = None
         self.reset_stats()
 
     def reset_stats(self) -> None:
         self.wake_latency: list[float] = []
-        self.runs = 0
-        self.deadline_misses = 0
-        self.stolen_s: dict[str, float] = {}
-        self.noise_events: dict[str, int] = {}
-        self.max_single_noise_s = 0.0
+        self.window = TaskCounters()
 
     def rebase(self, now: float) -> None:
         """After a pause: resume the period from now instead of counting the pause as lateness."""
@@ -101,12 +103,12 @@ class LatencyTask:
             if pfn is not None:
                 self.alloc.free_pages(pfn)
         done = cpu.clock()
-        totals = self.totals
-        self.runs += 1
-        totals.runs += 1
+        counters = (self.window, self.totals)
+        for c in counters:
+            c.runs += 1
         if done - programmed > self.deadline:
-            self.deadline_misses += 1
-            totals.deadline_misses += 1
+            for c in counters:
+                c.deadline_misses += 1
         self._account(cpu.noise.overlap(programmed, done))
         contention = self.alloc.lock_contention_s - contention0
         if contention > 0:
@@ -115,18 +117,13 @@ class LatencyTask:
         self.next_wake = programmed + self.period
         while self.next_wake <= done:
             self.next_wake += self.period
-            self.deadline_misses += 1
-            totals.deadline_misses += 1
+            for c in counters:
+                c.deadline_misses += 1
 
     def _account(self, noise: list[tuple[str, float]]) -> None:
-        totals = self.totals
         for cause, seconds in noise:
-            self.stolen_s[cause] = self.stolen_s.get(cause, 0.0) + seconds
-            self.noise_events[cause] = self.noise_events.get(cause, 0) + 1
-            self.max_single_noise_s = max(self.max_single_noise_s, seconds)
-            totals.stolen_s[cause] = totals.stolen_s.get(cause, 0.0) + seconds
-            totals.noise_events[cause] = totals.noise_events.get(cause, 0) + 1
-            totals.max_single_noise_s = max(totals.max_single_noise_s, seconds)
+            self.window.noise(cause, seconds)
+            self.totals.noise(cause, seconds)
 
 
 # Orders and migratetypes housekeeping allocates, with weights: mostly order-0 movable

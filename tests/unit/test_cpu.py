@@ -94,11 +94,11 @@ def test_preemptible_task_lets_work_run_and_is_charged_for_it():
     try:
         wait_until(lambda: task.wake_latency)
         item = cpu.queue_work("workqueue", lambda: cpu.occupy(0.010))
-        wait_until(lambda: task.runs == 1)
+        wait_until(lambda: task.window.runs == 1)
         assert item.done
         assert item.finished_at < time.monotonic()
-        assert task.stolen_s.get("workqueue", 0.0) > 0.0
-        assert task.noise_events["workqueue"] == 1
+        assert task.window.stolen_s.get("workqueue", 0.0) > 0.0
+        assert task.window.noise_events["workqueue"] == 1
     finally:
         cpu.stop()
 
@@ -148,12 +148,12 @@ def test_paused_cpu_runs_queued_work_but_no_task():
     cpu.start()
     try:
         assert cpu.set_paused(True)
-        runs = task.runs
+        runs = task.window.runs
         item = cpu.queue_work("workqueue", lambda: 1)
         wait_until(lambda: item.done)
-        assert task.runs == runs
+        assert task.window.runs == runs
         assert cpu.set_paused(False)
-        wait_until(lambda: task.runs > runs)
+        wait_until(lambda: task.window.runs > runs)
     finally:
         cpu.stop()
 
@@ -194,9 +194,9 @@ def test_unexplained_wake_lateness_is_noise_of_cause_other():
     cpu.sources = [SilentHog(cpu, now, 0.050), task]
     cpu.start()
     try:
-        wait_until(lambda: task.runs == 1)
+        wait_until(lambda: task.window.runs == 1)
         assert task.wake_latency[0] > 0.030
-        assert task.stolen_s["other"] > 0.030 and task.noise_events["other"] == 1
-        assert "workqueue" not in task.stolen_s
+        assert task.window.stolen_s["other"] > 0.030 and task.window.noise_events["other"] == 1
+        assert "workqueue" not in task.window.stolen_s
     finally:
         cpu.stop()

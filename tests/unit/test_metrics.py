@@ -231,7 +231,7 @@ def test_task_counters_are_lifetime_values_that_survive_a_stats_reset():
         if i == 1:
             task.reset_stats()
     labels = {"cpu": "3", "kind": "rt"}
-    assert task.runs == 1
+    assert task.window.runs == 1
     assert value(registry, "pcpsim_task_runs_total", **labels) == 3
     assert value(registry, "pcpsim_task_wakeup_latency_seconds_count", **labels) == 3
     assert value(registry, "pcpsim_task_wakeup_latency_seconds_bucket", le="0.015", **labels) == 3
