@@ -1,7 +1,7 @@
 """The coordinator's gRPC servicer: thin wrappers over membership, zone and drainer."""
 
 from node.api import validate
-from node.api.errors import DOMAIN_ERRORS, rpc, status_of
+from node.api.errors import rpc, serve_stream
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.constants import MAX_ORDER
@@ -63,17 +63,9 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
     async def ZoneStream(self, request_iterator, context):
         """The same operations as Rmqueue and FreePages on one long-lived stream per node
         (a message on an open stream costs a fraction of a unary call)."""
-        async for request in request_iterator:
-            op = request.WhichOneof("op")
-            try:
-                if op == "rmqueue":
-                    yield pb.ZoneReply(rmqueue=await self._rmqueue(request.rmqueue))
-                elif op == "free":
-                    yield pb.ZoneReply(free=await self._free_pages(request.free))
-                else:
-                    raise validate.InvalidArgument("zone request names no operation")
-            except DOMAIN_ERRORS as err:
-                yield pb.ZoneReply(code=status_of(err).name, error=str(err))
+        async for reply in serve_stream(request_iterator, pb.ZoneReply, {
+                "rmqueue": ("rmqueue", self._rmqueue), "free": ("free", self._free_pages)}):
+            yield reply
 
     async def _rmqueue(self, request) -> pb.RmqueueReply:
         cpu = validate.cpu(request.cpu, self.membership.nr_cpus)

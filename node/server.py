@@ -8,7 +8,7 @@ a remote drain reads another CPU's memory instead of running code on it.
 import asyncio
 
 from node.api import validate
-from node.api.errors import DOMAIN_ERRORS, InvalidArgument, NotFound, rpc, status_of
+from node.api.errors import InvalidArgument, NotFound, rpc, serve_stream
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm import audit
@@ -48,17 +48,9 @@ class NodeServicer(pb_grpc.NodeServicer):
 
     async def PcpControl(self, request_iterator, context):
         """PcpLockDrain and PcpUnlock on the drainer's long-lived stream."""
-        async for request in request_iterator:
-            op = request.WhichOneof("op")
-            try:
-                if op == "lock_drain":
-                    yield pb.PcpControlReply(lock_drain=await self._lock_drain(request.lock_drain))
-                elif op == "unlock":
-                    yield pb.PcpControlReply(unlocked=await self._unlock(request.unlock))
-                else:
-                    raise InvalidArgument("pcp control request names no operation")
-            except DOMAIN_ERRORS as err:
-                yield pb.PcpControlReply(code=status_of(err).name, error=str(err))
+        async for reply in serve_stream(request_iterator, pb.PcpControlReply, {
+                "lock_drain": ("lock_drain", self._lock_drain), "unlock": ("unlocked", self._unlock)}):
+            yield reply
 
     async def _lock_drain(self, request) -> pb.PcpLockDrainReply:
         self._check_cpu(request.cpu)

@@ -55,3 +55,19 @@ def rpc(method):
             await context.abort(status_of(err), str(err))
 
     return wrapper
+
+
+async def serve_stream(request_iterator, reply_cls, handlers: dict):
+    """Serve a request/reply stream whose requests name their operation in a oneof `op`.
+
+    `handlers` maps an op to (reply field, async handler of the op's message). A domain
+    error becomes a reply with `code` and `error` set, and the stream stays open."""
+    async for request in request_iterator:
+        op = request.WhichOneof("op")
+        try:
+            if op not in handlers:
+                raise InvalidArgument("request names no operation")
+            field, handler = handlers[op]
+            yield reply_cls(**{field: await handler(getattr(request, op))})
+        except DOMAIN_ERRORS as err:
+            yield reply_cls(code=status_of(err).name, error=str(err))
