@@ -27,7 +27,8 @@ from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.constants import MIGRATETYPE_NAMES, NR_PCP_LISTS, pindex_to_order, MIGRATE_PCPTYPES
 from coordinator import bench, bench_figure, compare, plots, prometheus, report
-from coordinator.cluster import ClusterConfig, ClusterError, LocalCluster, assign_roles, parse_cpu_list
+from coordinator.cluster import ClusterConfig, ClusterError, LocalCluster, assign_roles
+from node.cpulist import parse_cpu_list
 from coordinator.drain import STRATEGIES, STRATEGY_NAMES, TRIGGER_NAMES
 
 DEFAULT_STATE = os.path.join(".pcpsim", "cluster.json")

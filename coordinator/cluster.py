@@ -25,7 +25,6 @@ import grpc
 
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from node.cpulist import parse_cpu_list  # noqa: F401  (public here too: the CLI imports it from this module)
 from coordinator.metrics import role_label
 
 TARGETS_FILE = "prometheus-targets.json"
@@ -58,14 +57,9 @@ class ClusterConfig:
     node_args: list = field(default_factory=list)
 
 
-class LocalCluster:
-    def __init__(self, config: ClusterConfig, run_dir: str, state_file: str | None = None):
-        self.config = config
-        self.run_dir = run_dir
-        self.state_file = state_file
-        self.coordinator_address = ""
-        self.procs: dict[str, subprocess.Popen] = {}
-        self._logs = []
+class Supervised:
+    """Processes started by `start` and stopped by `stop`, also as a context manager; a
+    start that fails half-way stops what it started."""
 
     def __enter__(self):
         try:
@@ -77,6 +71,16 @@ class LocalCluster:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class LocalCluster(Supervised):
+    def __init__(self, config: ClusterConfig, run_dir: str, state_file: str | None = None):
+        self.config = config
+        self.run_dir = run_dir
+        self.state_file = state_file
+        self.coordinator_address = ""
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._logs = []
 
     def _spawn(self, name: str, argv: list[str], stdout=None) -> subprocess.Popen:
         log = open(os.path.join(self.run_dir, f"{name}.log"), "ab")

@@ -27,7 +27,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from coordinator.cluster import TARGETS_FILE
+from coordinator.cluster import TARGETS_FILE, Supervised
 
 DEPLOY_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy", "prometheus")
 CONFIG = os.path.join(DEPLOY_DIR, "prometheus.yml")
@@ -101,7 +101,7 @@ def _die_with_parent() -> None:
     _prctl(1, int(signal.SIGTERM))
 
 
-class LocalPrometheus:
+class LocalPrometheus(Supervised):
     """A Prometheus child process scraping one local cluster. Use as a context manager, or start/stop."""
 
     def __init__(self, run_dir: str, targets: str, scrape_interval: str | None = None,
@@ -122,17 +122,6 @@ class LocalPrometheus:
     @property
     def url(self) -> str:
         return f"http://{self.address}"
-
-    def __enter__(self):
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def start(self, timeout: float = 30.0, attempts: int = 3) -> None:
         binary = find_binary()

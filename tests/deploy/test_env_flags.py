@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from coordinator import cluster
+from coordinator import cli
 from coordinator.__main__ import parse_args as coordinator_args
 from node.__main__ import parse_args as node_args
 from node.config import advertised, advertised_metrics, cpu_from_hostname, split_host_port
@@ -144,8 +144,8 @@ def test_role_follows_flag_over_env(capsys):
 
 
 def test_cpu_list_parser_is_shared_with_the_launcher():
-    """coordinator.cluster keeps its public name; bounded lists keep their message."""
-    assert cluster.parse_cpu_list is parse_cpu_list
+    """The launcher (`pcpsim cluster up`) parses CPU lists with the same parser as nodes; bounded lists keep their message."""
+    assert cli.parse_cpu_list is parse_cpu_list
     assert parse_cpu_list("0-1, 3", 4) == [0, 1, 3]
     assert parse_cpu_list("", 4) == []
     assert parse_cpu_list("2-3,17") == [2, 3, 17]
@@ -153,7 +153,7 @@ def test_cpu_list_parser_is_shared_with_the_launcher():
         parse_cpu_list("4", 4)
     with pytest.raises(ValueError, match="expected N or N-M"):
         parse_cpu_list("a")
-    assert [role_for_cpu(c, [2, 3], [3]) for c in range(4)] == cluster.assign_roles(4, [2, 3], [3])
+    assert [role_for_cpu(c, [2, 3], [3]) for c in range(4)] == cli.assign_roles(4, [2, 3], [3])
 
 
 def test_the_registered_address_is_the_advertised_one():
