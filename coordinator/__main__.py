@@ -125,6 +125,7 @@ async def main(args) -> None:
     health = await Health.add_to(server, pb.DESCRIPTOR.services_by_name["Coordinator"].full_name)
     port = server.add_insecure_port(args.listen)
     await server.start()
+    recovery.begin()
     await health.serving()  # ready as soon as it serves: nodes register whenever they come
     host = args.listen.rsplit(":", 1)[0]
     print(f"LISTENING {host}:{port}", flush=True)

@@ -16,8 +16,13 @@ class Recovery:
     def __init__(self, membership, window: float, clock):
         self.membership = membership
         self.clock = clock
+        self.window = window
         self.until = clock() + window
         self._over = False
+
+    def begin(self) -> None:
+        """The window counts from when the coordinator serves (nodes can reach it)."""
+        self.until = self.clock() + self.window
 
     @property
     def active(self) -> bool:

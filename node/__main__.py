@@ -180,6 +180,7 @@ async def main(args) -> None:
                           task_config(args), time.monotonic, registry=registry,
                           fencing=not args.unsafe_skip_fencing)
     runtime.incarnation = request.incarnation
+    zone.fenced = runtime.fenced
     agent = Agent(stub, runtime, request, faults)
     agent.registered(reply, sent_at)
     holder["runtime"] = runtime

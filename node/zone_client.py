@@ -41,13 +41,16 @@ class ZoneRefused(Exception):
 
 
 class ZoneClient:
-    def __init__(self, channel: grpc.Channel, cpu: int, incarnation: str, timeout: float = 5.0,
-                 retries: int = 5, faults=None):
+    def __init__(self, channel: grpc.Channel, cpu: int, incarnation: str, timeout: float = 2.0,
+                 retries: int = 5, faults=None, fenced=None):
         stub = pb_grpc.CoordinatorStub(channel)
         self._stream = ReplyStream(stub.ZoneStream, timeout, f"cpu{cpu}-zone")
         self.cpu = cpu
         self.incarnation = incarnation  # fencing: the zone refuses requests of a replaced incarnation
         self.faults = faults  # node.faults.Faults: OUT faults on each message
+        # Once the membership lease has run out the coordinator is unreachable or has declared
+        # this CPU dead: give up instead of retrying, so the CPU is not held up for long.
+        self.fenced = fenced or (lambda: False)
         self.retries = retries
         self._ids = itertools.count(1)
         self._boot = os.urandom(4).hex()  # keys of a restarted node never collide
@@ -71,11 +74,11 @@ class ZoneClient:
                     self.faults.outbound_sync(op, self._stream.timeout)
                 reply = self._stream.request(request)
             except (StreamBroken, InjectedRpcError) as err:
-                if err.code() not in _RETRYABLE or attempt == self.retries:
+                if err.code() not in _RETRYABLE or attempt == self.retries or self.fenced():
                     raise
                 time.sleep(0.01 * (attempt + 1))
                 continue
-            if reply.code == "UNAVAILABLE" and attempt < self.retries:
+            if reply.code == "UNAVAILABLE" and attempt < self.retries and not self.fenced():
                 time.sleep(0.05 * (attempt + 1))  # refused unapplied (recovering, injected): retry
                 continue
             if reply.code:
