@@ -105,7 +105,7 @@ async def main(args) -> None:
     zone_service.preallocate(int(zone.managed_pages * args.zone_used))
     membership = Membership(args.nodes, time.monotonic, args.failure_timeout_ms / 1000.0,
                             args.dead_timeout_ms / 1000.0)
-    recovery = Recovery(membership, args.dead_timeout_ms / 1000.0, time.monotonic)
+    recovery = Recovery(membership, 2 * args.dead_timeout_ms / 1000.0, time.monotonic)
     registry = exposition.process_registry()  # this process's own: never prometheus_client's global one
     drain_metrics = DrainMetrics(registry, args.nodes)
     faults = Faults()

@@ -51,6 +51,8 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
                     # The CPU's previous process is gone or was declared dead: the hotplug
                     # path returns whatever the zone still records as its.
                     reclaimed = await self.zone.locked(self.zone.cpu_dead, cpu)
+                    print(f"cpu{cpu} replaced: {reclaimed} base pages of its previous process back to "
+                          "the zone (page_alloc_cpu_dead)", file=sys.stderr, flush=True)
                 resumed = False
                 if request.resume and old is None and self.recovery.active:
                     resumed = await self._claim(cpu, holdings)

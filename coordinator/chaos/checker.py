@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 # A poll of the lock every 10 ms over RPC, on a loaded 2-core machine: how late a free
 # lock may be seen beyond the lease without blaming the lease.
-LOCK_OBSERVE_SLACK_S = 0.5
+LOCK_OBSERVE_SLACK_S = 1.0
 # How late a node's lease timer (asyncio call_later) may fire on a loaded machine.
-TIMER_SLACK_S = 0.5
+TIMER_SLACK_S = 1.0
 # Queueing work on every CPU (QueueWork's deadline), and the margin of every bound.
 QUEUE_S = 2.0
 MARGIN_S = 2.0

@@ -21,6 +21,7 @@ import urllib.request
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from node.api.transport import CHANNEL_OPTIONS
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from coordinator.chaos import checker
@@ -30,6 +31,7 @@ from coordinator.chaos.workload import DrainWorkload
 from coordinator.cluster import ClusterConfig, LocalCluster
 
 SETTLE_S = 30.0
+OBSERVE_S = 1.5  # six periods of the RT task, 75 of the preemptible one
 RPC_TIMEOUT_S = 10.0
 _OUTCOME = {v: k.lower() for k, v in pb.GrantRecord.Outcome.items()}
 
@@ -72,7 +74,7 @@ def _drive(cluster, scenario, strategy, seed, deadline_s, history, say) -> None:
     nemesis = Nemesis(cluster, history, seed)
     events = sorted([(f.at_s, 0, "start", f) for f in scenario.faults]
                     + [(f.heal_at_s, 1, "heal", f) for f in scenario.faults], key=lambda e: e[:2])
-    with grpc.insecure_channel(cluster.coordinator_address) as ch:
+    with grpc.insecure_channel(cluster.coordinator_address, options=CHANNEL_OPTIONS) as ch:
         workload = DrainWorkload(pb_grpc.CoordinatorStub(ch), history, strategy,
                                  scenario.workload.drain_interval_ms / 1e3, scenario.duration_s, seed,
                                  scenario.workload.force_all_cpus, deadline_s)
@@ -88,7 +90,8 @@ def _drive(cluster, scenario, strategy, seed, deadline_s, history, say) -> None:
         settled = _settle(cluster, len(scenario.roles()))
         history.add("final", "final", "settled", **settled)
         at_heal = _task_runs(cluster)
-        time.sleep(max(0.0, t0 + scenario.duration_s - time.monotonic()))
+        # However long settling took, give every latency task several periods to show it runs.
+        time.sleep(max(OBSERVE_S, t0 + scenario.duration_s - time.monotonic()))
         after = _task_runs(cluster)
         history.add("final", "final", "tasks", cpus={str(cpu): {
             "runs_at_heal": at_heal.get(cpu, {}).get("runs", -1), "runs_after": r.get("runs", -1),
