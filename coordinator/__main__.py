@@ -113,7 +113,7 @@ async def main(args) -> None:
                       lease_ms=args.lease_ms, flush_timeout_ms=args.flush_timeout_ms,
                       on_record=drain_metrics.observe, faults=faults)
     reaper = drainer.reaper = Reaper(membership, zone_service, drainer, pageset)
-    registry.register(CoordinatorCollector(zone_service, membership, drainer, args.time_scale))
+    registry.register(CoordinatorCollector(zone_service, membership, drainer, args.time_scale, recovery, reaper))
     audit_metrics = AuditMetrics(registry)
     rpc_metrics = RpcMetricsInterceptor(registry, [pb.DESCRIPTOR.services_by_name["Coordinator"]])
     metrics = exposition.serve(args.metrics_listen, registry)
