@@ -4,17 +4,21 @@ coordinator's membership liveness, and the reaper's hotplug path."""
 
 import asyncio
 
+import grpc
 import pytest
 
 from node.alloc import PageAllocator
 from node.api.errors import FailedPrecondition, NotFound
+from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import Cpu
 from node.mm.audit import audit
 from node.mm.constants import MIGRATE_MOVABLE
-from node.mm.pcp import PerCpuPages
+from node.mm.pcp import PerCpuPages, free_pcppages_bulk
 from node.mm.zone import PageStateError, Zone
 from node.remote_lock import RemotePcpLock
+from node.reply_stream import StreamBroken
 from node.timebase import CostModel
+from node.zone_client import ZoneClient, ZoneRefused
 from coordinator.hotplug import Pageset, Reaper
 from coordinator.membership import Membership
 from coordinator.zone_service import ZoneService
@@ -210,3 +214,53 @@ def test_the_reaper_takes_a_dead_cpus_pages_back_and_recomputes_high():
         service.close()
         await m.close()
     asyncio.run(main())
+
+
+# ------------------------------------------------------------------ the zone client
+class ScriptedStream:
+    """Answers from a script: an exception is raised, anything else returned."""
+    timeout = 0.01
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.sent = []
+
+    def request(self, message):
+        self.sent.append(message)
+        step = self.script.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    def close(self):
+        pass
+
+
+def zone_client(script):
+    client = ZoneClient(grpc.insecure_channel("127.0.0.1:1"), 0, "inc")
+    client._stream = ScriptedStream(script)
+    return client
+
+
+def test_a_zone_request_of_unknown_outcome_is_sent_again_with_its_key_until_answered():
+    """Lost replies and broken streams leave the outcome unknown: the same request (same
+    transfer id) goes again, as often as it takes; the answer is then the zone's."""
+    lost = StreamBroken(grpc.StatusCode.DEADLINE_EXCEEDED, "no reply")
+    broken = StreamBroken(grpc.StatusCode.UNAVAILABLE, "closed")
+    answer = pb.ZoneReply(rmqueue=pb.RmqueueReply(pfn=[64, 65], watermark_ok=True))
+    client = zone_client([lost, broken, lost, lost, lost, lost, lost, answer])
+    assert client.rmqueue_bulk(0, 2, MIGRATE_MOVABLE) == [64, 65]
+    sent = client._stream.sent
+    assert len(sent) == 8 and len({m.rmqueue.transfer_id for m in sent}) == 1
+    assert client.unknown_outcomes == 7
+
+
+def test_a_definite_refusal_is_not_retried_and_keeps_the_pages_on_the_pcp():
+    _, pcp, _ = filled()
+    before = sorted(pcp.pages())
+    client = zone_client([StreamBroken(grpc.StatusCode.DEADLINE_EXCEEDED, "lost"),
+                          pb.ZoneReply(code="FAILED_PRECONDITION", error="cpu 0 was declared dead")])
+    client.reclaim_active = False
+    with pytest.raises(ZoneRefused, match="declared dead"):
+        free_pcppages_bulk(client, 10, pcp, 0)
+    assert sorted(pcp.pages()) == before and len(client._stream.sent) == 2
