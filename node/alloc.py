@@ -83,7 +83,16 @@ class PageAllocator:
         pages = [(pfn, *self.allocated.pop(pfn)) for pfn in pfns]
         t0 = self.cpu.clock()
         locked = self.pcp.lock.locked()
-        pcpmod.free_unref_page_list(self.zone, self.pcp, pages)
+        done = []
+        try:
+            pcpmod.free_unref_page_list(self.zone, self.pcp, pages, done)
+        except BaseException:
+            # The zone did not answer half-way: the pages not yet freed or on a list are still held.
+            freed = set(done)
+            for pfn, order, mt in pages:
+                if pfn not in freed:
+                    self.allocated[pfn] = (order, mt)
+            raise
         if locked:
             self.lock_contention_s += self.cpu.clock() - t0
         self.frees += len(pages)
