@@ -71,6 +71,9 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
                    help="wall seconds per kernel second")
     p.add_argument("--lease-ms", type=int_range(1, MAX_LEASE_MS), default=2000, env="PCPSIM_LEASE_MS",
                    help=f"remote pcp lock lease (1..{MAX_LEASE_MS}, the most a node grants)")
+    p.add_argument("--rcu-gp-timeout-ms", type=int_range(1, MAX_LEASE_MS), default=2000,
+                   env="PCPSIM_RCU_GP_TIMEOUT_MS",
+                   help=f"rcu-swap: a CPU that reports no quiescent state this long fails its drain (1..{MAX_LEASE_MS})")
     p.add_argument("--flush-timeout-ms", type=int_range(1, MAX_FLUSH_MS), default=10_000,
                    env="PCPSIM_FLUSH_TIMEOUT_MS",
                    help=f"bound on a workqueue flush of one CPU (1..{MAX_FLUSH_MS})")
@@ -95,6 +98,7 @@ async def main(args) -> None:
     drain_metrics = DrainMetrics(registry, args.nodes)
     drainer = Drainer(membership, zone_service, STRATEGIES[args.strategy], time.monotonic,
                       lease_ms=args.lease_ms, flush_timeout_ms=args.flush_timeout_ms,
+                      gp_timeout_ms=args.rcu_gp_timeout_ms,
                       on_record=drain_metrics.observe)
     registry.register(CoordinatorCollector(zone_service, membership, drainer, args.time_scale))
     audit_metrics = AuditMetrics(registry)

@@ -5,7 +5,8 @@
   pcpsim drain --strategy workqueue|remote [--force-all-cpus]  drain_all_pages on a running cluster
   pcpsim state [--json]                                        per-CPU pcp, zone, audit verdict
   pcpsim audit                                                 stop-the-world page audit
-  pcpsim compare [--quick] [--seed S] [--json PATH]            both strategies side by side
+  pcpsim compare [--quick] [--seed S] [--json PATH]            strategies side by side
+                 [--strategies workqueue,remote,rcu-swap]
   pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
   pcpsim bench [--quick] [--json PATH]                         figures against their floors, as ratios
 
@@ -56,6 +57,17 @@ def _fraction(text: str) -> float:
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
     return value
+
+
+def _strategy_list(text: str) -> tuple:
+    names = tuple(n.strip() for n in text.split(","))
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown strategy {', '.join(map(repr, unknown))}; "
+                                         f"known: {', '.join(STRATEGIES)}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"a strategy named twice in {text!r}")
+    return names
 
 
 def _add_target(p: argparse.ArgumentParser) -> None:
@@ -112,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--drain-interval-ms", type=_positive_int, default=150,
                       help="drain schedule period (default %(default)s)")
     cmp_.add_argument("--run-dir", help="where each phase's process logs go (default: a temp dir)")
+    cmp_.add_argument("--strategies", type=_strategy_list, default=compare.DEFAULT_STRATEGIES,
+                      help="comma-separated strategies to compare, each a phase (default "
+                      f"{','.join(compare.DEFAULT_STRATEGIES)}; known: {','.join(STRATEGIES)})")
 
     rep = sub.add_parser("report", help="oslat-, cyclictest- and osnoise-style tables and plots from a "
                          "`compare --json` results file",
@@ -303,7 +318,8 @@ def cmd_audit(args) -> int:
 def cmd_compare(args) -> int:
     measure_s = args.measure_s or (compare.QUICK_MEASURE_S if args.quick else compare.FULL_MEASURE_S)
     config = compare.CompareConfig(seed=args.seed, measure_s=float(measure_s),
-                                   drain_interval_s=args.drain_interval_ms / 1000.0)
+                                   drain_interval_s=args.drain_interval_ms / 1000.0,
+                                   strategies=args.strategies)
     try:
         result = compare.run_compare(config, args.run_dir)
     except ClusterError as err:

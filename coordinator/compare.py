@@ -1,8 +1,11 @@
 """`pcpsim compare`: the same workload and drain schedule under each strategy, side by side.
 
-Runs three phases, each on a fresh local cluster started with the same seed (so the
-workload's random choices are the same): `noise_floor` (no drains: what the latency
-tasks see from the simulator and the machine alone), then `workqueue` and `remote`.
+Runs one phase per strategy, each on a fresh local cluster started with the same seed (so
+the workload's random choices are the same), after a `noise_floor` phase (no drains: what
+the latency tasks see from the simulator and the machine alone). The strategies are
+`workqueue` and `remote` unless `strategies` names others (`rcu-swap`); an rcu-swap phase
+runs its cluster with the RCU list-set pcp (node.mm.pcp_rcu), and its results add the
+grace period each drain waited (`grace_period`).
 Each phase warms up (pcp lists fill), resets every counter, then issues
 drain_all_pages on an open-loop schedule (one per --drain-interval on average, with
 seeded jitter, the same for every strategy; a drain due while one runs waits for the
@@ -39,7 +42,8 @@ from coordinator.drain import STRATEGIES
 from coordinator.stats import percentile, summary
 
 DEFAULT_ROLES = ["housekeeping", "housekeeping", "isolated-preemptible", "isolated-rt"]
-PHASES = ("noise_floor", "workqueue", "remote")
+PHASES = ("noise_floor", *STRATEGIES)  # every phase there is, in report order
+DEFAULT_STRATEGIES = ("workqueue", "remote")
 HIST_BUCKET_KERNEL_US = 1  # oslat's bucket width
 QUICK_MEASURE_S = 25.0
 FULL_MEASURE_S = 60.0
@@ -52,6 +56,17 @@ class CompareConfig:
     warmup_s: float = 3.0
     drain_interval_s: float = 0.150
     roles: tuple = tuple(DEFAULT_ROLES)
+    strategies: tuple = DEFAULT_STRATEGIES
+
+    def __post_init__(self):
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        if unknown or not self.strategies or len(set(self.strategies)) != len(self.strategies):
+            raise ValueError(f"strategies must be distinct names among {', '.join(STRATEGIES)}; "
+                             f"got {', '.join(self.strategies) or 'none'}")
+
+    @property
+    def phases(self) -> tuple:
+        return ("noise_floor", *self.strategies)
 
 
 class Progress:
@@ -63,13 +78,14 @@ class Progress:
         self.stream = stream
         self.tty = stream.isatty()
         self.t0 = time.monotonic()
-        self.total = len(PHASES) * (config.measure_s + config.warmup_s + self.STARTUP_S)
+        self.nr_phases = len(config.phases)
+        self.total = self.nr_phases * (config.measure_s + config.warmup_s + self.STARTUP_S)
         self._last_plain = 0.0
 
     def update(self, index: int, phase: str, step: str, force: bool = False) -> None:
         elapsed = time.monotonic() - self.t0
         remaining = max(0.0, self.total - elapsed)
-        line = (f"[{index + 1}/{len(PHASES)} {phase}] {step:<10} elapsed {elapsed:5.0f}s"
+        line = (f"[{index + 1}/{self.nr_phases} {phase}] {step:<10} elapsed {elapsed:5.0f}s"
                 f"  remaining ~{remaining:4.0f}s")
         if self.tty:
             self.stream.write("\r" + line + "\x1b[K")
@@ -208,8 +224,11 @@ def cpu_detail(s) -> dict:
 
 
 def summarize_phase(stats: dict, history, audit, errors: list) -> dict:
-    done = [d.duration_s for d in history if d.status == pb.DrainAllReply.DONE]
-    out = {"drain_all": {**summary(done), "durations_s": done},
+    done = [d for d in history if d.status == pb.DrainAllReply.DONE]
+    durations = [d.duration_s for d in done]
+    out = {"drain_all": {**summary(durations), "durations_s": durations},
+           # rcu-swap: how long each drain waited for its slowest CPU's quiescent state (0 otherwise).
+           "grace_period": summary([d.grace_period_s for d in done]),
            "cpus": {str(cpu): cpu_detail(s) for cpu, s in sorted(stats.items())
                     if s.role in (pb.ROLE_ISOLATED_PREEMPTIBLE, pb.ROLE_ISOLATED_RT)},
            "drain_all_failed": sum(1 for d in history if d.status == pb.DrainAllReply.FAILED),
@@ -241,7 +260,7 @@ def run_compare(config: CompareConfig, run_dir: str | None = None, stream=sys.st
     progress = Progress(config, stream)
     phases = {}
     try:
-        for index, phase in enumerate(PHASES):
+        for index, phase in enumerate(config.phases):
             phases[phase] = run_phase(phase, config, run_dir, progress, index)
     finally:
         progress.done()
@@ -253,14 +272,15 @@ def run_compare(config: CompareConfig, run_dir: str | None = None, stream=sys.st
         "hist_bucket_kernel_us": HIST_BUCKET_KERNEL_US,
         "phases": per_cpu,
         "config": {"measure_s": config.measure_s, "warmup_s": config.warmup_s,
-                   "drain_interval_s": config.drain_interval_s, "roles": list(config.roles)},
+                   "drain_interval_s": config.drain_interval_s, "roles": list(config.roles),
+                   "strategies": list(config.strategies)},
         "run_dir": run_dir,
         "noise_floor": {
             "wake_latency_p99_s": floor["isolated_preemptible"]["wake_latency_p99_s"],
             "wake_latency_p50_s": floor["isolated_preemptible"]["wake_latency_p50_s"],
             "rt_wake_latency_p99_s": floor.get("isolated_rt", {}).get("wake_latency_p99_s", 0.0),
             "audit": floor["audit"]},
-        "strategies": {name: phases[name] for name in PHASES if name in STRATEGIES},
+        "strategies": {name: phases[name] for name in config.strategies},
     }
 
 
@@ -275,6 +295,10 @@ ROWS = [
     ("drain_all_pages p99", "drain_all.p99_s", "t"),
     ("drain_all_pages max", "drain_all.max_s", "t"),
     ("drain p99/p50", None, "ratio"),
+    ("drain_all_pages failed", "drain_all_failed", "n"),
+    ("rcu grace period p50", "grace_period.p50_s", "gp"),
+    ("rcu grace period p99", "grace_period.p99_s", "gp"),
+    ("rcu grace period max", "grace_period.max_s", "gp"),
     ("preemptible wake p50", "isolated_preemptible.wake_latency_p50_s", "t"),
     ("preemptible wake p99", "isolated_preemptible.wake_latency_p99_s", "t"),
     ("preemptible wake max", "isolated_preemptible.wake_latency_max_s", "t"),
@@ -310,11 +334,13 @@ def format_table(result: dict) -> str:
             if kind == "ratio":
                 p50 = s["drain_all"]["p50_s"]
                 cells.append(f"{s['drain_all']['p99_s'] / p50:.2f}" if p50 else "-")
+            elif kind == "gp" and n != "rcu-swap":
+                cells.append("-")  # only rcu-swap waits for grace periods
             elif kind == "audit":
                 cells.append(f"{s['audit']['lost']} / {s['audit']['duplicated']}")
             else:
                 v = _get(s, path)
-                cells.append("-" if v is None else _ms(v) if kind == "t" else str(v))
+                cells.append("-" if v is None else _ms(v) if kind in ("t", "gp") else str(v))
         lines.append(f"{label:30}" + "".join(f"{c:>{width}}" for c in cells))
     lines.append(f"(wall time, kernel time in parentheses: 1 kernel us = {TIME_SCALE / 1e3:g} ms wall)")
     return "\n".join(lines)

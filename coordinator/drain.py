@@ -12,6 +12,7 @@ Models __drain_all_pages() of mm/page_alloc.c:
 - STRATEGY_REMOTE (v6.0+): for each marked CPU in turn, drain_pages_zone(cpu, zone)
   from here: take that CPU's pcp lock (a lease over RPC), free its pages into the zone
   under zone->lock, release the lock. The target CPU runs nothing.
+- STRATEGY_RCU_SWAP (Saenz Julienne's series, not merged): coordinator.drain_rcu.
 Each drain is recorded (status, per-CPU pages, duration and wait) for reports.
 """
 
@@ -24,8 +25,9 @@ import grpc
 from node.api import validate
 from node.api.errors import InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
+from coordinator import drain_rcu
 
-STRATEGIES = {"workqueue": pb.STRATEGY_WORKQUEUE, "remote": pb.STRATEGY_REMOTE}
+STRATEGIES = {"workqueue": pb.STRATEGY_WORKQUEUE, "remote": pb.STRATEGY_REMOTE, "rcu-swap": pb.STRATEGY_RCU_SWAP}
 STRATEGY_NAMES = {v: k for k, v in STRATEGIES.items()}
 TRIGGER_NAMES = {pb.TRIGGER_DEMAND: "demand", pb.TRIGGER_RECLAIM: "reclaim"}
 
@@ -38,6 +40,7 @@ class CpuDrain:
     wait_s: float = 0.0
     ok: bool = True
     error: str = ""
+    grace_period_s: float = 0.0  # rcu-swap only
 
 
 @dataclass
@@ -54,14 +57,16 @@ class DrainRecord:
         return pb.DrainAllReply(
             status=self.status, strategy=self.strategy, trigger=self.trigger,
             duration_s=self.duration_s, cpus_marked=self.cpus_marked, started_at=self.started_at,
-            cpus=[pb.DrainCpuResult(cpu=c.cpu, pages=c.pages, duration_s=c.duration_s,
-                                    wait_s=c.wait_s, ok=c.ok, error=c.error) for c in self.cpus])
+            grace_period_s=max((c.grace_period_s for c in self.cpus), default=0.0),
+            cpus=[pb.DrainCpuResult(cpu=c.cpu, pages=c.pages, duration_s=c.duration_s, wait_s=c.wait_s,
+                                    ok=c.ok, error=c.error, grace_period_s=c.grace_period_s)
+                  for c in self.cpus])
 
 
 class Drainer:
     def __init__(self, membership, zone_service, default_strategy: int, clock,
                  lease_ms: int = 2000, flush_timeout_ms: int = 10_000, keep: int = 100_000,
-                 on_record=None):
+                 on_record=None, gp_timeout_ms: int = 2000):
         if default_strategy not in STRATEGY_NAMES:
             raise InvalidArgument(f"unknown strategy {default_strategy}")
         self.membership = membership
@@ -70,6 +75,7 @@ class Drainer:
         self.clock = clock
         self.lease_ms = lease_ms
         self.flush_timeout_ms = flush_timeout_ms
+        self.gp_timeout_ms = gp_timeout_ms  # rcu-swap: bound on one CPU's grace period
         self.pcpu_drain_mutex = asyncio.Lock()
         self.history = collections.deque(maxlen=keep)
         self.on_record = on_record  # called with every finished DrainRecord (metrics), once per drain
@@ -101,6 +107,8 @@ class Drainer:
             record.cpus_marked = [m.cpu for m in marked]
             if strategy == pb.STRATEGY_WORKQUEUE:
                 record.cpus = await self._drain_workqueue(marked)
+            elif strategy == pb.STRATEGY_RCU_SWAP:
+                record.cpus = await drain_rcu.drain_rcu_swap(self, marked)
             else:
                 record.cpus = [await self._drain_pages_zone(m) for m in marked]
             record.duration_s = self.clock() - t0

@@ -44,7 +44,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         m.register(request.cpu, request.address, request.role, request.metrics_address, request.incarnation)
         return pb.RegisterReply(nr_cpus=m.nr_cpus, high=self.high, batch=self.batch,
                                 zone=self.zone_info(), time_scale=self.time_scale,
-                                reclaimed_pages=reclaimed)
+                                reclaimed_pages=reclaimed, strategy=self.drainer.default_strategy)
 
     @rpc
     async def Heartbeat(self, request, context):

@@ -199,7 +199,7 @@ async def main(args) -> None:
     zone.free_pages = reply.zone.free_pages
     runtime = NodeRuntime(args.cpu, args.role, reply.high, reply.batch, zone,
                           pb_grpc.CoordinatorStub(sync_channel), args.seed, cost,
-                          task_config(args), time.monotonic, registry=registry)
+                          task_config(args), time.monotonic, registry=registry, strategy=reply.strategy)
     holder["runtime"] = runtime
     runtime.start()
     await health.serving()

@@ -20,9 +20,12 @@ from node.mm import pcp as pcpmod
 
 
 class PageAllocator:
-    def __init__(self, cpu, pcp, zone, coordinator_stub, reclaim_timeout: float = 30.0):
+    def __init__(self, cpu, pcp, zone, coordinator_stub, reclaim_timeout: float = 30.0, ops=pcpmod):
+        """`ops`: the pcp design's rmqueue / free_unref_page / free_unref_page_list (node.mm.pcp, or
+        node.mm.pcp_rcu for list sets behind an RCU pointer)."""
         self.cpu = cpu
         self.pcp = pcp
+        self.ops = ops
         self.zone = zone
         self._stub = coordinator_stub
         self.reclaim_timeout = reclaim_timeout
@@ -51,7 +54,7 @@ class PageAllocator:
         stats = self.pcp.stats
         before = stats.trylock_fail_free
         t0 = self.cpu.clock()
-        pcpmod.free_unref_page(self.zone, self.pcp, pfn, order, migratetype)
+        self.ops.free_unref_page(self.zone, self.pcp, pfn, order, migratetype)
         if stats.trylock_fail_free != before:
             self.lock_contention_s += self.cpu.clock() - t0
         self.frees += 1
@@ -61,7 +64,7 @@ class PageAllocator:
         pages = [(pfn, *self.allocated.pop(pfn)) for pfn in pfns]
         t0 = self.cpu.clock()
         locked = self.pcp.lock.locked()
-        pcpmod.free_unref_page_list(self.zone, self.pcp, pages)
+        self.ops.free_unref_page_list(self.zone, self.pcp, pages)
         if locked:
             self.lock_contention_s += self.cpu.clock() - t0
         self.frees += len(pages)
@@ -73,7 +76,7 @@ class PageAllocator:
         stats = self.pcp.stats
         before = stats.trylock_fail_alloc
         t0 = self.cpu.clock()
-        pfn = pcpmod.rmqueue(self.zone, self.pcp, order, migratetype)
+        pfn = self.ops.rmqueue(self.zone, self.pcp, order, migratetype)
         if stats.trylock_fail_alloc != before:
             self.lock_contention_s += self.cpu.clock() - t0
         return pfn

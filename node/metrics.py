@@ -92,7 +92,9 @@ class NodeCollector(Collector):
         rt, cpu = self.runtime, self.cpu
         fams = self._families()
         fams["pcpsim_node_info"].add_metric([cpu, rt.role], 1)
-        self._collect_pcp(fams, rt.pcp, rt.remote_lock, rt.alloc)
+        # The remote drainer's half here: the pcp spinlock's, or the rcu-swap drain's (same counters).
+        remote = rt.remote_lock if rt.remote_lock is not None else rt.rcu_drain
+        self._collect_pcp(fams, rt.pcp, remote, rt.alloc)
         c = rt.cpu
         fams["pcpsim_cpu_busy_seconds_total"].add_metric([cpu], c.busy_s)
         fams["pcpsim_cpu_step_errors_total"].add_metric([cpu], c.step_errors)

@@ -5,6 +5,11 @@ The role decides what runs on the CPU:
 - isolated-preemptible: a SCHED_OTHER-like latency task (queued work preempts it);
 - isolated-rt: a SCHED_FIFO-like latency task (queued work waits for its busy phase);
 - idle: nothing (benchmarks, tests).
+
+The pcp design follows the coordinator's default strategy (RegisterReply.strategy):
+STRATEGY_RCU_SWAP gives two list sets behind a pointer (node.mm.pcp_rcu, drained by
+node.rcu_drain), anything else the v6.0 pcp spinlock (node.mm.pcp, node.remote_lock).
+Workqueue drains work with both: they run on the CPU itself.
 """
 
 import random
@@ -14,7 +19,10 @@ from node.alloc import PageAllocator
 from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import Cpu
 from node.metrics import NodeMetrics
+from node.mm import audit
 from node.mm import pcp as pcpmod
+from node.mm import pcp_rcu
+from node.rcu_drain import RcuDrain
 from node.remote_lock import RemotePcpLock
 from node.tasks import Housekeeping, IrqSource, LatencyTask
 from node.timebase import CostModel
@@ -51,16 +59,28 @@ class TaskConfig:
 
 class NodeRuntime:
     def __init__(self, cpu_id: int, role: str, high: int, batch: int, zone, coordinator_stub,
-                 seed: int, cost: CostModel, config: TaskConfig, clock, registry=None):
-        """`registry`: a prometheus_client CollectorRegistry to export this CPU's metrics to (None: none)."""
+                 seed: int, cost: CostModel, config: TaskConfig, clock, registry=None,
+                 strategy: int = pb.STRATEGY_REMOTE):
+        """`registry`: a prometheus_client CollectorRegistry to export this CPU's metrics to (None: none).
+        `strategy`: the cluster's default drain strategy, which decides the pcp design (module docstring)."""
         self.cpu_id = cpu_id
         self.role = role
         self.cost = cost
         self.zone = zone
         self.cpu = Cpu(cpu_id, clock=clock)
-        self.pcp = pcpmod.PerCpuPages(cpu_id, high=high, batch=batch)
-        self.alloc = PageAllocator(self.cpu, self.pcp, zone, coordinator_stub)
-        self.remote_lock = RemotePcpLock(self.pcp, clock)
+        # remote_lock: the v6.0 pcp spinlock taken over RPC; rcu_drain: the rcu-swap drain. One of
+        # them is None; remote_drain is the other (what reports and the audit read).
+        if strategy == pb.STRATEGY_RCU_SWAP:
+            self.pcp = pcp_rcu.RcuPerCpuPages(cpu_id, high=high, batch=batch)
+            self.pcp_ops = pcp_rcu
+            self.remote_lock = None
+            self.rcu_drain = self.remote_drain = RcuDrain(self.pcp, self.cpu.rcu, clock)
+        else:
+            self.pcp = pcpmod.PerCpuPages(cpu_id, high=high, batch=batch)
+            self.pcp_ops = pcpmod
+            self.rcu_drain = None
+            self.remote_lock = self.remote_drain = RemotePcpLock(self.pcp, clock)
+        self.alloc = PageAllocator(self.cpu, self.pcp, zone, coordinator_stub, ops=self.pcp_ops)
         self.task = None
         self.irq = None
         rng = random.Random(f"{seed}:{cpu_id}")
@@ -80,8 +100,9 @@ class NodeRuntime:
             # everything else is read at scrape time (node.metrics).
             self.metrics = NodeMetrics(registry, self)
             self.cpu.on_work_done = self.metrics.work_done
-            self.remote_lock.on_wait = self.metrics.lock_wait.observe
-            self.remote_lock.on_hold = self.metrics.lock_hold.observe
+            if self.remote_lock is not None:
+                self.remote_lock.on_wait = self.metrics.lock_wait.observe
+                self.remote_lock.on_hold = self.metrics.lock_hold.observe
             if self.task is not None:
                 self.task.on_wake = self.metrics.task_wakeup.observe
         self._base = {}
@@ -100,7 +121,13 @@ class NodeRuntime:
     def _drain_local_pages(self) -> int:
         # The kworker's wake-up and the switches to it and back cost this CPU too.
         self.cpu.occupy(self.cost.wall(self.cost.workqueue_dispatch_us))
-        return pcpmod.drain_pages_zone(self.zone, self.pcp)
+        return self.pcp_ops.drain_pages_zone(self.zone, self.pcp)
+
+    def check_pcp(self) -> list:
+        """The pcp consistency findings (node.mm.audit.check_pcp) of whichever design runs here."""
+        if self.rcu_drain is not None:
+            return pcp_rcu.check_pcp(self.pcp)
+        return audit.check_pcp(self.pcp)
 
     # ------------------------------------------------------------- statistics
     def _counters(self) -> dict:

@@ -12,6 +12,7 @@ class Strategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STRATEGY_UNSPECIFIED: _ClassVar[Strategy]
     STRATEGY_WORKQUEUE: _ClassVar[Strategy]
     STRATEGY_REMOTE: _ClassVar[Strategy]
+    STRATEGY_RCU_SWAP: _ClassVar[Strategy]
 
 class Trigger(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -34,6 +35,7 @@ class WorkKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 STRATEGY_UNSPECIFIED: Strategy
 STRATEGY_WORKQUEUE: Strategy
 STRATEGY_REMOTE: Strategy
+STRATEGY_RCU_SWAP: Strategy
 TRIGGER_UNSPECIFIED: Trigger
 TRIGGER_DEMAND: Trigger
 TRIGGER_RECLAIM: Trigger
@@ -111,25 +113,65 @@ class PcpUnlockRequest(_message.Message):
     freed: bool
     def __init__(self, cpu: _Optional[int] = ..., token: _Optional[int] = ..., freed: _Optional[bool] = ...) -> None: ...
 
+class RcuSwapRequest(_message.Message):
+    __slots__ = ("cpu", "gp_timeout_ms", "lease_ms")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    GP_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_MS_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    gp_timeout_ms: int
+    lease_ms: int
+    def __init__(self, cpu: _Optional[int] = ..., gp_timeout_ms: _Optional[int] = ..., lease_ms: _Optional[int] = ...) -> None: ...
+
+class RcuSwapReply(_message.Message):
+    __slots__ = ("token", "pages", "grace_period_s", "gp_ok")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PAGES_FIELD_NUMBER: _ClassVar[int]
+    GRACE_PERIOD_S_FIELD_NUMBER: _ClassVar[int]
+    GP_OK_FIELD_NUMBER: _ClassVar[int]
+    token: int
+    pages: PageList
+    grace_period_s: float
+    gp_ok: bool
+    def __init__(self, token: _Optional[int] = ..., pages: _Optional[_Union[PageList, _Mapping]] = ..., grace_period_s: _Optional[float] = ..., gp_ok: _Optional[bool] = ...) -> None: ...
+
+class RcuReleaseRequest(_message.Message):
+    __slots__ = ("cpu", "token", "commit")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    token: int
+    commit: bool
+    def __init__(self, cpu: _Optional[int] = ..., token: _Optional[int] = ..., commit: _Optional[bool] = ...) -> None: ...
+
 class PcpControlRequest(_message.Message):
-    __slots__ = ("lock_drain", "unlock")
+    __slots__ = ("lock_drain", "unlock", "rcu_swap", "rcu_release")
     LOCK_DRAIN_FIELD_NUMBER: _ClassVar[int]
     UNLOCK_FIELD_NUMBER: _ClassVar[int]
+    RCU_SWAP_FIELD_NUMBER: _ClassVar[int]
+    RCU_RELEASE_FIELD_NUMBER: _ClassVar[int]
     lock_drain: PcpLockDrainRequest
     unlock: PcpUnlockRequest
-    def __init__(self, lock_drain: _Optional[_Union[PcpLockDrainRequest, _Mapping]] = ..., unlock: _Optional[_Union[PcpUnlockRequest, _Mapping]] = ...) -> None: ...
+    rcu_swap: RcuSwapRequest
+    rcu_release: RcuReleaseRequest
+    def __init__(self, lock_drain: _Optional[_Union[PcpLockDrainRequest, _Mapping]] = ..., unlock: _Optional[_Union[PcpUnlockRequest, _Mapping]] = ..., rcu_swap: _Optional[_Union[RcuSwapRequest, _Mapping]] = ..., rcu_release: _Optional[_Union[RcuReleaseRequest, _Mapping]] = ...) -> None: ...
 
 class PcpControlReply(_message.Message):
-    __slots__ = ("lock_drain", "unlocked", "code", "error")
+    __slots__ = ("lock_drain", "unlocked", "rcu_swap", "rcu_released", "code", "error")
     LOCK_DRAIN_FIELD_NUMBER: _ClassVar[int]
     UNLOCKED_FIELD_NUMBER: _ClassVar[int]
+    RCU_SWAP_FIELD_NUMBER: _ClassVar[int]
+    RCU_RELEASED_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     lock_drain: PcpLockDrainReply
     unlocked: Empty
+    rcu_swap: RcuSwapReply
+    rcu_released: Empty
     code: str
     error: str
-    def __init__(self, lock_drain: _Optional[_Union[PcpLockDrainReply, _Mapping]] = ..., unlocked: _Optional[_Union[Empty, _Mapping]] = ..., code: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+    def __init__(self, lock_drain: _Optional[_Union[PcpLockDrainReply, _Mapping]] = ..., unlocked: _Optional[_Union[Empty, _Mapping]] = ..., rcu_swap: _Optional[_Union[RcuSwapReply, _Mapping]] = ..., rcu_released: _Optional[_Union[Empty, _Mapping]] = ..., code: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class QueueWorkRequest(_message.Message):
     __slots__ = ("cpu", "kind")
@@ -302,20 +344,24 @@ class ZoneInfo(_message.Message):
     def __init__(self, start_pfn: _Optional[int] = ..., spanned_pages: _Optional[int] = ..., managed_pages: _Optional[int] = ..., free_pages: _Optional[int] = ..., watermark_min: _Optional[int] = ..., watermark_low: _Optional[int] = ..., watermark_high: _Optional[int] = ..., nr_free: _Optional[_Iterable[int]] = ..., reclaim_active: _Optional[bool] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
-    __slots__ = ("reclaimed_pages", "nr_cpus", "high", "batch", "zone", "time_scale")
+    __slots__ = ("reclaimed_pages", "nr_cpus", "high", "batch", "zone", "time_scale", "strategy", "kernel")
     RECLAIMED_PAGES_FIELD_NUMBER: _ClassVar[int]
     NR_CPUS_FIELD_NUMBER: _ClassVar[int]
     HIGH_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     ZONE_FIELD_NUMBER: _ClassVar[int]
     TIME_SCALE_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    KERNEL_FIELD_NUMBER: _ClassVar[int]
     reclaimed_pages: int
     nr_cpus: int
     high: int
     batch: int
     zone: ZoneInfo
     time_scale: float
-    def __init__(self, reclaimed_pages: _Optional[int] = ..., nr_cpus: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., time_scale: _Optional[float] = ...) -> None: ...
+    strategy: Strategy
+    kernel: str
+    def __init__(self, reclaimed_pages: _Optional[int] = ..., nr_cpus: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., time_scale: _Optional[float] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., kernel: _Optional[str] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("cpu", "pcp_count")
@@ -408,23 +454,25 @@ class DrainAllRequest(_message.Message):
     def __init__(self, strategy: _Optional[_Union[Strategy, str]] = ..., force_all_cpus: _Optional[bool] = ..., trigger: _Optional[_Union[Trigger, str]] = ...) -> None: ...
 
 class DrainCpuResult(_message.Message):
-    __slots__ = ("cpu", "pages", "duration_s", "wait_s", "ok", "error")
+    __slots__ = ("cpu", "pages", "duration_s", "wait_s", "ok", "error", "grace_period_s")
     CPU_FIELD_NUMBER: _ClassVar[int]
     PAGES_FIELD_NUMBER: _ClassVar[int]
     DURATION_S_FIELD_NUMBER: _ClassVar[int]
     WAIT_S_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    GRACE_PERIOD_S_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     pages: int
     duration_s: float
     wait_s: float
     ok: bool
     error: str
-    def __init__(self, cpu: _Optional[int] = ..., pages: _Optional[int] = ..., duration_s: _Optional[float] = ..., wait_s: _Optional[float] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+    grace_period_s: float
+    def __init__(self, cpu: _Optional[int] = ..., pages: _Optional[int] = ..., duration_s: _Optional[float] = ..., wait_s: _Optional[float] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., grace_period_s: _Optional[float] = ...) -> None: ...
 
 class DrainAllReply(_message.Message):
-    __slots__ = ("status", "strategy", "duration_s", "cpus_marked", "cpus", "trigger", "started_at")
+    __slots__ = ("status", "strategy", "duration_s", "cpus_marked", "cpus", "trigger", "started_at", "grace_period_s")
     class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATUS_UNSPECIFIED: _ClassVar[DrainAllReply.Status]
@@ -442,6 +490,7 @@ class DrainAllReply(_message.Message):
     CPUS_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    GRACE_PERIOD_S_FIELD_NUMBER: _ClassVar[int]
     status: DrainAllReply.Status
     strategy: Strategy
     duration_s: float
@@ -449,7 +498,8 @@ class DrainAllReply(_message.Message):
     cpus: _containers.RepeatedCompositeFieldContainer[DrainCpuResult]
     trigger: Trigger
     started_at: float
-    def __init__(self, status: _Optional[_Union[DrainAllReply.Status, str]] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., duration_s: _Optional[float] = ..., cpus_marked: _Optional[_Iterable[int]] = ..., cpus: _Optional[_Iterable[_Union[DrainCpuResult, _Mapping]]] = ..., trigger: _Optional[_Union[Trigger, str]] = ..., started_at: _Optional[float] = ...) -> None: ...
+    grace_period_s: float
+    def __init__(self, status: _Optional[_Union[DrainAllReply.Status, str]] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., duration_s: _Optional[float] = ..., cpus_marked: _Optional[_Iterable[int]] = ..., cpus: _Optional[_Iterable[_Union[DrainCpuResult, _Mapping]]] = ..., trigger: _Optional[_Union[Trigger, str]] = ..., started_at: _Optional[float] = ..., grace_period_s: _Optional[float] = ...) -> None: ...
 
 class NodeInfo(_message.Message):
     __slots__ = ("cpu", "address", "role", "up", "heartbeat_age_s", "pcp_count", "metrics_address")
