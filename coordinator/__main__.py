@@ -23,6 +23,7 @@ from node.health import Health
 from node.lifecycle import stop_event
 from node.server import MAX_FLUSH_MS, MAX_LEASE_MS
 from node.rpc_metrics import RpcMetricsInterceptor
+from node.mm import profile as profiles
 from node.mm.watermark import pageset_batch
 from node.mm.zone import Zone
 from node.timebase import TIME_SCALE, CostModel
@@ -65,8 +66,11 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
                    help=f"zone size in MiB (1..{MAX_ZONE_MB}; >= 688 gives the kernel's batch of 63)")
     p.add_argument("--zone-used", type=fraction, default=0.0, env="PCPSIM_ZONE_USED",
                    help="fraction of the zone held by the rest of the system at start (memory pressure)")
-    p.add_argument("--strategy", choices=sorted(STRATEGIES), default="remote", env="PCPSIM_STRATEGY",
-                   help="drain strategy for drains that do not name one (direct reclaim)")
+    p.add_argument("--kernel", choices=sorted(profiles.PROFILES), default=profiles.DEFAULT_KERNEL,
+                   env="PCPSIM_KERNEL", help="kernel profile the CPUs run (node.mm.profile; default %(default)s)")
+    p.add_argument("--strategy", choices=sorted(STRATEGIES), env="PCPSIM_STRATEGY",
+                   help="drain strategy for drains that do not name one (direct reclaim); rcu-swap also gives "
+                   "every CPU RCU list sets (default: the kernel profile's)")
     p.add_argument("--time-scale", type=positive(float), default=TIME_SCALE, env="PCPSIM_TIME_SCALE",
                    help="wall seconds per kernel second")
     p.add_argument("--lease-ms", type=int_range(1, MAX_LEASE_MS), default=2000, env="PCPSIM_LEASE_MS",
@@ -80,7 +84,13 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
     p.add_argument("--failure-timeout-ms", type=positive_int, default=1000, env="PCPSIM_FAILURE_TIMEOUT_MS",
                    help="a node without heartbeats this long is down")
     p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    profile = profiles.get(args.kernel)
+    args.strategy = args.strategy or profile.strategy
+    if args.strategy == "remote" and not profile.remote_drain:
+        p.error(f"--strategy remote: kernel {args.kernel} guards the pcp with a {profile.pcp_lock} that no "
+                "other CPU can take; use workqueue (its own) or rcu-swap (a what-if)")
+    return args
 
 
 async def main(args) -> None:
@@ -108,7 +118,7 @@ async def main(args) -> None:
     pb_grpc.add_CoordinatorServicer_to_server(
         CoordinatorServicer(membership, zone_service, drainer, high, batch, args.time_scale,
                             metrics_address=metrics.address if metrics else "",
-                            on_audit=audit_metrics.observe), server)
+                            on_audit=audit_metrics.observe, kernel=args.kernel), server)
     health = await Health.add_to(server, pb.DESCRIPTOR.services_by_name["Coordinator"].full_name)
     port = server.add_insecure_port(args.listen)
     await server.start()

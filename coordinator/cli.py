@@ -30,6 +30,7 @@ from node.mm.constants import MIGRATETYPE_NAMES, NR_PCP_LISTS, pindex_to_order, 
 from coordinator import bench, bench_figure, compare, plots, prometheus, report
 from coordinator.cluster import ClusterConfig, ClusterError, LocalCluster, assign_roles
 from node.cpulist import parse_cpu_list
+from node.mm import profile as profiles
 from coordinator.drain import STRATEGIES, STRATEGY_NAMES, TRIGGER_NAMES
 
 DEFAULT_STATE = os.path.join(".pcpsim", "cluster.json")
@@ -88,8 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--nodes", type=_positive_int, default=4, help="simulated CPUs (default %(default)s)")
     up.add_argument("--isolated", default="", help="isolated CPUs running a latency task, e.g. 2-3")
     up.add_argument("--rt", default="", help="which isolated CPUs run the RT task (default: none)")
-    up.add_argument("--strategy", choices=sorted(STRATEGIES), default="remote",
-                    help="strategy for direct-reclaim drains (default %(default)s)")
+    up.add_argument("--kernel", choices=sorted(profiles.PROFILES), default=profiles.DEFAULT_KERNEL,
+                    help="kernel profile the CPUs run: 5.19, 6.1 or 6.2 (default %(default)s)")
+    up.add_argument("--strategy", choices=sorted(STRATEGIES),
+                    help="strategy for direct-reclaim drains (default: the kernel profile's); rcu-swap also "
+                    "gives every CPU RCU list sets")
     up.add_argument("--seed", type=int, default=1)
     up.add_argument("--zone-mb", type=_positive_int, default=1024, help="zone size (default %(default)s MiB)")
     up.add_argument("--zone-used", type=_fraction, default=0.0,
@@ -124,9 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--drain-interval-ms", type=_positive_int, default=150,
                       help="drain schedule period (default %(default)s)")
     cmp_.add_argument("--run-dir", help="where each phase's process logs go (default: a temp dir)")
-    cmp_.add_argument("--strategies", type=_strategy_list, default=compare.DEFAULT_STRATEGIES,
+    cmp_.add_argument("--strategies", type=_strategy_list,
                       help="comma-separated strategies to compare, each a phase (default "
-                      f"{','.join(compare.DEFAULT_STRATEGIES)}; known: {','.join(STRATEGIES)})")
+                      f"{','.join(compare.DEFAULT_STRATEGIES)}, or those the kernel allows; known: "
+                      f"{','.join(STRATEGIES)})")
+    cmp_.add_argument("--kernel", choices=sorted(profiles.PROFILES), default=profiles.DEFAULT_KERNEL,
+                      help="kernel profile every phase's CPUs run (default %(default)s)")
 
     rep = sub.add_parser("report", help="oslat-, cyclictest- and osnoise-style tables and plots from a "
                          "`compare --json` results file",
@@ -188,7 +195,7 @@ def cmd_cluster_up(args) -> int:
     run_dir = args.run_dir or os.path.join(".pcpsim", time.strftime("run-%Y%m%d-%H%M%S"))
     os.makedirs(os.path.dirname(os.path.abspath(args.state)), exist_ok=True)
     config = ClusterConfig(roles=roles, seed=args.seed, strategy=args.strategy, zone_mb=args.zone_mb,
-                           zone_used=args.zone_used)
+                           zone_used=args.zone_used, kernel=args.kernel)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     cluster = LocalCluster(config, run_dir, state_file=args.state)
@@ -317,9 +324,12 @@ def cmd_audit(args) -> int:
 
 def cmd_compare(args) -> int:
     measure_s = args.measure_s or (compare.QUICK_MEASURE_S if args.quick else compare.FULL_MEASURE_S)
-    config = compare.CompareConfig(seed=args.seed, measure_s=float(measure_s),
-                                   drain_interval_s=args.drain_interval_ms / 1000.0,
-                                   strategies=args.strategies)
+    try:
+        config = compare.CompareConfig(seed=args.seed, measure_s=float(measure_s),
+                                       drain_interval_s=args.drain_interval_ms / 1000.0, kernel=args.kernel,
+                                       strategies=args.strategies or compare.default_strategies(args.kernel))
+    except ValueError as err:
+        raise CliError(str(err)) from None
     try:
         result = compare.run_compare(config, args.run_dir)
     except ClusterError as err:

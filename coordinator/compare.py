@@ -36,6 +36,7 @@ import grpc
 
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.mm import profile as profiles
 from node.timebase import TIME_SCALE
 from coordinator.cluster import ClusterConfig, LocalCluster
 from coordinator.drain import STRATEGIES
@@ -44,6 +45,11 @@ from coordinator.stats import percentile, summary
 DEFAULT_ROLES = ["housekeeping", "housekeeping", "isolated-preemptible", "isolated-rt"]
 PHASES = ("noise_floor", *STRATEGIES)  # every phase there is, in report order
 DEFAULT_STRATEGIES = ("workqueue", "remote")
+
+
+def default_strategies(kernel: str) -> tuple:
+    """workqueue and remote, or workqueue and rcu-swap under a kernel whose pcp no other CPU can lock."""
+    return DEFAULT_STRATEGIES if profiles.get(kernel).remote_drain else ("workqueue", "rcu-swap")
 HIST_BUCKET_KERNEL_US = 1  # oslat's bucket width
 QUICK_MEASURE_S = 25.0
 FULL_MEASURE_S = 60.0
@@ -57,12 +63,17 @@ class CompareConfig:
     drain_interval_s: float = 0.150
     roles: tuple = tuple(DEFAULT_ROLES)
     strategies: tuple = DEFAULT_STRATEGIES
+    kernel: str = profiles.DEFAULT_KERNEL
 
     def __post_init__(self):
         unknown = [s for s in self.strategies if s not in STRATEGIES]
         if unknown or not self.strategies or len(set(self.strategies)) != len(self.strategies):
             raise ValueError(f"strategies must be distinct names among {', '.join(STRATEGIES)}; "
                              f"got {', '.join(self.strategies) or 'none'}")
+        profile = profiles.get(self.kernel)
+        if "remote" in self.strategies and not profile.remote_drain:
+            raise ValueError(f"kernel {self.kernel} guards the pcp with a {profile.pcp_lock} that no other CPU "
+                             "can take: compare workqueue and rcu-swap under it, or remote under 6.1/6.2")
 
     @property
     def phases(self) -> tuple:
@@ -138,8 +149,9 @@ def _drive_drains(stub, strategy: int, offsets: list[float], start: float, error
 
 def run_phase(phase: str, config: CompareConfig, run_dir: str, progress: Progress, index: int) -> dict:
     strategy = STRATEGIES.get(phase)
-    cluster_cfg = ClusterConfig(roles=list(config.roles), seed=config.seed,
-                                strategy=phase if strategy else "remote")
+    # The noise floor runs the kernel's own design (its default strategy), with no drains.
+    cluster_cfg = ClusterConfig(roles=list(config.roles), seed=config.seed, kernel=config.kernel,
+                                strategy=phase if strategy else None)
     progress.update(index, phase, "starting", force=True)
     with LocalCluster(cluster_cfg, os.path.join(run_dir, phase)) as cluster:
         nodes = cluster.state().nodes
@@ -268,6 +280,7 @@ def run_compare(config: CompareConfig, run_dir: str | None = None, stream=sys.st
     per_cpu = {name: {"cpus": phase.pop("cpus")} for name, phase in phases.items()}
     return {
         "seed": config.seed,
+        "kernel": config.kernel,
         "time_scale": TIME_SCALE,
         "hist_bucket_kernel_us": HIST_BUCKET_KERNEL_US,
         "phases": per_cpu,
@@ -325,7 +338,8 @@ def _get(d: dict, path: str):
 def format_table(result: dict) -> str:
     names = list(result["strategies"])
     width = 28
-    lines = [f"{'':30}" + "".join(f"{n:>{width}}" for n in names),
+    lines = [f"{'kernel ' + result.get('kernel', profiles.DEFAULT_KERNEL):30}"
+             + "".join(f"{n:>{width}}" for n in names),
              f"{'noise floor: preemptible wake p99':30} {_ms(result['noise_floor']['wake_latency_p99_s'])}"]
     for label, path, kind in ROWS:
         cells = []

@@ -5,12 +5,13 @@ from node.api.errors import rpc, serve_stream
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.constants import MAX_ORDER
+from node.mm.profile import DEFAULT_KERNEL
 from coordinator.audit import audit_cluster
 
 
 class CoordinatorServicer(pb_grpc.CoordinatorServicer):
     def __init__(self, membership, zone_service, drainer, high: int, batch: int, time_scale: float,
-                 metrics_address: str = "", on_audit=None):
+                 metrics_address: str = "", on_audit=None, kernel: str = DEFAULT_KERNEL):
         self.membership = membership
         self.zone = zone_service
         self.drainer = drainer
@@ -18,7 +19,8 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         self.batch = batch
         self.time_scale = time_scale
         self.metrics_address = metrics_address  # this process's /metrics host:port, reported in GetState
-        self.on_audit = on_audit  # called with each completed audit's report (coordinator.metrics.AuditMetrics)
+        self.on_audit = on_audit
+        self.kernel = kernel  # the kernel profile every CPU runs (node.mm.profile), sent at registration  # called with each completed audit's report (coordinator.metrics.AuditMetrics)
 
     def zone_info(self) -> pb.ZoneInfo:
         z = self.zone.zone
@@ -44,7 +46,8 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         m.register(request.cpu, request.address, request.role, request.metrics_address, request.incarnation)
         return pb.RegisterReply(nr_cpus=m.nr_cpus, high=self.high, batch=self.batch,
                                 zone=self.zone_info(), time_scale=self.time_scale,
-                                reclaimed_pages=reclaimed, strategy=self.drainer.default_strategy)
+                                reclaimed_pages=reclaimed, strategy=self.drainer.default_strategy,
+                                kernel=self.kernel)
 
     @rpc
     async def Heartbeat(self, request, context):
@@ -104,7 +107,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         return pb.ClusterState(nodes=nodes, zone=self.zone_info(),
                                default_strategy=self.drainer.default_strategy,
                                high=self.high, batch=self.batch, time_scale=self.time_scale,
-                               metrics_address=self.metrics_address)
+                               metrics_address=self.metrics_address, kernel=self.kernel)
 
     @rpc
     async def GetDrainHistory(self, request, context):

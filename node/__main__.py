@@ -29,6 +29,7 @@ from node.config import (ENV, FLAG, EnvArgumentParser, advertised, advertised_me
 from node.cpulist import parse_cpu_list, role_for_cpu
 from node.health import Health
 from node.lifecycle import stop_event
+from node.mm import profile as profiles
 from node.rpc_metrics import RpcMetricsInterceptor
 from node.runtime import ROLES, NodeRuntime, TaskConfig
 from node.server import NodeServicer
@@ -199,7 +200,8 @@ async def main(args) -> None:
     zone.free_pages = reply.zone.free_pages
     runtime = NodeRuntime(args.cpu, args.role, reply.high, reply.batch, zone,
                           pb_grpc.CoordinatorStub(sync_channel), args.seed, cost,
-                          task_config(args), time.monotonic, registry=registry, strategy=reply.strategy)
+                          task_config(args), time.monotonic, registry=registry, strategy=reply.strategy,
+                          kernel=reply.kernel or profiles.DEFAULT_KERNEL)
     holder["runtime"] = runtime
     runtime.start()
     await health.serving()

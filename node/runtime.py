@@ -22,6 +22,7 @@ from node.metrics import NodeMetrics
 from node.mm import audit
 from node.mm import pcp as pcpmod
 from node.mm import pcp_rcu
+from node.mm import profile as profiles
 from node.rcu_drain import RcuDrain
 from node.remote_lock import RemotePcpLock
 from node.tasks import Housekeeping, IrqSource, LatencyTask
@@ -60,14 +61,16 @@ class TaskConfig:
 class NodeRuntime:
     def __init__(self, cpu_id: int, role: str, high: int, batch: int, zone, coordinator_stub,
                  seed: int, cost: CostModel, config: TaskConfig, clock, registry=None,
-                 strategy: int = pb.STRATEGY_REMOTE):
+                 strategy: int = pb.STRATEGY_REMOTE, kernel: str = profiles.DEFAULT_KERNEL):
         """`registry`: a prometheus_client CollectorRegistry to export this CPU's metrics to (None: none).
-        `strategy`: the cluster's default drain strategy, which decides the pcp design (module docstring)."""
+        `strategy`: the cluster's default drain strategy, which decides the pcp design (module docstring);
+        `kernel`: the kernel profile (node.mm.profile) whose pcp semantics the spinlock design follows."""
         self.cpu_id = cpu_id
         self.role = role
         self.cost = cost
         self.zone = zone
         self.cpu = Cpu(cpu_id, clock=clock)
+        self.profile = profiles.get(kernel)
         # remote_lock: the v6.0 pcp spinlock taken over RPC; rcu_drain: the rcu-swap drain. One of
         # them is None; remote_drain is the other (what reports and the audit read).
         if strategy == pb.STRATEGY_RCU_SWAP:
@@ -77,7 +80,7 @@ class NodeRuntime:
             self.rcu_drain = self.remote_drain = RcuDrain(self.pcp, self.cpu.rcu, clock)
         else:
             self.pcp = pcpmod.PerCpuPages(cpu_id, high=high, batch=batch)
-            self.pcp_ops = pcpmod
+            self.pcp_ops = profiles.pcp_ops(self.profile)
             self.rcu_drain = None
             self.remote_lock = self.remote_drain = RemotePcpLock(self.pcp, clock)
         self.alloc = PageAllocator(self.cpu, self.pcp, zone, coordinator_stub, ops=self.pcp_ops)

@@ -57,6 +57,10 @@ class NodeServicer(pb_grpc.NodeServicer):
         if self.node.remote_lock is None:
             raise FailedPrecondition(f"cpu {self.node.cpu_id} keeps its pcp lists behind an RCU pointer: "
                                      "there is no pcp lock to take (drain it with rcu-swap or workqueue)")
+        if not self.node.profile.remote_drain:
+            raise FailedPrecondition(f"cpu {self.node.cpu_id} runs kernel {self.node.profile.name}: its pcp is "
+                                     f"guarded by a {self.node.profile.pcp_lock} no other CPU can take "
+                                     "(drain it with workqueue)")
         lease_ms = validate.count(request.lease_ms, MAX_LEASE_MS, "lease_ms")
         lease = lease_ms / 1000.0
         token, pages, wait = await self.node.remote_lock.lock_and_take(lease, wait_timeout=lease)

@@ -51,3 +51,12 @@ def test_compare_cli_rejects_an_unknown_strategy(tmp_path):
     r = run_cli("compare", "--strategies", "remote,rcu", "--json", str(out), timeout=60)
     assert r.returncode != 0 and "unknown strategy 'rcu'" in r.stderr and "rcu-swap" in r.stderr
     assert not out.exists()
+
+
+def test_compare_cli_refuses_remote_under_5_19(tmp_path):
+    """`pcpsim compare --kernel 5.19 --strategies workqueue,remote` is refused before any cluster starts:
+    5.19's pcp has no lock another CPU can take."""
+    out = tmp_path / "out.json"
+    r = run_cli("compare", "--kernel", "5.19", "--strategies", "workqueue,remote", "--json", str(out), timeout=60)
+    assert r.returncode != 0 and "kernel 5.19" in r.stderr and "local_lock" in r.stderr
+    assert not out.exists()

@@ -520,7 +520,7 @@ class NodeInfo(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., up: _Optional[bool] = ..., heartbeat_age_s: _Optional[float] = ..., pcp_count: _Optional[int] = ..., metrics_address: _Optional[str] = ...) -> None: ...
 
 class ClusterState(_message.Message):
-    __slots__ = ("nodes", "zone", "default_strategy", "high", "batch", "time_scale", "metrics_address")
+    __slots__ = ("nodes", "zone", "default_strategy", "high", "batch", "time_scale", "metrics_address", "kernel")
     NODES_FIELD_NUMBER: _ClassVar[int]
     ZONE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_STRATEGY_FIELD_NUMBER: _ClassVar[int]
@@ -528,6 +528,7 @@ class ClusterState(_message.Message):
     BATCH_FIELD_NUMBER: _ClassVar[int]
     TIME_SCALE_FIELD_NUMBER: _ClassVar[int]
     METRICS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    KERNEL_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
     zone: ZoneInfo
     default_strategy: Strategy
@@ -535,7 +536,8 @@ class ClusterState(_message.Message):
     batch: int
     time_scale: float
     metrics_address: str
-    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., default_strategy: _Optional[_Union[Strategy, str]] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., time_scale: _Optional[float] = ..., metrics_address: _Optional[str] = ...) -> None: ...
+    kernel: str
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., default_strategy: _Optional[_Union[Strategy, str]] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., time_scale: _Optional[float] = ..., metrics_address: _Optional[str] = ..., kernel: _Optional[str] = ...) -> None: ...
 
 class DrainHistoryRequest(_message.Message):
     __slots__ = ("reset",)
