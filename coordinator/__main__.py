@@ -27,6 +27,7 @@ from node.mm import profile as profiles
 from node.mm.watermark import pageset_batch
 from node.mm.zone import Zone
 from node.timebase import TIME_SCALE, CostModel
+from coordinator.contig import ContigRanges
 from coordinator.drain import STRATEGIES, Drainer
 from coordinator.membership import Membership
 from coordinator.metrics import AuditMetrics, CoordinatorCollector, DrainMetrics
@@ -118,7 +119,8 @@ async def main(args) -> None:
     pb_grpc.add_CoordinatorServicer_to_server(
         CoordinatorServicer(membership, zone_service, drainer, high, batch, args.time_scale,
                             metrics_address=metrics.address if metrics else "",
-                            on_audit=audit_metrics.observe, kernel=args.kernel), server)
+                            on_audit=audit_metrics.observe, kernel=args.kernel,
+                            contig=ContigRanges(zone_service, drainer, time.monotonic)), server)
     health = await Health.add_to(server, pb.DESCRIPTOR.services_by_name["Coordinator"].full_name)
     port = server.add_insecure_port(args.listen)
     await server.start()

@@ -3,6 +3,9 @@
   pcpsim cluster up --nodes N [--isolated LIST] [--rt LIST]   run a local cluster until Ctrl-C
                    [--prometheus]                             ... and a local Prometheus scraping it
   pcpsim drain --strategy workqueue|remote [--force-all-cpus]  drain_all_pages on a running cluster
+  pcpsim cma-alloc --pages N [--start-pfn P]                   alloc_contig_range: drain, take the range
+  pcpsim offline --pages N [--start-pfn P]                     offline_pages: zone_pcp_disable, forced drain
+  pcpsim release --start-pfn P --pages N                       give a CMA or offline range back to the buddy
   pcpsim state [--json]                                        per-CPU pcp, zone, audit verdict
   pcpsim audit                                                 stop-the-world page audit
   pcpsim compare [--quick] [--seed S] [--json PATH]            strategies side by side
@@ -110,6 +113,24 @@ def build_parser() -> argparse.ArgumentParser:
     drain.add_argument("--force-all-cpus", action="store_true", help="drain every CPU, not only those with pages")
     drain.add_argument("--json", action="store_true", help="print the result as JSON")
     _add_target(drain)
+
+    for name, help_ in (("cma-alloc", "alloc_contig_range on a running cluster: isolate the range, drain "
+                         "(zone-specific, waits for a running drain), take it out of the buddy"),
+                        ("offline", "offline_pages on a running cluster: zone_pcp_disable (high 0, batch 1, "
+                         "drain forced on every CPU), take the range out of the buddy, zone_pcp_enable")):
+        c = sub.add_parser(name, help=help_)
+        c.add_argument("--pages", type=_positive_int, required=True,
+                       help="range size in pages, a multiple of the pageblock (512)")
+        c.add_argument("--start-pfn", type=_positive_int, help="first pfn, pageblock aligned (default: the last "
+                       "--pages pages of the zone)")
+        c.add_argument("--timeout-ms", type=_positive_int, default=5000,
+                       help="how long pages in use may keep the range busy (default %(default)s)")
+        c.add_argument("--json", action="store_true", help="print the result as JSON")
+        _add_target(c)
+    rel = sub.add_parser("release", help="give a range taken by cma-alloc or offline back to the buddy")
+    rel.add_argument("--start-pfn", type=_positive_int, required=True)
+    rel.add_argument("--pages", type=_positive_int, required=True)
+    _add_target(rel)
 
     state = sub.add_parser("state", help="per-CPU pcp lists, zone free pages per order, audit verdict")
     state.add_argument("--json", action="store_true")
@@ -257,6 +278,38 @@ def cmd_drain(args) -> int:
     return 0 if r.status == pb.DrainAllReply.DONE else 1
 
 
+def cmd_contig(args) -> int:
+    channel, stub = _stub(args)
+    request = pb.ContigRangeRequest(start_pfn=args.start_pfn or 0, nr_pages=args.pages, timeout_ms=args.timeout_ms)
+    with channel:
+        call = stub.AllocContigRange if args.command == "cma-alloc" else stub.OfflinePages
+        r = call(request, timeout=args.timeout_ms / 1000.0 + 120.0)
+        scale = stub.GetState(pb.Empty(), timeout=10.0).time_scale
+    drains = [{"status": pb.DrainAllReply.Status.Name(d.status), "trigger": TRIGGER_NAMES[d.trigger],
+               "strategy": STRATEGY_NAMES[d.strategy], "duration_s": d.duration_s,
+               "cpus_marked": list(d.cpus_marked), "pages": sum(c.pages for c in d.cpus)} for d in r.drains]
+    if args.json:
+        print(json.dumps({"ok": r.ok, "start_pfn": r.start_pfn, "nr_pages": r.nr_pages, "duration_s": r.duration_s,
+                          "attempts": r.attempts, "busy_pfn": r.busy_pfn, "error": r.error, "drains": drains},
+                         indent=2))
+    else:
+        print(f"{args.command} [{r.start_pfn}, {r.start_pfn + r.nr_pages}): {'ok' if r.ok else 'FAILED'} in "
+              f"{kus(r.duration_s, scale)} after {r.attempts} attempt(s)" + ("" if r.ok else f": {r.error}"))
+        for d in drains:
+            print(f"  drain_all_pages ({d['strategy']}, {d['trigger']}): {d['status']} in "
+                  f"{kus(d['duration_s'], scale)}, CPUs marked {d['cpus_marked']}, {d['pages']} pages")
+    return 0 if r.ok else 1
+
+
+def cmd_release(args) -> int:
+    channel, stub = _stub(args)
+    with channel:
+        r = stub.ReleaseRange(pb.ReleaseRangeRequest(start_pfn=args.start_pfn, nr_pages=args.pages), timeout=30.0)
+    print(f"released {r.owner} range [{args.start_pfn}, {args.start_pfn + args.pages}); "
+          f"zone free pages {r.free_pages}")
+    return 0
+
+
 def _list_label(pindex: int) -> str:
     order = pindex_to_order(pindex)
     if pindex >= MIGRATE_PCPTYPES * 4:
@@ -373,6 +426,7 @@ def cmd_bench(args) -> int:
 
 
 COMMANDS = {"drain": cmd_drain, "state": cmd_state, "audit": cmd_audit, "compare": cmd_compare,
+            "cma-alloc": cmd_contig, "offline": cmd_contig, "release": cmd_release,
             "report": cmd_report, "bench": cmd_bench}
 
 

@@ -29,7 +29,9 @@ from coordinator import drain_rcu
 
 STRATEGIES = {"workqueue": pb.STRATEGY_WORKQUEUE, "remote": pb.STRATEGY_REMOTE, "rcu-swap": pb.STRATEGY_RCU_SWAP}
 STRATEGY_NAMES = {v: k for k, v in STRATEGIES.items()}
-TRIGGER_NAMES = {pb.TRIGGER_DEMAND: "demand", pb.TRIGGER_RECLAIM: "reclaim"}
+TRIGGER_NAMES = {pb.TRIGGER_DEMAND: "demand", pb.TRIGGER_RECLAIM: "reclaim",
+                 pb.TRIGGER_ALLOC_CONTIG: "alloc_contig", pb.TRIGGER_MEMORY_OFFLINE: "memory_offline",
+                 pb.TRIGGER_CPU_HOTPLUG: "cpu_hotplug"}
 
 
 @dataclass
@@ -52,12 +54,13 @@ class DrainRecord:
     duration_s: float = 0.0
     cpus_marked: list = field(default_factory=list)
     cpus: list = field(default_factory=list)
+    mutex_wait_s: float = 0.0
 
     def to_pb(self) -> pb.DrainAllReply:
         return pb.DrainAllReply(
             status=self.status, strategy=self.strategy, trigger=self.trigger,
             duration_s=self.duration_s, cpus_marked=self.cpus_marked, started_at=self.started_at,
-            grace_period_s=max((c.grace_period_s for c in self.cpus), default=0.0),
+            grace_period_s=max((c.grace_period_s for c in self.cpus), default=0.0), mutex_wait_s=self.mutex_wait_s,
             cpus=[pb.DrainCpuResult(cpu=c.cpu, pages=c.pages, duration_s=c.duration_s, wait_s=c.wait_s,
                                     ok=c.ok, error=c.error, grace_period_s=c.grace_period_s)
                   for c in self.cpus])
@@ -103,6 +106,7 @@ class Drainer:
             return self._finish(record)
         async with self.pcpu_drain_mutex:
             t0 = self.clock()
+            record.mutex_wait_s = t0 - record.started_at
             marked = [m for m in self.membership.online() if force_all_cpus or m.pcp_count]
             record.cpus_marked = [m.cpu for m in marked]
             if strategy == pb.STRATEGY_WORKQUEUE:

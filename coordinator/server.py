@@ -11,7 +11,7 @@ from coordinator.audit import audit_cluster
 
 class CoordinatorServicer(pb_grpc.CoordinatorServicer):
     def __init__(self, membership, zone_service, drainer, high: int, batch: int, time_scale: float,
-                 metrics_address: str = "", on_audit=None, kernel: str = DEFAULT_KERNEL):
+                 metrics_address: str = "", on_audit=None, kernel: str = DEFAULT_KERNEL, contig=None):
         self.membership = membership
         self.zone = zone_service
         self.drainer = drainer
@@ -20,7 +20,8 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         self.time_scale = time_scale
         self.metrics_address = metrics_address  # this process's /metrics host:port, reported in GetState
         self.on_audit = on_audit
-        self.kernel = kernel  # the kernel profile every CPU runs (node.mm.profile), sent at registration  # called with each completed audit's report (coordinator.metrics.AuditMetrics)
+        self.kernel = kernel  # the kernel profile every CPU runs (node.mm.profile), sent at registration
+        self.contig = contig  # coordinator.contig.ContigRanges: alloc_contig_range, offline_pages  # called with each completed audit's report (coordinator.metrics.AuditMetrics)
 
     def zone_info(self) -> pb.ZoneInfo:
         z = self.zone.zone
@@ -123,3 +124,18 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
                              duplicated=len(report.duplicated), unexpected=len(report.unexpected),
                              lost_pfns=report.lost[:20], duplicated_pfns=report.duplicated[:20],
                              errors=report.errors[:50], where=report.where)
+
+    @rpc
+    async def AllocContigRange(self, request, context):
+        result = await self.contig.alloc_contig_range(request.start_pfn, request.nr_pages, request.timeout_ms)
+        return result.to_pb()
+
+    @rpc
+    async def OfflinePages(self, request, context):
+        result = await self.contig.offline_pages(request.start_pfn, request.nr_pages, request.timeout_ms)
+        return result.to_pb()
+
+    @rpc
+    async def ReleaseRange(self, request, context):
+        owner = await self.contig.release(request.start_pfn, request.nr_pages)
+        return pb.ReleaseRangeReply(owner=owner, free_pages=self.zone.zone.free_pages)

@@ -19,6 +19,9 @@ class Trigger(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRIGGER_UNSPECIFIED: _ClassVar[Trigger]
     TRIGGER_DEMAND: _ClassVar[Trigger]
     TRIGGER_RECLAIM: _ClassVar[Trigger]
+    TRIGGER_ALLOC_CONTIG: _ClassVar[Trigger]
+    TRIGGER_MEMORY_OFFLINE: _ClassVar[Trigger]
+    TRIGGER_CPU_HOTPLUG: _ClassVar[Trigger]
 
 class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -39,6 +42,9 @@ STRATEGY_RCU_SWAP: Strategy
 TRIGGER_UNSPECIFIED: Trigger
 TRIGGER_DEMAND: Trigger
 TRIGGER_RECLAIM: Trigger
+TRIGGER_ALLOC_CONTIG: Trigger
+TRIGGER_MEMORY_OFFLINE: Trigger
+TRIGGER_CPU_HOTPLUG: Trigger
 ROLE_UNSPECIFIED: Role
 ROLE_HOUSEKEEPING: Role
 ROLE_ISOLATED_PREEMPTIBLE: Role
@@ -472,7 +478,7 @@ class DrainCpuResult(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., pages: _Optional[int] = ..., duration_s: _Optional[float] = ..., wait_s: _Optional[float] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., grace_period_s: _Optional[float] = ...) -> None: ...
 
 class DrainAllReply(_message.Message):
-    __slots__ = ("status", "strategy", "duration_s", "cpus_marked", "cpus", "trigger", "started_at", "grace_period_s")
+    __slots__ = ("status", "strategy", "duration_s", "cpus_marked", "cpus", "trigger", "started_at", "grace_period_s", "mutex_wait_s")
     class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATUS_UNSPECIFIED: _ClassVar[DrainAllReply.Status]
@@ -491,6 +497,7 @@ class DrainAllReply(_message.Message):
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     GRACE_PERIOD_S_FIELD_NUMBER: _ClassVar[int]
+    MUTEX_WAIT_S_FIELD_NUMBER: _ClassVar[int]
     status: DrainAllReply.Status
     strategy: Strategy
     duration_s: float
@@ -499,7 +506,8 @@ class DrainAllReply(_message.Message):
     trigger: Trigger
     started_at: float
     grace_period_s: float
-    def __init__(self, status: _Optional[_Union[DrainAllReply.Status, str]] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., duration_s: _Optional[float] = ..., cpus_marked: _Optional[_Iterable[int]] = ..., cpus: _Optional[_Iterable[_Union[DrainCpuResult, _Mapping]]] = ..., trigger: _Optional[_Union[Trigger, str]] = ..., started_at: _Optional[float] = ..., grace_period_s: _Optional[float] = ...) -> None: ...
+    mutex_wait_s: float
+    def __init__(self, status: _Optional[_Union[DrainAllReply.Status, str]] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., duration_s: _Optional[float] = ..., cpus_marked: _Optional[_Iterable[int]] = ..., cpus: _Optional[_Iterable[_Union[DrainCpuResult, _Mapping]]] = ..., trigger: _Optional[_Union[Trigger, str]] = ..., started_at: _Optional[float] = ..., grace_period_s: _Optional[float] = ..., mutex_wait_s: _Optional[float] = ...) -> None: ...
 
 class NodeInfo(_message.Message):
     __slots__ = ("cpu", "address", "role", "up", "heartbeat_age_s", "pcp_count", "metrics_address")
@@ -579,3 +587,49 @@ class AuditReply(_message.Message):
     errors: _containers.RepeatedScalarFieldContainer[str]
     where: _containers.ScalarMap[str, int]
     def __init__(self, ok: _Optional[bool] = ..., total_pages: _Optional[int] = ..., lost: _Optional[int] = ..., duplicated: _Optional[int] = ..., unexpected: _Optional[int] = ..., lost_pfns: _Optional[_Iterable[int]] = ..., duplicated_pfns: _Optional[_Iterable[int]] = ..., errors: _Optional[_Iterable[str]] = ..., where: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class ContigRangeRequest(_message.Message):
+    __slots__ = ("start_pfn", "nr_pages", "timeout_ms")
+    START_PFN_FIELD_NUMBER: _ClassVar[int]
+    NR_PAGES_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    start_pfn: int
+    nr_pages: int
+    timeout_ms: int
+    def __init__(self, start_pfn: _Optional[int] = ..., nr_pages: _Optional[int] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
+class ContigRangeReply(_message.Message):
+    __slots__ = ("ok", "start_pfn", "nr_pages", "duration_s", "drains", "attempts", "busy_pfn", "error")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    START_PFN_FIELD_NUMBER: _ClassVar[int]
+    NR_PAGES_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    DRAINS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    BUSY_PFN_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    start_pfn: int
+    nr_pages: int
+    duration_s: float
+    drains: _containers.RepeatedCompositeFieldContainer[DrainAllReply]
+    attempts: int
+    busy_pfn: int
+    error: str
+    def __init__(self, ok: _Optional[bool] = ..., start_pfn: _Optional[int] = ..., nr_pages: _Optional[int] = ..., duration_s: _Optional[float] = ..., drains: _Optional[_Iterable[_Union[DrainAllReply, _Mapping]]] = ..., attempts: _Optional[int] = ..., busy_pfn: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ReleaseRangeRequest(_message.Message):
+    __slots__ = ("start_pfn", "nr_pages")
+    START_PFN_FIELD_NUMBER: _ClassVar[int]
+    NR_PAGES_FIELD_NUMBER: _ClassVar[int]
+    start_pfn: int
+    nr_pages: int
+    def __init__(self, start_pfn: _Optional[int] = ..., nr_pages: _Optional[int] = ...) -> None: ...
+
+class ReleaseRangeReply(_message.Message):
+    __slots__ = ("owner", "free_pages")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    FREE_PAGES_FIELD_NUMBER: _ClassVar[int]
+    owner: str
+    free_pages: int
+    def __init__(self, owner: _Optional[str] = ..., free_pages: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,176 @@
+"""The drain triggers that take memory, end to end on real clusters: alloc_contig_range (CMA) and
+memory offline. Each runs its own kind of drain, takes its range out of the buddy for real, and the
+audit balances to the page with the range under its owner."""
+
+import collections
+import threading
+
+import grpc
+import pytest
+
+from node.api.v1 import pcpsim_pb2 as pb
+from tests.integration.conftest import RPC_TIMEOUT, assert_audit_ok, rpc_code, run_cli, wait_until
+from tests.integration.test_drain import drain
+
+PAGEBLOCK = 512
+DONE = pb.DrainAllReply.DONE
+
+
+def holdings(h):
+    """Per pageblock: base pages on some CPU's pcp lists, and pageblocks touched by pages CPUs hold."""
+    pcp, held = collections.Counter(), set()
+    for cpu in h.nodes:
+        snap = h.snapshot(cpu)
+        for pfn, order in zip(snap.pcp_pages.pfn, snap.pcp_pages.order):
+            pcp[pfn // PAGEBLOCK] += 1 << order
+        for pfn, order in zip(snap.allocated.pfn, snap.allocated.order):
+            held.update(range(pfn // PAGEBLOCK, (pfn + (1 << order) - 1) // PAGEBLOCK + 1))
+    return pcp, held
+
+
+def pause_with_pcp_only_pageblock(h) -> int:
+    """Park the cluster at a moment when some pageblock holds pcp pages and no page a task holds;
+    returns its first pfn."""
+    found = []
+
+    def attempt():
+        h.set_paused(True)
+        pcp, held = holdings(h)
+        blocks = sorted(b for b in pcp if b not in held)
+        if blocks:
+            found.append(blocks[0] * PAGEBLOCK)
+            return True
+        h.set_paused(False)
+        return False
+    wait_until(attempt, 60.0, interval=0.5, what="a pageblock holding pcp pages and no allocated page")
+    return found[0]
+
+
+def pending_work(h, cpu: int) -> float:
+    """pcpsim_workqueue_pending_items of a CPU, read from its /metrics."""
+    import urllib.request
+    address = next(n.metrics_address for n in h.state().nodes if n.cpu == cpu)
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as f:
+        for line in f.read().decode().splitlines():
+            if line.startswith("pcpsim_workqueue_pending_items{"):
+                return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("no pcpsim_workqueue_pending_items in /metrics")
+
+
+def pcp_pfns(h) -> set:
+    out = set()
+    for cpu in h.nodes:
+        snap = h.snapshot(cpu)
+        for pfn, order in zip(snap.pcp_pages.pfn, snap.pcp_pages.order):
+            out.update(range(pfn, pfn + (1 << order)))
+    return out
+
+
+def test_alloc_contig_range_drains_its_zone_and_takes_the_range_from_the_buddy(make_cluster):
+    """A CMA allocation of a pageblock whose pages sit on a CPU's pcp lists isolates it, runs a
+    zone-specific drain (trigger alloc_contig, not forced: only CPUs reporting pages are marked), and the
+    whole range then leaves the buddy: no page of it is on any pcp list, the audit balances with exactly
+    the range under owner `cma`. Releasing it gives every page back (audit: cma 0)."""
+    h = make_cluster(["housekeeping", "housekeeping", "idle"])
+    h.wait_pages([0, 1])
+    start = pause_with_pcp_only_pageblock(h)
+    assert pcp_pfns(h) & set(range(start, start + PAGEBLOCK))
+    wait_until(lambda: {n.cpu: n.pcp_count for n in h.state().nodes} == h.counts(), 5.0,
+               what="heartbeats reporting the parked counts")
+    reply = h.coord.AllocContigRange(pb.ContigRangeRequest(start_pfn=start, nr_pages=PAGEBLOCK, timeout_ms=2000),
+                                     timeout=60)
+    assert reply.ok, reply.error
+    assert (reply.start_pfn, reply.nr_pages) == (start, PAGEBLOCK)
+    d = reply.drains[0]
+    assert d.trigger == pb.TRIGGER_ALLOC_CONTIG and d.status == DONE and d.strategy == pb.STRATEGY_REMOTE
+    assert sorted(d.cpus_marked) == [0, 1]  # the idle CPU reports no pages and is not marked
+    assert not pcp_pfns(h) & set(range(start, start + PAGEBLOCK))
+    report = assert_audit_ok(h)
+    assert report.where["cma"] == PAGEBLOCK
+    free0 = h.free_pages()
+    released = h.coord.ReleaseRange(pb.ReleaseRangeRequest(start_pfn=start, nr_pages=PAGEBLOCK), timeout=RPC_TIMEOUT)
+    assert released.owner == "cma" and released.free_pages == free0 + PAGEBLOCK
+    h.set_paused(False)
+    assert assert_audit_ok(h).where["cma"] == 0
+
+
+def test_alloc_contig_range_gives_up_on_pages_in_use_and_undoes_its_isolation(make_cluster):
+    """A range holding a page a task holds stays busy (nothing migrates it): after its timeout the
+    allocation fails naming that pfn and its holder, having drained at every attempt, and leaves the
+    range as it was: not isolated (a second attempt is not refused as busy), audit balanced, no `cma`."""
+    h = make_cluster(["housekeeping", "idle"])
+    h.wait_pages([0])
+    h.set_paused(True)
+    snap = h.snapshot(0)
+    pfn = snap.allocated.pfn[0]
+    start = pfn - pfn % PAGEBLOCK
+    request = pb.ContigRangeRequest(start_pfn=start, nr_pages=PAGEBLOCK, timeout_ms=300)
+    for _ in range(2):
+        reply = h.coord.AllocContigRange(request, timeout=60)
+        assert not reply.ok and start <= reply.busy_pfn < start + PAGEBLOCK
+        assert "held by cpu 0" in reply.error and reply.attempts >= 2
+        assert len(reply.drains) == reply.attempts
+        assert all(d.trigger == pb.TRIGGER_ALLOC_CONTIG and d.status == DONE for d in reply.drains)
+    report = assert_audit_ok(h)
+    assert report.where["cma"] == 0
+    h.set_paused(False)
+
+
+def test_alloc_contig_range_waits_for_a_running_drain_instead_of_skipping(make_cluster):
+    """The CMA drain is zone-specific: issued while a long drain holds pcpu_drain_mutex (a workqueue drain
+    waiting for an RT task busy 1.9 s of every 2 s), it is not skipped: it waits for the mutex and runs
+    after that drain ended, and the allocation succeeds."""
+    h = make_cluster(["housekeeping", "isolated-rt"], node_args=["--period-ms", "2000", "--busy-ms", "1900"])
+    h.wait_pages([0])
+    overlapped = None
+    for attempt in range(3):
+        long = {}
+        t = threading.Thread(target=lambda: long.update(r=drain(h, pb.STRATEGY_WORKQUEUE, force=True)))
+        t.start()
+        wait_until(lambda: pending_work(h, 1) > 0 or not t.is_alive(), 10.0,
+                   what="the long drain's work item queued on the RT CPU")
+        reply = h.coord.AllocContigRange(pb.ContigRangeRequest(nr_pages=PAGEBLOCK), timeout=60)
+        t.join(30)
+        assert reply.ok, reply.error
+        cma, first = reply.drains[0], long["r"]
+        assert cma.status == DONE and cma.trigger == pb.TRIGGER_ALLOC_CONTIG
+        first_run = first.started_at + first.mutex_wait_s
+        if first_run < cma.started_at < first_run + first.duration_s:  # asked while the first held the mutex
+            overlapped = cma
+            assert cma.started_at + cma.mutex_wait_s >= first_run + first.duration_s - 1e-6
+            break
+        h.coord.ReleaseRange(pb.ReleaseRangeRequest(start_pfn=reply.start_pfn, nr_pages=PAGEBLOCK),
+                             timeout=RPC_TIMEOUT)
+    assert overlapped is not None, "no CMA drain was issued while the long drain ran, in 3 attempts"
+    assert overlapped.mutex_wait_s > 0
+    assert assert_audit_ok(h).where["cma"] == PAGEBLOCK
+
+
+def test_contig_requests_are_validated(shared_cluster):
+    """A misaligned range, one outside the zone and a timeout over the bound are INVALID_ARGUMENT; releasing a
+    range nobody took is FAILED_PRECONDITION; none of them changes the zone."""
+    h = shared_cluster
+    zone = h.state().zone
+    for request in (pb.ContigRangeRequest(start_pfn=zone.start_pfn + 100, nr_pages=PAGEBLOCK),
+                    pb.ContigRangeRequest(start_pfn=zone.start_pfn, nr_pages=100),
+                    pb.ContigRangeRequest(start_pfn=zone.start_pfn + zone.spanned_pages, nr_pages=PAGEBLOCK),
+                    pb.ContigRangeRequest(nr_pages=PAGEBLOCK, timeout_ms=10**9)):
+        assert rpc_code(h.coord.AllocContigRange, request) == grpc.StatusCode.INVALID_ARGUMENT
+    assert rpc_code(h.coord.ReleaseRange, pb.ReleaseRangeRequest(start_pfn=zone.start_pfn, nr_pages=PAGEBLOCK)) \
+        == grpc.StatusCode.FAILED_PRECONDITION
+    assert assert_audit_ok(h).where["cma"] == 0
+
+
+def test_cma_alloc_cli(cluster):
+    """`pcpsim cma-alloc --pages 1024` on a running cluster prints the range and its drain and exits 0; the
+    audit then shows 1024 cma pages; `pcpsim release` gives them back."""
+    addr = cluster.cluster.coordinator_address
+    r = run_cli("cma-alloc", "--coordinator", addr, "--pages", "1024", "--json")
+    assert r.returncode == 0, r.stderr
+    import json
+    out = json.loads(r.stdout)
+    assert out["ok"] and out["nr_pages"] == 1024 and out["drains"][0]["trigger"] == "alloc_contig"
+    assert assert_audit_ok(cluster).where["cma"] == 1024
+    r = run_cli("release", "--coordinator", addr, "--start-pfn", str(out["start_pfn"]), "--pages", "1024")
+    assert r.returncode == 0 and "released cma range" in r.stdout, r.stderr
+    assert assert_audit_ok(cluster).where["cma"] == 0
