@@ -50,15 +50,14 @@ async def drain_rcu_swap(drainer, marked) -> list:
 async def _swap(drainer, member) -> pb.RcuSwapReply:
     # Up to two grace periods: an earlier one that timed out, then this swap's.
     timeout = 2 * drainer.gp_timeout_ms / 1000.0 + CONTROL_TIMEOUT_S
-    reply = await base._control(member, timeout, rcu_swap=pb.RcuSwapRequest(
+    reply = await drainer._control(member, timeout, rcu_swap=pb.RcuSwapRequest(
         cpu=member.cpu, gp_timeout_ms=drainer.gp_timeout_ms, lease_ms=drainer.lease_ms))
     return reply.rcu_swap
 
 
 async def _commit_and_free(drainer, member, swap) -> int:
     pages = validate.page_list(swap.pages)
-    await base._control(member, CONTROL_TIMEOUT_S, rcu_release=pb.RcuReleaseRequest(
-        cpu=member.cpu, token=swap.token, commit=True))
+    await drainer._commit(member, rcu_release=pb.RcuReleaseRequest(cpu=member.cpu, token=swap.token, commit=True))
     await drainer.zone.locked(drainer.zone.free_pages, member.cpu, pages,
-                              f"rcu-cpu{member.cpu}-{member.address}-{member.incarnation}-{swap.token}")
+                              f"rcu-cpu{member.cpu}-{member.incarnation}-{swap.token}")
     return sum(1 << order for _, order, _ in pages)

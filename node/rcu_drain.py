@@ -19,6 +19,7 @@ the spare with its grace period pending, and the next swap waits for that one fi
 """
 
 import asyncio
+import collections
 from dataclasses import dataclass
 
 from node.api.errors import FailedPrecondition
@@ -39,6 +40,7 @@ class RcuDrain:
         self._next_token = 1
         self.held: Grant | None = None
         self._taken: list = []  # pages off the sets while a later grace period is awaited
+        self._committed = collections.deque(maxlen=64)  # tokens committed: a retried commit succeeds
         self.grants = 0
         self.drained_pages = 0  # base pages the drainer committed to free
         self.lease_expiries = 0
@@ -83,15 +85,25 @@ class RcuDrain:
 
     async def release(self, token: int, commit: bool) -> None:
         grant = self.held
+        if commit and (grant is None or grant.token != token) and token in self._committed:
+            return  # a retry of a commit whose reply was lost
         if grant is None or grant.token != token:
             raise FailedPrecondition(f"token {token} holds no rcu-swap grant of cpu {self.pcp.cpu} "
                                      "(released, or its lease expired and the node kept the pages)")
         grant.expiry.cancel()
         self.held = None
         if commit:
+            self._committed.append(token)
             self.drained_pages += sum(1 << order for _, order, _ in grant.pages)
         else:
             self.pcp.strand(grant.pages)
+
+    def discard(self) -> None:
+        """Forget the grant in flight, if any: this CPU was declared dead and the zone took its pages
+        back; the drainer's late commit is refused."""
+        if self.held is not None:
+            self.held.expiry.cancel()
+            self.held = None
 
     def inflight(self) -> list:
         return list(self.held.pages) if self.held else list(self._taken)

@@ -133,6 +133,14 @@ class RcuPerCpuPages:
         self.stranded = []
         return pages
 
+    def discard(self) -> None:
+        """Forget every page, on both sets and stranded (this CPU was declared dead and the zone took
+        them back). Caller holds lock (the fast path's)."""
+        for s in self.pcplists:
+            s.discard()
+        self.stranded = []
+        self.gp_pending = False
+
     def strand(self, pages) -> None:
         """Pages a drainer took and did not free come back, on no list the fast path uses."""
         self.stranded.extend(pages)

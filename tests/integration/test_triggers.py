@@ -122,8 +122,11 @@ def test_alloc_contig_range_waits_for_a_running_drain_instead_of_skipping(make_c
     after that drain ended, and the allocation succeeds."""
     h = make_cluster(["housekeeping", "isolated-rt"], node_args=["--period-ms", "2000", "--busy-ms", "1900"])
     h.wait_pages([0])
+    # The RT task's first period begins 2 s after start; from then on it is busy 95% of the time.
+    wait_until(lambda: h.nodes[1].GetStats(pb.StatsRequest(cpu=1), timeout=RPC_TIMEOUT).task.runs >= 1, 15.0,
+               what="the RT task's first period")
     overlapped = None
-    for attempt in range(3):
+    for attempt in range(5):
         long = {}
         t = threading.Thread(target=lambda: long.update(r=drain(h, pb.STRATEGY_WORKQUEUE, force=True)))
         t.start()
@@ -141,7 +144,7 @@ def test_alloc_contig_range_waits_for_a_running_drain_instead_of_skipping(make_c
             break
         h.coord.ReleaseRange(pb.ReleaseRangeRequest(start_pfn=reply.start_pfn, nr_pages=PAGEBLOCK),
                              timeout=RPC_TIMEOUT)
-    assert overlapped is not None, "no CMA drain was issued while the long drain ran, in 3 attempts"
+    assert overlapped is not None, "no CMA drain was issued while the long drain ran, in 5 attempts"
     assert overlapped.mutex_wait_s > 0
     assert assert_audit_ok(h).where["cma"] == PAGEBLOCK
 

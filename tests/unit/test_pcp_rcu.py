@@ -149,7 +149,7 @@ def test_rcu_drain_after_a_timed_out_grace_period_keeps_the_pages_then_hands_the
     """A swap whose CPU reports no quiescent state fails (gp_ok False, no pages, timeout counted); the old
     set stays the CPU's (pcp.count unchanged, spare pending). The next swap, once the CPU reports again,
     first waits out that grace period, hands over every page the CPU had, and commit makes them the
-    drainer's."""
+    drainer's; a retried commit succeeds without counting them twice, a late abort is refused."""
     zone, pcp = make()
     fill(zone, pcp)
     before = sorted(pcp.pages())
@@ -166,9 +166,12 @@ def test_rcu_drain_after_a_timed_out_grace_period_keeps_the_pages_then_hands_the
         assert ok and token and sorted(pages) == before
         assert drain.inflight() == pages and pcp.count == 0
         await drain.release(token, commit=True)
-        assert drain.inflight() == [] and drain.drained_pages == sum(1 << o for _, o, _ in before)
+        drained = sum(1 << o for _, o, _ in before)
+        assert drain.inflight() == [] and drain.drained_pages == drained
+        await drain.release(token, commit=True)  # a retry whose reply was lost: ok, counted once
+        assert drain.drained_pages == drained
         with pytest.raises(FailedPrecondition):
-            await drain.release(token, commit=True)  # released once only
+            await drain.release(token, commit=False)  # too late to keep them
     try:
         asyncio.run(run())
     finally:
