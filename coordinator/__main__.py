@@ -136,7 +136,7 @@ async def main(args) -> None:
         CoordinatorServicer(membership, zone_service, drainer, pageset, recovery, args.time_scale,
                             metrics_address=metrics.address if metrics else "",
                             on_audit=audit_metrics.observe, faults=faults, kernel=args.kernel,
-                            contig=ContigRanges(zone_service, drainer, time.monotonic)), server)
+                            contig=ContigRanges(zone_service, drainer, time.monotonic, pageset, membership)), server)
     health = await Health.add_to(server, pb.DESCRIPTOR.services_by_name["Coordinator"].full_name)
     port = server.add_insecure_port(args.listen)
     await server.start()

@@ -12,7 +12,11 @@ alloc_contig_range (mm/page_alloc.c, v6.1), as modelled:
 offline_pages (mm/memory_hotplug.c, v6.1) differs in its drain: zone_pcp_disable first sets every CPU's
 pcp to high=0, batch=1 (each free then goes straight to the buddy, each refill takes a single page) and
 calls __drain_all_pages(zone, force_all_cpus=true), so every CPU is drained whatever its count; after the
-range is out of the buddy (owner OFFLINE), zone_pcp_enable restores high and batch.
+range is out of the buddy (owner OFFLINE), zone_pcp_enable restores batch and recomputes high. The
+pageset reaches the nodes with their heartbeat replies (coordinator.hotplug): the drain starts once
+every online CPU has sent a heartbeat after the one whose reply carried high=0, so each has applied it.
+Deviation: the kernel's pcp_batch_high_lock keeps zone_pcp_update from running meanwhile; here a CPU
+declared dead during an offline recomputes high from batch 1 until zone_pcp_enable.
 
 ReleaseRange gives a CMA range (cma_release) or an offline one (online_pages) back to the buddy.
 
@@ -52,13 +56,13 @@ class ContigResult:
 
 
 class ContigRanges:
-    def __init__(self, zone_service, drainer, clock, pageset=None):
-        """`pageset`: async callable(high, batch) setting every CPU's pcp (zone_pcp_disable/enable), or
-        None when the cluster cannot push a pageset (offline_pages is then refused)."""
+    def __init__(self, zone_service, drainer, clock, pageset, membership):
+        """`pageset`: coordinator.hotplug.Pageset, the high and batch every CPU is told."""
         self.zone = zone_service
         self.drainer = drainer
         self.clock = clock
         self.pageset = pageset
+        self.membership = membership
 
     def resolve(self, start_pfn: int, nr_pages: int, timeout_ms: int) -> tuple[int, int, float]:
         """Validate a request; start_pfn 0 means the last nr_pages of the zone, timeout_ms 0 the default."""
@@ -80,13 +84,26 @@ class ContigRanges:
 
     async def offline_pages(self, start_pfn: int, nr_pages: int, timeout_ms: int) -> ContigResult:
         start, nr, timeout = self.resolve(start_pfn, nr_pages, timeout_ms)
-        if self.pageset is None:
-            raise FailedPrecondition("this coordinator cannot set the CPUs' pagesets (zone_pcp_disable)")
-        high, batch = await self.pageset(0, 1)  # zone_pcp_disable; returns what to restore
+        pageset = self.pageset
+        batch = pageset.batch
+        pageset.high, pageset.batch = 0, 1  # zone_pcp_disable: __zone_set_pageset_high_and_batch(zone, 0, 1)
         try:
+            await self._pageset_applied()
             return await self._take(OFFLINE, pb.TRIGGER_MEMORY_OFFLINE, start, nr, timeout, force_all_cpus=True)
         finally:
-            await self.pageset(high, batch)  # zone_pcp_enable
+            pageset.batch = batch  # zone_pcp_enable
+            pageset.update(self.membership.alive())
+
+    async def _pageset_applied(self) -> None:
+        """Wait until every online CPU has heartbeated twice since now: the first reply carried the
+        pageset, and a node applies a reply before it sends its next heartbeat."""
+        for _ in range(2):
+            since = self.clock()
+            deadline = since + 2 * self.membership.failure_timeout
+            while any(m.last_heartbeat <= since for m in self.membership.online()):
+                if self.clock() > deadline:
+                    raise FailedPrecondition("the CPUs did not acknowledge the pageset change in time")
+                await asyncio.sleep(0.01)
 
     async def release(self, start_pfn: int, nr_pages: int) -> str:
         try:

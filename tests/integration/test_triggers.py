@@ -3,6 +3,7 @@ memory offline. Each runs its own kind of drain, takes its range out of the budd
 audit balances to the page with the range under its owner."""
 
 import collections
+import json
 import threading
 
 import grpc
@@ -149,6 +150,46 @@ def test_alloc_contig_range_waits_for_a_running_drain_instead_of_skipping(make_c
     assert assert_audit_ok(h).where["cma"] == PAGEBLOCK
 
 
+def test_memory_offline_disables_every_pcp_drains_all_cpus_and_takes_the_range(make_cluster):
+    """offline_pages: zone_pcp_disable reaches every CPU (high 0, batch 1, seen on a node while an offline
+    of a busy range waits), the drain is forced on every CPU (the idle one included) with trigger
+    memory_offline, a busy range fails after its timeout and zone_pcp_enable gives high back; an offline
+    of a free range succeeds, the range is on no free list or pcp (the audit balances with exactly it under
+    owner `offline`), and onlining it (ReleaseRange) returns every page."""
+    h = make_cluster(["housekeeping", "housekeeping", "idle"])
+    h.wait_pages([0, 1])
+    high = h.state().high
+    snap = h.snapshot(0)
+    busy = snap.allocated.pfn[0] - snap.allocated.pfn[0] % PAGEBLOCK
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=h.coord.OfflinePages(
+        pb.ContigRangeRequest(start_pfn=busy, nr_pages=PAGEBLOCK, timeout_ms=1500), timeout=60)))
+    t.start()
+    wait_until(lambda: all(h.pcp(cpu).high == 0 and h.pcp(cpu).batch == 1 for cpu in h.nodes), 10.0,
+               interval=0.01, what="high 0 and batch 1 on every CPU")
+    t.join(60)
+    reply = result["r"]
+    assert not reply.ok and start_of(reply.busy_pfn) == busy
+    assert all(d.trigger == pb.TRIGGER_MEMORY_OFFLINE and d.status == DONE and sorted(d.cpus_marked) == [0, 1, 2]
+               for d in reply.drains)
+    wait_until(lambda: all(h.pcp(cpu).high == high for cpu in h.nodes), 10.0, what="zone_pcp_enable's high")
+    reply = h.coord.OfflinePages(pb.ContigRangeRequest(nr_pages=2 * PAGEBLOCK), timeout=60)
+    assert reply.ok, reply.error
+    assert reply.drains[0].trigger == pb.TRIGGER_MEMORY_OFFLINE and sorted(reply.drains[0].cpus_marked) == [0, 1, 2]
+    h.set_paused(True)
+    assert not pcp_pfns(h) & set(range(reply.start_pfn, reply.start_pfn + 2 * PAGEBLOCK))
+    assert assert_audit_ok(h).where["offline"] == 2 * PAGEBLOCK
+    h.set_paused(False)
+    released = h.coord.ReleaseRange(pb.ReleaseRangeRequest(start_pfn=reply.start_pfn, nr_pages=2 * PAGEBLOCK),
+                                    timeout=RPC_TIMEOUT)
+    assert released.owner == "offline"
+    assert assert_audit_ok(h).where["offline"] == 0
+
+
+def start_of(pfn: int) -> int:
+    return pfn - pfn % PAGEBLOCK
+
+
 def test_contig_requests_are_validated(shared_cluster):
     """A misaligned range, one outside the zone and a timeout over the bound are INVALID_ARGUMENT; releasing a
     range nobody took is FAILED_PRECONDITION; none of them changes the zone."""
@@ -164,16 +205,20 @@ def test_contig_requests_are_validated(shared_cluster):
     assert assert_audit_ok(h).where["cma"] == 0
 
 
-def test_cma_alloc_cli(cluster):
-    """`pcpsim cma-alloc --pages 1024` on a running cluster prints the range and its drain and exits 0; the
-    audit then shows 1024 cma pages; `pcpsim release` gives them back."""
+@pytest.mark.parametrize("command,owner,trigger", [("cma-alloc", "cma", "alloc_contig"),
+                                                   ("offline", "offline", "memory_offline")])
+def test_contig_cli(cluster, command, owner, trigger):
+    """`pcpsim cma-alloc|offline --pages 1024` on a running cluster prints the range and its drains and exits
+    0; the audit then shows 1024 pages under that owner; `pcpsim release` gives them back. A misaligned
+    size exits non-zero naming the problem."""
     addr = cluster.cluster.coordinator_address
-    r = run_cli("cma-alloc", "--coordinator", addr, "--pages", "1024", "--json")
+    r = run_cli(command, "--coordinator", addr, "--pages", "1024", "--json")
     assert r.returncode == 0, r.stderr
-    import json
     out = json.loads(r.stdout)
-    assert out["ok"] and out["nr_pages"] == 1024 and out["drains"][0]["trigger"] == "alloc_contig"
-    assert assert_audit_ok(cluster).where["cma"] == 1024
+    assert out["ok"] and out["nr_pages"] == 1024 and out["drains"][0]["trigger"] == trigger
+    assert assert_audit_ok(cluster).where[owner] == 1024
     r = run_cli("release", "--coordinator", addr, "--start-pfn", str(out["start_pfn"]), "--pages", "1024")
-    assert r.returncode == 0 and "released cma range" in r.stdout, r.stderr
-    assert assert_audit_ok(cluster).where["cma"] == 0
+    assert r.returncode == 0 and f"released {owner} range" in r.stdout, r.stderr
+    assert assert_audit_ok(cluster).where[owner] == 0
+    r = run_cli(command, "--coordinator", addr, "--pages", "100")
+    assert r.returncode != 0 and "pageblock aligned" in r.stderr
