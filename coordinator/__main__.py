@@ -29,6 +29,7 @@ from node.mm.watermark import pageset_batch
 from node.mm.zone import Zone
 from node.timebase import TIME_SCALE, CostModel
 from coordinator.contig import ContigRanges
+from coordinator.cpu_hotplug import CpuHotplug
 from coordinator.drain import STRATEGIES, Drainer
 from coordinator.hotplug import Pageset, Reaper
 from coordinator.membership import Membership
@@ -136,7 +137,8 @@ async def main(args) -> None:
         CoordinatorServicer(membership, zone_service, drainer, pageset, recovery, args.time_scale,
                             metrics_address=metrics.address if metrics else "",
                             on_audit=audit_metrics.observe, faults=faults, kernel=args.kernel,
-                            contig=ContigRanges(zone_service, drainer, time.monotonic, pageset, membership)), server)
+                            contig=ContigRanges(zone_service, drainer, time.monotonic, pageset, membership),
+                            hotplug=CpuHotplug(membership, drainer, pageset, time.monotonic)), server)
     health = await Health.add_to(server, pb.DESCRIPTOR.services_by_name["Coordinator"].full_name)
     port = server.add_insecure_port(args.listen)
     await server.start()

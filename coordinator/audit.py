@@ -19,7 +19,7 @@ async def audit_cluster(membership, zone_service, drainer, on_report=None) -> mm
     """`on_report(report)` is called once the audit completes (with either verdict), after the CPUs
     run again; an audit that fails to complete (a CPU did not answer) raises and reports nothing."""
     async with drainer.pcpu_drain_mutex:
-        members = membership.online()
+        members = membership.present()  # a CPU taken offline still holds its tasks' pages
         before = await asyncio.gather(*(m.stub.SetRunState(pb.RunStateRequest(cpu=m.cpu, paused=True),
                                                            timeout=10.0) for m in members))
         try:

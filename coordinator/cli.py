@@ -6,6 +6,7 @@
   pcpsim cma-alloc --pages N [--start-pfn P]                   alloc_contig_range: drain, take the range
   pcpsim offline --pages N [--start-pfn P]                     offline_pages: zone_pcp_disable, forced drain
   pcpsim release --start-pfn P --pages N                       give a CMA or offline range back to the buddy
+  pcpsim cpu offline|online N                                  CPU hotplug: drain from a survivor, recompute high
   pcpsim state [--json]                                        per-CPU pcp, zone, audit verdict
   pcpsim audit                                                 stop-the-world page audit
   pcpsim compare [--quick] [--seed S] [--json PATH]            strategies side by side
@@ -60,6 +61,16 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
@@ -127,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how long pages in use may keep the range busy (default %(default)s)")
         c.add_argument("--json", action="store_true", help="print the result as JSON")
         _add_target(c)
+    cpu = sub.add_parser("cpu", help="CPU hotplug on a running cluster: offline stops the CPU's tasks, drains "
+                         "its lists from the coordinator and recomputes high; online recomputes it again")
+    cpu.add_argument("action", choices=["offline", "online"])
+    cpu.add_argument("cpu", type=_nonnegative_int, metavar="N")
+    _add_target(cpu)
     rel = sub.add_parser("release", help="give a range taken by cma-alloc or offline back to the buddy")
     rel.add_argument("--start-pfn", type=_positive_int, required=True)
     rel.add_argument("--pages", type=_positive_int, required=True)
@@ -301,6 +317,21 @@ def cmd_contig(args) -> int:
     return 0 if r.ok else 1
 
 
+def cmd_cpu(args) -> int:
+    channel, stub = _stub(args)
+    with channel:
+        r = stub.SetCpuOnline(pb.CpuOnlineRequest(cpu=args.cpu, online=args.action == "online"), timeout=120.0)
+        scale = stub.GetState(pb.Empty(), timeout=10.0).time_scale
+    print(f"cpu{args.cpu} {args.action}: {r.online_cpus} CPUs online, high {r.high}, batch {r.batch}")
+    if r.HasField("drain"):
+        d = r.drain
+        print(f"  drain_pages(cpu{args.cpu}) ({STRATEGY_NAMES[d.strategy]}, {TRIGGER_NAMES[d.trigger]}): "
+              f"{pb.DrainAllReply.Status.Name(d.status)} in {kus(d.duration_s, scale)}, "
+              f"{sum(c.pages for c in d.cpus)} pages" + "".join(f"  FAILED: {c.error}" for c in d.cpus if not c.ok))
+        return 0 if d.status == pb.DrainAllReply.DONE else 1
+    return 0
+
+
 def cmd_release(args) -> int:
     channel, stub = _stub(args)
     with channel:
@@ -426,7 +457,7 @@ def cmd_bench(args) -> int:
 
 
 COMMANDS = {"drain": cmd_drain, "state": cmd_state, "audit": cmd_audit, "compare": cmd_compare,
-            "cma-alloc": cmd_contig, "offline": cmd_contig, "release": cmd_release,
+            "cma-alloc": cmd_contig, "offline": cmd_contig, "release": cmd_release, "cpu": cmd_cpu,
             "report": cmd_report, "bench": cmd_bench}
 
 

@@ -14,7 +14,7 @@ from coordinator.audit import audit_cluster
 class CoordinatorServicer(pb_grpc.CoordinatorServicer):
     def __init__(self, membership, zone_service, drainer, pageset, recovery, time_scale: float,
                  metrics_address: str = "", on_audit=None, faults=None, kernel: str = DEFAULT_KERNEL,
-                 contig=None):
+                 contig=None, hotplug=None):
         self.membership = membership
         self.zone = zone_service
         self.drainer = drainer
@@ -26,6 +26,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         self.faults = faults      # node.faults.Faults: set by the chaos nemesis
         self.kernel = kernel  # the kernel profile every CPU runs (node.mm.profile), sent at registration
         self.contig = contig  # coordinator.contig.ContigRanges: alloc_contig_range, offline_pages
+        self.hotplug = hotplug  # coordinator.cpu_hotplug.CpuHotplug
 
     def zone_info(self) -> pb.ZoneInfo:
         z = self.zone.zone
@@ -183,3 +184,10 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
     async def ReleaseRange(self, request, context):
         owner = await self.contig.release(request.start_pfn, request.nr_pages)
         return pb.ReleaseRangeReply(owner=owner, free_pages=self.zone.zone.free_pages)
+
+    @rpc
+    async def SetCpuOnline(self, request, context):
+        cpu = validate.cpu(request.cpu, self.membership.nr_cpus)
+        record = await self.hotplug.set_online(cpu, request.online)
+        return pb.CpuOnlineReply(drain=record.to_pb() if record else None, high=self.pageset.high,
+                                 batch=self.pageset.batch, online_cpus=self.membership.alive())

@@ -76,6 +76,7 @@ class NodeRuntime:
         self.incarnation = os.urandom(8).hex()
         self.lease_until = float("inf")
         self.rejoins = 0
+        self.cpu_offline = False  # hotplug: offline, so another CPU may drain its lists (node.server)
         self.cpu = Cpu(cpu_id, clock=clock)
         self.profile = profiles.get(kernel)
         # remote_lock: the v6.0 pcp spinlock taken over RPC; rcu_drain: the rcu-swap drain. One of

@@ -59,7 +59,7 @@ class NodeServicer(pb_grpc.NodeServicer):
         if self.node.remote_lock is None:
             raise FailedPrecondition(f"cpu {self.node.cpu_id} keeps its pcp lists behind an RCU pointer: "
                                      "there is no pcp lock to take (drain it with rcu-swap or workqueue)")
-        if not self.node.profile.remote_drain:
+        if not self.node.profile.remote_drain and not self.node.cpu_offline:
             raise FailedPrecondition(f"cpu {self.node.cpu_id} runs kernel {self.node.profile.name}: its pcp is "
                                      f"guarded by a {self.node.profile.pcp_lock} no other CPU can take "
                                      "(drain it with workqueue)")
@@ -131,11 +131,15 @@ class NodeServicer(pb_grpc.NodeServicer):
     @rpc
     async def SetRunState(self, request, context):
         self._check_cpu(request.cpu)
+        if request.cpu_offline and not request.paused:
+            raise InvalidArgument("cpu_offline is only for pausing")
         was_paused = self.node.cpu.paused
         ok = await asyncio.get_running_loop().run_in_executor(
             None, self.node.cpu.set_paused, request.paused)
         if not ok:
             raise InvalidArgument("the CPU did not reach a safe point in time")
+        if request.cpu_offline or not request.paused:
+            self.node.cpu_offline = request.cpu_offline
         return pb.RunStateReply(was_paused=was_paused)
 
     @rpc

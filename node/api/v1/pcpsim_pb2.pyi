@@ -225,12 +225,14 @@ class FlushWorkReply(_message.Message):
     def __init__(self, done: _Optional[bool] = ..., queue_delay_s: _Optional[float] = ..., run_s: _Optional[float] = ..., pages: _Optional[int] = ...) -> None: ...
 
 class RunStateRequest(_message.Message):
-    __slots__ = ("cpu", "paused")
+    __slots__ = ("cpu", "paused", "cpu_offline")
     CPU_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
+    CPU_OFFLINE_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     paused: bool
-    def __init__(self, cpu: _Optional[int] = ..., paused: _Optional[bool] = ...) -> None: ...
+    cpu_offline: bool
+    def __init__(self, cpu: _Optional[int] = ..., paused: _Optional[bool] = ..., cpu_offline: _Optional[bool] = ...) -> None: ...
 
 class RunStateReply(_message.Message):
     __slots__ = ("was_paused",)
@@ -743,6 +745,26 @@ class ContigRangeReply(_message.Message):
     busy_pfn: int
     error: str
     def __init__(self, ok: _Optional[bool] = ..., start_pfn: _Optional[int] = ..., nr_pages: _Optional[int] = ..., duration_s: _Optional[float] = ..., drains: _Optional[_Iterable[_Union[DrainAllReply, _Mapping]]] = ..., attempts: _Optional[int] = ..., busy_pfn: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class CpuOnlineRequest(_message.Message):
+    __slots__ = ("cpu", "online")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    ONLINE_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    online: bool
+    def __init__(self, cpu: _Optional[int] = ..., online: _Optional[bool] = ...) -> None: ...
+
+class CpuOnlineReply(_message.Message):
+    __slots__ = ("drain", "high", "batch", "online_cpus")
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    ONLINE_CPUS_FIELD_NUMBER: _ClassVar[int]
+    drain: DrainAllReply
+    high: int
+    batch: int
+    online_cpus: int
+    def __init__(self, drain: _Optional[_Union[DrainAllReply, _Mapping]] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., online_cpus: _Optional[int] = ...) -> None: ...
 
 class ReleaseRangeRequest(_message.Message):
     __slots__ = ("start_pfn", "nr_pages")
