@@ -85,6 +85,24 @@ def _strategy_list(text: str) -> tuple:
     return names
 
 
+def _trigger_mix(text: str) -> tuple:
+    mix = []
+    for part in text.split(","):
+        name, _, weight = part.partition("=")
+        if name.strip() not in compare.TRIGGERS:
+            raise argparse.ArgumentTypeError(f"unknown trigger {name.strip()!r}; known: {', '.join(compare.TRIGGERS)}")
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"weight of {name.strip()} is not a number: {weight!r}") from None
+        if w < 0:
+            raise argparse.ArgumentTypeError(f"weight of {name.strip()} must be >= 0, got {w}")
+        mix.append((name.strip(), w))
+    if sum(w for _, w in mix) <= 0:
+        raise argparse.ArgumentTypeError("at least one trigger needs a weight > 0")
+    return tuple(mix)
+
+
 def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state", default=os.environ.get("PCPSIM_STATE", DEFAULT_STATE),
                    help="cluster state file written by `cluster up` (default %(default)s)")
@@ -171,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
                       f"{','.join(STRATEGIES)})")
     cmp_.add_argument("--kernel", choices=sorted(profiles.PROFILES), default=profiles.DEFAULT_KERNEL,
                       help="kernel profile every phase's CPUs run (default %(default)s)")
+    cmp_.add_argument("--trigger-mix", type=_trigger_mix, default=(("demand", 1.0),),
+                      help="what each scheduled event is, by weight: demand (drain_all_pages), cma "
+                      "(alloc_contig_range of a pageblock) or offline (offline_pages), e.g. demand=1,cma=1 "
+                      "(default demand=1); cma=1 is CMA allocations on a busy machine")
 
     rep = sub.add_parser("report", help="oslat-, cyclictest- and osnoise-style tables and plots from a "
                          "`compare --json` results file",
@@ -411,6 +433,7 @@ def cmd_compare(args) -> int:
     try:
         config = compare.CompareConfig(seed=args.seed, measure_s=float(measure_s),
                                        drain_interval_s=args.drain_interval_ms / 1000.0, kernel=args.kernel,
+                                       trigger_mix=args.trigger_mix,
                                        strategies=args.strategies or compare.default_strategies(args.kernel))
     except ValueError as err:
         raise CliError(str(err)) from None

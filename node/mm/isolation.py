@@ -99,6 +99,10 @@ def take_isolated_range(zone, start: int, nr_pages: int) -> list:
     end = check_range(zone, start, nr_pages)
     if (busy := test_pages_isolated(zone, start, nr_pages)) is not None:
         raise PageStateError(f"pfn {busy} of range [{start}, {end}) is not free")
+    # Isolated free pages merge across pageblocks: with a neighbouring range isolated too, one free
+    # block may now span both. Split it so only this range's pages leave the buddy.
+    _split_at(zone, start)
+    _split_at(zone, end)
     pfn = start
     while pfn < end:
         order, mt = zone.free_block_at(pfn)  # boundaries were split at isolation: blocks start in range

@@ -62,5 +62,24 @@ def test_an_isolated_pageblock_cannot_be_isolated_twice():
     assert z.get_pageblock_migratetype(512) != MIGRATE_ISOLATE
 
 
+def test_adjacent_isolated_ranges_come_out_separately():
+    """Two neighbouring pageblocks isolated at once merge into one isolated free block; taking the first
+    takes only its own pages (the block is split at the range's end), the second is then still free and
+    comes out whole, and the audit balances with both ranges held."""
+    z = Zone(0, 8192, 2)
+    a, b = 4096, 4096 + 512
+    saved_a = isolation.start_isolate_page_range(z, a, 512)
+    saved_b = isolation.start_isolate_page_range(z, b, 512)
+    assert z.free_block_at(a) == (10, MIGRATE_ISOLATE)  # merged across the two ranges
+    free0 = z.free_pages
+    blocks_a = isolation.take_isolated_range(z, a, 512)
+    assert z.free_pages == free0 - 512 and isolation.test_pages_isolated(z, b, 512) is None
+    blocks_b = isolation.take_isolated_range(z, b, 512)
+    isolation.undo_isolate_page_range(z, a, 512, saved_a)
+    isolation.undo_isolate_page_range(z, b, 512, saved_b)
+    report = audit(z, {"a": blocks_a, "b": blocks_b})
+    assert report.ok, report.errors
+
+
 def test_range_blocks_are_maximal_and_aligned():
     assert isolation.range_blocks(512, 4096) == [(512, 9), (1024, 10), (2048, 10), (3072, 10)]
