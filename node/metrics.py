@@ -96,6 +96,8 @@ class NodeCollector(Collector):
         remote = rt.remote_lock if rt.remote_lock is not None else rt.rcu_drain
         self._collect_pcp(fams, rt.pcp, remote, rt.alloc)
         c = rt.cpu
+        fams["pcpsim_rcu_grace_periods_total"].add_metric([cpu], c.rcu.gp_waits)
+        fams["pcpsim_rcu_grace_period_timeouts_total"].add_metric([cpu], c.rcu.gp_timeouts)
         fams["pcpsim_cpu_busy_seconds_total"].add_metric([cpu], c.busy_s)
         fams["pcpsim_cpu_step_errors_total"].add_metric([cpu], c.step_errors)
         fams["pcpsim_workqueue_items_queued_total"].add_metric([cpu], c.work_queued)
@@ -186,6 +188,10 @@ class NodeCollector(Collector):
             c("pcpsim_pcp_lock_contention_seconds", "Time this CPU's tasks lost to a held pcp lock (buddy "
               "fallbacks after a failed trylock, spins of a batched free).", cpu),
             c("pcpsim_pcp_lease_expiries", "Remote pcp lock leases that lapsed and were released here.", cpu),
+            # RCU (rcu-swap drains): grace periods waited for on this CPU, and those it never ended.
+            c("pcpsim_rcu_grace_periods", "Grace periods an rcu-swap drainer waited for on this CPU.", cpu),
+            c("pcpsim_rcu_grace_period_timeouts", "Grace periods this CPU did not end in time (no quiescent "
+              "state: stuck in kernel work); each failed its drain.", cpu),
             # The CPU and its kworker.
             c("pcpsim_cpu_busy_seconds", "Wall time this CPU was occupied by modeled work.", cpu),
             c("pcpsim_cpu_step_errors", "Task or IRQ steps that failed (e.g. the zone did not answer) and "

@@ -14,7 +14,7 @@ same commit-then-free order as the remote pcp lock:
    kept the same way, and a late commit is refused, so the drainer never frees pages the
    node still counts.
 
-A grace period that times out is counted (`gp_timeouts`); the old set stays the CPU's, as
+A grace period that times out is counted (node.rcu's `gp_timeouts`); the old set stays the CPU's, as
 the spare with its grace period pending, and the next swap waits for that one first.
 """
 
@@ -44,8 +44,6 @@ class RcuDrain:
         self.grants = 0
         self.drained_pages = 0  # base pages the drainer committed to free
         self.lease_expiries = 0
-        self.gp_timeouts = 0
-        self.on_grace_period = None  # metrics hook: called with each grace period's seconds
 
     async def swap_and_take(self, lease_s: float, gp_timeout: float) -> tuple[int, list, float, bool]:
         """Returns (token, pages, grace_period_s, gp_ok); token 0 when there is nothing to hand over."""
@@ -120,8 +118,4 @@ class RcuDrain:
         waited = self.clock() - t0
         if ok:
             self.pcp.grace_period_elapsed()
-        else:
-            self.gp_timeouts += 1
-        if self.on_grace_period is not None:
-            self.on_grace_period(waited)
         return ok, waited

@@ -160,7 +160,7 @@ def test_rcu_drain_after_a_timed_out_grace_period_keeps_the_pages_then_hands_the
     async def run():
         token, pages, _, ok = await drain.swap_and_take(lease_s=5.0, gp_timeout=0.05)
         assert (token, pages, ok) == (0, [], False)
-        assert drain.gp_timeouts == 1 and pcp.gp_pending and sorted(pcp.pages()) == before
+        assert rcu.gp_timeouts == 1 and pcp.gp_pending and sorted(pcp.pages()) == before
         reporter.on.set()
         token, pages, _, ok = await drain.swap_and_take(lease_s=5.0, gp_timeout=5.0)
         assert ok and token and sorted(pages) == before

@@ -79,7 +79,8 @@ def test_summarize_phase_keeps_old_keys_and_adds_per_cpu_raw_data():
     stats = {0: SimpleNamespace(role=pb.ROLE_HOUSEKEEPING, task=None, **common),
              2: SimpleNamespace(role=pb.ROLE_ISOLATED_PREEMPTIBLE, task=task("preemptible", [1e-4, 3e-4], 0.010), **common),
              3: SimpleNamespace(role=pb.ROLE_ISOLATED_RT, task=task("rt", [5e-4], 0.250), **common)}
-    history = [pb.DrainAllReply(status=pb.DrainAllReply.DONE, duration_s=d) for d in (0.02, 0.01)]
+    history = [pb.DrainAllReply(status=pb.DrainAllReply.DONE, trigger=pb.TRIGGER_DEMAND, duration_s=d)
+               for d in (0.02, 0.01)]
     audit = SimpleNamespace(ok=True, lost=0, duplicated=0, unexpected=0, errors=[])
     out = compare.summarize_phase(stats, history, audit, [])
     assert {"count", "p50_s", "p99_s", "max_s"} <= set(out["drain_all"])
