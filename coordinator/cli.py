@@ -1,6 +1,7 @@
 """The `pcpsim` command.
 
   pcpsim cluster up --nodes N [--isolated LIST] [--rt LIST]   run a local cluster until Ctrl-C
+                   [--kernel 5.19|6.1|6.2] [--strategy S]     ... with a kernel profile and default strategy
                    [--prometheus]                             ... and a local Prometheus scraping it
   pcpsim drain --strategy workqueue|remote [--force-all-cpus]  drain_all_pages on a running cluster
   pcpsim cma-alloc --pages N [--start-pfn P]                   alloc_contig_range: drain, take the range
@@ -10,7 +11,7 @@
   pcpsim state [--json]                                        per-CPU pcp, zone, audit verdict
   pcpsim audit                                                 stop-the-world page audit
   pcpsim compare [--quick] [--seed S] [--json PATH]            strategies side by side
-                 [--strategies workqueue,remote,rcu-swap]
+                 [--strategies workqueue,remote,rcu-swap] [--kernel 5.19|6.1|6.2] [--trigger-mix cma=1]
   pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
   pcpsim bench [--quick] [--json PATH]                         figures against their floors, as ratios
 

@@ -91,7 +91,7 @@ class Cpu:
         self._sleep = sleep
         self.sources = []
         self.noise = NoiseLog()
-        self.rcu = RcuCpu(clock)
+        self.rcu = RcuCpu()
         self.busy_s = 0.0
         self.drain_work_items = 0
         self.drain_wait_max_s = 0.0

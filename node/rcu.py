@@ -21,12 +21,10 @@ warning after 21 s and keep waiting).
 
 import contextlib
 import threading
-import time
 
 
 class RcuCpu:
-    def __init__(self, clock=time.monotonic):
-        self.clock = clock
+    def __init__(self):
         self._cv = threading.Condition()
         self.qs = 0        # quiescent states passed; written by the CPU thread only
         self.eqs = 0       # > 0 while in an extended quiescent state (CPU thread only, under _cv)

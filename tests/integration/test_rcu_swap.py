@@ -106,3 +106,20 @@ def test_rcu_swap_request_validation(make_cluster, field, value):
     assert len(replies) == 1 and replies[0].code == "INVALID_ARGUMENT" and field in replies[0].error
     assert h.pcp(0).count == before
     h.set_paused(False)
+
+
+def test_direct_reclaim_drains_by_rcu_swap_under_memory_pressure(make_cluster):
+    """On an RCU cluster with 99% of the zone held elsewhere, refills are refused and the allocating CPUs
+    enter direct reclaim: the drains it triggers are global (TRIGGER_RECLAIM), by rcu-swap, each DONE or
+    SKIPPED (another drain running); no fast path ever fails a trylock; the audit is ok."""
+    h = make_cluster(["housekeeping", "housekeeping"], zone_used=0.99, strategy="rcu-swap")
+
+    def reclaim_drains():
+        return [d for d in history(h) if d.trigger == pb.TRIGGER_RECLAIM]
+    wait_until(lambda: len(reclaim_drains()) >= 3, 30.0, what="three direct-reclaim drains")
+    drains = reclaim_drains()
+    assert all(d.status in (DONE, pb.DrainAllReply.SKIPPED) for d in drains), [d.status for d in drains]
+    assert any(d.status == DONE for d in drains)
+    assert all(d.strategy == pb.STRATEGY_RCU_SWAP for d in drains if d.status == DONE)
+    assert sum(x.trylock_failures for x in stats(h).values()) == 0
+    assert_audit_ok(h)
