@@ -22,14 +22,17 @@ declared dead).
 import threading
 
 from node.api.v1 import pcpsim_pb2 as pb
+from node.faults import InjectedRpcError
 from node.mm import pcp as pcpmod
 
 
 class PageAllocator:
-    def __init__(self, cpu, pcp, zone, coordinator_stub, reclaim_timeout: float = 30.0, fenced=None, ops=pcpmod):
+    def __init__(self, cpu, pcp, zone, coordinator_stub, reclaim_timeout: float = 30.0, fenced=None,
+                 faults=None, ops=pcpmod):
         """`ops`: the pcp design's rmqueue / free_unref_page / free_unref_page_list (node.mm.pcp, or
         node.mm.pcp_rcu for list sets behind an RCU pointer)."""
         self.cpu = cpu
+        self.faults = faults  # node.faults.Faults: OUT faults on the direct-reclaim drain request
         self.fenced = fenced or (lambda: False)
         self.fenced_refusals = 0
         self.pcp = pcp
@@ -105,6 +108,11 @@ class PageAllocator:
         return pfn
 
     def _direct_reclaim_drain(self) -> None:
+        if self.faults is not None:
+            try:
+                self.faults.outbound_sync("DrainAllPages", self.reclaim_timeout)
+            except InjectedRpcError:
+                return  # the request was lost or failed: the retry fails on its own
         done = threading.Event()
         future = self._stub.DrainAllPages.future(
             pb.DrainAllRequest(trigger=pb.TRIGGER_RECLAIM), timeout=self.reclaim_timeout)

@@ -44,6 +44,7 @@ class RcuDrain:
         self.grants = 0
         self.drained_pages = 0  # base pages the drainer committed to free
         self.lease_expiries = 0
+        self.stale_commits_refused = 0  # commits that came after the lease ran out (the node kept the pages)
 
     async def swap_and_take(self, lease_s: float, gp_timeout: float) -> tuple[int, list, float, bool]:
         """Returns (token, pages, grace_period_s, gp_ok); token 0 when there is nothing to hand over."""
@@ -86,6 +87,8 @@ class RcuDrain:
         if commit and (grant is None or grant.token != token) and token in self._committed:
             return  # a retry of a commit whose reply was lost
         if grant is None or grant.token != token:
+            if commit:
+                self.stale_commits_refused += 1
             raise FailedPrecondition(f"token {token} holds no rcu-swap grant of cpu {self.pcp.cpu} "
                                      "(released, or its lease expired and the node kept the pages)")
         grant.expiry.cancel()

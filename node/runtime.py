@@ -62,7 +62,7 @@ class TaskConfig:
 class NodeRuntime:
     def __init__(self, cpu_id: int, role: str, high: int, batch: int, zone, coordinator_stub,
                  seed: int, cost: CostModel, config: TaskConfig, clock, registry=None, fencing: bool = True,
-                 strategy: int = pb.STRATEGY_REMOTE, kernel: str = profiles.DEFAULT_KERNEL):
+                 faults=None, strategy: int = pb.STRATEGY_REMOTE, kernel: str = profiles.DEFAULT_KERNEL):
         """`registry`: a prometheus_client CollectorRegistry to export this CPU's metrics to (None: none).
         `fencing` False is the checker's broken variant (node.remote_lock).
         `strategy`: the cluster's default drain strategy, which decides the pcp design (module docstring);
@@ -91,7 +91,8 @@ class NodeRuntime:
             self.pcp_ops = profiles.pcp_ops(self.profile)
             self.rcu_drain = None
             self.remote_lock = self.remote_drain = RemotePcpLock(self.pcp, clock, fencing=fencing)
-        self.alloc = PageAllocator(self.cpu, self.pcp, zone, coordinator_stub, fenced=self.fenced, ops=self.pcp_ops)
+        self.alloc = PageAllocator(self.cpu, self.pcp, zone, coordinator_stub, fenced=self.fenced, faults=faults,
+                                   ops=self.pcp_ops)
         self.housekeeping = None
         self.task = None
         self.irq = None

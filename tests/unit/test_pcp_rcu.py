@@ -196,6 +196,7 @@ def test_rcu_drain_lease_expiry_keeps_the_pages_and_refuses_a_late_commit():
             assert drain.lease_expiries == 1 and sorted(pcp.pages()) == before
             with pytest.raises(FailedPrecondition):
                 await drain.release(token, commit=True)
+            assert drain.stale_commits_refused == 1
             token, pages, _, ok = await drain.swap_and_take(lease_s=5.0, gp_timeout=1.0)
             assert ok and sorted(pages) == before
             await drain.release(token, commit=False)
