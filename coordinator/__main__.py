@@ -16,6 +16,7 @@ import time
 import grpc
 
 from node import exposition
+from node.api import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.config import EnvArgumentParser, host_port, int_range, positive
@@ -76,8 +77,11 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
                    help=f"bound on a workqueue flush of one CPU (1..{MAX_FLUSH_MS})")
     p.add_argument("--failure-timeout-ms", type=positive_int, default=1000, env="PCPSIM_FAILURE_TIMEOUT_MS",
                    help="a node without heartbeats this long is down")
+    security.add_arguments(p)
     p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.security = security.from_args(args, security.OPERATOR, p.error)
+    return args
 
 
 async def main(args) -> None:
@@ -90,7 +94,9 @@ async def main(args) -> None:
     high = zone.zone_highsize(batch, args.nodes)
     zone_service = ZoneService(zone, cost)
     zone_service.preallocate(int(zone.managed_pages * args.zone_used))
-    membership = Membership(args.nodes, time.monotonic, args.failure_timeout_ms / 1000.0)
+    sec = args.security
+    security.warn(security.process_warning(args.listen, sec))
+    membership = Membership(args.nodes, time.monotonic, args.failure_timeout_ms / 1000.0, sec)
     registry = exposition.process_registry()  # this process's own: never prometheus_client's global one
     drain_metrics = DrainMetrics(registry, args.nodes)
     drainer = Drainer(membership, zone_service, STRATEGIES[args.strategy], time.monotonic,
@@ -100,13 +106,14 @@ async def main(args) -> None:
     audit_metrics = AuditMetrics(registry)
     rpc_metrics = RpcMetricsInterceptor(registry, [pb.DESCRIPTOR.services_by_name["Coordinator"]])
     metrics = exposition.serve(args.metrics_listen, registry)
-    server = grpc.aio.server(interceptors=[rpc_metrics])
+    server = grpc.aio.server(interceptors=[security.AuthInterceptor(sec, registry), rpc_metrics],
+                             options=security.server_options())
     pb_grpc.add_CoordinatorServicer_to_server(
         CoordinatorServicer(membership, zone_service, drainer, high, batch, args.time_scale,
                             metrics_address=metrics.address if metrics else "",
                             on_audit=audit_metrics.observe), server)
     health = await Health.add_to(server, pb.DESCRIPTOR.services_by_name["Coordinator"].full_name)
-    port = server.add_insecure_port(args.listen)
+    port = security.add_port(server, args.listen, sec)
     await server.start()
     await health.serving()  # ready as soon as it serves: nodes register whenever they come
     host = args.listen.rsplit(":", 1)[0]

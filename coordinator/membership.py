@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from node.api import validate
+from node.api import security, validate
 from node.api.errors import FailedPrecondition, InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
@@ -39,8 +39,10 @@ class Member:
 
 
 class Membership:
-    def __init__(self, nr_cpus: int, clock=time.monotonic, failure_timeout: float = 1.0):
+    def __init__(self, nr_cpus: int, clock=time.monotonic, failure_timeout: float = 1.0,
+                 sec: security.Security = security.INSECURE):
         self.nr_cpus = nr_cpus
+        self.security = sec  # how the coordinator dials its nodes (TLS, operator token)
         self.clock = clock
         self.failure_timeout = failure_timeout
         self.members: dict[int, Member] = {}
@@ -58,7 +60,7 @@ class Membership:
                  incarnation: str = "") -> Member:
         self.check_registration(cpu, address, role, metrics_address)
         old = self.members.get(cpu)
-        channel = grpc.aio.insecure_channel(address)
+        channel = security.aio_channel(address, self.security)
         member = Member(cpu, address, role, channel, pb_grpc.NodeStub(channel), self.clock(),
                         registrations=old.registrations + 1 if old else 1, metrics_address=metrics_address)
         member.incarnation = incarnation

@@ -72,8 +72,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         order = validate.order(request.order)
         mt = validate.migratetype(request.migratetype)
         count = validate.count(request.count, 1 << 12)
-        if not request.transfer_id:
-            raise validate.InvalidArgument("transfer_id is required")
+        validate.transfer_id(request.transfer_id)
         reply = await self.zone.locked(self.zone.rmqueue, cpu, order, mt, count, request.transfer_id)
         return pb.RmqueueReply(pfn=reply.pfns, watermark_ok=reply.watermark_ok,
                                free_pages=reply.free_pages, reclaim_active=reply.reclaim_active)
@@ -83,8 +82,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         pages = validate.page_list(request.pages)
         if not pages:
             raise validate.InvalidArgument("no pages to free")
-        if not request.transfer_id:
-            raise validate.InvalidArgument("transfer_id is required")
+        validate.transfer_id(request.transfer_id)
         reply = await self.zone.locked(self.zone.free_pages, cpu, pages, request.transfer_id)
         return pb.FreePagesReply(free_pages=reply.free_pages, reclaim_active=reply.reclaim_active)
 
