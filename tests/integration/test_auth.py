@@ -1,0 +1,190 @@
+"""Authentication and authorization on a real cluster (LocalCluster generates the tokens).
+
+Every test runs on the shared cluster with all CPUs parked (`paused`), so zone free pages
+and pcp counts are frozen. Each refused request is one that would change state if it
+were served (resume the CPUs, take pages, drain, lock a pcp ...): the frozen numbers not
+moving, the drain history not growing and the audit passing prove nothing happened.
+"""
+
+import glob
+import os
+import secrets
+import urllib.request
+
+import grpc
+import pytest
+
+from node.api import security
+from node.api.v1 import pcpsim_pb2 as pb
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from tests.integration.conftest import RPC_TIMEOUT, assert_audit_ok, transfer_id
+
+UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
+DENIED = grpc.StatusCode.PERMISSION_DENIED
+IDLE_CPU = 2
+HK_CPU = 0
+
+# Every RPC that changes state, with a valid request that would change it if served.
+COORDINATOR_MUTATING = {
+    "Register": lambda h: pb.RegisterRequest(cpu=IDLE_CPU, address="127.0.0.1:1", role=pb.ROLE_IDLE,
+                                             incarnation="attacker"),
+    "Heartbeat": lambda h: pb.HeartbeatRequest(cpu=IDLE_CPU, pcp_count=12345),
+    "Rmqueue": lambda h: pb.RmqueueRequest(cpu=IDLE_CPU, order=0, migratetype=1, count=8,
+                                           transfer_id=transfer_id()),
+    "FreePages": lambda h: pb.FreePagesRequest(cpu=HK_CPU, transfer_id=transfer_id(), pages=h.snapshot(HK_CPU).pcp_pages),
+    "DrainAllPages": lambda h: pb.DrainAllRequest(strategy=pb.STRATEGY_REMOTE, force_all_cpus=True,
+                                                  trigger=pb.TRIGGER_DEMAND),
+    "GetDrainHistory": lambda h: pb.DrainHistoryRequest(reset=True),
+    "Audit": lambda h: pb.Empty(),  # parks and resumes every CPU
+}
+NODE_MUTATING = {
+    "PcpLockDrain": lambda cpu: pb.PcpLockDrainRequest(cpu=cpu, lease_ms=1000),
+    "PcpUnlock": lambda cpu: pb.PcpUnlockRequest(cpu=cpu, token=1, freed=True),
+    "QueueWork": lambda cpu: pb.QueueWorkRequest(cpu=cpu, kind=pb.WORK_DRAIN_LOCAL_PAGES),
+    "FlushWork": lambda cpu: pb.FlushWorkRequest(cpu=cpu, work_id=1, timeout_ms=100),
+    "SetRunState": lambda cpu: pb.RunStateRequest(cpu=cpu, paused=False),
+    "GetStats": lambda cpu: pb.StatsRequest(cpu=cpu, reset=True),
+}
+# Node credentials may call these (a node does); the operator may call everything.
+NODE_MAY = {"Register", "Heartbeat", "Rmqueue", "FreePages"}
+
+
+def credentials(h, who: str) -> security.Security:
+    if who == "none":
+        return security.INSECURE
+    if who == "forged":
+        return security.Security(token=secrets.token_urlsafe(32))
+    return security.load_token_file(h.cluster.token_files[who], security.NODE if who == "node" else security.OPERATOR)
+
+
+class Unchanged:
+    """The numbers a refused request must not move: zone free pages, every pcp count, drains recorded."""
+
+    def __init__(self, h):
+        self.h = h
+        self.before = self.now()
+
+    def now(self):
+        h = self.h
+        return h.frozen(), len(h.coord.GetDrainHistory(pb.DrainHistoryRequest(), timeout=RPC_TIMEOUT).drains)
+
+    def check(self):
+        assert self.now() == self.before
+
+
+def call_code(address: str, sec: security.Security, service: str, method: str, request) -> grpc.StatusCode:
+    with security.channel(address, sec) as ch:
+        stub = (pb_grpc.CoordinatorStub if service == "Coordinator" else pb_grpc.NodeStub)(ch)
+        try:
+            getattr(stub, method)(request, timeout=RPC_TIMEOUT)
+        except grpc.RpcError as err:
+            return err.code()
+    return grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize("who", ["none", "forged"])
+@pytest.mark.parametrize("method", sorted(COORDINATOR_MUTATING))
+def test_coordinator_rpcs_without_a_valid_token_are_unauthenticated_and_change_nothing(paused, method, who):
+    h = paused
+    unchanged = Unchanged(h)
+    request = COORDINATOR_MUTATING[method](h)
+    assert call_code(h.cluster.coordinator_address, credentials(h, who), "Coordinator", method, request) \
+        == UNAUTHENTICATED
+    unchanged.check()
+
+
+@pytest.mark.parametrize("who", ["none", "forged"])
+@pytest.mark.parametrize("method", sorted(NODE_MUTATING))
+def test_node_rpcs_without_a_valid_token_are_unauthenticated_and_change_nothing(paused, method, who):
+    h = paused
+    unchanged = Unchanged(h)
+    assert call_code(h.addresses[HK_CPU], credentials(h, who), "Node", method, NODE_MUTATING[method](HK_CPU)) \
+        == UNAUTHENTICATED
+    unchanged.check()
+
+
+@pytest.mark.parametrize("method", sorted(NODE_MUTATING))
+def test_node_credentials_may_not_drive_a_node(paused, method):
+    """A node's token (what a compromised node process holds) gets PERMISSION_DENIED for every
+    RPC that locks, drains, queues work on or pauses a CPU."""
+    h = paused
+    unchanged = Unchanged(h)
+    assert call_code(h.addresses[HK_CPU], credentials(h, "node"), "Node", method, NODE_MUTATING[method](HK_CPU)) \
+        == DENIED
+    unchanged.check()
+
+
+@pytest.mark.parametrize("method", sorted(set(COORDINATOR_MUTATING) - NODE_MAY))
+def test_node_credentials_may_not_call_coordinator_only_rpcs(paused, method):
+    """A demand drain, resetting the drain history and the stop-the-world audit are the
+    operator's; the CLI holding a node's token gets PERMISSION_DENIED."""
+    h = paused
+    unchanged = Unchanged(h)
+    assert call_code(h.cluster.coordinator_address, credentials(h, "node"), "Coordinator", method,
+                     COORDINATOR_MUTATING[method](h)) == DENIED
+    unchanged.check()
+    assert_audit_ok(h)
+
+
+def test_the_zone_stream_needs_a_token(paused):
+    h = paused
+    unchanged = Unchanged(h)
+    for who in ("none", "forged"):
+        with security.channel(h.cluster.coordinator_address, credentials(h, who)) as ch:
+            call = pb_grpc.CoordinatorStub(ch).ZoneStream(iter([pb.ZoneRequest(
+                rmqueue=COORDINATOR_MUTATING["Rmqueue"](h))]), timeout=RPC_TIMEOUT)
+            with pytest.raises(grpc.RpcError) as err:
+                list(call)
+            assert err.value.code() == UNAUTHENTICATED
+        with security.channel(h.addresses[HK_CPU], credentials(h, who)) as ch:
+            call = pb_grpc.NodeStub(ch).PcpControl(iter([pb.PcpControlRequest(
+                lock_drain=NODE_MUTATING["PcpLockDrain"](HK_CPU))]), timeout=RPC_TIMEOUT)
+            with pytest.raises(grpc.RpcError) as err:
+                list(call)
+            assert err.value.code() == UNAUTHENTICATED
+    unchanged.check()
+
+
+def test_node_credentials_serve_what_a_node_does(paused):
+    """The node's token works for its own RPCs: take pages as the idle CPU, free them back,
+    heartbeat, and start a direct-reclaim drain (which runs: the history grows)."""
+    h = paused
+    sec = credentials(h, "node")
+    with security.channel(h.cluster.coordinator_address, sec) as ch:
+        stub = pb_grpc.CoordinatorStub(ch)
+        reply = stub.Rmqueue(COORDINATOR_MUTATING["Rmqueue"](h), timeout=RPC_TIMEOUT)
+        assert len(reply.pfn) == 8
+        stub.FreePages(pb.FreePagesRequest(cpu=IDLE_CPU, transfer_id=transfer_id(), pages=pb.PageList(
+            pfn=reply.pfn, order=[0] * 8, migratetype=[1] * 8)), timeout=RPC_TIMEOUT)
+        stub.Heartbeat(pb.HeartbeatRequest(cpu=IDLE_CPU), timeout=RPC_TIMEOUT)
+        drains = len(h.coord.GetDrainHistory(pb.DrainHistoryRequest(), timeout=RPC_TIMEOUT).drains)
+        r = stub.DrainAllPages(pb.DrainAllRequest(trigger=pb.TRIGGER_RECLAIM), timeout=60)
+        assert r.trigger == pb.TRIGGER_RECLAIM
+    assert len(h.coord.GetDrainHistory(pb.DrainHistoryRequest(), timeout=RPC_TIMEOUT).drains) == drains + 1
+    assert_audit_ok(h)
+
+
+def test_refusals_are_counted_on_metrics_and_the_token_never_appears_in_logs(shared_cluster):
+    """pcpsim_rpc_refused_total{reason} on the coordinator's /metrics counts refused calls;
+    no log file of any process contains either secret."""
+    h = shared_cluster
+    metrics = h.state().metrics_address
+
+    def refused(reason):
+        with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=10) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(f'pcpsim_rpc_refused_total{{reason="{reason}"}}'):
+                    return float(line.split()[-1])
+        return 0.0
+
+    before = {r: refused(r) for r in ("missing_token", "bad_token", "role")}
+    call_code(h.cluster.coordinator_address, credentials(h, "none"), "Coordinator", "GetState", pb.Empty())
+    call_code(h.cluster.coordinator_address, credentials(h, "forged"), "Coordinator", "GetState", pb.Empty())
+    call_code(h.cluster.coordinator_address, credentials(h, "node"), "Coordinator", "GetState", pb.Empty())
+    assert {r: refused(r) - before[r] for r in before} == {"missing_token": 1, "bad_token": 1, "role": 1}
+    secrets_ = [credentials(h, "operator").token, credentials(h, "node").token]
+    logs = glob.glob(os.path.join(h.cluster.run_dir, "*.log"))
+    assert logs
+    for path in logs:
+        text = open(path, errors="replace").read()
+        assert not any(s in text for s in secrets_), path
