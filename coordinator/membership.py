@@ -16,6 +16,7 @@ from node.api import security, validate
 from node.api.errors import FailedPrecondition, InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.config import split_host_port
 from node.reply_stream import AioReplyStream
 
 # Bound on one message's round trip on a member's control stream; a drain request
@@ -38,6 +39,20 @@ class Member:
     incarnation: str = ""  # the node process's random id (RegisterRequest.incarnation)
 
 
+MAX_NAME = 255  # characters: a DNS name, an address, an incarnation
+
+
+def _check_address(what: str, address: str) -> None:
+    """A dialable HOST:PORT of sane length (the coordinator opens a channel to it)."""
+    try:
+        if len(address) > MAX_NAME:
+            raise ValueError(f"{len(address)} characters, limit {MAX_NAME}")
+        if split_host_port(address)[1] == 0:
+            raise ValueError("port 0")
+    except ValueError as err:
+        raise InvalidArgument(f"{what} {address[:64]!r} is not a dialable host:port: {err}") from None
+
+
 class Membership:
     def __init__(self, nr_cpus: int, clock=time.monotonic, failure_timeout: float = 1.0,
                  sec: security.Security = security.INSECURE):
@@ -47,12 +62,14 @@ class Membership:
         self.failure_timeout = failure_timeout
         self.members: dict[int, Member] = {}
 
-    def check_registration(self, cpu: int, address: str, role: int, metrics_address: str = "") -> None:
+    def check_registration(self, cpu: int, address: str, role: int, metrics_address: str = "",
+                           incarnation: str = "") -> None:
         validate.cpu(cpu, self.nr_cpus)
-        if not address or ":" not in address:
-            raise InvalidArgument(f"address {address!r} is not host:port")
-        if metrics_address and ":" not in metrics_address:
-            raise InvalidArgument(f"metrics_address {metrics_address!r} is not host:port")
+        if len(incarnation) > MAX_NAME:
+            raise InvalidArgument(f"incarnation of {len(incarnation)} characters, limit {MAX_NAME}")
+        _check_address("address", address)
+        if metrics_address:
+            _check_address("metrics_address", metrics_address)
         if role not in pb.Role.values() or role == pb.ROLE_UNSPECIFIED:
             raise InvalidArgument(f"unknown role {role}")
 

@@ -34,7 +34,8 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         # Validate before anything changes; a retried registration of the same process
         # (same incarnation) changes nothing but its address.
         m = self.membership
-        m.check_registration(request.cpu, request.address, request.role, request.metrics_address)
+        m.check_registration(request.cpu, request.address, request.role, request.metrics_address,
+                             request.incarnation)
         reclaimed = 0
         if m.replaces(request.cpu, request.incarnation):
             # The CPU's previous process is gone: the hotplug path returns its pages. No
