@@ -8,6 +8,7 @@
   pcpsim compare [--quick] [--seed S] [--json PATH]            both strategies side by side
   pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
   pcpsim bench [--quick] [--json PATH]                         figures against their floors, as ratios
+  pcpsim tokens DIR                                            fresh token files for a deployment
 
 Commands that talk to a running cluster find it through the state file that
 `cluster up` writes (--state, $PCPSIM_STATE, default .pcpsim/cluster.json) or
@@ -145,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write the figures (name, value, floor, ratio, target, ok) and raw data here, "
                      "and the scaling plot next to it (PATH-scaling.png)")
     ben.add_argument("--run-dir", help="where the clusters' process logs go (default: a temp dir)")
+
+    tok = sub.add_parser("tokens", help="write fresh token files (coordinator, node, operator) for a deployment",
+                         description="Generate the node and operator secrets into DIR/coordinator.token, "
+                         "DIR/node.token (the operator secret only as its SHA-256) and DIR/operator.token, "
+                         "mode 0600. No secret is printed. `cluster up` does this by itself.")
+    tok.add_argument("dir", metavar="DIR")
     return p
 
 
@@ -403,7 +410,19 @@ def cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"drain": cmd_drain, "state": cmd_state, "audit": cmd_audit, "compare": cmd_compare,
+def cmd_tokens(args) -> int:
+    if os.path.exists(os.path.join(args.dir, "operator.token")):
+        raise CliError(f"{args.dir} already holds token files: remove them first")
+    try:
+        paths = security.generate_token_files(args.dir)
+    except OSError as err:
+        raise CliError(f"cannot write token files: {err}") from None
+    for kind, path in sorted(paths.items()):
+        print(f"{kind:<12} {path}")
+    return 0
+
+
+COMMANDS = {"tokens": cmd_tokens, "drain": cmd_drain, "state": cmd_state, "audit": cmd_audit, "compare": cmd_compare,
             "report": cmd_report, "bench": cmd_bench}
 
 

@@ -86,6 +86,7 @@ ACCESS = {
 }
 
 MIN_SECRET_CHARS = 16
+PLACEHOLDER = "REPLACE-ME"  # how deploy/k8s/secret.yaml's placeholder secrets begin
 _LINE = re.compile(r"([a-z]+)(\.sha256)?=(\S+)")
 
 
@@ -168,6 +169,9 @@ def parse_token_file(text: str, where: str) -> dict[str, tuple[str | None, bytes
                 raise SecurityError(f"{where}:{no}: {role}.sha256 is not 64 hex digits")
             out[role] = (None, digest)
         else:
+            if value.startswith(PLACEHOLDER):
+                raise SecurityError(f"{where}:{no}: the {role} secret is still the placeholder of "
+                                    f"deploy/k8s/secret.yaml: generate real ones (pcpsim tokens DIR)")
             if len(value) < MIN_SECRET_CHARS:
                 raise SecurityError(f"{where}:{no}: the {role} secret is shorter than {MIN_SECRET_CHARS} characters")
             out[role] = (value, _digest(value))
