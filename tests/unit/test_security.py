@@ -250,3 +250,27 @@ async def test_health_checks_need_no_token(served):
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         await server.stop(None)
+
+
+def test_metrics_endpoints_are_read_only():
+    """A process's /metrics (node.exposition) answers GET only: writes get 405, and every path
+    serves the registry, never a file."""
+    import urllib.error
+    import urllib.request
+    from prometheus_client import Counter
+    from node import exposition
+    registry = CollectorRegistry()
+    Counter("pcpsim_probe_total", "probe", registry=registry).inc()
+    endpoint = exposition.serve(("127.0.0.1", 0), registry)
+    try:
+        for method in ("POST", "PUT", "DELETE", "PATCH"):
+            req = urllib.request.Request(f"http://{endpoint.address}/metrics", method=method, data=b"x=1")
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(req, timeout=5)
+            assert err.value.code == 405
+        for path in ("/metrics", "/../../etc/passwd", "/"):
+            with urllib.request.urlopen(f"http://{endpoint.address}{path}", timeout=5) as r:
+                body = r.read().decode()
+            assert "pcpsim_probe_total 1.0" in body and "root:" not in body
+    finally:
+        endpoint.close()
