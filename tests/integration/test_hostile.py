@@ -77,8 +77,16 @@ transfer = st.one_of(st.text(max_size=20), st.text(min_size=validate.MAX_TRANSFE
 
 @st.composite
 def page_lists(draw, max_size: int = 24):
-    """Coherent lists with some duplicates, or three arrays of unrelated lengths."""
-    if draw(st.booleans()):
+    """Well-formed lists of zone pages (which nobody gave the caller), coherent lists of any
+    values with some duplicates, or three arrays of unrelated lengths."""
+    kind = draw(st.integers(0, 2))
+    if kind == 0:
+        pages = draw(st.lists(st.tuples(st.integers(ZONE, ZONE + 262143), st.integers(0, MAX_ORDER - 1),
+                                        st.integers(0, MIGRATE_TYPES - 1)), min_size=1, max_size=8,
+                              unique_by=lambda p: p[0]))
+        return pb.PageList(pfn=[p for p, _, _ in pages], order=[o for _, o, _ in pages],
+                           migratetype=[m for _, _, m in pages])
+    if kind == 1:
         pages = draw(st.lists(st.tuples(u64, order, migratetype), max_size=max_size))
         if pages and draw(st.booleans()):
             pages.append(draw(st.sampled_from(pages)))  # a pfn twice
