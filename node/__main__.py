@@ -25,9 +25,11 @@ from node.api import security
 from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.agent import Agent
 from node.config import (ENV, FLAG, EnvArgumentParser, advertised, advertised_metrics, cpu_from_hostname,
                          dialable, host_port, nonnegative, positive)
 from node.cpulist import parse_cpu_list, role_for_cpu
+from node.faults import FaultInterceptor, Faults
 from node.health import Health
 from node.lifecycle import stop_event
 from node.rpc_metrics import RpcMetricsInterceptor
@@ -77,6 +79,9 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
                    help="keep retrying registration while the coordinator is unreachable this long")
     security.add_arguments(p)
     p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
+    p.add_argument("--unsafe-skip-fencing", action="store_true", env="PCPSIM_UNSAFE_SKIP_FENCING",
+                   help="TEST ONLY: accept a remote drainer's commit after its lease ran out (the checker's "
+                        "broken variant: pages end up both here and in the zone)")
     args = p.parse_args(argv)
     args.security = security.from_args(args, security.NODE, p.error)
     args.cpu = _resolve_cpu(p, args, hostname)
@@ -146,34 +151,6 @@ async def register(stub, request, deadline: float):
             await asyncio.sleep(0.1)
 
 
-# Exit status of a node whose coordinator no longer knows it (it restarted and lost
-# its records): the node's pages would be duplicated by the new zone, so it stops, and
-# a supervisor (Kubernetes, Compose) starts it afresh.
-EXIT_FORGOTTEN = 3
-
-
-async def heartbeat(stub, runtime, interval: float, stop: asyncio.Event) -> int:
-    """Send heartbeats until `stop`; returns the process exit status."""
-    while not stop.is_set():
-        try:
-            reply = await stub.Heartbeat(pb.HeartbeatRequest(cpu=runtime.cpu_id,
-                                                             pcp_count=runtime.pcp.count), timeout=1.0)
-            runtime.zone.free_pages = reply.free_pages
-            runtime.zone.reclaim_active = reply.reclaim_active
-        except grpc.aio.AioRpcError as err:
-            if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                print(f"node cpu{runtime.cpu_id}: the coordinator does not know this CPU "
-                      f"({err.details()}); it restarted, so this node stops", file=sys.stderr, flush=True)
-                stop.set()
-                return EXIT_FORGOTTEN
-            # Otherwise the coordinator is unreachable: it notices missing heartbeats; keep trying.
-        try:
-            await asyncio.wait_for(stop.wait(), interval)
-        except asyncio.TimeoutError:
-            pass
-    return 0
-
-
 async def main(args) -> None:
     # A shorter GIL switch interval keeps the CPU thread's wake-ups prompt while the
     # interconnect thread is busy serialising a message.
@@ -182,10 +159,11 @@ async def main(args) -> None:
     rpc_metrics = RpcMetricsInterceptor(registry, [pb.DESCRIPTOR.services_by_name["Node"]])
     sec = args.security
     security.warn(security.process_warning(args.listen, sec))
-    server = grpc.aio.server(interceptors=[security.AuthInterceptor(sec, registry), rpc_metrics],
-                             options=security.server_options())
     holder = {}
-    pb_grpc.add_NodeServicer_to_server(NodeServicer(_Late(holder)), server)
+    faults = Faults(on_cost_factor=lambda f: holder["runtime"].set_cost_factor(f))
+    server = grpc.aio.server(interceptors=[security.AuthInterceptor(sec, registry), rpc_metrics,
+                                           FaultInterceptor(faults)], options=security.server_options())
+    pb_grpc.add_NodeServicer_to_server(NodeServicer(_Late(holder), faults), server)
     health = await Health.add_to(server, pb.DESCRIPTOR.services_by_name["Node"].full_name)
     port = security.add_port(server, args.listen, sec)
     await server.start()
@@ -195,29 +173,33 @@ async def main(args) -> None:
 
     aio_channel = security.aio_channel(args.coordinator, sec)
     stub = pb_grpc.CoordinatorStub(aio_channel)
-    reply = await register(stub, pb.RegisterRequest(cpu=args.cpu, address=address, role=ROLES[args.role],
-                                                    metrics_address=metrics_address,
-                                                    incarnation=os.urandom(8).hex()),
-                           time.monotonic() + args.register_timeout_s)
+    request = pb.RegisterRequest(cpu=args.cpu, address=address, role=ROLES[args.role],
+                                 metrics_address=metrics_address, incarnation=os.urandom(8).hex())
+    sent_at = time.monotonic()
+    reply = await register(stub, request, sent_at + args.register_timeout_s)
     cost = CostModel(time_scale=reply.time_scale)
     sync_channel = security.channel(args.coordinator, sec)
-    zone = ZoneClient(sync_channel, args.cpu)
+    zone = ZoneClient(sync_channel, args.cpu, request.incarnation, faults=faults)
     zone.free_pages = reply.zone.free_pages
     runtime = NodeRuntime(args.cpu, args.role, reply.high, reply.batch, zone,
                           pb_grpc.CoordinatorStub(sync_channel), args.seed, cost,
-                          task_config(args), time.monotonic, registry=registry)
+                          task_config(args), time.monotonic, registry=registry,
+                          fencing=not args.unsafe_skip_fencing)
+    runtime.incarnation = request.incarnation
+    agent = Agent(stub, runtime, request, faults)
+    agent.registered(reply, sent_at)
     holder["runtime"] = runtime
-    runtime.start()
+    runtime.start(paused=agent.recovering)  # the CPU waits while the coordinator rebuilds its zone
     await health.serving()
     print(f"node cpu{args.cpu} role={args.role} listening on {address}", flush=True)
     if metrics:
         print(f"node cpu{args.cpu} metrics on http://{metrics_address}/metrics", flush=True)
 
     stop = stop_event(args.parent_pid)
-    beat = asyncio.create_task(heartbeat(stub, runtime, args.heartbeat_ms / 1000.0, stop))
+    beat = asyncio.create_task(agent.run(args.heartbeat_ms / 1000.0, stop))
     await stop.wait()
     await health.stopping()
-    status = await beat
+    await beat
     runtime.stop()
     await server.stop(0.5)
     await aio_channel.close()
@@ -225,7 +207,6 @@ async def main(args) -> None:
     sync_channel.close()
     if metrics:
         metrics.close()
-    return status
 
 
 class _Late:
@@ -243,4 +224,4 @@ class _Late:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(parse_args())))
+    asyncio.run(main(parse_args()))

@@ -74,6 +74,7 @@ ACCESS = {
     _COORD + "GetState": {OPERATOR: ALWAYS},
     _COORD + "GetDrainHistory": {OPERATOR: ALWAYS},
     _COORD + "Audit": {OPERATOR: ALWAYS},
+    _COORD + "SetFaults": {OPERATOR: ALWAYS},  # the chaos nemesis runs as the operator
     _NODE_SVC + "GetPcp": {OPERATOR: ALWAYS},
     _NODE_SVC + "PcpLockDrain": {OPERATOR: ALWAYS},
     _NODE_SVC + "PcpUnlock": {OPERATOR: ALWAYS},
@@ -83,6 +84,7 @@ ACCESS = {
     _NODE_SVC + "SetRunState": {OPERATOR: ALWAYS},
     _NODE_SVC + "Snapshot": {OPERATOR: ALWAYS},
     _NODE_SVC + "GetStats": {OPERATOR: ALWAYS},
+    _NODE_SVC + "SetFaults": {OPERATOR: ALWAYS},
 }
 
 MIN_SECRET_CHARS = 16

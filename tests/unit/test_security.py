@@ -15,6 +15,7 @@ from node.api.security import ACCESS, NODE, OPERATOR, SecurityError
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.pcp import PerCpuPages
+from node.faults import Faults
 from node.server import NodeServicer
 
 SECRET = "s" * 32
@@ -158,7 +159,7 @@ async def served(tmp_path):
     registry = CollectorRegistry()
     server = grpc.aio.server(interceptors=[security.AuthInterceptor(
         security.load_token_file(paths["coordinator"], OPERATOR), registry)], options=security.server_options())
-    pb_grpc.add_NodeServicer_to_server(NodeServicer(types.SimpleNamespace(cpu_id=0, pcp=PerCpuPages(0))), server)
+    pb_grpc.add_NodeServicer_to_server(NodeServicer(types.SimpleNamespace(cpu_id=0, pcp=PerCpuPages(0)), Faults()), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     s = _Served(server, port, registry)
