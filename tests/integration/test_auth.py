@@ -33,22 +33,26 @@ HK_CPU = 0
 COORDINATOR_MUTATING = {
     "Register": lambda h: pb.RegisterRequest(cpu=IDLE_CPU, address="127.0.0.1:1", role=pb.ROLE_IDLE,
                                              incarnation="attacker"),
-    "Heartbeat": lambda h: pb.HeartbeatRequest(cpu=IDLE_CPU, pcp_count=12345),
+    "Heartbeat": lambda h: pb.HeartbeatRequest(cpu=IDLE_CPU, pcp_count=12345, incarnation=h.incarnation(IDLE_CPU)),
     "Rmqueue": lambda h: pb.RmqueueRequest(cpu=IDLE_CPU, order=0, migratetype=1, count=8,
-                                           transfer_id=transfer_id()),
-    "FreePages": lambda h: pb.FreePagesRequest(cpu=HK_CPU, transfer_id=transfer_id(), pages=h.snapshot(HK_CPU).pcp_pages),
+                                           transfer_id=transfer_id(), incarnation=h.incarnation(IDLE_CPU)),
+    "FreePages": lambda h: pb.FreePagesRequest(cpu=HK_CPU, transfer_id=transfer_id(), pages=h.snapshot(HK_CPU).pcp_pages,
+                                               incarnation=h.incarnation(HK_CPU)),
     "DrainAllPages": lambda h: pb.DrainAllRequest(strategy=pb.STRATEGY_REMOTE, force_all_cpus=True,
                                                   trigger=pb.TRIGGER_DEMAND),
     "GetDrainHistory": lambda h: pb.DrainHistoryRequest(reset=True),
     "Audit": lambda h: pb.Empty(),  # parks and resumes every CPU
+    "SetFaults": lambda h: pb.FaultsRequest(rules=[pb.FaultRule(direction=pb.DIRECTION_IN, method="*", peer=-1,
+                                                                fail=1.0)]),
 }
 NODE_MUTATING = {
     "PcpLockDrain": lambda cpu: pb.PcpLockDrainRequest(cpu=cpu, lease_ms=1000),
-    "PcpUnlock": lambda cpu: pb.PcpUnlockRequest(cpu=cpu, token=1, freed=True),
+    "PcpUnlock": lambda cpu: pb.PcpUnlockRequest(cpu=cpu, token=1, commit=True),
     "QueueWork": lambda cpu: pb.QueueWorkRequest(cpu=cpu, kind=pb.WORK_DRAIN_LOCAL_PAGES),
     "FlushWork": lambda cpu: pb.FlushWorkRequest(cpu=cpu, work_id=1, timeout_ms=100),
     "SetRunState": lambda cpu: pb.RunStateRequest(cpu=cpu, paused=False),
     "GetStats": lambda cpu: pb.StatsRequest(cpu=cpu, reset=True),
+    "SetFaults": lambda cpu: pb.FaultsRequest(cost_factor=1000),
 }
 # Node credentials may call these (a node does); the operator may call everything.
 NODE_MAY = {"Register", "Heartbeat", "Rmqueue", "FreePages"}
@@ -160,8 +164,9 @@ def test_node_credentials_serve_what_a_node_does(paused):
         reply = stub.Rmqueue(COORDINATOR_MUTATING["Rmqueue"](h), timeout=RPC_TIMEOUT)
         assert len(reply.pfn) == 8
         stub.FreePages(pb.FreePagesRequest(cpu=IDLE_CPU, transfer_id=transfer_id(), pages=pb.PageList(
-            pfn=reply.pfn, order=[0] * 8, migratetype=[1] * 8)), timeout=RPC_TIMEOUT)
-        stub.Heartbeat(pb.HeartbeatRequest(cpu=IDLE_CPU), timeout=RPC_TIMEOUT)
+            pfn=reply.pfn, order=[0] * 8, migratetype=[1] * 8), incarnation=h.incarnation(IDLE_CPU)),
+            timeout=RPC_TIMEOUT)
+        stub.Heartbeat(pb.HeartbeatRequest(cpu=IDLE_CPU, incarnation=h.incarnation(IDLE_CPU)), timeout=RPC_TIMEOUT)
         drains = len(h.coord.GetDrainHistory(pb.DrainHistoryRequest(), timeout=RPC_TIMEOUT).drains)
         r = stub.DrainAllPages(pb.DrainAllRequest(trigger=pb.TRIGGER_RECLAIM), timeout=60)
         assert r.trigger == pb.TRIGGER_RECLAIM

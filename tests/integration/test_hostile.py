@@ -71,6 +71,10 @@ enum = st.one_of(st.integers(-2, 6), st.integers(-2**31, 2**31 - 1))
 text = st.one_of(st.text(max_size=40), st.sampled_from(
     ["", ":", "127.0.0.1:0", "127.0.0.1:1", "[::1]:80", "::1:80", "host:99999", "h:-1", "x" * 300 + ":1",
      "a b:1", "\x00:1", "é:1"]), st.text(min_size=200, max_size=400))
+# A zone request or heartbeat names the sender's incarnation (fencing); LIVE stands for the
+# CPU's live one, looked up when the request is sent.
+LIVE = "<live incarnation>"
+incarnation = st.one_of(st.just(LIVE), st.just(LIVE), text)
 transfer = st.one_of(st.text(max_size=20), st.text(min_size=validate.MAX_TRANSFER_ID - 2,
                                                    max_size=validate.MAX_TRANSFER_ID + 2))
 
@@ -98,20 +102,20 @@ def page_lists(draw, max_size: int = 24):
 
 def rmqueue_requests():
     return st.builds(pb.RmqueueRequest, cpu=cpu, order=order, migratetype=migratetype, count=count,
-                     transfer_id=transfer)
+                     transfer_id=transfer, incarnation=incarnation)
 
 
 def free_requests():
     # FreePages as a running CPU could free pages that CPU holds (see the module docstring):
     # only the idle CPU, which holds nothing but what this fuzzer took and gave back, or a bad cpu.
     return st.builds(pb.FreePagesRequest, cpu=st.one_of(st.just(IDLE_CPU), st.integers(NR_CPUS, 2**32 - 1)),
-                     pages=page_lists(), transfer_id=transfer)
+                     pages=page_lists(), transfer_id=transfer, incarnation=incarnation)
 
 
 COORDINATOR = {
     "Register": st.builds(pb.RegisterRequest, cpu=cpu, address=text, role=enum, incarnation=text,
-                          metrics_address=text),
-    "Heartbeat": st.builds(pb.HeartbeatRequest, cpu=cpu, pcp_count=u32),
+                          metrics_address=text, resume=st.booleans(), holdings=page_lists()),
+    "Heartbeat": st.builds(pb.HeartbeatRequest, cpu=cpu, pcp_count=u32, incarnation=incarnation),
     "Rmqueue": rmqueue_requests(),
     "FreePages": free_requests(),
     "ZoneStream": st.lists(st.one_of(st.builds(pb.ZoneRequest, rmqueue=rmqueue_requests()),
@@ -121,23 +125,28 @@ COORDINATOR = {
     "GetState": st.just(pb.Empty()),
     "GetDrainHistory": st.builds(pb.DrainHistoryRequest, reset=st.booleans()),
     "Audit": st.just(pb.Empty()),
+    "SetFaults": st.builds(pb.FaultsRequest, rules=st.lists(st.builds(
+        pb.FaultRule, direction=enum, method=text, peer=st.one_of(st.integers(-2, 4), enum), delay_ms=small,
+        drop=st.floats(allow_nan=True), drop_reply=st.floats(allow_nan=True), fail=st.floats(allow_nan=True)),
+        max_size=3), cost_factor=st.floats(allow_nan=True), stop_after_grant=st.booleans(), seed=u64),
 }
 NODE = {
     "GetPcp": st.builds(pb.CpuRequest, cpu=cpu),
     "PcpLockDrain": st.builds(pb.PcpLockDrainRequest, cpu=cpu, lease_ms=st.one_of(st.integers(0, 3000), u32)),
     "PcpUnlock": st.builds(pb.PcpUnlockRequest, cpu=cpu, token=st.one_of(st.integers(0, 100), u64),
-                           freed=st.booleans()),
+                           commit=st.booleans()),
     "PcpControl": st.lists(st.one_of(
         st.builds(pb.PcpControlRequest, lock_drain=st.builds(pb.PcpLockDrainRequest, cpu=cpu,
                                                               lease_ms=st.integers(0, 3000))),
         st.builds(pb.PcpControlRequest, unlock=st.builds(pb.PcpUnlockRequest, cpu=cpu, token=u64,
-                                                          freed=st.booleans())),
+                                                          commit=st.booleans())),
         st.just(pb.PcpControlRequest())), min_size=1, max_size=4),
     "QueueWork": st.builds(pb.QueueWorkRequest, cpu=cpu, kind=enum),
     "FlushWork": st.builds(pb.FlushWorkRequest, cpu=cpu, work_id=u64, timeout_ms=st.one_of(st.integers(0, 200), u32)),
     "SetRunState": st.builds(pb.RunStateRequest, cpu=cpu, paused=st.booleans()),
     "Snapshot": st.builds(pb.CpuRequest, cpu=cpu),
     "GetStats": st.builds(pb.StatsRequest, cpu=cpu, reset=st.booleans()),
+    "SetFaults": COORDINATOR["SetFaults"],
 }
 
 
@@ -187,6 +196,7 @@ class Fuzzer:
             self.ch[c] = h.cluster.channel(address)
         self.codes = collections.Counter()
         self.transfers = set()  # transfer ids of Rmqueues served: a reuse is answered with the first reply
+        self.incarnations = {n.cpu: n.incarnation for n in h.state().nodes}
         self.examples = 0
         self.audits = 0
 
@@ -207,7 +217,7 @@ class Fuzzer:
         cls = self.message(service, name)
         raw, decoded = [], []
         for r in requests:
-            data = r if isinstance(r, bytes) else r.SerializeToString()
+            data = r if isinstance(r, bytes) else self.live(r).SerializeToString()
             raw.append(data)
             try:
                 decoded.append(cls.FromString(data))
@@ -237,6 +247,18 @@ class Fuzzer:
         assert code in expected, (service, name, code, decoded)
         self.check_alive()
 
+    def live(self, request):
+        """A copy of `request` with LIVE replaced by the named CPU's live incarnation ("" for a
+        CPU the cluster lacks), in the request or in the operation a stream request carries."""
+        request = type(request).FromString(request.SerializeToString())
+        msgs = [request]
+        if "op" in request.DESCRIPTOR.oneofs_by_name and request.WhichOneof("op"):
+            msgs.append(getattr(request, request.WhichOneof("op")))
+        for msg in msgs:
+            if "incarnation" in msg.DESCRIPTOR.fields_by_name and msg.incarnation == LIVE:
+                msg.incarnation = self.incarnations.get(msg.cpu, "")
+        return request
+
     def unary(self, channel, path, data):
         try:
             return OK, channel.unary_unary(path)(data, timeout=CALL_TIMEOUT)
@@ -265,6 +287,8 @@ class Fuzzer:
             return req.cpu != 0 and req.cpu != 1
         if name == "ZoneStream":
             return req.WhichOneof("op") != "free" or self.safe("FreePages", req.free)
+        if name == "SetFaults":  # the coordinator would SIGSTOP itself mid-drain, for the nemesis to resume
+            return not req.stop_after_grant
         return True
 
     def would_register(self, req) -> bool:
@@ -287,11 +311,11 @@ class Fuzzer:
         if name == "Rmqueue":
             # A reused id gets the first answer again: pages already given back, not to free twice.
             if reply.pfn and req.transfer_id not in self.transfers:
-                self.free_back(req.cpu, req.order, req.migratetype, reply.pfn)
+                self.free_back(req.cpu, req.incarnation, req.order, req.migratetype, reply.pfn)
             self.transfers.add(req.transfer_id)
         elif name == "PcpLockDrain" and reply.token:
             try:
-                h.nodes[target].PcpUnlock(pb.PcpUnlockRequest(cpu=req.cpu, token=reply.token, freed=False),
+                h.nodes[target].PcpUnlock(pb.PcpUnlockRequest(cpu=req.cpu, token=reply.token, commit=False),
                                           timeout=CALL_TIMEOUT)
             except grpc.RpcError as err:  # a short lease may have run out: the node put the pages back
                 assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "expired" in err.details(), err
@@ -301,6 +325,9 @@ class Fuzzer:
             assert done.done
         elif name == "SetRunState" and req.paused:
             h.nodes[target].SetRunState(pb.RunStateRequest(cpu=req.cpu, paused=False), timeout=CALL_TIMEOUT)
+        elif name == "SetFaults":  # heal at once (SetFaults itself is exempt from faults)
+            stub = h.coord if service == "Coordinator" else h.nodes[target]
+            stub.SetFaults(pb.FaultsRequest(), timeout=CALL_TIMEOUT)
         elif name == "Audit":
             self.audits += 1
             assert reply.ok, (reply.lost, reply.duplicated, list(reply.errors))
@@ -314,9 +341,9 @@ class Fuzzer:
         elif op == "lock_drain":
             self.undo(service, target, "PcpLockDrain", req.lock_drain, reply.lock_drain)
 
-    def free_back(self, cpu, order, migratetype, pfns):
+    def free_back(self, cpu, incarnation, order, migratetype, pfns):
         self.h.coord.FreePages(pb.FreePagesRequest(
-            cpu=cpu, transfer_id=f"undo-{os.urandom(8).hex()}",
+            cpu=cpu, incarnation=incarnation, transfer_id=f"undo-{os.urandom(8).hex()}",
             pages=pb.PageList(pfn=pfns, order=[order] * len(pfns), migratetype=[migratetype] * len(pfns))),
             timeout=CALL_TIMEOUT)
 
@@ -390,11 +417,14 @@ def pages_of(snapshot_list) -> list[tuple[int, int, int]]:
     return list(zip(snapshot_list.pfn, snapshot_list.order, snapshot_list.migratetype))
 
 
-def free_code(h, cpu, pages, tid=None) -> grpc.StatusCode:
+def free_code(h, cpu, pages, tid=None, incarnation=None) -> grpc.StatusCode:
+    """FreePages as `cpu` (its live incarnation unless given); OK or the failure."""
+    if incarnation is None:
+        incarnation = h.incarnation(cpu) if cpu in h.nodes else ""
     try:
         h.coord.FreePages(pb.FreePagesRequest(cpu=cpu, transfer_id=tid or f"t-{os.urandom(6).hex()}", pages=pb.PageList(
-            pfn=[p for p, _, _ in pages], order=[o for _, o, _ in pages], migratetype=[m for _, _, m in pages])),
-            timeout=CALL_TIMEOUT)
+            pfn=[p for p, _, _ in pages], order=[o for _, o, _ in pages], migratetype=[m for _, _, m in pages]),
+            incarnation=incarnation), timeout=CALL_TIMEOUT)
     except grpc.RpcError as err:
         return err.code()
     return OK
@@ -412,7 +442,8 @@ def test_pages_the_caller_does_not_own_duplicates_and_double_returns_are_refused
     assert free_code(h, 0, theirs + theirs[:1]) == grpc.StatusCode.INVALID_ARGUMENT
     assert h.frozen() == frozen
     got = h.coord.Rmqueue(pb.RmqueueRequest(cpu=IDLE_CPU, order=0, migratetype=1, count=3,
-                                            transfer_id=f"t-{os.urandom(6).hex()}"), timeout=CALL_TIMEOUT)
+                                            transfer_id=f"t-{os.urandom(6).hex()}",
+                                            incarnation=h.incarnation(IDLE_CPU)), timeout=CALL_TIMEOUT)
     mine = [(p, 0, 1) for p in got.pfn]
     assert free_code(h, IDLE_CPU, mine, tid="returned-once") == OK
     assert free_code(h, IDLE_CPU, mine, tid="returned-once") == OK  # the same transfer retried: its first answer
@@ -445,11 +476,11 @@ def test_an_unlock_with_another_holders_token_changes_nothing(paused):
         for token, code in ((grant.token + 1, grpc.StatusCode.FAILED_PRECONDITION),
                             (2**64 - 1, grpc.StatusCode.FAILED_PRECONDITION), (0, grpc.StatusCode.INVALID_ARGUMENT)):
             with pytest.raises(grpc.RpcError) as err:
-                h.nodes[0].PcpUnlock(pb.PcpUnlockRequest(cpu=0, token=token, freed=True), timeout=CALL_TIMEOUT)
+                h.nodes[0].PcpUnlock(pb.PcpUnlockRequest(cpu=0, token=token, commit=True), timeout=CALL_TIMEOUT)
             assert err.value.code() == code
         assert len(h.snapshot(0).inflight.pfn) == len(grant.pages.pfn)
     finally:
-        h.nodes[0].PcpUnlock(pb.PcpUnlockRequest(cpu=0, token=grant.token, freed=False), timeout=CALL_TIMEOUT)
+        h.nodes[0].PcpUnlock(pb.PcpUnlockRequest(cpu=0, token=grant.token, commit=False), timeout=CALL_TIMEOUT)
     assert h.pcp(0).count == count
     assert_audit_ok(h)
 
@@ -473,28 +504,35 @@ def test_work_nobody_flushes_cannot_grow_without_bound(make_cluster):
 
 
 def test_requests_after_a_node_was_declared_dead(make_cluster):
-    """cpu1's process is killed and the coordinator marks it down. Then: its address refuses
-    calls (UNAVAILABLE); another CPU freeing its pages is refused; a forced drain of every CPU
-    completes without it; pages handed out in its name meanwhile, and those it held, come back
-    when it registers again, and the audit balances. No other process dies."""
+    """cpu1's process is killed; the coordinator marks it down, then dead, and takes its pages
+    back. From then on nothing in its name changes anything: its heartbeat, a Rmqueue and a
+    FreePages of the pages it held, under its incarnation, are FAILED_PRECONDITION, and so is
+    another CPU freeing them; its address is UNAVAILABLE; a forced drain of every CPU completes
+    without it. No other process dies and the audit balances."""
     h = make_cluster(["housekeeping", "housekeeping"])
     h.wait_pages([1])
     held = pages_of(h.snapshot(1).pcp_pages)[:3]
+    dead_incarnation = h.incarnation(1)
     victim = h.cluster.procs["cpu1"]
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
-    wait_until(lambda: not next(n for n in h.state().nodes if n.cpu == 1).up, 30, what="cpu1 declared down")
+    wait_until(lambda: next(n for n in h.state().nodes if n.cpu == 1).dead, 30, what="cpu1 declared dead")
+    precondition = grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.RpcError) as err:
+        h.coord.Heartbeat(pb.HeartbeatRequest(cpu=1, pcp_count=5, incarnation=dead_incarnation), timeout=CALL_TIMEOUT)
+    assert err.value.code() == precondition
+    with pytest.raises(grpc.RpcError) as err:
+        h.coord.Rmqueue(pb.RmqueueRequest(cpu=1, order=0, migratetype=1, count=5, transfer_id="in-a-dead-name",
+                                          incarnation=dead_incarnation), timeout=CALL_TIMEOUT)
+    assert err.value.code() == precondition
+    assert free_code(h, 1, held, incarnation=dead_incarnation) == precondition
+    assert free_code(h, 0, held) == precondition
     with pytest.raises(grpc.RpcError) as err:
         h.nodes[1].GetPcp(pb.CpuRequest(cpu=1), timeout=5)
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert free_code(h, 0, held) == grpc.StatusCode.FAILED_PRECONDITION
     drain = h.coord.DrainAllPages(pb.DrainAllRequest(strategy=pb.STRATEGY_REMOTE, force_all_cpus=True),
                                   timeout=CALL_TIMEOUT)
     assert drain.status == pb.DrainAllReply.DONE and [c.cpu for c in drain.cpus] == [0]
-    h.coord.Rmqueue(pb.RmqueueRequest(cpu=1, order=0, migratetype=1, count=5, transfer_id="in-a-dead-name"),
-                    timeout=CALL_TIMEOUT)
-    h.cluster.start_node(1, name="cpu1-again")
-    wait_until(lambda: next(n for n in h.state().nodes if n.cpu == 1).up, 30, what="cpu1 registered again")
     for name, proc in h.cluster.procs.items():
         assert name == "cpu1" or proc.poll() is None, name
     assert_audit_ok(h)
