@@ -242,3 +242,17 @@ def test_cluster_up_generates_private_tokens_and_warns_when_it_binds_beyond_loop
                 os.kill(pid, signal.SIGKILL)
         out.close()
         err.close()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--tls-cert", "c.pem"], "go together"),
+    (["--tls-client-auth"], "needs --tls-ca"),
+    (["--tls-ca", "/nonexistent/ca.pem"], "cannot read CA certificate"),
+    (["--listen-host", "bad host!"], "--listen-host"),
+])
+def test_cluster_up_refuses_incomplete_tls_and_bad_hosts_and_starts_nothing(tmp_path, argv, message):
+    state = tmp_path / "cluster.json"
+    r = run_cli("cluster", "up", "--nodes", "1", "--state", str(state), "--run-dir", str(tmp_path / "run"), *argv,
+                timeout=60)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert not state.exists() and not (tmp_path / "run").exists()

@@ -32,6 +32,14 @@ def test_every_method_of_both_services_has_exactly_one_row_in_the_role_table():
     assert all(rules and set(rules) <= {NODE, OPERATOR} for rules in ACCESS.values())
 
 
+def test_every_method_is_of_a_kind_the_interceptor_wraps():
+    """AuthInterceptor wraps unary-unary and bidirectional streams; a method of another kind
+    must get a wrapper there before it is added."""
+    for svc in pb.DESCRIPTOR.services_by_name.values():
+        for m in svc.methods:
+            assert m.client_streaming == m.server_streaming, f"{svc.name}/{m.name}"
+
+
 def test_a_node_may_use_only_zone_and_membership_rpcs():
     """Node credentials reach no method of the Node service and none of the operator's views;
     the operator reaches everything unconditionally."""
