@@ -103,6 +103,17 @@ def test_the_cli_finds_the_token_and_tls_settings_in_the_state_file(mtls_cluster
             assert line.split("=", 1)[1] not in ok.stdout + ok.stderr + local.stderr + denied.stdout + denied.stderr
 
 
+def test_the_health_probe_speaks_tls_with_the_containers_certificates(mtls_cluster, pki):
+    """`python -m node.health_probe` (the image's HEALTHCHECK) reaches a mutual-TLS process with
+    the PCPSIM_TLS_* files (as flags here), without a token; without them it cannot."""
+    from node import health_probe
+    ca, _, client, _, _ = pki
+    address = mtls_cluster.cluster.coordinator_address
+    assert health_probe.main([address, "--tls-ca", ca.path, "--tls-cert", client.cert, "--tls-key", client.key]) == 0
+    assert health_probe.main([address, "--tls-ca", ca.path]) == 1  # no client certificate
+    assert health_probe.main([address]) == 1
+
+
 def test_tls_without_client_auth_admits_a_client_that_trusts_the_ca(pki, tmp_path):
     """Server-only TLS: a client with no certificate connects if it trusts the CA (and holds a
     token); plain text still fails."""
