@@ -94,16 +94,21 @@ _LINE = re.compile(r"([a-z]+)(\.sha256)?=(\S+)")
 
 # ------------------------------------------------------------------ message size
 def _largest_request_bytes() -> int:
-    """The largest legitimate request: a FreePages of MAX_PAGES_PER_MESSAGE blocks with the
-    widest encodings (a 10-byte pfn varint, the top order and migratetype) and the longest
-    transfer id, sent on a stream (ZoneRequest wraps it)."""
+    """The largest legitimate request: a page list of MAX_PAGES_PER_MESSAGE blocks with the
+    widest encodings (a 10-byte pfn varint, the top order and migratetype), either freed on
+    the zone stream with the longest transfer id, or reported as a node's holdings when it
+    registers again, with the longest names (membership.MAX_NAME: 255)."""
     n = validate.MAX_PAGES_PER_MESSAGE
     pages = pb.PageList(pfn=[(1 << 64) - 1] * n, order=[MAX_ORDER - 1] * n, migratetype=[MIGRATE_TYPES - 1] * n)
-    free = pb.FreePagesRequest(cpu=(1 << 32) - 1, pages=pages, transfer_id="x" * validate.MAX_TRANSFER_ID)
-    return pb.ZoneRequest(free=free).ByteSize()
+    name = "x" * 255
+    free = pb.ZoneRequest(free=pb.FreePagesRequest(cpu=(1 << 32) - 1, pages=pages, incarnation=name,
+                                                   transfer_id="x" * validate.MAX_TRANSFER_ID))
+    register = pb.RegisterRequest(cpu=(1 << 32) - 1, address=name, role=max(pb.Role.values()), incarnation=name,
+                                  metrics_address=name, resume=True, holdings=pages)
+    return max(free.ByteSize(), register.ByteSize())
 
 
-# Rounded up to a KiB: ~768 KiB. Every other request is a few bytes.
+# Rounded up to a KiB: 769 KiB. Every other request is a few hundred bytes at most.
 MAX_REQUEST_BYTES = (_largest_request_bytes() // 1024 + 1) * 1024
 # The largest reply is a Snapshot: three page lists of a node (pcp, allocated, in flight).
 # 12 bytes a block at worst, so 64 MiB covers 5.5 M blocks (21 GiB of base pages in one node's
@@ -333,7 +338,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                           ["reason"], registry=registry)
         self._refused = {r: refused.labels(r) for r in self.REASONS}
 
-    def role_of(self, metadata) -> str | None:
+    def role_of(self, metadata) -> str:
         """The role whose secret the call presents; raises _Refused if none."""
         header = [v for k, v in (metadata or ()) if k == "authorization"]
         if len(header) != 1 or not isinstance(header[0], str) or not header[0].startswith("Bearer "):
@@ -352,7 +357,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         method = details.method
         if method.startswith(_HEALTH):
             return await continuation(details)
-        refusal, rules = None, None
+        refusal, predicate = None, ALWAYS
         try:
             if self._accept:
                 role = self.role_of(details.invocation_metadata)
@@ -362,13 +367,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 if role not in rules:
                     raise _Refused(grpc.StatusCode.PERMISSION_DENIED, "role",
                                    f"role {role} may not call {method}")
-                rules = rules[role]
+                predicate = rules[role]
         except _Refused as err:
             refusal = err
         handler = await continuation(details)
         if handler is None:
             return None
-        return self._wrap(handler, refusal, rules)
+        return self._wrap(handler, refusal, predicate)
 
     def _wrap(self, handler, refusal, predicate):
         deserialize = handler.request_deserializer

@@ -141,14 +141,18 @@ def test_loopback_binds_need_no_warning_and_others_do():
 
 
 # ------------------------------------------------------------------ message size
-def test_the_request_limit_admits_the_largest_legitimate_request_and_no_more_than_that():
-    """A FreePages of MAX_PAGES_PER_MESSAGE blocks at the widest encoding fits; the limit is
-    within a KiB of it, so a client cannot make a server buffer much more."""
+def test_the_request_limit_admits_the_largest_legitimate_requests_and_little_more():
+    """A FreePages on the zone stream and a Register reporting holdings, each of
+    MAX_PAGES_PER_MESSAGE blocks at the widest encoding with the longest names, fit; the limit
+    is within a KiB of the larger, so a client cannot make a server buffer much more."""
     n = validate.MAX_PAGES_PER_MESSAGE
-    worst = pb.ZoneRequest(free=pb.FreePagesRequest(
-        cpu=2**32 - 1, transfer_id="t" * validate.MAX_TRANSFER_ID,
-        pages=pb.PageList(pfn=[2**64 - 1] * n, order=[10] * n, migratetype=[4] * n)))
-    assert worst.ByteSize() <= security.MAX_REQUEST_BYTES < worst.ByteSize() + 1024 + 16
+    pages = pb.PageList(pfn=[2**64 - 1] * n, order=[10] * n, migratetype=[4] * n)
+    free = pb.ZoneRequest(free=pb.FreePagesRequest(cpu=2**32 - 1, transfer_id="t" * validate.MAX_TRANSFER_ID,
+                                                   incarnation="i" * 255, pages=pages))
+    register = pb.RegisterRequest(cpu=2**32 - 1, address="a" * 255, metrics_address="m" * 255, incarnation="i" * 255,
+                                  role=pb.ROLE_IDLE, resume=True, holdings=pages)
+    largest = max(free.ByteSize(), register.ByteSize())
+    assert largest <= security.MAX_REQUEST_BYTES < largest + 1024
 
 
 # ------------------------------------------------------------------ the interceptor, served
