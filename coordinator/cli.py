@@ -18,6 +18,7 @@ file or --tls-ca says so.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -186,7 +187,7 @@ def client_security(args) -> security.Security:
     token_file = args.token_file or doc.get("token_file")
     try:
         sec = security.load_token_file(token_file, security.OPERATOR) if token_file else security.INSECURE
-        return security.Security(sec.token, sec.accept, security.load_tls(
+        return dataclasses.replace(sec, tls=security.load_tls(
             args.tls_cert or tls.get("cert"), args.tls_key or tls.get("key"), args.tls_ca or tls.get("ca"), False))
     except security.SecurityError as err:
         raise CliError(str(err)) from None

@@ -6,9 +6,10 @@ heartbeats. `stop` sends SIGTERM to every child, waits, and SIGKILLs stragglers;
 children also stop on their own if this process dies (they watch their parent pid),
 so no orphan keeps a port bound. Every child's output goes to a log file in run_dir.
 
-Authentication is on unless the config turns it off: `start` generates the cluster's two
-secrets into run_dir/secrets (node.api.security: mode 0600 files, never printed) and
-hands each child its token file; `channel()` dials with the operator's. TLS settings
+Authentication is on unless the config turns it off: `start` generates the cluster's
+secrets into run_dir/secrets (node.api.security: mode 0600 files, never printed): the
+operator's, and a node token per CPU bound to that CPU; it hands each child its token
+file, and `channel()` dials with the operator's. TLS settings
 (ClusterConfig.tls: certificate, key, CA paths) are passed to every child as given.
 
 The state file lists every process's gRPC and /metrics address; next to it,
@@ -102,7 +103,8 @@ class LocalCluster(Supervised):
         self.coordinator_address = ""
         self.procs: dict[str, subprocess.Popen] = {}
         self._logs = []
-        self.token_files: dict[str, str] = {}  # "coordinator"/"node"/"operator" -> path (auth on)
+        # "coordinator", "operator", "node-cpuN" (each CPU its own, bound to it) -> path (auth on)
+        self.token_files: dict[str, str] = {}
         self.security = security.INSECURE       # how this process (the operator) dials the cluster
 
     def channel(self, address: str) -> grpc.Channel:
@@ -155,17 +157,18 @@ class LocalCluster(Supervised):
         return self._spawn(name or f"cpu{cpu}", [
             "node", "--cpu", str(cpu), "--coordinator", self.coordinator_address,
             "--listen", f"{cfg.listen_host}:0", "--role", cfg.roles[cpu], "--seed", str(cfg.seed),
-            *self._security_args("node"), *cfg.node_args])
+            *self._security_args(f"node-cpu{cpu}"), *cfg.node_args])
 
     def _set_up_security(self) -> None:
         cfg = self.config
         if cfg.auth and not self.token_files:
-            self.token_files = security.generate_token_files(os.path.abspath(os.path.join(self.run_dir, "secrets")))
+            self.token_files = security.generate_token_files(os.path.abspath(os.path.join(self.run_dir, "secrets")),
+                                                             nr_cpus=len(cfg.roles))
         sec = (security.load_token_file(self.token_files["operator"], security.OPERATOR)
                if self.token_files else security.INSECURE)
         tls = cfg.tls
-        self.security = security.Security(sec.token, sec.accept, tls and security.load_tls(
-            tls.cert, tls.key, tls.ca, tls.client_auth))
+        self.security = dataclasses.replace(sec, tls=tls and security.load_tls(tls.cert, tls.key, tls.ca,
+                                                                                tls.client_auth))
 
     def _read_listening(self, proc: subprocess.Popen, deadline: float) -> str:
         fd = proc.stdout.fileno()

@@ -15,9 +15,13 @@ presents the secret of its own role (a node `node`, the coordinator and the CLI
 `operator`) and its server accepts every role the file names. A line
 `role.sha256=<hex>` lets a server accept a role without holding its secret: `pcpsim
 cluster up` gives nodes only the operator secret's digest, so a node's file cannot be
-used to drive other nodes. Secrets are compared as SHA-256 digests with
-hmac.compare_digest (constant time, and the length of a secret does not leak), and never
-appear in a message, a log line or an exception.
+used to drive other nodes. A line `node.key=<key>` binds node credentials to CPUs: the
+server accepts `cpuN.<HMAC-SHA256(key, "cpuN")>` as the node of CPU N only, and a bound
+node may name no other CPU in a request (`cluster up` gives each node its own; a shared
+`node=` secret, as the Kubernetes manifests use, may act for any CPU). Secrets are
+compared as SHA-256 digests or MACs with hmac.compare_digest (constant time, and the
+length of a secret does not leak), and never appear in a message, a log line or an
+exception.
 
 TLS. `--tls-cert/--tls-key` make a server speak TLS and are also the certificate a
 process presents when it dials (the same certificate both ways: a node is a server and
@@ -57,19 +61,31 @@ _COORD, _NODE_SVC = "/pcpsim.v1.Coordinator/", "/pcpsim.v1.Node/"
 _HEALTH = "/grpc.health.v1.Health/"
 
 
-def _reclaim_only(request) -> bool:
+def _reclaim_only(request, cpu) -> bool:
     """A node may start a drain only as direct reclaim does: a global, skippable one."""
     return request.trigger == pb.TRIGGER_RECLAIM
 
 
-# Method -> {role: ALWAYS or a predicate on the decoded request}. Every method of both
-# services has a row (tests/unit/test_security.py checks against the proto).
+def _own_cpu(request, cpu) -> bool:
+    """A node bound to a CPU speaks only for it (`cpu` None: an unbound node secret)."""
+    return cpu is None or request.cpu == cpu
+
+
+def _own_cpu_op(request, cpu) -> bool:
+    """The same for the operation a stream request carries (none: the servicer refuses it)."""
+    op = request.WhichOneof("op")
+    return op is None or _own_cpu(getattr(request, op), cpu)
+
+
+# Method -> {role: ALWAYS or a predicate (decoded request, caller's bound CPU or None); on a
+# stream, every request}. Every method of both services has a row (tests/unit/test_security.py
+# checks against the proto).
 ACCESS = {
-    _COORD + "Register": {NODE: ALWAYS, OPERATOR: ALWAYS},
-    _COORD + "Heartbeat": {NODE: ALWAYS, OPERATOR: ALWAYS},
-    _COORD + "Rmqueue": {NODE: ALWAYS, OPERATOR: ALWAYS},
-    _COORD + "FreePages": {NODE: ALWAYS, OPERATOR: ALWAYS},
-    _COORD + "ZoneStream": {NODE: ALWAYS, OPERATOR: ALWAYS},
+    _COORD + "Register": {NODE: _own_cpu, OPERATOR: ALWAYS},
+    _COORD + "Heartbeat": {NODE: _own_cpu, OPERATOR: ALWAYS},
+    _COORD + "Rmqueue": {NODE: _own_cpu, OPERATOR: ALWAYS},
+    _COORD + "FreePages": {NODE: _own_cpu, OPERATOR: ALWAYS},
+    _COORD + "ZoneStream": {NODE: _own_cpu_op, OPERATOR: ALWAYS},
     _COORD + "DrainAllPages": {NODE: _reclaim_only, OPERATOR: ALWAYS},
     _COORD + "GetState": {OPERATOR: ALWAYS},
     _COORD + "GetDrainHistory": {OPERATOR: ALWAYS},
@@ -89,7 +105,8 @@ ACCESS = {
 
 MIN_SECRET_CHARS = 16
 PLACEHOLDER = "REPLACE-ME"  # how deploy/k8s/secret.yaml's placeholder secrets begin
-_LINE = re.compile(r"([a-z]+)(\.sha256)?=(\S+)")
+_LINE = re.compile(r"([a-z]+)(\.sha256|\.key)?=(\S+)")
+_BOUND = re.compile(r"cpu([0-9]{1,7})\.([0-9a-f]{64})")  # a CPU-bound node token
 
 
 # ------------------------------------------------------------------ message size
@@ -141,50 +158,58 @@ class Tls:
 
 @dataclasses.dataclass(frozen=True)
 class Security:
-    token: str | None = None                 # the secret this process presents; None: none
-    accept: tuple = ()                       # (role, sha256 digest) a server accepts; () = auth off
+    # repr=False: a Security in an assertion message or a log line shows no secret.
+    token: str | None = dataclasses.field(default=None, repr=False)  # the secret this process presents
+    accept: tuple = dataclasses.field(default=(), repr=False)  # (role, sha256 digest) a server accepts; () and
+    keys: tuple = dataclasses.field(default=(), repr=False)    # no (role, key) for CPU-bound tokens: auth off
     tls: Tls | None = None
 
     @property
     def auth(self) -> bool:
-        return bool(self.accept)
+        return bool(self.accept or self.keys)
 
 
 INSECURE = Security()
 
 
-def parse_token_file(text: str, where: str) -> dict[str, tuple[str | None, bytes]]:
-    """role -> (secret or None, digest) from `role=secret` / `role.sha256=hex` lines."""
-    out = {}
+def parse_token_file(text: str, where: str) -> tuple[dict, dict]:
+    """From `role=secret`, `role.sha256=hex` and `node.key=key` lines: ({role: (secret or
+    None, digest)}, {role: key})."""
+    roles, keys = {}, {}
     for no, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         m = _LINE.fullmatch(line)
         if not m or m.group(1) not in ROLES:
-            raise SecurityError(f"{where}:{no}: expected ROLE=SECRET or ROLE.sha256=HEX with ROLE one of "
-                                f"{', '.join(ROLES)}")
-        role, hashed, value = m.groups()
-        if role in out:
-            raise SecurityError(f"{where}:{no}: role {role} given twice")
-        if hashed:
+            raise SecurityError(f"{where}:{no}: expected ROLE=SECRET, ROLE.sha256=HEX or node.key=KEY with ROLE "
+                                f"one of {', '.join(ROLES)}")
+        role, kind, value = m.groups()
+        if role in (keys if kind == ".key" else roles):
+            raise SecurityError(f"{where}:{no}: role {role}{kind or ''} given twice")
+        if kind == ".sha256":
             try:
                 digest = bytes.fromhex(value)
             except ValueError:
                 digest = b""
             if len(digest) != 32:
                 raise SecurityError(f"{where}:{no}: {role}.sha256 is not 64 hex digits")
-            out[role] = (None, digest)
+            roles[role] = (None, digest)
+            continue
+        if value.startswith(PLACEHOLDER):
+            raise SecurityError(f"{where}:{no}: the {role} secret is still the placeholder of "
+                                f"deploy/k8s/secret.yaml: generate real ones (pcpsim tokens DIR)")
+        if len(value) < MIN_SECRET_CHARS:
+            raise SecurityError(f"{where}:{no}: the {role} secret is shorter than {MIN_SECRET_CHARS} characters")
+        if kind == ".key":
+            if role != NODE:
+                raise SecurityError(f"{where}:{no}: only node credentials are bound to CPUs")
+            keys[role] = value.encode()
         else:
-            if value.startswith(PLACEHOLDER):
-                raise SecurityError(f"{where}:{no}: the {role} secret is still the placeholder of "
-                                    f"deploy/k8s/secret.yaml: generate real ones (pcpsim tokens DIR)")
-            if len(value) < MIN_SECRET_CHARS:
-                raise SecurityError(f"{where}:{no}: the {role} secret is shorter than {MIN_SECRET_CHARS} characters")
-            out[role] = (value, _digest(value))
-    if not out:
+            roles[role] = (value, _digest(value))
+    if not roles and not keys:
         raise SecurityError(f"{where}: no role in the token file")
-    return out
+    return roles, keys
 
 
 def load_token_file(path: str, role: str) -> Security:
@@ -198,11 +223,17 @@ def load_token_file(path: str, role: str) -> Security:
     if st.st_mode & 0o004:
         raise SecurityError(f"token file {path} is readable by every user (mode {st.st_mode & 0o777:o}): "
                             f"chmod o-r it")
-    roles = parse_token_file(text, path)
+    roles, keys = parse_token_file(text, path)
     secret = roles.get(role, (None, b""))[0]
     if secret is None:
         raise SecurityError(f"token file {path} has no {role} secret (this process authenticates as {role})")
-    return Security(token=secret, accept=tuple((r, d) for r, (_, d) in sorted(roles.items())))
+    return Security(token=secret, accept=tuple((r, d) for r, (_, d) in sorted(roles.items())),
+                    keys=tuple(sorted(keys.items())))
+
+
+def bound_token(key: bytes, cpu: int) -> str:
+    """The node token of CPU `cpu` under a `node.key`."""
+    return f"cpu{cpu}." + hmac.new(key, f"cpu{cpu}".encode(), hashlib.sha256).hexdigest()
 
 
 def _read(path: str | None, what: str) -> bytes | None:
@@ -284,14 +315,23 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def generate_token_files(directory: str) -> dict[str, str]:
-    """Two fresh secrets, written (mode 0600) as the files `cluster up` hands out:
-    {"coordinator": path, "node": path, "operator": path}. The node file holds the node
-    secret and only the digest of the operator one."""
-    node, operator = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    files = {"coordinator": f"{NODE}={node}\n{OPERATOR}={operator}\n",
-             "node": f"{NODE}={node}\n{OPERATOR}.sha256={_digest(operator).hex()}\n",
-             "operator": f"{OPERATOR}={operator}\n"}
+def generate_token_files(directory: str, nr_cpus: int | None = None) -> dict[str, str]:
+    """Fresh secrets, written (mode 0600) as the files handed out: {"coordinator": path,
+    "operator": path, and "node": path, or with `nr_cpus` "node-cpu0" ... : path}. A node
+    file holds the node secret (bound to its CPU with `nr_cpus`) and only the digest of
+    the operator one."""
+    operator = secrets.token_urlsafe(32)
+    operator_digest = f"{OPERATOR}.sha256={_digest(operator).hex()}\n"
+    files = {"operator": f"{OPERATOR}={operator}\n"}
+    if nr_cpus is None:
+        node = secrets.token_urlsafe(32)
+        files["coordinator"] = f"{NODE}={node}\n{OPERATOR}={operator}\n"
+        files["node"] = f"{NODE}={node}\n" + operator_digest
+    else:
+        key = secrets.token_urlsafe(32)
+        files["coordinator"] = f"{NODE}.key={key}\n{OPERATOR}={operator}\n"
+        for cpu in range(nr_cpus):
+            files[f"node-cpu{cpu}"] = f"{NODE}={bound_token(key.encode(), cpu)}\n" + operator_digest
     os.makedirs(directory, mode=0o700, exist_ok=True)
     paths = {}
     for name, text in files.items():
@@ -334,33 +374,40 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, sec: Security, registry):
         self._accept = sec.accept
+        self._keys = sec.keys
         refused = Counter("pcpsim_rpc_refused_total", "RPCs refused before reaching the servicer, by reason.",
                           ["reason"], registry=registry)
         self._refused = {r: refused.labels(r) for r in self.REASONS}
 
-    def role_of(self, metadata) -> str:
-        """The role whose secret the call presents; raises _Refused if none."""
+    def role_of(self, metadata) -> tuple[str, int | None]:
+        """The role whose secret the call presents, and the CPU it is bound to (None: any);
+        raises _Refused if none."""
         header = [v for k, v in (metadata or ()) if k == "authorization"]
         if len(header) != 1 or not isinstance(header[0], str) or not header[0].startswith("Bearer "):
             raise _Refused(grpc.StatusCode.UNAUTHENTICATED, "missing_token",
                            "this cluster requires a bearer token (authorization: Bearer ...)")
-        presented = _digest(header[0][len("Bearer "):])
-        role = None
+        token = header[0][len("Bearer "):]
+        presented = _digest(token)
+        role, cpu = None, None
         for r, digest in self._accept:  # every role compared: no early exit
             if hmac.compare_digest(presented, digest):
                 role = r
+        bound = _BOUND.fullmatch(token) if self._keys else None
+        for r, key in self._keys:
+            if bound and hmac.compare_digest(bound_token(key, int(bound.group(1))), token):
+                role, cpu = r, int(bound.group(1))
         if role is None:
             raise _Refused(grpc.StatusCode.UNAUTHENTICATED, "bad_token", "the bearer token is not valid here")
-        return role
+        return role, cpu
 
     async def intercept_service(self, continuation, details):
         method = details.method
         if method.startswith(_HEALTH):
             return await continuation(details)
-        refusal, predicate = None, ALWAYS
+        refusal, predicate, cpu = None, ALWAYS, None
         try:
-            if self._accept:
-                role = self.role_of(details.invocation_metadata)
+            if self._accept or self._keys:
+                role, cpu = self.role_of(details.invocation_metadata)
                 rules = ACCESS.get(method)
                 if rules is None:
                     raise _Refused(grpc.StatusCode.PERMISSION_DENIED, "unlisted", f"{method} is open to no role")
@@ -373,9 +420,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:
             return None
-        return self._wrap(handler, refusal, predicate)
+        return self._wrap(handler, refusal, predicate, cpu)
 
-    def _wrap(self, handler, refusal, predicate):
+    def _wrap(self, handler, refusal, predicate, cpu):
         deserialize = handler.request_deserializer
         refused = self._refused
 
@@ -385,10 +432,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
         async def decode(raw, context):
             try:
-                return deserialize(raw) if deserialize else raw
+                request = deserialize(raw) if deserialize else raw
             except DecodeError:
                 await refuse(context, _Refused(grpc.StatusCode.INVALID_ARGUMENT, "undecodable",
                                                "the request is not a valid message"))
+            if predicate is not None and not predicate(request, cpu):
+                await refuse(context, _Refused(grpc.StatusCode.PERMISSION_DENIED, "role",
+                                               "these credentials may not make this request"
+                                               + ("" if cpu is None else f" (they are cpu {cpu}'s)")))
+            return request
 
         if handler.unary_unary:
             behavior = handler.unary_unary
@@ -396,11 +448,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             async def unary(raw, context):
                 if refusal:
                     await refuse(context, refusal)
-                request = await decode(raw, context)
-                if predicate is not None and not predicate(request):
-                    await refuse(context, _Refused(grpc.StatusCode.PERMISSION_DENIED, "role",
-                                                   "this role may not make this request"))
-                return await behavior(request, context)
+                return await behavior(await decode(raw, context), context)
             return grpc.unary_unary_rpc_method_handler(unary, response_serializer=handler.response_serializer)
         if handler.stream_stream:
             behavior = handler.stream_stream

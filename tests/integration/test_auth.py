@@ -59,11 +59,14 @@ NODE_MAY = {"Register", "Heartbeat", "Rmqueue", "FreePages"}
 
 
 def credentials(h, who: str) -> security.Security:
+    """"none", "forged", "operator", or "node" (the idle CPU's node credentials)."""
     if who == "none":
         return security.INSECURE
     if who == "forged":
         return security.Security(token=secrets.token_urlsafe(32))
-    return security.load_token_file(h.cluster.token_files[who], security.NODE if who == "node" else security.OPERATOR)
+    if who == "node":
+        return security.load_token_file(h.cluster.token_files[f"node-cpu{IDLE_CPU}"], security.NODE)
+    return security.load_token_file(h.cluster.token_files[who], security.OPERATOR)
 
 
 class Unchanged:
@@ -115,11 +118,14 @@ def test_node_rpcs_without_a_valid_token_are_unauthenticated_and_change_nothing(
 @pytest.mark.parametrize("method", sorted(NODE_MUTATING))
 def test_node_credentials_may_not_drive_a_node(paused, method):
     """A node's token (what a compromised node process holds) gets PERMISSION_DENIED for every
-    RPC that locks, drains, queues work on or pauses a CPU."""
+    RPC that locks, drains, queues work on or pauses a CPU, at its own node (which knows the
+    token as a node's); another node does not know it at all (UNAUTHENTICATED)."""
     h = paused
     unchanged = Unchanged(h)
+    own = security.load_token_file(h.cluster.token_files[f"node-cpu{HK_CPU}"], security.NODE)
+    assert call_code(h.addresses[HK_CPU], own, "Node", method, NODE_MUTATING[method](HK_CPU)) == DENIED
     assert call_code(h.addresses[HK_CPU], credentials(h, "node"), "Node", method, NODE_MUTATING[method](HK_CPU)) \
-        == DENIED
+        == UNAUTHENTICATED
     unchanged.check()
 
 
@@ -174,6 +180,37 @@ def test_node_credentials_serve_what_a_node_does(paused):
     assert_audit_ok(h)
 
 
+@pytest.mark.parametrize("method", sorted(NODE_MAY) + ["ZoneStream"])
+def test_a_node_speaks_only_for_its_own_cpu(paused, method):
+    """cpu2's node credentials naming cpu0 in a Register, Heartbeat, Rmqueue, FreePages or a
+    zone stream operation get PERMISSION_DENIED, and nothing changes (with cpu0's live
+    incarnation, so only the binding stops them)."""
+    h = paused
+    unchanged = Unchanged(h)
+    live = h.incarnation(HK_CPU)
+    requests = {
+        "Register": pb.RegisterRequest(cpu=HK_CPU, address="127.0.0.1:1", role=pb.ROLE_HOUSEKEEPING,
+                                       incarnation="impostor"),
+        "Heartbeat": pb.HeartbeatRequest(cpu=HK_CPU, pcp_count=1, incarnation=live),
+        "Rmqueue": pb.RmqueueRequest(cpu=HK_CPU, order=0, migratetype=1, count=8, transfer_id=transfer_id(),
+                                     incarnation=live),
+        "FreePages": pb.FreePagesRequest(cpu=HK_CPU, transfer_id=transfer_id(), pages=h.snapshot(HK_CPU).pcp_pages,
+                                         incarnation=live),
+    }
+    sec = credentials(h, "node")
+    if method == "ZoneStream":
+        with security.channel(h.cluster.coordinator_address, sec) as ch:
+            call = pb_grpc.CoordinatorStub(ch).ZoneStream(iter([pb.ZoneRequest(rmqueue=requests["Rmqueue"])]),
+                                                          timeout=RPC_TIMEOUT)
+            with pytest.raises(grpc.RpcError) as err:
+                list(call)
+            assert err.value.code() == DENIED
+    else:
+        assert call_code(h.cluster.coordinator_address, sec, "Coordinator", method, requests[method]) == DENIED
+    unchanged.check()
+    assert_audit_ok(h)
+
+
 def test_refusals_are_counted_on_metrics_and_the_token_never_appears_in_logs(shared_cluster):
     """pcpsim_rpc_refused_total{reason} on the coordinator's /metrics counts refused calls;
     no log file of any process contains either secret."""
@@ -192,7 +229,8 @@ def test_refusals_are_counted_on_metrics_and_the_token_never_appears_in_logs(sha
     call_code(h.cluster.coordinator_address, credentials(h, "forged"), "Coordinator", "GetState", pb.Empty())
     call_code(h.cluster.coordinator_address, credentials(h, "node"), "Coordinator", "GetState", pb.Empty())
     assert {r: refused(r) - before[r] for r in before} == {"missing_token": 1, "bad_token": 1, "role": 1}
-    secrets_ = [credentials(h, "operator").token, credentials(h, "node").token]
+    secrets_ = [credentials(h, "operator").token] + [
+        security.load_token_file(h.cluster.token_files[f"node-cpu{c}"], security.NODE).token for c in h.nodes]
     logs = glob.glob(os.path.join(h.cluster.run_dir, "*.log"))
     assert logs
     for path in logs:

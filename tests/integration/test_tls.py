@@ -90,9 +90,9 @@ def test_the_cli_finds_the_token_and_tls_settings_in_the_state_file(mtls_cluster
     ok = run_cli("audit", "--state", state)
     assert ok.returncode == 0, ok.stderr
     assert "audit ok" in ok.stdout
-    local = run_cli("audit", "--state", state, "--token-file", h.cluster.token_files["node"])
+    local = run_cli("audit", "--state", state, "--token-file", h.cluster.token_files["node-cpu0"])
     assert local.returncode == 2 and "has no operator secret" in local.stderr
-    node_secret = security.load_token_file(h.cluster.token_files["node"], security.NODE).token
+    node_secret = security.load_token_file(h.cluster.token_files["node-cpu0"], security.NODE).token
     stolen = tmp_path / "stolen.token"
     stolen.write_text(f"operator={node_secret}\n")
     stolen.chmod(0o600)

@@ -68,16 +68,17 @@ def test_the_command_line_is_accepted_or_refused_with_exit_2(argv):
 
 @EXAMPLES
 @given(st.lists(st.one_of(
-    st.sampled_from(["node=", "operator=", "operator.sha256=", "node.sha256=", "#", "=", "root="]).flatmap(
+    st.sampled_from(["node=", "operator=", "operator.sha256=", "node.sha256=", "node.key=", "operator.key=", "#",
+                     "=", "root="]).flatmap(
         lambda k: st.text(alphabet=string.printable, max_size=70).map(lambda v: k + v)),
     st.text(max_size=40)), max_size=5).map("\n".join))
 def test_token_files_are_accepted_or_refused_with_a_security_error(text):
     try:
-        roles = security.parse_token_file(text, "tokens")
+        roles, keys = security.parse_token_file(text, "tokens")
     except security.SecurityError as err:
         assert "tokens" in str(err)
         return
-    assert set(roles) <= set(security.ROLES) and roles
+    assert set(roles) <= set(security.ROLES) and set(keys) <= {security.NODE} and (roles or keys)
     for secret, digest in roles.values():
         assert len(digest) == 32 and (secret is None or len(secret) >= security.MIN_SECRET_CHARS)
 

@@ -51,9 +51,19 @@ def test_a_node_may_use_only_zone_and_membership_rpcs():
 
 def test_a_node_may_start_only_a_direct_reclaim_drain():
     allowed = ACCESS["/pcpsim.v1.Coordinator/DrainAllPages"][NODE]
-    assert allowed(pb.DrainAllRequest(trigger=pb.TRIGGER_RECLAIM))
+    assert allowed(pb.DrainAllRequest(trigger=pb.TRIGGER_RECLAIM), 3)
     for trigger in (pb.TRIGGER_DEMAND, pb.TRIGGER_UNSPECIFIED, 77):
-        assert not allowed(pb.DrainAllRequest(trigger=trigger))
+        assert not allowed(pb.DrainAllRequest(trigger=trigger), 3)
+
+
+def test_a_bound_node_names_only_its_own_cpu_and_an_unbound_one_any():
+    own = ACCESS["/pcpsim.v1.Coordinator/Rmqueue"][NODE]
+    assert own(pb.RmqueueRequest(cpu=3), 3) and not own(pb.RmqueueRequest(cpu=2), 3)
+    assert own(pb.RmqueueRequest(cpu=2), None)
+    stream = ACCESS["/pcpsim.v1.Coordinator/ZoneStream"][NODE]
+    assert stream(pb.ZoneRequest(free=pb.FreePagesRequest(cpu=3)), 3)
+    assert not stream(pb.ZoneRequest(rmqueue=pb.RmqueueRequest(cpu=0)), 3)
+    assert stream(pb.ZoneRequest(), 3)  # no operation: the servicer refuses it (INVALID_ARGUMENT)
 
 
 # ------------------------------------------------------------------ token files
@@ -78,6 +88,21 @@ def test_generated_files_are_private_and_a_node_file_holds_only_the_operator_dig
     assert coordinator.token == operator and dict(coordinator.accept) == dict(node.accept)
     assert len({security.load_token_file(p, NODE if n == "node" else OPERATOR).token
                 for n, p in security.generate_token_files(str(tmp_path / "again")).items()} | {operator}) == 3
+
+
+def test_bound_node_files_name_their_cpu_and_hold_no_key(tmp_path):
+    """With nr_cpus, each CPU gets its own node token (cpuN.MAC); the coordinator holds the key
+    that checks them, a node file neither the key nor another CPU's token."""
+    paths = security.generate_token_files(str(tmp_path / "s"), nr_cpus=3)
+    assert set(paths) == {"coordinator", "operator", "node-cpu0", "node-cpu1", "node-cpu2"}
+    coordinator = security.load_token_file(paths["coordinator"], OPERATOR)
+    [(role, key)] = coordinator.keys
+    assert role == NODE and coordinator.auth
+    for cpu in range(3):
+        token = security.load_token_file(paths[f"node-cpu{cpu}"], NODE).token
+        assert token == security.bound_token(key, cpu) and token.startswith(f"cpu{cpu}.")
+        text = open(paths[f"node-cpu{cpu}"]).read()
+        assert key.decode() not in text and "key" not in text
 
 
 @pytest.mark.parametrize("text,message", [
@@ -167,7 +192,7 @@ class _Served:
 @pytest.fixture
 async def served(tmp_path):
     """A NodeServicer (cpu 0, a bare pcp) behind the interceptor, accepting the generated files' roles."""
-    paths = security.generate_token_files(str(tmp_path / "secrets"))
+    paths = security.generate_token_files(str(tmp_path / "secrets"), nr_cpus=2)
     registry = CollectorRegistry()
     server = grpc.aio.server(interceptors=[security.AuthInterceptor(
         security.load_token_file(paths["coordinator"], OPERATOR), registry)], options=security.server_options())
@@ -176,7 +201,7 @@ async def served(tmp_path):
     await server.start()
     s = _Served(server, port, registry)
     s.operator = security.load_token_file(paths["operator"], OPERATOR)
-    s.node = security.load_token_file(paths["node"], NODE)
+    s.node = security.load_token_file(paths["node-cpu1"], NODE)
     try:
         yield s
     finally:
@@ -287,3 +312,9 @@ def test_metrics_endpoints_are_read_only():
             assert "pcpsim_probe_total 1.0" in body and "root:" not in body
     finally:
         endpoint.close()
+
+
+def test_a_security_shows_no_secret_when_printed():
+    sec = security.Security(token=SECRET, accept=((NODE, b"d" * 32),), keys=((NODE, b"k" * 20),))
+    assert SECRET not in repr(sec) and "kkkk" not in repr(sec) and SECRET not in str(sec)
+    assert SECRET not in repr(security._SyncToken(SECRET)) + repr(security._AioUnaryToken(SECRET))
