@@ -17,10 +17,10 @@ answers must balance too).
 
 What a request legitimately does is undone at once so the audit can balance: pages a
 Rmqueue handed out are freed back, a granted pcp lock is released with its pages put
-back, queued work is flushed, a paused CPU resumed. Two requests that the protocol lets
-any authenticated node make and that would wreck the cluster are not sent: a valid
-Register for a live CPU (it replaces that CPU's process: the node credential is not
-bound to a CPU, see README "Security model") and a FreePages naming a running CPU's pages.
+back, queued work is flushed, a paused CPU resumed, injected faults healed. Requests that
+the operator may legitimately make and that would wreck the cluster are not sent: a valid
+Register for a live CPU (it replaces that CPU's process), a FreePages naming a running
+CPU's pages, and a SetFaults that SIGSTOPs the coordinator (the chaos nemesis resumes it).
 
 The default run draws BOUNDED_EXAMPLES per service; `pytest -m hostile_full` draws
 FULL_EXAMPLES (10,000) per service.
