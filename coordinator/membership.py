@@ -159,6 +159,12 @@ class Membership:
         return [m for m in self.members.values()
                 if not m.dead and now - m.last_heartbeat >= self.dead_timeout]
 
+    def excuse(self, seconds: float) -> None:
+        """Do not count `seconds` this coordinator could not hear anyone against the members."""
+        now = self.clock()
+        for member in self.members.values():
+            member.last_heartbeat = min(now, member.last_heartbeat + seconds)
+
     def declare_dead(self, member: Member) -> None:
         member.dead = True
         member.pcp_count = 0

@@ -184,8 +184,9 @@ async def main(args) -> None:
     runtime = NodeRuntime(args.cpu, args.role, reply.high, reply.batch, zone,
                           pb_grpc.CoordinatorStub(sync_channel), args.seed, cost,
                           task_config(args), time.monotonic, registry=registry,
-                          fencing=not args.unsafe_skip_fencing)
+                          fencing=not args.unsafe_skip_fencing, faults=faults)
     runtime.incarnation = request.incarnation
+    zone.fenced = runtime.fenced
     agent = Agent(stub, runtime, request, faults)
     agent.registered(reply, sent_at)
     holder["runtime"] = runtime

@@ -49,6 +49,7 @@ from google.protobuf.message import DecodeError
 from prometheus_client import Counter
 
 from node.api import validate
+from node.api.transport import CHANNEL_OPTIONS
 from node.api.v1 import pcpsim_pb2 as pb
 from node.config import split_host_port
 from node.mm.constants import MAX_ORDER, MIGRATE_TYPES
@@ -139,8 +140,10 @@ def server_options() -> list:
 
 
 def channel_options() -> list:
+    """Size limits, and node.api.transport's fast reconnects (every channel here is one
+    between pcpsim processes)."""
     return [("grpc.max_receive_message_length", MAX_REPLY_BYTES),
-            ("grpc.max_send_message_length", MAX_REQUEST_BYTES)]
+            ("grpc.max_send_message_length", MAX_REQUEST_BYTES), *CHANNEL_OPTIONS]
 
 
 # ------------------------------------------------------------------ configuration

@@ -4,6 +4,7 @@ pure pcp, no cluster)."""
 
 import os
 import stat
+import time
 import types
 
 import grpc
@@ -16,6 +17,7 @@ from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.pcp import PerCpuPages
 from node.faults import Faults
+from node.remote_lock import RemotePcpLock
 from node.server import NodeServicer
 
 SECRET = "s" * 32
@@ -196,7 +198,9 @@ async def served(tmp_path):
     registry = CollectorRegistry()
     server = grpc.aio.server(interceptors=[security.AuthInterceptor(
         security.load_token_file(paths["coordinator"], OPERATOR), registry)], options=security.server_options())
-    pb_grpc.add_NodeServicer_to_server(NodeServicer(types.SimpleNamespace(cpu_id=0, pcp=PerCpuPages(0)), Faults()), server)
+    pcp = PerCpuPages(0)
+    node = types.SimpleNamespace(cpu_id=0, pcp=pcp, remote_lock=RemotePcpLock(pcp, time.monotonic))
+    pb_grpc.add_NodeServicer_to_server(NodeServicer(node, Faults()), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     s = _Served(server, port, registry)
