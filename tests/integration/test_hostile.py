@@ -128,7 +128,7 @@ COORDINATOR = {
     "SetFaults": st.builds(pb.FaultsRequest, rules=st.lists(st.builds(
         pb.FaultRule, direction=enum, method=text, peer=st.one_of(st.integers(-2, 4), enum), delay_ms=small,
         drop=st.floats(allow_nan=True), drop_reply=st.floats(allow_nan=True), fail=st.floats(allow_nan=True)),
-        max_size=3), cost_factor=st.floats(allow_nan=True), stop_after_grant=st.booleans(), seed=u64),
+        max_size=3), cost_factor=st.floats(allow_nan=True), stop_mid_drain=st.booleans(), seed=u64),
 }
 NODE = {
     "GetPcp": st.builds(pb.CpuRequest, cpu=cpu),
@@ -288,7 +288,7 @@ class Fuzzer:
         if name == "ZoneStream":
             return req.WhichOneof("op") != "free" or self.safe("FreePages", req.free)
         if name == "SetFaults":  # the coordinator would SIGSTOP itself mid-drain, for the nemesis to resume
-            return not req.stop_after_grant
+            return not req.stop_mid_drain
         return True
 
     def would_register(self, req) -> bool:
