@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: compare test system-deps
+.PHONY: compare test test-hostile system-deps
 
 compare:
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e . && $(VENV)/bin/pcpsim compare --quick
@@ -16,3 +16,9 @@ system-deps:
 
 test: system-deps
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[test]' && $(PY) -m pytest
+
+# 10,000 hostile requests per service against a live cluster (minutes; opt-in, see
+# tests/integration/test_hostile.py). Prints the examples run and the status codes seen.
+test-hostile:
+	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[test]' && \
+		$(PY) -m pytest -s -m hostile_full tests/integration/test_hostile.py

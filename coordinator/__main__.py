@@ -16,6 +16,7 @@ import time
 import grpc
 
 from node import exposition
+from node.api import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.config import EnvArgumentParser, host_port, int_range, positive
@@ -94,8 +95,10 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
                    env="PCPSIM_DEAD_TIMEOUT_MS",
                    help="a node without heartbeats this long is dead: its pages go back to the zone "
                         "(must exceed --failure-timeout-ms); also the recovery window after a restart")
+    security.add_arguments(p)
     p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
     args = p.parse_args(argv)
+    args.security = security.from_args(args, security.OPERATOR, p.error)
     if args.dead_timeout_ms <= args.failure_timeout_ms:
         p.error(f"--dead-timeout-ms ({args.dead_timeout_ms}) must exceed --failure-timeout-ms "
                 f"({args.failure_timeout_ms}): a node must stop using its pages before they are taken")
@@ -117,8 +120,10 @@ async def main(args) -> None:
     zone_service = ZoneService(zone, cost)
     # Deterministic: a restarted coordinator takes the very same blocks again (coordinator.recovery).
     zone_service.preallocate(int(zone.managed_pages * args.zone_used))
+    sec = args.security
+    security.warn(security.process_warning(args.listen, sec))
     membership = Membership(args.nodes, time.monotonic, args.failure_timeout_ms / 1000.0,
-                            args.dead_timeout_ms / 1000.0)
+                            args.dead_timeout_ms / 1000.0, sec=sec)
     recovery = Recovery(membership, 2 * args.dead_timeout_ms / 1000.0, time.monotonic)
     registry = exposition.process_registry()  # this process's own: never prometheus_client's global one
     drain_metrics = DrainMetrics(registry, args.nodes)
@@ -132,7 +137,8 @@ async def main(args) -> None:
     audit_metrics = AuditMetrics(registry)
     rpc_metrics = RpcMetricsInterceptor(registry, [pb.DESCRIPTOR.services_by_name["Coordinator"]])
     metrics = exposition.serve(args.metrics_listen, registry)
-    server = grpc.aio.server(interceptors=[rpc_metrics, FaultInterceptor(faults)])
+    server = grpc.aio.server(interceptors=[security.AuthInterceptor(sec, registry), rpc_metrics,
+                                           FaultInterceptor(faults)], options=security.server_options())
     pb_grpc.add_CoordinatorServicer_to_server(
         CoordinatorServicer(membership, zone_service, drainer, pageset, recovery, args.time_scale,
                             metrics_address=metrics.address if metrics else "",
@@ -140,7 +146,7 @@ async def main(args) -> None:
                             contig=ContigRanges(zone_service, drainer, time.monotonic, pageset, membership),
                             hotplug=CpuHotplug(membership, drainer, pageset, time.monotonic)), server)
     health = await Health.add_to(server, pb.DESCRIPTOR.services_by_name["Coordinator"].full_name)
-    port = server.add_insecure_port(args.listen)
+    port = security.add_port(server, args.listen, sec)
     await server.start()
     recovery.begin()
     await health.serving()  # ready as soon as it serves: nodes register whenever they come

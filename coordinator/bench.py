@@ -46,8 +46,7 @@ import threading
 import time
 import types
 
-import grpc
-
+from node.api import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.constants import MIGRATE_MOVABLE
@@ -224,8 +223,8 @@ def bench_remote_drain_and_zone(quick: bool, run_dir: str) -> tuple[list[Figure]
     with _tiny_cluster(["housekeeping"], os.path.join(run_dir, "drain-one")) as cluster:
         node = cluster.state().nodes[0]
         batch = cluster.state().batch
-        with grpc.insecure_channel(node.address) as nch, \
-                grpc.insecure_channel(cluster.coordinator_address) as cch:
+        with cluster.channel(node.address) as nch, \
+                cluster.channel(cluster.coordinator_address) as cch:
             nstub, cstub = pb_grpc.NodeStub(nch), pb_grpc.CoordinatorStub(cch)
             ctl = _Stream(nstub.PcpControl, "bench-pcp-control")
             zs = _Stream(cstub.ZoneStream, "bench-zone")
@@ -246,7 +245,8 @@ def bench_remote_drain_and_zone(quick: bool, run_dir: str) -> tuple[list[Figure]
                 if not drains:
                     raise RuntimeError("the housekeeping CPU never put pages on its pcp")
                 log(f"remote drain: {len(drains)} drains, median {statistics.median(pages):.0f} blocks")
-                zone_fig, zone_detail = _zone_throughput(cluster.coordinator_address, node.incarnation, zs, quick)
+                zone_fig, zone_detail = _zone_throughput(cluster.coordinator_address, cluster.security,
+                                                         node.incarnation, zs, quick)
             finally:
                 ctl.close()
                 zs.close()
@@ -259,10 +259,10 @@ def bench_remote_drain_and_zone(quick: bool, run_dir: str) -> tuple[list[Figure]
     return figs, detail
 
 
-def _zone_client(address: str, incarnation: str, index: int, start_at: float, end_at: float, out) -> None:
+def _zone_client(address: str, sec, incarnation: str, index: int, start_at: float, end_at: float, out) -> None:
     """One zone client process: Rmqueue + FreePages pairs (cpu 0, order 0) on its own ZoneStream."""
     from node.reply_stream import ReplyStream
-    with grpc.insecure_channel(address) as ch:
+    with security.channel(address, sec) as ch:
         zs = ReplyStream(pb_grpc.CoordinatorStub(ch).ZoneStream, 10.0, f"bench-zone-{index}")
         ops, seq, errors = 0, 0, 0
 
@@ -292,14 +292,15 @@ def _zone_client(address: str, incarnation: str, index: int, start_at: float, en
     out.put((index, ops, errors))
 
 
-def _zone_throughput(address: str, incarnation: str, zs, quick: bool) -> tuple[Figure, dict]:
+def _zone_throughput(address: str, sec, incarnation: str, zs, quick: bool) -> tuple[Figure, dict]:
     measure_s = 5.0 if quick else 10.0
     floors = [_rtt_zone(zs) for _ in range(300)]
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     start_at = time.monotonic() + 4.0  # spawn + import + warm-up
     end_at = start_at + measure_s
-    procs = [ctx.Process(target=_zone_client, args=(address, incarnation, i, start_at, end_at, out), daemon=True)
+    procs = [ctx.Process(target=_zone_client, args=(address, sec, incarnation, i, start_at, end_at, out),
+                         daemon=True)
              for i in range(ZONE_CLIENTS)]
     for p in procs:
         p.start()
@@ -330,8 +331,8 @@ def bench_scaling(quick: bool, run_dir: str, plot_path: str | None) -> tuple[lis
         log(f"scaling: N={n}")
         with _tiny_cluster(["idle"] * n, os.path.join(run_dir, f"scale-{n}")) as cluster:
             node0 = cluster.state().nodes[0]
-            with grpc.insecure_channel(cluster.coordinator_address) as cch, \
-                    grpc.insecure_channel(node0.address) as nch:
+            with cluster.channel(cluster.coordinator_address) as cch, \
+                    cluster.channel(node0.address) as nch:
                 coord = pb_grpc.CoordinatorStub(cch)
                 ctl = _Stream(pb_grpc.NodeStub(nch).PcpControl, "bench-pcp-control")
                 try:
@@ -402,7 +403,7 @@ def bench_noise(quick: bool, run_dir: str) -> tuple[list[Figure], dict]:
     roles = ["housekeeping", "isolated-preemptible"]
     with LocalCluster(ClusterConfig(roles=roles), os.path.join(run_dir, "noise")) as cluster:
         node = next(n for n in cluster.state().nodes if n.role == pb.ROLE_ISOLATED_PREEMPTIBLE)
-        with grpc.insecure_channel(node.address) as ch:
+        with cluster.channel(node.address) as ch:
             stub = pb_grpc.NodeStub(ch)
             time.sleep(warmup_s)
             timer = TimerLoop()

@@ -14,15 +14,19 @@
                  [--strategies workqueue,remote,rcu-swap] [--kernel 5.19|6.1|6.2] [--trigger-mix cma=1]
   pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
   pcpsim bench [--quick] [--json PATH]                         figures against their floors, as ratios
+  pcpsim tokens DIR                                            fresh token files for a deployment
   pcpsim chaos run FILE... [--strategy S] [--seed N] [--out D] scripted faults, checked page by page
   pcpsim chaos check RUN_DIR                                   the checker again, on a run's history
 
 Commands that talk to a running cluster find it through the state file that
 `cluster up` writes (--state, $PCPSIM_STATE, default .pcpsim/cluster.json) or
-through --coordinator HOST:PORT.
+through --coordinator HOST:PORT. They authenticate with the operator token file the
+state file names (or --token-file / $PCPSIM_TOKEN_FILE), and dial with TLS if the state
+file or --tls-ca says so.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -31,11 +35,13 @@ import time
 
 import grpc
 
+from node.api import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.constants import MIGRATETYPE_NAMES, NR_PCP_LISTS, pindex_to_order, MIGRATE_PCPTYPES
 from coordinator import bench, bench_figure, compare, plots, prometheus, report
-from coordinator.cluster import ClusterConfig, ClusterError, LocalCluster, assign_roles
+from coordinator.cluster import ClusterConfig, ClusterError, LocalCluster, TlsPaths, assign_roles
+from node.config import join_host_port
 from node.cpulist import parse_cpu_list
 from node.mm import profile as profiles
 from coordinator.drain import STRATEGIES, STRATEGY_NAMES, TRIGGER_NAMES
@@ -110,6 +116,7 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state", default=os.environ.get("PCPSIM_STATE", DEFAULT_STATE),
                    help="cluster state file written by `cluster up` (default %(default)s)")
     p.add_argument("--coordinator", help="coordinator address HOST:PORT (overrides --state)")
+    security.add_arguments(p, env=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--run-dir", help="where process logs go (default .pcpsim/run-TIMESTAMP)")
     up.add_argument("--state", default=os.environ.get("PCPSIM_STATE", DEFAULT_STATE),
                     help="state file to write (default %(default)s)")
+    up.add_argument("--listen-host", default="127.0.0.1",
+                    help="address every process binds (default %(default)s: this machine only)")
+    up.add_argument("--no-auth", action="store_true",
+                    help="do not generate tokens: any client that reaches a port may call every RPC")
+    up.add_argument("--tls-cert", help="PEM certificate every process serves and dials with (SAN: the listen host)")
+    up.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    up.add_argument("--tls-ca", help="PEM CA every process checks its peers against")
+    up.add_argument("--tls-client-auth", action="store_true", help="mutual TLS: require client certificates")
     up.add_argument("--prometheus", action="store_true",
                     help="also run a local Prometheus (binary `prometheus`) scraping every process, with the "
                     "rules of deploy/prometheus; its data goes under the run dir")
@@ -231,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Re-run the checker on RUN_DIR/history.jsonl. Exit 0 valid, 1 invalid, "
                               "2 unknown.")
     ccheck.add_argument("run_dir", metavar="RUN_DIR")
+
+    tok = sub.add_parser("tokens", help="write fresh token files (coordinator, node, operator) for a deployment",
+                         description="Generate the node and operator secrets into DIR/coordinator.token, "
+                         "DIR/node.token (the operator secret only as its SHA-256) and DIR/operator.token, "
+                         "mode 0600. No secret is printed. `cluster up` does this by itself.")
+    tok.add_argument("dir", metavar="DIR")
     return p
 
 
@@ -247,8 +268,33 @@ def coordinator_address(args) -> str:
         raise CliError(f"state file {args.state} is not valid: {err}") from None
 
 
+def _state_file(args) -> dict:
+    try:
+        with open(args.state) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+    except ValueError as err:
+        raise CliError(f"state file {args.state} is not valid: {err}") from None
+
+
+def client_security(args) -> security.Security:
+    """The operator's credentials: flags and $PCPSIM_TOKEN_FILE/TLS variables first, else what
+    the state file names."""
+    doc = _state_file(args) if not args.coordinator else {}
+    tls = doc.get("tls") or {}
+    token_file = args.token_file or doc.get("token_file")
+    try:
+        sec = security.load_token_file(token_file, security.OPERATOR) if token_file else security.INSECURE
+        return dataclasses.replace(sec, tls=security.load_tls(
+            args.tls_cert or tls.get("cert"), args.tls_key or tls.get("key"), args.tls_ca or tls.get("ca"), False))
+    except security.SecurityError as err:
+        raise CliError(str(err)) from None
+
+
 def _stub(args):
-    channel = grpc.insecure_channel(coordinator_address(args))
+    args.security = client_security(args)
+    channel = security.channel(coordinator_address(args), args.security)
     return channel, pb_grpc.CoordinatorStub(channel)
 
 
@@ -271,8 +317,24 @@ def cmd_cluster_up(args) -> int:
             raise CliError(str(err)) from None
     run_dir = args.run_dir or os.path.join(".pcpsim", time.strftime("run-%Y%m%d-%H%M%S"))
     os.makedirs(os.path.dirname(os.path.abspath(args.state)), exist_ok=True)
-    config = ClusterConfig(roles=roles, seed=args.seed, strategy=args.strategy, zone_mb=args.zone_mb,
-                           zone_used=args.zone_used, kernel=args.kernel)
+    tls = None
+    if args.tls_cert or args.tls_key or args.tls_ca or args.tls_client_auth:
+        try:  # refuse bad files before starting anything
+            security.load_tls(args.tls_cert, args.tls_key, args.tls_ca, args.tls_client_auth)
+        except security.SecurityError as err:
+            raise CliError(str(err)) from None
+        if not (args.tls_cert and args.tls_ca):
+            raise CliError("cluster up with TLS needs --tls-cert, --tls-key and --tls-ca (every process "
+                           "serves and dials)")
+        tls = TlsPaths(*(os.path.abspath(x) for x in (args.tls_cert, args.tls_key, args.tls_ca)),
+                       args.tls_client_auth)
+    try:
+        config = ClusterConfig(roles=roles, seed=args.seed, strategy=args.strategy, zone_mb=args.zone_mb,
+                               zone_used=args.zone_used, kernel=args.kernel, listen_host=args.listen_host,
+                               auth=not args.no_auth, tls=tls)
+        security.warn(security.exposure_warning(join_host_port(config.listen_host, 0), tls is not None, config.auth))
+    except ValueError as err:
+        raise CliError(f"--listen-host: {err}") from None
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     cluster = LocalCluster(config, run_dir, state_file=args.state)
@@ -289,6 +351,9 @@ def cmd_cluster_up(args) -> int:
             print(f"cpu{node.cpu:<3}       {node.address:<22} {pb.Role.Name(node.role)}")
         print(f"zone: {state.zone.spanned_pages} pages, batch {state.batch}, high {state.high}; "
               f"logs in {run_dir}; state in {args.state}")
+        print("authentication: " + (f"on (operator token file {cluster.token_files['operator']})"
+                                    if cluster.token_files else "OFF (--no-auth)")
+              + "; TLS: " + ("mutual" if tls and tls.client_auth else "on" if tls else "off"))
         if prom is not None:
             print(f"prometheus   {prom.url}  (config {prom.config_file}, log {prom.log_file})")
         print("Ctrl-C stops the cluster.", flush=True)
@@ -395,7 +460,7 @@ def cmd_state(args) -> int:
         pcps = {}
         for node in state.nodes:
             if node.up:
-                with grpc.insecure_channel(node.address) as nch:
+                with security.channel(node.address, args.security) as nch:
                     pcps[node.cpu] = pb_grpc.NodeStub(nch).GetPcp(pb.CpuRequest(cpu=node.cpu), timeout=5.0)
         audit = None if args.no_audit else stub.Audit(pb.Empty(), timeout=60.0)
     z = state.zone
@@ -497,6 +562,18 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_tokens(args) -> int:
+    if os.path.exists(os.path.join(args.dir, "operator.token")):
+        raise CliError(f"{args.dir} already holds token files: remove them first")
+    try:
+        paths = security.generate_token_files(args.dir)
+    except OSError as err:
+        raise CliError(f"cannot write token files: {err}") from None
+    for kind, path in sorted(paths.items()):
+        print(f"{kind:<12} {path}")
+    return 0
+
+
 def cmd_chaos(args) -> int:
     from coordinator.chaos import checker, history, runner, scenario
     if args.chaos_command == "check":
@@ -535,7 +612,7 @@ def cmd_chaos(args) -> int:
     return 1 if 1 in codes else 2 if 2 in codes else 0
 
 
-COMMANDS = {"drain": cmd_drain, "state": cmd_state, "audit": cmd_audit, "compare": cmd_compare,
+COMMANDS = {"tokens": cmd_tokens, "drain": cmd_drain, "state": cmd_state, "audit": cmd_audit, "compare": cmd_compare,
             "cma-alloc": cmd_contig, "offline": cmd_contig, "release": cmd_release, "cpu": cmd_cpu,
             "report": cmd_report, "bench": cmd_bench, "chaos": cmd_chaos}
 

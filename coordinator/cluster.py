@@ -6,12 +6,19 @@ heartbeats. `stop` sends SIGTERM to every child, waits, and SIGKILLs stragglers;
 children also stop on their own if this process dies (they watch their parent pid),
 so no orphan keeps a port bound. Every child's output goes to a log file in run_dir.
 
+Authentication is on unless the config turns it off: `start` generates the cluster's
+secrets into run_dir/secrets (node.api.security: mode 0600 files, never printed): the
+operator's, and a node token per CPU bound to that CPU; it hands each child its token
+file, and `channel()` dials with the operator's. TLS settings
+(ClusterConfig.tls: certificate, key, CA paths) are passed to every child as given.
+
 The state file lists every process's gRPC and /metrics address; next to it,
 prometheus-targets.json is the same in Prometheus file_sd format (job pcpsim-node or
 pcpsim-coordinator; cpu and role labels), so a Prometheus started with
 `file_sd_configs` on it finds the cluster.
 """
 
+import dataclasses
 import json
 import os
 import select
@@ -23,6 +30,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from node.api import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from coordinator.metrics import role_label
@@ -55,8 +63,22 @@ class ClusterConfig:
     zone_mb: int = 1024
     zone_used: float = 0.0
     listen_host: str = "127.0.0.1"
+    auth: bool = True  # generate tokens and require them
+    tls: "TlsPaths | None" = None
     coordinator_args: list = field(default_factory=list)
     node_args: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TlsPaths:
+    cert: str
+    key: str
+    ca: str
+    client_auth: bool = False
+
+    def args(self) -> list[str]:
+        return (["--tls-cert", self.cert, "--tls-key", self.key, "--tls-ca", self.ca]
+                + (["--tls-client-auth"] if self.client_auth else []))
 
 
 class Supervised:
@@ -83,6 +105,17 @@ class LocalCluster(Supervised):
         self.coordinator_address = ""
         self.procs: dict[str, subprocess.Popen] = {}
         self._logs = []
+        # "coordinator", "operator", "node-cpuN" (each CPU its own, bound to it) -> path (auth on)
+        self.token_files: dict[str, str] = {}
+        self.security = security.INSECURE       # how this process (the operator) dials the cluster
+
+    def channel(self, address: str) -> grpc.Channel:
+        """A channel to one of the cluster's processes, with the operator's credentials."""
+        return security.channel(address, self.security)
+
+    def _security_args(self, who: str) -> list[str]:
+        tls = self.config.tls.args() if self.config.tls else []
+        return tls + (["--token-file", self.token_files[who]] if self.token_files else [])
 
     def _spawn(self, name: str, argv: list[str], stdout=None) -> subprocess.Popen:
         log = open(os.path.join(self.run_dir, f"{name}.log"), "ab")
@@ -97,6 +130,7 @@ class LocalCluster(Supervised):
         os.makedirs(self.run_dir, exist_ok=True)
         cfg = self.config
         deadline = time.monotonic() + timeout
+        self._set_up_security()
         self.start_coordinator(deadline)
         for cpu in range(len(cfg.roles)):
             self.start_node(cpu)
@@ -116,7 +150,7 @@ class LocalCluster(Supervised):
             "coordinator", "--listen", listen, "--nodes", str(len(cfg.roles)),
             "--kernel", cfg.kernel, *(["--strategy", cfg.strategy] if cfg.strategy else []),
             "--zone-mb", str(cfg.zone_mb), "--zone-used", str(cfg.zone_used),
-            *cfg.coordinator_args], stdout=subprocess.PIPE)
+            *self._security_args("coordinator"), *cfg.coordinator_args], stdout=subprocess.PIPE)
         self.coordinator_address = self._read_listening(coord, deadline)
         return coord
 
@@ -126,7 +160,18 @@ class LocalCluster(Supervised):
         return self._spawn(name or f"cpu{cpu}", [
             "node", "--cpu", str(cpu), "--coordinator", self.coordinator_address,
             "--listen", f"{cfg.listen_host}:0", "--role", cfg.roles[cpu], "--seed", str(cfg.seed),
-            *cfg.node_args])
+            *self._security_args(f"node-cpu{cpu}"), *cfg.node_args])
+
+    def _set_up_security(self) -> None:
+        cfg = self.config
+        if cfg.auth and not self.token_files:
+            self.token_files = security.generate_token_files(os.path.abspath(os.path.join(self.run_dir, "secrets")),
+                                                             nr_cpus=len(cfg.roles))
+        sec = (security.load_token_file(self.token_files["operator"], security.OPERATOR)
+               if self.token_files else security.INSECURE)
+        tls = cfg.tls
+        self.security = dataclasses.replace(sec, tls=tls and security.load_tls(tls.cert, tls.key, tls.ca,
+                                                                                tls.client_auth))
 
     def _read_listening(self, proc: subprocess.Popen, deadline: float) -> str:
         fd = proc.stdout.fileno()
@@ -148,7 +193,7 @@ class LocalCluster(Supervised):
         return line.split(" ", 1)[1]
 
     def state(self, timeout: float = 5.0) -> pb.ClusterState:
-        with grpc.insecure_channel(self.coordinator_address) as channel:
+        with self.channel(self.coordinator_address) as channel:
             return pb_grpc.CoordinatorStub(channel).GetState(pb.Empty(), timeout=timeout)
 
     def wait_ready(self, deadline: float) -> None:
@@ -173,6 +218,9 @@ class LocalCluster(Supervised):
         doc = {"coordinator": self.coordinator_address, "run_dir": self.run_dir,
                "pids": {name: p.pid for name, p in self.procs.items()},
                "coordinator_metrics": state.metrics_address,
+               # Paths, never secrets: the CLI dials with these (pcpsim state, drain, audit).
+               "token_file": self.token_files.get("operator"),
+               "tls": self.config.tls and dataclasses.asdict(self.config.tls),
                "nodes": [{"cpu": n.cpu, "address": n.address, "metrics": n.metrics_address,
                           "role": pb.Role.Name(n.role)} for n in state.nodes]}
         _write_json(self.state_file, doc)

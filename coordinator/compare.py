@@ -195,9 +195,9 @@ def run_phase(phase: str, config: CompareConfig, run_dir: str, progress: Progres
     progress.update(index, phase, "starting", force=True)
     with LocalCluster(cluster_cfg, os.path.join(run_dir, phase)) as cluster:
         nodes = cluster.state().nodes
-        with grpc.insecure_channel(cluster.coordinator_address) as channel:
+        with cluster.channel(cluster.coordinator_address) as channel:
             coord = pb_grpc.CoordinatorStub(channel)
-            node_channels = {n.cpu: grpc.insecure_channel(n.address) for n in nodes}
+            node_channels = {n.cpu: cluster.channel(n.address) for n in nodes}
             try:
                 node_stubs = {cpu: pb_grpc.NodeStub(ch) for cpu, ch in node_channels.items()}
                 _wait(progress, index, phase, "warmup", config.warmup_s)

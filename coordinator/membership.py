@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import grpc
 
-from node.api import validate
+from node.api import security, validate
 from node.api.errors import FailedPrecondition, InvalidArgument, NotFound
-from node.api.transport import CHANNEL_OPTIONS
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.config import split_host_port
 from node.reply_stream import AioReplyStream
 
 # Bound on one message's round trip on a member's control stream; a drain request
@@ -53,12 +53,28 @@ class Member:
     cpu_offline: bool = False  # taken offline by CPU hotplug (coordinator.cpu_hotplug): alive, not online
 
 
+MAX_NAME = 255  # characters: a DNS name, an address, an incarnation
+
+
+def _check_address(what: str, address: str) -> None:
+    """A dialable HOST:PORT of sane length (the coordinator opens a channel to it)."""
+    try:
+        if len(address) > MAX_NAME:
+            raise ValueError(f"{len(address)} characters, limit {MAX_NAME}")
+        if split_host_port(address)[1] == 0:
+            raise ValueError("port 0")
+    except ValueError as err:
+        raise InvalidArgument(f"{what} {address[:64]!r} is not a dialable host:port: {err}") from None
+
+
 class Membership:
     def __init__(self, nr_cpus: int, clock=time.monotonic, failure_timeout: float = 1.0,
-                 dead_timeout: float = 3.0, lease: float | None = None):
+                 dead_timeout: float = 3.0, lease: float | None = None,
+                 sec: security.Security = security.INSECURE):
         if dead_timeout <= failure_timeout:
             raise InvalidArgument(f"dead timeout {dead_timeout}s must exceed the failure timeout {failure_timeout}s")
         self.nr_cpus = nr_cpus
+        self.security = sec  # how the coordinator dials its nodes (TLS, operator token)
         self.clock = clock
         self.failure_timeout = failure_timeout
         self.dead_timeout = dead_timeout
@@ -69,12 +85,14 @@ class Membership:
             raise InvalidArgument(f"lease {self.lease}s must be shorter than the dead timeout {dead_timeout}s")
         self.members: dict[int, Member] = {}
 
-    def check_registration(self, cpu: int, address: str, role: int, metrics_address: str = "") -> None:
+    def check_registration(self, cpu: int, address: str, role: int, metrics_address: str = "",
+                           incarnation: str = "") -> None:
         validate.cpu(cpu, self.nr_cpus)
-        if not address or ":" not in address:
-            raise InvalidArgument(f"address {address!r} is not host:port")
-        if metrics_address and ":" not in metrics_address:
-            raise InvalidArgument(f"metrics_address {metrics_address!r} is not host:port")
+        if len(incarnation) > MAX_NAME:
+            raise InvalidArgument(f"incarnation of {len(incarnation)} characters, limit {MAX_NAME}")
+        _check_address("address", address)
+        if metrics_address:
+            _check_address("metrics_address", metrics_address)
         if role not in pb.Role.values() or role == pb.ROLE_UNSPECIFIED:
             raise InvalidArgument(f"unknown role {role}")
 
@@ -82,7 +100,7 @@ class Membership:
                  incarnation: str = "") -> Member:
         self.check_registration(cpu, address, role, metrics_address)
         old = self.members.get(cpu)
-        channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        channel = security.aio_channel(address, self.security)
         member = Member(cpu, address, role, channel, pb_grpc.NodeStub(channel), self.clock(),
                         registrations=old.registrations + 1 if old else 1, metrics_address=metrics_address)
         member.incarnation = incarnation

@@ -42,7 +42,8 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         # Validate before anything changes; a retried registration of the same process
         # (same incarnation) changes nothing but its address.
         m = self.membership
-        m.check_registration(request.cpu, request.address, request.role, request.metrics_address)
+        m.check_registration(request.cpu, request.address, request.role, request.metrics_address,
+                             request.incarnation)
         holdings = validate.page_list(request.holdings) if request.resume else []
         cpu = request.cpu
         reclaimed = 0
@@ -118,8 +119,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         order = validate.order(request.order)
         mt = validate.migratetype(request.migratetype)
         count = validate.count(request.count, 1 << 12)
-        if not request.transfer_id:
-            raise validate.InvalidArgument("transfer_id is required")
+        validate.transfer_id(request.transfer_id)
         self._check_zone_caller(cpu, request.incarnation)
         reply = await self.zone.locked(self.zone.rmqueue, cpu, order, mt, count, request.transfer_id)
         return pb.RmqueueReply(pfn=reply.pfns, watermark_ok=reply.watermark_ok,
@@ -130,8 +130,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         pages = validate.page_list(request.pages)
         if not pages:
             raise validate.InvalidArgument("no pages to free")
-        if not request.transfer_id:
-            raise validate.InvalidArgument("transfer_id is required")
+        validate.transfer_id(request.transfer_id)
         self._check_zone_caller(cpu, request.incarnation)
         reply = await self.zone.locked(self.zone.free_pages, cpu, pages, request.transfer_id)
         return pb.FreePagesReply(free_pages=reply.free_pages, reclaim_active=reply.reclaim_active)

@@ -9,7 +9,10 @@ Ownership: the service records which CPU holds every block it handed out (head p
 (cpu, order)). A free is checked page by page against that record *before* anything
 is applied, so a request that names a page its CPU does not hold, a wrong order or a
 page already free is refused whole and changes nothing. Every transfer carries an
-idempotency key; a retry of an applied transfer gets the first answer back.
+idempotency key; a retry of an applied transfer gets the first answer back. A key is
+bound to its request (operation, cpu and arguments): the same key on a different request
+is refused, not answered with pages another request was given (which its sender would
+then record at the wrong order, or as its own).
 
 Watermarks: a refill or buddy allocation that would take the zone below its min
 watermark is refused (the allocating CPU then enters direct reclaim).
@@ -93,8 +96,9 @@ class ZoneService:
         return taken
 
     def rmqueue(self, cpu: int, order: int, migratetype: int, count: int, transfer_id: str) -> ZoneReply:
+        key = ("rmqueue", cpu, order, migratetype, count)
         if transfer_id in self._applied:
-            return self._applied[transfer_id]
+            return self._replay(transfer_id, key)
         zone = self.zone
         if zone.free_pages - (count << order) < zone.watermark["min"]:
             self.refused += 1
@@ -107,11 +111,12 @@ class ZoneService:
         for pfn in pfns:
             self.owned[pfn] = (cpu, order)
         self._sleep(self.cost.zone_hold(len(pfns)))
-        return self._remember(transfer_id, self._reply(pfns, True))
+        return self._remember(transfer_id, key, self._reply(pfns, True))
 
     def free_pages(self, cpu: int, pages: list, transfer_id: str) -> ZoneReply:
+        key = ("free", cpu, len(pages), hash(tuple(pages)))
         if transfer_id in self._applied:
-            return self._applied[transfer_id]
+            return self._replay(transfer_id, key)
         owned = self.owned
         for pfn, order, _ in pages:
             holder = owned.get(pfn)
@@ -123,7 +128,7 @@ class ZoneService:
             del owned[pfn]
             self.zone.free_one_page(pfn, order, migratetype)
         self._sleep(self.cost.zone_hold(len(pages)))
-        return self._remember(transfer_id, self._reply((), True))
+        return self._remember(transfer_id, key, self._reply((), True))
 
     def cpu_dead(self, cpu: int) -> int:
         """page_alloc_cpu_dead -> drain_pages(cpu): a CPU's process is gone, and with it
@@ -204,8 +209,14 @@ class ZoneService:
         self._update_reclaim()
         return ZoneReply(pfns, ok, self.zone.free_pages, self.zone.reclaim_active)
 
-    def _remember(self, transfer_id: str, reply: ZoneReply) -> ZoneReply:
-        self._applied[transfer_id] = reply
+    def _replay(self, transfer_id: str, key: tuple) -> ZoneReply:
+        first_key, reply = self._applied[transfer_id]
+        if first_key != key:
+            raise FailedPrecondition(f"transfer_id {transfer_id[:40]!r} was already used for another request")
+        return reply
+
+    def _remember(self, transfer_id: str, key: tuple, reply: ZoneReply) -> ZoneReply:
+        self._applied[transfer_id] = (key, reply)
         if len(self._applied) > _KEEP_TRANSFERS:
             self._applied.popitem(last=False)
         return reply

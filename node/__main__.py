@@ -21,8 +21,8 @@ import time
 import grpc
 
 from node import exposition
+from node.api import security
 from node.api.errors import Unavailable
-from node.api.transport import CHANNEL_OPTIONS
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.agent import Agent
@@ -78,11 +78,13 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
                    help="heartbeat interval")
     p.add_argument("--register-timeout-s", type=positive(float), default=30.0, env="PCPSIM_REGISTER_TIMEOUT_S",
                    help="keep retrying registration while the coordinator is unreachable this long")
+    security.add_arguments(p)
     p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
     p.add_argument("--unsafe-skip-fencing", action="store_true", env="PCPSIM_UNSAFE_SKIP_FENCING",
                    help="TEST ONLY: accept a remote drainer's commit after its lease ran out (the checker's "
                         "broken variant: pages end up both here and in the zone)")
     args = p.parse_args(argv)
+    args.security = security.from_args(args, security.NODE, p.error)
     args.cpu = _resolve_cpu(p, args, hostname)
     args.role = _resolve_role(p, args)
     return args
@@ -156,25 +158,28 @@ async def main(args) -> None:
     sys.setswitchinterval(0.0005)
     registry = exposition.process_registry()  # this process's own: never prometheus_client's global one
     rpc_metrics = RpcMetricsInterceptor(registry, [pb.DESCRIPTOR.services_by_name["Node"]])
+    sec = args.security
+    security.warn(security.process_warning(args.listen, sec))
     holder = {}
     faults = Faults(on_cost_factor=lambda f: holder["runtime"].set_cost_factor(f))
-    server = grpc.aio.server(interceptors=[rpc_metrics, FaultInterceptor(faults)])
+    server = grpc.aio.server(interceptors=[security.AuthInterceptor(sec, registry), rpc_metrics,
+                                           FaultInterceptor(faults)], options=security.server_options())
     pb_grpc.add_NodeServicer_to_server(NodeServicer(_Late(holder), faults), server)
     health = await Health.add_to(server, pb.DESCRIPTOR.services_by_name["Node"].full_name)
-    port = server.add_insecure_port(args.listen)
+    port = security.add_port(server, args.listen, sec)
     await server.start()
     address = advertised(args.listen, port, args.advertise)
     metrics = exposition.serve(args.metrics_listen, registry)
     metrics_address = advertised_metrics(metrics.address, args.advertise) if metrics else ""
 
-    aio_channel = grpc.aio.insecure_channel(args.coordinator, options=CHANNEL_OPTIONS)
+    aio_channel = security.aio_channel(args.coordinator, sec)
     stub = pb_grpc.CoordinatorStub(aio_channel)
     request = pb.RegisterRequest(cpu=args.cpu, address=address, role=ROLES[args.role],
                                  metrics_address=metrics_address, incarnation=os.urandom(8).hex())
     sent_at = time.monotonic()
     reply = await register(stub, request, sent_at + args.register_timeout_s)
     cost = CostModel(time_scale=reply.time_scale)
-    sync_channel = grpc.insecure_channel(args.coordinator, options=CHANNEL_OPTIONS)
+    sync_channel = security.channel(args.coordinator, sec)
     zone = ZoneClient(sync_channel, args.cpu, request.incarnation, faults=faults)
     zone.free_pages = reply.zone.free_pages
     runtime = NodeRuntime(args.cpu, args.role, reply.high, reply.batch, zone,

@@ -3,7 +3,9 @@
 Exit status 0 if it answers SERVING, 1 if it answers anything else or cannot be reached
 (the reason on stderr), 2 on bad usage. The image's HEALTHCHECK runs it with no address:
 it then probes this container's own gRPC port, from PCPSIM_LISTEN (a wildcard host
-becomes 127.0.0.1). A small stand-in for grpc_health_probe, which is a downloaded binary.
+becomes 127.0.0.1), with TLS if the container's PCPSIM_TLS_CA (and, for mutual TLS,
+PCPSIM_TLS_CERT/KEY) say so; the health service needs no token. A small stand-in for
+grpc_health_probe, which is a downloaded binary.
 """
 
 import argparse
@@ -13,13 +15,14 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from node.api import security
 from node.config import WILDCARD_HOSTS, dialable, join_host_port, split_host_port
 
 
-def check(address: str, service: str = "", timeout: float = 2.0) -> str:
+def check(address: str, service: str = "", timeout: float = 2.0, tls: security.Tls | None = None) -> str:
     """The status name the health service at `address` reports for `service`
     ("SERVING", "NOT_SERVING", ...); grpc.RpcError if it cannot be asked."""
-    with grpc.insecure_channel(address) as channel:
+    with security.channel(address, security.Security(tls=tls)) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=service), timeout=timeout)
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
@@ -43,13 +46,16 @@ def main(argv=None) -> int:
                    help="HOST:PORT (default: this container's PCPSIM_LISTEN)")
     p.add_argument("--service", default="", help="service name to ask about (default: the whole server)")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds (default %(default)s)")
+    for flag, var in (("--tls-ca", "PCPSIM_TLS_CA"), ("--tls-cert", "PCPSIM_TLS_CERT"), ("--tls-key", "PCPSIM_TLS_KEY")):
+        p.add_argument(flag, default=os.environ.get(var) or None, help=f"PEM file, for a TLS server (default ${var})")
     args = p.parse_args(argv)
     try:
         address = args.address or own_address()
-    except ValueError as err:
+        tls = security.load_tls(args.tls_cert, args.tls_key, args.tls_ca, False)
+    except ValueError as err:  # SecurityError is one
         p.error(str(err))
     try:
-        status = check(address, args.service, args.timeout)
+        status = check(address, args.service, args.timeout, tls)
     except grpc.RpcError as err:
         print(f"{address}: {err.code().name}: {err.details()}", file=sys.stderr)
         return 1

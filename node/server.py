@@ -15,6 +15,10 @@ from node.remote_lock import MAX_LEASE_S
 
 MAX_LEASE_MS = int(MAX_LEASE_S * 1000)
 MAX_FLUSH_MS = 600_000
+# Work items kept for FlushWork. A caller that queues work and never flushes it would
+# otherwise grow this map without bound: past the limit the oldest finished item is
+# forgotten (its FlushWork then gets NOT_FOUND), and if none has finished the queue is full.
+MAX_WORK_ITEMS = 1024
 
 
 class NodeServicer(pb_grpc.NodeServicer):
@@ -102,6 +106,7 @@ class NodeServicer(pb_grpc.NodeServicer):
         self._check_cpu(request.cpu)
         if request.kind != pb.WORK_DRAIN_LOCAL_PAGES:
             raise InvalidArgument(f"unknown work kind {request.kind}")
+        self._forget_flushed_work()
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         item = self.node.queue_drain_work()
@@ -109,6 +114,15 @@ class NodeServicer(pb_grpc.NodeServicer):
             lambda it: loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(it)))
         self._work[item.id] = (item, fut)
         return pb.QueueWorkReply(work_id=item.id)
+
+    def _forget_flushed_work(self) -> None:
+        if len(self._work) < MAX_WORK_ITEMS:
+            return
+        done = next((wid for wid, (_, fut) in self._work.items() if fut.done()), None)
+        if done is None:
+            raise FailedPrecondition(f"{len(self._work)} work items queued on cpu {self.node.cpu_id} "
+                                     f"and none finished: flush some first")
+        del self._work[done]
 
     @rpc
     async def FlushWork(self, request, context):

@@ -188,7 +188,7 @@ class Nemesis:
     def _set_faults(self, target: str, **fields):
         request = pb.FaultsRequest(seed=self.seed, **fields)
         if target == "coordinator":
-            with grpc.insecure_channel(self.cluster.coordinator_address) as ch:
+            with self.cluster.channel(self.cluster.coordinator_address) as ch:
                 reply = pb_grpc.CoordinatorStub(ch).SetFaults(request, timeout=RPC_TIMEOUT_S)
         else:
             cpu = next(c for c, name in self.names.items() if name == target)
@@ -205,7 +205,7 @@ class Nemesis:
 
     def _node_call(self, address: str, method: str, request, raise_errors: bool = False):
         try:
-            with grpc.insecure_channel(address) as ch:
+            with self.cluster.channel(address) as ch:
                 return getattr(pb_grpc.NodeStub(ch), method)(request, timeout=RPC_TIMEOUT_S)
         except grpc.RpcError:
             if raise_errors:

@@ -21,7 +21,6 @@ import urllib.request
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from node.api.transport import CHANNEL_OPTIONS
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from coordinator.chaos import checker
@@ -74,7 +73,7 @@ def _drive(cluster, scenario, strategy, seed, deadline_s, history, say) -> None:
     nemesis = Nemesis(cluster, history, seed)
     events = sorted([(f.at_s, 0, "start", f) for f in scenario.faults]
                     + [(f.heal_at_s, 1, "heal", f) for f in scenario.faults], key=lambda e: e[:2])
-    with grpc.insecure_channel(cluster.coordinator_address, options=CHANNEL_OPTIONS) as ch:
+    with cluster.channel(cluster.coordinator_address) as ch:
         workload = DrainWorkload(pb_grpc.CoordinatorStub(ch), history, strategy,
                                  scenario.workload.drain_interval_ms / 1e3, scenario.duration_s, seed,
                                  scenario.workload.force_all_cpus, deadline_s)
@@ -143,7 +142,7 @@ def _scrape(address: str) -> str:
 
 
 def _final(cluster, scenario, history, run_dir, say) -> None:
-    with grpc.insecure_channel(cluster.coordinator_address) as ch:
+    with cluster.channel(cluster.coordinator_address) as ch:
         stub = pb_grpc.CoordinatorStub(ch)
         try:
             a = stub.Audit(pb.Empty(), timeout=60.0)
@@ -157,7 +156,7 @@ def _final(cluster, scenario, history, run_dir, say) -> None:
     grants, unreachable = {}, []
     for n in nodes:
         try:
-            with grpc.insecure_channel(n.address) as ch:
+            with cluster.channel(n.address) as ch:
                 snap = pb_grpc.NodeStub(ch).Snapshot(pb.CpuRequest(cpu=n.cpu), timeout=RPC_TIMEOUT_S)
             grants[str(n.cpu)] = [{"token": g.token, "outcome": _OUTCOME[g.outcome], "pages": g.pages,
                                    "held_s": round(g.ended_at - g.granted_at, 6) if g.ended_at else None,

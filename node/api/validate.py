@@ -4,6 +4,7 @@ from node.api.errors import InvalidArgument
 from node.mm.constants import MAX_ORDER, MIGRATE_TYPES, MIGRATETYPE_NAMES
 
 MAX_PAGES_PER_MESSAGE = 1 << 16
+MAX_TRANSFER_ID = 128  # characters; a node's ids are ~30 (node.zone_client)
 
 
 def order(value: int) -> int:
@@ -28,6 +29,14 @@ def cpu(value: int, nr_cpus: int) -> int:
 def count(value: int, limit: int, what: str = "count") -> int:
     if not 1 <= value <= limit:
         raise InvalidArgument(f"{what} {value} out of range 1..{limit}")
+    return value
+
+
+def transfer_id(value: str) -> str:
+    if not value:
+        raise InvalidArgument("transfer_id is required")
+    if len(value) > MAX_TRANSFER_ID:
+        raise InvalidArgument(f"transfer_id of {len(value)} characters, limit {MAX_TRANSFER_ID}")
     return value
 
 

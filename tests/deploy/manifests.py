@@ -10,6 +10,8 @@ import re
 
 import yaml
 
+from node.api import security
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEPLOY = os.path.join(REPO, "deploy")
 K8S = os.path.join(DEPLOY, "k8s")
@@ -89,3 +91,16 @@ def service_names(service: str, namespace: str) -> set[str]:
     """Every DNS spelling of a Service."""
     return {service, f"{service}.{namespace}", f"{service}.{namespace}.svc",
             f"{service}.{namespace}.svc.cluster.local"}
+
+
+def local_token_files(directory: str) -> dict[str, str]:
+    """Fresh token files as a deployment makes them (`pcpsim tokens DIR`), by the Secret key they
+    stand for ("coordinator.token", "node.token"; and "operator.token", the CLI's)."""
+    return {os.path.basename(p): p for p in security.generate_token_files(directory).values()}
+
+
+def with_local_tokens(env: dict[str, str], files: dict[str, str]) -> dict[str, str]:
+    """`env` with PCPSIM_TOKEN_FILE, a path in the Secret's mount, replaced by the local file of that key."""
+    key = os.path.basename(env["PCPSIM_TOKEN_FILE"])
+    assert key in files, f"PCPSIM_TOKEN_FILE names {key}, which no token file stands for"
+    return {**env, "PCPSIM_TOKEN_FILE": files[key]}

@@ -14,8 +14,10 @@ from kubernetes_validate import utils as kv
 from coordinator.__main__ import parse_args as coordinator_args
 from node.__main__ import parse_args as node_args
 from node.config import split_host_port
+from node.api import security
 from tests.deploy.manifests import (K8S, SERVICEMONITOR, find, k8s_files, k8s_objects, kustomization,
-                                    load_all, only_container, pod_env, service_names)
+                                    load_all, local_token_files, only_container, pod_env, service_names,
+                                    with_local_tokens)
 
 # Native gRPC probes are GA from 1.27; validate against it and the newest schemas shipped.
 K8S_VERSIONS = ("1.27.0", kv.latest_version())
@@ -137,34 +139,51 @@ def test_nodes_find_the_coordinator_and_advertise_themselves_by_stable_names():
         assert "127.0.0.1" not in text and "localhost" not in text, obj["metadata"]["name"]
 
 
-def test_the_processes_accept_the_manifests_environment():
-    """Parsed by the real flag parsers, as the containers start: pod N is CPU N, with the role
-    the map gives it; the coordinator expects as many CPUs as there are replicas."""
+def test_the_processes_accept_the_manifests_environment(tmp_path):
+    """Parsed by the real flag parsers, as the containers start (with real token files where the
+    Secret is mounted): pod N is CPU N, with the role the map gives it, authenticating as a node;
+    the coordinator expects as many CPUs as there are replicas and authenticates as the operator."""
     sts, coord, ns = find("StatefulSet", "pcpsim-node"), find("Deployment", "pcpsim-coordinator"), "pcpsim"
+    files = local_token_files(str(tmp_path / "tokens"))
     roles = []
     for n in range(sts["spec"]["replicas"]):
         pod = f"pcpsim-node-{n}"
-        args = node_args([], environ=pod_env(only_container(sts), pod, ns), hostname=lambda pod=pod: pod)
+        args = node_args([], environ=with_local_tokens(pod_env(only_container(sts), pod, ns), files),
+                         hostname=lambda pod=pod: pod)
         assert args.cpu == n and args.advertise.startswith(pod + ".")
+        assert args.security.token == security.load_token_file(files["node.token"], security.NODE).token
         roles.append(args.role)
     assert roles == ["housekeeping", "housekeeping", "isolated-preemptible", "isolated-rt"]
-    args = coordinator_args([], environ=pod_env(only_container(coord), "pcpsim-coordinator-x", ns))
+    args = coordinator_args([], environ=with_local_tokens(pod_env(only_container(coord), "pcpsim-coordinator-x", ns),
+                                                          files))
     assert args.nodes == sts["spec"]["replicas"] and args.listen == "0.0.0.0:50051"
+    assert args.security.token == security.load_token_file(files["operator.token"], security.OPERATOR).token
 
 
-def test_every_pod_mounts_the_token_secret_and_names_it_in_the_environment():
-    """The Secret exists, is mounted read-only, and PCPSIM_TOKEN_FILE points into the mount
-    (not yet enforced by the processes)."""
+def test_every_pod_mounts_only_its_own_token_file_and_names_it_in_the_environment():
+    """The Secret holds the coordinator's and the nodes' token files; each pod mounts only its
+    own (read-only, not world-readable: the processes refuse that) and PCPSIM_TOKEN_FILE names
+    it. The placeholder secrets have the right shape (a node's file holds only the operator
+    secret's digest) and are refused by the processes until replaced."""
     secret = find("Secret", "pcpsim-token")
-    [key] = secret["stringData"]
-    for workload in (find("StatefulSet", "pcpsim-node"), find("Deployment", "pcpsim-coordinator")):
+    assert set(secret["stringData"]) == {"coordinator.token", "node.token"}
+    for workload, key, role in ((find("StatefulSet", "pcpsim-node"), "node.token", security.NODE),
+                                (find("Deployment", "pcpsim-coordinator"), "coordinator.token", security.OPERATOR)):
         spec = workload["spec"]["template"]["spec"]
         c = only_container(workload)
         [volume] = [v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == "pcpsim-token"]
+        assert [item["key"] for item in volume["secret"]["items"]] == [key]
+        assert volume["secret"]["defaultMode"] & 0o007 == 0
         [mount] = [m for m in c["volumeMounts"] if m["name"] == volume["name"]]
         assert mount["readOnly"] is True
         env = {e["name"]: e.get("value") for e in c["env"]}
-        assert env["PCPSIM_TOKEN_FILE"] == f"{mount['mountPath']}/{key}"
+        [item] = volume["secret"]["items"]
+        assert env["PCPSIM_TOKEN_FILE"] == f"{mount['mountPath']}/{item['path']}"
+        text = secret["stringData"][key]
+        with pytest.raises(security.SecurityError, match="placeholder"):
+            security.parse_token_file(text, key)
+        lines = dict(line.split("=", 1) for line in text.split())
+        assert set(lines) == ({"node", "operator.sha256"} if role == security.NODE else {"node", "operator"})
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert spec["enableServiceLinks"] is False  # no PCPSIM_COORDINATOR_PORT=tcp://... next to ours
 

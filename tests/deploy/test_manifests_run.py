@@ -9,6 +9,8 @@ replaced by loopback ones and nothing else changed:
 - the pod's hostname, which a StatefulSet sets to the pod name and --cpu-from-hostname
   reads -> PCPSIM_HOSTNAME=<pod name>;
 - PCPSIM_NODES -> the number of node processes, as kustomization.yaml's replacement does;
+- PCPSIM_TOKEN_FILE, a file of the Secret's mount -> a fresh local file for the same key
+  (the Secret's own values are placeholders the processes refuse);
 - `python` -> this interpreter, plus --parent-pid so no process outlives the test.
 Every address-valued variable must be one of these, so an address the manifests would
 need that this test cannot map (a loopback assumption, a stray name) fails it.
@@ -25,10 +27,12 @@ import grpc
 import pytest
 
 from node import health_probe
+from node.api import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.config import WILDCARD_HOSTS, split_host_port
-from tests.deploy.manifests import argv, find, kustomization, only_container, pod_env, service_names
+from tests.deploy.manifests import (argv, find, kustomization, local_token_files, only_container, pod_env,
+                                    service_names, with_local_tokens)
 
 NODES = 3
 RPC_TIMEOUT = 30.0
@@ -74,7 +78,7 @@ class Loopback:
         out = {k: v for k, v in os.environ.items() if not k.startswith("PCPSIM_")}
         for var, value in raw.items():
             out[var] = self.address(process, pod_dns, var, value) if var in ADDRESS_VARS else value
-        return out
+        return with_local_tokens(out, self.token_files)
 
 
 class Processes:
@@ -134,6 +138,7 @@ def manifest_cluster(tmp_path):
     coord_c, node_c = only_container(coord), only_container(sts)
     headless = sts["spec"]["serviceName"]
     loop = Loopback(ns)
+    loop.token_files = local_token_files(str(tmp_path / "tokens"))
     loop.own("coordinator", coord_c)
     pods = [f"{sts['metadata']['name']}-{n}" for n in range(NODES)]
     for pod in pods:
@@ -166,7 +171,8 @@ def test_coordinator_and_nodes_started_as_the_manifests_say_drain_both_ways_and_
     for pod in pods:
         wait_serving(processes, f"localhost:{loop.ports[pod][50051]}", 30)
 
-    with grpc.insecure_channel(coordinator) as channel:
+    operator = security.load_token_file(loop.token_files["operator.token"], security.OPERATOR)
+    with security.channel(coordinator, operator) as channel:
         stub = pb_grpc.CoordinatorStub(channel)
         state = stub.GetState(pb.Empty(), timeout=RPC_TIMEOUT)
         assert [n.cpu for n in state.nodes] == list(range(NODES))

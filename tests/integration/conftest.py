@@ -58,12 +58,12 @@ class Handle:
 
     def __init__(self, cluster: LocalCluster):
         self.cluster = cluster
-        self._channels = [grpc.insecure_channel(cluster.coordinator_address)]
+        self._channels = [cluster.channel(cluster.coordinator_address)]
         self.coord = pb_grpc.CoordinatorStub(self._channels[0])
         self.nodes: dict[int, pb_grpc.NodeStub] = {}
         self.addresses: dict[int, str] = {}
         for n in cluster.state().nodes:
-            ch = grpc.insecure_channel(n.address)
+            ch = cluster.channel(n.address)
             self._channels.append(ch)
             self.nodes[n.cpu] = pb_grpc.NodeStub(ch)
             self.addresses[n.cpu] = n.address
