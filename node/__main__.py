@@ -33,6 +33,7 @@ from node.rpc_metrics import RpcMetricsInterceptor
 from node.runtime import ROLES, NodeRuntime, TaskConfig
 from node.server import NodeServicer
 from node.timebase import CostModel
+from node import wake_probe
 from node.zone_client import ZoneClient
 
 
@@ -74,6 +75,9 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
                    help="heartbeat interval")
     p.add_argument("--register-timeout-s", type=positive(float), default=30.0, env="PCPSIM_REGISTER_TIMEOUT_S",
                    help="keep retrying registration while the coordinator is unreachable this long")
+    p.add_argument("--wake-probe", metavar="DIR", type=wake_probe.directory, env="PCPSIM_WAKE_PROBE",
+                   help="also run a bare timer thread (node.wake_probe, the noise floor of `pcpsim bench`) "
+                        "and write its wake lateness to DIR/cpuN.json on exit")
     p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
     args = p.parse_args(argv)
     args.cpu = _resolve_cpu(p, args, hostname)
@@ -202,6 +206,10 @@ async def main(args) -> None:
                           task_config(args), time.monotonic, registry=registry)
     holder["runtime"] = runtime
     runtime.start()
+    probe = None
+    if args.wake_probe:
+        probe = wake_probe.WakeProbe.beside(runtime.task, task_config(args).period_s)
+        probe.start()
     await health.serving()
     print(f"node cpu{args.cpu} role={args.role} listening on {address}", flush=True)
     if metrics:
@@ -213,6 +221,9 @@ async def main(args) -> None:
     await health.stopping()
     status = await beat
     runtime.stop()
+    if probe is not None:
+        probe.stop()
+        probe.write(os.path.join(args.wake_probe, f"cpu{args.cpu}.json"))
     await server.stop(0.5)
     await aio_channel.close()
     zone.close()
