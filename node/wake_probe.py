@@ -4,9 +4,11 @@ The same kind of loop as the CPU thread's (node.cpu): a thread that waits on a
 threading.Condition with a timeout until an absolute deadline, then records how late
 it woke. It does nothing else, so in the node process it sees exactly the machine's and
 the process's noise (the scheduler, the GIL, the gRPC threads) and none of the CPU
-loop's; `pcpsim bench` compares the two (`python -m node --wake-probe PATH`). Its
-deadlines sit half a period after the latency task's, so the two never wake together
-and contend for the GIL with each other.
+loop's; `pcpsim bench` compares the two (`python -m node --wake-probe DIR`). Its
+deadlines sit LEAD_S before the latency task's, like cyclictest's aligned threads: a
+burst of load on the machine delays both alike, so the two percentiles differ by what
+the CPU loop adds and not by which of them a burst happened to hit; and the probe has
+normally gone back to sleep before the task wakes, so they do not contend for the GIL.
 """
 
 import argparse
@@ -14,6 +16,8 @@ import json
 import os
 import threading
 import time
+
+LEAD_S = 250e-6  # past a bare timer's usual lateness (~0.15 ms here) plus its ~20 us of work
 
 
 class WakeProbe(threading.Thread):
@@ -28,9 +32,9 @@ class WakeProbe(threading.Thread):
 
     @classmethod
     def beside(cls, task, period: float, clock=time.monotonic) -> "WakeProbe":
-        """A probe half a period out of phase with `task` (anything with `next_wake`), or free-running."""
+        """A probe LEAD_S ahead of `task` (anything with `next_wake`, on the same period), or free-running."""
         now = clock()
-        first = task.next_wake + period / 2 if task is not None else now + period
+        first = task.next_wake - LEAD_S if task is not None else now + period
         while first <= now:
             first += period
         return cls(period, first, clock)
