@@ -19,6 +19,7 @@ from node import exposition
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.config import EnvArgumentParser, host_port, int_range, positive
+from node.faults import FaultInterceptor, Faults
 from node.health import Health
 from node.lifecycle import stop_event
 from node.server import MAX_FLUSH_MS, MAX_LEASE_MS
@@ -27,8 +28,10 @@ from node.mm.watermark import pageset_batch
 from node.mm.zone import Zone
 from node.timebase import TIME_SCALE, CostModel
 from coordinator.drain import STRATEGIES, Drainer
+from coordinator.hotplug import Pageset, Reaper
 from coordinator.membership import Membership
 from coordinator.metrics import AuditMetrics, CoordinatorCollector, DrainMetrics
+from coordinator.recovery import Recovery
 from coordinator.server import CoordinatorServicer
 from coordinator.zone_service import ZoneService
 
@@ -38,6 +41,7 @@ ZONE_START_PFN = 1 << 20
 # zone (16 M pages: the audit counts every page in a bytearray).
 MAX_CPUS = 1024
 MAX_ZONE_MB = 65536
+MAX_TIMEOUT_MS = 600_000
 
 
 def fraction(text: str) -> float:
@@ -47,7 +51,6 @@ def fraction(text: str) -> float:
     return value
 
 
-positive_int = positive(int)
 
 
 def parse_args(argv=None, environ=None) -> argparse.Namespace:
@@ -74,10 +77,20 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
     p.add_argument("--flush-timeout-ms", type=int_range(1, MAX_FLUSH_MS), default=10_000,
                    env="PCPSIM_FLUSH_TIMEOUT_MS",
                    help=f"bound on a workqueue flush of one CPU (1..{MAX_FLUSH_MS})")
-    p.add_argument("--failure-timeout-ms", type=positive_int, default=1000, env="PCPSIM_FAILURE_TIMEOUT_MS",
-                   help="a node without heartbeats this long is down")
+    p.add_argument("--failure-timeout-ms", type=int_range(1, MAX_TIMEOUT_MS), default=1000,
+                   env="PCPSIM_FAILURE_TIMEOUT_MS",
+                   help="a node without heartbeats this long is down (drains skip it); also the "
+                        "node's membership lease")
+    p.add_argument("--dead-timeout-ms", type=int_range(1, MAX_TIMEOUT_MS), default=3000,
+                   env="PCPSIM_DEAD_TIMEOUT_MS",
+                   help="a node without heartbeats this long is dead: its pages go back to the zone "
+                        "(must exceed --failure-timeout-ms); also the recovery window after a restart")
     p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.dead_timeout_ms <= args.failure_timeout_ms:
+        p.error(f"--dead-timeout-ms ({args.dead_timeout_ms}) must exceed --failure-timeout-ms "
+                f"({args.failure_timeout_ms}): a node must stop using its pages before they are taken")
+    return args
 
 
 async def main(args) -> None:
@@ -86,25 +99,29 @@ async def main(args) -> None:
     sys.setswitchinterval(0.0005)
     cost = CostModel(time_scale=args.time_scale)
     zone = Zone(ZONE_START_PFN, args.zone_mb * 256, args.nodes)
-    batch = pageset_batch(zone.managed_pages)
-    high = zone.zone_highsize(batch, args.nodes)
+    pageset = Pageset(zone, pageset_batch(zone.managed_pages), args.nodes)
     zone_service = ZoneService(zone, cost)
+    # Deterministic: a restarted coordinator takes the very same blocks again (coordinator.recovery).
     zone_service.preallocate(int(zone.managed_pages * args.zone_used))
-    membership = Membership(args.nodes, time.monotonic, args.failure_timeout_ms / 1000.0)
+    membership = Membership(args.nodes, time.monotonic, args.failure_timeout_ms / 1000.0,
+                            args.dead_timeout_ms / 1000.0)
+    recovery = Recovery(membership, args.dead_timeout_ms / 1000.0, time.monotonic)
     registry = exposition.process_registry()  # this process's own: never prometheus_client's global one
     drain_metrics = DrainMetrics(registry, args.nodes)
+    faults = Faults()
     drainer = Drainer(membership, zone_service, STRATEGIES[args.strategy], time.monotonic,
                       lease_ms=args.lease_ms, flush_timeout_ms=args.flush_timeout_ms,
-                      on_record=drain_metrics.observe)
+                      on_record=drain_metrics.observe, faults=faults)
+    reaper = drainer.reaper = Reaper(membership, zone_service, drainer, pageset)
     registry.register(CoordinatorCollector(zone_service, membership, drainer, args.time_scale))
     audit_metrics = AuditMetrics(registry)
     rpc_metrics = RpcMetricsInterceptor(registry, [pb.DESCRIPTOR.services_by_name["Coordinator"]])
     metrics = exposition.serve(args.metrics_listen, registry)
-    server = grpc.aio.server(interceptors=[rpc_metrics])
+    server = grpc.aio.server(interceptors=[rpc_metrics, FaultInterceptor(faults)])
     pb_grpc.add_CoordinatorServicer_to_server(
-        CoordinatorServicer(membership, zone_service, drainer, high, batch, args.time_scale,
+        CoordinatorServicer(membership, zone_service, drainer, pageset, recovery, args.time_scale,
                             metrics_address=metrics.address if metrics else "",
-                            on_audit=audit_metrics.observe), server)
+                            on_audit=audit_metrics.observe, faults=faults), server)
     health = await Health.add_to(server, pb.DESCRIPTOR.services_by_name["Coordinator"].full_name)
     port = server.add_insecure_port(args.listen)
     await server.start()
@@ -113,10 +130,12 @@ async def main(args) -> None:
     print(f"LISTENING {host}:{port}", flush=True)
     if metrics:
         print(f"METRICS {metrics.address}", file=sys.stderr, flush=True)
-    print(f"zone {args.zone_mb} MiB: batch {batch} high {high} watermarks {zone.watermark}",
+    print(f"zone {args.zone_mb} MiB: batch {pageset.batch} high {pageset.high} watermarks {zone.watermark}",
           file=sys.stderr, flush=True)
+    reaping = asyncio.create_task(reaper.run(args.failure_timeout_ms / 4000.0))
     stop = stop_event(args.parent_pid)
     await stop.wait()
+    reaping.cancel()
     await health.stopping()
     await server.stop(0.5)
     await membership.close()

@@ -203,8 +203,9 @@ def _refill(node_stub, cpu: int, want: int, timeout: float = 5.0) -> int:
     return node_stub.GetPcp(pb.CpuRequest(cpu=cpu), timeout=5.0).count
 
 
-def _drain_one(ctl, zs, cpu: int, seq: int) -> tuple[float, int]:
-    """drain_pages_zone of one remote CPU, as coordinator.drain._drain_pages_zone does it."""
+def _drain_one(ctl, zs, cpu: int, incarnation: str, seq: int) -> tuple[float, int]:
+    """drain_pages_zone of one remote CPU, as coordinator.drain._drain_pages_zone does it:
+    lock and take, commit, free into the zone."""
     t0 = time.perf_counter_ns()
     grant = ctl.request(pb.PcpControlRequest(lock_drain=pb.PcpLockDrainRequest(cpu=cpu, lease_ms=2000)))
     if grant.code:
@@ -212,12 +213,13 @@ def _drain_one(ctl, zs, cpu: int, seq: int) -> tuple[float, int]:
     g = grant.lock_drain
     pages = 0
     if g.token:
+        done = ctl.request(pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=cpu, token=g.token, commit=True)))
+        if done.code:
+            raise RuntimeError(f"commit refused: {done.code} {done.error}")
         reply = zs.request(pb.ZoneRequest(free=pb.FreePagesRequest(
-            cpu=cpu, pages=g.pages, transfer_id=f"bench-drain-{os.getpid()}-{seq}")))
-        freed = not reply.code
-        done = ctl.request(pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=cpu, token=g.token, freed=freed)))
-        if reply.code or done.code:
-            raise RuntimeError(f"drain failed: zone {reply.code} {reply.error}; unlock {done.code} {done.error}")
+            cpu=cpu, pages=g.pages, transfer_id=f"bench-drain-{os.getpid()}-{seq}", incarnation=incarnation)))
+        if reply.code:
+            raise RuntimeError(f"zone refused the drained pages: {reply.code} {reply.error}")
         pages = len(g.pages.pfn)
     return (time.perf_counter_ns() - t0) * 1e-9, pages
 
@@ -241,7 +243,7 @@ def bench_remote_drain_and_zone(quick: bool, run_dir: str) -> tuple[list[Figure]
                 for i in range(iters):
                     _refill(nstub, 0, batch)
                     floors.append(_rtt_control(ctl, 0))  # interleaved: floor, drain, floor
-                    dt, n = _drain_one(ctl, zs, 0, i)
+                    dt, n = _drain_one(ctl, zs, 0, node.incarnation, i)
                     floors.append(_rtt_control(ctl, 0))
                     if n:
                         drains.append(dt)
@@ -249,20 +251,20 @@ def bench_remote_drain_and_zone(quick: bool, run_dir: str) -> tuple[list[Figure]
                 if not drains:
                     raise RuntimeError("the housekeeping CPU never put pages on its pcp")
                 log(f"remote drain: {len(drains)} drains, median {statistics.median(pages):.0f} blocks")
-                zone_fig, zone_detail = _zone_throughput(cluster.coordinator_address, zs, quick)
+                zone_fig, zone_detail = _zone_throughput(cluster.coordinator_address, node.incarnation, zs, quick)
             finally:
                 ctl.close()
                 zs.close()
     floor = statistics.median(floors)
     figs = [Figure("remote drain of one CPU vs stream RTT", statistics.median(drains), floor, "s", "<= 4",
                    f"median of {len(drains)} drains of {statistics.median(pages):.0f} blocks each "
-                   f"(lock+take, zone free, unlock = 3 round trips), time scale {TINY_TIME_SCALE:g}"),
+                   f"(lock+take, commit: 2 round trips, then the zone free: 1), time scale {TINY_TIME_SCALE:g}"),
             zone_fig]
     detail = {"remote_drain": {"drains_s": drains, "pages": pages, "rtt_s": floors}, "zone": zone_detail}
     return figs, detail
 
 
-def _zone_client(address: str, index: int, start_at: float, end_at: float, out) -> None:
+def _zone_client(address: str, incarnation: str, index: int, start_at: float, end_at: float, out) -> None:
     """One zone client process: Rmqueue + FreePages pairs (cpu 0, order 0) on its own ZoneStream."""
     from node.reply_stream import ReplyStream
     with grpc.insecure_channel(address) as ch:
@@ -273,7 +275,7 @@ def _zone_client(address: str, index: int, start_at: float, end_at: float, out) 
             nonlocal seq, errors
             seq += 1
             r = zs.request(pb.ZoneRequest(rmqueue=pb.RmqueueRequest(
-                cpu=0, order=0, migratetype=MIGRATE_MOVABLE, count=1,
+                cpu=0, order=0, migratetype=MIGRATE_MOVABLE, count=1, incarnation=incarnation,
                 transfer_id=f"bench-z{index}-{os.getpid()}-{seq}a")))
             if r.code or not r.rmqueue.pfn:
                 errors += 1
@@ -281,7 +283,7 @@ def _zone_client(address: str, index: int, start_at: float, end_at: float, out) 
             pfn = r.rmqueue.pfn[0]
             f = zs.request(pb.ZoneRequest(free=pb.FreePagesRequest(
                 cpu=0, pages=pb.PageList(pfn=[pfn], order=[0], migratetype=[MIGRATE_MOVABLE]),
-                transfer_id=f"bench-z{index}-{os.getpid()}-{seq}b")))
+                incarnation=incarnation, transfer_id=f"bench-z{index}-{os.getpid()}-{seq}b")))
             errors += bool(f.code)
             return 2
 
@@ -295,14 +297,14 @@ def _zone_client(address: str, index: int, start_at: float, end_at: float, out) 
     out.put((index, ops, errors))
 
 
-def _zone_throughput(address: str, zs, quick: bool) -> tuple[Figure, dict]:
+def _zone_throughput(address: str, incarnation: str, zs, quick: bool) -> tuple[Figure, dict]:
     measure_s = 5.0 if quick else 10.0
     floors = [_rtt_zone(zs) for _ in range(300)]
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     start_at = time.monotonic() + 4.0  # spawn + import + warm-up
     end_at = start_at + measure_s
-    procs = [ctx.Process(target=_zone_client, args=(address, i, start_at, end_at, out), daemon=True)
+    procs = [ctx.Process(target=_zone_client, args=(address, incarnation, i, start_at, end_at, out), daemon=True)
              for i in range(ZONE_CLIENTS)]
     for p in procs:
         p.start()

@@ -95,16 +95,27 @@ class LocalCluster(Supervised):
         os.makedirs(self.run_dir, exist_ok=True)
         cfg = self.config
         deadline = time.monotonic() + timeout
-        coord = self._spawn("coordinator", [
-            "coordinator", "--listen", f"{cfg.listen_host}:0", "--nodes", str(len(cfg.roles)),
-            "--strategy", cfg.strategy, "--zone-mb", str(cfg.zone_mb), "--zone-used", str(cfg.zone_used),
-            *cfg.coordinator_args], stdout=subprocess.PIPE)
-        self.coordinator_address = self._read_listening(coord, deadline)
+        self.start_coordinator(deadline)
         for cpu in range(len(cfg.roles)):
             self.start_node(cpu)
         self.wait_ready(deadline)
         if self.state_file:
             self.write_state()
+
+    def start_coordinator(self, deadline: float) -> subprocess.Popen:
+        """Start the coordinator: on port 0 the first time, then (after it died) on the same
+        address, where the nodes look for it."""
+        cfg = self.config
+        old = self.procs.get("coordinator")
+        if old is not None and old.stdout:
+            old.stdout.close()
+        listen = self.coordinator_address or f"{cfg.listen_host}:0"
+        coord = self._spawn("coordinator", [
+            "coordinator", "--listen", listen, "--nodes", str(len(cfg.roles)),
+            "--strategy", cfg.strategy, "--zone-mb", str(cfg.zone_mb), "--zone-used", str(cfg.zone_used),
+            *cfg.coordinator_args], stdout=subprocess.PIPE)
+        self.coordinator_address = self._read_listening(coord, deadline)
+        return coord
 
     def start_node(self, cpu: int, name: str | None = None) -> subprocess.Popen:
         """Start the node process of `cpu` (again, after it died: give a new `name`)."""

@@ -10,21 +10,32 @@ Models __drain_all_pages() of mm/page_alloc.c:
   drain_local_pages_wq) on every marked CPU, then flush_work on each in turn. The work
   runs on the target CPU's thread; the caller waits for every CPU.
 - STRATEGY_REMOTE (v6.0+): for each marked CPU in turn, drain_pages_zone(cpu, zone)
-  from here: take that CPU's pcp lock (a lease over RPC), free its pages into the zone
-  under zone->lock, release the lock. The target CPU runs nothing.
+  from here: take that CPU's pcp lock and its pages (a lease with a fencing token),
+  commit (the node checks the token still holds the lock and lets the pages go, which
+  also releases the lock), then free the pages into the zone under zone->lock. The
+  target CPU runs nothing. node.remote_lock explains why this order is safe. A commit
+  whose reply is lost is asked again until the node answers or is no longer a member
+  (then page_alloc_cpu_dead takes the pages back, committed or not), so every drain
+  resolves within the lease plus the dead timeout.
 Each drain is recorded (status, per-CPU pages, duration and wait) for reports.
 """
 
 import asyncio
 import collections
+import os
+import signal
 from dataclasses import dataclass, field
 
 import grpc
 
 from node.api import validate
 from node.api.errors import InvalidArgument
+from coordinator.membership import CONTROL_TIMEOUT_S
 from node.api.v1 import pcpsim_pb2 as pb
+from node.faults import InjectedRpcError
+from node.reply_stream import StreamBroken
 
+COMMIT_RETRY_S = 0.05
 STRATEGIES = {"workqueue": pb.STRATEGY_WORKQUEUE, "remote": pb.STRATEGY_REMOTE}
 STRATEGY_NAMES = {v: k for k, v in STRATEGIES.items()}
 TRIGGER_NAMES = {pb.TRIGGER_DEMAND: "demand", pb.TRIGGER_RECLAIM: "reclaim"}
@@ -61,7 +72,7 @@ class DrainRecord:
 class Drainer:
     def __init__(self, membership, zone_service, default_strategy: int, clock,
                  lease_ms: int = 2000, flush_timeout_ms: int = 10_000, keep: int = 100_000,
-                 on_record=None):
+                 on_record=None, faults=None):
         if default_strategy not in STRATEGY_NAMES:
             raise InvalidArgument(f"unknown strategy {default_strategy}")
         self.membership = membership
@@ -73,6 +84,8 @@ class Drainer:
         self.pcpu_drain_mutex = asyncio.Lock()
         self.history = collections.deque(maxlen=keep)
         self.on_record = on_record  # called with every finished DrainRecord (metrics), once per drain
+        self.faults = faults  # node.faults.Faults: OUT faults, and the stop-after-grant trap
+        self.reaper = None    # coordinator.hotplug.Reaper: set once both exist
 
     def resolve(self, strategy: int, trigger: int) -> tuple[int, int]:
         """Validate a request's strategy and trigger, filling in defaults."""
@@ -124,6 +137,7 @@ class Drainer:
                 result.ok, result.error = False, _describe(work)
             else:
                 try:
+                    await self._outbound("FlushWork", member.cpu, self.flush_timeout_ms / 1000.0)
                     reply = await member.stub.FlushWork(
                         pb.FlushWorkRequest(cpu=member.cpu, work_id=work.work_id,
                                             timeout_ms=self.flush_timeout_ms),
@@ -132,55 +146,85 @@ class Drainer:
                     result.ok = reply.done
                     if not reply.done:
                         result.error = f"flush timed out after {self.flush_timeout_ms} ms"
-                except grpc.aio.AioRpcError as err:
+                except (grpc.aio.AioRpcError, InjectedRpcError) as err:
                     result.ok, result.error = False, _describe(err)
             result.duration_s = self.clock() - t0
             results.append(result)
         return results
 
     async def _queue(self, member):
+        await self._outbound("QueueWork", member.cpu, 2.0)
         return await member.stub.QueueWork(
             pb.QueueWorkRequest(cpu=member.cpu, kind=pb.WORK_DRAIN_LOCAL_PAGES), timeout=2.0)
 
+    async def _outbound(self, method: str, cpu: int, timeout: float) -> None:
+        if self.faults is not None:
+            await self.faults.outbound(method, cpu, timeout)
+
+    async def _control(self, member, timeout: float, **op) -> pb.PcpControlReply:
+        """One request on the member's PcpControl stream; a refusal raises NodeRefused."""
+        await self._outbound(f"PcpControl.{next(iter(op))}", member.cpu, timeout)
+        reply = await member.control.request(pb.PcpControlRequest(**op), timeout)
+        if reply.code:
+            raise NodeRefused(f"{reply.code}: {reply.error}")
+        return reply
+
     async def _drain_pages_zone(self, member) -> CpuDrain:
         """drain_pages_zone(cpu, zone) run from here against a remote CPU's pcp, on the
-        member's control stream: lock and take, free into the zone, unlock."""
+        member's control stream: lock and take, commit, free into the zone."""
         result = CpuDrain(member.cpu)
         t0 = self.clock()
         lease_s = self.lease_ms / 1000.0
         try:
-            grant = (await _control(member, lease_s, lock_drain=pb.PcpLockDrainRequest(
+            grant = (await self._control(member, lease_s, lock_drain=pb.PcpLockDrainRequest(
                 cpu=member.cpu, lease_ms=self.lease_ms))).lock_drain
             result.wait_s = grant.lock_wait_s
             if grant.token:
+                self._stop_here_if_trapped()
                 pages = validate.page_list(grant.pages)
-                freed = False
-                try:
-                    await self.zone.locked(self.zone.free_pages, member.cpu, pages,
-                                           f"drain-cpu{member.cpu}-{member.address}-{grant.token}")
-                    freed = True
-                    result.pages = sum(1 << order for _, order, _ in pages)
-                finally:
-                    await _control(member, lease_s, unlock=pb.PcpUnlockRequest(
-                        cpu=member.cpu, token=grant.token, freed=freed))
+                await self._commit(member, grant.token)
+                await self.zone.locked(self.zone.free_pages, member.cpu, pages,
+                                       f"drain-cpu{member.cpu}-{member.incarnation}-{grant.token}")
+                result.pages = sum(1 << order for _, order, _ in pages)
         except Exception as err:  # the node or the zone refused, or the stream broke
             result.ok, result.error = False, _describe(err)
         result.duration_s = self.clock() - t0
         return result
+
+    async def _commit(self, member, token: int) -> None:
+        """Commit, asking again while the answer is lost. A node that cannot answer within the
+        dead timeout is declared dead here and now (this drain holds pcpu_drain_mutex, which
+        the reaper would need): page_alloc_cpu_dead then takes back every page the zone
+        records for it, whether or not it let these go, and it discards them all."""
+        give_up = self.clock() + self.membership.dead_timeout
+        while True:
+            timeout = max(0.05, min(CONTROL_TIMEOUT_S, give_up - self.clock()))
+            try:
+                await self._control(member, timeout,
+                                    unlock=pb.PcpUnlockRequest(cpu=member.cpu, token=token, commit=True))
+                return
+            except (StreamBroken, InjectedRpcError) as err:
+                if not self.membership.is_current(member):
+                    raise NodeRefused(f"cpu {member.cpu} was replaced or declared dead mid-drain") from None
+                if self.clock() >= give_up:
+                    await self.reaper.kill(member)
+                    raise NodeRefused(f"cpu {member.cpu} did not answer a commit within the dead timeout "
+                                      f"({_describe(err)}): declared dead") from None
+                await asyncio.sleep(COMMIT_RETRY_S)
+
+    def _stop_here_if_trapped(self) -> None:
+        """The chaos trap: this process SIGSTOPs itself holding a node's pcp lock (the
+        nemesis SIGCONTs it later), an exact point no outside timing could hit."""
+        if self.faults is not None and self.faults.stop_after_grant:
+            self.faults.stop_after_grant = False
+            os.kill(os.getpid(), signal.SIGSTOP)
 
 
 class NodeRefused(Exception):
     pass
 
 
-async def _control(member, timeout: float, **op) -> pb.PcpControlReply:
-    reply = await member.control.request(pb.PcpControlRequest(**op), timeout)
-    if reply.code:
-        raise NodeRefused(f"{reply.code}: {reply.error}")
-    return reply
-
-
 def _describe(err: BaseException) -> str:
-    if isinstance(err, grpc.aio.AioRpcError):
+    if isinstance(err, (grpc.aio.AioRpcError, InjectedRpcError)):
         return f"{err.code().name}: {err.details()}"
     return f"{type(err).__name__}: {err}"

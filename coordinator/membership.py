@@ -2,8 +2,19 @@
 
 A node registers with its address and role and then sends heartbeats carrying its
 pcp count; drain_all_pages builds cpus_with_pcps from these counts, a racy read like
-the kernel's (a count may have changed since it was sent). A node whose heartbeats
-stop for `failure_timeout` is marked down. Each member keeps one long-lived channel.
+the kernel's (a count may have changed since it was sent). Each member keeps one
+long-lived channel.
+
+Liveness is two bounds on the time since a node's last heartbeat:
+- `failure_timeout`: the node is down; drains skip it;
+- `dead_timeout`: the node is dead. The coordinator takes its pages back (the hotplug
+  path, coordinator.hotplug) and refuses its heartbeats and zone requests from then on
+  (fencing by incarnation), so it must discard its pages and register afresh.
+The node holds a membership lease of `lease` from the moment it *sent* each
+acknowledged heartbeat and stops using its pcp when the lease runs out. Since a
+heartbeat is received after it is sent and dead_timeout > lease, a node has always
+stopped using its pages before the coordinator takes them (both on one machine's
+monotonic clock; across machines the margin must cover clock-rate drift).
 """
 
 import asyncio
@@ -13,7 +24,7 @@ from dataclasses import dataclass
 import grpc
 
 from node.api import validate
-from node.api.errors import FailedPrecondition, InvalidArgument
+from node.api.errors import FailedPrecondition, InvalidArgument, NotFound
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.reply_stream import AioReplyStream
@@ -36,13 +47,24 @@ class Member:
     metrics_address: str = ""  # the node's /metrics host:port, empty if it serves none
     control: AioReplyStream | None = None  # the remote drainer's PcpControl stream
     incarnation: str = ""  # the node process's random id (RegisterRequest.incarnation)
+    dead: bool = False     # declared dead: its pages went back to the zone
+    resumed: bool = False  # registered with resume=true and its holdings were claimed
 
 
 class Membership:
-    def __init__(self, nr_cpus: int, clock=time.monotonic, failure_timeout: float = 1.0):
+    def __init__(self, nr_cpus: int, clock=time.monotonic, failure_timeout: float = 1.0,
+                 dead_timeout: float = 3.0, lease: float | None = None):
+        if dead_timeout <= failure_timeout:
+            raise InvalidArgument(f"dead timeout {dead_timeout}s must exceed the failure timeout {failure_timeout}s")
         self.nr_cpus = nr_cpus
         self.clock = clock
         self.failure_timeout = failure_timeout
+        self.dead_timeout = dead_timeout
+        # The node's lease: the failure timeout, so a node that is down in the coordinator's
+        # eyes soon stops using its pcp, well before dead_timeout.
+        self.lease = failure_timeout if lease is None else lease
+        if self.lease >= dead_timeout:
+            raise InvalidArgument(f"lease {self.lease}s must be shorter than the dead timeout {dead_timeout}s")
         self.members: dict[int, Member] = {}
 
     def check_registration(self, cpu: int, address: str, role: int, metrics_address: str = "") -> None:
@@ -76,21 +98,53 @@ class Membership:
         old = self.members.get(cpu)
         return old is not None and old.incarnation != incarnation
 
-    def heartbeat(self, cpu: int, pcp_count: int) -> Member:
+    def live(self, cpu: int, incarnation: str) -> Member:
+        """The member a heartbeat or zone request of `cpu` from `incarnation` speaks for:
+        NotFound if this coordinator never heard of the CPU (it restarted); FailedPrecondition
+        if the CPU was declared dead or another incarnation replaced the sender (fencing)."""
         validate.cpu(cpu, self.nr_cpus)
         member = self.members.get(cpu)
         if member is None:
-            raise FailedPrecondition(f"cpu {cpu} has not registered")
+            raise NotFound(f"cpu {cpu} has not registered with this coordinator")
+        if member.dead:
+            raise FailedPrecondition(f"cpu {cpu} was declared dead and its pages taken back")
+        if incarnation != member.incarnation:
+            raise FailedPrecondition(f"cpu {cpu} incarnation {incarnation or '(none)'} was replaced by "
+                                     f"{member.incarnation}")
+        return member
+
+    def heartbeat(self, cpu: int, pcp_count: int, incarnation: str) -> Member:
+        member = self.live(cpu, incarnation)
         member.last_heartbeat = self.clock()
         member.pcp_count = pcp_count
         return member
 
     def is_up(self, member: Member) -> bool:
-        return self.clock() - member.last_heartbeat < self.failure_timeout
+        return not member.dead and self.clock() - member.last_heartbeat < self.failure_timeout
+
+    def is_current(self, member: Member) -> bool:
+        """Still the CPU's registered, living member (not replaced, not dead)."""
+        return self.members.get(member.cpu) is member and not member.dead
 
     def online(self) -> list[Member]:
         """Members whose heartbeats are current, by CPU number."""
         return [m for _, m in sorted(self.members.items()) if self.is_up(m)]
+
+    def alive(self) -> int:
+        """CPUs registered and not dead (the kernel's online CPUs, for pcp->high)."""
+        return sum(1 for m in self.members.values() if not m.dead)
+
+    def overdue(self) -> list[Member]:
+        """Living members silent for longer than dead_timeout."""
+        now = self.clock()
+        return [m for m in self.members.values()
+                if not m.dead and now - m.last_heartbeat >= self.dead_timeout]
+
+    def declare_dead(self, member: Member) -> None:
+        member.dead = True
+        member.pcp_count = 0
+        if member.control:
+            member.control.close()
 
     async def close(self) -> None:
         for member in self.members.values():

@@ -1,7 +1,9 @@
 """The coordinator's gRPC servicer: thin wrappers over membership, zone and drainer."""
 
+import sys
+
 from node.api import validate
-from node.api.errors import rpc, serve_stream
+from node.api.errors import FailedPrecondition, Unavailable, rpc, serve_stream
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.constants import MAX_ORDER
@@ -9,16 +11,17 @@ from coordinator.audit import audit_cluster
 
 
 class CoordinatorServicer(pb_grpc.CoordinatorServicer):
-    def __init__(self, membership, zone_service, drainer, high: int, batch: int, time_scale: float,
-                 metrics_address: str = "", on_audit=None):
+    def __init__(self, membership, zone_service, drainer, pageset, recovery, time_scale: float,
+                 metrics_address: str = "", on_audit=None, faults=None):
         self.membership = membership
         self.zone = zone_service
         self.drainer = drainer
-        self.high = high
-        self.batch = batch
+        self.pageset = pageset    # coordinator.hotplug.Pageset: high and batch now
+        self.recovery = recovery  # coordinator.recovery.Recovery
         self.time_scale = time_scale
         self.metrics_address = metrics_address  # this process's /metrics host:port, reported in GetState
         self.on_audit = on_audit  # called with each completed audit's report (coordinator.metrics.AuditMetrics)
+        self.faults = faults      # node.faults.Faults: set by the chaos nemesis
 
     def zone_info(self) -> pb.ZoneInfo:
         z = self.zone.zone
@@ -35,22 +38,48 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         # (same incarnation) changes nothing but its address.
         m = self.membership
         m.check_registration(request.cpu, request.address, request.role, request.metrics_address)
+        holdings = validate.page_list(request.holdings) if request.resume else []
+        cpu = request.cpu
         reclaimed = 0
-        if m.replaces(request.cpu, request.incarnation):
-            # The CPU's previous process is gone: the hotplug path returns its pages. No
-            # drain may be in flight against it meanwhile.
-            async with self.drainer.pcpu_drain_mutex:
-                reclaimed = await self.zone.locked(self.zone.cpu_dead, request.cpu)
-        m.register(request.cpu, request.address, request.role, request.metrics_address, request.incarnation)
-        return pb.RegisterReply(nr_cpus=m.nr_cpus, high=self.high, batch=self.batch,
+        # No drain may be in flight while a CPU's pages change hands.
+        async with self.drainer.pcpu_drain_mutex:
+            old = m.members.get(cpu)
+            if old is not None and old.incarnation == request.incarnation and not old.dead:
+                resumed = old.resumed
+            else:
+                if old is not None:
+                    # The CPU's previous process is gone or was declared dead: the hotplug
+                    # path returns whatever the zone still records as its.
+                    reclaimed = await self.zone.locked(self.zone.cpu_dead, cpu)
+                resumed = False
+                if request.resume and old is None and self.recovery.active:
+                    resumed = await self._claim(cpu, holdings)
+            member = m.register(cpu, request.address, request.role, request.metrics_address,
+                                request.incarnation)
+            member.resumed = resumed
+            self.pageset.update(m.alive())
+        return pb.RegisterReply(nr_cpus=m.nr_cpus, high=self.pageset.high, batch=self.pageset.batch,
                                 zone=self.zone_info(), time_scale=self.time_scale,
-                                reclaimed_pages=reclaimed)
+                                reclaimed_pages=reclaimed, lease_ms=round(m.lease * 1000),
+                                dead_ms=round(m.dead_timeout * 1000), resumed=resumed,
+                                recovering=self.recovery.active)
+
+    async def _claim(self, cpu: int, holdings: list) -> bool:
+        try:
+            pages = await self.zone.locked(self.zone.claim, cpu, holdings)
+        except FailedPrecondition as err:
+            print(f"recovery: cpu{cpu}'s holdings refused, it starts afresh: {err}", file=sys.stderr, flush=True)
+            return False
+        print(f"recovery: cpu{cpu} resumed holding {pages} base pages", file=sys.stderr, flush=True)
+        return True
 
     @rpc
     async def Heartbeat(self, request, context):
-        self.membership.heartbeat(request.cpu, request.pcp_count)
+        self.membership.heartbeat(request.cpu, request.pcp_count, request.incarnation)
         z = self.zone.zone
-        return pb.HeartbeatReply(free_pages=z.free_pages, reclaim_active=z.reclaim_active)
+        return pb.HeartbeatReply(free_pages=z.free_pages, reclaim_active=z.reclaim_active,
+                                 high=self.pageset.high, batch=self.pageset.batch,
+                                 recovering=self.recovery.active)
 
     @rpc
     async def Rmqueue(self, request, context):
@@ -64,8 +93,14 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         """The same operations as Rmqueue and FreePages on one long-lived stream per node
         (a message on an open stream costs a fraction of a unary call)."""
         async for reply in serve_stream(request_iterator, pb.ZoneReply, {
-                "rmqueue": ("rmqueue", self._rmqueue), "free": ("free", self._free_pages)}):
+                "rmqueue": ("rmqueue", self._rmqueue), "free": ("free", self._free_pages)},
+                "ZoneStream", self.faults):
             yield reply
+
+    def _check_zone_caller(self, cpu: int, incarnation: str) -> None:
+        if self.recovery.active:
+            raise Unavailable("the coordinator is rebuilding its zone from the nodes' reports")
+        self.membership.live(cpu, incarnation)  # fencing: a dead or replaced CPU changes nothing
 
     async def _rmqueue(self, request) -> pb.RmqueueReply:
         cpu = validate.cpu(request.cpu, self.membership.nr_cpus)
@@ -74,6 +109,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         count = validate.count(request.count, 1 << 12)
         if not request.transfer_id:
             raise validate.InvalidArgument("transfer_id is required")
+        self._check_zone_caller(cpu, request.incarnation)
         reply = await self.zone.locked(self.zone.rmqueue, cpu, order, mt, count, request.transfer_id)
         return pb.RmqueueReply(pfn=reply.pfns, watermark_ok=reply.watermark_ok,
                                free_pages=reply.free_pages, reclaim_active=reply.reclaim_active)
@@ -85,6 +121,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
             raise validate.InvalidArgument("no pages to free")
         if not request.transfer_id:
             raise validate.InvalidArgument("transfer_id is required")
+        self._check_zone_caller(cpu, request.incarnation)
         reply = await self.zone.locked(self.zone.free_pages, cpu, pages, request.transfer_id)
         return pb.FreePagesReply(free_pages=reply.free_pages, reclaim_active=reply.reclaim_active)
 
@@ -99,12 +136,13 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         m = self.membership
         nodes = [pb.NodeInfo(cpu=x.cpu, address=x.address, role=x.role, up=m.is_up(x),
                              heartbeat_age_s=m.clock() - x.last_heartbeat, pcp_count=x.pcp_count,
-                             metrics_address=x.metrics_address)
+                             metrics_address=x.metrics_address, dead=x.dead, incarnation=x.incarnation)
                  for _, x in sorted(m.members.items())]
         return pb.ClusterState(nodes=nodes, zone=self.zone_info(),
                                default_strategy=self.drainer.default_strategy,
-                               high=self.high, batch=self.batch, time_scale=self.time_scale,
-                               metrics_address=self.metrics_address)
+                               high=self.pageset.high, batch=self.pageset.batch, time_scale=self.time_scale,
+                               metrics_address=self.metrics_address, recovering=self.recovery.active,
+                               lease_ms=round(m.lease * 1000), dead_ms=round(m.dead_timeout * 1000))
 
     @rpc
     async def GetDrainHistory(self, request, context):
@@ -120,3 +158,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
                              duplicated=len(report.duplicated), unexpected=len(report.unexpected),
                              lost_pfns=report.lost[:20], duplicated_pfns=report.duplicated[:20],
                              errors=report.errors[:50], where=report.where)
+
+    @rpc
+    async def SetFaults(self, request, context):
+        return self.faults.set(request)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from node.api.errors import FailedPrecondition
 from node.mm.constants import MAX_ORDER, MIGRATE_MOVABLE
+from node.mm.buddy import PageStateError
 from node.mm.zone import Zone
 from node.timebase import CostModel
 
@@ -131,6 +132,24 @@ class ZoneService:
         self._sleep(self.cost.zone_hold(len(blocks)))
         self._update_reclaim()
         return sum(1 << order for _, order in blocks)
+
+    def claim(self, cpu: int, pages: list) -> int:
+        """Rebuild: record blocks a node reports holding as that CPU's, taking them off the
+        free lists. All or nothing: a block that is not wholly free (another holder reported
+        it, or it overlaps one of this report's) is refused and nothing changes. Returns base
+        pages claimed."""
+        taken = []
+        try:
+            for pfn, order, _ in pages:
+                taken.append((pfn, order, self.zone.take_page_off_buddy(pfn, order)))
+        except PageStateError as err:
+            for pfn, order, mt in reversed(taken):
+                self.zone.free_one_page(pfn, order, mt)
+            raise FailedPrecondition(f"cpu {cpu} reports holding pages the zone cannot give it: {err}") from None
+        for pfn, order, _ in taken:
+            self.owned[pfn] = (cpu, order)
+        self._update_reclaim()
+        return sum(1 << order for _, order, _ in taken)
 
     def holdings(self) -> dict[int, list]:
         """Pages handed out, by owner: cpu -> [(pfn, order)]."""

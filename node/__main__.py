@@ -24,9 +24,11 @@ from node import exposition
 from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.agent import Agent
 from node.config import (ENV, FLAG, EnvArgumentParser, advertised, advertised_metrics, cpu_from_hostname,
                          dialable, host_port, nonnegative, positive)
 from node.cpulist import parse_cpu_list, role_for_cpu
+from node.faults import FaultInterceptor, Faults
 from node.health import Health
 from node.lifecycle import stop_event
 from node.rpc_metrics import RpcMetricsInterceptor
@@ -79,6 +81,9 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
                    help="also run a bare timer thread (node.wake_probe, the noise floor of `pcpsim bench`) "
                         "and write its wake lateness to DIR/cpuN.json on exit")
     p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
+    p.add_argument("--unsafe-skip-fencing", action="store_true", env="PCPSIM_UNSAFE_SKIP_FENCING",
+                   help="TEST ONLY: accept a remote drainer's commit after its lease ran out (the checker's "
+                        "broken variant: pages end up both here and in the zone)")
     args = p.parse_args(argv)
     args.cpu = _resolve_cpu(p, args, hostname)
     args.role = _resolve_role(p, args)
@@ -147,43 +152,16 @@ async def register(stub, request, deadline: float):
             await asyncio.sleep(0.1)
 
 
-# Exit status of a node whose coordinator no longer knows it (it restarted and lost
-# its records): the node's pages would be duplicated by the new zone, so it stops, and
-# a supervisor (Kubernetes, Compose) starts it afresh.
-EXIT_FORGOTTEN = 3
-
-
-async def heartbeat(stub, runtime, interval: float, stop: asyncio.Event) -> int:
-    """Send heartbeats until `stop`; returns the process exit status."""
-    while not stop.is_set():
-        try:
-            reply = await stub.Heartbeat(pb.HeartbeatRequest(cpu=runtime.cpu_id,
-                                                             pcp_count=runtime.pcp.count), timeout=1.0)
-            runtime.zone.free_pages = reply.free_pages
-            runtime.zone.reclaim_active = reply.reclaim_active
-        except grpc.aio.AioRpcError as err:
-            if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                print(f"node cpu{runtime.cpu_id}: the coordinator does not know this CPU "
-                      f"({err.details()}); it restarted, so this node stops", file=sys.stderr, flush=True)
-                stop.set()
-                return EXIT_FORGOTTEN
-            # Otherwise the coordinator is unreachable: it notices missing heartbeats; keep trying.
-        try:
-            await asyncio.wait_for(stop.wait(), interval)
-        except asyncio.TimeoutError:
-            pass
-    return 0
-
-
 async def main(args) -> None:
     # A shorter GIL switch interval keeps the CPU thread's wake-ups prompt while the
     # interconnect thread is busy serialising a message.
     sys.setswitchinterval(0.0005)
     registry = exposition.process_registry()  # this process's own: never prometheus_client's global one
     rpc_metrics = RpcMetricsInterceptor(registry, [pb.DESCRIPTOR.services_by_name["Node"]])
-    server = grpc.aio.server(interceptors=[rpc_metrics])
     holder = {}
-    pb_grpc.add_NodeServicer_to_server(NodeServicer(_Late(holder)), server)
+    faults = Faults(on_cost_factor=lambda f: holder["runtime"].set_cost_factor(f))
+    server = grpc.aio.server(interceptors=[rpc_metrics, FaultInterceptor(faults)])
+    pb_grpc.add_NodeServicer_to_server(NodeServicer(_Late(holder), faults), server)
     health = await Health.add_to(server, pb.DESCRIPTOR.services_by_name["Node"].full_name)
     port = server.add_insecure_port(args.listen)
     await server.start()
@@ -193,19 +171,23 @@ async def main(args) -> None:
 
     aio_channel = grpc.aio.insecure_channel(args.coordinator)
     stub = pb_grpc.CoordinatorStub(aio_channel)
-    reply = await register(stub, pb.RegisterRequest(cpu=args.cpu, address=address, role=ROLES[args.role],
-                                                    metrics_address=metrics_address,
-                                                    incarnation=os.urandom(8).hex()),
-                           time.monotonic() + args.register_timeout_s)
+    request = pb.RegisterRequest(cpu=args.cpu, address=address, role=ROLES[args.role],
+                                 metrics_address=metrics_address, incarnation=os.urandom(8).hex())
+    sent_at = time.monotonic()
+    reply = await register(stub, request, sent_at + args.register_timeout_s)
     cost = CostModel(time_scale=reply.time_scale)
     sync_channel = grpc.insecure_channel(args.coordinator)
-    zone = ZoneClient(sync_channel, args.cpu)
+    zone = ZoneClient(sync_channel, args.cpu, request.incarnation, faults=faults)
     zone.free_pages = reply.zone.free_pages
     runtime = NodeRuntime(args.cpu, args.role, reply.high, reply.batch, zone,
                           pb_grpc.CoordinatorStub(sync_channel), args.seed, cost,
-                          task_config(args), time.monotonic, registry=registry)
+                          task_config(args), time.monotonic, registry=registry,
+                          fencing=not args.unsafe_skip_fencing)
+    runtime.incarnation = request.incarnation
+    agent = Agent(stub, runtime, request, faults)
+    agent.registered(reply, sent_at)
     holder["runtime"] = runtime
-    runtime.start()
+    runtime.start(paused=agent.recovering)  # the CPU waits while the coordinator rebuilds its zone
     probe = None
     if args.wake_probe:
         probe = wake_probe.WakeProbe.beside(runtime.task, task_config(args).period_s)
@@ -216,10 +198,10 @@ async def main(args) -> None:
         print(f"node cpu{args.cpu} metrics on http://{metrics_address}/metrics", flush=True)
 
     stop = stop_event(args.parent_pid)
-    beat = asyncio.create_task(heartbeat(stub, runtime, args.heartbeat_ms / 1000.0, stop))
+    beat = asyncio.create_task(agent.run(args.heartbeat_ms / 1000.0, stop))
     await stop.wait()
     await health.stopping()
-    status = await beat
+    await beat
     runtime.stop()
     if probe is not None:
         probe.stop()
@@ -230,7 +212,6 @@ async def main(args) -> None:
     sync_channel.close()
     if metrics:
         metrics.close()
-    return status
 
 
 class _Late:
@@ -248,4 +229,4 @@ class _Late:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(parse_args())))
+    asyncio.run(main(parse_args()))

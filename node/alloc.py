@@ -11,6 +11,12 @@ workqueue drain that includes this CPU cannot deadlock.
 
 Also keeps the set of pages this CPU's tasks hold (for the audit) and the time lost
 to pcp lock contention (a trylock that failed and sent the task to the buddy).
+
+Fencing: once this CPU's membership lease has run out (`fenced()`), every allocation
+fails without touching the pcp or the zone: the coordinator may take this CPU's pages
+back at any moment, and a page it reuses must never be handed out here too. Frees go
+on (they only move pages this CPU still holds, and the zone refuses them from a CPU it
+declared dead).
 """
 
 import threading
@@ -20,8 +26,10 @@ from node.mm import pcp as pcpmod
 
 
 class PageAllocator:
-    def __init__(self, cpu, pcp, zone, coordinator_stub, reclaim_timeout: float = 30.0):
+    def __init__(self, cpu, pcp, zone, coordinator_stub, reclaim_timeout: float = 30.0, fenced=None):
         self.cpu = cpu
+        self.fenced = fenced or (lambda: False)
+        self.fenced_refusals = 0
         self.pcp = pcp
         self.zone = zone
         self._stub = coordinator_stub
@@ -34,6 +42,10 @@ class PageAllocator:
         self.lock_contention_s = 0.0  # extra time spent in buddy fallbacks after a failed trylock
 
     def alloc_pages(self, order: int, migratetype: int) -> int | None:
+        if self.fenced():
+            self.fenced_refusals += 1
+            self.alloc_failures += 1
+            return None
         pfn = self._rmqueue(order, migratetype)
         if pfn is None and self.zone.watermark_failed:
             self.reclaims += 1
@@ -51,7 +63,14 @@ class PageAllocator:
         stats = self.pcp.stats
         before = stats.trylock_fail_free
         t0 = self.cpu.clock()
-        pcpmod.free_unref_page(self.zone, self.pcp, pfn, order, migratetype)
+        try:
+            pcpmod.free_unref_page(self.zone, self.pcp, pfn, order, migratetype)
+        except BaseException:
+            # The zone did not take it: unless it is on the pcp list (a flush failed after the
+            # page was added, and the flush put its pages back), the task still holds it.
+            if not pcpmod.on_pcp_list(self.pcp, pfn, order, migratetype):
+                self.allocated[pfn] = (order, migratetype)
+            raise
         if stats.trylock_fail_free != before:
             self.lock_contention_s += self.cpu.clock() - t0
         self.frees += 1
@@ -65,6 +84,10 @@ class PageAllocator:
         if locked:
             self.lock_contention_s += self.cpu.clock() - t0
         self.frees += len(pages)
+
+    def discard(self) -> None:
+        """Forget every page held (this CPU was declared dead: they are the zone's)."""
+        self.allocated.clear()
 
     def pages(self) -> list[tuple[int, int, int]]:
         return [(pfn, order, mt) for pfn, (order, mt) in self.allocated.items()]

@@ -94,6 +94,7 @@ class Cpu:
         # run time here, so this module needs no metrics library.
         self.on_work_done = None
         self.step_errors = 0
+        self.slowdown = 1.0  # > 1: a slow CPU (chaos): every modeled stretch lasts this much longer
         self._cv = threading.Condition()
         self._work = collections.deque()
         self._next_work_id = 1
@@ -103,7 +104,9 @@ class Cpu:
         self._thread = threading.Thread(target=self._run, name=f"cpu{cpu}", daemon=True)
 
     # ---------------------------------------------------------------- control
-    def start(self) -> None:
+    def start(self, paused: bool = False) -> None:
+        """Start the CPU thread, parked at once if `paused` (set_paused(False) lets it run)."""
+        self._paused = paused
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -133,6 +136,7 @@ class Cpu:
     def occupy(self, seconds: float) -> None:
         """Keep this CPU busy for `seconds` of wall time (modeled work)."""
         if seconds > 0:
+            seconds *= self.slowdown
             self._sleep(seconds)
             self.busy_s += seconds
 

@@ -1,50 +1,72 @@
 """The remote side of drain_pages_zone: a drainer elsewhere holding this CPU's pcp lock.
 
 In v6.0+ the draining CPU takes the target CPU's pcp->lock and frees its lists to the
-zone. Across processes that is three steps: the drainer asks for the lock and the
-pages (`lock_and_take`), frees them into the zone, then releases the lock saying
-whether the zone took them (`unlock`). This module is the node's half. It runs on the
-interconnect (the asyncio thread) and never on the CPU thread: the pcp lock is a
-real lock that the CPU thread's fast path meets with a trylock.
+zone. Across processes that is three steps, and their order is what makes a crash or a
+lost message at any point safe:
 
-The grant is a lease with a fencing token. If the drainer does not unlock within the
-lease, the node releases the lock itself so its CPU cannot be wedged; the pages taken
-stay recorded as in flight (neither on the lists nor given back), because the zone may
-or may not have them; the drainer's late `unlock` then only settles that record.
+1. `lock_and_take`: the drainer gets the lock and every page on the lists, under a
+   lease with a fencing token. The pages are still this node's (in flight).
+2. `unlock(token, commit=True)`: the node checks that `token` still holds the lock and
+   only then lets the pages go (they leave this node for good); the drainer frees them
+   into the zone only after this succeeds. `commit=False` puts them back.
+3. The drainer frees the pages into the zone (a local call under zone->lock).
+
+If the drainer does not come back within the lease (it died, froze or was cut off),
+the node puts the pages back on its lists and releases the lock itself, so its CPU is
+never wedged, and refuses that token's late commit: a stale drainer can never free
+pages this CPU is using again. A commit whose reply was lost is retried and succeeds
+again (the node remembers recent outcomes), so the drainer always learns whether the
+pages left; if this process dies instead, the coordinator takes every page it recorded
+for this CPU back (page_alloc_cpu_dead), committed or not.
+
+It runs on the interconnect (the asyncio thread), never on the CPU thread: the pcp
+lock is a real lock that the CPU thread's fast path meets with a trylock.
 """
 
 import asyncio
+import collections
 from dataclasses import dataclass
 
 from node.api.errors import FailedPrecondition
 
 
 MAX_LEASE_S = 60.0  # the longest lease a drainer may ask for (node.server validates it)
+KEEP_OUTCOMES = 1024  # grants remembered after they end (retried commits, the checker)
+
+HELD, COMMITTED, ABORTED, EXPIRED = "held", "committed", "aborted", "expired"
 
 
 @dataclass
 class Grant:
     token: int
     pages: list
-    granted_at: float = 0.0
+    granted_at: float
+    lease_s: float
     expiry: asyncio.TimerHandle | None = None
+    outcome: str = HELD
+    ended_at: float = 0.0
+    committed_after_expiry: bool = False  # only with fencing disabled
+    stale_commits_refused: int = 0
 
 
 class RemotePcpLock:
-    def __init__(self, pcp, clock):
+    def __init__(self, pcp, clock, fencing: bool = True):
         self.pcp = pcp
         self.clock = clock
+        # False only for the checker's broken-variant test (--unsafe-skip-fencing): a
+        # late commit is then accepted, and the pages end up both here and in the zone.
+        self.fencing = fencing
         self._next_token = 1
         self.held: Grant | None = None
-        self.expired: dict[int, list] = {}  # token -> pages in flight after a lapsed lease
+        self.grants_log: collections.OrderedDict[int, Grant] = collections.OrderedDict()
         self.lease_expiries = 0
+        self.stale_commits_refused = 0
         self.grants = 0
-        self.drained_pages = 0  # base pages a remote drainer confirmed freed (freed=True)
+        self.drained_pages = 0  # base pages committed to a remote drainer
         # Metrics hooks, called with seconds once per grant: how long the drainer waited for
         # the lock, and how long it held it (until unlock or lease expiry).
         self.on_wait = None
         self.on_hold = None
-        self._settling = set()  # give-back tasks in progress
 
     async def lock_and_take(self, lease_s: float, wait_timeout: float) -> tuple[int, list, float]:
         """Take the pcp lock (waiting off the event loop) and every page on the lists.
@@ -58,73 +80,84 @@ class RemotePcpLock:
         granted_at = self.clock()
         wait = granted_at - t0
         pages = self.pcp.take_bulk(self.pcp.count, 0)
-        token = self._next_token
+        if not pages:  # emptied while we waited for the lock
+            self.pcp.lock.release()
+            return 0, [], wait
+        grant = Grant(self._next_token, pages, granted_at, lease_s)
         self._next_token += 1
-        grant = Grant(token, pages, granted_at)
         self.grants += 1
         if self.on_wait is not None:
             self.on_wait(wait)
         grant.expiry = asyncio.get_running_loop().call_later(lease_s, self._expire, grant)
         self.held = grant
-        return token, pages, wait
+        self._log(grant)
+        return grant.token, pages, wait
 
-    async def unlock(self, token: int, freed: bool) -> None:
+    async def unlock(self, token: int, commit: bool) -> None:
         grant = self.held
         if grant is not None and grant.token == token:
             grant.expiry.cancel()
-            if freed:
+            if commit:
                 self.drained_pages += _base_pages(grant.pages)
             else:
                 self.pcp.restore(grant.pages)
-            self.held = None
+            self._end(grant, COMMITTED if commit else ABORTED)
             self.pcp.lock.release()
-            self._held_for(grant)
             return
-        if token in self.expired:
-            if freed:
-                pages = self.expired.pop(token)
-                self.drained_pages += _base_pages(pages)
-                settled = "settled as freed"
-            else:
-                # Answer now; the pages go back once the lock is free (it may be held by
-                # a newer grant) and stay counted as in flight until then.
-                pages = self.expired[token]
-                task = asyncio.get_running_loop().create_task(self._give_back(token))
-                self._settling.add(task)
-                task.add_done_callback(self._settling.discard)
-                settled = "to be returned to the lists"
-            raise FailedPrecondition(f"lease of token {token} had expired: lock already released, "
-                                     f"{len(pages)} pages {settled}")
-        raise FailedPrecondition(f"token {token} does not hold the pcp lock of cpu {self.pcp.cpu}")
+        grant = self.grants_log.get(token)
+        if grant is None:
+            raise FailedPrecondition(f"token {token} was never granted by cpu {self.pcp.cpu} "
+                                     "(or is too old to remember)")
+        if grant.outcome == COMMITTED and commit:
+            return  # a retried commit whose first reply was lost
+        if grant.outcome == EXPIRED and commit and not self.fencing:
+            # Broken variant: the stale drainer is told to go ahead, and frees into the
+            # zone pages that are back on this CPU's lists.
+            grant.committed_after_expiry = True
+            self.drained_pages += _base_pages(grant.pages)
+            return
+        if commit:
+            grant.stale_commits_refused += 1
+            self.stale_commits_refused += 1
+        raise FailedPrecondition(f"token {token} no longer holds the pcp lock of cpu {self.pcp.cpu}: "
+                                 f"it was {grant.outcome}" + (
+                                     " (lease ran out: its pages are back on the lists)"
+                                     if grant.outcome == EXPIRED else ""))
 
     def inflight(self) -> list:
-        pages = list(self.held.pages) if self.held else []
-        for lst in self.expired.values():
-            pages.extend(lst)
-        return pages
+        """Pages taken by the current grant: still this CPU's until committed."""
+        return list(self.held.pages) if self.held else []
+
+    def records(self) -> list[Grant]:
+        return list(self.grants_log.values())
+
+    def discard(self) -> None:
+        """Forget the current grant and its pages (they are the zone's now: this CPU was
+        declared dead). The lock is released; the token's late commit is refused."""
+        grant = self.held
+        if grant is not None:
+            grant.expiry.cancel()
+            self._end(grant, EXPIRED)
+            self.pcp.lock.release()
 
     def _expire(self, grant: Grant) -> None:
         if self.held is grant:
-            self.held = None
-            self.expired[grant.token] = grant.pages
+            self.pcp.restore(grant.pages)
             self.lease_expiries += 1
+            self._end(grant, EXPIRED)
             self.pcp.lock.release()
-            self._held_for(grant)
 
-    def _held_for(self, grant: Grant) -> None:
+    def _end(self, grant: Grant, outcome: str) -> None:
+        grant.outcome = outcome
+        grant.ended_at = self.clock()
+        self.held = None
         if self.on_hold is not None:
-            self.on_hold(self.clock() - grant.granted_at)
+            self.on_hold(grant.ended_at - grant.granted_at)
 
-    async def _give_back(self, token: int) -> None:
-        """Put the pages of an expired grant, whose free the drainer says did not happen,
-        back on the lists. The lock may be held by a newer grant: wait for it off the
-        event loop (that grant's lease bounds the wait), so its unlock and lease timer,
-        which run on this loop, can still release it."""
-        await self._acquire(MAX_LEASE_S)
-        try:
-            self.pcp.restore(self.expired.pop(token, []))  # [] if settled meanwhile
-        finally:
-            self.pcp.lock.release()
+    def _log(self, grant: Grant) -> None:
+        self.grants_log[grant.token] = grant
+        while len(self.grants_log) > KEEP_OUTCOMES:
+            self.grants_log.popitem(last=False)
 
     async def _acquire(self, timeout: float) -> None:
         lock = self.pcp.lock

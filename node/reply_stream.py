@@ -28,7 +28,10 @@ class StreamBroken(Exception):
 
     def __init__(self, code: grpc.StatusCode, detail: str):
         super().__init__(f"{code.name}: {detail}")
-        self.code = code
+        self._code = code
+
+    def code(self) -> grpc.StatusCode:  # as grpc.RpcError spells it
+        return self._code
 
 
 class ReplyStream:

@@ -7,6 +7,7 @@ The role decides what runs on the CPU:
 - idle: nothing (benchmarks, tests).
 """
 
+import os
 import random
 from dataclasses import dataclass
 
@@ -51,21 +52,28 @@ class TaskConfig:
 
 class NodeRuntime:
     def __init__(self, cpu_id: int, role: str, high: int, batch: int, zone, coordinator_stub,
-                 seed: int, cost: CostModel, config: TaskConfig, clock, registry=None):
-        """`registry`: a prometheus_client CollectorRegistry to export this CPU's metrics to (None: none)."""
+                 seed: int, cost: CostModel, config: TaskConfig, clock, registry=None, fencing: bool = True):
+        """`registry`: a prometheus_client CollectorRegistry to export this CPU's metrics to (None: none).
+        `fencing` False is the checker's broken variant (node.remote_lock)."""
         self.cpu_id = cpu_id
         self.role = role
         self.cost = cost
         self.zone = zone
+        self.clock = clock
+        # Membership (node.agent): this process's id, and until when its lease lets it use its pcp.
+        self.incarnation = os.urandom(8).hex()
+        self.lease_until = float("inf")
+        self.rejoins = 0
         self.cpu = Cpu(cpu_id, clock=clock)
         self.pcp = pcpmod.PerCpuPages(cpu_id, high=high, batch=batch)
-        self.alloc = PageAllocator(self.cpu, self.pcp, zone, coordinator_stub)
-        self.remote_lock = RemotePcpLock(self.pcp, clock)
+        self.alloc = PageAllocator(self.cpu, self.pcp, zone, coordinator_stub, fenced=self.fenced)
+        self.remote_lock = RemotePcpLock(self.pcp, clock, fencing=fencing)
+        self.housekeeping = None
         self.task = None
         self.irq = None
         rng = random.Random(f"{seed}:{cpu_id}")
         if role == "housekeeping":
-            hk = Housekeeping(self.alloc, rng, clock, working_set=config.working_set)
+            hk = self.housekeeping = Housekeeping(self.alloc, rng, clock, working_set=config.working_set)
             self.irq = IrqSource(self.alloc, hk, rng, clock, config.irq_hz, cost.wall(cost.irq_us))
             self.cpu.sources = [hk, self.irq]
         elif role in ("isolated-preemptible", "isolated-rt"):
@@ -87,11 +95,45 @@ class NodeRuntime:
         self._base = {}
         self._reset_base()
 
-    def start(self) -> None:
-        self.cpu.start()
+    def start(self, paused: bool = False) -> None:
+        self.cpu.start(paused)
 
     def stop(self) -> None:
         self.cpu.stop()
+
+    # ------------------------------------------------------------- membership
+    def fenced(self) -> bool:
+        """The membership lease has run out: no allocation may use the pcp or the zone."""
+        return self.clock() > self.lease_until
+
+    def lease_left(self) -> float:
+        return self.lease_until - self.clock()
+
+    def set_pageset(self, high: int, batch: int) -> None:
+        """pageset_update: plain stores the fast path reads racily (WRITE_ONCE in the kernel)."""
+        self.pcp.high, self.pcp.batch = high, batch
+
+    def holdings(self) -> list:
+        """Every page this CPU holds: on its lists, held by its tasks, taken by a remote drainer
+        that has not committed. Call with the CPU paused."""
+        return self.pcp.pages() + self.alloc.pages() + self.remote_lock.inflight()
+
+    def discard(self) -> None:
+        """This CPU was declared dead and the zone took its pages back: forget them all, and
+        take a new incarnation to register with. Call with the CPU paused."""
+        self.remote_lock.discard()
+        with self.pcp.lock:
+            self.pcp.discard()
+        self.alloc.discard()
+        if self.housekeeping is not None:
+            self.housekeeping.held.clear()
+        self.incarnation = os.urandom(8).hex()
+        self.zone.incarnation = self.incarnation
+        self.rejoins += 1
+
+    def set_cost_factor(self, factor: float) -> None:
+        """A slow CPU (chaos): every modeled stretch of work on it takes `factor` times longer."""
+        self.cpu.slowdown = factor
 
     def queue_drain_work(self):
         """queue_work_on(cpu, mm_percpu_wq, drain_local_pages_wq)."""

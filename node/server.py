@@ -19,8 +19,9 @@ MAX_FLUSH_MS = 600_000
 
 
 class NodeServicer(pb_grpc.NodeServicer):
-    def __init__(self, node):
+    def __init__(self, node, faults):
         self.node = node  # node.runtime.NodeRuntime
+        self.faults = faults  # node.faults.Faults
         self._work = {}   # work_id -> (WorkItem, asyncio.Future)
 
     def _check_cpu(self, cpu: int) -> None:
@@ -49,7 +50,8 @@ class NodeServicer(pb_grpc.NodeServicer):
     async def PcpControl(self, request_iterator, context):
         """PcpLockDrain and PcpUnlock on the drainer's long-lived stream."""
         async for reply in serve_stream(request_iterator, pb.PcpControlReply, {
-                "lock_drain": ("lock_drain", self._lock_drain), "unlock": ("unlocked", self._unlock)}):
+                "lock_drain": ("lock_drain", self._lock_drain), "unlock": ("unlocked", self._unlock)},
+                "PcpControl", self.faults):
             yield reply
 
     async def _lock_drain(self, request) -> pb.PcpLockDrainReply:
@@ -64,7 +66,7 @@ class NodeServicer(pb_grpc.NodeServicer):
         self._check_cpu(request.cpu)
         if request.token == 0:
             raise InvalidArgument("token 0 is never granted")
-        await self.node.remote_lock.unlock(request.token, request.freed)
+        await self.node.remote_lock.unlock(request.token, request.commit)
         return pb.Empty()
 
     @rpc
@@ -117,10 +119,26 @@ class NodeServicer(pb_grpc.NodeServicer):
             pcp_pages=validate.to_page_list(pb.PageList, node.pcp.pages()),
             allocated=validate.to_page_list(pb.PageList, node.alloc.pages()),
             inflight=validate.to_page_list(pb.PageList, node.remote_lock.inflight()),
-            errors=audit.check_pcp(node.pcp))
+            errors=audit.check_pcp(node.pcp), grants=[_grant_record(g) for g in node.remote_lock.records()],
+            incarnation=node.incarnation, rejoins=node.rejoins, lease_left_s=node.lease_left())
 
     @rpc
     async def GetStats(self, request, context):
         self._check_cpu(request.cpu)
         return self.node.stats(reset=request.reset)
+
+    @rpc
+    async def SetFaults(self, request, context):
+        return self.faults.set(request)
+
+
+_OUTCOMES = {"held": pb.GrantRecord.HELD, "committed": pb.GrantRecord.COMMITTED,
+             "aborted": pb.GrantRecord.ABORTED, "expired": pb.GrantRecord.EXPIRED}
+
+
+def _grant_record(g) -> pb.GrantRecord:
+    return pb.GrantRecord(token=g.token, outcome=_OUTCOMES[g.outcome], pages=len(g.pages),
+                          granted_at=g.granted_at, ended_at=g.ended_at, lease_s=g.lease_s,
+                          committed_after_expiry=g.committed_after_expiry,
+                          stale_commits_refused=g.stale_commits_refused)
 

@@ -25,6 +25,7 @@ import grpc
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.api.validate import to_page_list
+from node.faults import InjectedRpcError
 from node.reply_stream import ReplyStream, StreamBroken
 
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -40,10 +41,13 @@ class ZoneRefused(Exception):
 
 
 class ZoneClient:
-    def __init__(self, channel: grpc.Channel, cpu: int, timeout: float = 10.0, retries: int = 5):
+    def __init__(self, channel: grpc.Channel, cpu: int, incarnation: str, timeout: float = 5.0,
+                 retries: int = 5, faults=None):
         stub = pb_grpc.CoordinatorStub(channel)
         self._stream = ReplyStream(stub.ZoneStream, timeout, f"cpu{cpu}-zone")
         self.cpu = cpu
+        self.incarnation = incarnation  # fencing: the zone refuses requests of a replaced incarnation
+        self.faults = faults  # node.faults.Faults: OUT faults on each message
         self.retries = retries
         self._ids = itertools.count(1)
         self._boot = os.urandom(4).hex()  # keys of a restarted node never collide
@@ -59,14 +63,20 @@ class ZoneClient:
         return f"cpu{self.cpu}-{self._boot}-{next(self._ids)}"
 
     def _call(self, request: pb.ZoneRequest) -> pb.ZoneReply:
+        op = f"ZoneStream.{request.WhichOneof('op')}"
         for attempt in range(self.retries + 1):
             try:
                 self.calls += 1
+                if self.faults is not None:
+                    self.faults.outbound_sync(op, self._stream.timeout)
                 reply = self._stream.request(request)
-            except StreamBroken as err:
-                if err.code not in _RETRYABLE or attempt == self.retries:
+            except (StreamBroken, InjectedRpcError) as err:
+                if err.code() not in _RETRYABLE or attempt == self.retries:
                     raise
                 time.sleep(0.01 * (attempt + 1))
+                continue
+            if reply.code == "UNAVAILABLE" and attempt < self.retries:
+                time.sleep(0.05 * (attempt + 1))  # refused unapplied (recovering, injected): retry
                 continue
             if reply.code:
                 raise ZoneRefused(reply.code, reply.error)
@@ -80,7 +90,7 @@ class ZoneClient:
     def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list[int]:
         reply = self._call(pb.ZoneRequest(rmqueue=pb.RmqueueRequest(
             cpu=self.cpu, order=order, migratetype=migratetype, count=count,
-            transfer_id=self._transfer_id()))).rmqueue
+            transfer_id=self._transfer_id(), incarnation=self.incarnation))).rmqueue
         self._note(reply)
         self.watermark_failed = not reply.watermark_ok
         return list(reply.pfn)
@@ -94,7 +104,7 @@ class ZoneClient:
             return
         reply = self._call(pb.ZoneRequest(free=pb.FreePagesRequest(
             cpu=self.cpu, pages=to_page_list(pb.PageList, pages),
-            transfer_id=self._transfer_id()))).free
+            transfer_id=self._transfer_id(), incarnation=self.incarnation))).free
         self._note(reply)
 
     def free_one_page(self, pfn: int, order: int, migratetype: int) -> None:

@@ -57,17 +57,24 @@ def rpc(method):
     return wrapper
 
 
-async def serve_stream(request_iterator, reply_cls, handlers: dict):
+async def serve_stream(request_iterator, reply_cls, handlers: dict, name: str, faults=None):
     """Serve a request/reply stream whose requests name their operation in a oneof `op`.
 
     `handlers` maps an op to (reply field, async handler of the op's message). A domain
-    error becomes a reply with `code` and `error` set, and the stream stays open."""
+    error becomes a reply with `code` and `error` set, and the stream stays open.
+    `faults` (node.faults.Faults) applies IN faults to each message as "<name>.<op>"."""
     async for request in request_iterator:
         op = request.WhichOneof("op")
         try:
             if op not in handlers:
                 raise InvalidArgument("request names no operation")
             field, handler = handlers[op]
-            yield reply_cls(**{field: await handler(getattr(request, op))})
+            message = getattr(request, op)
+            if faults is None:
+                result = await handler(message)
+            else:
+                result = await faults.inbound(f"{name}.{op}", getattr(message, "cpu", -1),
+                                              lambda: handler(message))
+            yield reply_cls(**{field: result})
         except DOMAIN_ERRORS as err:
             yield reply_cls(code=status_of(err).name, error=str(err))

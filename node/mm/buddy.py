@@ -144,6 +144,34 @@ class BuddyAllocator:
             order += 1
         self._add_to_free_list(pfn, order, mt)
 
+    def take_page_off_buddy(self, pfn: int, order: int) -> int:
+        """Take the block [pfn, pfn + 2^order) off the free lists, splitting the free block that
+        contains it (take_page_off_buddy + break_down_buddy_pages, generalised from order 0 to any
+        order). Returns the migratetype of the list it came from. Raises PageStateError, changing
+        nothing, unless the whole block is free. The coordinator uses it to rebuild its zone from
+        the pages nodes report holding."""
+        if not 0 <= order < MAX_ORDER or pfn & ((1 << order) - 1) or not (
+                self.start_pfn <= pfn and pfn + (1 << order) <= self.end_pfn):
+            raise PageStateError(f"pfn {pfn} order {order}: not an aligned block of the zone")
+        for k in range(order, MAX_ORDER):
+            head = pfn & ~((1 << k) - 1)
+            blk = self._free.get(head)
+            if blk is not None and blk[0] == k:
+                mt = blk[1]
+                self._del_page_from_free_list(head, k, mt)
+                # Give back every half that does not contain the block, down to its order.
+                while k > order:
+                    k -= 1
+                    half = 1 << k
+                    if pfn >= head + half:
+                        self._add_to_free_list(head, k, mt)
+                        head += half
+                    else:
+                        self._add_to_free_list(head + half, k, mt)
+                self.free_pages -= 1 << order
+                return mt
+        raise PageStateError(f"pfn {pfn} order {order} is not wholly free")
+
     def move_freepages(self, start: int, end: int, mt: int) -> int:
         """move_freepages: move every free block starting in [start, end) to ``mt``'s list; returns base pages.
 

@@ -122,6 +122,15 @@ class PerCpuPages:
                     break
         return taken
 
+    def discard(self) -> None:
+        """Empty every list without freeing anything (the pages are the zone's now: this CPU
+        was declared dead). Caller holds the lock."""
+        for lst in self.lists:
+            lst.clear()
+        self.thp_migratetype.clear()
+        self.count = 0
+        self.free_factor = 0
+
     def restore(self, pages) -> None:
         """Undo take_bulk: each page back at its list's tail, so every list is as it was. Caller holds the lock."""
         for pfn, order, mt in reversed(pages):
@@ -130,6 +139,16 @@ class PerCpuPages:
                 self.thp_migratetype[pfn] = mt
             self.lists[pindex].append(pfn)
             self.count += 1 << order
+
+
+def on_pcp_list(pcp, pfn: int, order: int, migratetype: int) -> bool:
+    """Whether a page sits on the list free_unref_page would have put it on (a slow scan, for
+    error paths only)."""
+    if migratetype >= MIGRATE_PCPTYPES:
+        migratetype = MIGRATE_MOVABLE
+    if not (order <= PAGE_ALLOC_COSTLY_ORDER or order == pageblock_order):
+        return False
+    return pfn in pcp.lists[order_to_pindex(migratetype, order)]
 
 
 def nr_pcp_high(pcp, zone, free_high: bool) -> int:

@@ -48,10 +48,21 @@ def test_every_coordinator_knob_comes_from_the_environment():
         "PCPSIM_NODES": "8", "PCPSIM_LISTEN": "0.0.0.0:50051", "PCPSIM_METRICS_LISTEN": "off",
         "PCPSIM_ZONE_MB": "2048", "PCPSIM_ZONE_USED": "0.5", "PCPSIM_STRATEGY": "workqueue",
         "PCPSIM_TIME_SCALE": "100", "PCPSIM_LEASE_MS": "500", "PCPSIM_FLUSH_TIMEOUT_MS": "900",
-        "PCPSIM_FAILURE_TIMEOUT_MS": "3000"})
+        "PCPSIM_FAILURE_TIMEOUT_MS": "3000", "PCPSIM_DEAD_TIMEOUT_MS": "6000"})
     assert (args.nodes, args.listen, args.metrics_listen, args.zone_mb, args.zone_used, args.strategy) == (
         8, "0.0.0.0:50051", None, 2048, 0.5, "workqueue")
-    assert (args.time_scale, args.lease_ms, args.flush_timeout_ms, args.failure_timeout_ms) == (100.0, 500, 900, 3000)
+    assert (args.time_scale, args.lease_ms, args.flush_timeout_ms, args.failure_timeout_ms,
+            args.dead_timeout_ms) == (100.0, 500, 900, 3000, 6000)
+
+
+def test_a_dead_timeout_not_above_the_failure_timeout_is_refused(capsys):
+    """A node must stop using its pages (its lease is the failure timeout) before the coordinator
+    may take them (the dead timeout): a configuration that breaks this is refused, naming both."""
+    with pytest.raises(SystemExit) as exit_:
+        coordinator_args(["--nodes", "2", "--failure-timeout-ms", "2000", "--dead-timeout-ms", "2000"], environ={})
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--dead-timeout-ms (2000) must exceed --failure-timeout-ms (2000)" in err
 
 
 def test_defaults_are_unchanged_without_flags_or_variables():

@@ -85,6 +85,10 @@ class Handle:
     def counts(self) -> dict[int, int]:
         return {cpu: self.pcp(cpu).count for cpu in self.nodes}
 
+    def incarnation(self, cpu: int) -> str:
+        """The live incarnation of `cpu` (zone requests on its behalf must name it)."""
+        return next(n.incarnation for n in self.state().nodes if n.cpu == cpu)
+
     def snapshot(self, cpu: int) -> pb.NodeSnapshot:
         return self.nodes[cpu].Snapshot(pb.CpuRequest(cpu=cpu), timeout=RPC_TIMEOUT)
 

@@ -28,7 +28,8 @@ PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
 
 
 def rmqueue(h, **fields) -> pb.RmqueueReply:
-    req = dict(cpu=IDLE_CPU, order=0, migratetype=1, count=4, transfer_id=transfer_id())
+    req = dict(cpu=IDLE_CPU, order=0, migratetype=1, count=4, transfer_id=transfer_id(),
+               incarnation=h.incarnation(fields.get("cpu", IDLE_CPU)))
     req.update(fields)
     return h.coord.Rmqueue(pb.RmqueueRequest(**req), timeout=RPC_TIMEOUT)
 
@@ -38,9 +39,17 @@ def page_list(pages) -> pb.PageList:
                        migratetype=[m for _, _, m in pages])
 
 
+def free_request(h, cpu, pages, **fields) -> pb.FreePagesRequest:
+    """A FreePages request as `cpu`'s live incarnation (a CPU the cluster lacks has none)."""
+    req = dict(cpu=cpu, pages=pages if isinstance(pages, pb.PageList) else page_list(pages),
+               transfer_id=transfer_id(), incarnation=h.incarnation(cpu) if cpu in h.nodes else "")
+    req.update(fields)
+    return pb.FreePagesRequest(**req)
+
+
 def free(h, cpu, pages, tid=None) -> pb.FreePagesReply:
-    return h.coord.FreePages(pb.FreePagesRequest(cpu=cpu, pages=page_list(pages),
-                                                 transfer_id=tid or transfer_id()), timeout=RPC_TIMEOUT)
+    return h.coord.FreePages(free_request(h, cpu, pages, transfer_id=tid or transfer_id()),
+                             timeout=RPC_TIMEOUT)
 
 
 def take_pages(h, order=0, count=4, migratetype=1) -> list:
@@ -111,8 +120,9 @@ def test_rejected_transfer_id_is_not_remembered(paused):
     same id afterwards is applied."""
     tid = transfer_id()
     before = paused.free_pages()
-    assert rpc_code(paused.coord.Rmqueue, pb.RmqueueRequest(cpu=IDLE_CPU, order=0, migratetype=1,
-                                                            count=0, transfer_id=tid)) == INVALID
+    assert rpc_code(paused.coord.Rmqueue, pb.RmqueueRequest(
+        cpu=IDLE_CPU, order=0, migratetype=1, count=0, transfer_id=tid,
+        incarnation=paused.incarnation(IDLE_CPU))) == INVALID
     reply = rmqueue(paused, count=2, transfer_id=tid)
     assert len(reply.pfn) == 2 and paused.free_pages() == before - 2
     free(paused, IDLE_CPU, [(p, 0, 1) for p in reply.pfn])
@@ -144,30 +154,22 @@ def _foreign_page(h):
 
 BAD_FREES = {
     # name: (build(h, mine) -> FreePagesRequest, expected code)
-    "arrays_differ_in_length": (lambda h, mine: pb.FreePagesRequest(
-        cpu=IDLE_CPU, pages=pb.PageList(pfn=[mine[0][0], mine[1][0]], order=[0], migratetype=[1, 1]),
-        transfer_id=transfer_id()), INVALID),
-    "duplicate_pfn": (lambda h, mine: pb.FreePagesRequest(
-        cpu=IDLE_CPU, pages=page_list([mine[0], mine[0]]), transfer_id=transfer_id()), INVALID),
-    "empty_list": (lambda h, mine: pb.FreePagesRequest(
-        cpu=IDLE_CPU, pages=pb.PageList(), transfer_id=transfer_id()), INVALID),
-    "no_transfer_id": (lambda h, mine: pb.FreePagesRequest(
-        cpu=IDLE_CPU, pages=page_list(mine)), INVALID),
-    "cpu_out_of_range": (lambda h, mine: pb.FreePagesRequest(
-        cpu=3, pages=page_list(mine), transfer_id=transfer_id()), INVALID),
-    "order_out_of_range": (lambda h, mine: pb.FreePagesRequest(
-        cpu=IDLE_CPU, pages=page_list([mine[0], (mine[1][0], 11, 1)]), transfer_id=transfer_id()), INVALID),
-    "migratetype_out_of_range": (lambda h, mine: pb.FreePagesRequest(
-        cpu=IDLE_CPU, pages=page_list([(mine[0][0], 0, 5)]), transfer_id=transfer_id()), INVALID),
-    "page_held_by_another_cpu": (lambda h, mine: pb.FreePagesRequest(
-        cpu=IDLE_CPU, pages=page_list([_foreign_page(h)]), transfer_id=transfer_id()), PRECONDITION),
-    "own_pages_as_another_cpu": (lambda h, mine: pb.FreePagesRequest(
-        cpu=0, pages=page_list(mine), transfer_id=transfer_id()), PRECONDITION),
-    "wrong_order": (lambda h, mine: pb.FreePagesRequest(
-        cpu=IDLE_CPU, pages=page_list([(mine[0][0], 1, 1)]), transfer_id=transfer_id()), PRECONDITION),
-    "held_page_mixed_with_foreign_page": (lambda h, mine: pb.FreePagesRequest(
-        cpu=IDLE_CPU, pages=page_list([mine[0], mine[1], _foreign_page(h)]),
-        transfer_id=transfer_id()), PRECONDITION),
+    "arrays_differ_in_length": (lambda h, mine: free_request(
+        h, IDLE_CPU, pb.PageList(pfn=[mine[0][0], mine[1][0]], order=[0], migratetype=[1, 1])), INVALID),
+    "duplicate_pfn": (lambda h, mine: free_request(h, IDLE_CPU, [mine[0], mine[0]]), INVALID),
+    "empty_list": (lambda h, mine: free_request(h, IDLE_CPU, pb.PageList()), INVALID),
+    "no_transfer_id": (lambda h, mine: free_request(h, IDLE_CPU, mine, transfer_id=""), INVALID),
+    "cpu_out_of_range": (lambda h, mine: free_request(h, 3, mine), INVALID),
+    "order_out_of_range": (lambda h, mine: free_request(h, IDLE_CPU, [mine[0], (mine[1][0], 11, 1)]), INVALID),
+    "migratetype_out_of_range": (lambda h, mine: free_request(h, IDLE_CPU, [(mine[0][0], 0, 5)]), INVALID),
+    "page_held_by_another_cpu": (lambda h, mine: free_request(h, IDLE_CPU, [_foreign_page(h)]), PRECONDITION),
+    "own_pages_as_another_cpu": (lambda h, mine: free_request(h, 0, mine), PRECONDITION),
+    "wrong_order": (lambda h, mine: free_request(h, IDLE_CPU, [(mine[0][0], 1, 1)]), PRECONDITION),
+    "held_page_mixed_with_foreign_page": (lambda h, mine: free_request(
+        h, IDLE_CPU, [mine[0], mine[1], _foreign_page(h)]), PRECONDITION),
+    # Fencing: the right pages, but not from the CPU's live incarnation.
+    "stale_incarnation": (lambda h, mine: free_request(h, IDLE_CPU, mine, incarnation="0" * 16), PRECONDITION),
+    "no_incarnation": (lambda h, mine: free_request(h, IDLE_CPU, mine, incarnation=""), PRECONDITION),
 }
 
 
@@ -193,8 +195,7 @@ def test_free_of_a_page_already_free_is_refused(paused):
     mine = take_pages(paused, count=1)
     free(paused, IDLE_CPU, mine)
     before = paused.frozen()
-    req = pb.FreePagesRequest(cpu=IDLE_CPU, pages=page_list(mine), transfer_id=transfer_id())
-    assert rpc_code(paused.coord.FreePages, req) == PRECONDITION
+    assert rpc_code(paused.coord.FreePages, free_request(paused, IDLE_CPU, mine)) == PRECONDITION
     assert paused.frozen() == before
     assert_audit_ok(paused)
 
@@ -269,18 +270,20 @@ def lone_coordinator(tmp_path):
         log.close()
 
 
-def test_heartbeat_before_register_is_failed_precondition(lone_coordinator):
-    """A heartbeat from a valid CPU that has not registered is FAILED_PRECONDITION and does not
-    make it a member; after it registers, its heartbeats are accepted."""
+def test_heartbeat_before_register_is_not_found(lone_coordinator):
+    """A heartbeat from a valid CPU that has not registered is NOT_FOUND (what a node hears
+    from a restarted coordinator) and does not make it a member; after it registers, its
+    heartbeats are accepted, and only from its incarnation (FAILED_PRECONDITION otherwise)."""
     stub, _ = lone_coordinator
     code = rpc_code(stub.Heartbeat, pb.HeartbeatRequest(cpu=1, pcp_count=3))
-    assert code == PRECONDITION
+    assert code == grpc.StatusCode.NOT_FOUND
     assert list(stub.GetState(pb.Empty(), timeout=RPC_TIMEOUT).nodes) == []
     reply = stub.Register(pb.RegisterRequest(cpu=1, address="127.0.0.1:1", role=pb.ROLE_IDLE),
                           timeout=RPC_TIMEOUT)
     assert reply.nr_cpus == 2 and reply.batch > 0 and reply.high >= reply.batch
     stub.Heartbeat(pb.HeartbeatRequest(cpu=1, pcp_count=3), timeout=RPC_TIMEOUT)
-    assert rpc_code(stub.Heartbeat, pb.HeartbeatRequest(cpu=0, pcp_count=3)) == PRECONDITION
+    assert rpc_code(stub.Heartbeat, pb.HeartbeatRequest(cpu=1, pcp_count=4, incarnation="x")) == PRECONDITION
+    assert rpc_code(stub.Heartbeat, pb.HeartbeatRequest(cpu=0, pcp_count=3)) == grpc.StatusCode.NOT_FOUND
     nodes = stub.GetState(pb.Empty(), timeout=RPC_TIMEOUT).nodes
     assert [(n.cpu, n.pcp_count) for n in nodes] == [(1, 3)]
 

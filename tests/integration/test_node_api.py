@@ -25,8 +25,8 @@ def lock(h, cpu, lease_ms, timeout=RPC_TIMEOUT) -> pb.PcpLockDrainReply:
     return h.nodes[cpu].PcpLockDrain(pb.PcpLockDrainRequest(cpu=cpu, lease_ms=lease_ms), timeout=timeout)
 
 
-def unlock(h, cpu, token, freed):
-    return h.nodes[cpu].PcpUnlock(pb.PcpUnlockRequest(cpu=cpu, token=token, freed=freed),
+def unlock(h, cpu, token, commit):
+    return h.nodes[cpu].PcpUnlock(pb.PcpUnlockRequest(cpu=cpu, token=token, commit=commit),
                                   timeout=RPC_TIMEOUT)
 
 
@@ -34,7 +34,7 @@ NODE_CALLS = {
     "GetPcp": lambda cpu: pb.CpuRequest(cpu=cpu),
     "Snapshot": lambda cpu: pb.CpuRequest(cpu=cpu),
     "PcpLockDrain": lambda cpu: pb.PcpLockDrainRequest(cpu=cpu, lease_ms=1000),
-    "PcpUnlock": lambda cpu: pb.PcpUnlockRequest(cpu=cpu, token=1, freed=False),
+    "PcpUnlock": lambda cpu: pb.PcpUnlockRequest(cpu=cpu, token=1, commit=False),
     "QueueWork": lambda cpu: pb.QueueWorkRequest(cpu=cpu, kind=pb.WORK_DRAIN_LOCAL_PAGES),
     "FlushWork": lambda cpu: pb.FlushWorkRequest(cpu=cpu, work_id=1, timeout_ms=100),
     "SetRunState": lambda cpu: pb.RunStateRequest(cpu=cpu, paused=False),
@@ -59,8 +59,8 @@ def test_node_rejects_a_cpu_that_is_not_its_own(paused, method):
 BAD_NODE_REQUESTS = {
     "lease_0": ("PcpLockDrain", pb.PcpLockDrainRequest(cpu=0, lease_ms=0), INVALID),
     "lease_over_60s": ("PcpLockDrain", pb.PcpLockDrainRequest(cpu=0, lease_ms=60_001), INVALID),
-    "unlock_token_0": ("PcpUnlock", pb.PcpUnlockRequest(cpu=0, token=0, freed=True), INVALID),
-    "unlock_unknown_token": ("PcpUnlock", pb.PcpUnlockRequest(cpu=0, token=987654, freed=True), PRECONDITION),
+    "unlock_token_0": ("PcpUnlock", pb.PcpUnlockRequest(cpu=0, token=0, commit=True), INVALID),
+    "unlock_unknown_token": ("PcpUnlock", pb.PcpUnlockRequest(cpu=0, token=987654, commit=True), PRECONDITION),
     "unlock_unknown_token_not_freed": ("PcpUnlock", pb.PcpUnlockRequest(cpu=0, token=987654), PRECONDITION),
     "work_kind_unspecified": ("QueueWork", pb.QueueWorkRequest(cpu=0, kind=pb.WORK_UNSPECIFIED), INVALID),
     "work_kind_unknown": ("QueueWork", pb.QueueWorkRequest(cpu=0, kind=42), INVALID),
@@ -87,9 +87,9 @@ def test_node_rejects_bad_input_and_changes_nothing(paused, case):
     assert_audit_ok(paused)
 
 
-def test_lock_drain_takes_every_page_and_unlock_not_freed_puts_them_back(paused):
+def test_lock_drain_takes_every_page_and_abort_puts_them_back(paused):
     """PcpLockDrain on a parked CPU with pages returns a token and all its pages (count becomes
-    0, the lock is held, the pages are reported in flight); PcpUnlock(freed=False) restores the
+    0, the lock is held, the pages are reported in flight); PcpUnlock(commit=False) restores the
     very same lists (count and per-list lengths) and releases the lock; the zone never moved."""
     free0, counts0 = paused.frozen()
     pcp0 = paused.pcp(0)
@@ -103,31 +103,34 @@ def test_lock_drain_takes_every_page_and_unlock_not_freed_puts_them_back(paused)
     assert sorted(snap.inflight.pfn) == sorted(grant.pages.pfn) and not snap.pcp_pages.pfn
     assert not snap.errors
 
-    unlock(paused, 0, grant.token, freed=False)
+    unlock(paused, 0, grant.token, commit=False)
     after = paused.pcp(0)
     assert not after.locked
     assert after.count == pcp0.count and list(after.list_pages) == list(pcp0.list_pages)
     assert not paused.snapshot(0).inflight.pfn
+    assert [g.outcome for g in paused.snapshot(0).grants if g.token == grant.token] == [pb.GrantRecord.ABORTED]
     assert paused.frozen() == (free0, counts0)
     assert_audit_ok(paused)
 
 
-def test_lock_drain_then_zone_free_then_unlock_freed_is_a_remote_drain(paused):
-    """The remote drain done by hand: lock and take the pages, FreePages them as that CPU, then
-    PcpUnlock(freed=True): the lists stay empty, the zone gained exactly those base pages, a
-    second unlock with the same token is FAILED_PRECONDITION (the token is spent), audit ok."""
+def test_lock_drain_then_commit_then_zone_free_is_a_remote_drain(paused):
+    """The remote drain done by hand: lock and take the pages, PcpUnlock(commit=True) (the pages
+    leave the node and the lock is free), then FreePages them as that CPU: the zone gained
+    exactly those base pages. A retried commit (its reply lost) succeeds again and changes
+    nothing; an abort of the committed token is FAILED_PRECONDITION. Audit ok."""
     free0 = paused.free_pages()
     grant = lock(paused, 1, lease_ms=5_000)
     n = base_pages(grant.pages)
     assert grant.token and n > 0
-    paused.coord.FreePages(pb.FreePagesRequest(cpu=1, pages=grant.pages, transfer_id=transfer_id()),
-                           timeout=RPC_TIMEOUT)
-    unlock(paused, 1, grant.token, freed=True)
+    unlock(paused, 1, grant.token, commit=True)
     pcp = paused.pcp(1)
-    assert pcp.count == 0 and not pcp.locked
+    assert pcp.count == 0 and not pcp.locked and not paused.snapshot(1).inflight.pfn
+    unlock(paused, 1, grant.token, commit=True)  # the retry of a commit whose reply was lost
+    paused.coord.FreePages(pb.FreePagesRequest(cpu=1, pages=grant.pages, transfer_id=transfer_id(),
+                                               incarnation=paused.incarnation(1)), timeout=RPC_TIMEOUT)
     assert paused.free_pages() == free0 + n
     assert rpc_code(paused.nodes[1].PcpUnlock,
-                    pb.PcpUnlockRequest(cpu=1, token=grant.token, freed=False)) == PRECONDITION
+                    pb.PcpUnlockRequest(cpu=1, token=grant.token, commit=False)) == PRECONDITION
     assert paused.pcp(1).count == 0 and paused.free_pages() == free0 + n
     assert_audit_ok(paused)
 
@@ -152,32 +155,28 @@ def test_second_lock_drain_while_held_gets_nothing_and_leaves_the_holder_alone(p
     assert second.token == 0 and not second.pages.pfn
     assert paused.pcp(0).locked
     assert sorted(paused.snapshot(0).inflight.pfn) == sorted(first.pages.pfn)
-    unlock(paused, 0, first.token, freed=False)
+    unlock(paused, 0, first.token, commit=False)
     assert paused.pcp(0).count == count and not paused.pcp(0).locked
     assert_audit_ok(paused)
 
 
-def test_expired_lease_releases_the_lock_and_late_unlock_settles_pages(paused):
-    """A lease that lapses (200 ms, no unlock) releases the lock by itself; meanwhile the taken
-    pages are in flight and the audit counts them (ok); the late PcpUnlock(freed=False) gets
-    FAILED_PRECONDITION but puts the pages back on the lists, and the audit is still ok."""
+def test_expired_lease_puts_pages_back_and_refuses_the_late_commit(paused):
+    """Fencing: a lease that lapses (200 ms, no unlock) puts the pages back on the lists and
+    releases the lock by itself; the stale holder's late commit is FAILED_PRECONDITION, the
+    pages stay on the lists (the drainer must not free them), the node records the grant as
+    expired with one stale commit refused, and the audit is ok throughout."""
     count = paused.pcp(0).count
+    free0 = paused.free_pages()
     grant = lock(paused, 0, lease_ms=200)
     assert grant.token and base_pages(grant.pages) == count
     wait_until(lambda: not paused.pcp(0).locked, 5.0, what="lease expiry")
-    assert paused.pcp(0).count == 0
-    assert sorted(paused.snapshot(0).inflight.pfn) == sorted(grant.pages.pfn)
-    report = assert_audit_ok(paused)
-    assert report.where["cpu0.inflight"] == count
-
-    before = paused.pcp(0).count
-    free0 = paused.free_pages()
+    assert paused.pcp(0).count == count and not paused.snapshot(0).inflight.pfn
     assert rpc_code(paused.nodes[0].PcpUnlock,
-                    pb.PcpUnlockRequest(cpu=0, token=grant.token, freed=False)) == PRECONDITION
-    assert paused.pcp(0).count == before + count
-    assert not paused.snapshot(0).inflight.pfn
-    assert paused.free_pages() == free0
-    assert not paused.pcp(0).locked
+                    pb.PcpUnlockRequest(cpu=0, token=grant.token, commit=True)) == PRECONDITION
+    assert paused.pcp(0).count == count and paused.free_pages() == free0
+    record = next(g for g in paused.snapshot(0).grants if g.token == grant.token)
+    assert record.outcome == pb.GrantRecord.EXPIRED and record.stale_commits_refused == 1
+    assert not record.committed_after_expiry
     assert_audit_ok(paused)
 
 
@@ -200,24 +199,22 @@ def test_queued_drain_work_runs_on_a_parked_cpu(paused):
     assert_audit_ok(paused)
 
 
-def test_late_unlock_while_another_grant_holds_the_lock_does_not_wedge_the_node(make_cluster):
+def test_late_commit_while_another_grant_holds_the_lock_does_not_wedge_the_node(make_cluster):
     """Lock safety and liveness: after grant A's lease lapsed and the CPU refilled its lists, a
-    new grant B holds the lock; A's late PcpUnlock(freed=False) must still be answered
-    (FAILED_PRECONDITION) and the node must keep serving (B can unlock)."""
+    new grant B holds the lock; A's late commit must still be answered (FAILED_PRECONDITION,
+    at once) and the node must keep serving (B can commit)."""
     h = make_cluster(["housekeeping", "idle"])
     h.wait_pages([0])
     a = lock(h, 0, lease_ms=200)
     assert a.token
     wait_until(lambda: not h.pcp(0).locked, 5.0, what="lease expiry")
-    h.wait_pages([0])  # the housekeeping CPU refills its lists
+    h.wait_pages([0])
     b = lock(h, 0, lease_ms=60_000)
     assert b.token
-    code = rpc_code(h.nodes[0].PcpUnlock, pb.PcpUnlockRequest(cpu=0, token=a.token, freed=False),
+    code = rpc_code(h.nodes[0].PcpUnlock, pb.PcpUnlockRequest(cpu=0, token=a.token, commit=True),
                     timeout=3.0)
     assert code == PRECONDITION
-    unlock(h, 0, b.token, freed=False)
+    unlock(h, 0, b.token, commit=False)
     assert not h.pcp(0).locked
-    # A's pages go back once B released the lock; until then the audit counts them in flight.
-    wait_until(lambda: not h.nodes[0].Snapshot(pb.CpuRequest(cpu=0), timeout=RPC_TIMEOUT).inflight.pfn,
-               5.0, what="A's pages returned")
+    assert not h.snapshot(0).inflight.pfn
     assert_audit_ok(h)

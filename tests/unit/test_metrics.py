@@ -22,6 +22,7 @@ from coordinator.drain import CpuDrain, DrainRecord
 from coordinator.membership import Member, Membership
 from coordinator.metrics import CoordinatorCollector, DrainMetrics, role_label
 from coordinator.zone_service import ZoneService
+from node.faults import Faults
 from node.alloc import PageAllocator
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
@@ -159,9 +160,9 @@ def test_drained_pages_count_both_strategies_and_remote_grants_are_timed():
 
     async def remote_drain():
         token, pages, _ = await rt.remote_lock.lock_and_take(lease_s=5.0, wait_timeout=1.0)
-        rt.zone.free_pcppages_bulk(pages)
         clock.now += 0.004  # the drainer holds the lock for 4 ms
-        await rt.remote_lock.unlock(token, freed=True)
+        await rt.remote_lock.unlock(token, commit=True)
+        rt.zone.free_pcppages_bulk(pages)  # after the commit, as coordinator.drain does
 
     asyncio.run(remote_drain())
     assert value(registry, "pcpsim_pcp_freed_pages_total", cpu="1", reason="drain") == local + remote
@@ -366,7 +367,7 @@ async def test_rpc_interceptor_counts_calls_by_method_and_status_code():
     registry = CollectorRegistry()
     server = grpc.aio.server(interceptors=[RpcMetricsInterceptor(registry, [pb.DESCRIPTOR.services_by_name["Node"]])])
     node = types.SimpleNamespace(cpu_id=0, pcp=PerCpuPages(0))
-    pb_grpc.add_NodeServicer_to_server(NodeServicer(node), server)
+    pb_grpc.add_NodeServicer_to_server(NodeServicer(node, Faults()), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:

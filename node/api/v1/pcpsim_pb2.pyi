@@ -31,6 +31,12 @@ class WorkKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     WORK_UNSPECIFIED: _ClassVar[WorkKind]
     WORK_DRAIN_LOCAL_PAGES: _ClassVar[WorkKind]
+
+class Direction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DIRECTION_UNSPECIFIED: _ClassVar[Direction]
+    DIRECTION_IN: _ClassVar[Direction]
+    DIRECTION_OUT: _ClassVar[Direction]
 STRATEGY_UNSPECIFIED: Strategy
 STRATEGY_WORKQUEUE: Strategy
 STRATEGY_REMOTE: Strategy
@@ -44,6 +50,9 @@ ROLE_ISOLATED_RT: Role
 ROLE_IDLE: Role
 WORK_UNSPECIFIED: WorkKind
 WORK_DRAIN_LOCAL_PAGES: WorkKind
+DIRECTION_UNSPECIFIED: Direction
+DIRECTION_IN: Direction
+DIRECTION_OUT: Direction
 
 class PageList(_message.Message):
     __slots__ = ("pfn", "order", "migratetype")
@@ -102,14 +111,14 @@ class PcpLockDrainReply(_message.Message):
     def __init__(self, token: _Optional[int] = ..., pages: _Optional[_Union[PageList, _Mapping]] = ..., lock_wait_s: _Optional[float] = ...) -> None: ...
 
 class PcpUnlockRequest(_message.Message):
-    __slots__ = ("cpu", "token", "freed")
+    __slots__ = ("cpu", "token", "commit")
     CPU_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
-    FREED_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     token: int
-    freed: bool
-    def __init__(self, cpu: _Optional[int] = ..., token: _Optional[int] = ..., freed: _Optional[bool] = ...) -> None: ...
+    commit: bool
+    def __init__(self, cpu: _Optional[int] = ..., token: _Optional[int] = ..., commit: _Optional[bool] = ...) -> None: ...
 
 class PcpControlRequest(_message.Message):
     __slots__ = ("lock_drain", "unlock")
@@ -249,35 +258,122 @@ class NodeStats(_message.Message):
     busy_s: float
     def __init__(self, cpu: _Optional[int] = ..., role: _Optional[_Union[Role, str]] = ..., task: _Optional[_Union[LatencyTaskStats, _Mapping]] = ..., drain_work_items: _Optional[int] = ..., drain_wait_max_s: _Optional[float] = ..., trylock_failures: _Optional[int] = ..., buddy_fallbacks: _Optional[int] = ..., alloc_failures: _Optional[int] = ..., allocs: _Optional[int] = ..., frees: _Optional[int] = ..., busy_s: _Optional[float] = ...) -> None: ...
 
+class GrantRecord(_message.Message):
+    __slots__ = ("token", "outcome", "pages", "granted_at", "ended_at", "lease_s", "committed_after_expiry", "stale_commits_refused")
+    class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        OUTCOME_UNSPECIFIED: _ClassVar[GrantRecord.Outcome]
+        HELD: _ClassVar[GrantRecord.Outcome]
+        COMMITTED: _ClassVar[GrantRecord.Outcome]
+        ABORTED: _ClassVar[GrantRecord.Outcome]
+        EXPIRED: _ClassVar[GrantRecord.Outcome]
+    OUTCOME_UNSPECIFIED: GrantRecord.Outcome
+    HELD: GrantRecord.Outcome
+    COMMITTED: GrantRecord.Outcome
+    ABORTED: GrantRecord.Outcome
+    EXPIRED: GrantRecord.Outcome
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    PAGES_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDED_AT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_S_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_AFTER_EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    STALE_COMMITS_REFUSED_FIELD_NUMBER: _ClassVar[int]
+    token: int
+    outcome: GrantRecord.Outcome
+    pages: int
+    granted_at: float
+    ended_at: float
+    lease_s: float
+    committed_after_expiry: bool
+    stale_commits_refused: int
+    def __init__(self, token: _Optional[int] = ..., outcome: _Optional[_Union[GrantRecord.Outcome, str]] = ..., pages: _Optional[int] = ..., granted_at: _Optional[float] = ..., ended_at: _Optional[float] = ..., lease_s: _Optional[float] = ..., committed_after_expiry: _Optional[bool] = ..., stale_commits_refused: _Optional[int] = ...) -> None: ...
+
 class NodeSnapshot(_message.Message):
-    __slots__ = ("cpu", "pcp", "pcp_pages", "allocated", "inflight", "errors")
+    __slots__ = ("cpu", "pcp", "pcp_pages", "allocated", "inflight", "errors", "grants", "incarnation", "rejoins", "lease_left_s")
     CPU_FIELD_NUMBER: _ClassVar[int]
     PCP_FIELD_NUMBER: _ClassVar[int]
     PCP_PAGES_FIELD_NUMBER: _ClassVar[int]
     ALLOCATED_FIELD_NUMBER: _ClassVar[int]
     INFLIGHT_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    REJOINS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_LEFT_S_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     pcp: PcpState
     pcp_pages: PageList
     allocated: PageList
     inflight: PageList
     errors: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, cpu: _Optional[int] = ..., pcp: _Optional[_Union[PcpState, _Mapping]] = ..., pcp_pages: _Optional[_Union[PageList, _Mapping]] = ..., allocated: _Optional[_Union[PageList, _Mapping]] = ..., inflight: _Optional[_Union[PageList, _Mapping]] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...
+    grants: _containers.RepeatedCompositeFieldContainer[GrantRecord]
+    incarnation: str
+    rejoins: int
+    lease_left_s: float
+    def __init__(self, cpu: _Optional[int] = ..., pcp: _Optional[_Union[PcpState, _Mapping]] = ..., pcp_pages: _Optional[_Union[PageList, _Mapping]] = ..., allocated: _Optional[_Union[PageList, _Mapping]] = ..., inflight: _Optional[_Union[PageList, _Mapping]] = ..., errors: _Optional[_Iterable[str]] = ..., grants: _Optional[_Iterable[_Union[GrantRecord, _Mapping]]] = ..., incarnation: _Optional[str] = ..., rejoins: _Optional[int] = ..., lease_left_s: _Optional[float] = ...) -> None: ...
+
+class FaultRule(_message.Message):
+    __slots__ = ("direction", "method", "peer", "delay_ms", "drop", "drop_reply", "fail")
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    DELAY_MS_FIELD_NUMBER: _ClassVar[int]
+    DROP_FIELD_NUMBER: _ClassVar[int]
+    DROP_REPLY_FIELD_NUMBER: _ClassVar[int]
+    FAIL_FIELD_NUMBER: _ClassVar[int]
+    direction: Direction
+    method: str
+    peer: int
+    delay_ms: int
+    drop: float
+    drop_reply: float
+    fail: float
+    def __init__(self, direction: _Optional[_Union[Direction, str]] = ..., method: _Optional[str] = ..., peer: _Optional[int] = ..., delay_ms: _Optional[int] = ..., drop: _Optional[float] = ..., drop_reply: _Optional[float] = ..., fail: _Optional[float] = ...) -> None: ...
+
+class FaultsRequest(_message.Message):
+    __slots__ = ("rules", "cost_factor", "stop_after_grant", "seed")
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    COST_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    STOP_AFTER_GRANT_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    rules: _containers.RepeatedCompositeFieldContainer[FaultRule]
+    cost_factor: float
+    stop_after_grant: bool
+    seed: int
+    def __init__(self, rules: _Optional[_Iterable[_Union[FaultRule, _Mapping]]] = ..., cost_factor: _Optional[float] = ..., stop_after_grant: _Optional[bool] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class FaultsReply(_message.Message):
+    __slots__ = ("injected",)
+    class InjectedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    INJECTED_FIELD_NUMBER: _ClassVar[int]
+    injected: _containers.ScalarMap[str, int]
+    def __init__(self, injected: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("cpu", "address", "role", "incarnation", "metrics_address")
+    __slots__ = ("cpu", "address", "role", "incarnation", "metrics_address", "resume", "holdings")
     CPU_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
     METRICS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
+    HOLDINGS_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     address: str
     role: Role
     incarnation: str
     metrics_address: str
-    def __init__(self, cpu: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., incarnation: _Optional[str] = ..., metrics_address: _Optional[str] = ...) -> None: ...
+    resume: bool
+    holdings: PageList
+    def __init__(self, cpu: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., incarnation: _Optional[str] = ..., metrics_address: _Optional[str] = ..., resume: _Optional[bool] = ..., holdings: _Optional[_Union[PageList, _Mapping]] = ...) -> None: ...
 
 class ZoneInfo(_message.Message):
     __slots__ = ("start_pfn", "spanned_pages", "managed_pages", "free_pages", "watermark_min", "watermark_low", "watermark_high", "nr_free", "reclaim_active")
@@ -302,50 +398,68 @@ class ZoneInfo(_message.Message):
     def __init__(self, start_pfn: _Optional[int] = ..., spanned_pages: _Optional[int] = ..., managed_pages: _Optional[int] = ..., free_pages: _Optional[int] = ..., watermark_min: _Optional[int] = ..., watermark_low: _Optional[int] = ..., watermark_high: _Optional[int] = ..., nr_free: _Optional[_Iterable[int]] = ..., reclaim_active: _Optional[bool] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
-    __slots__ = ("reclaimed_pages", "nr_cpus", "high", "batch", "zone", "time_scale")
+    __slots__ = ("reclaimed_pages", "nr_cpus", "high", "batch", "zone", "time_scale", "lease_ms", "dead_ms", "resumed", "recovering")
     RECLAIMED_PAGES_FIELD_NUMBER: _ClassVar[int]
     NR_CPUS_FIELD_NUMBER: _ClassVar[int]
     HIGH_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     ZONE_FIELD_NUMBER: _ClassVar[int]
     TIME_SCALE_FIELD_NUMBER: _ClassVar[int]
+    LEASE_MS_FIELD_NUMBER: _ClassVar[int]
+    DEAD_MS_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_FIELD_NUMBER: _ClassVar[int]
+    RECOVERING_FIELD_NUMBER: _ClassVar[int]
     reclaimed_pages: int
     nr_cpus: int
     high: int
     batch: int
     zone: ZoneInfo
     time_scale: float
-    def __init__(self, reclaimed_pages: _Optional[int] = ..., nr_cpus: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., time_scale: _Optional[float] = ...) -> None: ...
+    lease_ms: int
+    dead_ms: int
+    resumed: bool
+    recovering: bool
+    def __init__(self, reclaimed_pages: _Optional[int] = ..., nr_cpus: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., time_scale: _Optional[float] = ..., lease_ms: _Optional[int] = ..., dead_ms: _Optional[int] = ..., resumed: _Optional[bool] = ..., recovering: _Optional[bool] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("cpu", "pcp_count")
+    __slots__ = ("cpu", "pcp_count", "incarnation")
     CPU_FIELD_NUMBER: _ClassVar[int]
     PCP_COUNT_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     pcp_count: int
-    def __init__(self, cpu: _Optional[int] = ..., pcp_count: _Optional[int] = ...) -> None: ...
+    incarnation: str
+    def __init__(self, cpu: _Optional[int] = ..., pcp_count: _Optional[int] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class HeartbeatReply(_message.Message):
-    __slots__ = ("free_pages", "reclaim_active")
+    __slots__ = ("free_pages", "reclaim_active", "high", "batch", "recovering")
     FREE_PAGES_FIELD_NUMBER: _ClassVar[int]
     RECLAIM_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    RECOVERING_FIELD_NUMBER: _ClassVar[int]
     free_pages: int
     reclaim_active: bool
-    def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ...) -> None: ...
+    high: int
+    batch: int
+    recovering: bool
+    def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., recovering: _Optional[bool] = ...) -> None: ...
 
 class RmqueueRequest(_message.Message):
-    __slots__ = ("cpu", "order", "migratetype", "count", "transfer_id")
+    __slots__ = ("cpu", "order", "migratetype", "count", "transfer_id", "incarnation")
     CPU_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
     MIGRATETYPE_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     order: int
     migratetype: int
     count: int
     transfer_id: str
-    def __init__(self, cpu: _Optional[int] = ..., order: _Optional[int] = ..., migratetype: _Optional[int] = ..., count: _Optional[int] = ..., transfer_id: _Optional[str] = ...) -> None: ...
+    incarnation: str
+    def __init__(self, cpu: _Optional[int] = ..., order: _Optional[int] = ..., migratetype: _Optional[int] = ..., count: _Optional[int] = ..., transfer_id: _Optional[str] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class RmqueueReply(_message.Message):
     __slots__ = ("pfn", "watermark_ok", "free_pages", "reclaim_active")
@@ -360,14 +474,16 @@ class RmqueueReply(_message.Message):
     def __init__(self, pfn: _Optional[_Iterable[int]] = ..., watermark_ok: _Optional[bool] = ..., free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ...) -> None: ...
 
 class FreePagesRequest(_message.Message):
-    __slots__ = ("cpu", "pages", "transfer_id")
+    __slots__ = ("cpu", "pages", "transfer_id", "incarnation")
     CPU_FIELD_NUMBER: _ClassVar[int]
     PAGES_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     pages: PageList
     transfer_id: str
-    def __init__(self, cpu: _Optional[int] = ..., pages: _Optional[_Union[PageList, _Mapping]] = ..., transfer_id: _Optional[str] = ...) -> None: ...
+    incarnation: str
+    def __init__(self, cpu: _Optional[int] = ..., pages: _Optional[_Union[PageList, _Mapping]] = ..., transfer_id: _Optional[str] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class FreePagesReply(_message.Message):
     __slots__ = ("free_pages", "reclaim_active")
@@ -452,7 +568,7 @@ class DrainAllReply(_message.Message):
     def __init__(self, status: _Optional[_Union[DrainAllReply.Status, str]] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., duration_s: _Optional[float] = ..., cpus_marked: _Optional[_Iterable[int]] = ..., cpus: _Optional[_Iterable[_Union[DrainCpuResult, _Mapping]]] = ..., trigger: _Optional[_Union[Trigger, str]] = ..., started_at: _Optional[float] = ...) -> None: ...
 
 class NodeInfo(_message.Message):
-    __slots__ = ("cpu", "address", "role", "up", "heartbeat_age_s", "pcp_count", "metrics_address")
+    __slots__ = ("cpu", "address", "role", "up", "heartbeat_age_s", "pcp_count", "metrics_address", "dead", "incarnation")
     CPU_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -460,6 +576,8 @@ class NodeInfo(_message.Message):
     HEARTBEAT_AGE_S_FIELD_NUMBER: _ClassVar[int]
     PCP_COUNT_FIELD_NUMBER: _ClassVar[int]
     METRICS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    DEAD_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     address: str
     role: Role
@@ -467,10 +585,12 @@ class NodeInfo(_message.Message):
     heartbeat_age_s: float
     pcp_count: int
     metrics_address: str
-    def __init__(self, cpu: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., up: _Optional[bool] = ..., heartbeat_age_s: _Optional[float] = ..., pcp_count: _Optional[int] = ..., metrics_address: _Optional[str] = ...) -> None: ...
+    dead: bool
+    incarnation: str
+    def __init__(self, cpu: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., up: _Optional[bool] = ..., heartbeat_age_s: _Optional[float] = ..., pcp_count: _Optional[int] = ..., metrics_address: _Optional[str] = ..., dead: _Optional[bool] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class ClusterState(_message.Message):
-    __slots__ = ("nodes", "zone", "default_strategy", "high", "batch", "time_scale", "metrics_address")
+    __slots__ = ("nodes", "zone", "default_strategy", "high", "batch", "time_scale", "metrics_address", "recovering", "lease_ms", "dead_ms")
     NODES_FIELD_NUMBER: _ClassVar[int]
     ZONE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_STRATEGY_FIELD_NUMBER: _ClassVar[int]
@@ -478,6 +598,9 @@ class ClusterState(_message.Message):
     BATCH_FIELD_NUMBER: _ClassVar[int]
     TIME_SCALE_FIELD_NUMBER: _ClassVar[int]
     METRICS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    RECOVERING_FIELD_NUMBER: _ClassVar[int]
+    LEASE_MS_FIELD_NUMBER: _ClassVar[int]
+    DEAD_MS_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
     zone: ZoneInfo
     default_strategy: Strategy
@@ -485,7 +608,10 @@ class ClusterState(_message.Message):
     batch: int
     time_scale: float
     metrics_address: str
-    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., default_strategy: _Optional[_Union[Strategy, str]] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., time_scale: _Optional[float] = ..., metrics_address: _Optional[str] = ...) -> None: ...
+    recovering: bool
+    lease_ms: int
+    dead_ms: int
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., default_strategy: _Optional[_Union[Strategy, str]] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., time_scale: _Optional[float] = ..., metrics_address: _Optional[str] = ..., recovering: _Optional[bool] = ..., lease_ms: _Optional[int] = ..., dead_ms: _Optional[int] = ...) -> None: ...
 
 class DrainHistoryRequest(_message.Message):
     __slots__ = ("reset",)

@@ -79,6 +79,11 @@ class NodeStub:
                 request_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.StatsRequest.SerializeToString,
                 response_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.NodeStats.FromString,
                 _registered_method=True)
+        self.SetFaults = channel.unary_unary(
+                '/pcpsim.v1.Node/SetFaults',
+                request_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.FaultsRequest.SerializeToString,
+                response_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.FaultsReply.FromString,
+                _registered_method=True)
 
 
 class NodeServicer:
@@ -138,6 +143,12 @@ class NodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetFaults(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +196,11 @@ def add_NodeServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.StatsRequest.FromString,
                     response_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.NodeStats.SerializeToString,
+            ),
+            'SetFaults': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetFaults,
+                    request_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.FaultsRequest.FromString,
+                    response_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.FaultsReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -440,6 +456,33 @@ class Node:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def SetFaults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pcpsim.v1.Node/SetFaults',
+            node_dot_api_dot_v1_dot_pcpsim__pb2.FaultsRequest.SerializeToString,
+            node_dot_api_dot_v1_dot_pcpsim__pb2.FaultsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class CoordinatorStub:
     """Missing associated documentation comment in .proto file."""
@@ -494,6 +537,11 @@ class CoordinatorStub:
                 '/pcpsim.v1.Coordinator/Audit',
                 request_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.Empty.SerializeToString,
                 response_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.AuditReply.FromString,
+                _registered_method=True)
+        self.SetFaults = channel.unary_unary(
+                '/pcpsim.v1.Coordinator/SetFaults',
+                request_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.FaultsRequest.SerializeToString,
+                response_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.FaultsReply.FromString,
                 _registered_method=True)
 
 
@@ -554,6 +602,12 @@ class CoordinatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetFaults(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -601,6 +655,11 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.Audit,
                     request_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.Empty.FromString,
                     response_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.AuditReply.SerializeToString,
+            ),
+            'SetFaults': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetFaults,
+                    request_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.FaultsRequest.FromString,
+                    response_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.FaultsReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -846,6 +905,33 @@ class Coordinator:
             '/pcpsim.v1.Coordinator/Audit',
             node_dot_api_dot_v1_dot_pcpsim__pb2.Empty.SerializeToString,
             node_dot_api_dot_v1_dot_pcpsim__pb2.AuditReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetFaults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pcpsim.v1.Coordinator/SetFaults',
+            node_dot_api_dot_v1_dot_pcpsim__pb2.FaultsRequest.SerializeToString,
+            node_dot_api_dot_v1_dot_pcpsim__pb2.FaultsReply.FromString,
             options,
             channel_credentials,
             insecure,

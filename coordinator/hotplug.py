@@ -1,0 +1,70 @@
+"""CPUs going away: the hotplug path, and the pageset sizes that follow the online count.
+
+A node silent for longer than the dead timeout is gone as far as the zone is concerned
+(coordinator.membership explains why its lease has run out by then). The reaper does
+what the kernel's CPU-hotplug teardown does for the page allocator:
+page_alloc_cpu_dead() -> drain_pages(cpu) returns the dead CPU's pcp pages to the zone,
+here together with every page its tasks held (the process holding them is gone or
+fenced), then zone_pcp_update() recomputes pcp->high for the CPUs that remain
+(zone_highsize divides the low watermark among the online CPUs). Nodes learn the new
+high and batch from their next heartbeat reply, as the kernel writes them with
+WRITE_ONCE and the fast path reads them racily.
+"""
+
+import asyncio
+import sys
+
+
+class Pageset:
+    """pcp->high and pcp->batch for every CPU of the zone (zone_set_pageset_high_and_batch)."""
+
+    def __init__(self, zone, batch: int, nr_cpus: int):
+        self.zone = zone
+        self.batch = batch
+        self.high = zone.zone_highsize(batch, nr_cpus)
+
+    def update(self, online: int) -> None:
+        """zone_pcp_update: recompute high for `online` CPUs (at least one)."""
+        self.high = self.zone.zone_highsize(self.batch, max(online, 1))
+
+
+class Reaper:
+    """Declares overdue members dead and takes their pages back, one at a time, with no
+    drain in flight (it holds pcpu_drain_mutex, as Register does for a replaced CPU)."""
+
+    def __init__(self, membership, zone_service, drainer, pageset: Pageset, on_dead=None):
+        self.membership = membership
+        self.zone = zone_service
+        self.drainer = drainer
+        self.pageset = pageset
+        self.on_dead = on_dead  # called with (cpu, base pages reclaimed), for metrics
+        self.deaths = 0
+
+    async def run(self, interval: float) -> None:
+        while True:
+            await self.reap()
+            await asyncio.sleep(interval)
+
+    async def reap(self) -> list[int]:
+        """Declare every overdue member dead; returns their CPUs."""
+        dead = []
+        for member in self.membership.overdue():
+            async with self.drainer.pcpu_drain_mutex:
+                # Re-check under the mutex: a heartbeat or a new registration may have come.
+                if self.membership.is_current(member) and member in self.membership.overdue():
+                    await self.kill(member)
+                    dead.append(member.cpu)
+        return dead
+
+    async def kill(self, member) -> int:
+        """Declare `member` dead and take its pages back (page_alloc_cpu_dead), then recompute
+        high for the CPUs left (zone_pcp_update). Caller holds pcpu_drain_mutex."""
+        self.membership.declare_dead(member)
+        pages = await self.zone.locked(self.zone.cpu_dead, member.cpu)
+        self.pageset.update(self.membership.alive())
+        self.deaths += 1
+        print(f"cpu{member.cpu} declared dead: {pages} base pages back to the zone, "
+              f"high now {self.pageset.high}", file=sys.stderr, flush=True)
+        if self.on_dead is not None:
+            self.on_dead(member.cpu, pages)
+        return pages

@@ -1,0 +1,194 @@
+"""Faults injected at run time into the RPCs a process serves (IN) and sends (OUT).
+
+The chaos nemesis drives them with the SetFaults RPC, which both services have; no
+fault proxy is installable here, so the processes apply faults themselves, at the
+point a message enters or leaves them:
+- IN: a server interceptor for unary methods and the stream dispatcher
+  (node.api.errors.serve_stream) for each message of a long-lived stream;
+- OUT: the clients call `outbound` / `outbound_sync` before they send.
+A rule matches a direction, a method (or a stream operation "ZoneStream.free"), and
+on the coordinator a peer CPU. Its effects, in order: a delay; a failure (UNAVAILABLE
+without handling the request); a drop (the request is lost: never handled, the caller
+times out); a dropped reply (IN only: handled, then the reply is lost, which is what
+idempotency keys exist for). A partition is IN and OUT rules dropping everything on
+the node's side. SetFaults itself and the health service are never faulted, so the
+nemesis can always heal.
+"""
+
+import asyncio
+import collections
+import fnmatch
+import random
+import time
+from dataclasses import dataclass
+
+import grpc
+
+from node.api.errors import InvalidArgument, Unavailable
+from node.api.v1 import pcpsim_pb2 as pb
+
+EXEMPT = ("SetFaults", "Check", "Watch")
+MAX_DELAY_MS = 60_000
+ANY_PEER = -1
+
+
+@dataclass(frozen=True)
+class Rule:
+    direction: int
+    method: str
+    peer: int
+    delay_s: float
+    drop: float
+    drop_reply: float
+    fail: float
+
+
+def parse_rules(rules) -> list[Rule]:
+    """Validate FaultRule messages; raises InvalidArgument naming the bad rule and field."""
+    out = []
+    for i, r in enumerate(rules):
+        where = f"rule {i}"
+        if r.direction not in (pb.DIRECTION_IN, pb.DIRECTION_OUT):
+            raise InvalidArgument(f"{where}: direction must be IN or OUT, got {r.direction}")
+        if not r.method:
+            raise InvalidArgument(f"{where}: method is required (a name, a glob, or '*')")
+        if r.peer < ANY_PEER:
+            raise InvalidArgument(f"{where}: peer must be a CPU number or -1 (any), got {r.peer}")
+        if r.delay_ms > MAX_DELAY_MS:
+            raise InvalidArgument(f"{where}: delay_ms {r.delay_ms} exceeds {MAX_DELAY_MS}")
+        for name in ("drop", "drop_reply", "fail"):
+            p = getattr(r, name)
+            if not 0.0 <= p <= 1.0:  # also refuses NaN
+                raise InvalidArgument(f"{where}: {name} must be a probability in [0, 1], got {p}")
+        if r.drop_reply and r.direction != pb.DIRECTION_IN:
+            raise InvalidArgument(f"{where}: drop_reply applies to IN rules only")
+        out.append(Rule(r.direction, r.method, r.peer, r.delay_ms / 1000.0, r.drop, r.drop_reply, r.fail))
+    return out
+
+
+class Faults:
+    def __init__(self, on_cost_factor=None):
+        self.rules: list[Rule] = []
+        self.rng = random.Random(0)
+        self.injected = collections.Counter()
+        self.stop_after_grant = False
+        self.on_cost_factor = on_cost_factor  # node: applies a slow-CPU factor; None: not supported
+
+    def set(self, request) -> pb.FaultsReply:
+        """SetFaults: replace every rule (all validated first; a bad request changes nothing)."""
+        rules = parse_rules(request.rules)
+        factor = request.cost_factor or 1.0
+        if not 1.0 <= factor <= 1000.0:
+            raise InvalidArgument(f"cost_factor must be in [1, 1000] (0: normal), got {request.cost_factor}")
+        if factor != 1.0 and self.on_cost_factor is None:
+            raise InvalidArgument("cost_factor applies to nodes only")
+        if request.stop_after_grant and self.on_cost_factor is not None:
+            raise InvalidArgument("stop_after_grant applies to the coordinator only")
+        self.rules = rules
+        self.rng = random.Random(request.seed)
+        self.stop_after_grant = request.stop_after_grant
+        if self.on_cost_factor is not None:
+            self.on_cost_factor(factor)
+        return pb.FaultsReply(injected=dict(self.injected))
+
+    def _match(self, direction: int, method: str, peer: int) -> Rule | None:
+        for rule in self.rules:
+            if rule.direction == direction and (rule.peer == ANY_PEER or rule.peer == peer) \
+                    and fnmatch.fnmatchcase(method, rule.method):
+                return rule
+        return None
+
+    def _draw(self, p: float) -> bool:
+        return p > 0 and self.rng.random() < p
+
+    def _decide(self, direction: int, method: str, peer: int):
+        """(delay_s, outcome) for one message: outcome None, "fail", "drop" or "drop_reply"."""
+        rule = self._match(direction, method, peer) if self.rules else None
+        if rule is None:
+            return 0.0, None
+        if rule.delay_s:
+            self.injected["delay"] += 1
+        for outcome, p in (("fail", rule.fail), ("drop", rule.drop), ("drop_reply", rule.drop_reply)):
+            if self._draw(p):
+                self.injected[outcome] += 1
+                return rule.delay_s, outcome
+        return rule.delay_s, None
+
+    async def inbound(self, method: str, peer: int, handle):
+        """Serve one request: `await handle()` under the faults matching it."""
+        delay, outcome = self._decide(pb.DIRECTION_IN, method, peer)
+        if delay:
+            await asyncio.sleep(delay)
+        if outcome == "fail":
+            raise Unavailable(f"injected fault: {method} failed")
+        if outcome == "drop":
+            await _forever()
+        reply = await handle()
+        if outcome == "drop_reply":
+            await _forever()
+        return reply
+
+    async def outbound(self, method: str, peer: int, timeout: float) -> None:
+        """Before sending: delay, or raise as the caller would see a failed or lost request."""
+        delay, outcome = self._decide(pb.DIRECTION_OUT, method, peer)
+        if delay:
+            await asyncio.sleep(delay)
+        if outcome == "fail":
+            raise InjectedRpcError(grpc.StatusCode.UNAVAILABLE, f"injected fault: {method} failed")
+        if outcome == "drop":
+            await asyncio.sleep(timeout)
+            raise InjectedRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, f"injected fault: {method} lost")
+
+    def outbound_sync(self, method: str, timeout: float) -> None:
+        """`outbound` for a blocking caller (the CPU thread's zone client)."""
+        delay, outcome = self._decide(pb.DIRECTION_OUT, method, ANY_PEER)
+        if delay:
+            time.sleep(delay)
+        if outcome == "fail":
+            raise InjectedRpcError(grpc.StatusCode.UNAVAILABLE, f"injected fault: {method} failed")
+        if outcome == "drop":
+            time.sleep(timeout)
+            raise InjectedRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, f"injected fault: {method} lost")
+
+
+class InjectedRpcError(Exception):
+    """What a client sees when an injected OUT fault fails or loses its request."""
+
+    def __init__(self, code: grpc.StatusCode, detail: str):
+        super().__init__(f"{code.name}: {detail}")
+        self._code, self._detail = code, detail
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._detail
+
+
+async def _forever() -> None:
+    """A lost message: nothing more happens; the caller's deadline cancels this handler."""
+    await asyncio.Event().wait()
+
+
+class FaultInterceptor(grpc.aio.ServerInterceptor):
+    """IN faults for unary methods; `peer` is the request's `cpu` field, if it has one."""
+
+    def __init__(self, faults: Faults):
+        self.faults = faults
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        if handler is None or handler.unary_unary is None or method in EXEMPT:
+            return handler
+        behavior, faults = handler.unary_unary, self.faults
+
+        async def faulted(request, context):
+            try:
+                return await faults.inbound(method, getattr(request, "cpu", ANY_PEER),
+                                            lambda: behavior(request, context))
+            except Unavailable as err:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, str(err))
+
+        return grpc.unary_unary_rpc_method_handler(faulted, request_deserializer=handler.request_deserializer,
+                                                   response_serializer=handler.response_serializer)
