@@ -40,11 +40,13 @@ cheap, interleaved with it so drift cancels), and reported as a ratio with a tar
 6. Scale: coordinator.bench_scale (64 CPUs for 60 s; quick 16 for 10 s).
 """
 
+import asyncio
 import math
 import multiprocessing
 import os
 import statistics
 import tempfile
+import threading
 import time
 import types
 
@@ -203,25 +205,54 @@ def _refill(node_stub, cpu: int, want: int, timeout: float = 5.0) -> int:
     return node_stub.GetPcp(pb.CpuRequest(cpu=cpu), timeout=5.0).count
 
 
-def _drain_one(ctl, zs, cpu: int, incarnation: str, seq: int) -> tuple[float, int]:
-    """drain_pages_zone of one remote CPU, as coordinator.drain._drain_pages_zone does it:
-    lock and take, commit, free into the zone."""
-    t0 = time.perf_counter_ns()
-    grant = ctl.request(pb.PcpControlRequest(lock_drain=pb.PcpLockDrainRequest(cpu=cpu, lease_ms=2000)))
-    if grant.code:
-        raise RuntimeError(f"lock_drain refused: {grant.code} {grant.error}")
-    g = grant.lock_drain
-    pages = 0
-    if g.token:
-        done = ctl.request(pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=cpu, token=g.token, commit=True)))
-        if done.code:
-            raise RuntimeError(f"commit refused: {done.code} {done.error}")
-        reply = zs.request(pb.ZoneRequest(free=pb.FreePagesRequest(
-            cpu=cpu, pages=g.pages, transfer_id=f"bench-drain-{os.getpid()}-{seq}", incarnation=incarnation)))
-        if reply.code:
-            raise RuntimeError(f"zone refused the drained pages: {reply.code} {reply.error}")
-        pages = len(g.pages.pfn)
-    return (time.perf_counter_ns() - t0) * 1e-9, pages
+class _AioControl:
+    """A PcpControl stream of the drainer's kind (AioReplyStream, as coordinator.membership opens one
+    per member), on an event loop of its own so this synchronous bench can time round trips on it."""
+
+    def __init__(self, address: str):
+        from node.reply_stream import AioReplyStream
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="bench-aio", daemon=True)
+        self._thread.start()
+
+        async def open_stream():
+            self._channel = grpc.aio.insecure_channel(address)
+            return AioReplyStream(pb_grpc.NodeStub(self._channel).PcpControl, 10.0, "bench-aio-pcp-control")
+        self._stream = self._run(open_stream())
+
+    def _run(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(30.0)
+
+    def rtt(self, cpu: int) -> float:
+        """One round trip, timed on the loop: an unlock with token 0, refused but answered."""
+        async def once():
+            t0 = time.perf_counter_ns()
+            reply = await self._stream.request(pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=cpu, token=0)))
+            return (time.perf_counter_ns() - t0) * 1e-9, reply.code
+        dt, code = self._run(once())
+        if code != "INVALID_ARGUMENT":
+            raise RuntimeError(f"floor request answered {code!r}, expected INVALID_ARGUMENT")
+        return dt
+
+    def close(self) -> None:
+        async def close():
+            self._stream.close()
+            await self._channel.close()
+        self._run(close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5.0)
+        self._loop.close()
+
+
+def _drain_one(cstub, cpu: int) -> tuple[float, int]:
+    """The coordinator's own drain_pages_zone of `cpu` (DrainAllPages, remote strategy): its duration
+    for that CPU, as coordinator.drain times it (lock and take, commit, zone free), and base pages moved."""
+    r = cstub.DrainAllPages(pb.DrainAllRequest(strategy=pb.STRATEGY_REMOTE, force_all_cpus=True,
+                                               trigger=pb.TRIGGER_DEMAND), timeout=30.0)
+    mine = [c for c in r.cpus if c.cpu == cpu]
+    if r.status != pb.DrainAllReply.DONE or len(mine) != 1 or not mine[0].ok:
+        raise RuntimeError(f"remote drain of cpu {cpu}: {pb.DrainAllReply.Status.Name(r.status)} {list(r.cpus)}")
+    return mine[0].duration_s, mine[0].pages
 
 
 def bench_remote_drain_and_zone(quick: bool, run_dir: str) -> tuple[list[Figure], dict]:
@@ -232,40 +263,50 @@ def bench_remote_drain_and_zone(quick: bool, run_dir: str) -> tuple[list[Figure]
         with grpc.insecure_channel(node.address) as nch, \
                 grpc.insecure_channel(cluster.coordinator_address) as cch:
             nstub, cstub = pb_grpc.NodeStub(nch), pb_grpc.CoordinatorStub(cch)
+            actl = _AioControl(node.address)
             ctl = _Stream(nstub.PcpControl, "bench-pcp-control")
             zs = _Stream(cstub.ZoneStream, "bench-zone")
             try:
                 nstub.SetRunState(pb.RunStateRequest(cpu=0, paused=True), timeout=10.0)
-                for _ in range(20):  # open and warm both streams
+                for _ in range(20):  # open and warm every stream, and the coordinator's to the node
+                    actl.rtt(0)
                     _rtt_control(ctl, 0)
                     _rtt_zone(zs)
-                drains, floors, pages = [], [], []
-                for i in range(iters):
+                _drain_one(cstub, 0)
+                drains, floors, sync_floors, pages = [], [], [], []
+                for _ in range(iters):
                     _refill(nstub, 0, batch)
-                    floors.append(_rtt_control(ctl, 0))  # interleaved: floor, drain, floor
-                    dt, n = _drain_one(ctl, zs, 0, node.incarnation, i)
-                    floors.append(_rtt_control(ctl, 0))
+                    floors.append(actl.rtt(0))  # interleaved: floor, drain, floor
+                    dt, n = _drain_one(cstub, 0)
+                    floors.append(actl.rtt(0))
+                    sync_floors.append(_rtt_control(ctl, 0))
                     if n:
                         drains.append(dt)
                         pages.append(n)
                 if not drains:
                     raise RuntimeError("the housekeeping CPU never put pages on its pcp")
-                log(f"remote drain: {len(drains)} drains, median {statistics.median(pages):.0f} blocks")
+                log(f"remote drain: {len(drains)} drains, median {statistics.median(pages):.0f} pages")
                 zone_fig, zone_detail = _zone_throughput(cluster.coordinator_address, node.incarnation, zs, quick)
             finally:
+                actl.close()
                 ctl.close()
                 zs.close()
     floor = statistics.median(floors)
     figs = [Figure("remote drain of one CPU vs stream RTT", statistics.median(drains), floor, "s", "<= 4",
-                   f"median of {len(drains)} drains of {statistics.median(pages):.0f} blocks each "
-                   f"(lock+take, commit: 2 round trips, then the zone free: 1), time scale {TINY_TIME_SCALE:g}"),
+                   f"median of {len(drains)} drains of {statistics.median(pages):.0f} base pages each, timed by "
+                   f"the coordinator (lock and take, commit: 2 round trips on its PcpControl stream, then the "
+                   f"zone free); floor: one round trip on an AioReplyStream PcpControl stream, the drainer's "
+                   f"kind (a sync stream: {statistics.median(sync_floors) * 1e6:.0f} us); "
+                   f"time scale {TINY_TIME_SCALE:g}"),
             zone_fig]
-    detail = {"remote_drain": {"drains_s": drains, "pages": pages, "rtt_s": floors}, "zone": zone_detail}
+    detail = {"remote_drain": {"drains_s": drains, "pages": pages, "rtt_s": floors, "sync_rtt_s": sync_floors},
+              "zone": zone_detail}
     return figs, detail
 
 
-def _zone_client(address: str, incarnation: str, index: int, start_at: float, end_at: float, out) -> None:
-    """One zone client process: Rmqueue + FreePages pairs (cpu 0, order 0) on its own ZoneStream."""
+def _zone_client(address: str, incarnation: str, index: int, measure_s: float, ready, go, start_at, out) -> None:
+    """One zone client process: Rmqueue + FreePages pairs (cpu 0, order 0) on its own ZoneStream,
+    from the common start the parent sets once every client has warmed its stream."""
     from node.reply_stream import ReplyStream
     with grpc.insecure_channel(address) as ch:
         zs = ReplyStream(pb_grpc.CoordinatorStub(ch).ZoneStream, 10.0, f"bench-zone-{index}")
@@ -289,8 +330,11 @@ def _zone_client(address: str, incarnation: str, index: int, start_at: float, en
 
         for _ in range(20):  # warm the stream
             pair(False)
-        while time.monotonic() < start_at:
+        ready.put(index)
+        go.wait(120.0)
+        while time.monotonic() < start_at.value:
             time.sleep(0.001)
+        end_at = start_at.value + measure_s
         while time.monotonic() < end_at:
             ops += pair(True)
         zs.close()
@@ -301,14 +345,16 @@ def _zone_throughput(address: str, incarnation: str, zs, quick: bool) -> tuple[F
     measure_s = 5.0 if quick else 10.0
     floors = [_rtt_zone(zs) for _ in range(300)]
     ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    start_at = time.monotonic() + 4.0  # spawn + import + warm-up
-    end_at = start_at + measure_s
-    procs = [ctx.Process(target=_zone_client, args=(address, incarnation, i, start_at, end_at, out), daemon=True)
-             for i in range(ZONE_CLIENTS)]
+    out, ready, go, start_at = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
+    procs = [ctx.Process(target=_zone_client, args=(address, incarnation, i, measure_s, ready, go, start_at, out),
+                         daemon=True) for i in range(ZONE_CLIENTS)]
     for p in procs:
         p.start()
-    results = [out.get(timeout=end_at - time.monotonic() + 60.0) for _ in procs]
+    for _ in procs:  # spawned, imported and warm, however long that takes on a loaded machine
+        ready.get(timeout=120.0)
+    start_at.value = time.monotonic() + 0.1
+    go.set()
+    results = [out.get(timeout=measure_s + 60.0) for _ in procs]
     for p in procs:
         p.join(10.0)
     floors += [_rtt_zone(zs) for _ in range(300)]
