@@ -8,15 +8,18 @@ cheap, interleaved with it so drift cancels), and reported as a ratio with a tar
    the measurement and its floor interleaved. Target <= 15x. The same pair with the
    node's metrics collector registered against without: target <= 1.1x (a scrape's
    own cost is reported in the note; it runs once per scrape interval, not per pair).
-2. Remote drain of one CPU, driven from this process exactly as coordinator.drain
-   does it (PcpLockDrain on the node's PcpControl stream, FreePages on a ZoneStream
-   to the coordinator, PcpUnlock), against one round trip on the same open
-   PcpControl stream (an unlock with token 0: refused as INVALID_ARGUMENT, but a full
-   round trip that leaves the stream open). The cluster runs with a tiny time scale
-   (modeled sleeps ~0), so what is measured is simulator overhead. The node is a
-   housekeeping CPU kept paused; before each drain it is resumed until its pcp holds
-   at least a batch, then paused again, so every timed drain moves real pages (the
-   page count is reported). Medians. Target <= 4x (a drain is three round trips).
+2. Remote drain of one CPU: the coordinator's own drain_pages_zone of a housekeeping
+   CPU (DrainAllPages, remote strategy), as coordinator.drain times it for that CPU:
+   PcpLockDrain and the commit on its PcpControl stream to the node, then the free into
+   the zone under zone->lock. Floor: one round trip on an open PcpControl stream to the
+   same node of the drainer's kind (AioReplyStream; an unlock with token 0, refused as
+   INVALID_ARGUMENT but a full round trip that leaves the stream open), interleaved
+   with the drains; a sync stream's round trip is reported alongside. The cluster runs
+   with a tiny time scale (modeled sleeps ~0), so what is measured is simulator
+   overhead. The node is kept paused; before each drain it is resumed until its pcp
+   holds at least a batch, then paused again, so every timed drain moves real pages
+   (the page count is reported). Medians. Target <= 4x (two round trips and the zone's
+   own work).
 3. drain_all_pages scaling, N CPUs (1, 2, 4, 8, 16, 32; quick 1, 2, 4, 8), both
    strategies, force_all_cpus over idle CPUs (role "idle": nothing runs, pcp empty),
    tiny time scale: the per-CPU cost is then the strategy's protocol overhead. The
@@ -420,7 +423,7 @@ def bench_scaling(quick: bool, run_dir: str, plot_path: str | None) -> tuple[lis
 
 # ------------------------------------------------------------------ 4. noise floor
 def bench_noise(quick: bool, run_dir: str) -> tuple[list[Figure], dict]:
-    warmup_s, measure_s = (2.0, 20.0) if quick else (3.0, 60.0)
+    warmup_s, measure_s = (2.0, 30.0) if quick else (3.0, 60.0)
     roles = ["housekeeping", "isolated-preemptible"]
     probe_dir = os.path.join(run_dir, "noise-probe")
     os.makedirs(probe_dir, exist_ok=True)

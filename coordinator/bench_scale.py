@@ -28,6 +28,7 @@ FULL = (64, 60.0)    # CPUs, seconds
 QUICK = (16, 10.0)
 RSS_BUDGET_BYTES = 60 * 2**20  # issue #5: median RSS per node <= 60 MB
 POLL_S = 0.25
+WARMUP_S = 5.0
 STRATEGIES = (("workqueue", pb.STRATEGY_WORKQUEUE), ("remote", pb.STRATEGY_REMOTE))
 
 
@@ -64,10 +65,12 @@ class _MembershipWatch(threading.Thread):
         self.address, self.n = address, n
         self.observations = self.up = self.poll_errors = 0
         self.max_age_s = 0.0
+        self.max_age_at_s = 0.0  # when in the window the oldest heartbeat was seen
         self.down = set()
         self._stopping = threading.Event()
 
     def run(self) -> None:
+        t0 = time.monotonic()
         with grpc.insecure_channel(self.address) as ch:
             stub = pb_grpc.CoordinatorStub(ch)
             while not self._stopping.wait(POLL_S):
@@ -79,7 +82,8 @@ class _MembershipWatch(threading.Thread):
                 self.observations += self.n
                 for node in nodes:
                     self.up += node.up
-                    self.max_age_s = max(self.max_age_s, node.heartbeat_age_s)
+                    if node.heartbeat_age_s > self.max_age_s:
+                        self.max_age_s, self.max_age_at_s = node.heartbeat_age_s, time.monotonic() - t0
                     if not node.up:
                         self.down.add(node.cpu)
                 self.down.update(set(range(self.n)) - {node.cpu for node in nodes})
@@ -124,7 +128,8 @@ def bench_scale(quick: bool, run_dir: str) -> tuple[list[Figure], dict]:
     t0 = time.monotonic()
     try:
         cluster.start(timeout=120.0 + 3.0 * n)  # 64 interpreters start on 2 cores
-        log(f"scale: {n} CPUs up in {time.monotonic() - t0:.0f}s; {duration_s:g}s of drains")
+        log(f"scale: {n} CPUs up in {time.monotonic() - t0:.0f}s; {WARMUP_S:g}s to settle, {duration_s:g}s of drains")
+        time.sleep(WARMUP_S)  # past start-up (registrations, high recomputed, first refills)
         coord_pid = cluster.procs["coordinator"].pid
         node_pids = [p.pid for name, p in cluster.procs.items() if name != "coordinator"]
         with grpc.insecure_channel(cluster.coordinator_address) as ch:
@@ -165,7 +170,8 @@ def bench_scale(quick: bool, run_dir: str) -> tuple[list[Figure], dict]:
     where = f"{n} CPUs ({roles.count('housekeeping')} housekeeping) for {window_s:.0f}s on {os.cpu_count()} cores"
     figs = [
         Figure("scale: node-polls up / node-polls", watch.up, watch.observations, "", ">= 1",
-               f"{where}; GetState every {POLL_S:g}s; oldest heartbeat seen {watch.max_age_s * 1e3:.0f} ms"
+               f"{where}; GetState every {POLL_S:g}s; oldest heartbeat seen "
+               f"{watch.max_age_s * 1e3:.0f} ms ({watch.max_age_at_s:.0f}s in)"
                + (f"; CPUs seen down: {sorted(watch.down)}" if watch.down else "")
                + (f"; {watch.poll_errors} polls failed" if watch.poll_errors else "")),
         Figure("scale: drains completed / drains asked", completed, len(drains), "", ">= 1",
@@ -185,6 +191,7 @@ def bench_scale(quick: bool, run_dir: str) -> tuple[list[Figure], dict]:
     ]
     detail = {"n": n, "roles": roles, "window_s": window_s, "drains": drains,
               "membership": {"observations": watch.observations, "up": watch.up, "max_heartbeat_age_s": watch.max_age_s,
+                             "max_heartbeat_age_at_s": watch.max_age_at_s,
                              "down_cpus": sorted(watch.down), "poll_errors": watch.poll_errors},
               "history": {"demand": len(asked), "demand_done_all_cpus": recorded_ok, "failed_any": failed_any},
               "audit": {"ok": audit.ok, "total_pages": audit.total_pages, "lost": audit.lost,
