@@ -105,7 +105,7 @@ async def main(args) -> None:
     zone_service.preallocate(int(zone.managed_pages * args.zone_used))
     membership = Membership(args.nodes, time.monotonic, args.failure_timeout_ms / 1000.0,
                             args.dead_timeout_ms / 1000.0)
-    recovery = Recovery(membership, args.dead_timeout_ms / 1000.0, time.monotonic)
+    recovery = Recovery(membership, 2 * args.dead_timeout_ms / 1000.0, time.monotonic)
     registry = exposition.process_registry()  # this process's own: never prometheus_client's global one
     drain_metrics = DrainMetrics(registry, args.nodes)
     faults = Faults()
@@ -113,7 +113,7 @@ async def main(args) -> None:
                       lease_ms=args.lease_ms, flush_timeout_ms=args.flush_timeout_ms,
                       on_record=drain_metrics.observe, faults=faults)
     reaper = drainer.reaper = Reaper(membership, zone_service, drainer, pageset)
-    registry.register(CoordinatorCollector(zone_service, membership, drainer, args.time_scale))
+    registry.register(CoordinatorCollector(zone_service, membership, drainer, args.time_scale, recovery, reaper))
     audit_metrics = AuditMetrics(registry)
     rpc_metrics = RpcMetricsInterceptor(registry, [pb.DESCRIPTOR.services_by_name["Coordinator"]])
     metrics = exposition.serve(args.metrics_listen, registry)
@@ -125,6 +125,7 @@ async def main(args) -> None:
     health = await Health.add_to(server, pb.DESCRIPTOR.services_by_name["Coordinator"].full_name)
     port = server.add_insecure_port(args.listen)
     await server.start()
+    recovery.begin()
     await health.serving()  # ready as soon as it serves: nodes register whenever they come
     host = args.listen.rsplit(":", 1)[0]
     print(f"LISTENING {host}:{port}", flush=True)

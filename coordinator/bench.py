@@ -89,7 +89,8 @@ def _pcp_runtime(with_metrics: bool):
     cpu = Cpu(1, clock=time.monotonic, sleep=lambda s: None)
     rt = types.SimpleNamespace(cpu_id=1, role="housekeeping", zone=zone, pcp=pcp, cpu=cpu,
                                alloc=PageAllocator(cpu, pcp, zone, coordinator_stub=None),
-                               remote_lock=RemotePcpLock(pcp, time.monotonic), task=None, irq=None)
+                               remote_lock=RemotePcpLock(pcp, time.monotonic), task=None, irq=None,
+                               rejoins=0, lease_left=lambda: 1.0)
     scrape = None
     if with_metrics:
         registry = CollectorRegistry()

@@ -8,6 +8,8 @@
   pcpsim compare [--quick] [--seed S] [--json PATH]            both strategies side by side
   pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
   pcpsim bench [--quick] [--json PATH]                         figures against their floors, as ratios
+  pcpsim chaos run FILE... [--strategy S] [--seed N] [--out D] scripted faults, checked page by page
+  pcpsim chaos check RUN_DIR                                   the checker again, on a run's history
 
 Commands that talk to a running cluster find it through the state file that
 `cluster up` writes (--state, $PCPSIM_STATE, default .pcpsim/cluster.json) or
@@ -132,6 +134,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write the figures (name, value, floor, ratio, target, ok) and raw data here, "
                      "and the scaling plot next to it (PATH-scaling.png)")
     ben.add_argument("--run-dir", help="where the clusters' process logs go (default: a temp dir)")
+
+    chaos = sub.add_parser("chaos", help="scripted faults against a local cluster, and a checker of the history")
+    chsub = chaos.add_subparsers(dest="chaos_command", required=True, metavar="ACTION")
+    crun = chsub.add_parser("run", help="run scenario files (deploy/chaos/*.toml) against each of their strategies",
+                            description="Run each scenario on a fresh local cluster for each strategy it names "
+                            "(or --strategy), write each run's directory (history, logs, metrics, verdict) and "
+                            "print the verdicts. Exit 0: all valid; 1: some run invalid; 2: some unknown.")
+    crun.add_argument("files", nargs="+", metavar="FILE")
+    crun.add_argument("--strategy", choices=sorted(STRATEGIES), help="this strategy only")
+    crun.add_argument("--seed", type=int, help="override every scenario's seed")
+    crun.add_argument("--out", default=".pcpsim/chaos", help="where run directories go (default %(default)s)")
+    ccheck = chsub.add_parser("check", help="check the history of a past run again",
+                              description="Re-run the checker on RUN_DIR/history.jsonl. Exit 0 valid, 1 invalid, "
+                              "2 unknown.")
+    ccheck.add_argument("run_dir", metavar="RUN_DIR")
     return p
 
 
@@ -346,8 +363,46 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_chaos(args) -> int:
+    from coordinator.chaos import checker, history, runner, scenario
+    if args.chaos_command == "check":
+        path = os.path.join(args.run_dir, "history.jsonl")
+        try:
+            entries = history.read(path)
+        except (OSError, ValueError) as err:
+            raise CliError(f"cannot read {path}: {err}") from None
+        meta = next((e for e in entries if e["type"] == "meta"), None)
+        if meta is None:
+            raise CliError(f"{path} has no run description (meta entry)")
+        verdict = checker.check(entries, meta["bound_s"], meta["lease_s"])
+        print(json.dumps(verdict.to_json(), indent=2))
+        return verdict.exit_code
+    try:  # every file is validated before anything runs
+        scenarios = [scenario.load(f) for f in args.files]
+    except scenario.ScenarioError as err:
+        raise CliError(str(err)) from None
+    verdicts = []
+    for sc in scenarios:
+        for strategy in ([args.strategy] if args.strategy else sc.strategies):
+            try:
+                v = runner.run(sc, strategy, args.out, seed=args.seed)
+            except ClusterError as err:
+                raise CliError(f"{sc.name}/{strategy}: {err}") from None
+            verdicts.append((sc.name, strategy, v))
+    print(f"{'scenario':<28} {'strategy':<10} valid    drains ok/fail/info  lost dup stale")
+    for name, strategy, v in verdicts:
+        d, a = v.stats.get("drains", {}), v.stats.get("audit") or {}
+        st = v.stats.get("stale_commits", {})
+        print(f"{name:<28} {strategy:<10} {str(v.valid).lower():<8} "
+              f"{d.get('ok', 0):>6}/{d.get('fail', 0)}/{d.get('info', 0):<9} "
+              f"{a.get('lost', '?'):>5} {a.get('duplicated', '?'):>3} {st.get('applied', '?'):>5}")
+    print(f"run directories under {args.out}")
+    codes = [v.exit_code for _, _, v in verdicts]
+    return 1 if 1 in codes else 2 if 2 in codes else 0
+
+
 COMMANDS = {"drain": cmd_drain, "state": cmd_state, "audit": cmd_audit, "compare": cmd_compare,
-            "report": cmd_report, "bench": cmd_bench}
+            "report": cmd_report, "bench": cmd_bench, "chaos": cmd_chaos}
 
 
 def main(argv=None) -> int:

@@ -130,6 +130,7 @@ class Drainer:
     async def _drain_workqueue(self, marked) -> list[CpuDrain]:
         t0 = self.clock()
         queued = await asyncio.gather(*(self._queue(m) for m in marked), return_exceptions=True)
+        self._stop_here_if_trapped()
         results = []
         for member, work in zip(marked, queued):
             result = CpuDrain(member.cpu)
@@ -213,10 +214,10 @@ class Drainer:
                 await asyncio.sleep(COMMIT_RETRY_S)
 
     def _stop_here_if_trapped(self) -> None:
-        """The chaos trap: this process SIGSTOPs itself holding a node's pcp lock (the
-        nemesis SIGCONTs it later), an exact point no outside timing could hit."""
-        if self.faults is not None and self.faults.stop_after_grant:
-            self.faults.stop_after_grant = False
+        """The chaos trap: this process SIGSTOPs itself mid-drain (holding a node's pcp lock,
+        or with work queued and not yet flushed); the nemesis SIGCONTs it later."""
+        if self.faults is not None and self.faults.stop_mid_drain:
+            self.faults.stop_mid_drain = False
             os.kill(os.getpid(), signal.SIGSTOP)
 
 

@@ -41,7 +41,15 @@ class Reaper:
         self.deaths = 0
 
     async def run(self, interval: float) -> None:
+        last = self.membership.clock()
         while True:
+            now = self.membership.clock()
+            if now - last > max(4 * interval, self.membership.failure_timeout / 2):
+                # This process did not run (stopped, starved): the nodes' silence meanwhile is
+                # its own, not theirs. Nothing unsafe either way: a node that was really gone
+                # is declared dead that much later.
+                self.membership.excuse(now - last - interval)
+            last = now
             await self.reap()
             await asyncio.sleep(interval)
 

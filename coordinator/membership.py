@@ -25,6 +25,7 @@ import grpc
 
 from node.api import validate
 from node.api.errors import FailedPrecondition, InvalidArgument, NotFound
+from node.api.transport import CHANNEL_OPTIONS
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.reply_stream import AioReplyStream
@@ -80,7 +81,7 @@ class Membership:
                  incarnation: str = "") -> Member:
         self.check_registration(cpu, address, role, metrics_address)
         old = self.members.get(cpu)
-        channel = grpc.aio.insecure_channel(address)
+        channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         member = Member(cpu, address, role, channel, pb_grpc.NodeStub(channel), self.clock(),
                         registrations=old.registrations + 1 if old else 1, metrics_address=metrics_address)
         member.incarnation = incarnation
@@ -139,6 +140,12 @@ class Membership:
         now = self.clock()
         return [m for m in self.members.values()
                 if not m.dead and now - m.last_heartbeat >= self.dead_timeout]
+
+    def excuse(self, seconds: float) -> None:
+        """Do not count `seconds` this coordinator could not hear anyone against the members."""
+        now = self.clock()
+        for member in self.members.values():
+            member.last_heartbeat = min(now, member.last_heartbeat + seconds)
 
     def declare_dead(self, member: Member) -> None:
         member.dead = True

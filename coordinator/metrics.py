@@ -106,11 +106,13 @@ class AuditMetrics:
 class CoordinatorCollector(Collector):
     """Zone, membership and drain-mutex state, read at scrape time."""
 
-    def __init__(self, zone_service, membership, drainer, time_scale: float):
+    def __init__(self, zone_service, membership, drainer, time_scale: float, recovery=None, reaper=None):
         self.zone_service = zone_service
         self.membership = membership
         self.drainer = drainer
         self.time_scale = time_scale
+        self.recovery = recovery  # coordinator.recovery.Recovery
+        self.reaper = reaper      # coordinator.hotplug.Reaper
 
     def describe(self):
         return list(self._families().values())
@@ -131,6 +133,10 @@ class CoordinatorCollector(Collector):
         f["pcpsim_zone_refusals_total"].add_metric([], zs.refused)
         f["pcpsim_zone_lock_hold_seconds_total"].add_metric([], zs.lock_hold_s)
         f["pcpsim_zone_lock_operations_total"].add_metric([], zs.lock_ops)
+        if self.recovery is not None:
+            f["pcpsim_coordinator_recovering"].add_metric([], 1 if self.recovery.active else 0)
+        if self.reaper is not None:
+            f["pcpsim_cpu_deaths_total"].add_metric([], self.reaper.deaths)
         m = self.membership
         members = dict(m.members)  # C-level copy: Register may add one meanwhile
         now = m.clock()
@@ -141,6 +147,7 @@ class CoordinatorCollector(Collector):
                 f["pcpsim_node_up"].add_metric([c, "unregistered"], 0)
                 continue
             f["pcpsim_node_up"].add_metric([c, role_label(member.role)], 1 if m.is_up(member) else 0)
+            f["pcpsim_node_dead"].add_metric([c], 1 if member.dead else 0)
             f["pcpsim_node_heartbeat_age_seconds"].add_metric([c], now - member.last_heartbeat)
             f["pcpsim_node_registrations_total"].add_metric([c], member.registrations)
             f["pcpsim_node_reported_pcp_count_pages"].add_metric([c], member.pcp_count)
@@ -165,6 +172,11 @@ class CoordinatorCollector(Collector):
             g("pcpsim_node_up", "1 if the CPU's heartbeats are current; role=unregistered before it registers.",
               labels=["cpu", "role"]),
             g("pcpsim_node_heartbeat_age_seconds", "Time since the CPU's last heartbeat.", labels=["cpu"]),
+            g("pcpsim_node_dead", "1 once the CPU was declared dead (its pages taken back) until it registers "
+              "again.", labels=["cpu"]),
+            g("pcpsim_coordinator_recovering", "1 while the coordinator rebuilds its zone from the nodes' reports "
+              "(zone operations, drains and audits wait)."),
+            c("pcpsim_cpu_deaths", "CPUs declared dead (page_alloc_cpu_dead, high recomputed)."),
             c("pcpsim_node_registrations", "Registrations of the CPU (restarts add one).", labels=["cpu"]),
             g("pcpsim_node_reported_pcp_count_pages", "pcp count the CPU last reported (the racy read "
               "drain_all_pages marks CPUs by).", labels=["cpu"]),

@@ -5,10 +5,12 @@ A coordinator keeps no state on disk: after a restart its zone says every page i
 blocks, deterministically, before anything else). The nodes still hold pages. So every
 coordinator starts *recovering*: it hands out no page until each CPU has registered
 (a node that lost its coordinator registers again with `resume` and every page it
-holds, which the zone claims back for it), or until the dead timeout has passed since
-it started. A node silent that long has lost its membership lease (it stopped using
-its pages; coordinator.membership), so its pages may count as free; when it comes back
-its holdings are refused and it discards them.
+holds, which the zone claims back for it), or until twice the dead timeout has passed
+since it began serving. A node silent that long has lost its membership lease (it
+stopped using its pages; coordinator.membership: the lease is shorter than the dead
+timeout), so its pages may count as free; when it comes back its holdings are refused
+and it discards them. The window is twice the minimum so that nodes that are merely
+slow to notice the restart (a reconnect, a CPU to park) still resume.
 """
 
 
@@ -16,8 +18,13 @@ class Recovery:
     def __init__(self, membership, window: float, clock):
         self.membership = membership
         self.clock = clock
+        self.window = window
         self.until = clock() + window
         self._over = False
+
+    def begin(self) -> None:
+        """The window counts from when the coordinator serves (nodes can reach it)."""
+        self.until = self.clock() + self.window
 
     @property
     def active(self) -> bool:

@@ -51,6 +51,8 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
                     # The CPU's previous process is gone or was declared dead: the hotplug
                     # path returns whatever the zone still records as its.
                     reclaimed = await self.zone.locked(self.zone.cpu_dead, cpu)
+                    print(f"cpu{cpu} replaced: {reclaimed} base pages of its previous process back to "
+                          "the zone (page_alloc_cpu_dead)", file=sys.stderr, flush=True)
                 resumed = False
                 if request.resume and old is None and self.recovery.active:
                     resumed = await self._claim(cpu, holdings)
@@ -97,9 +99,12 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
                 "ZoneStream", self.faults):
             yield reply
 
-    def _check_zone_caller(self, cpu: int, incarnation: str) -> None:
+    def _check_recovered(self) -> None:
         if self.recovery.active:
             raise Unavailable("the coordinator is rebuilding its zone from the nodes' reports")
+
+    def _check_zone_caller(self, cpu: int, incarnation: str) -> None:
+        self._check_recovered()
         self.membership.live(cpu, incarnation)  # fencing: a dead or replaced CPU changes nothing
 
     async def _rmqueue(self, request) -> pb.RmqueueReply:
@@ -127,6 +132,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
 
     @rpc
     async def DrainAllPages(self, request, context):
+        self._check_recovered()
         record = await self.drainer.drain_all_pages(request.strategy, request.force_all_cpus,
                                                     request.trigger)
         return record.to_pb()
@@ -153,6 +159,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
 
     @rpc
     async def Audit(self, request, context):
+        self._check_recovered()
         report = await audit_cluster(self.membership, self.zone, self.drainer, self.on_audit)
         return pb.AuditReply(ok=report.ok, total_pages=report.total_pages, lost=len(report.lost),
                              duplicated=len(report.duplicated), unexpected=len(report.unexpected),

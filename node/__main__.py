@@ -22,6 +22,7 @@ import grpc
 
 from node import exposition
 from node.api.errors import Unavailable
+from node.api.transport import CHANNEL_OPTIONS
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.agent import Agent
@@ -169,21 +170,22 @@ async def main(args) -> None:
     metrics = exposition.serve(args.metrics_listen, registry)
     metrics_address = advertised_metrics(metrics.address, args.advertise) if metrics else ""
 
-    aio_channel = grpc.aio.insecure_channel(args.coordinator)
+    aio_channel = grpc.aio.insecure_channel(args.coordinator, options=CHANNEL_OPTIONS)
     stub = pb_grpc.CoordinatorStub(aio_channel)
     request = pb.RegisterRequest(cpu=args.cpu, address=address, role=ROLES[args.role],
                                  metrics_address=metrics_address, incarnation=os.urandom(8).hex())
     sent_at = time.monotonic()
     reply = await register(stub, request, sent_at + args.register_timeout_s)
     cost = CostModel(time_scale=reply.time_scale)
-    sync_channel = grpc.insecure_channel(args.coordinator)
+    sync_channel = grpc.insecure_channel(args.coordinator, options=CHANNEL_OPTIONS)
     zone = ZoneClient(sync_channel, args.cpu, request.incarnation, faults=faults)
     zone.free_pages = reply.zone.free_pages
     runtime = NodeRuntime(args.cpu, args.role, reply.high, reply.batch, zone,
                           pb_grpc.CoordinatorStub(sync_channel), args.seed, cost,
                           task_config(args), time.monotonic, registry=registry,
-                          fencing=not args.unsafe_skip_fencing)
+                          fencing=not args.unsafe_skip_fencing, faults=faults)
     runtime.incarnation = request.incarnation
+    zone.fenced = runtime.fenced
     agent = Agent(stub, runtime, request, faults)
     agent.registered(reply, sent_at)
     holder["runtime"] = runtime

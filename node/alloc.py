@@ -22,12 +22,15 @@ declared dead).
 import threading
 
 from node.api.v1 import pcpsim_pb2 as pb
+from node.faults import InjectedRpcError
 from node.mm import pcp as pcpmod
 
 
 class PageAllocator:
-    def __init__(self, cpu, pcp, zone, coordinator_stub, reclaim_timeout: float = 30.0, fenced=None):
+    def __init__(self, cpu, pcp, zone, coordinator_stub, reclaim_timeout: float = 30.0, fenced=None,
+                 faults=None):
         self.cpu = cpu
+        self.faults = faults  # node.faults.Faults: OUT faults on the direct-reclaim drain request
         self.fenced = fenced or (lambda: False)
         self.fenced_refusals = 0
         self.pcp = pcp
@@ -102,6 +105,11 @@ class PageAllocator:
         return pfn
 
     def _direct_reclaim_drain(self) -> None:
+        if self.faults is not None:
+            try:
+                self.faults.outbound_sync("DrainAllPages", self.reclaim_timeout)
+            except InjectedRpcError:
+                return  # the request was lost or failed: the retry fails on its own
         done = threading.Event()
         future = self._stub.DrainAllPages.future(
             pb.DrainAllRequest(trigger=pb.TRIGGER_RECLAIM), timeout=self.reclaim_timeout)

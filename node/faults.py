@@ -71,7 +71,7 @@ class Faults:
         self.rules: list[Rule] = []
         self.rng = random.Random(0)
         self.injected = collections.Counter()
-        self.stop_after_grant = False
+        self.stop_mid_drain = False
         self.on_cost_factor = on_cost_factor  # node: applies a slow-CPU factor; None: not supported
 
     def set(self, request) -> pb.FaultsReply:
@@ -82,11 +82,11 @@ class Faults:
             raise InvalidArgument(f"cost_factor must be in [1, 1000] (0: normal), got {request.cost_factor}")
         if factor != 1.0 and self.on_cost_factor is None:
             raise InvalidArgument("cost_factor applies to nodes only")
-        if request.stop_after_grant and self.on_cost_factor is not None:
-            raise InvalidArgument("stop_after_grant applies to the coordinator only")
+        if request.stop_mid_drain and self.on_cost_factor is not None:
+            raise InvalidArgument("stop_mid_drain applies to the coordinator only")
         self.rules = rules
         self.rng = random.Random(request.seed)
-        self.stop_after_grant = request.stop_after_grant
+        self.stop_mid_drain = request.stop_mid_drain
         if self.on_cost_factor is not None:
             self.on_cost_factor(factor)
         return pb.FaultsReply(injected=dict(self.injected))

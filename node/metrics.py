@@ -104,6 +104,9 @@ class NodeCollector(Collector):
         fams["pcpsim_alloc_frees_total"].add_metric([cpu], a.frees)
         fams["pcpsim_alloc_failures_total"].add_metric([cpu], a.alloc_failures)
         fams["pcpsim_alloc_direct_reclaims_total"].add_metric([cpu], a.reclaims)
+        fams["pcpsim_alloc_fenced_refusals_total"].add_metric([cpu], a.fenced_refusals)
+        fams["pcpsim_node_lease_remaining_seconds"].add_metric([cpu], max(-3600.0, min(3600.0, rt.lease_left())))
+        fams["pcpsim_node_rejoins_total"].add_metric([cpu], rt.rejoins)
         held = list(a.allocated.values())  # one C-level copy: the CPU thread may be changing the dict
         fams["pcpsim_alloc_held_pages"].add_metric([cpu], sum(1 << order for order, _ in held))
         if rt.irq is not None:
@@ -145,6 +148,7 @@ class NodeCollector(Collector):
         fams["pcpsim_pcp_drains_total"].add_metric([cpu, "remote"], remote_lock.grants)
         fams["pcpsim_pcp_lock_contention_seconds_total"].add_metric([cpu], alloc.lock_contention_s)
         fams["pcpsim_pcp_lease_expiries_total"].add_metric([cpu], remote_lock.lease_expiries)
+        fams["pcpsim_pcp_stale_commits_refused_total"].add_metric([cpu], remote_lock.stale_commits_refused)
 
     def _collect_task(self, fams, task) -> None:
         labels = [self.cpu, task.kind]
@@ -184,6 +188,13 @@ class NodeCollector(Collector):
             c("pcpsim_pcp_lock_contention_seconds", "Time this CPU's tasks lost to a held pcp lock (buddy "
               "fallbacks after a failed trylock, spins of a batched free).", cpu),
             c("pcpsim_pcp_lease_expiries", "Remote pcp lock leases that lapsed and were released here.", cpu),
+            c("pcpsim_pcp_stale_commits_refused", "Remote drainers' commits refused because their lease had "
+              "run out (fencing).", cpu),
+            # Membership (node.agent).
+            g("pcpsim_node_lease_remaining_seconds", "Membership lease left; negative: expired, allocations "
+              "are refused (clamped to +-1 h).", cpu),
+            c("pcpsim_node_rejoins", "Times this CPU was declared dead, discarded its pages and registered "
+              "afresh.", cpu),
             # The CPU and its kworker.
             c("pcpsim_cpu_busy_seconds", "Wall time this CPU was occupied by modeled work.", cpu),
             c("pcpsim_cpu_step_errors", "Task or IRQ steps that failed (e.g. the zone did not answer) and "
@@ -197,6 +208,8 @@ class NodeCollector(Collector):
             c("pcpsim_alloc_frees", "Blocks freed by this CPU's tasks.", cpu),
             c("pcpsim_alloc_failures", "alloc_pages calls that failed after direct reclaim.", cpu),
             c("pcpsim_alloc_direct_reclaims", "Direct reclaims entered (each drains all pcp lists once).", cpu),
+            c("pcpsim_alloc_fenced_refusals", "Allocations refused because the membership lease had run out.",
+              cpu),
             g("pcpsim_alloc_held_pages", "Base pages held by this CPU's tasks.", cpu),
             # The latency task, osnoise-style.
             c("pcpsim_task_runs", "Latency task periods completed.", task),

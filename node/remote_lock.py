@@ -124,6 +124,10 @@ class RemotePcpLock:
                                      " (lease ran out: its pages are back on the lists)"
                                      if grant.outcome == EXPIRED else ""))
 
+    def holder_token(self) -> int:
+        """The token of the grant holding the lock now; 0 if no remote drainer holds it."""
+        return self.held.token if self.held else 0
+
     def inflight(self) -> list:
         """Pages taken by the current grant: still this CPU's until committed."""
         return list(self.held.pages) if self.held else []

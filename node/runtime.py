@@ -52,7 +52,8 @@ class TaskConfig:
 
 class NodeRuntime:
     def __init__(self, cpu_id: int, role: str, high: int, batch: int, zone, coordinator_stub,
-                 seed: int, cost: CostModel, config: TaskConfig, clock, registry=None, fencing: bool = True):
+                 seed: int, cost: CostModel, config: TaskConfig, clock, registry=None, fencing: bool = True,
+                 faults=None):
         """`registry`: a prometheus_client CollectorRegistry to export this CPU's metrics to (None: none).
         `fencing` False is the checker's broken variant (node.remote_lock)."""
         self.cpu_id = cpu_id
@@ -66,7 +67,7 @@ class NodeRuntime:
         self.rejoins = 0
         self.cpu = Cpu(cpu_id, clock=clock)
         self.pcp = pcpmod.PerCpuPages(cpu_id, high=high, batch=batch)
-        self.alloc = PageAllocator(self.cpu, self.pcp, zone, coordinator_stub, fenced=self.fenced)
+        self.alloc = PageAllocator(self.cpu, self.pcp, zone, coordinator_stub, fenced=self.fenced, faults=faults)
         self.remote_lock = RemotePcpLock(self.pcp, clock, fencing=fencing)
         self.housekeeping = None
         self.task = None

@@ -32,7 +32,7 @@ class NodeServicer(pb_grpc.NodeServicer):
         pcp = self.node.pcp
         return pb.PcpState(cpu=self.node.cpu_id, count=pcp.count, high=pcp.high, batch=pcp.batch,
                            free_factor=pcp.free_factor, list_pages=[len(lst) for lst in pcp.lists],
-                           locked=pcp.lock.locked())
+                           locked=pcp.lock.locked(), remote_token=self.node.remote_lock.holder_token())
 
     @rpc
     async def GetPcp(self, request, context):

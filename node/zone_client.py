@@ -6,8 +6,8 @@ to the coordinator's zone service, sent from the CPU thread on the node's long-l
 stream (node.reply_stream), which blocks until the reply, so the CPU is occupied for as
 long as the zone takes (the coordinator holds zone->lock for the modeled cost). Every
 transfer carries an idempotency key; a request whose stream breaks or times out is
-retried with the same key on a new stream, so the zone applies it at most once and a
-lost reply neither loses nor duplicates a page.
+retried with the same key on a new stream until its outcome is known, so the zone
+applies it at most once and a lost reply neither loses nor duplicates a page.
 
 Deviation: the kernel checks the zone watermark before touching the pcp lists
 (zone_watermark_fast). Here the zone refuses a refill or buddy allocation that would
@@ -41,20 +41,24 @@ class ZoneRefused(Exception):
 
 
 class ZoneClient:
-    def __init__(self, channel: grpc.Channel, cpu: int, incarnation: str, timeout: float = 5.0,
-                 retries: int = 5, faults=None):
+    def __init__(self, channel: grpc.Channel, cpu: int, incarnation: str, timeout: float = 2.0,
+                 unavailable_retries: int = 5, faults=None, fenced=None):
         stub = pb_grpc.CoordinatorStub(channel)
         self._stream = ReplyStream(stub.ZoneStream, timeout, f"cpu{cpu}-zone")
         self.cpu = cpu
         self.incarnation = incarnation  # fencing: the zone refuses requests of a replaced incarnation
         self.faults = faults  # node.faults.Faults: OUT faults on each message
-        self.retries = retries
+        # A request refused unapplied (UNAVAILABLE) is tried again a few times, unless the
+        # membership lease has run out (the coordinator is recovering or cannot hear us).
+        self.fenced = fenced or (lambda: False)
+        self.unavailable_retries = unavailable_retries
         self._ids = itertools.count(1)
         self._boot = os.urandom(4).hex()  # keys of a restarted node never collide
         self.free_pages = 0
         self.reclaim_active = False
         self.watermark_failed = False
         self.calls = 0
+        self.unknown_outcomes = 0  # requests sent again because their outcome was unknown
 
     def close(self) -> None:
         self._stream.close()
@@ -63,20 +67,32 @@ class ZoneClient:
         return f"cpu{self.cpu}-{self._boot}-{next(self._ids)}"
 
     def _call(self, request: pb.ZoneRequest) -> pb.ZoneReply:
+        """Send until the answer is known. A broken stream or a lost reply leaves the outcome
+        unknown (the zone may have applied it), and only the same request, sent again with
+        its key, can tell: giving up there would lose the pages of a refill the zone made or
+        duplicate those of a free it applied. So it is retried without limit, at most every
+        half second: a coordinator that restarted answers UNAVAILABLE while it recovers (not
+        applied: the caller may keep its pages) and one that declared this CPU dead answers
+        FAILED_PRECONDITION (this CPU then discards everything anyway)."""
         op = f"ZoneStream.{request.WhichOneof('op')}"
-        for attempt in range(self.retries + 1):
+        unavailable = 0
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 self.calls += 1
                 if self.faults is not None:
                     self.faults.outbound_sync(op, self._stream.timeout)
                 reply = self._stream.request(request)
             except (StreamBroken, InjectedRpcError) as err:
-                if err.code() not in _RETRYABLE or attempt == self.retries:
-                    raise
-                time.sleep(0.01 * (attempt + 1))
+                if err.code() not in _RETRYABLE:
+                    raise  # the stream itself was refused: the request never reached the zone
+                self.unknown_outcomes += 1
+                time.sleep(min(0.5, 0.01 * attempt))
                 continue
-            if reply.code == "UNAVAILABLE" and attempt < self.retries:
-                time.sleep(0.05 * (attempt + 1))  # refused unapplied (recovering, injected): retry
+            if reply.code == "UNAVAILABLE" and unavailable < self.unavailable_retries and not self.fenced():
+                unavailable += 1
+                time.sleep(0.05 * unavailable)  # refused unapplied (recovering, injected): try again soon
                 continue
             if reply.code:
                 raise ZoneRefused(reply.code, reply.error)

@@ -299,6 +299,12 @@ def test_drain_of_an_unreachable_node_fails_instead_of_hanging(lone_coordinator,
         address = f"127.0.0.1:{sock.getsockname()[1]}"
         stub.Register(pb.RegisterRequest(cpu=0, address=address, role=pb.ROLE_HOUSEKEEPING),
                       timeout=RPC_TIMEOUT)
+        # cpu1 never registers: drains wait for the recovery window (twice the dead timeout) to
+        # end; cpu0's heartbeats meanwhile keep it from being declared dead.
+        def recovered():
+            stub.Heartbeat(pb.HeartbeatRequest(cpu=0, pcp_count=10), timeout=RPC_TIMEOUT)
+            return not stub.GetState(pb.Empty(), timeout=RPC_TIMEOUT).recovering
+        wait_until(recovered, 30.0, what="the end of recovery")
         for _ in range(2):
             stub.Heartbeat(pb.HeartbeatRequest(cpu=0, pcp_count=10), timeout=RPC_TIMEOUT)
             reply = stub.DrainAllPages(pb.DrainAllRequest(strategy=strategy, force_all_cpus=True),

@@ -218,3 +218,42 @@ def test_late_commit_while_another_grant_holds_the_lock_does_not_wedge_the_node(
     assert not h.pcp(0).locked
     assert not h.snapshot(0).inflight.pfn
     assert_audit_ok(h)
+
+
+def test_set_faults_applies_replaces_and_heals_and_a_bad_request_changes_nothing(paused):
+    """SetFaults on a node: an IN rule failing GetStats makes it UNAVAILABLE (SetFaults itself is
+    never faulted); a request with a bad rule is INVALID_ARGUMENT and the rule in force stays;
+    an empty request heals, and the reply counts what was injected."""
+    node = paused.nodes[1]
+    fail = pb.FaultRule(direction=pb.DIRECTION_IN, method="GetStats", peer=-1, fail=1.0)
+    node.SetFaults(pb.FaultsRequest(rules=[fail]), timeout=RPC_TIMEOUT)
+    assert rpc_code(node.GetStats, pb.StatsRequest(cpu=1)) == grpc.StatusCode.UNAVAILABLE
+    node.GetPcp(pb.CpuRequest(cpu=1), timeout=RPC_TIMEOUT)  # another method: untouched
+    for bad in (pb.FaultsRequest(rules=[pb.FaultRule(direction=pb.DIRECTION_IN, method="*", drop=2.0)]),
+                pb.FaultsRequest(cost_factor=0.5), pb.FaultsRequest(stop_mid_drain=True)):
+        assert rpc_code(node.SetFaults, bad) == INVALID
+    assert rpc_code(node.GetStats, pb.StatsRequest(cpu=1)) == grpc.StatusCode.UNAVAILABLE
+    healed = node.SetFaults(pb.FaultsRequest(), timeout=RPC_TIMEOUT)
+    assert healed.injected["fail"] == 2
+    node.GetStats(pb.StatsRequest(cpu=1), timeout=RPC_TIMEOUT)
+    assert_audit_ok(paused)
+
+
+def test_a_partitioned_node_loses_its_lease_and_is_declared_dead_then_rejoins(make_cluster):
+    """Partition by SetFaults (everything in and out dropped): the node's lease runs out and
+    the coordinator declares it dead and takes its pages back; after the heal the node hears
+    it is dead, discards its pages and registers afresh with a renewed lease."""
+    h = make_cluster(["housekeeping", "housekeeping"],
+                     coordinator_args=["--failure-timeout-ms", "400", "--dead-timeout-ms", "1200"])
+    h.wait_pages([1])
+    old = h.incarnation(1)
+    drop_all = [pb.FaultRule(direction=d, method="*", peer=-1, drop=1.0) for d in (pb.DIRECTION_IN, pb.DIRECTION_OUT)]
+    h.nodes[1].SetFaults(pb.FaultsRequest(rules=drop_all), timeout=RPC_TIMEOUT)
+    wait_until(lambda: next(n for n in h.state().nodes if n.cpu == 1).dead, 15.0, what="cpu1 declared dead")
+    assert h.audit().ok  # cpu1 is no member: its pages are the zone's again
+    h.nodes[1].SetFaults(pb.FaultsRequest(), timeout=RPC_TIMEOUT)
+    wait_until(lambda: h.incarnation(1) != old and not next(n for n in h.state().nodes if n.cpu == 1).dead,
+               15.0, what="cpu1 registered afresh")
+    snap = h.snapshot(1)
+    assert snap.rejoins == 1 and snap.lease_left_s > 0
+    assert_audit_ok(h)

@@ -59,7 +59,8 @@ def make_runtime(role="housekeeping", cpu_id=1, clock=time.monotonic, task=None)
     cpu = Cpu(cpu_id, clock=clock, sleep=lambda s: None)
     return types.SimpleNamespace(cpu_id=cpu_id, role=role, zone=zone, pcp=pcp, cpu=cpu,
                                  alloc=PageAllocator(cpu, pcp, zone, coordinator_stub=None),
-                                 remote_lock=RemotePcpLock(pcp, clock), task=task, irq=None)
+                                 remote_lock=RemotePcpLock(pcp, clock), task=task, irq=None,
+                                 rejoins=0, lease_left=lambda: 1.0)
 
 
 def node_registry(rt):
@@ -366,7 +367,8 @@ async def test_rpc_interceptor_counts_calls_by_method_and_status_code():
     once; a call to a method the service does not have adds no series."""
     registry = CollectorRegistry()
     server = grpc.aio.server(interceptors=[RpcMetricsInterceptor(registry, [pb.DESCRIPTOR.services_by_name["Node"]])])
-    node = types.SimpleNamespace(cpu_id=0, pcp=PerCpuPages(0))
+    pcp = PerCpuPages(0)
+    node = types.SimpleNamespace(cpu_id=0, pcp=pcp, remote_lock=RemotePcpLock(pcp, time.monotonic))
     pb_grpc.add_NodeServicer_to_server(NodeServicer(node, Faults()), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

@@ -75,7 +75,7 @@ class CpuRequest(_message.Message):
     def __init__(self, cpu: _Optional[int] = ...) -> None: ...
 
 class PcpState(_message.Message):
-    __slots__ = ("cpu", "count", "high", "batch", "free_factor", "list_pages", "locked")
+    __slots__ = ("cpu", "count", "high", "batch", "free_factor", "list_pages", "locked", "remote_token")
     CPU_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     HIGH_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,7 @@ class PcpState(_message.Message):
     FREE_FACTOR_FIELD_NUMBER: _ClassVar[int]
     LIST_PAGES_FIELD_NUMBER: _ClassVar[int]
     LOCKED_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     count: int
     high: int
@@ -90,7 +91,8 @@ class PcpState(_message.Message):
     free_factor: int
     list_pages: _containers.RepeatedScalarFieldContainer[int]
     locked: bool
-    def __init__(self, cpu: _Optional[int] = ..., count: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., free_factor: _Optional[int] = ..., list_pages: _Optional[_Iterable[int]] = ..., locked: _Optional[bool] = ...) -> None: ...
+    remote_token: int
+    def __init__(self, cpu: _Optional[int] = ..., count: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., free_factor: _Optional[int] = ..., list_pages: _Optional[_Iterable[int]] = ..., locked: _Optional[bool] = ..., remote_token: _Optional[int] = ...) -> None: ...
 
 class PcpLockDrainRequest(_message.Message):
     __slots__ = ("cpu", "lease_ms")
@@ -333,16 +335,16 @@ class FaultRule(_message.Message):
     def __init__(self, direction: _Optional[_Union[Direction, str]] = ..., method: _Optional[str] = ..., peer: _Optional[int] = ..., delay_ms: _Optional[int] = ..., drop: _Optional[float] = ..., drop_reply: _Optional[float] = ..., fail: _Optional[float] = ...) -> None: ...
 
 class FaultsRequest(_message.Message):
-    __slots__ = ("rules", "cost_factor", "stop_after_grant", "seed")
+    __slots__ = ("rules", "cost_factor", "stop_mid_drain", "seed")
     RULES_FIELD_NUMBER: _ClassVar[int]
     COST_FACTOR_FIELD_NUMBER: _ClassVar[int]
-    STOP_AFTER_GRANT_FIELD_NUMBER: _ClassVar[int]
+    STOP_MID_DRAIN_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     rules: _containers.RepeatedCompositeFieldContainer[FaultRule]
     cost_factor: float
-    stop_after_grant: bool
+    stop_mid_drain: bool
     seed: int
-    def __init__(self, rules: _Optional[_Iterable[_Union[FaultRule, _Mapping]]] = ..., cost_factor: _Optional[float] = ..., stop_after_grant: _Optional[bool] = ..., seed: _Optional[int] = ...) -> None: ...
+    def __init__(self, rules: _Optional[_Iterable[_Union[FaultRule, _Mapping]]] = ..., cost_factor: _Optional[float] = ..., stop_mid_drain: _Optional[bool] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class FaultsReply(_message.Message):
     __slots__ = ("injected",)

@@ -1,0 +1,10 @@
+"""Scripted chaos, Jepsen/Maelstrom style: a workload, a nemesis and a checker as separate
+parts, joined only by the history every operation and fault is written to.
+
+- scenario: the TOML files that describe a run (deploy/chaos/*.toml);
+- history: the append-only record (JSON lines) of invokes, completions and faults;
+- workload: what the run asks of the cluster (drain_all_pages on a seeded schedule);
+- nemesis: the faults and their heals, with real signals and run-time RPC faults;
+- checker: the verdict, from the history alone;
+- runner: one scenario against one strategy, end to end.
+"""

@@ -1,0 +1,187 @@
+"""The checker: a verdict from the history alone, bank-test style.
+
+What it checks, each a list of findings (empty: fine):
+- conservation: the final stop-the-world audit after healing; pages lost, duplicated or
+  unexpected, with the first examples, and the audit's own errors (pcp and buddy
+  invariants, the zone's ownership records against what each CPU holds);
+- stale writes applied: a remote drainer's commit accepted after its lease had run out
+  (the grant records every node keeps); with fencing this never happens;
+- lock lease: every remote grant of a pcp lock ended (committed, aborted or expired)
+  within its lease plus timer slack, none is still held after healing, and each lock the
+  coordinator held when it was stopped mid-drain was seen free within the lease;
+- drains in bound: every invoked drain completed (ok, fail or info) within its bound;
+  one still open, or answered DEADLINE_EXCEEDED, did not;
+- liveness after healing: the cluster settled (every CPU a live member, recovery over) and
+  every isolated CPU's latency task was still reporting runs after the heal.
+Verdict: `valid` false if any finding; "unknown" when the final observations are missing
+(the run was cut short), so nothing can be said; true otherwise. Exit codes 0, 1, 2.
+"""
+
+from dataclasses import dataclass, field
+
+# A poll of the lock every 10 ms over RPC, on a loaded 2-core machine: how late a free
+# lock may be seen beyond the lease without blaming the lease.
+LOCK_OBSERVE_SLACK_S = 1.0
+# How late a node's lease timer (asyncio call_later) may fire on a loaded machine.
+TIMER_SLACK_S = 1.0
+# Queueing work on every CPU (QueueWork's deadline), and the margin of every bound.
+QUEUE_S = 2.0
+MARGIN_S = 2.0
+COMMIT_S = 5.0  # one commit attempt's bound (coordinator.membership.CONTROL_TIMEOUT_S)
+
+
+def drain_bound(strategy: str, cpus: int, lease_s: float, dead_s: float, flush_s: float) -> float:
+    """Seconds within which a drain_all_pages must resolve, the coordinator running:
+    workqueue queues on every CPU, then flushes each in turn, each flush bounded; remote
+    visits each CPU in turn: the lock request is bounded by the lease, the commit by the
+    dead timeout (after which the CPU is declared dead) plus one attempt."""
+    if strategy == "workqueue":
+        return QUEUE_S + cpus * (flush_s + QUEUE_S) + MARGIN_S
+    return cpus * (lease_s + dead_s + COMMIT_S) + MARGIN_S
+
+
+@dataclass
+class Verdict:
+    valid: object  # True, False or "unknown"
+    findings: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return {True: 0, False: 1}.get(self.valid, 2)
+
+    def to_json(self) -> dict:
+        return {"valid": self.valid, "findings": self.findings, "stats": self.stats}
+
+
+def check(history: list[dict], bound_s: float, lease_s: float) -> Verdict:
+    findings = {"conservation": [], "stale_writes_applied": [], "lock_lease": [], "drains_in_bound": [],
+                "liveness": []}
+    final = {e["f"]: e for e in history if e["type"] == "final"}
+    stats = {}
+    _drains(history, bound_s, findings["drains_in_bound"], stats)
+    _lock_lease(history, lease_s, findings["lock_lease"])
+    if "audit" in final:
+        _conservation(final["audit"], findings["conservation"], stats)
+    if "grants" in final:
+        _stale_writes(final["grants"], findings["stale_writes_applied"], stats)
+        _grant_leases(final["grants"], findings["lock_lease"])
+    if "settled" in final:
+        _liveness(final["settled"], final.get("tasks"), findings["liveness"])
+    findings = {k: v for k, v in findings.items() if v}
+    if findings:
+        return Verdict(False, findings, stats)
+    missing = [f for f in ("settled", "audit", "grants", "tasks") if f not in final]
+    if missing:
+        return Verdict("unknown", {"missing": [f"no final {f} in the history" for f in missing]}, stats)
+    return Verdict(True, {}, stats)
+
+
+def _drains(history, bound_s: float, out: list, stats: dict) -> None:
+    stopped = _coordinator_stopped(history)
+    open_ = {}
+    counts = {"invoked": 0, "ok": 0, "fail": 0, "info": 0}
+    for e in history:
+        if e["f"] != "drain" or e["process"] != "workload":
+            continue
+        if e["type"] == "invoke":
+            open_[e["index"]] = e
+            counts["invoked"] += 1
+            continue
+        counts[e["type"]] += 1
+        start = open_.pop(e["index"], None)
+        if start is None:
+            out.append(f"drain {e['index']}: completed without an invoke")
+            continue
+        allowed = bound_s + _overlap(stopped, start["t"], e["t"])
+        took = e["t"] - start["t"]
+        if "DEADLINE_EXCEEDED" in e.get("error", "") or took > allowed:
+            out.append(f"drain {e['index']}: {e['type']} after {took:.2f}s, bound {allowed:.2f}s"
+                       + (f" ({e['error']})" if e.get("error") else ""))
+    for index, start in open_.items():
+        out.append(f"drain {index}: invoked at {start['t']:.2f}s and never completed")
+    stats["drains"] = counts
+
+
+def _coordinator_stopped(history) -> list[tuple[float, float]]:
+    """Intervals in which the coordinator was stopped or dead (a drain cannot progress)."""
+    spans, since = [], {}
+    for e in history:
+        if e["type"] != "fault" or e["f"] not in ("kill-coordinator", "stop-coordinator-mid-drain"):
+            continue
+        if e["phase"] == "start":
+            since[e["f"]] = e["t"]
+        elif e["f"] in since:
+            spans.append((since.pop(e["f"]), e["t"]))
+    end = history[-1]["t"] if history else 0.0
+    spans += [(t, end) for t in since.values()]
+    return spans
+
+
+def _overlap(spans, start: float, end: float) -> float:
+    return sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans)
+
+
+def _lock_lease(history, lease_s: float, out: list) -> None:
+    for e in history:
+        if e["type"] != "observe":
+            continue
+        if e["f"] == "pcp-lock-free" and e["after_s"] > lease_s + LOCK_OBSERVE_SLACK_S:
+            out.append(f"cpu{e['cpu']}: pcp lock free only {e['after_s']:.3f}s after the coordinator "
+                       f"stopped holding it (lease {lease_s:g}s)")
+        if e["f"] == "pcp-lock-still-held":
+            out.append(f"cpu{e['cpu']}: pcp lock still held {e['after_s']:.3f}s after the coordinator "
+                       f"stopped holding it (lease {lease_s:g}s)")
+
+
+def _conservation(audit: dict, out: list, stats: dict) -> None:
+    stats["audit"] = {k: audit.get(k) for k in ("total_pages", "lost", "duplicated", "unexpected", "where")}
+    if audit.get("error"):
+        out.append(f"the final audit did not complete: {audit['error']}")
+        return
+    for kind, examples in (("lost", "lost_pfns"), ("duplicated", "duplicated_pfns"), ("unexpected", None)):
+        n = audit.get(kind, 0)
+        if n:
+            ex = audit.get(examples, [])[:5] if examples else []
+            out.append(f"{n} pages {kind}" + (f", first pfns {ex}" if ex else ""))
+    for err in audit.get("errors", [])[:20]:
+        out.append(f"audit: {err}")
+    if not audit.get("ok") and not out:
+        out.append("the audit reported not ok")
+
+
+def _stale_writes(grants: dict, out: list, stats: dict) -> None:
+    refused = applied = 0
+    for cpu, records in sorted(grants.get("cpus", {}).items()):
+        for r in records:
+            refused += r.get("stale_commits_refused", 0)
+            if r.get("committed_after_expiry"):
+                applied += 1
+                if applied <= 5:
+                    out.append(f"cpu{cpu}: token {r['token']}'s commit was applied after its lease expired")
+    if applied > 5:
+        out.append(f"... {applied} stale commits applied in all")
+    for cpu in grants.get("unreachable", []):
+        out.append(f"cpu{cpu}: grant records could not be read")
+    stats["stale_commits"] = {"refused": refused, "applied": applied}
+
+
+def _grant_leases(grants: dict, out: list) -> None:
+    for cpu, records in sorted(grants.get("cpus", {}).items()):
+        for r in records:
+            if r["outcome"] == "held":
+                out.append(f"cpu{cpu}: token {r['token']} still holds the pcp lock after healing")
+            elif r["held_s"] > r["lease_s"] + TIMER_SLACK_S:
+                out.append(f"cpu{cpu}: token {r['token']} held the pcp lock {r['held_s']:.3f}s "
+                           f"(lease {r['lease_s']:g}s) before it was {r['outcome']}")
+
+
+def _liveness(settled: dict, tasks: dict | None, out: list) -> None:
+    if not settled.get("ok"):
+        out.append(f"the cluster did not settle after healing: {settled.get('detail')}")
+    for cpu, t in sorted((tasks or {}).get("cpus", {}).items()):
+        if t.get("error"):
+            out.append(f"cpu{cpu}: latency task metrics not readable after healing: {t['error']}")
+        elif t["runs_after"] <= t["runs_at_heal"]:
+            out.append(f"cpu{cpu}: the latency task reported no run after healing "
+                       f"(runs {t['runs_at_heal']} -> {t['runs_after']})")

@@ -1,0 +1,57 @@
+"""The history of a chaos run: one JSON object per line, appended as things happen.
+
+Each entry has `t` (seconds since the run started, monotonic), `process` (who acted:
+"workload", "nemesis", "final"), `type` and `f` (what), in Jepsen's vocabulary:
+- type "invoke" then one of "ok", "fail" or "info" (outcome unknown) for an operation f;
+- type "fault" with "phase": "start" | "heal" for the nemesis;
+- type "final" for what was observed after healing (audit, grant records, task metrics).
+The checker (coordinator.chaos.checker) reads nothing else.
+"""
+
+import json
+import threading
+import time
+
+
+class History:
+    def __init__(self, path: str, clock=time.monotonic):
+        self.path = path
+        self.clock = clock
+        self.t0 = clock()
+        self._lock = threading.Lock()
+        self._file = open(path, "w", encoding="utf-8")  # a run directory reused starts afresh
+
+    def start_clock(self) -> None:
+        """t = 0 from now on (the workload's start; scenario times are relative to it)."""
+        self.t0 = self.clock()
+
+    def now(self) -> float:
+        return self.clock() - self.t0
+
+    def add(self, process: str, type_: str, f: str, **value) -> dict:
+        entry = {"t": round(self.now(), 6), "process": process, "type": type_, "f": f, **value}
+        line = json.dumps(entry, sort_keys=True)
+        with self._lock:
+            self._file.write(line + "\n")
+            self._file.flush()
+        return entry
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def read(path: str) -> list[dict]:
+    """Every entry of a history file; a torn last line (the writer was killed) is skipped."""
+    entries = []
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 2:
+                raise ValueError(f"{path}:{i + 1}: not a JSON history entry") from None
+    return entries

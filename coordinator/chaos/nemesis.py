@@ -1,0 +1,213 @@
+"""The nemesis: starts and heals the faults of a scenario on a LocalCluster.
+
+Process faults are real signals (SIGKILL, SIGSTOP, SIGCONT) and real restarts. RPC
+faults, partitions and slow CPUs are set at run time with SetFaults on the process that
+applies them (node.faults). The coordinator trap (stop-coordinator-mid-drain) is armed
+with SetFaults; the coordinator SIGSTOPs itself mid-drain, which the nemesis sees in
+/proc, and SIGCONTs it at the heal. While it is stopped the nemesis watches every node's
+pcp lock and records when each is free again (the lease bound the checker verifies).
+Every start, heal and observation goes to the history, with what failed if anything did.
+"""
+
+import signal
+import threading
+import time
+
+import grpc
+
+from node.api.v1 import pcpsim_pb2 as pb
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+
+RPC_TIMEOUT_S = 2.0
+ALL = pb.FaultRule(direction=pb.DIRECTION_IN, method="*", peer=-1, drop=1.0)
+DIRECTIONS = {"in": pb.DIRECTION_IN, "out": pb.DIRECTION_OUT}
+
+
+def process_state(pid: int) -> str:
+    """The one-letter state of /proc/PID/stat ("T": stopped), or "" if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+class Nemesis:
+    def __init__(self, cluster, history, seed: int):
+        self.cluster = cluster
+        self.history = history
+        self.seed = seed
+        self.names = {cpu: f"cpu{cpu}" for cpu in range(len(cluster.config.roles))}
+        self.addresses = {n.cpu: n.address for n in cluster.state().nodes}
+        self.rules: dict[str, list] = {}      # process ("coordinator" or "cpuN") -> [(fault, FaultRule)]
+        self.factors: dict[int, float] = {}
+        self.restarts = 0
+        self._trap_watch: threading.Thread | None = None
+        self._trapped = threading.Event()
+
+    # ------------------------------------------------------------------ entry points
+    def start(self, fault) -> None:
+        self._record(fault, "start", getattr(self, "_start_" + fault.kind.replace("-", "_")))
+
+    def heal(self, fault) -> None:
+        self._record(fault, "heal", getattr(self, "_heal_" + fault.kind.replace("-", "_")))
+
+    def _record(self, fault, phase: str, action) -> None:
+        try:
+            detail = action(fault) or {}
+            self.history.add("nemesis", "fault", fault.kind, phase=phase, what=fault.describe(), **detail)
+        except Exception as err:  # a fault that could not be applied is recorded, not fatal
+            self.history.add("nemesis", "fault", fault.kind, phase=phase, what=fault.describe(),
+                             error=f"{type(err).__name__}: {err}")
+
+    # ------------------------------------------------------------------ processes
+    def _proc(self, cpu: int):
+        return self.cluster.procs[self.names[cpu]]
+
+    def _start_kill_node(self, f):
+        proc = self._proc(f.cpu)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        return {"pid": proc.pid}
+
+    def _heal_kill_node(self, f):
+        self.restarts += 1
+        self.names[f.cpu] = f"cpu{f.cpu}-restart{self.restarts}"
+        proc = self.cluster.start_node(f.cpu, name=self.names[f.cpu])
+        return {"pid": proc.pid}
+
+    def _start_stop_node(self, f):
+        self._proc(f.cpu).send_signal(signal.SIGSTOP)
+        return {"pid": self._proc(f.cpu).pid}
+
+    def _heal_stop_node(self, f):
+        self._proc(f.cpu).send_signal(signal.SIGCONT)
+
+    def _start_kill_coordinator(self, f):
+        proc = self.cluster.procs["coordinator"]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        return {"pid": proc.pid}
+
+    def _heal_kill_coordinator(self, f):
+        proc = self.cluster.start_coordinator(time.monotonic() + 30.0)
+        return {"pid": proc.pid}
+
+    def _start_stop_coordinator_mid_drain(self, f):
+        self._set_faults("coordinator", stop_mid_drain=True)
+        self._trapped.clear()
+        self._trap_watch = threading.Thread(target=self._watch_trap, args=(f,), daemon=True)
+        self._trap_watch.start()
+
+    def _heal_stop_coordinator_mid_drain(self, f):
+        proc = self.cluster.procs["coordinator"]
+        trapped = self._trapped.is_set()
+        self._trapped.set()  # ends the watch if the trap never sprang
+        self._trap_watch.join(5.0)
+        if process_state(proc.pid) == "T":
+            proc.send_signal(signal.SIGCONT)
+            return {"trapped": True}
+        self._set_faults("coordinator", stop_mid_drain=False)  # never sprang: disarm
+        return {"trapped": trapped}
+
+    def _watch_trap(self, f) -> None:
+        """Wait for the coordinator to stop itself, then watch every node's pcp lock until the
+        heal, recording when each lock the coordinator held at the stop is no longer its."""
+        pid = self.cluster.procs["coordinator"].pid
+        while not self._trapped.is_set():
+            if process_state(pid) == "T":
+                break
+            time.sleep(0.005)
+        else:
+            return
+        stopped_at = self.history.now()
+        self.history.add("nemesis", "observe", "coordinator-stopped", pid=pid)
+        self._trapped.set()
+        locked = {}
+        for cpu, address in self.addresses.items():
+            state = self._node_call(address, "GetPcp", pb.CpuRequest(cpu=cpu))
+            if state is not None and state.remote_token:
+                locked[cpu] = address
+        self.history.add("nemesis", "observe", "pcp-locked-at-stop", cpus=sorted(locked))
+        heal_at = stopped_at + f.heal_after_s
+        while locked and self.history.now() < heal_at and process_state(pid) == "T":
+            for cpu, address in list(locked.items()):
+                state = self._node_call(address, "GetPcp", pb.CpuRequest(cpu=cpu))
+                if state is not None and not state.remote_token:
+                    self.history.add("nemesis", "observe", "pcp-lock-free", cpu=cpu,
+                                     after_s=round(self.history.now() - stopped_at, 6))
+                    del locked[cpu]
+            time.sleep(0.01)
+        for cpu in locked:
+            self.history.add("nemesis", "observe", "pcp-lock-still-held", cpu=cpu,
+                             after_s=round(self.history.now() - stopped_at, 6))
+
+    # ------------------------------------------------------------------ run-time RPC faults
+    def _rpc_target(self, f) -> str:
+        return self.names[f.cpu] if f.side == "node" else "coordinator"
+
+    def _start_rpc(self, f):
+        rule = pb.FaultRule(direction=DIRECTIONS[f.direction], method=f.method,
+                            peer=f.cpu if f.side == "coordinator" and f.cpu is not None else -1,
+                            delay_ms=f.delay_ms, drop=f.drop, drop_reply=f.drop_reply, fail=f.fail)
+        return self._add_rules(self._rpc_target(f), f, [rule])
+
+    def _heal_rpc(self, f):
+        return self._remove_rules(self._rpc_target(f), f)
+
+    def _start_partition(self, f):
+        rules = [ALL, pb.FaultRule(direction=pb.DIRECTION_OUT, method="*", peer=-1, drop=1.0)]
+        return self._add_rules(self.names[f.cpu], f, rules)
+
+    def _heal_partition(self, f):
+        return self._remove_rules(self.names[f.cpu], f)
+
+    def _start_slow_cpu(self, f):
+        self.factors[f.cpu] = f.factor
+        return self._push(self.names[f.cpu])
+
+    def _heal_slow_cpu(self, f):
+        self.factors.pop(f.cpu, None)
+        return self._push(self.names[f.cpu])
+
+    def _add_rules(self, target: str, fault, rules):
+        self.rules.setdefault(target, []).extend((fault, r) for r in rules)
+        return self._push(target)
+
+    def _remove_rules(self, target: str, fault):
+        self.rules[target] = [(f, r) for f, r in self.rules.get(target, []) if f is not fault]
+        return self._push(target)
+
+    def _push(self, target: str):
+        rules = [r for _, r in self.rules.get(target, [])]
+        if target == "coordinator":
+            return self._set_faults(target, rules=rules)
+        cpu = next(c for c, name in self.names.items() if name == target)
+        return self._set_faults(target, rules=rules, cost_factor=self.factors.get(cpu, 1.0))
+
+    def _set_faults(self, target: str, **fields):
+        request = pb.FaultsRequest(seed=self.seed, **fields)
+        if target == "coordinator":
+            with grpc.insecure_channel(self.cluster.coordinator_address) as ch:
+                reply = pb_grpc.CoordinatorStub(ch).SetFaults(request, timeout=RPC_TIMEOUT_S)
+        else:
+            cpu = next(c for c, name in self.names.items() if name == target)
+            reply = self._node_call(self._address(cpu), "SetFaults", request, raise_errors=True)
+        return {"injected": dict(reply.injected)}
+
+    # ------------------------------------------------------------------ helpers
+    def _address(self, cpu: int) -> str:
+        try:
+            self.addresses = {n.cpu: n.address for n in self.cluster.state(timeout=RPC_TIMEOUT_S).nodes}
+        except grpc.RpcError:
+            pass  # the coordinator is down: the last known address it is
+        return self.addresses[cpu]
+
+    def _node_call(self, address: str, method: str, request, raise_errors: bool = False):
+        try:
+            with grpc.insecure_channel(address) as ch:
+                return getattr(pb_grpc.NodeStub(ch), method)(request, timeout=RPC_TIMEOUT_S)
+        except grpc.RpcError:
+            if raise_errors:
+                raise
+            return None

@@ -1,0 +1,197 @@
+"""One chaos run: a scenario against one strategy on a fresh local cluster, end to end.
+
+The run directory holds history.jsonl (the only input of the checker), every process's
+log (LocalCluster), metrics/ (each process's /metrics at the end) and verdict.json.
+
+Timeline: the workload drains from t=0 to duration_s; the nemesis starts and heals each
+fault on time; from duration_s - heal_s every fault is healed and the run waits for the
+cluster to settle (every CPU a live member, recovery over), notes each latency task's
+run count, and at duration_s notes it again; then the workload stops and the final
+observations are made: a stop-the-world audit and every node's grant records.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+import urllib.request
+
+import grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from node.api.transport import CHANNEL_OPTIONS
+from node.api.v1 import pcpsim_pb2 as pb
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from coordinator.chaos import checker
+from coordinator.chaos.history import History, read
+from coordinator.chaos.nemesis import Nemesis
+from coordinator.chaos.workload import DrainWorkload
+from coordinator.cluster import ClusterConfig, LocalCluster
+
+SETTLE_S = 30.0
+OBSERVE_S = 1.5  # six periods of the RT task, 75 of the preemptible one
+RPC_TIMEOUT_S = 10.0
+_OUTCOME = {v: k.lower() for k, v in pb.GrantRecord.Outcome.items()}
+
+
+def run(scenario, strategy: str, out_dir: str, seed: int | None = None, stream=sys.stderr) -> checker.Verdict:
+    seed = scenario.seed if seed is None else seed
+    c = scenario.cluster
+    run_dir = os.path.join(out_dir, f"{scenario.name}-{strategy}")
+    shutil.rmtree(run_dir, ignore_errors=True)  # a run directory holds one run
+    os.makedirs(run_dir)
+    bound = checker.drain_bound(strategy, c.cpus, c.lease_ms / 1e3, c.dead_timeout_ms / 1e3,
+                                c.flush_timeout_ms / 1e3)
+    frozen = sum(f.heal_after_s for f in scenario.faults
+                 if f.kind in ("kill-coordinator", "stop-coordinator-mid-drain"))
+    config = ClusterConfig(
+        roles=scenario.roles(), seed=seed, strategy=strategy, zone_mb=c.zone_mb, zone_used=c.zone_used,
+        coordinator_args=["--lease-ms", str(c.lease_ms), "--failure-timeout-ms", str(c.failure_timeout_ms),
+                          "--dead-timeout-ms", str(c.dead_timeout_ms), "--flush-timeout-ms", str(c.flush_timeout_ms)],
+        node_args=["--unsafe-skip-fencing"] if c.unsafe_skip_fencing else [])
+    say = _Say(stream, f"{scenario.name}/{strategy}")
+    history = History(os.path.join(run_dir, "history.jsonl"))
+    try:
+        with LocalCluster(config, run_dir) as cluster:
+            history.add("runner", "meta", "scenario", name=scenario.name, strategy=strategy, seed=seed,
+                        bound_s=bound, lease_s=c.lease_ms / 1e3, scenario=_plain(scenario))
+            _drive(cluster, scenario, strategy, seed, bound + frozen + checker.MARGIN_S, history, say)
+            _final(cluster, scenario, history, run_dir, say)
+    finally:
+        history.close()
+    verdict = checker.check(read(history.path), bound, c.lease_ms / 1e3)
+    with open(os.path.join(run_dir, "verdict.json"), "w") as f:
+        json.dump(verdict.to_json(), f, indent=2)
+    say(f"valid: {str(verdict.valid).lower()}"
+        + "".join(f"\n  {k}: {v[0]}" + (f" (+{len(v) - 1} more)" if len(v) > 1 else "")
+                  for k, v in verdict.findings.items()))
+    return verdict
+
+
+def _drive(cluster, scenario, strategy, seed, deadline_s, history, say) -> None:
+    nemesis = Nemesis(cluster, history, seed)
+    events = sorted([(f.at_s, 0, "start", f) for f in scenario.faults]
+                    + [(f.heal_at_s, 1, "heal", f) for f in scenario.faults], key=lambda e: e[:2])
+    with grpc.insecure_channel(cluster.coordinator_address, options=CHANNEL_OPTIONS) as ch:
+        workload = DrainWorkload(pb_grpc.CoordinatorStub(ch), history, strategy,
+                                 scenario.workload.drain_interval_ms / 1e3, scenario.duration_s, seed,
+                                 scenario.workload.force_all_cpus, deadline_s)
+        history.start_clock()
+        t0 = time.monotonic()
+        workload.start()
+        for at, _, phase, fault in events:
+            time.sleep(max(0.0, t0 + at - time.monotonic()))
+            say(f"t={at:5.2f}s {phase} {fault.describe()}")
+            (nemesis.start if phase == "start" else nemesis.heal)(fault)
+        time.sleep(max(0.0, t0 + scenario.duration_s - scenario.heal_s - time.monotonic()))
+        say(f"t={scenario.duration_s - scenario.heal_s:5.2f}s healing phase: every fault healed")
+        settled = _settle(cluster, len(scenario.roles()))
+        history.add("final", "final", "settled", **settled)
+        at_heal = _task_runs(cluster)
+        # However long settling took, give every latency task several periods to show it runs.
+        time.sleep(max(OBSERVE_S, t0 + scenario.duration_s - time.monotonic()))
+        after = _task_runs(cluster)
+        history.add("final", "final", "tasks", cpus={str(cpu): {
+            "runs_at_heal": at_heal.get(cpu, {}).get("runs", -1), "runs_after": r.get("runs", -1),
+            **({"error": r["error"]} if "error" in r else {})} for cpu, r in after.items()})
+        workload.stop()
+        workload.join(deadline_s + 5.0)
+        say(f"t={scenario.duration_s:5.2f}s workload stopped after {workload.invoked} drains")
+
+
+def _settle(cluster, n: int) -> dict:
+    deadline = time.monotonic() + SETTLE_S
+    detail = ""
+    while time.monotonic() < deadline:
+        try:
+            state = cluster.state(timeout=2.0)
+            live = [x.cpu for x in state.nodes if x.up and not x.dead]
+            if len(live) == n and not state.recovering:
+                return {"ok": True, "detail": f"{n} CPUs live"}
+            detail = f"live CPUs {live} of {n}, recovering {state.recovering}"
+        except grpc.RpcError as err:
+            detail = f"coordinator: {err.code().name}"
+        time.sleep(0.1)
+    return {"ok": False, "detail": detail}
+
+
+def _task_runs(cluster) -> dict:
+    """cpu -> {"runs": pcpsim_task_runs_total} of every isolated CPU, from its /metrics."""
+    out = {}
+    try:
+        nodes = cluster.state(timeout=2.0).nodes
+    except grpc.RpcError as err:
+        return {"?": {"error": f"coordinator: {err.code().name}"}}
+    for n in nodes:
+        if n.role not in (pb.ROLE_ISOLATED_PREEMPTIBLE, pb.ROLE_ISOLATED_RT):
+            continue
+        try:
+            text = _scrape(n.metrics_address)
+            runs = sum(s.value for fam in text_string_to_metric_families(text) if fam.name == "pcpsim_task_runs"
+                       for s in fam.samples if s.name == "pcpsim_task_runs_total")
+            out[n.cpu] = {"runs": runs}
+        except OSError as err:
+            out[n.cpu] = {"error": str(err)}
+    return out
+
+
+def _scrape(address: str) -> str:
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5.0) as resp:
+        return resp.read().decode()
+
+
+def _final(cluster, scenario, history, run_dir, say) -> None:
+    with grpc.insecure_channel(cluster.coordinator_address) as ch:
+        stub = pb_grpc.CoordinatorStub(ch)
+        try:
+            a = stub.Audit(pb.Empty(), timeout=60.0)
+            history.add("final", "final", "audit", ok=a.ok, total_pages=a.total_pages, lost=a.lost,
+                        duplicated=a.duplicated, unexpected=a.unexpected, lost_pfns=list(a.lost_pfns),
+                        duplicated_pfns=list(a.duplicated_pfns), errors=list(a.errors), where=dict(a.where))
+            say(f"audit: ok={a.ok} lost={a.lost} duplicated={a.duplicated} unexpected={a.unexpected}")
+        except grpc.RpcError as err:
+            history.add("final", "final", "audit", error=f"{err.code().name}: {err.details()}")
+        nodes = stub.GetState(pb.Empty(), timeout=RPC_TIMEOUT_S).nodes
+    grants, unreachable = {}, []
+    for n in nodes:
+        try:
+            with grpc.insecure_channel(n.address) as ch:
+                snap = pb_grpc.NodeStub(ch).Snapshot(pb.CpuRequest(cpu=n.cpu), timeout=RPC_TIMEOUT_S)
+            grants[str(n.cpu)] = [{"token": g.token, "outcome": _OUTCOME[g.outcome], "pages": g.pages,
+                                   "held_s": round(g.ended_at - g.granted_at, 6) if g.ended_at else None,
+                                   "lease_s": g.lease_s, "committed_after_expiry": g.committed_after_expiry,
+                                   "stale_commits_refused": g.stale_commits_refused} for g in snap.grants]
+        except grpc.RpcError:
+            unreachable.append(n.cpu)
+    history.add("final", "final", "grants", cpus=grants, unreachable=unreachable)
+    _snapshot_metrics(cluster, nodes, os.path.join(run_dir, "metrics"))
+
+
+def _snapshot_metrics(cluster, nodes, where: str) -> None:
+    os.makedirs(where, exist_ok=True)
+    state = cluster.state(timeout=RPC_TIMEOUT_S)
+    targets = [(f"cpu{n.cpu}", n.metrics_address) for n in nodes if n.metrics_address]
+    targets.append(("coordinator", state.metrics_address))
+    for name, address in targets:
+        try:
+            text = _scrape(address)
+        except OSError as err:
+            text = f"# scrape failed: {err}\n"
+        with open(os.path.join(where, f"{name}.prom"), "w") as f:
+            f.write(text)
+
+
+def _plain(scenario) -> dict:
+    doc = dataclasses.asdict(scenario)
+    doc["faults"] = [dataclasses.asdict(f) for f in scenario.faults]
+    return doc
+
+
+class _Say:
+    def __init__(self, stream, prefix: str):
+        self.stream, self.prefix = stream, prefix
+
+    def __call__(self, msg: str) -> None:
+        print(f"[{self.prefix}] {msg}", file=self.stream, flush=True)

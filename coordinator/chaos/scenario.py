@@ -1,0 +1,301 @@
+"""Chaos scenario files (TOML): the cluster, the workload, the strategies, and a timeline of
+faults, each with its heal, ending in a healing phase.
+
+    name = "partition-node"
+    description = "cut cpu1 off from the coordinator for longer than the dead timeout"
+    seed = 7
+    duration_s = 10          # faults happen in [0, duration_s - heal_s)
+    heal_s = 4               # every fault is healed by then; the checker runs after it
+    strategies = ["workqueue", "remote"]
+
+    [cluster]
+    cpus = 4
+    isolated = "2-3"         # kernel CPU-list syntax; the rest are housekeeping
+    rt = "3"
+    zone_mb = 256
+    lease_ms = 500           # the remote pcp lock's lease
+    failure_timeout_ms = 500 # down; also the nodes' membership lease
+    dead_timeout_ms = 1500   # dead: pages taken back
+
+    [workload]
+    drain_interval_ms = 150  # drain_all_pages issued by the workload (seeded jitter)
+    force_all_cpus = false
+
+    [[faults]]
+    kind = "partition"       # see KINDS
+    cpu = 1
+    at_s = 2.0
+    heal_after_s = 3.0
+
+Every field is checked; an error names the file and the field (`faults[1].cpu: ...`) and
+nothing runs. Unknown fields are errors too (a typo must not silently do nothing).
+"""
+
+import tomllib
+from dataclasses import dataclass, field
+
+from node.cpulist import parse_cpu_list
+
+STRATEGIES = ("workqueue", "remote")
+
+# kind -> (needs a cpu, allowed extra fields)
+KINDS = {
+    "kill-node": (True, ()),                      # SIGKILL; heal: start it again
+    "stop-node": (True, ()),                      # SIGSTOP; heal: SIGCONT
+    "kill-coordinator": (False, ()),              # SIGKILL; heal: start it again on its address
+    "stop-coordinator-mid-drain": (False, ()),    # it SIGSTOPs itself mid-drain; heal: SIGCONT
+    "rpc": (False, ("cpu", "side", "direction", "method", "delay_ms", "drop", "drop_reply", "fail")),
+    "partition": (True, ()),                      # node <-> coordinator, both ways; heal: reconnect
+    "slow-cpu": (True, ("factor",)),              # modeled costs x factor; heal: back to 1
+}
+SIDES = ("node", "coordinator")
+DIRECTIONS = ("in", "out")
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    cpus: int = 4
+    isolated: tuple = ()
+    rt: tuple = ()
+    zone_mb: int = 256
+    zone_used: float = 0.0
+    lease_ms: int = 500
+    failure_timeout_ms: int = 500
+    dead_timeout_ms: int = 1500
+    flush_timeout_ms: int = 2000
+    unsafe_skip_fencing: bool = False  # TEST ONLY: the checker's broken variant
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    drain_interval_ms: int = 150
+    force_all_cpus: bool = False
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    at_s: float
+    heal_after_s: float
+    cpu: int | None = None
+    side: str = "node"
+    direction: str = "in"
+    method: str = "*"
+    delay_ms: int = 0
+    drop: float = 0.0
+    drop_reply: float = 0.0
+    fail: float = 0.0
+    factor: float = 1.0
+
+    @property
+    def heal_at_s(self) -> float:
+        return self.at_s + self.heal_after_s
+
+    def describe(self) -> str:
+        what = self.kind + (f" cpu{self.cpu}" if self.cpu is not None else "")
+        if self.kind == "rpc":
+            effects = ", ".join(f"{k} {v}" for k, v in (("delay_ms", self.delay_ms), ("drop", self.drop),
+                                                         ("drop_reply", self.drop_reply), ("fail", self.fail)) if v)
+            what += f" {self.side} {self.direction} {self.method}: {effects}"
+        elif self.kind == "slow-cpu":
+            what += f" x{self.factor:g}"
+        return what
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    path: str
+    description: str
+    seed: int
+    duration_s: float
+    heal_s: float
+    strategies: tuple
+    cluster: ClusterSpec
+    workload: WorkloadSpec
+    faults: tuple = field(default_factory=tuple)
+
+    def roles(self) -> list[str]:
+        c = self.cluster
+        return ["isolated-rt" if i in c.rt else "isolated-preemptible" if i in c.isolated else "housekeeping"
+                for i in range(c.cpus)]
+
+
+def load(path: str) -> Scenario:
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except OSError as err:
+        raise ScenarioError(f"{path}: cannot read: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(f"{path}: not valid TOML: {err}") from None
+    try:
+        return parse(doc, path)
+    except ScenarioError as err:
+        raise ScenarioError(f"{path}: {err}") from None
+
+
+def parse(doc: dict, path: str = "<scenario>") -> Scenario:
+    _known(doc, "", {"name", "description", "seed", "duration_s", "heal_s", "strategies", "cluster",
+                     "workload", "faults"})
+    name = _str(doc, "name", required=True)
+    duration = _num(doc, "duration_s", 1.0, 3600.0, required=True)
+    heal = _num(doc, "heal_s", 1.0, 3600.0, default=3.0)
+    if heal >= duration:
+        raise ScenarioError(f"heal_s ({heal:g}) must be shorter than duration_s ({duration:g})")
+    strategies = doc.get("strategies", list(STRATEGIES))
+    if not isinstance(strategies, list) or not strategies or \
+            any(s not in STRATEGIES for s in strategies) or len(set(strategies)) != len(strategies):
+        raise ScenarioError(f"strategies: a non-empty list of distinct names from {list(STRATEGIES)}, "
+                            f"got {strategies!r}")
+    cluster = _cluster(_table(doc, "cluster"))
+    workload = _workload(_table(doc, "workload"))
+    faults_doc = doc.get("faults", [])
+    if not isinstance(faults_doc, list):
+        raise ScenarioError("faults: an array of tables ([[faults]])")
+    faults = tuple(_fault(f, i, cluster, duration - heal) for i, f in enumerate(faults_doc))
+    return Scenario(name=name, path=path, description=_str(doc, "description", default=""),
+                    seed=_int(doc, "seed", 0, 2**31 - 1, default=1), duration_s=duration, heal_s=heal,
+                    strategies=tuple(strategies), cluster=cluster, workload=workload, faults=faults)
+
+
+def _cluster(doc: dict) -> ClusterSpec:
+    w = "cluster."
+    _known(doc, w, set(ClusterSpec.__dataclass_fields__))
+    cpus = _int(doc, "cpus", 2, 64, default=4, where=w)
+    isolated, rt = _cpus(doc, "isolated", cpus), _cpus(doc, "rt", cpus)
+    if not set(rt) <= set(isolated):
+        raise ScenarioError(f"cluster.rt: CPUs {sorted(set(rt) - set(isolated))} are not in cluster.isolated")
+    if len(isolated) >= cpus:
+        raise ScenarioError("cluster.isolated: at least one CPU must stay housekeeping")
+    failure = _int(doc, "failure_timeout_ms", 50, 600_000, default=500, where=w)
+    dead = _int(doc, "dead_timeout_ms", 51, 600_000, default=1500, where=w)
+    if dead <= failure:
+        raise ScenarioError(f"cluster.dead_timeout_ms ({dead}) must exceed cluster.failure_timeout_ms ({failure})")
+    skip = doc.get("unsafe_skip_fencing", False)
+    if not isinstance(skip, bool):
+        raise ScenarioError(f"cluster.unsafe_skip_fencing: true or false, got {skip!r}")
+    return ClusterSpec(cpus=cpus, isolated=tuple(isolated), rt=tuple(rt),
+                       zone_mb=_int(doc, "zone_mb", 16, 65536, default=256, where=w),
+                       zone_used=_num(doc, "zone_used", 0.0, 0.95, default=0.0, where=w),
+                       lease_ms=_int(doc, "lease_ms", 10, 60_000, default=500, where=w),
+                       failure_timeout_ms=failure, dead_timeout_ms=dead,
+                       flush_timeout_ms=_int(doc, "flush_timeout_ms", 10, 600_000, default=2000, where=w),
+                       unsafe_skip_fencing=skip)
+
+
+def _workload(doc: dict) -> WorkloadSpec:
+    _known(doc, "workload.", set(WorkloadSpec.__dataclass_fields__))
+    force = doc.get("force_all_cpus", False)
+    if not isinstance(force, bool):
+        raise ScenarioError(f"workload.force_all_cpus: true or false, got {force!r}")
+    return WorkloadSpec(drain_interval_ms=_int(doc, "drain_interval_ms", 10, 60_000, default=150,
+                                               where="workload."), force_all_cpus=force)
+
+
+def _fault(doc, i: int, cluster: ClusterSpec, last_s: float) -> Fault:
+    w = f"faults[{i}]."
+    if not isinstance(doc, dict):
+        raise ScenarioError(f"faults[{i}]: a table, got {doc!r}")
+    kind = doc.get("kind")
+    if kind not in KINDS:
+        raise ScenarioError(f"{w}kind: one of {sorted(KINDS)}, got {kind!r}")
+    needs_cpu, extra = KINDS[kind]
+    _known(doc, w, {"kind", "at_s", "heal_after_s"} | ({"cpu"} if needs_cpu else set()) | set(extra))
+    at = _num(doc, "at_s", 0.0, last_s, required=True, where=w)
+    heal_after = _num(doc, "heal_after_s", 0.05, 3600.0, required=True, where=w)
+    if at + heal_after > last_s:
+        raise ScenarioError(f"{w}heal_after_s: healed at {at + heal_after:g}s, after the healing phase "
+                            f"starts ({last_s:g}s = duration_s - heal_s)")
+    kw = {}
+    if needs_cpu:
+        kw["cpu"] = _int(doc, "cpu", 0, cluster.cpus - 1, required=True, where=w)
+    if kind == "rpc":
+        kw["side"] = _choice(doc, "side", SIDES, "node", w)
+        kw["direction"] = _choice(doc, "direction", DIRECTIONS, "in", w)
+        kw["method"] = _str(doc, "method", default="*", where=w)
+        kw["delay_ms"] = _int(doc, "delay_ms", 0, 60_000, default=0, where=w)
+        for p in ("drop", "drop_reply", "fail"):
+            kw[p] = _num(doc, p, 0.0, 1.0, default=0.0, where=w)
+        if kw["drop_reply"] and kw["direction"] != "in":
+            raise ScenarioError(f"{w}drop_reply: only for direction \"in\" (a reply lost on its way back)")
+        if not (kw["delay_ms"] or kw["drop"] or kw["drop_reply"] or kw["fail"]):
+            raise ScenarioError(f"{w}: an rpc fault needs delay_ms, drop, drop_reply or fail")
+        if kw["side"] == "node":
+            kw["cpu"] = _int(doc, "cpu", 0, cluster.cpus - 1, required=True, where=w)
+        elif "cpu" in doc:
+            kw["cpu"] = _int(doc, "cpu", 0, cluster.cpus - 1, where=w)  # the coordinator's peer
+    if kind == "slow-cpu":
+        kw["factor"] = _num(doc, "factor", 1.0, 1000.0, required=True, where=w)
+    return Fault(kind=kind, at_s=at, heal_after_s=heal_after, **kw)
+
+
+# ------------------------------------------------------------------ field readers
+def _known(doc: dict, where: str, allowed: set) -> None:
+    unknown = sorted(set(doc) - allowed)
+    if unknown:
+        raise ScenarioError(f"{where}{unknown[0]}: unknown field (allowed: {', '.join(sorted(allowed))})")
+
+
+def _table(doc: dict, key: str) -> dict:
+    value = doc.get(key, {})
+    if not isinstance(value, dict):
+        raise ScenarioError(f"{key}: a table ([{key}]), got {value!r}")
+    return value
+
+
+def _missing(doc, key, required, where):
+    if key not in doc and required:
+        raise ScenarioError(f"{where}{key}: required")
+    return key not in doc
+
+
+def _int(doc, key, lo, hi, default=None, required=False, where=""):
+    if _missing(doc, key, required, where):
+        return default
+    v = doc[key]
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ScenarioError(f"{where}{key}: an integer in [{lo}, {hi}], got {v!r}")
+    return v
+
+
+def _num(doc, key, lo, hi, default=None, required=False, where=""):
+    if _missing(doc, key, required, where):
+        return default
+    v = doc[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+        raise ScenarioError(f"{where}{key}: a number in [{lo:g}, {hi:g}], got {v!r}")
+    return float(v)
+
+
+def _str(doc, key, default=None, required=False, where=""):
+    if _missing(doc, key, required, where):
+        return default
+    v = doc[key]
+    if not isinstance(v, str) or not v or len(v) > 200:
+        raise ScenarioError(f"{where}{key}: a non-empty string of at most 200 characters, got {v!r}")
+    return v
+
+
+def _choice(doc, key, choices, default, where):
+    v = doc.get(key, default)
+    if v not in choices:
+        raise ScenarioError(f"{where}{key}: one of {list(choices)}, got {v!r}")
+    return v
+
+
+def _cpus(doc, key, nr: int) -> list[int]:
+    v = doc.get(key, "")
+    if not isinstance(v, str):
+        raise ScenarioError(f"cluster.{key}: a CPU list string like \"2-3\", got {v!r}")
+    try:
+        cpus = parse_cpu_list(v) if v else []
+    except ValueError as err:
+        raise ScenarioError(f"cluster.{key}: {err}") from None
+    if any(c >= nr for c in cpus):
+        raise ScenarioError(f"cluster.{key}: CPU {max(cpus)} is not below cluster.cpus ({nr})")
+    return cpus

@@ -1,0 +1,116 @@
+"""Scenario files: every shipped one loads, together they cover every fault kind, and a bad
+field is refused with an error that names the file and the field."""
+
+import glob
+import os
+
+import pytest
+
+from coordinator.chaos import scenario
+from coordinator.chaos.scenario import KINDS, ScenarioError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHIPPED = sorted(glob.glob(os.path.join(ROOT, "deploy", "chaos", "*.toml")))
+
+VALID = {
+    "name": "t", "duration_s": 8, "heal_s": 3,
+    "cluster": {"cpus": 4, "isolated": "2-3", "rt": "3"},
+    "faults": [{"kind": "kill-node", "cpu": 1, "at_s": 1.0, "heal_after_s": 1.0}],
+}
+
+
+def test_at_least_ten_shipped_scenarios_cover_every_fault_kind_and_both_strategies():
+    loaded = [scenario.load(p) for p in SHIPPED]
+    assert len(loaded) >= 10
+    assert {f.kind for s in loaded for f in s.faults} == set(KINDS)
+    assert all(set(s.strategies) == {"workqueue", "remote"} for s in loaded)
+    assert len({s.name for s in loaded}) == len(loaded)
+    # RPC faults in both directions, on both sides, and every effect.
+    rpc = [f for s in loaded for f in s.faults if f.kind == "rpc"]
+    assert {(f.side, f.direction) for f in rpc} >= {("node", "in"), ("node", "out"), ("coordinator", "in"),
+                                                    ("coordinator", "out")}
+    assert all(any(getattr(f, e) for f in rpc) for e in ("delay_ms", "drop", "drop_reply", "fail"))
+
+
+def test_a_valid_document_parses_with_defaults():
+    s = scenario.parse(VALID)
+    assert s.roles() == ["housekeeping", "housekeeping", "isolated-preemptible", "isolated-rt"]
+    assert s.strategies == ("workqueue", "remote") and s.seed == 1
+    assert s.faults[0].heal_at_s == 2.0
+
+
+def _with(path: str, value):
+    """VALID with the field at dotted `path` set to `value` (None: removed)."""
+    import copy
+    doc = copy.deepcopy(VALID)
+    keys = path.split(".")
+    node = doc
+    for k in keys[:-1]:
+        node = node[int(k)] if isinstance(node, list) else node.setdefault(k, {})
+    if value is None:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+    return doc
+
+
+BAD = {
+    "no name": (_with("name", None), "name: required"),
+    "typo at the top": (_with("duraton_s", 5), "duraton_s: unknown field"),
+    "duration a string": (_with("duration_s", "8"), "duration_s: a number"),
+    "heal longer than the run": (_with("heal_s", 9), "heal_s (9) must be shorter than duration_s"),
+    "unknown strategy": (_with("strategies", ["remote", "rcu"]), "strategies:"),
+    "no strategies": (_with("strategies", []), "strategies:"),
+    "too many cpus": (_with("cluster.cpus", 65), "cluster.cpus: an integer in [2, 64]"),
+    "bool for an int": (_with("cluster.cpus", True), "cluster.cpus: an integer"),
+    "bad cpu list": (_with("cluster.isolated", "3-2"), "cluster.isolated:"),
+    "isolated out of range": (_with("cluster.isolated", "2-5"), "cluster.isolated: CPU 5"),
+    "rt not isolated": (_with("cluster.rt", "1"), "cluster.rt: CPUs [1] are not in cluster.isolated"),
+    "no housekeeping": (_with("cluster.isolated", "0-3"), "at least one CPU must stay housekeeping"),
+    "dead not above failure": (_with("cluster.dead_timeout_ms", 500), "cluster.dead_timeout_ms (500) must exceed"),
+    "fencing not a bool": (_with("cluster.unsafe_skip_fencing", 1), "cluster.unsafe_skip_fencing:"),
+    "unknown kind": (_with("faults.0.kind", "kil-node"), "faults[0].kind: one of"),
+    "fault without cpu": (_with("faults.0.cpu", None), "faults[0].cpu: required"),
+    "cpu out of range": (_with("faults.0.cpu", 4), "faults[0].cpu: an integer in [0, 3]"),
+    "negative start": (_with("faults.0.at_s", -1), "faults[0].at_s:"),
+    "heal in the healing phase": (_with("faults.0.heal_after_s", 4.5), "faults[0].heal_after_s: healed at 5.5s"),
+    "field of another kind": (_with("faults.0.factor", 3), "faults[0].factor: unknown field"),
+    "faults not a list": (_with("faults", {"kind": "kill-node"}), "faults: an array of tables"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_bad_field_is_refused_naming_it(case):
+    doc, message = BAD[case]
+    with pytest.raises(ScenarioError) as err:
+        scenario.parse(doc)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("fault,message", [
+    ({"kind": "rpc", "side": "node", "cpu": 1, "at_s": 1, "heal_after_s": 1}, "needs delay_ms, drop, drop_reply or fail"),
+    ({"kind": "rpc", "side": "node", "at_s": 1, "heal_after_s": 1, "drop": 0.5}, "faults[0].cpu: required"),
+    ({"kind": "rpc", "side": "edge", "at_s": 1, "heal_after_s": 1, "drop": 0.5}, "faults[0].side: one of"),
+    ({"kind": "rpc", "side": "coordinator", "direction": "out", "at_s": 1, "heal_after_s": 1, "drop_reply": 0.5},
+     "drop_reply: only for direction \"in\""),
+    ({"kind": "rpc", "side": "coordinator", "at_s": 1, "heal_after_s": 1, "drop": 1.5}, "faults[0].drop: a number in [0, 1]"),
+    ({"kind": "slow-cpu", "cpu": 1, "at_s": 1, "heal_after_s": 1}, "faults[0].factor: required"),
+    ({"kind": "slow-cpu", "cpu": 1, "at_s": 1, "heal_after_s": 1, "factor": 0.5}, "faults[0].factor: a number in [1, 1000]"),
+])
+def test_rpc_and_slow_cpu_fields_are_checked(fault, message):
+    with pytest.raises(ScenarioError) as err:
+        scenario.parse({**VALID, "faults": [fault]})
+    assert message in str(err.value)
+
+
+def test_an_unreadable_or_malformed_file_names_the_file(tmp_path):
+    with pytest.raises(ScenarioError, match="missing.toml: cannot read"):
+        scenario.load(str(tmp_path / "missing.toml"))
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(ScenarioError, match="bad.toml: not valid TOML"):
+        scenario.load(str(bad))
+    typo = tmp_path / "typo.toml"
+    typo.write_text('name = "x"\nduration_s = 5\n[cluster]\ncpu = 4\n')
+    with pytest.raises(ScenarioError, match=r"typo.toml: cluster.cpu: unknown field"):
+        scenario.load(str(typo))

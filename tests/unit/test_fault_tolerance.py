@@ -1,0 +1,266 @@
+"""The pieces of the fault-tolerant protocol that are pure logic: the remote lock's lease and
+fencing, the fenced allocator, take_page_off_buddy and the zone's claim (rebuild), the
+coordinator's membership liveness, and the reaper's hotplug path."""
+
+import asyncio
+
+import grpc
+import pytest
+
+from node.alloc import PageAllocator
+from node.api.errors import FailedPrecondition, NotFound
+from node.api.v1 import pcpsim_pb2 as pb
+from node.cpu import Cpu
+from node.mm.audit import audit
+from node.mm.constants import MIGRATE_MOVABLE
+from node.mm.pcp import PerCpuPages, free_pcppages_bulk
+from node.mm.zone import PageStateError, Zone
+from node.remote_lock import RemotePcpLock
+from node.reply_stream import StreamBroken
+from node.timebase import CostModel
+from node.zone_client import ZoneClient, ZoneRefused
+from coordinator.hotplug import Pageset, Reaper
+from coordinator.membership import Membership
+from coordinator.zone_service import ZoneService
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def filled(n_allocs=200):
+    """A pcp over an in-process zone, with pages on its lists, and the allocator on top."""
+    zone = Zone(0, 65536, 2)
+    zone.watermark_failed = False
+    pcp = PerCpuPages(0, high=518, batch=63)
+    alloc = PageAllocator(Cpu(0, sleep=lambda s: None), pcp, zone, coordinator_stub=None)
+    held = [alloc.alloc_pages(0, MIGRATE_MOVABLE) for _ in range(n_allocs)]
+    for pfn in held[::2]:
+        alloc.free_pages(pfn)
+    return zone, pcp, alloc
+
+
+# ------------------------------------------------------------------ remote lock
+def test_an_expired_lease_puts_the_pages_back_and_fences_the_late_commit():
+    async def main():
+        _, pcp, _ = filled()
+        lock = RemotePcpLock(pcp, Clock())
+        before = sorted(pcp.pages())
+        token, pages, _ = await lock.lock_and_take(lease_s=0.01, wait_timeout=1.0)
+        assert token and pcp.count == 0 and pcp.lock.locked() and lock.holder_token() == token
+        await asyncio.sleep(0.05)
+        assert not pcp.lock.locked() and sorted(pcp.pages()) == before and lock.holder_token() == 0
+        with pytest.raises(FailedPrecondition, match="lease ran out"):
+            await lock.unlock(token, commit=True)
+        assert sorted(pcp.pages()) == before
+        (grant,) = lock.records()
+        assert (grant.outcome, grant.stale_commits_refused, grant.committed_after_expiry) == ("expired", 1, False)
+    asyncio.run(main())
+
+
+def test_a_commit_is_idempotent_and_an_abort_after_it_is_refused():
+    async def main():
+        _, pcp, _ = filled()
+        lock = RemotePcpLock(pcp, Clock())
+        token, pages, _ = await lock.lock_and_take(lease_s=5.0, wait_timeout=1.0)
+        await lock.unlock(token, commit=True)
+        assert pcp.count == 0 and not pcp.lock.locked()
+        await lock.unlock(token, commit=True)  # the retry of a commit whose reply was lost
+        with pytest.raises(FailedPrecondition, match="it was committed"):
+            await lock.unlock(token, commit=False)
+        with pytest.raises(FailedPrecondition, match="never granted"):
+            await lock.unlock(token + 1, commit=True)
+        assert lock.drained_pages == sum(1 << o for _, o, _ in pages)
+    asyncio.run(main())
+
+
+def test_without_fencing_a_late_commit_is_applied_and_recorded():
+    """The broken variant: the late commit is accepted although the pages are back on the lists."""
+    async def main():
+        _, pcp, _ = filled()
+        lock = RemotePcpLock(pcp, Clock(), fencing=False)
+        token, _, _ = await lock.lock_and_take(lease_s=0.01, wait_timeout=1.0)
+        await asyncio.sleep(0.05)
+        await lock.unlock(token, commit=True)
+        assert pcp.count > 0 and lock.records()[0].committed_after_expiry
+    asyncio.run(main())
+
+
+def test_discard_forgets_the_grant_and_releases_the_lock():
+    async def main():
+        _, pcp, _ = filled()
+        lock = RemotePcpLock(pcp, Clock())
+        token, _, _ = await lock.lock_and_take(lease_s=5.0, wait_timeout=1.0)
+        lock.discard()
+        assert not pcp.lock.locked() and lock.inflight() == [] and pcp.count == 0
+        with pytest.raises(FailedPrecondition):
+            await lock.unlock(token, commit=True)
+    asyncio.run(main())
+
+
+# ------------------------------------------------------------------ fenced allocator
+def test_a_fenced_allocator_refuses_without_touching_pcp_or_zone():
+    zone, pcp, alloc = filled()
+    fenced = [True]
+    alloc.fenced = lambda: fenced[0]
+    state = (zone.free_pages, pcp.count, dict(alloc.allocated))
+    assert alloc.alloc_pages(0, MIGRATE_MOVABLE) is None
+    assert (alloc.fenced_refusals, alloc.alloc_failures) == (1, 1)
+    assert (zone.free_pages, pcp.count, dict(alloc.allocated)) == state
+    fenced[0] = False
+    assert alloc.alloc_pages(0, MIGRATE_MOVABLE) is not None
+
+
+def test_a_free_the_zone_refuses_leaves_the_page_with_the_task():
+    class Refusing:
+        reclaim_active = False
+
+        def free_one_page(self, *a):
+            raise ConnectionError("zone unreachable")
+    zone, pcp, alloc = filled()
+    pfn = alloc.alloc_pages(10, MIGRATE_MOVABLE)  # order 10: never cached, freed straight to the zone
+    alloc.zone = Refusing()
+    with pytest.raises(ConnectionError):
+        alloc.free_pages(pfn)
+    assert pfn in alloc.allocated
+
+
+# ------------------------------------------------------------------ rebuild
+def test_take_page_off_buddy_splits_the_free_block_and_refuses_what_is_not_free():
+    zone = Zone(0, 8192, 1)
+    free0 = zone.free_pages
+    mt = zone.take_page_off_buddy(1029, 0)  # inside the free order-10 block at 1024
+    assert zone.free_pages == free0 - 1
+    assert zone.free_block_at(1024) == (2, mt) and zone.free_block_at(1028) == (0, mt)
+    assert zone.free_block_at(1030) == (1, mt) and zone.free_block_at(1032) == (3, mt)
+    assert zone.free_block_at(1536) == (9, mt) and zone.free_block_at(1029) is None
+    with pytest.raises(PageStateError, match="not wholly free"):
+        zone.take_page_off_buddy(1028, 2)  # contains 1029, now taken
+    with pytest.raises(PageStateError, match="not an aligned block"):
+        zone.take_page_off_buddy(1030, 2)
+    zone.free_one_page(1029, 0, mt)
+    assert zone.free_pages == free0 and zone.free_block_at(1024) == (10, mt)
+
+
+def test_claim_is_all_or_nothing_and_records_the_owner():
+    service = ZoneService(Zone(0, 8192, 2), CostModel(time_scale=0), sleep=lambda s: None)
+    zone = service.zone
+    free0 = zone.free_pages
+    service.claim(1, [(2048, 3, 1), (4096, 0, 1)])
+    assert service.owned == {2048: (1, 3), 4096: (1, 0)} and zone.free_pages == free0 - 9
+    with pytest.raises(FailedPrecondition, match="cpu 0 reports holding pages"):
+        service.claim(0, [(5000, 0, 1), (2050, 0, 1)])  # the second overlaps cpu1's block
+    assert 5000 not in service.owned and zone.free_pages == free0 - 9
+    report = audit(zone, {"cpu1": [(2048, 3), (4096, 0)]})
+    assert report.ok, report.errors
+    service.close()
+
+
+# ------------------------------------------------------------------ membership and the reaper
+def test_membership_tells_unknown_from_dead_from_replaced():
+    async def main():
+        clock = Clock()
+        m = Membership(4, clock, failure_timeout=1.0, dead_timeout=3.0)
+        with pytest.raises(NotFound):
+            m.live(1, "a")
+        member = m.register(1, "127.0.0.1:1", 1, incarnation="a")
+        assert m.live(1, "a") is member
+        with pytest.raises(FailedPrecondition, match="replaced"):
+            m.live(1, "b")
+        clock.now += 2.0
+        assert member not in m.online() and m.overdue() == []
+        clock.now += 1.0
+        assert m.overdue() == [member]
+        m.declare_dead(member)
+        with pytest.raises(FailedPrecondition, match="declared dead"):
+            m.heartbeat(1, 5, "a")
+        assert m.alive() == 0 and not m.is_current(member)
+        await m.close()
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("failure,dead,lease", [(1.0, 1.0, None), (1.0, 3.0, 3.0)])
+def test_membership_refuses_a_lease_that_could_outlive_the_dead_timeout(failure, dead, lease):
+    with pytest.raises(ValueError):
+        Membership(2, Clock(), failure_timeout=failure, dead_timeout=dead, lease=lease)
+
+
+def test_the_reaper_takes_a_dead_cpus_pages_back_and_recomputes_high():
+    async def main():
+        clock = Clock()
+        zone = Zone(0, 65536, 2)
+        service = ZoneService(zone, CostModel(time_scale=0), sleep=lambda s: None)
+        m = Membership(2, clock, failure_timeout=1.0, dead_timeout=3.0)
+        pageset = Pageset(zone, 15, 2)
+        drainer = type("D", (), {"pcpu_drain_mutex": asyncio.Lock()})()
+        for cpu in (0, 1):
+            m.register(cpu, f"127.0.0.1:{cpu + 1}", 1, incarnation=str(cpu))
+        pageset.update(m.alive())
+        high2 = pageset.high
+        held = service.rmqueue(1, 0, MIGRATE_MOVABLE, 8, "t1").pfns
+        free = zone.free_pages
+        dead = []
+        reaper = Reaper(m, service, drainer, pageset, on_dead=lambda cpu, pages: dead.append((cpu, pages)))
+        clock.now += 3.5
+        m.heartbeat(0, 0, "0")
+        assert await reaper.reap() == [1]
+        assert dead == [(1, 8)] and zone.free_pages == free + 8 and not service.owned
+        assert pageset.high == zone.zone_highsize(15, 1) > high2 and len(held) == 8
+        assert await reaper.reap() == []  # once
+        service.close()
+        await m.close()
+    asyncio.run(main())
+
+
+# ------------------------------------------------------------------ the zone client
+class ScriptedStream:
+    """Answers from a script: an exception is raised, anything else returned."""
+    timeout = 0.01
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.sent = []
+
+    def request(self, message):
+        self.sent.append(message)
+        step = self.script.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    def close(self):
+        pass
+
+
+def zone_client(script):
+    client = ZoneClient(grpc.insecure_channel("127.0.0.1:1"), 0, "inc")
+    client._stream = ScriptedStream(script)
+    return client
+
+
+def test_a_zone_request_of_unknown_outcome_is_sent_again_with_its_key_until_answered():
+    """Lost replies and broken streams leave the outcome unknown: the same request (same
+    transfer id) goes again, as often as it takes; the answer is then the zone's."""
+    lost = StreamBroken(grpc.StatusCode.DEADLINE_EXCEEDED, "no reply")
+    broken = StreamBroken(grpc.StatusCode.UNAVAILABLE, "closed")
+    answer = pb.ZoneReply(rmqueue=pb.RmqueueReply(pfn=[64, 65], watermark_ok=True))
+    client = zone_client([lost, broken, lost, lost, lost, lost, lost, answer])
+    assert client.rmqueue_bulk(0, 2, MIGRATE_MOVABLE) == [64, 65]
+    sent = client._stream.sent
+    assert len(sent) == 8 and len({m.rmqueue.transfer_id for m in sent}) == 1
+    assert client.unknown_outcomes == 7
+
+
+def test_a_definite_refusal_is_not_retried_and_keeps_the_pages_on_the_pcp():
+    _, pcp, _ = filled()
+    before = sorted(pcp.pages())
+    client = zone_client([StreamBroken(grpc.StatusCode.DEADLINE_EXCEEDED, "lost"),
+                          pb.ZoneReply(code="FAILED_PRECONDITION", error="cpu 0 was declared dead")])
+    client.reclaim_active = False
+    with pytest.raises(ZoneRefused, match="declared dead"):
+        free_pcppages_bulk(client, 10, pcp, 0)
+    assert sorted(pcp.pages()) == before and len(client._stream.sent) == 2
