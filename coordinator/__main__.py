@@ -24,9 +24,12 @@ from node.health import Health
 from node.lifecycle import stop_event
 from node.server import MAX_FLUSH_MS, MAX_LEASE_MS
 from node.rpc_metrics import RpcMetricsInterceptor
+from node.mm import profile as profiles
 from node.mm.watermark import pageset_batch
 from node.mm.zone import Zone
 from node.timebase import TIME_SCALE, CostModel
+from coordinator.contig import ContigRanges
+from coordinator.cpu_hotplug import CpuHotplug
 from coordinator.drain import STRATEGIES, Drainer
 from coordinator.hotplug import Pageset, Reaper
 from coordinator.membership import Membership
@@ -68,12 +71,18 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
                    help=f"zone size in MiB (1..{MAX_ZONE_MB}; >= 688 gives the kernel's batch of 63)")
     p.add_argument("--zone-used", type=fraction, default=0.0, env="PCPSIM_ZONE_USED",
                    help="fraction of the zone held by the rest of the system at start (memory pressure)")
-    p.add_argument("--strategy", choices=sorted(STRATEGIES), default="remote", env="PCPSIM_STRATEGY",
-                   help="drain strategy for drains that do not name one (direct reclaim)")
+    p.add_argument("--kernel", choices=sorted(profiles.PROFILES), default=profiles.DEFAULT_KERNEL,
+                   env="PCPSIM_KERNEL", help="kernel profile the CPUs run (node.mm.profile; default %(default)s)")
+    p.add_argument("--strategy", choices=sorted(STRATEGIES), env="PCPSIM_STRATEGY",
+                   help="drain strategy for drains that do not name one (direct reclaim); rcu-swap also gives "
+                   "every CPU RCU list sets (default: the kernel profile's)")
     p.add_argument("--time-scale", type=positive(float), default=TIME_SCALE, env="PCPSIM_TIME_SCALE",
                    help="wall seconds per kernel second")
     p.add_argument("--lease-ms", type=int_range(1, MAX_LEASE_MS), default=2000, env="PCPSIM_LEASE_MS",
                    help=f"remote pcp lock lease (1..{MAX_LEASE_MS}, the most a node grants)")
+    p.add_argument("--rcu-gp-timeout-ms", type=int_range(1, MAX_LEASE_MS), default=2000,
+                   env="PCPSIM_RCU_GP_TIMEOUT_MS",
+                   help=f"rcu-swap: a CPU that reports no quiescent state this long fails its drain (1..{MAX_LEASE_MS})")
     p.add_argument("--flush-timeout-ms", type=int_range(1, MAX_FLUSH_MS), default=10_000,
                    env="PCPSIM_FLUSH_TIMEOUT_MS",
                    help=f"bound on a workqueue flush of one CPU (1..{MAX_FLUSH_MS})")
@@ -90,6 +99,11 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
     if args.dead_timeout_ms <= args.failure_timeout_ms:
         p.error(f"--dead-timeout-ms ({args.dead_timeout_ms}) must exceed --failure-timeout-ms "
                 f"({args.failure_timeout_ms}): a node must stop using its pages before they are taken")
+    profile = profiles.get(args.kernel)
+    args.strategy = args.strategy or profile.strategy
+    if args.strategy == "remote" and not profile.remote_drain:
+        p.error(f"--strategy remote: kernel {args.kernel} guards the pcp with a {profile.pcp_lock} that no "
+                "other CPU can take; use workqueue (its own) or rcu-swap (a what-if)")
     return args
 
 
@@ -111,7 +125,8 @@ async def main(args) -> None:
     faults = Faults()
     drainer = Drainer(membership, zone_service, STRATEGIES[args.strategy], time.monotonic,
                       lease_ms=args.lease_ms, flush_timeout_ms=args.flush_timeout_ms,
-                      on_record=drain_metrics.observe, faults=faults)
+                      on_record=drain_metrics.observe, faults=faults,
+                      gp_timeout_ms=args.rcu_gp_timeout_ms)
     reaper = drainer.reaper = Reaper(membership, zone_service, drainer, pageset)
     registry.register(CoordinatorCollector(zone_service, membership, drainer, args.time_scale, recovery, reaper))
     audit_metrics = AuditMetrics(registry)
@@ -121,7 +136,9 @@ async def main(args) -> None:
     pb_grpc.add_CoordinatorServicer_to_server(
         CoordinatorServicer(membership, zone_service, drainer, pageset, recovery, args.time_scale,
                             metrics_address=metrics.address if metrics else "",
-                            on_audit=audit_metrics.observe, faults=faults), server)
+                            on_audit=audit_metrics.observe, faults=faults, kernel=args.kernel,
+                            contig=ContigRanges(zone_service, drainer, time.monotonic, pageset, membership),
+                            hotplug=CpuHotplug(membership, drainer, pageset, time.monotonic)), server)
     health = await Health.add_to(server, pb.DESCRIPTOR.services_by_name["Coordinator"].full_name)
     port = server.add_insecure_port(args.listen)
     await server.start()

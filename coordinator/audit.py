@@ -12,14 +12,14 @@ import asyncio
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm import audit as mm_audit
-from coordinator.zone_service import OTHER
+from coordinator.zone_service import OWNER_KINDS
 
 
 async def audit_cluster(membership, zone_service, drainer, on_report=None) -> mm_audit.AuditReport:
     """`on_report(report)` is called once the audit completes (with either verdict), after the CPUs
     run again; an audit that fails to complete (a CPU did not answer) raises and reports nothing."""
     async with drainer.pcpu_drain_mutex:
-        members = membership.online()
+        members = membership.present()  # a CPU taken offline still holds its tasks' pages
         before = await asyncio.gather(*(m.stub.SetRunState(pb.RunStateRequest(cpu=m.cpu, paused=True),
                                                            timeout=10.0) for m in members))
         try:
@@ -51,9 +51,10 @@ def _check(zone_service, membership, snaps) -> mm_audit.AuditReport:
         node_pages[cpu] = mine
         errors.extend(f"cpu{cpu}: {e}" for e in snap.errors)
     owned = zone_service.holdings()
-    holders["other"] = owned.get(OTHER, [])
+    for owner, name in OWNER_KINDS.items():  # the rest of the system, CMA and offline ranges
+        holders[name] = owned.get(owner, [])
     seen = {s.cpu for s in snaps}
-    for cpu in sorted(set(owned) - {OTHER} - seen):
+    for cpu in sorted(set(owned) - set(OWNER_KINDS) - seen):
         errors.append(f"cpu{cpu} holds {len(owned[cpu])} blocks by the zone's records but did not report")
         holders[f"cpu{cpu}.unreported"] = owned[cpu]
     for cpu, mine in node_pages.items():

@@ -1,11 +1,17 @@
 """The `pcpsim` command.
 
   pcpsim cluster up --nodes N [--isolated LIST] [--rt LIST]   run a local cluster until Ctrl-C
+                   [--kernel 5.19|6.1|6.2] [--strategy S]     ... with a kernel profile and default strategy
                    [--prometheus]                             ... and a local Prometheus scraping it
   pcpsim drain --strategy workqueue|remote [--force-all-cpus]  drain_all_pages on a running cluster
+  pcpsim cma-alloc --pages N [--start-pfn P]                   alloc_contig_range: drain, take the range
+  pcpsim offline --pages N [--start-pfn P]                     offline_pages: zone_pcp_disable, forced drain
+  pcpsim release --start-pfn P --pages N                       give a CMA or offline range back to the buddy
+  pcpsim cpu offline|online N                                  CPU hotplug: drain from a survivor, recompute high
   pcpsim state [--json]                                        per-CPU pcp, zone, audit verdict
   pcpsim audit                                                 stop-the-world page audit
-  pcpsim compare [--quick] [--seed S] [--json PATH]            both strategies side by side
+  pcpsim compare [--quick] [--seed S] [--json PATH]            strategies side by side
+                 [--strategies workqueue,remote,rcu-swap] [--kernel 5.19|6.1|6.2] [--trigger-mix cma=1]
   pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
   pcpsim bench [--quick] [--json PATH]                         figures against their floors, as ratios
   pcpsim chaos run FILE... [--strategy S] [--seed N] [--out D] scripted faults, checked page by page
@@ -31,6 +37,7 @@ from node.mm.constants import MIGRATETYPE_NAMES, NR_PCP_LISTS, pindex_to_order, 
 from coordinator import bench, bench_figure, compare, plots, prometheus, report
 from coordinator.cluster import ClusterConfig, ClusterError, LocalCluster, assign_roles
 from node.cpulist import parse_cpu_list
+from node.mm import profile as profiles
 from coordinator.drain import STRATEGIES, STRATEGY_NAMES, TRIGGER_NAMES
 
 DEFAULT_STATE = os.path.join(".pcpsim", "cluster.json")
@@ -60,6 +67,45 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _strategy_list(text: str) -> tuple:
+    names = tuple(n.strip() for n in text.split(","))
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown strategy {', '.join(map(repr, unknown))}; "
+                                         f"known: {', '.join(STRATEGIES)}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"a strategy named twice in {text!r}")
+    return names
+
+
+def _trigger_mix(text: str) -> tuple:
+    mix = []
+    for part in text.split(","):
+        name, _, weight = part.partition("=")
+        if name.strip() not in compare.TRIGGERS:
+            raise argparse.ArgumentTypeError(f"unknown trigger {name.strip()!r}; known: {', '.join(compare.TRIGGERS)}")
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"weight of {name.strip()} is not a number: {weight!r}") from None
+        if w < 0:
+            raise argparse.ArgumentTypeError(f"weight of {name.strip()} must be >= 0, got {w}")
+        mix.append((name.strip(), w))
+    if sum(w for _, w in mix) <= 0:
+        raise argparse.ArgumentTypeError("at least one trigger needs a weight > 0")
+    return tuple(mix)
+
+
 def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state", default=os.environ.get("PCPSIM_STATE", DEFAULT_STATE),
                    help="cluster state file written by `cluster up` (default %(default)s)")
@@ -78,8 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--nodes", type=_positive_int, default=4, help="simulated CPUs (default %(default)s)")
     up.add_argument("--isolated", default="", help="isolated CPUs running a latency task, e.g. 2-3")
     up.add_argument("--rt", default="", help="which isolated CPUs run the RT task (default: none)")
-    up.add_argument("--strategy", choices=sorted(STRATEGIES), default="remote",
-                    help="strategy for direct-reclaim drains (default %(default)s)")
+    up.add_argument("--kernel", choices=sorted(profiles.PROFILES), default=profiles.DEFAULT_KERNEL,
+                    help="kernel profile the CPUs run: 5.19, 6.1 or 6.2 (default %(default)s)")
+    up.add_argument("--strategy", choices=sorted(STRATEGIES),
+                    help="strategy for direct-reclaim drains (default: the kernel profile's); rcu-swap also "
+                    "gives every CPU RCU list sets")
     up.add_argument("--seed", type=int, default=1)
     up.add_argument("--zone-mb", type=_positive_int, default=1024, help="zone size (default %(default)s MiB)")
     up.add_argument("--zone-used", type=_fraction, default=0.0,
@@ -96,6 +145,29 @@ def build_parser() -> argparse.ArgumentParser:
     drain.add_argument("--force-all-cpus", action="store_true", help="drain every CPU, not only those with pages")
     drain.add_argument("--json", action="store_true", help="print the result as JSON")
     _add_target(drain)
+
+    for name, help_ in (("cma-alloc", "alloc_contig_range on a running cluster: isolate the range, drain "
+                         "(zone-specific, waits for a running drain), take it out of the buddy"),
+                        ("offline", "offline_pages on a running cluster: zone_pcp_disable (high 0, batch 1, "
+                         "drain forced on every CPU), take the range out of the buddy, zone_pcp_enable")):
+        c = sub.add_parser(name, help=help_)
+        c.add_argument("--pages", type=_positive_int, required=True,
+                       help="range size in pages, a multiple of the pageblock (512)")
+        c.add_argument("--start-pfn", type=_positive_int, help="first pfn, pageblock aligned (default: the last "
+                       "--pages pages of the zone)")
+        c.add_argument("--timeout-ms", type=_positive_int, default=5000,
+                       help="how long pages in use may keep the range busy (default %(default)s)")
+        c.add_argument("--json", action="store_true", help="print the result as JSON")
+        _add_target(c)
+    cpu = sub.add_parser("cpu", help="CPU hotplug on a running cluster: offline stops the CPU's tasks, drains "
+                         "its lists from the coordinator and recomputes high; online recomputes it again")
+    cpu.add_argument("action", choices=["offline", "online"])
+    cpu.add_argument("cpu", type=_nonnegative_int, metavar="N")
+    _add_target(cpu)
+    rel = sub.add_parser("release", help="give a range taken by cma-alloc or offline back to the buddy")
+    rel.add_argument("--start-pfn", type=_positive_int, required=True)
+    rel.add_argument("--pages", type=_positive_int, required=True)
+    _add_target(rel)
 
     state = sub.add_parser("state", help="per-CPU pcp lists, zone free pages per order, audit verdict")
     state.add_argument("--json", action="store_true")
@@ -114,6 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--drain-interval-ms", type=_positive_int, default=150,
                       help="drain schedule period (default %(default)s)")
     cmp_.add_argument("--run-dir", help="where each phase's process logs go (default: a temp dir)")
+    cmp_.add_argument("--strategies", type=_strategy_list,
+                      help="comma-separated strategies to compare, each a phase (default "
+                      f"{','.join(compare.DEFAULT_STRATEGIES)}, or those the kernel allows; known: "
+                      f"{','.join(STRATEGIES)})")
+    cmp_.add_argument("--kernel", choices=sorted(profiles.PROFILES), default=profiles.DEFAULT_KERNEL,
+                      help="kernel profile every phase's CPUs run (default %(default)s)")
+    cmp_.add_argument("--trigger-mix", type=_trigger_mix, default=(("demand", 1.0),),
+                      help="what each scheduled event is, by weight: demand (drain_all_pages), cma "
+                      "(alloc_contig_range of a pageblock) or offline (offline_pages), e.g. demand=1,cma=1 "
+                      "(default demand=1); cma=1 is CMA allocations on a busy machine")
 
     rep = sub.add_parser("report", help="oslat-, cyclictest- and osnoise-style tables and plots from a "
                          "`compare --json` results file",
@@ -190,7 +272,7 @@ def cmd_cluster_up(args) -> int:
     run_dir = args.run_dir or os.path.join(".pcpsim", time.strftime("run-%Y%m%d-%H%M%S"))
     os.makedirs(os.path.dirname(os.path.abspath(args.state)), exist_ok=True)
     config = ClusterConfig(roles=roles, seed=args.seed, strategy=args.strategy, zone_mb=args.zone_mb,
-                           zone_used=args.zone_used)
+                           zone_used=args.zone_used, kernel=args.kernel)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     cluster = LocalCluster(config, run_dir, state_file=args.state)
@@ -250,6 +332,53 @@ def cmd_drain(args) -> int:
             print(f"  cpu{c.cpu}: {c.pages:5d} pages  done at {kus(c.duration_s, scale)}  "
                   f"waited {kus(c.wait_s, scale)}" + ("" if c.ok else f"  FAILED: {c.error}"))
     return 0 if r.status == pb.DrainAllReply.DONE else 1
+
+
+def cmd_contig(args) -> int:
+    channel, stub = _stub(args)
+    request = pb.ContigRangeRequest(start_pfn=args.start_pfn or 0, nr_pages=args.pages, timeout_ms=args.timeout_ms)
+    with channel:
+        call = stub.AllocContigRange if args.command == "cma-alloc" else stub.OfflinePages
+        r = call(request, timeout=args.timeout_ms / 1000.0 + 120.0)
+        scale = stub.GetState(pb.Empty(), timeout=10.0).time_scale
+    drains = [{"status": pb.DrainAllReply.Status.Name(d.status), "trigger": TRIGGER_NAMES[d.trigger],
+               "strategy": STRATEGY_NAMES[d.strategy], "duration_s": d.duration_s,
+               "cpus_marked": list(d.cpus_marked), "pages": sum(c.pages for c in d.cpus)} for d in r.drains]
+    if args.json:
+        print(json.dumps({"ok": r.ok, "start_pfn": r.start_pfn, "nr_pages": r.nr_pages, "duration_s": r.duration_s,
+                          "attempts": r.attempts, "busy_pfn": r.busy_pfn, "error": r.error, "drains": drains},
+                         indent=2))
+    else:
+        print(f"{args.command} [{r.start_pfn}, {r.start_pfn + r.nr_pages}): {'ok' if r.ok else 'FAILED'} in "
+              f"{kus(r.duration_s, scale)} after {r.attempts} attempt(s)" + ("" if r.ok else f": {r.error}"))
+        for d in drains:
+            print(f"  drain_all_pages ({d['strategy']}, {d['trigger']}): {d['status']} in "
+                  f"{kus(d['duration_s'], scale)}, CPUs marked {d['cpus_marked']}, {d['pages']} pages")
+    return 0 if r.ok else 1
+
+
+def cmd_cpu(args) -> int:
+    channel, stub = _stub(args)
+    with channel:
+        r = stub.SetCpuOnline(pb.CpuOnlineRequest(cpu=args.cpu, online=args.action == "online"), timeout=120.0)
+        scale = stub.GetState(pb.Empty(), timeout=10.0).time_scale
+    print(f"cpu{args.cpu} {args.action}: {r.online_cpus} CPUs online, high {r.high}, batch {r.batch}")
+    if r.HasField("drain"):
+        d = r.drain
+        print(f"  drain_pages(cpu{args.cpu}) ({STRATEGY_NAMES[d.strategy]}, {TRIGGER_NAMES[d.trigger]}): "
+              f"{pb.DrainAllReply.Status.Name(d.status)} in {kus(d.duration_s, scale)}, "
+              f"{sum(c.pages for c in d.cpus)} pages" + "".join(f"  FAILED: {c.error}" for c in d.cpus if not c.ok))
+        return 0 if d.status == pb.DrainAllReply.DONE else 1
+    return 0
+
+
+def cmd_release(args) -> int:
+    channel, stub = _stub(args)
+    with channel:
+        r = stub.ReleaseRange(pb.ReleaseRangeRequest(start_pfn=args.start_pfn, nr_pages=args.pages), timeout=30.0)
+    print(f"released {r.owner} range [{args.start_pfn}, {args.start_pfn + args.pages}); "
+          f"zone free pages {r.free_pages}")
+    return 0
 
 
 def _list_label(pindex: int) -> str:
@@ -319,8 +448,13 @@ def cmd_audit(args) -> int:
 
 def cmd_compare(args) -> int:
     measure_s = args.measure_s or (compare.QUICK_MEASURE_S if args.quick else compare.FULL_MEASURE_S)
-    config = compare.CompareConfig(seed=args.seed, measure_s=float(measure_s),
-                                   drain_interval_s=args.drain_interval_ms / 1000.0)
+    try:
+        config = compare.CompareConfig(seed=args.seed, measure_s=float(measure_s),
+                                       drain_interval_s=args.drain_interval_ms / 1000.0, kernel=args.kernel,
+                                       trigger_mix=args.trigger_mix,
+                                       strategies=args.strategies or compare.default_strategies(args.kernel))
+    except ValueError as err:
+        raise CliError(str(err)) from None
     try:
         result = compare.run_compare(config, args.run_dir)
     except ClusterError as err:
@@ -402,6 +536,7 @@ def cmd_chaos(args) -> int:
 
 
 COMMANDS = {"drain": cmd_drain, "state": cmd_state, "audit": cmd_audit, "compare": cmd_compare,
+            "cma-alloc": cmd_contig, "offline": cmd_contig, "release": cmd_release, "cpu": cmd_cpu,
             "report": cmd_report, "bench": cmd_bench, "chaos": cmd_chaos}
 
 

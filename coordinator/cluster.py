@@ -26,6 +26,7 @@ import grpc
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from coordinator.metrics import role_label
+from node.mm.profile import DEFAULT_KERNEL
 
 TARGETS_FILE = "prometheus-targets.json"
 
@@ -49,7 +50,8 @@ def assign_roles(nr_cpus: int, isolated: list[int], rt: list[int]) -> list[str]:
 class ClusterConfig:
     roles: list[str]
     seed: int = 1
-    strategy: str = "remote"
+    strategy: str | None = "remote"  # None: the kernel profile's
+    kernel: str = DEFAULT_KERNEL
     zone_mb: int = 1024
     zone_used: float = 0.0
     listen_host: str = "127.0.0.1"
@@ -112,7 +114,8 @@ class LocalCluster(Supervised):
         listen = self.coordinator_address or f"{cfg.listen_host}:0"
         coord = self._spawn("coordinator", [
             "coordinator", "--listen", listen, "--nodes", str(len(cfg.roles)),
-            "--strategy", cfg.strategy, "--zone-mb", str(cfg.zone_mb), "--zone-used", str(cfg.zone_used),
+            "--kernel", cfg.kernel, *(["--strategy", cfg.strategy] if cfg.strategy else []),
+            "--zone-mb", str(cfg.zone_mb), "--zone-used", str(cfg.zone_used),
             *cfg.coordinator_args], stdout=subprocess.PIPE)
         self.coordinator_address = self._read_listening(coord, deadline)
         return coord

@@ -1,8 +1,15 @@
 """`pcpsim compare`: the same workload and drain schedule under each strategy, side by side.
 
-Runs three phases, each on a fresh local cluster started with the same seed (so the
-workload's random choices are the same): `noise_floor` (no drains: what the latency
-tasks see from the simulator and the machine alone), then `workqueue` and `remote`.
+Runs one phase per strategy, each on a fresh local cluster started with the same seed (so
+the workload's random choices are the same), after a `noise_floor` phase (no drains: what
+the latency tasks see from the simulator and the machine alone). The strategies are
+`workqueue` and `remote` unless `strategies` names others (`rcu-swap`); an rcu-swap phase
+runs its cluster with the RCU list-set pcp (node.mm.pcp_rcu), and its results add the
+grace period each drain waited (`grace_period`). `trigger_mix` makes each scheduled event a
+demand drain, a CMA allocation (alloc_contig_range of one pageblock, then its release) or a
+memory offline (then online) by seeded weights, the same sequence for every strategy:
+`--trigger-mix cma=1` is "CMA allocations on a busy machine"; the results then add `contig`
+(each whole operation's duration) and `drains_by_trigger`.
 Each phase warms up (pcp lists fill), resets every counter, then issues
 drain_all_pages on an open-loop schedule (one per --drain-interval on average, with
 seeded jitter, the same for every strategy; a drain due while one runs waits for the
@@ -19,6 +26,7 @@ histogram in 1 us kernel-time buckets, min/avg/max, noise by cause) and every
 drain_all_pages duration in `strategies.<name>.drain_all.durations_s`.
 """
 
+import collections
 import json
 import random
 import math
@@ -33,13 +41,20 @@ import grpc
 
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.mm import profile as profiles
 from node.timebase import TIME_SCALE
 from coordinator.cluster import ClusterConfig, LocalCluster
-from coordinator.drain import STRATEGIES
+from coordinator.drain import STRATEGIES, TRIGGER_NAMES
 from coordinator.stats import percentile, summary
 
 DEFAULT_ROLES = ["housekeeping", "housekeeping", "isolated-preemptible", "isolated-rt"]
-PHASES = ("noise_floor", "workqueue", "remote")
+PHASES = ("noise_floor", *STRATEGIES)  # every phase there is, in report order
+DEFAULT_STRATEGIES = ("workqueue", "remote")
+
+
+def default_strategies(kernel: str) -> tuple:
+    """workqueue and remote, or workqueue and rcu-swap under a kernel whose pcp no other CPU can lock."""
+    return DEFAULT_STRATEGIES if profiles.get(kernel).remote_drain else ("workqueue", "rcu-swap")
 HIST_BUCKET_KERNEL_US = 1  # oslat's bucket width
 QUICK_MEASURE_S = 25.0
 FULL_MEASURE_S = 60.0
@@ -52,6 +67,27 @@ class CompareConfig:
     warmup_s: float = 3.0
     drain_interval_s: float = 0.150
     roles: tuple = tuple(DEFAULT_ROLES)
+    strategies: tuple = DEFAULT_STRATEGIES
+    kernel: str = profiles.DEFAULT_KERNEL
+    trigger_mix: tuple = (("demand", 1.0),)  # (trigger, weight): what each scheduled event is
+
+    def __post_init__(self):
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        if unknown or not self.strategies or len(set(self.strategies)) != len(self.strategies):
+            raise ValueError(f"strategies must be distinct names among {', '.join(STRATEGIES)}; "
+                             f"got {', '.join(self.strategies) or 'none'}")
+        if (not self.trigger_mix or any(t not in TRIGGERS or w < 0 for t, w in self.trigger_mix)
+                or sum(w for _, w in self.trigger_mix) <= 0):
+            raise ValueError(f"trigger mix must weigh {', '.join(TRIGGERS)} with weights >= 0, not all 0; "
+                             f"got {self.trigger_mix}")
+        profile = profiles.get(self.kernel)
+        if "remote" in self.strategies and not profile.remote_drain:
+            raise ValueError(f"kernel {self.kernel} guards the pcp with a {profile.pcp_lock} that no other CPU "
+                             "can take: compare workqueue and rcu-swap under it, or remote under 6.1/6.2")
+
+    @property
+    def phases(self) -> tuple:
+        return ("noise_floor", *self.strategies)
 
 
 class Progress:
@@ -63,13 +99,14 @@ class Progress:
         self.stream = stream
         self.tty = stream.isatty()
         self.t0 = time.monotonic()
-        self.total = len(PHASES) * (config.measure_s + config.warmup_s + self.STARTUP_S)
+        self.nr_phases = len(config.phases)
+        self.total = self.nr_phases * (config.measure_s + config.warmup_s + self.STARTUP_S)
         self._last_plain = 0.0
 
     def update(self, index: int, phase: str, step: str, force: bool = False) -> None:
         elapsed = time.monotonic() - self.t0
         remaining = max(0.0, self.total - elapsed)
-        line = (f"[{index + 1}/{len(PHASES)} {phase}] {step:<10} elapsed {elapsed:5.0f}s"
+        line = (f"[{index + 1}/{self.nr_phases} {phase}] {step:<10} elapsed {elapsed:5.0f}s"
                 f"  remaining ~{remaining:4.0f}s")
         if self.tty:
             self.stream.write("\r" + line + "\x1b[K")
@@ -98,21 +135,51 @@ def drain_schedule(seed: int, interval: float, duration: float) -> list[float]:
     return offsets
 
 
-def _drive_drains(stub, strategy: int, offsets: list[float], start: float, errors: list) -> None:
-    """Open-loop schedule: each drain on its own thread at its offset, so a slow drain
+TRIGGERS = ("demand", "cma", "offline")  # what a scheduled event does (--trigger-mix)
+CONTIG_PAGES = 512   # one pageblock per cma or offline event
+CONTIG_SLOTS = 16    # events in flight at once get distinct ranges at the top of the zone
+
+
+def trigger_plan(seed: int, mix: tuple, n: int) -> list[str]:
+    """Which trigger each of n scheduled events is, drawn with the seed by the mix's weights
+    ((name, weight) pairs), so every strategy meets the same sequence."""
+    rng = random.Random(f"triggers:{seed}")
+    names, weights = zip(*mix)
+    return rng.choices(names, weights, k=n)
+
+
+def _event(stub, strategy: int, trigger: str, index: int, top: int, contig: list) -> None:
+    """One scheduled event. demand: drain_all_pages. cma: alloc_contig_range of one pageblock
+    (its own zone-specific drain), then cma_release. offline: offline_pages of one pageblock
+    (zone_pcp_disable, a drain forced on every CPU), then online it again."""
+    if trigger == "demand":
+        stub.DrainAllPages(pb.DrainAllRequest(strategy=strategy, trigger=pb.TRIGGER_DEMAND), timeout=60.0)
+        return
+    slot = index % CONTIG_SLOTS + (CONTIG_SLOTS if trigger == "offline" else 0)
+    start = top - (slot + 1) * CONTIG_PAGES
+    call = stub.AllocContigRange if trigger == "cma" else stub.OfflinePages
+    reply = call(pb.ContigRangeRequest(start_pfn=start, nr_pages=CONTIG_PAGES, timeout_ms=2000), timeout=60.0)
+    contig.append({"trigger": trigger, "ok": reply.ok, "duration_s": reply.duration_s,
+                   "drains": len(reply.drains), "error": reply.error})
+    if reply.ok:
+        stub.ReleaseRange(pb.ReleaseRangeRequest(start_pfn=start, nr_pages=CONTIG_PAGES), timeout=30.0)
+
+
+def _drive_drains(stub, strategy: int, offsets: list[float], start: float, errors: list,
+                  plan: list[str], top: int, contig: list) -> None:
+    """Open-loop schedule: each event on its own thread at its offset, so a slow drain
     does not shift the next one's start (it waits for the mutex instead)."""
     threads = []
-    for offset in offsets:
+    for index, (offset, trigger) in enumerate(zip(offsets, plan)):
         delay = start + offset - time.monotonic()
         if delay > 0:
             time.sleep(delay)
 
-        def one() -> None:
+        def one(index=index, trigger=trigger) -> None:
             try:
-                stub.DrainAllPages(pb.DrainAllRequest(strategy=strategy, trigger=pb.TRIGGER_DEMAND),
-                                   timeout=60.0)
+                _event(stub, strategy, trigger, index, top, contig)
             except grpc.RpcError as err:
-                errors.append(f"{err.code().name}: {err.details()}")
+                errors.append(f"{trigger}: {err.code().name}: {err.details()}")
         t = threading.Thread(target=one, daemon=True)
         t.start()
         threads.append(t)
@@ -122,8 +189,9 @@ def _drive_drains(stub, strategy: int, offsets: list[float], start: float, error
 
 def run_phase(phase: str, config: CompareConfig, run_dir: str, progress: Progress, index: int) -> dict:
     strategy = STRATEGIES.get(phase)
-    cluster_cfg = ClusterConfig(roles=list(config.roles), seed=config.seed,
-                                strategy=phase if strategy else "remote")
+    # The noise floor runs the kernel's own design (its default strategy), with no drains.
+    cluster_cfg = ClusterConfig(roles=list(config.roles), seed=config.seed, kernel=config.kernel,
+                                strategy=phase if strategy else None)
     progress.update(index, phase, "starting", force=True)
     with LocalCluster(cluster_cfg, os.path.join(run_dir, phase)) as cluster:
         nodes = cluster.state().nodes
@@ -137,11 +205,15 @@ def run_phase(phase: str, config: CompareConfig, run_dir: str, progress: Progres
                     stub.GetStats(pb.StatsRequest(cpu=cpu, reset=True), timeout=10.0)
                 coord.GetDrainHistory(pb.DrainHistoryRequest(reset=True), timeout=10.0)
                 errors: list[str] = []
+                contig: list[dict] = []
                 driver = None
                 if strategy:
                     offsets = drain_schedule(config.seed, config.drain_interval_s, config.measure_s)
+                    plan = trigger_plan(config.seed, config.trigger_mix, len(offsets))
+                    zone = coord.GetState(pb.Empty(), timeout=10.0).zone
                     driver = threading.Thread(target=_drive_drains, daemon=True, args=(
-                        coord, strategy, offsets, time.monotonic(), errors))
+                        coord, strategy, offsets, time.monotonic(), errors, plan,
+                        zone.start_pfn + zone.spanned_pages, contig))
                     driver.start()
                 _wait(progress, index, phase, "measuring", config.measure_s)
                 if driver:
@@ -154,7 +226,7 @@ def run_phase(phase: str, config: CompareConfig, run_dir: str, progress: Progres
             finally:
                 for ch in node_channels.values():
                     ch.close()
-    return summarize_phase(stats, history, audit, errors)
+    return summarize_phase(stats, history, audit, errors, contig)
 
 
 def _wait(progress: Progress, index: int, phase: str, step: str, seconds: float) -> None:
@@ -207,13 +279,22 @@ def cpu_detail(s) -> dict:
             "drain_work_items": s.drain_work_items, "drain_wait_max_s": s.drain_wait_max_s}
 
 
-def summarize_phase(stats: dict, history, audit, errors: list) -> dict:
-    done = [d.duration_s for d in history if d.status == pb.DrainAllReply.DONE]
-    out = {"drain_all": {**summary(done), "durations_s": done},
+def summarize_phase(stats: dict, history, audit, errors: list, contig=()) -> dict:
+    done = [d for d in history if d.status == pb.DrainAllReply.DONE]
+    durations = [d.duration_s for d in done]
+    out = {"drain_all": {**summary(durations), "durations_s": durations},
+           # rcu-swap: how long each drain waited for its slowest CPU's quiescent state (0 otherwise).
+           "grace_period": summary([d.grace_period_s for d in done]),
            "cpus": {str(cpu): cpu_detail(s) for cpu, s in sorted(stats.items())
                     if s.role in (pb.ROLE_ISOLATED_PREEMPTIBLE, pb.ROLE_ISOLATED_RT)},
            "drain_all_failed": sum(1 for d in history if d.status == pb.DrainAllReply.FAILED),
-           "drain_rpc_errors": errors[:10]}
+           "drain_rpc_errors": errors[:10],
+           "drains_by_trigger": dict(collections.Counter(TRIGGER_NAMES[d.trigger] for d in history))}
+    if contig:  # cma / offline events (--trigger-mix): each whole operation, drains and retries included
+        ok = [c["duration_s"] for c in contig if c["ok"]]
+        out["contig"] = {**summary(ok), "failed": len(contig) - len(ok),
+                         "by_trigger": dict(collections.Counter(c["trigger"] for c in contig)),
+                         "errors": [c["error"] for c in contig if not c["ok"]][:10]}
     pre = _tasks(stats, pb.ROLE_ISOLATED_PREEMPTIBLE)
     rt = _tasks(stats, pb.ROLE_ISOLATED_RT)
     if pre:
@@ -241,7 +322,7 @@ def run_compare(config: CompareConfig, run_dir: str | None = None, stream=sys.st
     progress = Progress(config, stream)
     phases = {}
     try:
-        for index, phase in enumerate(PHASES):
+        for index, phase in enumerate(config.phases):
             phases[phase] = run_phase(phase, config, run_dir, progress, index)
     finally:
         progress.done()
@@ -249,18 +330,20 @@ def run_compare(config: CompareConfig, run_dir: str | None = None, stream=sys.st
     per_cpu = {name: {"cpus": phase.pop("cpus")} for name, phase in phases.items()}
     return {
         "seed": config.seed,
+        "kernel": config.kernel,
         "time_scale": TIME_SCALE,
         "hist_bucket_kernel_us": HIST_BUCKET_KERNEL_US,
         "phases": per_cpu,
         "config": {"measure_s": config.measure_s, "warmup_s": config.warmup_s,
-                   "drain_interval_s": config.drain_interval_s, "roles": list(config.roles)},
+                   "drain_interval_s": config.drain_interval_s, "roles": list(config.roles),
+                   "strategies": list(config.strategies), "trigger_mix": dict(config.trigger_mix)},
         "run_dir": run_dir,
         "noise_floor": {
             "wake_latency_p99_s": floor["isolated_preemptible"]["wake_latency_p99_s"],
             "wake_latency_p50_s": floor["isolated_preemptible"]["wake_latency_p50_s"],
             "rt_wake_latency_p99_s": floor.get("isolated_rt", {}).get("wake_latency_p99_s", 0.0),
             "audit": floor["audit"]},
-        "strategies": {name: phases[name] for name in PHASES if name in STRATEGIES},
+        "strategies": {name: phases[name] for name in config.strategies},
     }
 
 
@@ -275,6 +358,14 @@ ROWS = [
     ("drain_all_pages p99", "drain_all.p99_s", "t"),
     ("drain_all_pages max", "drain_all.max_s", "t"),
     ("drain p99/p50", None, "ratio"),
+    ("drain_all_pages failed", "drain_all_failed", "n"),
+    ("cma/offline ops ok p50", "contig.p50_s", "t"),
+    ("cma/offline ops ok p99", "contig.p99_s", "t"),
+    ("cma/offline ops ok max", "contig.max_s", "t"),
+    ("cma/offline ops failed", "contig.failed", "n"),
+    ("rcu grace period p50", "grace_period.p50_s", "gp"),
+    ("rcu grace period p99", "grace_period.p99_s", "gp"),
+    ("rcu grace period max", "grace_period.max_s", "gp"),
     ("preemptible wake p50", "isolated_preemptible.wake_latency_p50_s", "t"),
     ("preemptible wake p99", "isolated_preemptible.wake_latency_p99_s", "t"),
     ("preemptible wake max", "isolated_preemptible.wake_latency_max_s", "t"),
@@ -301,7 +392,8 @@ def _get(d: dict, path: str):
 def format_table(result: dict) -> str:
     names = list(result["strategies"])
     width = 28
-    lines = [f"{'':30}" + "".join(f"{n:>{width}}" for n in names),
+    lines = [f"{'kernel ' + result.get('kernel', profiles.DEFAULT_KERNEL):30}"
+             + "".join(f"{n:>{width}}" for n in names),
              f"{'noise floor: preemptible wake p99':30} {_ms(result['noise_floor']['wake_latency_p99_s'])}"]
     for label, path, kind in ROWS:
         cells = []
@@ -310,11 +402,13 @@ def format_table(result: dict) -> str:
             if kind == "ratio":
                 p50 = s["drain_all"]["p50_s"]
                 cells.append(f"{s['drain_all']['p99_s'] / p50:.2f}" if p50 else "-")
+            elif kind == "gp" and n != "rcu-swap":
+                cells.append("-")  # only rcu-swap waits for grace periods
             elif kind == "audit":
                 cells.append(f"{s['audit']['lost']} / {s['audit']['duplicated']}")
             else:
                 v = _get(s, path)
-                cells.append("-" if v is None else _ms(v) if kind == "t" else str(v))
+                cells.append("-" if v is None else _ms(v) if kind in ("t", "gp") else str(v))
         lines.append(f"{label:30}" + "".join(f"{c:>{width}}" for c in cells))
     lines.append(f"(wall time, kernel time in parentheses: 1 kernel us = {TIME_SCALE / 1e3:g} ms wall)")
     return "\n".join(lines)

@@ -17,6 +17,7 @@ Models __drain_all_pages() of mm/page_alloc.c:
   whose reply is lost is asked again until the node answers or is no longer a member
   (then page_alloc_cpu_dead takes the pages back, committed or not), so every drain
   resolves within the lease plus the dead timeout.
+- STRATEGY_RCU_SWAP (Saenz Julienne's series, not merged): coordinator.drain_rcu.
 Each drain is recorded (status, per-CPU pages, duration and wait) for reports.
 """
 
@@ -34,11 +35,14 @@ from coordinator.membership import CONTROL_TIMEOUT_S
 from node.api.v1 import pcpsim_pb2 as pb
 from node.faults import InjectedRpcError
 from node.reply_stream import StreamBroken
+from coordinator import drain_rcu
 
 COMMIT_RETRY_S = 0.05
-STRATEGIES = {"workqueue": pb.STRATEGY_WORKQUEUE, "remote": pb.STRATEGY_REMOTE}
+STRATEGIES = {"workqueue": pb.STRATEGY_WORKQUEUE, "remote": pb.STRATEGY_REMOTE, "rcu-swap": pb.STRATEGY_RCU_SWAP}
 STRATEGY_NAMES = {v: k for k, v in STRATEGIES.items()}
-TRIGGER_NAMES = {pb.TRIGGER_DEMAND: "demand", pb.TRIGGER_RECLAIM: "reclaim"}
+TRIGGER_NAMES = {pb.TRIGGER_DEMAND: "demand", pb.TRIGGER_RECLAIM: "reclaim",
+                 pb.TRIGGER_ALLOC_CONTIG: "alloc_contig", pb.TRIGGER_MEMORY_OFFLINE: "memory_offline",
+                 pb.TRIGGER_CPU_HOTPLUG: "cpu_hotplug"}
 
 
 @dataclass
@@ -49,6 +53,7 @@ class CpuDrain:
     wait_s: float = 0.0
     ok: bool = True
     error: str = ""
+    grace_period_s: float = 0.0  # rcu-swap only
 
 
 @dataclass
@@ -60,19 +65,22 @@ class DrainRecord:
     duration_s: float = 0.0
     cpus_marked: list = field(default_factory=list)
     cpus: list = field(default_factory=list)
+    mutex_wait_s: float = 0.0
 
     def to_pb(self) -> pb.DrainAllReply:
         return pb.DrainAllReply(
             status=self.status, strategy=self.strategy, trigger=self.trigger,
             duration_s=self.duration_s, cpus_marked=self.cpus_marked, started_at=self.started_at,
-            cpus=[pb.DrainCpuResult(cpu=c.cpu, pages=c.pages, duration_s=c.duration_s,
-                                    wait_s=c.wait_s, ok=c.ok, error=c.error) for c in self.cpus])
+            grace_period_s=max((c.grace_period_s for c in self.cpus), default=0.0), mutex_wait_s=self.mutex_wait_s,
+            cpus=[pb.DrainCpuResult(cpu=c.cpu, pages=c.pages, duration_s=c.duration_s, wait_s=c.wait_s,
+                                    ok=c.ok, error=c.error, grace_period_s=c.grace_period_s)
+                  for c in self.cpus])
 
 
 class Drainer:
     def __init__(self, membership, zone_service, default_strategy: int, clock,
                  lease_ms: int = 2000, flush_timeout_ms: int = 10_000, keep: int = 100_000,
-                 on_record=None, faults=None):
+                 on_record=None, faults=None, gp_timeout_ms: int = 2000):
         if default_strategy not in STRATEGY_NAMES:
             raise InvalidArgument(f"unknown strategy {default_strategy}")
         self.membership = membership
@@ -81,6 +89,7 @@ class Drainer:
         self.clock = clock
         self.lease_ms = lease_ms
         self.flush_timeout_ms = flush_timeout_ms
+        self.gp_timeout_ms = gp_timeout_ms  # rcu-swap: bound on one CPU's grace period
         self.pcpu_drain_mutex = asyncio.Lock()
         self.history = collections.deque(maxlen=keep)
         self.on_record = on_record  # called with every finished DrainRecord (metrics), once per drain
@@ -110,10 +119,13 @@ class Drainer:
             return self._finish(record)
         async with self.pcpu_drain_mutex:
             t0 = self.clock()
+            record.mutex_wait_s = t0 - record.started_at
             marked = [m for m in self.membership.online() if force_all_cpus or m.pcp_count]
             record.cpus_marked = [m.cpu for m in marked]
             if strategy == pb.STRATEGY_WORKQUEUE:
                 record.cpus = await self._drain_workqueue(marked)
+            elif strategy == pb.STRATEGY_RCU_SWAP:
+                record.cpus = await drain_rcu.drain_rcu_swap(self, marked)
             else:
                 record.cpus = [await self._drain_pages_zone(m) for m in marked]
             record.duration_s = self.clock() - t0
@@ -183,7 +195,8 @@ class Drainer:
             if grant.token:
                 self._stop_here_if_trapped()
                 pages = validate.page_list(grant.pages)
-                await self._commit(member, grant.token)
+                await self._commit(member, unlock=pb.PcpUnlockRequest(cpu=member.cpu, token=grant.token,
+                                                                      commit=True))
                 await self.zone.locked(self.zone.free_pages, member.cpu, pages,
                                        f"drain-cpu{member.cpu}-{member.incarnation}-{grant.token}")
                 result.pages = sum(1 << order for _, order, _ in pages)
@@ -192,8 +205,9 @@ class Drainer:
         result.duration_s = self.clock() - t0
         return result
 
-    async def _commit(self, member, token: int) -> None:
-        """Commit, asking again while the answer is lost. A node that cannot answer within the
+    async def _commit(self, member, **op) -> None:
+        """Commit (`op`: unlock= a PcpUnlockRequest, or rcu_release= an RcuReleaseRequest, with
+        commit=True), asking again while the answer is lost. A node that cannot answer within the
         dead timeout is declared dead here and now (this drain holds pcpu_drain_mutex, which
         the reaper would need): page_alloc_cpu_dead then takes back every page the zone
         records for it, whether or not it let these go, and it discards them all."""
@@ -201,8 +215,7 @@ class Drainer:
         while True:
             timeout = max(0.05, min(CONTROL_TIMEOUT_S, give_up - self.clock()))
             try:
-                await self._control(member, timeout,
-                                    unlock=pb.PcpUnlockRequest(cpu=member.cpu, token=token, commit=True))
+                await self._control(member, timeout, **op)
                 return
             except (StreamBroken, InjectedRpcError) as err:
                 if not self.membership.is_current(member):

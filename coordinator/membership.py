@@ -50,6 +50,7 @@ class Member:
     incarnation: str = ""  # the node process's random id (RegisterRequest.incarnation)
     dead: bool = False     # declared dead: its pages went back to the zone
     resumed: bool = False  # registered with resume=true and its holdings were claimed
+    cpu_offline: bool = False  # taken offline by CPU hotplug (coordinator.cpu_hotplug): alive, not online
 
 
 class Membership:
@@ -128,12 +129,16 @@ class Membership:
         return self.members.get(member.cpu) is member and not member.dead
 
     def online(self) -> list[Member]:
-        """Members whose heartbeats are current, by CPU number."""
+        """Members whose heartbeats are current and whose CPU is online (not hotplugged out), by CPU number."""
+        return [m for m in self.present() if not m.cpu_offline]
+
+    def present(self) -> list[Member]:
+        """Members whose heartbeats are current, online or not (what holds pages), by CPU number."""
         return [m for _, m in sorted(self.members.items()) if self.is_up(m)]
 
     def alive(self) -> int:
-        """CPUs registered and not dead (the kernel's online CPUs, for pcp->high)."""
-        return sum(1 for m in self.members.values() if not m.dead)
+        """CPUs registered, not dead and not hotplugged out (the kernel's online CPUs, for pcp->high)."""
+        return sum(1 for m in self.members.values() if not m.dead and not m.cpu_offline)
 
     def overdue(self) -> list[Member]:
         """Living members silent for longer than dead_timeout."""

@@ -13,7 +13,8 @@ import os
 
 from coordinator import report
 
-PHASE_STYLE = {"noise_floor": ("tab:gray", ":"), "workqueue": ("tab:red", "-"), "remote": ("tab:blue", "-")}
+PHASE_STYLE = {"noise_floor": ("tab:gray", ":"), "workqueue": ("tab:red", "-"), "remote": ("tab:blue", "-"),
+               "rcu-swap": ("tab:green", "-")}
 # Curves drawn later are thinner, so identical curves (an RT task sees the same few
 # buckets in every phase) stay visible as nested lines instead of hiding each other.
 LINE_WIDTHS = (3.2, 2.2, 1.3, 1.0)

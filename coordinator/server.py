@@ -7,12 +7,14 @@ from node.api.errors import FailedPrecondition, Unavailable, rpc, serve_stream
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.constants import MAX_ORDER
+from node.mm.profile import DEFAULT_KERNEL
 from coordinator.audit import audit_cluster
 
 
 class CoordinatorServicer(pb_grpc.CoordinatorServicer):
     def __init__(self, membership, zone_service, drainer, pageset, recovery, time_scale: float,
-                 metrics_address: str = "", on_audit=None, faults=None):
+                 metrics_address: str = "", on_audit=None, faults=None, kernel: str = DEFAULT_KERNEL,
+                 contig=None, hotplug=None):
         self.membership = membership
         self.zone = zone_service
         self.drainer = drainer
@@ -22,6 +24,9 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         self.metrics_address = metrics_address  # this process's /metrics host:port, reported in GetState
         self.on_audit = on_audit  # called with each completed audit's report (coordinator.metrics.AuditMetrics)
         self.faults = faults      # node.faults.Faults: set by the chaos nemesis
+        self.kernel = kernel  # the kernel profile every CPU runs (node.mm.profile), sent at registration
+        self.contig = contig  # coordinator.contig.ContigRanges: alloc_contig_range, offline_pages
+        self.hotplug = hotplug  # coordinator.cpu_hotplug.CpuHotplug
 
     def zone_info(self) -> pb.ZoneInfo:
         z = self.zone.zone
@@ -64,7 +69,8 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
                                 zone=self.zone_info(), time_scale=self.time_scale,
                                 reclaimed_pages=reclaimed, lease_ms=round(m.lease * 1000),
                                 dead_ms=round(m.dead_timeout * 1000), resumed=resumed,
-                                recovering=self.recovery.active)
+                                recovering=self.recovery.active, strategy=self.drainer.default_strategy,
+                                kernel=self.kernel)
 
     async def _claim(self, cpu: int, holdings: list) -> bool:
         try:
@@ -148,7 +154,8 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
                                default_strategy=self.drainer.default_strategy,
                                high=self.pageset.high, batch=self.pageset.batch, time_scale=self.time_scale,
                                metrics_address=self.metrics_address, recovering=self.recovery.active,
-                               lease_ms=round(m.lease * 1000), dead_ms=round(m.dead_timeout * 1000))
+                               lease_ms=round(m.lease * 1000), dead_ms=round(m.dead_timeout * 1000),
+                               kernel=self.kernel)
 
     @rpc
     async def GetDrainHistory(self, request, context):
@@ -169,3 +176,25 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
     @rpc
     async def SetFaults(self, request, context):
         return self.faults.set(request)
+
+    @rpc
+    async def AllocContigRange(self, request, context):
+        result = await self.contig.alloc_contig_range(request.start_pfn, request.nr_pages, request.timeout_ms)
+        return result.to_pb()
+
+    @rpc
+    async def OfflinePages(self, request, context):
+        result = await self.contig.offline_pages(request.start_pfn, request.nr_pages, request.timeout_ms)
+        return result.to_pb()
+
+    @rpc
+    async def ReleaseRange(self, request, context):
+        owner = await self.contig.release(request.start_pfn, request.nr_pages)
+        return pb.ReleaseRangeReply(owner=owner, free_pages=self.zone.zone.free_pages)
+
+    @rpc
+    async def SetCpuOnline(self, request, context):
+        cpu = validate.cpu(request.cpu, self.membership.nr_cpus)
+        record = await self.hotplug.set_online(cpu, request.online)
+        return pb.CpuOnlineReply(drain=record.to_pb() if record else None, high=self.pageset.high,
+                                 batch=self.pageset.batch, online_cpus=self.membership.alive())

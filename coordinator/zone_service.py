@@ -30,12 +30,16 @@ from dataclasses import dataclass
 
 from node.api.errors import FailedPrecondition
 from node.api.validate import MAX_PAGES_PER_MESSAGE
+from node.mm import isolation
 from node.mm.constants import MAX_ORDER, MIGRATE_MOVABLE
 from node.mm.buddy import PageStateError
 from node.mm.zone import Zone
 from node.timebase import CostModel
 
 OTHER = -1  # owner of pages held by the rest of the system (page cache, slab, ...)
+CMA = -2    # a range taken by alloc_contig_range (coordinator.contig)
+OFFLINE = -3  # a range taken by offline_pages
+OWNER_KINDS = {OTHER: "other", CMA: "cma", OFFLINE: "offline"}  # owners that are not CPUs (the audit's names)
 SLEEP_MIN_S = 50e-6  # Linux's default timer slack: no sleep is shorter
 _KEEP_TRANSFERS = 1 << 16
 
@@ -178,6 +182,43 @@ class ZoneService:
             self.owned[pfn] = (cpu, order)
         self._update_reclaim()
         return sum(1 << order for _, order, _ in taken)
+
+    def take_range(self, owner: int, start: int, nr_pages: int):
+        """The range's pages, isolated, out of the buddy and recorded as `owner`'s (CMA or OFFLINE); or,
+        if a page is still in use, (None, busy pfn, its holder) and nothing changes."""
+        busy = isolation.test_pages_isolated(self.zone, start, nr_pages)
+        if busy is not None:
+            return None, busy, self.holder_of(busy)
+        blocks = isolation.take_isolated_range(self.zone, start, nr_pages)
+        for pfn, order in blocks:
+            self.owned[pfn] = (owner, order)
+        self._sleep(self.cost.zone_hold(len(blocks)))
+        self._update_reclaim()
+        return blocks, None, None
+
+    def release_range(self, start: int, nr_pages: int) -> int:
+        """cma_release / online_pages: the range, recorded whole as one CMA or OFFLINE owner's, back to the
+        buddy; returns the owner. Anything else is refused and changes nothing."""
+        blocks = isolation.range_blocks(start, isolation.check_range(self.zone, start, nr_pages))
+        owners = {self.owned.get(pfn) for pfn, _ in blocks}
+        owner = next(iter(owners))[0] if len(owners) == 1 and None not in owners else None
+        if owner not in (CMA, OFFLINE) or any(self.owned[pfn][1] != order for pfn, order in blocks):
+            raise FailedPrecondition(f"range [{start}, {start + nr_pages}) is not one taken range "
+                                     "(AllocContigRange or OfflinePages of exactly these pages)")
+        for pfn, order in blocks:
+            del self.owned[pfn]
+            self.zone.free_one_page(pfn, order, self.zone.get_pageblock_migratetype(pfn))
+        self._sleep(self.cost.zone_hold(len(blocks)))
+        self._update_reclaim()
+        return owner
+
+    def holder_of(self, pfn: int):
+        """The owner recorded for the block containing `pfn` (a CPU or an OWNER_KINDS key), or None."""
+        for k in range(MAX_ORDER):
+            held = self.owned.get(pfn & ~((1 << k) - 1))
+            if held is not None and held[1] >= k:
+                return held[0]
+        return None
 
     def holdings(self) -> dict[int, list]:
         """Pages handed out, by owner: cpu -> [(pfn, order)]."""

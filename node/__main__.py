@@ -32,6 +32,7 @@ from node.cpulist import parse_cpu_list, role_for_cpu
 from node.faults import FaultInterceptor, Faults
 from node.health import Health
 from node.lifecycle import stop_event
+from node.mm import profile as profiles
 from node.rpc_metrics import RpcMetricsInterceptor
 from node.runtime import ROLES, NodeRuntime, TaskConfig
 from node.server import NodeServicer
@@ -183,7 +184,8 @@ async def main(args) -> None:
     runtime = NodeRuntime(args.cpu, args.role, reply.high, reply.batch, zone,
                           pb_grpc.CoordinatorStub(sync_channel), args.seed, cost,
                           task_config(args), time.monotonic, registry=registry,
-                          fencing=not args.unsafe_skip_fencing, faults=faults)
+                          fencing=not args.unsafe_skip_fencing, faults=faults, strategy=reply.strategy,
+                          kernel=reply.kernel or profiles.DEFAULT_KERNEL)
     runtime.incarnation = request.incarnation
     zone.fenced = runtime.fenced
     agent = Agent(stub, runtime, request, faults)

@@ -28,12 +28,15 @@ from node.mm import pcp as pcpmod
 
 class PageAllocator:
     def __init__(self, cpu, pcp, zone, coordinator_stub, reclaim_timeout: float = 30.0, fenced=None,
-                 faults=None):
+                 faults=None, ops=pcpmod):
+        """`ops`: the pcp design's rmqueue / free_unref_page / free_unref_page_list (node.mm.pcp, or
+        node.mm.pcp_rcu for list sets behind an RCU pointer)."""
         self.cpu = cpu
         self.faults = faults  # node.faults.Faults: OUT faults on the direct-reclaim drain request
         self.fenced = fenced or (lambda: False)
         self.fenced_refusals = 0
         self.pcp = pcp
+        self.ops = ops
         self.zone = zone
         self._stub = coordinator_stub
         self.reclaim_timeout = reclaim_timeout
@@ -67,11 +70,11 @@ class PageAllocator:
         before = stats.trylock_fail_free
         t0 = self.cpu.clock()
         try:
-            pcpmod.free_unref_page(self.zone, self.pcp, pfn, order, migratetype)
+            self.ops.free_unref_page(self.zone, self.pcp, pfn, order, migratetype)
         except BaseException:
             # The zone did not take it: unless it is on the pcp list (a flush failed after the
             # page was added, and the flush put its pages back), the task still holds it.
-            if not pcpmod.on_pcp_list(self.pcp, pfn, order, migratetype):
+            if not self.ops.on_pcp_list(self.pcp, pfn, order, migratetype):
                 self.allocated[pfn] = (order, migratetype)
             raise
         if stats.trylock_fail_free != before:
@@ -83,7 +86,16 @@ class PageAllocator:
         pages = [(pfn, *self.allocated.pop(pfn)) for pfn in pfns]
         t0 = self.cpu.clock()
         locked = self.pcp.lock.locked()
-        pcpmod.free_unref_page_list(self.zone, self.pcp, pages)
+        done = []
+        try:
+            self.ops.free_unref_page_list(self.zone, self.pcp, pages, done)
+        except BaseException:
+            # The zone did not answer half-way: the pages not yet freed or on a list are still held.
+            freed = set(done)
+            for pfn, order, mt in pages:
+                if pfn not in freed:
+                    self.allocated[pfn] = (order, mt)
+            raise
         if locked:
             self.lock_contention_s += self.cpu.clock() - t0
         self.frees += len(pages)
@@ -99,7 +111,7 @@ class PageAllocator:
         stats = self.pcp.stats
         before = stats.trylock_fail_alloc
         t0 = self.cpu.clock()
-        pfn = pcpmod.rmqueue(self.zone, self.pcp, order, migratetype)
+        pfn = self.ops.rmqueue(self.zone, self.pcp, order, migratetype)
         if stats.trylock_fail_alloc != before:
             self.lock_contention_s += self.cpu.clock() - t0
         return pfn

@@ -16,6 +16,10 @@ Scheduling, the part of the kernel's that matters here:
 - work and IRQ handlers are not preempted by anything.
 Every stretch of non-task activity is logged (`NoiseLog`) so a task can attribute the
 time stolen from it, osnoise-style.
+
+RCU (node.rcu, for the rcu-swap drain): the thread reports a quiescent state between
+steps and after every work item, and is in an extended quiescent state while idle,
+parked, sleeping in `wait_for`, or running a NOHZ_FULL task's user code (`user`).
 """
 
 import collections
@@ -23,6 +27,8 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+
+from node.rcu import RcuCpu
 
 
 @dataclass
@@ -85,6 +91,7 @@ class Cpu:
         self._sleep = sleep
         self.sources = []
         self.noise = NoiseLog()
+        self.rcu = RcuCpu()
         self.busy_s = 0.0
         self.drain_work_items = 0
         self.drain_wait_max_s = 0.0
@@ -140,6 +147,12 @@ class Cpu:
             self._sleep(seconds)
             self.busy_s += seconds
 
+    def user(self, seconds: float) -> None:
+        """Run user code of a task on this (NOHZ_FULL) CPU for `seconds`: busy like `occupy`, and an
+        extended quiescent state for RCU (context tracking: no tick, no kernel reference held)."""
+        with self.rcu.extended_qs():
+            self.occupy(seconds)
+
     def queue_work(self, kind: str, fn) -> WorkItem:
         """queue_work_on(this cpu): thread-safe; fn() runs later on the CPU thread."""
         with self._cv:
@@ -166,7 +179,7 @@ class Cpu:
             left = deadline - self.clock()
             if left <= 0:
                 return False
-            with self._cv:
+            with self._cv, self.rcu.extended_qs():  # the task sleeps: the CPU holds no pcp reference
                 if not self._work and not event.is_set():
                     self._cv.wait(min(left, 0.002))
         return True
@@ -203,10 +216,12 @@ class Cpu:
             callbacks, item._callbacks = item._callbacks, []
         for cb in callbacks:
             cb(item)
+        self.rcu.quiescent()  # a context switch back from the kworker
 
     def _run(self) -> None:
         resumed = False
         while not self._stop:
+            self.rcu.quiescent()  # between steps no task or IRQ holds a pcp list set
             if self._paused:
                 self._park()
                 resumed = True
@@ -226,7 +241,7 @@ class Cpu:
                 self._step(min(due, key=lambda s: s.next_wake))
             else:
                 nxt = min((s.next_wake for s in self.sources), default=now + 0.05)
-                with self._cv:
+                with self._cv, self.rcu.extended_qs():  # idle
                     if not self._work and not self._paused and not self._stop:
                         self._cv.wait(min(nxt - now, 1.0))
 
@@ -252,6 +267,6 @@ class Cpu:
         if self._work:
             self._run_work_item()
             return
-        with self._cv:
+        with self._cv, self.rcu.extended_qs():  # parked: idle
             if self._paused and not self._work and not self._stop:
                 self._cv.wait()

@@ -92,8 +92,12 @@ class NodeCollector(Collector):
         rt, cpu = self.runtime, self.cpu
         fams = self._families()
         fams["pcpsim_node_info"].add_metric([cpu, rt.role], 1)
-        self._collect_pcp(fams, rt.pcp, rt.remote_lock, rt.alloc)
+        # The remote drainer's half here: the pcp spinlock's, or the rcu-swap drain's (same counters).
+        remote = rt.remote_lock if rt.remote_lock is not None else rt.rcu_drain
+        self._collect_pcp(fams, rt.pcp, remote, rt.alloc)
         c = rt.cpu
+        fams["pcpsim_rcu_grace_periods_total"].add_metric([cpu], c.rcu.gp_waits)
+        fams["pcpsim_rcu_grace_period_timeouts_total"].add_metric([cpu], c.rcu.gp_timeouts)
         fams["pcpsim_cpu_busy_seconds_total"].add_metric([cpu], c.busy_s)
         fams["pcpsim_cpu_step_errors_total"].add_metric([cpu], c.step_errors)
         fams["pcpsim_workqueue_items_queued_total"].add_metric([cpu], c.work_queued)
@@ -195,6 +199,10 @@ class NodeCollector(Collector):
               "are refused (clamped to +-1 h).", cpu),
             c("pcpsim_node_rejoins", "Times this CPU was declared dead, discarded its pages and registered "
               "afresh.", cpu),
+            # RCU (rcu-swap drains): grace periods waited for on this CPU, and those it never ended.
+            c("pcpsim_rcu_grace_periods", "Grace periods an rcu-swap drainer waited for on this CPU.", cpu),
+            c("pcpsim_rcu_grace_period_timeouts", "Grace periods this CPU did not end in time (no quiescent "
+              "state: stuck in kernel work); each failed its drain.", cpu),
             # The CPU and its kworker.
             c("pcpsim_cpu_busy_seconds", "Wall time this CPU was occupied by modeled work.", cpu),
             c("pcpsim_cpu_step_errors", "Task or IRQ steps that failed (e.g. the zone did not answer) and "

@@ -5,6 +5,11 @@ The role decides what runs on the CPU:
 - isolated-preemptible: a SCHED_OTHER-like latency task (queued work preempts it);
 - isolated-rt: a SCHED_FIFO-like latency task (queued work waits for its busy phase);
 - idle: nothing (benchmarks, tests).
+
+The pcp design follows the coordinator's default strategy (RegisterReply.strategy):
+STRATEGY_RCU_SWAP gives two list sets behind a pointer (node.mm.pcp_rcu, drained by
+node.rcu_drain), anything else the v6.0 pcp spinlock (node.mm.pcp, node.remote_lock).
+Workqueue drains work with both: they run on the CPU itself.
 """
 
 import os
@@ -15,7 +20,11 @@ from node.alloc import PageAllocator
 from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import Cpu
 from node.metrics import NodeMetrics
+from node.mm import audit
 from node.mm import pcp as pcpmod
+from node.mm import pcp_rcu
+from node.mm import profile as profiles
+from node.rcu_drain import RcuDrain
 from node.remote_lock import RemotePcpLock
 from node.tasks import Housekeeping, IrqSource, LatencyTask
 from node.timebase import CostModel
@@ -53,9 +62,11 @@ class TaskConfig:
 class NodeRuntime:
     def __init__(self, cpu_id: int, role: str, high: int, batch: int, zone, coordinator_stub,
                  seed: int, cost: CostModel, config: TaskConfig, clock, registry=None, fencing: bool = True,
-                 faults=None):
+                 faults=None, strategy: int = pb.STRATEGY_REMOTE, kernel: str = profiles.DEFAULT_KERNEL):
         """`registry`: a prometheus_client CollectorRegistry to export this CPU's metrics to (None: none).
-        `fencing` False is the checker's broken variant (node.remote_lock)."""
+        `fencing` False is the checker's broken variant (node.remote_lock).
+        `strategy`: the cluster's default drain strategy, which decides the pcp design (module docstring);
+        `kernel`: the kernel profile (node.mm.profile) whose pcp semantics the spinlock design follows."""
         self.cpu_id = cpu_id
         self.role = role
         self.cost = cost
@@ -65,10 +76,23 @@ class NodeRuntime:
         self.incarnation = os.urandom(8).hex()
         self.lease_until = float("inf")
         self.rejoins = 0
+        self.cpu_offline = False  # hotplug: offline, so another CPU may drain its lists (node.server)
         self.cpu = Cpu(cpu_id, clock=clock)
-        self.pcp = pcpmod.PerCpuPages(cpu_id, high=high, batch=batch)
-        self.alloc = PageAllocator(self.cpu, self.pcp, zone, coordinator_stub, fenced=self.fenced, faults=faults)
-        self.remote_lock = RemotePcpLock(self.pcp, clock, fencing=fencing)
+        self.profile = profiles.get(kernel)
+        # remote_lock: the v6.0 pcp spinlock taken over RPC; rcu_drain: the rcu-swap drain. One of
+        # them is None; remote_drain is the other (what reports and the audit read).
+        if strategy == pb.STRATEGY_RCU_SWAP:
+            self.pcp = pcp_rcu.RcuPerCpuPages(cpu_id, high=high, batch=batch)
+            self.pcp_ops = pcp_rcu
+            self.remote_lock = None
+            self.rcu_drain = self.remote_drain = RcuDrain(self.pcp, self.cpu.rcu, clock)
+        else:
+            self.pcp = pcpmod.PerCpuPages(cpu_id, high=high, batch=batch)
+            self.pcp_ops = profiles.pcp_ops(self.profile)
+            self.rcu_drain = None
+            self.remote_lock = self.remote_drain = RemotePcpLock(self.pcp, clock, fencing=fencing)
+        self.alloc = PageAllocator(self.cpu, self.pcp, zone, coordinator_stub, fenced=self.fenced, faults=faults,
+                                   ops=self.pcp_ops)
         self.housekeeping = None
         self.task = None
         self.irq = None
@@ -89,8 +113,9 @@ class NodeRuntime:
             # everything else is read at scrape time (node.metrics).
             self.metrics = NodeMetrics(registry, self)
             self.cpu.on_work_done = self.metrics.work_done
-            self.remote_lock.on_wait = self.metrics.lock_wait.observe
-            self.remote_lock.on_hold = self.metrics.lock_hold.observe
+            if self.remote_lock is not None:
+                self.remote_lock.on_wait = self.metrics.lock_wait.observe
+                self.remote_lock.on_hold = self.metrics.lock_hold.observe
             if self.task is not None:
                 self.task.on_wake = self.metrics.task_wakeup.observe
         self._base = {}
@@ -117,12 +142,12 @@ class NodeRuntime:
     def holdings(self) -> list:
         """Every page this CPU holds: on its lists, held by its tasks, taken by a remote drainer
         that has not committed. Call with the CPU paused."""
-        return self.pcp.pages() + self.alloc.pages() + self.remote_lock.inflight()
+        return self.pcp.pages() + self.alloc.pages() + self.remote_drain.inflight()
 
     def discard(self) -> None:
         """This CPU was declared dead and the zone took its pages back: forget them all, and
         take a new incarnation to register with. Call with the CPU paused."""
-        self.remote_lock.discard()
+        self.remote_drain.discard()
         with self.pcp.lock:
             self.pcp.discard()
         self.alloc.discard()
@@ -143,7 +168,13 @@ class NodeRuntime:
     def _drain_local_pages(self) -> int:
         # The kworker's wake-up and the switches to it and back cost this CPU too.
         self.cpu.occupy(self.cost.wall(self.cost.workqueue_dispatch_us))
-        return pcpmod.drain_pages_zone(self.zone, self.pcp)
+        return self.pcp_ops.drain_pages_zone(self.zone, self.pcp)
+
+    def check_pcp(self) -> list:
+        """The pcp consistency findings (node.mm.audit.check_pcp) of whichever design runs here."""
+        if self.rcu_drain is not None:
+            return pcp_rcu.check_pcp(self.pcp)
+        return audit.check_pcp(self.pcp)
 
     # ------------------------------------------------------------- statistics
     def _counters(self) -> dict:

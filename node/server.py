@@ -8,10 +8,9 @@ a remote drain reads another CPU's memory instead of running code on it.
 import asyncio
 
 from node.api import validate
-from node.api.errors import InvalidArgument, NotFound, rpc, serve_stream
+from node.api.errors import FailedPrecondition, InvalidArgument, NotFound, rpc, serve_stream
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from node.mm import audit
 from node.remote_lock import MAX_LEASE_S
 
 MAX_LEASE_MS = int(MAX_LEASE_S * 1000)
@@ -32,7 +31,7 @@ class NodeServicer(pb_grpc.NodeServicer):
         pcp = self.node.pcp
         return pb.PcpState(cpu=self.node.cpu_id, count=pcp.count, high=pcp.high, batch=pcp.batch,
                            free_factor=pcp.free_factor, list_pages=[len(lst) for lst in pcp.lists],
-                           locked=pcp.lock.locked(), remote_token=self.node.remote_lock.holder_token())
+                           locked=pcp.lock.locked(), remote_token=self.node.remote_lock.holder_token() if self.node.remote_lock else 0)
 
     @rpc
     async def GetPcp(self, request, context):
@@ -50,12 +49,20 @@ class NodeServicer(pb_grpc.NodeServicer):
     async def PcpControl(self, request_iterator, context):
         """PcpLockDrain and PcpUnlock on the drainer's long-lived stream."""
         async for reply in serve_stream(request_iterator, pb.PcpControlReply, {
-                "lock_drain": ("lock_drain", self._lock_drain), "unlock": ("unlocked", self._unlock)},
+                "lock_drain": ("lock_drain", self._lock_drain), "unlock": ("unlocked", self._unlock),
+                "rcu_swap": ("rcu_swap", self._rcu_swap), "rcu_release": ("rcu_released", self._rcu_release)},
                 "PcpControl", self.faults):
             yield reply
 
     async def _lock_drain(self, request) -> pb.PcpLockDrainReply:
         self._check_cpu(request.cpu)
+        if self.node.remote_lock is None:
+            raise FailedPrecondition(f"cpu {self.node.cpu_id} keeps its pcp lists behind an RCU pointer: "
+                                     "there is no pcp lock to take (drain it with rcu-swap or workqueue)")
+        if not self.node.profile.remote_drain and not self.node.cpu_offline:
+            raise FailedPrecondition(f"cpu {self.node.cpu_id} runs kernel {self.node.profile.name}: its pcp is "
+                                     f"guarded by a {self.node.profile.pcp_lock} no other CPU can take "
+                                     "(drain it with workqueue)")
         lease_ms = validate.count(request.lease_ms, MAX_LEASE_MS, "lease_ms")
         lease = lease_ms / 1000.0
         token, pages, wait = await self.node.remote_lock.lock_and_take(lease, wait_timeout=lease)
@@ -67,6 +74,27 @@ class NodeServicer(pb_grpc.NodeServicer):
         if request.token == 0:
             raise InvalidArgument("token 0 is never granted")
         await self.node.remote_lock.unlock(request.token, request.commit)
+        return pb.Empty()
+
+    async def _rcu_swap(self, request) -> pb.RcuSwapReply:
+        self._check_cpu(request.cpu)
+        if self.node.rcu_drain is None:
+            raise FailedPrecondition(f"cpu {self.node.cpu_id} runs the v6.0 pcp spinlock, not RCU list sets "
+                                     "(start the cluster with --strategy rcu-swap)")
+        gp_timeout_ms = validate.count(request.gp_timeout_ms, MAX_LEASE_MS, "gp_timeout_ms")
+        lease_ms = validate.count(request.lease_ms, MAX_LEASE_MS, "lease_ms")
+        token, pages, gp_s, gp_ok = await self.node.rcu_drain.swap_and_take(lease_ms / 1000.0,
+                                                                            gp_timeout_ms / 1000.0)
+        return pb.RcuSwapReply(token=token, pages=validate.to_page_list(pb.PageList, pages),
+                               grace_period_s=gp_s, gp_ok=gp_ok)
+
+    async def _rcu_release(self, request) -> pb.Empty:
+        self._check_cpu(request.cpu)
+        if self.node.rcu_drain is None:
+            raise FailedPrecondition(f"cpu {self.node.cpu_id} has no rcu-swap grants")
+        if request.token == 0:
+            raise InvalidArgument("token 0 is never granted")
+        await self.node.rcu_drain.release(request.token, request.commit)
         return pb.Empty()
 
     @rpc
@@ -103,11 +131,15 @@ class NodeServicer(pb_grpc.NodeServicer):
     @rpc
     async def SetRunState(self, request, context):
         self._check_cpu(request.cpu)
+        if request.cpu_offline and not request.paused:
+            raise InvalidArgument("cpu_offline is only for pausing")
         was_paused = self.node.cpu.paused
         ok = await asyncio.get_running_loop().run_in_executor(
             None, self.node.cpu.set_paused, request.paused)
         if not ok:
             raise InvalidArgument("the CPU did not reach a safe point in time")
+        if request.cpu_offline or not request.paused:
+            self.node.cpu_offline = request.cpu_offline
         return pb.RunStateReply(was_paused=was_paused)
 
     @rpc
@@ -118,8 +150,9 @@ class NodeServicer(pb_grpc.NodeServicer):
             cpu=node.cpu_id, pcp=self._pcp_state(),
             pcp_pages=validate.to_page_list(pb.PageList, node.pcp.pages()),
             allocated=validate.to_page_list(pb.PageList, node.alloc.pages()),
-            inflight=validate.to_page_list(pb.PageList, node.remote_lock.inflight()),
-            errors=audit.check_pcp(node.pcp), grants=[_grant_record(g) for g in node.remote_lock.records()],
+            inflight=validate.to_page_list(pb.PageList, node.remote_drain.inflight()),
+            errors=node.check_pcp(),
+            grants=[_grant_record(g) for g in node.remote_lock.records()] if node.remote_lock else [],
             incarnation=node.incarnation, rejoins=node.rejoins, lease_left_s=node.lease_left())
 
     @rpc

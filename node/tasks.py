@@ -90,13 +90,14 @@ class LatencyTask:
             self._account([("other", unexplained)])
         contention0 = self.alloc.lock_contention_s
         pages = [self.alloc.alloc_pages(0, MIGRATE_MOVABLE) for _ in range(self.allocs)]
+        # The busy phase is user code on a NOHZ_FULL CPU: an extended quiescent state for RCU.
         if self.rt:
-            cpu.occupy(self.busy)
+            cpu.user(self.busy)
         else:
             left = self.busy
             while left > 0:
                 chunk = min(self.slice, left)
-                cpu.occupy(chunk)
+                cpu.user(chunk)
                 left -= chunk
                 cpu.preempt_point()
         for pfn in pages:

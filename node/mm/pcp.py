@@ -323,13 +323,18 @@ def free_unref_page(zone, pcp, pfn: int, order: int, migratetype: int) -> str:
     return "pcp"
 
 
-def free_unref_page_list(zone, pcp, pages) -> None:
+def free_unref_page_list(zone, pcp, pages, done=None) -> None:
     """Batched free (v6.0/6.1): isolate pages and uncached orders go straight to the zone; the rest are
-    committed under a BLOCKING pcp lock (6.2 made this a trylock), dropped every SWAP_CLUSTER_MAX pages."""
+    committed under a BLOCKING pcp lock (6.2 made this a trylock), dropped every SWAP_CLUSTER_MAX pages.
+    ``done`` (a list) gets each pfn once it is freed to the zone or on a pcp list, so a caller whose
+    free raised half-way (the zone did not answer) knows which pages it still holds."""
+    if done is None:
+        done = []
     to_pcp = []
     for pfn, order, mt in pages:
         if mt == MIGRATE_ISOLATE or not (order <= PAGE_ALLOC_COSTLY_ORDER or order == pageblock_order):
             zone.free_one_page(pfn, order, mt)
+            done.append(pfn)
         else:
             to_pcp.append((pfn, order, MIGRATE_MOVABLE if mt >= MIGRATE_PCPTYPES else mt))
     if not to_pcp:
@@ -339,6 +344,7 @@ def free_unref_page_list(zone, pcp, pages) -> None:
     try:
         batch_count = 0
         for pfn, order, mt in to_pcp:
+            done.append(pfn)  # on the list from here on, even if the flush this triggers fails
             free_unref_page_commit(zone, pcp, pfn, mt, order)
             batch_count += 1
             if batch_count == SWAP_CLUSTER_MAX:

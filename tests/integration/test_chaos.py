@@ -29,7 +29,7 @@ def _evidence(name: str, strategy: str, entries: list, logs: str, lease_s: float
     assert faults and not [e for e in faults if "error" in e], faults
     heals = [e for e in faults if e["phase"] == "heal"]
     observed = {e["f"]: e for e in entries if e["type"] == "observe"}
-    if "past-dead" in name or name == "mixed":
+    if "past-dead" in name:
         assert "declared dead" in logs and "registering afresh" in logs
     if name in ("kill-node", "kill-isolated-node"):
         assert "replaced:" in logs and "page_alloc_cpu_dead" in logs
@@ -67,7 +67,9 @@ def test_scenario_is_valid(tmp_path, name, strategy):
 @pytest.mark.slow
 def test_the_checker_catches_a_broken_fencing_check(tmp_path):
     """With --unsafe-skip-fencing a stale drainer's commit is applied: the CLI exits 1 and the
-    verdict names the stale write and the pages it cost; `chaos check` agrees."""
+    verdict names the stale write (the pages it duplicated may or may not still be duplicated
+    at the final audit: a later drain can take them off the lists again); `chaos check`
+    agrees."""
     result = run_cli("chaos", "run", os.path.join(ROOT, "tests", "chaos", "broken-fencing.toml"),
                      "--out", str(tmp_path), timeout=180)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -76,7 +78,6 @@ def test_the_checker_catches_a_broken_fencing_check(tmp_path):
         verdict = json.load(f)
     assert verdict["valid"] is False
     assert verdict["findings"]["stale_writes_applied"]
-    assert verdict["findings"]["conservation"]
     again = run_cli("chaos", "check", run_dir)
     assert again.returncode == 1 and json.loads(again.stdout)["valid"] is False
 

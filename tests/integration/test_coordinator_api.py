@@ -201,7 +201,7 @@ def test_free_of_a_page_already_free_is_refused(paused):
 
 
 # ------------------------------------------------------------ DrainAllPages
-@pytest.mark.parametrize("strategy,trigger", [(7, 0), (3, 1), (1, 7), (2, 3)])
+@pytest.mark.parametrize("strategy,trigger", [(7, 0), (9, 1), (1, 7), (2, 3)])
 def test_drain_all_pages_rejects_unknown_enum_values(paused, strategy, trigger):
     """DrainAllPages with a strategy or trigger outside the known values is INVALID_ARGUMENT,
     drains nothing and records nothing in the drain history."""

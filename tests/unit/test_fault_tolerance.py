@@ -264,3 +264,24 @@ def test_a_definite_refusal_is_not_retried_and_keeps_the_pages_on_the_pcp():
     with pytest.raises(ZoneRefused, match="declared dead"):
         free_pcppages_bulk(client, 10, pcp, 0)
     assert sorted(pcp.pages()) == before and len(client._stream.sent) == 2
+
+
+def test_a_batched_free_that_fails_half_way_leaves_the_rest_with_the_task():
+    """free_unref_page_list meets a zone that stops answering after the first direct free: the
+    page it freed is gone, every page on a pcp list is there, and the rest are still held."""
+    zone, pcp, alloc = filled()
+    big = [alloc.alloc_pages(10, MIGRATE_MOVABLE) for _ in range(3)]  # uncached: freed straight to the zone
+    small = [alloc.alloc_pages(0, MIGRATE_MOVABLE) for _ in range(3)]
+    real = zone.free_one_page
+    calls = []
+
+    def flaky(pfn, order, mt):
+        calls.append(pfn)
+        if len(calls) > 1:
+            raise ConnectionError("zone unreachable")
+        real(pfn, order, mt)
+    zone.free_one_page = flaky
+    with pytest.raises(ConnectionError):
+        alloc.free_pages_list(big + small)
+    assert big[0] not in alloc.allocated and zone.free_block_at(big[0]) is not None
+    assert all(pfn in alloc.allocated for pfn in big[1:] + small)

@@ -210,6 +210,9 @@ class StepCpu:
     def occupy(self, seconds):
         self.clock.now += seconds
 
+    def user(self, seconds):
+        self.occupy(seconds)
+
     def preempt_point(self):
         pass
 

@@ -42,7 +42,7 @@ def rt_cpu(**kw) -> dict:
 @pytest.fixture
 def result() -> dict:
     """A small results file in compare's shape: three phases, latency CPUs 2 and 3."""
-    phases = {name: {"cpus": {"2": cpu(), "3": rt_cpu()}} for name in compare.PHASES}
+    phases = {name: {"cpus": {"2": cpu(), "3": rt_cpu()}} for name in ("noise_floor", "workqueue", "remote")}
     phases["noise_floor"]["cpus"]["2"] = cpu(hist={"0": 9, "1": 1}, lat_us=(0.3, 0.6, 1.2, 0.4),
                                              stolen={"irq": wall(4.0)}, events={"irq": 1}, max_single_us=4.0)
     strategies = {"workqueue": {"drain_all": {"count": 3, "p50_s": 0.02, "p99_s": 0.05, "max_s": 0.05,
@@ -79,7 +79,8 @@ def test_summarize_phase_keeps_old_keys_and_adds_per_cpu_raw_data():
     stats = {0: SimpleNamespace(role=pb.ROLE_HOUSEKEEPING, task=None, **common),
              2: SimpleNamespace(role=pb.ROLE_ISOLATED_PREEMPTIBLE, task=task("preemptible", [1e-4, 3e-4], 0.010), **common),
              3: SimpleNamespace(role=pb.ROLE_ISOLATED_RT, task=task("rt", [5e-4], 0.250), **common)}
-    history = [SimpleNamespace(status=pb.DrainAllReply.DONE, duration_s=d) for d in (0.02, 0.01)]
+    history = [pb.DrainAllReply(status=pb.DrainAllReply.DONE, trigger=pb.TRIGGER_DEMAND, duration_s=d)
+               for d in (0.02, 0.01)]
     audit = SimpleNamespace(ok=True, lost=0, duplicated=0, unexpected=0, errors=[])
     out = compare.summarize_phase(stats, history, audit, [])
     assert {"count", "p50_s", "p99_s", "max_s"} <= set(out["drain_all"])

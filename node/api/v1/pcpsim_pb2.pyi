@@ -12,12 +12,16 @@ class Strategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STRATEGY_UNSPECIFIED: _ClassVar[Strategy]
     STRATEGY_WORKQUEUE: _ClassVar[Strategy]
     STRATEGY_REMOTE: _ClassVar[Strategy]
+    STRATEGY_RCU_SWAP: _ClassVar[Strategy]
 
 class Trigger(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TRIGGER_UNSPECIFIED: _ClassVar[Trigger]
     TRIGGER_DEMAND: _ClassVar[Trigger]
     TRIGGER_RECLAIM: _ClassVar[Trigger]
+    TRIGGER_ALLOC_CONTIG: _ClassVar[Trigger]
+    TRIGGER_MEMORY_OFFLINE: _ClassVar[Trigger]
+    TRIGGER_CPU_HOTPLUG: _ClassVar[Trigger]
 
 class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -40,9 +44,13 @@ class Direction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 STRATEGY_UNSPECIFIED: Strategy
 STRATEGY_WORKQUEUE: Strategy
 STRATEGY_REMOTE: Strategy
+STRATEGY_RCU_SWAP: Strategy
 TRIGGER_UNSPECIFIED: Trigger
 TRIGGER_DEMAND: Trigger
 TRIGGER_RECLAIM: Trigger
+TRIGGER_ALLOC_CONTIG: Trigger
+TRIGGER_MEMORY_OFFLINE: Trigger
+TRIGGER_CPU_HOTPLUG: Trigger
 ROLE_UNSPECIFIED: Role
 ROLE_HOUSEKEEPING: Role
 ROLE_ISOLATED_PREEMPTIBLE: Role
@@ -122,25 +130,65 @@ class PcpUnlockRequest(_message.Message):
     commit: bool
     def __init__(self, cpu: _Optional[int] = ..., token: _Optional[int] = ..., commit: _Optional[bool] = ...) -> None: ...
 
+class RcuSwapRequest(_message.Message):
+    __slots__ = ("cpu", "gp_timeout_ms", "lease_ms")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    GP_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_MS_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    gp_timeout_ms: int
+    lease_ms: int
+    def __init__(self, cpu: _Optional[int] = ..., gp_timeout_ms: _Optional[int] = ..., lease_ms: _Optional[int] = ...) -> None: ...
+
+class RcuSwapReply(_message.Message):
+    __slots__ = ("token", "pages", "grace_period_s", "gp_ok")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PAGES_FIELD_NUMBER: _ClassVar[int]
+    GRACE_PERIOD_S_FIELD_NUMBER: _ClassVar[int]
+    GP_OK_FIELD_NUMBER: _ClassVar[int]
+    token: int
+    pages: PageList
+    grace_period_s: float
+    gp_ok: bool
+    def __init__(self, token: _Optional[int] = ..., pages: _Optional[_Union[PageList, _Mapping]] = ..., grace_period_s: _Optional[float] = ..., gp_ok: _Optional[bool] = ...) -> None: ...
+
+class RcuReleaseRequest(_message.Message):
+    __slots__ = ("cpu", "token", "commit")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    token: int
+    commit: bool
+    def __init__(self, cpu: _Optional[int] = ..., token: _Optional[int] = ..., commit: _Optional[bool] = ...) -> None: ...
+
 class PcpControlRequest(_message.Message):
-    __slots__ = ("lock_drain", "unlock")
+    __slots__ = ("lock_drain", "unlock", "rcu_swap", "rcu_release")
     LOCK_DRAIN_FIELD_NUMBER: _ClassVar[int]
     UNLOCK_FIELD_NUMBER: _ClassVar[int]
+    RCU_SWAP_FIELD_NUMBER: _ClassVar[int]
+    RCU_RELEASE_FIELD_NUMBER: _ClassVar[int]
     lock_drain: PcpLockDrainRequest
     unlock: PcpUnlockRequest
-    def __init__(self, lock_drain: _Optional[_Union[PcpLockDrainRequest, _Mapping]] = ..., unlock: _Optional[_Union[PcpUnlockRequest, _Mapping]] = ...) -> None: ...
+    rcu_swap: RcuSwapRequest
+    rcu_release: RcuReleaseRequest
+    def __init__(self, lock_drain: _Optional[_Union[PcpLockDrainRequest, _Mapping]] = ..., unlock: _Optional[_Union[PcpUnlockRequest, _Mapping]] = ..., rcu_swap: _Optional[_Union[RcuSwapRequest, _Mapping]] = ..., rcu_release: _Optional[_Union[RcuReleaseRequest, _Mapping]] = ...) -> None: ...
 
 class PcpControlReply(_message.Message):
-    __slots__ = ("lock_drain", "unlocked", "code", "error")
+    __slots__ = ("lock_drain", "unlocked", "rcu_swap", "rcu_released", "code", "error")
     LOCK_DRAIN_FIELD_NUMBER: _ClassVar[int]
     UNLOCKED_FIELD_NUMBER: _ClassVar[int]
+    RCU_SWAP_FIELD_NUMBER: _ClassVar[int]
+    RCU_RELEASED_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     lock_drain: PcpLockDrainReply
     unlocked: Empty
+    rcu_swap: RcuSwapReply
+    rcu_released: Empty
     code: str
     error: str
-    def __init__(self, lock_drain: _Optional[_Union[PcpLockDrainReply, _Mapping]] = ..., unlocked: _Optional[_Union[Empty, _Mapping]] = ..., code: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+    def __init__(self, lock_drain: _Optional[_Union[PcpLockDrainReply, _Mapping]] = ..., unlocked: _Optional[_Union[Empty, _Mapping]] = ..., rcu_swap: _Optional[_Union[RcuSwapReply, _Mapping]] = ..., rcu_released: _Optional[_Union[Empty, _Mapping]] = ..., code: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class QueueWorkRequest(_message.Message):
     __slots__ = ("cpu", "kind")
@@ -179,12 +227,14 @@ class FlushWorkReply(_message.Message):
     def __init__(self, done: _Optional[bool] = ..., queue_delay_s: _Optional[float] = ..., run_s: _Optional[float] = ..., pages: _Optional[int] = ...) -> None: ...
 
 class RunStateRequest(_message.Message):
-    __slots__ = ("cpu", "paused")
+    __slots__ = ("cpu", "paused", "cpu_offline")
     CPU_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
+    CPU_OFFLINE_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     paused: bool
-    def __init__(self, cpu: _Optional[int] = ..., paused: _Optional[bool] = ...) -> None: ...
+    cpu_offline: bool
+    def __init__(self, cpu: _Optional[int] = ..., paused: _Optional[bool] = ..., cpu_offline: _Optional[bool] = ...) -> None: ...
 
 class RunStateReply(_message.Message):
     __slots__ = ("was_paused",)
@@ -400,13 +450,15 @@ class ZoneInfo(_message.Message):
     def __init__(self, start_pfn: _Optional[int] = ..., spanned_pages: _Optional[int] = ..., managed_pages: _Optional[int] = ..., free_pages: _Optional[int] = ..., watermark_min: _Optional[int] = ..., watermark_low: _Optional[int] = ..., watermark_high: _Optional[int] = ..., nr_free: _Optional[_Iterable[int]] = ..., reclaim_active: _Optional[bool] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
-    __slots__ = ("reclaimed_pages", "nr_cpus", "high", "batch", "zone", "time_scale", "lease_ms", "dead_ms", "resumed", "recovering")
+    __slots__ = ("reclaimed_pages", "nr_cpus", "high", "batch", "zone", "time_scale", "strategy", "kernel", "lease_ms", "dead_ms", "resumed", "recovering")
     RECLAIMED_PAGES_FIELD_NUMBER: _ClassVar[int]
     NR_CPUS_FIELD_NUMBER: _ClassVar[int]
     HIGH_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     ZONE_FIELD_NUMBER: _ClassVar[int]
     TIME_SCALE_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    KERNEL_FIELD_NUMBER: _ClassVar[int]
     LEASE_MS_FIELD_NUMBER: _ClassVar[int]
     DEAD_MS_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FIELD_NUMBER: _ClassVar[int]
@@ -417,11 +469,13 @@ class RegisterReply(_message.Message):
     batch: int
     zone: ZoneInfo
     time_scale: float
+    strategy: Strategy
+    kernel: str
     lease_ms: int
     dead_ms: int
     resumed: bool
     recovering: bool
-    def __init__(self, reclaimed_pages: _Optional[int] = ..., nr_cpus: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., time_scale: _Optional[float] = ..., lease_ms: _Optional[int] = ..., dead_ms: _Optional[int] = ..., resumed: _Optional[bool] = ..., recovering: _Optional[bool] = ...) -> None: ...
+    def __init__(self, reclaimed_pages: _Optional[int] = ..., nr_cpus: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., time_scale: _Optional[float] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., kernel: _Optional[str] = ..., lease_ms: _Optional[int] = ..., dead_ms: _Optional[int] = ..., resumed: _Optional[bool] = ..., recovering: _Optional[bool] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("cpu", "pcp_count", "incarnation")
@@ -526,23 +580,25 @@ class DrainAllRequest(_message.Message):
     def __init__(self, strategy: _Optional[_Union[Strategy, str]] = ..., force_all_cpus: _Optional[bool] = ..., trigger: _Optional[_Union[Trigger, str]] = ...) -> None: ...
 
 class DrainCpuResult(_message.Message):
-    __slots__ = ("cpu", "pages", "duration_s", "wait_s", "ok", "error")
+    __slots__ = ("cpu", "pages", "duration_s", "wait_s", "ok", "error", "grace_period_s")
     CPU_FIELD_NUMBER: _ClassVar[int]
     PAGES_FIELD_NUMBER: _ClassVar[int]
     DURATION_S_FIELD_NUMBER: _ClassVar[int]
     WAIT_S_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    GRACE_PERIOD_S_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     pages: int
     duration_s: float
     wait_s: float
     ok: bool
     error: str
-    def __init__(self, cpu: _Optional[int] = ..., pages: _Optional[int] = ..., duration_s: _Optional[float] = ..., wait_s: _Optional[float] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+    grace_period_s: float
+    def __init__(self, cpu: _Optional[int] = ..., pages: _Optional[int] = ..., duration_s: _Optional[float] = ..., wait_s: _Optional[float] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., grace_period_s: _Optional[float] = ...) -> None: ...
 
 class DrainAllReply(_message.Message):
-    __slots__ = ("status", "strategy", "duration_s", "cpus_marked", "cpus", "trigger", "started_at")
+    __slots__ = ("status", "strategy", "duration_s", "cpus_marked", "cpus", "trigger", "started_at", "grace_period_s", "mutex_wait_s")
     class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATUS_UNSPECIFIED: _ClassVar[DrainAllReply.Status]
@@ -560,6 +616,8 @@ class DrainAllReply(_message.Message):
     CPUS_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    GRACE_PERIOD_S_FIELD_NUMBER: _ClassVar[int]
+    MUTEX_WAIT_S_FIELD_NUMBER: _ClassVar[int]
     status: DrainAllReply.Status
     strategy: Strategy
     duration_s: float
@@ -567,7 +625,9 @@ class DrainAllReply(_message.Message):
     cpus: _containers.RepeatedCompositeFieldContainer[DrainCpuResult]
     trigger: Trigger
     started_at: float
-    def __init__(self, status: _Optional[_Union[DrainAllReply.Status, str]] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., duration_s: _Optional[float] = ..., cpus_marked: _Optional[_Iterable[int]] = ..., cpus: _Optional[_Iterable[_Union[DrainCpuResult, _Mapping]]] = ..., trigger: _Optional[_Union[Trigger, str]] = ..., started_at: _Optional[float] = ...) -> None: ...
+    grace_period_s: float
+    mutex_wait_s: float
+    def __init__(self, status: _Optional[_Union[DrainAllReply.Status, str]] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., duration_s: _Optional[float] = ..., cpus_marked: _Optional[_Iterable[int]] = ..., cpus: _Optional[_Iterable[_Union[DrainCpuResult, _Mapping]]] = ..., trigger: _Optional[_Union[Trigger, str]] = ..., started_at: _Optional[float] = ..., grace_period_s: _Optional[float] = ..., mutex_wait_s: _Optional[float] = ...) -> None: ...
 
 class NodeInfo(_message.Message):
     __slots__ = ("cpu", "address", "role", "up", "heartbeat_age_s", "pcp_count", "metrics_address", "dead", "incarnation")
@@ -592,7 +652,7 @@ class NodeInfo(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., up: _Optional[bool] = ..., heartbeat_age_s: _Optional[float] = ..., pcp_count: _Optional[int] = ..., metrics_address: _Optional[str] = ..., dead: _Optional[bool] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class ClusterState(_message.Message):
-    __slots__ = ("nodes", "zone", "default_strategy", "high", "batch", "time_scale", "metrics_address", "recovering", "lease_ms", "dead_ms")
+    __slots__ = ("nodes", "zone", "default_strategy", "high", "batch", "time_scale", "metrics_address", "kernel", "recovering", "lease_ms", "dead_ms")
     NODES_FIELD_NUMBER: _ClassVar[int]
     ZONE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_STRATEGY_FIELD_NUMBER: _ClassVar[int]
@@ -600,6 +660,7 @@ class ClusterState(_message.Message):
     BATCH_FIELD_NUMBER: _ClassVar[int]
     TIME_SCALE_FIELD_NUMBER: _ClassVar[int]
     METRICS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    KERNEL_FIELD_NUMBER: _ClassVar[int]
     RECOVERING_FIELD_NUMBER: _ClassVar[int]
     LEASE_MS_FIELD_NUMBER: _ClassVar[int]
     DEAD_MS_FIELD_NUMBER: _ClassVar[int]
@@ -610,10 +671,11 @@ class ClusterState(_message.Message):
     batch: int
     time_scale: float
     metrics_address: str
+    kernel: str
     recovering: bool
     lease_ms: int
     dead_ms: int
-    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., default_strategy: _Optional[_Union[Strategy, str]] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., time_scale: _Optional[float] = ..., metrics_address: _Optional[str] = ..., recovering: _Optional[bool] = ..., lease_ms: _Optional[int] = ..., dead_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., default_strategy: _Optional[_Union[Strategy, str]] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., time_scale: _Optional[float] = ..., metrics_address: _Optional[str] = ..., kernel: _Optional[str] = ..., recovering: _Optional[bool] = ..., lease_ms: _Optional[int] = ..., dead_ms: _Optional[int] = ...) -> None: ...
 
 class DrainHistoryRequest(_message.Message):
     __slots__ = ("reset",)
@@ -655,3 +717,69 @@ class AuditReply(_message.Message):
     errors: _containers.RepeatedScalarFieldContainer[str]
     where: _containers.ScalarMap[str, int]
     def __init__(self, ok: _Optional[bool] = ..., total_pages: _Optional[int] = ..., lost: _Optional[int] = ..., duplicated: _Optional[int] = ..., unexpected: _Optional[int] = ..., lost_pfns: _Optional[_Iterable[int]] = ..., duplicated_pfns: _Optional[_Iterable[int]] = ..., errors: _Optional[_Iterable[str]] = ..., where: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class ContigRangeRequest(_message.Message):
+    __slots__ = ("start_pfn", "nr_pages", "timeout_ms")
+    START_PFN_FIELD_NUMBER: _ClassVar[int]
+    NR_PAGES_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    start_pfn: int
+    nr_pages: int
+    timeout_ms: int
+    def __init__(self, start_pfn: _Optional[int] = ..., nr_pages: _Optional[int] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
+class ContigRangeReply(_message.Message):
+    __slots__ = ("ok", "start_pfn", "nr_pages", "duration_s", "drains", "attempts", "busy_pfn", "error")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    START_PFN_FIELD_NUMBER: _ClassVar[int]
+    NR_PAGES_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    DRAINS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    BUSY_PFN_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    start_pfn: int
+    nr_pages: int
+    duration_s: float
+    drains: _containers.RepeatedCompositeFieldContainer[DrainAllReply]
+    attempts: int
+    busy_pfn: int
+    error: str
+    def __init__(self, ok: _Optional[bool] = ..., start_pfn: _Optional[int] = ..., nr_pages: _Optional[int] = ..., duration_s: _Optional[float] = ..., drains: _Optional[_Iterable[_Union[DrainAllReply, _Mapping]]] = ..., attempts: _Optional[int] = ..., busy_pfn: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class CpuOnlineRequest(_message.Message):
+    __slots__ = ("cpu", "online")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    ONLINE_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    online: bool
+    def __init__(self, cpu: _Optional[int] = ..., online: _Optional[bool] = ...) -> None: ...
+
+class CpuOnlineReply(_message.Message):
+    __slots__ = ("drain", "high", "batch", "online_cpus")
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    ONLINE_CPUS_FIELD_NUMBER: _ClassVar[int]
+    drain: DrainAllReply
+    high: int
+    batch: int
+    online_cpus: int
+    def __init__(self, drain: _Optional[_Union[DrainAllReply, _Mapping]] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., online_cpus: _Optional[int] = ...) -> None: ...
+
+class ReleaseRangeRequest(_message.Message):
+    __slots__ = ("start_pfn", "nr_pages")
+    START_PFN_FIELD_NUMBER: _ClassVar[int]
+    NR_PAGES_FIELD_NUMBER: _ClassVar[int]
+    start_pfn: int
+    nr_pages: int
+    def __init__(self, start_pfn: _Optional[int] = ..., nr_pages: _Optional[int] = ...) -> None: ...
+
+class ReleaseRangeReply(_message.Message):
+    __slots__ = ("owner", "free_pages")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    FREE_PAGES_FIELD_NUMBER: _ClassVar[int]
+    owner: str
+    free_pages: int
+    def __init__(self, owner: _Optional[str] = ..., free_pages: _Optional[int] = ...) -> None: ...

@@ -538,6 +538,26 @@ class CoordinatorStub:
                 request_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.Empty.SerializeToString,
                 response_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.AuditReply.FromString,
                 _registered_method=True)
+        self.AllocContigRange = channel.unary_unary(
+                '/pcpsim.v1.Coordinator/AllocContigRange',
+                request_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.ContigRangeRequest.SerializeToString,
+                response_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.ContigRangeReply.FromString,
+                _registered_method=True)
+        self.OfflinePages = channel.unary_unary(
+                '/pcpsim.v1.Coordinator/OfflinePages',
+                request_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.ContigRangeRequest.SerializeToString,
+                response_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.ContigRangeReply.FromString,
+                _registered_method=True)
+        self.ReleaseRange = channel.unary_unary(
+                '/pcpsim.v1.Coordinator/ReleaseRange',
+                request_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.ReleaseRangeRequest.SerializeToString,
+                response_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.ReleaseRangeReply.FromString,
+                _registered_method=True)
+        self.SetCpuOnline = channel.unary_unary(
+                '/pcpsim.v1.Coordinator/SetCpuOnline',
+                request_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.CpuOnlineRequest.SerializeToString,
+                response_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.CpuOnlineReply.FromString,
+                _registered_method=True)
         self.SetFaults = channel.unary_unary(
                 '/pcpsim.v1.Coordinator/SetFaults',
                 request_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.FaultsRequest.SerializeToString,
@@ -602,6 +622,30 @@ class CoordinatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AllocContigRange(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OfflinePages(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseRange(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetCpuOnline(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetFaults(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -655,6 +699,26 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.Audit,
                     request_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.Empty.FromString,
                     response_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.AuditReply.SerializeToString,
+            ),
+            'AllocContigRange': grpc.unary_unary_rpc_method_handler(
+                    servicer.AllocContigRange,
+                    request_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.ContigRangeRequest.FromString,
+                    response_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.ContigRangeReply.SerializeToString,
+            ),
+            'OfflinePages': grpc.unary_unary_rpc_method_handler(
+                    servicer.OfflinePages,
+                    request_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.ContigRangeRequest.FromString,
+                    response_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.ContigRangeReply.SerializeToString,
+            ),
+            'ReleaseRange': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseRange,
+                    request_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.ReleaseRangeRequest.FromString,
+                    response_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.ReleaseRangeReply.SerializeToString,
+            ),
+            'SetCpuOnline': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetCpuOnline,
+                    request_deserializer=node_dot_api_dot_v1_dot_pcpsim__pb2.CpuOnlineRequest.FromString,
+                    response_serializer=node_dot_api_dot_v1_dot_pcpsim__pb2.CpuOnlineReply.SerializeToString,
             ),
             'SetFaults': grpc.unary_unary_rpc_method_handler(
                     servicer.SetFaults,
@@ -905,6 +969,114 @@ class Coordinator:
             '/pcpsim.v1.Coordinator/Audit',
             node_dot_api_dot_v1_dot_pcpsim__pb2.Empty.SerializeToString,
             node_dot_api_dot_v1_dot_pcpsim__pb2.AuditReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AllocContigRange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pcpsim.v1.Coordinator/AllocContigRange',
+            node_dot_api_dot_v1_dot_pcpsim__pb2.ContigRangeRequest.SerializeToString,
+            node_dot_api_dot_v1_dot_pcpsim__pb2.ContigRangeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OfflinePages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pcpsim.v1.Coordinator/OfflinePages',
+            node_dot_api_dot_v1_dot_pcpsim__pb2.ContigRangeRequest.SerializeToString,
+            node_dot_api_dot_v1_dot_pcpsim__pb2.ContigRangeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseRange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pcpsim.v1.Coordinator/ReleaseRange',
+            node_dot_api_dot_v1_dot_pcpsim__pb2.ReleaseRangeRequest.SerializeToString,
+            node_dot_api_dot_v1_dot_pcpsim__pb2.ReleaseRangeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetCpuOnline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pcpsim.v1.Coordinator/SetCpuOnline',
+            node_dot_api_dot_v1_dot_pcpsim__pb2.CpuOnlineRequest.SerializeToString,
+            node_dot_api_dot_v1_dot_pcpsim__pb2.CpuOnlineReply.FromString,
             options,
             channel_credentials,
             insecure,

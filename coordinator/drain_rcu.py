@@ -1,0 +1,63 @@
+"""drain_all_pages by rcu-swap: Nicolas Saenz Julienne's design (Feb 2022), DESIGN.md §1.
+
+The series' __drain_all_pages swaps every marked CPU's list-set pointer to its empty set,
+calls synchronize_rcu() once, then frees each old set from the draining CPU. Here the
+swaps and the grace periods run for all marked CPUs at once (one RcuSwap on each CPU's
+control stream: the node swaps, waits for its CPU's next quiescent state, and hands
+over the old set's pages), so the drain waits for the slowest CPU's grace period, as
+synchronize_rcu does. Then, CPU by CPU, the pages are committed (RcuRelease: from now
+on they are not the node's) and only then freed into the zone under zone->lock, the
+same commit-then-free order as the remote pcp lock, so a lapsed lease never lets the
+zone and a node both hold a page.
+
+A CPU that reports no quiescent state within the drainer's gp_timeout_ms fails its
+part of the drain (ok=False, the grace period it waited recorded); its old set stays
+with it until a later drain's grace period.
+"""
+
+import asyncio
+
+from node.api import validate
+from node.api.v1 import pcpsim_pb2 as pb
+from coordinator import drain as base
+from coordinator.membership import CONTROL_TIMEOUT_S
+
+
+async def drain_rcu_swap(drainer, marked) -> list:
+    t0 = drainer.clock()
+    swaps = await asyncio.gather(*(_swap(drainer, m) for m in marked), return_exceptions=True)
+    results = []
+    for member, swap in zip(marked, swaps):
+        result = base.CpuDrain(member.cpu)
+        if isinstance(swap, BaseException):
+            result.ok, result.error = False, base._describe(swap)
+        else:
+            result.grace_period_s = swap.grace_period_s
+            if not swap.gp_ok:
+                result.ok = False
+                result.error = (f"cpu {member.cpu} reported no quiescent state within "
+                                f"{drainer.gp_timeout_ms} ms; its old list set stays with it")
+            if swap.token:
+                try:
+                    result.pages = await _commit_and_free(drainer, member, swap)
+                except Exception as err:  # the node refused the commit, or the zone the pages
+                    result.ok, result.error = False, base._describe(err)
+        result.duration_s = drainer.clock() - t0
+        results.append(result)
+    return results
+
+
+async def _swap(drainer, member) -> pb.RcuSwapReply:
+    # Up to two grace periods: an earlier one that timed out, then this swap's.
+    timeout = 2 * drainer.gp_timeout_ms / 1000.0 + CONTROL_TIMEOUT_S
+    reply = await drainer._control(member, timeout, rcu_swap=pb.RcuSwapRequest(
+        cpu=member.cpu, gp_timeout_ms=drainer.gp_timeout_ms, lease_ms=drainer.lease_ms))
+    return reply.rcu_swap
+
+
+async def _commit_and_free(drainer, member, swap) -> int:
+    pages = validate.page_list(swap.pages)
+    await drainer._commit(member, rcu_release=pb.RcuReleaseRequest(cpu=member.cpu, token=swap.token, commit=True))
+    await drainer.zone.locked(drainer.zone.free_pages, member.cpu, pages,
+                              f"rcu-cpu{member.cpu}-{member.incarnation}-{swap.token}")
+    return sum(1 << order for _, order, _ in pages)

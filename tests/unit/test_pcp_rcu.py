@@ -1,0 +1,204 @@
+"""The RCU list-set pcp (node.mm.pcp_rcu), its grace periods (node.rcu) and the node's half of an
+rcu-swap drain (node.rcu_drain), on an in-process zone."""
+
+import asyncio
+import threading
+
+import pytest
+
+from node.api.errors import FailedPrecondition
+from node.mm import pcp_rcu
+from node.mm.audit import audit
+from node.mm.constants import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
+from node.mm.zone import Zone
+from node.rcu import RcuCpu
+from node.rcu_drain import RcuDrain
+
+
+def make(high=518, batch=63):
+    zone = Zone(0, 1 << 16, 4)
+    return zone, pcp_rcu.RcuPerCpuPages(1, high=high, batch=batch)
+
+
+def fill(zone, pcp, n=5):
+    """Allocate n order-0 pages through the fast path and free them again: the lists then hold a batch."""
+    pfns = [pcp_rcu.rmqueue(zone, pcp, 0, MIGRATE_MOVABLE) for _ in range(n)]
+    for pfn in pfns:
+        assert pcp_rcu.free_unref_page(zone, pcp, pfn, 0, MIGRATE_MOVABLE) == "pcp"
+    return pfns
+
+
+def conserved(zone, pcp, held=()) -> bool:
+    report = audit(zone, {"pcp": [(p, o) for p, o, _ in pcp.pages()], "held": list(held)})
+    return report.ok and not pcp_rcu.check_pcp(pcp)
+
+
+def test_fast_path_never_waits_for_a_drainer():
+    """The fast path takes no lock a drainer holds: with the drainer lock held (a swap and its grace
+    period in progress) allocations and frees still go through the pcp, with no trylock failure and no
+    buddy fallback."""
+    zone, pcp = make()
+    with pcp.drain_lock:
+        fill(zone, pcp)
+        pfn = pcp_rcu.rmqueue(zone, pcp, 0, MIGRATE_UNMOVABLE)
+        assert pcp_rcu.free_unref_page(zone, pcp, pfn, 0, MIGRATE_UNMOVABLE) == "pcp"
+        pcp_rcu.free_unref_page_list(zone, pcp, [(p, 0, MIGRATE_MOVABLE) for p in
+                                                 [pcp_rcu.rmqueue(zone, pcp, 0, MIGRATE_MOVABLE) for _ in range(3)]])
+    s = pcp.stats
+    assert (s.trylock_fail_alloc, s.trylock_fail_free, s.buddy_fallback_alloc, s.buddy_fallback_free) == (0, 0, 0, 0)
+    assert pcp.count > 0 and conserved(zone, pcp)
+
+
+def test_swap_moves_the_fast_path_to_the_empty_set_and_keeps_the_old_one_until_its_grace_period():
+    """After a swap, frees and refills land on the new set and the old set is untouched; taking the old
+    set before its grace period is refused; after it, the old set's pages come off exactly, and every
+    page of the zone is still in one place."""
+    zone, pcp = make()
+    fill(zone, pcp)
+    old = pcp.lp
+    old_pages = sorted(old.pages())
+    count0 = pcp.count
+    pcp.swap()
+    assert pcp.lp is not old and pcp.spare is old and pcp.gp_pending
+    assert (pcp.lp.high, pcp.lp.batch) == (old.high, old.batch)
+    pfn = pcp_rcu.rmqueue(zone, pcp, 0, MIGRATE_MOVABLE)  # refills the new set from the zone
+    pcp_rcu.free_unref_page(zone, pcp, pfn, 0, MIGRATE_MOVABLE)
+    assert sorted(old.pages()) == old_pages
+    assert pcp.count == count0 + pcp.lp.count
+    with pytest.raises(AssertionError):
+        pcp.take_spare()
+    with pytest.raises(AssertionError):
+        pcp.swap()  # the spare is neither empty nor past its grace period
+    pcp.grace_period_elapsed()
+    taken = pcp.take_spare()
+    assert sorted(taken) == old_pages and old.count == 0
+    assert conserved(zone, pcp, [(p, o) for p, o, _ in taken])
+
+
+def test_stranded_pages_stay_the_cpus_and_go_first_at_the_next_take():
+    """Pages a drainer took and did not free come back stranded: counted in pcp.count and pages(), on
+    no list the fast path uses, and handed over by the next take_spare."""
+    zone, pcp = make()
+    fill(zone, pcp)
+    pcp.swap()
+    pcp.grace_period_elapsed()
+    taken = pcp.take_spare()
+    in_use = pcp.lp.count
+    pcp.strand(taken)
+    assert pcp.count == in_use + sum(1 << o for _, o, _ in taken)
+    assert conserved(zone, pcp)
+    assert pcp.take_spare() == taken and pcp.count == in_use
+
+
+def test_high_and_batch_apply_to_both_sets():
+    zone, pcp = make()
+    pcp.high, pcp.batch = 0, 1
+    assert [(s.high, s.batch) for s in pcp.pcplists] == [(0, 1), (0, 1)]
+
+
+def test_a_grace_period_ends_at_the_next_quiescent_state_or_at_once_in_an_extended_one():
+    """A quiescent state passed before the wait does not end it; one after it does; a CPU in an extended
+    quiescent state (idle, or user code on a NOHZ_FULL CPU) ends it at once."""
+    rcu = RcuCpu()
+    rcu.quiescent()
+    started = threading.Event()
+
+    def cpu():
+        started.wait(5)
+        rcu.quiescent()
+    t = threading.Thread(target=cpu)
+    t.start()
+
+    def wait():
+        started.set()
+        return rcu.wait_for_qs(5.0)
+    assert wait()
+    t.join()
+    with rcu.extended_qs():
+        assert rcu.wait_for_qs(0.0)
+    assert rcu.gp_timeouts == 0
+
+
+def test_a_cpu_that_never_reports_fails_the_grace_period_within_its_bound():
+    """A CPU stuck in the kernel (no quiescent state) makes wait_for_qs return False after its timeout,
+    and the timeout is counted."""
+    rcu = RcuCpu()
+    assert rcu.wait_for_qs(0.05) is False
+    assert rcu.gp_timeouts == 1 and rcu.gp_waits == 1
+
+
+class Reporter:
+    """A CPU thread that reports a quiescent state every millisecond while `on` is set."""
+
+    def __init__(self, rcu):
+        self.rcu, self.on, self.stop = rcu, threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop.wait(0.001):
+            if self.on.is_set():
+                self.rcu.quiescent()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+
+
+def test_rcu_drain_after_a_timed_out_grace_period_keeps_the_pages_then_hands_them_over():
+    """A swap whose CPU reports no quiescent state fails (gp_ok False, no pages, timeout counted); the old
+    set stays the CPU's (pcp.count unchanged, spare pending). The next swap, once the CPU reports again,
+    first waits out that grace period, hands over every page the CPU had, and commit makes them the
+    drainer's; a retried commit succeeds without counting them twice, a late abort is refused."""
+    zone, pcp = make()
+    fill(zone, pcp)
+    before = sorted(pcp.pages())
+    rcu = RcuCpu()
+    drain = RcuDrain(pcp, rcu, clock=lambda: 0.0)
+    reporter = Reporter(rcu)
+
+    async def run():
+        token, pages, _, ok = await drain.swap_and_take(lease_s=5.0, gp_timeout=0.05)
+        assert (token, pages, ok) == (0, [], False)
+        assert rcu.gp_timeouts == 1 and pcp.gp_pending and sorted(pcp.pages()) == before
+        reporter.on.set()
+        token, pages, _, ok = await drain.swap_and_take(lease_s=5.0, gp_timeout=5.0)
+        assert ok and token and sorted(pages) == before
+        assert drain.inflight() == pages and pcp.count == 0
+        await drain.release(token, commit=True)
+        drained = sum(1 << o for _, o, _ in before)
+        assert drain.inflight() == [] and drain.drained_pages == drained
+        await drain.release(token, commit=True)  # a retry whose reply was lost: ok, counted once
+        assert drain.drained_pages == drained
+        with pytest.raises(FailedPrecondition):
+            await drain.release(token, commit=False)  # too late to keep them
+    try:
+        asyncio.run(run())
+    finally:
+        reporter.close()
+
+
+def test_rcu_drain_lease_expiry_keeps_the_pages_and_refuses_a_late_commit():
+    """A grant not released within its lease returns its pages to the CPU (stranded), and the drainer's
+    late commit is refused, so it cannot free pages the node still counts; an abort (commit False)
+    strands them too; the next swap hands the stranded pages over first."""
+    zone, pcp = make()
+    fill(zone, pcp)
+    before = sorted(pcp.pages())
+    rcu = RcuCpu()
+    drain = RcuDrain(pcp, rcu, clock=lambda: 0.0)
+
+    async def run():
+        with rcu.extended_qs():  # an idle CPU: the grace period ends at once
+            token, pages, _, ok = await drain.swap_and_take(lease_s=0.01, gp_timeout=1.0)
+            assert ok and sorted(pages) == before
+            await asyncio.sleep(0.05)
+            assert drain.lease_expiries == 1 and sorted(pcp.pages()) == before
+            with pytest.raises(FailedPrecondition):
+                await drain.release(token, commit=True)
+            assert drain.stale_commits_refused == 1
+            token, pages, _, ok = await drain.swap_and_take(lease_s=5.0, gp_timeout=1.0)
+            assert ok and sorted(pages) == before
+            await drain.release(token, commit=False)
+            assert sorted(pcp.pages()) == before and drain.drained_pages == 0
+    asyncio.run(run())

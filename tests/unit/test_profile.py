@@ -1,0 +1,84 @@
+"""Kernel profiles (node.mm.profile): each one's locking differences, pinned on the pure model."""
+
+import threading
+
+import pytest
+
+from node.mm import pcp as pcpmod
+from node.mm import profile as profiles
+from node.mm.constants import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
+from node.mm.zone import Zone
+
+
+def setup(name, n=8):
+    """A zone, a pcp, the profile's entry points and n order-0 pages held by the CPU."""
+    zone = Zone(0, 1 << 16, 4)
+    pcp = pcpmod.PerCpuPages(1, high=518, batch=63)
+    ops = profiles.pcp_ops(profiles.get(name))
+    held = [zone.rmqueue_buddy(0, MIGRATE_MOVABLE) for _ in range(n)]
+    return zone, pcp, ops, [(pfn, 0, MIGRATE_MOVABLE) for pfn in held]
+
+
+def test_each_profile_names_its_semantics():
+    """5.19 is the local_lock design drained by workqueue, which no other CPU can lock; 6.1 and 6.2 take
+    a spinlock remotely; only 6.2 leaves IRQs on and trylocks in the batched free."""
+    p519, p61, p62 = (profiles.get(n) for n in ("5.19", "6.1", "6.2"))
+    assert (p519.strategy, p519.pcp_lock, p519.remote_drain) == ("workqueue", "local_lock", False)
+    assert (p61.strategy, p61.pcp_lock, p61.remote_drain, p61.irqs_off, p61.free_list_trylock) == \
+        ("remote", "spinlock", True, True, False)
+    assert (p62.strategy, p62.pcp_lock, p62.remote_drain, p62.irqs_off, p62.free_list_trylock) == \
+        ("remote", "spinlock", True, False, True)
+    with pytest.raises(ValueError, match="unknown kernel profile '6.3'"):
+        profiles.get("6.3")
+
+
+@pytest.mark.parametrize("name", ["5.19", "6.1"])
+def test_batched_free_spins_while_a_remote_drain_holds_the_lock(name):
+    """Under 6.1 (and 5.19, whose local_lock the batched free also takes unconditionally)
+    free_unref_page_list waits for a drainer holding the pcp lock, then puts every page on the pcp:
+    no trylock failure, no buddy fallback."""
+    zone, pcp, ops, pages = setup(name)
+    pcp.lock.acquire()  # the remote drainer
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (ops.free_unref_page_list(zone, pcp, pages), done.set()))
+    t.start()
+    t.join(0.2)
+    assert t.is_alive() and not done.is_set() and pcp.count == 0  # spinning on the held lock
+    pcp.lock.release()
+    t.join(5)
+    assert done.is_set() and pcp.count == len(pages)
+    assert (pcp.stats.trylock_fail_free, pcp.stats.buddy_fallback_free) == (0, 0)
+
+
+def test_batched_free_falls_back_to_the_buddy_under_6_2():
+    """Under 6.2 free_unref_page_list trylocks: with a drainer holding the lock it returns at once, every
+    page back in the buddy (zone free pages up by all of them), one trylock failure and a buddy fallback
+    per page; with the lock free the pages go on the pcp."""
+    zone, pcp, ops, pages = setup("6.2")
+    free0 = zone.free_pages
+    with pcp.lock:
+        ops.free_unref_page_list(zone, pcp, pages)
+        assert pcp.count == 0 and zone.free_pages == free0 + len(pages)
+    assert (pcp.stats.trylock_fail_free, pcp.stats.buddy_fallback_free) == (1, len(pages))
+    zone2, pcp2, ops2, pages2 = setup("6.2", n=40)
+    ops2.free_unref_page_list(zone2, pcp2, pages2)  # crosses a SWAP_CLUSTER_MAX relock
+    assert pcp2.count == 40 and pcp2.stats.trylock_fail_free == 0
+
+
+@pytest.mark.parametrize("name,runs_at_once,fallbacks", [("6.1", False, 0), ("5.19", False, 0), ("6.2", True, 1)])
+def test_irq_allocation_on_a_cpu_holding_its_own_pcp_lock(name, runs_at_once, fallbacks):
+    """An IRQ raised while its CPU is inside its own pcp section: with IRQs off (5.19, 6.1) it waits for
+    the unlock and then allocates from the pcp; with IRQs on (6.2) it runs at once, finds the lock taken
+    and falls back to the buddy."""
+    zone, pcp, _, _ = setup(name)
+    irq = profiles.LocalIrq(profiles.get(name), pcp)
+    got, ran_in_section = [], []
+
+    def handler():
+        ran_in_section.append(irq.in_section)
+        got.append(pcpmod.rmqueue(zone, pcp, 0, MIGRATE_UNMOVABLE))
+
+    irq.pcp_section(lambda: irq.raise_irq(handler))
+    assert ran_in_section == [runs_at_once] and got[0] is not None
+    assert pcp.stats.buddy_fallback_alloc == fallbacks
+    assert pcp.stats.trylock_fail_alloc == fallbacks
