@@ -61,6 +61,8 @@ def _fmt(value: float, unit: str) -> str:
         if value < 1e-3:
             return f"{value * 1e6:.2f} us"
         return f"{value * 1e3:.3f} ms"
+    if unit == "B":
+        return f"{value / 2**20:.1f} MB"
     if unit == "ops/s":
         return f"{value:,.0f} ops/s"
     return f"{value:.3g} {unit}".strip()

@@ -555,9 +555,10 @@ def cmd_bench(args) -> int:
         result = bench.run_bench(args.quick, args.run_dir, plot)
     except ClusterError as err:
         raise CliError(str(err)) from None
+    if args.json:  # before printing: a reader that closes stdout early (| head) must not lose the results
+        bench_figure.write_json(result, args.json)
     print(bench_figure.format_table(result["figures"]))
     if args.json:
-        bench_figure.write_json(result, args.json)
         print(f"results written to {args.json}; scaling plot {plot}")
     return 0
 

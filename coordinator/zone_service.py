@@ -3,7 +3,11 @@
 zone->lock is one worker thread: every zone operation runs on it, in arrival order,
 and holds it for the operation's modeled cost (CostModel.zone_hold, a blocking sleep),
 so CPUs that refill, free or drain at the same time queue for the lock as they do in
-the kernel.
+the kernel. A hold shorter than SLEEP_MIN_S is not slept: the OS would oversleep it
+several times over (time.sleep of any tiny value takes ~0.1 ms here). When the time
+scale makes every hold that short (the benchmarks' --time-scale 1e-6), an operation is
+only its own Python work, so one that finds zone->lock free and nothing queued runs on
+the event loop at once instead of paying a hop to the worker thread and back.
 
 Ownership: the service records which CPU holds every block it handed out (head pfn ->
 (cpu, order)). A free is checked page by page against that record *before* anything
@@ -23,10 +27,12 @@ watermark, cleared once they are back above high.
 import asyncio
 import collections
 import concurrent.futures
+import threading
 import time
 from dataclasses import dataclass
 
 from node.api.errors import FailedPrecondition
+from node.api.validate import MAX_PAGES_PER_MESSAGE
 from node.mm import isolation
 from node.mm.constants import MAX_ORDER, MIGRATE_MOVABLE
 from node.mm.buddy import PageStateError
@@ -37,6 +43,7 @@ OTHER = -1  # owner of pages held by the rest of the system (page cache, slab, .
 CMA = -2    # a range taken by alloc_contig_range (coordinator.contig)
 OFFLINE = -3  # a range taken by offline_pages
 OWNER_KINDS = {OTHER: "other", CMA: "cma", OFFLINE: "offline"}  # owners that are not CPUs (the audit's names)
+SLEEP_MIN_S = 50e-6  # Linux's default timer slack: no sleep is shorter
 _KEEP_TRANSFERS = 1 << 16
 
 
@@ -52,8 +59,11 @@ class ZoneService:
     def __init__(self, zone: Zone, cost: CostModel, sleep=time.sleep):
         self.zone = zone
         self.cost = cost
-        self._sleep = sleep
+        self._sleep_fn = sleep
         self._lock = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="zone-lock")
+        self._held_by = threading.Lock()  # whoever runs an operation: the worker thread or the loop
+        self._queued = 0  # operations handed to the worker and not finished (touched on the loop only)
+        self._inline = cost.zone_hold(MAX_PAGES_PER_MESSAGE) < SLEEP_MIN_S
         self.owned: dict[int, tuple[int, int]] = {}  # head pfn -> (cpu, order)
         self._applied = collections.OrderedDict()    # transfer id -> ZoneReply
         self.lock_hold_s = 0.0  # wall time zone->lock was held, all operations (for metrics)
@@ -65,16 +75,34 @@ class ZoneService:
 
     async def locked(self, fn, *args):
         """Run fn(*args) under zone->lock."""
-        return await asyncio.get_running_loop().run_in_executor(self._lock, self._held, fn, args)
+        if self._inline and not self._queued and self._held_by.acquire(blocking=False):
+            try:
+                return self._run(fn, args)
+            finally:
+                self._held_by.release()
+        self._queued += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._lock, self._held, fn, args)
+        finally:
+            self._queued -= 1
 
     def _held(self, fn, args):
-        # On the zone-lock thread: the only writer of these counters.
+        with self._held_by:
+            return self._run(fn, args)
+
+    def _run(self, fn, args):
+        # Under _held_by: the only writer of these counters.
         t0 = time.monotonic()
         try:
             return fn(*args)
         finally:
             self.lock_hold_s += time.monotonic() - t0
             self.lock_ops += 1
+
+    def _sleep(self, seconds: float) -> None:
+        """Hold zone->lock for a modeled time (see the module's note on SLEEP_MIN_S)."""
+        if seconds >= SLEEP_MIN_S:
+            self._sleep_fn(seconds)
 
     # ------------------------------------------------------- under zone->lock
     def preallocate(self, pages: int) -> int:

@@ -37,6 +37,7 @@ from node.rpc_metrics import RpcMetricsInterceptor
 from node.runtime import ROLES, NodeRuntime, TaskConfig
 from node.server import NodeServicer
 from node.timebase import CostModel
+from node import wake_probe
 from node.zone_client import ZoneClient
 
 
@@ -79,6 +80,9 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
     p.add_argument("--register-timeout-s", type=positive(float), default=30.0, env="PCPSIM_REGISTER_TIMEOUT_S",
                    help="keep retrying registration while the coordinator is unreachable this long")
     security.add_arguments(p)
+    p.add_argument("--wake-probe", metavar="DIR", type=wake_probe.directory, env="PCPSIM_WAKE_PROBE",
+                   help="also run a bare timer thread (node.wake_probe, the noise floor of `pcpsim bench`) "
+                        "and write its wake lateness to DIR/cpuN.json on exit")
     p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
     p.add_argument("--unsafe-skip-fencing", action="store_true", env="PCPSIM_UNSAFE_SKIP_FENCING",
                    help="TEST ONLY: accept a remote drainer's commit after its lease ran out (the checker's "
@@ -193,6 +197,10 @@ async def main(args) -> None:
     agent.registered(reply, sent_at)
     holder["runtime"] = runtime
     runtime.start(paused=agent.recovering)  # the CPU waits while the coordinator rebuilds its zone
+    probe = None
+    if args.wake_probe:
+        probe = wake_probe.WakeProbe.beside(runtime.task, task_config(args).period_s)
+        probe.start()
     await health.serving()
     print(f"node cpu{args.cpu} role={args.role} listening on {address}", flush=True)
     if metrics:
@@ -204,6 +212,9 @@ async def main(args) -> None:
     await health.stopping()
     await beat
     runtime.stop()
+    if probe is not None:
+        probe.stop()
+        probe.write(os.path.join(args.wake_probe, f"cpu{args.cpu}.json"))
     await server.stop(0.5)
     await aio_channel.close()
     zone.close()
