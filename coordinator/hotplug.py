@@ -41,17 +41,17 @@ class Reaper:
         self.deaths = 0
 
     async def run(self, interval: float) -> None:
-        last = self.membership.clock()
+        clock = self.membership.clock
         while True:
-            now = self.membership.clock()
-            if now - last > max(4 * interval, self.membership.failure_timeout / 2):
+            await self.reap()  # may wait long for pcpu_drain_mutex: that is no stall
+            before = clock()
+            await asyncio.sleep(interval)
+            late = clock() - before - interval
+            if late > max(4 * interval, self.membership.failure_timeout / 2):
                 # This process did not run (stopped, starved): the nodes' silence meanwhile is
                 # its own, not theirs. Nothing unsafe either way: a node that was really gone
                 # is declared dead that much later.
-                self.membership.excuse(now - last - interval)
-            last = now
-            await self.reap()
-            await asyncio.sleep(interval)
+                self.membership.excuse(late)
 
     async def reap(self) -> list[int]:
         """Declare every overdue member dead; returns their CPUs."""

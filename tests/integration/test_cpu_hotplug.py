@@ -60,9 +60,10 @@ def test_cpu_hotplug_refusals(cluster):
     assert rpc_code(h.coord.SetCpuOnline, pb.CpuOnlineRequest(cpu=0, online=True)) == grpc.StatusCode.FAILED_PRECONDITION
     assert rpc_code(h.coord.SetCpuOnline, pb.CpuOnlineRequest(cpu=9, online=False)) == grpc.StatusCode.INVALID_ARGUMENT
     addr = h.cluster.coordinator_address
-    r = run_cli("cpu", "offline", "1", "--coordinator", addr)
+    token = ("--token-file", h.cluster.token_files["operator"])
+    r = run_cli("cpu", "offline", "1", "--coordinator", addr, *token)
     assert r.returncode == 0 and "2 CPUs online" in r.stdout and "cpu_hotplug" in r.stdout, r.stderr
     assert rpc_code(h.coord.SetCpuOnline, pb.CpuOnlineRequest(cpu=1, online=False)) == grpc.StatusCode.FAILED_PRECONDITION
-    r = run_cli("cpu", "online", "1", "--coordinator", addr)
+    r = run_cli("cpu", "online", "1", "--coordinator", addr, *token)
     assert r.returncode == 0 and "3 CPUs online" in r.stdout, r.stderr
     assert_audit_ok(h)

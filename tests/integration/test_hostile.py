@@ -125,6 +125,18 @@ COORDINATOR = {
     "GetState": st.just(pb.Empty()),
     "GetDrainHistory": st.builds(pb.DrainHistoryRequest, reset=st.booleans()),
     "Audit": st.just(pb.Empty()),
+    # #8's ranges: mostly refused (misaligned, outside the zone, sizes not a pageblock multiple);
+    # a valid one really takes its range, which the audit then counts under its owner.
+    "AllocContigRange": st.builds(pb.ContigRangeRequest, start_pfn=u64, nr_pages=st.one_of(st.just(512), u32),
+                                  timeout_ms=st.integers(1, 200)),
+    "OfflinePages": st.builds(pb.ContigRangeRequest, start_pfn=u64, nr_pages=st.one_of(st.just(512), u32),
+                              timeout_ms=st.integers(1, 200)),
+    "ReleaseRange": st.builds(pb.ReleaseRangeRequest, start_pfn=u64, nr_pages=u32),
+    # Offlining a real CPU would park it for the rest of the shared cluster's tests: onlining an
+    # online CPU (refused) and CPUs out of range only.
+    "SetCpuOnline": st.one_of(st.builds(pb.CpuOnlineRequest, cpu=cpu, online=st.just(True)),
+                              st.builds(pb.CpuOnlineRequest, cpu=st.integers(NR_CPUS, 2**32 - 1),
+                                        online=st.booleans())),
     "SetFaults": st.builds(pb.FaultsRequest, rules=st.lists(st.builds(
         pb.FaultRule, direction=enum, method=text, peer=st.one_of(st.integers(-2, 4), enum), delay_ms=small,
         drop=st.floats(allow_nan=True), drop_reply=st.floats(allow_nan=True), fail=st.floats(allow_nan=True)),

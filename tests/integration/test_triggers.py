@@ -212,13 +212,14 @@ def test_contig_cli(cluster, command, owner, trigger):
     0; the audit then shows 1024 pages under that owner; `pcpsim release` gives them back. A misaligned
     size exits non-zero naming the problem."""
     addr = cluster.cluster.coordinator_address
-    r = run_cli(command, "--coordinator", addr, "--pages", "1024", "--json")
+    token = ("--token-file", cluster.cluster.token_files["operator"])
+    r = run_cli(command, "--coordinator", addr, *token, "--pages", "1024", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["ok"] and out["nr_pages"] == 1024 and out["drains"][0]["trigger"] == trigger
     assert assert_audit_ok(cluster).where[owner] == 1024
-    r = run_cli("release", "--coordinator", addr, "--start-pfn", str(out["start_pfn"]), "--pages", "1024")
+    r = run_cli("release", "--coordinator", addr, *token, "--start-pfn", str(out["start_pfn"]), "--pages", "1024")
     assert r.returncode == 0 and f"released {owner} range" in r.stdout, r.stderr
     assert assert_audit_ok(cluster).where[owner] == 0
-    r = run_cli(command, "--coordinator", addr, "--pages", "100")
+    r = run_cli(command, "--coordinator", addr, *token, "--pages", "100")
     assert r.returncode != 0 and "pageblock aligned" in r.stderr
