@@ -68,8 +68,8 @@ class Reaper:
         """Declare `member` dead and take its pages back (page_alloc_cpu_dead), then recompute
         high for the CPUs left (zone_pcp_update). Caller holds pcpu_drain_mutex."""
         self.membership.declare_dead(member)
+        self.pageset.update(self.membership.alive())  # one step with the death, as GetState sees it
         pages = await self.zone.locked(self.zone.cpu_dead, member.cpu)
-        self.pageset.update(self.membership.alive())
         self.deaths += 1
         print(f"cpu{member.cpu} declared dead: {pages} base pages back to the zone, "
               f"high now {self.pageset.high}", file=sys.stderr, flush=True)

@@ -71,9 +71,10 @@ def check(history: list[dict], bound_s: float, lease_s: float) -> Verdict:
     findings = {k: v for k, v in findings.items() if v}
     if findings:
         return Verdict(False, findings, stats)
-    missing = [f for f in ("settled", "audit", "grants", "tasks") if f not in final]
+    missing = [f"no final {f} in the history" for f in ("settled", "audit", "grants", "tasks") if f not in final]
+    missing += [f"cpu{cpu}: grant records could not be read" for cpu in final.get("grants", {}).get("unreachable", [])]
     if missing:
-        return Verdict("unknown", {"missing": [f"no final {f} in the history" for f in missing]}, stats)
+        return Verdict("unknown", {"missing": missing}, stats)
     return Verdict(True, {}, stats)
 
 
@@ -161,8 +162,6 @@ def _stale_writes(grants: dict, out: list, stats: dict) -> None:
                     out.append(f"cpu{cpu}: token {r['token']}'s commit was applied after its lease expired")
     if applied > 5:
         out.append(f"... {applied} stale commits applied in all")
-    for cpu in grants.get("unreachable", []):
-        out.append(f"cpu{cpu}: grant records could not be read")
     stats["stale_commits"] = {"refused": refused, "applied": applied}
 
 

@@ -153,18 +153,25 @@ def _final(cluster, scenario, history, run_dir, say) -> None:
         except grpc.RpcError as err:
             history.add("final", "final", "audit", error=f"{err.code().name}: {err.details()}")
         nodes = stub.GetState(pb.Empty(), timeout=RPC_TIMEOUT_S).nodes
-    grants, unreachable = {}, []
+    grants, unreachable, errors = {}, [], {}
     for n in nodes:
-        try:
-            with cluster.channel(n.address) as ch:
-                snap = pb_grpc.NodeStub(ch).Snapshot(pb.CpuRequest(cpu=n.cpu), timeout=RPC_TIMEOUT_S)
-            grants[str(n.cpu)] = [{"token": g.token, "outcome": _OUTCOME[g.outcome], "pages": g.pages,
-                                   "held_s": round(g.ended_at - g.granted_at, 6) if g.ended_at else None,
-                                   "lease_s": g.lease_s, "committed_after_expiry": g.committed_after_expiry,
-                                   "stale_commits_refused": g.stale_commits_refused} for g in snap.grants]
-        except grpc.RpcError:
+        snap = None
+        for attempt in range(3):  # a node may be busy rejoining right after the heal
+            try:
+                with cluster.channel(n.address) as ch:
+                    snap = pb_grpc.NodeStub(ch).Snapshot(pb.CpuRequest(cpu=n.cpu), timeout=RPC_TIMEOUT_S)
+                break
+            except grpc.RpcError as err:
+                errors[str(n.cpu)] = f"{err.code().name}: {err.details()}"
+                time.sleep(1.0)
+        if snap is None:
             unreachable.append(n.cpu)
-    history.add("final", "final", "grants", cpus=grants, unreachable=unreachable)
+            continue
+        grants[str(n.cpu)] = [{"token": g.token, "outcome": _OUTCOME[g.outcome], "pages": g.pages,
+                               "held_s": round(g.ended_at - g.granted_at, 6) if g.ended_at else None,
+                               "lease_s": g.lease_s, "committed_after_expiry": g.committed_after_expiry,
+                               "stale_commits_refused": g.stale_commits_refused} for g in snap.grants]
+    history.add("final", "final", "grants", cpus=grants, unreachable=unreachable, errors=errors)
     _snapshot_metrics(cluster, nodes, os.path.join(run_dir, "metrics"))
 
 

@@ -121,3 +121,10 @@ def test_drain_bounds_grow_with_the_cpus_and_the_timeouts():
     assert drain_bound("remote", 8, 0.5, 1.5, 2.0) > drain_bound("remote", 4, 0.5, 1.5, 2.0)
     assert drain_bound("workqueue", 4, 0.5, 1.5, 4.0) > drain_bound("workqueue", 4, 0.5, 1.5, 2.0)
     assert copy.deepcopy(clean()) == clean()  # the fixture is not shared state
+
+
+def test_grant_records_that_could_not_be_read_make_the_verdict_unknown():
+    h = clean()
+    final(h, "grants")["unreachable"] = ["1"]
+    v = check(h, BOUND, LEASE)
+    assert v.valid == "unknown" and v.findings["missing"] == ["cpu1: grant records could not be read"]
