@@ -49,6 +49,8 @@ def _check(zone_service, membership, snaps) -> mm_audit.AuditReport:
             holders[f"cpu{cpu}.{kind}"] = pages
             mine.update(pages)
         node_pages[cpu] = mine
+        if snap.running:  # its pages may have moved while they were copied: nothing here is exact
+            errors.append(f"cpu{cpu}: still running when snapshotted (not parked)")
         errors.extend(f"cpu{cpu}: {e}" for e in snap.errors)
     owned = zone_service.holdings()
     for owner, name in OWNER_KINDS.items():  # the rest of the system, CMA and offline ranges

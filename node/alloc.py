@@ -105,7 +105,9 @@ class PageAllocator:
         self.allocated.clear()
 
     def pages(self) -> list[tuple[int, int, int]]:
-        return [(pfn, order, mt) for pfn, (order, mt) in self.allocated.items()]
+        # dict.copy() runs without a thread switch: a Snapshot of a running CPU reads this
+        # from the interconnect thread while the CPU thread allocates and frees.
+        return [(pfn, order, mt) for pfn, (order, mt) in self.allocated.copy().items()]
 
     def _rmqueue(self, order: int, migratetype: int) -> int | None:
         stats = self.pcp.stats

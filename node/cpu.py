@@ -126,6 +126,11 @@ class Cpu:
     def paused(self) -> bool:
         return self._paused
 
+    @property
+    def parked(self) -> bool:
+        """Paused and at its safe point: no task or IRQ is in the middle of an operation."""
+        return self._paused and self._parked.is_set()
+
     def set_paused(self, paused: bool, timeout: float = 5.0) -> bool:
         """Stop running tasks and IRQs at the next safe point (no task's pcp or zone
         operation in flight) and return once there; or let them run again. Returns

@@ -160,12 +160,15 @@ class NodeServicer(pb_grpc.NodeServicer):
     async def Snapshot(self, request, context):
         self._check_cpu(request.cpu)
         node = self.node
+        # Read on this thread while the CPU's may run: every structure is copied whole, and the
+        # invariants are checked only on a parked CPU, where they must hold (mid-operation they need not).
+        running = not node.cpu.parked
         return pb.NodeSnapshot(
             cpu=node.cpu_id, pcp=self._pcp_state(),
             pcp_pages=validate.to_page_list(pb.PageList, node.pcp.pages()),
             allocated=validate.to_page_list(pb.PageList, node.alloc.pages()),
             inflight=validate.to_page_list(pb.PageList, node.remote_drain.inflight()),
-            errors=node.check_pcp(),
+            errors=[] if running else node.check_pcp(), running=running,
             grants=[_grant_record(g) for g in node.remote_lock.records()] if node.remote_lock else [],
             incarnation=node.incarnation, rejoins=node.rejoins, lease_left_s=node.lease_left())
 

@@ -71,18 +71,21 @@ class PerCpuPages:
         return (f"PerCpuPages(cpu={self.cpu}, count={self.count}, high={self.high}, batch={self.batch}, "
                 f"free_factor={self.free_factor})")
 
-    def _page_mt(self, pindex: int, pfn: int) -> int:
-        if pindex == _THP_PINDEX:
-            return self.thp_migratetype[pfn]
-        return pindex % MIGRATE_PCPTYPES
-
     def pages(self) -> list:
-        """(pfn, order, migratetype) of every page on the lists, list by list, head to tail."""
+        """(pfn, order, migratetype) of every page on the lists, list by list, head to tail.
+
+        Each list is copied whole (no thread switch within a copy), so this may be read while the
+        CPU's thread runs: a page may then be missed or seen on two lists, never crash the read."""
+        lists = [lst.copy() for lst in self.lists]
+        thp_mt = self.thp_migratetype.copy()  # after the lists: a THP missing here has left them
         out = []
-        for pindex, lst in enumerate(self.lists):
+        for pindex, lst in enumerate(lists):
             order = _PINDEX_ORDER[pindex]
             for pfn in lst:
-                out.append((pfn, order, self._page_mt(pindex, pfn)))
+                if pindex != _THP_PINDEX:
+                    out.append((pfn, order, pindex % MIGRATE_PCPTYPES))
+                elif pfn in thp_mt:
+                    out.append((pfn, order, thp_mt[pfn]))
         return out
 
     def take_bulk(self, count: int, pindex: int) -> list:

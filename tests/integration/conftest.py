@@ -101,6 +101,14 @@ class Handle:
                                                  timeout=RPC_TIMEOUT).was_paused
                 for cpu in (self.nodes if cpus is None else cpus)}
 
+    def pcp_errors(self) -> dict[int, list[str]]:
+        """check_pcp's findings per CPU, read parked (a running CPU's snapshot is not checked)."""
+        before = self.set_paused(True)
+        try:
+            return {cpu: list(self.snapshot(cpu).errors) for cpu in self.nodes}
+        finally:
+            self.set_paused(False, [cpu for cpu, was in before.items() if not was])
+
     def frozen(self) -> tuple[int, dict[int, int]]:
         """(zone free pages, {cpu: pcp count}): what must not move while the cluster is paused."""
         return self.free_pages(), self.counts()

@@ -92,8 +92,7 @@ def test_drains_on_running_cpus_conserve_pages_and_spare_isolated_cpus_under_rem
         assert reply.status == DONE and all(c.ok for c in reply.cpus)
     items2 = work_items(h)
     assert {cpu: items2[cpu] - items1[cpu] for cpu in h.nodes} == {cpu: n for cpu in h.nodes}
-    for cpu in h.nodes:
-        assert not h.snapshot(cpu).errors
+    assert h.pcp_errors() == {cpu: [] for cpu in h.nodes}
     assert_audit_ok(h)
 
 

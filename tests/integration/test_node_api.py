@@ -87,6 +87,23 @@ def test_node_rejects_bad_input_and_changes_nothing(paused, case):
     assert_audit_ok(paused)
 
 
+def test_snapshot_of_a_running_cpu_always_answers_and_is_checked_only_parked(shared_cluster):
+    """The interconnect copies a housekeeping CPU's lists and held pages while its thread churns
+    them: every read answers (iterating the held-page map while it changed size once failed with
+    UNKNOWN), marked running and left unchecked; parked, the same CPU's snapshot is checked."""
+    h = shared_cluster
+    for _ in range(300):
+        snap = h.snapshot(0)
+        assert snap.running and not snap.errors
+    h.set_paused(True, [0])
+    try:
+        snap = h.snapshot(0)
+        assert not snap.running and not snap.errors
+        assert base_pages(snap.pcp_pages) == h.pcp(0).count
+    finally:
+        h.set_paused(False, [0])
+
+
 def test_lock_drain_takes_every_page_and_abort_puts_them_back(paused):
     """PcpLockDrain on a parked CPU with pages returns a token and all its pages (count becomes
     0, the lock is held, the pages are reported in flight); PcpUnlock(commit=False) restores the

@@ -343,7 +343,7 @@ class GrantRecord(_message.Message):
     def __init__(self, token: _Optional[int] = ..., outcome: _Optional[_Union[GrantRecord.Outcome, str]] = ..., pages: _Optional[int] = ..., granted_at: _Optional[float] = ..., ended_at: _Optional[float] = ..., lease_s: _Optional[float] = ..., committed_after_expiry: _Optional[bool] = ..., stale_commits_refused: _Optional[int] = ...) -> None: ...
 
 class NodeSnapshot(_message.Message):
-    __slots__ = ("cpu", "pcp", "pcp_pages", "allocated", "inflight", "errors", "grants", "incarnation", "rejoins", "lease_left_s")
+    __slots__ = ("cpu", "pcp", "pcp_pages", "allocated", "inflight", "errors", "grants", "incarnation", "rejoins", "lease_left_s", "running")
     CPU_FIELD_NUMBER: _ClassVar[int]
     PCP_FIELD_NUMBER: _ClassVar[int]
     PCP_PAGES_FIELD_NUMBER: _ClassVar[int]
@@ -354,6 +354,7 @@ class NodeSnapshot(_message.Message):
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
     REJOINS_FIELD_NUMBER: _ClassVar[int]
     LEASE_LEFT_S_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     pcp: PcpState
     pcp_pages: PageList
@@ -364,7 +365,8 @@ class NodeSnapshot(_message.Message):
     incarnation: str
     rejoins: int
     lease_left_s: float
-    def __init__(self, cpu: _Optional[int] = ..., pcp: _Optional[_Union[PcpState, _Mapping]] = ..., pcp_pages: _Optional[_Union[PageList, _Mapping]] = ..., allocated: _Optional[_Union[PageList, _Mapping]] = ..., inflight: _Optional[_Union[PageList, _Mapping]] = ..., errors: _Optional[_Iterable[str]] = ..., grants: _Optional[_Iterable[_Union[GrantRecord, _Mapping]]] = ..., incarnation: _Optional[str] = ..., rejoins: _Optional[int] = ..., lease_left_s: _Optional[float] = ...) -> None: ...
+    running: bool
+    def __init__(self, cpu: _Optional[int] = ..., pcp: _Optional[_Union[PcpState, _Mapping]] = ..., pcp_pages: _Optional[_Union[PageList, _Mapping]] = ..., allocated: _Optional[_Union[PageList, _Mapping]] = ..., inflight: _Optional[_Union[PageList, _Mapping]] = ..., errors: _Optional[_Iterable[str]] = ..., grants: _Optional[_Iterable[_Union[GrantRecord, _Mapping]]] = ..., incarnation: _Optional[str] = ..., rejoins: _Optional[int] = ..., lease_left_s: _Optional[float] = ..., running: _Optional[bool] = ...) -> None: ...
 
 class FaultRule(_message.Message):
     __slots__ = ("direction", "method", "peer", "delay_ms", "drop", "drop_reply", "fail")
