@@ -95,6 +95,11 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
                    env="PCPSIM_DEAD_TIMEOUT_MS",
                    help="a node without heartbeats this long is dead: its pages go back to the zone "
                         "(must exceed --failure-timeout-ms); also the recovery window after a restart")
+    p.add_argument("--heartbeat-budget", type=int_range(1, 100_000), default=256,
+                   env="PCPSIM_HEARTBEAT_BUDGET",
+                   help="heartbeats per second the coordinator takes from all nodes together: each node "
+                        "beats every N/budget seconds (at most a quarter of the failure timeout), or at "
+                        "its own --heartbeat-ms if that is longer (1..100000)")
     security.add_arguments(p)
     p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
     args = p.parse_args(argv)
@@ -123,7 +128,7 @@ async def main(args) -> None:
     sec = args.security
     security.warn(security.process_warning(args.listen, sec))
     membership = Membership(args.nodes, time.monotonic, args.failure_timeout_ms / 1000.0,
-                            args.dead_timeout_ms / 1000.0, sec=sec)
+                            args.dead_timeout_ms / 1000.0, sec=sec, heartbeat_budget=args.heartbeat_budget)
     recovery = Recovery(membership, 2 * args.dead_timeout_ms / 1000.0, time.monotonic)
     registry = exposition.process_registry()  # this process's own: never prometheus_client's global one
     drain_metrics = DrainMetrics(registry, args.nodes)

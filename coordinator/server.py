@@ -71,7 +71,8 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
                                 reclaimed_pages=reclaimed, lease_ms=round(m.lease * 1000),
                                 dead_ms=round(m.dead_timeout * 1000), resumed=resumed,
                                 recovering=self.recovery.active, strategy=self.drainer.default_strategy,
-                                kernel=self.kernel)
+                                kernel=self.kernel,
+                                heartbeat_interval_ms=round(m.heartbeat_interval() * 1000))
 
     async def _claim(self, cpu: int, holdings: list) -> bool:
         try:
@@ -88,7 +89,8 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         z = self.zone.zone
         return pb.HeartbeatReply(free_pages=z.free_pages, reclaim_active=z.reclaim_active,
                                  high=self.pageset.high, batch=self.pageset.batch,
-                                 recovering=self.recovery.active)
+                                 recovering=self.recovery.active,
+                                 heartbeat_interval_ms=round(self.membership.heartbeat_interval() * 1000))
 
     @rpc
     async def Rmqueue(self, request, context):

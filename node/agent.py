@@ -3,7 +3,9 @@
 Each heartbeat the coordinator acknowledges renews the lease: from the moment that
 heartbeat was *sent*, the node may use its pcp for `lease` seconds (the coordinator
 declares it dead only after `dead` > `lease` without one: coordinator.membership).
-The reply also carries pcp->high and batch, recomputed as CPUs come and go.
+The reply also carries pcp->high and batch, recomputed as CPUs come and go, and the
+interval to beat at: the node beats at its own interval or the coordinator's, whichever
+is longer (the coordinator paces N nodes to a budget: coordinator.membership).
 
 What an answer tells the node, and what it does:
 - FAILED_PRECONDITION: this CPU was declared dead, or another process replaced it.
@@ -39,11 +41,13 @@ class Agent:
         self.faults = faults
         self.clock = clock
         self.lease = 0.0
+        self.paced = 0.0  # the coordinator's heartbeat interval for this cluster size
         self.recovering = False
         self.log = lambda msg: print(f"node cpu{runtime.cpu_id}: {msg}", file=sys.stderr, flush=True)
 
     def registered(self, reply: pb.RegisterReply, sent_at: float) -> None:
         self.lease = reply.lease_ms / 1000.0
+        self.paced = reply.heartbeat_interval_ms / 1000.0
         self.runtime.lease_until = sent_at + self.lease
         self.runtime.set_pageset(reply.high, reply.batch)
         self.recovering = reply.recovering
@@ -68,6 +72,7 @@ class Agent:
             # Otherwise unreachable: the lease runs out by itself; keep trying.
             return
         rt.lease_until = sent_at + self.lease
+        self.paced = reply.heartbeat_interval_ms / 1000.0
         rt.zone.free_pages = reply.free_pages
         rt.zone.reclaim_active = reply.reclaim_active
         rt.set_pageset(reply.high, reply.batch)
@@ -79,7 +84,7 @@ class Agent:
         while not stop.is_set():
             await self.heartbeat_once()
             try:
-                await asyncio.wait_for(stop.wait(), interval)
+                await asyncio.wait_for(stop.wait(), max(interval, self.paced))
             except asyncio.TimeoutError:
                 pass
 

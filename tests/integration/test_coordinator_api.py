@@ -6,6 +6,7 @@ pages and every pcp count are frozen: each test proves the exact status code, th
 frozen numbers did not move, and that the stop-the-world audit still passes.
 """
 
+import contextlib
 import os
 import select
 import signal
@@ -250,8 +251,14 @@ def test_heartbeat_from_cpu_out_of_range_is_invalid(paused):
 @pytest.fixture
 def lone_coordinator(tmp_path):
     """A coordinator process for 2 CPUs that no node joins; yields (stub, Popen)."""
+    with coordinator_process(tmp_path, "--nodes", "2") as out:
+        yield out
+
+
+@contextlib.contextmanager
+def coordinator_process(tmp_path, *args):
     log = open(tmp_path / "coordinator.log", "wb")
-    proc = subprocess.Popen(python_module("coordinator", "--listen", "127.0.0.1:0", "--nodes", "2",
+    proc = subprocess.Popen(python_module("coordinator", "--listen", "127.0.0.1:0", *args,
                                           "--parent-pid", str(os.getpid())),
                             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
     try:
@@ -268,6 +275,21 @@ def lone_coordinator(tmp_path):
         stop_process(proc)
         proc.stdout.close()
         log.close()
+
+
+def test_heartbeats_are_paced_to_the_coordinators_budget(tmp_path):
+    """Every Register and Heartbeat reply gives the interval to beat at: the registered CPUs share
+    --heartbeat-budget beats a second, and at most a quarter of the failure timeout passes between
+    two beats (three may be lost before a node counts as down)."""
+    with coordinator_process(tmp_path, "--nodes", "4", "--heartbeat-budget", "10",
+                             "--failure-timeout-ms", "1000") as (stub, _):
+        intervals = []
+        for cpu in range(3):
+            reply = stub.Register(pb.RegisterRequest(cpu=cpu, address="127.0.0.1:1", role=pb.ROLE_IDLE),
+                                  timeout=RPC_TIMEOUT)
+            beat = stub.Heartbeat(pb.HeartbeatRequest(cpu=0, pcp_count=0), timeout=RPC_TIMEOUT)
+            intervals.append((reply.heartbeat_interval_ms, beat.heartbeat_interval_ms))
+        assert intervals == [(100, 100), (200, 200), (250, 250)]
 
 
 def test_heartbeat_before_register_is_not_found(lone_coordinator):

@@ -7,6 +7,7 @@ import asyncio
 import grpc
 import pytest
 
+from node.agent import Agent
 from node.alloc import PageAllocator
 from node.api.errors import FailedPrecondition, NotFound
 from node.api.v1 import pcpsim_pb2 as pb
@@ -181,6 +182,54 @@ def test_membership_tells_unknown_from_dead_from_replaced():
         assert m.alive() == 0 and not m.is_current(member)
         await m.close()
     asyncio.run(main())
+
+
+def test_a_node_beats_at_the_longer_of_its_interval_and_the_coordinators_pace(monkeypatch):
+    """The agent takes each reply's heartbeat_interval_ms and waits the longer of it and its own."""
+    class Stub:
+        def __init__(self):
+            self.paces = [200, 10, 0]  # ms, one per reply
+
+        async def Heartbeat(self, request, timeout):
+            return pb.HeartbeatReply(heartbeat_interval_ms=self.paces.pop(0), high=10, batch=2)
+
+    class Faults:
+        async def outbound(self, method, peer, timeout):
+            pass
+
+    runtime = type("Rt", (), {"cpu_id": 0, "incarnation": "a", "lease_until": 0.0,
+                              "pcp": type("P", (), {"count": 0})(), "zone": type("Z", (), {})(),
+                              "set_pageset": lambda self, high, batch: None})()
+    waits = []
+
+    async def wait_for(aw, timeout):
+        aw.close()  # never awaited: this stands for the sleep between beats
+        waits.append(timeout)
+        if len(waits) == 3:
+            stop.set()
+        raise asyncio.TimeoutError
+
+    monkeypatch.setattr("node.agent.asyncio.wait_for", wait_for)
+    agent = Agent(Stub(), runtime, pb.RegisterRequest(cpu=0), Faults(), clock=Clock())
+    stop = asyncio.Event()
+    asyncio.run(agent.run(0.05, stop))
+    assert waits == [0.2, 0.05, 0.05]
+
+
+def test_the_coordinator_paces_heartbeats_to_its_budget_within_a_quarter_of_the_failure_timeout():
+    async def main():
+        m = Membership(64, Clock(), failure_timeout=1.0, dead_timeout=3.0, heartbeat_budget=256)
+        assert m.heartbeat_interval() == 0.0
+        for cpu in range(16):
+            m.register(cpu, f"127.0.0.1:{1000 + cpu}", pb.ROLE_IDLE)
+        assert m.heartbeat_interval() == 16 / 256
+        for cpu in range(16, 64):
+            m.register(cpu, f"127.0.0.1:{1000 + cpu}", pb.ROLE_IDLE)
+        assert m.heartbeat_interval() == 0.25  # 64 / 256, and a quarter of the failure timeout
+        await m.close()
+    asyncio.run(main())
+    with pytest.raises(ValueError):
+        Membership(2, Clock(), heartbeat_budget=0)
 
 
 @pytest.mark.parametrize("failure,dead,lease", [(1.0, 1.0, None), (1.0, 3.0, 3.0)])

@@ -452,7 +452,7 @@ class ZoneInfo(_message.Message):
     def __init__(self, start_pfn: _Optional[int] = ..., spanned_pages: _Optional[int] = ..., managed_pages: _Optional[int] = ..., free_pages: _Optional[int] = ..., watermark_min: _Optional[int] = ..., watermark_low: _Optional[int] = ..., watermark_high: _Optional[int] = ..., nr_free: _Optional[_Iterable[int]] = ..., reclaim_active: _Optional[bool] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
-    __slots__ = ("reclaimed_pages", "nr_cpus", "high", "batch", "zone", "time_scale", "strategy", "kernel", "lease_ms", "dead_ms", "resumed", "recovering")
+    __slots__ = ("reclaimed_pages", "nr_cpus", "high", "batch", "zone", "time_scale", "strategy", "kernel", "heartbeat_interval_ms", "lease_ms", "dead_ms", "resumed", "recovering")
     RECLAIMED_PAGES_FIELD_NUMBER: _ClassVar[int]
     NR_CPUS_FIELD_NUMBER: _ClassVar[int]
     HIGH_FIELD_NUMBER: _ClassVar[int]
@@ -461,6 +461,7 @@ class RegisterReply(_message.Message):
     TIME_SCALE_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     KERNEL_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     LEASE_MS_FIELD_NUMBER: _ClassVar[int]
     DEAD_MS_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FIELD_NUMBER: _ClassVar[int]
@@ -473,11 +474,12 @@ class RegisterReply(_message.Message):
     time_scale: float
     strategy: Strategy
     kernel: str
+    heartbeat_interval_ms: int
     lease_ms: int
     dead_ms: int
     resumed: bool
     recovering: bool
-    def __init__(self, reclaimed_pages: _Optional[int] = ..., nr_cpus: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., time_scale: _Optional[float] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., kernel: _Optional[str] = ..., lease_ms: _Optional[int] = ..., dead_ms: _Optional[int] = ..., resumed: _Optional[bool] = ..., recovering: _Optional[bool] = ...) -> None: ...
+    def __init__(self, reclaimed_pages: _Optional[int] = ..., nr_cpus: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., time_scale: _Optional[float] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., kernel: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ms: _Optional[int] = ..., dead_ms: _Optional[int] = ..., resumed: _Optional[bool] = ..., recovering: _Optional[bool] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("cpu", "pcp_count", "incarnation")
@@ -490,18 +492,20 @@ class HeartbeatRequest(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., pcp_count: _Optional[int] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class HeartbeatReply(_message.Message):
-    __slots__ = ("free_pages", "reclaim_active", "high", "batch", "recovering")
+    __slots__ = ("free_pages", "reclaim_active", "high", "batch", "recovering", "heartbeat_interval_ms")
     FREE_PAGES_FIELD_NUMBER: _ClassVar[int]
     RECLAIM_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     HIGH_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     RECOVERING_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     free_pages: int
     reclaim_active: bool
     high: int
     batch: int
     recovering: bool
-    def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., recovering: _Optional[bool] = ...) -> None: ...
+    heartbeat_interval_ms: int
+    def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., recovering: _Optional[bool] = ..., heartbeat_interval_ms: _Optional[int] = ...) -> None: ...
 
 class RmqueueRequest(_message.Message):
     __slots__ = ("cpu", "order", "migratetype", "count", "transfer_id", "incarnation")
