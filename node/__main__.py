@@ -76,7 +76,7 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
     p.add_argument("--irq-hz", type=positive(float), default=200.0, env="PCPSIM_IRQ_HZ",
                    help="housekeeping IRQ rate")
     p.add_argument("--heartbeat-ms", type=positive(float), default=50.0, env="PCPSIM_HEARTBEAT_MS",
-                   help="heartbeat interval")
+                   help="heartbeat interval (the shortest: the coordinator paces a large cluster slower)")
     p.add_argument("--register-timeout-s", type=positive(float), default=30.0, env="PCPSIM_REGISTER_TIMEOUT_S",
                    help="keep retrying registration while the coordinator is unreachable this long")
     security.add_arguments(p)
