@@ -159,7 +159,11 @@ def test_memory_offline_disables_every_pcp_drains_all_cpus_and_takes_the_range(m
     h = make_cluster(["housekeeping", "housekeeping", "idle"])
     h.wait_pages([0, 1])
     high = h.state().high
+    # cpu0 stays parked through the busy offline, so the page it holds keeps that range busy (running,
+    # its housekeeping task could free the page within the offline's timeout and let the offline succeed).
+    h.set_paused(True, [0])
     snap = h.snapshot(0)
+    assert not snap.running
     busy = snap.allocated.pfn[0] - snap.allocated.pfn[0] % PAGEBLOCK
     result = {}
     t = threading.Thread(target=lambda: result.update(r=h.coord.OfflinePages(
@@ -168,6 +172,7 @@ def test_memory_offline_disables_every_pcp_drains_all_cpus_and_takes_the_range(m
     wait_until(lambda: all(h.pcp(cpu).high == 0 and h.pcp(cpu).batch == 1 for cpu in h.nodes), 10.0,
                interval=0.01, what="high 0 and batch 1 on every CPU")
     t.join(60)
+    h.set_paused(False, [0])
     reply = result["r"]
     assert not reply.ok and start_of(reply.busy_pfn) == busy
     assert all(d.trigger == pb.TRIGGER_MEMORY_OFFLINE and d.status == DONE and sorted(d.cpus_marked) == [0, 1, 2]
