@@ -28,6 +28,7 @@ import grpc
 
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.validate import to_page_list
+from node.cpu import MEMBERSHIP
 from node.faults import InjectedRpcError
 
 PARK_TIMEOUT_S = 5.0
@@ -123,4 +124,4 @@ class Agent:
 
     async def _set_paused(self, paused: bool) -> bool:
         return await asyncio.get_running_loop().run_in_executor(
-            None, self.runtime.cpu.set_paused, paused, PARK_TIMEOUT_S)
+            None, self.runtime.cpu.set_paused, paused, PARK_TIMEOUT_S, MEMBERSHIP)

@@ -31,6 +31,11 @@ from dataclasses import dataclass, field
 from node.rcu import RcuCpu
 
 
+# Who holds a CPU paused (Cpu.set_paused): SetRunState's callers, and the node's own agent.
+OPERATOR = "operator"
+MEMBERSHIP = "membership"
+
+
 @dataclass
 class WorkItem:
     """A queued work item (queue_work_on): runs `fn` on the CPU thread."""
@@ -105,14 +110,17 @@ class Cpu:
         self._cv = threading.Condition()
         self._work = collections.deque()
         self._next_work_id = 1
-        self._paused = False
+        self._paused = False  # while anyone holds the CPU paused: bool(self._pausers), read unlocked by the loop
+        self._pausers = set()
         self._parked = threading.Event()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name=f"cpu{cpu}", daemon=True)
 
     # ---------------------------------------------------------------- control
-    def start(self, paused: bool = False) -> None:
-        """Start the CPU thread, parked at once if `paused` (set_paused(False) lets it run)."""
+    def start(self, paused: bool = False, by: str = OPERATOR) -> None:
+        """Start the CPU thread, parked at once if `paused`, held by `by` (set_paused(False, by=by) lets it run)."""
+        if paused:
+            self._pausers.add(by)
         self._paused = paused
         self._thread.start()
 
@@ -131,14 +139,22 @@ class Cpu:
         """Paused and at its safe point: no task or IRQ is in the middle of an operation."""
         return self._paused and self._parked.is_set()
 
-    def set_paused(self, paused: bool, timeout: float = 5.0) -> bool:
-        """Stop running tasks and IRQs at the next safe point (no task's pcp or zone
-        operation in flight) and return once there; or let them run again. Returns
-        False if the CPU did not get there within `timeout`."""
+    def held_paused_by(self, by: str) -> bool:
+        return by in self._pausers
+
+    def set_paused(self, paused: bool, timeout: float = 5.0, by: str = OPERATOR) -> bool:
+        """Hold the CPU paused on behalf of `by`: stop running tasks and IRQs at the next safe point
+        (no task's pcp or zone operation in flight) and return once there; or drop that hold. The CPU
+        runs again only when nobody holds it: the node's agent parks it to rejoin (MEMBERSHIP) while
+        an audit (OPERATOR) may pause and resume it, and neither may resume it under the other.
+        Returns False if the CPU did not get to its safe point within `timeout`."""
         with self._cv:
-            self._paused = paused
             if paused:
+                self._pausers.add(by)
                 self._parked.clear()
+            else:
+                self._pausers.discard(by)
+            self._paused = bool(self._pausers)
             self._cv.notify_all()
         if paused:
             return self._parked.wait(timeout)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from node.alloc import PageAllocator
 from node.api.v1 import pcpsim_pb2 as pb
-from node.cpu import Cpu
+from node.cpu import MEMBERSHIP, Cpu
 from node.metrics import NodeMetrics
 from node.mm import audit
 from node.mm import pcp as pcpmod
@@ -122,7 +122,8 @@ class NodeRuntime:
         self._reset_base()
 
     def start(self, paused: bool = False) -> None:
-        self.cpu.start(paused)
+        """`paused`: parked for the agent until the coordinator has rebuilt its zone."""
+        self.cpu.start(paused, by=MEMBERSHIP)
 
     def stop(self) -> None:
         self.cpu.stop()

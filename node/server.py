@@ -11,6 +11,7 @@ from node.api import validate
 from node.api.errors import FailedPrecondition, InvalidArgument, NotFound, rpc, serve_stream
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.cpu import OPERATOR
 from node.remote_lock import MAX_LEASE_S
 
 MAX_LEASE_MS = int(MAX_LEASE_S * 1000)
@@ -147,7 +148,8 @@ class NodeServicer(pb_grpc.NodeServicer):
         self._check_cpu(request.cpu)
         if request.cpu_offline and not request.paused:
             raise InvalidArgument("cpu_offline is only for pausing")
-        was_paused = self.node.cpu.paused
+        # Callers of this RPC share one hold; the agent's own (a node rejoining) is apart from it.
+        was_paused = self.node.cpu.held_paused_by(OPERATOR)
         ok = await asyncio.get_running_loop().run_in_executor(
             None, self.node.cpu.set_paused, request.paused)
         if not ok:

@@ -7,7 +7,7 @@ of events and which cause time is attributed to, never how long anything took.
 import threading
 import time
 
-from node.cpu import Cpu, NoiseLog
+from node.cpu import MEMBERSHIP, OPERATOR, Cpu, NoiseLog
 from node.tasks import LatencyTask
 
 
@@ -153,6 +153,30 @@ def test_paused_cpu_runs_queued_work_but_no_task():
         wait_until(lambda: item.done)
         assert task.window.runs == runs
         assert cpu.set_paused(False)
+        wait_until(lambda: task.window.runs > runs)
+    finally:
+        cpu.stop()
+
+
+def test_a_cpu_held_paused_by_the_operator_and_its_agent_runs_only_when_both_let_go():
+    """An audit (OPERATOR) that pauses and resumes a CPU the node's agent parked to rejoin
+    (MEMBERSHIP) must not set it running under the agent, nor the agent under the audit."""
+    cpu = Cpu(0)
+    task = make_task(cpu, rt=False, busy=0.001, period=0.005)
+    cpu.start(paused=True, by=MEMBERSHIP)
+    try:
+        assert cpu.set_paused(True) and cpu.parked  # the audit pauses it
+        assert cpu.held_paused_by(OPERATOR) and cpu.held_paused_by(MEMBERSHIP)
+        assert cpu.set_paused(False, by=MEMBERSHIP)  # the agent lets go mid-audit...
+        runs = task.window.runs
+        assert cpu.parked and cpu.paused  # ...and the CPU stays parked for the audit
+        assert cpu.set_paused(False)  # the audit resumes it
+        wait_until(lambda: task.window.runs > runs)
+        assert cpu.set_paused(True, by=MEMBERSHIP) and cpu.set_paused(True)
+        assert cpu.set_paused(False)  # and the other way round
+        runs = task.window.runs
+        assert cpu.parked and not cpu.held_paused_by(OPERATOR)
+        assert cpu.set_paused(False, by=MEMBERSHIP)
         wait_until(lambda: task.window.runs > runs)
     finally:
         cpu.stop()
