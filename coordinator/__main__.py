@@ -4,8 +4,8 @@ Owns the zone, membership and drain_all_pages. Prints `LISTENING host:port` as i
 first line on stdout once it serves, so a launcher can find it with port 0, and
 `METRICS host:port` on stderr for its /metrics endpoint (also in GetState).
 
-Every flag is also a PCPSIM_* environment variable (node.config). The gRPC port also
-serves the standard health service (node.health): SERVING once it serves.
+Every flag is also a PCPSIM_* environment variable (node.shared.config). The gRPC port also
+serves the standard health service (node.shared.health): SERVING once it serves.
 """
 
 import argparse
@@ -15,23 +15,24 @@ import time
 
 import grpc
 
-from node import exposition
-from node.api import security
+from node.shared import exposition
+from node.shared import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from node.config import EnvArgumentParser, host_port, int_range, positive
-from node.faults import FaultInterceptor, Faults
-from node.health import Health
-from node.lifecycle import stop_event
+from node.shared.config import EnvArgumentParser, host_port, int_range, positive
+from node.shared.faults import FaultInterceptor, Faults
+from node.shared.health import Health
+from node.shared.lifecycle import stop_event
 from node.server import MAX_FLUSH_MS, MAX_LEASE_MS
-from node.rpc_metrics import RpcMetricsInterceptor
+from node.shared.rpc_metrics import RpcMetricsInterceptor
 from node.mm import profile as profiles
 from node.mm.watermark import pageset_batch
 from node.mm.zone import Zone
-from node.timebase import TIME_SCALE, CostModel
+from node.shared.timebase import TIME_SCALE, CostModel
 from coordinator.contig import ContigRanges
 from coordinator.cpu_hotplug import CpuHotplug
-from coordinator.drain import STRATEGIES, Drainer
+from coordinator.drain.drainer import Drainer
+from coordinator.drain.record import STRATEGIES
 from coordinator.hotplug import Pageset, Reaper
 from coordinator.membership import Membership
 from coordinator.metrics import AuditMetrics, CoordinatorCollector, DrainMetrics
@@ -58,7 +59,7 @@ def fraction(text: str) -> float:
 
 
 def parse_args(argv=None, environ=None) -> argparse.Namespace:
-    """Flags, each also an environment variable (node.config: a flag wins over its variable)."""
+    """Flags, each also an environment variable (node.shared.config: a flag wins over its variable)."""
     p = EnvArgumentParser(prog="python -m coordinator",
                           description="The pcpsim coordinator: zone, membership, drain_all_pages.",
                           environ=environ)
@@ -137,7 +138,7 @@ async def main(args) -> None:
                       lease_ms=args.lease_ms, flush_timeout_ms=args.flush_timeout_ms,
                       on_record=drain_metrics.observe, faults=faults,
                       gp_timeout_ms=args.rcu_gp_timeout_ms)
-    reaper = drainer.reaper = Reaper(membership, zone_service, drainer, pageset)
+    reaper = drainer.control.reaper = Reaper(membership, zone_service, drainer, pageset)
     registry.register(CoordinatorCollector(zone_service, membership, drainer, args.time_scale, recovery, reaper))
     audit_metrics = AuditMetrics(registry)
     rpc_metrics = RpcMetricsInterceptor(registry, [pb.DESCRIPTOR.services_by_name["Coordinator"]])

@@ -17,8 +17,7 @@ Nodes learn the new high with their next heartbeat reply, as for a dead CPU.
 
 from node.api.errors import FailedPrecondition
 from node.api.v1 import pcpsim_pb2 as pb
-from coordinator import drain_rcu
-from coordinator.drain import DrainRecord
+from coordinator.drain.record import DrainRecord
 
 
 class CpuHotplug:
@@ -49,21 +48,6 @@ class CpuHotplug:
                 return None
             await member.stub.SetRunState(pb.RunStateRequest(cpu=cpu, paused=True, cpu_offline=True), timeout=10.0)
             member.cpu_offline = True
-            record = await self._drain_pages(member)
+            record = await self.drainer.drain_pages(member, pb.TRIGGER_CPU_HOTPLUG)
             self.pageset.update(self.membership.alive())
         return record
-
-    async def _drain_pages(self, member) -> DrainRecord:
-        """page_alloc_cpu_dead -> drain_pages(cpu), from here."""
-        d = self.drainer
-        strategy = pb.STRATEGY_RCU_SWAP if d.default_strategy == pb.STRATEGY_RCU_SWAP else pb.STRATEGY_REMOTE
-        record = DrainRecord(pb.DrainAllReply.DONE, strategy, pb.TRIGGER_CPU_HOTPLUG, self.clock())
-        record.cpus_marked = [member.cpu]
-        if strategy == pb.STRATEGY_RCU_SWAP:
-            record.cpus = await drain_rcu.drain_rcu_swap(d, [member])
-        else:
-            record.cpus = [await d._drain_pages_zone(member)]
-        record.duration_s = self.clock() - record.started_at
-        if not all(c.ok for c in record.cpus):
-            record.status = pb.DrainAllReply.FAILED
-        return d._finish(record)

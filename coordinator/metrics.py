@@ -3,7 +3,7 @@
 As on the node (node.metrics): event metrics are observed once per drain (never per
 page or per zone operation), through Drainer's `on_record` hook; the zone and
 membership are read at scrape time (CoordinatorCollector) from counters the services
-keep anyway. RPC metrics come from node.rpc_metrics, shared with the nodes.
+keep anyway. RPC metrics come from node.shared.rpc_metrics, shared with the nodes.
 
 Labels are bounded: strategy (workqueue, remote), trigger (demand, reclaim), status
 (done, skipped, failed), cpu (< --nodes), order (< MAX_ORDER), level (min, low, high),
@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from node.api.v1 import pcpsim_pb2 as pb
 from node.metrics import LONG_LATENCY_BUCKETS
 from node.mm.constants import MAX_ORDER
-from coordinator.drain import STRATEGY_NAMES, TRIGGER_NAMES
+from coordinator.drain.record import STRATEGY_NAMES, TRIGGER_NAMES
 
 # A whole drain_all_pages: a few ms (remote, few pages) to hundreds of ms (workqueue behind RT tasks).
 DRAIN_BUCKETS = (1e-3, 2.5e-3, 5e-3, 7.5e-3, 10e-3, 15e-3, 20e-3, 30e-3, 50e-3, 75e-3, 0.1, 0.15, 0.2, 0.3,
@@ -157,7 +157,7 @@ class CoordinatorCollector(Collector):
     def _families() -> dict:
         g, c = GaugeMetricFamily, CounterMetricFamily
         fams = [
-            g("pcpsim_time_scale_ratio", "Wall seconds per kernel second (node.timebase): divide a wall-time "
+            g("pcpsim_time_scale_ratio", "Wall seconds per kernel second (node.shared.timebase): divide a wall-time "
               "figure by this for kernel time."),
             g("pcpsim_drain_running", "1 while pcpu_drain_mutex is held (a drain or an audit is running)."),
             g("pcpsim_zone_managed_pages", "Base pages the zone manages."),

@@ -23,7 +23,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         self.time_scale = time_scale
         self.metrics_address = metrics_address  # this process's /metrics host:port, reported in GetState
         self.on_audit = on_audit  # called with each completed audit's report (coordinator.metrics.AuditMetrics)
-        self.faults = faults      # node.faults.Faults: set by the chaos nemesis
+        self.faults = faults      # node.shared.faults.Faults: set by the chaos nemesis
         self.kernel = kernel  # the kernel profile every CPU runs (node.mm.profile), sent at registration
         self.contig = contig  # coordinator.contig.ContigRanges: alloc_contig_range, offline_pages
         self.hotplug = hotplug  # coordinator.cpu_hotplug.CpuHotplug

@@ -37,7 +37,7 @@ from node.mm import isolation
 from node.mm.constants import MAX_ORDER, MIGRATE_MOVABLE
 from node.mm.buddy import PageStateError
 from node.mm.zone import Zone
-from node.timebase import CostModel
+from node.shared.timebase import CostModel
 
 OTHER = -1  # owner of pages held by the rest of the system (page cache, slab, ...)
 CMA = -2    # a range taken by alloc_contig_range (coordinator.contig)

@@ -4,11 +4,11 @@ Starts the gRPC server (the interconnect) on an asyncio loop, registers with the
 coordinator (which answers with the pcp's high and batch), starts the CPU thread and
 sends heartbeats carrying the pcp count. SIGTERM or SIGINT stops it cleanly.
 
-Every flag is also a PCPSIM_* environment variable (node.config), so one container spec
+Every flag is also a PCPSIM_* environment variable (node.shared.config), so one container spec
 serves every CPU: a StatefulSet pod takes its CPU number from its hostname's ordinal
 (--cpu-from-hostname), its role from a shared map (--isolated/--rt) and registers the
 stable name it is reached at (--advertise). The gRPC port also serves the standard health
-service (node.health): NOT_SERVING until the node has registered and its CPU thread runs.
+service (node.shared.health): NOT_SERVING until the node has registered and its CPU thread runs.
 """
 
 import argparse
@@ -20,29 +20,29 @@ import time
 
 import grpc
 
-from node import exposition
-from node.api import security
+from node.shared import exposition
+from node.shared import security
 from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.agent import Agent
-from node.config import (ENV, FLAG, EnvArgumentParser, advertised, advertised_metrics, cpu_from_hostname,
+from node.shared.config import (ENV, FLAG, EnvArgumentParser, advertised, advertised_metrics, cpu_from_hostname,
                          dialable, host_port, nonnegative, positive)
-from node.cpulist import parse_cpu_list, role_for_cpu
-from node.faults import FaultInterceptor, Faults
-from node.health import Health
-from node.lifecycle import stop_event
+from node.shared.cpulist import parse_cpu_list, role_for_cpu
+from node.shared.faults import FaultInterceptor, Faults
+from node.shared.health import Health
+from node.shared.lifecycle import stop_event
 from node.mm import profile as profiles
-from node.rpc_metrics import RpcMetricsInterceptor
+from node.shared.rpc_metrics import RpcMetricsInterceptor
 from node.runtime import ROLES, NodeRuntime, TaskConfig
 from node.server import NodeServicer
-from node.timebase import CostModel
+from node.shared.timebase import CostModel
 from node import wake_probe
 from node.zone_client import ZoneClient
 
 
 def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse.Namespace:
-    """Flags, each also an environment variable (node.config: a flag wins over its variable)."""
+    """Flags, each also an environment variable (node.shared.config: a flag wins over its variable)."""
     p = EnvArgumentParser(prog="python -m node", description="One simulated CPU of a pcpsim cluster.",
                           environ=environ)
     p.add_argument("--cpu", type=nonnegative(int), env="PCPSIM_CPU",

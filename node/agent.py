@@ -29,7 +29,7 @@ import grpc
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.validate import to_page_list
 from node.cpu import MEMBERSHIP
-from node.faults import InjectedRpcError
+from node.shared.faults import InjectedRpcError
 
 PARK_TIMEOUT_S = 5.0
 

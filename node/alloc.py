@@ -22,7 +22,7 @@ declared dead).
 import threading
 
 from node.api.v1 import pcpsim_pb2 as pb
-from node.faults import InjectedRpcError
+from node.shared.faults import InjectedRpcError
 from node.mm import pcp as pcpmod
 
 
@@ -32,7 +32,7 @@ class PageAllocator:
         """`ops`: the pcp design's rmqueue / free_unref_page / free_unref_page_list (node.mm.pcp, or
         node.mm.pcp_rcu for list sets behind an RCU pointer)."""
         self.cpu = cpu
-        self.faults = faults  # node.faults.Faults: OUT faults on the direct-reclaim drain request
+        self.faults = faults  # node.shared.faults.Faults: OUT faults on the direct-reclaim drain request
         self.fenced = fenced or (lambda: False)
         self.fenced_refusals = 0
         self.pcp = pcp

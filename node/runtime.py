@@ -27,7 +27,7 @@ from node.mm import profile as profiles
 from node.rcu_drain import RcuDrain
 from node.remote_lock import RemotePcpLock
 from node.tasks import Housekeeping, IrqSource, LatencyTask
-from node.timebase import CostModel
+from node.shared.timebase import CostModel
 
 ROLES = {
     "housekeeping": pb.ROLE_HOUSEKEEPING,
@@ -39,7 +39,7 @@ ROLES = {
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """Workload knobs (wall time: these are user-space tasks, see node.timebase)."""
+    """Workload knobs (wall time: these are user-space tasks, see node.shared.timebase)."""
 
     period_s: float
     busy_s: float

@@ -25,7 +25,7 @@ MAX_WORK_ITEMS = 1024
 class NodeServicer(pb_grpc.NodeServicer):
     def __init__(self, node, faults):
         self.node = node  # node.runtime.NodeRuntime
-        self.faults = faults  # node.faults.Faults
+        self.faults = faults  # node.shared.faults.Faults
         self._work = {}   # work_id -> (WorkItem, asyncio.Future)
 
     def _check_cpu(self, cpu: int) -> None:

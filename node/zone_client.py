@@ -3,7 +3,7 @@
 The pure pcp functions (node.mm.pcp) call rmqueue_bulk / rmqueue_buddy /
 free_pcppages_bulk / free_one_page on a zone object; here each becomes one request
 to the coordinator's zone service, sent from the CPU thread on the node's long-lived zone
-stream (node.reply_stream), which blocks until the reply, so the CPU is occupied for as
+stream (node.shared.reply_stream), which blocks until the reply, so the CPU is occupied for as
 long as the zone takes (the coordinator holds zone->lock for the modeled cost). Every
 transfer carries an idempotency key; a request whose stream breaks or times out is
 retried with the same key on a new stream until its outcome is known, so the zone
@@ -25,8 +25,8 @@ import grpc
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.api.validate import to_page_list
-from node.faults import InjectedRpcError
-from node.reply_stream import ReplyStream, StreamBroken
+from node.shared.faults import InjectedRpcError
+from node.shared.reply_stream import ReplyStream, StreamBroken
 
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
               grpc.StatusCode.CANCELLED)
@@ -47,7 +47,7 @@ class ZoneClient:
         self._stream = ReplyStream(stub.ZoneStream, timeout, f"cpu{cpu}-zone")
         self.cpu = cpu
         self.incarnation = incarnation  # fencing: the zone refuses requests of a replaced incarnation
-        self.faults = faults  # node.faults.Faults: OUT faults on each message
+        self.faults = faults  # node.shared.faults.Faults: OUT faults on each message
         # A request refused unapplied (UNAVAILABLE) is tried again a few times, unless the
         # membership lease has run out (the coordinator is recovering or cannot hear us).
         self.fenced = fenced or (lambda: False)

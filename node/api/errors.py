@@ -62,7 +62,7 @@ async def serve_stream(request_iterator, reply_cls, handlers: dict, name: str, f
 
     `handlers` maps an op to (reply field, async handler of the op's message). A domain
     error becomes a reply with `code` and `error` set, and the stream stays open.
-    `faults` (node.faults.Faults) applies IN faults to each message as "<name>.<op>"."""
+    `faults` (node.shared.faults.Faults) applies IN faults to each message as "<name>.<op>"."""
     async for request in request_iterator:
         op = request.WhichOneof("op")
         try:

@@ -10,8 +10,7 @@ import re
 
 import yaml
 
-from node.api import security
-
+from node.shared import security
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEPLOY = os.path.join(REPO, "deploy")
 K8S = os.path.join(DEPLOY, "k8s")

@@ -11,7 +11,7 @@ import subprocess
 
 from coordinator.__main__ import parse_args as coordinator_args
 from node.__main__ import parse_args as node_args
-from node.config import split_host_port
+from node.shared.config import split_host_port
 from tests.deploy.manifests import DEPLOY, REPO, compose, load_all
 
 WELL_KNOWN = {"prom/prometheus", "grafana/grafana"}

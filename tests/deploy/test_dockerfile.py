@@ -6,7 +6,7 @@ import os
 import re
 import shlex
 
-from node.config import split_host_port
+from node.shared.config import split_host_port
 from tests.deploy.manifests import DEPLOY, REPO
 
 DOCKERFILE = os.path.join(DEPLOY, "Dockerfile")
@@ -60,5 +60,5 @@ def test_default_ports_are_the_exposed_ones():
 
 def test_healthcheck_asks_the_grpc_health_service_through_a_module_that_exists():
     [check] = [rest for w, rest in instructions() if w == "HEALTHCHECK"]
-    assert '"python", "-m", "node.health_probe"' in check
+    assert '"python", "-m", "node.shared.health_probe"' in check
     assert os.path.isfile(os.path.join(REPO, "node", "health_probe.py"))

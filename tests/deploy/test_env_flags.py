@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from coordinator import cli
+from coordinator.tools import cli
 from coordinator.__main__ import parse_args as coordinator_args
 from node.__main__ import parse_args as node_args
-from node.config import advertised, advertised_metrics, cpu_from_hostname, split_host_port
-from node.cpulist import parse_cpu_list, role_for_cpu
+from node.shared.config import advertised, advertised_metrics, cpu_from_hostname, split_host_port
+from node.shared.cpulist import parse_cpu_list, role_for_cpu
 
 COORD = {"PCPSIM_COORDINATOR": "pcpsim-coordinator:50051"}
 

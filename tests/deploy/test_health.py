@@ -12,9 +12,7 @@ import grpc
 import pytest
 
 from tests.procs import stop_process
-from node import health_probe
-
-
+from node.shared import health_probe
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

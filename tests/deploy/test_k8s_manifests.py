@@ -13,8 +13,8 @@ from kubernetes_validate import utils as kv
 
 from coordinator.__main__ import parse_args as coordinator_args
 from node.__main__ import parse_args as node_args
-from node.config import split_host_port
-from node.api import security
+from node.shared.config import split_host_port
+from node.shared import security
 from tests.deploy.manifests import (K8S, SERVICEMONITOR, find, k8s_files, k8s_objects, kustomization,
                                     load_all, local_token_files, only_container, pod_env, service_names,
                                     with_local_tokens)

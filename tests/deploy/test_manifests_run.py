@@ -26,11 +26,11 @@ import time
 import grpc
 import pytest
 
-from node import health_probe
-from node.api import security
+from node.shared import health_probe
+from node.shared import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from node.config import WILDCARD_HOSTS, split_host_port
+from node.shared.config import WILDCARD_HOSTS, split_host_port
 from tests.deploy.manifests import (argv, find, kustomization, local_token_files, only_container, pod_env,
                                     service_names, with_local_tokens)
 

@@ -16,7 +16,7 @@ import uuid
 import grpc
 import pytest
 
-from coordinator.cluster import ClusterConfig, LocalCluster
+from coordinator.tools.cluster import ClusterConfig, LocalCluster
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 
@@ -216,5 +216,5 @@ def python_module(*args) -> list[str]:
 
 
 def run_cli(*args, timeout: float = 120.0, env=None, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(python_module("coordinator.cli", *args), capture_output=True, text=True,
+    return subprocess.run(python_module("coordinator.tools.cli", *args), capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=cwd or REPO)

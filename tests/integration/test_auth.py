@@ -18,7 +18,7 @@ import urllib.request
 import grpc
 import pytest
 
-from node.api import security
+from node.shared import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from tests.integration.conftest import (REPO, RPC_TIMEOUT, assert_audit_ok, pid_alive, python_module, run_cli,
@@ -245,7 +245,7 @@ def test_cluster_up_generates_private_tokens_and_warns_when_it_binds_beyond_loop
     state_path = tmp_path / "cluster.json"
     out, err = open(tmp_path / "out", "w+"), open(tmp_path / "err", "w+")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PCPSIM_")}
-    proc = subprocess.Popen(python_module("coordinator.cli", "cluster", "up", "--nodes", "2", "--listen-host", "0.0.0.0",
+    proc = subprocess.Popen(python_module("coordinator.tools.cli", "cluster", "up", "--nodes", "2", "--listen-host", "0.0.0.0",
                                           "--state", str(state_path), "--run-dir", str(tmp_path / "run")),
                             stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO, env=env,
                             start_new_session=True)

@@ -17,7 +17,7 @@ FIELDS = {"name", "value", "floor", "ratio", "target", "ok"}
 @pytest.mark.slow
 def test_bench_quick_runs_end_to_end(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "coordinator.cli", "bench", "--quick", "--json", str(out),
+    proc = subprocess.run([sys.executable, "-m", "coordinator.tools.cli", "bench", "--quick", "--json", str(out),
                            "--run-dir", str(tmp_path / "run")],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

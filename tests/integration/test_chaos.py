@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from coordinator.chaos import history, runner, scenario
+from coordinator.tools.chaos import history, runner, scenario
 from tests.integration.conftest import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

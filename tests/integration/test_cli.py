@@ -27,7 +27,7 @@ def cluster_up(tmp_path):
     run_dir = tmp_path / "run"
     out = open(tmp_path / "cluster-up.out", "w+")
     err = open(tmp_path / "cluster-up.err", "w+")
-    proc = subprocess.Popen(python_module("coordinator.cli", "cluster", "up", "--nodes", "3", "--isolated", "2",
+    proc = subprocess.Popen(python_module("coordinator.tools.cli", "cluster", "up", "--nodes", "3", "--isolated", "2",
                                           "--state", str(state_path), "--run-dir", str(run_dir)),
                             stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO, env=_env(),
                             start_new_session=True)

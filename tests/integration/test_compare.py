@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from coordinator.compare import CompareConfig, run_compare
+from coordinator.tools.compare import CompareConfig, run_compare
 from tests.integration.conftest import run_cli
 
 SEED = 7

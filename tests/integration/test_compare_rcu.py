@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from coordinator.compare import CompareConfig, format_table, run_compare
+from coordinator.tools.compare import CompareConfig, format_table, run_compare
 from tests.integration.conftest import run_cli
 
 SEED = 7

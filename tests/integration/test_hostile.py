@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
-from node.config import split_host_port
+from node.shared.config import split_host_port
 from node.mm.constants import MAX_ORDER, MIGRATE_TYPES
 from tests.integration.conftest import HK_HK_IDLE, assert_audit_ok, running_cluster, wait_until
 

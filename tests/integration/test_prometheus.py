@@ -23,8 +23,8 @@ import urllib.request
 
 import pytest
 
-from coordinator import prometheus
-from coordinator.cluster import ClusterConfig, LocalCluster
+from coordinator.tools import prometheus
+from coordinator.tools.cluster import ClusterConfig, LocalCluster
 from node.api.v1 import pcpsim_pb2 as pb
 from tests.integration.conftest import (REPO, Handle, assert_audit_ok, pid_alive, port_refuses, python_module,
                                        wait_until)
@@ -167,7 +167,7 @@ def test_cluster_up_prometheus_without_the_binary_exits_2_and_starts_nothing(tmp
     env = {k: v for k, v in os.environ.items() if k != "PCPSIM_STATE"}
     env["PATH"] = str(empty)
     state, run_dir = tmp_path / "state" / "cluster.json", tmp_path / "run"
-    proc = subprocess.run(python_module("coordinator.cli", "cluster", "up", "--nodes", "2", "--prometheus",
+    proc = subprocess.run(python_module("coordinator.tools.cli", "cluster", "up", "--nodes", "2", "--prometheus",
                                         "--state", str(state), "--run-dir", str(run_dir)),
                           capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -184,7 +184,7 @@ def test_cluster_up_prometheus_scrapes_the_cluster_and_stops_with_it(tmp_path):
     state, run_dir = tmp_path / "state" / "cluster.json", tmp_path / "run"
     out_path = tmp_path / "cluster-up.out"
     with open(out_path, "w") as out, open(tmp_path / "cluster-up.err", "w") as err:
-        proc = subprocess.Popen(python_module("coordinator.cli", "cluster", "up", "--nodes", "2", "--prometheus",
+        proc = subprocess.Popen(python_module("coordinator.tools.cli", "cluster", "up", "--nodes", "2", "--prometheus",
                                               "--state", str(state), "--run-dir", str(run_dir)),
                                 stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO, env=env,
                                 start_new_session=True)

@@ -7,8 +7,8 @@ import dataclasses
 import grpc
 import pytest
 
-from coordinator.cluster import ClusterConfig, LocalCluster, TlsPaths
-from node.api import security
+from coordinator.tools.cluster import ClusterConfig, LocalCluster, TlsPaths
+from node.shared import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from tests.certs import Ca
@@ -104,9 +104,9 @@ def test_the_cli_finds_the_token_and_tls_settings_in_the_state_file(mtls_cluster
 
 
 def test_the_health_probe_speaks_tls_with_the_containers_certificates(mtls_cluster, pki):
-    """`python -m node.health_probe` (the image's HEALTHCHECK) reaches a mutual-TLS process with
+    """`python -m node.shared.health_probe` (the image's HEALTHCHECK) reaches a mutual-TLS process with
     the PCPSIM_TLS_* files (as flags here), without a token; without them it cannot."""
-    from node import health_probe
+    from node.shared import health_probe
     ca, _, client, _, _ = pki
     address = mtls_cluster.cluster.coordinator_address
     assert health_probe.main([address, "--tls-ca", ca.path, "--tls-cert", client.cert, "--tls-key", client.key]) == 0

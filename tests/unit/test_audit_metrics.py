@@ -20,7 +20,7 @@ from coordinator.zone_service import ZoneService
 from node.mm.audit import AuditReport
 from node.mm.constants import MIGRATE_MOVABLE
 from node.mm.zone import Zone
-from node.timebase import CostModel
+from node.shared.timebase import CostModel
 
 
 def sample(registry, name):

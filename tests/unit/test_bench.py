@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from coordinator.bench_figure import Figure, finite, format_table, linear_fit, meets, parse_target, ratio, result_json, \
+from coordinator.tools.bench.figure import Figure, finite, format_table, linear_fit, meets, parse_target, ratio, result_json, \
     write_json
 
 

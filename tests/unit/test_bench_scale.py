@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from coordinator.bench_scale import cpu_seconds, scale_roles, vm_rss_bytes
+from coordinator.tools.bench.scale import cpu_seconds, scale_roles, vm_rss_bytes
 
 
 @pytest.mark.parametrize("n,hk,iso", [(64, 4, 8), (16, 1, 2), (2, 1, 1), (9, 1, 1)])

@@ -3,7 +3,7 @@ missing final observations, changes the verdict (it can fail)."""
 
 import copy
 
-from coordinator.chaos.checker import check, drain_bound
+from coordinator.tools.chaos.checker import check, drain_bound
 
 BOUND, LEASE = 10.0, 0.5
 

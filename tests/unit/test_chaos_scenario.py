@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from coordinator.chaos import scenario
-from coordinator.chaos.scenario import KINDS, ScenarioError
+from coordinator.tools.chaos import scenario
+from coordinator.tools.chaos.scenario import KINDS, ScenarioError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIPPED = sorted(glob.glob(os.path.join(ROOT, "deploy", "chaos", "*.toml")))

@@ -17,8 +17,8 @@ from node.mm.constants import MIGRATE_MOVABLE
 from node.mm.pcp import PerCpuPages, free_pcppages_bulk
 from node.mm.zone import PageStateError, Zone
 from node.remote_lock import RemotePcpLock
-from node.reply_stream import StreamBroken
-from node.timebase import CostModel
+from node.shared.reply_stream import StreamBroken
+from node.shared.timebase import CostModel
 from node.zone_client import ZoneClient, ZoneRefused
 from coordinator.hotplug import Pageset, Reaper
 from coordinator.membership import Membership

@@ -7,7 +7,7 @@ import pytest
 
 from node.api.errors import InvalidArgument, Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
-from node.faults import Faults, InjectedRpcError
+from node.shared.faults import Faults, InjectedRpcError
 
 IN, OUT = pb.DIRECTION_IN, pb.DIRECTION_OUT
 

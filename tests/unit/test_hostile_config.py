@@ -10,12 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coordinator import report
+from coordinator.tools import report
 from coordinator.__main__ import parse_args as coordinator_args
-from coordinator.cli import build_parser
+from coordinator.tools.cli import build_parser
 from node.__main__ import parse_args as node_args
-from node.api import security
-
+from node.shared import security
 EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Every variable either process reads, so each parser meets its own and the other's.

@@ -18,26 +18,26 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from coordinator.drain import CpuDrain, DrainRecord
+from coordinator.drain.record import CpuDrain, DrainRecord
 from coordinator.membership import Member, Membership
 from coordinator.metrics import CoordinatorCollector, DrainMetrics, role_label
 from coordinator.zone_service import ZoneService
-from node.faults import Faults
+from node.shared.faults import Faults
 from node.alloc import PageAllocator
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.cpu import Cpu
-from node.exposition import listen_address
+from node.shared.exposition import listen_address
 from node.metrics import NodeMetrics
 from node.mm.constants import (MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
                                MIGRATETYPE_NAMES, NR_LOWORDER_PCP_LISTS, pageblock_order, pindex_to_order)
 from node.mm.pcp import PerCpuPages, drain_pages_zone, free_unref_page, rmqueue
 from node.mm.zone import Zone
 from node.remote_lock import RemotePcpLock
-from node.rpc_metrics import RpcMetricsInterceptor
+from node.shared.rpc_metrics import RpcMetricsInterceptor
 from node.server import NodeServicer
 from node.tasks import LatencyTask
-from node.timebase import CostModel
+from node.shared.timebase import CostModel
 
 ALLOWED_LABELS = {"cpu", "kind", "strategy", "trigger", "status", "cause", "reason", "path", "holder", "method",
                   "code", "order", "migratetype", "role", "level"}
@@ -163,7 +163,7 @@ def test_drained_pages_count_both_strategies_and_remote_grants_are_timed():
         token, pages, _ = await rt.remote_lock.lock_and_take(lease_s=5.0, wait_timeout=1.0)
         clock.now += 0.004  # the drainer holds the lock for 4 ms
         await rt.remote_lock.unlock(token, commit=True)
-        rt.zone.free_pcppages_bulk(pages)  # after the commit, as coordinator.drain does
+        rt.zone.free_pcppages_bulk(pages)  # after the commit, as coordinator.drain.drainer does
 
     asyncio.run(remote_drain())
     assert value(registry, "pcpsim_pcp_freed_pages_total", cpu="1", reason="drain") == local + remote

@@ -15,8 +15,7 @@ import subprocess
 
 import pytest
 
-from coordinator import prometheus
-
+from coordinator.tools import prometheus
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROM_DIR = os.path.join(REPO, "deploy", "prometheus")
 GRAFANA_DIR = os.path.join(REPO, "deploy", "grafana")

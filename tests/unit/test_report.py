@@ -8,7 +8,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from coordinator import cli, compare, plots, report
+from coordinator.tools import cli
+
+from coordinator.tools import compare
+
+from coordinator.tools import plots
+
+from coordinator.tools import report
 from node.api.v1 import pcpsim_pb2 as pb
 
 SCALE = 250.0
@@ -181,8 +187,8 @@ def test_plot_paths_sit_next_to_the_json():
 
 
 def test_cli_import_does_not_load_matplotlib():
-    """`import coordinator.cli` leaves matplotlib unimported (it loads only when a plot is drawn)."""
-    out = subprocess.run([sys.executable, "-c", "import sys, coordinator.cli; print('matplotlib' in sys.modules)"],
+    """`import coordinator.tools.cli` leaves matplotlib unimported (it loads only when a plot is drawn)."""
+    out = subprocess.run([sys.executable, "-c", "import sys, coordinator.tools.cli; print('matplotlib' in sys.modules)"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

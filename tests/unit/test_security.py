@@ -1,4 +1,4 @@
-"""node.api.security: the role table, token files, size limits, and the interceptor on a real
+"""node.shared.security: the role table, token files, size limits, and the interceptor on a real
 grpc.aio server on 127.0.0.1 (in this process: the servicer is a real NodeServicer over a
 pure pcp, no cluster)."""
 
@@ -11,12 +11,14 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
-from node.api import security, validate
-from node.api.security import ACCESS, NODE, OPERATOR, SecurityError
+from node.api import validate
+
+from node.shared import security
+from node.shared.security import ACCESS, NODE, OPERATOR, SecurityError
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.pcp import PerCpuPages
-from node.faults import Faults
+from node.shared.faults import Faults
 from node.remote_lock import RemotePcpLock
 from node.server import NodeServicer
 
@@ -278,7 +280,7 @@ def _varint(n: int) -> bytes:
 
 
 async def test_health_checks_need_no_token(served):
-    from node.health import Health
+    from node.shared.health import Health
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     await served.server.stop(None)
     server = grpc.aio.server(interceptors=[security.AuthInterceptor(served.operator, CollectorRegistry())])
@@ -295,12 +297,12 @@ async def test_health_checks_need_no_token(served):
 
 
 def test_metrics_endpoints_are_read_only():
-    """A process's /metrics (node.exposition) answers GET only: writes get 405, and every path
+    """A process's /metrics (node.shared.exposition) answers GET only: writes get 405, and every path
     serves the registry, never a file."""
     import urllib.error
     import urllib.request
     from prometheus_client import Counter
-    from node import exposition
+    from node.shared import exposition
     registry = CollectorRegistry()
     Counter("pcpsim_probe_total", "probe", registry=registry).inc()
     endpoint = exposition.serve(("127.0.0.1", 0), registry)

@@ -7,7 +7,7 @@ import threading
 
 from coordinator.zone_service import SLEEP_MIN_S, ZoneService
 from node.mm.zone import Zone
-from node.timebase import CostModel
+from node.shared.timebase import CostModel
 
 
 def _service(time_scale: float, sleeps: list) -> ZoneService:

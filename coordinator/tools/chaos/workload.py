@@ -4,7 +4,7 @@ completion in the history (the CPUs' own tasks, allocation churn and IRQs run me
 A completion is `ok` (DONE or SKIPPED), `fail` (FAILED: the drain ended, and says which
 CPUs it could not drain and why) or `info` when the caller cannot know what happened (the
 coordinator died or did not answer in time). Each drain's deadline is its bound (see
-coordinator.chaos.checker.drain_bound) plus a margin, so a drain that never resolves shows
+coordinator.tools.chaos.checker.drain_bound) plus a margin, so a drain that never resolves shows
 up as an `info` with DEADLINE_EXCEEDED instead of hanging the run.
 """
 
@@ -14,8 +14,8 @@ import time
 import grpc
 
 from node.api.v1 import pcpsim_pb2 as pb
-from coordinator.compare import drain_schedule
-from coordinator.drain import STRATEGIES
+from coordinator.tools.compare import drain_schedule
+from coordinator.drain.record import STRATEGIES
 
 DEFINITE = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
 

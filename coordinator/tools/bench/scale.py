@@ -19,11 +19,11 @@ import time
 
 import grpc
 
-from node.api import security
+from node.shared import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from coordinator.bench_figure import Figure, log
-from coordinator.cluster import ClusterConfig, LocalCluster
+from coordinator.tools.bench.figure import Figure, log
+from coordinator.tools.cluster import ClusterConfig, LocalCluster
 
 FULL = (64, 60.0)    # CPUs, seconds
 QUICK = (16, 10.0)

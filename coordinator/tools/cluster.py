@@ -7,7 +7,7 @@ children also stop on their own if this process dies (they watch their parent pi
 so no orphan keeps a port bound. Every child's output goes to a log file in run_dir.
 
 Authentication is on unless the config turns it off: `start` generates the cluster's
-secrets into run_dir/secrets (node.api.security: mode 0600 files, never printed): the
+secrets into run_dir/secrets (node.shared.security: mode 0600 files, never printed): the
 operator's, and a node token per CPU bound to that CPU; it hands each child its token
 file, and `channel()` dials with the operator's. TLS settings
 (ClusterConfig.tls: certificate, key, CA paths) are passed to every child as given.
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from node.api import security
+from node.shared import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from coordinator.metrics import role_label

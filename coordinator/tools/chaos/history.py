@@ -5,7 +5,7 @@ Each entry has `t` (seconds since the run started, monotonic), `process` (who ac
 - type "invoke" then one of "ok", "fail" or "info" (outcome unknown) for an operation f;
 - type "fault" with "phase": "start" | "heal" for the nemesis;
 - type "final" for what was observed after healing (audit, grant records, task metrics).
-The checker (coordinator.chaos.checker) reads nothing else.
+The checker (coordinator.tools.chaos.checker) reads nothing else.
 """
 
 import json

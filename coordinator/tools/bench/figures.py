@@ -9,7 +9,7 @@ cheap, interleaved with it so drift cancels), and reported as a ratio with a tar
    node's metrics collector registered against without: target <= 1.1x (a scrape's
    own cost is reported in the note; it runs once per scrape interval, not per pair).
 2. Remote drain of one CPU: the coordinator's own drain_pages_zone of a housekeeping
-   CPU (DrainAllPages, remote strategy), as coordinator.drain times it for that CPU:
+   CPU (DrainAllPages, remote strategy), as coordinator.drain.drainer times it for that CPU:
    PcpLockDrain and the commit on its PcpControl stream to the node, then the free into
    the zone under zone->lock. Floor: one round trip on an open PcpControl stream to the
    same node of the drainer's kind (AioReplyStream; an unlock with token 0, refused as
@@ -40,7 +40,7 @@ cheap, interleaved with it so drift cancels), and reported as a ratio with a tar
    stream (a ZoneRequest naming no operation, refused without touching zone->lock):
    1 / RTT. Target >= 0.5x. On a 2-core machine 8 clients and the coordinator share
    two cores, so the floor rate is what one stream can do, not what the machine can.
-6. Scale: coordinator.bench_scale (64 CPUs for 60 s; quick 16 for 10 s).
+6. Scale: coordinator.tools.bench.scale (64 CPUs for 60 s; quick 16 for 10 s).
 """
 
 import asyncio
@@ -53,14 +53,14 @@ import threading
 import time
 import types
 
-from node.api import security
+from node.shared import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.constants import MIGRATE_MOVABLE
-from coordinator.cluster import ClusterConfig, LocalCluster
-from coordinator.bench_figure import Figure, linear_fit, log, result_json
-from coordinator.bench_scale import bench_scale
-from coordinator.stats import percentile
+from coordinator.tools.cluster import ClusterConfig, LocalCluster
+from coordinator.tools.bench.figure import Figure, linear_fit, log, result_json
+from coordinator.tools.bench.scale import bench_scale
+from coordinator.tools.stats import percentile
 from node import wake_probe
 
 TINY_TIME_SCALE = 1e-6   # modeled sleeps ~0: what remains is simulator overhead
@@ -154,7 +154,7 @@ class _Stream:
     """One request/reply at a time on an open bidirectional stream (a sync ReplyStream)."""
 
     def __init__(self, open_call, name: str, timeout: float = 10.0):
-        from node.reply_stream import ReplyStream
+        from node.shared.reply_stream import ReplyStream
         self.stream = ReplyStream(open_call, timeout, name)
 
     def request(self, msg):
@@ -211,7 +211,7 @@ class _AioControl:
     per member), on an event loop of its own so this synchronous bench can time round trips on it."""
 
     def __init__(self, address: str, sec):
-        from node.reply_stream import AioReplyStream
+        from node.shared.reply_stream import AioReplyStream
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="bench-aio", daemon=True)
         self._thread.start()
@@ -247,7 +247,7 @@ class _AioControl:
 
 def _drain_one(cstub, cpu: int) -> tuple[float, int]:
     """The coordinator's own drain_pages_zone of `cpu` (DrainAllPages, remote strategy): its duration
-    for that CPU, as coordinator.drain times it (lock and take, commit, zone free), and base pages moved."""
+    for that CPU, as coordinator.drain.drainer times it (lock and take, commit, zone free), and base pages moved."""
     r = cstub.DrainAllPages(pb.DrainAllRequest(strategy=pb.STRATEGY_REMOTE, force_all_cpus=True,
                                                trigger=pb.TRIGGER_DEMAND), timeout=30.0)
     mine = [c for c in r.cpus if c.cpu == cpu]
@@ -310,7 +310,7 @@ def _zone_client(address: str, sec, incarnation: str, index: int, measure_s: flo
                  out) -> None:
     """One zone client process: Rmqueue + FreePages pairs (cpu 0, order 0) on its own ZoneStream,
     from the common start the parent sets once every client has warmed its stream."""
-    from node.reply_stream import ReplyStream
+    from node.shared.reply_stream import ReplyStream
     with security.channel(address, sec) as ch:
         zs = ReplyStream(pb_grpc.CoordinatorStub(ch).ZoneStream, 10.0, f"bench-zone-{index}")
         ops, seq, errors = 0, 0, 0
@@ -416,7 +416,7 @@ def bench_scaling(quick: bool, run_dir: str, plot_path: str | None) -> tuple[lis
     detail = {"n": list(ns), "median_duration_s": med, "rtt_s": rtt,
               "fit": {k: {"slope_s": v[0], "intercept_s": v[1]} for k, v in slopes.items()}}
     if plot_path:
-        from coordinator.bench_plot import plot_scaling
+        from coordinator.tools.bench.plot import plot_scaling
         detail["plot"] = plot_scaling(detail, plot_path)
     return figs, detail
 

@@ -1,6 +1,6 @@
 """PNG plots of a `pcpsim compare` results file (used by `pcpsim compare --json` and `pcpsim report`).
 
-matplotlib is imported inside the functions, not at module level, so `import coordinator.cli`
+matplotlib is imported inside the functions, not at module level, so `import coordinator.tools.cli`
 stays fast. Figures are drawn on an explicit Agg canvas (no pyplot, no global figure state).
 
 - wake-up latency: one panel per latency CPU, one survival curve per phase (fraction of
@@ -11,8 +11,7 @@ stays fast. Figures are drawn on an explicit Agg canvas (no pyplot, no global fi
 
 import os
 
-from coordinator import report
-
+from coordinator.tools import report
 PHASE_STYLE = {"noise_floor": ("tab:gray", ":"), "workqueue": ("tab:red", "-"), "remote": ("tab:blue", "-"),
                "rcu-swap": ("tab:green", "-")}
 # Curves drawn later are thinner, so identical curves (an RT task sees the same few

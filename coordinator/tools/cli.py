@@ -35,16 +35,21 @@ import time
 
 import grpc
 
-from node.api import security
+from node.shared import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.constants import MIGRATETYPE_NAMES, NR_PCP_LISTS, pindex_to_order, MIGRATE_PCPTYPES
-from coordinator import bench, bench_figure, compare, plots, prometheus, report
-from coordinator.cluster import ClusterConfig, ClusterError, LocalCluster, TlsPaths, assign_roles
-from node.config import join_host_port
-from node.cpulist import parse_cpu_list
+from coordinator.tools.bench import figures as bench
+from coordinator.tools.bench import figure as bench_figure
+from coordinator.tools import compare
+from coordinator.tools import plots
+from coordinator.tools import prometheus
+from coordinator.tools import report
+from coordinator.tools.cluster import ClusterConfig, ClusterError, LocalCluster, TlsPaths, assign_roles
+from node.shared.config import join_host_port
+from node.shared.cpulist import parse_cpu_list
 from node.mm import profile as profiles
-from coordinator.drain import STRATEGIES, STRATEGY_NAMES, TRIGGER_NAMES
+from coordinator.drain.record import STRATEGIES, STRATEGY_NAMES, TRIGGER_NAMES
 
 DEFAULT_STATE = os.path.join(".pcpsim", "cluster.json")
 
@@ -576,7 +581,7 @@ def cmd_tokens(args) -> int:
 
 
 def cmd_chaos(args) -> int:
-    from coordinator.chaos import checker, history, runner, scenario
+    from coordinator.tools.chaos import checker, history, runner, scenario
     if args.chaos_command == "check":
         path = os.path.join(args.run_dir, "history.jsonl")
         try:

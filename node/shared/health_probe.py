@@ -1,4 +1,4 @@
-"""`python -m node.health_probe [HOST:PORT]`: ask a pcpsim process's gRPC health service.
+"""`python -m node.shared.health_probe [HOST:PORT]`: ask a pcpsim process's gRPC health service.
 
 Exit status 0 if it answers SERVING, 1 if it answers anything else or cannot be reached
 (the reason on stderr), 2 on bad usage. The image's HEALTHCHECK runs it with no address:
@@ -15,8 +15,8 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from node.api import security
-from node.config import WILDCARD_HOSTS, dialable, join_host_port, split_host_port
+from node.shared import security
+from node.shared.config import WILDCARD_HOSTS, dialable, join_host_port, split_host_port
 
 
 def check(address: str, service: str = "", timeout: float = 2.0, tls: security.Tls | None = None) -> str:
@@ -40,7 +40,7 @@ def own_address(environ=os.environ) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m node.health_probe",
+    p = argparse.ArgumentParser(prog="python -m node.shared.health_probe",
                                 description="Exit 0 if a pcpsim process's gRPC health service says SERVING.")
     p.add_argument("address", nargs="?", type=dialable,
                    help="HOST:PORT (default: this container's PCPSIM_LISTEN)")

@@ -20,7 +20,7 @@ Default layout (4 CPUs): cpu0 and cpu1 housekeeping (allocation churn and IRQs),
 cpu2 an isolated preemptible latency task, cpu3 an isolated RT latency task.
 
 Besides the summary table's figures, the results keep the raw data a report needs
-(coordinator.report rebuilds oslat/cyclictest/osnoise-style tables and the plots from
+(coordinator.tools.report rebuilds oslat/cyclictest/osnoise-style tables and the plots from
 the JSON alone): `phases.<phase>.cpus.<cpu>` per latency CPU (a wake-up latency
 histogram in 1 us kernel-time buckets, min/avg/max, noise by cause) and every
 drain_all_pages duration in `strategies.<name>.drain_all.durations_s`.
@@ -42,10 +42,10 @@ import grpc
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm import profile as profiles
-from node.timebase import TIME_SCALE
-from coordinator.cluster import ClusterConfig, LocalCluster
-from coordinator.drain import STRATEGIES, TRIGGER_NAMES
-from coordinator.stats import percentile, summary
+from node.shared.timebase import TIME_SCALE
+from coordinator.tools.cluster import ClusterConfig, LocalCluster
+from coordinator.drain.record import STRATEGIES, TRIGGER_NAMES
+from coordinator.tools.stats import percentile, summary
 
 DEFAULT_ROLES = ["housekeeping", "housekeeping", "isolated-preemptible", "isolated-rt"]
 PHASES = ("noise_floor", *STRATEGIES)  # every phase there is, in report order

@@ -1,6 +1,6 @@
 """Kernel-style CPU lists ("2,3", "2-3", "0-1,3") and the role map built from them.
 
-Shared by the launcher (`pcpsim cluster up --isolated/--rt`, via coordinator.cluster) and
+Shared by the launcher (`pcpsim cluster up --isolated/--rt`, via coordinator.tools.cluster) and
 by a node that derives its own role from its CPU number (`--isolated/--rt`,
 PCPSIM_ISOLATED/PCPSIM_RT: one setting for every pod of a StatefulSet). Pure: no I/O.
 """

@@ -1,4 +1,4 @@
-"""drain_all_pages by rcu-swap: Nicolas Saenz Julienne's design (Feb 2022), DESIGN.md §1.
+"""drain_all_pages by rcu-swap: Nicolas Saenz Julienne's design (Feb 2022, not merged).
 
 The series' __drain_all_pages swaps every marked CPU's list-set pointer to its empty set,
 calls synchronize_rcu() once, then frees each old set from the draining CPU. Here the
@@ -19,7 +19,8 @@ import asyncio
 
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
-from coordinator import drain as base
+from coordinator.drain.control import describe
+from coordinator.drain.record import CpuDrain
 from coordinator.membership import CONTROL_TIMEOUT_S
 
 
@@ -28,9 +29,9 @@ async def drain_rcu_swap(drainer, marked) -> list:
     swaps = await asyncio.gather(*(_swap(drainer, m) for m in marked), return_exceptions=True)
     results = []
     for member, swap in zip(marked, swaps):
-        result = base.CpuDrain(member.cpu)
+        result = CpuDrain(member.cpu)
         if isinstance(swap, BaseException):
-            result.ok, result.error = False, base._describe(swap)
+            result.ok, result.error = False, describe(swap)
         else:
             result.grace_period_s = swap.grace_period_s
             if not swap.gp_ok:
@@ -41,7 +42,7 @@ async def drain_rcu_swap(drainer, marked) -> list:
                 try:
                     result.pages = await _commit_and_free(drainer, member, swap)
                 except Exception as err:  # the node refused the commit, or the zone the pages
-                    result.ok, result.error = False, base._describe(err)
+                    result.ok, result.error = False, describe(err)
         result.duration_s = drainer.clock() - t0
         results.append(result)
     return results
@@ -50,14 +51,14 @@ async def drain_rcu_swap(drainer, marked) -> list:
 async def _swap(drainer, member) -> pb.RcuSwapReply:
     # Up to two grace periods: an earlier one that timed out, then this swap's.
     timeout = 2 * drainer.gp_timeout_ms / 1000.0 + CONTROL_TIMEOUT_S
-    reply = await drainer._control(member, timeout, rcu_swap=pb.RcuSwapRequest(
+    reply = await drainer.control.request(member, timeout, rcu_swap=pb.RcuSwapRequest(
         cpu=member.cpu, gp_timeout_ms=drainer.gp_timeout_ms, lease_ms=drainer.lease_ms))
     return reply.rcu_swap
 
 
 async def _commit_and_free(drainer, member, swap) -> int:
     pages = validate.page_list(swap.pages)
-    await drainer._commit(member, rcu_release=pb.RcuReleaseRequest(cpu=member.cpu, token=swap.token, commit=True))
+    await drainer.control.commit(member, rcu_release=pb.RcuReleaseRequest(cpu=member.cpu, token=swap.token, commit=True))
     await drainer.zone.locked(drainer.zone.free_pages, member.cpu, pages,
                               f"rcu-cpu{member.cpu}-{member.incarnation}-{swap.token}")
     return sum(1 << order for _, order, _ in pages)

@@ -23,11 +23,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from coordinator.chaos import checker
-from coordinator.chaos.history import History, read
-from coordinator.chaos.nemesis import Nemesis
-from coordinator.chaos.workload import DrainWorkload
-from coordinator.cluster import ClusterConfig, LocalCluster
+from coordinator.tools.chaos import checker
+from coordinator.tools.chaos.history import History, read
+from coordinator.tools.chaos.nemesis import Nemesis
+from coordinator.tools.chaos.workload import DrainWorkload
+from coordinator.tools.cluster import ClusterConfig, LocalCluster
 
 SETTLE_S = 30.0
 OBSERVE_S = 1.5  # six periods of the RT task, 75 of the preemptible one

@@ -49,9 +49,9 @@ from google.protobuf.message import DecodeError
 from prometheus_client import Counter
 
 from node.api import validate
-from node.api.transport import CHANNEL_OPTIONS
+from node.shared.transport import CHANNEL_OPTIONS
 from node.api.v1 import pcpsim_pb2 as pb
-from node.config import split_host_port
+from node.shared.config import split_host_port
 from node.mm.constants import MAX_ORDER, MIGRATE_TYPES
 
 NODE, OPERATOR = "node", "operator"
@@ -144,7 +144,7 @@ def server_options() -> list:
 
 
 def channel_options() -> list:
-    """Size limits, and node.api.transport's fast reconnects (every channel here is one
+    """Size limits, and node.shared.transport's fast reconnects (every channel here is one
     between pcpsim processes)."""
     return [("grpc.max_receive_message_length", MAX_REPLY_BYTES),
             ("grpc.max_send_message_length", MAX_REQUEST_BYTES), *CHANNEL_OPTIONS]

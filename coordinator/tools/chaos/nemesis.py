@@ -2,7 +2,7 @@
 
 Process faults are real signals (SIGKILL, SIGSTOP, SIGCONT) and real restarts. RPC
 faults, partitions and slow CPUs are set at run time with SetFaults on the process that
-applies them (node.faults). The coordinator trap (stop-coordinator-mid-drain) is armed
+applies them (node.shared.faults). The coordinator trap (stop-coordinator-mid-drain) is armed
 with SetFaults; the coordinator SIGSTOPs itself mid-drain, which the nemesis sees in
 /proc, and SIGCONTs it at the heal. While it is stopped the nemesis watches every node's
 pcp lock and records when each is free again (the lease bound the checker verifies).

@@ -10,12 +10,12 @@ Three views, rebuilt from the JSON alone (no cluster needed):
 
 Units: latencies and noise are shown in kernel microseconds (wall / time_scale), as the
 kernel tools would print them; the latency tasks' periods are user-space settings given
-in wall time (node.timebase), so cyclictest's I: is the wall-time period in us.
+in wall time (node.shared.timebase), so cyclictest's I: is the wall-time period in us.
 """
 
 import json
 
-from coordinator.compare import PHASES
+from coordinator.tools.compare import PHASES
 
 DENSE_ROWS = 32  # oslat's default bucket count: rows 0..31 are printed even when empty
 PRIO = {"rt": 99, "preemptible": 0}  # cyclictest prints P:0 for a SCHED_OTHER thread

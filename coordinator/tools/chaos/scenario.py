@@ -34,7 +34,7 @@ nothing runs. Unknown fields are errors too (a typo must not silently do nothing
 import tomllib
 from dataclasses import dataclass, field
 
-from node.cpulist import parse_cpu_list
+from node.shared.cpulist import parse_cpu_list
 
 STRATEGIES = ("workqueue", "remote")
 

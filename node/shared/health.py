@@ -1,6 +1,6 @@
 """The standard gRPC health service (grpc.health.v1.Health) on a process's gRPC port.
 
-Kubernetes' native `grpc:` probes, Docker's HEALTHCHECK (via `python -m node.health_probe`)
+Kubernetes' native `grpc:` probes, Docker's HEALTHCHECK (via `python -m node.shared.health_probe`)
 and any grpc_health_probe ask it; it needs no other RPC. A process reports NOT_SERVING
 until it is ready (a node: registered with the coordinator and its CPU thread running;
 the coordinator: serving), SERVING from then on, and NOT_SERVING again once it starts

@@ -17,6 +17,7 @@ poll (`query`), never sleep a fixed time.
 import ctypes
 import json
 import os
+import pathlib
 import shutil
 import signal
 import socket
@@ -27,9 +28,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from coordinator.cluster import TARGETS_FILE, Supervised
+from coordinator.tools.cluster import TARGETS_FILE, Supervised
 
-DEPLOY_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "deploy", "prometheus")
+DEPLOY_DIR = str(pathlib.Path(__file__).resolve().parents[2] / "deploy" / "prometheus")
 CONFIG = os.path.join(DEPLOY_DIR, "prometheus.yml")
 DEFAULT_PORT = 9090  # where deploy/grafana/provisioning/datasources/pcpsim.yml looks
 INSTALL_HINT = ("the `prometheus` binary is not on PATH; install the Debian package with "
@@ -73,7 +74,7 @@ def render_config(targets: str, scrape_interval: str | None = None, template: st
             raise PrometheusError(f"{template}: expected the line {old!r} exactly once, found it "
                                   f"{text.count(old)} times")
         text = text.replace(old, new)
-    return f"# Rendered from {os.path.abspath(template)} by coordinator/prometheus.py.\n" + text
+    return f"# Rendered from {os.path.abspath(template)} by coordinator/tools/prometheus.py.\n" + text
 
 
 def free_port(host: str = "127.0.0.1", preferred: int | None = None) -> int:

@@ -1,0 +1,45 @@
+"""drain_pages_zone(cpu, zone) run from the draining CPU against a remote CPU's pcp (v6.0+).
+
+On the member's control stream: take that CPU's pcp lock and its pages (a lease with a
+fencing token), commit (the node checks the token still holds the lock and lets the pages
+go, which also releases the lock), then free the pages into the zone under zone->lock. The
+target CPU runs nothing. node.remote_lock explains why this order is safe. A commit whose
+reply is lost is asked again until the node answers or is no longer a member
+(coordinator.drain.control), so every drain resolves within the lease plus the dead timeout."""
+
+from coordinator.drain.control import describe
+from coordinator.drain.record import CpuDrain
+from node.api import validate
+from node.api.v1 import pcpsim_pb2 as pb
+
+
+async def drain_pages_zone(drainer, member) -> CpuDrain:
+    result = CpuDrain(member.cpu)
+    t0 = drainer.clock()
+    lease_s = drainer.lease_ms / 1000.0
+    try:
+        reply = await drainer.control.request(
+            member, lease_s, lock_drain=pb.PcpLockDrainRequest(cpu=member.cpu, lease_ms=drainer.lease_ms)
+        )
+        grant = reply.lock_drain
+        result.wait_s = grant.lock_wait_s
+        if grant.token:
+            drainer.control.stop_here_if_trapped()
+            pages = validate.page_list(grant.pages)
+            await drainer.control.commit(
+                member, unlock=pb.PcpUnlockRequest(cpu=member.cpu, token=grant.token, commit=True)
+            )
+            await drainer.zone.locked(
+                drainer.zone.free_pages, member.cpu, pages,
+                f"drain-cpu{member.cpu}-{member.incarnation}-{grant.token}",
+            )
+            result.pages = sum(1 << order for _, order, _ in pages)
+    except Exception as err:  # the node or the zone refused, or the stream broke
+        result.ok, result.error = False, describe(err)
+    result.duration_s = drainer.clock() - t0
+    return result
+
+
+async def drain_remote(drainer, marked) -> list[CpuDrain]:
+    """__drain_all_pages on v6.0+: the calling CPU drains each marked CPU in turn."""
+    return [await drain_pages_zone(drainer, m) for m in marked]
