@@ -1,4 +1,4 @@
-"""Invariant checkers: page conservation, buddy consistency and pcp consistency (DESIGN.md §3).
+"""Invariant checkers: page conservation, buddy consistency and pcp consistency (docs/design.md, "Invariants").
 
 Not a kernel function: the nearest kernel analogues are CONFIG_DEBUG_VM checks (check_new_page, bad_page,
 VM_BUG_ON in __free_one_page) and /proc/buddyinfo. Modeled on Jepsen's bank checker: every base page of the

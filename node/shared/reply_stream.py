@@ -1,6 +1,6 @@
 """Request/reply over one long-lived bidirectional gRPC stream.
 
-A message on an open stream costs a fraction of a unary call here (DESIGN.md §2:
+A message on an open stream costs a fraction of a unary call here (docs/design.md, "Measured costs":
 ~0.15 ms against ~0.6 ms). Two peers talk often enough to keep one open: a node's CPU
 thread and the zone (every refill and flush), and the coordinator and each node it
 drains remotely (lock, then unlock, while the pcp lock is held). One request is

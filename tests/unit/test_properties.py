@@ -1,4 +1,4 @@
-"""Random operation sequences on a small zone with two pcps keep every invariant (DESIGN.md §3).
+"""Random operation sequences on a small zone with two pcps keep every invariant (docs/design.md, "Invariants").
 
 Claims: whatever mix of rmqueue (all cached and uncached orders, all pcp types), free_unref_page (including
 HIGHATOMIC and ISOLATE frees and frees under a held pcp lock), free_unref_page_list, drain_pages_zone,
