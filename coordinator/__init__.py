@@ -1,9 +1,19 @@
-"""pcpsim's control plane.
+"""pcpsim's coordinator: the control plane process, and the tools a user runs against a cluster.
 
-Layout: zone_service (the buddy allocator behind zone->lock, page ownership),
-membership (registration, heartbeats), drain (drain_all_pages and its strategies),
-audit (stop-the-world conservation check), metrics (Prometheus: drains, zone,
-membership), server (the gRPC servicer), __main__ (the coordinator process);
-cluster (spawning a local cluster), compare, stats and cli (the `pcpsim` command)
-build on a running cluster.
+The process (`python -m coordinator`):
+- zone_service  the zone as a service: the buddy allocator behind zone->lock, page ownership,
+                idempotent transfers
+- membership    registration, heartbeats, leases, heartbeat pacing
+- hotplug       the dead-CPU path (Reaper, page_alloc_cpu_dead) and pageset sizes (zone_pcp_update)
+- cpu_hotplug   taking a living CPU offline and back
+- drain/        drain_all_pages and drain_pages, one module per strategy
+- contig        alloc_contig_range (CMA) and memory offline: the triggers that take a PFN range
+- recovery      rebuilding the zone after a coordinator restart, from what the nodes report
+- audit         the stop-the-world conservation check
+- metrics       the coordinator's Prometheus collectors
+- server        the gRPC servicer, thin over the modules above
+- __main__      assembling the process
+tools/ (the `pcpsim` command and what it runs) drives a cluster over gRPC; the process never
+imports it. From node the process takes only node.mm, node.api and node.shared
+(tests/unit/test_layering.py).
 """

@@ -5,6 +5,11 @@ Layout (core first; nothing here does I/O, asyncio, gRPC or metrics):
 - watermark.py  min_free_kbytes, zone watermarks, zone_batchsize, zone_highsize
 - buddy.py      free areas, split (expand) and merge (__free_one_page), PageStateError
 - zone.py       Zone: pageblock types, fallback/stealing, the ZoneOps methods the pcp code calls
+- isolation.py  page isolation and taking a PFN range out of the buddy (alloc_contig_range, offline)
 - pcp.py        PerCpuPages and the pcp fast paths, flushes and drain_pages_zone
+- pcp_rcu.py    list sets behind an RCU pointer (Saenz Julienne's unmerged design)
+- profile.py    what 5.19, 6.1 and 6.2 do differently around the pcp lists
 - audit.py      conservation, buddy and pcp invariant checkers
+Standard library only; locks and the zone operations are passed in by the caller
+(tests/unit/test_layering.py).
 """

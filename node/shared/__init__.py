@@ -1,1 +1,15 @@
-"""LAYOUT."""
+"""Plumbing both processes (node and coordinator) use; nothing here models the kernel.
+
+- config       flags that may also come from PCPSIM_* variables; host:port parsing
+- logs         one log format and --log-level
+- cpulist      CPU lists ("2-3") and the role of each CPU
+- timebase     kernel time against wall time, and the modelled costs
+- security/    roles, tokens, TLS, request limits and their interceptors
+- faults       run-time faults (delay, drop, fail, partition) set by the chaos nemesis
+- rpc_metrics  per-RPC Prometheus metrics (an interceptor)
+- exposition   serving /metrics
+- health       the gRPC health service; health_probe its command-line probe
+- reply_stream request/reply over one long-lived bidirectional stream
+- transport    channel options shared by every client
+- lifecycle    stopping on SIGTERM/SIGINT
+"""

@@ -1,0 +1,170 @@
+"""The package layering holds: each arrow of the architecture is a rule, checked on the imports
+themselves (parsed with ast, never executed), and each rule fails on a violation planted in a copy.
+
+Rules (docs/architecture.md):
+- node never imports coordinator: a CPU process runs without the control plane's code;
+- node.mm imports the standard library only (and itself): the model stays pure and testable;
+- the coordinator process never imports coordinator.tools: the tools drive a cluster from outside;
+- the coordinator process takes from node only node.mm, node.api and node.shared, never the CPU process;
+- no import cycle, counting imports inside functions too.
+"""
+
+import ast
+import functools
+import pathlib
+import shutil
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+PACKAGES = ("node", "coordinator")
+NODE_FOR_COORDINATOR = ("node.mm", "node.api", "node.shared")
+
+
+def modules(root: pathlib.Path) -> dict[str, pathlib.Path]:
+    """Every module of the two packages under `root`, by dotted name (a package by its own name)."""
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+def imports(root: pathlib.Path) -> dict[str, list[str]]:
+    """For each module, the modules of the tree and the top-level outside names it imports."""
+    mods = modules(root)
+    edges = {}
+    for name, path in mods.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = []
+        for module, level, names in import_statements(path.read_text()):
+            base = module
+            if level:
+                anchor = package.split(".")[: len(package.split(".")) - (level - 1)]
+                base = ".".join(anchor + ([module] if module else []))
+            if names is None:
+                targets.append(base)
+            for alias in names or ():
+                child = f"{base}.{alias}"
+                targets.append(child if child in mods else base)
+        edges[name] = sorted(set(targets))
+    return edges
+
+
+@functools.cache
+def import_statements(source: str) -> tuple[tuple[str, int, tuple[str, ...] | None], ...]:
+    """(module, level, imported names or None for `import module`) of every import in `source`,
+    cached by text: the planted-violation tests re-read a whole copy of the tree."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, 0, None) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node.module or "", node.level, tuple(alias.name for alias in node.names)))
+    return tuple(found)
+
+
+def within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def violations(root: pathlib.Path) -> list[str]:
+    edges = imports(root)
+    found = []
+    for src, targets in edges.items():
+        for dst in targets:
+            if within(src, "node") and within(dst, "coordinator"):
+                found.append(f"{src} imports {dst}: node never imports coordinator")
+            if within(src, "node.mm") and not within(dst, "node.mm") and dst.split(".")[0] not in sys.stdlib_module_names:
+                found.append(f"{src} imports {dst}: node.mm imports the standard library only")
+            process = within(src, "coordinator") and not within(src, "coordinator.tools")
+            if process and within(dst, "coordinator.tools"):
+                found.append(f"{src} imports {dst}: the coordinator process never imports the tools")
+            if process and within(dst, "node") and not any(within(dst, p) for p in NODE_FOR_COORDINATOR):
+                found.append(f"{src} imports {dst}: the coordinator process takes only "
+                             f"{', '.join(NODE_FOR_COORDINATOR)} from node")
+    found += [f"import cycle: {' -> '.join(cycle)}" for cycle in cycles(edges)]
+    return found
+
+
+def cycles(edges: dict[str, list[str]]) -> list[list[str]]:
+    """One cycle per strongly connected component of more than one module (Tarjan), or a self-import."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges.get(v, ()):
+            if w not in edges:
+                continue
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1 or v in edges.get(v, ()):
+                found.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_tree_keeps_every_layering_rule():
+    """node, node.mm, the coordinator process and the tools import only what their layer allows, with no cycle."""
+    assert violations(REPO) == []
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """A copy of the two packages to plant violations in."""
+    for package in PACKAGES:
+        shutil.copytree(REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def plant(tree: pathlib.Path, module: str, line: str) -> list[str]:
+    path = tree / (module.replace(".", "/") + ".py")
+    before = violations(tree)
+    path.write_text(path.read_text() + "\n" + line + "\n")
+    return [v for v in violations(tree) if v not in before]
+
+
+@pytest.mark.parametrize("module, line, rule", [
+    ("node.cpu", "from coordinator.drain import record", "node never imports coordinator"),
+    ("node.mm.pcp", "import grpc", "node.mm imports the standard library only"),
+    ("node.mm.zone", "from node.shared import timebase", "node.mm imports the standard library only"),
+    ("coordinator.zone_service", "from coordinator.tools import stats", "never imports the tools"),
+    ("coordinator.membership", "from node import cpu", "takes only node.mm, node.api, node.shared"),
+])
+def test_a_planted_import_breaks_its_rule(tree, module, line, rule):
+    """Each rule reports an import planted against it, naming the module."""
+    found = plant(tree, module, line)
+    assert any(module in v and rule in v for v in found), found
+
+
+def test_a_planted_cycle_is_reported(tree):
+    """An import back from a module's dependency closes a cycle, reported with both modules."""
+    found = plant(tree, "coordinator.drain.record", "def late():\n    from coordinator.drain import drainer")
+    assert any(v.startswith("import cycle") and "coordinator.drain.drainer" in v and "coordinator.drain.record" in v
+               for v in found), found
+
+
+def test_a_relative_import_is_resolved(tree):
+    """`from ..x import y` counts as the module it names, so a relative import cannot hide a violation."""
+    found = plant(tree, "node.mm.pcp", "from ...coordinator import tools")
+    assert any("node.mm.pcp imports coordinator.tools" in v for v in found), found
