@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from node.api import validate
 
 from node.shared import security
-from node.shared.security import ACCESS, NODE, OPERATOR, SecurityError
+from node.shared.security import ACCESS, NODE, OPERATOR, SecurityError, interceptors
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.pcp import PerCpuPages
@@ -323,4 +323,4 @@ def test_metrics_endpoints_are_read_only():
 def test_a_security_shows_no_secret_when_printed():
     sec = security.Security(token=SECRET, accept=((NODE, b"d" * 32),), keys=((NODE, b"k" * 20),))
     assert SECRET not in repr(sec) and "kkkk" not in repr(sec) and SECRET not in str(sec)
-    assert SECRET not in repr(security._SyncToken(SECRET)) + repr(security._AioUnaryToken(SECRET))
+    assert SECRET not in repr(interceptors.SyncToken(SECRET)) + repr(interceptors.AioUnaryToken(SECRET))

@@ -1,0 +1,52 @@
+"""Transport security for both services: bearer tokens with roles, TLS and mutual TLS,
+message size limits, and strict decoding of requests. What it protects against and how
+to deploy it: docs/security.md.
+
+Layout, one concept a module; settings comes first, each later one builds only on those
+before it:
+- settings: Security (a process's token, the roles its server accepts, its Tls), Tls,
+  SecurityError, INSECURE (no token, no TLS).
+- access: the roles (node, operator) and ACCESS, the one table of who may call which RPC.
+- tokens: token files (`role=secret`, `role.sha256=`, `node.key=`), CPU-bound node
+  tokens `cpuN.<HMAC>`, which role a presented token is, and generating fresh secrets.
+- tls: reading certificates, and the credentials a server binds and a client dials with.
+- limits: the message size limits as server and channel options.
+- interceptors: AuthInterceptor (authentication, ACCESS, strict decoding on every server)
+  and the client interceptors that put the bearer token on every call.
+- channels: a sync or asyncio channel with TLS, limits and token.
+- flags: --token-file and the TLS flags, and the Security they describe.
+- exposure: the warning a server reachable beyond loopback without TLS or tokens gives.
+
+Callers use this package's names (`from node.shared import security`; `security.channel`):
+the modules are its inside.
+"""
+
+from node.shared.security.access import ACCESS, ALWAYS, NODE, OPERATOR, ROLES
+from node.shared.security.channels import aio_channel, channel
+from node.shared.security.exposure import exposure_warning, process_warning, warn
+from node.shared.security.flags import add_arguments, from_args
+from node.shared.security.interceptors import AuthInterceptor
+from node.shared.security.limits import max_request_bytes, server_options
+from node.shared.security.settings import INSECURE, Security, SecurityError, Tls
+from node.shared.security.tls import add_port, load_tls
+from node.shared.security.tokens import (MIN_SECRET_CHARS, bound_token, generate_token_files, load_token_file,
+                                         parse_token_file)
+
+__all__ = [
+    "ACCESS", "ALWAYS", "NODE", "OPERATOR", "ROLES",
+    "aio_channel", "channel",
+    "exposure_warning", "process_warning", "warn",
+    "add_arguments", "from_args",
+    "AuthInterceptor",
+    "MAX_REQUEST_BYTES", "server_options",
+    "INSECURE", "Security", "SecurityError", "Tls",
+    "add_port", "load_tls",
+    "MIN_SECRET_CHARS", "bound_token", "generate_token_files", "load_token_file", "parse_token_file",
+]
+
+
+def __getattr__(name: str) -> int:
+    # MAX_REQUEST_BYTES is computed at first use (limits.max_request_bytes), not at import.
+    if name == "MAX_REQUEST_BYTES":
+        return max_request_bytes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,67 @@
+"""Roles, and ACCESS: the one table of which role may call which RPC with which request.
+
+A caller presents `authorization: Bearer <secret>`; the server maps the secret to a role
+(node.shared.security.tokens) and checks the method against ACCESS (the health service is
+exempt: probes carry no secret):
+- `node`: a simulated CPU. It may use the zone and membership RPCs of the coordinator,
+  and DrainAllPages only with TRIGGER_RECLAIM (direct reclaim runs on a node); nothing
+  of the Node service (lock, drain, queue work, pause: only the coordinator may).
+- `operator`: the coordinator calling its nodes, and the CLI: everything.
+A method missing from ACCESS is refused (fail closed): adding an RPC means adding a row.
+"""
+
+from node.api.v1 import pcpsim_pb2 as pb
+
+NODE, OPERATOR = "node", "operator"
+ROLES = (NODE, OPERATOR)
+ALWAYS = None  # an ACCESS entry: the role may call the method with any request
+
+HEALTH = "/grpc.health.v1.Health/"  # the methods of the health service, open to every caller
+_COORD, _NODE_SVC = "/pcpsim.v1.Coordinator/", "/pcpsim.v1.Node/"
+
+
+def _reclaim_only(request, cpu) -> bool:
+    """A node may start a drain only as direct reclaim does: a global, skippable one."""
+    return request.trigger == pb.TRIGGER_RECLAIM
+
+
+def _own_cpu(request, cpu) -> bool:
+    """A node bound to a CPU speaks only for it (`cpu` None: an unbound node secret)."""
+    return cpu is None or request.cpu == cpu
+
+
+def _own_cpu_op(request, cpu) -> bool:
+    """The same for the operation a stream request carries (none: the servicer refuses it)."""
+    op = request.WhichOneof("op")
+    return op is None or _own_cpu(getattr(request, op), cpu)
+
+
+# Method -> {role: ALWAYS or a predicate (decoded request, caller's bound CPU or None); on a
+# stream, every request}. Every method of both services has a row (tests/unit/test_security.py
+# checks against the proto).
+ACCESS = {
+    _COORD + "Register": {NODE: _own_cpu, OPERATOR: ALWAYS},
+    _COORD + "Heartbeat": {NODE: _own_cpu, OPERATOR: ALWAYS},
+    _COORD + "Rmqueue": {NODE: _own_cpu, OPERATOR: ALWAYS},
+    _COORD + "FreePages": {NODE: _own_cpu, OPERATOR: ALWAYS},
+    _COORD + "ZoneStream": {NODE: _own_cpu_op, OPERATOR: ALWAYS},
+    _COORD + "DrainAllPages": {NODE: _reclaim_only, OPERATOR: ALWAYS},
+    _COORD + "GetState": {OPERATOR: ALWAYS},
+    _COORD + "GetDrainHistory": {OPERATOR: ALWAYS},
+    _COORD + "Audit": {OPERATOR: ALWAYS},
+    _COORD + "SetFaults": {OPERATOR: ALWAYS},  # the chaos nemesis runs as the operator
+    _COORD + "AllocContigRange": {OPERATOR: ALWAYS},
+    _COORD + "OfflinePages": {OPERATOR: ALWAYS},
+    _COORD + "ReleaseRange": {OPERATOR: ALWAYS},
+    _COORD + "SetCpuOnline": {OPERATOR: ALWAYS},
+    _NODE_SVC + "GetPcp": {OPERATOR: ALWAYS},
+    _NODE_SVC + "PcpLockDrain": {OPERATOR: ALWAYS},
+    _NODE_SVC + "PcpUnlock": {OPERATOR: ALWAYS},
+    _NODE_SVC + "PcpControl": {OPERATOR: ALWAYS},
+    _NODE_SVC + "QueueWork": {OPERATOR: ALWAYS},
+    _NODE_SVC + "FlushWork": {OPERATOR: ALWAYS},
+    _NODE_SVC + "SetRunState": {OPERATOR: ALWAYS},
+    _NODE_SVC + "Snapshot": {OPERATOR: ALWAYS},
+    _NODE_SVC + "GetStats": {OPERATOR: ALWAYS},
+    _NODE_SVC + "SetFaults": {OPERATOR: ALWAYS},
+}

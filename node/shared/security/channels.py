@@ -1,0 +1,27 @@
+"""Channels between pcpsim processes: this process's TLS credentials, the size limits and
+its bearer token on every call."""
+
+import grpc
+
+from node.shared.security.interceptors import AioStreamToken, AioUnaryToken, SyncToken
+from node.shared.security.limits import channel_options
+from node.shared.security.settings import Security
+from node.shared.security.tls import channel_credentials
+
+
+def channel(address: str, sec: Security) -> grpc.Channel:
+    """A sync channel to `address` with this process's TLS settings and token."""
+    opts = channel_options()
+    creds = channel_credentials(sec.tls)
+    ch = grpc.secure_channel(address, creds, opts) if creds else grpc.insecure_channel(address, opts)
+    return grpc.intercept_channel(ch, SyncToken(sec.token)) if sec.token else ch
+
+
+def aio_channel(address: str, sec: Security) -> grpc.aio.Channel:
+    """An asyncio channel to `address` with this process's TLS settings and token."""
+    opts = channel_options()
+    creds = channel_credentials(sec.tls)
+    interceptors = [AioUnaryToken(sec.token), AioStreamToken(sec.token)] if sec.token else None
+    if creds:
+        return grpc.aio.secure_channel(address, creds, opts, interceptors=interceptors)
+    return grpc.aio.insecure_channel(address, opts, interceptors=interceptors)

@@ -1,0 +1,140 @@
+"""Token files: the secrets a process presents and the roles its server accepts.
+
+A process reads one file of `role=secret` lines (`#` comments allowed). It presents the
+secret of its own role (a node `node`, the coordinator and the CLI `operator`) and its
+server accepts every role the file names. A line `role.sha256=<hex>` lets a server accept
+a role without holding its secret: `pcpsim cluster up` gives nodes only the operator
+secret's digest, so a node's file cannot be used to drive other nodes. A line
+`node.key=<key>` binds node credentials to CPUs: the server accepts
+`cpuN.<HMAC-SHA256(key, "cpuN")>` as the node of CPU N only, and a bound node may name no
+other CPU in a request (`cluster up` gives each node its own; a shared `node=` secret, as
+the Kubernetes manifests use, may act for any CPU). Secrets are compared as SHA-256
+digests or MACs with hmac.compare_digest (constant time, and the length of a secret does
+not leak), and never appear in a message, a log line or an exception.
+"""
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+
+from node.shared.security.access import NODE, OPERATOR, ROLES
+from node.shared.security.settings import Security, SecurityError
+
+MIN_SECRET_CHARS = 16
+PLACEHOLDER = "REPLACE-ME"  # how deploy/k8s/secret.yaml's placeholder secrets begin
+_LINE = re.compile(r"([a-z]+)(\.sha256|\.key)?=(\S+)")
+_BOUND = re.compile(r"cpu([0-9]{1,7})\.([0-9a-f]{64})")  # a CPU-bound node token
+
+
+def parse_token_file(text: str, where: str) -> tuple[dict, dict]:
+    """From `role=secret`, `role.sha256=hex` and `node.key=key` lines: ({role: (secret or
+    None, digest)}, {role: key})."""
+    roles, keys = {}, {}
+    for no, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _LINE.fullmatch(line)
+        if not m or m.group(1) not in ROLES:
+            raise SecurityError(f"{where}:{no}: expected ROLE=SECRET, ROLE.sha256=HEX or node.key=KEY with ROLE "
+                                f"one of {', '.join(ROLES)}")
+        role, kind, value = m.groups()
+        if role in (keys if kind == ".key" else roles):
+            raise SecurityError(f"{where}:{no}: role {role}{kind or ''} given twice")
+        if kind == ".sha256":
+            try:
+                digest = bytes.fromhex(value)
+            except ValueError:
+                digest = b""
+            if len(digest) != 32:
+                raise SecurityError(f"{where}:{no}: {role}.sha256 is not 64 hex digits")
+            roles[role] = (None, digest)
+            continue
+        if value.startswith(PLACEHOLDER):
+            raise SecurityError(f"{where}:{no}: the {role} secret is still the placeholder of "
+                                f"deploy/k8s/secret.yaml: generate real ones (pcpsim tokens DIR)")
+        if len(value) < MIN_SECRET_CHARS:
+            raise SecurityError(f"{where}:{no}: the {role} secret is shorter than {MIN_SECRET_CHARS} characters")
+        if kind == ".key":
+            if role != NODE:
+                raise SecurityError(f"{where}:{no}: only node credentials are bound to CPUs")
+            keys[role] = value.encode()
+        else:
+            roles[role] = (value, _digest(value))
+    if not roles and not keys:
+        raise SecurityError(f"{where}: no role in the token file")
+    return roles, keys
+
+
+def load_token_file(path: str, role: str) -> Security:
+    """The Security of a process presenting `role`, from its token file."""
+    try:
+        st = os.stat(path)
+        with open(path) as f:
+            text = f.read()
+    except OSError as err:
+        raise SecurityError(f"cannot read token file {path}: {err.strerror}") from None
+    if st.st_mode & 0o004:
+        raise SecurityError(f"token file {path} is readable by every user (mode {st.st_mode & 0o777:o}): "
+                            f"chmod o-r it")
+    roles, keys = parse_token_file(text, path)
+    secret = roles.get(role, (None, b""))[0]
+    if secret is None:
+        raise SecurityError(f"token file {path} has no {role} secret (this process authenticates as {role})")
+    return Security(token=secret, accept=tuple((r, d) for r, (_, d) in sorted(roles.items())),
+                    keys=tuple(sorted(keys.items())))
+
+
+def bound_token(key: bytes, cpu: int) -> str:
+    """The node token of CPU `cpu` under a `node.key`."""
+    return f"cpu{cpu}." + hmac.new(key, f"cpu{cpu}".encode(), hashlib.sha256).hexdigest()
+
+
+def identify(token: str, accept: tuple, keys: tuple) -> tuple[str | None, int | None]:
+    """The role whose secret `token` is, among a Security's `accept` and `keys`, and the CPU
+    it is bound to (None: any); (None, None) if it is no accepted secret. Every role is
+    compared, with no early exit, so the time taken does not tell which one matched."""
+    presented = _digest(token)
+    role, cpu = None, None
+    for r, digest in accept:
+        if hmac.compare_digest(presented, digest):
+            role = r
+    bound = _BOUND.fullmatch(token) if keys else None
+    for r, key in keys:
+        if bound and hmac.compare_digest(bound_token(key, int(bound.group(1))), token):
+            role, cpu = r, int(bound.group(1))
+    return role, cpu
+
+
+def generate_token_files(directory: str, nr_cpus: int | None = None) -> dict[str, str]:
+    """Fresh secrets, written (mode 0600) as the files handed out: {"coordinator": path,
+    "operator": path, and "node": path, or with `nr_cpus` "node-cpu0" ... : path}. A node
+    file holds the node secret (bound to its CPU with `nr_cpus`) and only the digest of
+    the operator one."""
+    operator = secrets.token_urlsafe(32)
+    operator_digest = f"{OPERATOR}.sha256={_digest(operator).hex()}\n"
+    files = {"operator": f"{OPERATOR}={operator}\n"}
+    if nr_cpus is None:
+        node = secrets.token_urlsafe(32)
+        files["coordinator"] = f"{NODE}={node}\n{OPERATOR}={operator}\n"
+        files["node"] = f"{NODE}={node}\n" + operator_digest
+    else:
+        key = secrets.token_urlsafe(32)
+        files["coordinator"] = f"{NODE}.key={key}\n{OPERATOR}={operator}\n"
+        for cpu in range(nr_cpus):
+            files[f"node-cpu{cpu}"] = f"{NODE}={bound_token(key.encode(), cpu)}\n" + operator_digest
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    paths = {}
+    for name, text in files.items():
+        path = os.path.join(directory, f"{name}.token")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        paths[name] = path
+    return paths
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
