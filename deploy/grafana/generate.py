@@ -1,7 +1,7 @@
 """Generate pcpsim's Grafana dashboards: `python deploy/grafana/generate.py` writes dashboards/*.json.
 
 The JSON files are generated and committed; edit this file, not them, and regenerate
-(tests/unit/test_grafana_dashboards.py proves the committed files are up to date, and
+(tests/unit/test_prometheus_config.py proves the committed files are up to date, and
 tests/integration/test_prometheus.py queries every panel's PromQL against a running
 cluster: `queries()` lists them).
 
