@@ -33,8 +33,8 @@ import grpc
 from node.shared import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from coordinator.metrics import role_label
 from node.mm.profile import DEFAULT_KERNEL
+from node.shared.cpulist import parse_cpu_list, role_for_cpu, role_label
 
 TARGETS_FILE = "prometheus-targets.json"
 
@@ -45,13 +45,20 @@ class ClusterError(RuntimeError):
 
 def assign_roles(nr_cpus: int, isolated: list[int], rt: list[int]) -> list[str]:
     """Role of each CPU: isolated CPUs run a latency task (RT if listed in `rt`), the rest
-    are housekeeping. At least one housekeeping CPU is required to drive the zone."""
-    if not set(rt) <= set(isolated):
-        raise ValueError(f"RT CPUs {sorted(set(rt) - set(isolated))} are not isolated")
+    are housekeeping (node.shared.cpulist.role_for_cpu, as a node derives its own). At least
+    one housekeeping CPU is required to drive the zone."""
+    roles = [role_for_cpu(c, isolated, rt) for c in range(nr_cpus)]
     if len(isolated) >= nr_cpus:
         raise ValueError("at least one CPU must stay a housekeeping CPU")
-    return ["isolated-rt" if c in rt else "isolated-preemptible" if c in isolated else "housekeeping"
-            for c in range(nr_cpus)]
+    return roles
+
+
+# The layout `pcpsim cluster up` starts without topology flags and `pcpsim compare` measures:
+# cpu0 and cpu1 housekeeping (allocation churn and IRQs), cpu2 an isolated preemptible latency
+# task, cpu3 an isolated RT latency task. Every series the dashboards and rules read has a CPU
+# that produces it.
+DEFAULT_NODES, DEFAULT_ISOLATED, DEFAULT_RT = 4, "2-3", "3"
+DEFAULT_ROLES = tuple(assign_roles(DEFAULT_NODES, parse_cpu_list(DEFAULT_ISOLATED), parse_cpu_list(DEFAULT_RT)))
 
 
 @dataclass

@@ -16,8 +16,9 @@ seeded jitter, the same for every strategy; a drain due while one runs waits for
 mutex, as a zone-specific caller does), collects every CPU's statistics and the coordinator's drain records,
 and ends with a stop-the-world audit.
 
-Default layout (4 CPUs): cpu0 and cpu1 housekeeping (allocation churn and IRQs),
-cpu2 an isolated preemptible latency task, cpu3 an isolated RT latency task.
+Default layout (coordinator.tools.cluster.DEFAULT_ROLES, also `cluster up`'s): cpu0 and cpu1
+housekeeping (allocation churn and IRQs), cpu2 an isolated preemptible latency task, cpu3 an
+isolated RT latency task.
 
 Besides the summary table's figures, the results keep the raw data a report needs
 (coordinator.tools.report rebuilds oslat/cyclictest/osnoise-style tables and the plots from
@@ -42,13 +43,13 @@ import grpc
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm import profile as profiles
+from node.shared.cpulist import role_label
 from node.shared.timebase import TIME_SCALE
-from coordinator.tools.cluster import ClusterConfig, LocalCluster
+from coordinator.tools.cluster import DEFAULT_ROLES, ClusterConfig, LocalCluster
+from coordinator.tools.schedule import drain_schedule
 from coordinator.drain.record import STRATEGIES, TRIGGER_NAMES
 from coordinator.tools.stats import percentile, summary
 
-DEFAULT_ROLES = ["housekeeping", "housekeeping", "isolated-preemptible", "isolated-rt"]
-PHASES = ("noise_floor", *STRATEGIES)  # every phase there is, in report order
 DEFAULT_STRATEGIES = ("workqueue", "remote")
 
 
@@ -66,7 +67,7 @@ class CompareConfig:
     measure_s: float = FULL_MEASURE_S
     warmup_s: float = 3.0
     drain_interval_s: float = 0.150
-    roles: tuple = tuple(DEFAULT_ROLES)
+    roles: tuple = DEFAULT_ROLES
     strategies: tuple = DEFAULT_STRATEGIES
     kernel: str = profiles.DEFAULT_KERNEL
     trigger_mix: tuple = (("demand", 1.0),)  # (trigger, weight): what each scheduled event is
@@ -119,20 +120,6 @@ class Progress:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
-
-
-def drain_schedule(seed: int, interval: float, duration: float) -> list[float]:
-    """Offsets (seconds from the start of measurement) of the drains: on average one per
-    `interval`, each gap drawn from [interval/2, 3*interval/2] with a seeded generator.
-    The jitter keeps the schedule from locking onto the RT task's period (with a fixed
-    150 ms gap and a 250 ms period, drains would only ever meet five phases of it), and
-    the seed makes it the same for every strategy."""
-    rng = random.Random(f"drains:{seed}")
-    offsets, t = [], 0.0
-    while t < duration:
-        offsets.append(t)
-        t += interval * rng.uniform(0.5, 1.5)
-    return offsets
 
 
 TRIGGERS = ("demand", "cma", "offline")  # what a scheduled event does (--trigger-mix)
@@ -264,8 +251,7 @@ def wake_histogram(latencies_s, time_scale: float = TIME_SCALE) -> dict[str, int
 def cpu_detail(s) -> dict:
     """The raw per-CPU record of one latency CPU (see the module docstring)."""
     t, lat = s.task, list(s.task.wake_latency_s)
-    role = pb.Role.Name(s.role).removeprefix("ROLE_").lower().replace("_", "-")
-    return {"role": role, "kind": t.kind,
+    return {"role": role_label(s.role), "kind": t.kind,
             "period_s": t.period_s,
             "wake_latency_hist_kernel_us": wake_histogram(lat),
             "wake_latency_min_s": min(lat, default=0.0),

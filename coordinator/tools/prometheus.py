@@ -1,17 +1,17 @@
-"""A local Prometheus for a local cluster: `pcpsim cluster up --prometheus` and the end-to-end test.
+"""A local Prometheus for a local cluster (`pcpsim cluster up --prometheus`), and a client of its HTTP API.
 
 Prometheus (Debian package `prometheus`, 2.42) runs as a plain child process with a
 config rendered from deploy/prometheus/prometheus.yml: the committed file names the
 targets file and the rule files relative to itself (so it works as is from the
 repository root with the default state file); the rendered copy, written into the run
-directory, names them by absolute path, and may change the scrape and evaluation
-interval. Its TSDB lives in a fresh temp dir under the run directory, and it listens on
+directory, names them by absolute path (render_config may also change the scrape and
+evaluation interval). Its TSDB lives in a fresh temp dir under the run directory, and it listens on
 127.0.0.1 at a port found free by binding (9090 if asked for and free, else port 0;
 retried if another process takes the port first). The child gets SIGTERM if this process dies (PR_SET_PDEATHSIG), as the
 cluster's children stop when their parent is gone.
 
 Prometheus's first scrape lands ~5 s after it starts, even at a 1 s interval: callers
-poll (`query`), never sleep a fixed time.
+poll (PrometheusApi.query), never sleep a fixed time.
 """
 
 import ctypes
@@ -105,13 +105,11 @@ def _die_with_parent() -> None:
 class LocalPrometheus(Supervised):
     """A Prometheus child process scraping one local cluster. Use as a context manager, or start/stop."""
 
-    def __init__(self, run_dir: str, targets: str, scrape_interval: str | None = None,
-                 host: str = "127.0.0.1", port: int | None = None):
+    def __init__(self, run_dir: str, targets: str, host: str = "127.0.0.1", port: int | None = None):
         """`port`: listen there if it is free (e.g. 9090, where the Grafana datasource looks), else on a
-        free port; `scrape_interval`: overrides the config's 5 s for scrapes and rule evaluation."""
+        free port."""
         self.run_dir = os.path.abspath(run_dir)
         self.targets = targets
-        self.scrape_interval = scrape_interval
         self.host = host
         self.port = port
         self.config_file = os.path.join(self.run_dir, "prometheus.yml")
@@ -128,7 +126,7 @@ class LocalPrometheus(Supervised):
         binary = find_binary()
         os.makedirs(self.run_dir, exist_ok=True)
         with open(self.config_file, "w") as f:
-            f.write(render_config(self.targets, self.scrape_interval))
+            f.write(render_config(self.targets))
         storage = tempfile.mkdtemp(prefix="prometheus-tsdb-", dir=self.run_dir)
         self._log = open(self.log_file, "ab")
         for attempt in range(attempts):
@@ -171,6 +169,14 @@ class LocalPrometheus(Supervised):
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+class PrometheusApi:
+    """Prometheus's HTTP API at `url` (http://HOST:PORT): a LocalPrometheus, or the one `cluster up
+    --prometheus` printed."""
+
+    def __init__(self, url: str):
+        self.url = url
 
     def api(self, path: str, **params) -> dict:
         """GET /api/v1/<path>; the reply's `data`, or PrometheusError with Prometheus's error."""

@@ -15,7 +15,7 @@ in wall time (node.shared.timebase), so cyclictest's I: is the wall-time period 
 
 import json
 
-from coordinator.tools.compare import PHASES
+from coordinator.tools.schedule import PHASES
 
 DENSE_ROWS = 32  # oslat's default bucket count: rows 0..31 are printed even when empty
 PRIO = {"rt": 99, "preemptible": 0}  # cyclictest prints P:0 for a SCHED_OTHER thread

@@ -1,9 +1,13 @@
-"""Kernel-style CPU lists ("2,3", "2-3", "0-1,3") and the role map built from them.
+"""Kernel-style CPU lists ("2,3", "2-3", "0-1,3"), the role map built from them, and the
+names of roles.
 
 Shared by the launcher (`pcpsim cluster up --isolated/--rt`, via coordinator.tools.cluster) and
 by a node that derives its own role from its CPU number (`--isolated/--rt`,
-PCPSIM_ISOLATED/PCPSIM_RT: one setting for every pod of a StatefulSet). Pure: no I/O.
+PCPSIM_ISOLATED/PCPSIM_RT: one setting for every pod of a StatefulSet). A role's name
+(`isolated-rt`) is also its `role` label value in metrics and Prometheus targets. Pure: no I/O.
 """
+
+from node.api.v1 import pcpsim_pb2 as pb
 
 ROLE_RT = "isolated-rt"
 ROLE_PREEMPTIBLE = "isolated-preemptible"
@@ -37,3 +41,13 @@ def role_for_cpu(cpu: int, isolated: list[int], rt: list[int]) -> str:
     if not set(rt) <= set(isolated):
         raise ValueError(f"RT CPUs {sorted(set(rt) - set(isolated))} are not isolated")
     return ROLE_RT if cpu in rt else ROLE_PREEMPTIBLE if cpu in isolated else ROLE_HOUSEKEEPING
+
+
+def role_label(role: int) -> str:
+    """The flags' spelling of a Role (ROLE_ISOLATED_RT -> "isolated-rt"), used as a label value;
+    "unknown" for a number the wire contract does not name."""
+    try:
+        name = pb.Role.Name(role)
+    except ValueError:
+        return "unknown"
+    return name.removeprefix("ROLE_").lower().replace("_", "-")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from coordinator.tools import cli
+from coordinator.tools.cli import cluster as cli  # the launcher: `pcpsim cluster up`
 from coordinator.__main__ import parse_args as coordinator_args
 from node.__main__ import parse_args as node_args
 from node.shared.config import advertised, advertised_metrics, cpu_from_hostname, split_host_port

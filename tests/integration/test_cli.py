@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 
+from coordinator.tools.cli.cluster import topology
+from coordinator.tools.cli.parser import build_parser
 from tests.integration.conftest import REPO, pid_alive, port_refuses, python_module, run_cli, wait_until
 
 STOP_DEADLINE_S = 20.0
@@ -157,3 +159,15 @@ def test_bad_state_file_is_reported(tmp_path):
     r = run_cli("drain", "--strategy", "remote", "--state", str(state_path), env=_env(), timeout=60)
     assert r.returncode == 2
     assert "is not valid" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cluster_up_defaults_to_compares_layout_unless_a_layout_flag_is_given():
+    """With none of --nodes, --isolated, --rt, `cluster up` starts compare's layout (4 CPUs, isolated
+    2-3, RT on 3: a latency task for every dashboard panel); any of them and the others default to
+    4 CPUs and none isolated, so `--nodes 2` alone is two housekeeping CPUs."""
+    def layout(*argv):
+        return topology(build_parser().parse_args(["cluster", "up", *argv]))
+    assert layout() == (4, "2-3", "3")
+    assert layout("--nodes", "2") == (2, "", "")
+    assert layout("--isolated", "2") == (4, "2", "")
+    assert layout("--nodes", "3", "--isolated", "2", "--rt", "2") == (3, "2", "2")

@@ -1,11 +1,18 @@
-"""Monitoring end to end: a real Prometheus scrapes a real cluster through the file_sd targets file,
-evaluates the rules of deploy/prometheus, and answers every recording rule and every Grafana panel
-query; promtool accepts every process's live /metrics; `cluster up --prometheus` refuses to start
-without the binary.
+"""Monitoring end to end: `pcpsim cluster up --prometheus` with its defaults runs a real Prometheus that
+scrapes the cluster through the file_sd targets file, evaluates the rules of deploy/prometheus, and
+answers every recording rule and every Grafana panel query; promtool accepts every process's live
+/metrics; `cluster up --prometheus` refuses to start without the binary.
 
-One cluster (housekeeping, housekeeping, isolated-preemptible, isolated-rt) and one Prometheus
-(1 s scrape and evaluation interval) are shared by the module's slow tests. Prometheus's first
-scrape lands ~5 s after it starts: everything here polls Prometheus's HTTP API against a deadline.
+One default cluster (housekeeping, housekeeping, isolated-preemptible, isolated-rt: compare's layout,
+so a latency task runs on an isolated CPU and an RT CPU) and its Prometheus (deploy/prometheus's 5 s
+scrape and evaluation interval) are shared by the module's slow tests; drains and an audit run
+through the CLI, as a user would. Prometheus's first scrape lands ~5 s after it starts: everything here
+polls Prometheus's HTTP API against a deadline.
+
+Strategies: drains of workqueue and remote, the two a default cluster's CPUs run (kernel 6.1); an
+rcu-swap drain needs CPUs started with `--strategy rcu-swap` (RCU list sets), and no panel or rule
+reads rcu-swap alone. Triggers: demand drains feed every panel; none reads a cma, offline or
+hotplug drain apart.
 """
 
 import contextlib
@@ -18,16 +25,14 @@ import shutil
 import signal
 import subprocess
 import time
-import urllib.parse
 import urllib.request
 
 import pytest
 
 from coordinator.tools import prometheus
-from coordinator.tools.cluster import ClusterConfig, LocalCluster
 from node.api.v1 import pcpsim_pb2 as pb
-from tests.integration.conftest import (REPO, Handle, assert_audit_ok, pid_alive, port_refuses, python_module,
-                                       wait_until)
+from node.shared.cpulist import role_label
+from tests.integration.conftest import REPO, pid_alive, port_refuses, python_module, run_cli, wait_until
 
 ROLES = ("housekeeping", "housekeeping", "isolated-preemptible", "isolated-rt")
 DEADLINE_S = 90.0
@@ -46,34 +51,61 @@ def finite(result) -> list:
     return [r for r in result if math.isfinite(float(r["value"][1]))]
 
 
+@contextlib.contextmanager
+def cluster_up_prometheus(tmp_path, *flags):
+    """`pcpsim cluster up --prometheus [flags]` in a subprocess; yields (Popen, state file path, Prometheus
+    URL) once it printed the URL (after writing the state file). Whatever happens, it is killed
+    afterwards (Prometheus gets SIGTERM when its parent dies: PR_SET_PDEATHSIG; the cluster's children
+    watch their parent pid)."""
+    env = {k: v for k, v in os.environ.items() if k != "PCPSIM_STATE"}
+    state, run_dir = tmp_path / "state" / "cluster.json", tmp_path / "run"
+    out_path, err_path = tmp_path / "cluster-up.out", tmp_path / "cluster-up.err"
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        proc = subprocess.Popen(python_module("coordinator.tools.cli", "cluster", "up", "--prometheus", *flags,
+                                              "--state", str(state), "--run-dir", str(run_dir)),
+                                stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO, env=env,
+                                start_new_session=True)
+    try:
+        def url():
+            assert proc.poll() is None, f"cluster up exited {proc.returncode}: {err_path.read_text()}"
+            found = re.search(r"^prometheus +(http://\S+)", out_path.read_text(), re.M)
+            return found and found.group(1)
+        yield proc, state, wait_until(url, 60.0, what="the Prometheus URL on stdout")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def stop_cluster_up(proc, pids: dict, prometheus_url: str) -> None:
+    """SIGTERM `cluster up`: it exits 0, its Prometheus's port refuses connections and every pid of
+    the cluster (`pids`, from the state file) is gone."""
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(30) == 0
+    assert port_refuses(prometheus_url.removeprefix("http://"))
+    assert not any(pid_alive(p) for p in pids.values())
+
+
 @pytest.fixture(scope="module")
 def monitored(tmp_path_factory):
-    """(Handle, LocalPrometheus, targets file) for a running cluster scraped every 1 s. Drains of both
-    strategies (forced onto every CPU) and one audit have run after Prometheus's first scrape of the
-    coordinator, so rates over them are not NaN. Every process is gone afterwards."""
-    tmp = tmp_path_factory.mktemp("monitored")
-    state = tmp / "state" / "cluster.json"
-    state.parent.mkdir()
-    config = ClusterConfig(roles=list(ROLES), seed=1, strategy="remote")
-    with contextlib.ExitStack() as stack:
-        cluster = stack.enter_context(LocalCluster(config, run_dir=str(tmp / "run"), state_file=str(state)))
-        targets = prometheus.targets_file(str(state))
-        prom = stack.enter_context(prometheus.LocalPrometheus(str(tmp / "prometheus"), targets,
-                                                              scrape_interval="1s"))
-        handle = Handle(cluster)
-        stack.callback(handle.close)
+    """(state file, PrometheusApi, targets file) for `pcpsim cluster up --prometheus` with no other flag.
+    Its layout is compare's (ROLES). Drains of both strategies (`pcpsim drain --force-all-cpus`) and
+    one `pcpsim audit` have run after Prometheus's first scrape of every process, so rates over them
+    are not NaN. Every process is gone afterwards."""
+    with cluster_up_prometheus(tmp_path_factory.mktemp("monitored")) as (proc, state, url):
+        doc = json.loads(state.read_text())
+        assert [role_label(pb.Role.Value(n["role"])) for n in doc["nodes"]] == list(ROLES)
+        prom = prometheus.PrometheusApi(url)
         wait_until(lambda: len(prom.query('up{job=~"pcpsim-.*"} == 1')) == len(ROLES) + 1, DEADLINE_S,
                    interval=0.5, what="Prometheus's first scrape of every process")
-        for strategy in (pb.STRATEGY_WORKQUEUE, pb.STRATEGY_REMOTE):
+        for strategy in ("workqueue", "remote"):
             for _ in range(DRAINS_PER_STRATEGY):
-                reply = handle.coord.DrainAllPages(pb.DrainAllRequest(strategy=strategy, force_all_cpus=True,
-                                                                      trigger=pb.TRIGGER_DEMAND), timeout=120.0)
-                assert reply.status == pb.DrainAllReply.DONE, reply
-        assert_audit_ok(handle)
-        yield handle, prom, targets
-    for name, proc in cluster.procs.items():
-        assert proc.poll() is not None, f"{name} (pid {proc.pid}) still running after stop"
-    assert prom.proc.poll() is not None, f"prometheus (pid {prom.proc.pid}) still running after stop"
+                r = run_cli("drain", "--strategy", strategy, "--force-all-cpus", "--json", "--state", str(state))
+                assert r.returncode == 0 and json.loads(r.stdout)["status"] == "DONE", r.stdout + r.stderr
+        r = run_cli("audit", "--state", str(state))
+        assert r.returncode == 0 and r.stdout.startswith("audit ok"), r.stdout + r.stderr
+        yield state, prom, prometheus.targets_file(str(state))
+        stop_cluster_up(proc, doc["pids"], url)
 
 
 def wait_all_answer(prom, exprs: dict, check=lambda result: bool(result)):
@@ -180,33 +212,12 @@ def test_cluster_up_prometheus_without_the_binary_exits_2_and_starts_nothing(tmp
 def test_cluster_up_prometheus_scrapes_the_cluster_and_stops_with_it(tmp_path):
     """`cluster up --prometheus` prints a Prometheus URL that scrapes every process of the cluster; on
     SIGTERM, Prometheus stops with the cluster (its port refuses connections, every pid is gone)."""
-    env = {k: v for k, v in os.environ.items() if k != "PCPSIM_STATE"}
-    state, run_dir = tmp_path / "state" / "cluster.json", tmp_path / "run"
-    out_path = tmp_path / "cluster-up.out"
-    with open(out_path, "w") as out, open(tmp_path / "cluster-up.err", "w") as err:
-        proc = subprocess.Popen(python_module("coordinator.tools.cli", "cluster", "up", "--nodes", "2", "--prometheus",
-                                              "--state", str(state), "--run-dir", str(run_dir)),
-                                stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO, env=env,
-                                start_new_session=True)
-    try:
-        def url():
-            assert proc.poll() is None, f"cluster up exited {proc.returncode}: {(tmp_path / 'cluster-up.err').read_text()}"
-            found = re.search(r"^prometheus +(http://\S+)", out_path.read_text(), re.M)
-            return found and found.group(1)
-        base = wait_until(url, 60.0, what="the Prometheus URL on stdout")
+    with cluster_up_prometheus(tmp_path, "--nodes", "2") as (proc, state, base):
         pids = json.loads(state.read_text())["pids"]
+        prom = prometheus.PrometheusApi(base)
 
         def all_up():
-            q = urllib.parse.urlencode({"query": 'count(up{job=~"pcpsim-.*"} == 1)'})
-            with urllib.request.urlopen(f"{base}/api/v1/query?{q}", timeout=5) as r:
-                result = json.load(r)["data"]["result"]
+            result = prom.query('count(up{job=~"pcpsim-.*"} == 1)')
             return result and result[0]["value"][1] == "3"
         wait_until(all_up, DEADLINE_S, interval=0.5, what="Prometheus scraping the coordinator and both CPUs")
-        os.kill(proc.pid, signal.SIGTERM)
-        assert proc.wait(30) == 0
-        assert port_refuses(base.removeprefix("http://"))
-        assert not any(pid_alive(p) for p in pids.values())
-    finally:
-        if proc.poll() is None:
-            proc.kill()  # Prometheus gets SIGTERM when its parent dies (PR_SET_PDEATHSIG)
-            proc.wait()
+        stop_cluster_up(proc, pids, base)

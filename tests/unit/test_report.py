@@ -9,12 +9,10 @@ from types import SimpleNamespace
 import pytest
 
 from coordinator.tools import cli
-
 from coordinator.tools import compare
-
 from coordinator.tools import plots
-
 from coordinator.tools import report
+from coordinator.tools import schedule
 from node.api.v1 import pcpsim_pb2 as pb
 
 SCALE = 250.0
@@ -236,9 +234,9 @@ def test_report_on_a_bad_file_exits_2_with_a_clear_message(tmp_path, capsys, con
 def test_drain_schedule_is_seeded_jittered_and_the_same_for_every_call():
     """The drain schedule depends only on the seed (so every strategy gets the same one),
     keeps its mean gap near the interval, and does not repeat one fixed gap."""
-    a = compare.drain_schedule(7, 0.150, 30.0)
-    assert a == compare.drain_schedule(7, 0.150, 30.0)
-    assert a != compare.drain_schedule(8, 0.150, 30.0)
+    a = schedule.drain_schedule(7, 0.150, 30.0)
+    assert a == schedule.drain_schedule(7, 0.150, 30.0)
+    assert a != schedule.drain_schedule(8, 0.150, 30.0)
     gaps = [y - x for x, y in zip(a, a[1:])]
     assert all(0.075 <= g <= 0.225 for g in gaps)
     assert 0.135 < sum(gaps) / len(gaps) < 0.165

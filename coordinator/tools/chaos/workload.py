@@ -14,7 +14,7 @@ import time
 import grpc
 
 from node.api.v1 import pcpsim_pb2 as pb
-from coordinator.tools.compare import drain_schedule
+from coordinator.tools.schedule import drain_schedule
 from coordinator.drain.record import STRATEGIES
 
 DEFINITE = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)

@@ -1,0 +1,46 @@
+"""`pcpsim chaos run` (scenario files against local clusters, each run checked) and `pcpsim chaos
+check` (the checker again on a past run's history)."""
+
+import json
+import os
+
+from coordinator.tools.cli.errors import CliError
+from coordinator.tools.cluster import ClusterError
+
+
+def cmd_chaos(args) -> int:
+    from coordinator.tools.chaos import checker, history, runner, scenario
+    if args.chaos_command == "check":
+        path = os.path.join(args.run_dir, "history.jsonl")
+        try:
+            entries = history.read(path)
+        except (OSError, ValueError) as err:
+            raise CliError(f"cannot read {path}: {err}") from None
+        meta = next((e for e in entries if e["type"] == "meta"), None)
+        if meta is None:
+            raise CliError(f"{path} has no run description (meta entry)")
+        verdict = checker.check(entries, meta["bound_s"], meta["lease_s"])
+        print(json.dumps(verdict.to_json(), indent=2))
+        return verdict.exit_code
+    try:  # every file is validated before anything runs
+        scenarios = [scenario.load(f) for f in args.files]
+    except scenario.ScenarioError as err:
+        raise CliError(str(err)) from None
+    verdicts = []
+    for sc in scenarios:
+        for strategy in ([args.strategy] if args.strategy else sc.strategies):
+            try:
+                v = runner.run(sc, strategy, args.out, seed=args.seed)
+            except ClusterError as err:
+                raise CliError(f"{sc.name}/{strategy}: {err}") from None
+            verdicts.append((sc.name, strategy, v))
+    print(f"{'scenario':<28} {'strategy':<10} valid    drains ok/fail/info  lost dup stale")
+    for name, strategy, v in verdicts:
+        d, a = v.stats.get("drains", {}), v.stats.get("audit") or {}
+        st = v.stats.get("stale_commits", {})
+        print(f"{name:<28} {strategy:<10} {str(v.valid).lower():<8} "
+              f"{d.get('ok', 0):>6}/{d.get('fail', 0)}/{d.get('info', 0):<9} "
+              f"{a.get('lost', '?'):>5} {a.get('duplicated', '?'):>3} {st.get('applied', '?'):>5}")
+    print(f"run directories under {args.out}")
+    codes = [v.exit_code for _, _, v in verdicts]
+    return 1 if 1 in codes else 2 if 2 in codes else 0

@@ -1,0 +1,107 @@
+"""`pcpsim cluster up` (a local cluster, and Prometheus, until Ctrl-C) and `pcpsim tokens`."""
+
+import os
+import signal
+import time
+
+from node.shared import security
+from node.api.v1 import pcpsim_pb2 as pb
+from node.shared.config import join_host_port
+from node.shared.cpulist import parse_cpu_list
+from coordinator.tools import prometheus
+from coordinator.tools.cli.errors import CliError
+from coordinator.tools.cluster import (DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT, ClusterConfig, ClusterError,
+                                       LocalCluster, TlsPaths, assign_roles)
+
+
+def topology(args) -> tuple[int, str, str]:
+    """(CPUs, isolated list, RT list): the flags, or, when none of --nodes, --isolated and --rt is
+    given, the default layout (compare's, so every dashboard panel and rule has data). A layout is
+    given whole: `--nodes 2` alone is two housekeeping CPUs."""
+    if args.nodes is None and args.isolated is None and args.rt is None:
+        return DEFAULT_NODES, DEFAULT_ISOLATED, DEFAULT_RT
+    return args.nodes or DEFAULT_NODES, args.isolated or "", args.rt or ""
+
+
+def cmd_cluster_up(args) -> int:
+    nodes, isolated, rt = topology(args)
+    try:
+        roles = assign_roles(nodes, parse_cpu_list(isolated, nodes), parse_cpu_list(rt, nodes))
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    if args.prometheus:  # before starting anything
+        try:
+            prometheus.find_binary()
+        except prometheus.PrometheusError as err:
+            raise CliError(str(err)) from None
+    run_dir = args.run_dir or os.path.join(".pcpsim", time.strftime("run-%Y%m%d-%H%M%S"))
+    os.makedirs(os.path.dirname(os.path.abspath(args.state)), exist_ok=True)
+    tls = None
+    if args.tls_cert or args.tls_key or args.tls_ca or args.tls_client_auth:
+        try:  # refuse bad files before starting anything
+            security.load_tls(args.tls_cert, args.tls_key, args.tls_ca, args.tls_client_auth)
+        except security.SecurityError as err:
+            raise CliError(str(err)) from None
+        if not (args.tls_cert and args.tls_ca):
+            raise CliError("cluster up with TLS needs --tls-cert, --tls-key and --tls-ca (every process "
+                           "serves and dials)")
+        tls = TlsPaths(*(os.path.abspath(x) for x in (args.tls_cert, args.tls_key, args.tls_ca)),
+                       args.tls_client_auth)
+    try:
+        config = ClusterConfig(roles=roles, seed=args.seed, strategy=args.strategy, zone_mb=args.zone_mb,
+                               zone_used=args.zone_used, kernel=args.kernel, listen_host=args.listen_host,
+                               auth=not args.no_auth, tls=tls)
+        security.warn(security.exposure_warning(join_host_port(config.listen_host, 0), tls is not None, config.auth))
+    except ValueError as err:
+        raise CliError(f"--listen-host: {err}") from None
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    cluster = LocalCluster(config, run_dir, state_file=args.state)
+    prom = None
+    try:
+        cluster.start()
+        if args.prometheus:
+            prom = prometheus.LocalPrometheus(run_dir, prometheus.targets_file(args.state),
+                                              port=prometheus.DEFAULT_PORT)
+            prom.start()
+        state = cluster.state()
+        print(f"coordinator  {cluster.coordinator_address}")
+        for node in state.nodes:
+            print(f"cpu{node.cpu:<3}       {node.address:<22} {pb.Role.Name(node.role)}")
+        print(f"zone: {state.zone.spanned_pages} pages, batch {state.batch}, high {state.high}; "
+              f"logs in {run_dir}; state in {args.state}")
+        print("authentication: " + (f"on (operator token file {cluster.token_files['operator']})"
+                                    if cluster.token_files else "OFF (--no-auth)")
+              + "; TLS: " + ("mutual" if tls and tls.client_auth else "on" if tls else "off"))
+        if prom is not None:
+            print(f"prometheus   {prom.url}  (config {prom.config_file}, log {prom.log_file})")
+        print("Ctrl-C stops the cluster.", flush=True)
+        while not stop:
+            for name, proc in cluster.procs.items():
+                if proc.poll() is not None:
+                    raise CliError(f"{name} exited with {proc.returncode}; see {run_dir}/{name}.log")
+            if prom is not None and prom.proc.poll() is not None:
+                raise CliError(f"prometheus exited with {prom.proc.returncode}; see {prom.log_file}")
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    except (ClusterError, prometheus.PrometheusError) as err:
+        raise CliError(str(err)) from None
+    finally:
+        if prom is not None:
+            prom.stop()
+        cluster.stop()
+        print("cluster stopped", flush=True)
+    return 0
+
+
+def cmd_tokens(args) -> int:
+    if os.path.exists(os.path.join(args.dir, "operator.token")):
+        raise CliError(f"{args.dir} already holds token files: remove them first")
+    try:
+        paths = security.generate_token_files(args.dir)
+    except OSError as err:
+        raise CliError(f"cannot write token files: {err}") from None
+    for kind, path in sorted(paths.items()):
+        print(f"{kind:<12} {path}")
+    return 0

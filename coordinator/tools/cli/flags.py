@@ -1,0 +1,66 @@
+"""Flag types: each turns a flag's text into its value or refuses it with a message naming the
+problem (argparse prints it with the flag and exits 2)."""
+
+import argparse
+
+from coordinator.drain.record import STRATEGIES
+from coordinator.tools.compare import TRIGGERS
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def strategy_list(text: str) -> tuple:
+    names = tuple(n.strip() for n in text.split(","))
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown strategy {', '.join(map(repr, unknown))}; "
+                                         f"known: {', '.join(STRATEGIES)}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"a strategy named twice in {text!r}")
+    return names
+
+
+def trigger_mix(text: str) -> tuple:
+    mix = []
+    for part in text.split(","):
+        name, _, weight = part.partition("=")
+        if name.strip() not in TRIGGERS:
+            raise argparse.ArgumentTypeError(f"unknown trigger {name.strip()!r}; known: {', '.join(TRIGGERS)}")
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"weight of {name.strip()} is not a number: {weight!r}") from None
+        if w < 0:
+            raise argparse.ArgumentTypeError(f"weight of {name.strip()} must be >= 0, got {w}")
+        mix.append((name.strip(), w))
+    if sum(w for _, w in mix) <= 0:
+        raise argparse.ArgumentTypeError("at least one trigger needs a weight > 0")
+    return tuple(mix)

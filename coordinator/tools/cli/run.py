@@ -1,0 +1,65 @@
+"""Commands that measure or read measurements: `compare` (strategies side by side), `report`
+(a compare results file as oslat, cyclictest and osnoise would show it) and `bench` (figures
+against their floors)."""
+
+import os
+
+from coordinator.tools.bench import figures as bench
+from coordinator.tools.bench import figure as bench_figure
+from coordinator.tools import compare
+from coordinator.tools import plots
+from coordinator.tools import report
+from coordinator.tools.cli.errors import CliError
+from coordinator.tools.cluster import ClusterError
+
+
+def cmd_compare(args) -> int:
+    measure_s = args.measure_s or (compare.QUICK_MEASURE_S if args.quick else compare.FULL_MEASURE_S)
+    try:
+        config = compare.CompareConfig(seed=args.seed, measure_s=float(measure_s),
+                                       drain_interval_s=args.drain_interval_ms / 1000.0, kernel=args.kernel,
+                                       trigger_mix=args.trigger_mix,
+                                       strategies=args.strategies or compare.default_strategies(args.kernel))
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    try:
+        result = compare.run_compare(config, args.run_dir)
+    except ClusterError as err:
+        raise CliError(str(err)) from None
+    print(compare.format_table(result))
+    if args.json:
+        compare.write_json(result, args.json)
+        print(f"results written to {args.json}")
+        print("plots written to " + ", ".join(plots.write_plots(result, args.json)))
+    return 0 if all(s["audit"]["ok"] for s in result["strategies"].values()) else 1
+
+
+def cmd_report(args) -> int:
+    try:
+        result = report.load_results(args.results)
+    except report.ReportError as err:
+        raise CliError(str(err)) from None
+    print(report.format_report(result))
+    if not args.no_plots:
+        try:
+            written = plots.write_plots(result, args.results, args.out)
+        except OSError as err:
+            raise CliError(f"cannot write plots: {err}") from None
+        print("\nplots written to " + ", ".join(written))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    plot = (os.path.splitext(args.json)[0] + "-scaling.png") if args.json else None
+    try:
+        result = bench.run_bench(args.quick, args.run_dir, plot)
+    except ClusterError as err:
+        raise CliError(str(err)) from None
+    if args.json:  # before printing: a reader that closes stdout early (| head) must not lose the results
+        bench_figure.write_json(result, args.json)
+    print(bench_figure.format_table(result["figures"]))
+    if args.json:
+        print(f"results written to {args.json}; scaling plot {plot}")
+    return 0

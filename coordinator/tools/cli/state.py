@@ -1,0 +1,75 @@
+"""What a running cluster holds: `state` (per-CPU pcp lists, the zone, an audit) and `audit`
+(the stop-the-world page audit alone)."""
+
+import json
+
+from node.shared import security
+from node.api.v1 import pcpsim_pb2 as pb
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.mm.constants import MIGRATETYPE_NAMES, NR_PCP_LISTS, pindex_to_order, MIGRATE_PCPTYPES
+from coordinator.tools.cli.connect import stub
+
+
+def _list_label(pindex: int) -> str:
+    order = pindex_to_order(pindex)
+    if pindex >= MIGRATE_PCPTYPES * 4:
+        return f"thp(o{order})"
+    return f"o{order}:{MIGRATETYPE_NAMES[pindex % MIGRATE_PCPTYPES][:3]}"
+
+
+def cmd_state(args) -> int:
+    channel, coord = stub(args)
+    with channel:
+        state = coord.GetState(pb.Empty(), timeout=10.0)
+        pcps = {}
+        for node in state.nodes:
+            if node.up:
+                with security.channel(node.address, args.security) as nch:
+                    pcps[node.cpu] = pb_grpc.NodeStub(nch).GetPcp(pb.CpuRequest(cpu=node.cpu), timeout=5.0)
+        audit = None if args.no_audit else coord.Audit(pb.Empty(), timeout=60.0)
+    z = state.zone
+    if args.json:
+        print(json.dumps({
+            "zone": {"free_pages": z.free_pages, "managed_pages": z.managed_pages,
+                     "watermark": {"min": z.watermark_min, "low": z.watermark_low, "high": z.watermark_high},
+                     "nr_free": list(z.nr_free), "reclaim_active": z.reclaim_active},
+            "cpus": [{"cpu": n.cpu, "role": pb.Role.Name(n.role), "up": n.up,
+                      **({"count": pcps[n.cpu].count, "high": pcps[n.cpu].high, "batch": pcps[n.cpu].batch,
+                          "free_factor": pcps[n.cpu].free_factor, "lists": list(pcps[n.cpu].list_pages)}
+                         if n.cpu in pcps else {})} for n in state.nodes],
+            "audit": None if audit is None else {"ok": audit.ok, "lost": audit.lost,
+                                                 "duplicated": audit.duplicated, "errors": list(audit.errors)},
+        }, indent=2))
+        return 0 if audit is None or audit.ok else 1
+    print(f"zone: {z.free_pages}/{z.managed_pages} pages free; watermarks min {z.watermark_min} "
+          f"low {z.watermark_low} high {z.watermark_high}; reclaim_active {z.reclaim_active}")
+    print("free blocks per order: " + " ".join(f"{o}:{n}" for o, n in enumerate(z.nr_free)))
+    print(f"{'cpu':>4} {'role':<26} {'count':>6} {'high':>5} {'batch':>5} {'ff':>3}  "
+          + " ".join(f"{_list_label(i):>7}" for i in range(NR_PCP_LISTS)))
+    for n in state.nodes:
+        p = pcps.get(n.cpu)
+        if p is None:
+            print(f"{n.cpu:>4} {pb.Role.Name(n.role):<26} DOWN (heartbeat {n.heartbeat_age_s:.1f}s ago)")
+            continue
+        print(f"{n.cpu:>4} {pb.Role.Name(n.role):<26} {p.count:>6} {p.high:>5} {p.batch:>5} "
+              f"{p.free_factor:>3}  " + " ".join(f"{x:>7}" for x in p.list_pages))
+    if audit is not None:
+        _print_audit(audit)
+        return 0 if audit.ok else 1
+    return 0
+
+
+def _print_audit(audit) -> None:
+    verdict = "ok" if audit.ok else "FAILED"
+    print(f"audit {verdict}: {audit.total_pages} pages; lost {audit.lost}, duplicated {audit.duplicated}, "
+          f"unexpected {audit.unexpected}; " + ", ".join(f"{k} {v}" for k, v in sorted(audit.where.items())))
+    for e in audit.errors:
+        print(f"  {e}")
+
+
+def cmd_audit(args) -> int:
+    channel, coord = stub(args)
+    with channel:
+        audit = coord.Audit(pb.Empty(), timeout=60.0)
+    _print_audit(audit)
+    return 0 if audit.ok else 1
