@@ -32,7 +32,7 @@ class Pageset:
 
 class Reaper:
     """Declares overdue members dead and takes their pages back, one at a time, with no
-    drain in flight (it holds pcpu_drain_mutex, as Register does for a replaced CPU)."""
+    drain in flight (it holds pcpu_drain_mutex, as coordinator.registration does for a replaced CPU)."""
 
     def __init__(self, membership, zone_service, drainer, pageset: Pageset, on_dead=None):
         self.membership = membership
