@@ -1,8 +1,8 @@
 """`python -m coordinator`: the coordinator process.
 
 Owns the zone, membership and drain_all_pages. Prints `LISTENING host:port` as its
-first line on stdout once it serves, so a launcher can find it with port 0, and
-`METRICS host:port` on stderr for its /metrics endpoint (also in GetState).
+first line on stdout once it serves, so a launcher can find it with port 0, and logs
+`METRICS host:port` (stderr) for its /metrics endpoint (also in GetState).
 
 Every flag is also a PCPSIM_* environment variable (node.shared.config). The gRPC port also
 serves the standard health service (node.shared.health): SERVING once it serves.
@@ -10,21 +10,20 @@ serves the standard health service (node.shared.health): SERVING once it serves.
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 
-import grpc
-
 from node.shared import exposition
+from node.shared import logs
 from node.shared import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.api.validate import MAX_FLUSH_MS, MAX_LEASE_MS
 from node.shared.config import EnvArgumentParser, host_port, int_range, positive
-from node.shared.faults import FaultInterceptor, Faults
-from node.shared.health import Health
+from node.shared.faults import Faults
 from node.shared.lifecycle import stop_event
-from node.server import MAX_FLUSH_MS, MAX_LEASE_MS
-from node.shared.rpc_metrics import RpcMetricsInterceptor
+from node.shared.server import build_server
 from node.mm import profile as profiles
 from node.mm.watermark import pageset_batch
 from node.mm.zone import Zone
@@ -37,6 +36,7 @@ from coordinator.hotplug import Pageset, Reaper
 from coordinator.membership import Membership
 from coordinator.metrics import AuditMetrics, CoordinatorCollector, DrainMetrics
 from coordinator.recovery import Recovery
+from coordinator.registration import Registration
 from coordinator.server import CoordinatorServicer
 from coordinator.zone_service import ZoneService
 
@@ -48,14 +48,14 @@ MAX_CPUS = 1024
 MAX_ZONE_MB = 65536
 MAX_TIMEOUT_MS = 600_000
 
+log = logging.getLogger(__name__)
+
 
 def fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
-
-
 
 
 def parse_args(argv=None, environ=None) -> argparse.Namespace:
@@ -102,6 +102,7 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
                         "beats every N/budget seconds (at most a quarter of the failure timeout), or at "
                         "its own --heartbeat-ms if that is longer (1..100000)")
     security.add_arguments(p)
+    logs.add_log_level_flag(p)
     p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
     args = p.parse_args(argv)
     args.security = security.from_args(args, security.OPERATOR, p.error)
@@ -120,6 +121,7 @@ async def main(args) -> None:
     # The zone-lock thread must get the GIL back promptly when its modeled hold ends,
     # not after the default 5 ms switch interval of a busy event loop.
     sys.setswitchinterval(0.0005)
+    logs.setup(args.log_level, "coordinator")
     cost = CostModel(time_scale=args.time_scale)
     zone = Zone(ZONE_START_PFN, args.zone_mb * 256, args.nodes)
     pageset = Pageset(zone, pageset_batch(zone.managed_pages), args.nodes)
@@ -127,7 +129,6 @@ async def main(args) -> None:
     # Deterministic: a restarted coordinator takes the very same blocks again (coordinator.recovery).
     zone_service.preallocate(int(zone.managed_pages * args.zone_used))
     sec = args.security
-    security.warn(security.process_warning(args.listen, sec))
     membership = Membership(args.nodes, time.monotonic, args.failure_timeout_ms / 1000.0,
                             args.dead_timeout_ms / 1000.0, sec=sec, heartbeat_budget=args.heartbeat_budget)
     recovery = Recovery(membership, 2 * args.dead_timeout_ms / 1000.0, time.monotonic)
@@ -141,27 +142,25 @@ async def main(args) -> None:
     reaper = drainer.control.reaper = Reaper(membership, zone_service, drainer, pageset)
     registry.register(CoordinatorCollector(zone_service, membership, drainer, args.time_scale, recovery, reaper))
     audit_metrics = AuditMetrics(registry)
-    rpc_metrics = RpcMetricsInterceptor(registry, [pb.DESCRIPTOR.services_by_name["Coordinator"]])
     metrics = exposition.serve(args.metrics_listen, registry)
-    server = grpc.aio.server(interceptors=[security.AuthInterceptor(sec, registry), rpc_metrics,
-                                           FaultInterceptor(faults)], options=security.server_options())
-    pb_grpc.add_CoordinatorServicer_to_server(
-        CoordinatorServicer(membership, zone_service, drainer, pageset, recovery, args.time_scale,
-                            metrics_address=metrics.address if metrics else "",
-                            on_audit=audit_metrics.observe, faults=faults, kernel=args.kernel,
-                            contig=ContigRanges(zone_service, drainer, time.monotonic, pageset, membership),
-                            hotplug=CpuHotplug(membership, drainer, pageset, time.monotonic)), server)
-    health = await Health.add_to(server, pb.DESCRIPTOR.services_by_name["Coordinator"].full_name)
-    port = security.add_port(server, args.listen, sec)
+    servicer = CoordinatorServicer(membership, Registration(membership, zone_service, drainer, pageset, recovery),
+                                   zone_service, drainer, pageset, recovery, args.time_scale,
+                                   metrics_address=metrics.address if metrics else "",
+                                   on_audit=audit_metrics.observe, faults=faults, kernel=args.kernel,
+                                   contig=ContigRanges(zone_service, drainer, time.monotonic, pageset, membership),
+                                   hotplug=CpuHotplug(membership, drainer, pageset, time.monotonic))
+    server, port, health = await build_server(pb.DESCRIPTOR.services_by_name["Coordinator"],
+                                              pb_grpc.add_CoordinatorServicer_to_server, servicer,
+                                              args.listen, sec, registry, faults)
     await server.start()
     recovery.begin()
     await health.serving()  # ready as soon as it serves: nodes register whenever they come
     host = args.listen.rsplit(":", 1)[0]
     print(f"LISTENING {host}:{port}", flush=True)
     if metrics:
-        print(f"METRICS {metrics.address}", file=sys.stderr, flush=True)
-    print(f"zone {args.zone_mb} MiB: batch {pageset.batch} high {pageset.high} watermarks {zone.watermark}",
-          file=sys.stderr, flush=True)
+        log.info("METRICS %s", metrics.address)
+    log.info("zone %d MiB: batch %d high %d watermarks %s", args.zone_mb, pageset.batch, pageset.high,
+             zone.watermark)
     reaping = asyncio.create_task(reaper.run(args.failure_timeout_ms / 4000.0))
     stop = stop_event(args.parent_pid)
     await stop.wait()

@@ -12,7 +12,9 @@ WRITE_ONCE and the fast path reads them racily.
 """
 
 import asyncio
-import sys
+import logging
+
+log = logging.getLogger(__name__)
 
 
 class Pageset:
@@ -30,7 +32,7 @@ class Pageset:
 
 class Reaper:
     """Declares overdue members dead and takes their pages back, one at a time, with no
-    drain in flight (it holds pcpu_drain_mutex, as Register does for a replaced CPU)."""
+    drain in flight (it holds pcpu_drain_mutex, as coordinator.registration does for a replaced CPU)."""
 
     def __init__(self, membership, zone_service, drainer, pageset: Pageset, on_dead=None):
         self.membership = membership
@@ -71,8 +73,8 @@ class Reaper:
         self.pageset.update(self.membership.alive())  # one step with the death, as GetState sees it
         pages = await self.zone.locked(self.zone.cpu_dead, member.cpu)
         self.deaths += 1
-        print(f"cpu{member.cpu} declared dead: {pages} base pages back to the zone, "
-              f"high now {self.pageset.high}", file=sys.stderr, flush=True)
+        log.warning("cpu%d declared dead: %d base pages back to the zone, high now %d",
+                    member.cpu, pages, self.pageset.high)
         if self.on_dead is not None:
             self.on_dead(member.cpu, pages)
         return pages

@@ -124,11 +124,6 @@ class Membership:
             asyncio.ensure_future(old.channel.close())
         return member
 
-    def replaces(self, cpu: int, incarnation: str) -> bool:
-        """Whether registering `incarnation` for `cpu` replaces another, gone, process."""
-        old = self.members.get(cpu)
-        return old is not None and old.incarnation != incarnation
-
     def live(self, cpu: int, incarnation: str) -> Member:
         """The member a heartbeat or zone request of `cpu` from `incarnation` speaks for:
         NotFound if this coordinator never heard of the CPU (it restarted); FailedPrecondition

@@ -15,8 +15,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from node.api.v1 import pcpsim_pb2 as pb
-from node.metrics import LONG_LATENCY_BUCKETS
 from node.mm.constants import MAX_ORDER
+from node.shared.buckets import LONG_LATENCY_BUCKETS
 from coordinator.drain.record import STRATEGY_NAMES, TRIGGER_NAMES
 
 # A whole drain_all_pages: a few ms (remote, few pages) to hundreds of ms (workqueue behind RT tasks).

@@ -13,6 +13,8 @@ and it discards them. The window is twice the minimum so that nodes that are mer
 slow to notice the restart (a reconnect, a CPU to park) still resume.
 """
 
+from node.api.errors import Unavailable
+
 
 class Recovery:
     def __init__(self, membership, window: float, clock):
@@ -32,3 +34,8 @@ class Recovery:
                                or self.membership.alive() >= self.membership.nr_cpus):
             self._over = True
         return not self._over
+
+    def check_over(self) -> None:
+        """Zone operations, drains and audits wait until the zone is rebuilt: UNAVAILABLE till then."""
+        if self.active:
+            raise Unavailable("the coordinator is rebuilding its zone from the nodes' reports")

@@ -1,21 +1,23 @@
-"""The coordinator's gRPC servicer: thin wrappers over membership, zone and drainer."""
-
-import sys
+"""The coordinator's gRPC servicer: each method converts its request, calls membership,
+registration, the zone, the drainer or the range and hotplug services, and converts the
+result. Domain errors and faults are applied around every method by node.shared.interceptors.
+"""
 
 from node.api import validate
-from node.api.errors import FailedPrecondition, Unavailable, rpc, serve_stream
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.constants import MAX_ORDER
 from node.mm.profile import DEFAULT_KERNEL
+from node.shared.reply_stream import serve_ops
 from coordinator.audit import audit_cluster
 
 
 class CoordinatorServicer(pb_grpc.CoordinatorServicer):
-    def __init__(self, membership, zone_service, drainer, pageset, recovery, time_scale: float,
+    def __init__(self, membership, registration, zone_service, drainer, pageset, recovery, time_scale: float,
                  metrics_address: str = "", on_audit=None, faults=None, kernel: str = DEFAULT_KERNEL,
                  contig=None, hotplug=None):
         self.membership = membership
+        self.registration = registration  # coordinator.registration.Registration
         self.zone = zone_service
         self.drainer = drainer
         self.pageset = pageset    # coordinator.hotplug.Pageset: high and batch now
@@ -27,6 +29,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         self.kernel = kernel  # the kernel profile every CPU runs (node.mm.profile), sent at registration
         self.contig = contig  # coordinator.contig.ContigRanges: alloc_contig_range, offline_pages
         self.hotplug = hotplug  # coordinator.cpu_hotplug.CpuHotplug
+        self._zone_ops = {"rmqueue": ("rmqueue", self._rmqueue), "free": ("free", self._free_pages)}
 
     def zone_info(self) -> pb.ZoneInfo:
         z = self.zone.zone
@@ -37,35 +40,15 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
                            nr_free=[z.nr_free(o) for o in range(MAX_ORDER)],
                            reclaim_active=z.reclaim_active)
 
-    @rpc
     async def Register(self, request, context):
-        # Validate before anything changes; a retried registration of the same process
-        # (same incarnation) changes nothing but its address.
+        # Validate before anything changes (coordinator.registration).
         m = self.membership
         m.check_registration(request.cpu, request.address, request.role, request.metrics_address,
                              request.incarnation)
         holdings = validate.page_list(request.holdings) if request.resume else []
-        cpu = request.cpu
-        reclaimed = 0
-        # No drain may be in flight while a CPU's pages change hands.
-        async with self.drainer.pcpu_drain_mutex:
-            old = m.members.get(cpu)
-            if old is not None and old.incarnation == request.incarnation and not old.dead:
-                resumed = old.resumed
-            else:
-                if old is not None:
-                    # The CPU's previous process is gone or was declared dead: the hotplug
-                    # path returns whatever the zone still records as its.
-                    reclaimed = await self.zone.locked(self.zone.cpu_dead, cpu)
-                    print(f"cpu{cpu} replaced: {reclaimed} base pages of its previous process back to "
-                          "the zone (page_alloc_cpu_dead)", file=sys.stderr, flush=True)
-                resumed = False
-                if request.resume and old is None and self.recovery.active:
-                    resumed = await self._claim(cpu, holdings)
-            member = m.register(cpu, request.address, request.role, request.metrics_address,
-                                request.incarnation)
-            member.resumed = resumed
-            self.pageset.update(m.alive())
+        reclaimed, resumed = await self.registration.register(
+            request.cpu, request.address, request.role, request.metrics_address, request.incarnation,
+            request.resume, holdings)
         return pb.RegisterReply(nr_cpus=m.nr_cpus, high=self.pageset.high, batch=self.pageset.batch,
                                 zone=self.zone_info(), time_scale=self.time_scale,
                                 reclaimed_pages=reclaimed, lease_ms=round(m.lease * 1000),
@@ -74,16 +57,6 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
                                 kernel=self.kernel,
                                 heartbeat_interval_ms=round(m.heartbeat_interval() * 1000))
 
-    async def _claim(self, cpu: int, holdings: list) -> bool:
-        try:
-            pages = await self.zone.locked(self.zone.claim, cpu, holdings)
-        except FailedPrecondition as err:
-            print(f"recovery: cpu{cpu}'s holdings refused, it starts afresh: {err}", file=sys.stderr, flush=True)
-            return False
-        print(f"recovery: cpu{cpu} resumed holding {pages} base pages", file=sys.stderr, flush=True)
-        return True
-
-    @rpc
     async def Heartbeat(self, request, context):
         self.membership.heartbeat(request.cpu, request.pcp_count, request.incarnation)
         z = self.zone.zone
@@ -92,28 +65,20 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
                                  recovering=self.recovery.active,
                                  heartbeat_interval_ms=round(self.membership.heartbeat_interval() * 1000))
 
-    @rpc
     async def Rmqueue(self, request, context):
         return await self._rmqueue(request)
 
-    @rpc
     async def FreePages(self, request, context):
         return await self._free_pages(request)
 
     async def ZoneStream(self, request_iterator, context):
         """The same operations as Rmqueue and FreePages on one long-lived stream per node
         (a message on an open stream costs a fraction of a unary call)."""
-        async for reply in serve_stream(request_iterator, pb.ZoneReply, {
-                "rmqueue": ("rmqueue", self._rmqueue), "free": ("free", self._free_pages)},
-                "ZoneStream", self.faults):
+        async for reply in serve_ops(request_iterator, pb.ZoneReply, self._zone_ops):
             yield reply
 
-    def _check_recovered(self) -> None:
-        if self.recovery.active:
-            raise Unavailable("the coordinator is rebuilding its zone from the nodes' reports")
-
     def _check_zone_caller(self, cpu: int, incarnation: str) -> None:
-        self._check_recovered()
+        self.recovery.check_over()
         self.membership.live(cpu, incarnation)  # fencing: a dead or replaced CPU changes nothing
 
     async def _rmqueue(self, request) -> pb.RmqueueReply:
@@ -137,14 +102,12 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         reply = await self.zone.locked(self.zone.free_pages, cpu, pages, request.transfer_id)
         return pb.FreePagesReply(free_pages=reply.free_pages, reclaim_active=reply.reclaim_active)
 
-    @rpc
     async def DrainAllPages(self, request, context):
-        self._check_recovered()
+        self.recovery.check_over()
         record = await self.drainer.drain_all_pages(request.strategy, request.force_all_cpus,
                                                     request.trigger)
         return record.to_pb()
 
-    @rpc
     async def GetState(self, request, context):
         m = self.membership
         nodes = [pb.NodeInfo(cpu=x.cpu, address=x.address, role=x.role, up=m.is_up(x),
@@ -158,42 +121,35 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
                                lease_ms=round(m.lease * 1000), dead_ms=round(m.dead_timeout * 1000),
                                kernel=self.kernel)
 
-    @rpc
     async def GetDrainHistory(self, request, context):
         reply = pb.DrainHistory(drains=[r.to_pb() for r in self.drainer.history])
         if request.reset:
             self.drainer.history.clear()
         return reply
 
-    @rpc
     async def Audit(self, request, context):
-        self._check_recovered()
+        self.recovery.check_over()
         report = await audit_cluster(self.membership, self.zone, self.drainer, self.on_audit)
         return pb.AuditReply(ok=report.ok, total_pages=report.total_pages, lost=len(report.lost),
                              duplicated=len(report.duplicated), unexpected=len(report.unexpected),
                              lost_pfns=report.lost[:20], duplicated_pfns=report.duplicated[:20],
                              errors=report.errors[:50], where=report.where)
 
-    @rpc
     async def SetFaults(self, request, context):
         return self.faults.set(request)
 
-    @rpc
     async def AllocContigRange(self, request, context):
         result = await self.contig.alloc_contig_range(request.start_pfn, request.nr_pages, request.timeout_ms)
         return result.to_pb()
 
-    @rpc
     async def OfflinePages(self, request, context):
         result = await self.contig.offline_pages(request.start_pfn, request.nr_pages, request.timeout_ms)
         return result.to_pb()
 
-    @rpc
     async def ReleaseRange(self, request, context):
         owner = await self.contig.release(request.start_pfn, request.nr_pages)
         return pb.ReleaseRangeReply(owner=owner, free_pages=self.zone.zone.free_pages)
 
-    @rpc
     async def SetCpuOnline(self, request, context):
         cpu = validate.cpu(request.cpu, self.membership.nr_cpus)
         record = await self.hotplug.set_online(cpu, request.online)

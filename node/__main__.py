@@ -21,6 +21,7 @@ import time
 import grpc
 
 from node.shared import exposition
+from node.shared import logs
 from node.shared import security
 from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
@@ -29,12 +30,11 @@ from node.agent import Agent
 from node.shared.config import (ENV, FLAG, EnvArgumentParser, advertised, advertised_metrics, cpu_from_hostname,
                          dialable, host_port, nonnegative, positive)
 from node.shared.cpulist import parse_cpu_list, role_for_cpu
-from node.shared.faults import FaultInterceptor, Faults
-from node.shared.health import Health
+from node.shared.faults import Faults
 from node.shared.lifecycle import stop_event
 from node.mm import profile as profiles
-from node.shared.rpc_metrics import RpcMetricsInterceptor
 from node.runtime import ROLES, NodeRuntime, TaskConfig
+from node.shared.server import build_server
 from node.server import NodeServicer
 from node.shared.timebase import CostModel
 from node import wake_probe
@@ -80,6 +80,7 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
     p.add_argument("--register-timeout-s", type=positive(float), default=30.0, env="PCPSIM_REGISTER_TIMEOUT_S",
                    help="keep retrying registration while the coordinator is unreachable this long")
     security.add_arguments(p)
+    logs.add_log_level_flag(p)
     p.add_argument("--wake-probe", metavar="DIR", type=wake_probe.directory, env="PCPSIM_WAKE_PROBE",
                    help="also run a bare timer thread (node.wake_probe, the noise floor of `pcpsim bench`) "
                         "and write its wake lateness to DIR/cpuN.json on exit")
@@ -160,17 +161,14 @@ async def main(args) -> None:
     # A shorter GIL switch interval keeps the CPU thread's wake-ups prompt while the
     # interconnect thread is busy serialising a message.
     sys.setswitchinterval(0.0005)
+    logs.setup(args.log_level, f"cpu{args.cpu}")
     registry = exposition.process_registry()  # this process's own: never prometheus_client's global one
-    rpc_metrics = RpcMetricsInterceptor(registry, [pb.DESCRIPTOR.services_by_name["Node"]])
     sec = args.security
-    security.warn(security.process_warning(args.listen, sec))
     holder = {}
     faults = Faults(on_cost_factor=lambda f: holder["runtime"].set_cost_factor(f))
-    server = grpc.aio.server(interceptors=[security.AuthInterceptor(sec, registry), rpc_metrics,
-                                           FaultInterceptor(faults)], options=security.server_options())
-    pb_grpc.add_NodeServicer_to_server(NodeServicer(_Late(holder), faults), server)
-    health = await Health.add_to(server, pb.DESCRIPTOR.services_by_name["Node"].full_name)
-    port = security.add_port(server, args.listen, sec)
+    server, port, health = await build_server(pb.DESCRIPTOR.services_by_name["Node"],
+                                              pb_grpc.add_NodeServicer_to_server, NodeServicer(_Late(holder), faults),
+                                              args.listen, sec, registry, faults)
     await server.start()
     address = advertised(args.listen, port, args.advertise)
     metrics = exposition.serve(args.metrics_listen, registry)

@@ -21,7 +21,7 @@ While the coordinator recovers, the CPU stays parked: no zone operation could su
 """
 
 import asyncio
-import sys
+import logging
 import time
 
 import grpc
@@ -32,6 +32,8 @@ from node.cpu import MEMBERSHIP
 from node.shared.faults import InjectedRpcError
 
 PARK_TIMEOUT_S = 5.0
+
+log = logging.getLogger(__name__)
 
 
 class Agent:
@@ -44,7 +46,6 @@ class Agent:
         self.lease = 0.0
         self.paced = 0.0  # the coordinator's heartbeat interval for this cluster size
         self.recovering = False
-        self.log = lambda msg: print(f"node cpu{runtime.cpu_id}: {msg}", file=sys.stderr, flush=True)
 
     def registered(self, reply: pb.RegisterReply, sent_at: float) -> None:
         self.lease = reply.lease_ms / 1000.0
@@ -65,10 +66,10 @@ class Agent:
                 cpu=rt.cpu_id, pcp_count=rt.pcp.count, incarnation=rt.incarnation), timeout=1.0)
         except (grpc.aio.AioRpcError, InjectedRpcError) as err:
             if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                self.log(f"{err.details()}: discarding every page and registering afresh")
+                log.warning("%s: discarding every page and registering afresh", err.details())
                 await self.rejoin(resume=False)
             elif err.code() == grpc.StatusCode.NOT_FOUND:
-                self.log(f"{err.details()}: the coordinator restarted; resuming with this CPU's pages")
+                log.warning("%s: the coordinator restarted; resuming with this CPU's pages", err.details())
                 await self.rejoin(resume=True)
             # Otherwise unreachable: the lease runs out by itself; keep trying.
             return
@@ -105,22 +106,22 @@ class Agent:
         try:
             reply = await self.call("Register", request, timeout=2.0)
         except (grpc.aio.AioRpcError, InjectedRpcError) as err:
-            self.log(f"registering again failed ({err.code().name}); will retry")
+            log.warning("registering again failed (%s); will retry", err.code().name)
             return  # the CPU stays parked; the next heartbeat tries again
         if resume and not reply.resumed:
-            self.log("the coordinator refused this CPU's pages (its recovery is over): discarding them")
+            log.warning("the coordinator refused this CPU's pages (its recovery is over): discarding them")
             rt.discard()
             await self.rejoin(resume=False)
             return
         self.registered(reply, sent_at)
-        self.log(f"registered again ({'resumed' if resume else 'afresh'}, incarnation {rt.incarnation}, "
-                 f"high {reply.high} batch {reply.batch})")
+        log.info("registered again (%s, incarnation %s, high %d batch %d)",
+                 "resumed" if resume else "afresh", rt.incarnation, reply.high, reply.batch)
         if not self.recovering:
             await self._set_paused(False)
 
     async def _park(self) -> None:
         while not await self._set_paused(True):
-            self.log("the CPU did not reach a safe point; retrying")
+            log.warning("the CPU did not reach a safe point; retrying")
 
     async def _set_paused(self, paused: bool) -> bool:
         return await asyncio.get_running_loop().run_in_executor(

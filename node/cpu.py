@@ -23,13 +23,14 @@ parked, sleeping in `wait_for`, or running a NOHZ_FULL task's user code (`user`)
 """
 
 import collections
-import sys
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 
 from node.rcu import RcuCpu
 
+log = logging.getLogger(__name__)
 
 # Who holds a CPU paused (Cpu.set_paused): SetRunState's callers, and the node's own agent.
 OPERATOR = "operator"
@@ -274,8 +275,7 @@ class Cpu:
         except Exception as err:
             self.step_errors += 1
             if self.step_errors <= 10 or self.step_errors % 1000 == 0:
-                print(f"cpu{self.cpu}: {type(source).__name__} step failed ({self.step_errors}): {err}",
-                      file=sys.stderr, flush=True)
+                log.warning("%s step failed (%d): %s", type(source).__name__, self.step_errors, err)
             now = self.clock()
             if source.next_wake <= now:
                 source.rebase(now)

@@ -1,6 +1,6 @@
 """The node's Prometheus metrics: one simulated CPU, its pcp, its tasks and its kworker.
 
-Two kinds, chosen by cost (DESIGN §4: an observe costs ~1 us, the pcp fast path must not pay it):
+Two kinds, chosen by cost (docs/monitoring.md: an observe costs ~1 us, the pcp fast path must not pay it):
 - Scrape-time values (NodeCollector): counters and gauges read, when /metrics is
   scraped, from the counters the model keeps anyway (PcpStats, the allocator's, the
   CPU's, the lists' lengths). Zero cost on the fast path; a scrape is a racy read of
@@ -22,13 +22,7 @@ from prometheus_client.registry import Collector
 
 from node.mm.constants import (MIGRATE_PCPTYPES, MIGRATETYPE_NAMES, NR_LOWORDER_PCP_LISTS, pageblock_order,
                                pindex_to_order)
-
-# Resolve the model's time base (node.shared.timebase): the no-drain noise floor is ~0.1-1 ms,
-# drain interference 2-20 ms, RT busy phases (and the work queued behind them) up to 150 ms.
-LATENCY_BUCKETS = (50e-6, 100e-6, 200e-6, 300e-6, 500e-6, 750e-6, 1e-3, 1.5e-3, 2e-3, 3e-3, 5e-3, 7.5e-3,
-                   10e-3, 15e-3, 20e-3, 30e-3, 50e-3, 100e-3, 200e-3)
-# Remote lock holds and waits, and queue delays behind an RT task, can pass 200 ms.
-LONG_LATENCY_BUCKETS = LATENCY_BUCKETS + (0.5, 1.0, 2.5)
+from node.shared.buckets import LATENCY_BUCKETS, LONG_LATENCY_BUCKETS
 
 # Causes a latency task attributes stolen time to (node.tasks); always exported, so a
 # dashboard sees 0 rather than no series.

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from node.api.errors import FailedPrecondition
 
 
-MAX_LEASE_S = 60.0  # the longest lease a drainer may ask for (node.server validates it)
 KEEP_OUTCOMES = 1024  # grants remembered after they end (retried commits, the checker)
 
 HELD, COMMITTED, ABORTED, EXPIRED = "held", "committed", "aborted", "expired"

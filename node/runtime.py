@@ -17,8 +17,9 @@ import random
 from dataclasses import dataclass
 
 from node.alloc import PageAllocator
+from node.api.errors import FailedPrecondition, InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
-from node.cpu import MEMBERSHIP, Cpu
+from node.cpu import MEMBERSHIP, OPERATOR, Cpu
 from node.metrics import NodeMetrics
 from node.mm import audit
 from node.mm import pcp as pcpmod
@@ -76,7 +77,7 @@ class NodeRuntime:
         self.incarnation = os.urandom(8).hex()
         self.lease_until = float("inf")
         self.rejoins = 0
-        self.cpu_offline = False  # hotplug: offline, so another CPU may drain its lists (node.server)
+        self.cpu_offline = False  # hotplug: offline, so another CPU may drain its lists (remote_pcp_lock)
         self.cpu = Cpu(cpu_id, clock=clock)
         self.profile = profiles.get(kernel)
         # remote_lock: the v6.0 pcp spinlock taken over RPC; rcu_drain: the rcu-swap drain. One of
@@ -157,6 +158,48 @@ class NodeRuntime:
         self.incarnation = os.urandom(8).hex()
         self.zone.incarnation = self.incarnation
         self.rejoins += 1
+
+    def set_run_state(self, paused: bool, cpu_offline: bool) -> bool:
+        """SetRunState: hold the CPU paused for the operator (audits, tests, hotplug) or let it go,
+        and mark it offline or online. Blocks until the CPU reaches a safe point; returns whether
+        the operator held it paused before."""
+        if cpu_offline and not paused:
+            raise InvalidArgument("cpu_offline is only for pausing")
+        # Callers of this RPC share one hold; the agent's own (a node rejoining) is apart from it.
+        was_paused = self.cpu.held_paused_by(OPERATOR)
+        if not self.cpu.set_paused(paused):
+            raise InvalidArgument("the CPU did not reach a safe point in time")
+        if cpu_offline or not paused:
+            self.cpu_offline = cpu_offline
+        return was_paused
+
+    # ------------------------------------------------------------- remote drains
+    def remote_pcp_lock(self) -> RemotePcpLock:
+        """The pcp lock a drainer on another CPU takes (drain_pages_zone from afar), if this
+        CPU's pcp design and kernel profile let it: v6.0 and later guard the pcp with a spinlock
+        any CPU may take, earlier kernels with a local_lock only its own CPU holds, which an
+        offline CPU (hotplug: nothing runs on it) does not contend."""
+        if self.remote_lock is None:
+            raise FailedPrecondition(f"cpu {self.cpu_id} keeps its pcp lists behind an RCU pointer: "
+                                     "there is no pcp lock to take (drain it with rcu-swap or workqueue)")
+        if not self.profile.remote_drain and not self.cpu_offline:
+            raise FailedPrecondition(f"cpu {self.cpu_id} runs kernel {self.profile.name}: its pcp is "
+                                     f"guarded by a {self.profile.pcp_lock} no other CPU can take "
+                                     "(drain it with workqueue)")
+        return self.remote_lock
+
+    def rcu_swap(self) -> RcuDrain:
+        """The rcu-swap drain of this CPU's RCU list sets, if its pcp has them."""
+        if self.rcu_drain is None:
+            raise FailedPrecondition(f"cpu {self.cpu_id} runs the v6.0 pcp spinlock, not RCU list sets "
+                                     "(start the cluster with --strategy rcu-swap)")
+        return self.rcu_drain
+
+    def rcu_grants(self) -> RcuDrain:
+        """Where this CPU's rcu-swap grants are released, if it can have any."""
+        if self.rcu_drain is None:
+            raise FailedPrecondition(f"cpu {self.cpu_id} has no rcu-swap grants")
+        return self.rcu_drain
 
     def set_cost_factor(self, factor: float) -> None:
         """A slow CPU (chaos): every modeled stretch of work on it takes `factor` times longer."""

@@ -1,10 +1,14 @@
-"""Input validation shared by both services. Every check raises InvalidArgument."""
+"""Input validation shared by both services, and the limits of the wire contract both
+processes read (the coordinator's flags are bounded by what a node accepts). Every check
+raises InvalidArgument."""
 
 from node.api.errors import InvalidArgument
 from node.mm.constants import MAX_ORDER, MIGRATE_TYPES, MIGRATETYPE_NAMES
 
 MAX_PAGES_PER_MESSAGE = 1 << 16
 MAX_TRANSFER_ID = 128  # characters; a node's ids are ~30 (node.zone_client)
+MAX_LEASE_MS = 60_000  # the longest remote pcp lock lease, or rcu-swap grace period wait, a drainer may ask for
+MAX_FLUSH_MS = 600_000  # the longest a FlushWork may wait for its work item
 
 
 def order(value: int) -> int:
@@ -37,6 +41,13 @@ def transfer_id(value: str) -> str:
         raise InvalidArgument("transfer_id is required")
     if len(value) > MAX_TRANSFER_ID:
         raise InvalidArgument(f"transfer_id of {len(value)} characters, limit {MAX_TRANSFER_ID}")
+    return value
+
+
+def token(value: int) -> int:
+    """A grant's token (remote pcp lock, rcu-swap) as the drainer hands it back."""
+    if value == 0:
+        raise InvalidArgument("token 0 is never granted")
     return value
 
 

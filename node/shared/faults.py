@@ -3,8 +3,8 @@
 The chaos nemesis drives them with the SetFaults RPC, which both services have; no
 fault proxy is installable here, so the processes apply faults themselves, at the
 point a message enters or leaves them:
-- IN: a server interceptor for unary methods and the stream dispatcher
-  (node.api.errors.serve_stream) for each message of a long-lived stream;
+- IN: the server interceptor (node.shared.interceptors), for each unary request and each
+  message of a long-lived stream;
 - OUT: the clients call `outbound` / `outbound_sync` before they send.
 A rule matches a direction, a method (or a stream operation "ZoneStream.free"), and
 on the coordinator a peer CPU. Its effects, in order: a delay; a failure (UNAVAILABLE
@@ -12,7 +12,7 @@ without handling the request); a drop (the request is lost: never handled, the c
 times out); a dropped reply (IN only: handled, then the reply is lost, which is what
 idempotency keys exist for). A partition is IN and OUT rules dropping everything on
 the node's side. SetFaults itself and the health service are never faulted, so the
-nemesis can always heal.
+nemesis can always heal (the interceptor sees only the pcpsim services).
 """
 
 import asyncio
@@ -27,7 +27,7 @@ import grpc
 from node.api.errors import InvalidArgument, Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 
-EXEMPT = ("SetFaults", "Check", "Watch")
+EXEMPT = ("SetFaults",)
 MAX_DELAY_MS = 60_000
 ANY_PEER = -1
 
@@ -114,18 +114,24 @@ class Faults:
                 return rule.delay_s, outcome
         return rule.delay_s, None
 
-    async def inbound(self, method: str, peer: int, handle):
-        """Serve one request: `await handle()` under the faults matching it."""
+    async def admit(self, method: str, peer: int) -> bool:
+        """Before handling a request: its delay, then UNAVAILABLE (fail) or never returning (drop).
+        Returns whether its reply is to be lost once handled (drop_reply)."""
         delay, outcome = self._decide(pb.DIRECTION_IN, method, peer)
         if delay:
             await asyncio.sleep(delay)
         if outcome == "fail":
             raise Unavailable(f"injected fault: {method} failed")
         if outcome == "drop":
-            await _forever()
+            await lost()
+        return outcome == "drop_reply"
+
+    async def inbound(self, method: str, peer: int, handle):
+        """Serve one request: `await handle()` under the faults matching it."""
+        lose_reply = await self.admit(method, peer)
         reply = await handle()
-        if outcome == "drop_reply":
-            await _forever()
+        if lose_reply:
+            await lost()
         return reply
 
     async def outbound(self, method: str, peer: int, timeout: float) -> None:
@@ -165,30 +171,6 @@ class InjectedRpcError(Exception):
         return self._detail
 
 
-async def _forever() -> None:
+async def lost() -> None:
     """A lost message: nothing more happens; the caller's deadline cancels this handler."""
     await asyncio.Event().wait()
-
-
-class FaultInterceptor(grpc.aio.ServerInterceptor):
-    """IN faults for unary methods; `peer` is the request's `cpu` field, if it has one."""
-
-    def __init__(self, faults: Faults):
-        self.faults = faults
-
-    async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method.rsplit("/", 1)[-1]
-        if handler is None or handler.unary_unary is None or method in EXEMPT:
-            return handler
-        behavior, faults = handler.unary_unary, self.faults
-
-        async def faulted(request, context):
-            try:
-                return await faults.inbound(method, getattr(request, "cpu", ANY_PEER),
-                                            lambda: behavior(request, context))
-            except Unavailable as err:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, str(err))
-
-        return grpc.unary_unary_rpc_method_handler(faulted, request_deserializer=handler.request_deserializer,
-                                                   response_serializer=handler.response_serializer)

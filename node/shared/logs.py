@@ -8,14 +8,17 @@ running a command (tables, results) stays on stdout and does not go through here
 import logging
 import sys
 
+from node.shared.config import EnvArgumentParser
+
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 FORMAT = "%(asctime)s %(levelname)s %(process_name)s %(name)s: %(message)s"
 
 
 def add_log_level_flag(parser) -> None:
     """The `--log-level` flag (also PCPSIM_LOG_LEVEL where the parser reads the environment)."""
+    env = {"env": "PCPSIM_LOG_LEVEL"} if isinstance(parser, EnvArgumentParser) else {}
     parser.add_argument("--log-level", default="INFO", type=str.upper, choices=LEVELS,
-                        help="least severe level of the process's log lines on stderr (default INFO)")
+                        help="least severe level of the process's log lines on stderr (default INFO)", **env)
 
 
 def setup(level: str, process_name: str) -> None:

@@ -10,7 +10,10 @@ and the next request opens a new one; callers retry with the same idempotency ke
 where a retry is safe.
 
 ReplyStream serves a blocking caller thread (a reader thread feeds a queue, so the
-wait can time out); AioReplyStream serves asyncio callers.
+wait can time out); AioReplyStream serves asyncio callers; `serve_ops` is the server's
+side. Each request names its operation in a oneof `op`; its reply sets the operation's
+field, or `code` and `error` when the operation failed (node.shared.interceptors writes
+those, and applies faults to each message).
 """
 
 import asyncio
@@ -18,6 +21,8 @@ import queue
 import threading
 
 import grpc
+
+from node.api.errors import InvalidArgument
 
 _CLOSE = object()
 
@@ -119,3 +124,14 @@ class AioReplyStream:
         if self._call is not None:
             self._call.cancel()
             self._call = None
+
+
+async def serve_ops(request_iterator, reply_cls, handlers: dict):
+    """Answer each request of a stream in order: `handlers` maps an op to (reply field,
+    async handler of the op's message)."""
+    async for request in request_iterator:
+        op = request.WhichOneof("op")
+        if op not in handlers:
+            raise InvalidArgument("request names no operation")
+        field, handler = handlers[op]
+        yield reply_cls(**{field: await handler(getattr(request, op))})

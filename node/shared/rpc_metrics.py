@@ -1,6 +1,6 @@
 """RPC server metrics for both services: one grpc.aio server interceptor.
 
-The servicers stay thin (see node.api.errors): they neither time calls nor count
+The servicers stay thin (see node.shared.interceptors): they neither time calls nor count
 status codes; this interceptor does, in one place, for the node's Node service and the
 coordinator's Coordinator service alike.
 

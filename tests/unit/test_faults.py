@@ -1,13 +1,18 @@
-"""Run-time fault rules: validation (a bad request changes nothing) and their effects."""
+"""Run-time fault rules: validation (a bad request changes nothing) and their effects, and the
+server interceptor that applies them and maps domain errors (on a grpc.aio server on 127.0.0.1)."""
 
 import asyncio
 
 import grpc
 import pytest
 
+from node.api import validate
 from node.api.errors import InvalidArgument, Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.shared.faults import Faults, InjectedRpcError
+from node.shared.interceptors import ErrorsAndFaultsInterceptor
+from node.shared.reply_stream import serve_ops
 
 IN, OUT = pb.DIRECTION_IN, pb.DIRECTION_OUT
 
@@ -106,3 +111,74 @@ def test_draws_are_seeded():
                 out.append(1)
         return out
     assert pattern(7) == pattern(7) and pattern(7) != pattern(8) and 5 < sum(pattern(7)) < 35
+
+
+# ------------------------------------------------------------------ the server interceptor
+class _Servicer(pb_grpc.NodeServicer):
+    """GetPcp, SetFaults and PcpControl's unlock, recording what reached them."""
+
+    def __init__(self, faults):
+        self.faults = faults
+        self.handled = []
+
+    async def GetPcp(self, request, context):
+        validate.cpu(request.cpu, 1)
+        return pb.PcpState(cpu=request.cpu)
+
+    async def SetFaults(self, request, context):
+        return self.faults.set(request)
+
+    async def PcpControl(self, request_iterator, context):
+        async for reply in serve_ops(request_iterator, pb.PcpControlReply, {"unlock": ("unlocked", self._unlock)}):
+            yield reply
+
+    async def _unlock(self, request):
+        self.handled.append(request.token)
+        validate.token(request.token)
+        return pb.Empty()
+
+
+async def test_the_interceptor_maps_errors_and_applies_faults_to_calls_and_stream_messages():
+    """A domain error ends a unary call with its status code, and answers only its message on a
+    stream, which stays open; IN faults apply to a call as "<Method>" and to a stream message as
+    "<Method>.<op>" (peer: its cpu), and never to SetFaults."""
+    faults = Faults()
+    servicer = _Servicer(faults)
+    node_service = pb.DESCRIPTOR.services_by_name["Node"]
+    server = grpc.aio.server(interceptors=[ErrorsAndFaultsInterceptor(faults, [node_service])])
+    pb_grpc.add_NodeServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.NodeStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.GetPcp(pb.CpuRequest(cpu=5), timeout=5)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+            stream = stub.PcpControl()
+
+            async def unlock(cpu, token, timeout=5):
+                await stream.write(pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=cpu, token=token)))
+                return await asyncio.wait_for(stream.read(), timeout)
+            reply = await unlock(0, 0)
+            assert (reply.code, reply.error) == ("INVALID_ARGUMENT", "token 0 is never granted")
+            assert (await unlock(0, 1)).HasField("unlocked")  # the stream is still open
+
+            await stub.SetFaults(pb.FaultsRequest(rules=[
+                rule(method="PcpControl.unlock", peer=3, fail=1.0), rule(method="GetPcp", fail=1.0),
+                rule(method="SetFaults", fail=1.0)]), timeout=5)
+            assert (await unlock(3, 2)).code == "UNAVAILABLE"
+            assert (await unlock(2, 3)).HasField("unlocked")  # another peer: untouched
+            assert servicer.handled == [0, 1, 3]  # a failed message is never handled
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.GetPcp(pb.CpuRequest(cpu=0), timeout=5)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+            await stub.SetFaults(pb.FaultsRequest(rules=[rule(method="PcpControl.*", drop_reply=1.0)]), timeout=5)
+            with pytest.raises(asyncio.TimeoutError):
+                await unlock(0, 4, timeout=0.2)
+            assert servicer.handled[-1] == 4  # handled, then its reply lost
+            stream.cancel()
+    finally:
+        await server.stop(None)

@@ -34,6 +34,7 @@ from node.mm.constants import (MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_RECLAI
 from node.mm.pcp import PerCpuPages, drain_pages_zone, free_unref_page, rmqueue
 from node.mm.zone import Zone
 from node.remote_lock import RemotePcpLock
+from node.shared.interceptors import ErrorsAndFaultsInterceptor
 from node.shared.rpc_metrics import RpcMetricsInterceptor
 from node.server import NodeServicer
 from node.tasks import LatencyTask
@@ -369,7 +370,9 @@ async def test_rpc_interceptor_counts_calls_by_method_and_status_code():
     """Served calls are counted by "Service/Method" and status code (OK and a domain error alike), each timed
     once; a call to a method the service does not have adds no series."""
     registry = CollectorRegistry()
-    server = grpc.aio.server(interceptors=[RpcMetricsInterceptor(registry, [pb.DESCRIPTOR.services_by_name["Node"]])])
+    node_service = pb.DESCRIPTOR.services_by_name["Node"]
+    server = grpc.aio.server(interceptors=[RpcMetricsInterceptor(registry, [node_service]),
+                                           ErrorsAndFaultsInterceptor(Faults(), [node_service])])
     pcp = PerCpuPages(0)
     node = types.SimpleNamespace(cpu_id=0, pcp=pcp, remote_lock=RemotePcpLock(pcp, time.monotonic))
     pb_grpc.add_NodeServicer_to_server(NodeServicer(node, Faults()), server)
