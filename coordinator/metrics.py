@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm.constants import MAX_ORDER
+from node.shared.cpulist import role_label
 from node.shared.buckets import LONG_LATENCY_BUCKETS
 from coordinator.drain.record import STRATEGY_NAMES, TRIGGER_NAMES
 
@@ -24,15 +25,6 @@ DRAIN_BUCKETS = (1e-3, 2.5e-3, 5e-3, 7.5e-3, 10e-3, 15e-3, 20e-3, 30e-3, 50e-3, 
                  0.5, 0.75, 1.0, 2.5)
 STATUS_NAMES = {pb.DrainAllReply.DONE: "done", pb.DrainAllReply.SKIPPED: "skipped",
                 pb.DrainAllReply.FAILED: "failed"}
-
-
-def role_label(role: int) -> str:
-    """The CLI's spelling of a Role (ROLE_ISOLATED_RT -> "isolated-rt"), used as a label value."""
-    try:
-        name = pb.Role.Name(role)
-    except ValueError:
-        return "unknown"
-    return name.removeprefix("ROLE_").lower().replace("_", "-")
 
 
 class DrainMetrics:

@@ -20,7 +20,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from coordinator.drain.record import CpuDrain, DrainRecord
 from coordinator.membership import Member, Membership
-from coordinator.metrics import CoordinatorCollector, DrainMetrics, role_label
+from coordinator.metrics import CoordinatorCollector, DrainMetrics
+from node.shared.cpulist import role_label
 from coordinator.zone_service import ZoneService
 from node.shared.faults import Faults
 from node.alloc import PageAllocator
