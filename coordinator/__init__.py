@@ -3,7 +3,8 @@
 The process (`python -m coordinator`):
 - zone_service  the zone as a service: the buddy allocator behind zone->lock, page ownership,
                 idempotent transfers
-- membership    registration, heartbeats, leases, heartbeat pacing
+- membership    who is online, heartbeats, leases, heartbeat pacing
+- registration  what a CPU joining changes: a replaced process's pages, the recovery claim
 - hotplug       the dead-CPU path (Reaper, page_alloc_cpu_dead) and pageset sizes (zone_pcp_update)
 - cpu_hotplug   taking a living CPU offline and back
 - drain/        drain_all_pages and drain_pages, one module per strategy

@@ -10,6 +10,7 @@ Layout (core first; a layer imports only the layers above it in this list):
   cpu        the CPU thread: what runs on the CPU, and when (RT before queued work, IRQs, kworker)
   tasks      latency-sensitive tasks, housekeeping churn, IRQ sources
   rcu        quiescent states reported by the CPU thread (rcu-swap)
+  workqueue  the work items queued on this CPU and not yet flushed (QueueWork, FlushWork)
   alloc      alloc_pages / free_pages as a task calls them, with the trylock + buddy fallback
   zone_client  the zone (ZoneOps) over a stream to the coordinator
   remote_lock  the remote side of drain_pages_zone: a lease on this CPU's pcp lock, fenced

@@ -3,6 +3,7 @@
 - cli/        the `pcpsim` command: parser, and one module per command group
 - cluster     a local cluster: the coordinator and one process per CPU, on loopback
 - prometheus  a local Prometheus server for a local cluster
+- schedule    the phases of a measured run and its seeded drain schedule
 - compare     the same workload and drain schedule under each strategy, side by side
 - report      oslat, cyclictest and `rtla osnoise` views of a compare results file; plots its PNGs
 - stats       percentiles and summaries
