@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: compare test test-hostile system-deps
+.PHONY: compare test test-hostile lint system-deps
 
 compare:
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e . && $(VENV)/bin/pcpsim compare --quick
@@ -16,6 +16,16 @@ system-deps:
 
 test: system-deps
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[test]' && $(PY) -m pytest
+
+# ruff (lint, then format) and mypy, configured in pyproject.toml. All three run, so one
+# pass shows every finding; the target fails if any of them found something.
+lint:
+	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[lint]'
+	@rc=0; \
+	$(VENV)/bin/ruff check . || rc=1; \
+	$(VENV)/bin/ruff format --check . || rc=1; \
+	$(VENV)/bin/mypy || rc=1; \
+	exit $$rc
 
 # 10,000 hostile requests per service against a live cluster (minutes; opt-in, see
 # tests/integration/test_hostile.py). Prints the examples run and the status codes seen.

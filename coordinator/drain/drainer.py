@@ -15,16 +15,20 @@ Each drain is recorded (status, per-CPU pages, duration and wait) for reports.
 
 import asyncio
 import collections
+from collections.abc import Callable
 
 from coordinator.drain.control import Control
 from coordinator.drain.rcu_swap import drain_rcu_swap
 from coordinator.drain.record import STRATEGIES, STRATEGY_NAMES, TRIGGER_NAMES, DrainRecord
 from coordinator.drain.remote import drain_remote
+from coordinator.drain.strategy import DrainStrategy, ZoneFrees
 from coordinator.drain.workqueue import drain_workqueue
+from coordinator.membership import Member, Membership
 from node.api.errors import InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
+from node.shared.faults import Faults
 
-DRAIN_BY_STRATEGY = {
+DRAIN_BY_STRATEGY: dict[pb.Strategy, DrainStrategy] = {
     pb.STRATEGY_WORKQUEUE: drain_workqueue,
     pb.STRATEGY_REMOTE: drain_remote,
     pb.STRATEGY_RCU_SWAP: drain_rcu_swap,
@@ -32,9 +36,19 @@ DRAIN_BY_STRATEGY = {
 
 
 class Drainer:
-    def __init__(self, membership, zone_service, default_strategy: int, clock,
-                 lease_ms: int = 2000, flush_timeout_ms: int = 10_000, keep: int = 100_000,
-                 on_record=None, faults=None, gp_timeout_ms: int = 2000):
+    def __init__(
+        self,
+        membership: Membership,
+        zone_service: ZoneFrees,
+        default_strategy: pb.Strategy,
+        clock: Callable[[], float],
+        lease_ms: int = 2000,
+        flush_timeout_ms: int = 10_000,
+        keep: int = 100_000,
+        on_record: Callable[[DrainRecord], object] | None = None,
+        faults: Faults | None = None,
+        gp_timeout_ms: int = 2000,
+    ) -> None:
         if default_strategy not in STRATEGY_NAMES:
             raise InvalidArgument(f"unknown strategy {default_strategy}")
         self.membership = membership
@@ -49,22 +63,26 @@ class Drainer:
         self.history: collections.deque[DrainRecord] = collections.deque(maxlen=keep)
         self.on_record = on_record  # called with every finished DrainRecord (metrics), once per drain
 
-    def resolve(self, strategy: int, trigger: int) -> tuple[int, int]:
+    def resolve(self, strategy: pb.Strategy, trigger: pb.Trigger) -> tuple[pb.Strategy, pb.Trigger]:
         """Validate a request's strategy and trigger, filling in defaults."""
         if strategy == pb.STRATEGY_UNSPECIFIED:
             strategy = self.default_strategy
         if strategy not in STRATEGY_NAMES:
-            raise InvalidArgument(f"unknown strategy {strategy}; known: "
-                                  + ", ".join(f"{v} ({k})" for k, v in STRATEGIES.items()))
+            raise InvalidArgument(
+                f"unknown strategy {strategy}; known: " + ", ".join(f"{v} ({k})" for k, v in STRATEGIES.items())
+            )
         if trigger == pb.TRIGGER_UNSPECIFIED:
             trigger = pb.TRIGGER_DEMAND
         if trigger not in TRIGGER_NAMES:
             raise InvalidArgument(f"unknown trigger {trigger}")
         return strategy, trigger
 
-    async def drain_all_pages(self, strategy: int = pb.STRATEGY_UNSPECIFIED,
-                              force_all_cpus: bool = False,
-                              trigger: int = pb.TRIGGER_DEMAND) -> DrainRecord:
+    async def drain_all_pages(
+        self,
+        strategy: pb.Strategy = pb.STRATEGY_UNSPECIFIED,
+        force_all_cpus: bool = False,
+        trigger: pb.Trigger = pb.TRIGGER_DEMAND,
+    ) -> DrainRecord:
         strategy, trigger = self.resolve(strategy, trigger)
         record = DrainRecord(pb.DrainAllReply.DONE, strategy, trigger, self.clock())
         if trigger == pb.TRIGGER_RECLAIM and self.pcpu_drain_mutex.locked():
@@ -78,7 +96,7 @@ class Drainer:
             record.settle(await DRAIN_BY_STRATEGY[strategy](self, marked), self.clock(), t0)
         return self.record(record)
 
-    async def drain_pages(self, member, trigger: int) -> DrainRecord:
+    async def drain_pages(self, member: Member, trigger: pb.Trigger) -> DrainRecord:
         """drain_pages(cpu) from here, for page_alloc_cpu_dead (CPU hotplug). Caller holds
         pcpu_drain_mutex."""
         rcu = self.default_strategy == pb.STRATEGY_RCU_SWAP

@@ -17,18 +17,19 @@ with it until a later drain's grace period.
 
 import asyncio
 
-from node.api import validate
-from node.api.v1 import pcpsim_pb2 as pb
 from coordinator.drain.control import describe
 from coordinator.drain.record import CpuDrain
-from coordinator.membership import CONTROL_TIMEOUT_S
+from coordinator.drain.strategy import DrainerView
+from coordinator.membership import CONTROL_TIMEOUT_S, Member
+from node.api import validate
+from node.api.v1 import pcpsim_pb2 as pb
 
 
-async def drain_rcu_swap(drainer, marked) -> list:
+async def drain_rcu_swap(drainer: DrainerView, marked: list[Member]) -> list[CpuDrain]:
     t0 = drainer.clock()
     swaps = await asyncio.gather(*(_swap(drainer, m) for m in marked), return_exceptions=True)
     results = []
-    for member, swap in zip(marked, swaps):
+    for member, swap in zip(marked, swaps, strict=True):
         result = CpuDrain(member.cpu)
         if isinstance(swap, BaseException):
             result.ok, result.error = False, describe(swap)
@@ -36,8 +37,10 @@ async def drain_rcu_swap(drainer, marked) -> list:
             result.grace_period_s = swap.grace_period_s
             if not swap.gp_ok:
                 result.ok = False
-                result.error = (f"cpu {member.cpu} reported no quiescent state within "
-                                f"{drainer.gp_timeout_ms} ms; its old list set stays with it")
+                result.error = (
+                    f"cpu {member.cpu} reported no quiescent state within "
+                    f"{drainer.gp_timeout_ms} ms; its old list set stays with it"
+                )
             if swap.token:
                 try:
                     result.pages = await _commit_and_free(drainer, member, swap)
@@ -48,17 +51,25 @@ async def drain_rcu_swap(drainer, marked) -> list:
     return results
 
 
-async def _swap(drainer, member) -> pb.RcuSwapReply:
+async def _swap(drainer: DrainerView, member: Member) -> pb.RcuSwapReply:
     # Up to two grace periods: an earlier one that timed out, then this swap's.
     timeout = 2 * drainer.gp_timeout_ms / 1000.0 + CONTROL_TIMEOUT_S
-    reply = await drainer.control.request(member, timeout, rcu_swap=pb.RcuSwapRequest(
-        cpu=member.cpu, gp_timeout_ms=drainer.gp_timeout_ms, lease_ms=drainer.lease_ms))
+    reply = await drainer.control.request(
+        member,
+        timeout,
+        pb.PcpControlRequest(
+            rcu_swap=pb.RcuSwapRequest(cpu=member.cpu, gp_timeout_ms=drainer.gp_timeout_ms, lease_ms=drainer.lease_ms)
+        ),
+    )
     return reply.rcu_swap
 
 
-async def _commit_and_free(drainer, member, swap) -> int:
+async def _commit_and_free(drainer: DrainerView, member: Member, swap: pb.RcuSwapReply) -> int:
     pages = validate.page_list(swap.pages)
-    await drainer.control.commit(member, rcu_release=pb.RcuReleaseRequest(cpu=member.cpu, token=swap.token, commit=True))
-    await drainer.zone.locked(drainer.zone.free_pages, member.cpu, pages,
-                              f"rcu-cpu{member.cpu}-{member.incarnation}-{swap.token}")
+    await drainer.control.commit(
+        member, pb.PcpControlRequest(rcu_release=pb.RcuReleaseRequest(cpu=member.cpu, token=swap.token, commit=True))
+    )
+    await drainer.zone.locked(
+        drainer.zone.free_pages, member.cpu, pages, f"rcu-cpu{member.cpu}-{member.incarnation}-{swap.token}"
+    )
     return sum(1 << order for _, order, _ in pages)

@@ -4,9 +4,13 @@ from dataclasses import dataclass, field
 
 from node.api.v1 import pcpsim_pb2 as pb
 
-STRATEGIES = {"workqueue": pb.STRATEGY_WORKQUEUE, "remote": pb.STRATEGY_REMOTE, "rcu-swap": pb.STRATEGY_RCU_SWAP}
+STRATEGIES: dict[str, pb.Strategy] = {
+    "workqueue": pb.STRATEGY_WORKQUEUE,
+    "remote": pb.STRATEGY_REMOTE,
+    "rcu-swap": pb.STRATEGY_RCU_SWAP,
+}
 STRATEGY_NAMES = {v: k for k, v in STRATEGIES.items()}
-TRIGGER_NAMES = {
+TRIGGER_NAMES: dict[pb.Trigger, str] = {
     pb.TRIGGER_DEMAND: "demand",
     pb.TRIGGER_RECLAIM: "reclaim",
     pb.TRIGGER_ALLOC_CONTIG: "alloc_contig",
@@ -30,9 +34,9 @@ class CpuDrain:
 
 @dataclass
 class DrainRecord:
-    status: int
-    strategy: int
-    trigger: int
+    status: pb.DrainAllReply.Status
+    strategy: pb.Strategy
+    trigger: pb.Trigger
     started_at: float
     duration_s: float = 0.0
     cpus_marked: list[int] = field(default_factory=list)
@@ -58,8 +62,13 @@ class DrainRecord:
             mutex_wait_s=self.mutex_wait_s,
             cpus=[
                 pb.DrainCpuResult(
-                    cpu=c.cpu, pages=c.pages, duration_s=c.duration_s, wait_s=c.wait_s,
-                    ok=c.ok, error=c.error, grace_period_s=c.grace_period_s,
+                    cpu=c.cpu,
+                    pages=c.pages,
+                    duration_s=c.duration_s,
+                    wait_s=c.wait_s,
+                    ok=c.ok,
+                    error=c.error,
+                    grace_period_s=c.grace_period_s,
                 )
                 for c in self.cpus
             ],

@@ -9,17 +9,21 @@ reply is lost is asked again until the node answers or is no longer a member
 
 from coordinator.drain.control import describe
 from coordinator.drain.record import CpuDrain
+from coordinator.drain.strategy import DrainerView
+from coordinator.membership import Member
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 
 
-async def drain_pages_zone(drainer, member) -> CpuDrain:
+async def drain_pages_zone(drainer: DrainerView, member: Member) -> CpuDrain:
     result = CpuDrain(member.cpu)
     t0 = drainer.clock()
     lease_s = drainer.lease_ms / 1000.0
     try:
         reply = await drainer.control.request(
-            member, lease_s, lock_drain=pb.PcpLockDrainRequest(cpu=member.cpu, lease_ms=drainer.lease_ms)
+            member,
+            lease_s,
+            pb.PcpControlRequest(lock_drain=pb.PcpLockDrainRequest(cpu=member.cpu, lease_ms=drainer.lease_ms)),
         )
         grant = reply.lock_drain
         result.wait_s = grant.lock_wait_s
@@ -27,10 +31,12 @@ async def drain_pages_zone(drainer, member) -> CpuDrain:
             drainer.control.stop_here_if_trapped()
             pages = validate.page_list(grant.pages)
             await drainer.control.commit(
-                member, unlock=pb.PcpUnlockRequest(cpu=member.cpu, token=grant.token, commit=True)
+                member, pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=member.cpu, token=grant.token, commit=True))
             )
             await drainer.zone.locked(
-                drainer.zone.free_pages, member.cpu, pages,
+                drainer.zone.free_pages,
+                member.cpu,
+                pages,
                 f"drain-cpu{member.cpu}-{member.incarnation}-{grant.token}",
             )
             result.pages = sum(1 << order for _, order, _ in pages)
@@ -40,6 +46,6 @@ async def drain_pages_zone(drainer, member) -> CpuDrain:
     return result
 
 
-async def drain_remote(drainer, marked) -> list[CpuDrain]:
+async def drain_remote(drainer: DrainerView, marked: list[Member]) -> list[CpuDrain]:
     """__drain_all_pages on v6.0+: the calling CPU drains each marked CPU in turn."""
     return [await drain_pages_zone(drainer, m) for m in marked]

@@ -9,18 +9,20 @@ import grpc
 
 from coordinator.drain.control import describe
 from coordinator.drain.record import CpuDrain
+from coordinator.drain.strategy import DrainerView
+from coordinator.membership import Member
 from node.api.v1 import pcpsim_pb2 as pb
 from node.shared.faults import InjectedRpcError
 
 QUEUE_TIMEOUT_S = 2.0
 
 
-async def drain_workqueue(drainer, marked) -> list[CpuDrain]:
+async def drain_workqueue(drainer: DrainerView, marked: list[Member]) -> list[CpuDrain]:
     t0 = drainer.clock()
     queued = await asyncio.gather(*(_queue_work_on(drainer, m) for m in marked), return_exceptions=True)
     drainer.control.stop_here_if_trapped()
     results = []
-    for member, work in zip(marked, queued):
+    for member, work in zip(marked, queued, strict=True):
         result = CpuDrain(member.cpu)
         if isinstance(work, BaseException):
             result.ok, result.error = False, describe(work)
@@ -31,18 +33,19 @@ async def drain_workqueue(drainer, marked) -> list[CpuDrain]:
     return results
 
 
-async def _queue_work_on(drainer, member) -> pb.QueueWorkReply:
+async def _queue_work_on(drainer: DrainerView, member: Member) -> pb.QueueWorkReply:
     await drainer.control.outbound("QueueWork", member.cpu, QUEUE_TIMEOUT_S)
-    return await member.stub.QueueWork(
+    reply: pb.QueueWorkReply = await member.stub.QueueWork(
         pb.QueueWorkRequest(cpu=member.cpu, kind=pb.WORK_DRAIN_LOCAL_PAGES), timeout=QUEUE_TIMEOUT_S
     )
+    return reply
 
 
-async def _flush_work(drainer, member, work_id: int, result: CpuDrain) -> None:
+async def _flush_work(drainer: DrainerView, member: Member, work_id: int, result: CpuDrain) -> None:
     timeout_ms = drainer.flush_timeout_ms
     try:
         await drainer.control.outbound("FlushWork", member.cpu, timeout_ms / 1000.0)
-        reply = await member.stub.FlushWork(
+        reply: pb.FlushWorkReply = await member.stub.FlushWork(
             pb.FlushWorkRequest(cpu=member.cpu, work_id=work_id, timeout_ms=timeout_ms),
             timeout=timeout_ms / 1000.0 + 2.0,
         )

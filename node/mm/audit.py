@@ -7,45 +7,69 @@ zone must be accounted for exactly once, and failures are reported with the pfns
 Callers must stop mutation (hold the zone lock and every pcp lock, or pause the system) while auditing.
 ``where`` maps each holder name (plus "free" for the zone's free lists) to the base pages it claims.
 """
-from dataclasses import dataclass, field
 
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .buddy import BuddyAllocator
 from .constants import MAX_ORDER, MIGRATE_PCPTYPES, NR_LOWORDER_PCP_LISTS, NR_PCP_LISTS, pindex_to_order
 
 _SAMPLE = 20
+
+
+class PcpView(Protocol):
+    """What check_pcp reads of a pcp: node.mm.pcp.PerCpuPages, or one list set of node.mm.pcp_rcu's."""
+
+    @property
+    def cpu(self) -> int: ...
+
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def lists(self) -> Sequence[Iterable[int]]: ...
+
+    @property
+    def thp_migratetype(self) -> Mapping[int, int]: ...
 
 
 @dataclass
 class AuditReport:
     ok: bool
     total_pages: int
-    lost: list = field(default_factory=list)
-    duplicated: list = field(default_factory=list)
-    unexpected: list = field(default_factory=list)
-    errors: list = field(default_factory=list)
-    where: dict = field(default_factory=dict)
+    lost: list[int] = field(default_factory=list)
+    duplicated: list[int] = field(default_factory=list)
+    unexpected: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    where: dict[str, int] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {
             "ok": self.ok,
             "total_pages": self.total_pages,
-            "lost_count": len(self.lost), "lost": self.lost[:_SAMPLE],
-            "duplicated_count": len(self.duplicated), "duplicated": self.duplicated[:_SAMPLE],
-            "unexpected_count": len(self.unexpected), "unexpected": self.unexpected[:_SAMPLE],
+            "lost_count": len(self.lost),
+            "lost": self.lost[:_SAMPLE],
+            "duplicated_count": len(self.duplicated),
+            "duplicated": self.duplicated[:_SAMPLE],
+            "unexpected_count": len(self.unexpected),
+            "unexpected": self.unexpected[:_SAMPLE],
             "errors": list(self.errors),
             "where": dict(self.where),
         }
 
 
-def audit(zone, holders: dict) -> AuditReport:
-    """Every pfn of [zone.start_pfn, zone.end_pfn) covered exactly once by free blocks + holders' pages."""
+def audit(zone: BuddyAllocator, holders: Mapping[str, Iterable[Sequence[int]]]) -> AuditReport:
+    """Every pfn of [zone.start_pfn, zone.end_pfn) covered exactly once by free blocks + holders' pages.
+    A holder's page is (pfn, order) or (pfn, order, migratetype)."""
     start, end = zone.start_pfn, zone.end_pfn
     total = end - start
     cov = bytearray(total)  # times each base page is covered, saturating at 2
-    dup_set = set()
-    unexpected = []
+    dup_set: set[int] = set()
+    unexpected: list[int] = []
     errors = check_buddy(zone)
 
-    def cover(pfn, order):
+    def cover(pfn: int, order: int) -> None:
         nr = 1 << order
         lo, hi = pfn - start, pfn - start + nr
         if lo >= 0 and hi <= total and not any(cov[lo:hi]):
@@ -90,19 +114,27 @@ def audit(zone, holders: dict) -> AuditReport:
         errors.append(f"{len(duplicated)} pages held more than once (first {duplicated[:3]})")
     if unexpected:
         errors.append(f"{len(unexpected)} pages outside zone [{start}, {end}) (first {unexpected[:3]})")
-    return AuditReport(ok=not errors, total_pages=total, lost=lost, duplicated=duplicated,
-                       unexpected=unexpected, errors=errors, where=where)
+    return AuditReport(
+        ok=not errors,
+        total_pages=total,
+        lost=lost,
+        duplicated=duplicated,
+        unexpected=unexpected,
+        errors=errors,
+        where=where,
+    )
 
 
-def check_buddy(zone) -> list:
+def check_buddy(zone: BuddyAllocator) -> list[str]:
     """Free blocks aligned, in the zone, non-overlapping; no mergeable free buddies left unmerged;
     free_pages, nr_free and the head index agree with the free lists."""
-    errors = []
+    errors: list[str] = []
     start, end = zone.start_pfn, zone.end_pfn
     blocks = sorted(zone.free_blocks())
-    heads = {}
+    heads: dict[int, tuple[int, int]] = {}
     total = 0
-    prev_end = prev_pfn = None
+    prev_end: int | None = None
+    prev_pfn: int | None = None
     for pfn, order, mt in blocks:
         nr = 1 << order
         total += nr
@@ -136,11 +168,11 @@ def check_buddy(zone) -> list:
     return errors
 
 
-def check_pcp(pcp) -> list:
+def check_pcp(pcp: PcpView) -> list[str]:
     """count == base pages on the lists; every page's order and migratetype match its list."""
-    errors = []
+    errors: list[str] = []
     total = 0
-    seen = set()
+    seen: set[int] = set()
     for pindex in range(NR_PCP_LISTS):
         order = pindex_to_order(pindex)
         for pfn in pcp.lists[pindex]:
@@ -158,8 +190,10 @@ def check_pcp(pcp) -> list:
                     errors.append(f"cpu{pcp.cpu}: THP pfn {pfn} has migratetype {mt}, not a pcp type")
     stale = set(pcp.thp_migratetype) - set(pcp.lists[NR_LOWORDER_PCP_LISTS])
     if stale:
-        errors.append(f"cpu{pcp.cpu}: {len(stale)} thp_migratetype entries for pages not on the THP list "
-                      f"(first {sorted(stale)[:3]})")
+        errors.append(
+            f"cpu{pcp.cpu}: {len(stale)} thp_migratetype entries for pages not on the THP list "
+            f"(first {sorted(stale)[:3]})"
+        )
     if total != pcp.count:
         errors.append(f"cpu{pcp.cpu}: count {pcp.count} != {total} base pages on the lists")
     return errors

@@ -22,7 +22,10 @@ Deviations:
 - Every free is validated (in the zone, aligned, not overlapping a free block) before anything changes;
   a violation raises ``PageStateError`` with the numbers (the kernel's bad_page() only reports).
 """
-from .constants import MAX_ORDER, MIGRATE_PCPTYPES, MIGRATE_TYPES
+
+from collections.abc import Iterator
+
+from .constants import MAX_ORDER, MIGRATE_PCPTYPES, MIGRATE_TYPES, Page
 
 
 class PageStateError(ValueError):
@@ -32,15 +35,15 @@ class PageStateError(ValueError):
 class BuddyAllocator:
     """Free blocks of [start_pfn, end_pfn), by order and migratetype."""
 
-    def __init__(self, start_pfn: int, spanned_pages: int):
+    def __init__(self, start_pfn: int, spanned_pages: int) -> None:
         if start_pfn < 0 or spanned_pages <= 0:
             raise ValueError(f"bad zone span: start_pfn={start_pfn} spanned_pages={spanned_pages}")
         self.start_pfn = start_pfn
         self.end_pfn = start_pfn + spanned_pages
         self.spanned_pages = spanned_pages
         self.free_pages = 0
-        self.free_area = [[{} for _ in range(MIGRATE_TYPES)] for _ in range(MAX_ORDER)]
-        self._free = {}  # head pfn -> (order, migratetype)
+        self.free_area: list[list[dict[int, None]]] = [[{} for _ in range(MIGRATE_TYPES)] for _ in range(MAX_ORDER)]
+        self._free: dict[int, tuple[int, int]] = {}  # head pfn -> (order, migratetype)
 
     # -- bookkeeping -------------------------------------------------------------------------------
 
@@ -48,14 +51,14 @@ class BuddyAllocator:
         """Free blocks of exactly ``order`` on all migratetype lists (free_area[order].nr_free)."""
         return sum(len(d) for d in self.free_area[order])
 
-    def free_blocks(self):
+    def free_blocks(self) -> Iterator[Page]:
         """Every free block as (pfn, order, migratetype)."""
         for order, by_mt in enumerate(self.free_area):
             for mt, heads in enumerate(by_mt):
                 for pfn in heads:
                     yield pfn, order, mt
 
-    def free_block_at(self, pfn: int):
+    def free_block_at(self, pfn: int) -> tuple[int, int] | None:
         """(order, migratetype) if a free block starts at ``pfn``, else None."""
         return self._free.get(pfn)
 
@@ -92,17 +95,17 @@ class BuddyAllocator:
             blk = free.get(head)
             if blk is not None and blk[0] >= k and head + (1 << blk[0]) > pfn:
                 raise PageStateError(
-                    f"double free: pfn {pfn} order {order} overlaps free block pfn {head} order {blk[0]}")
+                    f"double free: pfn {pfn} order {order} overlaps free block pfn {head} order {blk[0]}"
+                )
         # A free block strictly inside the freed range (only possible for order > 0).
         for p in range(pfn + 1, pfn + nr):
             blk = free.get(p)
             if blk is not None:
-                raise PageStateError(
-                    f"double free: pfn {pfn} order {order} contains free block pfn {p} order {blk[0]}")
+                raise PageStateError(f"double free: pfn {pfn} order {order} contains free block pfn {p} order {blk[0]}")
 
     # -- split and merge ---------------------------------------------------------------------------
 
-    def _rmqueue_smallest(self, order: int, migratetype: int):
+    def _rmqueue_smallest(self, order: int, migratetype: int) -> int | None:
         """__rmqueue_smallest: the smallest free block of ``migratetype`` with order >= ``order``, split down."""
         area = self.free_area
         for current_order in range(order, MAX_ORDER):
@@ -150,8 +153,11 @@ class BuddyAllocator:
         order). Returns the migratetype of the list it came from. Raises PageStateError, changing
         nothing, unless the whole block is free. The coordinator uses it to rebuild its zone from
         the pages nodes report holding."""
-        if not 0 <= order < MAX_ORDER or pfn & ((1 << order) - 1) or not (
-                self.start_pfn <= pfn and pfn + (1 << order) <= self.end_pfn):
+        if (
+            not 0 <= order < MAX_ORDER
+            or pfn & ((1 << order) - 1)
+            or not (self.start_pfn <= pfn and pfn + (1 << order) <= self.end_pfn)
+        ):
             raise PageStateError(f"pfn {pfn} order {order}: not an aligned block of the zone")
         for k in range(order, MAX_ORDER):
             head = pfn & ~((1 << k) - 1)

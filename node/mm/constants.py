@@ -29,6 +29,9 @@ NR_LOWORDER_PCP_LISTS = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1)
 NR_PCP_THP = 1
 NR_PCP_LISTS = NR_LOWORDER_PCP_LISTS + NR_PCP_THP
 
+# A page as the pcp paths, the zone and the drains pass it: (pfn, order, migratetype).
+Page = tuple[int, int, int]
+
 
 def pcp_allowed_order(order: int) -> bool:
     """Orders the pcp lists cache: 0..PAGE_ALLOC_COSTLY_ORDER and the THP order."""

@@ -15,22 +15,25 @@ Deviations:
   does this in v6.1); isolated free pages stay counted in ``free_pages`` (the kernel subtracts them
   from NR_FREE_PAGES).
 """
+
 from .buddy import PageStateError
 from .constants import MAX_ORDER, MIGRATE_ISOLATE, pageblock_nr_pages
+from .zone import Zone
 
 
-def check_range(zone, start: int, nr_pages: int) -> int:
+def check_range(zone: Zone, start: int, nr_pages: int) -> int:
     """Validate [start, start + nr_pages): in the zone and pageblock aligned; returns its end."""
     end = start + nr_pages
     if nr_pages <= 0 or start % pageblock_nr_pages or nr_pages % pageblock_nr_pages:
-        raise PageStateError(f"range pfn {start} + {nr_pages} pages is not pageblock aligned "
-                             f"({pageblock_nr_pages} pages)")
+        raise PageStateError(
+            f"range pfn {start} + {nr_pages} pages is not pageblock aligned ({pageblock_nr_pages} pages)"
+        )
     if start < zone.start_pfn or end > zone.end_pfn:
         raise PageStateError(f"range [{start}, {end}) outside zone [{zone.start_pfn}, {zone.end_pfn})")
     return end
 
 
-def _containing_free_block(zone, pfn: int):
+def _containing_free_block(zone: Zone, pfn: int) -> tuple[int, int, int] | None:
     """(head, order, migratetype) of the free block containing pfn, or None."""
     for k in range(MAX_ORDER):
         head = pfn & ~((1 << k) - 1)
@@ -40,7 +43,7 @@ def _containing_free_block(zone, pfn: int):
     return None
 
 
-def _split_at(zone, boundary: int) -> None:
+def _split_at(zone: Zone, boundary: int) -> None:
     """Split the free block that straddles `boundary`, if any, so that no free block crosses it."""
     found = _containing_free_block(zone, boundary)
     if found is None or found[0] == boundary:
@@ -57,7 +60,7 @@ def _split_at(zone, boundary: int) -> None:
             zone._add_to_free_list(pfn, o, mt)
 
 
-def start_isolate_page_range(zone, start: int, nr_pages: int) -> list:
+def start_isolate_page_range(zone: Zone, start: int, nr_pages: int) -> list[int]:
     """Isolate every pageblock of the range; returns their previous migratetypes (for the undo).
     A pageblock already isolated (another contiguous allocation or offline in progress) is -EBUSY:
     PageStateError, and nothing changes."""
@@ -67,7 +70,7 @@ def start_isolate_page_range(zone, start: int, nr_pages: int) -> list:
             raise PageStateError(f"pageblock at pfn {pfn} is already isolated")
     _split_at(zone, start)
     _split_at(zone, end)
-    saved = []
+    saved: list[int] = []
     for pfn in range(start, end, pageblock_nr_pages):
         saved.append(zone.get_pageblock_migratetype(pfn))
         zone.set_pageblock_migratetype(pfn, MIGRATE_ISOLATE)
@@ -75,14 +78,15 @@ def start_isolate_page_range(zone, start: int, nr_pages: int) -> list:
     return saved
 
 
-def undo_isolate_page_range(zone, start: int, nr_pages: int, saved: list) -> None:
+def undo_isolate_page_range(zone: Zone, start: int, nr_pages: int, saved: list[int]) -> None:
     """Give each pageblock its type back and move its free pages (if any are left) back to that list."""
-    for pfn, mt in zip(range(start, check_range(zone, start, nr_pages), pageblock_nr_pages), saved):
+    # `saved` is start_isolate_page_range's answer for this range: one type per pageblock.
+    for pfn, mt in zip(range(start, check_range(zone, start, nr_pages), pageblock_nr_pages), saved, strict=True):
         zone.set_pageblock_migratetype(pfn, mt)
         zone.move_freepages_block(pfn, mt)
 
 
-def test_pages_isolated(zone, start: int, nr_pages: int):
+def test_pages_isolated(zone: Zone, start: int, nr_pages: int) -> int | None:
     """The first pfn of the range that is not free, or None when the whole range is free."""
     pfn, end = start, check_range(zone, start, nr_pages)
     while pfn < end:
@@ -93,7 +97,7 @@ def test_pages_isolated(zone, start: int, nr_pages: int):
     return None
 
 
-def take_isolated_range(zone, start: int, nr_pages: int) -> list:
+def take_isolated_range(zone: Zone, start: int, nr_pages: int) -> list[tuple[int, int]]:
     """Take every (free, isolated) page of the range out of the buddy; returns the range as maximal
     aligned blocks (pfn, order). The caller has checked test_pages_isolated."""
     end = check_range(zone, start, nr_pages)
@@ -105,16 +109,20 @@ def take_isolated_range(zone, start: int, nr_pages: int) -> list:
     _split_at(zone, end)
     pfn = start
     while pfn < end:
-        order, mt = zone.free_block_at(pfn)  # boundaries were split at isolation: blocks start in range
+        block = zone.free_block_at(pfn)
+        # The range is free (checked above) and no free block crosses its ends: each step lands on a head.
+        assert block is not None
+        order, mt = block
         zone._del_page_from_free_list(pfn, order, mt)
         zone.free_pages -= 1 << order
         pfn += 1 << order
     return range_blocks(start, end)
 
 
-def range_blocks(start: int, end: int) -> list:
+def range_blocks(start: int, end: int) -> list[tuple[int, int]]:
     """[start, end) as maximal aligned blocks (pfn, order), order < MAX_ORDER."""
-    blocks, pfn = [], start
+    blocks: list[tuple[int, int]] = []
+    pfn = start
     while pfn < end:
         order = MAX_ORDER - 1
         while pfn & ((1 << order) - 1) or pfn + (1 << order) > end:

@@ -27,58 +27,111 @@ Deviations:
   (boot pageset) every refill asks for 1 page, whatever the order.
 - ``rmqueue``'s ALLOC_HARDER highatomic attempt, check_new_pages and the CMA exclusion are not modelled.
 """
+
 import threading
 from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from types import TracebackType
+from typing import Protocol
 
-from .constants import (MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, NR_LOWORDER_PCP_LISTS, NR_PCP_LISTS,
-                        PAGE_ALLOC_COSTLY_ORDER, order_to_pindex, pageblock_order, pindex_to_order)
+from .constants import (
+    MIGRATE_ISOLATE,
+    MIGRATE_MOVABLE,
+    MIGRATE_PCPTYPES,
+    NR_LOWORDER_PCP_LISTS,
+    NR_PCP_LISTS,
+    PAGE_ALLOC_COSTLY_ORDER,
+    Page,
+    order_to_pindex,
+    pageblock_order,
+    pindex_to_order,
+)
 
 SWAP_CLUSTER_MAX = 32
 _THP_PINDEX = NR_LOWORDER_PCP_LISTS
 _PINDEX_ORDER = tuple(pindex_to_order(i) for i in range(NR_PCP_LISTS))
 
 
+class ZoneOps(Protocol):
+    """The zone as the pcp paths call it: node.mm.zone.Zone in process, node.zone_client.ZoneClient over gRPC."""
+
+    @property
+    def reclaim_active(self) -> bool: ...  # ZONE_RECLAIM_ACTIVE, a racy read
+
+    def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list[int]: ...
+
+    def rmqueue_buddy(self, order: int, migratetype: int) -> int | None: ...
+
+    def free_pcppages_bulk(self, pages: list[Page]) -> None: ...
+
+    def free_one_page(self, pfn: int, order: int, migratetype: int) -> None: ...
+
+
+class PcpLock(Protocol):
+    """pcp->lock: a threading.Lock unless the caller passes its own."""
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
+
+    def release(self) -> None: ...
+
+    def locked(self) -> bool: ...
+
+    def __enter__(self) -> bool: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None, /
+    ) -> None: ...
+
+
+@dataclass(slots=True, eq=False)
 class PcpStats:
     """Counters the node exports as metrics. ``*_pages`` are base pages; ``refills`` counts rmqueue_bulk calls,
     ``drains`` counts drain_pages_zone calls that found pages."""
-    __slots__ = ("trylock_fail_alloc", "trylock_fail_free", "buddy_fallback_alloc", "buddy_fallback_free",
-                 "refill_pages", "refills", "freed_high_pages", "freed_drain_pages", "drains")
 
-    def __init__(self):
-        for name in self.__slots__:
-            setattr(self, name, 0)
+    trylock_fail_alloc: int = 0
+    trylock_fail_free: int = 0
+    buddy_fallback_alloc: int = 0
+    buddy_fallback_free: int = 0
+    refill_pages: int = 0
+    refills: int = 0
+    freed_high_pages: int = 0
+    freed_drain_pages: int = 0
+    drains: int = 0
 
-    def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.__slots__}
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class PerCpuPages:
     __slots__ = ("cpu", "lock", "count", "high", "batch", "free_factor", "lists", "thp_migratetype", "stats")
 
-    def __init__(self, cpu: int, high: int = 0, batch: int = 1, lock=None):
+    def __init__(self, cpu: int, high: int = 0, batch: int = 1, lock: PcpLock | None = None) -> None:
         # Defaults are the boot pageset: high=0 means every free is flushed at once.
         self.cpu = cpu
-        self.lock = threading.Lock() if lock is None else lock
+        self.lock: PcpLock = threading.Lock() if lock is None else lock
         self.count = 0
         self.high = high
         self.batch = batch
         self.free_factor = 0
-        self.lists = [deque() for _ in range(NR_PCP_LISTS)]
-        self.thp_migratetype = {}
+        self.lists: list[deque[int]] = [deque() for _ in range(NR_PCP_LISTS)]
+        self.thp_migratetype: dict[int, int] = {}
         self.stats = PcpStats()
 
-    def __repr__(self):
-        return (f"PerCpuPages(cpu={self.cpu}, count={self.count}, high={self.high}, batch={self.batch}, "
-                f"free_factor={self.free_factor})")
+    def __repr__(self) -> str:
+        return (
+            f"PerCpuPages(cpu={self.cpu}, count={self.count}, high={self.high}, batch={self.batch}, "
+            f"free_factor={self.free_factor})"
+        )
 
-    def pages(self) -> list:
+    def pages(self) -> list[Page]:
         """(pfn, order, migratetype) of every page on the lists, list by list, head to tail.
 
         Each list is copied whole (no thread switch within a copy), so this may be read while the
         CPU's thread runs: a page may then be missed or seen on two lists, never crash the read."""
         lists = [lst.copy() for lst in self.lists]
         thp_mt = self.thp_migratetype.copy()  # after the lists: a THP missing here has left them
-        out = []
+        out: list[Page] = []
         for pindex, lst in enumerate(lists):
             order = _PINDEX_ORDER[pindex]
             for pfn in lst:
@@ -88,14 +141,14 @@ class PerCpuPages:
                     out.append((pfn, order, thp_mt[pfn]))
         return out
 
-    def take_bulk(self, count: int, pindex: int) -> list:
+    def take_bulk(self, count: int, pindex: int) -> list[Page]:
         """The list walk of free_pcppages_bulk: up to ``count`` base pages, round-robin from ``pindex``,
         tails first. Caller holds the lock."""
         count = min(count, self.count)
         lists = self.lists
         min_pindex, max_pindex = 0, NR_PCP_LISTS - 1
         pindex -= 1  # so the requested pindex is drained first
-        taken = []
+        taken: list[Page] = []
         while count > 0:
             while True:
                 pindex += 1
@@ -111,7 +164,8 @@ class PerCpuPages:
                     min_pindex += 1
                 if min_pindex > max_pindex:
                     raise AssertionError(
-                        f"pcp cpu{self.cpu}: count {self.count} but lists empty with {count} base pages left to free")
+                        f"pcp cpu{self.cpu}: count {self.count} but lists empty with {count} base pages left to free"
+                    )
             order = _PINDEX_ORDER[pindex]
             nr_pages = 1 << order
             thp = pindex == _THP_PINDEX
@@ -134,7 +188,7 @@ class PerCpuPages:
         self.count = 0
         self.free_factor = 0
 
-    def restore(self, pages) -> None:
+    def restore(self, pages: Sequence[Page]) -> None:
         """Undo take_bulk: each page back at its list's tail, so every list is as it was. Caller holds the lock."""
         for pfn, order, mt in reversed(pages):
             pindex = order_to_pindex(mt, order)
@@ -144,7 +198,7 @@ class PerCpuPages:
             self.count += 1 << order
 
 
-def on_pcp_list(pcp, pfn: int, order: int, migratetype: int) -> bool:
+def on_pcp_list(pcp: PerCpuPages, pfn: int, order: int, migratetype: int) -> bool:
     """Whether a page sits on the list free_unref_page would have put it on (a slow scan, for
     error paths only)."""
     if migratetype >= MIGRATE_PCPTYPES:
@@ -154,7 +208,7 @@ def on_pcp_list(pcp, pfn: int, order: int, migratetype: int) -> bool:
     return pfn in pcp.lists[order_to_pindex(migratetype, order)]
 
 
-def nr_pcp_high(pcp, zone, free_high: bool) -> int:
+def nr_pcp_high(pcp: PerCpuPages, zone: ZoneOps, free_high: bool) -> int:
     high = pcp.high
     if not high or free_high:
         return 0
@@ -164,7 +218,7 @@ def nr_pcp_high(pcp, zone, free_high: bool) -> int:
     return min(pcp.batch << 2, high)
 
 
-def nr_pcp_free(pcp, high: int, batch: int, free_high: bool) -> int:
+def nr_pcp_free(pcp: PerCpuPages, high: int, batch: int, free_high: bool) -> int:
     if free_high:
         return pcp.count  # batch-freeing high-order pages: free everything
     if high < batch:
@@ -178,7 +232,7 @@ def nr_pcp_free(pcp, high: int, batch: int, free_high: bool) -> int:
     return min(max(batch, min_nr_free), max_nr_free)
 
 
-def free_pcppages_bulk(zone, count: int, pcp, pindex: int) -> int:
+def free_pcppages_bulk(zone: ZoneOps, count: int, pcp: PerCpuPages, pindex: int) -> int:
     """Take up to ``count`` base pages off the lists and free them to the zone; returns base pages freed."""
     pages = pcp.take_bulk(count, pindex)
     if not pages:
@@ -191,7 +245,7 @@ def free_pcppages_bulk(zone, count: int, pcp, pindex: int) -> int:
     return sum(1 << order for _, order, _ in pages)
 
 
-def rmqueue_bulk(zone, order: int, count: int, pcp, pindex: int, migratetype: int) -> int:
+def rmqueue_bulk(zone: ZoneOps, order: int, count: int, pcp: PerCpuPages, pindex: int, migratetype: int) -> int:
     """Refill ``lists[pindex]`` with up to ``count`` pages from the zone, appended at the tail (physical order)."""
     pfns = zone.rmqueue_bulk(order, count, migratetype)
     n = len(pfns)
@@ -207,7 +261,7 @@ def rmqueue_bulk(zone, order: int, count: int, pcp, pindex: int, migratetype: in
     return n
 
 
-def _rmqueue_pcplist(zone, pcp, order: int, migratetype: int, pindex: int):
+def _rmqueue_pcplist(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: int, pindex: int) -> int | None:
     """__rmqueue_pcplist: a page off ``lists[pindex]``, refilled from the zone if empty. Caller holds the lock."""
     lst = pcp.lists[pindex]
     if not lst:
@@ -225,11 +279,14 @@ def _rmqueue_pcplist(zone, pcp, order: int, migratetype: int, pindex: int):
     return pfn
 
 
-def rmqueue_pcplist(zone, pcp, order: int, migratetype: int):
+def rmqueue_pcplist(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: int) -> int | None:
     if not 0 <= migratetype < MIGRATE_PCPTYPES:
         raise ValueError(f"migratetype {migratetype} has no pcp list")
-    pindex = MIGRATE_PCPTYPES * order + migratetype if order <= PAGE_ALLOC_COSTLY_ORDER else \
-        order_to_pindex(migratetype, order)
+    pindex = (
+        MIGRATE_PCPTYPES * order + migratetype
+        if order <= PAGE_ALLOC_COSTLY_ORDER
+        else order_to_pindex(migratetype, order)
+    )
     lock = pcp.lock
     if not lock.acquire(False):
         # A remote drain (or another context) holds the lock: the caller falls back to the buddy.
@@ -242,7 +299,7 @@ def rmqueue_pcplist(zone, pcp, order: int, migratetype: int):
         lock.release()
 
 
-def rmqueue(zone, pcp, order: int, migratetype: int):
+def rmqueue(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: int) -> int | None:
     if not order and 0 <= migratetype < MIGRATE_PCPTYPES:
         # rmqueue_pcplist for order 0, inlined along with _rmqueue_pcplist's page-on-the-list case: the two
         # trylocks alone cost ~8 list ops, so each saved call (~1.5) decides the `pcpsim bench` target of 15.
@@ -271,7 +328,7 @@ def rmqueue(zone, pcp, order: int, migratetype: int):
     return zone.rmqueue_buddy(order, migratetype)
 
 
-def free_unref_page_commit(zone, pcp, pfn: int, migratetype: int, order: int) -> None:
+def free_unref_page_commit(zone: ZoneOps, pcp: PerCpuPages, pfn: int, migratetype: int, order: int) -> None:
     """Add the page at the head of its list and flush if count reaches high. Caller holds the lock."""
     if order <= PAGE_ALLOC_COSTLY_ORDER:
         pindex = MIGRATE_PCPTYPES * order + migratetype
@@ -294,7 +351,7 @@ def free_unref_page_commit(zone, pcp, pfn: int, migratetype: int, order: int) ->
         pcp.stats.freed_high_pages += free_pcppages_bulk(zone, n, pcp, pindex)
 
 
-def free_unref_page(zone, pcp, pfn: int, order: int, migratetype: int) -> str:
+def free_unref_page(zone: ZoneOps, pcp: PerCpuPages, pfn: int, order: int, migratetype: int) -> str:
     """Free one page; returns where it went: "pcp", "buddy" (uncached order), "isolate" or "trylock"."""
     if order and not (order <= PAGE_ALLOC_COSTLY_ORDER or order == pageblock_order):
         zone.free_one_page(pfn, order, migratetype)  # __free_pages_ok
@@ -326,14 +383,14 @@ def free_unref_page(zone, pcp, pfn: int, order: int, migratetype: int) -> str:
     return "pcp"
 
 
-def free_unref_page_list(zone, pcp, pages, done=None) -> None:
+def free_unref_page_list(zone: ZoneOps, pcp: PerCpuPages, pages: Iterable[Page], done: list[int] | None = None) -> None:
     """Batched free (v6.0/6.1): isolate pages and uncached orders go straight to the zone; the rest are
     committed under a BLOCKING pcp lock (6.2 made this a trylock), dropped every SWAP_CLUSTER_MAX pages.
     ``done`` (a list) gets each pfn once it is freed to the zone or on a pcp list, so a caller whose
     free raised half-way (the zone did not answer) knows which pages it still holds."""
     if done is None:
         done = []
-    to_pcp = []
+    to_pcp: list[Page] = []
     for pfn, order, mt in pages:
         if mt == MIGRATE_ISOLATE or not (order <= PAGE_ALLOC_COSTLY_ORDER or order == pageblock_order):
             zone.free_one_page(pfn, order, mt)
@@ -359,7 +416,7 @@ def free_unref_page_list(zone, pcp, pages, done=None) -> None:
         lock.release()
 
 
-def drain_pages_zone(zone, pcp) -> int:
+def drain_pages_zone(zone: ZoneOps, pcp: PerCpuPages) -> int:
     """Free everything on ``pcp`` to the zone under its (blocking) lock; returns base pages drained."""
     if not pcp.count:  # racy read, as in the kernel: a drainer does not lock an empty pcp
         return 0

@@ -27,24 +27,27 @@ Deviations:
   free (it aborted, or its lease lapsed) come back as ``stranded``: past their grace period, on no list
   the fast path uses, still this CPU's, and first in line at the next drain.
 """
+
 import threading
+from collections.abc import Iterable
 
 from . import audit
 from . import pcp as pcpmod
-from .pcp import PcpStats, PerCpuPages
+from .constants import Page
+from .pcp import PcpLock, PcpStats, PerCpuPages, ZoneOps
 
 
 class RcuPerCpuPages:
     __slots__ = ("cpu", "pcplists", "lp", "stats", "drain_lock", "gp_pending", "stranded", "swaps")
 
-    def __init__(self, cpu: int, high: int = 0, batch: int = 1):
+    def __init__(self, cpu: int, high: int = 0, batch: int = 1) -> None:
         self.cpu = cpu
         self.stats = PcpStats()
         self.pcplists = (self._list_set(high, batch), self._list_set(high, batch))
         self.lp = self.pcplists[0]
         self.drain_lock = threading.Lock()
         self.gp_pending = False
-        self.stranded = []  # (pfn, order, migratetype)
+        self.stranded: list[Page] = []
         self.swaps = 0
 
     def _list_set(self, high: int, batch: int) -> PerCpuPages:
@@ -52,12 +55,14 @@ class RcuPerCpuPages:
         s.stats = self.stats  # one set of counters for the CPU, whichever set is in use
         return s
 
-    def __repr__(self):
-        return (f"RcuPerCpuPages(cpu={self.cpu}, lp={self.pcplists.index(self.lp)}, count={self.count}, "
-                f"spare={self.spare.count}, stranded={len(self.stranded)}, gp_pending={self.gp_pending})")
+    def __repr__(self) -> str:
+        return (
+            f"RcuPerCpuPages(cpu={self.cpu}, lp={self.pcplists.index(self.lp)}, count={self.count}, "
+            f"spare={self.spare.count}, stranded={len(self.stranded)}, gp_pending={self.gp_pending})"
+        )
 
     @property
-    def lock(self):
+    def lock(self) -> PcpLock:
         return self.lp.lock
 
     @property
@@ -72,17 +77,17 @@ class RcuPerCpuPages:
         return a.count + b.count + sum(1 << order for _, order, _ in self.stranded)
 
     @property
-    def lists(self) -> list:
+    def lists(self) -> list[list[int]]:
         """Pages of both sets per pindex (new lists: for reporting only)."""
         a, b = self.pcplists
-        return [list(x) + list(y) for x, y in zip(a.lists, b.lists)]
+        return [list(x) + list(y) for x, y in zip(a.lists, b.lists, strict=True)]
 
     @property
-    def thp_migratetype(self) -> dict:
+    def thp_migratetype(self) -> dict[int, int]:
         a, b = self.pcplists
         return {**a.thp_migratetype, **b.thp_migratetype}
 
-    def pages(self) -> list:
+    def pages(self) -> list[Page]:
         a, b = self.pcplists
         return a.pages() + b.pages() + list(self.stranded)
 
@@ -114,8 +119,9 @@ class RcuPerCpuPages:
         running finish on the old set, so it may not be touched until grace_period_elapsed()."""
         old, new = self.lp, self.spare
         if new.count or self.gp_pending:
-            raise AssertionError(f"pcp cpu{self.cpu}: swap onto a spare set with {new.count} pages, "
-                                 f"gp_pending={self.gp_pending}")
+            raise AssertionError(
+                f"pcp cpu{self.cpu}: swap onto a spare set with {new.count} pages, gp_pending={self.gp_pending}"
+            )
         new.high, new.batch, new.free_factor = old.high, old.batch, old.free_factor
         self.lp = new
         self.gp_pending = True
@@ -124,7 +130,7 @@ class RcuPerCpuPages:
     def grace_period_elapsed(self) -> None:
         self.gp_pending = False
 
-    def take_spare(self) -> list:
+    def take_spare(self) -> list[Page]:
         """Every page of the spare set, whose grace period has elapsed, and the stranded pages."""
         if self.gp_pending:
             raise AssertionError(f"pcp cpu{self.cpu}: spare set taken before its grace period")
@@ -141,20 +147,22 @@ class RcuPerCpuPages:
         self.stranded = []
         self.gp_pending = False
 
-    def strand(self, pages) -> None:
+    def strand(self, pages: Iterable[Page]) -> None:
         """Pages a drainer took and did not free come back, on no list the fast path uses."""
         self.stranded.extend(pages)
 
 
-def rmqueue(zone, pcp: RcuPerCpuPages, order: int, migratetype: int):
+def rmqueue(zone: ZoneOps, pcp: RcuPerCpuPages, order: int, migratetype: int) -> int | None:
     return pcpmod.rmqueue(zone, pcp.lp, order, migratetype)
 
 
-def free_unref_page(zone, pcp: RcuPerCpuPages, pfn: int, order: int, migratetype: int) -> str:
+def free_unref_page(zone: ZoneOps, pcp: RcuPerCpuPages, pfn: int, order: int, migratetype: int) -> str:
     return pcpmod.free_unref_page(zone, pcp.lp, pfn, order, migratetype)
 
 
-def free_unref_page_list(zone, pcp: RcuPerCpuPages, pages, done=None) -> None:
+def free_unref_page_list(
+    zone: ZoneOps, pcp: RcuPerCpuPages, pages: Iterable[Page], done: list[int] | None = None
+) -> None:
     pcpmod.free_unref_page_list(zone, pcp.lp, pages, done)
 
 
@@ -162,13 +170,13 @@ def on_pcp_list(pcp: RcuPerCpuPages, pfn: int, order: int, migratetype: int) -> 
     return pcpmod.on_pcp_list(pcp.lp, pfn, order, migratetype)
 
 
-def drain_pages_zone(zone, pcp: RcuPerCpuPages) -> int:
+def drain_pages_zone(zone: ZoneOps, pcp: RcuPerCpuPages) -> int:
     """drain_local_pages on the CPU itself (a workqueue drain) frees the set in use, like any fast path:
     a remote swap meanwhile finds the old set emptied after its grace period."""
     return pcpmod.drain_pages_zone(zone, pcp.lp)
 
 
-def check_pcp(pcp: RcuPerCpuPages) -> list:
+def check_pcp(pcp: RcuPerCpuPages) -> list[str]:
     """audit.check_pcp on each set, plus stranded pages that are also on a set."""
     errors = [f"set {i}: {e}" for i, s in enumerate(pcp.pcplists) for e in audit.check_pcp(s)]
     on_sets = {pfn for s in pcp.pcplists for pfn, _, _ in s.pages()}

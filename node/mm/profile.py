@@ -30,11 +30,14 @@ then (and meets the held lock) or after the unlock. The live node runs IRQs as t
 between task steps, so it never raises one inside a pcp section: that difference is pinned by
 the unit tests on the pure model only.
 """
+
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import SimpleNamespace
 
 from . import pcp as pcpmod
-from .constants import MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, pcp_allowed_order
+from .constants import MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, Page, pcp_allowed_order
+from .pcp import PerCpuPages, ZoneOps
 
 DEFAULT_KERNEL = "6.1"
 
@@ -42,16 +45,17 @@ DEFAULT_KERNEL = "6.1"
 @dataclass(frozen=True)
 class KernelProfile:
     name: str
-    strategy: str            # the drain strategy of that kernel (coordinator.drain.drainer.STRATEGIES)
-    pcp_lock: str            # "local_lock" or "spinlock"
-    irqs_off: bool           # IRQs disabled while the pcp lock is held
+    strategy: str  # the drain strategy of that kernel (coordinator.drain.drainer.STRATEGIES)
+    pcp_lock: str  # "local_lock" or "spinlock"
+    irqs_off: bool  # IRQs disabled while the pcp lock is held
     free_list_trylock: bool  # free_unref_page_list trylocks (else spins)
-    remote_drain: bool       # another CPU may take this pcp's lock
+    remote_drain: bool  # another CPU may take this pcp's lock
 
 
 PROFILES = {
-    "5.19": KernelProfile("5.19", "workqueue", "local_lock", irqs_off=True, free_list_trylock=False,
-                          remote_drain=False),
+    "5.19": KernelProfile(
+        "5.19", "workqueue", "local_lock", irqs_off=True, free_list_trylock=False, remote_drain=False
+    ),
     "6.1": KernelProfile("6.1", "remote", "spinlock", irqs_off=True, free_list_trylock=False, remote_drain=True),
     "6.2": KernelProfile("6.2", "remote", "spinlock", irqs_off=False, free_list_trylock=True, remote_drain=True),
 }
@@ -64,7 +68,9 @@ def get(name: str) -> KernelProfile:
         raise ValueError(f"unknown kernel profile {name!r}; known: {', '.join(PROFILES)}") from None
 
 
-def free_unref_page_list_trylock(zone, pcp, pages, done=None) -> None:
+def free_unref_page_list_trylock(
+    zone: ZoneOps, pcp: PerCpuPages, pages: Iterable[Page], done: list[int] | None = None
+) -> None:
     """v6.2 free_unref_page_list: like pcp.free_unref_page_list but the pcp lock is a trylock; when it
     fails (a remote drainer, or an interrupted holder on this CPU, has it) the remaining pages are
     freed to the buddy one by one, counted as trylock failures and buddy fallbacks of the free path.
@@ -72,7 +78,7 @@ def free_unref_page_list_trylock(zone, pcp, pages, done=None) -> None:
     pcp.free_unref_page_list."""
     if done is None:
         done = []
-    to_pcp = []
+    to_pcp: list[Page] = []
     for pfn, order, mt in pages:
         if mt == MIGRATE_ISOLATE or not pcp_allowed_order(order):
             zone.free_one_page(pfn, order, mt)
@@ -106,10 +112,12 @@ def free_unref_page_list_trylock(zone, pcp, pages, done=None) -> None:
 def pcp_ops(profile: KernelProfile) -> SimpleNamespace:
     """The spinlock (or local_lock) design's entry points under `profile` (node.alloc's `ops`)."""
     return SimpleNamespace(
-        rmqueue=pcpmod.rmqueue, free_unref_page=pcpmod.free_unref_page,
-        free_unref_page_list=free_unref_page_list_trylock if profile.free_list_trylock
-        else pcpmod.free_unref_page_list,
-        drain_pages_zone=pcpmod.drain_pages_zone, on_pcp_list=pcpmod.on_pcp_list)
+        rmqueue=pcpmod.rmqueue,
+        free_unref_page=pcpmod.free_unref_page,
+        free_unref_page_list=free_unref_page_list_trylock if profile.free_list_trylock else pcpmod.free_unref_page_list,
+        drain_pages_zone=pcpmod.drain_pages_zone,
+        on_pcp_list=pcpmod.on_pcp_list,
+    )
 
 
 class LocalIrq:
@@ -119,13 +127,13 @@ class LocalIrq:
     the section ends, so it never meets the held lock; with IRQs on (6.2) it runs at once, and an
     allocation in it finds the lock taken, fails the trylock and goes to the buddy."""
 
-    def __init__(self, profile: KernelProfile, pcp):
+    def __init__(self, profile: KernelProfile, pcp: PerCpuPages) -> None:
         self.profile = profile
         self.pcp = pcp
-        self.pending = []
+        self.pending: list[Callable[[], object]] = []
         self.in_section = False
 
-    def pcp_section(self, body):
+    def pcp_section(self, body: Callable[[], object]) -> None:
         """Run body() holding this CPU's pcp lock, as the fast path does; deliver deferred IRQs after."""
         with self.pcp.lock:
             self.in_section = True
@@ -137,7 +145,7 @@ class LocalIrq:
         for handler in pending:
             handler()
 
-    def raise_irq(self, handler) -> bool:
+    def raise_irq(self, handler: Callable[[], object]) -> bool:
         """Returns True if the handler ran now, False if it waits for the end of the pcp section."""
         if self.in_section and self.profile.irqs_off:
             self.pending.append(handler)

@@ -14,6 +14,7 @@ Deviations:
 - ``zone_batchsize`` returns the raw v6.1 result, which is 0 for zones under 4096 pages; the kernel's caller
   (zone_set_pageset_high_and_batch) applies max(1, batch), and so must ours (``pageset_batch``).
 """
+
 from math import isqrt
 
 from .constants import PAGE_SHIFT, PAGE_SIZE
@@ -36,8 +37,9 @@ def mult_frac(x: int, numer: int, denom: int) -> int:
     return q * numer + (r * numer) // denom
 
 
-def setup_per_zone_wmarks(managed_pages: int, min_free_kbytes: int,
-                          watermark_scale_factor: int = WATERMARK_SCALE_FACTOR) -> dict:
+def setup_per_zone_wmarks(
+    managed_pages: int, min_free_kbytes: int, watermark_scale_factor: int = WATERMARK_SCALE_FACTOR
+) -> dict[str, int]:
     """{"min", "low", "high"} in pages for the only zone of the node (``__setup_per_zone_wmarks``)."""
     pages_min = min_free_kbytes >> (PAGE_SHIFT - 10)
     wmin = pages_min  # single zone: managed_pages / lowmem_pages == 1

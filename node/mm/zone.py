@@ -26,18 +26,30 @@ Deviations:
 - ``free_pcppages_bulk`` validates the whole batch before freeing any of it, so a bad batch changes nothing and
   the pcp side can put the pages back.
 """
+
 import threading
+from collections.abc import Iterable
 
 from .buddy import BuddyAllocator, PageStateError
-from .constants import (MAX_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_MOVABLE,
-                        MIGRATE_RECLAIMABLE, MIGRATE_TYPES, MIGRATE_UNMOVABLE, PAGE_SIZE, pageblock_nr_pages,
-                        pageblock_order)
+from .constants import (
+    MAX_ORDER,
+    MIGRATE_HIGHATOMIC,
+    MIGRATE_ISOLATE,
+    MIGRATE_MOVABLE,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_TYPES,
+    MIGRATE_UNMOVABLE,
+    PAGE_SIZE,
+    Page,
+    pageblock_nr_pages,
+    pageblock_order,
+)
 from .watermark import init_per_zone_wmark_min, setup_per_zone_wmarks, zone_batchsize, zone_highsize
 
-__all__ = ["Zone", "PageStateError", "fallbacks"]
+__all__ = ["PageStateError", "Zone", "fallbacks"]
 
 # v6.1 fallbacks[]: the order in which other migratetypes' free lists are raided.
-fallbacks = {
+fallbacks: dict[int, tuple[int, int]] = {
     MIGRATE_UNMOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE),
     MIGRATE_MOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE),
     MIGRATE_RECLAIMABLE: (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE),
@@ -53,7 +65,7 @@ def can_steal_fallback(order: int, start_mt: int) -> bool:
 
 
 class Zone(BuddyAllocator):
-    def __init__(self, start_pfn: int, spanned_pages: int, nr_cpus: int, name: str = "Normal"):
+    def __init__(self, start_pfn: int, spanned_pages: int, nr_cpus: int, name: str = "Normal") -> None:
         super().__init__(start_pfn, spanned_pages)
         if nr_cpus < 1:
             raise ValueError(f"nr_cpus must be >= 1, got {nr_cpus}")
@@ -68,7 +80,7 @@ class Zone(BuddyAllocator):
         nr_reclaimable = nr_pageblocks // 16
         self._pageblock_mt = bytearray([MIGRATE_MOVABLE]) * nr_pageblocks
         self._pageblock_mt[:nr_unmovable] = bytes([MIGRATE_UNMOVABLE]) * nr_unmovable
-        self._pageblock_mt[nr_unmovable:nr_unmovable + nr_reclaimable] = bytes([MIGRATE_RECLAIMABLE]) * nr_reclaimable
+        self._pageblock_mt[nr_unmovable : nr_unmovable + nr_reclaimable] = bytes([MIGRATE_RECLAIMABLE]) * nr_reclaimable
         self._nr_isolate_pageblock = 0
         self._init_free_lists()
         min_free_kbytes = init_per_zone_wmark_min(self.managed_pages * PAGE_SIZE // 1024)
@@ -131,7 +143,7 @@ class Zone(BuddyAllocator):
 
     # -- allocation --------------------------------------------------------------------------------
 
-    def _rmqueue_fallback(self, order: int, migratetype: int):
+    def _rmqueue_fallback(self, order: int, migratetype: int) -> int | None:
         """__rmqueue_fallback: steal the largest suitable block of another type, then allocate from it."""
         fb = fallbacks.get(migratetype)
         if fb is None:
@@ -151,6 +163,8 @@ class Zone(BuddyAllocator):
                     if fallback_mt is not None:
                         can_steal = can_steal_fallback(current_order, migratetype)
                         break
+                # The search reaches the order the outer loop found a block at, so it cannot come back empty.
+                assert fallback_mt is not None
             found = (current_order, fallback_mt, can_steal)
             break
         if found is None:
@@ -174,7 +188,7 @@ class Zone(BuddyAllocator):
                 return
         self.move_to_free_list(pfn, current_order, start_type)
 
-    def _rmqueue(self, order: int, migratetype: int):
+    def _rmqueue(self, order: int, migratetype: int) -> int | None:
         """__rmqueue without CMA: own type first, then fallback."""
         page = self._rmqueue_smallest(order, migratetype)
         if page is None:
@@ -187,7 +201,7 @@ class Zone(BuddyAllocator):
         if not 0 <= migratetype < MIGRATE_TYPES:
             raise ValueError(f"migratetype {migratetype} out of range [0, {MIGRATE_TYPES})")
 
-    def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list:
+    def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list[int]:
         """Up to ``count`` order-``order`` pages under zone->lock, in the order expand() hands them out."""
         self._check_alloc(order, migratetype)
         pages = []
@@ -199,7 +213,7 @@ class Zone(BuddyAllocator):
                 pages.append(page)
         return pages
 
-    def rmqueue_buddy(self, order: int, migratetype: int):
+    def rmqueue_buddy(self, order: int, migratetype: int) -> int | None:
         self._check_alloc(order, migratetype)
         with self.lock:
             return self._rmqueue(order, migratetype)
@@ -216,7 +230,7 @@ class Zone(BuddyAllocator):
                 migratetype = self.get_pageblock_migratetype(pfn)
             self._merge_free(pfn, order, migratetype)
 
-    def free_pcppages_bulk(self, pages) -> None:
+    def free_pcppages_bulk(self, pages: Iterable[Page]) -> None:
         """The zone half of free_pcppages_bulk: free (pfn, order, migratetype) pages, all or nothing."""
         pages = list(pages)
         with self.lock:
