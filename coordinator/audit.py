@@ -9,10 +9,10 @@ what each CPU says it holds. The CPUs run again whatever the outcome.
 
 import asyncio
 
+from coordinator.zone_service import OWNER_KINDS
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm import audit as mm_audit
-from coordinator.zone_service import OWNER_KINDS
 
 
 async def audit_cluster(membership, zone_service, drainer, on_report=None) -> mm_audit.AuditReport:

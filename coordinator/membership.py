@@ -30,11 +30,10 @@ from dataclasses import dataclass
 import grpc
 
 from node.api import validate
-
-from node.shared import security
 from node.api.errors import FailedPrecondition, InvalidArgument, NotFound
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.shared import security
 from node.shared.config import split_host_port
 from node.shared.reply_stream import AioReplyStream
 

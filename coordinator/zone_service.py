@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from node.api.errors import FailedPrecondition
 from node.api.validate import MAX_PAGES_PER_MESSAGE
 from node.mm import isolation
-from node.mm.constants import MAX_ORDER, MIGRATE_MOVABLE
 from node.mm.buddy import PageStateError
+from node.mm.constants import MAX_ORDER, MIGRATE_MOVABLE
 from node.mm.zone import Zone
 from node.shared.timebase import CostModel
 

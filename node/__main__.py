@@ -20,24 +20,32 @@ import time
 
 import grpc
 
-from node.shared import exposition
-from node.shared import logs
-from node.shared import security
+from node import wake_probe
+from node.agent import Agent
 from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from node.agent import Agent
-from node.shared.config import (ENV, FLAG, EnvArgumentParser, advertised, advertised_metrics, cpu_from_hostname,
-                         dialable, host_port, nonnegative, positive)
+from node.mm import profile as profiles
+from node.runtime import ROLES, NodeRuntime, TaskConfig
+from node.server import NodeServicer
+from node.shared import exposition, logs, security
+from node.shared.config import (
+    ENV,
+    FLAG,
+    EnvArgumentParser,
+    advertised,
+    advertised_metrics,
+    cpu_from_hostname,
+    dialable,
+    host_port,
+    nonnegative,
+    positive,
+)
 from node.shared.cpulist import parse_cpu_list, role_for_cpu
 from node.shared.faults import Faults
 from node.shared.lifecycle import stop_event
-from node.mm import profile as profiles
-from node.runtime import ROLES, NodeRuntime, TaskConfig
 from node.shared.server import build_server
-from node.server import NodeServicer
 from node.shared.timebase import CostModel
-from node import wake_probe
 from node.zone_client import ZoneClient
 
 

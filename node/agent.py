@@ -87,7 +87,7 @@ class Agent:
             await self.heartbeat_once()
             try:
                 await asyncio.wait_for(stop.wait(), max(interval, self.paced))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def rejoin(self, resume: bool) -> None:

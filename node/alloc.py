@@ -22,8 +22,8 @@ declared dead).
 import threading
 
 from node.api.v1 import pcpsim_pb2 as pb
-from node.shared.faults import InjectedRpcError
 from node.mm import pcp as pcpmod
+from node.shared.faults import InjectedRpcError
 
 
 class PageAllocator:

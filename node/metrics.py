@@ -20,8 +20,13 @@ from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from node.mm.constants import (MIGRATE_PCPTYPES, MIGRATETYPE_NAMES, NR_LOWORDER_PCP_LISTS, pageblock_order,
-                               pindex_to_order)
+from node.mm.constants import (
+    MIGRATE_PCPTYPES,
+    MIGRATETYPE_NAMES,
+    NR_LOWORDER_PCP_LISTS,
+    pageblock_order,
+    pindex_to_order,
+)
 from node.shared.buckets import LATENCY_BUCKETS, LONG_LATENCY_BUCKETS
 
 # Causes a latency task attributes stolen time to (node.tasks); always exported, so a

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 from node.api.errors import FailedPrecondition
 
-
 KEEP_OUTCOMES = 1024  # grants remembered after they end (retried commits, the checker)
 
 HELD, COMMITTED, ABORTED, EXPIRED = "held", "committed", "aborted", "expired"

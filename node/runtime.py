@@ -21,14 +21,13 @@ from node.api.errors import FailedPrecondition, InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import MEMBERSHIP, OPERATOR, Cpu
 from node.metrics import NodeMetrics
-from node.mm import audit
+from node.mm import audit, pcp_rcu
 from node.mm import pcp as pcpmod
-from node.mm import pcp_rcu
 from node.mm import profile as profiles
 from node.rcu_drain import RcuDrain
 from node.remote_lock import RemotePcpLock
-from node.tasks import Housekeeping, IrqSource, LatencyTask
 from node.shared.timebase import CostModel
+from node.tasks import Housekeeping, IrqSource, LatencyTask
 
 ROLES = {
     "housekeeping": pb.ROLE_HOUSEKEEPING,

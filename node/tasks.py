@@ -26,8 +26,7 @@ task later frees (a received packet's buffer).
 import random
 from dataclasses import dataclass, field
 
-from node.mm.constants import (HPAGE_PMD_ORDER, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
-                               MIGRATE_UNMOVABLE)
+from node.mm.constants import HPAGE_PMD_ORDER, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
 
 
 @dataclass

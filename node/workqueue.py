@@ -38,7 +38,7 @@ class WorkItems:
         item, fut = entry
         try:
             await asyncio.wait_for(asyncio.shield(fut), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return item, False
         del self._items[work_id]
         return item, True

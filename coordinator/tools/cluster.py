@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from node.shared import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.profile import DEFAULT_KERNEL
+from node.shared import security
 from node.shared.cpulist import parse_cpu_list, role_for_cpu, role_label
 
 TARGETS_FILE = "prometheus-targets.json"

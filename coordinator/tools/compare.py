@@ -29,9 +29,9 @@ drain_all_pages duration in `strategies.<name>.drain_all.durations_s`.
 
 import collections
 import json
-import random
 import math
 import os
+import random
 import sys
 import tempfile
 import threading
@@ -40,15 +40,15 @@ from dataclasses import dataclass
 
 import grpc
 
+from coordinator.drain.record import STRATEGIES, TRIGGER_NAMES
+from coordinator.tools.cluster import DEFAULT_ROLES, ClusterConfig, LocalCluster
+from coordinator.tools.schedule import drain_schedule
+from coordinator.tools.stats import percentile, summary
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm import profile as profiles
 from node.shared.cpulist import role_label
 from node.shared.timebase import TIME_SCALE
-from coordinator.tools.cluster import DEFAULT_ROLES, ClusterConfig, LocalCluster
-from coordinator.tools.schedule import drain_schedule
-from coordinator.drain.record import STRATEGIES, TRIGGER_NAMES
-from coordinator.tools.stats import percentile, summary
 
 DEFAULT_STRATEGIES = ("workqueue", "remote")
 

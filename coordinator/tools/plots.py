@@ -12,6 +12,7 @@ stays fast. Figures are drawn on an explicit Agg canvas (no pyplot, no global fi
 import os
 
 from coordinator.tools import report
+
 PHASE_STYLE = {"noise_floor": ("tab:gray", ":"), "workqueue": ("tab:red", "-"), "remote": ("tab:blue", "-"),
                "rcu-swap": ("tab:green", "-")}
 # Curves drawn later are thinner, so identical curves (an RT task sees the same few

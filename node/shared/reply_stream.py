@@ -105,7 +105,7 @@ class AioReplyStream:
             try:
                 await call.write(message)
                 reply = await asyncio.wait_for(call.read(), timeout or self.timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.close()
                 raise StreamBroken(grpc.StatusCode.DEADLINE_EXCEEDED,
                                    f"no reply on {self.name} within {timeout or self.timeout}s") from None

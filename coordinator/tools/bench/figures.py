@@ -53,15 +53,15 @@ import threading
 import time
 import types
 
-from node.shared import security
+from coordinator.tools.bench.figure import Figure, linear_fit, log, result_json
+from coordinator.tools.bench.scale import bench_scale
+from coordinator.tools.cluster import ClusterConfig, LocalCluster
+from coordinator.tools.stats import percentile
+from node import wake_probe
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.constants import MIGRATE_MOVABLE
-from coordinator.tools.cluster import ClusterConfig, LocalCluster
-from coordinator.tools.bench.figure import Figure, linear_fit, log, result_json
-from coordinator.tools.bench.scale import bench_scale
-from coordinator.tools.stats import percentile
-from node import wake_probe
+from node.shared import security
 
 TINY_TIME_SCALE = 1e-6   # modeled sleeps ~0: what remains is simulator overhead
 FULL_SCALING_NS = (1, 2, 4, 8, 16, 32)
@@ -75,6 +75,7 @@ def _pcp_runtime(with_metrics: bool):
     """A node's pcp, zone and (optionally) its metrics collector, as node.runtime builds them,
     without starting any thread."""
     from prometheus_client import CollectorRegistry, generate_latest
+
     from node.alloc import PageAllocator
     from node.cpu import Cpu
     from node.metrics import NodeMetrics

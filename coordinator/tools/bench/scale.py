@@ -19,11 +19,11 @@ import time
 
 import grpc
 
-from node.shared import security
-from node.api.v1 import pcpsim_pb2 as pb
-from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from coordinator.tools.bench.figure import Figure, log
 from coordinator.tools.cluster import ClusterConfig, LocalCluster
+from node.api.v1 import pcpsim_pb2 as pb
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.shared import security
 
 FULL = (64, 60.0)    # CPUs, seconds
 QUICK = (16, 10.0)

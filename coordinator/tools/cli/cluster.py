@@ -4,14 +4,22 @@ import os
 import signal
 import time
 
-from node.shared import security
-from node.api.v1 import pcpsim_pb2 as pb
-from node.shared.config import join_host_port
-from node.shared.cpulist import parse_cpu_list
 from coordinator.tools import prometheus
 from coordinator.tools.cli.errors import CliError
-from coordinator.tools.cluster import (DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT, ClusterConfig, ClusterError,
-                                       LocalCluster, TlsPaths, assign_roles)
+from coordinator.tools.cluster import (
+    DEFAULT_ISOLATED,
+    DEFAULT_NODES,
+    DEFAULT_RT,
+    ClusterConfig,
+    ClusterError,
+    LocalCluster,
+    TlsPaths,
+    assign_roles,
+)
+from node.api.v1 import pcpsim_pb2 as pb
+from node.shared import security
+from node.shared.config import join_host_port
+from node.shared.cpulist import parse_cpu_list
 
 
 def topology(args) -> tuple[int, str, str]:

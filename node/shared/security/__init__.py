@@ -29,8 +29,13 @@ from node.shared.security.interceptors import AuthInterceptor
 from node.shared.security.limits import max_request_bytes, server_options
 from node.shared.security.settings import INSECURE, Security, SecurityError, Tls
 from node.shared.security.tls import add_port, load_tls
-from node.shared.security.tokens import (MIN_SECRET_CHARS, bound_token, generate_token_files, load_token_file,
-                                         parse_token_file)
+from node.shared.security.tokens import (
+    MIN_SECRET_CHARS,
+    bound_token,
+    generate_token_files,
+    load_token_file,
+    parse_token_file,
+)
 
 __all__ = [
     "ACCESS", "ALWAYS", "NODE", "OPERATOR", "ROLES",
