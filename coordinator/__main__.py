@@ -82,7 +82,8 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
                    help=f"remote pcp lock lease (1..{MAX_LEASE_MS}, the most a node grants)")
     p.add_argument("--rcu-gp-timeout-ms", type=int_range(1, MAX_LEASE_MS), default=2000,
                    env="PCPSIM_RCU_GP_TIMEOUT_MS",
-                   help=f"rcu-swap: a CPU that reports no quiescent state this long fails its drain (1..{MAX_LEASE_MS})")
+                   help="rcu-swap: a CPU that reports no quiescent state this long fails its drain "
+                        f"(1..{MAX_LEASE_MS})")
     p.add_argument("--flush-timeout-ms", type=int_range(1, MAX_FLUSH_MS), default=10_000,
                    env="PCPSIM_FLUSH_TIMEOUT_MS",
                    help=f"bound on a workqueue flush of one CPU (1..{MAX_FLUSH_MS})")

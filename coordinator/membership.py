@@ -94,6 +94,7 @@ class Membership:
         if self.lease >= dead_timeout:
             raise InvalidArgument(f"lease {self.lease}s must be shorter than the dead timeout {dead_timeout}s")
         self.members: dict[int, Member] = {}
+        self._closing: set[asyncio.Future[None]] = set()  # old channels closing (see register)
 
     def check_registration(self, cpu: int, address: str, role: int, metrics_address: str = "",
                            incarnation: str = "") -> None:
@@ -120,7 +121,10 @@ class Membership:
             # A restarted node: the old channel points at a dead process.
             if old.control:
                 old.control.close()
-            asyncio.ensure_future(old.channel.close())
+            # The loop holds tasks weakly: keep this one until it is done.
+            closing = asyncio.ensure_future(old.channel.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
         return member
 
     def live(self, cpu: int, incarnation: str) -> Member:

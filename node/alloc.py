@@ -19,6 +19,7 @@ on (they only move pages this CPU still holds, and the zone refuses them from a 
 declared dead).
 """
 
+import contextlib
 import threading
 
 from node.api.v1 import pcpsim_pb2 as pb
@@ -129,7 +130,5 @@ class PageAllocator:
             pb.DrainAllRequest(trigger=pb.TRIGGER_RECLAIM), timeout=self.reclaim_timeout)
         future.add_done_callback(lambda _f: (done.set(), self.cpu.notify()))
         self.cpu.wait_for(done, self.reclaim_timeout + 1.0)
-        try:
+        with contextlib.suppress(Exception):  # a failed drain leaves the retry to fail on its own
             future.result(timeout=0)
-        except Exception:  # a failed drain leaves the retry to fail on its own
-            pass

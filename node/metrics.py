@@ -161,8 +161,8 @@ class NodeCollector(Collector):
         fams["pcpsim_task_max_single_noise_seconds"].add_metric(labels, t.max_single_noise_s)
         stolen, events = dict(t.stolen_s), dict(t.noise_events)  # C-level copies, see above
         for cause in sorted(set(NOISE_CAUSES) | stolen.keys() | events.keys()):
-            fams["pcpsim_task_stolen_seconds_total"].add_metric(labels + [cause], stolen.get(cause, 0.0))
-            fams["pcpsim_task_noise_events_total"].add_metric(labels + [cause], events.get(cause, 0))
+            fams["pcpsim_task_stolen_seconds_total"].add_metric([*labels, cause], stolen.get(cause, 0.0))
+            fams["pcpsim_task_noise_events_total"].add_metric([*labels, cause], events.get(cause, 0))
 
     @staticmethod
     def _families() -> dict:

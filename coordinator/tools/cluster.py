@@ -125,7 +125,7 @@ class LocalCluster(Supervised):
         return tls + (["--token-file", self.token_files[who]] if self.token_files else [])
 
     def _spawn(self, name: str, argv: list[str], stdout=None) -> subprocess.Popen:
-        log = open(os.path.join(self.run_dir, f"{name}.log"), "ab")
+        log = open(os.path.join(self.run_dir, f"{name}.log"), "ab")  # noqa: SIM115 - the child's, closed by stop()
         self._logs.append(log)
         proc = subprocess.Popen([sys.executable, "-m", *argv, "--parent-pid", str(os.getpid())],
                                 stdout=stdout or log, stderr=log, stdin=subprocess.DEVNULL,

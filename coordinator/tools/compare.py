@@ -131,7 +131,7 @@ def trigger_plan(seed: int, mix: tuple, n: int) -> list[str]:
     """Which trigger each of n scheduled events is, drawn with the seed by the mix's weights
     ((name, weight) pairs), so every strategy meets the same sequence."""
     rng = random.Random(f"triggers:{seed}")
-    names, weights = zip(*mix)
+    names, weights = zip(*mix, strict=True)
     return rng.choices(names, weights, k=n)
 
 
@@ -157,7 +157,7 @@ def _drive_drains(stub, strategy: int, offsets: list[float], start: float, error
     """Open-loop schedule: each event on its own thread at its offset, so a slow drain
     does not shift the next one's start (it waits for the mutex instead)."""
     threads = []
-    for index, (offset, trigger) in enumerate(zip(offsets, plan)):
+    for index, (offset, trigger) in enumerate(zip(offsets, plan, strict=True)):
         delay = start + offset - time.monotonic()
         if delay > 0:
             time.sleep(delay)

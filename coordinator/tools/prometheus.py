@@ -128,7 +128,7 @@ class LocalPrometheus(Supervised):
         with open(self.config_file, "w") as f:
             f.write(render_config(self.targets))
         storage = tempfile.mkdtemp(prefix="prometheus-tsdb-", dir=self.run_dir)
-        self._log = open(self.log_file, "ab")
+        self._log = open(self.log_file, "ab")  # noqa: SIM115 - the child's, closed by stop()
         for attempt in range(attempts):
             self.address = f"{self.host}:{free_port(self.host, self.port if attempt == 0 else None)}"
             self.proc = subprocess.Popen(

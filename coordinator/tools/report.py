@@ -151,7 +151,7 @@ def oslat_table(result: dict) -> str:
                 continue
             out.append(f"{b:>7d} (us):\t" + " ".join(f"{h.get(b, 0):>10d}" for h in hists))
 
-        def row(label: str, key: str, fmt: str) -> str:
+        def row(label: str, key: str, fmt: str, cpus: list[tuple[int, dict]] = cpus) -> str:
             cells = [format(kus(result, d[key]), fmt) if d["runs"] else "-" for _, d in cpus]
             return f"{label:>13}\t" + " ".join(f"{c:>10}" for c in cells) + " (us)"
         out += [row("Minimum:", "wake_latency_min_s", ".1f"), row("Average:", "wake_latency_avg_s", ".3f"),

@@ -64,7 +64,7 @@ def page_list(pages) -> list[tuple[int, int, int]]:
     if n > MAX_PAGES_PER_MESSAGE:
         raise InvalidArgument(f"{n} pages in one message, limit {MAX_PAGES_PER_MESSAGE}")
     out = []
-    for pfn, o, mt in zip(pages.pfn, pages.order, pages.migratetype):
+    for pfn, o, mt in zip(pages.pfn, pages.order, pages.migratetype, strict=True):
         out.append((pfn, order(o), migratetype(mt)))
     if len({p for p, _, _ in out}) != n:
         raise InvalidArgument("page list names a pfn twice")
@@ -75,7 +75,7 @@ def to_page_list(msg_cls, pages) -> object:
     """Build a PageList message from (pfn, order, migratetype) tuples."""
     msg = msg_cls()
     if pages:
-        pfns, orders, mts = zip(*pages)
+        pfns, orders, mts = zip(*pages, strict=True)
         msg.pfn.extend(pfns)
         msg.order.extend(orders)
         msg.migratetype.extend(mts)

@@ -46,7 +46,8 @@ def main(argv=None) -> int:
                    help="HOST:PORT (default: this container's PCPSIM_LISTEN)")
     p.add_argument("--service", default="", help="service name to ask about (default: the whole server)")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds (default %(default)s)")
-    for flag, var in (("--tls-ca", "PCPSIM_TLS_CA"), ("--tls-cert", "PCPSIM_TLS_CERT"), ("--tls-key", "PCPSIM_TLS_KEY")):
+    for flag, var in (("--tls-ca", "PCPSIM_TLS_CA"), ("--tls-cert", "PCPSIM_TLS_CERT"),
+                      ("--tls-key", "PCPSIM_TLS_KEY")):
         p.add_argument(flag, default=os.environ.get(var) or None, help=f"PEM file, for a TLS server (default ${var})")
     args = p.parse_args(argv)
     try:

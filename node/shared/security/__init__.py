@@ -37,7 +37,8 @@ from node.shared.security.tokens import (
     parse_token_file,
 )
 
-__all__ = [
+# Grouped by the module each name comes from, as imported above.
+__all__ = [  # noqa: RUF022
     "ACCESS", "ALWAYS", "NODE", "OPERATOR", "ROLES",
     "aio_channel", "channel",
     "exposure_warning", "process_warning", "warn",
