@@ -2,8 +2,11 @@
 processes read (the coordinator's flags are bounded by what a node accepts). Every check
 raises InvalidArgument."""
 
+from collections.abc import Iterable
+
 from node.api.errors import InvalidArgument
-from node.mm.constants import MAX_ORDER, MIGRATE_TYPES, MIGRATETYPE_NAMES
+from node.api.v1 import pcpsim_pb2 as pb
+from node.mm.constants import MAX_ORDER, MIGRATE_TYPES, MIGRATETYPE_NAMES, Page
 
 MAX_PAGES_PER_MESSAGE = 1 << 16
 MAX_TRANSFER_ID = 128  # characters; a node's ids are ~30 (node.zone_client)
@@ -71,7 +74,7 @@ def page_list(pages) -> list[tuple[int, int, int]]:
     return out
 
 
-def to_page_list(msg_cls, pages) -> object:
+def to_page_list(msg_cls: type[pb.PageList], pages: Iterable[Page]) -> pb.PageList:
     """Build a PageList message from (pfn, order, migratetype) tuples."""
     msg = msg_cls()
     if pages:
