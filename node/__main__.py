@@ -172,7 +172,7 @@ async def main(args) -> None:
     logs.setup(args.log_level, f"cpu{args.cpu}")
     registry = exposition.process_registry()  # this process's own: never prometheus_client's global one
     sec = args.security
-    holder = {}
+    holder: dict[str, NodeRuntime] = {}  # the runtime, once registration has made it
     faults = Faults(on_cost_factor=lambda f: holder["runtime"].set_cost_factor(f))
     server, port, health = await build_server(pb.DESCRIPTOR.services_by_name["Node"],
                                               pb_grpc.add_NodeServicer_to_server, NodeServicer(_Late(holder), faults),

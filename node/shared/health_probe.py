@@ -23,7 +23,8 @@ def check(address: str, service: str = "", timeout: float = 2.0, tls: security.T
     """The status name the health service at `address` reports for `service`
     ("SERVING", "NOT_SERVING", ...); grpc.RpcError if it cannot be asked."""
     with security.channel(address, security.Security(tls=tls)) as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(
+        # types-grpcio-health-checking's HealthStub declares no methods (protoc's sets them in __init__).
+        reply = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]
             health_pb2.HealthCheckRequest(service=service), timeout=timeout)
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
