@@ -135,7 +135,7 @@ def trigger_plan(seed: int, mix: tuple, n: int) -> list[str]:
     return rng.choices(names, weights, k=n)
 
 
-def _event(stub, strategy: int, trigger: str, index: int, top: int, contig: list) -> None:
+def _event(stub, strategy: pb.Strategy, trigger: str, index: int, top: int, contig: list) -> None:
     """One scheduled event. demand: drain_all_pages. cma: alloc_contig_range of one pageblock
     (its own zone-specific drain), then cma_release. offline: offline_pages of one pageblock
     (zone_pcp_disable, a drain forced on every CPU), then online it again."""
@@ -152,7 +152,7 @@ def _event(stub, strategy: int, trigger: str, index: int, top: int, contig: list
         stub.ReleaseRange(pb.ReleaseRangeRequest(start_pfn=start, nr_pages=CONTIG_PAGES), timeout=30.0)
 
 
-def _drive_drains(stub, strategy: int, offsets: list[float], start: float, errors: list,
+def _drive_drains(stub, strategy: pb.Strategy, offsets: list[float], start: float, errors: list,
                   plan: list[str], top: int, contig: list) -> None:
     """Open-loop schedule: each event on its own thread at its offset, so a slow drain
     does not shift the next one's start (it waits for the mutex instead)."""
@@ -393,6 +393,7 @@ def format_table(result: dict) -> str:
             elif kind == "audit":
                 cells.append(f"{s['audit']['lost']} / {s['audit']['duplicated']}")
             else:
+                assert path is not None, "only the ratio and audit rows read no path"
                 v = _get(s, path)
                 cells.append("-" if v is None else _ms(v) if kind in ("t", "gp") else str(v))
         lines.append(f"{label:30}" + "".join(f"{c:>{width}}" for c in cells))

@@ -84,7 +84,6 @@ def _pcp_runtime(with_metrics: bool):
     from node.remote_lock import RemotePcpLock
 
     zone = Zone(0, 262144, 4)
-    zone.watermark_failed = False  # the attribute ZoneClient adds, read by the metrics
     pcp = PerCpuPages(1, high=518, batch=63)
     cpu = Cpu(1, clock=time.monotonic, sleep=lambda s: None)
     rt = types.SimpleNamespace(cpu_id=1, role="housekeeping", zone=zone, pcp=pcp, cpu=cpu,
@@ -101,6 +100,8 @@ def _pcp_runtime(with_metrics: bool):
         scrape = lambda: generate_latest(registry)  # noqa: E731
     # Warm: the first rmqueue refills a batch from the zone, so the list is non-empty.
     pfn = rmqueue(zone, pcp, 0, MIGRATE_MOVABLE)
+    if pfn is None:
+        raise RuntimeError("rmqueue found no page in a fresh zone")
     free_unref_page(zone, pcp, pfn, 0, MIGRATE_MOVABLE)
     assert pcp.count > 0
     return zone, pcp, scrape
@@ -112,6 +113,8 @@ def _time_pairs(zone, pcp, ops: int) -> float:
     t0 = time.thread_time_ns()
     for _ in range(ops):
         pfn = rmqueue(zone, pcp, 0, mt)
+        if pfn is None:  # cannot happen: each page goes back before the next is taken
+            raise RuntimeError("rmqueue found no page")
         free_unref_page(zone, pcp, pfn, 0, mt)
     return (time.thread_time_ns() - t0) / ops * 1e-9
 
@@ -378,7 +381,7 @@ def _zone_throughput(address: str, sec, incarnation: str, zs, quick: bool) -> tu
 def bench_scaling(quick: bool, run_dir: str, plot_path: str | None) -> tuple[list[Figure], dict]:
     ns = QUICK_SCALING_NS if quick else FULL_SCALING_NS
     reps = 7 if quick else 15
-    med = {"workqueue": [], "remote": []}
+    med: dict[str, list[float]] = {"workqueue": [], "remote": []}
     rtts = []
     strategies = {"workqueue": pb.STRATEGY_WORKQUEUE, "remote": pb.STRATEGY_REMOTE}
     for n in ns:
@@ -392,7 +395,7 @@ def bench_scaling(quick: bool, run_dir: str, plot_path: str | None) -> tuple[lis
                 try:
                     for _ in range(20):
                         _rtt_control(ctl, 0)
-                    samples = {k: [] for k in strategies}
+                    samples: dict[str, list[float]] = {k: [] for k in strategies}
                     for i in range(reps + 1):  # the first round warms every channel and stream
                         for name, strategy in strategies.items():
                             rtts.append(_rtt_control(ctl, 0))

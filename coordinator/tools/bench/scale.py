@@ -67,7 +67,7 @@ class _MembershipWatch(threading.Thread):
         self.observations = self.up = self.poll_errors = 0
         self.max_age_s = 0.0
         self.max_age_at_s = 0.0  # when in the window the oldest heartbeat was seen
-        self.down = set()
+        self.down: set[int] = set()  # CPUs seen not up
         self._stopping = threading.Event()
 
     def run(self) -> None:
