@@ -102,7 +102,7 @@ class Source(Protocol):
 
 
 class Cpu:
-    """One simulated CPU. Sources (Source) are objects with `next_wake`, `rt` and `step(cpu)`."""
+    """One simulated CPU. Sources are objects with `next_wake`, `rt` and `step(cpu)` (Source)."""
 
     def __init__(self, cpu: int, clock=time.monotonic, sleep=time.sleep):
         self.cpu = cpu
