@@ -14,20 +14,6 @@ import logging
 import sys
 import time
 
-from node.shared import exposition
-from node.shared import logs
-from node.shared import security
-from node.api.v1 import pcpsim_pb2 as pb
-from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from node.api.validate import MAX_FLUSH_MS, MAX_LEASE_MS
-from node.shared.config import EnvArgumentParser, host_port, int_range, positive
-from node.shared.faults import Faults
-from node.shared.lifecycle import stop_event
-from node.shared.server import build_server
-from node.mm import profile as profiles
-from node.mm.watermark import pageset_batch
-from node.mm.zone import Zone
-from node.shared.timebase import TIME_SCALE, CostModel
 from coordinator.contig import ContigRanges
 from coordinator.cpu_hotplug import CpuHotplug
 from coordinator.drain.drainer import Drainer
@@ -39,6 +25,18 @@ from coordinator.recovery import Recovery
 from coordinator.registration import Registration
 from coordinator.server import CoordinatorServicer
 from coordinator.zone_service import ZoneService
+from node.api.v1 import pcpsim_pb2 as pb
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.api.validate import MAX_FLUSH_MS, MAX_LEASE_MS
+from node.mm import profile as profiles
+from node.mm.watermark import pageset_batch
+from node.mm.zone import Zone
+from node.shared import exposition, logs, security
+from node.shared.config import EnvArgumentParser, host_port, int_range, positive
+from node.shared.faults import Faults
+from node.shared.lifecycle import stop_event
+from node.shared.server import build_server
+from node.shared.timebase import TIME_SCALE, CostModel
 
 # ZONE_NORMAL on x86-64 starts at 4 GiB.
 ZONE_START_PFN = 1 << 20
@@ -84,7 +82,8 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
                    help=f"remote pcp lock lease (1..{MAX_LEASE_MS}, the most a node grants)")
     p.add_argument("--rcu-gp-timeout-ms", type=int_range(1, MAX_LEASE_MS), default=2000,
                    env="PCPSIM_RCU_GP_TIMEOUT_MS",
-                   help=f"rcu-swap: a CPU that reports no quiescent state this long fails its drain (1..{MAX_LEASE_MS})")
+                   help="rcu-swap: a CPU that reports no quiescent state this long fails its drain "
+                        f"(1..{MAX_LEASE_MS})")
     p.add_argument("--flush-timeout-ms", type=int_range(1, MAX_FLUSH_MS), default=10_000,
                    env="PCPSIM_FLUSH_TIMEOUT_MS",
                    help=f"bound on a workqueue flush of one CPU (1..{MAX_FLUSH_MS})")

@@ -9,10 +9,10 @@ what each CPU says it holds. The CPUs run again whatever the outcome.
 
 import asyncio
 
+from coordinator.zone_service import OWNER_KINDS
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm import audit as mm_audit
-from coordinator.zone_service import OWNER_KINDS
 
 
 async def audit_cluster(membership, zone_service, drainer, on_report=None) -> mm_audit.AuditReport:
@@ -30,7 +30,7 @@ async def audit_cluster(membership, zone_service, drainer, on_report=None) -> mm
             # Resume only the CPUs that were running: one paused on purpose stays paused.
             await asyncio.gather(*(m.stub.SetRunState(pb.RunStateRequest(cpu=m.cpu, paused=False),
                                                       timeout=10.0)
-                                   for m, b in zip(members, before) if not b.was_paused),
+                                   for m, b in zip(members, before, strict=True) if not b.was_paused),
                                  return_exceptions=True)
     if on_report is not None:
         on_report(report)

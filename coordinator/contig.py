@@ -27,11 +27,11 @@ strategy, so the reports see it like any other.
 import asyncio
 from dataclasses import dataclass, field
 
+from coordinator.zone_service import CMA, OFFLINE, OWNER_KINDS
 from node.api.errors import FailedPrecondition, InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm import isolation
 from node.mm.buddy import PageStateError
-from coordinator.zone_service import CMA, OFFLINE, OWNER_KINDS
 
 RETRY_INTERVAL_S = 0.05
 DEFAULT_TIMEOUT_MS = 5000

@@ -15,9 +15,9 @@ out of drains (for_each_online_cpu) but not out of the audit: its tasks still ho
 Nodes learn the new high with their next heartbeat reply, as for a dead CPU.
 """
 
+from coordinator.drain.record import DrainRecord
 from node.api.errors import FailedPrecondition
 from node.api.v1 import pcpsim_pb2 as pb
-from coordinator.drain.record import DrainRecord
 
 
 class CpuHotplug:

@@ -30,11 +30,10 @@ from dataclasses import dataclass
 import grpc
 
 from node.api import validate
-
-from node.shared import security
 from node.api.errors import FailedPrecondition, InvalidArgument, NotFound
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.shared import security
 from node.shared.config import split_host_port
 from node.shared.reply_stream import AioReplyStream
 
@@ -95,6 +94,7 @@ class Membership:
         if self.lease >= dead_timeout:
             raise InvalidArgument(f"lease {self.lease}s must be shorter than the dead timeout {dead_timeout}s")
         self.members: dict[int, Member] = {}
+        self._closing: set[asyncio.Future[None]] = set()  # old channels closing (see register)
 
     def check_registration(self, cpu: int, address: str, role: int, metrics_address: str = "",
                            incarnation: str = "") -> None:
@@ -121,7 +121,10 @@ class Membership:
             # A restarted node: the old channel points at a dead process.
             if old.control:
                 old.control.close()
-            asyncio.ensure_future(old.channel.close())
+            # The loop holds tasks weakly: keep this one until it is done.
+            closing = asyncio.ensure_future(old.channel.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
         return member
 
     def live(self, cpu: int, incarnation: str) -> Member:

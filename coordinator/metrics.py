@@ -14,11 +14,11 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from coordinator.drain.record import STRATEGY_NAMES, TRIGGER_NAMES
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm.constants import MAX_ORDER
-from node.shared.cpulist import role_label
 from node.shared.buckets import LONG_LATENCY_BUCKETS
-from coordinator.drain.record import STRATEGY_NAMES, TRIGGER_NAMES
+from node.shared.cpulist import role_label
 
 # A whole drain_all_pages: a few ms (remote, few pages) to hundreds of ms (workqueue behind RT tasks).
 DRAIN_BUCKETS = (1e-3, 2.5e-3, 5e-3, 7.5e-3, 10e-3, 15e-3, 20e-3, 30e-3, 50e-3, 75e-3, 0.1, 0.15, 0.2, 0.3,

@@ -3,13 +3,13 @@ registration, the zone, the drainer or the range and hotplug services, and conve
 result. Domain errors and faults are applied around every method by node.shared.interceptors.
 """
 
+from coordinator.audit import audit_cluster
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.constants import MAX_ORDER
 from node.mm.profile import DEFAULT_KERNEL
 from node.shared.reply_stream import serve_ops
-from coordinator.audit import audit_cluster
 
 
 class CoordinatorServicer(pb_grpc.CoordinatorServicer):

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from node.api.errors import FailedPrecondition
 from node.api.validate import MAX_PAGES_PER_MESSAGE
 from node.mm import isolation
-from node.mm.constants import MAX_ORDER, MIGRATE_MOVABLE
 from node.mm.buddy import PageStateError
+from node.mm.constants import MAX_ORDER, MIGRATE_MOVABLE
 from node.mm.zone import Zone
 from node.shared.timebase import CostModel
 
@@ -65,7 +65,8 @@ class ZoneService:
         self._queued = 0  # operations handed to the worker and not finished (touched on the loop only)
         self._inline = cost.zone_hold(MAX_PAGES_PER_MESSAGE) < SLEEP_MIN_S
         self.owned: dict[int, tuple[int, int]] = {}  # head pfn -> (cpu, order)
-        self._applied = collections.OrderedDict()    # transfer id -> ZoneReply
+        # transfer id -> (the request's key, its reply)
+        self._applied: collections.OrderedDict[str, tuple[tuple, ZoneReply]] = collections.OrderedDict()
         self.lock_hold_s = 0.0  # wall time zone->lock was held, all operations (for metrics)
         self.lock_ops = 0
         self.refused = 0
@@ -131,6 +132,7 @@ class ZoneService:
         if zone.free_pages - (count << order) < zone.watermark["min"]:
             self.refused += 1
             return self._reply((), False)
+        pfns: tuple[int, ...]
         if count == 1:
             pfn = zone.rmqueue_buddy(order, migratetype)
             pfns = () if pfn is None else (pfn,)
@@ -206,7 +208,8 @@ class ZoneService:
         buddy; returns the owner. Anything else is refused and changes nothing."""
         blocks = isolation.range_blocks(start, isolation.check_range(self.zone, start, nr_pages))
         owners = {self.owned.get(pfn) for pfn, _ in blocks}
-        owner = next(iter(owners))[0] if len(owners) == 1 and None not in owners else None
+        only = next(iter(owners)) if len(owners) == 1 else None  # None too if no one owns them
+        owner = only[0] if only is not None else None
         if owner not in (CMA, OFFLINE) or any(self.owned[pfn][1] != order for pfn, order in blocks):
             raise FailedPrecondition(f"range [{start}, {start + nr_pages}) is not one taken range "
                                      "(AllocContigRange or OfflinePages of exactly these pages)")

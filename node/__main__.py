@@ -20,24 +20,32 @@ import time
 
 import grpc
 
-from node.shared import exposition
-from node.shared import logs
-from node.shared import security
+from node import wake_probe
+from node.agent import Agent
 from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from node.agent import Agent
-from node.shared.config import (ENV, FLAG, EnvArgumentParser, advertised, advertised_metrics, cpu_from_hostname,
-                         dialable, host_port, nonnegative, positive)
+from node.mm import profile as profiles
+from node.runtime import ROLES, NodeRuntime, TaskConfig
+from node.server import NodeServicer
+from node.shared import exposition, logs, security
+from node.shared.config import (
+    ENV,
+    FLAG,
+    EnvArgumentParser,
+    advertised,
+    advertised_metrics,
+    cpu_from_hostname,
+    dialable,
+    host_port,
+    nonnegative,
+    positive,
+)
 from node.shared.cpulist import parse_cpu_list, role_for_cpu
 from node.shared.faults import Faults
 from node.shared.lifecycle import stop_event
-from node.mm import profile as profiles
-from node.runtime import ROLES, NodeRuntime, TaskConfig
 from node.shared.server import build_server
-from node.server import NodeServicer
 from node.shared.timebase import CostModel
-from node import wake_probe
 from node.zone_client import ZoneClient
 
 
@@ -164,7 +172,7 @@ async def main(args) -> None:
     logs.setup(args.log_level, f"cpu{args.cpu}")
     registry = exposition.process_registry()  # this process's own: never prometheus_client's global one
     sec = args.security
-    holder = {}
+    holder: dict[str, NodeRuntime] = {}  # the runtime, once registration has made it
     faults = Faults(on_cost_factor=lambda f: holder["runtime"].set_cost_factor(f))
     server, port, health = await build_server(pb.DESCRIPTOR.services_by_name["Node"],
                                               pb_grpc.add_NodeServicer_to_server, NodeServicer(_Late(holder), faults),

@@ -21,6 +21,7 @@ While the coordinator recovers, the CPU stays parked: no zone operation could su
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -85,10 +86,8 @@ class Agent:
     async def run(self, interval: float, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await self.heartbeat_once()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(interval, self.paced))
-            except asyncio.TimeoutError:
-                pass
 
     async def rejoin(self, resume: bool) -> None:
         """Park the CPU, then register again: with every page held (resume) or with none."""

@@ -19,16 +19,38 @@ on (they only move pages this CPU still holds, and the zone refuses them from a 
 declared dead).
 """
 
+import contextlib
 import threading
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from node.api.v1 import pcpsim_pb2 as pb
-from node.shared.faults import InjectedRpcError
 from node.mm import pcp as pcpmod
+from node.mm.constants import Page
+from node.mm.pcp import ZoneOps
+from node.shared.faults import InjectedRpcError
+
+
+class PcpOps(Protocol):
+    """A pcp design's entry points: a module (node.mm.pcp, node.mm.pcp_rcu) or a kernel profile's
+    (node.mm.profile.pcp_ops). `pcp` is Any: each design takes its own pcp type, a pairing the
+    runtime makes (node.runtime) and a protocol cannot express without making every caller generic."""
+
+    def rmqueue(self, zone: ZoneOps, pcp: Any, order: int, migratetype: int) -> int | None: ...
+
+    def free_unref_page(self, zone: ZoneOps, pcp: Any, pfn: int, order: int, migratetype: int) -> str: ...
+
+    def free_unref_page_list(self, zone: ZoneOps, pcp: Any, pages: Iterable[Page],
+                             done: list[int] | None = None) -> None: ...
+
+    def on_pcp_list(self, pcp: Any, pfn: int, order: int, migratetype: int) -> bool: ...
+
+    def drain_pages_zone(self, zone: ZoneOps, pcp: Any) -> int: ...
 
 
 class PageAllocator:
     def __init__(self, cpu, pcp, zone, coordinator_stub, reclaim_timeout: float = 30.0, fenced=None,
-                 faults=None, ops=pcpmod):
+                 faults=None, ops: PcpOps = pcpmod):
         """`ops`: the pcp design's rmqueue / free_unref_page / free_unref_page_list (node.mm.pcp, or
         node.mm.pcp_rcu for list sets behind an RCU pointer)."""
         self.cpu = cpu
@@ -86,7 +108,7 @@ class PageAllocator:
         pages = [(pfn, *self.allocated.pop(pfn)) for pfn in pfns]
         t0 = self.cpu.clock()
         locked = self.pcp.lock.locked()
-        done = []
+        done: list[int] = []
         try:
             self.ops.free_unref_page_list(self.zone, self.pcp, pages, done)
         except BaseException:
@@ -127,9 +149,12 @@ class PageAllocator:
         done = threading.Event()
         future = self._stub.DrainAllPages.future(
             pb.DrainAllRequest(trigger=pb.TRIGGER_RECLAIM), timeout=self.reclaim_timeout)
-        future.add_done_callback(lambda _f: (done.set(), self.cpu.notify()))
+
+        def answered(_future) -> None:
+            done.set()
+            self.cpu.notify()
+
+        future.add_done_callback(answered)
         self.cpu.wait_for(done, self.reclaim_timeout + 1.0)
-        try:
+        with contextlib.suppress(Exception):  # a failed drain leaves the retry to fail on its own
             future.result(timeout=0)
-        except Exception:  # a failed drain leaves the retry to fail on its own
-            pass

@@ -26,7 +26,9 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from node.rcu import RcuCpu
 
@@ -43,7 +45,7 @@ class WorkItem:
 
     id: int
     kind: str
-    fn: object
+    fn: Callable[[], object]
     queued_at: float
     started_at: float = 0.0
     finished_at: float = 0.0
@@ -71,7 +73,7 @@ class NoiseLog:
     """Recent intervals of non-task activity on the CPU: (start, end, cause)."""
 
     def __init__(self, keep: int = 4096):
-        self._log = collections.deque(maxlen=keep)
+        self._log: collections.deque[tuple[float, float, str]] = collections.deque(maxlen=keep)
 
     def add(self, start: float, end: float, cause: str) -> None:
         self._log.append((start, end, cause))
@@ -88,14 +90,25 @@ class NoiseLog:
         return out
 
 
+class Source(Protocol):
+    """What runs on a CPU besides its kworker: a task or an IRQ source (node.tasks)."""
+
+    rt: bool
+    next_wake: float
+
+    def rebase(self, now: float) -> None: ...
+
+    def step(self, cpu: "Cpu") -> None: ...
+
+
 class Cpu:
-    """One simulated CPU. Sources are objects with `next_wake`, `rt` and `step(cpu)`."""
+    """One simulated CPU. Sources are objects with `next_wake`, `rt` and `step(cpu)` (Source)."""
 
     def __init__(self, cpu: int, clock=time.monotonic, sleep=time.sleep):
         self.cpu = cpu
         self.clock = clock
         self._sleep = sleep
-        self.sources = []
+        self.sources: list[Source] = []
         self.noise = NoiseLog()
         self.rcu = RcuCpu()
         self.busy_s = 0.0
@@ -105,14 +118,14 @@ class Cpu:
         self.work_run = 0
         # Called with each finished WorkItem on the CPU thread; metrics observe queue delay and
         # run time here, so this module needs no metrics library.
-        self.on_work_done = None
+        self.on_work_done: Callable[[WorkItem], None] | None = None
         self.step_errors = 0
         self.slowdown = 1.0  # > 1: a slow CPU (chaos): every modeled stretch lasts this much longer
         self._cv = threading.Condition()
-        self._work = collections.deque()
+        self._work: collections.deque[WorkItem] = collections.deque()
         self._next_work_id = 1
         self._paused = False  # while anyone holds the CPU paused: bool(self._pausers), read unlocked by the loop
-        self._pausers = set()
+        self._pausers: set[str] = set()
         self._parked = threading.Event()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name=f"cpu{cpu}", daemon=True)

@@ -20,8 +20,13 @@ from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from node.mm.constants import (MIGRATE_PCPTYPES, MIGRATETYPE_NAMES, NR_LOWORDER_PCP_LISTS, pageblock_order,
-                               pindex_to_order)
+from node.mm.constants import (
+    MIGRATE_PCPTYPES,
+    MIGRATETYPE_NAMES,
+    NR_LOWORDER_PCP_LISTS,
+    pageblock_order,
+    pindex_to_order,
+)
 from node.shared.buckets import LATENCY_BUCKETS, LONG_LATENCY_BUCKETS
 
 # Causes a latency task attributes stolen time to (node.tasks); always exported, so a
@@ -156,8 +161,8 @@ class NodeCollector(Collector):
         fams["pcpsim_task_max_single_noise_seconds"].add_metric(labels, t.max_single_noise_s)
         stolen, events = dict(t.stolen_s), dict(t.noise_events)  # C-level copies, see above
         for cause in sorted(set(NOISE_CAUSES) | stolen.keys() | events.keys()):
-            fams["pcpsim_task_stolen_seconds_total"].add_metric(labels + [cause], stolen.get(cause, 0.0))
-            fams["pcpsim_task_noise_events_total"].add_metric(labels + [cause], events.get(cause, 0))
+            fams["pcpsim_task_stolen_seconds_total"].add_metric([*labels, cause], stolen.get(cause, 0.0))
+            fams["pcpsim_task_noise_events_total"].add_metric([*labels, cause], events.get(cause, 0))
 
     @staticmethod
     def _families() -> dict:

@@ -40,7 +40,8 @@ class RcuDrain:
         self._next_token = 1
         self.held: Grant | None = None
         self._taken: list = []  # pages off the sets while a later grace period is awaited
-        self._committed = collections.deque(maxlen=64)  # tokens committed: a retried commit succeeds
+        # Tokens committed: a retried commit succeeds.
+        self._committed: collections.deque[int] = collections.deque(maxlen=64)
         self.grants = 0
         self.drained_pages = 0  # base pages the drainer committed to free
         self.lease_expiries = 0
@@ -91,6 +92,7 @@ class RcuDrain:
                 self.stale_commits_refused += 1
             raise FailedPrecondition(f"token {token} holds no rcu-swap grant of cpu {self.pcp.cpu} "
                                      "(released, or its lease expired and the node kept the pages)")
+        assert grant.expiry is not None, "a grant is held only once its lease timer is set"
         grant.expiry.cancel()
         self.held = None
         if commit:
@@ -103,6 +105,7 @@ class RcuDrain:
         """Forget the grant in flight, if any: this CPU was declared dead and the zone took its pages
         back; the drainer's late commit is refused."""
         if self.held is not None:
+            assert self.held.expiry is not None, "a grant is held only once its lease timer is set"
             self.held.expiry.cancel()
             self.held = None
 

@@ -25,10 +25,10 @@ lock is a real lock that the CPU thread's fast path meets with a trylock.
 
 import asyncio
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from node.api.errors import FailedPrecondition
-
 
 KEEP_OUTCOMES = 1024  # grants remembered after they end (retried commits, the checker)
 
@@ -64,8 +64,8 @@ class RemotePcpLock:
         self.drained_pages = 0  # base pages committed to a remote drainer
         # Metrics hooks, called with seconds once per grant: how long the drainer waited for
         # the lock, and how long it held it (until unlock or lease expiry).
-        self.on_wait = None
-        self.on_hold = None
+        self.on_wait: Callable[[float], None] | None = None
+        self.on_hold: Callable[[float], None] | None = None
 
     async def lock_and_take(self, lease_s: float, wait_timeout: float) -> tuple[int, list, float]:
         """Take the pcp lock (waiting off the event loop) and every page on the lists.
@@ -95,6 +95,7 @@ class RemotePcpLock:
     async def unlock(self, token: int, commit: bool) -> None:
         grant = self.held
         if grant is not None and grant.token == token:
+            assert grant.expiry is not None, "a grant is held only once its lease timer is set"
             grant.expiry.cancel()
             if commit:
                 self.drained_pages += _base_pages(grant.pages)
@@ -139,6 +140,7 @@ class RemotePcpLock:
         declared dead). The lock is released; the token's late commit is refused."""
         grant = self.held
         if grant is not None:
+            assert grant.expiry is not None, "a grant is held only once its lease timer is set"
             grant.expiry.cancel()
             self._end(grant, EXPIRED)
             self.pcp.lock.release()

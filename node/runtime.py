@@ -15,20 +15,20 @@ Workqueue drains work with both: they run on the CPU itself.
 import os
 import random
 from dataclasses import dataclass
+from typing import Any
 
-from node.alloc import PageAllocator
+from node.alloc import PageAllocator, PcpOps
 from node.api.errors import FailedPrecondition, InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import MEMBERSHIP, OPERATOR, Cpu
 from node.metrics import NodeMetrics
-from node.mm import audit
+from node.mm import audit, pcp_rcu
 from node.mm import pcp as pcpmod
-from node.mm import pcp_rcu
 from node.mm import profile as profiles
 from node.rcu_drain import RcuDrain
 from node.remote_lock import RemotePcpLock
-from node.tasks import Housekeeping, IrqSource, LatencyTask
 from node.shared.timebase import CostModel
+from node.tasks import Housekeeping, IrqSource, LatencyTask
 
 ROLES = {
     "housekeeping": pb.ROLE_HOUSEKEEPING,
@@ -82,6 +82,11 @@ class NodeRuntime:
         self.profile = profiles.get(kernel)
         # remote_lock: the v6.0 pcp spinlock taken over RPC; rcu_drain: the rcu-swap drain. One of
         # them is None; remote_drain is the other (what reports and the audit read).
+        self.pcp: pcpmod.PerCpuPages | pcp_rcu.RcuPerCpuPages
+        self.pcp_ops: PcpOps
+        self.remote_lock: RemotePcpLock | None
+        self.rcu_drain: RcuDrain | None
+        self.remote_drain: RemotePcpLock | RcuDrain
         if strategy == pb.STRATEGY_RCU_SWAP:
             self.pcp = pcp_rcu.RcuPerCpuPages(cpu_id, high=high, batch=batch)
             self.pcp_ops = pcp_rcu
@@ -94,9 +99,9 @@ class NodeRuntime:
             self.remote_lock = self.remote_drain = RemotePcpLock(self.pcp, clock, fencing=fencing)
         self.alloc = PageAllocator(self.cpu, self.pcp, zone, coordinator_stub, fenced=self.fenced, faults=faults,
                                    ops=self.pcp_ops)
-        self.housekeeping = None
-        self.task = None
-        self.irq = None
+        self.housekeeping: Housekeeping | None = None
+        self.task: LatencyTask | None = None
+        self.irq: IrqSource | None = None
         rng = random.Random(f"{seed}:{cpu_id}")
         if role == "housekeeping":
             hk = self.housekeeping = Housekeeping(self.alloc, rng, clock, working_set=config.working_set)
@@ -108,7 +113,7 @@ class NodeRuntime:
                                     config.deadline_s, config.allocs, self.alloc, clock, rt=rt,
                                     noise_threshold_s=cost.wall(5.0))
             self.cpu.sources = [self.task]
-        self.metrics = None
+        self.metrics: NodeMetrics | None = None
         if registry is not None:
             # Histograms are fed by hooks, once per period / work item / remote grant, never per page;
             # everything else is read at scrape time (node.metrics).
@@ -117,9 +122,9 @@ class NodeRuntime:
             if self.remote_lock is not None:
                 self.remote_lock.on_wait = self.metrics.lock_wait.observe
                 self.remote_lock.on_hold = self.metrics.lock_hold.observe
-            if self.task is not None:
+            if self.task is not None and self.metrics.task_wakeup is not None:  # both or neither
                 self.task.on_wake = self.metrics.task_wakeup.observe
-        self._base = {}
+        self._base: dict[str, Any] = {}  # _counters(): counts (int) and busy seconds (float)
         self._reset_base()
 
     def start(self, paused: bool = False) -> None:
@@ -216,12 +221,12 @@ class NodeRuntime:
 
     def check_pcp(self) -> list:
         """The pcp consistency findings (node.mm.audit.check_pcp) of whichever design runs here."""
-        if self.rcu_drain is not None:
+        if isinstance(self.pcp, pcp_rcu.RcuPerCpuPages):
             return pcp_rcu.check_pcp(self.pcp)
         return audit.check_pcp(self.pcp)
 
     # ------------------------------------------------------------- statistics
-    def _counters(self) -> dict:
+    def _counters(self) -> dict[str, Any]:
         s = self.pcp.stats
         return {"trylock": s.trylock_fail_alloc + s.trylock_fail_free,
                 "fallback": s.buddy_fallback_alloc + s.buddy_fallback_free,

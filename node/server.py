@@ -23,7 +23,8 @@ class NodeServicer(pb_grpc.NodeServicer):
         self.faults = faults  # node.shared.faults.Faults
         self.work = WorkItems(node)
         self._control_ops = {"lock_drain": ("lock_drain", self._lock_drain), "unlock": ("unlocked", self._unlock),
-                             "rcu_swap": ("rcu_swap", self._rcu_swap), "rcu_release": ("rcu_released", self._rcu_release)}
+                             "rcu_swap": ("rcu_swap", self._rcu_swap),
+                             "rcu_release": ("rcu_released", self._rcu_release)}
 
     def _check_cpu(self, cpu: int) -> None:
         if cpu != self.node.cpu_id:
@@ -33,7 +34,8 @@ class NodeServicer(pb_grpc.NodeServicer):
         pcp = self.node.pcp
         return pb.PcpState(cpu=self.node.cpu_id, count=pcp.count, high=pcp.high, batch=pcp.batch,
                            free_factor=pcp.free_factor, list_pages=[len(lst) for lst in pcp.lists],
-                           locked=pcp.lock.locked(), remote_token=self.node.remote_lock.holder_token() if self.node.remote_lock else 0)
+                           locked=pcp.lock.locked(),
+                           remote_token=self.node.remote_lock.holder_token() if self.node.remote_lock else 0)
 
     async def GetPcp(self, request, context):
         self._check_cpu(request.cpu)

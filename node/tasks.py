@@ -24,10 +24,10 @@ task later frees (a received packet's buffer).
 """
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from node.mm.constants import (HPAGE_PMD_ORDER, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
-                               MIGRATE_UNMOVABLE)
+from node.mm.constants import HPAGE_PMD_ORDER, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
 
 
 @dataclass
@@ -66,7 +66,7 @@ class LatencyTask:
         # on them are monotonic) and `window` since the last GetStats(reset).
         self.totals = TaskCounters()
         # Called with each wake-up's lateness (seconds), once per period; metrics observe it here.
-        self.on_wake = None
+        self.on_wake: Callable[[float], None] | None = None
         self.reset_stats()
 
     def reset_stats(self) -> None:

@@ -24,8 +24,12 @@ class WorkItems:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         item = self.node.queue_drain_work()
-        item.add_done_callback(
-            lambda it: loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(it)))
+
+        def resolve(it) -> None:  # on the loop
+            if not fut.done():
+                fut.set_result(it)
+
+        item.add_done_callback(lambda it: loop.call_soon_threadsafe(resolve, it))
         self._items[item.id] = (item, fut)
         return item
 
@@ -38,7 +42,7 @@ class WorkItems:
         item, fut = entry
         try:
             await asyncio.wait_for(asyncio.shield(fut), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return item, False
         del self._items[work_id]
         return item, True

@@ -18,6 +18,7 @@ pcpsim-coordinator; cpu and role labels), so a Prometheus started with
 `file_sd_configs` on it finds the cluster.
 """
 
+import abc
 import dataclasses
 import json
 import os
@@ -27,13 +28,14 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import IO
 
 import grpc
 
-from node.shared import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.profile import DEFAULT_KERNEL
+from node.shared import security
 from node.shared.cpulist import parse_cpu_list, role_for_cpu, role_label
 
 TARGETS_FILE = "prometheus-targets.json"
@@ -88,9 +90,15 @@ class TlsPaths:
                 + (["--tls-client-auth"] if self.client_auth else []))
 
 
-class Supervised:
+class Supervised(abc.ABC):
     """Processes started by `start` and stopped by `stop`, also as a context manager; a
     start that fails half-way stops what it started."""
+
+    @abc.abstractmethod
+    def start(self) -> None: ...
+
+    @abc.abstractmethod
+    def stop(self) -> None: ...
 
     def __enter__(self):
         try:
@@ -111,7 +119,7 @@ class LocalCluster(Supervised):
         self.state_file = state_file
         self.coordinator_address = ""
         self.procs: dict[str, subprocess.Popen] = {}
-        self._logs = []
+        self._logs: list[IO[bytes]] = []
         # "coordinator", "operator", "node-cpuN" (each CPU its own, bound to it) -> path (auth on)
         self.token_files: dict[str, str] = {}
         self.security = security.INSECURE       # how this process (the operator) dials the cluster
@@ -125,7 +133,7 @@ class LocalCluster(Supervised):
         return tls + (["--token-file", self.token_files[who]] if self.token_files else [])
 
     def _spawn(self, name: str, argv: list[str], stdout=None) -> subprocess.Popen:
-        log = open(os.path.join(self.run_dir, f"{name}.log"), "ab")
+        log = open(os.path.join(self.run_dir, f"{name}.log"), "ab")  # noqa: SIM115 - the child's, closed by stop()
         self._logs.append(log)
         proc = subprocess.Popen([sys.executable, "-m", *argv, "--parent-pid", str(os.getpid())],
                                 stdout=stdout or log, stderr=log, stdin=subprocess.DEVNULL,
@@ -143,7 +151,7 @@ class LocalCluster(Supervised):
             self.start_node(cpu)
         self.wait_ready(deadline)
         if self.state_file:
-            self.write_state()
+            self.write_state(self.state_file)
 
     def start_coordinator(self, deadline: float) -> subprocess.Popen:
         """Start the coordinator: on port 0 the first time, then (after it died) on the same
@@ -177,10 +185,11 @@ class LocalCluster(Supervised):
         sec = (security.load_token_file(self.token_files["operator"], security.OPERATOR)
                if self.token_files else security.INSECURE)
         tls = cfg.tls
-        self.security = dataclasses.replace(sec, tls=tls and security.load_tls(tls.cert, tls.key, tls.ca,
-                                                                                tls.client_auth))
+        self.security = dataclasses.replace(sec, tls=security.load_tls(tls.cert, tls.key, tls.ca, tls.client_auth)
+                                            if tls else None)
 
     def _read_listening(self, proc: subprocess.Popen, deadline: float) -> str:
+        assert proc.stdout is not None, "the coordinator is started with stdout=PIPE"
         fd = proc.stdout.fileno()
         buf = b""
         while b"\n" not in buf:
@@ -220,7 +229,7 @@ class LocalCluster(Supervised):
                 raise ClusterError(f"only {up} of {n} CPUs registered in time")
             time.sleep(0.1)
 
-    def write_state(self) -> None:
+    def write_state(self, state_file: str) -> None:
         state = self.state()
         doc = {"coordinator": self.coordinator_address, "run_dir": self.run_dir,
                "pids": {name: p.pid for name, p in self.procs.items()},
@@ -230,11 +239,8 @@ class LocalCluster(Supervised):
                "tls": self.config.tls and dataclasses.asdict(self.config.tls),
                "nodes": [{"cpu": n.cpu, "address": n.address, "metrics": n.metrics_address,
                           "role": pb.Role.Name(n.role)} for n in state.nodes]}
-        _write_json(self.state_file, doc)
-        _write_json(self._targets_file(), prometheus_targets(state))
-
-    def _targets_file(self) -> str:
-        return os.path.join(os.path.dirname(os.path.abspath(self.state_file)), TARGETS_FILE)
+        _write_json(state_file, doc)
+        _write_json(_targets_file(state_file), prometheus_targets(state))
 
     def stop(self, grace: float = 5.0) -> None:
         # Nodes first, so none is left talking to a coordinator that is gone.
@@ -257,9 +263,13 @@ class LocalCluster(Supervised):
             log.close()
         self._logs = []
         if self.state_file:
-            for path in (self.state_file, self._targets_file()):
+            for path in (self.state_file, _targets_file(self.state_file)):
                 if os.path.exists(path):
                     os.unlink(path)
+
+
+def _targets_file(state_file: str) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(state_file)), TARGETS_FILE)
 
 
 def prometheus_targets(state: pb.ClusterState) -> list[dict]:

@@ -29,9 +29,9 @@ drain_all_pages duration in `strategies.<name>.drain_all.durations_s`.
 
 import collections
 import json
-import random
 import math
 import os
+import random
 import sys
 import tempfile
 import threading
@@ -40,15 +40,15 @@ from dataclasses import dataclass
 
 import grpc
 
+from coordinator.drain.record import STRATEGIES, TRIGGER_NAMES
+from coordinator.tools.cluster import DEFAULT_ROLES, ClusterConfig, LocalCluster
+from coordinator.tools.schedule import drain_schedule
+from coordinator.tools.stats import percentile, summary
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm import profile as profiles
 from node.shared.cpulist import role_label
 from node.shared.timebase import TIME_SCALE
-from coordinator.tools.cluster import DEFAULT_ROLES, ClusterConfig, LocalCluster
-from coordinator.tools.schedule import drain_schedule
-from coordinator.drain.record import STRATEGIES, TRIGGER_NAMES
-from coordinator.tools.stats import percentile, summary
 
 DEFAULT_STRATEGIES = ("workqueue", "remote")
 
@@ -131,11 +131,11 @@ def trigger_plan(seed: int, mix: tuple, n: int) -> list[str]:
     """Which trigger each of n scheduled events is, drawn with the seed by the mix's weights
     ((name, weight) pairs), so every strategy meets the same sequence."""
     rng = random.Random(f"triggers:{seed}")
-    names, weights = zip(*mix)
+    names, weights = zip(*mix, strict=True)
     return rng.choices(names, weights, k=n)
 
 
-def _event(stub, strategy: int, trigger: str, index: int, top: int, contig: list) -> None:
+def _event(stub, strategy: pb.Strategy, trigger: str, index: int, top: int, contig: list) -> None:
     """One scheduled event. demand: drain_all_pages. cma: alloc_contig_range of one pageblock
     (its own zone-specific drain), then cma_release. offline: offline_pages of one pageblock
     (zone_pcp_disable, a drain forced on every CPU), then online it again."""
@@ -152,12 +152,12 @@ def _event(stub, strategy: int, trigger: str, index: int, top: int, contig: list
         stub.ReleaseRange(pb.ReleaseRangeRequest(start_pfn=start, nr_pages=CONTIG_PAGES), timeout=30.0)
 
 
-def _drive_drains(stub, strategy: int, offsets: list[float], start: float, errors: list,
+def _drive_drains(stub, strategy: pb.Strategy, offsets: list[float], start: float, errors: list,
                   plan: list[str], top: int, contig: list) -> None:
     """Open-loop schedule: each event on its own thread at its offset, so a slow drain
     does not shift the next one's start (it waits for the mutex instead)."""
     threads = []
-    for index, (offset, trigger) in enumerate(zip(offsets, plan)):
+    for index, (offset, trigger) in enumerate(zip(offsets, plan, strict=True)):
         delay = start + offset - time.monotonic()
         if delay > 0:
             time.sleep(delay)
@@ -393,6 +393,7 @@ def format_table(result: dict) -> str:
             elif kind == "audit":
                 cells.append(f"{s['audit']['lost']} / {s['audit']['duplicated']}")
             else:
+                assert path is not None, "only the ratio and audit rows read no path"
                 v = _get(s, path)
                 cells.append("-" if v is None else _ms(v) if kind in ("t", "gp") else str(v))
         lines.append(f"{label:30}" + "".join(f"{c:>{width}}" for c in cells))

@@ -12,6 +12,7 @@ stays fast. Figures are drawn on an explicit Agg canvas (no pyplot, no global fi
 import os
 
 from coordinator.tools import report
+
 PHASE_STYLE = {"noise_floor": ("tab:gray", ":"), "workqueue": ("tab:red", "-"), "remote": ("tab:blue", "-"),
                "rcu-swap": ("tab:green", "-")}
 # Curves drawn later are thinner, so identical curves (an RT task sees the same few
@@ -39,7 +40,8 @@ def plot_wakeup(result: dict, path: str) -> None:
     scale = result["time_scale"]
     cpus = sorted({int(c) for p in result["phases"].values() for c in p["cpus"]})
     fig, axes = _figure(6.0 * max(1, len(cpus)), 4.5, max(1, len(cpus)))
-    for ax, cpu in zip(axes, cpus):
+    # With no CPUs the figure still has one (empty) axis: zip stops at the shorter.
+    for ax, cpu in zip(axes, cpus, strict=False):
         kind = ""
         for i, phase in enumerate(report.ordered_phases(result)):
             d = result["phases"][phase]["cpus"].get(str(cpu))
@@ -50,7 +52,7 @@ def plot_wakeup(result: dict, path: str) -> None:
             if not xs:
                 continue
             # draw the last bucket's width too: it holds the worst wake-ups
-            xs, ys = xs + [xs[-1] + result.get("hist_bucket_kernel_us", 1)], ys + [ys[-1]]
+            xs, ys = [*xs, xs[-1] + result.get("hist_bucket_kernel_us", 1)], [*ys, ys[-1]]
             color, style = PHASE_STYLE.get(phase, (None, "--"))
             ax.step(xs, ys, where="post", color=color, linestyle=style,
                     linewidth=LINE_WIDTHS[min(i, len(LINE_WIDTHS) - 1)], alpha=0.9,

@@ -27,6 +27,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
+from typing import IO
 
 from coordinator.tools.cluster import TARGETS_FILE, Supervised
 
@@ -91,6 +93,7 @@ def free_port(host: str = "127.0.0.1", preferred: int | None = None) -> int:
     raise AssertionError("unreachable: binding port 0 picks a free port")
 
 
+_prctl: Callable[..., int] | None
 try:  # resolved here, not in the forked child (which must not take the loader's locks)
     _prctl = ctypes.CDLL(None).prctl
 except (OSError, AttributeError):
@@ -99,7 +102,8 @@ except (OSError, AttributeError):
 
 def _die_with_parent() -> None:
     """In the child, before exec: SIGTERM when the parent dies (Linux prctl PR_SET_PDEATHSIG = 1)."""
-    _prctl(1, int(signal.SIGTERM))
+    if _prctl is not None:  # LocalPrometheus.start passes this only then
+        _prctl(1, int(signal.SIGTERM))
 
 
 class LocalPrometheus(Supervised):
@@ -116,7 +120,7 @@ class LocalPrometheus(Supervised):
         self.log_file = os.path.join(self.run_dir, "prometheus.log")
         self.address = ""
         self.proc: subprocess.Popen | None = None
-        self._log = None
+        self._log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -128,24 +132,24 @@ class LocalPrometheus(Supervised):
         with open(self.config_file, "w") as f:
             f.write(render_config(self.targets))
         storage = tempfile.mkdtemp(prefix="prometheus-tsdb-", dir=self.run_dir)
-        self._log = open(self.log_file, "ab")
+        self._log = open(self.log_file, "ab")  # noqa: SIM115 - the child's, closed by stop()
         for attempt in range(attempts):
             self.address = f"{self.host}:{free_port(self.host, self.port if attempt == 0 else None)}"
-            self.proc = subprocess.Popen(
+            proc = self.proc = subprocess.Popen(
                 [binary, f"--config.file={self.config_file}", f"--storage.tsdb.path={storage}",
                  f"--web.listen-address={self.address}"],
                 stdout=self._log, stderr=self._log, stdin=subprocess.DEVNULL, start_new_session=True,
                 preexec_fn=_die_with_parent if _prctl is not None else None)
-            if self._wait_ready(time.monotonic() + timeout):
+            if self._wait_ready(proc, time.monotonic() + timeout):
                 return
             # Exited: most likely another process took the port between free_port and the bind.
         raise PrometheusError(f"prometheus did not start after {attempts} attempts "
-                              f"(exit {self.proc.returncode}); see {self.log_file}")
+                              f"(exit {proc.returncode}); see {self.log_file}")
 
-    def _wait_ready(self, deadline: float) -> bool:
-        """True once /-/ready answers 200; False if the process exited; PrometheusError on timeout."""
+    def _wait_ready(self, proc: subprocess.Popen, deadline: float) -> bool:
+        """True once /-/ready answers 200; False if `proc` exited; PrometheusError on timeout."""
         while True:
-            if self.proc.poll() is not None:
+            if proc.poll() is not None:
                 return False
             try:
                 with urllib.request.urlopen(self.url + "/-/ready", timeout=1.0) as r:

@@ -19,11 +19,12 @@ from coordinator.tools.schedule import PHASES
 
 DENSE_ROWS = 32  # oslat's default bucket count: rows 0..31 are printed even when empty
 PRIO = {"rt": 99, "preemptible": 0}  # cyclictest prints P:0 for a SCHED_OTHER thread
-CPU_FIELDS = {"role": str, "kind": str, "period_s": (int, float), "wake_latency_hist_kernel_us": dict,
-              "wake_latency_min_s": (int, float), "wake_latency_avg_s": (int, float),
-              "wake_latency_max_s": (int, float), "wake_latency_last_s": (int, float),
-              "runs": int, "deadline_misses": int, "stolen_s": dict, "noise_events": dict,
-              "max_single_noise_s": (int, float), "drain_work_items": int, "drain_wait_max_s": (int, float)}
+CPU_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "role": str, "kind": str, "period_s": (int, float), "wake_latency_hist_kernel_us": dict,
+    "wake_latency_min_s": (int, float), "wake_latency_avg_s": (int, float),
+    "wake_latency_max_s": (int, float), "wake_latency_last_s": (int, float),
+    "runs": int, "deadline_misses": int, "stolen_s": dict, "noise_events": dict,
+    "max_single_noise_s": (int, float), "drain_work_items": int, "drain_wait_max_s": (int, float)}
 # Simulator noise cause -> `rtla osnoise top` column. osnoise counts kworkers as Thread
 # noise; it has no column for time lost to a contended lock, so Lock is ours: fast-path
 # pcp trylock failures that fell back to the buddy under zone->lock (remote drains).
@@ -151,7 +152,7 @@ def oslat_table(result: dict) -> str:
                 continue
             out.append(f"{b:>7d} (us):\t" + " ".join(f"{h.get(b, 0):>10d}" for h in hists))
 
-        def row(label: str, key: str, fmt: str) -> str:
+        def row(label: str, key: str, fmt: str, cpus: list[tuple[int, dict]] = cpus) -> str:
             cells = [format(kus(result, d[key]), fmt) if d["runs"] else "-" for _, d in cpus]
             return f"{label:>13}\t" + " ".join(f"{c:>10}" for c in cells) + " (us)"
         out += [row("Minimum:", "wake_latency_min_s", ".1f"), row("Average:", "wake_latency_avg_s", ".3f"),

@@ -2,8 +2,11 @@
 processes read (the coordinator's flags are bounded by what a node accepts). Every check
 raises InvalidArgument."""
 
+from collections.abc import Iterable
+
 from node.api.errors import InvalidArgument
-from node.mm.constants import MAX_ORDER, MIGRATE_TYPES, MIGRATETYPE_NAMES
+from node.api.v1 import pcpsim_pb2 as pb
+from node.mm.constants import MAX_ORDER, MIGRATE_TYPES, MIGRATETYPE_NAMES, Page
 
 MAX_PAGES_PER_MESSAGE = 1 << 16
 MAX_TRANSFER_ID = 128  # characters; a node's ids are ~30 (node.zone_client)
@@ -64,18 +67,18 @@ def page_list(pages) -> list[tuple[int, int, int]]:
     if n > MAX_PAGES_PER_MESSAGE:
         raise InvalidArgument(f"{n} pages in one message, limit {MAX_PAGES_PER_MESSAGE}")
     out = []
-    for pfn, o, mt in zip(pages.pfn, pages.order, pages.migratetype):
+    for pfn, o, mt in zip(pages.pfn, pages.order, pages.migratetype, strict=True):
         out.append((pfn, order(o), migratetype(mt)))
     if len({p for p, _, _ in out}) != n:
         raise InvalidArgument("page list names a pfn twice")
     return out
 
 
-def to_page_list(msg_cls, pages) -> object:
+def to_page_list(msg_cls: type[pb.PageList], pages: Iterable[Page]) -> pb.PageList:
     """Build a PageList message from (pfn, order, migratetype) tuples."""
     msg = msg_cls()
     if pages:
-        pfns, orders, mts = zip(*pages)
+        pfns, orders, mts = zip(*pages, strict=True)
         msg.pfn.extend(pfns)
         msg.order.extend(orders)
         msg.migratetype.extend(mts)

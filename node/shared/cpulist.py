@@ -19,7 +19,7 @@ def parse_cpu_list(text: str, nr_cpus: int | None = None) -> list[int]:
 
     With `nr_cpus`, every CPU must be below it; without, only the list's own form is
     checked (a node does not know the cluster's size before it registers)."""
-    cpus = set()
+    cpus: set[int] = set()
     for part in filter(None, (p.strip() for p in text.split(","))):
         lo, _, hi = part.partition("-")
         try:

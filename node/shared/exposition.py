@@ -10,6 +10,7 @@ on stderr and in GetState) so service discovery can find it.
 
 import argparse
 from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, ProcessCollector, disable_created_metrics, start_http_server
 
@@ -46,7 +47,7 @@ def process_registry() -> CollectorRegistry:
 @dataclass
 class MetricsEndpoint:
     address: str  # host:port actually bound
-    _server: object
+    _server: WSGIServer
 
     def close(self) -> None:
         self._server.shutdown()

@@ -70,7 +70,7 @@ class Faults:
     def __init__(self, on_cost_factor=None):
         self.rules: list[Rule] = []
         self.rng = random.Random(0)
-        self.injected = collections.Counter()
+        self.injected: collections.Counter[str] = collections.Counter()
         self.stop_mid_drain = False
         self.on_cost_factor = on_cost_factor  # node: applies a slow-CPU factor; None: not supported
 

@@ -10,9 +10,15 @@ import os
 import signal
 
 
-def stop_event(parent_pid: int | None = None, interval: float = 0.5) -> asyncio.Event:
+class StopEvent(asyncio.Event):
+    """An asyncio.Event that holds the task watching the parent: the loop holds tasks weakly."""
+
+    watcher: asyncio.Task[None] | None = None
+
+
+def stop_event(parent_pid: int | None = None, interval: float = 0.5) -> StopEvent:
     """An event set on SIGTERM/SIGINT or when `parent_pid` is no longer our parent."""
-    stop = asyncio.Event()
+    stop = StopEvent()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

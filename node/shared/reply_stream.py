@@ -19,6 +19,7 @@ those, and applies faults to each message).
 import asyncio
 import queue
 import threading
+from dataclasses import dataclass
 
 import grpc
 
@@ -39,23 +40,27 @@ class StreamBroken(Exception):
         return self._code
 
 
+@dataclass
+class _OpenStream:
+    call: grpc.Call  # cancel() ends it
+    requests: queue.Queue[object]  # what the call sends, until _CLOSE
+    replies: queue.Queue[object]  # what the reader thread received, or the StreamBroken that ended it
+
+
 class ReplyStream:
     def __init__(self, open_call, timeout: float, name: str):
         """open_call(request_iterator) starts the RPC and returns its reply iterator."""
         self._open_call = open_call
         self.timeout = timeout
         self.name = name
-        self._call = None
-        self._requests: queue.Queue | None = None
-        self._replies: queue.Queue | None = None
+        self._stream: _OpenStream | None = None
         self.opened = 0
 
     def request(self, message):
-        if self._call is None:
-            self._open()
-        self._requests.put(message)
+        stream = self._stream or self._open()
+        stream.requests.put(message)
         try:
-            reply = self._replies.get(timeout=self.timeout)
+            reply = stream.replies.get(timeout=self.timeout)
         except queue.Empty:
             self.close()
             raise StreamBroken(grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -66,13 +71,14 @@ class ReplyStream:
         return reply
 
     def close(self) -> None:
-        if self._call is not None:
-            self._requests.put(_CLOSE)
-            self._call.cancel()
-            self._call = None
+        if self._stream is not None:
+            self._stream.requests.put(_CLOSE)
+            self._stream.call.cancel()
+            self._stream = None
 
-    def _open(self) -> None:
-        requests, replies = queue.Queue(), queue.Queue()
+    def _open(self) -> _OpenStream:
+        requests: queue.Queue[object] = queue.Queue()
+        replies: queue.Queue[object] = queue.Queue()
         call = self._open_call(iter(requests.get, _CLOSE))
 
         def read() -> None:
@@ -84,8 +90,9 @@ class ReplyStream:
                 replies.put(StreamBroken(err.code(), err.details() or ""))
 
         threading.Thread(target=read, name=f"{self.name}-reader", daemon=True).start()
-        self._call, self._requests, self._replies = call, requests, replies
+        self._stream = _OpenStream(call, requests, replies)
         self.opened += 1
+        return self._stream
 
 
 class AioReplyStream:
@@ -94,7 +101,7 @@ class AioReplyStream:
         self._open_call = open_call
         self.timeout = timeout
         self.name = name
-        self._call = None
+        self._call: grpc.aio.StreamStreamCall | None = None
         self._lock = asyncio.Lock()
 
     async def request(self, message, timeout: float | None = None):
@@ -105,7 +112,7 @@ class AioReplyStream:
             try:
                 await call.write(message)
                 reply = await asyncio.wait_for(call.read(), timeout or self.timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.close()
                 raise StreamBroken(grpc.StatusCode.DEADLINE_EXCEEDED,
                                    f"no reply on {self.name} within {timeout or self.timeout}s") from None

@@ -77,12 +77,12 @@ def format_table(figures: list) -> str:
                      "-" if f["ratio"] is None or not math.isfinite(f["ratio"]) else f"{f['ratio']:.2f}x",
                      "-" if f["target"] is None else f["target"] + "x", ok))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
              for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     notes = [f"  {f['name']}: {f['note']}" for f in (x if isinstance(x, dict) else x.to_json() for x in figures)
              if f["note"]]
-    return "\n".join(lines + (["notes:"] + notes if notes else []))
+    return "\n".join(lines + (["notes:", *notes] if notes else []))
 
 
 def result_json(figures: list, quick: bool, extra: dict) -> dict:
@@ -96,7 +96,7 @@ def linear_fit(xs, ys) -> tuple[float, float]:
         raise ValueError("need two points for a slope")
     mx, my = sum(xs) / n, sum(ys) / n
     sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
     return slope, my - slope * mx
 
 

@@ -53,15 +53,15 @@ import threading
 import time
 import types
 
-from node.shared import security
+from coordinator.tools.bench.figure import Figure, linear_fit, log, result_json
+from coordinator.tools.bench.scale import bench_scale
+from coordinator.tools.cluster import ClusterConfig, LocalCluster
+from coordinator.tools.stats import percentile
+from node import wake_probe
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.constants import MIGRATE_MOVABLE
-from coordinator.tools.cluster import ClusterConfig, LocalCluster
-from coordinator.tools.bench.figure import Figure, linear_fit, log, result_json
-from coordinator.tools.bench.scale import bench_scale
-from coordinator.tools.stats import percentile
-from node import wake_probe
+from node.shared import security
 
 TINY_TIME_SCALE = 1e-6   # modeled sleeps ~0: what remains is simulator overhead
 FULL_SCALING_NS = (1, 2, 4, 8, 16, 32)
@@ -75,6 +75,7 @@ def _pcp_runtime(with_metrics: bool):
     """A node's pcp, zone and (optionally) its metrics collector, as node.runtime builds them,
     without starting any thread."""
     from prometheus_client import CollectorRegistry, generate_latest
+
     from node.alloc import PageAllocator
     from node.cpu import Cpu
     from node.metrics import NodeMetrics
@@ -83,7 +84,6 @@ def _pcp_runtime(with_metrics: bool):
     from node.remote_lock import RemotePcpLock
 
     zone = Zone(0, 262144, 4)
-    zone.watermark_failed = False  # the attribute ZoneClient adds, read by the metrics
     pcp = PerCpuPages(1, high=518, batch=63)
     cpu = Cpu(1, clock=time.monotonic, sleep=lambda s: None)
     rt = types.SimpleNamespace(cpu_id=1, role="housekeeping", zone=zone, pcp=pcp, cpu=cpu,
@@ -100,6 +100,8 @@ def _pcp_runtime(with_metrics: bool):
         scrape = lambda: generate_latest(registry)  # noqa: E731
     # Warm: the first rmqueue refills a batch from the zone, so the list is non-empty.
     pfn = rmqueue(zone, pcp, 0, MIGRATE_MOVABLE)
+    if pfn is None:
+        raise RuntimeError("rmqueue found no page in a fresh zone")
     free_unref_page(zone, pcp, pfn, 0, MIGRATE_MOVABLE)
     assert pcp.count > 0
     return zone, pcp, scrape
@@ -111,6 +113,8 @@ def _time_pairs(zone, pcp, ops: int) -> float:
     t0 = time.thread_time_ns()
     for _ in range(ops):
         pfn = rmqueue(zone, pcp, 0, mt)
+        if pfn is None:  # cannot happen: each page goes back before the next is taken
+            raise RuntimeError("rmqueue found no page")
         free_unref_page(zone, pcp, pfn, 0, mt)
     return (time.thread_time_ns() - t0) / ops * 1e-9
 
@@ -377,7 +381,7 @@ def _zone_throughput(address: str, sec, incarnation: str, zs, quick: bool) -> tu
 def bench_scaling(quick: bool, run_dir: str, plot_path: str | None) -> tuple[list[Figure], dict]:
     ns = QUICK_SCALING_NS if quick else FULL_SCALING_NS
     reps = 7 if quick else 15
-    med = {"workqueue": [], "remote": []}
+    med: dict[str, list[float]] = {"workqueue": [], "remote": []}
     rtts = []
     strategies = {"workqueue": pb.STRATEGY_WORKQUEUE, "remote": pb.STRATEGY_REMOTE}
     for n in ns:
@@ -391,7 +395,7 @@ def bench_scaling(quick: bool, run_dir: str, plot_path: str | None) -> tuple[lis
                 try:
                     for _ in range(20):
                         _rtt_control(ctl, 0)
-                    samples = {k: [] for k in strategies}
+                    samples: dict[str, list[float]] = {k: [] for k in strategies}
                     for i in range(reps + 1):  # the first round warms every channel and stream
                         for name, strategy in strategies.items():
                             rtts.append(_rtt_control(ctl, 0))

@@ -19,11 +19,11 @@ import time
 
 import grpc
 
-from node.shared import security
-from node.api.v1 import pcpsim_pb2 as pb
-from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from coordinator.tools.bench.figure import Figure, log
 from coordinator.tools.cluster import ClusterConfig, LocalCluster
+from node.api.v1 import pcpsim_pb2 as pb
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.shared import security
 
 FULL = (64, 60.0)    # CPUs, seconds
 QUICK = (16, 10.0)
@@ -67,7 +67,7 @@ class _MembershipWatch(threading.Thread):
         self.observations = self.up = self.poll_errors = 0
         self.max_age_s = 0.0
         self.max_age_at_s = 0.0  # when in the window the oldest heartbeat was seen
-        self.down = set()
+        self.down: set[int] = set()  # CPUs seen not up
         self._stopping = threading.Event()
 
     def run(self) -> None:
@@ -153,7 +153,7 @@ def bench_scale(quick: bool, run_dir: str) -> tuple[list[Figure], dict]:
             finally:
                 watch.stop()
             coord_cpu_s, window_s = cpu_seconds(coord_pid) - cpu0, time.monotonic() - w0
-            node_cpu_s = [cpu_seconds(pid) - c for pid, c in zip(node_pids, node_cpu0)]
+            node_cpu_s = [cpu_seconds(pid) - c for pid, c in zip(node_pids, node_cpu0, strict=True)]
             node_rss = [vm_rss_bytes(pid) for pid in node_pids]
             coord_rss = vm_rss_bytes(coord_pid)
             history = stub.GetDrainHistory(pb.DrainHistoryRequest(), timeout=30.0).drains
@@ -174,7 +174,7 @@ def bench_scale(quick: bool, run_dir: str) -> tuple[list[Figure], dict]:
     medians = ", ".join(f"{k} median {statistics.median(v) * 1e3:.0f} ms, max {max(v) * 1e3:.0f} ms"
                         for k, v in by_strategy.items())
     slipped = sum(d["slipped"] for d in drains)
-    role_cpu = {role: statistics.median(c / window_s for c, r in zip(node_cpu_s, roles) if r == role)
+    role_cpu = {role: statistics.median(c / window_s for c, r in zip(node_cpu_s, roles, strict=True) if r == role)
                 for role in sorted(set(roles))}
     where = f"{n} CPUs ({roles.count('housekeeping')} housekeeping) for {window_s:.0f}s on {os.cpu_count()} cores"
     figs = [

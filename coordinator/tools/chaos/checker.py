@@ -18,6 +18,7 @@ Verdict: `valid` false if any finding; "unknown" when the final observations are
 """
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 # A poll of the lock every 10 ms over RPC, on a loaded 2-core machine: how late a free
 # lock may be seen beyond the lease without blaming the lease.
@@ -42,23 +43,23 @@ def drain_bound(strategy: str, cpus: int, lease_s: float, dead_s: float, flush_s
 
 @dataclass
 class Verdict:
-    valid: object  # True, False or "unknown"
-    findings: dict = field(default_factory=dict)
-    stats: dict = field(default_factory=dict)
+    valid: bool | Literal["unknown"]
+    findings: dict[str, list[str]] = field(default_factory=dict)
+    stats: dict[str, dict] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
-        return {True: 0, False: 1}.get(self.valid, 2)
+        return 0 if self.valid is True else 1 if self.valid is False else 2
 
     def to_json(self) -> dict:
         return {"valid": self.valid, "findings": self.findings, "stats": self.stats}
 
 
 def check(history: list[dict], bound_s: float, lease_s: float) -> Verdict:
-    findings = {"conservation": [], "stale_writes_applied": [], "lock_lease": [], "drains_in_bound": [],
-                "liveness": []}
+    findings: dict[str, list[str]] = {"conservation": [], "stale_writes_applied": [], "lock_lease": [],
+                                      "drains_in_bound": [], "liveness": []}
     final = {e["f"]: e for e in history if e["type"] == "final"}
-    stats = {}
+    stats: dict[str, dict] = {}
     _drains(history, bound_s, findings["drains_in_bound"], stats)
     _lock_lease(history, lease_s, findings["lock_lease"])
     if "audit" in final:

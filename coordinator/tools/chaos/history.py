@@ -19,7 +19,8 @@ class History:
         self.clock = clock
         self.t0 = clock()
         self._lock = threading.Lock()
-        self._file = open(path, "w", encoding="utf-8")  # a run directory reused starts afresh
+        # Open for the history's life (close() closes it); a run directory reused starts afresh.
+        self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115
 
     def start_clock(self) -> None:
         """t = 0 from now on (the workload's start; scenario times are relative to it)."""

@@ -13,9 +13,9 @@ import time
 
 import grpc
 
-from node.api.v1 import pcpsim_pb2 as pb
-from coordinator.tools.schedule import drain_schedule
 from coordinator.drain.record import STRATEGIES
+from coordinator.tools.schedule import drain_schedule
+from node.api.v1 import pcpsim_pb2 as pb
 
 DEFINITE = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
 

@@ -4,14 +4,22 @@ import os
 import signal
 import time
 
-from node.shared import security
-from node.api.v1 import pcpsim_pb2 as pb
-from node.shared.config import join_host_port
-from node.shared.cpulist import parse_cpu_list
 from coordinator.tools import prometheus
 from coordinator.tools.cli.errors import CliError
-from coordinator.tools.cluster import (DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT, ClusterConfig, ClusterError,
-                                       LocalCluster, TlsPaths, assign_roles)
+from coordinator.tools.cluster import (
+    DEFAULT_ISOLATED,
+    DEFAULT_NODES,
+    DEFAULT_RT,
+    ClusterConfig,
+    ClusterError,
+    LocalCluster,
+    TlsPaths,
+    assign_roles,
+)
+from node.api.v1 import pcpsim_pb2 as pb
+from node.shared import security
+from node.shared.config import join_host_port
+from node.shared.cpulist import parse_cpu_list
 
 
 def topology(args) -> tuple[int, str, str]:
@@ -45,8 +53,8 @@ def cmd_cluster_up(args) -> int:
         if not (args.tls_cert and args.tls_ca):
             raise CliError("cluster up with TLS needs --tls-cert, --tls-key and --tls-ca (every process "
                            "serves and dials)")
-        tls = TlsPaths(*(os.path.abspath(x) for x in (args.tls_cert, args.tls_key, args.tls_ca)),
-                       args.tls_client_auth)
+        cert, key, ca = (os.path.abspath(x) for x in (args.tls_cert, args.tls_key, args.tls_ca))
+        tls = TlsPaths(cert, key, ca, args.tls_client_auth)
     try:
         config = ClusterConfig(roles=roles, seed=args.seed, strategy=args.strategy, zone_mb=args.zone_mb,
                                zone_used=args.zone_used, kernel=args.kernel, listen_host=args.listen_host,
@@ -80,7 +88,7 @@ def cmd_cluster_up(args) -> int:
             for name, proc in cluster.procs.items():
                 if proc.poll() is not None:
                     raise CliError(f"{name} exited with {proc.returncode}; see {run_dir}/{name}.log")
-            if prom is not None and prom.proc.poll() is not None:
+            if prom is not None and prom.proc is not None and prom.proc.poll() is not None:
                 raise CliError(f"prometheus exited with {prom.proc.returncode}; see {prom.log_file}")
             time.sleep(0.2)
     except KeyboardInterrupt:

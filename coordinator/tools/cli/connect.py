@@ -6,9 +6,9 @@ import dataclasses
 import json
 import os
 
-from node.shared import security
-from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from coordinator.tools.cli.errors import CliError
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.shared import security
 
 DEFAULT_STATE = os.path.join(".pcpsim", "cluster.json")
 

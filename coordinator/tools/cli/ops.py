@@ -3,9 +3,9 @@
 
 import json
 
-from node.api.v1 import pcpsim_pb2 as pb
 from coordinator.drain.record import STRATEGIES, STRATEGY_NAMES, TRIGGER_NAMES
 from coordinator.tools.cli.connect import stub
+from node.api.v1 import pcpsim_pb2 as pb
 
 
 def kus(seconds: float, scale: float) -> str:

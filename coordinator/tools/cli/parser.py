@@ -29,12 +29,12 @@ file or --tls-ca says so.
 import argparse
 import os
 
-from node.mm import profile as profiles
 from coordinator.drain.record import STRATEGIES
 from coordinator.tools import compare
 from coordinator.tools.cli import flags
 from coordinator.tools.cli.connect import DEFAULT_STATE, add_target
 from coordinator.tools.cluster import DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT
+from node.mm import profile as profiles
 
 
 def build_parser() -> argparse.ArgumentParser:

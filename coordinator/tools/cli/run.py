@@ -4,11 +4,9 @@ against their floors)."""
 
 import os
 
-from coordinator.tools.bench import figures as bench
+from coordinator.tools import compare, plots, report
 from coordinator.tools.bench import figure as bench_figure
-from coordinator.tools import compare
-from coordinator.tools import plots
-from coordinator.tools import report
+from coordinator.tools.bench import figures as bench
 from coordinator.tools.cli.errors import CliError
 from coordinator.tools.cluster import ClusterError
 

@@ -3,11 +3,11 @@
 
 import json
 
-from node.shared import security
+from coordinator.tools.cli.connect import stub
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from node.mm.constants import MIGRATETYPE_NAMES, NR_PCP_LISTS, pindex_to_order, MIGRATE_PCPTYPES
-from coordinator.tools.cli.connect import stub
+from node.mm.constants import MIGRATE_PCPTYPES, MIGRATETYPE_NAMES, NR_PCP_LISTS, pindex_to_order
+from node.shared import security
 
 
 def _list_label(pindex: int) -> str:

@@ -29,10 +29,16 @@ from node.shared.security.interceptors import AuthInterceptor
 from node.shared.security.limits import max_request_bytes, server_options
 from node.shared.security.settings import INSECURE, Security, SecurityError, Tls
 from node.shared.security.tls import add_port, load_tls
-from node.shared.security.tokens import (MIN_SECRET_CHARS, bound_token, generate_token_files, load_token_file,
-                                         parse_token_file)
+from node.shared.security.tokens import (
+    MIN_SECRET_CHARS,
+    bound_token,
+    generate_token_files,
+    load_token_file,
+    parse_token_file,
+)
 
-__all__ = [
+# Grouped by the module each name comes from, as imported above.
+__all__ = [  # noqa: RUF022
     "ACCESS", "ALWAYS", "NODE", "OPERATOR", "ROLES",
     "aio_channel", "channel",
     "exposure_warning", "process_warning", "warn",

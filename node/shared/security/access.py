@@ -10,6 +10,9 @@ exempt: probes carry no secret):
 A method missing from ACCESS is refused (fail closed): adding an RPC means adding a row.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from node.api.v1 import pcpsim_pb2 as pb
 
 NODE, OPERATOR = "node", "operator"
@@ -39,7 +42,9 @@ def _own_cpu_op(request, cpu) -> bool:
 # Method -> {role: ALWAYS or a predicate (decoded request, caller's bound CPU or None); on a
 # stream, every request}. Every method of both services has a row (tests/unit/test_security.py
 # checks against the proto).
-ACCESS = {
+# (decoded request, caller's bound CPU or None) -> whether the role may make it.
+Predicate = Callable[[Any, int | None], bool]
+ACCESS: dict[str, dict[str, Predicate | None]] = {
     _COORD + "Register": {NODE: _own_cpu, OPERATOR: ALWAYS},
     _COORD + "Heartbeat": {NODE: _own_cpu, OPERATOR: ALWAYS},
     _COORD + "Rmqueue": {NODE: _own_cpu, OPERATOR: ALWAYS},

@@ -3,6 +3,8 @@
 import argparse
 import dataclasses
 import os
+from collections.abc import Callable
+from typing import NoReturn
 
 from node.shared.security.settings import INSECURE, Security, SecurityError
 from node.shared.security.tls import load_tls
@@ -30,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser, env: bool = True) -> None:
         p.add_argument("--tls-client-auth", action="store_true", help=argparse.SUPPRESS)
 
 
-def from_args(args, role: str, error) -> Security:
+def from_args(args, role: str, error: Callable[[str], NoReturn]) -> Security:
     """The Security the flags describe; `error` (parser.error) on a bad file."""
     try:
         sec = load_token_file(args.token_file, role) if args.token_file else INSECURE

@@ -158,7 +158,7 @@ class _AioToken:
         self._token = token
 
     def _details(self, d):
-        return grpc.aio.ClientCallDetails(d.method, d.timeout, _with_token(d.metadata, self._token),
+        return grpc.aio.ClientCallDetails(d.method, d.timeout, grpc.aio.Metadata(*_with_token(d.metadata, self._token)),
                                           d.credentials, d.wait_for_ready)
 
     def __repr__(self):

@@ -36,8 +36,10 @@ def _largest_request_bytes() -> int:
     name = "x" * 255
     free = pb.ZoneRequest(free=pb.FreePagesRequest(cpu=(1 << 32) - 1, pages=pages, incarnation=name,
                                                    transfer_id="x" * validate.MAX_TRANSFER_ID))
-    register = pb.RegisterRequest(cpu=(1 << 32) - 1, address=name, role=max(pb.Role.values()), incarnation=name,
-                                  metrics_address=name, resume=True, holdings=pages)
+    # protoc's stubs type Role.values() as ints, which the Role-typed field does not take.
+    register = pb.RegisterRequest(cpu=(1 << 32) - 1, address=name,
+                                  role=max(pb.Role.values()),  # type: ignore[arg-type]
+                                  incarnation=name, metrics_address=name, resume=True, holdings=pages)
     return max(free.ByteSize(), register.ByteSize())
 
 

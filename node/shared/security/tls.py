@@ -39,6 +39,7 @@ def add_port(server, listen: str, sec: Security) -> int:
     tls = sec.tls
     if tls is None or tls.cert is None:
         return server.add_insecure_port(listen)
+    assert tls.key is not None, "load_tls reads a key with every certificate"
     creds = grpc.ssl_server_credentials([(tls.key, tls.cert)], root_certificates=tls.ca,
                                         require_client_auth=tls.client_auth)
     return server.add_secure_port(listen, creds)

@@ -28,10 +28,11 @@ _LINE = re.compile(r"([a-z]+)(\.sha256|\.key)?=(\S+)")
 _BOUND = re.compile(r"cpu([0-9]{1,7})\.([0-9a-f]{64})")  # a CPU-bound node token
 
 
-def parse_token_file(text: str, where: str) -> tuple[dict, dict]:
+def parse_token_file(text: str, where: str) -> tuple[dict[str, tuple[str | None, bytes]], dict[str, bytes]]:
     """From `role=secret`, `role.sha256=hex` and `node.key=key` lines: ({role: (secret or
     None, digest)}, {role: key})."""
-    roles, keys = {}, {}
+    roles: dict[str, tuple[str | None, bytes]] = {}
+    keys: dict[str, bytes] = {}
     for no, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
