@@ -58,61 +58,129 @@ def fraction(text: str) -> float:
 
 def parse_args(argv=None, environ=None) -> argparse.Namespace:
     """Flags, each also an environment variable (node.shared.config: a flag wins over its variable)."""
-    p = EnvArgumentParser(prog="python -m coordinator",
-                          description="The pcpsim coordinator: zone, membership, drain_all_pages.",
-                          environ=environ)
-    p.add_argument("--listen", type=host_port, default="127.0.0.1:0", env="PCPSIM_LISTEN",
-                   help="gRPC listen address HOST:PORT (port 0: any free port)")
-    p.add_argument("--metrics-listen", type=exposition.listen_address, default="127.0.0.1:0",
-                   env="PCPSIM_METRICS_LISTEN", help="/metrics HTTP address HOST:PORT, or 'off'")
-    p.add_argument("--nodes", type=int_range(1, MAX_CPUS), required=True, env="PCPSIM_NODES",
-                   help=f"number of simulated CPUs (1..{MAX_CPUS})")
-    p.add_argument("--zone-mb", type=int_range(1, MAX_ZONE_MB), default=1024, env="PCPSIM_ZONE_MB",
-                   help=f"zone size in MiB (1..{MAX_ZONE_MB}; >= 688 gives the kernel's batch of 63)")
-    p.add_argument("--zone-used", type=fraction, default=0.0, env="PCPSIM_ZONE_USED",
-                   help="fraction of the zone held by the rest of the system at start (memory pressure)")
-    p.add_argument("--kernel", choices=sorted(profiles.PROFILES), default=profiles.DEFAULT_KERNEL,
-                   env="PCPSIM_KERNEL", help="kernel profile the CPUs run (node.mm.profile; default %(default)s)")
-    p.add_argument("--strategy", choices=sorted(STRATEGIES), env="PCPSIM_STRATEGY",
-                   help="drain strategy for drains that do not name one (direct reclaim); rcu-swap also gives "
-                   "every CPU RCU list sets (default: the kernel profile's)")
-    p.add_argument("--time-scale", type=positive(float), default=TIME_SCALE, env="PCPSIM_TIME_SCALE",
-                   help="wall seconds per kernel second")
-    p.add_argument("--lease-ms", type=int_range(1, MAX_LEASE_MS), default=2000, env="PCPSIM_LEASE_MS",
-                   help=f"remote pcp lock lease (1..{MAX_LEASE_MS}, the most a node grants)")
-    p.add_argument("--rcu-gp-timeout-ms", type=int_range(1, MAX_LEASE_MS), default=2000,
-                   env="PCPSIM_RCU_GP_TIMEOUT_MS",
-                   help="rcu-swap: a CPU that reports no quiescent state this long fails its drain "
-                        f"(1..{MAX_LEASE_MS})")
-    p.add_argument("--flush-timeout-ms", type=int_range(1, MAX_FLUSH_MS), default=10_000,
-                   env="PCPSIM_FLUSH_TIMEOUT_MS",
-                   help=f"bound on a workqueue flush of one CPU (1..{MAX_FLUSH_MS})")
-    p.add_argument("--failure-timeout-ms", type=int_range(1, MAX_TIMEOUT_MS), default=1000,
-                   env="PCPSIM_FAILURE_TIMEOUT_MS",
-                   help="a node without heartbeats this long is down (drains skip it); also the "
-                        "node's membership lease")
-    p.add_argument("--dead-timeout-ms", type=int_range(1, MAX_TIMEOUT_MS), default=3000,
-                   env="PCPSIM_DEAD_TIMEOUT_MS",
-                   help="a node without heartbeats this long is dead: its pages go back to the zone "
-                        "(must exceed --failure-timeout-ms); also the recovery window after a restart")
-    p.add_argument("--heartbeat-budget", type=int_range(1, 100_000), default=256,
-                   env="PCPSIM_HEARTBEAT_BUDGET",
-                   help="heartbeats per second the coordinator takes from all nodes together: each node "
-                        "beats every N/budget seconds (at most a quarter of the failure timeout), or at "
-                        "its own --heartbeat-ms if that is longer (1..100000)")
+    p = EnvArgumentParser(
+        prog="python -m coordinator",
+        description="The pcpsim coordinator: zone, membership, drain_all_pages.",
+        environ=environ,
+    )
+    p.add_argument(
+        "--listen",
+        type=host_port,
+        default="127.0.0.1:0",
+        env="PCPSIM_LISTEN",
+        help="gRPC listen address HOST:PORT (port 0: any free port)",
+    )
+    p.add_argument(
+        "--metrics-listen",
+        type=exposition.listen_address,
+        default="127.0.0.1:0",
+        env="PCPSIM_METRICS_LISTEN",
+        help="/metrics HTTP address HOST:PORT, or 'off'",
+    )
+    p.add_argument(
+        "--nodes",
+        type=int_range(1, MAX_CPUS),
+        required=True,
+        env="PCPSIM_NODES",
+        help=f"number of simulated CPUs (1..{MAX_CPUS})",
+    )
+    p.add_argument(
+        "--zone-mb",
+        type=int_range(1, MAX_ZONE_MB),
+        default=1024,
+        env="PCPSIM_ZONE_MB",
+        help=f"zone size in MiB (1..{MAX_ZONE_MB}; >= 688 gives the kernel's batch of 63)",
+    )
+    p.add_argument(
+        "--zone-used",
+        type=fraction,
+        default=0.0,
+        env="PCPSIM_ZONE_USED",
+        help="fraction of the zone held by the rest of the system at start (memory pressure)",
+    )
+    p.add_argument(
+        "--kernel",
+        choices=sorted(profiles.PROFILES),
+        default=profiles.DEFAULT_KERNEL,
+        env="PCPSIM_KERNEL",
+        help="kernel profile the CPUs run (node.mm.profile; default %(default)s)",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=sorted(STRATEGIES),
+        env="PCPSIM_STRATEGY",
+        help="drain strategy for drains that do not name one (direct reclaim); rcu-swap also gives "
+        "every CPU RCU list sets (default: the kernel profile's)",
+    )
+    p.add_argument(
+        "--time-scale",
+        type=positive(float),
+        default=TIME_SCALE,
+        env="PCPSIM_TIME_SCALE",
+        help="wall seconds per kernel second",
+    )
+    p.add_argument(
+        "--lease-ms",
+        type=int_range(1, MAX_LEASE_MS),
+        default=2000,
+        env="PCPSIM_LEASE_MS",
+        help=f"remote pcp lock lease (1..{MAX_LEASE_MS}, the most a node grants)",
+    )
+    p.add_argument(
+        "--rcu-gp-timeout-ms",
+        type=int_range(1, MAX_LEASE_MS),
+        default=2000,
+        env="PCPSIM_RCU_GP_TIMEOUT_MS",
+        help=f"rcu-swap: a CPU that reports no quiescent state this long fails its drain (1..{MAX_LEASE_MS})",
+    )
+    p.add_argument(
+        "--flush-timeout-ms",
+        type=int_range(1, MAX_FLUSH_MS),
+        default=10_000,
+        env="PCPSIM_FLUSH_TIMEOUT_MS",
+        help=f"bound on a workqueue flush of one CPU (1..{MAX_FLUSH_MS})",
+    )
+    p.add_argument(
+        "--failure-timeout-ms",
+        type=int_range(1, MAX_TIMEOUT_MS),
+        default=1000,
+        env="PCPSIM_FAILURE_TIMEOUT_MS",
+        help="a node without heartbeats this long is down (drains skip it); also the node's membership lease",
+    )
+    p.add_argument(
+        "--dead-timeout-ms",
+        type=int_range(1, MAX_TIMEOUT_MS),
+        default=3000,
+        env="PCPSIM_DEAD_TIMEOUT_MS",
+        help="a node without heartbeats this long is dead: its pages go back to the zone "
+        "(must exceed --failure-timeout-ms); also the recovery window after a restart",
+    )
+    p.add_argument(
+        "--heartbeat-budget",
+        type=int_range(1, 100_000),
+        default=256,
+        env="PCPSIM_HEARTBEAT_BUDGET",
+        help="heartbeats per second the coordinator takes from all nodes together: each node "
+        "beats every N/budget seconds (at most a quarter of the failure timeout), or at "
+        "its own --heartbeat-ms if that is longer (1..100000)",
+    )
     security.add_arguments(p)
     logs.add_log_level_flag(p)
     p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
     args = p.parse_args(argv)
     args.security = security.from_args(args, security.OPERATOR, p.error)
     if args.dead_timeout_ms <= args.failure_timeout_ms:
-        p.error(f"--dead-timeout-ms ({args.dead_timeout_ms}) must exceed --failure-timeout-ms "
-                f"({args.failure_timeout_ms}): a node must stop using its pages before they are taken")
+        p.error(
+            f"--dead-timeout-ms ({args.dead_timeout_ms}) must exceed --failure-timeout-ms "
+            f"({args.failure_timeout_ms}): a node must stop using its pages before they are taken"
+        )
     profile = profiles.get(args.kernel)
     args.strategy = args.strategy or profile.strategy
     if args.strategy == "remote" and not profile.remote_drain:
-        p.error(f"--strategy remote: kernel {args.kernel} guards the pcp with a {profile.pcp_lock} that no "
-                "other CPU can take; use workqueue (its own) or rcu-swap (a what-if)")
+        p.error(
+            f"--strategy remote: kernel {args.kernel} guards the pcp with a {profile.pcp_lock} that no "
+            "other CPU can take; use workqueue (its own) or rcu-swap (a what-if)"
+        )
     return args
 
 
@@ -128,29 +196,57 @@ async def main(args) -> None:
     # Deterministic: a restarted coordinator takes the very same blocks again (coordinator.recovery).
     zone_service.preallocate(int(zone.managed_pages * args.zone_used))
     sec = args.security
-    membership = Membership(args.nodes, time.monotonic, args.failure_timeout_ms / 1000.0,
-                            args.dead_timeout_ms / 1000.0, sec=sec, heartbeat_budget=args.heartbeat_budget)
+    membership = Membership(
+        args.nodes,
+        time.monotonic,
+        args.failure_timeout_ms / 1000.0,
+        args.dead_timeout_ms / 1000.0,
+        sec=sec,
+        heartbeat_budget=args.heartbeat_budget,
+    )
     recovery = Recovery(membership, 2 * args.dead_timeout_ms / 1000.0, time.monotonic)
     registry = exposition.process_registry()  # this process's own: never prometheus_client's global one
     drain_metrics = DrainMetrics(registry, args.nodes)
     faults = Faults()
-    drainer = Drainer(membership, zone_service, STRATEGIES[args.strategy], time.monotonic,
-                      lease_ms=args.lease_ms, flush_timeout_ms=args.flush_timeout_ms,
-                      on_record=drain_metrics.observe, faults=faults,
-                      gp_timeout_ms=args.rcu_gp_timeout_ms)
+    drainer = Drainer(
+        membership,
+        zone_service,
+        STRATEGIES[args.strategy],
+        time.monotonic,
+        lease_ms=args.lease_ms,
+        flush_timeout_ms=args.flush_timeout_ms,
+        on_record=drain_metrics.observe,
+        faults=faults,
+        gp_timeout_ms=args.rcu_gp_timeout_ms,
+    )
     reaper = drainer.control.reaper = Reaper(membership, zone_service, drainer, pageset)
     registry.register(CoordinatorCollector(zone_service, membership, drainer, args.time_scale, recovery, reaper))
     audit_metrics = AuditMetrics(registry)
     metrics = exposition.serve(args.metrics_listen, registry)
-    servicer = CoordinatorServicer(membership, Registration(membership, zone_service, drainer, pageset, recovery),
-                                   zone_service, drainer, pageset, recovery, args.time_scale,
-                                   metrics_address=metrics.address if metrics else "",
-                                   on_audit=audit_metrics.observe, faults=faults, kernel=args.kernel,
-                                   contig=ContigRanges(zone_service, drainer, time.monotonic, pageset, membership),
-                                   hotplug=CpuHotplug(membership, drainer, pageset, time.monotonic))
-    server, port, health = await build_server(pb.DESCRIPTOR.services_by_name["Coordinator"],
-                                              pb_grpc.add_CoordinatorServicer_to_server, servicer,
-                                              args.listen, sec, registry, faults)
+    servicer = CoordinatorServicer(
+        membership,
+        Registration(membership, zone_service, drainer, pageset, recovery),
+        zone_service,
+        drainer,
+        pageset,
+        recovery,
+        args.time_scale,
+        metrics_address=metrics.address if metrics else "",
+        on_audit=audit_metrics.observe,
+        faults=faults,
+        kernel=args.kernel,
+        contig=ContigRanges(zone_service, drainer, time.monotonic, pageset, membership),
+        hotplug=CpuHotplug(membership, drainer, pageset, time.monotonic),
+    )
+    server, port, health = await build_server(
+        pb.DESCRIPTOR.services_by_name["Coordinator"],
+        pb_grpc.add_CoordinatorServicer_to_server,
+        servicer,
+        args.listen,
+        sec,
+        registry,
+        faults,
+    )
     await server.start()
     recovery.begin()
     await health.serving()  # ready as soon as it serves: nodes register whenever they come
@@ -158,8 +254,7 @@ async def main(args) -> None:
     print(f"LISTENING {host}:{port}", flush=True)
     if metrics:
         log.info("METRICS %s", metrics.address)
-    log.info("zone %d MiB: batch %d high %d watermarks %s", args.zone_mb, pageset.batch, pageset.high,
-             zone.watermark)
+    log.info("zone %d MiB: batch %d high %d watermarks %s", args.zone_mb, pageset.batch, pageset.high, zone.watermark)
     reaping = asyncio.create_task(reaper.run(args.failure_timeout_ms / 4000.0))
     stop = stop_event(args.parent_pid)
     await stop.wait()

@@ -20,18 +20,22 @@ async def audit_cluster(membership, zone_service, drainer, on_report=None) -> mm
     run again; an audit that fails to complete (a CPU did not answer) raises and reports nothing."""
     async with drainer.pcpu_drain_mutex:
         members = membership.present()  # a CPU taken offline still holds its tasks' pages
-        before = await asyncio.gather(*(m.stub.SetRunState(pb.RunStateRequest(cpu=m.cpu, paused=True),
-                                                           timeout=10.0) for m in members))
+        before = await asyncio.gather(
+            *(m.stub.SetRunState(pb.RunStateRequest(cpu=m.cpu, paused=True), timeout=10.0) for m in members)
+        )
         try:
-            snaps = await asyncio.gather(*(m.stub.Snapshot(pb.CpuRequest(cpu=m.cpu), timeout=10.0)
-                                           for m in members))
+            snaps = await asyncio.gather(*(m.stub.Snapshot(pb.CpuRequest(cpu=m.cpu), timeout=10.0) for m in members))
             report = await zone_service.locked(_check, zone_service, membership, snaps)
         finally:
             # Resume only the CPUs that were running: one paused on purpose stays paused.
-            await asyncio.gather(*(m.stub.SetRunState(pb.RunStateRequest(cpu=m.cpu, paused=False),
-                                                      timeout=10.0)
-                                   for m, b in zip(members, before, strict=True) if not b.was_paused),
-                                 return_exceptions=True)
+            await asyncio.gather(
+                *(
+                    m.stub.SetRunState(pb.RunStateRequest(cpu=m.cpu, paused=False), timeout=10.0)
+                    for m, b in zip(members, before, strict=True)
+                    if not b.was_paused
+                ),
+                return_exceptions=True,
+            )
     if on_report is not None:
         on_report(report)
     return report
@@ -62,8 +66,10 @@ def _check(zone_service, membership, snaps) -> mm_audit.AuditReport:
     for cpu, mine in node_pages.items():
         recorded = set(owned.get(cpu, []))
         if mine != recorded:
-            errors.append(f"cpu{cpu}: zone records {len(recorded - mine)} blocks the CPU does not "
-                          f"hold and the CPU holds {len(mine - recorded)} blocks the zone did not give it")
+            errors.append(
+                f"cpu{cpu}: zone records {len(recorded - mine)} blocks the CPU does not "
+                f"hold and the CPU holds {len(mine - recorded)} blocks the zone did not give it"
+            )
     report = mm_audit.audit(zone_service.zone, holders)
     report.errors.extend(errors)
     report.ok = report.ok and not errors

@@ -50,9 +50,16 @@ class ContigResult:
     error: str = ""
 
     def to_pb(self) -> pb.ContigRangeReply:
-        return pb.ContigRangeReply(ok=self.ok, start_pfn=self.start_pfn, nr_pages=self.nr_pages,
-                                   duration_s=self.duration_s, drains=[d.to_pb() for d in self.drains],
-                                   attempts=self.attempts, busy_pfn=self.busy_pfn, error=self.error)
+        return pb.ContigRangeReply(
+            ok=self.ok,
+            start_pfn=self.start_pfn,
+            nr_pages=self.nr_pages,
+            duration_s=self.duration_s,
+            drains=[d.to_pb() for d in self.drains],
+            attempts=self.attempts,
+            busy_pfn=self.busy_pfn,
+            error=self.error,
+        )
 
 
 class ContigRanges:
@@ -112,8 +119,9 @@ class ContigRanges:
             raise InvalidArgument(str(err)) from None
         return OWNER_KINDS[owner]
 
-    async def _take(self, owner: int, trigger: int, start: int, nr: int, timeout: float,
-                    force_all_cpus: bool) -> ContigResult:
+    async def _take(
+        self, owner: int, trigger: int, start: int, nr: int, timeout: float, force_all_cpus: bool
+    ) -> ContigResult:
         result = ContigResult(False, start, nr)
         t0 = self.clock()
         zs = self.zone
@@ -124,8 +132,7 @@ class ContigRanges:
         try:
             deadline = t0 + timeout
             while True:
-                result.drains.append(await self.drainer.drain_all_pages(force_all_cpus=force_all_cpus,
-                                                                        trigger=trigger))
+                result.drains.append(await self.drainer.drain_all_pages(force_all_cpus=force_all_cpus, trigger=trigger))
                 result.attempts += 1
                 blocks, busy, holder = await zs.locked(zs.take_range, owner, start, nr)
                 if blocks is not None:
@@ -134,8 +141,10 @@ class ContigRanges:
                 result.busy_pfn = busy
                 if self.clock() >= deadline:
                     who = OWNER_KINDS.get(holder, f"cpu {holder}") if holder is not None else "nobody"
-                    result.error = (f"pfn {busy} is still in use (held by {who}) after {result.attempts} "
-                                    f"attempts in {timeout:g} s; pages are not migrated here")
+                    result.error = (
+                        f"pfn {busy} is still in use (held by {who}) after {result.attempts} "
+                        f"attempts in {timeout:g} s; pages are not migrated here"
+                    )
                     break
                 await asyncio.sleep(RETRY_INTERVAL_S)
         finally:

@@ -73,8 +73,9 @@ class Reaper:
         self.pageset.update(self.membership.alive())  # one step with the death, as GetState sees it
         pages = await self.zone.locked(self.zone.cpu_dead, member.cpu)
         self.deaths += 1
-        log.warning("cpu%d declared dead: %d base pages back to the zone, high now %d",
-                    member.cpu, pages, self.pageset.high)
+        log.warning(
+            "cpu%d declared dead: %d base pages back to the zone, high now %d", member.cpu, pages, self.pageset.high
+        )
         if self.on_dead is not None:
             self.on_dead(member.cpu, pages)
         return pages

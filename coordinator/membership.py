@@ -55,7 +55,7 @@ class Member:
     metrics_address: str = ""  # the node's /metrics host:port, empty if it serves none
     control: AioReplyStream | None = None  # the remote drainer's PcpControl stream
     incarnation: str = ""  # the node process's random id (RegisterRequest.incarnation)
-    dead: bool = False     # declared dead: its pages went back to the zone
+    dead: bool = False  # declared dead: its pages went back to the zone
     resumed: bool = False  # registered with resume=true and its holdings were claimed
     cpu_offline: bool = False  # taken offline by CPU hotplug (coordinator.cpu_hotplug): alive, not online
 
@@ -75,9 +75,16 @@ def _check_address(what: str, address: str) -> None:
 
 
 class Membership:
-    def __init__(self, nr_cpus: int, clock=time.monotonic, failure_timeout: float = 1.0,
-                 dead_timeout: float = 3.0, lease: float | None = None,
-                 sec: security.Security = security.INSECURE, heartbeat_budget: float = 256.0):
+    def __init__(
+        self,
+        nr_cpus: int,
+        clock=time.monotonic,
+        failure_timeout: float = 1.0,
+        dead_timeout: float = 3.0,
+        lease: float | None = None,
+        sec: security.Security = security.INSECURE,
+        heartbeat_budget: float = 256.0,
+    ):
         if heartbeat_budget <= 0:
             raise InvalidArgument(f"heartbeat budget {heartbeat_budget}/s must be positive")
         self.heartbeat_budget = heartbeat_budget
@@ -96,8 +103,9 @@ class Membership:
         self.members: dict[int, Member] = {}
         self._closing: set[asyncio.Future[None]] = set()  # old channels closing (see register)
 
-    def check_registration(self, cpu: int, address: str, role: int, metrics_address: str = "",
-                           incarnation: str = "") -> None:
+    def check_registration(
+        self, cpu: int, address: str, role: int, metrics_address: str = "", incarnation: str = ""
+    ) -> None:
         validate.cpu(cpu, self.nr_cpus)
         if len(incarnation) > MAX_NAME:
             raise InvalidArgument(f"incarnation of {len(incarnation)} characters, limit {MAX_NAME}")
@@ -107,13 +115,20 @@ class Membership:
         if role not in pb.Role.values() or role == pb.ROLE_UNSPECIFIED:
             raise InvalidArgument(f"unknown role {role}")
 
-    def register(self, cpu: int, address: str, role: int, metrics_address: str = "",
-                 incarnation: str = "") -> Member:
+    def register(self, cpu: int, address: str, role: int, metrics_address: str = "", incarnation: str = "") -> Member:
         self.check_registration(cpu, address, role, metrics_address)
         old = self.members.get(cpu)
         channel = security.aio_channel(address, self.security)
-        member = Member(cpu, address, role, channel, pb_grpc.NodeStub(channel), self.clock(),
-                        registrations=old.registrations + 1 if old else 1, metrics_address=metrics_address)
+        member = Member(
+            cpu,
+            address,
+            role,
+            channel,
+            pb_grpc.NodeStub(channel),
+            self.clock(),
+            registrations=old.registrations + 1 if old else 1,
+            metrics_address=metrics_address,
+        )
         member.incarnation = incarnation
         member.control = AioReplyStream(member.stub.PcpControl, CONTROL_TIMEOUT_S, f"cpu{cpu}-pcp-control")
         self.members[cpu] = member
@@ -138,8 +153,9 @@ class Membership:
         if member.dead:
             raise FailedPrecondition(f"cpu {cpu} was declared dead and its pages taken back")
         if incarnation != member.incarnation:
-            raise FailedPrecondition(f"cpu {cpu} incarnation {incarnation or '(none)'} was replaced by "
-                                     f"{member.incarnation}")
+            raise FailedPrecondition(
+                f"cpu {cpu} incarnation {incarnation or '(none)'} was replaced by {member.incarnation}"
+            )
         return member
 
     def heartbeat(self, cpu: int, pcp_count: int, incarnation: str) -> Member:
@@ -175,8 +191,7 @@ class Membership:
     def overdue(self) -> list[Member]:
         """Living members silent for longer than dead_timeout."""
         now = self.clock()
-        return [m for m in self.members.values()
-                if not m.dead and now - m.last_heartbeat >= self.dead_timeout]
+        return [m for m in self.members.values() if not m.dead and now - m.last_heartbeat >= self.dead_timeout]
 
     def excuse(self, seconds: float) -> None:
         """Do not count `seconds` this coordinator could not hear anyone against the members."""

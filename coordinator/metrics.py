@@ -21,43 +21,88 @@ from node.shared.buckets import LONG_LATENCY_BUCKETS
 from node.shared.cpulist import role_label
 
 # A whole drain_all_pages: a few ms (remote, few pages) to hundreds of ms (workqueue behind RT tasks).
-DRAIN_BUCKETS = (1e-3, 2.5e-3, 5e-3, 7.5e-3, 10e-3, 15e-3, 20e-3, 30e-3, 50e-3, 75e-3, 0.1, 0.15, 0.2, 0.3,
-                 0.5, 0.75, 1.0, 2.5)
-STATUS_NAMES = {pb.DrainAllReply.DONE: "done", pb.DrainAllReply.SKIPPED: "skipped",
-                pb.DrainAllReply.FAILED: "failed"}
+DRAIN_BUCKETS = (
+    1e-3,
+    2.5e-3,
+    5e-3,
+    7.5e-3,
+    10e-3,
+    15e-3,
+    20e-3,
+    30e-3,
+    50e-3,
+    75e-3,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+)
+STATUS_NAMES = {pb.DrainAllReply.DONE: "done", pb.DrainAllReply.SKIPPED: "skipped", pb.DrainAllReply.FAILED: "failed"}
 
 
 class DrainMetrics:
     """Per-drain histograms and counters; `observe` is the Drainer's on_record hook."""
 
     def __init__(self, registry, nr_cpus: int):
-        all_dur = Histogram("pcpsim_drain_all_duration_seconds",
-                            "drain_all_pages duration, mutex held -> every marked CPU drained (skipped drains "
-                            "are not observed).", ["strategy", "trigger"], buckets=DRAIN_BUCKETS,
-                            registry=registry)
-        all_total = Counter("pcpsim_drain_all_total", "drain_all_pages calls by outcome.",
-                            ["strategy", "trigger", "status"], registry=registry)
-        cpu_dur = Histogram("pcpsim_drain_cpu_duration_seconds",
-                            "One CPU's drain as the drainer saw it (workqueue: from queueing until its flush "
-                            "returned).", ["strategy", "cpu"], buckets=LONG_LATENCY_BUCKETS, registry=registry)
-        cpu_wait = Histogram("pcpsim_drain_cpu_wait_seconds",
-                             "One CPU's drain wait: workqueue = queue -> start on the CPU; remote = pcp lock wait.",
-                             ["strategy", "cpu"], buckets=LONG_LATENCY_BUCKETS, registry=registry)
-        cpu_pages = Counter("pcpsim_drain_pages_total", "Base pages drained from a CPU's pcp lists into the zone.",
-                            ["strategy", "cpu"], registry=registry)
-        cpu_fail = Counter("pcpsim_drain_cpu_failures_total", "Per-CPU drains that failed (RPC error, "
-                           "flush timeout, zone refusal).", ["strategy", "cpu"], registry=registry)
+        all_dur = Histogram(
+            "pcpsim_drain_all_duration_seconds",
+            "drain_all_pages duration, mutex held -> every marked CPU drained (skipped drains are not observed).",
+            ["strategy", "trigger"],
+            buckets=DRAIN_BUCKETS,
+            registry=registry,
+        )
+        all_total = Counter(
+            "pcpsim_drain_all_total",
+            "drain_all_pages calls by outcome.",
+            ["strategy", "trigger", "status"],
+            registry=registry,
+        )
+        cpu_dur = Histogram(
+            "pcpsim_drain_cpu_duration_seconds",
+            "One CPU's drain as the drainer saw it (workqueue: from queueing until its flush returned).",
+            ["strategy", "cpu"],
+            buckets=LONG_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        cpu_wait = Histogram(
+            "pcpsim_drain_cpu_wait_seconds",
+            "One CPU's drain wait: workqueue = queue -> start on the CPU; remote = pcp lock wait.",
+            ["strategy", "cpu"],
+            buckets=LONG_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        cpu_pages = Counter(
+            "pcpsim_drain_pages_total",
+            "Base pages drained from a CPU's pcp lists into the zone.",
+            ["strategy", "cpu"],
+            registry=registry,
+        )
+        cpu_fail = Counter(
+            "pcpsim_drain_cpu_failures_total",
+            "Per-CPU drains that failed (RPC error, flush timeout, zone refusal).",
+            ["strategy", "cpu"],
+            registry=registry,
+        )
         self._all = {}
         self._cpu = {}
         for strategy, sname in STRATEGY_NAMES.items():
             for trigger, tname in TRIGGER_NAMES.items():
                 self._all[strategy, trigger] = (
                     all_dur.labels(sname, tname),
-                    {status: all_total.labels(sname, tname, name) for status, name in STATUS_NAMES.items()})
+                    {status: all_total.labels(sname, tname, name) for status, name in STATUS_NAMES.items()},
+                )
             for cpu in range(nr_cpus):
                 c = str(cpu)
-                self._cpu[strategy, cpu] = (cpu_dur.labels(sname, c), cpu_wait.labels(sname, c),
-                                            cpu_pages.labels(sname, c), cpu_fail.labels(sname, c))
+                self._cpu[strategy, cpu] = (
+                    cpu_dur.labels(sname, c),
+                    cpu_wait.labels(sname, c),
+                    cpu_pages.labels(sname, c),
+                    cpu_fail.labels(sname, c),
+                )
 
     def observe(self, record) -> None:
         duration, by_status = self._all[record.strategy, record.trigger]
@@ -80,12 +125,18 @@ class AuditMetrics:
     pcpsim_audit_ok reads 0 until the first audit completes: pair it with pcpsim_audits_total > 0."""
 
     def __init__(self, registry):
-        self._ok = Gauge("pcpsim_audit_ok", "1 if the last completed audit found every page exactly once, "
-                         "else 0 (also 0 before the first audit; see pcpsim_audits_total).", registry=registry)
-        self._lost = Gauge("pcpsim_audit_lost_pages", "Base pages the last audit found nowhere.",
-                           registry=registry)
-        self._duplicated = Gauge("pcpsim_audit_duplicated_pages",
-                                 "Base pages the last audit found in more than one place.", registry=registry)
+        self._ok = Gauge(
+            "pcpsim_audit_ok",
+            "1 if the last completed audit found every page exactly once, "
+            "else 0 (also 0 before the first audit; see pcpsim_audits_total).",
+            registry=registry,
+        )
+        self._lost = Gauge("pcpsim_audit_lost_pages", "Base pages the last audit found nowhere.", registry=registry)
+        self._duplicated = Gauge(
+            "pcpsim_audit_duplicated_pages",
+            "Base pages the last audit found in more than one place.",
+            registry=registry,
+        )
         self._audits = Counter("pcpsim_audits_total", "Audits completed (either verdict).", registry=registry)
 
     def observe(self, report) -> None:
@@ -104,7 +155,7 @@ class CoordinatorCollector(Collector):
         self.drainer = drainer
         self.time_scale = time_scale
         self.recovery = recovery  # coordinator.recovery.Recovery
-        self.reaper = reaper      # coordinator.hotplug.Reaper
+        self.reaper = reaper  # coordinator.hotplug.Reaper
 
     def describe(self):
         return list(self._families().values())
@@ -149,28 +200,45 @@ class CoordinatorCollector(Collector):
     def _families() -> dict:
         g, c = GaugeMetricFamily, CounterMetricFamily
         fams = [
-            g("pcpsim_time_scale_ratio", "Wall seconds per kernel second (node.shared.timebase): divide a wall-time "
-              "figure by this for kernel time."),
+            g(
+                "pcpsim_time_scale_ratio",
+                "Wall seconds per kernel second (node.shared.timebase): divide a wall-time "
+                "figure by this for kernel time.",
+            ),
             g("pcpsim_drain_running", "1 while pcpu_drain_mutex is held (a drain or an audit is running)."),
             g("pcpsim_zone_managed_pages", "Base pages the zone manages."),
             g("pcpsim_zone_free_pages", "Base pages free in the buddy allocator (not counting pcp lists)."),
             g("pcpsim_zone_free_blocks", "Free blocks of each order (free_area[order].nr_free).", labels=["order"]),
             g("pcpsim_zone_watermark_pages", "Zone watermarks.", labels=["level"]),
-            g("pcpsim_zone_reclaim_active", "1 while ZONE_RECLAIM_ACTIVE (free pages fell below low, not yet "
-              "back above high)."),
+            g(
+                "pcpsim_zone_reclaim_active",
+                "1 while ZONE_RECLAIM_ACTIVE (free pages fell below low, not yet back above high).",
+            ),
             c("pcpsim_zone_refusals", "Refills or buddy allocations refused below the min watermark."),
             c("pcpsim_zone_lock_hold_seconds", "Wall time zone->lock was held, all operations."),
             c("pcpsim_zone_lock_operations", "Operations run under zone->lock."),
-            g("pcpsim_node_up", "1 if the CPU's heartbeats are current; role=unregistered before it registers.",
-              labels=["cpu", "role"]),
+            g(
+                "pcpsim_node_up",
+                "1 if the CPU's heartbeats are current; role=unregistered before it registers.",
+                labels=["cpu", "role"],
+            ),
             g("pcpsim_node_heartbeat_age_seconds", "Time since the CPU's last heartbeat.", labels=["cpu"]),
-            g("pcpsim_node_dead", "1 once the CPU was declared dead (its pages taken back) until it registers "
-              "again.", labels=["cpu"]),
-            g("pcpsim_coordinator_recovering", "1 while the coordinator rebuilds its zone from the nodes' reports "
-              "(zone operations, drains and audits wait)."),
+            g(
+                "pcpsim_node_dead",
+                "1 once the CPU was declared dead (its pages taken back) until it registers again.",
+                labels=["cpu"],
+            ),
+            g(
+                "pcpsim_coordinator_recovering",
+                "1 while the coordinator rebuilds its zone from the nodes' reports "
+                "(zone operations, drains and audits wait).",
+            ),
             c("pcpsim_cpu_deaths", "CPUs declared dead (page_alloc_cpu_dead, high recomputed)."),
             c("pcpsim_node_registrations", "Registrations of the CPU (restarts add one).", labels=["cpu"]),
-            g("pcpsim_node_reported_pcp_count_pages", "pcp count the CPU last reported (the racy read "
-              "drain_all_pages marks CPUs by).", labels=["cpu"]),
+            g(
+                "pcpsim_node_reported_pcp_count_pages",
+                "pcp count the CPU last reported (the racy read drain_all_pages marks CPUs by).",
+                labels=["cpu"],
+            ),
         ]
         return {x.name + ("_total" if x.type == "counter" else ""): x for x in fams}

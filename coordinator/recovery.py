@@ -30,8 +30,7 @@ class Recovery:
 
     @property
     def active(self) -> bool:
-        if not self._over and (self.clock() >= self.until
-                               or self.membership.alive() >= self.membership.nr_cpus):
+        if not self._over and (self.clock() >= self.until or self.membership.alive() >= self.membership.nr_cpus):
             self._over = True
         return not self._over
 

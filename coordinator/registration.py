@@ -25,11 +25,12 @@ class Registration:
         self.membership = membership
         self.zone = zone_service
         self.drainer = drainer
-        self.pageset = pageset    # coordinator.hotplug.Pageset
+        self.pageset = pageset  # coordinator.hotplug.Pageset
         self.recovery = recovery  # coordinator.recovery.Recovery
 
-    async def register(self, cpu: int, address: str, role: int, metrics_address: str, incarnation: str,
-                       resume: bool, holdings: list) -> tuple[int, bool]:
+    async def register(
+        self, cpu: int, address: str, role: int, metrics_address: str, incarnation: str, resume: bool, holdings: list
+    ) -> tuple[int, bool]:
         """Register `cpu`'s process; returns (base pages of a previous process reclaimed,
         whether its holdings were claimed for it)."""
         m = self.membership
@@ -41,8 +42,11 @@ class Registration:
             else:
                 if old is not None:
                     reclaimed = await self.zone.locked(self.zone.cpu_dead, cpu)
-                    log.info("cpu%d replaced: %d base pages of its previous process back to the zone "
-                             "(page_alloc_cpu_dead)", cpu, reclaimed)
+                    log.info(
+                        "cpu%d replaced: %d base pages of its previous process back to the zone (page_alloc_cpu_dead)",
+                        cpu,
+                        reclaimed,
+                    )
                 resumed = False
                 if resume and old is None and self.recovery.active:
                     resumed = await self._claim(cpu, holdings)

@@ -13,19 +13,32 @@ from node.shared.reply_stream import serve_ops
 
 
 class CoordinatorServicer(pb_grpc.CoordinatorServicer):
-    def __init__(self, membership, registration, zone_service, drainer, pageset, recovery, time_scale: float,
-                 metrics_address: str = "", on_audit=None, faults=None, kernel: str = DEFAULT_KERNEL,
-                 contig=None, hotplug=None):
+    def __init__(
+        self,
+        membership,
+        registration,
+        zone_service,
+        drainer,
+        pageset,
+        recovery,
+        time_scale: float,
+        metrics_address: str = "",
+        on_audit=None,
+        faults=None,
+        kernel: str = DEFAULT_KERNEL,
+        contig=None,
+        hotplug=None,
+    ):
         self.membership = membership
         self.registration = registration  # coordinator.registration.Registration
         self.zone = zone_service
         self.drainer = drainer
-        self.pageset = pageset    # coordinator.hotplug.Pageset: high and batch now
+        self.pageset = pageset  # coordinator.hotplug.Pageset: high and batch now
         self.recovery = recovery  # coordinator.recovery.Recovery
         self.time_scale = time_scale
         self.metrics_address = metrics_address  # this process's /metrics host:port, reported in GetState
         self.on_audit = on_audit  # called with each completed audit's report (coordinator.metrics.AuditMetrics)
-        self.faults = faults      # node.shared.faults.Faults: set by the chaos nemesis
+        self.faults = faults  # node.shared.faults.Faults: set by the chaos nemesis
         self.kernel = kernel  # the kernel profile every CPU runs (node.mm.profile), sent at registration
         self.contig = contig  # coordinator.contig.ContigRanges: alloc_contig_range, offline_pages
         self.hotplug = hotplug  # coordinator.cpu_hotplug.CpuHotplug
@@ -33,37 +46,59 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
 
     def zone_info(self) -> pb.ZoneInfo:
         z = self.zone.zone
-        return pb.ZoneInfo(start_pfn=z.start_pfn, spanned_pages=z.spanned_pages,
-                           managed_pages=z.managed_pages, free_pages=z.free_pages,
-                           watermark_min=z.watermark["min"], watermark_low=z.watermark["low"],
-                           watermark_high=z.watermark["high"],
-                           nr_free=[z.nr_free(o) for o in range(MAX_ORDER)],
-                           reclaim_active=z.reclaim_active)
+        return pb.ZoneInfo(
+            start_pfn=z.start_pfn,
+            spanned_pages=z.spanned_pages,
+            managed_pages=z.managed_pages,
+            free_pages=z.free_pages,
+            watermark_min=z.watermark["min"],
+            watermark_low=z.watermark["low"],
+            watermark_high=z.watermark["high"],
+            nr_free=[z.nr_free(o) for o in range(MAX_ORDER)],
+            reclaim_active=z.reclaim_active,
+        )
 
     async def Register(self, request, context):
         # Validate before anything changes (coordinator.registration).
         m = self.membership
-        m.check_registration(request.cpu, request.address, request.role, request.metrics_address,
-                             request.incarnation)
+        m.check_registration(request.cpu, request.address, request.role, request.metrics_address, request.incarnation)
         holdings = validate.page_list(request.holdings) if request.resume else []
         reclaimed, resumed = await self.registration.register(
-            request.cpu, request.address, request.role, request.metrics_address, request.incarnation,
-            request.resume, holdings)
-        return pb.RegisterReply(nr_cpus=m.nr_cpus, high=self.pageset.high, batch=self.pageset.batch,
-                                zone=self.zone_info(), time_scale=self.time_scale,
-                                reclaimed_pages=reclaimed, lease_ms=round(m.lease * 1000),
-                                dead_ms=round(m.dead_timeout * 1000), resumed=resumed,
-                                recovering=self.recovery.active, strategy=self.drainer.default_strategy,
-                                kernel=self.kernel,
-                                heartbeat_interval_ms=round(m.heartbeat_interval() * 1000))
+            request.cpu,
+            request.address,
+            request.role,
+            request.metrics_address,
+            request.incarnation,
+            request.resume,
+            holdings,
+        )
+        return pb.RegisterReply(
+            nr_cpus=m.nr_cpus,
+            high=self.pageset.high,
+            batch=self.pageset.batch,
+            zone=self.zone_info(),
+            time_scale=self.time_scale,
+            reclaimed_pages=reclaimed,
+            lease_ms=round(m.lease * 1000),
+            dead_ms=round(m.dead_timeout * 1000),
+            resumed=resumed,
+            recovering=self.recovery.active,
+            strategy=self.drainer.default_strategy,
+            kernel=self.kernel,
+            heartbeat_interval_ms=round(m.heartbeat_interval() * 1000),
+        )
 
     async def Heartbeat(self, request, context):
         self.membership.heartbeat(request.cpu, request.pcp_count, request.incarnation)
         z = self.zone.zone
-        return pb.HeartbeatReply(free_pages=z.free_pages, reclaim_active=z.reclaim_active,
-                                 high=self.pageset.high, batch=self.pageset.batch,
-                                 recovering=self.recovery.active,
-                                 heartbeat_interval_ms=round(self.membership.heartbeat_interval() * 1000))
+        return pb.HeartbeatReply(
+            free_pages=z.free_pages,
+            reclaim_active=z.reclaim_active,
+            high=self.pageset.high,
+            batch=self.pageset.batch,
+            recovering=self.recovery.active,
+            heartbeat_interval_ms=round(self.membership.heartbeat_interval() * 1000),
+        )
 
     async def Rmqueue(self, request, context):
         return await self._rmqueue(request)
@@ -89,8 +124,12 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         validate.transfer_id(request.transfer_id)
         self._check_zone_caller(cpu, request.incarnation)
         reply = await self.zone.locked(self.zone.rmqueue, cpu, order, mt, count, request.transfer_id)
-        return pb.RmqueueReply(pfn=reply.pfns, watermark_ok=reply.watermark_ok,
-                               free_pages=reply.free_pages, reclaim_active=reply.reclaim_active)
+        return pb.RmqueueReply(
+            pfn=reply.pfns,
+            watermark_ok=reply.watermark_ok,
+            free_pages=reply.free_pages,
+            reclaim_active=reply.reclaim_active,
+        )
 
     async def _free_pages(self, request) -> pb.FreePagesReply:
         cpu = validate.cpu(request.cpu, self.membership.nr_cpus)
@@ -104,22 +143,38 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
 
     async def DrainAllPages(self, request, context):
         self.recovery.check_over()
-        record = await self.drainer.drain_all_pages(request.strategy, request.force_all_cpus,
-                                                    request.trigger)
+        record = await self.drainer.drain_all_pages(request.strategy, request.force_all_cpus, request.trigger)
         return record.to_pb()
 
     async def GetState(self, request, context):
         m = self.membership
-        nodes = [pb.NodeInfo(cpu=x.cpu, address=x.address, role=x.role, up=m.is_up(x),
-                             heartbeat_age_s=m.clock() - x.last_heartbeat, pcp_count=x.pcp_count,
-                             metrics_address=x.metrics_address, dead=x.dead, incarnation=x.incarnation)
-                 for _, x in sorted(m.members.items())]
-        return pb.ClusterState(nodes=nodes, zone=self.zone_info(),
-                               default_strategy=self.drainer.default_strategy,
-                               high=self.pageset.high, batch=self.pageset.batch, time_scale=self.time_scale,
-                               metrics_address=self.metrics_address, recovering=self.recovery.active,
-                               lease_ms=round(m.lease * 1000), dead_ms=round(m.dead_timeout * 1000),
-                               kernel=self.kernel)
+        nodes = [
+            pb.NodeInfo(
+                cpu=x.cpu,
+                address=x.address,
+                role=x.role,
+                up=m.is_up(x),
+                heartbeat_age_s=m.clock() - x.last_heartbeat,
+                pcp_count=x.pcp_count,
+                metrics_address=x.metrics_address,
+                dead=x.dead,
+                incarnation=x.incarnation,
+            )
+            for _, x in sorted(m.members.items())
+        ]
+        return pb.ClusterState(
+            nodes=nodes,
+            zone=self.zone_info(),
+            default_strategy=self.drainer.default_strategy,
+            high=self.pageset.high,
+            batch=self.pageset.batch,
+            time_scale=self.time_scale,
+            metrics_address=self.metrics_address,
+            recovering=self.recovery.active,
+            lease_ms=round(m.lease * 1000),
+            dead_ms=round(m.dead_timeout * 1000),
+            kernel=self.kernel,
+        )
 
     async def GetDrainHistory(self, request, context):
         reply = pb.DrainHistory(drains=[r.to_pb() for r in self.drainer.history])
@@ -130,10 +185,17 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
     async def Audit(self, request, context):
         self.recovery.check_over()
         report = await audit_cluster(self.membership, self.zone, self.drainer, self.on_audit)
-        return pb.AuditReply(ok=report.ok, total_pages=report.total_pages, lost=len(report.lost),
-                             duplicated=len(report.duplicated), unexpected=len(report.unexpected),
-                             lost_pfns=report.lost[:20], duplicated_pfns=report.duplicated[:20],
-                             errors=report.errors[:50], where=report.where)
+        return pb.AuditReply(
+            ok=report.ok,
+            total_pages=report.total_pages,
+            lost=len(report.lost),
+            duplicated=len(report.duplicated),
+            unexpected=len(report.unexpected),
+            lost_pfns=report.lost[:20],
+            duplicated_pfns=report.duplicated[:20],
+            errors=report.errors[:50],
+            where=report.where,
+        )
 
     async def SetFaults(self, request, context):
         return self.faults.set(request)
@@ -153,5 +215,9 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
     async def SetCpuOnline(self, request, context):
         cpu = validate.cpu(request.cpu, self.membership.nr_cpus)
         record = await self.hotplug.set_online(cpu, request.online)
-        return pb.CpuOnlineReply(drain=record.to_pb() if record else None, high=self.pageset.high,
-                                 batch=self.pageset.batch, online_cpus=self.membership.alive())
+        return pb.CpuOnlineReply(
+            drain=record.to_pb() if record else None,
+            high=self.pageset.high,
+            batch=self.pageset.batch,
+            online_cpus=self.membership.alive(),
+        )

@@ -40,7 +40,7 @@ from node.mm.zone import Zone
 from node.shared.timebase import CostModel
 
 OTHER = -1  # owner of pages held by the rest of the system (page cache, slab, ...)
-CMA = -2    # a range taken by alloc_contig_range (coordinator.contig)
+CMA = -2  # a range taken by alloc_contig_range (coordinator.contig)
 OFFLINE = -3  # a range taken by offline_pages
 OWNER_KINDS = {OTHER: "other", CMA: "cma", OFFLINE: "offline"}  # owners that are not CPUs (the audit's names)
 SLEEP_MIN_S = 50e-6  # Linux's default timer slack: no sleep is shorter
@@ -153,7 +153,8 @@ class ZoneService:
             if holder != (cpu, order):
                 raise FailedPrecondition(
                     f"cpu {cpu} frees pfn {pfn} order {order}, but the zone records "
-                    + ("it as free" if holder is None else f"cpu {holder[0]} holding it at order {holder[1]}"))
+                    + ("it as free" if holder is None else f"cpu {holder[0]} holding it at order {holder[1]}")
+                )
         for pfn, order, migratetype in pages:
             del owned[pfn]
             self.zone.free_one_page(pfn, order, migratetype)
@@ -211,8 +212,10 @@ class ZoneService:
         only = next(iter(owners)) if len(owners) == 1 else None  # None too if no one owns them
         owner = only[0] if only is not None else None
         if owner not in (CMA, OFFLINE) or any(self.owned[pfn][1] != order for pfn, order in blocks):
-            raise FailedPrecondition(f"range [{start}, {start + nr_pages}) is not one taken range "
-                                     "(AllocContigRange or OfflinePages of exactly these pages)")
+            raise FailedPrecondition(
+                f"range [{start}, {start + nr_pages}) is not one taken range "
+                "(AllocContigRange or OfflinePages of exactly these pages)"
+            )
         for pfn, order in blocks:
             del self.owned[pfn]
             self.zone.free_one_page(pfn, order, self.zone.get_pageblock_migratetype(pfn))

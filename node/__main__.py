@@ -51,51 +51,107 @@ from node.zone_client import ZoneClient
 
 def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse.Namespace:
     """Flags, each also an environment variable (node.shared.config: a flag wins over its variable)."""
-    p = EnvArgumentParser(prog="python -m node", description="One simulated CPU of a pcpsim cluster.",
-                          environ=environ)
-    p.add_argument("--cpu", type=nonnegative(int), env="PCPSIM_CPU",
-                   help="this CPU's number (or --cpu-from-hostname)")
-    p.add_argument("--cpu-from-hostname", action="store_true", env="PCPSIM_CPU_FROM_HOSTNAME",
-                   help="take the CPU number from the hostname's trailing -N (a StatefulSet pod's ordinal)")
-    p.add_argument("--hostname", env="PCPSIM_HOSTNAME",
-                   help="the name --cpu-from-hostname reads (default: this machine's hostname)")
-    p.add_argument("--coordinator", type=dialable, required=True, env="PCPSIM_COORDINATOR",
-                   help="coordinator address HOST:PORT (a DNS name or an IP)")
-    p.add_argument("--listen", type=host_port, default="127.0.0.1:0", env="PCPSIM_LISTEN",
-                   help="gRPC listen address HOST:PORT (port 0: any free port)")
-    p.add_argument("--advertise", type=host_port, env="PCPSIM_ADVERTISE",
-                   help="address the coordinator reaches this node at, registered with it "
-                        "(default: the listen host and the bound port; port 0 here: the bound port)")
-    p.add_argument("--metrics-listen", type=exposition.listen_address, default="127.0.0.1:0",
-                   env="PCPSIM_METRICS_LISTEN", help="/metrics HTTP address HOST:PORT, or 'off'")
-    p.add_argument("--role", choices=sorted(ROLES), env="PCPSIM_ROLE",
-                   help="this CPU's role (default: from --isolated/--rt, else housekeeping)")
-    p.add_argument("--isolated", type=cpu_list, env="PCPSIM_ISOLATED",
-                   help="role map: CPU list of isolated CPUs (e.g. 2-3); this CPU's role follows from its number")
-    p.add_argument("--rt", type=cpu_list, env="PCPSIM_RT",
-                   help="role map: CPU list of isolated CPUs that run the RT task (a subset of --isolated)")
+    p = EnvArgumentParser(prog="python -m node", description="One simulated CPU of a pcpsim cluster.", environ=environ)
+    p.add_argument("--cpu", type=nonnegative(int), env="PCPSIM_CPU", help="this CPU's number (or --cpu-from-hostname)")
+    p.add_argument(
+        "--cpu-from-hostname",
+        action="store_true",
+        env="PCPSIM_CPU_FROM_HOSTNAME",
+        help="take the CPU number from the hostname's trailing -N (a StatefulSet pod's ordinal)",
+    )
+    p.add_argument(
+        "--hostname",
+        env="PCPSIM_HOSTNAME",
+        help="the name --cpu-from-hostname reads (default: this machine's hostname)",
+    )
+    p.add_argument(
+        "--coordinator",
+        type=dialable,
+        required=True,
+        env="PCPSIM_COORDINATOR",
+        help="coordinator address HOST:PORT (a DNS name or an IP)",
+    )
+    p.add_argument(
+        "--listen",
+        type=host_port,
+        default="127.0.0.1:0",
+        env="PCPSIM_LISTEN",
+        help="gRPC listen address HOST:PORT (port 0: any free port)",
+    )
+    p.add_argument(
+        "--advertise",
+        type=host_port,
+        env="PCPSIM_ADVERTISE",
+        help="address the coordinator reaches this node at, registered with it "
+        "(default: the listen host and the bound port; port 0 here: the bound port)",
+    )
+    p.add_argument(
+        "--metrics-listen",
+        type=exposition.listen_address,
+        default="127.0.0.1:0",
+        env="PCPSIM_METRICS_LISTEN",
+        help="/metrics HTTP address HOST:PORT, or 'off'",
+    )
+    p.add_argument(
+        "--role",
+        choices=sorted(ROLES),
+        env="PCPSIM_ROLE",
+        help="this CPU's role (default: from --isolated/--rt, else housekeeping)",
+    )
+    p.add_argument(
+        "--isolated",
+        type=cpu_list,
+        env="PCPSIM_ISOLATED",
+        help="role map: CPU list of isolated CPUs (e.g. 2-3); this CPU's role follows from its number",
+    )
+    p.add_argument(
+        "--rt",
+        type=cpu_list,
+        env="PCPSIM_RT",
+        help="role map: CPU list of isolated CPUs that run the RT task (a subset of --isolated)",
+    )
     p.add_argument("--seed", type=int, default=1, env="PCPSIM_SEED", help="random seed")
     p.add_argument("--period-ms", type=positive(float), env="PCPSIM_PERIOD_MS", help="latency task period")
     p.add_argument("--busy-ms", type=positive(float), env="PCPSIM_BUSY_MS", help="latency task busy phase")
-    p.add_argument("--deadline-ms", type=positive(float), env="PCPSIM_DEADLINE_MS",
-                   help="latency task deadline after its wake")
-    p.add_argument("--working-set", type=positive(int), default=1500, env="PCPSIM_WORKING_SET",
-                   help="housekeeping pages held")
-    p.add_argument("--irq-hz", type=positive(float), default=200.0, env="PCPSIM_IRQ_HZ",
-                   help="housekeeping IRQ rate")
-    p.add_argument("--heartbeat-ms", type=positive(float), default=50.0, env="PCPSIM_HEARTBEAT_MS",
-                   help="heartbeat interval (the shortest: the coordinator paces a large cluster slower)")
-    p.add_argument("--register-timeout-s", type=positive(float), default=30.0, env="PCPSIM_REGISTER_TIMEOUT_S",
-                   help="keep retrying registration while the coordinator is unreachable this long")
+    p.add_argument(
+        "--deadline-ms", type=positive(float), env="PCPSIM_DEADLINE_MS", help="latency task deadline after its wake"
+    )
+    p.add_argument(
+        "--working-set", type=positive(int), default=1500, env="PCPSIM_WORKING_SET", help="housekeeping pages held"
+    )
+    p.add_argument("--irq-hz", type=positive(float), default=200.0, env="PCPSIM_IRQ_HZ", help="housekeeping IRQ rate")
+    p.add_argument(
+        "--heartbeat-ms",
+        type=positive(float),
+        default=50.0,
+        env="PCPSIM_HEARTBEAT_MS",
+        help="heartbeat interval (the shortest: the coordinator paces a large cluster slower)",
+    )
+    p.add_argument(
+        "--register-timeout-s",
+        type=positive(float),
+        default=30.0,
+        env="PCPSIM_REGISTER_TIMEOUT_S",
+        help="keep retrying registration while the coordinator is unreachable this long",
+    )
     security.add_arguments(p)
     logs.add_log_level_flag(p)
-    p.add_argument("--wake-probe", metavar="DIR", type=wake_probe.directory, env="PCPSIM_WAKE_PROBE",
-                   help="also run a bare timer thread (node.wake_probe, the noise floor of `pcpsim bench`) "
-                        "and write its wake lateness to DIR/cpuN.json on exit")
+    p.add_argument(
+        "--wake-probe",
+        metavar="DIR",
+        type=wake_probe.directory,
+        env="PCPSIM_WAKE_PROBE",
+        help="also run a bare timer thread (node.wake_probe, the noise floor of `pcpsim bench`) "
+        "and write its wake lateness to DIR/cpuN.json on exit",
+    )
     p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
-    p.add_argument("--unsafe-skip-fencing", action="store_true", env="PCPSIM_UNSAFE_SKIP_FENCING",
-                   help="TEST ONLY: accept a remote drainer's commit after its lease ran out (the checker's "
-                        "broken variant: pages end up both here and in the zone)")
+    p.add_argument(
+        "--unsafe-skip-fencing",
+        action="store_true",
+        env="PCPSIM_UNSAFE_SKIP_FENCING",
+        help="TEST ONLY: accept a remote drainer's commit after its lease ran out (the checker's "
+        "broken variant: pages end up both here and in the zone)",
+    )
     args = p.parse_args(argv)
     args.security = security.from_args(args, security.NODE, p.error)
     args.cpu = _resolve_cpu(p, args, hostname)
@@ -105,8 +161,7 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
 
 def _resolve_cpu(p: EnvArgumentParser, args, hostname) -> int:
     """--cpu or --cpu-from-hostname: a flag wins over a variable; both at one level is an error."""
-    for level, names in ((FLAG, ("--cpu", "--cpu-from-hostname")),
-                         (ENV, ("PCPSIM_CPU", "PCPSIM_CPU_FROM_HOSTNAME"))):
+    for level, names in ((FLAG, ("--cpu", "--cpu-from-hostname")), (ENV, ("PCPSIM_CPU", "PCPSIM_CPU_FROM_HOSTNAME"))):
         by_number, by_name = p.given(args, "cpu", level), p.given(args, "cpu_from_hostname", level)
         if by_number and by_name:
             p.error(f"{names[0]} and {names[1]} both given: use one")
@@ -149,10 +204,14 @@ def cpu_list(text: str) -> list[int]:
 
 def task_config(args) -> TaskConfig:
     base = TaskConfig.for_role(args.role)
-    return TaskConfig(period_s=(args.period_ms or base.period_s * 1e3) / 1e3,
-                      busy_s=(args.busy_ms or base.busy_s * 1e3) / 1e3,
-                      deadline_s=(args.deadline_ms or base.deadline_s * 1e3) / 1e3,
-                      allocs=base.allocs, working_set=args.working_set, irq_hz=args.irq_hz)
+    return TaskConfig(
+        period_s=(args.period_ms or base.period_s * 1e3) / 1e3,
+        busy_s=(args.busy_ms or base.busy_s * 1e3) / 1e3,
+        deadline_s=(args.deadline_ms or base.deadline_s * 1e3) / 1e3,
+        allocs=base.allocs,
+        working_set=args.working_set,
+        irq_hz=args.irq_hz,
+    )
 
 
 async def register(stub, request, deadline: float):
@@ -174,9 +233,15 @@ async def main(args) -> None:
     sec = args.security
     holder: dict[str, NodeRuntime] = {}  # the runtime, once registration has made it
     faults = Faults(on_cost_factor=lambda f: holder["runtime"].set_cost_factor(f))
-    server, port, health = await build_server(pb.DESCRIPTOR.services_by_name["Node"],
-                                              pb_grpc.add_NodeServicer_to_server, NodeServicer(_Late(holder), faults),
-                                              args.listen, sec, registry, faults)
+    server, port, health = await build_server(
+        pb.DESCRIPTOR.services_by_name["Node"],
+        pb_grpc.add_NodeServicer_to_server,
+        NodeServicer(_Late(holder), faults),
+        args.listen,
+        sec,
+        registry,
+        faults,
+    )
     await server.start()
     address = advertised(args.listen, port, args.advertise)
     metrics = exposition.serve(args.metrics_listen, registry)
@@ -184,19 +249,36 @@ async def main(args) -> None:
 
     aio_channel = security.aio_channel(args.coordinator, sec)
     stub = pb_grpc.CoordinatorStub(aio_channel)
-    request = pb.RegisterRequest(cpu=args.cpu, address=address, role=ROLES[args.role],
-                                 metrics_address=metrics_address, incarnation=os.urandom(8).hex())
+    request = pb.RegisterRequest(
+        cpu=args.cpu,
+        address=address,
+        role=ROLES[args.role],
+        metrics_address=metrics_address,
+        incarnation=os.urandom(8).hex(),
+    )
     sent_at = time.monotonic()
     reply = await register(stub, request, sent_at + args.register_timeout_s)
     cost = CostModel(time_scale=reply.time_scale)
     sync_channel = security.channel(args.coordinator, sec)
     zone = ZoneClient(sync_channel, args.cpu, request.incarnation, faults=faults)
     zone.free_pages = reply.zone.free_pages
-    runtime = NodeRuntime(args.cpu, args.role, reply.high, reply.batch, zone,
-                          pb_grpc.CoordinatorStub(sync_channel), args.seed, cost,
-                          task_config(args), time.monotonic, registry=registry,
-                          fencing=not args.unsafe_skip_fencing, faults=faults, strategy=reply.strategy,
-                          kernel=reply.kernel or profiles.DEFAULT_KERNEL)
+    runtime = NodeRuntime(
+        args.cpu,
+        args.role,
+        reply.high,
+        reply.batch,
+        zone,
+        pb_grpc.CoordinatorStub(sync_channel),
+        args.seed,
+        cost,
+        task_config(args),
+        time.monotonic,
+        registry=registry,
+        fencing=not args.unsafe_skip_fencing,
+        faults=faults,
+        strategy=reply.strategy,
+        kernel=reply.kernel or profiles.DEFAULT_KERNEL,
+    )
     runtime.incarnation = request.incarnation
     zone.fenced = runtime.fenced
     agent = Agent(stub, runtime, request, faults)

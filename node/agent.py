@@ -63,8 +63,11 @@ class Agent:
         rt = self.runtime
         sent_at = self.clock()
         try:
-            reply = await self.call("Heartbeat", pb.HeartbeatRequest(
-                cpu=rt.cpu_id, pcp_count=rt.pcp.count, incarnation=rt.incarnation), timeout=1.0)
+            reply = await self.call(
+                "Heartbeat",
+                pb.HeartbeatRequest(cpu=rt.cpu_id, pcp_count=rt.pcp.count, incarnation=rt.incarnation),
+                timeout=1.0,
+            )
         except (grpc.aio.AioRpcError, InjectedRpcError) as err:
             if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
                 log.warning("%s: discarding every page and registering afresh", err.details())
@@ -113,8 +116,13 @@ class Agent:
             await self.rejoin(resume=False)
             return
         self.registered(reply, sent_at)
-        log.info("registered again (%s, incarnation %s, high %d batch %d)",
-                 "resumed" if resume else "afresh", rt.incarnation, reply.high, reply.batch)
+        log.info(
+            "registered again (%s, incarnation %s, high %d batch %d)",
+            "resumed" if resume else "afresh",
+            rt.incarnation,
+            reply.high,
+            reply.batch,
+        )
         if not self.recovering:
             await self._set_paused(False)
 
@@ -124,4 +132,5 @@ class Agent:
 
     async def _set_paused(self, paused: bool) -> bool:
         return await asyncio.get_running_loop().run_in_executor(
-            None, self.runtime.cpu.set_paused, paused, PARK_TIMEOUT_S, MEMBERSHIP)
+            None, self.runtime.cpu.set_paused, paused, PARK_TIMEOUT_S, MEMBERSHIP
+        )

@@ -40,8 +40,9 @@ class PcpOps(Protocol):
 
     def free_unref_page(self, zone: ZoneOps, pcp: Any, pfn: int, order: int, migratetype: int) -> str: ...
 
-    def free_unref_page_list(self, zone: ZoneOps, pcp: Any, pages: Iterable[Page],
-                             done: list[int] | None = None) -> None: ...
+    def free_unref_page_list(
+        self, zone: ZoneOps, pcp: Any, pages: Iterable[Page], done: list[int] | None = None
+    ) -> None: ...
 
     def on_pcp_list(self, pcp: Any, pfn: int, order: int, migratetype: int) -> bool: ...
 
@@ -49,8 +50,17 @@ class PcpOps(Protocol):
 
 
 class PageAllocator:
-    def __init__(self, cpu, pcp, zone, coordinator_stub, reclaim_timeout: float = 30.0, fenced=None,
-                 faults=None, ops: PcpOps = pcpmod):
+    def __init__(
+        self,
+        cpu,
+        pcp,
+        zone,
+        coordinator_stub,
+        reclaim_timeout: float = 30.0,
+        fenced=None,
+        faults=None,
+        ops: PcpOps = pcpmod,
+    ):
         """`ops`: the pcp design's rmqueue / free_unref_page / free_unref_page_list (node.mm.pcp, or
         node.mm.pcp_rcu for list sets behind an RCU pointer)."""
         self.cpu = cpu
@@ -148,7 +158,8 @@ class PageAllocator:
                 return  # the request was lost or failed: the retry fails on its own
         done = threading.Event()
         future = self._stub.DrainAllPages.future(
-            pb.DrainAllRequest(trigger=pb.TRIGGER_RECLAIM), timeout=self.reclaim_timeout)
+            pb.DrainAllRequest(trigger=pb.TRIGGER_RECLAIM), timeout=self.reclaim_timeout
+        )
 
         def answered(_future) -> None:
             done.set()

@@ -42,24 +42,41 @@ class NodeMetrics:
         self._wakeup = Histogram(
             "pcpsim_task_wakeup_latency_seconds",
             "Latency task wake-up lateness (actual - programmed wake), once per period, like cyclictest.",
-            ["cpu", "kind"], buckets=LATENCY_BUCKETS, registry=registry)
+            ["cpu", "kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self._queue_delay = Histogram(
-            "pcpsim_workqueue_queue_delay_seconds", "Work item time from queue_work_on to start on this CPU.",
-            ["cpu"], buckets=LONG_LATENCY_BUCKETS, registry=registry).labels(cpu)
+            "pcpsim_workqueue_queue_delay_seconds",
+            "Work item time from queue_work_on to start on this CPU.",
+            ["cpu"],
+            buckets=LONG_LATENCY_BUCKETS,
+            registry=registry,
+        ).labels(cpu)
         self._run = Histogram(
-            "pcpsim_workqueue_run_seconds", "Work item run time on this CPU (the kworker's occupancy).",
-            ["cpu"], buckets=LONG_LATENCY_BUCKETS, registry=registry).labels(cpu)
+            "pcpsim_workqueue_run_seconds",
+            "Work item run time on this CPU (the kworker's occupancy).",
+            ["cpu"],
+            buckets=LONG_LATENCY_BUCKETS,
+            registry=registry,
+        ).labels(cpu)
         # holder="remote": a drainer elsewhere (v6.0+ drain_pages_zone). Local holds happen per
         # page operation on the fast path and are not timed; see pcpsim_pcp_lock_contention_seconds_total.
         self.lock_wait = Histogram(
-            "pcpsim_pcp_lock_wait_seconds", "Time a pcp lock holder waited to get the lock, once per grant.",
-            ["cpu", "holder"], buckets=LONG_LATENCY_BUCKETS, registry=registry).labels(cpu, "remote")
+            "pcpsim_pcp_lock_wait_seconds",
+            "Time a pcp lock holder waited to get the lock, once per grant.",
+            ["cpu", "holder"],
+            buckets=LONG_LATENCY_BUCKETS,
+            registry=registry,
+        ).labels(cpu, "remote")
         self.lock_hold = Histogram(
             "pcpsim_pcp_lock_hold_seconds",
             "Time the pcp lock was held, once per grant (until unlock or lease expiry).",
-            ["cpu", "holder"], buckets=LONG_LATENCY_BUCKETS, registry=registry).labels(cpu, "remote")
-        self.task_wakeup = (self._wakeup.labels(cpu, runtime.task.kind)
-                            if runtime.task is not None else None)
+            ["cpu", "holder"],
+            buckets=LONG_LATENCY_BUCKETS,
+            registry=registry,
+        ).labels(cpu, "remote")
+        self.task_wakeup = self._wakeup.labels(cpu, runtime.task.kind) if runtime.task is not None else None
         registry.register(NodeCollector(runtime))
 
     def work_done(self, item) -> None:
@@ -124,13 +141,13 @@ class NodeCollector(Collector):
         lists = pcp.lists
         for pindex in range(NR_LOWORDER_PCP_LISTS):
             order = pindex_to_order(pindex)
-            pages.add_metric([cpu, str(order), MIGRATETYPE_NAMES[pindex % MIGRATE_PCPTYPES]],
-                             len(lists[pindex]) << order)
+            pages.add_metric(
+                [cpu, str(order), MIGRATETYPE_NAMES[pindex % MIGRATE_PCPTYPES]], len(lists[pindex]) << order
+            )
         # The THP list mixes migratetypes (each page's is in thp_migratetype).
         thp_types = list(pcp.thp_migratetype.values())
         for mt in range(MIGRATE_PCPTYPES):
-            pages.add_metric([cpu, str(pageblock_order), MIGRATETYPE_NAMES[mt]],
-                             thp_types.count(mt) << pageblock_order)
+            pages.add_metric([cpu, str(pageblock_order), MIGRATETYPE_NAMES[mt]], thp_types.count(mt) << pageblock_order)
         fams["pcpsim_pcp_count_pages"].add_metric([cpu], pcp.count)
         fams["pcpsim_pcp_high_pages"].add_metric([cpu], pcp.high)
         fams["pcpsim_pcp_batch_pages"].add_metric([cpu], pcp.batch)
@@ -145,8 +162,7 @@ class NodeCollector(Collector):
         fams["pcpsim_pcp_refill_pages_total"].add_metric([cpu], s.refill_pages)
         fams["pcpsim_pcp_freed_pages_total"].add_metric([cpu, "high"], s.freed_high_pages)
         # Drained by either strategy: the kworker here (drain_pages_zone) or a remote drainer.
-        fams["pcpsim_pcp_freed_pages_total"].add_metric([cpu, "drain"],
-                                                        s.freed_drain_pages + remote_lock.drained_pages)
+        fams["pcpsim_pcp_freed_pages_total"].add_metric([cpu, "drain"], s.freed_drain_pages + remote_lock.drained_pages)
         fams["pcpsim_pcp_drains_total"].add_metric([cpu, "local"], s.drains)
         fams["pcpsim_pcp_drains_total"].add_metric([cpu, "remote"], remote_lock.grants)
         fams["pcpsim_pcp_lock_contention_seconds_total"].add_metric([cpu], alloc.lock_contention_s)
@@ -171,41 +187,77 @@ class NodeCollector(Collector):
         fams = [
             g("pcpsim_node_info", "Constant 1; labels say which role this simulated CPU runs.", ["cpu", "role"]),
             # pcp: struct per_cpu_pages, read racily at scrape time.
-            g("pcpsim_pcp_pages", "Base pages on each pcp list (order 9 is the THP list).",
-              ["cpu", "order", "migratetype"]),
+            g(
+                "pcpsim_pcp_pages",
+                "Base pages on each pcp list (order 9 is the THP list).",
+                ["cpu", "order", "migratetype"],
+            ),
             g("pcpsim_pcp_count_pages", "pcp->count: base pages on all lists.", cpu),
             g("pcpsim_pcp_high_pages", "pcp->high: the count at which a free flushes.", cpu),
             g("pcpsim_pcp_batch_pages", "pcp->batch: refill and flush chunk.", cpu),
             g("pcpsim_pcp_free_factor", "pcp->free_factor: flush size doubling exponent.", cpu),
             g("pcpsim_pcp_locked", "1 while the pcp lock is held (by the CPU or a remote drainer).", cpu),
-            c("pcpsim_pcp_trylock_failures", "Fast-path pcp trylocks that failed (lock held elsewhere).",
-              ["cpu", "path"]),
-            c("pcpsim_pcp_buddy_fallbacks", "Allocations or frees that went to the buddy instead of the pcp.",
-              ["cpu", "path"]),
+            c(
+                "pcpsim_pcp_trylock_failures",
+                "Fast-path pcp trylocks that failed (lock held elsewhere).",
+                ["cpu", "path"],
+            ),
+            c(
+                "pcpsim_pcp_buddy_fallbacks",
+                "Allocations or frees that went to the buddy instead of the pcp.",
+                ["cpu", "path"],
+            ),
             c("pcpsim_pcp_refills", "rmqueue_bulk calls refilling a pcp list.", cpu),
             c("pcpsim_pcp_refill_pages", "Base pages moved from the zone onto pcp lists.", cpu),
-            c("pcpsim_pcp_freed_pages", "Base pages freed from pcp lists to the zone: reason=high (count "
-              "reached high) or drain (drain_pages_zone, local kworker or remote drainer).", ["cpu", "reason"]),
-            c("pcpsim_pcp_drains", "Drains that found pages: holder=local (kworker) or remote (drainer).",
-              ["cpu", "holder"]),
-            c("pcpsim_pcp_lock_contention_seconds", "Time this CPU's tasks lost to a held pcp lock (buddy "
-              "fallbacks after a failed trylock, spins of a batched free).", cpu),
+            c(
+                "pcpsim_pcp_freed_pages",
+                "Base pages freed from pcp lists to the zone: reason=high (count "
+                "reached high) or drain (drain_pages_zone, local kworker or remote drainer).",
+                ["cpu", "reason"],
+            ),
+            c(
+                "pcpsim_pcp_drains",
+                "Drains that found pages: holder=local (kworker) or remote (drainer).",
+                ["cpu", "holder"],
+            ),
+            c(
+                "pcpsim_pcp_lock_contention_seconds",
+                "Time this CPU's tasks lost to a held pcp lock (buddy "
+                "fallbacks after a failed trylock, spins of a batched free).",
+                cpu,
+            ),
             c("pcpsim_pcp_lease_expiries", "Remote pcp lock leases that lapsed and were released here.", cpu),
-            c("pcpsim_pcp_stale_commits_refused", "Remote drainers' commits refused because their lease had "
-              "run out (fencing).", cpu),
+            c(
+                "pcpsim_pcp_stale_commits_refused",
+                "Remote drainers' commits refused because their lease had run out (fencing).",
+                cpu,
+            ),
             # Membership (node.agent).
-            g("pcpsim_node_lease_remaining_seconds", "Membership lease left; negative: expired, allocations "
-              "are refused (clamped to +-1 h).", cpu),
-            c("pcpsim_node_rejoins", "Times this CPU was declared dead, discarded its pages and registered "
-              "afresh.", cpu),
+            g(
+                "pcpsim_node_lease_remaining_seconds",
+                "Membership lease left; negative: expired, allocations are refused (clamped to +-1 h).",
+                cpu,
+            ),
+            c(
+                "pcpsim_node_rejoins",
+                "Times this CPU was declared dead, discarded its pages and registered afresh.",
+                cpu,
+            ),
             # RCU (rcu-swap drains): grace periods waited for on this CPU, and those it never ended.
             c("pcpsim_rcu_grace_periods", "Grace periods an rcu-swap drainer waited for on this CPU.", cpu),
-            c("pcpsim_rcu_grace_period_timeouts", "Grace periods this CPU did not end in time (no quiescent "
-              "state: stuck in kernel work); each failed its drain.", cpu),
+            c(
+                "pcpsim_rcu_grace_period_timeouts",
+                "Grace periods this CPU did not end in time (no quiescent "
+                "state: stuck in kernel work); each failed its drain.",
+                cpu,
+            ),
             # The CPU and its kworker.
             c("pcpsim_cpu_busy_seconds", "Wall time this CPU was occupied by modeled work.", cpu),
-            c("pcpsim_cpu_step_errors", "Task or IRQ steps that failed (e.g. the zone did not answer) and "
-              "were skipped.", cpu),
+            c(
+                "pcpsim_cpu_step_errors",
+                "Task or IRQ steps that failed (e.g. the zone did not answer) and were skipped.",
+                cpu,
+            ),
             c("pcpsim_workqueue_items_queued", "Work items queued on this CPU (queue_work_on).", cpu),
             c("pcpsim_workqueue_items_run", "Work items run on this CPU.", cpu),
             g("pcpsim_workqueue_pending_items", "Work items queued and not started.", cpu),
@@ -215,15 +267,16 @@ class NodeCollector(Collector):
             c("pcpsim_alloc_frees", "Blocks freed by this CPU's tasks.", cpu),
             c("pcpsim_alloc_failures", "alloc_pages calls that failed after direct reclaim.", cpu),
             c("pcpsim_alloc_direct_reclaims", "Direct reclaims entered (each drains all pcp lists once).", cpu),
-            c("pcpsim_alloc_fenced_refusals", "Allocations refused because the membership lease had run out.",
-              cpu),
+            c("pcpsim_alloc_fenced_refusals", "Allocations refused because the membership lease had run out.", cpu),
             g("pcpsim_alloc_held_pages", "Base pages held by this CPU's tasks.", cpu),
             # The latency task, osnoise-style.
             c("pcpsim_task_runs", "Latency task periods completed.", task),
-            c("pcpsim_task_deadline_misses", "Latency task periods that missed their deadline or were skipped.",
-              task),
-            c("pcpsim_task_stolen_seconds", "Time other activity took from the latency task's windows, by cause.",
-              cause),
+            c("pcpsim_task_deadline_misses", "Latency task periods that missed their deadline or were skipped.", task),
+            c(
+                "pcpsim_task_stolen_seconds",
+                "Time other activity took from the latency task's windows, by cause.",
+                cause,
+            ),
             c("pcpsim_task_noise_events", "Interference events in the latency task's windows, by cause.", cause),
             g("pcpsim_task_max_single_noise_seconds", "Longest single interference since start.", task),
         ]

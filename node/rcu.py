@@ -26,8 +26,8 @@ import threading
 class RcuCpu:
     def __init__(self):
         self._cv = threading.Condition()
-        self.qs = 0        # quiescent states passed; written by the CPU thread only
-        self.eqs = 0       # > 0 while in an extended quiescent state (CPU thread only, under _cv)
+        self.qs = 0  # quiescent states passed; written by the CPU thread only
+        self.eqs = 0  # > 0 while in an extended quiescent state (CPU thread only, under _cv)
         self._waiters = 0  # grace-period waiters; the CPU thread notifies only when there are some
         self.gp_waits = 0
         self.gp_timeouts = 0

@@ -34,8 +34,8 @@ class Grant:
 
 class RcuDrain:
     def __init__(self, pcp, rcu, clock):
-        self.pcp = pcp    # node.mm.pcp_rcu.RcuPerCpuPages
-        self.rcu = rcu    # node.rcu.RcuCpu of this CPU
+        self.pcp = pcp  # node.mm.pcp_rcu.RcuPerCpuPages
+        self.rcu = rcu  # node.rcu.RcuCpu of this CPU
         self.clock = clock
         self._next_token = 1
         self.held: Grant | None = None
@@ -90,8 +90,10 @@ class RcuDrain:
         if grant is None or grant.token != token:
             if commit:
                 self.stale_commits_refused += 1
-            raise FailedPrecondition(f"token {token} holds no rcu-swap grant of cpu {self.pcp.cpu} "
-                                     "(released, or its lease expired and the node kept the pages)")
+            raise FailedPrecondition(
+                f"token {token} holds no rcu-swap grant of cpu {self.pcp.cpu} "
+                "(released, or its lease expired and the node kept the pages)"
+            )
         assert grant.expiry is not None, "a grant is held only once its lease timer is set"
         grant.expiry.cancel()
         self.held = None

@@ -106,8 +106,9 @@ class RemotePcpLock:
             return
         grant = self.grants_log.get(token)
         if grant is None:
-            raise FailedPrecondition(f"token {token} was never granted by cpu {self.pcp.cpu} "
-                                     "(or is too old to remember)")
+            raise FailedPrecondition(
+                f"token {token} was never granted by cpu {self.pcp.cpu} (or is too old to remember)"
+            )
         if grant.outcome == COMMITTED and commit:
             return  # a retried commit whose first reply was lost
         if grant.outcome == EXPIRED and commit and not self.fencing:
@@ -119,10 +120,11 @@ class RemotePcpLock:
         if commit:
             grant.stale_commits_refused += 1
             self.stale_commits_refused += 1
-        raise FailedPrecondition(f"token {token} no longer holds the pcp lock of cpu {self.pcp.cpu}: "
-                                 f"it was {grant.outcome}" + (
-                                     " (lease ran out: its pages are back on the lists)"
-                                     if grant.outcome == EXPIRED else ""))
+        raise FailedPrecondition(
+            f"token {token} no longer holds the pcp lock of cpu {self.pcp.cpu}: "
+            f"it was {grant.outcome}"
+            + (" (lease ran out: its pages are back on the lists)" if grant.outcome == EXPIRED else "")
+        )
 
     def holder_token(self) -> int:
         """The token of the grant holding the lock now; 0 if no remote drainer holds it."""

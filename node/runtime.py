@@ -61,9 +61,24 @@ class TaskConfig:
 
 
 class NodeRuntime:
-    def __init__(self, cpu_id: int, role: str, high: int, batch: int, zone, coordinator_stub,
-                 seed: int, cost: CostModel, config: TaskConfig, clock, registry=None, fencing: bool = True,
-                 faults=None, strategy: int = pb.STRATEGY_REMOTE, kernel: str = profiles.DEFAULT_KERNEL):
+    def __init__(
+        self,
+        cpu_id: int,
+        role: str,
+        high: int,
+        batch: int,
+        zone,
+        coordinator_stub,
+        seed: int,
+        cost: CostModel,
+        config: TaskConfig,
+        clock,
+        registry=None,
+        fencing: bool = True,
+        faults=None,
+        strategy: int = pb.STRATEGY_REMOTE,
+        kernel: str = profiles.DEFAULT_KERNEL,
+    ):
         """`registry`: a prometheus_client CollectorRegistry to export this CPU's metrics to (None: none).
         `fencing` False is the checker's broken variant (node.remote_lock).
         `strategy`: the cluster's default drain strategy, which decides the pcp design (module docstring);
@@ -97,8 +112,9 @@ class NodeRuntime:
             self.pcp_ops = profiles.pcp_ops(self.profile)
             self.rcu_drain = None
             self.remote_lock = self.remote_drain = RemotePcpLock(self.pcp, clock, fencing=fencing)
-        self.alloc = PageAllocator(self.cpu, self.pcp, zone, coordinator_stub, fenced=self.fenced, faults=faults,
-                                   ops=self.pcp_ops)
+        self.alloc = PageAllocator(
+            self.cpu, self.pcp, zone, coordinator_stub, fenced=self.fenced, faults=faults, ops=self.pcp_ops
+        )
         self.housekeeping: Housekeeping | None = None
         self.task: LatencyTask | None = None
         self.irq: IrqSource | None = None
@@ -109,9 +125,17 @@ class NodeRuntime:
             self.cpu.sources = [hk, self.irq]
         elif role in ("isolated-preemptible", "isolated-rt"):
             rt = role == "isolated-rt"
-            self.task = LatencyTask("rt" if rt else "preemptible", config.period_s, config.busy_s,
-                                    config.deadline_s, config.allocs, self.alloc, clock, rt=rt,
-                                    noise_threshold_s=cost.wall(5.0))
+            self.task = LatencyTask(
+                "rt" if rt else "preemptible",
+                config.period_s,
+                config.busy_s,
+                config.deadline_s,
+                config.allocs,
+                self.alloc,
+                clock,
+                rt=rt,
+                noise_threshold_s=cost.wall(5.0),
+            )
             self.cpu.sources = [self.task]
         self.metrics: NodeMetrics | None = None
         if registry is not None:
@@ -185,19 +209,25 @@ class NodeRuntime:
         any CPU may take, earlier kernels with a local_lock only its own CPU holds, which an
         offline CPU (hotplug: nothing runs on it) does not contend."""
         if self.remote_lock is None:
-            raise FailedPrecondition(f"cpu {self.cpu_id} keeps its pcp lists behind an RCU pointer: "
-                                     "there is no pcp lock to take (drain it with rcu-swap or workqueue)")
+            raise FailedPrecondition(
+                f"cpu {self.cpu_id} keeps its pcp lists behind an RCU pointer: "
+                "there is no pcp lock to take (drain it with rcu-swap or workqueue)"
+            )
         if not self.profile.remote_drain and not self.cpu_offline:
-            raise FailedPrecondition(f"cpu {self.cpu_id} runs kernel {self.profile.name}: its pcp is "
-                                     f"guarded by a {self.profile.pcp_lock} no other CPU can take "
-                                     "(drain it with workqueue)")
+            raise FailedPrecondition(
+                f"cpu {self.cpu_id} runs kernel {self.profile.name}: its pcp is "
+                f"guarded by a {self.profile.pcp_lock} no other CPU can take "
+                "(drain it with workqueue)"
+            )
         return self.remote_lock
 
     def rcu_swap(self) -> RcuDrain:
         """The rcu-swap drain of this CPU's RCU list sets, if its pcp has them."""
         if self.rcu_drain is None:
-            raise FailedPrecondition(f"cpu {self.cpu_id} runs the v6.0 pcp spinlock, not RCU list sets "
-                                     "(start the cluster with --strategy rcu-swap)")
+            raise FailedPrecondition(
+                f"cpu {self.cpu_id} runs the v6.0 pcp spinlock, not RCU list sets "
+                "(start the cluster with --strategy rcu-swap)"
+            )
         return self.rcu_drain
 
     def rcu_grants(self) -> RcuDrain:
@@ -228,11 +258,15 @@ class NodeRuntime:
     # ------------------------------------------------------------- statistics
     def _counters(self) -> dict[str, Any]:
         s = self.pcp.stats
-        return {"trylock": s.trylock_fail_alloc + s.trylock_fail_free,
-                "fallback": s.buddy_fallback_alloc + s.buddy_fallback_free,
-                "alloc_failures": self.alloc.alloc_failures, "allocs": self.alloc.allocs,
-                "frees": self.alloc.frees, "busy": self.cpu.busy_s,
-                "drain_items": self.cpu.drain_work_items}
+        return {
+            "trylock": s.trylock_fail_alloc + s.trylock_fail_free,
+            "fallback": s.buddy_fallback_alloc + s.buddy_fallback_free,
+            "alloc_failures": self.alloc.alloc_failures,
+            "allocs": self.alloc.allocs,
+            "frees": self.alloc.frees,
+            "busy": self.cpu.busy_s,
+            "drain_items": self.cpu.drain_work_items,
+        }
 
     def _reset_base(self) -> None:
         self._base = self._counters()
@@ -243,20 +277,33 @@ class NodeRuntime:
     def stats(self, reset: bool = False) -> pb.NodeStats:
         now, base = self._counters(), self._base
         d = {k: now[k] - base[k] for k in now}
-        msg = pb.NodeStats(cpu=self.cpu_id, role=ROLES[self.role],
-                           drain_work_items=d["drain_items"],
-                           drain_wait_max_s=self.cpu.drain_wait_max_s,
-                           trylock_failures=d["trylock"], buddy_fallbacks=d["fallback"],
-                           alloc_failures=d["alloc_failures"], allocs=d["allocs"],
-                           frees=d["frees"], busy_s=d["busy"])
+        msg = pb.NodeStats(
+            cpu=self.cpu_id,
+            role=ROLES[self.role],
+            drain_work_items=d["drain_items"],
+            drain_wait_max_s=self.cpu.drain_wait_max_s,
+            trylock_failures=d["trylock"],
+            buddy_fallbacks=d["fallback"],
+            alloc_failures=d["alloc_failures"],
+            allocs=d["allocs"],
+            frees=d["frees"],
+            busy_s=d["busy"],
+        )
         t = self.task
         if t is not None:
             w = t.window
-            msg.task.CopyFrom(pb.LatencyTaskStats(
-                kind=t.kind, period_s=t.period, wake_latency_s=t.wake_latency, runs=w.runs,
-                deadline_misses=w.deadline_misses, stolen_s=w.stolen_s,
-                noise_events=w.noise_events, max_single_noise_s=w.max_single_noise_s))
+            msg.task.CopyFrom(
+                pb.LatencyTaskStats(
+                    kind=t.kind,
+                    period_s=t.period,
+                    wake_latency_s=t.wake_latency,
+                    runs=w.runs,
+                    deadline_misses=w.deadline_misses,
+                    stolen_s=w.stolen_s,
+                    noise_events=w.noise_events,
+                    max_single_noise_s=w.max_single_noise_s,
+                )
+            )
         if reset:
             self._reset_base()
         return msg
-

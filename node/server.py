@@ -22,9 +22,12 @@ class NodeServicer(pb_grpc.NodeServicer):
         self.node = node  # node.runtime.NodeRuntime
         self.faults = faults  # node.shared.faults.Faults
         self.work = WorkItems(node)
-        self._control_ops = {"lock_drain": ("lock_drain", self._lock_drain), "unlock": ("unlocked", self._unlock),
-                             "rcu_swap": ("rcu_swap", self._rcu_swap),
-                             "rcu_release": ("rcu_released", self._rcu_release)}
+        self._control_ops = {
+            "lock_drain": ("lock_drain", self._lock_drain),
+            "unlock": ("unlocked", self._unlock),
+            "rcu_swap": ("rcu_swap", self._rcu_swap),
+            "rcu_release": ("rcu_released", self._rcu_release),
+        }
 
     def _check_cpu(self, cpu: int) -> None:
         if cpu != self.node.cpu_id:
@@ -32,10 +35,16 @@ class NodeServicer(pb_grpc.NodeServicer):
 
     def _pcp_state(self) -> pb.PcpState:
         pcp = self.node.pcp
-        return pb.PcpState(cpu=self.node.cpu_id, count=pcp.count, high=pcp.high, batch=pcp.batch,
-                           free_factor=pcp.free_factor, list_pages=[len(lst) for lst in pcp.lists],
-                           locked=pcp.lock.locked(),
-                           remote_token=self.node.remote_lock.holder_token() if self.node.remote_lock else 0)
+        return pb.PcpState(
+            cpu=self.node.cpu_id,
+            count=pcp.count,
+            high=pcp.high,
+            batch=pcp.batch,
+            free_factor=pcp.free_factor,
+            list_pages=[len(lst) for lst in pcp.lists],
+            locked=pcp.lock.locked(),
+            remote_token=self.node.remote_lock.holder_token() if self.node.remote_lock else 0,
+        )
 
     async def GetPcp(self, request, context):
         self._check_cpu(request.cpu)
@@ -57,8 +66,7 @@ class NodeServicer(pb_grpc.NodeServicer):
         lock = self.node.remote_pcp_lock()
         lease = validate.count(request.lease_ms, validate.MAX_LEASE_MS, "lease_ms") / 1000.0
         token, pages, wait = await lock.lock_and_take(lease, wait_timeout=lease)
-        return pb.PcpLockDrainReply(token=token, pages=validate.to_page_list(pb.PageList, pages),
-                                    lock_wait_s=wait)
+        return pb.PcpLockDrainReply(token=token, pages=validate.to_page_list(pb.PageList, pages), lock_wait_s=wait)
 
     async def _unlock(self, request) -> pb.Empty:
         self._check_cpu(request.cpu)
@@ -71,8 +79,9 @@ class NodeServicer(pb_grpc.NodeServicer):
         gp_timeout_ms = validate.count(request.gp_timeout_ms, validate.MAX_LEASE_MS, "gp_timeout_ms")
         lease_ms = validate.count(request.lease_ms, validate.MAX_LEASE_MS, "lease_ms")
         token, pages, gp_s, gp_ok = await rcu_drain.swap_and_take(lease_ms / 1000.0, gp_timeout_ms / 1000.0)
-        return pb.RcuSwapReply(token=token, pages=validate.to_page_list(pb.PageList, pages),
-                               grace_period_s=gp_s, gp_ok=gp_ok)
+        return pb.RcuSwapReply(
+            token=token, pages=validate.to_page_list(pb.PageList, pages), grace_period_s=gp_s, gp_ok=gp_ok
+        )
 
     async def _rcu_release(self, request) -> pb.Empty:
         self._check_cpu(request.cpu)
@@ -92,15 +101,18 @@ class NodeServicer(pb_grpc.NodeServicer):
         item, ran = await self.work.flush(request.work_id, timeout_ms / 1000.0)
         if not ran:
             return pb.FlushWorkReply(done=False, queue_delay_s=self.node.cpu.clock() - item.queued_at)
-        return pb.FlushWorkReply(done=item.error is None,
-                                 queue_delay_s=item.started_at - item.queued_at,
-                                 run_s=item.finished_at - item.started_at,
-                                 pages=item.result or 0)
+        return pb.FlushWorkReply(
+            done=item.error is None,
+            queue_delay_s=item.started_at - item.queued_at,
+            run_s=item.finished_at - item.started_at,
+            pages=item.result or 0,
+        )
 
     async def SetRunState(self, request, context):
         self._check_cpu(request.cpu)
         was_paused = await asyncio.get_running_loop().run_in_executor(
-            None, self.node.set_run_state, request.paused, request.cpu_offline)
+            None, self.node.set_run_state, request.paused, request.cpu_offline
+        )
         return pb.RunStateReply(was_paused=was_paused)
 
     async def Snapshot(self, request, context):
@@ -110,13 +122,18 @@ class NodeServicer(pb_grpc.NodeServicer):
         # invariants are checked only on a parked CPU, where they must hold (mid-operation they need not).
         running = not node.cpu.parked
         return pb.NodeSnapshot(
-            cpu=node.cpu_id, pcp=self._pcp_state(),
+            cpu=node.cpu_id,
+            pcp=self._pcp_state(),
             pcp_pages=validate.to_page_list(pb.PageList, node.pcp.pages()),
             allocated=validate.to_page_list(pb.PageList, node.alloc.pages()),
             inflight=validate.to_page_list(pb.PageList, node.remote_drain.inflight()),
-            errors=[] if running else node.check_pcp(), running=running,
+            errors=[] if running else node.check_pcp(),
+            running=running,
             grants=[_grant_record(g) for g in node.remote_lock.records()] if node.remote_lock else [],
-            incarnation=node.incarnation, rejoins=node.rejoins, lease_left_s=node.lease_left())
+            incarnation=node.incarnation,
+            rejoins=node.rejoins,
+            lease_left_s=node.lease_left(),
+        )
 
     async def GetStats(self, request, context):
         self._check_cpu(request.cpu)
@@ -126,12 +143,22 @@ class NodeServicer(pb_grpc.NodeServicer):
         return self.faults.set(request)
 
 
-_OUTCOMES = {"held": pb.GrantRecord.HELD, "committed": pb.GrantRecord.COMMITTED,
-             "aborted": pb.GrantRecord.ABORTED, "expired": pb.GrantRecord.EXPIRED}
+_OUTCOMES = {
+    "held": pb.GrantRecord.HELD,
+    "committed": pb.GrantRecord.COMMITTED,
+    "aborted": pb.GrantRecord.ABORTED,
+    "expired": pb.GrantRecord.EXPIRED,
+}
 
 
 def _grant_record(g) -> pb.GrantRecord:
-    return pb.GrantRecord(token=g.token, outcome=_OUTCOMES[g.outcome], pages=len(g.pages),
-                          granted_at=g.granted_at, ended_at=g.ended_at, lease_s=g.lease_s,
-                          committed_after_expiry=g.committed_after_expiry,
-                          stale_commits_refused=g.stale_commits_refused)
+    return pb.GrantRecord(
+        token=g.token,
+        outcome=_OUTCOMES[g.outcome],
+        pages=len(g.pages),
+        granted_at=g.granted_at,
+        ended_at=g.ended_at,
+        lease_s=g.lease_s,
+        committed_after_expiry=g.committed_after_expiry,
+        stale_commits_refused=g.stale_commits_refused,
+    )

@@ -36,7 +36,7 @@ class TaskCounters:
 
     runs: int = 0
     deadline_misses: int = 0
-    stolen_s: dict = field(default_factory=dict)      # cause -> seconds
+    stolen_s: dict = field(default_factory=dict)  # cause -> seconds
     noise_events: dict = field(default_factory=dict)  # cause -> events
     max_single_noise_s: float = 0.0
 
@@ -47,8 +47,19 @@ class TaskCounters:
 
 
 class LatencyTask:
-    def __init__(self, kind: str, period: float, busy: float, deadline: float, allocs: int,
-                 alloc, clock, rt: bool, slice_s: float = 0.5e-3, noise_threshold_s: float = 1.25e-3):
+    def __init__(
+        self,
+        kind: str,
+        period: float,
+        busy: float,
+        deadline: float,
+        allocs: int,
+        alloc,
+        clock,
+        rt: bool,
+        slice_s: float = 0.5e-3,
+        noise_threshold_s: float = 1.25e-3,
+    ):
         self.kind = kind
         # Wake-up lateness that no logged activity explains, above this, is noise of
         # cause `other` (the machine, the simulator); osnoise likewise only counts noise
@@ -137,9 +148,17 @@ MIGRATETYPES = ((MIGRATE_MOVABLE, 70), (MIGRATE_UNMOVABLE, 20), (MIGRATE_RECLAIM
 class Housekeeping:
     rt = False
 
-    def __init__(self, alloc, rng: random.Random, clock, period: float = 5e-3,
-                 ops: int = 4, user_s: float = 0.25e-3, working_set: int = 1500,
-                 batch_free: int = 31):
+    def __init__(
+        self,
+        alloc,
+        rng: random.Random,
+        clock,
+        period: float = 5e-3,
+        ops: int = 4,
+        user_s: float = 0.25e-3,
+        working_set: int = 1500,
+        batch_free: int = 31,
+    ):
         self.alloc = alloc
         self.rng = rng
         self.period = period
@@ -187,16 +206,15 @@ class Housekeeping:
     def _free_batch(self) -> None:
         """A run of pages freed together (free_unref_page_list), e.g. an unmapped range."""
         start = self.rng.randrange(len(self.held) - self.batch_free)
-        run = self.held[start:start + self.batch_free]
-        del self.held[start:start + self.batch_free]
+        run = self.held[start : start + self.batch_free]
+        del self.held[start : start + self.batch_free]
         self.alloc.free_pages_list(run)
 
 
 class IrqSource:
     rt = False
 
-    def __init__(self, alloc, housekeeping: Housekeeping, rng: random.Random, clock,
-                 rate_hz: float, handler_s: float):
+    def __init__(self, alloc, housekeeping: Housekeeping, rng: random.Random, clock, rate_hz: float, handler_s: float):
         self.alloc = alloc
         self.housekeeping = housekeeping
         self.rng = rng

@@ -52,6 +52,7 @@ class WorkItems:
             return
         done = next((wid for wid, (_, fut) in self._items.items() if fut.done()), None)
         if done is None:
-            raise FailedPrecondition(f"{len(self._items)} work items queued on cpu {self.node.cpu_id} "
-                                     f"and none finished: flush some first")
+            raise FailedPrecondition(
+                f"{len(self._items)} work items queued on cpu {self.node.cpu_id} and none finished: flush some first"
+            )
         del self._items[done]

@@ -28,8 +28,7 @@ from node.api.validate import to_page_list
 from node.shared.faults import InjectedRpcError
 from node.shared.reply_stream import ReplyStream, StreamBroken
 
-_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-              grpc.StatusCode.CANCELLED)
+_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 
 
 class ZoneRefused(Exception):
@@ -41,8 +40,16 @@ class ZoneRefused(Exception):
 
 
 class ZoneClient:
-    def __init__(self, channel: grpc.Channel, cpu: int, incarnation: str, timeout: float = 2.0,
-                 unavailable_retries: int = 5, faults=None, fenced=None):
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        cpu: int,
+        incarnation: str,
+        timeout: float = 2.0,
+        unavailable_retries: int = 5,
+        faults=None,
+        fenced=None,
+    ):
         stub = pb_grpc.CoordinatorStub(channel)
         self._stream = ReplyStream(stub.ZoneStream, timeout, f"cpu{cpu}-zone")
         self.cpu = cpu
@@ -104,9 +111,18 @@ class ZoneClient:
 
     # ------------------------------------------------------------- ZoneOps
     def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list[int]:
-        reply = self._call(pb.ZoneRequest(rmqueue=pb.RmqueueRequest(
-            cpu=self.cpu, order=order, migratetype=migratetype, count=count,
-            transfer_id=self._transfer_id(), incarnation=self.incarnation))).rmqueue
+        reply = self._call(
+            pb.ZoneRequest(
+                rmqueue=pb.RmqueueRequest(
+                    cpu=self.cpu,
+                    order=order,
+                    migratetype=migratetype,
+                    count=count,
+                    transfer_id=self._transfer_id(),
+                    incarnation=self.incarnation,
+                )
+            )
+        ).rmqueue
         self._note(reply)
         self.watermark_failed = not reply.watermark_ok
         return list(reply.pfn)
@@ -118,9 +134,16 @@ class ZoneClient:
     def free_pcppages_bulk(self, pages) -> None:
         if not pages:
             return
-        reply = self._call(pb.ZoneRequest(free=pb.FreePagesRequest(
-            cpu=self.cpu, pages=to_page_list(pb.PageList, pages),
-            transfer_id=self._transfer_id(), incarnation=self.incarnation))).free
+        reply = self._call(
+            pb.ZoneRequest(
+                free=pb.FreePagesRequest(
+                    cpu=self.cpu,
+                    pages=to_page_list(pb.PageList, pages),
+                    transfer_id=self._transfer_id(),
+                    incarnation=self.incarnation,
+                )
+            )
+        ).free
         self._note(reply)
 
     def free_one_page(self, pfn: int, order: int, migratetype: int) -> None:

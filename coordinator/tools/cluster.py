@@ -86,8 +86,9 @@ class TlsPaths:
     client_auth: bool = False
 
     def args(self) -> list[str]:
-        return (["--tls-cert", self.cert, "--tls-key", self.key, "--tls-ca", self.ca]
-                + (["--tls-client-auth"] if self.client_auth else []))
+        return ["--tls-cert", self.cert, "--tls-key", self.key, "--tls-ca", self.ca] + (
+            ["--tls-client-auth"] if self.client_auth else []
+        )
 
 
 class Supervised(abc.ABC):
@@ -122,7 +123,7 @@ class LocalCluster(Supervised):
         self._logs: list[IO[bytes]] = []
         # "coordinator", "operator", "node-cpuN" (each CPU its own, bound to it) -> path (auth on)
         self.token_files: dict[str, str] = {}
-        self.security = security.INSECURE       # how this process (the operator) dials the cluster
+        self.security = security.INSECURE  # how this process (the operator) dials the cluster
 
     def channel(self, address: str) -> grpc.Channel:
         """A channel to one of the cluster's processes, with the operator's credentials."""
@@ -135,9 +136,13 @@ class LocalCluster(Supervised):
     def _spawn(self, name: str, argv: list[str], stdout=None) -> subprocess.Popen:
         log = open(os.path.join(self.run_dir, f"{name}.log"), "ab")  # noqa: SIM115 - the child's, closed by stop()
         self._logs.append(log)
-        proc = subprocess.Popen([sys.executable, "-m", *argv, "--parent-pid", str(os.getpid())],
-                                stdout=stdout or log, stderr=log, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *argv, "--parent-pid", str(os.getpid())],
+            stdout=stdout or log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.procs[name] = proc
         return proc
 
@@ -161,32 +166,66 @@ class LocalCluster(Supervised):
         if old is not None and old.stdout:
             old.stdout.close()
         listen = self.coordinator_address or f"{cfg.listen_host}:0"
-        coord = self._spawn("coordinator", [
-            "coordinator", "--listen", listen, "--nodes", str(len(cfg.roles)),
-            "--kernel", cfg.kernel, *(["--strategy", cfg.strategy] if cfg.strategy else []),
-            "--zone-mb", str(cfg.zone_mb), "--zone-used", str(cfg.zone_used),
-            *self._security_args("coordinator"), *cfg.coordinator_args], stdout=subprocess.PIPE)
+        coord = self._spawn(
+            "coordinator",
+            [
+                "coordinator",
+                "--listen",
+                listen,
+                "--nodes",
+                str(len(cfg.roles)),
+                "--kernel",
+                cfg.kernel,
+                *(["--strategy", cfg.strategy] if cfg.strategy else []),
+                "--zone-mb",
+                str(cfg.zone_mb),
+                "--zone-used",
+                str(cfg.zone_used),
+                *self._security_args("coordinator"),
+                *cfg.coordinator_args,
+            ],
+            stdout=subprocess.PIPE,
+        )
         self.coordinator_address = self._read_listening(coord, deadline)
         return coord
 
     def start_node(self, cpu: int, name: str | None = None) -> subprocess.Popen:
         """Start the node process of `cpu` (again, after it died: give a new `name`)."""
         cfg = self.config
-        return self._spawn(name or f"cpu{cpu}", [
-            "node", "--cpu", str(cpu), "--coordinator", self.coordinator_address,
-            "--listen", f"{cfg.listen_host}:0", "--role", cfg.roles[cpu], "--seed", str(cfg.seed),
-            *self._security_args(f"node-cpu{cpu}"), *cfg.node_args])
+        return self._spawn(
+            name or f"cpu{cpu}",
+            [
+                "node",
+                "--cpu",
+                str(cpu),
+                "--coordinator",
+                self.coordinator_address,
+                "--listen",
+                f"{cfg.listen_host}:0",
+                "--role",
+                cfg.roles[cpu],
+                "--seed",
+                str(cfg.seed),
+                *self._security_args(f"node-cpu{cpu}"),
+                *cfg.node_args,
+            ],
+        )
 
     def _set_up_security(self) -> None:
         cfg = self.config
         if cfg.auth and not self.token_files:
-            self.token_files = security.generate_token_files(os.path.abspath(os.path.join(self.run_dir, "secrets")),
-                                                             nr_cpus=len(cfg.roles))
-        sec = (security.load_token_file(self.token_files["operator"], security.OPERATOR)
-               if self.token_files else security.INSECURE)
+            self.token_files = security.generate_token_files(
+                os.path.abspath(os.path.join(self.run_dir, "secrets")), nr_cpus=len(cfg.roles)
+            )
+        sec = (
+            security.load_token_file(self.token_files["operator"], security.OPERATOR)
+            if self.token_files
+            else security.INSECURE
+        )
         tls = cfg.tls
-        self.security = dataclasses.replace(sec, tls=security.load_tls(tls.cert, tls.key, tls.ca, tls.client_auth)
-                                            if tls else None)
+        self.security = dataclasses.replace(
+            sec, tls=security.load_tls(tls.cert, tls.key, tls.ca, tls.client_auth) if tls else None
+        )
 
     def _read_listening(self, proc: subprocess.Popen, deadline: float) -> str:
         assert proc.stdout is not None, "the coordinator is started with stdout=PIPE"
@@ -195,8 +234,10 @@ class LocalCluster(Supervised):
         while b"\n" not in buf:
             left = deadline - time.monotonic()
             if proc.poll() is not None or left <= 0:
-                raise ClusterError(f"coordinator did not start (exit {proc.poll()}); see "
-                                   f"{os.path.join(self.run_dir, 'coordinator.log')}")
+                raise ClusterError(
+                    f"coordinator did not start (exit {proc.poll()}); see "
+                    f"{os.path.join(self.run_dir, 'coordinator.log')}"
+                )
             ready, _, _ = select.select([fd], [], [], min(left, 0.5))
             if ready:
                 chunk = os.read(fd, 4096)
@@ -217,8 +258,9 @@ class LocalCluster(Supervised):
         while True:
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
-                    raise ClusterError(f"{name} exited with {proc.returncode}; see "
-                                       f"{os.path.join(self.run_dir, name + '.log')}")
+                    raise ClusterError(
+                        f"{name} exited with {proc.returncode}; see {os.path.join(self.run_dir, name + '.log')}"
+                    )
             try:
                 up = sum(1 for node in self.state().nodes if node.up)
             except grpc.RpcError:
@@ -231,14 +273,19 @@ class LocalCluster(Supervised):
 
     def write_state(self, state_file: str) -> None:
         state = self.state()
-        doc = {"coordinator": self.coordinator_address, "run_dir": self.run_dir,
-               "pids": {name: p.pid for name, p in self.procs.items()},
-               "coordinator_metrics": state.metrics_address,
-               # Paths, never secrets: the CLI dials with these (pcpsim state, drain, audit).
-               "token_file": self.token_files.get("operator"),
-               "tls": self.config.tls and dataclasses.asdict(self.config.tls),
-               "nodes": [{"cpu": n.cpu, "address": n.address, "metrics": n.metrics_address,
-                          "role": pb.Role.Name(n.role)} for n in state.nodes]}
+        doc = {
+            "coordinator": self.coordinator_address,
+            "run_dir": self.run_dir,
+            "pids": {name: p.pid for name, p in self.procs.items()},
+            "coordinator_metrics": state.metrics_address,
+            # Paths, never secrets: the CLI dials with these (pcpsim state, drain, audit).
+            "token_file": self.token_files.get("operator"),
+            "tls": self.config.tls and dataclasses.asdict(self.config.tls),
+            "nodes": [
+                {"cpu": n.cpu, "address": n.address, "metrics": n.metrics_address, "role": pb.Role.Name(n.role)}
+                for n in state.nodes
+            ],
+        }
         _write_json(state_file, doc)
         _write_json(_targets_file(state_file), prometheus_targets(state))
 
@@ -274,12 +321,18 @@ def _targets_file(state_file: str) -> str:
 
 def prometheus_targets(state: pb.ClusterState) -> list[dict]:
     """Prometheus file_sd groups: one per process that serves /metrics."""
-    groups = [{"targets": [n.metrics_address],
-               "labels": {"job": "pcpsim-node", "cpu": str(n.cpu), "role": role_label(n.role)}}
-              for n in state.nodes if n.metrics_address]
+    groups = [
+        {
+            "targets": [n.metrics_address],
+            "labels": {"job": "pcpsim-node", "cpu": str(n.cpu), "role": role_label(n.role)},
+        }
+        for n in state.nodes
+        if n.metrics_address
+    ]
     if state.metrics_address:
-        groups.append({"targets": [state.metrics_address],
-                       "labels": {"job": "pcpsim-coordinator", "role": "coordinator"}})
+        groups.append(
+            {"targets": [state.metrics_address], "labels": {"job": "pcpsim-coordinator", "role": "coordinator"}}
+        )
     return groups
 
 

@@ -56,6 +56,8 @@ DEFAULT_STRATEGIES = ("workqueue", "remote")
 def default_strategies(kernel: str) -> tuple:
     """workqueue and remote, or workqueue and rcu-swap under a kernel whose pcp no other CPU can lock."""
     return DEFAULT_STRATEGIES if profiles.get(kernel).remote_drain else ("workqueue", "rcu-swap")
+
+
 HIST_BUCKET_KERNEL_US = 1  # oslat's bucket width
 QUICK_MEASURE_S = 25.0
 FULL_MEASURE_S = 60.0
@@ -75,16 +77,24 @@ class CompareConfig:
     def __post_init__(self):
         unknown = [s for s in self.strategies if s not in STRATEGIES]
         if unknown or not self.strategies or len(set(self.strategies)) != len(self.strategies):
-            raise ValueError(f"strategies must be distinct names among {', '.join(STRATEGIES)}; "
-                             f"got {', '.join(self.strategies) or 'none'}")
-        if (not self.trigger_mix or any(t not in TRIGGERS or w < 0 for t, w in self.trigger_mix)
-                or sum(w for _, w in self.trigger_mix) <= 0):
-            raise ValueError(f"trigger mix must weigh {', '.join(TRIGGERS)} with weights >= 0, not all 0; "
-                             f"got {self.trigger_mix}")
+            raise ValueError(
+                f"strategies must be distinct names among {', '.join(STRATEGIES)}; "
+                f"got {', '.join(self.strategies) or 'none'}"
+            )
+        if (
+            not self.trigger_mix
+            or any(t not in TRIGGERS or w < 0 for t, w in self.trigger_mix)
+            or sum(w for _, w in self.trigger_mix) <= 0
+        ):
+            raise ValueError(
+                f"trigger mix must weigh {', '.join(TRIGGERS)} with weights >= 0, not all 0; got {self.trigger_mix}"
+            )
         profile = profiles.get(self.kernel)
         if "remote" in self.strategies and not profile.remote_drain:
-            raise ValueError(f"kernel {self.kernel} guards the pcp with a {profile.pcp_lock} that no other CPU "
-                             "can take: compare workqueue and rcu-swap under it, or remote under 6.1/6.2")
+            raise ValueError(
+                f"kernel {self.kernel} guards the pcp with a {profile.pcp_lock} that no other CPU "
+                "can take: compare workqueue and rcu-swap under it, or remote under 6.1/6.2"
+            )
 
     @property
     def phases(self) -> tuple:
@@ -107,8 +117,9 @@ class Progress:
     def update(self, index: int, phase: str, step: str, force: bool = False) -> None:
         elapsed = time.monotonic() - self.t0
         remaining = max(0.0, self.total - elapsed)
-        line = (f"[{index + 1}/{self.nr_phases} {phase}] {step:<10} elapsed {elapsed:5.0f}s"
-                f"  remaining ~{remaining:4.0f}s")
+        line = (
+            f"[{index + 1}/{self.nr_phases} {phase}] {step:<10} elapsed {elapsed:5.0f}s  remaining ~{remaining:4.0f}s"
+        )
         if self.tty:
             self.stream.write("\r" + line + "\x1b[K")
             self.stream.flush()
@@ -123,8 +134,8 @@ class Progress:
 
 
 TRIGGERS = ("demand", "cma", "offline")  # what a scheduled event does (--trigger-mix)
-CONTIG_PAGES = 512   # one pageblock per cma or offline event
-CONTIG_SLOTS = 16    # events in flight at once get distinct ranges at the top of the zone
+CONTIG_PAGES = 512  # one pageblock per cma or offline event
+CONTIG_SLOTS = 16  # events in flight at once get distinct ranges at the top of the zone
 
 
 def trigger_plan(seed: int, mix: tuple, n: int) -> list[str]:
@@ -146,14 +157,29 @@ def _event(stub, strategy: pb.Strategy, trigger: str, index: int, top: int, cont
     start = top - (slot + 1) * CONTIG_PAGES
     call = stub.AllocContigRange if trigger == "cma" else stub.OfflinePages
     reply = call(pb.ContigRangeRequest(start_pfn=start, nr_pages=CONTIG_PAGES, timeout_ms=2000), timeout=60.0)
-    contig.append({"trigger": trigger, "ok": reply.ok, "duration_s": reply.duration_s,
-                   "drains": len(reply.drains), "error": reply.error})
+    contig.append(
+        {
+            "trigger": trigger,
+            "ok": reply.ok,
+            "duration_s": reply.duration_s,
+            "drains": len(reply.drains),
+            "error": reply.error,
+        }
+    )
     if reply.ok:
         stub.ReleaseRange(pb.ReleaseRangeRequest(start_pfn=start, nr_pages=CONTIG_PAGES), timeout=30.0)
 
 
-def _drive_drains(stub, strategy: pb.Strategy, offsets: list[float], start: float, errors: list,
-                  plan: list[str], top: int, contig: list) -> None:
+def _drive_drains(
+    stub,
+    strategy: pb.Strategy,
+    offsets: list[float],
+    start: float,
+    errors: list,
+    plan: list[str],
+    top: int,
+    contig: list,
+) -> None:
     """Open-loop schedule: each event on its own thread at its offset, so a slow drain
     does not shift the next one's start (it waits for the mutex instead)."""
     threads = []
@@ -167,6 +193,7 @@ def _drive_drains(stub, strategy: pb.Strategy, offsets: list[float], start: floa
                 _event(stub, strategy, trigger, index, top, contig)
             except grpc.RpcError as err:
                 errors.append(f"{trigger}: {err.code().name}: {err.details()}")
+
         t = threading.Thread(target=one, daemon=True)
         t.start()
         threads.append(t)
@@ -177,8 +204,9 @@ def _drive_drains(stub, strategy: pb.Strategy, offsets: list[float], start: floa
 def run_phase(phase: str, config: CompareConfig, run_dir: str, progress: Progress, index: int) -> dict:
     strategy = STRATEGIES.get(phase)
     # The noise floor runs the kernel's own design (its default strategy), with no drains.
-    cluster_cfg = ClusterConfig(roles=list(config.roles), seed=config.seed, kernel=config.kernel,
-                                strategy=phase if strategy else None)
+    cluster_cfg = ClusterConfig(
+        roles=list(config.roles), seed=config.seed, kernel=config.kernel, strategy=phase if strategy else None
+    )
     progress.update(index, phase, "starting", force=True)
     with LocalCluster(cluster_cfg, os.path.join(run_dir, phase)) as cluster:
         nodes = cluster.state().nodes
@@ -198,16 +226,26 @@ def run_phase(phase: str, config: CompareConfig, run_dir: str, progress: Progres
                     offsets = drain_schedule(config.seed, config.drain_interval_s, config.measure_s)
                     plan = trigger_plan(config.seed, config.trigger_mix, len(offsets))
                     zone = coord.GetState(pb.Empty(), timeout=10.0).zone
-                    driver = threading.Thread(target=_drive_drains, daemon=True, args=(
-                        coord, strategy, offsets, time.monotonic(), errors, plan,
-                        zone.start_pfn + zone.spanned_pages, contig))
+                    driver = threading.Thread(
+                        target=_drive_drains,
+                        daemon=True,
+                        args=(
+                            coord,
+                            strategy,
+                            offsets,
+                            time.monotonic(),
+                            errors,
+                            plan,
+                            zone.start_pfn + zone.spanned_pages,
+                            contig,
+                        ),
+                    )
                     driver.start()
                 _wait(progress, index, phase, "measuring", config.measure_s)
                 if driver:
                     driver.join(120.0)
                 progress.update(index, phase, "collecting", force=True)
-                stats = {cpu: stub.GetStats(pb.StatsRequest(cpu=cpu), timeout=10.0)
-                         for cpu, stub in node_stubs.items()}
+                stats = {cpu: stub.GetStats(pb.StatsRequest(cpu=cpu), timeout=10.0) for cpu, stub in node_stubs.items()}
                 history = coord.GetDrainHistory(pb.DrainHistoryRequest(), timeout=10.0).drains
                 audit = coord.Audit(pb.Empty(), timeout=60.0)
             finally:
@@ -231,11 +269,14 @@ def _tasks(stats: dict, role: int) -> list:
 def _task_summary(nodes: list) -> dict:
     """Wake-up latency, runs, misses and drain work of the latency tasks on `nodes`."""
     lat = [x for s in nodes for x in s.task.wake_latency_s]
-    return {"runs": sum(s.task.runs for s in nodes),
-            "wake_latency_p50_s": percentile(lat, 50), "wake_latency_p99_s": percentile(lat, 99),
-            "wake_latency_max_s": max(lat, default=0.0),
-            "deadline_misses": sum(s.task.deadline_misses for s in nodes),
-            "drain_work_items": sum(s.drain_work_items for s in nodes)}
+    return {
+        "runs": sum(s.task.runs for s in nodes),
+        "wake_latency_p50_s": percentile(lat, 50),
+        "wake_latency_p99_s": percentile(lat, 99),
+        "wake_latency_max_s": max(lat, default=0.0),
+        "deadline_misses": sum(s.task.deadline_misses for s in nodes),
+        "drain_work_items": sum(s.drain_work_items for s in nodes),
+    }
 
 
 def wake_histogram(latencies_s, time_scale: float = TIME_SCALE) -> dict[str, int]:
@@ -251,36 +292,51 @@ def wake_histogram(latencies_s, time_scale: float = TIME_SCALE) -> dict[str, int
 def cpu_detail(s) -> dict:
     """The raw per-CPU record of one latency CPU (see the module docstring)."""
     t, lat = s.task, list(s.task.wake_latency_s)
-    return {"role": role_label(s.role), "kind": t.kind,
-            "period_s": t.period_s,
-            "wake_latency_hist_kernel_us": wake_histogram(lat),
-            "wake_latency_min_s": min(lat, default=0.0),
-            "wake_latency_avg_s": sum(lat) / len(lat) if lat else 0.0,
-            "wake_latency_max_s": max(lat, default=0.0),
-            "wake_latency_last_s": lat[-1] if lat else 0.0,
-            "wake_latency_p50_s": percentile(lat, 50), "wake_latency_p99_s": percentile(lat, 99),
-            "runs": t.runs, "deadline_misses": t.deadline_misses,
-            "stolen_s": dict(t.stolen_s), "noise_events": dict(t.noise_events),
-            "max_single_noise_s": t.max_single_noise_s,
-            "drain_work_items": s.drain_work_items, "drain_wait_max_s": s.drain_wait_max_s}
+    return {
+        "role": role_label(s.role),
+        "kind": t.kind,
+        "period_s": t.period_s,
+        "wake_latency_hist_kernel_us": wake_histogram(lat),
+        "wake_latency_min_s": min(lat, default=0.0),
+        "wake_latency_avg_s": sum(lat) / len(lat) if lat else 0.0,
+        "wake_latency_max_s": max(lat, default=0.0),
+        "wake_latency_last_s": lat[-1] if lat else 0.0,
+        "wake_latency_p50_s": percentile(lat, 50),
+        "wake_latency_p99_s": percentile(lat, 99),
+        "runs": t.runs,
+        "deadline_misses": t.deadline_misses,
+        "stolen_s": dict(t.stolen_s),
+        "noise_events": dict(t.noise_events),
+        "max_single_noise_s": t.max_single_noise_s,
+        "drain_work_items": s.drain_work_items,
+        "drain_wait_max_s": s.drain_wait_max_s,
+    }
 
 
 def summarize_phase(stats: dict, history, audit, errors: list, contig=()) -> dict:
     done = [d for d in history if d.status == pb.DrainAllReply.DONE]
     durations = [d.duration_s for d in done]
-    out = {"drain_all": {**summary(durations), "durations_s": durations},
-           # rcu-swap: how long each drain waited for its slowest CPU's quiescent state (0 otherwise).
-           "grace_period": summary([d.grace_period_s for d in done]),
-           "cpus": {str(cpu): cpu_detail(s) for cpu, s in sorted(stats.items())
-                    if s.role in (pb.ROLE_ISOLATED_PREEMPTIBLE, pb.ROLE_ISOLATED_RT)},
-           "drain_all_failed": sum(1 for d in history if d.status == pb.DrainAllReply.FAILED),
-           "drain_rpc_errors": errors[:10],
-           "drains_by_trigger": dict(collections.Counter(TRIGGER_NAMES[d.trigger] for d in history))}
+    out = {
+        "drain_all": {**summary(durations), "durations_s": durations},
+        # rcu-swap: how long each drain waited for its slowest CPU's quiescent state (0 otherwise).
+        "grace_period": summary([d.grace_period_s for d in done]),
+        "cpus": {
+            str(cpu): cpu_detail(s)
+            for cpu, s in sorted(stats.items())
+            if s.role in (pb.ROLE_ISOLATED_PREEMPTIBLE, pb.ROLE_ISOLATED_RT)
+        },
+        "drain_all_failed": sum(1 for d in history if d.status == pb.DrainAllReply.FAILED),
+        "drain_rpc_errors": errors[:10],
+        "drains_by_trigger": dict(collections.Counter(TRIGGER_NAMES[d.trigger] for d in history)),
+    }
     if contig:  # cma / offline events (--trigger-mix): each whole operation, drains and retries included
         ok = [c["duration_s"] for c in contig if c["ok"]]
-        out["contig"] = {**summary(ok), "failed": len(contig) - len(ok),
-                         "by_trigger": dict(collections.Counter(c["trigger"] for c in contig)),
-                         "errors": [c["error"] for c in contig if not c["ok"]][:10]}
+        out["contig"] = {
+            **summary(ok),
+            "failed": len(contig) - len(ok),
+            "by_trigger": dict(collections.Counter(c["trigger"] for c in contig)),
+            "errors": [c["error"] for c in contig if not c["ok"]][:10],
+        }
     pre = _tasks(stats, pb.ROLE_ISOLATED_PREEMPTIBLE)
     rt = _tasks(stats, pb.ROLE_ISOLATED_RT)
     if pre:
@@ -289,17 +345,26 @@ def summarize_phase(stats: dict, history, audit, errors: list, contig=()) -> dic
             for cause, sec in s.task.stolen_s.items():
                 stolen[cause] = stolen.get(cause, 0.0) + sec
         out["isolated_preemptible"] = {
-            **_task_summary(pre), "stolen_s": sum(stolen.values()), "stolen_by_cause_s": stolen,
-            "max_single_noise_s": max(s.task.max_single_noise_s for s in pre)}
+            **_task_summary(pre),
+            "stolen_s": sum(stolen.values()),
+            "stolen_by_cause_s": stolen,
+            "max_single_noise_s": max(s.task.max_single_noise_s for s in pre),
+        }
     if rt:
-        out["isolated_rt"] = {**_task_summary(rt),
-                              "drain_wait_max_s": max(s.drain_wait_max_s for s in rt)}
-    out["pcp"] = {"trylock_failures": sum(s.trylock_failures for s in stats.values()),
-                  "buddy_fallbacks": sum(s.buddy_fallbacks for s in stats.values()),
-                  "alloc_failures": sum(s.alloc_failures for s in stats.values()),
-                  "allocs": sum(s.allocs for s in stats.values())}
-    out["audit"] = {"ok": audit.ok, "lost": audit.lost, "duplicated": audit.duplicated,
-                    "unexpected": audit.unexpected, "errors": list(audit.errors)[:10]}
+        out["isolated_rt"] = {**_task_summary(rt), "drain_wait_max_s": max(s.drain_wait_max_s for s in rt)}
+    out["pcp"] = {
+        "trylock_failures": sum(s.trylock_failures for s in stats.values()),
+        "buddy_fallbacks": sum(s.buddy_fallbacks for s in stats.values()),
+        "alloc_failures": sum(s.alloc_failures for s in stats.values()),
+        "allocs": sum(s.allocs for s in stats.values()),
+    }
+    out["audit"] = {
+        "ok": audit.ok,
+        "lost": audit.lost,
+        "duplicated": audit.duplicated,
+        "unexpected": audit.unexpected,
+        "errors": list(audit.errors)[:10],
+    }
     return out
 
 
@@ -320,15 +385,21 @@ def run_compare(config: CompareConfig, run_dir: str | None = None, stream=sys.st
         "time_scale": TIME_SCALE,
         "hist_bucket_kernel_us": HIST_BUCKET_KERNEL_US,
         "phases": per_cpu,
-        "config": {"measure_s": config.measure_s, "warmup_s": config.warmup_s,
-                   "drain_interval_s": config.drain_interval_s, "roles": list(config.roles),
-                   "strategies": list(config.strategies), "trigger_mix": dict(config.trigger_mix)},
+        "config": {
+            "measure_s": config.measure_s,
+            "warmup_s": config.warmup_s,
+            "drain_interval_s": config.drain_interval_s,
+            "roles": list(config.roles),
+            "strategies": list(config.strategies),
+            "trigger_mix": dict(config.trigger_mix),
+        },
         "run_dir": run_dir,
         "noise_floor": {
             "wake_latency_p99_s": floor["isolated_preemptible"]["wake_latency_p99_s"],
             "wake_latency_p50_s": floor["isolated_preemptible"]["wake_latency_p50_s"],
             "rt_wake_latency_p99_s": floor.get("isolated_rt", {}).get("wake_latency_p99_s", 0.0),
-            "audit": floor["audit"]},
+            "audit": floor["audit"],
+        },
         "strategies": {name: phases[name] for name in config.strategies},
     }
 
@@ -378,9 +449,10 @@ def _get(d: dict, path: str):
 def format_table(result: dict) -> str:
     names = list(result["strategies"])
     width = 28
-    lines = [f"{'kernel ' + result.get('kernel', profiles.DEFAULT_KERNEL):30}"
-             + "".join(f"{n:>{width}}" for n in names),
-             f"{'noise floor: preemptible wake p99':30} {_ms(result['noise_floor']['wake_latency_p99_s'])}"]
+    lines = [
+        f"{'kernel ' + result.get('kernel', profiles.DEFAULT_KERNEL):30}" + "".join(f"{n:>{width}}" for n in names),
+        f"{'noise floor: preemptible wake p99':30} {_ms(result['noise_floor']['wake_latency_p99_s'])}",
+    ]
     for label, path, kind in ROWS:
         cells = []
         for n in names:

@@ -13,8 +13,12 @@ import os
 
 from coordinator.tools import report
 
-PHASE_STYLE = {"noise_floor": ("tab:gray", ":"), "workqueue": ("tab:red", "-"), "remote": ("tab:blue", "-"),
-               "rcu-swap": ("tab:green", "-")}
+PHASE_STYLE = {
+    "noise_floor": ("tab:gray", ":"),
+    "workqueue": ("tab:red", "-"),
+    "remote": ("tab:blue", "-"),
+    "rcu-swap": ("tab:green", "-"),
+}
 # Curves drawn later are thinner, so identical curves (an RT task sees the same few
 # buckets in every phase) stay visible as nested lines instead of hiding each other.
 LINE_WIDTHS = (3.2, 2.2, 1.3, 1.0)
@@ -31,6 +35,7 @@ def plot_paths(json_path: str, out_dir: str | None = None) -> tuple[str, str]:
 def _figure(width: float, height: float, ncols: int = 1):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig, fig.subplots(1, ncols, squeeze=False)[0]
@@ -54,9 +59,16 @@ def plot_wakeup(result: dict, path: str) -> None:
             # draw the last bucket's width too: it holds the worst wake-ups
             xs, ys = [*xs, xs[-1] + result.get("hist_bucket_kernel_us", 1)], [*ys, ys[-1]]
             color, style = PHASE_STYLE.get(phase, (None, "--"))
-            ax.step(xs, ys, where="post", color=color, linestyle=style,
-                    linewidth=LINE_WIDTHS[min(i, len(LINE_WIDTHS) - 1)], alpha=0.9,
-                    label=f"{phase} (n={d['runs']}, max {report.kus(result, d['wake_latency_max_s']):.1f} us)")
+            ax.step(
+                xs,
+                ys,
+                where="post",
+                color=color,
+                linestyle=style,
+                linewidth=LINE_WIDTHS[min(i, len(LINE_WIDTHS) - 1)],
+                alpha=0.9,
+                label=f"{phase} (n={d['runs']}, max {report.kus(result, d['wake_latency_max_s']):.1f} us)",
+            )
         ax.set_yscale("log")
         ax.set_xlim(left=0)
         ax.set_xlabel("wake-up latency (kernel us, 1 us buckets)")
@@ -74,6 +86,7 @@ def plot_wakeup(result: dict, path: str) -> None:
 def _plain_log_ticks(axis) -> None:
     """Log-axis ticks at 1, 2, 5 x 10^n labelled as plain numbers (not 4x10^1)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
@@ -91,8 +104,15 @@ def plot_drain(result: dict, path: str) -> None:
         any_data = True
         n = len(durations)
         ms = [x * 1e3 for x in durations]
-        ax.step(ms, [(i + 1) / n for i in range(n)], where="post", color=color, linestyle=style,
-                linewidth=1.6, label=f"{name} (n={n}, p50 {ms[(n - 1) // 2]:.1f} ms, max {ms[-1]:.1f} ms)")
+        ax.step(
+            ms,
+            [(i + 1) / n for i in range(n)],
+            where="post",
+            color=color,
+            linestyle=style,
+            linewidth=1.6,
+            label=f"{name} (n={n}, p50 {ms[(n - 1) // 2]:.1f} ms, max {ms[-1]:.1f} ms)",
+        )
     if any_data:
         ax.set_xscale("log")
         _plain_log_ticks(ax.xaxis)

@@ -35,8 +35,10 @@ from coordinator.tools.cluster import TARGETS_FILE, Supervised
 DEPLOY_DIR = str(pathlib.Path(__file__).resolve().parents[2] / "deploy" / "prometheus")
 CONFIG = os.path.join(DEPLOY_DIR, "prometheus.yml")
 DEFAULT_PORT = 9090  # where deploy/grafana/provisioning/datasources/pcpsim.yml looks
-INSTALL_HINT = ("the `prometheus` binary is not on PATH; install the Debian package with "
-                "`sudo apt-get install prometheus` (it provides prometheus and promtool)")
+INSTALL_HINT = (
+    "the `prometheus` binary is not on PATH; install the Debian package with "
+    "`sudo apt-get install prometheus` (it provides prometheus and promtool)"
+)
 
 # The lines of deploy/prometheus/prometheus.yml that rendering rewrites; each must occur once.
 _TARGETS_LINE = "- ../../.pcpsim/" + TARGETS_FILE
@@ -67,14 +69,14 @@ def render_config(targets: str, scrape_interval: str | None = None, template: st
     with open(template) as f:
         text = f.read()
     rules = os.path.join(os.path.dirname(os.path.abspath(template)), "rules", "*.yml")
-    edits = [(_TARGETS_LINE, "- " + json.dumps(os.path.abspath(targets))),
-             (_RULES_LINE, "- " + json.dumps(rules))]
+    edits = [(_TARGETS_LINE, "- " + json.dumps(os.path.abspath(targets))), (_RULES_LINE, "- " + json.dumps(rules))]
     if scrape_interval is not None:
         edits += [(line, line.split(":")[0] + ": " + scrape_interval) for line in _INTERVAL_LINES]
     for old, new in edits:
         if text.count(old) != 1:
-            raise PrometheusError(f"{template}: expected the line {old!r} exactly once, found it "
-                                  f"{text.count(old)} times")
+            raise PrometheusError(
+                f"{template}: expected the line {old!r} exactly once, found it {text.count(old)} times"
+            )
         text = text.replace(old, new)
     return f"# Rendered from {os.path.abspath(template)} by coordinator/tools/prometheus.py.\n" + text
 
@@ -136,15 +138,24 @@ class LocalPrometheus(Supervised):
         for attempt in range(attempts):
             self.address = f"{self.host}:{free_port(self.host, self.port if attempt == 0 else None)}"
             proc = self.proc = subprocess.Popen(
-                [binary, f"--config.file={self.config_file}", f"--storage.tsdb.path={storage}",
-                 f"--web.listen-address={self.address}"],
-                stdout=self._log, stderr=self._log, stdin=subprocess.DEVNULL, start_new_session=True,
-                preexec_fn=_die_with_parent if _prctl is not None else None)
+                [
+                    binary,
+                    f"--config.file={self.config_file}",
+                    f"--storage.tsdb.path={storage}",
+                    f"--web.listen-address={self.address}",
+                ],
+                stdout=self._log,
+                stderr=self._log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if _prctl is not None else None,
+            )
             if self._wait_ready(proc, time.monotonic() + timeout):
                 return
             # Exited: most likely another process took the port between free_port and the bind.
-        raise PrometheusError(f"prometheus did not start after {attempts} attempts "
-                              f"(exit {proc.returncode}); see {self.log_file}")
+        raise PrometheusError(
+            f"prometheus did not start after {attempts} attempts (exit {proc.returncode}); see {self.log_file}"
+        )
 
     def _wait_ready(self, proc: subprocess.Popen, deadline: float) -> bool:
         """True once /-/ready answers 200; False if `proc` exited; PrometheusError on timeout."""

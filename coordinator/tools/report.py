@@ -20,11 +20,22 @@ from coordinator.tools.schedule import PHASES
 DENSE_ROWS = 32  # oslat's default bucket count: rows 0..31 are printed even when empty
 PRIO = {"rt": 99, "preemptible": 0}  # cyclictest prints P:0 for a SCHED_OTHER thread
 CPU_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "role": str, "kind": str, "period_s": (int, float), "wake_latency_hist_kernel_us": dict,
-    "wake_latency_min_s": (int, float), "wake_latency_avg_s": (int, float),
-    "wake_latency_max_s": (int, float), "wake_latency_last_s": (int, float),
-    "runs": int, "deadline_misses": int, "stolen_s": dict, "noise_events": dict,
-    "max_single_noise_s": (int, float), "drain_work_items": int, "drain_wait_max_s": (int, float)}
+    "role": str,
+    "kind": str,
+    "period_s": (int, float),
+    "wake_latency_hist_kernel_us": dict,
+    "wake_latency_min_s": (int, float),
+    "wake_latency_avg_s": (int, float),
+    "wake_latency_max_s": (int, float),
+    "wake_latency_last_s": (int, float),
+    "runs": int,
+    "deadline_misses": int,
+    "stolen_s": dict,
+    "noise_events": dict,
+    "max_single_noise_s": (int, float),
+    "drain_work_items": int,
+    "drain_wait_max_s": (int, float),
+}
 # Simulator noise cause -> `rtla osnoise top` column. osnoise counts kworkers as Thread
 # noise; it has no column for time lost to a contended lock, so Lock is ours: fast-path
 # pcp trylock failures that fell back to the buddy under zone->lock (remote drains).
@@ -135,9 +146,11 @@ def histogram_rows(hists: list[dict[int, int]]) -> list[int | None]:
 def oslat_table(result: dict) -> str:
     scale = result["time_scale"]
     bucket = result.get("hist_bucket_kernel_us", 1)
-    out = [f"# oslat-style wake-up latency histograms: rows are {bucket} us buckets of kernel time "
-           f"([k, k+{bucket}) us), columns are latency CPUs; 1 kernel us = {scale / 1e3:g} ms wall; "
-           f"empty buckets past {DENSE_ROWS - 1} us are skipped (...)"]
+    out = [
+        f"# oslat-style wake-up latency histograms: rows are {bucket} us buckets of kernel time "
+        f"([k, k+{bucket}) us), columns are latency CPUs; 1 kernel us = {scale / 1e3:g} ms wall; "
+        f"empty buckets past {DENSE_ROWS - 1} us are skipped (...)"
+    ]
     for phase in ordered_phases(result):
         cpus = phase_cpus(result, phase)
         out.append(f"\n## phase {phase} ({phase_title(phase)})")
@@ -155,30 +168,44 @@ def oslat_table(result: dict) -> str:
         def row(label: str, key: str, fmt: str, cpus: list[tuple[int, dict]] = cpus) -> str:
             cells = [format(kus(result, d[key]), fmt) if d["runs"] else "-" for _, d in cpus]
             return f"{label:>13}\t" + " ".join(f"{c:>10}" for c in cells) + " (us)"
-        out += [row("Minimum:", "wake_latency_min_s", ".1f"), row("Average:", "wake_latency_avg_s", ".3f"),
-                row("Maximum:", "wake_latency_max_s", ".1f"),
-                f"{'Max-Min:':>13}\t" + " ".join(
-                    f"{kus(result, d['wake_latency_max_s'] - d['wake_latency_min_s']):>10.1f}" if d["runs"]
-                    else f"{'-':>10}" for _, d in cpus) + " (us)",
-                f"{'Duration:':>13}\t" + " ".join(f"{d['runs'] * d['period_s']:>10.3f}" for _, d in cpus)
-                + " (sec, wall)"]
+
+        out += [
+            row("Minimum:", "wake_latency_min_s", ".1f"),
+            row("Average:", "wake_latency_avg_s", ".3f"),
+            row("Maximum:", "wake_latency_max_s", ".1f"),
+            f"{'Max-Min:':>13}\t"
+            + " ".join(
+                f"{kus(result, d['wake_latency_max_s'] - d['wake_latency_min_s']):>10.1f}"
+                if d["runs"]
+                else f"{'-':>10}"
+                for _, d in cpus
+            )
+            + " (us)",
+            f"{'Duration:':>13}\t" + " ".join(f"{d['runs'] * d['period_s']:>10.3f}" for _, d in cpus) + " (sec, wall)",
+        ]
     return "\n".join(out)
 
 
 # ------------------------------------------------------------------ cyclictest
 def cyclictest_line(index: int, cpu: int, d: dict, result: dict) -> str:
     """rt-tests' format: "T:%2d (%5d) P:%2d I:%ld C:%7lu Min:%7ld Act:%8ld Avg:%8ld Max:%8ld"."""
+
     def us(key: str) -> int:
         return round(kus(result, d[key])) if d["runs"] else 0
-    return (f"T:{index:2d} ({cpu:5d}) P:{PRIO.get(d['kind'], 0):2d} I:{round(d['period_s'] * 1e6)} "
-            f"C:{d['runs']:7d} Min:{us('wake_latency_min_s'):7d} Act:{us('wake_latency_last_s'):8d} "
-            f"Avg:{us('wake_latency_avg_s'):8d} Max:{us('wake_latency_max_s'):8d}")
+
+    return (
+        f"T:{index:2d} ({cpu:5d}) P:{PRIO.get(d['kind'], 0):2d} I:{round(d['period_s'] * 1e6)} "
+        f"C:{d['runs']:7d} Min:{us('wake_latency_min_s'):7d} Act:{us('wake_latency_last_s'):8d} "
+        f"Avg:{us('wake_latency_avg_s'):8d} Max:{us('wake_latency_max_s'):8d}"
+    )
 
 
 def cyclictest_lines(result: dict) -> str:
-    out = [f"# cyclictest-style summary: Min/Act/Avg/Max in kernel us (rounded; 1 kernel us = "
-           f"{result['time_scale'] / 1e3:g} ms wall), I: the task's period in wall us, "
-           "(pid) column: the simulated CPU, P:99 RT task / P:0 preemptible"]
+    out = [
+        f"# cyclictest-style summary: Min/Act/Avg/Max in kernel us (rounded; 1 kernel us = "
+        f"{result['time_scale'] / 1e3:g} ms wall), I: the task's period in wall us, "
+        "(pid) column: the simulated CPU, P:99 RT task / P:0 preemptible"
+    ]
     for phase in ordered_phases(result):
         out.append(f"# phase {phase} ({phase_title(phase)})")
         out += [cyclictest_line(i, cpu, d, result) for i, (cpu, d) in enumerate(phase_cpus(result, phase))]
@@ -198,30 +225,44 @@ def osnoise_row(cpu: int, d: dict, result: dict) -> dict:
             counts[OSNOISE_CAUSES[cause]] += n
         else:
             other[cause] = n
-    return {"CPU": cpu, "Period": f"#{d['runs']}", "Runtime": runtime, "Noise": noise,
-            "% CPU Aval": 100.0 * (1 - noise / runtime) if runtime else 0.0,
-            "Max Noise": None,  # nodes do not record noise per period: see the footnote
-            "Max Single": kus(result, d["max_single_noise_s"]), **counts, "other": other}
+    return {
+        "CPU": cpu,
+        "Period": f"#{d['runs']}",
+        "Runtime": runtime,
+        "Noise": noise,
+        "% CPU Aval": 100.0 * (1 - noise / runtime) if runtime else 0.0,
+        "Max Noise": None,  # nodes do not record noise per period: see the footnote
+        "Max Single": kus(result, d["max_single_noise_s"]),
+        **counts,
+        "other": other,
+    }
 
 
 def osnoise_table(result: dict) -> str:
-    out = [f"# rtla osnoise top-style noise per latency CPU: time is in kernel us "
-           f"(1 kernel us = {result['time_scale'] / 1e3:g} ms wall); Period = #periods observed (runs), "
-           "Runtime = runs x period; IRQ = simulated IRQs, Thread = kworker (workqueue) items, "
-           "Lock = pcp trylock failures that fell back to zone->lock (our column); HW/NMI/Softirq are "
-           "not simulated (0); Max Noise (noise within one period) is not recorded by nodes (-)"]
-    head = (f"{'CPU':>3} {'Period':<8} {'Runtime':>12} {'Noise':>10} {'% CPU Aval':>11} {'Max Noise':>10} "
-            f"{'Max Single':>10} " + " ".join(f"{c:>8}" for c in OSNOISE_COUNTS))
+    out = [
+        f"# rtla osnoise top-style noise per latency CPU: time is in kernel us "
+        f"(1 kernel us = {result['time_scale'] / 1e3:g} ms wall); Period = #periods observed (runs), "
+        "Runtime = runs x period; IRQ = simulated IRQs, Thread = kworker (workqueue) items, "
+        "Lock = pcp trylock failures that fell back to zone->lock (our column); HW/NMI/Softirq are "
+        "not simulated (0); Max Noise (noise within one period) is not recorded by nodes (-)"
+    ]
+    head = (
+        f"{'CPU':>3} {'Period':<8} {'Runtime':>12} {'Noise':>10} {'% CPU Aval':>11} {'Max Noise':>10} "
+        f"{'Max Single':>10} " + " ".join(f"{c:>8}" for c in OSNOISE_COUNTS)
+    )
     for phase in ordered_phases(result):
         out += [f"## phase {phase} ({phase_title(phase)})", head]
         for cpu, d in phase_cpus(result, phase):
             r = osnoise_row(cpu, d, result)
-            out.append(f"{cpu:>3} {r['Period']:<8} {r['Runtime']:>12.0f} {r['Noise']:>10.1f} "
-                       f"{r['% CPU Aval']:>11.5f} {'-':>10} {r['Max Single']:>10.1f} "
-                       + " ".join(f"{r[c]:>8d}" for c in OSNOISE_COUNTS))
+            out.append(
+                f"{cpu:>3} {r['Period']:<8} {r['Runtime']:>12.0f} {r['Noise']:>10.1f} "
+                f"{r['% CPU Aval']:>11.5f} {'-':>10} {r['Max Single']:>10.1f} "
+                + " ".join(f"{r[c]:>8d}" for c in OSNOISE_COUNTS)
+            )
             if r["other"]:
-                out.append(f"    other causes on cpu{cpu}: "
-                           + ", ".join(f"{k} {v}" for k, v in sorted(r["other"].items())))
+                out.append(
+                    f"    other causes on cpu{cpu}: " + ", ".join(f"{k} {v}" for k, v in sorted(r["other"].items()))
+                )
     return "\n".join(out)
 
 
@@ -246,4 +287,3 @@ def cdf_from_histogram(hist: dict[int, int]) -> tuple[list[int], list[float]]:
         ys.append(above / total)
         above -= hist.get(b, 0)
     return xs, ys
-

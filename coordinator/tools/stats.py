@@ -14,5 +14,9 @@ def percentile(values, q: float) -> float:
 
 def summary(values) -> dict:
     """count, p50, p99 and max of `values` (seconds)."""
-    return {"count": len(values), "p50_s": percentile(values, 50), "p99_s": percentile(values, 99),
-            "max_s": max(values, default=0.0)}
+    return {
+        "count": len(values),
+        "p50_s": percentile(values, 50),
+        "p99_s": percentile(values, 99),
+        "max_s": max(values, default=0.0),
+    }

@@ -14,9 +14,17 @@ PROTO = "node/api/v1/pcpsim.proto"
 
 def generate(out_dir: pathlib.Path = ROOT) -> None:
     include = pathlib.Path(protoc.__file__).parent / "_proto"
-    rc = protoc.main(["grpc_tools.protoc", f"-I{ROOT / 'proto'}", f"-I{include}",
-                      f"--python_out={out_dir}", f"--pyi_out={out_dir}",
-                      f"--grpc_python_out={out_dir}", str(ROOT / "proto" / PROTO)])
+    rc = protoc.main(
+        [
+            "grpc_tools.protoc",
+            f"-I{ROOT / 'proto'}",
+            f"-I{include}",
+            f"--python_out={out_dir}",
+            f"--pyi_out={out_dir}",
+            f"--grpc_python_out={out_dir}",
+            str(ROOT / "proto" / PROTO),
+        ]
+    )
     if rc != 0:
         raise SystemExit(f"protoc failed with exit code {rc}")
 

@@ -22,8 +22,9 @@ def order(value: int) -> int:
 
 def migratetype(value: int) -> int:
     if not 0 <= value < MIGRATE_TYPES:
-        raise InvalidArgument(f"migratetype {value} out of range 0..{MIGRATE_TYPES - 1} "
-                              f"({', '.join(MIGRATETYPE_NAMES)})")
+        raise InvalidArgument(
+            f"migratetype {value} out of range 0..{MIGRATE_TYPES - 1} ({', '.join(MIGRATETYPE_NAMES)})"
+        )
     return value
 
 
@@ -62,8 +63,10 @@ def page_list(pages) -> list[tuple[int, int, int]]:
     """
     n = len(pages.pfn)
     if len(pages.order) != n or len(pages.migratetype) != n:
-        raise InvalidArgument(f"page list arrays differ in length: pfn {n}, order "
-                              f"{len(pages.order)}, migratetype {len(pages.migratetype)}")
+        raise InvalidArgument(
+            f"page list arrays differ in length: pfn {n}, order "
+            f"{len(pages.order)}, migratetype {len(pages.migratetype)}"
+        )
     if n > MAX_PAGES_PER_MESSAGE:
         raise InvalidArgument(f"{n} pages in one message, limit {MAX_PAGES_PER_MESSAGE}")
     out = []

@@ -114,17 +114,20 @@ def positive(kind):
         if value <= 0:
             raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
         return value
+
     parse.__name__ = kind.__name__
     return parse
 
 
 def int_range(lo: int, hi: int):
     """An int parser that accepts lo..hi inclusive."""
+
     def parse(text: str) -> int:
         value = int(text)
         if not lo <= value <= hi:
             raise argparse.ArgumentTypeError(f"must be in {lo}..{hi}, got {text}")
         return value
+
     parse.__name__ = "int"
     return parse
 
@@ -135,12 +138,13 @@ def nonnegative(kind):
         if value < 0:
             raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
         return value
+
     parse.__name__ = kind.__name__
     return parse
 
 
 def split_host_port(text: str) -> tuple[str, int]:
-    """"host:port", "[v6]:port" -> (host without brackets, port); ValueError if malformed."""
+    """ "host:port", "[v6]:port" -> (host without brackets, port); ValueError if malformed."""
     host, sep, port = text.strip().rpartition(":")
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not sep or not bare or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -200,6 +204,5 @@ def cpu_from_hostname(hostname: str) -> int:
     label = hostname.strip().split(".", 1)[0]
     match = re.fullmatch(r".*-([0-9]+)", label)
     if not match:
-        raise ValueError(f"hostname {hostname!r} does not end in -N (a StatefulSet pod's ordinal); "
-                         f"give --cpu instead")
+        raise ValueError(f"hostname {hostname!r} does not end in -N (a StatefulSet pod's ordinal); give --cpu instead")
     return int(match.group(1))

@@ -93,8 +93,11 @@ class Faults:
 
     def _match(self, direction: int, method: str, peer: int) -> Rule | None:
         for rule in self.rules:
-            if rule.direction == direction and (rule.peer == ANY_PEER or rule.peer == peer) \
-                    and fnmatch.fnmatchcase(method, rule.method):
+            if (
+                rule.direction == direction
+                and (rule.peer == ANY_PEER or rule.peer == peer)
+                and fnmatch.fnmatchcase(method, rule.method)
+            ):
                 return rule
         return None
 

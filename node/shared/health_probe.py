@@ -25,7 +25,8 @@ def check(address: str, service: str = "", timeout: float = 2.0, tls: security.T
     with security.channel(address, security.Security(tls=tls)) as channel:
         # types-grpcio-health-checking's HealthStub declares no methods (protoc's sets them in __init__).
         reply = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]
-            health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+            health_pb2.HealthCheckRequest(service=service), timeout=timeout
+        )
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
@@ -41,14 +42,18 @@ def own_address(environ=os.environ) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m node.shared.health_probe",
-                                description="Exit 0 if a pcpsim process's gRPC health service says SERVING.")
-    p.add_argument("address", nargs="?", type=dialable,
-                   help="HOST:PORT (default: this container's PCPSIM_LISTEN)")
+    p = argparse.ArgumentParser(
+        prog="python -m node.shared.health_probe",
+        description="Exit 0 if a pcpsim process's gRPC health service says SERVING.",
+    )
+    p.add_argument("address", nargs="?", type=dialable, help="HOST:PORT (default: this container's PCPSIM_LISTEN)")
     p.add_argument("--service", default="", help="service name to ask about (default: the whole server)")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds (default %(default)s)")
-    for flag, var in (("--tls-ca", "PCPSIM_TLS_CA"), ("--tls-cert", "PCPSIM_TLS_CERT"),
-                      ("--tls-key", "PCPSIM_TLS_KEY")):
+    for flag, var in (
+        ("--tls-ca", "PCPSIM_TLS_CA"),
+        ("--tls-cert", "PCPSIM_TLS_CERT"),
+        ("--tls-key", "PCPSIM_TLS_KEY"),
+    ):
         p.add_argument(flag, default=os.environ.get(var) or None, help=f"PEM file, for a TLS server (default ${var})")
     args = p.parse_args(argv)
     try:

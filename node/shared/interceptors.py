@@ -45,12 +45,16 @@ class ErrorsAndFaultsInterceptor(grpc.aio.ServerInterceptor):
         faults = None if name in EXEMPT else self.faults
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _unary(handler.unary_unary, name, faults), request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+                _unary(handler.unary_unary, name, faults),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
                 _stream(handler.stream_stream, name, reply_cls, faults),
-                request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         # No unary-stream or stream-unary method exists; refuse rather than serve one unmapped.
         raise RuntimeError(f"no error and fault wrapper for the kind of handler {handler}")
 
@@ -103,6 +107,7 @@ class _Requests:
         if self._faults is not None and op is not None:
             # A failure raises here, in the servicer's loop: the message is answered with
             # UNAVAILABLE without being handled.
-            self.lose_reply = await self._faults.admit(f"{self._name}.{op}",
-                                                       getattr(getattr(request, op), "cpu", ANY_PEER))
+            self.lose_reply = await self._faults.admit(
+                f"{self._name}.{op}", getattr(getattr(request, op), "cpu", ANY_PEER)
+            )
         return request

@@ -23,11 +23,13 @@ def stop_event(parent_pid: int | None = None, interval: float = 0.5) -> StopEven
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if parent_pid:
+
         async def watch() -> None:
             while not stop.is_set():
                 if os.getppid() != parent_pid:
                     stop.set()
                     return
                 await asyncio.sleep(interval)
+
         stop.watcher = asyncio.create_task(watch())
     return stop

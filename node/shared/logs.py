@@ -17,8 +17,14 @@ FORMAT = "%(asctime)s %(levelname)s %(process_name)s %(name)s: %(message)s"
 def add_log_level_flag(parser) -> None:
     """The `--log-level` flag (also PCPSIM_LOG_LEVEL where the parser reads the environment)."""
     env = {"env": "PCPSIM_LOG_LEVEL"} if isinstance(parser, EnvArgumentParser) else {}
-    parser.add_argument("--log-level", default="INFO", type=str.upper, choices=LEVELS,
-                        help="least severe level of the process's log lines on stderr", **env)
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=LEVELS,
+        help="least severe level of the process's log lines on stderr",
+        **env,
+    )
 
 
 def setup(level: str, process_name: str) -> None:

@@ -63,8 +63,9 @@ class ReplyStream:
             reply = stream.replies.get(timeout=self.timeout)
         except queue.Empty:
             self.close()
-            raise StreamBroken(grpc.StatusCode.DEADLINE_EXCEEDED,
-                               f"no reply on {self.name} within {self.timeout}s") from None
+            raise StreamBroken(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"no reply on {self.name} within {self.timeout}s"
+            ) from None
         if isinstance(reply, StreamBroken):
             self.close()
             raise reply
@@ -114,8 +115,9 @@ class AioReplyStream:
                 reply = await asyncio.wait_for(call.read(), timeout or self.timeout)
             except TimeoutError:
                 self.close()
-                raise StreamBroken(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                   f"no reply on {self.name} within {timeout or self.timeout}s") from None
+                raise StreamBroken(
+                    grpc.StatusCode.DEADLINE_EXCEEDED, f"no reply on {self.name} within {timeout or self.timeout}s"
+                ) from None
             except grpc.aio.AioRpcError as err:
                 self.close()
                 raise StreamBroken(err.code(), err.details() or "") from None

@@ -23,24 +23,53 @@ from prometheus_client import Counter, Histogram
 
 # The zone RPCs take ~0.5-1 ms on loopback plus the modeled zone->lock hold (a few ms);
 # flushes and drains run for tens of ms to seconds.
-RPC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-               1.0, 2.5, 5.0, 10.0, 30.0)
+RPC_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 
 
 class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, registry, services, clock=time.perf_counter):
         """`services`: protobuf ServiceDescriptors whose methods are recorded."""
         self._clock = clock
-        self._requests = Counter("pcpsim_rpc_requests_total", "RPCs served, by method and status code.",
-                                 ["method", "code"], registry=registry)
-        self._duration = Histogram("pcpsim_rpc_duration_seconds", "Server-side time to serve an RPC.",
-                                   ["method"], buckets=RPC_BUCKETS, registry=registry)
+        self._requests = Counter(
+            "pcpsim_rpc_requests_total",
+            "RPCs served, by method and status code.",
+            ["method", "code"],
+            registry=registry,
+        )
+        self._duration = Histogram(
+            "pcpsim_rpc_duration_seconds",
+            "Server-side time to serve an RPC.",
+            ["method"],
+            buckets=RPC_BUCKETS,
+            registry=registry,
+        )
         self._methods = {}  # "/pcpsim.v1.Service/Method" -> (label, duration child, {code name: counter child})
         for service in services:
             for m in service.methods:
                 label = f"{service.name}/{m.name}"
                 self._methods[f"/{service.full_name}/{m.name}"] = (
-                    label, self._duration.labels(label), {"OK": self._requests.labels(label, "OK")})
+                    label,
+                    self._duration.labels(label),
+                    {"OK": self._requests.labels(label, "OK")},
+                )
 
     def _record(self, entry, code: str, seconds: float) -> None:
         label, duration, by_code = entry
@@ -74,8 +103,8 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
                 record(entry, code, clock() - t0)
 
         return grpc.unary_unary_rpc_method_handler(
-            timed, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
+            timed, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
 
 
 def _code_name(code) -> str | None:

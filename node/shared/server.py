@@ -15,17 +15,22 @@ from node.shared.interceptors import ErrorsAndFaultsInterceptor
 from node.shared.rpc_metrics import RpcMetricsInterceptor
 
 
-async def build_server(service, add_servicer, servicer, listen: str, sec: security.Security, registry,
-                       faults) -> tuple[grpc.aio.Server, int, Health]:
+async def build_server(
+    service, add_servicer, servicer, listen: str, sec: security.Security, registry, faults
+) -> tuple[grpc.aio.Server, int, Health]:
     """The server of `service` (a protobuf ServiceDescriptor) with `servicer` added by the
     generated `add_servicer`, bound to `listen` but not started; returns (server, bound
     port, health, NOT_SERVING until told otherwise). `registry` receives the RPC metrics,
     `faults` (node.shared.faults.Faults) are the ones SetFaults sets."""
     security.warn(security.process_warning(listen, sec))
-    server = grpc.aio.server(interceptors=[security.AuthInterceptor(sec, registry),
-                                           RpcMetricsInterceptor(registry, [service]),
-                                           ErrorsAndFaultsInterceptor(faults, [service])],
-                             options=security.server_options())
+    server = grpc.aio.server(
+        interceptors=[
+            security.AuthInterceptor(sec, registry),
+            RpcMetricsInterceptor(registry, [service]),
+            ErrorsAndFaultsInterceptor(faults, [service]),
+        ],
+        options=security.server_options(),
+    )
     add_servicer(servicer, server)
     health = await Health.add_to(server, service.full_name)
     port = security.add_port(server, listen, sec)

@@ -13,7 +13,7 @@ class Figure:
     value: float
     floor: float
     unit: str
-    target: str | None = None   # "<= 15" or ">= 0.5" (a bound on the ratio), None: informational
+    target: str | None = None  # "<= 15" or ">= 0.5" (a bound on the ratio), None: informational
     note: str = ""
 
     @property
@@ -38,11 +38,11 @@ def ratio(value: float, floor: float) -> float:
 
 
 def parse_target(target: str) -> tuple[str, float]:
-    """"<= 15" -> ("<=", 15.0). Only <= and >= bounds are meaningful for a ratio."""
+    """ "<= 15" -> ("<=", 15.0). Only <= and >= bounds are meaningful for a ratio."""
     text = target.replace(" ", "")
     for op in ("<=", ">="):
         if text.startswith(op):
-            return op, float(text[len(op):].rstrip("x"))
+            return op, float(text[len(op) :].rstrip("x"))
     raise ValueError(f"target must be '<= X' or '>= X', got {target!r}")
 
 
@@ -73,15 +73,25 @@ def format_table(figures: list) -> str:
     for f in figures:
         f = f if isinstance(f, dict) else f.to_json()
         ok = "-" if f["ok"] is None else "ok" if f["ok"] else "MISSED"
-        rows.append((f["name"], _fmt(f["value"], f["unit"]), _fmt(f["floor"], f["unit"]),
-                     "-" if f["ratio"] is None or not math.isfinite(f["ratio"]) else f"{f['ratio']:.2f}x",
-                     "-" if f["target"] is None else f["target"] + "x", ok))
+        rows.append(
+            (
+                f["name"],
+                _fmt(f["value"], f["unit"]),
+                _fmt(f["floor"], f["unit"]),
+                "-" if f["ratio"] is None or not math.isfinite(f["ratio"]) else f"{f['ratio']:.2f}x",
+                "-" if f["target"] is None else f["target"] + "x",
+                ok,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-             for r in rows]
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in rows
+    ]
     lines.insert(1, "-" * len(lines[0]))
-    notes = [f"  {f['name']}: {f['note']}" for f in (x if isinstance(x, dict) else x.to_json() for x in figures)
-             if f["note"]]
+    notes = [
+        f"  {f['name']}: {f['note']}" for f in (x if isinstance(x, dict) else x.to_json() for x in figures) if f["note"]
+    ]
     return "\n".join(lines + (["notes:", *notes] if notes else []))
 
 

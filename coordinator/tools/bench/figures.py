@@ -63,7 +63,7 @@ from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.constants import MIGRATE_MOVABLE
 from node.shared import security
 
-TINY_TIME_SCALE = 1e-6   # modeled sleeps ~0: what remains is simulator overhead
+TINY_TIME_SCALE = 1e-6  # modeled sleeps ~0: what remains is simulator overhead
 FULL_SCALING_NS = (1, 2, 4, 8, 16, 32)
 QUICK_SCALING_NS = (1, 2, 4, 8)
 TIMER_PERIOD_S = 0.020
@@ -86,10 +86,19 @@ def _pcp_runtime(with_metrics: bool):
     zone = Zone(0, 262144, 4)
     pcp = PerCpuPages(1, high=518, batch=63)
     cpu = Cpu(1, clock=time.monotonic, sleep=lambda s: None)
-    rt = types.SimpleNamespace(cpu_id=1, role="housekeeping", zone=zone, pcp=pcp, cpu=cpu,
-                               alloc=PageAllocator(cpu, pcp, zone, coordinator_stub=None),
-                               remote_lock=RemotePcpLock(pcp, time.monotonic), task=None, irq=None,
-                               rejoins=0, lease_left=lambda: 1.0)
+    rt = types.SimpleNamespace(
+        cpu_id=1,
+        role="housekeeping",
+        zone=zone,
+        pcp=pcp,
+        cpu=cpu,
+        alloc=PageAllocator(cpu, pcp, zone, coordinator_stub=None),
+        remote_lock=RemotePcpLock(pcp, time.monotonic),
+        task=None,
+        irq=None,
+        rejoins=0,
+        lease_left=lambda: 1.0,
+    )
     scrape = None
     if with_metrics:
         registry = CollectorRegistry()
@@ -109,6 +118,7 @@ def _pcp_runtime(with_metrics: bool):
 
 def _time_pairs(zone, pcp, ops: int) -> float:
     from node.mm.pcp import free_unref_page, rmqueue
+
     mt = MIGRATE_MOVABLE
     t0 = time.thread_time_ns()
     for _ in range(ops):
@@ -145,11 +155,23 @@ def bench_fast_path(quick: bool) -> list[Figure]:
         scrape()
     scrape_s = (time.perf_counter_ns() - t0) / 20 * 1e-9
     return [
-        Figure("pcp alloc+free pair vs list append+pop", best["pair"], best["list"], "s", "<= 15",
-               f"best of {repeats} loops of {ops} pairs, interleaved"),
-        Figure("pcp pair with node metrics vs without", best["metrics"], best["pair"], "s", "<= 1.1",
-               f"NodeMetrics registered (hooks fire per period/work item, not per page); one scrape "
-               f"(generate_latest) costs {scrape_s * 1e3:.2f} ms, outside the timed loops"),
+        Figure(
+            "pcp alloc+free pair vs list append+pop",
+            best["pair"],
+            best["list"],
+            "s",
+            "<= 15",
+            f"best of {repeats} loops of {ops} pairs, interleaved",
+        ),
+        Figure(
+            "pcp pair with node metrics vs without",
+            best["metrics"],
+            best["pair"],
+            "s",
+            "<= 1.1",
+            f"NodeMetrics registered (hooks fire per period/work item, not per page); one scrape "
+            f"(generate_latest) costs {scrape_s * 1e3:.2f} ms, outside the timed loops",
+        ),
     ]
 
 
@@ -159,6 +181,7 @@ class _Stream:
 
     def __init__(self, open_call, name: str, timeout: float = 10.0):
         from node.shared.reply_stream import ReplyStream
+
         self.stream = ReplyStream(open_call, timeout, name)
 
     def request(self, msg):
@@ -189,9 +212,14 @@ def _rtt_zone(zs) -> float:
 
 
 def _tiny_cluster(roles, run_dir: str, **kw) -> LocalCluster:
-    return LocalCluster(ClusterConfig(roles=list(roles), coordinator_args=[
-        "--time-scale", str(TINY_TIME_SCALE), *kw.get("coordinator_args", [])],
-        node_args=kw.get("node_args", [])), run_dir)
+    return LocalCluster(
+        ClusterConfig(
+            roles=list(roles),
+            coordinator_args=["--time-scale", str(TINY_TIME_SCALE), *kw.get("coordinator_args", [])],
+            node_args=kw.get("node_args", []),
+        ),
+        run_dir,
+    )
 
 
 # ------------------------------------------------------------------ 2. remote drain + 5. zone throughput
@@ -216,6 +244,7 @@ class _AioControl:
 
     def __init__(self, address: str, sec):
         from node.shared.reply_stream import AioReplyStream
+
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="bench-aio", daemon=True)
         self._thread.start()
@@ -223,6 +252,7 @@ class _AioControl:
         async def open_stream():
             self._channel = security.aio_channel(address, sec)
             return AioReplyStream(pb_grpc.NodeStub(self._channel).PcpControl, 10.0, "bench-aio-pcp-control")
+
         self._stream = self._run(open_stream())
 
     def _run(self, coro):
@@ -230,10 +260,12 @@ class _AioControl:
 
     def rtt(self, cpu: int) -> float:
         """One round trip, timed on the loop: an unlock with token 0, refused but answered."""
+
         async def once():
             t0 = time.perf_counter_ns()
             reply = await self._stream.request(pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=cpu, token=0)))
             return (time.perf_counter_ns() - t0) * 1e-9, reply.code
+
         dt, code = self._run(once())
         if code != "INVALID_ARGUMENT":
             raise RuntimeError(f"floor request answered {code!r}, expected INVALID_ARGUMENT")
@@ -243,6 +275,7 @@ class _AioControl:
         async def close():
             self._stream.close()
             await self._channel.close()
+
         self._run(close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5.0)
@@ -252,8 +285,9 @@ class _AioControl:
 def _drain_one(cstub, cpu: int) -> tuple[float, int]:
     """The coordinator's own drain_pages_zone of `cpu` (DrainAllPages, remote strategy): its duration
     for that CPU, as coordinator.drain.drainer times it (lock and take, commit, zone free), and base pages moved."""
-    r = cstub.DrainAllPages(pb.DrainAllRequest(strategy=pb.STRATEGY_REMOTE, force_all_cpus=True,
-                                               trigger=pb.TRIGGER_DEMAND), timeout=30.0)
+    r = cstub.DrainAllPages(
+        pb.DrainAllRequest(strategy=pb.STRATEGY_REMOTE, force_all_cpus=True, trigger=pb.TRIGGER_DEMAND), timeout=30.0
+    )
     mine = [c for c in r.cpus if c.cpu == cpu]
     if r.status != pb.DrainAllReply.DONE or len(mine) != 1 or not mine[0].ok:
         raise RuntimeError(f"remote drain of cpu {cpu}: {pb.DrainAllReply.Status.Name(r.status)} {list(r.cpus)}")
@@ -265,8 +299,7 @@ def bench_remote_drain_and_zone(quick: bool, run_dir: str) -> tuple[list[Figure]
     with _tiny_cluster(["housekeeping"], os.path.join(run_dir, "drain-one")) as cluster:
         node = cluster.state().nodes[0]
         batch = cluster.state().batch
-        with cluster.channel(node.address) as nch, \
-                cluster.channel(cluster.coordinator_address) as cch:
+        with cluster.channel(node.address) as nch, cluster.channel(cluster.coordinator_address) as cch:
             nstub, cstub = pb_grpc.NodeStub(nch), pb_grpc.CoordinatorStub(cch)
             actl = _AioControl(node.address, cluster.security)
             ctl = _Stream(nstub.PcpControl, "bench-pcp-control")
@@ -291,30 +324,41 @@ def bench_remote_drain_and_zone(quick: bool, run_dir: str) -> tuple[list[Figure]
                 if not drains:
                     raise RuntimeError("the housekeeping CPU never put pages on its pcp")
                 log(f"remote drain: {len(drains)} drains, median {statistics.median(pages):.0f} pages")
-                zone_fig, zone_detail = _zone_throughput(cluster.coordinator_address, cluster.security,
-                                                         node.incarnation, zs, quick)
+                zone_fig, zone_detail = _zone_throughput(
+                    cluster.coordinator_address, cluster.security, node.incarnation, zs, quick
+                )
             finally:
                 actl.close()
                 ctl.close()
                 zs.close()
     floor = statistics.median(floors)
-    figs = [Figure("remote drain of one CPU vs stream RTT", statistics.median(drains), floor, "s", "<= 4",
-                   f"median of {len(drains)} drains of {statistics.median(pages):.0f} base pages each, timed by "
-                   f"the coordinator (lock and take, commit: 2 round trips on its PcpControl stream, then the "
-                   f"zone free); floor: one round trip on an AioReplyStream PcpControl stream, the drainer's "
-                   f"kind (a sync stream: {statistics.median(sync_floors) * 1e6:.0f} us); "
-                   f"time scale {TINY_TIME_SCALE:g}"),
-            zone_fig]
-    detail = {"remote_drain": {"drains_s": drains, "pages": pages, "rtt_s": floors, "sync_rtt_s": sync_floors},
-              "zone": zone_detail}
+    figs = [
+        Figure(
+            "remote drain of one CPU vs stream RTT",
+            statistics.median(drains),
+            floor,
+            "s",
+            "<= 4",
+            f"median of {len(drains)} drains of {statistics.median(pages):.0f} base pages each, timed by "
+            f"the coordinator (lock and take, commit: 2 round trips on its PcpControl stream, then the "
+            f"zone free); floor: one round trip on an AioReplyStream PcpControl stream, the drainer's "
+            f"kind (a sync stream: {statistics.median(sync_floors) * 1e6:.0f} us); "
+            f"time scale {TINY_TIME_SCALE:g}",
+        ),
+        zone_fig,
+    ]
+    detail = {
+        "remote_drain": {"drains_s": drains, "pages": pages, "rtt_s": floors, "sync_rtt_s": sync_floors},
+        "zone": zone_detail,
+    }
     return figs, detail
 
 
-def _zone_client(address: str, sec, incarnation: str, index: int, measure_s: float, ready, go, start_at,
-                 out) -> None:
+def _zone_client(address: str, sec, incarnation: str, index: int, measure_s: float, ready, go, start_at, out) -> None:
     """One zone client process: Rmqueue + FreePages pairs (cpu 0, order 0) on its own ZoneStream,
     from the common start the parent sets once every client has warmed its stream."""
     from node.shared.reply_stream import ReplyStream
+
     with security.channel(address, sec) as ch:
         zs = ReplyStream(pb_grpc.CoordinatorStub(ch).ZoneStream, 10.0, f"bench-zone-{index}")
         ops, seq, errors = 0, 0, 0
@@ -322,16 +366,32 @@ def _zone_client(address: str, sec, incarnation: str, index: int, measure_s: flo
         def pair(count: bool) -> int:
             nonlocal seq, errors
             seq += 1
-            r = zs.request(pb.ZoneRequest(rmqueue=pb.RmqueueRequest(
-                cpu=0, order=0, migratetype=MIGRATE_MOVABLE, count=1, incarnation=incarnation,
-                transfer_id=f"bench-z{index}-{os.getpid()}-{seq}a")))
+            r = zs.request(
+                pb.ZoneRequest(
+                    rmqueue=pb.RmqueueRequest(
+                        cpu=0,
+                        order=0,
+                        migratetype=MIGRATE_MOVABLE,
+                        count=1,
+                        incarnation=incarnation,
+                        transfer_id=f"bench-z{index}-{os.getpid()}-{seq}a",
+                    )
+                )
+            )
             if r.code or not r.rmqueue.pfn:
                 errors += 1
                 return 0
             pfn = r.rmqueue.pfn[0]
-            f = zs.request(pb.ZoneRequest(free=pb.FreePagesRequest(
-                cpu=0, pages=pb.PageList(pfn=[pfn], order=[0], migratetype=[MIGRATE_MOVABLE]),
-                incarnation=incarnation, transfer_id=f"bench-z{index}-{os.getpid()}-{seq}b")))
+            f = zs.request(
+                pb.ZoneRequest(
+                    free=pb.FreePagesRequest(
+                        cpu=0,
+                        pages=pb.PageList(pfn=[pfn], order=[0], migratetype=[MIGRATE_MOVABLE]),
+                        incarnation=incarnation,
+                        transfer_id=f"bench-z{index}-{os.getpid()}-{seq}b",
+                    )
+                )
+            )
             errors += bool(f.code)
             return 2
 
@@ -353,8 +413,12 @@ def _zone_throughput(address: str, sec, incarnation: str, zs, quick: bool) -> tu
     floors = [_rtt_zone(zs) for _ in range(300)]
     ctx = multiprocessing.get_context("spawn")
     out, ready, go, start_at = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
-    procs = [ctx.Process(target=_zone_client, args=(address, sec, incarnation, i, measure_s, ready, go, start_at,
-                                                    out), daemon=True) for i in range(ZONE_CLIENTS)]
+    procs = [
+        ctx.Process(
+            target=_zone_client, args=(address, sec, incarnation, i, measure_s, ready, go, start_at, out), daemon=True
+        )
+        for i in range(ZONE_CLIENTS)
+    ]
     for p in procs:
         p.start()
     for _ in procs:  # spawned, imported and warm, however long that takes on a loaded machine
@@ -369,12 +433,23 @@ def _zone_throughput(address: str, sec, incarnation: str, zs, quick: bool) -> tu
     ops = sum(r[1] for r in results)
     errors = sum(r[2] for r in results)
     throughput = ops / measure_s
-    fig = Figure(f"zone ops/s, {ZONE_CLIENTS} clients vs 1/RTT of one stream", throughput, 1.0 / rtt, "ops/s",
-                 ">= 0.5", f"Rmqueue+FreePages pairs for {measure_s:g}s, {ZONE_CLIENTS} client processes on "
-                 f"{os.cpu_count()} cores; floor = 1/median RTT of a trivial ZoneStream request"
-                 + (f"; {errors} errors" if errors else ""))
-    return fig, {"ops": ops, "errors": errors, "measure_s": measure_s, "rtt_s": rtt,
-                 "per_client_ops": [r[1] for r in sorted(results)]}
+    fig = Figure(
+        f"zone ops/s, {ZONE_CLIENTS} clients vs 1/RTT of one stream",
+        throughput,
+        1.0 / rtt,
+        "ops/s",
+        ">= 0.5",
+        f"Rmqueue+FreePages pairs for {measure_s:g}s, {ZONE_CLIENTS} client processes on "
+        f"{os.cpu_count()} cores; floor = 1/median RTT of a trivial ZoneStream request"
+        + (f"; {errors} errors" if errors else ""),
+    )
+    return fig, {
+        "ops": ops,
+        "errors": errors,
+        "measure_s": measure_s,
+        "rtt_s": rtt,
+        "per_client_ops": [r[1] for r in sorted(results)],
+    }
 
 
 # ------------------------------------------------------------------ 3. drain_all_pages scaling
@@ -388,8 +463,7 @@ def bench_scaling(quick: bool, run_dir: str, plot_path: str | None) -> tuple[lis
         log(f"scaling: N={n}")
         with _tiny_cluster(["idle"] * n, os.path.join(run_dir, f"scale-{n}")) as cluster:
             node0 = cluster.state().nodes[0]
-            with cluster.channel(cluster.coordinator_address) as cch, \
-                    cluster.channel(node0.address) as nch:
+            with cluster.channel(cluster.coordinator_address) as cch, cluster.channel(node0.address) as nch:
                 coord = pb_grpc.CoordinatorStub(cch)
                 ctl = _Stream(pb_grpc.NodeStub(nch).PcpControl, "bench-pcp-control")
                 try:
@@ -399,11 +473,15 @@ def bench_scaling(quick: bool, run_dir: str, plot_path: str | None) -> tuple[lis
                     for i in range(reps + 1):  # the first round warms every channel and stream
                         for name, strategy in strategies.items():
                             rtts.append(_rtt_control(ctl, 0))
-                            r = coord.DrainAllPages(pb.DrainAllRequest(strategy=strategy, force_all_cpus=True,
-                                                                       trigger=pb.TRIGGER_DEMAND), timeout=60.0)
+                            r = coord.DrainAllPages(
+                                pb.DrainAllRequest(strategy=strategy, force_all_cpus=True, trigger=pb.TRIGGER_DEMAND),
+                                timeout=60.0,
+                            )
                             if r.status != pb.DrainAllReply.DONE or len(r.cpus) != n:
-                                raise RuntimeError(f"drain_all_pages {name} at N={n}: "
-                                                   f"{pb.DrainAllReply.Status.Name(r.status)}, {len(r.cpus)} CPUs")
+                                raise RuntimeError(
+                                    f"drain_all_pages {name} at N={n}: "
+                                    f"{pb.DrainAllReply.Status.Name(r.status)}, {len(r.cpus)} CPUs"
+                                )
                             if i:
                                 samples[name].append(r.duration_s)
                 finally:
@@ -413,14 +491,29 @@ def bench_scaling(quick: bool, run_dir: str, plot_path: str | None) -> tuple[lis
     rtt = statistics.median(rtts)
     slopes = {name: linear_fit(list(ns), med[name]) for name in strategies}
     note = f"N = {list(ns)}, idle CPUs, force_all_cpus, median of {reps} per point, least-squares slope"
-    figs = [Figure(f"drain_all_pages {name}: per-CPU slope vs stream RTT", slopes[name][0], rtt, "s", None, note)
-            for name in strategies]
-    figs.append(Figure("per-CPU slope workqueue / remote", slopes["workqueue"][0], slopes["remote"][0], "s", None,
-                       "ratio of the two slopes"))
-    detail = {"n": list(ns), "median_duration_s": med, "rtt_s": rtt,
-              "fit": {k: {"slope_s": v[0], "intercept_s": v[1]} for k, v in slopes.items()}}
+    figs = [
+        Figure(f"drain_all_pages {name}: per-CPU slope vs stream RTT", slopes[name][0], rtt, "s", None, note)
+        for name in strategies
+    ]
+    figs.append(
+        Figure(
+            "per-CPU slope workqueue / remote",
+            slopes["workqueue"][0],
+            slopes["remote"][0],
+            "s",
+            None,
+            "ratio of the two slopes",
+        )
+    )
+    detail = {
+        "n": list(ns),
+        "median_duration_s": med,
+        "rtt_s": rtt,
+        "fit": {k: {"slope_s": v[0], "intercept_s": v[1]} for k, v in slopes.items()},
+    }
     if plot_path:
         from coordinator.tools.bench.plot import plot_scaling
+
         detail["plot"] = plot_scaling(detail, plot_path)
     return figs, detail
 
@@ -431,8 +524,9 @@ def bench_noise(quick: bool, run_dir: str) -> tuple[list[Figure], dict]:
     roles = ["housekeeping", "isolated-preemptible"]
     probe_dir = os.path.join(run_dir, "noise-probe")
     os.makedirs(probe_dir, exist_ok=True)
-    with LocalCluster(ClusterConfig(roles=roles, node_args=["--wake-probe", probe_dir]),
-                      os.path.join(run_dir, "noise")) as cluster:
+    with LocalCluster(
+        ClusterConfig(roles=roles, node_args=["--wake-probe", probe_dir]), os.path.join(run_dir, "noise")
+    ) as cluster:
         node = next(n for n in cluster.state().nodes if n.role == pb.ROLE_ISOLATED_PREEMPTIBLE)
         with cluster.channel(node.address) as ch:
             stub = pb_grpc.NodeStub(ch)
@@ -449,15 +543,27 @@ def bench_noise(quick: bool, run_dir: str) -> tuple[list[Figure], dict]:
     bare = wake_probe.read(os.path.join(probe_dir, f"cpu{node.cpu}.json"), start, end)
     task = list(stats.task.wake_latency_s)
     p_task, p_bare = percentile(task, 99), percentile(bare, 99)
-    fig = Figure("latency task wake p99 (no drains) vs bare timer", p_task, p_bare, "s", "<= 1.2",
-                 f"{len(task)} task wake-ups vs {len(bare)} wake-ups of a bare timer thread in the same node "
-                 f"process (node.wake_probe, 0.25 ms ahead of each task wake) over the same {measure_s:g}s, period "
-                 f"{TIMER_PERIOD_S * 1e3:g} ms; the same timer in this (idle) process: p99 "
-                 f"{percentile(here.lateness, 99) * 1e3:.3f} ms")
-    return [fig], {"task_p50_s": percentile(task, 50), "task_p99_s": p_task, "bare_p50_s": percentile(bare, 50),
-                   "bare_p99_s": p_bare, "task_samples": len(task), "bare_samples": len(bare),
-                   "bench_process_timer_p50_s": percentile(here.lateness, 50),
-                   "bench_process_timer_p99_s": percentile(here.lateness, 99)}
+    fig = Figure(
+        "latency task wake p99 (no drains) vs bare timer",
+        p_task,
+        p_bare,
+        "s",
+        "<= 1.2",
+        f"{len(task)} task wake-ups vs {len(bare)} wake-ups of a bare timer thread in the same node "
+        f"process (node.wake_probe, 0.25 ms ahead of each task wake) over the same {measure_s:g}s, period "
+        f"{TIMER_PERIOD_S * 1e3:g} ms; the same timer in this (idle) process: p99 "
+        f"{percentile(here.lateness, 99) * 1e3:.3f} ms",
+    )
+    return [fig], {
+        "task_p50_s": percentile(task, 50),
+        "task_p99_s": p_task,
+        "bare_p50_s": percentile(bare, 50),
+        "bare_p99_s": p_bare,
+        "task_samples": len(task),
+        "bare_samples": len(bare),
+        "bench_process_timer_p50_s": percentile(here.lateness, 50),
+        "bench_process_timer_p99_s": percentile(here.lateness, 99),
+    }
 
 
 # ------------------------------------------------------------------ the run
@@ -468,8 +574,7 @@ def run_bench(quick: bool, run_dir: str | None = None, plot_path: str | None = N
     detail: dict = {}
     steps = [  # (what, result key, function returning (figures, detail))
         ("pcp fast path", None, lambda: (bench_fast_path(quick), None)),
-        ("remote drain of one CPU and zone throughput", "streams",
-         lambda: bench_remote_drain_and_zone(quick, run_dir)),
+        ("remote drain of one CPU and zone throughput", "streams", lambda: bench_remote_drain_and_zone(quick, run_dir)),
         ("drain_all_pages scaling", "scaling", lambda: bench_scaling(quick, run_dir, plot_path)),
         ("noise floor", "noise", lambda: bench_noise(quick, run_dir)),
         ("scale", "scale", lambda: bench_scale(quick, run_dir)),
@@ -481,5 +586,8 @@ def run_bench(quick: bool, run_dir: str | None = None, plot_path: str | None = N
         if key:
             detail[key] = d
     log(f"done in {time.monotonic() - t0:.0f}s; process logs in {run_dir}")
-    return result_json(figures, quick, {"run_dir": run_dir, "elapsed_s": time.monotonic() - t0,
-                                        "time_scale_tiny": TINY_TIME_SCALE, "detail": detail})
+    return result_json(
+        figures,
+        quick,
+        {"run_dir": run_dir, "elapsed_s": time.monotonic() - t0, "time_scale_tiny": TINY_TIME_SCALE, "detail": detail},
+    )

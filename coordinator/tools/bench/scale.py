@@ -25,7 +25,7 @@ from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.shared import security
 
-FULL = (64, 60.0)    # CPUs, seconds
+FULL = (64, 60.0)  # CPUs, seconds
 QUICK = (16, 10.0)
 RSS_BUDGET_BYTES = 60 * 2**20  # issue #5: median RSS per node <= 60 MB
 POLL_S = 0.25
@@ -109,14 +109,22 @@ def _drain_loop(stub, duration_s: float) -> list[dict]:
         for name, strategy in STRATEGIES:
             t0 = time.monotonic()
             try:
-                r = stub.DrainAllPages(pb.DrainAllRequest(strategy=strategy, trigger=pb.TRIGGER_DEMAND),
-                                       timeout=30.0)
+                r = stub.DrainAllPages(pb.DrainAllRequest(strategy=strategy, trigger=pb.TRIGGER_DEMAND), timeout=30.0)
                 status, ok, dur = pb.DrainAllReply.Status.Name(r.status), _drain_ok(r), r.duration_s
                 cpus, pages = len(r.cpus), sum(c.pages for c in r.cpus)
             except grpc.RpcError as err:
                 status, ok, dur, cpus, pages = f"RPC {err.code().name}", False, time.monotonic() - t0, 0, 0
-            done.append({"strategy": name, "status": status, "ok": ok, "duration_s": dur, "cpus": cpus,
-                         "pages": pages, "slipped": time.monotonic() > start + second + 1})
+            done.append(
+                {
+                    "strategy": name,
+                    "status": status,
+                    "ok": ok,
+                    "duration_s": dur,
+                    "cpus": cpus,
+                    "pages": pages,
+                    "slipped": time.monotonic() > start + second + 1,
+                }
+            )
     while time.monotonic() < start + duration_s:
         time.sleep(0.01)
     return done
@@ -139,8 +147,9 @@ def bench_scale(quick: bool, run_dir: str) -> tuple[list[Figure], dict]:
             # on first use, which is start-up too.
             settle_until = time.monotonic() + WARMUP_S
             for _, strategy in STRATEGIES:
-                stub.DrainAllPages(pb.DrainAllRequest(strategy=strategy, force_all_cpus=True,
-                                                      trigger=pb.TRIGGER_DEMAND), timeout=60.0)
+                stub.DrainAllPages(
+                    pb.DrainAllRequest(strategy=strategy, force_all_cpus=True, trigger=pb.TRIGGER_DEMAND), timeout=60.0
+                )
             while time.monotonic() < settle_until:
                 time.sleep(0.05)
             stub.GetDrainHistory(pb.DrainHistoryRequest(reset=True), timeout=10.0)
@@ -167,45 +176,97 @@ def bench_scale(quick: bool, run_dir: str) -> tuple[list[Figure], dict]:
     # Every drain the bench asked for must have completed by its reply and by the coordinator's record.
     completed = min(replies_ok, recorded_ok) if failed_any == 0 else 0
     # A failed audit (lost, duplicated or misattributed pages) balances at least one page short.
-    balanced = audit.total_pages if audit.ok else \
-        audit.total_pages - max(1, audit.lost + audit.duplicated + audit.unexpected)
+    balanced = (
+        audit.total_pages if audit.ok else audit.total_pages - max(1, audit.lost + audit.duplicated + audit.unexpected)
+    )
     median_rss = statistics.median(node_rss)
     by_strategy = {name: [d["duration_s"] for d in drains if d["strategy"] == name] for name, _ in STRATEGIES}
-    medians = ", ".join(f"{k} median {statistics.median(v) * 1e3:.0f} ms, max {max(v) * 1e3:.0f} ms"
-                        for k, v in by_strategy.items())
+    medians = ", ".join(
+        f"{k} median {statistics.median(v) * 1e3:.0f} ms, max {max(v) * 1e3:.0f} ms" for k, v in by_strategy.items()
+    )
     slipped = sum(d["slipped"] for d in drains)
-    role_cpu = {role: statistics.median(c / window_s for c, r in zip(node_cpu_s, roles, strict=True) if r == role)
-                for role in sorted(set(roles))}
+    role_cpu = {
+        role: statistics.median(c / window_s for c, r in zip(node_cpu_s, roles, strict=True) if r == role)
+        for role in sorted(set(roles))
+    }
     where = f"{n} CPUs ({roles.count('housekeeping')} housekeeping) for {window_s:.0f}s on {os.cpu_count()} cores"
     figs = [
-        Figure("scale: node-polls up / node-polls", watch.up, watch.observations, "", ">= 1",
-               f"{where}; GetState every {POLL_S:g}s; oldest heartbeat seen "
-               f"{watch.max_age_s * 1e3:.0f} ms ({watch.max_age_at_s:.0f}s in)"
-               + (f"; CPUs seen down: {sorted(watch.down)}" if watch.down else "")
-               + (f"; {watch.poll_errors} polls failed" if watch.poll_errors else "")),
-        Figure("scale: drains completed / drains asked", completed, len(drains), "", ">= 1",
-               f"cpus_with_pcps, one per strategy per second ({slipped} finished past their second); "
-               f"{replies_ok} replies DONE with every CPU ok, {recorded_ok} in DrainHistory, {failed_any} FAILED "
-               f"of any trigger; median {statistics.median(d['cpus'] for d in drains):.0f} CPUs and "
-               f"{statistics.median(d['pages'] for d in drains):.0f} pages per drain; {medians}"),
-        Figure("scale: audit pages balanced / zone pages", balanced, audit.total_pages, "", ">= 1",
-               f"audit {'ok' if audit.ok else 'FAILED'}: lost {audit.lost}, duplicated {audit.duplicated}, "
-               f"unexpected {audit.unexpected}" + (f"; {list(audit.errors[:3])}" if audit.errors else "")),
-        Figure("scale: median node RSS vs 60 MB budget", median_rss, RSS_BUDGET_BYTES, "B", "<= 1",
-               f"VmRSS of {len(node_rss)} node processes: min {min(node_rss) / 2**20:.1f} MB, "
-               f"max {max(node_rss) / 2**20:.1f} MB; coordinator {coord_rss / 2**20:.1f} MB"),
-        Figure("scale: coordinator CPU time / wall time", coord_cpu_s, window_s, "s", None,
-               "utime + stime of the coordinator over the window (1.0 = one core busy); median node, by role: "
-               + ", ".join(f"{r} {c:.3f}" for r, c in role_cpu.items())),
+        Figure(
+            "scale: node-polls up / node-polls",
+            watch.up,
+            watch.observations,
+            "",
+            ">= 1",
+            f"{where}; GetState every {POLL_S:g}s; oldest heartbeat seen "
+            f"{watch.max_age_s * 1e3:.0f} ms ({watch.max_age_at_s:.0f}s in)"
+            + (f"; CPUs seen down: {sorted(watch.down)}" if watch.down else "")
+            + (f"; {watch.poll_errors} polls failed" if watch.poll_errors else ""),
+        ),
+        Figure(
+            "scale: drains completed / drains asked",
+            completed,
+            len(drains),
+            "",
+            ">= 1",
+            f"cpus_with_pcps, one per strategy per second ({slipped} finished past their second); "
+            f"{replies_ok} replies DONE with every CPU ok, {recorded_ok} in DrainHistory, {failed_any} FAILED "
+            f"of any trigger; median {statistics.median(d['cpus'] for d in drains):.0f} CPUs and "
+            f"{statistics.median(d['pages'] for d in drains):.0f} pages per drain; {medians}",
+        ),
+        Figure(
+            "scale: audit pages balanced / zone pages",
+            balanced,
+            audit.total_pages,
+            "",
+            ">= 1",
+            f"audit {'ok' if audit.ok else 'FAILED'}: lost {audit.lost}, duplicated {audit.duplicated}, "
+            f"unexpected {audit.unexpected}" + (f"; {list(audit.errors[:3])}" if audit.errors else ""),
+        ),
+        Figure(
+            "scale: median node RSS vs 60 MB budget",
+            median_rss,
+            RSS_BUDGET_BYTES,
+            "B",
+            "<= 1",
+            f"VmRSS of {len(node_rss)} node processes: min {min(node_rss) / 2**20:.1f} MB, "
+            f"max {max(node_rss) / 2**20:.1f} MB; coordinator {coord_rss / 2**20:.1f} MB",
+        ),
+        Figure(
+            "scale: coordinator CPU time / wall time",
+            coord_cpu_s,
+            window_s,
+            "s",
+            None,
+            "utime + stime of the coordinator over the window (1.0 = one core busy); median node, by role: "
+            + ", ".join(f"{r} {c:.3f}" for r, c in role_cpu.items()),
+        ),
     ]
-    detail = {"n": n, "roles": roles, "window_s": window_s, "drains": drains,
-              "membership": {"observations": watch.observations, "up": watch.up, "max_heartbeat_age_s": watch.max_age_s,
-                             "max_heartbeat_age_at_s": watch.max_age_at_s,
-                             "down_cpus": sorted(watch.down), "poll_errors": watch.poll_errors},
-              "history": {"demand": len(asked), "demand_done_all_cpus": recorded_ok, "failed_any": failed_any},
-              "audit": {"ok": audit.ok, "total_pages": audit.total_pages, "lost": audit.lost,
-                        "duplicated": audit.duplicated, "unexpected": audit.unexpected,
-                        "errors": list(audit.errors)},
-              "node_rss_bytes": node_rss, "coordinator_rss_bytes": coord_rss, "coordinator_cpu_s": coord_cpu_s,
-              "node_cpu_s": node_cpu_s, "median_node_cpu_share_by_role": role_cpu}
+    detail = {
+        "n": n,
+        "roles": roles,
+        "window_s": window_s,
+        "drains": drains,
+        "membership": {
+            "observations": watch.observations,
+            "up": watch.up,
+            "max_heartbeat_age_s": watch.max_age_s,
+            "max_heartbeat_age_at_s": watch.max_age_at_s,
+            "down_cpus": sorted(watch.down),
+            "poll_errors": watch.poll_errors,
+        },
+        "history": {"demand": len(asked), "demand_done_all_cpus": recorded_ok, "failed_any": failed_any},
+        "audit": {
+            "ok": audit.ok,
+            "total_pages": audit.total_pages,
+            "lost": audit.lost,
+            "duplicated": audit.duplicated,
+            "unexpected": audit.unexpected,
+            "errors": list(audit.errors),
+        },
+        "node_rss_bytes": node_rss,
+        "coordinator_rss_bytes": coord_rss,
+        "coordinator_cpu_s": coord_cpu_s,
+        "node_cpu_s": node_cpu_s,
+        "median_node_cpu_share_by_role": role_cpu,
+    }
     return figs, detail

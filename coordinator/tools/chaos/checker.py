@@ -56,8 +56,13 @@ class Verdict:
 
 
 def check(history: list[dict], bound_s: float, lease_s: float) -> Verdict:
-    findings: dict[str, list[str]] = {"conservation": [], "stale_writes_applied": [], "lock_lease": [],
-                                      "drains_in_bound": [], "liveness": []}
+    findings: dict[str, list[str]] = {
+        "conservation": [],
+        "stale_writes_applied": [],
+        "lock_lease": [],
+        "drains_in_bound": [],
+        "liveness": [],
+    }
     final = {e["f"]: e for e in history if e["type"] == "final"}
     stats: dict[str, dict] = {}
     _drains(history, bound_s, findings["drains_in_bound"], stats)
@@ -98,8 +103,10 @@ def _drains(history, bound_s: float, out: list, stats: dict) -> None:
         allowed = bound_s + _overlap(stopped, start["t"], e["t"])
         took = e["t"] - start["t"]
         if "DEADLINE_EXCEEDED" in e.get("error", "") or took > allowed:
-            out.append(f"drain {e['index']}: {e['type']} after {took:.2f}s, bound {allowed:.2f}s"
-                       + (f" ({e['error']})" if e.get("error") else ""))
+            out.append(
+                f"drain {e['index']}: {e['type']} after {took:.2f}s, bound {allowed:.2f}s"
+                + (f" ({e['error']})" if e.get("error") else "")
+            )
     for index, start in open_.items():
         out.append(f"drain {index}: invoked at {start['t']:.2f}s and never completed")
     stats["drains"] = counts
@@ -129,11 +136,15 @@ def _lock_lease(history, lease_s: float, out: list) -> None:
         if e["type"] != "observe":
             continue
         if e["f"] == "pcp-lock-free" and e["after_s"] > lease_s + LOCK_OBSERVE_SLACK_S:
-            out.append(f"cpu{e['cpu']}: pcp lock free only {e['after_s']:.3f}s after the coordinator "
-                       f"stopped holding it (lease {lease_s:g}s)")
+            out.append(
+                f"cpu{e['cpu']}: pcp lock free only {e['after_s']:.3f}s after the coordinator "
+                f"stopped holding it (lease {lease_s:g}s)"
+            )
         if e["f"] == "pcp-lock-still-held":
-            out.append(f"cpu{e['cpu']}: pcp lock still held {e['after_s']:.3f}s after the coordinator "
-                       f"stopped holding it (lease {lease_s:g}s)")
+            out.append(
+                f"cpu{e['cpu']}: pcp lock still held {e['after_s']:.3f}s after the coordinator "
+                f"stopped holding it (lease {lease_s:g}s)"
+            )
 
 
 def _conservation(audit: dict, out: list, stats: dict) -> None:
@@ -172,8 +183,10 @@ def _grant_leases(grants: dict, out: list) -> None:
             if r["outcome"] == "held":
                 out.append(f"cpu{cpu}: token {r['token']} still holds the pcp lock after healing")
             elif r["held_s"] > r["lease_s"] + TIMER_SLACK_S:
-                out.append(f"cpu{cpu}: token {r['token']} held the pcp lock {r['held_s']:.3f}s "
-                           f"(lease {r['lease_s']:g}s) before it was {r['outcome']}")
+                out.append(
+                    f"cpu{cpu}: token {r['token']} held the pcp lock {r['held_s']:.3f}s "
+                    f"(lease {r['lease_s']:g}s) before it was {r['outcome']}"
+                )
 
 
 def _liveness(settled: dict, tasks: dict | None, out: list) -> None:
@@ -183,5 +196,7 @@ def _liveness(settled: dict, tasks: dict | None, out: list) -> None:
         if t.get("error"):
             out.append(f"cpu{cpu}: latency task metrics not readable after healing: {t['error']}")
         elif t["runs_after"] <= t["runs_at_heal"]:
-            out.append(f"cpu{cpu}: the latency task reported no run after healing "
-                       f"(runs {t['runs_at_heal']} -> {t['runs_after']})")
+            out.append(
+                f"cpu{cpu}: the latency task reported no run after healing "
+                f"(runs {t['runs_at_heal']} -> {t['runs_after']})"
+            )

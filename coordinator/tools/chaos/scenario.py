@@ -40,13 +40,13 @@ STRATEGIES = ("workqueue", "remote")
 
 # kind -> (needs a cpu, allowed extra fields)
 KINDS = {
-    "kill-node": (True, ()),                      # SIGKILL; heal: start it again
-    "stop-node": (True, ()),                      # SIGSTOP; heal: SIGCONT
-    "kill-coordinator": (False, ()),              # SIGKILL; heal: start it again on its address
-    "stop-coordinator-mid-drain": (False, ()),    # it SIGSTOPs itself mid-drain; heal: SIGCONT
+    "kill-node": (True, ()),  # SIGKILL; heal: start it again
+    "stop-node": (True, ()),  # SIGSTOP; heal: SIGCONT
+    "kill-coordinator": (False, ()),  # SIGKILL; heal: start it again on its address
+    "stop-coordinator-mid-drain": (False, ()),  # it SIGSTOPs itself mid-drain; heal: SIGCONT
     "rpc": (False, ("cpu", "side", "direction", "method", "delay_ms", "drop", "drop_reply", "fail")),
-    "partition": (True, ()),                      # node <-> coordinator, both ways; heal: reconnect
-    "slow-cpu": (True, ("factor",)),              # modeled costs x factor; heal: back to 1
+    "partition": (True, ()),  # node <-> coordinator, both ways; heal: reconnect
+    "slow-cpu": (True, ("factor",)),  # modeled costs x factor; heal: back to 1
 }
 SIDES = ("node", "coordinator")
 DIRECTIONS = ("in", "out")
@@ -98,8 +98,16 @@ class Fault:
     def describe(self) -> str:
         what = self.kind + (f" cpu{self.cpu}" if self.cpu is not None else "")
         if self.kind == "rpc":
-            effects = ", ".join(f"{k} {v}" for k, v in (("delay_ms", self.delay_ms), ("drop", self.drop),
-                                                         ("drop_reply", self.drop_reply), ("fail", self.fail)) if v)
+            effects = ", ".join(
+                f"{k} {v}"
+                for k, v in (
+                    ("delay_ms", self.delay_ms),
+                    ("drop", self.drop),
+                    ("drop_reply", self.drop_reply),
+                    ("fail", self.fail),
+                )
+                if v
+            )
             what += f" {self.side} {self.direction} {self.method}: {effects}"
         elif self.kind == "slow-cpu":
             what += f" x{self.factor:g}"
@@ -121,8 +129,10 @@ class Scenario:
 
     def roles(self) -> list[str]:
         c = self.cluster
-        return ["isolated-rt" if i in c.rt else "isolated-preemptible" if i in c.isolated else "housekeeping"
-                for i in range(c.cpus)]
+        return [
+            "isolated-rt" if i in c.rt else "isolated-preemptible" if i in c.isolated else "housekeeping"
+            for i in range(c.cpus)
+        ]
 
 
 def load(path: str) -> Scenario:
@@ -140,27 +150,42 @@ def load(path: str) -> Scenario:
 
 
 def parse(doc: dict, path: str = "<scenario>") -> Scenario:
-    _known(doc, "", {"name", "description", "seed", "duration_s", "heal_s", "strategies", "cluster",
-                     "workload", "faults"})
+    _known(
+        doc, "", {"name", "description", "seed", "duration_s", "heal_s", "strategies", "cluster", "workload", "faults"}
+    )
     name = _str(doc, "name", required=True)
     duration = _num(doc, "duration_s", 1.0, 3600.0, required=True)
     heal = _num(doc, "heal_s", 1.0, 3600.0, default=3.0)
     if heal >= duration:
         raise ScenarioError(f"heal_s ({heal:g}) must be shorter than duration_s ({duration:g})")
     strategies = doc.get("strategies", list(STRATEGIES))
-    if not isinstance(strategies, list) or not strategies or \
-            any(s not in STRATEGIES for s in strategies) or len(set(strategies)) != len(strategies):
-        raise ScenarioError(f"strategies: a non-empty list of distinct names from {list(STRATEGIES)}, "
-                            f"got {strategies!r}")
+    if (
+        not isinstance(strategies, list)
+        or not strategies
+        or any(s not in STRATEGIES for s in strategies)
+        or len(set(strategies)) != len(strategies)
+    ):
+        raise ScenarioError(
+            f"strategies: a non-empty list of distinct names from {list(STRATEGIES)}, got {strategies!r}"
+        )
     cluster = _cluster(_table(doc, "cluster"))
     workload = _workload(_table(doc, "workload"))
     faults_doc = doc.get("faults", [])
     if not isinstance(faults_doc, list):
         raise ScenarioError("faults: an array of tables ([[faults]])")
     faults = tuple(_fault(f, i, cluster, duration - heal) for i, f in enumerate(faults_doc))
-    return Scenario(name=name, path=path, description=_str(doc, "description", default=""),
-                    seed=_int(doc, "seed", 0, 2**31 - 1, default=1), duration_s=duration, heal_s=heal,
-                    strategies=tuple(strategies), cluster=cluster, workload=workload, faults=faults)
+    return Scenario(
+        name=name,
+        path=path,
+        description=_str(doc, "description", default=""),
+        seed=_int(doc, "seed", 0, 2**31 - 1, default=1),
+        duration_s=duration,
+        heal_s=heal,
+        strategies=tuple(strategies),
+        cluster=cluster,
+        workload=workload,
+        faults=faults,
+    )
 
 
 def _cluster(doc: dict) -> ClusterSpec:
@@ -179,13 +204,18 @@ def _cluster(doc: dict) -> ClusterSpec:
     skip = doc.get("unsafe_skip_fencing", False)
     if not isinstance(skip, bool):
         raise ScenarioError(f"cluster.unsafe_skip_fencing: true or false, got {skip!r}")
-    return ClusterSpec(cpus=cpus, isolated=tuple(isolated), rt=tuple(rt),
-                       zone_mb=_int(doc, "zone_mb", 16, 65536, default=256, where=w),
-                       zone_used=_num(doc, "zone_used", 0.0, 0.95, default=0.0, where=w),
-                       lease_ms=_int(doc, "lease_ms", 10, 60_000, default=500, where=w),
-                       failure_timeout_ms=failure, dead_timeout_ms=dead,
-                       flush_timeout_ms=_int(doc, "flush_timeout_ms", 10, 600_000, default=2000, where=w),
-                       unsafe_skip_fencing=skip)
+    return ClusterSpec(
+        cpus=cpus,
+        isolated=tuple(isolated),
+        rt=tuple(rt),
+        zone_mb=_int(doc, "zone_mb", 16, 65536, default=256, where=w),
+        zone_used=_num(doc, "zone_used", 0.0, 0.95, default=0.0, where=w),
+        lease_ms=_int(doc, "lease_ms", 10, 60_000, default=500, where=w),
+        failure_timeout_ms=failure,
+        dead_timeout_ms=dead,
+        flush_timeout_ms=_int(doc, "flush_timeout_ms", 10, 600_000, default=2000, where=w),
+        unsafe_skip_fencing=skip,
+    )
 
 
 def _workload(doc: dict) -> WorkloadSpec:
@@ -193,8 +223,10 @@ def _workload(doc: dict) -> WorkloadSpec:
     force = doc.get("force_all_cpus", False)
     if not isinstance(force, bool):
         raise ScenarioError(f"workload.force_all_cpus: true or false, got {force!r}")
-    return WorkloadSpec(drain_interval_ms=_int(doc, "drain_interval_ms", 10, 60_000, default=150,
-                                               where="workload."), force_all_cpus=force)
+    return WorkloadSpec(
+        drain_interval_ms=_int(doc, "drain_interval_ms", 10, 60_000, default=150, where="workload."),
+        force_all_cpus=force,
+    )
 
 
 def _fault(doc, i: int, cluster: ClusterSpec, last_s: float) -> Fault:
@@ -209,8 +241,10 @@ def _fault(doc, i: int, cluster: ClusterSpec, last_s: float) -> Fault:
     at = _num(doc, "at_s", 0.0, last_s, required=True, where=w)
     heal_after = _num(doc, "heal_after_s", 0.05, 3600.0, required=True, where=w)
     if at + heal_after > last_s:
-        raise ScenarioError(f"{w}heal_after_s: healed at {at + heal_after:g}s, after the healing phase "
-                            f"starts ({last_s:g}s = duration_s - heal_s)")
+        raise ScenarioError(
+            f"{w}heal_after_s: healed at {at + heal_after:g}s, after the healing phase "
+            f"starts ({last_s:g}s = duration_s - heal_s)"
+        )
     kw = {}
     if needs_cpu:
         kw["cpu"] = _int(doc, "cpu", 0, cluster.cpus - 1, required=True, where=w)
@@ -222,7 +256,7 @@ def _fault(doc, i: int, cluster: ClusterSpec, last_s: float) -> Fault:
         for p in ("drop", "drop_reply", "fail"):
             kw[p] = _num(doc, p, 0.0, 1.0, default=0.0, where=w)
         if kw["drop_reply"] and kw["direction"] != "in":
-            raise ScenarioError(f"{w}drop_reply: only for direction \"in\" (a reply lost on its way back)")
+            raise ScenarioError(f'{w}drop_reply: only for direction "in" (a reply lost on its way back)')
         if not (kw["delay_ms"] or kw["drop"] or kw["drop_reply"] or kw["fail"]):
             raise ScenarioError(f"{w}: an rpc fault needs delay_ms, drop, drop_reply or fail")
         if kw["side"] == "node":
@@ -291,7 +325,7 @@ def _choice(doc, key, choices, default, where):
 def _cpus(doc, key, nr: int) -> list[int]:
     v = doc.get(key, "")
     if not isinstance(v, str):
-        raise ScenarioError(f"cluster.{key}: a CPU list string like \"2-3\", got {v!r}")
+        raise ScenarioError(f'cluster.{key}: a CPU list string like "2-3", got {v!r}')
     try:
         cpus = parse_cpu_list(v) if v else []
     except ValueError as err:

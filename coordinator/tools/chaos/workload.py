@@ -21,8 +21,17 @@ DEFINITE = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITIO
 
 
 class DrainWorkload(threading.Thread):
-    def __init__(self, stub, history, strategy: str, interval_s: float, duration_s: float,
-                 seed: int, force_all_cpus: bool, deadline_s: float):
+    def __init__(
+        self,
+        stub,
+        history,
+        strategy: str,
+        interval_s: float,
+        duration_s: float,
+        seed: int,
+        force_all_cpus: bool,
+        deadline_s: float,
+    ):
         super().__init__(name="chaos-workload", daemon=True)
         self.stub = stub
         self.history = history
@@ -46,17 +55,31 @@ class DrainWorkload(threading.Thread):
 
     def drain(self, index: int) -> None:
         h = self.history
-        h.add("workload", "invoke", "drain", index=index, strategy=self.strategy,
-              force_all_cpus=self.force_all_cpus)
+        h.add("workload", "invoke", "drain", index=index, strategy=self.strategy, force_all_cpus=self.force_all_cpus)
         try:
-            reply = self.stub.DrainAllPages(pb.DrainAllRequest(
-                strategy=STRATEGIES[self.strategy], force_all_cpus=self.force_all_cpus,
-                trigger=pb.TRIGGER_DEMAND), timeout=self.deadline_s)
+            reply = self.stub.DrainAllPages(
+                pb.DrainAllRequest(
+                    strategy=STRATEGIES[self.strategy], force_all_cpus=self.force_all_cpus, trigger=pb.TRIGGER_DEMAND
+                ),
+                timeout=self.deadline_s,
+            )
         except grpc.RpcError as err:
-            h.add("workload", "fail" if err.code() in DEFINITE else "info", "drain", index=index,
-                  error=f"{err.code().name}: {err.details()}")
+            h.add(
+                "workload",
+                "fail" if err.code() in DEFINITE else "info",
+                "drain",
+                index=index,
+                error=f"{err.code().name}: {err.details()}",
+            )
             return
         cpus = [{"cpu": c.cpu, "ok": c.ok, "pages": c.pages, "error": c.error} for c in reply.cpus]
         status = pb.DrainAllReply.Status.Name(reply.status)
-        h.add("workload", "fail" if reply.status == pb.DrainAllReply.FAILED else "ok", "drain", index=index,
-              status=status, duration_s=reply.duration_s, cpus=cpus)
+        h.add(
+            "workload",
+            "fail" if reply.status == pb.DrainAllReply.FAILED else "ok",
+            "drain",
+            index=index,
+            status=status,
+            duration_s=reply.duration_s,
+            cpus=cpus,
+        )

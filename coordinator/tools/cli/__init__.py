@@ -1,14 +1,14 @@
 """The `pcpsim` command (entry point `main`; `python -m coordinator.tools.cli`).
 
-  parser    the argparse tree and the usage text (`pcpsim --help`)
-  flags     flag types: whole numbers, fractions, strategy lists, trigger mixes
-  connect   reaching a running cluster: state file, address, operator credentials, stub
-  errors    CliError: a refusal, printed as `pcpsim: error: ...` with exit 2
-  cluster   cluster up, tokens
-  ops       drain, cma-alloc, offline, release, cpu
-  state     state, audit
-  run       compare, report, bench
-  chaos     chaos run, chaos check
+parser    the argparse tree and the usage text (`pcpsim --help`)
+flags     flag types: whole numbers, fractions, strategy lists, trigger mixes
+connect   reaching a running cluster: state file, address, operator credentials, stub
+errors    CliError: a refusal, printed as `pcpsim: error: ...` with exit 2
+cluster   cluster up, tokens
+ops       drain, cma-alloc, offline, release, cpu
+state     state, audit
+run       compare, report, bench
+chaos     chaos run, chaos check
 """
 
 import os
@@ -24,9 +24,20 @@ from coordinator.tools.cli.parser import build_parser
 from coordinator.tools.cli.run import cmd_bench, cmd_compare, cmd_report
 from coordinator.tools.cli.state import cmd_audit, cmd_state
 
-COMMANDS = {"tokens": cmd_tokens, "drain": cmd_drain, "state": cmd_state, "audit": cmd_audit, "compare": cmd_compare,
-            "cma-alloc": cmd_contig, "offline": cmd_contig, "release": cmd_release, "cpu": cmd_cpu,
-            "report": cmd_report, "bench": cmd_bench, "chaos": cmd_chaos}
+COMMANDS = {
+    "tokens": cmd_tokens,
+    "drain": cmd_drain,
+    "state": cmd_state,
+    "audit": cmd_audit,
+    "compare": cmd_compare,
+    "cma-alloc": cmd_contig,
+    "offline": cmd_contig,
+    "release": cmd_release,
+    "cpu": cmd_cpu,
+    "report": cmd_report,
+    "bench": cmd_bench,
+    "chaos": cmd_chaos,
+}
 
 
 def main(argv=None) -> int:

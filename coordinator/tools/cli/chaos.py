@@ -10,6 +10,7 @@ from coordinator.tools.cluster import ClusterError
 
 def cmd_chaos(args) -> int:
     from coordinator.tools.chaos import checker, history, runner, scenario
+
     if args.chaos_command == "check":
         path = os.path.join(args.run_dir, "history.jsonl")
         try:
@@ -28,7 +29,7 @@ def cmd_chaos(args) -> int:
         raise CliError(str(err)) from None
     verdicts = []
     for sc in scenarios:
-        for strategy in ([args.strategy] if args.strategy else sc.strategies):
+        for strategy in [args.strategy] if args.strategy else sc.strategies:
             try:
                 v = runner.run(sc, strategy, args.out, seed=args.seed)
             except ClusterError as err:
@@ -38,9 +39,11 @@ def cmd_chaos(args) -> int:
     for name, strategy, v in verdicts:
         d, a = v.stats.get("drains", {}), v.stats.get("audit") or {}
         st = v.stats.get("stale_commits", {})
-        print(f"{name:<28} {strategy:<10} {str(v.valid).lower():<8} "
-              f"{d.get('ok', 0):>6}/{d.get('fail', 0)}/{d.get('info', 0):<9} "
-              f"{a.get('lost', '?'):>5} {a.get('duplicated', '?'):>3} {st.get('applied', '?'):>5}")
+        print(
+            f"{name:<28} {strategy:<10} {str(v.valid).lower():<8} "
+            f"{d.get('ok', 0):>6}/{d.get('fail', 0)}/{d.get('info', 0):<9} "
+            f"{a.get('lost', '?'):>5} {a.get('duplicated', '?'):>3} {st.get('applied', '?'):>5}"
+        )
     print(f"run directories under {args.out}")
     codes = [v.exit_code for _, _, v in verdicts]
     return 1 if 1 in codes else 2 if 2 in codes else 0

@@ -51,14 +51,23 @@ def cmd_cluster_up(args) -> int:
         except security.SecurityError as err:
             raise CliError(str(err)) from None
         if not (args.tls_cert and args.tls_ca):
-            raise CliError("cluster up with TLS needs --tls-cert, --tls-key and --tls-ca (every process "
-                           "serves and dials)")
+            raise CliError(
+                "cluster up with TLS needs --tls-cert, --tls-key and --tls-ca (every process serves and dials)"
+            )
         cert, key, ca = (os.path.abspath(x) for x in (args.tls_cert, args.tls_key, args.tls_ca))
         tls = TlsPaths(cert, key, ca, args.tls_client_auth)
     try:
-        config = ClusterConfig(roles=roles, seed=args.seed, strategy=args.strategy, zone_mb=args.zone_mb,
-                               zone_used=args.zone_used, kernel=args.kernel, listen_host=args.listen_host,
-                               auth=not args.no_auth, tls=tls)
+        config = ClusterConfig(
+            roles=roles,
+            seed=args.seed,
+            strategy=args.strategy,
+            zone_mb=args.zone_mb,
+            zone_used=args.zone_used,
+            kernel=args.kernel,
+            listen_host=args.listen_host,
+            auth=not args.no_auth,
+            tls=tls,
+        )
         security.warn(security.exposure_warning(join_host_port(config.listen_host, 0), tls is not None, config.auth))
     except ValueError as err:
         raise CliError(f"--listen-host: {err}") from None
@@ -69,18 +78,28 @@ def cmd_cluster_up(args) -> int:
     try:
         cluster.start()
         if args.prometheus:
-            prom = prometheus.LocalPrometheus(run_dir, prometheus.targets_file(args.state),
-                                              port=prometheus.DEFAULT_PORT)
+            prom = prometheus.LocalPrometheus(
+                run_dir, prometheus.targets_file(args.state), port=prometheus.DEFAULT_PORT
+            )
             prom.start()
         state = cluster.state()
         print(f"coordinator  {cluster.coordinator_address}")
         for node in state.nodes:
             print(f"cpu{node.cpu:<3}       {node.address:<22} {pb.Role.Name(node.role)}")
-        print(f"zone: {state.zone.spanned_pages} pages, batch {state.batch}, high {state.high}; "
-              f"logs in {run_dir}; state in {args.state}")
-        print("authentication: " + (f"on (operator token file {cluster.token_files['operator']})"
-                                    if cluster.token_files else "OFF (--no-auth)")
-              + "; TLS: " + ("mutual" if tls and tls.client_auth else "on" if tls else "off"))
+        print(
+            f"zone: {state.zone.spanned_pages} pages, batch {state.batch}, high {state.high}; "
+            f"logs in {run_dir}; state in {args.state}"
+        )
+        print(
+            "authentication: "
+            + (
+                f"on (operator token file {cluster.token_files['operator']})"
+                if cluster.token_files
+                else "OFF (--no-auth)"
+            )
+            + "; TLS: "
+            + ("mutual" if tls and tls.client_auth else "on" if tls else "off")
+        )
         if prom is not None:
             print(f"prometheus   {prom.url}  (config {prom.config_file}, log {prom.log_file})")
         print("Ctrl-C stops the cluster.", flush=True)

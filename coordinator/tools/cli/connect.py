@@ -15,8 +15,11 @@ DEFAULT_STATE = os.path.join(".pcpsim", "cluster.json")
 
 def add_target(p) -> None:
     """The flags that say which cluster a command talks to and how it authenticates."""
-    p.add_argument("--state", default=os.environ.get("PCPSIM_STATE", DEFAULT_STATE),
-                   help="cluster state file written by `cluster up` (default %(default)s)")
+    p.add_argument(
+        "--state",
+        default=os.environ.get("PCPSIM_STATE", DEFAULT_STATE),
+        help="cluster state file written by `cluster up` (default %(default)s)",
+    )
     p.add_argument("--coordinator", help="coordinator address HOST:PORT (overrides --state)")
     security.add_arguments(p, env=False)
 
@@ -28,8 +31,10 @@ def coordinator_address(args) -> str:
         with open(args.state) as f:
             return json.load(f)["coordinator"]
     except FileNotFoundError:
-        raise CliError(f"no cluster state file at {args.state}: start one with `pcpsim cluster up`, "
-                       "or pass --coordinator HOST:PORT") from None
+        raise CliError(
+            f"no cluster state file at {args.state}: start one with `pcpsim cluster up`, "
+            "or pass --coordinator HOST:PORT"
+        ) from None
     except (ValueError, KeyError) as err:
         raise CliError(f"state file {args.state} is not valid: {err}") from None
 
@@ -52,8 +57,12 @@ def client_security(args) -> security.Security:
     token_file = args.token_file or doc.get("token_file")
     try:
         sec = security.load_token_file(token_file, security.OPERATOR) if token_file else security.INSECURE
-        return dataclasses.replace(sec, tls=security.load_tls(
-            args.tls_cert or tls.get("cert"), args.tls_key or tls.get("key"), args.tls_ca or tls.get("ca"), False))
+        return dataclasses.replace(
+            sec,
+            tls=security.load_tls(
+                args.tls_cert or tls.get("cert"), args.tls_key or tls.get("key"), args.tls_ca or tls.get("ca"), False
+            ),
+        )
     except security.SecurityError as err:
         raise CliError(str(err)) from None
 

@@ -41,8 +41,9 @@ def strategy_list(text: str) -> tuple:
     names = tuple(n.strip() for n in text.split(","))
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown strategy {', '.join(map(repr, unknown))}; "
-                                         f"known: {', '.join(STRATEGIES)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown strategy {', '.join(map(repr, unknown))}; known: {', '.join(STRATEGIES)}"
+        )
     if len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"a strategy named twice in {text!r}")
     return names

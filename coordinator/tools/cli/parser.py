@@ -38,9 +38,12 @@ from node.mm import profile as profiles
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pcpsim", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
+    p = argparse.ArgumentParser(
+        prog="pcpsim",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     cluster = sub.add_parser("cluster", help="run a local cluster")
@@ -50,32 +53,56 @@ def build_parser() -> argparse.ArgumentParser:
     # part (the rest: 4 CPUs, none isolated) from none given (the default layout).
     unless = "if none of --nodes, --isolated, --rt is given, else none"
     up.add_argument("--nodes", type=flags.positive_int, help=f"simulated CPUs (default {DEFAULT_NODES})")
-    up.add_argument("--isolated", help="isolated CPUs running a latency task, e.g. 2-3 "
-                    f"(default: {DEFAULT_ISOLATED} {unless})")
+    up.add_argument(
+        "--isolated", help=f"isolated CPUs running a latency task, e.g. 2-3 (default: {DEFAULT_ISOLATED} {unless})"
+    )
     up.add_argument("--rt", help=f"which isolated CPUs run the RT task (default: {DEFAULT_RT} {unless})")
-    up.add_argument("--kernel", choices=sorted(profiles.PROFILES), default=profiles.DEFAULT_KERNEL,
-                    help="kernel profile the CPUs run: 5.19, 6.1 or 6.2 (default %(default)s)")
-    up.add_argument("--strategy", choices=sorted(STRATEGIES),
-                    help="strategy for direct-reclaim drains (default: the kernel profile's); rcu-swap also "
-                    "gives every CPU RCU list sets")
+    up.add_argument(
+        "--kernel",
+        choices=sorted(profiles.PROFILES),
+        default=profiles.DEFAULT_KERNEL,
+        help="kernel profile the CPUs run: 5.19, 6.1 or 6.2 (default %(default)s)",
+    )
+    up.add_argument(
+        "--strategy",
+        choices=sorted(STRATEGIES),
+        help="strategy for direct-reclaim drains (default: the kernel profile's); rcu-swap also "
+        "gives every CPU RCU list sets",
+    )
     up.add_argument("--seed", type=int, default=1)
     up.add_argument("--zone-mb", type=flags.positive_int, default=1024, help="zone size (default %(default)s MiB)")
-    up.add_argument("--zone-used", type=flags.fraction, default=0.0,
-                    help="fraction of the zone held by others from the start (memory pressure)")
+    up.add_argument(
+        "--zone-used",
+        type=flags.fraction,
+        default=0.0,
+        help="fraction of the zone held by others from the start (memory pressure)",
+    )
     up.add_argument("--run-dir", help="where process logs go (default .pcpsim/run-TIMESTAMP)")
-    up.add_argument("--state", default=os.environ.get("PCPSIM_STATE", DEFAULT_STATE),
-                    help="state file to write (default %(default)s)")
-    up.add_argument("--listen-host", default="127.0.0.1",
-                    help="address every process binds (default %(default)s: this machine only)")
-    up.add_argument("--no-auth", action="store_true",
-                    help="do not generate tokens: any client that reaches a port may call every RPC")
+    up.add_argument(
+        "--state",
+        default=os.environ.get("PCPSIM_STATE", DEFAULT_STATE),
+        help="state file to write (default %(default)s)",
+    )
+    up.add_argument(
+        "--listen-host",
+        default="127.0.0.1",
+        help="address every process binds (default %(default)s: this machine only)",
+    )
+    up.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="do not generate tokens: any client that reaches a port may call every RPC",
+    )
     up.add_argument("--tls-cert", help="PEM certificate every process serves and dials with (SAN: the listen host)")
     up.add_argument("--tls-key", help="PEM private key of --tls-cert")
     up.add_argument("--tls-ca", help="PEM CA every process checks its peers against")
     up.add_argument("--tls-client-auth", action="store_true", help="mutual TLS: require client certificates")
-    up.add_argument("--prometheus", action="store_true",
-                    help="also run a local Prometheus (binary `prometheus`) scraping every process, with the "
-                    "rules of deploy/prometheus; its data goes under the run dir")
+    up.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="also run a local Prometheus (binary `prometheus`) scraping every process, with the "
+        "rules of deploy/prometheus; its data goes under the run dir",
+    )
 
     drain = sub.add_parser("drain", help="run drain_all_pages once on a running cluster")
     drain.add_argument("--strategy", choices=sorted(STRATEGIES), required=True)
@@ -83,21 +110,43 @@ def build_parser() -> argparse.ArgumentParser:
     drain.add_argument("--json", action="store_true", help="print the result as JSON")
     add_target(drain)
 
-    for name, help_ in (("cma-alloc", "alloc_contig_range on a running cluster: isolate the range, drain "
-                         "(zone-specific, waits for a running drain), take it out of the buddy"),
-                        ("offline", "offline_pages on a running cluster: zone_pcp_disable (high 0, batch 1, "
-                         "drain forced on every CPU), take the range out of the buddy, zone_pcp_enable")):
+    for name, help_ in (
+        (
+            "cma-alloc",
+            "alloc_contig_range on a running cluster: isolate the range, drain "
+            "(zone-specific, waits for a running drain), take it out of the buddy",
+        ),
+        (
+            "offline",
+            "offline_pages on a running cluster: zone_pcp_disable (high 0, batch 1, "
+            "drain forced on every CPU), take the range out of the buddy, zone_pcp_enable",
+        ),
+    ):
         c = sub.add_parser(name, help=help_)
-        c.add_argument("--pages", type=flags.positive_int, required=True,
-                       help="range size in pages, a multiple of the pageblock (512)")
-        c.add_argument("--start-pfn", type=flags.positive_int, help="first pfn, pageblock aligned (default: the last "
-                       "--pages pages of the zone)")
-        c.add_argument("--timeout-ms", type=flags.positive_int, default=5000,
-                       help="how long pages in use may keep the range busy (default %(default)s)")
+        c.add_argument(
+            "--pages",
+            type=flags.positive_int,
+            required=True,
+            help="range size in pages, a multiple of the pageblock (512)",
+        )
+        c.add_argument(
+            "--start-pfn",
+            type=flags.positive_int,
+            help="first pfn, pageblock aligned (default: the last --pages pages of the zone)",
+        )
+        c.add_argument(
+            "--timeout-ms",
+            type=flags.positive_int,
+            default=5000,
+            help="how long pages in use may keep the range busy (default %(default)s)",
+        )
         c.add_argument("--json", action="store_true", help="print the result as JSON")
         add_target(c)
-    cpu = sub.add_parser("cpu", help="CPU hotplug on a running cluster: offline stops the CPU's tasks, drains "
-                         "its lists from the coordinator and recomputes high; online recomputes it again")
+    cpu = sub.add_parser(
+        "cpu",
+        help="CPU hotplug on a running cluster: offline stops the CPU's tasks, drains "
+        "its lists from the coordinator and recomputes high; online recomputes it again",
+    )
     cpu.add_argument("action", choices=["offline", "online"])
     cpu.add_argument("cpu", type=flags.nonnegative_int, metavar="N")
     add_target(cpu)
@@ -117,61 +166,91 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare", help="run the same workload under each strategy and compare")
     cmp_.add_argument("--quick", action="store_true", help="25 s of measurement per phase instead of 60 s")
     cmp_.add_argument("--seed", type=int, default=1)
-    cmp_.add_argument("--json", metavar="PATH",
-                      help="write the full results here, and plots next to it (PATH-wakeup.png, PATH-drain.png)")
+    cmp_.add_argument(
+        "--json",
+        metavar="PATH",
+        help="write the full results here, and plots next to it (PATH-wakeup.png, PATH-drain.png)",
+    )
     cmp_.add_argument("--measure-s", type=flags.positive_int, help="seconds of measurement per phase")
-    cmp_.add_argument("--drain-interval-ms", type=flags.positive_int, default=150,
-                      help="drain schedule period (default %(default)s)")
+    cmp_.add_argument(
+        "--drain-interval-ms", type=flags.positive_int, default=150, help="drain schedule period (default %(default)s)"
+    )
     cmp_.add_argument("--run-dir", help="where each phase's process logs go (default: a temp dir)")
-    cmp_.add_argument("--strategies", type=flags.strategy_list,
-                      help="comma-separated strategies to compare, each a phase (default "
-                      f"{','.join(compare.DEFAULT_STRATEGIES)}, or those the kernel allows; known: "
-                      f"{','.join(STRATEGIES)})")
-    cmp_.add_argument("--kernel", choices=sorted(profiles.PROFILES), default=profiles.DEFAULT_KERNEL,
-                      help="kernel profile every phase's CPUs run (default %(default)s)")
-    cmp_.add_argument("--trigger-mix", type=flags.trigger_mix, default=(("demand", 1.0),),
-                      help="what each scheduled event is, by weight: demand (drain_all_pages), cma "
-                      "(alloc_contig_range of a pageblock) or offline (offline_pages), e.g. demand=1,cma=1 "
-                      "(default demand=1); cma=1 is CMA allocations on a busy machine")
+    cmp_.add_argument(
+        "--strategies",
+        type=flags.strategy_list,
+        help="comma-separated strategies to compare, each a phase (default "
+        f"{','.join(compare.DEFAULT_STRATEGIES)}, or those the kernel allows; known: "
+        f"{','.join(STRATEGIES)})",
+    )
+    cmp_.add_argument(
+        "--kernel",
+        choices=sorted(profiles.PROFILES),
+        default=profiles.DEFAULT_KERNEL,
+        help="kernel profile every phase's CPUs run (default %(default)s)",
+    )
+    cmp_.add_argument(
+        "--trigger-mix",
+        type=flags.trigger_mix,
+        default=(("demand", 1.0),),
+        help="what each scheduled event is, by weight: demand (drain_all_pages), cma "
+        "(alloc_contig_range of a pageblock) or offline (offline_pages), e.g. demand=1,cma=1 "
+        "(default demand=1); cma=1 is CMA allocations on a busy machine",
+    )
 
-    rep = sub.add_parser("report", help="oslat-, cyclictest- and osnoise-style tables and plots from a "
-                         "`compare --json` results file",
-                         description="Print the wake-up latency histogram per latency CPU and phase (oslat), one "
-                         "cyclictest summary line per latency task and phase, and per-CPU noise by cause "
-                         "(rtla osnoise top); write PNG plots of the wake-up latency and drain_all_pages "
-                         "duration distributions. Latencies are shown in kernel us (wall / time_scale).")
+    rep = sub.add_parser(
+        "report",
+        help="oslat-, cyclictest- and osnoise-style tables and plots from a `compare --json` results file",
+        description="Print the wake-up latency histogram per latency CPU and phase (oslat), one "
+        "cyclictest summary line per latency task and phase, and per-CPU noise by cause "
+        "(rtla osnoise top); write PNG plots of the wake-up latency and drain_all_pages "
+        "duration distributions. Latencies are shown in kernel us (wall / time_scale).",
+    )
     rep.add_argument("results", metavar="RESULTS.json", help="file written by `pcpsim compare --json`")
-    rep.add_argument("--out", metavar="DIR",
-                     help="where the plots go (default: next to RESULTS.json, named after it)")
+    rep.add_argument("--out", metavar="DIR", help="where the plots go (default: next to RESULTS.json, named after it)")
     rep.add_argument("--no-plots", action="store_true", help="print the tables only")
 
-    ben = sub.add_parser("bench", help="measure pcpsim against the floor of Python, gRPC and the machine",
-                         description="Measure, in one run, each figure against its floor and print figure, "
-                         "floor, ratio and target (ok or MISSED). Exits 0 even when a target is missed.")
+    ben = sub.add_parser(
+        "bench",
+        help="measure pcpsim against the floor of Python, gRPC and the machine",
+        description="Measure, in one run, each figure against its floor and print figure, "
+        "floor, ratio and target (ok or MISSED). Exits 0 even when a target is missed.",
+    )
     ben.add_argument("--quick", action="store_true", help="fewer samples and CPUs (N up to 8); under 3 minutes")
-    ben.add_argument("--json", metavar="PATH",
-                     help="write the figures (name, value, floor, ratio, target, ok) and raw data here, "
-                     "and the scaling plot next to it (PATH-scaling.png)")
+    ben.add_argument(
+        "--json",
+        metavar="PATH",
+        help="write the figures (name, value, floor, ratio, target, ok) and raw data here, "
+        "and the scaling plot next to it (PATH-scaling.png)",
+    )
     ben.add_argument("--run-dir", help="where the clusters' process logs go (default: a temp dir)")
 
     chaos = sub.add_parser("chaos", help="scripted faults against a local cluster, and a checker of the history")
     chsub = chaos.add_subparsers(dest="chaos_command", required=True, metavar="ACTION")
-    crun = chsub.add_parser("run", help="run scenario files (deploy/chaos/*.toml) against each of their strategies",
-                            description="Run each scenario on a fresh local cluster for each strategy it names "
-                            "(or --strategy), write each run's directory (history, logs, metrics, verdict) and "
-                            "print the verdicts. Exit 0: all valid; 1: some run invalid; 2: some unknown.")
+    crun = chsub.add_parser(
+        "run",
+        help="run scenario files (deploy/chaos/*.toml) against each of their strategies",
+        description="Run each scenario on a fresh local cluster for each strategy it names "
+        "(or --strategy), write each run's directory (history, logs, metrics, verdict) and "
+        "print the verdicts. Exit 0: all valid; 1: some run invalid; 2: some unknown.",
+    )
     crun.add_argument("files", nargs="+", metavar="FILE")
     crun.add_argument("--strategy", choices=sorted(STRATEGIES), help="this strategy only")
     crun.add_argument("--seed", type=int, help="override every scenario's seed")
     crun.add_argument("--out", default=".pcpsim/chaos", help="where run directories go (default %(default)s)")
-    ccheck = chsub.add_parser("check", help="check the history of a past run again",
-                              description="Re-run the checker on RUN_DIR/history.jsonl. Exit 0 valid, 1 invalid, "
-                              "2 unknown.")
+    ccheck = chsub.add_parser(
+        "check",
+        help="check the history of a past run again",
+        description="Re-run the checker on RUN_DIR/history.jsonl. Exit 0 valid, 1 invalid, 2 unknown.",
+    )
     ccheck.add_argument("run_dir", metavar="RUN_DIR")
 
-    tok = sub.add_parser("tokens", help="write fresh token files (coordinator, node, operator) for a deployment",
-                         description="Generate the node and operator secrets into DIR/coordinator.token, "
-                         "DIR/node.token (the operator secret only as its SHA-256) and DIR/operator.token, "
-                         "mode 0600. No secret is printed. `cluster up` does this by itself.")
+    tok = sub.add_parser(
+        "tokens",
+        help="write fresh token files (coordinator, node, operator) for a deployment",
+        description="Generate the node and operator secrets into DIR/coordinator.token, "
+        "DIR/node.token (the operator secret only as its SHA-256) and DIR/operator.token, "
+        "mode 0600. No secret is printed. `cluster up` does this by itself.",
+    )
     tok.add_argument("dir", metavar="DIR")
     return p

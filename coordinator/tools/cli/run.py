@@ -14,10 +14,14 @@ from coordinator.tools.cluster import ClusterError
 def cmd_compare(args) -> int:
     measure_s = args.measure_s or (compare.QUICK_MEASURE_S if args.quick else compare.FULL_MEASURE_S)
     try:
-        config = compare.CompareConfig(seed=args.seed, measure_s=float(measure_s),
-                                       drain_interval_s=args.drain_interval_ms / 1000.0, kernel=args.kernel,
-                                       trigger_mix=args.trigger_mix,
-                                       strategies=args.strategies or compare.default_strategies(args.kernel))
+        config = compare.CompareConfig(
+            seed=args.seed,
+            measure_s=float(measure_s),
+            drain_interval_s=args.drain_interval_ms / 1000.0,
+            kernel=args.kernel,
+            trigger_mix=args.trigger_mix,
+            strategies=args.strategies or compare.default_strategies(args.kernel),
+        )
     except ValueError as err:
         raise CliError(str(err)) from None
     try:

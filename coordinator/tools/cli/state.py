@@ -29,30 +29,66 @@ def cmd_state(args) -> int:
         audit = None if args.no_audit else coord.Audit(pb.Empty(), timeout=60.0)
     z = state.zone
     if args.json:
-        print(json.dumps({
-            "zone": {"free_pages": z.free_pages, "managed_pages": z.managed_pages,
-                     "watermark": {"min": z.watermark_min, "low": z.watermark_low, "high": z.watermark_high},
-                     "nr_free": list(z.nr_free), "reclaim_active": z.reclaim_active},
-            "cpus": [{"cpu": n.cpu, "role": pb.Role.Name(n.role), "up": n.up,
-                      **({"count": pcps[n.cpu].count, "high": pcps[n.cpu].high, "batch": pcps[n.cpu].batch,
-                          "free_factor": pcps[n.cpu].free_factor, "lists": list(pcps[n.cpu].list_pages)}
-                         if n.cpu in pcps else {})} for n in state.nodes],
-            "audit": None if audit is None else {"ok": audit.ok, "lost": audit.lost,
-                                                 "duplicated": audit.duplicated, "errors": list(audit.errors)},
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "zone": {
+                        "free_pages": z.free_pages,
+                        "managed_pages": z.managed_pages,
+                        "watermark": {"min": z.watermark_min, "low": z.watermark_low, "high": z.watermark_high},
+                        "nr_free": list(z.nr_free),
+                        "reclaim_active": z.reclaim_active,
+                    },
+                    "cpus": [
+                        {
+                            "cpu": n.cpu,
+                            "role": pb.Role.Name(n.role),
+                            "up": n.up,
+                            **(
+                                {
+                                    "count": pcps[n.cpu].count,
+                                    "high": pcps[n.cpu].high,
+                                    "batch": pcps[n.cpu].batch,
+                                    "free_factor": pcps[n.cpu].free_factor,
+                                    "lists": list(pcps[n.cpu].list_pages),
+                                }
+                                if n.cpu in pcps
+                                else {}
+                            ),
+                        }
+                        for n in state.nodes
+                    ],
+                    "audit": None
+                    if audit is None
+                    else {
+                        "ok": audit.ok,
+                        "lost": audit.lost,
+                        "duplicated": audit.duplicated,
+                        "errors": list(audit.errors),
+                    },
+                },
+                indent=2,
+            )
+        )
         return 0 if audit is None or audit.ok else 1
-    print(f"zone: {z.free_pages}/{z.managed_pages} pages free; watermarks min {z.watermark_min} "
-          f"low {z.watermark_low} high {z.watermark_high}; reclaim_active {z.reclaim_active}")
+    print(
+        f"zone: {z.free_pages}/{z.managed_pages} pages free; watermarks min {z.watermark_min} "
+        f"low {z.watermark_low} high {z.watermark_high}; reclaim_active {z.reclaim_active}"
+    )
     print("free blocks per order: " + " ".join(f"{o}:{n}" for o, n in enumerate(z.nr_free)))
-    print(f"{'cpu':>4} {'role':<26} {'count':>6} {'high':>5} {'batch':>5} {'ff':>3}  "
-          + " ".join(f"{_list_label(i):>7}" for i in range(NR_PCP_LISTS)))
+    print(
+        f"{'cpu':>4} {'role':<26} {'count':>6} {'high':>5} {'batch':>5} {'ff':>3}  "
+        + " ".join(f"{_list_label(i):>7}" for i in range(NR_PCP_LISTS))
+    )
     for n in state.nodes:
         p = pcps.get(n.cpu)
         if p is None:
             print(f"{n.cpu:>4} {pb.Role.Name(n.role):<26} DOWN (heartbeat {n.heartbeat_age_s:.1f}s ago)")
             continue
-        print(f"{n.cpu:>4} {pb.Role.Name(n.role):<26} {p.count:>6} {p.high:>5} {p.batch:>5} "
-              f"{p.free_factor:>3}  " + " ".join(f"{x:>7}" for x in p.list_pages))
+        print(
+            f"{n.cpu:>4} {pb.Role.Name(n.role):<26} {p.count:>6} {p.high:>5} {p.batch:>5} "
+            f"{p.free_factor:>3}  " + " ".join(f"{x:>7}" for x in p.list_pages)
+        )
     if audit is not None:
         _print_audit(audit)
         return 0 if audit.ok else 1
@@ -61,8 +97,10 @@ def cmd_state(args) -> int:
 
 def _print_audit(audit) -> None:
     verdict = "ok" if audit.ok else "FAILED"
-    print(f"audit {verdict}: {audit.total_pages} pages; lost {audit.lost}, duplicated {audit.duplicated}, "
-          f"unexpected {audit.unexpected}; " + ", ".join(f"{k} {v}" for k, v in sorted(audit.where.items())))
+    print(
+        f"audit {verdict}: {audit.total_pages} pages; lost {audit.lost}, duplicated {audit.duplicated}, "
+        f"unexpected {audit.unexpected}; " + ", ".join(f"{k} {v}" for k, v in sorted(audit.where.items()))
+    )
     for e in audit.errors:
         print(f"  {e}")
 

@@ -22,7 +22,8 @@ def aio_channel(address: str, sec: Security) -> grpc.aio.Channel:
     opts = channel_options()
     creds = channel_credentials(sec.tls)
     interceptors: list[grpc.aio.ClientInterceptor] | None = (
-        [AioUnaryToken(sec.token), AioStreamToken(sec.token)] if sec.token else None)
+        [AioUnaryToken(sec.token), AioStreamToken(sec.token)] if sec.token else None
+    )
     if creds:
         return grpc.aio.secure_channel(address, creds, opts, interceptors=interceptors)
     return grpc.aio.insecure_channel(address, opts, interceptors=interceptors)

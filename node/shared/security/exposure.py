@@ -17,8 +17,10 @@ def exposure_warning(listen: str, tls: bool, auth: bool) -> str | None:
     missing = [what for what, on in (("TLS", tls), ("token authentication", auth)) if not on]
     if _loopback(host) or not missing:
         return None
-    return (f"warning: listening on {host}, reachable from other machines, without {' or '.join(missing)}: "
-            "anyone who reaches the port can " + ("read the traffic" if auth else "drain CPUs and move pages"))
+    return (
+        f"warning: listening on {host}, reachable from other machines, without {' or '.join(missing)}: "
+        "anyone who reaches the port can " + ("read the traffic" if auth else "drain CPUs and move pages")
+    )
 
 
 def process_warning(listen: str, sec: Security) -> str | None:

@@ -31,8 +31,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, sec: Security, registry):
         self._accept = sec.accept
         self._keys = sec.keys
-        refused = Counter("pcpsim_rpc_refused_total", "RPCs refused before reaching the servicer, by reason.",
-                          ["reason"], registry=registry)
+        refused = Counter(
+            "pcpsim_rpc_refused_total",
+            "RPCs refused before reaching the servicer, by reason.",
+            ["reason"],
+            registry=registry,
+        )
         self._refused = {r: refused.labels(r) for r in self.REASONS}
 
     def role_of(self, metadata) -> tuple[str, int | None]:
@@ -40,9 +44,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         raises _Refused if none."""
         header = [v for k, v in (metadata or ()) if k == "authorization"]
         if len(header) != 1 or not isinstance(header[0], str) or not header[0].startswith("Bearer "):
-            raise _Refused(grpc.StatusCode.UNAUTHENTICATED, "missing_token",
-                           "this cluster requires a bearer token (authorization: Bearer ...)")
-        role, cpu = identify(header[0][len("Bearer "):], self._accept, self._keys)
+            raise _Refused(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing_token",
+                "this cluster requires a bearer token (authorization: Bearer ...)",
+            )
+        role, cpu = identify(header[0][len("Bearer ") :], self._accept, self._keys)
         if role is None:
             raise _Refused(grpc.StatusCode.UNAUTHENTICATED, "bad_token", "the bearer token is not valid here")
         return role, cpu
@@ -59,8 +66,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 if rules is None:
                     raise _Refused(grpc.StatusCode.PERMISSION_DENIED, "unlisted", f"{method} is open to no role")
                 if role not in rules:
-                    raise _Refused(grpc.StatusCode.PERMISSION_DENIED, "role",
-                                   f"role {role} may not call {method}")
+                    raise _Refused(grpc.StatusCode.PERMISSION_DENIED, "role", f"role {role} may not call {method}")
                 predicate = rules[role]
         except _Refused as err:
             refusal = err
@@ -81,12 +87,20 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             try:
                 request = deserialize(raw) if deserialize else raw
             except DecodeError:
-                await refuse(context, _Refused(grpc.StatusCode.INVALID_ARGUMENT, "undecodable",
-                                               "the request is not a valid message"))
+                await refuse(
+                    context,
+                    _Refused(grpc.StatusCode.INVALID_ARGUMENT, "undecodable", "the request is not a valid message"),
+                )
             if predicate is not None and not predicate(request, cpu):
-                await refuse(context, _Refused(grpc.StatusCode.PERMISSION_DENIED, "role",
-                                               "these credentials may not make this request"
-                                               + ("" if cpu is None else f" (they are cpu {cpu}'s)")))
+                await refuse(
+                    context,
+                    _Refused(
+                        grpc.StatusCode.PERMISSION_DENIED,
+                        "role",
+                        "these credentials may not make this request"
+                        + ("" if cpu is None else f" (they are cpu {cpu}'s)"),
+                    ),
+                )
             return request
 
         if handler.unary_unary:
@@ -96,6 +110,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 if refusal:
                     await refuse(context, refusal)
                 return await behavior(await decode(raw, context), context)
+
             return grpc.unary_unary_rpc_method_handler(unary, response_serializer=handler.response_serializer)
         if handler.stream_stream:
             behavior = handler.stream_stream
@@ -107,8 +122,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 async def requests():
                     async for raw in raw_iterator:
                         yield await decode(raw, context)
+
                 async for reply in behavior(requests(), context):
                     yield reply
+
             return grpc.stream_stream_rpc_method_handler(stream, response_serializer=handler.response_serializer)
         # No unary-stream or stream-unary method exists; refuse rather than pass one unchecked.
         raise RuntimeError(f"no auth wrapper for the kind of handler {handler}")
@@ -125,8 +142,10 @@ def _with_token(metadata, token: str) -> list:
     return [*(metadata or ()), ("authorization", f"Bearer {token}")]
 
 
-class _Details(namedtuple("_Details", ("method", "timeout", "metadata", "credentials", "wait_for_ready",
-                                       "compression")), grpc.ClientCallDetails):
+class _Details(
+    namedtuple("_Details", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")),
+    grpc.ClientCallDetails,
+):
     pass
 
 
@@ -137,8 +156,14 @@ class SyncToken(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterce
         self._token = token
 
     def _details(self, d):
-        return _Details(d.method, d.timeout, _with_token(d.metadata, self._token), d.credentials,
-                        getattr(d, "wait_for_ready", None), getattr(d, "compression", None))
+        return _Details(
+            d.method,
+            d.timeout,
+            _with_token(d.metadata, self._token),
+            d.credentials,
+            getattr(d, "wait_for_ready", None),
+            getattr(d, "compression", None),
+        )
 
     def intercept_unary_unary(self, continuation, details, request):
         return continuation(self._details(details), request)
@@ -158,8 +183,13 @@ class _AioToken:
         self._token = token
 
     def _details(self, d):
-        return grpc.aio.ClientCallDetails(d.method, d.timeout, grpc.aio.Metadata(*_with_token(d.metadata, self._token)),
-                                          d.credentials, d.wait_for_ready)
+        return grpc.aio.ClientCallDetails(
+            d.method,
+            d.timeout,
+            grpc.aio.Metadata(*_with_token(d.metadata, self._token)),
+            d.credentials,
+            d.wait_for_ready,
+        )
 
     def __repr__(self):
         return "<bearer token>"

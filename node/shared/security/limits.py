@@ -34,22 +34,33 @@ def _largest_request_bytes() -> int:
     n = validate.MAX_PAGES_PER_MESSAGE
     pages = pb.PageList(pfn=[(1 << 64) - 1] * n, order=[MAX_ORDER - 1] * n, migratetype=[MIGRATE_TYPES - 1] * n)
     name = "x" * 255
-    free = pb.ZoneRequest(free=pb.FreePagesRequest(cpu=(1 << 32) - 1, pages=pages, incarnation=name,
-                                                   transfer_id="x" * validate.MAX_TRANSFER_ID))
+    free = pb.ZoneRequest(
+        free=pb.FreePagesRequest(
+            cpu=(1 << 32) - 1, pages=pages, incarnation=name, transfer_id="x" * validate.MAX_TRANSFER_ID
+        )
+    )
     # protoc's stubs type Role.values() as ints, which the Role-typed field does not take.
-    register = pb.RegisterRequest(cpu=(1 << 32) - 1, address=name,
-                                  role=max(pb.Role.values()),  # type: ignore[arg-type]
-                                  incarnation=name, metrics_address=name, resume=True, holdings=pages)
+    register = pb.RegisterRequest(
+        cpu=(1 << 32) - 1,
+        address=name,
+        role=max(pb.Role.values()),  # type: ignore[arg-type]
+        incarnation=name,
+        metrics_address=name,
+        resume=True,
+        holdings=pages,
+    )
     return max(free.ByteSize(), register.ByteSize())
 
 
 def server_options() -> list:
-    return [("grpc.max_receive_message_length", max_request_bytes()),
-            ("grpc.max_send_message_length", MAX_REPLY_BYTES)]
+    return [("grpc.max_receive_message_length", max_request_bytes()), ("grpc.max_send_message_length", MAX_REPLY_BYTES)]
 
 
 def channel_options() -> list:
     """Size limits, and node.shared.transport's fast reconnects (every channel here is one
     between pcpsim processes)."""
-    return [("grpc.max_receive_message_length", MAX_REPLY_BYTES),
-            ("grpc.max_send_message_length", max_request_bytes()), *CHANNEL_OPTIONS]
+    return [
+        ("grpc.max_receive_message_length", MAX_REPLY_BYTES),
+        ("grpc.max_send_message_length", max_request_bytes()),
+        *CHANNEL_OPTIONS,
+    ]

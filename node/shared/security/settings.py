@@ -12,7 +12,7 @@ class SecurityError(ValueError):
 class Tls:
     cert: bytes | None = None  # PEM: this process's certificate chain (server, and client when dialling)
     key: bytes | None = None
-    ca: bytes | None = None    # PEM: the CA peers are checked against (None: system roots when dialling)
+    ca: bytes | None = None  # PEM: the CA peers are checked against (None: system roots when dialling)
     client_auth: bool = False  # a server requires and checks client certificates
 
 
@@ -21,7 +21,7 @@ class Security:
     # repr=False: a Security in an assertion message or a log line shows no secret.
     token: str | None = dataclasses.field(default=None, repr=False)  # the secret this process presents
     accept: tuple = dataclasses.field(default=(), repr=False)  # (role, sha256 digest) a server accepts; () and
-    keys: tuple = dataclasses.field(default=(), repr=False)    # no (role, key) for CPU-bound tokens: auth off
+    keys: tuple = dataclasses.field(default=(), repr=False)  # no (role, key) for CPU-bound tokens: auth off
     tls: Tls | None = None
 
     @property

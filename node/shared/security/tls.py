@@ -40,8 +40,9 @@ def add_port(server, listen: str, sec: Security) -> int:
     if tls is None or tls.cert is None:
         return server.add_insecure_port(listen)
     assert tls.key is not None, "load_tls reads a key with every certificate"
-    creds = grpc.ssl_server_credentials([(tls.key, tls.cert)], root_certificates=tls.ca,
-                                        require_client_auth=tls.client_auth)
+    creds = grpc.ssl_server_credentials(
+        [(tls.key, tls.cert)], root_certificates=tls.ca, require_client_auth=tls.client_auth
+    )
     return server.add_secure_port(listen, creds)
 
 
@@ -49,5 +50,4 @@ def channel_credentials(tls: Tls | None) -> grpc.ChannelCredentials | None:
     """What a client dials with (None: no TLS)."""
     if tls is None:
         return None
-    return grpc.ssl_channel_credentials(root_certificates=tls.ca, private_key=tls.key,
-                                        certificate_chain=tls.cert)
+    return grpc.ssl_channel_credentials(root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert)

@@ -39,8 +39,10 @@ def parse_token_file(text: str, where: str) -> tuple[dict[str, tuple[str | None,
             continue
         m = _LINE.fullmatch(line)
         if not m or m.group(1) not in ROLES:
-            raise SecurityError(f"{where}:{no}: expected ROLE=SECRET, ROLE.sha256=HEX or node.key=KEY with ROLE "
-                                f"one of {', '.join(ROLES)}")
+            raise SecurityError(
+                f"{where}:{no}: expected ROLE=SECRET, ROLE.sha256=HEX or node.key=KEY with ROLE "
+                f"one of {', '.join(ROLES)}"
+            )
         role, kind, value = m.groups()
         if role in (keys if kind == ".key" else roles):
             raise SecurityError(f"{where}:{no}: role {role}{kind or ''} given twice")
@@ -54,8 +56,10 @@ def parse_token_file(text: str, where: str) -> tuple[dict[str, tuple[str | None,
             roles[role] = (None, digest)
             continue
         if value.startswith(PLACEHOLDER):
-            raise SecurityError(f"{where}:{no}: the {role} secret is still the placeholder of "
-                                f"deploy/k8s/secret.yaml: generate real ones (pcpsim tokens DIR)")
+            raise SecurityError(
+                f"{where}:{no}: the {role} secret is still the placeholder of "
+                f"deploy/k8s/secret.yaml: generate real ones (pcpsim tokens DIR)"
+            )
         if len(value) < MIN_SECRET_CHARS:
             raise SecurityError(f"{where}:{no}: the {role} secret is shorter than {MIN_SECRET_CHARS} characters")
         if kind == ".key":
@@ -78,14 +82,14 @@ def load_token_file(path: str, role: str) -> Security:
     except OSError as err:
         raise SecurityError(f"cannot read token file {path}: {err.strerror}") from None
     if st.st_mode & 0o004:
-        raise SecurityError(f"token file {path} is readable by every user (mode {st.st_mode & 0o777:o}): "
-                            f"chmod o-r it")
+        raise SecurityError(f"token file {path} is readable by every user (mode {st.st_mode & 0o777:o}): chmod o-r it")
     roles, keys = parse_token_file(text, path)
     secret = roles.get(role, (None, b""))[0]
     if secret is None:
         raise SecurityError(f"token file {path} has no {role} secret (this process authenticates as {role})")
-    return Security(token=secret, accept=tuple((r, d) for r, (_, d) in sorted(roles.items())),
-                    keys=tuple(sorted(keys.items())))
+    return Security(
+        token=secret, accept=tuple((r, d) for r, (_, d) in sorted(roles.items())), keys=tuple(sorted(keys.items()))
+    )
 
 
 def bound_token(key: bytes, cpu: int) -> str:
