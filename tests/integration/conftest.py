@@ -166,16 +166,10 @@ def make_cluster(tmp_path):
         yield make
 
 
-@pytest.fixture
-def cluster(make_cluster) -> Handle:
-    """Two housekeeping CPUs and one idle CPU, zone 1 GiB, no memory pressure, remote default."""
-    return make_cluster(HK_HK_IDLE)
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shared_cluster(tmp_path_factory):
-    """One cluster (housekeeping, housekeeping, idle) shared by a module's tests that each
-    leave it as they found it (bad-input tests)."""
+    """One cluster (housekeeping, housekeeping, idle) shared by every test that leaves it as it
+    found it (bad-input tests, refusals, changes undone before the test ends), in every module."""
     with running_cluster(tmp_path_factory.mktemp("shared"), HK_HK_IDLE) as handle:
         handle.wait_pages([0, 1])
         yield handle
