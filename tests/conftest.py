@@ -3,6 +3,7 @@
 import pytest
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns xdist_group marks into scopes
 def pytest_collection_modifyitems(items):
     """Tests that share an instance of one of the suite's fixtures run on one worker, so it is set
     up once, as in a serial run: a session-scoped fixture (the shared cluster) groups every test
