@@ -166,6 +166,12 @@ def make_cluster(tmp_path):
         yield make
 
 
+@pytest.fixture
+def cluster(make_cluster) -> Handle:
+    """Two housekeeping CPUs and one idle CPU, zone 1 GiB, no memory pressure, remote default."""
+    return make_cluster(HK_HK_IDLE)
+
+
 @pytest.fixture(scope="session")
 def shared_cluster(tmp_path_factory):
     """One cluster (housekeeping, housekeeping, idle) shared by every test that leaves it as it

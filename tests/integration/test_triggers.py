@@ -213,19 +213,19 @@ def test_contig_requests_are_validated(shared_cluster):
 
 @pytest.mark.parametrize("command,owner,trigger", [("cma-alloc", "cma", "alloc_contig"),
                                                    ("offline", "offline", "memory_offline")])
-def test_contig_cli(shared_cluster, command, owner, trigger):
+def test_contig_cli(cluster, command, owner, trigger):
     """`pcpsim cma-alloc|offline --pages 1024` on a running cluster prints the range and its drains and exits
     0; the audit then shows 1024 pages under that owner; `pcpsim release` gives them back. A misaligned
     size exits non-zero naming the problem."""
-    addr = shared_cluster.cluster.coordinator_address
-    token = ("--token-file", shared_cluster.cluster.token_files["operator"])
+    addr = cluster.cluster.coordinator_address
+    token = ("--token-file", cluster.cluster.token_files["operator"])
     r = run_cli(command, "--coordinator", addr, *token, "--pages", "1024", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["ok"] and out["nr_pages"] == 1024 and out["drains"][0]["trigger"] == trigger
-    assert assert_audit_ok(shared_cluster).where[owner] == 1024
+    assert assert_audit_ok(cluster).where[owner] == 1024
     r = run_cli("release", "--coordinator", addr, *token, "--start-pfn", str(out["start_pfn"]), "--pages", "1024")
     assert r.returncode == 0 and f"released {owner} range" in r.stdout, r.stderr
-    assert assert_audit_ok(shared_cluster).where[owner] == 0
+    assert assert_audit_ok(cluster).where[owner] == 0
     r = run_cli(command, "--coordinator", addr, *token, "--pages", "100")
     assert r.returncode != 0 and "pageblock aligned" in r.stderr
