@@ -14,8 +14,11 @@ system-deps:
 	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq prometheus >/dev/null; }
 
+# Two xdist workers: most of the suite waits on real clusters (chaos timelines, compare phases,
+# the bench), so two run at once on 2 cores. tests/conftest.py keeps the tests that share a
+# cluster or a compare run on one worker, so each is set up once.
 test: system-deps
-	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[test]' && $(PY) -m pytest
+	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[test]' && $(PY) -m pytest -n 2 --dist loadgroup
 
 # ruff (lint, then format) and mypy, configured in pyproject.toml. All three run, so one
 # pass shows every finding; the target fails if any of them found something.

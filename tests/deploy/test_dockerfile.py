@@ -61,4 +61,4 @@ def test_default_ports_are_the_exposed_ones():
 def test_healthcheck_asks_the_grpc_health_service_through_a_module_that_exists():
     [check] = [rest for w, rest in instructions() if w == "HEALTHCHECK"]
     assert '"python", "-m", "node.shared.health_probe"' in check
-    assert os.path.isfile(os.path.join(REPO, "node", "health_probe.py"))
+    assert os.path.isfile(os.path.join(REPO, "node", "shared", "health_probe.py"))

@@ -172,10 +172,10 @@ def cluster(make_cluster) -> Handle:
     return make_cluster(HK_HK_IDLE)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shared_cluster(tmp_path_factory):
-    """One cluster (housekeeping, housekeeping, idle) shared by a module's tests that each
-    leave it as they found it (bad-input tests)."""
+    """One cluster (housekeeping, housekeeping, idle) shared by every test that leaves it as it
+    found it (bad-input tests, refusals, changes undone before the test ends), in every module."""
     with running_cluster(tmp_path_factory.mktemp("shared"), HK_HK_IDLE) as handle:
         handle.wait_pages([0, 1])
         yield handle

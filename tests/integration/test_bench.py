@@ -1,9 +1,12 @@
 """`pcpsim bench --quick` end to end: it runs, prints the table, writes the JSON and the plot.
 
-Targets are not asserted (they depend on the machine), and neither is any wall-clock time."""
+Targets are not asserted (they depend on the machine), and neither is any wall-clock time. This is
+the suite's one bench run: its JSON, plot and table are kept in .pcpsim/ (bench.json,
+bench-scaling.png, bench.txt), where CI (.ci/run) prints the table from."""
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -12,14 +15,17 @@ import pytest
 from tests.integration.conftest import REPO
 
 FIELDS = {"name", "value", "floor", "ratio", "target", "ok"}
+OUT = pathlib.Path(REPO) / ".pcpsim"
 
 
 @pytest.mark.slow
 def test_bench_quick_runs_end_to_end(tmp_path):
-    out = tmp_path / "bench.json"
+    OUT.mkdir(exist_ok=True)
+    out = OUT / "bench.json"
     proc = subprocess.run([sys.executable, "-m", "coordinator.tools.cli", "bench", "--quick", "--json", str(out),
                            "--run-dir", str(tmp_path / "run")],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
+    (OUT / "bench.txt").write_text(proc.stdout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.splitlines()[0].split()[:5] == ["figure", "value", "floor", "ratio", "target"]
     result = json.loads(out.read_text())

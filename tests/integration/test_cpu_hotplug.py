@@ -53,10 +53,10 @@ def test_cpu_offline_drains_from_a_survivor_and_online_recomputes_high(make_clus
     assert_audit_ok(h)
 
 
-def test_cpu_hotplug_refusals(cluster):
+def test_cpu_hotplug_refusals(shared_cluster):
     """Offlining a CPU twice, onlining an online one, or a CPU out of range is refused and changes nothing;
     `pcpsim cpu offline 1` / `online 1` work from the command line."""
-    h = cluster
+    h = shared_cluster
     assert rpc_code(h.coord.SetCpuOnline, pb.CpuOnlineRequest(cpu=0, online=True)) == grpc.StatusCode.FAILED_PRECONDITION
     assert rpc_code(h.coord.SetCpuOnline, pb.CpuOnlineRequest(cpu=9, online=False)) == grpc.StatusCode.INVALID_ARGUMENT
     addr = h.cluster.coordinator_address

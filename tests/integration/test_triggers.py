@@ -29,16 +29,17 @@ def holdings(h):
     return pcp, held
 
 
-def pause_with_pcp_only_pageblock(h) -> int:
-    """Park the cluster at a moment when some pageblock holds pcp pages and no page a task holds;
-    returns its first pfn."""
+def pause_with_pcp_only_pageblock(h, cpus) -> int:
+    """Park the cluster at a moment when some pageblock holds pcp pages and no page a task holds,
+    and every CPU in `cpus` has pcp pages (a housekeeping CPU's lists are briefly empty after a
+    flush that frees everything); returns the pageblock's first pfn."""
     found = []
 
     def attempt():
         h.set_paused(True)
         pcp, held = holdings(h)
         blocks = sorted(b for b in pcp if b not in held)
-        if blocks:
+        if blocks and all(h.pcp(c).count > 0 for c in cpus):
             found.append(blocks[0] * PAGEBLOCK)
             return True
         h.set_paused(False)
@@ -74,7 +75,7 @@ def test_alloc_contig_range_drains_its_zone_and_takes_the_range_from_the_buddy(m
     the range under owner `cma`. Releasing it gives every page back (audit: cma 0)."""
     h = make_cluster(["housekeeping", "housekeeping", "idle"])
     h.wait_pages([0, 1])
-    start = pause_with_pcp_only_pageblock(h)
+    start = pause_with_pcp_only_pageblock(h, [0, 1])
     assert pcp_pfns(h) & set(range(start, start + PAGEBLOCK))
     wait_until(lambda: {n.cpu: n.pcp_count for n in h.state().nodes} == h.counts(), 5.0,
                what="heartbeats reporting the parked counts")

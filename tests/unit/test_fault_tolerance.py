@@ -23,14 +23,7 @@ from node.zone_client import ZoneClient, ZoneRefused
 from coordinator.hotplug import Pageset, Reaper
 from coordinator.membership import Membership
 from coordinator.zone_service import ZoneService
-
-
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
+from tests.clock import FakeClock
 
 
 def filled(n_allocs=200):
@@ -49,7 +42,7 @@ def filled(n_allocs=200):
 def test_an_expired_lease_puts_the_pages_back_and_fences_the_late_commit():
     async def main():
         _, pcp, _ = filled()
-        lock = RemotePcpLock(pcp, Clock())
+        lock = RemotePcpLock(pcp, FakeClock())
         before = sorted(pcp.pages())
         token, pages, _ = await lock.lock_and_take(lease_s=0.01, wait_timeout=1.0)
         assert token and pcp.count == 0 and pcp.lock.locked() and lock.holder_token() == token
@@ -66,7 +59,7 @@ def test_an_expired_lease_puts_the_pages_back_and_fences_the_late_commit():
 def test_a_commit_is_idempotent_and_an_abort_after_it_is_refused():
     async def main():
         _, pcp, _ = filled()
-        lock = RemotePcpLock(pcp, Clock())
+        lock = RemotePcpLock(pcp, FakeClock())
         token, pages, _ = await lock.lock_and_take(lease_s=5.0, wait_timeout=1.0)
         await lock.unlock(token, commit=True)
         assert pcp.count == 0 and not pcp.lock.locked()
@@ -83,7 +76,7 @@ def test_without_fencing_a_late_commit_is_applied_and_recorded():
     """The broken variant: the late commit is accepted although the pages are back on the lists."""
     async def main():
         _, pcp, _ = filled()
-        lock = RemotePcpLock(pcp, Clock(), fencing=False)
+        lock = RemotePcpLock(pcp, FakeClock(), fencing=False)
         token, _, _ = await lock.lock_and_take(lease_s=0.01, wait_timeout=1.0)
         await asyncio.sleep(0.05)
         await lock.unlock(token, commit=True)
@@ -94,7 +87,7 @@ def test_without_fencing_a_late_commit_is_applied_and_recorded():
 def test_discard_forgets_the_grant_and_releases_the_lock():
     async def main():
         _, pcp, _ = filled()
-        lock = RemotePcpLock(pcp, Clock())
+        lock = RemotePcpLock(pcp, FakeClock())
         token, _, _ = await lock.lock_and_take(lease_s=5.0, wait_timeout=1.0)
         lock.discard()
         assert not pcp.lock.locked() and lock.inflight() == [] and pcp.count == 0
@@ -164,7 +157,7 @@ def test_claim_is_all_or_nothing_and_records_the_owner():
 # ------------------------------------------------------------------ membership and the reaper
 def test_membership_tells_unknown_from_dead_from_replaced():
     async def main():
-        clock = Clock()
+        clock = FakeClock()
         m = Membership(4, clock, failure_timeout=1.0, dead_timeout=3.0)
         with pytest.raises(NotFound):
             m.live(1, "a")
@@ -210,7 +203,7 @@ def test_a_node_beats_at_the_longer_of_its_interval_and_the_coordinators_pace(mo
         raise asyncio.TimeoutError
 
     monkeypatch.setattr("node.agent.asyncio.wait_for", wait_for)
-    agent = Agent(Stub(), runtime, pb.RegisterRequest(cpu=0), Faults(), clock=Clock())
+    agent = Agent(Stub(), runtime, pb.RegisterRequest(cpu=0), Faults(), clock=FakeClock())
     stop = asyncio.Event()
     asyncio.run(agent.run(0.05, stop))
     assert waits == [0.2, 0.05, 0.05]
@@ -218,7 +211,7 @@ def test_a_node_beats_at_the_longer_of_its_interval_and_the_coordinators_pace(mo
 
 def test_the_coordinator_paces_heartbeats_to_its_budget_within_a_quarter_of_the_failure_timeout():
     async def main():
-        m = Membership(64, Clock(), failure_timeout=1.0, dead_timeout=3.0, heartbeat_budget=256)
+        m = Membership(64, FakeClock(), failure_timeout=1.0, dead_timeout=3.0, heartbeat_budget=256)
         assert m.heartbeat_interval() == 0.0
         for cpu in range(16):
             m.register(cpu, f"127.0.0.1:{1000 + cpu}", pb.ROLE_IDLE)
@@ -229,18 +222,18 @@ def test_the_coordinator_paces_heartbeats_to_its_budget_within_a_quarter_of_the_
         await m.close()
     asyncio.run(main())
     with pytest.raises(ValueError):
-        Membership(2, Clock(), heartbeat_budget=0)
+        Membership(2, FakeClock(), heartbeat_budget=0)
 
 
 @pytest.mark.parametrize("failure,dead,lease", [(1.0, 1.0, None), (1.0, 3.0, 3.0)])
 def test_membership_refuses_a_lease_that_could_outlive_the_dead_timeout(failure, dead, lease):
     with pytest.raises(ValueError):
-        Membership(2, Clock(), failure_timeout=failure, dead_timeout=dead, lease=lease)
+        Membership(2, FakeClock(), failure_timeout=failure, dead_timeout=dead, lease=lease)
 
 
 def test_the_reaper_takes_a_dead_cpus_pages_back_and_recomputes_high():
     async def main():
-        clock = Clock()
+        clock = FakeClock()
         zone = Zone(0, 65536, 2)
         service = ZoneService(zone, CostModel(time_scale=0), sleep=lambda s: None)
         m = Membership(2, clock, failure_timeout=1.0, dead_timeout=3.0)

@@ -40,17 +40,10 @@ from node.shared.rpc_metrics import RpcMetricsInterceptor
 from node.server import NodeServicer
 from node.tasks import LatencyTask
 from node.shared.timebase import CostModel
+from tests.clock import FakeClock
 
 ALLOWED_LABELS = {"cpu", "kind", "strategy", "trigger", "status", "cause", "reason", "path", "holder", "method",
                   "code", "order", "migratetype", "role", "level"}
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
 
 
 def make_runtime(role="housekeeping", cpu_id=1, clock=time.monotonic, task=None):

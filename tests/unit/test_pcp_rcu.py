@@ -13,6 +13,7 @@ from node.mm.constants import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
 from node.mm.zone import Zone
 from node.rcu import RcuCpu
 from node.rcu_drain import RcuDrain
+from tests.clock import FakeClock
 
 
 def make(high=518, batch=63):
@@ -154,7 +155,7 @@ def test_rcu_drain_after_a_timed_out_grace_period_keeps_the_pages_then_hands_the
     fill(zone, pcp)
     before = sorted(pcp.pages())
     rcu = RcuCpu()
-    drain = RcuDrain(pcp, rcu, clock=lambda: 0.0)
+    drain = RcuDrain(pcp, rcu, clock=FakeClock(0.0))
     reporter = Reporter(rcu)
 
     async def run():
@@ -186,7 +187,7 @@ def test_rcu_drain_lease_expiry_keeps_the_pages_and_refuses_a_late_commit():
     fill(zone, pcp)
     before = sorted(pcp.pages())
     rcu = RcuCpu()
-    drain = RcuDrain(pcp, rcu, clock=lambda: 0.0)
+    drain = RcuDrain(pcp, rcu, clock=FakeClock(0.0))
 
     async def run():
         with rcu.extended_qs():  # an idle CPU: the grace period ends at once

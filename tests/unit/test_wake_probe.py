@@ -13,24 +13,25 @@ import pytest
 
 from node import wake_probe
 from node.wake_probe import WakeProbe
+from tests.clock import FakeClock
 
 
 def test_the_probe_wakes_just_ahead_of_the_task():
     task = types.SimpleNamespace(next_wake=10.020)
-    probe = WakeProbe.beside(task, 0.020, clock=lambda: 10.0)
+    probe = WakeProbe.beside(task, 0.020, clock=FakeClock(10.0))
     assert probe._deadline == pytest.approx(10.020 - wake_probe.LEAD_S)
 
 
 def test_a_phase_already_past_moves_on_by_whole_periods():
     task = types.SimpleNamespace(next_wake=9.0)  # the task's next wake is stale
-    probe = WakeProbe.beside(task, 0.020, clock=lambda: 10.0)
+    probe = WakeProbe.beside(task, 0.020, clock=FakeClock(10.0))
     assert 10.0 < probe._deadline <= 10.020
     periods = (probe._deadline - (9.0 - wake_probe.LEAD_S)) / 0.020
     assert periods == pytest.approx(round(periods))
 
 
 def test_without_a_task_the_probe_runs_from_now():
-    probe = WakeProbe.beside(None, 0.020, clock=lambda: 5.0)
+    probe = WakeProbe.beside(None, 0.020, clock=FakeClock(5.0))
     assert probe._deadline == pytest.approx(5.020)
 
 

@@ -1,0 +1,20 @@
+"""How the suite is spread over xdist workers (`make test` runs `-n 2 --dist loadgroup`)."""
+
+import pytest
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns xdist_group marks into scopes
+def pytest_collection_modifyitems(items):
+    """Tests that share an instance of one of the suite's fixtures run on one worker, so it is set
+    up once, as in a serial run: a session-scoped fixture (the shared cluster) groups every test
+    that uses it, a module-scoped one (a compare run, a TLS cluster) the tests of its module.
+    Every other test (each chaos run, each test with a cluster of its own) goes to whichever
+    worker is free. Fixtures from pytest and its plugins (baseid "") do not count:
+    tmp_path_factory alone would otherwise group every test."""
+    for item in items:
+        ours = [defs[-1] for defs in item._fixtureinfo.name2fixturedefs.values() if defs[-1].baseid]
+        session = sorted(d.argname for d in ours if d.scope == "session")
+        if session:
+            item.add_marker(pytest.mark.xdist_group(session[0]))
+        elif any(d.scope == "module" for d in ours):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
