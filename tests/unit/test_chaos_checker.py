@@ -20,15 +20,59 @@ def clean() -> list[dict]:
         {"t": 1.1, "process": "workload", "type": "info", "f": "drain", "index": 2, "error": "UNAVAILABLE: x"},
         {"t": 3.0, "process": "nemesis", "type": "fault", "f": "kill-coordinator", "phase": "heal"},
         {"t": 5.0, "process": "final", "type": "final", "f": "settled", "ok": True, "detail": "4 CPUs live"},
-        {"t": 6.0, "process": "final", "type": "final", "f": "tasks",
-         "cpus": {"2": {"runs_at_heal": 10, "runs_after": 50}}},
-        {"t": 7.0, "process": "final", "type": "final", "f": "audit", "ok": True, "total_pages": 100, "lost": 0,
-         "duplicated": 0, "unexpected": 0, "lost_pfns": [], "duplicated_pfns": [], "errors": [], "where": {}},
-        {"t": 7.1, "process": "final", "type": "final", "f": "grants", "unreachable": [], "cpus": {"0": [
-            {"token": 1, "outcome": "committed", "held_s": 0.01, "lease_s": LEASE, "pages": 3,
-             "committed_after_expiry": False, "stale_commits_refused": 0},
-            {"token": 2, "outcome": "expired", "held_s": 0.52, "lease_s": LEASE, "pages": 3,
-             "committed_after_expiry": False, "stale_commits_refused": 1}]}},
+        {
+            "t": 6.0,
+            "process": "final",
+            "type": "final",
+            "f": "tasks",
+            "cpus": {"2": {"runs_at_heal": 10, "runs_after": 50}},
+        },
+        {
+            "t": 7.0,
+            "process": "final",
+            "type": "final",
+            "f": "audit",
+            "ok": True,
+            "total_pages": 100,
+            "lost": 0,
+            "duplicated": 0,
+            "unexpected": 0,
+            "lost_pfns": [],
+            "duplicated_pfns": [],
+            "errors": [],
+            "where": {},
+        },
+        {
+            "t": 7.1,
+            "process": "final",
+            "type": "final",
+            "f": "grants",
+            "unreachable": [],
+            "cpus": {
+                "0": [
+                    {
+                        "token": 1,
+                        "outcome": "committed",
+                        "held_s": 0.01,
+                        "granted_t": 0.15,
+                        "lease_s": LEASE,
+                        "pages": 3,
+                        "committed_after_expiry": False,
+                        "stale_commits_refused": 0,
+                    },
+                    {
+                        "token": 2,
+                        "outcome": "expired",
+                        "held_s": 0.52,
+                        "granted_t": 0.35,
+                        "lease_s": LEASE,
+                        "pages": 3,
+                        "committed_after_expiry": False,
+                        "stale_commits_refused": 1,
+                    },
+                ]
+            },
+        },
     ]
 
 
@@ -79,9 +123,27 @@ def test_a_lock_held_past_its_lease_or_still_held_is_invalid():
     final(h, "grants")["cpus"]["0"][0].update(outcome="held", held_s=None)
     assert check(h, BOUND, LEASE).findings["lock_lease"] == ["cpu0: token 1 still holds the pcp lock after healing"]
     h = clean()
-    h.insert(9, {"t": 4.0, "process": "nemesis", "type": "observe", "f": "pcp-lock-still-held", "cpu": 1,
-                 "after_s": 1.5})
+    h.insert(
+        9, {"t": 4.0, "process": "nemesis", "type": "observe", "f": "pcp-lock-still-held", "cpu": 1, "after_s": 1.5}
+    )
     assert check(h, BOUND, LEASE).valid is False
+
+
+def test_the_time_a_node_was_stopped_does_not_count_against_its_grant_lease():
+    """A grant held 5 s across a 4.6 s SIGSTOP of its node kept the lease; the same hold with the
+    node stopped for only 1 s of it did not."""
+
+    def stopped_for(seconds: float) -> list[dict]:
+        h = clean()
+        final(h, "grants")["cpus"]["0"][1].update(held_s=5.0, granted_t=0.35)
+        h[5:5] = [
+            {"t": 0.4, "process": "nemesis", "type": "fault", "f": "stop-node", "phase": "start", "cpu": 0},
+            {"t": 0.4 + seconds, "process": "nemesis", "type": "fault", "f": "stop-node", "phase": "heal", "cpu": 0},
+        ]
+        return h
+
+    assert check(stopped_for(4.6), BOUND, LEASE).valid is True
+    assert "held the pcp lock 5.000s" in check(stopped_for(1.0), BOUND, LEASE).findings["lock_lease"][0]
 
 
 def test_a_drain_that_never_completed_or_took_too_long_is_invalid():

@@ -7,8 +7,10 @@ What it checks, each a list of findings (empty: fine):
 - stale writes applied: a remote drainer's commit accepted after its lease had run out
   (the grant records every node keeps); with fencing this never happens;
 - lock lease: every remote grant of a pcp lock ended (committed, aborted or expired)
-  within its lease plus timer slack, none is still held after healing, and each lock the
-  coordinator held when it was stopped mid-drain was seen free within the lease;
+  within its lease plus timer slack (not counting time its node was SIGSTOPped: a frozen
+  node runs neither its lease timer nor anything that could want the lock), none is still
+  held after healing, and each lock the coordinator held when it was stopped mid-drain was
+  seen free within the lease;
 - drains in bound: every invoked drain completed (ok, fail or info) within its bound;
   one still open, or answered DEADLINE_EXCEEDED, did not;
 - liveness after healing: the cluster settled (every CPU a live member, recovery over) and
@@ -71,7 +73,7 @@ def check(history: list[dict], bound_s: float, lease_s: float) -> Verdict:
         _conservation(final["audit"], findings["conservation"], stats)
     if "grants" in final:
         _stale_writes(final["grants"], findings["stale_writes_applied"], stats)
-        _grant_leases(final["grants"], findings["lock_lease"])
+        _grant_leases(final["grants"], _nodes_stopped(history), findings["lock_lease"])
     if "settled" in final:
         _liveness(final["settled"], final.get("tasks"), findings["liveness"])
     findings = {k: v for k, v in findings.items() if v}
@@ -127,6 +129,23 @@ def _coordinator_stopped(history) -> list[tuple[float, float]]:
     return spans
 
 
+def _nodes_stopped(history) -> dict[int, list[tuple[float, float]]]:
+    """For each CPU, the intervals in which its node process was SIGSTOPped."""
+    spans: dict[int, list[tuple[float, float]]] = {}
+    since: dict[int, float] = {}
+    for e in history:
+        if e["type"] != "fault" or e["f"] != "stop-node" or "cpu" not in e:
+            continue
+        if e["phase"] == "start":
+            since[e["cpu"]] = e["t"]
+        elif e["cpu"] in since:
+            spans.setdefault(e["cpu"], []).append((since.pop(e["cpu"]), e["t"]))
+    end = history[-1]["t"] if history else 0.0
+    for cpu, t in since.items():
+        spans.setdefault(cpu, []).append((t, end))
+    return spans
+
+
 def _overlap(spans, start: float, end: float) -> float:
     return sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans)
 
@@ -177,12 +196,15 @@ def _stale_writes(grants: dict, out: list, stats: dict) -> None:
     stats["stale_commits"] = {"refused": refused, "applied": applied}
 
 
-def _grant_leases(grants: dict, out: list) -> None:
+def _grant_leases(grants: dict, stopped: dict[int, list[tuple[float, float]]], out: list) -> None:
     for cpu, records in sorted(grants.get("cpus", {}).items()):
         for r in records:
             if r["outcome"] == "held":
                 out.append(f"cpu{cpu}: token {r['token']} still holds the pcp lock after healing")
-            elif r["held_s"] > r["lease_s"] + TIMER_SLACK_S:
+                continue
+            start = r.get("granted_t")  # absent from histories written before it was recorded
+            frozen = 0.0 if start is None else _overlap(stopped.get(int(cpu), []), start, start + r["held_s"])
+            if r["held_s"] - frozen > r["lease_s"] + TIMER_SLACK_S:
                 out.append(
                     f"cpu{cpu}: token {r['token']} held the pcp lock {r['held_s']:.3f}s "
                     f"(lease {r['lease_s']:g}s) before it was {r['outcome']}"

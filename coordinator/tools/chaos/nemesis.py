@@ -9,6 +9,7 @@ pcp lock and records when each is free again (the lease bound the checker verifi
 Every start, heal and observation goes to the history, with what failed if anything did.
 """
 
+import contextlib
 import signal
 import threading
 import time
@@ -39,7 +40,7 @@ class Nemesis:
         self.seed = seed
         self.names = {cpu: f"cpu{cpu}" for cpu in range(len(cluster.config.roles))}
         self.addresses = {n.cpu: n.address for n in cluster.state().nodes}
-        self.rules: dict[str, list] = {}      # process ("coordinator" or "cpuN") -> [(fault, FaultRule)]
+        self.rules: dict[str, list] = {}  # process ("coordinator" or "cpuN") -> [(fault, FaultRule)]
         self.factors: dict[int, float] = {}
         self.restarts = 0
         self._trap_watch: threading.Thread | None = None
@@ -57,8 +58,9 @@ class Nemesis:
             detail = action(fault) or {}
             self.history.add("nemesis", "fault", fault.kind, phase=phase, what=fault.describe(), **detail)
         except Exception as err:  # a fault that could not be applied is recorded, not fatal
-            self.history.add("nemesis", "fault", fault.kind, phase=phase, what=fault.describe(),
-                             error=f"{type(err).__name__}: {err}")
+            self.history.add(
+                "nemesis", "fault", fault.kind, phase=phase, what=fault.describe(), error=f"{type(err).__name__}: {err}"
+            )
 
     # ------------------------------------------------------------------ processes
     def _proc(self, cpu: int):
@@ -78,10 +80,11 @@ class Nemesis:
 
     def _start_stop_node(self, f):
         self._proc(f.cpu).send_signal(signal.SIGSTOP)
-        return {"pid": self._proc(f.cpu).pid}
+        return {"pid": self._proc(f.cpu).pid, "cpu": f.cpu}
 
     def _heal_stop_node(self, f):
         self._proc(f.cpu).send_signal(signal.SIGCONT)
+        return {"cpu": f.cpu}
 
     def _start_kill_coordinator(self, f):
         proc = self.cluster.procs["coordinator"]
@@ -103,7 +106,8 @@ class Nemesis:
         proc = self.cluster.procs["coordinator"]
         trapped = self._trapped.is_set()
         self._trapped.set()  # ends the watch if the trap never sprang
-        self._trap_watch.join(5.0)
+        if self._trap_watch is not None:
+            self._trap_watch.join(5.0)
         if process_state(proc.pid) == "T":
             proc.send_signal(signal.SIGCONT)
             return {"trapped": True}
@@ -134,22 +138,34 @@ class Nemesis:
             for cpu, address in list(locked.items()):
                 state = self._node_call(address, "GetPcp", pb.CpuRequest(cpu=cpu))
                 if state is not None and not state.remote_token:
-                    self.history.add("nemesis", "observe", "pcp-lock-free", cpu=cpu,
-                                     after_s=round(self.history.now() - stopped_at, 6))
+                    self.history.add(
+                        "nemesis",
+                        "observe",
+                        "pcp-lock-free",
+                        cpu=cpu,
+                        after_s=round(self.history.now() - stopped_at, 6),
+                    )
                     del locked[cpu]
             time.sleep(0.01)
         for cpu in locked:
-            self.history.add("nemesis", "observe", "pcp-lock-still-held", cpu=cpu,
-                             after_s=round(self.history.now() - stopped_at, 6))
+            self.history.add(
+                "nemesis", "observe", "pcp-lock-still-held", cpu=cpu, after_s=round(self.history.now() - stopped_at, 6)
+            )
 
     # ------------------------------------------------------------------ run-time RPC faults
     def _rpc_target(self, f) -> str:
         return self.names[f.cpu] if f.side == "node" else "coordinator"
 
     def _start_rpc(self, f):
-        rule = pb.FaultRule(direction=DIRECTIONS[f.direction], method=f.method,
-                            peer=f.cpu if f.side == "coordinator" and f.cpu is not None else -1,
-                            delay_ms=f.delay_ms, drop=f.drop, drop_reply=f.drop_reply, fail=f.fail)
+        rule = pb.FaultRule(
+            direction=DIRECTIONS[f.direction],
+            method=f.method,
+            peer=f.cpu if f.side == "coordinator" and f.cpu is not None else -1,
+            delay_ms=f.delay_ms,
+            drop=f.drop,
+            drop_reply=f.drop_reply,
+            fail=f.fail,
+        )
         return self._add_rules(self._rpc_target(f), f, [rule])
 
     def _heal_rpc(self, f):
@@ -197,10 +213,8 @@ class Nemesis:
 
     # ------------------------------------------------------------------ helpers
     def _address(self, cpu: int) -> str:
-        try:
+        with contextlib.suppress(grpc.RpcError):  # the coordinator is down: the last known address it is
             self.addresses = {n.cpu: n.address for n in self.cluster.state(timeout=RPC_TIMEOUT_S).nodes}
-        except grpc.RpcError:
-            pass  # the coordinator is down: the last known address it is
         return self.addresses[cpu]
 
     def _node_call(self, address: str, method: str, request, raise_errors: bool = False):

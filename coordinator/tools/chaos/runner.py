@@ -21,13 +21,13 @@ import urllib.request
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from node.api.v1 import pcpsim_pb2 as pb
-from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from coordinator.tools.chaos import checker
 from coordinator.tools.chaos.history import History, read
 from coordinator.tools.chaos.nemesis import Nemesis
 from coordinator.tools.chaos.workload import DrainWorkload
 from coordinator.tools.cluster import ClusterConfig, LocalCluster
+from node.api.v1 import pcpsim_pb2 as pb
+from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 
 SETTLE_S = 30.0
 OBSERVE_S = 1.5  # six periods of the RT task, 75 of the preemptible one
@@ -41,21 +41,43 @@ def run(scenario, strategy: str, out_dir: str, seed: int | None = None, stream=s
     run_dir = os.path.join(out_dir, f"{scenario.name}-{strategy}")
     shutil.rmtree(run_dir, ignore_errors=True)  # a run directory holds one run
     os.makedirs(run_dir)
-    bound = checker.drain_bound(strategy, c.cpus, c.lease_ms / 1e3, c.dead_timeout_ms / 1e3,
-                                c.flush_timeout_ms / 1e3)
-    frozen = sum(f.heal_after_s for f in scenario.faults
-                 if f.kind in ("kill-coordinator", "stop-coordinator-mid-drain"))
+    bound = checker.drain_bound(strategy, c.cpus, c.lease_ms / 1e3, c.dead_timeout_ms / 1e3, c.flush_timeout_ms / 1e3)
+    frozen = sum(
+        f.heal_after_s for f in scenario.faults if f.kind in ("kill-coordinator", "stop-coordinator-mid-drain")
+    )
     config = ClusterConfig(
-        roles=scenario.roles(), seed=seed, strategy=strategy, zone_mb=c.zone_mb, zone_used=c.zone_used,
-        coordinator_args=["--lease-ms", str(c.lease_ms), "--failure-timeout-ms", str(c.failure_timeout_ms),
-                          "--dead-timeout-ms", str(c.dead_timeout_ms), "--flush-timeout-ms", str(c.flush_timeout_ms)],
-        node_args=["--unsafe-skip-fencing"] if c.unsafe_skip_fencing else [])
+        roles=scenario.roles(),
+        seed=seed,
+        strategy=strategy,
+        zone_mb=c.zone_mb,
+        zone_used=c.zone_used,
+        coordinator_args=[
+            "--lease-ms",
+            str(c.lease_ms),
+            "--failure-timeout-ms",
+            str(c.failure_timeout_ms),
+            "--dead-timeout-ms",
+            str(c.dead_timeout_ms),
+            "--flush-timeout-ms",
+            str(c.flush_timeout_ms),
+        ],
+        node_args=["--unsafe-skip-fencing"] if c.unsafe_skip_fencing else [],
+    )
     say = _Say(stream, f"{scenario.name}/{strategy}")
     history = History(os.path.join(run_dir, "history.jsonl"))
     try:
         with LocalCluster(config, run_dir) as cluster:
-            history.add("runner", "meta", "scenario", name=scenario.name, strategy=strategy, seed=seed,
-                        bound_s=bound, lease_s=c.lease_ms / 1e3, scenario=_plain(scenario))
+            history.add(
+                "runner",
+                "meta",
+                "scenario",
+                name=scenario.name,
+                strategy=strategy,
+                seed=seed,
+                bound_s=bound,
+                lease_s=c.lease_ms / 1e3,
+                scenario=_plain(scenario),
+            )
             _drive(cluster, scenario, strategy, seed, bound + frozen + checker.MARGIN_S, history, say)
             _final(cluster, scenario, history, run_dir, say)
     finally:
@@ -63,20 +85,32 @@ def run(scenario, strategy: str, out_dir: str, seed: int | None = None, stream=s
     verdict = checker.check(read(history.path), bound, c.lease_ms / 1e3)
     with open(os.path.join(run_dir, "verdict.json"), "w") as f:
         json.dump(verdict.to_json(), f, indent=2)
-    say(f"valid: {str(verdict.valid).lower()}"
-        + "".join(f"\n  {k}: {v[0]}" + (f" (+{len(v) - 1} more)" if len(v) > 1 else "")
-                  for k, v in verdict.findings.items()))
+    say(
+        f"valid: {str(verdict.valid).lower()}"
+        + "".join(
+            f"\n  {k}: {v[0]}" + (f" (+{len(v) - 1} more)" if len(v) > 1 else "") for k, v in verdict.findings.items()
+        )
+    )
     return verdict
 
 
 def _drive(cluster, scenario, strategy, seed, deadline_s, history, say) -> None:
     nemesis = Nemesis(cluster, history, seed)
-    events = sorted([(f.at_s, 0, "start", f) for f in scenario.faults]
-                    + [(f.heal_at_s, 1, "heal", f) for f in scenario.faults], key=lambda e: e[:2])
+    events = sorted(
+        [(f.at_s, 0, "start", f) for f in scenario.faults] + [(f.heal_at_s, 1, "heal", f) for f in scenario.faults],
+        key=lambda e: e[:2],
+    )
     with cluster.channel(cluster.coordinator_address) as ch:
-        workload = DrainWorkload(pb_grpc.CoordinatorStub(ch), history, strategy,
-                                 scenario.workload.drain_interval_ms / 1e3, scenario.duration_s, seed,
-                                 scenario.workload.force_all_cpus, deadline_s)
+        workload = DrainWorkload(
+            pb_grpc.CoordinatorStub(ch),
+            history,
+            strategy,
+            scenario.workload.drain_interval_ms / 1e3,
+            scenario.duration_s,
+            seed,
+            scenario.workload.force_all_cpus,
+            deadline_s,
+        )
         history.start_clock()
         t0 = time.monotonic()
         workload.start()
@@ -92,9 +126,19 @@ def _drive(cluster, scenario, strategy, seed, deadline_s, history, say) -> None:
         # However long settling took, give every latency task several periods to show it runs.
         time.sleep(max(OBSERVE_S, t0 + scenario.duration_s - time.monotonic()))
         after = _task_runs(cluster)
-        history.add("final", "final", "tasks", cpus={str(cpu): {
-            "runs_at_heal": at_heal.get(cpu, {}).get("runs", -1), "runs_after": r.get("runs", -1),
-            **({"error": r["error"]} if "error" in r else {})} for cpu, r in after.items()})
+        history.add(
+            "final",
+            "final",
+            "tasks",
+            cpus={
+                str(cpu): {
+                    "runs_at_heal": at_heal.get(cpu, {}).get("runs", -1),
+                    "runs_after": r.get("runs", -1),
+                    **({"error": r["error"]} if "error" in r else {}),
+                }
+                for cpu, r in after.items()
+            },
+        )
         workload.stop()
         workload.join(deadline_s + 5.0)
         say(f"t={scenario.duration_s:5.2f}s workload stopped after {workload.invoked} drains")
@@ -116,9 +160,9 @@ def _settle(cluster, n: int) -> dict:
     return {"ok": False, "detail": detail}
 
 
-def _task_runs(cluster) -> dict:
+def _task_runs(cluster) -> dict[int | str, dict[str, float | str]]:
     """cpu -> {"runs": pcpsim_task_runs_total} of every isolated CPU, from its /metrics."""
-    out = {}
+    out: dict[int | str, dict[str, float | str]] = {}
     try:
         nodes = cluster.state(timeout=2.0).nodes
     except grpc.RpcError as err:
@@ -128,8 +172,13 @@ def _task_runs(cluster) -> dict:
             continue
         try:
             text = _scrape(n.metrics_address)
-            runs = sum(s.value for fam in text_string_to_metric_families(text) if fam.name == "pcpsim_task_runs"
-                       for s in fam.samples if s.name == "pcpsim_task_runs_total")
+            runs = sum(
+                s.value
+                for fam in text_string_to_metric_families(text)
+                if fam.name == "pcpsim_task_runs"
+                for s in fam.samples
+                if s.name == "pcpsim_task_runs_total"
+            )
             out[n.cpu] = {"runs": runs}
         except OSError as err:
             out[n.cpu] = {"error": str(err)}
@@ -146,9 +195,20 @@ def _final(cluster, scenario, history, run_dir, say) -> None:
         stub = pb_grpc.CoordinatorStub(ch)
         try:
             a = stub.Audit(pb.Empty(), timeout=60.0)
-            history.add("final", "final", "audit", ok=a.ok, total_pages=a.total_pages, lost=a.lost,
-                        duplicated=a.duplicated, unexpected=a.unexpected, lost_pfns=list(a.lost_pfns),
-                        duplicated_pfns=list(a.duplicated_pfns), errors=list(a.errors), where=dict(a.where))
+            history.add(
+                "final",
+                "final",
+                "audit",
+                ok=a.ok,
+                total_pages=a.total_pages,
+                lost=a.lost,
+                duplicated=a.duplicated,
+                unexpected=a.unexpected,
+                lost_pfns=list(a.lost_pfns),
+                duplicated_pfns=list(a.duplicated_pfns),
+                errors=list(a.errors),
+                where=dict(a.where),
+            )
             say(f"audit: ok={a.ok} lost={a.lost} duplicated={a.duplicated} unexpected={a.unexpected}")
         except grpc.RpcError as err:
             history.add("final", "final", "audit", error=f"{err.code().name}: {err.details()}")
@@ -156,7 +216,7 @@ def _final(cluster, scenario, history, run_dir, say) -> None:
     grants, unreachable, errors = {}, [], {}
     for n in nodes:
         snap = None
-        for attempt in range(3):  # a node may be busy rejoining right after the heal
+        for _ in range(3):  # a node may be busy rejoining right after the heal
             try:
                 with cluster.channel(n.address) as ch:
                     snap = pb_grpc.NodeStub(ch).Snapshot(pb.CpuRequest(cpu=n.cpu), timeout=RPC_TIMEOUT_S)
@@ -167,10 +227,20 @@ def _final(cluster, scenario, history, run_dir, say) -> None:
         if snap is None:
             unreachable.append(n.cpu)
             continue
-        grants[str(n.cpu)] = [{"token": g.token, "outcome": _OUTCOME[g.outcome], "pages": g.pages,
-                               "held_s": round(g.ended_at - g.granted_at, 6) if g.ended_at else None,
-                               "lease_s": g.lease_s, "committed_after_expiry": g.committed_after_expiry,
-                               "stale_commits_refused": g.stale_commits_refused} for g in snap.grants]
+        grants[str(n.cpu)] = [
+            {
+                "token": g.token,
+                "outcome": _OUTCOME[g.outcome],
+                "pages": g.pages,
+                "held_s": round(g.ended_at - g.granted_at, 6) if g.ended_at else None,
+                # on the history's clock: nodes and the runner share CLOCK_MONOTONIC
+                "granted_t": round(g.granted_at - history.t0, 6),
+                "lease_s": g.lease_s,
+                "committed_after_expiry": g.committed_after_expiry,
+                "stale_commits_refused": g.stale_commits_refused,
+            }
+            for g in snap.grants
+        ]
     history.add("final", "final", "grants", cpus=grants, unreachable=unreachable, errors=errors)
     _snapshot_metrics(cluster, nodes, os.path.join(run_dir, "metrics"))
 
