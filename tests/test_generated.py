@@ -23,8 +23,9 @@ def test_committed_stub_matches_regenerated(regenerated, name):
     byte-identical node/api/v1/<name>: nobody edited the stubs by hand or forgot to regenerate."""
     fresh = (regenerated / name).read_bytes()
     committed = (COMMITTED / name).read_bytes()
-    assert fresh == committed, (f"node/api/v1/{name} differs from the generated file; run "
-                                "`python -m node.api.generate` and commit the result")
+    assert fresh == committed, (
+        f"node/api/v1/{name} differs from the generated file; run `python -m node.api.generate` and commit the result"
+    )
 
 
 def test_generation_writes_only_the_expected_stubs(regenerated):

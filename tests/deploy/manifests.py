@@ -11,6 +11,7 @@ import re
 import yaml
 
 from node.shared import security
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEPLOY = os.path.join(REPO, "deploy")
 K8S = os.path.join(DEPLOY, "k8s")
@@ -28,8 +29,7 @@ def k8s_files() -> list[str]:
     """Every manifest under deploy/k8s (the kustomization itself excluded)."""
     out = []
     for root, _dirs, files in os.walk(K8S):
-        out += [os.path.join(root, f) for f in files
-                if f.endswith((".yaml", ".yml")) and f != "kustomization.yaml"]
+        out += [os.path.join(root, f) for f in files if f.endswith((".yaml", ".yml")) and f != "kustomization.yaml"]
     return sorted(out)
 
 
@@ -88,8 +88,7 @@ def argv(container: dict, python: str) -> list[str]:
 
 def service_names(service: str, namespace: str) -> set[str]:
     """Every DNS spelling of a Service."""
-    return {service, f"{service}.{namespace}", f"{service}.{namespace}.svc",
-            f"{service}.{namespace}.svc.cluster.local"}
+    return {service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local"}
 
 
 def local_token_files(directory: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 
-
 from coordinator.__main__ import parse_args as coordinator_args
 from node.__main__ import parse_args as node_args
 from node.shared.config import split_host_port
@@ -68,7 +67,7 @@ def test_published_and_dialled_ports_are_ones_the_processes_listen_on():
     all_services = services()
     for name, s in all_services.items():
         for mapping in s.get("ports", []):
-            host_ip, host_port, container_port = str(mapping).split(":")
+            host_ip, _host_port, container_port = str(mapping).split(":")
             assert host_ip == "127.0.0.1", f"{name}: publish on loopback only"
             assert int(container_port) in _listens(s), f"{name}: nothing listens on {container_port}"
     for name, s in pcpsim_services().items():
@@ -87,7 +86,7 @@ def test_the_processes_accept_the_compose_environment():
     CPU 0..N-1 and the role map gives the roles the README's compare uses."""
     nodes = {n: s for n, s in pcpsim_services().items() if s["command"][-1] == "node"}
     roles = {}
-    for name, s in nodes.items():
+    for _name, s in nodes.items():
         args = node_args([], environ=env(s), hostname=lambda: "compose")
         roles[args.cpu] = args.role
     coord = coordinator_args([], environ=env(services()["coordinator"]))
@@ -152,8 +151,8 @@ def test_promtool_accepts_the_compose_prometheus_config(tmp_path):
     assert shutil.which("promtool"), "promtool is needed: install Debian's prometheus package (make test does)"
     shutil.copy(os.path.join(DEPLOY, "compose", "prometheus.yml"), tmp_path / "prometheus.yml")
     shutil.copytree(os.path.join(DEPLOY, "prometheus", "rules"), tmp_path / "rules")
-    out = subprocess.run(["promtool", "check", "config", str(tmp_path / "prometheus.yml")],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["promtool", "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert re.search(r"SUCCESS: [1-9][0-9]* rule files found", out.stdout + out.stderr), out.stdout + out.stderr
-

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from coordinator.tools.cli import cluster as cli  # the launcher: `pcpsim cluster up`
 from coordinator.__main__ import parse_args as coordinator_args
+from coordinator.tools.cli import cluster as cli  # the launcher: `pcpsim cluster up`
 from node.__main__ import parse_args as node_args
 from node.shared.config import advertised, advertised_metrics, cpu_from_hostname, split_host_port
 from node.shared.cpulist import parse_cpu_list, role_for_cpu
@@ -29,30 +29,75 @@ def refused(parse, capsys, *args, **kwargs) -> str:
 
 def test_every_node_knob_comes_from_the_environment():
     """Each node flag has a PCPSIM_* variable, parsed by the flag's own type."""
-    args = node(env={"PCPSIM_CPU": "3", "PCPSIM_LISTEN": "0.0.0.0:50051",
-                     "PCPSIM_ADVERTISE": "pcpsim-node-3.pcpsim-node.ns.svc:50051",
-                     "PCPSIM_METRICS_LISTEN": "0.0.0.0:9100", "PCPSIM_ROLE": "idle", "PCPSIM_SEED": "7",
-                     "PCPSIM_PERIOD_MS": "10", "PCPSIM_BUSY_MS": "2", "PCPSIM_DEADLINE_MS": "5",
-                     "PCPSIM_WORKING_SET": "100", "PCPSIM_IRQ_HZ": "50", "PCPSIM_HEARTBEAT_MS": "25",
-                     "PCPSIM_REGISTER_TIMEOUT_S": "300"})
+    args = node(
+        env={
+            "PCPSIM_CPU": "3",
+            "PCPSIM_LISTEN": "0.0.0.0:50051",
+            "PCPSIM_ADVERTISE": "pcpsim-node-3.pcpsim-node.ns.svc:50051",
+            "PCPSIM_METRICS_LISTEN": "0.0.0.0:9100",
+            "PCPSIM_ROLE": "idle",
+            "PCPSIM_SEED": "7",
+            "PCPSIM_PERIOD_MS": "10",
+            "PCPSIM_BUSY_MS": "2",
+            "PCPSIM_DEADLINE_MS": "5",
+            "PCPSIM_WORKING_SET": "100",
+            "PCPSIM_IRQ_HZ": "50",
+            "PCPSIM_HEARTBEAT_MS": "25",
+            "PCPSIM_REGISTER_TIMEOUT_S": "300",
+        }
+    )
     assert (args.cpu, args.coordinator, args.listen, args.role, args.seed) == (
-        3, "pcpsim-coordinator:50051", "0.0.0.0:50051", "idle", 7)
+        3,
+        "pcpsim-coordinator:50051",
+        "0.0.0.0:50051",
+        "idle",
+        7,
+    )
     assert args.advertise == "pcpsim-node-3.pcpsim-node.ns.svc:50051"
     assert args.metrics_listen == ("0.0.0.0", 9100)
-    assert (args.period_ms, args.busy_ms, args.deadline_ms, args.working_set, args.irq_hz,
-            args.heartbeat_ms, args.register_timeout_s) == (10.0, 2.0, 5.0, 100, 50.0, 25.0, 300.0)
+    assert (
+        args.period_ms,
+        args.busy_ms,
+        args.deadline_ms,
+        args.working_set,
+        args.irq_hz,
+        args.heartbeat_ms,
+        args.register_timeout_s,
+    ) == (10.0, 2.0, 5.0, 100, 50.0, 25.0, 300.0)
 
 
 def test_every_coordinator_knob_comes_from_the_environment():
-    args = coordinator_args([], environ={
-        "PCPSIM_NODES": "8", "PCPSIM_LISTEN": "0.0.0.0:50051", "PCPSIM_METRICS_LISTEN": "off",
-        "PCPSIM_ZONE_MB": "2048", "PCPSIM_ZONE_USED": "0.5", "PCPSIM_STRATEGY": "workqueue",
-        "PCPSIM_TIME_SCALE": "100", "PCPSIM_LEASE_MS": "500", "PCPSIM_FLUSH_TIMEOUT_MS": "900",
-        "PCPSIM_FAILURE_TIMEOUT_MS": "3000", "PCPSIM_DEAD_TIMEOUT_MS": "6000"})
+    args = coordinator_args(
+        [],
+        environ={
+            "PCPSIM_NODES": "8",
+            "PCPSIM_LISTEN": "0.0.0.0:50051",
+            "PCPSIM_METRICS_LISTEN": "off",
+            "PCPSIM_ZONE_MB": "2048",
+            "PCPSIM_ZONE_USED": "0.5",
+            "PCPSIM_STRATEGY": "workqueue",
+            "PCPSIM_TIME_SCALE": "100",
+            "PCPSIM_LEASE_MS": "500",
+            "PCPSIM_FLUSH_TIMEOUT_MS": "900",
+            "PCPSIM_FAILURE_TIMEOUT_MS": "3000",
+            "PCPSIM_DEAD_TIMEOUT_MS": "6000",
+        },
+    )
     assert (args.nodes, args.listen, args.metrics_listen, args.zone_mb, args.zone_used, args.strategy) == (
-        8, "0.0.0.0:50051", None, 2048, 0.5, "workqueue")
-    assert (args.time_scale, args.lease_ms, args.flush_timeout_ms, args.failure_timeout_ms,
-            args.dead_timeout_ms) == (100.0, 500, 900, 3000, 6000)
+        8,
+        "0.0.0.0:50051",
+        None,
+        2048,
+        0.5,
+        "workqueue",
+    )
+    assert (args.time_scale, args.lease_ms, args.flush_timeout_ms, args.failure_timeout_ms, args.dead_timeout_ms) == (
+        100.0,
+        500,
+        900,
+        3000,
+        6000,
+    )
 
 
 def test_a_dead_timeout_not_above_the_failure_timeout_is_refused(capsys):
@@ -69,14 +114,20 @@ def test_defaults_are_unchanged_without_flags_or_variables():
     """No variable set: the process's defaults, loopback and a system-chosen port."""
     args = node(["--cpu", "0"])
     assert (args.listen, args.metrics_listen, args.role, args.advertise) == (
-        "127.0.0.1:0", ("127.0.0.1", 0), "housekeeping", None)
+        "127.0.0.1:0",
+        ("127.0.0.1", 0),
+        "housekeeping",
+        None,
+    )
     c = coordinator_args(["--nodes", "2"], environ={})
     assert (c.listen, c.metrics_listen, c.strategy, c.zone_mb) == ("127.0.0.1:0", ("127.0.0.1", 0), "remote", 1024)
 
 
 def test_a_flag_wins_over_its_variable():
-    args = node(["--cpu", "1", "--listen", "127.0.0.1:7000", "--seed", "3"],
-                env={"PCPSIM_CPU": "5", "PCPSIM_LISTEN": "0.0.0.0:50051", "PCPSIM_SEED": "9"})
+    args = node(
+        ["--cpu", "1", "--listen", "127.0.0.1:7000", "--seed", "3"],
+        env={"PCPSIM_CPU": "5", "PCPSIM_LISTEN": "0.0.0.0:50051", "PCPSIM_SEED": "9"},
+    )
     assert (args.cpu, args.listen, args.seed) == (1, "127.0.0.1:7000", 3)
     assert coordinator_args(["--nodes", "3"], environ={"PCPSIM_NODES": "9"}).nodes == 3
 
@@ -85,17 +136,20 @@ def test_an_empty_variable_counts_as_unset():
     assert node(["--cpu", "0"], env={"PCPSIM_LISTEN": "", "PCPSIM_ROLE": " "}).listen == "127.0.0.1:0"
 
 
-@pytest.mark.parametrize("flag, var, value, message", [
-    ("--cpu", "PCPSIM_CPU", "x", "invalid int value: 'x'"),
-    ("--cpu", "PCPSIM_CPU", "-1", "must be >= 0, got -1"),
-    ("--role", "PCPSIM_ROLE", "boss", "invalid choice: 'boss'"),
-    ("--listen", "PCPSIM_LISTEN", "nohost", "expected HOST:PORT, got 'nohost'"),
-    ("--coordinator", "PCPSIM_COORDINATOR", "coordinator:0", "port 0 cannot be dialled"),
-    ("--advertise", "PCPSIM_ADVERTISE", "a:b", "expected HOST:PORT"),
-    ("--metrics-listen", "PCPSIM_METRICS_LISTEN", "9100", "expected HOST:PORT or 'off'"),
-    ("--period-ms", "PCPSIM_PERIOD_MS", "0", "must be > 0, got 0"),
-    ("--isolated", "PCPSIM_ISOLATED", "3-1", "bad CPU list item '3-1'"),
-])
+@pytest.mark.parametrize(
+    "flag, var, value, message",
+    [
+        ("--cpu", "PCPSIM_CPU", "x", "invalid int value: 'x'"),
+        ("--cpu", "PCPSIM_CPU", "-1", "must be >= 0, got -1"),
+        ("--role", "PCPSIM_ROLE", "boss", "invalid choice: 'boss'"),
+        ("--listen", "PCPSIM_LISTEN", "nohost", "expected HOST:PORT, got 'nohost'"),
+        ("--coordinator", "PCPSIM_COORDINATOR", "coordinator:0", "port 0 cannot be dialled"),
+        ("--advertise", "PCPSIM_ADVERTISE", "a:b", "expected HOST:PORT"),
+        ("--metrics-listen", "PCPSIM_METRICS_LISTEN", "9100", "expected HOST:PORT or 'off'"),
+        ("--period-ms", "PCPSIM_PERIOD_MS", "0", "must be > 0, got 0"),
+        ("--isolated", "PCPSIM_ISOLATED", "3-1", "bad CPU list item '3-1'"),
+    ],
+)
 def test_a_bad_variable_gets_the_bad_flags_error(capsys, flag, var, value, message):
     """Same message and exit status 2; the variable's message names the variable."""
     base = [] if flag == "--cpu" else ["--cpu", "0"]
@@ -133,13 +187,16 @@ def test_cpu_and_cpu_from_hostname_follow_flag_over_env(capsys):
     assert node(["--cpu", "2"], env={"PCPSIM_CPU_FROM_HOSTNAME": "1"}, hostname="x-7").cpu == 2
     assert node(["--cpu-from-hostname"], env={"PCPSIM_CPU": "1"}, hostname="x-7").cpu == 7
     assert "both given" in refused(node, capsys, ["--cpu", "1", "--cpu-from-hostname"], hostname="x-7")
-    assert "both given" in refused(node, capsys, env={"PCPSIM_CPU": "1", "PCPSIM_CPU_FROM_HOSTNAME": "1"},
-                                   hostname="x-7")
+    assert "both given" in refused(
+        node, capsys, env={"PCPSIM_CPU": "1", "PCPSIM_CPU_FROM_HOSTNAME": "1"}, hostname="x-7"
+    )
     assert "the CPU number is required" in refused(node, capsys)
 
 
-@pytest.mark.parametrize("cpu, role", [(0, "housekeeping"), (1, "housekeeping"),
-                                       (2, "isolated-preemptible"), (3, "isolated-rt"), (9, "housekeeping")])
+@pytest.mark.parametrize(
+    "cpu, role",
+    [(0, "housekeeping"), (1, "housekeeping"), (2, "isolated-preemptible"), (3, "isolated-rt"), (9, "housekeeping")],
+)
 def test_each_pod_derives_its_role_from_the_shared_role_map(cpu, role):
     env = {"PCPSIM_CPU_FROM_HOSTNAME": "1", "PCPSIM_ISOLATED": "2-3", "PCPSIM_RT": "3"}
     assert node(env=env, hostname=f"pcpsim-node-{cpu}").role == role
@@ -155,7 +212,8 @@ def test_role_follows_flag_over_env(capsys):
 
 
 def test_cpu_list_parser_is_shared_with_the_launcher():
-    """The launcher (`pcpsim cluster up`) parses CPU lists with the same parser as nodes; bounded lists keep their message."""
+    """The launcher (`pcpsim cluster up`) parses CPU lists with the same parser as nodes; bounded lists keep
+    their message."""
     assert cli.parse_cpu_list is parse_cpu_list
     assert parse_cpu_list("0-1, 3", 4) == [0, 1, 3]
     assert parse_cpu_list("", 4) == []
@@ -168,8 +226,10 @@ def test_cpu_list_parser_is_shared_with_the_launcher():
 
 
 def test_the_registered_address_is_the_advertised_one():
-    assert advertised("0.0.0.0:50051", 50051, "pcpsim-node-3.pcpsim-node.ns.svc:50051") == \
-        "pcpsim-node-3.pcpsim-node.ns.svc:50051"
+    assert (
+        advertised("0.0.0.0:50051", 50051, "pcpsim-node-3.pcpsim-node.ns.svc:50051")
+        == "pcpsim-node-3.pcpsim-node.ns.svc:50051"
+    )
     assert advertised("127.0.0.1:0", 41234, None) == "127.0.0.1:41234"
     assert advertised("0.0.0.0:0", 41234, "node3:0") == "node3:41234"
     assert advertised("[::]:0", 41234, None) == "[::]:41234"
@@ -184,6 +244,15 @@ def test_the_registered_address_is_the_advertised_one():
 
 def test_help_names_every_variable():
     out = subprocess.run([sys.executable, "-m", "node", "--help"], capture_output=True, text=True, check=True).stdout
-    for var in ("PCPSIM_CPU]", "PCPSIM_COORDINATOR", "PCPSIM_LISTEN", "PCPSIM_ADVERTISE", "PCPSIM_METRICS_LISTEN",
-                "PCPSIM_ROLE", "PCPSIM_ISOLATED", "PCPSIM_RT", "PCPSIM_CPU_FROM_HOSTNAME"):
+    for var in (
+        "PCPSIM_CPU]",
+        "PCPSIM_COORDINATOR",
+        "PCPSIM_LISTEN",
+        "PCPSIM_ADVERTISE",
+        "PCPSIM_METRICS_LISTEN",
+        "PCPSIM_ROLE",
+        "PCPSIM_ISOLATED",
+        "PCPSIM_RT",
+        "PCPSIM_CPU_FROM_HOSTNAME",
+    ):
         assert var in out.replace("\n", " ").replace("  ", ""), var

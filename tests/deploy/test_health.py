@@ -11,8 +11,10 @@ import time
 import grpc
 import pytest
 
-from tests.procs import stop_process
 from node.shared import health_probe
+from tests.procs import stop_process
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -22,10 +24,19 @@ def free_port() -> int:
 def test_a_node_that_has_not_registered_is_not_serving():
     grpc_port, nowhere = free_port(), free_port()  # nothing listens at `nowhere`
     env = {k: v for k, v in os.environ.items() if not k.startswith("PCPSIM_")}
-    env.update(PCPSIM_CPU="0", PCPSIM_COORDINATOR=f"localhost:{nowhere}", PCPSIM_LISTEN=f"127.0.0.1:{grpc_port}",
-               PCPSIM_METRICS_LISTEN="off")
-    proc = subprocess.Popen([sys.executable, "-m", "node", "--parent-pid", str(os.getpid())], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    env.update(
+        PCPSIM_CPU="0",
+        PCPSIM_COORDINATOR=f"localhost:{nowhere}",
+        PCPSIM_LISTEN=f"127.0.0.1:{grpc_port}",
+        PCPSIM_METRICS_LISTEN="off",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "node", "--parent-pid", str(os.getpid())],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     address = f"127.0.0.1:{grpc_port}"
     try:
         deadline = time.monotonic() + 20

@@ -13,11 +13,22 @@ from kubernetes_validate import utils as kv
 
 from coordinator.__main__ import parse_args as coordinator_args
 from node.__main__ import parse_args as node_args
-from node.shared.config import split_host_port
 from node.shared import security
-from tests.deploy.manifests import (K8S, SERVICEMONITOR, find, k8s_files, k8s_objects, kustomization,
-                                    load_all, local_token_files, only_container, pod_env, service_names,
-                                    with_local_tokens)
+from node.shared.config import split_host_port
+from tests.deploy.manifests import (
+    K8S,
+    SERVICEMONITOR,
+    find,
+    k8s_files,
+    k8s_objects,
+    kustomization,
+    load_all,
+    local_token_files,
+    only_container,
+    pod_env,
+    service_names,
+    with_local_tokens,
+)
 
 # Native gRPC probes are GA from 1.27; validate against it and the newest schemas shipped.
 K8S_VERSIONS = ("1.27.0", kv.latest_version())
@@ -57,7 +68,8 @@ def test_one_knob_sets_the_cpu_count_everywhere():
     [target] = replacement["targets"]
     assert target["select"] == {"kind": "Deployment", "name": "pcpsim-coordinator"}
     assert target["fieldPaths"] == [
-        f"spec.template.spec.containers.[name={only_container(coord)['name']}].env.[name=PCPSIM_NODES].value"]
+        f"spec.template.spec.containers.[name={only_container(coord)['name']}].env.[name=PCPSIM_NODES].value"
+    ]
     env = {e["name"]: e.get("value") for e in only_container(coord)["env"]}
     assert env["PCPSIM_NODES"] == str(knob["count"])
 
@@ -92,8 +104,10 @@ def _service_port(service, name) -> dict:
     return port
 
 
-@pytest.mark.parametrize("workload, service", [(("StatefulSet", "pcpsim-node"), "pcpsim-node"),
-                                               (("Deployment", "pcpsim-coordinator"), "pcpsim-coordinator")])
+@pytest.mark.parametrize(
+    "workload, service",
+    [(("StatefulSet", "pcpsim-node"), "pcpsim-node"), (("Deployment", "pcpsim-coordinator"), "pcpsim-coordinator")],
+)
 def test_ports_probes_and_annotations_match_what_the_process_listens_on(workload, service):
     """The gRPC port the process binds (PCPSIM_LISTEN) is the container's grpc port, the
     Service's grpc target and every probe's port; probes are native gRPC probes; the
@@ -106,16 +120,24 @@ def test_ports_probes_and_annotations_match_what_the_process_listens_on(workload
     assert _ports(c) == {"grpc": grpc_port, "metrics": metrics_port}
     for probe in ("readinessProbe", "livenessProbe"):
         assert c[probe]["grpc"]["port"] == grpc_port, probe
-        assert set(c[probe]) - {"initialDelaySeconds", "periodSeconds", "timeoutSeconds", "failureThreshold",
-                                "successThreshold"} == {"grpc"}
+        assert set(c[probe]) - {
+            "initialDelaySeconds",
+            "periodSeconds",
+            "timeoutSeconds",
+            "failureThreshold",
+            "successThreshold",
+        } == {"grpc"}
     if "startupProbe" in c:
         assert c["startupProbe"]["grpc"]["port"] == grpc_port
     for name, port in (("grpc", grpc_port), ("metrics", metrics_port)):
         sp = _service_port(svc, name)
         assert sp["targetPort"] in (name, port) and sp["port"] == port
     annotations = w["spec"]["template"]["metadata"]["annotations"]
-    assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": str(metrics_port),
-                           "prometheus.io/path": "/metrics"}
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(metrics_port),
+        "prometheus.io/path": "/metrics",
+    }
     pod_labels = w["spec"]["template"]["metadata"]["labels"]
     assert w["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     assert svc["spec"]["selector"].items() <= pod_labels.items()
@@ -148,14 +170,16 @@ def test_the_processes_accept_the_manifests_environment(tmp_path):
     roles = []
     for n in range(sts["spec"]["replicas"]):
         pod = f"pcpsim-node-{n}"
-        args = node_args([], environ=with_local_tokens(pod_env(only_container(sts), pod, ns), files),
-                         hostname=lambda pod=pod: pod)
+        args = node_args(
+            [], environ=with_local_tokens(pod_env(only_container(sts), pod, ns), files), hostname=lambda pod=pod: pod
+        )
         assert args.cpu == n and args.advertise.startswith(pod + ".")
         assert args.security.token == security.load_token_file(files["node.token"], security.NODE).token
         roles.append(args.role)
     assert roles == ["housekeeping", "housekeeping", "isolated-preemptible", "isolated-rt"]
-    args = coordinator_args([], environ=with_local_tokens(pod_env(only_container(coord), "pcpsim-coordinator-x", ns),
-                                                          files))
+    args = coordinator_args(
+        [], environ=with_local_tokens(pod_env(only_container(coord), "pcpsim-coordinator-x", ns), files)
+    )
     assert args.nodes == sts["spec"]["replicas"] and args.listen == "0.0.0.0:50051"
     assert args.security.token == security.load_token_file(files["operator.token"], security.OPERATOR).token
 
@@ -167,8 +191,10 @@ def test_every_pod_mounts_only_its_own_token_file_and_names_it_in_the_environmen
     secret's digest) and are refused by the processes until replaced."""
     secret = find("Secret", "pcpsim-token")
     assert set(secret["stringData"]) == {"coordinator.token", "node.token"}
-    for workload, key, role in ((find("StatefulSet", "pcpsim-node"), "node.token", security.NODE),
-                                (find("Deployment", "pcpsim-coordinator"), "coordinator.token", security.OPERATOR)):
+    for workload, key, role in (
+        (find("StatefulSet", "pcpsim-node"), "node.token", security.NODE),
+        (find("Deployment", "pcpsim-coordinator"), "coordinator.token", security.OPERATOR),
+    ):
         spec = workload["spec"]["template"]["spec"]
         c = only_container(workload)
         [volume] = [v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == "pcpsim-token"]
@@ -203,4 +229,3 @@ def test_the_servicemonitor_selects_both_services_and_a_port_they_have():
         for s in selected:
             assert endpoint["port"] in {p["name"] for p in s["spec"]["ports"]}, s["metadata"]["name"]
         assert endpoint["path"] == "/metrics"
-

@@ -26,13 +26,20 @@ import time
 import grpc
 import pytest
 
-from node.shared import health_probe
-from node.shared import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.shared import health_probe, security
 from node.shared.config import WILDCARD_HOSTS, split_host_port
-from tests.deploy.manifests import (argv, find, kustomization, local_token_files, only_container, pod_env,
-                                    service_names, with_local_tokens)
+from tests.deploy.manifests import (
+    argv,
+    find,
+    kustomization,
+    local_token_files,
+    only_container,
+    pod_env,
+    service_names,
+    with_local_tokens,
+)
 
 NODES = 3
 RPC_TIMEOUT = 30.0
@@ -62,7 +69,7 @@ class Loopback:
 
     def own(self, process: str, container: dict) -> None:
         ports = [p["containerPort"] for p in container["ports"]]
-        self.ports[process] = dict(zip(ports, free_ports(len(ports))))
+        self.ports[process] = dict(zip(ports, free_ports(len(ports)), strict=False))
 
     def address(self, process: str, pod_dns: str | None, var: str, value: str) -> str:
         host, port = split_host_port(value)
@@ -89,9 +96,14 @@ class Processes:
     def start(self, name: str, cmd: list[str], env: dict) -> None:
         log = open(os.path.join(self.run_dir, f"{name}.log"), "wb")
         with log:
-            self.procs[name] = subprocess.Popen([*cmd, "--parent-pid", str(os.getpid())], env=env,
-                                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                [*cmd, "--parent-pid", str(os.getpid())],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
@@ -179,7 +191,10 @@ def test_coordinator_and_nodes_started_as_the_manifests_say_drain_both_ways_and_
         assert all(n.up for n in state.nodes)
         assert [n.address for n in state.nodes] == [f"localhost:{loop.ports[p][50051]}" for p in pods]
         assert [pb.Role.Name(n.role) for n in state.nodes] == [
-            "ROLE_HOUSEKEEPING", "ROLE_HOUSEKEEPING", "ROLE_ISOLATED_PREEMPTIBLE"]
+            "ROLE_HOUSEKEEPING",
+            "ROLE_HOUSEKEEPING",
+            "ROLE_ISOLATED_PREEMPTIBLE",
+        ]
         for strategy in (pb.STRATEGY_WORKQUEUE, pb.STRATEGY_REMOTE):
             reply = stub.DrainAllPages(pb.DrainAllRequest(strategy=strategy, force_all_cpus=True), timeout=RPC_TIMEOUT)
             assert reply.status == pb.DrainAllReply.DONE, reply

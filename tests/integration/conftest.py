@@ -37,8 +37,9 @@ def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "c
         except grpc.RpcError as err:  # a peer still starting or already gone: keep polling
             last_exc = err
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}"
-                                 + (f" (last error: {last_exc})" if last_exc else ""))
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else "")
+            )
         time.sleep(interval)
 
 
@@ -97,9 +98,10 @@ class Handle:
 
     def set_paused(self, paused: bool, cpus=None) -> dict[int, bool]:
         """Pause or resume CPUs; returns {cpu: whether it was paused before}."""
-        return {cpu: self.nodes[cpu].SetRunState(pb.RunStateRequest(cpu=cpu, paused=paused),
-                                                 timeout=RPC_TIMEOUT).was_paused
-                for cpu in (self.nodes if cpus is None else cpus)}
+        return {
+            cpu: self.nodes[cpu].SetRunState(pb.RunStateRequest(cpu=cpu, paused=paused), timeout=RPC_TIMEOUT).was_paused
+            for cpu in (self.nodes if cpus is None else cpus)
+        }
 
     def pcp_errors(self) -> dict[int, list[str]]:
         """check_pcp's findings per CPU, read parked (a running CPU's snapshot is not checked)."""
@@ -116,18 +118,19 @@ class Handle:
     def pause_with_pages(self, cpus, timeout: float = 15.0) -> None:
         """Park every CPU at a moment when each CPU in `cpus` has pcp pages (a housekeeping CPU's
         lists are briefly empty after a flush that frees everything, so retry until they are not)."""
+
         def attempt():
             self.set_paused(True)
             if all(self.pcp(c).count > 0 for c in cpus):
                 return True
             self.set_paused(False)
             return False
+
         wait_until(attempt, timeout, what=f"parking with pcp pages on cpus {list(cpus)}")
 
     def wait_pages(self, cpus, timeout: float = 15.0) -> None:
         """Wait until every CPU in `cpus` has pages on its pcp lists."""
-        wait_until(lambda: all(self.pcp(c).count > 0 for c in cpus), timeout,
-                   what=f"pcp pages on cpus {list(cpus)}")
+        wait_until(lambda: all(self.pcp(c).count > 0 for c in cpus), timeout, what=f"pcp pages on cpus {list(cpus)}")
 
 
 def assert_audit_ok(h: Handle) -> pb.AuditReply:
@@ -163,6 +166,7 @@ def make_cluster(tmp_path):
             made.append(roles)
             run_dir = tmp_path / f"cluster{len(made)}"
             return stack.enter_context(running_cluster(run_dir, roles, **kwargs))
+
         yield make
 
 
@@ -203,6 +207,7 @@ def pid_alive(pid: int) -> bool:
 
 def port_refuses(address: str) -> bool:
     import socket
+
     host, port = address.rsplit(":", 1)
     try:
         with socket.create_connection((host, int(port)), timeout=1.0):
@@ -216,5 +221,11 @@ def python_module(*args) -> list[str]:
 
 
 def run_cli(*args, timeout: float = 120.0, env=None, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(python_module("coordinator.tools.cli", *args), capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=cwd or REPO)
+    return subprocess.run(
+        python_module("coordinator.tools.cli", *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=cwd or REPO,
+    )

@@ -18,11 +18,19 @@ import urllib.request
 import grpc
 import pytest
 
-from node.shared import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from tests.integration.conftest import (REPO, RPC_TIMEOUT, assert_audit_ok, pid_alive, python_module, run_cli,
-                                        transfer_id, wait_until)
+from node.shared import security
+from tests.integration.conftest import (
+    REPO,
+    RPC_TIMEOUT,
+    assert_audit_ok,
+    pid_alive,
+    python_module,
+    run_cli,
+    transfer_id,
+    wait_until,
+)
 
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 DENIED = grpc.StatusCode.PERMISSION_DENIED
@@ -31,19 +39,24 @@ HK_CPU = 0
 
 # Every RPC that changes state, with a valid request that would change it if served.
 COORDINATOR_MUTATING = {
-    "Register": lambda h: pb.RegisterRequest(cpu=IDLE_CPU, address="127.0.0.1:1", role=pb.ROLE_IDLE,
-                                             incarnation="attacker"),
+    "Register": lambda h: pb.RegisterRequest(
+        cpu=IDLE_CPU, address="127.0.0.1:1", role=pb.ROLE_IDLE, incarnation="attacker"
+    ),
     "Heartbeat": lambda h: pb.HeartbeatRequest(cpu=IDLE_CPU, pcp_count=12345, incarnation=h.incarnation(IDLE_CPU)),
-    "Rmqueue": lambda h: pb.RmqueueRequest(cpu=IDLE_CPU, order=0, migratetype=1, count=8,
-                                           transfer_id=transfer_id(), incarnation=h.incarnation(IDLE_CPU)),
-    "FreePages": lambda h: pb.FreePagesRequest(cpu=HK_CPU, transfer_id=transfer_id(), pages=h.snapshot(HK_CPU).pcp_pages,
-                                               incarnation=h.incarnation(HK_CPU)),
-    "DrainAllPages": lambda h: pb.DrainAllRequest(strategy=pb.STRATEGY_REMOTE, force_all_cpus=True,
-                                                  trigger=pb.TRIGGER_DEMAND),
+    "Rmqueue": lambda h: pb.RmqueueRequest(
+        cpu=IDLE_CPU, order=0, migratetype=1, count=8, transfer_id=transfer_id(), incarnation=h.incarnation(IDLE_CPU)
+    ),
+    "FreePages": lambda h: pb.FreePagesRequest(
+        cpu=HK_CPU, transfer_id=transfer_id(), pages=h.snapshot(HK_CPU).pcp_pages, incarnation=h.incarnation(HK_CPU)
+    ),
+    "DrainAllPages": lambda h: pb.DrainAllRequest(
+        strategy=pb.STRATEGY_REMOTE, force_all_cpus=True, trigger=pb.TRIGGER_DEMAND
+    ),
     "GetDrainHistory": lambda h: pb.DrainHistoryRequest(reset=True),
     "Audit": lambda h: pb.Empty(),  # parks and resumes every CPU
-    "SetFaults": lambda h: pb.FaultsRequest(rules=[pb.FaultRule(direction=pb.DIRECTION_IN, method="*", peer=-1,
-                                                                fail=1.0)]),
+    "SetFaults": lambda h: pb.FaultsRequest(
+        rules=[pb.FaultRule(direction=pb.DIRECTION_IN, method="*", peer=-1, fail=1.0)]
+    ),
 }
 NODE_MUTATING = {
     "PcpLockDrain": lambda cpu: pb.PcpLockDrainRequest(cpu=cpu, lease_ms=1000),
@@ -59,7 +72,7 @@ NODE_MAY = {"Register", "Heartbeat", "Rmqueue", "FreePages"}
 
 
 def credentials(h, who: str) -> security.Security:
-    """"none", "forged", "operator", or "node" (the idle CPU's node credentials)."""
+    """ "none", "forged", "operator", or "node" (the idle CPU's node credentials)."""
     if who == "none":
         return security.INSECURE
     if who == "forged":
@@ -100,8 +113,9 @@ def test_coordinator_rpcs_without_a_valid_token_are_unauthenticated_and_change_n
     h = paused
     unchanged = Unchanged(h)
     request = COORDINATOR_MUTATING[method](h)
-    assert call_code(h.cluster.coordinator_address, credentials(h, who), "Coordinator", method, request) \
-        == UNAUTHENTICATED
+    assert (
+        call_code(h.cluster.coordinator_address, credentials(h, who), "Coordinator", method, request) == UNAUTHENTICATED
+    )
     unchanged.check()
 
 
@@ -110,8 +124,10 @@ def test_coordinator_rpcs_without_a_valid_token_are_unauthenticated_and_change_n
 def test_node_rpcs_without_a_valid_token_are_unauthenticated_and_change_nothing(paused, method, who):
     h = paused
     unchanged = Unchanged(h)
-    assert call_code(h.addresses[HK_CPU], credentials(h, who), "Node", method, NODE_MUTATING[method](HK_CPU)) \
+    assert (
+        call_code(h.addresses[HK_CPU], credentials(h, who), "Node", method, NODE_MUTATING[method](HK_CPU))
         == UNAUTHENTICATED
+    )
     unchanged.check()
 
 
@@ -124,8 +140,10 @@ def test_node_credentials_may_not_drive_a_node(paused, method):
     unchanged = Unchanged(h)
     own = security.load_token_file(h.cluster.token_files[f"node-cpu{HK_CPU}"], security.NODE)
     assert call_code(h.addresses[HK_CPU], own, "Node", method, NODE_MUTATING[method](HK_CPU)) == DENIED
-    assert call_code(h.addresses[HK_CPU], credentials(h, "node"), "Node", method, NODE_MUTATING[method](HK_CPU)) \
+    assert (
+        call_code(h.addresses[HK_CPU], credentials(h, "node"), "Node", method, NODE_MUTATING[method](HK_CPU))
         == UNAUTHENTICATED
+    )
     unchanged.check()
 
 
@@ -135,8 +153,16 @@ def test_node_credentials_may_not_call_coordinator_only_rpcs(paused, method):
     operator's; the CLI holding a node's token gets PERMISSION_DENIED."""
     h = paused
     unchanged = Unchanged(h)
-    assert call_code(h.cluster.coordinator_address, credentials(h, "node"), "Coordinator", method,
-                     COORDINATOR_MUTATING[method](h)) == DENIED
+    assert (
+        call_code(
+            h.cluster.coordinator_address,
+            credentials(h, "node"),
+            "Coordinator",
+            method,
+            COORDINATOR_MUTATING[method](h),
+        )
+        == DENIED
+    )
     unchanged.check()
     assert_audit_ok(h)
 
@@ -146,14 +172,16 @@ def test_the_zone_stream_needs_a_token(paused):
     unchanged = Unchanged(h)
     for who in ("none", "forged"):
         with security.channel(h.cluster.coordinator_address, credentials(h, who)) as ch:
-            call = pb_grpc.CoordinatorStub(ch).ZoneStream(iter([pb.ZoneRequest(
-                rmqueue=COORDINATOR_MUTATING["Rmqueue"](h))]), timeout=RPC_TIMEOUT)
+            call = pb_grpc.CoordinatorStub(ch).ZoneStream(
+                iter([pb.ZoneRequest(rmqueue=COORDINATOR_MUTATING["Rmqueue"](h))]), timeout=RPC_TIMEOUT
+            )
             with pytest.raises(grpc.RpcError) as err:
                 list(call)
             assert err.value.code() == UNAUTHENTICATED
         with security.channel(h.addresses[HK_CPU], credentials(h, who)) as ch:
-            call = pb_grpc.NodeStub(ch).PcpControl(iter([pb.PcpControlRequest(
-                lock_drain=NODE_MUTATING["PcpLockDrain"](HK_CPU))]), timeout=RPC_TIMEOUT)
+            call = pb_grpc.NodeStub(ch).PcpControl(
+                iter([pb.PcpControlRequest(lock_drain=NODE_MUTATING["PcpLockDrain"](HK_CPU))]), timeout=RPC_TIMEOUT
+            )
             with pytest.raises(grpc.RpcError) as err:
                 list(call)
             assert err.value.code() == UNAUTHENTICATED
@@ -169,9 +197,15 @@ def test_node_credentials_serve_what_a_node_does(paused):
         stub = pb_grpc.CoordinatorStub(ch)
         reply = stub.Rmqueue(COORDINATOR_MUTATING["Rmqueue"](h), timeout=RPC_TIMEOUT)
         assert len(reply.pfn) == 8
-        stub.FreePages(pb.FreePagesRequest(cpu=IDLE_CPU, transfer_id=transfer_id(), pages=pb.PageList(
-            pfn=reply.pfn, order=[0] * 8, migratetype=[1] * 8), incarnation=h.incarnation(IDLE_CPU)),
-            timeout=RPC_TIMEOUT)
+        stub.FreePages(
+            pb.FreePagesRequest(
+                cpu=IDLE_CPU,
+                transfer_id=transfer_id(),
+                pages=pb.PageList(pfn=reply.pfn, order=[0] * 8, migratetype=[1] * 8),
+                incarnation=h.incarnation(IDLE_CPU),
+            ),
+            timeout=RPC_TIMEOUT,
+        )
         stub.Heartbeat(pb.HeartbeatRequest(cpu=IDLE_CPU, incarnation=h.incarnation(IDLE_CPU)), timeout=RPC_TIMEOUT)
         drains = len(h.coord.GetDrainHistory(pb.DrainHistoryRequest(), timeout=RPC_TIMEOUT).drains)
         r = stub.DrainAllPages(pb.DrainAllRequest(trigger=pb.TRIGGER_RECLAIM), timeout=60)
@@ -180,7 +214,7 @@ def test_node_credentials_serve_what_a_node_does(paused):
     assert_audit_ok(h)
 
 
-@pytest.mark.parametrize("method", sorted(NODE_MAY) + ["ZoneStream"])
+@pytest.mark.parametrize("method", [*sorted(NODE_MAY), "ZoneStream"])
 def test_a_node_speaks_only_for_its_own_cpu(paused, method):
     """cpu2's node credentials naming cpu0 in a Register, Heartbeat, Rmqueue, FreePages or a
     zone stream operation get PERMISSION_DENIED, and nothing changes (with cpu0's live
@@ -189,19 +223,23 @@ def test_a_node_speaks_only_for_its_own_cpu(paused, method):
     unchanged = Unchanged(h)
     live = h.incarnation(HK_CPU)
     requests = {
-        "Register": pb.RegisterRequest(cpu=HK_CPU, address="127.0.0.1:1", role=pb.ROLE_HOUSEKEEPING,
-                                       incarnation="impostor"),
+        "Register": pb.RegisterRequest(
+            cpu=HK_CPU, address="127.0.0.1:1", role=pb.ROLE_HOUSEKEEPING, incarnation="impostor"
+        ),
         "Heartbeat": pb.HeartbeatRequest(cpu=HK_CPU, pcp_count=1, incarnation=live),
-        "Rmqueue": pb.RmqueueRequest(cpu=HK_CPU, order=0, migratetype=1, count=8, transfer_id=transfer_id(),
-                                     incarnation=live),
-        "FreePages": pb.FreePagesRequest(cpu=HK_CPU, transfer_id=transfer_id(), pages=h.snapshot(HK_CPU).pcp_pages,
-                                         incarnation=live),
+        "Rmqueue": pb.RmqueueRequest(
+            cpu=HK_CPU, order=0, migratetype=1, count=8, transfer_id=transfer_id(), incarnation=live
+        ),
+        "FreePages": pb.FreePagesRequest(
+            cpu=HK_CPU, transfer_id=transfer_id(), pages=h.snapshot(HK_CPU).pcp_pages, incarnation=live
+        ),
     }
     sec = credentials(h, "node")
     if method == "ZoneStream":
         with security.channel(h.cluster.coordinator_address, sec) as ch:
-            call = pb_grpc.CoordinatorStub(ch).ZoneStream(iter([pb.ZoneRequest(rmqueue=requests["Rmqueue"])]),
-                                                          timeout=RPC_TIMEOUT)
+            call = pb_grpc.CoordinatorStub(ch).ZoneStream(
+                iter([pb.ZoneRequest(rmqueue=requests["Rmqueue"])]), timeout=RPC_TIMEOUT
+            )
             with pytest.raises(grpc.RpcError) as err:
                 list(call)
             assert err.value.code() == DENIED
@@ -230,7 +268,8 @@ def test_refusals_are_counted_on_metrics_and_the_token_never_appears_in_logs(sha
     call_code(h.cluster.coordinator_address, credentials(h, "node"), "Coordinator", "GetState", pb.Empty())
     assert {r: refused(r) - before[r] for r in before} == {"missing_token": 1, "bad_token": 1, "role": 1}
     secrets_ = [credentials(h, "operator").token] + [
-        security.load_token_file(h.cluster.token_files[f"node-cpu{c}"], security.NODE).token for c in h.nodes]
+        security.load_token_file(h.cluster.token_files[f"node-cpu{c}"], security.NODE).token for c in h.nodes
+    ]
     logs = glob.glob(os.path.join(h.cluster.run_dir, "*.log"))
     assert logs
     for path in logs:
@@ -245,10 +284,27 @@ def test_cluster_up_generates_private_tokens_and_warns_when_it_binds_beyond_loop
     state_path = tmp_path / "cluster.json"
     out, err = open(tmp_path / "out", "w+"), open(tmp_path / "err", "w+")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PCPSIM_")}
-    proc = subprocess.Popen(python_module("coordinator.tools.cli", "cluster", "up", "--nodes", "2", "--listen-host", "0.0.0.0",
-                                          "--state", str(state_path), "--run-dir", str(tmp_path / "run")),
-                            stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        python_module(
+            "coordinator.tools.cli",
+            "cluster",
+            "up",
+            "--nodes",
+            "2",
+            "--listen-host",
+            "0.0.0.0",
+            "--state",
+            str(state_path),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ),
+        stdout=out,
+        stderr=err,
+        stdin=subprocess.DEVNULL,
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+    )
     pids = []
     try:
         wait_until(lambda: proc.poll() is None and state_path.exists(), 60.0, what="the state file")
@@ -261,8 +317,11 @@ def test_cluster_up_generates_private_tokens_and_warns_when_it_binds_beyond_loop
             assert stat.S_IMODE(os.stat(os.path.join(secret_dir, name)).st_mode) == 0o600
         r = run_cli("state", "--no-audit", "--state", str(state_path), env=env)
         assert r.returncode == 0, r.stderr
-        secrets_ = [line.split("=", 1)[1] for name in os.listdir(secret_dir)
-                    for line in open(os.path.join(secret_dir, name)).read().split()]
+        secrets_ = [
+            line.split("=", 1)[1]
+            for name in os.listdir(secret_dir)
+            for line in open(os.path.join(secret_dir, name)).read().split()
+        ]
         out.seek(0)
         err.seek(0)
         printed = out.read() + err.read() + r.stdout + r.stderr
@@ -282,15 +341,19 @@ def test_cluster_up_generates_private_tokens_and_warns_when_it_binds_beyond_loop
         err.close()
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--tls-cert", "c.pem"], "go together"),
-    (["--tls-client-auth"], "needs --tls-ca"),
-    (["--tls-ca", "/nonexistent/ca.pem"], "cannot read CA certificate"),
-    (["--listen-host", "bad host!"], "--listen-host"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--tls-cert", "c.pem"], "go together"),
+        (["--tls-client-auth"], "needs --tls-ca"),
+        (["--tls-ca", "/nonexistent/ca.pem"], "cannot read CA certificate"),
+        (["--listen-host", "bad host!"], "--listen-host"),
+    ],
+)
 def test_cluster_up_refuses_incomplete_tls_and_bad_hosts_and_starts_nothing(tmp_path, argv, message):
     state = tmp_path / "cluster.json"
-    r = run_cli("cluster", "up", "--nodes", "1", "--state", str(state), "--run-dir", str(tmp_path / "run"), *argv,
-                timeout=60)
+    r = run_cli(
+        "cluster", "up", "--nodes", "1", "--state", str(state), "--run-dir", str(tmp_path / "run"), *argv, timeout=60
+    )
     assert r.returncode == 2 and message in r.stderr, r.stderr
     assert not state.exists() and not (tmp_path / "run").exists()

@@ -22,9 +22,23 @@ OUT = pathlib.Path(REPO) / ".pcpsim"
 def test_bench_quick_runs_end_to_end(tmp_path):
     OUT.mkdir(exist_ok=True)
     out = OUT / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "coordinator.tools.cli", "bench", "--quick", "--json", str(out),
-                           "--run-dir", str(tmp_path / "run")],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "coordinator.tools.cli",
+            "bench",
+            "--quick",
+            "--json",
+            str(out),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     (OUT / "bench.txt").write_text(proc.stdout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.splitlines()[0].split()[:5] == ["figure", "value", "floor", "ratio", "target"]
@@ -33,7 +47,7 @@ def test_bench_quick_runs_end_to_end(tmp_path):
     names = [f["name"] for f in figures]
     assert len(names) == len(set(names)) >= 8
     for f in figures:
-        assert FIELDS <= set(f), f
+        assert set(f) >= FIELDS, f
         assert f["value"] > 0 and f["floor"] > 0, f
         assert (f["ok"] is None) == (f["target"] is None), f
         assert ("MISSED" if f["ok"] is False else "ok" if f["ok"] else "-") in proc.stdout

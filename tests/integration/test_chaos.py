@@ -44,8 +44,13 @@ def _evidence(name: str, strategy: str, entries: list, logs: str, lease_s: float
             assert observed["pcp-lock-free"]["after_s"] <= lease_s + 1.0
             grants = next(e for e in entries if e["type"] == "final" and e["f"] == "grants")["cpus"]
             assert any(g["outcome"] == "expired" and g["stale_commits_refused"] for gs in grants.values() for g in gs)
-            refused = [c for e in entries if e["type"] in ("ok", "fail") and e["f"] == "drain"
-                       for c in e.get("cpus", []) if "no longer holds the pcp lock" in c["error"]]
+            refused = [
+                c
+                for e in entries
+                if e["type"] in ("ok", "fail") and e["f"] == "drain"
+                for c in e.get("cpus", [])
+                if "no longer holds the pcp lock" in c["error"]
+            ]
             assert refused, "the coordinator's late drain was not refused"
 
 
@@ -70,8 +75,9 @@ def test_the_checker_catches_a_broken_fencing_check(tmp_path):
     verdict names the stale write (the pages it duplicated may or may not still be duplicated
     at the final audit: a later drain can take them off the lists again); `chaos check`
     agrees."""
-    result = run_cli("chaos", "run", os.path.join(ROOT, "tests", "chaos", "broken-fencing.toml"),
-                     "--out", str(tmp_path), timeout=180)
+    result = run_cli(
+        "chaos", "run", os.path.join(ROOT, "tests", "chaos", "broken-fencing.toml"), "--out", str(tmp_path), timeout=180
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     run_dir = os.path.join(tmp_path, "broken-fencing-remote")
     with open(os.path.join(run_dir, "verdict.json")) as f:
@@ -85,8 +91,14 @@ def test_the_checker_catches_a_broken_fencing_check(tmp_path):
 def test_chaos_run_refuses_a_bad_scenario_before_running_anything(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\nduration_s = 5\n[[faults]]\nkind = "kill-node"\nat_s = 1\nheal_after_s = 1\n')
-    result = run_cli("chaos", "run", os.path.join(ROOT, "deploy", "chaos", "kill-node.toml"), str(bad),
-                     "--out", str(tmp_path / "out"))
+    result = run_cli(
+        "chaos",
+        "run",
+        os.path.join(ROOT, "deploy", "chaos", "kill-node.toml"),
+        str(bad),
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert result.returncode == 2
     assert "bad.toml: faults[0].cpu: required" in result.stderr
     assert not (tmp_path / "out").exists()

@@ -29,15 +29,34 @@ def cluster_up(tmp_path):
     run_dir = tmp_path / "run"
     out = open(tmp_path / "cluster-up.out", "w+")
     err = open(tmp_path / "cluster-up.err", "w+")
-    proc = subprocess.Popen(python_module("coordinator.tools.cli", "cluster", "up", "--nodes", "3", "--isolated", "2",
-                                          "--state", str(state_path), "--run-dir", str(run_dir)),
-                            stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO, env=_env(),
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        python_module(
+            "coordinator.tools.cli",
+            "cluster",
+            "up",
+            "--nodes",
+            "3",
+            "--isolated",
+            "2",
+            "--state",
+            str(state_path),
+            "--run-dir",
+            str(run_dir),
+        ),
+        stdout=out,
+        stderr=err,
+        stdin=subprocess.DEVNULL,
+        cwd=REPO,
+        env=_env(),
+        start_new_session=True,
+    )
     pids = []
     try:
+
         def ready():
             assert proc.poll() is None, f"cluster up exited {proc.returncode}: {open(err.name).read()}"
             return state_path.exists()
+
         wait_until(ready, 60.0, what="the cluster state file")
         state = json.loads(state_path.read_text())
         pids = list(state["pids"].values())
@@ -57,7 +76,7 @@ def test_cluster_up_writes_a_state_file_describing_the_cluster(cluster_up):
     """`cluster up --nodes 3 --isolated 2` writes a state file naming the coordinator address and
     the pid of the coordinator and of every CPU, each alive; cpu2 is isolated, the rest are
     housekeeping."""
-    proc, state, _ = cluster_up
+    _proc, state, _ = cluster_up
     assert set(state["pids"]) == {"coordinator", "cpu0", "cpu1", "cpu2"}
     assert all(pid_alive(pid) for pid in state["pids"].values())
     assert state["coordinator"].startswith("127.0.0.1:") and not port_refuses(state["coordinator"])
@@ -74,8 +93,9 @@ def test_cli_drains_audits_and_signal_stops_everything(cluster_up, sig):
     connections and the state file is removed."""
     proc, state, state_path = cluster_up
     for strategy in ("remote", "workqueue"):
-        r = run_cli("drain", "--strategy", strategy, "--force-all-cpus", "--json", "--state", str(state_path),
-                    env=_env())
+        r = run_cli(
+            "drain", "--strategy", strategy, "--force-all-cpus", "--json", "--state", str(state_path), env=_env()
+        )
         assert r.returncode == 0, r.stderr
         doc = json.loads(r.stdout)
         assert doc["status"] == "DONE" and doc["strategy"] == strategy
@@ -91,8 +111,11 @@ def test_cli_drains_audits_and_signal_stops_everything(cluster_up, sig):
     os.kill(proc.pid, sig)
     wait_until(lambda: proc.poll() is not None, STOP_DEADLINE_S, what="cluster up to exit")
     assert proc.returncode == 0
-    wait_until(lambda: not any(pid_alive(p) for p in state["pids"].values()), STOP_DEADLINE_S,
-               what="every cluster process to exit")
+    wait_until(
+        lambda: not any(pid_alive(p) for p in state["pids"].values()),
+        STOP_DEADLINE_S,
+        what="every cluster process to exit",
+    )
     assert port_refuses(state["coordinator"])
     assert not state_path.exists()
 
@@ -105,8 +128,11 @@ def test_children_exit_when_cluster_up_is_killed(cluster_up):
     proc, state, state_path = cluster_up
     proc.kill()
     proc.wait()
-    wait_until(lambda: not any(pid_alive(p) for p in state["pids"].values()), STOP_DEADLINE_S,
-               what="orphaned cluster processes to exit")
+    wait_until(
+        lambda: not any(pid_alive(p) for p in state["pids"].values()),
+        STOP_DEADLINE_S,
+        what="orphaned cluster processes to exit",
+    )
     assert port_refuses(state["coordinator"])
     r = run_cli("drain", "--strategy", "remote", "--state", str(state_path), env=_env(), timeout=60)
     assert r.returncode != 0
@@ -117,8 +143,10 @@ BAD_INVOCATIONS = {
     "nodes_0": (["cluster", "up", "--nodes", "0"], "must be > 0"),
     "nodes_not_a_number": (["cluster", "up", "--nodes", "three"], "not a whole number"),
     "isolated_cpu_out_of_range": (["cluster", "up", "--nodes", "3", "--isolated", "9"], "outside 0-2"),
-    "isolated_every_cpu": (["cluster", "up", "--nodes", "3", "--isolated", "0-2"],
-                           "at least one CPU must stay a housekeeping CPU"),
+    "isolated_every_cpu": (
+        ["cluster", "up", "--nodes", "3", "--isolated", "0-2"],
+        "at least one CPU must stay a housekeeping CPU",
+    ),
     "isolated_garbage": (["cluster", "up", "--nodes", "3", "--isolated", "a-b"], "bad CPU list item"),
     "rt_not_isolated": (["cluster", "up", "--nodes", "3", "--isolated", "2", "--rt", "1"], "not isolated"),
     "zone_used_1": (["cluster", "up", "--nodes", "3", "--zone-used", "1.0"], "must be in [0, 1)"),
@@ -140,9 +168,9 @@ def test_bad_invocations_fail_clearly_and_start_nothing(tmp_path, case):
     state_path = tmp_path / "state" / "cluster.json"
     run_dir = tmp_path / "run"
     if argv[:2] == ["cluster", "up"]:
-        argv = argv + ["--run-dir", str(run_dir)]
+        argv = [*argv, "--run-dir", str(run_dir)]
     if argv:
-        argv = argv + ["--state", str(state_path)]
+        argv = [*argv, "--state", str(state_path)]
     r = run_cli(*argv, env=_env(), cwd=str(tmp_path), timeout=60)
     assert r.returncode != 0
     assert message in r.stderr, r.stderr
@@ -165,8 +193,10 @@ def test_cluster_up_defaults_to_compares_layout_unless_a_layout_flag_is_given():
     """With none of --nodes, --isolated, --rt, `cluster up` starts compare's layout (4 CPUs, isolated
     2-3, RT on 3: a latency task for every dashboard panel); any of them and the others default to
     4 CPUs and none isolated, so `--nodes 2` alone is two housekeeping CPUs."""
+
     def layout(*argv):
         return topology(build_parser().parse_args(["cluster", "up", *argv]))
+
     assert layout() == (4, "2-3", "3")
     assert layout("--nodes", "2") == (2, "", "")
     assert layout("--isolated", "2") == (4, "2", "")

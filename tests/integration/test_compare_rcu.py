@@ -13,8 +13,9 @@ SEED = 7
 @pytest.fixture(scope="module")
 def result(tmp_path_factory) -> dict:
     run_dir = tmp_path_factory.mktemp("compare-rcu")
-    return run_compare(CompareConfig(seed=SEED, measure_s=6, warmup_s=2, strategies=("remote", "rcu-swap")),
-                       str(run_dir))
+    return run_compare(
+        CompareConfig(seed=SEED, measure_s=6, warmup_s=2, strategies=("remote", "rcu-swap")), str(run_dir)
+    )
 
 
 @pytest.mark.slow
@@ -71,8 +72,22 @@ def test_cma_on_a_busy_machine_in_one_command(tmp_path):
     (no demand drain), time each whole operation that succeeded (`contig`; one fails only when a task's
     page is in its range, nothing being migrated), and every audit is ok."""
     out = tmp_path / "cma.json"
-    r = run_cli("compare", "--measure-s", "5", "--seed", str(SEED), "--strategies", "workqueue,rcu-swap",
-                "--trigger-mix", "cma=1", "--json", str(out), "--run-dir", str(tmp_path / "run"), timeout=400)
+    r = run_cli(
+        "compare",
+        "--measure-s",
+        "5",
+        "--seed",
+        str(SEED),
+        "--strategies",
+        "workqueue,rcu-swap",
+        "--trigger-mix",
+        "cma=1",
+        "--json",
+        str(out),
+        "--run-dir",
+        str(tmp_path / "run"),
+        timeout=400,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["config"]["trigger_mix"] == {"cma": 1.0}

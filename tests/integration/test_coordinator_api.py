@@ -17,11 +17,10 @@ import time
 import grpc
 import pytest
 
-from tests.procs import stop_process
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from tests.integration.conftest import (RPC_TIMEOUT, assert_audit_ok, python_module, rpc_code,
-                                        transfer_id, wait_until)
+from tests.integration.conftest import RPC_TIMEOUT, assert_audit_ok, python_module, rpc_code, transfer_id, wait_until
+from tests.procs import stop_process
 
 IDLE_CPU = 2  # the shared cluster's idle CPU: it never touches the zone by itself
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -29,28 +28,38 @@ PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
 
 
 def rmqueue(h, **fields) -> pb.RmqueueReply:
-    req = dict(cpu=IDLE_CPU, order=0, migratetype=1, count=4, transfer_id=transfer_id(),
-               incarnation=h.incarnation(fields.get("cpu", IDLE_CPU)))
+    req = dict(
+        cpu=IDLE_CPU,
+        order=0,
+        migratetype=1,
+        count=4,
+        transfer_id=transfer_id(),
+        incarnation=h.incarnation(fields.get("cpu", IDLE_CPU)),
+    )
     req.update(fields)
     return h.coord.Rmqueue(pb.RmqueueRequest(**req), timeout=RPC_TIMEOUT)
 
 
 def page_list(pages) -> pb.PageList:
-    return pb.PageList(pfn=[p for p, _, _ in pages], order=[o for _, o, _ in pages],
-                       migratetype=[m for _, _, m in pages])
+    return pb.PageList(
+        pfn=[p for p, _, _ in pages], order=[o for _, o, _ in pages], migratetype=[m for _, _, m in pages]
+    )
 
 
 def free_request(h, cpu, pages, **fields) -> pb.FreePagesRequest:
     """A FreePages request as `cpu`'s live incarnation (a CPU the cluster lacks has none)."""
-    req = dict(cpu=cpu, pages=pages if isinstance(pages, pb.PageList) else page_list(pages),
-               transfer_id=transfer_id(), incarnation=h.incarnation(cpu) if cpu in h.nodes else "")
+    req = dict(
+        cpu=cpu,
+        pages=pages if isinstance(pages, pb.PageList) else page_list(pages),
+        transfer_id=transfer_id(),
+        incarnation=h.incarnation(cpu) if cpu in h.nodes else "",
+    )
     req.update(fields)
     return pb.FreePagesRequest(**req)
 
 
 def free(h, cpu, pages, tid=None) -> pb.FreePagesReply:
-    return h.coord.FreePages(free_request(h, cpu, pages, transfer_id=tid or transfer_id()),
-                             timeout=RPC_TIMEOUT)
+    return h.coord.FreePages(free_request(h, cpu, pages, transfer_id=tid or transfer_id()), timeout=RPC_TIMEOUT)
 
 
 def take_pages(h, order=0, count=4, migratetype=1) -> list:
@@ -61,17 +70,29 @@ def take_pages(h, order=0, count=4, migratetype=1) -> list:
 
 
 # ------------------------------------------------------------------ Rmqueue
-@pytest.mark.parametrize("field,value", [
-    ("cpu", 3), ("cpu", 1 << 20), ("order", 11), ("order", 1000), ("migratetype", 5),
-    ("count", 0), ("count", 4097), ("transfer_id", ""),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("cpu", 3),
+        ("cpu", 1 << 20),
+        ("order", 11),
+        ("order", 1000),
+        ("migratetype", 5),
+        ("count", 0),
+        ("count", 4097),
+        ("transfer_id", ""),
+    ],
+)
 def test_rmqueue_rejects_bad_input_and_changes_nothing(paused, field, value):
     """A Rmqueue with one bad field (cpu outside 0..2, order > 10, migratetype > 4, count
     outside 1..4096, no transfer_id) gets INVALID_ARGUMENT and takes no page from the zone."""
     before = paused.frozen()
-    code = rpc_code(paused.coord.Rmqueue, pb.RmqueueRequest(
-        **{**dict(cpu=IDLE_CPU, order=0, migratetype=1, count=4, transfer_id=transfer_id()),
-           field: value}))
+    code = rpc_code(
+        paused.coord.Rmqueue,
+        pb.RmqueueRequest(
+            **{**dict(cpu=IDLE_CPU, order=0, migratetype=1, count=4, transfer_id=transfer_id()), field: value}
+        ),
+    )
     assert code == INVALID
     assert paused.frozen() == before
     assert_audit_ok(paused)
@@ -121,9 +142,15 @@ def test_rejected_transfer_id_is_not_remembered(paused):
     same id afterwards is applied."""
     tid = transfer_id()
     before = paused.free_pages()
-    assert rpc_code(paused.coord.Rmqueue, pb.RmqueueRequest(
-        cpu=IDLE_CPU, order=0, migratetype=1, count=0, transfer_id=tid,
-        incarnation=paused.incarnation(IDLE_CPU))) == INVALID
+    assert (
+        rpc_code(
+            paused.coord.Rmqueue,
+            pb.RmqueueRequest(
+                cpu=IDLE_CPU, order=0, migratetype=1, count=0, transfer_id=tid, incarnation=paused.incarnation(IDLE_CPU)
+            ),
+        )
+        == INVALID
+    )
     reply = rmqueue(paused, count=2, transfer_id=tid)
     assert len(reply.pfn) == 2 and paused.free_pages() == before - 2
     free(paused, IDLE_CPU, [(p, 0, 1) for p in reply.pfn])
@@ -137,8 +164,9 @@ def test_audit_detects_pages_the_zone_gave_a_cpu_that_does_not_hold_them(paused)
     pages = take_pages(paused, count=3)
     report = paused.audit()
     assert not report.ok
-    assert any(f"cpu{IDLE_CPU}: zone records 3 blocks the CPU does not hold" in e for e in report.errors), \
-        list(report.errors)
+    assert any(f"cpu{IDLE_CPU}: zone records 3 blocks the CPU does not hold" in e for e in report.errors), list(
+        report.errors
+    )
     # The audit left the CPUs that were paused before it paused.
     assert all(paused.set_paused(True).values())
     free(paused, IDLE_CPU, pages)
@@ -155,8 +183,12 @@ def _foreign_page(h):
 
 BAD_FREES = {
     # name: (build(h, mine) -> FreePagesRequest, expected code)
-    "arrays_differ_in_length": (lambda h, mine: free_request(
-        h, IDLE_CPU, pb.PageList(pfn=[mine[0][0], mine[1][0]], order=[0], migratetype=[1, 1])), INVALID),
+    "arrays_differ_in_length": (
+        lambda h, mine: free_request(
+            h, IDLE_CPU, pb.PageList(pfn=[mine[0][0], mine[1][0]], order=[0], migratetype=[1, 1])
+        ),
+        INVALID,
+    ),
     "duplicate_pfn": (lambda h, mine: free_request(h, IDLE_CPU, [mine[0], mine[0]]), INVALID),
     "empty_list": (lambda h, mine: free_request(h, IDLE_CPU, pb.PageList()), INVALID),
     "no_transfer_id": (lambda h, mine: free_request(h, IDLE_CPU, mine, transfer_id=""), INVALID),
@@ -166,8 +198,10 @@ BAD_FREES = {
     "page_held_by_another_cpu": (lambda h, mine: free_request(h, IDLE_CPU, [_foreign_page(h)]), PRECONDITION),
     "own_pages_as_another_cpu": (lambda h, mine: free_request(h, 0, mine), PRECONDITION),
     "wrong_order": (lambda h, mine: free_request(h, IDLE_CPU, [(mine[0][0], 1, 1)]), PRECONDITION),
-    "held_page_mixed_with_foreign_page": (lambda h, mine: free_request(
-        h, IDLE_CPU, [mine[0], mine[1], _foreign_page(h)]), PRECONDITION),
+    "held_page_mixed_with_foreign_page": (
+        lambda h, mine: free_request(h, IDLE_CPU, [mine[0], mine[1], _foreign_page(h)]),
+        PRECONDITION,
+    ),
     # Fencing: the right pages, but not from the CPU's live incarnation.
     "stale_incarnation": (lambda h, mine: free_request(h, IDLE_CPU, mine, incarnation="0" * 16), PRECONDITION),
     "no_incarnation": (lambda h, mine: free_request(h, IDLE_CPU, mine, incarnation=""), PRECONDITION),
@@ -208,8 +242,9 @@ def test_drain_all_pages_rejects_unknown_enum_values(paused, strategy, trigger):
     drains nothing and records nothing in the drain history."""
     before = paused.frozen()
     history = len(paused.coord.GetDrainHistory(pb.DrainHistoryRequest(), timeout=RPC_TIMEOUT).drains)
-    code = rpc_code(paused.coord.DrainAllPages,
-                    pb.DrainAllRequest(strategy=strategy, trigger=trigger, force_all_cpus=True))
+    code = rpc_code(
+        paused.coord.DrainAllPages, pb.DrainAllRequest(strategy=strategy, trigger=trigger, force_all_cpus=True)
+    )
     assert code == INVALID
     assert paused.frozen() == before
     assert all(c > 0 for cpu, c in before[1].items() if cpu != IDLE_CPU)  # there was something to drain
@@ -222,14 +257,17 @@ def _members(h):
     return [(n.cpu, n.address, n.role) for n in h.state().nodes]
 
 
-@pytest.mark.parametrize("cpu,address,role", [
-    (3, "127.0.0.1:1", pb.ROLE_HOUSEKEEPING),
-    (1 << 31, "127.0.0.1:1", pb.ROLE_HOUSEKEEPING),
-    (0, "", pb.ROLE_HOUSEKEEPING),
-    (0, "no-port-here", pb.ROLE_HOUSEKEEPING),
-    (0, "127.0.0.1:1", pb.ROLE_UNSPECIFIED),
-    (0, "127.0.0.1:1", 9),
-])
+@pytest.mark.parametrize(
+    "cpu,address,role",
+    [
+        (3, "127.0.0.1:1", pb.ROLE_HOUSEKEEPING),
+        (1 << 31, "127.0.0.1:1", pb.ROLE_HOUSEKEEPING),
+        (0, "", pb.ROLE_HOUSEKEEPING),
+        (0, "no-port-here", pb.ROLE_HOUSEKEEPING),
+        (0, "127.0.0.1:1", pb.ROLE_UNSPECIFIED),
+        (0, "127.0.0.1:1", 9),
+    ],
+)
 def test_register_rejects_bad_input_and_changes_nothing(paused, cpu, address, role):
     """Register with a cpu outside 0..nr_cpus-1, an address that is not host:port or an
     unknown role is INVALID_ARGUMENT and leaves membership (every CPU's address and role) as
@@ -258,9 +296,12 @@ def lone_coordinator(tmp_path):
 @contextlib.contextmanager
 def coordinator_process(tmp_path, *args):
     log = open(tmp_path / "coordinator.log", "wb")
-    proc = subprocess.Popen(python_module("coordinator", "--listen", "127.0.0.1:0", *args,
-                                          "--parent-pid", str(os.getpid())),
-                            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        python_module("coordinator", "--listen", "127.0.0.1:0", *args, "--parent-pid", str(os.getpid())),
+        stdout=subprocess.PIPE,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         line = b""
@@ -281,12 +322,15 @@ def test_heartbeats_are_paced_to_the_coordinators_budget(tmp_path):
     """Every Register and Heartbeat reply gives the interval to beat at: the registered CPUs share
     --heartbeat-budget beats a second, and at most a quarter of the failure timeout passes between
     two beats (three may be lost before a node counts as down)."""
-    with coordinator_process(tmp_path, "--nodes", "4", "--heartbeat-budget", "10",
-                             "--failure-timeout-ms", "1000") as (stub, _):
+    with coordinator_process(tmp_path, "--nodes", "4", "--heartbeat-budget", "10", "--failure-timeout-ms", "1000") as (
+        stub,
+        _,
+    ):
         intervals = []
         for cpu in range(3):
-            reply = stub.Register(pb.RegisterRequest(cpu=cpu, address="127.0.0.1:1", role=pb.ROLE_IDLE),
-                                  timeout=RPC_TIMEOUT)
+            reply = stub.Register(
+                pb.RegisterRequest(cpu=cpu, address="127.0.0.1:1", role=pb.ROLE_IDLE), timeout=RPC_TIMEOUT
+            )
             beat = stub.Heartbeat(pb.HeartbeatRequest(cpu=0, pcp_count=0), timeout=RPC_TIMEOUT)
             intervals.append((reply.heartbeat_interval_ms, beat.heartbeat_interval_ms))
         assert intervals == [(100, 100), (200, 200), (250, 250)]
@@ -300,8 +344,7 @@ def test_heartbeat_before_register_is_not_found(lone_coordinator):
     code = rpc_code(stub.Heartbeat, pb.HeartbeatRequest(cpu=1, pcp_count=3))
     assert code == grpc.StatusCode.NOT_FOUND
     assert list(stub.GetState(pb.Empty(), timeout=RPC_TIMEOUT).nodes) == []
-    reply = stub.Register(pb.RegisterRequest(cpu=1, address="127.0.0.1:1", role=pb.ROLE_IDLE),
-                          timeout=RPC_TIMEOUT)
+    reply = stub.Register(pb.RegisterRequest(cpu=1, address="127.0.0.1:1", role=pb.ROLE_IDLE), timeout=RPC_TIMEOUT)
     assert reply.nr_cpus == 2 and reply.batch > 0 and reply.high >= reply.batch
     stub.Heartbeat(pb.HeartbeatRequest(cpu=1, pcp_count=3), timeout=RPC_TIMEOUT)
     assert rpc_code(stub.Heartbeat, pb.HeartbeatRequest(cpu=1, pcp_count=4, incarnation="x")) == PRECONDITION
@@ -319,18 +362,18 @@ def test_drain_of_an_unreachable_node_fails_instead_of_hanging(lone_coordinator,
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
         address = f"127.0.0.1:{sock.getsockname()[1]}"
-        stub.Register(pb.RegisterRequest(cpu=0, address=address, role=pb.ROLE_HOUSEKEEPING),
-                      timeout=RPC_TIMEOUT)
+        stub.Register(pb.RegisterRequest(cpu=0, address=address, role=pb.ROLE_HOUSEKEEPING), timeout=RPC_TIMEOUT)
+
         # cpu1 never registers: drains wait for the recovery window (twice the dead timeout) to
         # end; cpu0's heartbeats meanwhile keep it from being declared dead.
         def recovered():
             stub.Heartbeat(pb.HeartbeatRequest(cpu=0, pcp_count=10), timeout=RPC_TIMEOUT)
             return not stub.GetState(pb.Empty(), timeout=RPC_TIMEOUT).recovering
+
         wait_until(recovered, 30.0, what="the end of recovery")
         for _ in range(2):
             stub.Heartbeat(pb.HeartbeatRequest(cpu=0, pcp_count=10), timeout=RPC_TIMEOUT)
-            reply = stub.DrainAllPages(pb.DrainAllRequest(strategy=strategy, force_all_cpus=True),
-                                       timeout=30)
+            reply = stub.DrainAllPages(pb.DrainAllRequest(strategy=strategy, force_all_cpus=True), timeout=30)
             assert reply.status == pb.DrainAllReply.FAILED
             assert list(reply.cpus_marked) == [0]
             assert [(c.cpu, c.ok) for c in reply.cpus] == [(0, False)] and reply.cpus[0].error

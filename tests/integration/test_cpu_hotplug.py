@@ -38,8 +38,11 @@ def test_cpu_offline_drains_from_a_survivor_and_online_recomputes_high(make_clus
     assert h.nodes[1].GetStats(pb.StatsRequest(cpu=1), timeout=RPC_TIMEOUT).drain_work_items == work0
     assert h.pcp(1).count == 0
     assert reply.online_cpus == 2 and reply.high > high3 and h.state().high == reply.high
-    wait_until(lambda: h.pcp(0).high == reply.high and h.pcp(2).high == reply.high, 10.0,
-               what="the online CPUs applying the new high")
+    wait_until(
+        lambda: h.pcp(0).high == reply.high and h.pcp(2).high == reply.high,
+        10.0,
+        what="the online CPUs applying the new high",
+    )
     stopped = allocs(h, 1)
     forced = drain(h, force=True)
     assert forced.status == DONE and 1 not in forced.cpus_marked
@@ -57,13 +60,17 @@ def test_cpu_hotplug_refusals(shared_cluster):
     """Offlining a CPU twice, onlining an online one, or a CPU out of range is refused and changes nothing;
     `pcpsim cpu offline 1` / `online 1` work from the command line."""
     h = shared_cluster
-    assert rpc_code(h.coord.SetCpuOnline, pb.CpuOnlineRequest(cpu=0, online=True)) == grpc.StatusCode.FAILED_PRECONDITION
+    assert (
+        rpc_code(h.coord.SetCpuOnline, pb.CpuOnlineRequest(cpu=0, online=True)) == grpc.StatusCode.FAILED_PRECONDITION
+    )
     assert rpc_code(h.coord.SetCpuOnline, pb.CpuOnlineRequest(cpu=9, online=False)) == grpc.StatusCode.INVALID_ARGUMENT
     addr = h.cluster.coordinator_address
     token = ("--token-file", h.cluster.token_files["operator"])
     r = run_cli("cpu", "offline", "1", "--coordinator", addr, *token)
     assert r.returncode == 0 and "2 CPUs online" in r.stdout and "cpu_hotplug" in r.stdout, r.stderr
-    assert rpc_code(h.coord.SetCpuOnline, pb.CpuOnlineRequest(cpu=1, online=False)) == grpc.StatusCode.FAILED_PRECONDITION
+    assert (
+        rpc_code(h.coord.SetCpuOnline, pb.CpuOnlineRequest(cpu=1, online=False)) == grpc.StatusCode.FAILED_PRECONDITION
+    )
     r = run_cli("cpu", "online", "1", "--coordinator", addr, *token)
     assert r.returncode == 0 and "3 CPUs online" in r.stdout, r.stderr
     assert_audit_ok(h)

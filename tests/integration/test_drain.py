@@ -13,13 +13,16 @@ DONE, SKIPPED = pb.DrainAllReply.DONE, pb.DrainAllReply.SKIPPED
 
 
 def drain(h, strategy=pb.STRATEGY_UNSPECIFIED, force=False, trigger=pb.TRIGGER_UNSPECIFIED, timeout=60.0):
-    return h.coord.DrainAllPages(pb.DrainAllRequest(strategy=strategy, force_all_cpus=force,
-                                                    trigger=trigger), timeout=timeout)
+    return h.coord.DrainAllPages(
+        pb.DrainAllRequest(strategy=strategy, force_all_cpus=force, trigger=trigger), timeout=timeout
+    )
 
 
 def work_items(h) -> dict[int, int]:
-    return {cpu: stub.GetStats(pb.StatsRequest(cpu=cpu), timeout=RPC_TIMEOUT).drain_work_items
-            for cpu, stub in h.nodes.items()}
+    return {
+        cpu: stub.GetStats(pb.StatsRequest(cpu=cpu), timeout=RPC_TIMEOUT).drain_work_items
+        for cpu, stub in h.nodes.items()
+    }
 
 
 def history(h) -> list:
@@ -60,15 +63,17 @@ def test_unforced_drain_marks_only_cpus_reporting_pages(paused):
     marks no CPU at all."""
     h = paused
     counts = h.counts()
-    wait_until(lambda: {n.cpu: n.pcp_count for n in h.state().nodes} == counts, 5.0,
-               what="heartbeats reporting the parked counts")
+    wait_until(
+        lambda: {n.cpu: n.pcp_count for n in h.state().nodes} == counts,
+        5.0,
+        what="heartbeats reporting the parked counts",
+    )
     reply = drain(h)
     assert reply.status == DONE
     assert reply.strategy == pb.STRATEGY_REMOTE and reply.trigger == pb.TRIGGER_DEMAND
     assert sorted(reply.cpus_marked) == sorted(c for c, n in counts.items() if n > 0) == [0, 1]
     assert all(h.pcp(c).count == 0 for c in h.nodes)
-    wait_until(lambda: all(n.pcp_count == 0 for n in h.state().nodes), 5.0,
-               what="heartbeats reporting empty lists")
+    wait_until(lambda: all(n.pcp_count == 0 for n in h.state().nodes), 5.0, what="heartbeats reporting empty lists")
     again = drain(h)
     assert again.status == DONE and list(again.cpus_marked) == [] and list(again.cpus) == []
     assert_audit_ok(h)
@@ -110,8 +115,7 @@ def test_concurrent_demand_drains_wait_for_each_other(make_cluster):
         except Exception as err:  # reported below
             errors.append(err)
 
-    threads = [threading.Thread(target=one, args=(s,)) for s in
-               [pb.STRATEGY_REMOTE, pb.STRATEGY_WORKQUEUE] * 3]
+    threads = [threading.Thread(target=one, args=(s,)) for s in [pb.STRATEGY_REMOTE, pb.STRATEGY_WORKQUEUE] * 3]
     for t in threads:
         t.start()
     for t in threads:
@@ -165,7 +169,7 @@ def test_reclaim_drain_is_skipped_while_another_drain_runs(make_cluster):
     skipped = None
     for _attempt in range(3):
         result = {}
-        t = threading.Thread(target=lambda: result.update(r=drain(h, pb.STRATEGY_WORKQUEUE, force=True)))
+        t = threading.Thread(target=lambda result=result: result.update(r=drain(h, pb.STRATEGY_WORKQUEUE, force=True)))
         t.start()
         while t.is_alive() and skipped is None:
             r = drain(h, trigger=pb.TRIGGER_RECLAIM)

@@ -38,8 +38,8 @@ from hypothesis import strategies as st
 
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
-from node.shared.config import split_host_port
 from node.mm.constants import MAX_ORDER, MIGRATE_TYPES
+from node.shared.config import split_host_port
 from tests.integration.conftest import HK_HK_IDLE, assert_audit_ok, running_cluster, wait_until
 
 BOUNDED_EXAMPLES = int(os.environ.get("PCPSIM_HOSTILE_EXAMPLES", "120"))
@@ -49,8 +49,7 @@ IDLE_CPU = 2
 CALL_TIMEOUT = 30.0  # generous: a hang is a failure, but a loaded machine is slow
 
 OK = grpc.StatusCode.OK
-PRECISE = {OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
-           grpc.StatusCode.NOT_FOUND}
+PRECISE = {OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND}
 PRECISE_NAMES = {"", "INVALID_ARGUMENT", "FAILED_PRECONDITION", "NOT_FOUND"}  # a stream reply's `code`
 
 
@@ -67,16 +66,34 @@ small = st.one_of(st.integers(0, 16), u32)
 order = st.one_of(st.integers(0, MAX_ORDER - 1), st.integers(0, 3), small)
 migratetype = st.one_of(st.integers(0, MIGRATE_TYPES - 1), st.integers(0, 2), small)
 count = st.one_of(st.integers(1, 64), small)
-enum = st.one_of(st.integers(-2, 6), st.integers(-2**31, 2**31 - 1))
-text = st.one_of(st.text(max_size=40), st.sampled_from(
-    ["", ":", "127.0.0.1:0", "127.0.0.1:1", "[::1]:80", "::1:80", "host:99999", "h:-1", "x" * 300 + ":1",
-     "a b:1", "\x00:1", "é:1"]), st.text(min_size=200, max_size=400))
+enum = st.one_of(st.integers(-2, 6), st.integers(-(2**31), 2**31 - 1))
+text = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "",
+            ":",
+            "127.0.0.1:0",
+            "127.0.0.1:1",
+            "[::1]:80",
+            "::1:80",
+            "host:99999",
+            "h:-1",
+            "x" * 300 + ":1",
+            "a b:1",
+            "\x00:1",
+            "é:1",
+        ]
+    ),
+    st.text(min_size=200, max_size=400),
+)
 # A zone request or heartbeat names the sender's incarnation (fencing); LIVE stands for the
 # CPU's live one, looked up when the request is sent.
 LIVE = "<live incarnation>"
 incarnation = st.one_of(st.just(LIVE), st.just(LIVE), text)
-transfer = st.one_of(st.text(max_size=20), st.text(min_size=validate.MAX_TRANSFER_ID - 2,
-                                                   max_size=validate.MAX_TRANSFER_ID + 2))
+transfer = st.one_of(
+    st.text(max_size=20), st.text(min_size=validate.MAX_TRANSFER_ID - 2, max_size=validate.MAX_TRANSFER_ID + 2)
+)
 
 
 @st.composite
@@ -85,74 +102,139 @@ def page_lists(draw, max_size: int = 24):
     values with some duplicates, or three arrays of unrelated lengths."""
     kind = draw(st.integers(0, 2))
     if kind == 0:
-        pages = draw(st.lists(st.tuples(st.integers(ZONE, ZONE + 262143), st.integers(0, MAX_ORDER - 1),
-                                        st.integers(0, MIGRATE_TYPES - 1)), min_size=1, max_size=8,
-                              unique_by=lambda p: p[0]))
-        return pb.PageList(pfn=[p for p, _, _ in pages], order=[o for _, o, _ in pages],
-                           migratetype=[m for _, _, m in pages])
+        pages = draw(
+            st.lists(
+                st.tuples(
+                    st.integers(ZONE, ZONE + 262143), st.integers(0, MAX_ORDER - 1), st.integers(0, MIGRATE_TYPES - 1)
+                ),
+                min_size=1,
+                max_size=8,
+                unique_by=lambda p: p[0],
+            )
+        )
+        return pb.PageList(
+            pfn=[p for p, _, _ in pages], order=[o for _, o, _ in pages], migratetype=[m for _, _, m in pages]
+        )
     if kind == 1:
         pages = draw(st.lists(st.tuples(u64, order, migratetype), max_size=max_size))
         if pages and draw(st.booleans()):
             pages.append(draw(st.sampled_from(pages)))  # a pfn twice
-        return pb.PageList(pfn=[p for p, _, _ in pages], order=[o for _, o, _ in pages],
-                           migratetype=[m for _, _, m in pages])
-    return pb.PageList(pfn=draw(st.lists(u64, max_size=max_size)), order=draw(st.lists(small, max_size=max_size)),
-                       migratetype=draw(st.lists(small, max_size=max_size)))
+        return pb.PageList(
+            pfn=[p for p, _, _ in pages], order=[o for _, o, _ in pages], migratetype=[m for _, _, m in pages]
+        )
+    return pb.PageList(
+        pfn=draw(st.lists(u64, max_size=max_size)),
+        order=draw(st.lists(small, max_size=max_size)),
+        migratetype=draw(st.lists(small, max_size=max_size)),
+    )
 
 
 def rmqueue_requests():
-    return st.builds(pb.RmqueueRequest, cpu=cpu, order=order, migratetype=migratetype, count=count,
-                     transfer_id=transfer, incarnation=incarnation)
+    return st.builds(
+        pb.RmqueueRequest,
+        cpu=cpu,
+        order=order,
+        migratetype=migratetype,
+        count=count,
+        transfer_id=transfer,
+        incarnation=incarnation,
+    )
 
 
 def free_requests():
     # FreePages as a running CPU could free pages that CPU holds (see the module docstring):
     # only the idle CPU, which holds nothing but what this fuzzer took and gave back, or a bad cpu.
-    return st.builds(pb.FreePagesRequest, cpu=st.one_of(st.just(IDLE_CPU), st.integers(NR_CPUS, 2**32 - 1)),
-                     pages=page_lists(), transfer_id=transfer, incarnation=incarnation)
+    return st.builds(
+        pb.FreePagesRequest,
+        cpu=st.one_of(st.just(IDLE_CPU), st.integers(NR_CPUS, 2**32 - 1)),
+        pages=page_lists(),
+        transfer_id=transfer,
+        incarnation=incarnation,
+    )
 
 
 COORDINATOR = {
-    "Register": st.builds(pb.RegisterRequest, cpu=cpu, address=text, role=enum, incarnation=text,
-                          metrics_address=text, resume=st.booleans(), holdings=page_lists()),
+    "Register": st.builds(
+        pb.RegisterRequest,
+        cpu=cpu,
+        address=text,
+        role=enum,
+        incarnation=text,
+        metrics_address=text,
+        resume=st.booleans(),
+        holdings=page_lists(),
+    ),
     "Heartbeat": st.builds(pb.HeartbeatRequest, cpu=cpu, pcp_count=u32, incarnation=incarnation),
     "Rmqueue": rmqueue_requests(),
     "FreePages": free_requests(),
-    "ZoneStream": st.lists(st.one_of(st.builds(pb.ZoneRequest, rmqueue=rmqueue_requests()),
-                                     st.builds(pb.ZoneRequest, free=free_requests()),
-                                     st.just(pb.ZoneRequest())), min_size=1, max_size=4),
+    "ZoneStream": st.lists(
+        st.one_of(
+            st.builds(pb.ZoneRequest, rmqueue=rmqueue_requests()),
+            st.builds(pb.ZoneRequest, free=free_requests()),
+            st.just(pb.ZoneRequest()),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
     "DrainAllPages": st.builds(pb.DrainAllRequest, strategy=enum, force_all_cpus=st.booleans(), trigger=enum),
     "GetState": st.just(pb.Empty()),
     "GetDrainHistory": st.builds(pb.DrainHistoryRequest, reset=st.booleans()),
     "Audit": st.just(pb.Empty()),
     # #8's ranges: mostly refused (misaligned, outside the zone, sizes not a pageblock multiple);
     # a valid one really takes its range, which the audit then counts under its owner.
-    "AllocContigRange": st.builds(pb.ContigRangeRequest, start_pfn=u64, nr_pages=st.one_of(st.just(512), u32),
-                                  timeout_ms=st.integers(1, 200)),
-    "OfflinePages": st.builds(pb.ContigRangeRequest, start_pfn=u64, nr_pages=st.one_of(st.just(512), u32),
-                              timeout_ms=st.integers(1, 200)),
+    "AllocContigRange": st.builds(
+        pb.ContigRangeRequest, start_pfn=u64, nr_pages=st.one_of(st.just(512), u32), timeout_ms=st.integers(1, 200)
+    ),
+    "OfflinePages": st.builds(
+        pb.ContigRangeRequest, start_pfn=u64, nr_pages=st.one_of(st.just(512), u32), timeout_ms=st.integers(1, 200)
+    ),
     "ReleaseRange": st.builds(pb.ReleaseRangeRequest, start_pfn=u64, nr_pages=u32),
     # Offlining a real CPU would park it for the rest of the shared cluster's tests: onlining an
     # online CPU (refused) and CPUs out of range only.
-    "SetCpuOnline": st.one_of(st.builds(pb.CpuOnlineRequest, cpu=cpu, online=st.just(True)),
-                              st.builds(pb.CpuOnlineRequest, cpu=st.integers(NR_CPUS, 2**32 - 1),
-                                        online=st.booleans())),
-    "SetFaults": st.builds(pb.FaultsRequest, rules=st.lists(st.builds(
-        pb.FaultRule, direction=enum, method=text, peer=st.one_of(st.integers(-2, 4), enum), delay_ms=small,
-        drop=st.floats(allow_nan=True), drop_reply=st.floats(allow_nan=True), fail=st.floats(allow_nan=True)),
-        max_size=3), cost_factor=st.floats(allow_nan=True), stop_mid_drain=st.booleans(), seed=u64),
+    "SetCpuOnline": st.one_of(
+        st.builds(pb.CpuOnlineRequest, cpu=cpu, online=st.just(True)),
+        st.builds(pb.CpuOnlineRequest, cpu=st.integers(NR_CPUS, 2**32 - 1), online=st.booleans()),
+    ),
+    "SetFaults": st.builds(
+        pb.FaultsRequest,
+        rules=st.lists(
+            st.builds(
+                pb.FaultRule,
+                direction=enum,
+                method=text,
+                peer=st.one_of(st.integers(-2, 4), enum),
+                delay_ms=small,
+                drop=st.floats(allow_nan=True),
+                drop_reply=st.floats(allow_nan=True),
+                fail=st.floats(allow_nan=True),
+            ),
+            max_size=3,
+        ),
+        cost_factor=st.floats(allow_nan=True),
+        stop_mid_drain=st.booleans(),
+        seed=u64,
+    ),
 }
 NODE = {
     "GetPcp": st.builds(pb.CpuRequest, cpu=cpu),
     "PcpLockDrain": st.builds(pb.PcpLockDrainRequest, cpu=cpu, lease_ms=st.one_of(st.integers(0, 3000), u32)),
-    "PcpUnlock": st.builds(pb.PcpUnlockRequest, cpu=cpu, token=st.one_of(st.integers(0, 100), u64),
-                           commit=st.booleans()),
-    "PcpControl": st.lists(st.one_of(
-        st.builds(pb.PcpControlRequest, lock_drain=st.builds(pb.PcpLockDrainRequest, cpu=cpu,
-                                                              lease_ms=st.integers(0, 3000))),
-        st.builds(pb.PcpControlRequest, unlock=st.builds(pb.PcpUnlockRequest, cpu=cpu, token=u64,
-                                                          commit=st.booleans())),
-        st.just(pb.PcpControlRequest())), min_size=1, max_size=4),
+    "PcpUnlock": st.builds(
+        pb.PcpUnlockRequest, cpu=cpu, token=st.one_of(st.integers(0, 100), u64), commit=st.booleans()
+    ),
+    "PcpControl": st.lists(
+        st.one_of(
+            st.builds(
+                pb.PcpControlRequest,
+                lock_drain=st.builds(pb.PcpLockDrainRequest, cpu=cpu, lease_ms=st.integers(0, 3000)),
+            ),
+            st.builds(
+                pb.PcpControlRequest, unlock=st.builds(pb.PcpUnlockRequest, cpu=cpu, token=u64, commit=st.booleans())
+            ),
+            st.just(pb.PcpControlRequest()),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
     "QueueWork": st.builds(pb.QueueWorkRequest, cpu=cpu, kind=enum),
     "FlushWork": st.builds(pb.FlushWorkRequest, cpu=cpu, work_id=u64, timeout_ms=st.one_of(st.integers(0, 200), u32)),
     "SetRunState": st.builds(pb.RunStateRequest, cpu=cpu, paused=st.booleans()),
@@ -181,7 +263,7 @@ def wire_garbage(draw) -> bytes:
         field, wire = draw(st.integers(0, 9)), draw(st.sampled_from([0, 1, 2, 3, 4, 5, 6, 7]))
         out += _varint(field << 3 | wire)
         if wire == 0:
-            out += _varint(draw(st.one_of(st.integers(-2**63, -1), st.integers(0, 2**64 - 1))))
+            out += _varint(draw(st.one_of(st.integers(-(2**63), -1), st.integers(0, 2**64 - 1))))
         elif wire == 1:
             out += draw(st.binary(min_size=8, max_size=8))
         elif wire == 2:
@@ -190,7 +272,7 @@ def wire_garbage(draw) -> bytes:
         elif wire == 5:
             out += draw(st.binary(min_size=4, max_size=4))
     if draw(st.booleans()):
-        out = out[:draw(st.integers(0, len(out)))]
+        out = out[: draw(st.integers(0, len(out)))]
     return out
 
 
@@ -243,9 +325,9 @@ class Fuzzer:
         channel = self.ch["Coordinator" if service == "Coordinator" else target]
         path = f"/{pb.DESCRIPTOR.services_by_name[service].full_name}/{name}"
         if self.method(service, name).client_streaming:
-            code, replies = self.stream(channel, path, raw[:None if first_bad is None else first_bad + 1])
-            sent = decoded[:len(replies)]
-            for d, reply in zip(sent, replies):
+            code, replies = self.stream(channel, path, raw[: None if first_bad is None else first_bad + 1])
+            sent = decoded[: len(replies)]
+            for d, reply in zip(sent, replies, strict=False):
                 r = self.message(service, name, output=True).FromString(reply)
                 assert r.code in PRECISE_NAMES, (name, d, r)
                 self.undo_stream(service, target, d, r)
@@ -327,13 +409,15 @@ class Fuzzer:
             self.transfers.add(req.transfer_id)
         elif name == "PcpLockDrain" and reply.token:
             try:
-                h.nodes[target].PcpUnlock(pb.PcpUnlockRequest(cpu=req.cpu, token=reply.token, commit=False),
-                                          timeout=CALL_TIMEOUT)
+                h.nodes[target].PcpUnlock(
+                    pb.PcpUnlockRequest(cpu=req.cpu, token=reply.token, commit=False), timeout=CALL_TIMEOUT
+                )
             except grpc.RpcError as err:  # a short lease may have run out: the node put the pages back
                 assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "expired" in err.details(), err
         elif name == "QueueWork":
-            done = h.nodes[target].FlushWork(pb.FlushWorkRequest(cpu=req.cpu, work_id=reply.work_id,
-                                                                 timeout_ms=20_000), timeout=CALL_TIMEOUT)
+            done = h.nodes[target].FlushWork(
+                pb.FlushWorkRequest(cpu=req.cpu, work_id=reply.work_id, timeout_ms=20_000), timeout=CALL_TIMEOUT
+            )
             assert done.done
         elif name == "SetRunState" and req.paused:
             h.nodes[target].SetRunState(pb.RunStateRequest(cpu=req.cpu, paused=False), timeout=CALL_TIMEOUT)
@@ -354,10 +438,15 @@ class Fuzzer:
             self.undo(service, target, "PcpLockDrain", req.lock_drain, reply.lock_drain)
 
     def free_back(self, cpu, incarnation, order, migratetype, pfns):
-        self.h.coord.FreePages(pb.FreePagesRequest(
-            cpu=cpu, incarnation=incarnation, transfer_id=f"undo-{os.urandom(8).hex()}",
-            pages=pb.PageList(pfn=pfns, order=[order] * len(pfns), migratetype=[migratetype] * len(pfns))),
-            timeout=CALL_TIMEOUT)
+        self.h.coord.FreePages(
+            pb.FreePagesRequest(
+                cpu=cpu,
+                incarnation=incarnation,
+                transfer_id=f"undo-{os.urandom(8).hex()}",
+                pages=pb.PageList(pfn=pfns, order=[order] * len(pfns), migratetype=[migratetype] * len(pfns)),
+            ),
+            timeout=CALL_TIMEOUT,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -373,6 +462,7 @@ def fuzzer(tmp_path_factory):
 
 def calls(table: dict, service: str):
     """(target, method, [message or bytes, ...]) for every method of `service`."""
+
     def one(name):
         typed = table[name]
         streaming = pb.DESCRIPTOR.services_by_name[service].methods_by_name[name].client_streaming
@@ -382,6 +472,7 @@ def calls(table: dict, service: str):
         else:
             body = st.one_of(typed, typed, raw_bytes).map(lambda r: [r])
         return st.tuples(st.integers(0, NR_CPUS - 1), st.just(name), body)
+
     return st.one_of(*(one(name) for name in sorted(table)))
 
 
@@ -389,9 +480,12 @@ def fuzz(f: Fuzzer, service: str, table: dict, examples: int):
     before = f.examples
     f.codes.clear()
 
-    @settings(max_examples=examples, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                                     HealthCheck.data_too_large])
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+    )
     @given(calls(table, service))
     def run(call):
         target, name, requests = call
@@ -401,8 +495,10 @@ def fuzz(f: Fuzzer, service: str, table: dict, examples: int):
     f.check_alive()
     assert_audit_ok(f.h)
     ran = f.examples - before
-    print(f"\n{service}: {ran} examples, {f.audits} audits answered; status codes: "
-          + ", ".join(f"{k}={v}" for k, v in sorted(f.codes.items())))
+    print(
+        f"\n{service}: {ran} examples, {f.audits} audits answered; status codes: "
+        + ", ".join(f"{k}={v}" for k, v in sorted(f.codes.items()))
+    )
     return ran
 
 
@@ -426,7 +522,7 @@ def test_ten_thousand_hostile_requests_per_service(fuzzer, service, table):
 
 # ------------------------------------------------------------------ adversarial scenarios
 def pages_of(snapshot_list) -> list[tuple[int, int, int]]:
-    return list(zip(snapshot_list.pfn, snapshot_list.order, snapshot_list.migratetype))
+    return list(zip(snapshot_list.pfn, snapshot_list.order, snapshot_list.migratetype, strict=False))
 
 
 def free_code(h, cpu, pages, tid=None, incarnation=None) -> grpc.StatusCode:
@@ -434,9 +530,17 @@ def free_code(h, cpu, pages, tid=None, incarnation=None) -> grpc.StatusCode:
     if incarnation is None:
         incarnation = h.incarnation(cpu) if cpu in h.nodes else ""
     try:
-        h.coord.FreePages(pb.FreePagesRequest(cpu=cpu, transfer_id=tid or f"t-{os.urandom(6).hex()}", pages=pb.PageList(
-            pfn=[p for p, _, _ in pages], order=[o for _, o, _ in pages], migratetype=[m for _, _, m in pages]),
-            incarnation=incarnation), timeout=CALL_TIMEOUT)
+        h.coord.FreePages(
+            pb.FreePagesRequest(
+                cpu=cpu,
+                transfer_id=tid or f"t-{os.urandom(6).hex()}",
+                pages=pb.PageList(
+                    pfn=[p for p, _, _ in pages], order=[o for _, o, _ in pages], migratetype=[m for _, _, m in pages]
+                ),
+                incarnation=incarnation,
+            ),
+            timeout=CALL_TIMEOUT,
+        )
     except grpc.RpcError as err:
         return err.code()
     return OK
@@ -453,9 +557,17 @@ def test_pages_the_caller_does_not_own_duplicates_and_double_returns_are_refused
     assert free_code(h, IDLE_CPU, theirs) == grpc.StatusCode.FAILED_PRECONDITION
     assert free_code(h, 0, theirs + theirs[:1]) == grpc.StatusCode.INVALID_ARGUMENT
     assert h.frozen() == frozen
-    got = h.coord.Rmqueue(pb.RmqueueRequest(cpu=IDLE_CPU, order=0, migratetype=1, count=3,
-                                            transfer_id=f"t-{os.urandom(6).hex()}",
-                                            incarnation=h.incarnation(IDLE_CPU)), timeout=CALL_TIMEOUT)
+    got = h.coord.Rmqueue(
+        pb.RmqueueRequest(
+            cpu=IDLE_CPU,
+            order=0,
+            migratetype=1,
+            count=3,
+            transfer_id=f"t-{os.urandom(6).hex()}",
+            incarnation=h.incarnation(IDLE_CPU),
+        ),
+        timeout=CALL_TIMEOUT,
+    )
     mine = [(p, 0, 1) for p in got.pfn]
     assert free_code(h, IDLE_CPU, mine, tid="returned-once") == OK
     assert free_code(h, IDLE_CPU, mine, tid="returned-once") == OK  # the same transfer retried: its first answer
@@ -485,8 +597,11 @@ def test_an_unlock_with_another_holders_token_changes_nothing(paused):
     count = h.pcp(0).count
     grant = h.nodes[0].PcpLockDrain(pb.PcpLockDrainRequest(cpu=0, lease_ms=5000), timeout=CALL_TIMEOUT)
     try:
-        for token, code in ((grant.token + 1, grpc.StatusCode.FAILED_PRECONDITION),
-                            (2**64 - 1, grpc.StatusCode.FAILED_PRECONDITION), (0, grpc.StatusCode.INVALID_ARGUMENT)):
+        for token, code in (
+            (grant.token + 1, grpc.StatusCode.FAILED_PRECONDITION),
+            (2**64 - 1, grpc.StatusCode.FAILED_PRECONDITION),
+            (0, grpc.StatusCode.INVALID_ARGUMENT),
+        ):
             with pytest.raises(grpc.RpcError) as err:
                 h.nodes[0].PcpUnlock(pb.PcpUnlockRequest(cpu=0, token=token, commit=True), timeout=CALL_TIMEOUT)
             assert err.value.code() == code
@@ -501,17 +616,24 @@ def test_work_nobody_flushes_cannot_grow_without_bound(make_cluster):
     """QueueWork past MAX_WORK_ITEMS forgets the oldest finished item (its FlushWork is then
     NOT_FOUND) rather than keeping every one; the node keeps serving."""
     from node.workqueue import MAX_WORK_ITEMS
+
     h = make_cluster(["idle"])
     first = h.nodes[0].QueueWork(pb.QueueWorkRequest(cpu=0, kind=pb.WORK_DRAIN_LOCAL_PAGES), timeout=CALL_TIMEOUT)
-    assert h.nodes[0].FlushWork(pb.FlushWorkRequest(cpu=0, work_id=first.work_id, timeout_ms=10_000),
-                                timeout=CALL_TIMEOUT).done
-    ids = [h.nodes[0].QueueWork(pb.QueueWorkRequest(cpu=0, kind=pb.WORK_DRAIN_LOCAL_PAGES),
-                                timeout=CALL_TIMEOUT).work_id for _ in range(MAX_WORK_ITEMS + 5)]
+    assert (
+        h.nodes[0]
+        .FlushWork(pb.FlushWorkRequest(cpu=0, work_id=first.work_id, timeout_ms=10_000), timeout=CALL_TIMEOUT)
+        .done
+    )
+    ids = [
+        h.nodes[0].QueueWork(pb.QueueWorkRequest(cpu=0, kind=pb.WORK_DRAIN_LOCAL_PAGES), timeout=CALL_TIMEOUT).work_id
+        for _ in range(MAX_WORK_ITEMS + 5)
+    ]
     with pytest.raises(grpc.RpcError) as err:
         h.nodes[0].FlushWork(pb.FlushWorkRequest(cpu=0, work_id=ids[0], timeout_ms=100), timeout=CALL_TIMEOUT)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
-    assert h.nodes[0].FlushWork(pb.FlushWorkRequest(cpu=0, work_id=ids[-1], timeout_ms=10_000),
-                                timeout=CALL_TIMEOUT).done
+    assert (
+        h.nodes[0].FlushWork(pb.FlushWorkRequest(cpu=0, work_id=ids[-1], timeout_ms=10_000), timeout=CALL_TIMEOUT).done
+    )
     assert_audit_ok(h)
 
 
@@ -534,16 +656,21 @@ def test_requests_after_a_node_was_declared_dead(make_cluster):
         h.coord.Heartbeat(pb.HeartbeatRequest(cpu=1, pcp_count=5, incarnation=dead_incarnation), timeout=CALL_TIMEOUT)
     assert err.value.code() == precondition
     with pytest.raises(grpc.RpcError) as err:
-        h.coord.Rmqueue(pb.RmqueueRequest(cpu=1, order=0, migratetype=1, count=5, transfer_id="in-a-dead-name",
-                                          incarnation=dead_incarnation), timeout=CALL_TIMEOUT)
+        h.coord.Rmqueue(
+            pb.RmqueueRequest(
+                cpu=1, order=0, migratetype=1, count=5, transfer_id="in-a-dead-name", incarnation=dead_incarnation
+            ),
+            timeout=CALL_TIMEOUT,
+        )
     assert err.value.code() == precondition
     assert free_code(h, 1, held, incarnation=dead_incarnation) == precondition
     assert free_code(h, 0, held) == precondition
     with pytest.raises(grpc.RpcError) as err:
         h.nodes[1].GetPcp(pb.CpuRequest(cpu=1), timeout=5)
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-    drain = h.coord.DrainAllPages(pb.DrainAllRequest(strategy=pb.STRATEGY_REMOTE, force_all_cpus=True),
-                                  timeout=CALL_TIMEOUT)
+    drain = h.coord.DrainAllPages(
+        pb.DrainAllRequest(strategy=pb.STRATEGY_REMOTE, force_all_cpus=True), timeout=CALL_TIMEOUT
+    )
     assert drain.status == pb.DrainAllReply.DONE and [c.cpu for c in drain.cpus] == [0]
     for name, proc in h.cluster.procs.items():
         assert name == "cpu1" or proc.poll() is None, name

@@ -44,6 +44,11 @@ def test_6_x_clusters_drain_remotely_with_the_workload_running(make_cluster, ker
 def test_coordinator_refuses_a_remote_default_under_5_19():
     """`python -m coordinator --kernel 5.19 --strategy remote` exits 2 naming the reason, before serving."""
     import subprocess
-    r = subprocess.run(python_module("coordinator", "--nodes", "1", "--kernel", "5.19", "--strategy", "remote"),
-                       capture_output=True, text=True, timeout=60)
+
+    r = subprocess.run(
+        python_module("coordinator", "--nodes", "1", "--kernel", "5.19", "--strategy", "remote"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "local_lock" in r.stderr

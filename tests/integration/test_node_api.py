@@ -9,8 +9,7 @@ import grpc
 import pytest
 
 from node.api.v1 import pcpsim_pb2 as pb
-from tests.integration.conftest import (RPC_TIMEOUT, assert_audit_ok, rpc_code, transfer_id,
-                                        wait_until)
+from tests.integration.conftest import RPC_TIMEOUT, assert_audit_ok, rpc_code, transfer_id, wait_until
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
@@ -26,8 +25,7 @@ def lock(h, cpu, lease_ms, timeout=RPC_TIMEOUT) -> pb.PcpLockDrainReply:
 
 
 def unlock(h, cpu, token, commit):
-    return h.nodes[cpu].PcpUnlock(pb.PcpUnlockRequest(cpu=cpu, token=token, commit=commit),
-                                  timeout=RPC_TIMEOUT)
+    return h.nodes[cpu].PcpUnlock(pb.PcpUnlockRequest(cpu=cpu, token=token, commit=commit), timeout=RPC_TIMEOUT)
 
 
 NODE_CALLS = {
@@ -64,7 +62,11 @@ BAD_NODE_REQUESTS = {
     "unlock_unknown_token_not_freed": ("PcpUnlock", pb.PcpUnlockRequest(cpu=0, token=987654), PRECONDITION),
     "work_kind_unspecified": ("QueueWork", pb.QueueWorkRequest(cpu=0, kind=pb.WORK_UNSPECIFIED), INVALID),
     "work_kind_unknown": ("QueueWork", pb.QueueWorkRequest(cpu=0, kind=42), INVALID),
-    "flush_unknown_work": ("FlushWork", pb.FlushWorkRequest(cpu=0, work_id=987654, timeout_ms=100), grpc.StatusCode.NOT_FOUND),
+    "flush_unknown_work": (
+        "FlushWork",
+        pb.FlushWorkRequest(cpu=0, work_id=987654, timeout_ms=100),
+        grpc.StatusCode.NOT_FOUND,
+    ),
     "flush_timeout_0": ("FlushWork", pb.FlushWorkRequest(cpu=0, work_id=987654, timeout_ms=0), INVALID),
     "flush_timeout_too_long": ("FlushWork", pb.FlushWorkRequest(cpu=0, work_id=987654, timeout_ms=600_001), INVALID),
 }
@@ -143,11 +145,14 @@ def test_lock_drain_then_commit_then_zone_free_is_a_remote_drain(paused):
     pcp = paused.pcp(1)
     assert pcp.count == 0 and not pcp.locked and not paused.snapshot(1).inflight.pfn
     unlock(paused, 1, grant.token, commit=True)  # the retry of a commit whose reply was lost
-    paused.coord.FreePages(pb.FreePagesRequest(cpu=1, pages=grant.pages, transfer_id=transfer_id(),
-                                               incarnation=paused.incarnation(1)), timeout=RPC_TIMEOUT)
+    paused.coord.FreePages(
+        pb.FreePagesRequest(cpu=1, pages=grant.pages, transfer_id=transfer_id(), incarnation=paused.incarnation(1)),
+        timeout=RPC_TIMEOUT,
+    )
     assert paused.free_pages() == free0 + n
-    assert rpc_code(paused.nodes[1].PcpUnlock,
-                    pb.PcpUnlockRequest(cpu=1, token=grant.token, commit=False)) == PRECONDITION
+    assert (
+        rpc_code(paused.nodes[1].PcpUnlock, pb.PcpUnlockRequest(cpu=1, token=grant.token, commit=False)) == PRECONDITION
+    )
     assert paused.pcp(1).count == 0 and paused.free_pages() == free0 + n
     assert_audit_ok(paused)
 
@@ -188,8 +193,9 @@ def test_expired_lease_puts_pages_back_and_refuses_the_late_commit(paused):
     assert grant.token and base_pages(grant.pages) == count
     wait_until(lambda: not paused.pcp(0).locked, 5.0, what="lease expiry")
     assert paused.pcp(0).count == count and not paused.snapshot(0).inflight.pfn
-    assert rpc_code(paused.nodes[0].PcpUnlock,
-                    pb.PcpUnlockRequest(cpu=0, token=grant.token, commit=True)) == PRECONDITION
+    assert (
+        rpc_code(paused.nodes[0].PcpUnlock, pb.PcpUnlockRequest(cpu=0, token=grant.token, commit=True)) == PRECONDITION
+    )
     assert paused.pcp(0).count == count and paused.free_pages() == free0
     record = next(g for g in paused.snapshot(0).grants if g.token == grant.token)
     assert record.outcome == pb.GrantRecord.EXPIRED and record.stale_commits_refused == 1
@@ -204,15 +210,15 @@ def test_queued_drain_work_runs_on_a_parked_cpu(paused):
     count = paused.pcp(1).count
     free0 = paused.free_pages()
     items = paused.nodes[1].GetStats(pb.StatsRequest(cpu=1), timeout=RPC_TIMEOUT).drain_work_items
-    work = paused.nodes[1].QueueWork(pb.QueueWorkRequest(cpu=1, kind=pb.WORK_DRAIN_LOCAL_PAGES),
-                                     timeout=RPC_TIMEOUT)
-    done = paused.nodes[1].FlushWork(pb.FlushWorkRequest(cpu=1, work_id=work.work_id, timeout_ms=10_000),
-                                     timeout=15)
+    work = paused.nodes[1].QueueWork(pb.QueueWorkRequest(cpu=1, kind=pb.WORK_DRAIN_LOCAL_PAGES), timeout=RPC_TIMEOUT)
+    done = paused.nodes[1].FlushWork(pb.FlushWorkRequest(cpu=1, work_id=work.work_id, timeout_ms=10_000), timeout=15)
     assert done.done and done.pages == count > 0
     assert paused.pcp(1).count == 0 and paused.free_pages() == free0 + count
     assert paused.nodes[1].GetStats(pb.StatsRequest(cpu=1), timeout=RPC_TIMEOUT).drain_work_items == items + 1
-    assert rpc_code(paused.nodes[1].FlushWork,
-                    pb.FlushWorkRequest(cpu=1, work_id=work.work_id, timeout_ms=100)) == grpc.StatusCode.NOT_FOUND
+    assert (
+        rpc_code(paused.nodes[1].FlushWork, pb.FlushWorkRequest(cpu=1, work_id=work.work_id, timeout_ms=100))
+        == grpc.StatusCode.NOT_FOUND
+    )
     assert_audit_ok(paused)
 
 
@@ -228,8 +234,7 @@ def test_late_commit_while_another_grant_holds_the_lock_does_not_wedge_the_node(
     h.wait_pages([0])
     b = lock(h, 0, lease_ms=60_000)
     assert b.token
-    code = rpc_code(h.nodes[0].PcpUnlock, pb.PcpUnlockRequest(cpu=0, token=a.token, commit=True),
-                    timeout=3.0)
+    code = rpc_code(h.nodes[0].PcpUnlock, pb.PcpUnlockRequest(cpu=0, token=a.token, commit=True), timeout=3.0)
     assert code == PRECONDITION
     unlock(h, 0, b.token, commit=False)
     assert not h.pcp(0).locked
@@ -246,8 +251,11 @@ def test_set_faults_applies_replaces_and_heals_and_a_bad_request_changes_nothing
     node.SetFaults(pb.FaultsRequest(rules=[fail]), timeout=RPC_TIMEOUT)
     assert rpc_code(node.GetStats, pb.StatsRequest(cpu=1)) == grpc.StatusCode.UNAVAILABLE
     node.GetPcp(pb.CpuRequest(cpu=1), timeout=RPC_TIMEOUT)  # another method: untouched
-    for bad in (pb.FaultsRequest(rules=[pb.FaultRule(direction=pb.DIRECTION_IN, method="*", drop=2.0)]),
-                pb.FaultsRequest(cost_factor=0.5), pb.FaultsRequest(stop_mid_drain=True)):
+    for bad in (
+        pb.FaultsRequest(rules=[pb.FaultRule(direction=pb.DIRECTION_IN, method="*", drop=2.0)]),
+        pb.FaultsRequest(cost_factor=0.5),
+        pb.FaultsRequest(stop_mid_drain=True),
+    ):
         assert rpc_code(node.SetFaults, bad) == INVALID
     assert rpc_code(node.GetStats, pb.StatsRequest(cpu=1)) == grpc.StatusCode.UNAVAILABLE
     healed = node.SetFaults(pb.FaultsRequest(), timeout=RPC_TIMEOUT)
@@ -260,8 +268,9 @@ def test_a_partitioned_node_loses_its_lease_and_is_declared_dead_then_rejoins(ma
     """Partition by SetFaults (everything in and out dropped): the node's lease runs out and
     the coordinator declares it dead and takes its pages back; after the heal the node hears
     it is dead, discards its pages and registers afresh with a renewed lease."""
-    h = make_cluster(["housekeeping", "housekeeping"],
-                     coordinator_args=["--failure-timeout-ms", "400", "--dead-timeout-ms", "1200"])
+    h = make_cluster(
+        ["housekeeping", "housekeeping"], coordinator_args=["--failure-timeout-ms", "400", "--dead-timeout-ms", "1200"]
+    )
     h.wait_pages([1])
     old = h.incarnation(1)
     drop_all = [pb.FaultRule(direction=d, method="*", peer=-1, drop=1.0) for d in (pb.DIRECTION_IN, pb.DIRECTION_OUT)]
@@ -269,8 +278,11 @@ def test_a_partitioned_node_loses_its_lease_and_is_declared_dead_then_rejoins(ma
     wait_until(lambda: next(n for n in h.state().nodes if n.cpu == 1).dead, 15.0, what="cpu1 declared dead")
     assert h.audit().ok  # cpu1 is no member: its pages are the zone's again
     h.nodes[1].SetFaults(pb.FaultsRequest(), timeout=RPC_TIMEOUT)
-    wait_until(lambda: h.incarnation(1) != old and not next(n for n in h.state().nodes if n.cpu == 1).dead,
-               15.0, what="cpu1 registered afresh")
+    wait_until(
+        lambda: h.incarnation(1) != old and not next(n for n in h.state().nodes if n.cpu == 1).dead,
+        15.0,
+        what="cpu1 registered afresh",
+    )
     snap = h.snapshot(1)
     assert snap.rejoins == 1 and snap.lease_left_s > 0
     assert_audit_ok(h)

@@ -40,8 +40,9 @@ DRAINS_PER_STRATEGY = 3
 
 
 def load_dashboards():
-    spec = importlib.util.spec_from_file_location("pcpsim_grafana_generate",
-                                                  os.path.join(REPO, "deploy", "grafana", "generate.py"))
+    spec = importlib.util.spec_from_file_location(
+        "pcpsim_grafana_generate", os.path.join(REPO, "deploy", "grafana", "generate.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -61,15 +62,32 @@ def cluster_up_prometheus(tmp_path, *flags):
     state, run_dir = tmp_path / "state" / "cluster.json", tmp_path / "run"
     out_path, err_path = tmp_path / "cluster-up.out", tmp_path / "cluster-up.err"
     with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen(python_module("coordinator.tools.cli", "cluster", "up", "--prometheus", *flags,
-                                              "--state", str(state), "--run-dir", str(run_dir)),
-                                stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            python_module(
+                "coordinator.tools.cli",
+                "cluster",
+                "up",
+                "--prometheus",
+                *flags,
+                "--state",
+                str(state),
+                "--run-dir",
+                str(run_dir),
+            ),
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO,
+            env=env,
+            start_new_session=True,
+        )
     try:
+
         def url():
             assert proc.poll() is None, f"cluster up exited {proc.returncode}: {err_path.read_text()}"
             found = re.search(r"^prometheus +(http://\S+)", out_path.read_text(), re.M)
             return found and found.group(1)
+
         yield proc, state, wait_until(url, 60.0, what="the Prometheus URL on stdout")
     finally:
         if proc.poll() is None:
@@ -96,8 +114,12 @@ def monitored(tmp_path_factory):
         doc = json.loads(state.read_text())
         assert [role_label(pb.Role.Value(n["role"])) for n in doc["nodes"]] == list(ROLES)
         prom = prometheus.PrometheusApi(url)
-        wait_until(lambda: len(prom.query('up{job=~"pcpsim-.*"} == 1')) == len(ROLES) + 1, DEADLINE_S,
-                   interval=0.5, what="Prometheus's first scrape of every process")
+        wait_until(
+            lambda: len(prom.query('up{job=~"pcpsim-.*"} == 1')) == len(ROLES) + 1,
+            DEADLINE_S,
+            interval=0.5,
+            what="Prometheus's first scrape of every process",
+        )
         for strategy in ("workqueue", "remote"):
             for _ in range(DRAINS_PER_STRATEGY):
                 r = run_cli("drain", "--strategy", strategy, "--force-all-cpus", "--json", "--state", str(state))
@@ -116,8 +138,10 @@ def wait_all_answer(prom, exprs: dict, check=lambda result: bool(result)):
     while pending:
         pending = {what: expr for what, expr in pending.items() if not check(prom.query(expr))}
         if pending and time.monotonic() > deadline:
-            raise AssertionError(f"after {DEADLINE_S}s, {len(pending)} of {len(exprs)} queries still answer "
-                                 "nothing:\n" + "\n".join(f"  {w}: {e}" for w, e in sorted(pending.items())))
+            raise AssertionError(
+                f"after {DEADLINE_S}s, {len(pending)} of {len(exprs)} queries still answer "
+                "nothing:\n" + "\n".join(f"  {w}: {e}" for w, e in sorted(pending.items()))
+            )
         if pending:
             time.sleep(0.5)
 
@@ -156,14 +180,22 @@ def test_series_keep_their_labels_and_carry_the_drains_and_the_audit(monitored):
     assert prom.query('count({exported_cpu!=""})') == []
     assert prom.query('count({exported_role!=""})') == []
     assert {r["metric"]["cpu"] for r in prom.query("pcpsim_pcp_count_pages")} == {"0", "1", "2", "3"}
-    wait_all_answer(prom, {"drain p99 of both strategies":
-                           "strategy:pcpsim_drain_all_duration_seconds:p99_rate1m"},
-                    check=lambda r: {x["metric"]["strategy"] for x in finite(r)} == {"workqueue", "remote"})
-    wait_all_answer(prom, {"wake-up p99 of both isolated CPUs": "cpu:pcpsim_task_wakeup_latency_seconds:p99_rate1m"},
-                    check=lambda r: {x["metric"]["cpu"] for x in finite(r)} == {"2", "3"})
+    wait_all_answer(
+        prom,
+        {"drain p99 of both strategies": "strategy:pcpsim_drain_all_duration_seconds:p99_rate1m"},
+        check=lambda r: {x["metric"]["strategy"] for x in finite(r)} == {"workqueue", "remote"},
+    )
+    wait_all_answer(
+        prom,
+        {"wake-up p99 of both isolated CPUs": "cpu:pcpsim_task_wakeup_latency_seconds:p99_rate1m"},
+        check=lambda r: {x["metric"]["cpu"] for x in finite(r)} == {"2", "3"},
+    )
     drains = prom.query('sum by (strategy) (pcpsim_drain_all_total{status="done"})')
-    assert {x["metric"]["strategy"]: float(x["value"][1]) for x in drains} == \
-        {"workqueue": DRAINS_PER_STRATEGY, "remote": DRAINS_PER_STRATEGY, "rcu-swap": 0}  # children bound for all
+    assert {x["metric"]["strategy"]: float(x["value"][1]) for x in drains} == {
+        "workqueue": DRAINS_PER_STRATEGY,
+        "remote": DRAINS_PER_STRATEGY,
+        "rcu-swap": 0,
+    }  # children bound for all
     wait_all_answer(prom, {"audit ok": "pcpsim_audit_ok == 1 and pcpsim_audits_total >= 1"})
     assert prom.query('ALERTS{alertname=~"PcpsimNodeDown|PcpsimAuditFailed|PcpsimTargetDown"}') == []
     targets = prom.api("targets")["activeTargets"]
@@ -199,9 +231,25 @@ def test_cluster_up_prometheus_without_the_binary_exits_2_and_starts_nothing(tmp
     env = {k: v for k, v in os.environ.items() if k != "PCPSIM_STATE"}
     env["PATH"] = str(empty)
     state, run_dir = tmp_path / "state" / "cluster.json", tmp_path / "run"
-    proc = subprocess.run(python_module("coordinator.tools.cli", "cluster", "up", "--nodes", "2", "--prometheus",
-                                        "--state", str(state), "--run-dir", str(run_dir)),
-                          capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
+    proc = subprocess.run(
+        python_module(
+            "coordinator.tools.cli",
+            "cluster",
+            "up",
+            "--nodes",
+            "2",
+            "--prometheus",
+            "--state",
+            str(state),
+            "--run-dir",
+            str(run_dir),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=REPO,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "apt-get install prometheus" in proc.stderr
     assert not state.parent.exists() and not run_dir.exists()
@@ -219,5 +267,6 @@ def test_cluster_up_prometheus_scrapes_the_cluster_and_stops_with_it(tmp_path):
         def all_up():
             result = prom.query('count(up{job=~"pcpsim-.*"} == 1)')
             return result and result[0]["value"][1] == "3"
+
         wait_until(all_up, DEADLINE_S, interval=0.5, what="Prometheus scraping the coordinator and both CPUs")
         stop_cluster_up(proc, pids, base)

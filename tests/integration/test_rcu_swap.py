@@ -59,14 +59,16 @@ def test_a_cpu_that_reports_no_quiescent_state_in_time_fails_its_drain_and_keeps
     does not report a quiescent state in time: its part of the drain fails, naming the bound, with the
     grace period it waited recorded, the drain is FAILED, and its old list set stays with it, so the
     audit still balances to the page."""
-    h = make_cluster(["housekeeping", "housekeeping"], strategy="rcu-swap",
-                     coordinator_args=["--rcu-gp-timeout-ms", "1"])
+    h = make_cluster(
+        ["housekeeping", "housekeeping"], strategy="rcu-swap", coordinator_args=["--rcu-gp-timeout-ms", "1"]
+    )
     h.wait_pages([0, 1])
 
     def a_timeout():
         reply = drain(h, pb.STRATEGY_RCU_SWAP, force=True)
         failed = [c for c in reply.cpus if not c.ok]
         return (reply, failed[0]) if failed else None
+
     reply, cpu = wait_until(a_timeout, 60.0, interval=0.0, what="a drain whose grace period timed out")
     assert reply.status == FAILED
     assert "no quiescent state within 1 ms" in cpu.error
@@ -78,8 +80,10 @@ def test_each_pcp_design_refuses_the_other_designs_remote_drain(make_cluster):
     """A cluster of RCU list sets has no pcp lock: a remote drain fails on every CPU with an error saying
     so and takes nothing; a spinlock cluster refuses rcu-swap the same way. A workqueue drain works on
     both. Audits stay ok."""
-    for design, refused, hint in (("rcu-swap", pb.STRATEGY_REMOTE, "no pcp lock"),
-                                  ("remote", pb.STRATEGY_RCU_SWAP, "not RCU list sets")):
+    for design, refused, hint in (
+        ("rcu-swap", pb.STRATEGY_REMOTE, "no pcp lock"),
+        ("remote", pb.STRATEGY_RCU_SWAP, "not RCU list sets"),
+    ):
         h = make_cluster(["housekeeping", "idle"], strategy=design)
         h.pause_with_pages([0])
         free0, counts = h.frozen()
@@ -100,8 +104,9 @@ def test_rcu_swap_request_validation(make_cluster, field, value):
     before = h.pcp(0).count
     request = dict(cpu=0, gp_timeout_ms=100, lease_ms=100)
     request[field] = value
-    replies = list(h.nodes[0].PcpControl(iter([pb.PcpControlRequest(rcu_swap=pb.RcuSwapRequest(**request))]),
-                                         timeout=RPC_TIMEOUT))
+    replies = list(
+        h.nodes[0].PcpControl(iter([pb.PcpControlRequest(rcu_swap=pb.RcuSwapRequest(**request))]), timeout=RPC_TIMEOUT)
+    )
     assert len(replies) == 1 and replies[0].code == "INVALID_ARGUMENT" and field in replies[0].error
     assert h.pcp(0).count == before
     h.set_paused(False)
@@ -115,6 +120,7 @@ def test_direct_reclaim_drains_by_rcu_swap_under_memory_pressure(make_cluster):
 
     def reclaim_drains():
         return [d for d in history(h) if d.trigger == pb.TRIGGER_RECLAIM]
+
     wait_until(lambda: len(reclaim_drains()) >= 3, 30.0, what="three direct-reclaim drains")
     drains = reclaim_drains()
     assert all(d.status in (DONE, pb.DrainAllReply.SKIPPED) for d in drains), [d.status for d in drains]

@@ -26,13 +26,15 @@ def test_a_restarted_node_returns_its_predecessors_pages_to_the_zone(make_cluste
     def reregistered():
         node = next(n for n in h.state().nodes if n.cpu == 1)
         return node.up and node.address != h.addresses[1]
+
     wait_until(reregistered, 30.0, what="cpu1 registered again")
     assert new.poll() is None
     # Without the reclaim, the zone would still record the dead process's blocks as
     # cpu1's and the audit would fail on them.
     assert_audit_ok(h)
-    drain = h.coord.DrainAllPages(pb.DrainAllRequest(strategy=pb.STRATEGY_REMOTE, force_all_cpus=True),
-                                  timeout=RPC_TIMEOUT)
+    drain = h.coord.DrainAllPages(
+        pb.DrainAllRequest(strategy=pb.STRATEGY_REMOTE, force_all_cpus=True), timeout=RPC_TIMEOUT
+    )
     assert drain.status == pb.DrainAllReply.DONE
     assert sorted(c.cpu for c in drain.cpus) == [0, 1] and all(c.ok for c in drain.cpus)
     assert_audit_ok(h)
@@ -58,13 +60,13 @@ def test_a_restarted_coordinator_rebuilds_its_zone_from_the_nodes(make_cluster):
         except grpc.RpcError:
             return False
         return not state.recovering and sum(n.up for n in state.nodes) == 3
+
     wait_until(recovered, 30.0, what="every node back and recovery over")
     assert {n.cpu: n.incarnation for n in h.state().nodes} == before  # resumed, not replaced
     assert all(h.snapshot(c).rejoins == 0 for c in range(3))
     assert_audit_ok(h)
     for strategy in (pb.STRATEGY_REMOTE, pb.STRATEGY_WORKQUEUE):
-        drain = h.coord.DrainAllPages(pb.DrainAllRequest(strategy=strategy, force_all_cpus=True),
-                                      timeout=30)
+        drain = h.coord.DrainAllPages(pb.DrainAllRequest(strategy=strategy, force_all_cpus=True), timeout=30)
         assert drain.status == pb.DrainAllReply.DONE, drain
     assert_audit_ok(h)
     with open(os.path.join(h.cluster.run_dir, "coordinator.log"), "rb") as log:
@@ -77,8 +79,10 @@ def test_a_node_frozen_past_the_dead_timeout_is_reclaimed_and_rejoins_afresh(mak
     recomputes high for the CPUs left. On SIGCONT the node finds its lease expired (no
     allocation), hears FAILED_PRECONDITION, discards its pages and registers afresh as a new
     incarnation; high goes back; the audit balances at every step."""
-    h = make_cluster(["housekeeping", "housekeeping", "idle"],
-                     coordinator_args=["--failure-timeout-ms", "500", "--dead-timeout-ms", "1500"])
+    h = make_cluster(
+        ["housekeeping", "housekeeping", "idle"],
+        coordinator_args=["--failure-timeout-ms", "500", "--dead-timeout-ms", "1500"],
+    )
     h.wait_pages([1])
     high0 = h.state().high
     old_incarnation = h.incarnation(1)
@@ -97,6 +101,7 @@ def test_a_node_frozen_past_the_dead_timeout_is_reclaimed_and_rejoins_afresh(mak
     def rejoined():
         n = next(n for n in h.state().nodes if n.cpu == 1)
         return n.up and not n.dead and n.incarnation != old_incarnation
+
     wait_until(rejoined, 15.0, what="cpu1 registered afresh")
     assert h.snapshot(1).rejoins == 1
     assert h.state().high == high0

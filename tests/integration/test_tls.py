@@ -8,9 +8,9 @@ import grpc
 import pytest
 
 from coordinator.tools.cluster import ClusterConfig, LocalCluster, TlsPaths
-from node.shared import security
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.shared import security
 from tests.certs import Ca
 from tests.integration.conftest import RPC_TIMEOUT, Handle, assert_audit_ok, run_cli
 
@@ -107,6 +107,7 @@ def test_the_health_probe_speaks_tls_with_the_containers_certificates(mtls_clust
     """`python -m node.shared.health_probe` (the image's HEALTHCHECK) reaches a mutual-TLS process with
     the PCPSIM_TLS_* files (as flags here), without a token; without them it cannot."""
     from node.shared import health_probe
+
     ca, _, client, _, _ = pki
     address = mtls_cluster.cluster.coordinator_address
     assert health_probe.main([address, "--tls-ca", ca.path, "--tls-cert", client.cert, "--tls-key", client.key]) == 0
@@ -121,6 +122,10 @@ def test_tls_without_client_auth_admits_a_client_that_trusts_the_ca(pki, tmp_pat
     config = ClusterConfig(roles=["idle"], tls=TlsPaths(server.cert, server.key, ca.path))
     with LocalCluster(config, str(tmp_path)) as cluster:
         op = cluster.security
-        assert code(cluster.coordinator_address, dataclasses.replace(
-            op, tls=security.load_tls(None, None, ca.path, False))) == grpc.StatusCode.OK
+        assert (
+            code(
+                cluster.coordinator_address, dataclasses.replace(op, tls=security.load_tls(None, None, ca.path, False))
+            )
+            == grpc.StatusCode.OK
+        )
         assert code(cluster.coordinator_address, dataclasses.replace(op, tls=None)) == grpc.StatusCode.UNAVAILABLE

@@ -22,9 +22,9 @@ def holdings(h):
     pcp, held = collections.Counter(), set()
     for cpu in h.nodes:
         snap = h.snapshot(cpu)
-        for pfn, order in zip(snap.pcp_pages.pfn, snap.pcp_pages.order):
+        for pfn, order in zip(snap.pcp_pages.pfn, snap.pcp_pages.order, strict=False):
             pcp[pfn // PAGEBLOCK] += 1 << order
-        for pfn, order in zip(snap.allocated.pfn, snap.allocated.order):
+        for pfn, order in zip(snap.allocated.pfn, snap.allocated.order, strict=False):
             held.update(range(pfn // PAGEBLOCK, (pfn + (1 << order) - 1) // PAGEBLOCK + 1))
     return pcp, held
 
@@ -44,6 +44,7 @@ def pause_with_pcp_only_pageblock(h, cpus) -> int:
             return True
         h.set_paused(False)
         return False
+
     wait_until(attempt, 60.0, interval=0.5, what="a pageblock holding pcp pages and no allocated page")
     return found[0]
 
@@ -51,6 +52,7 @@ def pause_with_pcp_only_pageblock(h, cpus) -> int:
 def pending_work(h, cpu: int) -> float:
     """pcpsim_workqueue_pending_items of a CPU, read from its /metrics."""
     import urllib.request
+
     address = next(n.metrics_address for n in h.state().nodes if n.cpu == cpu)
     with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as f:
         for line in f.read().decode().splitlines():
@@ -63,7 +65,7 @@ def pcp_pfns(h) -> set:
     out = set()
     for cpu in h.nodes:
         snap = h.snapshot(cpu)
-        for pfn, order in zip(snap.pcp_pages.pfn, snap.pcp_pages.order):
+        for pfn, order in zip(snap.pcp_pages.pfn, snap.pcp_pages.order, strict=False):
             out.update(range(pfn, pfn + (1 << order)))
     return out
 
@@ -77,10 +79,14 @@ def test_alloc_contig_range_drains_its_zone_and_takes_the_range_from_the_buddy(m
     h.wait_pages([0, 1])
     start = pause_with_pcp_only_pageblock(h, [0, 1])
     assert pcp_pfns(h) & set(range(start, start + PAGEBLOCK))
-    wait_until(lambda: {n.cpu: n.pcp_count for n in h.state().nodes} == h.counts(), 5.0,
-               what="heartbeats reporting the parked counts")
-    reply = h.coord.AllocContigRange(pb.ContigRangeRequest(start_pfn=start, nr_pages=PAGEBLOCK, timeout_ms=2000),
-                                     timeout=60)
+    wait_until(
+        lambda: {n.cpu: n.pcp_count for n in h.state().nodes} == h.counts(),
+        5.0,
+        what="heartbeats reporting the parked counts",
+    )
+    reply = h.coord.AllocContigRange(
+        pb.ContigRangeRequest(start_pfn=start, nr_pages=PAGEBLOCK, timeout_ms=2000), timeout=60
+    )
     assert reply.ok, reply.error
     assert (reply.start_pfn, reply.nr_pages) == (start, PAGEBLOCK)
     d = reply.drains[0]
@@ -125,15 +131,21 @@ def test_alloc_contig_range_waits_for_a_running_drain_instead_of_skipping(make_c
     h = make_cluster(["housekeeping", "isolated-rt"], node_args=["--period-ms", "2000", "--busy-ms", "1900"])
     h.wait_pages([0])
     # The RT task's first period begins 2 s after start; from then on it is busy 95% of the time.
-    wait_until(lambda: h.nodes[1].GetStats(pb.StatsRequest(cpu=1), timeout=RPC_TIMEOUT).task.runs >= 1, 15.0,
-               what="the RT task's first period")
+    wait_until(
+        lambda: h.nodes[1].GetStats(pb.StatsRequest(cpu=1), timeout=RPC_TIMEOUT).task.runs >= 1,
+        15.0,
+        what="the RT task's first period",
+    )
     overlapped = None
-    for attempt in range(5):
+    for _attempt in range(5):
         long = {}
-        t = threading.Thread(target=lambda: long.update(r=drain(h, pb.STRATEGY_WORKQUEUE, force=True)))
+        t = threading.Thread(target=lambda long=long: long.update(r=drain(h, pb.STRATEGY_WORKQUEUE, force=True)))
         t.start()
-        wait_until(lambda: pending_work(h, 1) > 0 or not t.is_alive(), 10.0,
-                   what="the long drain's work item queued on the RT CPU")
+        wait_until(
+            lambda t=t: pending_work(h, 1) > 0 or not t.is_alive(),
+            10.0,
+            what="the long drain's work item queued on the RT CPU",
+        )
         reply = h.coord.AllocContigRange(pb.ContigRangeRequest(nr_pages=PAGEBLOCK), timeout=60)
         t.join(30)
         assert reply.ok, reply.error
@@ -144,8 +156,7 @@ def test_alloc_contig_range_waits_for_a_running_drain_instead_of_skipping(make_c
             overlapped = cma
             assert cma.started_at + cma.mutex_wait_s >= first_run + first.duration_s - 1e-6
             break
-        h.coord.ReleaseRange(pb.ReleaseRangeRequest(start_pfn=reply.start_pfn, nr_pages=PAGEBLOCK),
-                             timeout=RPC_TIMEOUT)
+        h.coord.ReleaseRange(pb.ReleaseRangeRequest(start_pfn=reply.start_pfn, nr_pages=PAGEBLOCK), timeout=RPC_TIMEOUT)
     assert overlapped is not None, "no CMA drain was issued while the long drain ran, in 5 attempts"
     assert overlapped.mutex_wait_s > 0
     assert assert_audit_ok(h).where["cma"] == PAGEBLOCK
@@ -167,17 +178,28 @@ def test_memory_offline_disables_every_pcp_drains_all_cpus_and_takes_the_range(m
     assert not snap.running
     busy = snap.allocated.pfn[0] - snap.allocated.pfn[0] % PAGEBLOCK
     result = {}
-    t = threading.Thread(target=lambda: result.update(r=h.coord.OfflinePages(
-        pb.ContigRangeRequest(start_pfn=busy, nr_pages=PAGEBLOCK, timeout_ms=1500), timeout=60)))
+    t = threading.Thread(
+        target=lambda: result.update(
+            r=h.coord.OfflinePages(
+                pb.ContigRangeRequest(start_pfn=busy, nr_pages=PAGEBLOCK, timeout_ms=1500), timeout=60
+            )
+        )
+    )
     t.start()
-    wait_until(lambda: all(h.pcp(cpu).high == 0 and h.pcp(cpu).batch == 1 for cpu in h.nodes), 10.0,
-               interval=0.01, what="high 0 and batch 1 on every CPU")
+    wait_until(
+        lambda: all(h.pcp(cpu).high == 0 and h.pcp(cpu).batch == 1 for cpu in h.nodes),
+        10.0,
+        interval=0.01,
+        what="high 0 and batch 1 on every CPU",
+    )
     t.join(60)
     h.set_paused(False, [0])
     reply = result["r"]
     assert not reply.ok and start_of(reply.busy_pfn) == busy
-    assert all(d.trigger == pb.TRIGGER_MEMORY_OFFLINE and d.status == DONE and sorted(d.cpus_marked) == [0, 1, 2]
-               for d in reply.drains)
+    assert all(
+        d.trigger == pb.TRIGGER_MEMORY_OFFLINE and d.status == DONE and sorted(d.cpus_marked) == [0, 1, 2]
+        for d in reply.drains
+    )
     wait_until(lambda: all(h.pcp(cpu).high == high for cpu in h.nodes), 10.0, what="zone_pcp_enable's high")
     reply = h.coord.OfflinePages(pb.ContigRangeRequest(nr_pages=2 * PAGEBLOCK), timeout=60)
     assert reply.ok, reply.error
@@ -186,8 +208,9 @@ def test_memory_offline_disables_every_pcp_drains_all_cpus_and_takes_the_range(m
     assert not pcp_pfns(h) & set(range(reply.start_pfn, reply.start_pfn + 2 * PAGEBLOCK))
     assert assert_audit_ok(h).where["offline"] == 2 * PAGEBLOCK
     h.set_paused(False)
-    released = h.coord.ReleaseRange(pb.ReleaseRangeRequest(start_pfn=reply.start_pfn, nr_pages=2 * PAGEBLOCK),
-                                    timeout=RPC_TIMEOUT)
+    released = h.coord.ReleaseRange(
+        pb.ReleaseRangeRequest(start_pfn=reply.start_pfn, nr_pages=2 * PAGEBLOCK), timeout=RPC_TIMEOUT
+    )
     assert released.owner == "offline"
     assert assert_audit_ok(h).where["offline"] == 0
 
@@ -201,18 +224,23 @@ def test_contig_requests_are_validated(shared_cluster):
     range nobody took is FAILED_PRECONDITION; none of them changes the zone."""
     h = shared_cluster
     zone = h.state().zone
-    for request in (pb.ContigRangeRequest(start_pfn=zone.start_pfn + 100, nr_pages=PAGEBLOCK),
-                    pb.ContigRangeRequest(start_pfn=zone.start_pfn, nr_pages=100),
-                    pb.ContigRangeRequest(start_pfn=zone.start_pfn + zone.spanned_pages, nr_pages=PAGEBLOCK),
-                    pb.ContigRangeRequest(nr_pages=PAGEBLOCK, timeout_ms=10**9)):
+    for request in (
+        pb.ContigRangeRequest(start_pfn=zone.start_pfn + 100, nr_pages=PAGEBLOCK),
+        pb.ContigRangeRequest(start_pfn=zone.start_pfn, nr_pages=100),
+        pb.ContigRangeRequest(start_pfn=zone.start_pfn + zone.spanned_pages, nr_pages=PAGEBLOCK),
+        pb.ContigRangeRequest(nr_pages=PAGEBLOCK, timeout_ms=10**9),
+    ):
         assert rpc_code(h.coord.AllocContigRange, request) == grpc.StatusCode.INVALID_ARGUMENT
-    assert rpc_code(h.coord.ReleaseRange, pb.ReleaseRangeRequest(start_pfn=zone.start_pfn, nr_pages=PAGEBLOCK)) \
+    assert (
+        rpc_code(h.coord.ReleaseRange, pb.ReleaseRangeRequest(start_pfn=zone.start_pfn, nr_pages=PAGEBLOCK))
         == grpc.StatusCode.FAILED_PRECONDITION
+    )
     assert assert_audit_ok(h).where["cma"] == 0
 
 
-@pytest.mark.parametrize("command,owner,trigger", [("cma-alloc", "cma", "alloc_contig"),
-                                                   ("offline", "offline", "memory_offline")])
+@pytest.mark.parametrize(
+    "command,owner,trigger", [("cma-alloc", "cma", "alloc_contig"), ("offline", "offline", "memory_offline")]
+)
 def test_contig_cli(cluster, command, owner, trigger):
     """`pcpsim cma-alloc|offline --pages 1024` on a running cluster prints the range and its drains and exits
     0; the audit then shows 1024 pages under that owner; `pcpsim release` gives them back. A misaligned

@@ -1,4 +1,5 @@
 """The checkers can fail: audit, check_buddy and check_pcp report each kind of violation with its pfns."""
+
 from collections import deque
 
 from node.mm.audit import audit, check_buddy, check_pcp

@@ -53,8 +53,9 @@ def test_promtool_accepts_the_audit_metrics():
         pytest.fail("promtool is not on PATH: install the Debian package `prometheus` (apt-get install prometheus)")
     registry = CollectorRegistry()
     AuditMetrics(registry).observe(AuditReport(ok=True, total_pages=16))
-    proc = subprocess.run([promtool, "check", "metrics"], input=generate_latest(registry), capture_output=True,
-                          timeout=30)
+    proc = subprocess.run(
+        [promtool, "check", "metrics"], input=generate_latest(registry), capture_output=True, timeout=30
+    )
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
 
 

@@ -7,8 +7,17 @@ import math
 
 import pytest
 
-from coordinator.tools.bench.figure import Figure, finite, format_table, linear_fit, meets, parse_target, ratio, result_json, \
-    write_json
+from coordinator.tools.bench.figure import (
+    Figure,
+    finite,
+    format_table,
+    linear_fit,
+    meets,
+    parse_target,
+    ratio,
+    result_json,
+    write_json,
+)
 
 
 def test_ratio_is_value_over_floor_and_a_zero_floor_is_not_a_number():
@@ -17,10 +26,21 @@ def test_ratio_is_value_over_floor_and_a_zero_floor_is_not_a_number():
     assert math.isnan(ratio(0.0, 0.0))
 
 
-@pytest.mark.parametrize("target,value,ok", [
-    ("<= 15", 15.0, True), ("<= 15", 15.01, False), ("<=1.1", 1.0, True), ("<= 4x", 4.5, False),
-    (">= 0.5", 0.5, True), (">= 0.5", 0.49, False), (">=0.5x", 2.0, True),
-    ("<= 15", math.inf, False), ("<= 15", math.nan, False), (">= 0.5", math.nan, False)])
+@pytest.mark.parametrize(
+    "target,value,ok",
+    [
+        ("<= 15", 15.0, True),
+        ("<= 15", 15.01, False),
+        ("<=1.1", 1.0, True),
+        ("<= 4x", 4.5, False),
+        (">= 0.5", 0.5, True),
+        (">= 0.5", 0.49, False),
+        (">=0.5x", 2.0, True),
+        ("<= 15", math.inf, False),
+        ("<= 15", math.nan, False),
+        (">= 0.5", math.nan, False),
+    ],
+)
 def test_a_ratio_meets_its_bound(target, value, ok):
     assert meets(value, target) is ok
 
@@ -59,8 +79,12 @@ def test_result_json_lists_every_figure_in_order_and_is_strict_json(tmp_path):
 
 
 def test_table_shows_ok_missed_and_informational_rows():
-    figs = [Figure("fast", 2.0, 1.0, "s", "<= 4"), Figure("slow", 5.0, 1.0, "s", "<= 4"),
-            Figure("info", 3.0, 1.0, "s"), Figure("rate", 100.0, 1000.0, "ops/s", ">= 0.5", "why")]
+    figs = [
+        Figure("fast", 2.0, 1.0, "s", "<= 4"),
+        Figure("slow", 5.0, 1.0, "s", "<= 4"),
+        Figure("info", 3.0, 1.0, "s"),
+        Figure("rate", 100.0, 1000.0, "ops/s", ">= 0.5", "why"),
+    ]
     table = format_table(figs)
     lines = table.splitlines()
     assert lines[0].split()[:2] == ["figure", "value"]

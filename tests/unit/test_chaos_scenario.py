@@ -13,7 +13,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SHIPPED = sorted(glob.glob(os.path.join(ROOT, "deploy", "chaos", "*.toml")))
 
 VALID = {
-    "name": "t", "duration_s": 8, "heal_s": 3,
+    "name": "t",
+    "duration_s": 8,
+    "heal_s": 3,
     "cluster": {"cpus": 4, "isolated": "2-3", "rt": "3"},
     "faults": [{"kind": "kill-node", "cpu": 1, "at_s": 1.0, "heal_after_s": 1.0}],
 }
@@ -27,8 +29,12 @@ def test_at_least_ten_shipped_scenarios_cover_every_fault_kind_and_both_strategi
     assert len({s.name for s in loaded}) == len(loaded)
     # RPC faults in both directions, on both sides, and every effect.
     rpc = [f for s in loaded for f in s.faults if f.kind == "rpc"]
-    assert {(f.side, f.direction) for f in rpc} >= {("node", "in"), ("node", "out"), ("coordinator", "in"),
-                                                    ("coordinator", "out")}
+    assert {(f.side, f.direction) for f in rpc} >= {
+        ("node", "in"),
+        ("node", "out"),
+        ("coordinator", "in"),
+        ("coordinator", "out"),
+    }
     assert all(any(getattr(f, e) for f in rpc) for e in ("delay_ms", "drop", "drop_reply", "fail"))
 
 
@@ -42,6 +48,7 @@ def test_a_valid_document_parses_with_defaults():
 def _with(path: str, value):
     """VALID with the field at dotted `path` set to `value` (None: removed)."""
     import copy
+
     doc = copy.deepcopy(VALID)
     keys = path.split(".")
     node = doc
@@ -87,16 +94,30 @@ def test_a_bad_field_is_refused_naming_it(case):
     assert message in str(err.value)
 
 
-@pytest.mark.parametrize("fault,message", [
-    ({"kind": "rpc", "side": "node", "cpu": 1, "at_s": 1, "heal_after_s": 1}, "needs delay_ms, drop, drop_reply or fail"),
-    ({"kind": "rpc", "side": "node", "at_s": 1, "heal_after_s": 1, "drop": 0.5}, "faults[0].cpu: required"),
-    ({"kind": "rpc", "side": "edge", "at_s": 1, "heal_after_s": 1, "drop": 0.5}, "faults[0].side: one of"),
-    ({"kind": "rpc", "side": "coordinator", "direction": "out", "at_s": 1, "heal_after_s": 1, "drop_reply": 0.5},
-     "drop_reply: only for direction \"in\""),
-    ({"kind": "rpc", "side": "coordinator", "at_s": 1, "heal_after_s": 1, "drop": 1.5}, "faults[0].drop: a number in [0, 1]"),
-    ({"kind": "slow-cpu", "cpu": 1, "at_s": 1, "heal_after_s": 1}, "faults[0].factor: required"),
-    ({"kind": "slow-cpu", "cpu": 1, "at_s": 1, "heal_after_s": 1, "factor": 0.5}, "faults[0].factor: a number in [1, 1000]"),
-])
+@pytest.mark.parametrize(
+    "fault,message",
+    [
+        (
+            {"kind": "rpc", "side": "node", "cpu": 1, "at_s": 1, "heal_after_s": 1},
+            "needs delay_ms, drop, drop_reply or fail",
+        ),
+        ({"kind": "rpc", "side": "node", "at_s": 1, "heal_after_s": 1, "drop": 0.5}, "faults[0].cpu: required"),
+        ({"kind": "rpc", "side": "edge", "at_s": 1, "heal_after_s": 1, "drop": 0.5}, "faults[0].side: one of"),
+        (
+            {"kind": "rpc", "side": "coordinator", "direction": "out", "at_s": 1, "heal_after_s": 1, "drop_reply": 0.5},
+            'drop_reply: only for direction "in"',
+        ),
+        (
+            {"kind": "rpc", "side": "coordinator", "at_s": 1, "heal_after_s": 1, "drop": 1.5},
+            "faults[0].drop: a number in [0, 1]",
+        ),
+        ({"kind": "slow-cpu", "cpu": 1, "at_s": 1, "heal_after_s": 1}, "faults[0].factor: required"),
+        (
+            {"kind": "slow-cpu", "cpu": 1, "at_s": 1, "heal_after_s": 1, "factor": 0.5},
+            "faults[0].factor: a number in [1, 1000]",
+        ),
+    ],
+)
 def test_rpc_and_slow_cpu_fields_are_checked(fault, message):
     with pytest.raises(ScenarioError) as err:
         scenario.parse({**VALID, "faults": [fault]})
@@ -104,11 +125,11 @@ def test_rpc_and_slow_cpu_fields_are_checked(fault, message):
 
 
 def test_an_unreadable_or_malformed_file_names_the_file(tmp_path):
-    with pytest.raises(ScenarioError, match="missing.toml: cannot read"):
+    with pytest.raises(ScenarioError, match=r"missing\.toml: cannot read"):
         scenario.load(str(tmp_path / "missing.toml"))
     bad = tmp_path / "bad.toml"
     bad.write_text("name = \n")
-    with pytest.raises(ScenarioError, match="bad.toml: not valid TOML"):
+    with pytest.raises(ScenarioError, match=r"bad\.toml: not valid TOML"):
         scenario.load(str(bad))
     typo = tmp_path / "typo.toml"
     typo.write_text('name = "x"\nduration_s = 5\n[cluster]\ncpu = 4\n')

@@ -25,8 +25,17 @@ def wait_until(pred, timeout=5.0):
 
 
 def make_task(cpu, rt, busy=0.060, period=0.5):
-    task = LatencyTask("rt" if rt else "preemptible", period=period, busy=busy, deadline=period,
-                       allocs=0, alloc=NoAlloc(), clock=cpu.clock, rt=rt, slice_s=0.002)
+    task = LatencyTask(
+        "rt" if rt else "preemptible",
+        period=period,
+        busy=busy,
+        deadline=period,
+        allocs=0,
+        alloc=NoAlloc(),
+        clock=cpu.clock,
+        rt=rt,
+        slice_s=0.002,
+    )
     task.next_wake = cpu.clock()  # due at once
     cpu.sources = [task]
     return task
@@ -115,6 +124,7 @@ def test_work_before_wake_delays_the_wake():
         def long_work():
             started.set()
             cpu.occupy(0.050)
+
         cpu.queue_work("workqueue", long_work)
         started.wait(5)
         task.next_wake = cpu.clock() + 0.005  # due while the work still runs
@@ -136,6 +146,7 @@ def test_wait_for_runs_work_queued_on_this_cpu():
     def item():
         ran.append(threading.current_thread().name)
         done.set()
+
     cpu.queue_work("workqueue", item)
     assert cpu.wait_for(done, timeout=5.0)
     assert ran == [threading.current_thread().name]

@@ -7,6 +7,9 @@ import asyncio
 import grpc
 import pytest
 
+from coordinator.hotplug import Pageset, Reaper
+from coordinator.membership import Membership
+from coordinator.zone_service import ZoneService
 from node.agent import Agent
 from node.alloc import PageAllocator
 from node.api.errors import FailedPrecondition, NotFound
@@ -20,9 +23,6 @@ from node.remote_lock import RemotePcpLock
 from node.shared.reply_stream import StreamBroken
 from node.shared.timebase import CostModel
 from node.zone_client import ZoneClient, ZoneRefused
-from coordinator.hotplug import Pageset, Reaper
-from coordinator.membership import Membership
-from coordinator.zone_service import ZoneService
 from tests.clock import FakeClock
 
 
@@ -44,7 +44,7 @@ def test_an_expired_lease_puts_the_pages_back_and_fences_the_late_commit():
         _, pcp, _ = filled()
         lock = RemotePcpLock(pcp, FakeClock())
         before = sorted(pcp.pages())
-        token, pages, _ = await lock.lock_and_take(lease_s=0.01, wait_timeout=1.0)
+        token, _pages, _ = await lock.lock_and_take(lease_s=0.01, wait_timeout=1.0)
         assert token and pcp.count == 0 and pcp.lock.locked() and lock.holder_token() == token
         await asyncio.sleep(0.05)
         assert not pcp.lock.locked() and sorted(pcp.pages()) == before and lock.holder_token() == 0
@@ -53,6 +53,7 @@ def test_an_expired_lease_puts_the_pages_back_and_fences_the_late_commit():
         assert sorted(pcp.pages()) == before
         (grant,) = lock.records()
         assert (grant.outcome, grant.stale_commits_refused, grant.committed_after_expiry) == ("expired", 1, False)
+
     asyncio.run(main())
 
 
@@ -69,11 +70,13 @@ def test_a_commit_is_idempotent_and_an_abort_after_it_is_refused():
         with pytest.raises(FailedPrecondition, match="never granted"):
             await lock.unlock(token + 1, commit=True)
         assert lock.drained_pages == sum(1 << o for _, o, _ in pages)
+
     asyncio.run(main())
 
 
 def test_without_fencing_a_late_commit_is_applied_and_recorded():
     """The broken variant: the late commit is accepted although the pages are back on the lists."""
+
     async def main():
         _, pcp, _ = filled()
         lock = RemotePcpLock(pcp, FakeClock(), fencing=False)
@@ -81,6 +84,7 @@ def test_without_fencing_a_late_commit_is_applied_and_recorded():
         await asyncio.sleep(0.05)
         await lock.unlock(token, commit=True)
         assert pcp.count > 0 and lock.records()[0].committed_after_expiry
+
     asyncio.run(main())
 
 
@@ -93,6 +97,7 @@ def test_discard_forgets_the_grant_and_releases_the_lock():
         assert not pcp.lock.locked() and lock.inflight() == [] and pcp.count == 0
         with pytest.raises(FailedPrecondition):
             await lock.unlock(token, commit=True)
+
     asyncio.run(main())
 
 
@@ -115,7 +120,8 @@ def test_a_free_the_zone_refuses_leaves_the_page_with_the_task():
 
         def free_one_page(self, *a):
             raise ConnectionError("zone unreachable")
-    zone, pcp, alloc = filled()
+
+    _zone, _pcp, alloc = filled()
     pfn = alloc.alloc_pages(10, MIGRATE_MOVABLE)  # order 10: never cached, freed straight to the zone
     alloc.zone = Refusing()
     with pytest.raises(ConnectionError):
@@ -174,11 +180,13 @@ def test_membership_tells_unknown_from_dead_from_replaced():
             m.heartbeat(1, 5, "a")
         assert m.alive() == 0 and not m.is_current(member)
         await m.close()
+
     asyncio.run(main())
 
 
 def test_a_node_beats_at_the_longer_of_its_interval_and_the_coordinators_pace(monkeypatch):
     """The agent takes each reply's heartbeat_interval_ms and waits the longer of it and its own."""
+
     class Stub:
         def __init__(self):
             self.paces = [200, 10, 0]  # ms, one per reply
@@ -190,9 +198,18 @@ def test_a_node_beats_at_the_longer_of_its_interval_and_the_coordinators_pace(mo
         async def outbound(self, method, peer, timeout):
             pass
 
-    runtime = type("Rt", (), {"cpu_id": 0, "incarnation": "a", "lease_until": 0.0,
-                              "pcp": type("P", (), {"count": 0})(), "zone": type("Z", (), {})(),
-                              "set_pageset": lambda self, high, batch: None})()
+    runtime = type(
+        "Rt",
+        (),
+        {
+            "cpu_id": 0,
+            "incarnation": "a",
+            "lease_until": 0.0,
+            "pcp": type("P", (), {"count": 0})(),
+            "zone": type("Z", (), {})(),
+            "set_pageset": lambda self, high, batch: None,
+        },
+    )()
     waits = []
 
     async def wait_for(aw, timeout):
@@ -200,7 +217,7 @@ def test_a_node_beats_at_the_longer_of_its_interval_and_the_coordinators_pace(mo
         waits.append(timeout)
         if len(waits) == 3:
             stop.set()
-        raise asyncio.TimeoutError
+        raise TimeoutError
 
     monkeypatch.setattr("node.agent.asyncio.wait_for", wait_for)
     agent = Agent(Stub(), runtime, pb.RegisterRequest(cpu=0), Faults(), clock=FakeClock())
@@ -220,6 +237,7 @@ def test_the_coordinator_paces_heartbeats_to_its_budget_within_a_quarter_of_the_
             m.register(cpu, f"127.0.0.1:{1000 + cpu}", pb.ROLE_IDLE)
         assert m.heartbeat_interval() == 0.25  # 64 / 256, and a quarter of the failure timeout
         await m.close()
+
     asyncio.run(main())
     with pytest.raises(ValueError):
         Membership(2, FakeClock(), heartbeat_budget=0)
@@ -255,12 +273,14 @@ def test_the_reaper_takes_a_dead_cpus_pages_back_and_recomputes_high():
         assert await reaper.reap() == []  # once
         service.close()
         await m.close()
+
     asyncio.run(main())
 
 
 # ------------------------------------------------------------------ the zone client
 class ScriptedStream:
     """Answers from a script: an exception is raised, anything else returned."""
+
     timeout = 0.01
 
     def __init__(self, script):
@@ -300,8 +320,12 @@ def test_a_zone_request_of_unknown_outcome_is_sent_again_with_its_key_until_answ
 def test_a_definite_refusal_is_not_retried_and_keeps_the_pages_on_the_pcp():
     _, pcp, _ = filled()
     before = sorted(pcp.pages())
-    client = zone_client([StreamBroken(grpc.StatusCode.DEADLINE_EXCEEDED, "lost"),
-                          pb.ZoneReply(code="FAILED_PRECONDITION", error="cpu 0 was declared dead")])
+    client = zone_client(
+        [
+            StreamBroken(grpc.StatusCode.DEADLINE_EXCEEDED, "lost"),
+            pb.ZoneReply(code="FAILED_PRECONDITION", error="cpu 0 was declared dead"),
+        ]
+    )
     client.reclaim_active = False
     with pytest.raises(ZoneRefused, match="declared dead"):
         free_pcppages_bulk(client, 10, pcp, 0)
@@ -311,7 +335,7 @@ def test_a_definite_refusal_is_not_retried_and_keeps_the_pages_on_the_pcp():
 def test_a_batched_free_that_fails_half_way_leaves_the_rest_with_the_task():
     """free_unref_page_list meets a zone that stops answering after the first direct free: the
     page it freed is gone, every page on a pcp list is there, and the rest are still held."""
-    zone, pcp, alloc = filled()
+    zone, _pcp, alloc = filled()
     big = [alloc.alloc_pages(10, MIGRATE_MOVABLE) for _ in range(3)]  # uncached: freed straight to the zone
     small = [alloc.alloc_pages(0, MIGRATE_MOVABLE) for _ in range(3)]
     real = zone.free_one_page
@@ -322,6 +346,7 @@ def test_a_batched_free_that_fails_half_way_leaves_the_rest_with_the_task():
         if len(calls) > 1:
             raise ConnectionError("zone unreachable")
         real(pfn, order, mt)
+
     zone.free_one_page = flaky
     with pytest.raises(ConnectionError):
         alloc.free_pages_list(big + small)

@@ -21,16 +21,19 @@ def rule(**kw) -> pb.FaultRule:
     return pb.FaultRule(**{"direction": IN, "method": "*", "peer": -1, **kw})
 
 
-@pytest.mark.parametrize("bad,message", [
-    (rule(direction=pb.DIRECTION_UNSPECIFIED, drop=1), "direction must be IN or OUT"),
-    (rule(method="", drop=1), "method is required"),
-    (rule(peer=-2, drop=1), "peer must be a CPU number or -1"),
-    (rule(delay_ms=60_001), "delay_ms 60001 exceeds 60000"),
-    (rule(drop=1.5), "drop must be a probability"),
-    (rule(fail=-0.1), "fail must be a probability"),
-    (rule(drop_reply=float("nan")), "drop_reply must be a probability"),
-    (rule(direction=OUT, drop_reply=0.5), "drop_reply applies to IN rules only"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (rule(direction=pb.DIRECTION_UNSPECIFIED, drop=1), "direction must be IN or OUT"),
+        (rule(method="", drop=1), "method is required"),
+        (rule(peer=-2, drop=1), "peer must be a CPU number or -1"),
+        (rule(delay_ms=60_001), "delay_ms 60001 exceeds 60000"),
+        (rule(drop=1.5), "drop must be a probability"),
+        (rule(fail=-0.1), "fail must be a probability"),
+        (rule(drop_reply=float("nan")), "drop_reply must be a probability"),
+        (rule(direction=OUT, drop_reply=0.5), "drop_reply applies to IN rules only"),
+    ],
+)
 def test_a_bad_rule_is_refused_and_the_old_rules_stay(bad, message):
     faults = Faults(on_cost_factor=lambda f: None)
     faults.set(pb.FaultsRequest(rules=[rule(method="Heartbeat", delay_ms=5)]))
@@ -67,8 +70,8 @@ def test_inbound_effects_fail_drop_and_drop_reply():
 
         f = Faults()
         f.set(pb.FaultsRequest(rules=[rule(method="ZoneStream.*", peer=3, fail=1.0)]))
-        assert await f.inbound("ZoneStream.free", 2, handle) == "reply"   # another peer: untouched
-        assert await f.inbound("Heartbeat", 3, handle) == "reply"         # another method: untouched
+        assert await f.inbound("ZoneStream.free", 2, handle) == "reply"  # another peer: untouched
+        assert await f.inbound("Heartbeat", 3, handle) == "reply"  # another method: untouched
         with pytest.raises(Unavailable):
             await f.inbound("ZoneStream.free", 3, handle)
         assert len(handled) == 2
@@ -82,13 +85,20 @@ def test_inbound_effects_fail_drop_and_drop_reply():
         assert len(handled) == 3  # a dropped reply: handled, then lost
         assert dict(f.set(pb.FaultsRequest()).injected) == {"fail": 1, "drop": 1, "drop_reply": 1}
         assert await f.inbound("Heartbeat", 0, handle) == "reply"  # healed
+
     asyncio.run(main())
 
 
 def test_outbound_effects_look_like_rpc_errors():
     f = Faults()
-    f.set(pb.FaultsRequest(rules=[rule(direction=OUT, method="ZoneStream.free", fail=1.0),
-                                  rule(direction=OUT, method="ZoneStream.rmqueue", drop=1.0)]))
+    f.set(
+        pb.FaultsRequest(
+            rules=[
+                rule(direction=OUT, method="ZoneStream.free", fail=1.0),
+                rule(direction=OUT, method="ZoneStream.rmqueue", drop=1.0),
+            ]
+        )
+    )
     with pytest.raises(InjectedRpcError) as err:
         f.outbound_sync("ZoneStream.free", 1.0)
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -110,6 +120,7 @@ def test_draws_are_seeded():
             except InjectedRpcError:
                 out.append(1)
         return out
+
     assert pattern(7) == pattern(7) and pattern(7) != pattern(8) and 5 < sum(pattern(7)) < 35
 
 
@@ -161,13 +172,21 @@ async def test_the_interceptor_maps_errors_and_applies_faults_to_calls_and_strea
             async def unlock(cpu, token, timeout=5):
                 await stream.write(pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=cpu, token=token)))
                 return await asyncio.wait_for(stream.read(), timeout)
+
             reply = await unlock(0, 0)
             assert (reply.code, reply.error) == ("INVALID_ARGUMENT", "token 0 is never granted")
             assert (await unlock(0, 1)).HasField("unlocked")  # the stream is still open
 
-            await stub.SetFaults(pb.FaultsRequest(rules=[
-                rule(method="PcpControl.unlock", peer=3, fail=1.0), rule(method="GetPcp", fail=1.0),
-                rule(method="SetFaults", fail=1.0)]), timeout=5)
+            await stub.SetFaults(
+                pb.FaultsRequest(
+                    rules=[
+                        rule(method="PcpControl.unlock", peer=3, fail=1.0),
+                        rule(method="GetPcp", fail=1.0),
+                        rule(method="SetFaults", fail=1.0),
+                    ]
+                ),
+                timeout=5,
+            )
             assert (await unlock(3, 2)).code == "UNAVAILABLE"
             assert (await unlock(2, 3)).HasField("unlocked")  # another peer: untouched
             assert servicer.handled == [0, 1, 3]  # a failed message is never handled

@@ -10,29 +10,89 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coordinator.tools import report
 from coordinator.__main__ import parse_args as coordinator_args
+from coordinator.tools import report
 from coordinator.tools.cli import build_parser
 from node.__main__ import parse_args as node_args
 from node.shared import security
+
 EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Every variable either process reads, so each parser meets its own and the other's.
-VARIABLES = sorted({
-    "PCPSIM_CPU", "PCPSIM_CPU_FROM_HOSTNAME", "PCPSIM_HOSTNAME", "PCPSIM_COORDINATOR", "PCPSIM_LISTEN",
-    "PCPSIM_ADVERTISE", "PCPSIM_METRICS_LISTEN", "PCPSIM_ROLE", "PCPSIM_ISOLATED", "PCPSIM_RT", "PCPSIM_SEED",
-    "PCPSIM_PERIOD_MS", "PCPSIM_BUSY_MS", "PCPSIM_DEADLINE_MS", "PCPSIM_WORKING_SET", "PCPSIM_IRQ_HZ",
-    "PCPSIM_HEARTBEAT_MS", "PCPSIM_REGISTER_TIMEOUT_S", "PCPSIM_NODES", "PCPSIM_ZONE_MB", "PCPSIM_ZONE_USED",
-    "PCPSIM_STRATEGY", "PCPSIM_TIME_SCALE", "PCPSIM_LEASE_MS", "PCPSIM_FLUSH_TIMEOUT_MS",
-    "PCPSIM_FAILURE_TIMEOUT_MS", "PCPSIM_TOKEN_FILE", "PCPSIM_TLS_CERT", "PCPSIM_TLS_KEY", "PCPSIM_TLS_CA",
-    "PCPSIM_TLS_CLIENT_AUTH"})
+VARIABLES = sorted(
+    {
+        "PCPSIM_CPU",
+        "PCPSIM_CPU_FROM_HOSTNAME",
+        "PCPSIM_HOSTNAME",
+        "PCPSIM_COORDINATOR",
+        "PCPSIM_LISTEN",
+        "PCPSIM_ADVERTISE",
+        "PCPSIM_METRICS_LISTEN",
+        "PCPSIM_ROLE",
+        "PCPSIM_ISOLATED",
+        "PCPSIM_RT",
+        "PCPSIM_SEED",
+        "PCPSIM_PERIOD_MS",
+        "PCPSIM_BUSY_MS",
+        "PCPSIM_DEADLINE_MS",
+        "PCPSIM_WORKING_SET",
+        "PCPSIM_IRQ_HZ",
+        "PCPSIM_HEARTBEAT_MS",
+        "PCPSIM_REGISTER_TIMEOUT_S",
+        "PCPSIM_NODES",
+        "PCPSIM_ZONE_MB",
+        "PCPSIM_ZONE_USED",
+        "PCPSIM_STRATEGY",
+        "PCPSIM_TIME_SCALE",
+        "PCPSIM_LEASE_MS",
+        "PCPSIM_FLUSH_TIMEOUT_MS",
+        "PCPSIM_FAILURE_TIMEOUT_MS",
+        "PCPSIM_TOKEN_FILE",
+        "PCPSIM_TLS_CERT",
+        "PCPSIM_TLS_KEY",
+        "PCPSIM_TLS_CA",
+        "PCPSIM_TLS_CLIENT_AUTH",
+    }
+)
 
 values = st.one_of(
-    st.sampled_from(["", "0", "1", "-1", "nan", "inf", "-inf", "1e309", "99999999999999999999", "0x10", "1_000",
-                     "true", "off", "2-3", "3-2", "0-1023", "0-99999", "127.0.0.1:0", "[::1]:1", "::1:1",
-                     "host:65536", "/dev/null", "/etc/shadow", "/nonexistent", "remote", "housekeeping",
-                     "\x00", "é", " 1 "]),
-    st.integers(-2**70, 2**70).map(str), st.floats(allow_nan=True).map(str), st.text(max_size=30))
+    st.sampled_from(
+        [
+            "",
+            "0",
+            "1",
+            "-1",
+            "nan",
+            "inf",
+            "-inf",
+            "1e309",
+            "99999999999999999999",
+            "0x10",
+            "1_000",
+            "true",
+            "off",
+            "2-3",
+            "3-2",
+            "0-1023",
+            "0-99999",
+            "127.0.0.1:0",
+            "[::1]:1",
+            "::1:1",
+            "host:65536",
+            "/dev/null",
+            "/etc/shadow",
+            "/nonexistent",
+            "remote",
+            "housekeeping",
+            "\x00",
+            "é",
+            " 1 ",
+        ]
+    ),
+    st.integers(-(2**70), 2**70).map(str),
+    st.floats(allow_nan=True).map(str),
+    st.text(max_size=30),
+)
 
 
 def refused_cleanly(call) -> bool:
@@ -46,17 +106,57 @@ def refused_cleanly(call) -> bool:
 
 
 @EXAMPLES
-@given(st.dictionaries(st.sampled_from(VARIABLES), values, max_size=8),
-       st.lists(st.sampled_from(["--cpu", "--nodes", "--listen", "--zone-mb", "--lease-ms", "--tls-client-auth",
-                                 "--token-file", "--strategy", "--isolated"]) | values, max_size=6))
+@given(
+    st.dictionaries(st.sampled_from(VARIABLES), values, max_size=8),
+    st.lists(
+        st.sampled_from(
+            [
+                "--cpu",
+                "--nodes",
+                "--listen",
+                "--zone-mb",
+                "--lease-ms",
+                "--tls-client-auth",
+                "--token-file",
+                "--strategy",
+                "--isolated",
+            ]
+        )
+        | values,
+        max_size=6,
+    ),
+)
 def test_process_flags_and_variables_are_accepted_or_refused_with_exit_2(environ, argv):
     refused_cleanly(lambda: node_args(argv, environ=environ, hostname=lambda: "pcpsim-node-1"))
     refused_cleanly(lambda: coordinator_args(argv, environ=environ))
 
 
-COMMANDS = ["cluster", "up", "drain", "state", "audit", "compare", "report", "bench", "tokens", "--nodes",
-            "--isolated", "--rt", "--strategy", "--zone-mb", "--zone-used", "--seed", "--measure-s", "--json",
-            "--token-file", "--tls-ca", "--listen-host", "--no-auth", "--force-all-cpus", "--quick"]
+COMMANDS = [
+    "cluster",
+    "up",
+    "drain",
+    "state",
+    "audit",
+    "compare",
+    "report",
+    "bench",
+    "tokens",
+    "--nodes",
+    "--isolated",
+    "--rt",
+    "--strategy",
+    "--zone-mb",
+    "--zone-used",
+    "--seed",
+    "--measure-s",
+    "--json",
+    "--token-file",
+    "--tls-ca",
+    "--listen-host",
+    "--no-auth",
+    "--force-all-cpus",
+    "--quick",
+]
 
 
 @EXAMPLES
@@ -66,11 +166,27 @@ def test_the_command_line_is_accepted_or_refused_with_exit_2(argv):
 
 
 @EXAMPLES
-@given(st.lists(st.one_of(
-    st.sampled_from(["node=", "operator=", "operator.sha256=", "node.sha256=", "node.key=", "operator.key=", "#",
-                     "=", "root="]).flatmap(
-        lambda k: st.text(alphabet=string.printable, max_size=70).map(lambda v: k + v)),
-    st.text(max_size=40)), max_size=5).map("\n".join))
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(
+                [
+                    "node=",
+                    "operator=",
+                    "operator.sha256=",
+                    "node.sha256=",
+                    "node.key=",
+                    "operator.key=",
+                    "#",
+                    "=",
+                    "root=",
+                ]
+            ).flatmap(lambda k: st.text(alphabet=string.printable, max_size=70).map(lambda v: k + v)),
+            st.text(max_size=40),
+        ),
+        max_size=5,
+    ).map("\n".join)
+)
 def test_token_files_are_accepted_or_refused_with_a_security_error(text):
     try:
         roles, keys = security.parse_token_file(text, "tokens")
@@ -83,11 +199,13 @@ def test_token_files_are_accepted_or_refused_with_a_security_error(text):
 
 
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True), st.text(max_size=8)),
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.text(max_size=8)),
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
-    max_leaves=20)
-results_like = st.fixed_dictionaries({"time_scale": json_values, "phases": json_values},
-                                     optional={"strategies": json_values, "config": json_values})
+    max_leaves=20,
+)
+results_like = st.fixed_dictionaries(
+    {"time_scale": json_values, "phases": json_values}, optional={"strategies": json_values, "config": json_values}
+)
 
 
 @EXAMPLES

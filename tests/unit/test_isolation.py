@@ -1,4 +1,5 @@
 """Page isolation and taking a range out of the buddy (node.mm.isolation), on an in-process zone."""
+
 import pytest
 
 from node.mm import isolation

@@ -79,14 +79,20 @@ def violations(root: pathlib.Path) -> list[str]:
         for dst in targets:
             if within(src, "node") and within(dst, "coordinator"):
                 found.append(f"{src} imports {dst}: node never imports coordinator")
-            if within(src, "node.mm") and not within(dst, "node.mm") and dst.split(".")[0] not in sys.stdlib_module_names:
+            if (
+                within(src, "node.mm")
+                and not within(dst, "node.mm")
+                and dst.split(".")[0] not in sys.stdlib_module_names
+            ):
                 found.append(f"{src} imports {dst}: node.mm imports the standard library only")
             process = within(src, "coordinator") and not within(src, "coordinator.tools")
             if process and within(dst, "coordinator.tools"):
                 found.append(f"{src} imports {dst}: the coordinator process never imports the tools")
             if process and within(dst, "node") and not any(within(dst, p) for p in NODE_FOR_COORDINATOR):
-                found.append(f"{src} imports {dst}: the coordinator process takes only "
-                             f"{', '.join(NODE_FOR_COORDINATOR)} from node")
+                found.append(
+                    f"{src} imports {dst}: the coordinator process takes only "
+                    f"{', '.join(NODE_FOR_COORDINATOR)} from node"
+                )
     found += [f"import cycle: {' -> '.join(cycle)}" for cycle in cycles(edges)]
     return found
 
@@ -144,13 +150,16 @@ def plant(tree: pathlib.Path, module: str, line: str) -> list[str]:
     return [v for v in violations(tree) if v not in before]
 
 
-@pytest.mark.parametrize("module, line, rule", [
-    ("node.cpu", "from coordinator.drain import record", "node never imports coordinator"),
-    ("node.mm.pcp", "import grpc", "node.mm imports the standard library only"),
-    ("node.mm.zone", "from node.shared import timebase", "node.mm imports the standard library only"),
-    ("coordinator.zone_service", "from coordinator.tools import stats", "never imports the tools"),
-    ("coordinator.membership", "from node import cpu", "takes only node.mm, node.api, node.shared"),
-])
+@pytest.mark.parametrize(
+    "module, line, rule",
+    [
+        ("node.cpu", "from coordinator.drain import record", "node never imports coordinator"),
+        ("node.mm.pcp", "import grpc", "node.mm imports the standard library only"),
+        ("node.mm.zone", "from node.shared import timebase", "node.mm imports the standard library only"),
+        ("coordinator.zone_service", "from coordinator.tools import stats", "never imports the tools"),
+        ("coordinator.membership", "from node import cpu", "takes only node.mm, node.api, node.shared"),
+    ],
+)
 def test_a_planted_import_breaks_its_rule(tree, module, line, rule):
     """Each rule reports an import planted against it, naming the module."""
     found = plant(tree, module, line)
@@ -160,8 +169,10 @@ def test_a_planted_import_breaks_its_rule(tree, module, line, rule):
 def test_a_planted_cycle_is_reported(tree):
     """An import back from a module's dependency closes a cycle, reported with both modules."""
     found = plant(tree, "coordinator.drain.record", "def late():\n    from coordinator.drain import drainer")
-    assert any(v.startswith("import cycle") and "coordinator.drain.drainer" in v and "coordinator.drain.record" in v
-               for v in found), found
+    assert any(
+        v.startswith("import cycle") and "coordinator.drain.drainer" in v and "coordinator.drain.record" in v
+        for v in found
+    ), found
 
 
 def test_a_relative_import_is_resolved(tree):

@@ -8,6 +8,7 @@ interceptor test, which needs a real grpc.aio server on 127.0.0.1.
 `python -m tests.unit.test_metrics` measures what metrics cost the pcp fast path (not a test).
 """
 
+import argparse
 import asyncio
 import shutil
 import subprocess
@@ -21,29 +22,52 @@ from prometheus_client import CollectorRegistry, generate_latest
 from coordinator.drain.record import CpuDrain, DrainRecord
 from coordinator.membership import Member, Membership
 from coordinator.metrics import CoordinatorCollector, DrainMetrics
-from node.shared.cpulist import role_label
 from coordinator.zone_service import ZoneService
-from node.shared.faults import Faults
 from node.alloc import PageAllocator
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.cpu import Cpu
-from node.shared.exposition import listen_address
 from node.metrics import NodeMetrics
-from node.mm.constants import (MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
-                               MIGRATETYPE_NAMES, NR_LOWORDER_PCP_LISTS, pageblock_order, pindex_to_order)
+from node.mm.constants import (
+    MIGRATE_MOVABLE,
+    MIGRATE_PCPTYPES,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_UNMOVABLE,
+    MIGRATETYPE_NAMES,
+    NR_LOWORDER_PCP_LISTS,
+    pageblock_order,
+    pindex_to_order,
+)
 from node.mm.pcp import PerCpuPages, drain_pages_zone, free_unref_page, rmqueue
 from node.mm.zone import Zone
 from node.remote_lock import RemotePcpLock
+from node.server import NodeServicer
+from node.shared.cpulist import role_label
+from node.shared.exposition import listen_address
+from node.shared.faults import Faults
 from node.shared.interceptors import ErrorsAndFaultsInterceptor
 from node.shared.rpc_metrics import RpcMetricsInterceptor
-from node.server import NodeServicer
-from node.tasks import LatencyTask
 from node.shared.timebase import CostModel
+from node.tasks import LatencyTask
 from tests.clock import FakeClock
 
-ALLOWED_LABELS = {"cpu", "kind", "strategy", "trigger", "status", "cause", "reason", "path", "holder", "method",
-                  "code", "order", "migratetype", "role", "level"}
+ALLOWED_LABELS = {
+    "cpu",
+    "kind",
+    "strategy",
+    "trigger",
+    "status",
+    "cause",
+    "reason",
+    "path",
+    "holder",
+    "method",
+    "code",
+    "order",
+    "migratetype",
+    "role",
+    "level",
+}
 
 
 def make_runtime(role="housekeeping", cpu_id=1, clock=time.monotonic, task=None):
@@ -52,10 +76,19 @@ def make_runtime(role="housekeeping", cpu_id=1, clock=time.monotonic, task=None)
     zone.watermark_failed = False  # the attribute node.zone_client.ZoneClient adds; never set here
     pcp = PerCpuPages(cpu_id, high=518, batch=63)
     cpu = Cpu(cpu_id, clock=clock, sleep=lambda s: None)
-    return types.SimpleNamespace(cpu_id=cpu_id, role=role, zone=zone, pcp=pcp, cpu=cpu,
-                                 alloc=PageAllocator(cpu, pcp, zone, coordinator_stub=None),
-                                 remote_lock=RemotePcpLock(pcp, clock), task=task, irq=None,
-                                 rejoins=0, lease_left=lambda: 1.0)
+    return types.SimpleNamespace(
+        cpu_id=cpu_id,
+        role=role,
+        zone=zone,
+        pcp=pcp,
+        cpu=cpu,
+        alloc=PageAllocator(cpu, pcp, zone, coordinator_stub=None),
+        remote_lock=RemotePcpLock(pcp, clock),
+        task=task,
+        irq=None,
+        rejoins=0,
+        lease_left=lambda: 1.0,
+    )
 
 
 def node_registry(rt):
@@ -78,9 +111,14 @@ def value(registry, name, **labels):
 def churn(rt, n=1200):
     """Allocations and frees of mixed orders and migratetypes through the allocator, so lists fill and flush."""
     held = []
-    kinds = [(0, MIGRATE_MOVABLE)] * 6 + [(0, MIGRATE_UNMOVABLE), (1, MIGRATE_MOVABLE), (3, MIGRATE_RECLAIMABLE),
-                                          (0, MIGRATE_RECLAIMABLE), (pageblock_order, MIGRATE_MOVABLE),
-                                          (pageblock_order, MIGRATE_UNMOVABLE)]
+    kinds = [(0, MIGRATE_MOVABLE)] * 6 + [
+        (0, MIGRATE_UNMOVABLE),
+        (1, MIGRATE_MOVABLE),
+        (3, MIGRATE_RECLAIMABLE),
+        (0, MIGRATE_RECLAIMABLE),
+        (pageblock_order, MIGRATE_MOVABLE),
+        (pageblock_order, MIGRATE_UNMOVABLE),
+    ]
     for i in range(n):
         order, mt = kinds[i % len(kinds)]
         pfn = rt.alloc.alloc_pages(order, mt)
@@ -107,14 +145,20 @@ def test_pcp_gauges_and_counters_are_the_models_own():
     total = 0
     for pindex in range(NR_LOWORDER_PCP_LISTS):
         order = pindex_to_order(pindex)
-        got = value(registry, "pcpsim_pcp_pages", cpu=cpu, order=str(order),
-                    migratetype=MIGRATETYPE_NAMES[pindex % MIGRATE_PCPTYPES])
+        got = value(
+            registry,
+            "pcpsim_pcp_pages",
+            cpu=cpu,
+            order=str(order),
+            migratetype=MIGRATETYPE_NAMES[pindex % MIGRATE_PCPTYPES],
+        )
         assert got == len(pcp.lists[pindex]) << order
         total += got
     for mt in range(MIGRATE_PCPTYPES):
         want = sum(1 for m in pcp.thp_migratetype.values() if m == mt) << pageblock_order
-        got = value(registry, "pcpsim_pcp_pages", cpu=cpu, order=str(pageblock_order),
-                    migratetype=MIGRATETYPE_NAMES[mt])
+        got = value(
+            registry, "pcpsim_pcp_pages", cpu=cpu, order=str(pageblock_order), migratetype=MIGRATETYPE_NAMES[mt]
+        )
         assert got == want
         total += got
     assert total == pcp.count
@@ -216,6 +260,7 @@ def test_task_counters_are_lifetime_values_that_survive_a_stats_reset():
     """Wake-up lateness is observed once per period, and runs, misses and stolen time by cause are
     monotonic: GetStats(reset=True) (task.reset_stats) resets the window, not the metrics."""
     from node.cpu import NoiseLog
+
     clock = FakeClock()
     alloc = types.SimpleNamespace(lock_contention_s=0.0)
     task = LatencyTask("rt", period=0.25, busy=0.15, deadline=0.2, allocs=0, alloc=alloc, clock=clock, rt=True)
@@ -238,8 +283,7 @@ def test_task_counters_are_lifetime_values_that_survive_a_stats_reset():
     assert value(registry, "pcpsim_task_wakeup_latency_seconds_bucket", le="0.01", **labels) == 0
     assert value(registry, "pcpsim_task_deadline_misses_total", **labels) == 0
     assert value(registry, "pcpsim_task_noise_events_total", cause="workqueue", **labels) == 3
-    assert value(registry, "pcpsim_task_stolen_seconds_total", cause="workqueue",
-                 **labels) == pytest.approx(0.030)
+    assert value(registry, "pcpsim_task_stolen_seconds_total", cause="workqueue", **labels) == pytest.approx(0.030)
     assert value(registry, "pcpsim_task_stolen_seconds_total", cause="irq", **labels) == 0
     assert value(registry, "pcpsim_task_max_single_noise_seconds", **labels) == pytest.approx(0.010)
 
@@ -271,8 +315,9 @@ def test_zone_and_membership_are_read_at_scrape_time():
     assert value(registry, "pcpsim_zone_reclaim_active") == 0
     assert value(registry, "pcpsim_time_scale_ratio") == 250.0
     now = membership.clock()
-    membership.members[2] = Member(2, "127.0.0.1:1", pb.ROLE_ISOLATED_RT, None, None, now - 0.3, pcp_count=7,
-                                   registrations=2)
+    membership.members[2] = Member(
+        2, "127.0.0.1:1", pb.ROLE_ISOLATED_RT, None, None, now - 0.3, pcp_count=7, registrations=2
+    )
     assert value(registry, "pcpsim_node_up", cpu="2", role="isolated-rt") == 1
     assert value(registry, "pcpsim_node_up", cpu="0", role="unregistered") == 0
     assert value(registry, "pcpsim_node_heartbeat_age_seconds", cpu="2") == pytest.approx(0.3)
@@ -284,9 +329,17 @@ def test_drain_records_are_observed_once_per_drain_and_cpu():
     """A finished drain adds one to its status, one duration observation, and each CPU's pages; a skipped
     drain only counts."""
     registry, drains, _, _ = coordinator_registry()
-    rec = DrainRecord(pb.DrainAllReply.FAILED, pb.STRATEGY_WORKQUEUE, pb.TRIGGER_RECLAIM, 0.0, duration_s=0.04,
-                      cpus=[CpuDrain(1, pages=300, duration_s=0.02, wait_s=0.015),
-                            CpuDrain(3, pages=0, duration_s=0.04, ok=False, error="flush timed out")])
+    rec = DrainRecord(
+        pb.DrainAllReply.FAILED,
+        pb.STRATEGY_WORKQUEUE,
+        pb.TRIGGER_RECLAIM,
+        0.0,
+        duration_s=0.04,
+        cpus=[
+            CpuDrain(1, pages=300, duration_s=0.02, wait_s=0.015),
+            CpuDrain(3, pages=0, duration_s=0.04, ok=False, error="flush timed out"),
+        ],
+    )
     drains.observe(rec)
     drains.observe(DrainRecord(pb.DrainAllReply.SKIPPED, pb.STRATEGY_WORKQUEUE, pb.TRIGGER_RECLAIM, 0.0))
     wq = {"strategy": "workqueue"}
@@ -305,8 +358,16 @@ def all_registries():
     node, _ = node_registry(rt)
     churn(rt, 200)
     coord, drains, _, _ = coordinator_registry()
-    drains.observe(DrainRecord(pb.DrainAllReply.DONE, pb.STRATEGY_REMOTE, pb.TRIGGER_DEMAND, 0.0, 0.01,
-                               cpus=[CpuDrain(0, pages=63, duration_s=0.01)]))
+    drains.observe(
+        DrainRecord(
+            pb.DrainAllReply.DONE,
+            pb.STRATEGY_REMOTE,
+            pb.TRIGGER_DEMAND,
+            0.0,
+            0.01,
+            cpus=[CpuDrain(0, pages=63, duration_s=0.01)],
+        )
+    )
     interceptor_registry = CollectorRegistry()
     RpcMetricsInterceptor(interceptor_registry, [pb.DESCRIPTOR.services_by_name["Node"]])
     return {"node": node, "coordinator": coord, "rpc": interceptor_registry}
@@ -327,7 +388,7 @@ def test_names_units_and_labels_follow_the_conventions():
                 if family.name == "pcpsim_pcp_pages":
                     assert sample.labels["order"] in {"0", "1", "2", "3", "9"}
     node = all_registries()["node"]
-    pcp_pages = [f for f in node.collect() if f.name == "pcpsim_pcp_pages"][0]
+    pcp_pages = next(f for f in node.collect() if f.name == "pcpsim_pcp_pages")
     assert len(pcp_pages.samples) == 15
 
 
@@ -335,8 +396,10 @@ def test_promtool_accepts_the_exposition_text():
     """`promtool check metrics` (lint included) finds nothing wrong with any process's /metrics text."""
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.fail("promtool is not on PATH: install the Debian package `prometheus` "
-                    "(apt-get install prometheus), which provides it")
+        pytest.fail(
+            "promtool is not on PATH: install the Debian package `prometheus` "
+            "(apt-get install prometheus), which provides it"
+        )
     for what, registry in all_registries().items():
         text = generate_latest(registry)
         proc = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
@@ -349,7 +412,7 @@ def test_metrics_listen_flag():
     assert listen_address("[::1]:9100") == ("::1", 9100)
     assert listen_address("off") is None
     for bad in ("9100", "host:", "host:x", ":1", "h:70000"):
-        with pytest.raises(Exception):
+        with pytest.raises(argparse.ArgumentTypeError):
             listen_address(bad)
 
 
@@ -365,8 +428,12 @@ async def test_rpc_interceptor_counts_calls_by_method_and_status_code():
     once; a call to a method the service does not have adds no series."""
     registry = CollectorRegistry()
     node_service = pb.DESCRIPTOR.services_by_name["Node"]
-    server = grpc.aio.server(interceptors=[RpcMetricsInterceptor(registry, [node_service]),
-                                           ErrorsAndFaultsInterceptor(Faults(), [node_service])])
+    server = grpc.aio.server(
+        interceptors=[
+            RpcMetricsInterceptor(registry, [node_service]),
+            ErrorsAndFaultsInterceptor(Faults(), [node_service]),
+        ]
+    )
     pcp = PerCpuPages(0)
     node = types.SimpleNamespace(cpu_id=0, pcp=pcp, remote_lock=RemotePcpLock(pcp, time.monotonic))
     pb_grpc.add_NodeServicer_to_server(NodeServicer(node, Faults()), server)
@@ -412,13 +479,20 @@ def measure_overhead(ops: int = 200_000, scrape_every: int = 1000, repeats: int 
     for _ in range(repeats):
         for with_metrics in (False, True):
             best[with_metrics] = min(best[with_metrics], run(with_metrics))
-    return {"ops": ops, "scrape_every": scrape_every, "bare_us": best[False] * 1e6,
-            "with_metrics_us": best[True] * 1e6, "ratio": best[True] / best[False]}
+    return {
+        "ops": ops,
+        "scrape_every": scrape_every,
+        "bare_us": best[False] * 1e6,
+        "with_metrics_us": best[True] * 1e6,
+        "ratio": best[True] / best[False],
+    }
 
 
 if __name__ == "__main__":
-    for every in (1000, 10 ** 9):
+    for every in (1000, 10**9):
         r = measure_overhead(scrape_every=every)
         scrapes = f"a scrape every {every} pairs" if every < r["ops"] else "one scrape"
-        print(f"rmqueue+free_unref_page pair: {r['bare_us']:.2f} us bare, {r['with_metrics_us']:.2f} us with node "
-              f"metrics registered and {scrapes}: ratio {r['ratio']:.3f} ({r['ops']} pairs, best of 5)")
+        print(
+            f"rmqueue+free_unref_page pair: {r['bare_us']:.2f} us bare, {r['with_metrics_us']:.2f} us with node "
+            f"metrics registered and {scrapes}: ratio {r['ratio']:.3f} ({r['ops']} pairs, best of 5)"
+        )

@@ -1,4 +1,5 @@
 """The pcp fast paths and flush arithmetic of v6.1 (rmqueue_pcplist, free_unref_page*, nr_pcp_*, free_pcppages_bulk)."""
+
 import threading
 import time
 from collections import deque
@@ -6,10 +7,27 @@ from collections import deque
 import pytest
 
 from node.mm.audit import audit, check_pcp
-from node.mm.constants import (MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
-                               MIGRATE_UNMOVABLE, NR_LOWORDER_PCP_LISTS, order_to_pindex, pageblock_order)
-from node.mm.pcp import (PerCpuPages, drain_pages_zone, free_pcppages_bulk, free_unref_page, free_unref_page_list,
-                         nr_pcp_free, nr_pcp_high, rmqueue, rmqueue_pcplist)
+from node.mm.constants import (
+    MIGRATE_HIGHATOMIC,
+    MIGRATE_ISOLATE,
+    MIGRATE_MOVABLE,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_UNMOVABLE,
+    NR_LOWORDER_PCP_LISTS,
+    order_to_pindex,
+    pageblock_order,
+)
+from node.mm.pcp import (
+    PerCpuPages,
+    drain_pages_zone,
+    free_pcppages_bulk,
+    free_unref_page,
+    free_unref_page_list,
+    nr_pcp_free,
+    nr_pcp_high,
+    rmqueue,
+    rmqueue_pcplist,
+)
 from node.mm.zone import Zone
 
 
@@ -40,13 +58,14 @@ def test_successive_high_flushes_double_until_high_minus_batch():
     got = rmqueue(zone, pcp, 0, MIGRATE_MOVABLE)
     assert pcp.free_factor == 1
     # count is 62: the 456th free reaches 518 and the flush frees batch << 1.
-    for pfn in held[1414:1414 + 455]:
+    for pfn in held[1414 : 1414 + 455]:
         free_unref_page(zone, pcp, pfn, 0, MIGRATE_MOVABLE)
     assert pcp.count == 517
     free_unref_page(zone, pcp, held[1414 + 455], 0, MIGRATE_MOVABLE)
     assert pcp.count == 518 - 126 and pcp.free_factor == 2
-    report = audit(zone, {"pcp": [(p, o) for p, o, _ in pcp.pages()],
-                          "held": [(p, 0) for p in held[1414 + 456:] + [got]]})
+    report = audit(
+        zone, {"pcp": [(p, o) for p, o, _ in pcp.pages()], "held": [(p, 0) for p in [*held[1414 + 456 :], got]]}
+    )
     assert report.ok, report.errors
 
 
@@ -190,9 +209,10 @@ def test_free_pcppages_bulk_restores_pages_when_zone_fails():
     assert (pcp.pages(), pcp.count) == before
 
 
-@pytest.mark.parametrize("batch,expected", [(63, {0: 63, 1: 31, 2: 15, 3: 7, 9: 2}),
-                                            (4, {0: 4, 1: 2, 2: 2, 3: 2, 9: 2}),
-                                            (1, {0: 1, 1: 1, 2: 1, 3: 1, 9: 1})])
+@pytest.mark.parametrize(
+    "batch,expected",
+    [(63, {0: 63, 1: 31, 2: 15, 3: 7, 9: 2}), (4, {0: 4, 1: 2, 2: 2, 3: 2, 9: 2}), (1, {0: 1, 1: 1, 2: 1, 3: 1, 9: 1})],
+)
 def test_refill_size_per_order(batch, expected):
     """An empty list is refilled with batch pages for order 0, max(batch >> order, 2) above, and 1 for batch 1."""
     for order, n in expected.items():

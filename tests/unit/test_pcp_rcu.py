@@ -43,8 +43,11 @@ def test_fast_path_never_waits_for_a_drainer():
         fill(zone, pcp)
         pfn = pcp_rcu.rmqueue(zone, pcp, 0, MIGRATE_UNMOVABLE)
         assert pcp_rcu.free_unref_page(zone, pcp, pfn, 0, MIGRATE_UNMOVABLE) == "pcp"
-        pcp_rcu.free_unref_page_list(zone, pcp, [(p, 0, MIGRATE_MOVABLE) for p in
-                                                 [pcp_rcu.rmqueue(zone, pcp, 0, MIGRATE_MOVABLE) for _ in range(3)]])
+        pcp_rcu.free_unref_page_list(
+            zone,
+            pcp,
+            [(p, 0, MIGRATE_MOVABLE) for p in [pcp_rcu.rmqueue(zone, pcp, 0, MIGRATE_MOVABLE) for _ in range(3)]],
+        )
     s = pcp.stats
     assert (s.trylock_fail_alloc, s.trylock_fail_free, s.buddy_fallback_alloc, s.buddy_fallback_free) == (0, 0, 0, 0)
     assert pcp.count > 0 and conserved(zone, pcp)
@@ -92,7 +95,7 @@ def test_stranded_pages_stay_the_cpus_and_go_first_at_the_next_take():
 
 
 def test_high_and_batch_apply_to_both_sets():
-    zone, pcp = make()
+    _zone, pcp = make()
     pcp.high, pcp.batch = 0, 1
     assert [(s.high, s.batch) for s in pcp.pcplists] == [(0, 1), (0, 1)]
 
@@ -107,12 +110,14 @@ def test_a_grace_period_ends_at_the_next_quiescent_state_or_at_once_in_an_extend
     def cpu():
         started.wait(5)
         rcu.quiescent()
+
     t = threading.Thread(target=cpu)
     t.start()
 
     def wait():
         started.set()
         return rcu.wait_for_qs(5.0)
+
     assert wait()
     t.join()
     with rcu.extended_qs():
@@ -173,6 +178,7 @@ def test_rcu_drain_after_a_timed_out_grace_period_keeps_the_pages_then_hands_the
         assert drain.drained_pages == drained
         with pytest.raises(FailedPrecondition):
             await drain.release(token, commit=False)  # too late to keep them
+
     try:
         asyncio.run(run())
     finally:
@@ -202,4 +208,5 @@ def test_rcu_drain_lease_expiry_keeps_the_pages_and_refuses_a_late_commit():
             assert ok and sorted(pages) == before
             await drain.release(token, commit=False)
             assert sorted(pcp.pages()) == before and drain.drained_pages == 0
+
     asyncio.run(run())

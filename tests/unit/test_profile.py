@@ -24,11 +24,21 @@ def test_each_profile_names_its_semantics():
     a spinlock remotely; only 6.2 leaves IRQs on and trylocks in the batched free."""
     p519, p61, p62 = (profiles.get(n) for n in ("5.19", "6.1", "6.2"))
     assert (p519.strategy, p519.pcp_lock, p519.remote_drain) == ("workqueue", "local_lock", False)
-    assert (p61.strategy, p61.pcp_lock, p61.remote_drain, p61.irqs_off, p61.free_list_trylock) == \
-        ("remote", "spinlock", True, True, False)
-    assert (p62.strategy, p62.pcp_lock, p62.remote_drain, p62.irqs_off, p62.free_list_trylock) == \
-        ("remote", "spinlock", True, False, True)
-    with pytest.raises(ValueError, match="unknown kernel profile '6.3'"):
+    assert (p61.strategy, p61.pcp_lock, p61.remote_drain, p61.irqs_off, p61.free_list_trylock) == (
+        "remote",
+        "spinlock",
+        True,
+        True,
+        False,
+    )
+    assert (p62.strategy, p62.pcp_lock, p62.remote_drain, p62.irqs_off, p62.free_list_trylock) == (
+        "remote",
+        "spinlock",
+        True,
+        False,
+        True,
+    )
+    with pytest.raises(ValueError, match=r"unknown kernel profile '6\.3'"):
         profiles.get("6.3")
 
 

@@ -16,6 +16,7 @@ import subprocess
 import pytest
 
 from coordinator.tools import prometheus
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROM_DIR = os.path.join(REPO, "deploy", "prometheus")
 GRAFANA_DIR = os.path.join(REPO, "deploy", "grafana")
@@ -24,16 +25,17 @@ GRAFANA_DIR = os.path.join(REPO, "deploy", "grafana")
 def promtool(*args, cwd=None) -> str:
     path = shutil.which("promtool")
     if path is None:
-        pytest.fail("promtool is not on PATH: install the Debian package `prometheus` "
-                    "(sudo apt-get install prometheus), which provides it; `make test` does")
+        pytest.fail(
+            "promtool is not on PATH: install the Debian package `prometheus` "
+            "(sudo apt-get install prometheus), which provides it; `make test` does"
+        )
     proc = subprocess.run([path, *args], capture_output=True, text=True, timeout=60, cwd=cwd)
     assert proc.returncode == 0, f"promtool {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}"
     return proc.stdout + proc.stderr
 
 
 def load_generator():
-    spec = importlib.util.spec_from_file_location("pcpsim_grafana_generate",
-                                                  os.path.join(GRAFANA_DIR, "generate.py"))
+    spec = importlib.util.spec_from_file_location("pcpsim_grafana_generate", os.path.join(GRAFANA_DIR, "generate.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -83,13 +85,14 @@ def test_render_refuses_a_template_without_the_lines_it_rewrites(tmp_path):
     """A config whose targets line was edited away is an error naming the line, not a silent no-op."""
     template = tmp_path / "prometheus.yml"
     template.write_text("rule_files:\n  - rules/*.yml\n")
-    with pytest.raises(prometheus.PrometheusError, match="prometheus-targets.json"):
+    with pytest.raises(prometheus.PrometheusError, match=r"prometheus-targets\.json"):
         prometheus.render_config("/x/targets.json", template=str(template))
 
 
 def test_free_port_prefers_the_asked_port_only_while_it_is_free():
     """free_port returns the preferred port if nobody holds it, another one while somebody does."""
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         taken = s.getsockname()[1]
@@ -104,12 +107,14 @@ def test_committed_dashboards_are_up_to_date(tmp_path):
     gen = load_generator()
     written = gen.write(str(tmp_path))
     committed = sorted(os.listdir(os.path.join(GRAFANA_DIR, "dashboards")))
-    assert committed == sorted(os.path.basename(p) for p in written), \
+    assert committed == sorted(os.path.basename(p) for p in written), (
         "run `python deploy/grafana/generate.py` and commit deploy/grafana/dashboards"
+    )
     for path in written:
         with open(path) as new, open(os.path.join(GRAFANA_DIR, "dashboards", os.path.basename(path))) as old:
-            assert new.read() == old.read(), \
+            assert new.read() == old.read(), (
                 f"{os.path.basename(path)} is stale: run `python deploy/grafana/generate.py` and commit it"
+            )
 
 
 def test_dashboards_cover_the_four_views_and_use_the_provisioned_datasource():

@@ -6,15 +6,22 @@ reclaim_active toggles and high/batch changes runs, (1) every page is in exactly
 pcp's count matches its lists (check_pcp), (3) a free never leaves the pcp above its effective high unless it
 was already there, and a free_high flush empties the pcp, (4) a drain empties the pcp.
 """
+
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from node.mm.audit import audit, check_pcp
-from node.mm.constants import (MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
-                               MIGRATE_UNMOVABLE, PAGE_ALLOC_COSTLY_ORDER, pcp_allowed_order)
-from node.mm.pcp import (PerCpuPages, drain_pages_zone, free_unref_page, free_unref_page_list, nr_pcp_high,
-                         rmqueue)
+from node.mm.constants import (
+    MIGRATE_HIGHATOMIC,
+    MIGRATE_ISOLATE,
+    MIGRATE_MOVABLE,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_UNMOVABLE,
+    PAGE_ALLOC_COSTLY_ORDER,
+    pcp_allowed_order,
+)
+from node.mm.pcp import PerCpuPages, drain_pages_zone, free_unref_page, free_unref_page_list, nr_pcp_high, rmqueue
 from node.mm.zone import Zone
 
 PCP_TYPES = (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE)
@@ -29,8 +36,7 @@ class PcpMachine(RuleBasedStateMachine):
         self.pcps = [PerCpuPages(cpu, high=64, batch=16) for cpu in range(2)]
         self.allocated = [dict(), dict()]  # per cpu: pfn -> (order, migratetype)
 
-    @rule(cpu=st.integers(0, 1), order=st.sampled_from(ORDERS), mt=st.sampled_from(PCP_TYPES),
-          contended=st.booleans())
+    @rule(cpu=st.integers(0, 1), order=st.sampled_from(ORDERS), mt=st.sampled_from(PCP_TYPES), contended=st.booleans())
     def alloc(self, cpu, order, mt, contended):
         pcp = self.pcps[cpu]
         if contended:
@@ -48,8 +54,11 @@ class PcpMachine(RuleBasedStateMachine):
         return nr_pcp_high(pcp, self.zone, False)
 
     @precondition(lambda self: any(self.allocated))
-    @rule(data=st.data(), mt_override=st.sampled_from((None, None, None, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE)),
-          contended=st.booleans())
+    @rule(
+        data=st.data(),
+        mt_override=st.sampled_from((None, None, None, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE)),
+        contended=st.booleans(),
+    )
     def free(self, data, mt_override, contended):
         cpu = 0 if self.allocated[0] and (not self.allocated[1] or data.draw(st.booleans())) else 1
         pcp = self.pcps[cpu]
@@ -121,6 +130,12 @@ class PcpMachine(RuleBasedStateMachine):
             assert not pcp.lock.locked()
 
 
-PcpMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, derandomize=True, deadline=None,
-                                        database=None, suppress_health_check=[HealthCheck.too_slow])
+PcpMachine.TestCase.settings = settings(
+    max_examples=60,
+    stateful_step_count=40,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 TestPcpMachine = PcpMachine.TestCase

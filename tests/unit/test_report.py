@@ -1,5 +1,6 @@
 """`pcpsim report`: the raw per-CPU data compare keeps, and the oslat/cyclictest/osnoise views of it."""
 
+import itertools
 import json
 import re
 import subprocess
@@ -8,11 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from coordinator.tools import cli
-from coordinator.tools import compare
-from coordinator.tools import plots
-from coordinator.tools import report
-from coordinator.tools import schedule
+from coordinator.tools import cli, compare, plots, report, schedule
 from node.api.v1 import pcpsim_pb2 as pb
 
 SCALE = 250.0
@@ -24,37 +21,81 @@ def wall(kernel_us: float) -> float:
     return kernel_us * 1e-6 * SCALE
 
 
-def cpu(role="isolated-preemptible", kind="preemptible", period_s=0.010, hist=None, lat_us=(0.5, 1.5, 40.5, 2.0),
-        runs=10, stolen=None, events=None, max_single_us=30.0) -> dict:
+def cpu(
+    role="isolated-preemptible",
+    kind="preemptible",
+    period_s=0.010,
+    hist=None,
+    lat_us=(0.5, 1.5, 40.5, 2.0),
+    runs=10,
+    stolen=None,
+    events=None,
+    max_single_us=30.0,
+) -> dict:
     """One `phases.<phase>.cpus.<cpu>` record: min/avg/max/last from `lat_us` (kernel us)."""
-    return {"role": role, "kind": kind, "period_s": period_s,
-            "wake_latency_hist_kernel_us": hist if hist is not None else {"0": 5, "1": 3, "40": 2},
-            "wake_latency_min_s": wall(lat_us[0]), "wake_latency_avg_s": wall(lat_us[1]),
-            "wake_latency_max_s": wall(lat_us[2]), "wake_latency_last_s": wall(lat_us[3]),
-            "wake_latency_p50_s": wall(lat_us[1]), "wake_latency_p99_s": wall(lat_us[2]),
-            "runs": runs, "deadline_misses": 1,
-            "stolen_s": stolen if stolen is not None else {"workqueue": wall(60.0), "irq": wall(4.0)},
-            "noise_events": events if events is not None else {"workqueue": 3, "irq": 1, "pcp_lock": 2},
-            "max_single_noise_s": wall(max_single_us), "drain_work_items": 3, "drain_wait_max_s": 0.0}
+    return {
+        "role": role,
+        "kind": kind,
+        "period_s": period_s,
+        "wake_latency_hist_kernel_us": hist if hist is not None else {"0": 5, "1": 3, "40": 2},
+        "wake_latency_min_s": wall(lat_us[0]),
+        "wake_latency_avg_s": wall(lat_us[1]),
+        "wake_latency_max_s": wall(lat_us[2]),
+        "wake_latency_last_s": wall(lat_us[3]),
+        "wake_latency_p50_s": wall(lat_us[1]),
+        "wake_latency_p99_s": wall(lat_us[2]),
+        "runs": runs,
+        "deadline_misses": 1,
+        "stolen_s": stolen if stolen is not None else {"workqueue": wall(60.0), "irq": wall(4.0)},
+        "noise_events": events if events is not None else {"workqueue": 3, "irq": 1, "pcp_lock": 2},
+        "max_single_noise_s": wall(max_single_us),
+        "drain_work_items": 3,
+        "drain_wait_max_s": 0.0,
+    }
 
 
 def rt_cpu(**kw) -> dict:
-    return cpu(role="isolated-rt", kind="rt", period_s=0.250, hist={"2": 4}, lat_us=(2.2, 2.5, 2.9, 2.4),
-               runs=4, stolen={}, events={}, max_single_us=0.0, **kw)
+    return cpu(
+        role="isolated-rt",
+        kind="rt",
+        period_s=0.250,
+        hist={"2": 4},
+        lat_us=(2.2, 2.5, 2.9, 2.4),
+        runs=4,
+        stolen={},
+        events={},
+        max_single_us=0.0,
+        **kw,
+    )
 
 
 @pytest.fixture
 def result() -> dict:
     """A small results file in compare's shape: three phases, latency CPUs 2 and 3."""
     phases = {name: {"cpus": {"2": cpu(), "3": rt_cpu()}} for name in ("noise_floor", "workqueue", "remote")}
-    phases["noise_floor"]["cpus"]["2"] = cpu(hist={"0": 9, "1": 1}, lat_us=(0.3, 0.6, 1.2, 0.4),
-                                             stolen={"irq": wall(4.0)}, events={"irq": 1}, max_single_us=4.0)
-    strategies = {"workqueue": {"drain_all": {"count": 3, "p50_s": 0.02, "p99_s": 0.05, "max_s": 0.05,
-                                              "durations_s": [0.05, 0.01, 0.02]}},
-                  "remote": {"drain_all": {"count": 2, "p50_s": 0.004, "p99_s": 0.006, "max_s": 0.006,
-                                           "durations_s": [0.004, 0.006]}}}
-    return {"seed": 1, "time_scale": SCALE, "hist_bucket_kernel_us": 1, "phases": phases,
-            "strategies": strategies, "noise_floor": {"wake_latency_p99_s": wall(1.2)}}
+    phases["noise_floor"]["cpus"]["2"] = cpu(
+        hist={"0": 9, "1": 1},
+        lat_us=(0.3, 0.6, 1.2, 0.4),
+        stolen={"irq": wall(4.0)},
+        events={"irq": 1},
+        max_single_us=4.0,
+    )
+    strategies = {
+        "workqueue": {
+            "drain_all": {"count": 3, "p50_s": 0.02, "p99_s": 0.05, "max_s": 0.05, "durations_s": [0.05, 0.01, 0.02]}
+        },
+        "remote": {
+            "drain_all": {"count": 2, "p50_s": 0.004, "p99_s": 0.006, "max_s": 0.006, "durations_s": [0.004, 0.006]}
+        },
+    }
+    return {
+        "seed": 1,
+        "time_scale": SCALE,
+        "hist_bucket_kernel_us": 1,
+        "phases": phases,
+        "strategies": strategies,
+        "noise_floor": {"wake_latency_p99_s": wall(1.2)},
+    }
 
 
 def block(text: str, phase: str) -> list[str]:
@@ -62,7 +103,7 @@ def block(text: str, phase: str) -> list[str]:
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(f"## phase {phase} "))
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## phase")), len(lines))
-    return [line for line in lines[start + 1:end] if line.strip()]
+    return [line for line in lines[start + 1 : end] if line.strip()]
 
 
 # ------------------------------------------------------------ compare's raw data
@@ -74,17 +115,30 @@ def test_wake_histogram_buckets_whole_kernel_microseconds():
 
 def test_summarize_phase_keeps_old_keys_and_adds_per_cpu_raw_data():
     """summarize_phase still reports every key the table reads, plus durations and one record per latency CPU."""
+
     def task(kind, lat, period_s):
-        return SimpleNamespace(kind=kind, period_s=period_s, wake_latency_s=lat, runs=len(lat), deadline_misses=0,
-                               stolen_s={"workqueue": 0.01}, noise_events={"workqueue": 1},
-                               max_single_noise_s=0.01)
-    common = dict(trylock_failures=0, buddy_fallbacks=0, alloc_failures=0, allocs=5, drain_wait_max_s=0.0,
-                  drain_work_items=1)
-    stats = {0: SimpleNamespace(role=pb.ROLE_HOUSEKEEPING, task=None, **common),
-             2: SimpleNamespace(role=pb.ROLE_ISOLATED_PREEMPTIBLE, task=task("preemptible", [1e-4, 3e-4], 0.010), **common),
-             3: SimpleNamespace(role=pb.ROLE_ISOLATED_RT, task=task("rt", [5e-4], 0.250), **common)}
-    history = [pb.DrainAllReply(status=pb.DrainAllReply.DONE, trigger=pb.TRIGGER_DEMAND, duration_s=d)
-               for d in (0.02, 0.01)]
+        return SimpleNamespace(
+            kind=kind,
+            period_s=period_s,
+            wake_latency_s=lat,
+            runs=len(lat),
+            deadline_misses=0,
+            stolen_s={"workqueue": 0.01},
+            noise_events={"workqueue": 1},
+            max_single_noise_s=0.01,
+        )
+
+    common = dict(
+        trylock_failures=0, buddy_fallbacks=0, alloc_failures=0, allocs=5, drain_wait_max_s=0.0, drain_work_items=1
+    )
+    stats = {
+        0: SimpleNamespace(role=pb.ROLE_HOUSEKEEPING, task=None, **common),
+        2: SimpleNamespace(role=pb.ROLE_ISOLATED_PREEMPTIBLE, task=task("preemptible", [1e-4, 3e-4], 0.010), **common),
+        3: SimpleNamespace(role=pb.ROLE_ISOLATED_RT, task=task("rt", [5e-4], 0.250), **common),
+    }
+    history = [
+        pb.DrainAllReply(status=pb.DrainAllReply.DONE, trigger=pb.TRIGGER_DEMAND, duration_s=d) for d in (0.02, 0.01)
+    ]
     audit = SimpleNamespace(ok=True, lost=0, duplicated=0, unexpected=0, errors=[])
     out = compare.summarize_phase(stats, history, audit, [])
     assert {"count", "p50_s", "p99_s", "max_s"} <= set(out["drain_all"])
@@ -97,15 +151,20 @@ def test_summarize_phase_keeps_old_keys_and_adds_per_cpu_raw_data():
     assert c2["wake_latency_min_s"] == 1e-4 and c2["wake_latency_max_s"] == 3e-4
     assert c2["wake_latency_avg_s"] == pytest.approx(2e-4) and c2["wake_latency_last_s"] == 3e-4
     assert out["cpus"]["3"]["role"] == "isolated-rt" and out["cpus"]["3"]["period_s"] == 0.250
-    report.validate({"time_scale": SCALE, "phases": {"p": {"cpus": out["cpus"]}},
-                     "strategies": {"s": {"drain_all": out["drain_all"]}}})
+    report.validate(
+        {
+            "time_scale": SCALE,
+            "phases": {"p": {"cpus": out["cpus"]}},
+            "strategies": {"s": {"drain_all": out["drain_all"]}},
+        }
+    )
 
 
 # ------------------------------------------------------------ oslat
 def test_oslat_rows_are_dense_to_31_then_only_nonempty_buckets():
     """Rows run 0..max when the max is below 32 us; past that only non-empty buckets, a gap marked by None."""
     assert report.histogram_rows([{0: 1, 3: 2}, {1: 1}]) == [0, 1, 2, 3]
-    assert report.histogram_rows([{0: 1, 40: 1}, {45: 2, 46: 1}]) == list(range(32)) + [None, 40, None, 45, 46]
+    assert report.histogram_rows([{0: 1, 40: 1}, {45: 2, 46: 1}]) == [*list(range(32)), None, 40, None, 45, 46]
     assert report.histogram_rows([{}]) == []
 
 
@@ -133,8 +192,10 @@ def test_oslat_counts_sum_to_runs(result):
 
 
 # ------------------------------------------------------------ cyclictest
-CYCLICTEST = re.compile(r"^T:\s*(\d+) \(\s*(\d+)\) P:\s*(\d+) I:(\d+) C:\s*(\d+) Min:\s*(\d+) Act:\s*(\d+) "
-                        r"Avg:\s*(\d+) Max:\s*(\d+)$")
+CYCLICTEST = re.compile(
+    r"^T:\s*(\d+) \(\s*(\d+)\) P:\s*(\d+) I:(\d+) C:\s*(\d+) Min:\s*(\d+) Act:\s*(\d+) "
+    r"Avg:\s*(\d+) Max:\s*(\d+)$"
+)
 
 
 def test_cyclictest_lines_match_rt_tests_format(result):
@@ -153,8 +214,25 @@ def test_cyclictest_lines_match_rt_tests_format(result):
 def test_osnoise_columns_and_cause_mapping(result):
     """rtla osnoise top's columns plus Lock; irq -> IRQ, workqueue -> Thread, pcp_lock -> Lock, HW/NMI/Softirq 0."""
     lines = block(report.osnoise_table(result), "workqueue")
-    assert lines[0].split() == ["CPU", "Period", "Runtime", "Noise", "%", "CPU", "Aval", "Max", "Noise", "Max",
-                                "Single", "HW", "NMI", "IRQ", "Softirq", "Thread", "Lock"]
+    assert lines[0].split() == [
+        "CPU",
+        "Period",
+        "Runtime",
+        "Noise",
+        "%",
+        "CPU",
+        "Aval",
+        "Max",
+        "Noise",
+        "Max",
+        "Single",
+        "HW",
+        "NMI",
+        "IRQ",
+        "Softirq",
+        "Thread",
+        "Lock",
+    ]
     cells = lines[1].split()
     # runtime = 10 runs x 10 ms = 0.1 s wall = 400 kernel us; noise 64 us -> 84% available
     assert cells[:7] == ["2", "#10", "400", "64.0", "84.00000", "-", "30.0"]
@@ -186,8 +264,12 @@ def test_plot_paths_sit_next_to_the_json():
 
 def test_cli_import_does_not_load_matplotlib():
     """`import coordinator.tools.cli` leaves matplotlib unimported (it loads only when a plot is drawn)."""
-    out = subprocess.run([sys.executable, "-c", "import sys, coordinator.tools.cli; print('matplotlib' in sys.modules)"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, coordinator.tools.cli; print('matplotlib' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -210,14 +292,21 @@ def test_report_no_plots_writes_nothing(result, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "cannot read"),
-    ("{not json", "is not valid JSON"),
-    ("[1, 2]", "top level is a list"),
-    (json.dumps({"seed": 1, "time_scale": 250.0, "strategies": {}}), "no 'phases'"),
-    (json.dumps({"time_scale": 250.0, "strategies": {},
-                 "phases": {"remote": {"cpus": {"2": {"role": "isolated-rt"}}}}}), "phases.remote.cpus.2.kind"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "cannot read"),
+        ("{not json", "is not valid JSON"),
+        ("[1, 2]", "top level is a list"),
+        (json.dumps({"seed": 1, "time_scale": 250.0, "strategies": {}}), "no 'phases'"),
+        (
+            json.dumps(
+                {"time_scale": 250.0, "strategies": {}, "phases": {"remote": {"cpus": {"2": {"role": "isolated-rt"}}}}}
+            ),
+            "phases.remote.cpus.2.kind",
+        ),
+    ],
+)
 def test_report_on_a_bad_file_exits_2_with_a_clear_message(tmp_path, capsys, content, message):
     """A missing, unreadable or malformed results file gives `pcpsim: error: ...`, exit 2, and no output files."""
     path = tmp_path / "bad.json"
@@ -237,7 +326,7 @@ def test_drain_schedule_is_seeded_jittered_and_the_same_for_every_call():
     a = schedule.drain_schedule(7, 0.150, 30.0)
     assert a == schedule.drain_schedule(7, 0.150, 30.0)
     assert a != schedule.drain_schedule(8, 0.150, 30.0)
-    gaps = [y - x for x, y in zip(a, a[1:])]
+    gaps = [y - x for x, y in itertools.pairwise(a)]
     assert all(0.075 <= g <= 0.225 for g in gaps)
     assert 0.135 < sum(gaps) / len(gaps) < 0.165
     assert len({round(g, 6) for g in gaps}) > len(gaps) // 2

@@ -12,15 +12,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from node.api import validate
-
-from node.shared import security
-from node.shared.security import ACCESS, NODE, OPERATOR, SecurityError, interceptors
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.pcp import PerCpuPages
-from node.shared.faults import Faults
 from node.remote_lock import RemotePcpLock
 from node.server import NodeServicer
+from node.shared import security
+from node.shared.faults import Faults
+from node.shared.security import ACCESS, NODE, OPERATOR, SecurityError, interceptors
 
 SECRET = "s" * 32
 
@@ -48,8 +47,10 @@ def test_a_node_may_use_only_zone_and_membership_rpcs():
     """Node credentials reach no method of the Node service and none of the operator's views;
     the operator reaches everything unconditionally."""
     node_methods = {m for m, rules in ACCESS.items() if NODE in rules}
-    assert node_methods == {f"/pcpsim.v1.Coordinator/{m}" for m in
-                            ("Register", "Heartbeat", "Rmqueue", "FreePages", "ZoneStream", "DrainAllPages")}
+    assert node_methods == {
+        f"/pcpsim.v1.Coordinator/{m}"
+        for m in ("Register", "Heartbeat", "Rmqueue", "FreePages", "ZoneStream", "DrainAllPages")
+    }
     assert all(rules.get(OPERATOR, "no") is security.ALWAYS for rules in ACCESS.values())
 
 
@@ -90,8 +91,16 @@ def test_generated_files_are_private_and_a_node_file_holds_only_the_operator_dig
         security.load_token_file(paths["node"], OPERATOR)
     coordinator = security.load_token_file(paths["coordinator"], OPERATOR)
     assert coordinator.token == operator and dict(coordinator.accept) == dict(node.accept)
-    assert len({security.load_token_file(p, NODE if n == "node" else OPERATOR).token
-                for n, p in security.generate_token_files(str(tmp_path / "again")).items()} | {operator}) == 3
+    assert (
+        len(
+            {
+                security.load_token_file(p, NODE if n == "node" else OPERATOR).token
+                for n, p in security.generate_token_files(str(tmp_path / "again")).items()
+            }
+            | {operator}
+        )
+        == 3
+    )
 
 
 def test_bound_node_files_name_their_cpu_and_hold_no_key(tmp_path):
@@ -109,16 +118,19 @@ def test_bound_node_files_name_their_cpu_and_hold_no_key(tmp_path):
         assert key.decode() not in text and "key" not in text
 
 
-@pytest.mark.parametrize("text,message", [
-    ("", "no role"),
-    ("# only a comment\n", "no role"),
-    (f"root={SECRET}", "ROLE one of"),
-    (f"node {SECRET}", "ROLE one of"),
-    ("node=short", "shorter than 16"),
-    (f"node={SECRET}\nnode={SECRET}", "given twice"),
-    ("operator.sha256=abc", "64 hex digits"),
-    ("operator.sha256=" + "zz" * 32, "64 hex digits"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("", "no role"),
+        ("# only a comment\n", "no role"),
+        (f"root={SECRET}", "ROLE one of"),
+        (f"node {SECRET}", "ROLE one of"),
+        ("node=short", "shorter than 16"),
+        (f"node={SECRET}\nnode={SECRET}", "given twice"),
+        ("operator.sha256=abc", "64 hex digits"),
+        ("operator.sha256=" + "zz" * 32, "64 hex digits"),
+    ],
+)
 def test_a_malformed_token_file_is_refused_without_echoing_a_secret(tmp_path, text, message):
     with pytest.raises(SecurityError, match=message) as err:
         security.load_token_file(write(tmp_path, text), NODE)
@@ -149,6 +161,7 @@ def test_processes_refuse_bad_security_flags_at_start(tmp_path):
     """The node and coordinator parsers exit 2 naming the problem, not a secret."""
     from coordinator.__main__ import parse_args as coordinator_args
     from node.__main__ import parse_args as node_args
+
     bad = write(tmp_path, "node=short")
     with pytest.raises(SystemExit) as err:
         coordinator_args(["--nodes", "1"], environ={"PCPSIM_TOKEN_FILE": bad})
@@ -176,10 +189,20 @@ def test_the_request_limit_admits_the_largest_legitimate_requests_and_little_mor
     is within a KiB of the larger, so a client cannot make a server buffer much more."""
     n = validate.MAX_PAGES_PER_MESSAGE
     pages = pb.PageList(pfn=[2**64 - 1] * n, order=[10] * n, migratetype=[4] * n)
-    free = pb.ZoneRequest(free=pb.FreePagesRequest(cpu=2**32 - 1, transfer_id="t" * validate.MAX_TRANSFER_ID,
-                                                   incarnation="i" * 255, pages=pages))
-    register = pb.RegisterRequest(cpu=2**32 - 1, address="a" * 255, metrics_address="m" * 255, incarnation="i" * 255,
-                                  role=pb.ROLE_IDLE, resume=True, holdings=pages)
+    free = pb.ZoneRequest(
+        free=pb.FreePagesRequest(
+            cpu=2**32 - 1, transfer_id="t" * validate.MAX_TRANSFER_ID, incarnation="i" * 255, pages=pages
+        )
+    )
+    register = pb.RegisterRequest(
+        cpu=2**32 - 1,
+        address="a" * 255,
+        metrics_address="m" * 255,
+        incarnation="i" * 255,
+        role=pb.ROLE_IDLE,
+        resume=True,
+        holdings=pages,
+    )
     largest = max(free.ByteSize(), register.ByteSize())
     assert largest <= security.MAX_REQUEST_BYTES < largest + 1024
 
@@ -198,8 +221,10 @@ async def served(tmp_path):
     """A NodeServicer (cpu 0, a bare pcp) behind the interceptor, accepting the generated files' roles."""
     paths = security.generate_token_files(str(tmp_path / "secrets"), nr_cpus=2)
     registry = CollectorRegistry()
-    server = grpc.aio.server(interceptors=[security.AuthInterceptor(
-        security.load_token_file(paths["coordinator"], OPERATOR), registry)], options=security.server_options())
+    server = grpc.aio.server(
+        interceptors=[security.AuthInterceptor(security.load_token_file(paths["coordinator"], OPERATOR), registry)],
+        options=security.server_options(),
+    )
     pcp = PerCpuPages(0)
     node = types.SimpleNamespace(cpu_id=0, pcp=pcp, remote_lock=RemotePcpLock(pcp, time.monotonic))
     pb_grpc.add_NodeServicer_to_server(NodeServicer(node, Faults()), server)
@@ -228,6 +253,7 @@ async def test_tokens_map_to_roles_and_refusals_are_counted_by_reason(served):
     def get(sec):
         channels.append(security.aio_channel(served.address, sec))  # held: a dropped channel closes
         return pb_grpc.NodeStub(channels[-1]).GetPcp(pb.CpuRequest(cpu=0), timeout=5)
+
     assert await code_of(get(served.operator)) == grpc.StatusCode.OK
     assert await code_of(get(security.INSECURE)) == grpc.StatusCode.UNAUTHENTICATED
     assert await code_of(get(security.Security(token="x" * 40))) == grpc.StatusCode.UNAUTHENTICATED
@@ -239,11 +265,15 @@ async def test_a_malformed_authorization_header_is_unauthenticated(served):
     async with grpc.aio.insecure_channel(served.address) as ch:
         stub = pb_grpc.NodeStub(ch)
         for value in ("Basic abc", "Bearer", f"bearer {served.operator.token}", served.operator.token):
-            assert await code_of(stub.GetPcp(pb.CpuRequest(cpu=0), metadata=[("authorization", value)],
-                                             timeout=5)) == grpc.StatusCode.UNAUTHENTICATED
+            assert (
+                await code_of(stub.GetPcp(pb.CpuRequest(cpu=0), metadata=[("authorization", value)], timeout=5))
+                == grpc.StatusCode.UNAUTHENTICATED
+            )
         twice = [("authorization", f"Bearer {served.operator.token}")] * 2
-        assert await code_of(stub.GetPcp(pb.CpuRequest(cpu=0), metadata=twice, timeout=5)) == \
-            grpc.StatusCode.UNAUTHENTICATED
+        assert (
+            await code_of(stub.GetPcp(pb.CpuRequest(cpu=0), metadata=twice, timeout=5))
+            == grpc.StatusCode.UNAUTHENTICATED
+        )
 
 
 async def test_a_method_without_a_row_is_refused_even_to_the_operator(served, monkeypatch):
@@ -260,8 +290,12 @@ async def test_undecodable_bytes_are_invalid_argument_and_oversized_ones_resourc
     assert await code_of(raw(b"\xff\xff\xff", timeout=5)) == grpc.StatusCode.INVALID_ARGUMENT
     assert served.refused("undecodable") == 1
     assert await code_of(raw(b"\x08" + b"\x80" * 3000, timeout=5)) == grpc.StatusCode.INVALID_ARGUMENT
-    big = pb.CpuRequest(cpu=0).SerializeToString() + b"\x12" + _varint(security.MAX_REQUEST_BYTES) + \
-        b"\0" * security.MAX_REQUEST_BYTES
+    big = (
+        pb.CpuRequest(cpu=0).SerializeToString()
+        + b"\x12"
+        + _varint(security.MAX_REQUEST_BYTES)
+        + b"\0" * security.MAX_REQUEST_BYTES
+    )
     assert await code_of(raw(big, timeout=5)) == grpc.StatusCode.RESOURCE_EXHAUSTED
     # Unknown fields are tolerated (proto3), the request is served.
     assert await code_of(raw(b"\x08\x00\x9a\x05\x01x", timeout=5)) == grpc.StatusCode.OK
@@ -280,8 +314,10 @@ def _varint(n: int) -> bytes:
 
 
 async def test_health_checks_need_no_token(served):
-    from node.shared.health import Health
     from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from node.shared.health import Health
+
     await served.server.stop(None)
     server = grpc.aio.server(interceptors=[security.AuthInterceptor(served.operator, CollectorRegistry())])
     health = await Health.add_to(server, "pcpsim.v1.Node")
@@ -301,8 +337,11 @@ def test_metrics_endpoints_are_read_only():
     serves the registry, never a file."""
     import urllib.error
     import urllib.request
+
     from prometheus_client import Counter
+
     from node.shared import exposition
+
     registry = CollectorRegistry()
     Counter("pcpsim_probe_total", "probe", registry=registry).inc()
     endpoint = exposition.serve(("127.0.0.1", 0), registry)

@@ -4,6 +4,7 @@ A fake clock drives the phase arithmetic; the one threaded test checks only that
 are recorded at programmed deadlines one period apart, never how late they were."""
 
 import argparse
+import itertools
 import json
 import os
 import time
@@ -47,7 +48,7 @@ def test_samples_are_programmed_deadlines_a_period_apart_and_written_atomically(
     assert not probe.is_alive()
     at = [a for a, _ in probe.samples]
     assert len(at) >= 5
-    for a, b in zip(at, at[1:]):  # whole periods apart (overrun periods are skipped, never shifted)
+    for a, b in itertools.pairwise(at):  # whole periods apart (overrun periods are skipped, never shifted)
         k = (b - a) / 0.005
         assert k >= 1 - 1e-6 and k == pytest.approx(round(k), abs=1e-6)
     assert all(late >= 0 for late in probe.lateness)

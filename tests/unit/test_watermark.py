@@ -1,6 +1,13 @@
 """Kernel sizing arithmetic (init_per_zone_wmark_min, __setup_per_zone_wmarks, zone_batchsize, zone_highsize)."""
-from node.mm.watermark import (init_per_zone_wmark_min, pageset_batch, rounddown_pow_of_two, setup_per_zone_wmarks,
-                               zone_batchsize, zone_highsize)
+
+from node.mm.watermark import (
+    init_per_zone_wmark_min,
+    pageset_batch,
+    rounddown_pow_of_two,
+    setup_per_zone_wmarks,
+    zone_batchsize,
+    zone_highsize,
+)
 from node.mm.zone import Zone
 
 
@@ -50,8 +57,8 @@ def test_batchsize_small_zones():
     """v6.1 zone_batchsize returns 0 below 4096 pages (rounddown_pow_of_two(1) - 1); the installed batch is >= 1."""
     assert zone_batchsize(1024) == 0
     assert pageset_batch(1024) == 1
-    assert zone_batchsize(8192) == 1      # 8 / 4 = 2 -> rounddown(3) - 1
-    assert zone_batchsize(65536) == 15    # 64 / 4 = 16 -> rounddown(24) - 1
-    assert zone_batchsize(131072) == 31   # 128 / 4 = 32 -> rounddown(48) - 1
+    assert zone_batchsize(8192) == 1  # 8 / 4 = 2 -> rounddown(3) - 1
+    assert zone_batchsize(65536) == 15  # 64 / 4 = 16 -> rounddown(24) - 1
+    assert zone_batchsize(131072) == 31  # 128 / 4 = 32 -> rounddown(48) - 1
     assert zone_batchsize(1 << 30) == 63  # capped at 256 / 4
     assert rounddown_pow_of_two(96) == 64

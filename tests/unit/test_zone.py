@@ -1,9 +1,16 @@
 """The buddy allocator of one zone: initial layout, split/merge, fallback, validation (mm/page_alloc.c v6.1)."""
+
 import pytest
 
 from node.mm.audit import audit, check_buddy
-from node.mm.constants import (MAX_ORDER, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
-                               pageblock_order)
+from node.mm.constants import (
+    MAX_ORDER,
+    MIGRATE_ISOLATE,
+    MIGRATE_MOVABLE,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_UNMOVABLE,
+    pageblock_order,
+)
 from node.mm.zone import PageStateError, Zone
 
 
@@ -16,8 +23,10 @@ def test_initial_layout_of_8192_page_zone():
     pageblock's list (so 1024..2047, half RECLAIMABLE and half MOVABLE, is on the RECLAIMABLE list); checker clean."""
     z = Zone(0, 8192, 2)
     assert [z.get_pageblock_migratetype(p) for p in range(0, 8192, 512)] == [0, 0, 2] + [1] * 13
-    assert sorted(z.free_blocks()) == ([(0, 10, MIGRATE_UNMOVABLE), (1024, 10, MIGRATE_RECLAIMABLE)]
-                                       + [(p, 10, MIGRATE_MOVABLE) for p in range(2048, 8192, 1024)])
+    assert sorted(z.free_blocks()) == (
+        [(0, 10, MIGRATE_UNMOVABLE), (1024, 10, MIGRATE_RECLAIMABLE)]
+        + [(p, 10, MIGRATE_MOVABLE) for p in range(2048, 8192, 1024)]
+    )
     assert z.free_pages == z.managed_pages == 8192
     assert check_buddy(z) == []
 
@@ -37,8 +46,9 @@ def test_alloc_splits_order_10_block_and_free_merges_back():
     before = snapshot(z)
     pfn = z.rmqueue_buddy(0, MIGRATE_UNMOVABLE)
     assert pfn == 0
-    assert sorted((p, o) for p, o, mt in z.free_blocks() if mt == MIGRATE_UNMOVABLE) == \
-        sorted((1 << o, o) for o in range(10))
+    assert sorted((p, o) for p, o, mt in z.free_blocks() if mt == MIGRATE_UNMOVABLE) == sorted(
+        (1 << o, o) for o in range(10)
+    )
     assert z.free_pages == 8191
     z.free_one_page(pfn, 0, MIGRATE_UNMOVABLE)
     assert snapshot(z) == before
@@ -62,7 +72,7 @@ def test_fallback_steals_largest_block_and_claims_pageblocks():
     assert pfn == 0
     assert z.get_pageblock_migratetype(0) == z.get_pageblock_migratetype(512) == MIGRATE_RECLAIMABLE
     assert not any(mt == MIGRATE_UNMOVABLE for _, _, mt in z.free_blocks())
-    assert audit(z, {"held": [(p, 0) for p in got + [pfn]]}).ok
+    assert audit(z, {"held": [(p, 0) for p in [*got, pfn]]}).ok
 
 
 def test_movable_fallback_prefers_reclaimable_then_unmovable():
@@ -77,7 +87,7 @@ def test_movable_fallback_prefers_reclaimable_then_unmovable():
     assert z.get_pageblock_migratetype(0) == MIGRATE_MOVABLE
     assert z.rmqueue_buddy(0, MIGRATE_MOVABLE) is None
     assert z.free_pages == 0
-    assert audit(z, {"held": [(p, pageblock_order) for p in held + [nxt] + rest]}).ok
+    assert audit(z, {"held": [(p, pageblock_order) for p in [*held, nxt, *rest]]}).ok
 
 
 def test_whole_pageblock_steal_below_pageblock_order():
@@ -99,12 +109,18 @@ def test_whole_pageblock_steal_below_pageblock_order():
     assert check_buddy(z) == []
 
 
-@pytest.mark.parametrize("pfn,order,match", [
-    (8192, 0, "outside zone"), (-1, 0, "outside zone"), (8190, 2, "outside zone"),
-    (3, 1, "misaligned"), (4, 3, "misaligned"),
-    (5000, 0, "double free"),       # inside a free order-10 block
-    (0, 10, "double free"),         # contains free blocks after a split
-])
+@pytest.mark.parametrize(
+    "pfn,order,match",
+    [
+        (8192, 0, "outside zone"),
+        (-1, 0, "outside zone"),
+        (8190, 2, "outside zone"),
+        (3, 1, "misaligned"),
+        (4, 3, "misaligned"),
+        (5000, 0, "double free"),  # inside a free order-10 block
+        (0, 10, "double free"),  # contains free blocks after a split
+    ],
+)
 def test_bad_frees_raise_and_change_nothing(pfn, order, match):
     """Freeing out of the zone, misaligned, or already-free pages raises PageStateError and changes nothing."""
     z = Zone(0, 8192, 2)
