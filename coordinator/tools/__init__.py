@@ -5,6 +5,7 @@
 - prometheus  a local Prometheus server for a local cluster
 - schedule    the phases of a measured run and its seeded drain schedule
 - compare     the same workload and drain schedule under each strategy, side by side
+- compare_table  the table compare prints
 - report      oslat, cyclictest and `rtla osnoise` views of a compare results file; plots its PNGs
 - stats       percentiles and summaries
 - bench/      `pcpsim bench`: figures measured against a floor from the same run

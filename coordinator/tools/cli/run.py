@@ -4,7 +4,7 @@ against their floors)."""
 
 import os
 
-from coordinator.tools import compare, plots, report
+from coordinator.tools import compare, compare_table, plots, report
 from coordinator.tools.bench import figure as bench_figure
 from coordinator.tools.bench import figures as bench
 from coordinator.tools.cli.errors import CliError
@@ -28,7 +28,7 @@ def cmd_compare(args) -> int:
         result = compare.run_compare(config, args.run_dir)
     except ClusterError as err:
         raise CliError(str(err)) from None
-    print(compare.format_table(result))
+    print(compare_table.format_table(result))
     if args.json:
         compare.write_json(result, args.json)
         print(f"results written to {args.json}")

@@ -1,0 +1,72 @@
+"""The table `pcpsim compare` prints: one column per strategy, every time in wall and kernel time."""
+
+from node.mm import profile as profiles
+from node.shared.timebase import TIME_SCALE
+
+
+def _ms(s: float) -> str:
+    return f"{s * 1e3:8.2f} ms ({s / TIME_SCALE * 1e6:6.1f} us)"
+
+
+ROWS = [
+    ("drain_all_pages count", "drain_all.count", "n"),
+    ("drain_all_pages p50", "drain_all.p50_s", "t"),
+    ("drain_all_pages p99", "drain_all.p99_s", "t"),
+    ("drain_all_pages max", "drain_all.max_s", "t"),
+    ("drain p99/p50", None, "ratio"),
+    ("drain_all_pages failed", "drain_all_failed", "n"),
+    ("cma/offline ops ok p50", "contig.p50_s", "t"),
+    ("cma/offline ops ok p99", "contig.p99_s", "t"),
+    ("cma/offline ops ok max", "contig.max_s", "t"),
+    ("cma/offline ops failed", "contig.failed", "n"),
+    ("rcu grace period p50", "grace_period.p50_s", "gp"),
+    ("rcu grace period p99", "grace_period.p99_s", "gp"),
+    ("rcu grace period max", "grace_period.max_s", "gp"),
+    ("preemptible wake p50", "isolated_preemptible.wake_latency_p50_s", "t"),
+    ("preemptible wake p99", "isolated_preemptible.wake_latency_p99_s", "t"),
+    ("preemptible wake max", "isolated_preemptible.wake_latency_max_s", "t"),
+    ("preemptible deadline misses", "isolated_preemptible.deadline_misses", "n"),
+    ("preemptible drain work items", "isolated_preemptible.drain_work_items", "n"),
+    ("preemptible stolen", "isolated_preemptible.stolen_s", "t"),
+    ("rt wake p99", "isolated_rt.wake_latency_p99_s", "t"),
+    ("rt deadline misses", "isolated_rt.deadline_misses", "n"),
+    ("rt drain work items", "isolated_rt.drain_work_items", "n"),
+    ("rt drain wait max", "isolated_rt.drain_wait_max_s", "t"),
+    ("pcp trylock failures", "pcp.trylock_failures", "n"),
+    ("pcp buddy fallbacks", "pcp.buddy_fallbacks", "n"),
+    ("audit ok", "audit.ok", "b"),
+    ("audit lost / duplicated", None, "audit"),
+]
+
+
+def _get(d: dict, path: str):
+    for key in path.split("."):
+        d = d.get(key, {}) if isinstance(d, dict) else {}
+    return d if d != {} else None
+
+
+def format_table(result: dict) -> str:
+    names = list(result["strategies"])
+    width = 28
+    lines = [
+        f"{'kernel ' + result.get('kernel', profiles.DEFAULT_KERNEL):30}" + "".join(f"{n:>{width}}" for n in names),
+        f"{'noise floor: preemptible wake p99':30} {_ms(result['noise_floor']['wake_latency_p99_s'])}",
+    ]
+    for label, path, kind in ROWS:
+        cells = []
+        for n in names:
+            s = result["strategies"][n]
+            if kind == "ratio":
+                p50 = s["drain_all"]["p50_s"]
+                cells.append(f"{s['drain_all']['p99_s'] / p50:.2f}" if p50 else "-")
+            elif kind == "gp" and n != "rcu-swap":
+                cells.append("-")  # only rcu-swap waits for grace periods
+            elif kind == "audit":
+                cells.append(f"{s['audit']['lost']} / {s['audit']['duplicated']}")
+            else:
+                assert path is not None, "only the ratio and audit rows read no path"
+                v = _get(s, path)
+                cells.append("-" if v is None else _ms(v) if kind in ("t", "gp") else str(v))
+        lines.append(f"{label:30}" + "".join(f"{c:>{width}}" for c in cells))
+    lines.append(f"(wall time, kernel time in parentheses: 1 kernel us = {TIME_SCALE / 1e3:g} ms wall)")
+    return "\n".join(lines)
