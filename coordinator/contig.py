@@ -99,7 +99,7 @@ class ContigRanges:
             return await self._take(OFFLINE, pb.TRIGGER_MEMORY_OFFLINE, start, nr, timeout, force_all_cpus=True)
         finally:
             pageset.batch = batch  # zone_pcp_enable
-            pageset.update(self.membership.alive())
+            pageset.zone_pcp_update(self.membership.alive())
 
     async def _pageset_applied(self) -> None:
         """Wait until every online CPU has heartbeated twice since now: the first reply carried the

@@ -44,10 +44,10 @@ class CpuHotplug:
             if online:
                 await member.stub.SetRunState(pb.RunStateRequest(cpu=cpu, paused=False), timeout=10.0)
                 member.cpu_offline = False
-                self.pageset.update(self.membership.alive())
+                self.pageset.zone_pcp_update(self.membership.alive())
                 return None
             await member.stub.SetRunState(pb.RunStateRequest(cpu=cpu, paused=True, cpu_offline=True), timeout=10.0)
             member.cpu_offline = True
             record = await self.drainer.drain_pages(member, pb.TRIGGER_CPU_HOTPLUG)
-            self.pageset.update(self.membership.alive())
+            self.pageset.zone_pcp_update(self.membership.alive())
         return record

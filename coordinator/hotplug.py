@@ -25,7 +25,7 @@ class Pageset:
         self.batch = batch
         self.high = zone.zone_highsize(batch, nr_cpus)
 
-    def update(self, online: int) -> None:
+    def zone_pcp_update(self, online: int) -> None:
         """zone_pcp_update: recompute high for `online` CPUs (at least one)."""
         self.high = self.zone.zone_highsize(self.batch, max(online, 1))
 
@@ -70,7 +70,7 @@ class Reaper:
         """Declare `member` dead and take its pages back (page_alloc_cpu_dead), then recompute
         high for the CPUs left (zone_pcp_update). Caller holds pcpu_drain_mutex."""
         self.membership.declare_dead(member)
-        self.pageset.update(self.membership.alive())  # one step with the death, as GetState sees it
+        self.pageset.zone_pcp_update(self.membership.alive())  # one step with the death, as GetState sees it
         pages = await self.zone.locked(self.zone.cpu_dead, member.cpu)
         self.deaths += 1
         log.warning(

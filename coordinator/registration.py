@@ -52,7 +52,7 @@ class Registration:
                     resumed = await self._claim(cpu, holdings)
             member = m.register(cpu, address, role, metrics_address, incarnation)
             member.resumed = resumed
-            self.pageset.update(m.alive())
+            self.pageset.zone_pcp_update(m.alive())
         return reclaimed, resumed
 
     async def _claim(self, cpu: int, holdings: list) -> bool:
