@@ -36,9 +36,9 @@ def parsers(parser: argparse.ArgumentParser):
 
 
 def code_spans(text: str) -> list[str]:
-    """Inline code, fenced blocks and indented blocks: where commands and paths are written."""
-    prose = FENCE.sub("", text)
-    return re.findall(r"`([^`]+)`", prose) + FENCE.findall(text) + re.findall(r"^    (\S.*)$", prose, re.M)
+    """Inline code and fenced blocks: where commands and paths are written (the pages use no
+    indented code blocks; an indented line is a list item's continuation)."""
+    return re.findall(r"`([^`]+)`", FENCE.sub("", text)) + FENCE.findall(text)
 
 
 def slug(heading: str) -> str:
