@@ -19,7 +19,7 @@ PATHY = re.compile(
     r"(?<![\w./-])((?:\.\./)?(?:\.ci|node|coordinator|deploy|tests|proto|docs)/[\w./*{}-]*"
     r"|[\w-]+\.(?:py|md|toml|yml|yaml|json))(?![\w])"
 )
-FENCE = re.compile(r"^```\w*\n(.*?)^```", re.S | re.M)
+FENCE = re.compile(r"^ *```\w*\n(.*?)^ *```", re.S | re.M)
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict:
