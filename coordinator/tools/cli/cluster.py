@@ -71,8 +71,13 @@ def cmd_cluster_up(args) -> int:
         security.warn(security.exposure_warning(join_host_port(config.listen_host, 0), tls is not None, config.auth))
     except ValueError as err:
         raise CliError(f"--listen-host: {err}") from None
+    # SIGTERM and SIGINT (Ctrl-C) only set a flag the wait loop reads. A KeyboardInterrupt can
+    # be raised inside Popen.poll() between its waitpid lock's acquire and the try that releases
+    # it; the stop below then waits on that lock forever (a SIGINT test under load once hung
+    # this way: `cluster up` never printed "cluster stopped").
     stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.append(1))
     cluster = LocalCluster(config, run_dir, state_file=args.state)
     prom = None
     try:
@@ -110,8 +115,6 @@ def cmd_cluster_up(args) -> int:
             if prom is not None and prom.proc is not None and prom.proc.poll() is not None:
                 raise CliError(f"prometheus exited with {prom.proc.returncode}; see {prom.log_file}")
             time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
     except (ClusterError, prometheus.PrometheusError) as err:
         raise CliError(str(err)) from None
     finally:
