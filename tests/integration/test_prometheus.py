@@ -190,12 +190,18 @@ def test_series_keep_their_labels_and_carry_the_drains_and_the_audit(monitored):
         {"wake-up p99 of both isolated CPUs": "cpu:pcpsim_task_wakeup_latency_seconds:p99_rate1m"},
         check=lambda r: {x["metric"]["cpu"] for x in finite(r)} == {"2", "3"},
     )
-    drains = prom.query('sum by (strategy) (pcpsim_drain_all_total{status="done"})')
-    assert {x["metric"]["strategy"]: float(x["value"][1]) for x in drains} == {
-        "workqueue": DRAINS_PER_STRATEGY,
-        "remote": DRAINS_PER_STRATEGY,
-        "rcu-swap": 0,
-    }  # children bound for all
+
+    def drains_done() -> dict[str, float]:
+        drains = prom.query('sum by (strategy) (pcpsim_drain_all_total{status="done"})')
+        return {x["metric"]["strategy"]: float(x["value"][1]) for x in drains}
+
+    expected = {"workqueue": DRAINS_PER_STRATEGY, "remote": DRAINS_PER_STRATEGY, "rcu-swap": 0}  # children bound
+    # The counters reach Prometheus with its next scrape of the coordinator (every 5 s), which may come
+    # after the p99 rule above already had a drain of each strategy to show.
+    deadline = time.monotonic() + DEADLINE_S
+    while drains_done() != expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert drains_done() == expected
     wait_all_answer(prom, {"audit ok": "pcpsim_audit_ok == 1 and pcpsim_audits_total >= 1"})
     assert prom.query('ALERTS{alertname=~"PcpsimNodeDown|PcpsimAuditFailed|PcpsimTargetDown"}') == []
     targets = prom.api("targets")["activeTargets"]
