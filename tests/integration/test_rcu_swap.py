@@ -1,6 +1,7 @@
 """rcu-swap drains end to end on real clusters: swap, grace period, commit, free; what the isolated
 CPUs see; the bound on a grace period; and the strategies a pcp design refuses."""
 
+import grpc
 import pytest
 
 from node.api.v1 import pcpsim_pb2 as pb
@@ -127,4 +128,16 @@ def test_direct_reclaim_drains_by_rcu_swap_under_memory_pressure(make_cluster):
     assert any(d.status == DONE for d in drains)
     assert all(d.strategy == pb.STRATEGY_RCU_SWAP for d in drains if d.status == DONE)
     assert sum(x.trylock_failures for x in stats(h).values()) == 0
+
+    # Under this pressure a CPU can stay in direct reclaim past SetRunState's 5 s wait for its next
+    # safe point (it answers INVALID_ARGUMENT and keeps the hold, so the CPU parks later): park both
+    # first, asking again until they are, then audit the parked cluster.
+    def parked() -> bool:
+        try:
+            h.set_paused(True)
+        except grpc.RpcError:
+            return False
+        return True
+
+    wait_until(parked, 60.0, what="both CPUs parked at a safe point")
     assert_audit_ok(h)
