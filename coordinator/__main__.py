@@ -31,10 +31,9 @@ from node.api.validate import MAX_FLUSH_MS, MAX_LEASE_MS
 from node.mm import profile as profiles
 from node.mm.watermark import pageset_batch
 from node.mm.zone import Zone
-from node.shared import exposition, logs, security
+from node.shared import exposition, lifecycle, logs, security
 from node.shared.config import EnvArgumentParser, host_port, int_range, positive
 from node.shared.faults import Faults
-from node.shared.lifecycle import stop_event
 from node.shared.server import build_server
 from node.shared.timebase import TIME_SCALE, CostModel
 
@@ -70,13 +69,7 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
         env="PCPSIM_LISTEN",
         help="gRPC listen address HOST:PORT (port 0: any free port)",
     )
-    p.add_argument(
-        "--metrics-listen",
-        type=exposition.listen_address,
-        default="127.0.0.1:0",
-        env="PCPSIM_METRICS_LISTEN",
-        help="/metrics HTTP address HOST:PORT, or 'off'",
-    )
+    exposition.add_metrics_listen_flag(p)
     p.add_argument(
         "--nodes",
         type=int_range(1, MAX_CPUS),
@@ -166,7 +159,7 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
     )
     security.add_arguments(p)
     logs.add_log_level_flag(p)
-    p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
+    lifecycle.add_parent_pid_flag(p)
     args = p.parse_args(argv)
     args.security = security.from_args(args, security.OPERATOR, p.error)
     if args.dead_timeout_ms <= args.failure_timeout_ms:
@@ -256,7 +249,7 @@ async def main(args) -> None:
         log.info("METRICS %s", metrics.address)
     log.info("zone %d MiB: batch %d high %d watermarks %s", args.zone_mb, pageset.batch, pageset.high, zone.watermark)
     reaping = asyncio.create_task(reaper.run(args.failure_timeout_ms / 4000.0))
-    stop = stop_event(args.parent_pid)
+    stop = lifecycle.stop_event(args.parent_pid)
     await stop.wait()
     reaping.cancel()
     await health.stopping()

@@ -28,7 +28,7 @@ from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm import profile as profiles
 from node.runtime import ROLES, NodeRuntime, TaskConfig
 from node.server import NodeServicer
-from node.shared import exposition, logs, security
+from node.shared import exposition, lifecycle, logs, security
 from node.shared.config import (
     ENV,
     FLAG,
@@ -43,7 +43,6 @@ from node.shared.config import (
 )
 from node.shared.cpulist import parse_cpu_list, role_for_cpu
 from node.shared.faults import Faults
-from node.shared.lifecycle import stop_event
 from node.shared.server import build_server
 from node.shared.timebase import CostModel
 from node.zone_client import ZoneClient
@@ -85,13 +84,7 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
         help="address the coordinator reaches this node at, registered with it "
         "(default: the listen host and the bound port; port 0 here: the bound port)",
     )
-    p.add_argument(
-        "--metrics-listen",
-        type=exposition.listen_address,
-        default="127.0.0.1:0",
-        env="PCPSIM_METRICS_LISTEN",
-        help="/metrics HTTP address HOST:PORT, or 'off'",
-    )
+    exposition.add_metrics_listen_flag(p)
     p.add_argument(
         "--role",
         choices=sorted(ROLES),
@@ -144,7 +137,7 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
         help="also run a bare timer thread (node.wake_probe, the noise floor of `pcpsim bench`) "
         "and write its wake lateness to DIR/cpuN.json on exit",
     )
-    p.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
+    lifecycle.add_parent_pid_flag(p)
     p.add_argument(
         "--unsafe-skip-fencing",
         action="store_true",
@@ -294,7 +287,7 @@ async def main(args) -> None:
     if metrics:
         print(f"node cpu{args.cpu} metrics on http://{metrics_address}/metrics", flush=True)
 
-    stop = stop_event(args.parent_pid)
+    stop = lifecycle.stop_event(args.parent_pid)
     beat = asyncio.create_task(agent.run(args.heartbeat_ms / 1000.0, stop))
     await stop.wait()
     await health.stopping()

@@ -32,6 +32,17 @@ def listen_address(text: str) -> tuple[str, int] | None:
     return host, port_no
 
 
+def add_metrics_listen_flag(parser) -> None:
+    """`--metrics-listen` (PCPSIM_METRICS_LISTEN), the same for both processes."""
+    parser.add_argument(
+        "--metrics-listen",
+        type=listen_address,
+        default="127.0.0.1:0",
+        env="PCPSIM_METRICS_LISTEN",
+        help="/metrics HTTP address HOST:PORT, or 'off'",
+    )
+
+
 def process_registry() -> CollectorRegistry:
     """A process's registry: its own (not the global one), with the standard process_* metrics.
 

@@ -10,6 +10,11 @@ import os
 import signal
 
 
+def add_parent_pid_flag(parser) -> None:
+    """`--parent-pid`, which launchers set so a process stops when they are gone."""
+    parser.add_argument("--parent-pid", type=int, help="stop when this process is gone (set by launchers)")
+
+
 class StopEvent(asyncio.Event):
     """An asyncio.Event that holds the task watching the parent: the loop holds tasks weakly."""
 
