@@ -9,36 +9,55 @@ what each CPU says it holds. The CPUs run again whatever the outcome.
 
 import asyncio
 
+import grpc
+
 from coordinator.zone_service import OWNER_KINDS
 from node.api import validate
+from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm import audit as mm_audit
 
 
 async def audit_cluster(membership, zone_service, drainer, on_report=None) -> mm_audit.AuditReport:
     """`on_report(report)` is called once the audit completes (with either verdict), after the CPUs
-    run again; an audit that fails to complete (a CPU did not answer) raises and reports nothing."""
+    run again; an audit that fails to complete (a CPU did not answer) raises Unavailable naming the
+    CPU, reports nothing and leaves every CPU as it found it."""
     async with drainer.pcpu_drain_mutex:
         members = membership.present()  # a CPU taken offline still holds its tasks' pages
         before = await asyncio.gather(
-            *(m.stub.SetRunState(pb.RunStateRequest(cpu=m.cpu, paused=True), timeout=10.0) for m in members)
+            *(m.stub.SetRunState(pb.RunStateRequest(cpu=m.cpu, paused=True), timeout=10.0) for m in members),
+            return_exceptions=True,
         )
         try:
+            _raise_first(members, before, "park")
             snaps = await asyncio.gather(*(m.stub.Snapshot(pb.CpuRequest(cpu=m.cpu), timeout=10.0) for m in members))
             report = await zone_service.locked(_check, zone_service, membership, snaps)
+        except grpc.aio.AioRpcError as err:
+            raise Unavailable(f"the audit could not snapshot every CPU: {err.code().name}: {err.details()}") from None
         finally:
-            # Resume only the CPUs that were running: one paused on purpose stays paused.
+            # Resume the CPUs this audit paused, and those whose pause has no known outcome (its
+            # reply was lost: better to resume a CPU paused on purpose than to leave one held with
+            # nobody to let it go). One paused on purpose before the audit stays paused.
             await asyncio.gather(
                 *(
                     m.stub.SetRunState(pb.RunStateRequest(cpu=m.cpu, paused=False), timeout=10.0)
                     for m, b in zip(members, before, strict=True)
-                    if not b.was_paused
+                    if isinstance(b, BaseException) or not b.was_paused
                 ),
                 return_exceptions=True,
             )
     if on_report is not None:
         on_report(report)
     return report
+
+
+def _raise_first(members, outcomes, what: str) -> None:
+    """Unavailable naming the first CPU whose call failed, with the node's own status."""
+    for m, outcome in zip(members, outcomes, strict=True):
+        if isinstance(outcome, grpc.aio.AioRpcError):
+            raise Unavailable(f"the audit could not {what} cpu {m.cpu}: {outcome.code().name}: {outcome.details()}")
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def _check(zone_service, membership, snaps) -> mm_audit.AuditReport:

@@ -161,18 +161,29 @@ class Cpu:
         (no task's pcp or zone operation in flight) and return once there; or drop that hold. The CPU
         runs again only when nobody holds it: the node's agent parks it to rejoin (MEMBERSHIP) while
         an audit (OPERATOR) may pause and resume it, and neither may resume it under the other.
-        Returns False if the CPU did not get to its safe point within `timeout`."""
+        Returns False if the CPU did not get to its safe point within `timeout`; the hold this call
+        added is then dropped again, so a pause that failed changes nothing (an audit that gives up
+        must not leave a CPU it never parked held, with nobody left to resume it)."""
         with self._cv:
+            added = paused and by not in self._pausers
             if paused:
                 self._pausers.add(by)
                 self._parked.clear()
             else:
                 self._pausers.discard(by)
-            self._paused = bool(self._pausers)
-            self._cv.notify_all()
-        if paused:
-            return self._parked.wait(timeout)
-        return True
+            self._update_paused()
+        if not paused or self._parked.wait(timeout):
+            return True
+        if added:
+            with self._cv:
+                self._pausers.discard(by)
+                self._update_paused()
+        return False
+
+    def _update_paused(self) -> None:
+        """Under _cv: the CPU runs only when nobody holds it."""
+        self._paused = bool(self._pausers)
+        self._cv.notify_all()
 
     # ------------------------------------------------------------- interface
     def occupy(self, seconds: float) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.alloc import PageAllocator, PcpOps
-from node.api.errors import FailedPrecondition, InvalidArgument
+from node.api.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import MEMBERSHIP, OPERATOR, Cpu
 from node.metrics import NodeMetrics
@@ -197,7 +197,7 @@ class NodeRuntime:
         # Callers of this RPC share one hold; the agent's own (a node rejoining) is apart from it.
         was_paused = self.cpu.held_paused_by(OPERATOR)
         if not self.cpu.set_paused(paused):
-            raise InvalidArgument("the CPU did not reach a safe point in time")
+            raise DeadlineExceeded("the CPU did not reach a safe point in time; this pause was undone")
         if cpu_offline or not paused:
             self.cpu_offline = cpu_offline
         return was_paused

@@ -26,12 +26,17 @@ class Unavailable(Exception):
     """A peer needed to serve the request did not answer."""
 
 
+class DeadlineExceeded(Exception):
+    """The operation did not complete in its time bound; it was undone, so nothing changed."""
+
+
 _CODES = (
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (PageStateError, grpc.StatusCode.FAILED_PRECONDITION),
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
 )
 
 

@@ -286,6 +286,27 @@ def test_heartbeat_from_cpu_out_of_range_is_invalid(paused):
     assert _members(paused) == members
 
 
+def test_an_audit_that_cannot_park_a_cpu_fails_cleanly_and_leaves_the_others_running(shared_cluster):
+    """One CPU refuses to be parked: the audit answers UNAVAILABLE naming it (not UNKNOWN), and the
+    CPUs it did park run again (a pause gathered without its failures left them held for good)."""
+    h = shared_cluster
+    h.nodes[1].SetFaults(
+        pb.FaultsRequest(rules=[pb.FaultRule(direction=pb.DIRECTION_IN, method="SetRunState", peer=-1, fail=1.0)]),
+        timeout=RPC_TIMEOUT,
+    )
+    try:
+        with pytest.raises(grpc.RpcError) as info:
+            h.audit()
+    finally:
+        h.nodes[1].SetFaults(pb.FaultsRequest(), timeout=RPC_TIMEOUT)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "could not park cpu 1" in info.value.details()
+    wait_until(
+        lambda: all(h.snapshot(cpu).running for cpu in h.nodes), 10.0, what="every CPU running after the failed audit"
+    )
+    assert_audit_ok(h)
+
+
 @pytest.fixture
 def lone_coordinator(tmp_path):
     """A coordinator process for 2 CPUs that no node joins; yields (stub, Popen)."""

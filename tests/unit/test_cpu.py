@@ -235,3 +235,34 @@ def test_unexplained_wake_lateness_is_noise_of_cause_other():
         assert "workqueue" not in task.window.stolen_s
     finally:
         cpu.stop()
+
+
+def test_a_pause_that_times_out_is_undone():
+    """A CPU busy past the pause's timeout is not left held: the failed pause changes nothing, so
+    the CPU runs on once its busy phase ends, with nobody needing to resume it. A hold that was
+    there before the failed call stays."""
+    cpu = Cpu(0)
+    source = BusySource(cpu, rt=True, busy=0.3)
+    cpu.sources = [source]
+    cpu.start()
+    try:
+        assert source.started.wait(5.0)
+        assert not cpu.set_paused(True, timeout=0.01)
+        assert not cpu.held_paused_by(OPERATOR) and not cpu.paused
+        work = cpu.queue_work("workqueue", lambda: 1)
+        wait_until(lambda: work.done)  # the CPU thread went on after its busy phase
+        assert not cpu.parked
+        # Busy again; a first pause waits long, a second gives up: the first's hold stays.
+        source.started.clear()
+        source.next_wake = cpu.clock()
+        assert source.started.wait(5.0)
+        first = threading.Thread(target=lambda: cpu.set_paused(True, timeout=5.0))
+        first.start()
+        wait_until(lambda: cpu.held_paused_by(OPERATOR))
+        assert not cpu.set_paused(True, timeout=0.01)
+        assert cpu.held_paused_by(OPERATOR)
+        first.join()
+        assert cpu.parked
+        assert cpu.set_paused(False)
+    finally:
+        cpu.stop()
