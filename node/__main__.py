@@ -124,7 +124,7 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
         type=positive(float),
         default=30.0,
         env="PCPSIM_REGISTER_TIMEOUT_S",
-        help="keep retrying registration while the coordinator is unreachable this long",
+        help="keep asking to register (the same request) while the coordinator is unreachable or its answer is lost, this long",
     )
     security.add_arguments(p)
     logs.add_log_level_flag(p)
