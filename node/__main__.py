@@ -18,7 +18,6 @@ import socket
 import sys
 import time
 
-
 from node import wake_probe
 from node.agent import REGISTER_TIMEOUT_S, Agent, register_until_answered
 from node.api.errors import Unavailable
@@ -124,7 +123,8 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
         type=positive(float),
         default=30.0,
         env="PCPSIM_REGISTER_TIMEOUT_S",
-        help="keep asking to register (the same request) while the coordinator is unreachable or its answer is lost, this long",
+        help="keep asking to register (the same request) while the coordinator is unreachable "
+        "or its answer is lost, this long",
     )
     security.add_arguments(p)
     logs.add_log_level_flag(p)
