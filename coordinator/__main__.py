@@ -35,7 +35,7 @@ from node.shared import exposition, lifecycle, logs, security
 from node.shared.config import EnvArgumentParser, host_port, int_range, positive
 from node.shared.faults import Faults
 from node.shared.server import build_server
-from node.shared.timebase import TIME_SCALE, CostModel
+from node.shared.timebase import TIME_SCALE, CostModel, lease_clock
 
 # ZONE_NORMAL on x86-64 starts at 4 GiB.
 ZONE_START_PFN = 1 << 20
@@ -157,6 +157,14 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
         "beats every N/budget seconds (at most a quarter of the failure timeout), or at "
         "its own --heartbeat-ms if that is longer (1..100000)",
     )
+    p.add_argument(
+        "--unsafe-declare-dead-on-lost-commit",
+        action="store_true",
+        env="PCPSIM_UNSAFE_DECLARE_DEAD_ON_LOST_COMMIT",
+        help="TEST ONLY: declare a node dead when a drain's commit goes unanswered for the dead "
+        "timeout, its membership lease still running (the old behaviour: a live CPU's pages are "
+        "handed out again while it still uses them)",
+    )
     security.add_arguments(p)
     logs.add_log_level_flag(p)
     lifecycle.add_parent_pid_flag(p)
@@ -191,7 +199,7 @@ async def main(args) -> None:
     sec = args.security
     membership = Membership(
         args.nodes,
-        time.monotonic,
+        lease_clock,
         args.failure_timeout_ms / 1000.0,
         args.dead_timeout_ms / 1000.0,
         sec=sec,
@@ -213,6 +221,7 @@ async def main(args) -> None:
         gp_timeout_ms=args.rcu_gp_timeout_ms,
     )
     reaper = drainer.control.reaper = Reaper(membership, zone_service, drainer, pageset)
+    drainer.control.declare_dead_on_lost_commit = args.unsafe_declare_dead_on_lost_commit
     registry.register(CoordinatorCollector(zone_service, membership, drainer, args.time_scale, recovery, reaper))
     audit_metrics = AuditMetrics(registry)
     metrics = exposition.serve(args.metrics_listen, registry)

@@ -17,14 +17,22 @@ quarter of the failure timeout (so three may be lost before a node counts as dow
 already busy with 64 node processes; heartbeat round trips then grew to a second at
 times and a node's age passed the failure timeout (`pcpsim bench`, scale figure).
 The node holds a membership lease of `lease` from the moment it *sent* each
-acknowledged heartbeat and stops using its pcp when the lease runs out. Since a
-heartbeat is received after it is sent and dead_timeout > lease, a node has always
-stopped using its pages before the coordinator takes them (both on one machine's
-monotonic clock; across machines the margin must cover clock-rate drift).
+acknowledged heartbeat and stops using its pcp when the lease runs out. A heartbeat is
+received after it is sent, so the coordinator can prove the lease over once `lease` plus
+LEASE_MARGIN_S has passed since it *received* the last heartbeat it acknowledged
+(`lease_expired`, the one place this rule lives). Nothing takes a member's pages back
+before that: neither the reaper (`overdue`: silent for dead_timeout, and the lease
+provably over) nor a drain whose commit goes unanswered (coordinator.drain.control).
+Both processes read leases on CLOCK_BOOTTIME (node.shared.timebase.lease_clock), which
+counts on while a machine is suspended.
+
+A member can also be `revoked`: a drain that cannot get an answer from its control
+stream while its heartbeats still come stops renewing its lease (its heartbeats are
+refused from then on, as a dead member's are), so that the lease runs out and the drain
+can take its pages back after all, within a bound (coordinator.drain.control).
 """
 
 import asyncio
-import time
 from dataclasses import dataclass
 
 import grpc
@@ -36,10 +44,19 @@ from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.shared import security
 from node.shared.config import split_host_port
 from node.shared.reply_stream import AioReplyStream
+from node.shared.timebase import lease_clock
 
 # Bound on one message's round trip on a member's control stream; a drain request
 # passes the lease as its own, longer bound.
 CONTROL_TIMEOUT_S = 5.0
+# How much longer than its lease the coordinator waits before it counts a node's lease as
+# over. The node measures its lease from when it sent a heartbeat, the coordinator from
+# when it received it, so the two clocks only need to agree on how long a lease lasts.
+# On one host (one CLOCK_BOOTTIME) the margin covers lateness: a node that checked its
+# lease just before it ran out and was then descheduled before it touched its lists (a
+# loaded 2-core machine delays a thread by tens of milliseconds). Across hosts it must
+# also cover clock-rate drift over one lease (NTP keeps it within 500 ppm: 0.5 ms a second).
+LEASE_MARGIN_S = 0.25
 
 
 @dataclass
@@ -56,6 +73,7 @@ class Member:
     control: AioReplyStream | None = None  # the remote drainer's PcpControl stream
     incarnation: str = ""  # the node process's random id (RegisterRequest.incarnation)
     dead: bool = False  # declared dead: its pages went back to the zone
+    revoked: bool = False  # its lease is no longer renewed (its heartbeats are refused): see module docstring
     resumed: bool = False  # registered with resume=true and its holdings were claimed
     cpu_offline: bool = False  # taken offline by CPU hotplug (coordinator.cpu_hotplug): alive, not online
 
@@ -78,7 +96,7 @@ class Membership:
     def __init__(
         self,
         nr_cpus: int,
-        clock=time.monotonic,
+        clock=lease_clock,
         failure_timeout: float = 1.0,
         dead_timeout: float = 3.0,
         lease: float | None = None,
@@ -152,6 +170,11 @@ class Membership:
             raise NotFound(f"cpu {cpu} has not registered with this coordinator")
         if member.dead:
             raise FailedPrecondition(f"cpu {cpu} was declared dead and its pages taken back")
+        if member.revoked:
+            raise FailedPrecondition(
+                f"cpu {cpu}'s lease was revoked (its control stream did not answer a drain): "
+                "its pages are taken back once the lease has run out"
+            )
         if incarnation != member.incarnation:
             raise FailedPrecondition(
                 f"cpu {cpu} incarnation {incarnation or '(none)'} was replaced by {member.incarnation}"
@@ -170,7 +193,19 @@ class Membership:
         return min(len(self.members) / self.heartbeat_budget, self.failure_timeout / 4)
 
     def is_up(self, member: Member) -> bool:
-        return not member.dead and self.clock() - member.last_heartbeat < self.failure_timeout
+        return not member.dead and not member.revoked and self.clock() - member.last_heartbeat < self.failure_timeout
+
+    def lease_expired(self, member: Member) -> bool:
+        """Whether `member`'s membership lease has run out as this coordinator can prove it: the
+        node stopped using its pages no later than `lease` after it sent the last heartbeat we
+        acknowledged, which was before we received it; LEASE_MARGIN_S covers lateness and drift.
+        The only rule by which a living member's pages may be taken back."""
+        return self.clock() - member.last_heartbeat >= self.lease + LEASE_MARGIN_S
+
+    def revoke(self, member: Member) -> None:
+        """Stop renewing `member`'s lease: its heartbeats are refused from now on, so
+        lease_expired becomes true within a lease (plus the margin)."""
+        member.revoked = True
 
     def is_current(self, member: Member) -> bool:
         """Still the CPU's registered, living member (not replaced, not dead)."""
@@ -189,9 +224,13 @@ class Membership:
         return sum(1 for m in self.members.values() if not m.dead and not m.cpu_offline)
 
     def overdue(self) -> list[Member]:
-        """Living members silent for longer than dead_timeout."""
+        """Living members silent for longer than dead_timeout, whose lease has provably run out."""
         now = self.clock()
-        return [m for m in self.members.values() if not m.dead and now - m.last_heartbeat >= self.dead_timeout]
+        return [
+            m
+            for m in self.members.values()
+            if not m.dead and now - m.last_heartbeat >= self.dead_timeout and self.lease_expired(m)
+        ]
 
     def excuse(self, seconds: float) -> None:
         """Do not count `seconds` this coordinator could not hear anyone against the members."""

@@ -18,10 +18,8 @@ import socket
 import sys
 import time
 
-import grpc
-
 from node import wake_probe
-from node.agent import Agent
+from node.agent import REGISTER_TIMEOUT_S, Agent, register_until_answered
 from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
@@ -44,7 +42,7 @@ from node.shared.config import (
 from node.shared.cpulist import parse_cpu_list, role_for_cpu
 from node.shared.faults import Faults
 from node.shared.server import build_server
-from node.shared.timebase import CostModel
+from node.shared.timebase import CostModel, lease_clock
 from node.zone_client import ZoneClient
 
 
@@ -125,7 +123,8 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
         type=positive(float),
         default=30.0,
         env="PCPSIM_REGISTER_TIMEOUT_S",
-        help="keep retrying registration while the coordinator is unreachable this long",
+        help="keep asking to register (the same request) while the coordinator is unreachable "
+        "or its answer is lost, this long",
     )
     security.add_arguments(p)
     logs.add_log_level_flag(p)
@@ -144,6 +143,14 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
         env="PCPSIM_UNSAFE_SKIP_FENCING",
         help="TEST ONLY: accept a remote drainer's commit after its lease ran out (the checker's "
         "broken variant: pages end up both here and in the zone)",
+    )
+    p.add_argument(
+        "--unsafe-register-once",
+        action="store_true",
+        env="PCPSIM_UNSAFE_REGISTER_ONCE",
+        help="TEST ONLY: when rejoining, send Register once and keep the CPU parked if its answer "
+        "is lost (the old behaviour: a registration the coordinator applied leaves the CPU "
+        "parked for ever)",
     )
     args = p.parse_args(argv)
     args.security = security.from_args(args, security.NODE, p.error)
@@ -207,16 +214,6 @@ def task_config(args) -> TaskConfig:
     )
 
 
-async def register(stub, request, deadline: float):
-    while True:
-        try:
-            return await stub.Register(request, timeout=2.0)
-        except grpc.aio.AioRpcError as err:
-            if err.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-
-
 async def main(args) -> None:
     # A shorter GIL switch interval keeps the CPU thread's wake-ups prompt while the
     # interconnect thread is busy serialising a message.
@@ -249,8 +246,16 @@ async def main(args) -> None:
         metrics_address=metrics_address,
         incarnation=os.urandom(8).hex(),
     )
-    sent_at = time.monotonic()
-    reply = await register(stub, request, sent_at + args.register_timeout_s)
+    # Asked again, the same incarnation, while its outcome is unknown: a lost answer to a
+    # registration the coordinator applied must not leave this CPU unregistered (node.agent).
+    give_up_at = time.monotonic() + args.register_timeout_s
+    sent_at, reply = await register_until_answered(
+        lambda r: stub.Register(r, timeout=REGISTER_TIMEOUT_S),
+        request,
+        lease_clock,
+        asyncio.Event(),
+        lambda: time.monotonic() > give_up_at,
+    )
     cost = CostModel(time_scale=reply.time_scale)
     sync_channel = security.channel(args.coordinator, sec)
     zone = ZoneClient(sync_channel, args.cpu, request.incarnation, faults=faults)
@@ -274,7 +279,7 @@ async def main(args) -> None:
     )
     runtime.incarnation = request.incarnation
     zone.fenced = runtime.fenced
-    agent = Agent(stub, runtime, request, faults)
+    agent = Agent(stub, runtime, request, faults, register_once=args.unsafe_register_once)
     agent.registered(reply, sent_at)
     holder["runtime"] = runtime
     runtime.start(paused=agent.recovering)  # the CPU waits while the coordinator rebuilds its zone

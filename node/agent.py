@@ -18,12 +18,23 @@ What an answer tells the node, and what it does:
 - no answer: the coordinator is unreachable; the lease runs out on its own and the
   allocator stops (node.alloc); heartbeats go on until one is answered.
 While the coordinator recovers, the CPU stays parked: no zone operation could succeed.
+
+A registration whose answer is lost may have been applied all the same: the coordinator
+then knows this incarnation, its next heartbeat succeeds, and nothing else would unpark
+the CPU. Register is idempotent for one incarnation (the coordinator answers a retry as it
+answered the first, `resumed` included: coordinator.registration), so it is sent again,
+unchanged, until it is answered. Until then the outcome is in doubt and the CPU stays
+parked: if a registration with `resume` was refused but its answer lost, running would
+use pages the zone never took back. Every heartbeat answered while nothing is in doubt
+and the coordinator is not recovering lets the CPU run.
+The lease is read on CLOCK_BOOTTIME (node.shared.timebase.lease_clock), which counts on
+while the machine is suspended, as the coordinator's does.
 """
 
 import asyncio
 import contextlib
 import logging
-import time
+from collections.abc import Awaitable, Callable
 
 import grpc
 
@@ -31,22 +42,76 @@ from node.api.v1 import pcpsim_pb2 as pb
 from node.api.validate import to_page_list
 from node.cpu import MEMBERSHIP
 from node.shared.faults import InjectedRpcError
+from node.shared.timebase import lease_clock
 
 PARK_TIMEOUT_S = 5.0
+REGISTER_TIMEOUT_S = 2.0  # one Register attempt's deadline
+REGISTER_BACKOFF_S = (0.1, 2.0)  # first and longest wait between attempts
+# Codes that leave a registration's outcome unknown (it may have been applied): ask again.
+# Any other code is the coordinator's answer: it refused and changed nothing.
+IN_DOUBT = frozenset(
+    {
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.INTERNAL,
+    }
+)
 
 log = logging.getLogger(__name__)
 
 
+async def register_until_answered(
+    send: Callable[[pb.RegisterRequest], Awaitable[pb.RegisterReply]],
+    request: pb.RegisterRequest,
+    clock: Callable[[], float],
+    stop: asyncio.Event,
+    give_up: Callable[[], bool],
+) -> tuple[float, pb.RegisterReply]:
+    """Send `request` until the coordinator answers it, the same request each time (one
+    incarnation), waiting longer between attempts (REGISTER_BACKOFF_S). Returns when it was
+    sent (on `clock`: the lease runs from there) and the reply. Raises the error of an
+    attempt the coordinator refused, or of the last attempt once `stop` is set (shutdown) or
+    `give_up()` is true."""
+    wait, longest = REGISTER_BACKOFF_S
+    while True:
+        sent_at = clock()
+        try:
+            return sent_at, await send(request)
+        except (grpc.aio.AioRpcError, InjectedRpcError) as err:
+            if err.code() not in IN_DOUBT or stop.is_set() or give_up():
+                raise
+            log.warning("registering: %s (%s); asking again", err.code().name, err.details())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), wait)
+        wait = min(2 * wait, longest)
+
+
 class Agent:
-    def __init__(self, stub, runtime, request: pb.RegisterRequest, faults, clock=time.monotonic):
+    def __init__(
+        self,
+        stub,
+        runtime,
+        request: pb.RegisterRequest,
+        faults,
+        clock: Callable[[], float] = lease_clock,
+        register_once: bool = False,
+    ):
+        """`clock` reads the lease (runtime.fenced compares against the same clock).
+        `register_once` is the test-only old behaviour (--unsafe-register-once): a
+        registration whose answer is lost is not asked again, and the CPU stays parked."""
         self.stub = stub
         self.runtime = runtime
         self.request = request  # the first registration; later ones differ in incarnation/resume
         self.faults = faults
         self.clock = clock
+        self.register_once = register_once
         self.lease = 0.0
         self.paced = 0.0  # the coordinator's heartbeat interval for this cluster size
         self.recovering = False
+        self.in_doubt = False  # a registration was sent and not answered
+        self.stop = asyncio.Event()  # set on shutdown: no more attempts
 
     def registered(self, reply: pb.RegisterReply, sent_at: float) -> None:
         self.lease = reply.lease_ms / 1000.0
@@ -82,11 +147,14 @@ class Agent:
         rt.zone.free_pages = reply.free_pages
         rt.zone.reclaim_active = reply.reclaim_active
         rt.set_pageset(reply.high, reply.batch)
-        if self.recovering and not reply.recovering:
-            self.recovering = False
+        self.recovering = reply.recovering
+        # The coordinator knows this incarnation as live: the CPU runs unless the coordinator is
+        # still rebuilding its zone or a registration's outcome is in doubt (module docstring).
+        if not self.recovering and not self.in_doubt and rt.cpu.held_paused_by(MEMBERSHIP):
             await self._set_paused(False)
 
     async def run(self, interval: float, stop: asyncio.Event) -> None:
+        self.stop = stop
         while not stop.is_set():
             await self.heartbeat_once()
             with contextlib.suppress(TimeoutError):
@@ -104,12 +172,21 @@ class Agent:
         request.incarnation = rt.incarnation
         request.resume = resume
         request.holdings.CopyFrom(to_page_list(pb.PageList, holdings))
-        sent_at = self.clock()
+        self.in_doubt = True
         try:
-            reply = await self.call("Register", request, timeout=2.0)
+            sent_at, reply = await register_until_answered(
+                lambda r: self.call("Register", r, timeout=REGISTER_TIMEOUT_S),
+                request,
+                self.clock,
+                self.stop,
+                lambda: self.register_once,
+            )
         except (grpc.aio.AioRpcError, InjectedRpcError) as err:
-            log.warning("registering again failed (%s); will retry", err.code().name)
-            return  # the CPU stays parked; the next heartbeat tries again
+            if err.code() not in IN_DOUBT:
+                self.in_doubt = False  # refused: nothing changed at the coordinator
+            log.warning("registering again failed (%s); the CPU stays parked", err.code().name)
+            return  # the next heartbeat tells what the coordinator knows of this CPU
+        self.in_doubt = False
         if resume and not reply.resumed:
             log.warning("the coordinator refused this CPU's pages (its recovery is over): discarding them")
             rt.discard()

@@ -27,7 +27,7 @@ from node.mm import pcp as pcpmod
 from node.mm import profile as profiles
 from node.rcu_drain import RcuDrain
 from node.remote_lock import RemotePcpLock
-from node.shared.timebase import CostModel
+from node.shared.timebase import CostModel, lease_clock
 from node.tasks import Housekeeping, IrqSource, LatencyTask
 
 ROLES = {
@@ -88,8 +88,10 @@ class NodeRuntime:
         self.cost = cost
         self.zone = zone
         self.clock = clock
-        # Membership (node.agent): this process's id, and until when its lease lets it use its pcp.
+        # Membership (node.agent): this process's id, and until when its lease lets it use its pcp,
+        # on the lease clock (CLOCK_BOOTTIME: a suspended machine's lease runs out meanwhile).
         self.incarnation = os.urandom(8).hex()
+        self.lease_clock = lease_clock
         self.lease_until = float("inf")
         self.rejoins = 0
         self.cpu_offline = False  # hotplug: offline, so another CPU may drain its lists (remote_pcp_lock)
@@ -161,10 +163,10 @@ class NodeRuntime:
     # ------------------------------------------------------------- membership
     def fenced(self) -> bool:
         """The membership lease has run out: no allocation may use the pcp or the zone."""
-        return self.clock() > self.lease_until
+        return self.lease_clock() > self.lease_until
 
     def lease_left(self) -> float:
-        return self.lease_until - self.clock()
+        return self.lease_until - self.lease_clock()
 
     def set_pageset(self, high: int, batch: int) -> None:
         """pageset_update: plain stores the fast path reads racily (WRITE_ONCE in the kernel)."""

@@ -208,6 +208,7 @@ def test_a_node_beats_at_the_longer_of_its_interval_and_the_coordinators_pace(mo
             "pcp": type("P", (), {"count": 0})(),
             "zone": type("Z", (), {})(),
             "set_pageset": lambda self, high, batch: None,
+            "cpu": type("C", (), {"held_paused_by": lambda self, by: False})(),
         },
     )()
     waits = []

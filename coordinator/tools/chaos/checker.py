@@ -22,6 +22,9 @@ Verdict: `valid` false if any finding; "unknown" when the final observations are
 from dataclasses import dataclass, field
 from typing import Literal
 
+from coordinator.drain.control import REVOKE_AFTER_S
+from coordinator.membership import CONTROL_TIMEOUT_S, LEASE_MARGIN_S
+
 # A poll of the lock every 10 ms over RPC, on a loaded 2-core machine: how late a free
 # lock may be seen beyond the lease without blaming the lease.
 LOCK_OBSERVE_SLACK_S = 1.0
@@ -30,17 +33,26 @@ TIMER_SLACK_S = 1.0
 # Queueing work on every CPU (QueueWork's deadline), and the margin of every bound.
 QUEUE_S = 2.0
 MARGIN_S = 2.0
-COMMIT_S = 5.0  # one commit attempt's bound (coordinator.membership.CONTROL_TIMEOUT_S)
+# rcu-swap's swap, on every marked CPU at once: up to two grace periods of the coordinator's
+# default --rcu-gp-timeout-ms (2 s; the chaos runner keeps it) and one control round trip.
+RCU_SWAP_S = 2 * 2.0 + CONTROL_TIMEOUT_S
 
 
 def drain_bound(strategy: str, cpus: int, lease_s: float, dead_s: float, flush_s: float) -> float:
     """Seconds within which a drain_all_pages must resolve, the coordinator running:
     workqueue queues on every CPU, then flushes each in turn, each flush bounded; remote
-    visits each CPU in turn: the lock request is bounded by the lease, the commit by the
-    dead timeout (after which the CPU is declared dead) plus one attempt."""
+    visits each CPU in turn: the lock request is bounded by the grant lease (`lease_s`), the
+    commit (coordinator.drain.control) is asked again, each attempt within one membership
+    lease (shorter than the dead timeout `dead_s`), for REVOKE_AFTER_S while the CPU's
+    heartbeats come, then until its lease, no longer renewed, has provably run out (one more
+    lease and LEASE_MARGIN_S); an attempt begun just before either deadline adds a lease each.
+    rcu-swap swaps every CPU at once (RCU_SWAP_S), then commits each in turn, as remote does."""
     if strategy == "workqueue":
         return QUEUE_S + cpus * (flush_s + QUEUE_S) + MARGIN_S
-    return cpus * (lease_s + dead_s + COMMIT_S) + MARGIN_S
+    commit = REVOKE_AFTER_S + 3 * dead_s + LEASE_MARGIN_S
+    if strategy == "rcu-swap":
+        return RCU_SWAP_S + cpus * commit + MARGIN_S
+    return cpus * (lease_s + commit) + MARGIN_S
 
 
 @dataclass
