@@ -21,6 +21,7 @@ from coordinator.drain.control import describe
 from coordinator.drain.record import CpuDrain
 from coordinator.drain.strategy import DrainerView
 from coordinator.membership import CONTROL_TIMEOUT_S, Member
+from coordinator.zone_service import DRAIN
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 
@@ -70,6 +71,11 @@ async def _commit_and_free(drainer: DrainerView, member: Member, swap: pb.RcuSwa
         member, pb.PcpControlRequest(rcu_release=pb.RcuReleaseRequest(cpu=member.cpu, token=swap.token, commit=True))
     )
     await drainer.zone.locked(
-        drainer.zone.free_pages, member.cpu, pages, f"rcu-cpu{member.cpu}-{member.incarnation}-{swap.token}"
+        drainer.zone.free_pages,
+        member.cpu,
+        pages,
+        f"rcu-cpu{member.cpu}-{member.incarnation}-{swap.token}",
+        member.incarnation,
+        DRAIN,
     )
     return sum(1 << order for _, order, _ in pages)
