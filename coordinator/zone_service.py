@@ -80,8 +80,13 @@ class _Outcome:
 
 
 class ZoneService:
-    def __init__(self, zone: Zone, cost: CostModel, sleep=time.sleep):
+    def __init__(self, zone: Zone, cost: CostModel, sleep=time.sleep, transfer_log=None):
+        """`transfer_log`: node.shared.transfer_log.TransferLog (--transfer-log): the ownership changes
+        no node sees (the chaos checker's other half), or None."""
         self.zone = zone
+        self.transfer_log = transfer_log
+        if transfer_log is not None:
+            transfer_log.write("start")
         self.cost = cost
         self._sleep_fn = sleep
         self._lock = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="zone-lock")
@@ -133,6 +138,7 @@ class ZoneService:
         """Hand `pages` base pages to the rest of the system, in the largest blocks the
         zone has (memory pressure for direct reclaim to act on). Returns pages taken."""
         taken = 0
+        blocks = []
         order = MAX_ORDER - 1
         while taken < pages and order >= 0:
             if (1 << order) > pages - taken:
@@ -143,7 +149,9 @@ class ZoneService:
                 order -= 1
                 continue
             self.owned[pfn] = (OTHER, order)
+            blocks.append((pfn, order))
             taken += 1 << order
+        self._log("take", OTHER, blocks)
         self._update_reclaim()
         return taken
 
@@ -203,6 +211,7 @@ class ZoneService:
         for pfn, order in blocks:
             del self.owned[pfn]
             self.zone.free_one_page(pfn, order, self.zone.get_pageblock_migratetype(pfn))
+        self._log("cpu_dead", cpu)
         self._sleep(self.cost.zone_hold(len(blocks)))
         self._update_reclaim()
         return sum(1 << order for _, order in blocks)
@@ -222,6 +231,7 @@ class ZoneService:
             raise FailedPrecondition(f"cpu {cpu} reports holding pages the zone cannot give it: {err}") from None
         for pfn, order, _ in taken:
             self.owned[pfn] = (cpu, order)
+        self._log("claim", cpu, [(pfn, order) for pfn, order, _ in taken])
         self._update_reclaim()
         return sum(1 << order for _, order, _ in taken)
 
@@ -234,6 +244,7 @@ class ZoneService:
         blocks = isolation.take_isolated_range(self.zone, start, nr_pages)
         for pfn, order in blocks:
             self.owned[pfn] = (owner, order)
+        self._log("take", owner, blocks)
         self._sleep(self.cost.zone_hold(len(blocks)))
         self._update_reclaim()
         return blocks, None, None
@@ -253,6 +264,7 @@ class ZoneService:
         for pfn, order in blocks:
             del self.owned[pfn]
             self.zone.free_one_page(pfn, order, self.zone.get_pageblock_migratetype(pfn))
+        self._log("release", owner, blocks)
         self._sleep(self.cost.zone_hold(len(blocks)))
         self._update_reclaim()
         return owner
@@ -289,6 +301,11 @@ class ZoneService:
     def _remember(self, slot: tuple[int, str], outcome: _Outcome) -> ZoneReply:
         self._last[slot] = outcome
         return outcome.reply
+
+    def _log(self, ev: str, owner: int, blocks: list | None = None) -> None:
+        if self.transfer_log is not None:
+            extra = {} if blocks is None else {"pages": [[pfn, order] for pfn, order in blocks]}
+            self.transfer_log.write(ev, owner=owner, **extra)
 
     def _update_reclaim(self) -> None:
         zone = self.zone

@@ -27,6 +27,7 @@ from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.api.validate import to_page_list
 from node.shared.faults import InjectedRpcError
 from node.shared.reply_stream import ReplyStream, StreamBroken
+from node.shared.transfer_log import blocks
 
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 
@@ -49,6 +50,7 @@ class ZoneClient:
         unavailable_retries: int = 5,
         faults=None,
         fenced=None,
+        transfer_log=None,
     ):
         stub = pb_grpc.CoordinatorStub(channel)
         self._stream = ReplyStream(stub.ZoneStream, timeout, f"cpu{cpu}-zone")
@@ -66,6 +68,7 @@ class ZoneClient:
         self.watermark_failed = False
         self.calls = 0
         self.unknown_outcomes = 0  # requests sent again because their outcome was unknown
+        self.transfer_log = transfer_log  # node.shared.transfer_log.TransferLog, or None
 
     def close(self) -> None:
         self._stream.close()
@@ -125,6 +128,8 @@ class ZoneClient:
         ).rmqueue
         self._note(reply)
         self.watermark_failed = not reply.watermark_ok
+        if self.transfer_log is not None and reply.pfn:
+            self.transfer_log.write("refill", pages=[[pfn, order] for pfn in reply.pfn])
         return list(reply.pfn)
 
     def rmqueue_buddy(self, order: int, migratetype: int) -> int | None:
@@ -134,6 +139,7 @@ class ZoneClient:
     def free_pcppages_bulk(self, pages) -> None:
         if not pages:
             return
+        sent_at = self.transfer_log.clock() if self.transfer_log is not None else 0.0
         reply = self._call(
             pb.ZoneRequest(
                 free=pb.FreePagesRequest(
@@ -145,6 +151,8 @@ class ZoneClient:
             )
         ).free
         self._note(reply)
+        if self.transfer_log is not None:
+            self.transfer_log.write("free", t=sent_at, pages=blocks(pages))
 
     def free_one_page(self, pfn: int, order: int, migratetype: int) -> None:
         self.free_pcppages_bulk([(pfn, order, migratetype)])
