@@ -28,7 +28,7 @@ its pages left with a CPU that no longer owns them; a refill applied twice would
 same pages out again). A slot records its incarnation: the first request of a new
 incarnation replaces the old one's outcome (the membership fences the old incarnation
 before anything reaches the zone), and `cpu_dead` drops the CPU's slots, so the memory is
-bounded by CPUs × streams. A key is bound to its request (operation, cpu and arguments):
+bounded by CPUs times streams. A key is bound to its request (operation, cpu and arguments):
 the same key on a different request is refused, not answered with pages another request
 was given (which its sender would then record at the wrong order, or as its own).
 
@@ -151,7 +151,8 @@ class ZoneService:
             self.owned[pfn] = (OTHER, order)
             blocks.append((pfn, order))
             taken += 1 << order
-        self._log("take", OTHER, blocks)
+        if blocks:
+            self._log("take", OTHER, blocks)
         self._update_reclaim()
         return taken
 
