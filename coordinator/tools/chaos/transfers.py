@@ -82,7 +82,7 @@ class _Replay:
                         + (
                             f"{_name(was)} held it (since {since:.3f}s)"
                             if was != owner
-                            else f"holding it since {since:.3f}s"
+                            else f"holding it (since {since:.3f}s)"
                         )
                     )
                 self.held[cur[0]].discard(pfn)
