@@ -67,6 +67,7 @@ async def _swap(drainer: DrainerView, member: Member) -> pb.RcuSwapReply:
 
 async def _commit_and_free(drainer: DrainerView, member: Member, swap: pb.RcuSwapReply) -> int:
     pages = validate.page_list(swap.pages)
+    drainer.control.stop_here_if_trapped()
     await drainer.control.commit(
         member, pb.PcpControlRequest(rcu_release=pb.RcuReleaseRequest(cpu=member.cpu, token=swap.token, commit=True))
     )
