@@ -114,6 +114,7 @@ class ZoneClient:
 
     # ------------------------------------------------------------- ZoneOps
     def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list[int]:
+        inc = self.incarnation  # a discard may take a new one while this waits for its answer
         reply = self._call(
             pb.ZoneRequest(
                 rmqueue=pb.RmqueueRequest(
@@ -122,14 +123,14 @@ class ZoneClient:
                     migratetype=migratetype,
                     count=count,
                     transfer_id=self._transfer_id(),
-                    incarnation=self.incarnation,
+                    incarnation=inc,
                 )
             )
         ).rmqueue
         self._note(reply)
         self.watermark_failed = not reply.watermark_ok
         if self.transfer_log is not None and reply.pfn:
-            self.transfer_log.write("refill", pages=[[pfn, order] for pfn in reply.pfn])
+            self.transfer_log.write("refill", inc=inc, pages=[[pfn, order] for pfn in reply.pfn])
         return list(reply.pfn)
 
     def rmqueue_buddy(self, order: int, migratetype: int) -> int | None:
@@ -139,20 +140,29 @@ class ZoneClient:
     def free_pcppages_bulk(self, pages) -> None:
         if not pages:
             return
-        sent_at = self.transfer_log.clock() if self.transfer_log is not None else 0.0
-        reply = self._call(
-            pb.ZoneRequest(
-                free=pb.FreePagesRequest(
-                    cpu=self.cpu,
-                    pages=to_page_list(pb.PageList, pages),
-                    transfer_id=self._transfer_id(),
-                    incarnation=self.incarnation,
+        inc = self.incarnation
+        log = self.transfer_log
+        # The pages leave when the request is sent: the zone may apply it and hand them out before
+        # the answer comes, or the answer may never come (this CPU declared dead meanwhile). If it
+        # fails, the caller keeps them (a refused free changes nothing): they join again then.
+        if log is not None:
+            log.write("free", inc=inc, pages=blocks(pages))
+        try:
+            reply = self._call(
+                pb.ZoneRequest(
+                    free=pb.FreePagesRequest(
+                        cpu=self.cpu,
+                        pages=to_page_list(pb.PageList, pages),
+                        transfer_id=self._transfer_id(),
+                        incarnation=inc,
+                    )
                 )
-            )
-        ).free
+            ).free
+        except BaseException:
+            if log is not None:
+                log.write("keep", inc=inc, pages=blocks(pages))
+            raise
         self._note(reply)
-        if self.transfer_log is not None:
-            self.transfer_log.write("free", t=sent_at, pages=blocks(pages))
 
     def free_one_page(self, pfn: int, order: int, migratetype: int) -> None:
         self.free_pcppages_bulk([(pfn, order, migratetype)])

@@ -11,7 +11,8 @@ one clock for every process on the host) and `ev`; pages are [pfn, order] blocks
 
 A node (CPU `cpu`, incarnation `inc` on every line) writes:
 - refill  [pages]  the zone's answer to a refill (t: after the reply: from then on they are its)
-- free    [pages]  a free the zone applied (t: before it was sent: its pages left then)
+- free    [pages]  a free sent to the zone (its pages left then: the zone may hand them out at once)
+- keep    [pages]  that free failed: the node keeps its pages (a refused free changes nothing)
 - commit  [pages]  a drainer's commit accepted (remote pcp lock or rcu-swap): they left
 - discard          every page it held is forgotten (it was declared dead, or its holdings refused)
 - alloc   pfn      alloc_pages succeeded (t: at its membership lease check, on entry)

@@ -254,18 +254,27 @@ def test_clean_transfer_logs_are_valid_and_counted():
 
 
 def test_a_page_given_to_a_cpu_while_another_holds_it_is_invalid_with_times():
-    """The old zone's evicted idempotency key: cpu0's retried free was refused (no free logged: the
-    node kept its pages) although the zone had applied it and handed the pages to cpu1."""
+    """The old zone's evicted idempotency key: cpu0's free was applied and its pages handed to cpu1,
+    then cpu0's retry was refused as new and cpu0 kept the pages (a refused free changes nothing)."""
     t = clean_transfers()
-    del t[4]  # cpu0's free of [4, 2]
+    t.insert(6, node(0.35, "keep", 0, A, pages=[[4, 2]]))
     v = check(clean(), BOUND, LEASE, t)
     assert v.valid is False
     assert v.findings["pages_held_twice"] == [
-        "pfn 4: cpu1 got it at 0.300s while cpu0 held it (since 0.100s)",
-        "pfn 5: cpu1 got it at 0.300s while cpu0 held it (since 0.100s)",
-        "pfn 6: cpu1 got it at 0.300s while cpu0 held it (since 0.100s)",
-        "pfn 7: cpu1 got it at 0.300s while cpu0 held it (since 0.100s)",
+        "pfn 4: cpu0 got it at 0.350s while cpu1 held it (since 0.300s)",
+        "pfn 5: cpu0 got it at 0.350s while cpu1 held it (since 0.300s)",
+        "pfn 6: cpu0 got it at 0.350s while cpu1 held it (since 0.300s)",
+        "pfn 7: cpu0 got it at 0.350s while cpu1 held it (since 0.300s)",
+        "pfn 6: cpu1 got it at 0.500s while cpu0 held it (since 0.350s)",
     ]
+
+
+def test_a_free_whose_answer_came_after_the_cpu_was_declared_dead_holds_nothing():
+    """A free sent, applied, its pages handed on; the retry is refused because the CPU was declared
+    dead meanwhile: the node keeps them only until it hears, and holds nothing the zone owes it."""
+    t = clean_transfers()
+    t.insert(11, node(1.1, "keep", 0, A, pages=[[4, 2]]))  # after cpu_dead at 1.0, cpu1 holding pfn 4
+    assert check(clean(), BOUND, LEASE, t).valid is True
 
 
 def test_a_range_taken_while_a_cpu_holds_its_pages_or_a_page_given_twice_to_one_cpu_is_invalid():

@@ -7,9 +7,10 @@ All with one clock (CLOCK_MONOTONIC, shared by the processes of one host), conve
 the history's time (seconds since its start).
 
 Replayed in time order, a page has at most one owner at a time:
-- a CPU holds a page from the moment the refill's answer reached it until the moment it let it
-  go (a free sent, a commit accepted, a discard), or until the coordinator took it back
-  (cpu_dead, or a coordinator start: a rebuilt zone owes nobody anything until a claim);
+- a CPU holds a page from the moment the refill's answer reached it (or a free of it failed:
+  the node keeps it) until the moment it let it go (a free sent, a commit accepted, a discard),
+  or until the coordinator took it back (cpu_dead, or a coordinator start: a rebuilt zone owes
+  nobody anything until a claim); an incarnation declared dead holds nothing from then on;
 - the system's share, a CMA or offline range, from its take to its release.
 A page joining an owner while another holds it is a finding (`pages_held_twice`): the same
 page was in two places at once, whatever the final audit shows. The safe order of every
@@ -114,16 +115,16 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict) -> No
             cpu = e["cpu"]
             key = (cpu, e["inc"])
             first.setdefault(key, t)
+            dead = [d for d in dead_at.get(cpu, []) if first[key] < d < t]
             if ev in ("alloc", "refill"):
                 counts["allocs"] += ev == "alloc"
-                dead = [d for d in dead_at.get(cpu, []) if first[key] < d < t]
                 if dead:
                     what = f"pfn {e['pfn']}" if ev == "alloc" else f"a refill of {len(e['pages'])} blocks"
                     entry = late.setdefault(key, [dead[0], f"{ev} of {what} at {t:.3f}s", 0, None])
                     entry[2] += 1
                     if ev == "alloc":
                         entry[3] = t
-            if ev == "refill":
+            if ev in ("refill", "keep") and not dead:
                 replay.join(cpu, e["pages"], t)
             elif ev in ("free", "commit"):
                 replay.leave(cpu, e["pages"])
