@@ -52,6 +52,9 @@ def _evidence(name: str, strategy: str, entries: list, logs: str, lease_s: float
                 if "no longer holds the pcp lock" in c["error"]
             ]
             assert refused, "the coordinator's late drain was not refused"
+        if strategy == "rcu-swap":  # it held a node's old list set: the grant expired, its late commit refused
+            grants = next(e for e in entries if e["type"] == "final" and e["f"] == "grants")["cpus"]
+            assert any(g["outcome"] == "expired" and g["stale_commits_refused"] for gs in grants.values() for g in gs)
 
 
 @pytest.mark.slow
