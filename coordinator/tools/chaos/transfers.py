@@ -134,12 +134,13 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict) -> No
             elif ev == "discard":
                 replay.leave_all(cpu)
             continue
-        owner = e.get("owner")
         if ev == "start":
             counts["coordinator_starts"] += 1
             for who in list(replay.held):
                 replay.leave_all(who)
-        elif ev in ("take", "claim"):
+            continue
+        owner = e["owner"]  # every other line of the zone's names one
+        if ev in ("take", "claim"):
             replay.join(owner, e["pages"], t, confirm=ev == "claim")
         elif ev == "release":
             replay.leave(owner, e["pages"])
