@@ -31,7 +31,7 @@ from node.api.validate import MAX_FLUSH_MS, MAX_LEASE_MS
 from node.mm import profile as profiles
 from node.mm.watermark import pageset_batch
 from node.mm.zone import Zone
-from node.shared import exposition, lifecycle, logs, security
+from node.shared import exposition, lifecycle, logs, security, transfer_log
 from node.shared.config import EnvArgumentParser, host_port, int_range, positive
 from node.shared.faults import Faults
 from node.shared.server import build_server
@@ -168,6 +168,9 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
     security.add_arguments(p)
     logs.add_log_level_flag(p)
     lifecycle.add_parent_pid_flag(p)
+    transfer_log.add_flag(
+        p, "PCPSIM_TRANSFER_LOG", "the zone (what no node sees: dead CPUs, claims, ranges)", per_cpu=False
+    )
     args = p.parse_args(argv)
     args.security = security.from_args(args, security.OPERATOR, p.error)
     if args.dead_timeout_ms <= args.failure_timeout_ms:
@@ -193,7 +196,7 @@ async def main(args) -> None:
     cost = CostModel(time_scale=args.time_scale)
     zone = Zone(ZONE_START_PFN, args.zone_mb * 256, args.nodes)
     pageset = Pageset(zone, pageset_batch(zone.managed_pages), args.nodes)
-    zone_service = ZoneService(zone, cost)
+    zone_service = ZoneService(zone, cost, transfer_log=transfer_log.open_log(args.transfer_log))
     # Deterministic: a restarted coordinator takes the very same blocks again (coordinator.recovery).
     zone_service.preallocate(int(zone.managed_pages * args.zone_used))
     sec = args.security

@@ -4,6 +4,7 @@ result. Domain errors and faults are applied around every method by node.shared.
 """
 
 from coordinator.audit import audit_cluster
+from coordinator.zone_service import NODE
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
@@ -123,7 +124,9 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         count = validate.count(request.count, 1 << 12)
         validate.transfer_id(request.transfer_id)
         self._check_zone_caller(cpu, request.incarnation)
-        reply = await self.zone.locked(self.zone.rmqueue, cpu, order, mt, count, request.transfer_id)
+        reply = await self.zone.locked(
+            self.zone.rmqueue, cpu, order, mt, count, request.transfer_id, request.incarnation
+        )
         return pb.RmqueueReply(
             pfn=reply.pfns,
             watermark_ok=reply.watermark_ok,
@@ -138,7 +141,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
             raise validate.InvalidArgument("no pages to free")
         validate.transfer_id(request.transfer_id)
         self._check_zone_caller(cpu, request.incarnation)
-        reply = await self.zone.locked(self.zone.free_pages, cpu, pages, request.transfer_id)
+        reply = await self.zone.locked(self.zone.free_pages, cpu, pages, request.transfer_id, request.incarnation, NODE)
         return pb.FreePagesReply(free_pages=reply.free_pages, reclaim_active=reply.reclaim_active)
 
     async def DrainAllPages(self, request, context):

@@ -12,11 +12,25 @@ the event loop at once instead of paying a hop to the worker thread and back.
 Ownership: the service records which CPU holds every block it handed out (head pfn ->
 (cpu, order)). A free is checked page by page against that record *before* anything
 is applied, so a request that names a page its CPU does not hold, a wrong order or a
-page already free is refused whole and changes nothing. Every transfer carries an
-idempotency key; a retry of an applied transfer gets the first answer back. A key is
-bound to its request (operation, cpu and arguments): the same key on a different request
-is refused, not answered with pages another request was given (which its sender would
-then record at the wrong order, or as its own).
+page already free is refused whole and changes nothing.
+
+Idempotency: every transfer carries a key, and a retry of an applied transfer gets the
+first answer back. The service keeps the last outcome of each request stream: a (CPU,
+stream) slot, the stream being the node's own CPU thread (NODE: refills and frees, one at a
+time, each sent again until answered; node.zone_client) or the coordinator's drains of that
+CPU (DRAIN: one at a time under pcpu_drain_mutex, keyed by the drain's token). A sender
+has at most one request outstanding per stream, so a retry is always of the last request
+its slot saw, and nothing older can come back: a retry travels on a new zone stream
+opened after the old one was cancelled, and gRPC cancels a cancelled stream's handler
+before it reaches zone->lock or, once queued there, it runs first. No window of past keys
+is needed, so none can be evicted under a retry (a free applied twice would be refused and
+its pages left with a CPU that no longer owns them; a refill applied twice would hand the
+same pages out again). A slot records its incarnation: the first request of a new
+incarnation replaces the old one's outcome (the membership fences the old incarnation
+before anything reaches the zone), and `cpu_dead` drops the CPU's slots, so the memory is
+bounded by CPUs times streams. A key is bound to its request (operation, cpu and arguments):
+the same key on a different request is refused, not answered with pages another request
+was given (which its sender would then record at the wrong order, or as its own).
 
 Watermarks: a refill or buddy allocation that would take the zone below its min
 watermark is refused (the allocating CPU then enters direct reclaim).
@@ -25,7 +39,6 @@ watermark, cleared once they are back above high.
 """
 
 import asyncio
-import collections
 import concurrent.futures
 import threading
 import time
@@ -44,7 +57,8 @@ CMA = -2  # a range taken by alloc_contig_range (coordinator.contig)
 OFFLINE = -3  # a range taken by offline_pages
 OWNER_KINDS = {OTHER: "other", CMA: "cma", OFFLINE: "offline"}  # owners that are not CPUs (the audit's names)
 SLEEP_MIN_S = 50e-6  # Linux's default timer slack: no sleep is shorter
-_KEEP_TRANSFERS = 1 << 16
+NODE = "node"  # the request streams of a CPU (see Idempotency above)
+DRAIN = "drain"
 
 
 @dataclass(frozen=True)
@@ -55,9 +69,24 @@ class ZoneReply:
     reclaim_active: bool = False
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """The last transfer applied on one (CPU, stream) slot."""
+
+    incarnation: str
+    transfer_id: str
+    key: tuple  # the request it answered (operation, cpu, arguments)
+    reply: ZoneReply
+
+
 class ZoneService:
-    def __init__(self, zone: Zone, cost: CostModel, sleep=time.sleep):
+    def __init__(self, zone: Zone, cost: CostModel, sleep=time.sleep, transfer_log=None):
+        """`transfer_log`: node.shared.transfer_log.TransferLog (--transfer-log): the ownership changes
+        no node sees (the chaos checker's other half), or None."""
         self.zone = zone
+        self.transfer_log = transfer_log
+        if transfer_log is not None:
+            transfer_log.write("start")
         self.cost = cost
         self._sleep_fn = sleep
         self._lock = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="zone-lock")
@@ -65,8 +94,7 @@ class ZoneService:
         self._queued = 0  # operations handed to the worker and not finished (touched on the loop only)
         self._inline = cost.zone_hold(MAX_PAGES_PER_MESSAGE) < SLEEP_MIN_S
         self.owned: dict[int, tuple[int, int]] = {}  # head pfn -> (cpu, order)
-        # transfer id -> (the request's key, its reply)
-        self._applied: collections.OrderedDict[str, tuple[tuple, ZoneReply]] = collections.OrderedDict()
+        self._last: dict[tuple[int, str], _Outcome] = {}  # (cpu, stream) -> its last transfer
         self.lock_hold_s = 0.0  # wall time zone->lock was held, all operations (for metrics)
         self.lock_ops = 0
         self.refused = 0
@@ -110,6 +138,7 @@ class ZoneService:
         """Hand `pages` base pages to the rest of the system, in the largest blocks the
         zone has (memory pressure for direct reclaim to act on). Returns pages taken."""
         taken = 0
+        blocks = []
         order = MAX_ORDER - 1
         while taken < pages and order >= 0:
             if (1 << order) > pages - taken:
@@ -120,14 +149,22 @@ class ZoneService:
                 order -= 1
                 continue
             self.owned[pfn] = (OTHER, order)
+            blocks.append((pfn, order))
             taken += 1 << order
+        if blocks:
+            self._log("take", OTHER, blocks)
         self._update_reclaim()
         return taken
 
-    def rmqueue(self, cpu: int, order: int, migratetype: int, count: int, transfer_id: str) -> ZoneReply:
+    def rmqueue(
+        self, cpu: int, order: int, migratetype: int, count: int, transfer_id: str, incarnation: str
+    ) -> ZoneReply:
+        """A refill by the node's CPU thread (stream NODE)."""
         key = ("rmqueue", cpu, order, migratetype, count)
-        if transfer_id in self._applied:
-            return self._replay(transfer_id, key)
+        slot = (cpu, NODE)
+        done = self._replay(slot, incarnation, transfer_id, key)
+        if done is not None:
+            return done
         zone = self.zone
         if zone.free_pages - (count << order) < zone.watermark["min"]:
             self.refused += 1
@@ -141,12 +178,16 @@ class ZoneService:
         for pfn in pfns:
             self.owned[pfn] = (cpu, order)
         self._sleep(self.cost.zone_hold(len(pfns)))
-        return self._remember(transfer_id, key, self._reply(pfns, True))
+        return self._remember(slot, _Outcome(incarnation, transfer_id, key, self._reply(pfns, True)))
 
-    def free_pages(self, cpu: int, pages: list, transfer_id: str) -> ZoneReply:
-        key = ("free", cpu, len(pages), hash(tuple(pages)))
-        if transfer_id in self._applied:
-            return self._replay(transfer_id, key)
+    def free_pages(self, cpu: int, pages: list, transfer_id: str, incarnation: str, stream: str) -> ZoneReply:
+        """Pages of `cpu` back to the buddy: sent by the node (stream NODE) or by a drainer that
+        took them off its lists (DRAIN)."""
+        key = ("free", cpu, tuple(pages))
+        slot = (cpu, stream)
+        done = self._replay(slot, incarnation, transfer_id, key)
+        if done is not None:
+            return done
         owned = self.owned
         for pfn, order, _ in pages:
             holder = owned.get(pfn)
@@ -159,16 +200,19 @@ class ZoneService:
             del owned[pfn]
             self.zone.free_one_page(pfn, order, migratetype)
         self._sleep(self.cost.zone_hold(len(pages)))
-        return self._remember(transfer_id, key, self._reply((), True))
+        return self._remember(slot, _Outcome(incarnation, transfer_id, key, self._reply((), True)))
 
     def cpu_dead(self, cpu: int) -> int:
         """page_alloc_cpu_dead -> drain_pages(cpu): a CPU's process is gone, and with it
         its pcp lists and the pages its tasks held; every block the zone records as that
         CPU's goes back to the free lists. Returns base pages reclaimed."""
+        for stream in (NODE, DRAIN):  # that incarnation sends nothing more
+            self._last.pop((cpu, stream), None)
         blocks = [(pfn, order) for pfn, (owner, order) in self.owned.items() if owner == cpu]
         for pfn, order in blocks:
             del self.owned[pfn]
             self.zone.free_one_page(pfn, order, self.zone.get_pageblock_migratetype(pfn))
+        self._log("cpu_dead", cpu)
         self._sleep(self.cost.zone_hold(len(blocks)))
         self._update_reclaim()
         return sum(1 << order for _, order in blocks)
@@ -188,6 +232,7 @@ class ZoneService:
             raise FailedPrecondition(f"cpu {cpu} reports holding pages the zone cannot give it: {err}") from None
         for pfn, order, _ in taken:
             self.owned[pfn] = (cpu, order)
+        self._log("claim", cpu, [(pfn, order) for pfn, order, _ in taken])
         self._update_reclaim()
         return sum(1 << order for _, order, _ in taken)
 
@@ -200,6 +245,7 @@ class ZoneService:
         blocks = isolation.take_isolated_range(self.zone, start, nr_pages)
         for pfn, order in blocks:
             self.owned[pfn] = (owner, order)
+        self._log("take", owner, blocks)
         self._sleep(self.cost.zone_hold(len(blocks)))
         self._update_reclaim()
         return blocks, None, None
@@ -219,6 +265,7 @@ class ZoneService:
         for pfn, order in blocks:
             del self.owned[pfn]
             self.zone.free_one_page(pfn, order, self.zone.get_pageblock_migratetype(pfn))
+        self._log("release", owner, blocks)
         self._sleep(self.cost.zone_hold(len(blocks)))
         self._update_reclaim()
         return owner
@@ -243,17 +290,23 @@ class ZoneService:
         self._update_reclaim()
         return ZoneReply(pfns, ok, self.zone.free_pages, self.zone.reclaim_active)
 
-    def _replay(self, transfer_id: str, key: tuple) -> ZoneReply:
-        first_key, reply = self._applied[transfer_id]
-        if first_key != key:
+    def _replay(self, slot: tuple[int, str], incarnation: str, transfer_id: str, key: tuple) -> ZoneReply | None:
+        """The first answer, if this is a retry of the slot's last transfer; None if it is new."""
+        last = self._last.get(slot)
+        if last is None or last.incarnation != incarnation or last.transfer_id != transfer_id:
+            return None
+        if last.key != key:
             raise FailedPrecondition(f"transfer_id {transfer_id[:40]!r} was already used for another request")
-        return reply
+        return last.reply
 
-    def _remember(self, transfer_id: str, key: tuple, reply: ZoneReply) -> ZoneReply:
-        self._applied[transfer_id] = (key, reply)
-        if len(self._applied) > _KEEP_TRANSFERS:
-            self._applied.popitem(last=False)
-        return reply
+    def _remember(self, slot: tuple[int, str], outcome: _Outcome) -> ZoneReply:
+        self._last[slot] = outcome
+        return outcome.reply
+
+    def _log(self, ev: str, owner: int, blocks: list | None = None) -> None:
+        if self.transfer_log is not None:
+            extra = {} if blocks is None else {"pages": [[pfn, order] for pfn, order in blocks]}
+            self.transfer_log.write(ev, owner=owner, **extra)
 
     def _update_reclaim(self) -> None:
         zone = self.zone

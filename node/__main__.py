@@ -26,7 +26,7 @@ from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm import profile as profiles
 from node.runtime import ROLES, NodeRuntime, TaskConfig
 from node.server import NodeServicer
-from node.shared import exposition, lifecycle, logs, security
+from node.shared import exposition, lifecycle, logs, security, transfer_log
 from node.shared.config import (
     ENV,
     FLAG,
@@ -137,6 +137,7 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
         "and write its wake lateness to DIR/cpuN.json on exit",
     )
     lifecycle.add_parent_pid_flag(p)
+    transfer_log.add_flag(p, "PCPSIM_TRANSFER_LOG", "this CPU", per_cpu=True)
     p.add_argument(
         "--unsafe-skip-fencing",
         action="store_true",
@@ -258,7 +259,8 @@ async def main(args) -> None:
     )
     cost = CostModel(time_scale=reply.time_scale)
     sync_channel = security.channel(args.coordinator, sec)
-    zone = ZoneClient(sync_channel, args.cpu, request.incarnation, faults=faults)
+    tlog = transfer_log.open_log(args.transfer_log, cpu=args.cpu, inc=request.incarnation)
+    zone = ZoneClient(sync_channel, args.cpu, request.incarnation, faults=faults, transfer_log=tlog)
     zone.free_pages = reply.zone.free_pages
     runtime = NodeRuntime(
         args.cpu,
@@ -276,6 +278,7 @@ async def main(args) -> None:
         faults=faults,
         strategy=reply.strategy,
         kernel=reply.kernel or profiles.DEFAULT_KERNEL,
+        transfer_log=tlog,
     )
     runtime.incarnation = request.incarnation
     zone.fenced = runtime.fenced
@@ -305,6 +308,8 @@ async def main(args) -> None:
     await aio_channel.close()
     zone.close()
     sync_channel.close()
+    if tlog is not None:
+        tlog.close()
     if metrics:
         metrics.close()
 

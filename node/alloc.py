@@ -60,6 +60,7 @@ class PageAllocator:
         fenced=None,
         faults=None,
         ops: PcpOps = pcpmod,
+        transfer_log=None,
     ):
         """`ops`: the pcp design's rmqueue / free_unref_page / free_unref_page_list (node.mm.pcp, or
         node.mm.pcp_rcu for list sets behind an RCU pointer)."""
@@ -78,8 +79,12 @@ class PageAllocator:
         self.alloc_failures = 0
         self.reclaims = 0
         self.lock_contention_s = 0.0  # extra time spent in buddy fallbacks after a failed trylock
+        self.transfer_log = transfer_log  # node.shared.transfer_log.TransferLog, or None
 
     def alloc_pages(self, order: int, migratetype: int) -> int | None:
+        # The checker compares allocations with the time this CPU's pages were taken back:
+        # the time of the lease check is when this allocation was allowed.
+        checked_at = self.transfer_log.clock() if self.transfer_log is not None else 0.0
         if self.fenced():
             self.fenced_refusals += 1
             self.alloc_failures += 1
@@ -94,6 +99,8 @@ class PageAllocator:
             return None
         self.allocs += 1
         self.allocated[pfn] = (order, migratetype)
+        if self.transfer_log is not None:
+            self.transfer_log.write("alloc", t=checked_at, pfn=pfn, order=order)
         return pfn
 
     def free_pages(self, pfn: int) -> None:

@@ -16,32 +16,30 @@ same commit-then-free order as the remote pcp lock:
 
 A grace period that times out is counted (node.rcu's `gp_timeouts`); the old set stays the CPU's, as
 the spare with its grace period pending, and the next swap waits for that one first.
+
+Each grant is recorded as the remote pcp lock's are (node.remote_lock.Grant: granted, ended, how,
+late commits refused), so a retried commit is answered again and the chaos checker reads the
+same records (Snapshot.grants) whichever strategy drained.
 """
 
 import asyncio
 import collections
-from dataclasses import dataclass
 
 from node.api.errors import FailedPrecondition
-
-
-@dataclass
-class Grant:
-    token: int
-    pages: list
-    expiry: asyncio.TimerHandle | None = None
+from node.remote_lock import ABORTED, COMMITTED, EXPIRED, KEEP_OUTCOMES, Grant
+from node.shared.transfer_log import blocks
 
 
 class RcuDrain:
-    def __init__(self, pcp, rcu, clock):
+    def __init__(self, pcp, rcu, clock, transfer_log=None):
         self.pcp = pcp  # node.mm.pcp_rcu.RcuPerCpuPages
         self.rcu = rcu  # node.rcu.RcuCpu of this CPU
         self.clock = clock
+        self.transfer_log = transfer_log  # node.shared.transfer_log.TransferLog, or None
         self._next_token = 1
         self.held: Grant | None = None
         self._taken: list = []  # pages off the sets while a later grace period is awaited
-        # Tokens committed: a retried commit succeeds.
-        self._committed: collections.deque[int] = collections.deque(maxlen=64)
+        self.grants_log: collections.OrderedDict[int, Grant] = collections.OrderedDict()
         self.grants = 0
         self.drained_pages = 0  # base pages the drainer committed to free
         self.lease_expiries = 0
@@ -77,31 +75,38 @@ class RcuDrain:
             return 0, [], gp_s, ok
         token = self._next_token
         self._next_token += 1
-        grant = Grant(token, pages)
+        grant = Grant(token, pages, self.clock(), lease_s)
         grant.expiry = asyncio.get_running_loop().call_later(lease_s, self._expire, grant)
         self.held = grant
         self.grants += 1
+        self.grants_log[token] = grant
+        while len(self.grants_log) > KEEP_OUTCOMES:
+            self.grants_log.popitem(last=False)
         return token, pages, gp_s, ok
 
     async def release(self, token: int, commit: bool) -> None:
         grant = self.held
-        if commit and (grant is None or grant.token != token) and token in self._committed:
-            return  # a retry of a commit whose reply was lost
         if grant is None or grant.token != token:
+            past = self.grants_log.get(token)
+            if commit and past is not None and past.outcome == COMMITTED:
+                return  # a retry of a commit whose reply was lost
             if commit:
                 self.stale_commits_refused += 1
+                if past is not None:
+                    past.stale_commits_refused += 1
             raise FailedPrecondition(
                 f"token {token} holds no rcu-swap grant of cpu {self.pcp.cpu} "
                 "(released, or its lease expired and the node kept the pages)"
             )
         assert grant.expiry is not None, "a grant is held only once its lease timer is set"
         grant.expiry.cancel()
-        self.held = None
         if commit:
-            self._committed.append(token)
             self.drained_pages += sum(1 << order for _, order, _ in grant.pages)
+            if self.transfer_log is not None:
+                self.transfer_log.write("commit", pages=blocks(grant.pages))
         else:
             self.pcp.strand(grant.pages)
+        self._end(grant, COMMITTED if commit else ABORTED)
 
     def discard(self) -> None:
         """Forget the grant in flight, if any: this CPU was declared dead and the zone took its pages
@@ -109,16 +114,24 @@ class RcuDrain:
         if self.held is not None:
             assert self.held.expiry is not None, "a grant is held only once its lease timer is set"
             self.held.expiry.cancel()
-            self.held = None
+            self._end(self.held, EXPIRED)
 
     def inflight(self) -> list:
         return list(self.held.pages) if self.held else list(self._taken)
 
+    def records(self) -> list[Grant]:
+        return list(self.grants_log.values())
+
     def _expire(self, grant: Grant) -> None:
         if self.held is grant:
-            self.held = None
             self.lease_expiries += 1
             self.pcp.strand(grant.pages)
+            self._end(grant, EXPIRED)
+
+    def _end(self, grant: Grant, outcome: str) -> None:
+        grant.outcome = outcome
+        grant.ended_at = self.clock()
+        self.held = None
 
     async def _grace_period(self, timeout: float) -> tuple[bool, float]:
         t0 = self.clock()

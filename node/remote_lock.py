@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from node.api.errors import FailedPrecondition
+from node.shared.transfer_log import blocks
 
 KEEP_OUTCOMES = 1024  # grants remembered after they end (retried commits, the checker)
 
@@ -49,8 +50,9 @@ class Grant:
 
 
 class RemotePcpLock:
-    def __init__(self, pcp, clock, fencing: bool = True):
+    def __init__(self, pcp, clock, fencing: bool = True, transfer_log=None):
         self.pcp = pcp
+        self.transfer_log = transfer_log  # node.shared.transfer_log.TransferLog, or None
         self.clock = clock
         # False only for the checker's broken-variant test (--unsafe-skip-fencing): a
         # late commit is then accepted, and the pages end up both here and in the zone.
@@ -99,6 +101,8 @@ class RemotePcpLock:
             grant.expiry.cancel()
             if commit:
                 self.drained_pages += _base_pages(grant.pages)
+                if self.transfer_log is not None:
+                    self.transfer_log.write("commit", pages=blocks(grant.pages))
             else:
                 self.pcp.restore(grant.pages)
             self._end(grant, COMMITTED if commit else ABORTED)
@@ -113,7 +117,8 @@ class RemotePcpLock:
             return  # a retried commit whose first reply was lost
         if grant.outcome == EXPIRED and commit and not self.fencing:
             # Broken variant: the stale drainer is told to go ahead, and frees into the
-            # zone pages that are back on this CPU's lists.
+            # zone pages that are back on this CPU's lists (and still this CPU's: no commit
+            # is logged, so the checker sees the page with two owners).
             grant.committed_after_expiry = True
             self.drained_pages += _base_pages(grant.pages)
             return

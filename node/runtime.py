@@ -78,12 +78,15 @@ class NodeRuntime:
         faults=None,
         strategy: int = pb.STRATEGY_REMOTE,
         kernel: str = profiles.DEFAULT_KERNEL,
+        transfer_log=None,
     ):
         """`registry`: a prometheus_client CollectorRegistry to export this CPU's metrics to (None: none).
         `fencing` False is the checker's broken variant (node.remote_lock).
         `strategy`: the cluster's default drain strategy, which decides the pcp design (module docstring);
-        `kernel`: the kernel profile (node.mm.profile) whose pcp semantics the spinlock design follows."""
+        `kernel`: the kernel profile (node.mm.profile) whose pcp semantics the spinlock design follows.
+        `transfer_log`: node.shared.transfer_log.TransferLog (--transfer-log), or None."""
         self.cpu_id = cpu_id
+        self.transfer_log = transfer_log
         self.role = role
         self.cost = cost
         self.zone = zone
@@ -108,14 +111,23 @@ class NodeRuntime:
             self.pcp = pcp_rcu.RcuPerCpuPages(cpu_id, high=high, batch=batch)
             self.pcp_ops = pcp_rcu
             self.remote_lock = None
-            self.rcu_drain = self.remote_drain = RcuDrain(self.pcp, self.cpu.rcu, clock)
+            self.rcu_drain = self.remote_drain = RcuDrain(self.pcp, self.cpu.rcu, clock, transfer_log)
         else:
             self.pcp = pcpmod.PerCpuPages(cpu_id, high=high, batch=batch)
             self.pcp_ops = profiles.pcp_ops(self.profile)
             self.rcu_drain = None
-            self.remote_lock = self.remote_drain = RemotePcpLock(self.pcp, clock, fencing=fencing)
+            self.remote_lock = self.remote_drain = RemotePcpLock(
+                self.pcp, clock, fencing=fencing, transfer_log=transfer_log
+            )
         self.alloc = PageAllocator(
-            self.cpu, self.pcp, zone, coordinator_stub, fenced=self.fenced, faults=faults, ops=self.pcp_ops
+            self.cpu,
+            self.pcp,
+            zone,
+            coordinator_stub,
+            fenced=self.fenced,
+            faults=faults,
+            ops=self.pcp_ops,
+            transfer_log=transfer_log,
         )
         self.housekeeping: Housekeeping | None = None
         self.task: LatencyTask | None = None
@@ -188,6 +200,9 @@ class NodeRuntime:
             self.housekeeping.held.clear()
         self.incarnation = os.urandom(8).hex()
         self.zone.incarnation = self.incarnation
+        if self.transfer_log is not None:
+            self.transfer_log.write("discard")
+            self.transfer_log.fixed["inc"] = self.incarnation
         self.rejoins += 1
 
     def set_run_state(self, paused: bool, cpu_offline: bool) -> bool:

@@ -129,7 +129,7 @@ class NodeServicer(pb_grpc.NodeServicer):
             inflight=validate.to_page_list(pb.PageList, node.remote_drain.inflight()),
             errors=[] if running else node.check_pcp(),
             running=running,
-            grants=[_grant_record(g) for g in node.remote_lock.records()] if node.remote_lock else [],
+            grants=[_grant_record(g) for g in node.remote_drain.records()],
             incarnation=node.incarnation,
             rejoins=node.rejoins,
             lease_left_s=node.lease_left(),

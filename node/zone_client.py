@@ -27,6 +27,7 @@ from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.api.validate import to_page_list
 from node.shared.faults import InjectedRpcError
 from node.shared.reply_stream import ReplyStream, StreamBroken
+from node.shared.transfer_log import blocks
 
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 
@@ -49,6 +50,7 @@ class ZoneClient:
         unavailable_retries: int = 5,
         faults=None,
         fenced=None,
+        transfer_log=None,
     ):
         stub = pb_grpc.CoordinatorStub(channel)
         self._stream = ReplyStream(stub.ZoneStream, timeout, f"cpu{cpu}-zone")
@@ -66,6 +68,7 @@ class ZoneClient:
         self.watermark_failed = False
         self.calls = 0
         self.unknown_outcomes = 0  # requests sent again because their outcome was unknown
+        self.transfer_log = transfer_log  # node.shared.transfer_log.TransferLog, or None
 
     def close(self) -> None:
         self._stream.close()
@@ -111,6 +114,7 @@ class ZoneClient:
 
     # ------------------------------------------------------------- ZoneOps
     def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list[int]:
+        inc = self.incarnation  # a discard may take a new one while this waits for its answer
         reply = self._call(
             pb.ZoneRequest(
                 rmqueue=pb.RmqueueRequest(
@@ -119,12 +123,14 @@ class ZoneClient:
                     migratetype=migratetype,
                     count=count,
                     transfer_id=self._transfer_id(),
-                    incarnation=self.incarnation,
+                    incarnation=inc,
                 )
             )
         ).rmqueue
         self._note(reply)
         self.watermark_failed = not reply.watermark_ok
+        if self.transfer_log is not None and reply.pfn:
+            self.transfer_log.write("refill", inc=inc, pages=[[pfn, order] for pfn in reply.pfn])
         return list(reply.pfn)
 
     def rmqueue_buddy(self, order: int, migratetype: int) -> int | None:
@@ -134,16 +140,28 @@ class ZoneClient:
     def free_pcppages_bulk(self, pages) -> None:
         if not pages:
             return
-        reply = self._call(
-            pb.ZoneRequest(
-                free=pb.FreePagesRequest(
-                    cpu=self.cpu,
-                    pages=to_page_list(pb.PageList, pages),
-                    transfer_id=self._transfer_id(),
-                    incarnation=self.incarnation,
+        inc = self.incarnation
+        log = self.transfer_log
+        # The pages leave when the request is sent: the zone may apply it and hand them out before
+        # the answer comes, or the answer may never come (this CPU declared dead meanwhile). If it
+        # fails, the caller keeps them (a refused free changes nothing): they join again then.
+        if log is not None:
+            log.write("free", inc=inc, pages=blocks(pages))
+        try:
+            reply = self._call(
+                pb.ZoneRequest(
+                    free=pb.FreePagesRequest(
+                        cpu=self.cpu,
+                        pages=to_page_list(pb.PageList, pages),
+                        transfer_id=self._transfer_id(),
+                        incarnation=inc,
+                    )
                 )
-            )
-        ).free
+            ).free
+        except BaseException:
+            if log is not None:
+                log.write("keep", inc=inc, pages=blocks(pages))
+            raise
         self._note(reply)
 
     def free_one_page(self, pfn: int, order: int, migratetype: int) -> None:

@@ -21,6 +21,7 @@ from coordinator.drain.control import describe
 from coordinator.drain.record import CpuDrain
 from coordinator.drain.strategy import DrainerView
 from coordinator.membership import CONTROL_TIMEOUT_S, Member
+from coordinator.zone_service import DRAIN
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 
@@ -66,10 +67,16 @@ async def _swap(drainer: DrainerView, member: Member) -> pb.RcuSwapReply:
 
 async def _commit_and_free(drainer: DrainerView, member: Member, swap: pb.RcuSwapReply) -> int:
     pages = validate.page_list(swap.pages)
+    drainer.control.stop_here_if_trapped()
     await drainer.control.commit(
         member, pb.PcpControlRequest(rcu_release=pb.RcuReleaseRequest(cpu=member.cpu, token=swap.token, commit=True))
     )
     await drainer.zone.locked(
-        drainer.zone.free_pages, member.cpu, pages, f"rcu-cpu{member.cpu}-{member.incarnation}-{swap.token}"
+        drainer.zone.free_pages,
+        member.cpu,
+        pages,
+        f"rcu-cpu{member.cpu}-{member.incarnation}-{swap.token}",
+        member.incarnation,
+        DRAIN,
     )
     return sum(1 << order for _, order, _ in pages)

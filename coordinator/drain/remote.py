@@ -11,6 +11,7 @@ from coordinator.drain.control import describe
 from coordinator.drain.record import CpuDrain
 from coordinator.drain.strategy import DrainerView
 from coordinator.membership import Member
+from coordinator.zone_service import DRAIN
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 
@@ -38,6 +39,8 @@ async def drain_pages_zone(drainer: DrainerView, member: Member) -> CpuDrain:
                 member.cpu,
                 pages,
                 f"drain-cpu{member.cpu}-{member.incarnation}-{grant.token}",
+                member.incarnation,
+                DRAIN,
             )
             result.pages = sum(1 << order for _, order, _ in pages)
     except Exception as err:  # the node or the zone refused, or the stream broke

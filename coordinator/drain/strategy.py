@@ -17,11 +17,11 @@ R = TypeVar("R")
 
 class ZoneFrees(Protocol):
     """The coordinator's zone service (coordinator.zone_service.ZoneService) as a drain uses it:
-    a CPU's drained pages freed under zone->lock, once per transfer id."""
+    a CPU's drained pages freed under zone->lock, once per transfer id (stream DRAIN)."""
 
     async def locked(self, fn: Callable[..., R], *args: object) -> R: ...
 
-    def free_pages(self, cpu: int, pages: list[Page], transfer_id: str) -> object: ...
+    def free_pages(self, cpu: int, pages: list[Page], transfer_id: str, incarnation: str, stream: str) -> object: ...
 
 
 class DrainerView(Protocol):

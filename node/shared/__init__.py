@@ -15,4 +15,5 @@
 - reply_stream request/reply over one long-lived bidirectional stream
 - transport    channel options shared by every client
 - lifecycle    stopping on SIGTERM/SIGINT
+- transfer_log --transfer-log: every page joining or leaving an owner, for the chaos checker
 """

@@ -71,7 +71,7 @@ async def test_audit_cluster_reports_each_completed_audit():
         assert report.ok, report.errors
         assert sample(registry, "pcpsim_audit_ok") == 1
         # The zone gives cpu 1 a block, and cpu 1 never reports it: the cross-check fails.
-        assert zs.rmqueue(1, 0, MIGRATE_MOVABLE, 1, "t1").pfns
+        assert zs.rmqueue(1, 0, MIGRATE_MOVABLE, 1, "t1", "i1").pfns
         report = await audit_cluster(membership, zs, drainer, metrics.observe)
         assert not report.ok
         assert sample(registry, "pcpsim_audit_ok") == 0

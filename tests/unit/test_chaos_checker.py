@@ -4,6 +4,8 @@ missing final observations, changes the verdict (it can fail)."""
 import copy
 
 from coordinator.tools.chaos.checker import check, drain_bound
+from coordinator.tools.chaos.transfers import load
+from node.shared.transfer_log import TransferLog
 
 BOUND, LEASE = 10.0, 0.5
 
@@ -190,3 +192,136 @@ def test_grant_records_that_could_not_be_read_make_the_verdict_unknown():
     final(h, "grants")["unreachable"] = ["1"]
     v = check(h, BOUND, LEASE)
     assert v.valid == "unknown" and v.findings["missing"] == ["cpu1: grant records could not be read"]
+
+
+# ------------------------------------------------------------------ every CPU's progress after healing
+def test_a_housekeeping_cpu_that_allocates_nothing_after_healing_is_invalid():
+    h = clean()
+    final(h, "tasks")["cpus"]["0"] = {"role": "ROLE_HOUSEKEEPING", "allocs_at_heal": 500, "allocs_after": 900}
+    assert check(h, BOUND, LEASE).valid is True
+    final(h, "tasks")["cpus"]["0"]["allocs_after"] = 500
+    assert check(h, BOUND, LEASE).findings["liveness"] == [
+        "cpu0 (ROLE_HOUSEKEEPING): no allocation after healing (allocations 500 -> 500)"
+    ]
+
+
+# ------------------------------------------------------------------ the transfer logs replayed
+A, B = "aaaaaaaa11", "bbbbbbbb22"  # incarnations
+
+
+def node(t, ev, cpu, inc, **kw) -> dict:
+    return {"t": t, "ev": ev, "cpu": cpu, "inc": inc, **kw}
+
+
+def zone(t, ev, owner=None, **kw) -> dict:
+    return {"t": t, "ev": ev, **({} if owner is None else {"owner": owner}), **kw}
+
+
+def clean_transfers() -> list[dict]:
+    """cpu0 refills 8 pages and gives 4 back; cpu1 gets those 4 (and allocates one); a remote drain
+    takes cpu1's; cpu0 is declared dead and its next incarnation gets its pages; a CMA range comes and
+    goes; the coordinator restarts and cpu1's claim gives it back what it held."""
+    return [
+        zone(0.0, "start"),
+        zone(0.0, "take", -1, pages=[[1024, 10]]),
+        node(0.1, "refill", 0, A, pages=[[0, 2], [4, 2]]),
+        node(0.15, "alloc", 0, A, pfn=0, order=0),
+        node(0.2, "free", 0, A, pages=[[4, 2]]),
+        node(0.3, "refill", 1, B, pages=[[4, 2]]),
+        node(0.31, "alloc", 1, B, pfn=4, order=0),
+        node(0.4, "commit", 1, B, pages=[[5, 0], [6, 0], [7, 0]]),
+        node(0.5, "refill", 1, B, pages=[[6, 0]]),
+        node(0.6, "alloc", 0, A, pfn=1, order=0),
+        zone(1.0, "cpu_dead", 0),
+        node(1.2, "discard", 0, A),
+        node(1.3, "refill", 0, "cccccccc33", pages=[[0, 2]]),
+        node(1.4, "alloc", 0, "cccccccc33", pfn=0, order=0),
+        zone(1.5, "take", -2, pages=[[8, 3]]),
+        zone(1.6, "release", -2, pages=[[8, 3]]),
+        node(1.7, "refill", 1, B, pages=[[8, 3]]),
+        zone(2.0, "start"),
+        zone(2.0, "take", -1, pages=[[1024, 10]]),
+        node(2.2, "free", 1, B, pages=[[4, 0]]),  # sent as the coordinator died: refused by the new one
+        node(2.4, "keep", 1, B, pages=[[4, 0]]),
+        zone(2.5, "claim", 1, pages=[[4, 0], [6, 0], [8, 3]]),  # cpu1 resumes with what it holds
+        node(2.6, "alloc", 1, B, pfn=9, order=0),
+        node(2.7, "refill", 0, "cccccccc33", pages=[[0, 2]]),  # the rebuilt zone owes cpu0's old pages nothing
+    ]
+
+
+def test_clean_transfer_logs_are_valid_and_counted():
+    v = check(clean(), BOUND, LEASE, clean_transfers())
+    assert v.valid is True, v.findings
+    assert v.stats["transfers"] == {"events": 24, "cpu_dead": 1, "coordinator_starts": 2, "allocs": 5}
+
+
+def test_a_page_given_to_a_cpu_while_another_holds_it_is_invalid_with_times():
+    """The old zone's evicted idempotency key: cpu0's free was applied and its pages handed to cpu1,
+    then cpu0's retry was refused as new and cpu0 kept the pages (a refused free changes nothing)."""
+    t = clean_transfers()
+    t.insert(6, node(0.35, "keep", 0, A, pages=[[4, 2]]))
+    v = check(clean(), BOUND, LEASE, t)
+    assert v.valid is False
+    assert v.findings["pages_held_twice"] == [
+        "pfn 4: cpu0 got it at 0.350s while cpu1 held it (since 0.300s)",
+        "pfn 5: cpu0 got it at 0.350s while cpu1 held it (since 0.300s)",
+        "pfn 6: cpu0 got it at 0.350s while cpu1 held it (since 0.300s)",
+        "pfn 7: cpu0 got it at 0.350s while cpu1 held it (since 0.300s)",
+        "pfn 6: cpu1 got it at 0.500s while cpu0 held it (since 0.350s)",
+    ]
+
+
+def test_a_free_whose_answer_came_after_the_cpu_was_declared_dead_holds_nothing():
+    """A free sent, applied, its pages handed on; the retry is refused because the CPU was declared
+    dead meanwhile: the node keeps them only until it hears, and holds nothing the zone owes it."""
+    t = clean_transfers()
+    t.insert(11, node(1.1, "keep", 0, A, pages=[[4, 2]]))  # after cpu_dead at 1.0, cpu1 holding pfn 4
+    assert check(clean(), BOUND, LEASE, t).valid is True
+
+
+def test_a_range_taken_while_a_cpu_holds_its_pages_or_a_page_given_twice_to_one_cpu_is_invalid():
+    t = clean_transfers()
+    t.insert(14, node(1.45, "refill", 0, "cccccccc33", pages=[[9, 0]]))  # in the CMA range [8, 16)
+    assert check(clean(), BOUND, LEASE, t).findings["pages_held_twice"] == [
+        "pfn 9: cma got it at 1.500s while cpu0 held it (since 1.450s)"
+    ]
+    t = clean_transfers()
+    t.insert(3, node(0.12, "refill", 0, A, pages=[[3, 0]]))
+    assert check(clean(), BOUND, LEASE, t).findings["pages_held_twice"] == [
+        "pfn 3: cpu0 got it at 0.120s while holding it (since 0.100s)"
+    ]
+
+
+def test_an_allocation_after_the_coordinator_took_the_cpus_pages_back_is_invalid():
+    """Issue 14 point 1: a live CPU declared dead keeps allocating from its lists until it hears."""
+    t = clean_transfers()
+    t.insert(11, node(1.05, "alloc", 0, A, pfn=2, order=0))
+    t.insert(12, node(1.1, "alloc", 0, A, pfn=3, order=0))
+    v = check(clean(), BOUND, LEASE, t)
+    assert v.valid is False and "pages_held_twice" not in v.findings
+    assert v.findings["allocated_after_cpu_dead"] == [
+        "cpu0 (incarnation aaaaaaaa): the coordinator took its pages back (cpu_dead) at 1.000s, then its first "
+        "alloc of pfn 2 at 1.050s; 2 such in all, its last allocation at 1.100s"
+    ]
+
+
+def test_a_run_that_kept_transfer_logs_but_has_none_is_unknown():
+    h = clean()
+    h[0]["transfer_logs"] = True
+    v = check(h, BOUND, LEASE)
+    assert v.valid == "unknown" and v.findings["missing"] == ["the run kept transfer logs, but none were read"]
+    assert check(h, BOUND, LEASE, clean_transfers()).valid is True
+
+
+def test_transfer_logs_are_read_on_the_historys_clock_and_a_torn_last_line_is_skipped(tmp_path):
+    log = TransferLog(str(tmp_path / "transfers-cpu0.jsonl"), clock=lambda: 1000.5, cpu=0, inc=A)
+    log.write("refill", pages=[[0, 0]])
+    log.write("free", t=1000.25, pages=[[0, 0]])
+    log.close()
+    with open(tmp_path / "transfers-coordinator.jsonl", "w") as f:
+        f.write('{"t":1000.0,"ev":"start"}\n{"t":1000.9,"ev":"cpu_de')  # SIGKILLed mid-line
+    h = clean()
+    h.insert(1, {"t": 0.0, "process": "runner", "type": "meta", "f": "clock", "monotonic_t0": 1000.0})
+    events = load(str(tmp_path), h)
+    assert [(e["t"], e["ev"]) for e in events] == [(0.0, "start"), (0.25, "free"), (0.5, "refill")]
+    assert load(str(tmp_path), clean()) is None  # no clock: nothing to convert with

@@ -21,11 +21,11 @@ VALID = {
 }
 
 
-def test_at_least_ten_shipped_scenarios_cover_every_fault_kind_and_both_strategies():
+def test_at_least_ten_shipped_scenarios_cover_every_fault_kind_and_every_strategy():
     loaded = [scenario.load(p) for p in SHIPPED]
     assert len(loaded) >= 10
     assert {f.kind for s in loaded for f in s.faults} == set(KINDS)
-    assert all(set(s.strategies) == {"workqueue", "remote"} for s in loaded)
+    assert all(set(s.strategies) == {"workqueue", "remote", "rcu-swap"} for s in loaded)
     assert len({s.name for s in loaded}) == len(loaded)
     # RPC faults in both directions, on both sides, and every effect.
     rpc = [f for s in loaded for f in s.faults if f.kind == "rpc"]
@@ -41,7 +41,7 @@ def test_at_least_ten_shipped_scenarios_cover_every_fault_kind_and_both_strategi
 def test_a_valid_document_parses_with_defaults():
     s = scenario.parse(VALID)
     assert s.roles() == ["housekeeping", "housekeeping", "isolated-preemptible", "isolated-rt"]
-    assert s.strategies == ("workqueue", "remote") and s.seed == 1
+    assert s.strategies == ("workqueue", "remote", "rcu-swap") and s.seed == 1
     assert s.faults[0].heal_at_s == 2.0
 
 

@@ -262,7 +262,7 @@ def test_the_reaper_takes_a_dead_cpus_pages_back_and_recomputes_high():
             m.register(cpu, f"127.0.0.1:{cpu + 1}", 1, incarnation=str(cpu))
         pageset.zone_pcp_update(m.alive())
         high2 = pageset.high
-        held = service.rmqueue(1, 0, MIGRATE_MOVABLE, 8, "t1").pfns
+        held = service.rmqueue(1, 0, MIGRATE_MOVABLE, 8, "t1", "1").pfns
         free = zone.free_pages
         dead = []
         reaper = Reaper(m, service, drainer, pageset, on_dead=lambda cpu, pages: dead.append((cpu, pages)))

@@ -304,7 +304,7 @@ def test_zone_and_membership_are_read_at_scrape_time():
     registry, _, zs, membership = coordinator_registry()
     z = zs.zone
     zs.preallocate(5000)
-    pages = zs.rmqueue(0, 0, MIGRATE_MOVABLE, 63, "t1")
+    pages = zs.rmqueue(0, 0, MIGRATE_MOVABLE, 63, "t1", "i0")
     assert len(pages.pfns) == 63
     assert value(registry, "pcpsim_zone_free_pages") == z.free_pages == 262144 - 5000 - 63
     assert value(registry, "pcpsim_zone_managed_pages") == 262144

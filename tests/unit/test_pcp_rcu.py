@@ -178,6 +178,9 @@ def test_rcu_drain_after_a_timed_out_grace_period_keeps_the_pages_then_hands_the
         assert drain.drained_pages == drained
         with pytest.raises(FailedPrecondition):
             await drain.release(token, commit=False)  # too late to keep them
+        # The grant is recorded as a remote pcp lock's is (Snapshot.grants, the chaos checker).
+        (record,) = drain.records()
+        assert (record.token, record.outcome, record.lease_s) == (token, "committed", 5.0)
 
     try:
         asyncio.run(run())
@@ -208,5 +211,8 @@ def test_rcu_drain_lease_expiry_keeps_the_pages_and_refuses_a_late_commit():
             assert ok and sorted(pages) == before
             await drain.release(token, commit=False)
             assert sorted(pcp.pages()) == before and drain.drained_pages == 0
+            expired, aborted = drain.records()
+            assert (expired.outcome, expired.stale_commits_refused) == ("expired", 1)
+            assert aborted.outcome == "aborted" and not drain.held
 
     asyncio.run(run())

@@ -21,7 +21,7 @@ def test_at_a_tiny_time_scale_a_free_lock_runs_the_operation_on_the_loop_and_sle
     async def main():
         here = threading.get_ident()
         ran_on = await zs.locked(threading.get_ident)
-        reply = await zs.locked(zs.rmqueue, 0, 0, 1, 4, "t1")
+        reply = await zs.locked(zs.rmqueue, 0, 0, 1, 4, "t1", "i0")
         return here, ran_on, reply
 
     here, ran_on, reply = asyncio.run(main())
@@ -38,7 +38,7 @@ def test_at_the_default_time_scale_operations_run_on_the_zone_lock_thread_and_sl
     async def main():
         here = threading.get_ident()
         ran_on = await zs.locked(threading.get_ident)
-        await zs.locked(zs.rmqueue, 0, 0, 1, 4, "t1")
+        await zs.locked(zs.rmqueue, 0, 0, 1, 4, "t1", "i0")
         return here, ran_on
 
     here, ran_on = asyncio.run(main())

@@ -5,6 +5,7 @@ parts, joined only by the history every operation and fault is written to.
 - history: the append-only record (JSON lines) of invokes, completions and faults;
 - workload: what the run asks of the cluster (drain_all_pages on a seeded schedule);
 - nemesis: the faults and their heals, with real signals and run-time RPC faults;
-- checker: the verdict, from the history alone;
+- checker: the verdict, from the history and the transfer logs alone;
+- transfers: the transfer logs (node.shared.transfer_log) replayed: one owner per page at a time;
 - runner: one scenario against one strategy, end to end.
 """

@@ -4,17 +4,22 @@ What it checks, each a list of findings (empty: fine):
 - conservation: the final stop-the-world audit after healing; pages lost, duplicated or
   unexpected, with the first examples, and the audit's own errors (pcp and buddy
   invariants, the zone's ownership records against what each CPU holds);
+- pages held twice, at any time: the run's transfer logs replayed (coordinator.tools.chaos.transfers),
+  no page with two owners at overlapping times;
+- allocated after cpu_dead: no incarnation allocates, or is given pages, after the coordinator
+  took its CPU's pages back;
 - stale writes applied: a remote drainer's commit accepted after its lease had run out
-  (the grant records every node keeps); with fencing this never happens;
-- lock lease: every remote grant of a pcp lock ended (committed, aborted or expired)
+  (the grant records every node keeps, remote pcp lock or rcu-swap); with fencing this never happens;
+- lock lease: every remote grant (of a pcp lock, or of an rcu-swap list set) ended (committed, aborted or expired)
   within its lease plus timer slack (not counting time its node was SIGSTOPped: a frozen
   node runs neither its lease timer nor anything that could want the lock), none is still
   held after healing, and each lock the coordinator held when it was stopped mid-drain was
   seen free within the lease;
 - drains in bound: every invoked drain completed (ok, fail or info) within its bound;
   one still open, or answered DEADLINE_EXCEEDED, did not;
-- liveness after healing: the cluster settled (every CPU a live member, recovery over) and
-  every isolated CPU's latency task was still reporting runs after the heal.
+- liveness after healing: the cluster settled (every CPU a live member, recovery over), every
+  CPU that runs tasks (housekeeping included) allocated after the heal, and every isolated
+  CPU's latency task was still reporting runs.
 Verdict: `valid` false if any finding; "unknown" when the final observations are missing
 (the run was cut short), so nothing can be said; true otherwise. Exit codes 0, 1, 2.
 """
@@ -24,6 +29,7 @@ from typing import Literal
 
 from coordinator.drain.control import REVOKE_AFTER_S
 from coordinator.membership import CONTROL_TIMEOUT_S, LEASE_MARGIN_S
+from coordinator.tools.chaos import transfers
 
 # A poll of the lock every 10 ms over RPC, on a loaded 2-core machine: how late a free
 # lock may be seen beyond the lease without blaming the lease.
@@ -69,9 +75,13 @@ class Verdict:
         return {"valid": self.valid, "findings": self.findings, "stats": self.stats}
 
 
-def check(history: list[dict], bound_s: float, lease_s: float) -> Verdict:
+def check(history: list[dict], bound_s: float, lease_s: float, transfer_events: list[dict] | None = None) -> Verdict:
+    """`transfer_events`: the run's transfer logs (coordinator.tools.chaos.transfers.load), or None
+    if it kept none."""
     findings: dict[str, list[str]] = {
         "conservation": [],
+        "pages_held_twice": [],
+        "allocated_after_cpu_dead": [],
         "stale_writes_applied": [],
         "lock_lease": [],
         "drains_in_bound": [],
@@ -88,10 +98,15 @@ def check(history: list[dict], bound_s: float, lease_s: float) -> Verdict:
         _grant_leases(final["grants"], _nodes_stopped(history), findings["lock_lease"])
     if "settled" in final:
         _liveness(final["settled"], final.get("tasks"), findings["liveness"])
+    if transfer_events is not None:
+        transfers.check(transfer_events, findings, stats)
     findings = {k: v for k, v in findings.items() if v}
     if findings:
         return Verdict(False, findings, stats)
     missing = [f"no final {f} in the history" for f in ("settled", "audit", "grants", "tasks") if f not in final]
+    meta = next((e for e in history if e["type"] == "meta" and e["f"] == "scenario"), {})
+    if meta.get("transfer_logs") and transfer_events is None:
+        missing.append("the run kept transfer logs, but none were read")
     missing += [f"cpu{cpu}: grant records could not be read" for cpu in final.get("grants", {}).get("unreachable", [])]
     if missing:
         return Verdict("unknown", {"missing": missing}, stats)
@@ -228,8 +243,15 @@ def _liveness(settled: dict, tasks: dict | None, out: list) -> None:
         out.append(f"the cluster did not settle after healing: {settled.get('detail')}")
     for cpu, t in sorted((tasks or {}).get("cpus", {}).items()):
         if t.get("error"):
-            out.append(f"cpu{cpu}: latency task metrics not readable after healing: {t['error']}")
-        elif t["runs_after"] <= t["runs_at_heal"]:
+            out.append(f"cpu{cpu}: metrics not readable after healing: {t['error']}")
+            continue
+        # Histories written before every CPU's allocations were noted have only the tasks' runs.
+        if "allocs_after" in t and t["allocs_after"] <= t["allocs_at_heal"]:
+            out.append(
+                f"cpu{cpu} ({t.get('role', '?')}): no allocation after healing "
+                f"(allocations {t['allocs_at_heal']} -> {t['allocs_after']})"
+            )
+        if "runs_after" in t and t["runs_after"] <= t["runs_at_heal"]:
             out.append(
                 f"cpu{cpu}: the latency task reported no run after healing "
                 f"(runs {t['runs_at_heal']} -> {t['runs_after']})"

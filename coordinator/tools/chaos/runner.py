@@ -1,13 +1,15 @@
 """One chaos run: a scenario against one strategy on a fresh local cluster, end to end.
 
-The run directory holds history.jsonl (the only input of the checker), every process's
-log (LocalCluster), metrics/ (each process's /metrics at the end) and verdict.json.
+The run directory holds history.jsonl and every process's transfer log (transfers-*.jsonl,
+node.shared.transfer_log: the checker's inputs), every process's log (LocalCluster),
+metrics/ (each process's /metrics at the end) and verdict.json.
 
 Timeline: the workload drains from t=0 to duration_s; the nemesis starts and heals each
 fault on time; from duration_s - heal_s every fault is healed and the run waits for the
-cluster to settle (every CPU a live member, recovery over), notes each latency task's
-run count, and at duration_s notes it again; then the workload stops and the final
-observations are made: a stop-the-world audit and every node's grant records.
+cluster to settle (every CPU a live member, recovery over), notes each CPU's allocations
+and each latency task's runs, and at duration_s notes them again; then the workload stops
+and the final observations are made: a stop-the-world audit and every node's grant records
+(remote pcp lock or rcu-swap).
 """
 
 import dataclasses
@@ -21,7 +23,7 @@ import urllib.request
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from coordinator.tools.chaos import checker
+from coordinator.tools.chaos import checker, transfers
 from coordinator.tools.chaos.history import History, read
 from coordinator.tools.chaos.nemesis import Nemesis
 from coordinator.tools.chaos.workload import DrainWorkload
@@ -60,8 +62,14 @@ def run(scenario, strategy: str, out_dir: str, seed: int | None = None, stream=s
             str(c.dead_timeout_ms),
             "--flush-timeout-ms",
             str(c.flush_timeout_ms),
+            "--transfer-log",
+            os.path.join(run_dir, "transfers-coordinator.jsonl"),
         ],
-        node_args=["--unsafe-skip-fencing"] if c.unsafe_skip_fencing else [],
+        node_args=[
+            "--transfer-log",
+            os.path.join(run_dir, "transfers-cpu{cpu}.jsonl"),
+            *(["--unsafe-skip-fencing"] if c.unsafe_skip_fencing else []),
+        ],
     )
     say = _Say(stream, f"{scenario.name}/{strategy}")
     history = History(os.path.join(run_dir, "history.jsonl"))
@@ -77,12 +85,14 @@ def run(scenario, strategy: str, out_dir: str, seed: int | None = None, stream=s
                 bound_s=bound,
                 lease_s=c.lease_ms / 1e3,
                 scenario=_plain(scenario),
+                transfer_logs=True,
             )
             _drive(cluster, scenario, strategy, seed, bound + frozen + checker.MARGIN_S, history, say)
             _final(cluster, scenario, history, run_dir, say)
     finally:
         history.close()
-    verdict = checker.check(read(history.path), bound, c.lease_ms / 1e3)
+    entries = read(history.path)
+    verdict = checker.check(entries, bound, c.lease_ms / 1e3, transfers.load(run_dir, entries))
     with open(os.path.join(run_dir, "verdict.json"), "w") as f:
         json.dump(verdict.to_json(), f, indent=2)
     say(
@@ -112,6 +122,8 @@ def _drive(cluster, scenario, strategy, seed, deadline_s, history, say) -> None:
             deadline_s,
         )
         history.start_clock()
+        # The transfer logs' times are CLOCK_MONOTONIC: this converts them to the history's.
+        history.add("runner", "meta", "clock", monotonic_t0=history.t0)
         t0 = time.monotonic()
         workload.start()
         for at, _, phase, fault in events:
@@ -122,22 +134,12 @@ def _drive(cluster, scenario, strategy, seed, deadline_s, history, say) -> None:
         say(f"t={scenario.duration_s - scenario.heal_s:5.2f}s healing phase: every fault healed")
         settled = _settle(cluster, len(scenario.roles()))
         history.add("final", "final", "settled", **settled)
-        at_heal = _task_runs(cluster)
-        # However long settling took, give every latency task several periods to show it runs.
+        at_heal = _progress(cluster)
+        # However long settling took, give every CPU's tasks several periods to show they run.
         time.sleep(max(OBSERVE_S, t0 + scenario.duration_s - time.monotonic()))
-        after = _task_runs(cluster)
+        after = _progress(cluster)
         history.add(
-            "final",
-            "final",
-            "tasks",
-            cpus={
-                str(cpu): {
-                    "runs_at_heal": at_heal.get(cpu, {}).get("runs", -1),
-                    "runs_after": r.get("runs", -1),
-                    **({"error": r["error"]} if "error" in r else {}),
-                }
-                for cpu, r in after.items()
-            },
+            "final", "final", "tasks", cpus={str(cpu): _compare(at_heal.get(cpu, {}), r) for cpu, r in after.items()}
         )
         workload.stop()
         workload.join(deadline_s + 5.0)
@@ -160,28 +162,42 @@ def _settle(cluster, n: int) -> dict:
     return {"ok": False, "detail": detail}
 
 
-def _task_runs(cluster) -> dict[int | str, dict[str, float | str]]:
-    """cpu -> {"runs": pcpsim_task_runs_total} of every isolated CPU, from its /metrics."""
-    out: dict[int | str, dict[str, float | str]] = {}
+_ISOLATED = (pb.ROLE_ISOLATED_PREEMPTIBLE, pb.ROLE_ISOLATED_RT)
+
+
+def _progress(cluster) -> dict[int | str, dict]:
+    """cpu -> its role, pcpsim_alloc_allocations_total and (isolated CPUs) pcpsim_task_runs_total,
+    from its /metrics, for every CPU that runs tasks (an idle CPU runs none)."""
+    out: dict[int | str, dict] = {}
     try:
         nodes = cluster.state(timeout=2.0).nodes
     except grpc.RpcError as err:
         return {"?": {"error": f"coordinator: {err.code().name}"}}
     for n in nodes:
-        if n.role not in (pb.ROLE_ISOLATED_PREEMPTIBLE, pb.ROLE_ISOLATED_RT):
+        if n.role == pb.ROLE_IDLE:
             continue
         try:
-            text = _scrape(n.metrics_address)
-            runs = sum(
-                s.value
-                for fam in text_string_to_metric_families(text)
-                if fam.name == "pcpsim_task_runs"
+            samples = {
+                s.name: s.value
+                for fam in text_string_to_metric_families(_scrape(n.metrics_address))
+                if fam.name in ("pcpsim_task_runs", "pcpsim_alloc_allocations")
                 for s in fam.samples
-                if s.name == "pcpsim_task_runs_total"
-            )
-            out[n.cpu] = {"runs": runs}
+            }
+            out[n.cpu] = {"role": pb.Role.Name(n.role), "allocs": samples.get("pcpsim_alloc_allocations_total", -1)}
+            if n.role in _ISOLATED:
+                out[n.cpu]["runs"] = samples.get("pcpsim_task_runs_total", -1)
         except OSError as err:
             out[n.cpu] = {"error": str(err)}
+    return out
+
+
+def _compare(at_heal: dict, after: dict) -> dict:
+    """One CPU's progress between the heal and the end, as the checker reads it."""
+    if "error" in after:
+        return {"error": after["error"]}
+    out = {"role": after["role"], "allocs_at_heal": at_heal.get("allocs", -1), "allocs_after": after["allocs"]}
+    if "runs" in after:
+        out |= {"runs_at_heal": at_heal.get("runs", -1), "runs_after": after["runs"]}
     return out
 
 

@@ -6,7 +6,7 @@ faults, each with its heal, ending in a healing phase.
     seed = 7
     duration_s = 10          # faults happen in [0, duration_s - heal_s)
     heal_s = 4               # every fault is healed by then; the checker runs after it
-    strategies = ["workqueue", "remote"]
+    strategies = ["workqueue", "remote", "rcu-swap"]
 
     [cluster]
     cpus = 4
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from node.shared.cpulist import parse_cpu_list
 
-STRATEGIES = ("workqueue", "remote")
+STRATEGIES = ("workqueue", "remote", "rcu-swap")
 
 # kind -> (needs a cpu, allowed extra fields)
 KINDS = {

@@ -9,7 +9,7 @@ from coordinator.tools.cluster import ClusterError
 
 
 def cmd_chaos(args) -> int:
-    from coordinator.tools.chaos import checker, history, runner, scenario
+    from coordinator.tools.chaos import checker, history, runner, scenario, transfers
 
     if args.chaos_command == "check":
         path = os.path.join(args.run_dir, "history.jsonl")
@@ -20,7 +20,7 @@ def cmd_chaos(args) -> int:
         meta = next((e for e in entries if e["type"] == "meta"), None)
         if meta is None:
             raise CliError(f"{path} has no run description (meta entry)")
-        verdict = checker.check(entries, meta["bound_s"], meta["lease_s"])
+        verdict = checker.check(entries, meta["bound_s"], meta["lease_s"], transfers.load(args.run_dir, entries))
         print(json.dumps(verdict.to_json(), indent=2))
         return verdict.exit_code
     try:  # every file is validated before anything runs

@@ -1,0 +1,162 @@
+"""Conservation at every instant: the transfer logs of a run replayed (node.shared.transfer_log).
+
+Every node logs the pages that join it (refills) and leave it (frees the zone applied, commits
+to a drainer, a discard), each allocation, and the coordinator's zone what no node sees (a
+zone built, the system's share, CMA and offline ranges, resumed CPUs' claims, page_alloc_cpu_dead).
+All with one clock (CLOCK_MONOTONIC, shared by the processes of one host), converted here to
+the history's time (seconds since its start).
+
+Replayed in time order, a page has at most one owner at a time:
+- a CPU holds a page from the moment the refill's answer reached it (or a free of it failed:
+  the node keeps it) until the moment it let it go (a free sent, a commit accepted, a discard),
+  or until the coordinator took it back (cpu_dead, or a coordinator start: a rebuilt zone owes
+  nobody anything until a claim); an incarnation declared dead holds nothing from then on;
+- the system's share, a CMA or offline range, from its take to its release.
+A page joining an owner while another holds it is a finding (`pages_held_twice`): the same
+page was in two places at once, whatever the final audit shows. The safe order of every
+handover (the node lets a page go before the zone frees it; the zone hands it out before the
+next owner hears of it) is what makes the replay strict without any slack.
+
+The coordinator takes a CPU's pages back at cpu_dead because that CPU has stopped using them:
+its lease ran out first. An incarnation that allocates (or is given pages) after a cpu_dead of
+its CPU was still running on pages the zone may already have handed to another CPU
+(`allocated_after_cpu_dead`), whether or not another CPU happened to take them in time.
+"""
+
+import glob
+import os
+
+from coordinator.tools.chaos.history import read
+
+LOG_GLOB = "transfers-*.jsonl"
+EXAMPLES = 5
+_OWNER_NAMES = {-1: "other", -2: "cma", -3: "offline"}  # coordinator.zone_service's OWNER_KINDS
+
+
+def log_paths(run_dir: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(run_dir, LOG_GLOB)))
+
+
+def load(run_dir: str, history: list[dict]) -> list[dict] | None:
+    """Every transfer log of the run, in time order, `t` on the history's clock; None if the run
+    kept none (or its history does not say where its clock started)."""
+    clock = next((e for e in history if e["type"] == "meta" and e["f"] == "clock"), None)
+    paths = log_paths(run_dir)
+    if clock is None or not paths:
+        return None
+    t0 = clock["monotonic_t0"]
+    events = []
+    for path in paths:
+        for e in read(path):
+            e["t"] = e["t"] - t0
+            events.append(e)
+    events.sort(key=lambda e: e["t"])  # stable: one process's lines keep their order
+    return events
+
+
+def _name(owner) -> str:
+    return f"cpu{owner}" if owner >= 0 else _OWNER_NAMES.get(owner, str(owner))
+
+
+def _base_pfns(pages):
+    for pfn, order in pages:
+        yield from range(pfn, pfn + (1 << order))
+
+
+class _Replay:
+    def __init__(self) -> None:
+        self.holder: dict[int, tuple[int, float]] = {}  # base pfn -> (owner, since)
+        self.held: dict[int, set[int]] = {}  # owner -> its base pfns
+        self.twice: list[str] = []
+        self.twice_n = 0
+
+    def join(self, owner: int, pages, t: float, confirm: bool = False) -> None:
+        """`confirm`: a claim, the zone recording what the CPU says it holds (it may hold them already)."""
+        mine = self.held.setdefault(owner, set())
+        for pfn in _base_pfns(pages):
+            cur = self.holder.get(pfn)
+            if confirm and cur is not None and cur[0] == owner:
+                continue
+            if cur is not None:
+                self.twice_n += 1
+                if len(self.twice) < EXAMPLES:
+                    was, since = cur
+                    self.twice.append(
+                        f"pfn {pfn}: {_name(owner)} got it at {t:.3f}s while "
+                        + (
+                            f"{_name(was)} held it (since {since:.3f}s)"
+                            if was != owner
+                            else f"holding it (since {since:.3f}s)"
+                        )
+                    )
+                self.held[cur[0]].discard(pfn)
+            self.holder[pfn] = (owner, t)
+            mine.add(pfn)
+
+    def leave(self, owner: int, pages) -> None:
+        mine = self.held.get(owner, set())
+        for pfn in _base_pfns(pages):
+            cur = self.holder.get(pfn)
+            if cur is not None and cur[0] == owner:  # not: it was taken back before (cpu_dead, a restart)
+                del self.holder[pfn]
+                mine.discard(pfn)
+
+    def leave_all(self, owner: int) -> None:
+        for pfn in self.held.pop(owner, set()):
+            del self.holder[pfn]
+
+
+def check(events: list[dict], findings: dict[str, list[str]], stats: dict) -> None:
+    replay = _Replay()
+    dead_at: dict[int, list[float]] = {}  # cpu -> times of its cpu_dead
+    first: dict[tuple[int, str], float] = {}  # (cpu, incarnation) -> its first event
+    late: dict[tuple[int, str], list] = {}  # (cpu, inc) -> [cpu_dead t, first late event, n, last late alloc t]
+    counts = {"events": len(events), "cpu_dead": 0, "coordinator_starts": 0, "allocs": 0}
+    for e in events:
+        ev, t = e["ev"], e["t"]
+        if "inc" in e:  # a node's
+            cpu = e["cpu"]
+            key = (cpu, e["inc"])
+            first.setdefault(key, t)
+            dead = [d for d in dead_at.get(cpu, []) if first[key] < d < t]
+            if ev in ("alloc", "refill"):
+                counts["allocs"] += ev == "alloc"
+                if dead:
+                    what = f"pfn {e['pfn']}" if ev == "alloc" else f"a refill of {len(e['pages'])} blocks"
+                    entry = late.setdefault(key, [dead[0], f"{ev} of {what} at {t:.3f}s", 0, None])
+                    entry[2] += 1
+                    if ev == "alloc":
+                        entry[3] = t
+            if ev in ("refill", "keep") and not dead:
+                replay.join(cpu, e["pages"], t)
+            elif ev in ("free", "commit"):
+                replay.leave(cpu, e["pages"])
+            elif ev == "discard":
+                replay.leave_all(cpu)
+            continue
+        if ev == "start":
+            counts["coordinator_starts"] += 1
+            for who in list(replay.held):
+                replay.leave_all(who)
+            continue
+        owner = e["owner"]  # every other line of the zone's names one
+        if ev in ("take", "claim"):
+            replay.join(owner, e["pages"], t, confirm=ev == "claim")
+        elif ev == "release":
+            replay.leave(owner, e["pages"])
+        elif ev == "cpu_dead":
+            counts["cpu_dead"] += 1
+            dead_at.setdefault(owner, []).append(t)
+            replay.leave_all(owner)
+    out = findings.setdefault("pages_held_twice", [])
+    out += replay.twice
+    if replay.twice_n > len(replay.twice):
+        out.append(f"... {replay.twice_n} pages held twice in all")
+    out = findings.setdefault("allocated_after_cpu_dead", [])
+    for (cpu, inc), (dead, what, n, last_alloc) in sorted(late.items()):
+        out.append(
+            f"cpu{cpu} (incarnation {inc[:8]}): the coordinator took its pages back (cpu_dead) at {dead:.3f}s, "
+            f"then its first {what}; {n} such in all"
+            + (f", its last allocation at {last_alloc:.3f}s" if last_alloc is not None else "")
+        )
+    stats["transfers"] = counts
