@@ -3,6 +3,8 @@ registration, the zone, the drainer or the range and hotplug services, and conve
 result. Domain errors and faults are applied around every method by node.shared.interceptors.
 """
 
+import functools
+
 from coordinator.audit import audit_cluster
 from coordinator.zone_service import NODE
 from node.api import validate
@@ -117,6 +119,14 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         self.recovery.check_over()
         self.membership.live(cpu, incarnation)  # fencing: a dead or replaced CPU changes nothing
 
+    def _as_live(self, cpu: int, incarnation: str, operation):
+        """Under zone->lock: operation() only if the caller is still live. The
+        check before queueing is not enough: the CPU may be declared dead while its request waits
+        for zone->lock, and page_alloc_cpu_dead (queued behind it) would then take back pages the
+        request was given after the node had stopped using its pcp."""
+        self.membership.live(cpu, incarnation)
+        return operation()
+
     async def _rmqueue(self, request) -> pb.RmqueueReply:
         cpu = validate.cpu(request.cpu, self.membership.nr_cpus)
         order = validate.order(request.order)
@@ -125,7 +135,10 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         validate.transfer_id(request.transfer_id)
         self._check_zone_caller(cpu, request.incarnation)
         reply = await self.zone.locked(
-            self.zone.rmqueue, cpu, order, mt, count, request.transfer_id, request.incarnation
+            self._as_live,
+            cpu,
+            request.incarnation,
+            functools.partial(self.zone.rmqueue, cpu, order, mt, count, request.transfer_id, request.incarnation),
         )
         return pb.RmqueueReply(
             pfn=reply.pfns,
@@ -141,7 +154,12 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
             raise validate.InvalidArgument("no pages to free")
         validate.transfer_id(request.transfer_id)
         self._check_zone_caller(cpu, request.incarnation)
-        reply = await self.zone.locked(self.zone.free_pages, cpu, pages, request.transfer_id, request.incarnation, NODE)
+        reply = await self.zone.locked(
+            self._as_live,
+            cpu,
+            request.incarnation,
+            functools.partial(self.zone.free_pages, cpu, pages, request.transfer_id, request.incarnation, NODE),
+        )
         return pb.FreePagesReply(free_pages=reply.free_pages, reclaim_active=reply.reclaim_active)
 
     async def DrainAllPages(self, request, context):
