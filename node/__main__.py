@@ -25,6 +25,7 @@ from node.agent import Agent
 from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.epoch import CoordinatorEpoch
 from node.mm import profile as profiles
 from node.runtime import ROLES, NodeRuntime, TaskConfig
 from node.server import NodeServicer
@@ -253,7 +254,9 @@ async def main(args) -> None:
     reply = await register(stub, request, sent_at + args.register_timeout_s)
     cost = CostModel(time_scale=reply.time_scale)
     sync_channel = security.channel(args.coordinator, sec)
-    zone = ZoneClient(sync_channel, args.cpu, request.incarnation, faults=faults)
+    epoch = CoordinatorEpoch()
+    epoch.admit("Register", reply)
+    zone = ZoneClient(sync_channel, args.cpu, request.incarnation, faults=faults, epoch=epoch)
     zone.free_pages = reply.zone.free_pages
     runtime = NodeRuntime(
         args.cpu,
@@ -273,6 +276,8 @@ async def main(args) -> None:
         kernel=reply.kernel or profiles.DEFAULT_KERNEL,
     )
     runtime.incarnation = request.incarnation
+    runtime.epoch = epoch  # the one the zone client checks replies with
+    runtime.epoch = epoch
     zone.fenced = runtime.fenced
     agent = Agent(stub, runtime, request, faults)
     agent.registered(reply, sent_at)

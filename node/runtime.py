@@ -21,6 +21,7 @@ from node.alloc import PageAllocator, PcpOps
 from node.api.errors import FailedPrecondition, InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import MEMBERSHIP, OPERATOR, Cpu
+from node.epoch import CoordinatorEpoch
 from node.metrics import NodeMetrics
 from node.mm import audit, pcp_rcu
 from node.mm import pcp as pcpmod
@@ -90,6 +91,7 @@ class NodeRuntime:
         self.clock = clock
         # Membership (node.agent): this process's id, and until when its lease lets it use its pcp.
         self.incarnation = os.urandom(8).hex()
+        self.epoch = CoordinatorEpoch()  # node.epoch: which coordinator epochs this node still obeys
         self.lease_until = float("inf")
         self.rejoins = 0
         self.cpu_offline = False  # hotplug: offline, so another CPU may drain its lists (remote_pcp_lock)
