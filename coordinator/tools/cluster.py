@@ -12,6 +12,10 @@ operator's, and a node token per CPU bound to that CPU; it hands each child its 
 file, and `channel()` dials with the operator's. TLS settings
 (ClusterConfig.tls: certificate, key, CA paths) are passed to every child as given.
 
+The coordinator keeps its durable state (coordinator.store: its epoch, the CMA and offline
+ranges it took) in run_dir/coordinator-state, given to every coordinator this cluster
+starts, so a restarted one keeps them (`state_dir`).
+
 The state file lists every process's gRPC and /metrics address; next to it,
 prometheus-targets.json is the same in Prometheus file_sd format (job pcpsim-node or
 pcpsim-coordinator; cpu and role labels), so a Prometheus started with
@@ -125,6 +129,10 @@ class LocalCluster(Supervised):
         self.token_files: dict[str, str] = {}
         self.security = security.INSECURE  # how this process (the operator) dials the cluster
 
+    @property
+    def state_dir(self) -> str:
+        return os.path.abspath(os.path.join(self.run_dir, "coordinator-state"))
+
     def channel(self, address: str) -> grpc.Channel:
         """A channel to one of the cluster's processes, with the operator's credentials."""
         return security.channel(address, self.security)
@@ -158,16 +166,17 @@ class LocalCluster(Supervised):
         if self.state_file:
             self.write_state(self.state_file)
 
-    def start_coordinator(self, deadline: float) -> subprocess.Popen:
-        """Start the coordinator: on port 0 the first time, then (after it died) on the same
-        address, where the nodes look for it."""
+    def start_coordinator(self, deadline: float, name: str = "coordinator") -> subprocess.Popen:
+        """Start the coordinator: on port 0 the first time, then (after it died, or beside a stopped
+        one under another `name`) on the same address, where the nodes look for it."""
         cfg = self.config
-        old = self.procs.get("coordinator")
+        old = self.procs.get(name)
         if old is not None and old.stdout:
             old.stdout.close()
         listen = self.coordinator_address or f"{cfg.listen_host}:0"
+        os.makedirs(self.state_dir, exist_ok=True)
         coord = self._spawn(
-            "coordinator",
+            name,
             [
                 "coordinator",
                 "--listen",
@@ -181,6 +190,8 @@ class LocalCluster(Supervised):
                 str(cfg.zone_mb),
                 "--zone-used",
                 str(cfg.zone_used),
+                "--state-dir",
+                self.state_dir,
                 *self._security_args("coordinator"),
                 *cfg.coordinator_args,
             ],
@@ -291,10 +302,12 @@ class LocalCluster(Supervised):
 
     def stop(self, grace: float = 5.0) -> None:
         # Nodes first, so none is left talking to a coordinator that is gone.
-        order = [n for n in self.procs if n != "coordinator"] + ["coordinator"]
-        for group in (order[:-1], order[-1:]):
+        coordinators = [n for n in self.procs if n.startswith("coordinator")]
+        nodes = [n for n in self.procs if n not in coordinators]
+        for group in (nodes, coordinators):
             live = [self.procs[n] for n in group if n in self.procs and self.procs[n].poll() is None]
             for proc in live:
+                proc.send_signal(signal.SIGCONT)  # a stopped process (a chaos fault) cannot act on SIGTERM
                 proc.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + grace
             for proc in live:
