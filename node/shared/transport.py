@@ -17,7 +17,7 @@ pinging too often.
 """
 
 KEEPALIVE_TIME_MS = 1000
-KEEPALIVE_TIMEOUT_MS = 1000
+KEEPALIVE_TIMEOUT_MS = 1500
 
 CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -25,6 +25,9 @@ CHANNEL_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 500),
     ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
     ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+    # gRPC 1.85 waits for any ping's ack this long (default a minute), keepalive pings included.
+    ("grpc.http2.ping_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+    ("grpc.http2.min_time_between_pings_ms", KEEPALIVE_TIME_MS // 2),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 ]

@@ -12,11 +12,14 @@ port with SO_REUSEPORT, so both listen: the kernel gives each new connection to 
 them, and an attempt that reaches the stopped one times out and is made again), lets the
 nodes move to it (their keepalive pings find the stopped one), then resumes the first
 while the second runs: the first finishes its drain against nodes that have seen the
-second's epoch. The heal records every node's epochs and refusals, then kills the first.
+second's epoch. The heal records every node's epochs and refusals, and what each node
+answers a request carrying the first's epoch (as the first would send: it rarely gets to,
+since it finds every CPU's heartbeats stale once it resumes), then kills the first.
 Every start, heal and observation goes to the history, with what failed if anything did.
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -26,8 +29,10 @@ import time
 import grpc
 
 from coordinator.store import FILE as STATE_FILE
+from node.api.epoch import epoch_metadata
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.shared import security
 
 RPC_TIMEOUT_S = 2.0
 TRAP_WAIT_S = 2.0  # second-coordinator: how long the trap may take to spring before a plain SIGSTOP
@@ -197,15 +202,18 @@ class Nemesis:
         cluster = self.cluster
         if self._resume is not None:
             self._resume.join()
+        old_epoch = self._stored_epoch() - 1
         epochs = {}
         for cpu, address in sorted(self.addresses.items()):
             snap = self._node_call(address, "Snapshot", pb.CpuRequest(cpu=cpu))
+            probe = self._stale_probe(cpu, address, old_epoch)
             if snap is not None:
                 epochs[str(cpu)] = {
                     "seen": snap.coordinator_epoch,
                     "registered": snap.registered_epoch,
                     "stale_requests_refused": snap.stale_requests_refused,
                     "stale_replies_ignored": snap.stale_replies_ignored,
+                    "probe": probe,
                 }
         first = cluster.procs["coordinator"]
         first.send_signal(signal.SIGKILL)
@@ -214,6 +222,19 @@ class Nemesis:
         cluster.procs["coordinator-1"] = first
         cluster.procs["coordinator"] = cluster.procs.pop("coordinator-2")
         return {"killed": first.pid, "nodes": epochs}
+
+    def _stale_probe(self, cpu: int, address: str, epoch: int) -> str:
+        """QueueWork (a drain of the CPU's own lists: harmless if accepted) with `epoch`'s header:
+        the node's answer ("ok", or the refusal's code and message)."""
+        sec = dataclasses.replace(self.cluster.security, metadata=epoch_metadata(epoch))
+        try:
+            with security.channel(address, sec) as ch:
+                pb_grpc.NodeStub(ch).QueueWork(
+                    pb.QueueWorkRequest(cpu=cpu, kind=pb.WORK_DRAIN_LOCAL_PAGES), timeout=RPC_TIMEOUT_S
+                )
+        except grpc.RpcError as err:
+            return f"{err.code().name}: {err.details()}"
+        return "ok"
 
     def _stored_epoch(self) -> int:
         with open(os.path.join(self.cluster.state_dir, STATE_FILE)) as f:
