@@ -197,7 +197,7 @@ class LocalCluster(Supervised):
             ],
             stdout=subprocess.PIPE,
         )
-        self.coordinator_address = self._read_listening(coord, deadline)
+        self.coordinator_address = self._read_listening(coord, deadline, name)
         return coord
 
     def start_node(self, cpu: int, name: str | None = None) -> subprocess.Popen:
@@ -238,7 +238,7 @@ class LocalCluster(Supervised):
             sec, tls=security.load_tls(tls.cert, tls.key, tls.ca, tls.client_auth) if tls else None
         )
 
-    def _read_listening(self, proc: subprocess.Popen, deadline: float) -> str:
+    def _read_listening(self, proc: subprocess.Popen, deadline: float, name: str) -> str:
         assert proc.stdout is not None, "the coordinator is started with stdout=PIPE"
         fd = proc.stdout.fileno()
         buf = b""
@@ -246,8 +246,7 @@ class LocalCluster(Supervised):
             left = deadline - time.monotonic()
             if proc.poll() is not None or left <= 0:
                 raise ClusterError(
-                    f"coordinator did not start (exit {proc.poll()}); see "
-                    f"{os.path.join(self.run_dir, 'coordinator.log')}"
+                    f"coordinator did not start (exit {proc.poll()}); see {os.path.join(self.run_dir, name + '.log')}"
                 )
             ready, _, _ = select.select([fd], [], [], min(left, 0.5))
             if ready:
