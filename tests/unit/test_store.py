@@ -6,6 +6,7 @@ import os
 import pytest
 
 from coordinator import store as store_mod
+from coordinator.__main__ import parse_args as coordinator_args
 from coordinator.store import FILE, Store, StoreError, StoreFenced, TakenRange
 
 
@@ -111,3 +112,17 @@ def test_without_a_directory_the_store_is_in_memory(tmp_path):
     s.add(0, 512, "cma")
     assert s.ranges == [TakenRange(0, 512, "cma")]
     assert Store.open(None).begin_epoch() == 1
+
+
+def test_the_coordinator_refuses_a_bad_state_dir_at_start(tmp_path, capsys):
+    """--state-dir is checked with the other flags: a missing directory or a damaged file is a usage
+    error naming it, before anything serves."""
+    with pytest.raises(SystemExit):
+        coordinator_args(["--nodes", "2", "--state-dir", str(tmp_path / "missing")], environ={})
+    assert "not a directory" in capsys.readouterr().err
+    (tmp_path / FILE).write_text("{")
+    with pytest.raises(SystemExit):
+        coordinator_args(["--nodes", "2"], environ={"PCPSIM_STATE_DIR": str(tmp_path)})
+    assert "not a coordinator state file" in capsys.readouterr().err
+    (tmp_path / FILE).unlink()
+    assert coordinator_args(["--nodes", "2", "--state-dir", str(tmp_path)], environ={}).store.epoch == 0
