@@ -120,11 +120,7 @@ def _coordinator_stopped(history) -> list[tuple[float, float]]:
     """Intervals in which the coordinator was stopped or dead (a drain cannot progress)."""
     spans, since = [], {}
     for e in history:
-        if e["type"] != "fault" or e["f"] not in (
-            "kill-coordinator",
-            "stop-coordinator-mid-drain",
-            "second-coordinator",
-        ):
+        if e["type"] != "fault" or e["f"] not in COORDINATOR_STOPPED:
             continue
         if e["phase"] == "start":
             since[e["f"]] = e["t"]
