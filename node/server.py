@@ -64,9 +64,19 @@ class NodeServicer(pb_grpc.NodeServicer):
 
     async def PcpControl(self, request_iterator, context):
         """PcpLockDrain and PcpUnlock (and the rcu-swap pair) on the drainer's long-lived stream."""
-        self._check_epoch(context)  # the stream's headers: one coordinator process, one epoch
-        async for reply in serve_ops(request_iterator, pb.PcpControlReply, self._control_ops):
+        async for reply in serve_ops(
+            self._epoch_checked(request_iterator, context), pb.PcpControlReply, self._control_ops
+        ):
             yield reply
+
+    async def _epoch_checked(self, requests, context):
+        """Each message against the epoch in the stream's headers, not only the stream's opening: a stream
+        a coordinator opened before this node heard of its successor stays open (a refused message is
+        answered with the error, the stream goes on)."""
+        metadata = context.invocation_metadata()
+        async for request in requests:
+            self.node.epoch.check_request(metadata)
+            yield request
 
     async def _lock_drain(self, request) -> pb.PcpLockDrainReply:
         self._check_cpu(request.cpu)
