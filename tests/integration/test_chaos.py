@@ -113,6 +113,16 @@ def test_the_checker_catches_a_forgotten_cma_range(tmp_path):
     assert any("a taken range was forgotten" in f for f in verdict.findings["conservation"]), verdict.findings
 
 
+@pytest.mark.slow
+def test_the_checker_catches_an_unfenced_second_coordinator(tmp_path):
+    """With --unsafe-no-epoch the first coordinator, resumed while the second runs and still within
+    the pcp lock's lease, commits its drain to a CPU the second has claimed: those pages are lost."""
+    sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "unfenced-coordinator.toml"))
+    verdict = runner.run(sc, "remote", str(tmp_path))
+    assert verdict.valid is False
+    assert verdict.stats["audit"]["lost"] > 0, verdict.findings
+
+
 def test_chaos_run_refuses_a_bad_scenario_before_running_anything(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\nduration_s = 5\n[[faults]]\nkind = "kill-node"\nat_s = 1\nheal_after_s = 1\n')
