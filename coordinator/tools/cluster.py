@@ -14,7 +14,8 @@ file, and `channel()` dials with the operator's. TLS settings
 
 The coordinator keeps its durable state (coordinator.store: its epoch, the CMA and offline
 ranges it took) in run_dir/coordinator-state, given to every coordinator this cluster
-starts, so a restarted one keeps them (`state_dir`).
+starts, so a restarted one keeps them (`state_dir`); `start` begins a new cluster without
+an earlier one's.
 
 The state file lists every process's gRPC and /metrics address; next to it,
 prometheus-targets.json is the same in Prometheus file_sd format (job pcpsim-node or
@@ -27,6 +28,7 @@ import dataclasses
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -159,6 +161,8 @@ class LocalCluster(Supervised):
         cfg = self.config
         deadline = time.monotonic() + timeout
         self._set_up_security()
+        # A new cluster: an earlier one's state in this run directory (its ranges) is not this one's.
+        shutil.rmtree(self.state_dir, ignore_errors=True)
         self.start_coordinator(deadline)
         for cpu in range(len(cfg.roles)):
             self.start_node(cpu)
