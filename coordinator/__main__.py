@@ -10,11 +10,12 @@ serves the standard health service (node.shared.health): SERVING once it serves.
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import sys
 import time
 
-from coordinator.contig import ContigRanges
+from coordinator.contig import ContigRanges, retake
 from coordinator.cpu_hotplug import CpuHotplug
 from coordinator.drain.drainer import Drainer
 from coordinator.drain.record import STRATEGIES
@@ -24,7 +25,9 @@ from coordinator.metrics import AuditMetrics, CoordinatorCollector, DrainMetrics
 from coordinator.recovery import Recovery
 from coordinator.registration import Registration
 from coordinator.server import CoordinatorServicer
+from coordinator.store import Store, StoreError
 from coordinator.zone_service import ZoneService
+from node.api.epoch import epoch_metadata
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.api.validate import MAX_FLUSH_MS, MAX_LEASE_MS
@@ -165,6 +168,27 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
         "timeout, its membership lease still running (the old behaviour: a live CPU's pages are "
         "handed out again while it still uses them)",
     )
+    p.add_argument(
+        "--state-dir",
+        env="PCPSIM_STATE_DIR",
+        help="directory of the coordinator's durable state (coordinator.store: its epoch and the CMA and "
+        "offline ranges it took), written before each change is answered; without it nothing survives a "
+        "restart: the epoch starts at 1 again and those ranges are handed out to the CPUs",
+    )
+    p.add_argument(
+        "--unsafe-forget-ranges",
+        action="store_true",
+        env="PCPSIM_UNSAFE_FORGET_RANGES",
+        help="TEST ONLY: do not take the stored CMA and offline ranges out of the zone at start (the "
+        "restart-after-cma scenario's broken variant)",
+    )
+    p.add_argument(
+        "--unsafe-no-epoch",
+        action="store_true",
+        env="PCPSIM_UNSAFE_NO_EPOCH",
+        help="TEST ONLY: send epoch 0 (none, not checked) to the nodes, so a replaced coordinator is not "
+        "fenced (the two-coordinators scenario's broken variant)",
+    )
     security.add_arguments(p)
     logs.add_log_level_flag(p)
     lifecycle.add_parent_pid_flag(p)
@@ -172,6 +196,10 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
         p, "PCPSIM_TRANSFER_LOG", "the zone (what no node sees: dead CPUs, claims, ranges)", per_cpu=False
     )
     args = p.parse_args(argv)
+    try:
+        args.store = Store.open(args.state_dir)
+    except StoreError as err:
+        p.error(str(err))
     args.security = security.from_args(args, security.OPERATOR, p.error)
     if args.dead_timeout_ms <= args.failure_timeout_ms:
         p.error(
@@ -199,13 +227,26 @@ async def main(args) -> None:
     zone_service = ZoneService(zone, cost, transfer_log=transfer_log.open_log(args.transfer_log))
     # Deterministic: a restarted coordinator takes the very same blocks again (coordinator.recovery).
     zone_service.preallocate(int(zone.managed_pages * args.zone_used))
+    store = args.store
+    if store.directory is None:
+        log.warning("no --state-dir: a restart forgets this coordinator's epoch and its CMA and offline ranges")
+    elif store.ranges and not args.unsafe_forget_ranges:
+        # After preallocate (the same blocks as at the first start), before any node's holdings are claimed.
+        try:
+            log.info("state: %d base pages of stored ranges taken again", retake(zone_service, store.ranges))
+        except ValueError as err:
+            raise SystemExit(f"{store.path}: {err}") from None
+    epoch = store.begin_epoch()  # durable before anything is served
+    log.info("coordinator epoch %d%s", epoch, f" (state in {store.directory})" if store.directory else "")
+    sent_epoch = 0 if args.unsafe_no_epoch else epoch
     sec = args.security
     membership = Membership(
         args.nodes,
         lease_clock,
         args.failure_timeout_ms / 1000.0,
         args.dead_timeout_ms / 1000.0,
-        sec=sec,
+        # Every request to a node carries the epoch (node.epoch checks it).
+        sec=dataclasses.replace(sec, metadata=epoch_metadata(sent_epoch)),
         heartbeat_budget=args.heartbeat_budget,
     )
     recovery = Recovery(membership, 2 * args.dead_timeout_ms / 1000.0, time.monotonic)
@@ -240,7 +281,8 @@ async def main(args) -> None:
         on_audit=audit_metrics.observe,
         faults=faults,
         kernel=args.kernel,
-        contig=ContigRanges(zone_service, drainer, time.monotonic, pageset, membership),
+        contig=ContigRanges(zone_service, drainer, time.monotonic, pageset, membership, store),
+        epoch=sent_epoch,
         hotplug=CpuHotplug(membership, drainer, pageset, time.monotonic),
     )
     server, port, health = await build_server(

@@ -20,6 +20,10 @@ declared dead during an offline recomputes high from batch 1 until zone_pcp_enab
 
 ReleaseRange gives a CMA range (cma_release) or an offline one (online_pages) back to the buddy.
 
+No node knows these ranges, so each is written to the coordinator's store (coordinator.store) before the
+RPC that took or released it answers, and a restarted coordinator takes them out of its new zone again
+(`retake`) before any node's holdings are claimed: a forgotten range would be handed out to the CPUs.
+
 Every drain these run is an ordinary drain_all_pages record with its own trigger, by the cluster's default
 strategy, so the reports see it like any other.
 """
@@ -27,6 +31,7 @@ strategy, so the reports see it like any other.
 import asyncio
 from dataclasses import dataclass, field
 
+from coordinator.store import TakenRange
 from coordinator.zone_service import CMA, OFFLINE, OWNER_KINDS
 from node.api.errors import FailedPrecondition, InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
@@ -62,9 +67,37 @@ class ContigResult:
         )
 
 
+def retake(zone_service, ranges: list[TakenRange]) -> int:
+    """At start, before recovery: the stored ranges out of a fresh zone again, recorded as their
+    owners'. Each must be wholly free (the zone was just built, with only `preallocate`'s blocks taken,
+    the same as when the range was taken); if one is not, the store does not describe this zone (another
+    --zone-mb or --zone-used): an error, never a range silently left out. Returns base pages taken."""
+    owners = {name: kind for kind, name in OWNER_KINDS.items()}
+    zone = zone_service.zone
+    taken = 0
+    for r in ranges:
+        try:
+            saved = isolation.start_isolate_page_range(zone, r.start, r.nr_pages)
+        except PageStateError as err:
+            raise ValueError(f"stored {r.owner} range [{r.start}, {r.start + r.nr_pages}): {err}") from None
+        try:
+            blocks, busy, holder = zone_service.take_range(owners[r.owner], r.start, r.nr_pages)
+        finally:
+            isolation.undo_isolate_page_range(zone, r.start, r.nr_pages, saved)
+        if blocks is None:
+            raise ValueError(
+                f"stored {r.owner} range [{r.start}, {r.start + r.nr_pages}): pfn {busy} is not free in the new "
+                f"zone (held by {OWNER_KINDS.get(holder, holder)}): was the zone's size or --zone-used changed?"
+            )
+        taken += r.nr_pages
+    return taken
+
+
 class ContigRanges:
-    def __init__(self, zone_service, drainer, clock, pageset, membership):
-        """`pageset`: coordinator.hotplug.Pageset, the high and batch every CPU is told."""
+    def __init__(self, zone_service, drainer, clock, pageset, membership, store):
+        """`pageset`: coordinator.hotplug.Pageset, the high and batch every CPU is told;
+        `store`: coordinator.store.Store, where each taken range is kept."""
+        self.store = store
         self.zone = zone_service
         self.drainer = drainer
         self.clock = clock
@@ -117,6 +150,9 @@ class ContigRanges:
             owner = await self.zone.locked(self.zone.release_range, start_pfn, nr_pages)
         except PageStateError as err:
             raise InvalidArgument(str(err)) from None
+        # After the zone: a crash in between leaves the range stored, so a restart takes it again
+        # (pages withheld until it is released again), never hands out a range still in use.
+        self.store.remove(start_pfn, nr_pages)
         return OWNER_KINDS[owner]
 
     async def _take(
@@ -136,6 +172,7 @@ class ContigRanges:
                 result.attempts += 1
                 blocks, busy, holder = await zs.locked(zs.take_range, owner, start, nr)
                 if blocks is not None:
+                    await self._keep(owner, start, nr)
                     result.ok = True
                     break
                 result.busy_pfn = busy
@@ -151,3 +188,12 @@ class ContigRanges:
             await zs.locked(isolation.undo_isolate_page_range, zs.zone, start, nr, saved)
         result.duration_s = self.clock() - t0
         return result
+
+    async def _keep(self, owner: int, start: int, nr: int) -> None:
+        """The range is taken: make it durable before the RPC answers. If it cannot be, the range goes
+        back to the buddy and the call fails, so the zone and the store never disagree."""
+        try:
+            self.store.add(start, nr, OWNER_KINDS[owner])
+        except Exception:
+            await self.zone.locked(self.zone.release_range, start, nr)
+            raise

@@ -31,6 +31,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         kernel: str = DEFAULT_KERNEL,
         contig=None,
         hotplug=None,
+        epoch: int = 0,
     ):
         self.membership = membership
         self.registration = registration  # coordinator.registration.Registration
@@ -45,6 +46,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         self.kernel = kernel  # the kernel profile every CPU runs (node.mm.profile), sent at registration
         self.contig = contig  # coordinator.contig.ContigRanges: alloc_contig_range, offline_pages
         self.hotplug = hotplug  # coordinator.cpu_hotplug.CpuHotplug
+        self.epoch = epoch  # this process's epoch (coordinator.store), in every reply to a node (node.epoch)
         self._zone_ops = {"rmqueue": ("rmqueue", self._rmqueue), "free": ("free", self._free_pages)}
 
     def zone_info(self) -> pb.ZoneInfo:
@@ -89,6 +91,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
             strategy=self.drainer.default_strategy,
             kernel=self.kernel,
             heartbeat_interval_ms=round(m.heartbeat_interval() * 1000),
+            coordinator_epoch=self.epoch,
         )
 
     async def Heartbeat(self, request, context):
@@ -101,6 +104,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
             batch=self.pageset.batch,
             recovering=self.recovery.active,
             heartbeat_interval_ms=round(self.membership.heartbeat_interval() * 1000),
+            coordinator_epoch=self.epoch,
         )
 
     async def Rmqueue(self, request, context):
@@ -113,6 +117,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         """The same operations as Rmqueue and FreePages on one long-lived stream per node
         (a message on an open stream costs a fraction of a unary call)."""
         async for reply in serve_ops(request_iterator, pb.ZoneReply, self._zone_ops):
+            reply.coordinator_epoch = self.epoch
             yield reply
 
     def _check_zone_caller(self, cpu: int, incarnation: str) -> None:
@@ -195,6 +200,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
             lease_ms=round(m.lease * 1000),
             dead_ms=round(m.dead_timeout * 1000),
             kernel=self.kernel,
+            coordinator_epoch=self.epoch,
         )
 
     async def GetDrainHistory(self, request, context):

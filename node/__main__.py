@@ -23,6 +23,7 @@ from node.agent import REGISTER_TIMEOUT_S, Agent, register_until_answered
 from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.epoch import CoordinatorEpoch
 from node.mm import profile as profiles
 from node.runtime import ROLES, NodeRuntime, TaskConfig
 from node.server import NodeServicer
@@ -260,7 +261,9 @@ async def main(args) -> None:
     cost = CostModel(time_scale=reply.time_scale)
     sync_channel = security.channel(args.coordinator, sec)
     tlog = transfer_log.open_log(args.transfer_log, cpu=args.cpu, inc=request.incarnation)
-    zone = ZoneClient(sync_channel, args.cpu, request.incarnation, faults=faults, transfer_log=tlog)
+    epoch = CoordinatorEpoch()
+    epoch.admit("Register", reply)
+    zone = ZoneClient(sync_channel, args.cpu, request.incarnation, faults=faults, transfer_log=tlog, epoch=epoch)
     zone.free_pages = reply.zone.free_pages
     runtime = NodeRuntime(
         args.cpu,
@@ -281,6 +284,7 @@ async def main(args) -> None:
         transfer_log=tlog,
     )
     runtime.incarnation = request.incarnation
+    runtime.epoch = epoch  # the one the zone client checks replies with
     zone.fenced = runtime.fenced
     agent = Agent(stub, runtime, request, faults, register_once=args.unsafe_register_once)
     agent.registered(reply, sent_at)

@@ -122,7 +122,7 @@ class Agent:
 
     async def call(self, method: str, request, timeout: float):
         await self.faults.outbound(method, -1, timeout)
-        return await getattr(self.stub, method)(request, timeout=timeout)
+        return self.runtime.epoch.admit(method, await getattr(self.stub, method)(request, timeout=timeout))
 
     async def heartbeat_once(self) -> None:
         rt = self.runtime

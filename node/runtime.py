@@ -21,6 +21,7 @@ from node.alloc import PageAllocator, PcpOps
 from node.api.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import MEMBERSHIP, OPERATOR, Cpu
+from node.epoch import CoordinatorEpoch
 from node.metrics import NodeMetrics
 from node.mm import audit, pcp_rcu
 from node.mm import pcp as pcpmod
@@ -95,6 +96,7 @@ class NodeRuntime:
         # on the lease clock (CLOCK_BOOTTIME: a suspended machine's lease runs out meanwhile).
         self.incarnation = os.urandom(8).hex()
         self.lease_clock = lease_clock
+        self.epoch = CoordinatorEpoch()  # node.epoch: which coordinator epochs this node still obeys
         self.lease_until = float("inf")
         self.rejoins = 0
         self.cpu_offline = False  # hotplug: offline, so another CPU may drain its lists (remote_pcp_lock)

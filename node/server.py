@@ -4,7 +4,8 @@ runtime (node.runtime) or the work-item table (node.workqueue) and converts the 
 Nothing here runs on the CPU thread. Work for the CPU is queued (QueueWork) and the
 remote pcp lock is taken from this thread (PcpLockDrain / PcpUnlock), as in the kernel
 a remote drain reads another CPU's memory instead of running code on it. Domain errors
-and faults are applied around every method by node.shared.interceptors.
+and faults are applied around every method by node.shared.interceptors. The methods a
+coordinator drives check its epoch first (node.epoch): a replaced one is refused.
 """
 
 import asyncio
@@ -29,6 +30,9 @@ class NodeServicer(pb_grpc.NodeServicer):
             "rcu_release": ("rcu_released", self._rcu_release),
         }
 
+    def _check_epoch(self, context) -> None:
+        self.node.epoch.check_request(context.invocation_metadata())
+
     def _check_cpu(self, cpu: int) -> None:
         if cpu != self.node.cpu_id:
             raise InvalidArgument(f"cpu {cpu} is not served here (this node is cpu {self.node.cpu_id})")
@@ -51,15 +55,28 @@ class NodeServicer(pb_grpc.NodeServicer):
         return self._pcp_state()
 
     async def PcpLockDrain(self, request, context):
+        self._check_epoch(context)
         return await self._lock_drain(request)
 
     async def PcpUnlock(self, request, context):
+        self._check_epoch(context)
         return await self._unlock(request)
 
     async def PcpControl(self, request_iterator, context):
         """PcpLockDrain and PcpUnlock (and the rcu-swap pair) on the drainer's long-lived stream."""
-        async for reply in serve_ops(request_iterator, pb.PcpControlReply, self._control_ops):
+        async for reply in serve_ops(
+            self._epoch_checked(request_iterator, context), pb.PcpControlReply, self._control_ops
+        ):
             yield reply
+
+    async def _epoch_checked(self, requests, context):
+        """Each message against the epoch in the stream's headers, not only the stream's opening: a stream
+        a coordinator opened before this node heard of its successor stays open (a refused message is
+        answered with the error, the stream goes on)."""
+        metadata = context.invocation_metadata()
+        async for request in requests:
+            self.node.epoch.check_request(metadata)
+            yield request
 
     async def _lock_drain(self, request) -> pb.PcpLockDrainReply:
         self._check_cpu(request.cpu)
@@ -90,12 +107,14 @@ class NodeServicer(pb_grpc.NodeServicer):
         return pb.Empty()
 
     async def QueueWork(self, request, context):
+        self._check_epoch(context)
         self._check_cpu(request.cpu)
         if request.kind != pb.WORK_DRAIN_LOCAL_PAGES:
             raise InvalidArgument(f"unknown work kind {request.kind}")
         return pb.QueueWorkReply(work_id=self.work.queue_drain().id)
 
     async def FlushWork(self, request, context):
+        self._check_epoch(context)
         self._check_cpu(request.cpu)
         timeout_ms = validate.count(request.timeout_ms, validate.MAX_FLUSH_MS, "timeout_ms")
         item, ran = await self.work.flush(request.work_id, timeout_ms / 1000.0)
@@ -109,6 +128,7 @@ class NodeServicer(pb_grpc.NodeServicer):
         )
 
     async def SetRunState(self, request, context):
+        self._check_epoch(context)
         self._check_cpu(request.cpu)
         was_paused = await asyncio.get_running_loop().run_in_executor(
             None, self.node.set_run_state, request.paused, request.cpu_offline
@@ -133,6 +153,10 @@ class NodeServicer(pb_grpc.NodeServicer):
             incarnation=node.incarnation,
             rejoins=node.rejoins,
             lease_left_s=node.lease_left(),
+            coordinator_epoch=node.epoch.highest,
+            registered_epoch=node.epoch.registered,
+            stale_requests_refused=node.epoch.stale_requests_refused,
+            stale_replies_ignored=node.epoch.stale_replies_ignored,
         )
 
     async def GetStats(self, request, context):

@@ -25,6 +25,7 @@ import grpc
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.api.validate import to_page_list
+from node.epoch import CoordinatorEpoch
 from node.shared.faults import InjectedRpcError
 from node.shared.reply_stream import ReplyStream, StreamBroken
 from node.shared.transfer_log import blocks
@@ -51,6 +52,7 @@ class ZoneClient:
         faults=None,
         fenced=None,
         transfer_log=None,
+        epoch=None,
     ):
         stub = pb_grpc.CoordinatorStub(channel)
         self._stream = ReplyStream(stub.ZoneStream, timeout, f"cpu{cpu}-zone")
@@ -61,6 +63,7 @@ class ZoneClient:
         # membership lease has run out (the coordinator is recovering or cannot hear us).
         self.fenced = fenced or (lambda: False)
         self.unavailable_retries = unavailable_retries
+        self.epoch = epoch or CoordinatorEpoch()  # node.epoch: a reply of a replaced coordinator is refused
         self._ids = itertools.count(1)
         self._boot = os.urandom(4).hex()  # keys of a restarted node never collide
         self.free_pages = 0
@@ -106,7 +109,7 @@ class ZoneClient:
                 continue
             if reply.code:
                 raise ZoneRefused(reply.code, reply.error)
-            return reply
+            return self.epoch.admit_zone(reply)
 
     def _note(self, reply) -> None:
         self.free_pages = reply.free_pages

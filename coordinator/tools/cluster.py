@@ -12,6 +12,11 @@ operator's, and a node token per CPU bound to that CPU; it hands each child its 
 file, and `channel()` dials with the operator's. TLS settings
 (ClusterConfig.tls: certificate, key, CA paths) are passed to every child as given.
 
+The coordinator keeps its durable state (coordinator.store: its epoch, the CMA and offline
+ranges it took) in run_dir/coordinator-state, given to every coordinator this cluster
+starts, so a restarted one keeps them (`state_dir`); `start` begins a new cluster without
+an earlier one's.
+
 The state file lists every process's gRPC and /metrics address; next to it,
 prometheus-targets.json is the same in Prometheus file_sd format (job pcpsim-node or
 pcpsim-coordinator; cpu and role labels), so a Prometheus started with
@@ -23,6 +28,7 @@ import dataclasses
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,6 +131,10 @@ class LocalCluster(Supervised):
         self.token_files: dict[str, str] = {}
         self.security = security.INSECURE  # how this process (the operator) dials the cluster
 
+    @property
+    def state_dir(self) -> str:
+        return os.path.abspath(os.path.join(self.run_dir, "coordinator-state"))
+
     def channel(self, address: str) -> grpc.Channel:
         """A channel to one of the cluster's processes, with the operator's credentials."""
         return security.channel(address, self.security)
@@ -151,6 +161,8 @@ class LocalCluster(Supervised):
         cfg = self.config
         deadline = time.monotonic() + timeout
         self._set_up_security()
+        # A new cluster: an earlier one's state in this run directory (its ranges) is not this one's.
+        shutil.rmtree(self.state_dir, ignore_errors=True)
         self.start_coordinator(deadline)
         for cpu in range(len(cfg.roles)):
             self.start_node(cpu)
@@ -158,16 +170,17 @@ class LocalCluster(Supervised):
         if self.state_file:
             self.write_state(self.state_file)
 
-    def start_coordinator(self, deadline: float) -> subprocess.Popen:
-        """Start the coordinator: on port 0 the first time, then (after it died) on the same
-        address, where the nodes look for it."""
+    def start_coordinator(self, deadline: float, name: str = "coordinator") -> subprocess.Popen:
+        """Start the coordinator: on port 0 the first time, then (after it died, or beside a stopped
+        one under another `name`) on the same address, where the nodes look for it."""
         cfg = self.config
-        old = self.procs.get("coordinator")
+        old = self.procs.get(name)
         if old is not None and old.stdout:
             old.stdout.close()
         listen = self.coordinator_address or f"{cfg.listen_host}:0"
+        os.makedirs(self.state_dir, exist_ok=True)
         coord = self._spawn(
-            "coordinator",
+            name,
             [
                 "coordinator",
                 "--listen",
@@ -181,12 +194,14 @@ class LocalCluster(Supervised):
                 str(cfg.zone_mb),
                 "--zone-used",
                 str(cfg.zone_used),
+                "--state-dir",
+                self.state_dir,
                 *self._security_args("coordinator"),
                 *cfg.coordinator_args,
             ],
             stdout=subprocess.PIPE,
         )
-        self.coordinator_address = self._read_listening(coord, deadline)
+        self.coordinator_address = self._read_listening(coord, deadline, name)
         return coord
 
     def start_node(self, cpu: int, name: str | None = None) -> subprocess.Popen:
@@ -227,7 +242,7 @@ class LocalCluster(Supervised):
             sec, tls=security.load_tls(tls.cert, tls.key, tls.ca, tls.client_auth) if tls else None
         )
 
-    def _read_listening(self, proc: subprocess.Popen, deadline: float) -> str:
+    def _read_listening(self, proc: subprocess.Popen, deadline: float, name: str) -> str:
         assert proc.stdout is not None, "the coordinator is started with stdout=PIPE"
         fd = proc.stdout.fileno()
         buf = b""
@@ -235,8 +250,7 @@ class LocalCluster(Supervised):
             left = deadline - time.monotonic()
             if proc.poll() is not None or left <= 0:
                 raise ClusterError(
-                    f"coordinator did not start (exit {proc.poll()}); see "
-                    f"{os.path.join(self.run_dir, 'coordinator.log')}"
+                    f"coordinator did not start (exit {proc.poll()}); see {os.path.join(self.run_dir, name + '.log')}"
                 )
             ready, _, _ = select.select([fd], [], [], min(left, 0.5))
             if ready:
@@ -291,10 +305,12 @@ class LocalCluster(Supervised):
 
     def stop(self, grace: float = 5.0) -> None:
         # Nodes first, so none is left talking to a coordinator that is gone.
-        order = [n for n in self.procs if n != "coordinator"] + ["coordinator"]
-        for group in (order[:-1], order[-1:]):
+        coordinators = [n for n in self.procs if n.startswith("coordinator")]
+        nodes = [n for n in self.procs if n not in coordinators]
+        for group in (nodes, coordinators):
             live = [self.procs[n] for n in group if n in self.procs and self.procs[n].poll() is None]
             for proc in live:
+                proc.send_signal(signal.SIGCONT)  # a stopped process (a chaos fault) cannot act on SIGTERM
                 proc.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + grace
             for proc in live:

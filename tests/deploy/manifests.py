@@ -97,6 +97,14 @@ def local_token_files(directory: str) -> dict[str, str]:
     return {os.path.basename(p): p for p in security.generate_token_files(directory).values()}
 
 
+def with_local_state(env: dict[str, str], directory: str) -> dict[str, str]:
+    """`env` with PCPSIM_STATE_DIR, the state volume's mount, replaced by a local directory (made here)."""
+    if "PCPSIM_STATE_DIR" not in env:
+        return env
+    os.makedirs(directory, exist_ok=True)
+    return {**env, "PCPSIM_STATE_DIR": directory}
+
+
 def with_local_tokens(env: dict[str, str], files: dict[str, str]) -> dict[str, str]:
     """`env` with PCPSIM_TOKEN_FILE, a path in the Secret's mount, replaced by the local file of that key."""
     key = os.path.basename(env["PCPSIM_TOKEN_FILE"])

@@ -27,6 +27,7 @@ from tests.deploy.manifests import (
     only_container,
     pod_env,
     service_names,
+    with_local_state,
     with_local_tokens,
 )
 
@@ -177,10 +178,10 @@ def test_the_processes_accept_the_manifests_environment(tmp_path):
         assert args.security.token == security.load_token_file(files["node.token"], security.NODE).token
         roles.append(args.role)
     assert roles == ["housekeeping", "housekeeping", "isolated-preemptible", "isolated-rt"]
-    args = coordinator_args(
-        [], environ=with_local_tokens(pod_env(only_container(coord), "pcpsim-coordinator-x", ns), files)
-    )
+    env = pod_env(only_container(coord), "pcpsim-coordinator-x", ns)
+    args = coordinator_args([], environ=with_local_state(with_local_tokens(env, files), str(tmp_path / "state")))
     assert args.nodes == sts["spec"]["replicas"] and args.listen == "0.0.0.0:50051"
+    assert args.store.directory == str(tmp_path / "state")
     assert args.security.token == security.load_token_file(files["operator.token"], security.OPERATOR).token
 
 
@@ -229,3 +230,17 @@ def test_the_servicemonitor_selects_both_services_and_a_port_they_have():
         for s in selected:
             assert endpoint["port"] in {p["name"] for p in s["spec"]["ports"]}, s["metadata"]["name"]
         assert endpoint["path"] == "/metrics"
+
+
+def test_the_coordinator_state_has_a_single_writer():
+    """One coordinator at a time: one replica, Recreate, and its state directory on a ReadWriteOncePod
+    claim (a second pod cannot mount it while the first holds it), mounted where PCPSIM_STATE_DIR points."""
+    coord = find("Deployment", "pcpsim-coordinator")
+    assert coord["spec"]["replicas"] == 1 and coord["spec"]["strategy"]["type"] == "Recreate"
+    c = only_container(coord)
+    state_dir = pod_env(c, "pcpsim-coordinator-x", kustomization()["namespace"])["PCPSIM_STATE_DIR"]
+    [mount] = [m for m in c["volumeMounts"] if m["mountPath"] == state_dir]
+    assert not mount.get("readOnly")
+    [volume] = [v for v in coord["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+    claim = find("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    assert claim["spec"]["accessModes"] == ["ReadWriteOncePod"]

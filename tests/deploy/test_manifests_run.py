@@ -38,6 +38,7 @@ from tests.deploy.manifests import (
     only_container,
     pod_env,
     service_names,
+    with_local_state,
     with_local_tokens,
 )
 
@@ -85,7 +86,7 @@ class Loopback:
         out = {k: v for k, v in os.environ.items() if not k.startswith("PCPSIM_")}
         for var, value in raw.items():
             out[var] = self.address(process, pod_dns, var, value) if var in ADDRESS_VARS else value
-        return with_local_tokens(out, self.token_files)
+        return with_local_state(with_local_tokens(out, self.token_files), self.state_dir)
 
 
 class Processes:
@@ -151,6 +152,7 @@ def manifest_cluster(tmp_path):
     headless = sts["spec"]["serviceName"]
     loop = Loopback(ns)
     loop.token_files = local_token_files(str(tmp_path / "tokens"))
+    loop.state_dir = str(tmp_path / "state")
     loop.own("coordinator", coord_c)
     pods = [f"{sts['metadata']['name']}-{n}" for n in range(NODES)]
     for pod in pods:

@@ -65,6 +65,21 @@ def _evidence(name: str, strategy: str, entries: list, logs: str, lease_s: float
         if strategy == "rcu-swap":  # it held a node's old list set: the grant expired, its late commit refused
             grants = next(e for e in entries if e["type"] == "final" and e["f"] == "grants")["cpus"]
             assert any(g["outcome"] == "expired" and g["stale_commits_refused"] for gs in grants.values() for g in gs)
+    if name == "restart-after-cma":  # the range was taken before the kill and kept across the restart
+        taken = [e for e in entries if e["f"] == "alloc-contig" and e["type"] == "ok"]
+        killed = next(e for e in faults if e["f"] == "kill-coordinator" and e["phase"] == "start")
+        assert taken and taken[0]["t"] < killed["t"], taken
+        assert "base pages of stored ranges taken again" in logs
+        audit = next(e for e in entries if e["type"] == "final" and e["f"] == "audit")
+        assert audit["where"]["cma"] == taken[0]["nr_pages"], audit["where"]
+    if name == "two-coordinators":  # a second coordinator ran with epoch + 1; the nodes refuse the first
+        start = next(e for e in faults if e["f"] == "second-coordinator" and e["phase"] == "start")
+        heal = next(e for e in heals if e["f"] == "second-coordinator")
+        assert start["new_epoch"] == start["old_epoch"] + 1 and "first-coordinator-resumed" in observed
+        moved = {cpu: n for cpu, n in heal["nodes"].items() if n["registered"] == start["new_epoch"]}
+        assert moved, heal["nodes"]
+        stale = f"coordinator epoch {start['old_epoch']}, older than epoch {start['new_epoch']}"
+        assert all(stale in n["probe"] for n in moved.values()), moved
 
 
 @pytest.mark.slow
@@ -99,6 +114,26 @@ def test_the_checker_catches_a_broken_fencing_check(tmp_path):
     assert verdict["findings"]["stale_writes_applied"]
     again = run_cli("chaos", "check", run_dir)
     assert again.returncode == 1 and json.loads(again.stdout)["valid"] is False
+
+
+@pytest.mark.slow
+def test_the_checker_catches_a_forgotten_cma_range(tmp_path):
+    """With --unsafe-forget-ranges the restarted coordinator does not take the stored CMA range out of
+    its zone again: the final audit finds none of the pages the workload holds as CMA."""
+    sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "forgotten-cma-range.toml"))
+    verdict = runner.run(sc, "remote", str(tmp_path))
+    assert verdict.valid is False
+    assert any("a taken range was forgotten" in f for f in verdict.findings["conservation"]), verdict.findings
+
+
+@pytest.mark.slow
+def test_the_checker_catches_an_unfenced_second_coordinator(tmp_path):
+    """With --unsafe-no-epoch the first coordinator, resumed while the second runs and still within
+    the pcp lock's lease, commits its drain to a CPU the second has claimed: those pages are lost."""
+    sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "unfenced-coordinator.toml"))
+    verdict = runner.run(sc, "remote", str(tmp_path))
+    assert verdict.valid is False
+    assert verdict.stats["audit"]["lost"] > 0, verdict.findings
 
 
 def test_chaos_run_refuses_a_bad_scenario_before_running_anything(tmp_path):

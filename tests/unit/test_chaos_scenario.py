@@ -124,6 +124,31 @@ def test_rpc_and_slow_cpu_fields_are_checked(fault, message):
     assert message in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "fault,workload,message",
+    [
+        ({"kind": "second-coordinator", "at_s": 1, "heal_after_s": 2}, {}, "faults[0].resume_after_s: required"),
+        (
+            {"kind": "second-coordinator", "at_s": 1, "heal_after_s": 2, "resume_after_s": 2},
+            {},
+            "the first coordinator resumes before the heal stops it",
+        ),
+        (VALID["faults"][0], {"cma_pages": 500}, "workload.cma_pages: a multiple of the pageblock"),
+        (VALID["faults"][0], {"cma_pages": 512, "cma_at_s": 9}, "workload.cma_at_s: a number in [0, 5]"),
+    ],
+)
+def test_second_coordinator_and_cma_fields_are_checked(fault, workload, message):
+    with pytest.raises(ScenarioError) as err:
+        scenario.parse({**VALID, "faults": [fault], "workload": workload})
+    assert message in str(err.value)
+
+
+def test_the_unsafe_switches_become_coordinator_flags():
+    sc = scenario.parse({**VALID, "cluster": {**VALID["cluster"], "unsafe_no_epoch": True}})
+    assert sc.cluster.unsafe_coordinator_args() == ["--unsafe-no-epoch"]
+    assert scenario.parse(VALID).cluster.unsafe_coordinator_args() == []
+
+
 def test_an_unreadable_or_malformed_file_names_the_file(tmp_path):
     with pytest.raises(ScenarioError, match=r"missing\.toml: cannot read"):
         scenario.load(str(tmp_path / "missing.toml"))

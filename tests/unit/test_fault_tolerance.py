@@ -15,6 +15,7 @@ from node.alloc import PageAllocator
 from node.api.errors import FailedPrecondition, NotFound
 from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import Cpu
+from node.epoch import CoordinatorEpoch
 from node.mm.audit import audit
 from node.mm.constants import MIGRATE_MOVABLE
 from node.mm.pcp import PerCpuPages, free_pcppages_bulk
@@ -209,6 +210,7 @@ def test_a_node_beats_at_the_longer_of_its_interval_and_the_coordinators_pace(mo
             "zone": type("Z", (), {})(),
             "set_pageset": lambda self, high, batch: None,
             "cpu": type("C", (), {"held_paused_by": lambda self, by: False})(),
+            "epoch": CoordinatorEpoch(),
         },
     )()
     waits = []

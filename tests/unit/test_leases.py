@@ -16,6 +16,7 @@ from node.agent import Agent
 from node.api.errors import FailedPrecondition
 from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import MEMBERSHIP
+from node.epoch import CoordinatorEpoch
 from node.shared.faults import InjectedRpcError
 from node.shared.reply_stream import StreamBroken
 from node.shared.timebase import lease_clock
@@ -193,6 +194,7 @@ class FakeRuntime:
         self.cpu = FakeCpu()
         self.pcp = type("P", (), {"count": 0})()
         self.zone = type("Z", (), {})()
+        self.epoch = CoordinatorEpoch()
 
     def set_pageset(self, high, batch):
         pass

@@ -27,6 +27,7 @@ from node.alloc import PageAllocator
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.cpu import Cpu
+from node.epoch import CoordinatorEpoch
 from node.metrics import NodeMetrics
 from node.mm.constants import (
     MIGRATE_MOVABLE,
@@ -435,7 +436,9 @@ async def test_rpc_interceptor_counts_calls_by_method_and_status_code():
         ]
     )
     pcp = PerCpuPages(0)
-    node = types.SimpleNamespace(cpu_id=0, pcp=pcp, remote_lock=RemotePcpLock(pcp, time.monotonic))
+    node = types.SimpleNamespace(
+        cpu_id=0, pcp=pcp, remote_lock=RemotePcpLock(pcp, time.monotonic), epoch=CoordinatorEpoch()
+    )
     pb_grpc.add_NodeServicer_to_server(NodeServicer(node, Faults()), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

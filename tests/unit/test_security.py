@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.epoch import CoordinatorEpoch
 from node.mm.pcp import PerCpuPages
 from node.remote_lock import RemotePcpLock
 from node.server import NodeServicer
@@ -226,7 +227,9 @@ async def served(tmp_path):
         options=security.server_options(),
     )
     pcp = PerCpuPages(0)
-    node = types.SimpleNamespace(cpu_id=0, pcp=pcp, remote_lock=RemotePcpLock(pcp, time.monotonic))
+    node = types.SimpleNamespace(
+        cpu_id=0, pcp=pcp, remote_lock=RemotePcpLock(pcp, time.monotonic), epoch=CoordinatorEpoch()
+    )
     pb_grpc.add_NodeServicer_to_server(NodeServicer(node, Faults()), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

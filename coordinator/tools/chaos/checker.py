@@ -42,6 +42,7 @@ MARGIN_S = 2.0
 # rcu-swap's swap, on every marked CPU at once: up to two grace periods of the coordinator's
 # default --rcu-gp-timeout-ms (2 s; the chaos runner keeps it) and one control round trip.
 RCU_SWAP_S = 2 * 2.0 + CONTROL_TIMEOUT_S
+COORDINATOR_STOPPED = ("kill-coordinator", "stop-coordinator-mid-drain", "second-coordinator")  # fault kinds
 
 
 def drain_bound(strategy: str, cpus: int, lease_s: float, dead_s: float, flush_s: float) -> float:
@@ -93,6 +94,7 @@ def check(history: list[dict], bound_s: float, lease_s: float, transfer_events: 
     _lock_lease(history, lease_s, findings["lock_lease"])
     if "audit" in final:
         _conservation(final["audit"], findings["conservation"], stats)
+        _cma_kept(history, final["audit"], findings["conservation"])
     if "grants" in final:
         _stale_writes(final["grants"], findings["stale_writes_applied"], stats)
         _grant_leases(final["grants"], _nodes_stopped(history), findings["lock_lease"])
@@ -145,7 +147,7 @@ def _coordinator_stopped(history) -> list[tuple[float, float]]:
     """Intervals in which the coordinator was stopped or dead (a drain cannot progress)."""
     spans, since = [], {}
     for e in history:
-        if e["type"] != "fault" or e["f"] not in ("kill-coordinator", "stop-coordinator-mid-drain"):
+        if e["type"] != "fault" or e["f"] not in COORDINATOR_STOPPED:
             continue
         if e["phase"] == "start":
             since[e["f"]] = e["t"]
@@ -191,6 +193,15 @@ def _lock_lease(history, lease_s: float, out: list) -> None:
                 f"cpu{e['cpu']}: pcp lock still held {e['after_s']:.3f}s after the coordinator "
                 f"stopped holding it (lease {lease_s:g}s)"
             )
+
+
+def _cma_kept(history, audit: dict, out: list) -> None:
+    """Every CMA range the workload took (and holds to the end) is still the zone's CMA pages in the
+    final audit: a coordinator that forgot one after a restart has handed its pages out again."""
+    held = sum(e["nr_pages"] for e in history if e["f"] == "alloc-contig" and e["type"] == "ok")
+    cma = audit.get("where", {}).get("cma", 0)
+    if "error" not in audit and cma < held:
+        out.append(f"the workload holds {held} CMA pages, the final audit finds {cma} (a taken range was forgotten)")
 
 
 def _conservation(audit: dict, out: list, stats: dict) -> None:

@@ -6,20 +6,36 @@ applies them (node.shared.faults). The coordinator trap (stop-coordinator-mid-dr
 with SetFaults; the coordinator SIGSTOPs itself mid-drain, which the nemesis sees in
 /proc, and SIGCONTs it at the heal. While it is stopped the nemesis watches every node's
 pcp lock and records when each is free again (the lease bound the checker verifies).
+The second-coordinator fault stops the coordinator with the same trap (so it is mid-drain
+when it resumes), starts a second one on its address and state directory (gRPC binds its
+port with SO_REUSEPORT, so both listen: the kernel gives each new connection to one of
+them, and an attempt that reaches the stopped one times out and is made again), lets the
+nodes move to it (their keepalive pings find the stopped one), then resumes the first
+while the second runs: the first finishes its drain against nodes that have seen the
+second's epoch. The heal records every node's epochs and refusals, and what each node
+answers a request carrying the first's epoch (as the first would send: it rarely gets to,
+since it finds every CPU's heartbeats stale once it resumes), then kills the first.
 Every start, heal and observation goes to the history, with what failed if anything did.
 """
 
 import contextlib
+import dataclasses
+import json
+import os
 import signal
 import threading
 import time
 
 import grpc
 
+from coordinator.store import FILE as STATE_FILE
+from node.api.epoch import epoch_metadata
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.shared import security
 
 RPC_TIMEOUT_S = 2.0
+TRAP_WAIT_S = 2.0  # second-coordinator: how long the trap may take to spring before a plain SIGSTOP
 ALL = pb.FaultRule(direction=pb.DIRECTION_IN, method="*", peer=-1, drop=1.0)
 DIRECTIONS = {"in": pb.DIRECTION_IN, "out": pb.DIRECTION_OUT}
 
@@ -45,6 +61,7 @@ class Nemesis:
         self.restarts = 0
         self._trap_watch: threading.Thread | None = None
         self._trapped = threading.Event()
+        self._resume: threading.Timer | None = None  # second-coordinator: SIGCONT of the first
 
     # ------------------------------------------------------------------ entry points
     def start(self, fault) -> None:
@@ -151,6 +168,77 @@ class Nemesis:
             self.history.add(
                 "nemesis", "observe", "pcp-lock-still-held", cpu=cpu, after_s=round(self.history.now() - stopped_at, 6)
             )
+
+    def _start_second_coordinator(self, f):
+        cluster = self.cluster
+        first = cluster.procs["coordinator"]
+        old_epoch = self._stored_epoch()
+        self._set_faults("coordinator", stop_mid_drain=True)
+        deadline = time.monotonic() + TRAP_WAIT_S
+        while process_state(first.pid) != "T" and time.monotonic() < deadline:
+            time.sleep(0.005)
+        trapped = process_state(first.pid) == "T"
+        if not trapped:  # no drain came by: stop it anyway (armed, it may stop itself again once resumed)
+            first.send_signal(signal.SIGSTOP)
+        stopped_at = self.history.now()
+        second = cluster.start_coordinator(time.monotonic() + 30.0, name="coordinator-2")
+        self._resume = threading.Timer(
+            max(0.0, f.resume_after_s - (self.history.now() - stopped_at)), self._resume_first, args=(first,)
+        )
+        self._resume.start()
+        return {
+            "pid": first.pid,
+            "second_pid": second.pid,
+            "trapped": trapped,
+            "old_epoch": old_epoch,
+            "new_epoch": self._stored_epoch(),
+        }
+
+    def _resume_first(self, first) -> None:
+        first.send_signal(signal.SIGCONT)
+        self.history.add("nemesis", "observe", "first-coordinator-resumed", pid=first.pid)
+
+    def _heal_second_coordinator(self, f):
+        cluster = self.cluster
+        if self._resume is not None:
+            self._resume.join()
+        old_epoch = self._stored_epoch() - 1
+        epochs = {}
+        for cpu, address in sorted(self.addresses.items()):
+            snap = self._node_call(address, "Snapshot", pb.CpuRequest(cpu=cpu))
+            probe = self._stale_probe(cpu, address, old_epoch)
+            if snap is not None:
+                epochs[str(cpu)] = {
+                    "seen": snap.coordinator_epoch,
+                    "registered": snap.registered_epoch,
+                    "stale_requests_refused": snap.stale_requests_refused,
+                    "stale_replies_ignored": snap.stale_replies_ignored,
+                    "probe": probe,
+                }
+        first = cluster.procs["coordinator"]
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        # The second is the cluster's coordinator from now on; the first stays listed to be reaped.
+        cluster.procs["coordinator-1"] = first
+        cluster.procs["coordinator"] = cluster.procs.pop("coordinator-2")
+        return {"killed": first.pid, "nodes": epochs}
+
+    def _stale_probe(self, cpu: int, address: str, epoch: int) -> str:
+        """QueueWork (a drain of the CPU's own lists: harmless if accepted) with `epoch`'s header:
+        the node's answer ("ok", or the refusal's code and message)."""
+        sec = dataclasses.replace(self.cluster.security, metadata=epoch_metadata(epoch))
+        try:
+            with security.channel(address, sec) as ch:
+                pb_grpc.NodeStub(ch).QueueWork(
+                    pb.QueueWorkRequest(cpu=cpu, kind=pb.WORK_DRAIN_LOCAL_PAGES), timeout=RPC_TIMEOUT_S
+                )
+        except grpc.RpcError as err:
+            return f"{err.code().name}: {err.details()}"
+        return "ok"
+
+    def _stored_epoch(self) -> int:
+        with open(os.path.join(self.cluster.state_dir, STATE_FILE)) as f:
+            return json.load(f)["epoch"]
 
     # ------------------------------------------------------------------ run-time RPC faults
     def _rpc_target(self, f) -> str:

@@ -44,9 +44,7 @@ def run(scenario, strategy: str, out_dir: str, seed: int | None = None, stream=s
     shutil.rmtree(run_dir, ignore_errors=True)  # a run directory holds one run
     os.makedirs(run_dir)
     bound = checker.drain_bound(strategy, c.cpus, c.lease_ms / 1e3, c.dead_timeout_ms / 1e3, c.flush_timeout_ms / 1e3)
-    frozen = sum(
-        f.heal_after_s for f in scenario.faults if f.kind in ("kill-coordinator", "stop-coordinator-mid-drain")
-    )
+    frozen = sum(f.heal_after_s for f in scenario.faults if f.kind in checker.COORDINATOR_STOPPED)
     config = ClusterConfig(
         roles=scenario.roles(),
         seed=seed,
@@ -64,6 +62,7 @@ def run(scenario, strategy: str, out_dir: str, seed: int | None = None, stream=s
             str(c.flush_timeout_ms),
             "--transfer-log",
             os.path.join(run_dir, "transfers-coordinator.jsonl"),
+            *c.unsafe_coordinator_args(),
         ],
         node_args=[
             "--transfer-log",
@@ -120,6 +119,7 @@ def _drive(cluster, scenario, strategy, seed, deadline_s, history, say) -> None:
             seed,
             scenario.workload.force_all_cpus,
             deadline_s,
+            cma=(scenario.workload.cma_pages, scenario.workload.cma_at_s),
         )
         history.start_clock()
         # The transfer logs' times are CLOCK_MONOTONIC: this converts them to the history's.

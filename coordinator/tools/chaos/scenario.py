@@ -20,6 +20,8 @@ faults, each with its heal, ending in a healing phase.
     [workload]
     drain_interval_ms = 150  # drain_all_pages issued by the workload (seeded jitter)
     force_all_cpus = false
+    cma_pages = 0            # > 0: at cma_at_s, AllocContigRange of the zone's last cma_pages
+    cma_at_s = 1.0           # pages (pageblock multiples), held to the end
 
     [[faults]]
     kind = "partition"       # see KINDS
@@ -47,7 +49,11 @@ KINDS = {
     "rpc": (False, ("cpu", "side", "direction", "method", "delay_ms", "drop", "drop_reply", "fail")),
     "partition": (True, ()),  # node <-> coordinator, both ways; heal: reconnect
     "slow-cpu": (True, ("factor",)),  # modeled costs x factor; heal: back to 1
+    # SIGSTOP the coordinator, start a second one on its address and state directory, SIGCONT the
+    # first after resume_after_s while the second runs; heal: SIGKILL the first
+    "second-coordinator": (False, ("resume_after_s",)),
 }
+PAGEBLOCK_PAGES = 512  # node.mm.constants.pageblock_nr_pages: a CMA range is whole pageblocks
 SIDES = ("node", "coordinator")
 DIRECTIONS = ("in", "out")
 
@@ -68,12 +74,19 @@ class ClusterSpec:
     dead_timeout_ms: int = 1500
     flush_timeout_ms: int = 2000
     unsafe_skip_fencing: bool = False  # TEST ONLY: the checker's broken variant
+    unsafe_forget_ranges: bool = False  # TEST ONLY: the coordinator flag of the same name
+    unsafe_no_epoch: bool = False  # TEST ONLY: the coordinator flag of the same name
+
+    def unsafe_coordinator_args(self) -> list[str]:
+        return [f"--{k.replace('_', '-')}" for k in ("unsafe_forget_ranges", "unsafe_no_epoch") if getattr(self, k)]
 
 
 @dataclass(frozen=True)
 class WorkloadSpec:
     drain_interval_ms: int = 150
     force_all_cpus: bool = False
+    cma_pages: int = 0
+    cma_at_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,7 @@ class Fault:
     drop_reply: float = 0.0
     fail: float = 0.0
     factor: float = 1.0
+    resume_after_s: float = 0.0
 
     @property
     def heal_at_s(self) -> float:
@@ -111,6 +125,8 @@ class Fault:
             what += f" {self.side} {self.direction} {self.method}: {effects}"
         elif self.kind == "slow-cpu":
             what += f" x{self.factor:g}"
+        elif self.kind == "second-coordinator":
+            what += f" (the first resumed after {self.resume_after_s:g}s)"
         return what
 
 
@@ -169,7 +185,7 @@ def parse(doc: dict, path: str = "<scenario>") -> Scenario:
             f"strategies: a non-empty list of distinct names from {list(STRATEGIES)}, got {strategies!r}"
         )
     cluster = _cluster(_table(doc, "cluster"))
-    workload = _workload(_table(doc, "workload"))
+    workload = _workload(_table(doc, "workload"), cluster, duration - heal)
     faults_doc = doc.get("faults", [])
     if not isinstance(faults_doc, list):
         raise ScenarioError("faults: an array of tables ([[faults]])")
@@ -201,9 +217,11 @@ def _cluster(doc: dict) -> ClusterSpec:
     dead = _int(doc, "dead_timeout_ms", 51, 600_000, default=1500, where=w)
     if dead <= failure:
         raise ScenarioError(f"cluster.dead_timeout_ms ({dead}) must exceed cluster.failure_timeout_ms ({failure})")
-    skip = doc.get("unsafe_skip_fencing", False)
-    if not isinstance(skip, bool):
-        raise ScenarioError(f"cluster.unsafe_skip_fencing: true or false, got {skip!r}")
+    unsafe = {}
+    for key in ("unsafe_skip_fencing", "unsafe_forget_ranges", "unsafe_no_epoch"):
+        unsafe[key] = doc.get(key, False)
+        if not isinstance(unsafe[key], bool):
+            raise ScenarioError(f"cluster.{key}: true or false, got {unsafe[key]!r}")
     return ClusterSpec(
         cpus=cpus,
         isolated=tuple(isolated),
@@ -214,18 +232,25 @@ def _cluster(doc: dict) -> ClusterSpec:
         failure_timeout_ms=failure,
         dead_timeout_ms=dead,
         flush_timeout_ms=_int(doc, "flush_timeout_ms", 10, 600_000, default=2000, where=w),
-        unsafe_skip_fencing=skip,
+        **unsafe,
     )
 
 
-def _workload(doc: dict) -> WorkloadSpec:
-    _known(doc, "workload.", set(WorkloadSpec.__dataclass_fields__))
+def _workload(doc: dict, cluster: ClusterSpec, last_s: float) -> WorkloadSpec:
+    w = "workload."
+    _known(doc, w, set(WorkloadSpec.__dataclass_fields__))
     force = doc.get("force_all_cpus", False)
     if not isinstance(force, bool):
         raise ScenarioError(f"workload.force_all_cpus: true or false, got {force!r}")
+    zone_pages = cluster.zone_mb * 256
+    cma = _int(doc, "cma_pages", 0, zone_pages // 2, default=0, where=w)
+    if cma % PAGEBLOCK_PAGES:
+        raise ScenarioError(f"workload.cma_pages: a multiple of the pageblock ({PAGEBLOCK_PAGES} pages), got {cma}")
     return WorkloadSpec(
-        drain_interval_ms=_int(doc, "drain_interval_ms", 10, 60_000, default=150, where="workload."),
+        drain_interval_ms=_int(doc, "drain_interval_ms", 10, 60_000, default=150, where=w),
         force_all_cpus=force,
+        cma_pages=cma,
+        cma_at_s=_num(doc, "cma_at_s", 0.0, last_s, default=1.0, where=w),
     )
 
 
@@ -265,6 +290,10 @@ def _fault(doc, i: int, cluster: ClusterSpec, last_s: float) -> Fault:
             kw["cpu"] = _int(doc, "cpu", 0, cluster.cpus - 1, where=w)  # the coordinator's peer
     if kind == "slow-cpu":
         kw["factor"] = _num(doc, "factor", 1.0, 1000.0, required=True, where=w)
+    if kind == "second-coordinator":
+        kw["resume_after_s"] = _num(doc, "resume_after_s", 0.05, heal_after, required=True, where=w)
+        if kw["resume_after_s"] >= heal_after:
+            raise ScenarioError(f"{w}resume_after_s: the first coordinator resumes before the heal stops it")
     return Fault(kind=kind, at_s=at, heal_after_s=heal_after, **kw)
 
 

@@ -6,6 +6,11 @@ CPUs it could not drain and why) or `info` when the caller cannot know what happ
 coordinator died or did not answer in time). Each drain's deadline is its bound (see
 coordinator.tools.chaos.checker.drain_bound) plus a margin, so a drain that never resolves shows
 up as an `info` with DEADLINE_EXCEEDED instead of hanging the run.
+
+With `cma` (nr_pages, at_s), the workload also takes a CMA range once, at its offset in the
+schedule: AllocContigRange of the zone's last nr_pages pages, held to the end of the run
+(`alloc-contig` in the history, with the range's start_pfn and nr_pages once it is `ok`).
+No CPU may hold a page of it from then on, whatever happens to the coordinator.
 """
 
 import threading
@@ -18,6 +23,7 @@ from coordinator.tools.schedule import drain_schedule
 from node.api.v1 import pcpsim_pb2 as pb
 
 DEFINITE = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
+CONTIG_TIMEOUT_MS = 5000
 
 
 class DrainWorkload(threading.Thread):
@@ -31,12 +37,15 @@ class DrainWorkload(threading.Thread):
         seed: int,
         force_all_cpus: bool,
         deadline_s: float,
+        cma: tuple[int, float] = (0, 0.0),
     ):
         super().__init__(name="chaos-workload", daemon=True)
         self.stub = stub
         self.history = history
         self.strategy = strategy
-        self.offsets = drain_schedule(seed, interval_s, duration_s)
+        self.steps = [(t, self._drain_next) for t in drain_schedule(seed, interval_s, duration_s)]
+        if cma[0]:
+            self.steps = sorted([*self.steps, (cma[1], lambda: self.alloc_contig(cma[0]))], key=lambda s: s[0])
         self.force_all_cpus = force_all_cpus
         self.deadline_s = deadline_s
         self._halt = threading.Event()
@@ -47,11 +56,40 @@ class DrainWorkload(threading.Thread):
 
     def run(self) -> None:
         start = time.monotonic()
-        for offset in self.offsets:
+        for offset, step in self.steps:
             if self._halt.wait(max(0.0, start + offset - time.monotonic())):
                 return
-            self.drain(self.invoked)
-            self.invoked += 1
+            step()
+
+    def _drain_next(self) -> None:
+        self.drain(self.invoked)
+        self.invoked += 1
+
+    def alloc_contig(self, nr_pages: int) -> None:
+        h = self.history
+        h.add("workload", "invoke", "alloc-contig", nr_pages=nr_pages)
+        try:
+            reply = self.stub.AllocContigRange(
+                pb.ContigRangeRequest(nr_pages=nr_pages, timeout_ms=CONTIG_TIMEOUT_MS), timeout=self.deadline_s
+            )
+        except grpc.RpcError as err:
+            h.add(
+                "workload",
+                "fail" if err.code() in DEFINITE else "info",
+                "alloc-contig",
+                error=f"{err.code().name}: {err.details()}",
+            )
+            return
+        h.add(
+            "workload",
+            "ok" if reply.ok else "fail",
+            "alloc-contig",
+            start_pfn=reply.start_pfn,
+            nr_pages=reply.nr_pages,
+            attempts=reply.attempts,
+            duration_s=reply.duration_s,
+            **({"error": reply.error} if reply.error else {}),
+        )
 
     def drain(self, index: int) -> None:
         h = self.history

@@ -343,7 +343,7 @@ class GrantRecord(_message.Message):
     def __init__(self, token: _Optional[int] = ..., outcome: _Optional[_Union[GrantRecord.Outcome, str]] = ..., pages: _Optional[int] = ..., granted_at: _Optional[float] = ..., ended_at: _Optional[float] = ..., lease_s: _Optional[float] = ..., committed_after_expiry: _Optional[bool] = ..., stale_commits_refused: _Optional[int] = ...) -> None: ...
 
 class NodeSnapshot(_message.Message):
-    __slots__ = ("cpu", "pcp", "pcp_pages", "allocated", "inflight", "errors", "grants", "incarnation", "rejoins", "lease_left_s", "running")
+    __slots__ = ("cpu", "pcp", "pcp_pages", "allocated", "inflight", "errors", "grants", "incarnation", "rejoins", "lease_left_s", "running", "coordinator_epoch", "registered_epoch", "stale_requests_refused", "stale_replies_ignored")
     CPU_FIELD_NUMBER: _ClassVar[int]
     PCP_FIELD_NUMBER: _ClassVar[int]
     PCP_PAGES_FIELD_NUMBER: _ClassVar[int]
@@ -355,6 +355,10 @@ class NodeSnapshot(_message.Message):
     REJOINS_FIELD_NUMBER: _ClassVar[int]
     LEASE_LEFT_S_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
+    COORDINATOR_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    STALE_REQUESTS_REFUSED_FIELD_NUMBER: _ClassVar[int]
+    STALE_REPLIES_IGNORED_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     pcp: PcpState
     pcp_pages: PageList
@@ -366,7 +370,11 @@ class NodeSnapshot(_message.Message):
     rejoins: int
     lease_left_s: float
     running: bool
-    def __init__(self, cpu: _Optional[int] = ..., pcp: _Optional[_Union[PcpState, _Mapping]] = ..., pcp_pages: _Optional[_Union[PageList, _Mapping]] = ..., allocated: _Optional[_Union[PageList, _Mapping]] = ..., inflight: _Optional[_Union[PageList, _Mapping]] = ..., errors: _Optional[_Iterable[str]] = ..., grants: _Optional[_Iterable[_Union[GrantRecord, _Mapping]]] = ..., incarnation: _Optional[str] = ..., rejoins: _Optional[int] = ..., lease_left_s: _Optional[float] = ..., running: _Optional[bool] = ...) -> None: ...
+    coordinator_epoch: int
+    registered_epoch: int
+    stale_requests_refused: int
+    stale_replies_ignored: int
+    def __init__(self, cpu: _Optional[int] = ..., pcp: _Optional[_Union[PcpState, _Mapping]] = ..., pcp_pages: _Optional[_Union[PageList, _Mapping]] = ..., allocated: _Optional[_Union[PageList, _Mapping]] = ..., inflight: _Optional[_Union[PageList, _Mapping]] = ..., errors: _Optional[_Iterable[str]] = ..., grants: _Optional[_Iterable[_Union[GrantRecord, _Mapping]]] = ..., incarnation: _Optional[str] = ..., rejoins: _Optional[int] = ..., lease_left_s: _Optional[float] = ..., running: _Optional[bool] = ..., coordinator_epoch: _Optional[int] = ..., registered_epoch: _Optional[int] = ..., stale_requests_refused: _Optional[int] = ..., stale_replies_ignored: _Optional[int] = ...) -> None: ...
 
 class FaultRule(_message.Message):
     __slots__ = ("direction", "method", "peer", "delay_ms", "drop", "drop_reply", "fail")
@@ -452,7 +460,7 @@ class ZoneInfo(_message.Message):
     def __init__(self, start_pfn: _Optional[int] = ..., spanned_pages: _Optional[int] = ..., managed_pages: _Optional[int] = ..., free_pages: _Optional[int] = ..., watermark_min: _Optional[int] = ..., watermark_low: _Optional[int] = ..., watermark_high: _Optional[int] = ..., nr_free: _Optional[_Iterable[int]] = ..., reclaim_active: _Optional[bool] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
-    __slots__ = ("reclaimed_pages", "nr_cpus", "high", "batch", "zone", "time_scale", "strategy", "kernel", "heartbeat_interval_ms", "lease_ms", "dead_ms", "resumed", "recovering")
+    __slots__ = ("reclaimed_pages", "nr_cpus", "high", "batch", "zone", "time_scale", "strategy", "kernel", "heartbeat_interval_ms", "lease_ms", "dead_ms", "resumed", "recovering", "coordinator_epoch")
     RECLAIMED_PAGES_FIELD_NUMBER: _ClassVar[int]
     NR_CPUS_FIELD_NUMBER: _ClassVar[int]
     HIGH_FIELD_NUMBER: _ClassVar[int]
@@ -466,6 +474,7 @@ class RegisterReply(_message.Message):
     DEAD_MS_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FIELD_NUMBER: _ClassVar[int]
     RECOVERING_FIELD_NUMBER: _ClassVar[int]
+    COORDINATOR_EPOCH_FIELD_NUMBER: _ClassVar[int]
     reclaimed_pages: int
     nr_cpus: int
     high: int
@@ -479,7 +488,8 @@ class RegisterReply(_message.Message):
     dead_ms: int
     resumed: bool
     recovering: bool
-    def __init__(self, reclaimed_pages: _Optional[int] = ..., nr_cpus: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., time_scale: _Optional[float] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., kernel: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ms: _Optional[int] = ..., dead_ms: _Optional[int] = ..., resumed: _Optional[bool] = ..., recovering: _Optional[bool] = ...) -> None: ...
+    coordinator_epoch: int
+    def __init__(self, reclaimed_pages: _Optional[int] = ..., nr_cpus: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., time_scale: _Optional[float] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., kernel: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ms: _Optional[int] = ..., dead_ms: _Optional[int] = ..., resumed: _Optional[bool] = ..., recovering: _Optional[bool] = ..., coordinator_epoch: _Optional[int] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("cpu", "pcp_count", "incarnation")
@@ -492,20 +502,22 @@ class HeartbeatRequest(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., pcp_count: _Optional[int] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class HeartbeatReply(_message.Message):
-    __slots__ = ("free_pages", "reclaim_active", "high", "batch", "recovering", "heartbeat_interval_ms")
+    __slots__ = ("free_pages", "reclaim_active", "high", "batch", "recovering", "heartbeat_interval_ms", "coordinator_epoch")
     FREE_PAGES_FIELD_NUMBER: _ClassVar[int]
     RECLAIM_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     HIGH_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     RECOVERING_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    COORDINATOR_EPOCH_FIELD_NUMBER: _ClassVar[int]
     free_pages: int
     reclaim_active: bool
     high: int
     batch: int
     recovering: bool
     heartbeat_interval_ms: int
-    def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., recovering: _Optional[bool] = ..., heartbeat_interval_ms: _Optional[int] = ...) -> None: ...
+    coordinator_epoch: int
+    def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., recovering: _Optional[bool] = ..., heartbeat_interval_ms: _Optional[int] = ..., coordinator_epoch: _Optional[int] = ...) -> None: ...
 
 class RmqueueRequest(_message.Message):
     __slots__ = ("cpu", "order", "migratetype", "count", "transfer_id", "incarnation")
@@ -564,16 +576,18 @@ class ZoneRequest(_message.Message):
     def __init__(self, rmqueue: _Optional[_Union[RmqueueRequest, _Mapping]] = ..., free: _Optional[_Union[FreePagesRequest, _Mapping]] = ...) -> None: ...
 
 class ZoneReply(_message.Message):
-    __slots__ = ("rmqueue", "free", "code", "error")
+    __slots__ = ("rmqueue", "free", "code", "error", "coordinator_epoch")
     RMQUEUE_FIELD_NUMBER: _ClassVar[int]
     FREE_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    COORDINATOR_EPOCH_FIELD_NUMBER: _ClassVar[int]
     rmqueue: RmqueueReply
     free: FreePagesReply
     code: str
     error: str
-    def __init__(self, rmqueue: _Optional[_Union[RmqueueReply, _Mapping]] = ..., free: _Optional[_Union[FreePagesReply, _Mapping]] = ..., code: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+    coordinator_epoch: int
+    def __init__(self, rmqueue: _Optional[_Union[RmqueueReply, _Mapping]] = ..., free: _Optional[_Union[FreePagesReply, _Mapping]] = ..., code: _Optional[str] = ..., error: _Optional[str] = ..., coordinator_epoch: _Optional[int] = ...) -> None: ...
 
 class DrainAllRequest(_message.Message):
     __slots__ = ("strategy", "force_all_cpus", "trigger")
@@ -658,7 +672,7 @@ class NodeInfo(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., up: _Optional[bool] = ..., heartbeat_age_s: _Optional[float] = ..., pcp_count: _Optional[int] = ..., metrics_address: _Optional[str] = ..., dead: _Optional[bool] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class ClusterState(_message.Message):
-    __slots__ = ("nodes", "zone", "default_strategy", "high", "batch", "time_scale", "metrics_address", "kernel", "recovering", "lease_ms", "dead_ms")
+    __slots__ = ("nodes", "zone", "default_strategy", "high", "batch", "time_scale", "metrics_address", "kernel", "recovering", "lease_ms", "dead_ms", "coordinator_epoch")
     NODES_FIELD_NUMBER: _ClassVar[int]
     ZONE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_STRATEGY_FIELD_NUMBER: _ClassVar[int]
@@ -670,6 +684,7 @@ class ClusterState(_message.Message):
     RECOVERING_FIELD_NUMBER: _ClassVar[int]
     LEASE_MS_FIELD_NUMBER: _ClassVar[int]
     DEAD_MS_FIELD_NUMBER: _ClassVar[int]
+    COORDINATOR_EPOCH_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
     zone: ZoneInfo
     default_strategy: Strategy
@@ -681,7 +696,8 @@ class ClusterState(_message.Message):
     recovering: bool
     lease_ms: int
     dead_ms: int
-    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., default_strategy: _Optional[_Union[Strategy, str]] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., time_scale: _Optional[float] = ..., metrics_address: _Optional[str] = ..., kernel: _Optional[str] = ..., recovering: _Optional[bool] = ..., lease_ms: _Optional[int] = ..., dead_ms: _Optional[int] = ...) -> None: ...
+    coordinator_epoch: int
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., default_strategy: _Optional[_Union[Strategy, str]] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., time_scale: _Optional[float] = ..., metrics_address: _Optional[str] = ..., kernel: _Optional[str] = ..., recovering: _Optional[bool] = ..., lease_ms: _Optional[int] = ..., dead_ms: _Optional[int] = ..., coordinator_epoch: _Optional[int] = ...) -> None: ...
 
 class DrainHistoryRequest(_message.Message):
     __slots__ = ("reset",)

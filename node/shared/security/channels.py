@@ -1,5 +1,5 @@
 """Channels between pcpsim processes: this process's TLS credentials, the size limits and
-its bearer token on every call."""
+its bearer token and other headers (Security.metadata) on every call."""
 
 import grpc
 
@@ -14,7 +14,7 @@ def channel(address: str, sec: Security) -> grpc.Channel:
     opts = channel_options()
     creds = channel_credentials(sec.tls)
     ch = grpc.secure_channel(address, creds, opts) if creds else grpc.insecure_channel(address, opts)
-    return grpc.intercept_channel(ch, SyncToken(sec.token)) if sec.token else ch
+    return grpc.intercept_channel(ch, SyncToken(sec.token, sec.metadata)) if sec.token or sec.metadata else ch
 
 
 def aio_channel(address: str, sec: Security) -> grpc.aio.Channel:
@@ -22,7 +22,9 @@ def aio_channel(address: str, sec: Security) -> grpc.aio.Channel:
     opts = channel_options()
     creds = channel_credentials(sec.tls)
     interceptors: list[grpc.aio.ClientInterceptor] | None = (
-        [AioUnaryToken(sec.token), AioStreamToken(sec.token)] if sec.token else None
+        [AioUnaryToken(sec.token, sec.metadata), AioStreamToken(sec.token, sec.metadata)]
+        if sec.token or sec.metadata
+        else None
     )
     if creds:
         return grpc.aio.secure_channel(address, creds, opts, interceptors=interceptors)

@@ -138,8 +138,8 @@ class _Refused(Exception):
 
 
 # ------------------------------------------------------------------ client side
-def _with_token(metadata, token: str) -> list:
-    return [*(metadata or ()), ("authorization", f"Bearer {token}")]
+def _with_token(metadata, token: str | None, extra: tuple) -> list:
+    return [*(metadata or ()), *extra, *((("authorization", f"Bearer {token}"),) if token else ())]
 
 
 class _Details(
@@ -150,16 +150,18 @@ class _Details(
 
 
 class SyncToken(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
-    """Adds the bearer token to every call (both services have only these two kinds)."""
+    """Adds the bearer token (if any) and `extra` headers to every call (both services have only
+    these two kinds)."""
 
-    def __init__(self, token: str):
+    def __init__(self, token: str | None, extra: tuple = ()):
         self._token = token
+        self._extra = extra
 
     def _details(self, d):
         return _Details(
             d.method,
             d.timeout,
-            _with_token(d.metadata, self._token),
+            _with_token(d.metadata, self._token, self._extra),
             d.credentials,
             getattr(d, "wait_for_ready", None),
             getattr(d, "compression", None),
@@ -179,14 +181,15 @@ class _AioToken:
     """grpc.aio files an interceptor under the first kind it is an instance of, so each
     kind gets its own object (AioUnaryToken, AioStreamToken)."""
 
-    def __init__(self, token: str):
+    def __init__(self, token: str | None, extra: tuple = ()):
         self._token = token
+        self._extra = extra
 
     def _details(self, d):
         return grpc.aio.ClientCallDetails(
             d.method,
             d.timeout,
-            grpc.aio.Metadata(*_with_token(d.metadata, self._token)),
+            grpc.aio.Metadata(*_with_token(d.metadata, self._token, self._extra)),
             d.credentials,
             d.wait_for_ready,
         )

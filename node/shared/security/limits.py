@@ -10,7 +10,7 @@ import functools
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm.constants import MAX_ORDER, MIGRATE_TYPES
-from node.shared.transport import CHANNEL_OPTIONS
+from node.shared.transport import CHANNEL_OPTIONS, SERVER_OPTIONS
 
 # The largest reply is a Snapshot: three page lists of a node (pcp, allocated, in flight).
 # 12 bytes a block at worst, so 64 MiB covers 5.5 M blocks (21 GiB of base pages in one node's
@@ -53,7 +53,12 @@ def _largest_request_bytes() -> int:
 
 
 def server_options() -> list:
-    return [("grpc.max_receive_message_length", max_request_bytes()), ("grpc.max_send_message_length", MAX_REPLY_BYTES)]
+    """Size limits, and node.shared.transport's keepalive pings accepted."""
+    return [
+        ("grpc.max_receive_message_length", max_request_bytes()),
+        ("grpc.max_send_message_length", MAX_REPLY_BYTES),
+        *SERVER_OPTIONS,
+    ]
 
 
 def channel_options() -> list:

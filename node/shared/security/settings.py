@@ -23,6 +23,9 @@ class Security:
     accept: tuple = dataclasses.field(default=(), repr=False)  # (role, sha256 digest) a server accepts; () and
     keys: tuple = dataclasses.field(default=(), repr=False)  # no (role, key) for CPU-bound tokens: auth off
     tls: Tls | None = None
+    # Headers every call this process makes carries besides its token, as (key, value) pairs:
+    # the coordinator's epoch on its calls to nodes (node.epoch).
+    metadata: tuple = ()
 
     @property
     def auth(self) -> bool:

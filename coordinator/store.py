@@ -1,0 +1,156 @@
+"""What only the coordinator knows, kept on local disk: its epoch and the ranges it took.
+
+No node reports a range taken by alloc_contig_range (owner CMA) or offline_pages (owner
+OFFLINE), so a restarted coordinator that rebuilt its zone from the nodes' reports alone
+would hand those pages out again (coordinator.recovery). And a coordinator needs an epoch
+larger than every earlier one's, so nodes can refuse one that was replaced (node.epoch).
+
+The store is one JSON file, `coordinator-state.json` in --state-dir, rewritten whole on
+every change: a temporary file is written and fsynced, renamed over the old one, and the
+directory is fsynced, so after a crash the file is either the old one or the new one,
+never half of each, and a change the caller was told about survives a power loss. The
+caller writes *before* the RPC that made the change answers. Why a file and not SQLite:
+the state is a counter and a handful of ranges, rewritten a few times per run; a rename
+is all-or-nothing on every POSIX file system, the file is readable by an operator, and
+there is no journal or lock file beside it to get wrong on a network volume.
+
+A file that is not a store this version wrote is an error at start (StoreError), never
+a silent reset: forgetting a range hands its pages out. A write that finds a larger
+epoch on disk than this process's is refused: another coordinator has started on the
+same directory since, and this one is fenced (StoreFenced).
+
+Without --state-dir the store lives in memory only (Store(None)): every start is epoch 1
+and the ranges die with the process, as before the store existed; the coordinator warns
+at start. The local cluster and the Kubernetes manifests always give one.
+"""
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+
+from node.api.errors import FailedPrecondition
+
+FILE = "coordinator-state.json"
+VERSION = 1
+OWNERS = ("cma", "offline")  # coordinator.zone_service.OWNER_KINDS' names of the owners kept here
+
+
+class StoreError(Exception):
+    """The state directory cannot be used, or its file is not a store this version wrote."""
+
+
+class StoreFenced(FailedPrecondition):
+    """A coordinator with a larger epoch has written the store since this one started."""
+
+
+@dataclass(frozen=True, order=True)
+class TakenRange:
+    start: int
+    nr_pages: int
+    owner: str  # "cma" or "offline"
+
+
+class Store:
+    def __init__(self, directory: str | None):
+        self.directory = directory  # None: in memory only
+        self.path = os.path.join(directory, FILE) if directory else ""
+        self.epoch = 0
+        self.ranges: list[TakenRange] = []
+        self._lock = threading.Lock()  # writes come from the event loop and tests' threads
+
+    @classmethod
+    def open(cls, directory: str | None) -> "Store":
+        """Check the directory is usable and load the file if there is one."""
+        store = cls(directory)
+        if directory is None:
+            return store
+        if not os.path.isdir(directory):
+            raise StoreError(f"--state-dir {directory}: not a directory")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise StoreError(f"--state-dir {directory}: not writable by this process")
+        store.epoch, store.ranges = store._read()
+        return store
+
+    def begin_epoch(self) -> int:
+        """This process's epoch: one more than any earlier coordinator's on this directory,
+        durable before it returns (the caller serves only then)."""
+        with self._lock:
+            on_disk, _ = self._read()
+            self.epoch = max(self.epoch, on_disk) + 1
+            self._write(self.epoch, self.ranges)
+        return self.epoch
+
+    def add(self, start: int, nr_pages: int, owner: str) -> None:
+        self._change(lambda ranges: sorted([*ranges, TakenRange(start, nr_pages, owner)]))
+
+    def remove(self, start: int, nr_pages: int) -> None:
+        self._change(lambda ranges: [r for r in ranges if (r.start, r.nr_pages) != (start, nr_pages)])
+
+    def _change(self, edit) -> None:
+        with self._lock:
+            on_disk, _ = self._read()
+            if on_disk > self.epoch:
+                raise StoreFenced(
+                    f"coordinator epoch {on_disk} has started on {self.directory} since this one "
+                    f"(epoch {self.epoch}): it no longer changes the state"
+                )
+            ranges = edit(self.ranges)
+            self._write(self.epoch, ranges)
+            self.ranges = ranges
+
+    # ------------------------------------------------------------------ the file
+    def _read(self) -> tuple[int, list[TakenRange]]:
+        if not self.directory:
+            return self.epoch, self.ranges
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return 0, []
+        except OSError as err:
+            raise StoreError(f"{self.path}: cannot read: {err.strerror}") from None
+        try:
+            return _parse(json.loads(raw))
+        except (ValueError, TypeError, KeyError) as err:
+            raise StoreError(
+                f"{self.path}: not a coordinator state file ({err}); it is not reset on its own: "
+                "restore it, or remove it knowing every CMA and offline range it lists is forgotten"
+            ) from None
+
+    def _write(self, epoch: int, ranges: list[TakenRange]) -> None:
+        if not self.directory:
+            return
+        doc = {
+            "version": VERSION,
+            "epoch": epoch,
+            "ranges": [{"start": r.start, "nr_pages": r.nr_pages, "owner": r.owner} for r in ranges],
+        }
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself is durable only once the directory is
+        finally:
+            os.close(dir_fd)
+
+
+def _parse(doc) -> tuple[int, list[TakenRange]]:
+    if not isinstance(doc, dict) or doc.get("version") != VERSION:
+        raise ValueError(f"version {doc.get('version') if isinstance(doc, dict) else None!r}, expected {VERSION}")
+    epoch = doc["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise ValueError(f"epoch {epoch!r}")
+    ranges = []
+    for r in doc["ranges"]:
+        start, nr, owner = r["start"], r["nr_pages"], r["owner"]
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in (start, nr)) or start < 0 or nr < 1:
+            raise ValueError(f"range {r!r}")
+        if owner not in OWNERS:
+            raise ValueError(f"range {r!r}")
+        ranges.append(TakenRange(start, nr, owner))
+    return epoch, sorted(ranges)

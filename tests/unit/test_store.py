@@ -1,0 +1,124 @@
+"""coordinator.store: the coordinator's durable epoch and taken ranges."""
+
+import json
+import os
+
+import pytest
+
+from coordinator import store as store_mod
+from coordinator.__main__ import parse_args as coordinator_args
+from coordinator.store import FILE, Store, StoreError, StoreFenced, TakenRange
+
+
+def _doc(path) -> dict:
+    with open(os.path.join(path, FILE)) as f:
+        return json.load(f)
+
+
+def test_epochs_and_ranges_survive_a_reopen(tmp_path):
+    s = Store.open(str(tmp_path))
+    assert s.begin_epoch() == 1
+    s.add(2048, 512, "cma")
+    s.add(1024, 1024, "offline")
+    again = Store.open(str(tmp_path))
+    assert again.ranges == [TakenRange(1024, 1024, "offline"), TakenRange(2048, 512, "cma")]
+    assert again.begin_epoch() == 2
+    again.remove(2048, 512)
+    assert Store.open(str(tmp_path)).ranges == [TakenRange(1024, 1024, "offline")]
+    assert _doc(tmp_path)["epoch"] == 2
+
+
+def test_a_write_replaces_the_file_whole_and_leaves_no_temporary(tmp_path, monkeypatch):
+    """The new file is written beside the old and renamed over it: a crash before the rename (here the
+    rename fails) leaves the old file as it was."""
+    s = Store.open(str(tmp_path))
+    s.begin_epoch()
+    s.add(0, 512, "cma")
+    before = (tmp_path / FILE).read_bytes()
+
+    def crash(src, dst):
+        raise OSError("power lost")
+
+    monkeypatch.setattr(store_mod.os, "replace", crash)
+    with pytest.raises(OSError):
+        s.add(512, 512, "cma")
+    assert (tmp_path / FILE).read_bytes() == before
+    monkeypatch.undo()
+    assert Store.open(str(tmp_path)).ranges == [TakenRange(0, 512, "cma")]
+    s.add(1024, 512, "cma")
+    assert os.listdir(tmp_path) == [FILE]  # this process's temporary was written again and renamed
+
+
+def test_every_write_is_fsynced_file_then_directory(tmp_path, monkeypatch):
+    synced = []
+    real = os.fsync
+
+    def fsync(fd):
+        synced.append(os.path.isdir(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(store_mod.os, "fsync", fsync)
+    Store.open(str(tmp_path)).begin_epoch()
+    assert synced == [False, True]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"{not json",
+        b'{"version": 2, "epoch": 1, "ranges": []}',
+        b'{"version": 1, "epoch": -1, "ranges": []}',
+        b'{"version": 1, "epoch": 1}',
+        b'{"version": 1, "epoch": 1, "ranges": [{"start": 0, "nr_pages": 0, "owner": "cma"}]}',
+        b'{"version": 1, "epoch": 1, "ranges": [{"start": 0, "nr_pages": 512, "owner": "cpu0"}]}',
+    ],
+)
+def test_a_corrupt_file_is_an_error_never_a_reset(tmp_path, content):
+    (tmp_path / FILE).write_bytes(content)
+    with pytest.raises(StoreError, match="not a coordinator state file"):
+        Store.open(str(tmp_path))
+    assert (tmp_path / FILE).read_bytes() == content
+
+
+def test_an_unusable_directory_is_a_clear_error(tmp_path, monkeypatch):
+    with pytest.raises(StoreError, match="not a directory"):
+        Store.open(str(tmp_path / "missing"))
+    # Permission bits do not stop root (whom the tests run as here), so the refusal of a directory
+    # this process may not write is shown with os.access answering as it does for other users.
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(StoreError, match="not writable"):
+        Store.open(str(tmp_path))
+    assert not (tmp_path / FILE).exists()
+
+
+def test_a_coordinator_superseded_on_its_directory_changes_nothing(tmp_path):
+    first = Store.open(str(tmp_path))
+    first.begin_epoch()
+    second = Store.open(str(tmp_path))
+    assert second.begin_epoch() == 2
+    with pytest.raises(StoreFenced, match="epoch 2 has started"):
+        first.add(0, 512, "cma")
+    assert _doc(tmp_path) == {"version": 1, "epoch": 2, "ranges": []}
+
+
+def test_without_a_directory_the_store_is_in_memory(tmp_path):
+    s = Store.open(None)
+    assert s.begin_epoch() == 1
+    s.add(0, 512, "cma")
+    assert s.ranges == [TakenRange(0, 512, "cma")]
+    assert Store.open(None).begin_epoch() == 1
+
+
+def test_the_coordinator_refuses_a_bad_state_dir_at_start(tmp_path, capsys):
+    """--state-dir is checked with the other flags: a missing directory or a damaged file is a usage
+    error naming it, before anything serves."""
+    with pytest.raises(SystemExit):
+        coordinator_args(["--nodes", "2", "--state-dir", str(tmp_path / "missing")], environ={})
+    assert "not a directory" in capsys.readouterr().err
+    (tmp_path / FILE).write_text("{")
+    with pytest.raises(SystemExit):
+        coordinator_args(["--nodes", "2"], environ={"PCPSIM_STATE_DIR": str(tmp_path)})
+    assert "not a coordinator state file" in capsys.readouterr().err
+    (tmp_path / FILE).unlink()
+    assert coordinator_args(["--nodes", "2", "--state-dir", str(tmp_path)], environ={}).store.epoch == 0
