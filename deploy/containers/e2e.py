@@ -141,6 +141,12 @@ class Stack:
         return self.api("query", query=expr)["result"]
 
 
+def said(r: subprocess.CompletedProcess) -> str:
+    """The last line the CLI printed (its error), shortened."""
+    lines = (r.stdout + r.stderr).strip().splitlines() or [""]
+    return lines[-1][:160]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--project", required=True, help="Compose project name (test.sh tears it down)")
@@ -171,14 +177,14 @@ def main() -> int:
     if args.secure:
         r = st.cli("audit", token=False, check=False)
         assert r.returncode != 0 and "UNAUTHENTICATED" in r.stdout + r.stderr, r.stdout + r.stderr
-        log("tokens+TLS: an audit without a token is refused: UNAUTHENTICATED")
+        log(f"tokens+TLS: an audit without a token is refused: {said(r)}")
         r = st.cli("audit", cert=False, check=False)
         assert r.returncode != 0 and "audit ok" not in r.stdout, r.stdout + r.stderr
-        log("tokens+TLS: an audit without a client certificate does not get through")
+        log(f"tokens+TLS: an audit without a client certificate does not get through: {said(r)}")
         r = run([PCPSIM, "audit", "--coordinator", f"127.0.0.1:{st.coordinator_port}", "--token-file",
                  f"{args.secure}/operator.token"], check=False, env=st.cli_env, timeout=120)
         assert r.returncode != 0 and "audit ok" not in r.stdout, r.stdout + r.stderr
-        log("tokens+TLS: an audit in plain text, with the token, does not get through")
+        log(f"tokens+TLS: an audit in plain text, with the token, does not get through: {said(r)}")
 
     for strategy in ("workqueue", "remote"):
         for _ in range(3):
