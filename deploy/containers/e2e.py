@@ -10,11 +10,12 @@ In order, each step failing the run with the reason:
 3. Prometheus scrapes every target (5 up, through its HTTP API).
 4. From the host, with the real CLI (.venv/bin/pcpsim, --coordinator at the published port):
    drains of both strategies and an audit; with --secure, the same call without a token is refused
-   (UNAUTHENTICATED), and so is one without a client certificate.
+   (UNAUTHENTICATED), and one without a client certificate or in plain text does not get through.
+   Every pcpsim container runs as uid 10001 with a read-only root filesystem.
 5. Every recording rule of deploy/prometheus/rules returns data (the drains fed them).
-6. A kill of node2's container (SIGKILL to its init from the host): it comes back (restart policy) as a new incarnation of CPU 2
-   (the coordinator's pcpsim_node_registrations_total for cpu 2 goes up, its log says cpu2 was
-   replaced), healthy again, and the audit is balanced.
+6. A kill of node2's container (SIGKILL to its init from the host): it comes back (restart
+   policy) as a new incarnation of CPU 2 (the coordinator's pcpsim_node_registrations_total
+   for cpu 2 goes up, its log says cpu2 was replaced), healthy again, and the audit is balanced.
 """
 
 import argparse
@@ -38,7 +39,9 @@ def log(msg: str) -> None:
     print(f"[e2e {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def run(cmd: list[str], check: bool = True, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str], check: bool = True, env: dict | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO)
     if check and r.returncode != 0:
         raise SystemExit(f"FAILED: {' '.join(cmd)} exited {r.returncode}\n{r.stdout}{r.stderr}")
@@ -60,7 +63,7 @@ def wait_until(what: str, probe, deadline_s: float = DEADLINE_S, interval: float
             value = probe()
             if value:
                 return value
-        except Exception as err:  # noqa: BLE001 - reported at the deadline
+        except Exception as err:
             last_err = err
         if time.monotonic() > end:
             raise SystemExit(f"FAILED: after {deadline_s:.0f} s, still waiting for {what} (last error: {last_err})")
@@ -88,8 +91,16 @@ class Stack:
     # --- containers ---
     def container(self, service: str) -> str:
         ids = run(
-            ["podman", "ps", "-a", "-q", "--filter", f"label=io.podman.compose.project={self.project}",
-             "--filter", f"label=io.podman.compose.service={service}"]
+            [
+                "podman",
+                "ps",
+                "-a",
+                "-q",
+                "--filter",
+                f"label=io.podman.compose.project={self.project}",
+                "--filter",
+                f"label=io.podman.compose.service={service}",
+            ]
         ).stdout.split()
         if len(ids) != 1:
             raise SystemExit(f"FAILED: {len(ids)} containers for service {service}")
@@ -172,7 +183,10 @@ def main() -> int:
         return len(active) == len(PCPSIM_SERVICES) and all(t["health"] == "up" for t in active) and active
 
     active = wait_until("Prometheus to scrape every target", targets_up)
-    log(f"{variant}: Prometheus scrapes {len(active)} targets, all up: " + ", ".join(sorted(t["scrapeUrl"] for t in active)))
+    log(
+        f"{variant}: Prometheus scrapes {len(active)} targets, all up: "
+        + ", ".join(sorted(t["scrapeUrl"] for t in active))
+    )
 
     if args.secure:
         r = st.cli("audit", token=False, check=False)
@@ -181,8 +195,19 @@ def main() -> int:
         r = st.cli("audit", cert=False, check=False)
         assert r.returncode != 0 and "audit ok" not in r.stdout, r.stdout + r.stderr
         log(f"tokens+TLS: an audit without a client certificate does not get through: {said(r)}")
-        r = run([PCPSIM, "audit", "--coordinator", f"127.0.0.1:{st.coordinator_port}", "--token-file",
-                 f"{args.secure}/operator.token"], check=False, env=st.cli_env, timeout=120)
+        r = run(
+            [
+                PCPSIM,
+                "audit",
+                "--coordinator",
+                f"127.0.0.1:{st.coordinator_port}",
+                "--token-file",
+                f"{args.secure}/operator.token",
+            ],
+            check=False,
+            env=st.cli_env,
+            timeout=120,
+        )
         assert r.returncode != 0 and "audit ok" not in r.stdout, r.stdout + r.stderr
         log(f"tokens+TLS: an audit in plain text, with the token, does not get through: {said(r)}")
 
@@ -208,11 +233,14 @@ def main() -> int:
         wait_until("every recording rule to return data", rules_answer, deadline_s=90, interval=0.5)
     except SystemExit:
         raise SystemExit(f"FAILED: recording rules with no data: {sorted(pending)}") from None
+
     def finite_strategies(expr: str) -> set[str]:
         return {x["metric"]["strategy"] for x in st.query(expr) if x["value"][1] not in ("NaN", "+Inf", "-Inf")}
 
     p99 = "strategy:pcpsim_drain_all_duration_seconds:p99_rate1m"
-    wait_until("drain p99s of both strategies", lambda: finite_strategies(p99) >= {"workqueue", "remote"}, deadline_s=90)
+    wait_until(
+        "drain p99s of both strategies", lambda: finite_strategies(p99) >= {"workqueue", "remote"}, deadline_s=90
+    )
     log(f"{variant}: all {len(records)} recording rules return data; {p99} is finite for workqueue and remote")
 
     def registrations() -> float:
@@ -233,7 +261,8 @@ def main() -> int:
     wait_until(f"{KILLED} healthy again", lambda: st.healthy(KILLED), interval=0.5)
     t_back = time.monotonic() - t_kill
     after = wait_until("a new registration of cpu2 in Prometheus", lambda: registrations() > before and registrations())
-    logs = run(["podman", "logs", st.container("coordinator")]).stderr + run(["podman", "logs", st.container("coordinator")]).stdout
+    coordinator_log = run(["podman", "logs", st.container("coordinator")])
+    logs = coordinator_log.stdout + coordinator_log.stderr
     assert f"cpu{KILLED[-1]} replaced" in logs, "the coordinator's log does not say cpu2 was replaced"
     wait_until("a balanced audit after the restart", st.audit_ok)
     log(

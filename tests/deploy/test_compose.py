@@ -270,7 +270,12 @@ def test_secure_override_names_files_secrets_py_writes_and_the_processes_accept_
         role = "coordinator" if name == "coordinator" else "node"
         assert os.path.basename(e["PCPSIM_TOKEN_FILE"]) == f"{role}.token"
         load_token_file(local["PCPSIM_TOKEN_FILE"], security.OPERATOR if role == "coordinator" else security.NODE)
-        tls = load_tls(local["PCPSIM_TLS_CERT"], local["PCPSIM_TLS_KEY"], local["PCPSIM_TLS_CA"], e["PCPSIM_TLS_CLIENT_AUTH"] == "1")
+        tls = load_tls(
+            local["PCPSIM_TLS_CERT"],
+            local["PCPSIM_TLS_KEY"],
+            local["PCPSIM_TLS_CA"],
+            e["PCPSIM_TLS_CLIENT_AUTH"] == "1",
+        )
         assert tls is not None
         merged = {**env(plain[name]), **local}
         if role == "node":
