@@ -62,9 +62,21 @@ leftovers() {  # every container, network and volume of our projects still there
     done
 }
 
+child=
+step() {  # step CMD...: run CMD in the background and wait, so a signal reaches the trap at once
+    "$@" &
+    child=$!
+    wait "$child"
+    child=
+}
+
 cleanup() {
     local rc=$? left
     trap - EXIT INT TERM
+    if [ -n "$child" ]; then
+        kill "$child" 2>/dev/null || true
+        wait "$child" 2>/dev/null || true
+    fi
     down "${PROJECTS[0]}" -f deploy/compose.yaml
     PCPSIM_SECRETS=$SECRETS down "${PROJECTS[1]}" -f deploy/compose.yaml -f deploy/compose/secure.yaml
     rm -rf "$SECRETS"
@@ -88,11 +100,11 @@ trap 'exit 143' TERM
 podman image inspect pcpsim:latest --format 'image pcpsim:latest: {{.Size}} bytes' \
     | awk '{printf "%s %s %.0f MB\n", $1, $2, $3 / 1e6}'
 
-.venv/bin/python deploy/containers/e2e.py --project "${PROJECTS[0]}"
+step .venv/bin/python deploy/containers/e2e.py --project "${PROJECTS[0]}"
 down "${PROJECTS[0]}" -f deploy/compose.yaml
 [ -z "$(leftovers)" ] || { echo "FAILED: the plain stack left: $(leftovers)" >&2; exit 1; }
 echo "plain stack torn down: no container, network or volume left"
 
 .venv/bin/python deploy/containers/secrets.py "$SECRETS/s" >/dev/null
-.venv/bin/python deploy/containers/e2e.py --project "${PROJECTS[1]}" --secure "$SECRETS/s"
+step .venv/bin/python deploy/containers/e2e.py --project "${PROJECTS[1]}" --secure "$SECRETS/s"
 PCPSIM_SECRETS=$SECRETS/s down "${PROJECTS[1]}" -f deploy/compose.yaml -f deploy/compose/secure.yaml
