@@ -97,6 +97,12 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# Stacks an earlier run could not tear down (it was killed with SIGKILL, say): only ours, by name.
+for stale in $(podman ps -a --format '{{index .Labels "io.podman.compose.project"}}' | grep '^pcpsim-e2e-' | sort -u); do
+    echo "removing the stack $stale an earlier run left"
+    down "$stale"
+done
+
 podman image inspect pcpsim:latest --format 'image pcpsim:latest: {{.Size}} bytes' \
     | awk '{printf "%s %s %.0f MB\n", $1, $2, $3 / 1e6}'
 
