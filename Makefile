@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: compare test test-hostile lint system-deps
+.PHONY: compare test test-hostile test-containers lint system-deps
 
 compare:
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e . && $(VENV)/bin/pcpsim compare --quick
@@ -35,3 +35,10 @@ lint:
 test-hostile:
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[test]' && \
 		$(PY) -m pytest -s -m hostile_full tests/integration/test_hostile.py
+
+# The image and the Compose stack for real, with podman and podman-compose (deploy/containers/test.sh):
+# installs them, makes the Debian base image once, builds the images, runs the stack plain and with
+# tokens and TLS, drains and audits from the host, kills a node, and tears everything down.
+test-containers:
+	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[test]'
+	deploy/containers/test.sh
