@@ -306,12 +306,18 @@ class Cpu:
 
     def _park(self) -> None:
         """Paused: no task or IRQ runs, but queued work still does (the kworker is how
-        a drain reaches a paused CPU). Callers that need no zone traffic at all (the
-        audit) hold pcpu_drain_mutex, so no drain work is queued meanwhile."""
-        self._parked.set()
-        if self._work:
+        a drain reaches a paused CPU), and the CPU counts as parked only between work items.
+        Callers that need no zone traffic at all (the audit) hold pcpu_drain_mutex, so no
+        drain work is queued meanwhile. Held by MEMBERSHIP, not even queued work runs: the
+        node is rejoining (CPU hotplug's offline and online) and reports what it holds, which
+        a work item freeing pages to the zone at the same time would make wrong (the pages
+        neither in the report nor, if the free is refused and they go back on the lists,
+        in the zone's records); the work runs once the CPU is online again."""
+        if self._work and MEMBERSHIP not in self._pausers:
+            self._parked.clear()
             self._run_work_item()
             return
+        self._parked.set()
         with self._cv, self.rcu.extended_qs():  # parked: idle
-            if self._paused and not self._work and not self._stop:
+            if self._paused and not self._stop and (not self._work or MEMBERSHIP in self._pausers):
                 self._cv.wait()

@@ -23,7 +23,7 @@ def _logs(run_dir: str) -> str:
     return "\n".join(out)
 
 
-def _evidence(name: str, strategy: str, entries: list, logs: str, lease_s: float, run_dir: str) -> None:
+def _evidence(name: str, strategy: str, entries: list, logs: str, lease_s: float) -> None:
     """What must be seen in the history and logs for the scenario to have tested anything."""
     faults = [e for e in entries if e["type"] == "fault"]
     assert faults and not [e for e in faults if "error" in e], faults
@@ -37,12 +37,11 @@ def _evidence(name: str, strategy: str, entries: list, logs: str, lease_s: float
         assert logs.count("resumed holding") >= 1
     if name.startswith("rpc-") or name == "mixed":
         assert sum(sum(e.get("injected", {}).values()) for e in heals if e["f"] == "rpc") > 0
-    if name == "lost-commit" and strategy == "remote":  # workqueue drains send no commit
-        # cpu0's commits were lost and asked again, its heartbeats fine: never declared dead.
+    if name == "lost-commit" and strategy != "workqueue":  # workqueue drains send no commit
+        # cpu0's commits were lost and asked again, its heartbeats fine: never declared dead. (Another
+        # CPU may be, rightly, if a loaded machine starves its heartbeats past the dead timeout.)
         assert sum(e.get("injected", {}).get("drop", 0) for e in heals if e["f"] == "rpc") > 0
-        assert "declared dead" not in logs
-        with open(os.path.join(run_dir, "metrics", "coordinator.prom")) as f:
-            assert "\npcpsim_cpu_deaths_total 0.0\n" in f.read()
+        assert "cpu0 declared dead" not in logs
     if name == "lost-register-reply":
         # The applied Register's reply was lost, asked again, answered: cpu2 runs again (liveness).
         assert sum(e.get("injected", {}).get("drop_reply", 0) for e in heals if e["f"] == "rpc") > 0
@@ -92,7 +91,7 @@ def test_scenario_is_valid(tmp_path, name, strategy):
     entries = history.read(os.path.join(run_dir, "history.jsonl"))
     assert verdict.stats["drains"]["ok"] > 0
     assert verdict.stats["audit"]["lost"] == verdict.stats["audit"]["duplicated"] == 0
-    _evidence(name, strategy, entries, _logs(run_dir), sc.cluster.lease_ms / 1000, run_dir)
+    _evidence(name, strategy, entries, _logs(run_dir), sc.cluster.lease_ms / 1000)
     for name_ in ("verdict.json", "history.jsonl", "coordinator.log", os.path.join("metrics", "coordinator.prom")):
         assert os.path.exists(os.path.join(run_dir, name_)), name_
 

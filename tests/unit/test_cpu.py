@@ -266,3 +266,23 @@ def test_a_pause_that_times_out_is_undone():
         assert cpu.set_paused(False)
     finally:
         cpu.stop()
+
+
+def test_a_cpu_parked_to_rejoin_runs_no_queued_work_until_it_is_online_again():
+    """Held by MEMBERSHIP (the node rejoining and reporting its pages), queued work waits: a
+    drain's work item freeing pages then would race the report. Under OPERATOR alone it runs."""
+    cpu = Cpu(0)
+    make_task(cpu, rt=False, busy=0.001, period=0.005)
+    cpu.start()
+    try:
+        assert cpu.set_paused(True, by=MEMBERSHIP) and cpu.parked
+        item = cpu.queue_work("workqueue", lambda: 1)
+        assert cpu.set_paused(True)  # an audit pauses it too: still parked, the work still waits
+        ran = threading.Event()
+        item.add_done_callback(lambda _item: ran.set())
+        assert not ran.wait(0.2) and cpu.parked
+        assert cpu.set_paused(False, by=MEMBERSHIP)  # online again; the audit's pause lets work run
+        wait_until(lambda: item.done)
+        assert cpu.set_paused(False)
+    finally:
+        cpu.stop()
