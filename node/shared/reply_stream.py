@@ -121,6 +121,11 @@ class AioReplyStream:
             except grpc.aio.AioRpcError as err:
                 self.close()
                 raise StreamBroken(err.code(), err.details() or "") from None
+            except asyncio.InvalidStateError:
+                # grpc.aio refuses a write on a call that has already ended (the peer went away
+                # between two requests): the same broken stream as an error status, to be opened anew.
+                self.close()
+                raise StreamBroken(grpc.StatusCode.UNAVAILABLE, f"{self.name} had already ended") from None
             except asyncio.CancelledError:
                 self.close()
                 raise
