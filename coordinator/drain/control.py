@@ -6,8 +6,8 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 import grpc
 
@@ -25,6 +25,8 @@ MIN_ATTEMPT_S = 0.1
 # but a broken control stream: the drain then revokes the node's lease (see Control.commit).
 # One control round trip's bound: the longest a healthy stream may take to answer.
 REVOKE_AFTER_S = CONTROL_TIMEOUT_S
+# How often a request waiting `until_lease_expires` looks at the member's lease.
+LEASE_POLL_S = 0.05
 
 
 class MemberReaper(Protocol):
@@ -58,15 +60,44 @@ class Control:
         if self.faults is not None:
             await self.faults.outbound(method, cpu, timeout)
 
-    async def request(self, member: Member, timeout: float, message: pb.PcpControlRequest) -> pb.PcpControlReply:
-        """One request on the member's PcpControl stream; a refusal raises NodeRefused."""
+    async def request(
+        self, member: Member, timeout: float, message: pb.PcpControlRequest, until_lease_expires: bool = False
+    ) -> pb.PcpControlReply:
+        """One request on the member's PcpControl stream; a refusal raises NodeRefused.
+        `until_lease_expires`: stop waiting (StreamBroken) once the member's membership lease has
+        provably run out, for a request nothing depends on yet (taking the lock or swapping the
+        list sets: the node's grant lease gives back whatever it handed over). Waiting out the
+        full bound instead (rcu-swap's is two grace periods and a round trip) would hold
+        pcpu_drain_mutex past the dead timeout, and the reaper, which needs it, could not
+        declare a partitioned CPU dead until it had come back."""
         await self.outbound(f"PcpControl.{message.WhichOneof('op')}", member.cpu, timeout)
         stream = member.control
         assert stream is not None, "registration gives every member its control stream"
-        reply: pb.PcpControlReply = await stream.request(message, timeout)
+        if until_lease_expires:
+            reply = await self._until_lease_expires(member, stream.request(message, timeout))
+        else:
+            reply = await stream.request(message, timeout)
         if reply.code:
             raise NodeRefused(f"{reply.code}: {reply.error}")
         return reply
+
+    async def _until_lease_expires(
+        self, member: Member, answer: Coroutine[Any, Any, pb.PcpControlReply]
+    ) -> pb.PcpControlReply:
+        call = asyncio.ensure_future(answer)
+        try:
+            while True:
+                done, _ = await asyncio.wait({call}, timeout=LEASE_POLL_S)
+                if done:
+                    reply: pb.PcpControlReply = call.result()
+                    return reply
+                if self.membership.lease_expired(member):
+                    raise StreamBroken(
+                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                        f"cpu {member.cpu}'s membership lease ran out while waiting for its answer",
+                    )
+        finally:
+            call.cancel()
 
     async def commit(self, member: Member, message: pb.PcpControlRequest) -> None:
         """Commit (`message`: unlock= a PcpUnlockRequest, or rcu_release= an RcuReleaseRequest, with

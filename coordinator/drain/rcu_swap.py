@@ -61,6 +61,7 @@ async def _swap(drainer: DrainerView, member: Member) -> pb.RcuSwapReply:
         pb.PcpControlRequest(
             rcu_swap=pb.RcuSwapRequest(cpu=member.cpu, gp_timeout_ms=drainer.gp_timeout_ms, lease_ms=drainer.lease_ms)
         ),
+        until_lease_expires=True,
     )
     return reply.rcu_swap
 

@@ -25,6 +25,7 @@ async def drain_pages_zone(drainer: DrainerView, member: Member) -> CpuDrain:
             member,
             lease_s,
             pb.PcpControlRequest(lock_drain=pb.PcpLockDrainRequest(cpu=member.cpu, lease_ms=drainer.lease_ms)),
+            until_lease_expires=True,
         )
         grant = reply.lock_drain
         result.wait_s = grant.lock_wait_s

@@ -279,3 +279,46 @@ def recovering_reply(heartbeat):
         return reply
 
     return wrapped
+
+
+# ------------------------------------------------------------------ a request nothing depends on yet
+class SilentControl:
+    """A control stream that never answers (a partitioned node), counting cancellations."""
+
+    def __init__(self):
+        self.cancelled = 0
+
+    async def request(self, message, timeout):
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+
+    def close(self):
+        pass
+
+
+def test_a_lock_or_swap_request_stops_waiting_once_the_lease_has_run_out(monkeypatch):
+    """Taking the lock or swapping the list sets gives up when the member's membership lease has
+    provably run out, long before its own bound (rcu-swap's: two grace periods and a round trip),
+    so the drain lets go of pcpu_drain_mutex and the reaper can declare the CPU dead."""
+    monkeypatch.setattr(control_mod, "LEASE_POLL_S", 0.001)
+
+    async def main():
+        clock = FakeClock()
+        m = Membership(2, clock, failure_timeout=0.5, dead_timeout=1.5)
+        member = m.register(1, "127.0.0.1:1", pb.ROLE_HOUSEKEEPING, incarnation="a")
+        member.control = stream = SilentControl()
+        control = Control(m, clock)
+        swap = pb.PcpControlRequest(rcu_swap=pb.RcuSwapRequest(cpu=1, gp_timeout_ms=2000, lease_ms=500))
+        asking = asyncio.ensure_future(control.request(member, 9.0, swap, until_lease_expires=True))
+        await asyncio.sleep(0.02)
+        assert not asking.done()  # the lease still runs: it waits
+        clock.now += 0.5 + LEASE_MARGIN_S
+        with pytest.raises(StreamBroken, match="lease ran out"):
+            await asyncio.wait_for(asking, 5.0)
+        assert stream.cancelled == 1 and m.is_current(member)  # given up on, not declared dead
+        await m.close()
+
+    asyncio.run(main())
