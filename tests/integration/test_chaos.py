@@ -149,3 +149,26 @@ def test_chaos_run_refuses_a_bad_scenario_before_running_anything(tmp_path):
     assert result.returncode == 2
     assert "bad.toml: faults[0].cpu: required" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_the_checker_catches_a_live_cpu_declared_dead_for_one_lost_commit(tmp_path, monkeypatch):
+    """With the old commit rule (--unsafe-declare-dead-on-lost-commit, inherited by the run's
+    processes) cpu0, its heartbeats answered, is declared dead when its commits go unanswered and
+    goes on allocating from pages the zone has taken back: the transfer logs show it."""
+    monkeypatch.setenv("PCPSIM_UNSAFE_DECLARE_DEAD_ON_LOST_COMMIT", "1")
+    sc = scenario.load(os.path.join(ROOT, "deploy", "chaos", "lost-commit.toml"))
+    verdict = runner.run(sc, "remote", str(tmp_path))
+    assert verdict.valid is False
+    assert any(f.startswith("cpu0 ") for f in verdict.findings["allocated_after_cpu_dead"]), verdict.findings
+
+
+@pytest.mark.slow
+def test_the_checker_catches_a_cpu_parked_for_good_by_a_lost_register_reply(tmp_path, monkeypatch):
+    """With Register sent once (--unsafe-register-once) a lost reply to an applied Register leaves
+    cpu2 parked while its heartbeats succeed: no allocation and no task run after healing."""
+    monkeypatch.setenv("PCPSIM_UNSAFE_REGISTER_ONCE", "1")
+    sc = scenario.load(os.path.join(ROOT, "deploy", "chaos", "lost-register-reply.toml"))
+    verdict = runner.run(sc, "remote", str(tmp_path))
+    assert verdict.valid is False
+    assert any(f.startswith("cpu2") for f in verdict.findings["liveness"]), verdict.findings
