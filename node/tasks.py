@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 
 from node.mm.constants import HPAGE_PMD_ORDER, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
 
-
 _NEVER = threading.Event()  # what a sleeping task waits on: only its timeout wakes it
 
 

@@ -67,7 +67,15 @@ def test_a_bad_task_set_is_refused_before_anything_starts(command, tmp_path):
 
 def test_cluster_up_refuses_a_workload_with_a_layout(tmp_path):
     r = run_cli(
-        "cluster", "up", "--workload", str(SHIPPED[0]), "--isolated", "2", "--run-dir", str(tmp_path / "run"), timeout=60
+        "cluster",
+        "up",
+        "--workload",
+        str(SHIPPED[0]),
+        "--isolated",
+        "2",
+        "--run-dir",
+        str(tmp_path / "run"),
+        timeout=60,
     )
     assert r.returncode != 0 and "without --isolated/--rt" in r.stderr, r.stderr
     assert not (tmp_path / "run").exists()

@@ -38,7 +38,6 @@ from coordinator.tools.cli.connect import DEFAULT_STATE, add_target
 from coordinator.tools.cluster import DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT
 from node.mm import profile as profiles
 
-
 WORKLOAD_HELP = (
     "latency tasks as an rt-app JSON task set (deploy/rt-app/*.json): the CPUs it names run its "
     "tasks, the others housekeeping (default: deploy/rt-app/default.json)"
@@ -65,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--isolated", help=f"isolated CPUs running a latency task, e.g. 2-3 (default: {DEFAULT_ISOLATED} {unless})"
     )
     up.add_argument("--rt", help=f"which isolated CPUs run the RT task (default: {DEFAULT_RT} {unless})")
-    up.add_argument("--workload", metavar="FILE", type=flags.workload, help=WORKLOAD_HELP + " (not with --isolated/--rt)")
+    up.add_argument(
+        "--workload", metavar="FILE", type=flags.workload, help=WORKLOAD_HELP + " (not with --isolated/--rt)"
+    )
     up.add_argument(
         "--kernel",
         choices=sorted(profiles.PROFILES),
