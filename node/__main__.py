@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 
-from node import wake_probe
+from node import rtapp, wake_probe
 from node.agent import REGISTER_TIMEOUT_S, Agent, register_until_answered
 from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
@@ -101,6 +101,14 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
         type=cpu_list,
         env="PCPSIM_RT",
         help="role map: CPU list of isolated CPUs that run the RT task (a subset of --isolated)",
+    )
+    p.add_argument(
+        "--workload",
+        metavar="FILE",
+        type=workload_file,
+        env="PCPSIM_WORKLOAD",
+        help="rt-app task set (node.rtapp): this CPU runs the task naming it, and its role follows "
+        "(default: node/workloads/default.json's task of this CPU's role)",
     )
     p.add_argument("--seed", type=int, default=1, env="PCPSIM_SEED", help="random seed")
     p.add_argument("--period-ms", type=positive(float), env="PCPSIM_PERIOD_MS", help="latency task period")
@@ -187,13 +195,31 @@ def _resolve_role(p: EnvArgumentParser, args) -> str:
         if named and mapped:
             p.error(f"{names[0]} and {names[1]} both given: use one")
         if named:
-            return args.role
+            return _workload_role(p, args, args.role)
         if mapped:
             try:
-                return role_for_cpu(args.cpu, args.isolated or [], args.rt or [])
+                return _workload_role(p, args, role_for_cpu(args.cpu, args.isolated or [], args.rt or []))
             except ValueError as err:
                 p.error(f"{names[1]}: {err}")
-    return "housekeeping"
+    return _workload_role(p, args, "housekeeping", given=False)
+
+
+def _workload_role(p: EnvArgumentParser, args, role: str, given: bool = True) -> str:
+    """With a task set, this CPU's role is its task's; a role also given must agree with it."""
+    if args.workload is None:
+        return role
+    derived = args.workload.role_of(args.cpu)
+    if given and role != derived:
+        p.error(f"--workload makes cpu{args.cpu} {derived}, but its role was given as {role}")
+    return derived
+
+
+def workload_file(path: str) -> rtapp.Workload:
+    """argparse type: an rt-app task set, parsed (a bad one is refused before anything starts)."""
+    try:
+        return rtapp.load(path)
+    except rtapp.WorkloadError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def cpu_list(text: str) -> list[int]:
@@ -205,7 +231,10 @@ def cpu_list(text: str) -> list[int]:
 
 
 def task_config(args) -> TaskConfig:
-    base = TaskConfig.for_role(args.role)
+    """This CPU's task: its task set's, else the default set's of its role; the flags override
+    the period, busy time (one run phase) and deadline."""
+    task = args.workload.task_on(args.cpu) if args.workload is not None else None
+    base = TaskConfig.for_task(task) if task is not None else TaskConfig.for_role(args.role)
     return TaskConfig(
         period_s=(args.period_ms or base.period_s * 1e3) / 1e3,
         busy_s=(args.busy_ms or base.busy_s * 1e3) / 1e3,
@@ -213,6 +242,8 @@ def task_config(args) -> TaskConfig:
         allocs=base.allocs,
         working_set=args.working_set,
         irq_hz=args.irq_hz,
+        segments=() if args.busy_ms else base.segments,
+        loops=base.loops,
     )
 
 

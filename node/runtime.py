@@ -17,6 +17,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from node import rtapp
 from node.alloc import PageAllocator, PcpOps
 from node.api.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
@@ -49,16 +50,28 @@ class TaskConfig:
     allocs: int = 2
     working_set: int = 1500
     irq_hz: float = 200.0
+    segments: tuple[tuple[str, float], ...] = ()  # run/sleep after each wake-up; (): one run of busy_s
+    loops: int | None = None  # periods the latency task runs; None: until stopped
+
+    @classmethod
+    def for_task(cls, task: rtapp.RtTask) -> "TaskConfig":
+        return cls(
+            period_s=task.period_s,
+            busy_s=task.busy_s,
+            deadline_s=task.deadline_s,
+            allocs=task.allocs,
+            segments=task.segments,
+            loops=task.loops,
+        )
 
     @classmethod
     def for_role(cls, role: str) -> "TaskConfig":
-        # The preemptible task's period (20 ms wall = 80 us kernel) is long against the
-        # few ms a buddy fallback can wait for zone->lock, as a real cyclictest period is
-        # against kernel lock noise, and short enough for >1000 wake-ups in a quick run.
-        # The RT task's 150 ms busy phase stands for a polling loop that holds its CPU.
-        if role == "isolated-rt":
-            return cls(period_s=0.250, busy_s=0.150, deadline_s=0.200)
-        return cls(period_s=0.020, busy_s=0.004, deadline_s=0.010)
+        """The default task set's task of this role (node/workloads/default.json): the
+        preemptible one's period (20 ms wall = 80 us kernel) is long against the few ms a buddy
+        fallback can wait for zone->lock, as a real cyclictest period is against kernel lock
+        noise, and short enough for >1000 wake-ups in a quick run; the RT task's 150 ms busy
+        phase stands for a polling loop that holds its CPU."""
+        return cls.for_task(rtapp.default_task(role))
 
 
 class NodeRuntime:
@@ -151,6 +164,8 @@ class NodeRuntime:
                 clock,
                 rt=rt,
                 noise_threshold_s=cost.wall(5.0),
+                segments=config.segments,
+                loops=config.loops,
             )
             self.cpu.sources = [self.task]
         self.metrics: NodeMetrics | None = None

@@ -11,7 +11,10 @@ from its window [programmed wake, completion] to causes, osnoise-style: `workque
 (kworker items), `irq`, `pcp_lock` (buddy fallbacks after a failed pcp trylock), and
 `other` (wake-up lateness above a threshold that nothing logged on the CPU explains).
 A preemptible task (SCHED_OTHER-like) reaches a preemption point every `slice`, where
-queued work runs; an RT task (SCHED_FIFO-like) runs its busy phase without yielding.
+queued work runs; an RT task (SCHED_FIFO-like) runs its busy phase without yielding. The busy
+phase may be split by sleeps (an rt-app task set's run and sleep events, node.rtapp): while the
+task sleeps, queued work runs on its CPU whatever its policy. A task given `loops` stops after
+that many periods, as an rt-app thread does.
 
 Housekeeping is the CPU's ordinary allocation churn: in each period it does `ops`
 allocations or frees (steered toward a working-set target, a mix of orders and
@@ -24,10 +27,13 @@ task later frees (a received packet's buffer).
 """
 
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from node.mm.constants import HPAGE_PMD_ORDER, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
+
+_NEVER = threading.Event()  # what a sleeping task waits on: only its timeout wakes it
 
 
 @dataclass
@@ -59,7 +65,11 @@ class LatencyTask:
         rt: bool,
         slice_s: float = 0.5e-3,
         noise_threshold_s: float = 1.25e-3,
+        segments: tuple[tuple[str, float], ...] = (),
+        loops: int | None = None,
     ):
+        """`segments`: ("run" | "sleep", seconds) in order after each wake-up (default: one run of
+        `busy`); `loops`: periods to run (None: until stopped)."""
         self.kind = kind
         # Wake-up lateness that no logged activity explains, above this, is noise of
         # cause `other` (the machine, the simulator); osnoise likewise only counts noise
@@ -72,6 +82,8 @@ class LatencyTask:
         self.alloc = alloc
         self.rt = rt
         self.slice = slice_s
+        self.segments = segments or (("run", busy),)
+        self.loops_left = loops
         self.next_wake = clock() + period
         # Two sets of the same counters: `totals` since start (never reset, so metrics built
         # on them are monotonic) and `window` since the last GetStats(reset).
@@ -101,16 +113,11 @@ class LatencyTask:
             self._account([("other", unexplained)])
         contention0 = self.alloc.lock_contention_s
         pages = [self.alloc.alloc_pages(0, MIGRATE_MOVABLE) for _ in range(self.allocs)]
-        # The busy phase is user code on a NOHZ_FULL CPU: an extended quiescent state for RCU.
-        if self.rt:
-            cpu.user(self.busy)
-        else:
-            left = self.busy
-            while left > 0:
-                chunk = min(self.slice, left)
-                cpu.user(chunk)
-                left -= chunk
-                cpu.preempt_point()
+        for kind, seconds in self.segments:
+            if kind == "sleep":
+                cpu.wait_for(_NEVER, seconds)
+            else:
+                self._run(cpu, seconds)
         for pfn in pages:
             if pfn is not None:
                 self.alloc.free_pages(pfn)
@@ -131,6 +138,22 @@ class LatencyTask:
             self.next_wake += self.period
             for c in counters:
                 c.deadline_misses += 1
+        if self.loops_left is not None:
+            self.loops_left -= 1
+            if self.loops_left == 0:
+                self.next_wake = float("inf")  # done: the CPU idles from now on
+
+    def _run(self, cpu, seconds: float) -> None:
+        # The busy phase is user code on a NOHZ_FULL CPU: an extended quiescent state for RCU.
+        if self.rt:
+            cpu.user(seconds)
+            return
+        left = seconds
+        while left > 0:
+            chunk = min(self.slice, left)
+            cpu.user(chunk)
+            left -= chunk
+            cpu.preempt_point()
 
     def _account(self, noise: list[tuple[str, float]]) -> None:
         for cause, seconds in noise:

@@ -38,6 +38,7 @@ from typing import IO
 
 import grpc
 
+from node import rtapp
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.profile import DEFAULT_KERNEL
@@ -69,6 +70,12 @@ DEFAULT_NODES, DEFAULT_ISOLATED, DEFAULT_RT = 4, "2-3", "3"
 DEFAULT_ROLES = tuple(assign_roles(DEFAULT_NODES, parse_cpu_list(DEFAULT_ISOLATED), parse_cpu_list(DEFAULT_RT)))
 
 
+def workload_roles(workload: rtapp.Workload, nr_cpus: int | None = None) -> list[str]:
+    """Roles for an rt-app task set (node.rtapp): each CPU it names runs its task, the others are
+    housekeeping. Without `nr_cpus`, the default layout's 4 CPUs or as many as the set names."""
+    return workload.roles(nr_cpus or max(DEFAULT_NODES, max(workload.cpus) + 1))
+
+
 @dataclass
 class ClusterConfig:
     roles: list[str]
@@ -82,6 +89,8 @@ class ClusterConfig:
     tls: "TlsPaths | None" = None
     coordinator_args: list = field(default_factory=list)
     node_args: list = field(default_factory=list)
+    # An rt-app task set every node reads (node --workload); `roles` must be workload_roles' for it.
+    workload: str | None = None
 
 
 @dataclass(frozen=True)
@@ -221,6 +230,7 @@ class LocalCluster(Supervised):
                 cfg.roles[cpu],
                 "--seed",
                 str(cfg.seed),
+                *(["--workload", os.path.abspath(cfg.workload)] if cfg.workload else []),
                 *self._security_args(f"node-cpu{cpu}"),
                 *cfg.node_args,
             ],

@@ -18,7 +18,8 @@ and ends with a stop-the-world audit.
 
 Default layout (coordinator.tools.cluster.DEFAULT_ROLES, also `cluster up`'s): cpu0 and cpu1
 housekeeping (allocation churn and IRQs), cpu2 an isolated preemptible latency task, cpu3 an
-isolated RT latency task.
+isolated RT latency task (node/workloads/default.json). `workload` replaces those tasks with an
+rt-app task set's (node.rtapp): the CPUs it names run its tasks, the others housekeeping.
 
 Besides the summary table's figures, the results keep the raw data a report needs
 (coordinator.tools.report rebuilds oslat/cyclictest/osnoise-style tables and the plots from
@@ -73,6 +74,7 @@ class CompareConfig:
     strategies: tuple = DEFAULT_STRATEGIES
     kernel: str = profiles.DEFAULT_KERNEL
     trigger_mix: tuple = (("demand", 1.0),)  # (trigger, weight): what each scheduled event is
+    workload: str | None = None  # an rt-app task set (node.rtapp); `roles` then workload_roles' for it
 
     def __post_init__(self):
         unknown = [s for s in self.strategies if s not in STRATEGIES]
@@ -205,7 +207,11 @@ def run_phase(phase: str, config: CompareConfig, run_dir: str, progress: Progres
     strategy = STRATEGIES.get(phase)
     # The noise floor runs the kernel's own design (its default strategy), with no drains.
     cluster_cfg = ClusterConfig(
-        roles=list(config.roles), seed=config.seed, kernel=config.kernel, strategy=phase if strategy else None
+        roles=list(config.roles),
+        seed=config.seed,
+        kernel=config.kernel,
+        strategy=phase if strategy else None,
+        workload=config.workload,
     )
     progress.update(index, phase, "starting", force=True)
     with LocalCluster(cluster_cfg, os.path.join(run_dir, phase)) as cluster:
@@ -392,11 +398,13 @@ def run_compare(config: CompareConfig, run_dir: str | None = None, stream=sys.st
             "roles": list(config.roles),
             "strategies": list(config.strategies),
             "trigger_mix": dict(config.trigger_mix),
+            "workload": config.workload,
         },
         "run_dir": run_dir,
+        # A task set may have no preemptible task (a cyclictest-like FIFO set): None then.
         "noise_floor": {
-            "wake_latency_p99_s": floor["isolated_preemptible"]["wake_latency_p99_s"],
-            "wake_latency_p50_s": floor["isolated_preemptible"]["wake_latency_p50_s"],
+            "wake_latency_p99_s": floor.get("isolated_preemptible", {}).get("wake_latency_p99_s"),
+            "wake_latency_p50_s": floor.get("isolated_preemptible", {}).get("wake_latency_p50_s"),
             "rt_wake_latency_p99_s": floor.get("isolated_rt", {}).get("wake_latency_p99_s", 0.0),
             "audit": floor["audit"],
         },

@@ -8,6 +8,10 @@ def _ms(s: float) -> str:
     return f"{s * 1e3:8.2f} ms ({s / TIME_SCALE * 1e6:6.1f} us)"
 
 
+def _floor(s: float | None) -> str:
+    return "-" if s is None else _ms(s)  # None: the task set has no preemptible task
+
+
 ROWS = [
     ("drain_all_pages count", "drain_all.count", "n"),
     ("drain_all_pages p50", "drain_all.p50_s", "t"),
@@ -50,7 +54,7 @@ def format_table(result: dict) -> str:
     width = 28
     lines = [
         f"{'kernel ' + result.get('kernel', profiles.DEFAULT_KERNEL):30}" + "".join(f"{n:>{width}}" for n in names),
-        f"{'noise floor: preemptible wake p99':30} {_ms(result['noise_floor']['wake_latency_p99_s'])}",
+        f"{'noise floor: preemptible wake p99':30} {_floor(result['noise_floor']['wake_latency_p99_s'])}",
     ]
     for label, path, kind in ROWS:
         cells = []

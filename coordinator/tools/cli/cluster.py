@@ -15,7 +15,9 @@ from coordinator.tools.cluster import (
     LocalCluster,
     TlsPaths,
     assign_roles,
+    workload_roles,
 )
+from node import rtapp
 from node.api.v1 import pcpsim_pb2 as pb
 from node.shared import security
 from node.shared.config import join_host_port
@@ -31,12 +33,24 @@ def topology(args) -> tuple[int, str, str]:
     return args.nodes or DEFAULT_NODES, args.isolated or "", args.rt or ""
 
 
-def cmd_cluster_up(args) -> int:
+def roles_of(args) -> list[str]:
+    """Each CPU's role: from the task set (--workload, with --nodes if given), else the layout flags."""
+    if args.workload is not None:
+        if args.isolated is not None or args.rt is not None:
+            raise CliError("--workload names the latency CPUs itself: give it without --isolated/--rt")
+        try:
+            return workload_roles(args.workload, args.nodes)
+        except rtapp.WorkloadError as err:
+            raise CliError(f"--workload {args.workload.source}: {err}") from None
     nodes, isolated, rt = topology(args)
     try:
-        roles = assign_roles(nodes, parse_cpu_list(isolated, nodes), parse_cpu_list(rt, nodes))
+        return assign_roles(nodes, parse_cpu_list(isolated, nodes), parse_cpu_list(rt, nodes))
     except ValueError as err:
         raise CliError(str(err)) from None
+
+
+def cmd_cluster_up(args) -> int:
+    roles = roles_of(args)
     if args.prometheus:  # before starting anything
         try:
             prometheus.find_binary()
@@ -67,6 +81,7 @@ def cmd_cluster_up(args) -> int:
             listen_host=args.listen_host,
             auth=not args.no_auth,
             tls=tls,
+            workload=args.workload and args.workload.source,
         )
         security.warn(security.exposure_warning(join_host_port(config.listen_host, 0), tls is not None, config.auth))
     except ValueError as err:

@@ -5,6 +5,7 @@ import argparse
 
 from coordinator.drain.record import STRATEGIES
 from coordinator.tools.compare import TRIGGERS
+from node import rtapp
 
 
 def positive_int(text: str) -> int:
@@ -65,3 +66,11 @@ def trigger_mix(text: str) -> tuple:
     if sum(w for _, w in mix) <= 0:
         raise argparse.ArgumentTypeError("at least one trigger needs a weight > 0")
     return tuple(mix)
+
+
+def workload(text: str) -> rtapp.Workload:
+    """An rt-app task set file, parsed: a bad one is refused before any process starts."""
+    try:
+        return rtapp.load(text)
+    except rtapp.WorkloadError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

@@ -2,6 +2,7 @@
 
   pcpsim cluster up [--nodes N] [--isolated LIST] [--rt LIST] run a local cluster until Ctrl-C (default:
                                                               4 CPUs, isolated 2-3, RT on 3, as compare)
+                   [--workload FILE]                          ... latency tasks from an rt-app task set
                    [--kernel 5.19|6.1|6.2] [--strategy S]     ... with a kernel profile and default strategy
                    [--prometheus]                             ... and a local Prometheus scraping it
   pcpsim drain --strategy workqueue|remote [--force-all-cpus]  drain_all_pages on a running cluster
@@ -13,6 +14,7 @@
   pcpsim audit                                                 stop-the-world page audit
   pcpsim compare [--quick] [--seed S] [--json PATH]            strategies side by side
                  [--strategies workqueue,remote,rcu-swap] [--kernel 5.19|6.1|6.2] [--trigger-mix cma=1]
+                 [--workload FILE]                            ... latency tasks from an rt-app task set
   pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
   pcpsim bench [--quick] [--json PATH]                         figures against their floors, as ratios
   pcpsim tokens DIR                                            fresh token files for a deployment
@@ -36,6 +38,11 @@ from coordinator.tools.cli.connect import DEFAULT_STATE, add_target
 from coordinator.tools.cluster import DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT
 from node.mm import profile as profiles
 
+WORKLOAD_HELP = (
+    "latency tasks as an rt-app JSON task set (deploy/rt-app/*.json): the CPUs it names run its "
+    "tasks, the others housekeeping (default: deploy/rt-app/default.json)"
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -57,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--isolated", help=f"isolated CPUs running a latency task, e.g. 2-3 (default: {DEFAULT_ISOLATED} {unless})"
     )
     up.add_argument("--rt", help=f"which isolated CPUs run the RT task (default: {DEFAULT_RT} {unless})")
+    up.add_argument(
+        "--workload", metavar="FILE", type=flags.workload, help=WORKLOAD_HELP + " (not with --isolated/--rt)"
+    )
     up.add_argument(
         "--kernel",
         choices=sorted(profiles.PROFILES),
@@ -176,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--drain-interval-ms", type=flags.positive_int, default=150, help="drain schedule period (default %(default)s)"
     )
     cmp_.add_argument("--run-dir", help="where each phase's process logs go (default: a temp dir)")
+    cmp_.add_argument("--workload", metavar="FILE", type=flags.workload, help=WORKLOAD_HELP)
     cmp_.add_argument(
         "--strategies",
         type=flags.strategy_list,

@@ -8,11 +8,18 @@ from coordinator.tools import compare, compare_table, plots, report
 from coordinator.tools.bench import figure as bench_figure
 from coordinator.tools.bench import figures as bench
 from coordinator.tools.cli.errors import CliError
-from coordinator.tools.cluster import ClusterError
+from coordinator.tools.cluster import ClusterError, workload_roles
+from node import rtapp
 
 
 def cmd_compare(args) -> int:
     measure_s = args.measure_s or (compare.QUICK_MEASURE_S if args.quick else compare.FULL_MEASURE_S)
+    workload = {}
+    if args.workload is not None:
+        try:
+            workload = {"roles": tuple(workload_roles(args.workload)), "workload": args.workload.source}
+        except rtapp.WorkloadError as err:
+            raise CliError(f"--workload {args.workload.source}: {err}") from None
     try:
         config = compare.CompareConfig(
             seed=args.seed,
@@ -21,6 +28,7 @@ def cmd_compare(args) -> int:
             kernel=args.kernel,
             trigger_mix=args.trigger_mix,
             strategies=args.strategies or compare.default_strategies(args.kernel),
+            **workload,
         )
     except ValueError as err:
         raise CliError(str(err)) from None
