@@ -130,7 +130,9 @@ def offline_pages(pages: int, start_pfn: int = 0, timeout_ms: int = 0, configura
 
 def release_range(start_pfn: int, pages: int, configuration: dict | None = None) -> dict:
     """Give a CMA or offline range back to the buddy (the rollback of the two above)."""
-    request = pb.ReleaseRangeRequest(start_pfn=target.whole("start_pfn", start_pfn), nr_pages=target.whole("pages", pages, 1))
+    request = pb.ReleaseRangeRequest(
+        start_pfn=target.whole("start_pfn", start_pfn), nr_pages=target.whole("pages", pages, 1)
+    )
     with target.Target(configuration).coordinator() as stub:
         r = stub.ReleaseRange(request, timeout=30.0)
     return {"owner": r.owner, "free_pages": r.free_pages}

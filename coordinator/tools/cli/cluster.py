@@ -136,7 +136,9 @@ def cmd_cluster_up(args) -> int:
     return 0
 
 
-def _follow_restarts(cluster: LocalCluster, rejoining: dict[int, str], addresses: dict[int, str], state_file: str) -> None:
+def _follow_restarts(
+    cluster: LocalCluster, rejoining: dict[int, str], addresses: dict[int, str], state_file: str
+) -> None:
     """Restart the nodes that exited; rewrite the state file now (their pids) and again once each
     has registered at its new address, which is then no longer waited for."""
     for name in cluster.restart_exited_nodes():
