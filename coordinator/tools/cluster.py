@@ -139,6 +139,8 @@ class LocalCluster(Supervised):
         # "coordinator", "operator", "node-cpuN" (each CPU its own, bound to it) -> path (auth on)
         self.token_files: dict[str, str] = {}
         self.security = security.INSECURE  # how this process (the operator) dials the cluster
+        self.node_names: dict[int, str] = {}  # cpu -> name in procs of its current process
+        self.restarts = 0
 
     @property
     def state_dir(self) -> str:
@@ -216,6 +218,7 @@ class LocalCluster(Supervised):
     def start_node(self, cpu: int, name: str | None = None) -> subprocess.Popen:
         """Start the node process of `cpu` (again, after it died: give a new `name`)."""
         cfg = self.config
+        self.node_names[cpu] = name or f"cpu{cpu}"
         return self._spawn(
             name or f"cpu{cpu}",
             [
@@ -235,6 +238,17 @@ class LocalCluster(Supervised):
                 *cfg.node_args,
             ],
         )
+
+    def restart_exited_nodes(self) -> list[str]:
+        """Start again, as a new incarnation under a new name (its own log), every node whose
+        current process exited, as Compose's restart policy does; the names started."""
+        started = []
+        for cpu, name in list(self.node_names.items()):
+            if self.procs[name].poll() is not None:
+                self.restarts += 1
+                self.start_node(cpu, name=f"cpu{cpu}-restart{self.restarts}")
+                started.append(self.node_names[cpu])
+        return started
 
     def _set_up_security(self) -> None:
         cfg = self.config
@@ -301,6 +315,7 @@ class LocalCluster(Supervised):
             "coordinator": self.coordinator_address,
             "run_dir": self.run_dir,
             "pids": {name: p.pid for name, p in self.procs.items()},
+            "node_pids": {str(cpu): self.procs[name].pid for cpu, name in self.node_names.items()},
             "coordinator_metrics": state.metrics_address,
             # Paths, never secrets: the CLI dials with these (pcpsim state, drain, audit).
             "token_file": self.token_files.get("operator"),

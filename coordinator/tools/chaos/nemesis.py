@@ -37,6 +37,8 @@ from node.shared import security
 RPC_TIMEOUT_S = 2.0
 TRAP_WAIT_S = 2.0  # second-coordinator: how long the trap may take to spring before a plain SIGSTOP
 ALL = pb.FaultRule(direction=pb.DIRECTION_IN, method="*", peer=-1, drop=1.0)
+# A node cut off: every request it receives and every one it sends is lost.
+PARTITION = (ALL, pb.FaultRule(direction=pb.DIRECTION_OUT, method="*", peer=-1, drop=1.0))
 DIRECTIONS = {"in": pb.DIRECTION_IN, "out": pb.DIRECTION_OUT}
 
 
@@ -260,8 +262,7 @@ class Nemesis:
         return self._remove_rules(self._rpc_target(f), f)
 
     def _start_partition(self, f):
-        rules = [ALL, pb.FaultRule(direction=pb.DIRECTION_OUT, method="*", peer=-1, drop=1.0)]
-        return self._add_rules(self.names[f.cpu], f, rules)
+        return self._add_rules(self.names[f.cpu], f, list(PARTITION))
 
     def _heal_partition(self, f):
         return self._remove_rules(self.names[f.cpu], f)

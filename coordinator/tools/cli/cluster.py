@@ -4,6 +4,8 @@ import os
 import signal
 import time
 
+import grpc
+
 from coordinator.tools import prometheus
 from coordinator.tools.cli.errors import CliError
 from coordinator.tools.cluster import (
@@ -123,10 +125,19 @@ def cmd_cluster_up(args) -> int:
         if prom is not None:
             print(f"prometheus   {prom.url}  (config {prom.config_file}, log {prom.log_file})")
         print("Ctrl-C stops the cluster.", flush=True)
+        addresses = {n.cpu: n.address for n in state.nodes}  # as the state file has them
+        rejoining: dict[int, str] = {}  # restarted CPU -> its old address, until it registers anew
         while not stop:
-            for name, proc in cluster.procs.items():
-                if proc.poll() is not None:
-                    raise CliError(f"{name} exited with {proc.returncode}; see {run_dir}/{name}.log")
+            coordinator = cluster.procs["coordinator"]
+            if coordinator.poll() is not None:
+                raise CliError(f"coordinator exited with {coordinator.returncode}; see {run_dir}/coordinator.log")
+            # A node that exits (a crash, or a chaos experiment's kill) is started again, as the
+            # Compose deployment's restart policy does; the state file follows it (pid, then address).
+            for cpu, name in sorted(cluster.node_names.items()):
+                if cpu not in rejoining and cluster.procs[name].poll() is not None:
+                    rejoining[cpu] = addresses[cpu]
+            if rejoining:
+                _follow_restarts(cluster, rejoining, addresses, args.state)
             if prom is not None and prom.proc is not None and prom.proc.poll() is not None:
                 raise CliError(f"prometheus exited with {prom.proc.returncode}; see {prom.log_file}")
             time.sleep(0.2)
@@ -138,6 +149,24 @@ def cmd_cluster_up(args) -> int:
         cluster.stop()
         print("cluster stopped", flush=True)
     return 0
+
+
+def _follow_restarts(
+    cluster: LocalCluster, rejoining: dict[int, str], addresses: dict[int, str], state_file: str
+) -> None:
+    """Restart the nodes that exited; rewrite the state file now (their pids) and again once each
+    has registered at its new address, which is then no longer waited for."""
+    for name in cluster.restart_exited_nodes():
+        print(f"{name}: started again (the CPU's process before it exited)", flush=True)
+    try:
+        nodes = {n.cpu: n for n in cluster.state(timeout=2.0).nodes}
+        cluster.write_state(state_file)
+    except grpc.RpcError:
+        return  # the coordinator is busy or partitioned: next round
+    for cpu, old in list(rejoining.items()):
+        if nodes[cpu].up and nodes[cpu].address != old:
+            addresses[cpu] = nodes[cpu].address
+            del rejoining[cpu]
 
 
 def cmd_tokens(args) -> int:
