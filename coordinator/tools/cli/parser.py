@@ -14,6 +14,7 @@
   pcpsim compare [--quick] [--seed S] [--json PATH]            strategies side by side
                  [--strategies workqueue,remote,rcu-swap] [--kernel 5.19|6.1|6.2] [--trigger-mix cma=1]
   pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
+                [--html OUT.html]                            ... and all of them as one page with hover values
   pcpsim bench [--quick] [--json PATH]                         figures against their floors, as ratios
   pcpsim tokens DIR                                            fresh token files for a deployment
   pcpsim chaos run FILE... [--strategy S] [--seed N] [--out D] scripted faults, checked page by page
@@ -209,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("results", metavar="RESULTS.json", help="file written by `pcpsim compare --json`")
     rep.add_argument("--out", metavar="DIR", help="where the plots go (default: next to RESULTS.json, named after it)")
     rep.add_argument("--no-plots", action="store_true", help="print the tables only")
+    rep.add_argument("--html", metavar="OUT.html", help="also write every view and plot as one self-contained page")
 
     ben = sub.add_parser(
         "bench",
