@@ -164,9 +164,7 @@ def osnoise_section(result: dict) -> str:
 def noise_chart(result: dict) -> str:
     """Per latency CPU and phase, a bar per noise cause: stolen kernel us, with the event count
     and the CPU's drain work items and longest drain wait on hover."""
-    lanes = [
-        (phase, cpu, d) for phase in report.ordered_phases(result) for cpu, d in report.phase_cpus(result, phase)
-    ]
+    lanes = [(phase, cpu, d) for phase in report.ordered_phases(result) for cpu, d in report.phase_cpus(result, phase)]
     stolen = [report.kus(result, s) for _, _, d in lanes for s in d["stolen_s"].values()]
     chart = Chart(
         "Stolen time by cause, per latency CPU and phase (kernel us)",
@@ -196,8 +194,7 @@ def noise_chart(result: dict) -> str:
         chart.legend(color, cause)
     return (
         "<h2>Per-CPU view of the drains</h2>"
-        f'<p class="note" id="no-timeline">{escape(NO_TIMELINE)}</p>'
-        + chart.render(y_labels=labels)
+        f'<p class="note" id="no-timeline">{escape(NO_TIMELINE)}</p>' + chart.render(y_labels=labels)
     )
 
 

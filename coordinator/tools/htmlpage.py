@@ -57,9 +57,7 @@ def table(header: list[str], rows: list[list], numeric_from: int = 1) -> str:
     head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
     body = "".join(
         "<tr>"
-        + "".join(
-            f'<td{" class=num" if i >= numeric_from else ""}>{escape(str(c))}</td>' for i, c in enumerate(row)
-        )
+        + "".join(f"<td{' class=num' if i >= numeric_from else ''}>{escape(str(c))}</td>" for i, c in enumerate(row))
         + "</tr>"
         for row in rows
     )

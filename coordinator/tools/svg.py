@@ -7,6 +7,7 @@ Every mark that carries a value has a `data-tip` attribute; the page's script
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
 
@@ -70,7 +71,7 @@ class Chart:
     def py(self, v: float) -> float:
         return self.height - BOTTOM - self.y.frac(v) * (self.height - TOP - BOTTOM)
 
-    def series(self, points: list[tuple[float, float]], color: str, label: str, tip, step: bool = False, dash=""):
+    def series(self, points: Sequence[tuple[float, float]], color: str, label: str, tip, step: bool = False, dash=""):
         """A line through `points` (a staircase if `step`: each y holds until the next x), a
         hover dot on each point with tip(x, y) as its text."""
         if not points:
@@ -125,11 +126,11 @@ class Chart:
 
     def render(self, y_labels: dict[float, str] | None = None) -> str:
         """The SVG; y_labels replaces the y axis's numeric ticks (timeline lanes)."""
-        w, h = self.width, self.height
+        w, h, left = self.width, self.height, self.left
         out = [
             f'<svg class="chart" data-series="{self._series}" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
             f'xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(self.title)}">',
-            f'<rect x="{self.left}" y="{TOP}" width="{w - self.left - RIGHT}" height="{h - TOP - BOTTOM}" class="plot"/>',
+            f'<rect x="{left}" y="{TOP}" width="{w - left - RIGHT}" height="{h - TOP - BOTTOM}" class="plot"/>',
         ]
         for t in self.x.ticks():
             x = self.px(t)
@@ -139,7 +140,7 @@ class Chart:
         for t, text in ticks.items():
             y = self.py(t)
             out.append(f'<line x1="{self.left}" x2="{w - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-            out.append(f'<text x="{self.left - 4}" y="{y + 4:.1f}" class="tick" text-anchor="end">{escape(text)}</text>')
+            out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" class="tick" text-anchor="end">{escape(text)}</text>')
         out += self._marks
         out.append(f'<text x="{(self.left + w - RIGHT) / 2}" y="{h - 8}" class="label" text-anchor="middle">')
         out.append(f"{escape(self.x.label)}</text>")
@@ -155,7 +156,7 @@ class Chart:
             for c, text, dash in self._legend
         )
         return (
-            f'<figure><figcaption>{escape(self.title)}</figcaption>{"".join(out)}'
+            f"<figure><figcaption>{escape(self.title)}</figcaption>{''.join(out)}"
             + (f'<ul class="legend">{legend}</ul>' if legend else "")
             + "</figure>"
         )

@@ -19,6 +19,7 @@
   pcpsim tokens DIR                                            fresh token files for a deployment
   pcpsim chaos run FILE... [--strategy S] [--seed N] [--out D] scripted faults, checked page by page
   pcpsim chaos check RUN_DIR                                   the checker again, on a run's history
+  pcpsim chaos timeline RUN_DIR [--out OUT.html]               a run's operations and faults as a page
 
 Commands that talk to a running cluster find it through the state file that
 `cluster up` writes (--state, $PCPSIM_STATE, default .pcpsim/cluster.json) or
@@ -246,6 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Re-run the checker on RUN_DIR/history.jsonl. Exit 0 valid, 1 invalid, 2 unknown.",
     )
     ccheck.add_argument("run_dir", metavar="RUN_DIR")
+    ctime = chsub.add_parser(
+        "timeline",
+        help="write a past run's timeline.html again",
+        description="Draw RUN_DIR's operations and faults on one time axis, its verdict on top and "
+        "each operation's latency with the faults shaded, as one self-contained page (`chaos run` "
+        "writes it into every run directory).",
+    )
+    ctime.add_argument("run_dir", metavar="RUN_DIR")
+    ctime.add_argument("--out", metavar="OUT.html", help="where to write it (default RUN_DIR/timeline.html)")
 
     tok = sub.add_parser(
         "tokens",
