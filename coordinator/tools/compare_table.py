@@ -53,12 +53,12 @@ def table_rows(result: dict) -> list[tuple[str, list[str]]]:
         for n in result["strategies"]:
             s = result["strategies"][n]
             if kind == "ratio":
-                p50 = s["drain_all"]["p50_s"]
-                cells.append(f"{s['drain_all']['p99_s'] / p50:.2f}" if p50 else "-")
+                p50, p99 = _get(s, "drain_all.p50_s"), _get(s, "drain_all.p99_s")
+                cells.append(f"{p99 / p50:.2f}" if p50 and p99 is not None else "-")
             elif kind == "gp" and n != "rcu-swap":
                 cells.append("-")  # only rcu-swap waits for grace periods
             elif kind == "audit":
-                cells.append(f"{s['audit']['lost']} / {s['audit']['duplicated']}")
+                cells.append(f"{_get(s, 'audit.lost')} / {_get(s, 'audit.duplicated')}")
             else:
                 assert path is not None, "only the ratio and audit rows read no path"
                 v = _get(s, path)

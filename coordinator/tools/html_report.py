@@ -34,13 +34,17 @@ def _color(name: str, i: int) -> str:
 
 def compare_section(result: dict) -> str:
     rows = [[label, *cells] for label, cells in compare_table.table_rows(result)]
-    floor = result["noise_floor"]["wake_latency_p99_s"]
+    floor = result.get("noise_floor", {}).get("wake_latency_p99_s")
     scale = result["time_scale"]
+    noise = (
+        f"Noise floor (no drains): preemptible wake-up p99 {floor * 1e3:.2f} ms wall ({floor / scale * 1e6:.1f} kernel us). "
+        if isinstance(floor, (int, float))
+        else ""
+    )
     return (
         "<h2>Strategies side by side</h2>"
-        f"<p>Noise floor (no drains): preemptible wake-up p99 {floor * 1e3:.2f} ms wall "
-        f"({floor / scale * 1e6:.1f} kernel us). Wall time, kernel time in parentheses: "
-        f"1 kernel us = {scale / 1e3:g} ms wall.</p>" + table(["", *result["strategies"]], rows)
+        f"<p>{noise}Wall time, kernel time in parentheses: 1 kernel us = {scale / 1e3:g} ms wall.</p>"
+        + table(["", *result["strategies"]], rows)
     )
 
 
