@@ -39,6 +39,7 @@ def open_page(path: str, screenshot: str) -> dict:
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
@@ -47,8 +48,13 @@ def open_page(path: str, screenshot: str) -> dict:
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     try:
         driver.get("file://" + os.path.abspath(path))
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1400, min(height + 40, MAX_HEIGHT))
+        # the whole page in one screenshot: a viewport as tall as the page (the window adds its frame)
+        height, frame = driver.execute_script(
+            "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight]"
+        )
+        target = min(height, MAX_HEIGHT)
+        driver.set_window_size(1400, target + frame)
+        WebDriverWait(driver, 10).until(lambda d: d.execute_script("return window.innerHeight") >= target)
         driver.save_screenshot(screenshot)
         print(f"screenshot of {path}: {screenshot}")
         charts = driver.execute_script(CHARTS_JS)
