@@ -37,7 +37,8 @@ def compare_section(result: dict) -> str:
     floor = result.get("noise_floor", {}).get("wake_latency_p99_s")
     scale = result["time_scale"]
     noise = (
-        f"Noise floor (no drains): preemptible wake-up p99 {floor * 1e3:.2f} ms wall ({floor / scale * 1e6:.1f} kernel us). "
+        f"Noise floor (no drains): preemptible wake-up p99 {floor * 1e3:.2f} ms wall "
+        f"({floor / scale * 1e6:.1f} kernel us). "
         if isinstance(floor, (int, float))
         else ""
     )
