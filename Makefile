@@ -9,10 +9,13 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 compare:
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e . && $(VENV)/bin/pcpsim compare --quick
 
-# promtool (Debian package `prometheus`) checks every process's /metrics in the tests.
+# promtool (Debian package `prometheus`) checks every process's /metrics in the tests;
+# chromium and chromium-driver open the HTML report and chaos timeline (tests/browser.py).
 system-deps:
 	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq prometheus >/dev/null; }
+	@command -v chromedriver >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 # Two xdist workers: most of the suite waits on real clusters (chaos timelines, compare phases,
 # the bench), so two run at once on 2 cores. tests/conftest.py keeps the tests that share a

@@ -43,6 +43,7 @@ import grpc
 
 from coordinator.drain.record import STRATEGIES, TRIGGER_NAMES
 from coordinator.tools.cluster import DEFAULT_ROLES, ClusterConfig, LocalCluster
+from coordinator.tools.progress import Progress
 from coordinator.tools.schedule import drain_schedule
 from coordinator.tools.stats import percentile, summary
 from node.api.v1 import pcpsim_pb2 as pb
@@ -103,36 +104,7 @@ class CompareConfig:
         return ("noise_floor", *self.strategies)
 
 
-class Progress:
-    """Phase, elapsed and remaining: one rewritten line on a terminal, plain lines otherwise."""
-
-    STARTUP_S = 5.0  # cluster start, reset and collection, per phase (estimate)
-
-    def __init__(self, config: CompareConfig, stream=sys.stderr):
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.t0 = time.monotonic()
-        self.nr_phases = len(config.phases)
-        self.total = self.nr_phases * (config.measure_s + config.warmup_s + self.STARTUP_S)
-        self._last_plain = 0.0
-
-    def update(self, index: int, phase: str, step: str, force: bool = False) -> None:
-        elapsed = time.monotonic() - self.t0
-        remaining = max(0.0, self.total - elapsed)
-        line = (
-            f"[{index + 1}/{self.nr_phases} {phase}] {step:<10} elapsed {elapsed:5.0f}s  remaining ~{remaining:4.0f}s"
-        )
-        if self.tty:
-            self.stream.write("\r" + line + "\x1b[K")
-            self.stream.flush()
-        elif force or elapsed - self._last_plain >= 10.0:
-            self._last_plain = elapsed
-            print(line, file=self.stream, flush=True)
-
-    def done(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+PHASE_STARTUP_S = 5.0  # cluster start, reset and collection, per phase: the progress estimate's share
 
 
 TRIGGERS = ("demand", "cma", "offline")  # what a scheduled event does (--trigger-mix)
@@ -213,7 +185,7 @@ def run_phase(phase: str, config: CompareConfig, run_dir: str, progress: Progres
         strategy=phase if strategy else None,
         workload=config.workload,
     )
-    progress.update(index, phase, "starting", force=True)
+    progress.update(index, phase, "starting")
     with LocalCluster(cluster_cfg, os.path.join(run_dir, phase)) as cluster:
         nodes = cluster.state().nodes
         with cluster.channel(cluster.coordinator_address) as channel:
@@ -250,7 +222,7 @@ def run_phase(phase: str, config: CompareConfig, run_dir: str, progress: Progres
                 _wait(progress, index, phase, "measuring", config.measure_s)
                 if driver:
                     driver.join(120.0)
-                progress.update(index, phase, "collecting", force=True)
+                progress.update(index, phase, "collecting")
                 stats = {cpu: stub.GetStats(pb.StatsRequest(cpu=cpu), timeout=10.0) for cpu, stub in node_stubs.items()}
                 history = coord.GetDrainHistory(pb.DrainHistoryRequest(), timeout=10.0).drains
                 audit = coord.Audit(pb.Empty(), timeout=60.0)
@@ -261,11 +233,8 @@ def run_phase(phase: str, config: CompareConfig, run_dir: str, progress: Progres
 
 
 def _wait(progress: Progress, index: int, phase: str, step: str, seconds: float) -> None:
-    end = time.monotonic() + seconds
-    progress.update(index, phase, step, force=True)
-    while (left := end - time.monotonic()) > 0:
-        time.sleep(min(left, 1.0))
-        progress.update(index, phase, step)
+    progress.update(index, phase, step)
+    time.sleep(seconds)
 
 
 def _tasks(stats: dict, role: int) -> list:
@@ -376,7 +345,8 @@ def summarize_phase(stats: dict, history, audit, errors: list, contig=()) -> dic
 
 def run_compare(config: CompareConfig, run_dir: str | None = None, stream=sys.stderr) -> dict:
     run_dir = run_dir or tempfile.mkdtemp(prefix="pcpsim-compare-")
-    progress = Progress(config, stream)
+    per_phase = config.measure_s + config.warmup_s + PHASE_STARTUP_S
+    progress = Progress(len(config.phases), len(config.phases) * per_phase, stream)
     phases = {}
     try:
         for index, phase in enumerate(config.phases):

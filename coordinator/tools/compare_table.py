@@ -49,6 +49,28 @@ def _get(d: dict, path: str):
     return d if d != {} else None
 
 
+def table_rows(result: dict) -> list[tuple[str, list[str]]]:
+    """(label, one cell per strategy) for every row of the table, in result["strategies"] order."""
+    rows = []
+    for label, path, kind in ROWS:
+        cells = []
+        for n in result["strategies"]:
+            s = result["strategies"][n]
+            if kind == "ratio":
+                p50, p99 = _get(s, "drain_all.p50_s"), _get(s, "drain_all.p99_s")
+                cells.append(f"{p99 / p50:.2f}" if p50 and p99 is not None else "-")
+            elif kind == "gp" and n != "rcu-swap":
+                cells.append("-")  # only rcu-swap waits for grace periods
+            elif kind == "audit":
+                cells.append(f"{_get(s, 'audit.lost')} / {_get(s, 'audit.duplicated')}")
+            else:
+                assert path is not None, "only the ratio and audit rows read no path"
+                v = _get(s, path)
+                cells.append("-" if v is None else _ms(v) if kind in ("t", "gp") else str(v))
+        rows.append((label, cells))
+    return rows
+
+
 def format_table(result: dict) -> str:
     names = list(result["strategies"])
     width = 28
@@ -56,21 +78,6 @@ def format_table(result: dict) -> str:
         f"{'kernel ' + result.get('kernel', profiles.DEFAULT_KERNEL):30}" + "".join(f"{n:>{width}}" for n in names),
         f"{'noise floor: preemptible wake p99':30} {_floor(result['noise_floor']['wake_latency_p99_s'])}",
     ]
-    for label, path, kind in ROWS:
-        cells = []
-        for n in names:
-            s = result["strategies"][n]
-            if kind == "ratio":
-                p50 = s["drain_all"]["p50_s"]
-                cells.append(f"{s['drain_all']['p99_s'] / p50:.2f}" if p50 else "-")
-            elif kind == "gp" and n != "rcu-swap":
-                cells.append("-")  # only rcu-swap waits for grace periods
-            elif kind == "audit":
-                cells.append(f"{s['audit']['lost']} / {s['audit']['duplicated']}")
-            else:
-                assert path is not None, "only the ratio and audit rows read no path"
-                v = _get(s, path)
-                cells.append("-" if v is None else _ms(v) if kind in ("t", "gp") else str(v))
-        lines.append(f"{label:30}" + "".join(f"{c:>{width}}" for c in cells))
+    lines += [f"{label:30}" + "".join(f"{c:>{width}}" for c in cells) for label, cells in table_rows(result)]
     lines.append(f"(wall time, kernel time in parentheses: 1 kernel us = {TIME_SCALE / 1e3:g} ms wall)")
     return "\n".join(lines)

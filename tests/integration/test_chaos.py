@@ -8,6 +8,7 @@ import os
 import pytest
 
 from coordinator.tools.chaos import history, runner, scenario
+from tests import browser
 from tests.integration.conftest import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -92,7 +93,13 @@ def test_scenario_is_valid(tmp_path, name, strategy):
     assert verdict.stats["drains"]["ok"] > 0
     assert verdict.stats["audit"]["lost"] == verdict.stats["audit"]["duplicated"] == 0
     _evidence(name, strategy, entries, _logs(run_dir), sc.cluster.lease_ms / 1000)
-    for name_ in ("verdict.json", "history.jsonl", "coordinator.log", os.path.join("metrics", "coordinator.prom")):
+    for name_ in (
+        "verdict.json",
+        "timeline.html",
+        "history.jsonl",
+        "coordinator.log",
+        os.path.join("metrics", "coordinator.prom"),
+    ):
         assert os.path.exists(os.path.join(run_dir, name_)), name_
 
 
@@ -172,3 +179,42 @@ def test_the_checker_catches_a_cpu_parked_for_good_by_a_lost_register_reply(tmp_
     verdict = runner.run(sc, "remote", str(tmp_path))
     assert verdict.valid is False
     assert any(f.startswith("cpu2") for f in verdict.findings["liveness"]), verdict.findings
+
+
+@pytest.mark.slow
+def test_chaos_run_writes_a_timeline_that_opens_in_chromium(tmp_path):
+    """`pcpsim chaos run` writes timeline.html into the run directory and `chaos timeline` writes it
+    again: in headless Chromium, with no console error or warning, it shows the verdict, a bar per
+    operation (invoke to completion) and per fault, the fault shaded, and a latency point per
+    completed operation; hovering a mark shows its values. Screenshot in tmp_path (path printed)."""
+    if reason := browser.chromium_missing():
+        pytest.fail(reason)
+    toml = os.path.join(ROOT, "deploy", "chaos", "kill-node.toml")
+    out = run_cli("chaos", "run", toml, "--strategy", "remote", "--out", str(tmp_path), timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "remaining ~" not in out.stderr  # no progress line when stdout is not a terminal
+    run_dir = os.path.join(tmp_path, "kill-node-remote")
+    assert os.path.exists(os.path.join(run_dir, "timeline.html"))
+    again = os.path.join(tmp_path, "again.html")
+    assert run_cli("chaos", "timeline", run_dir, "--out", again).returncode == 0
+    entries = history.read(os.path.join(run_dir, "history.jsonl"))
+    invokes = [e for e in entries if e["type"] == "invoke"]
+    completed = [e for e in entries if e["type"] in ("ok", "fail", "info")]
+    grants = next(e["cpus"] for e in entries if e["f"] == "grants")
+    page = browser.open_page(again, os.path.join(tmp_path, "timeline.png"))
+    assert browser.console_errors(page) == []
+    assert "valid: true" in page["text"] and page["title"] == "pcpsim chaos run kill-node / remote"
+    charts = {c["title"]: c for c in page["charts"]}
+    ops = charts["Operations and faults"]
+    assert ops["bars"] == len(invokes) + 1 + sum(len(g) for g in grants.values())  # + the one fault
+    assert ops["bands"] == 1
+    latency = charts["Operation latency (invoke to completion), faults shaded"]
+    assert latency["dots"] == len(completed) > 0 and latency["bands"] == 1
+    assert page["hover"].startswith("kill-node cpu1\nstart t="), page["hover"]
+
+
+def test_chaos_timeline_of_a_directory_without_history_is_refused(tmp_path):
+    """`chaos timeline` on a directory with no history.jsonl exits 2 naming the file, writing nothing."""
+    out = run_cli("chaos", "timeline", str(tmp_path))
+    assert out.returncode == 2 and "history.jsonl" in out.stderr, out.stderr
+    assert os.listdir(tmp_path) == []

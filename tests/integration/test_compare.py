@@ -2,10 +2,12 @@
 claims that do not depend on timing."""
 
 import json
+import re
 
 import pytest
 
 from coordinator.tools.compare import CompareConfig, run_compare
+from tests import browser
 from tests.integration.conftest import run_cli
 
 SEED = 7
@@ -82,3 +84,39 @@ def test_compare_cli_rejects_a_bad_measure_time(tmp_path):
     r = run_cli("compare", "--measure-s", "0", "--json", str(out), timeout=60)
     assert r.returncode != 0 and "must be > 0" in r.stderr
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_report_html_opens_in_chromium_with_every_figure_drawn(result, tmp_path):
+    """`pcpsim report R --html OUT` on this compare's results: the page loads in headless Chromium
+    with no console error or warning, and every figure holds data: a wake-up survival curve per
+    phase for each latency CPU, a drain CDF per strategy with one point per drain, stolen-time
+    bars; the tables and the note that the file holds no drain-window timeline are there, and
+    hovering a point shows its values. The screenshot is left in tmp_path (its path is printed)."""
+    if reason := browser.chromium_missing():
+        pytest.fail(reason)
+    path, page_path = tmp_path / "results.json", tmp_path / "report.html"
+    path.write_text(json.dumps(result))
+    out = run_cli("report", str(path), "--html", str(page_path), "--no-plots")
+    assert out.returncode == 0, out.stderr
+    page = browser.open_page(str(page_path), str(tmp_path / "report.png"))
+    assert browser.console_errors(page) == []
+    charts = {c["title"]: c for c in page["charts"]}
+    phases = ["noise_floor", "workqueue", "remote"]
+    for cpu in ("2", "3"):
+        wakeup = next(c for t, c in charts.items() if t.startswith(f"cpu{cpu} ") and "survival" in t)
+        assert wakeup["series"] == len(phases) and all(n >= 2 for n in wakeup["paths"]), wakeup
+    drain = charts["drain_all_pages duration CDF per strategy"]
+    counts = sorted(s["drain_all"]["count"] for s in result["strategies"].values())
+    # a staircase: two path points per drain but the first
+    assert sorted((n + 1) // 2 for n in drain["paths"]) == counts, drain
+    assert drain["dots"] == sum(counts)
+    noise = next(c for t, c in charts.items() if t.startswith("Stolen time"))
+    assert noise["bars"] > 0
+    text = page["text"]
+    assert "drain_all_pages p99" in text and "T: 0 (    2) P: 0" in text and "% CPU Aval" in text
+    assert "No per-CPU timeline of a drain window" in text
+    # the first mark, cpu2's curves at 0 us, where every phase's curve starts (the last drawn on top)
+    assert re.fullmatch(
+        r"(noise_floor|workqueue|remote) \(n=\d+, max [\d.]+ us\): >= 0 us: 1\.0000 of wake-ups", page["hover"]
+    )

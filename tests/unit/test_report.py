@@ -331,3 +331,30 @@ def test_drain_schedule_is_seeded_jittered_and_the_same_for_every_call():
     assert 0.135 < sum(gaps) / len(gaps) < 0.165
     assert len({round(g, 6) for g in gaps}) > len(gaps) // 2
     assert a[0] == 0.0 and a[-1] < 30.0
+
+
+# ------------------------------------------------------------ the HTML page
+def test_report_html_is_one_offline_page_with_every_figure(result, tmp_path, capsys):
+    """`report --html OUT` writes one page that fetches nothing, with a wake-up chart per latency
+    CPU (a curve per phase), the drain CDF (a curve per strategy), the stolen-time bars, the
+    three views, and the note that no drain-window timeline can be drawn from the file."""
+    path, out = tmp_path / "r.json", tmp_path / "r.html"
+    path.write_text(json.dumps(result))
+    assert cli.main(["report", str(path), "--no-plots", "--html", str(out)]) == 0
+    assert f"page written to {out}" in capsys.readouterr().out
+    html = out.read_text()
+    assert "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "<script src" not in html and "<link" not in html
+    assert html.count('<svg class="chart"') == 4
+    assert len(re.findall(r'data-series="3"', html)) == 2  # cpu2 and cpu3: three phases each
+    assert 'data-series="2"' in html  # the drain CDF: workqueue and remote
+    assert "No per-CPU timeline of a drain window" in html
+    assert "T: 0 (    2)" in html and "% CPU Aval" in html and "Minimum (us)" in html
+
+
+def test_report_html_to_an_unwritable_path_exits_2_naming_it(result, tmp_path, capsys):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(result))
+    bad = tmp_path / "no-such-dir" / "r.html"
+    assert cli.main(["report", str(path), "--no-plots", "--html", str(bad)]) == 2
+    assert f"cannot write {bad}" in capsys.readouterr().err

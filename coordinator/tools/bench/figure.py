@@ -6,6 +6,8 @@ import math
 import sys
 from dataclasses import asdict, dataclass
 
+from coordinator.tools.progress import clear_line
+
 
 @dataclass
 class Figure:
@@ -111,7 +113,8 @@ def linear_fit(xs, ys) -> tuple[float, float]:
 
 
 def log(msg: str, stream=None) -> None:
-    print(f"[bench] {msg}", file=stream or sys.stderr, flush=True)
+    stream = stream or sys.stderr
+    print(f"{clear_line(stream)}[bench] {msg}", file=stream, flush=True)
 
 
 def finite(obj):

@@ -53,6 +53,11 @@ from coordinator.tools.bench.noise import bench_noise
 from coordinator.tools.bench.scale import bench_scale
 from coordinator.tools.bench.scaling import bench_scaling
 from coordinator.tools.bench.streams import TINY_TIME_SCALE
+from coordinator.tools.progress import Progress
+
+# How long a run takes (docs/benchmarks.md), for the progress line's remaining time.
+QUICK_ESTIMATE_S = 90.0
+FULL_ESTIMATE_S = 300.0
 
 
 def run_bench(quick: bool, run_dir: str | None = None, plot_path: str | None = None) -> dict:
@@ -67,12 +72,17 @@ def run_bench(quick: bool, run_dir: str | None = None, plot_path: str | None = N
         ("noise floor", "noise", lambda: bench_noise(quick, run_dir)),
         ("scale", "scale", lambda: bench_scale(quick, run_dir)),
     ]
-    for i, (name, key, fn) in enumerate(steps, 1):
-        log(f"[{i}/{len(steps)}] {name} (elapsed {time.monotonic() - t0:.0f}s)")
-        figs, d = fn()
-        figures.extend(figs)
-        if key:
-            detail[key] = d
+    progress = Progress(len(steps), QUICK_ESTIMATE_S if quick else FULL_ESTIMATE_S)
+    try:
+        for i, (name, key, fn) in enumerate(steps, 1):
+            log(f"[{i}/{len(steps)}] {name} (elapsed {time.monotonic() - t0:.0f}s)")
+            progress.update(i - 1, name, "measuring")
+            figs, d = fn()
+            figures.extend(figs)
+            if key:
+                detail[key] = d
+    finally:
+        progress.done()
     log(f"done in {time.monotonic() - t0:.0f}s; process logs in {run_dir}")
     return result_json(
         figures,

@@ -2,7 +2,8 @@
 
 The run directory holds history.jsonl and every process's transfer log (transfers-*.jsonl,
 node.shared.transfer_log: the checker's inputs), every process's log (LocalCluster),
-metrics/ (each process's /metrics at the end) and verdict.json.
+metrics/ (each process's /metrics at the end), verdict.json and timeline.html
+(coordinator.tools.chaos.timeline).
 
 Timeline: the workload drains from t=0 to duration_s; the nemesis starts and heals each
 fault on time; from duration_s - heal_s every fault is healed and the run waits for the
@@ -23,21 +24,31 @@ import urllib.request
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from coordinator.tools.chaos import checker, transfers
+from coordinator.tools.chaos import checker, timeline, transfers
 from coordinator.tools.chaos.history import History, read
 from coordinator.tools.chaos.nemesis import Nemesis
 from coordinator.tools.chaos.workload import DrainWorkload
 from coordinator.tools.cluster import ClusterConfig, LocalCluster
+from coordinator.tools.progress import clear_line
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 
 SETTLE_S = 30.0
 OBSERVE_S = 1.5  # six periods of the RT task, 75 of the preemptible one
 RPC_TIMEOUT_S = 10.0
+RUN_OVERHEAD_S = 12.0  # cluster start, settling, the final observations and the checker (estimate)
 _OUTCOME = {v: k.lower() for k, v in pb.GrantRecord.Outcome.items()}
 
 
-def run(scenario, strategy: str, out_dir: str, seed: int | None = None, stream=sys.stderr) -> checker.Verdict:
+def estimate_s(scenario) -> float:
+    """How long one run of `scenario` should take, for a progress line."""
+    return scenario.duration_s + RUN_OVERHEAD_S
+
+
+def run(
+    scenario, strategy: str, out_dir: str, seed: int | None = None, stream=sys.stderr, progress=None, index: int = 0
+) -> checker.Verdict:
+    """`progress` (coordinator.tools.progress.Progress), if given, shows this run as step `index`."""
     seed = scenario.seed if seed is None else seed
     c = scenario.cluster
     run_dir = os.path.join(out_dir, f"{scenario.name}-{strategy}")
@@ -71,6 +82,12 @@ def run(scenario, strategy: str, out_dir: str, seed: int | None = None, stream=s
         ],
     )
     say = _Say(stream, f"{scenario.name}/{strategy}")
+
+    def step(what: str) -> None:
+        if progress is not None:
+            progress.update(index, f"{scenario.name}/{strategy}", what)
+
+    step("starting")
     history = History(os.path.join(run_dir, "history.jsonl"))
     try:
         with LocalCluster(config, run_dir) as cluster:
@@ -86,14 +103,18 @@ def run(scenario, strategy: str, out_dir: str, seed: int | None = None, stream=s
                 scenario=_plain(scenario),
                 transfer_logs=True,
             )
+            step("running")
             _drive(cluster, scenario, strategy, seed, bound + frozen + checker.MARGIN_S, history, say)
+            step("observing")
             _final(cluster, scenario, history, run_dir, say)
     finally:
         history.close()
+    step("checking")
     entries = read(history.path)
     verdict = checker.check(entries, bound, c.lease_ms / 1e3, transfers.load(run_dir, entries))
     with open(os.path.join(run_dir, "verdict.json"), "w") as f:
         json.dump(verdict.to_json(), f, indent=2)
+    timeline.write(run_dir)
     say(
         f"valid: {str(verdict.valid).lower()}"
         + "".join(
@@ -286,4 +307,4 @@ class _Say:
         self.stream, self.prefix = stream, prefix
 
     def __call__(self, msg: str) -> None:
-        print(f"[{self.prefix}] {msg}", file=self.stream, flush=True)
+        print(f"{clear_line(self.stream)}[{self.prefix}] {msg}", file=self.stream, flush=True)

@@ -1,16 +1,25 @@
-"""`pcpsim chaos run` (scenario files against local clusters, each run checked) and `pcpsim chaos
-check` (the checker again on a past run's history)."""
+"""`pcpsim chaos run` (scenario files against local clusters, each run checked), `pcpsim chaos
+check` (the checker again on a past run's history) and `pcpsim chaos timeline` (its page again)."""
 
 import json
 import os
 
 from coordinator.tools.cli.errors import CliError
 from coordinator.tools.cluster import ClusterError
+from coordinator.tools.progress import Progress
 
 
 def cmd_chaos(args) -> int:
-    from coordinator.tools.chaos import checker, history, runner, scenario, transfers
+    from coordinator.tools.chaos import checker, history, runner, scenario, timeline, transfers
 
+    if args.chaos_command == "timeline":
+        try:
+            print(f"timeline written to {timeline.write(args.run_dir, args.out)}")
+        except timeline.TimelineError as err:
+            raise CliError(str(err)) from None
+        except OSError as err:
+            raise CliError(f"cannot write the timeline: {err.strerror or err}") from None
+        return 0
     if args.chaos_command == "check":
         path = os.path.join(args.run_dir, "history.jsonl")
         try:
@@ -27,14 +36,18 @@ def cmd_chaos(args) -> int:
         scenarios = [scenario.load(f) for f in args.files]
     except scenario.ScenarioError as err:
         raise CliError(str(err)) from None
+    runs = [(sc, s) for sc in scenarios for s in ([args.strategy] if args.strategy else sc.strategies)]
+    progress = Progress(len(runs), sum(runner.estimate_s(sc) for sc, _ in runs))
     verdicts = []
-    for sc in scenarios:
-        for strategy in [args.strategy] if args.strategy else sc.strategies:
+    try:
+        for index, (sc, strategy) in enumerate(runs):
             try:
-                v = runner.run(sc, strategy, args.out, seed=args.seed)
+                v = runner.run(sc, strategy, args.out, seed=args.seed, progress=progress, index=index)
             except ClusterError as err:
                 raise CliError(f"{sc.name}/{strategy}: {err}") from None
             verdicts.append((sc.name, strategy, v))
+    finally:
+        progress.done()
     print(f"{'scenario':<28} {'strategy':<10} valid    drains ok/fail/info  lost dup stale")
     for name, strategy, v in verdicts:
         d, a = v.stats.get("drains", {}), v.stats.get("audit") or {}

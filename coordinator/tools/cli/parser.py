@@ -16,10 +16,12 @@
                  [--strategies workqueue,remote,rcu-swap] [--kernel 5.19|6.1|6.2] [--trigger-mix cma=1]
                  [--workload FILE]                            ... latency tasks from an rt-app task set
   pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
+                [--html OUT.html]                            ... and all of them as one page with hover values
   pcpsim bench [--quick] [--json PATH]                         figures against their floors, as ratios
   pcpsim tokens DIR                                            fresh token files for a deployment
   pcpsim chaos run FILE... [--strategy S] [--seed N] [--out D] scripted faults, checked page by page
   pcpsim chaos check RUN_DIR                                   the checker again, on a run's history
+  pcpsim chaos timeline RUN_DIR [--out OUT.html]               a run's operations and faults as a page
 
 Commands that talk to a running cluster find it through the state file that
 `cluster up` writes (--state, $PCPSIM_STATE, default .pcpsim/cluster.json) or
@@ -220,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("results", metavar="RESULTS.json", help="file written by `pcpsim compare --json`")
     rep.add_argument("--out", metavar="DIR", help="where the plots go (default: next to RESULTS.json, named after it)")
     rep.add_argument("--no-plots", action="store_true", help="print the tables only")
+    rep.add_argument("--html", metavar="OUT.html", help="also write every view and plot as one self-contained page")
 
     ben = sub.add_parser(
         "bench",
@@ -255,6 +258,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Re-run the checker on RUN_DIR/history.jsonl. Exit 0 valid, 1 invalid, 2 unknown.",
     )
     ccheck.add_argument("run_dir", metavar="RUN_DIR")
+    ctime = chsub.add_parser(
+        "timeline",
+        help="write a past run's timeline.html again",
+        description="Draw RUN_DIR's operations and faults on one time axis, its verdict on top and "
+        "each operation's latency with the faults shaded, as one self-contained page (`chaos run` "
+        "writes it into every run directory).",
+    )
+    ctime.add_argument("run_dir", metavar="RUN_DIR")
+    ctime.add_argument("--out", metavar="OUT.html", help="where to write it (default RUN_DIR/timeline.html)")
 
     tok = sub.add_parser(
         "tokens",

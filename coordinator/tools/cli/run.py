@@ -4,7 +4,7 @@ against their floors)."""
 
 import os
 
-from coordinator.tools import compare, compare_table, plots, report
+from coordinator.tools import compare, compare_table, html_report, htmlpage, plots, report
 from coordinator.tools.bench import figure as bench_figure
 from coordinator.tools.bench import figures as bench
 from coordinator.tools.cli.errors import CliError
@@ -56,6 +56,12 @@ def cmd_report(args) -> int:
         except OSError as err:
             raise CliError(f"cannot write plots: {err}") from None
         print("\nplots written to " + ", ".join(written))
+    if args.html:
+        try:
+            htmlpage.write(args.html, html_report.render(result, args.results))
+        except OSError as err:
+            raise CliError(f"cannot write {args.html}: {err.strerror or err}") from None
+        print(f"page written to {args.html}")
     return 0
 
 

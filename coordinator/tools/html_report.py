@@ -1,0 +1,223 @@
+"""`pcpsim report RESULTS.json --html OUT.html`: a compare results file as one self-contained page.
+
+The same data as the terminal report (coordinator.tools.report) and the PNG plots
+(coordinator.tools.plots), drawn as inline SVG with hover values: the compare table, wake-up
+survival curves per latency CPU, the drain_all_pages duration CDF, the oslat histogram,
+cyclictest lines and the osnoise table, and per-CPU noise by cause per phase.
+
+A compare results file holds aggregates per CPU and phase, not events with times: no per-CPU
+timeline of a drain window (work items, pcp lock holds, buddy fallbacks, the task's busy
+phases) can be drawn from it, and the page says so instead of inventing one.
+"""
+
+from html import escape
+
+from coordinator.tools import compare_table, report
+from coordinator.tools.htmlpage import page, table
+from coordinator.tools.svg import PALETTE, Axis, Chart
+
+PHASE_COLOR = {"noise_floor": "#7f7f7f", "workqueue": "#d62728", "remote": "#1f77b4", "rcu-swap": "#2ca02c"}
+CAUSE_COLOR = {"workqueue": "#d62728", "pcp_lock": "#1f77b4", "irq": "#ff7f0e", "other": "#7f7f7f"}
+NO_TIMELINE = (
+    "No per-CPU timeline of a drain window: a compare results file keeps, per latency CPU and phase, "
+    "counts and totals (drain work items, the longest drain wait, stolen time and noise events by "
+    "cause, a wake-up latency histogram) and, per strategy, each drain_all_pages duration, but no "
+    "event times: not when each work item ran, when the drainer held each CPU's pcp lock, when a "
+    "fast path fell back to the buddy, or when the latency task was busy. The figures below are what "
+    "the file does hold, per CPU and phase."
+)
+
+
+def _color(name: str, i: int) -> str:
+    return PHASE_COLOR.get(name, PALETTE[i % len(PALETTE)])
+
+
+def compare_section(result: dict) -> str:
+    rows = [[label, *cells] for label, cells in compare_table.table_rows(result)]
+    floor = result.get("noise_floor", {}).get("wake_latency_p99_s")
+    scale = result["time_scale"]
+    noise = (
+        f"Noise floor (no drains): preemptible wake-up p99 {floor * 1e3:.2f} ms wall "
+        f"({floor / scale * 1e6:.1f} kernel us). "
+        if isinstance(floor, (int, float))
+        else ""
+    )
+    return (
+        "<h2>Strategies side by side</h2>"
+        f"<p>{noise}Wall time, kernel time in parentheses: 1 kernel us = {scale / 1e3:g} ms wall.</p>"
+        + table(["", *result["strategies"]], rows)
+    )
+
+
+def wakeup_charts(result: dict) -> str:
+    bucket = result.get("hist_bucket_kernel_us", 1)
+    cpus = sorted({int(c) for p in result["phases"].values() for c in p["cpus"]})
+    figures = []
+    for cpu in cpus:
+        curves, kind, top = [], "", 1.0
+        for i, phase in enumerate(report.ordered_phases(result)):
+            d = result["phases"][phase]["cpus"].get(str(cpu))
+            if d is None:
+                continue
+            kind = d["role"]
+            xs, ys = report.cdf_from_histogram(report.histogram(d))
+            if xs:  # the last bucket's width too: it holds the worst wake-ups
+                xs, ys = [*xs, xs[-1] + bucket], [*ys, ys[-1]]
+                top = max(top, xs[-1])
+            curves.append((i, phase, d, list(zip(xs, ys, strict=True))))
+        floor = min((y for *_, pts in curves for _, y in pts), default=0.1)
+        chart = Chart(
+            f"cpu{cpu} ({kind}): wake-up latency survival",
+            Axis(0, top, "wake-up latency (kernel us, 1 us buckets)"),
+            Axis(floor / 2, 1.0, "fraction of wake-ups >= x", log=True),
+        )
+        for i, phase, d, pts in curves:
+            chart.series(
+                pts,
+                _color(phase, i),
+                f"{phase} (n={d['runs']}, max {report.kus(result, d['wake_latency_max_s']):.1f} us)",
+                lambda x, y: f">= {x:g} us: {y:.4f} of wake-ups",
+                step=True,
+                dash="4 3" if phase == "noise_floor" else "",
+            )
+        figures.append(chart.render())
+    return "<h2>Wake-up latency (survival curves)</h2>" + "".join(figures)
+
+
+def drain_chart(result: dict) -> str:
+    durations = report.drain_durations(result)
+    flat = [x * 1e3 for v in durations.values() for x in v]
+    chart = Chart(
+        "drain_all_pages duration CDF per strategy",
+        Axis(min(flat, default=1.0) / 1.2, max(flat, default=10.0) * 1.2, "drain_all_pages duration (wall ms)", True),
+        Axis(0, 1.0, "fraction of drains <= x"),
+    )
+    scale = result["time_scale"]
+    for i, (name, ds) in enumerate(durations.items()):
+        n = len(ds)
+        pts = [(x * 1e3, (k + 1) / n) for k, x in enumerate(ds)]
+        label = f"{name} (n={n}" + (f", p50 {pts[(n - 1) // 2][0]:.1f} ms, max {pts[-1][0]:.1f} ms)" if n else ")")
+        chart.series(
+            pts,
+            _color(name, i),
+            label,
+            lambda x, y: f"{x:.2f} ms ({x / 1e3 / scale * 1e6:.1f} kernel us): {y:.3f} of drains",
+            step=True,
+        )
+    return "<h2>drain_all_pages duration</h2>" + chart.render()
+
+
+def oslat_section(result: dict) -> str:
+    out = [
+        "<h2>oslat: wake-up latency histograms</h2>",
+        f"<p>Rows: {result.get('hist_bucket_kernel_us', 1)} us buckets of kernel time; columns: latency CPUs; "
+        f"empty buckets past {report.DENSE_ROWS - 1} us skipped (...).</p>",
+    ]
+    out.append('<div class="row">')
+    for phase in report.ordered_phases(result):
+        cpus = report.phase_cpus(result, phase)
+        out.append(f"<div><h3>phase {escape(phase)} ({escape(report.phase_title(phase))})</h3>")
+        if not cpus:
+            out.append("<p>(no latency CPUs)</p></div>")
+            continue
+        hists = [report.histogram(d) for _, d in cpus]
+        rows: list[list] = [
+            ["...", *[""] * len(cpus)] if b is None else [f"{b} us", *[h.get(b, 0) for h in hists]]
+            for b in report.histogram_rows(hists)
+        ]
+        for label, key, fmt in (
+            ("Minimum (us)", "wake_latency_min_s", ".1f"),
+            ("Average (us)", "wake_latency_avg_s", ".3f"),
+            ("Maximum (us)", "wake_latency_max_s", ".1f"),
+        ):
+            rows.append([label, *[format(report.kus(result, d[key]), fmt) if d["runs"] else "-" for _, d in cpus]])
+        out.append(table(["Core", *[f"cpu{c}" for c, _ in cpus]], rows) + "</div>")
+    return "".join(out) + "</div>"
+
+
+def cyclictest_section(result: dict) -> str:
+    return "<h2>cyclictest</h2><pre>" + escape(report.cyclictest_lines(result)) + "</pre>"
+
+
+def osnoise_section(result: dict) -> str:
+    out = [
+        "<h2>osnoise: noise per latency CPU</h2>",
+        "<p>Times in kernel us. IRQ: simulated IRQs; Thread: kworker (workqueue) items; Lock: pcp "
+        "trylock failures that fell back to zone-&gt;lock (pcpsim's column); HW: lateness with no "
+        "simulated cause; NMI and Softirq are not simulated.</p>",
+    ]
+    cols = ["Runtime", "Noise", "% CPU Aval", "Max Single", *report.OSNOISE_COUNTS]
+    for phase in report.ordered_phases(result):
+        rows = []
+        for cpu, d in report.phase_cpus(result, phase):
+            r = report.osnoise_row(cpu, d, result)
+            rows.append(
+                [
+                    cpu,
+                    r["Period"],
+                    f"{r['Runtime']:.0f}",
+                    f"{r['Noise']:.1f}",
+                    f"{r['% CPU Aval']:.5f}",
+                    f"{r['Max Single']:.1f}",
+                    *[r[c] for c in report.OSNOISE_COUNTS],
+                ]
+            )
+        out.append(f"<h3>phase {escape(phase)}</h3>" + table(["CPU", "Period", *cols], rows, numeric_from=2))
+    return "".join(out)
+
+
+def noise_chart(result: dict) -> str:
+    """Per latency CPU and phase, a bar per noise cause: stolen kernel us, with the event count
+    and the CPU's drain work items and longest drain wait on hover."""
+    lanes = [(phase, cpu, d) for phase in report.ordered_phases(result) for cpu, d in report.phase_cpus(result, phase)]
+    stolen = [report.kus(result, s) for _, _, d in lanes for s in d["stolen_s"].values()]
+    chart = Chart(
+        "Stolen time by cause, per latency CPU and phase (kernel us)",
+        Axis(0, max(stolen, default=1.0) * 1.1, "kernel us stolen from the latency task"),
+        Axis(-0.5, len(lanes) - 0.5, ""),
+        height=max(140, 60 + 26 * len(lanes)),
+        left=140,
+    )
+    labels = {}
+    for i, (phase, cpu, d) in enumerate(lanes):
+        row = len(lanes) - 1 - i  # the first lane on top
+        labels[float(row)] = f"{phase} cpu{cpu}"
+        x = 0.0
+        for cause, sec in sorted(d["stolen_s"].items()):
+            us = report.kus(result, sec)
+            chart.bar(
+                x,
+                x + us,
+                row,
+                CAUSE_COLOR.get(cause, "#8c564b"),
+                f"{phase} cpu{cpu} {cause}: {us:.1f} us in {d['noise_events'].get(cause, 0)} events; "
+                f"drain work items {d['drain_work_items']}, longest drain wait "
+                f"{report.kus(result, d['drain_wait_max_s']):.1f} us",
+            )
+            x += us
+    for cause, color in CAUSE_COLOR.items():
+        chart.legend(color, cause)
+    return (
+        "<h2>Per-CPU view of the drains</h2>"
+        f'<p class="note" id="no-timeline">{escape(NO_TIMELINE)}</p>' + chart.render(y_labels=labels)
+    )
+
+
+def render(result: dict, source: str) -> str:
+    cfg = result.get("config", {})
+    head = (
+        f"<p>From <code>{escape(source)}</code>: kernel {escape(str(result.get('kernel', '?')))}, seed "
+        f"{escape(str(result.get('seed', '?')))}, {cfg.get('measure_s', '?')} s measured per phase, a drain "
+        f"every {cfg.get('drain_interval_s', '?')} s on average. Hover a point or bar for its values.</p>"
+    )
+    body = [
+        head,
+        compare_section(result),
+        wakeup_charts(result),
+        drain_chart(result),
+        noise_chart(result),
+        oslat_section(result),
+        cyclictest_section(result),
+        osnoise_section(result),
+    ]
+    return page("pcpsim compare report", "".join(body))
