@@ -337,7 +337,7 @@ def test_drain_schedule_is_seeded_jittered_and_the_same_for_every_call():
 def test_report_html_is_one_offline_page_with_every_figure(result, tmp_path, capsys):
     """`report --html OUT` writes one page that fetches nothing, with a wake-up chart per latency
     CPU (a curve per phase), the drain CDF (a curve per strategy), the stolen-time bars, the
-    three views, and the note that no drain-window timeline can be drawn from the file."""
+    three views, and, this file having no drain_window, the note that no timeline is drawn."""
     path, out = tmp_path / "r.json", tmp_path / "r.html"
     path.write_text(json.dumps(result))
     assert cli.main(["report", str(path), "--no-plots", "--html", str(out)]) == 0
