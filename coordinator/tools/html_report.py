@@ -19,7 +19,6 @@ from coordinator.tools.svg import PALETTE, Axis, Chart
 
 PHASE_COLOR = {"noise_floor": "#7f7f7f", "workqueue": "#d62728", "remote": "#1f77b4", "rcu-swap": "#2ca02c"}
 CAUSE_COLOR = {"workqueue": "#d62728", "pcp_lock": "#1f77b4", "irq": "#ff7f0e", "other": "#7f7f7f"}
-LANES = ("task", "work", "lock", "fallback")  # top to bottom within a CPU: CpuEvent lanes
 LANE_TITLE = {
     "task": "latency task busy",
     "work": "work items, IRQs",
@@ -215,7 +214,7 @@ def window_charts(result: dict) -> str:
         if w is None:
             continue
         cpus = sorted(w["cpus"], key=int)
-        rows = [(cpu, lane) for cpu in cpus for lane in LANES]
+        rows = [(cpu, lane) for cpu in cpus for lane in report.WINDOW_LANES]
         lo, hi = w["from_s"] * 1e3, w["to_s"] * 1e3
         chart = Chart(
             f"{phase}: one drain window per latency CPU ({w['trigger']} drain of median duration, "
@@ -250,7 +249,7 @@ def window_charts(result: dict) -> str:
                     f"({d / scale * 1e6:.1f} kernel us)",
                     cls=f"bar lane-cpu{cpu}-{lane}",
                 )
-        for lane in LANES:
+        for lane in report.WINDOW_LANES:  # top to bottom within a CPU
             chart.legend(LANE_COLOR[lane], LANE_TITLE[lane])
         chart.legend(CAUSE_COLOR["irq"], "IRQs (work lane)")
         figures.append(chart.render(y_labels=labels))

@@ -360,11 +360,9 @@ def test_report_html_to_an_unwritable_path_exits_2_naming_it(result, tmp_path, c
     assert f"cannot write {bad}" in capsys.readouterr().err
 
 
-def test_report_html_draws_each_strategy_s_drain_window_as_lanes_per_cpu(result, tmp_path):
-    """With phases.<strategy>.drain_window (compare's), the note gives way to a timeline per
-    strategy: a row per latency CPU and lane, a bar per event with its values on hover, the drain
-    shaded; an event reaching past the window is cut at its edge."""
-    window = {
+def window() -> dict:
+    """A drain window in compare's shape (phases.<strategy>.drain_window)."""
+    return {
         "duration_s": 0.004,
         "trigger": "demand",
         "from_s": -0.02,
@@ -379,7 +377,13 @@ def test_report_html_draws_each_strategy_s_drain_window_as_lanes_per_cpu(result,
             "3": [{"lane": "lock", "kind": "committed", "start_s": 0.0005, "end_s": 0.003}],
         },
     }
-    result["phases"]["remote"]["drain_window"] = window
+
+
+def test_report_html_draws_each_strategy_s_drain_window_as_lanes_per_cpu(result, tmp_path):
+    """With phases.<strategy>.drain_window (compare's), the note gives way to a timeline per
+    strategy: a row per latency CPU and lane, a bar per event with its values on hover, the drain
+    shaded; an event reaching past the window is cut at its edge."""
+    result["phases"]["remote"]["drain_window"] = window()
     path, out = tmp_path / "r.json", tmp_path / "r.html"
     path.write_text(json.dumps(result))
     assert cli.main(["report", str(path), "--no-plots", "--html", str(out)]) == 0
@@ -394,3 +398,27 @@ def test_report_html_draws_each_strategy_s_drain_window_as_lanes_per_cpu(result,
     # the task's activation began 30 ms before the drain: its bar starts at the window's left edge
     task_bar = re.search(r'<rect class="bar lane-cpu2-task" x="([\d.]+)"', html)
     assert task_bar and float(task_bar.group(1)) == 200.0
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda w: w.pop("to_s"), "drain_window.to_s is missing or not a number"),
+        (lambda w: w.update(from_s=1.0), "from_s 1.0 must be below to_s"),
+        (lambda w: w.update(cpus_marked="0,2"), "drain_window.cpus_marked must be a list"),
+        (lambda w: w["cpus"].update(x=[]), "expected a CPU number"),
+        (lambda w: w["cpus"]["2"][0].update(lane="disk"), "drain_window.cpus.2[0].lane must be one of task"),
+        (lambda w: w["cpus"]["3"][0].pop("end_s"), "drain_window.cpus.3[0].end_s is missing"),
+    ],
+)
+def test_report_refuses_a_bad_drain_window_naming_the_field(result, tmp_path, capsys, change, message):
+    """A drain window with a field missing, mistyped or out of place: exit 2 naming it, no page."""
+    w = window()
+    change(w)
+    result["phases"]["remote"]["drain_window"] = w
+    path, out = tmp_path / "r.json", tmp_path / "r.html"
+    path.write_text(json.dumps(result))
+    assert cli.main(["report", str(path), "--no-plots", "--html", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pcpsim: error: ") and "phases.remote.drain_window" in err and message in err
+    assert not out.exists()
