@@ -77,21 +77,30 @@ def test_compare_conserves_pages_and_uses_the_same_schedule(result):
     assert strategies["remote"]["drain_all"]["count"] == strategies["workqueue"]["drain_all"]["count"]
 
 
+def drained_latency_cpus(result: dict, name: str) -> set[str]:
+    """The latency CPUs where the drain of `name`'s window did something: every one it marked under
+    workqueue (a work item is queued on each); under remote, those it freed pages from."""
+    w = result["phases"][name]["drain_window"]
+    if name == "workqueue":
+        return {str(c) for c in w["cpus_marked"]} & set(w["cpus"])
+    return {c for c, pages in w["pages_drained"].items() if pages} & set(w["cpus"])
+
+
 @pytest.mark.slow
 def test_compare_keeps_one_drain_window_per_strategy_with_the_events_of_each_latency_cpu(result):
-    """phases.<strategy>.drain_window: the median drain, and on every latency CPU the drain marked,
-    what the strategy did there: under workqueue a drain work item ran on it inside the window,
-    under remote the drainer held its pcp lock and no drain work item ran on it. Every event
+    """phases.<strategy>.drain_window: one of the phase's drains, and on the latency CPUs it drained, what
+    the strategy did there: under workqueue a drain work item ran on every CPU it marked, inside
+    the window; under remote the drainer held the pcp lock of every CPU it freed pages from (a
+    marked CPU whose lists were empty by then is not locked), and no drain work item ran. Every event
     overlaps the window, and the preemptible task's activations are there in both."""
     for name, kind_lane in (("workqueue", ("work", "workqueue")), ("remote", ("lock", "committed"))):
         w = result["phases"][name]["drain_window"]
-        durations = sorted(result["strategies"][name]["drain_all"]["durations_s"])
-        assert w["duration_s"] == durations[(len(durations) - 1) // 2], name
+        assert w["duration_s"] in result["strategies"][name]["drain_all"]["durations_s"], name
         assert w["from_s"] < 0 < w["duration_s"] < w["to_s"], (name, w)
         assert set(w["cpus"]) == {"2", "3"}, name
-        marked = {str(c) for c in w["cpus_marked"]} & set(w["cpus"])
-        assert marked, (name, w["cpus_marked"])
-        for cpu in marked:
+        drained = drained_latency_cpus(result, name)
+        assert drained, (name, w["cpus_marked"], w["pages_drained"])
+        for cpu in drained:
             events = w["cpus"][cpu]
             seen = {(e["lane"], e["kind"]) for e in events}
             assert kind_lane in seen, (name, cpu, seen)
@@ -147,9 +156,9 @@ def test_report_html_opens_in_chromium_with_every_figure_drawn(result, tmp_path)
     assert "No per-CPU timeline of a drain window" not in text
     for name, lane in (("workqueue", "work"), ("remote", "lock")):
         window = next(c for t, c in charts.items() if t.startswith(f"{name}: one drain window"))
-        marked = {str(c) for c in result["phases"][name]["drain_window"]["cpus_marked"]} & {"2", "3"}
-        assert window["bands"] == 1 and marked, window
-        for cpu in marked:
+        drained = drained_latency_cpus(result, name)
+        assert window["bands"] == 1 and drained, window
+        for cpu in drained:
             assert window["lanes"].get(f"cpu{cpu}-{lane}", 0) >= 1, (name, cpu, window["lanes"])
         assert window["lanes"].get("cpu2-task", 0) >= 1, (name, window["lanes"])
     # the first mark, cpu2's curves at 0 us, where every phase's curve starts (the last drawn on top)
