@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from node.api.v1 import pcpsim_pb2 as pb
+from node.eventlog import EventLog
 from node.mm import pcp as pcpmod
 from node.mm.constants import Page
 from node.mm.pcp import ZoneOps
@@ -79,6 +80,9 @@ class PageAllocator:
         self.alloc_failures = 0
         self.reclaims = 0
         self.lock_contention_s = 0.0  # extra time spent in buddy fallbacks after a failed trylock
+        # Each of those stretches, (start, end, "alloc" | "free" | "free_list"), for the timeline of a
+        # drain window; "free_list" is a batched free that waited for the pcp lock (v6.0/6.1's spin).
+        self.fallbacks = EventLog()
         self.transfer_log = transfer_log  # node.shared.transfer_log.TransferLog, or None
 
     def alloc_pages(self, order: int, migratetype: int) -> int | None:
@@ -117,7 +121,7 @@ class PageAllocator:
                 self.allocated[pfn] = (order, migratetype)
             raise
         if stats.trylock_fail_free != before:
-            self.lock_contention_s += self.cpu.clock() - t0
+            self._fell_back(t0, "free")
         self.frees += 1
 
     def free_pages_list(self, pfns: list[int]) -> None:
@@ -136,7 +140,7 @@ class PageAllocator:
                     self.allocated[pfn] = (order, mt)
             raise
         if locked:
-            self.lock_contention_s += self.cpu.clock() - t0
+            self._fell_back(t0, "free_list")
         self.frees += len(pages)
 
     def discard(self) -> None:
@@ -154,8 +158,13 @@ class PageAllocator:
         t0 = self.cpu.clock()
         pfn = self.ops.rmqueue(self.zone, self.pcp, order, migratetype)
         if stats.trylock_fail_alloc != before:
-            self.lock_contention_s += self.cpu.clock() - t0
+            self._fell_back(t0, "alloc")
         return pfn
+
+    def _fell_back(self, t0: float, kind: str) -> None:
+        t1 = self.cpu.clock()
+        self.lock_contention_s += t1 - t0
+        self.fallbacks.add(t0, t1, kind)
 
     def _direct_reclaim_drain(self) -> None:
         if self.faults is not None:

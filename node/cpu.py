@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from node.eventlog import EventLog
 from node.rcu import RcuCpu
 
 log = logging.getLogger(__name__)
@@ -69,14 +70,8 @@ class WorkItem:
 _CALLBACK_LOCK = threading.Lock()
 
 
-class NoiseLog:
+class NoiseLog(EventLog):
     """Recent intervals of non-task activity on the CPU: (start, end, cause)."""
-
-    def __init__(self, keep: int = 4096):
-        self._log: collections.deque[tuple[float, float, str]] = collections.deque(maxlen=keep)
-
-    def add(self, start: float, end: float, cause: str) -> None:
-        self._log.append((start, end, cause))
 
     def overlap(self, start: float, end: float) -> list[tuple[str, float]]:
         """(cause, seconds) for each logged interval that overlaps [start, end]."""

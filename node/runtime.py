@@ -341,3 +341,25 @@ class NodeRuntime:
         if reset:
             self._reset_base()
         return msg
+
+    def events(self, start: float, end: float) -> list[pb.CpuEvent]:
+        """This CPU's logged events overlapping [start, end] (node.eventlog), by start: work items and
+        IRQs, the remote drainer's grants (the pcp lock held; rcu-swap: the list set swapped out until
+        the commit), buddy fallbacks after a failed trylock, the latency task's activations."""
+        now = self.clock()
+        lanes = [
+            ("work", self.cpu.noise.between(start, end)),
+            ("fallback", self.alloc.fallbacks.between(start, end)),
+            ("task", self.task.activations.between(start, end) if self.task else []),
+            (
+                "lock",
+                [
+                    (g.granted_at, g.ended_at or now, g.outcome)
+                    for g in self.remote_drain.records()
+                    if g.granted_at <= end and (g.ended_at or now) >= start
+                ],
+            ),
+        ]
+        out = [pb.CpuEvent(lane=lane, kind=k, start_s=s, end_s=e) for lane, evs in lanes for s, e, k in evs]
+        out.sort(key=lambda ev: ev.start_s)
+        return out

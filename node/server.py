@@ -161,7 +161,13 @@ class NodeServicer(pb_grpc.NodeServicer):
 
     async def GetStats(self, request, context):
         self._check_cpu(request.cpu)
-        return self.node.stats(reset=request.reset)
+        window = None
+        if request.events_from_s or request.events_to_s:
+            window = validate.event_window(request.events_from_s, request.events_to_s)
+        stats = self.node.stats(reset=request.reset)
+        if window is not None:
+            stats.events.extend(self.node.events(*window))
+        return stats
 
     async def SetFaults(self, request, context):
         return self.faults.set(request)

@@ -31,6 +31,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from node.eventlog import EventLog
 from node.mm.constants import HPAGE_PMD_ORDER, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
 
 _NEVER = threading.Event()  # what a sleeping task waits on: only its timeout wakes it
@@ -88,6 +89,9 @@ class LatencyTask:
         # Two sets of the same counters: `totals` since start (never reset, so metrics built
         # on them are monotonic) and `window` since the last GetStats(reset).
         self.totals = TaskCounters()
+        # Each activation, wake-up to completion (allocations, run and sleep phases, frees), for
+        # the timeline of a drain window.
+        self.activations = EventLog()
         # Called with each wake-up's lateness (seconds), once per period; metrics observe it here.
         self.on_wake: Callable[[float], None] | None = None
         self.reset_stats()
@@ -122,6 +126,7 @@ class LatencyTask:
             if pfn is not None:
                 self.alloc.free_pages(pfn)
         done = cpu.clock()
+        self.activations.add(start, done, "task")
         counters = (self.window, self.totals)
         for c in counters:
             c.runs += 1

@@ -13,7 +13,8 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 MAX_HEIGHT = 12000  # px: a screenshot taller than this is cut (Chromium's own limits are near)
 
 # Every chart: its title, how many series its builder counted, each line's point count (an
-# SVG path "M x,y L x,y ..." has one more point per " L"), the hover marks it holds.
+# SVG path "M x,y L x,y ..." has one more point per " L"), the hover marks it holds, and its bars
+# per timeline lane (a bar's class lane-<name>: coordinator.tools.html_report's drain windows).
 CHARTS_JS = """
 return Array.from(document.querySelectorAll("svg.chart")).map((svg) => ({
   title: svg.getAttribute("aria-label"),
@@ -23,6 +24,11 @@ return Array.from(document.querySelectorAll("svg.chart")).map((svg) => ({
   bars: svg.querySelectorAll("rect.bar").length,
   dots: svg.querySelectorAll("circle.pt").length,
   bands: svg.querySelectorAll("rect.band").length,
+  lanes: Array.from(svg.querySelectorAll("rect.bar")).reduce((counts, bar) => {
+    const lane = Array.from(bar.classList).find((c) => c.startsWith("lane-"));
+    if (lane) counts[lane.slice(5)] = (counts[lane.slice(5)] || 0) + 1;
+    return counts;
+  }, {}),
 }));
 """
 

@@ -25,7 +25,14 @@ Besides the summary table's figures, the results keep the raw data a report need
 (coordinator.tools.report rebuilds oslat/cyclictest/osnoise-style tables and the plots from
 the JSON alone): `phases.<phase>.cpus.<cpu>` per latency CPU (a wake-up latency
 histogram in 1 us kernel-time buckets, min/avg/max, noise by cause) and every
-drain_all_pages duration in `strategies.<name>.drain_all.durations_s`.
+drain_all_pages duration in `strategies.<name>.drain_all.durations_s`. Per strategy phase,
+`phases.<strategy>.drain_window` is one drain seen on every latency CPU: the
+drain_all_pages (any trigger) of median duration among those that freed pages from a latency
+CPU (among all, if none did), and each latency CPU's events from WINDOW_MARGIN_S (or the
+drain's duration, if longer) before it to as long after (`cpus.<cpu>`: a list of {lane, kind,
+start_s, end_s}, seconds from the drain's start, lanes as node.api's CpuEvent: work, lock,
+fallback, task); `duration_s`, `trigger`, `from_s`, `to_s`, `cpus_marked` and
+`pages_drained` (per CPU) place it.
 """
 
 import collections
@@ -48,6 +55,7 @@ from coordinator.tools.schedule import drain_schedule
 from coordinator.tools.stats import percentile, summary
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.api.validate import MAX_EVENT_WINDOW_S
 from node.mm import profile as profiles
 from node.shared.cpulist import role_label
 from node.shared.timebase import TIME_SCALE
@@ -225,11 +233,61 @@ def run_phase(phase: str, config: CompareConfig, run_dir: str, progress: Progres
                 progress.update(index, phase, "collecting")
                 stats = {cpu: stub.GetStats(pb.StatsRequest(cpu=cpu), timeout=10.0) for cpu, stub in node_stubs.items()}
                 history = coord.GetDrainHistory(pb.DrainHistoryRequest(), timeout=10.0).drains
+                window = drain_window(history, stats, node_stubs) if strategy else None
                 audit = coord.Audit(pb.Empty(), timeout=60.0)
             finally:
                 for ch in node_channels.values():
                     ch.close()
-    return summarize_phase(stats, history, audit, errors, contig)
+    out = summarize_phase(stats, history, audit, errors, contig)
+    if window is not None:
+        out["drain_window"] = window
+    return out
+
+
+WINDOW_MARGIN_S = 0.02  # shown either side of the drain: at least one period of a 20 ms latency task
+
+
+def median_drain(history, cpus: set[int]):
+    """The completed drain_all_pages of median duration (the earlier of two equal ones) among those
+    that freed pages from one of `cpus` (the latency CPUs: what the figure is about; a CPU's lists
+    are often empty when a drain comes), or among all completed ones if none did; None if none."""
+    done = [d for d in history if d.status == pb.DrainAllReply.DONE]
+    done = [d for d in done if any(c.cpu in cpus and c.pages for c in d.cpus)] or done
+    done.sort(key=lambda d: (d.duration_s, d.started_at))
+    return done[(len(done) - 1) // 2] if done else None
+
+
+def drain_window(history, stats: dict, node_stubs: dict) -> dict | None:
+    """The events of each latency CPU around the median drain (see the module docstring), times in
+    seconds from the drain's start. The drainer's DrainRecord.started_at and the nodes' events are
+    both read on time.monotonic, CLOCK_MONOTONIC, which is one clock for every process of a host (it
+    counts from boot): the local cluster runs on one host, so the times compare as they are."""
+    latency = {cpu for cpu, s in stats.items() if s.role in (pb.ROLE_ISOLATED_PREEMPTIBLE, pb.ROLE_ISOLATED_RT)}
+    drain = median_drain(history, latency)
+    if drain is None:
+        return None
+    start = drain.started_at + drain.mutex_wait_s  # the drain proper: once it holds pcpu_drain_mutex
+    margin = max(WINDOW_MARGIN_S, drain.duration_s)
+    lo = start - margin
+    hi = min(start + drain.duration_s + margin, lo + MAX_EVENT_WINDOW_S)  # a drain of seconds: its start
+    cpus = {}
+    for cpu in sorted(latency):
+        reply = node_stubs[cpu].GetStats(pb.StatsRequest(cpu=cpu, events_from_s=lo, events_to_s=hi), timeout=10.0)
+        cpus[str(cpu)] = [
+            {"lane": e.lane, "kind": e.kind, "start_s": e.start_s - start, "end_s": e.end_s - start}
+            for e in reply.events
+        ]
+    return {
+        "duration_s": drain.duration_s,
+        "trigger": TRIGGER_NAMES[drain.trigger],
+        "from_s": lo - start,
+        "to_s": hi - start,
+        "cpus_marked": list(drain.cpus_marked),
+        # pages each CPU's part freed: a marked CPU whose lists were empty by then had no pcp lock
+        # taken (drain_pages_zone locks only when pcp->count is non-zero; cpus_marked is racy)
+        "pages_drained": {str(c.cpu): c.pages for c in drain.cpus},
+        "cpus": cpus,
+    }
 
 
 def _wait(progress: Progress, index: int, phase: str, step: str, seconds: float) -> None:
@@ -355,6 +413,9 @@ def run_compare(config: CompareConfig, run_dir: str | None = None, stream=sys.st
         progress.done()
     floor = phases["noise_floor"]
     per_cpu = {name: {"cpus": phase.pop("cpus")} for name, phase in phases.items()}
+    for name, phase in phases.items():
+        if "drain_window" in phase:
+            per_cpu[name]["drain_window"] = phase.pop("drain_window")
     return {
         "seed": config.seed,
         "kernel": config.kernel,

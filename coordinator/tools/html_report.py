@@ -5,9 +5,10 @@ The same data as the terminal report (coordinator.tools.report) and the PNG plot
 survival curves per latency CPU, the drain_all_pages duration CDF, the oslat histogram,
 cyclictest lines and the osnoise table, and per-CPU noise by cause per phase.
 
-A compare results file holds aggregates per CPU and phase, not events with times: no per-CPU
-timeline of a drain window (work items, pcp lock holds, buddy fallbacks, the task's busy
-phases) can be drawn from it, and the page says so instead of inventing one.
+And per strategy phase, the per-CPU timeline of one drain window (`phases.<strategy>.drain_window`,
+coordinator.tools.compare): for each latency CPU, lanes of the latency task's activations, the work
+items and IRQs that ran on it, the drainer's holds of its pcp lock, and its buddy fallbacks, around
+the drain_all_pages of median duration. A results file without it gets a note instead.
 """
 
 from html import escape
@@ -18,13 +19,16 @@ from coordinator.tools.svg import PALETTE, Axis, Chart
 
 PHASE_COLOR = {"noise_floor": "#7f7f7f", "workqueue": "#d62728", "remote": "#1f77b4", "rcu-swap": "#2ca02c"}
 CAUSE_COLOR = {"workqueue": "#d62728", "pcp_lock": "#1f77b4", "irq": "#ff7f0e", "other": "#7f7f7f"}
-NO_TIMELINE = (
-    "No per-CPU timeline of a drain window: a compare results file keeps, per latency CPU and phase, "
-    "counts and totals (drain work items, the longest drain wait, stolen time and noise events by "
-    "cause, a wake-up latency histogram) and, per strategy, each drain_all_pages duration, but no "
-    "event times: not when each work item ran, when the drainer held each CPU's pcp lock, when a "
-    "fast path fell back to the buddy, or when the latency task was busy. The figures below are what "
-    "the file does hold, per CPU and phase."
+LANE_TITLE = {
+    "task": "latency task busy",
+    "work": "work items, IRQs",
+    "lock": "pcp lock held by drainer",
+    "fallback": "buddy fallbacks",
+}
+LANE_COLOR = {"task": "#2ca02c", "work": "#d62728", "lock": "#1f77b4", "fallback": "#9467bd"}
+NO_WINDOW = (
+    "No per-CPU timeline of a drain window: this results file has no phases.<strategy>.drain_window "
+    "(written by pcpsim compare since the timeline was added, for strategy phases that completed a drain)."
 )
 
 
@@ -197,10 +201,65 @@ def noise_chart(result: dict) -> str:
             x += us
     for cause, color in CAUSE_COLOR.items():
         chart.legend(color, cause)
-    return (
-        "<h2>Per-CPU view of the drains</h2>"
-        f'<p class="note" id="no-timeline">{escape(NO_TIMELINE)}</p>' + chart.render(y_labels=labels)
-    )
+    return chart.render(y_labels=labels)
+
+
+def window_charts(result: dict) -> str:
+    """Per strategy phase, the timeline of its drain window: a row per latency CPU and lane, a bar
+    per event (hover: kind, start from the drain's start, duration), the drain itself shaded."""
+    scale = result["time_scale"]
+    figures = []
+    for i, phase in enumerate(report.ordered_phases(result)):
+        w = result["phases"][phase].get("drain_window")
+        if w is None:
+            continue
+        cpus = sorted(w["cpus"], key=int)
+        rows = [(cpu, lane) for cpu in cpus for lane in report.WINDOW_LANES]
+        lo, hi = w["from_s"] * 1e3, w["to_s"] * 1e3
+        chart = Chart(
+            f"{phase}: one drain window per latency CPU ({w['trigger']} drain of median duration, "
+            f"{w['duration_s'] * 1e3:.2f} ms)",
+            Axis(lo, hi, "wall ms from the drain's start (after pcpu_drain_mutex)"),
+            Axis(-0.5, len(rows) - 0.5, ""),
+            height=max(160, 60 + 22 * len(rows)),
+            left=200,
+        )
+        dur = w["duration_s"]
+        chart.band(
+            0.0,
+            dur * 1e3,
+            _color(phase, i),
+            f"{phase} drain_all_pages: {dur * 1e3:.2f} ms ({dur / scale * 1e6:.1f} kernel us), "
+            f"cpus marked {', '.join(map(str, w['cpus_marked'])) or 'none'}",
+        )
+        labels = {}
+        for k, (cpu, lane) in enumerate(rows):
+            row = len(rows) - 1 - k  # the first CPU's lanes on top
+            labels[float(row)] = f"cpu{cpu} {LANE_TITLE[lane]}"
+            for ev in (e for e in w["cpus"][cpu] if e["lane"] == lane):
+                start, end = ev["start_s"] * 1e3, ev["end_s"] * 1e3
+                d = ev["end_s"] - ev["start_s"]
+                color = CAUSE_COLOR.get(ev["kind"], LANE_COLOR[lane]) if lane == "work" else LANE_COLOR[lane]
+                chart.bar(
+                    max(start, lo),
+                    min(end, hi),
+                    row,
+                    color,
+                    f"cpu{cpu} {lane} {ev['kind']}: at {start:+.3f} ms, {d * 1e3:.3f} ms "
+                    f"({d / scale * 1e6:.1f} kernel us)",
+                    cls=f"bar lane-cpu{cpu}-{lane}",
+                )
+        for lane in report.WINDOW_LANES:  # top to bottom within a CPU
+            chart.legend(LANE_COLOR[lane], LANE_TITLE[lane])
+        chart.legend(CAUSE_COLOR["irq"], "IRQs (work lane)")
+        figures.append(chart.render(y_labels=labels))
+    if not figures:
+        return f'<p class="note" id="no-timeline">{escape(NO_WINDOW)}</p>'
+    return "".join(figures)
+
+
+def drains_section(result: dict) -> str:
+    return "<h2>Per-CPU view of the drains</h2>" + window_charts(result) + noise_chart(result)
 
 
 def render(result: dict, source: str) -> str:
@@ -215,7 +274,7 @@ def render(result: dict, source: str) -> str:
         compare_section(result),
         wakeup_charts(result),
         drain_chart(result),
-        noise_chart(result),
+        drains_section(result),
         oslat_section(result),
         cyclictest_section(result),
         osnoise_section(result),

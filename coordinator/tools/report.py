@@ -89,6 +89,8 @@ def validate(result) -> None:
             for bucket, count in d["wake_latency_hist_kernel_us"].items():
                 if not bucket.isdigit() or not isinstance(count, int) or count < 0:
                     raise ReportError(f"{where}.wake_latency_hist_kernel_us has {bucket!r}: {count!r}")
+        if "drain_window" in phase:
+            validate_window(f"phases.{name}.drain_window", phase["drain_window"])
     strategies = result.get("strategies")
     if not isinstance(strategies, dict):
         raise ReportError("'strategies' is missing")
@@ -96,6 +98,41 @@ def validate(result) -> None:
         durations = s.get("drain_all", {}).get("durations_s") if isinstance(s, dict) else None
         if not isinstance(durations, list) or not all(isinstance(x, (int, float)) for x in durations):
             raise ReportError(f"strategies.{name}.drain_all.durations_s must be a list of numbers")
+
+
+WINDOW_LANES = ("task", "work", "lock", "fallback")  # a drain window's event lanes (node.api's CpuEvent)
+WINDOW_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "duration_s": (int, float),
+    "from_s": (int, float),
+    "to_s": (int, float),
+    "trigger": str,
+}
+EVENT_FIELDS: dict[str, type | tuple[type, ...]] = {"start_s": (int, float), "end_s": (int, float), "kind": str}
+
+
+def validate_window(where: str, w) -> None:
+    """A drain window (coordinator.tools.compare.drain_window): raise ReportError naming the bad field."""
+    if not isinstance(w, dict):
+        raise ReportError(f"{where} must be an object")
+    for key, kind in WINDOW_FIELDS.items():
+        if not isinstance(w.get(key), kind) or isinstance(w.get(key), bool):
+            raise ReportError(f"{where}.{key} is missing or not a {_typename(kind)}")
+    if not w["from_s"] < w["to_s"]:
+        raise ReportError(f"{where}: from_s {w['from_s']} must be below to_s {w['to_s']}")
+    if not isinstance(w.get("cpus_marked"), list) or not all(isinstance(c, int) for c in w["cpus_marked"]):
+        raise ReportError(f"{where}.cpus_marked must be a list of CPU numbers")
+    if not isinstance(w.get("cpus"), dict):
+        raise ReportError(f"{where}.cpus is missing")
+    for cpu, events in w["cpus"].items():
+        if not cpu.isdigit() or not isinstance(events, list):
+            raise ReportError(f"{where}.cpus: expected a CPU number mapped to a list of events, got {cpu!r}")
+        for i, e in enumerate(events):
+            at = f"{where}.cpus.{cpu}[{i}]"
+            if not isinstance(e, dict) or e.get("lane") not in WINDOW_LANES:
+                raise ReportError(f"{at}.lane must be one of {', '.join(WINDOW_LANES)}")
+            for key, kind in EVENT_FIELDS.items():
+                if not isinstance(e.get(key), kind) or isinstance(e.get(key), bool):
+                    raise ReportError(f"{at}.{key} is missing or not a {_typename(kind)}")
 
 
 def _typename(kind) -> str:

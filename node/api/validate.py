@@ -2,6 +2,7 @@
 processes read (the coordinator's flags are bounded by what a node accepts). Every check
 raises InvalidArgument."""
 
+import math
 from collections.abc import Iterable
 
 from node.api.errors import InvalidArgument
@@ -86,3 +87,17 @@ def to_page_list(msg_cls: type[pb.PageList], pages: Iterable[Page]) -> pb.PageLi
         msg.order.extend(orders)
         msg.migratetype.extend(mts)
     return msg
+
+
+MAX_EVENT_WINDOW_S = 10.0  # the longest events window GetStats returns (a drain window is ms long)
+
+
+def event_window(start: float, end: float) -> tuple[float, float]:
+    """GetStats' events_from_s..events_to_s: finite, start < end, at most MAX_EVENT_WINDOW_S long."""
+    if not (math.isfinite(start) and math.isfinite(end)) or not 0 <= start < end:
+        raise InvalidArgument(f"events window [{start}, {end}] must be finite with 0 <= events_from_s < events_to_s")
+    if end - start > MAX_EVENT_WINDOW_S:
+        raise InvalidArgument(
+            f"events window [{start}, {end}] is {end - start:g} s long; at most {MAX_EVENT_WINDOW_S:g} s"
+        )
+    return start, end

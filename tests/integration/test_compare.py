@@ -77,6 +77,42 @@ def test_compare_conserves_pages_and_uses_the_same_schedule(result):
     assert strategies["remote"]["drain_all"]["count"] == strategies["workqueue"]["drain_all"]["count"]
 
 
+def drained_latency_cpus(result: dict, name: str) -> set[str]:
+    """The latency CPUs where the drain of `name`'s window did something: every one it marked under
+    workqueue (a work item is queued on each); under remote, those it freed pages from."""
+    w = result["phases"][name]["drain_window"]
+    if name == "workqueue":
+        return {str(c) for c in w["cpus_marked"]} & set(w["cpus"])
+    return {c for c, pages in w["pages_drained"].items() if pages} & set(w["cpus"])
+
+
+@pytest.mark.slow
+def test_compare_keeps_one_drain_window_per_strategy_with_the_events_of_each_latency_cpu(result):
+    """phases.<strategy>.drain_window: one of the phase's drains, and on the latency CPUs it drained, what
+    the strategy did there: under workqueue a drain work item ran on every CPU it marked, inside
+    the window; under remote the drainer held the pcp lock of every CPU it freed pages from (a
+    marked CPU whose lists were empty by then is not locked), and no drain work item ran. Every event
+    overlaps the window, and the preemptible task's activations are there in both."""
+    for name, kind_lane in (("workqueue", ("work", "workqueue")), ("remote", ("lock", "committed"))):
+        w = result["phases"][name]["drain_window"]
+        assert w["duration_s"] in result["strategies"][name]["drain_all"]["durations_s"], name
+        assert w["from_s"] < 0 < w["duration_s"] < w["to_s"], (name, w)
+        assert set(w["cpus"]) == {"2", "3"}, name
+        drained = drained_latency_cpus(result, name)
+        assert drained, (name, w["cpus_marked"], w["pages_drained"])
+        for cpu in drained:
+            events = w["cpus"][cpu]
+            seen = {(e["lane"], e["kind"]) for e in events}
+            assert kind_lane in seen, (name, cpu, seen)
+            if name == "remote":
+                assert ("work", "workqueue") not in seen, (name, cpu, seen)
+            for e in events:
+                assert e["start_s"] <= e["end_s"] and e["end_s"] >= w["from_s"] and e["start_s"] <= w["to_s"], e
+        # cpu2's preemptible task wakes every 20 ms, and the window is at least 40 ms long
+        assert any(e["lane"] == "task" for e in w["cpus"]["2"]), name
+    assert "drain_window" not in result["phases"]["noise_floor"]
+
+
 def test_compare_cli_rejects_a_bad_measure_time(tmp_path):
     """`pcpsim compare --measure-s 0` is refused before any cluster starts (non-zero exit, the
     problem named on stderr, no JSON written)."""
@@ -91,8 +127,10 @@ def test_report_html_opens_in_chromium_with_every_figure_drawn(result, tmp_path)
     """`pcpsim report R --html OUT` on this compare's results: the page loads in headless Chromium
     with no console error or warning, and every figure holds data: a wake-up survival curve per
     phase for each latency CPU, a drain CDF per strategy with one point per drain, stolen-time
-    bars; the tables and the note that the file holds no drain-window timeline are there, and
-    hovering a point shows its values. The screenshot is left in tmp_path (its path is printed)."""
+    bars, and per strategy a drain-window timeline with bars in the lanes the strategy fills (drain
+    work items on the isolated CPUs under workqueue, the drainer's pcp lock holds under remote, the
+    preemptible task's activations under both); the tables are there, and hovering a point shows
+    its values. The screenshot is left in tmp_path (its path is printed)."""
     if reason := browser.chromium_missing():
         pytest.fail(reason)
     path, page_path = tmp_path / "results.json", tmp_path / "report.html"
@@ -115,7 +153,14 @@ def test_report_html_opens_in_chromium_with_every_figure_drawn(result, tmp_path)
     assert noise["bars"] > 0
     text = page["text"]
     assert "drain_all_pages p99" in text and "T: 0 (    2) P: 0" in text and "% CPU Aval" in text
-    assert "No per-CPU timeline of a drain window" in text
+    assert "No per-CPU timeline of a drain window" not in text
+    for name, lane in (("workqueue", "work"), ("remote", "lock")):
+        window = next(c for t, c in charts.items() if t.startswith(f"{name}: one drain window"))
+        drained = drained_latency_cpus(result, name)
+        assert window["bands"] == 1 and drained, window
+        for cpu in drained:
+            assert window["lanes"].get(f"cpu{cpu}-{lane}", 0) >= 1, (name, cpu, window["lanes"])
+        assert window["lanes"].get("cpu2-task", 0) >= 1, (name, window["lanes"])
     # the first mark, cpu2's curves at 0 us, where every phase's curve starts (the last drawn on top)
     assert re.fullmatch(
         r"(noise_floor|workqueue|remote) \(n=\d+, max [\d.]+ us\): >= 0 us: 1\.0000 of wake-ups", page["hover"]

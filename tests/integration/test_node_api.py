@@ -69,6 +69,14 @@ BAD_NODE_REQUESTS = {
     ),
     "flush_timeout_0": ("FlushWork", pb.FlushWorkRequest(cpu=0, work_id=987654, timeout_ms=0), INVALID),
     "flush_timeout_too_long": ("FlushWork", pb.FlushWorkRequest(cpu=0, work_id=987654, timeout_ms=600_001), INVALID),
+    # with reset: a refused window must not reset the CPU's counters either
+    "events_window_reversed": ("GetStats", pb.StatsRequest(cpu=0, reset=True, events_from_s=5, events_to_s=4), INVALID),
+    "events_window_no_end": ("GetStats", pb.StatsRequest(cpu=0, reset=True, events_from_s=5), INVALID),
+    "events_window_over_10s": (
+        "GetStats",
+        pb.StatsRequest(cpu=0, reset=True, events_from_s=1, events_to_s=12),
+        INVALID,
+    ),
 }
 
 
@@ -76,16 +84,18 @@ BAD_NODE_REQUESTS = {
 def test_node_rejects_bad_input_and_changes_nothing(paused, case):
     """PcpLockDrain with lease_ms 0 or > 60000, PcpUnlock with token 0 (INVALID_ARGUMENT) or a
     token never granted (FAILED_PRECONDITION), QueueWork of an unknown kind, FlushWork with
-    timeout_ms 0 or > 600000 (INVALID_ARGUMENT) or of an unknown work id (NOT_FOUND): the pcp
+    timeout_ms 0 or > 600000 (INVALID_ARGUMENT) or of an unknown work id (NOT_FOUND), GetStats with
+    an events window reversed, open or over 10 s (INVALID_ARGUMENT, no reset): the pcp
     keeps its pages and stays unlocked, the zone is untouched, no drain work ran, audit ok."""
     method, request, expected = BAD_NODE_REQUESTS[case]
     before = paused.frozen()
-    items = paused.nodes[0].GetStats(pb.StatsRequest(cpu=0), timeout=RPC_TIMEOUT).drain_work_items
-    assert before[1][0] > 0
+    stats = paused.nodes[0].GetStats(pb.StatsRequest(cpu=0), timeout=RPC_TIMEOUT)
+    assert before[1][0] > 0 and stats.allocs > 0
     assert rpc_code(getattr(paused.nodes[0], method), request) == expected
     assert paused.frozen() == before
     assert not paused.pcp(0).locked
-    assert paused.nodes[0].GetStats(pb.StatsRequest(cpu=0), timeout=RPC_TIMEOUT).drain_work_items == items
+    after = paused.nodes[0].GetStats(pb.StatsRequest(cpu=0), timeout=RPC_TIMEOUT)
+    assert (after.drain_work_items, after.allocs) == (stats.drain_work_items, stats.allocs)  # and no reset
     assert_audit_ok(paused)
 
 

@@ -337,7 +337,7 @@ def test_drain_schedule_is_seeded_jittered_and_the_same_for_every_call():
 def test_report_html_is_one_offline_page_with_every_figure(result, tmp_path, capsys):
     """`report --html OUT` writes one page that fetches nothing, with a wake-up chart per latency
     CPU (a curve per phase), the drain CDF (a curve per strategy), the stolen-time bars, the
-    three views, and the note that no drain-window timeline can be drawn from the file."""
+    three views, and, this file having no drain_window, the note that no timeline is drawn."""
     path, out = tmp_path / "r.json", tmp_path / "r.html"
     path.write_text(json.dumps(result))
     assert cli.main(["report", str(path), "--no-plots", "--html", str(out)]) == 0
@@ -358,3 +358,67 @@ def test_report_html_to_an_unwritable_path_exits_2_naming_it(result, tmp_path, c
     bad = tmp_path / "no-such-dir" / "r.html"
     assert cli.main(["report", str(path), "--no-plots", "--html", str(bad)]) == 2
     assert f"cannot write {bad}" in capsys.readouterr().err
+
+
+def window() -> dict:
+    """A drain window in compare's shape (phases.<strategy>.drain_window)."""
+    return {
+        "duration_s": 0.004,
+        "trigger": "demand",
+        "from_s": -0.02,
+        "to_s": 0.024,
+        "cpus_marked": [0, 2],
+        "cpus": {
+            "2": [
+                {"lane": "task", "kind": "task", "start_s": -0.03, "end_s": 0.001},
+                {"lane": "work", "kind": "workqueue", "start_s": 0.001, "end_s": 0.002},
+                {"lane": "fallback", "kind": "alloc", "start_s": 0.0015, "end_s": 0.0016},
+            ],
+            "3": [{"lane": "lock", "kind": "committed", "start_s": 0.0005, "end_s": 0.003}],
+        },
+    }
+
+
+def test_report_html_draws_each_strategy_s_drain_window_as_lanes_per_cpu(result, tmp_path):
+    """With phases.<strategy>.drain_window (compare's), the note gives way to a timeline per
+    strategy: a row per latency CPU and lane, a bar per event with its values on hover, the drain
+    shaded; an event reaching past the window is cut at its edge."""
+    result["phases"]["remote"]["drain_window"] = window()
+    path, out = tmp_path / "r.json", tmp_path / "r.html"
+    path.write_text(json.dumps(result))
+    assert cli.main(["report", str(path), "--no-plots", "--html", str(out)]) == 0
+    html = out.read_text()
+    assert "No per-CPU timeline of a drain window" not in html
+    assert html.count('<svg class="chart"') == 5
+    assert "remote: one drain window per latency CPU (demand drain of median duration, 4.00 ms)" in html
+    for lane in ("cpu2-task", "cpu2-work", "cpu2-fallback", "cpu3-lock"):
+        assert html.count(f"lane-{lane}") == 1, lane
+    assert "cpu2 work workqueue: at +1.000 ms, 1.000 ms" in html
+    assert "cpu3 pcp lock held by drainer" in html and 'class="band"' in html
+    # the task's activation began 30 ms before the drain: its bar starts at the window's left edge
+    task_bar = re.search(r'<rect class="bar lane-cpu2-task" x="([\d.]+)"', html)
+    assert task_bar and float(task_bar.group(1)) == 200.0
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda w: w.pop("to_s"), "drain_window.to_s is missing or not a number"),
+        (lambda w: w.update(from_s=1.0), "from_s 1.0 must be below to_s"),
+        (lambda w: w.update(cpus_marked="0,2"), "drain_window.cpus_marked must be a list"),
+        (lambda w: w["cpus"].update(x=[]), "expected a CPU number"),
+        (lambda w: w["cpus"]["2"][0].update(lane="disk"), "drain_window.cpus.2[0].lane must be one of task"),
+        (lambda w: w["cpus"]["3"][0].pop("end_s"), "drain_window.cpus.3[0].end_s is missing"),
+    ],
+)
+def test_report_refuses_a_bad_drain_window_naming_the_field(result, tmp_path, capsys, change, message):
+    """A drain window with a field missing, mistyped or out of place: exit 2 naming it, no page."""
+    w = window()
+    change(w)
+    result["phases"]["remote"]["drain_window"] = w
+    path, out = tmp_path / "r.json", tmp_path / "r.html"
+    path.write_text(json.dumps(result))
+    assert cli.main(["report", str(path), "--no-plots", "--html", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pcpsim: error: ") and "phases.remote.drain_window" in err and message in err
+    assert not out.exists()

@@ -243,12 +243,28 @@ class RunStateReply(_message.Message):
     def __init__(self, was_paused: _Optional[bool] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
-    __slots__ = ("cpu", "reset")
+    __slots__ = ("cpu", "reset", "events_from_s", "events_to_s")
     CPU_FIELD_NUMBER: _ClassVar[int]
     RESET_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FROM_S_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_TO_S_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     reset: bool
-    def __init__(self, cpu: _Optional[int] = ..., reset: _Optional[bool] = ...) -> None: ...
+    events_from_s: float
+    events_to_s: float
+    def __init__(self, cpu: _Optional[int] = ..., reset: _Optional[bool] = ..., events_from_s: _Optional[float] = ..., events_to_s: _Optional[float] = ...) -> None: ...
+
+class CpuEvent(_message.Message):
+    __slots__ = ("lane", "kind", "start_s", "end_s")
+    LANE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    START_S_FIELD_NUMBER: _ClassVar[int]
+    END_S_FIELD_NUMBER: _ClassVar[int]
+    lane: str
+    kind: str
+    start_s: float
+    end_s: float
+    def __init__(self, lane: _Optional[str] = ..., kind: _Optional[str] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ...) -> None: ...
 
 class LatencyTaskStats(_message.Message):
     __slots__ = ("kind", "wake_latency_s", "runs", "deadline_misses", "stolen_s", "noise_events", "max_single_noise_s", "period_s")
@@ -285,7 +301,7 @@ class LatencyTaskStats(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., wake_latency_s: _Optional[_Iterable[float]] = ..., runs: _Optional[int] = ..., deadline_misses: _Optional[int] = ..., stolen_s: _Optional[_Mapping[str, float]] = ..., noise_events: _Optional[_Mapping[str, int]] = ..., max_single_noise_s: _Optional[float] = ..., period_s: _Optional[float] = ...) -> None: ...
 
 class NodeStats(_message.Message):
-    __slots__ = ("cpu", "role", "task", "drain_work_items", "drain_wait_max_s", "trylock_failures", "buddy_fallbacks", "alloc_failures", "allocs", "frees", "busy_s")
+    __slots__ = ("cpu", "role", "task", "drain_work_items", "drain_wait_max_s", "trylock_failures", "buddy_fallbacks", "alloc_failures", "allocs", "frees", "busy_s", "events")
     CPU_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
@@ -297,6 +313,7 @@ class NodeStats(_message.Message):
     ALLOCS_FIELD_NUMBER: _ClassVar[int]
     FREES_FIELD_NUMBER: _ClassVar[int]
     BUSY_S_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     role: Role
     task: LatencyTaskStats
@@ -308,7 +325,8 @@ class NodeStats(_message.Message):
     allocs: int
     frees: int
     busy_s: float
-    def __init__(self, cpu: _Optional[int] = ..., role: _Optional[_Union[Role, str]] = ..., task: _Optional[_Union[LatencyTaskStats, _Mapping]] = ..., drain_work_items: _Optional[int] = ..., drain_wait_max_s: _Optional[float] = ..., trylock_failures: _Optional[int] = ..., buddy_fallbacks: _Optional[int] = ..., alloc_failures: _Optional[int] = ..., allocs: _Optional[int] = ..., frees: _Optional[int] = ..., busy_s: _Optional[float] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[CpuEvent]
+    def __init__(self, cpu: _Optional[int] = ..., role: _Optional[_Union[Role, str]] = ..., task: _Optional[_Union[LatencyTaskStats, _Mapping]] = ..., drain_work_items: _Optional[int] = ..., drain_wait_max_s: _Optional[float] = ..., trylock_failures: _Optional[int] = ..., buddy_fallbacks: _Optional[int] = ..., alloc_failures: _Optional[int] = ..., allocs: _Optional[int] = ..., frees: _Optional[int] = ..., busy_s: _Optional[float] = ..., events: _Optional[_Iterable[_Union[CpuEvent, _Mapping]]] = ...) -> None: ...
 
 class GrantRecord(_message.Message):
     __slots__ = ("token", "outcome", "pages", "granted_at", "ended_at", "lease_s", "committed_after_expiry", "stale_commits_refused")
