@@ -44,20 +44,22 @@ class Progress:
             self._draw()
 
     def _draw(self) -> None:
-        if not self.enabled or self._stop.is_set():
+        if not self.enabled:
             return
         index, name, step = self._state
         elapsed = time.monotonic() - self.t0
         remaining = max(0.0, self.estimate_s - elapsed)
         line = f"[{index + 1}/{self.steps} {name}] {step:<10} elapsed {elapsed:5.0f}s  remaining ~{remaining:4.0f}s"
         with self._lock:
-            self.stream.write(CLEAR_LINE + line)
-            self.stream.flush()
+            # Checked under the lock: a tick racing done() must not draw after its clearing.
+            if not self._stop.is_set():
+                self.stream.write(CLEAR_LINE + line)
+                self.stream.flush()
 
     def done(self) -> None:
         """Stop drawing and leave the terminal on a fresh line."""
-        self._stop.set()
-        if self.enabled:
-            with self._lock:
+        with self._lock:
+            self._stop.set()
+            if self.enabled:
                 self.stream.write(CLEAR_LINE)
                 self.stream.flush()

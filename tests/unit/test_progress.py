@@ -2,9 +2,18 @@
 
 import io
 import os
+import select
 import sys
 
 from coordinator.tools.progress import CLEAR_LINE, Progress, clear_line
+
+
+def _read_until_quiet(fd: int) -> str:
+    """Everything written to the terminal so far (a pty may hand it over in several reads)."""
+    out = b""
+    while select.select([fd], [], [], 0.2)[0]:
+        out += os.read(fd, 4096)
+    return out.decode()
 
 
 def test_progress_draws_one_line_on_a_terminal_and_clears_it_when_done(monkeypatch):
@@ -16,7 +25,7 @@ def test_progress_draws_one_line_on_a_terminal_and_clears_it_when_done(monkeypat
         progress.done()
         progress.update(2, "remote", "warmup")  # after done: nothing more
         tty.flush()
-        shown = os.read(master, 4096).decode()
+        shown = _read_until_quiet(master)
     os.close(master)
     assert shown.startswith(CLEAR_LINE + "[2/3 workqueue] warmup ") and "remaining ~" in shown
     assert shown.endswith(CLEAR_LINE) and "remote" not in shown
