@@ -18,9 +18,14 @@ handover (the node lets a page go before the zone frees it; the zone hands it ou
 next owner hears of it) is what makes the replay strict without any slack.
 
 The coordinator takes a CPU's pages back at cpu_dead because that CPU has stopped using them:
-its lease ran out first. An incarnation that allocates (or is given pages) after a cpu_dead of
-its CPU was still running on pages the zone may already have handed to another CPU
-(`allocated_after_cpu_dead`), whether or not another CPU happened to take them in time.
+its lease ran out first. An incarnation that allocates after a cpu_dead of its CPU was still
+running on pages the zone may already have handed to another CPU (`allocated_after_cpu_dead`),
+whether or not another CPU happened to take them in time. A refill's answer that reaches it
+after the cpu_dead is no finding, and its pages join nobody: the zone applies no refill of a
+dead incarnation (it checks under zone->lock), so this one was applied before and cpu_dead
+took its pages back with the rest; the node, its lease over, does not use them (a use would
+be an allocation) and discards them when it hears (stop-node-past-dead: a node SIGSTOPped
+with its refill in flight).
 """
 
 import glob
@@ -110,7 +115,7 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict) -> No
     replay = _Replay()
     dead_at: dict[int, list[float]] = {}  # cpu -> times of its cpu_dead
     first: dict[tuple[int, str], float] = {}  # (cpu, incarnation) -> its first event
-    late: dict[tuple[int, str], list] = {}  # (cpu, inc) -> [cpu_dead t, first late event, n, last late alloc t]
+    late: dict[tuple[int, str], list] = {}  # (cpu, inc) -> [cpu_dead t, first late alloc, n, last late alloc t]
     counts = {"events": len(events), "cpu_dead": 0, "coordinator_starts": 0, "allocs": 0}
     for e in events:
         ev, t = e["ev"], e["t"]
@@ -119,14 +124,12 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict) -> No
             key = (cpu, e["inc"])
             first.setdefault(key, t)
             dead = [d for d in dead_at.get(cpu, []) if first[key] < d < t]
-            if ev in ("alloc", "refill"):
-                counts["allocs"] += ev == "alloc"
+            if ev == "alloc":
+                counts["allocs"] += 1
                 if dead:
-                    what = f"pfn {e['pfn']}" if ev == "alloc" else f"a refill of {len(e['pages'])} blocks"
-                    entry = late.setdefault(key, [dead[0], f"{ev} of {what} at {t:.3f}s", 0, None])
+                    entry = late.setdefault(key, [dead[0], f"alloc of pfn {e['pfn']} at {t:.3f}s", 0, t])
                     entry[2] += 1
-                    if ev == "alloc":
-                        entry[3] = t
+                    entry[3] = t
             if ev in ("refill", "keep") and not dead:
                 replay.join(cpu, e["pages"], t)
             elif ev in ("free", "commit"):
@@ -156,7 +159,6 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict) -> No
     for (cpu, inc), (dead, what, n, last_alloc) in sorted(late.items()):
         out.append(
             f"cpu{cpu} (incarnation {inc[:8]}): the coordinator took its pages back (cpu_dead) at {dead:.3f}s, "
-            f"then its first {what}; {n} such in all"
-            + (f", its last allocation at {last_alloc:.3f}s" if last_alloc is not None else "")
+            f"then its first {what}; {n} such in all, its last allocation at {last_alloc:.3f}s"
         )
     stats["transfers"] = counts
