@@ -54,21 +54,13 @@ def compare_section(result: dict) -> str:
 
 
 def wakeup_charts(result: dict) -> str:
-    bucket = result.get("hist_bucket_kernel_us", 1)
     cpus = sorted({int(c) for p in result["phases"].values() for c in p["cpus"]})
     figures = []
     for cpu in cpus:
-        curves, kind, top = [], "", 1.0
-        for i, phase in enumerate(report.ordered_phases(result)):
-            d = result["phases"][phase]["cpus"].get(str(cpu))
-            if d is None:
-                continue
-            kind = d["role"]
-            xs, ys = report.cdf_from_histogram(report.histogram(d))
-            if xs:  # the last bucket's width too: it holds the worst wake-ups
-                xs, ys = [*xs, xs[-1] + bucket], [*ys, ys[-1]]
-                top = max(top, xs[-1])
-            curves.append((i, phase, d, list(zip(xs, ys, strict=True))))
+        found = report.survival_curves(result, cpu)
+        kind = found[-1][2]["role"] if found else ""
+        top = max([1.0, *(xs[-1] for *_, xs, _ in found if xs)])
+        curves = [(i, phase, d, list(zip(xs, ys, strict=True))) for i, phase, d, xs, ys in found]
         floor = min((y for *_, pts in curves for _, y in pts), default=0.1)
         chart = Chart(
             f"cpu{cpu} ({kind}): wake-up latency survival",
@@ -79,7 +71,7 @@ def wakeup_charts(result: dict) -> str:
             chart.series(
                 pts,
                 _color(phase, i),
-                f"{phase} (n={d['runs']}, max {report.kus(result, d['wake_latency_max_s']):.1f} us)",
+                report.curve_label(result, phase, d),
                 lambda x, y: f">= {x:g} us: {y:.4f} of wake-ups",
                 step=True,
                 dash="4 3" if phase == "noise_floor" else "",

@@ -47,17 +47,11 @@ def plot_wakeup(result: dict, path: str) -> None:
     fig, axes = _figure(6.0 * max(1, len(cpus)), 4.5, max(1, len(cpus)))
     # With no CPUs the figure still has one (empty) axis: zip stops at the shorter.
     for ax, cpu in zip(axes, cpus, strict=False):
-        kind = ""
-        for i, phase in enumerate(report.ordered_phases(result)):
-            d = result["phases"][phase]["cpus"].get(str(cpu))
-            if d is None:
-                continue
-            kind = d["role"]
-            xs, ys = report.cdf_from_histogram(report.histogram(d))
+        found = report.survival_curves(result, cpu)
+        kind = found[-1][2]["role"] if found else ""
+        for i, phase, d, xs, ys in found:
             if not xs:
                 continue
-            # draw the last bucket's width too: it holds the worst wake-ups
-            xs, ys = [*xs, xs[-1] + result.get("hist_bucket_kernel_us", 1)], [*ys, ys[-1]]
             color, style = PHASE_STYLE.get(phase, (None, "--"))
             ax.step(
                 xs,
@@ -67,7 +61,7 @@ def plot_wakeup(result: dict, path: str) -> None:
                 linestyle=style,
                 linewidth=LINE_WIDTHS[min(i, len(LINE_WIDTHS) - 1)],
                 alpha=0.9,
-                label=f"{phase} (n={d['runs']}, max {report.kus(result, d['wake_latency_max_s']):.1f} us)",
+                label=report.curve_label(result, phase, d),
             )
         ax.set_yscale("log")
         ax.set_xlim(left=0)

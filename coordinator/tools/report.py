@@ -324,3 +324,24 @@ def cdf_from_histogram(hist: dict[int, int]) -> tuple[list[int], list[float]]:
         ys.append(above / total)
         above -= hist.get(b, 0)
     return xs, ys
+
+
+def survival_curves(result: dict, cpu: int) -> list[tuple[int, str, dict, list, list]]:
+    """(phase index, phase, the CPU's figures, xs, ys) of each phase's wake-up survival curve on
+    `cpu`, for every phase that ran it (xs empty if it recorded no wake-up); the last bucket's
+    width is drawn too, as it holds the worst wake-ups. What the PNG and the HTML page draw."""
+    bucket = result.get("hist_bucket_kernel_us", 1)
+    curves = []
+    for i, phase in enumerate(ordered_phases(result)):
+        d = result["phases"][phase]["cpus"].get(str(cpu))
+        if d is None:
+            continue
+        xs, ys = cdf_from_histogram(histogram(d))
+        if xs:
+            xs, ys = [*xs, xs[-1] + bucket], [*ys, ys[-1]]
+        curves.append((i, phase, d, xs, ys))
+    return curves
+
+
+def curve_label(result: dict, phase: str, d: dict) -> str:
+    return f"{phase} (n={d['runs']}, max {kus(result, d['wake_latency_max_s']):.1f} us)"
