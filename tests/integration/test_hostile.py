@@ -23,7 +23,7 @@ Register for a live CPU (it replaces that CPU's process), a FreePages naming a r
 CPU's pages, and a SetFaults that SIGSTOPs the coordinator (the chaos nemesis resumes it).
 
 The default run draws BOUNDED_EXAMPLES per service; `pytest -m hostile_full` draws
-FULL_EXAMPLES (10,000) per service.
+FULL_EXAMPLES (10,000) per service. Draws follow PCPSIM_HOSTILE_SEED (0 unless set).
 """
 
 import collections
@@ -33,7 +33,7 @@ import signal
 import grpc
 import pytest
 from google.protobuf.message import DecodeError
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, given, seed, settings
 from hypothesis import strategies as st
 
 from node.api import validate
@@ -43,6 +43,8 @@ from node.shared.config import split_host_port
 from tests.integration.conftest import HK_HK_IDLE, assert_audit_ok, running_cluster, wait_until
 
 BOUNDED_EXAMPLES = int(os.environ.get("PCPSIM_HOSTILE_EXAMPLES", "120"))
+# Fixed by default so a CI failure can be run again; set it to explore other draws.
+SEED = int(os.environ.get("PCPSIM_HOSTILE_SEED", "0"))
 FULL_EXAMPLES = 10_000
 NR_CPUS = len(HK_HK_IDLE)
 IDLE_CPU = 2
@@ -289,7 +291,6 @@ class Fuzzer:
         for c, address in h.addresses.items():
             self.ch[c] = h.cluster.channel(address)
         self.codes = collections.Counter()
-        self.transfers = set()  # transfer ids of Rmqueues served: a reuse is answered with the first reply
         self.incarnations = {n.cpu: n.incarnation for n in h.state().nodes}
         self.examples = 0
         self.audits = 0
@@ -403,10 +404,12 @@ class Fuzzer:
     def undo(self, service, target, name, req, reply):
         h = self.h
         if name == "Rmqueue":
-            # A reused id gets the first answer again: pages already given back, not to free twice.
-            if reply.pfn and req.transfer_id not in self.transfers:
+            # Pages in a reply are always new: the zone answers a reused id with its first reply
+            # only while it is the CPU's last transfer, and the free_back below replaces it at once,
+            # so only an empty first reply is ever replayed. (A replayed reply with pages would make
+            # free_back fail loudly, not lose pages.)
+            if reply.pfn:
                 self.free_back(req.cpu, req.incarnation, req.order, req.migratetype, reply.pfn)
-            self.transfers.add(req.transfer_id)
         elif name == "PcpLockDrain" and reply.token:
             try:
                 h.nodes[target].PcpUnlock(
@@ -486,6 +489,7 @@ def fuzz(f: Fuzzer, service: str, table: dict, examples: int):
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
     )
+    @seed(SEED)
     @given(calls(table, service))
     def run(call):
         target, name, requests = call
@@ -496,7 +500,7 @@ def fuzz(f: Fuzzer, service: str, table: dict, examples: int):
     assert_audit_ok(f.h)
     ran = f.examples - before
     print(
-        f"\n{service}: {ran} examples, {f.audits} audits answered; status codes: "
+        f"\n{service}: {ran} examples (PCPSIM_HOSTILE_SEED={SEED}), {f.audits} audits answered; status codes: "
         + ", ".join(f"{k}={v}" for k, v in sorted(f.codes.items()))
     )
     return ran
@@ -675,3 +679,18 @@ def test_requests_after_a_node_was_declared_dead(make_cluster):
     for name, proc in h.cluster.procs.items():
         assert name == "cpu1" or proc.poll() is None, name
     assert_audit_ok(h)
+
+
+# Fuzzer.run calls assume(), meant for drawn examples; this one is written out by hand.
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
+def test_a_transfer_id_sent_again_after_its_pages_went_back_loses_no_page(fuzzer):
+    """Hypothesis draws the same transfer id again and again. After the fuzzer gave the first
+    answer's pages back, the id is no longer the CPU's last transfer: the zone serves it afresh,
+    and those pages must be given back too (CI once lost 4 pages this way)."""
+    request = pb.RmqueueRequest(cpu=0, order=0, migratetype=0, count=2, transfer_id="reused", incarnation=LIVE)
+    served = fuzzer.examples
+    for _ in range(3):
+        fuzzer.run("Coordinator", 0, "Rmqueue", [request])
+    assert fuzzer.examples == served + 3
+    assert fuzzer.codes["Coordinator/Rmqueue OK"] >= 3
+    assert_audit_ok(fuzzer.h)
