@@ -12,6 +12,16 @@ workqueue drain that includes this CPU cannot deadlock.
 Also keeps the set of pages this CPU's tasks hold (for the audit) and the time lost
 to pcp lock contention (a trylock that failed and sent the task to the buddy).
 
+A page is freed with its pageblock's migratetype at free time, not the type it was
+allocated with: v6.1 free_unref_page_prepare() does `migratetype =
+get_pfnblock_migratetype(page, pfn); set_pcppage_migratetype(page, migratetype)`, and
+free_unref_page() / free_unref_page_list() pick the pcp list from that (ISOLATE goes to
+the buddy, HIGHATOMIC to the MOVABLE list: node.mm.pcp). A block stolen by another type
+since the allocation (steal_suitable_fallback) takes the page back to the new type's
+list. Deviation: the live node's zone is the coordinator's, over gRPC (ZoneClient), which
+has no pageblock lookup; there the page keeps its allocation-time type (the in-process
+Zone, as the pure-model tests and the bench use it, has `get_pageblock_migratetype`).
+
 Fencing: once this CPU's membership lease has run out (`fenced()`), every allocation
 fails without touching the pcp or the zone: the coordinator may take this CPU's pages
 back at any moment, and a page it reuses must never be handed out here too. Frees go
@@ -107,8 +117,15 @@ class PageAllocator:
             self.transfer_log.write("alloc", t=checked_at, pfn=pfn, order=order)
         return pfn
 
+    def _free_migratetype(self, pfn: int, migratetype: int) -> int:
+        """get_pfnblock_migratetype(): the pageblock's type now (read without zone->lock, as the
+        kernel does), or the allocation-time type where the zone cannot say (see the header)."""
+        lookup = getattr(self.zone, "get_pageblock_migratetype", None)
+        return migratetype if lookup is None else lookup(pfn)
+
     def free_pages(self, pfn: int) -> None:
-        order, migratetype = self.allocated.pop(pfn)
+        order, allocated_mt = self.allocated.pop(pfn)
+        migratetype = self._free_migratetype(pfn, allocated_mt)
         stats = self.pcp.stats
         before = stats.trylock_fail_free
         t0 = self.cpu.clock()
@@ -118,7 +135,7 @@ class PageAllocator:
             # The zone did not take it: unless it is on the pcp list (a flush failed after the
             # page was added, and the flush put its pages back), the task still holds it.
             if not self.ops.on_pcp_list(self.pcp, pfn, order, migratetype):
-                self.allocated[pfn] = (order, migratetype)
+                self.allocated[pfn] = (order, allocated_mt)
             raise
         if stats.trylock_fail_free != before:
             self._fell_back(t0, "free")
@@ -126,7 +143,8 @@ class PageAllocator:
 
     def free_pages_list(self, pfns: list[int]) -> None:
         """free_unref_page_list: a batched free that spins on the pcp lock (v6.0/6.1)."""
-        pages = [(pfn, *self.allocated.pop(pfn)) for pfn in pfns]
+        held = {pfn: self.allocated.pop(pfn) for pfn in pfns}
+        pages = [(pfn, order, self._free_migratetype(pfn, mt)) for pfn, (order, mt) in held.items()]
         t0 = self.cpu.clock()
         locked = self.pcp.lock.locked()
         done: list[int] = []
@@ -135,9 +153,9 @@ class PageAllocator:
         except BaseException:
             # The zone did not answer half-way: the pages not yet freed or on a list are still held.
             freed = set(done)
-            for pfn, order, mt in pages:
+            for pfn, order_mt in held.items():
                 if pfn not in freed:
-                    self.allocated[pfn] = (order, mt)
+                    self.allocated[pfn] = order_mt
             raise
         if locked:
             self._fell_back(t0, "free_list")

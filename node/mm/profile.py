@@ -71,11 +71,15 @@ def get(name: str) -> KernelProfile:
 def free_unref_page_list_trylock(
     zone: ZoneOps, pcp: PerCpuPages, pages: Iterable[Page], done: list[int] | None = None
 ) -> None:
-    """v6.2 free_unref_page_list: like pcp.free_unref_page_list but the pcp lock is a trylock; when it
-    fails (a remote drainer, or an interrupted holder on this CPU, has it) the remaining pages are
-    freed to the buddy one by one, counted as trylock failures and buddy fallbacks of the free path.
-    The lock is still dropped every SWAP_CLUSTER_MAX pages, and retaken with a trylock. ``done`` as in
-    pcp.free_unref_page_list."""
+    """v6.2 free_unref_page_list (574907741599, "mm/page_alloc: leave IRQs enabled for per-cpu page
+    allocations", with its -fix reading the migratetype before the trylock): isolate pages and uncached
+    orders go to the zone first; then page by page, a pcp lock not held is taken with a trylock. When it
+    fails (a remote drainer, or an interrupted holder on this CPU, has it) only THAT page goes to the
+    buddy (free_one_page, with its unclamped type), `locked_zone = NULL`, and the next page tries the lock
+    again. batch_count restarts at each acquisition, and after SWAP_CLUSTER_MAX committed pages the lock
+    is dropped (`pcp = NULL; locked_zone = NULL`) and retaken by the next page's trylock. One zone, so
+    `zone != locked_zone` is "the lock is not held". Each failed trylock counts once in trylock_fail_free
+    and its page once in buddy_fallback_free. ``done`` as in pcp.free_unref_page_list."""
     if done is None:
         done = []
     to_pcp: list[Page] = []
@@ -84,26 +88,29 @@ def free_unref_page_list_trylock(
             zone.free_one_page(pfn, order, mt)
             done.append(pfn)
         else:
-            to_pcp.append((pfn, order, MIGRATE_MOVABLE if mt >= MIGRATE_PCPTYPES else mt))
+            to_pcp.append((pfn, order, mt))
     lock = pcp.lock
+    stats = pcp.stats
     locked = False
+    batch_count = 0
     try:
-        for i, (pfn, order, mt) in enumerate(to_pcp):
-            if i % pcpmod.SWAP_CLUSTER_MAX == 0:
-                if locked:
-                    lock.release()
+        for pfn, order, mt in to_pcp:
+            if not locked:
                 locked = lock.acquire(False)
                 if not locked:
-                    stats = pcp.stats
-                    left = to_pcp[i:]
                     stats.trylock_fail_free += 1
-                    stats.buddy_fallback_free += len(left)
-                    for p, o, m in left:
-                        zone.free_one_page(p, o, m)
-                        done.append(p)
-                    return
+                    stats.buddy_fallback_free += 1
+                    zone.free_one_page(pfn, order, mt)
+                    done.append(pfn)
+                    continue
+                batch_count = 0
             done.append(pfn)
-            pcpmod.free_unref_page_commit(zone, pcp, pfn, mt, order)
+            pcpmod.free_unref_page_commit(zone, pcp, pfn, MIGRATE_MOVABLE if mt >= MIGRATE_PCPTYPES else mt, order)
+            batch_count += 1
+            if batch_count == pcpmod.SWAP_CLUSTER_MAX:
+                # Bound the lock hold time; the next page retakes it with a trylock.
+                lock.release()
+                locked = False
     finally:
         if locked:
             lock.release()

@@ -1,0 +1,156 @@
+"""Free-path fidelity, transcribed from the kernel: the free-time migratetype (v6.1
+free_unref_page_prepare: get_pfnblock_migratetype) and v6.2 free_unref_page_list after a failed
+trylock (574907741599 + its -fix). docs/kernel-facts.md, sections 1 and 2."""
+
+import threading
+
+import pytest
+
+from node.alloc import PageAllocator
+from node.cpu import Cpu
+from node.mm import pcp as pcpmod
+from node.mm import profile as profiles
+from node.mm.audit import check_buddy, check_pcp
+from node.mm.constants import MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
+from node.mm.zone import Zone
+
+
+def block_holding(zone, pfn):
+    """(head, order, migratetype) of the free block that contains pfn."""
+    return next((h, o, mt) for h, o, mt in zone.free_blocks() if h <= pfn < h + (1 << o))
+
+
+def stolen_after_allocation(list_free):
+    """A MOVABLE page is allocated through the pcp from the zone's last MOVABLE pageblock; then an
+    UNMOVABLE request with its own and RECLAIMABLE lists empty steals that pageblock (more than half
+    of it free: steal_suitable_fallback sets the type). Returns the zone, pcp, allocator and page."""
+    zone = Zone(0, 8192, 2)
+    zone.watermark_failed = False
+    zone.rmqueue_bulk(0, 1024, MIGRATE_UNMOVABLE)
+    zone.rmqueue_bulk(0, 1024, MIGRATE_RECLAIMABLE)
+    assert None not in [zone.rmqueue_buddy(9, MIGRATE_MOVABLE) for _ in range(11)]
+    pcp = pcpmod.PerCpuPages(0, high=518, batch=63)
+    ops = profiles.pcp_ops(profiles.get("6.2")) if list_free else pcpmod
+    alloc = PageAllocator(Cpu(0, sleep=lambda s: None), pcp, zone, coordinator_stub=None, ops=ops)
+    page = alloc.alloc_pages(0, MIGRATE_MOVABLE)
+    block = page & ~511
+    assert zone.get_pageblock_migratetype(block) == MIGRATE_MOVABLE
+    stolen = zone.rmqueue_buddy(0, MIGRATE_UNMOVABLE)
+    assert stolen is not None and stolen & ~511 == block
+    assert zone.get_pageblock_migratetype(block) == MIGRATE_UNMOVABLE
+    return zone, pcp, alloc, page
+
+
+@pytest.mark.parametrize("list_free", [False, True], ids=["free_unref_page", "free_unref_page_list"])
+def test_a_page_goes_back_to_its_pageblocks_type_at_free_time(list_free):
+    """free_unref_page_prepare takes get_pfnblock_migratetype(): the page allocated MOVABLE from a block
+    since converted to UNMOVABLE goes on the UNMOVABLE pcp list, and free_pcppages_bulk gives it to the
+    UNMOVABLE free area (its cached pcp type; the pageblock is not isolated)."""
+    zone, pcp, alloc, page = stolen_after_allocation(list_free)
+    assert alloc.allocated[page] == (0, MIGRATE_MOVABLE)
+    if list_free:
+        alloc.free_pages_list([page])
+    else:
+        alloc.free_pages(page)
+    assert list(pcp.lists[MIGRATE_UNMOVABLE]) == [page]  # order 0: pindex == migratetype
+    assert page not in pcp.lists[MIGRATE_MOVABLE]
+    assert pcpmod.free_pcppages_bulk(zone, 1, pcp, MIGRATE_UNMOVABLE) == 1
+    assert block_holding(zone, page)[2] == MIGRATE_UNMOVABLE
+    assert check_pcp(pcp) == [] and check_buddy(zone) == []
+
+
+def test_without_a_steal_the_page_keeps_its_type():
+    """The control: the same allocation, no steal, goes back to the MOVABLE list."""
+    zone = Zone(0, 8192, 2)
+    zone.watermark_failed = False
+    pcp = pcpmod.PerCpuPages(0, high=518, batch=63)
+    alloc = PageAllocator(Cpu(0, sleep=lambda s: None), pcp, zone, coordinator_stub=None)
+    page = alloc.alloc_pages(0, MIGRATE_MOVABLE)
+    alloc.free_pages(page)
+    assert pcp.lists[MIGRATE_MOVABLE][0] == page and page not in pcp.lists[MIGRATE_UNMOVABLE]
+
+
+class FailsAt:
+    """pcp->lock whose trylocks fail at the given attempt numbers (0-based), as a drainer holding it
+    then would make them; records the list position of every acquisition."""
+
+    def __init__(self, fail_at):
+        self._lock = threading.Lock()
+        self.fail_at = set(fail_at)
+        self.attempts = 0
+        self.acquired_at: list[int] = []
+        self.position = 0  # set by the test's zone spy: pages handled so far
+
+    def acquire(self, blocking=True, timeout=-1):
+        attempt = self.attempts
+        self.attempts += 1
+        if attempt in self.fail_at:
+            return False
+        self.acquired_at.append(self.position)
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self):
+        self._lock.release()
+
+    def locked(self):
+        return self._lock.locked()
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def batched_free(n, fail_at, mt=MIGRATE_MOVABLE):
+    zone = Zone(0, 1 << 16, 4)
+    held = [zone.rmqueue_buddy(0, MIGRATE_MOVABLE) for _ in range(n)]
+    lock = FailsAt(fail_at)
+    pcp = pcpmod.PerCpuPages(1, high=1 << 12, batch=63, lock=lock)
+
+    class Positions(list):
+        def append(self, pfn):  # free_unref_page_list_trylock reports each page handled
+            super().append(pfn)
+            lock.position = len(self)
+
+    done = Positions()
+    free0 = zone.free_pages
+    profiles.free_unref_page_list_trylock(zone, pcp, [(pfn, 0, mt) for pfn in held], done)
+    return zone, pcp, lock, held, zone.free_pages - free0, done
+
+
+def test_one_failed_trylock_on_a_40_page_list_sends_one_page_to_the_buddy():
+    """v6.2: on a failed pcp_spin_trylock only that page goes to free_one_page, locked_zone = NULL, and
+    the next page tries the lock again: 1 page to the buddy and 39 to the pcp, not 40 to the buddy.
+    batch_count restarts at the acquisition, so the SWAP_CLUSTER_MAX drop comes 32 committed pages
+    later (position 33), not at list position 32."""
+    zone, pcp, lock, held, to_buddy, done = batched_free(40, fail_at={0})
+    assert to_buddy == 1
+    assert pcp.count == 39 and held[0] not in pcp.lists[MIGRATE_MOVABLE]
+    assert (pcp.stats.trylock_fail_free, pcp.stats.buddy_fallback_free) == (1, 1)
+    assert lock.acquired_at == [1, 1 + pcpmod.SWAP_CLUSTER_MAX]
+    assert sorted(done) == sorted(held) and not lock.locked()
+    assert check_pcp(pcp) == [] and check_buddy(zone) == []
+
+
+def test_without_a_failure_the_lock_drops_every_32_pages():
+    _, pcp, lock, _, to_buddy, _ = batched_free(70, fail_at=set())
+    assert (to_buddy, pcp.count, pcp.stats.trylock_fail_free) == (0, 70, 0)
+    assert lock.acquired_at == [0, 32, 64]
+
+
+def test_a_failure_at_the_relock_sends_that_page_only():
+    """The trylock after the 32-page drop fails: page 32 goes to the buddy, page 33 takes the lock."""
+    _, pcp, lock, held, to_buddy, _ = batched_free(40, fail_at={1})
+    assert (to_buddy, pcp.count) == (1, 39) and held[32] not in pcp.lists[MIGRATE_MOVABLE]
+    assert lock.acquired_at == [0, 33]
+    assert (pcp.stats.trylock_fail_free, pcp.stats.buddy_fallback_free) == (1, 1)
+
+
+def test_the_buddy_gets_the_unclamped_migratetype():
+    """The -fix reads the migratetype before the trylock and clamps it to MOVABLE only after a
+    successful one: a HIGHATOMIC page whose trylock failed goes to the HIGHATOMIC free area; the next
+    one, locked, to the MOVABLE pcp list."""
+    zone, pcp, _, held, to_buddy, _ = batched_free(2, fail_at={0}, mt=MIGRATE_HIGHATOMIC)
+    assert to_buddy == 1 and block_holding(zone, held[0])[2] == MIGRATE_HIGHATOMIC
+    assert list(pcp.lists[MIGRATE_MOVABLE]) == [held[1]]
