@@ -29,6 +29,30 @@ Where each difference lives: `remote_drain` is checked by the node before a remo
 then (and meets the held lock) or after the unlock. The live node runs IRQs as their own steps
 between task steps, so it never raises one inside a pcp section: that difference is pinned by
 the unit tests on the pure model only.
+
+Variant rows (docs/kernel-facts.md, sections 6 and 7), for the pure-model bug replays
+(node.mm.bugs, `pcpsim replay`); the live node runs them as their base profile, since it
+never raises an IRQ inside a pcp section and frees with node.mm.pcp's single-call flush:
+- 6.2-up: CONFIG_SMP=n (`smp=False`). The UP spinlock keeps no lock word, so spin_trylock()
+  always succeeds; v6.2 makes the trylock sections safe with pcp_trylock_prepare()
+  (local_irq_save on !SMP) but takes pcp->lock with a plain spin_lock() in drain_pages_zone,
+  drain_zone_pages (and, later, decay_pcp_high), IRQs on: an IRQ there whose trylock
+  "succeeds" works on the lists under the drainer's feet. The bug came with 574907741599
+  (v6.2) and is reported as "BUG: spinlock trylock failure on UP" (kernel test robot,
+  202512101320.e2f2dd6f-lkp@intel.com).
+- 6.2-up-fixed: 038a102535eb "mm/page_alloc: prevent pcp corruption with SMP=n" (Vlastimil
+  Babka, 2026-01, Cc stable): on !SMP && !PREEMPT_RT those spin_lock() sections become
+  spin_lock_irqsave() (pcp_spin_lock_maybe_irqsave), `up_spin_lock_irqsave=True`.
+- 6.2-batched-free: Joshua Hahn's "mm/page_alloc: Batch callers of free_pcppages_bulk" v5
+  (20251014145011.3427205-1-joshua.hahnjy@gmail.com), patch 3/3: free_frozen_page_commit
+  frees nr_pcp_free() pages in pcp->batch chunks, one free_pcppages_bulk (one zone->lock
+  hold) each, dropping pcp->lock between chunks and giving up if its trylock then fails
+  (`free_high_batched=True`; `free_frozen_page_commit_flush`). The series' mainline commit
+  for 3/3 was not verified (2/3, the decay_pcp_high batching, is fc4b909c368f). Before it a
+  flush is one free_pcppages_bulk of up to high - batch pages (batch << 5 with v6.7's
+  auto-tuning): "the lock in free_pcppages_bulk was being held for a long time, even being
+  held while 2k+ pages were being freed" (v1 cover, 1 TB, 316 CPUs, a 10.5 s RCU stall under
+  memory pressure).
 """
 
 from collections.abc import Callable, Iterable
@@ -50,6 +74,9 @@ class KernelProfile:
     irqs_off: bool  # IRQs disabled while the pcp lock is held
     free_list_trylock: bool  # free_unref_page_list trylocks (else spins)
     remote_drain: bool  # another CPU may take this pcp's lock
+    smp: bool = True  # CONFIG_SMP; False: the UP spinlock, whose spin_trylock() never fails (UpSpinlock)
+    up_spin_lock_irqsave: bool = False  # 038a102535eb: on !SMP, spin_lock(&pcp->lock) sections disable IRQs
+    free_high_batched: bool = False  # Hahn v5 3/3: the free path flushes in pcp->batch chunks
 
 
 PROFILES = {
@@ -58,6 +85,28 @@ PROFILES = {
     ),
     "6.1": KernelProfile("6.1", "remote", "spinlock", irqs_off=True, free_list_trylock=False, remote_drain=True),
     "6.2": KernelProfile("6.2", "remote", "spinlock", irqs_off=False, free_list_trylock=True, remote_drain=True),
+    "6.2-up": KernelProfile(
+        "6.2-up", "remote", "spinlock", irqs_off=False, free_list_trylock=True, remote_drain=True, smp=False
+    ),
+    "6.2-up-fixed": KernelProfile(
+        "6.2-up-fixed",
+        "remote",
+        "spinlock",
+        irqs_off=False,
+        free_list_trylock=True,
+        remote_drain=True,
+        smp=False,
+        up_spin_lock_irqsave=True,
+    ),
+    "6.2-batched-free": KernelProfile(
+        "6.2-batched-free",
+        "remote",
+        "spinlock",
+        irqs_off=False,
+        free_list_trylock=True,
+        remote_drain=True,
+        free_high_batched=True,
+    ),
 }
 
 
@@ -127,35 +176,117 @@ def pcp_ops(profile: KernelProfile) -> SimpleNamespace:
     )
 
 
+class UpSpinlock:
+    """pcp->lock on a CONFIG_SMP=n kernel (include/linux/spinlock_up.h): no lock word, so spin_trylock()
+    always succeeds and spin_lock() never waits; only IRQs being off keeps an IRQ out of a section.
+    `held` and `nested` are the state CONFIG_DEBUG_SPINLOCK adds: `nested` counts acquisitions made
+    while the lock was already held, which the debug build reports as "BUG: spinlock trylock failure
+    on UP" (the report behind 038a102535eb) and the non-debug build lets through."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self.nested = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if self.held:
+            self.nested += 1
+        self.held += 1
+        return True
+
+    def release(self) -> None:
+        if not self.held:
+            raise RuntimeError("release of an unlocked UP spinlock")
+        self.held -= 1
+
+    def locked(self) -> bool:
+        return self.held > 0
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class LocalIrq:
     """An IRQ raised on a CPU while that CPU is inside its own pcp section (holding pcp->lock).
 
     With IRQs off while the lock is held (5.19, 6.1) the IRQ stays pending and its handler runs when
     the section ends, so it never meets the held lock; with IRQs on (6.2) it runs at once, and an
-    allocation in it finds the lock taken, fails the trylock and goes to the buddy."""
+    allocation in it finds the lock taken, fails the trylock and goes to the buddy. On a UP kernel
+    (`smp=False`) the trylock cannot fail: v6.2 disables IRQs around the trylock sections instead
+    (pcp_trylock_prepare), but not around the spin_lock() sections of the drains until 038a102535eb
+    (`up_spin_lock_irqsave`), so there the IRQ's trylock "succeeds" inside the drainer's section."""
 
     def __init__(self, profile: KernelProfile, pcp: PerCpuPages) -> None:
         self.profile = profile
         self.pcp = pcp
         self.pending: list[Callable[[], object]] = []
         self.in_section = False
+        self._irqs_off = False
 
     def pcp_section(self, body: Callable[[], object]) -> None:
-        """Run body() holding this CPU's pcp lock, as the fast path does; deliver deferred IRQs after."""
+        """Run body() holding this CPU's pcp lock, as the fast path does (pcp_trylock_prepare +
+        pcp_spin_trylock); deliver deferred IRQs after."""
+        self._section(body, self.profile.irqs_off or not self.profile.smp)
+
+    def spin_lock_section(self, body: Callable[[], object]) -> None:
+        """Run body() holding this CPU's pcp lock taken with spin_lock(&pcp->lock), as drain_pages_zone
+        does (v6.2; pcp_spin_lock_maybe_irqsave since 038a102535eb); deliver deferred IRQs after."""
+        profile = self.profile
+        self._section(body, profile.irqs_off or (not profile.smp and profile.up_spin_lock_irqsave))
+
+    def _section(self, body: Callable[[], object], irqs_off: bool) -> None:
         with self.pcp.lock:
-            self.in_section = True
+            self.in_section, self._irqs_off = True, irqs_off
             try:
                 body()
             finally:
-                self.in_section = False
+                self.in_section, self._irqs_off = False, False
         pending, self.pending = self.pending, []
         for handler in pending:
             handler()
 
     def raise_irq(self, handler: Callable[[], object]) -> bool:
         """Returns True if the handler ran now, False if it waits for the end of the pcp section."""
-        if self.in_section and self.profile.irqs_off:
+        if self.in_section and self._irqs_off:
             self.pending.append(handler)
             return False
         handler()
         return True
+
+
+def free_frozen_page_commit_flush(
+    profile: KernelProfile, zone: ZoneOps, pcp: PerCpuPages, to_free: int, pindex: int
+) -> bool:
+    """The flush at the end of free_frozen_page_commit (free_unref_page_commit before v6.15), pcp->lock
+    held: free `to_free` base pages (nr_pcp_free()) starting at `pindex`. Without `free_high_batched`,
+    one free_pcppages_bulk: one zone->lock hold for all of them. With it, Hahn's v5 3/3:
+
+        while (to_free > 0 && pcp->count > 0) {
+            to_free_batched = min(to_free, batch);
+            free_pcppages_bulk(zone, to_free_batched, pcp, pindex);
+            to_free -= to_free_batched;
+            if (to_free <= 0 || pcp->count <= 0)
+                break;
+            pcp_spin_unlock(pcp); ... pcp = pcp_spin_trylock(zone->per_cpu_pageset);
+            if (!pcp) { ret = false; break; }
+        }
+
+    Returns whether pcp->lock is still held (False: the re-trylock failed, the rest stays on the pcp
+    above high, and the caller must not unlock). The migrated-CPU check has no model (a model CPU
+    does not migrate). Counts the pages in stats.freed_high_pages."""
+    if not profile.free_high_batched:
+        pcp.stats.freed_high_pages += pcpmod.free_pcppages_bulk(zone, to_free, pcp, pindex)
+        return True
+    batch = pcp.batch
+    while to_free > 0 and pcp.count > 0:
+        to_free_batched = min(to_free, batch)
+        pcp.stats.freed_high_pages += pcpmod.free_pcppages_bulk(zone, to_free_batched, pcp, pindex)
+        to_free -= to_free_batched
+        if to_free <= 0 or pcp.count <= 0:
+            break
+        pcp.lock.release()
+        if not pcp.lock.acquire(False):
+            return False
+    return True

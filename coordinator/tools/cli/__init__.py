@@ -9,6 +9,7 @@ ops       drain, cma-alloc, offline, release, cpu
 state     state, audit
 run       compare, report, bench
 chaos     chaos run, chaos check
+replay    replay (node.mm.bugs on the pure model)
 """
 
 import os
@@ -21,6 +22,7 @@ from coordinator.tools.cli.cluster import cmd_cluster_up, cmd_tokens
 from coordinator.tools.cli.errors import CliError
 from coordinator.tools.cli.ops import cmd_contig, cmd_cpu, cmd_drain, cmd_release
 from coordinator.tools.cli.parser import build_parser
+from coordinator.tools.cli.replay import cmd_replay
 from coordinator.tools.cli.run import cmd_bench, cmd_compare, cmd_report
 from coordinator.tools.cli.state import cmd_audit, cmd_state
 
@@ -37,6 +39,7 @@ COMMANDS = {
     "report": cmd_report,
     "bench": cmd_bench,
     "chaos": cmd_chaos,
+    "replay": cmd_replay,
 }
 
 

@@ -6,6 +6,7 @@ import argparse
 from coordinator.drain.record import STRATEGIES
 from coordinator.tools.compare import TRIGGERS
 from node import rtapp
+from node.mm import profile as profiles
 
 
 def positive_int(text: str) -> int:
@@ -47,6 +48,16 @@ def strategy_list(text: str) -> tuple:
         )
     if len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"a strategy named twice in {text!r}")
+    return names
+
+
+def kernel_list(text: str) -> tuple:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",")))
+    for name in names:
+        try:
+            profiles.get(name)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
     return names
 
 

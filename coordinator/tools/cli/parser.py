@@ -22,6 +22,7 @@
   pcpsim chaos run FILE... [--strategy S] [--seed N] [--out D] scripted faults, checked page by page
   pcpsim chaos check RUN_DIR                                   the checker again, on a run's history
   pcpsim chaos timeline RUN_DIR [--out OUT.html]               a run's operations and faults as a page
+  pcpsim replay up-trylock|bulk-free [--kernel K,K]            a post-merge pcp bug, replayed on the model
 
 Commands that talk to a running cluster find it through the state file that
 `cluster up` writes (--state, $PCPSIM_STATE, default .pcpsim/cluster.json) or
@@ -38,6 +39,7 @@ from coordinator.tools import compare
 from coordinator.tools.cli import flags
 from coordinator.tools.cli.connect import DEFAULT_STATE, add_target
 from coordinator.tools.cluster import DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT
+from node.mm import bugs
 from node.mm import profile as profiles
 
 WORKLOAD_HELP = (
@@ -267,6 +269,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ctime.add_argument("run_dir", metavar="RUN_DIR")
     ctime.add_argument("--out", metavar="OUT.html", help="where to write it (default RUN_DIR/timeline.html)")
+
+    rpl = sub.add_parser(
+        "replay",
+        help="replay a pcp bug found after the merge on the pure model, under its bug and fix profiles",
+        description="Run the kernel's steps where the bug bites on one CPU's pcp and zone (node.mm.bugs) and "
+        "check them: up-trylock, an IRQ in a CONFIG_SMP=n drain (038a102535eb); bulk-free, the pages freed "
+        "under one zone->lock hold by the free path's flush (Hahn's batching series). Exit 0: every "
+        "profile passed; 1: the check failed for one (its bug is there).",
+    )
+    rpl.add_argument("replay", choices=sorted(bugs.REPLAYS), metavar="{" + ",".join(sorted(bugs.REPLAYS)) + "}")
+    rpl.add_argument(
+        "--kernel",
+        type=flags.kernel_list,
+        help="comma-separated kernel profiles to replay under (default: the replay's bug and fix variants, "
+        + "; ".join(f"{name}: {' and '.join(kernels)}" for name, kernels in bugs.VARIANTS.items())
+        + ")",
+    )
 
     tok = sub.add_parser(
         "tokens",
