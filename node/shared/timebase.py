@@ -41,17 +41,20 @@ holds the same figures, with their sources, as a file to copy for another machin
   guest, whose host runs the work item, is over 50 us: a cost model file for a VM sets that.
 - irq_us 4: one simulated device interrupt on a housekeeping CPU. Not measured: an order of
   magnitude, because no published figure measures a whole device interrupt (entry, handler,
-  exit) on the machine the other figures come from; it only paces the housekeeping CPUs'
-  noise, which no strategy's result depends on.
+  exit) on the machine the other figures come from; it only occupies housekeeping CPUs,
+  which run no latency task.
 
-TIME_SCALE stays 250 with these costs: the smallest modeled drain of a non-empty pcp, one
-batch of 63 pages, holds zone->lock 2.37 us kernel = 0.59 ms wall, about twice the ~0.3 ms
-p99 timer lateness above; a pcp of 300 pages drains in 9.4 us kernel = 2.3 ms wall.
+TIME_SCALE stays 250 with these costs: an isolated CPU's pcp in `pcpsim compare` holds one
+batch (63 pages), whose free holds zone->lock 2.37 us kernel = 0.59 ms wall, about twice the
+~0.3 ms p99 timer lateness above; with the 7 us switch, a workqueue drain costs that CPU
+9.4 us = 2.3 ms wall. Under the remote strategy no modeled cost reaches the isolated CPU: its
+pcp lock is held for a control-stream round trip (docs/design.md, "Time base and cost model").
 
-A cost model file (`--cost-model FILE` on the node, the coordinator and every pcpsim command
-that starts them) is TOML whose keys are CostModel fields, each a finite number >= 0
-(time_scale > 0): load_cost_model. The cluster's time base is the coordinator's: a node takes
-time_scale from its registration answer, whatever its own file says.
+A cost model file (`--cost-model FILE` on the node and the coordinator, and on `pcpsim cluster
+up` and `pcpsim compare`, which pass it to every process they start) is TOML whose keys are
+CostModel fields, each a finite number >= 0 (time_scale > 0): load_cost_model. The cluster's
+time base is the coordinator's: a node takes time_scale from its registration answer,
+whatever its own file says.
 """
 
 import argparse
