@@ -35,10 +35,10 @@ from node.mm import profile as profiles
 from node.mm.watermark import pageset_batch
 from node.mm.zone import Zone
 from node.shared import exposition, lifecycle, logs, security, transfer_log
-from node.shared.config import EnvArgumentParser, host_port, int_range, positive
+from node.shared.config import DEFAULT, EnvArgumentParser, host_port, int_range, positive
 from node.shared.faults import Faults
 from node.shared.server import build_server
-from node.shared.timebase import TIME_SCALE, CostModel, lease_clock
+from node.shared.timebase import TIME_SCALE, CostModel, cost_model_arg, lease_clock
 
 # ZONE_NORMAL on x86-64 starts at 4 GiB.
 ZONE_START_PFN = 1 << 20
@@ -113,7 +113,15 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
         type=positive(float),
         default=TIME_SCALE,
         env="PCPSIM_TIME_SCALE",
-        help="wall seconds per kernel second",
+        help="wall seconds per kernel second (wins over the --cost-model file's time_scale)",
+    )
+    p.add_argument(
+        "--cost-model",
+        metavar="FILE",
+        type=cost_model_arg,
+        env="PCPSIM_COST_MODEL",
+        help="TOML file of modeled kernel costs, any CostModel field (node/costs/sapphire-rapids.toml: "
+        "the defaults and their sources)",
     )
     p.add_argument(
         "--lease-ms",
@@ -206,6 +214,10 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
             f"--dead-timeout-ms ({args.dead_timeout_ms}) must exceed --failure-timeout-ms "
             f"({args.failure_timeout_ms}): a node must stop using its pages before they are taken"
         )
+    args.cost = args.cost_model or CostModel()
+    if p.sources["time_scale"] != DEFAULT:  # --time-scale (or its variable) wins over the file
+        args.cost = dataclasses.replace(args.cost, time_scale=args.time_scale)
+    args.time_scale = args.cost.time_scale
     profile = profiles.get(args.kernel)
     args.strategy = args.strategy or profile.strategy
     if args.strategy == "remote" and not profile.remote_drain:
@@ -221,7 +233,7 @@ async def main(args) -> None:
     # not after the default 5 ms switch interval of a busy event loop.
     sys.setswitchinterval(0.0005)
     logs.setup(args.log_level, "coordinator")
-    cost = CostModel(time_scale=args.time_scale)
+    cost = args.cost
     zone = Zone(ZONE_START_PFN, args.zone_mb * 256, args.nodes)
     pageset = Pageset(zone, pageset_batch(zone.managed_pages), args.nodes)
     zone_service = ZoneService(zone, cost, transfer_log=transfer_log.open_log(args.transfer_log))

@@ -1,13 +1,14 @@
 """The zone as a service: the buddy allocator behind zone->lock, with page ownership.
 
 zone->lock is one worker thread: every zone operation runs on it, in arrival order,
-and holds it for the operation's modeled cost (CostModel.zone_hold, a blocking sleep),
-so CPUs that refill, free or drain at the same time queue for the lock as they do in
-the kernel. A hold shorter than SLEEP_MIN_S is not slept: the OS would oversleep it
-several times over (time.sleep of any tiny value takes ~0.1 ms here). When the time
-scale makes every hold that short (the benchmarks' --time-scale 1e-6), an operation is
-only its own Python work, so one that finds zone->lock free and nothing queued runs on
-the event loop at once instead of paying a hop to the worker thread and back.
+and holds it for the operation's modeled cost (CostModel.zone_hold, a refill's
+rmqueue_hold: a blocking sleep), so CPUs that refill, free or drain at the same time
+queue for the lock as they do in the kernel. A hold shorter than SLEEP_MIN_S is not
+slept: the OS would oversleep it several times over (time.sleep of any tiny value takes
+~0.1 ms here). When the time scale makes every hold that short (the benchmarks'
+--time-scale 1e-6), an operation is only its own Python work, so one that finds
+zone->lock free and nothing queued runs on the event loop at once instead of paying a
+hop to the worker thread and back.
 
 Ownership: the service records which CPU holds every block it handed out (head pfn ->
 (cpu, order)). A free is checked page by page against that record *before* anything
@@ -177,7 +178,7 @@ class ZoneService:
             pfns = tuple(zone.rmqueue_bulk(order, count, migratetype))
         for pfn in pfns:
             self.owned[pfn] = (cpu, order)
-        self._sleep(self.cost.zone_hold(len(pfns)))
+        self._sleep(self.cost.rmqueue_hold(len(pfns)))
         return self._remember(slot, _Outcome(incarnation, transfer_id, key, self._reply(pfns, True)))
 
     def free_pages(self, cpu: int, pages: list, transfer_id: str, incarnation: str, stream: str) -> ZoneReply:

@@ -13,6 +13,7 @@ service (node.shared.health): NOT_SERVING until the node has registered and its 
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import socket
 import sys
@@ -43,7 +44,7 @@ from node.shared.config import (
 from node.shared.cpulist import parse_cpu_list, role_for_cpu
 from node.shared.faults import Faults
 from node.shared.server import build_server
-from node.shared.timebase import CostModel, lease_clock
+from node.shared.timebase import CostModel, cost_model_arg, lease_clock
 from node.zone_client import ZoneClient
 
 
@@ -134,6 +135,14 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
         env="PCPSIM_REGISTER_TIMEOUT_S",
         help="keep asking to register (the same request) while the coordinator is unreachable "
         "or its answer is lost, this long",
+    )
+    p.add_argument(
+        "--cost-model",
+        metavar="FILE",
+        type=cost_model_arg,
+        env="PCPSIM_COST_MODEL",
+        help="TOML file of modeled kernel costs (node.shared.timebase); its time_scale is ignored: "
+        "the coordinator's is the cluster's",
     )
     security.add_arguments(p)
     logs.add_log_level_flag(p)
@@ -289,7 +298,7 @@ async def main(args) -> None:
         asyncio.Event(),
         lambda: time.monotonic() > give_up_at,
     )
-    cost = CostModel(time_scale=reply.time_scale)
+    cost = dataclasses.replace(args.cost_model or CostModel(), time_scale=reply.time_scale)
     sync_channel = security.channel(args.coordinator, sec)
     tlog = transfer_log.open_log(args.transfer_log, cpu=args.cpu, inc=request.incarnation)
     epoch = CoordinatorEpoch()

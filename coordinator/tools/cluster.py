@@ -91,6 +91,11 @@ class ClusterConfig:
     node_args: list = field(default_factory=list)
     # An rt-app task set every node reads (node --workload); `roles` must be workload_roles' for it.
     workload: str | None = None
+    # A cost model file (node.shared.timebase) the coordinator and every node read (--cost-model).
+    cost_model: str | None = None
+
+    def cost_model_args(self) -> list[str]:
+        return ["--cost-model", os.path.abspath(self.cost_model)] if self.cost_model else []
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,7 @@ class LocalCluster(Supervised):
                 str(cfg.zone_used),
                 "--state-dir",
                 self.state_dir,
+                *cfg.cost_model_args(),
                 *self._security_args("coordinator"),
                 *cfg.coordinator_args,
             ],
@@ -234,6 +240,7 @@ class LocalCluster(Supervised):
                 "--seed",
                 str(cfg.seed),
                 *(["--workload", os.path.abspath(cfg.workload)] if cfg.workload else []),
+                *cfg.cost_model_args(),
                 *self._security_args(f"node-cpu{cpu}"),
                 *cfg.node_args,
             ],

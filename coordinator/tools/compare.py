@@ -44,7 +44,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import grpc
 
@@ -58,7 +58,7 @@ from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.api.validate import MAX_EVENT_WINDOW_S
 from node.mm import profile as profiles
 from node.shared.cpulist import role_label
-from node.shared.timebase import TIME_SCALE
+from node.shared.timebase import TIME_SCALE, CostModel, load_cost_model
 
 DEFAULT_STRATEGIES = ("workqueue", "remote")
 
@@ -84,8 +84,14 @@ class CompareConfig:
     kernel: str = profiles.DEFAULT_KERNEL
     trigger_mix: tuple = (("demand", 1.0),)  # (trigger, weight): what each scheduled event is
     workload: str | None = None  # an rt-app task set (node.rtapp); `roles` then workload_roles' for it
+    cost_model: str | None = None  # a cost model file (node.shared.timebase) every phase's cluster reads
 
     def __post_init__(self):
+        if self.cost_model and (scale := load_cost_model(self.cost_model).time_scale) != TIME_SCALE:
+            raise ValueError(
+                f"cost model {self.cost_model} sets time_scale {scale:g}: compare reports kernel time "
+                f"at the default time scale ({TIME_SCALE:g}), so leave time_scale out of the file"
+            )
         unknown = [s for s in self.strategies if s not in STRATEGIES]
         if unknown or not self.strategies or len(set(self.strategies)) != len(self.strategies):
             raise ValueError(
@@ -192,6 +198,7 @@ def run_phase(phase: str, config: CompareConfig, run_dir: str, progress: Progres
         kernel=config.kernel,
         strategy=phase if strategy else None,
         workload=config.workload,
+        cost_model=config.cost_model,
     )
     progress.update(index, phase, "starting")
     with LocalCluster(cluster_cfg, os.path.join(run_dir, phase)) as cluster:
@@ -430,6 +437,8 @@ def run_compare(config: CompareConfig, run_dir: str | None = None, stream=sys.st
             "strategies": list(config.strategies),
             "trigger_mix": dict(config.trigger_mix),
             "workload": config.workload,
+            "cost_model": config.cost_model,
+            "costs": asdict(load_cost_model(config.cost_model) if config.cost_model else CostModel()),
         },
         "run_dir": run_dir,
         # A task set may have no preemptible task (a cyclictest-like FIFO set): None then.

@@ -13,19 +13,55 @@ Latency-sensitive tasks are user-space workloads: their periods and busy phases 
 given directly in wall time (they are what the user configures, like cyclictest's
 interval), and reports show every figure both in wall time and in kernel time.
 
-Cost figures are order-of-magnitude kernel costs, not measurements of one machine:
-- buddy_page_us 0.1: moving one page between a pcp list and the buddy free lists
-  under zone->lock (free_pcppages_bulk / rmqueue_bulk run at roughly 50-150 ns/page).
-- zone_lock_us 0.5: taking zone->lock and the call's fixed overhead.
-- workqueue_dispatch_us 8: what one queued work item costs its CPU besides its
-  own work: the IPI, waking the kworker, switching to it and back (on a NOHZ_FULL
-  CPU also leaving and re-entering user mode and restarting the tick).
-- irq_us 4: one simulated device interrupt on a housekeeping CPU.
-At scale 250 a pcp of 300 pages drains in 30 us kernel = 7.5 ms wall, well above
-the ~0.3 ms p99 timer noise floor.
+The default costs are published measurements where one exists (node/costs/sapphire-rapids.toml
+holds the same figures, with their sources, as a file to copy for another machine):
+- buddy_page_us 0.0295 and zone_lock_us 0.51: the zone->lock section of free_pcppages_bulk,
+  per page and per call. Huang Ying measured it with ftrace function_graph on a Sapphire Rapids
+  server (will-it-scale/page_fault1, pcp high = 2 * batch, free batch scaling off): 2.33 us
+  for 63 pages, 4.35/127, 8.29/255, 15.79/511, 30.25/1023, 59.39/2047 (average per call).
+  Source: commit 52166607ecc9 "mm: restrict the pcp batch scale factor to avoid too long
+  latency" (v6.7, CONFIG_PCP_BATCH_SCALE_MAX), posted as
+  <20231016053002.756205-5-ying.huang@intel.com>. The line is the least-squares fit of the
+  six averages by relative error: it gives 2.37 / 30.69 / 60.90 us for 63 / 1,023 / 2,047
+  pages, +1.7 / +1.4 / +2.5 % of the published figures (tests/unit/test_cost_model.py).
+  The averages include function_graph's own overhead. zone_hold charges every zone
+  operation but a refill by this line: a free of `pages` blocks, a range taken or released.
+- rmqueue_page_us 0.0233 and rmqueue_lock_us 1.27: the zone->lock section of rmqueue_bulk
+  (a pcp refill), from the alloc columns of the same measurement: 2.67 us for 63 pages,
+  4.22/127, 7.52/255, 14.02/511, 25.36/1023, 45.22/2047; the same fit gives 2.74 / 25.11 /
+  48.97 us for 63 / 1,023 / 2,047 pages (+2.5 / -1.0 / +8.3 %).
+- workqueue_dispatch_us 7: what one queued work item costs its CPU besides its own work.
+  Marcelo Tosatti traced it with oslat on an isolated CPU: "The example above shows an
+  additional 7us for the oslat -> kworker -> oslat switches" (vmstat_update queued at
+  1094.456971, back to oslat at .456978), <ZIDoV/zxFKVmQl7W@tpad>, commit be5e015d107d
+  "vmstat: skip periodic vmstat update for isolated CPUs" (v6.5). Those 7 us include
+  vmstat_update's own (small) work and no IPI (the work was queued by the CPU itself, in
+  mlock); a drain queued from another CPU adds the IPI and, on a NOHZ_FULL CPU, leaving
+  user mode and restarting the tick. The same commit says the penalty seen inside a
+  guest, whose host runs the work item, is over 50 us: a cost model file for a VM sets that.
+- irq_us 4: one simulated device interrupt on a housekeeping CPU. Not measured: an order of
+  magnitude, because no published figure measures a whole device interrupt (entry, handler,
+  exit) on the machine the other figures come from; it only occupies housekeeping CPUs,
+  which run no latency task.
+
+TIME_SCALE stays 250 with these costs: an isolated CPU's pcp in `pcpsim compare` holds one
+batch (63 pages), whose free holds zone->lock 2.37 us kernel = 0.59 ms wall, about twice the
+~0.3 ms p99 timer lateness above; with the 7 us switch, a workqueue drain costs that CPU
+9.4 us = 2.3 ms wall. Under the remote strategy no modeled cost reaches the isolated CPU: its
+pcp lock is held for a control-stream round trip (docs/design.md, "Time base and cost model").
+
+A cost model file (`--cost-model FILE` on the node and the coordinator, and on `pcpsim cluster
+up` and `pcpsim compare`, which pass it to every process they start) is TOML whose keys are
+CostModel fields, each a finite number >= 0 (time_scale > 0): load_cost_model. The cluster's
+time base is the coordinator's: a node takes time_scale from its registration answer,
+whatever its own file says.
 """
 
+import argparse
+import dataclasses
+import math
 import time
+import tomllib
 from dataclasses import dataclass
 
 TIME_SCALE = 250.0
@@ -47,10 +83,14 @@ _LEASE_CLOCK_ID = getattr(time, "CLOCK_BOOTTIME", None)
 
 @dataclass(frozen=True)
 class CostModel:
+    """Kernel-time costs in microseconds (sources in the module's docstring) and the time scale."""
+
     time_scale: float = TIME_SCALE
-    buddy_page_us: float = 0.1
-    zone_lock_us: float = 0.5
-    workqueue_dispatch_us: float = 8.0
+    buddy_page_us: float = 0.0295
+    zone_lock_us: float = 0.51
+    rmqueue_page_us: float = 0.0233
+    rmqueue_lock_us: float = 1.27
+    workqueue_dispatch_us: float = 7.0
     irq_us: float = 4.0
 
     def wall(self, kernel_us: float) -> float:
@@ -62,5 +102,50 @@ class CostModel:
         return wall_s / self.time_scale * 1e6
 
     def zone_hold(self, pages: int) -> float:
-        """Wall seconds zone->lock is held to move `pages` pages (blocks) through the buddy."""
+        """Wall seconds zone->lock is held to free `pages` pages (blocks) to the buddy
+        (free_pcppages_bulk), or to take or release a range of that many blocks."""
         return self.wall(self.zone_lock_us + self.buddy_page_us * pages)
+
+    def rmqueue_hold(self, pages: int) -> float:
+        """Wall seconds zone->lock is held to take `pages` pages (blocks) off the buddy (rmqueue_bulk)."""
+        return self.wall(self.rmqueue_lock_us + self.rmqueue_page_us * pages)
+
+
+class CostModelError(ValueError):
+    """A cost model file that cannot be used; the message names the file and the key."""
+
+
+def load_cost_model(path: str) -> CostModel:
+    """The CostModel a TOML file describes: its keys replace the defaults. Every key is checked
+    before any is used, so a bad file changes nothing: an unknown key, a value that is not a
+    number, or one that is negative or not finite (time_scale also not 0) is a CostModelError
+    naming the key."""
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except OSError as err:
+        raise CostModelError(f"cost model {path}: {err.strerror or err}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise CostModelError(f"cost model {path}: not TOML: {err}") from None
+    known = [f.name for f in dataclasses.fields(CostModel)]
+    values = {}
+    for key, value in doc.items():
+        where = f"cost model {path}: {key}"
+        if key not in known:
+            raise CostModelError(f"cost model {path}: unknown key {key!r} (known: {', '.join(known)})")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise CostModelError(f"{where} must be a number, got {type(value).__name__} {value!r}")
+        if key == "time_scale" and not (math.isfinite(value) and value > 0):
+            raise CostModelError(f"{where} must be a finite number > 0, got {value}")
+        if not (math.isfinite(value) and value >= 0):
+            raise CostModelError(f"{where} must be a finite number >= 0, got {value}")
+        values[key] = float(value)
+    return CostModel(**values)
+
+
+def cost_model_arg(text: str) -> CostModel:
+    """argparse type of --cost-model FILE: the file's CostModel, or argparse's error."""
+    try:
+        return load_cost_model(text)
+    except CostModelError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

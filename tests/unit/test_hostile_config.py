@@ -44,6 +44,7 @@ VARIABLES = sorted(
         "PCPSIM_ZONE_USED",
         "PCPSIM_STRATEGY",
         "PCPSIM_TIME_SCALE",
+        "PCPSIM_COST_MODEL",
         "PCPSIM_LEASE_MS",
         "PCPSIM_FLUSH_TIMEOUT_MS",
         "PCPSIM_FAILURE_TIMEOUT_MS",

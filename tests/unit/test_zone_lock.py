@@ -44,7 +44,7 @@ def test_at_the_default_time_scale_operations_run_on_the_zone_lock_thread_and_sl
     here, ran_on = asyncio.run(main())
     zs.close()
     assert ran_on != here
-    assert len(sleeps) == 1 and sleeps[0] == zs.cost.zone_hold(4) >= SLEEP_MIN_S
+    assert len(sleeps) == 1 and sleeps[0] == zs.cost.rmqueue_hold(4) >= SLEEP_MIN_S
 
 
 def test_operations_queued_behind_a_busy_lock_keep_their_order():

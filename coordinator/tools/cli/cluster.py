@@ -84,6 +84,7 @@ def cmd_cluster_up(args) -> int:
             auth=not args.no_auth,
             tls=tls,
             workload=args.workload and args.workload.source,
+            cost_model=args.cost_model,
         )
         security.warn(security.exposure_warning(join_host_port(config.listen_host, 0), tls is not None, config.auth))
     except ValueError as err:

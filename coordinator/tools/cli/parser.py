@@ -4,6 +4,7 @@
                                                               4 CPUs, isolated 2-3, RT on 3, as compare)
                    [--workload FILE]                          ... latency tasks from an rt-app task set
                    [--kernel 5.19|6.1|6.2] [--strategy S]     ... with a kernel profile and default strategy
+                   [--cost-model FILE]                        ... and modeled kernel costs from a TOML file
                    [--prometheus]                             ... and a local Prometheus scraping it
   pcpsim drain --strategy workqueue|remote [--force-all-cpus]  drain_all_pages on a running cluster
   pcpsim cma-alloc --pages N [--start-pfn P]                   alloc_contig_range: drain, take the range
@@ -41,6 +42,20 @@ from coordinator.tools.cli.connect import DEFAULT_STATE, add_target
 from coordinator.tools.cluster import DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT
 from node.mm import bugs
 from node.mm import profile as profiles
+from node.shared.timebase import cost_model_arg
+
+COST_MODEL_HELP = (
+    "TOML file of modeled kernel costs, any CostModel field, read by the coordinator and every node "
+    "(default and its sources: node/costs/sapphire-rapids.toml)"
+)
+
+
+def cost_model_file(text: str) -> str:
+    """--cost-model FILE: refused here if it does not load, before anything starts; the
+    processes started get its absolute path."""
+    cost_model_arg(text)
+    return os.path.abspath(text)
+
 
 WORKLOAD_HELP = (
     "latency tasks as an rt-app JSON task set (deploy/rt-app/*.json): the CPUs it names run its "
@@ -84,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "gives every CPU RCU list sets",
     )
     up.add_argument("--seed", type=int, default=1)
+    up.add_argument("--cost-model", metavar="FILE", type=cost_model_file, help=COST_MODEL_HELP)
     up.add_argument("--zone-mb", type=flags.positive_int, default=1024, help="zone size (default %(default)s MiB)")
     up.add_argument(
         "--zone-used",
@@ -191,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp_.add_argument("--run-dir", help="where each phase's process logs go (default: a temp dir)")
     cmp_.add_argument("--workload", metavar="FILE", type=flags.workload, help=WORKLOAD_HELP)
+    cmp_.add_argument(
+        "--cost-model", metavar="FILE", type=cost_model_file, help=COST_MODEL_HELP + "; its time_scale must be 250"
+    )
     cmp_.add_argument(
         "--strategies",
         type=flags.strategy_list,

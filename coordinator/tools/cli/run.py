@@ -28,6 +28,7 @@ def cmd_compare(args) -> int:
             kernel=args.kernel,
             trigger_mix=args.trigger_mix,
             strategies=args.strategies or compare.default_strategies(args.kernel),
+            cost_model=args.cost_model,
             **workload,
         )
     except ValueError as err:
