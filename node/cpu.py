@@ -28,10 +28,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from node import sched
 from node.eventlog import EventLog
 from node.rcu import RcuCpu
+from node.sched import Source
 
 log = logging.getLogger(__name__)
 
@@ -85,19 +86,10 @@ class NoiseLog(EventLog):
         return out
 
 
-class Source(Protocol):
-    """What runs on a CPU besides its kworker: a task or an IRQ source (node.tasks)."""
-
-    rt: bool
-    next_wake: float
-
-    def rebase(self, now: float) -> None: ...
-
-    def step(self, cpu: "Cpu") -> None: ...
-
-
 class Cpu:
-    """One simulated CPU. Sources are objects with `next_wake`, `rt` and `step(cpu)` (Source)."""
+    """One simulated CPU. Sources are objects with `next_wake`, `rt` and `step(cpu)` (node.sched.Source).
+    What runs next is node.sched's rule; this class is its wall-time driver: the waiting is a
+    condition variable and a blocking sleep (node.virtual.cpu drives the same rule in virtual time)."""
 
     def __init__(self, cpu: int, clock=time.monotonic, sleep=time.sleep):
         self.cpu = cpu
@@ -123,6 +115,7 @@ class Cpu:
         self._pausers: set[str] = set()
         self._parked = threading.Event()
         self._stop = False
+        self._runqueue = sched.RunQueue()
         self._thread = threading.Thread(target=self._run, name=f"cpu{cpu}", daemon=True)
 
     # ---------------------------------------------------------------- control
@@ -260,31 +253,29 @@ class Cpu:
         self.rcu.quiescent()  # a context switch back from the kworker
 
     def _run(self) -> None:
-        resumed = False
         while not self._stop:
             self.rcu.quiescent()  # between steps no task or IRQ holds a pcp list set
-            if self._paused:
-                self._park()
-                resumed = True
-                continue
+            paused = self._paused
             now = self.clock()
-            if resumed:
-                for source in self.sources:
-                    source.rebase(now)
-                resumed = False
-            due = [s for s in self.sources if s.next_wake <= now]
-            rt_due = [s for s in due if s.rt]
-            if rt_due:
-                self._step(rt_due[0])
-            elif self._work:
+            decision = self._runqueue.pick(now, self.sources, bool(self._work), paused, MEMBERSHIP in self._pausers)
+            if decision.kind == sched.SOURCE:
+                assert decision.source is not None
+                self._step(decision.source)
+            elif decision.kind == sched.WORK:
+                if paused:
+                    self._parked.clear()  # parked only between work items
                 self._run_work_item()
-            elif due:
-                self._step(min(due, key=lambda s: s.next_wake))
+            elif decision.kind == sched.PARK:
+                self._park()
             else:
-                nxt = min((s.next_wake for s in self.sources), default=now + 0.05)
-                with self._cv, self.rcu.extended_qs():  # idle
-                    if not self._work and not self._paused and not self._stop:
-                        self._cv.wait(min(nxt - now, 1.0))
+                self._idle(now, decision.until)
+
+    def _idle(self, now: float, until: float | None) -> None:
+        """Nothing to run: wait until `until` (None: no source; look again soon), or a wake-up."""
+        nxt = now + 0.05 if until is None else until
+        with self._cv, self.rcu.extended_qs():  # idle
+            if not self._work and not self._paused and not self._stop:
+                self._cv.wait(min(nxt - now, 1.0))
 
     def _step(self, source) -> None:
         """Run one step of a source. A step that fails (the zone did not answer) is
@@ -300,18 +291,10 @@ class Cpu:
                 source.rebase(now)
 
     def _park(self) -> None:
-        """Paused: no task or IRQ runs, but queued work still does (the kworker is how
-        a drain reaches a paused CPU), and the CPU counts as parked only between work items.
-        Callers that need no zone traffic at all (the audit) hold pcpu_drain_mutex, so no
-        drain work is queued meanwhile. Held by MEMBERSHIP, not even queued work runs: the
-        node is rejoining (CPU hotplug's offline and online) and reports what it holds, which
-        a work item freeing pages to the zone at the same time would make wrong (the pages
-        neither in the report nor, if the free is refused and they go back on the lists,
-        in the zone's records); the work runs once the CPU is online again."""
-        if self._work and MEMBERSHIP not in self._pausers:
-            self._parked.clear()
-            self._run_work_item()
-            return
+        """Paused at the safe point (node.sched says when): no task or IRQ runs, and the CPU counts as
+        parked. Callers that need no zone traffic at all (the audit) hold pcpu_drain_mutex, so no
+        drain work is queued meanwhile; work queued anyway wakes the CPU to run it, unless MEMBERSHIP
+        holds it paused (then the work runs once the CPU is online again)."""
         self._parked.set()
         with self._cv, self.rcu.extended_qs():  # parked: idle
             if self._paused and not self._stop and (not self._work or MEMBERSHIP in self._pausers):
