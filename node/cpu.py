@@ -129,7 +129,7 @@ class Cpu:
     def stop(self, timeout: float = 2.0) -> None:
         with self._cv:
             self._stop = True
-            self._cv.notify_all()
+            self._wake()
         self._thread.join(timeout)
 
     @property
@@ -171,7 +171,7 @@ class Cpu:
     def _update_paused(self) -> None:
         """Under _cv: the CPU runs only when nobody holds it."""
         self._paused = bool(self._pausers)
-        self._cv.notify_all()
+        self._wake()
 
     # ------------------------------------------------------------- interface
     def occupy(self, seconds: float) -> None:
@@ -194,7 +194,7 @@ class Cpu:
             self._next_work_id += 1
             self.work_queued += 1
             self._work.append(item)
-            self._cv.notify_all()
+            self._wake()
         return item
 
     def preempt_point(self) -> None:
@@ -213,9 +213,8 @@ class Cpu:
             left = deadline - self.clock()
             if left <= 0:
                 return False
-            with self._cv, self.rcu.extended_qs():  # the task sleeps: the CPU holds no pcp reference
-                if not self._work and not event.is_set():
-                    self._cv.wait(min(left, 0.002))
+            # The task sleeps (the CPU holds no pcp reference); the event's setter need not notify.
+            self._block(lambda: not self._work and not event.is_set(), min(left, 0.002))
         return True
 
     def pending_work(self) -> int:
@@ -224,7 +223,20 @@ class Cpu:
 
     def notify(self) -> None:
         with self._cv:
-            self._cv.notify_all()
+            self._wake()
+
+    # ---------------------------------------------------------------- waiting
+    # The two places this driver waits; node.virtual.cpu waits in virtual time instead.
+    def _wake(self) -> None:
+        """Under _cv: something a blocked CPU thread waits for may have changed."""
+        self._cv.notify_all()
+
+    def _block(self, still: Callable[[], bool], timeout: float | None) -> None:
+        """Wait while still() holds, until `timeout` seconds pass (None: no bound) or a wake-up,
+        in an extended quiescent state for RCU (idle, parked or sleeping: no pcp reference held)."""
+        with self._cv, self.rcu.extended_qs():
+            if still():
+                self._cv.wait(timeout)
 
     # ------------------------------------------------------------------ loop
     def _run_work_item(self) -> None:
@@ -273,9 +285,7 @@ class Cpu:
     def _idle(self, now: float, until: float | None) -> None:
         """Nothing to run: wait until `until` (None: no source; look again soon), or a wake-up."""
         nxt = now + 0.05 if until is None else until
-        with self._cv, self.rcu.extended_qs():  # idle
-            if not self._work and not self._paused and not self._stop:
-                self._cv.wait(min(nxt - now, 1.0))
+        self._block(lambda: not self._work and not self._paused and not self._stop, min(nxt - now, 1.0))
 
     def _step(self, source) -> None:
         """Run one step of a source. A step that fails (the zone did not answer) is
@@ -296,6 +306,4 @@ class Cpu:
         drain work is queued meanwhile; work queued anyway wakes the CPU to run it, unless MEMBERSHIP
         holds it paused (then the work runs once the CPU is online again)."""
         self._parked.set()
-        with self._cv, self.rcu.extended_qs():  # parked: idle
-            if self._paused and not self._stop and (not self._work or MEMBERSHIP in self._pausers):
-                self._cv.wait()
+        self._block(lambda: self._paused and not self._stop and (not self._work or MEMBERSHIP in self._pausers), None)
