@@ -124,6 +124,9 @@ class Cpu:
         if paused:
             self._pausers.add(by)
         self._paused = paused
+        self._launch()
+
+    def _launch(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -152,6 +155,17 @@ class Cpu:
         Returns False if the CPU did not get to its safe point within `timeout`; the hold this call
         added is then dropped again, so a pause that failed changes nothing (an audit that gives up
         must not leave a CPU it never parked held, with nobody left to resume it)."""
+        added = self._hold(paused, by)
+        if not paused or self._parked.wait(timeout):
+            return True
+        if added:
+            with self._cv:
+                self._pausers.discard(by)
+                self._update_paused()
+        return False
+
+    def _hold(self, paused: bool, by: str) -> bool:
+        """Take or drop `by`'s hold; whether this added one."""
         with self._cv:
             added = paused and by not in self._pausers
             if paused:
@@ -160,13 +174,7 @@ class Cpu:
             else:
                 self._pausers.discard(by)
             self._update_paused()
-        if not paused or self._parked.wait(timeout):
-            return True
-        if added:
-            with self._cv:
-                self._pausers.discard(by)
-                self._update_paused()
-        return False
+        return added
 
     def _update_paused(self) -> None:
         """Under _cv: the CPU runs only when nobody holds it."""

@@ -70,11 +70,16 @@ class SimNetwork:
         self._last: dict[object, float] = {}  # link -> arrival time of its last message
         self.sent = 0
 
-    def send(self, link: object, deliver: Callable[..., object], *args: object) -> float:
-        """Deliver `deliver(*args)` over `link` after a drawn latency, never before the link's previous
-        message. Returns the arrival time."""
+    def arrival(self, link: object) -> float:
+        """When a message sent now over `link` arrives: after a drawn latency, and never before the
+        link's previous message."""
         arrival = max(self.queue.clock.now + self.latency.draw(self.rng), self._last.get(link, 0.0))
         self._last[link] = arrival
         self.sent += 1
+        return arrival
+
+    def send(self, link: object, deliver: Callable[..., object], *args: object) -> float:
+        """Run `deliver(*args)` when a message sent now over `link` arrives; returns the arrival time."""
+        arrival = self.arrival(link)
         self.queue.at(arrival, deliver, *args)
         return arrival
