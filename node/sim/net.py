@@ -17,8 +17,8 @@ half a round trip, and a wall-time figure stands for 1/TIME_SCALE of it in kerne
 """
 
 import bisect
-import random
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from node.sim.clock import EventQueue
 
@@ -35,6 +35,12 @@ LOOPBACK_ZONE_RTT_US: tuple[tuple[float, float], ...] = (
     (99.9, 4547.1),
     (100.0, 4547.1),  # the sample's tail is cut at p99.9: 3,000 round trips say nothing beyond it
 )
+
+
+class Uniform(Protocol):
+    """A seeded stream (node.sim.rng.RngTree.stream): all a latency draw needs of it."""
+
+    def random(self) -> float: ...
 
 
 class Latency:
@@ -54,7 +60,7 @@ class Latency:
         seconds of kernel time one way: 1e-6 / 2 / TIME_SCALE)."""
         return cls([(p, x * factor) for p, x in points])
 
-    def draw(self, rng: random.Random) -> float:
+    def draw(self, rng: Uniform) -> float:
         u = rng.random()
         i = bisect.bisect_right(self._ps, u)  # 1 <= i <= len - 1: u < 1 = the last point
         p0, p1 = self._ps[i - 1], self._ps[i]
@@ -63,7 +69,7 @@ class Latency:
 
 
 class SimNetwork:
-    def __init__(self, queue: EventQueue, rng: random.Random, latency: Latency) -> None:
+    def __init__(self, queue: EventQueue, rng: Uniform, latency: Latency) -> None:
         self.queue = queue
         self.rng = rng
         self.latency = latency
