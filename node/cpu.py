@@ -8,7 +8,8 @@ this CPU exactly as a non-preemptible kernel section would. The node's gRPC serv
 runs on another thread (the interconnect) and never runs pcp operations here: it can
 only queue work (`queue_work`), as queue_work_on() does.
 
-Scheduling, the part of the kernel's that matters here:
+Scheduling, the part of the kernel's that matters here (the decision is node.sched's, which
+the virtual driver, node.virtual.cpu, calls too; this module does the running and the waiting):
 - an RT (SCHED_FIFO-like) task that is due runs before queued work, and its busy
   phase is never interrupted, so work queued meanwhile waits (kworkers are SCHED_OTHER);
 - otherwise queued work runs first, and a preemptible task lets it run at every

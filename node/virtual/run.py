@@ -57,6 +57,7 @@ class VirtualCluster:
         batch = zone.zone_batchsize()
         high = zone.zone_highsize(batch, len(roles))
         self.log: list[str] = []
+        self._started = False
         self.cpus: list[VirtualCpu] = []
         self.pcps: list[pcpmod.PerCpuPages] = []
         self.zones: list[LocalZone] = []
@@ -114,8 +115,9 @@ class VirtualCluster:
 
     def run(self, until: float) -> None:
         """Start the CPUs (the first time) and run every event up to virtual time `until`."""
-        for cpu in self.cpus:
-            if not cpu.fiber.done and self.queue.executed == 0:
+        if not self._started:
+            self._started = True
+            for cpu in self.cpus:
                 cpu.start()
         self.queue.run(until)
 

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from node.cpu import MEMBERSHIP, OPERATOR
+from node.virtual.fiber import Fiber
 from node.virtual.run import VirtualCluster
 
 ROLES = ("housekeeping", "isolated-preemptible", "isolated-rt", "housekeeping")
@@ -97,3 +99,51 @@ def test_queued_work_waits_for_the_rt_tasks_whole_busy_phase(isolated):
     ((start, done, _),) = task.activations.between(item.queued_at, item.queued_at)
     assert start < item.queued_at < done <= item.started_at
     assert item.started_at - item.queued_at > 400e-6
+
+
+@pytest.mark.parametrize("by, runs_work", [(MEMBERSHIP, False), (OPERATOR, True)])
+def test_a_paused_cpu_runs_no_task_and_queued_work_only_if_membership_does_not_hold_it(isolated, by, runs_work):
+    """The rule of node.sched under virtual time: held paused from 10 us to 200 us, the preemptible task
+    (due at 80 us) never runs; work queued at 20 us runs at once unless MEMBERSHIP holds the CPU, and
+    then at the instant the hold is dropped."""
+    cpu, task = isolated.cpus[0], isolated.cpus[0].sources[0]
+    isolated.run(10e-6)
+    cpu.set_paused(True, by=by)
+    items = queue_busy_work(isolated, 0, 20e-6, 1e-6)
+    isolated.run(200e-6)
+    (item,) = items
+    assert cpu.parked and task.totals.runs == 0
+    assert item.done == runs_work
+    cpu.set_paused(False, by=by)
+    isolated.run(300e-6)
+    assert item.done and item.started_at == (20e-6 if runs_work else 200e-6)
+    assert task.totals.runs == 1  # its period restarted at 200 us: due at 280 us
+
+
+def test_a_fiber_runs_only_between_resume_and_suspend_and_close_unwinds_it():
+    trace = []
+
+    def main():
+        try:
+            trace.append("a")
+            fiber.suspend()
+            trace.append("b")
+            fiber.suspend()
+            trace.append("never")
+        finally:
+            trace.append("unwound")
+
+    fiber = Fiber("t", main)
+    fiber.resume()
+    assert trace == ["a"]
+    fiber.resume()
+    assert trace == ["a", "b"]
+    fiber.close()
+    assert trace == ["a", "b", "unwound"] and fiber.done
+
+
+def test_an_error_inside_a_fiber_is_raised_by_resume():
+    fiber = Fiber("t", lambda: [][0])
+    with pytest.raises(IndexError):
+        fiber.resume()
+    assert fiber.done
