@@ -8,7 +8,8 @@ this CPU exactly as a non-preemptible kernel section would. The node's gRPC serv
 runs on another thread (the interconnect) and never runs pcp operations here: it can
 only queue work (`queue_work`), as queue_work_on() does.
 
-Scheduling, the part of the kernel's that matters here:
+Scheduling, the part of the kernel's that matters here (the decision is node.sched's, which
+the virtual driver, node.virtual.cpu, calls too; this module does the running and the waiting):
 - an RT (SCHED_FIFO-like) task that is due runs before queued work, and its busy
   phase is never interrupted, so work queued meanwhile waits (kworkers are SCHED_OTHER);
 - otherwise queued work runs first, and a preemptible task lets it run at every
@@ -28,10 +29,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from node import sched
 from node.eventlog import EventLog
 from node.rcu import RcuCpu
+from node.sched import Source
 
 log = logging.getLogger(__name__)
 
@@ -85,19 +87,10 @@ class NoiseLog(EventLog):
         return out
 
 
-class Source(Protocol):
-    """What runs on a CPU besides its kworker: a task or an IRQ source (node.tasks)."""
-
-    rt: bool
-    next_wake: float
-
-    def rebase(self, now: float) -> None: ...
-
-    def step(self, cpu: "Cpu") -> None: ...
-
-
 class Cpu:
-    """One simulated CPU. Sources are objects with `next_wake`, `rt` and `step(cpu)` (Source)."""
+    """One simulated CPU. Sources are objects with `next_wake`, `rt` and `step(cpu)` (node.sched.Source).
+    What runs next is node.sched's rule; this class is its wall-time driver: the waiting is a
+    condition variable and a blocking sleep (node.virtual.cpu drives the same rule in virtual time)."""
 
     def __init__(self, cpu: int, clock=time.monotonic, sleep=time.sleep):
         self.cpu = cpu
@@ -123,6 +116,7 @@ class Cpu:
         self._pausers: set[str] = set()
         self._parked = threading.Event()
         self._stop = False
+        self._runqueue = sched.RunQueue()
         self._thread = threading.Thread(target=self._run, name=f"cpu{cpu}", daemon=True)
 
     # ---------------------------------------------------------------- control
@@ -131,12 +125,15 @@ class Cpu:
         if paused:
             self._pausers.add(by)
         self._paused = paused
+        self._launch()
+
+    def _launch(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
         with self._cv:
             self._stop = True
-            self._cv.notify_all()
+            self._wake()
         self._thread.join(timeout)
 
     @property
@@ -159,14 +156,7 @@ class Cpu:
         Returns False if the CPU did not get to its safe point within `timeout`; the hold this call
         added is then dropped again, so a pause that failed changes nothing (an audit that gives up
         must not leave a CPU it never parked held, with nobody left to resume it)."""
-        with self._cv:
-            added = paused and by not in self._pausers
-            if paused:
-                self._pausers.add(by)
-                self._parked.clear()
-            else:
-                self._pausers.discard(by)
-            self._update_paused()
+        added = self._hold(paused, by)
         if not paused or self._parked.wait(timeout):
             return True
         if added:
@@ -175,10 +165,22 @@ class Cpu:
                 self._update_paused()
         return False
 
+    def _hold(self, paused: bool, by: str) -> bool:
+        """Take or drop `by`'s hold; whether this added one."""
+        with self._cv:
+            added = paused and by not in self._pausers
+            if paused:
+                self._pausers.add(by)
+                self._parked.clear()
+            else:
+                self._pausers.discard(by)
+            self._update_paused()
+        return added
+
     def _update_paused(self) -> None:
         """Under _cv: the CPU runs only when nobody holds it."""
         self._paused = bool(self._pausers)
-        self._cv.notify_all()
+        self._wake()
 
     # ------------------------------------------------------------- interface
     def occupy(self, seconds: float) -> None:
@@ -201,7 +203,7 @@ class Cpu:
             self._next_work_id += 1
             self.work_queued += 1
             self._work.append(item)
-            self._cv.notify_all()
+            self._wake()
         return item
 
     def preempt_point(self) -> None:
@@ -220,9 +222,8 @@ class Cpu:
             left = deadline - self.clock()
             if left <= 0:
                 return False
-            with self._cv, self.rcu.extended_qs():  # the task sleeps: the CPU holds no pcp reference
-                if not self._work and not event.is_set():
-                    self._cv.wait(min(left, 0.002))
+            # The task sleeps (the CPU holds no pcp reference); the event's setter need not notify.
+            self._block(lambda: not self._work and not event.is_set(), min(left, 0.002))
         return True
 
     def pending_work(self) -> int:
@@ -231,7 +232,20 @@ class Cpu:
 
     def notify(self) -> None:
         with self._cv:
-            self._cv.notify_all()
+            self._wake()
+
+    # ---------------------------------------------------------------- waiting
+    # The two places this driver waits; node.virtual.cpu waits in virtual time instead.
+    def _wake(self) -> None:
+        """Under _cv: something a blocked CPU thread waits for may have changed."""
+        self._cv.notify_all()
+
+    def _block(self, still: Callable[[], bool], timeout: float | None) -> None:
+        """Wait while still() holds, until `timeout` seconds pass (None: no bound) or a wake-up,
+        in an extended quiescent state for RCU (idle, parked or sleeping: no pcp reference held)."""
+        with self._cv, self.rcu.extended_qs():
+            if still():
+                self._cv.wait(timeout)
 
     # ------------------------------------------------------------------ loop
     def _run_work_item(self) -> None:
@@ -260,31 +274,27 @@ class Cpu:
         self.rcu.quiescent()  # a context switch back from the kworker
 
     def _run(self) -> None:
-        resumed = False
         while not self._stop:
             self.rcu.quiescent()  # between steps no task or IRQ holds a pcp list set
-            if self._paused:
-                self._park()
-                resumed = True
-                continue
+            paused = self._paused
             now = self.clock()
-            if resumed:
-                for source in self.sources:
-                    source.rebase(now)
-                resumed = False
-            due = [s for s in self.sources if s.next_wake <= now]
-            rt_due = [s for s in due if s.rt]
-            if rt_due:
-                self._step(rt_due[0])
-            elif self._work:
+            decision = self._runqueue.pick(now, self.sources, bool(self._work), paused, MEMBERSHIP in self._pausers)
+            if decision.kind == sched.SOURCE:
+                assert decision.source is not None
+                self._step(decision.source)
+            elif decision.kind == sched.WORK:
+                if paused:
+                    self._parked.clear()  # parked only between work items
                 self._run_work_item()
-            elif due:
-                self._step(min(due, key=lambda s: s.next_wake))
+            elif decision.kind == sched.PARK:
+                self._park()
             else:
-                nxt = min((s.next_wake for s in self.sources), default=now + 0.05)
-                with self._cv, self.rcu.extended_qs():  # idle
-                    if not self._work and not self._paused and not self._stop:
-                        self._cv.wait(min(nxt - now, 1.0))
+                self._idle(now, decision.until)
+
+    def _idle(self, now: float, until: float | None) -> None:
+        """Nothing to run: wait until `until` (None: no source; look again soon), or a wake-up."""
+        nxt = now + 0.05 if until is None else until
+        self._block(lambda: not self._work and not self._paused and not self._stop, min(nxt - now, 1.0))
 
     def _step(self, source) -> None:
         """Run one step of a source. A step that fails (the zone did not answer) is
@@ -300,19 +310,9 @@ class Cpu:
                 source.rebase(now)
 
     def _park(self) -> None:
-        """Paused: no task or IRQ runs, but queued work still does (the kworker is how
-        a drain reaches a paused CPU), and the CPU counts as parked only between work items.
-        Callers that need no zone traffic at all (the audit) hold pcpu_drain_mutex, so no
-        drain work is queued meanwhile. Held by MEMBERSHIP, not even queued work runs: the
-        node is rejoining (CPU hotplug's offline and online) and reports what it holds, which
-        a work item freeing pages to the zone at the same time would make wrong (the pages
-        neither in the report nor, if the free is refused and they go back on the lists,
-        in the zone's records); the work runs once the CPU is online again."""
-        if self._work and MEMBERSHIP not in self._pausers:
-            self._parked.clear()
-            self._run_work_item()
-            return
+        """Paused at the safe point (node.sched says when): no task or IRQ runs, and the CPU counts as
+        parked. Callers that need no zone traffic at all (the audit) hold pcpu_drain_mutex, so no
+        drain work is queued meanwhile; work queued anyway wakes the CPU to run it, unless MEMBERSHIP
+        holds it paused (then the work runs once the CPU is online again)."""
         self._parked.set()
-        with self._cv, self.rcu.extended_qs():  # parked: idle
-            if self._paused and not self._stop and (not self._work or MEMBERSHIP in self._pausers):
-                self._cv.wait()
+        self._block(lambda: self._paused and not self._stop and (not self._work or MEMBERSHIP in self._pausers), None)

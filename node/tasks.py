@@ -26,15 +26,37 @@ the CPU for irq_us (kernel time) and allocates an atomic page, which the houseke
 task later frees (a received packet's buffer).
 """
 
-import random
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from node.eventlog import EventLog
 from node.mm.constants import HPAGE_PMD_ORDER, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
 
-_NEVER = threading.Event()  # what a sleeping task waits on: only its timeout wakes it
+
+class _Never:
+    """What a sleeping task waits on (Cpu.wait_for): an event nobody sets, so only its timeout wakes it."""
+
+    def is_set(self) -> bool:
+        return False
+
+
+_NEVER = _Never()
+
+
+class Rng(Protocol):
+    """The draws the sources make, of a seeded random.Random the driver hands in (a rule module makes
+    no generator of its own: docs/engine.md)."""
+
+    def random(self) -> float: ...
+
+    def uniform(self, a: float, b: float) -> float: ...
+
+    def choices(self, population: Sequence[int], weights: Sequence[float]) -> list[int]: ...
+
+    def randrange(self, start: int, stop: int | None = ..., step: int = ...) -> int: ...
+
+    def expovariate(self, lambd: float) -> float: ...
 
 
 @dataclass
@@ -179,7 +201,7 @@ class Housekeeping:
     def __init__(
         self,
         alloc,
-        rng: random.Random,
+        rng: Rng,
         clock,
         period: float = 5e-3,
         ops: int = 4,
@@ -242,7 +264,7 @@ class Housekeeping:
 class IrqSource:
     rt = False
 
-    def __init__(self, alloc, housekeeping: Housekeeping, rng: random.Random, clock, rate_hz: float, handler_s: float):
+    def __init__(self, alloc, housekeeping: Housekeeping, rng: Rng, clock, rate_hz: float, handler_s: float):
         self.alloc = alloc
         self.housekeeping = housekeeping
         self.rng = rng

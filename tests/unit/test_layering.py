@@ -5,7 +5,12 @@ Rules (docs/architecture.md):
 - node never imports coordinator: a CPU process runs without the control plane's code;
 - node.mm imports the standard library only (and itself): the model stays pure and testable;
 - the coordinator process never imports coordinator.tools: the tools drive a cluster from outside;
-- the coordinator process takes from node only node.mm, node.api and node.shared, never the CPU process;
+- the coordinator process takes from node only node.mm, node.api, node.shared and node.sim, never the
+  CPU process;
+- a rule module (RULE_MODULES, docs/engine.md) imports no grpc, threading, time, asyncio or random: it
+  decides, its drivers do the I/O and the waiting, and randomness comes in as a seeded object;
+- node.sim, the virtual-time core, imports the standard library only, never a wall clock, threads or
+  asyncio, and only node.sim.rng imports random (every draw comes from one seeded tree);
 - no import cycle, counting imports inside functions too.
 """
 
@@ -19,7 +24,12 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PACKAGES = ("node", "coordinator")
-NODE_FOR_COORDINATOR = ("node.mm", "node.api", "node.shared")
+NODE_FOR_COORDINATOR = ("node.mm", "node.api", "node.shared", "node.sim")
+# The rules extracted from their drivers so far (docs/engine.md lists what comes next).
+RULE_MODULES = ("node.sched", "node.tasks")
+RULE_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "random")
+SIM_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "datetime", "concurrent", "random")
+SIM_RNG = "node.sim.rng"  # the one module of node.sim that may import random
 
 
 def modules(root: pathlib.Path) -> dict[str, pathlib.Path]:
@@ -85,6 +95,17 @@ def violations(root: pathlib.Path) -> list[str]:
                 and dst.split(".")[0] not in sys.stdlib_module_names
             ):
                 found.append(f"{src} imports {dst}: node.mm imports the standard library only")
+            top = dst.split(".")[0]
+            if src in RULE_MODULES and top in RULE_FORBIDDEN:
+                found.append(f"{src} imports {dst}: a rule module imports none of {', '.join(RULE_FORBIDDEN)}")
+            if within(src, "node.sim"):
+                if not within(dst, "node.sim") and top not in sys.stdlib_module_names:
+                    found.append(f"{src} imports {dst}: node.sim imports the standard library only")
+                if top in SIM_FORBIDDEN and not (top == "random" and src == SIM_RNG):
+                    found.append(
+                        f"{src} imports {dst}: node.sim reads no wall clock, starts no thread, and draws only "
+                        f"from {SIM_RNG}"
+                    )
             process = within(src, "coordinator") and not within(src, "coordinator.tools")
             if process and within(dst, "coordinator.tools"):
                 found.append(f"{src} imports {dst}: the coordinator process never imports the tools")
@@ -159,6 +180,12 @@ def plant(tree: pathlib.Path, module: str, line: str) -> list[str]:
         ("node.mm.zone", "from node.shared import timebase", "node.mm imports the standard library only"),
         ("coordinator.zone_service", "from coordinator.tools import stats", "never imports the tools"),
         ("coordinator.membership", "from node import cpu", "takes only node.mm, node.api, node.shared"),
+        ("node.sched", "import time", "a rule module imports none of"),
+        ("node.sched", "from threading import Lock", "a rule module imports none of"),
+        ("node.sched", "import random", "a rule module imports none of"),
+        ("node.sim.clock", "import time", "node.sim reads no wall clock"),
+        ("node.sim.net", "import random\nimport grpc", "node.sim imports the standard library only"),
+        ("node.sim.net", "from random import random", "draws only from node.sim.rng"),
     ],
 )
 def test_a_planted_import_breaks_its_rule(tree, module, line, rule):

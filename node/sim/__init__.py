@@ -1,0 +1,9 @@
+"""The virtual-time core: what both drivers' virtual halves build on (docs/engine.md).
+
+Layout (nothing here reads a wall clock, starts a thread or touches asyncio or gRPC; the only
+source of randomness is rng's seeded tree: tests/unit/test_layering.py):
+- clock.py  VirtualClock, and EventQueue: events run in (time, seq) order, like SimPy's
+            (time, priority, id), so two events at one instant run in the order they were scheduled
+- rng.py    RngTree: one seed, an independent random.Random per stream name
+- net.py    SimNetwork: a message is delivered after a latency drawn from a seeded distribution
+"""

@@ -1,0 +1,64 @@
+"""Virtual time: a clock only the event queue moves, and the queue, ordered by (time, seq).
+
+An event is a callable and its arguments, due at a virtual instant. `seq` counts events as they
+are scheduled, so two events due at one instant run in the order they were scheduled: the order
+never depends on the host (thread timing, hash seeds, object ids), only on what ran before. This is
+SimPy's rule (simpy/core.py orders its heap by (time, priority, id), id a counter); there is no
+priority here because nothing needs one yet.
+
+Time is in seconds of kernel time (docs/engine.md: no TIME_SCALE in the virtual engine), a float
+like every clock in pcpsim, so the rule modules take this clock where the wall driver passes
+time.monotonic.
+"""
+
+import heapq
+from collections.abc import Callable
+
+
+class VirtualClock:
+    """Now, in virtual seconds: a callable like time.monotonic, read by the rules; set only by EventQueue."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class EventQueue:
+    def __init__(self, clock: VirtualClock | None = None) -> None:
+        self.clock = clock or VirtualClock()
+        self._heap: list[tuple[float, int, Callable[..., object], tuple[object, ...]]] = []
+        self._seq = 0
+        self.executed = 0  # events run so far (the engine's events-per-second figure counts these)
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def at(self, when: float, fn: Callable[..., object], *args: object) -> int:
+        """Run fn(*args) at virtual time `when` (not before now). Returns the event's seq."""
+        if when < self.clock.now:
+            raise ValueError(f"event {fn!r} scheduled at {when!r}, before now ({self.clock.now!r})")
+        seq = self._seq
+        self._seq += 1
+        heapq.heappush(self._heap, (when, seq, fn, args))
+        return seq
+
+    def after(self, delay: float, fn: Callable[..., object], *args: object) -> int:
+        return self.at(self.clock.now + delay, fn, *args)
+
+    def next_time(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
+    def step(self) -> None:
+        """Move the clock to the earliest event and run it."""
+        when, _, fn, args = heapq.heappop(self._heap)
+        self.clock.now = when
+        self.executed += 1
+        fn(*args)
+
+    def run(self, until: float) -> None:
+        """Run every event due at or before `until`, then leave the clock at `until`."""
+        while self._heap and self._heap[0][0] <= until:
+            self.step()
+        self.clock.now = max(self.clock.now, until)

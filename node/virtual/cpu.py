@@ -1,0 +1,94 @@
+"""VirtualCpu: node.cpu.Cpu driven in virtual time.
+
+Everything that decides is inherited: the loop and its rule (node.sched), the work items and their
+accounting, the noise log, the RCU reports, the pause holds. What differs is only how the CPU waits:
+- a modeled stretch (`occupy`, `user`) suspends the CPU's fiber until the virtual clock reaches its
+  end; nothing can cut it short, as nothing interrupts the wall driver's blocking sleep;
+- `_block` (idle, parked, a task asleep in wait_for) suspends the fiber until its timeout or until
+  `_wake` (work queued, a pause held or dropped, notify), which resumes it at the current instant;
+- `wait_until` is a wait no wake-up cuts short: a zone round trip (node.virtual.zone), during which
+  the wall CPU thread is likewise blocked on its reply.
+Each suspension gets a token, and only an event carrying the current token resumes the fiber, so a
+timeout and a wake-up for the same suspension never both resume it.
+"""
+
+from collections.abc import Callable
+
+from node.cpu import OPERATOR, Cpu
+from node.sim.clock import EventQueue
+from node.virtual.fiber import Fiber
+
+
+class VirtualCpu(Cpu):
+    def __init__(self, cpu: int, queue: EventQueue) -> None:
+        self.queue = queue
+        super().__init__(cpu, clock=queue.clock, sleep=self._sleep_virtual)
+        self.fiber = Fiber(f"vcpu{cpu}", self._run)
+        self._token = 0
+        self._wakeable = False
+        # Called with (cpu, what, detail) at each decision the loop acts on (node.virtual.run logs them).
+        self.on_event: Callable[[int, str, str], None] | None = None
+
+    # ---------------------------------------------------------------- control
+    def _launch(self) -> None:
+        self.queue.at(self.clock(), self._resume, self._token)
+
+    def stop(self, timeout: float = 0.0) -> None:
+        self._stop = True
+        self.fiber.close()
+
+    def set_paused(self, paused: bool, timeout: float = 0.0, by: str = OPERATOR) -> bool:
+        """Take or drop `by`'s hold. The virtual driver cannot block its caller until the CPU parks:
+        the CPU parks at its next decision point, at a later event (read `parked` then)."""
+        self._hold(paused, by)
+        return True
+
+    def wait_until(self, when: float) -> None:
+        """From the CPU's fiber: wait, busy with nothing and deaf to wake-ups, until `when`."""
+        if when > self.clock():
+            self._suspend(when, wakeable=False)
+
+    def wait_resumed(self) -> None:
+        """From the CPU's fiber: wait, deaf to wake-ups, until someone calls `resume_soon`."""
+        self._suspend(None, wakeable=False)
+
+    def resume_soon(self) -> None:
+        """End a `wait_resumed` at the current instant (at the next event, this one being done)."""
+        self.queue.at(self.clock(), self._resume, self._token)
+
+    # ---------------------------------------------------------------- waiting
+    def _sleep_virtual(self, seconds: float) -> None:
+        self.wait_until(self.clock() + seconds)
+
+    def _wake(self) -> None:
+        if self._wakeable:
+            self.queue.at(self.clock(), self._resume, self._token)
+
+    def _block(self, still: Callable[[], bool], timeout: float | None) -> None:
+        with self.rcu.extended_qs():
+            if still():
+                self._suspend(None if timeout is None else self.clock() + timeout, wakeable=True)
+
+    def _suspend(self, until: float | None, wakeable: bool) -> None:
+        self._token += 1
+        self._wakeable = wakeable
+        if until is not None:
+            self.queue.at(until, self._resume, self._token)
+        self.fiber.suspend()
+        self._wakeable = False
+
+    def _resume(self, token: int) -> None:
+        if token == self._token and not self.fiber.done:
+            self._token += 1  # every other event for this suspension is stale now
+            self.fiber.resume()
+
+    # ------------------------------------------------------------- the log
+    def _step(self, source) -> None:
+        if self.on_event is not None:
+            self.on_event(self.cpu, "step", type(source).__name__)
+        super()._step(source)
+
+    def _run_work_item(self) -> None:
+        if self.on_event is not None and self._work:
+            self.on_event(self.cpu, "work", self._work[0].kind)
+        super()._run_work_item()

@@ -1,0 +1,149 @@
+"""The virtual driver (node.virtual): node.cpu's rule and node.tasks' sources in virtual time, where one
+seed gives one byte-identical event log, and the scheduling rule's effects are exact instants."""
+
+import os
+import random
+import subprocess
+import sys
+import time
+
+import pytest
+
+from node.cpu import MEMBERSHIP, OPERATOR
+from node.virtual.fiber import Fiber
+from node.virtual.run import VirtualCluster
+
+ROLES = ("housekeeping", "isolated-preemptible", "isolated-rt", "housekeeping")
+HORIZON_S = 1.5e-3  # kernel time: 75 housekeeping periods, 18 preemptible wake-ups, two RT ones
+
+
+def run_text(seed: int, roles=ROLES, horizon=HORIZON_S) -> str:
+    cluster = VirtualCluster(roles, seed)
+    try:
+        cluster.run(horizon)
+    finally:
+        cluster.close()
+    return cluster.text()
+
+
+def test_one_seed_gives_a_byte_identical_event_log_and_another_seed_another():
+    first = run_text(7)
+    assert first == run_text(7)
+    assert first != run_text(8)
+    steps = [line for line in first.splitlines() if " step " in line]
+    assert {line.split()[3] for line in steps} == {"Housekeeping", "IrqSource", "LatencyTask"}
+    assert "errors 0" in first and " errors " not in first.replace("errors 0", "")
+
+
+def test_the_log_does_not_depend_on_the_hash_seed():
+    """Set iteration order follows PYTHONHASHSEED for strings; no decision may depend on it."""
+    code = (
+        "from node.virtual.run import VirtualCluster\n"
+        f"c = VirtualCluster({list(ROLES)!r}, 7)\n"
+        "c.run(5e-4)\nc.close()\nprint(c.digest())\n"
+    )
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1
+
+
+def test_a_virtual_run_reads_no_wall_clock_and_draws_no_unseeded_number(monkeypatch):
+    """Every time.* clock and sleep, and the random module's shared generator, raise during the run."""
+
+    def leak(*args, **kwargs):
+        raise AssertionError("the virtual engine read the wall clock or drew an unseeded number")
+
+    for name in ("monotonic", "monotonic_ns", "time", "time_ns", "perf_counter", "perf_counter_ns", "sleep"):
+        monkeypatch.setattr(time, name, leak)
+    for name in ("random", "uniform", "choice", "choices", "randrange", "randint", "expovariate", "shuffle"):
+        monkeypatch.setattr(random, name, leak)
+    text = run_text(3, horizon=5e-4)
+    assert "errors 0" in text
+
+
+def queue_busy_work(cluster, cpu: int, at: float, seconds: float) -> list:
+    """A work item that occupies `seconds`, queued on `cpu` at virtual time `at` (as QueueWork would)."""
+    items = []
+    target = cluster.cpus[cpu]
+    cluster.queue.at(at, lambda: items.append(target.queue_work("workqueue", lambda: target.occupy(seconds))))
+    return items
+
+
+@pytest.fixture
+def isolated():
+    cluster = VirtualCluster(("isolated-preemptible", "isolated-rt"), seed=1)
+    yield cluster
+    cluster.close()
+
+
+def test_queued_work_runs_at_the_preemptible_tasks_next_preemption_point(isolated):
+    """Its first wake-up is at 80 us (period 20 ms wall / 250), its busy phase 16 us in 2 us slices."""
+    items = queue_busy_work(isolated, 0, 88e-6, 8e-6)
+    isolated.run(150e-6)
+    (item,) = items
+    assert item.done and 0 <= item.started_at - item.queued_at <= 2e-6 + 1e-12
+    task = isolated.cpus[0].sources[0]
+    assert task.totals.stolen_s["workqueue"] == pytest.approx(8e-6)
+
+
+def test_queued_work_waits_for_the_rt_tasks_whole_busy_phase(isolated):
+    """Its first wake-up is at 1 ms (period 250 ms wall / 250), its busy phase 600 us unbroken."""
+    items = queue_busy_work(isolated, 1, 1.2e-3, 8e-6)
+    isolated.run(2e-3)
+    (item,) = items
+    task = isolated.cpus[1].sources[0]
+    ((start, done, _),) = task.activations.between(item.queued_at, item.queued_at)
+    assert start < item.queued_at < done <= item.started_at
+    assert item.started_at - item.queued_at > 400e-6
+
+
+@pytest.mark.parametrize("by, runs_work", [(MEMBERSHIP, False), (OPERATOR, True)])
+def test_a_paused_cpu_runs_no_task_and_queued_work_only_if_membership_does_not_hold_it(isolated, by, runs_work):
+    """The rule of node.sched under virtual time: held paused from 10 us to 200 us, the preemptible task
+    (due at 80 us) never runs; work queued at 20 us runs at once unless MEMBERSHIP holds the CPU, and
+    then at the instant the hold is dropped."""
+    cpu, task = isolated.cpus[0], isolated.cpus[0].sources[0]
+    isolated.run(10e-6)
+    cpu.set_paused(True, by=by)
+    items = queue_busy_work(isolated, 0, 20e-6, 1e-6)
+    isolated.run(200e-6)
+    (item,) = items
+    assert cpu.parked and task.totals.runs == 0
+    assert item.done == runs_work
+    cpu.set_paused(False, by=by)
+    isolated.run(300e-6)
+    assert item.done and item.started_at == (20e-6 if runs_work else 200e-6)
+    assert task.totals.runs == 1  # its period restarted at 200 us: due at 280 us
+
+
+def test_a_fiber_runs_only_between_resume_and_suspend_and_close_unwinds_it():
+    trace = []
+
+    def main():
+        try:
+            trace.append("a")
+            fiber.suspend()
+            trace.append("b")
+            fiber.suspend()
+            trace.append("never")
+        finally:
+            trace.append("unwound")
+
+    fiber = Fiber("t", main)
+    fiber.resume()
+    assert trace == ["a"]
+    fiber.resume()
+    assert trace == ["a", "b"]
+    fiber.close()
+    assert trace == ["a", "b", "unwound"] and fiber.done
+
+
+def test_an_error_inside_a_fiber_is_raised_by_resume():
+    fiber = Fiber("t", lambda: [][0])
+    with pytest.raises(IndexError):
+        fiber.resume()
+    assert fiber.done
