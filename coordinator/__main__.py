@@ -220,9 +220,9 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
     args.time_scale = args.cost.time_scale
     profile = profiles.get(args.kernel)
     args.strategy = args.strategy or profile.strategy
-    if args.strategy == "remote" and not profile.remote_drain:
+    if args.strategy in ("remote", "qpw") and not profile.remote_drain:  # qpw: remote once a CPU is isolated
         p.error(
-            f"--strategy remote: kernel {args.kernel} guards the pcp with a {profile.pcp_lock} that no "
+            f"--strategy {args.strategy}: kernel {args.kernel} guards the pcp with a {profile.pcp_lock} that no "
             "other CPU can take; use workqueue (its own) or rcu-swap (a what-if)"
         )
     return args

@@ -7,7 +7,8 @@ Models __drain_all_pages() of mm/page_alloc.c (v6.1):
 - cpus_with_pcps: built from each online CPU's last reported pcp count, a racy read
   as in the kernel; force_all_cpus marks every online CPU.
 - then the strategy drains the marked CPUs: workqueue (up to v5.19, .workqueue), remote
-  (v6.0+, .remote) or rcu-swap (Saenz Julienne's series, not merged, .rcu_swap).
+  (v6.0+, .remote), rcu-swap (Saenz Julienne's series, not merged, .rcu_swap) or qpw (the
+  pw_queue_on proposal, not merged, .qpw: remote or workqueue for all CPUs by one switch).
 drain_pages(cpu) is page_alloc_cpu_dead's drain of one CPU from a surviving one: never by
 queueing work on it, so remote (or rcu-swap on the RCU design) whatever the default.
 Each drain is recorded (status, per-CPU pages, duration and wait) for reports.
@@ -18,6 +19,7 @@ import collections
 from collections.abc import Callable
 
 from coordinator.drain.control import Control
+from coordinator.drain.qpw import qpw_strategy
 from coordinator.drain.rcu_swap import drain_rcu_swap
 from coordinator.drain.record import STRATEGIES, STRATEGY_NAMES, TRIGGER_NAMES, DrainRecord
 from coordinator.drain.remote import drain_remote
@@ -32,6 +34,7 @@ DRAIN_BY_STRATEGY: dict[pb.Strategy, DrainStrategy] = {
     pb.STRATEGY_WORKQUEUE: drain_workqueue,
     pb.STRATEGY_REMOTE: drain_remote,
     pb.STRATEGY_RCU_SWAP: drain_rcu_swap,
+    pb.STRATEGY_QPW: qpw_strategy(drain_workqueue, drain_remote),
 }
 
 

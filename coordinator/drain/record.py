@@ -8,6 +8,7 @@ STRATEGIES: dict[str, pb.Strategy] = {
     "workqueue": pb.STRATEGY_WORKQUEUE,
     "remote": pb.STRATEGY_REMOTE,
     "rcu-swap": pb.STRATEGY_RCU_SWAP,
+    "qpw": pb.STRATEGY_QPW,
 }
 STRATEGY_NAMES = {v: k for k, v in STRATEGIES.items()}
 TRIGGER_NAMES: dict[pb.Trigger, str] = {

@@ -1,6 +1,6 @@
 """What a drain strategy is, and what it sees of the drainer and of the zone.
 
-A strategy (workqueue, remote, rcu_swap) is a coroutine function that drains the marked CPUs and
+A strategy (workqueue, remote, rcu_swap, qpw) is a coroutine function that drains the marked CPUs and
 reports each CPU's part. It sees the drainer as a DrainerView, so it need not import drainer,
 which imports every strategy."""
 
@@ -9,7 +9,7 @@ from typing import Protocol, TypeVar
 
 from coordinator.drain.control import Control
 from coordinator.drain.record import CpuDrain
-from coordinator.membership import Member
+from coordinator.membership import Member, Membership
 from node.mm.constants import Page
 
 R = TypeVar("R")
@@ -44,6 +44,9 @@ class DrainerView(Protocol):
 
     @property
     def zone(self) -> ZoneFrees: ...
+
+    @property
+    def membership(self) -> Membership: ...  # qpw: every registered CPU's role decides the path
 
 
 DrainStrategy = Callable[[DrainerView, list[Member]], Awaitable[list[CpuDrain]]]

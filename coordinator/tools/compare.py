@@ -3,7 +3,7 @@
 Runs one phase per strategy, each on a fresh local cluster started with the same seed (so
 the workload's random choices are the same), after a `noise_floor` phase (no drains: what
 the latency tasks see from the simulator and the machine alone). The strategies are
-`workqueue` and `remote` unless `strategies` names others (`rcu-swap`); an rcu-swap phase
+`workqueue` and `remote` unless `strategies` names others (`rcu-swap`, `qpw`); an rcu-swap phase
 runs its cluster with the RCU list-set pcp (node.mm.pcp_rcu), and its results add the
 grace period each drain waited (`grace_period`). `trigger_mix` makes each scheduled event a
 demand drain, a CMA allocation (alloc_contig_range of one pageblock, then its release) or a
@@ -107,10 +107,13 @@ class CompareConfig:
                 f"trigger mix must weigh {', '.join(TRIGGERS)} with weights >= 0, not all 0; got {self.trigger_mix}"
             )
         profile = profiles.get(self.kernel)
-        if "remote" in self.strategies and not profile.remote_drain:
+        # qpw drains remotely too: the compared roles always include isolated CPUs.
+        locking = [s for s in ("remote", "qpw") if s in self.strategies]
+        if locking and not profile.remote_drain:
             raise ValueError(
                 f"kernel {self.kernel} guards the pcp with a {profile.pcp_lock} that no other CPU "
-                "can take: compare workqueue and rcu-swap under it, or remote under 6.1/6.2"
+                f"can take, so {' and '.join(locking)} cannot run under it: compare workqueue and "
+                "rcu-swap under it, or remote and qpw under 6.1/6.2"
             )
 
     @property

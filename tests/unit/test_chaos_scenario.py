@@ -41,7 +41,7 @@ def test_at_least_ten_shipped_scenarios_cover_every_fault_kind_and_every_strateg
 def test_a_valid_document_parses_with_defaults():
     s = scenario.parse(VALID)
     assert s.roles() == ["housekeeping", "housekeeping", "isolated-preemptible", "isolated-rt"]
-    assert s.strategies == ("workqueue", "remote", "rcu-swap") and s.seed == 1
+    assert s.strategies == ("workqueue", "remote", "rcu-swap", "qpw") and s.seed == 1
     assert s.faults[0].heal_at_s == 2.0
 
 

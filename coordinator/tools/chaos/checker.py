@@ -53,7 +53,11 @@ def drain_bound(strategy: str, cpus: int, lease_s: float, dead_s: float, flush_s
     lease (shorter than the dead timeout `dead_s`), for REVOKE_AFTER_S while the CPU's
     heartbeats come, then until its lease, no longer renewed, has provably run out (one more
     lease and LEASE_MARGIN_S); an attempt begun just before either deadline adds a lease each.
-    rcu-swap swaps every CPU at once (RCU_SWAP_S), then commits each in turn, as remote does."""
+    rcu-swap swaps every CPU at once (RCU_SWAP_S), then commits each in turn, as remote does.
+    qpw is remote or workqueue, by whether the cluster has an isolated CPU (coordinator.drain.qpw):
+    the larger bound holds either way."""
+    if strategy == "qpw":
+        return max(drain_bound(s, cpus, lease_s, dead_s, flush_s) for s in ("workqueue", "remote"))
     if strategy == "workqueue":
         return QUEUE_S + cpus * (flush_s + QUEUE_S) + MARGIN_S
     commit = REVOKE_AFTER_S + 3 * dead_s + LEASE_MARGIN_S

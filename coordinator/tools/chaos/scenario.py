@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 from node.shared.cpulist import parse_cpu_list
 
-STRATEGIES = ("workqueue", "remote", "rcu-swap")
+STRATEGIES = ("workqueue", "remote", "rcu-swap", "qpw")
 
 # kind -> (needs a cpu, allowed extra fields)
 KINDS = {

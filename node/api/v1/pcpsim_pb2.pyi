@@ -13,6 +13,7 @@ class Strategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STRATEGY_WORKQUEUE: _ClassVar[Strategy]
     STRATEGY_REMOTE: _ClassVar[Strategy]
     STRATEGY_RCU_SWAP: _ClassVar[Strategy]
+    STRATEGY_QPW: _ClassVar[Strategy]
 
 class Trigger(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -45,6 +46,7 @@ STRATEGY_UNSPECIFIED: Strategy
 STRATEGY_WORKQUEUE: Strategy
 STRATEGY_REMOTE: Strategy
 STRATEGY_RCU_SWAP: Strategy
+STRATEGY_QPW: Strategy
 TRIGGER_UNSPECIFIED: Trigger
 TRIGGER_DEMAND: Trigger
 TRIGGER_RECLAIM: Trigger

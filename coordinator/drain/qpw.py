@@ -1,0 +1,41 @@
+"""drain_all_pages as if written with pw_queue_on(): the QPW / PW locks proposal (Tosatti and Bras,
+2026, not merged; docs/kernel-facts.md §11).
+
+v4's `pw_queue_on(cpu, wq, pw)` (`<20260519012754.240804-2-leobras.c@gmail.com>`, include/linux/pwlocks.h)
+either runs the work function on the caller, which takes the target CPU's per-CPU lock as a spinlock,
+or queues it with queue_work_on. The choice is one static key (`pw_sl`) for every target CPU. It does
+not depend on the target's isolation. With CONFIG_PWLOCKS=y and no `pwlocks=` boot parameter,
+pwlocks_init() (v3+) turns the key on when housekeeping_enabled(HK_TYPE_KERNEL_NOISE): some CPU is
+NOHZ_FULL. In pcpsim that is a CPU with an isolated role.
+So a qpw drain is the remote drain (lease, fencing, commit-then-free) of every marked CPU when the
+cluster has an isolated CPU, and the workqueue drain of every marked CPU when it has none. The
+proposal never converts drain_all_pages: since v6.0 the pcp lists already work like the key's "on"
+side. This strategy shows that it lands there.
+"""
+
+from collections.abc import Iterable
+
+from coordinator.drain.record import CpuDrain
+from coordinator.drain.strategy import DrainerView, DrainStrategy
+from coordinator.membership import Member
+from node.api.v1 import pcpsim_pb2 as pb
+
+NOHZ_FULL_ROLES = (pb.ROLE_ISOLATED_PREEMPTIBLE, pb.ROLE_ISOLATED_RT)
+
+
+def pw_sl_enabled(roles: Iterable[int]) -> bool:
+    """The key after pwlocks_init(): on when any CPU is isolated (housekeeping_enabled(HK_TYPE_KERNEL_NOISE)).
+    This is a boot-time property of the machine, so the caller passes every registered CPU's role,
+    not only the marked ones."""
+    return any(role in NOHZ_FULL_ROLES for role in roles)
+
+
+def qpw_strategy(queue_work_on: DrainStrategy, requester_side: DrainStrategy) -> DrainStrategy:
+    """The qpw strategy, built on the two protocols it picks between (so that only the drainer imports
+    strategies): `queue_work_on` when the key is off, `requester_side` (the remote pcp lock) when on."""
+
+    async def drain_qpw(drainer: DrainerView, marked: list[Member]) -> list[CpuDrain]:
+        on = pw_sl_enabled(m.role for m in drainer.membership.members.values())
+        return await (requester_side if on else queue_work_on)(drainer, marked)
+
+    return drain_qpw

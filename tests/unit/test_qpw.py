@@ -1,0 +1,69 @@
+"""The qpw strategy's choice (coordinator.drain.qpw): one machine-wide switch, as pwlocks_init() sets it."""
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+from coordinator.drain.drainer import DRAIN_BY_STRATEGY
+from coordinator.drain.qpw import pw_sl_enabled, qpw_strategy
+from coordinator.drain.record import STRATEGIES, CpuDrain
+from coordinator.tools.chaos.checker import drain_bound
+from coordinator.tools.compare import CompareConfig
+from node.api.v1 import pcpsim_pb2 as pb
+
+HK, PRE, RT, IDLE = pb.ROLE_HOUSEKEEPING, pb.ROLE_ISOLATED_PREEMPTIBLE, pb.ROLE_ISOLATED_RT, pb.ROLE_IDLE
+
+
+def test_the_key_turns_on_when_any_cpu_is_isolated_and_only_then():
+    assert pw_sl_enabled([HK, HK, PRE])
+    assert pw_sl_enabled([RT])
+    assert not pw_sl_enabled([HK, IDLE, HK])
+    assert not pw_sl_enabled([])  # no CPU registered: nothing is NOHZ_FULL
+
+
+def _drain(roles: dict[int, int], marked: list[int]) -> tuple[str, list[int]]:
+    """Run the qpw strategy over fake protocols; returns which one drained, and which CPUs."""
+    calls: list[tuple[str, list[int]]] = []
+
+    def protocol(name):
+        async def drain(drainer, members):
+            calls.append((name, [m.cpu for m in members]))
+            return [CpuDrain(m.cpu) for m in members]
+
+        return drain
+
+    members = {cpu: SimpleNamespace(cpu=cpu, role=role) for cpu, role in roles.items()}
+    drainer = SimpleNamespace(membership=SimpleNamespace(members=members))
+    drain_qpw = qpw_strategy(protocol("queue_work_on"), protocol("requester_side"))
+    results = asyncio.run(drain_qpw(drainer, [members[c] for c in marked]))
+    assert [r.cpu for r in results] == marked
+    assert len(calls) == 1, calls  # one protocol for the whole drain, never a mix
+    return calls[0]
+
+
+def test_with_an_isolated_cpu_every_marked_cpu_is_drained_by_the_requester_housekeeping_ones_too():
+    # cpu2 is isolated but holds no pages (not marked): the key is machine-wide, not per target.
+    assert _drain({0: HK, 1: HK, 2: RT}, marked=[0, 1]) == ("requester_side", [0, 1])
+    assert _drain({0: HK, 1: PRE, 2: RT}, marked=[0, 1, 2]) == ("requester_side", [0, 1, 2])
+
+
+def test_without_an_isolated_cpu_every_marked_cpu_gets_a_work_item():
+    assert _drain({0: HK, 1: HK, 2: IDLE}, marked=[0, 1, 2]) == ("queue_work_on", [0, 1, 2])
+
+
+def test_qpw_is_registered_under_its_name_and_its_proto_value():
+    assert STRATEGIES["qpw"] == pb.STRATEGY_QPW
+    assert pb.STRATEGY_QPW in DRAIN_BY_STRATEGY
+
+
+def test_a_qpw_chaos_drain_is_allowed_the_longer_of_the_two_protocols_bounds():
+    for cpus, flush_s in ((4, 2.0), (4, 30.0), (16, 0.5)):
+        args = (cpus, 0.5, 1.5, flush_s)
+        assert drain_bound("qpw", *args) == max(drain_bound("workqueue", *args), drain_bound("remote", *args))
+
+
+def test_compare_refuses_qpw_under_a_kernel_whose_pcp_no_other_cpu_can_lock():
+    with pytest.raises(ValueError, match="qpw cannot run under it"):
+        CompareConfig(strategies=("workqueue", "qpw"), kernel="5.19")
+    assert CompareConfig(strategies=("workqueue", "remote", "rcu-swap", "qpw")).phases[-1] == "qpw"
