@@ -3,8 +3,9 @@ missing final observations, changes the verdict (it can fail)."""
 
 import copy
 
-from coordinator.tools.chaos.checker import check, drain_bound
+from coordinator.tools.chaos.checker import Verdict, check, drain_bound
 from coordinator.tools.chaos.transfers import load
+from coordinator.tools.cli.chaos import summary_row
 from node.shared.transfer_log import TransferLog
 
 BOUND, LEASE = 10.0, 0.5
@@ -325,3 +326,13 @@ def test_transfer_logs_are_read_on_the_historys_clock_and_a_torn_last_line_is_sk
     events = load(str(tmp_path), h)
     assert [(e["t"], e["ev"]) for e in events] == [(0.0, "start"), (0.25, "free"), (0.5, "refill")]
     assert load(str(tmp_path), clean()) is None  # no clock: nothing to convert with
+
+
+def test_the_summary_row_of_a_run_whose_final_audit_failed_shows_unknown_figures():
+    """An audit that timed out leaves lost/duplicated None in the stats; the table says "?"
+    (it used to raise TypeError formatting None, and the whole summary was lost)."""
+    v = Verdict(
+        "unknown", stats={"drains": {"ok": 3}, "audit": {"lost": None, "duplicated": None}, "stale_commits": {}}
+    )
+    row = summary_row("slow-cpu", "qpw", v)
+    assert row.split() == ["slow-cpu", "qpw", "unknown", "3/0/0", "?", "?", "?"]

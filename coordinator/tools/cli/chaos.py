@@ -50,13 +50,24 @@ def cmd_chaos(args) -> int:
         progress.done()
     print(f"{'scenario':<28} {'strategy':<10} valid    drains ok/fail/info  lost dup stale")
     for name, strategy, v in verdicts:
-        d, a = v.stats.get("drains", {}), v.stats.get("audit") or {}
-        st = v.stats.get("stale_commits", {})
-        print(
-            f"{name:<28} {strategy:<10} {str(v.valid).lower():<8} "
-            f"{d.get('ok', 0):>6}/{d.get('fail', 0)}/{d.get('info', 0):<9} "
-            f"{a.get('lost', '?'):>5} {a.get('duplicated', '?'):>3} {st.get('applied', '?'):>5}"
-        )
+        print(summary_row(name, strategy, v))
     print(f"run directories under {args.out}")
     codes = [v.exit_code for _, _, v in verdicts]
     return 1 if 1 in codes else 2 if 2 in codes else 0
+
+
+def summary_row(name: str, strategy: str, v) -> str:
+    """One run's line of the summary table (`v`: a checker Verdict)."""
+    d, a = v.stats.get("drains", {}), v.stats.get("audit") or {}
+    st = v.stats.get("stale_commits", {})
+    return (
+        f"{name:<28} {strategy:<10} {str(v.valid).lower():<8} "
+        f"{d.get('ok', 0):>6}/{d.get('fail', 0)}/{d.get('info', 0):<9} "
+        f"{_known(a.get('lost')):>5} {_known(a.get('duplicated')):>3} {_known(st.get('applied')):>5}"
+    )
+
+
+def _known(value) -> str:
+    """A figure of the summary, or "?" where the run could not get it (an audit that failed has
+    lost = None: the verdict says why)."""
+    return "?" if value is None else str(value)
