@@ -1,4 +1,4 @@
-"""Kernel-version profiles: what 5.19, 6.1 and 6.2 do differently around the pcp lists.
+"""Kernel-version profiles: what 5.19, 6.1, 6.2, 6.6 and 6.12 do differently around the pcp lists.
 
 Each profile is a small table of semantics that the few places which differ consult; the
 drain strategy is only the profile's default (a cluster may pick another for a what-if run).
@@ -8,6 +8,15 @@ drain strategy is only the profile's default (a cluster may pick another for a w
 | 5.19    | local_lock     | off             | local lock | local lock           | workqueue     | impossible   |
 | 6.1     | spinlock       | off (irqsave)   | trylock    | blocking spin        | remote        | yes          |
 | 6.2     | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
+| 6.6     | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
+| 6.12    | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
+
+| profile          | pcp->high            | drain_pages_zone                         | vmstat on isolated CPUs |
+|------------------|----------------------|------------------------------------------|-------------------------|
+| 5.19 to 6.2      | fixed (zone_highsize)| one hold, pcp->count read unlocked       | queued (no pcp effect)  |
+| 6.6              | fixed (zone_highsize)| one hold, pcp->count read unlocked       | skipped                 |
+| 6.12             | auto-tuned (pcp_high)| chunks of batch << 5, count under lock   | skipped: high stays up  |
+| 6.12-count-race  | auto-tuned           | chunks, count read once unlocked (bug)   | skipped                 |
 
 Sources (subject lines of the mainline commits, by release):
 - 5.19: "mm/page_alloc: convert per-cpu list protection to local_lock" (Mel Gorman, v5.14):
@@ -22,6 +31,28 @@ Sources (subject lines of the mainline commits, by release):
   frees to the buddy: "trylock is necessary as pages may be getting freed from IRQ or SoftIRQ
   context"); an IRQ that allocates while its CPU holds the pcp lock finds it taken and goes to
   the buddy, where under 6.1 it could not have arrived until the lock was dropped.
+
+- 6.6 (v6.6, Oct 2023, the LTS base; its stable updates later took the drain changes below): the
+  pcp paths of 6.2. Checked against the "-" lines of Huang Ying's v6.7 series, whose base is v6.6-rc:
+  nr_pcp_free/nr_pcp_high with free_factor, __rmqueue_pcplist's max(batch >> order, 2), a drain in
+  one hold. "vmstat: skip periodic vmstat update for isolated CPUs" (Marcelo Tosatti, message
+  ZIDoV/zxFKVmQl7W@tpad, in "MM updates for 6.5-rc1"): vmstat_shepherd skips cpu_is_isolated()
+  CPUs. Without auto-tuning this has no pcp effect on a one-node machine (refresh_cpu_vm_stats'
+  drain_zone_pages is for other nodes' pagesets), so 6.6 models no vmstat work.
+- 6.12 (v6.12 LTS, Nov 2024): pcp->high auto-tuning (v6.7, node.mm.pcp_high lists the commits,
+  51a755c56dc0 "mm: tune PCP high automatically" among them): high between high_min and high_max,
+  alloc_factor, free_count, PCPF_* flags, decay_pcp_high from refresh_cpu_vm_stats (node.tasks
+  VmstatRefresh, housekeeping CPUs only since 6.5); 55f77df7d715 "mm: page_alloc: control latency
+  caused by zone PCP draining" (Lucas Stach, mainline with v6.10's mm-stable): drains in chunks
+  of batch << CONFIG_PCP_BATCH_SCALE_MAX, the lock dropped between them; 66eca1021a42
+  "mm/page_alloc: fix pcp->count race between drain_pages_zone() vs __rmqueue_pcplist()" (Li
+  Zhijian, July 2024, v6.11; Fixes: 4b23a68f9536, v6.0): pcp->count read under the lock.
+- 6.12-count-race: 6.12 without 66eca1021a42 (as v6.10 was): the bug variant, whose drain misses a
+  refill under way (tests/unit/test_pcp_drain_race.py replays it). 6.1 to 6.6 have the same race.
+- Not modelled for 6.12: two THP lists (NR_PCP_THP 2), free_unref_folios' folio batching, the
+  cacheinfo test behind PCPF_FREE_HIGH_BATCH; the live remote drain (coordinator.drain.remote,
+  node.remote_lock) still takes all pages under one lease: chunking runs on the workqueue drain,
+  decay and the pure model only.
 
 Where each difference lives: `remote_drain` is checked by the node before a remote lock drain
 (node.server); `free_list_trylock` picks free_unref_page_list below (node.runtime: `pcp_ops`);
@@ -50,6 +81,9 @@ class KernelProfile:
     irqs_off: bool  # IRQs disabled while the pcp lock is held
     free_list_trylock: bool  # free_unref_page_list trylocks (else spins)
     remote_drain: bool  # another CPU may take this pcp's lock
+    pcp_high_auto: bool = False  # v6.7+ pcp->high auto-tuning (node.mm.pcp_high)
+    drain: str = "one-hold"  # drain_pages_zone: "one-hold" (v6.0-6.9), "chunked" (v6.10), "count-locked" (v6.11+)
+    vmstat_skips_isolated: bool = False  # v6.5+: vmstat_shepherd queues no vmstat_update on isolated CPUs
 
 
 PROFILES = {
@@ -58,6 +92,43 @@ PROFILES = {
     ),
     "6.1": KernelProfile("6.1", "remote", "spinlock", irqs_off=True, free_list_trylock=False, remote_drain=True),
     "6.2": KernelProfile("6.2", "remote", "spinlock", irqs_off=False, free_list_trylock=True, remote_drain=True),
+    "6.6": KernelProfile(
+        "6.6",
+        "remote",
+        "spinlock",
+        irqs_off=False,
+        free_list_trylock=True,
+        remote_drain=True,
+        vmstat_skips_isolated=True,
+    ),
+    "6.12": KernelProfile(
+        "6.12",
+        "remote",
+        "spinlock",
+        irqs_off=False,
+        free_list_trylock=True,
+        remote_drain=True,
+        pcp_high_auto=True,
+        drain="count-locked",
+        vmstat_skips_isolated=True,
+    ),
+    "6.12-count-race": KernelProfile(
+        "6.12-count-race",
+        "remote",
+        "spinlock",
+        irqs_off=False,
+        free_list_trylock=True,
+        remote_drain=True,
+        pcp_high_auto=True,
+        drain="chunked",
+        vmstat_skips_isolated=True,
+    ),
+}
+
+DRAIN_PAGES_ZONE = {
+    "one-hold": pcpmod.drain_pages_zone,
+    "chunked": pcpmod.drain_pages_zone_chunked,
+    "count-locked": pcpmod.drain_pages_zone_count_locked,
 }
 
 
@@ -115,7 +186,7 @@ def pcp_ops(profile: KernelProfile) -> SimpleNamespace:
         rmqueue=pcpmod.rmqueue,
         free_unref_page=pcpmod.free_unref_page,
         free_unref_page_list=free_unref_page_list_trylock if profile.free_list_trylock else pcpmod.free_unref_page_list,
-        drain_pages_zone=pcpmod.drain_pages_zone,
+        drain_pages_zone=DRAIN_PAGES_ZONE[profile.drain],
         on_pcp_list=pcpmod.on_pcp_list,
     )
 
