@@ -25,8 +25,8 @@ Deviations:
 - ZONE_BELOW_HIGH is the caller's ``below_high``; the live zone reports only ZONE_RECLAIM_ACTIVE (set
   below the low watermark, cleared above high), which pcp.py passes for both, so the model stops
   growing high later than the kernel (between the high and the low watermark it still grows).
-- PCPF_FREE_HIGH_BATCH depends on the CPU's data cache slice (cacheinfo), which is not modelled: the
-  flag stays clear unless a caller sets it.
+- PCPF_FREE_HIGH_BATCH is set by zone_pcp_update_cacheinfo when the CPU's data cache slice holds more
+  than 3 * batch pages; caches are not modelled, so the flag stays clear unless a caller sets it.
 - v6.8 and later keep two THP lists (NR_PCP_THP 2); pcp.py keeps v6.1's one.
 """
 

@@ -32,11 +32,11 @@ Sources (subject lines of the mainline commits, by release):
   context"); an IRQ that allocates while its CPU holds the pcp lock finds it taken and goes to
   the buddy, where under 6.1 it could not have arrived until the lock was dropped.
 
-- 6.6 (v6.6, Oct 2023, the LTS base; its stable updates later took the drain changes below): the
+- 6.6 (v6.6, Oct 2023, as released; 6.6.45 took the two drain changes below, docs/kernel-facts.md): the
   pcp paths of 6.2. Checked against the "-" lines of Huang Ying's v6.7 series, whose base is v6.6-rc:
   nr_pcp_free/nr_pcp_high with free_factor, __rmqueue_pcplist's max(batch >> order, 2), a drain in
-  one hold. "vmstat: skip periodic vmstat update for isolated CPUs" (Marcelo Tosatti, message
-  ZIDoV/zxFKVmQl7W@tpad, in "MM updates for 6.5-rc1"): vmstat_shepherd skips cpu_is_isolated()
+  one hold. be5e015d107d "vmstat: skip periodic vmstat update for isolated CPUs" (Marcelo Tosatti,
+  message ZIDoV/zxFKVmQl7W@tpad, in "MM updates for 6.5-rc1"): vmstat_shepherd skips cpu_is_isolated()
   CPUs. Without auto-tuning this has no pcp effect on a one-node machine (refresh_cpu_vm_stats'
   drain_zone_pages is for other nodes' pagesets), so 6.6 models no vmstat work.
 - 6.12 (v6.12 LTS, Nov 2024): pcp->high auto-tuning (v6.7, node.mm.pcp_high lists the commits,

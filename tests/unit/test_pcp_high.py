@@ -207,3 +207,20 @@ def test_a_chunked_drain_drops_the_lock_between_chunks_of_batch_shl_5(drain, hol
     fill(zone, pcp, 5000)
     assert drain(zone, pcp) == 5000
     assert (lock.acquires - lock.windows, lock.windows, pcp.count) == (holds, windows, 0)
+
+
+@pytest.mark.parametrize(("kernel", "first_flush"), [("6.2", 63), ("6.6", 63), ("6.12", 258)])
+def test_only_the_6_12_profile_tunes_and_its_batched_free_does_too(kernel, first_flush):
+    """6.6 predates the series: its batched free flushes batch (v6.1 nr_pcp_free, free_factor 0) when count
+    reaches high 321; 6.12's frees clamp(free_count 321, 63, 258) and raises high to 384."""
+    from node.mm import profile as profiles
+
+    zone = zone_1g()
+    profile = profiles.get(kernel)
+    pcp = PerCpuPages(0, high=HIGH_MIN, batch=BATCH)
+    pcp.auto_high = profile.pcp_high_auto
+    pageset_update(pcp, HIGH_MIN, HIGH_MAX, BATCH)
+    pages = [(zone.rmqueue_buddy(0, MIGRATE_MOVABLE), 0, MIGRATE_MOVABLE) for _ in range(HIGH_MIN)]
+    profiles.pcp_ops(profile).free_unref_page_list(zone, pcp, pages)
+    assert pcp.stats.freed_high_pages == first_flush
+    assert pcp.high == (384 if profile.pcp_high_auto else HIGH_MIN)
