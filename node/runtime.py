@@ -159,12 +159,6 @@ class NodeRuntime:
             hk = self.housekeeping = Housekeeping(self.alloc, rng, clock, working_set=config.working_set)
             self.irq = IrqSource(self.alloc, hk, rng, clock, config.irq_hz, cost.wall(cost.irq_us))
             self.cpu.sources = [hk, self.irq]
-        self.vmstat: VmstatRefresh | None = None
-        if self.pcp_ops is not pcp_rcu and self.profile.pcp_high_auto:
-            # vmstat_update is where v6.7+ decays pcp->high; vmstat_shepherd skips isolated CPUs (v6.5+).
-            if role == "housekeeping" or not self.profile.vmstat_skips_isolated:
-                self.vmstat = VmstatRefresh(self._vmstat_update, clock, cost.wall(STAT_INTERVAL_US))
-                self.cpu.sources = [*self.cpu.sources, self.vmstat]
         elif role in ("isolated-preemptible", "isolated-rt"):
             rt = role == "isolated-rt"
             self.task = LatencyTask(
@@ -181,6 +175,12 @@ class NodeRuntime:
                 loops=config.loops,
             )
             self.cpu.sources = [self.task]
+        self.vmstat: VmstatRefresh | None = None
+        # vmstat_update is where v6.7+ decays pcp->high; vmstat_shepherd skips isolated CPUs (v6.5+).
+        shepherded = not (role in ("isolated-preemptible", "isolated-rt") and self.profile.vmstat_skips_isolated)
+        if self.pcp_ops is not pcp_rcu and self.profile.pcp_high_auto and shepherded:
+            self.vmstat = VmstatRefresh(self._vmstat_update, clock, cost.wall(STAT_INTERVAL_US))
+            self.cpu.sources = [*self.cpu.sources, self.vmstat]
         self.metrics: NodeMetrics | None = None
         if registry is not None:
             # Histograms are fed by hooks, once per period / work item / remote grant, never per page;

@@ -224,3 +224,28 @@ def test_only_the_6_12_profile_tunes_and_its_batched_free_does_too(kernel, first
     profiles.pcp_ops(profile).free_unref_page_list(zone, pcp, pages)
     assert pcp.stats.freed_high_pages == first_flush
     assert pcp.high == (384 if profile.pcp_high_auto else HIGH_MIN)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "role", "sources"),
+    [
+        ("6.12", "housekeeping", ["Housekeeping", "IrqSource", "VmstatRefresh"]),
+        ("6.12", "isolated-preemptible", ["LatencyTask"]),
+        ("6.6", "housekeeping", ["Housekeeping", "IrqSource"]),
+    ],
+)
+def test_vmstat_update_runs_on_housekeeping_cpus_of_an_auto_tuning_kernel_only(kernel, role, sources):
+    """node.runtime: 6.12 decays high from vmstat_update, which vmstat_shepherd queues on housekeeping
+    CPUs only (be5e015d107d, v6.5); 6.6 has no auto-tuning, so its vmstat work has no pcp effect."""
+    import time
+
+    from node.runtime import NodeRuntime, TaskConfig
+    from node.shared.timebase import CostModel
+
+    zone = zone_1g()
+    rt = NodeRuntime(
+        0, role, HIGH_MIN, BATCH, zone, None, 1, CostModel(), TaskConfig.for_role("isolated-preemptible"),
+        time.monotonic, kernel=kernel, managed_pages=zone.managed_pages, nr_cpus=4,
+    )  # fmt: skip
+    assert [type(s).__name__ for s in rt.cpu.sources] == sources
+    assert (rt.pcp.high_min, rt.pcp.high_max) == ((HIGH_MIN, HIGH_MAX) if kernel == "6.12" else (HIGH_MIN, HIGH_MIN))
