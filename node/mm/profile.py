@@ -63,7 +63,7 @@ the unit tests on the pure model only.
 """
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
 from . import pcp as pcpmod
@@ -86,6 +86,18 @@ class KernelProfile:
     vmstat_skips_isolated: bool = False  # v6.5+: vmstat_shepherd queues no vmstat_update on isolated CPUs
 
 
+_V6_12 = KernelProfile(
+    "6.12",
+    "remote",
+    "spinlock",
+    irqs_off=False,
+    free_list_trylock=True,
+    remote_drain=True,
+    pcp_high_auto=True,
+    drain="count-locked",
+    vmstat_skips_isolated=True,
+)
+
 PROFILES = {
     "5.19": KernelProfile(
         "5.19", "workqueue", "local_lock", irqs_off=True, free_list_trylock=False, remote_drain=False
@@ -101,28 +113,9 @@ PROFILES = {
         remote_drain=True,
         vmstat_skips_isolated=True,
     ),
-    "6.12": KernelProfile(
-        "6.12",
-        "remote",
-        "spinlock",
-        irqs_off=False,
-        free_list_trylock=True,
-        remote_drain=True,
-        pcp_high_auto=True,
-        drain="count-locked",
-        vmstat_skips_isolated=True,
-    ),
-    "6.12-count-race": KernelProfile(
-        "6.12-count-race",
-        "remote",
-        "spinlock",
-        irqs_off=False,
-        free_list_trylock=True,
-        remote_drain=True,
-        pcp_high_auto=True,
-        drain="chunked",
-        vmstat_skips_isolated=True,
-    ),
+    "6.12": _V6_12,
+    # 6.12 without 66eca1021a42, as v6.10 drained: the bug variant of the pcp->count race.
+    "6.12-count-race": replace(_V6_12, name="6.12-count-race", drain="chunked"),
 }
 
 DRAIN_PAGES_ZONE = {

@@ -9,43 +9,30 @@ they stay on a list that offline_pages waits, forever, to see empty. The fixed d
 the lock, so it waits for CPU1 and drains the pages.
 """
 
-import threading
-
 import pytest
 
 from node.mm import profile as profiles
 from node.mm.constants import MIGRATE_MOVABLE
 from node.mm.pcp import PerCpuPages, pageset_update
 from node.mm.zone import Zone
+from tests.unit.pcp_locks import LockWrapper
 
 
-class HeldByRefill:
+class HeldByRefill(LockWrapper):
     """pcp->lock held by CPU1 mid-__rmqueue_pcplist: the first blocking acquire (the drainer's) waits
     for CPU1 to finish (``finish``: count the refill, unlock) before it gets the lock."""
 
     def __init__(self, finish):
-        self._lock = threading.Lock()
+        super().__init__()
         self._lock.acquire()  # CPU1 holds it
         self.finish = finish
         self.drainer_waited = False
 
     def acquire(self, blocking=True, timeout=-1):
-        if self._lock.locked() and blocking and not self.drainer_waited:
+        if self.locked() and blocking and not self.drainer_waited:
             self.drainer_waited = True
             self.finish()  # CPU1 runs on while the drainer spins
-        return self._lock.acquire(blocking, timeout)
-
-    def release(self):
-        self._lock.release()
-
-    def locked(self):
-        return self._lock.locked()
-
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *exc):
-        self.release()
+        return super().acquire(blocking, timeout)
 
 
 def zone_pcp_disable_during_refill(kernel):

@@ -21,6 +21,7 @@ from node.mm.pcp import (
     rmqueue,
 )
 from node.mm.zone import Zone
+from tests.unit.pcp_locks import LockWrapper
 
 BATCH, HIGH_MIN, HIGH_MAX = 63, 321, 8192
 
@@ -159,37 +160,26 @@ def test_without_vmstat_work_an_isolated_cpu_keeps_its_pages_for_the_next_drain(
     assert drain_pages_zone_count_locked(zone, housekeeping) == HIGH_MIN
 
 
-class RecordingLock:
+class RecordingLock(LockWrapper):
     """pcp->lock that notes, at each release, whether pages are left: a window in which the CPU's own
     trylock succeeds while the drain is not over."""
 
     def __init__(self, pcp_ref):
-        import threading
-
-        self._lock = threading.Lock()
+        super().__init__()
         self.pcp_ref = pcp_ref
         self.windows = 0
         self.acquires = 0
 
     def acquire(self, blocking=True, timeout=-1):
-        got = self._lock.acquire(blocking, timeout)
+        got = super().acquire(blocking, timeout)
         self.acquires += got
         return got
 
     def release(self):
-        self._lock.release()
+        super().release()
         if self.pcp_ref[0].count and self.acquire(False):  # the CPU's trylock, between two chunks
             self.windows += 1
-            self._lock.release()
-
-    def locked(self):
-        return self._lock.locked()
-
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *exc):
-        self.release()
+            super().release()
 
 
 @pytest.mark.parametrize(
