@@ -23,7 +23,7 @@
   pcpsim chaos run FILE... [--strategy S] [--seed N] [--out D] scripted faults, checked page by page
   pcpsim chaos check RUN_DIR                                   the checker again, on a run's history
   pcpsim chaos timeline RUN_DIR [--out OUT.html]               a run's operations and faults as a page
-  pcpsim replay up-trylock|bulk-free [--kernel K,K]            a post-merge pcp bug, replayed on the model
+  pcpsim replay count-race|up-trylock|bulk-free [--kernel K,K] a post-merge pcp bug, replayed on the model
 
 Commands that talk to a running cluster find it through the state file that
 `cluster up` writes (--state, $PCPSIM_STATE, default .pcpsim/cluster.json) or
