@@ -56,6 +56,7 @@ NODE = "node"  # the request streams of a CPU (see Idempotency above)
 DRAIN = "drain"
 
 T = TypeVar("T")
+Blocks = list[tuple[int, int]]  # [(head pfn, order)]
 
 
 class Refused(Exception):
@@ -73,7 +74,7 @@ class HoldCosts(Protocol):
 class TransferSink(Protocol):
     """Where the ownership changes no node sees are written (node.shared.transfer_log.TransferLog)."""
 
-    def write(self, ev: str, **fields) -> None: ...
+    def write(self, ev: str, **fields: object) -> None: ...
 
 
 class Held(NamedTuple, Generic[T]):
@@ -85,7 +86,7 @@ class Held(NamedTuple, Generic[T]):
 
 @dataclass(frozen=True)
 class ZoneReply:
-    pfns: tuple = ()
+    pfns: tuple[int, ...] = ()
     watermark_ok: bool = True
     free_pages: int = 0
     reclaim_active: bool = False
@@ -97,7 +98,7 @@ class _Outcome:
 
     incarnation: str
     transfer_id: str
-    key: tuple  # the request it answered (operation, cpu, arguments)
+    key: tuple[object, ...]  # the request it answered (operation, cpu, arguments)
     reply: ZoneReply
 
 
@@ -216,7 +217,7 @@ class ZoneRules:
         self._update_reclaim()
         return sum(1 << order for _, order, _ in taken)
 
-    def take_range(self, owner: int, start: int, nr_pages: int) -> Held[tuple]:
+    def take_range(self, owner: int, start: int, nr_pages: int) -> Held[tuple[Blocks | None, int | None, int | None]]:
         """The range's pages, isolated, out of the buddy and recorded as `owner`'s (CMA or OFFLINE):
         (blocks, None, None); or, if a page is still in use, (None, busy pfn, its holder) and nothing
         changes."""
@@ -258,19 +259,21 @@ class ZoneRules:
                 return held[0]
         return None
 
-    def holdings(self) -> dict[int, list]:
+    def holdings(self) -> dict[int, Blocks]:
         """Pages handed out, by owner: cpu -> [(pfn, order)]."""
-        out: dict[int, list] = {}
+        out: dict[int, Blocks] = {}
         for pfn, (cpu, order) in self.owned.items():
             out.setdefault(cpu, []).append((pfn, order))
         return out
 
     # ------------------------------------------------------------- helpers
-    def _reply(self, pfns: tuple, ok: bool) -> ZoneReply:
+    def _reply(self, pfns: tuple[int, ...], ok: bool) -> ZoneReply:
         self._update_reclaim()
         return ZoneReply(pfns, ok, self.zone.free_pages, self.zone.reclaim_active)
 
-    def _replay(self, slot: tuple[int, str], incarnation: str, transfer_id: str, key: tuple) -> ZoneReply | None:
+    def _replay(
+        self, slot: tuple[int, str], incarnation: str, transfer_id: str, key: tuple[object, ...]
+    ) -> ZoneReply | None:
         """The first answer, if this is a retry of the slot's last transfer; None if it is new."""
         last = self._last.get(slot)
         if last is None or last.incarnation != incarnation or last.transfer_id != transfer_id:
@@ -283,7 +286,7 @@ class ZoneRules:
         self._last[slot] = outcome
         return outcome.reply
 
-    def _log(self, ev: str, owner: int, blocks: list | None = None) -> None:
+    def _log(self, ev: str, owner: int, blocks: Blocks | None = None) -> None:
         if self.transfer_log is not None:
             extra = {} if blocks is None else {"pages": [[pfn, order] for pfn, order in blocks]}
             self.transfer_log.write(ev, owner=owner, **extra)
