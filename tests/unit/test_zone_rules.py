@@ -10,7 +10,7 @@ import pytest
 
 from node.mm.constants import MIGRATE_MOVABLE
 from node.mm.zone import Zone
-from node.mm.zone_rules import CMA, DRAIN, NODE, Refused, ZoneRules
+from node.mm.zone_rules import CMA, DRAIN, NODE, Refused, ZoneReply, ZoneRules
 from node.shared.timebase import CostModel
 
 MT = MIGRATE_MOVABLE
@@ -127,10 +127,7 @@ def test_a_refill_that_would_go_below_min_is_refused_holds_nothing_and_sets_recl
     assert ok.value.watermark_ok and len(ok.value.pfns) == to_min
     assert ok.value.reclaim_active and ok.value.free_pages == wm["min"]
     refused = zr.rmqueue(0, 0, MT, 1, "cpu0-2", "a")
-    assert refused == (
-        type(refused.value)(pfns=(), watermark_ok=False, free_pages=wm["min"], reclaim_active=True),
-        0.0,
-    )
+    assert refused == (ZoneReply(pfns=(), watermark_ok=False, free_pages=wm["min"], reclaim_active=True), 0.0)
     assert zr.refused == 1 and zone.free_pages == wm["min"]
     # The refusal is not remembered as the slot's outcome: the same key is tried again, and refused again.
     assert not zr.rmqueue(0, 0, MT, 1, "cpu0-2", "a").value.watermark_ok and zr.refused == 2
