@@ -23,7 +23,8 @@ from coordinator.drain.qpw import qpw_strategy
 from coordinator.drain.rcu_swap import drain_rcu_swap
 from coordinator.drain.record import STRATEGIES, STRATEGY_NAMES, TRIGGER_NAMES, DrainRecord
 from coordinator.drain.remote import drain_remote
-from coordinator.drain.strategy import DrainStrategy, ZoneFrees
+from coordinator.drain.strategy import DrainStrategy
+from coordinator.drain.wall import WallDriver, ZoneFrees
 from coordinator.drain.workqueue import drain_workqueue
 from coordinator.membership import Member, Membership
 from node.api.errors import InvalidArgument
@@ -61,7 +62,8 @@ class Drainer:
         self.lease_ms = lease_ms
         self.flush_timeout_ms = flush_timeout_ms
         self.gp_timeout_ms = gp_timeout_ms  # rcu-swap: bound on one CPU's grace period
-        self.control = Control(membership, clock, faults)
+        self.control = Control(membership, clock)
+        self.driver = WallDriver(self.control, zone_service, faults)
         self.pcpu_drain_mutex = asyncio.Lock()
         self.history: collections.deque[DrainRecord] = collections.deque(maxlen=keep)
         self.on_record = on_record  # called with every finished DrainRecord (metrics), once per drain
@@ -96,7 +98,7 @@ class Drainer:
             record.mutex_wait_s = t0 - record.started_at
             marked = [m for m in self.membership.online() if force_all_cpus or m.pcp_count]
             record.cpus_marked = [m.cpu for m in marked]
-            record.settle(await DRAIN_BY_STRATEGY[strategy](self, marked), self.clock(), t0)
+            record.settle(await self.driver.run(DRAIN_BY_STRATEGY[strategy](self, marked)), self.clock(), t0)
         return self.record(record)
 
     async def drain_pages(self, member: Member, trigger: pb.Trigger) -> DrainRecord:
@@ -106,7 +108,9 @@ class Drainer:
         strategy = pb.STRATEGY_RCU_SWAP if rcu else pb.STRATEGY_REMOTE
         record = DrainRecord(pb.DrainAllReply.DONE, strategy, trigger, self.clock())
         record.cpus_marked = [member.cpu]
-        record.settle(await DRAIN_BY_STRATEGY[strategy](self, [member]), self.clock(), record.started_at)
+        record.settle(
+            await self.driver.run(DRAIN_BY_STRATEGY[strategy](self, [member])), self.clock(), record.started_at
+        )
         return self.record(record)
 
     def record(self, record: DrainRecord) -> DrainRecord:

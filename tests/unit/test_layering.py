@@ -26,7 +26,18 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 PACKAGES = ("node", "coordinator")
 NODE_FOR_COORDINATOR = ("node.mm", "node.api", "node.shared", "node.sim")
 # The rules extracted from their drivers so far (docs/engine.md lists what comes next).
-RULE_MODULES = ("node.sched", "node.tasks")
+RULE_MODULES = (
+    "node.sched",
+    "node.tasks",
+    "coordinator.drain.effects",
+    "coordinator.drain.control",
+    "coordinator.drain.strategy",
+    "coordinator.drain.workqueue",
+    "coordinator.drain.remote",
+    "coordinator.drain.rcu_swap",
+    "coordinator.drain.qpw",
+    "coordinator.drain.record",
+)
 RULE_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "random")
 SIM_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "datetime", "concurrent", "random")
 SIM_RNG = "node.sim.rng"  # the one module of node.sim that may import random
@@ -183,6 +194,8 @@ def plant(tree: pathlib.Path, module: str, line: str) -> list[str]:
         ("node.sched", "import time", "a rule module imports none of"),
         ("node.sched", "from threading import Lock", "a rule module imports none of"),
         ("node.sched", "import random", "a rule module imports none of"),
+        ("coordinator.drain.control", "import asyncio", "a rule module imports none of"),
+        ("coordinator.drain.remote", "import grpc", "a rule module imports none of"),
         ("node.sim.clock", "import time", "node.sim reads no wall clock"),
         ("node.sim.net", "import random\nimport grpc", "node.sim imports the standard library only"),
         ("node.sim.net", "from random import random", "draws only from node.sim.rng"),
