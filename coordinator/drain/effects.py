@@ -87,7 +87,21 @@ class DeclareDead:
     member: Member
 
 
-Effect = Send | Call | Sleep | Gather | StopHere | FreePages | DeclareDead
+@dataclass(frozen=True)
+class Lock:
+    """Take `mutex` (pcpu_drain_mutex: the driver's own lock object), waiting for it; with wait=False,
+    take it only if nobody holds it. Result: whether it was taken."""
+
+    mutex: object
+    wait: bool = True
+
+
+@dataclass(frozen=True)
+class Unlock:
+    mutex: object
+
+
+Effect = Send | Call | Sleep | Gather | StopHere | FreePages | DeclareDead | Lock | Unlock
 Program = Generator[Effect, Any, T]
 
 

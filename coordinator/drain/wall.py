@@ -21,10 +21,12 @@ from coordinator.drain.effects import (
     FreePages,
     Gather,
     GaveUp,
+    Lock,
     Program,
     Send,
     Sleep,
     StopHere,
+    Unlock,
 )
 from node.shared.faults import Faults, InjectedRpcError
 from node.shared.reply_stream import StreamBroken
@@ -56,7 +58,9 @@ class WallDriver:
         self.faults = faults  # OUT faults, and the stop-after-grant trap
 
     async def run(self, program: Program[T]) -> T:
-        """Run `program` to its end: each effect done here, its result sent back in, its failure thrown in."""
+        """Run `program` to its end: each effect done here, its result sent back in, its failure thrown in.
+        A cancellation is thrown in too, so the program's `finally` (letting go of pcpu_drain_mutex) runs
+        as an `async with` would have; it then propagates."""
         value: Any = None
         error: BaseException | None = None
         while True:
@@ -68,7 +72,7 @@ class WallDriver:
             value, error = None, None
             try:
                 value = await self._do(effect)
-            except Exception as err:
+            except BaseException as err:  # a cancellation too: thrown into the program, which decides
                 error = err
 
     async def _do(self, effect: Effect) -> Any:
@@ -92,6 +96,15 @@ class WallDriver:
         if isinstance(effect, DeclareDead):
             assert self.control.reaper is not None, "the coordinator sets the reaper before it serves drains"
             return await self.control.reaper.kill(effect.member)
+        if isinstance(effect, Lock):
+            mutex: asyncio.Lock = effect.mutex  # type: ignore[assignment]
+            if not effect.wait and mutex.locked():
+                return False
+            await mutex.acquire()
+            return True
+        if isinstance(effect, Unlock):
+            effect.mutex.release()  # type: ignore[attr-defined]
+            return None
         raise TypeError(f"not an effect: {effect!r}")
 
     async def _outbound(self, method: str, cpu: int, timeout: float) -> None:

@@ -37,6 +37,7 @@ RULE_MODULES = (
     "coordinator.drain.rcu_swap",
     "coordinator.drain.qpw",
     "coordinator.drain.record",
+    "coordinator.drain.drain_all",
 )
 RULE_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "random")
 SIM_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "datetime", "concurrent", "random")

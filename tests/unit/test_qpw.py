@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from coordinator.drain.drainer import DRAIN_BY_STRATEGY
+from coordinator.drain.drain_all import DRAIN_BY_STRATEGY
 from coordinator.drain.qpw import pw_sl_enabled, qpw_strategy
 from coordinator.drain.record import STRATEGIES, CpuDrain
 from coordinator.drain.wall import WallDriver
