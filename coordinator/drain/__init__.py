@@ -1,7 +1,7 @@
 """drain_all_pages: the coordinator's drain of CPUs' pcp lists, one module per concept.
 
 Rules (no I/O, no waiting: they yield effects, docs/engine.md rule 5):
-- effects    what a rule asks its driver for: Send, Call, Sleep, Gather, StopHere, FreePages, DeclareDead,
+- effects    what a rule asks its driver for: Send, Call, Sleep, Gather, StopHere, ZoneLocked, DeclareDead,
              Lock/Unlock; Failed, how a lost request comes back
 - record     strategy and trigger names, CpuDrain and DrainRecord (what a drain reports)
 - strategy   what a strategy is and what it sees of the drainer (DrainerView)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from coordinator.membership import Member
-from node.mm.constants import Page
 
 T = TypeVar("T")
 
@@ -39,13 +38,14 @@ class Send:
 @dataclass(frozen=True)
 class Call:
     """The unary RPC `method` of `member`'s Node service with deadline `timeout`; an outbound fault
-    that drops it fails it after `lost_after` (what the caller would have waited). Result: the reply."""
+    that drops it fails it after `lost_after` (what the caller would have waited). None: no outbound
+    fault applies (the audit's calls, which never had any). Result: the reply."""
 
     member: Member
     method: str
     request: Any
     timeout: float
-    lost_after: float
+    lost_after: float | None
 
 
 @dataclass(frozen=True)
@@ -68,15 +68,13 @@ class StopHere:
 
 
 @dataclass(frozen=True)
-class FreePages:
-    """Free a CPU's drained pages into the zone under zone->lock, once per transfer id
-    (coordinator.zone_service's free_pages). Result: the zone's answer."""
+class ZoneLocked:
+    """Run fn(zone, *args) under zone->lock, `zone` being the driver's zone service
+    (coordinator.zone_service.ZoneService). Result: what fn returns. `what`: one line for a trace."""
 
-    cpu: int
-    pages: list[Page]
-    transfer_id: str
-    incarnation: str
-    stream: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    what: str
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,7 @@ class Unlock:
     mutex: object
 
 
-Effect = Send | Call | Sleep | Gather | StopHere | FreePages | DeclareDead | Lock | Unlock
+Effect = Send | Call | Sleep | Gather | StopHere | ZoneLocked | DeclareDead | Lock | Unlock
 Program = Generator[Effect, Any, T]
 
 

@@ -15,11 +15,10 @@ part of the drain (ok=False, the grace period it waited recorded); its old set s
 with it until a later drain's grace period.
 """
 
-from coordinator.drain.effects import FreePages, Gather, Program, StopHere, describe
+from coordinator.drain.effects import Gather, Program, StopHere, describe
 from coordinator.drain.record import CpuDrain
-from coordinator.drain.strategy import DrainerView
+from coordinator.drain.strategy import DrainerView, free_drained
 from coordinator.membership import CONTROL_TIMEOUT_S, Member
-from coordinator.zone_service import DRAIN
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 
@@ -71,11 +70,5 @@ def _commit_and_free(drainer: DrainerView, member: Member, swap: pb.RcuSwapReply
     yield from drainer.control.commit(
         member, pb.PcpControlRequest(rcu_release=pb.RcuReleaseRequest(cpu=member.cpu, token=swap.token, commit=True))
     )
-    yield FreePages(
-        member.cpu,
-        pages,
-        f"rcu-cpu{member.cpu}-{member.incarnation}-{swap.token}",
-        member.incarnation,
-        DRAIN,
-    )
+    yield free_drained(member, pages, f"rcu-cpu{member.cpu}-{member.incarnation}-{swap.token}")
     return sum(1 << order for _, order, _ in pages)

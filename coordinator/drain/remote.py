@@ -7,11 +7,10 @@ target CPU runs nothing. node.remote_lock explains why this order is safe. A com
 reply is lost is asked again until the node answers or is no longer a member
 (coordinator.drain.control), so every drain resolves within the lease plus the dead timeout."""
 
-from coordinator.drain.effects import FreePages, Program, StopHere, describe
+from coordinator.drain.effects import Program, StopHere, describe
 from coordinator.drain.record import CpuDrain
-from coordinator.drain.strategy import DrainerView
+from coordinator.drain.strategy import DrainerView, free_drained
 from coordinator.membership import Member
-from coordinator.zone_service import DRAIN
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 
@@ -35,13 +34,7 @@ def drain_pages_zone(drainer: DrainerView, member: Member) -> Program[CpuDrain]:
             yield from drainer.control.commit(
                 member, pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=member.cpu, token=grant.token, commit=True))
             )
-            yield FreePages(
-                member.cpu,
-                pages,
-                f"drain-cpu{member.cpu}-{member.incarnation}-{grant.token}",
-                member.incarnation,
-                DRAIN,
-            )
+            yield free_drained(member, pages, f"drain-cpu{member.cpu}-{member.incarnation}-{grant.token}")
             result.pages = sum(1 << order for _, order, _ in pages)
     except Exception as err:  # the node or the zone refused, or the stream broke
         result.ok, result.error = False, describe(err)

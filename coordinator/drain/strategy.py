@@ -5,12 +5,14 @@ CPUs through effects (coordinator.drain.effects) and returns each CPU's part. It
 DrainerView, so it need not import drainer, which imports every strategy."""
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from coordinator.drain.control import Control
-from coordinator.drain.effects import Program
+from coordinator.drain.effects import Program, ZoneLocked
 from coordinator.drain.record import CpuDrain
 from coordinator.membership import Member, Membership
+from coordinator.zone_service import DRAIN
+from node.mm.constants import Page
 
 
 class DrainerView(Protocol):
@@ -36,3 +38,16 @@ class DrainerView(Protocol):
 
 
 DrainStrategy = Callable[[DrainerView, list[Member]], Program[list[CpuDrain]]]
+
+
+def free_drained(member: Member, pages: list[Page], transfer_id: str) -> ZoneLocked:
+    """Free a CPU's drained pages into the zone under zone->lock, once per transfer id (stream DRAIN)."""
+    return ZoneLocked(
+        _free_pages,
+        (member.cpu, pages, transfer_id, member.incarnation, DRAIN),
+        f"cpu{member.cpu} frees {len(pages)} blocks {transfer_id}",
+    )
+
+
+def _free_pages(zone: Any, cpu: int, pages: list[Page], transfer_id: str, incarnation: str, stream: str) -> object:
+    return zone.free_pages(cpu, pages, transfer_id, incarnation, stream)

@@ -70,7 +70,7 @@ class VirtualDriver:
         queue: EventQueue,
         net: SimNetwork,
         peers: Mapping[int, Peer],
-        free_pages: Callable[[int, list[Any], str, str, str], object],
+        zone: object,
         declare_dead: Callable[[Member], object],
         stop_for_s: float | None = None,
     ) -> None:
@@ -78,7 +78,7 @@ class VirtualDriver:
         self.queue = queue
         self.net = net
         self.peers = peers
-        self.free_pages = free_pages  # the zone's free_pages under zone->lock
+        self.zone = zone  # the zone service ZoneLocked effects run on (zone->lock is this one thread)
         self.declare_dead = declare_dead  # page_alloc_cpu_dead (the reaper's kill)
         self.stop_for_s = stop_for_s  # the chaos trap, armed: how long the coordinator stays stopped
         self.stopped_until = 0.0
@@ -157,11 +157,10 @@ class VirtualDriver:
                 self.stopped_until = self.queue.clock.now + self.stop_for_s
                 self.stop_for_s = None
             self._soon(task, token)
-        elif isinstance(effect, fx.FreePages):
-            self._note(f"cpu{effect.cpu} free {len(effect.pages)} blocks {effect.transfer_id}")
-            args = (effect.cpu, effect.pages, effect.transfer_id, effect.incarnation, effect.stream)
+        elif isinstance(effect, fx.ZoneLocked):
+            self._note(effect.what)
             try:
-                self._soon(task, token, self.free_pages(*args))
+                self._soon(task, token, effect.fn(self.zone, *effect.args))
             except Exception as err:
                 self._soon(task, token, error=err)
         elif isinstance(effect, fx.DeclareDead):

@@ -18,7 +18,6 @@ from coordinator.drain.effects import (
     DeclareDead,
     Effect,
     Failed,
-    FreePages,
     Gather,
     GaveUp,
     Lock,
@@ -27,6 +26,7 @@ from coordinator.drain.effects import (
     Sleep,
     StopHere,
     Unlock,
+    ZoneLocked,
 )
 from node.shared.faults import Faults, InjectedRpcError
 from node.shared.reply_stream import StreamBroken
@@ -52,8 +52,8 @@ def account(err: BaseException) -> str:
 
 
 class WallDriver:
-    def __init__(self, control: Control, zone: ZoneFrees | None = None, faults: Faults | None = None) -> None:
-        self.control = control  # its reaper takes a dead member's pages back
+    def __init__(self, control: Control | None, zone: ZoneFrees | None = None, faults: Faults | None = None) -> None:
+        self.control = control  # its reaper takes a dead member's pages back (drains only)
         self.zone = zone
         self.faults = faults  # OUT faults, and the stop-after-grant trap
 
@@ -88,13 +88,13 @@ class WallDriver:
         if isinstance(effect, StopHere):
             self._stop_here_if_trapped()
             return None
-        if isinstance(effect, FreePages):
-            assert self.zone is not None, "a drainer that frees pages is given the zone"
-            return await self.zone.locked(
-                self.zone.free_pages, effect.cpu, effect.pages, effect.transfer_id, effect.incarnation, effect.stream
-            )
+        if isinstance(effect, ZoneLocked):
+            assert self.zone is not None, "a driver of rules that use the zone is given it"
+            return await self.zone.locked(effect.fn, self.zone, *effect.args)
         if isinstance(effect, DeclareDead):
-            assert self.control.reaper is not None, "the coordinator sets the reaper before it serves drains"
+            assert self.control is not None and self.control.reaper is not None, (
+                "the coordinator sets the reaper before it serves drains"
+            )
             return await self.control.reaper.kill(effect.member)
         if isinstance(effect, Lock):
             mutex: asyncio.Lock = effect.mutex  # type: ignore[assignment]
@@ -133,7 +133,8 @@ class WallDriver:
             call.cancel()
 
     async def _call(self, call: Call) -> Any:
-        await self._outbound(call.method, call.member.cpu, call.lost_after)
+        if call.lost_after is not None:
+            await self._outbound(call.method, call.member.cpu, call.lost_after)
         try:
             return await getattr(call.member.stub, call.method)(call.request, timeout=call.timeout)
         except grpc.aio.AioRpcError as err:

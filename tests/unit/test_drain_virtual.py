@@ -83,7 +83,7 @@ class Cluster:
         self.dead: list[tuple[float, int]] = []
         self.revoked: list[tuple[float, int]] = []
         self.driver = VirtualDriver(
-            self.control, self.queue, self.net, cpus, self._free, self._declare_dead, stop_for_s=stop_for_s
+            self.control, self.queue, self.net, cpus, self, self._declare_dead, stop_for_s=stop_for_s
         )
         revoke = self.membership.revoke
 
@@ -105,7 +105,8 @@ class Cluster:
             return
         self.queue.after(HEARTBEAT_S, self._beat, cpu)
 
-    def _free(self, cpu: int, pages: list, transfer_id: str, incarnation: str, stream: str) -> None:
+    def free_pages(self, cpu: int, pages: list, transfer_id: str, incarnation: str, stream: str) -> None:
+        """The zone service's free_pages, as the virtual driver calls it (this cluster is its zone)."""
         self.freed.append((self.queue.clock.now, cpu, transfer_id))
 
     def _declare_dead(self, member: Member) -> int:
@@ -271,3 +272,45 @@ def scenario(seed: int) -> list[str]:
 def test_one_seed_gives_one_trace_and_another_seed_another():
     assert scenario(7) == scenario(7)
     assert scenario(7) != scenario(8)  # the network's latencies are drawn from the seed
+
+
+# ------------------------------------------------------------------ the audit's orchestration
+def audit_cluster_of(snapshot_cpu1: Answer | None):
+    from coordinator.audit_rule import audit
+    from coordinator.zone_service import ZoneService
+    from node.mm.zone import Zone
+    from node.shared.timebase import CostModel
+
+    def cpu(n: int, snapshot: Answer | None) -> ScriptedCpu:
+        return ScriptedCpu({"SetRunState": [Answer(pb.RunStateReply(was_paused=False))], "Snapshot": [snapshot]})
+
+    snap = Answer(pb.NodeSnapshot(cpu=0), after_s=3e-6)
+    cpus = {0: cpu(0, snap), 1: cpu(1, snapshot_cpu1)}
+    c = Cluster(1, cpus)
+    c.queue.run(0.0)  # the first heartbeats: both CPUs present
+    # The zone service's own rules only (holdings): its zone->lock worker thread never starts.
+    c.driver.zone = ZoneService(Zone(1 << 20, 8192, 2), CostModel(), sleep=lambda s: None)
+    return c, cpus, lambda: c.driver.run(audit(c.membership, c.mutex), 60.0)
+
+
+def test_the_audit_parks_every_cpu_snapshots_checks_and_resumes_them():
+    c, cpus, run = audit_cluster_of(Answer(pb.NodeSnapshot(cpu=1)))
+    report = run()
+    assert report.ok, report.errors
+    assert [cpu.seen for cpu in cpus.values()] == [["SetRunState", "Snapshot", "SetRunState"]] * 2
+    steps = [line.split(" ", 1)[1] for line in c.driver.trace]
+    checked = steps.index("audit: the zone's records against every CPU's")
+    parked = [i for i, step in enumerate(steps) if step.endswith("SetRunState answered")][:2]
+    snapshots = [i for i, step in enumerate(steps) if "Snapshot" in step]
+    assert max(parked) < min(snapshots) and max(snapshots) < checked  # park all, snapshot all, then check
+    assert not c.mutex.held
+
+
+def test_an_audit_that_cannot_snapshot_a_cpu_fails_naming_it_and_resumes_every_cpu():
+    from node.api.errors import Unavailable
+
+    c, cpus, run = audit_cluster_of(None)
+    with pytest.raises(Unavailable, match="could not snapshot every CPU: DEADLINE_EXCEEDED"):
+        run()
+    assert [cpu.seen.count("SetRunState") for cpu in cpus.values()] == [2, 2]  # paused, then resumed
+    assert not c.mutex.held and not c.times("audit: the zone's records against every CPU's")

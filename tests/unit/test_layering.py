@@ -38,6 +38,7 @@ RULE_MODULES = (
     "coordinator.drain.qpw",
     "coordinator.drain.record",
     "coordinator.drain.drain_all",
+    "coordinator.audit_rule",
 )
 RULE_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "random")
 SIM_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "datetime", "concurrent", "random")
