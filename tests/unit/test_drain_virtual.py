@@ -314,3 +314,79 @@ def test_an_audit_that_cannot_snapshot_a_cpu_fails_naming_it_and_resumes_every_c
         run()
     assert [cpu.seen.count("SetRunState") for cpu in cpus.values()] == [2, 2]  # paused, then resumed
     assert not c.mutex.held and not c.times("audit: the zone's records against every CPU's")
+
+
+# ------------------------------------------------------------------ one rule, two drivers
+class WallStream:
+    """A ScriptedCpu behind the wall driver's control stream (member.control): a lost request takes its
+    timeout on the fake clock and breaks the stream, as AioReplyStream does."""
+
+    def __init__(self, cpu: ScriptedCpu, clock):
+        self.cpu, self.clock = cpu, clock
+
+    async def request(self, message, timeout):
+        import grpc
+
+        from node.shared.reply_stream import StreamBroken
+
+        answer = self.cpu.control(message)
+        if answer is None:
+            self.clock.now += timeout
+            raise StreamBroken(grpc.StatusCode.DEADLINE_EXCEEDED, "no reply")
+        self.clock.now += answer.after_s
+        return answer.reply
+
+
+class WallZone:
+    """The zone service as the wall driver uses it: fn under zone->lock."""
+
+    def __init__(self):
+        self.freed: list[str] = []
+
+    async def locked(self, fn, *args):
+        return fn(*args)
+
+    def free_pages(self, cpu, pages, transfer_id, incarnation, stream):
+        self.freed.append(transfer_id)
+
+
+@pytest.mark.parametrize(
+    "unlock",
+    [
+        [None, Answer(UNLOCKED)],
+        [Answer(pb.PcpControlReply(code="FAILED_PRECONDITION", error="token 7's lease expired"))],
+    ],
+    ids=["lost-then-answered", "refused"],
+)
+def test_the_wall_driver_runs_the_same_rule_to_the_same_record(monkeypatch, unlock):
+    """drain_remote under the wall driver (asyncio, a fake clock, the same scripted CPU) and under the
+    virtual one: the same messages, pages, verdicts and errors; only the durations are each driver's."""
+    import asyncio
+
+    from coordinator.drain import control as control_mod
+    from coordinator.drain.remote import drain_remote
+    from coordinator.drain.wall import WallDriver
+    from tests.clock import FakeClock
+
+    virtual_cpu = remote_cpu(list(unlock))
+    v = Cluster(1, {1: virtual_cpu})
+    virtual = v.driver.run(drain_remote(v.view, [v.membership.members[1]]), 60.0)
+
+    monkeypatch.setattr(control_mod, "COMMIT_RETRY_S", 0)  # real asyncio sleeps: keep the test short
+    wall_cpu = remote_cpu(list(unlock))
+    clock = FakeClock()
+    membership = Membership(2, clock, failure_timeout=LEASE_S, dead_timeout=DEAD_S)
+    member = Member(1, "virtual:1", pb.ROLE_HOUSEKEEPING, None, None, clock(), incarnation="a")  # type: ignore[arg-type]
+    member.control = WallStream(wall_cpu, clock)  # type: ignore[assignment]
+    membership.members[1] = member
+    control = Control(membership, clock)
+    zone = WallZone()
+    view = View(clock, membership, control)
+    wall = asyncio.run(WallDriver(control, zone).run(drain_remote(view, [member])))
+
+    def outcome(results):
+        return [(r.cpu, r.pages, r.ok, r.error, r.wait_s) for r in results]
+
+    assert outcome(wall) == outcome(virtual)
+    assert wall_cpu.seen == virtual_cpu.seen
+    assert zone.freed == [tid for _, _, tid in v.freed]
