@@ -274,6 +274,34 @@ def test_one_seed_gives_one_trace_and_another_seed_another():
     assert scenario(7) != scenario(8)  # the network's latencies are drawn from the seed
 
 
+def test_the_trace_does_not_depend_on_the_process_hash_seed():
+    """Two processes with different string hash salts: the same trace, byte for byte."""
+    import hashlib
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib; from tests.unit.test_drain_virtual import scenario; "
+        "print(hashlib.sha256('\\n'.join(scenario(7)).encode()).hexdigest())"
+    )
+    root = pathlib.Path(__file__).resolve().parents[2]
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": salt},
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout.strip()
+        for salt in ("1", "2")
+    }
+    assert digests == {hashlib.sha256("\n".join(scenario(7)).encode()).hexdigest()}
+
+
 # ------------------------------------------------------------------ the audit's orchestration
 def audit_cluster_of(snapshot_cpu1: Answer | None):
     from coordinator.audit_rule import audit
