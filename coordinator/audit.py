@@ -1,95 +1,31 @@
-"""The cluster-wide audit: stop the world, count every page once, start the world.
-
-Holds pcpu_drain_mutex (no drain in flight), parks every online CPU at a safe point
-(no refill or free in flight), snapshots each node's pcp lists, held pages and
-in-flight drain records, then, under zone->lock, checks conservation over the whole
-zone with node.mm.audit.audit and cross-checks the zone's ownership records against
-what each CPU says it holds. The CPUs run again whatever the outcome.
-"""
+"""The cluster-wide audit in the coordinator process: coordinator.audit_rule's steps on the wall driver."""
 
 import asyncio
+from collections.abc import Callable
+from typing import Protocol
 
-import grpc
-
-from coordinator.zone_service import OWNER_KINDS
-from node.api import validate
-from node.api.errors import Unavailable
-from node.api.v1 import pcpsim_pb2 as pb
+from coordinator.audit_rule import audit
+from coordinator.drain.wall import WallDriver, ZoneFrees
+from coordinator.membership import Membership
 from node.mm import audit as mm_audit
 
 
-async def audit_cluster(membership, zone_service, drainer, on_report=None) -> mm_audit.AuditReport:
+class HoldsDrainMutex(Protocol):
+    """The drainer (coordinator.drain.drainer.Drainer) as the audit uses it."""
+
+    pcpu_drain_mutex: asyncio.Lock
+
+
+async def audit_cluster(
+    membership: Membership,
+    zone_service: ZoneFrees,
+    drainer: HoldsDrainMutex,
+    on_report: Callable[[mm_audit.AuditReport], object] | None = None,
+) -> mm_audit.AuditReport:
     """`on_report(report)` is called once the audit completes (with either verdict), after the CPUs
     run again; an audit that fails to complete (a CPU did not answer) raises Unavailable naming the
     CPU, reports nothing and leaves every CPU as it found it."""
-    async with drainer.pcpu_drain_mutex:
-        members = membership.present()  # a CPU taken offline still holds its tasks' pages
-        before = await asyncio.gather(
-            *(m.stub.SetRunState(pb.RunStateRequest(cpu=m.cpu, paused=True), timeout=10.0) for m in members),
-            return_exceptions=True,
-        )
-        try:
-            _raise_first(members, before, "park")
-            snaps = await asyncio.gather(*(m.stub.Snapshot(pb.CpuRequest(cpu=m.cpu), timeout=10.0) for m in members))
-            report = await zone_service.locked(_check, zone_service, membership, snaps)
-        except grpc.aio.AioRpcError as err:
-            raise Unavailable(f"the audit could not snapshot every CPU: {err.code().name}: {err.details()}") from None
-        finally:
-            # Resume the CPUs this audit paused, and those whose pause has no known outcome (its
-            # reply was lost: better to resume a CPU paused on purpose than to leave one held with
-            # nobody to let it go). One paused on purpose before the audit stays paused.
-            await asyncio.gather(
-                *(
-                    m.stub.SetRunState(pb.RunStateRequest(cpu=m.cpu, paused=False), timeout=10.0)
-                    for m, b in zip(members, before, strict=True)
-                    if isinstance(b, BaseException) or not b.was_paused
-                ),
-                return_exceptions=True,
-            )
+    report = await WallDriver(None, zone_service).run(audit(membership, drainer.pcpu_drain_mutex))
     if on_report is not None:
         on_report(report)
-    return report
-
-
-def _raise_first(members, outcomes, what: str) -> None:
-    """Unavailable naming the first CPU whose call failed, with the node's own status."""
-    for m, outcome in zip(members, outcomes, strict=True):
-        if isinstance(outcome, grpc.aio.AioRpcError):
-            raise Unavailable(f"the audit could not {what} cpu {m.cpu}: {outcome.code().name}: {outcome.details()}")
-        if isinstance(outcome, BaseException):
-            raise outcome
-
-
-def _check(zone_service, membership, snaps) -> mm_audit.AuditReport:
-    holders = {}
-    node_pages = {}
-    errors = []
-    for snap in snaps:
-        cpu = snap.cpu
-        mine = set()
-        for kind, lst in (("pcp", snap.pcp_pages), ("allocated", snap.allocated), ("inflight", snap.inflight)):
-            pages = [(pfn, order) for pfn, order, _ in validate.page_list(lst)]
-            holders[f"cpu{cpu}.{kind}"] = pages
-            mine.update(pages)
-        node_pages[cpu] = mine
-        if snap.running:  # its pages may have moved while they were copied: nothing here is exact
-            errors.append(f"cpu{cpu}: still running when snapshotted (not parked)")
-        errors.extend(f"cpu{cpu}: {e}" for e in snap.errors)
-    owned = zone_service.holdings()
-    for owner, name in OWNER_KINDS.items():  # the rest of the system, CMA and offline ranges
-        holders[name] = owned.get(owner, [])
-    seen = {s.cpu for s in snaps}
-    for cpu in sorted(set(owned) - set(OWNER_KINDS) - seen):
-        errors.append(f"cpu{cpu} holds {len(owned[cpu])} blocks by the zone's records but did not report")
-        holders[f"cpu{cpu}.unreported"] = owned[cpu]
-    for cpu, mine in node_pages.items():
-        recorded = set(owned.get(cpu, []))
-        if mine != recorded:
-            errors.append(
-                f"cpu{cpu}: zone records {len(recorded - mine)} blocks the CPU does not "
-                f"hold and the CPU holds {len(mine - recorded)} blocks the zone did not give it"
-            )
-    report = mm_audit.audit(zone_service.zone, holders)
-    report.errors.extend(errors)
-    report.ok = report.ok and not errors
     return report

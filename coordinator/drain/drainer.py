@@ -1,41 +1,24 @@
-"""drain_all_pages and drain_pages: empty CPUs' pcp lists into the zone, by one strategy.
+"""Drainer: drain_all_pages and drain_pages in the coordinator process.
 
-Models __drain_all_pages() of mm/page_alloc.c (v6.1):
-- pcpu_drain_mutex: a global drain (direct reclaim, zone == NULL in the kernel) that
-  finds a drain running returns at once (SKIPPED); a zone-specific caller (on demand,
-  like alloc_contig_range or memory offline) waits for the mutex.
-- cpus_with_pcps: built from each online CPU's last reported pcp count, a racy read
-  as in the kernel; force_all_cpus marks every online CPU.
-- then the strategy drains the marked CPUs: workqueue (up to v5.19, .workqueue), remote
-  (v6.0+, .remote), rcu-swap (Saenz Julienne's series, not merged, .rcu_swap) or qpw (the
-  pw_queue_on proposal, not merged, .qpw: remote or workqueue for all CPUs by one switch).
-drain_pages(cpu) is page_alloc_cpu_dead's drain of one CPU from a surviving one: never by
-queueing work on it, so remote (or rcu-swap on the RCU design) whatever the default.
-Each drain is recorded (status, per-CPU pages, duration and wait) for reports.
+The rules (pcpu_drain_mutex, cpus_with_pcps, the strategies, the record) are
+coordinator.drain.drain_all's; this class holds what the process keeps between drains
+(pcpu_drain_mutex as an asyncio.Lock, which the audit, the reaper and CPU hotplug take
+too, and the history the metrics and DrainHistory read) and runs each drain on the wall
+driver (coordinator.drain.wall).
 """
 
 import asyncio
 import collections
 from collections.abc import Callable
 
+from coordinator.drain import drain_all
 from coordinator.drain.control import Control
-from coordinator.drain.qpw import qpw_strategy
-from coordinator.drain.rcu_swap import drain_rcu_swap
-from coordinator.drain.record import STRATEGIES, STRATEGY_NAMES, TRIGGER_NAMES, DrainRecord
-from coordinator.drain.remote import drain_remote
-from coordinator.drain.strategy import DrainStrategy, ZoneFrees
-from coordinator.drain.workqueue import drain_workqueue
+from coordinator.drain.record import STRATEGY_NAMES, DrainRecord
+from coordinator.drain.wall import WallDriver, ZoneFrees
 from coordinator.membership import Member, Membership
 from node.api.errors import InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
 from node.shared.faults import Faults
-
-DRAIN_BY_STRATEGY: dict[pb.Strategy, DrainStrategy] = {
-    pb.STRATEGY_WORKQUEUE: drain_workqueue,
-    pb.STRATEGY_REMOTE: drain_remote,
-    pb.STRATEGY_RCU_SWAP: drain_rcu_swap,
-    pb.STRATEGY_QPW: qpw_strategy(drain_workqueue, drain_remote),
-}
 
 
 class Drainer:
@@ -61,24 +44,15 @@ class Drainer:
         self.lease_ms = lease_ms
         self.flush_timeout_ms = flush_timeout_ms
         self.gp_timeout_ms = gp_timeout_ms  # rcu-swap: bound on one CPU's grace period
-        self.control = Control(membership, clock, faults)
+        self.control = Control(membership, clock)
+        self.driver = WallDriver(self.control, zone_service, faults)
         self.pcpu_drain_mutex = asyncio.Lock()
         self.history: collections.deque[DrainRecord] = collections.deque(maxlen=keep)
         self.on_record = on_record  # called with every finished DrainRecord (metrics), once per drain
 
     def resolve(self, strategy: pb.Strategy, trigger: pb.Trigger) -> tuple[pb.Strategy, pb.Trigger]:
         """Validate a request's strategy and trigger, filling in defaults."""
-        if strategy == pb.STRATEGY_UNSPECIFIED:
-            strategy = self.default_strategy
-        if strategy not in STRATEGY_NAMES:
-            raise InvalidArgument(
-                f"unknown strategy {strategy}; known: " + ", ".join(f"{v} ({k})" for k, v in STRATEGIES.items())
-            )
-        if trigger == pb.TRIGGER_UNSPECIFIED:
-            trigger = pb.TRIGGER_DEMAND
-        if trigger not in TRIGGER_NAMES:
-            raise InvalidArgument(f"unknown trigger {trigger}")
-        return strategy, trigger
+        return drain_all.resolve(self.default_strategy, strategy, trigger)
 
     async def drain_all_pages(
         self,
@@ -87,27 +61,13 @@ class Drainer:
         trigger: pb.Trigger = pb.TRIGGER_DEMAND,
     ) -> DrainRecord:
         strategy, trigger = self.resolve(strategy, trigger)
-        record = DrainRecord(pb.DrainAllReply.DONE, strategy, trigger, self.clock())
-        if trigger == pb.TRIGGER_RECLAIM and self.pcpu_drain_mutex.locked():
-            record.status = pb.DrainAllReply.SKIPPED
-            return self.record(record)
-        async with self.pcpu_drain_mutex:
-            t0 = self.clock()
-            record.mutex_wait_s = t0 - record.started_at
-            marked = [m for m in self.membership.online() if force_all_cpus or m.pcp_count]
-            record.cpus_marked = [m.cpu for m in marked]
-            record.settle(await DRAIN_BY_STRATEGY[strategy](self, marked), self.clock(), t0)
-        return self.record(record)
+        program = drain_all.drain_all_pages(self, self.pcpu_drain_mutex, strategy, force_all_cpus, trigger)
+        return self.record(await self.driver.run(program))
 
     async def drain_pages(self, member: Member, trigger: pb.Trigger) -> DrainRecord:
         """drain_pages(cpu) from here, for page_alloc_cpu_dead (CPU hotplug). Caller holds
         pcpu_drain_mutex."""
-        rcu = self.default_strategy == pb.STRATEGY_RCU_SWAP
-        strategy = pb.STRATEGY_RCU_SWAP if rcu else pb.STRATEGY_REMOTE
-        record = DrainRecord(pb.DrainAllReply.DONE, strategy, trigger, self.clock())
-        record.cpus_marked = [member.cpu]
-        record.settle(await DRAIN_BY_STRATEGY[strategy](self, [member]), self.clock(), record.started_at)
-        return self.record(record)
+        return self.record(await self.driver.run(drain_all.drain_pages(self, self.default_strategy, member, trigger)))
 
     def record(self, record: DrainRecord) -> DrainRecord:
         """Keep a finished drain in the history and hand it to the metrics."""

@@ -15,6 +15,7 @@ side. This strategy shows that it lands there.
 
 from collections.abc import Iterable
 
+from coordinator.drain.effects import Program
 from coordinator.drain.record import CpuDrain
 from coordinator.drain.strategy import DrainerView, DrainStrategy
 from coordinator.membership import Member
@@ -34,8 +35,8 @@ def qpw_strategy(queue_work_on: DrainStrategy, requester_side: DrainStrategy) ->
     """The qpw strategy, built on the two protocols it picks between (so that only the drainer imports
     strategies): `queue_work_on` when the key is off, `requester_side` (the remote pcp lock) when on."""
 
-    async def drain_qpw(drainer: DrainerView, marked: list[Member]) -> list[CpuDrain]:
+    def drain_qpw(drainer: DrainerView, marked: list[Member]) -> Program[list[CpuDrain]]:
         on = pw_sl_enabled(m.role for m in drainer.membership.members.values())
-        return await (requester_side if on else queue_work_on)(drainer, marked)
+        return (yield from (requester_side if on else queue_work_on)(drainer, marked))
 
     return drain_qpw

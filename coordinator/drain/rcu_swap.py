@@ -15,20 +15,17 @@ part of the drain (ok=False, the grace period it waited recorded); its old set s
 with it until a later drain's grace period.
 """
 
-import asyncio
-
-from coordinator.drain.control import describe
+from coordinator.drain.effects import Gather, Program, StopHere, describe
 from coordinator.drain.record import CpuDrain
-from coordinator.drain.strategy import DrainerView
+from coordinator.drain.strategy import DrainerView, free_drained
 from coordinator.membership import CONTROL_TIMEOUT_S, Member
-from coordinator.zone_service import DRAIN
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 
 
-async def drain_rcu_swap(drainer: DrainerView, marked: list[Member]) -> list[CpuDrain]:
+def drain_rcu_swap(drainer: DrainerView, marked: list[Member]) -> Program[list[CpuDrain]]:
     t0 = drainer.clock()
-    swaps = await asyncio.gather(*(_swap(drainer, m) for m in marked), return_exceptions=True)
+    swaps = yield Gather(tuple(_swap(drainer, m) for m in marked))
     results = []
     for member, swap in zip(marked, swaps, strict=True):
         result = CpuDrain(member.cpu)
@@ -44,7 +41,7 @@ async def drain_rcu_swap(drainer: DrainerView, marked: list[Member]) -> list[Cpu
                 )
             if swap.token:
                 try:
-                    result.pages = await _commit_and_free(drainer, member, swap)
+                    result.pages = yield from _commit_and_free(drainer, member, swap)
                 except Exception as err:  # the node refused the commit, or the zone the pages
                     result.ok, result.error = False, describe(err)
         result.duration_s = drainer.clock() - t0
@@ -52,10 +49,10 @@ async def drain_rcu_swap(drainer: DrainerView, marked: list[Member]) -> list[Cpu
     return results
 
 
-async def _swap(drainer: DrainerView, member: Member) -> pb.RcuSwapReply:
+def _swap(drainer: DrainerView, member: Member) -> Program[pb.RcuSwapReply]:
     # Up to two grace periods: an earlier one that timed out, then this swap's.
     timeout = 2 * drainer.gp_timeout_ms / 1000.0 + CONTROL_TIMEOUT_S
-    reply = await drainer.control.request(
+    reply = yield from drainer.control.request(
         member,
         timeout,
         pb.PcpControlRequest(
@@ -63,21 +60,15 @@ async def _swap(drainer: DrainerView, member: Member) -> pb.RcuSwapReply:
         ),
         until_lease_expires=True,
     )
-    return reply.rcu_swap
+    swap: pb.RcuSwapReply = reply.rcu_swap
+    return swap
 
 
-async def _commit_and_free(drainer: DrainerView, member: Member, swap: pb.RcuSwapReply) -> int:
+def _commit_and_free(drainer: DrainerView, member: Member, swap: pb.RcuSwapReply) -> Program[int]:
     pages = validate.page_list(swap.pages)
-    drainer.control.stop_here_if_trapped()
-    await drainer.control.commit(
+    yield StopHere()
+    yield from drainer.control.commit(
         member, pb.PcpControlRequest(rcu_release=pb.RcuReleaseRequest(cpu=member.cpu, token=swap.token, commit=True))
     )
-    await drainer.zone.locked(
-        drainer.zone.free_pages,
-        member.cpu,
-        pages,
-        f"rcu-cpu{member.cpu}-{member.incarnation}-{swap.token}",
-        member.incarnation,
-        DRAIN,
-    )
+    yield free_drained(member, pages, f"rcu-cpu{member.cpu}-{member.incarnation}-{swap.token}")
     return sum(1 << order for _, order, _ in pages)

@@ -7,21 +7,20 @@ target CPU runs nothing. node.remote_lock explains why this order is safe. A com
 reply is lost is asked again until the node answers or is no longer a member
 (coordinator.drain.control), so every drain resolves within the lease plus the dead timeout."""
 
-from coordinator.drain.control import describe
+from coordinator.drain.effects import Program, StopHere, describe
 from coordinator.drain.record import CpuDrain
-from coordinator.drain.strategy import DrainerView
+from coordinator.drain.strategy import DrainerView, free_drained
 from coordinator.membership import Member
-from coordinator.zone_service import DRAIN
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 
 
-async def drain_pages_zone(drainer: DrainerView, member: Member) -> CpuDrain:
+def drain_pages_zone(drainer: DrainerView, member: Member) -> Program[CpuDrain]:
     result = CpuDrain(member.cpu)
     t0 = drainer.clock()
     lease_s = drainer.lease_ms / 1000.0
     try:
-        reply = await drainer.control.request(
+        reply = yield from drainer.control.request(
             member,
             lease_s,
             pb.PcpControlRequest(lock_drain=pb.PcpLockDrainRequest(cpu=member.cpu, lease_ms=drainer.lease_ms)),
@@ -30,19 +29,12 @@ async def drain_pages_zone(drainer: DrainerView, member: Member) -> CpuDrain:
         grant = reply.lock_drain
         result.wait_s = grant.lock_wait_s
         if grant.token:
-            drainer.control.stop_here_if_trapped()
+            yield StopHere()
             pages = validate.page_list(grant.pages)
-            await drainer.control.commit(
+            yield from drainer.control.commit(
                 member, pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=member.cpu, token=grant.token, commit=True))
             )
-            await drainer.zone.locked(
-                drainer.zone.free_pages,
-                member.cpu,
-                pages,
-                f"drain-cpu{member.cpu}-{member.incarnation}-{grant.token}",
-                member.incarnation,
-                DRAIN,
-            )
+            yield free_drained(member, pages, f"drain-cpu{member.cpu}-{member.incarnation}-{grant.token}")
             result.pages = sum(1 << order for _, order, _ in pages)
     except Exception as err:  # the node or the zone refused, or the stream broke
         result.ok, result.error = False, describe(err)
@@ -50,6 +42,9 @@ async def drain_pages_zone(drainer: DrainerView, member: Member) -> CpuDrain:
     return result
 
 
-async def drain_remote(drainer: DrainerView, marked: list[Member]) -> list[CpuDrain]:
+def drain_remote(drainer: DrainerView, marked: list[Member]) -> Program[list[CpuDrain]]:
     """__drain_all_pages on v6.0+: the calling CPU drains each marked CPU in turn."""
-    return [await drain_pages_zone(drainer, m) for m in marked]
+    results = []
+    for member in marked:
+        results.append((yield from drain_pages_zone(drainer, member)))
+    return results

@@ -1,27 +1,18 @@
-"""What a drain strategy is, and what it sees of the drainer and of the zone.
+"""What a drain strategy is, and what it sees of the drainer.
 
-A strategy (workqueue, remote, rcu_swap, qpw) is a coroutine function that drains the marked CPUs and
-reports each CPU's part. It sees the drainer as a DrainerView, so it need not import drainer,
-which imports every strategy."""
+A strategy (workqueue, remote, rcu_swap, qpw) is a rule: a generator function that drains the marked
+CPUs through effects (coordinator.drain.effects) and returns each CPU's part. It sees the drainer as a
+DrainerView, so it need not import drainer, which imports every strategy."""
 
-from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from coordinator.drain.control import Control
+from coordinator.drain.effects import Program, ZoneLocked
 from coordinator.drain.record import CpuDrain
 from coordinator.membership import Member, Membership
+from node.mm.zone_rules import DRAIN
 from node.mm.constants import Page
-
-R = TypeVar("R")
-
-
-class ZoneFrees(Protocol):
-    """The coordinator's zone service (coordinator.zone_service.ZoneService) as a drain uses it:
-    a CPU's drained pages freed under zone->lock, once per transfer id (stream DRAIN)."""
-
-    async def locked(self, fn: Callable[..., R], *args: object) -> R: ...
-
-    def free_pages(self, cpu: int, pages: list[Page], transfer_id: str, incarnation: str, stream: str) -> object: ...
 
 
 class DrainerView(Protocol):
@@ -43,10 +34,20 @@ class DrainerView(Protocol):
     def control(self) -> Control: ...
 
     @property
-    def zone(self) -> ZoneFrees: ...
-
-    @property
     def membership(self) -> Membership: ...  # qpw: every registered CPU's role decides the path
 
 
-DrainStrategy = Callable[[DrainerView, list[Member]], Awaitable[list[CpuDrain]]]
+DrainStrategy = Callable[[DrainerView, list[Member]], Program[list[CpuDrain]]]
+
+
+def free_drained(member: Member, pages: list[Page], transfer_id: str) -> ZoneLocked:
+    """Free a CPU's drained pages into the zone under zone->lock, once per transfer id (stream DRAIN)."""
+    return ZoneLocked(
+        _free_pages,
+        (member.cpu, pages, transfer_id, member.incarnation, DRAIN),
+        f"cpu{member.cpu} frees {len(pages)} blocks {transfer_id}",
+    )
+
+
+def _free_pages(zone: Any, cpu: int, pages: list[Page], transfer_id: str, incarnation: str, stream: str) -> object:
+    return zone.free_pages(cpu, pages, transfer_id, incarnation, stream)

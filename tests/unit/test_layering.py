@@ -26,7 +26,21 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 PACKAGES = ("node", "coordinator")
 NODE_FOR_COORDINATOR = ("node.mm", "node.api", "node.shared", "node.sim")
 # The rules extracted from their drivers so far (docs/engine.md lists what comes next).
-RULE_MODULES = ("node.sched", "node.tasks", "node.mm.zone_rules")
+RULE_MODULES = (
+    "node.sched",
+    "node.tasks",
+    "node.mm.zone_rules",
+    "coordinator.drain.effects",
+    "coordinator.drain.control",
+    "coordinator.drain.strategy",
+    "coordinator.drain.workqueue",
+    "coordinator.drain.remote",
+    "coordinator.drain.rcu_swap",
+    "coordinator.drain.qpw",
+    "coordinator.drain.record",
+    "coordinator.drain.drain_all",
+    "coordinator.audit_rule",
+)
 RULE_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "random")
 SIM_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "datetime", "concurrent", "random")
 SIM_RNG = "node.sim.rng"  # the one module of node.sim that may import random
@@ -184,6 +198,8 @@ def plant(tree: pathlib.Path, module: str, line: str) -> list[str]:
         ("node.sched", "from threading import Lock", "a rule module imports none of"),
         ("node.sched", "import random", "a rule module imports none of"),
         ("node.mm.zone_rules", "import asyncio", "a rule module imports none of"),
+        ("coordinator.drain.control", "import asyncio", "a rule module imports none of"),
+        ("coordinator.drain.remote", "import grpc", "a rule module imports none of"),
         ("node.sim.clock", "import time", "node.sim reads no wall clock"),
         ("node.sim.net", "import random\nimport grpc", "node.sim imports the standard library only"),
         ("node.sim.net", "from random import random", "draws only from node.sim.rng"),

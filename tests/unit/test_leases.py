@@ -11,6 +11,8 @@ import pytest
 
 from coordinator.drain import control as control_mod
 from coordinator.drain.control import REVOKE_AFTER_S, Control, NodeRefused
+from coordinator.drain.effects import Failed
+from coordinator.drain.wall import WallDriver
 from coordinator.membership import LEASE_MARGIN_S, Membership
 from node.agent import Agent
 from node.api.errors import FailedPrecondition
@@ -119,7 +121,7 @@ def commit_run(monkeypatch, answer_after: int, heartbeats: bool, unsafe: bool = 
         control.declare_dead_on_lost_commit = unsafe
         error = None
         try:
-            await control.commit(member, COMMIT)
+            await WallDriver(control).run(control.commit(member, COMMIT))
         except NodeRefused as err:
             error = str(err)
         await m.close()
@@ -166,7 +168,7 @@ def test_a_commit_answered_after_the_cpu_was_replaced_mid_drain_stops(monkeypatc
         control = Control(m, clock)
         control.reaper = reaper = FakeReaper(m)
         with pytest.raises(NodeRefused, match="replaced"):
-            await control.commit(member, COMMIT)
+            await WallDriver(control).run(control.commit(member, COMMIT))
         assert reaper.killed == []
         await m.close()
 
@@ -312,11 +314,13 @@ def test_a_lock_or_swap_request_stops_waiting_once_the_lease_has_run_out(monkeyp
         member.control = stream = SilentControl()
         control = Control(m, clock)
         swap = pb.PcpControlRequest(rcu_swap=pb.RcuSwapRequest(cpu=1, gp_timeout_ms=2000, lease_ms=500))
-        asking = asyncio.ensure_future(control.request(member, 9.0, swap, until_lease_expires=True))
+        asking = asyncio.ensure_future(
+            WallDriver(control).run(control.request(member, 9.0, swap, until_lease_expires=True))
+        )
         await asyncio.sleep(0.02)
         assert not asking.done()  # the lease still runs: it waits
         clock.now += 0.5 + LEASE_MARGIN_S
-        with pytest.raises(StreamBroken, match="lease ran out"):
+        with pytest.raises(Failed, match="lease ran out"):
             await asyncio.wait_for(asking, 5.0)
         assert stream.cancelled == 1 and m.is_current(member)  # given up on, not declared dead
         await m.close()

@@ -5,9 +5,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from coordinator.drain.drainer import DRAIN_BY_STRATEGY
+from coordinator.drain.drain_all import DRAIN_BY_STRATEGY
 from coordinator.drain.qpw import pw_sl_enabled, qpw_strategy
 from coordinator.drain.record import STRATEGIES, CpuDrain
+from coordinator.drain.wall import WallDriver
 from coordinator.tools.chaos.checker import drain_bound
 from coordinator.tools.compare import CompareConfig
 from node.api.v1 import pcpsim_pb2 as pb
@@ -27,16 +28,17 @@ def _drain(roles: dict[int, int], marked: list[int]) -> tuple[str, list[int]]:
     calls: list[tuple[str, list[int]]] = []
 
     def protocol(name):
-        async def drain(drainer, members):
+        def drain(drainer, members):
             calls.append((name, [m.cpu for m in members]))
             return [CpuDrain(m.cpu) for m in members]
+            yield  # a rule: a generator (this one yields no effect)
 
         return drain
 
     members = {cpu: SimpleNamespace(cpu=cpu, role=role) for cpu, role in roles.items()}
     drainer = SimpleNamespace(membership=SimpleNamespace(members=members))
     drain_qpw = qpw_strategy(protocol("queue_work_on"), protocol("requester_side"))
-    results = asyncio.run(drain_qpw(drainer, [members[c] for c in marked]))
+    results = asyncio.run(WallDriver(None).run(drain_qpw(drainer, [members[c] for c in marked])))
     assert [r.cpu for r in results] == marked
     assert len(calls) == 1, calls  # one protocol for the whole drain, never a mix
     return calls[0]

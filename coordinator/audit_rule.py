@@ -1,0 +1,108 @@
+"""The cluster-wide audit as a rule: stop the world, count every page once, start the world.
+
+Holds pcpu_drain_mutex (no drain in flight), parks every online CPU at a safe point
+(no refill or free in flight), snapshots each node's pcp lists, held pages and
+in-flight drain records, then, under zone->lock, checks conservation over the whole
+zone with node.mm.audit.audit and cross-checks the zone's ownership records against
+what each CPU says it holds. The CPUs run again whatever the outcome. The steps are
+effects (coordinator.drain.effects): coordinator.audit runs them on the wall driver.
+"""
+
+from coordinator.drain.effects import Call, Failed, Gather, Lock, Program, Unlock, ZoneLocked
+from coordinator.membership import Member, Membership
+from node.mm.zone_rules import OWNER_KINDS
+from node.api import validate
+from node.api.errors import Unavailable
+from node.api.v1 import pcpsim_pb2 as pb
+from node.mm import audit as mm_audit
+
+CALL_TIMEOUT_S = 10.0
+
+
+def audit(membership: Membership, pcpu_drain_mutex: object) -> Program[mm_audit.AuditReport]:
+    """An audit that fails to complete (a CPU did not answer) raises Unavailable naming the CPU and
+    leaves every CPU as it found it."""
+    yield Lock(pcpu_drain_mutex)
+    try:
+        members = membership.present()  # a CPU taken offline still holds its tasks' pages
+        before = yield Gather(tuple(_set_paused(m, True) for m in members))
+        try:
+            _raise_first(members, before, "park")
+            snaps = yield Gather(tuple(_snapshot(m) for m in members))
+            for snap in snaps:
+                if isinstance(snap, Failed):
+                    raise Unavailable(f"the audit could not snapshot every CPU: {snap}")
+                if isinstance(snap, BaseException):
+                    raise snap
+            report: mm_audit.AuditReport = yield ZoneLocked(
+                _check, (membership, snaps), "audit: the zone's records against every CPU's"
+            )
+        finally:
+            # Resume the CPUs this audit paused, and those whose pause has no known outcome (its
+            # reply was lost: better to resume a CPU paused on purpose than to leave one held with
+            # nobody to let it go). One paused on purpose before the audit stays paused.
+            yield Gather(
+                tuple(
+                    _set_paused(m, False)
+                    for m, b in zip(members, before, strict=True)
+                    if isinstance(b, BaseException) or not b.was_paused
+                )
+            )
+    finally:
+        yield Unlock(pcpu_drain_mutex)
+    return report
+
+
+def _set_paused(member: Member, paused: bool) -> Program[pb.RunStateReply]:
+    request = pb.RunStateRequest(cpu=member.cpu, paused=paused)
+    reply: pb.RunStateReply = yield Call(member, "SetRunState", request, CALL_TIMEOUT_S, None)
+    return reply
+
+
+def _snapshot(member: Member) -> Program[pb.NodeSnapshot]:
+    reply: pb.NodeSnapshot = yield Call(member, "Snapshot", pb.CpuRequest(cpu=member.cpu), CALL_TIMEOUT_S, None)
+    return reply
+
+
+def _raise_first(members: list[Member], outcomes: list[object], what: str) -> None:
+    """Unavailable naming the first CPU whose call failed, with the node's own status."""
+    for m, outcome in zip(members, outcomes, strict=True):
+        if isinstance(outcome, Failed):
+            raise Unavailable(f"the audit could not {what} cpu {m.cpu}: {outcome}")
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+def _check(zone_service, membership, snaps) -> mm_audit.AuditReport:
+    holders = {}
+    node_pages = {}
+    errors = []
+    for snap in snaps:
+        cpu = snap.cpu
+        mine = set()
+        for kind, lst in (("pcp", snap.pcp_pages), ("allocated", snap.allocated), ("inflight", snap.inflight)):
+            pages = [(pfn, order) for pfn, order, _ in validate.page_list(lst)]
+            holders[f"cpu{cpu}.{kind}"] = pages
+            mine.update(pages)
+        node_pages[cpu] = mine
+        if snap.running:  # its pages may have moved while they were copied: nothing here is exact
+            errors.append(f"cpu{cpu}: still running when snapshotted (not parked)")
+        errors.extend(f"cpu{cpu}: {e}" for e in snap.errors)
+    owned = zone_service.holdings()
+    for owner, name in OWNER_KINDS.items():  # the rest of the system, CMA and offline ranges
+        holders[name] = owned.get(owner, [])
+    seen = {s.cpu for s in snaps}
+    for cpu in sorted(set(owned) - set(OWNER_KINDS) - seen):
+        errors.append(f"cpu{cpu} holds {len(owned[cpu])} blocks by the zone's records but did not report")
+        holders[f"cpu{cpu}.unreported"] = owned[cpu]
+    for cpu, mine in node_pages.items():
+        recorded = set(owned.get(cpu, []))
+        if mine != recorded:
+            errors.append(
+                f"cpu{cpu}: zone records {len(recorded - mine)} blocks the CPU does not "
+                f"hold and the CPU holds {len(mine - recorded)} blocks the zone did not give it"
+            )
+    report = mm_audit.audit(zone_service.zone, holders)
+    report.errors.extend(errors)
+    report.ok = report.ok and not errors
+    return report

@@ -1,0 +1,253 @@
+"""The virtual driver of the drain rules: runs their effects (coordinator.drain.effects) on node.sim's
+event queue and simulated network, in one process and in virtual time (docs/engine.md).
+
+Each running program is a task the event queue resumes: a request travels to its CPU over the
+simulated network (one link each way per CPU, so a CPU's messages keep their order), the CPU answers it
+when it arrives (a `Peer`: the CPU's half, a scripted fake in unit tests), and the answer travels back;
+its bound is an event at the instant it runs out, and whichever comes first resumes the task (a token
+turns the other into a no-op, as the wall stream's close makes a late reply unreadable). A Send that
+watches the lease looks every `poll_s`, as the wall driver does. The chaos trap stops the whole
+coordinator for `stop_for_s`: every task's resumption due meanwhile waits until it runs again, as
+asyncio's timers fire late after a SIGCONT. pcpu_drain_mutex is a `VirtualMutex`, handed over in
+FIFO order. Nothing here reads a wall clock or draws an unseeded number: the order of every step is
+the event queue's (time, seq), so one seed gives one trace (`trace`, one line per step).
+"""
+
+import collections
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from coordinator.drain import effects as fx
+from coordinator.drain.control import Control
+from coordinator.membership import Member
+from node.sim.clock import EventQueue
+from node.sim.net import SimNetwork
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A CPU's reply to a request, sent back `after_s` after the request arrived (its own handling time:
+    waiting for its pcp lock, a grace period, a flush)."""
+
+    reply: Any
+    after_s: float = 0.0
+
+
+class Peer(Protocol):
+    """A CPU as the virtual driver reaches it. Each method is called when a request arrives; None: the
+    request is lost (never answered)."""
+
+    def control(self, message: Any) -> Answer | None: ...
+
+    def call(self, method: str, request: Any) -> Answer | None: ...
+
+
+class VirtualMutex:
+    """pcpu_drain_mutex in virtual time: held or not, and who waits for it, first come first served."""
+
+    def __init__(self) -> None:
+        self.held = False
+        self.waiters: collections.deque[tuple[_Task, int]] = collections.deque()
+
+
+class _Task:
+    """One running program; `token` counts its effects, so only the current effect's outcome resumes it."""
+
+    def __init__(self, program: fx.Program[Any], done: Callable[[Any, BaseException | None], None]) -> None:
+        self.program = program
+        self.done = done
+        self.token = 0
+
+
+class VirtualDriver:
+    def __init__(
+        self,
+        control: Control,
+        queue: EventQueue,
+        net: SimNetwork,
+        peers: Mapping[int, Peer],
+        zone: object,
+        declare_dead: Callable[[Member], object],
+        stop_for_s: float | None = None,
+    ) -> None:
+        self.control = control
+        self.queue = queue
+        self.net = net
+        self.peers = peers
+        self.zone = zone  # the zone service ZoneLocked effects run on (zone->lock is this one thread)
+        self.declare_dead = declare_dead  # page_alloc_cpu_dead (the reaper's kill)
+        self.stop_for_s = stop_for_s  # the chaos trap, armed: how long the coordinator stays stopped
+        self.stopped_until = 0.0
+        self.trace: list[str] = []
+
+    # ------------------------------------------------------------------ running programs
+    def start(self, program: fx.Program[T], done: Callable[[Any, BaseException | None], None]) -> None:
+        """Run `program` from now; `done(result, None)` or `done(None, error)` when it ends."""
+        self._step(_Task(program, done), None, None)
+
+    def run(self, program: fx.Program[T], until: float) -> T:
+        """Run `program` to its end (other events run meanwhile, in order); an error if it has not
+        ended by virtual time `until`."""
+        outcome: list[tuple[Any, BaseException | None]] = []
+        self.start(program, lambda value, error: outcome.append((value, error)))
+        while not outcome and len(self.queue) and (self.queue.next_time() or 0.0) <= until:
+            self.queue.step()
+        if not outcome:
+            raise RuntimeError(f"the drain had not ended by virtual time {until!r}")
+        value, error = outcome[0]
+        if error is not None:
+            raise error
+        result: T = value
+        return result
+
+    def _note(self, line: str) -> None:
+        self.trace.append(f"{self.queue.clock.now!r} {line}")
+
+    def _step(self, task: _Task, value: Any, error: BaseException | None) -> None:
+        if self.queue.clock.now < self.stopped_until:  # the coordinator is stopped: nothing of it runs
+            self.queue.at(self.stopped_until, self._step, task, value, error)
+            return
+        task.token += 1  # whatever outcome of the effect before is still on its way is stale from now on
+        try:
+            effect = task.program.throw(error) if error is not None else task.program.send(value)
+        except StopIteration as end:
+            task.done(end.value, None)
+            return
+        except Exception as err:
+            task.done(None, err)
+            return
+        self._do(task, task.token, effect)
+
+    def _wake(self, task: _Task, token: int, value: Any = None, error: BaseException | None = None) -> None:
+        if token == task.token:
+            self._step(task, value, error)
+
+    def _soon(self, task: _Task, token: int, value: Any = None, error: BaseException | None = None) -> None:
+        """Resume at this instant, as an event of its own (no recursion however long a program runs)."""
+        self.queue.at(self.queue.clock.now, self._wake, task, token, value, error)
+
+    # ------------------------------------------------------------------ effects
+    def _do(self, task: _Task, token: int, effect: fx.Effect) -> None:
+        if isinstance(effect, fx.Send):
+            cpu, message = effect.member.cpu, effect.message
+            # The wall driver's account of an unanswered request: the control stream's own timeout.
+            late = f"StreamBroken: DEADLINE_EXCEEDED: no reply on cpu{cpu}-pcp-control within {effect.timeout}s"
+            self._request(
+                task, token, cpu, message.WhichOneof("op"), effect.timeout, late, lambda p: p.control(message)
+            )
+            if effect.give_up is not None:
+                self.queue.after(effect.poll_s, self._poll, task, token, effect)
+        elif isinstance(effect, fx.Call):
+            method, request = effect.method, effect.request
+            late = "DEADLINE_EXCEEDED: Deadline Exceeded"  # grpc.aio's deadline, as the wall driver reports it
+            self._request(
+                task, token, effect.member.cpu, method, effect.timeout, late, lambda p: p.call(method, request)
+            )
+        elif isinstance(effect, fx.Sleep):
+            self.queue.after(effect.seconds, self._wake, task, token)
+        elif isinstance(effect, fx.Gather):
+            self._gather(task, token, effect)
+        elif isinstance(effect, fx.StopHere):
+            if self.stop_for_s is not None:
+                self._note(f"stopped for {self.stop_for_s!r}")
+                self.stopped_until = self.queue.clock.now + self.stop_for_s
+                self.stop_for_s = None
+            self._soon(task, token)
+        elif isinstance(effect, fx.ZoneLocked):
+            self._note(effect.what)
+            try:
+                self._soon(task, token, effect.fn(self.zone, *effect.args))
+            except Exception as err:
+                self._soon(task, token, error=err)
+        elif isinstance(effect, fx.DeclareDead):
+            self._note(f"cpu{effect.member.cpu} declared dead")
+            self._soon(task, token, self.declare_dead(effect.member))
+        elif isinstance(effect, fx.Lock):
+            self._lock(task, token, effect)
+        elif isinstance(effect, fx.Unlock):
+            self._unlock(effect.mutex)
+            self._soon(task, token)
+        else:
+            raise TypeError(f"not an effect: {effect!r}")
+
+    def _request(
+        self,
+        task: _Task,
+        token: int,
+        cpu: int,
+        what: str,
+        timeout: float,
+        late: str,
+        handle: Callable[[Peer], Answer | None],
+    ) -> None:
+        """A request to `cpu`, handled on arrival, its answer sent back; Failed(`late`) after `timeout`."""
+        self._note(f"cpu{cpu} {what} sent")
+
+        def arrive() -> None:
+            answer = handle(self.peers[cpu])
+            if answer is None:
+                self._note(f"cpu{cpu} {what} lost")
+                return
+            self.queue.after(answer.after_s, self.net.send, (cpu, "in"), reply, answer.reply)
+
+        def reply(message: Any) -> None:
+            if token == task.token:
+                self._note(f"cpu{cpu} {what} answered")
+            self._wake(task, token, message)
+
+        def expire() -> None:
+            if token == task.token:
+                self._note(f"cpu{cpu} {what} timed out")
+                self._wake(task, token, error=fx.Failed(late))
+
+        self.net.send((cpu, "out"), arrive)
+        self.queue.after(timeout, expire)
+
+    def _poll(self, task: _Task, token: int, send: fx.Send) -> None:
+        if token != task.token:
+            return
+        assert send.give_up is not None
+        if send.give_up():
+            self._note(f"cpu{send.member.cpu} given up on")
+            self._wake(task, token, error=fx.GaveUp())
+        else:
+            self.queue.after(send.poll_s, self._poll, task, token, send)
+
+    def _gather(self, task: _Task, token: int, gather: fx.Gather) -> None:
+        results: list[Any] = [None] * len(gather.programs)
+        left = [len(gather.programs)]
+        if not gather.programs:
+            self._soon(task, token, results)
+            return
+
+        def finished(i: int, value: Any, error: BaseException | None) -> None:
+            results[i] = error if error is not None else value
+            left[0] -= 1
+            if not left[0]:
+                self._wake(task, token, results)
+
+        for i, program in enumerate(gather.programs):
+            self._step(_Task(program, functools.partial(finished, i)), None, None)
+
+    def _lock(self, task: _Task, token: int, lock: fx.Lock) -> None:
+        mutex = lock.mutex
+        assert isinstance(mutex, VirtualMutex), "the virtual driver's programs take VirtualMutexes"
+        if not mutex.held:
+            mutex.held = True
+            self._soon(task, token, True)
+        elif not lock.wait:
+            self._soon(task, token, False)
+        else:
+            mutex.waiters.append((task, token))
+
+    def _unlock(self, mutex: object) -> None:
+        assert isinstance(mutex, VirtualMutex) and mutex.held, "unlock of a mutex not held"
+        if mutex.waiters:
+            task, token = mutex.waiters.popleft()  # handed over: it stays held
+            self._soon(task, token, True)
+        else:
+            mutex.held = False
