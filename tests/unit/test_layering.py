@@ -26,7 +26,14 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 PACKAGES = ("node", "coordinator")
 NODE_FOR_COORDINATOR = ("node.mm", "node.api", "node.shared", "node.sim")
 # The rules extracted from their drivers so far (docs/engine.md lists what comes next).
-RULE_MODULES = ("node.sched", "node.tasks")
+RULE_MODULES = (
+    "node.sched",
+    "node.tasks",
+    "node.grants",
+    "node.remote_lock_rule",
+    "node.rcu_drain_rule",
+    "node.rcu_gp",
+)
 RULE_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "random")
 SIM_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "datetime", "concurrent", "random")
 SIM_RNG = "node.sim.rng"  # the one module of node.sim that may import random
