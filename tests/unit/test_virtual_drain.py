@@ -286,3 +286,43 @@ def test_one_seed_gives_one_event_log_and_another_seed_another():
 def test_a_drain_in_virtual_time_reads_no_wall_clock_and_draws_no_unseeded_number(monkeypatch):
     forbid_wall_clock_and_shared_random(monkeypatch)
     assert "rpc unlock 1 commit True" in run_text(7)
+
+
+def test_a_virtual_pcp_lock_serves_waiters_in_arrival_order_and_a_bounded_wait_gives_up_at_its_bound():
+    """A drainer holds the lock from 0 to 10 us; the CPU (the owner, through PcpLock's `with`) spins on it
+    from 1 us, another drainer from 2 us for at most 3 us. That one gives up at 5 us; at 10 us the release
+    hands the lock to the CPU, and a trylock at that very instant fails (a waiter is queued, as
+    queued_spin_trylock fails on a non-zero lock word); the CPU releases it at 12 us and it is free."""
+    queue = EventQueue()
+    events: list = []
+
+    def drainer(hold: float, timeout: float):
+        def main(strand: Strand) -> None:
+            ok = lock.acquire_as(strand, timeout=timeout)
+            events.append((strand.clock(), strand.fiber.name, ok))
+            if ok:
+                strand.wait_until(strand.clock() + hold)
+                lock.release()
+                events.append((strand.clock(), "trylock", lock.acquire_as(strand, blocking=False)))
+
+        return main
+
+    def cpu(strand: Strand) -> None:
+        with lock:
+            events.append((strand.clock(), "cpu", True))
+            strand.wait_until(strand.clock() + 2e-6)
+
+    owner = Strand(queue, "cpu", cpu)
+    lock = VirtualPcpLock(queue, owner)
+    strands = [Strand(queue, "a", drainer(10e-6, -1)), owner, Strand(queue, "b", drainer(0.0, 3e-6))]
+    for strand, at in zip(strands, (0.0, 1e-6, 2e-6), strict=True):
+        strand.start(at)
+    try:
+        queue.run(20e-6)
+    finally:
+        for strand in strands:
+            strand.close()
+    assert events == [(0.0, "a", True), (2e-6 + 3e-6, "b", False), (10e-6, "trylock", False), (10e-6, "cpu", True)]
+    assert not lock.locked() and (lock.acquisitions, lock.contended, lock.trylock_failures) == (2, 2, 1)
+    with pytest.raises(RuntimeError):
+        lock.release()
