@@ -51,10 +51,16 @@ class VirtualPcpLock:
         self.contended += 1
         wait = Wait(self.queue, waiter, None if timeout < 0 else timeout)
         self._waiters.append(wait)
-        if wait.suspend():
+        try:
+            ok = wait.suspend()
+        except BaseException:  # the waiter's fiber was closed (the run ended) while it waited
+            if wait.ok:
+                self.release()  # handed over to a waiter that is gone: pass it on
+            wait.over = True  # a release skips it
+            raise
+        if ok:
             self.acquisitions += 1  # handed over by release: held for this waiter now
-            return True
-        return False
+        return ok
 
     def release(self) -> None:
         if not self._held:

@@ -326,3 +326,24 @@ def test_a_virtual_pcp_lock_serves_waiters_in_arrival_order_and_a_bounded_wait_g
     assert not lock.locked() and (lock.acquisitions, lock.contended, lock.trylock_failures) == (2, 2, 1)
     with pytest.raises(RuntimeError):
         lock.release()
+
+
+def test_a_waiter_whose_fiber_ends_while_it_waits_is_skipped_by_the_release():
+    """A run that ends (its fibers closed) while a drainer waits for the lock leaves no waiter behind
+    that a release would hand the lock to."""
+    queue = EventQueue()
+
+    def holder(strand: Strand) -> None:
+        lock.acquire_as(strand)
+        strand.wait_until(10e-6)
+        lock.release()
+
+    holding, waiting = Strand(queue, "a", holder), Strand(queue, "b", lambda strand: lock.acquire_as(strand))
+    lock = VirtualPcpLock(queue, holding)
+    holding.start(0.0)
+    waiting.start(1e-6)
+    queue.run(5e-6)
+    waiting.close()
+    queue.run(20e-6)
+    holding.close()
+    assert not lock.locked() and lock.contended == 1
