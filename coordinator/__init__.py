@@ -1,8 +1,8 @@
 """pcpsim's coordinator: the control plane process, and the tools a user runs against a cluster.
 
 The process (`python -m coordinator`):
-- zone_service  the zone as a service: the buddy allocator behind zone->lock, page ownership,
-                idempotent transfers
+- zone_service  the zone as a service: the wall driver of node.mm.zone_rules (page ownership,
+                idempotent transfers, watermarks) behind zone->lock
 - membership    who is online, heartbeats, leases, heartbeat pacing
 - registration  what a CPU joining changes: a replaced process's pages, the recovery claim
 - hotplug       the dead-CPU path (Reaper, page_alloc_cpu_dead) and pageset sizes (zone_pcp_update)

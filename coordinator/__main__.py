@@ -96,7 +96,7 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
     )
     p.add_argument(
         "--kernel",
-        choices=sorted(profiles.PROFILES),
+        choices=profiles.LIVE,
         default=profiles.DEFAULT_KERNEL,
         env="PCPSIM_KERNEL",
         help="kernel profile the CPUs run (node.mm.profile; default %(default)s)",

@@ -1,104 +1,58 @@
-"""The zone as a service: the buddy allocator behind zone->lock, with page ownership.
+"""The zone as a service: the wall driver of the zone's rules (node.mm.zone_rules), behind zone->lock.
 
-zone->lock is one worker thread: every zone operation runs on it, in arrival order,
-and holds it for the operation's modeled cost (CostModel.zone_hold, a refill's
-rmqueue_hold: a blocking sleep), so CPUs that refill, free or drain at the same time
-queue for the lock as they do in the kernel. A hold shorter than SLEEP_MIN_S is not
-slept: the OS would oversleep it several times over (time.sleep of any tiny value takes
-~0.1 ms here). When the time scale makes every hold that short (the benchmarks'
---time-scale 1e-6), an operation is only its own Python work, so one that finds
-zone->lock free and nothing queued runs on the event loop at once instead of paying a
-hop to the worker thread and back.
+The rules (ownership records, idempotency slots, refusal at the min watermark, ZONE_RECLAIM_ACTIVE,
+cpu_dead, claim, ranges, the transfer log) are node.mm.zone_rules.ZoneRules, which the virtual driver
+(node.virtual.zone) calls too; each operation returns the hold of zone->lock it costs in kernel
+microseconds. This module does the waiting: zone->lock is one worker thread, every zone operation
+runs on it, in arrival order, and holds it for that cost scaled to wall time (a blocking sleep), so
+CPUs that refill, free or drain at the same time queue for the lock as they do in the kernel. A hold
+shorter than SLEEP_MIN_S is not slept: the OS would oversleep it several times over (time.sleep of
+any tiny value takes ~0.1 ms here). When the time scale makes every hold that short (the benchmarks'
+--time-scale 1e-6), an operation is only its own Python work, so one that finds zone->lock free and
+nothing queued runs on the event loop at once instead of paying a hop to the worker thread and back.
+A refusal of the rules (Refused) is a FailedPrecondition here, which the servicer answers as such.
 
-Ownership: the service records which CPU holds every block it handed out (head pfn ->
-(cpu, order)). A free is checked page by page against that record *before* anything
-is applied, so a request that names a page its CPU does not hold, a wrong order or a
-page already free is refused whole and changes nothing.
-
-Idempotency: every transfer carries a key, and a retry of an applied transfer gets the
-first answer back. The service keeps the last outcome of each request stream: a (CPU,
-stream) slot, the stream being the node's own CPU thread (NODE: refills and frees, one at a
-time, each sent again until answered; node.zone_client) or the coordinator's drains of that
-CPU (DRAIN: one at a time under pcpu_drain_mutex, keyed by the drain's token). A sender
-has at most one request outstanding per stream, so a retry is always of the last request
-its slot saw, and nothing older can come back: a retry travels on a new zone stream
-opened after the old one was cancelled, and gRPC cancels a cancelled stream's handler
-before it reaches zone->lock or, once queued there, it runs first. No window of past keys
-is needed, so none can be evicted under a retry (a free applied twice would be refused and
-its pages left with a CPU that no longer owns them; a refill applied twice would hand the
-same pages out again). A slot records its incarnation: the first request of a new
-incarnation replaces the old one's outcome (the membership fences the old incarnation
-before anything reaches the zone), and `cpu_dead` drops the CPU's slots, so the memory is
-bounded by CPUs times streams. A key is bound to its request (operation, cpu and arguments):
-the same key on a different request is refused, not answered with pages another request
-was given (which its sender would then record at the wrong order, or as its own).
-
-Watermarks: a refill or buddy allocation that would take the zone below its min
-watermark is refused (the allocating CPU then enters direct reclaim).
-ZONE_RECLAIM_ACTIVE stands for kswapd at work: set when free pages fall below the low
-watermark, cleared once they are back above high.
+Why the idempotency slots need no window of past keys on this driver: a retry travels on a new zone
+stream opened after the old one was cancelled, and gRPC cancels a cancelled stream's handler before
+it reaches zone->lock or, once queued there, it runs first; so a sender's retry is always of the last
+request its slot saw.
 """
 
 import asyncio
 import concurrent.futures
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import TypeVar
 
 from node.api.errors import FailedPrecondition
 from node.api.validate import MAX_PAGES_PER_MESSAGE
-from node.mm import isolation
-from node.mm.buddy import PageStateError
-from node.mm.constants import MAX_ORDER, MIGRATE_MOVABLE
+from node.mm.constants import Page
 from node.mm.zone import Zone
+from node.mm.zone_rules import CMA, DRAIN, NODE, OFFLINE, OTHER, OWNER_KINDS, Held, Refused, ZoneReply, ZoneRules
 from node.shared.timebase import CostModel
 
-OTHER = -1  # owner of pages held by the rest of the system (page cache, slab, ...)
-CMA = -2  # a range taken by alloc_contig_range (coordinator.contig)
-OFFLINE = -3  # a range taken by offline_pages
-OWNER_KINDS = {OTHER: "other", CMA: "cma", OFFLINE: "offline"}  # owners that are not CPUs (the audit's names)
+# The rules' names the coordinator's modules import from here.
+__all__ = ["CMA", "DRAIN", "NODE", "OFFLINE", "OTHER", "OWNER_KINDS", "SLEEP_MIN_S", "ZoneReply", "ZoneService"]
+
 SLEEP_MIN_S = 50e-6  # Linux's default timer slack: no sleep is shorter
-NODE = "node"  # the request streams of a CPU (see Idempotency above)
-DRAIN = "drain"
-
-
-@dataclass(frozen=True)
-class ZoneReply:
-    pfns: tuple = ()
-    watermark_ok: bool = True
-    free_pages: int = 0
-    reclaim_active: bool = False
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """The last transfer applied on one (CPU, stream) slot."""
-
-    incarnation: str
-    transfer_id: str
-    key: tuple  # the request it answered (operation, cpu, arguments)
-    reply: ZoneReply
+R = TypeVar("R")
 
 
 class ZoneService:
     def __init__(self, zone: Zone, cost: CostModel, sleep=time.sleep, transfer_log=None):
         """`transfer_log`: node.shared.transfer_log.TransferLog (--transfer-log): the ownership changes
         no node sees (the chaos checker's other half), or None."""
+        self.rules = ZoneRules(zone, cost, transfer_log)
         self.zone = zone
-        self.transfer_log = transfer_log
-        if transfer_log is not None:
-            transfer_log.write("start")
         self.cost = cost
         self._sleep_fn = sleep
         self._lock = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="zone-lock")
         self._held_by = threading.Lock()  # whoever runs an operation: the worker thread or the loop
         self._queued = 0  # operations handed to the worker and not finished (touched on the loop only)
         self._inline = cost.zone_hold(MAX_PAGES_PER_MESSAGE) < SLEEP_MIN_S
-        self.owned: dict[int, tuple[int, int]] = {}  # head pfn -> (cpu, order)
-        self._last: dict[tuple[int, str], _Outcome] = {}  # (cpu, stream) -> its last transfer
         self.lock_hold_s = 0.0  # wall time zone->lock was held, all operations (for metrics)
         self.lock_ops = 0
-        self.refused = 0
 
     def close(self) -> None:
         self._lock.shutdown(wait=False, cancel_futures=True)
@@ -134,184 +88,53 @@ class ZoneService:
         if seconds >= SLEEP_MIN_S:
             self._sleep_fn(seconds)
 
-    # ------------------------------------------------------- under zone->lock
+    # ------------------------------------------------ under zone->lock: the rules
+    @property
+    def owned(self) -> dict[int, tuple[int, int]]:
+        return self.rules.owned
+
+    @property
+    def refused(self) -> int:
+        return self.rules.refused
+
     def preallocate(self, pages: int) -> int:
-        """Hand `pages` base pages to the rest of the system, in the largest blocks the
-        zone has (memory pressure for direct reclaim to act on). Returns pages taken."""
-        taken = 0
-        blocks = []
-        order = MAX_ORDER - 1
-        while taken < pages and order >= 0:
-            if (1 << order) > pages - taken:
-                order -= 1
-                continue
-            pfn = self.zone.rmqueue_buddy(order, MIGRATE_MOVABLE)
-            if pfn is None:
-                order -= 1
-                continue
-            self.owned[pfn] = (OTHER, order)
-            blocks.append((pfn, order))
-            taken += 1 << order
-        if blocks:
-            self._log("take", OTHER, blocks)
-        self._update_reclaim()
-        return taken
+        return self.rules.preallocate(pages)
 
     def rmqueue(
         self, cpu: int, order: int, migratetype: int, count: int, transfer_id: str, incarnation: str
     ) -> ZoneReply:
-        """A refill by the node's CPU thread (stream NODE)."""
-        key = ("rmqueue", cpu, order, migratetype, count)
-        slot = (cpu, NODE)
-        done = self._replay(slot, incarnation, transfer_id, key)
-        if done is not None:
-            return done
-        zone = self.zone
-        if zone.free_pages - (count << order) < zone.watermark["min"]:
-            self.refused += 1
-            return self._reply((), False)
-        pfns: tuple[int, ...]
-        if count == 1:
-            pfn = zone.rmqueue_buddy(order, migratetype)
-            pfns = () if pfn is None else (pfn,)
-        else:
-            pfns = tuple(zone.rmqueue_bulk(order, count, migratetype))
-        for pfn in pfns:
-            self.owned[pfn] = (cpu, order)
-        self._sleep(self.cost.rmqueue_hold(len(pfns)))
-        return self._remember(slot, _Outcome(incarnation, transfer_id, key, self._reply(pfns, True)))
+        return self._apply(self.rules.rmqueue, cpu, order, migratetype, count, transfer_id, incarnation)
 
-    def free_pages(self, cpu: int, pages: list, transfer_id: str, incarnation: str, stream: str) -> ZoneReply:
-        """Pages of `cpu` back to the buddy: sent by the node (stream NODE) or by a drainer that
-        took them off its lists (DRAIN)."""
-        key = ("free", cpu, tuple(pages))
-        slot = (cpu, stream)
-        done = self._replay(slot, incarnation, transfer_id, key)
-        if done is not None:
-            return done
-        owned = self.owned
-        for pfn, order, _ in pages:
-            holder = owned.get(pfn)
-            if holder != (cpu, order):
-                raise FailedPrecondition(
-                    f"cpu {cpu} frees pfn {pfn} order {order}, but the zone records "
-                    + ("it as free" if holder is None else f"cpu {holder[0]} holding it at order {holder[1]}")
-                )
-        for pfn, order, migratetype in pages:
-            del owned[pfn]
-            self.zone.free_one_page(pfn, order, migratetype)
-        self._sleep(self.cost.zone_hold(len(pages)))
-        return self._remember(slot, _Outcome(incarnation, transfer_id, key, self._reply((), True)))
+    def free_pages(self, cpu: int, pages: list[Page], transfer_id: str, incarnation: str, stream: str) -> ZoneReply:
+        return self._apply(self.rules.free_pages, cpu, pages, transfer_id, incarnation, stream)
 
     def cpu_dead(self, cpu: int) -> int:
-        """page_alloc_cpu_dead -> drain_pages(cpu): a CPU's process is gone, and with it
-        its pcp lists and the pages its tasks held; every block the zone records as that
-        CPU's goes back to the free lists. Returns base pages reclaimed."""
-        for stream in (NODE, DRAIN):  # that incarnation sends nothing more
-            self._last.pop((cpu, stream), None)
-        blocks = [(pfn, order) for pfn, (owner, order) in self.owned.items() if owner == cpu]
-        for pfn, order in blocks:
-            del self.owned[pfn]
-            self.zone.free_one_page(pfn, order, self.zone.get_pageblock_migratetype(pfn))
-        self._log("cpu_dead", cpu)
-        self._sleep(self.cost.zone_hold(len(blocks)))
-        self._update_reclaim()
-        return sum(1 << order for _, order in blocks)
+        return self._apply(self.rules.cpu_dead, cpu)
 
-    def claim(self, cpu: int, pages: list) -> int:
-        """Rebuild: record blocks a node reports holding as that CPU's, taking them off the
-        free lists. All or nothing: a block that is not wholly free (another holder reported
-        it, or it overlaps one of this report's) is refused and nothing changes. Returns base
-        pages claimed."""
-        taken = []
+    def claim(self, cpu: int, pages: list[Page]) -> int:
         try:
-            for pfn, order, _ in pages:
-                taken.append((pfn, order, self.zone.take_page_off_buddy(pfn, order)))
-        except PageStateError as err:
-            for pfn, order, mt in reversed(taken):
-                self.zone.free_one_page(pfn, order, mt)
-            raise FailedPrecondition(f"cpu {cpu} reports holding pages the zone cannot give it: {err}") from None
-        for pfn, order, _ in taken:
-            self.owned[pfn] = (cpu, order)
-        self._log("claim", cpu, [(pfn, order) for pfn, order, _ in taken])
-        self._update_reclaim()
-        return sum(1 << order for _, order, _ in taken)
+            return self.rules.claim(cpu, pages)
+        except Refused as err:
+            raise FailedPrecondition(str(err)) from None
 
-    def take_range(self, owner: int, start: int, nr_pages: int):
-        """The range's pages, isolated, out of the buddy and recorded as `owner`'s (CMA or OFFLINE); or,
-        if a page is still in use, (None, busy pfn, its holder) and nothing changes."""
-        busy = isolation.test_pages_isolated(self.zone, start, nr_pages)
-        if busy is not None:
-            return None, busy, self.holder_of(busy)
-        blocks = isolation.take_isolated_range(self.zone, start, nr_pages)
-        for pfn, order in blocks:
-            self.owned[pfn] = (owner, order)
-        self._log("take", owner, blocks)
-        self._sleep(self.cost.zone_hold(len(blocks)))
-        self._update_reclaim()
-        return blocks, None, None
+    def take_range(self, owner: int, start: int, nr_pages: int) -> tuple:
+        return self._apply(self.rules.take_range, owner, start, nr_pages)
 
     def release_range(self, start: int, nr_pages: int) -> int:
-        """cma_release / online_pages: the range, recorded whole as one CMA or OFFLINE owner's, back to the
-        buddy; returns the owner. Anything else is refused and changes nothing."""
-        blocks = isolation.range_blocks(start, isolation.check_range(self.zone, start, nr_pages))
-        owners = {self.owned.get(pfn) for pfn, _ in blocks}
-        only = next(iter(owners)) if len(owners) == 1 else None  # None too if no one owns them
-        owner = only[0] if only is not None else None
-        if owner not in (CMA, OFFLINE) or any(self.owned[pfn][1] != order for pfn, order in blocks):
-            raise FailedPrecondition(
-                f"range [{start}, {start + nr_pages}) is not one taken range "
-                "(AllocContigRange or OfflinePages of exactly these pages)"
-            )
-        for pfn, order in blocks:
-            del self.owned[pfn]
-            self.zone.free_one_page(pfn, order, self.zone.get_pageblock_migratetype(pfn))
-        self._log("release", owner, blocks)
-        self._sleep(self.cost.zone_hold(len(blocks)))
-        self._update_reclaim()
-        return owner
+        return self._apply(self.rules.release_range, start, nr_pages)
 
-    def holder_of(self, pfn: int):
-        """The owner recorded for the block containing `pfn` (a CPU or an OWNER_KINDS key), or None."""
-        for k in range(MAX_ORDER):
-            held = self.owned.get(pfn & ~((1 << k) - 1))
-            if held is not None and held[1] >= k:
-                return held[0]
-        return None
+    def holder_of(self, pfn: int) -> int | None:
+        return self.rules.holder_of(pfn)
 
     def holdings(self) -> dict[int, list]:
-        """Pages handed out, by owner: cpu -> [(pfn, order)]."""
-        out: dict[int, list] = {}
-        for pfn, (cpu, order) in self.owned.items():
-            out.setdefault(cpu, []).append((pfn, order))
-        return out
+        return self.rules.holdings()
 
-    # ------------------------------------------------------------- helpers
-    def _reply(self, pfns, ok: bool) -> ZoneReply:
-        self._update_reclaim()
-        return ZoneReply(pfns, ok, self.zone.free_pages, self.zone.reclaim_active)
-
-    def _replay(self, slot: tuple[int, str], incarnation: str, transfer_id: str, key: tuple) -> ZoneReply | None:
-        """The first answer, if this is a retry of the slot's last transfer; None if it is new."""
-        last = self._last.get(slot)
-        if last is None or last.incarnation != incarnation or last.transfer_id != transfer_id:
-            return None
-        if last.key != key:
-            raise FailedPrecondition(f"transfer_id {transfer_id[:40]!r} was already used for another request")
-        return last.reply
-
-    def _remember(self, slot: tuple[int, str], outcome: _Outcome) -> ZoneReply:
-        self._last[slot] = outcome
-        return outcome.reply
-
-    def _log(self, ev: str, owner: int, blocks: list | None = None) -> None:
-        if self.transfer_log is not None:
-            extra = {} if blocks is None else {"pages": [[pfn, order] for pfn, order in blocks]}
-            self.transfer_log.write(ev, owner=owner, **extra)
-
-    def _update_reclaim(self) -> None:
-        zone = self.zone
-        if zone.free_pages < zone.watermark["low"]:
-            zone.reclaim_active = True
-        elif zone.free_pages >= zone.watermark["high"]:
-            zone.reclaim_active = False
+    def _apply(self, operation: Callable[..., Held[R]], *args) -> R:
+        """operation(*args) of the rules, then zone->lock held for what it cost; a refusal, which
+        changed nothing, is a FailedPrecondition."""
+        try:
+            value, hold_us = operation(*args)
+        except Refused as err:
+            raise FailedPrecondition(str(err)) from None
+        self._sleep(self.cost.wall(hold_us))
+        return value

@@ -322,6 +322,8 @@ async def main(args) -> None:
         strategy=reply.strategy,
         kernel=reply.kernel or profiles.DEFAULT_KERNEL,
         transfer_log=tlog,
+        managed_pages=reply.zone.managed_pages,
+        nr_cpus=reply.nr_cpus,
     )
     runtime.incarnation = request.incarnation
     runtime.epoch = epoch  # the one the zone client checks replies with

@@ -24,13 +24,13 @@ from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import MEMBERSHIP, OPERATOR, Cpu
 from node.epoch import CoordinatorEpoch
 from node.metrics import NodeMetrics
-from node.mm import audit, pcp_rcu
+from node.mm import audit, pcp_high, pcp_rcu
 from node.mm import pcp as pcpmod
 from node.mm import profile as profiles
 from node.rcu_drain import RcuDrain
 from node.remote_lock import RemotePcpLock
 from node.shared.timebase import CostModel, lease_clock
-from node.tasks import Housekeeping, IrqSource, LatencyTask
+from node.tasks import STAT_INTERVAL_US, Housekeeping, IrqSource, LatencyTask, VmstatRefresh
 
 ROLES = {
     "housekeeping": pb.ROLE_HOUSEKEEPING,
@@ -93,12 +93,16 @@ class NodeRuntime:
         strategy: int = pb.STRATEGY_REMOTE,
         kernel: str = profiles.DEFAULT_KERNEL,
         transfer_log=None,
+        managed_pages: int = 0,
+        nr_cpus: int = 1,
     ):
         """`registry`: a prometheus_client CollectorRegistry to export this CPU's metrics to (None: none).
         `fencing` False is the checker's broken variant (node.remote_lock).
         `strategy`: the cluster's default drain strategy, which decides the pcp design (module docstring);
         `kernel`: the kernel profile (node.mm.profile) whose pcp semantics the spinlock design follows.
-        `transfer_log`: node.shared.transfer_log.TransferLog (--transfer-log), or None."""
+        `transfer_log`: node.shared.transfer_log.TransferLog (--transfer-log), or None.
+        `managed_pages`, `nr_cpus`: the zone's size and CPUs at registration, from which a v6.7+ profile's
+        pcp->high_max follows (node.mm.pcp_high.pageset_high_max; 0: no auto-tuning)."""
         self.cpu_id = cpu_id
         self.transfer_log = transfer_log
         self.role = role
@@ -129,11 +133,14 @@ class NodeRuntime:
             self.rcu_drain = self.remote_drain = RcuDrain(self.pcp, self.cpu.rcu, clock, transfer_log)
         else:
             self.pcp = pcpmod.PerCpuPages(cpu_id, high=high, batch=batch)
+            self.pcp.auto_high = self.profile.pcp_high_auto
             self.pcp_ops = profiles.pcp_ops(self.profile)
             self.rcu_drain = None
             self.remote_lock = self.remote_drain = RemotePcpLock(
                 self.pcp, clock, fencing=fencing, transfer_log=transfer_log
             )
+        self.managed_pages, self.nr_cpus = managed_pages, nr_cpus
+        self.set_pageset(high, batch)
         self.alloc = PageAllocator(
             self.cpu,
             self.pcp,
@@ -168,6 +175,12 @@ class NodeRuntime:
                 loops=config.loops,
             )
             self.cpu.sources = [self.task]
+        self.vmstat: VmstatRefresh | None = None
+        # vmstat_update is where v6.7+ decays pcp->high; vmstat_shepherd skips isolated CPUs (v6.5+).
+        shepherded = not (role in ("isolated-preemptible", "isolated-rt") and self.profile.vmstat_skips_isolated)
+        if self.pcp_ops is not pcp_rcu and self.profile.pcp_high_auto and shepherded:
+            self.vmstat = VmstatRefresh(self._vmstat_update, clock, cost.wall(STAT_INTERVAL_US))
+            self.cpu.sources = [*self.cpu.sources, self.vmstat]
         self.metrics: NodeMetrics | None = None
         if registry is not None:
             # Histograms are fed by hooks, once per period / work item / remote grant, never per page;
@@ -198,8 +211,13 @@ class NodeRuntime:
         return self.lease_until - self.lease_clock()
 
     def set_pageset(self, high: int, batch: int) -> None:
-        """pageset_update: plain stores the fast path reads racily (WRITE_ONCE in the kernel)."""
-        self.pcp.high, self.pcp.batch = high, batch
+        """pageset_update: plain stores the fast path reads racily (WRITE_ONCE in the kernel). `high` is
+        the zone's high (high_min from v6.7); high_max follows from the zone's size at registration."""
+        if isinstance(self.pcp, pcpmod.PerCpuPages):
+            high_max = pcp_high.pageset_high_max(high, self.managed_pages, batch, self.nr_cpus)
+            pcpmod.pageset_update(self.pcp, high, high_max, batch)
+        else:
+            self.pcp.high, self.pcp.batch = high, batch
 
     def holdings(self) -> list:
         """Every page this CPU holds: on its lists, held by its tasks, taken by a remote drainer
@@ -277,6 +295,12 @@ class NodeRuntime:
     def queue_drain_work(self):
         """queue_work_on(cpu, mm_percpu_wq, drain_local_pages_wq)."""
         return self.cpu.queue_work("workqueue", self._drain_local_pages)
+
+    def _vmstat_update(self) -> None:
+        """vmstat_update's pcp part: refresh_cpu_vm_stats -> decay_pcp_high, run by a kworker here."""
+        self.cpu.occupy(self.cost.wall(self.cost.workqueue_dispatch_us))
+        assert isinstance(self.pcp, pcpmod.PerCpuPages)  # VmstatRefresh is for the spinlock design only
+        pcpmod.decay_pcp_high(self.zone, self.pcp)
 
     def _drain_local_pages(self) -> int:
         # The kworker's wake-up and the switches to it and back cost this CPU too.

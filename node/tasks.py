@@ -24,6 +24,11 @@ them and a preemption point after each.
 IrqSource raises simulated device interrupts at Poisson times: each handler occupies
 the CPU for irq_us (kernel time) and allocates an atomic page, which the housekeeping
 task later frees (a received packet's buffer).
+
+VmstatRefresh is vmstat_update, which vmstat_shepherd queues on the CPU every
+sysctl_stat_interval; from v6.7 its refresh_cpu_vm_stats decays pcp->high
+(node.mm.pcp.decay_pcp_high). At the default time scale one kernel second lasts minutes of
+wall time, so a quick run sees none: its effect is pinned by tests/unit/test_pcp_high.py.
 """
 
 from collections.abc import Callable, Sequence
@@ -32,6 +37,9 @@ from typing import Protocol
 
 from node.eventlog import EventLog
 from node.mm.constants import HPAGE_PMD_ORDER, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
+
+# sysctl_stat_interval = HZ: vmstat_shepherd's period (mm/vmstat.c), in kernel microseconds.
+STAT_INTERVAL_US = 1_000_000
 
 
 class _Never:
@@ -286,3 +294,28 @@ class IrqSource:
         self.count += 1
         cpu.noise.add(start, cpu.clock(), "irq")
         self.next_wake += self.rng.expovariate(self.rate_hz)
+
+
+class VmstatRefresh:
+    """vmstat_update run on this CPU every `interval_s` (wall): `refresh` is the CPU's
+    refresh_cpu_vm_stats pcp work. The runtime gives it only to CPUs vmstat_shepherd visits
+    (since v6.5, "vmstat: skip periodic vmstat update for isolated CPUs", not isolated ones)."""
+
+    rt = False
+
+    def __init__(self, refresh: Callable[[], object], clock, interval_s: float):
+        self.refresh = refresh
+        self.interval_s = interval_s
+        self.runs = 0
+        self.next_wake = clock() + interval_s
+
+    def rebase(self, now: float) -> None:
+        if self.next_wake < now:
+            self.next_wake = now + self.interval_s
+
+    def step(self, cpu) -> None:
+        start = cpu.clock()
+        self.refresh()
+        self.runs += 1
+        cpu.noise.add(start, cpu.clock(), "workqueue")
+        self.next_wake += self.interval_s

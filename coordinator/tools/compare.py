@@ -107,6 +107,11 @@ class CompareConfig:
                 f"trigger mix must weigh {', '.join(TRIGGERS)} with weights >= 0, not all 0; got {self.trigger_mix}"
             )
         profile = profiles.get(self.kernel)
+        if profile.replay_only:
+            raise ValueError(
+                f"kernel {self.kernel} is a bug-replay variant (`pcpsim replay`); a cluster runs one of "
+                f"{', '.join(profiles.LIVE)}"
+            )
         # qpw drains remotely too: the compared roles always include isolated CPUs.
         locking = [s for s in ("remote", "qpw") if s in self.strategies]
         if locking and not profile.remote_drain:

@@ -6,6 +6,7 @@ Layout (core first; nothing here does I/O, asyncio, gRPC or metrics):
 - buddy.py      free areas, split (expand) and merge (__free_one_page), PageStateError
 - zone.py       Zone: pageblock types, fallback/stealing, the ZoneOps methods the pcp code calls
 - isolation.py  page isolation and taking a PFN range out of the buddy (alloc_contig_range, offline)
+- zone_rules.py the zone service's rules: ownership, idempotency, min-watermark refusal, the hold each costs
 - pcp.py        PerCpuPages and the pcp fast paths, flushes and drain_pages_zone
 - pcp_rcu.py    list sets behind an RCU pointer (Saenz Julienne's unmerged design)
 - profile.py    what 5.19, 6.1 and 6.2 do differently around the pcp lists

@@ -1,10 +1,13 @@
-"""Replays of two pcp bugs found after the merge, each checked, on the pure model (docs/kernel-facts.md,
-sections 6 and 7). `pcpsim replay` runs them; tests/unit/test_bug_replays.py pins them.
+"""Replays of three pcp bugs found after the merge, each checked, on the pure model (docs/kernel-facts.md,
+sections 5, 6 and 7). `pcpsim replay` runs them; tests/unit/test_bug_replays.py pins them.
 
 Not kernel functions: each replay builds a zone and one CPU's pcp, runs the kernel's sequence of steps
 at the point where the bug bites, and returns what its check found (nothing: the profile does not
 have the bug).
 
+- count_race: zone_pcp_disable's drain of a CPU mid-refill (66eca1021a42): a drain that reads pcp->count
+  before taking pcp->lock skips the CPU, and the refill stays on its lists; memory offline then waits
+  for them forever.
 - up_trylock: drain_pages_zone (v6.2) on a CPU, interrupted by an IRQ that allocates a page. On a
   CONFIG_SMP=n kernel before 038a102535eb the drain's spin_lock(&pcp->lock) leaves IRQs on and the
   IRQ's pcp_spin_trylock() cannot fail (UpSpinlock), so the IRQ takes a page off the lists inside the
@@ -22,8 +25,8 @@ from dataclasses import dataclass, field
 from . import pcp as pcpmod
 from .audit import audit, check_pcp
 from .constants import MIGRATE_MOVABLE, Page, order_to_pindex
-from .pcp import PcpLock, PerCpuPages
-from .profile import KernelProfile, LocalIrq, UpSpinlock, free_frozen_page_commit_flush
+from .pcp import PcpLock, PerCpuPages, pageset_update
+from .profile import KernelProfile, LocalIrq, UpSpinlock, free_frozen_page_commit_flush, pcp_ops
 from .zone import Zone
 
 # 63 << CONFIG_PCP_BATCH_SCALE_MAX (5): the most one flush frees with v6.7's auto-tuning, which is
@@ -157,6 +160,74 @@ def bulk_free(profile: KernelProfile, nr_pages: int = BULK_FREE_PAGES, batch: in
     return out
 
 
-REPLAYS: dict[str, Callable[[KernelProfile], Replay]] = {"up-trylock": up_trylock, "bulk-free": bulk_free}
+class _HeldByRefill:
+    """pcp->lock held by CPU1 in __rmqueue_pcplist: the first blocking acquire (the drainer spinning)
+    lets CPU1 finish (`finish`: count the refill, unlock) before it gets the lock."""
+
+    def __init__(self, finish: Callable[[], None]) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()  # CPU1 holds it
+        self.finish = finish
+        self.drainer_waited = False
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if self._lock.locked() and blocking and not self.drainer_waited:
+            self.drainer_waited = True
+            self.finish()  # CPU1 runs on while the drainer spins
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def count_race(profile: KernelProfile, batch: int = 63) -> Replay:
+    """The interleaving of 66eca1021a42's message ("mm/page_alloc: fix pcp->count race between
+    drain_pages_zone() vs __rmqueue_pcplist()", Li Zhijian, v6.11; Fixes: 4b23a68f9536, v6.0): CPU1
+    holds its pcp lock in __rmqueue_pcplist, rmqueue_bulk has put `batch` pages on the empty list and
+    pcp->count is not yet raised; CPU0, in zone_pcp_disable (high 0, batch 1, then
+    __drain_all_pages(zone, true)), runs drain_pages_zone for CPU1. Check: no page is left on CPU1's
+    lists once both are done (offline_pages waits for exactly that)."""
+    zone = Zone(0, 1 << 18, 4)
+    pcp = PerCpuPages(1, high=321, batch=batch)
+    pcp.auto_high = profile.pcp_high_auto
+
+    def cpu1_finishes_refill() -> None:
+        pcp.count += batch  # __rmqueue_pcplist: pcp->count += alloced << order
+        lock.release()
+
+    lock = _HeldByRefill(cpu1_finishes_refill)
+    pcp.lock = lock
+    pcp.lists[MIGRATE_MOVABLE].extend(zone.rmqueue_bulk(0, batch, MIGRATE_MOVABLE))
+    pageset_update(pcp, 0, 0, 1)  # zone_pcp_disable: __zone_set_pageset_high_and_batch(zone, 0, 0, 1)
+    drained = pcp_ops(profile).drain_pages_zone(zone, pcp)
+    if not lock.drainer_waited:
+        cpu1_finishes_refill()  # the drain never touched the lock: CPU1 finishes after it
+    out = Replay(profile.name, facts={"drained": drained, "left_on_lists": pcp.count})
+    if pcp.count:
+        out.findings.append(
+            f"{pcp.count} pages left on the pcp lists after zone_pcp_disable's drain: the drain read "
+            "pcp->count before taking the lock and skipped the CPU mid-refill (offline_pages would hang)"
+        )
+    return out
+
+
+REPLAYS: dict[str, Callable[[KernelProfile], Replay]] = {
+    "count-race": count_race,
+    "up-trylock": up_trylock,
+    "bulk-free": bulk_free,
+}
 # The profiles each replay runs under by default: the bug, then the fix (6.2 itself for bulk-free).
-VARIANTS = {"up-trylock": ("6.2-up", "6.2-up-fixed"), "bulk-free": ("6.2", "6.2-batched-free")}
+VARIANTS = {
+    "count-race": ("6.12-count-race", "6.12"),
+    "up-trylock": ("6.2-up", "6.2-up-fixed"),
+    "bulk-free": ("6.2", "6.2-batched-free"),
+}

@@ -35,6 +35,7 @@ from dataclasses import dataclass, fields
 from types import TracebackType
 from typing import Protocol
 
+from . import pcp_high
 from .constants import (
     MIGRATE_ISOLATE,
     MIGRATE_MOVABLE,
@@ -104,7 +105,23 @@ class PcpStats:
 
 
 class PerCpuPages:
-    __slots__ = ("cpu", "lock", "count", "high", "batch", "free_factor", "lists", "thp_migratetype", "stats")
+    __slots__ = (
+        "cpu",
+        "lock",
+        "count",
+        "high",
+        "batch",
+        "free_factor",
+        "lists",
+        "thp_migratetype",
+        "stats",
+        "auto_high",
+        "high_min",
+        "high_max",
+        "alloc_factor",
+        "free_count",
+        "flags",
+    )
 
     def __init__(self, cpu: int, high: int = 0, batch: int = 1, lock: PcpLock | None = None) -> None:
         # Defaults are the boot pageset: high=0 means every free is flushed at once.
@@ -114,6 +131,13 @@ class PerCpuPages:
         self.high = high
         self.batch = batch
         self.free_factor = 0
+        # v6.7+ (pcp_high): the fast paths tune high between high_min and high_max, with alloc_factor,
+        # free_count and the PCPF_* flags instead of free_factor. Off: the v6.1 arithmetic (6.6 and older).
+        self.auto_high = False
+        self.high_min = self.high_max = high
+        self.alloc_factor = 0
+        self.free_count = 0
+        self.flags = 0
         self.lists: list[deque[int]] = [deque() for _ in range(NR_PCP_LISTS)]
         self.thp_migratetype: dict[int, int] = {}
         self.stats = PcpStats()
@@ -186,7 +210,7 @@ class PerCpuPages:
             lst.clear()
         self.thp_migratetype.clear()
         self.count = 0
-        self.free_factor = 0
+        self.free_factor = self.alloc_factor = self.free_count = self.flags = 0
 
     def restore(self, pages: Sequence[Page]) -> None:
         """Undo take_bulk: each page back at its list's tail, so every list is as it was. Caller holds the lock."""
@@ -196,6 +220,17 @@ class PerCpuPages:
                 self.thp_migratetype[pfn] = mt
             self.lists[pindex].append(pfn)
             self.count += 1 << order
+
+
+def pageset_update(pcp: PerCpuPages, high_min: int, high_max: int, batch: int) -> None:
+    """pageset_update: plain stores the fast path reads racily (WRITE_ONCE in the kernel). From v6.7 the
+    zone sets high_min and high_max and the fast paths clamp high into them on their next use; before,
+    it sets high itself (high_max is then ignored)."""
+    pcp.batch = batch
+    if pcp.auto_high:
+        pcp.high_min, pcp.high_max = high_min, high_max
+    else:
+        pcp.high = pcp.high_min = pcp.high_max = high_min
 
 
 def on_pcp_list(pcp: PerCpuPages, pfn: int, order: int, migratetype: int) -> bool:
@@ -265,10 +300,15 @@ def _rmqueue_pcplist(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: i
     """__rmqueue_pcplist: a page off ``lists[pindex]``, refilled from the zone if empty. Caller holds the lock."""
     lst = pcp.lists[pindex]
     if not lst:
-        batch = pcp.batch
-        if batch > 1:
-            # Scale batch by order; batch 1 (boot pageset) must not store pages.
-            batch = max(batch >> order, 2)
+        if pcp.auto_high:
+            # v6.7+: high grows with each refill unless the zone is short of memory (ZONE_BELOW_HIGH, for
+            # which the zone's reclaim_active stands: pcp_high's deviations).
+            batch = pcp_high.nr_pcp_alloc(pcp, order, zone.reclaim_active)
+        else:
+            batch = pcp.batch
+            if batch > 1:
+                # Scale batch by order; batch 1 (boot pageset) must not store pages.
+                batch = max(batch >> order, 2)
         rmqueue_bulk(zone, order, batch, pcp, pindex, migratetype)
         if not lst:
             return None
@@ -293,7 +333,9 @@ def rmqueue_pcplist(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: in
         pcp.stats.trylock_fail_alloc += 1
         return None
     try:
-        pcp.free_factor >>= 1  # an allocation halves how much the next high flush frees
+        # An allocation halves how much the next high flush frees (v6.7+: free_count, before: free_factor).
+        pcp.free_factor >>= 1
+        pcp.free_count >>= 1
         return _rmqueue_pcplist(zone, pcp, order, migratetype, pindex)
     finally:
         lock.release()
@@ -308,6 +350,8 @@ def rmqueue(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: int) -> in
             try:
                 if pcp.free_factor:
                     pcp.free_factor >>= 1
+                if pcp.free_count:
+                    pcp.free_count >>= 1
                 lst = pcp.lists[migratetype]
                 if lst:
                     pcp.count -= 1
@@ -330,6 +374,9 @@ def rmqueue(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: int) -> in
 
 def free_unref_page_commit(zone: ZoneOps, pcp: PerCpuPages, pfn: int, migratetype: int, order: int) -> None:
     """Add the page at the head of its list and flush if count reaches high. Caller holds the lock."""
+    if pcp.auto_high:
+        _free_unref_page_commit_tuned(zone, pcp, pfn, migratetype, order)
+        return
     if order <= PAGE_ALLOC_COSTLY_ORDER:
         pindex = MIGRATE_PCPTYPES * order + migratetype
         # High-order (non-THP) pages on pcp lists fragment memory: during a run of frees, flush all of them.
@@ -348,6 +395,26 @@ def free_unref_page_commit(zone: ZoneOps, pcp: PerCpuPages, pfn: int, migratetyp
         high = min(pcp.batch << 2, high)
     if count >= high:
         n = nr_pcp_free(pcp, high, pcp.batch, bool(free_high))
+        pcp.stats.freed_high_pages += free_pcppages_bulk(zone, n, pcp, pindex)
+
+
+def _free_unref_page_commit_tuned(zone: ZoneOps, pcp: PerCpuPages, pfn: int, migratetype: int, order: int) -> None:
+    """v6.7 to v6.12 free_unref_page_commit: the page at its list's head, then pcp_high decides the flush."""
+    pcp.alloc_factor >>= 1  # a free shrinks the next refill (nr_pcp_alloc)
+    if order <= PAGE_ALLOC_COSTLY_ORDER:
+        pindex = MIGRATE_PCPTYPES * order + migratetype
+    else:
+        pindex = _THP_PINDEX
+        pcp.thp_migratetype[pfn] = migratetype
+    pcp.lists[pindex].appendleft(pfn)
+    pcp.count += 1 << order
+    batch = pcp.batch
+    free_high = pcp_high.free_high_order(pcp, order, batch)
+    pcp_high.count_free(pcp, order, batch)
+    reclaim_active = zone.reclaim_active
+    high = pcp_high.nr_pcp_high(pcp, batch, free_high, reclaim_active, reclaim_active)
+    if pcp.count >= high:
+        n = pcp_high.nr_pcp_free(pcp, batch, high, free_high)
         pcp.stats.freed_high_pages += free_pcppages_bulk(zone, n, pcp, pindex)
 
 
@@ -371,7 +438,7 @@ def free_unref_page(zone: ZoneOps, pcp: PerCpuPages, pfn: int, order: int, migra
         return "trylock"
     try:
         count = pcp.count + 1
-        if order or count >= pcp.high or zone.reclaim_active:
+        if order or count >= pcp.high or pcp.auto_high or zone.reclaim_active:
             free_unref_page_commit(zone, pcp, pfn, migratetype, order)
         else:
             # free_unref_page_commit's common case, inlined for the same reason as in rmqueue: an order-0
@@ -416,12 +483,68 @@ def free_unref_page_list(zone: ZoneOps, pcp: PerCpuPages, pages: Iterable[Page],
         lock.release()
 
 
+def _drain_chunk(zone: ZoneOps, pcp: PerCpuPages, count: int) -> int:
+    """One locked free_pcppages_bulk of a drain. Caller holds the lock."""
+    n = free_pcppages_bulk(zone, count, pcp, 0)
+    pcp.stats.freed_drain_pages += n
+    return n
+
+
 def drain_pages_zone(zone: ZoneOps, pcp: PerCpuPages) -> int:
-    """Free everything on ``pcp`` to the zone under its (blocking) lock; returns base pages drained."""
+    """v6.0 to v6.9: free everything on ``pcp`` to the zone under one hold of its (blocking) lock;
+    returns base pages drained. pcp->count is read before the lock (the race 66eca1021a42 fixed: a
+    refill under way on the CPU has filled a list but not yet counted it, so its pages stay)."""
     if not pcp.count:  # racy read, as in the kernel: a drainer does not lock an empty pcp
         return 0
     with pcp.lock:
-        n = free_pcppages_bulk(zone, pcp.count, pcp, 0)
+        n = _drain_chunk(zone, pcp, pcp.count)
         pcp.stats.drains += 1
-        pcp.stats.freed_drain_pages += n
     return n
+
+
+def drain_pages_zone_chunked(zone: ZoneOps, pcp: PerCpuPages) -> int:
+    """55f77df7d715 "mm: page_alloc: control latency caused by zone PCP draining" (Lucas Stach, v6.10):
+    chunks of batch << CONFIG_PCP_BATCH_SCALE_MAX, the lock dropped between them, so the CPU's own
+    trylock can win between two chunks. pcp->count is still read once, before any lock: the race
+    stays (and a refill between chunks is not drained)."""
+    count = pcp.count
+    n = 0
+    while count:
+        to_drain = min(count, pcp.batch << pcp_high.PCP_BATCH_SCALE_MAX)
+        count -= to_drain
+        with pcp.lock:
+            n += _drain_chunk(zone, pcp, to_drain)
+    if n:
+        pcp.stats.drains += 1
+    return n
+
+
+def drain_pages_zone_count_locked(zone: ZoneOps, pcp: PerCpuPages) -> int:
+    """66eca1021a42 "mm/page_alloc: fix pcp->count race between drain_pages_zone() vs
+    __rmqueue_pcplist()" (Li Zhijian, v6.11; Fixes: 4b23a68f9536 "mm/page_alloc: protect PCP lists with
+    a spinlock", v6.0): the chunked drain reads pcp->count under the lock, each chunk, until it is 0,
+    so zone_pcp_disable leaves no page behind and offline_pages no longer hangs."""
+    n = 0
+    while True:
+        with pcp.lock:
+            count = pcp.count
+            if count:
+                to_drain = min(count, pcp.batch << pcp_high.PCP_BATCH_SCALE_MAX)
+                n += _drain_chunk(zone, pcp, to_drain)
+                count -= to_drain
+        if not count:
+            break
+    if n:
+        pcp.stats.drains += 1
+    return n
+
+
+def decay_pcp_high(zone: ZoneOps, pcp: PerCpuPages) -> bool:
+    """decay_pcp_high (v6.7 to v6.12), from refresh_cpu_vm_stats on the CPU's own vmstat_update: lower
+    high (pcp_high.decay_pcp_high) and free what is above it under one hold. Returns whether more is to
+    do (vmstat_update then re-arms). Reads count and high unlocked, as the kernel does."""
+    to_drain, todo = pcp_high.decay_pcp_high(pcp)
+    if to_drain:
+        with pcp.lock:
+            pcp.stats.freed_high_pages += free_pcppages_bulk(zone, to_drain, pcp, 0)
+    return todo

@@ -1,4 +1,4 @@
-"""Kernel-version profiles: what 5.19, 6.1 and 6.2 do differently around the pcp lists.
+"""Kernel-version profiles: what 5.19, 6.1, 6.2, 6.6 and 6.12 do differently around the pcp lists.
 
 Each profile is a small table of semantics that the few places which differ consult; the
 drain strategy is only the profile's default (a cluster may pick another for a what-if run).
@@ -8,6 +8,15 @@ drain strategy is only the profile's default (a cluster may pick another for a w
 | 5.19    | local_lock     | off             | local lock | local lock           | workqueue     | impossible   |
 | 6.1     | spinlock       | off (irqsave)   | trylock    | blocking spin        | remote        | yes          |
 | 6.2     | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
+| 6.6     | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
+| 6.12    | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
+
+| profile          | pcp->high            | drain_pages_zone                         | vmstat on isolated CPUs |
+|------------------|----------------------|------------------------------------------|-------------------------|
+| 5.19 to 6.2      | fixed (zone_highsize)| one hold, pcp->count read unlocked       | queued (no pcp effect)  |
+| 6.6              | fixed (zone_highsize)| one hold, pcp->count read unlocked       | skipped                 |
+| 6.12             | auto-tuned (pcp_high)| chunks of batch << 5, count under lock   | skipped: high stays up  |
+| 6.12-count-race  | auto-tuned           | chunks, count read once unlocked (bug)   | skipped                 |
 
 Sources (subject lines of the mainline commits, by release):
 - 5.19: "mm/page_alloc: convert per-cpu list protection to local_lock" (Mel Gorman, v5.14):
@@ -22,6 +31,28 @@ Sources (subject lines of the mainline commits, by release):
   frees to the buddy: "trylock is necessary as pages may be getting freed from IRQ or SoftIRQ
   context"); an IRQ that allocates while its CPU holds the pcp lock finds it taken and goes to
   the buddy, where under 6.1 it could not have arrived until the lock was dropped.
+
+- 6.6 (v6.6, Oct 2023, as released; 6.6.45 took the two drain changes below, docs/kernel-facts.md): the
+  pcp paths of 6.2. Checked against the "-" lines of Huang Ying's v6.7 series, whose base is v6.6-rc:
+  nr_pcp_free/nr_pcp_high with free_factor, __rmqueue_pcplist's max(batch >> order, 2), a drain in
+  one hold. be5e015d107d "vmstat: skip periodic vmstat update for isolated CPUs" (Marcelo Tosatti,
+  message ZIDoV/zxFKVmQl7W@tpad, in "MM updates for 6.5-rc1"): vmstat_shepherd skips cpu_is_isolated()
+  CPUs. Without auto-tuning this has no pcp effect on a one-node machine (refresh_cpu_vm_stats'
+  drain_zone_pages is for other nodes' pagesets), so 6.6 models no vmstat work.
+- 6.12 (v6.12 LTS, Nov 2024): pcp->high auto-tuning (v6.7, node.mm.pcp_high lists the commits,
+  51a755c56dc0 "mm: tune PCP high automatically" among them): high between high_min and high_max,
+  alloc_factor, free_count, PCPF_* flags, decay_pcp_high from refresh_cpu_vm_stats (node.tasks
+  VmstatRefresh, housekeeping CPUs only since 6.5); 55f77df7d715 "mm: page_alloc: control latency
+  caused by zone PCP draining" (Lucas Stach, mainline with v6.10's mm-stable): drains in chunks
+  of batch << CONFIG_PCP_BATCH_SCALE_MAX, the lock dropped between them; 66eca1021a42
+  "mm/page_alloc: fix pcp->count race between drain_pages_zone() vs __rmqueue_pcplist()" (Li
+  Zhijian, July 2024, v6.11; Fixes: 4b23a68f9536, v6.0): pcp->count read under the lock.
+- 6.12-count-race: 6.12 without 66eca1021a42 (as v6.10 was): the bug variant, whose drain misses a
+  refill under way (tests/unit/test_pcp_drain_race.py replays it). 6.1 to 6.6 have the same race.
+- Not modelled for 6.12: two THP lists (NR_PCP_THP 2), free_unref_folios' folio batching, the
+  cacheinfo test behind PCPF_FREE_HIGH_BATCH; the live remote drain (coordinator.drain.remote,
+  node.remote_lock) still takes all pages under one lease: chunking runs on the workqueue drain,
+  decay and the pure model only.
 
 Where each difference lives: `remote_drain` is checked by the node before a remote lock drain
 (node.server); `free_list_trylock` picks free_unref_page_list below (node.runtime: `pcp_ops`);
@@ -56,7 +87,7 @@ never raises an IRQ inside a pcp section and frees with node.mm.pcp's single-cal
 """
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
 from . import pcp as pcpmod
@@ -77,7 +108,23 @@ class KernelProfile:
     smp: bool = True  # CONFIG_SMP; False: the UP spinlock, whose spin_trylock() never fails (UpSpinlock)
     up_spin_lock_irqsave: bool = False  # 038a102535eb: on !SMP, spin_lock(&pcp->lock) sections disable IRQs
     free_high_batched: bool = False  # Hahn v5 3/3: the free path flushes in pcp->batch chunks
+    pcp_high_auto: bool = False  # v6.7+ pcp->high auto-tuning (node.mm.pcp_high)
+    drain: str = "one-hold"  # drain_pages_zone: "one-hold" (v6.0-6.9), "chunked" (v6.10), "count-locked" (v6.11+)
+    vmstat_skips_isolated: bool = False  # v6.5+: vmstat_shepherd queues no vmstat_update on isolated CPUs
+    replay_only: bool = False  # a bug-replay variant the live node cannot run as itself (see below)
 
+
+_V6_12 = KernelProfile(
+    "6.12",
+    "remote",
+    "spinlock",
+    irqs_off=False,
+    free_list_trylock=True,
+    remote_drain=True,
+    pcp_high_auto=True,
+    drain="count-locked",
+    vmstat_skips_isolated=True,
+)
 
 PROFILES = {
     "5.19": KernelProfile(
@@ -85,8 +132,28 @@ PROFILES = {
     ),
     "6.1": KernelProfile("6.1", "remote", "spinlock", irqs_off=True, free_list_trylock=False, remote_drain=True),
     "6.2": KernelProfile("6.2", "remote", "spinlock", irqs_off=False, free_list_trylock=True, remote_drain=True),
+    "6.6": KernelProfile(
+        "6.6",
+        "remote",
+        "spinlock",
+        irqs_off=False,
+        free_list_trylock=True,
+        remote_drain=True,
+        vmstat_skips_isolated=True,
+    ),
+    "6.12": _V6_12,
+    # 6.12 without 66eca1021a42, as v6.10 drained: the bug variant of the pcp->count race.
+    "6.12-count-race": replace(_V6_12, name="6.12-count-race", drain="chunked"),
+    # Bug replays of the pure model (node.mm.bugs, `pcpsim replay`): not offered to a live cluster.
     "6.2-up": KernelProfile(
-        "6.2-up", "remote", "spinlock", irqs_off=False, free_list_trylock=True, remote_drain=True, smp=False
+        "6.2-up",
+        "remote",
+        "spinlock",
+        irqs_off=False,
+        free_list_trylock=True,
+        remote_drain=True,
+        smp=False,
+        replay_only=True,
     ),
     "6.2-up-fixed": KernelProfile(
         "6.2-up-fixed",
@@ -97,6 +164,7 @@ PROFILES = {
         remote_drain=True,
         smp=False,
         up_spin_lock_irqsave=True,
+        replay_only=True,
     ),
     "6.2-batched-free": KernelProfile(
         "6.2-batched-free",
@@ -106,7 +174,18 @@ PROFILES = {
         free_list_trylock=True,
         remote_drain=True,
         free_high_batched=True,
+        replay_only=True,
     ),
+}
+
+# What a cluster may run (--kernel): a uniprocessor variant makes no sense on several CPUs, and the
+# live free path flushes in one call, so the batched-free variant would run as plain 6.2 under its name.
+LIVE = tuple(name for name, p in PROFILES.items() if not p.replay_only)
+
+DRAIN_PAGES_ZONE = {
+    "one-hold": pcpmod.drain_pages_zone,
+    "chunked": pcpmod.drain_pages_zone_chunked,
+    "count-locked": pcpmod.drain_pages_zone_count_locked,
 }
 
 
@@ -171,7 +250,7 @@ def pcp_ops(profile: KernelProfile) -> SimpleNamespace:
         rmqueue=pcpmod.rmqueue,
         free_unref_page=pcpmod.free_unref_page,
         free_unref_page_list=free_unref_page_list_trylock if profile.free_list_trylock else pcpmod.free_unref_page_list,
-        drain_pages_zone=pcpmod.drain_pages_zone,
+        drain_pages_zone=DRAIN_PAGES_ZONE[profile.drain],
         on_pcp_list=pcpmod.on_pcp_list,
     )
 

@@ -101,14 +101,22 @@ class CostModel:
         """Kernel microseconds that `wall_s` of wall time stands for."""
         return wall_s / self.time_scale * 1e6
 
-    def zone_hold(self, pages: int) -> float:
-        """Wall seconds zone->lock is held to free `pages` pages (blocks) to the buddy
+    def zone_hold_us(self, pages: int) -> float:
+        """Kernel microseconds zone->lock is held to free `pages` pages (blocks) to the buddy
         (free_pcppages_bulk), or to take or release a range of that many blocks."""
-        return self.wall(self.zone_lock_us + self.buddy_page_us * pages)
+        return self.zone_lock_us + self.buddy_page_us * pages
+
+    def rmqueue_hold_us(self, pages: int) -> float:
+        """Kernel microseconds zone->lock is held to take `pages` pages (blocks) off the buddy (rmqueue_bulk)."""
+        return self.rmqueue_lock_us + self.rmqueue_page_us * pages
+
+    def zone_hold(self, pages: int) -> float:
+        """zone_hold_us in wall seconds."""
+        return self.wall(self.zone_hold_us(pages))
 
     def rmqueue_hold(self, pages: int) -> float:
-        """Wall seconds zone->lock is held to take `pages` pages (blocks) off the buddy (rmqueue_bulk)."""
-        return self.wall(self.rmqueue_lock_us + self.rmqueue_page_us * pages)
+        """rmqueue_hold_us in wall seconds."""
+        return self.wall(self.rmqueue_hold_us(pages))
 
 
 class CostModelError(ValueError):

@@ -1,31 +1,41 @@
-"""The zone as a virtual CPU sees it: node.mm's Zone in this process, over the simulated network.
+"""The zone as a virtual CPU sees it: the zone's rules in this process, over the simulated network.
 
 The wall engine's CPU sends each zone operation to the coordinator (node.zone_client) and blocks on
-the reply; the coordinator runs the operations one at a time in arrival order under zone->lock, each
-holding it for CostModel.zone_hold (coordinator.zone_service). Here the same happens in virtual time:
-the CPU's fiber waits one network latency (node.sim.net) for its request to arrive, queues FIFO for
-zone->lock (ZoneLock), applies the operation to the shared node.mm.zone.Zone, holds the lock for the
-modeled cost, and waits one more latency for the reply. The pcp code in node.mm calls this object
-through ZoneOps exactly as it calls the gRPC client.
+the reply; the coordinator applies it with the zone's rules (node.mm.zone_rules) one at a time in
+arrival order under zone->lock, holding the lock for the hold the rules return
+(coordinator.zone_service). Here the same rules run in virtual time: the CPU's fiber waits one
+network latency (node.sim.net) for its request to arrive, queues FIFO for zone->lock (ZoneLock),
+applies the operation with the shared ZoneRules, holds the lock for the hold it returned, and waits
+one more latency for the reply. The pcp code in node.mm calls LocalZone through ZoneOps exactly as
+it calls the gRPC client, and gets the same answer: the pages, `watermark_failed` when the zone
+refused a refill at its min watermark, the zone's free pages and ZONE_RECLAIM_ACTIVE as of the
+reply, and node.zone_client.ZoneRefused when the rules refuse a request (FAILED_PRECONDITION on the
+wire). A refused refill sends node.alloc's caller into direct reclaim, whose DrainAllPages request
+goes to CoordinatorStub.
 
-Not yet here (docs/engine.md, next steps): the zone service's own rules (ownership records,
-idempotency slots, refusal at the min watermark, ZONE_RECLAIM_ACTIVE updates) live in
-coordinator.zone_service mixed with its thread and sleeps; until they are a rule module both
-drivers call, this zone never refuses, so `watermark_failed` stays False and no CPU enters
-direct reclaim.
+Not yet here (docs/engine.md): the drain a DrainAllPages request runs (the drain strategies, step 4):
+the request and its answer travel the network and nothing is drained, so the allocation's retry
+after reclaim finds the zone as it was. Heartbeats (step 5), which refresh a wall node's free pages
+and ZONE_RECLAIM_ACTIVE between zone replies. Incarnations and transfer ids are fixed strings and a
+counter per CPU until they come from the RNG tree (step 5).
 """
 
 import collections
+import concurrent.futures
+import itertools
 from collections.abc import Callable
 from typing import TypeVar
 
 from node.mm.constants import Page
 from node.mm.zone import Zone
+from node.mm.zone_rules import NODE, Held, Refused, ZoneReply, ZoneRules
 from node.shared.timebase import CostModel
 from node.sim.net import SimNetwork
 from node.virtual.cpu import VirtualCpu
+from node.zone_client import ZoneRefused
 
 R = TypeVar("R")
+COORDINATOR = "zone"  # the coordinator's end of every link (the zone and the control plane are one process)
 
 
 class ZoneLock:
@@ -55,58 +65,108 @@ class ZoneLock:
 
 
 class SharedZone:
-    """The one zone every virtual CPU reaches: the model, its lock and its costs (in kernel time)."""
+    """The one zone every virtual CPU reaches: the rules over the model, its lock and its costs (in
+    kernel time: a hold of the rules' kernel microseconds lasts cost.wall(us) virtual seconds)."""
 
     def __init__(self, zone: Zone, cost: CostModel, net: SimNetwork) -> None:
         self.zone = zone
         self.cost = cost
         self.net = net
         self.lock = ZoneLock()
+        self.rules = ZoneRules(zone, cost)
+        self.drain_requests = 0  # DrainAllPages requests that reached the coordinator's end
 
 
 class LocalZone:
     """One CPU's ZoneOps (node.mm.pcp.ZoneOps), like node.zone_client.ZoneClient is one node's."""
 
-    def __init__(self, shared: SharedZone, cpu: VirtualCpu) -> None:
+    def __init__(self, shared: SharedZone, cpu: VirtualCpu, incarnation: str = "0") -> None:
         self.shared = shared
         self.cpu = cpu
-        self.watermark_failed = False  # never: see the module docstring
+        self.incarnation = incarnation
+        self._ids = itertools.count(1)
+        # As ZoneClient's: what the last reply said.
+        self.free_pages = shared.zone.free_pages
+        self.reclaim_active = shared.zone.reclaim_active
+        self.watermark_failed = False
         self.calls = 0
-        self._out = (cpu.cpu, "zone")  # the node's zone stream, one link each way
-        self._back = ("zone", cpu.cpu)
+        self._out = (cpu.cpu, COORDINATOR)  # the node's zone stream, one link each way
+        self._back = (COORDINATOR, cpu.cpu)
 
-    @property
-    def reclaim_active(self) -> bool:
-        return self.shared.zone.reclaim_active
+    def _transfer_id(self) -> str:
+        return f"cpu{self.cpu.cpu}-{next(self._ids)}"
 
-    def _round_trip(self, op: Callable[[], R], pages: Callable[[R], int]) -> R:
-        """op() applied under zone->lock one network latency after now, holding the lock for the cost
-        of moving pages(result) pages; returns once the reply is back, one more latency later."""
+    def _round_trip(self, op: Callable[[], Held[R]]) -> R:
+        """op() applied under zone->lock one network latency after now, holding the lock for the hold
+        it returns; returns once the reply is back, one more latency later. A refusal of the rules
+        comes back as the wall client's ZoneRefused, after the same trip."""
         shared, cpu = self.shared, self.cpu
         self.calls += 1
         cpu.wait_until(shared.net.arrival(self._out))
         shared.lock.acquire(cpu)
         try:
-            result = op()
-            cpu.wait_until(cpu.clock() + shared.cost.zone_hold(pages(result)))
+            try:
+                outcome: Held[R] | Refused = op()
+            except Refused as err:
+                outcome = err
+            if isinstance(outcome, Held):
+                cpu.wait_until(cpu.clock() + shared.cost.wall(outcome.hold_us))
         finally:
             shared.lock.release()
         cpu.wait_until(shared.net.arrival(self._back))
-        return result
+        if isinstance(outcome, Refused):
+            raise ZoneRefused("FAILED_PRECONDITION", str(outcome))
+        return outcome.value
+
+    def _note(self, reply: ZoneReply) -> None:
+        self.free_pages = reply.free_pages
+        self.reclaim_active = reply.reclaim_active
 
     def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list[int]:
-        zone = self.shared.zone
-        return self._round_trip(lambda: zone.rmqueue_bulk(order, count, migratetype), len)
+        rules, cpu, tid, inc = self.shared.rules, self.cpu.cpu, self._transfer_id(), self.incarnation
+        reply = self._round_trip(lambda: rules.rmqueue(cpu, order, migratetype, count, tid, inc))
+        self._note(reply)
+        self.watermark_failed = not reply.watermark_ok
+        return list(reply.pfns)
 
     def rmqueue_buddy(self, order: int, migratetype: int) -> int | None:
-        zone = self.shared.zone
-        return self._round_trip(lambda: zone.rmqueue_buddy(order, migratetype), lambda pfn: pfn is not None)
+        pfns = self.rmqueue_bulk(order, 1, migratetype)
+        return pfns[0] if pfns else None
 
     def free_pcppages_bulk(self, pages: list[Page]) -> None:
         if pages:
             batch = list(pages)
-            zone = self.shared.zone
-            self._round_trip(lambda: zone.free_pcppages_bulk(batch), lambda _: len(batch))
+            rules, cpu, tid, inc = self.shared.rules, self.cpu.cpu, self._transfer_id(), self.incarnation
+            self._note(self._round_trip(lambda: rules.free_pages(cpu, batch, tid, inc, NODE)))
 
     def free_one_page(self, pfn: int, order: int, migratetype: int) -> None:
         self.free_pcppages_bulk([(pfn, order, migratetype)])
+
+
+class DrainAllPages:
+    """The DrainAllPages RPC as node.alloc's direct reclaim calls it (`.future(request, timeout)`): the
+    request reaches the coordinator's end one latency later, and the answer comes back one latency
+    after that, on the event queue. No drain runs in between (see the module docstring)."""
+
+    def __init__(self, shared: SharedZone, cpu: VirtualCpu) -> None:
+        self.shared = shared
+        self.cpu = cpu
+
+    def future(self, request, timeout: float | None = None) -> concurrent.futures.Future:
+        shared, queue = self.shared, self.cpu.queue
+        answer: concurrent.futures.Future = concurrent.futures.Future()
+
+        def arrived() -> None:
+            shared.drain_requests += 1
+            queue.at(shared.net.arrival((COORDINATOR, self.cpu.cpu)), answer.set_result, None)
+
+        queue.at(shared.net.arrival((self.cpu.cpu, COORDINATOR)), arrived)
+        return answer
+
+
+class CoordinatorStub:
+    """The coordinator's RPCs a virtual CPU calls besides the zone's: what node.alloc.PageAllocator
+    takes as `coordinator_stub` (a pb_grpc.CoordinatorStub on the wall engine)."""
+
+    def __init__(self, shared: SharedZone, cpu: VirtualCpu) -> None:
+        self.DrainAllPages = DrainAllPages(shared, cpu)

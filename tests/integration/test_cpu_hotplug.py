@@ -19,7 +19,9 @@ def allocs(h, cpu: int) -> int:
     return h.nodes[cpu].GetStats(pb.StatsRequest(cpu=cpu), timeout=RPC_TIMEOUT).allocs
 
 
-@pytest.mark.parametrize("kernel,strategy", [("6.1", "remote"), ("5.19", None), ("6.2", "rcu-swap")])
+@pytest.mark.parametrize(
+    "kernel,strategy", [("6.1", "remote"), ("5.19", None), ("6.2", "rcu-swap"), ("6.12", "remote")]
+)
 def test_cpu_offline_drains_from_a_survivor_and_online_recomputes_high(make_cluster, kernel, strategy):
     """Taking a housekeeping CPU offline stops its tasks, drains its lists from the coordinator (a
     cpu_hotplug drain marking only that CPU, by remote lock or rcu-swap, never by workqueue: even 5.19's

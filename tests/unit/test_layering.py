@@ -29,6 +29,7 @@ NODE_FOR_COORDINATOR = ("node.mm", "node.api", "node.shared", "node.sim")
 RULE_MODULES = (
     "node.sched",
     "node.tasks",
+    "node.mm.zone_rules",
     "node.grants",
     "node.remote_lock_rule",
     "node.rcu_drain_rule",
@@ -190,6 +191,7 @@ def plant(tree: pathlib.Path, module: str, line: str) -> list[str]:
         ("node.sched", "import time", "a rule module imports none of"),
         ("node.sched", "from threading import Lock", "a rule module imports none of"),
         ("node.sched", "import random", "a rule module imports none of"),
+        ("node.mm.zone_rules", "import asyncio", "a rule module imports none of"),
         ("node.sim.clock", "import time", "node.sim reads no wall clock"),
         ("node.sim.net", "import random\nimport grpc", "node.sim imports the standard library only"),
         ("node.sim.net", "from random import random", "draws only from node.sim.rng"),

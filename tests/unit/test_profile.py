@@ -92,3 +92,18 @@ def test_irq_allocation_on_a_cpu_holding_its_own_pcp_lock(name, runs_at_once, fa
     assert ran_in_section == [runs_at_once] and got[0] is not None
     assert pcp.stats.buddy_fallback_alloc == fallbacks
     assert pcp.stats.trylock_fail_alloc == fallbacks
+
+
+def test_a_cluster_is_offered_only_the_profiles_its_nodes_run_as_themselves():
+    """The bug-replay variants (uniprocessor, batched free) run in `pcpsim replay` only: a
+    multi-CPU cluster labelled uniprocessor, or a batched-free run that frees in one call, would
+    report figures under a name they do not belong to."""
+    from coordinator.tools.cli.parser import build_parser
+    from coordinator.tools.compare import CompareConfig
+
+    assert set(profiles.LIVE) == {"5.19", "6.1", "6.2", "6.6", "6.12", "6.12-count-race"}
+    with pytest.raises(ValueError, match="bug-replay variant"):
+        CompareConfig(kernel="6.2-up")
+    for argv in (["compare", "--kernel", "6.2-up"], ["cluster", "up", "--kernel", "6.2-batched-free"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(argv)

@@ -5,7 +5,10 @@ No wall-clock time is asserted: the tests look at threads and at the sleeps requ
 import asyncio
 import threading
 
-from coordinator.zone_service import SLEEP_MIN_S, ZoneService
+import pytest
+
+from coordinator.zone_service import NODE, SLEEP_MIN_S, ZoneService
+from node.api.errors import FailedPrecondition
 from node.mm.zone import Zone
 from node.shared.timebase import CostModel
 
@@ -70,3 +73,14 @@ def test_operations_queued_behind_a_busy_lock_keep_their_order():
     asyncio.run(main())
     zs.close()
     assert order == ["first", "second"]
+
+
+def test_a_refusal_of_the_rules_is_a_failed_precondition_and_holds_nothing():
+    """The wall driver answers the rules' Refused as FailedPrecondition, and sleeps only a hold it was told."""
+    sleeps = []
+    zs = _service(CostModel().time_scale, sleeps)
+    (pfn,) = zs.rmqueue(0, 0, 1, 1, "t1", "i0").pfns
+    with pytest.raises(FailedPrecondition, match="cpu 1 frees pfn"):
+        zs.free_pages(1, [(pfn, 0, 1)], "t2", "i1", NODE)
+    zs.close()
+    assert sleeps == [zs.cost.rmqueue_hold(1)]

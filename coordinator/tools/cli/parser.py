@@ -3,7 +3,7 @@
   pcpsim cluster up [--nodes N] [--isolated LIST] [--rt LIST] run a local cluster until Ctrl-C (default:
                                                               4 CPUs, isolated 2-3, RT on 3, as compare)
                    [--workload FILE]                          ... latency tasks from an rt-app task set
-                   [--kernel 5.19|6.1|6.2] [--strategy S]     ... with a kernel profile and default strategy
+                   [--kernel K] [--strategy S]                ... with a kernel profile and default strategy
                    [--cost-model FILE]                        ... and modeled kernel costs from a TOML file
                    [--prometheus]                             ... and a local Prometheus scraping it
   pcpsim drain --strategy workqueue|remote [--force-all-cpus]  drain_all_pages on a running cluster
@@ -14,7 +14,7 @@
   pcpsim state [--json]                                        per-CPU pcp, zone, audit verdict
   pcpsim audit                                                 stop-the-world page audit
   pcpsim compare [--quick] [--seed S] [--json PATH]            strategies side by side
-                 [--strategies workqueue,remote,rcu-swap] [--kernel 5.19|6.1|6.2] [--trigger-mix cma=1]
+                 [--strategies workqueue,remote,rcu-swap] [--kernel K] [--trigger-mix cma=1]
                  [--workload FILE]                            ... latency tasks from an rt-app task set
   pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
                 [--html OUT.html]                            ... and all of them as one page with hover values
@@ -23,7 +23,7 @@
   pcpsim chaos run FILE... [--strategy S] [--seed N] [--out D] scripted faults, checked page by page
   pcpsim chaos check RUN_DIR                                   the checker again, on a run's history
   pcpsim chaos timeline RUN_DIR [--out OUT.html]               a run's operations and faults as a page
-  pcpsim replay up-trylock|bulk-free [--kernel K,K]            a post-merge pcp bug, replayed on the model
+  pcpsim replay count-race|up-trylock|bulk-free [--kernel K,K] a post-merge pcp bug, replayed on the model
 
 Commands that talk to a running cluster find it through the state file that
 `cluster up` writes (--state, $PCPSIM_STATE, default .pcpsim/cluster.json) or
@@ -88,9 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--kernel",
-        choices=sorted(profiles.PROFILES),
+        choices=profiles.LIVE,
         default=profiles.DEFAULT_KERNEL,
-        help="kernel profile the CPUs run: 5.19, 6.1 or 6.2 (default %(default)s)",
+        help=f"kernel profile the CPUs run: {', '.join(profiles.LIVE)} (default %(default)s)",
     )
     up.add_argument(
         "--strategy",
@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp_.add_argument(
         "--kernel",
-        choices=sorted(profiles.PROFILES),
+        choices=profiles.LIVE,
         default=profiles.DEFAULT_KERNEL,
         help="kernel profile every phase's CPUs run (default %(default)s)",
     )

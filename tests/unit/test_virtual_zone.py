@@ -1,0 +1,80 @@
+"""The virtual driver of the zone's rules (node.virtual.zone): the same rules as the wall zone service,
+so a virtual zone that runs low refuses refills at its min watermark and its CPUs enter direct
+reclaim, deterministically, and a virtual CPU gets the wall client's replies."""
+
+from node.mm.constants import MIGRATE_MOVABLE
+from node.virtual.run import VirtualCluster
+from node.virtual.zone import CoordinatorStub
+from node.zone_client import ZoneRefused
+
+HORIZON_S = 1.5e-3  # kernel time: 75 housekeeping periods per CPU
+
+
+def low_cluster(seed: int, headroom: int) -> VirtualCluster:
+    """Two housekeeping CPUs on a zone the rest of the system leaves `headroom` pages above min."""
+    cluster = VirtualCluster(("housekeeping", "housekeeping"), seed)
+    zone = cluster.zone.zone
+    cluster.zone.rules.preallocate(zone.free_pages - zone.watermark["min"] - headroom)
+    for alloc, cpu in zip(cluster.allocs, cluster.cpus, strict=True):
+        alloc._stub = CoordinatorStub(cluster.zone, cpu)  # VirtualCluster does not pass one yet
+    return cluster
+
+
+def run_low(seed: int) -> tuple:
+    cluster = low_cluster(seed, headroom=100)
+    try:
+        cluster.run(HORIZON_S)
+    finally:
+        cluster.close()
+    return (
+        cluster.text(),
+        cluster.zone.rules.refused,
+        cluster.zone.drain_requests,
+        [alloc.reclaims for alloc in cluster.allocs],
+        [alloc.alloc_failures for alloc in cluster.allocs],
+        cluster.zone.zone.reclaim_active,
+    )
+
+
+def test_a_zone_that_runs_low_refuses_refills_and_its_cpus_enter_direct_reclaim_the_same_way_each_run():
+    first = run_low(5)
+    text, refused, drains, reclaims, failures, reclaim_active = first
+    assert refused > 0 and reclaim_active  # below min: refused; below low: kswapd's flag
+    assert all(n > 0 for n in reclaims)
+    assert 0 <= sum(reclaims) - drains <= 2  # each reclaim's drain request arrives, but one per CPU in flight
+    assert all(n > 0 for n in failures)  # no drain runs yet, so most retries after reclaim fail too
+    assert "errors 0" in text and " errors " not in text.replace("errors 0", "")
+    assert run_low(5) == first
+
+
+def test_a_virtual_cpu_gets_the_wall_clients_replies_refusals_included():
+    cluster = VirtualCluster(("idle",), seed=1)
+    local, shared, cpu = cluster.zones[0], cluster.zone, cluster.cpus[0]
+    zone = shared.zone
+    wm = zone.watermark
+    shared.rules.preallocate(zone.free_pages - wm["min"] - 4)
+    seen: dict = {}
+
+    def work() -> None:
+        pfns = local.rmqueue_bulk(0, 4, MIGRATE_MOVABLE)  # down to exactly min: allowed
+        seen["ok"] = (len(pfns), local.watermark_failed, local.free_pages, local.reclaim_active)
+        seen["refused"] = (local.rmqueue_buddy(0, MIGRATE_MOVABLE), local.watermark_failed, shared.rules.refused)
+        sent = cluster.clock()
+        try:
+            local.free_one_page(pfns[0], 1, MIGRATE_MOVABLE)  # held at order 0
+        except ZoneRefused as err:
+            seen["bad free"] = (err.code, "holding it at order 0" in str(err), cluster.clock() > sent)
+        local.free_pcppages_bulk([(pfn, 0, MIGRATE_MOVABLE) for pfn in pfns])
+        seen["back"] = (local.free_pages, local.reclaim_active, shared.lock.holder)
+
+    cluster.queue.at(1e-6, lambda: cpu.queue_work("workqueue", work))
+    try:
+        cluster.run(1e-4)
+    finally:
+        cluster.close()
+    assert seen == {
+        "ok": (4, False, wm["min"], True),
+        "refused": (None, True, 1),
+        "bad free": ("FAILED_PRECONDITION", True, True),  # after a round trip, as on the wire
+        "back": (wm["min"] + 4, True, None),  # between min and low: still reclaiming; zone->lock free
+    }
