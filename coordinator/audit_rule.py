@@ -10,11 +10,11 @@ effects (coordinator.drain.effects): coordinator.audit runs them on the wall dri
 
 from coordinator.drain.effects import Call, Failed, Gather, Lock, Program, Unlock, ZoneLocked
 from coordinator.membership import Member, Membership
-from node.mm.zone_rules import OWNER_KINDS
 from node.api import validate
 from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm import audit as mm_audit
+from node.mm.zone_rules import OWNER_KINDS
 
 CALL_TIMEOUT_S = 10.0
 

@@ -17,52 +17,39 @@ Kernel work (an allocation, an IRQ handler, a kworker item) is none of these: a 
 in one reports nothing, and `wait_for_qs` gives up after its timeout, which makes the
 drain fail within a stated bound instead of hanging (the kernel would print an RCU stall
 warning after 21 s and keep waiting).
+
+The counting and the condition are node.rcu_gp's (a rule module); this is its wall driver:
+the drainer waits on a condition variable the CPU thread notifies. node.virtual.drain has
+the virtual one.
 """
 
-import contextlib
 import threading
 
+from node.rcu_gp import QuiescentStates
 
-class RcuCpu:
-    def __init__(self):
+
+class RcuCpu(QuiescentStates):
+    def __init__(self) -> None:
+        super().__init__()
         self._cv = threading.Condition()
-        self.qs = 0  # quiescent states passed; written by the CPU thread only
-        self.eqs = 0  # > 0 while in an extended quiescent state (CPU thread only, under _cv)
         self._waiters = 0  # grace-period waiters; the CPU thread notifies only when there are some
-        self.gp_waits = 0
-        self.gp_timeouts = 0
 
-    # ------------------------------------------------------------ CPU thread
-    def quiescent(self) -> None:
-        self.qs += 1
+    def _reported(self) -> None:
         if self._waiters:
             with self._cv:
                 self._cv.notify_all()
 
-    @contextlib.contextmanager
-    def extended_qs(self):
-        with self._cv:
-            self.eqs += 1
-            self.qs += 1
-            self._cv.notify_all()
-        try:
-            yield
-        finally:
-            with self._cv:
-                self.eqs -= 1
+    def _guard(self) -> threading.Condition:
+        return self._cv
 
-    # ------------------------------------------------------------- drainer
     def wait_for_qs(self, timeout: float) -> bool:
         """Block until this CPU passes a quiescent state that begins after the call, or is in an
         extended one; False if `timeout` seconds pass first (the CPU is stuck in the kernel)."""
         with self._cv:
-            start = self.qs
-            self.gp_waits += 1
+            start = self.gp_start()
             self._waiters += 1
             try:
-                ok = self._cv.wait_for(lambda: self.eqs > 0 or self.qs != start, timeout)
+                ok = self._cv.wait_for(lambda: self.gp_elapsed(start), timeout)
             finally:
                 self._waiters -= 1
-            if not ok:
-                self.gp_timeouts += 1
-            return ok
+            return self.gp_end(ok)

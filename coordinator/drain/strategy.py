@@ -11,8 +11,8 @@ from coordinator.drain.control import Control
 from coordinator.drain.effects import Program, ZoneLocked
 from coordinator.drain.record import CpuDrain
 from coordinator.membership import Member, Membership
-from node.mm.zone_rules import DRAIN
 from node.mm.constants import Page
+from node.mm.zone_rules import DRAIN
 
 
 class DrainerView(Protocol):

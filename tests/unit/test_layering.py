@@ -40,6 +40,10 @@ RULE_MODULES = (
     "coordinator.drain.record",
     "coordinator.drain.drain_all",
     "coordinator.audit_rule",
+    "node.grants",
+    "node.remote_lock_rule",
+    "node.rcu_drain_rule",
+    "node.rcu_gp",
 )
 RULE_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "random")
 SIM_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "datetime", "concurrent", "random")

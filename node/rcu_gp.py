@@ -1,0 +1,66 @@
+"""What RCU knows of one simulated CPU: the quiescent states it reported, and when a grace period is over.
+
+A rule module (docs/engine.md): it counts and decides, and leaves the waiting to a driver. The
+CPU reports a quiescent state (`quiescent`) between steps and at every context switch, and is in
+an extended quiescent state (`extended_qs`) while idle, parked, asleep or in a NOHZ_FULL task's
+user code (node.rcu says why each is one). A grace period that begins at `gp_start` is over for
+this CPU once it reported a quiescent state since, or while it is in an extended one: the
+condition synchronize_rcu() waits for on every CPU (the drainer asks each CPU it swapped).
+
+Every report calls `_reported`, the driver's hook that wakes the grace-period waiters to look
+again, and the extended state changes under `_guard`, the driver's lock (none in virtual time).
+The drivers: node.rcu.RcuCpu (a condition variable, threads) and node.virtual.drain.VirtualRcuCpu
+(fibers in virtual time).
+"""
+
+import contextlib
+from collections.abc import Iterator
+
+
+class QuiescentStates:
+    def __init__(self) -> None:
+        self.qs = 0  # quiescent states passed; written by the CPU only
+        self.eqs = 0  # > 0 while in an extended quiescent state (the CPU only)
+        self.gp_waits = 0
+        self.gp_timeouts = 0
+
+    # ------------------------------------------------------------ the CPU
+    def quiescent(self) -> None:
+        self.qs += 1
+        self._reported()
+
+    @contextlib.contextmanager
+    def extended_qs(self) -> Iterator[None]:
+        with self._guard():
+            self.eqs += 1
+            self.qs += 1
+        self._reported()
+        try:
+            yield
+        finally:
+            with self._guard():
+                self.eqs -= 1
+
+    # ------------------------------------------------------------ a drainer
+    def gp_start(self) -> int:
+        """A grace period begins now: what `gp_elapsed` compares with."""
+        self.gp_waits += 1
+        return self.qs
+
+    def gp_elapsed(self, start: int) -> bool:
+        return self.eqs > 0 or self.qs != start
+
+    def gp_end(self, ok: bool) -> bool:
+        """The wait for a grace period ended, in time or not (a CPU stuck in the kernel): counted."""
+        if not ok:
+            self.gp_timeouts += 1
+        return ok
+
+    # ------------------------------------------------------------ the driver's
+    def _reported(self) -> None:
+        """The CPU reported: grace-period waiters may look again."""
+
+    def _guard(self) -> contextlib.AbstractContextManager[object]:
+        """Held around each change of the extended state, so that a waiter that reads the state
+        under it sees the start of a grace period and its test as one step."""
+        return contextlib.nullcontext()

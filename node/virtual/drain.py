@@ -1,0 +1,120 @@
+"""The node halves of the remote drains in virtual time: the same rules as the wall node's, other waits.
+
+The rules are node.grants (tokens, leases, fencing), node.remote_lock_rule (take the pcp lock and
+the pages), node.rcu_drain_rule (swap, grace period, take the old set) and node.rcu_gp (when a
+grace period is over for a CPU); node.remote_lock, node.rcu_drain and node.rcu drive them on
+asyncio and threads. Here:
+- each request is served on a Strand (node.virtual.strand), passed in, which is what waits;
+- the pcp lock is a node.virtual.pcp_lock.VirtualPcpLock: the drainer's strand waits for it in
+  virtual time, and holds it from its grant to its commit, abort or lease expiry, while the CPU's
+  trylocks fail and its allocations fall back to the buddy;
+- a grace period is a wait on VirtualRcuCpu, ended by the CPU's next quiescent state (its fiber
+  reports them, as the wall CPU thread does: node.cpu) or its timeout;
+- a lease is an event at its exact end; one whose grant ended before is a no-op (node.grants).
+
+A VirtualCpu is built with the wall RcuCpu (node.cpu.Cpu makes it); set `cpu.rcu =
+VirtualRcuCpu(queue)` before starting it to drain it with rcu-swap.
+"""
+
+from collections.abc import Callable, Generator
+from typing import TypeVar
+
+from node.grants import Grant, GrantTable
+from node.mm.pcp import PerCpuPages
+from node.mm.pcp_rcu import RcuPerCpuPages
+from node.rcu_drain_rule import RcuSwapGrants
+from node.rcu_gp import QuiescentStates
+from node.remote_lock_rule import PcpLockGrants
+from node.sim.clock import EventQueue
+from node.virtual.pcp_lock import VirtualPcpLock
+from node.virtual.strand import Wait, Waiter
+
+T = TypeVar("T")
+
+
+def run_blocking(steps: Generator[float, bool, T], wait: Callable[[float], bool]) -> T:
+    """Run a rule's generator on the calling fiber: each value it yields is a bound in seconds for
+    `wait`, which suspends the fiber in virtual time and whose answer is sent back."""
+    try:
+        bound = next(steps)
+        while True:
+            bound = steps.send(wait(bound))
+    except StopIteration as done:
+        return done.value
+    finally:
+        steps.close()  # an error in a wait runs the rule's cleanup now
+
+
+class VirtualRcuCpu(QuiescentStates):
+    """A CPU's quiescent states (node.rcu_gp), with grace-period waiters suspended in virtual time."""
+
+    def __init__(self, queue: EventQueue) -> None:
+        super().__init__()
+        self.queue = queue
+        self._waits: list[tuple[int, Wait]] = []  # (the grace period's start, its waiter)
+
+    def wait_for_qs(self, waiter: Waiter, timeout: float) -> bool:
+        """From `waiter`'s fiber: wait until this CPU passes a quiescent state that begins after the
+        call, or is in an extended one; False if `timeout` seconds pass first."""
+        start = self.gp_start()
+        if self.gp_elapsed(start):
+            return self.gp_end(True)
+        wait = Wait(self.queue, waiter, timeout)
+        self._waits.append((start, wait))
+        return self.gp_end(wait.suspend())
+
+    def _reported(self) -> None:
+        if not self._waits:
+            return
+        waiting = []
+        for start, wait in self._waits:
+            if wait.over:  # timed out
+                continue
+            if self.gp_elapsed(start):
+                wait.end(True)
+            else:
+                waiting.append((start, wait))
+        self._waits = waiting
+
+
+class VirtualLease(GrantTable):
+    """A grant's lease as an event at its end (node.grants' driver hooks)."""
+
+    queue: EventQueue
+
+    def _arm(self, grant: Grant) -> None:
+        self.queue.after(grant.lease_s, self.expire, grant)
+
+
+class VirtualRemotePcpLock(VirtualLease, PcpLockGrants):
+    def __init__(self, pcp: PerCpuPages, queue: EventQueue, fencing: bool = True, transfer_log=None) -> None:
+        if not isinstance(pcp.lock, VirtualPcpLock):
+            raise TypeError(f"cpu {pcp.cpu}: a virtual remote drain needs a VirtualPcpLock, not {pcp.lock!r}")
+        super().__init__(pcp, queue.clock, fencing, transfer_log)
+        self.queue = queue
+        self.lock = pcp.lock
+
+    def lock_and_take(self, strand: Waiter, lease_s: float, wait_timeout: float) -> tuple[int, list, float]:
+        """From `strand`'s fiber: take the pcp lock (waiting in virtual time) and every page on the
+        lists. Returns (token, pages, lock_wait_s); token 0 and no pages if the lists were empty."""
+        lock = self.lock
+        return run_blocking(self.take(lease_s, wait_timeout), lambda bound: lock.acquire_as(strand, timeout=bound))
+
+    def unlock(self, token: int, commit: bool) -> None:
+        self.settle(token, commit)
+
+
+class VirtualRcuDrain(VirtualLease, RcuSwapGrants):
+    def __init__(self, pcp: RcuPerCpuPages, rcu: VirtualRcuCpu, queue: EventQueue, transfer_log=None) -> None:
+        super().__init__(pcp, queue.clock, transfer_log)
+        self.queue = queue
+        self.rcu = rcu
+
+    def swap_and_take(self, strand: Waiter, lease_s: float, gp_timeout: float) -> tuple[int, list, float, bool]:
+        """From `strand`'s fiber: returns (token, pages, grace_period_s, gp_ok); token 0 when there is
+        nothing to hand over."""
+        rcu = self.rcu
+        return run_blocking(self.swap(lease_s, gp_timeout), lambda bound: rcu.wait_for_qs(strand, bound))
+
+    def release(self, token: int, commit: bool) -> None:
+        self.settle(token, commit)

@@ -1,0 +1,122 @@
+"""The node halves of the remote drains as rules (node.grants, node.remote_lock_rule, node.rcu_drain_rule,
+node.rcu_gp), driven by hand: no loop, no thread, no timer; what they wait for is what they yield."""
+
+import pytest
+
+from node.api.errors import FailedPrecondition
+from node.mm.constants import MIGRATE_MOVABLE
+from node.mm.pcp import PerCpuPages
+from node.mm.pcp_rcu import RcuPerCpuPages
+from node.rcu_drain_rule import RcuSwapGrants
+from node.rcu_gp import QuiescentStates
+from node.remote_lock_rule import PcpLockGrants
+from tests.clock import FakeClock
+
+PAGES = [(pfn, 0, MIGRATE_MOVABLE) for pfn in range(100, 108)]
+
+
+class Manual:
+    """The driver hooks of node.grants as records: the lease is armed by appending the grant."""
+
+    def _arm(self, grant) -> None:
+        self.armed.append(grant)
+
+
+class ManualLock(Manual, PcpLockGrants):
+    armed: list
+
+
+class ManualSwap(Manual, RcuSwapGrants):
+    armed: list
+
+
+def lock_rule() -> tuple[ManualLock, PerCpuPages, FakeClock]:
+    clock = FakeClock(10.0)
+    pcp = PerCpuPages(3, high=64, batch=8)
+    pcp.restore(PAGES)
+    rule = ManualLock(pcp, clock)
+    rule.armed = []
+    return rule, pcp, clock
+
+
+def finish(steps, *answers):
+    """Send `answers` to a rule's generator in turn; (the bounds it yielded, what it returned)."""
+    bounds = [next(steps)]
+    try:
+        for answer in answers:
+            bounds.append(steps.send(answer))
+    except StopIteration as done:
+        return bounds, done.value
+    raise AssertionError(f"the rule asked for more waits than {answers}: {bounds}")
+
+
+def test_the_lock_rule_asks_for_one_bounded_wait_then_grants_and_arms_the_lease():
+    rule, pcp, clock = lock_rule()
+    steps = rule.take(lease_s=0.5, wait_timeout=0.25)
+    assert next(steps) == 0.25 and rule.held is None  # nothing decided before the lock is held
+    pcp.lock.acquire()  # what the driver's wait did
+    clock.now = 10.125
+    with pytest.raises(StopIteration) as done:
+        steps.send(True)
+    token, pages, wait = done.value.value
+    assert (token, sorted(pages), wait) == (1, PAGES, 0.125)
+    (grant,) = rule.armed
+    assert rule.held is grant and (grant.granted_at, grant.lease_s) == (10.125, 0.5) and pcp.count == 0
+
+
+def test_the_lock_rule_refuses_a_wait_that_ran_out_and_grants_nothing():
+    rule, pcp, _ = lock_rule()
+    with pytest.raises(FailedPrecondition, match=r"pcp lock of cpu 3 not acquired within 0\.25s"):
+        finish(rule.take(lease_s=0.5, wait_timeout=0.25), False)
+    assert rule.held is None and rule.armed == [] and pcp.count == len(PAGES) and rule.grants == 0
+
+
+def test_an_empty_pcp_is_not_locked_at_all():
+    rule, pcp, _ = lock_rule()
+    pcp.take_bulk(pcp.count, 0)
+    with pytest.raises(StopIteration) as done:
+        next(rule.take(0.5, 0.25))
+    assert done.value.value == (0, [], 0.0) and not pcp.lock.locked()
+
+
+def test_an_expiry_after_a_commit_is_a_no_op_so_a_driver_need_not_cancel_it():
+    rule, pcp, clock = lock_rule()
+    pcp.lock.acquire()
+    steps = rule.take(0.5, 0.25)
+    next(steps)
+    with pytest.raises(StopIteration):
+        steps.send(True)
+    (grant,) = rule.armed
+    rule.settle(1, commit=True)
+    clock.now = 11.0
+    rule.expire(grant)
+    assert (grant.outcome, rule.lease_expiries, rule.drained_pages, pcp.count) == ("committed", 0, len(PAGES), 0)
+    assert not pcp.lock.locked()
+
+
+def test_the_swap_rule_waits_for_a_grace_period_and_keeps_the_set_when_it_does_not_end():
+    """A grace period that does not end in time (False) leaves the old set the CPU's, pending; the next
+    swap first waits for that grace period, then takes everything."""
+    clock = FakeClock(0.0)
+    pcp = RcuPerCpuPages(0, high=64, batch=8)
+    pcp.lp.restore(PAGES)
+    rule = ManualSwap(pcp, clock)
+    rule.armed = []
+    bounds, result = finish(rule.swap(lease_s=1.0, gp_timeout=0.5), False)
+    assert (bounds, result) == ([0.5], (0, [], 0.0, False)) and pcp.gp_pending and pcp.count == len(PAGES)
+    assert not pcp.drain_lock.locked()
+    bounds, (token, pages, _, ok) = finish(rule.swap(lease_s=1.0, gp_timeout=0.5), True)
+    assert bounds == [0.5] and (token, sorted(pages), ok) == (1, PAGES, True) and rule.armed[0].pages == pages
+
+
+def test_a_grace_period_is_over_at_the_next_quiescent_state_or_at_once_in_an_extended_one():
+    rcu = QuiescentStates()
+    rcu.quiescent()
+    start = rcu.gp_start()
+    assert not rcu.gp_elapsed(start)
+    rcu.quiescent()
+    assert rcu.gp_elapsed(start)
+    with rcu.extended_qs():
+        assert rcu.gp_elapsed(rcu.gp_start())
+    assert not rcu.gp_elapsed(rcu.gp_start())
+    assert rcu.gp_end(False) is False and (rcu.gp_waits, rcu.gp_timeouts) == (3, 1)
