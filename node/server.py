@@ -14,6 +14,7 @@ from node.api import validate
 from node.api.errors import InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.mm import pcp as pcpmod
 from node.shared.reply_stream import serve_ops
 from node.workqueue import WorkItems
 
@@ -39,10 +40,13 @@ class NodeServicer(pb_grpc.NodeServicer):
 
     def _pcp_state(self) -> pb.PcpState:
         pcp = self.node.pcp
+        tuned = isinstance(pcp, pcpmod.PerCpuPages) and pcp.auto_high
         return pb.PcpState(
             cpu=self.node.cpu_id,
             count=pcp.count,
             high=pcp.high,
+            high_min=pcp.high_min if tuned else pcp.high,
+            high_max=pcp.high_max if tuned else pcp.high,
             batch=pcp.batch,
             free_factor=pcp.free_factor,
             list_pages=[len(lst) for lst in pcp.lists],

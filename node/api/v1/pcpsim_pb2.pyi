@@ -85,7 +85,7 @@ class CpuRequest(_message.Message):
     def __init__(self, cpu: _Optional[int] = ...) -> None: ...
 
 class PcpState(_message.Message):
-    __slots__ = ("cpu", "count", "high", "batch", "free_factor", "list_pages", "locked", "remote_token")
+    __slots__ = ("cpu", "count", "high", "batch", "free_factor", "list_pages", "locked", "remote_token", "high_min", "high_max")
     CPU_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     HIGH_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +94,8 @@ class PcpState(_message.Message):
     LIST_PAGES_FIELD_NUMBER: _ClassVar[int]
     LOCKED_FIELD_NUMBER: _ClassVar[int]
     REMOTE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    HIGH_MIN_FIELD_NUMBER: _ClassVar[int]
+    HIGH_MAX_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     count: int
     high: int
@@ -102,7 +104,9 @@ class PcpState(_message.Message):
     list_pages: _containers.RepeatedScalarFieldContainer[int]
     locked: bool
     remote_token: int
-    def __init__(self, cpu: _Optional[int] = ..., count: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., free_factor: _Optional[int] = ..., list_pages: _Optional[_Iterable[int]] = ..., locked: _Optional[bool] = ..., remote_token: _Optional[int] = ...) -> None: ...
+    high_min: int
+    high_max: int
+    def __init__(self, cpu: _Optional[int] = ..., count: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., free_factor: _Optional[int] = ..., list_pages: _Optional[_Iterable[int]] = ..., locked: _Optional[bool] = ..., remote_token: _Optional[int] = ..., high_min: _Optional[int] = ..., high_max: _Optional[int] = ...) -> None: ...
 
 class PcpLockDrainRequest(_message.Message):
     __slots__ = ("cpu", "lease_ms")
