@@ -5,12 +5,13 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
 from node.cpu import MEMBERSHIP, OPERATOR
-from node.virtual.fiber import Fiber
+from node.virtual.fiber import Fiber, FiberDeadlock, FiberLock
 from node.virtual.run import VirtualCluster
 
 ROLES = ("housekeeping", "isolated-preemptible", "isolated-rt", "housekeeping")
@@ -51,8 +52,9 @@ def test_the_log_does_not_depend_on_the_hash_seed():
     assert len(digests) == 1
 
 
-def test_a_virtual_run_reads_no_wall_clock_and_draws_no_unseeded_number(monkeypatch):
-    """Every time.* clock and sleep, and the random module's shared generator, raise during the run."""
+def test_a_virtual_run_reads_no_wall_clock_draws_no_unseeded_number_and_waits_on_no_thread(monkeypatch):
+    """Every time.* clock and sleep, the random module's shared generator, and every blocking wait of
+    threading (fibers share one thread: such a wait would hang it) raise during the run."""
 
     def leak(*args, **kwargs):
         raise AssertionError("the virtual engine read the wall clock or drew an unseeded number")
@@ -61,6 +63,8 @@ def test_a_virtual_run_reads_no_wall_clock_and_draws_no_unseeded_number(monkeypa
         monkeypatch.setattr(time, name, leak)
     for name in ("random", "uniform", "choice", "choices", "randrange", "randint", "expovariate", "shuffle"):
         monkeypatch.setattr(random, name, leak)
+    for cls, name in ((threading.Condition, "wait"), (threading.Event, "wait"), (threading.Thread, "start")):
+        monkeypatch.setattr(cls, name, leak)
     text = run_text(3, horizon=5e-4)
     assert "errors 0" in text
 
@@ -147,3 +151,41 @@ def test_an_error_inside_a_fiber_is_raised_by_resume():
     with pytest.raises(IndexError):
         fiber.resume()
     assert fiber.done
+
+
+def test_a_fiber_that_catches_every_error_still_fails_the_run_and_is_unwound_by_close():
+    """Cpu._step counts an Exception as a failed step and goes on; `fail` raises in the driver instead."""
+    trace = []
+
+    def main():
+        try:
+            fiber.fail(FiberDeadlock("stop"))
+        except BaseException as err:
+            trace.append(type(err).__name__)
+            raise
+
+    fiber = Fiber("t", main)
+    with pytest.raises(FiberDeadlock):
+        fiber.resume()
+    assert not fiber.done and trace == []
+    fiber.close()
+    assert fiber.done and trace == ["FiberExit"]
+
+
+def test_a_fiber_lock_held_by_a_suspended_fiber_fails_the_run_instead_of_hanging_the_thread():
+    lock = FiberLock("pcp->lock")
+    holder = Fiber("holder", lambda: (lock.acquire(), holder.suspend()))
+    waiter = Fiber("waiter", lambda: lock.acquire(False) or lock.acquire())
+    holder.resume()
+    assert lock.locked()
+    with pytest.raises(FiberDeadlock, match="pcp->lock"):
+        waiter.resume()  # its trylock failed quietly; its blocking acquire is what fails the run
+    waiter.close()
+    holder.close()
+    assert waiter.done and holder.done
+    with pytest.raises(FiberDeadlock):
+        lock.acquire()  # in the driver, outside any fiber: raised directly
+    lock.release()
+    assert not lock.locked()
+    with pytest.raises(RuntimeError):
+        lock.release()
