@@ -52,7 +52,10 @@ class Fiber:
         what it `fail`ed with) is raised here, so a failure inside a CPU stops the run loudly."""
         if self.done:
             raise RuntimeError(f"fiber {self.name} resumed after it ended")
-        self._enter().switch()
+        g = self._greenlet
+        if greenlet.getcurrent() is not self._driver:
+            self._enter()
+        g.switch()
 
     def suspend(self) -> None:
         """From inside the fiber: give control back to the driver; return once resumed."""
