@@ -2,16 +2,17 @@
 
 7. CPU time per event of the virtual engine (node.virtual.run.VirtualCluster; the note gives it as
    events per CPU and per wall second) on a fixed workload: 4 CPUs (two housekeeping, an
-   isolated-preemptible and an isolated-RT latency task), seed 7, settled as the wall cluster of figure 8 is, then timed
-   over the same span of kernel time. Floor: a bare heapq pop + push pair in this process, timed
+   isolated-preemptible and an isolated-RT latency task), seed 7, settled as the wall cluster of
+   figure 8 is, then timed over the same span of kernel time. Floor: a bare heapq pop + push pair in this process, timed
    over as many pairs as the run has events on a heap of (time, seq, fn, args) entries as large as
    the CPU count: what the event queue alone costs an event. Both timed in this thread's CPU time,
    as figure 1 is (the engine, fibers included, runs on one thread), so other processes' load on a
    shared machine, which stretches a long run more than a short loop, drops out. Best of 5, each
-   run followed by its floor loop. Target <= 50: an event (a fiber switch pair, one to two heap
-   pairs; the CPU's decision; the model's work it runs) may cost 50 heap pairs. That is what figure
-   8's target needs: the workload has ~1,230 events per kernel ms, and 10x the wall engine's 250 ms
-   of wall time per kernel ms leaves 25 ms, 20 us an event, 50 pairs of 0.4 us.
+   run followed by its floor loop. Target <= 100: what figure 8's target needs on this machine. The
+   workload has ~1,230 events per kernel ms, and 10x the wall engine's 250 ms of wall time per
+   kernel ms leaves 25 ms, 20 us an event; a heap pair takes 0.17-0.19 us of CPU time here
+   (measured by this figure), so an event may cost ~100 of them: a fiber switch pair (two or three
+   pairs' worth), the CPU's decision, and the model's work the event runs.
 8. Virtual against wall engine on the same workload and the same span of kernel time: a wall
    LocalCluster of the same roles at the default time scale, settled, then measured over a window
    of wall time (each node's GetStats, reset at its start and read at its end); the span is that
@@ -46,7 +47,7 @@ from node.virtual.run import VirtualCluster, kernel_s
 ROLES = ("housekeeping", rtapp.ROLE_PREEMPTIBLE, rtapp.ROLE_RT, "housekeeping")
 SEED = 7
 RUNS = 5
-EVENTS_TARGET = "<= 50"
+EVENTS_TARGET = "<= 100"
 ENGINE_TARGET = ">= 10"
 QUICK_WINDOW_S = 2.5  # wall seconds of the wall engine: 10 ms of kernel time at TIME_SCALE 250
 FULL_WINDOW_S = 5.0
