@@ -21,10 +21,10 @@
    processes took of the machine, as in figure 1; the note gives its CPU time too). Value and
    floor: kernel seconds simulated per wall second, virtual and wall; target >= 10. Both engines'
    allocations and latency-task runs over the span are in the note: a wall engine that falls
-   behind (periods skipped, modeled sleeps overrun under load) did less of the workload in its
-   window, so the ratio then favours the wall engine, never the virtual one. Quick: 4 CPUs. Full:
-   4 CPUs, and 64 CPUs laid out as the scale figure's (one more cluster of 64 node processes, tens
-   of seconds to start on 2 cores). The window: 2.5 s of wall time (10 ms of kernel time) quick,
+   behind (a loaded machine; 64 node processes on 2 cores) did less of the workload in its window,
+   so the ratio then favours the wall engine, never the virtual one. Quick: 4 CPUs. Full: 4 CPUs,
+   and 64 CPUs laid out as the scale figure's (one more cluster of 64 node processes: ~30 s more,
+   its start-up included). The window: 2.5 s of wall time (10 ms of kernel time) quick,
    5 s full; the settling before it 5 s (20 ms of kernel time).
 """
 

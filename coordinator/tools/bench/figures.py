@@ -61,7 +61,7 @@ from coordinator.tools.progress import Progress
 
 # How long a run takes (docs/benchmarks.md), for the progress line's remaining time.
 QUICK_ESTIMATE_S = 105.0
-FULL_ESTIMATE_S = 390.0
+FULL_ESTIMATE_S = 350.0
 
 
 def run_bench(quick: bool, run_dir: str | None = None, plot_path: str | None = None) -> dict:
