@@ -1,7 +1,7 @@
 """The node side of the virtual driver: the same CPU code, driven in virtual time (docs/engine.md).
 
 Layout:
-- fiber.py  Fiber: a thread that runs only when handed the baton, so code that blocks deep in a call
+- fiber.py  Fiber: a greenlet that runs only when handed the baton, so code that blocks deep in a call
             stack it does not own (a task's step calls cpu.occupy; node.mm calls the zone) can wait in
             virtual time without being rewritten, and exactly one piece of code runs at a time
 - cpu.py    VirtualCpu: node.cpu.Cpu with its waiting (_block, _wake, the modeled sleeps) on the

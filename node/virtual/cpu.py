@@ -58,6 +58,8 @@ class VirtualCpu(Cpu):
 
     # ---------------------------------------------------------------- waiting
     def _sleep_virtual(self, seconds: float) -> None:
+        # A stretch too short to move the clock (a float residue: 2.5e-21 s ends a preemptible task's busy
+        # phase) is no wait at all, so wait_until's test, not seconds > 0 (the golden digest holds this).
         self.wait_until(self.clock() + seconds)
 
     def _wake(self) -> None:

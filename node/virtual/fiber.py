@@ -1,78 +1,135 @@
-"""Fibers: threads that take turns, one running at a time, switched only by hand.
+"""Fibers: call stacks that take turns in one thread, switched only by hand (greenlet).
 
 The virtual driver runs each CPU's loop (node.cpu.Cpu._run, unchanged) on a fiber. A modeled stretch
 of work suspends the fiber (`suspend`) and hands control back to the driver, which runs the next
 event of the queue and resumes the fiber (`resume`) when its time comes. Since exactly one fiber or
 the driver runs at any moment, and only an explicit suspend or resume switches between them, the
-interleaving is the event queue's order: the OS scheduler picks nothing. Generators or asyncio would
+interleaving is the event queue's order: no scheduler picks anything. Generators or asyncio would
 need every function between the CPU loop and the zone call (the task, the allocator, node.mm's pcp
 code) rewritten as a coroutine; a fiber lets the same code block where it blocks today.
 
-A thread switch costs ~40 us here (a Semaphore release/acquire pair each way, measured on this
-2-core machine at load 4); greenlet's switch is ~1 us and would drop in behind this same interface
-(docs/engine.md, next steps).
+A fiber is a greenlet: a resume and its suspend cost 0.56 us of CPU time together on this 2-core
+machine, where the first version's pair of threads handing semaphores back and forth took 40-55 us.
+All fibers and the driver share one OS thread, so a real lock or condition can never make one fiber
+wait for another: a blocking wait would hang the thread for good. Code on the virtual path therefore
+waits only through the fiber (VirtualCpu's hooks), and a lock fibers share is a FiberLock, which
+refuses to wait.
 """
 
-import threading
 from collections.abc import Callable
+
+import greenlet
 
 
 class FiberExit(BaseException):
     """Raised in a fiber at its suspension point by `close`, to unwind its stack."""
 
 
+class FiberDeadlock(RuntimeError):
+    """A fiber asked to wait on something only another (suspended) fiber can release."""
+
+
+class _Greenlet(greenlet.greenlet):
+    fiber: "Fiber"
+
+
 class Fiber:
     def __init__(self, name: str, main: Callable[[], None]) -> None:
         self.name = name
         self._main = main
-        self._go = threading.Semaphore(0)
-        self._back = threading.Semaphore(0)
-        self._thread = threading.Thread(target=self._body, name=name, daemon=True)
-        self._started = False
-        self._exit = False
+        self._greenlet = _Greenlet(self._body)
+        self._greenlet.fiber = self
+        self._driver: greenlet.greenlet | None = None  # who resumed it last: where suspend returns to
         self.done = False
-        self._error: BaseException | None = None
+
+    @staticmethod
+    def current() -> "Fiber | None":
+        """The fiber running now; None in the driver."""
+        g = greenlet.getcurrent()
+        return g.fiber if isinstance(g, _Greenlet) else None
 
     def resume(self) -> None:
-        """From the driver: run the fiber until it suspends or ends. What ended it with an error is
-        raised here, so a failure inside a CPU stops the run loudly."""
+        """From the driver: run the fiber until it suspends or ends. What ended it with an error (or
+        what it `fail`ed with) is raised here, so a failure inside a CPU stops the run loudly."""
         if self.done:
             raise RuntimeError(f"fiber {self.name} resumed after it ended")
-        if self._started:
-            self._go.release()
-        else:
-            self._started = True
-            self._thread.start()
-        self._back.acquire()
-        if self._error is not None:
-            err, self._error = self._error, None
-            raise err
+        g = self._greenlet
+        if greenlet.getcurrent() is not self._driver:
+            self._enter()
+        g.switch()
 
     def suspend(self) -> None:
         """From inside the fiber: give control back to the driver; return once resumed."""
-        self._back.release()
-        self._go.acquire()
-        if self._exit:
-            raise FiberExit
+        self._driver_of_current().switch()
+
+    def fail(self, err: BaseException) -> None:
+        """From inside the fiber: stop here and raise `err` in the driver (its `resume`), past every
+        handler of the fiber's own code (Cpu._step counts an Exception as a failed step and goes on;
+        a work item keeps even a BaseException for whoever flushes it). The fiber stays suspended
+        here until `close` unwinds it."""
+        self._driver_of_current().throw(err)
 
     def close(self) -> None:
         """End the fiber: FiberExit is raised at its suspension point, so its finally blocks run (and
         again at every later one, should code that catches BaseException swallow it)."""
-        if not self._started:
-            return
-        self._exit = True
-        while not self.done:
-            self._go.release()
-            self._back.acquire()
-        self._thread.join()
+        while self._greenlet:  # started and not ended
+            self._enter().throw(FiberExit)
+
+    def _enter(self) -> greenlet.greenlet:
+        """Make the running code this fiber's driver: a suspend, an end or an error comes back to it."""
+        self._driver = greenlet.getcurrent()
+        self._greenlet.parent = self._driver
+        return self._greenlet
+
+    def _driver_of_current(self) -> greenlet.greenlet:
+        if greenlet.getcurrent() is not self._greenlet or self._driver is None:
+            raise RuntimeError(f"fiber {self.name} suspended from outside itself")
+        return self._driver
 
     def _body(self) -> None:
         try:
             self._main()
         except FiberExit:
             pass
-        except BaseException as err:  # handed to the driver by resume
-            self._error = err
         finally:
             self.done = True
-            self._back.release()
+
+
+class FiberLock:
+    """A lock fibers share (node.mm.pcp.PcpLock: pcp->lock of a virtual CPU). It never waits: fibers
+    run one at a time in one thread, so the holder of a held lock is suspended and a real blocking
+    acquire would hang the thread. An acquire that would wait stops the run with FiberDeadlock raised
+    in the driver instead. Nothing on the virtual path contends for a lock yet (each CPU's pcp lock
+    is taken only on its own fiber); a remote drainer will need a lock whose waiters queue in
+    virtual time (docs/engine.md, the virtual pcp lock)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._held = False
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not self._held:
+            self._held = True
+            return True
+        if not blocking:
+            return False
+        err = FiberDeadlock(f"{self.name}: a blocking acquire while it is held would wait forever")
+        fiber = Fiber.current()
+        if fiber is None:
+            raise err
+        fiber.fail(err)
+        raise err  # not reached: a failed fiber is only ever unwound, by FiberExit
+
+    def release(self) -> None:
+        if not self._held:
+            raise RuntimeError(f"{self.name}: release of an unlocked lock")
+        self._held = False
+
+    def locked(self) -> bool:
+        return self._held
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -26,6 +26,7 @@ from node.sim.net import LOOPBACK_ZONE_RTT_US, Latency, SimNetwork
 from node.sim.rng import RngTree
 from node.tasks import Housekeeping, IrqSource, LatencyTask
 from node.virtual.cpu import VirtualCpu
+from node.virtual.fiber import FiberLock
 from node.virtual.zone import LocalZone, SharedZone
 
 KERNEL = CostModel(time_scale=1.0)  # its wall(us) is then kernel seconds: virtual time is kernel time
@@ -65,7 +66,8 @@ class VirtualCluster:
         for n, role in enumerate(roles):
             cpu = VirtualCpu(n, self.queue)
             cpu.on_event = self._event
-            pcp = pcpmod.PerCpuPages(n, high=high, batch=batch)
+            # Fibers share one thread: a threading.Lock's blocking acquire would hang it (node.virtual.fiber).
+            pcp = pcpmod.PerCpuPages(n, high=high, batch=batch, lock=FiberLock(f"cpu{n} pcp->lock"))
             local = LocalZone(self.zone, cpu)
             # No coordinator: this zone never refuses, so direct reclaim (the stub's one use) never runs.
             alloc = PageAllocator(cpu, pcp, local, coordinator_stub=None)

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from coordinator.tools.bench import engine
 from coordinator.tools.bench.figure import (
     Figure,
     finite,
@@ -18,6 +19,7 @@ from coordinator.tools.bench.figure import (
     result_json,
     write_json,
 )
+from node.virtual.run import VirtualCluster
 
 
 def test_ratio_is_value_over_floor_and_a_zero_floor_is_not_a_number():
@@ -103,3 +105,42 @@ def test_linear_fit_recovers_a_line():
     assert intercept == pytest.approx(0.5)
     with pytest.raises(ValueError):
         linear_fit([1], [1.0])
+
+
+def test_the_engine_figure_compares_kernel_seconds_per_wall_second_on_the_best_virtual_run():
+    wall = engine.WallRun(window_s=2.5, span_s=0.01, work=engine.Work(4000, 135))
+    runs = [engine.VirtualRun(s, s / 2, 12_000, engine.Work(4100, 134)) for s in (0.3, 0.2, 0.4)]
+    fig = engine.engine_figure("4 CPUs", wall, runs)
+    assert fig.value == pytest.approx(0.05) and fig.floor == pytest.approx(0.004)
+    assert fig.ratio == pytest.approx(12.5) and fig.ok is True
+    assert "4,000 allocs, 135 task runs" in fig.note and "4,100 allocs, 134 task runs" in fig.note
+    runs[1].wall_s = 0.3
+    assert engine.engine_figure("4 CPUs", wall, runs).ok is False  # best 0.3 s: 8.3x
+
+
+def test_the_events_figure_is_the_best_runs_cpu_time_per_event_against_the_best_floor():
+    """CPU time, not wall time: the run least stretched by other processes is the cheapest, not the shortest."""
+    runs = [
+        engine.VirtualRun(wall, cpu, 10_000, engine.Work(1, 1)) for wall, cpu in ((0.3, 0.2), (0.15, 0.1), (0.1, 0.3))
+    ]
+    fig = engine.events_figure("4 CPUs", engine.ROLES, 0.01, runs, [4e-7, 3e-7, 5e-7])
+    assert fig.value == pytest.approx(1e-5) and fig.floor == pytest.approx(3e-7)
+    assert fig.ratio == pytest.approx(33.3, rel=1e-2) and fig.ok is True
+    assert "100,000 events per CPU second (100,000 per wall second)" in fig.note
+
+
+def test_a_virtual_run_times_only_the_span_after_its_settling():
+    """Its events and work are those of the span: a run to settle + span less a run to settle."""
+    settle, span = 3e-4, 2e-4
+
+    def totals(until: float) -> tuple[int, engine.Work]:
+        cluster = VirtualCluster(engine.ROLES, engine.SEED)
+        cluster.run(until)
+        cluster.close()
+        return cluster.queue.executed, engine._work(cluster)
+
+    (e0, w0), (e1, w1) = totals(settle), totals(settle + span)
+    run = engine.run_virtual(engine.ROLES, settle, span)
+    assert run.events == e1 - e0 > 0
+    assert run.work == engine.Work(w1.allocs - w0.allocs, w1.task_runs - w0.task_runs)
+    assert run.work.task_runs > 0

@@ -8,6 +8,7 @@
 - noise      4: the latency task's wake-up lateness with no drains, against a bare timer
 - zone       5: the zone service's throughput from many client processes
 - scale      6: many CPUs and a coordinator on this machine, drained every second
+- engine     7, 8: the virtual engine's CPU time per event against a heapq pair, its speed against the wall engine
 - streams    the stream round trips and tiny-time-scale clusters the floors are taken on
 - plot       the drain_all_pages scaling curve as a PNG
 """

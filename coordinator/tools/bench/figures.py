@@ -41,12 +41,16 @@ cheap, interleaved with it so drift cancels), and reported as a ratio with a tar
    1 / RTT. Target >= 0.5x. On a 2-core machine 8 clients and the coordinator share
    two cores, so the floor rate is what one stream can do, not what the machine can.
 6. Scale: coordinator.tools.bench.scale (64 CPUs for 60 s; quick 16 for 10 s).
+7-8. The virtual engine (docs/engine.md): its CPU time per event against a bare heapq pair, and
+   its speed against the wall engine on the same workload and span of kernel time, at 4 CPUs
+   (full: and 64): coordinator.tools.bench.engine.
 """
 
 import tempfile
 import time
 
 from coordinator.tools.bench.drain_one import bench_remote_drain_and_zone
+from coordinator.tools.bench.engine import bench_engine
 from coordinator.tools.bench.fast_path import bench_fast_path
 from coordinator.tools.bench.figure import Figure, log, result_json
 from coordinator.tools.bench.noise import bench_noise
@@ -56,8 +60,8 @@ from coordinator.tools.bench.streams import TINY_TIME_SCALE
 from coordinator.tools.progress import Progress
 
 # How long a run takes (docs/benchmarks.md), for the progress line's remaining time.
-QUICK_ESTIMATE_S = 90.0
-FULL_ESTIMATE_S = 300.0
+QUICK_ESTIMATE_S = 105.0
+FULL_ESTIMATE_S = 350.0
 
 
 def run_bench(quick: bool, run_dir: str | None = None, plot_path: str | None = None) -> dict:
@@ -71,6 +75,7 @@ def run_bench(quick: bool, run_dir: str | None = None, plot_path: str | None = N
         ("drain_all_pages scaling", "scaling", lambda: bench_scaling(quick, run_dir, plot_path)),
         ("noise floor", "noise", lambda: bench_noise(quick, run_dir)),
         ("scale", "scale", lambda: bench_scale(quick, run_dir)),
+        ("virtual engine", "engine", lambda: bench_engine(quick, run_dir)),
     ]
     progress = Progress(len(steps), QUICK_ESTIMATE_S if quick else FULL_ESTIMATE_S)
     try:
