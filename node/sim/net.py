@@ -177,7 +177,9 @@ class SimNetwork:
         """An RPC (or one message of a stream) from `src` to `dst`, under both ends' rules (the module
         docstring). On arrival `handle(respond)` runs at `dst`; `respond(value)` sends the reply, which
         runs `on_reply(value)` at `src` when it arrives. A failure runs `on_error(code, detail)` at
-        `src`. A lost request or reply runs nothing: the caller's bound is its own event."""
+        `src`. A lost request or reply runs nothing: the caller's bound is its own event. A rule's delay
+        is a wait in the process that applies it, so it ends no earlier than the process's resume
+        if the process is stopped meanwhile, and never if it is killed."""
         queue = self.queue
 
         def fail(at: object, to: object, detail: str) -> None:
@@ -201,7 +203,7 @@ class SimNetwork:
         def arrive() -> None:
             delay, outcome = self._decide(dst, IN, method, src)
             if delay:
-                queue.after(delay, admitted, outcome)
+                queue.after(delay, self._arrive, _Message(dst, dst, admitted, (outcome,)))
             else:
                 admitted(outcome)
 
@@ -221,7 +223,7 @@ class SimNetwork:
 
         delay, outcome = self._decide(src, OUT, method, dst)
         if delay:
-            queue.after(delay, leave, outcome)
+            queue.after(delay, self._arrive, _Message(src, src, leave, (outcome,)))
         else:
             leave(outcome)
 

@@ -191,3 +191,13 @@ def test_bad_rules_and_a_cut_with_one_endpoint_on_both_sides_are_refused():
         Rule("sideways")
     with pytest.raises(ValueError, match="share endpoints"):
         net.cut({1, C}, {C})
+
+
+def test_a_rules_delay_is_a_wait_in_its_process_so_a_stop_meanwhile_makes_it_end_at_the_resume():
+    q, net, tree = _net()
+    net.set_rules(1, [Rule("in", delay_s=0.25)], tree.stream("f1"))
+    call = Call(q, net, C, 1)  # arrives at 1 ms, its delay would end at 251 ms
+    q.at(0.1, net.stop, 1)
+    q.at(0.4, net.resume, 1)
+    q.run(1.0)
+    assert call.handled == [0.4] and call.replies == [(0.4 + ONE_WAY, "ok")]
