@@ -5,5 +5,8 @@ source of randomness is rng's seeded tree: tests/unit/test_layering.py):
 - clock.py  VirtualClock, and EventQueue: events run in (time, seq) order, like SimPy's
             (time, priority, id), so two events at one instant run in the order they were scheduled
 - rng.py    RngTree: one seed, an independent random.Random per stream name
-- net.py    SimNetwork: a message is delivered after a latency drawn from a seeded distribution
+- net.py    SimNetwork: a message is delivered after a latency drawn from a seeded distribution; the
+            nemesis's primitives (RPC fault rules, cuts, stopped and dead endpoints) at exact instants
+- faults.py the RPC fault rules of node.shared.faults, decided without gRPC
+- noise.py  the host-noise model: timer slack on each wake-up, drawn from the bare timer's lateness
 """

@@ -11,6 +11,13 @@ random (tests/unit/test_layering.py), so no draw can be unseeded.
 
 import hashlib
 import random
+from typing import Protocol
+
+
+class Uniform(Protocol):
+    """A seeded stream (RngTree.stream): all a draw by inverse transform needs of it."""
+
+    def random(self) -> float: ...
 
 
 class RngTree:

@@ -1,0 +1,172 @@
+"""The nemesis under virtual time: a chaos scenario's fault timeline as events on node.sim's queue.
+
+The wall nemesis (coordinator.tools.chaos.nemesis) applies each fault to real processes; this one
+applies the same faults at exact virtual instants, each start at `at_s` and each heal at
+`at_s + heal_after_s`, scenario seconds divided by `time_scale` (the scenario's figures are the wall
+engine's: virtual time is kernel time). Per kind:
+- partition: the wall nemesis's rules on the node (node.sim.faults.PARTITION), set in the network;
+  the heal removes them;
+- rpc: the same rule on the same process (side "node": the CPU; "coordinator": the coordinator, the
+  rule's peer the CPU if one is named), delay in virtual seconds;
+- stop-node: the network holds what reaches the CPU (SimNetwork.stop) and the driver stops its code;
+  the heal reads what waited and runs it again;
+- kill-node, kill-coordinator: the network refuses and loses (SimNetwork.kill) and the driver ends
+  the process; the heal revives the endpoint and the driver starts a new process, which has no rules
+  until the next change of its faults, as a new wall process has none until the next SetFaults;
+- slow-cpu: the CPU's cost factor, through the driver (1 at the heal);
+- stop-coordinator-mid-drain: the driver arms the trap; if a drain reaches it before the heal, the
+  driver stops the coordinator (its code, and SimNetwork.stop of its endpoint) until the heal, which
+  resumes the endpoint; a trap that never sprang is disarmed at the heal.
+second-coordinator needs two coordinators in one run, which the virtual driver does not have: a
+scenario with it is refused before anything is scheduled. Each endpoint's rules draw from its own
+stream of the run's tree ("faults/<endpoint>"), as each wall process draws from its own generator.
+"""
+
+from typing import Protocol
+
+from coordinator.tools.chaos.scenario import Fault, Scenario
+from node.shared.timebase import TIME_SCALE
+from node.sim.clock import EventQueue
+from node.sim.faults import ANY_PEER, PARTITION, Rule
+from node.sim.net import SimNetwork
+from node.sim.rng import RngTree, Uniform
+
+COORDINATOR = "coordinator"
+UNSUPPORTED = {"second-coordinator": "needs a second coordinator process, which the virtual driver does not run"}
+
+
+class Hooks(Protocol):
+    """What the whole-cluster driver does for the faults that are more than messages. An endpoint is a
+    CPU's number or the coordinator's name."""
+
+    def kill(self, endpoint: object) -> None: ...  # end the process: its code and its memory
+
+    def restart(self, endpoint: object) -> None: ...  # a new process on the endpoint
+
+    def stop(self, endpoint: object) -> None: ...  # its code runs no further (SIGSTOP)
+
+    def cont(self, endpoint: object) -> None: ...  # its code runs again (SIGCONT)
+
+    def set_cost_factor(self, cpu: int, factor: float) -> None: ...
+
+    def arm_trap(self, until: float) -> None: ...  # stop mid-drain, until virtual time `until`
+
+    def disarm_trap(self) -> None: ...
+
+
+class VirtualNemesis:
+    def __init__(
+        self,
+        scenario: Scenario,
+        queue: EventQueue,
+        net: SimNetwork,
+        rng: RngTree,
+        hooks: Hooks,
+        coordinator: object = COORDINATOR,
+        time_scale: float = TIME_SCALE,
+    ) -> None:
+        for i, fault in enumerate(scenario.faults):
+            if fault.kind in UNSUPPORTED:
+                why = UNSUPPORTED[fault.kind]
+                raise ValueError(f"{scenario.path}: faults[{i}]: {fault.kind} cannot run under virtual time: {why}")
+        self.scenario = scenario
+        self.queue = queue
+        self.net = net
+        self.rng = rng
+        self.hooks = hooks
+        self.coordinator = coordinator
+        self.time_scale = time_scale
+        self.rules: dict[object, list[tuple[Fault, Rule]]] = {}  # endpoint -> the rules of each active fault
+        self._streams: dict[object, Uniform] = {}
+        self.trace: list[str] = []  # one line per start and heal: "<virtual time> start|heal <fault>"
+
+    def virtual(self, scenario_s: float) -> float:
+        return scenario_s / self.time_scale
+
+    def schedule(self) -> None:
+        """Queue every fault's start and heal (in the scenario's order, so faults due at one instant
+        start and heal in the order the file lists them)."""
+        for fault in self.scenario.faults:
+            self.queue.at(self.virtual(fault.at_s), self.start, fault)
+            self.queue.at(self.virtual(fault.heal_at_s), self.heal, fault)
+
+    def start(self, fault: Fault) -> None:
+        self.trace.append(f"{self.queue.clock.now!r} start {fault.describe()}")
+        hooks, net = self.hooks, self.net
+        if fault.kind == "partition":
+            self._add(fault.cpu, fault, PARTITION)
+        elif fault.kind == "rpc":
+            self._add(self._rpc_endpoint(fault), fault, (self._rpc_rule(fault),))
+        elif fault.kind == "slow-cpu":
+            assert fault.cpu is not None
+            hooks.set_cost_factor(fault.cpu, fault.factor)
+        elif fault.kind in ("stop-node", "kill-node", "kill-coordinator"):
+            endpoint = self._process(fault)
+            if fault.kind == "stop-node":
+                net.stop(endpoint)
+                hooks.stop(endpoint)
+            else:
+                net.kill(endpoint)
+                hooks.kill(endpoint)
+        elif fault.kind == "stop-coordinator-mid-drain":
+            hooks.arm_trap(self.virtual(fault.heal_at_s))
+        else:
+            raise AssertionError(f"fault kind {fault.kind!r} has no virtual start")
+
+    def heal(self, fault: Fault) -> None:
+        self.trace.append(f"{self.queue.clock.now!r} heal {fault.describe()}")
+        hooks, net = self.hooks, self.net
+        if fault.kind in ("partition", "rpc"):
+            endpoint = fault.cpu if fault.kind == "partition" else self._rpc_endpoint(fault)
+            self.rules[endpoint] = [(f, r) for f, r in self.rules.get(endpoint, []) if f is not fault]
+            self._push(endpoint)
+        elif fault.kind == "slow-cpu":
+            assert fault.cpu is not None
+            hooks.set_cost_factor(fault.cpu, 1.0)
+        elif fault.kind == "stop-node":
+            endpoint = self._process(fault)
+            net.resume(endpoint)
+            hooks.cont(endpoint)
+        elif fault.kind in ("kill-node", "kill-coordinator"):
+            endpoint = self._process(fault)
+            net.revive(endpoint)
+            net.set_rules(endpoint, (), self._stream(endpoint))  # a new process: no rules yet
+            hooks.restart(endpoint)
+        elif fault.kind == "stop-coordinator-mid-drain":
+            if net.stopped(self.coordinator):
+                net.resume(self.coordinator)
+                hooks.cont(self.coordinator)
+            else:
+                hooks.disarm_trap()
+        else:
+            raise AssertionError(f"fault kind {fault.kind!r} has no virtual heal")
+
+    # ------------------------------------------------------------------ helpers
+    def _process(self, fault: Fault) -> object:
+        return self.coordinator if fault.kind == "kill-coordinator" else fault.cpu
+
+    def _rpc_endpoint(self, fault: Fault) -> object:
+        return fault.cpu if fault.side == "node" else self.coordinator
+
+    def _rpc_rule(self, fault: Fault) -> Rule:
+        return Rule(
+            fault.direction,
+            fault.method,
+            fault.cpu if fault.side == "coordinator" and fault.cpu is not None else ANY_PEER,
+            self.virtual(fault.delay_ms / 1000.0),
+            fault.drop,
+            fault.drop_reply,
+            fault.fail,
+        )
+
+    def _add(self, endpoint: object, fault: Fault, rules: tuple[Rule, ...]) -> None:
+        self.rules.setdefault(endpoint, []).extend((fault, r) for r in rules)
+        self._push(endpoint)
+
+    def _push(self, endpoint: object) -> None:
+        self.net.set_rules(endpoint, [r for _, r in self.rules.get(endpoint, [])], self._stream(endpoint))
+
+    def _stream(self, endpoint: object) -> Uniform:
+        if endpoint not in self._streams:
+            self._streams[endpoint] = self.rng.stream(f"faults/{endpoint}")
+        return self._streams[endpoint]

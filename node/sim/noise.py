@@ -1,0 +1,88 @@
+"""The host-noise model: what the wall engine's host noise stood for, seeded, so the noise floor is an input.
+
+On the wall engine every timed wake-up of a CPU thread comes late by whatever the host adds (the
+scheduler, the GIL, the other processes on 2 shared cores); `pcpsim bench` measures that floor with
+a bare timer thread (node.wake_probe) beside the latency task. The virtual engine has no host, so
+a wake-up is exactly on time unless work or IRQs on its CPU delay it. This module puts the slack
+back as a model: each timed wake-up of a virtual CPU is late by a draw from a lateness
+distribution, from one seeded stream per CPU. IRQ arrivals stay node.tasks.IrqSource's Poisson
+process, already seeded; this model is only the timer slack.
+
+The shape: BARE_TIMER_LATENESS_US, the bare timer probe's lateness on the development machine,
+measured with the bench's own path: coordinator.tools.bench.noise.bench_noise(quick=True, run_dir)
+(the figure "latency task wake p99 (no drains) vs bare timer"; a housekeeping and an
+isolated-preemptible node, the probe in the isolated node's process, period 20 ms), every sample of
+the probe's file (1,601 wake-ups over 32 s), 2026-12-02 05:36 UTC, load average 2.7 on 2 cores:
+p50 170 us, p90 377 us, p99 3.66 ms, p99.9 10.6 ms, max 12.1 ms of wall time. The bench's window
+of the same run (1,501 wake-ups) gave p99 3.01 ms. Like the network's table (node.sim.net) it is
+wall time on a loaded host; a driver scales it to kernel time (`timer_slack`: wall / TIME_SCALE),
+which makes the median 0.68 us and p99 14.7 us of kernel time at TIME_SCALE 250.
+
+Against a real NOHZ_FULL CPU: cyclictest on 30 isolated threads of a Xeon Gold 6338N, 6.12.78-rt,
+nohz_full and isolcpus, 2 hours, reports min 2.0-2.2 us, avg 2.1-2.3 us, max 6.8-11.5 us of wake-up
+latency (LKML, Ionut Nechita, "NO_HZ_FULL vs NO_HZ_IDLE: ~300ns cyclictest latency regression from
+context tracking overhead", 2026-03-26). The scaled table's body is below that floor (a model
+CPU's wake-up costs nothing of itself) and its tail above that maximum (the host's tail, which the
+wall engine's figures carry): a run that wants the real machine's floor passes that table instead
+(`timer_slack(rng, time_scale, table)`); this one stands for what the wall engine measured.
+"""
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from node.sim.net import Latency
+from node.sim.rng import Uniform
+
+# Percentile -> lateness in microseconds of wall time (see the module docstring).
+BARE_TIMER_LATENESS_US: tuple[tuple[float, float], ...] = (
+    (0.0, 91.9),  # the earliest wake-up of the sample
+    (1.0, 110.6),
+    (10.0, 142.0),
+    (25.0, 155.4),
+    (50.0, 170.2),
+    (75.0, 205.6),
+    (90.0, 376.7),
+    (99.0, 3663.2),
+    (99.9, 10581.5),
+    (100.0, 12065.1),  # the latest of 1,601: the sample says nothing beyond it
+)
+
+
+class WakeSlack(Protocol):
+    """What a virtual CPU asks at each timed wake-up: how late, in virtual seconds, it comes."""
+
+    def lateness(self) -> float: ...
+
+
+class NoSlack:
+    """Every wake-up on time (unit tests; runs that want only the model's own delays)."""
+
+    def lateness(self) -> float:
+        return 0.0
+
+
+NO_SLACK = NoSlack()
+
+
+class TimerSlack:
+    """Lateness drawn from an empirical distribution, one draw per wake-up, from one seeded stream."""
+
+    def __init__(self, rng: Uniform, distribution: Latency) -> None:
+        self.rng = rng
+        self.distribution = distribution
+        self.draws = 0
+
+    def lateness(self) -> float:
+        self.draws += 1
+        return self.distribution.draw(self.rng)
+
+
+def timer_slack(
+    rng: Uniform, time_scale: float, table: Sequence[tuple[float, float]] = BARE_TIMER_LATENESS_US
+) -> TimerSlack:
+    """A CPU's slack from a table of microseconds of wall time, in kernel seconds (wall / time_scale).
+    Give each CPU its own stream (RngTree.stream(f"slack/cpu{n}")), so one CPU's wake-ups never shift
+    another's draws."""
+    if time_scale <= 0:
+        raise ValueError(f"time_scale must be positive, got {time_scale!r}")
+    return TimerSlack(rng, Latency.scaled(table, 1e-6 / time_scale))
