@@ -17,38 +17,29 @@ nemesis can always heal (the interceptor sees only the pcpsim services).
 
 import asyncio
 import collections
-import fnmatch
 import random
 import time
-from dataclasses import dataclass
 
 import grpc
 
 from node.api.errors import InvalidArgument, Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
+from node.sim import faults as sim_faults
 
 EXEMPT = ("SetFaults",)
 MAX_DELAY_MS = 60_000
-ANY_PEER = -1
+ANY_PEER = sim_faults.ANY_PEER
 
 
-@dataclass(frozen=True)
-class Rule:
-    direction: int
-    method: str
-    peer: int
-    delay_s: float
-    drop: float
-    drop_reply: float
-    fail: float
+DIRECTIONS: dict[int, str] = {pb.DIRECTION_IN: sim_faults.IN, pb.DIRECTION_OUT: sim_faults.OUT}
 
 
-def parse_rules(rules) -> list[Rule]:
+def parse_rules(rules) -> list[sim_faults.Rule]:
     """Validate FaultRule messages; raises InvalidArgument naming the bad rule and field."""
     out = []
     for i, r in enumerate(rules):
         where = f"rule {i}"
-        if r.direction not in (pb.DIRECTION_IN, pb.DIRECTION_OUT):
+        if r.direction not in DIRECTIONS:
             raise InvalidArgument(f"{where}: direction must be IN or OUT, got {r.direction}")
         if not r.method:
             raise InvalidArgument(f"{where}: method is required (a name, a glob, or '*')")
@@ -56,21 +47,20 @@ def parse_rules(rules) -> list[Rule]:
             raise InvalidArgument(f"{where}: peer must be a CPU number or -1 (any), got {r.peer}")
         if r.delay_ms > MAX_DELAY_MS:
             raise InvalidArgument(f"{where}: delay_ms {r.delay_ms} exceeds {MAX_DELAY_MS}")
-        for name in ("drop", "drop_reply", "fail"):
-            p = getattr(r, name)
-            if not 0.0 <= p <= 1.0:  # also refuses NaN
-                raise InvalidArgument(f"{where}: {name} must be a probability in [0, 1], got {p}")
-        if r.drop_reply and r.direction != pb.DIRECTION_IN:
-            raise InvalidArgument(f"{where}: drop_reply applies to IN rules only")
-        out.append(Rule(r.direction, r.method, r.peer, r.delay_ms / 1000.0, r.drop, r.drop_reply, r.fail))
+        try:
+            rule = sim_faults.Rule(
+                DIRECTIONS[r.direction], r.method, r.peer, r.delay_ms / 1000.0, r.drop, r.drop_reply, r.fail
+            )
+        except ValueError as err:  # a probability out of [0, 1], or drop_reply on an OUT rule
+            raise InvalidArgument(f"{where}: {err}") from None
+        out.append(rule)
     return out
 
 
 class Faults:
     def __init__(self, on_cost_factor=None):
-        self.rules: list[Rule] = []
-        self.rng = random.Random(0)
         self.injected: collections.Counter[str] = collections.Counter()
+        self._rules = sim_faults.EndpointFaults((), random.Random(0), self.injected)
         self.stop_mid_drain = False
         self.on_cost_factor = on_cost_factor  # node: applies a slow-CPU factor; None: not supported
 
@@ -84,38 +74,19 @@ class Faults:
             raise InvalidArgument("cost_factor applies to nodes only")
         if request.stop_mid_drain and self.on_cost_factor is not None:
             raise InvalidArgument("stop_mid_drain applies to the coordinator only")
-        self.rules = rules
-        self.rng = random.Random(request.seed)
+        self._rules = sim_faults.EndpointFaults(tuple(rules), random.Random(request.seed), self.injected)
         self.stop_mid_drain = request.stop_mid_drain
         if self.on_cost_factor is not None:
             self.on_cost_factor(factor)
         return pb.FaultsReply(injected=dict(self.injected))
 
-    def _match(self, direction: int, method: str, peer: int) -> Rule | None:
-        for rule in self.rules:
-            if (
-                rule.direction == direction
-                and (rule.peer == ANY_PEER or rule.peer == peer)
-                and fnmatch.fnmatchcase(method, rule.method)
-            ):
-                return rule
-        return None
+    @property
+    def rules(self) -> tuple[sim_faults.Rule, ...]:
+        return self._rules.rules
 
-    def _draw(self, p: float) -> bool:
-        return p > 0 and self.rng.random() < p
-
-    def _decide(self, direction: int, method: str, peer: int):
+    def _decide(self, direction: int, method: str, peer: int) -> tuple[float, str | None]:
         """(delay_s, outcome) for one message: outcome None, "fail", "drop" or "drop_reply"."""
-        rule = self._match(direction, method, peer) if self.rules else None
-        if rule is None:
-            return 0.0, None
-        if rule.delay_s:
-            self.injected["delay"] += 1
-        for outcome, p in (("fail", rule.fail), ("drop", rule.drop), ("drop_reply", rule.drop_reply)):
-            if self._draw(p):
-                self.injected[outcome] += 1
-                return rule.delay_s, outcome
-        return rule.delay_s, None
+        return self._rules.decide(DIRECTIONS[direction], method, peer)
 
     async def admit(self, method: str, peer: int) -> bool:
         """Before handling a request: its delay, then UNAVAILABLE (fail) or never returning (drop).

@@ -1,4 +1,5 @@
-"""RPC fault rules as the simulated network applies them: node.shared.faults' rules, without gRPC.
+"""RPC fault rules, without gRPC: the one decision both node.shared.faults (the wall processes) and the
+simulated network (node.sim.net) apply.
 
 A process (an endpoint of node.sim.net) holds rules; a rule matches a direction ("in": a request
 the endpoint receives, checked when it arrives; "out": one it sends, checked before it leaves), a
@@ -54,10 +55,11 @@ PARTITION = (Rule(IN, drop=1.0), Rule(OUT, drop=1.0))
 class EndpointFaults:
     """One endpoint's rules and the stream their probabilities are drawn from."""
 
-    def __init__(self, rules: tuple[Rule, ...], rng: Uniform) -> None:
+    def __init__(self, rules: tuple[Rule, ...], rng: Uniform, injected: collections.Counter[str] | None = None) -> None:
+        """`injected`: the counter to add to (a wall process keeps one across SetFaults calls)."""
         self.rules = rules
         self.rng = rng
-        self.injected: collections.Counter[str] = collections.Counter()
+        self.injected: collections.Counter[str] = collections.Counter() if injected is None else injected
 
     def decide(self, direction: str, method: str, peer: object) -> tuple[float, str | None]:
         """(delay_s, outcome) for one request: outcome None, FAIL, DROP or DROP_REPLY."""
