@@ -14,6 +14,8 @@ WRITE_ONCE and the fast path reads them racily.
 import asyncio
 import logging
 
+from coordinator.membership_rule import excused
+
 log = logging.getLogger(__name__)
 
 
@@ -31,8 +33,10 @@ class Pageset:
 
 
 class Reaper:
-    """Declares overdue members dead and takes their pages back, one at a time, with no
-    drain in flight (it holds pcpu_drain_mutex, as coordinator.registration does for a replaced CPU)."""
+    """The wall driver of the reaper's rule (coordinator.membership_rule: overdue, reapable, excused;
+    coordinator.virtual_members is the virtual one). Declares overdue members dead and takes their
+    pages back, one at a time, with no drain in flight (it holds pcpu_drain_mutex, as
+    coordinator.registration does for a replaced CPU)."""
 
     def __init__(self, membership, zone_service, drainer, pageset: Pageset, on_dead=None):
         self.membership = membership
@@ -49,10 +53,7 @@ class Reaper:
             before = clock()
             await asyncio.sleep(interval)
             late = clock() - before - interval
-            if late > max(4 * interval, self.membership.failure_timeout / 2):
-                # This process did not run (stopped, starved): the nodes' silence meanwhile is
-                # its own, not theirs. Nothing unsafe either way: a node that was really gone
-                # is declared dead that much later.
+            if excused(late, interval, self.membership.failure_timeout):
                 self.membership.excuse(late)
 
     async def reap(self) -> list[int]:
@@ -60,8 +61,7 @@ class Reaper:
         dead = []
         for member in self.membership.overdue():
             async with self.drainer.pcpu_drain_mutex:
-                # Re-check under the mutex: a heartbeat or a new registration may have come.
-                if self.membership.is_current(member) and member in self.membership.overdue():
+                if self.membership.reapable(member):
                     await self.kill(member)
                     dead.append(member.cpu)
         return dead

@@ -10,11 +10,13 @@
 - pcp->high follows the new count of online CPUs (zone_pcp_update).
 No drain may be in flight while a CPU's pages change hands: all of it runs under
 pcpu_drain_mutex. The caller validates the request first (Membership.check_registration),
-so a refused registration changes nothing.
+so a refused registration changes nothing. The decision is coordinator.membership_rule.admit;
+this is its wall driver.
 """
 
 import logging
 
+from coordinator.membership_rule import admit
 from node.api.errors import FailedPrecondition
 
 log = logging.getLogger(__name__)
@@ -37,10 +39,12 @@ class Registration:
         reclaimed = 0
         async with self.drainer.pcpu_drain_mutex:
             old = m.members.get(cpu)
-            if old is not None and old.incarnation == incarnation and not old.dead:
+            admission = admit(old, incarnation, resume, lambda: self.recovery.active)
+            if admission.retry:
+                assert old is not None
                 resumed = old.resumed
             else:
-                if old is not None:
+                if admission.reclaim:
                     reclaimed = await self.zone.locked(self.zone.cpu_dead, cpu)
                     log.info(
                         "cpu%d replaced: %d base pages of its previous process back to the zone (page_alloc_cpu_dead)",
@@ -48,7 +52,7 @@ class Registration:
                         reclaimed,
                     )
                 resumed = False
-                if resume and old is None and self.recovery.active:
+                if admission.claim:
                     resumed = await self._claim(cpu, holdings)
             member = m.register(cpu, address, role, metrics_address, incarnation)
             member.resumed = resumed
