@@ -42,7 +42,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 
 from node import agent_rule
-from node.agent_rule import REGISTER_BACKOFF_S, AgentRule, Answer
+from node.agent_rule import HEARTBEAT_TIMEOUT_S, REGISTER_BACKOFF_S, REGISTER_TIMEOUT_S, AgentRule, Answer
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.validate import to_page_list
 from node.cpu import MEMBERSHIP
@@ -50,7 +50,6 @@ from node.shared.faults import InjectedRpcError
 from node.shared.timebase import lease_clock
 
 PARK_TIMEOUT_S = 5.0
-REGISTER_TIMEOUT_S = 2.0  # one Register attempt's deadline
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +80,6 @@ async def register_until_answered(
         wait = agent_rule.backoff(wait, longest)
 
 
-def answer(reply: pb.RegisterReply | pb.HeartbeatReply) -> Answer:
-    return Answer(
-        lease_ms=getattr(reply, "lease_ms", 0),
-        heartbeat_interval_ms=reply.heartbeat_interval_ms,
-        recovering=reply.recovering,
-        resumed=getattr(reply, "resumed", False),
-    )
-
-
 class Agent(AgentRule):
     def __init__(
         self,
@@ -112,7 +102,7 @@ class Agent(AgentRule):
         self.stop = asyncio.Event()  # set on shutdown: no more attempts
 
     def registered(self, reply: pb.RegisterReply, sent_at: float) -> None:
-        self.runtime.lease_until = self.take_lease(answer(reply), sent_at)
+        self.runtime.lease_until = self.take_lease(Answer.of(reply), sent_at)
         self.runtime.set_pageset(reply.high, reply.batch)
 
     async def call(self, method: str, request, timeout: float):
@@ -126,7 +116,7 @@ class Agent(AgentRule):
             reply = await self.call(
                 "Heartbeat",
                 pb.HeartbeatRequest(cpu=rt.cpu_id, pcp_count=rt.pcp.count, incarnation=rt.incarnation),
-                timeout=1.0,
+                timeout=HEARTBEAT_TIMEOUT_S,
             )
         except (grpc.aio.AioRpcError, InjectedRpcError) as err:
             resume = agent_rule.rejoin_for(err.code().name)
@@ -138,7 +128,7 @@ class Agent(AgentRule):
                 await self.rejoin(resume=True)
             # Otherwise unreachable: the lease runs out by itself; keep trying.
             return
-        unpark = self.beat_answered(answer(reply), sent_at, rt.cpu.held_paused_by(MEMBERSHIP))
+        unpark = self.beat_answered(Answer.of(reply), sent_at, rt.cpu.held_paused_by(MEMBERSHIP))
         rt.lease_until = self.lease_until
         rt.zone.free_pages = reply.free_pages
         rt.zone.reclaim_active = reply.reclaim_active
@@ -178,7 +168,7 @@ class Agent(AgentRule):
             self.register_failed(err.code().name)
             log.warning("registering again failed (%s); the CPU stays parked", err.code().name)
             return  # the next heartbeat tells what the coordinator knows of this CPU
-        runs = self.register_answered(resume, answer(reply), sent_at)
+        runs = self.register_answered(resume, Answer.of(reply), sent_at)
         if runs is None:
             log.warning("the coordinator refused this CPU's pages (its recovery is over): discarding them")
             rt.discard()

@@ -9,7 +9,11 @@ needs no grpc.
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from node.api.v1 import pcpsim_pb2 as pb
+
 REGISTER_BACKOFF_S = (0.1, 2.0)  # first and longest wait between Register attempts
+REGISTER_TIMEOUT_S = 2.0  # one Register attempt's deadline
+HEARTBEAT_TIMEOUT_S = 1.0  # one heartbeat's deadline
 # Codes that leave a registration's outcome unknown (it may have been applied): ask again.
 # Any other code is the coordinator's answer: it refused and changed nothing.
 IN_DOUBT = frozenset({"DEADLINE_EXCEEDED", "UNAVAILABLE", "CANCELLED", "UNKNOWN", "INTERNAL"})
@@ -44,6 +48,12 @@ class Answer:
     heartbeat_interval_ms: int
     recovering: bool
     resumed: bool = False  # RegisterReply only
+
+    @classmethod
+    def of(cls, reply: pb.RegisterReply | pb.HeartbeatReply) -> "Answer":
+        if isinstance(reply, pb.RegisterReply):
+            return cls(reply.lease_ms, reply.heartbeat_interval_ms, reply.recovering, reply.resumed)
+        return cls(0, reply.heartbeat_interval_ms, reply.recovering)
 
 
 class AgentRule:
