@@ -96,9 +96,9 @@ class Cluster:
         self.zone = ZoneService()
         self.mutex = VirtualMutex()
         members: list[VirtualMembers] = []
-        self.driver = VirtualDriver(
-            Control(self.membership, queue.clock), queue, self.net, {}, self.zone, lambda m: members[0].kill(m)
-        )
+        self.peers: dict[int, Any] = {}
+        self.control = Control(self.membership, queue.clock)
+        self.driver = VirtualDriver(self.control, queue, self.net, self.peers, self.zone, lambda m: members[0].kill(m))
         self.members = VirtualMembers(self.membership, self.driver, self.mutex, epoch=epoch)
         members.append(self.members)
         self.coordinator = Lossy(self.members, lose)
@@ -190,6 +190,35 @@ def test_a_reply_of_a_newer_coordinator_epoch_makes_the_agent_register_again_res
     afresh = c.coordinator.registers[before + 1]
     assert not afresh.resume and c.host.discards == 1 and not c.host.parked
     assert c.agent.epoch.registered == 2
+
+
+class Silent:
+    """A CPU whose control stream answers nothing (partitioned)."""
+
+    def control(self, message: Any) -> None:
+        return None
+
+    def call(self, method: str, request: Any) -> None:
+        return None
+
+
+def test_a_drains_declare_dead_goes_through_the_same_kill_once():
+    """A commit that goes unanswered while the CPU is silent declares it dead once its lease has run
+    out (coordinator.drain.control), through VirtualMembers.kill; the reaper then finds nothing to do."""
+    c = Cluster(seed=6)
+    c.run(1.0)
+    c.agent.stop()
+    c.peers[1] = Silent()
+    member = c.membership.members[1]
+    commit = pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=1, token=7, commit=True))
+    outcome: list[Any] = []
+    c.driver.start(c.control.commit(member, commit), lambda value, error: outcome.append(error))
+    c.run(5.0)
+    assert outcome and "lease has run out" in str(outcome[0])
+    ((died, cpu),) = c.members.deaths
+    assert cpu == 1 and c.zone.cpu_dead_calls == [1] and member.dead
+    # The lease decided, not the reaper's dead timeout (1.5 s).
+    assert FAILURE_S + LEASE_MARGIN_S <= died - member.last_heartbeat < 1.5
 
 
 def trace(seed: int) -> list[str]:
