@@ -14,6 +14,11 @@ WRITE_ONCE and the fast path reads them racily.
 import asyncio
 import logging
 
+from coordinator import reaper_rule
+from coordinator.drain.control import Control
+from coordinator.drain.wall import WallDriver
+from coordinator.membership_rule import excused
+
 log = logging.getLogger(__name__)
 
 
@@ -31,8 +36,11 @@ class Pageset:
 
 
 class Reaper:
-    """Declares overdue members dead and takes their pages back, one at a time, with no
-    drain in flight (it holds pcpu_drain_mutex, as coordinator.registration does for a replaced CPU)."""
+    """The wall driver of the reaper's round (coordinator.reaper_rule; its decisions are
+    coordinator.membership_rule's overdue, reapable and excused; coordinator.virtual_members is the
+    virtual driver). Declares overdue members dead and takes their pages back, one at a time, with
+    no drain in flight (it holds pcpu_drain_mutex, as coordinator.registration does for a replaced
+    CPU)."""
 
     def __init__(self, membership, zone_service, drainer, pageset: Pageset, on_dead=None):
         self.membership = membership
@@ -49,22 +57,14 @@ class Reaper:
             before = clock()
             await asyncio.sleep(interval)
             late = clock() - before - interval
-            if late > max(4 * interval, self.membership.failure_timeout / 2):
-                # This process did not run (stopped, starved): the nodes' silence meanwhile is
-                # its own, not theirs. Nothing unsafe either way: a node that was really gone
-                # is declared dead that much later.
+            if excused(late, interval, self.membership.failure_timeout):
                 self.membership.excuse(late)
 
     async def reap(self) -> list[int]:
-        """Declare every overdue member dead; returns their CPUs."""
-        dead = []
-        for member in self.membership.overdue():
-            async with self.drainer.pcpu_drain_mutex:
-                # Re-check under the mutex: a heartbeat or a new registration may have come.
-                if self.membership.is_current(member) and member in self.membership.overdue():
-                    await self.kill(member)
-                    dead.append(member.cpu)
-        return dead
+        """Declare every overdue member dead (coordinator.reaper_rule's round); returns their CPUs."""
+        control = Control(self.membership, self.membership.clock)
+        control.reaper = self  # the round's DeclareDead is this reaper's kill
+        return await WallDriver(control).run(reaper_rule.reap(self.membership, self.drainer.pcpu_drain_mutex))
 
     async def kill(self, member) -> int:
         """Declare `member` dead and take its pages back (page_alloc_cpu_dead), then recompute

@@ -10,14 +10,12 @@
 - pcp->high follows the new count of online CPUs (zone_pcp_update).
 No drain may be in flight while a CPU's pages change hands: all of it runs under
 pcpu_drain_mutex. The caller validates the request first (Membership.check_registration),
-so a refused registration changes nothing.
+so a refused registration changes nothing. The steps are coordinator.registration_rule's program
+(the decision: coordinator.membership_rule.admit); this is its wall driver.
 """
 
-import logging
-
-from node.api.errors import FailedPrecondition
-
-log = logging.getLogger(__name__)
+from coordinator import registration_rule
+from coordinator.drain.wall import WallDriver
 
 
 class Registration:
@@ -34,32 +32,15 @@ class Registration:
         """Register `cpu`'s process; returns (base pages of a previous process reclaimed,
         whether its holdings were claimed for it)."""
         m = self.membership
-        reclaimed = 0
-        async with self.drainer.pcpu_drain_mutex:
-            old = m.members.get(cpu)
-            if old is not None and old.incarnation == incarnation and not old.dead:
-                resumed = old.resumed
-            else:
-                if old is not None:
-                    reclaimed = await self.zone.locked(self.zone.cpu_dead, cpu)
-                    log.info(
-                        "cpu%d replaced: %d base pages of its previous process back to the zone (page_alloc_cpu_dead)",
-                        cpu,
-                        reclaimed,
-                    )
-                resumed = False
-                if resume and old is None and self.recovery.active:
-                    resumed = await self._claim(cpu, holdings)
-            member = m.register(cpu, address, role, metrics_address, incarnation)
-            member.resumed = resumed
-            self.pageset.zone_pcp_update(m.alive())
-        return reclaimed, resumed
-
-    async def _claim(self, cpu: int, holdings: list) -> bool:
-        try:
-            pages = await self.zone.locked(self.zone.claim, cpu, holdings)
-        except FailedPrecondition as err:
-            log.warning("recovery: cpu%d's holdings refused, it starts afresh: %s", cpu, err)
-            return False
-        log.info("recovery: cpu%d resumed holding %d base pages", cpu, pages)
-        return True
+        program = registration_rule.register(
+            m,
+            self.drainer.pcpu_drain_mutex,
+            cpu,
+            incarnation,
+            resume,
+            holdings,
+            lambda: self.recovery.active,
+            lambda: m.register(cpu, address, role, metrics_address, incarnation),
+            self.pageset.zone_pcp_update,
+        )
+        return await WallDriver(None, self.zone).run(program)

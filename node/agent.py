@@ -29,6 +29,9 @@ use pages the zone never took back. Every heartbeat answered while nothing is in
 and the coordinator is not recovering lets the CPU run.
 The lease is read on CLOCK_BOOTTIME (node.shared.timebase.lease_clock), which counts on
 while the machine is suspended, as the coordinator's does.
+
+The decisions are node.agent_rule's; this module is their wall driver (asyncio, gRPC, the CPU
+parked from an executor thread), node.virtual.agent the virtual one.
 """
 
 import asyncio
@@ -38,6 +41,8 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
+from node import agent_rule
+from node.agent_rule import HEARTBEAT_TIMEOUT_S, REGISTER_BACKOFF_S, REGISTER_TIMEOUT_S, AgentRule, Answer
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.validate import to_page_list
 from node.cpu import MEMBERSHIP
@@ -45,19 +50,6 @@ from node.shared.faults import InjectedRpcError
 from node.shared.timebase import lease_clock
 
 PARK_TIMEOUT_S = 5.0
-REGISTER_TIMEOUT_S = 2.0  # one Register attempt's deadline
-REGISTER_BACKOFF_S = (0.1, 2.0)  # first and longest wait between attempts
-# Codes that leave a registration's outcome unknown (it may have been applied): ask again.
-# Any other code is the coordinator's answer: it refused and changed nothing.
-IN_DOUBT = frozenset(
-    {
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.CANCELLED,
-        grpc.StatusCode.UNKNOWN,
-        grpc.StatusCode.INTERNAL,
-    }
-)
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +72,15 @@ async def register_until_answered(
         try:
             return sent_at, await send(request)
         except (grpc.aio.AioRpcError, InjectedRpcError) as err:
-            if err.code() not in IN_DOUBT or stop.is_set() or give_up():
+            if not agent_rule.ask_again(err.code().name, stop.is_set(), give_up()):
                 raise
             log.warning("registering: %s (%s); asking again", err.code().name, err.details())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), wait)
-        wait = min(2 * wait, longest)
+        wait = agent_rule.backoff(wait, longest)
 
 
-class Agent:
+class Agent(AgentRule):
     def __init__(
         self,
         stub,
@@ -101,24 +93,17 @@ class Agent:
         """`clock` reads the lease (runtime.fenced compares against the same clock).
         `register_once` is the test-only old behaviour (--unsafe-register-once): a
         registration whose answer is lost is not asked again, and the CPU stays parked."""
+        super().__init__(clock)
         self.stub = stub
         self.runtime = runtime
         self.request = request  # the first registration; later ones differ in incarnation/resume
         self.faults = faults
-        self.clock = clock
         self.register_once = register_once
-        self.lease = 0.0
-        self.paced = 0.0  # the coordinator's heartbeat interval for this cluster size
-        self.recovering = False
-        self.in_doubt = False  # a registration was sent and not answered
         self.stop = asyncio.Event()  # set on shutdown: no more attempts
 
     def registered(self, reply: pb.RegisterReply, sent_at: float) -> None:
-        self.lease = reply.lease_ms / 1000.0
-        self.paced = reply.heartbeat_interval_ms / 1000.0
-        self.runtime.lease_until = sent_at + self.lease
+        self.runtime.lease_until = self.take_lease(Answer.of(reply), sent_at)
         self.runtime.set_pageset(reply.high, reply.batch)
-        self.recovering = reply.recovering
 
     async def call(self, method: str, request, timeout: float):
         await self.faults.outbound(method, -1, timeout)
@@ -131,26 +116,24 @@ class Agent:
             reply = await self.call(
                 "Heartbeat",
                 pb.HeartbeatRequest(cpu=rt.cpu_id, pcp_count=rt.pcp.count, incarnation=rt.incarnation),
-                timeout=1.0,
+                timeout=HEARTBEAT_TIMEOUT_S,
             )
         except (grpc.aio.AioRpcError, InjectedRpcError) as err:
-            if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
+            resume = agent_rule.rejoin_for(err.code().name)
+            if resume is False:
                 log.warning("%s: discarding every page and registering afresh", err.details())
                 await self.rejoin(resume=False)
-            elif err.code() == grpc.StatusCode.NOT_FOUND:
+            elif resume:
                 log.warning("%s: the coordinator restarted; resuming with this CPU's pages", err.details())
                 await self.rejoin(resume=True)
             # Otherwise unreachable: the lease runs out by itself; keep trying.
             return
-        rt.lease_until = sent_at + self.lease
-        self.paced = reply.heartbeat_interval_ms / 1000.0
+        unpark = self.beat_answered(Answer.of(reply), sent_at, rt.cpu.held_paused_by(MEMBERSHIP))
+        rt.lease_until = self.lease_until
         rt.zone.free_pages = reply.free_pages
         rt.zone.reclaim_active = reply.reclaim_active
         rt.set_pageset(reply.high, reply.batch)
-        self.recovering = reply.recovering
-        # The coordinator knows this incarnation as live: the CPU runs unless the coordinator is
-        # still rebuilding its zone or a registration's outcome is in doubt (module docstring).
-        if not self.recovering and not self.in_doubt and rt.cpu.held_paused_by(MEMBERSHIP):
+        if unpark:
             await self._set_paused(False)
 
     async def run(self, interval: float, stop: asyncio.Event) -> None:
@@ -158,7 +141,7 @@ class Agent:
         while not stop.is_set():
             await self.heartbeat_once()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(interval, self.paced))
+                await asyncio.wait_for(stop.wait(), self.next_beat(interval))
 
     async def rejoin(self, resume: bool) -> None:
         """Park the CPU, then register again: with every page held (resume) or with none."""
@@ -172,7 +155,7 @@ class Agent:
         request.incarnation = rt.incarnation
         request.resume = resume
         request.holdings.CopyFrom(to_page_list(pb.PageList, holdings))
-        self.in_doubt = True
+        self.register_sent()
         try:
             sent_at, reply = await register_until_answered(
                 lambda r: self.call("Register", r, timeout=REGISTER_TIMEOUT_S),
@@ -182,17 +165,17 @@ class Agent:
                 lambda: self.register_once,
             )
         except (grpc.aio.AioRpcError, InjectedRpcError) as err:
-            if err.code() not in IN_DOUBT:
-                self.in_doubt = False  # refused: nothing changed at the coordinator
+            self.register_failed(err.code().name)
             log.warning("registering again failed (%s); the CPU stays parked", err.code().name)
             return  # the next heartbeat tells what the coordinator knows of this CPU
-        self.in_doubt = False
-        if resume and not reply.resumed:
+        runs = self.register_answered(resume, Answer.of(reply), sent_at)
+        if runs is None:
             log.warning("the coordinator refused this CPU's pages (its recovery is over): discarding them")
             rt.discard()
             await self.rejoin(resume=False)
             return
-        self.registered(reply, sent_at)
+        rt.lease_until = self.lease_until
+        rt.set_pageset(reply.high, reply.batch)
         log.info(
             "registered again (%s, incarnation %s, high %d batch %d)",
             "resumed" if resume else "afresh",
@@ -200,7 +183,7 @@ class Agent:
             reply.high,
             reply.batch,
         )
-        if not self.recovering:
+        if runs:
             await self._set_paused(False)
 
     async def _park(self) -> None:

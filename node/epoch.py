@@ -24,6 +24,8 @@ and so does a coordinator run with the test-only --unsafe-no-epoch.
 What this does not give: a node that has never heard from the new coordinator still obeys
 the old one. Fencing only protects the nodes that have seen the newer epoch; a single
 writer (one coordinator at a time: docs/deployment.md) is what keeps two zones apart.
+
+The rule is node.epoch_rule's; this is its wall driver.
 """
 
 import threading
@@ -32,6 +34,7 @@ import grpc
 
 from node.api.epoch import request_epoch
 from node.api.errors import FailedPrecondition
+from node.epoch_rule import NEWER, STALE, EpochRule
 from node.shared.faults import InjectedRpcError
 
 
@@ -40,51 +43,42 @@ class StaleEpoch(InjectedRpcError):
     caller treats it as one (the agent catches RPC errors by their code)."""
 
 
-class CoordinatorEpoch:
+class CoordinatorEpoch(EpochRule):
+    """node.epoch_rule's rule under a lock: the agent (event loop), the servicer and the CPU thread."""
+
     def __init__(self):
-        self.highest = 0  # the highest epoch seen in any reply or request
-        self.registered = 0  # the epoch of the coordinator this CPU's registration is with
-        self.stale_requests_refused = 0
-        self.stale_replies_ignored = 0
-        self._lock = threading.Lock()  # the agent (event loop), the servicer and the CPU thread
+        super().__init__()
+        self._lock = threading.Lock()
 
     def check_request(self, metadata) -> None:
         """A request from the coordinator (its invocation metadata): refused if its epoch is older."""
         epoch = request_epoch(metadata)
-        if epoch == 0:
-            return
         with self._lock:
-            if epoch < self.highest:
-                self.stale_requests_refused += 1
-                raise FailedPrecondition(
-                    f"request from coordinator epoch {epoch}, older than epoch {self.highest} seen here: "
-                    "that coordinator was replaced"
-                )
-            self.highest = epoch
+            refused = self.request(epoch)
+        if refused:
+            raise FailedPrecondition(
+                f"request from coordinator epoch {epoch}, older than epoch {self.highest} seen here: "
+                "that coordinator was replaced"
+            )
 
     def admit(self, method: str, reply):
         """A coordinator's reply to the agent (`method`: "Register", "Heartbeat"): returned if it may be
         acted on, else StaleEpoch (UNAVAILABLE: as if unanswered; NOT_FOUND: register again)."""
         epoch = reply.coordinator_epoch
-        if epoch == 0:
-            return reply
         with self._lock:
-            if epoch < self.highest:
-                self.stale_replies_ignored += 1
-                raise StaleEpoch(
-                    grpc.StatusCode.UNAVAILABLE,
-                    f"{method} reply from coordinator epoch {epoch}, older than epoch {self.highest} seen here: "
-                    "not acted on",
-                )
-            self.highest = epoch
-            if method == "Register":
-                self.registered = epoch
-            elif epoch > self.registered:
-                raise StaleEpoch(
-                    grpc.StatusCode.NOT_FOUND,
-                    f"coordinator epoch {epoch} is newer than epoch {self.registered} this CPU registered with: "
-                    "it was replaced",
-                )
+            verdict = self.reply(method, epoch)
+        if verdict == STALE:
+            raise StaleEpoch(
+                grpc.StatusCode.UNAVAILABLE,
+                f"{method} reply from coordinator epoch {epoch}, older than epoch {self.highest} seen here: "
+                "not acted on",
+            )
+        if verdict == NEWER:
+            raise StaleEpoch(
+                grpc.StatusCode.NOT_FOUND,
+                f"coordinator epoch {epoch} is newer than epoch {self.registered} this CPU registered with: "
+                "it was replaced",
+            )
         return reply
 
     def admit_zone(self, reply):
@@ -92,12 +86,10 @@ class CoordinatorEpoch:
         call fails; a refill adds nothing, a free's pages stay with the node)."""
         epoch = reply.coordinator_epoch
         with self._lock:
-            if epoch and epoch < self.highest:
-                self.stale_replies_ignored += 1
-                raise StaleEpoch(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    f"zone reply from coordinator epoch {epoch}, older than epoch {self.highest} seen here: "
-                    "not acted on",
-                )
-            self.highest = max(self.highest, epoch)
+            refused = self.zone_reply(epoch)
+        if refused:
+            raise StaleEpoch(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"zone reply from coordinator epoch {epoch}, older than epoch {self.highest} seen here: not acted on",
+            )
         return reply

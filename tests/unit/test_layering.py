@@ -44,6 +44,12 @@ RULE_MODULES = (
     "node.remote_lock_rule",
     "node.rcu_drain_rule",
     "node.rcu_gp",
+    "coordinator.membership_rule",
+    "coordinator.registration_rule",
+    "coordinator.reaper_rule",
+    "node.agent_rule",
+    "node.epoch_rule",
+    "node.identity",
 )
 RULE_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "random")
 SIM_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "datetime", "concurrent", "random")

@@ -1,0 +1,75 @@
+"""Registering a CPU's process as an effect program (coordinator.drain.effects), the one both drivers
+run: coordinator.registration on asyncio and the zone service, coordinator.virtual_members on node.sim's
+event queue. coordinator.registration explains what it does; the decision is
+coordinator.membership_rule.admit."""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from coordinator.drain.effects import Lock, Program, Unlock, ZoneLocked
+from coordinator.membership_rule import Member, MembershipRule, admit
+from node.api.errors import FailedPrecondition
+
+log = logging.getLogger("coordinator.registration")
+
+
+def _cpu_dead(zone: Any, cpu: int) -> int:
+    result: int = zone.cpu_dead(cpu)
+    return result
+
+
+def _claim(zone: Any, cpu: int, holdings: list[Any]) -> int:
+    result: int = zone.claim(cpu, holdings)
+    return result
+
+
+def register(
+    membership: MembershipRule,
+    mutex: object,
+    cpu: int,
+    incarnation: str,
+    resume: bool,
+    holdings: list[Any],
+    recovering: Callable[[], bool],
+    enrol: Callable[[], Member],
+    online_changed: Callable[[int], None],
+) -> Program[tuple[int, bool]]:
+    """Register `cpu`'s process under pcpu_drain_mutex (`mutex`): `enrol()` makes its member (the driver
+    attaches its link), `online_changed(alive)` is zone_pcp_update. Returns (base pages of a previous
+    process reclaimed, whether its holdings were claimed for it)."""
+    reclaimed = 0
+    yield Lock(mutex)
+    try:
+        old = membership.members.get(cpu)
+        admission = admit(old, incarnation, resume, recovering)
+        if admission.retry:
+            assert old is not None
+            resumed = old.resumed
+        else:
+            if admission.reclaim:
+                reclaimed = yield ZoneLocked(_cpu_dead, (cpu,), f"cpu{cpu} replaced: page_alloc_cpu_dead")
+                log.info(
+                    "cpu%d replaced: %d base pages of its previous process back to the zone (page_alloc_cpu_dead)",
+                    cpu,
+                    reclaimed,
+                )
+            resumed = False
+            if admission.claim:
+                resumed = yield from _claimed(cpu, holdings)
+        member = enrol()
+        member.resumed = resumed
+        online_changed(membership.alive())
+    finally:
+        yield Unlock(mutex)
+    return reclaimed, resumed
+
+
+def _claimed(cpu: int, holdings: list[Any]) -> Program[bool]:
+    try:
+        pages = yield ZoneLocked(_claim, (cpu, holdings), f"cpu{cpu} resumes: claim")
+    except FailedPrecondition as err:
+        log.warning("recovery: cpu%d's holdings refused, it starts afresh: %s", cpu, err)
+        return False
+    log.info("recovery: cpu%d resumed holding %d base pages", cpu, pages)
+    return True

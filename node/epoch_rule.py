@@ -1,0 +1,48 @@
+"""The coordinator-epoch rule as a node applies it (node.epoch explains it and is its wall driver, with
+a lock between the agent, the servicer and the CPU thread, and the verdicts raised as RPC errors;
+node.virtual.agent applies it in virtual time). A verdict is the status code's name the node treats
+the message as failing with, or None: act on it."""
+
+STALE = "UNAVAILABLE"  # a reply of a replaced coordinator: as if no answer came
+NEWER = "NOT_FOUND"  # the coordinator was replaced under this CPU's registration: register again, resuming
+REFUSED = "FAILED_PRECONDITION"  # a request, or a zone reply, of a replaced coordinator
+
+
+class EpochRule:
+    def __init__(self) -> None:
+        self.highest = 0  # the highest epoch seen in any reply or request
+        self.registered = 0  # the epoch of the coordinator this CPU's registration is with
+        self.stale_requests_refused = 0
+        self.stale_replies_ignored = 0
+
+    def request(self, epoch: int) -> str | None:
+        """A request from the coordinator: refused if its epoch is older (0: no epoch, not checked)."""
+        if epoch == 0:
+            return None
+        if epoch < self.highest:
+            self.stale_requests_refused += 1
+            return REFUSED
+        self.highest = epoch
+        return None
+
+    def reply(self, method: str, epoch: int) -> str | None:
+        """A Register or Heartbeat reply (`method`) from coordinator `epoch`."""
+        if epoch == 0:
+            return None
+        if epoch < self.highest:
+            self.stale_replies_ignored += 1
+            return STALE
+        self.highest = epoch
+        if method == "Register":
+            self.registered = epoch
+        elif epoch > self.registered:
+            return NEWER
+        return None
+
+    def zone_reply(self, epoch: int) -> str | None:
+        """A zone stream reply: refused if its epoch is older."""
+        if epoch and epoch < self.highest:
+            self.stale_replies_ignored += 1
+            return REFUSED
+        self.highest = max(self.highest, epoch)
+        return None
