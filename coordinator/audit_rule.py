@@ -9,7 +9,7 @@ effects (coordinator.drain.effects): coordinator.audit runs them on the wall dri
 """
 
 from coordinator.drain.effects import Call, Failed, Gather, Lock, Program, Unlock, ZoneLocked
-from coordinator.membership import Member, Membership
+from coordinator.membership_rule import Member, MembershipRule
 from node.api import validate
 from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
@@ -19,7 +19,7 @@ from node.mm.zone_rules import OWNER_KINDS
 CALL_TIMEOUT_S = 10.0
 
 
-def audit(membership: Membership, pcpu_drain_mutex: object) -> Program[mm_audit.AuditReport]:
+def audit(membership: MembershipRule, pcpu_drain_mutex: object) -> Program[mm_audit.AuditReport]:
     """An audit that fails to complete (a CPU did not answer) raises Unavailable naming the CPU and
     leaves every CPU as it found it."""
     yield Lock(pcpu_drain_mutex)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from coordinator.drain.effects import DeclareDead, Failed, GaveUp, Program, Send, Sleep, describe
-from coordinator.membership import CONTROL_TIMEOUT_S, Member, Membership
+from coordinator.membership_rule import CONTROL_TIMEOUT_S, Member, MembershipRule
 from node.api.v1 import pcpsim_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class NodeRefused(Exception):
 
 
 class Control:
-    def __init__(self, membership: Membership, clock: Callable[[], float]) -> None:
+    def __init__(self, membership: MembershipRule, clock: Callable[[], float]) -> None:
         self.membership = membership
         self.clock = clock
         # Who takes a dead member's pages back, for the wall driver's DeclareDead; set once both exist.

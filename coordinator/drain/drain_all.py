@@ -22,7 +22,7 @@ from coordinator.drain.record import STRATEGIES, STRATEGY_NAMES, TRIGGER_NAMES, 
 from coordinator.drain.remote import drain_remote
 from coordinator.drain.strategy import DrainerView, DrainStrategy
 from coordinator.drain.workqueue import drain_workqueue
-from coordinator.membership import Member
+from coordinator.membership_rule import Member
 from node.api.errors import InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
 

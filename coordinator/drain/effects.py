@@ -16,7 +16,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from coordinator.membership import Member
+from coordinator.membership_rule import Member
 
 T = TypeVar("T")
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from coordinator.drain.effects import Program
 from coordinator.drain.record import CpuDrain
 from coordinator.drain.strategy import DrainerView, DrainStrategy
-from coordinator.membership import Member
+from coordinator.membership_rule import Member
 from node.api.v1 import pcpsim_pb2 as pb
 
 NOHZ_FULL_ROLES = (pb.ROLE_ISOLATED_PREEMPTIBLE, pb.ROLE_ISOLATED_RT)

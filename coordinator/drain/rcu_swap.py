@@ -18,7 +18,7 @@ with it until a later drain's grace period.
 from coordinator.drain.effects import Gather, Program, StopHere, describe
 from coordinator.drain.record import CpuDrain
 from coordinator.drain.strategy import DrainerView, free_drained
-from coordinator.membership import CONTROL_TIMEOUT_S, Member
+from coordinator.membership_rule import CONTROL_TIMEOUT_S, Member
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 

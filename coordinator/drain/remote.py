@@ -10,7 +10,7 @@ reply is lost is asked again until the node answers or is no longer a member
 from coordinator.drain.effects import Program, StopHere, describe
 from coordinator.drain.record import CpuDrain
 from coordinator.drain.strategy import DrainerView, free_drained
-from coordinator.membership import Member
+from coordinator.membership_rule import Member
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from coordinator.drain.control import Control
 from coordinator.drain.effects import Program, ZoneLocked
 from coordinator.drain.record import CpuDrain
-from coordinator.membership import Member, Membership
+from coordinator.membership_rule import Member, MembershipRule
 from node.mm.constants import Page
 from node.mm.zone_rules import DRAIN
 
@@ -34,7 +34,7 @@ class DrainerView(Protocol):
     def control(self) -> Control: ...
 
     @property
-    def membership(self) -> Membership: ...  # qpw: every registered CPU's role decides the path
+    def membership(self) -> MembershipRule: ...  # qpw: every registered CPU's role decides the path
 
 
 DrainStrategy = Callable[[DrainerView, list[Member]], Program[list[CpuDrain]]]

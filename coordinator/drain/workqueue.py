@@ -6,7 +6,7 @@ flush_timeout_ms so a dead or partitioned CPU fails its part instead of wedging 
 from coordinator.drain.effects import Call, Failed, Gather, Program, StopHere, describe
 from coordinator.drain.record import CpuDrain
 from coordinator.drain.strategy import DrainerView
-from coordinator.membership import Member
+from coordinator.membership_rule import Member
 from node.api.v1 import pcpsim_pb2 as pb
 
 QUEUE_TIMEOUT_S = 2.0
