@@ -5,6 +5,8 @@ import os
 import statistics
 import time
 
+import grpc
+
 from coordinator.tools.bench.figure import Figure
 from coordinator.tools.bench.streams import rtt_zone
 from node.api.v1 import pcpsim_pb2 as pb
@@ -21,6 +23,9 @@ def _zone_client(address: str, sec, incarnation: str, index: int, measure_s: flo
     from node.shared.reply_stream import ReplyStream
 
     with security.channel(address, sec) as ch:
+        # Eight processes dial at once on a loaded machine: a stream opened before the channel is
+        # connected fails at once (UNAVAILABLE, "tcp handshaker shutdown" in one CI run) instead of waiting.
+        grpc.channel_ready_future(ch).result(timeout=60.0)
         zs = ReplyStream(pb_grpc.CoordinatorStub(ch).ZoneStream, 10.0, f"bench-zone-{index}")
         ops, seq, errors = 0, 0, 0
 
