@@ -36,7 +36,7 @@ from coordinator.drain.record import STRATEGIES, DrainRecord
 from coordinator.drain.virtual import Answer, Later, VirtualDriver, VirtualMutex
 from coordinator.membership import Member, Membership
 from coordinator.tools.cluster import DEFAULT_ROLES
-from coordinator.tools.compare import HIST_BUCKET_KERNEL_US, CompareConfig, summarize_phase, trigger_plan
+from coordinator.tools.compare import HIST_BUCKET_KERNEL_US, CompareConfig, summarize_phase
 from coordinator.tools.schedule import drain_schedule
 from node.api import validate
 from node.api.errors import DOMAIN_ERRORS, FailedPrecondition, status_of
@@ -351,7 +351,6 @@ def run_phase(config: CompareConfig, keep_log: bool = True) -> PhaseRun:
         history: list[DrainRecord] = []
         errors: list[str] = []
         offsets = drain_schedule(config.seed, kernel_s(config.drain_interval_s), measure)
-        trigger_plan(config.seed, config.trigger_mix, len(offsets))  # demand only (checked above)
         pending = [len(offsets)]
 
         def done(record: DrainRecord | None, error: BaseException | None) -> None:
