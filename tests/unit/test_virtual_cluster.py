@@ -114,3 +114,35 @@ def test_bad_phase_configurations_are_refused_before_anything_runs():
         run_phase(default_config("qpw"))
     with pytest.raises(ValueError, match="at least 4 CPUs"):
         compare_roles(3)
+
+
+def digests() -> str:
+    """A very short remote phase's log digest and results digest (2 ms of kernel time measured)."""
+    import hashlib
+
+    run = run_phase(default_config("remote", measure_s=0.5, warmup_s=0.25))
+    return f"{run.log_digest()} {hashlib.sha256(run.results_json().encode()).hexdigest()}"
+
+
+def test_a_phase_does_not_depend_on_the_process_hash_seed():
+    """Two processes with different string hash salts: the same event log and results, byte for byte."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    code = "from tests.unit.test_virtual_cluster import digests; print(digests())"
+    root = pathlib.Path(__file__).resolve().parents[2]
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": salt},
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        ).stdout.strip()
+        for salt in ("1", "2")
+    }
+    assert outputs == {digests()}
