@@ -5,7 +5,8 @@ and audit joined to the CPUs' node halves over the simulated network. A compare 
 import pytest
 
 from coordinator.tools import report
-from coordinator.tools.virtual_cluster import WholeCluster, compare_roles, default_config, run_phase
+from coordinator.tools.virtual_cluster import WholeCluster, compare_roles
+from coordinator.tools.virtual_phase import default_config, run_phase
 from node.api.v1 import pcpsim_pb2 as pb
 from node.virtual.drain import VirtualRemotePcpLock
 from tests.leaks import forbid_wall_clock_and_shared_random
