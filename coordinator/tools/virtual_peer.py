@@ -109,7 +109,7 @@ class NodePeer:
             self.work[item.id] = item
             return Answer(pb.QueueWorkReply(work_id=item.id))
         if method == "FlushWork":
-            return self._flush(self.work.pop(request.work_id), request.timeout_ms / 1000.0)
+            return self._flush(self.work[request.work_id], request.timeout_ms / 1000.0)
         if method == "SetRunState":
             cpu = cluster.cpus[n]
             reply = pb.RunStateReply(was_paused=cpu.held_paused_by(OPERATOR))
@@ -124,11 +124,16 @@ class NodePeer:
         raise ValueError(f"cpu {n}: the virtual cluster does not serve {method}")
 
     def _flush(self, item: WorkItem, timeout_s: float) -> Later:
-        """flush_work: the reply once the item has run on the CPU, or `timeout_s` from now."""
+        """flush_work: the reply once the item has run on the CPU (the item forgotten then), or `timeout_s`
+        from now (the item kept for a later flush), as node.workqueue.WorkItems.flush answers."""
         later = Later()
         queue = self.cluster.queue
+        timed_out = [False]
 
         def ran(it: WorkItem) -> None:
+            if timed_out[0]:
+                return
+            self.work.pop(it.id, None)
             later.give(
                 pb.FlushWorkReply(
                     done=it.error is None,
@@ -138,13 +143,14 @@ class NodePeer:
                 )
             )
 
+        def timeout() -> None:
+            if not item.done:
+                timed_out[0] = True
+                later.give(pb.FlushWorkReply(done=False, queue_delay_s=queue.clock() - item.queued_at))
+
         item.add_done_callback(ran)
         if not item.done:
-            self.work[item.id] = item  # a flush that times out leaves it queued, as node.workqueue does
-            queue.after(
-                timeout_s,
-                lambda: later.give(pb.FlushWorkReply(done=False, queue_delay_s=queue.clock() - item.queued_at)),
-            )
+            queue.after(timeout_s, timeout)
         return later
 
     def _snapshot(self) -> pb.NodeSnapshot:

@@ -52,6 +52,7 @@ def test_every_strategy_drains_pages_and_its_audit_balances(phases, strategy):
     nodes = run.cluster.nodes
     if strategy == "workqueue":
         assert sum(pcp.stats.freed_drain_pages for pcp in nodes.pcps) > 0
+        assert not any(peer.work for peer in run.cluster.peers.values())  # every item flushed and forgotten
     else:
         assert sum(drain.drained_pages for drain in nodes.drains) > 0
     assert figures["isolated_preemptible"]["runs"] > 0 and figures["isolated_rt"]["runs"] > 0
