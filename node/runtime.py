@@ -74,6 +74,59 @@ class TaskConfig:
         return cls.for_task(rtapp.default_task(role))
 
 
+def counters(stats: pcpmod.PcpStats, alloc: PageAllocator, cpu: Cpu) -> dict[str, Any]:
+    """A CPU's lifetime counters GetStats reports the change of (the virtual driver's too)."""
+    return {
+        "trylock": stats.trylock_fail_alloc + stats.trylock_fail_free,
+        "fallback": stats.buddy_fallback_alloc + stats.buddy_fallback_free,
+        "alloc_failures": alloc.alloc_failures,
+        "allocs": alloc.allocs,
+        "frees": alloc.frees,
+        "busy": cpu.busy_s,
+        "drain_items": cpu.drain_work_items,
+    }
+
+
+def stats_since(
+    cpu_id: int,
+    role: str,
+    now: dict[str, Any],
+    base: dict[str, Any],
+    drain_wait_max_s: float,
+    task: LatencyTask | None,
+) -> pb.NodeStats:
+    """GetStats' answer: the change of a CPU's counters (`counters`) from `base` to `now`, and its latency
+    task's figures since the task's last reset_stats."""
+    d = {k: now[k] - base[k] for k in now}
+    msg = pb.NodeStats(
+        cpu=cpu_id,
+        role=ROLES[role],
+        drain_work_items=d["drain_items"],
+        drain_wait_max_s=drain_wait_max_s,
+        trylock_failures=d["trylock"],
+        buddy_fallbacks=d["fallback"],
+        alloc_failures=d["alloc_failures"],
+        allocs=d["allocs"],
+        frees=d["frees"],
+        busy_s=d["busy"],
+    )
+    if task is not None:
+        w = task.window
+        msg.task.CopyFrom(
+            pb.LatencyTaskStats(
+                kind=task.kind,
+                period_s=task.period,
+                wake_latency_s=task.wake_latency,
+                runs=w.runs,
+                deadline_misses=w.deadline_misses,
+                stolen_s=w.stolen_s,
+                noise_events=w.noise_events,
+                max_single_noise_s=w.max_single_noise_s,
+            )
+        )
+    return msg
+
+
 class NodeRuntime:
     def __init__(
         self,
@@ -315,16 +368,7 @@ class NodeRuntime:
 
     # ------------------------------------------------------------- statistics
     def _counters(self) -> dict[str, Any]:
-        s = self.pcp.stats
-        return {
-            "trylock": s.trylock_fail_alloc + s.trylock_fail_free,
-            "fallback": s.buddy_fallback_alloc + s.buddy_fallback_free,
-            "alloc_failures": self.alloc.alloc_failures,
-            "allocs": self.alloc.allocs,
-            "frees": self.alloc.frees,
-            "busy": self.cpu.busy_s,
-            "drain_items": self.cpu.drain_work_items,
-        }
+        return counters(self.pcp.stats, self.alloc, self.cpu)
 
     def _reset_base(self) -> None:
         self._base = self._counters()
@@ -334,34 +378,7 @@ class NodeRuntime:
 
     def stats(self, reset: bool = False) -> pb.NodeStats:
         now, base = self._counters(), self._base
-        d = {k: now[k] - base[k] for k in now}
-        msg = pb.NodeStats(
-            cpu=self.cpu_id,
-            role=ROLES[self.role],
-            drain_work_items=d["drain_items"],
-            drain_wait_max_s=self.cpu.drain_wait_max_s,
-            trylock_failures=d["trylock"],
-            buddy_fallbacks=d["fallback"],
-            alloc_failures=d["alloc_failures"],
-            allocs=d["allocs"],
-            frees=d["frees"],
-            busy_s=d["busy"],
-        )
-        t = self.task
-        if t is not None:
-            w = t.window
-            msg.task.CopyFrom(
-                pb.LatencyTaskStats(
-                    kind=t.kind,
-                    period_s=t.period,
-                    wake_latency_s=t.wake_latency,
-                    runs=w.runs,
-                    deadline_misses=w.deadline_misses,
-                    stolen_s=w.stolen_s,
-                    noise_events=w.noise_events,
-                    max_single_noise_s=w.max_single_noise_s,
-                )
-            )
+        msg = stats_since(self.cpu_id, self.role, now, base, self.cpu.drain_wait_max_s, self.task)
         if reset:
             self._reset_base()
         return msg

@@ -3,7 +3,8 @@ event queue and simulated network, in one process and in virtual time (docs/engi
 
 Each running program is a task the event queue resumes: a request travels to its CPU over the
 simulated network (one link each way per CPU, so a CPU's messages keep their order), the CPU answers it
-when it arrives (a `Peer`: the CPU's half, a scripted fake in unit tests), and the answer travels back;
+when it arrives (a `Peer`: the CPU's half, a scripted fake in unit tests), at once or `Later` once its
+own handling has waited in virtual time (coordinator.tools.virtual_cluster), and the answer travels back;
 its bound is an event at the instant it runs out, and whichever comes first resumes the task (a token
 turns the other into a no-op, as the wall stream's close makes a late reply unreadable). A Send that
 watches the lease looks every `poll_s`, as the wall driver does. The chaos trap stops the whole
@@ -37,13 +38,36 @@ class Answer:
     after_s: float = 0.0
 
 
+class Later:
+    """A reply a CPU gives once its handling has waited in virtual time (a node half on its own fiber:
+    the pcp lock, a grace period, a flush): the Peer returns it at once and calls `give` when done.
+    Only the first reply counts; one never given is a lost request."""
+
+    def __init__(self) -> None:
+        self._send: Callable[[Any], object] | None = None
+        self._given: list[Any] = []
+
+    def give(self, reply: Any) -> None:
+        if self._given:
+            return
+        self._given.append(reply)
+        if self._send is not None:
+            self._send(reply)
+
+    def bind(self, send: Callable[[Any], object]) -> None:
+        """The driver's side: send(reply) sends the reply back, now if it was given already."""
+        self._send = send
+        if self._given:
+            send(self._given[0])
+
+
 class Peer(Protocol):
     """A CPU as the virtual driver reaches it. Each method is called when a request arrives; None: the
     request is lost (never answered)."""
 
-    def control(self, message: Any) -> Answer | None: ...
+    def control(self, message: Any) -> Answer | Later | None: ...
 
-    def call(self, method: str, request: Any) -> Answer | None: ...
+    def call(self, method: str, request: Any) -> Answer | Later | None: ...
 
 
 class VirtualMutex:
@@ -182,7 +206,7 @@ class VirtualDriver:
         what: str,
         timeout: float,
         late: str,
-        handle: Callable[[Peer], Answer | None],
+        handle: Callable[[Peer], Answer | Later | None],
     ) -> None:
         """A request to `cpu`, handled on arrival, its answer sent back; Failed(`late`) after `timeout`."""
         self._note(f"cpu{cpu} {what} sent")
@@ -191,6 +215,9 @@ class VirtualDriver:
             answer = handle(self.peers[cpu])
             if answer is None:
                 self._note(f"cpu{cpu} {what} lost")
+                return
+            if isinstance(answer, Later):
+                answer.bind(lambda message: self.net.send((cpu, "in"), reply, message))
                 return
             self.queue.after(answer.after_s, self.net.send, (cpu, "in"), reply, answer.reply)
 

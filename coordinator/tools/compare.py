@@ -337,14 +337,15 @@ def wake_histogram(latencies_s, time_scale: float = TIME_SCALE) -> dict[str, int
     return {str(b): n for b, n in sorted(hist.items())}
 
 
-def cpu_detail(s) -> dict:
-    """The raw per-CPU record of one latency CPU (see the module docstring)."""
+def cpu_detail(s, time_scale: float = TIME_SCALE) -> dict:
+    """The raw per-CPU record of one latency CPU (see the module docstring); `time_scale`: seconds of
+    the record's clock per kernel second (1.0 under virtual time)."""
     t, lat = s.task, list(s.task.wake_latency_s)
     return {
         "role": role_label(s.role),
         "kind": t.kind,
         "period_s": t.period_s,
-        "wake_latency_hist_kernel_us": wake_histogram(lat),
+        "wake_latency_hist_kernel_us": wake_histogram(lat, time_scale),
         "wake_latency_min_s": min(lat, default=0.0),
         "wake_latency_avg_s": sum(lat) / len(lat) if lat else 0.0,
         "wake_latency_max_s": max(lat, default=0.0),
@@ -361,7 +362,7 @@ def cpu_detail(s) -> dict:
     }
 
 
-def summarize_phase(stats: dict, history, audit, errors: list, contig=()) -> dict:
+def summarize_phase(stats: dict, history, audit, errors: list, contig=(), time_scale: float = TIME_SCALE) -> dict:
     done = [d for d in history if d.status == pb.DrainAllReply.DONE]
     durations = [d.duration_s for d in done]
     out = {
@@ -369,7 +370,7 @@ def summarize_phase(stats: dict, history, audit, errors: list, contig=()) -> dic
         # rcu-swap: how long each drain waited for its slowest CPU's quiescent state (0 otherwise).
         "grace_period": summary([d.grace_period_s for d in done]),
         "cpus": {
-            str(cpu): cpu_detail(s)
+            str(cpu): cpu_detail(s, time_scale)
             for cpu, s in sorted(stats.items())
             if s.role in (pb.ROLE_ISOLATED_PREEMPTIBLE, pb.ROLE_ISOLATED_RT)
         },

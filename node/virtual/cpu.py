@@ -26,6 +26,7 @@ class VirtualCpu(Cpu):
         self.fiber = Fiber(f"vcpu{cpu}", self._run)
         self._token = 0
         self._wakeable = False
+        self._on_parked: list[Callable[[], object]] = []
         # Called with (cpu, what, detail) at each decision the loop acts on (node.virtual.run logs them).
         self.on_event: Callable[[int, str, str], None] | None = None
 
@@ -42,6 +43,14 @@ class VirtualCpu(Cpu):
         the CPU parks at its next decision point, at a later event (read `parked` then)."""
         self._hold(paused, by)
         return True
+
+    def when_parked(self, fn: Callable[[], object]) -> None:
+        """Call fn() once the CPU is parked: now if it is, else at the instant it parks (the answer to
+        an audit's SetRunState, which the wall node gives once set_paused returns)."""
+        if self.parked:
+            fn()
+        else:
+            self._on_parked.append(fn)
 
     def wait_until(self, when: float) -> None:
         """From the CPU's fiber: wait, busy with nothing and deaf to wake-ups, until `when`."""
@@ -61,6 +70,12 @@ class VirtualCpu(Cpu):
         # A stretch too short to move the clock (a float residue: 2.5e-21 s ends a preemptible task's busy
         # phase) is no wait at all, so wait_until's test, not seconds > 0 (the golden digest holds this).
         self.wait_until(self.clock() + seconds)
+
+    def _park(self) -> None:
+        waiting, self._on_parked = self._on_parked, []
+        for fn in waiting:  # run once this fiber has suspended in the park: `parked` holds then
+            self.queue.at(self.clock(), fn)
+        super()._park()
 
     def _wake(self) -> None:
         if self._wakeable:

@@ -8,9 +8,15 @@ and modeled costs occupy exactly their kernel time (CostModel at scale 1). Every
 from one RngTree: per CPU a subtree, and in it one stream per source, so an IRQ source drawing more
 never shifts the housekeeping churn (the wall node shares one generator between them).
 
+Each CPU's pcp->lock is a VirtualPcpLock and its RCU quiescent states a VirtualRcuCpu, so a drainer
+elsewhere reaches it through its node half (`drains`: node.virtual.drain's VirtualRemotePcpLock, or
+VirtualRcuDrain over the RCU list sets with `rcu_swap`, as node.runtime picks the design by the
+cluster's strategy) and through `queue_drain_work` (queue_work_on), at exact virtual instants.
+
 The log has one line per decision a CPU acts on (a source's step, a work item), stamped with the
 virtual time as repr(float), which is exact; then a summary of each CPU and the zone. One seed gives
-the same bytes on every run (tests/unit/test_virtual.py).
+the same bytes on every run (tests/unit/test_virtual.py). A large run may keep only the log's
+running digest (`keep_log=False`): the digest is the same either way.
 """
 
 import hashlib
@@ -18,7 +24,9 @@ from collections.abc import Sequence
 
 from node import rtapp
 from node.alloc import PageAllocator
+from node.cpu import WorkItem
 from node.mm import pcp as pcpmod
+from node.mm import pcp_rcu
 from node.mm.zone import Zone
 from node.shared.timebase import TIME_SCALE, CostModel
 from node.sim.clock import EventQueue
@@ -26,7 +34,8 @@ from node.sim.net import LOOPBACK_ZONE_RTT_US, Latency, SimNetwork
 from node.sim.rng import RngTree
 from node.tasks import Housekeeping, IrqSource, LatencyTask
 from node.virtual.cpu import VirtualCpu
-from node.virtual.fiber import FiberLock
+from node.virtual.drain import VirtualRcuCpu, VirtualRcuDrain, VirtualRemotePcpLock
+from node.virtual.pcp_lock import VirtualPcpLock
 from node.virtual.zone import LocalZone, SharedZone
 
 KERNEL = CostModel(time_scale=1.0)  # its wall(us) is then kernel seconds: virtual time is kernel time
@@ -45,7 +54,14 @@ def kernel_s(wall_s: float) -> float:
 
 
 class VirtualCluster:
-    def __init__(self, roles: Sequence[str], seed: int, zone_pages: int = 1 << 14) -> None:
+    def __init__(
+        self,
+        roles: Sequence[str],
+        seed: int,
+        zone_pages: int = 1 << 14,
+        rcu_swap: bool = False,
+        keep_log: bool = True,
+    ) -> None:
         self.seed = seed
         self.queue = EventQueue()
         self.clock = self.queue.clock
@@ -58,22 +74,37 @@ class VirtualCluster:
         batch = zone.zone_batchsize()
         high = zone.zone_highsize(batch, len(roles))
         self.log: list[str] = []
+        self.keep_log = keep_log
+        self._digest = hashlib.sha256()  # of the log's lines so far, each with its newline
         self._started = False
+        self.roles = list(roles)
+        self.ops = pcp_rcu if rcu_swap else pcpmod  # the pcp design's operations (node.alloc.PcpOps)
         self.cpus: list[VirtualCpu] = []
-        self.pcps: list[pcpmod.PerCpuPages] = []
+        self.pcps: list[pcpmod.PerCpuPages | pcp_rcu.RcuPerCpuPages] = []
+        self.drains: list[VirtualRemotePcpLock | VirtualRcuDrain] = []
         self.zones: list[LocalZone] = []
         self.allocs: list[PageAllocator] = []
         for n, role in enumerate(roles):
             cpu = VirtualCpu(n, self.queue)
             cpu.on_event = self._event
-            # Fibers share one thread: a threading.Lock's blocking acquire would hang it (node.virtual.fiber).
-            pcp = pcpmod.PerCpuPages(n, high=high, batch=batch, lock=FiberLock(f"cpu{n} pcp->lock"))
+            # Cpu builds the wall RcuCpu; its loop calls only what both have (node.rcu_gp.QuiescentStates).
+            rcu = cpu.rcu = VirtualRcuCpu(self.queue)  # type: ignore[assignment]
+            pcp: pcpmod.PerCpuPages | pcp_rcu.RcuPerCpuPages
+            drain: VirtualRemotePcpLock | VirtualRcuDrain
+            if rcu_swap:
+                pcp = pcp_rcu.RcuPerCpuPages(n, high=high, batch=batch)
+                drain = VirtualRcuDrain(pcp, rcu, self.queue)
+            else:
+                # Fibers share one thread: a threading.Lock's blocking acquire would hang it (node.virtual.fiber).
+                pcp = pcpmod.PerCpuPages(n, high=high, batch=batch, lock=VirtualPcpLock(self.queue, cpu))
+                drain = VirtualRemotePcpLock(pcp, self.queue)
             local = LocalZone(self.zone, cpu)
             # No coordinator: this zone never refuses, so direct reclaim (the stub's one use) never runs.
-            alloc = PageAllocator(cpu, pcp, local, coordinator_stub=None)
+            alloc = PageAllocator(cpu, pcp, local, coordinator_stub=None, ops=self.ops)
             cpu.sources = self._sources(role, alloc, self.rng.subtree(f"cpu{n}"))
             self.cpus.append(cpu)
             self.pcps.append(pcp)
+            self.drains.append(drain)
             self.zones.append(local)
             self.allocs.append(alloc)
 
@@ -112,8 +143,26 @@ class VirtualCluster:
             return []
         raise ValueError(f"unknown role {role!r}: housekeeping, {rtapp.ROLE_PREEMPTIBLE}, {rtapp.ROLE_RT} or idle")
 
+    def queue_drain_work(self, n: int) -> WorkItem:
+        """queue_work_on(n, mm_percpu_wq, drain_local_pages_wq), as node.runtime queues it: the kworker's
+        dispatch costs the CPU, then it drains its own lists under its own lock."""
+        cpu, pcp, local = self.cpus[n], self.pcps[n], self.zones[n]
+
+        def drain_local_pages() -> int:
+            cpu.occupy(KERNEL.wall(KERNEL.workqueue_dispatch_us))
+            return self.ops.drain_pages_zone(local, pcp)
+
+        return cpu.queue_work("workqueue", drain_local_pages)
+
+    def note(self, line: str) -> None:
+        """One line of the event log, stamped with the virtual time."""
+        line = f"{self.clock()!r} {line}"
+        self._digest.update(line.encode() + b"\n")
+        if self.keep_log:
+            self.log.append(line)
+
     def _event(self, cpu: int, what: str, detail: str) -> None:
-        self.log.append(f"{self.clock()!r} cpu{cpu} {what} {detail}")
+        self.note(f"cpu{cpu} {what} {detail}")
 
     def run(self, until: float) -> None:
         """Start the CPUs (the first time) and run every event up to virtual time `until`."""
@@ -149,7 +198,13 @@ class VirtualCluster:
         return out
 
     def text(self) -> str:
+        if not self.keep_log:
+            raise ValueError("this cluster keeps only its log's digest (keep_log=False)")
         return "\n".join(self.log + self.summary()) + "\n"
 
     def digest(self) -> str:
-        return hashlib.sha256(self.text().encode()).hexdigest()
+        """SHA-256 of text(), kept or not."""
+        digest = self._digest.copy()
+        for line in self.summary():
+            digest.update(line.encode() + b"\n")
+        return digest.hexdigest()

@@ -1,0 +1,194 @@
+"""The CPUs of a virtual cluster as the coordinator's drain driver reaches them (coordinator.drain.virtual's Peers).
+
+A NodePeer joins each request that arrives over the simulated network to the node half the wall node's
+interconnect (node.server) would call: the remote pcp lock (node.virtual.drain.VirtualRemotePcpLock),
+the rcu-swap (VirtualRcuDrain), the workqueue (a work item queued on the VirtualCpu, flushed once it
+ran), the audit's SetRunState (answered once the CPU has parked) and Snapshot. Whatever waits in
+virtual time runs on a Strand and answers `Later`; a domain error is the reply's code, as on the wall
+node's stream. CoordinatorZone is the zone service the drain rules' ZoneLocked effects and the audit's
+check call, over the virtual zone's rules.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from coordinator.drain.virtual import Answer, Later
+from node.api import validate
+from node.api.errors import DOMAIN_ERRORS, FailedPrecondition, status_of
+from node.api.v1 import pcpsim_pb2 as pb
+from node.cpu import OPERATOR, WorkItem
+from node.mm import audit as mm_audit
+from node.mm import pcp_rcu
+from node.mm.constants import Page
+from node.mm.zone_rules import Refused, ZoneReply
+from node.virtual.drain import VirtualRcuDrain, VirtualRemotePcpLock
+from node.virtual.run import VirtualCluster
+from node.virtual.strand import Strand
+
+INCARNATION = "0"  # node.virtual.zone.LocalZone's until incarnations come from the RNG tree
+
+
+def _refusal(err: Exception) -> pb.PcpControlReply:
+    """A node half's domain error as the wall node's stream answers it (node.shared.interceptors)."""
+    return pb.PcpControlReply(code=status_of(err).name, error=str(err))
+
+
+class NodePeer:
+    """One virtual CPU as the drain driver reaches it (coordinator.drain.virtual.Peer): each request,
+    on arrival, goes where node.server sends the wall node's."""
+
+    def __init__(self, cluster: VirtualCluster, cpu: int) -> None:
+        self.cluster = cluster
+        self.cpu = cpu
+        self.work: dict[int, WorkItem] = {}  # queued, not yet flushed (node.workqueue.WorkItems)
+        self.strands: dict[int, Strand] = {}  # requests being served, by number
+        self._served = 0
+
+    def control(self, message: Any) -> Answer | Later:
+        op = message.WhichOneof("op")
+        request = getattr(message, op)
+        drain = self.cluster.drains[self.cpu]
+        try:
+            if op == "lock_drain":
+                return self._serve(lambda strand: self._lock_drain(strand, drain, request))
+            if op == "rcu_swap":
+                return self._serve(lambda strand: self._rcu_swap(strand, drain, request))
+            if op == "unlock" and isinstance(drain, VirtualRemotePcpLock):
+                drain.unlock(validate.token(request.token), request.commit)
+                return Answer(pb.PcpControlReply(unlocked=pb.Empty()))
+            if op == "rcu_release" and isinstance(drain, VirtualRcuDrain):
+                drain.release(validate.token(request.token), request.commit)
+                return Answer(pb.PcpControlReply(rcu_released=pb.Empty()))
+            raise FailedPrecondition(f"cpu {self.cpu}: {op} does not apply to its pcp design")
+        except DOMAIN_ERRORS as err:
+            return Answer(_refusal(err))
+
+    def _serve(self, handle: Callable[[Strand], pb.PcpControlReply]) -> Later:
+        """Run handle(strand) on a Strand from now (node.server's handler awaiting its executor) and
+        give its reply, or its refusal, once it has done its waiting."""
+        later = Later()
+        number = self._served
+        self._served += 1
+
+        def main(strand: Strand) -> None:
+            try:
+                later.give(handle(strand))
+            except DOMAIN_ERRORS as err:
+                later.give(_refusal(err))
+            finally:
+                del self.strands[number]
+
+        queue = self.cluster.queue
+        strand = self.strands[number] = Strand(queue, f"cpu{self.cpu}-rpc{number}", main)
+        strand.start(queue.clock())
+        return later
+
+    def _lock_drain(self, strand: Strand, drain: Any, request: pb.PcpLockDrainRequest) -> pb.PcpControlReply:
+        if not isinstance(drain, VirtualRemotePcpLock):
+            raise FailedPrecondition(f"cpu {self.cpu} keeps its pcp lists behind an RCU pointer: no pcp lock")
+        lease = validate.count(request.lease_ms, validate.MAX_LEASE_MS, "lease_ms") / 1000.0
+        token, pages, wait = drain.lock_and_take(strand, lease, wait_timeout=lease)
+        grant = pb.PcpLockDrainReply(token=token, pages=validate.to_page_list(pb.PageList, pages), lock_wait_s=wait)
+        return pb.PcpControlReply(lock_drain=grant)
+
+    def _rcu_swap(self, strand: Strand, drain: Any, request: pb.RcuSwapRequest) -> pb.PcpControlReply:
+        if not isinstance(drain, VirtualRcuDrain):
+            raise FailedPrecondition(f"cpu {self.cpu} runs the v6.0 pcp spinlock, not RCU list sets")
+        gp_timeout = validate.count(request.gp_timeout_ms, validate.MAX_LEASE_MS, "gp_timeout_ms") / 1000.0
+        lease = validate.count(request.lease_ms, validate.MAX_LEASE_MS, "lease_ms") / 1000.0
+        token, pages, gp_s, gp_ok = drain.swap_and_take(strand, lease, gp_timeout)
+        swap = pb.RcuSwapReply(
+            token=token, pages=validate.to_page_list(pb.PageList, pages), grace_period_s=gp_s, gp_ok=gp_ok
+        )
+        return pb.PcpControlReply(rcu_swap=swap)
+
+    def call(self, method: str, request: Any) -> Answer | Later:
+        cluster, n = self.cluster, self.cpu
+        if method == "QueueWork":
+            item = cluster.queue_drain_work(n)
+            self.work[item.id] = item
+            return Answer(pb.QueueWorkReply(work_id=item.id))
+        if method == "FlushWork":
+            return self._flush(self.work[request.work_id], request.timeout_ms / 1000.0)
+        if method == "SetRunState":
+            cpu = cluster.cpus[n]
+            reply = pb.RunStateReply(was_paused=cpu.held_paused_by(OPERATOR))
+            cpu.set_paused(request.paused)
+            if not request.paused:
+                return Answer(reply)
+            later = Later()
+            cpu.when_parked(lambda: later.give(reply))
+            return later
+        if method == "Snapshot":
+            return Answer(self._snapshot())
+        raise ValueError(f"cpu {n}: the virtual cluster does not serve {method}")
+
+    def _flush(self, item: WorkItem, timeout_s: float) -> Later:
+        """flush_work: the reply once the item has run on the CPU (the item forgotten then), or `timeout_s`
+        from now (the item kept for a later flush), as node.workqueue.WorkItems.flush answers."""
+        later = Later()
+        queue = self.cluster.queue
+        timed_out = [False]
+
+        def ran(it: WorkItem) -> None:
+            if timed_out[0]:
+                return
+            self.work.pop(it.id, None)
+            later.give(
+                pb.FlushWorkReply(
+                    done=it.error is None,
+                    queue_delay_s=it.started_at - it.queued_at,
+                    run_s=it.finished_at - it.started_at,
+                    pages=it.result if isinstance(it.result, int) else 0,
+                )
+            )
+
+        def timeout() -> None:
+            if not item.done:
+                timed_out[0] = True
+                later.give(pb.FlushWorkReply(done=False, queue_delay_s=queue.clock() - item.queued_at))
+
+        item.add_done_callback(ran)
+        if not item.done:
+            queue.after(timeout_s, timeout)
+        return later
+
+    def _snapshot(self) -> pb.NodeSnapshot:
+        cluster, n = self.cluster, self.cpu
+        pcp, running = cluster.pcps[n], not cluster.cpus[n].parked
+        errors = (
+            []
+            if running
+            else (pcp_rcu.check_pcp(pcp) if isinstance(pcp, pcp_rcu.RcuPerCpuPages) else mm_audit.check_pcp(pcp))
+        )
+        return pb.NodeSnapshot(
+            cpu=n,
+            pcp_pages=validate.to_page_list(pb.PageList, pcp.pages()),
+            allocated=validate.to_page_list(pb.PageList, cluster.allocs[n].pages()),
+            inflight=validate.to_page_list(pb.PageList, cluster.drains[n].inflight()),
+            errors=errors,
+            running=running,
+            incarnation=INCARNATION,
+        )
+
+    def close(self) -> None:
+        for strand in list(self.strands.values()):
+            strand.close()
+
+
+class CoordinatorZone:
+    """The zone service as the drain rules' ZoneLocked effects and the audit's check call it
+    (coordinator.zone_service.ZoneService's free_pages, holdings, zone), over the virtual zone's rules."""
+
+    def __init__(self, cluster: VirtualCluster) -> None:
+        self.rules = cluster.zone.rules
+        self.zone = cluster.zone.zone
+
+    def free_pages(self, cpu: int, pages: list[Page], transfer_id: str, incarnation: str, stream: str) -> ZoneReply:
+        try:
+            return self.rules.free_pages(cpu, pages, transfer_id, incarnation, stream).value
+        except Refused as err:
+            raise FailedPrecondition(str(err)) from None
+
+    def holdings(self) -> dict[int, list]:
+        return self.rules.holdings()

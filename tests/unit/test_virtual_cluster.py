@@ -1,0 +1,150 @@
+"""The whole cluster under virtual time (coordinator.tools.virtual_cluster): the coordinator's drain rules
+and audit joined to the CPUs' node halves over the simulated network. A compare phase per strategy, short
+(10 ms of kernel time), each run once per module; one seed gives the same bytes twice."""
+
+import pytest
+
+from coordinator.tools import report
+from coordinator.tools.virtual_cluster import WholeCluster, compare_roles
+from coordinator.tools.virtual_phase import default_config, run_phase
+from node.api.v1 import pcpsim_pb2 as pb
+from node.virtual.drain import VirtualRemotePcpLock
+from tests.leaks import forbid_wall_clock_and_shared_random
+
+STRATEGIES = ("workqueue", "remote", "rcu-swap")
+# compare's figures are wall time: 2.5 s of measurement stand for 10 ms of kernel time, 0.5 s of warm-up
+# for 2 ms; a drain every 600 us of kernel time on average (compare's 150 ms).
+SHORT = {"measure_s": 2.5, "warmup_s": 0.5}
+
+
+def phase(strategy: str, seed: int = 1):
+    with pytest.MonkeyPatch.context() as mp:
+        forbid_wall_clock_and_shared_random(mp)
+        return run_phase(default_config(strategy, seed=seed, **SHORT))
+
+
+@pytest.fixture(scope="module")
+def phases():
+    return {strategy: phase(strategy) for strategy in STRATEGIES}
+
+
+def isolated_work_items(results: dict, strategy: str) -> int:
+    figures = results["strategies"][strategy]
+    return figures["isolated_preemptible"]["drain_work_items"] + figures["isolated_rt"]["drain_work_items"]
+
+
+def test_one_seed_gives_the_same_event_log_and_results_json_twice(phases):
+    first, again = phases["remote"], phase("remote")
+    assert again.cluster.nodes.text() == first.cluster.nodes.text()
+    assert again.cluster.trace_text() == first.cluster.trace_text()
+    assert again.results_json() == first.results_json()
+    assert again.log_digest() == first.log_digest()
+    assert phase("remote", seed=2).log_digest() != first.log_digest()
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_drains_pages_and_its_audit_balances(phases, strategy):
+    run = phases[strategy]
+    figures = run.results["strategies"][strategy]
+    assert figures["audit"] == {"ok": True, "lost": [], "duplicated": [], "unexpected": [], "errors": []}
+    assert figures["drain_all"]["count"] > 10 and figures["drain_all_failed"] == 0
+    assert figures["drain_rpc_errors"] == []
+    nodes = run.cluster.nodes
+    if strategy == "workqueue":
+        assert sum(pcp.stats.freed_drain_pages for pcp in nodes.pcps) > 0
+        assert not any(peer.work for peer in run.cluster.peers.values())  # every item flushed and forgotten
+    else:
+        assert sum(drain.drained_pages for drain in nodes.drains) > 0
+    assert figures["isolated_preemptible"]["runs"] > 0 and figures["isolated_rt"]["runs"] > 0
+    report.validate(run.results)  # a compare results file: `pcpsim report` reads it
+
+
+def test_only_the_workqueue_strategy_runs_drain_work_on_isolated_cpus(phases):
+    assert isolated_work_items(phases["workqueue"].results, "workqueue") > 0
+    assert isolated_work_items(phases["remote"].results, "remote") == 0
+    assert isolated_work_items(phases["rcu-swap"].results, "rcu-swap") == 0
+    assert all(cpu.drain_work_items == 0 for cpu in phases["remote"].cluster.nodes.cpus)
+
+
+def test_under_remote_every_buddy_fallback_starts_while_a_drainer_holds_that_cpus_pcp_lock(phases):
+    nodes = phases["remote"].cluster.nodes
+    seen = 0
+    for alloc, drain, pcp in zip(nodes.allocs, nodes.drains, nodes.pcps, strict=True):
+        windows = [(g.granted_at, g.ended_at) for g in drain.records()]
+        fallbacks = alloc.fallbacks.between(0.0, nodes.clock())
+        assert all(any(start <= t0 < end for start, end in windows) for t0, _, _ in fallbacks)
+        assert len(fallbacks) == pcp.stats.trylock_fail_alloc + pcp.stats.trylock_fail_free
+        seen += len(fallbacks)
+    assert seen > 0
+
+
+def test_a_remote_drain_holds_the_cpus_pcp_lock_from_its_grant_to_its_commit_and_trylocks_fail_in_between(
+    monkeypatch,
+):
+    forbid_wall_clock_and_shared_random(monkeypatch)
+    cluster = WholeCluster(compare_roles(4), seed=3)
+    try:
+        cluster.nodes.run(2e-3)
+        records: list = []
+        cluster.drain(pb.STRATEGY_REMOTE, lambda record, error: records.append((record, error)))
+        drain = cluster.nodes.drains[0]  # a housekeeping CPU: its lists are never empty
+        assert isinstance(drain, VirtualRemotePcpLock)
+        while drain.held is None and cluster.queue.clock() < 3e-3:
+            cluster.queue.step()
+        grant, lock = drain.held, cluster.nodes.pcps[0].lock
+        assert grant.granted_at == cluster.queue.clock() and lock.locked()
+        failures = lock.trylock_failures
+        assert not lock.acquire(blocking=False)  # the CPU's own trylock, at this very instant
+        assert lock.trylock_failures == failures + 1
+        while drain.held is grant:
+            cluster.queue.step()
+        assert (grant.outcome, grant.ended_at) == ("committed", cluster.queue.clock())
+        assert grant.ended_at > grant.granted_at
+        while not records:
+            cluster.queue.step()
+        ((record, error),) = records
+        assert error is None and record.status == pb.DrainAllReply.DONE
+        assert record.cpus[0].pages == drain.drained_pages > 0
+    finally:
+        cluster.close()
+
+
+def test_bad_phase_configurations_are_refused_before_anything_runs():
+    with pytest.raises(ValueError, match="demand drains only"):
+        run_phase(default_config("remote", trigger_mix=(("demand", 1.0), ("cma", 1.0))))
+    with pytest.raises(ValueError, match="qpw"):
+        run_phase(default_config("qpw"))
+    with pytest.raises(ValueError, match="at least 4 CPUs"):
+        compare_roles(3)
+
+
+def digests() -> str:
+    """A very short remote phase's log digest and results digest (2 ms of kernel time measured)."""
+    import hashlib
+
+    run = run_phase(default_config("remote", measure_s=0.5, warmup_s=0.25))
+    return f"{run.log_digest()} {hashlib.sha256(run.results_json().encode()).hexdigest()}"
+
+
+def test_a_phase_does_not_depend_on_the_process_hash_seed():
+    """Two processes with different string hash salts: the same event log and results, byte for byte."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    code = "from tests.unit.test_virtual_cluster import digests; print(digests())"
+    root = pathlib.Path(__file__).resolve().parents[2]
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": salt},
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        ).stdout.strip()
+        for salt in ("1", "2")
+    }
+    assert outputs == {digests()}
