@@ -10,7 +10,7 @@ One event queue, one RngTree from one seed, one simulated network (docs/engine.m
   network to the node half the wall node's interconnect (node.server) would call, so a drain takes
   pages off a CPU's lists under its lock at exact virtual instants;
 - membership is static: every CPU registered at time 0 and alive, its heartbeat a timer event that
-  reports its pcp count (cpus_with_pcps), paced as a wall node's (Membership.heartbeat_interval, in
+  reports its pcp count (cpus_with_pcps), paced as a wall node's (MembershipRule.heartbeat_interval, in
   kernel time). The zone operations the drain rules run under zone->lock (ZoneLocked: the drained
   pages' free) apply at the instant the effect runs, without waiting for or holding the virtual
   zone->lock (a difference from the wall coordinator, whose zone service thread holds it).
@@ -27,7 +27,7 @@ from coordinator.drain import drain_all
 from coordinator.drain.control import Control
 from coordinator.drain.record import DrainRecord
 from coordinator.drain.virtual import VirtualDriver, VirtualMutex
-from coordinator.membership import Member, Membership
+from coordinator.membership_rule import Member, MembershipRule
 from coordinator.tools.virtual_peer import INCARNATION, CoordinatorZone, NodePeer
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm import audit as mm_audit
@@ -53,7 +53,7 @@ class DrainerSettings:
     """The drainer as a strategy sees it (coordinator.drain.strategy.DrainerView), with the coordinator's defaults."""
 
     clock: Callable[[], float]
-    membership: Membership
+    membership: MembershipRule
     control: Control
     lease_ms: int = LEASE_MS
     flush_timeout_ms: int = FLUSH_TIMEOUT_MS
@@ -69,9 +69,9 @@ class WholeCluster:
         )
         self.queue = self.nodes.queue
         clock = self.queue.clock
-        self.membership = Membership(len(roles), clock)
+        self.membership = MembershipRule(len(roles), clock)
         for n, role in enumerate(roles):
-            member = Member(n, f"virtual:{n}", ROLES[role], None, None, 0.0, incarnation=INCARNATION)  # type: ignore[arg-type]
+            member = Member(n, f"virtual:{n}", ROLES[role], None, None, 0.0, incarnation=INCARNATION)
             self.membership.members[n] = member
         self.control = Control(self.membership, clock)
         self.view = DrainerSettings(clock, self.membership, self.control)
