@@ -12,8 +12,8 @@ A fiber is a greenlet: a resume and its suspend cost 0.56 us of CPU time togethe
 machine, where the first version's pair of threads handing semaphores back and forth took 40-55 us.
 All fibers and the driver share one OS thread, so a real lock or condition can never make one fiber
 wait for another: a blocking wait would hang the thread for good. Code on the virtual path therefore
-waits only through the fiber (VirtualCpu's hooks), and a lock fibers share is a FiberLock, which
-refuses to wait.
+waits only through the fiber: VirtualCpu's hooks, and node.virtual.pcp_lock's lock, whose waiters
+queue in virtual time.
 """
 
 from collections.abc import Callable
@@ -23,10 +23,6 @@ import greenlet
 
 class FiberExit(BaseException):
     """Raised in a fiber at its suspension point by `close`, to unwind its stack."""
-
-
-class FiberDeadlock(RuntimeError):
-    """A fiber asked to wait on something only another (suspended) fiber can release."""
 
 
 class _Greenlet(greenlet.greenlet):
@@ -42,15 +38,9 @@ class Fiber:
         self._driver: greenlet.greenlet | None = None  # who resumed it last: where suspend returns to
         self.done = False
 
-    @staticmethod
-    def current() -> "Fiber | None":
-        """The fiber running now; None in the driver."""
-        g = greenlet.getcurrent()
-        return g.fiber if isinstance(g, _Greenlet) else None
-
     def resume(self) -> None:
-        """From the driver: run the fiber until it suspends or ends. What ended it with an error (or
-        what it `fail`ed with) is raised here, so a failure inside a CPU stops the run loudly."""
+        """From the driver: run the fiber until it suspends or ends. What ended it with an error is
+        raised here, so a failure inside a CPU stops the run loudly."""
         if self.done:
             raise RuntimeError(f"fiber {self.name} resumed after it ended")
         g = self._greenlet
@@ -61,13 +51,6 @@ class Fiber:
     def suspend(self) -> None:
         """From inside the fiber: give control back to the driver; return once resumed."""
         self._driver_of_current().switch()
-
-    def fail(self, err: BaseException) -> None:
-        """From inside the fiber: stop here and raise `err` in the driver (its `resume`), past every
-        handler of the fiber's own code (Cpu._step counts an Exception as a failed step and goes on;
-        a work item keeps even a BaseException for whoever flushes it). The fiber stays suspended
-        here until `close` unwinds it."""
-        self._driver_of_current().throw(err)
 
     def close(self) -> None:
         """End the fiber: FiberExit is raised at its suspension point, so its finally blocks run (and
@@ -93,43 +76,3 @@ class Fiber:
             pass
         finally:
             self.done = True
-
-
-class FiberLock:
-    """A lock fibers share (node.mm.pcp.PcpLock: pcp->lock of a virtual CPU). It never waits: fibers
-    run one at a time in one thread, so the holder of a held lock is suspended and a real blocking
-    acquire would hang the thread. An acquire that would wait stops the run with FiberDeadlock raised
-    in the driver instead. Nothing on the virtual path contends for a lock yet (each CPU's pcp lock
-    is taken only on its own fiber); a remote drainer will need a lock whose waiters queue in
-    virtual time (docs/engine.md, the virtual pcp lock)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._held = False
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if not self._held:
-            self._held = True
-            return True
-        if not blocking:
-            return False
-        err = FiberDeadlock(f"{self.name}: a blocking acquire while it is held would wait forever")
-        fiber = Fiber.current()
-        if fiber is None:
-            raise err
-        fiber.fail(err)
-        raise err  # not reached: a failed fiber is only ever unwound, by FiberExit
-
-    def release(self) -> None:
-        if not self._held:
-            raise RuntimeError(f"{self.name}: release of an unlocked lock")
-        self._held = False
-
-    def locked(self) -> bool:
-        return self._held
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from node.cpu import MEMBERSHIP, OPERATOR
-from node.virtual.fiber import Fiber, FiberDeadlock, FiberLock
+from node.virtual.fiber import Fiber
 from node.virtual.run import VirtualCluster
 
 ROLES = ("housekeeping", "isolated-preemptible", "isolated-rt", "housekeeping")
@@ -175,41 +175,3 @@ def test_an_error_inside_a_fiber_is_raised_by_resume():
     with pytest.raises(IndexError):
         fiber.resume()
     assert fiber.done
-
-
-def test_a_fiber_that_catches_every_error_still_fails_the_run_and_is_unwound_by_close():
-    """Cpu._step counts an Exception as a failed step and goes on; `fail` raises in the driver instead."""
-    trace = []
-
-    def main():
-        try:
-            fiber.fail(FiberDeadlock("stop"))
-        except BaseException as err:
-            trace.append(type(err).__name__)
-            raise
-
-    fiber = Fiber("t", main)
-    with pytest.raises(FiberDeadlock):
-        fiber.resume()
-    assert not fiber.done and trace == []
-    fiber.close()
-    assert fiber.done and trace == ["FiberExit"]
-
-
-def test_a_fiber_lock_held_by_a_suspended_fiber_fails_the_run_instead_of_hanging_the_thread():
-    lock = FiberLock("pcp->lock")
-    holder = Fiber("holder", lambda: (lock.acquire(), holder.suspend()))
-    waiter = Fiber("waiter", lambda: lock.acquire(False) or lock.acquire())
-    holder.resume()
-    assert lock.locked()
-    with pytest.raises(FiberDeadlock, match="pcp->lock"):
-        waiter.resume()  # its trylock failed quietly; its blocking acquire is what fails the run
-    waiter.close()
-    holder.close()
-    assert waiter.done and holder.done
-    with pytest.raises(FiberDeadlock):
-        lock.acquire()  # in the driver, outside any fiber: raised directly
-    lock.release()
-    assert not lock.locked()
-    with pytest.raises(RuntimeError):
-        lock.release()
