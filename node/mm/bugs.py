@@ -160,20 +160,14 @@ def bulk_free(profile: KernelProfile, nr_pages: int = BULK_FREE_PAGES, batch: in
     return out
 
 
-class _HeldByRefill:
-    """pcp->lock held by CPU1 in __rmqueue_pcplist: the first blocking acquire (the drainer spinning)
-    lets CPU1 finish (`finish`: count the refill, unlock) before it gets the lock."""
+class InterleavedLock:
+    """pcp->lock for replaying an interleaving: a threading.Lock whose acquire and release a replay
+    (or a test) may extend with what another CPU does at that moment."""
 
-    def __init__(self, finish: Callable[[], None]) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._lock.acquire()  # CPU1 holds it
-        self.finish = finish
-        self.drainer_waited = False
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if self._lock.locked() and blocking and not self.drainer_waited:
-            self.drainer_waited = True
-            self.finish()  # CPU1 runs on while the drainer spins
         return self._lock.acquire(blocking, timeout)
 
     def release(self) -> None:
@@ -187,6 +181,23 @@ class _HeldByRefill:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class _HeldByRefill(InterleavedLock):
+    """pcp->lock held by CPU1 in __rmqueue_pcplist: the first blocking acquire (the drainer spinning)
+    lets CPU1 finish (`finish`: count the refill, unlock) before it gets the lock."""
+
+    def __init__(self, finish: Callable[[], None]) -> None:
+        super().__init__()
+        self._lock.acquire()  # CPU1 holds it
+        self.finish = finish
+        self.drainer_waited = False
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if self._lock.locked() and blocking and not self.drainer_waited:
+            self.drainer_waited = True
+            self.finish()  # CPU1 runs on while the drainer spins
+        return super().acquire(blocking, timeout)
 
 
 def count_race(profile: KernelProfile, batch: int = 63) -> Replay:

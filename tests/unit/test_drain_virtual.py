@@ -18,6 +18,7 @@ from node.shared.timebase import TIME_SCALE
 from node.sim.clock import EventQueue
 from node.sim.net import LOOPBACK_ZONE_RTT_US, Latency, SimNetwork
 from node.sim.rng import RngTree
+from tests import hashseed
 
 LEASE_S, DEAD_S = 0.5, 1.5  # the chaos scenarios' membership lease and dead timeout
 HEARTBEAT_S = 0.1
@@ -277,28 +278,12 @@ def test_one_seed_gives_one_trace_and_another_seed_another():
 def test_the_trace_does_not_depend_on_the_process_hash_seed():
     """Two processes with different string hash salts: the same trace, byte for byte."""
     import hashlib
-    import os
-    import pathlib
-    import subprocess
-    import sys
 
     code = (
         "import hashlib; from tests.unit.test_drain_virtual import scenario; "
         "print(hashlib.sha256('\\n'.join(scenario(7)).encode()).hexdigest())"
     )
-    root = pathlib.Path(__file__).resolve().parents[2]
-    digests = {
-        subprocess.run(
-            [sys.executable, "-c", code],
-            env={**os.environ, "PYTHONHASHSEED": salt},
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        ).stdout.strip()
-        for salt in ("1", "2")
-    }
+    digests = hashseed.outputs(code, timeout=120)
     assert digests == {hashlib.sha256("\n".join(scenario(7)).encode()).hexdigest()}
 
 

@@ -9,6 +9,7 @@ a 1 GiB zone shared by 4 CPUs: batch 63, high_min 321 (low watermark 1286 / 4), 
 import pytest
 
 from node.mm import pcp_high
+from node.mm.bugs import InterleavedLock
 from node.mm.constants import MIGRATE_MOVABLE
 from node.mm.pcp import (
     PerCpuPages,
@@ -21,7 +22,6 @@ from node.mm.pcp import (
     rmqueue,
 )
 from node.mm.zone import Zone
-from tests.unit.pcp_locks import LockWrapper
 
 BATCH, HIGH_MIN, HIGH_MAX = 63, 321, 8192
 
@@ -160,7 +160,7 @@ def test_without_vmstat_work_an_isolated_cpu_keeps_its_pages_for_the_next_drain(
     assert drain_pages_zone_count_locked(zone, housekeeping) == HIGH_MIN
 
 
-class RecordingLock(LockWrapper):
+class RecordingLock(InterleavedLock):
     """pcp->lock that notes, at each release, whether pages are left: a window in which the CPU's own
     trylock succeeds while the drain is not over."""
 

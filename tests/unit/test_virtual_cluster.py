@@ -9,6 +9,7 @@ from coordinator.tools.virtual_cluster import WholeCluster, compare_roles
 from coordinator.tools.virtual_phase import default_config, run_phase
 from node.api.v1 import pcpsim_pb2 as pb
 from node.virtual.drain import VirtualRemotePcpLock
+from tests import hashseed
 from tests.leaks import forbid_wall_clock_and_shared_random
 
 STRATEGIES = ("workqueue", "remote", "rcu-swap")
@@ -128,23 +129,7 @@ def digests() -> str:
 
 def test_a_phase_does_not_depend_on_the_process_hash_seed():
     """Two processes with different string hash salts: the same event log and results, byte for byte."""
-    import os
-    import pathlib
-    import subprocess
-    import sys
 
     code = "from tests.unit.test_virtual_cluster import digests; print(digests())"
-    root = pathlib.Path(__file__).resolve().parents[2]
-    outputs = {
-        subprocess.run(
-            [sys.executable, "-c", code],
-            env={**os.environ, "PYTHONHASHSEED": salt},
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=300,
-        ).stdout.strip()
-        for salt in ("1", "2")
-    }
+    outputs = hashseed.outputs(code)
     assert outputs == {digests()}
