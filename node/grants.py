@@ -20,6 +20,7 @@ cancel it.
 """
 
 import collections
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,7 +48,7 @@ def base_pages(pages: list[Page]) -> int:
     return sum(1 << order for _, order, _ in pages)
 
 
-class GrantTable:
+class GrantTable(ABC):
     def __init__(self, clock: Callable[[], float], transfer_log=None) -> None:
         self.clock = clock
         self.transfer_log = transfer_log  # node.shared.transfer_log.TransferLog, or None
@@ -130,21 +131,21 @@ class GrantTable:
             self.on_hold(grant.ended_at - grant.granted_at)
 
     # ------------------------------------------------------------ the strategy's
+    @abstractmethod
     def _keep(self, pages: list[Page]) -> None:
         """An aborted or expired grant's pages stay this CPU's."""
-        raise NotImplementedError
 
-    def _release(self) -> None:
+    def _release(self) -> None:  # noqa: B027 (an optional hook: nothing to do by default)
         """After a grant ended: what it held of the pcp is free again."""
 
+    @abstractmethod
     def _refuse(self, token: int, commit: bool, past: Grant | None) -> None:
         """`token` holds nothing now and this is no retried commit: raise, or (a broken variant) accept."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------ the driver's
+    @abstractmethod
     def _arm(self, grant: Grant) -> None:
         """Call `expire(grant)` once its lease (`grant.lease_s` from now) runs out."""
-        raise NotImplementedError
 
-    def _disarm(self) -> None:
+    def _disarm(self) -> None:  # noqa: B027 (an optional hook: the expiry would be a no-op)
         """The held grant ended before its lease: its expiry may be dropped (it would be a no-op)."""
