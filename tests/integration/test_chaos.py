@@ -138,11 +138,22 @@ def test_the_checker_catches_a_forgotten_cma_range(tmp_path):
 @pytest.mark.slow
 def test_the_checker_catches_an_unfenced_second_coordinator(tmp_path):
     """With --unsafe-no-epoch the first coordinator, resumed while the second runs and still within
-    the pcp lock's lease, commits its drain to a CPU the second has claimed: those pages are lost."""
+    the pcp lock's lease, commits its drain to a CPU the second has claimed: those pages are lost.
+
+    The commit races the first coordinator's own keepalive: once resumed, its gRPC timers find the
+    pings it sent while stopped unanswered and close its channels (GOAWAY ping_timeout), and a commit
+    that comes after that never reaches the node, so nothing is lost (one CI run of six, 2026-12-02). So:
+    every run where pages were lost must be judged invalid, and at least one of `runs` must lose them."""
+    runs = 3
     sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "unfenced-coordinator.toml"))
-    verdict = runner.run(sc, "remote", str(tmp_path))
-    assert verdict.valid is False
-    assert verdict.stats["audit"]["lost"] > 0, verdict.findings
+    lost = []
+    for attempt in range(runs):
+        verdict = runner.run(sc, "remote", str(tmp_path / str(attempt)))
+        lost.append(verdict.stats["audit"]["lost"])
+        if lost[-1]:
+            assert verdict.valid is False, verdict.findings
+            break
+    assert any(lost), f"no run of {runs} lost pages: {lost}"
 
 
 def test_chaos_run_refuses_a_bad_scenario_before_running_anything(tmp_path):
