@@ -114,6 +114,7 @@ class KernelProfile:
     replay_only: bool = False  # a bug-replay variant the live node cannot run as itself (see below)
 
 
+_V6_2 = KernelProfile("6.2", "remote", "spinlock", irqs_off=False, free_list_trylock=True, remote_drain=True)
 _V6_12 = KernelProfile(
     "6.12",
     "remote",
@@ -131,7 +132,7 @@ PROFILES = {
         "5.19", "workqueue", "local_lock", irqs_off=True, free_list_trylock=False, remote_drain=False
     ),
     "6.1": KernelProfile("6.1", "remote", "spinlock", irqs_off=True, free_list_trylock=False, remote_drain=True),
-    "6.2": KernelProfile("6.2", "remote", "spinlock", irqs_off=False, free_list_trylock=True, remote_drain=True),
+    "6.2": _V6_2,
     "6.6": KernelProfile(
         "6.6",
         "remote",
@@ -145,37 +146,9 @@ PROFILES = {
     # 6.12 without 66eca1021a42, as v6.10 drained: the bug variant of the pcp->count race.
     "6.12-count-race": replace(_V6_12, name="6.12-count-race", drain="chunked"),
     # Bug replays of the pure model (node.mm.bugs, `pcpsim replay`): not offered to a live cluster.
-    "6.2-up": KernelProfile(
-        "6.2-up",
-        "remote",
-        "spinlock",
-        irqs_off=False,
-        free_list_trylock=True,
-        remote_drain=True,
-        smp=False,
-        replay_only=True,
-    ),
-    "6.2-up-fixed": KernelProfile(
-        "6.2-up-fixed",
-        "remote",
-        "spinlock",
-        irqs_off=False,
-        free_list_trylock=True,
-        remote_drain=True,
-        smp=False,
-        up_spin_lock_irqsave=True,
-        replay_only=True,
-    ),
-    "6.2-batched-free": KernelProfile(
-        "6.2-batched-free",
-        "remote",
-        "spinlock",
-        irqs_off=False,
-        free_list_trylock=True,
-        remote_drain=True,
-        free_high_batched=True,
-        replay_only=True,
-    ),
+    "6.2-up": replace(_V6_2, name="6.2-up", smp=False, replay_only=True),
+    "6.2-up-fixed": replace(_V6_2, name="6.2-up-fixed", smp=False, up_spin_lock_irqsave=True, replay_only=True),
+    "6.2-batched-free": replace(_V6_2, name="6.2-batched-free", free_high_batched=True, replay_only=True),
 }
 
 # What a cluster may run (--kernel): a uniprocessor variant makes no sense on several CPUs, and the
