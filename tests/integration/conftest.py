@@ -7,11 +7,15 @@ polls a predicate against a deadline.
 """
 
 import contextlib
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import pytest
@@ -229,3 +233,71 @@ def run_cli(*args, timeout: float = 120.0, env=None, cwd=None) -> subprocess.Com
         env=env,
         cwd=cwd or REPO,
     )
+
+
+@dataclass
+class ClusterUp:
+    """A running `pcpsim cluster up` (see cluster_up): its process, state file and output files."""
+
+    proc: subprocess.Popen
+    state_path: Path
+    out_path: Path
+    err_path: Path
+
+    def state(self) -> dict:
+        return json.loads(self.state_path.read_text())
+
+    def output(self) -> str:
+        return self.out_path.read_text() + self.err_path.read_text()
+
+
+@contextlib.contextmanager
+def cluster_up(tmp: Path, *argv: str, env=None):
+    """`pcpsim cluster up ARGV` in a subprocess, its state file tmp/state/cluster.json; yields a
+    ClusterUp once the state file exists. Whatever the test does, nothing it started survives:
+    cluster up gets SIGTERM (then SIGKILL), and every process its state file named (at start and
+    at the end) is killed."""
+    state_path = tmp / "state" / "cluster.json"
+    out_path, err_path = tmp / "cluster-up.out", tmp / "cluster-up.err"
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        proc = subprocess.Popen(
+            python_module(
+                "coordinator.tools.cli",
+                "cluster",
+                "up",
+                *argv,
+                "--state",
+                str(state_path),
+                "--run-dir",
+                str(tmp / "run"),
+            ),
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO,
+            env=env,
+            start_new_session=True,
+        )
+    up = ClusterUp(proc, state_path, out_path, err_path)
+    pids = []
+    try:
+
+        def ready():
+            assert proc.poll() is None, f"cluster up exited {proc.returncode}: {up.output()}"
+            return state_path.exists()
+
+        wait_until(ready, 60.0, what="the cluster state file")
+        pids = list(up.state()["pids"].values())
+        yield up
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        # A CPU restarted during the test has a new pid: the state file names the latest.
+        for pid in {*pids, *(up.state()["pids"].values() if state_path.exists() else ())}:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -7,12 +7,9 @@ moving, the drain history not growing and the audit passing prove nothing happen
 """
 
 import glob
-import json
 import os
 import secrets
-import signal
 import stat
-import subprocess
 import urllib.request
 
 import grpc
@@ -22,14 +19,11 @@ from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.shared import security
 from tests.integration.conftest import (
-    REPO,
     RPC_TIMEOUT,
     assert_audit_ok,
-    pid_alive,
-    python_module,
+    cluster_up,
     run_cli,
     transfer_id,
-    wait_until,
 )
 
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
@@ -281,64 +275,24 @@ def test_cluster_up_generates_private_tokens_and_warns_when_it_binds_beyond_loop
     """`cluster up --listen-host 0.0.0.0` (tokens on, no TLS) warns on stderr that the ports are
     reachable without TLS, writes the token files mode 0600 and names the operator's in the state
     file, prints no secret, and `pcpsim state` authenticates from the state file alone."""
-    state_path = tmp_path / "cluster.json"
-    out, err = open(tmp_path / "out", "w+"), open(tmp_path / "err", "w+")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PCPSIM_")}
-    proc = subprocess.Popen(
-        python_module(
-            "coordinator.tools.cli",
-            "cluster",
-            "up",
-            "--nodes",
-            "2",
-            "--listen-host",
-            "0.0.0.0",
-            "--state",
-            str(state_path),
-            "--run-dir",
-            str(tmp_path / "run"),
-        ),
-        stdout=out,
-        stderr=err,
-        stdin=subprocess.DEVNULL,
-        cwd=REPO,
-        env=env,
-        start_new_session=True,
-    )
-    pids = []
-    try:
-        wait_until(lambda: proc.poll() is None and state_path.exists(), 60.0, what="the state file")
-        state = json.loads(state_path.read_text())
-        pids = list(state["pids"].values())
+    with cluster_up(tmp_path, "--nodes", "2", "--listen-host", "0.0.0.0", env=env) as up:
+        state = up.state()
         token_file = state["token_file"]
         secret_dir = os.path.dirname(token_file)
         assert stat.S_IMODE(os.stat(secret_dir).st_mode) == 0o700
         for name in os.listdir(secret_dir):
             assert stat.S_IMODE(os.stat(os.path.join(secret_dir, name)).st_mode) == 0o600
-        r = run_cli("state", "--no-audit", "--state", str(state_path), env=env)
+        r = run_cli("state", "--no-audit", "--state", str(up.state_path), env=env)
         assert r.returncode == 0, r.stderr
         secrets_ = [
             line.split("=", 1)[1]
             for name in os.listdir(secret_dir)
             for line in open(os.path.join(secret_dir, name)).read().split()
         ]
-        out.seek(0)
-        err.seek(0)
-        printed = out.read() + err.read() + r.stdout + r.stderr
+        printed = up.output() + r.stdout + r.stderr
         assert "warning: listening on 0.0.0.0" in printed and "without TLS" in printed
         assert not any(s in printed for s in secrets_)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for pid in pids:
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        out.close()
-        err.close()
 
 
 @pytest.mark.parametrize(

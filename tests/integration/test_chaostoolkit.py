@@ -4,14 +4,13 @@
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
 import pytest
 
 from coordinator.tools.chaostoolkit import actions, probes
-from tests.integration.conftest import REPO, pid_alive, python_module, wait_until
+from tests.integration.conftest import REPO, cluster_up, pid_alive, wait_until
 
 pytestmark = pytest.mark.slow
 EXPERIMENTS = os.path.join(REPO, "deploy", "chaostoolkit")
@@ -21,38 +20,9 @@ CHAOS = shutil.which("chaos", path=os.path.dirname(sys.executable))
 @pytest.fixture(scope="module")
 def ctk_cluster(tmp_path_factory):
     """`pcpsim cluster up` in its default layout (cpu3 the isolated RT CPU); yields (state path,
-    its stdout path). Stopped with SIGTERM; any process left is killed."""
-    tmp = tmp_path_factory.mktemp("ctk")
-    state = tmp / "cluster.json"
-    out = open(tmp / "cluster-up.out", "w+")
-    proc = subprocess.Popen(
-        python_module("coordinator.tools.cli", "cluster", "up", "--state", str(state), "--run-dir", str(tmp / "run")),
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        cwd=REPO,
-        start_new_session=True,
-    )
-    try:
-
-        def ready():
-            assert proc.poll() is None, f"cluster up exited {proc.returncode}: {open(out.name).read()}"
-            return state.exists()
-
-        wait_until(ready, 60.0, what="the cluster state file")
-        yield state, out.name
-    finally:
-        pids = json.loads(state.read_text())["pids"].values() if state.exists() else []
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        for pid in pids:
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        out.close()
+    the path of its stdout)."""
+    with cluster_up(tmp_path_factory.mktemp("ctk")) as up:
+        yield up.state_path, up.out_path
 
 
 def chaos_run(state, experiment: str, tmp_path, **env) -> tuple[int, dict]:

@@ -4,13 +4,12 @@ against its state file, signals, and flag errors."""
 import json
 import os
 import signal
-import subprocess
 
 import pytest
 
 from coordinator.tools.cli.cluster import topology
 from coordinator.tools.cli.parser import build_parser
-from tests.integration.conftest import REPO, pid_alive, port_refuses, python_module, run_cli, wait_until
+from tests.integration.conftest import cluster_up, pid_alive, port_refuses, run_cli, wait_until
 
 STOP_DEADLINE_S = 20.0
 
@@ -22,61 +21,17 @@ def _env():
 
 
 @pytest.fixture
-def cluster_up(tmp_path):
-    """Start `pcpsim cluster up --nodes 3 --isolated 2`; yields (Popen, state dict, state path).
-    Whatever the test does, nothing it started survives: leftover processes are killed."""
-    state_path = tmp_path / "state" / "cluster.json"
-    run_dir = tmp_path / "run"
-    out = open(tmp_path / "cluster-up.out", "w+")
-    err = open(tmp_path / "cluster-up.err", "w+")
-    proc = subprocess.Popen(
-        python_module(
-            "coordinator.tools.cli",
-            "cluster",
-            "up",
-            "--nodes",
-            "3",
-            "--isolated",
-            "2",
-            "--state",
-            str(state_path),
-            "--run-dir",
-            str(run_dir),
-        ),
-        stdout=out,
-        stderr=err,
-        stdin=subprocess.DEVNULL,
-        cwd=REPO,
-        env=_env(),
-        start_new_session=True,
-    )
-    pids = []
-    try:
-
-        def ready():
-            assert proc.poll() is None, f"cluster up exited {proc.returncode}: {open(err.name).read()}"
-            return state_path.exists()
-
-        wait_until(ready, 60.0, what="the cluster state file")
-        state = json.loads(state_path.read_text())
-        pids = list(state["pids"].values())
-        yield proc, state, state_path
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pid in pids:
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        out.close()
-        err.close()
+def cluster_3(tmp_path):
+    """`pcpsim cluster up --nodes 3 --isolated 2`; yields (Popen, state dict, state path)."""
+    with cluster_up(tmp_path, "--nodes", "3", "--isolated", "2", env=_env()) as up:
+        yield up.proc, up.state(), up.state_path
 
 
-def test_cluster_up_writes_a_state_file_describing_the_cluster(cluster_up):
+def test_cluster_up_writes_a_state_file_describing_the_cluster(cluster_3):
     """`cluster up --nodes 3 --isolated 2` writes a state file naming the coordinator address and
     the pid of the coordinator and of every CPU, each alive; cpu2 is isolated, the rest are
     housekeeping."""
-    _proc, state, _ = cluster_up
+    _proc, state, _ = cluster_3
     assert set(state["pids"]) == {"coordinator", "cpu0", "cpu1", "cpu2"}
     assert all(pid_alive(pid) for pid in state["pids"].values())
     assert state["coordinator"].startswith("127.0.0.1:") and not port_refuses(state["coordinator"])
@@ -86,12 +41,12 @@ def test_cluster_up_writes_a_state_file_describing_the_cluster(cluster_up):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_cli_drains_audits_and_signal_stops_everything(cluster_up, sig):
+def test_cli_drains_audits_and_signal_stops_everything(cluster_3, sig):
     """Against a running `cluster up`: `drain --strategy remote` and `--strategy workqueue`
     exit 0 and report DONE, `state --json` prints JSON with audit.ok true; then the signal makes
     `cluster up` exit 0, every pid in the state file is gone, the coordinator port refuses
     connections and the state file is removed."""
-    proc, state, state_path = cluster_up
+    proc, state, state_path = cluster_3
     for strategy in ("remote", "workqueue"):
         r = run_cli(
             "drain", "--strategy", strategy, "--force-all-cpus", "--json", "--state", str(state_path), env=_env()
@@ -121,11 +76,11 @@ def test_cli_drains_audits_and_signal_stops_everything(cluster_up, sig):
 
 
 @pytest.mark.slow
-def test_children_exit_when_cluster_up_is_killed(cluster_up):
+def test_children_exit_when_cluster_up_is_killed(cluster_3):
     """If `cluster up` is SIGKILLed (no chance to clean up), the coordinator and every node notice
     their parent is gone and exit on their own within seconds: no orphans, the port is free;
     a `drain` against the stale state file then fails with a clear error instead of hanging."""
-    proc, state, state_path = cluster_up
+    proc, state, state_path = cluster_3
     proc.kill()
     proc.wait()
     wait_until(

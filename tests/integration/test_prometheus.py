@@ -32,7 +32,7 @@ import pytest
 from coordinator.tools import prometheus
 from node.api.v1 import pcpsim_pb2 as pb
 from node.shared.cpulist import role_label
-from tests.integration.conftest import REPO, pid_alive, port_refuses, python_module, run_cli, wait_until
+from tests.integration.conftest import REPO, cluster_up, pid_alive, port_refuses, python_module, run_cli, wait_until
 
 ROLES = ("housekeeping", "housekeeping", "isolated-preemptible", "isolated-rt")
 DEADLINE_S = 90.0
@@ -54,45 +54,18 @@ def finite(result) -> list:
 
 @contextlib.contextmanager
 def cluster_up_prometheus(tmp_path, *flags):
-    """`pcpsim cluster up --prometheus [flags]` in a subprocess; yields (Popen, state file path, Prometheus
-    URL) once it printed the URL (after writing the state file). Whatever happens, it is killed
-    afterwards (Prometheus gets SIGTERM when its parent dies: PR_SET_PDEATHSIG; the cluster's children
-    watch their parent pid)."""
+    """`pcpsim cluster up --prometheus [flags]` (conftest.cluster_up); yields (Popen, state file path,
+    Prometheus URL) once it printed the URL (after writing the state file). Prometheus gets SIGTERM
+    when its parent dies (PR_SET_PDEATHSIG); the cluster's children watch their parent pid."""
     env = {k: v for k, v in os.environ.items() if k != "PCPSIM_STATE"}
-    state, run_dir = tmp_path / "state" / "cluster.json", tmp_path / "run"
-    out_path, err_path = tmp_path / "cluster-up.out", tmp_path / "cluster-up.err"
-    with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen(
-            python_module(
-                "coordinator.tools.cli",
-                "cluster",
-                "up",
-                "--prometheus",
-                *flags,
-                "--state",
-                str(state),
-                "--run-dir",
-                str(run_dir),
-            ),
-            stdout=out,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            cwd=REPO,
-            env=env,
-            start_new_session=True,
-        )
-    try:
+    with cluster_up(tmp_path, "--prometheus", *flags, env=env) as up:
 
         def url():
-            assert proc.poll() is None, f"cluster up exited {proc.returncode}: {err_path.read_text()}"
-            found = re.search(r"^prometheus +(http://\S+)", out_path.read_text(), re.M)
+            assert up.proc.poll() is None, f"cluster up exited {up.proc.returncode}: {up.output()}"
+            found = re.search(r"^prometheus +(http://\S+)", up.out_path.read_text(), re.M)
             return found and found.group(1)
 
-        yield proc, state, wait_until(url, 60.0, what="the Prometheus URL on stdout")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        yield up.proc, up.state_path, wait_until(url, 60.0, what="the Prometheus URL on stdout")
 
 
 def stop_cluster_up(proc, pids: dict, prometheus_url: str) -> None:
