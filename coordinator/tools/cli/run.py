@@ -4,7 +4,7 @@ against their floors)."""
 
 import os
 
-from coordinator.tools import compare, compare_table, html_report, htmlpage, plots, report
+from coordinator.tools import compare, compare_results, compare_table, html_report, htmlpage, plots, report
 from coordinator.tools.bench import figure as bench_figure
 from coordinator.tools.bench import figures as bench
 from coordinator.tools.cli.errors import CliError
@@ -39,7 +39,7 @@ def cmd_compare(args) -> int:
         raise CliError(str(err)) from None
     print(compare_table.format_table(result))
     if args.json:
-        compare.write_json(result, args.json)
+        compare_results.write_json(result, args.json)
         print(f"results written to {args.json}")
         print("plots written to " + ", ".join(plots.write_plots(result, args.json)))
     return 0 if all(s["audit"]["ok"] for s in result["strategies"].values()) else 1
