@@ -19,6 +19,7 @@ from coordinator.tools.compare_results import summarize_phase
 from coordinator.tools.schedule import drain_schedule
 from coordinator.tools.virtual_cluster import WholeCluster, compare_roles
 from node.api.v1 import pcpsim_pb2 as pb
+from node.mm import audit as mm_audit
 from node.mm import profile as profiles
 from node.runtime import counters, stats_since
 from node.tasks import LatencyTask
@@ -46,6 +47,12 @@ def reset_stats(nodes: VirtualCluster) -> list[dict[str, Any]]:
             if isinstance(source, LatencyTask):
                 source.reset_stats()
     return [_counters(nodes, n) for n in range(len(nodes.cpus))]
+
+
+def audit_reply(report: mm_audit.AuditReport) -> pb.AuditReply:
+    """The audit as compare reads it from the wall coordinator's Audit: counts of pages, not every pfn."""
+    lost, duplicated, unexpected = len(report.lost), len(report.duplicated), len(report.unexpected)
+    return pb.AuditReply(ok=report.ok, lost=lost, duplicated=duplicated, unexpected=unexpected, errors=report.errors)
 
 
 def refuse(config: CompareConfig) -> None:
@@ -127,7 +134,7 @@ def run_phase(phase: str, config: CompareConfig, keep_log: bool = True) -> Phase
     finally:
         cluster.close()
     history.sort(key=lambda r: r.started_at)
-    figures = summarize_phase(stats, [r.to_pb() for r in history], report, errors, time_scale=1.0)
+    figures = summarize_phase(stats, [r.to_pb() for r in history], audit_reply(report), errors, time_scale=1.0)
     return PhaseRun(phase, figures, cluster)
 
 
