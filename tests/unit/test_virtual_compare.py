@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from coordinator.tools import acceptance, compare_table, report
+from coordinator.tools import acceptance, compare_table, report, virtual_compare
 from coordinator.tools.cli import main
 from coordinator.tools.compare import CompareConfig
 from coordinator.tools.compare_results import results_json
-from coordinator.tools.virtual_compare import check_determinism, run_virtual_compare
+from coordinator.tools.virtual_compare import VirtualCompare, check_determinism, run_virtual_compare
 from tests.leaks import forbid_wall_clock_and_shared_random
 
 # 2.5 s of compare's wall-time measurement stand for 10 ms of kernel time; a drain every 600 us on average.
@@ -61,6 +61,19 @@ def test_the_check_runs_twice_and_logs_every_phase_in_order(monkeypatch):
     events = check.first.events
     assert events.startswith("phase noise_floor\n") and events.index("\nphase remote\n") > 0
     assert json.loads(check.first.results)["strategies"]["remote"]["audit"]["ok"] is True
+
+
+def test_the_cli_names_the_first_divergent_event_and_exits_1(result, monkeypatch, capsys):
+    """Two runs whose logs differ at line 2 (stand-ins for a determinism break): both digests kinds
+    printed, the divergent line named, exit 1, though every audit is clean."""
+    logs = iter(["phase noise_floor\n0.0 cpu0 step a\n", "phase noise_floor\n0.0 cpu0 step b\n"])
+    monkeypatch.setattr(
+        virtual_compare, "run_virtual_compare", lambda config, keep_log: VirtualCompare(result, next(logs))
+    )
+    assert main(["compare", "--engine", "virtual", "--check-determinism"]) == 1
+    out = capsys.readouterr().out
+    assert "results sha256 " in out and "event log sha256 " in out
+    assert "the runs diverge: event log line 2: first run '0.0 cpu0 step a', second run '0.0 cpu0 step b'" in out
 
 
 @pytest.mark.parametrize(
