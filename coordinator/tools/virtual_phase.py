@@ -91,7 +91,7 @@ class PhaseRun:
         return self.cluster.nodes.text() + self.cluster.trace_text()
 
     def log_digest(self) -> str:
-        """SHA-256 of event_log(), kept or not."""
+        """SHA-256 of the CPUs' log digest (VirtualCluster.digest, the log kept or not) and the trace."""
         return hashlib.sha256((self.cluster.nodes.digest() + "\n" + self.cluster.trace_text()).encode()).hexdigest()
 
 
