@@ -1,15 +1,18 @@
-"""The table `pcpsim compare` prints: one column per strategy, every time in wall and kernel time."""
+"""The table `pcpsim compare` prints: one column per strategy, every time in wall and kernel time (under
+virtual time, whose results' time_scale is 1, kernel time only)."""
 
 from node.mm import profile as profiles
-from node.shared.timebase import TIME_SCALE
 
 
-def _ms(s: float) -> str:
-    return f"{s * 1e3:8.2f} ms ({s / TIME_SCALE * 1e6:6.1f} us)"
+def _ms(s: float, scale: float) -> str:
+    """A time of the results' clock (`scale` of its seconds per kernel second)."""
+    if scale == 1.0:
+        return f"{s * 1e6:8.1f} us"
+    return f"{s * 1e3:8.2f} ms ({s / scale * 1e6:6.1f} us)"
 
 
-def _floor(s: float | None) -> str:
-    return "-" if s is None else _ms(s)  # None: the task set has no preemptible task
+def _floor(s: float | None, scale: float) -> str:
+    return "-" if s is None else _ms(s, scale)  # None: the task set has no preemptible task
 
 
 ROWS = [
@@ -51,7 +54,7 @@ def _get(d: dict, path: str):
 
 def table_rows(result: dict) -> list[tuple[str, list[str]]]:
     """(label, one cell per strategy) for every row of the table, in result["strategies"] order."""
-    rows = []
+    rows, scale = [], result["time_scale"]
     for label, path, kind in ROWS:
         cells = []
         for n in result["strategies"]:
@@ -66,18 +69,21 @@ def table_rows(result: dict) -> list[tuple[str, list[str]]]:
             else:
                 assert path is not None, "only the ratio and audit rows read no path"
                 v = _get(s, path)
-                cells.append("-" if v is None else _ms(v) if kind in ("t", "gp") else str(v))
+                cells.append("-" if v is None else _ms(v, scale) if kind in ("t", "gp") else str(v))
         rows.append((label, cells))
     return rows
 
 
 def format_table(result: dict) -> str:
-    names = list(result["strategies"])
+    names, scale = list(result["strategies"]), result["time_scale"]
     width = 28
     lines = [
         f"{'kernel ' + result.get('kernel', profiles.DEFAULT_KERNEL):30}" + "".join(f"{n:>{width}}" for n in names),
-        f"{'noise floor: preemptible wake p99':30} {_floor(result['noise_floor']['wake_latency_p99_s'])}",
+        f"{'noise floor: preemptible wake p99':30} {_floor(result['noise_floor']['wake_latency_p99_s'], scale)}",
     ]
     lines += [f"{label:30}" + "".join(f"{c:>{width}}" for c in cells) for label, cells in table_rows(result)]
-    lines.append(f"(wall time, kernel time in parentheses: 1 kernel us = {TIME_SCALE / 1e3:g} ms wall)")
+    if scale == 1.0:
+        lines.append("(virtual time: every time is kernel time)")
+    else:
+        lines.append(f"(wall time, kernel time in parentheses: 1 kernel us = {scale / 1e3:g} ms wall)")
     return "\n".join(lines)

@@ -1,24 +1,25 @@
 """One phase of `pcpsim compare` under virtual time (coordinator.tools.virtual_cluster's WholeCluster).
 
 The same layout, warm-up, seeded drain schedule (coordinator.tools.schedule) and audit as compare's
-phase, the wall engine's user-space figures divided by TIME_SCALE (node.virtual.run), the figures
-summarized by compare's own code (summarize_phase), and the results shaped like a compare results file
-(coordinator.tools.report reads them; `time_scale` 1.0: every time in them is kernel time). Only demand
-drains yet: cma and offline events need the contiguous range rules (coordinator.contig) under virtual
-time; no drain window yet.
+phase, the wall engine's user-space figures divided by TIME_SCALE (node.virtual.run), and the figures
+summarized by compare's own code (coordinator.tools.compare_results.summarize_phase) with every time in
+kernel seconds (`time_scale` 1.0). A phase is `noise_floor` (no drains, the kernel profile's pcp
+design) or a strategy. coordinator.tools.virtual_compare runs them all into a compare results file.
+What the virtual cluster cannot run yet is refused before anything runs (`refuse`).
 """
 
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from coordinator.drain.record import STRATEGIES, DrainRecord
 from coordinator.tools.cluster import DEFAULT_ROLES
-from coordinator.tools.compare import HIST_BUCKET_KERNEL_US, CompareConfig, summarize_phase
+from coordinator.tools.compare import CompareConfig
+from coordinator.tools.compare_results import summarize_phase
 from coordinator.tools.schedule import drain_schedule
 from coordinator.tools.virtual_cluster import WholeCluster, compare_roles
 from node.api.v1 import pcpsim_pb2 as pb
+from node.mm import audit as mm_audit
 from node.mm import profile as profiles
 from node.runtime import counters, stats_since
 from node.tasks import LatencyTask
@@ -48,33 +49,61 @@ def reset_stats(nodes: VirtualCluster) -> list[dict[str, Any]]:
     return [_counters(nodes, n) for n in range(len(nodes.cpus))]
 
 
+def audit_reply(report: mm_audit.AuditReport) -> pb.AuditReply:
+    """The audit as compare reads it from the wall coordinator's Audit: counts of pages, not every pfn."""
+    lost, duplicated, unexpected = len(report.lost), len(report.duplicated), len(report.unexpected)
+    return pb.AuditReply(ok=report.ok, lost=lost, duplicated=duplicated, unexpected=unexpected, errors=report.errors)
+
+
+def refuse(config: CompareConfig) -> None:
+    """Raise ValueError naming the first option of `config` the virtual cluster cannot honour yet, before
+    anything runs (compare's own checks have run in CompareConfig)."""
+    if config.workload:
+        raise ValueError(
+            "the virtual engine runs compare's default latency tasks: node.virtual.run.VirtualCluster "
+            "takes no rt-app task set yet (leave --workload out)"
+        )
+    if config.cost_model:
+        raise ValueError(
+            "the virtual engine's costs are the default cost model at time scale 1 (node.virtual.run.KERNEL): "
+            "VirtualCluster takes no cost model file yet (leave --cost-model out)"
+        )
+    if config.kernel != profiles.DEFAULT_KERNEL:
+        raise ValueError(
+            f"the virtual engine runs kernel {profiles.DEFAULT_KERNEL} only: VirtualCluster builds its pcp "
+            f"without a kernel profile yet (leave --kernel out, or run kernel {config.kernel} with --engine wall)"
+        )
+    if any(trigger != "demand" for trigger, weight in config.trigger_mix if weight):
+        raise ValueError(
+            "the virtual engine runs demand drains only: cma and offline events need the contiguous "
+            "range rules (coordinator.contig) under virtual time (leave --trigger-mix out)"
+        )
+
+
 @dataclass
 class PhaseRun:
-    results: dict
+    name: str  # noise_floor or a strategy
+    figures: dict  # summarize_phase's, times in kernel seconds
     cluster: WholeCluster
 
-    def results_json(self) -> str:
-        return json.dumps(self.results, indent=2, sort_keys=True) + "\n"
+    def event_log(self) -> str:
+        """The CPUs' log and summary, then the drain driver's trace (needs keep_log)."""
+        return self.cluster.nodes.text() + self.cluster.trace_text()
 
     def log_digest(self) -> str:
-        """SHA-256 of the event log: the CPUs' log and summary, then the drain driver's trace."""
+        """SHA-256 of the CPUs' log digest (VirtualCluster.digest, the log kept or not) and the trace."""
         return hashlib.sha256((self.cluster.nodes.digest() + "\n" + self.cluster.trace_text()).encode()).hexdigest()
 
 
-def run_phase(config: CompareConfig, keep_log: bool = True) -> PhaseRun:
-    """One strategy phase of compare (config.strategies names exactly one) under virtual time: warm up,
-    reset the counters, drain on compare's seeded schedule, let the last drains end, collect, audit."""
-    if len(config.strategies) != 1:
-        raise ValueError(f"a virtual phase runs one strategy, got {', '.join(config.strategies)}")
-    (name,) = config.strategies
-    if name == "qpw":
-        raise ValueError("qpw under virtual time is not joined yet: run workqueue, remote or rcu-swap")
-    if config.workload or config.cost_model or config.kernel != profiles.DEFAULT_KERNEL:
-        raise ValueError("the virtual cluster runs the default tasks, costs and kernel profile only")
-    if any(trigger != "demand" for trigger, weight in config.trigger_mix if weight):
-        raise ValueError("the virtual cluster runs demand drains only (cma and offline need coordinator.contig)")
-    strategy = STRATEGIES[name]
-    cluster = WholeCluster(config.roles, config.seed, rcu_swap=name == "rcu-swap", keep_log=keep_log)
+def run_phase(phase: str, config: CompareConfig, keep_log: bool = True) -> PhaseRun:
+    """One phase of compare under virtual time: warm up, reset the counters, drain on compare's seeded
+    schedule (none in the noise floor), let the last drains end, collect, audit."""
+    if phase not in config.phases:
+        raise ValueError(f"phase {phase!r} is not one of this compare's: {', '.join(config.phases)}")
+    refuse(config)
+    strategy = STRATEGIES.get(phase)
+    # The noise floor runs the kernel's own design: 6.1's pcp spinlock, as any strategy but rcu-swap.
+    cluster = WholeCluster(config.roles, config.seed, rcu_swap=phase == "rcu-swap", keep_log=keep_log)
     queue, nodes = cluster.queue, cluster.nodes
     try:
         warmup, measure = kernel_s(config.warmup_s), kernel_s(config.measure_s)
@@ -82,7 +111,7 @@ def run_phase(config: CompareConfig, keep_log: bool = True) -> PhaseRun:
         base = reset_stats(nodes)
         history: list[DrainRecord] = []
         errors: list[str] = []
-        offsets = drain_schedule(config.seed, kernel_s(config.drain_interval_s), measure)
+        offsets = drain_schedule(config.seed, kernel_s(config.drain_interval_s), measure) if strategy else []
         pending = [len(offsets)]
 
         def done(record: DrainRecord | None, error: BaseException | None) -> None:
@@ -105,26 +134,8 @@ def run_phase(config: CompareConfig, keep_log: bool = True) -> PhaseRun:
     finally:
         cluster.close()
     history.sort(key=lambda r: r.started_at)
-    phase = summarize_phase(stats, [r.to_pb() for r in history], report, errors, time_scale=1.0)
-    results = {
-        "engine": "virtual",
-        "seed": config.seed,
-        "kernel": config.kernel,
-        "time_scale": 1.0,  # every time here is kernel time
-        "hist_bucket_kernel_us": HIST_BUCKET_KERNEL_US,
-        "phases": {name: {"cpus": phase.pop("cpus")}},
-        "config": {
-            "measure_s": config.measure_s,
-            "warmup_s": config.warmup_s,
-            "drain_interval_s": config.drain_interval_s,
-            "kernel_measure_s": measure,
-            "roles": list(config.roles),
-            "strategies": [name],
-        },
-        "strategies": {name: phase},
-        "events": queue.executed,
-    }
-    return PhaseRun(results, cluster)
+    figures = summarize_phase(stats, [r.to_pb() for r in history], audit_reply(report), errors, time_scale=1.0)
+    return PhaseRun(phase, figures, cluster)
 
 
 def default_config(strategy: str, seed: int = 1, nr_cpus: int = len(DEFAULT_ROLES), **kw: Any) -> CompareConfig:

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from coordinator.tools import cli, compare, plots, report, schedule
+from coordinator.tools import cli, compare_results, plots, report, schedule
 from node.api.v1 import pcpsim_pb2 as pb
 
 SCALE = 250.0
@@ -110,7 +110,7 @@ def block(text: str, phase: str) -> list[str]:
 def test_wake_histogram_buckets_whole_kernel_microseconds():
     """A wake-up latency lands in bucket floor(wall / time_scale in us): 0.1 ms wall is 0.4 kernel us."""
     lat = [0.1e-3, 0.3e-3, 0.26e-3, 10.1e-3, -1e-6]
-    assert compare.wake_histogram(lat, SCALE) == {"0": 2, "1": 2, "40": 1}
+    assert compare_results.wake_histogram(lat, SCALE) == {"0": 2, "1": 2, "40": 1}
 
 
 def test_summarize_phase_keeps_old_keys_and_adds_per_cpu_raw_data():
@@ -140,7 +140,7 @@ def test_summarize_phase_keeps_old_keys_and_adds_per_cpu_raw_data():
         pb.DrainAllReply(status=pb.DrainAllReply.DONE, trigger=pb.TRIGGER_DEMAND, duration_s=d) for d in (0.02, 0.01)
     ]
     audit = SimpleNamespace(ok=True, lost=0, duplicated=0, unexpected=0, errors=[])
-    out = compare.summarize_phase(stats, history, audit, [])
+    out = compare_results.summarize_phase(stats, history, audit, [])
     assert {"count", "p50_s", "p99_s", "max_s"} <= set(out["drain_all"])
     assert out["drain_all"]["durations_s"] == [0.02, 0.01]
     assert {"isolated_preemptible", "isolated_rt", "pcp", "audit"} <= set(out)

@@ -2,9 +2,10 @@
 and audit joined to the CPUs' node halves over the simulated network. A compare phase per strategy, short
 (10 ms of kernel time), each run once per module; one seed gives the same bytes twice."""
 
+import json
+
 import pytest
 
-from coordinator.tools import report
 from coordinator.tools.virtual_cluster import WholeCluster, compare_roles
 from coordinator.tools.virtual_phase import default_config, run_phase
 from node.api.v1 import pcpsim_pb2 as pb
@@ -21,7 +22,7 @@ SHORT = {"measure_s": 2.5, "warmup_s": 0.5}
 def phase(strategy: str, seed: int = 1):
     with pytest.MonkeyPatch.context() as mp:
         forbid_wall_clock_and_shared_random(mp)
-        return run_phase(default_config(strategy, seed=seed, **SHORT))
+        return run_phase(strategy, default_config(strategy, seed=seed, **SHORT))
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,7 @@ def phases():
     return {strategy: phase(strategy) for strategy in STRATEGIES}
 
 
-def isolated_work_items(results: dict, strategy: str) -> int:
-    figures = results["strategies"][strategy]
+def isolated_work_items(figures: dict) -> int:
     return figures["isolated_preemptible"]["drain_work_items"] + figures["isolated_rt"]["drain_work_items"]
 
 
@@ -38,7 +38,7 @@ def test_one_seed_gives_the_same_event_log_and_results_json_twice(phases):
     first, again = phases["remote"], phase("remote")
     assert again.cluster.nodes.text() == first.cluster.nodes.text()
     assert again.cluster.trace_text() == first.cluster.trace_text()
-    assert again.results_json() == first.results_json()
+    assert again.figures == first.figures
     assert again.log_digest() == first.log_digest()
     assert phase("remote", seed=2).log_digest() != first.log_digest()
 
@@ -46,8 +46,8 @@ def test_one_seed_gives_the_same_event_log_and_results_json_twice(phases):
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_strategy_drains_pages_and_its_audit_balances(phases, strategy):
     run = phases[strategy]
-    figures = run.results["strategies"][strategy]
-    assert figures["audit"] == {"ok": True, "lost": [], "duplicated": [], "unexpected": [], "errors": []}
+    figures = run.figures
+    assert figures["audit"] == {"ok": True, "lost": 0, "duplicated": 0, "unexpected": 0, "errors": []}
     assert figures["drain_all"]["count"] > 10 and figures["drain_all_failed"] == 0
     assert figures["drain_rpc_errors"] == []
     nodes = run.cluster.nodes
@@ -57,13 +57,12 @@ def test_every_strategy_drains_pages_and_its_audit_balances(phases, strategy):
     else:
         assert sum(drain.drained_pages for drain in nodes.drains) > 0
     assert figures["isolated_preemptible"]["runs"] > 0 and figures["isolated_rt"]["runs"] > 0
-    report.validate(run.results)  # a compare results file: `pcpsim report` reads it
 
 
 def test_only_the_workqueue_strategy_runs_drain_work_on_isolated_cpus(phases):
-    assert isolated_work_items(phases["workqueue"].results, "workqueue") > 0
-    assert isolated_work_items(phases["remote"].results, "remote") == 0
-    assert isolated_work_items(phases["rcu-swap"].results, "rcu-swap") == 0
+    assert isolated_work_items(phases["workqueue"].figures) > 0
+    assert isolated_work_items(phases["remote"].figures) == 0
+    assert isolated_work_items(phases["rcu-swap"].figures) == 0
     assert all(cpu.drain_work_items == 0 for cpu in phases["remote"].cluster.nodes.cpus)
 
 
@@ -112,9 +111,9 @@ def test_a_remote_drain_holds_the_cpus_pcp_lock_from_its_grant_to_its_commit_and
 
 def test_bad_phase_configurations_are_refused_before_anything_runs():
     with pytest.raises(ValueError, match="demand drains only"):
-        run_phase(default_config("remote", trigger_mix=(("demand", 1.0), ("cma", 1.0))))
-    with pytest.raises(ValueError, match="qpw"):
-        run_phase(default_config("qpw"))
+        run_phase("remote", default_config("remote", trigger_mix=(("demand", 1.0), ("cma", 1.0))))
+    with pytest.raises(ValueError, match="not one of this compare's"):
+        run_phase("rcu-swap", default_config("remote"))
     with pytest.raises(ValueError, match="at least 4 CPUs"):
         compare_roles(3)
 
@@ -123,8 +122,8 @@ def digests() -> str:
     """A very short remote phase's log digest and results digest (2 ms of kernel time measured)."""
     import hashlib
 
-    run = run_phase(default_config("remote", measure_s=0.5, warmup_s=0.25))
-    return f"{run.log_digest()} {hashlib.sha256(run.results_json().encode()).hexdigest()}"
+    run = run_phase("remote", default_config("remote", measure_s=0.5, warmup_s=0.25))
+    return f"{run.log_digest()} {hashlib.sha256(json.dumps(run.figures, sort_keys=True).encode()).hexdigest()}"
 
 
 def test_a_phase_does_not_depend_on_the_process_hash_seed():

@@ -16,6 +16,7 @@
   pcpsim compare [--quick] [--seed S] [--json PATH]            strategies side by side
                  [--strategies workqueue,remote,rcu-swap] [--kernel K] [--trigger-mix cma=1]
                  [--workload FILE]                            ... latency tasks from an rt-app task set
+                 [--engine virtual] [--check-determinism]     ... in one process under virtual time, run twice
   pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
                 [--html OUT.html]                            ... and all of them as one page with hover values
   pcpsim bench [--quick] [--json PATH]                         figures against their floors, as ratios
@@ -222,6 +223,20 @@ def build_parser() -> argparse.ArgumentParser:
         choices=profiles.LIVE,
         default=profiles.DEFAULT_KERNEL,
         help="kernel profile every phase's CPUs run (default %(default)s)",
+    )
+    cmp_.add_argument(
+        "--engine",
+        choices=("wall", "virtual"),
+        default="wall",
+        help="wall: a local cluster of processes per phase, timed by the host (default); virtual: every "
+        "phase in this process under virtual time, kernel time exact and one seed the same bytes "
+        "(docs/engine.md; not with --workload, --cost-model, --kernel, --trigger-mix or --run-dir)",
+    )
+    cmp_.add_argument(
+        "--check-determinism",
+        action="store_true",
+        help="with --engine virtual: run the whole compare twice, print the sha256 of its results and "
+        "event log, and name the first divergent event (exit 1 if the runs diverge)",
     )
     cmp_.add_argument(
         "--trigger-mix",

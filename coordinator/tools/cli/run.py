@@ -2,9 +2,21 @@
 (a compare results file as oslat, cyclictest and osnoise would show it) and `bench` (figures
 against their floors)."""
 
+import json
 import os
 
-from coordinator.tools import compare, compare_table, html_report, htmlpage, plots, report
+from coordinator.tools import (
+    acceptance,
+    compare,
+    compare_results,
+    compare_table,
+    html_report,
+    htmlpage,
+    plots,
+    report,
+    virtual_compare,
+    virtual_phase,
+)
 from coordinator.tools.bench import figure as bench_figure
 from coordinator.tools.bench import figures as bench
 from coordinator.tools.cli.errors import CliError
@@ -13,6 +25,10 @@ from node import rtapp
 
 
 def cmd_compare(args) -> int:
+    if args.check_determinism and args.engine != "virtual":
+        raise CliError("--check-determinism needs --engine virtual: runs timed by the host are not reproducible")
+    if args.engine == "virtual" and args.run_dir:
+        raise CliError("--run-dir: the virtual engine starts no processes and writes no logs")
     measure_s = args.measure_s or (compare.QUICK_MEASURE_S if args.quick else compare.FULL_MEASURE_S)
     workload = {}
     if args.workload is not None:
@@ -31,17 +47,32 @@ def cmd_compare(args) -> int:
             cost_model=args.cost_model,
             **workload,
         )
+        if args.engine == "virtual":
+            virtual_phase.refuse(config)
     except ValueError as err:
         raise CliError(str(err)) from None
-    try:
-        result = compare.run_compare(config, args.run_dir)
-    except ClusterError as err:
-        raise CliError(str(err)) from None
+    determinism = None
+    if args.check_determinism:
+        determinism = virtual_compare.check_determinism(config)
+        result = json.loads(determinism.first.results)
+    elif args.engine == "virtual":
+        result = virtual_compare.run_virtual_compare(config).results
+    else:
+        try:
+            result = compare.run_compare(config, args.run_dir)
+        except ClusterError as err:
+            raise CliError(str(err)) from None
     print(compare_table.format_table(result))
+    if args.engine == "virtual":
+        print(acceptance.format_claims(acceptance.claims(result)))
     if args.json:
-        compare.write_json(result, args.json)
+        compare_results.write_json(result, args.json)
         print(f"results written to {args.json}")
         print("plots written to " + ", ".join(plots.write_plots(result, args.json)))
+    if determinism is not None:
+        print(determinism.describe())
+        if not determinism.identical:
+            return 1
     return 0 if all(s["audit"]["ok"] for s in result["strategies"].values()) else 1
 
 

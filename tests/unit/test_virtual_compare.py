@@ -1,0 +1,145 @@
+"""`pcpsim compare --engine virtual` (coordinator.tools.virtual_compare): every phase under virtual time in
+compare's results file, the flags virtual time cannot honour refused before anything runs, compare's
+acceptance claims (coordinator.tools.acceptance) and the table in kernel time."""
+
+import copy
+import json
+
+import pytest
+
+from coordinator.tools import acceptance, compare_table, report, virtual_compare
+from coordinator.tools.cli import main
+from coordinator.tools.compare import CompareConfig
+from coordinator.tools.compare_results import results_json
+from coordinator.tools.virtual_compare import VirtualCompare, check_determinism, run_virtual_compare
+from tests.leaks import forbid_wall_clock_and_shared_random
+
+# 2.5 s of compare's wall-time measurement stand for 10 ms of kernel time; a drain every 600 us on average.
+SHORT = {"measure_s": 2.5, "warmup_s": 0.5}
+STRATEGIES = ("workqueue", "remote", "rcu-swap", "qpw")
+
+
+@pytest.fixture(scope="module")
+def result() -> dict:
+    with pytest.MonkeyPatch.context() as mp:
+        forbid_wall_clock_and_shared_random(mp)
+        return run_virtual_compare(CompareConfig(seed=3, strategies=STRATEGIES, **SHORT)).results
+
+
+def test_a_virtual_compare_is_a_compare_results_file_in_kernel_time_with_nothing_of_the_host(result):
+    report.validate(result)  # `pcpsim report` reads it
+    assert list(result["phases"]) == ["noise_floor", *STRATEGIES]
+    assert list(result["strategies"]) == list(STRATEGIES) and list(result["events"]) == list(result["phases"])
+    assert result["time_scale"] == result["config"]["costs"]["time_scale"] == 1.0
+    assert result["engine"] == "virtual" and "run_dir" not in result
+    assert result["noise_floor"]["audit"]["ok"] is True
+    for name, figures in result["strategies"].items():
+        assert figures["drain_all"]["count"] > 10 and figures["drain_all_failed"] == 0, name
+        assert figures["audit"] == {"ok": True, "lost": 0, "duplicated": 0, "unexpected": 0, "errors": []}, name
+    json.loads(results_json(result))  # plain JSON
+
+
+def test_the_noise_floor_drains_nothing_and_only_workqueue_runs_work_on_isolated_cpus(result):
+    assert result["events"]["noise_floor"] > 0
+    claims = {c.text: c for c in acceptance.claims(result)}
+    for name in ("remote", "rcu-swap", "qpw"):
+        assert claims[f"no drain work on isolated CPUs under {name}"].held
+    wq = result["strategies"]["workqueue"]
+    assert wq["isolated_preemptible"]["drain_work_items"] > 0 and wq["isolated_rt"]["drain_work_items"] > 0
+
+
+def test_the_table_shows_kernel_time_only(result):
+    table = compare_table.format_table(result)
+    assert "(virtual time: every time is kernel time)" in table and " ms " not in table
+    assert table.splitlines()[0].split()[2:] == list(STRATEGIES)
+
+
+def test_the_check_runs_twice_and_logs_every_phase_in_order(monkeypatch):
+    forbid_wall_clock_and_shared_random(monkeypatch)
+    check = check_determinism(CompareConfig(seed=2, strategies=("remote",), measure_s=0.5, warmup_s=0.25))
+    assert check.identical, check.describe()
+    events = check.first.events
+    assert events.startswith("phase noise_floor\n") and events.index("\nphase remote\n") > 0
+    assert json.loads(check.first.results)["strategies"]["remote"]["audit"]["ok"] is True
+
+
+def test_the_cli_names_the_first_divergent_event_and_exits_1(result, monkeypatch, capsys):
+    """Two runs whose logs differ at line 2 (stand-ins for a determinism break): both digests kinds
+    printed, the divergent line named, exit 1, though every audit is clean."""
+    logs = iter(["phase noise_floor\n0.0 cpu0 step a\n", "phase noise_floor\n0.0 cpu0 step b\n"])
+    monkeypatch.setattr(
+        virtual_compare, "run_virtual_compare", lambda config, keep_log: VirtualCompare(result, next(logs))
+    )
+    assert main(["compare", "--engine", "virtual", "--check-determinism"]) == 1
+    out = capsys.readouterr().out
+    assert "results sha256 " in out and "event log sha256 " in out
+    assert "the runs diverge: event log line 2: first run '0.0 cpu0 step a', second run '0.0 cpu0 step b'" in out
+
+
+@pytest.mark.parametrize(
+    ("flags", "problem"),
+    [
+        (["--kernel", "6.2"], "runs kernel 6.1 only"),
+        (["--trigger-mix", "demand=1,cma=1"], "demand drains only"),
+        (["--cost-model", "node/costs/sapphire-rapids.toml"], "leave --cost-model out"),
+        (["--workload", "deploy/rt-app/default.json"], "leave --workload out"),
+        (["--run-dir", "RUN"], "starts no processes"),
+        (["--kernel", "5.19", "--strategies", "remote"], "cannot run under it"),  # compare's own check first
+    ],
+)
+def test_what_virtual_time_cannot_honour_is_refused_before_anything_runs(flags, problem, tmp_path, capsys):
+    out = tmp_path / "out.json"
+    assert main(["compare", "--engine", "virtual", "--json", str(out), *flags]) == 2
+    assert problem in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "RUN").exists()
+
+
+def test_check_determinism_is_refused_under_the_wall_engine(tmp_path, capsys):
+    out = tmp_path / "out.json"
+    assert main(["compare", "--check-determinism", "--json", str(out)]) == 2
+    assert "--check-determinism needs --engine virtual" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def figures(wq_p99: float, remote_p99: float, floor: float, wq_max: float, remote_max: float) -> dict:
+    """A two-strategy results file with only what the claims read; drain spread (p99/p50) 5 and 2."""
+
+    def strategy(p99: float, max_s: float, work: int, spread: float) -> dict:
+        return {
+            "isolated_preemptible": {"wake_latency_p99_s": p99, "drain_work_items": work},
+            "isolated_rt": {"drain_work_items": work},
+            "drain_all": {"p50_s": max_s / 10, "p99_s": max_s / 10 * spread, "max_s": max_s},
+            "audit": {"ok": True, "lost": 0, "duplicated": 0},
+        }
+
+    return {
+        "time_scale": 1.0,
+        "noise_floor": {"wake_latency_p99_s": floor, "audit": {"ok": True, "lost": 0, "duplicated": 0}},
+        "strategies": {
+            "workqueue": strategy(wq_p99, wq_max, 5, spread=5.0),
+            "remote": strategy(remote_p99, remote_max, 0, spread=2.0),
+        },
+    }
+
+
+def test_each_claim_fails_on_its_own_figures_and_zero_figures_compare_without_dividing():
+    held = acceptance.claims(figures(30e-6, 3e-6, 2e-6, 600e-6, 30e-6))
+    assert [c.held for c in held] == [True] * 6
+    assert all(c.held for c in acceptance.claims(figures(0.0, 0.0, 0.0, 600e-6, 30e-6)))
+    failed = figures(8e-6, 3e-6, 1e-6, 50e-6, 30e-6)
+    failed["strategies"]["remote"]["drain_all"]["p99_s"] = 29e-6  # spread 9.7 against workqueue's 5
+    failed["strategies"]["remote"]["isolated_rt"]["drain_work_items"] = 1
+    failed["noise_floor"]["audit"] = {"ok": False, "lost": 1, "duplicated": 0}
+    assert [c.held for c in acceptance.claims(failed)] == [False] * 6
+    text = acceptance.format_claims(acceptance.claims(failed))
+    assert "FAILED every audit clean" in text and "dirty: noise_floor" in text and "1 work items" in text
+
+
+def test_claims_about_a_strategy_the_results_lack_are_left_out():
+    only_remote = copy.deepcopy(figures(30e-6, 3e-6, 2e-6, 600e-6, 30e-6))
+    del only_remote["strategies"]["workqueue"]
+    assert [c.text for c in acceptance.claims(only_remote)] == [
+        "preemptible wake p99: remote <= 2x the noise floor",
+        "no drain work on isolated CPUs under remote",
+        "every audit clean",
+    ]
