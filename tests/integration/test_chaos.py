@@ -1,4 +1,4 @@
-"""Scripted chaos end to end: every shipped scenario against every strategy it names (all three) is
+"""Scripted chaos end to end: every shipped scenario against every strategy it names (all four) is
 valid, its faults really happened, and a broken variant (fencing off) is caught by the checker."""
 
 import glob
