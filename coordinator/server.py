@@ -150,7 +150,16 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
             watermark_ok=reply.watermark_ok,
             free_pages=reply.free_pages,
             reclaim_active=reply.reclaim_active,
+            pageblocks=self._pageblocks(request.pageblock_version),
         )
+
+    def _pageblocks(self, known: int) -> pb.Pageblocks | None:
+        """The zone's pageblock types, for a node whose copy is older (node.zone_client)."""
+        blocks = self.zone.pageblocks(known, self.epoch)
+        if blocks is None:
+            return None
+        version, first_pfn, migratetype = blocks
+        return pb.Pageblocks(version=version, first_pfn=first_pfn, migratetype=migratetype)
 
     async def _free_pages(self, request) -> pb.FreePagesReply:
         cpu = validate.cpu(request.cpu, self.membership.nr_cpus)
@@ -165,7 +174,11 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
             request.incarnation,
             functools.partial(self.zone.free_pages, cpu, pages, request.transfer_id, request.incarnation, NODE),
         )
-        return pb.FreePagesReply(free_pages=reply.free_pages, reclaim_active=reply.reclaim_active)
+        return pb.FreePagesReply(
+            free_pages=reply.free_pages,
+            reclaim_active=reply.reclaim_active,
+            pageblocks=self._pageblocks(request.pageblock_version),
+        )
 
     async def DrainAllPages(self, request, context):
         self.recovery.check_over()

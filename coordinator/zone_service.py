@@ -123,6 +123,17 @@ class ZoneService:
     def release_range(self, start: int, nr_pages: int) -> int:
         return self._apply(self.rules.release_range, start, nr_pages)
 
+    def pageblocks(self, known: int, epoch: int) -> tuple[int, int, bytes] | None:
+        """The zone's pageblock migratetypes for a node whose copy has version `known`: (version,
+        first pfn, one byte a pageblock), or None when that copy is current. The version is
+        (epoch << 32) + the zone's type changes, so no copy from an earlier coordinator matches. Read
+        off zone->lock, as get_pfnblock_migratetype() reads the bitmap: the version first, so the map
+        sent is at least that new, and a change in between is sent again on the next reply."""
+        version = (epoch << 32) + self.zone.pageblock_changes
+        if known == version:
+            return None
+        return (version, *self.zone.pageblocks())
+
     def holder_of(self, pfn: int) -> int | None:
         return self.rules.holder_of(pfn)
 

@@ -18,9 +18,10 @@ get_pfnblock_migratetype(page, pfn); set_pcppage_migratetype(page, migratetype)`
 free_unref_page() / free_unref_page_list() pick the pcp list from that (ISOLATE goes to
 the buddy, HIGHATOMIC to the MOVABLE list: node.mm.pcp). A block stolen by another type
 since the allocation (steal_suitable_fallback) takes the page back to the new type's
-list. Deviation: the live node's zone is the coordinator's, over gRPC (ZoneClient), which
-has no pageblock lookup; there the page keeps its allocation-time type (the in-process
-Zone, as the pure-model tests and the bench use it, has `get_pageblock_migratetype`).
+list. The in-process Zone (pure-model tests, the bench, the virtual engine) reads its own
+bitmap; the live node's ZoneClient reads its copy of the coordinator's, as new as its last
+zone reply (node.zone_client). Where there is no copy (a coordinator that sends none), the
+page keeps its allocation-time type.
 
 Fencing: once this CPU's membership lease has run out (`fenced()`), every allocation
 fails without touching the pcp or the zone: the coordinator may take this CPU's pages
@@ -121,7 +122,8 @@ class PageAllocator:
         """get_pfnblock_migratetype(): the pageblock's type now (read without zone->lock, as the
         kernel does), or the allocation-time type where the zone cannot say (see the header)."""
         lookup = getattr(self.zone, "get_pageblock_migratetype", None)
-        return migratetype if lookup is None else lookup(pfn)
+        block_mt = None if lookup is None else lookup(pfn)
+        return migratetype if block_mt is None else block_mt
 
     def free_pages(self, pfn: int) -> None:
         order, allocated_mt = self.allocated.pop(pfn)

@@ -187,6 +187,7 @@ class NodeRuntime:
         else:
             self.pcp = pcpmod.PerCpuPages(cpu_id, high=high, batch=batch)
             self.pcp.auto_high = self.profile.pcp_high_auto
+            self.pcp.free_high_batched = self.profile.free_high_batched
             self.pcp_ops = profiles.pcp_ops(self.profile)
             self.rcu_drain = None
             self.remote_lock = self.remote_drain = RemotePcpLock(

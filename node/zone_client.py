@@ -14,6 +14,14 @@ Deviation: the kernel checks the zone watermark before touching the pcp lists
 take it under its min watermark, and reports it (`watermark_failed`), and the node
 runs direct reclaim then; the free-page count and ZONE_RECLAIM_ACTIVE come back with
 every reply, like the racy vmstat reads the kernel makes.
+
+Pageblock types: the zone's bitmap of pageblock migratetypes lives with the coordinator's zone. A
+reply carries a copy of it whenever this node's copy is out of date (every request names the
+version it has; a steal or an isolation makes a new one), and get_pageblock_migratetype() reads the
+copy, as free_unref_page_prepare()'s get_pfnblock_migratetype() reads the bitmap with no lock.
+Deviation: the copy is as new as this node's last zone reply. A block another CPU stole (or
+alloc_contig_range isolated) since then keeps its old type here until the next refill or flush,
+where the kernel's read would see it at once.
 """
 
 import itertools
@@ -26,6 +34,7 @@ from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.api.validate import to_page_list
 from node.epoch import CoordinatorEpoch
+from node.mm.constants import pageblock_order
 from node.shared.faults import InjectedRpcError
 from node.shared.reply_stream import ReplyStream, StreamBroken
 from node.shared.transfer_log import blocks
@@ -68,6 +77,8 @@ class ZoneClient:
         self._boot = os.urandom(4).hex()  # keys of a restarted node never collide
         self.free_pages = 0
         self.reclaim_active = False
+        # The zone's pageblock migratetypes (version, first pfn, one byte a block); version 0: none yet.
+        self._pageblocks: tuple[int, int, bytes] = (0, 0, b"")
         self.watermark_failed = False
         self.calls = 0
         self.unknown_outcomes = 0  # requests sent again because their outcome was unknown
@@ -114,6 +125,16 @@ class ZoneClient:
     def _note(self, reply) -> None:
         self.free_pages = reply.free_pages
         self.reclaim_active = reply.reclaim_active
+        if reply.HasField("pageblocks"):
+            blocks = reply.pageblocks
+            self._pageblocks = (blocks.version, blocks.first_pfn, blocks.migratetype)
+
+    def get_pageblock_migratetype(self, pfn: int) -> int | None:
+        """The pageblock's type in this node's copy; None before the zone sent one (a coordinator
+        that does not send it), or for a pfn outside it."""
+        _, first_pfn, types = self._pageblocks
+        index = (pfn >> pageblock_order) - (first_pfn >> pageblock_order)
+        return types[index] if 0 <= index < len(types) else None
 
     # ------------------------------------------------------------- ZoneOps
     def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list[int]:
@@ -127,6 +148,7 @@ class ZoneClient:
                     count=count,
                     transfer_id=self._transfer_id(),
                     incarnation=inc,
+                    pageblock_version=self._pageblocks[0],
                 )
             )
         ).rmqueue
@@ -158,6 +180,7 @@ class ZoneClient:
                         pages=to_page_list(pb.PageList, pages),
                         transfer_id=self._transfer_id(),
                         incarnation=inc,
+                        pageblock_version=self._pageblocks[0],
                     )
                 )
             ).free

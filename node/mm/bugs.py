@@ -26,7 +26,7 @@ from . import pcp as pcpmod
 from .audit import audit, check_pcp
 from .constants import MIGRATE_MOVABLE, Page, order_to_pindex
 from .pcp import PcpLock, PerCpuPages, pageset_update
-from .profile import KernelProfile, LocalIrq, UpSpinlock, free_frozen_page_commit_flush, pcp_ops
+from .profile import KernelProfile, LocalIrq, UpSpinlock, pcp_ops
 from .zone import Zone
 
 # 63 << CONFIG_PCP_BATCH_SCALE_MAX (5): the most one flush frees with v6.7's auto-tuning, which is
@@ -135,13 +135,14 @@ def bulk_free(profile: KernelProfile, nr_pages: int = BULK_FREE_PAGES, batch: in
         raise ValueError(f"nr_pages and batch must be >= 1, got {nr_pages} and {batch}")
     zone = Zone(0, max(1 << 14, 2 * nr_pages), 1)
     pcp = PerCpuPages(0, high=nr_pages + batch, batch=batch)
+    pcp.free_high_batched = profile.free_high_batched
     for pfn in zone.rmqueue_bulk(0, nr_pages, MIGRATE_MOVABLE):
         pcpmod.free_unref_page(zone, pcp, pfn, 0, MIGRATE_MOVABLE)
     if pcp.count != nr_pages:
         raise ValueError(f"the zone has no {nr_pages} free MOVABLE pages for the replay")
     spy = ZoneLockHolds(zone)
     pcp.lock.acquire()
-    if free_frozen_page_commit_flush(profile, spy, pcp, nr_pages, order_to_pindex(MIGRATE_MOVABLE, 0)):
+    if pcpmod.free_high_flush(spy, pcp, nr_pages, order_to_pindex(MIGRATE_MOVABLE, 0)):
         pcp.lock.release()
     out = Replay(profile.name)
     out.facts = {

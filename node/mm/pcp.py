@@ -121,6 +121,7 @@ class PerCpuPages:
         "alloc_factor",
         "free_count",
         "flags",
+        "free_high_batched",
     )
 
     def __init__(self, cpu: int, high: int = 0, batch: int = 1, lock: PcpLock | None = None) -> None:
@@ -138,6 +139,8 @@ class PerCpuPages:
         self.alloc_factor = 0
         self.free_count = 0
         self.flags = 0
+        # v6.19 (Hahn's batching series): flushes and decay free in pcp->batch chunks (free_high_flush).
+        self.free_high_batched = False
         self.lists: list[deque[int]] = [deque() for _ in range(NR_PCP_LISTS)]
         self.thp_migratetype: dict[int, int] = {}
         self.stats = PcpStats()
@@ -372,11 +375,11 @@ def rmqueue(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: int) -> in
     return zone.rmqueue_buddy(order, migratetype)
 
 
-def free_unref_page_commit(zone: ZoneOps, pcp: PerCpuPages, pfn: int, migratetype: int, order: int) -> None:
-    """Add the page at the head of its list and flush if count reaches high. Caller holds the lock."""
+def free_unref_page_commit(zone: ZoneOps, pcp: PerCpuPages, pfn: int, migratetype: int, order: int) -> bool:
+    """Add the page at the head of its list and flush if count reaches high. Caller holds the lock;
+    returns whether it still does (free_high_flush: False only when a batched flush lost it)."""
     if pcp.auto_high:
-        _free_unref_page_commit_tuned(zone, pcp, pfn, migratetype, order)
-        return
+        return _free_unref_page_commit_tuned(zone, pcp, pfn, migratetype, order)
     if order <= PAGE_ALLOC_COSTLY_ORDER:
         pindex = MIGRATE_PCPTYPES * order + migratetype
         # High-order (non-THP) pages on pcp lists fragment memory: during a run of frees, flush all of them.
@@ -394,11 +397,11 @@ def free_unref_page_commit(zone: ZoneOps, pcp: PerCpuPages, pfn: int, migratetyp
     elif zone.reclaim_active:
         high = min(pcp.batch << 2, high)
     if count >= high:
-        n = nr_pcp_free(pcp, high, pcp.batch, bool(free_high))
-        pcp.stats.freed_high_pages += free_pcppages_bulk(zone, n, pcp, pindex)
+        return free_high_flush(zone, pcp, nr_pcp_free(pcp, high, pcp.batch, bool(free_high)), pindex)
+    return True
 
 
-def _free_unref_page_commit_tuned(zone: ZoneOps, pcp: PerCpuPages, pfn: int, migratetype: int, order: int) -> None:
+def _free_unref_page_commit_tuned(zone: ZoneOps, pcp: PerCpuPages, pfn: int, migratetype: int, order: int) -> bool:
     """v6.7 to v6.12 free_unref_page_commit: the page at its list's head, then pcp_high decides the flush."""
     pcp.alloc_factor >>= 1  # a free shrinks the next refill (nr_pcp_alloc)
     if order <= PAGE_ALLOC_COSTLY_ORDER:
@@ -414,8 +417,33 @@ def _free_unref_page_commit_tuned(zone: ZoneOps, pcp: PerCpuPages, pfn: int, mig
     reclaim_active = zone.reclaim_active
     high = pcp_high.nr_pcp_high(pcp, batch, free_high, reclaim_active, reclaim_active)
     if pcp.count >= high:
-        n = pcp_high.nr_pcp_free(pcp, batch, high, free_high)
-        pcp.stats.freed_high_pages += free_pcppages_bulk(zone, n, pcp, pindex)
+        return free_high_flush(zone, pcp, pcp_high.nr_pcp_free(pcp, batch, high, free_high), pindex)
+    return True
+
+
+def free_high_flush(zone: ZoneOps, pcp: PerCpuPages, to_free: int, pindex: int) -> bool:
+    """The flush at the end of free_unref_page_commit (free_frozen_page_commit since v6.15), lock held:
+    free `to_free` base pages (nr_pcp_free()) from `pindex` on, in one free_pcppages_bulk (one zone->lock
+    hold) up to v6.18. With `free_high_batched`, v6.19's loop (Hahn, "mm/page_alloc: batch page freeing
+    in free_frozen_page_commit", v5 3/3; 91e691296646 in the mm-stable list beside fc4b909c368f): chunks
+    of pcp->batch, the pcp lock dropped and re-trylocked between them, giving up if that fails. Returns
+    whether the lock is still held (False: the rest stays above high; the caller must not unlock).
+    The migrated-CPU check has no model (a model CPU does not migrate)."""
+    stats = pcp.stats
+    if not pcp.free_high_batched:
+        stats.freed_high_pages += free_pcppages_bulk(zone, to_free, pcp, pindex)
+        return True
+    batch = pcp.batch
+    while to_free > 0 and pcp.count > 0:
+        to_free_batched = min(to_free, batch)
+        stats.freed_high_pages += free_pcppages_bulk(zone, to_free_batched, pcp, pindex)
+        to_free -= to_free_batched
+        if to_free <= 0 or pcp.count <= 0:
+            break
+        pcp.lock.release()
+        if not pcp.lock.acquire(False):
+            return False
+    return True
 
 
 def free_unref_page(zone: ZoneOps, pcp: PerCpuPages, pfn: int, order: int, migratetype: int) -> str:
@@ -436,17 +464,19 @@ def free_unref_page(zone: ZoneOps, pcp: PerCpuPages, pfn: int, order: int, migra
         stats.buddy_fallback_free += 1
         zone.free_one_page(pfn, order, migratetype)
         return "trylock"
+    held = True
     try:
         count = pcp.count + 1
         if order or count >= pcp.high or pcp.auto_high or zone.reclaim_active:
-            free_unref_page_commit(zone, pcp, pfn, migratetype, order)
+            held = free_unref_page_commit(zone, pcp, pfn, migratetype, order)
         else:
             # free_unref_page_commit's common case, inlined for the same reason as in rmqueue: an order-0
             # page goes to its list's head and count stays below high, so nothing is flushed.
             pcp.lists[migratetype].appendleft(pfn)
             pcp.count = count
     finally:
-        lock.release()
+        if held:
+            lock.release()
     return "pcp"
 
 
@@ -472,6 +502,7 @@ def free_unref_page_list(zone: ZoneOps, pcp: PerCpuPages, pages: Iterable[Page],
         batch_count = 0
         for pfn, order, mt in to_pcp:
             done.append(pfn)  # on the list from here on, even if the flush this triggers fails
+            # Holds the lock after: no profile that spins here (5.19, 6.1) batches its flush.
             free_unref_page_commit(zone, pcp, pfn, mt, order)
             batch_count += 1
             if batch_count == SWAP_CLUSTER_MAX:
@@ -483,7 +514,7 @@ def free_unref_page_list(zone: ZoneOps, pcp: PerCpuPages, pages: Iterable[Page],
         lock.release()
 
 
-def _drain_chunk(zone: ZoneOps, pcp: PerCpuPages, count: int) -> int:
+def drain_chunk(zone: ZoneOps, pcp: PerCpuPages, count: int) -> int:
     """One locked free_pcppages_bulk of a drain. Caller holds the lock."""
     n = free_pcppages_bulk(zone, count, pcp, 0)
     pcp.stats.freed_drain_pages += n
@@ -497,54 +528,22 @@ def drain_pages_zone(zone: ZoneOps, pcp: PerCpuPages) -> int:
     if not pcp.count:  # racy read, as in the kernel: a drainer does not lock an empty pcp
         return 0
     with pcp.lock:
-        n = _drain_chunk(zone, pcp, pcp.count)
-        pcp.stats.drains += 1
-    return n
-
-
-def drain_pages_zone_chunked(zone: ZoneOps, pcp: PerCpuPages) -> int:
-    """55f77df7d715 "mm: page_alloc: control latency caused by zone PCP draining" (Lucas Stach, v6.10):
-    chunks of batch << CONFIG_PCP_BATCH_SCALE_MAX, the lock dropped between them, so the CPU's own
-    trylock can win between two chunks. pcp->count is still read once, before any lock: the race
-    stays (and a refill between chunks is not drained)."""
-    count = pcp.count
-    n = 0
-    while count:
-        to_drain = min(count, pcp.batch << pcp_high.PCP_BATCH_SCALE_MAX)
-        count -= to_drain
-        with pcp.lock:
-            n += _drain_chunk(zone, pcp, to_drain)
-    if n:
-        pcp.stats.drains += 1
-    return n
-
-
-def drain_pages_zone_count_locked(zone: ZoneOps, pcp: PerCpuPages) -> int:
-    """66eca1021a42 "mm/page_alloc: fix pcp->count race between drain_pages_zone() vs
-    __rmqueue_pcplist()" (Li Zhijian, v6.11; Fixes: 4b23a68f9536 "mm/page_alloc: protect PCP lists with
-    a spinlock", v6.0): the chunked drain reads pcp->count under the lock, each chunk, until it is 0,
-    so zone_pcp_disable leaves no page behind and offline_pages no longer hangs."""
-    n = 0
-    while True:
-        with pcp.lock:
-            count = pcp.count
-            if count:
-                to_drain = min(count, pcp.batch << pcp_high.PCP_BATCH_SCALE_MAX)
-                n += _drain_chunk(zone, pcp, to_drain)
-                count -= to_drain
-        if not count:
-            break
-    if n:
+        n = drain_chunk(zone, pcp, pcp.count)
         pcp.stats.drains += 1
     return n
 
 
 def decay_pcp_high(zone: ZoneOps, pcp: PerCpuPages) -> bool:
-    """decay_pcp_high (v6.7 to v6.12), from refresh_cpu_vm_stats on the CPU's own vmstat_update: lower
-    high (pcp_high.decay_pcp_high) and free what is above it under one hold. Returns whether more is to
+    """decay_pcp_high (v6.7+), from refresh_cpu_vm_stats on the CPU's own vmstat_update: lower high
+    (pcp_high.decay_pcp_high) and free what is above it. Returns whether more is to
     do (vmstat_update then re-arms). Reads count and high unlocked, as the kernel does."""
     to_drain, todo = pcp_high.decay_pcp_high(pcp)
-    if to_drain:
+    # fc4b909c368f "mm/page_alloc: batch page freeing in decay_pcp_high" (Hahn, v6.19): in pcp->batch
+    # chunks, the lock taken for each; before it, one hold for all.
+    chunk = pcp.batch if pcp.free_high_batched else to_drain
+    while to_drain > 0:
+        to_drain_batched = min(to_drain, chunk)
         with pcp.lock:
-            pcp.stats.freed_high_pages += free_pcppages_bulk(zone, to_drain, pcp, 0)
+            pcp.stats.freed_high_pages += free_pcppages_bulk(zone, to_drain_batched, pcp, 0)
+        to_drain -= to_drain_batched
     return todo

@@ -1,4 +1,4 @@
-"""Kernel-version profiles: what 5.19, 6.1, 6.2, 6.6 and 6.12 do differently around the pcp lists.
+"""Kernel-version profiles: what 5.19, 6.1, 6.2, 6.6, 6.12 and 6.19 do differently around the pcp lists.
 
 Each profile is a small table of semantics that the few places which differ consult; the
 drain strategy is only the profile's default (a cluster may pick another for a what-if run).
@@ -10,6 +10,7 @@ drain strategy is only the profile's default (a cluster may pick another for a w
 | 6.2     | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
 | 6.6     | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
 | 6.12    | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
+| 6.19    | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
 
 | profile          | pcp->high            | drain_pages_zone                         | vmstat on isolated CPUs |
 |------------------|----------------------|------------------------------------------|-------------------------|
@@ -17,6 +18,7 @@ drain strategy is only the profile's default (a cluster may pick another for a w
 | 6.6              | fixed (zone_highsize)| one hold, pcp->count read unlocked       | skipped                 |
 | 6.12             | auto-tuned (pcp_high)| chunks of batch << 5, count under lock   | skipped: high stays up  |
 | 6.12-count-race  | auto-tuned           | chunks, count read once unlocked (bug)   | skipped                 |
+| 6.19             | auto-tuned; free and decay flush in pcp->batch chunks | as 6.12     | skipped                 |
 
 Sources (subject lines of the mainline commits, by release):
 - 5.19: "mm/page_alloc: convert per-cpu list protection to local_lock" (Mel Gorman, v5.14):
@@ -47,6 +49,21 @@ Sources (subject lines of the mainline commits, by release):
   of batch << CONFIG_PCP_BATCH_SCALE_MAX, the lock dropped between them; 66eca1021a42
   "mm/page_alloc: fix pcp->count race between drain_pages_zone() vs __rmqueue_pcplist()" (Li
   Zhijian, July 2024, v6.11; Fixes: 4b23a68f9536, v6.0): pcp->count read under the lock.
+- 6.19 (the newest mainline whose pcp code was read: as patches on the mailing lists and stable
+  backports, since the index holds no post-6.12 tree; docs/kernel-facts.md, section 7): 6.12 plus
+  Joshua Hahn's "mm/page_alloc: Batch callers of free_pcppages_bulk" v5
+  (<20251014145011.3427205-1-joshua.hahnjy@gmail.com>), in mm-stable for the v6.19 merge window (2/3
+  is "commit fc4b909c368f upstream" in the 6.18.y and 6.12.y backports, so after v6.18):
+  fc4b909c368f "mm/page_alloc: batch page freeing in decay_pcp_high" frees in pcp->batch chunks, the
+  lock taken for each; 3/3 "mm/page_alloc: batch page freeing in free_frozen_page_commit" (91e691296646
+  in the mm-stable list that names 0acc67c4030c and fc4b909c368f; its mainline id inferred from that
+  list) flushes in pcp->batch chunks, dropping the lock between them and giving up if the re-trylock
+  fails (free_frozen_pages then returns without unlocking; free_unref_folios trylocks again on the next
+  folio). Both are `free_high_batched` (node.mm.pcp.free_high_flush, decay_pcp_high). Unchanged on SMP:
+  0f21b911011f "mm/page_alloc: simplify and cleanup pcp locking" (Babka: "bloat-o-meter reported no
+  change on SMP config") and 038a102535eb (the SMP=n fix, 6.2-up-fixed); the v6.15 renames
+  (free_unref_page -> free_frozen_pages, free_unref_page_commit -> free_frozen_page_commit); the
+  FPI_TRYLOCK path of alloc_pages_nolock (a BPF-only caller, not modelled).
 - 6.12-count-race: 6.12 without 66eca1021a42 (as v6.10 was): the bug variant, whose drain misses a
   refill under way (tests/unit/test_pcp_drain_race.py replays it). 6.1 to 6.6 have the same race.
 - Not modelled for 6.12: two THP lists (NR_PCP_THP 2), free_unref_folios' folio batching, the
@@ -78,8 +95,8 @@ never raises an IRQ inside a pcp section and frees with node.mm.pcp's single-cal
   (20251014145011.3427205-1-joshua.hahnjy@gmail.com), patch 3/3: free_frozen_page_commit
   frees nr_pcp_free() pages in pcp->batch chunks, one free_pcppages_bulk (one zone->lock
   hold) each, dropping pcp->lock between chunks and giving up if its trylock then fails
-  (`free_high_batched=True`; `free_frozen_page_commit_flush`). The series' mainline commit
-  for 3/3 was not verified (2/3, the decay_pcp_high batching, is fc4b909c368f). Before it a
+  (`free_high_batched=True`; node.mm.pcp.free_high_flush), on 6.2 so that the replay shows the
+  flush alone (6.19 is the live kernel with the whole series). Before it a
   flush is one free_pcppages_bulk of up to high - batch pages (batch << 5 with v6.7's
   auto-tuning): "the lock in free_pcppages_bulk was being held for a long time, even being
   held while 2k+ pages were being freed" (v1 cover, 1 TB, 316 CPUs, a 10.5 s RCU stall under
@@ -90,6 +107,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
+from . import drain_chunked
 from . import pcp as pcpmod
 from .constants import MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, Page, pcp_allowed_order
 from .pcp import PerCpuPages, ZoneOps
@@ -107,7 +125,7 @@ class KernelProfile:
     remote_drain: bool  # another CPU may take this pcp's lock
     smp: bool = True  # CONFIG_SMP; False: the UP spinlock, whose spin_trylock() never fails (UpSpinlock)
     up_spin_lock_irqsave: bool = False  # 038a102535eb: on !SMP, spin_lock(&pcp->lock) sections disable IRQs
-    free_high_batched: bool = False  # Hahn v5 3/3: the free path flushes in pcp->batch chunks
+    free_high_batched: bool = False  # Hahn v5 (v6.19): free path and decay flush in pcp->batch chunks
     pcp_high_auto: bool = False  # v6.7+ pcp->high auto-tuning (node.mm.pcp_high)
     drain: str = "one-hold"  # drain_pages_zone: "one-hold" (v6.0-6.9), "chunked" (v6.10), "count-locked" (v6.11+)
     vmstat_skips_isolated: bool = False  # v6.5+: vmstat_shepherd queues no vmstat_update on isolated CPUs
@@ -143,6 +161,9 @@ PROFILES = {
         vmstat_skips_isolated=True,
     ),
     "6.12": _V6_12,
+    # Hahn's batching series (fc4b909c368f and 3/3, v6.19): the free path's flush and decay_pcp_high in
+    # pcp->batch chunks.
+    "6.19": replace(_V6_12, name="6.19", free_high_batched=True),
     # 6.12 without 66eca1021a42, as v6.10 drained: the bug variant of the pcp->count race.
     "6.12-count-race": replace(_V6_12, name="6.12-count-race", drain="chunked"),
     # Bug replays of the pure model (node.mm.bugs, `pcpsim replay`): not offered to a live cluster.
@@ -152,13 +173,13 @@ PROFILES = {
 }
 
 # What a cluster may run (--kernel): a uniprocessor variant makes no sense on several CPUs, and the
-# live free path flushes in one call, so the batched-free variant would run as plain 6.2 under its name.
+# batched-free variant is 6.2 with one patch of a 6.19 series, for its replay only.
 LIVE = tuple(name for name, p in PROFILES.items() if not p.replay_only)
 
 DRAIN_PAGES_ZONE = {
     "one-hold": pcpmod.drain_pages_zone,
-    "chunked": pcpmod.drain_pages_zone_chunked,
-    "count-locked": pcpmod.drain_pages_zone_count_locked,
+    "chunked": drain_chunked.drain_pages_zone_chunked,
+    "count-locked": drain_chunked.drain_pages_zone_count_locked,
 }
 
 
@@ -206,7 +227,12 @@ def free_unref_page_list_trylock(
                     continue
                 batch_count = 0
             done.append(pfn)
-            pcpmod.free_unref_page_commit(zone, pcp, pfn, MIGRATE_MOVABLE if mt >= MIGRATE_PCPTYPES else mt, order)
+            mt = MIGRATE_MOVABLE if mt >= MIGRATE_PCPTYPES else mt
+            if not pcpmod.free_unref_page_commit(zone, pcp, pfn, mt, order):
+                # v6.19 free_unref_folios: the batched flush lost the lock (`pcp = NULL; locked_zone =
+                # NULL`), and the next page trylocks again.
+                locked = False
+                continue
             batch_count += 1
             if batch_count == pcpmod.SWAP_CLUSTER_MAX:
                 # Bound the lock hold time; the next page retakes it with a trylock.
@@ -306,39 +332,3 @@ class LocalIrq:
             return False
         handler()
         return True
-
-
-def free_frozen_page_commit_flush(
-    profile: KernelProfile, zone: ZoneOps, pcp: PerCpuPages, to_free: int, pindex: int
-) -> bool:
-    """The flush at the end of free_frozen_page_commit (free_unref_page_commit before v6.15), pcp->lock
-    held: free `to_free` base pages (nr_pcp_free()) starting at `pindex`. Without `free_high_batched`,
-    one free_pcppages_bulk: one zone->lock hold for all of them. With it, Hahn's v5 3/3:
-
-        while (to_free > 0 && pcp->count > 0) {
-            to_free_batched = min(to_free, batch);
-            free_pcppages_bulk(zone, to_free_batched, pcp, pindex);
-            to_free -= to_free_batched;
-            if (to_free <= 0 || pcp->count <= 0)
-                break;
-            pcp_spin_unlock(pcp); ... pcp = pcp_spin_trylock(zone->per_cpu_pageset);
-            if (!pcp) { ret = false; break; }
-        }
-
-    Returns whether pcp->lock is still held (False: the re-trylock failed, the rest stays on the pcp
-    above high, and the caller must not unlock). The migrated-CPU check has no model (a model CPU
-    does not migrate). Counts the pages in stats.freed_high_pages."""
-    if not profile.free_high_batched:
-        pcp.stats.freed_high_pages += pcpmod.free_pcppages_bulk(zone, to_free, pcp, pindex)
-        return True
-    batch = pcp.batch
-    while to_free > 0 and pcp.count > 0:
-        to_free_batched = min(to_free, batch)
-        pcp.stats.freed_high_pages += pcpmod.free_pcppages_bulk(zone, to_free_batched, pcp, pindex)
-        to_free -= to_free_batched
-        if to_free <= 0 or pcp.count <= 0:
-            break
-        pcp.lock.release()
-        if not pcp.lock.acquire(False):
-            return False
-    return True

@@ -82,6 +82,7 @@ class Zone(BuddyAllocator):
         self._pageblock_mt[:nr_unmovable] = bytes([MIGRATE_UNMOVABLE]) * nr_unmovable
         self._pageblock_mt[nr_unmovable : nr_unmovable + nr_reclaimable] = bytes([MIGRATE_RECLAIMABLE]) * nr_reclaimable
         self._nr_isolate_pageblock = 0
+        self.pageblock_changes = 0  # set_pageblock_migratetype calls: the version of the bitmap a node copies
         self._init_free_lists()
         min_free_kbytes = init_per_zone_wmark_min(self.managed_pages * PAGE_SIZE // 1024)
         self.min_free_kbytes = min_free_kbytes
@@ -119,6 +120,11 @@ class Zone(BuddyAllocator):
         old = self.get_pageblock_migratetype(pfn)
         self._nr_isolate_pageblock += (migratetype == MIGRATE_ISOLATE) - (old == MIGRATE_ISOLATE)
         self._pageblock_mt[self._pb_index(pfn)] = migratetype
+        self.pageblock_changes += 1
+
+    def pageblocks(self) -> tuple[int, bytes]:
+        """(first pfn, one migratetype byte a pageblock): the bitmap, for a copy kept elsewhere."""
+        return self._pb_base << pageblock_order, bytes(self._pageblock_mt)
 
     def has_isolate_pageblock(self) -> bool:
         return self._nr_isolate_pageblock > 0

@@ -1,4 +1,4 @@
-"""Scripted chaos end to end: every shipped scenario against every strategy it names (all three) is
+"""Scripted chaos end to end: every shipped scenario against every strategy it names (all four) is
 valid, its faults really happened, and a broken variant (fencing off) is caught by the checker."""
 
 import glob
@@ -52,7 +52,7 @@ def _evidence(name: str, strategy: str, entries: list, logs: str, lease_s: float
         assert "declared dead" in logs and "asking again" in logs and "registered again (afresh" in logs
     if name == "stop-coordinator-mid-drain":
         assert "coordinator-stopped" in observed and any(e.get("trapped") for e in heals)
-        if strategy == "remote":  # the paused coordinator held a node's lock
+        if strategy in ("remote", "qpw"):  # the paused coordinator held a node's lock (qpw: isolated CPUs)
             assert observed["pcp-locked-at-stop"]["cpus"]
             assert observed["pcp-lock-free"]["after_s"] <= lease_s + 1.0
             grants = next(e for e in entries if e["type"] == "final" and e["f"] == "grants")["cpus"]

@@ -27,11 +27,11 @@ def test_5_19_drains_by_workqueue_and_refuses_a_remote_drain(make_cluster):
     assert_audit_ok(h)
 
 
-@pytest.mark.parametrize("kernel", ["6.1", "6.2", "6.12"])
+@pytest.mark.parametrize("kernel", ["6.1", "6.2", "6.12", "6.19"])
 def test_6_x_clusters_drain_remotely_with_the_workload_running(make_cluster, kernel):
-    """6.1, 6.2 and 6.12 clusters default to remote drains; with housekeeping churn running (batched frees
-    included, which 6.2 trylocks; 6.12 auto-tunes high), forced remote drains finish DONE and the audit
-    balances."""
+    """6.1, 6.2, 6.12 and 6.19 clusters default to remote drains; with housekeeping churn running (batched
+    frees included, which 6.2 trylocks; 6.12 auto-tunes high; 6.19 flushes in batch chunks and may lose
+    its lock between them), forced remote drains finish DONE and the audit balances."""
     h = make_cluster(["housekeeping", "housekeeping"], kernel=kernel, strategy=None)
     state = h.state()
     assert state.kernel == kernel and state.default_strategy == pb.STRATEGY_REMOTE

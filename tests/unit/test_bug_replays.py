@@ -119,11 +119,12 @@ def test_batched_flush_gives_up_when_the_relock_fails():
     zone = Zone(0, 1 << 14, 1)
     lock = LockTakenAfterFirstRelease()
     pcp = pcpmod.PerCpuPages(0, high=1000, batch=10, lock=lock)
+    pcp.free_high_batched = True
     for pfn in zone.rmqueue_bulk(0, 50, MIGRATE_MOVABLE):
         pcpmod.free_unref_page(zone, pcp, pfn, 0, MIGRATE_MOVABLE)
     assert pcp.count == 50
     lock.acquire()
     lock.armed = True  # the drainer comes from here on
-    held = profiles.free_frozen_page_commit_flush(profiles.get("6.2-batched-free"), zone, pcp, 50, MIGRATE_MOVABLE)
+    held = pcpmod.free_high_flush(zone, pcp, 50, MIGRATE_MOVABLE)
     assert held is False and not lock.locked()
     assert pcp.count == 40 and pcp.stats.freed_high_pages == 10

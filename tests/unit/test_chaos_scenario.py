@@ -25,7 +25,7 @@ def test_at_least_ten_shipped_scenarios_cover_every_fault_kind_and_every_strateg
     loaded = [scenario.load(p) for p in SHIPPED]
     assert len(loaded) >= 10
     assert {f.kind for s in loaded for f in s.faults} == set(KINDS)
-    assert all(set(s.strategies) == {"workqueue", "remote", "rcu-swap"} for s in loaded)
+    assert all(set(s.strategies) == set(scenario.STRATEGIES) for s in loaded)
     assert len({s.name for s in loaded}) == len(loaded)
     # RPC faults in both directions, on both sides, and every effect.
     rpc = [f for s in loaded for f in s.faults if f.kind == "rpc"]

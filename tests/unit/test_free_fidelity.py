@@ -154,3 +154,45 @@ def test_the_buddy_gets_the_unclamped_migratetype():
     zone, pcp, _, held, to_buddy, _ = batched_free(2, fail_at={0}, mt=MIGRATE_HIGHATOMIC)
     assert to_buddy == 1 and block_holding(zone, held[0])[2] == MIGRATE_HIGHATOMIC
     assert list(pcp.lists[MIGRATE_MOVABLE]) == [held[1]]
+
+
+def test_a_live_nodes_copy_of_the_pageblock_types_answers_the_free_time_lookup():
+    """node.zone_client: the copy a zone reply brings (here, of a zone after a steal) answers
+    get_pfnblock_migratetype() for node.alloc; before any copy it answers None, and the page keeps its
+    allocation-time type."""
+    import grpc
+
+    from node.api.v1 import pcpsim_pb2 as pb
+    from node.zone_client import ZoneClient
+
+    zone, _, alloc, page = stolen_after_allocation(False)
+    client = ZoneClient(grpc.insecure_channel("127.0.0.1:1"), 0, "inc")
+    try:
+        alloc.zone = client
+        assert client.get_pageblock_migratetype(page) is None
+        assert alloc._free_migratetype(page, MIGRATE_MOVABLE) == MIGRATE_MOVABLE
+        first_pfn, types = zone.pageblocks()
+        client._note(pb.RmqueueReply(pageblocks=pb.Pageblocks(version=1 << 32, first_pfn=first_pfn, migratetype=types)))
+        assert alloc._free_migratetype(page, MIGRATE_MOVABLE) == MIGRATE_UNMOVABLE
+        assert client.get_pageblock_migratetype(zone.end_pfn) is None
+    finally:
+        client.close()
+
+
+def test_the_zone_service_sends_the_pageblock_types_to_a_copy_of_another_version():
+    """coordinator.zone_service: version = (epoch << 32) + the zone's type changes."""
+    from coordinator.zone_service import ZoneService
+    from node.shared.timebase import CostModel
+
+    zone = Zone(0, 8192, 2)
+    service = ZoneService(zone, CostModel())
+    try:
+        version, first_pfn, types = service.pageblocks(0, 3)
+        assert (version, first_pfn, types) == (3 << 32, 0, zone.pageblocks()[1])
+        assert service.pageblocks(version, 3) is None
+        assert service.pageblocks(version, 4) is not None  # a new coordinator: every copy is stale
+        zone.set_pageblock_migratetype(8191, MIGRATE_UNMOVABLE)
+        version2, _, types2 = service.pageblocks(version, 3)
+        assert version2 == version + 1 and types2[-1] == MIGRATE_UNMOVABLE != types[-1]
+    finally:
+        service.close()

@@ -11,12 +11,11 @@ import pytest
 from node.mm import pcp_high
 from node.mm.bugs import InterleavedLock
 from node.mm.constants import MIGRATE_MOVABLE
+from node.mm.drain_chunked import drain_pages_zone_chunked, drain_pages_zone_count_locked
 from node.mm.pcp import (
     PerCpuPages,
     decay_pcp_high,
     drain_pages_zone,
-    drain_pages_zone_chunked,
-    drain_pages_zone_count_locked,
     free_unref_page,
     pageset_update,
     rmqueue,

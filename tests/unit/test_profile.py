@@ -101,7 +101,7 @@ def test_a_cluster_is_offered_only_the_profiles_its_nodes_run_as_themselves():
     from coordinator.tools.cli.parser import build_parser
     from coordinator.tools.compare import CompareConfig
 
-    assert set(profiles.LIVE) == {"5.19", "6.1", "6.2", "6.6", "6.12", "6.12-count-race"}
+    assert set(profiles.LIVE) == {"5.19", "6.1", "6.2", "6.6", "6.12", "6.12-count-race", "6.19"}
     with pytest.raises(ValueError, match="bug-replay variant"):
         CompareConfig(kernel="6.2-up")
     for argv in (["compare", "--kernel", "6.2-up"], ["cluster", "up", "--kernel", "6.2-batched-free"]):

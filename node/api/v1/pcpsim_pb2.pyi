@@ -544,52 +544,70 @@ class HeartbeatReply(_message.Message):
     def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., recovering: _Optional[bool] = ..., heartbeat_interval_ms: _Optional[int] = ..., coordinator_epoch: _Optional[int] = ...) -> None: ...
 
 class RmqueueRequest(_message.Message):
-    __slots__ = ("cpu", "order", "migratetype", "count", "transfer_id", "incarnation")
+    __slots__ = ("cpu", "order", "migratetype", "count", "transfer_id", "incarnation", "pageblock_version")
     CPU_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
     MIGRATETYPE_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    PAGEBLOCK_VERSION_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     order: int
     migratetype: int
     count: int
     transfer_id: str
     incarnation: str
-    def __init__(self, cpu: _Optional[int] = ..., order: _Optional[int] = ..., migratetype: _Optional[int] = ..., count: _Optional[int] = ..., transfer_id: _Optional[str] = ..., incarnation: _Optional[str] = ...) -> None: ...
+    pageblock_version: int
+    def __init__(self, cpu: _Optional[int] = ..., order: _Optional[int] = ..., migratetype: _Optional[int] = ..., count: _Optional[int] = ..., transfer_id: _Optional[str] = ..., incarnation: _Optional[str] = ..., pageblock_version: _Optional[int] = ...) -> None: ...
 
 class RmqueueReply(_message.Message):
-    __slots__ = ("pfn", "watermark_ok", "free_pages", "reclaim_active")
+    __slots__ = ("pfn", "watermark_ok", "free_pages", "reclaim_active", "pageblocks")
     PFN_FIELD_NUMBER: _ClassVar[int]
     WATERMARK_OK_FIELD_NUMBER: _ClassVar[int]
     FREE_PAGES_FIELD_NUMBER: _ClassVar[int]
     RECLAIM_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    PAGEBLOCKS_FIELD_NUMBER: _ClassVar[int]
     pfn: _containers.RepeatedScalarFieldContainer[int]
     watermark_ok: bool
     free_pages: int
     reclaim_active: bool
-    def __init__(self, pfn: _Optional[_Iterable[int]] = ..., watermark_ok: _Optional[bool] = ..., free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ...) -> None: ...
+    pageblocks: Pageblocks
+    def __init__(self, pfn: _Optional[_Iterable[int]] = ..., watermark_ok: _Optional[bool] = ..., free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., pageblocks: _Optional[_Union[Pageblocks, _Mapping]] = ...) -> None: ...
 
 class FreePagesRequest(_message.Message):
-    __slots__ = ("cpu", "pages", "transfer_id", "incarnation")
+    __slots__ = ("cpu", "pages", "transfer_id", "incarnation", "pageblock_version")
     CPU_FIELD_NUMBER: _ClassVar[int]
     PAGES_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    PAGEBLOCK_VERSION_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     pages: PageList
     transfer_id: str
     incarnation: str
-    def __init__(self, cpu: _Optional[int] = ..., pages: _Optional[_Union[PageList, _Mapping]] = ..., transfer_id: _Optional[str] = ..., incarnation: _Optional[str] = ...) -> None: ...
+    pageblock_version: int
+    def __init__(self, cpu: _Optional[int] = ..., pages: _Optional[_Union[PageList, _Mapping]] = ..., transfer_id: _Optional[str] = ..., incarnation: _Optional[str] = ..., pageblock_version: _Optional[int] = ...) -> None: ...
 
 class FreePagesReply(_message.Message):
-    __slots__ = ("free_pages", "reclaim_active")
+    __slots__ = ("free_pages", "reclaim_active", "pageblocks")
     FREE_PAGES_FIELD_NUMBER: _ClassVar[int]
     RECLAIM_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    PAGEBLOCKS_FIELD_NUMBER: _ClassVar[int]
     free_pages: int
     reclaim_active: bool
-    def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ...) -> None: ...
+    pageblocks: Pageblocks
+    def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., pageblocks: _Optional[_Union[Pageblocks, _Mapping]] = ...) -> None: ...
+
+class Pageblocks(_message.Message):
+    __slots__ = ("version", "first_pfn", "migratetype")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FIRST_PFN_FIELD_NUMBER: _ClassVar[int]
+    MIGRATETYPE_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    first_pfn: int
+    migratetype: bytes
+    def __init__(self, version: _Optional[int] = ..., first_pfn: _Optional[int] = ..., migratetype: _Optional[bytes] = ...) -> None: ...
 
 class ZoneRequest(_message.Message):
     __slots__ = ("rmqueue", "free")
