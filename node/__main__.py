@@ -300,7 +300,7 @@ async def main(args) -> None:
     )
     cost = dataclasses.replace(args.cost_model or CostModel(), time_scale=reply.time_scale)
     sync_channel = security.channel(args.coordinator, sec)
-    tlog = transfer_log.open_log(args.transfer_log, cpu=args.cpu, inc=request.incarnation)
+    tlog = transfer_log.open_log(args.transfer_log, time.monotonic, cpu=args.cpu, inc=request.incarnation)
     epoch = CoordinatorEpoch()
     epoch.admit("Register", reply)
     zone = ZoneClient(sync_channel, args.cpu, request.incarnation, faults=faults, transfer_log=tlog, epoch=epoch)

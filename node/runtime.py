@@ -14,6 +14,7 @@ Workqueue drains work with both: they run on the CPU itself.
 
 import os
 import random
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,7 +181,7 @@ class NodeRuntime:
         self.rcu_drain: RcuDrain | None
         self.remote_drain: RemotePcpLock | RcuDrain
         if strategy == pb.STRATEGY_RCU_SWAP:
-            self.pcp = pcp_rcu.RcuPerCpuPages(cpu_id, high=high, batch=batch)
+            self.pcp = pcp_rcu.RcuPerCpuPages(cpu_id, high=high, batch=batch, drain_lock=threading.Lock())
             self.pcp_ops = pcp_rcu
             self.remote_lock = None
             self.rcu_drain = self.remote_drain = RcuDrain(self.pcp, self.cpu.rcu, clock, transfer_log)
