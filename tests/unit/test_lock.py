@@ -4,6 +4,7 @@ import threading
 
 import pytest
 
+from node.mm.bugs import InterleavedLock
 from node.mm.lock import UnsharedLock
 from node.mm.pcp_rcu import RcuPerCpuPages
 from node.mm.zone import Zone
@@ -21,28 +22,14 @@ def test_an_unshared_lock_fails_a_trylock_while_held_and_refuses_to_deadlock():
         lock.release()
 
 
-class CountingLock:
+class CountingLock(InterleavedLock):
     """A threading.Lock that counts its acquisitions: proof the model takes the lock it was given."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.acquisitions = 0
+    acquisitions = 0
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         self.acquisitions += 1
-        return self._lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def locked(self) -> bool:
-        return self._lock.locked()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()
+        return super().acquire(blocking, timeout)
 
 
 def test_zone_and_rcu_pcp_take_the_lock_their_caller_passes():
