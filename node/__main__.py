@@ -45,6 +45,7 @@ from node.shared.cpulist import parse_cpu_list, role_for_cpu
 from node.shared.faults import Faults
 from node.shared.server import build_server
 from node.shared.timebase import CostModel, cost_model_arg, lease_clock
+from node.wall_ids import WALL_IDS
 from node.zone_client import ZoneClient
 
 
@@ -286,7 +287,7 @@ async def main(args) -> None:
         address=address,
         role=ROLES[args.role],
         metrics_address=metrics_address,
-        incarnation=os.urandom(8).hex(),
+        incarnation=WALL_IDS.incarnation(),
     )
     # Asked again, the same incarnation, while its outcome is unknown: a lost answer to a
     # registration the coordinator applied must not leave this CPU unregistered (node.agent).

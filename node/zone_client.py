@@ -17,7 +17,6 @@ every reply, like the racy vmstat reads the kernel makes.
 """
 
 import itertools
-import os
 import time
 
 import grpc
@@ -29,6 +28,7 @@ from node.epoch import CoordinatorEpoch
 from node.shared.faults import InjectedRpcError
 from node.shared.reply_stream import ReplyStream, StreamBroken
 from node.shared.transfer_log import blocks
+from node.wall_ids import WALL_IDS
 
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 
@@ -65,7 +65,7 @@ class ZoneClient:
         self.unavailable_retries = unavailable_retries
         self.epoch = epoch or CoordinatorEpoch()  # node.epoch: a reply of a replaced coordinator is refused
         self._ids = itertools.count(1)
-        self._boot = os.urandom(4).hex()  # keys of a restarted node never collide
+        self._boot = WALL_IDS.transfer_prefix()  # keys of a restarted node never collide
         self.free_pages = 0
         self.reclaim_active = False
         self.watermark_failed = False
