@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import logging
 import sys
+import threading
 import time
 
 from coordinator.contig import ContigRanges, retake
@@ -234,9 +235,11 @@ async def main(args) -> None:
     sys.setswitchinterval(0.0005)
     logs.setup(args.log_level, "coordinator")
     cost = args.cost
-    zone = Zone(ZONE_START_PFN, args.zone_mb * 256, args.nodes)
+    zone = Zone(
+        ZONE_START_PFN, args.zone_mb * 256, args.nodes, lock=threading.Lock()
+    )  # zone->lock: its caller gives it
     pageset = Pageset(zone, pageset_batch(zone.managed_pages), args.nodes)
-    zone_service = ZoneService(zone, cost, transfer_log=transfer_log.open_log(args.transfer_log))
+    zone_service = ZoneService(zone, cost, transfer_log=transfer_log.open_log(args.transfer_log, time.monotonic))
     # Deterministic: a restarted coordinator takes the very same blocks again (coordinator.recovery).
     zone_service.preallocate(int(zone.managed_pages * args.zone_used))
     store = args.store

@@ -45,6 +45,7 @@ from node.shared.cpulist import parse_cpu_list, role_for_cpu
 from node.shared.faults import Faults
 from node.shared.server import build_server
 from node.shared.timebase import CostModel, cost_model_arg, lease_clock
+from node.wall_ids import WALL_IDS
 from node.zone_client import ZoneClient
 
 
@@ -286,7 +287,7 @@ async def main(args) -> None:
         address=address,
         role=ROLES[args.role],
         metrics_address=metrics_address,
-        incarnation=os.urandom(8).hex(),
+        incarnation=WALL_IDS.incarnation(),
     )
     # Asked again, the same incarnation, while its outcome is unknown: a lost answer to a
     # registration the coordinator applied must not leave this CPU unregistered (node.agent).
@@ -300,7 +301,7 @@ async def main(args) -> None:
     )
     cost = dataclasses.replace(args.cost_model or CostModel(), time_scale=reply.time_scale)
     sync_channel = security.channel(args.coordinator, sec)
-    tlog = transfer_log.open_log(args.transfer_log, cpu=args.cpu, inc=request.incarnation)
+    tlog = transfer_log.open_log(args.transfer_log, time.monotonic, cpu=args.cpu, inc=request.incarnation)
     epoch = CoordinatorEpoch()
     epoch.admit("Register", reply)
     zone = ZoneClient(sync_channel, args.cpu, request.incarnation, faults=faults, transfer_log=tlog, epoch=epoch)

@@ -12,8 +12,8 @@ node.rcu_drain), anything else the v6.0 pcp spinlock (node.mm.pcp, node.remote_l
 Workqueue drains work with both: they run on the CPU itself.
 """
 
-import os
 import random
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from node.rcu_drain import RcuDrain
 from node.remote_lock import RemotePcpLock
 from node.shared.timebase import CostModel, lease_clock
 from node.tasks import STAT_INTERVAL_US, Housekeeping, IrqSource, LatencyTask, VmstatRefresh
+from node.wall_ids import WALL_IDS
 
 ROLES = {
     "housekeeping": pb.ROLE_HOUSEKEEPING,
@@ -164,7 +165,7 @@ class NodeRuntime:
         self.clock = clock
         # Membership (node.agent): this process's id, and until when its lease lets it use its pcp,
         # on the lease clock (CLOCK_BOOTTIME: a suspended machine's lease runs out meanwhile).
-        self.incarnation = os.urandom(8).hex()
+        self.incarnation = WALL_IDS.incarnation()
         self.lease_clock = lease_clock
         self.epoch = CoordinatorEpoch()  # node.epoch: which coordinator epochs this node still obeys
         self.lease_until = float("inf")
@@ -180,7 +181,7 @@ class NodeRuntime:
         self.rcu_drain: RcuDrain | None
         self.remote_drain: RemotePcpLock | RcuDrain
         if strategy == pb.STRATEGY_RCU_SWAP:
-            self.pcp = pcp_rcu.RcuPerCpuPages(cpu_id, high=high, batch=batch)
+            self.pcp = pcp_rcu.RcuPerCpuPages(cpu_id, high=high, batch=batch, drain_lock=threading.Lock())
             self.pcp_ops = pcp_rcu
             self.remote_lock = None
             self.rcu_drain = self.remote_drain = RcuDrain(self.pcp, self.cpu.rcu, clock, transfer_log)
@@ -287,7 +288,7 @@ class NodeRuntime:
         self.alloc.discard()
         if self.housekeeping is not None:
             self.housekeeping.held.clear()
-        self.incarnation = os.urandom(8).hex()
+        self.incarnation = WALL_IDS.incarnation()
         self.zone.incarnation = self.incarnation
         if self.transfer_log is not None:
             self.transfer_log.write("discard")

@@ -25,7 +25,6 @@ where the kernel's read would see it at once.
 """
 
 import itertools
-import os
 import time
 
 import grpc
@@ -38,6 +37,7 @@ from node.mm.constants import pageblock_order
 from node.shared.faults import InjectedRpcError
 from node.shared.reply_stream import ReplyStream, StreamBroken
 from node.shared.transfer_log import blocks
+from node.wall_ids import WALL_IDS
 
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 
@@ -74,7 +74,7 @@ class ZoneClient:
         self.unavailable_retries = unavailable_retries
         self.epoch = epoch or CoordinatorEpoch()  # node.epoch: a reply of a replaced coordinator is refused
         self._ids = itertools.count(1)
-        self._boot = os.urandom(4).hex()  # keys of a restarted node never collide
+        self._boot = WALL_IDS.transfer_prefix()  # keys of a restarted node never collide
         self.free_pages = 0
         self.reclaim_active = False
         # The zone's pageblock migratetypes (version, first pfn, one byte a block); version 0: none yet.

@@ -3,6 +3,7 @@
 - v1/        stubs generated from proto/node/api/v1/pcpsim.proto (`python -m node.api.generate`;
              tests/test_generated.py proves them up to date)
 - validate   input validation shared by both services: every check raises InvalidArgument
-- errors     domain errors and the one table that maps them to gRPC status codes
+- errors     domain errors and the one table that maps them to status codes (named as gRPC's; no grpc import)
+- status     that table's grpc.StatusCode, for the wall's server interceptor
 - generate   the generator of v1/
 """

@@ -21,31 +21,32 @@ Deviations:
   carried over at a swap; the series keeps them in per_cpu_pages. Setting ``high``/``batch`` sets both.
 - ``lock`` is the set in use's lock, the local_lock the fast path takes (reports read it, as they read
   the v6.0 spinlock). ``drain_lock`` serializes remote swaps of this CPU, which the kernel does with
-  pcpu_drain_mutex; the fast path never takes it.
+  pcpu_drain_mutex; the fast path never takes it. It is the caller's (lock.py): the wall node
+  passes a threading.Lock.
 - A grace period that times out (node.rcu) leaves the old set as the spare with ``gp_pending`` set;
   the next drain waits for its grace period before it may swap again. Pages a drainer took but did not
   free (it aborted, or its lease lapsed) come back as ``stranded``: past their grace period, on no list
   the fast path uses, still this CPU's, and first in line at the next drain.
 """
 
-import threading
 from collections.abc import Iterable
 
 from . import audit
 from . import pcp as pcpmod
 from .constants import Page
+from .lock import Lock, UnsharedLock
 from .pcp import PcpLock, PcpStats, PerCpuPages, ZoneOps
 
 
 class RcuPerCpuPages:
     __slots__ = ("cpu", "pcplists", "lp", "stats", "drain_lock", "gp_pending", "stranded", "swaps")
 
-    def __init__(self, cpu: int, high: int = 0, batch: int = 1) -> None:
+    def __init__(self, cpu: int, high: int = 0, batch: int = 1, drain_lock: Lock | None = None) -> None:
         self.cpu = cpu
         self.stats = PcpStats()
         self.pcplists = (self._list_set(high, batch), self._list_set(high, batch))
         self.lp = self.pcplists[0]
-        self.drain_lock = threading.Lock()
+        self.drain_lock: Lock = UnsharedLock() if drain_lock is None else drain_lock
         self.gp_pending = False
         self.stranded: list[Page] = []
         self.swaps = 0

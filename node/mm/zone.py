@@ -13,8 +13,9 @@ blocks (order <= MAX_ORDER-1), each on the list of its FIRST pageblock's type, a
 the lowest pfn is at each list's head.
 
 Deviations:
-- ``zone->lock`` is ``self.lock`` (a threading.Lock) taken by the public ZoneOps methods; the ``_``-prefixed
-  methods assume it is held. ``audit`` callers must stop mutation themselves.
+- ``zone->lock`` is ``self.lock``, taken by the public ZoneOps methods; the ``_``-prefixed methods assume it is
+  held. It is the caller's (lock.py): the coordinator passes a threading.Lock, a single-threaded user may
+  leave the default ``UnsharedLock``. ``audit`` callers must stop mutation themselves.
 - Fallback: no ALLOC_NOFRAGMENT, no watermark boosting, no highatomic reserves, no CMA. When a whole pageblock
   may be stolen, ``alike_pages`` is taken as 0 (the model does not know the mobility of allocated pages), so a
   pageblock changes type when at least half of it is free.
@@ -27,7 +28,6 @@ Deviations:
   the pcp side can put the pages back.
 """
 
-import threading
 from collections.abc import Iterable
 
 from .buddy import BuddyAllocator, PageStateError
@@ -44,6 +44,7 @@ from .constants import (
     pageblock_nr_pages,
     pageblock_order,
 )
+from .lock import Lock, UnsharedLock
 from .watermark import init_per_zone_wmark_min, setup_per_zone_wmarks, zone_batchsize, zone_highsize
 
 __all__ = ["PageStateError", "Zone", "fallbacks"]
@@ -65,7 +66,9 @@ def can_steal_fallback(order: int, start_mt: int) -> bool:
 
 
 class Zone(BuddyAllocator):
-    def __init__(self, start_pfn: int, spanned_pages: int, nr_cpus: int, name: str = "Normal") -> None:
+    def __init__(
+        self, start_pfn: int, spanned_pages: int, nr_cpus: int, name: str = "Normal", lock: Lock | None = None
+    ) -> None:
         super().__init__(start_pfn, spanned_pages)
         if nr_cpus < 1:
             raise ValueError(f"nr_cpus must be >= 1, got {nr_cpus}")
@@ -73,7 +76,7 @@ class Zone(BuddyAllocator):
         self.nr_cpus = nr_cpus
         self.managed_pages = spanned_pages
         self.reclaim_active = False  # ZONE_RECLAIM_ACTIVE
-        self.lock = threading.Lock()  # zone->lock
+        self.lock: Lock = UnsharedLock() if lock is None else lock  # zone->lock
         self._pb_base = start_pfn >> pageblock_order
         nr_pageblocks = ((self.end_pfn - 1) >> pageblock_order) - self._pb_base + 1
         nr_unmovable = nr_pageblocks // 8

@@ -24,6 +24,7 @@ import grpc
 from google.protobuf.message_factory import GetMessageClass
 
 from node.api.errors import DOMAIN_ERRORS, status_of
+from node.api.status import grpc_status
 from node.shared.faults import ANY_PEER, EXEMPT, Faults, lost
 
 
@@ -66,7 +67,7 @@ def _unary(behavior, name: str, faults: Faults | None):
                 return await behavior(request, context)
             return await faults.inbound(name, getattr(request, "cpu", ANY_PEER), lambda: behavior(request, context))
         except DOMAIN_ERRORS as err:
-            await context.abort(status_of(err), str(err))
+            await context.abort(grpc_status(err), str(err))
 
     return serve
 

@@ -1,4 +1,4 @@
-"""The transfer log: every page that joins or leaves an owner, with the host's monotonic time.
+"""The transfer log: every page that joins or leaves an owner, with the time of its driver's clock.
 
 Off by default (`--transfer-log PATH` turns it on), so benchmarks pay nothing. The chaos
 checker (coordinator.tools.chaos.checker) replays the logs of every process of a run to see,
@@ -6,8 +6,10 @@ at every instant and not only in the audit after healing, that no page had two o
 
 One JSON object per line, appended with a single write(2) on an O_APPEND descriptor: a line
 is never torn by another writer (the CPU thread and the interconnect both write), and a
-SIGKILL loses at most the line being written. Every line has `t` (time.monotonic(): CLOCK_MONOTONIC,
-one clock for every process on the host) and `ev`; pages are [pfn, order] blocks.
+SIGKILL loses at most the line being written. Every line has `t` and `ev`; pages are [pfn, order] blocks.
+`t` is read from the clock the opener passes: the wall's processes pass time.monotonic (CLOCK_MONOTONIC,
+one clock for every process on the host). This module reads no clock itself, so node.grants, a rule
+module that writes here, keeps time out of its import closure (docs/engine.md).
 
 A node (CPU `cpu`, incarnation `inc` on every line) writes:
 - refill  [pages]  the zone's answer to a refill (t: after the reply: from then on they are its)
@@ -28,13 +30,13 @@ The coordinator's zone writes the changes no node sees (`owner`: a CPU, or -1 ot
 import argparse
 import json
 import os
-import time
+from collections.abc import Callable
 
 CPU_PLACEHOLDER = "{cpu}"
 
 
 class TransferLog:
-    def __init__(self, path: str, clock=time.monotonic, **fixed):
+    def __init__(self, path: str, clock: Callable[[], float], **fixed):
         """`fixed`: fields written on every line (a node's cpu; its incarnation is `inc`)."""
         self.path = path
         self.clock = clock
@@ -65,13 +67,13 @@ def add_flag(parser, env: str, who: str, per_cpu: bool) -> None:
     )
 
 
-def open_log(path: str | None, cpu: int | None = None, **fixed) -> TransferLog | None:
+def open_log(path: str | None, clock: Callable[[], float], cpu: int | None = None, **fixed) -> TransferLog | None:
     if not path:
         return None
     if cpu is not None:
         path = path.replace(CPU_PLACEHOLDER, str(cpu))
         fixed["cpu"] = cpu
-    return TransferLog(path, **fixed)
+    return TransferLog(path, clock, **fixed)
 
 
 def _log_path(text: str) -> str:

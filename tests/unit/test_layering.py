@@ -7,8 +7,11 @@ Rules (docs/architecture.md):
 - the coordinator process never imports coordinator.tools: the tools drive a cluster from outside;
 - the coordinator process takes from node only node.mm, node.api, node.shared and node.sim, never the
   CPU process;
-- a rule module (RULE_MODULES, docs/engine.md) imports no grpc, threading, time, asyncio or random: it
-  decides, its drivers do the I/O and the waiting, and randomness comes in as a seeded object;
+- a rule module (RULE_MODULES, docs/engine.md) imports no grpc, threading, time, asyncio or random, not
+  even through the node and coordinator modules it imports (its import closure, named as a chain such as
+  "node.grants -> node.api.errors -> grpc"): it decides, its drivers do the I/O and the waiting, and
+  randomness comes in as a seeded object (random only behind node.sim.rng);
+- node.mm's closure holds none of them either: its callers pass the locks, clocks and seeded streams;
 - node.sim, the virtual-time core, imports the standard library only, never a wall clock, threads or
   asyncio, and only node.sim.rng imports random (every draw comes from one seeded tree);
 - no import cycle, counting imports inside functions too.
@@ -52,6 +55,12 @@ RULE_MODULES = (
     "node.identity",
 )
 RULE_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "random")
+# Imports that still break a closure rule, each with where it is and why it stays for now. An entry whose
+# import is gone fails test_each_pending_leak_is_still_there, so the list only shrinks.
+PENDING_LEAKS = {
+    ("node.mm.pcp", "threading"): "PerCpuPages' default pcp->lock, node/mm/pcp.py `threading.Lock() if lock is None`",
+    ("node.mm.bugs", "threading"): "the replays' pcp->locks, node/mm/bugs.py _pcp_lock and InterleavedLock",
+}
 SIM_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "datetime", "concurrent", "random")
 SIM_RNG = "node.sim.rng"  # the one module of node.sim that may import random
 
@@ -120,8 +129,6 @@ def violations(root: pathlib.Path) -> list[str]:
             ):
                 found.append(f"{src} imports {dst}: node.mm imports the standard library only")
             top = dst.split(".")[0]
-            if src in RULE_MODULES and top in RULE_FORBIDDEN:
-                found.append(f"{src} imports {dst}: a rule module imports none of {', '.join(RULE_FORBIDDEN)}")
             if within(src, "node.sim"):
                 if not within(dst, "node.sim") and top not in sys.stdlib_module_names:
                     found.append(f"{src} imports {dst}: node.sim imports the standard library only")
@@ -138,8 +145,57 @@ def violations(root: pathlib.Path) -> list[str]:
                     f"{src} imports {dst}: the coordinator process takes only "
                     f"{', '.join(NODE_FOR_COORDINATOR)} from node"
                 )
+    found += closure_violations(edges)
     found += [f"import cycle: {' -> '.join(cycle)}" for cycle in cycles(edges)]
     return found
+
+
+def closure_pure(edges: dict[str, list[str]]) -> list[str]:
+    """The modules whose import closure must hold none of RULE_FORBIDDEN: the rule modules and node.mm."""
+    return [*RULE_MODULES, *(name for name in edges if within(name, "node.mm") and name not in RULE_MODULES)]
+
+
+def closure_violations(edges: dict[str, list[str]]) -> list[str]:
+    found = []
+    for start in closure_pure(edges):
+        for chain in forbidden_chains(edges, start):
+            if start in RULE_MODULES:
+                rule = f"a rule module imports none of {', '.join(RULE_FORBIDDEN)}, not even through the tree"
+            else:
+                rule = "node.mm takes its locks, clocks and seeded streams from its callers"
+            found.append(f"{' -> '.join(chain)}: {rule}")
+    return found
+
+
+def forbidden_chains(edges: dict[str, list[str]], start: str) -> list[list[str]]:
+    """Each shortest chain of imports from `start` through the tree to a name of RULE_FORBIDDEN.
+
+    Importing a module runs its packages' __init__ too, so a module's parents count as its imports.
+    node.sim.rng alone may import random: what it hands out are seeded objects."""
+    parent: dict[str, str | None] = {start: None}
+    queue, found = [start], []
+    while queue:
+        src = queue.pop(0)
+        for dst in [*edges.get(src, ()), *packages_of(src, edges)]:
+            if dst in edges:
+                if dst not in parent:
+                    parent[dst] = src
+                    queue.append(dst)
+                continue
+            top = dst.split(".")[0]
+            if top not in RULE_FORBIDDEN or (src, top) in PENDING_LEAKS or (top == "random" and src == SIM_RNG):
+                continue
+            chain, at = [top], src
+            while at is not None:
+                chain.insert(0, at)
+                at = parent[at]
+            found.append(chain)
+    return found
+
+
+def packages_of(name: str, edges: dict[str, list[str]]) -> list[str]:
+    parts = name.split(".")
+    return [p for p in (".".join(parts[:i]) for i in range(1, len(parts))) if p in edges]
 
 
 def cycles(edges: dict[str, list[str]]) -> list[list[str]]:
@@ -190,7 +246,8 @@ def tree(tmp_path):
 
 
 def plant(tree: pathlib.Path, module: str, line: str) -> list[str]:
-    path = tree / (module.replace(".", "/") + ".py")
+    path = tree / module.replace(".", "/")
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
     before = violations(tree)
     path.write_text(path.read_text() + "\n" + line + "\n")
     return [v for v in violations(tree) if v not in before]
@@ -219,6 +276,44 @@ def test_a_planted_import_breaks_its_rule(tree, module, line, rule):
     """Each rule reports an import planted against it, naming the module."""
     found = plant(tree, module, line)
     assert any(module in v and rule in v for v in found), found
+
+
+@pytest.mark.parametrize(
+    "module, line, chain",
+    [
+        ("node.api.errors", "import grpc", "coordinator.membership_rule -> node.api.errors -> grpc"),
+        ("node.shared.transfer_log", "import time", "node.grants -> node.shared.transfer_log -> time"),
+        (
+            "node.shared.config",
+            "from random import random",
+            "coordinator.membership_rule -> node.shared.config -> random",
+        ),
+        ("node.api", "import threading", "coordinator.membership_rule -> node.api.errors -> node.api -> threading"),
+        ("node.mm.watermark", "import time", "node.mm.zone -> node.mm.watermark -> time"),
+        ("node.mm.buddy", "def late():\n    import asyncio", "node.mm.zone -> node.mm.buddy -> asyncio"),
+    ],
+)
+def test_a_leak_planted_deeper_in_the_closure_is_named_by_its_chain(tree, module, line, chain):
+    """A forbidden import two modules away from a rule module (or a node.mm module) breaks the closure rule,
+    reported with the chain of imports that reaches it; a package's __init__ counts, being run on import."""
+    found = plant(tree, module, line)
+    assert any(v.startswith(chain + ": ") for v in found), found
+
+
+def test_a_rule_module_may_take_seeded_streams_from_node_sim_rng(tree):
+    """random behind node.sim.rng is the one way in: importing rng adds no closure violation, importing
+    random beside it does."""
+    assert plant(tree, "node.identity", "from node.sim import rng") == []
+    found = plant(tree, "node.identity", "import random")
+    assert any(v.startswith("node.identity -> random: a rule module") for v in found), found
+
+
+def test_each_pending_leak_is_still_there():
+    """PENDING_LEAKS excuses imports that are still in the tree, and only those: once one is gone its entry
+    must go too, so the closure rule covers it again."""
+    edges = imports(REPO)
+    gone = [src for src, name in PENDING_LEAKS if name not in {dst.split(".")[0] for dst in edges.get(src, ())}]
+    assert not gone, gone
 
 
 def test_a_planted_cycle_is_reported(tree):

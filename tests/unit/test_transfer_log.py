@@ -24,7 +24,7 @@ def test_a_log_in_a_missing_directory_is_refused_with_its_name(tmp_path, capsys)
 def test_each_node_writes_its_own_file_one_line_per_event(tmp_path):
     path = str(tmp_path / "transfers-cpu{cpu}.jsonl")
     assert node_args([*NODE, "--transfer-log", path], environ={}).transfer_log == path
-    log = open_log(path, cpu=3, inc="abc")
+    log = open_log(path, iter([1.0, 2.0]).__next__, cpu=3, inc="abc")  # the clock its driver passes
     log.write("refill", pages=[[8, 1]])
     log.fixed["inc"] = "def"  # a new incarnation after a discard
     log.write("alloc", pfn=8, order=0)
@@ -32,5 +32,5 @@ def test_each_node_writes_its_own_file_one_line_per_event(tmp_path):
     lines = (tmp_path / "transfers-cpu3.jsonl").read_text().splitlines()
     first, second = (json.loads(line) for line in lines)
     assert (first["ev"], first["cpu"], first["inc"], first["pages"]) == ("refill", 3, "abc", [[8, 1]])
-    assert (second["inc"], second["pfn"]) == ("def", 8) and second["t"] >= first["t"]
-    assert open_log(None, cpu=3) is None
+    assert (first["t"], second["inc"], second["pfn"], second["t"]) == (1.0, "def", 8, 2.0)
+    assert open_log(None, iter(()).__next__, cpu=3) is None
