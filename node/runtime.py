@@ -181,12 +181,18 @@ class NodeRuntime:
         self.rcu_drain: RcuDrain | None
         self.remote_drain: RemotePcpLock | RcuDrain
         if strategy == pb.STRATEGY_RCU_SWAP:
-            self.pcp = pcp_rcu.RcuPerCpuPages(cpu_id, high=high, batch=batch, drain_lock=threading.Lock())
+            self.pcp = pcp_rcu.RcuPerCpuPages(
+                cpu_id,
+                high=high,
+                batch=batch,
+                drain_lock=threading.Lock(),
+                list_locks=(threading.Lock(), threading.Lock()),
+            )
             self.pcp_ops = pcp_rcu
             self.remote_lock = None
             self.rcu_drain = self.remote_drain = RcuDrain(self.pcp, self.cpu.rcu, clock, transfer_log)
         else:
-            self.pcp = pcpmod.PerCpuPages(cpu_id, high=high, batch=batch)
+            self.pcp = pcpmod.PerCpuPages(cpu_id, high=high, batch=batch, lock=threading.Lock())
             self.pcp.auto_high = self.profile.pcp_high_auto
             self.pcp.free_high_batched = self.profile.free_high_batched
             self.pcp_ops = profiles.pcp_ops(self.profile)

@@ -18,13 +18,13 @@ have the bug).
   report is not replayed: that needs a virtual-time engine, not this single-CPU sequence.
 """
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import pcp as pcpmod
 from .audit import audit, check_pcp
 from .constants import MIGRATE_MOVABLE, Page, order_to_pindex
+from .lock import UnsharedLock
 from .pcp import PcpLock, PerCpuPages, pageset_update
 from .profile import KernelProfile, LocalIrq, UpSpinlock, pcp_ops
 from .zone import Zone
@@ -44,7 +44,7 @@ class Replay:
 
 
 def _pcp_lock(profile: KernelProfile) -> PcpLock:
-    return threading.Lock() if profile.smp else UpSpinlock()
+    return UnsharedLock() if profile.smp else UpSpinlock()
 
 
 def up_trylock(profile: KernelProfile, batch: int = 63) -> Replay:
@@ -162,11 +162,11 @@ def bulk_free(profile: KernelProfile, nr_pages: int = BULK_FREE_PAGES, batch: in
 
 
 class InterleavedLock:
-    """pcp->lock for replaying an interleaving: a threading.Lock whose acquire and release a replay
-    (or a test) may extend with what another CPU does at that moment."""
+    """pcp->lock for replaying an interleaving (one thread of control: an UnsharedLock) whose acquire
+    and release a replay (or a test) may extend with what another CPU does at that moment."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = UnsharedLock()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         return self._lock.acquire(blocking, timeout)

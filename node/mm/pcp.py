@@ -14,7 +14,8 @@ lists have the migratetype implied by pindex; the THP list records each page's t
 (the kernel keeps it in page->index via set_pcppage_migratetype).
 
 Deviations:
-- pcp->lock is a threading.Lock; "IRQs off" and the pcp_trylock_prepare/finish UP dance do not exist.
+- pcp->lock is the caller's lock (the wall node's a threading.Lock); "IRQs off" and the
+  pcp_trylock_prepare/finish UP dance do not exist.
 - ``free_pcppages_bulk`` is split: ``PerCpuPages.take_bulk`` walks the lists, then the zone frees the pages in
   one call. If the zone call raises (e.g. the coordinator is unreachable), the pages are put back (``restore``)
   and the error propagates, so no page is lost; the kernel cannot fail here. An empty take does not call the zone.
@@ -28,11 +29,9 @@ Deviations:
 - ``rmqueue``'s ALLOC_HARDER highatomic attempt, check_new_pages and the CMA exclusion are not modelled.
 """
 
-import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from types import TracebackType
 from typing import Protocol
 
 from . import pcp_high
@@ -48,10 +47,13 @@ from .constants import (
     pageblock_order,
     pindex_to_order,
 )
+from .lock import Lock, UnsharedLock
 
 SWAP_CLUSTER_MAX = 32
 _THP_PINDEX = NR_LOWORDER_PCP_LISTS
 _PINDEX_ORDER = tuple(pindex_to_order(i) for i in range(NR_PCP_LISTS))
+
+PcpLock = Lock  # pcp->lock: the caller's (the wall node's a threading.Lock), else an UnsharedLock
 
 
 class ZoneOps(Protocol):
@@ -67,22 +69,6 @@ class ZoneOps(Protocol):
     def free_pcppages_bulk(self, pages: list[Page]) -> None: ...
 
     def free_one_page(self, pfn: int, order: int, migratetype: int) -> None: ...
-
-
-class PcpLock(Protocol):
-    """pcp->lock: a threading.Lock unless the caller passes its own."""
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
-
-    def release(self) -> None: ...
-
-    def locked(self) -> bool: ...
-
-    def __enter__(self) -> bool: ...
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None, /
-    ) -> None: ...
 
 
 @dataclass(slots=True, eq=False)
@@ -127,7 +113,7 @@ class PerCpuPages:
     def __init__(self, cpu: int, high: int = 0, batch: int = 1, lock: PcpLock | None = None) -> None:
         # Defaults are the boot pageset: high=0 means every free is flushed at once.
         self.cpu = cpu
-        self.lock: PcpLock = threading.Lock() if lock is None else lock
+        self.lock: PcpLock = UnsharedLock() if lock is None else lock
         self.count = 0
         self.high = high
         self.batch = batch

@@ -14,7 +14,8 @@ period instead.
 A list set here is a ``pcp.PerCpuPages``, so the v6.1 fast paths and helpers of pcp.py run on it
 unchanged: ``rmqueue`` / ``free_unref_page`` / ``free_unref_page_list`` / ``drain_pages_zone`` below
 pass ``pcp.lp`` to them, and the set's own lock stands for the series' local_lock (only this CPU's
-thread takes it, so its trylock cannot fail).
+thread takes it, so its trylock cannot fail). The locks are the caller's (``list_locks``; the wall
+node's threading.Locks, since its reports read the sets from other threads).
 
 Deviations:
 - ``high``, ``batch`` and ``free_factor`` live in each set (pcp.py's helpers read them there) and are
@@ -41,18 +42,26 @@ from .pcp import PcpLock, PcpStats, PerCpuPages, ZoneOps
 class RcuPerCpuPages:
     __slots__ = ("cpu", "pcplists", "lp", "stats", "drain_lock", "gp_pending", "stranded", "swaps")
 
-    def __init__(self, cpu: int, high: int = 0, batch: int = 1, drain_lock: Lock | None = None) -> None:
+    def __init__(
+        self,
+        cpu: int,
+        high: int = 0,
+        batch: int = 1,
+        drain_lock: Lock | None = None,
+        list_locks: tuple[Lock, Lock] | None = None,
+    ) -> None:
         self.cpu = cpu
         self.stats = PcpStats()
-        self.pcplists = (self._list_set(high, batch), self._list_set(high, batch))
+        locks = list_locks or (UnsharedLock(), UnsharedLock())
+        self.pcplists = (self._list_set(high, batch, locks[0]), self._list_set(high, batch, locks[1]))
         self.lp = self.pcplists[0]
         self.drain_lock: Lock = UnsharedLock() if drain_lock is None else drain_lock
         self.gp_pending = False
         self.stranded: list[Page] = []
         self.swaps = 0
 
-    def _list_set(self, high: int, batch: int) -> PerCpuPages:
-        s = PerCpuPages(self.cpu, high, batch)
+    def _list_set(self, high: int, batch: int, lock: Lock) -> PerCpuPages:
+        s = PerCpuPages(self.cpu, high, batch, lock=lock)
         s.stats = self.stats  # one set of counters for the CPU, whichever set is in use
         return s
 

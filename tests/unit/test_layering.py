@@ -55,12 +55,6 @@ RULE_MODULES = (
     "node.identity",
 )
 RULE_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "random")
-# Imports that still break a closure rule, each with where it is and why it stays for now. An entry whose
-# import is gone fails test_each_pending_leak_is_still_there, so the list only shrinks.
-PENDING_LEAKS = {
-    ("node.mm.pcp", "threading"): "PerCpuPages' default pcp->lock, node/mm/pcp.py `threading.Lock() if lock is None`",
-    ("node.mm.bugs", "threading"): "the replays' pcp->locks, node/mm/bugs.py _pcp_lock and InterleavedLock",
-}
 SIM_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "datetime", "concurrent", "random")
 SIM_RNG = "node.sim.rng"  # the one module of node.sim that may import random
 
@@ -183,7 +177,7 @@ def forbidden_chains(edges: dict[str, list[str]], start: str) -> list[list[str]]
                     queue.append(dst)
                 continue
             top = dst.split(".")[0]
-            if top not in RULE_FORBIDDEN or (src, top) in PENDING_LEAKS or (top == "random" and src == SIM_RNG):
+            if top not in RULE_FORBIDDEN or (top == "random" and src == SIM_RNG):
                 continue
             chain, at = [top], src
             while at is not None:
@@ -306,14 +300,6 @@ def test_a_rule_module_may_take_seeded_streams_from_node_sim_rng(tree):
     assert plant(tree, "node.identity", "from node.sim import rng") == []
     found = plant(tree, "node.identity", "import random")
     assert any(v.startswith("node.identity -> random: a rule module") for v in found), found
-
-
-def test_each_pending_leak_is_still_there():
-    """PENDING_LEAKS excuses imports that are still in the tree, and only those: once one is gone its entry
-    must go too, so the closure rule covers it again."""
-    edges = imports(REPO)
-    gone = [src for src, name in PENDING_LEAKS if name not in {dst.split(".")[0] for dst in edges.get(src, ())}]
-    assert not gone, gone
 
 
 def test_a_planted_cycle_is_reported(tree):

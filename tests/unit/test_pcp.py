@@ -321,7 +321,7 @@ def test_free_unref_page_list_blocks_on_the_pcp_lock():
     """v6.1 free_unref_page_list spins on pcp.lock instead of trylocking: it waits for the holder and then puts
     every page on the pcp (no buddy fallback), while a single free_unref_page meanwhile falls back."""
     zone = zone_1g()
-    pcp = PerCpuPages(0, high=1000, batch=63)
+    pcp = PerCpuPages(0, high=1000, batch=63, lock=threading.Lock())  # a second thread holds it
     pfns = take_from_buddy(zone, 40)
     held, released = threading.Event(), []
 

@@ -12,8 +12,8 @@ from node.mm.zone import Zone
 
 def setup(name, n=8):
     """A zone, a pcp, the profile's entry points and n order-0 pages held by the CPU."""
-    zone = Zone(0, 1 << 16, 4)
-    pcp = pcpmod.PerCpuPages(1, high=518, batch=63)
+    zone = Zone(0, 1 << 16, 4, lock=threading.Lock())
+    pcp = pcpmod.PerCpuPages(1, high=518, batch=63, lock=threading.Lock())  # some tests run a second thread
     ops = profiles.pcp_ops(profiles.get(name))
     held = [zone.rmqueue_buddy(0, MIGRATE_MOVABLE) for _ in range(n)]
     return zone, pcp, ops, [(pfn, 0, MIGRATE_MOVABLE) for pfn in held]

@@ -7,6 +7,7 @@ against without: target <= 1.1x.
 """
 
 import math
+import threading
 import time
 import types
 
@@ -26,8 +27,8 @@ def _pcp_runtime(with_metrics: bool):
     from node.mm.zone import Zone
     from node.remote_lock import RemotePcpLock
 
-    zone = Zone(0, 262144, 4)
-    pcp = PerCpuPages(1, high=518, batch=63)
+    zone = Zone(0, 262144, 4, lock=threading.Lock())
+    pcp = PerCpuPages(1, high=518, batch=63, lock=threading.Lock())  # the node's locks (node.runtime)
     cpu = Cpu(1, clock=time.monotonic, sleep=lambda s: None)
     rt = types.SimpleNamespace(
         cpu_id=1,
