@@ -1,5 +1,5 @@
-"""BuddyAllocator.check_free_range looks at each distinct head a free block containing the pfn could
-start at, once: it must refuse exactly what a look at every order refuses, with the same message."""
+"""BuddyAllocator.check_free_range, on the engine's hot path, rounds with precomputed masks: it must
+refuse exactly what the plain loop over every order refuses, with the same message."""
 
 import contextlib
 import random
