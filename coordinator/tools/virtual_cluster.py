@@ -92,7 +92,7 @@ class WholeCluster:
         self.queue.at(0.0, self._beat)
         # A CPU's direct reclaim asks for drain_all_pages (node.virtual.zone.DrainAllPages), with the default strategy.
         self.reclaim_strategy = strategy or (pb.STRATEGY_RCU_SWAP if rcu_swap else pb.STRATEGY_REMOTE)
-        self.reclaim_drains: list[DrainRecord] = []  # the coordinator's DrainHistory keeps them with the rest
+        self.reclaim_drains: list[DrainRecord] = []  # apart: the wall DrainHistory lists them with demand drains
         self.nodes.zone.drain_all_pages = self._reclaim
 
     def _beat(self) -> None:
