@@ -12,8 +12,9 @@ Full: 256 and 1,024 CPUs (minutes each on a shared 2-core machine); quick: 16 CP
 
 The strategy defaults to rcu-swap: under remote, each drain of a 1,024-CPU phase waits, CPU after
 CPU, for the pcp lock a CPU holds across its refill while ~430 others queue for the one zone->lock
-(512 housekeeping CPUs saturate it), ~0.45 ms of kernel time a CPU, so its 16 drains need seconds of
-kernel time, past the phase's bound (virtual_phase.DRAIN_BOUND_S); rcu-swap asks every CPU at once.
+(512 housekeeping CPUs saturate it), ~0.45 ms of kernel time a CPU, so its 16 drains would need
+seconds of kernel time (docs/benchmarks.md), past the phase's bound (virtual_phase.DRAIN_BOUND_S);
+rcu-swap asks every CPU at once.
 """
 
 import argparse
