@@ -63,7 +63,14 @@ class DrainerSettings:
 class WholeCluster:
     """The CPUs and the coordinator in one process, on one queue (see the module docstring)."""
 
-    def __init__(self, roles: Sequence[str], seed: int, rcu_swap: bool = False, keep_log: bool = True) -> None:
+    def __init__(
+        self,
+        roles: Sequence[str],
+        seed: int,
+        rcu_swap: bool = False,
+        keep_log: bool = True,
+        strategy: pb.Strategy | None = None,  # the coordinator's default, for direct reclaim (None: the design's)
+    ) -> None:
         self.nodes = VirtualCluster(
             roles, seed, zone_pages=max(1 << 14, PAGES_PER_CPU * len(roles)), rcu_swap=rcu_swap, keep_log=keep_log
         )
@@ -83,6 +90,10 @@ class WholeCluster:
         self.mutex = VirtualMutex()  # pcpu_drain_mutex
         self.heartbeat_s = kernel_s(self.membership.heartbeat_interval())
         self.queue.at(0.0, self._beat)
+        # A CPU's direct reclaim asks for drain_all_pages (node.virtual.zone.DrainAllPages), with the default strategy.
+        self.reclaim_strategy = strategy or (pb.STRATEGY_RCU_SWAP if rcu_swap else pb.STRATEGY_REMOTE)
+        self.reclaim_drains: list[DrainRecord] = []  # apart: the wall DrainHistory lists them with demand drains
+        self.nodes.zone.drain_all_pages = self._reclaim
 
     def _beat(self) -> None:
         """Every CPU's heartbeat: its lease renewed, its pcp count reported (cpus_with_pcps reads it)."""
@@ -96,6 +107,15 @@ class WholeCluster:
     def drain(self, strategy: pb.Strategy, done: Callable[[DrainRecord | None, BaseException | None], None]) -> None:
         """drain_all_pages (demand, cpus_with_pcps) from now; done(record, error) when it ends."""
         self.driver.start(drain_all.drain_all_pages(self.view, self.mutex, strategy, False, pb.TRIGGER_DEMAND), done)
+
+    def _reclaim(self, answer: Callable[[], None]) -> None:
+        def done(record: DrainRecord | None, _error: BaseException | None) -> None:
+            self.reclaim_drains += [record] if record else []
+            answer()
+
+        self.driver.start(
+            drain_all.drain_all_pages(self.view, self.mutex, self.reclaim_strategy, False, pb.TRIGGER_RECLAIM), done
+        )
 
     def audit(self, bound_s: float = 1.0) -> mm_audit.AuditReport:
         """The stop-the-world audit (coordinator.audit_rule) from now; an error if it has not ended within bound_s."""

@@ -27,6 +27,9 @@ from collections.abc import Iterator
 
 from .constants import MAX_ORDER, MIGRATE_PCPTYPES, MIGRATE_TYPES, Page
 
+# (k, the mask that rounds a pfn down to a multiple of 2^k), for every order k.
+_ROUND_DOWN = tuple((k, ~((1 << k) - 1)) for k in range(MAX_ORDER))
+
 
 class PageStateError(ValueError):
     """A free or allocation named pages that are outside the zone, misaligned, or already free."""
@@ -88,18 +91,19 @@ class BuddyAllocator:
             raise PageStateError(f"pfn {pfn} order {order} outside zone [{self.start_pfn}, {self.end_pfn})")
         if pfn & (nr - 1):
             raise PageStateError(f"pfn {pfn} misaligned for order {order} (pfn % {nr} = {pfn & (nr - 1)})")
-        free = self._free
-        # A free block containing pfn starts at pfn rounded down to its own order.
-        for k in range(MAX_ORDER):
-            head = pfn & ~((1 << k) - 1)
-            blk = free.get(head)
+        get = self._free.get
+        # A free block containing pfn starts at pfn rounded down to its own order (the masks precomputed:
+        # this runs for every page freed, the engine's hottest loop in node/mm).
+        for k, mask in _ROUND_DOWN:
+            head = pfn & mask
+            blk = get(head)
             if blk is not None and blk[0] >= k and head + (1 << blk[0]) > pfn:
                 raise PageStateError(
                     f"double free: pfn {pfn} order {order} overlaps free block pfn {head} order {blk[0]}"
                 )
         # A free block strictly inside the freed range (only possible for order > 0).
         for p in range(pfn + 1, pfn + nr):
-            blk = free.get(p)
+            blk = get(p)
             if blk is not None:
                 raise PageStateError(f"double free: pfn {pfn} order {order} contains free block pfn {p} order {blk[0]}")
 

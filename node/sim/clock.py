@@ -11,8 +11,9 @@ like every clock in pcpsim, so the rule modules take this clock where the wall d
 time.monotonic.
 """
 
-import heapq
 from collections.abc import Callable
+from heapq import heappop as _heappop
+from heapq import heappush as _heappush
 
 
 class VirtualClock:
@@ -40,8 +41,8 @@ class EventQueue:
         if when < self.clock.now:
             raise ValueError(f"event {fn!r} scheduled at {when!r}, before now ({self.clock.now!r})")
         seq = self._seq
-        self._seq += 1
-        heapq.heappush(self._heap, (when, seq, fn, args))
+        self._seq = seq + 1
+        _heappush(self._heap, (when, seq, fn, args))
         return seq
 
     def after(self, delay: float, fn: Callable[..., object], *args: object) -> int:
@@ -52,13 +53,19 @@ class EventQueue:
 
     def step(self) -> None:
         """Move the clock to the earliest event and run it."""
-        when, _, fn, args = heapq.heappop(self._heap)
+        when, _, fn, args = _heappop(self._heap)
         self.clock.now = when
         self.executed += 1
         fn(*args)
 
     def run(self, until: float) -> None:
         """Run every event due at or before `until`, then leave the clock at `until`."""
-        while self._heap and self._heap[0][0] <= until:
-            self.step()
-        self.clock.now = max(self.clock.now, until)
+        # step() inlined, with its lookups bound once: this loop is the engine's innermost (bench figure 7).
+        heap, clock = self._heap, self.clock
+        while heap and heap[0][0] <= until:
+            when, _, fn, args = _heappop(heap)
+            clock.now = when
+            self.executed += 1
+            fn(*args)
+        if clock.now < until:
+            clock.now = until

@@ -50,7 +50,10 @@ class Fiber:
 
     def suspend(self) -> None:
         """From inside the fiber: give control back to the driver; return once resumed."""
-        self._driver_of_current().switch()
+        driver = self._driver  # who resumed it: this runs once per event, so no helper call
+        if driver is None or greenlet.getcurrent() is not self._greenlet:
+            raise RuntimeError(f"fiber {self.name} suspended from outside itself")
+        driver.switch()
 
     def close(self) -> None:
         """End the fiber: FiberExit is raised at its suspension point, so its finally blocks run (and
@@ -63,11 +66,6 @@ class Fiber:
         self._driver = greenlet.getcurrent()
         self._greenlet.parent = self._driver
         return self._greenlet
-
-    def _driver_of_current(self) -> greenlet.greenlet:
-        if greenlet.getcurrent() is not self._greenlet or self._driver is None:
-            raise RuntimeError(f"fiber {self.name} suspended from outside itself")
-        return self._driver
 
     def _body(self) -> None:
         try:

@@ -36,7 +36,7 @@ from node.tasks import Housekeeping, IrqSource, LatencyTask
 from node.virtual.cpu import VirtualCpu
 from node.virtual.drain import VirtualRcuCpu, VirtualRcuDrain, VirtualRemotePcpLock
 from node.virtual.pcp_lock import VirtualPcpLock
-from node.virtual.zone import LocalZone, SharedZone
+from node.virtual.zone import CoordinatorStub, LocalZone, SharedZone
 
 KERNEL = CostModel(time_scale=1.0)  # its wall(us) is then kernel seconds: virtual time is kernel time
 ZONE_START_PFN = 1 << 20  # as the coordinator's zone (coordinator.__main__)
@@ -99,8 +99,8 @@ class VirtualCluster:
                 pcp = pcpmod.PerCpuPages(n, high=high, batch=batch, lock=VirtualPcpLock(self.queue, cpu))
                 drain = VirtualRemotePcpLock(pcp, self.queue)
             local = LocalZone(self.zone, cpu)
-            # No coordinator: this zone never refuses, so direct reclaim (the stub's one use) never runs.
-            alloc = PageAllocator(cpu, pcp, local, coordinator_stub=None, ops=self.ops)
+            # Direct reclaim's DrainAllPages reaches the coordinator's end of the zone (node.virtual.zone).
+            alloc = PageAllocator(cpu, pcp, local, coordinator_stub=CoordinatorStub(self.zone, cpu), ops=self.ops)
             cpu.sources = self._sources(role, alloc, self.rng.subtree(f"cpu{n}"))
             self.cpus.append(cpu)
             self.pcps.append(pcp)

@@ -13,9 +13,11 @@ reply, and node.zone_client.ZoneRefused when the rules refuse a request (FAILED_
 wire). A refused refill sends node.alloc's caller into direct reclaim, whose DrainAllPages request
 goes to CoordinatorStub.
 
-Not yet here (docs/engine.md): the drain a DrainAllPages request runs (the drain strategies, step 4):
-the request and its answer travel the network and nothing is drained, so the allocation's retry
-after reclaim finds the zone as it was. Heartbeats (step 5), which refresh a wall node's free pages
+The drain a DrainAllPages request runs is the coordinator's: SharedZone.drain_all_pages, set by the
+whole-cluster driver (coordinator.tools.virtual_cluster), starts drain_all_pages on arrival and the
+reply goes back once it has ended. Without a driver (a VirtualCluster alone) the request and its
+answer travel the network and nothing is drained, so the allocation's retry after reclaim finds the
+zone as it was. Not yet here (docs/engine.md): heartbeats (step 5), which refresh a wall node's free pages
 and ZONE_RECLAIM_ACTIVE between zone replies. Incarnations and transfer ids are fixed strings and a
 counter per CPU until they come from the RNG tree (step 5).
 """
@@ -75,6 +77,9 @@ class SharedZone:
         self.lock = ZoneLock()
         self.rules = ZoneRules(zone, cost)
         self.drain_requests = 0  # DrainAllPages requests that reached the coordinator's end
+        # The coordinator's end of DrainAllPages (trigger reclaim): drain_all_pages(done) starts the drain
+        # and calls done() once it has ended, whatever its outcome. None: answered at once, nothing drained.
+        self.drain_all_pages: Callable[[Callable[[], None]], None] | None = None
 
 
 class LocalZone:
@@ -145,8 +150,9 @@ class LocalZone:
 
 class DrainAllPages:
     """The DrainAllPages RPC as node.alloc's direct reclaim calls it (`.future(request, timeout)`): the
-    request reaches the coordinator's end one latency later, and the answer comes back one latency
-    after that, on the event queue. No drain runs in between (see the module docstring)."""
+    request reaches the coordinator's end one latency later, runs the coordinator's drain there (if a
+    driver set SharedZone.drain_all_pages), and the answer comes back one latency after it ended, on
+    the event queue."""
 
     def __init__(self, shared: SharedZone, cpu: VirtualCpu) -> None:
         self.shared = shared
@@ -156,9 +162,15 @@ class DrainAllPages:
         shared, queue = self.shared, self.cpu.queue
         answer: concurrent.futures.Future = concurrent.futures.Future()
 
+        def reply() -> None:
+            queue.at(shared.net.arrival((COORDINATOR, self.cpu.cpu)), answer.set_result, None)
+
         def arrived() -> None:
             shared.drain_requests += 1
-            queue.at(shared.net.arrival((COORDINATOR, self.cpu.cpu)), answer.set_result, None)
+            if shared.drain_all_pages is None:
+                reply()
+            else:
+                shared.drain_all_pages(reply)
 
         queue.at(shared.net.arrival((self.cpu.cpu, COORDINATOR)), arrived)
         return answer

@@ -114,6 +114,7 @@ def test_the_engine_figure_compares_kernel_seconds_per_wall_second_on_the_best_v
     assert fig.value == pytest.approx(0.05) and fig.floor == pytest.approx(0.004)
     assert fig.ratio == pytest.approx(12.5) and fig.ok is True
     assert "4,000 allocs, 135 task runs" in fig.note and "4,100 allocs, 134 task runs" in fig.note
+    assert "CPU time 0.100s: 25.0x in CPU time" in fig.note  # the wall window over the least CPU time
     runs[1].wall_s = 0.3
     assert engine.engine_figure("4 CPUs", wall, runs).ok is False  # best 0.3 s: 8.3x
 

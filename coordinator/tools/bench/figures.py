@@ -40,7 +40,9 @@ cheap, interleaved with it so drift cancels), and reported as a ratio with a tar
    stream (a ZoneRequest naming no operation, refused without touching zone->lock):
    1 / RTT. Target >= 0.5x. On a 2-core machine 8 clients and the coordinator share
    two cores, so the floor rate is what one stream can do, not what the machine can.
-6. Scale: coordinator.tools.bench.scale (64 CPUs for 60 s; quick 16 for 10 s).
+6. Scale: coordinator.tools.bench.scale (64 CPUs for 60 s; quick 16 for 10 s). With
+   `--engine virtual`: coordinator.tools.bench.virtual_scale instead (a compare phase under
+   virtual time at 256 and 1,024 CPUs, each in a child process; quick 16).
 7-8. The virtual engine (docs/engine.md): its CPU time per event against a bare heapq pair, and
    its speed against the wall engine on the same workload and span of kernel time, at 4 CPUs
    (full: and 64): coordinator.tools.bench.engine.
@@ -49,6 +51,7 @@ cheap, interleaved with it so drift cancels), and reported as a ratio with a tar
 import tempfile
 import time
 
+from coordinator.tools.bench import virtual_scale
 from coordinator.tools.bench.drain_one import bench_remote_drain_and_zone
 from coordinator.tools.bench.engine import bench_engine
 from coordinator.tools.bench.fast_path import bench_fast_path
@@ -64,19 +67,49 @@ QUICK_ESTIMATE_S = 105.0
 FULL_ESTIMATE_S = 350.0
 
 
-def run_bench(quick: bool, run_dir: str | None = None, plot_path: str | None = None) -> dict:
+ENGINES = ("wall", "virtual")  # what the scale figure runs on
+STEPS = ("fast-path", "drain-one", "scaling", "noise", "scale", "engine")  # --only's names, in run order
+
+
+def run_bench(
+    quick: bool,
+    run_dir: str | None = None,
+    plot_path: str | None = None,
+    engine: str = "wall",
+    only: tuple[str, ...] = STEPS,
+    virtual_strategy: str = virtual_scale.STRATEGY,
+) -> dict:
+    """Every figure, or the steps `only` names; the scale figure on `engine`."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}: {', '.join(ENGINES)}")
+    if not only or any(name not in STEPS for name in only):
+        raise ValueError(f"--only takes some of {', '.join(STEPS)}, got {', '.join(only) or 'none'}")
     run_dir = run_dir or tempfile.mkdtemp(prefix="pcpsim-bench-")
     t0 = time.monotonic()
     figures: list[Figure] = []
     detail: dict = {}
-    steps = [  # (what, result key, function returning (figures, detail))
-        ("pcp fast path", None, lambda: (bench_fast_path(quick), None)),
-        ("remote drain of one CPU and zone throughput", "streams", lambda: bench_remote_drain_and_zone(quick, run_dir)),
-        ("drain_all_pages scaling", "scaling", lambda: bench_scaling(quick, run_dir, plot_path)),
-        ("noise floor", "noise", lambda: bench_noise(quick, run_dir)),
-        ("scale", "scale", lambda: bench_scale(quick, run_dir)),
-        ("virtual engine", "engine", lambda: bench_engine(quick, run_dir)),
-    ]
+    scale = (
+        ("scale", "scale", lambda: bench_scale(quick, run_dir))
+        if engine == "wall"
+        else (
+            "scale (virtual engine)",
+            "virtual_scale",
+            lambda: virtual_scale.bench_virtual_scale(quick, virtual_strategy),
+        )
+    )
+    every = {  # (what, result key, function returning (figures, detail))
+        "fast-path": ("pcp fast path", None, lambda: (bench_fast_path(quick), None)),
+        "drain-one": (
+            "remote drain of one CPU and zone throughput",
+            "streams",
+            lambda: bench_remote_drain_and_zone(quick, run_dir),
+        ),
+        "scaling": ("drain_all_pages scaling", "scaling", lambda: bench_scaling(quick, run_dir, plot_path)),
+        "noise": ("noise floor", "noise", lambda: bench_noise(quick, run_dir)),
+        "scale": scale,
+        "engine": ("virtual engine", "engine", lambda: bench_engine(quick, run_dir)),
+    }
+    steps = [every[name] for name in STEPS if name in only]
     progress = Progress(len(steps), QUICK_ESTIMATE_S if quick else FULL_ESTIMATE_S)
     try:
         for i, (name, key, fn) in enumerate(steps, 1):
@@ -92,5 +125,12 @@ def run_bench(quick: bool, run_dir: str | None = None, plot_path: str | None = N
     return result_json(
         figures,
         quick,
-        {"run_dir": run_dir, "elapsed_s": time.monotonic() - t0, "time_scale_tiny": TINY_TIME_SCALE, "detail": detail},
+        {
+            "run_dir": run_dir,
+            "elapsed_s": time.monotonic() - t0,
+            "time_scale_tiny": TINY_TIME_SCALE,
+            "engine": engine,
+            "only": list(only),
+            "detail": detail,
+        },
     )

@@ -4,6 +4,7 @@ problem (argparse prints it with the flag and exits 2)."""
 import argparse
 
 from coordinator.drain.record import STRATEGIES
+from coordinator.tools.bench import figures as bench_figures
 from coordinator.tools.compare import TRIGGERS
 from node import rtapp
 from node.mm import profile as profiles
@@ -39,16 +40,24 @@ def nonnegative_int(text: str) -> int:
     return value
 
 
-def strategy_list(text: str) -> tuple:
+def _name_list(text: str, known, what: str) -> tuple:
+    """Comma-separated names, each among `known` and named once."""
     names = tuple(n.strip() for n in text.split(","))
-    unknown = [n for n in names if n not in STRATEGIES]
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown strategy {', '.join(map(repr, unknown))}; known: {', '.join(STRATEGIES)}"
-        )
+        raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
     if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"a strategy named twice in {text!r}")
+        raise argparse.ArgumentTypeError(f"a {what} named twice in {text!r}")
     return names
+
+
+def strategy_list(text: str) -> tuple:
+    return _name_list(text, STRATEGIES, "strategy")
+
+
+def bench_steps(text: str) -> tuple:
+    """--only: some of pcpsim bench's steps."""
+    return _name_list(text, bench_figures.STEPS, "step")
 
 
 def kernel_list(text: str) -> tuple:

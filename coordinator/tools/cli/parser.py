@@ -19,7 +19,7 @@
                  [--engine virtual] [--check-determinism]     ... in one process under virtual time, run twice
   pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
                 [--html OUT.html]                            ... and all of them as one page with hover values
-  pcpsim bench [--quick] [--json PATH]                         figures against their floors, as ratios
+  pcpsim bench [--quick] [--json PATH] [--engine virtual]      figures against their floors, as ratios
   pcpsim tokens DIR                                            fresh token files for a deployment
   pcpsim chaos run FILE... [--strategy S] [--seed N] [--out D] scripted faults, checked page by page
   pcpsim chaos check RUN_DIR                                   the checker again, on a run's history
@@ -38,6 +38,8 @@ import os
 
 from coordinator.drain.record import STRATEGIES
 from coordinator.tools import compare
+from coordinator.tools.bench import figures as bench_figures
+from coordinator.tools.bench import virtual_scale as bench_virtual_scale
 from coordinator.tools.cli import flags
 from coordinator.tools.cli.connect import DEFAULT_STATE, add_target
 from coordinator.tools.cluster import DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT
@@ -274,6 +276,26 @@ def build_parser() -> argparse.ArgumentParser:
         "and the scaling plot next to it (PATH-scaling.png)",
     )
     ben.add_argument("--run-dir", help="where the clusters' process logs go (default: a temp dir)")
+    ben.add_argument(
+        "--engine",
+        choices=bench_figures.ENGINES,
+        default="wall",
+        help="what the scale figure runs on: wall (default: 64 node processes; quick 16) or virtual "
+        "(a compare phase under virtual time at 256 and 1,024 CPUs, minutes each; quick 16)",
+    )
+    ben.add_argument(
+        "--virtual-strategy",
+        choices=("workqueue", "remote", "rcu-swap"),
+        default=bench_virtual_scale.STRATEGY,
+        help="the strategy of --engine virtual's compare phases (default %(default)s)",
+    )
+    ben.add_argument(
+        "--only",
+        type=flags.bench_steps,
+        default=bench_figures.STEPS,
+        metavar="STEP[,STEP]",
+        help="run only these steps: " + ", ".join(bench_figures.STEPS) + " (default: all)",
+    )
 
     chaos = sub.add_parser("chaos", help="scripted faults against a local cluster, and a checker of the history")
     chsub = chaos.add_subparsers(dest="chaos_command", required=True, metavar="ACTION")

@@ -102,12 +102,13 @@ def cmd_bench(args) -> int:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     plot = (os.path.splitext(args.json)[0] + "-scaling.png") if args.json else None
     try:
-        result = bench.run_bench(args.quick, args.run_dir, plot)
+        result = bench.run_bench(args.quick, args.run_dir, plot, args.engine, args.only, args.virtual_strategy)
     except ClusterError as err:
         raise CliError(str(err)) from None
     if args.json:  # before printing: a reader that closes stdout early (| head) must not lose the results
         bench_figure.write_json(result, args.json)
     print(bench_figure.format_table(result["figures"]))
     if args.json:
-        print(f"results written to {args.json}; scaling plot {plot}")
+        drawn = plot is not None and os.path.exists(plot)  # the scaling step may not have run (--only)
+        print(f"results written to {args.json}" + (f"; scaling plot {plot}" if drawn else ""))
     return 0
