@@ -103,7 +103,10 @@ def run_phase(phase: str, config: CompareConfig, keep_log: bool = True) -> Phase
     refuse(config)
     strategy = STRATEGIES.get(phase)
     # The noise floor runs the kernel's own design: 6.1's pcp spinlock, as any strategy but rcu-swap.
-    cluster = WholeCluster(config.roles, config.seed, rcu_swap=phase == "rcu-swap", keep_log=keep_log)
+    # Direct reclaim drains with the phase's strategy, as the wall phase's coordinator (--strategy) does.
+    cluster = WholeCluster(
+        config.roles, config.seed, rcu_swap=phase == "rcu-swap", keep_log=keep_log, strategy=strategy
+    )
     queue, nodes = cluster.queue, cluster.nodes
     try:
         warmup, measure = kernel_s(config.warmup_s), kernel_s(config.measure_s)

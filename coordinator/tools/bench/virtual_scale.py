@@ -59,7 +59,7 @@ class ScaleRun:
     def balanced(self) -> int:
         """The zone's pages if the audit balanced, else at least one page short (as the wall scale figure)."""
         a = self.audit
-        return self.zone_pages if a["ok"] else self.zone_pages - max(1, len(a["lost"]) + len(a["duplicated"]))
+        return self.zone_pages if a["ok"] else self.zone_pages - max(1, a["lost"] + a["duplicated"])
 
 
 def measure(cpus: int, strategy: str, seed: int) -> ScaleRun:
@@ -67,15 +67,15 @@ def measure(cpus: int, strategy: str, seed: int) -> ScaleRun:
     from coordinator.tools.virtual_phase import default_config, run_phase
 
     t0, c0 = time.perf_counter(), time.process_time()
-    run = run_phase(default_config(strategy, seed, cpus, measure_s=MEASURE_S), keep_log=False)
+    run = run_phase(strategy, default_config(strategy, seed, cpus, measure_s=MEASURE_S), keep_log=False)
     wall_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
-    phase, nodes = run.results["strategies"][strategy], run.cluster.nodes
+    phase, nodes = run.figures, run.cluster.nodes
     return ScaleRun(
         cpus=cpus,
         strategy=strategy,
         wall_s=wall_s,
         cpu_s=cpu_s,
-        events=run.results["events"],
+        events=run.cluster.queue.executed,
         kernel_s=nodes.clock(),
         peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # Linux: kilobytes
         zone_pages=nodes.zone.zone.spanned_pages,
@@ -111,8 +111,8 @@ def figures_for(run: ScaleRun) -> list[Figure]:
             run.zone_pages,
             "",
             ">= 1",
-            f"{run.strategy}, seed {SEED}; audit {'ok' if a['ok'] else 'FAILED'}: lost {len(a['lost'])}, "
-            f"duplicated {len(a['duplicated'])}, unexpected {len(a['unexpected'])}",
+            f"{run.strategy}, seed {SEED}; audit {'ok' if a['ok'] else 'FAILED'}: lost {a['lost']}, "
+            f"duplicated {a['duplicated']}, unexpected {a['unexpected']}",
         ),
         Figure(
             f"{where}: drains completed / drains asked",
