@@ -79,14 +79,15 @@ class TransferLogs:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
-        self.files: dict[str, list[str]] = {}
+        self.files: dict[str, list[dict]] = {}
 
     def log(self, name: str, **fixed: Any) -> "TransferSink":
         return TransferSink(self, self.files.setdefault(name, []), fixed)
 
     def events(self) -> list[dict]:
-        """As coordinator.tools.chaos.transfers.load reads a run directory: files by name, then by time."""
-        out = [json.loads(line) for name in sorted(self.files) for line in self.files[name]]
+        """As coordinator.tools.chaos.transfers.load reads a run directory: files by name, then by time.
+        (Each line's values are floats, ints, strings and lists of them: what JSON gives back unchanged.)"""
+        out = [e for name in sorted(self.files) for e in self.files[name]]
         out.sort(key=lambda e: e["t"])
         return out
 
@@ -94,14 +95,13 @@ class TransferLogs:
 class TransferSink:
     """One process's transfer log (node.shared.transfer_log.TransferLog's write, fixed fields, clock)."""
 
-    def __init__(self, logs: TransferLogs, lines: list[str], fixed: dict) -> None:
+    def __init__(self, logs: TransferLogs, lines: list[dict], fixed: dict) -> None:
         self.clock = logs.clock
         self.lines = lines
         self.fixed = fixed
 
     def write(self, ev: str, t: Any = None, **fields: Any) -> None:
-        entry = {"t": self.clock() if t is None else t, "ev": ev, **self.fixed, **fields}
-        self.lines.append(json.dumps(entry, separators=(",", ":")))
+        self.lines.append({"t": self.clock() if t is None else t, "ev": ev, **self.fixed, **fields})
 
 
 @dataclass
@@ -111,7 +111,7 @@ class Run:
     name: str  # <scenario>-<strategy>, the wall run directory's name
     verdict: checker.Verdict
     history: list[str]  # history.jsonl's lines
-    transfers: dict[str, list[str]]  # transfer log file name -> its lines
+    transfers: dict[str, list[dict]]  # transfer log file name -> its lines
     events: str  # the event log: the coordinator's and agents' steps, the nemesis's, then every CPU's
 
     def outcome(self) -> Outcome:
@@ -128,7 +128,7 @@ class Run:
             f.writelines(line + "\n" for line in self.history)
         for name, lines in self.transfers.items():
             with open(os.path.join(run_dir, name), "w", encoding="utf-8") as f:
-                f.writelines(line + "\n" for line in lines)
+                f.writelines(json.dumps(e, separators=(",", ":")) + "\n" for e in lines)
         with open(os.path.join(run_dir, "verdict.json"), "w") as f:
             json.dump(self.verdict.to_json(), f, indent=2)
         with open(os.path.join(run_dir, "events.log"), "w", encoding="utf-8") as f:
