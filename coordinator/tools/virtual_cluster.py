@@ -45,6 +45,7 @@ from coordinator.tools.virtual_peer import INCARNATION, CoordinatorZone, NodePee
 from coordinator.virtual_members import VirtualMembers
 from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import MEMBERSHIP
+from node.epoch_rule import EpochRule, stale_request
 from node.identity import SeededIds
 from node.mm import audit as mm_audit
 from node.mm import pcp as pcpmod
@@ -58,6 +59,7 @@ from node.virtual.zone_rpc import ZoneRpc
 LEASE_MS, FLUSH_TIMEOUT_MS, GP_TIMEOUT_MS = 2000, 10_000, 2000
 PAGES_PER_CPU = 4096  # the zone grows with the CPUs: housekeeping holds a working set of 1,500 pages
 KILLED, STOPPED = "killed", "stopped"  # a CPU's pause holds for a dead or SIGSTOPped process
+FIRST = "coordinator-1"  # the first coordinator's endpoint once a second has its address
 
 
 def compare_roles(n: int) -> list[str]:
@@ -92,6 +94,7 @@ class Members:
     dead_timeout_ms: int = 1500
     flush_timeout_ms: int = FLUSH_TIMEOUT_MS
     fencing: bool = True
+    epochs: bool = True  # False: requests carry no epoch (the coordinator's --unsafe-no-epoch, tests only)
     scale: float = TIME_SCALE
 
 
@@ -103,6 +106,7 @@ class NodeHost:
         self.cluster = cluster
         self.cpu = cpu
         self.lease_until = math.inf
+        self.epoch: EpochRule | None = None  # its agent's: the coordinator epochs it has seen
         self.transfer_log: Any = None  # node.shared.transfer_log.TransferLog's kind, or None
         cluster.allocs[cpu].fenced = lambda: rule_clock() > self.lease_until
 
@@ -136,6 +140,12 @@ class NodeHost:
 
     def when_parked(self, fn: Callable[[], object]) -> None:
         self.cluster.cpus[self.cpu].when_parked(fn)
+
+    def fence(self, epoch: int) -> str | None:
+        """node.epoch's check of a coordinator's request: why it is refused, or None."""
+        if self.epoch is None or self.epoch.request(epoch) is None:
+            return None
+        return stale_request(epoch, self.epoch.highest)
 
     def set_pageset(self, high: int, batch: int) -> None:
         """pageset_update, as node.runtime.NodeRuntime.set_pageset (high_max kept: the zone's size is fixed)."""
@@ -219,6 +229,7 @@ class WholeCluster:
             self.control, self.queue, self.net, self.peers, self.zone, self._declare_dead, scale=self.scale
         )
         self.driver.trace = self.trace
+        self.driver.epoch = self.epoch if m is not None and m.epochs else 0
         self.mutex = VirtualMutex()  # pcpu_drain_mutex
         zone = self.nodes.zone.zone
         batch = zone.zone_batchsize()
@@ -244,6 +255,7 @@ class WholeCluster:
             self.scale,
         )
         self.agents[n] = agent
+        self.hosts[n].epoch = agent.epoch
         agent.start()
 
     def handle(self, method: str, request: Any, reply: Callable[[Any], None]) -> None:
@@ -260,6 +272,44 @@ class WholeCluster:
         if self.settings is None:
             raise RuntimeError(f"cpu {member.cpu} declared dead: static membership has no reaper")
         return self.members.kill(member)
+
+    # ------------------------------------------------------------------ a second coordinator
+    def start_second(self) -> dict:
+        """A second coordinator process on the same address while the first is stopped (its trap, or
+        a plain stop: `driver.stopped_until`): the first runs on once that is over, as endpoint FIRST
+        with its own membership, epoch and zone (a copy of the zone as it was: its own memory, which
+        nothing else reads), its requests carrying its epoch; the second, the next epoch, is the
+        coordinator every node and the workload reach from now on (the nodes find it as the wall
+        nodes' reconnections do: their next heartbeat is refused by it, and they register again)."""
+        first = self.driver
+        first.endpoint = FIRST
+        if self.net.stopped(COORDINATOR):
+            self.net.resume(COORDINATOR)  # what waited for the stopped first reaches the second
+        first.zone = self.zone.detached()
+        old = self.epoch
+        self.first = first
+        self._start_coordinator()
+        return {"old_epoch": old, "new_epoch": self.epoch}
+
+    def end_first(self) -> dict:
+        """The heal: each node's epochs, and its answer to a request of the first's epoch, then the
+        first is killed (coordinator.tools.chaos.nemesis's record of the heal)."""
+        old = self.epoch - 1
+        nodes = {}
+        for n, host in enumerate(self.hosts):
+            rule = host.epoch
+            if rule is None:
+                continue
+            refused = host.fence(old)  # the wall nemesis's probe: a QueueWork with the first's epoch
+            nodes[str(n)] = {
+                "seen": rule.highest,
+                "registered": rule.registered,
+                "stale_requests_refused": rule.stale_requests_refused,
+                "stale_replies_ignored": rule.stale_replies_ignored,
+                "probe": "ok" if refused is None else f"FAILED_PRECONDITION: {refused}",
+            }
+        self.first.dead = True
+        return {"nodes": nodes}
 
     # ------------------------------------------------------------------ the nemesis's hooks
     def kill(self, endpoint: object) -> None:

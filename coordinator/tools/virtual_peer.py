@@ -12,9 +12,10 @@ check call, over the virtual zone's rules.
 """
 
 from collections.abc import Callable
+from copy import deepcopy
 from typing import Any, Protocol
 
-from coordinator.drain.virtual import Answer, Later
+from coordinator.drain.virtual import Answer, Later, Refusal
 from node.api import validate
 from node.api.errors import DOMAIN_ERRORS, FailedPrecondition, status_of
 from node.api.v1 import pcpsim_pb2 as pb
@@ -36,13 +37,21 @@ def _refusal(err: Exception) -> pb.PcpControlReply:
 
 
 class Process(Protocol):
-    """What a peer reports of the CPU's process: its incarnation (node.runtime's)."""
+    """The CPU's process as a request meets it: its incarnation (node.runtime's) and its coordinator
+    epoch check (node.epoch's check_request): why a request of `epoch` is refused, or None."""
 
     incarnation: str
 
+    def fence(self, epoch: int) -> str | None: ...
+
 
 class _Fixed:
+    """A process without membership (static): one incarnation, no epoch."""
+
     incarnation = INCARNATION
+
+    def fence(self, epoch: int) -> str | None:
+        return None
 
 
 class NodePeer:
@@ -58,7 +67,10 @@ class NodePeer:
         self.strands: dict[int, Strand] = {}  # requests being served, by number
         self._served = 0
 
-    def control(self, message: Any) -> Answer | Later:
+    def control(self, message: Any, epoch: int = 0) -> Answer | Later:
+        refused = self.process.fence(epoch)
+        if refused is not None:  # the wall node answers the message with the error, its stream goes on
+            return Answer(pb.PcpControlReply(code="FAILED_PRECONDITION", error=refused))
         op = message.WhichOneof("op")
         request = getattr(message, op)
         drain = self.cluster.drains[self.cpu]
@@ -119,8 +131,11 @@ class NodePeer:
         )
         return pb.PcpControlReply(rcu_swap=swap)
 
-    def call(self, method: str, request: Any) -> Answer | Later:
+    def call(self, method: str, request: Any, epoch: int = 0) -> Answer | Later:
         cluster, n = self.cluster, self.cpu
+        refused = self.process.fence(epoch) if method != "Snapshot" else None  # node.server checks all but Snapshot
+        if refused is not None:
+            return Answer(Refusal("FAILED_PRECONDITION", refused))
         if method == "QueueWork":
             item = cluster.queue_drain_work(n)
             self.work[item.id] = item
@@ -200,6 +215,16 @@ class CoordinatorZone:
     def __init__(self, cluster: VirtualCluster) -> None:
         self.rules = cluster.zone.rules
         self.zone = cluster.zone.zone
+
+    def detached(self) -> "CoordinatorZone":
+        """A copy of this zone as it is now, which only its holder changes (a stopped coordinator's own
+        memory once another serves the nodes); it writes to the same transfer log, as the wall's
+        coordinators write to one file."""
+        copy = CoordinatorZone.__new__(CoordinatorZone)
+        log, lock = self.rules.transfer_log, self.zone.lock  # shared: one log; a lock one thread takes
+        copy.rules = deepcopy(self.rules, {id(log): log, id(lock): lock})
+        copy.zone = copy.rules.zone
+        return copy
 
     def free_pages(self, cpu: int, pages: list[Page], transfer_id: str, incarnation: str, stream: str) -> ZoneReply:
         try:

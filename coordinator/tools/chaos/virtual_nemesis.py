@@ -17,8 +17,10 @@ engine's: virtual time is kernel time). Per kind:
 - stop-coordinator-mid-drain: the driver arms the trap; if a drain reaches it before the heal, the
   driver stops the coordinator (its code, and SimNetwork.stop of its endpoint) until the heal, which
   resumes the endpoint; a trap that never sprang is disarmed at the heal.
-second-coordinator needs two coordinators in one run, which the virtual driver does not have: a
-scenario with it is refused before anything is scheduled. Each endpoint's rules draw from its own
+- second-coordinator: the driver stops the coordinator with the same trap, or plainly if no drain
+  reaches it soon, starts a second one on its address, resumes the first `resume_after_s` after its
+  stop, and at the heal records the nodes' epochs and kills the first (the hooks' second pair).
+Each endpoint's rules draw from its own
 stream of the run's tree ("faults/<endpoint>"), as each wall process draws from its own generator.
 """
 
@@ -32,7 +34,6 @@ from node.sim.net import SimNetwork
 from node.sim.rng import RngTree, Uniform
 
 COORDINATOR = "coordinator"
-UNSUPPORTED = {"second-coordinator": "needs a second coordinator process, which the virtual driver does not run"}
 
 
 class Hooks(Protocol):
@@ -53,6 +54,10 @@ class Hooks(Protocol):
 
     def disarm_trap(self) -> None: ...
 
+    def start_second_coordinator(self, fault: Fault) -> None: ...  # see the module docstring
+
+    def heal_second_coordinator(self, fault: Fault) -> None: ...
+
 
 class VirtualNemesis:
     def __init__(
@@ -65,10 +70,6 @@ class VirtualNemesis:
         coordinator: object = COORDINATOR,
         time_scale: float = TIME_SCALE,
     ) -> None:
-        for i, fault in enumerate(scenario.faults):
-            if fault.kind in UNSUPPORTED:
-                why = UNSUPPORTED[fault.kind]
-                raise ValueError(f"{scenario.path}: faults[{i}]: {fault.kind} cannot run under virtual time: {why}")
         self.scenario = scenario
         self.queue = queue
         self.net = net
@@ -110,6 +111,8 @@ class VirtualNemesis:
                 hooks.kill(endpoint)
         elif fault.kind == "stop-coordinator-mid-drain":
             hooks.arm_trap(self.virtual(fault.heal_at_s))
+        elif fault.kind == "second-coordinator":
+            hooks.start_second_coordinator(fault)
         else:
             raise AssertionError(f"fault kind {fault.kind!r} has no virtual start")
 
@@ -138,6 +141,8 @@ class VirtualNemesis:
                 hooks.cont(self.coordinator)
             else:
                 hooks.disarm_trap()
+        elif fault.kind == "second-coordinator":
+            hooks.heal_second_coordinator(fault)
         else:
             raise AssertionError(f"fault kind {fault.kind!r} has no virtual heal")
 

@@ -32,6 +32,7 @@ from coordinator import audit_rule
 from coordinator.drain.record import STRATEGIES
 from coordinator.drain.virtual import COORDINATOR
 from coordinator.tools.chaos import checker, timeline, workload
+from coordinator.tools.chaos.nemesis import TRAP_WAIT_S
 from coordinator.tools.chaos.runner import OBSERVE_S, SETTLE_S, audited, plain_scenario, progress_between
 from coordinator.tools.chaos.scenario import Fault, Scenario
 from coordinator.tools.chaos.virtual_nemesis import VirtualNemesis
@@ -163,6 +164,7 @@ class _Runner:
             dead_timeout_ms=c.dead_timeout_ms,
             flush_timeout_ms=c.flush_timeout_ms,
             fencing=not c.unsafe_skip_fencing,
+            epochs=not c.unsafe_no_epoch,
             scale=self.scale,
         )
         self.roles = scenario.roles()
@@ -305,11 +307,14 @@ class _Runner:
     # ------------------------------------------------------------------ the nemesis and its hooks
     def _start(self, fault: Fault) -> None:
         self.nemesis.start(fault)
-        self.history.add("nemesis", "fault", fault.kind, phase="start", what=fault.describe(), **_where(fault))
+        if fault.kind != "second-coordinator":  # its start is noted once the second runs
+            self.history.add("nemesis", "fault", fault.kind, phase="start", what=fault.describe(), **_where(fault))
 
     def _heal(self, fault: Fault) -> None:
         trapped = fault.kind == "stop-coordinator-mid-drain" and self.cluster.net.stopped(COORDINATOR)
         self.nemesis.heal(fault)
+        if fault.kind == "second-coordinator":
+            return  # noted by its hook
         detail = {"trapped": trapped} if fault.kind == "stop-coordinator-mid-drain" else _where(fault)
         self.history.add("nemesis", "fault", fault.kind, phase="heal", what=fault.describe(), **detail)
 
@@ -336,6 +341,36 @@ class _Runner:
 
     def disarm_trap(self) -> None:
         self.cluster.disarm_trap()
+
+    def start_second_coordinator(self, fault: Fault) -> None:
+        """The wall nemesis's steps: the trap stops the first mid-drain (for resume_after_s from its
+        stop); if no drain reaches it within TRAP_WAIT_S, the first is stopped as it is; then the
+        second starts, and the first's resumption is noted when it comes."""
+        driver, span = self.cluster.driver, self.virtual(fault.resume_after_s)
+        driver.stop_for_s = span
+        started = [False]
+
+        def second(trapped: bool) -> None:
+            if started[0]:
+                return
+            started[0] = True
+            if not trapped:
+                driver.disarm_trap()
+                driver.stopped_until = self.queue.clock.now + span
+            epochs = self.cluster.start_second()
+            self.history.add(
+                "nemesis", "fault", fault.kind, phase="start", what=fault.describe(), pid=0, trapped=trapped, **epochs
+            )
+            self.queue.at(
+                driver.stopped_until, lambda: self.history.add("nemesis", "observe", "first-coordinator-resumed", pid=0)
+            )
+
+        driver.on_trap = lambda: second(True)
+        self.queue.after(self.virtual(TRAP_WAIT_S), second, False)
+
+    def heal_second_coordinator(self, fault: Fault) -> None:
+        detail = self.cluster.end_first()
+        self.history.add("nemesis", "fault", fault.kind, phase="heal", what=fault.describe(), killed=0, **detail)
 
     def _watch_locks(self, until: float) -> None:
         """The coordinator stopped itself mid-drain: note which CPUs' pcp locks (or list sets) it held,
