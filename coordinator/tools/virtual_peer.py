@@ -12,7 +12,6 @@ check call, over the virtual zone's rules.
 """
 
 from collections.abc import Callable
-from copy import deepcopy
 from typing import Any, Protocol
 
 from coordinator.drain.virtual import Answer, Later, Refusal
@@ -215,16 +214,6 @@ class CoordinatorZone:
     def __init__(self, cluster: VirtualCluster) -> None:
         self.rules = cluster.zone.rules
         self.zone = cluster.zone.zone
-
-    def detached(self) -> "CoordinatorZone":
-        """A copy of this zone as it is now, which only its holder changes (a stopped coordinator's own
-        memory once another serves the nodes); it writes to the same transfer log, as the wall's
-        coordinators write to one file."""
-        copy = CoordinatorZone.__new__(CoordinatorZone)
-        log, lock = self.rules.transfer_log, self.zone.lock  # shared: one log; a lock one thread takes
-        copy.rules = deepcopy(self.rules, {id(log): log, id(lock): lock})
-        copy.zone = copy.rules.zone
-        return copy
 
     def free_pages(self, cpu: int, pages: list[Page], transfer_id: str, incarnation: str, stream: str) -> ZoneReply:
         try:

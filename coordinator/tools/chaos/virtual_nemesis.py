@@ -77,19 +77,25 @@ class VirtualNemesis:
         self.hooks = hooks
         self.coordinator = coordinator
         self.time_scale = time_scale
+        self.origin = 0.0  # the virtual instant of the scenario's time 0 (a runner sets it once the cluster is up)
         self.rules: dict[object, list[tuple[Fault, Rule]]] = {}  # endpoint -> the rules of each active fault
         self._streams: dict[object, Uniform] = {}
         self.trace: list[str] = []  # one line per start and heal: "<virtual time> start|heal <fault>"
 
     def virtual(self, scenario_s: float) -> float:
+        """A span of scenario seconds in virtual seconds."""
         return scenario_s / self.time_scale
+
+    def at(self, scenario_s: float) -> float:
+        """The virtual instant of a scenario's instant (its time 0 is virtual time `origin`)."""
+        return self.origin + self.virtual(scenario_s)
 
     def schedule(self) -> None:
         """Queue every fault's start and heal (in the scenario's order, so faults due at one instant
         start and heal in the order the file lists them)."""
         for fault in self.scenario.faults:
-            self.queue.at(self.virtual(fault.at_s), self.start, fault)
-            self.queue.at(self.virtual(fault.heal_at_s), self.heal, fault)
+            self.queue.at(self.at(fault.at_s), self.start, fault)
+            self.queue.at(self.at(fault.heal_at_s), self.heal, fault)
 
     def start(self, fault: Fault) -> None:
         self.trace.append(f"{self.queue.clock.now!r} start {fault.describe()}")
@@ -110,7 +116,7 @@ class VirtualNemesis:
                 net.kill(endpoint)
                 hooks.kill(endpoint)
         elif fault.kind == "stop-coordinator-mid-drain":
-            hooks.arm_trap(self.virtual(fault.heal_at_s))
+            hooks.arm_trap(self.at(fault.heal_at_s))
         elif fault.kind == "second-coordinator":
             hooks.start_second_coordinator(fault)
         else:

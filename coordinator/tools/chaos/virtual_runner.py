@@ -46,6 +46,7 @@ from node.tasks import LatencyTask
 
 WORKLOAD = "workload"  # the workload's end of the network
 SETTLE_POLL_S = 0.1  # the wall runner's poll of the coordinator's state while settling
+STARTUP_POLL_S = 0.01  # how often the cluster's start looks whether every CPU has registered
 LOCK_POLL_S = 0.01  # the wall nemesis's poll of the pcp locks while the coordinator is stopped
 AUDIT_TIMEOUT_S = 60.0  # the wall runner's Audit deadline
 _ISOLATED = ("isolated-preemptible", "isolated-rt")
@@ -172,7 +173,8 @@ class _Runner:
             self.roles, seed, rcu_swap=strategy == "rcu-swap", keep_log=keep_log, members=members
         )
         self.queue = self.cluster.queue
-        self.history = History(self.cluster.rule_clock)
+        self.t0 = 0.0  # the virtual instant of the scenario's time 0: once the cluster is up (`_start_up`)
+        self.history = History(lambda: (self.queue.clock.now - self.t0) * self.scale)
         self.transfers = TransferLogs(self.cluster.rule_clock)
         self._log_transfers()
         self.bound = checker.drain_bound(
@@ -192,7 +194,20 @@ class _Runner:
         self.load = _Workload(self, scenario, strategy, seed)
 
     def virtual(self, scenario_s: float) -> float:
+        """A span of scenario seconds in virtual seconds."""
         return scenario_s / self.scale
+
+    def at(self, scenario_s: float) -> float:
+        """The virtual instant of a scenario's instant."""
+        return self.t0 + self.virtual(scenario_s)
+
+    def _start_up(self) -> None:
+        """As LocalCluster's start: every CPU registered and the coordinator's recovery over, then the
+        scenario's clock starts (the wall runner's history.start_clock)."""
+        step = self.virtual(STARTUP_POLL_S)
+        while self.cluster.recovery.active and self.queue.clock.now < self.virtual(SETTLE_S):
+            self.cluster.nodes.run(self.queue.clock.now + step)
+        self.t0 = self.nemesis.origin = self.queue.clock.now
 
     def _log_transfers(self) -> None:
         nodes = self.cluster.nodes
@@ -209,6 +224,7 @@ class _Runner:
     # ------------------------------------------------------------------ the run
     def run(self) -> Run:
         sc, h = self.scenario, self.history
+        self._start_up()
         h.add(
             "runner",
             "meta",
@@ -222,14 +238,15 @@ class _Runner:
             transfer_logs=True,
             engine="virtual",
         )
-        h.add("runner", "meta", "clock", monotonic_t0=0.0)  # the transfer logs' times are the history's
+        # The transfer logs' times are the rules' clock (virtual time x scale): this converts them to the history's.
+        h.add("runner", "meta", "clock", monotonic_t0=self.t0 * self.scale)
         events = sorted(
             [(f.at_s, 0, i, f) for i, f in enumerate(sc.faults)]
             + [(f.heal_at_s, 1, i, f) for i, f in enumerate(sc.faults)],
             key=lambda e: e[:3],
         )
         for at, phase, _, fault in events:
-            self.queue.at(self.virtual(at), self._start if phase == 0 else self._heal, fault)
+            self.queue.at(self.at(at), self._start if phase == 0 else self._heal, fault)
         self.load.start()
         self._until(sc.duration_s - sc.heal_s)
         h.add("final", "final", "settled", **self._settle())
@@ -251,7 +268,7 @@ class _Runner:
         return Run(f"{sc.name}-{self.strategy}", verdict, h.lines, self.transfers.files, log)
 
     def _until(self, scenario_s: float) -> None:
-        self.cluster.nodes.run(self.virtual(scenario_s))
+        self.cluster.nodes.run(self.at(scenario_s))
 
     def _settle(self) -> dict:
         n, m = len(self.roles), self.cluster
@@ -295,7 +312,7 @@ class _Runner:
                     "outcome": g.outcome,
                     "pages": len(g.pages),
                     "held_s": round((g.ended_at - g.granted_at) * self.scale, 6) if g.ended_at else None,
-                    "granted_t": round(g.granted_at * self.scale, 6),
+                    "granted_t": round((g.granted_at - self.t0) * self.scale, 6),
                     "lease_s": g.lease_s * self.scale,
                     "committed_after_expiry": g.committed_after_expiry,
                     "stale_commits_refused": g.stale_commits_refused,
@@ -443,7 +460,7 @@ class _Workload:
     def _schedule(self) -> None:
         if self.halted or self.next >= len(self.steps):
             return
-        offset = self.runner.virtual(self.steps[self.next][0])
+        offset = self.runner.at(self.steps[self.next][0])
         self.queue.at(max(self.queue.clock.now, offset), self._step)
 
     def _step(self) -> None:
