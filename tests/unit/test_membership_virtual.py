@@ -48,6 +48,7 @@ class ZoneService:
 class Host:
     lease_until: float = float("inf")
     parked: bool = False
+    incarnation: str = ""
     pages: list[tuple[int, int, int]] = field(default_factory=lambda: list(PAGES))
     discards: int = 0
 
@@ -56,6 +57,9 @@ class Host:
 
     def holdings(self) -> list[tuple[int, int, int]]:
         return list(self.pages)
+
+    def when_parked(self, fn) -> None:
+        fn()  # parks at once
 
     def discard(self) -> None:
         self.pages.clear()
@@ -195,10 +199,10 @@ def test_a_reply_of_a_newer_coordinator_epoch_makes_the_agent_register_again_res
 class Silent:
     """A CPU whose control stream answers nothing (partitioned)."""
 
-    def control(self, message: Any) -> None:
+    def control(self, message: Any, epoch: int = 0) -> None:
         return None
 
-    def call(self, method: str, request: Any) -> None:
+    def call(self, method: str, request: Any, epoch: int = 0) -> None:
         return None
 
 

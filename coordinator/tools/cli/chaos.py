@@ -1,5 +1,6 @@
-"""`pcpsim chaos run` (scenario files against local clusters, each run checked), `pcpsim chaos
-check` (the checker again on a past run's history) and `pcpsim chaos timeline` (its page again)."""
+"""`pcpsim chaos run` (scenario files against local clusters, each run checked; `--engine virtual`:
+the whole cluster in this process under virtual time, `--check-determinism` runs each twice), `pcpsim
+chaos check` (the checker again on a past run's history) and `pcpsim chaos timeline` (its page again)."""
 
 import json
 import os
@@ -7,6 +8,8 @@ import os
 from coordinator.tools.cli.errors import CliError
 from coordinator.tools.cluster import ClusterError
 from coordinator.tools.progress import Progress
+
+VIRTUAL_RUN_S = 1.5  # one virtual run of a shipped scenario, in CPU seconds (estimate, for the progress line)
 
 
 def cmd_chaos(args) -> int:
@@ -32,11 +35,15 @@ def cmd_chaos(args) -> int:
         verdict = checker.check(entries, meta["bound_s"], meta["lease_s"], transfers.load(args.run_dir, entries))
         print(json.dumps(verdict.to_json(), indent=2))
         return verdict.exit_code
+    if args.check_determinism and args.engine != "virtual":
+        raise CliError("--check-determinism needs --engine virtual (a wall run cannot be replayed)")
     try:  # every file is validated before anything runs
         scenarios = [scenario.load(f) for f in args.files]
     except scenario.ScenarioError as err:
         raise CliError(str(err)) from None
     runs = [(sc, s) for sc in scenarios for s in ([args.strategy] if args.strategy else sc.strategies)]
+    if args.engine == "virtual":
+        return _run_virtual(args, runs)
     progress = Progress(len(runs), sum(runner.estimate_s(sc) for sc, _ in runs))
     verdicts = []
     try:
@@ -52,6 +59,38 @@ def cmd_chaos(args) -> int:
     for name, strategy, v in verdicts:
         print(summary_row(name, strategy, v))
     print(f"run directories under {args.out}")
+    codes = [v.exit_code for _, _, v in verdicts]
+    return 1 if 1 in codes else 2 if 2 in codes else 0
+
+
+def _run_virtual(args, runs) -> int:
+    from coordinator.tools import determinism
+    from coordinator.tools.chaos import virtual_runner
+
+    verdicts, reports = [], []
+    progress = Progress(len(runs), VIRTUAL_RUN_S * len(runs) * (2 if args.check_determinism else 1))
+    try:
+        for index, (sc, strategy) in enumerate(runs):
+            progress.update(index, f"{sc.name}/{strategy}", "running")
+            first = virtual_runner.execute(sc, strategy, args.seed)
+            first.write(args.out)
+            if args.check_determinism:
+                progress.update(index, f"{sc.name}/{strategy}", "running again")
+                second = virtual_runner.execute(sc, strategy, args.seed)
+                reports.append((f"{sc.name}/{strategy}", determinism.compare(first.outcome(), second.outcome())))
+            verdicts.append((sc.name, strategy, first.verdict))
+    finally:
+        progress.done()
+    for name, report in reports:
+        print(f"{name}:\n  " + report.describe().replace("\n", "\n  "))
+    diverged = [name for name, report in reports if not report.identical]
+    print(f"{'scenario':<28} {'strategy':<10} valid    drains ok/fail/info  lost dup stale")
+    for name, strategy, v in verdicts:
+        print(summary_row(name, strategy, v))
+    print(f"run directories under {args.out} (engine virtual)")
+    if diverged:
+        print(f"not deterministic: {', '.join(diverged)}")
+        return 1
     codes = [v.exit_code for _, _, v in verdicts]
     return 1 if 1 in codes else 2 if 2 in codes else 0
 
