@@ -30,4 +30,3 @@ class Ids:
         return f"{self.rng.getrandbits(32):08x}"
 
 
-SeededIds = Ids  # node.virtual.agent's name for it, from when only the virtual engine drew from here

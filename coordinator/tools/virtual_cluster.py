@@ -48,7 +48,7 @@ from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import MEMBERSHIP
 from node.epoch_rule import EpochRule, stale_request
-from node.identity import SeededIds
+from node.identity import Ids
 from node.mm import audit as mm_audit
 from node.mm import pcp as pcpmod
 from node.mm.zone import Zone
@@ -195,7 +195,7 @@ class WholeCluster:
         self.epoch = 0
         self.trace: list[str] = []  # the drivers' and the agents' steps, one line each, in event order
         self.agents: dict[int, VirtualAgent] = {}
-        self._ids = {n: SeededIds(self.nodes.rng.stream(f"cpu{n}/ids")) for n in range(len(roles))}
+        self._ids = {n: Ids(self.nodes.rng.stream(f"cpu{n}/ids")) for n in range(len(roles))}
         self._start_coordinator()
         # A CPU's direct reclaim asks for drain_all_pages (node.virtual.zone.DrainAllPages), with the default strategy.
         self.reclaim_strategy = strategy or (pb.STRATEGY_RCU_SWAP if rcu_swap else pb.STRATEGY_REMOTE)

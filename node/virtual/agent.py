@@ -23,7 +23,7 @@ from node.api.errors import status_of
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.validate import to_page_list
 from node.epoch_rule import EpochRule
-from node.identity import SeededIds
+from node.identity import Ids
 from node.sim.clock import EventQueue
 from node.sim.net import SimNetwork
 
@@ -68,7 +68,7 @@ class VirtualAgent(AgentRule):
         host: Host,
         coordinator: Coordinator,
         request: pb.RegisterRequest,
-        ids: SeededIds,
+        ids: Ids,
         interval: float,
         trace: list[str] | None = None,
         scale: float = 1.0,

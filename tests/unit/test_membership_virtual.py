@@ -14,7 +14,7 @@ from coordinator.membership import LEASE_MARGIN_S, Membership
 from coordinator.virtual_members import VirtualMembers
 from node.agent_rule import REGISTER_BACKOFF_S, REGISTER_TIMEOUT_S
 from node.api.v1 import pcpsim_pb2 as pb
-from node.identity import SeededIds
+from node.identity import Ids
 from node.shared.timebase import TIME_SCALE
 from node.sim.clock import EventQueue
 from node.sim.net import LOOPBACK_ZONE_RTT_US, Latency, SimNetwork
@@ -109,7 +109,7 @@ class Cluster:
         self.host = Host()
         request = pb.RegisterRequest(cpu=1, address="virtual:1", role=pb.ROLE_HOUSEKEEPING)
         self.agent = VirtualAgent(
-            queue, self.net, self.host, self.coordinator, request, SeededIds(tree.stream("cpu1-ids")), BEAT_S
+            queue, self.net, self.host, self.coordinator, request, Ids(tree.stream("cpu1-ids")), BEAT_S
         )
         self.agent.trace = self.driver.trace  # one trace, in event order
         self.agent.start()
