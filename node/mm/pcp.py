@@ -337,9 +337,8 @@ def rmqueue(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: int) -> in
         lock = pcp.lock
         if lock.acquire(False):
             try:
-                if pcp.free_factor:
+                if pcp.free_factor or pcp.free_count:  # one test for the common case: both 0
                     pcp.free_factor >>= 1
-                if pcp.free_count:
                     pcp.free_count >>= 1
                 lst = pcp.lists[migratetype]
                 if lst:
@@ -450,19 +449,21 @@ def free_unref_page(zone: ZoneOps, pcp: PerCpuPages, pfn: int, order: int, migra
         stats.buddy_fallback_free += 1
         zone.free_one_page(pfn, order, migratetype)
         return "trylock"
-    held = True
     try:
         count = pcp.count + 1
-        if order or count >= pcp.high or pcp.auto_high or zone.reclaim_active:
-            held = free_unref_page_commit(zone, pcp, pfn, migratetype, order)
-        else:
+        if not (order or count >= pcp.high or pcp.auto_high or zone.reclaim_active):
             # free_unref_page_commit's common case, inlined for the same reason as in rmqueue: an order-0
             # page goes to its list's head and count stays below high, so nothing is flushed.
             pcp.lists[migratetype].appendleft(pfn)
             pcp.count = count
-    finally:
-        if held:
             lock.release()
+            return "pcp"
+        held = free_unref_page_commit(zone, pcp, pfn, migratetype, order)
+    except BaseException:
+        lock.release()  # a flush that raised (the zone did not answer) put its pages back, lock held
+        raise
+    if held:
+        lock.release()
     return "pcp"
 
 
