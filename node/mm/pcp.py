@@ -258,15 +258,17 @@ def nr_pcp_free(pcp: PerCpuPages, high: int, batch: int, free_high: bool) -> int
 
 def free_pcppages_bulk(zone: ZoneOps, count: int, pcp: PerCpuPages, pindex: int) -> int:
     """Take up to ``count`` base pages off the lists and free them to the zone; returns base pages freed."""
+    taken = pcp.count
     pages = pcp.take_bulk(count, pindex)
     if not pages:
         return 0
+    taken -= pcp.count  # take_bulk lowers count by each page's base pages
     try:
         zone.free_pcppages_bulk(pages)
     except BaseException:
         pcp.restore(pages)  # the zone never got them: keep them on the pcp rather than lose them
         raise
-    return sum(1 << order for _, order, _ in pages)
+    return taken
 
 
 def rmqueue_bulk(zone: ZoneOps, order: int, count: int, pcp: PerCpuPages, pindex: int, migratetype: int) -> int:
