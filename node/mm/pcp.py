@@ -313,7 +313,7 @@ def _rmqueue_pcplist(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: i
 def rmqueue_pcplist(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: int) -> int | None:
     if not 0 <= migratetype < MIGRATE_PCPTYPES:
         raise ValueError(f"migratetype {migratetype} has no pcp list")
-    pindex = order_to_pindex(migratetype, order)  # order 0, the hot one, does not come here (rmqueue)
+    pindex = order_to_pindex(migratetype, order)  # rmqueue inlines order 0, the hot one
     lock = pcp.lock
     if not lock.acquire(False):
         # A remote drain (or another context) holds the lock: the caller falls back to the buddy.
