@@ -14,7 +14,45 @@ The drivers: node.rcu.RcuCpu (a condition variable, threads) and node.virtual.dr
 """
 
 import contextlib
-from collections.abc import Iterator
+from types import TracebackType
+
+_NO_GUARD = contextlib.nullcontext()
+
+
+class _ExtendedQs:
+    """The context of `QuiescentStates.extended_qs`: a class, not a @contextmanager generator, as
+    every stretch of a task's user code enters one (~46,000 a 64-CPU bench span; the generator,
+    its wrapper and two nullcontexts cost it several % of its CPU time: docs/benchmarks.md).
+    Holds no state of its own, so one serves every (nested) use."""
+
+    __slots__ = ("states", "guarded")
+
+    def __init__(self, states: "QuiescentStates") -> None:
+        self.states = states
+        # A driver that keeps the base class's guard has none to take (one thread of control): the
+        # change is then made bare, without entering and leaving a nullcontext each way.
+        self.guarded = type(states)._guard is not QuiescentStates._guard
+
+    def __enter__(self) -> None:
+        states = self.states
+        if self.guarded:
+            with states._guard():
+                states.eqs += 1
+                states.qs += 1
+        else:
+            states.eqs += 1
+            states.qs += 1
+        states._reported()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None, /
+    ) -> None:
+        states = self.states
+        if self.guarded:
+            with states._guard():
+                states.eqs -= 1
+        else:
+            states.eqs -= 1
 
 
 class QuiescentStates:
@@ -23,23 +61,16 @@ class QuiescentStates:
         self.eqs = 0  # > 0 while in an extended quiescent state (the CPU only)
         self.gp_waits = 0
         self.gp_timeouts = 0
+        self._extended_qs = _ExtendedQs(self)
 
     # ------------------------------------------------------------ the CPU
     def quiescent(self) -> None:
         self.qs += 1
         self._reported()
 
-    @contextlib.contextmanager
-    def extended_qs(self) -> Iterator[None]:
-        with self._guard():
-            self.eqs += 1
-            self.qs += 1
-        self._reported()
-        try:
-            yield
-        finally:
-            with self._guard():
-                self.eqs -= 1
+    def extended_qs(self) -> contextlib.AbstractContextManager[None]:
+        """In an extended quiescent state for the `with` block: counted as a quiescent state on entry."""
+        return self._extended_qs
 
     # ------------------------------------------------------------ a drainer
     def gp_start(self) -> int:
@@ -63,4 +94,4 @@ class QuiescentStates:
     def _guard(self) -> contextlib.AbstractContextManager[object]:
         """Held around each change of the extended state, so that a waiter that reads the state
         under it sees the start of a grace period and its test as one step."""
-        return contextlib.nullcontext()
+        return _NO_GUARD  # none: one thread of control (nullcontext may be reused)

@@ -258,15 +258,17 @@ def nr_pcp_free(pcp: PerCpuPages, high: int, batch: int, free_high: bool) -> int
 
 def free_pcppages_bulk(zone: ZoneOps, count: int, pcp: PerCpuPages, pindex: int) -> int:
     """Take up to ``count`` base pages off the lists and free them to the zone; returns base pages freed."""
+    taken = pcp.count
     pages = pcp.take_bulk(count, pindex)
     if not pages:
         return 0
+    taken -= pcp.count  # take_bulk lowers count by each page's base pages
     try:
         zone.free_pcppages_bulk(pages)
     except BaseException:
         pcp.restore(pages)  # the zone never got them: keep them on the pcp rather than lose them
         raise
-    return sum(1 << order for _, order, _ in pages)
+    return taken
 
 
 def rmqueue_bulk(zone: ZoneOps, order: int, count: int, pcp: PerCpuPages, pindex: int, migratetype: int) -> int:
@@ -311,11 +313,7 @@ def _rmqueue_pcplist(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: i
 def rmqueue_pcplist(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: int) -> int | None:
     if not 0 <= migratetype < MIGRATE_PCPTYPES:
         raise ValueError(f"migratetype {migratetype} has no pcp list")
-    pindex = (
-        MIGRATE_PCPTYPES * order + migratetype
-        if order <= PAGE_ALLOC_COSTLY_ORDER
-        else order_to_pindex(migratetype, order)
-    )
+    pindex = order_to_pindex(migratetype, order)  # rmqueue inlines order 0, the hot one
     lock = pcp.lock
     if not lock.acquire(False):
         # A remote drain (or another context) holds the lock: the caller falls back to the buddy.
@@ -337,9 +335,8 @@ def rmqueue(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: int) -> in
         lock = pcp.lock
         if lock.acquire(False):
             try:
-                if pcp.free_factor:
+                if pcp.free_factor or pcp.free_count:  # one test for the common case: both 0
                     pcp.free_factor >>= 1
-                if pcp.free_count:
                     pcp.free_count >>= 1
                 lst = pcp.lists[migratetype]
                 if lst:
@@ -450,19 +447,21 @@ def free_unref_page(zone: ZoneOps, pcp: PerCpuPages, pfn: int, order: int, migra
         stats.buddy_fallback_free += 1
         zone.free_one_page(pfn, order, migratetype)
         return "trylock"
-    held = True
     try:
         count = pcp.count + 1
-        if order or count >= pcp.high or pcp.auto_high or zone.reclaim_active:
-            held = free_unref_page_commit(zone, pcp, pfn, migratetype, order)
-        else:
+        if not (order or count >= pcp.high or pcp.auto_high or zone.reclaim_active):
             # free_unref_page_commit's common case, inlined for the same reason as in rmqueue: an order-0
             # page goes to its list's head and count stays below high, so nothing is flushed.
             pcp.lists[migratetype].appendleft(pfn)
             pcp.count = count
-    finally:
-        if held:
             lock.release()
+            return "pcp"
+        held = free_unref_page_commit(zone, pcp, pfn, migratetype, order)
+    except BaseException:
+        lock.release()  # a flush that raised (the zone did not answer) put its pages back, lock held
+        raise
+    if held:
+        lock.release()
     return "pcp"
 
 
