@@ -53,7 +53,9 @@ def to_doc(scenario: sc.Scenario) -> dict:
             "drain_interval_ms": w.drain_interval_ms,
             "force_all_cpus": w.force_all_cpus,
             "cma_pages": w.cma_pages,
-            "cma_at_s": w.cma_at_s,
+            # Only if it matters or is not the default: parse bounds it by the fault window even
+            # when no range is taken, which would refuse a shrunk window shorter than the default.
+            **({"cma_at_s": w.cma_at_s} if w.cma_pages or w.cma_at_s != sc.WorkloadSpec.cma_at_s else {}),
         },
         "faults": [_fault(f) for f in scenario.faults],
     }
