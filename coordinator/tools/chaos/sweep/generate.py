@@ -31,6 +31,7 @@ TIME_SCALE, docs/engine.md), each drawn uniformly unless said otherwise:
 
 import math
 from dataclasses import replace
+from typing import Any
 
 from coordinator.tools.chaos import scenario as sc
 from coordinator.tools.chaos.virtual_nemesis import UNSUPPORTED
@@ -109,7 +110,8 @@ def generate(seed: int, strategies: tuple = sc.STRATEGIES, kinds: tuple = KINDS)
 
 def with_unsafe(scenario: sc.Scenario, switches: tuple) -> sc.Scenario:
     """`scenario` with the cluster's test-only switches (ClusterSpec.unsafe_* names) on."""
-    return replace(scenario, cluster=replace(scenario.cluster, **dict.fromkeys(switches, True)))
+    on: dict[str, Any] = dict.fromkeys(switches, True)
+    return replace(scenario, cluster=replace(scenario.cluster, **on))
 
 
 def _fault(rng, kind: str, cpus: int, window: float) -> sc.Fault:

@@ -43,7 +43,7 @@ def to_doc(scenario: sc.Scenario) -> dict:
     cluster |= {k: True for k in ("unsafe_skip_fencing", "unsafe_forget_ranges", "unsafe_no_epoch") if getattr(c, k)}
     return {
         "name": scenario.name,
-        "description": scenario.description,
+        **({"description": scenario.description} if scenario.description else {}),  # "" is the default, not a value
         "seed": scenario.seed,
         "duration_s": scenario.duration_s,
         "heal_s": scenario.heal_s,
