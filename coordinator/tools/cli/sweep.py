@@ -3,6 +3,7 @@ strategy, failures shrunk to scenario files) and `pcpsim chaos sweep-merge` (sha
 as a Kubernetes Indexed Job, one summary). docs/sweep.md."""
 
 import argparse
+import glob
 import importlib.util
 import os
 import time
@@ -29,8 +30,9 @@ def add_parsers(chaos_sub) -> None:
         description="For each seed, draw a random fault schedule (docs/sweep.md: the bounds), run it under "
         "virtual time against each strategy and check it as `chaos run` does. Writes each failure's scenario "
         "(and with --shrink a smallest one that still fails) to OUT as TOML that `chaos run FILE --engine "
-        "virtual` replays, and the results to OUT/sweep.json (a shard file with --index/--count). Exit 0: "
-        "every run valid; 1: some invalid or crashed; 2: some unknown.",
+        "virtual` replays, and the results to OUT/sweep.json (OUT/shard-I-of-N.json with --index/--count). "
+        "Exit 0: every run valid; 1: some invalid or crashed; 2: some unknown. A shard exits 0 once it ran "
+        "to its end: `sweep-merge` judges.",
     )
     sw.add_argument("--seeds", required=True, type=_seeds, help="seeds to run: N-M, N, or a comma list of both")
     sw.add_argument(
@@ -63,7 +65,9 @@ def add_parsers(chaos_sub) -> None:
         description="Check the shards are of one sweep, print its summary (MISSING names shards not given). "
         "Exit as `chaos sweep`, or 2 if a shard is missing.",
     )
-    merge.add_argument("shards", nargs="+", metavar="SHARD", help="shard files (OUT/shard-I-of-N.json)")
+    merge.add_argument(
+        "shards", nargs="+", metavar="SHARD", help="shard files (OUT/shard-I-of-N.json), or directories of them"
+    )
     merge.add_argument("--json", metavar="PATH", help="also write the merged results here")
     merge.set_defaults(command="chaos-sweep-merge")
 
@@ -97,12 +101,15 @@ def cmd_sweep(args) -> int:
     shards.write(shard, path)
     print(shards.summary(shard))
     print(f"results in {path}")
-    return shards.exit_code(shard)
+    # A shard's failures are results for the merge to judge: it ran to its end, as a Job's pod must
+    # to count as done (a non-zero exit would have Kubernetes retry it, or fail the whole Job).
+    return 0 if count > 1 else shards.exit_code(shard)
 
 
 def cmd_sweep_merge(args) -> int:
+    paths = [q for p in args.shards for q in (sorted(glob.glob(f"{p}/shard-*.json")) if os.path.isdir(p) else [p])]
     try:
-        merged = shards.merge([(p, shards.read(p)) for p in args.shards])
+        merged = shards.merge([(p, shards.read(p)) for p in paths])
     except shards.ShardError as err:
         raise CliError(str(err)) from None
     if args.json:
