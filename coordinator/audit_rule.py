@@ -53,6 +53,21 @@ def audit(membership: MembershipRule, pcpu_drain_mutex: object) -> Program[mm_au
     return report
 
 
+def reply(report: mm_audit.AuditReport) -> pb.AuditReply:
+    """The Audit RPC's answer: counts, and the first examples of each kind."""
+    return pb.AuditReply(
+        ok=report.ok,
+        total_pages=report.total_pages,
+        lost=len(report.lost),
+        duplicated=len(report.duplicated),
+        unexpected=len(report.unexpected),
+        lost_pfns=report.lost[:20],
+        duplicated_pfns=report.duplicated[:20],
+        errors=report.errors[:50],
+        where=report.where,
+    )
+
+
 def _set_paused(member: Member, paused: bool) -> Program[pb.RunStateReply]:
     request = pb.RunStateRequest(cpu=member.cpu, paused=paused)
     reply: pb.RunStateReply = yield Call(member, "SetRunState", request, CALL_TIMEOUT_S, None)

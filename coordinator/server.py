@@ -5,6 +5,7 @@ result. Domain errors and faults are applied around every method by node.shared.
 
 import functools
 
+from coordinator import audit_rule
 from coordinator.audit import audit_cluster
 from coordinator.zone_service import NODE
 from node.api import validate
@@ -212,17 +213,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
     async def Audit(self, request, context):
         self.recovery.check_over()
         report = await audit_cluster(self.membership, self.zone, self.drainer, self.on_audit)
-        return pb.AuditReply(
-            ok=report.ok,
-            total_pages=report.total_pages,
-            lost=len(report.lost),
-            duplicated=len(report.duplicated),
-            unexpected=len(report.unexpected),
-            lost_pfns=report.lost[:20],
-            duplicated_pfns=report.duplicated[:20],
-            errors=report.errors[:50],
-            where=report.where,
-        )
+        return audit_rule.reply(report)
 
     async def SetFaults(self, request, context):
         return self.faults.set(request)

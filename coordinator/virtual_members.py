@@ -3,7 +3,8 @@ answered by coordinator.membership_rule and coordinator.registration_rule in vir
 reaper a timer event on node.sim's event queue whose round (coordinator.reaper_rule) runs on
 coordinator.drain.virtual's driver, pcpu_drain_mutex included. A DeclareDead, the reaper's or a drain's
 (coordinator.drain.control), is `kill`: give the driver `kill` as its declare_dead. Nothing here reads a
-wall clock; the order of every step is the event queue's.
+wall clock; the order of every step is the event queue's. Times are the rules' (the driver's
+`rule_clock`, its `scale`), the reaper's interval too.
 """
 
 from collections.abc import Callable
@@ -125,21 +126,22 @@ class VirtualMembers:
 
     def start_reaper(self, interval: float) -> None:
         """A reaper round now and every `interval` after the one before has ended."""
-        self._round(interval, self.queue.clock.now - interval)
+        self._round(interval, self.driver.rule_clock() - interval)
 
     def _round(self, interval: float, before: float) -> None:
-        now = self.queue.clock.now
-        if now < self.driver.stopped_until:  # the coordinator is stopped (the chaos trap): so is its timer
+        if (
+            self.queue.clock.now < self.driver.stopped_until
+        ):  # the coordinator is stopped (the chaos trap): so is its timer
             self.queue.at(self.driver.stopped_until, self._round, interval, before)
             return
-        late = now - before - interval
+        late = self.driver.rule_clock() - before - interval
         if excused(late, interval, self.membership.failure_timeout):
             self.membership.excuse(late)
 
         def done(value: Any, error: BaseException | None) -> None:
             if error is not None:
                 raise error
-            start = self.queue.clock.now
-            self.queue.after(interval, self._round, interval, start)
+            start = self.driver.rule_clock()
+            self.queue.after(self.driver.virtual(interval), self._round, interval, start)
 
         self.driver.start(reaper_rule.reap(self.membership, self.mutex), done)

@@ -2,16 +2,31 @@
 event queue and simulated network, in one process and in virtual time (docs/engine.md).
 
 Each running program is a task the event queue resumes: a request travels to its CPU over the
-simulated network (one link each way per CPU, so a CPU's messages keep their order), the CPU answers it
+simulated network (a link each way between the coordinator and each CPU, so a CPU's messages keep
+their order), the CPU answers it
 when it arrives (a `Peer`: the CPU's half, a scripted fake in unit tests), at once or `Later` once its
 own handling has waited in virtual time (coordinator.tools.virtual_cluster), and the answer travels back;
 its bound is an event at the instant it runs out, and whichever comes first resumes the task (a token
 turns the other into a no-op, as the wall stream's close makes a late reply unreadable). A Send that
 watches the lease looks every `poll_s`, as the wall driver does. The chaos trap stops the whole
 coordinator for `stop_for_s`: every task's resumption due meanwhile waits until it runs again, as
-asyncio's timers fire late after a SIGCONT. pcpu_drain_mutex is a `VirtualMutex`, handed over in
-FIFO order. Nothing here reads a wall clock or draws an unseeded number: the order of every step is
-the event queue's (time, seq), so one seed gives one trace (`trace`, one line per step).
+asyncio's timers fire late after a SIGCONT; a chaos run arms it for a span instead (`arm_trap`), and
+the coordinator's network endpoint holds what reaches it meanwhile. pcpu_drain_mutex is a `VirtualMutex`,
+handed over in FIFO order.
+
+Every request travels by SimNetwork.request from the endpoint `COORDINATOR` to the CPU's number, under
+both ends' fault rules (node.sim.faults), named as the wall processes' rules name it: "PcpControl.<op>"
+for a control stream message, the method for a unary call. A rule's failure comes back as `Failed`
+with the wall driver's text.
+
+`scale`: the rules' seconds per virtual second. The rules' constants (control timeouts, retry sleeps,
+the lease poll) and the cluster's figures (leases, timeouts) are the wall engine's; a chaos run keeps
+them and its CPUs run in kernel time (virtual time), so it gives TIME_SCALE: each duration a rule
+yields is divided by it before it is scheduled, and the rules' clock (`rule_clock`) reads virtual time
+times it. 1 (the default): the rules' seconds are virtual seconds.
+
+Nothing here reads a wall clock or draws an unseeded number: the order of every step is the event
+queue's (time, seq), so one seed gives one trace (`trace`, one line per step).
 """
 
 import collections
@@ -27,6 +42,7 @@ from node.sim.clock import EventQueue
 from node.sim.net import SimNetwork
 
 T = TypeVar("T")
+COORDINATOR = "coordinator"  # the coordinator's end of the network, as the nemesis names it
 
 
 @dataclass(frozen=True)
@@ -97,6 +113,8 @@ class VirtualDriver:
         zone: object,
         declare_dead: Callable[[Member], object],
         stop_for_s: float | None = None,
+        scale: float = 1.0,
+        endpoint: object = COORDINATOR,
     ) -> None:
         self.control = control
         self.queue = queue
@@ -106,7 +124,28 @@ class VirtualDriver:
         self.declare_dead = declare_dead  # page_alloc_cpu_dead (the reaper's kill)
         self.stop_for_s = stop_for_s  # the chaos trap, armed: how long the coordinator stays stopped
         self.stopped_until = 0.0
+        self.dead = False  # the coordinator process was killed: none of its programs runs further
+        self.trap_until: float | None = None  # the chaos trap, armed for a span: stopped until then
+        self.on_trap: Callable[[], object] | None = None  # called when the trap springs
+        self.scale = scale
+        self.endpoint = endpoint  # this coordinator's end of the network
         self.trace: list[str] = []
+
+    def rule_clock(self) -> float:
+        """The rules' clock: virtual time in the rules' seconds (see `scale`)."""
+        return self.queue.clock.now * self.scale
+
+    def virtual(self, rule_s: float) -> float:
+        """A duration in the rules' seconds as virtual seconds."""
+        return rule_s / self.scale
+
+    def arm_trap(self, until: float) -> None:
+        """The chaos trap: the next drain to reach its StopHere stops the coordinator until virtual time
+        `until` (its code, and its endpoint holding what reaches it); the nemesis resumes the endpoint."""
+        self.trap_until = until
+
+    def disarm_trap(self) -> None:
+        self.trap_until = None
 
     # ------------------------------------------------------------------ running programs
     def start(self, program: fx.Program[T], done: Callable[[Any, BaseException | None], None]) -> None:
@@ -132,6 +171,8 @@ class VirtualDriver:
         self.trace.append(f"{self.queue.clock.now!r} {line}")
 
     def _step(self, task: _Task, value: Any, error: BaseException | None) -> None:
+        if self.dead:
+            return
         if self.queue.clock.now < self.stopped_until:  # the coordinator is stopped: nothing of it runs
             self.queue.at(self.stopped_until, self._step, task, value, error)
             return
@@ -160,19 +201,27 @@ class VirtualDriver:
             cpu, message = effect.member.cpu, effect.message
             # The wall driver's account of an unanswered request: the control stream's own timeout.
             late = f"StreamBroken: DEADLINE_EXCEEDED: no reply on cpu{cpu}-pcp-control within {effect.timeout}s"
+            op = message.WhichOneof("op")
             self._request(
-                task, token, cpu, message.WhichOneof("op"), effect.timeout, late, lambda p: p.control(message)
+                task,
+                token,
+                cpu,
+                f"PcpControl.{op}",
+                effect.timeout,
+                late,
+                "StreamBroken: ",
+                lambda p: p.control(message),
             )
             if effect.give_up is not None:
-                self.queue.after(effect.poll_s, self._poll, task, token, effect)
+                self.queue.after(self.virtual(effect.poll_s), self._poll, task, token, effect)
         elif isinstance(effect, fx.Call):
             method, request = effect.method, effect.request
             late = "DEADLINE_EXCEEDED: Deadline Exceeded"  # grpc.aio's deadline, as the wall driver reports it
             self._request(
-                task, token, effect.member.cpu, method, effect.timeout, late, lambda p: p.call(method, request)
+                task, token, effect.member.cpu, method, effect.timeout, late, "", lambda p: p.call(method, request)
             )
         elif isinstance(effect, fx.Sleep):
-            self.queue.after(effect.seconds, self._wake, task, token)
+            self.queue.after(self.virtual(effect.seconds), self._wake, task, token)
         elif isinstance(effect, fx.Gather):
             self._gather(task, token, effect)
         elif isinstance(effect, fx.StopHere):
@@ -180,6 +229,12 @@ class VirtualDriver:
                 self._note(f"stopped for {self.stop_for_s!r}")
                 self.stopped_until = self.queue.clock.now + self.stop_for_s
                 self.stop_for_s = None
+            elif self.trap_until is not None:
+                self._note(f"stopped until {self.trap_until!r}")
+                self.stopped_until, self.trap_until = self.trap_until, None
+                self.net.stop(self.endpoint)
+                if self.on_trap is not None:
+                    self.on_trap()
             self._soon(task, token)
         elif isinstance(effect, fx.ZoneLocked):
             self._note(effect.what)
@@ -206,33 +261,39 @@ class VirtualDriver:
         what: str,
         timeout: float,
         late: str,
+        failed: str,
         handle: Callable[[Peer], Answer | Later | None],
     ) -> None:
-        """A request to `cpu`, handled on arrival, its answer sent back; Failed(`late`) after `timeout`."""
+        """A request to `cpu` over the network, handled on arrival, its answer sent back; Failed(`late`)
+        after `timeout` (the rules' seconds); a rule's failure Failed(`failed` + its code and detail)."""
         self._note(f"cpu{cpu} {what} sent")
 
-        def arrive() -> None:
+        def arrive(respond: Callable[[Any], None]) -> None:
             answer = handle(self.peers[cpu])
             if answer is None:
                 self._note(f"cpu{cpu} {what} lost")
-                return
-            if isinstance(answer, Later):
-                answer.bind(lambda message: self.net.send((cpu, "in"), reply, message))
-                return
-            self.queue.after(answer.after_s, self.net.send, (cpu, "in"), reply, answer.reply)
+            elif isinstance(answer, Later):
+                answer.bind(respond)
+            else:
+                self.queue.after(answer.after_s, respond, answer.reply)
 
         def reply(message: Any) -> None:
             if token == task.token:
                 self._note(f"cpu{cpu} {what} answered")
             self._wake(task, token, message)
 
+        def error(code: str, detail: str) -> None:
+            if token == task.token:
+                self._note(f"cpu{cpu} {what} failed: {code}")
+                self._wake(task, token, error=fx.Failed(f"{failed}{code}: {detail}"))
+
         def expire() -> None:
             if token == task.token:
                 self._note(f"cpu{cpu} {what} timed out")
                 self._wake(task, token, error=fx.Failed(late))
 
-        self.net.send((cpu, "out"), arrive)
-        self.queue.after(timeout, expire)
+        self.net.request(self.endpoint, cpu, what, arrive, reply, error)
+        self.queue.after(self.virtual(timeout), expire)
 
     def _poll(self, task: _Task, token: int, send: fx.Send) -> None:
         if token != task.token:
@@ -242,7 +303,7 @@ class VirtualDriver:
             self._note(f"cpu{send.member.cpu} given up on")
             self._wake(task, token, error=fx.GaveUp())
         else:
-            self.queue.after(send.poll_s, self._poll, task, token, send)
+            self.queue.after(self.virtual(send.poll_s), self._poll, task, token, send)
 
     def _gather(self, task: _Task, token: int, gather: fx.Gather) -> None:
         results: list[Any] = [None] * len(gather.programs)

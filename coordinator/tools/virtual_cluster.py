@@ -9,34 +9,54 @@ One event queue, one RngTree from one seed, one simulated network (docs/engine.m
   coordinator.tools.virtual_peer's NodePeers: each joins a request that arrives over the simulated
   network to the node half the wall node's interconnect (node.server) would call, so a drain takes
   pages off a CPU's lists under its lock at exact virtual instants;
-- membership is static: every CPU registered at time 0 and alive, its heartbeat a timer event that
-  reports its pcp count (cpus_with_pcps), paced as a wall node's (MembershipRule.heartbeat_interval, in
-  kernel time). The zone operations the drain rules run under zone->lock (ZoneLocked: the drained
-  pages' free) apply at the instant the effect runs, without waiting for or holding the virtual
+- membership is static unless a `Members` is given: every CPU registered at time 0 and alive, its
+  heartbeat a timer event that reports its pcp count (cpus_with_pcps), paced as a wall node's
+  (MembershipRule.heartbeat_interval, in kernel time). With `Members` (a chaos run), membership is the
+  rules': each CPU's node.virtual.agent registers (parked until answered), beats, fences its
+  allocations by its lease and rejoins, over SimNetwork.request; the coordinator answers through
+  coordinator.virtual_members (registration and the reaper's round under pcpu_drain_mutex, DeclareDead
+  its kill), with the scenario's timeouts, and incarnations drawn from the run's RngTree. Those rules'
+  seconds are the wall engine's (`Members.scale`: TIME_SCALE), the CPUs' kernel time.
+- the zone operations the drain rules run under zone->lock (ZoneLocked: the drained pages' free, a
+  cpu_dead, a claim) apply at the instant the effect runs, without waiting for or holding the virtual
   zone->lock (a difference from the wall coordinator, whose zone service thread holds it).
 
+The faults that are more than messages (coordinator.tools.chaos.virtual_nemesis.Hooks) are
+WholeCluster's methods: kill and restart a CPU's process (its agent ends, the CPU parks and forgets its
+pages; a new agent with a new incarnation registers afresh), stop and continue it (its agent and CPU
+run nothing meanwhile, the network holds what reaches it), its cost factor, and the coordinator's trap.
 coordinator.tools.virtual_peer joins the two sides; coordinator.tools.virtual_phase runs a compare
 phase on it.
 """
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from coordinator import audit_rule
 from coordinator.drain import drain_all
 from coordinator.drain.control import Control
 from coordinator.drain.record import DrainRecord
-from coordinator.drain.virtual import VirtualDriver, VirtualMutex
+from coordinator.drain.virtual import COORDINATOR, VirtualDriver, VirtualMutex
+from coordinator.hotplug import Pageset
 from coordinator.membership_rule import Member, MembershipRule
 from coordinator.tools.virtual_peer import INCARNATION, CoordinatorZone, NodePeer
+from coordinator.virtual_members import VirtualMembers
 from node.api.v1 import pcpsim_pb2 as pb
+from node.cpu import MEMBERSHIP
+from node.identity import SeededIds
 from node.mm import audit as mm_audit
+from node.mm import pcp as pcpmod
 from node.runtime import ROLES
+from node.shared.timebase import TIME_SCALE
+from node.virtual.agent import VirtualAgent
 from node.virtual.run import VirtualCluster, kernel_s
 
 # The coordinator's defaults (coordinator.__main__: --lease-ms, --flush-timeout-ms, --rcu-gp-timeout-ms).
 LEASE_MS, FLUSH_TIMEOUT_MS, GP_TIMEOUT_MS = 2000, 10_000, 2000
 PAGES_PER_CPU = 4096  # the zone grows with the CPUs: housekeeping holds a working set of 1,500 pages
+KILLED, STOPPED = "killed", "stopped"  # a CPU's pause holds for a dead or SIGSTOPped process
 
 
 def compare_roles(n: int) -> list[str]:
@@ -60,42 +80,235 @@ class DrainerSettings:
     gp_timeout_ms: int = GP_TIMEOUT_MS
 
 
+@dataclass(frozen=True)
+class Members:
+    """Rule-driven membership and the coordinator's flags, as a chaos run's cluster has them (the
+    coordinator's --lease-ms, --failure-timeout-ms, --dead-timeout-ms, --flush-timeout-ms and the node's
+    --unsafe-skip-fencing), in the rules' seconds: `scale` of them per virtual second."""
+
+    lease_ms: int = LEASE_MS
+    failure_timeout_ms: int = 500
+    dead_timeout_ms: int = 1500
+    flush_timeout_ms: int = FLUSH_TIMEOUT_MS
+    fencing: bool = True
+    scale: float = TIME_SCALE
+
+
+class NodeHost:
+    """One CPU as its agent sees it (node.virtual.agent.Host), node.runtime.NodeRuntime's membership
+    half: its pcp count and pages, parking, the pageset, the lease that fences its allocations."""
+
+    def __init__(self, cluster: VirtualCluster, cpu: int, rule_clock: Callable[[], float]) -> None:
+        self.cluster = cluster
+        self.cpu = cpu
+        self.lease_until = math.inf
+        self.transfer_log: Any = None  # node.shared.transfer_log.TransferLog's kind, or None
+        cluster.allocs[cpu].fenced = lambda: rule_clock() > self.lease_until
+
+    @property
+    def parked(self) -> bool:
+        return self.cluster.cpus[self.cpu].paused
+
+    def pcp_count(self) -> int:
+        return self.cluster.pcps[self.cpu].count
+
+    def holdings(self) -> list[tuple[int, int, int]]:
+        c, n = self.cluster, self.cpu
+        return c.pcps[n].pages() + c.allocs[n].pages() + c.drains[n].inflight()
+
+    def discard(self, log: bool = True) -> None:
+        """Declared dead: forget every page (node.runtime.NodeRuntime.discard). `log` False: a new
+        process, which forgets nothing since it never had them (a wall node's log has no discard then)."""
+        c, n = self.cluster, self.cpu
+        if log and self.transfer_log is not None:
+            self.transfer_log.write("discard")
+        c.drains[n].discard()
+        c.pcps[n].discard()
+        c.allocs[n].discard()
+        for source in c.cpus[n].sources:
+            held = getattr(source, "held", None)
+            if held is not None:
+                held.clear()
+
+    def park(self, parked: bool) -> None:
+        self.cluster.cpus[self.cpu].set_paused(parked, by=MEMBERSHIP)
+
+    def set_pageset(self, high: int, batch: int) -> None:
+        """pageset_update, as node.runtime.NodeRuntime.set_pageset (high_max kept: the zone's size is fixed)."""
+        pcp = self.cluster.pcps[self.cpu]
+        if isinstance(pcp, pcpmod.PerCpuPages):
+            pcpmod.pageset_update(pcp, high, pcp.high_max, batch)
+        else:
+            pcp.high, pcp.batch = high, batch
+
+    @property
+    def incarnation(self) -> str:
+        return self.cluster.zones[self.cpu].incarnation
+
+    @incarnation.setter
+    def incarnation(self, value: str) -> None:
+        self.cluster.zones[self.cpu].incarnation = value  # the zone's requests carry it
+        if self.transfer_log is not None:
+            self.transfer_log.fixed["inc"] = value
+
+
 class WholeCluster:
     """The CPUs and the coordinator in one process, on one queue (see the module docstring)."""
 
-    def __init__(self, roles: Sequence[str], seed: int, rcu_swap: bool = False, keep_log: bool = True) -> None:
+    def __init__(
+        self,
+        roles: Sequence[str],
+        seed: int,
+        rcu_swap: bool = False,
+        keep_log: bool = True,
+        members: Members | None = None,
+    ) -> None:
         self.nodes = VirtualCluster(
             roles, seed, zone_pages=max(1 << 14, PAGES_PER_CPU * len(roles)), rcu_swap=rcu_swap, keep_log=keep_log
         )
         self.queue = self.nodes.queue
-        clock = self.queue.clock
-        self.membership = MembershipRule(len(roles), clock)
-        for n, role in enumerate(roles):
-            member = Member(n, f"virtual:{n}", ROLES[role], None, None, 0.0, incarnation=INCARNATION)
-            self.membership.members[n] = member
-        self.control = Control(self.membership, clock)
-        self.view = DrainerSettings(clock, self.membership, self.control)
-        self.peers = {n: NodePeer(self.nodes, n) for n in range(len(roles))}
-        # The coordinator's messages share the CPUs' network (one queue, one stream of latencies).
+        self.net = self.nodes.zone.net  # the coordinator's messages share the CPUs' network
+        self.settings = members
+        self.scale = 1.0 if members is None else members.scale
+        self.hosts = [NodeHost(self.nodes, n, self.rule_clock) for n in range(len(roles))]
+        self.peers = {n: NodePeer(self.nodes, n, self.scale, host) for n, host in enumerate(self.hosts)}
+        self.zone = CoordinatorZone(self.nodes)
+        self.epoch = 0
+        self.trace: list[str] = []  # the drivers' and the agents' steps, one line each, in event order
+        self.agents: dict[int, VirtualAgent] = {}
+        self._ids = {n: SeededIds(self.nodes.rng.stream(f"cpu{n}/ids")) for n in range(len(roles))}
+        self._start_coordinator()
+        if members is None:
+            for n, role in enumerate(roles):
+                member = Member(n, f"virtual:{n}", ROLES[role], None, None, 0.0, incarnation=INCARNATION)
+                self.membership.members[n] = member
+            self.heartbeat_s = kernel_s(self.membership.heartbeat_interval())
+            self.queue.at(0.0, self._beat)
+            return
+        for n in range(len(roles)):
+            if not members.fencing:
+                self.nodes.drains[n].fencing = False  # type: ignore[union-attr]
+            self._start_agent(n)
+
+    def rule_clock(self) -> float:
+        """The rules' clock: virtual time in the rules' seconds."""
+        return self.queue.clock.now * self.scale
+
+    def _start_coordinator(self) -> None:
+        """A coordinator process: membership, Control, the drain driver, pcpu_drain_mutex, the reaper."""
+        m, n = self.settings, len(self.nodes.roles)
+        self.epoch += 1
+        if m is None:
+            self.membership = MembershipRule(n, self.rule_clock)
+            self.control = Control(self.membership, self.rule_clock)
+            self.view = DrainerSettings(self.rule_clock, self.membership, self.control)
+        else:
+            self.membership = MembershipRule(
+                n, self.rule_clock, failure_timeout=m.failure_timeout_ms / 1e3, dead_timeout=m.dead_timeout_ms / 1e3
+            )
+            self.control = Control(self.membership, self.rule_clock)
+            self.view = DrainerSettings(
+                self.rule_clock, self.membership, self.control, m.lease_ms, m.flush_timeout_ms, GP_TIMEOUT_MS
+            )
         self.driver = VirtualDriver(
-            self.control, self.queue, self.nodes.zone.net, self.peers, CoordinatorZone(self.nodes), self._declare_dead
+            self.control, self.queue, self.net, self.peers, self.zone, self._declare_dead, scale=self.scale
         )
+        self.driver.trace = self.trace
         self.mutex = VirtualMutex()  # pcpu_drain_mutex
-        self.heartbeat_s = kernel_s(self.membership.heartbeat_interval())
-        self.queue.at(0.0, self._beat)
+        zone = self.nodes.zone.zone
+        batch = zone.zone_batchsize()
+        self.members = VirtualMembers(
+            self.membership, self.driver, self.mutex, Pageset(zone, batch, n), epoch=self.epoch
+        )
+        if m is not None:
+            self.members.start_reaper(m.failure_timeout_ms / 4000.0)  # coordinator.__main__'s interval
+
+    def _start_agent(self, n: int) -> None:
+        """A node process on CPU n: its agent registers with a new incarnation, the CPU parked until then."""
+        role = self.nodes.roles[n]
+        request = pb.RegisterRequest(cpu=n, address=f"virtual-cpu{n}:1", role=ROLES[role])  # a dialable host:port
+        agent = VirtualAgent(
+            self.queue,
+            self.net,
+            self.hosts[n],
+            self,
+            request,
+            self._ids[n],
+            self.membership.heartbeat_interval(),
+            self.trace,
+            self.scale,
+        )
+        self.agents[n] = agent
+        agent.start()
+
+    def handle(self, method: str, request: Any, reply: Callable[[Any], None]) -> None:
+        """A node's membership request reaching the coordinator (node.virtual.agent.Coordinator)."""
+        self.members.handle(method, request, reply)
 
     def _beat(self) -> None:
-        """Every CPU's heartbeat: its lease renewed, its pcp count reported (cpus_with_pcps reads it)."""
+        """Static membership: every CPU's heartbeat, its lease renewed, its pcp count reported."""
         for n, pcp in enumerate(self.nodes.pcps):
             self.membership.heartbeat(n, pcp.count, INCARNATION)
         self.queue.after(self.heartbeat_s, self._beat)
 
     def _declare_dead(self, member: Member) -> int:
-        raise RuntimeError(f"cpu {member.cpu} declared dead: static membership has no reaper yet")
+        if self.settings is None:
+            raise RuntimeError(f"cpu {member.cpu} declared dead: static membership has no reaper")
+        return self.members.kill(member)
 
-    def drain(self, strategy: pb.Strategy, done: Callable[[DrainRecord | None, BaseException | None], None]) -> None:
-        """drain_all_pages (demand, cpus_with_pcps) from now; done(record, error) when it ends."""
-        self.driver.start(drain_all.drain_all_pages(self.view, self.mutex, strategy, False, pb.TRIGGER_DEMAND), done)
+    # ------------------------------------------------------------------ the nemesis's hooks
+    def kill(self, endpoint: object) -> None:
+        """SIGKILL: a CPU's agent ends and the CPU runs no more; the coordinator's programs and timers end."""
+        if endpoint == COORDINATOR:
+            self.driver.dead = True
+            return
+        assert isinstance(endpoint, int)
+        self.agents[endpoint].stop()
+        self.nodes.cpus[endpoint].set_paused(True, by=KILLED)
+
+    def restart(self, endpoint: object) -> None:
+        """A new process: a CPU's forgets the old one's pages and registers afresh; a new coordinator
+        starts with empty membership and the next epoch (the zone's records kept: see docs/engine.md)."""
+        if endpoint == COORDINATOR:
+            self._start_coordinator()
+            return
+        assert isinstance(endpoint, int)
+        self.hosts[endpoint].discard(log=False)
+        self._start_agent(endpoint)
+        self.nodes.cpus[endpoint].set_paused(False, by=KILLED)
+
+    def stop(self, endpoint: object) -> None:
+        """SIGSTOP of a CPU's process: its agent and its CPU run nothing until `cont`."""
+        assert isinstance(endpoint, int), "the coordinator stops only through its trap"
+        self.agents[endpoint].freeze()
+        self.nodes.cpus[endpoint].set_paused(True, by=STOPPED)
+
+    def cont(self, endpoint: object) -> None:
+        if endpoint == COORDINATOR:
+            return  # its trap's span ended: the driver runs it again by itself
+        assert isinstance(endpoint, int)
+        self.agents[endpoint].thaw()
+        self.nodes.cpus[endpoint].set_paused(False, by=STOPPED)
+
+    def set_cost_factor(self, cpu: int, factor: float) -> None:
+        self.nodes.cpus[cpu].slowdown = factor
+
+    def arm_trap(self, until: float) -> None:
+        self.driver.arm_trap(until)
+
+    def disarm_trap(self) -> None:
+        self.driver.disarm_trap()
+
+    # ------------------------------------------------------------------ the coordinator's operations
+    def drain(
+        self,
+        strategy: pb.Strategy,
+        done: Callable[[DrainRecord | None, BaseException | None], None],
+        force_all_cpus: bool = False,
+    ) -> None:
+        """drain_all_pages (demand) from now; done(record, error) when it ends."""
+        program = drain_all.drain_all_pages(self.view, self.mutex, strategy, force_all_cpus, pb.TRIGGER_DEMAND)
+        self.driver.start(program, done)
 
     def audit(self, bound_s: float = 1.0) -> mm_audit.AuditReport:
         """The stop-the-world audit (coordinator.audit_rule) from now; an error if it has not ended within bound_s."""
@@ -111,4 +324,4 @@ class WholeCluster:
 
     def trace_text(self) -> str:
         """The drain driver's trace: one line per step of every drain and the audit."""
-        return "".join(line + "\n" for line in self.driver.trace)
+        return "".join(line + "\n" for line in self.trace)

@@ -5,12 +5,14 @@ interconnect (node.server) would call: the remote pcp lock (node.virtual.drain.V
 the rcu-swap (VirtualRcuDrain), the workqueue (a work item queued on the VirtualCpu, flushed once it
 ran), the audit's SetRunState (answered once the CPU has parked) and Snapshot. Whatever waits in
 virtual time runs on a Strand and answers `Later`; a domain error is the reply's code, as on the wall
-node's stream. CoordinatorZone is the zone service the drain rules' ZoneLocked effects and the audit's
+node's stream. `scale` is the rules' seconds per virtual second (coordinator.drain.virtual): a
+request's leases and bounds are divided by it, a reply's durations multiplied.
+CoordinatorZone is the zone service the drain rules' ZoneLocked effects and the audit's
 check call, over the virtual zone's rules.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from coordinator.drain.virtual import Answer, Later
 from node.api import validate
@@ -33,13 +35,25 @@ def _refusal(err: Exception) -> pb.PcpControlReply:
     return pb.PcpControlReply(code=status_of(err).name, error=str(err))
 
 
+class Process(Protocol):
+    """What a peer reports of the CPU's process: its incarnation (node.runtime's)."""
+
+    incarnation: str
+
+
+class _Fixed:
+    incarnation = INCARNATION
+
+
 class NodePeer:
     """One virtual CPU as the drain driver reaches it (coordinator.drain.virtual.Peer): each request,
     on arrival, goes where node.server sends the wall node's."""
 
-    def __init__(self, cluster: VirtualCluster, cpu: int) -> None:
+    def __init__(self, cluster: VirtualCluster, cpu: int, scale: float = 1.0, process: Process | None = None) -> None:
         self.cluster = cluster
         self.cpu = cpu
+        self.scale = scale
+        self.process = process or _Fixed()
         self.work: dict[int, WorkItem] = {}  # queued, not yet flushed (node.workqueue.WorkItems)
         self.strands: dict[int, Strand] = {}  # requests being served, by number
         self._served = 0
@@ -86,19 +100,22 @@ class NodePeer:
     def _lock_drain(self, strand: Strand, drain: Any, request: pb.PcpLockDrainRequest) -> pb.PcpControlReply:
         if not isinstance(drain, VirtualRemotePcpLock):
             raise FailedPrecondition(f"cpu {self.cpu} keeps its pcp lists behind an RCU pointer: no pcp lock")
-        lease = validate.count(request.lease_ms, validate.MAX_LEASE_MS, "lease_ms") / 1000.0
+        lease = validate.count(request.lease_ms, validate.MAX_LEASE_MS, "lease_ms") / 1000.0 / self.scale
         token, pages, wait = drain.lock_and_take(strand, lease, wait_timeout=lease)
-        grant = pb.PcpLockDrainReply(token=token, pages=validate.to_page_list(pb.PageList, pages), lock_wait_s=wait)
+        grant = pb.PcpLockDrainReply(
+            token=token, pages=validate.to_page_list(pb.PageList, pages), lock_wait_s=wait * self.scale
+        )
         return pb.PcpControlReply(lock_drain=grant)
 
     def _rcu_swap(self, strand: Strand, drain: Any, request: pb.RcuSwapRequest) -> pb.PcpControlReply:
         if not isinstance(drain, VirtualRcuDrain):
             raise FailedPrecondition(f"cpu {self.cpu} runs the v6.0 pcp spinlock, not RCU list sets")
-        gp_timeout = validate.count(request.gp_timeout_ms, validate.MAX_LEASE_MS, "gp_timeout_ms") / 1000.0
-        lease = validate.count(request.lease_ms, validate.MAX_LEASE_MS, "lease_ms") / 1000.0
+        ms = validate.count(request.gp_timeout_ms, validate.MAX_LEASE_MS, "gp_timeout_ms")
+        gp_timeout = ms / 1000.0 / self.scale
+        lease = validate.count(request.lease_ms, validate.MAX_LEASE_MS, "lease_ms") / 1000.0 / self.scale
         token, pages, gp_s, gp_ok = drain.swap_and_take(strand, lease, gp_timeout)
         swap = pb.RcuSwapReply(
-            token=token, pages=validate.to_page_list(pb.PageList, pages), grace_period_s=gp_s, gp_ok=gp_ok
+            token=token, pages=validate.to_page_list(pb.PageList, pages), grace_period_s=gp_s * self.scale, gp_ok=gp_ok
         )
         return pb.PcpControlReply(rcu_swap=swap)
 
@@ -109,7 +126,7 @@ class NodePeer:
             self.work[item.id] = item
             return Answer(pb.QueueWorkReply(work_id=item.id))
         if method == "FlushWork":
-            return self._flush(self.work[request.work_id], request.timeout_ms / 1000.0)
+            return self._flush(self.work[request.work_id], request.timeout_ms / 1000.0 / self.scale)
         if method == "SetRunState":
             cpu = cluster.cpus[n]
             reply = pb.RunStateReply(was_paused=cpu.held_paused_by(OPERATOR))
@@ -137,8 +154,8 @@ class NodePeer:
             later.give(
                 pb.FlushWorkReply(
                     done=it.error is None,
-                    queue_delay_s=it.started_at - it.queued_at,
-                    run_s=it.finished_at - it.started_at,
+                    queue_delay_s=(it.started_at - it.queued_at) * self.scale,
+                    run_s=(it.finished_at - it.started_at) * self.scale,
                     pages=it.result if isinstance(it.result, int) else 0,
                 )
             )
@@ -146,7 +163,7 @@ class NodePeer:
         def timeout() -> None:
             if not item.done:
                 timed_out[0] = True
-                later.give(pb.FlushWorkReply(done=False, queue_delay_s=queue.clock() - item.queued_at))
+                later.give(pb.FlushWorkReply(done=False, queue_delay_s=(queue.clock() - item.queued_at) * self.scale))
 
         item.add_done_callback(ran)
         if not item.done:
@@ -168,7 +185,7 @@ class NodePeer:
             inflight=validate.to_page_list(pb.PageList, cluster.drains[n].inflight()),
             errors=errors,
             running=running,
-            incarnation=INCARNATION,
+            incarnation=self.process.incarnation,
         )
 
     def close(self) -> None:
@@ -187,6 +204,16 @@ class CoordinatorZone:
     def free_pages(self, cpu: int, pages: list[Page], transfer_id: str, incarnation: str, stream: str) -> ZoneReply:
         try:
             return self.rules.free_pages(cpu, pages, transfer_id, incarnation, stream).value
+        except Refused as err:
+            raise FailedPrecondition(str(err)) from None
+
+    def cpu_dead(self, cpu: int) -> int:
+        """page_alloc_cpu_dead (the reaper's kill, a replaced registration)."""
+        return self.rules.cpu_dead(cpu).value
+
+    def claim(self, cpu: int, pages: list[Page]) -> int:
+        try:
+            return self.rules.claim(cpu, pages)
         except Refused as err:
             raise FailedPrecondition(str(err)) from None
 

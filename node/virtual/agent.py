@@ -5,6 +5,12 @@ instant it runs out; a token makes whichever of the answer and the bound comes s
 gRPC deadline makes a late reply unreadable. The coordinator's replies pass the epoch rule
 (node.epoch_rule) as node.epoch's do. Parking is immediate here (the host's `park`), where the wall
 agent waits for the CPU to reach a safe point. Incarnations come from a seeded stream (node.identity).
+
+Each call goes by SimNetwork.request from the CPU's number to `COORDINATOR` under both ends' fault
+rules, a rule's failure the refusal of its code. `scale` is the rules' seconds per virtual second (see
+coordinator.drain.virtual): the rule's clock and the lease it keeps are in the rules' seconds, its
+bounds and waits divided by `scale` when scheduled. A stopped process (`freeze`, SIGSTOP) runs nothing
+until `thaw`: what fell due meanwhile runs then, in order; a killed one (`stop`) runs nothing again.
 """
 
 from collections.abc import Callable
@@ -27,7 +33,10 @@ class Host(Protocol):
     """The CPU the agent speaks for: its pcp count, its pages, parking it, the pageset it is told."""
 
     lease_until: float
-    parked: bool
+
+    @property
+    def parked(self) -> bool: ...
+    incarnation: str  # the process's, as its zone requests carry it
 
     def pcp_count(self) -> int: ...
 
@@ -58,12 +67,14 @@ class VirtualAgent(AgentRule):
         ids: SeededIds,
         interval: float,
         trace: list[str] | None = None,
+        scale: float = 1.0,
     ) -> None:
         """`request`: the registration (its incarnation is drawn here); `interval`: the node's own
         heartbeat interval; `trace`: where each step is written, one line each (a list to share with
         the coordinator's driver)."""
-        super().__init__(queue.clock)
+        super().__init__(lambda: queue.clock.now * scale)
         self.queue = queue
+        self.scale = scale
         self.net = net
         self.host = host
         self.coordinator = coordinator
@@ -72,9 +83,11 @@ class VirtualAgent(AgentRule):
         self.ids = ids
         self.interval = interval
         self.epoch = EpochRule()
-        self.incarnation = ids.incarnation()
+        self.incarnation = host.incarnation = ids.incarnation()
         self.trace = [] if trace is None else trace
         self.stopped = False
+        self.frozen = False
+        self._due: list[tuple[Callable[..., object], tuple[object, ...]]] = []  # fell due while frozen
         self._token = 0  # counts calls: only the current one's outcome is acted on
 
     def start(self) -> None:
@@ -83,7 +96,31 @@ class VirtualAgent(AgentRule):
         self._register(resume=False, then=self._next_beat)
 
     def stop(self) -> None:
+        """The process is gone: nothing of it runs again."""
         self.stopped = True
+
+    def freeze(self) -> None:
+        """SIGSTOP: nothing runs until `thaw`."""
+        self.frozen = True
+
+    def thaw(self) -> None:
+        """SIGCONT: what fell due meanwhile runs now, in the order it fell due."""
+        self.frozen = False
+        due, self._due = self._due, []
+        for fn, args in due:
+            self.queue.at(self.queue.clock.now, self._run, fn, *args)
+
+    def _after(self, rule_s: float, fn: Callable[..., object], *args: object) -> None:
+        """fn(*args) `rule_s` (the rules' seconds) from now, as this process's timer."""
+        self.queue.after(rule_s / self.scale, self._run, fn, *args)
+
+    def _run(self, fn: Callable[..., object], *args: object) -> None:
+        if self.stopped:
+            return
+        if self.frozen:
+            self._due.append((fn, args))
+            return
+        fn(*args)
 
     def _note(self, line: str) -> None:
         self.trace.append(f"{self.queue.clock.now!r} cpu{self.cpu} {line}")
@@ -109,11 +146,11 @@ class VirtualAgent(AgentRule):
             self._note(f"{method} answered" + (f", epoch {reply.coordinator_epoch}: {verdict}" if verdict else ""))
             outcome(verdict, None if verdict else reply)
 
-        def back(reply: Any) -> None:
-            self.net.send((COORDINATOR, self.cpu), answered, reply)
-
-        def arrived() -> None:
-            self.coordinator.handle(method, request, back)
+        def failed(code: str, detail: str) -> None:
+            if token == self._token:
+                self._token += 1
+                self._note(f"{method} failed: {code}")
+                outcome(code, None)
 
         def expired() -> None:
             if token == self._token:
@@ -121,13 +158,20 @@ class VirtualAgent(AgentRule):
                 self._note(f"{method} timed out")
                 outcome("DEADLINE_EXCEEDED", None)
 
-        self.net.send((self.cpu, COORDINATOR), arrived)
-        self.queue.after(timeout, expired)
+        self.net.request(
+            self.cpu,
+            COORDINATOR,
+            method,
+            lambda respond: self.coordinator.handle(method, request, respond),
+            lambda reply: self._run(answered, reply),
+            lambda code, detail: self._run(failed, code, detail),
+        )
+        self._after(timeout, expired)
 
     # ------------------------------------------------------------------ heartbeats
     def _next_beat(self) -> None:
         if not self.stopped:
-            self.queue.after(self.next_beat(self.interval), self._beat)
+            self._after(self.next_beat(self.interval), self._beat)
 
     def _beat(self) -> None:
         if self.stopped:
@@ -157,7 +201,7 @@ class VirtualAgent(AgentRule):
         self._note("parked")
         if not resume:
             self.host.discard()
-            self.incarnation = self.ids.incarnation()
+            self.incarnation = self.host.incarnation = self.ids.incarnation()
         self._register(resume, then)
 
     def _register(self, resume: bool, then: Callable[[], None]) -> None:
@@ -175,9 +219,7 @@ class VirtualAgent(AgentRule):
         def outcome(code: str | None, reply: pb.RegisterReply | None) -> None:
             if code is not None:
                 if agent_rule.ask_again(code, self.stopped, give_up=False):
-                    self.queue.after(
-                        wait, self._attempt, request, agent_rule.backoff(wait, REGISTER_BACKOFF_S[1]), then
-                    )
+                    self._after(wait, self._attempt, request, agent_rule.backoff(wait, REGISTER_BACKOFF_S[1]), then)
                     return
                 self.register_failed(code)
                 self._note("stays parked")

@@ -48,6 +48,7 @@ class ZoneService:
 class Host:
     lease_until: float = float("inf")
     parked: bool = False
+    incarnation: str = ""
     pages: list[tuple[int, int, int]] = field(default_factory=lambda: list(PAGES))
     discards: int = 0
 

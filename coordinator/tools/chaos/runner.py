@@ -100,7 +100,7 @@ def run(
                 seed=seed,
                 bound_s=bound,
                 lease_s=c.lease_ms / 1e3,
-                scenario=_plain(scenario),
+                scenario=plain_scenario(scenario),
                 transfer_logs=True,
             )
             step("running")
@@ -160,7 +160,10 @@ def _drive(cluster, scenario, strategy, seed, deadline_s, history, say) -> None:
         time.sleep(max(OBSERVE_S, t0 + scenario.duration_s - time.monotonic()))
         after = _progress(cluster)
         history.add(
-            "final", "final", "tasks", cpus={str(cpu): _compare(at_heal.get(cpu, {}), r) for cpu, r in after.items()}
+            "final",
+            "final",
+            "tasks",
+            cpus={str(cpu): progress_between(at_heal.get(cpu, {}), r) for cpu, r in after.items()},
         )
         workload.stop()
         workload.join(deadline_s + 5.0)
@@ -212,7 +215,7 @@ def _progress(cluster) -> dict[int | str, dict]:
     return out
 
 
-def _compare(at_heal: dict, after: dict) -> dict:
+def progress_between(at_heal: dict, after: dict) -> dict:
     """One CPU's progress between the heal and the end, as the checker reads it."""
     if "error" in after:
         return {"error": after["error"]}
@@ -232,20 +235,7 @@ def _final(cluster, scenario, history, run_dir, say) -> None:
         stub = pb_grpc.CoordinatorStub(ch)
         try:
             a = stub.Audit(pb.Empty(), timeout=60.0)
-            history.add(
-                "final",
-                "final",
-                "audit",
-                ok=a.ok,
-                total_pages=a.total_pages,
-                lost=a.lost,
-                duplicated=a.duplicated,
-                unexpected=a.unexpected,
-                lost_pfns=list(a.lost_pfns),
-                duplicated_pfns=list(a.duplicated_pfns),
-                errors=list(a.errors),
-                where=dict(a.where),
-            )
+            audited(history, a)
             say(f"audit: ok={a.ok} lost={a.lost} duplicated={a.duplicated} unexpected={a.unexpected}")
         except grpc.RpcError as err:
             history.add("final", "final", "audit", error=f"{err.code().name}: {err.details()}")
@@ -282,6 +272,24 @@ def _final(cluster, scenario, history, run_dir, say) -> None:
     _snapshot_metrics(cluster, nodes, os.path.join(run_dir, "metrics"))
 
 
+def audited(history, a: pb.AuditReply) -> None:
+    """The final audit's entry in the history."""
+    history.add(
+        "final",
+        "final",
+        "audit",
+        ok=a.ok,
+        total_pages=a.total_pages,
+        lost=a.lost,
+        duplicated=a.duplicated,
+        unexpected=a.unexpected,
+        lost_pfns=list(a.lost_pfns),
+        duplicated_pfns=list(a.duplicated_pfns),
+        errors=list(a.errors),
+        where=dict(a.where),
+    )
+
+
 def _snapshot_metrics(cluster, nodes, where: str) -> None:
     os.makedirs(where, exist_ok=True)
     state = cluster.state(timeout=RPC_TIMEOUT_S)
@@ -296,7 +304,7 @@ def _snapshot_metrics(cluster, nodes, where: str) -> None:
             f.write(text)
 
 
-def _plain(scenario) -> dict:
+def plain_scenario(scenario) -> dict:
     doc = dataclasses.asdict(scenario)
     doc["faults"] = [dataclasses.asdict(f) for f in scenario.faults]
     return doc

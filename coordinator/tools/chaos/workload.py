@@ -11,6 +11,10 @@ With `cma` (nr_pages, at_s), the workload also takes a CMA range once, at its of
 schedule: AllocContigRange of the zone's last nr_pages pages, held to the end of the run
 (`alloc-contig` in the history, with the range's start_pfn and nr_pages once it is `ok`).
 No CPU may hold a page of it from then on, whatever happens to the coordinator.
+
+The schedule (`steps`) and the history's entries (`invoked`, `drained`, `contig_taken`, `failed`) are
+functions both drivers use: DrainWorkload here (a thread over gRPC, wall time) and
+coordinator.tools.chaos.virtual_runner (events in virtual time).
 """
 
 import threading
@@ -22,8 +26,53 @@ from coordinator.drain.record import STRATEGIES
 from coordinator.tools.schedule import drain_schedule
 from node.api.v1 import pcpsim_pb2 as pb
 
-DEFINITE = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
+DEFINITE = ("INVALID_ARGUMENT", "FAILED_PRECONDITION")  # status codes that say the operation did not happen
 CONTIG_TIMEOUT_MS = 5000
+DRAIN, CONTIG = "drain", "alloc-contig"
+
+
+def steps(seed: int, interval_s: float, duration_s: float, cma: tuple[int, float]) -> list[tuple[float, str]]:
+    """(offset, DRAIN or CONTIG) in order: the seeded drain schedule, and the CMA range's take if any."""
+    out = [(t, DRAIN) for t in drain_schedule(seed, interval_s, duration_s)]
+    if cma[0]:
+        out = sorted([*out, (cma[1], CONTIG)], key=lambda s: s[0])
+    return out
+
+
+def failed(history, f: str, code: str, details: str, **fields) -> None:
+    """An operation's error: `fail` when the code says it did not happen, else `info` (unknown)."""
+    history.add("workload", "fail" if code in DEFINITE else "info", f, **fields, error=f"{code}: {details}")
+
+
+def invoked(history, index: int, strategy: str, force_all_cpus: bool) -> None:
+    history.add("workload", "invoke", DRAIN, index=index, strategy=strategy, force_all_cpus=force_all_cpus)
+
+
+def drained(history, index: int, reply: pb.DrainAllReply) -> None:
+    cpus = [{"cpu": c.cpu, "ok": c.ok, "pages": c.pages, "error": c.error} for c in reply.cpus]
+    status = pb.DrainAllReply.Status.Name(reply.status)
+    history.add(
+        "workload",
+        "fail" if reply.status == pb.DrainAllReply.FAILED else "ok",
+        DRAIN,
+        index=index,
+        status=status,
+        duration_s=reply.duration_s,
+        cpus=cpus,
+    )
+
+
+def contig_taken(history, reply: pb.ContigRangeReply) -> None:
+    history.add(
+        "workload",
+        "ok" if reply.ok else "fail",
+        CONTIG,
+        start_pfn=reply.start_pfn,
+        nr_pages=reply.nr_pages,
+        attempts=reply.attempts,
+        duration_s=reply.duration_s,
+        **({"error": reply.error} if reply.error else {}),
+    )
 
 
 class DrainWorkload(threading.Thread):
@@ -43,9 +92,10 @@ class DrainWorkload(threading.Thread):
         self.stub = stub
         self.history = history
         self.strategy = strategy
-        self.steps = [(t, self._drain_next) for t in drain_schedule(seed, interval_s, duration_s)]
-        if cma[0]:
-            self.steps = sorted([*self.steps, (cma[1], lambda: self.alloc_contig(cma[0]))], key=lambda s: s[0])
+        self.steps = [
+            (t, self._drain_next if what == DRAIN else lambda: self.alloc_contig(cma[0]))
+            for t, what in steps(seed, interval_s, duration_s, cma)
+        ]
         self.force_all_cpus = force_all_cpus
         self.deadline_s = deadline_s
         self._halt = threading.Event()
@@ -67,33 +117,18 @@ class DrainWorkload(threading.Thread):
 
     def alloc_contig(self, nr_pages: int) -> None:
         h = self.history
-        h.add("workload", "invoke", "alloc-contig", nr_pages=nr_pages)
+        h.add("workload", "invoke", CONTIG, nr_pages=nr_pages)
         try:
             reply = self.stub.AllocContigRange(
                 pb.ContigRangeRequest(nr_pages=nr_pages, timeout_ms=CONTIG_TIMEOUT_MS), timeout=self.deadline_s
             )
         except grpc.RpcError as err:
-            h.add(
-                "workload",
-                "fail" if err.code() in DEFINITE else "info",
-                "alloc-contig",
-                error=f"{err.code().name}: {err.details()}",
-            )
+            failed(h, CONTIG, err.code().name, err.details() or "")
             return
-        h.add(
-            "workload",
-            "ok" if reply.ok else "fail",
-            "alloc-contig",
-            start_pfn=reply.start_pfn,
-            nr_pages=reply.nr_pages,
-            attempts=reply.attempts,
-            duration_s=reply.duration_s,
-            **({"error": reply.error} if reply.error else {}),
-        )
+        contig_taken(h, reply)
 
     def drain(self, index: int) -> None:
-        h = self.history
-        h.add("workload", "invoke", "drain", index=index, strategy=self.strategy, force_all_cpus=self.force_all_cpus)
+        invoked(self.history, index, self.strategy, self.force_all_cpus)
         try:
             reply = self.stub.DrainAllPages(
                 pb.DrainAllRequest(
@@ -102,22 +137,6 @@ class DrainWorkload(threading.Thread):
                 timeout=self.deadline_s,
             )
         except grpc.RpcError as err:
-            h.add(
-                "workload",
-                "fail" if err.code() in DEFINITE else "info",
-                "drain",
-                index=index,
-                error=f"{err.code().name}: {err.details()}",
-            )
+            failed(self.history, DRAIN, err.code().name, err.details() or "", index=index)
             return
-        cpus = [{"cpu": c.cpu, "ok": c.ok, "pages": c.pages, "error": c.error} for c in reply.cpus]
-        status = pb.DrainAllReply.Status.Name(reply.status)
-        h.add(
-            "workload",
-            "fail" if reply.status == pb.DrainAllReply.FAILED else "ok",
-            "drain",
-            index=index,
-            status=status,
-            duration_s=reply.duration_s,
-            cpus=cpus,
-        )
+        drained(self.history, index, reply)

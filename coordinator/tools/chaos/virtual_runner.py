@@ -1,0 +1,491 @@
+"""One chaos run under virtual time: a scenario against one strategy on a whole virtual cluster
+(coordinator.tools.virtual_cluster.WholeCluster, rule-driven membership), checked by the same checker.
+
+It mirrors coordinator.tools.chaos.runner step by step, in one process, at exact virtual instants:
+the workload's schedule and history entries (coordinator.tools.chaos.workload's functions: one drain
+at a time, each a DrainAllPages request from the workload's endpoint over the simulated network with
+the same deadline), the nemesis (coordinator.tools.chaos.virtual_nemesis, its hooks the cluster's, and
+here the history entries and, while the coordinator is stopped mid-drain, the watch of the pcp locks it
+held), the healing phase and settling (every CPU a live member), the tasks' progress between the heal
+and the end, then the final audit and every CPU's grant records.
+
+Times: the scenario's figures are the wall engine's, and so are the history's: each entry is stamped
+with its virtual instant times TIME_SCALE (scenario seconds), so the checker's bounds and slacks read
+as they do for a wall run. The control plane's rules keep their wall-engine constants (`Members.scale`).
+
+Transfer logs: the zone's rules (cpu_dead, claim, ranges) and each CPU's allocations, commits and
+discards write to in-memory logs on the same clock; refills and frees are not logged yet (the virtual
+zone client does not log them), so the checker's at-every-instant replay sees only the coordinator's
+side of each page (see docs/engine.md).
+
+`run` writes nothing when out_dir is None (a seed sweep calls it thousands of times); `execute`
+returns the run with its history, transfer logs and event log (determinism checks compare those).
+"""
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from coordinator import audit_rule
+from coordinator.drain.record import STRATEGIES
+from coordinator.drain.virtual import COORDINATOR
+from coordinator.tools.chaos import checker, timeline, workload
+from coordinator.tools.chaos.runner import OBSERVE_S, SETTLE_S, audited, plain_scenario, progress_between
+from coordinator.tools.chaos.scenario import Fault, Scenario
+from coordinator.tools.chaos.virtual_nemesis import VirtualNemesis
+from coordinator.tools.determinism import Outcome
+from coordinator.tools.virtual_cluster import Members, WholeCluster
+from node.api.errors import DOMAIN_ERRORS, status_of
+from node.api.v1 import pcpsim_pb2 as pb
+from node.runtime import ROLES
+from node.shared.timebase import TIME_SCALE
+from node.tasks import LatencyTask
+
+WORKLOAD = "workload"  # the workload's end of the network
+SETTLE_POLL_S = 0.1  # the wall runner's poll of the coordinator's state while settling
+LOCK_POLL_S = 0.01  # the wall nemesis's poll of the pcp locks while the coordinator is stopped
+AUDIT_TIMEOUT_S = 60.0  # the wall runner's Audit deadline
+_ISOLATED = ("isolated-preemptible", "isolated-rt")
+
+
+class History:
+    """The chaos history (coordinator.tools.chaos.history's entries) in memory, stamped with the virtual
+    instant in scenario seconds. Each entry is kept as the JSON line a wall run writes and as that line
+    read back, so the checker sees what `pcpsim chaos check` would read from the file."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.lines: list[str] = []
+        self.entries: list[dict] = []
+
+    def now(self) -> float:
+        return self.clock()
+
+    def add(self, process: str, type_: str, f: str, **value: Any) -> dict:
+        line = json.dumps(
+            {"t": round(self.clock(), 6), "process": process, "type": type_, "f": f, **value}, sort_keys=True
+        )
+        self.lines.append(line)
+        entry: dict = json.loads(line)
+        self.entries.append(entry)
+        return entry
+
+
+class TransferLogs:
+    """The run's transfer logs in memory (node.shared.transfer_log's lines), one per process as a wall
+    run keeps one file per process, on the history's clock."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.files: dict[str, list[str]] = {}
+
+    def log(self, name: str, **fixed: Any) -> "TransferSink":
+        return TransferSink(self, self.files.setdefault(name, []), fixed)
+
+    def events(self) -> list[dict]:
+        """As coordinator.tools.chaos.transfers.load reads a run directory: files by name, then by time."""
+        out = [json.loads(line) for name in sorted(self.files) for line in self.files[name]]
+        out.sort(key=lambda e: e["t"])
+        return out
+
+
+class TransferSink:
+    """One process's transfer log (node.shared.transfer_log.TransferLog's write, fixed fields, clock)."""
+
+    def __init__(self, logs: TransferLogs, lines: list[str], fixed: dict) -> None:
+        self.clock = logs.clock
+        self.lines = lines
+        self.fixed = fixed
+
+    def write(self, ev: str, t: Any = None, **fields: Any) -> None:
+        entry = {"t": self.clock() if t is None else t, "ev": ev, **self.fixed, **fields}
+        self.lines.append(json.dumps(entry, separators=(",", ":")))
+
+
+@dataclass
+class Run:
+    """One virtual chaos run: its verdict and everything the checker read."""
+
+    name: str  # <scenario>-<strategy>, the wall run directory's name
+    verdict: checker.Verdict
+    history: list[str]  # history.jsonl's lines
+    transfers: dict[str, list[str]]  # transfer log file name -> its lines
+    events: str  # the event log: the coordinator's and agents' steps, the nemesis's, then every CPU's
+
+    def outcome(self) -> Outcome:
+        """For coordinator.tools.determinism: the verdict and the history as results, the event log."""
+        results = json.dumps(self.verdict.to_json(), indent=2, sort_keys=True) + "\n" + "\n".join(self.history) + "\n"
+        return Outcome(results, self.events)
+
+    def write(self, out_dir: str) -> str:
+        """The run directory a wall run leaves (history.jsonl, transfers-*.jsonl, verdict.json, timeline.html)."""
+        run_dir = os.path.join(out_dir, self.name)
+        shutil.rmtree(run_dir, ignore_errors=True)  # a run directory holds one run
+        os.makedirs(run_dir)
+        with open(os.path.join(run_dir, "history.jsonl"), "w", encoding="utf-8") as f:
+            f.writelines(line + "\n" for line in self.history)
+        for name, lines in self.transfers.items():
+            with open(os.path.join(run_dir, name), "w", encoding="utf-8") as f:
+                f.writelines(line + "\n" for line in lines)
+        with open(os.path.join(run_dir, "verdict.json"), "w") as f:
+            json.dump(self.verdict.to_json(), f, indent=2)
+        with open(os.path.join(run_dir, "events.log"), "w", encoding="utf-8") as f:
+            f.write(self.events)
+        timeline.write(run_dir)
+        return run_dir
+
+
+def run(scenario: Scenario, strategy: str, out_dir: str | None = None, seed: int | None = None) -> checker.Verdict:
+    """The run's verdict; with out_dir, its run directory too (out_dir/<scenario>-<strategy>)."""
+    done = execute(scenario, strategy, seed, keep_log=out_dir is not None)
+    if out_dir is not None:
+        done.write(out_dir)
+    return done.verdict
+
+
+def execute(scenario: Scenario, strategy: str, seed: int | None = None, keep_log: bool = True) -> Run:
+    """One run in this process. `keep_log`: keep every CPU's event log line (else its digest only)."""
+    return _Runner(scenario, strategy, scenario.seed if seed is None else seed, keep_log).run()
+
+
+class _Runner:
+    def __init__(self, scenario: Scenario, strategy: str, seed: int, keep_log: bool) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}: one of {', '.join(STRATEGIES)}")
+        c = scenario.cluster
+        self.scenario, self.strategy, self.seed = scenario, strategy, seed
+        self.scale = TIME_SCALE
+        members = Members(
+            lease_ms=c.lease_ms,
+            failure_timeout_ms=c.failure_timeout_ms,
+            dead_timeout_ms=c.dead_timeout_ms,
+            flush_timeout_ms=c.flush_timeout_ms,
+            fencing=not c.unsafe_skip_fencing,
+            scale=self.scale,
+        )
+        self.roles = scenario.roles()
+        self.cluster = WholeCluster(
+            self.roles, seed, rcu_swap=strategy == "rcu-swap", keep_log=keep_log, members=members
+        )
+        self.queue = self.cluster.queue
+        self.history = History(self.cluster.rule_clock)
+        self.transfers = TransferLogs(self.cluster.rule_clock)
+        self._log_transfers()
+        self.bound = checker.drain_bound(
+            strategy, c.cpus, c.lease_ms / 1e3, c.dead_timeout_ms / 1e3, c.flush_timeout_ms / 1e3
+        )
+        frozen = sum(f.heal_after_s for f in scenario.faults if f.kind in checker.COORDINATOR_STOPPED)
+        self.deadline_s = self.bound + frozen + checker.MARGIN_S
+        self.nemesis = VirtualNemesis(
+            scenario,
+            self.queue,
+            self.cluster.net,
+            self.cluster.nodes.rng.subtree("nemesis"),
+            self,
+            COORDINATOR,
+            self.scale,
+        )
+        self.load = _Workload(self, scenario, strategy, seed)
+
+    def virtual(self, scenario_s: float) -> float:
+        return scenario_s / self.scale
+
+    def _log_transfers(self) -> None:
+        nodes = self.cluster.nodes
+        zone_log = self.transfers.log("transfers-coordinator.jsonl")
+        nodes.zone.rules.transfer_log = zone_log
+        zone_log.write("start")  # the zone was built at time 0 (ZoneRules writes it when built with its log)
+        for n in range(len(self.roles)):
+            sink = self.transfers.log(f"transfers-cpu{n}.jsonl", cpu=n, inc=self.cluster.hosts[n].incarnation)
+            self.cluster.hosts[n].transfer_log = sink
+            nodes.allocs[n].transfer_log = sink
+            nodes.drains[n].transfer_log = sink
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> Run:
+        sc, h = self.scenario, self.history
+        h.add(
+            "runner",
+            "meta",
+            "scenario",
+            name=sc.name,
+            strategy=self.strategy,
+            seed=self.seed,
+            bound_s=self.bound,
+            lease_s=sc.cluster.lease_ms / 1e3,
+            scenario=plain_scenario(sc),
+            transfer_logs=True,
+            engine="virtual",
+        )
+        h.add("runner", "meta", "clock", monotonic_t0=0.0)  # the transfer logs' times are the history's
+        events = sorted(
+            [(f.at_s, 0, i, f) for i, f in enumerate(sc.faults)]
+            + [(f.heal_at_s, 1, i, f) for i, f in enumerate(sc.faults)],
+            key=lambda e: e[:3],
+        )
+        for at, phase, _, fault in events:
+            self.queue.at(self.virtual(at), self._start if phase == 0 else self._heal, fault)
+        self.load.start()
+        self._until(sc.duration_s - sc.heal_s)
+        h.add("final", "final", "settled", **self._settle())
+        at_heal = self._progress()
+        self._until(max(h.now() + OBSERVE_S, sc.duration_s))
+        after = self._progress()
+        h.add(
+            "final",
+            "final",
+            "tasks",
+            cpus={str(cpu): progress_between(at_heal.get(cpu, {}), r) for cpu, r in after.items()},
+        )
+        self.load.stop()
+        self._final()
+        self.cluster.close()
+        verdict = checker.check(h.entries, self.bound, sc.cluster.lease_ms / 1e3, self.transfers.events())
+        log = self.cluster.trace_text() + "".join(line + "\n" for line in self.nemesis.trace)
+        log += self.cluster.nodes.text() if self.cluster.nodes.keep_log else self.cluster.nodes.digest() + "\n"
+        return Run(f"{sc.name}-{self.strategy}", verdict, h.lines, self.transfers.files, log)
+
+    def _until(self, scenario_s: float) -> None:
+        self.cluster.nodes.run(self.virtual(scenario_s))
+
+    def _settle(self) -> dict:
+        n, m = len(self.roles), self.cluster
+        deadline = self.history.now() + SETTLE_S
+        detail = ""
+        while True:
+            members = m.membership.members
+            live = [c for c, x in members.items() if m.membership.is_up(x) and not x.dead]
+            if len(live) == n:
+                return {"ok": True, "detail": f"{n} CPUs live"}
+            detail = f"live CPUs {sorted(live)} of {n}, recovering False"
+            if self.history.now() >= deadline:
+                return {"ok": False, "detail": detail}
+            self._until(self.history.now() + SETTLE_POLL_S)
+
+    def _progress(self) -> dict[int | str, dict]:
+        """cpu -> its role, allocations and (isolated CPUs) its latency task's runs, as the wall runner
+        reads them from each node's /metrics."""
+        out: dict[int | str, dict] = {}
+        nodes = self.cluster.nodes
+        for n, role in enumerate(self.roles):
+            if role == "idle":
+                continue
+            out[n] = {"role": pb.Role.Name(ROLES[role]), "allocs": nodes.allocs[n].allocs}
+            if role in _ISOLATED:
+                out[n]["runs"] = sum(s.totals.runs for s in nodes.cpus[n].sources if isinstance(s, LatencyTask))
+        return out
+
+    def _final(self) -> None:
+        h, cluster = self.history, self.cluster
+        self.load.wait(self.virtual(self.deadline_s + 5.0))
+        try:
+            audited(h, audit_rule.reply(cluster.audit(self.virtual(AUDIT_TIMEOUT_S))))
+        except Exception as err:  # an audit that failed is a finding of the checker, not the runner's
+            h.add("final", "final", "audit", error=f"{_code(err)}: {err}")
+        grants = {}
+        for n, drain in enumerate(cluster.nodes.drains):
+            grants[str(n)] = [
+                {
+                    "token": g.token,
+                    "outcome": g.outcome,
+                    "pages": len(g.pages),
+                    "held_s": round((g.ended_at - g.granted_at) * self.scale, 6) if g.ended_at else None,
+                    "granted_t": round(g.granted_at * self.scale, 6),
+                    "lease_s": g.lease_s * self.scale,
+                    "committed_after_expiry": g.committed_after_expiry,
+                    "stale_commits_refused": g.stale_commits_refused,
+                }
+                for g in drain.grants_log.values()
+            ]
+        h.add("final", "final", "grants", cpus=grants, unreachable=[], errors={})
+
+    # ------------------------------------------------------------------ the nemesis and its hooks
+    def _start(self, fault: Fault) -> None:
+        self.nemesis.start(fault)
+        self.history.add("nemesis", "fault", fault.kind, phase="start", what=fault.describe(), **_where(fault))
+
+    def _heal(self, fault: Fault) -> None:
+        trapped = fault.kind == "stop-coordinator-mid-drain" and self.cluster.net.stopped(COORDINATOR)
+        self.nemesis.heal(fault)
+        detail = {"trapped": trapped} if fault.kind == "stop-coordinator-mid-drain" else _where(fault)
+        self.history.add("nemesis", "fault", fault.kind, phase="heal", what=fault.describe(), **detail)
+
+    def kill(self, endpoint: object) -> None:
+        self.cluster.kill(endpoint)
+        if endpoint == COORDINATOR:
+            self.load.connection_lost()
+
+    def restart(self, endpoint: object) -> None:
+        self.cluster.restart(endpoint)
+
+    def stop(self, endpoint: object) -> None:
+        self.cluster.stop(endpoint)
+
+    def cont(self, endpoint: object) -> None:
+        self.cluster.cont(endpoint)
+
+    def set_cost_factor(self, cpu: int, factor: float) -> None:
+        self.cluster.set_cost_factor(cpu, factor)
+
+    def arm_trap(self, until: float) -> None:
+        self.cluster.arm_trap(until)
+        self.cluster.driver.on_trap = lambda: self._watch_locks(until)
+
+    def disarm_trap(self) -> None:
+        self.cluster.disarm_trap()
+
+    def _watch_locks(self, until: float) -> None:
+        """The coordinator stopped itself mid-drain: note which CPUs' pcp locks (or list sets) it held,
+        and when each is free again, polled as the wall nemesis polls them, until the heal."""
+        h, drains = self.history, self.cluster.nodes.drains
+        stopped_at = h.now()
+        h.add("nemesis", "observe", "coordinator-stopped", pid=0)
+        locked = [n for n, d in enumerate(drains) if d.holder_token()]
+        h.add("nemesis", "observe", "pcp-locked-at-stop", cpus=locked)
+
+        def poll() -> None:
+            for n in list(locked):
+                if not drains[n].holder_token():
+                    h.add("nemesis", "observe", "pcp-lock-free", cpu=n, after_s=round(h.now() - stopped_at, 6))
+                    locked.remove(n)
+            if not locked:
+                return
+            if self.queue.clock.now + self.virtual(LOCK_POLL_S) < until:
+                self.queue.after(self.virtual(LOCK_POLL_S), poll)
+            else:
+                for n in locked:
+                    h.add("nemesis", "observe", "pcp-lock-still-held", cpu=n, after_s=round(h.now() - stopped_at, 6))
+
+        poll()
+
+
+def _where(fault: Fault) -> dict:
+    return {} if fault.cpu is None else {"cpu": fault.cpu}
+
+
+def _code(err: BaseException) -> str:
+    return status_of(err).name if isinstance(err, DOMAIN_ERRORS) else "UNKNOWN"
+
+
+class _Workload:
+    """coordinator.tools.chaos.workload's DrainWorkload in virtual time: its steps one at a time, each
+    no earlier than its offset, each request over the network with the same deadline."""
+
+    def __init__(self, runner: _Runner, scenario: Scenario, strategy: str, seed: int) -> None:
+        self.runner = runner
+        self.queue = runner.queue
+        self.history = runner.history
+        self.strategy = strategy
+        w = scenario.workload
+        self.force_all_cpus = w.force_all_cpus
+        self.cma_pages = w.cma_pages
+        self.steps = workload.steps(seed, w.drain_interval_ms / 1e3, scenario.duration_s, (w.cma_pages, w.cma_at_s))
+        self.next = 0
+        self.invoked = 0
+        self.halted = False
+        self.pending: Callable[[str, str], None] | None = None  # the request in flight: its failure
+
+    def start(self) -> None:
+        self._schedule()
+
+    def stop(self) -> None:
+        self.halted = True
+
+    def wait(self, bound: float) -> None:
+        """Run until the request in flight has its outcome, at most `bound` virtual seconds (join)."""
+        until = self.queue.clock.now + bound
+        while self.pending is not None and len(self.queue) and (self.queue.next_time() or 0.0) <= until:
+            self.queue.step()
+
+    def connection_lost(self) -> None:
+        """The coordinator died: the request in flight fails as a gRPC call on a reset connection does."""
+        if self.pending is not None:
+            self.pending("UNAVAILABLE", "Socket closed")
+
+    def _schedule(self) -> None:
+        if self.halted or self.next >= len(self.steps):
+            return
+        offset = self.runner.virtual(self.steps[self.next][0])
+        self.queue.at(max(self.queue.clock.now, offset), self._step)
+
+    def _step(self) -> None:
+        if self.halted:
+            return
+        what = self.steps[self.next][1]
+        self.next += 1
+        if what == workload.DRAIN:
+            self._drain(self.invoked)
+            self.invoked += 1
+        else:
+            self._contig()
+
+    def _call(
+        self,
+        method: str,
+        handle: Callable[[Callable[[Any], None]], None],
+        answered: Callable[[Any], None],
+        failed: Callable[[str, str], None],
+    ) -> None:
+        """One RPC from the workload to the coordinator; exactly one of answered(reply) and
+        failed(code, detail) runs (the deadline's DEADLINE_EXCEEDED if nothing came back), then the next step."""
+        over = [False]
+
+        def once(fn: Callable[..., None]) -> Callable[..., None]:
+            def call(*args: Any) -> None:
+                if over[0]:
+                    return
+                over[0] = True
+                self.pending = None
+                fn(*args)
+                self._schedule()
+
+            return call
+
+        self.pending = once(failed)
+        self.runner.cluster.net.request(WORKLOAD, COORDINATOR, method, handle, once(answered), self.pending)
+        self.queue.after(
+            self.runner.virtual(self.runner.deadline_s), self.pending, "DEADLINE_EXCEEDED", "Deadline Exceeded"
+        )
+
+    def _drain(self, index: int) -> None:
+        h = self.history
+        workload.invoked(h, index, self.strategy, self.force_all_cpus)
+        cluster = self.runner.cluster
+
+        def handle(respond: Callable[[Any], None]) -> None:
+            cluster.drain(
+                STRATEGIES[self.strategy], lambda record, error: respond((record, error)), self.force_all_cpus
+            )
+
+        def answered(outcome: tuple) -> None:
+            record, error = outcome
+            if error is not None:
+                workload.failed(h, workload.DRAIN, _code(error), str(error), index=index)
+            else:
+                workload.drained(h, index, record.to_pb())
+
+        self._call(
+            "DrainAllPages",
+            handle,
+            answered,
+            lambda code, detail: workload.failed(h, workload.DRAIN, code, detail, index=index),
+        )
+
+    def _contig(self) -> None:
+        """alloc_contig_range has no virtual driver yet (coordinator.contig runs on asyncio): the take is
+        answered UNIMPLEMENTED, a definite failure, so the run holds no CMA range (docs/engine.md)."""
+        h = self.history
+        h.add("workload", "invoke", workload.CONTIG, nr_pages=self.cma_pages)
+
+        def handle(respond: Callable[[Any], None]) -> None:
+            respond(None)
+
+        def answered(_: Any) -> None:
+            h.add("workload", "fail", workload.CONTIG, error="UNIMPLEMENTED: alloc_contig_range has no virtual driver")
+
+        self._call(
+            "AllocContigRange", handle, answered, lambda code, detail: workload.failed(h, workload.CONTIG, code, detail)
+        )
