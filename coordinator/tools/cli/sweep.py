@@ -4,6 +4,7 @@ as a Kubernetes Indexed Job, one summary). docs/sweep.md."""
 
 import argparse
 import glob
+import logging
 import importlib.util
 import os
 import time
@@ -80,6 +81,9 @@ def cmd_sweep(args) -> int:
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CliError(f"--out {args.out}: not a directory")
     plan = driver.Plan(strategies=args.strategies, unsafe=args.unsafe)
+    # Thousands of runs: their processes' warnings (a failed housekeeping step, say) would bury the
+    # summary; each run's verdict says what went wrong. The workers fork with this setting.
+    logging.disable(logging.WARNING)
     processes = min(args.jobs or driver.default_jobs(), len(seeds))
     t0 = time.monotonic()
     progress: list[Progress] = []  # made at the first seed's end: after the workers fork, as its thread

@@ -8,7 +8,6 @@ the sweep's, tests give fakes. A run that raises is an outcome too ("error", its
 violation): a crash of the engine under some schedule is a finding, not a reason to stop.
 """
 
-import importlib
 import multiprocessing
 import os
 import time
@@ -24,7 +23,8 @@ Runner = Callable[[sc.Scenario, str], checker.Verdict]
 
 def virtual(scenario: sc.Scenario, strategy: str) -> checker.Verdict:
     """One run under virtual time (imported here: the sweep's other modules do not need it)."""
-    virtual_runner = importlib.import_module("coordinator.tools.chaos.virtual_runner")  # being written (vchaos)
+    from coordinator.tools.chaos import virtual_runner
+
     return virtual_runner.run(scenario, strategy)
 
 
