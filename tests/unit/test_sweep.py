@@ -257,3 +257,24 @@ def test_shards_merge_into_the_whole_sweep(tmp_path):
     (tmp_path / "junk.json").write_text('{"format": "something else"}')
     with pytest.raises(shards.ShardError, match="not a sweep shard"):
         shards.read(str(tmp_path / "junk.json"))
+
+
+def hidden_runner(s: sc.Scenario, strategy: str) -> checker.Verdict:
+    """Every run with a slow-cpu loses pages; the fake bug adds a stale write, never the first finding."""
+    findings = {"conservation": ["lost 1 page"]} if any(f.kind == "slow-cpu" for f in s.faults) else {}
+    if overlap_kill_and_partition(s):
+        findings = {"conservation": ["lost 2 pages"], "stale_writes_applied": ["cpu1 applied a stale commit"]}
+    return checker.Verdict(False, findings) if findings else checker.Verdict(True, {})
+
+
+def test_hunting_a_finding_shrinks_only_the_runs_with_it_and_keeps_it(tmp_path):
+    plan = driver.Plan(strategies=("remote",), runner=hidden_runner, finding="stale_writes_applied")
+    shard = driver.sweep(plan, list(range(1, 41)), str(tmp_path), 1, True, "1-40")
+    hunted = [f for f in shard.failures if "stale_writes_applied" in f.kinds]
+    others = [f for f in shard.failures if "stale_writes_applied" not in f.kinds]
+    assert hunted and others and all(f.first.startswith("conservation") for f in shard.failures)
+    assert all(not f.shrunk for f in others)
+    for f in hunted:
+        assert f.shrunk["faults"] == 2 and "stale_writes_applied" in f.shrunk["kinds"]
+    assert f"hunting stale_writes_applied: found in {len(hunted)} runs" in shards.summary(shard)
+    assert "(also stale_writes_applied)" in shards.summary(shard)

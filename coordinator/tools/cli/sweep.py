@@ -4,8 +4,8 @@ as a Kubernetes Indexed Job, one summary). docs/sweep.md."""
 
 import argparse
 import glob
-import logging
 import importlib.util
+import logging
 import os
 import time
 
@@ -20,6 +20,16 @@ UNSAFE = {
     for name in scenario.ClusterSpec.__dataclass_fields__
     if name.startswith("unsafe_")
 }
+# The kinds of violation checker.check names (its module docstring), in its order.
+FINDINGS = (
+    "conservation",
+    "pages_held_twice",
+    "allocated_after_cpu_dead",
+    "stale_writes_applied",
+    "lock_lease",
+    "drains_in_bound",
+    "liveness",
+)
 INDEX_ENV = "JOB_COMPLETION_INDEX"  # set by Kubernetes in each pod of an Indexed Job
 
 
@@ -54,6 +64,12 @@ def add_parsers(chaos_sub) -> None:
         help=f"TEST ONLY: comma-separated planted bugs switched on in every scenario ({', '.join(UNSAFE)})",
     )
     sw.add_argument(
+        "--finding",
+        choices=FINDINGS,
+        help="hunt this kind of violation: shrink only the runs that have it, keeping it (default: shrink every "
+        "failure, keeping its verdict and first kind of violation)",
+    )
+    sw.add_argument(
         "--index",
         type=flags.nonnegative_int,
         help=f"run only shard INDEX of --count (default: ${INDEX_ENV} if set, as in a Kubernetes Indexed Job)",
@@ -80,7 +96,7 @@ def cmd_sweep(args) -> int:
         raise CliError("this tree has no virtual runner (coordinator.tools.chaos.virtual_runner)")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CliError(f"--out {args.out}: not a directory")
-    plan = driver.Plan(strategies=args.strategies, unsafe=args.unsafe)
+    plan = driver.Plan(strategies=args.strategies, unsafe=args.unsafe, finding=args.finding)
     # Thousands of runs: their processes' warnings (a failed housekeeping step, say) would bury the
     # summary; each run's verdict says what went wrong. The workers fork with this setting.
     logging.disable(logging.WARNING)

@@ -34,22 +34,24 @@ class Outcome:
     strategy: str
     verdict: str  # shards.VERDICTS
     first: str  # the first violation; "" when valid
+    kinds: tuple = ()  # every kind of violation found, in the checker's order ("error" for a crash)
 
     @property
     def signature(self) -> tuple[str, str]:
         """What a shrunk scenario must still show: the verdict and the first violation's kind."""
-        return self.verdict, self.first.split(":", 1)[0]
+        return self.verdict, self.kinds[0] if self.kinds else ""
 
 
 def outcome(runner: Runner, scenario: sc.Scenario, strategy: str) -> Outcome:
     try:
         v = runner(scenario, strategy)
     except Exception as err:  # any crash of a run is its outcome
-        return Outcome(scenario.seed, strategy, "error", f"{type(err).__name__}: {err}")
+        return Outcome(scenario.seed, strategy, "error", f"{type(err).__name__}: {err}", ("error",))
     if v.valid is True:
         return Outcome(scenario.seed, strategy, "valid", "")
-    first = next((f"{k}: {items[0]}" for k, items in v.findings.items() if items), "no finding named")
-    return Outcome(scenario.seed, strategy, "invalid" if v.valid is False else "unknown", first)
+    kinds = tuple(k for k, items in v.findings.items() if items)
+    first = f"{kinds[0]}: {v.findings[kinds[0]][0]}" if kinds else "no finding named"
+    return Outcome(scenario.seed, strategy, "invalid" if v.valid is False else "unknown", first, kinds)
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,18 @@ class Plan:
     strategies: tuple
     unsafe: tuple = ()
     runner: Runner = virtual
+    finding: str | None = None  # hunt this kind of violation: only runs with it are shrunk, keeping it
 
     def scenario(self, seed: int) -> sc.Scenario:
         return generate.with_unsafe(generate.generate(seed, self.strategies), self.unsafe)
+
+    def hunted(self, o: Outcome) -> bool:
+        return o.verdict != "valid" if self.finding is None else self.finding in o.kinds
+
+    def same_failure(self, o: Outcome, failed: Outcome) -> bool:
+        """Whether a shrink candidate's outcome `o` is still the failure `failed`: the hunted kind of
+        violation still found, or (hunting none) the same verdict with the same first kind."""
+        return self.finding in o.kinds if self.finding else o.signature == failed.signature
 
 
 def run_seed(job: tuple[Plan, int]) -> list[Outcome]:
@@ -76,7 +87,7 @@ def shrink_failure(job: tuple[Plan, Outcome]) -> tuple[shrink.Shrunk, Outcome]:
     the shrunk scenario's own outcome."""
     plan, failed = job
     start = replace(plan.scenario(failed.seed), strategies=(failed.strategy,))
-    small = shrink.shrink(start, lambda s: outcome(plan.runner, s, failed.strategy).signature == failed.signature)
+    small = shrink.shrink(start, lambda s: plan.same_failure(outcome(plan.runner, s, failed.strategy), failed))
     return small, outcome(plan.runner, small.scenario, failed.strategy)
 
 
@@ -139,18 +150,27 @@ def _sweep(plan, seeds, out_dir, workers, do_shrink, progress, t0, spec, index, 
         s = replace(plan.scenario(o.seed), strategies=(o.strategy,))
         failures.append(
             shards.Failure(
-                o.seed, o.strategy, o.verdict, o.first, len(s.faults), s.cluster.cpus, _write(s, o, out_dir, "")
+                o.seed,
+                o.strategy,
+                o.verdict,
+                o.first,
+                list(o.kinds),
+                len(s.faults),
+                s.cluster.cpus,
+                _write(s, o, out_dir, ""),
             )
         )
-    if do_shrink and failed:
-        shrunk = workers.map(shrink_failure, ((plan, o) for o in failed))
-        for f, (small, again) in zip(failures, shrunk, strict=True):
+    hunted = [(f, o) for f, o in zip(failures, failed, strict=True) if plan.hunted(o)]
+    if do_shrink and hunted:
+        shrunk = workers.map(shrink_failure, ((plan, o) for _, o in hunted))
+        for (f, _), (small, again) in zip(hunted, shrunk, strict=True):
             f.shrunk = {
                 "file": _write(small.scenario, again, out_dir, "-shrunk", small.runs),
                 "faults": len(small.scenario.faults),
                 "cpus": small.scenario.cluster.cpus,
                 "runs": small.runs,
                 "first": again.first,
+                "kinds": list(again.kinds),
             }
     return shards.Shard(
         seeds=spec,
@@ -162,6 +182,7 @@ def _sweep(plan, seeds, out_dir, workers, do_shrink, progress, t0, spec, index, 
         wall_s=round(time.monotonic() - t0, 3),
         counts=counts,
         failures=failures,
+        finding=plan.finding,
     )
 
 

@@ -53,10 +53,11 @@ class Failure:
     strategy: str
     verdict: str
     first: str  # the first violation (checker finding, or the error's text)
+    kinds: list[str]  # every kind of violation the run had, in the checker's order
     faults: int
     cpus: int
     file: str = ""  # the failing scenario as a file
-    shrunk: dict = field(default_factory=dict)  # file, faults, cpus, first, runs (when shrunk)
+    shrunk: dict = field(default_factory=dict)  # file, faults, cpus, runs, first, kinds (when shrunk)
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Shard:
     wall_s: float
     counts: dict[str, dict[str, int]]  # strategy -> verdict -> runs
     failures: list[Failure]
+    finding: str | None = None  # the kind of violation hunted (--finding), if any
 
     def to_json(self) -> dict:
         return {"format": FORMAT, **asdict(self)}
@@ -104,14 +106,14 @@ def merge(shards: list[tuple[str, Shard]]) -> Shard:
     if not shards:
         raise ShardError("no shards to merge")
     path0, first = shards[0]
-    key = (first.seeds, first.strategies, first.unsafe, first.count)
+    key = (first.seeds, first.strategies, first.unsafe, first.count, first.finding)
     seen: dict[int, str] = {}
     for path, s in shards:
-        if (s.seeds, s.strategies, s.unsafe, s.count) != key:
+        if (s.seeds, s.strategies, s.unsafe, s.count, s.finding) != key:
             raise ShardError(
                 f"{path} is of another sweep than {path0}: seeds {s.seeds}, strategies {s.strategies}, "
-                f"unsafe {s.unsafe}, {s.count} shards (against {first.seeds}, {first.strategies}, "
-                f"{first.unsafe}, {first.count})"
+                f"unsafe {s.unsafe}, {s.count} shards, finding {s.finding} (against {first.seeds}, "
+                f"{first.strategies}, {first.unsafe}, {first.count}, {first.finding})"
             )
         if s.index in seen:
             raise ShardError(f"{path} and {seen[s.index]} are both shard {s.index}")
@@ -131,6 +133,7 @@ def merge(shards: list[tuple[str, Shard]]) -> Shard:
         wall_s=max(s.wall_s for _, s in shards),
         counts=counts,
         failures=sorted((f for _, s in shards for f in s.failures), key=lambda f: (f.seed, f.strategy)),
+        finding=first.finding,
     )
 
 
@@ -154,6 +157,9 @@ def summary(shard: Shard) -> str:
     lines = [f"sweep of seeds {shard.seeds}: {what}{n} seeds run ({runs} runs) in {shard.wall_s:.1f} s{rate}"]
     if shard.unsafe:
         lines.append(f"test-only switches on: {', '.join(shard.unsafe)}")
+    if shard.finding:
+        hunted = sum(shard.finding in f.kinds for f in shard.failures)
+        lines.append(f"hunting {shard.finding}: found in {hunted} runs")
     if shard.index < 0 and (gone := missing(shard)):
         lines.append(f"MISSING shards {gone} of {shard.count}: their seeds did not run")
     lines.append(f"{'strategy':<10} " + " ".join(f"{v:>8}" for v in VERDICTS))
@@ -161,7 +167,8 @@ def summary(shard: Shard) -> str:
         by = shard.counts.get(st, {})
         lines.append(f"{st:<10} " + " ".join(f"{by.get(v, 0):>8}" for v in VERDICTS))
     for f in shard.failures:
-        lines.append(f"seed {f.seed} {f.strategy} {f.verdict}: {f.first}")
+        also = f" (also {', '.join(f.kinds[1:])})" if len(f.kinds) > 1 else ""
+        lines.append(f"seed {f.seed} {f.strategy} {f.verdict}: {f.first}{also}")
         lines.append(f"  {f.faults} faults on {f.cpus} CPUs: {f.file}")
         if f.shrunk:
             s = f.shrunk
