@@ -1,5 +1,6 @@
 """A sweep: each seed's scenario (generate) run under virtual time against each strategy, checked by
-the chaos checker, across one process per core; failures written as scenario files and shrunk.
+the chaos checker, across one process per core; failures written as scenario files, and the first
+of each distinct failure (strategy, verdict and first kind of violation) shrunk.
 
 Outcomes come back in seed order whatever the number of processes (Pool.imap), so the shard file
 and the summary are the same for one process or many. A runner is any picklable function
@@ -160,7 +161,13 @@ def _sweep(plan, seeds, out_dir, workers, do_shrink, progress, t0, spec, index, 
                 _write(s, o, out_dir, ""),
             )
         )
-    hunted = [(f, o) for f, o in zip(failures, failed, strict=True) if plan.hunted(o)]
+    # One shrink per distinct failure: the first seed (in seed order) of each strategy and signature
+    # (a hundred seeds tripping one bug are one bug; each shrink costs tens of runs).
+    first_of: dict = {}
+    for f, o in zip(failures, failed, strict=True):
+        if plan.hunted(o):
+            first_of.setdefault((o.strategy, o.signature), (f, o))
+    hunted = list(first_of.values())
     if do_shrink and hunted:
         shrunk = workers.map(shrink_failure, ((plan, o) for _, o in hunted))
         for (f, _), (small, again) in zip(hunted, shrunk, strict=True):
