@@ -283,3 +283,16 @@ def test_hunting_a_finding_shrinks_only_the_runs_with_it_and_keeps_it(tmp_path):
     assert hunted[0].shrunk["faults"] == 2 and "stale_writes_applied" in hunted[0].shrunk["kinds"]
     assert f"hunting stale_writes_applied: found in {len(hunted)} runs" in shards.summary(shard)
     assert "(also stale_writes_applied)" in shards.summary(shard)
+
+
+def test_the_rate_counts_what_it_ran_and_its_floor_is_the_wall_runners_estimate(tmp_path):
+    from coordinator.tools.chaos import runner as wall_runner
+    from coordinator.tools.chaos.sweep import rate
+
+    r = rate.measure(range(1, 41), ("workqueue", "remote"), 2, fake_runner)
+    two = dataclasses.replace(PLAN, strategies=("workqueue", "remote"))
+    shard = driver.sweep(two, list(range(1, 41)), str(tmp_path), 1, False, "1-40")
+    assert (r.seeds, r.runs, r.processes) == (40, 80, 2)
+    assert r.invalid == sum(n for by in shard.counts.values() for v, n in by.items() if v != "valid") > 0
+    assert r.wall_engine_s == sum(2 * wall_runner.estimate_s(generate.generate(s)) for s in range(1, 41))
+    assert r.seeds_per_s == 40 / r.wall_s and "80 runs" in r.note()
