@@ -66,7 +66,11 @@ def first_divergence(a: str, b: str, what: str) -> str | None:
 
 def check(run: Callable[[], Outcome]) -> Report:
     """Run twice; the report names the first divergent event, else the first divergent results line."""
-    first, second = run(), run()
+    return compare(run(), run())
+
+
+def compare(first: Outcome, second: Outcome) -> Report:
+    """Two runs' outcomes: the first divergent event, else the first divergent results line."""
     divergence = first_divergence(first.events, second.events, "event log") or first_divergence(
         first.results, second.results, "results"
     )

@@ -52,6 +52,7 @@ from node.runtime import ROLES
 from node.shared.timebase import TIME_SCALE
 from node.virtual.agent import VirtualAgent
 from node.virtual.run import VirtualCluster, kernel_s
+from node.virtual.zone_rpc import ZoneRpc
 
 # The coordinator's defaults (coordinator.__main__: --lease-ms, --flush-timeout-ms, --rcu-gp-timeout-ms).
 LEASE_MS, FLUSH_TIMEOUT_MS, GP_TIMEOUT_MS = 2000, 10_000, 2000
@@ -121,7 +122,7 @@ class NodeHost:
         process, which forgets nothing since it never had them (a wall node's log has no discard then)."""
         c, n = self.cluster, self.cpu
         if log and self.transfer_log is not None:
-            self.transfer_log.write("discard")
+            self.transfer_log.write("discard")  # with the incarnation that held them
         c.drains[n].discard()
         c.pcps[n].discard()
         c.allocs[n].discard()
@@ -132,6 +133,9 @@ class NodeHost:
 
     def park(self, parked: bool) -> None:
         self.cluster.cpus[self.cpu].set_paused(parked, by=MEMBERSHIP)
+
+    def when_parked(self, fn: Callable[[], object]) -> None:
+        self.cluster.cpus[self.cpu].when_parked(fn)
 
     def set_pageset(self, high: int, batch: int) -> None:
         """pageset_update, as node.runtime.NodeRuntime.set_pageset (high_max kept: the zone's size is fixed)."""
@@ -185,6 +189,7 @@ class WholeCluster:
             self.heartbeat_s = kernel_s(self.membership.heartbeat_interval())
             self.queue.at(0.0, self._beat)
             return
+        self.zone_rpc = self.nodes.zone.rpc = ZoneRpc(self.net, COORDINATOR, members.scale)
         for n in range(len(roles)):
             if not members.fencing:
                 self.nodes.drains[n].fencing = False  # type: ignore[union-attr]
@@ -264,6 +269,7 @@ class WholeCluster:
             return
         assert isinstance(endpoint, int)
         self.agents[endpoint].stop()
+        self.zone_rpc.abort(endpoint)
         self.nodes.cpus[endpoint].set_paused(True, by=KILLED)
 
     def restart(self, endpoint: object) -> None:

@@ -3,8 +3,9 @@ Register attempts are events on node.sim's queue, each request and its answer a 
 SimNetwork (one link each way per CPU, so a CPU's messages keep their order), each bound an event at the
 instant it runs out; a token makes whichever of the answer and the bound comes second a no-op, as a
 gRPC deadline makes a late reply unreadable. The coordinator's replies pass the epoch rule
-(node.epoch_rule) as node.epoch's do. Parking is immediate here (the host's `park`), where the wall
-agent waits for the CPU to reach a safe point. Incarnations come from a seeded stream (node.identity).
+(node.epoch_rule) as node.epoch's do. Before it discards or reports its pages it waits for the CPU to
+park at a safe point (the host's `when_parked`), as the wall agent does. Incarnations come from a
+seeded stream (node.identity).
 
 Each call goes by SimNetwork.request from the CPU's number to `COORDINATOR` under both ends' fault
 rules, a rule's failure the refusal of its code. `scale` is the rules' seconds per virtual second (see
@@ -36,6 +37,7 @@ class Host(Protocol):
 
     @property
     def parked(self) -> bool: ...
+
     incarnation: str  # the process's, as its zone requests carry it
 
     def pcp_count(self) -> int: ...
@@ -45,6 +47,8 @@ class Host(Protocol):
     def discard(self) -> None: ...
 
     def park(self, parked: bool) -> None: ...
+
+    def when_parked(self, fn: Callable[[], object]) -> None: ...  # fn() once parked at a safe point
 
     def set_pageset(self, high: int, batch: int) -> None: ...
 
@@ -196,9 +200,14 @@ class VirtualAgent(AgentRule):
 
     # ------------------------------------------------------------------ registering
     def _rejoin(self, resume: bool, then: Callable[[], None]) -> None:
-        """Park, then register again: with every page held (resume) or with none and a new incarnation."""
+        """Park, and once the CPU is at its safe point (no allocation or zone call of it in flight, as
+        node.agent waits for it), register again: with every page held (resume) or with none and a new
+        incarnation."""
         self.host.park(True)
         self._note("parked")
+        self.host.when_parked(lambda: self._run(self._rejoin_parked, resume, then))
+
+    def _rejoin_parked(self, resume: bool, then: Callable[[], None]) -> None:
         if not resume:
             self.host.discard()
             self.incarnation = self.host.incarnation = self.ids.incarnation()

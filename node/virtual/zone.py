@@ -24,12 +24,13 @@ import collections
 import concurrent.futures
 import itertools
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from node.mm.constants import Page
 from node.mm.zone import Zone
 from node.mm.zone_rules import NODE, Held, Refused, ZoneReply, ZoneRules
 from node.shared.timebase import CostModel
+from node.shared.transfer_log import blocks
 from node.sim.net import SimNetwork
 from node.virtual.cpu import VirtualCpu
 from node.zone_client import ZoneRefused
@@ -75,6 +76,8 @@ class SharedZone:
         self.lock = ZoneLock()
         self.rules = ZoneRules(zone, cost)
         self.drain_requests = 0  # DrainAllPages requests that reached the coordinator's end
+        # A chaos run's: each round trip a request under the network's fault rules (node.virtual.zone_rpc).
+        self.rpc: Callable[[LocalZone, str, Callable[[], Any]], Any] | None = None
 
 
 class LocalZone:
@@ -90,19 +93,34 @@ class LocalZone:
         self.reclaim_active = shared.zone.reclaim_active
         self.watermark_failed = False
         self.calls = 0
+        self.transfer_log: Any = None  # node.shared.transfer_log.TransferLog's kind, or None (as ZoneClient's)
         self._out = (cpu.cpu, COORDINATOR)  # the node's zone stream, one link each way
         self._back = (COORDINATOR, cpu.cpu)
 
     def _transfer_id(self) -> str:
         return f"cpu{self.cpu.cpu}-{next(self._ids)}"
 
-    def _round_trip(self, op: Callable[[], Held[R]]) -> R:
+    def _round_trip(self, op: Callable[[], Held[R]], method: str) -> R:
         """op() applied under zone->lock one network latency after now, holding the lock for the hold
         it returns; returns once the reply is back, one more latency later. A refusal of the rules
-        comes back as the wall client's ZoneRefused, after the same trip."""
+        comes back as the wall client's ZoneRefused, after the same trip. With the shared zone's `rpc`
+        (a chaos run: node.virtual.zone_rpc), the trip is a request under the network's fault rules."""
         shared, cpu = self.shared, self.cpu
         self.calls += 1
-        cpu.wait_until(shared.net.arrival(self._out))
+        outcome: Held[R] | Refused
+        if shared.rpc is not None:
+            outcome = shared.rpc(self, method, lambda: self.apply(op))
+        else:
+            cpu.wait_until(shared.net.arrival(self._out))
+            outcome = self.apply(op)
+            cpu.wait_until(shared.net.arrival(self._back))
+        if isinstance(outcome, Refused):
+            raise ZoneRefused("FAILED_PRECONDITION", str(outcome))
+        return outcome.value
+
+    def apply(self, op: Callable[[], Held[R]]) -> Held[R] | Refused:
+        """From this CPU's fiber, at the zone: op() under zone->lock, the lock held for the hold it returns."""
+        shared, cpu = self.shared, self.cpu
         shared.lock.acquire(cpu)
         try:
             try:
@@ -113,10 +131,7 @@ class LocalZone:
                 cpu.wait_until(cpu.clock() + shared.cost.wall(outcome.hold_us))
         finally:
             shared.lock.release()
-        cpu.wait_until(shared.net.arrival(self._back))
-        if isinstance(outcome, Refused):
-            raise ZoneRefused("FAILED_PRECONDITION", str(outcome))
-        return outcome.value
+        return outcome
 
     def _note(self, reply: ZoneReply) -> None:
         self.free_pages = reply.free_pages
@@ -124,9 +139,11 @@ class LocalZone:
 
     def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list[int]:
         rules, cpu, tid, inc = self.shared.rules, self.cpu.cpu, self._transfer_id(), self.incarnation
-        reply = self._round_trip(lambda: rules.rmqueue(cpu, order, migratetype, count, tid, inc))
+        reply = self._round_trip(lambda: rules.rmqueue(cpu, order, migratetype, count, tid, inc), "ZoneStream.rmqueue")
         self._note(reply)
         self.watermark_failed = not reply.watermark_ok
+        if self.transfer_log is not None and reply.pfns:
+            self.transfer_log.write("refill", inc=inc, pages=[[pfn, order] for pfn in reply.pfns])
         return list(reply.pfns)
 
     def rmqueue_buddy(self, order: int, migratetype: int) -> int | None:
@@ -137,7 +154,15 @@ class LocalZone:
         if pages:
             batch = list(pages)
             rules, cpu, tid, inc = self.shared.rules, self.cpu.cpu, self._transfer_id(), self.incarnation
-            self._note(self._round_trip(lambda: rules.free_pages(cpu, batch, tid, inc, NODE)))
+            log = self.transfer_log  # as node.zone_client's: the pages leave when the free is sent
+            if log is not None:
+                log.write("free", inc=inc, pages=blocks(batch))
+            try:
+                self._note(self._round_trip(lambda: rules.free_pages(cpu, batch, tid, inc, NODE), "ZoneStream.free"))
+            except BaseException:
+                if log is not None:
+                    log.write("keep", inc=inc, pages=blocks(batch))
+                raise
 
     def free_one_page(self, pfn: int, order: int, migratetype: int) -> None:
         self.free_pcppages_bulk([(pfn, order, migratetype)])

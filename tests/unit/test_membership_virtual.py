@@ -58,6 +58,9 @@ class Host:
     def holdings(self) -> list[tuple[int, int, int]]:
         return list(self.pages)
 
+    def when_parked(self, fn) -> None:
+        fn()  # parks at once
+
     def discard(self) -> None:
         self.pages.clear()
         self.discards += 1

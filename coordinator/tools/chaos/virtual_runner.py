@@ -13,10 +13,9 @@ Times: the scenario's figures are the wall engine's, and so are the history's: e
 with its virtual instant times TIME_SCALE (scenario seconds), so the checker's bounds and slacks read
 as they do for a wall run. The control plane's rules keep their wall-engine constants (`Members.scale`).
 
-Transfer logs: the zone's rules (cpu_dead, claim, ranges) and each CPU's allocations, commits and
-discards write to in-memory logs on the same clock; refills and frees are not logged yet (the virtual
-zone client does not log them), so the checker's at-every-instant replay sees only the coordinator's
-side of each page (see docs/engine.md).
+Transfer logs: the zone's rules (start, cpu_dead, claim, ranges) and each CPU's refills, frees, keeps,
+allocations, commits and discards write to in-memory logs (one per process, as the wall run's files) on
+the history's clock, so the checker replays the same events.
 
 `run` writes nothing when out_dir is None (a seed sweep calls it thousands of times); `execute`
 returns the run with its history, transfer logs and event log (determinism checks compare those).
@@ -202,6 +201,7 @@ class _Runner:
             sink = self.transfers.log(f"transfers-cpu{n}.jsonl", cpu=n, inc=self.cluster.hosts[n].incarnation)
             self.cluster.hosts[n].transfer_log = sink
             nodes.allocs[n].transfer_log = sink
+            nodes.zones[n].transfer_log = sink
             nodes.drains[n].transfer_log = sink
 
     # ------------------------------------------------------------------ the run

@@ -1,5 +1,6 @@
-"""`pcpsim chaos run` (scenario files against local clusters, each run checked), `pcpsim chaos
-check` (the checker again on a past run's history) and `pcpsim chaos timeline` (its page again)."""
+"""`pcpsim chaos run` (scenario files against local clusters, each run checked; `--engine virtual`:
+the whole cluster in this process under virtual time, `--check-determinism` runs each twice), `pcpsim
+chaos check` (the checker again on a past run's history) and `pcpsim chaos timeline` (its page again)."""
 
 import json
 import os
@@ -32,11 +33,15 @@ def cmd_chaos(args) -> int:
         verdict = checker.check(entries, meta["bound_s"], meta["lease_s"], transfers.load(args.run_dir, entries))
         print(json.dumps(verdict.to_json(), indent=2))
         return verdict.exit_code
+    if args.check_determinism and args.engine != "virtual":
+        raise CliError("--check-determinism needs --engine virtual (a wall run cannot be replayed)")
     try:  # every file is validated before anything runs
         scenarios = [scenario.load(f) for f in args.files]
     except scenario.ScenarioError as err:
         raise CliError(str(err)) from None
     runs = [(sc, s) for sc in scenarios for s in ([args.strategy] if args.strategy else sc.strategies)]
+    if args.engine == "virtual":
+        return _run_virtual(args, scenarios, runs)
     progress = Progress(len(runs), sum(runner.estimate_s(sc) for sc, _ in runs))
     verdicts = []
     try:
@@ -52,6 +57,37 @@ def cmd_chaos(args) -> int:
     for name, strategy, v in verdicts:
         print(summary_row(name, strategy, v))
     print(f"run directories under {args.out}")
+    codes = [v.exit_code for _, _, v in verdicts]
+    return 1 if 1 in codes else 2 if 2 in codes else 0
+
+
+def _run_virtual(args, scenarios, runs) -> int:
+    from coordinator.tools import determinism
+    from coordinator.tools.chaos import virtual_nemesis, virtual_runner
+
+    for sc in scenarios:  # refused before anything runs
+        for i, fault in enumerate(sc.faults):
+            if fault.kind in virtual_nemesis.UNSUPPORTED:
+                why = virtual_nemesis.UNSUPPORTED[fault.kind]
+                raise CliError(f"{sc.path}: faults[{i}]: {fault.kind} cannot run under --engine virtual: {why}")
+    verdicts, diverged = [], []
+    for sc, strategy in runs:
+        first = virtual_runner.execute(sc, strategy, args.seed)
+        first.write(args.out)
+        if args.check_determinism:
+            second = virtual_runner.execute(sc, strategy, args.seed)
+            report = determinism.compare(first.outcome(), second.outcome())
+            print(f"{sc.name}/{strategy}:\n  " + report.describe().replace("\n", "\n  "))
+            if not report.identical:
+                diverged.append(f"{sc.name}/{strategy}")
+        verdicts.append((sc.name, strategy, first.verdict))
+    print(f"{'scenario':<28} {'strategy':<10} valid    drains ok/fail/info  lost dup stale")
+    for name, strategy, v in verdicts:
+        print(summary_row(name, strategy, v))
+    print(f"run directories under {args.out} (engine virtual)")
+    if diverged:
+        print(f"not deterministic: {', '.join(diverged)}")
+        return 1
     codes = [v.exit_code for _, _, v in verdicts]
     return 1 if 1 in codes else 2 if 2 in codes else 0
 

@@ -21,6 +21,7 @@
   pcpsim bench [--quick] [--json PATH]                         figures against their floors, as ratios
   pcpsim tokens DIR                                            fresh token files for a deployment
   pcpsim chaos run FILE... [--strategy S] [--seed N] [--out D] scripted faults, checked page by page
+                 [--engine wall|virtual] [--check-determinism] ... or in one process under virtual time
   pcpsim chaos check RUN_DIR                                   the checker again, on a run's history
   pcpsim chaos timeline RUN_DIR [--out OUT.html]               a run's operations and faults as a page
   pcpsim replay count-race|up-trylock|bulk-free [--kernel K,K] a post-merge pcp bug, replayed on the model
@@ -274,6 +275,19 @@ def build_parser() -> argparse.ArgumentParser:
     crun.add_argument("--strategy", choices=sorted(STRATEGIES), help="this strategy only")
     crun.add_argument("--seed", type=int, help="override every scenario's seed")
     crun.add_argument("--out", default=".pcpsim/chaos", help="where run directories go (default %(default)s)")
+    crun.add_argument(
+        "--engine",
+        choices=("wall", "virtual"),
+        default="wall",
+        help="wall: real processes in wall time (default); virtual: the whole cluster in this process "
+        "under virtual time, every run reproducible from its seed (docs/engine.md)",
+    )
+    crun.add_argument(
+        "--check-determinism",
+        action="store_true",
+        help="(--engine virtual) run each scenario and strategy twice: print both digests and whether "
+        "the runs are byte-identical, else their first divergent event; exit 1 on a divergence",
+    )
     ccheck = chsub.add_parser(
         "check",
         help="check the history of a past run again",

@@ -1,0 +1,96 @@
+"""A virtual CPU's zone round trip under the network's fault rules (a chaos run's node.virtual.zone).
+
+The wall client (node.zone_client.ZoneClient._call) sends each zone request on its ZoneStream and waits
+for the answer within the stream's timeout; a broken stream, an injected failure or no answer in time
+leaves the outcome unknown, so it sends the same request again (its transfer id makes a retry of an
+applied request get the first answer: node.mm.zone_rules) without limit, waiting min(0.5, 0.01 x
+attempt) seconds between attempts. Here each attempt is a SimNetwork.request from the CPU to the
+coordinator's endpoint, named "ZoneStream.<op>" as the wall rules name it, so a partition, a stopped or
+killed endpoint, and the rpc faults (delay, drop, dropped reply, failure) reach the zone's messages at
+exact virtual instants. The CPU's fiber waits for the outcome: when the request arrives it is resumed to
+do the zone's side (node.virtual.zone.LocalZone.apply: zone->lock, the rules, the hold), then it waits
+for the answer or the bound. The wall figures (its timeout, its pauses) are divided by TIME_SCALE.
+
+A killed process's call ends with it (`abort`): the CPU's fiber, which outlives the process here, gets
+ZoneRefused UNAVAILABLE instead of retrying into the next process's life.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from node.shared.timebase import TIME_SCALE
+from node.sim.net import SimNetwork
+from node.zone_client import ZoneRefused
+
+STREAM_TIMEOUT_S = 2.0  # node.zone_client.ZoneClient's default, wall seconds
+COORDINATOR = "coordinator"  # the zone's end: the coordinator process serves it
+
+
+class ZoneRpc:
+    def __init__(self, net: SimNetwork, endpoint: object = COORDINATOR, time_scale: float = TIME_SCALE) -> None:
+        self.net = net
+        self.endpoint = endpoint
+        self.time_scale = time_scale
+        self.retries = 0  # attempts whose outcome was unknown (ZoneClient.unknown_outcomes)
+        self._posts: dict[int, Callable[..., None]] = {}  # cpu -> its call in flight's inbox
+
+    def __call__(self, zone: Any, method: str, apply: Callable[[], Any]) -> Any:
+        """From the fiber of `zone.cpu` (a node.virtual.zone.LocalZone): the zone's outcome of `apply`."""
+        cpu = zone.cpu
+        attempt = 0
+        while True:
+            attempt += 1
+            got = self._attempt(cpu, method, apply)
+            if got:
+                return got[0]
+            self.retries += 1
+            cpu.wait_until(cpu.clock() + min(0.5, 0.01 * attempt) / self.time_scale)
+
+    def abort(self, cpu: int) -> None:
+        """CPU `cpu`'s process was killed: its call in flight, if any, ends now (ZoneRefused)."""
+        post = self._posts.get(cpu)
+        if post is not None:
+            post("killed")
+
+    def _attempt(self, cpu: Any, method: str, apply: Callable[[], Any]) -> list[Any]:
+        """One request: [outcome], or [] when its outcome is unknown (failed, lost, or past the bound)."""
+        inbox: list[tuple[str, Any]] = []
+        waiting = [False]
+
+        def post(kind: str, value: Any = None) -> None:
+            inbox.append((kind, value))
+            if waiting[0]:
+                waiting[0] = False
+                cpu.resume_soon()
+
+        self.net.request(
+            cpu.cpu,
+            self.endpoint,
+            method,
+            lambda respond: post("arrived", respond),
+            lambda outcome: post("answer", outcome),
+            lambda code, detail: post("failed"),
+        )
+        cpu.queue.after(STREAM_TIMEOUT_S / self.time_scale, post, "expired")
+        self._posts[cpu.cpu] = post
+        try:
+            return self._outcome(cpu, inbox, waiting, apply)
+        finally:
+            del self._posts[cpu.cpu]
+
+    def _outcome(
+        self, cpu: Any, inbox: list[tuple[str, Any]], waiting: list[bool], apply: Callable[[], Any]
+    ) -> list[Any]:
+        while True:
+            while not inbox:
+                waiting[0] = True
+                cpu.wait_resumed()
+            kind, value = inbox.pop(0)
+            if kind == "killed":
+                raise ZoneRefused("UNAVAILABLE", f"cpu {cpu.cpu}'s process was killed")
+            if kind == "arrived":
+                value(apply())  # the zone's side, on this fiber, then the answer travels back
+            elif kind == "answer":
+                return [value]
+            else:
+                return []
