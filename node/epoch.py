@@ -34,7 +34,7 @@ import grpc
 
 from node.api.epoch import request_epoch
 from node.api.errors import FailedPrecondition
-from node.epoch_rule import NEWER, STALE, EpochRule
+from node.epoch_rule import NEWER, STALE, EpochRule, stale_request
 from node.shared.faults import InjectedRpcError
 
 
@@ -56,10 +56,7 @@ class CoordinatorEpoch(EpochRule):
         with self._lock:
             refused = self.request(epoch)
         if refused:
-            raise FailedPrecondition(
-                f"request from coordinator epoch {epoch}, older than epoch {self.highest} seen here: "
-                "that coordinator was replaced"
-            )
+            raise FailedPrecondition(stale_request(epoch, self.highest))
 
     def admit(self, method: str, reply):
         """A coordinator's reply to the agent (`method`: "Register", "Heartbeat"): returned if it may be

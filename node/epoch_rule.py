@@ -8,6 +8,13 @@ NEWER = "NOT_FOUND"  # the coordinator was replaced under this CPU's registratio
 REFUSED = "FAILED_PRECONDITION"  # a request, or a zone reply, of a replaced coordinator
 
 
+def stale_request(epoch: int, highest: int) -> str:
+    """Why a request of coordinator `epoch` is refused (REFUSED) where `highest` has been seen."""
+    return (
+        f"request from coordinator epoch {epoch}, older than epoch {highest} seen here: that coordinator was replaced"
+    )
+
+
 class EpochRule:
     def __init__(self) -> None:
         self.highest = 0  # the highest epoch seen in any reply or request

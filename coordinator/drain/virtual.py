@@ -54,6 +54,14 @@ class Answer:
     after_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A unary call's error status as a Peer answers it (the wall call raises it): the effect fails."""
+
+    code: str
+    detail: str
+
+
 class Later:
     """A reply a CPU gives once its handling has waited in virtual time (a node half on its own fiber:
     the pcp lock, a grace period, a flush): the Peer returns it at once and calls `give` when done.
@@ -78,12 +86,13 @@ class Later:
 
 
 class Peer(Protocol):
-    """A CPU as the virtual driver reaches it. Each method is called when a request arrives; None: the
-    request is lost (never answered)."""
+    """A CPU as the virtual driver reaches it. Each method is called when a request arrives, with the
+    sending coordinator's epoch (0: none, as the wall request's missing header); None: the request is
+    lost (never answered)."""
 
-    def control(self, message: Any) -> Answer | Later | None: ...
+    def control(self, message: Any, epoch: int) -> Answer | Later | None: ...
 
-    def call(self, method: str, request: Any) -> Answer | Later | None: ...
+    def call(self, method: str, request: Any, epoch: int) -> Answer | Later | None: ...
 
 
 class VirtualMutex:
@@ -129,6 +138,7 @@ class VirtualDriver:
         self.on_trap: Callable[[], object] | None = None  # called when the trap springs
         self.scale = scale
         self.endpoint = endpoint  # this coordinator's end of the network
+        self.epoch = 0  # sent with every request (node.epoch_rule); 0: none
         self.trace: list[str] = []
 
     def rule_clock(self) -> float:
@@ -145,7 +155,7 @@ class VirtualDriver:
         self.trap_until = until
 
     def disarm_trap(self) -> None:
-        self.trap_until = None
+        self.trap_until = self.stop_for_s = None
 
     # ------------------------------------------------------------------ running programs
     def start(self, program: fx.Program[T], done: Callable[[Any, BaseException | None], None]) -> None:
@@ -210,7 +220,7 @@ class VirtualDriver:
                 effect.timeout,
                 late,
                 "StreamBroken: ",
-                lambda p: p.control(message),
+                lambda p: p.control(message, self.epoch),
             )
             if effect.give_up is not None:
                 self.queue.after(self.virtual(effect.poll_s), self._poll, task, token, effect)
@@ -218,13 +228,21 @@ class VirtualDriver:
             method, request = effect.method, effect.request
             late = "DEADLINE_EXCEEDED: Deadline Exceeded"  # grpc.aio's deadline, as the wall driver reports it
             self._request(
-                task, token, effect.member.cpu, method, effect.timeout, late, "", lambda p: p.call(method, request)
+                task,
+                token,
+                effect.member.cpu,
+                method,
+                effect.timeout,
+                late,
+                "",
+                lambda p: p.call(method, request, self.epoch),
             )
         elif isinstance(effect, fx.Sleep):
             self.queue.after(self.virtual(effect.seconds), self._wake, task, token)
         elif isinstance(effect, fx.Gather):
             self._gather(task, token, effect)
         elif isinstance(effect, fx.StopHere):
+            sprang = self.stop_for_s is not None or self.trap_until is not None
             if self.stop_for_s is not None:
                 self._note(f"stopped for {self.stop_for_s!r}")
                 self.stopped_until = self.queue.clock.now + self.stop_for_s
@@ -233,8 +251,8 @@ class VirtualDriver:
                 self._note(f"stopped until {self.trap_until!r}")
                 self.stopped_until, self.trap_until = self.trap_until, None
                 self.net.stop(self.endpoint)
-                if self.on_trap is not None:
-                    self.on_trap()
+            if sprang and self.on_trap is not None:
+                self.on_trap()
             self._soon(task, token)
         elif isinstance(effect, fx.ZoneLocked):
             self._note(effect.what)
@@ -278,6 +296,9 @@ class VirtualDriver:
                 self.queue.after(answer.after_s, respond, answer.reply)
 
         def reply(message: Any) -> None:
+            if isinstance(message, Refusal):
+                error(message.code, message.detail)
+                return
             if token == task.token:
                 self._note(f"cpu{cpu} {what} answered")
             self._wake(task, token, message)

@@ -41,13 +41,18 @@ from coordinator.drain.record import DrainRecord
 from coordinator.drain.virtual import COORDINATOR, VirtualDriver, VirtualMutex
 from coordinator.hotplug import Pageset
 from coordinator.membership_rule import Member, MembershipRule
+from coordinator.recovery import Recovery
 from coordinator.tools.virtual_peer import INCARNATION, CoordinatorZone, NodePeer
 from coordinator.virtual_members import VirtualMembers
+from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import MEMBERSHIP
+from node.epoch_rule import EpochRule, stale_request
 from node.identity import SeededIds
 from node.mm import audit as mm_audit
 from node.mm import pcp as pcpmod
+from node.mm.zone import Zone
+from node.mm.zone_rules import ZoneRules
 from node.runtime import ROLES
 from node.shared.timebase import TIME_SCALE
 from node.virtual.agent import VirtualAgent
@@ -58,6 +63,7 @@ from node.virtual.zone_rpc import ZoneRpc
 LEASE_MS, FLUSH_TIMEOUT_MS, GP_TIMEOUT_MS = 2000, 10_000, 2000
 PAGES_PER_CPU = 4096  # the zone grows with the CPUs: housekeeping holds a working set of 1,500 pages
 KILLED, STOPPED = "killed", "stopped"  # a CPU's pause holds for a dead or SIGSTOPped process
+FIRST = "coordinator-1"  # the first coordinator's endpoint once a second has its address
 
 
 def compare_roles(n: int) -> list[str]:
@@ -92,6 +98,7 @@ class Members:
     dead_timeout_ms: int = 1500
     flush_timeout_ms: int = FLUSH_TIMEOUT_MS
     fencing: bool = True
+    epochs: bool = True  # False: requests carry no epoch (the coordinator's --unsafe-no-epoch, tests only)
     scale: float = TIME_SCALE
 
 
@@ -103,6 +110,7 @@ class NodeHost:
         self.cluster = cluster
         self.cpu = cpu
         self.lease_until = math.inf
+        self.epoch: EpochRule | None = None  # its agent's: the coordinator epochs it has seen
         self.transfer_log: Any = None  # node.shared.transfer_log.TransferLog's kind, or None
         cluster.allocs[cpu].fenced = lambda: rule_clock() > self.lease_until
 
@@ -136,6 +144,12 @@ class NodeHost:
 
     def when_parked(self, fn: Callable[[], object]) -> None:
         self.cluster.cpus[self.cpu].when_parked(fn)
+
+    def fence(self, epoch: int) -> str | None:
+        """node.epoch's check of a coordinator's request: why it is refused, or None."""
+        if self.epoch is None or self.epoch.request(epoch) is None:
+            return None
+        return stale_request(epoch, self.epoch.highest)
 
     def set_pageset(self, high: int, batch: int) -> None:
         """pageset_update, as node.runtime.NodeRuntime.set_pageset (high_max kept: the zone's size is fixed)."""
@@ -189,7 +203,9 @@ class WholeCluster:
             self.heartbeat_s = kernel_s(self.membership.heartbeat_interval())
             self.queue.at(0.0, self._beat)
             return
-        self.zone_rpc = self.nodes.zone.rpc = ZoneRpc(self.net, COORDINATOR, members.scale)
+        self.zone_rpc = self.nodes.zone.rpc = ZoneRpc(
+            self.net, COORDINATOR, members.scale, self._zone_refusal, lambda n: self.nodes.allocs[n].fenced()
+        )
         for n in range(len(roles)):
             if not members.fencing:
                 self.nodes.drains[n].fencing = False  # type: ignore[union-attr]
@@ -219,14 +235,32 @@ class WholeCluster:
             self.control, self.queue, self.net, self.peers, self.zone, self._declare_dead, scale=self.scale
         )
         self.driver.trace = self.trace
+        self.driver.epoch = self.epoch if m is not None and m.epochs else 0
         self.mutex = VirtualMutex()  # pcpu_drain_mutex
         zone = self.nodes.zone.zone
         batch = zone.zone_batchsize()
+        # Every coordinator starts recovering (coordinator.__main__): twice the dead timeout, or until
+        # every CPU has registered; static membership has every CPU from the start.
+        window = 0.0 if m is None else 2 * m.dead_timeout_ms / 1e3
+        self.recovery = Recovery(self.membership, window, self.rule_clock)
         self.members = VirtualMembers(
-            self.membership, self.driver, self.mutex, Pageset(zone, batch, n), epoch=self.epoch
+            self.membership,
+            self.driver,
+            self.mutex,
+            Pageset(zone, batch, n),
+            epoch=self.epoch,
+            recovering=lambda: self.recovery.active,
         )
         if m is not None:
             self.members.start_reaper(m.failure_timeout_ms / 4000.0)  # coordinator.__main__'s interval
+
+    def _new_zone(self) -> None:
+        """A restarted coordinator's zone: built afresh (its "start" in the transfer log), the rules the
+        CPUs' zone requests reach from now on."""
+        shared, old = self.nodes.zone, self.nodes.zone.zone
+        shared.zone = Zone(old.start_pfn, old.spanned_pages, old.nr_cpus)
+        shared.rules = ZoneRules(shared.zone, shared.cost, shared.rules.transfer_log)
+        self.zone = CoordinatorZone(self.nodes)
 
     def _start_agent(self, n: int) -> None:
         """A node process on CPU n: its agent registers with a new incarnation, the CPU parked until then."""
@@ -244,7 +278,16 @@ class WholeCluster:
             self.scale,
         )
         self.agents[n] = agent
+        self.hosts[n].epoch = agent.epoch
         agent.start()
+
+    def _zone_refusal(self) -> str | None:
+        """Why the zone answers UNAVAILABLE unapplied now (coordinator.server's check), or None."""
+        try:
+            self.recovery.check_over()
+        except Unavailable as err:
+            return str(err)
+        return None
 
     def handle(self, method: str, request: Any, reply: Callable[[Any], None]) -> None:
         """A node's membership request reaching the coordinator (node.virtual.agent.Coordinator)."""
@@ -261,6 +304,45 @@ class WholeCluster:
             raise RuntimeError(f"cpu {member.cpu} declared dead: static membership has no reaper")
         return self.members.kill(member)
 
+    # ------------------------------------------------------------------ a second coordinator
+    def start_second(self) -> dict:
+        """A second coordinator process on the same address while the first is stopped (its trap, or
+        a plain stop: `driver.stopped_until`): the first runs on once that is over, as endpoint FIRST
+        with its own membership, epoch and zone (its own memory, which no CPU reaches any more), its
+        requests carrying its epoch; the second, the next epoch, starts as a restarted coordinator
+        does (a new zone it rebuilds while it recovers) and is the coordinator every node and the
+        workload reach from now on (the nodes find it as the wall nodes' reconnections do: their next
+        heartbeat is refused by it, and they register again, resuming)."""
+        first = self.driver
+        first.endpoint = FIRST
+        if self.net.stopped(COORDINATOR):
+            self.net.resume(COORDINATOR)  # what waited for the stopped first reaches the second
+        old = self.epoch
+        self.first = first
+        self._new_zone()
+        self._start_coordinator()
+        return {"old_epoch": old, "new_epoch": self.epoch}
+
+    def end_first(self) -> dict:
+        """The heal: each node's epochs, and its answer to a request of the first's epoch, then the
+        first is killed (coordinator.tools.chaos.nemesis's record of the heal)."""
+        old = self.epoch - 1
+        nodes = {}
+        for n, host in enumerate(self.hosts):
+            rule = host.epoch
+            if rule is None:
+                continue
+            refused = host.fence(old)  # the wall nemesis's probe: a QueueWork with the first's epoch
+            nodes[str(n)] = {
+                "seen": rule.highest,
+                "registered": rule.registered,
+                "stale_requests_refused": rule.stale_requests_refused,
+                "stale_replies_ignored": rule.stale_replies_ignored,
+                "probe": "ok" if refused is None else f"FAILED_PRECONDITION: {refused}",
+            }
+        self.first.dead = True
+        return {"nodes": nodes}
+
     # ------------------------------------------------------------------ the nemesis's hooks
     def kill(self, endpoint: object) -> None:
         """SIGKILL: a CPU's agent ends and the CPU runs no more; the coordinator's programs and timers end."""
@@ -274,8 +356,10 @@ class WholeCluster:
 
     def restart(self, endpoint: object) -> None:
         """A new process: a CPU's forgets the old one's pages and registers afresh; a new coordinator
-        starts with empty membership and the next epoch (the zone's records kept: see docs/engine.md)."""
+        starts with empty membership, the next epoch and a new zone, every page free, which it rebuilds
+        from the nodes' reports while it recovers (coordinator.recovery)."""
         if endpoint == COORDINATOR:
+            self._new_zone()
             self._start_coordinator()
             return
         assert isinstance(endpoint, int)
@@ -312,7 +396,13 @@ class WholeCluster:
         done: Callable[[DrainRecord | None, BaseException | None], None],
         force_all_cpus: bool = False,
     ) -> None:
-        """drain_all_pages (demand) from now; done(record, error) when it ends."""
+        """drain_all_pages (demand) from now; done(record, error) when it ends (Unavailable at once while
+        the coordinator recovers: coordinator.server's check)."""
+        try:
+            self.recovery.check_over()
+        except Unavailable as err:
+            done(None, err)
+            return
         program = drain_all.drain_all_pages(self.view, self.mutex, strategy, force_all_cpus, pb.TRIGGER_DEMAND)
         self.driver.start(program, done)
 

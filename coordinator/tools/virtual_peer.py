@@ -14,7 +14,7 @@ check call, over the virtual zone's rules.
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from coordinator.drain.virtual import Answer, Later
+from coordinator.drain.virtual import Answer, Later, Refusal
 from node.api import validate
 from node.api.errors import DOMAIN_ERRORS, FailedPrecondition, status_of
 from node.api.v1 import pcpsim_pb2 as pb
@@ -36,13 +36,21 @@ def _refusal(err: Exception) -> pb.PcpControlReply:
 
 
 class Process(Protocol):
-    """What a peer reports of the CPU's process: its incarnation (node.runtime's)."""
+    """The CPU's process as a request meets it: its incarnation (node.runtime's) and its coordinator
+    epoch check (node.epoch's check_request): why a request of `epoch` is refused, or None."""
 
     incarnation: str
 
+    def fence(self, epoch: int) -> str | None: ...
+
 
 class _Fixed:
+    """A process without membership (static): one incarnation, no epoch."""
+
     incarnation = INCARNATION
+
+    def fence(self, epoch: int) -> str | None:
+        return None
 
 
 class NodePeer:
@@ -58,7 +66,10 @@ class NodePeer:
         self.strands: dict[int, Strand] = {}  # requests being served, by number
         self._served = 0
 
-    def control(self, message: Any) -> Answer | Later:
+    def control(self, message: Any, epoch: int = 0) -> Answer | Later:
+        refused = self.process.fence(epoch)
+        if refused is not None:  # the wall node answers the message with the error, its stream goes on
+            return Answer(pb.PcpControlReply(code="FAILED_PRECONDITION", error=refused))
         op = message.WhichOneof("op")
         request = getattr(message, op)
         drain = self.cluster.drains[self.cpu]
@@ -119,8 +130,11 @@ class NodePeer:
         )
         return pb.PcpControlReply(rcu_swap=swap)
 
-    def call(self, method: str, request: Any) -> Answer | Later:
+    def call(self, method: str, request: Any, epoch: int = 0) -> Answer | Later:
         cluster, n = self.cluster, self.cpu
+        refused = self.process.fence(epoch) if method != "Snapshot" else None  # node.server checks all but Snapshot
+        if refused is not None:
+            return Answer(Refusal("FAILED_PRECONDITION", refused))
         if method == "QueueWork":
             item = cluster.queue_drain_work(n)
             self.work[item.id] = item

@@ -11,6 +11,10 @@ exact virtual instants. The CPU's fiber waits for the outcome: when the request 
 do the zone's side (node.virtual.zone.LocalZone.apply: zone->lock, the rules, the hold), then it waits
 for the answer or the bound. The wall figures (its timeout, its pauses) are divided by TIME_SCALE.
 
+A zone that answers UNAVAILABLE unapplied (`refusal`: a restarted coordinator rebuilding its zone) is
+asked again up to UNAVAILABLE_RETRIES times, 0.05 s x n apart, unless the CPU's lease has run out
+(`fenced`), then the call fails with ZoneRefused UNAVAILABLE, as the wall client's does.
+
 A killed process's call ends with it (`abort`): the CPU's fiber, which outlives the process here, gets
 ZoneRefused UNAVAILABLE instead of retrying into the next process's life.
 """
@@ -23,28 +27,55 @@ from node.sim.net import SimNetwork
 from node.zone_client import ZoneRefused
 
 STREAM_TIMEOUT_S = 2.0  # node.zone_client.ZoneClient's default, wall seconds
+UNAVAILABLE_RETRIES = 5  # node.zone_client.ZoneClient's default
+
+
+class _Unavailable:
+    """The zone's answer without applying the request (code UNAVAILABLE)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
 COORDINATOR = "coordinator"  # the zone's end: the coordinator process serves it
 
 
 class ZoneRpc:
-    def __init__(self, net: SimNetwork, endpoint: object = COORDINATOR, time_scale: float = TIME_SCALE) -> None:
+    def __init__(
+        self,
+        net: SimNetwork,
+        endpoint: object = COORDINATOR,
+        time_scale: float = TIME_SCALE,
+        refusal: Callable[[], str | None] = lambda: None,
+        fenced: Callable[[int], bool] = lambda cpu: False,
+    ) -> None:
         self.net = net
         self.endpoint = endpoint
         self.time_scale = time_scale
+        self.refusal = refusal  # why the zone answers UNAVAILABLE unapplied now, or None
+        self.fenced = fenced  # whether CPU n's membership lease has run out
         self.retries = 0  # attempts whose outcome was unknown (ZoneClient.unknown_outcomes)
         self._posts: dict[int, Callable[..., None]] = {}  # cpu -> its call in flight's inbox
 
     def __call__(self, zone: Any, method: str, apply: Callable[[], Any]) -> Any:
         """From the fiber of `zone.cpu` (a node.virtual.zone.LocalZone): the zone's outcome of `apply`."""
         cpu = zone.cpu
-        attempt = 0
+        attempt = unavailable = 0
         while True:
             attempt += 1
+            if self.net.dead(cpu.cpu):  # the process is gone: its fiber, which outlives it here, stops at once
+                raise ZoneRefused("UNAVAILABLE", f"cpu {cpu.cpu}'s process was killed")
             got = self._attempt(cpu, method, apply)
-            if got:
+            if not got:
+                self.retries += 1
+                cpu.wait_until(cpu.clock() + min(0.5, 0.01 * attempt) / self.time_scale)
+                continue
+            if not isinstance(got[0], _Unavailable):
                 return got[0]
-            self.retries += 1
-            cpu.wait_until(cpu.clock() + min(0.5, 0.01 * attempt) / self.time_scale)
+            if unavailable >= UNAVAILABLE_RETRIES or self.fenced(cpu.cpu):
+                raise ZoneRefused("UNAVAILABLE", got[0].reason)
+            unavailable += 1
+            cpu.wait_until(cpu.clock() + 0.05 * unavailable / self.time_scale)
 
     def abort(self, cpu: int) -> None:
         """CPU `cpu`'s process was killed: its call in flight, if any, ends now (ZoneRefused)."""
@@ -88,8 +119,9 @@ class ZoneRpc:
             kind, value = inbox.pop(0)
             if kind == "killed":
                 raise ZoneRefused("UNAVAILABLE", f"cpu {cpu.cpu}'s process was killed")
-            if kind == "arrived":
-                value(apply())  # the zone's side, on this fiber, then the answer travels back
+            if kind == "arrived":  # the zone's side, on this fiber, then the answer travels back
+                reason = self.refusal()
+                value(apply() if reason is None else _Unavailable(reason))
             elif kind == "answer":
                 return [value]
             else:

@@ -49,10 +49,10 @@ class ScriptedCpu:
         answers = self.script[op]
         return answers.pop(0) if len(answers) > 1 else answers[0]
 
-    def control(self, message: Any) -> Answer | None:
+    def control(self, message: Any, epoch: int = 0) -> Answer | None:
         return self._next(message.WhichOneof("op"))
 
-    def call(self, method: str, request: Any) -> Answer | None:
+    def call(self, method: str, request: Any, epoch: int = 0) -> Answer | None:
         return self._next(method)
 
 

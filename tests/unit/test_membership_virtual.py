@@ -199,10 +199,10 @@ def test_a_reply_of_a_newer_coordinator_epoch_makes_the_agent_register_again_res
 class Silent:
     """A CPU whose control stream answers nothing (partitioned)."""
 
-    def control(self, message: Any) -> None:
+    def control(self, message: Any, epoch: int = 0) -> None:
         return None
 
-    def call(self, method: str, request: Any) -> None:
+    def call(self, method: str, request: Any, epoch: int = 0) -> None:
         return None
 
 

@@ -47,6 +47,12 @@ class Hooks:
     def disarm_trap(self):
         self._note("disarm")
 
+    def start_second_coordinator(self, fault):
+        self._note("second", fault.kind)
+
+    def heal_second_coordinator(self, fault):
+        self._note("end-first", fault.kind)
+
 
 def _scenario(*faults: str) -> scenario.Scenario:
     text = 'name = "t"\nduration_s = 20\nheal_s = 2\n[cluster]\ncpus = 4\nisolated = "2-3"\n'
@@ -157,14 +163,12 @@ def test_slow_cpu_and_the_coordinator_trap_go_to_the_driver():
     assert not net.stopped(COORDINATOR)
 
 
-def test_a_second_coordinator_is_refused_before_anything_is_scheduled():
-    sc = _scenario('kind = "second-coordinator"\nat_s = 1.0\nheal_after_s = 2.0\nresume_after_s = 1.0')
-    q = EventQueue()
-    with pytest.raises(ValueError, match=r"t.toml: faults\[0\]: second-coordinator cannot run under virtual time"):
-        VirtualNemesis(
-            sc, q, SimNetwork(q, RngTree(1).stream("n"), Latency([(0, 1.0), (100, 1.0)])), RngTree(1), Hooks(q)
-        )
-    assert len(q) == 0
+def test_a_second_coordinator_is_the_drivers_to_start_and_heal_at_the_faults_instants():
+    q, _, hooks, _ = _run(
+        _scenario('kind = "second-coordinator"\nat_s = 1.0\nheal_after_s = 2.0\nresume_after_s = 1.0')
+    )
+    q.run(10.0)
+    assert hooks.calls == [(0.5, "second", "second-coordinator"), (1.5, "end-first", "second-coordinator")]
 
 
 def _outcomes(seed: int) -> list:

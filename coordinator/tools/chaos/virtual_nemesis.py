@@ -17,8 +17,10 @@ engine's: virtual time is kernel time). Per kind:
 - stop-coordinator-mid-drain: the driver arms the trap; if a drain reaches it before the heal, the
   driver stops the coordinator (its code, and SimNetwork.stop of its endpoint) until the heal, which
   resumes the endpoint; a trap that never sprang is disarmed at the heal.
-second-coordinator needs two coordinators in one run, which the virtual driver does not have: a
-scenario with it is refused before anything is scheduled. Each endpoint's rules draw from its own
+- second-coordinator: the driver stops the coordinator with the same trap, or plainly if no drain
+  reaches it soon, starts a second one on its address, resumes the first `resume_after_s` after its
+  stop, and at the heal records the nodes' epochs and kills the first (the hooks' second pair).
+Each endpoint's rules draw from its own
 stream of the run's tree ("faults/<endpoint>"), as each wall process draws from its own generator.
 """
 
@@ -32,7 +34,6 @@ from node.sim.net import SimNetwork
 from node.sim.rng import RngTree, Uniform
 
 COORDINATOR = "coordinator"
-UNSUPPORTED = {"second-coordinator": "needs a second coordinator process, which the virtual driver does not run"}
 
 
 class Hooks(Protocol):
@@ -53,6 +54,10 @@ class Hooks(Protocol):
 
     def disarm_trap(self) -> None: ...
 
+    def start_second_coordinator(self, fault: Fault) -> None: ...  # see the module docstring
+
+    def heal_second_coordinator(self, fault: Fault) -> None: ...
+
 
 class VirtualNemesis:
     def __init__(
@@ -65,10 +70,6 @@ class VirtualNemesis:
         coordinator: object = COORDINATOR,
         time_scale: float = TIME_SCALE,
     ) -> None:
-        for i, fault in enumerate(scenario.faults):
-            if fault.kind in UNSUPPORTED:
-                why = UNSUPPORTED[fault.kind]
-                raise ValueError(f"{scenario.path}: faults[{i}]: {fault.kind} cannot run under virtual time: {why}")
         self.scenario = scenario
         self.queue = queue
         self.net = net
@@ -76,19 +77,25 @@ class VirtualNemesis:
         self.hooks = hooks
         self.coordinator = coordinator
         self.time_scale = time_scale
+        self.origin = 0.0  # the virtual instant of the scenario's time 0 (a runner sets it once the cluster is up)
         self.rules: dict[object, list[tuple[Fault, Rule]]] = {}  # endpoint -> the rules of each active fault
         self._streams: dict[object, Uniform] = {}
         self.trace: list[str] = []  # one line per start and heal: "<virtual time> start|heal <fault>"
 
     def virtual(self, scenario_s: float) -> float:
+        """A span of scenario seconds in virtual seconds."""
         return scenario_s / self.time_scale
+
+    def at(self, scenario_s: float) -> float:
+        """The virtual instant of a scenario's instant (its time 0 is virtual time `origin`)."""
+        return self.origin + self.virtual(scenario_s)
 
     def schedule(self) -> None:
         """Queue every fault's start and heal (in the scenario's order, so faults due at one instant
         start and heal in the order the file lists them)."""
         for fault in self.scenario.faults:
-            self.queue.at(self.virtual(fault.at_s), self.start, fault)
-            self.queue.at(self.virtual(fault.heal_at_s), self.heal, fault)
+            self.queue.at(self.at(fault.at_s), self.start, fault)
+            self.queue.at(self.at(fault.heal_at_s), self.heal, fault)
 
     def start(self, fault: Fault) -> None:
         self.trace.append(f"{self.queue.clock.now!r} start {fault.describe()}")
@@ -109,7 +116,9 @@ class VirtualNemesis:
                 net.kill(endpoint)
                 hooks.kill(endpoint)
         elif fault.kind == "stop-coordinator-mid-drain":
-            hooks.arm_trap(self.virtual(fault.heal_at_s))
+            hooks.arm_trap(self.at(fault.heal_at_s))
+        elif fault.kind == "second-coordinator":
+            hooks.start_second_coordinator(fault)
         else:
             raise AssertionError(f"fault kind {fault.kind!r} has no virtual start")
 
@@ -138,6 +147,8 @@ class VirtualNemesis:
                 hooks.cont(self.coordinator)
             else:
                 hooks.disarm_trap()
+        elif fault.kind == "second-coordinator":
+            hooks.heal_second_coordinator(fault)
         else:
             raise AssertionError(f"fault kind {fault.kind!r} has no virtual heal")
 

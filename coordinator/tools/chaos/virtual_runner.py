@@ -32,6 +32,7 @@ from coordinator import audit_rule
 from coordinator.drain.record import STRATEGIES
 from coordinator.drain.virtual import COORDINATOR
 from coordinator.tools.chaos import checker, timeline, workload
+from coordinator.tools.chaos.nemesis import TRAP_WAIT_S
 from coordinator.tools.chaos.runner import OBSERVE_S, SETTLE_S, audited, plain_scenario, progress_between
 from coordinator.tools.chaos.scenario import Fault, Scenario
 from coordinator.tools.chaos.virtual_nemesis import VirtualNemesis
@@ -45,6 +46,7 @@ from node.tasks import LatencyTask
 
 WORKLOAD = "workload"  # the workload's end of the network
 SETTLE_POLL_S = 0.1  # the wall runner's poll of the coordinator's state while settling
+STARTUP_POLL_S = 0.01  # how often the cluster's start looks whether every CPU has registered
 LOCK_POLL_S = 0.01  # the wall nemesis's poll of the pcp locks while the coordinator is stopped
 AUDIT_TIMEOUT_S = 60.0  # the wall runner's Audit deadline
 _ISOLATED = ("isolated-preemptible", "isolated-rt")
@@ -79,14 +81,15 @@ class TransferLogs:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
-        self.files: dict[str, list[str]] = {}
+        self.files: dict[str, list[dict]] = {}
 
     def log(self, name: str, **fixed: Any) -> "TransferSink":
         return TransferSink(self, self.files.setdefault(name, []), fixed)
 
     def events(self) -> list[dict]:
-        """As coordinator.tools.chaos.transfers.load reads a run directory: files by name, then by time."""
-        out = [json.loads(line) for name in sorted(self.files) for line in self.files[name]]
+        """As coordinator.tools.chaos.transfers.load reads a run directory: files by name, then by time.
+        (Each line's values are floats, ints, strings and lists of them: what JSON gives back unchanged.)"""
+        out = [e for name in sorted(self.files) for e in self.files[name]]
         out.sort(key=lambda e: e["t"])
         return out
 
@@ -94,14 +97,13 @@ class TransferLogs:
 class TransferSink:
     """One process's transfer log (node.shared.transfer_log.TransferLog's write, fixed fields, clock)."""
 
-    def __init__(self, logs: TransferLogs, lines: list[str], fixed: dict) -> None:
+    def __init__(self, logs: TransferLogs, lines: list[dict], fixed: dict) -> None:
         self.clock = logs.clock
         self.lines = lines
         self.fixed = fixed
 
     def write(self, ev: str, t: Any = None, **fields: Any) -> None:
-        entry = {"t": self.clock() if t is None else t, "ev": ev, **self.fixed, **fields}
-        self.lines.append(json.dumps(entry, separators=(",", ":")))
+        self.lines.append({"t": self.clock() if t is None else t, "ev": ev, **self.fixed, **fields})
 
 
 @dataclass
@@ -111,7 +113,7 @@ class Run:
     name: str  # <scenario>-<strategy>, the wall run directory's name
     verdict: checker.Verdict
     history: list[str]  # history.jsonl's lines
-    transfers: dict[str, list[str]]  # transfer log file name -> its lines
+    transfers: dict[str, list[dict]]  # transfer log file name -> its lines
     events: str  # the event log: the coordinator's and agents' steps, the nemesis's, then every CPU's
 
     def outcome(self) -> Outcome:
@@ -128,7 +130,7 @@ class Run:
             f.writelines(line + "\n" for line in self.history)
         for name, lines in self.transfers.items():
             with open(os.path.join(run_dir, name), "w", encoding="utf-8") as f:
-                f.writelines(line + "\n" for line in lines)
+                f.writelines(json.dumps(e, separators=(",", ":")) + "\n" for e in lines)
         with open(os.path.join(run_dir, "verdict.json"), "w") as f:
             json.dump(self.verdict.to_json(), f, indent=2)
         with open(os.path.join(run_dir, "events.log"), "w", encoding="utf-8") as f:
@@ -163,6 +165,7 @@ class _Runner:
             dead_timeout_ms=c.dead_timeout_ms,
             flush_timeout_ms=c.flush_timeout_ms,
             fencing=not c.unsafe_skip_fencing,
+            epochs=not c.unsafe_no_epoch,
             scale=self.scale,
         )
         self.roles = scenario.roles()
@@ -170,7 +173,8 @@ class _Runner:
             self.roles, seed, rcu_swap=strategy == "rcu-swap", keep_log=keep_log, members=members
         )
         self.queue = self.cluster.queue
-        self.history = History(self.cluster.rule_clock)
+        self.t0 = 0.0  # the virtual instant of the scenario's time 0: once the cluster is up (`_start_up`)
+        self.history = History(lambda: (self.queue.clock.now - self.t0) * self.scale)
         self.transfers = TransferLogs(self.cluster.rule_clock)
         self._log_transfers()
         self.bound = checker.drain_bound(
@@ -190,7 +194,20 @@ class _Runner:
         self.load = _Workload(self, scenario, strategy, seed)
 
     def virtual(self, scenario_s: float) -> float:
+        """A span of scenario seconds in virtual seconds."""
         return scenario_s / self.scale
+
+    def at(self, scenario_s: float) -> float:
+        """The virtual instant of a scenario's instant."""
+        return self.t0 + self.virtual(scenario_s)
+
+    def _start_up(self) -> None:
+        """As LocalCluster's start: every CPU registered and the coordinator's recovery over, then the
+        scenario's clock starts (the wall runner's history.start_clock)."""
+        step = self.virtual(STARTUP_POLL_S)
+        while self.cluster.recovery.active and self.queue.clock.now < self.virtual(SETTLE_S):
+            self.cluster.nodes.run(self.queue.clock.now + step)
+        self.t0 = self.nemesis.origin = self.queue.clock.now
 
     def _log_transfers(self) -> None:
         nodes = self.cluster.nodes
@@ -207,6 +224,7 @@ class _Runner:
     # ------------------------------------------------------------------ the run
     def run(self) -> Run:
         sc, h = self.scenario, self.history
+        self._start_up()
         h.add(
             "runner",
             "meta",
@@ -220,14 +238,15 @@ class _Runner:
             transfer_logs=True,
             engine="virtual",
         )
-        h.add("runner", "meta", "clock", monotonic_t0=0.0)  # the transfer logs' times are the history's
+        # The transfer logs' times are the rules' clock (virtual time x scale): this converts them to the history's.
+        h.add("runner", "meta", "clock", monotonic_t0=self.t0 * self.scale)
         events = sorted(
             [(f.at_s, 0, i, f) for i, f in enumerate(sc.faults)]
             + [(f.heal_at_s, 1, i, f) for i, f in enumerate(sc.faults)],
             key=lambda e: e[:3],
         )
         for at, phase, _, fault in events:
-            self.queue.at(self.virtual(at), self._start if phase == 0 else self._heal, fault)
+            self.queue.at(self.at(at), self._start if phase == 0 else self._heal, fault)
         self.load.start()
         self._until(sc.duration_s - sc.heal_s)
         h.add("final", "final", "settled", **self._settle())
@@ -249,7 +268,7 @@ class _Runner:
         return Run(f"{sc.name}-{self.strategy}", verdict, h.lines, self.transfers.files, log)
 
     def _until(self, scenario_s: float) -> None:
-        self.cluster.nodes.run(self.virtual(scenario_s))
+        self.cluster.nodes.run(self.at(scenario_s))
 
     def _settle(self) -> dict:
         n, m = len(self.roles), self.cluster
@@ -293,7 +312,7 @@ class _Runner:
                     "outcome": g.outcome,
                     "pages": len(g.pages),
                     "held_s": round((g.ended_at - g.granted_at) * self.scale, 6) if g.ended_at else None,
-                    "granted_t": round(g.granted_at * self.scale, 6),
+                    "granted_t": round((g.granted_at - self.t0) * self.scale, 6),
                     "lease_s": g.lease_s * self.scale,
                     "committed_after_expiry": g.committed_after_expiry,
                     "stale_commits_refused": g.stale_commits_refused,
@@ -305,11 +324,14 @@ class _Runner:
     # ------------------------------------------------------------------ the nemesis and its hooks
     def _start(self, fault: Fault) -> None:
         self.nemesis.start(fault)
-        self.history.add("nemesis", "fault", fault.kind, phase="start", what=fault.describe(), **_where(fault))
+        if fault.kind != "second-coordinator":  # its start is noted once the second runs
+            self.history.add("nemesis", "fault", fault.kind, phase="start", what=fault.describe(), **_where(fault))
 
     def _heal(self, fault: Fault) -> None:
         trapped = fault.kind == "stop-coordinator-mid-drain" and self.cluster.net.stopped(COORDINATOR)
         self.nemesis.heal(fault)
+        if fault.kind == "second-coordinator":
+            return  # noted by its hook
         detail = {"trapped": trapped} if fault.kind == "stop-coordinator-mid-drain" else _where(fault)
         self.history.add("nemesis", "fault", fault.kind, phase="heal", what=fault.describe(), **detail)
 
@@ -336,6 +358,36 @@ class _Runner:
 
     def disarm_trap(self) -> None:
         self.cluster.disarm_trap()
+
+    def start_second_coordinator(self, fault: Fault) -> None:
+        """The wall nemesis's steps: the trap stops the first mid-drain (for resume_after_s from its
+        stop); if no drain reaches it within TRAP_WAIT_S, the first is stopped as it is; then the
+        second starts, and the first's resumption is noted when it comes."""
+        driver, span = self.cluster.driver, self.virtual(fault.resume_after_s)
+        driver.stop_for_s = span
+        started = [False]
+
+        def second(trapped: bool) -> None:
+            if started[0]:
+                return
+            started[0] = True
+            if not trapped:
+                driver.disarm_trap()
+                driver.stopped_until = self.queue.clock.now + span
+            epochs = self.cluster.start_second()
+            self.history.add(
+                "nemesis", "fault", fault.kind, phase="start", what=fault.describe(), pid=0, trapped=trapped, **epochs
+            )
+            self.queue.at(
+                driver.stopped_until, lambda: self.history.add("nemesis", "observe", "first-coordinator-resumed", pid=0)
+            )
+
+        driver.on_trap = lambda: second(True)
+        self.queue.after(self.virtual(TRAP_WAIT_S), second, False)
+
+    def heal_second_coordinator(self, fault: Fault) -> None:
+        detail = self.cluster.end_first()
+        self.history.add("nemesis", "fault", fault.kind, phase="heal", what=fault.describe(), killed=0, **detail)
 
     def _watch_locks(self, until: float) -> None:
         """The coordinator stopped itself mid-drain: note which CPUs' pcp locks (or list sets) it held,
@@ -408,7 +460,7 @@ class _Workload:
     def _schedule(self) -> None:
         if self.halted or self.next >= len(self.steps):
             return
-        offset = self.runner.virtual(self.steps[self.next][0])
+        offset = self.runner.at(self.steps[self.next][0])
         self.queue.at(max(self.queue.clock.now, offset), self._step)
 
     def _step(self) -> None:

@@ -1,0 +1,186 @@
+"""Chaos under virtual time (coordinator.tools.chaos.virtual_runner): every shipped scenario that runs
+under virtual time, against every strategy it names, is valid under the wall engine's checker and
+byte-identical on a second run; its faults left their marks; the planted fencing bug is caught; and
+`pcpsim chaos run --engine virtual` writes what `chaos check` reads."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from coordinator.tools import determinism
+from coordinator.tools.chaos import checker, history, scenario, transfers, virtual_runner
+from coordinator.tools.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VIRTUAL = {
+    os.path.basename(p)[:-5]: scenario.load(p)
+    for p in sorted(glob.glob(os.path.join(ROOT, "deploy", "chaos", "*.toml")))
+}
+RUNS = [(name, s) for name, sc in VIRTUAL.items() for s in sc.strategies]
+# One strategy per scenario, in turn, so each strategy meets a third of the faults: the fast tests' share.
+SAMPLE = [(name, sc.strategies[i % len(sc.strategies)]) for i, (name, sc) in enumerate(VIRTUAL.items())]
+
+
+def _execute(pairs: list[tuple[str, str]]) -> dict[tuple[str, str], virtual_runner.Run]:
+    """Each run once, keeping only each CPU log's digest (as a seed sweep runs them)."""
+    return {(name, s): virtual_runner.execute(VIRTUAL[name], s, keep_log=False) for name, s in pairs}
+
+
+@pytest.fixture(scope="module")
+def sample() -> dict[tuple[str, str], virtual_runner.Run]:
+    return _execute(SAMPLE)
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[tuple[str, str], virtual_runner.Run]:
+    return _execute(RUNS)
+
+
+def _entries(run: virtual_runner.Run) -> list[dict]:
+    return [json.loads(line) for line in run.history]
+
+
+def _valid(runs: dict[tuple[str, str], virtual_runner.Run]) -> None:
+    for (name, strategy), run in runs.items():
+        v = run.verdict
+        assert v.valid is True, (name, strategy, json.dumps(v.to_json(), indent=1))
+        assert v.stats["drains"]["ok"] > 0, (name, strategy)
+        assert v.stats["audit"]["lost"] == v.stats["audit"]["duplicated"] == 0, (name, strategy)
+        assert v.stats["transfers"]["allocs"] > 0, (name, strategy)  # the checker replayed the CPUs' logs
+
+
+def test_every_shipped_scenario_is_valid_under_virtual_time_with_one_of_its_strategies(sample):
+    _valid(sample)
+
+
+@pytest.mark.slow
+def test_every_shipped_scenario_is_valid_under_virtual_time_with_every_strategy(runs):
+    _valid(runs)
+
+
+def test_the_faults_happened(sample):
+    """What must be seen for a scenario to have tested anything (tests/integration/test_chaos.py's evidence)."""
+    for (name, strategy), run in sample.items():
+        entries = _entries(run)
+        faults = [e for e in entries if e["type"] == "fault"]
+        assert len(faults) == 2 * len(VIRTUAL[name].faults), (name, strategy)
+        cpu_dead = run.verdict.stats["transfers"]["cpu_dead"]
+        if "past-dead" in name or (name.startswith("kill-") and name != "kill-coordinator"):
+            assert cpu_dead > 0, (name, strategy)  # declared dead, or replaced: page_alloc_cpu_dead
+        if name == "stop-coordinator-mid-drain":
+            observed = {e["f"]: e for e in entries if e["type"] == "observe"}
+            heal = next(e for e in faults if e["phase"] == "heal")
+            assert "coordinator-stopped" in observed and heal["trapped"], strategy
+            if (
+                strategy != "workqueue"
+            ):  # it held a CPU's lock or list set: the lease gave it back, the late commit refused
+                assert observed["pcp-locked-at-stop"]["cpus"], strategy
+                grants = next(e for e in entries if e["f"] == "grants")["cpus"]
+                assert any(
+                    g["outcome"] == "expired" and g["stale_commits_refused"] for gs in grants.values() for g in gs
+                )
+        if name == "two-coordinators":  # a second ran with epoch + 1; the nodes moved to it and refuse the first
+            start = next(e for e in faults if e["phase"] == "start")
+            heal = next(e for e in faults if e["phase"] == "heal")
+            assert start["new_epoch"] == start["old_epoch"] + 1 and start["trapped"]
+            assert any(e["f"] == "first-coordinator-resumed" for e in entries)
+            stale = f"coordinator epoch {start['old_epoch']}, older than epoch {start['new_epoch']}"
+            assert heal["nodes"] and all(
+                n["registered"] == start["new_epoch"] and stale in n["probe"] for n in heal["nodes"].values()
+            ), heal["nodes"]
+    mixed = next(run for (name, _), run in sample.items() if name == "mixed")
+    trace = [line for line in mixed.events.splitlines() if " cpu0 " in line]
+    assert any("failed: UNAVAILABLE" in line or "timed out" in line for line in trace)  # the partition reached it
+
+
+@pytest.mark.parametrize(
+    "name,strategy",
+    [("mixed", "remote"), ("stop-coordinator-mid-drain", "rcu-swap"), ("kill-coordinator", "workqueue")],
+)
+def test_a_second_run_is_byte_identical(name, strategy):
+    report = determinism.check(lambda: virtual_runner.execute(VIRTUAL[name], strategy).outcome())
+    assert report.identical, report.describe()
+
+
+@pytest.mark.slow
+def test_every_shipped_scenario_is_byte_identical_on_a_second_run(runs):
+    for (name, strategy), run in runs.items():
+        again = virtual_runner.execute(VIRTUAL[name], strategy, keep_log=False)
+        report = determinism.compare(run.outcome(), again.outcome())
+        assert report.identical, (name, strategy, report.describe())
+
+
+def test_another_seed_gives_another_run(sample):
+    name, strategy = next(pair for pair in sample if pair[0] == "rpc-fail")
+    other = virtual_runner.execute(VIRTUAL[name], strategy, seed=99, keep_log=False)
+    assert other.outcome().events != sample[(name, strategy)].outcome().events
+
+
+def test_the_hash_seed_changes_nothing():
+    code = (
+        "from coordinator.tools.chaos import scenario, virtual_runner\n"
+        "r = virtual_runner.execute(scenario.load('deploy/chaos/mixed.toml'), 'rcu-swap', keep_log=False)\n"
+        "print(r.outcome().digests())\n"
+    )
+    digests = set()
+    for hash_seed in ("0", "4242"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        )
+        digests.add(out.stdout)
+    assert len(digests) == 1, digests
+
+
+def test_the_checker_catches_a_broken_fencing_check_under_virtual_time():
+    """tests/chaos/broken-fencing.toml (--unsafe-skip-fencing: the node applies a commit after its lease
+    ran out) under virtual time: the stale write is applied and the checker says so."""
+    sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "broken-fencing.toml"))
+    verdict = virtual_runner.run(sc, "remote")
+    assert verdict.valid is False
+    assert verdict.findings["stale_writes_applied"], verdict.findings
+    assert verdict.stats["stale_commits"]["applied"] >= 1
+
+
+def test_the_checker_catches_an_unfenced_second_coordinator_under_virtual_time():
+    """tests/chaos/unfenced-coordinator.toml (--unsafe-no-epoch: the first coordinator's requests carry no
+    epoch): resumed while the second runs, the first commits its drain to a CPU the second serves, and the
+    pages it frees into its own, orphaned zone are lost. Under virtual time this happens on every run."""
+    sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "unfenced-coordinator.toml"))
+    verdict = virtual_runner.run(sc, "remote")
+    assert verdict.valid is False and verdict.stats["audit"]["lost"] > 0
+    assert any("pages lost" in f for f in verdict.findings["conservation"]), verdict.findings
+
+
+def test_a_run_directory_holds_what_chaos_check_reads(tmp_path, capsys):
+    sc = VIRTUAL["kill-node"]
+    verdict = virtual_runner.run(sc, "remote", str(tmp_path))
+    run_dir = tmp_path / "kill-node-remote"
+    for name in ("history.jsonl", "verdict.json", "timeline.html", "events.log", "transfers-coordinator.jsonl"):
+        assert (run_dir / name).exists(), name
+    entries = history.read(str(run_dir / "history.jsonl"))
+    again = checker.check(entries, entries[0]["bound_s"], entries[0]["lease_s"], transfers.load(str(run_dir), entries))
+    assert again.to_json() == verdict.to_json()
+    assert main(["chaos", "check", str(run_dir)]) == 0
+    assert json.loads(capsys.readouterr().out)["valid"] is True
+
+
+def test_chaos_run_virtual_checks_determinism_and_prints_the_digests(tmp_path, capsys):
+    path = os.path.join(ROOT, "deploy", "chaos", "stop-node-brief.toml")
+    args = ["chaos", "run", path, "--engine", "virtual", "--strategy", "remote", "--out", str(tmp_path)]
+    assert main([*args, "--check-determinism"]) == 0
+    out = capsys.readouterr().out
+    assert "byte-identical" in out and "event log sha256" in out and "stop-node-brief" in out
+    assert (tmp_path / "stop-node-brief-remote" / "verdict.json").exists()
+
+
+def test_check_determinism_is_refused_without_the_virtual_engine_before_running_anything(tmp_path, capsys):
+    out = tmp_path / "out"
+    path = os.path.join(ROOT, "deploy", "chaos", "kill-node.toml")
+    assert main(["chaos", "run", path, "--check-determinism", "--out", str(out)]) == 2
+    assert "--check-determinism needs --engine virtual" in capsys.readouterr().err
+    assert not out.exists()
