@@ -15,8 +15,8 @@ TIME_SCALE, docs/engine.md), each drawn uniformly unless said otherwise:
 - workload: a drain every 50-300 ms, forced on every CPU with probability 1/4, and with probability
   1/4 a CMA range of 1-8 pageblocks taken at an instant of the fault window;
 - the fault window (faults start and heal in it) 2-6 s, then a healing phase of 2.5-4 s;
-- 1-6 faults, each of a kind drawn uniformly from those the virtual nemesis runs (KINDS less
-  virtual_nemesis.UNSUPPORTED), on a CPU drawn uniformly (every CPU, housekeeping or isolated, and
+- 1-6 faults, each of a kind drawn uniformly from the nemesis's (scenario.KINDS, all of which
+  run under virtual time), on a CPU drawn uniformly (every CPU, housekeeping or isolated, and
   the coordinator for the coordinator's kinds), starting at any millisecond of the window, lasting
   log-uniformly from 50 ms to the rest of the window (as many brief faults as long ones), and free
   to overlap each other;
@@ -25,8 +25,7 @@ TIME_SCALE, docs/engine.md), each drawn uniformly unless said otherwise:
   delay (1-200 ms, log-uniform), drop, fail and (direction in) drop_reply with probability 1/2,
   at least one; probabilities 0.05-1 in steps of 0.05;
 - slow-cpu: a cost factor of 2-50 (log-uniform, whole numbers);
-- second-coordinator (only when the virtual nemesis supports it): the first resumed after 5-95 % of
-  the fault's length.
+- second-coordinator: the first resumed after 5-95 % of the fault's length.
 """
 
 import math
@@ -34,7 +33,6 @@ from dataclasses import replace
 from typing import Any
 
 from coordinator.tools.chaos import scenario as sc
-from coordinator.tools.chaos.virtual_nemesis import UNSUPPORTED
 from node.sim.rng import RngTree
 
 CPUS = (2, 8)
@@ -62,8 +60,9 @@ RPC_METHODS = {
     ("node", "in"): (*_CONTROL, "QueueWork", "FlushWork", "*Work", "*"),
     ("node", "out"): _TO_COORDINATOR,
 }
-# Every kind the nemesis has that runs under virtual time, in scenario.KINDS' order.
-KINDS = tuple(k for k in sc.KINDS if k not in UNSUPPORTED)
+# Every kind the nemesis has, in scenario.KINDS' order: all of them run under virtual time
+# (coordinator.tools.chaos.virtual_nemesis, second-coordinator included).
+KINDS = tuple(sc.KINDS)
 
 
 def generate(seed: int, strategies: tuple = sc.STRATEGIES, kinds: tuple = KINDS) -> sc.Scenario:

@@ -10,8 +10,9 @@ and that scenario.parse accepts:
    and its start finds;
 3. shortest: each fault's length cut the same way, down to scenario.parse's 50 ms, and then the
    run's fault window cut to end at the last heal;
-4. fewest CPUs: each CPU no fault names removed, highest first, the CPUs above it renumbered down
-   (faults' cpu, isolated, rt), keeping one housekeeping CPU and two CPUs in all.
+4. fewest CPUs: each CPU removed, highest first, the CPUs above it renumbered down (faults' cpu,
+   isolated, rt), a CPU that faults name with its faults moved onto another CPU (the lowest that
+   still fails); scenario.parse keeps one housekeeping CPU and two CPUs in all.
 The four are repeated until a round changes nothing. Deterministic: the same scenario and
 predicate give the same result (candidates are tried in a fixed order, times on a 1 ms grid).
 """
@@ -147,20 +148,26 @@ def _least_ms(current: int, lo: int, ok: Callable[[int], bool]) -> int:
 def _fewest_cpus(s: sc.Scenario, fails: _Probe) -> sc.Scenario:
     cpu = s.cluster.cpus - 1
     while cpu >= 0 and s.cluster.cpus > MIN_CPUS:
-        if not any(f.cpu == cpu for f in s.faults):
-            candidate = without_cpu(s, cpu)
+        named = any(f.cpu == cpu for f in s.faults)
+        # A CPU no fault names goes alone; one that faults name goes with its faults moved onto
+        # another CPU (the lowest that still fails), as two faults may need only to be on two CPUs.
+        for onto in [d for d in range(s.cluster.cpus) if d != cpu] if named else [None]:
+            candidate = without_cpu(s, cpu, onto)
             if fails(candidate):
                 s = candidate
+                break
         cpu -= 1
     return s
 
 
-def without_cpu(s: sc.Scenario, cpu: int) -> sc.Scenario:
+def without_cpu(s: sc.Scenario, cpu: int, onto: int | None = None) -> sc.Scenario:
     """`s` with CPU `cpu` gone and the CPUs above it renumbered down by one (its faults, isolated and
-    rt lists). No fault may name `cpu`."""
+    rt lists); the faults that name `cpu` are moved onto CPU `onto` first (then none may)."""
 
     def down(c: int) -> int:
-        assert c != cpu, f"a fault names cpu{cpu}"
+        if c == cpu:
+            assert onto is not None, f"a fault names cpu{cpu}"
+            c = onto
         return c - 1 if c > cpu else c
 
     c = s.cluster
