@@ -231,8 +231,16 @@ class WholeCluster:
             self.view = DrainerSettings(
                 self.rule_clock, self.membership, self.control, m.lease_ms, m.flush_timeout_ms, GP_TIMEOUT_MS
             )
+        # This coordinator's own: a first coordinator resumed beside a second declares dead in its own records.
+        own: list[VirtualMembers] = []
         self.driver = VirtualDriver(
-            self.control, self.queue, self.net, self.peers, self.zone, self._declare_dead, scale=self.scale
+            self.control,
+            self.queue,
+            self.net,
+            self.peers,
+            self.zone,
+            lambda m: self._declare_dead(own, m),
+            scale=self.scale,
         )
         self.driver.trace = self.trace
         self.driver.epoch = self.epoch if m is not None and m.epochs else 0
@@ -242,15 +250,16 @@ class WholeCluster:
         # Every coordinator starts recovering (coordinator.__main__): twice the dead timeout, or until
         # every CPU has registered; static membership has every CPU from the start.
         window = 0.0 if m is None else 2 * m.dead_timeout_ms / 1e3
-        self.recovery = Recovery(self.membership, window, self.rule_clock)
+        recovery = self.recovery = Recovery(self.membership, window, self.rule_clock)
         self.members = VirtualMembers(
             self.membership,
             self.driver,
             self.mutex,
             Pageset(zone, batch, n),
             epoch=self.epoch,
-            recovering=lambda: self.recovery.active,
+            recovering=lambda: recovery.active,
         )
+        own.append(self.members)
         if m is not None:
             self.members.start_reaper(m.failure_timeout_ms / 4000.0)  # coordinator.__main__'s interval
 
@@ -299,10 +308,10 @@ class WholeCluster:
             self.membership.heartbeat(n, pcp.count, INCARNATION)
         self.queue.after(self.heartbeat_s, self._beat)
 
-    def _declare_dead(self, member: Member) -> int:
+    def _declare_dead(self, own: list[VirtualMembers], member: Member) -> int:
         if self.settings is None:
             raise RuntimeError(f"cpu {member.cpu} declared dead: static membership has no reaper")
-        return self.members.kill(member)
+        return own[0].kill(member)
 
     # ------------------------------------------------------------------ a second coordinator
     def start_second(self) -> dict:

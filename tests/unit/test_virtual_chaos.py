@@ -71,6 +71,9 @@ def test_the_faults_happened(sample):
         cpu_dead = run.verdict.stats["transfers"]["cpu_dead"]
         if "past-dead" in name or (name.startswith("kill-") and name != "kill-coordinator"):
             assert cpu_dead > 0, (name, strategy)  # declared dead, or replaced: page_alloc_cpu_dead
+        if name in ("kill-coordinator", "restart-after-cma"):  # a new zone, rebuilt from the nodes' claims
+            assert run.verdict.stats["transfers"]["coordinator_starts"] == 2, strategy
+            assert any(e["ev"] == "claim" for e in run.transfers["transfers-coordinator.jsonl"]), strategy
         if name == "stop-coordinator-mid-drain":
             observed = {e["f"]: e for e in entries if e["type"] == "observe"}
             heal = next(e for e in faults if e["phase"] == "heal")

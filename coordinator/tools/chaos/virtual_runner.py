@@ -17,11 +17,16 @@ Transfer logs: the zone's rules (start, cpu_dead, claim, ranges) and each CPU's 
 allocations, commits and discards write to in-memory logs (one per process, as the wall run's files) on
 the history's clock, so the checker replays the same events.
 
+The processes' log messages (Python logging, WARNING and above: a failed task step, a refused
+recovery claim) go to the run (`logs`, the run directory's `processes.log`, each stamped with its
+virtual instant), not to this process's stderr: a wall run keeps them in its processes' logs.
+
 `run` writes nothing when out_dir is None (a seed sweep calls it thousands of times); `execute`
 returns the run with its history, transfer logs and event log (determinism checks compare those).
 """
 
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -115,6 +120,7 @@ class Run:
     history: list[str]  # history.jsonl's lines
     transfers: dict[str, list[dict]]  # transfer log file name -> its lines
     events: str  # the event log: the coordinator's and agents' steps, the nemesis's, then every CPU's
+    logs: list[str]  # the processes' log messages
 
     def outcome(self) -> Outcome:
         """For coordinator.tools.determinism: the verdict and the history as results, the event log."""
@@ -135,6 +141,8 @@ class Run:
             json.dump(self.verdict.to_json(), f, indent=2)
         with open(os.path.join(run_dir, "events.log"), "w", encoding="utf-8") as f:
             f.write(self.events)
+        with open(os.path.join(run_dir, "processes.log"), "w", encoding="utf-8") as f:
+            f.writelines(line + "\n" for line in self.logs)
         timeline.write(run_dir)
         return run_dir
 
@@ -149,7 +157,29 @@ def run(scenario: Scenario, strategy: str, out_dir: str | None = None, seed: int
 
 def execute(scenario: Scenario, strategy: str, seed: int | None = None, keep_log: bool = True) -> Run:
     """One run in this process. `keep_log`: keep every CPU's event log line (else its digest only)."""
-    return _Runner(scenario, strategy, scenario.seed if seed is None else seed, keep_log).run()
+    runner = _Runner(scenario, strategy, scenario.seed if seed is None else seed, keep_log)
+    capture = _Logs(runner.queue.clock)
+    root = logging.getLogger()
+    root.addHandler(capture)
+    try:
+        done = runner.run()
+    finally:
+        root.removeHandler(capture)
+    done.logs = capture.lines
+    return done
+
+
+class _Logs(logging.Handler):
+    """The run's log messages, stamped with the virtual instant (with a handler on the root logger,
+    logging's last resort, stderr, is not used)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__(logging.WARNING)
+        self.clock = clock
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{self.clock()!r} {record.levelname} {record.name}: {record.getMessage()}")
 
 
 class _Runner:
@@ -265,7 +295,7 @@ class _Runner:
         verdict = checker.check(h.entries, self.bound, sc.cluster.lease_ms / 1e3, self.transfers.events())
         log = self.cluster.trace_text() + "".join(line + "\n" for line in self.nemesis.trace)
         log += self.cluster.nodes.text() if self.cluster.nodes.keep_log else self.cluster.nodes.digest() + "\n"
-        return Run(f"{sc.name}-{self.strategy}", verdict, h.lines, self.transfers.files, log)
+        return Run(f"{sc.name}-{self.strategy}", verdict, h.lines, self.transfers.files, log, [])
 
     def _until(self, scenario_s: float) -> None:
         self.cluster.nodes.run(self.at(scenario_s))

@@ -9,6 +9,8 @@ from coordinator.tools.cli.errors import CliError
 from coordinator.tools.cluster import ClusterError
 from coordinator.tools.progress import Progress
 
+VIRTUAL_RUN_S = 1.5  # one virtual run of a shipped scenario, in CPU seconds (estimate, for the progress line)
+
 
 def cmd_chaos(args) -> int:
     from coordinator.tools.chaos import checker, history, runner, scenario, timeline, transfers
@@ -65,17 +67,23 @@ def _run_virtual(args, runs) -> int:
     from coordinator.tools import determinism
     from coordinator.tools.chaos import virtual_runner
 
-    verdicts, diverged = [], []
-    for sc, strategy in runs:
-        first = virtual_runner.execute(sc, strategy, args.seed)
-        first.write(args.out)
-        if args.check_determinism:
-            second = virtual_runner.execute(sc, strategy, args.seed)
-            report = determinism.compare(first.outcome(), second.outcome())
-            print(f"{sc.name}/{strategy}:\n  " + report.describe().replace("\n", "\n  "))
-            if not report.identical:
-                diverged.append(f"{sc.name}/{strategy}")
-        verdicts.append((sc.name, strategy, first.verdict))
+    verdicts, reports = [], []
+    progress = Progress(len(runs), VIRTUAL_RUN_S * len(runs) * (2 if args.check_determinism else 1))
+    try:
+        for index, (sc, strategy) in enumerate(runs):
+            progress.update(index, f"{sc.name}/{strategy}", "running")
+            first = virtual_runner.execute(sc, strategy, args.seed)
+            first.write(args.out)
+            if args.check_determinism:
+                progress.update(index, f"{sc.name}/{strategy}", "running again")
+                second = virtual_runner.execute(sc, strategy, args.seed)
+                reports.append((f"{sc.name}/{strategy}", determinism.compare(first.outcome(), second.outcome())))
+            verdicts.append((sc.name, strategy, first.verdict))
+    finally:
+        progress.done()
+    for name, report in reports:
+        print(f"{name}:\n  " + report.describe().replace("\n", "\n  "))
+    diverged = [name for name, report in reports if not report.identical]
     print(f"{'scenario':<28} {'strategy':<10} valid    drains ok/fail/info  lost dup stale")
     for name, strategy, v in verdicts:
         print(summary_row(name, strategy, v))
