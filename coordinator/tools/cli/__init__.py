@@ -9,6 +9,7 @@ ops       drain, cma-alloc, offline, release, cpu
 state     state, audit
 run       compare, report, bench
 chaos     chaos run, chaos check
+sweep     chaos sweep, chaos sweep-merge
 replay    replay (node.mm.bugs on the pure model)
 """
 
@@ -25,6 +26,7 @@ from coordinator.tools.cli.parser import build_parser
 from coordinator.tools.cli.replay import cmd_replay
 from coordinator.tools.cli.run import cmd_bench, cmd_compare, cmd_report
 from coordinator.tools.cli.state import cmd_audit, cmd_state
+from coordinator.tools.cli.sweep import cmd_sweep, cmd_sweep_merge
 
 COMMANDS = {
     "tokens": cmd_tokens,
@@ -40,6 +42,8 @@ COMMANDS = {
     "bench": cmd_bench,
     "chaos": cmd_chaos,
     "replay": cmd_replay,
+    "chaos-sweep": cmd_sweep,  # set by the subcommands themselves (cli.sweep.add_parsers)
+    "chaos-sweep-merge": cmd_sweep_merge,
 }
 
 

@@ -42,6 +42,7 @@ from coordinator.tools import compare
 from coordinator.tools.bench import figures as bench_figures
 from coordinator.tools.bench import virtual_scale as bench_virtual_scale
 from coordinator.tools.cli import flags
+from coordinator.tools.cli import sweep as sweep_cli
 from coordinator.tools.cli.connect import DEFAULT_STATE, add_target
 from coordinator.tools.cluster import DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT
 from node.mm import bugs
@@ -339,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ctime.add_argument("run_dir", metavar="RUN_DIR")
     ctime.add_argument("--out", metavar="OUT.html", help="where to write it (default RUN_DIR/timeline.html)")
+    sweep_cli.add_parsers(chsub)
 
     rpl = sub.add_parser(
         "replay",

@@ -1,0 +1,182 @@
+"""Seed ranges, their split into shards (a Kubernetes Indexed Job's indexes), a shard's results as
+JSON, the merge of shards and the summary printed for either.
+
+A shard file is one JSON object: what ran (seeds, strategies, unsafe switches, index and count) and
+what came of it (runs per strategy by verdict, each failure with its first violation and shrunk
+file). Merging checks the shards belong to one sweep (same seeds, strategies, switches and count),
+that no index is there twice, and names the indexes missing.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+
+FORMAT = "pcpsim-sweep-shard/1"
+MAX_SEED = 2**31 - 1  # scenario.parse's bound on a scenario's seed
+VERDICTS = ("valid", "invalid", "unknown", "error")  # error: the run raised, its text is the violation
+
+
+class ShardError(ValueError):
+    pass
+
+
+def parse_seeds(text: str) -> list[int]:
+    """ "1-1000", "7" or a comma list of both, as sorted distinct seeds; a seed named twice is refused."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        try:
+            first, last = int(lo), int(hi) if dash else int(lo)
+        except ValueError:
+            raise ShardError(f"bad seed range {part.strip()!r}: expected N or N-M") from None
+        if not 0 <= first <= last <= MAX_SEED:
+            raise ShardError(f"bad seed range {part.strip()!r}: need 0 <= N <= M <= {MAX_SEED}")
+        seeds += range(first, last + 1)
+    if len(set(seeds)) != len(seeds):
+        raise ShardError(f"a seed is named twice in {text!r}")
+    return sorted(seeds)
+
+
+def shard_of(seeds: list[int], index: int, count: int) -> list[int]:
+    """Shard `index` of `count`: contiguous slices, the first len % count one seed longer."""
+    if count < 1 or not 0 <= index < count:
+        raise ShardError(f"shard index {index} is not in 0..{count - 1}")
+    if count > len(seeds):
+        raise ShardError(f"{count} shards for {len(seeds)} seeds: some would run none")
+    size, extra = divmod(len(seeds), count)
+    start = index * size + min(index, extra)
+    return seeds[start : start + size + (1 if index < extra else 0)]
+
+
+@dataclass
+class Failure:
+    seed: int
+    strategy: str
+    verdict: str
+    first: str  # the first violation (checker finding, or the error's text)
+    kinds: list[str]  # every kind of violation the run had, in the checker's order
+    faults: int
+    cpus: int
+    file: str = ""  # the failing scenario as a file
+    shrunk: dict = field(default_factory=dict)  # file, faults, cpus, runs, first, kinds (when shrunk)
+
+
+@dataclass
+class Shard:
+    seeds: str  # the sweep's --seeds, as given
+    strategies: list[str]
+    unsafe: list[str]
+    index: int
+    count: int
+    seeds_run: list[int]
+    wall_s: float
+    counts: dict[str, dict[str, int]]  # strategy -> verdict -> runs
+    failures: list[Failure]
+    finding: str | None = None  # the kind of violation hunted (--finding), if any
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, **asdict(self)}
+
+
+def write(shard: Shard, path: str) -> None:
+    with open(path, "w") as f:
+        json.dump(shard.to_json(), f, indent=1)
+        f.write("\n")
+
+
+def read(path: str) -> Shard:
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except OSError as err:
+        raise ShardError(f"{path}: cannot read: {err.strerror}") from None
+    except ValueError as err:
+        raise ShardError(f"{path}: not JSON: {err}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ShardError(f"{path}: not a sweep shard (format {FORMAT!r})")
+    try:
+        doc.pop("format")
+        doc["failures"] = [Failure(**f) for f in doc["failures"]]
+        return Shard(**doc)
+    except (TypeError, KeyError) as err:
+        raise ShardError(f"{path}: a sweep shard with bad fields: {err}") from None
+
+
+def merge(shards: list[tuple[str, Shard]]) -> Shard:
+    """One summary of (path, shard) pairs from one sweep; refused if they are not."""
+    if not shards:
+        raise ShardError("no shards to merge")
+    path0, first = shards[0]
+    key = (first.seeds, first.strategies, first.unsafe, first.count, first.finding)
+    seen: dict[int, str] = {}
+    for path, s in shards:
+        if (s.seeds, s.strategies, s.unsafe, s.count, s.finding) != key:
+            raise ShardError(
+                f"{path} is of another sweep than {path0}: seeds {s.seeds}, strategies {s.strategies}, "
+                f"unsafe {s.unsafe}, {s.count} shards, finding {s.finding} (against {first.seeds}, "
+                f"{first.strategies}, {first.unsafe}, {first.count}, {first.finding})"
+            )
+        if s.index in seen:
+            raise ShardError(f"{path} and {seen[s.index]} are both shard {s.index}")
+        seen[s.index] = path
+    counts: dict[str, dict[str, int]] = {st: dict.fromkeys(VERDICTS, 0) for st in first.strategies}
+    for _, s in shards:
+        for st, by in s.counts.items():
+            for v, n in by.items():
+                counts[st][v] += n
+    return Shard(
+        seeds=first.seeds,
+        strategies=first.strategies,
+        unsafe=first.unsafe,
+        index=-1,
+        count=first.count,
+        seeds_run=sorted(x for _, s in shards for x in s.seeds_run),
+        wall_s=max(s.wall_s for _, s in shards),
+        counts=counts,
+        failures=sorted((f for _, s in shards for f in s.failures), key=lambda f: (f.seed, f.strategy)),
+        finding=first.finding,
+    )
+
+
+def missing(shard: Shard) -> list[int]:
+    """Indexes of a merged sweep no shard was given for."""
+    return [i for i in range(shard.count) if i not in shard_indexes(shard)]
+
+
+def shard_indexes(shard: Shard) -> set[int]:
+    seeds = parse_seeds(shard.seeds)
+    run = set(shard.seeds_run)
+    return {i for i in range(shard.count) if set(shard_of(seeds, i, shard.count)) <= run}
+
+
+def summary(shard: Shard) -> str:
+    """The text printed after a sweep or a merge."""
+    n = len(shard.seeds_run)
+    runs = sum(sum(by.values()) for by in shard.counts.values())
+    rate = f", {n / shard.wall_s:.2f} seeds/s" if shard.wall_s > 0 else ""
+    what = f"shard {shard.index} of {shard.count}, " if shard.index >= 0 and shard.count > 1 else ""
+    lines = [f"sweep of seeds {shard.seeds}: {what}{n} seeds run ({runs} runs) in {shard.wall_s:.1f} s{rate}"]
+    if shard.unsafe:
+        lines.append(f"test-only switches on: {', '.join(shard.unsafe)}")
+    if shard.finding:
+        hunted = sum(shard.finding in f.kinds for f in shard.failures)
+        lines.append(f"hunting {shard.finding}: found in {hunted} runs")
+    if shard.index < 0 and (gone := missing(shard)):
+        lines.append(f"MISSING shards {gone} of {shard.count}: their seeds did not run")
+    lines.append(f"{'strategy':<10} " + " ".join(f"{v:>8}" for v in VERDICTS))
+    for st in shard.strategies:
+        by = shard.counts.get(st, {})
+        lines.append(f"{st:<10} " + " ".join(f"{by.get(v, 0):>8}" for v in VERDICTS))
+    for f in shard.failures:
+        also = f" (also {', '.join(f.kinds[1:])})" if len(f.kinds) > 1 else ""
+        lines.append(f"seed {f.seed} {f.strategy} {f.verdict}: {f.first}{also}")
+        lines.append(f"  {f.faults} faults on {f.cpus} CPUs: {f.file}")
+        if f.shrunk:
+            s = f.shrunk
+            lines.append(f"  shrunk to {s['faults']} faults on {s['cpus']} CPUs ({s['runs']} runs): {s['file']}")
+    return "\n".join(lines)
+
+
+def exit_code(shard: Shard) -> int:
+    """As `chaos run`: 1 if a run was invalid or raised, else 2 if one was unknown, else 0."""
+    total = {v: sum(by.get(v, 0) for by in shard.counts.values()) for v in VERDICTS}
+    return 1 if total["invalid"] or total["error"] else 2 if total["unknown"] else 0

@@ -1,0 +1,189 @@
+"""Shrinking a failing scenario: the smallest schedule this finds that still fails.
+
+Pure over a predicate `fails(scenario) -> bool` (the sweep's: a virtual run of the failing strategy
+ends with the same first violation). Steps, in order, each keeping only candidates that still fail
+and that scenario.parse accepts:
+1. fewest faults: delta debugging (Zeller and Hildebrandt, "Simplifying and Isolating
+   Failure-Inducing Input", 2002: ddmin) over the fault list, which ends 1-minimal: removing any
+   one remaining fault makes the run pass;
+2. earliest: each fault's start moved to 0, else to the earliest millisecond a bisection between 0
+   and its start finds;
+3. shortest: each fault's length cut the same way, down to scenario.parse's 50 ms, and then the
+   run's fault window cut to end at the last heal;
+4. fewest CPUs: each CPU removed, highest first, the CPUs above it renumbered down (faults' cpu,
+   isolated, rt), a CPU that faults name with its faults moved onto another CPU (the lowest that
+   still fails); scenario.parse keeps one housekeeping CPU and two CPUs in all.
+The four are repeated until a round changes nothing. Deterministic: the same scenario and
+predicate give the same result (candidates are tried in a fixed order, times on a 1 ms grid).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from coordinator.tools.chaos import scenario as sc
+from coordinator.tools.chaos.sweep import tomlfile
+
+MIN_FAULT_S = 0.05  # scenario.parse's least heal_after_s
+MIN_CPUS = 2  # scenario.parse's least cluster.cpus
+GRAIN_MS = 1
+
+
+@dataclass
+class Shrunk:
+    scenario: sc.Scenario
+    runs: int  # predicate calls
+
+
+def shrink(scenario: sc.Scenario, fails: Callable[[sc.Scenario], bool], max_rounds: int = 4) -> Shrunk:
+    """The smallest failing scenario found from `scenario`, which must fail."""
+    probe = _Probe(fails)
+    current = scenario
+    for _ in range(max_rounds):
+        before = current
+        current = _fewest_faults(current, probe)
+        current = _earliest(current, probe)
+        current = _shortest(current, probe)
+        current = _fewest_cpus(current, probe)
+        if current == before:
+            break
+    return Shrunk(current, probe.runs)
+
+
+class _Probe:
+    """The predicate on valid candidates only, each distinct candidate run once."""
+
+    def __init__(self, fails: Callable[[sc.Scenario], bool]) -> None:
+        self.fails = fails
+        self.runs = 0
+        self._seen: dict[sc.Scenario, bool] = {}
+
+    def __call__(self, candidate: sc.Scenario) -> bool:
+        if candidate not in self._seen:
+            try:
+                sc.parse(tomlfile.to_doc(candidate))
+            except sc.ScenarioError:
+                self._seen[candidate] = False
+            else:
+                self.runs += 1
+                self._seen[candidate] = self.fails(candidate)
+        return self._seen[candidate]
+
+
+def _fewest_faults(s: sc.Scenario, fails: _Probe) -> sc.Scenario:
+    """ddmin: try each of n chunks alone, then each complement; refine n until it is one per fault."""
+
+    def test(faults: list) -> bool:
+        return fails(replace(s, faults=tuple(faults)))
+
+    faults, n = list(s.faults), 2
+    while len(faults) >= 2:
+        chunks = _split(faults, n)
+        complements = [[f for j, c in enumerate(chunks) if j != i for f in c] for i in range(len(chunks))]
+        if found := next((c for c in chunks if test(c)), None):
+            faults, n = found, 2
+        elif found := next((c for c in complements if test(c)), None):
+            faults, n = found, max(n - 1, 2)
+        elif n < len(faults):
+            n = min(2 * n, len(faults))
+        else:
+            break
+    if len(faults) == 1 and test([]):
+        faults = []
+    return replace(s, faults=tuple(faults))
+
+
+def _split(items: list, n: int) -> list[list]:
+    size, extra = divmod(len(items), n)
+    out, start = [], 0
+    for i in range(n):
+        end = start + size + (1 if i < extra else 0)
+        out.append(items[start:end])
+        start = end
+    return [c for c in out if c]
+
+
+def _earliest(s: sc.Scenario, fails: _Probe) -> sc.Scenario:
+    for i in range(len(s.faults)):
+        s = _least_field(s, i, "at_s", 0, fails)
+    return s
+
+
+def _shortest(s: sc.Scenario, fails: _Probe) -> sc.Scenario:
+    for i, f in enumerate(s.faults):
+        lo = _ms(f.resume_after_s) + GRAIN_MS if f.kind == "second-coordinator" else 0
+        s = _least_field(s, i, "heal_after_s", max(_ms(MIN_FAULT_S), lo), fails)
+    last_heal = max([f.heal_at_s for f in s.faults] + [s.workload.cma_at_s if s.workload.cma_pages else 0.0])
+    window_ms = _ms(s.duration_s - s.heal_s)
+    best = _least_ms(window_ms, max(_ms(last_heal), GRAIN_MS), lambda ms: fails(_with_window(s, ms)))
+    return _with_window(s, best)
+
+
+def _least_field(s: sc.Scenario, i: int, name: str, lo_ms: int, fails: _Probe) -> sc.Scenario:
+    """`s` with fault i's time field `name` at the least millisecond value that still fails."""
+    fault = s.faults[i]
+
+    def at(ms: int) -> sc.Scenario:
+        return replace(s, faults=(*s.faults[:i], replace(fault, **{name: ms / 1000}), *s.faults[i + 1 :]))
+
+    return at(_least_ms(_ms(getattr(fault, name)), lo_ms, lambda ms: fails(at(ms))))
+
+
+def _least_ms(current: int, lo: int, ok: Callable[[int], bool]) -> int:
+    """The least whole-millisecond value in [lo, current] that `ok` accepts by bisection (current
+    when none below it is; `ok(current)` is taken as true): lo itself first, as it often works."""
+    if current <= lo:
+        return current
+    if ok(lo):
+        return lo
+    bad, good = lo, current
+    while good - bad > GRAIN_MS:
+        mid = (bad + good) // 2
+        if ok(mid):
+            good = mid
+        else:
+            bad = mid
+    return good
+
+
+def _fewest_cpus(s: sc.Scenario, fails: _Probe) -> sc.Scenario:
+    cpu = s.cluster.cpus - 1
+    while cpu >= 0 and s.cluster.cpus > MIN_CPUS:
+        named = any(f.cpu == cpu for f in s.faults)
+        # A CPU no fault names goes alone; one that faults name goes with its faults moved onto
+        # another CPU (the lowest that still fails), as two faults may need only to be on two CPUs.
+        for onto in [d for d in range(s.cluster.cpus) if d != cpu] if named else [None]:
+            candidate = without_cpu(s, cpu, onto)
+            if fails(candidate):
+                s = candidate
+                break
+        cpu -= 1
+    return s
+
+
+def without_cpu(s: sc.Scenario, cpu: int, onto: int | None = None) -> sc.Scenario:
+    """`s` with CPU `cpu` gone and the CPUs above it renumbered down by one (its faults, isolated and
+    rt lists); the faults that name `cpu` are moved onto CPU `onto` first (then none may)."""
+
+    def down(c: int) -> int:
+        if c == cpu:
+            assert onto is not None, f"a fault names cpu{cpu}"
+            c = onto
+        return c - 1 if c > cpu else c
+
+    c = s.cluster
+    cluster = replace(
+        c,
+        cpus=c.cpus - 1,
+        isolated=tuple(down(x) for x in c.isolated if x != cpu),
+        rt=tuple(down(x) for x in c.rt if x != cpu),
+    )
+    faults = tuple(f if f.cpu is None else replace(f, cpu=down(f.cpu)) for f in s.faults)
+    return replace(s, cluster=cluster, faults=faults)
+
+
+def _with_window(s: sc.Scenario, window_ms: int) -> sc.Scenario:
+    return replace(s, duration_s=round(window_ms / 1000 + s.heal_s, 3))
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)

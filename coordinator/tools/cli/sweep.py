@@ -1,0 +1,177 @@
+"""`pcpsim chaos sweep` (random fault schedules under virtual time, one per seed, against each
+strategy, failures shrunk to scenario files) and `pcpsim chaos sweep-merge` (shards of a sweep run
+as a Kubernetes Indexed Job, one summary). docs/sweep.md."""
+
+import argparse
+import glob
+import importlib.util
+import logging
+import os
+import time
+
+from coordinator.tools.chaos import scenario
+from coordinator.tools.chaos.sweep import driver, shards
+from coordinator.tools.cli import flags
+from coordinator.tools.cli.errors import CliError
+from coordinator.tools.progress import Progress
+
+UNSAFE = {
+    name.removeprefix("unsafe_").replace("_", "-"): name
+    for name in scenario.ClusterSpec.__dataclass_fields__
+    if name.startswith("unsafe_")
+}
+# The kinds of violation checker.check names (its module docstring), in its order.
+FINDINGS = (
+    "conservation",
+    "pages_held_twice",
+    "allocated_after_cpu_dead",
+    "stale_writes_applied",
+    "lock_lease",
+    "drains_in_bound",
+    "liveness",
+)
+INDEX_ENV = "JOB_COMPLETION_INDEX"  # set by Kubernetes in each pod of an Indexed Job
+
+
+def add_parsers(chaos_sub) -> None:
+    """`sweep` and `sweep-merge` under `pcpsim chaos`."""
+    sw = chaos_sub.add_parser(
+        "sweep",
+        help="random fault schedules under virtual time, one per seed, each failure shrunk to a scenario file",
+        description="For each seed, draw a random fault schedule (docs/sweep.md: the bounds), run it under "
+        "virtual time against each strategy and check it as `chaos run` does. Writes each failure's scenario "
+        "(and with --shrink a smallest one that still fails) to OUT as TOML that `chaos run FILE --engine "
+        "virtual` replays, and the results to OUT/sweep.json (OUT/shard-I-of-N.json with --index/--count). "
+        "Exit 0: every run valid; 1: some invalid or crashed; 2: some unknown. A shard exits 0 once it ran "
+        "to its end: `sweep-merge` judges.",
+    )
+    sw.add_argument("--seeds", required=True, type=_seeds, help="seeds to run: N-M, N, or a comma list of both")
+    sw.add_argument(
+        "--strategies",
+        type=flags.strategy_list,
+        default=scenario.STRATEGIES,
+        help=f"comma-separated strategies each seed runs against (default {','.join(scenario.STRATEGIES)})",
+    )
+    sw.add_argument("--jobs", type=flags.positive_int, help="processes (default: one per core this process may run on)")
+    sw.add_argument("--out", default=".pcpsim/sweep", help="where results and scenario files go (default %(default)s)")
+    sw.add_argument(
+        "--shrink", action="store_true", help="shrink each failure: fewest faults, earliest, shortest, fewest CPUs"
+    )
+    sw.add_argument(
+        "--unsafe",
+        type=_unsafe,
+        default=(),
+        help=f"TEST ONLY: comma-separated planted bugs switched on in every scenario ({', '.join(UNSAFE)})",
+    )
+    sw.add_argument(
+        "--finding",
+        choices=FINDINGS,
+        help="hunt this kind of violation: shrink only the runs that have it, keeping it (default: shrink every "
+        "failure, keeping its verdict and first kind of violation)",
+    )
+    sw.add_argument(
+        "--index",
+        type=flags.nonnegative_int,
+        help=f"run only shard INDEX of --count (default: ${INDEX_ENV} if set, as in a Kubernetes Indexed Job)",
+    )
+    sw.add_argument("--count", type=flags.positive_int, help="how many shards the seeds are split into")
+    sw.set_defaults(command="chaos-sweep")
+    merge = chaos_sub.add_parser(
+        "sweep-merge",
+        help="merge the shard files of one sweep into one summary",
+        description="Check the shards are of one sweep, print its summary (MISSING names shards not given). "
+        "Exit as `chaos sweep`, or 2 if a shard is missing.",
+    )
+    merge.add_argument(
+        "shards", nargs="+", metavar="SHARD", help="shard files (OUT/shard-I-of-N.json), or directories of them"
+    )
+    merge.add_argument("--json", metavar="PATH", help="also write the merged results here")
+    merge.set_defaults(command="chaos-sweep-merge")
+
+
+def cmd_sweep(args) -> int:
+    index, count = _shard(args)
+    seeds = shards.shard_of(args.seeds[1], index, count) if count > 1 else args.seeds[1]
+    if importlib.util.find_spec("coordinator.tools.chaos.virtual_runner") is None:
+        raise CliError("this tree has no virtual runner (coordinator.tools.chaos.virtual_runner)")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CliError(f"--out {args.out}: not a directory")
+    plan = driver.Plan(strategies=args.strategies, unsafe=args.unsafe, finding=args.finding)
+    # Thousands of runs: their processes' warnings (a failed housekeeping step, say) would bury the
+    # summary; each run's verdict says what went wrong. The workers fork with this setting.
+    logging.disable(logging.WARNING)
+    processes = min(args.jobs or driver.default_jobs(), len(seeds))
+    t0 = time.monotonic()
+    progress: list[Progress] = []  # made at the first seed's end: after the workers fork, as its thread
+
+    def tick(done: int, total: int, failing: int) -> None:
+        if not progress:
+            progress.append(Progress(total, 0.0))
+            progress[0].t0 = t0
+        elapsed = max(1e-9, time.monotonic() - t0)
+        progress[0].estimate_s = elapsed * total / done  # seeds so far at this pace
+        progress[0].update(done - 1, f"seed {seeds[done - 1]}", f"{failing} failing, {done / elapsed:.1f} seeds/s")
+
+    try:
+        shard = driver.sweep(plan, seeds, args.out, processes, args.shrink, args.seeds[0], index, count, tick)
+    finally:
+        if progress:
+            progress[0].done()
+    path = os.path.join(args.out, f"shard-{index}-of-{count}.json" if count > 1 else "sweep.json")
+    shards.write(shard, path)
+    print(shards.summary(shard))
+    print(f"results in {path}")
+    # A shard's failures are results for the merge to judge: it ran to its end, as a Job's pod must
+    # to count as done (a non-zero exit would have Kubernetes retry it, or fail the whole Job).
+    return 0 if count > 1 else shards.exit_code(shard)
+
+
+def cmd_sweep_merge(args) -> int:
+    paths = [q for p in args.shards for q in (sorted(glob.glob(f"{p}/shard-*.json")) if os.path.isdir(p) else [p])]
+    try:
+        merged = shards.merge([(p, shards.read(p)) for p in paths])
+    except shards.ShardError as err:
+        raise CliError(str(err)) from None
+    if args.json:
+        try:
+            shards.write(merged, args.json)
+        except OSError as err:
+            raise CliError(f"cannot write {args.json}: {err.strerror}") from None
+    print(shards.summary(merged))
+    return 2 if shards.missing(merged) else shards.exit_code(merged)
+
+
+def _shard(args) -> tuple[int, int]:
+    index = args.index
+    if index is None and INDEX_ENV in os.environ:
+        text = os.environ[INDEX_ENV]
+        try:
+            index = flags.nonnegative_int(text)
+        except argparse.ArgumentTypeError as err:
+            raise CliError(f"${INDEX_ENV}={text!r}: {err}") from None
+    if index is None:
+        if args.count is not None:
+            raise CliError("--count needs --index (or $JOB_COMPLETION_INDEX): which shard to run")
+        return 0, 1
+    if args.count is None:
+        raise CliError(f"shard {index} of how many? --count is needed with --index or ${INDEX_ENV}")
+    try:
+        shards.shard_of(args.seeds[1], index, args.count)
+    except shards.ShardError as err:
+        raise CliError(str(err)) from None
+    return index, args.count
+
+
+def _seeds(text: str) -> tuple[str, list[int]]:
+    try:
+        return text, shards.parse_seeds(text)
+    except shards.ShardError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _unsafe(text: str) -> tuple:
+    names = [n.strip() for n in text.split(",")]
+    unknown = [n for n in names if n not in UNSAFE]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown switch {', '.join(map(repr, unknown))}; known: {', '.join(UNSAFE)}")
+    return tuple(dict.fromkeys(UNSAFE[n] for n in names))

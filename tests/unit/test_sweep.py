@@ -1,0 +1,299 @@
+"""The seed sweep's pure parts (coordinator.tools.chaos.sweep): the generator within its bounds and
+valid, the TOML writer's round trip, the shrinker against a fake predicate, seed ranges and shards,
+and a whole sweep with a fake runner in one process and in two."""
+
+import collections
+import dataclasses
+import glob
+import os
+import random
+
+import pytest
+
+from coordinator.tools.chaos import checker
+from coordinator.tools.chaos import scenario as sc
+from coordinator.tools.chaos.sweep import driver, generate, shards, shrink, tomlfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SEEDS = range(1, 1501)
+
+
+def load_text(tmp_path, text: str, name: str = "s.toml") -> sc.Scenario:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return sc.load(str(path))
+
+
+# ------------------------------------------------------------------ generate
+def test_a_seed_gives_one_scenario_and_draws_nothing_from_the_shared_generator(monkeypatch):
+    first = [generate.generate(s) for s in range(1, 50)]
+    monkeypatch.setattr(random, "random", lambda: pytest.fail("the shared generator was used"))
+    monkeypatch.setattr(random, "randint", lambda *a: pytest.fail("the shared generator was used"))
+    assert [generate.generate(s) for s in range(1, 50)] == first
+    assert len({(s.cluster, s.faults) for s in first}) == len(first)
+
+
+def test_every_generated_scenario_passes_the_scenario_validation():
+    for seed in SEEDS:
+        s = generate.generate(seed)
+        assert sc.parse(tomlfile.to_doc(s), s.path) == s, seed
+
+
+def test_generated_scenarios_stay_within_the_documented_bounds_and_cover_them():
+    kinds, rpc, cpus_hit, sizes, overlaps = collections.Counter(), set(), set(), set(), 0
+    for seed in SEEDS:
+        s = generate.generate(seed)
+        c, window = s.cluster, s.duration_s - s.heal_s
+        assert generate.CPUS[0] <= c.cpus <= generate.CPUS[1]
+        assert generate.LEASE_MS[0] <= c.lease_ms <= generate.LEASE_MS[1]
+        assert generate.FAILURE_MS[0] <= c.failure_timeout_ms <= generate.FAILURE_MS[1]
+        assert generate.DEAD_BEYOND_FAILURE_MS[0] <= c.dead_timeout_ms - c.failure_timeout_ms
+        assert c.dead_timeout_ms - c.failure_timeout_ms <= generate.DEAD_BEYOND_FAILURE_MS[1]
+        assert generate.FLUSH_MS[0] <= c.flush_timeout_ms <= generate.FLUSH_MS[1]
+        assert generate.WINDOW_S[0] - 0.001 <= window <= generate.WINDOW_S[1] + 0.001
+        assert generate.HEAL_S[0] <= s.heal_s <= generate.HEAL_S[1]
+        assert generate.FAULTS[0] <= len(s.faults) <= generate.FAULTS[1]
+        sizes.add(c.cpus)
+        for f in s.faults:
+            kinds[f.kind] += 1
+            assert f.heal_after_s >= generate.MIN_FAULT_S and f.heal_at_s <= window
+            if f.cpu is not None:
+                cpus_hit.add((f.cpu in c.isolated, f.cpu in c.rt))
+            if f.kind == "rpc":
+                rpc.add((f.side, f.direction))
+                assert f.method in generate.RPC_METHODS[f.side, f.direction]
+                assert 0 <= f.delay_ms <= generate.DELAY_MS[1]
+            if f.kind == "slow-cpu":
+                assert generate.SLOW_FACTOR[0] <= f.factor <= generate.SLOW_FACTOR[1]
+        overlaps += any(
+            a.at_s < b.heal_at_s and b.at_s < a.heal_at_s for i, a in enumerate(s.faults) for b in s.faults[i + 1 :]
+        )
+    assert set(kinds) == set(sc.KINDS)
+    assert rpc == {(side, d) for side in sc.SIDES for d in sc.DIRECTIONS}
+    assert cpus_hit == {(False, False), (True, False), (True, True)}  # housekeeping, preemptible, RT
+    assert sizes == set(range(generate.CPUS[0], generate.CPUS[1] + 1))
+    assert overlaps > len(SEEDS) // 4
+
+
+# ------------------------------------------------------------------ tomlfile
+SHIPPED = sorted(glob.glob(os.path.join(ROOT, "deploy", "chaos", "*.toml")))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=os.path.basename)
+def test_a_shipped_scenario_written_out_loads_back_equal(tmp_path, path):
+    s = sc.load(path)
+    back = load_text(tmp_path, tomlfile.dumps(s))
+    assert back == dataclasses.replace(s, path=str(tmp_path / "s.toml"))
+
+
+def test_generated_scenarios_and_awkward_strings_round_trip(tmp_path):
+    for seed in range(1, 200):
+        s = generate.generate(seed)
+        if seed % 2:
+            s = generate.with_unsafe(s, ("unsafe_skip_fencing",))
+        assert load_text(tmp_path, tomlfile.dumps(s, f"seed {seed}\nsecond line")) == dataclasses.replace(
+            s, path=str(tmp_path / "s.toml")
+        )
+    odd = dataclasses.replace(generate.generate(1), description='quote " backslash \\ tab\t del\x7f é 😀')
+    assert load_text(tmp_path, tomlfile.dumps(odd)).description == odd.description
+
+
+# ------------------------------------------------------------------ shrink
+def overlap_kill_and_partition(s: sc.Scenario) -> bool:
+    """The fake bug: a kill-node on cpu >= 1 overlapping a partition."""
+    kills = [f for f in s.faults if f.kind == "kill-node" and f.cpu >= 1]
+    parts = [f for f in s.faults if f.kind == "partition"]
+    return any(k.at_s < p.heal_at_s and p.at_s < k.heal_at_s for k in kills for p in parts)
+
+
+def failing_seed(predicate, kinds=generate.KINDS) -> sc.Scenario:
+    for seed in SEEDS:
+        s = generate.generate(seed, kinds=kinds)
+        if predicate(s) and len(s.faults) >= 4 and s.cluster.cpus >= 5:
+            return s
+    raise AssertionError("no generated scenario fails the fake predicate")
+
+
+def test_shrinking_finds_the_two_faults_at_zero_for_50_ms_on_two_cpus():
+    s = failing_seed(overlap_kill_and_partition)
+    small = shrink.shrink(s, overlap_kill_and_partition)
+    out = small.scenario
+    assert sorted(f.kind for f in out.faults) == ["kill-node", "partition"]
+    assert all(f.at_s == 0.0 and f.heal_after_s == shrink.MIN_FAULT_S for f in out.faults)
+    assert out.cluster.cpus == 2 and next(f.cpu for f in out.faults if f.kind == "kill-node") == 1
+    assert out.duration_s - out.heal_s == pytest.approx(shrink.MIN_FAULT_S, abs=0.0011)  # to the ms, as floats add
+    assert overlap_kill_and_partition(out) and sc.parse(tomlfile.to_doc(out), out.path) == out
+    again = shrink.shrink(s, overlap_kill_and_partition)
+    assert again == small  # deterministic, the number of runs too
+
+
+def test_shrinking_keeps_what_the_failure_needs():
+    """Three faults needed (a stop-node, a slow-cpu and a kill-coordinator, each starting after 0.5 s
+    and lasting 0.3 s or more): ddmin keeps exactly them; times stop at what the predicate needs."""
+
+    def fails(s: sc.Scenario) -> bool:
+        need = {"stop-node", "slow-cpu", "kill-coordinator"}
+        return need <= {f.kind for f in s.faults if f.at_s >= 0.5 and f.heal_after_s >= 0.3}
+
+    def widen(s: sc.Scenario) -> sc.Scenario:  # room for the predicate's times in any window
+        return dataclasses.replace(s, duration_s=s.duration_s + 1.0)
+
+    start = None
+    for seed in SEEDS:
+        s = widen(generate.generate(seed))
+        s = dataclasses.replace(s, faults=tuple(dataclasses.replace(f, at_s=f.at_s + 0.5) for f in s.faults))
+        if fails(s) and len(s.faults) >= 5:
+            start = s
+            break
+    assert start is not None
+    out = shrink.shrink(start, fails).scenario
+    assert sorted(f.kind for f in out.faults) == sorted(["stop-node", "slow-cpu", "kill-coordinator"])
+    assert all(f.at_s == 0.5 and f.heal_after_s == 0.3 for f in out.faults)
+
+
+def test_removing_a_cpu_renumbers_faults_and_cpu_lists():
+    s = sc.parse(
+        {
+            "name": "x",
+            "duration_s": 6,
+            "cluster": {"cpus": 5, "isolated": "1,3,4", "rt": "3"},
+            "faults": [
+                {"kind": "kill-node", "cpu": 4, "at_s": 0.1, "heal_after_s": 1},
+                {"kind": "rpc", "side": "coordinator", "cpu": 0, "fail": 1.0, "at_s": 0, "heal_after_s": 1},
+                {"kind": "kill-coordinator", "at_s": 0.1, "heal_after_s": 1},
+            ],
+        }
+    )
+    out = shrink.without_cpu(s, 2)
+    assert (out.cluster.cpus, out.cluster.isolated, out.cluster.rt) == (4, (1, 2, 3), (2,))
+    assert [f.cpu for f in out.faults] == [3, 0, None]
+    assert sc.parse(tomlfile.to_doc(out)) == out
+    with pytest.raises(AssertionError, match="names cpu4"):
+        shrink.without_cpu(s, 4)
+    moved = shrink.without_cpu(s, 4, onto=1)
+    assert [f.cpu for f in moved.faults] == [1, 0, None] and moved.cluster.isolated == (1, 3)
+
+
+# ------------------------------------------------------------------ shards
+def test_seed_ranges_are_parsed_and_bad_ones_refused():
+    assert shards.parse_seeds("1-5") == [1, 2, 3, 4, 5]
+    assert shards.parse_seeds("9, 1-2") == [1, 2, 9]
+    for bad, why in (("", "expected N"), ("5-2", "N <= M"), ("a-3", "expected N"), ("-1", "expected N")):
+        with pytest.raises(shards.ShardError, match=why):
+            shards.parse_seeds(bad)
+    with pytest.raises(shards.ShardError, match="named twice"):
+        shards.parse_seeds("1-5,5")
+    with pytest.raises(shards.ShardError, match="2147483647"):
+        shards.parse_seeds("1-2147483648")
+
+
+def test_shards_split_the_seeds_into_contiguous_disjoint_slices():
+    seeds = shards.parse_seeds("1-1000")
+    for count in (1, 3, 7, 1000):
+        parts = [shards.shard_of(seeds, i, count) for i in range(count)]
+        assert [x for p in parts for x in p] == seeds
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    with pytest.raises(shards.ShardError, match="some would run none"):
+        shards.shard_of(seeds[:3], 0, 4)
+    with pytest.raises(shards.ShardError, match=r"not in 0\.\.2"):
+        shards.shard_of(seeds, 3, 3)
+
+
+# ------------------------------------------------------------------ a sweep with a fake runner
+def fake_runner(s: sc.Scenario, strategy: str) -> checker.Verdict:
+    """Invalid under remote when the fake bug is there; unknown on 7-CPU clusters under qpw; raises
+    for seed 13 under workqueue."""
+    if strategy == "workqueue" and s.seed == 13:
+        raise RuntimeError("the engine fell over")
+    if strategy == "remote" and overlap_kill_and_partition(s):
+        return checker.Verdict(False, {"drains_in_bound": [], "conservation": [f"lost 3 pages (seed {s.seed})"]})
+    if strategy == "qpw" and s.cluster.cpus == 7:
+        return checker.Verdict("unknown", {"liveness": ["final observations missing"]})
+    return checker.Verdict(True, {"conservation": []})
+
+
+PLAN = driver.Plan(strategies=("workqueue", "remote", "qpw"), runner=fake_runner)
+
+
+def test_a_sweep_is_the_same_in_one_process_and_in_two(tmp_path):
+    one = driver.sweep(PLAN, list(range(1, 121)), str(tmp_path / "a"), 1, True, "1-120")
+    two = driver.sweep(PLAN, list(range(1, 121)), str(tmp_path / "b"), 2, True, "1-120")
+    strip = [(f.seed, f.strategy, f.verdict, f.first, f.shrunk.get("faults")) for f in one.failures]
+    assert strip == [(f.seed, f.strategy, f.verdict, f.first, f.shrunk.get("faults")) for f in two.failures]
+    assert one.counts == two.counts and one.seeds_run == list(range(1, 121))
+    assert sum(one.counts["remote"].values()) == 120
+    assert {f.verdict for f in one.failures} == {"invalid", "unknown", "error"}
+    [crash] = [f for f in one.failures if f.verdict == "error"]
+    assert (crash.seed, crash.strategy, crash.first) == (13, "workqueue", "RuntimeError: the engine fell over")
+    assert shards.exit_code(one) == 1
+    seen = set()  # one shrink per distinct failure: the first seed of each
+    for f in one.failures:
+        key = (f.strategy, f.verdict, f.kinds[0])
+        assert bool(f.shrunk) == (key not in seen), f
+        seen.add(key)
+    assert len(seen) == 3 and len(one.failures) > 6
+    for f in one.failures:
+        if f.verdict == "invalid" and f.shrunk:
+            assert f.first.startswith("conservation: lost 3 pages")
+            shrunk = sc.load(f.shrunk["file"])
+            assert len(shrunk.faults) == 2 and shrunk.strategies == ("remote",)
+            assert overlap_kill_and_partition(shrunk) and f.shrunk["first"].startswith("conservation:")
+            assert sc.load(f.file).faults == generate.generate(f.seed).faults
+            with open(f.shrunk["file"]) as text:
+                assert f"pcpsim chaos run {f.shrunk['file']} --engine virtual" in text.read()
+
+
+def test_shards_merge_into_the_whole_sweep(tmp_path):
+    seeds = list(range(1, 31))
+    whole = driver.sweep(PLAN, seeds, str(tmp_path), 1, False, "1-30")
+    paths = []
+    for i in range(3):
+        part = driver.sweep(PLAN, shards.shard_of(seeds, i, 3), str(tmp_path), 1, False, "1-30", i, 3)
+        paths.append(str(tmp_path / f"shard-{i}.json"))
+        shards.write(part, paths[-1])
+    merged = shards.merge([(p, shards.read(p)) for p in reversed(paths)])
+    assert (merged.counts, merged.failures, merged.seeds_run) == (whole.counts, whole.failures, whole.seeds_run)
+    assert shards.missing(merged) == []
+    partial = shards.merge([(p, shards.read(p)) for p in paths[:2]])
+    assert shards.missing(partial) == [2] and "MISSING shards [2] of 3" in shards.summary(partial)
+    with pytest.raises(shards.ShardError, match="both shard 0"):
+        shards.merge([(p, shards.read(p)) for p in (paths[0], paths[0])])
+    other = dataclasses.replace(shards.read(paths[1]), strategies=["remote"])
+    with pytest.raises(shards.ShardError, match="of another sweep"):
+        shards.merge([(paths[0], shards.read(paths[0])), ("other", other)])
+    (tmp_path / "junk.json").write_text('{"format": "something else"}')
+    with pytest.raises(shards.ShardError, match="not a sweep shard"):
+        shards.read(str(tmp_path / "junk.json"))
+
+
+def hidden_runner(s: sc.Scenario, strategy: str) -> checker.Verdict:
+    """Every run with a slow-cpu loses pages; the fake bug adds a stale write, never the first finding."""
+    findings = {"conservation": ["lost 1 page"]} if any(f.kind == "slow-cpu" for f in s.faults) else {}
+    if overlap_kill_and_partition(s):
+        findings = {"conservation": ["lost 2 pages"], "stale_writes_applied": ["cpu1 applied a stale commit"]}
+    return checker.Verdict(False, findings) if findings else checker.Verdict(True, {})
+
+
+def test_hunting_a_finding_shrinks_only_the_runs_with_it_and_keeps_it(tmp_path):
+    plan = driver.Plan(strategies=("remote",), runner=hidden_runner, finding="stale_writes_applied")
+    shard = driver.sweep(plan, list(range(1, 121)), str(tmp_path), 1, True, "1-120")
+    hunted = [f for f in shard.failures if "stale_writes_applied" in f.kinds]
+    others = [f for f in shard.failures if "stale_writes_applied" not in f.kinds]
+    assert hunted and others and all(f.first.startswith("conservation") for f in shard.failures)
+    assert all(not f.shrunk for f in others + hunted[1:]) and len(hunted) >= 2  # one shrink per distinct failure
+    assert hunted[0].shrunk["faults"] == 2 and "stale_writes_applied" in hunted[0].shrunk["kinds"]
+    assert f"hunting stale_writes_applied: found in {len(hunted)} runs" in shards.summary(shard)
+    assert "(also stale_writes_applied)" in shards.summary(shard)
+
+
+def test_the_rate_counts_what_it_ran_and_its_floor_is_the_wall_runners_estimate(tmp_path):
+    from coordinator.tools.chaos import runner as wall_runner
+    from coordinator.tools.chaos.sweep import rate
+
+    r = rate.measure(range(1, 41), ("workqueue", "remote"), 2, fake_runner)
+    two = dataclasses.replace(PLAN, strategies=("workqueue", "remote"))
+    shard = driver.sweep(two, list(range(1, 41)), str(tmp_path), 1, False, "1-40")
+    assert (r.seeds, r.runs, r.processes) == (40, 80, 2)
+    assert r.invalid == sum(n for by in shard.counts.values() for v, n in by.items() if v != "valid") > 0
+    assert r.wall_engine_s == sum(2 * wall_runner.estimate_s(generate.generate(s)) for s in range(1, 41))
+    assert r.seeds_per_s == 40 / r.wall_s and "80 runs" in r.note()
