@@ -182,6 +182,7 @@ class VirtualDriver:
 
     def _step(self, task: _Task, value: Any, error: BaseException | None) -> None:
         if self.dead:
+            _abandon(task.program)
             return
         if self.queue.clock.now < self.stopped_until:  # the coordinator is stopped: nothing of it runs
             self.queue.at(self.stopped_until, self._step, task, value, error)
@@ -360,3 +361,17 @@ class VirtualDriver:
             self._soon(task, token, True)
         else:
             mutex.held = False
+
+
+def _abandon(program: fx.Program[Any]) -> None:
+    """A killed coordinator's program ends where it is: none of its steps runs, its `finally` clauses'
+    effects (an Unlock) included, as a SIGKILLed process runs none. Closing it throws GeneratorExit at
+    each such yield in turn (a nested one meets the next); left to the garbage collector instead, each
+    would print "generator ignored GeneratorExit"."""
+    for _ in range(64):  # a program nests a few finally clauses, not 64
+        try:
+            program.close()
+            return
+        except RuntimeError:  # a finally clause yielded an effect: close again from there
+            continue
+    raise RuntimeError(f"{program!r} yields on after 64 closes")

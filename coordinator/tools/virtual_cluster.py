@@ -329,6 +329,7 @@ class WholeCluster:
         heartbeat is refused by it, and they register again, resuming)."""
         first = self.driver
         first.endpoint = FIRST
+        self.net.move_serving(COORDINATOR, FIRST)  # the calls the first took are its connections still
         if self.net.stopped(COORDINATOR):
             self.net.resume(COORDINATOR)  # what waited for the stopped first reaches the second
         old = self.epoch
@@ -355,6 +356,7 @@ class WholeCluster:
                 "probe": "ok" if refused is None else f"FAILED_PRECONDITION: {refused}",
             }
         self.first.dead = True
+        self.net.kill(FIRST)  # its callers' connections are reset
         return {"nodes": nodes}
 
     # ------------------------------------------------------------------ the nemesis's hooks

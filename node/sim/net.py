@@ -30,7 +30,10 @@ Below the rules, what processes and links do:
   order they arrived, as a stopped process's sockets hold them (the driver stops the endpoint's
   own code);
 - `kill`: what waits for it is lost, a request that reaches it is answered UNAVAILABLE (the
-  connection is refused), a reply is lost, and it sends nothing until `revive`;
+  connection is refused), a reply is lost, and it sends nothing until `revive`; every request it
+  was serving fails UNAVAILABLE at its caller (its host resets the connection, as a wall client's
+  call to a SIGKILLed server ends at once, not at its deadline); `move_serving` hands what one
+  endpoint serves to another (a process that goes on under a new endpoint);
 - `cut`: a link failure between two sets of endpoints, below gRPC: `hold` keeps each message that
   reaches the cut until `heal` and then sends it on (TCP retransmitting across a short outage), or
   else the message is lost, whether it is sent during the cut or reaches it in flight.
@@ -99,6 +102,9 @@ class SimNetwork:
         self._cuts: list[Cut] = []
         self._stopped: dict[object, list[_Message]] = {}  # endpoint -> messages waiting for it, in order
         self._dead: set[object] = set()
+        # request number -> (the endpoint serving it, what its caller gets if that endpoint dies)
+        self._serving: dict[int, tuple[object, Callable[[], None]]] = {}
+        self._requests = 0
 
     def arrival(self, link: object) -> float:
         """When a message sent now over `link` arrives: after a drawn latency, and never before the
@@ -150,12 +156,21 @@ class SimNetwork:
 
     def kill(self, endpoint: object) -> None:
         self._dead.add(endpoint)
+        served = [n for n, (at, _) in self._serving.items() if at == endpoint]
+        for n in served:  # in the order they arrived (dicts keep insertion order)
+            self._serving.pop(n)[1]()
         waiting = self._stopped.pop(endpoint, [])
         self.lost += len(waiting)
         for cut in self._cuts:
             kept = [m for m in cut.held if endpoint not in (m.src, m.dst)]
             self.lost += len(cut.held) - len(kept)
             cut.held = kept
+
+    def move_serving(self, old: object, new: object) -> None:
+        """The requests `old` is serving are `new`'s from now on (the same process, a new endpoint)."""
+        for n, (at, reset) in list(self._serving.items()):
+            if at == old:
+                self._serving[n] = (new, reset)
 
     def revive(self, endpoint: object) -> None:
         """A restarted process on the endpoint (its rules, as a new process's, are the caller's to set)."""
@@ -213,9 +228,18 @@ class SimNetwork:
             elif outcome == DROP:
                 self.lost += 1
             else:
-                handle(lambda value: respond(value, outcome == DROP_REPLY))
+                self._requests += 1
+                n = self._requests
 
-        def respond(value: object, lose: bool) -> None:
+                def reset() -> None:  # the host's, like a refusal: it travels back whatever the process
+                    self._launch(_Message(dst, src, on_error, (UNAVAILABLE, f"{dst}: connection reset")))
+
+                self._serving[n] = (dst, reset)
+                handle(lambda value: respond(value, outcome == DROP_REPLY, n))
+
+        def respond(value: object, lose: bool, n: int) -> None:
+            if self._serving.pop(n, None) is None:
+                return  # its server was killed: the caller has had its reset
             if lose:
                 self.lost += 1
             else:

@@ -162,6 +162,34 @@ def test_a_dead_endpoint_refuses_requests_loses_what_waited_and_sends_nothing_un
     assert again[0].replies == [(0.3 + 2 * ONE_WAY, "ok")]
 
 
+def test_killing_a_server_resets_the_calls_it_was_serving_and_a_moved_call_follows_its_process():
+    """A SIGKILLed server's host resets its connections: each call it was serving fails UNAVAILABLE at
+    its caller one latency later (not at the caller's deadline), and its late answer goes nowhere. A
+    call moved to another endpoint (move_serving) is reset when that one dies, not the first."""
+    q, net = _net()[:2]
+    answers = []
+    errors: list[tuple[float, str, str]] = []
+
+    def call(dst) -> None:
+        net.request(C, dst, "Drain", answers.append, answers.append, lambda c, d: errors.append((q.clock(), c, d)))
+
+    q.at(0.0, call, 1)  # served by 1, never answered before the kill
+    q.at(0.0, call, 2)  # served by 2, moved to 3
+    q.run(0.01)
+    assert len(answers) == 2  # the handlers ran (each appended its respond)
+    respond_1 = answers.pop(0)
+    net.move_serving(2, 3)
+    q.at(0.1, net.kill, 1)
+    q.at(0.1, net.kill, 2)
+    q.run(0.2)
+    assert errors == [(0.1 + ONE_WAY, "UNAVAILABLE", "1: connection reset")]
+    respond_1("late")
+    q.at(0.3, net.kill, 3)
+    q.run(0.5)
+    assert errors[1:] == [(0.3 + ONE_WAY, "UNAVAILABLE", "2: connection reset")]
+    assert answers == [answers[0]]  # nothing answered: the late reply of the killed server was dropped
+
+
 def _trace(seed: int) -> list[tuple]:
     """Many requests under probabilistic faults, with drawn latencies: what happened to each, and when."""
     q = EventQueue()

@@ -159,6 +159,15 @@ def test_the_checker_catches_an_unfenced_second_coordinator_under_virtual_time()
     assert any("pages lost" in f for f in verdict.findings["conservation"]), verdict.findings
 
 
+def test_a_second_coordinator_healed_during_its_trap_wait_is_valid_under_virtual_time():
+    """tests/chaos/second-coordinator-early-heal.toml, a sweep's shrunk finding: the heal waits for the
+    start (as the wall nemesis's sequential steps do), and killing the first resets the calls it was
+    serving, so the workload's drain ends at once instead of at its deadline (past the checker's bound)."""
+    sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "second-coordinator-early-heal.toml"))
+    verdict = virtual_runner.run(sc, "remote")
+    assert verdict.valid, verdict.findings
+
+
 def test_a_run_directory_holds_what_chaos_check_reads(tmp_path, capsys):
     sc = VIRTUAL["kill-node"]
     verdict = virtual_runner.run(sc, "remote", str(tmp_path))

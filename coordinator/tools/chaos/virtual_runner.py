@@ -189,6 +189,10 @@ class _Runner:
         c = scenario.cluster
         self.scenario, self.strategy, self.seed = scenario, strategy, seed
         self.scale = TIME_SCALE
+        # second-coordinator: when the first resumes (None until the second started), and a heal
+        # that came before the start was over.
+        self._first_resumes_at: float | None = None
+        self._heal_after_start: Callable[[], None] | None = None
         members = Members(
             lease_ms=c.lease_ms,
             failure_timeout_ms=c.failure_timeout_ms,
@@ -411,11 +415,26 @@ class _Runner:
             self.queue.at(
                 driver.stopped_until, lambda: self.history.add("nemesis", "observe", "first-coordinator-resumed", pid=0)
             )
+            self._first_resumes_at = driver.stopped_until
+            if self._heal_after_start is not None:  # the heal came during the trap wait
+                self._heal_after_start()
 
         driver.on_trap = lambda: second(True)
         self.queue.after(self.virtual(TRAP_WAIT_S), second, False)
 
     def heal_second_coordinator(self, fault: Fault) -> None:
+        """After the start and the first's resumption, as the wall nemesis's heal: its steps run one
+        after another (a heal due during the start's trap wait waits for it) and it joins the timer
+        that resumes the first."""
+        if self._first_resumes_at is None:
+            self._heal_after_start = lambda: self.heal_second_coordinator(fault)
+            return
+        if self.queue.clock.now < self._first_resumes_at:
+            self.queue.at(self._first_resumes_at, self._end_first, fault)
+            return
+        self._end_first(fault)
+
+    def _end_first(self, fault: Fault) -> None:
         detail = self.cluster.end_first()
         self.history.add("nemesis", "fault", fault.kind, phase="heal", what=fault.describe(), killed=0, **detail)
 
