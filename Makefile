@@ -19,9 +19,12 @@ system-deps:
 
 # Two xdist workers: most of the suite waits on real clusters (chaos timelines, compare phases,
 # the bench), so two run at once on 2 cores. tests/conftest.py keeps the tests that share a
-# cluster or a compare run on one worker, so each is set up once.
+# cluster or a compare run on one worker, so each is set up once, and starts the slow tests
+# first. On more cores, `make test TEST_WORKERS=N`.
+TEST_WORKERS ?= 2
 test: system-deps
-	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[test]' && $(PY) -m pytest -n 2 --dist loadgroup --durations=25
+	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[test]' && \
+		$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
 
 # ruff (lint, then format) and mypy, configured in pyproject.toml. All three run, so one
 # pass shows every finding; the target fails if any of them found something.

@@ -10,11 +10,21 @@ def pytest_collection_modifyitems(items):
     that uses it, a module-scoped one (a compare run, a TLS cluster) the tests of its module.
     Every other test (each chaos run, each test with a cluster of its own) goes to whichever
     worker is free. Fixtures from pytest and its plugins (baseid "") do not count:
-    tmp_path_factory alone would otherwise group every test."""
+    tmp_path_factory alone would otherwise group every test.
+
+    Then the slow tests (and the groups that hold one) go first: xdist hands out work in this
+    order (after the groups, largest first), so the long runs start while the short tests fill
+    the gaps, instead of a bench or a chaos run starting last and running alone."""
+    groups = {}
     for item in items:
         ours = [defs[-1] for defs in item._fixtureinfo.name2fixturedefs.values() if defs[-1].baseid]
         session = sorted(d.argname for d in ours if d.scope == "session")
         if session:
-            item.add_marker(pytest.mark.xdist_group(session[0]))
+            groups[item] = session[0]
         elif any(d.scope == "module" for d in ours):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+            groups[item] = item.module.__name__
+        if item in groups:
+            item.add_marker(pytest.mark.xdist_group(groups[item]))
+    slow = {groups.get(item, item.nodeid) for item in items if item.get_closest_marker("slow")}
+    # A stable sort: a group's tests stay in their order, and a module's stay together.
+    items.sort(key=lambda item: groups.get(item, item.nodeid) not in slow)

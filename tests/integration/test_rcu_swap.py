@@ -5,7 +5,7 @@ import grpc
 import pytest
 
 from node.api.v1 import pcpsim_pb2 as pb
-from tests.integration.conftest import RPC_TIMEOUT, assert_audit_ok, wait_until
+from tests.integration.conftest import RPC_TIMEOUT, assert_audit_ok, running_cluster, wait_until
 from tests.integration.test_drain import drain, history, work_items
 
 DONE, FAILED = pb.DrainAllReply.DONE, pb.DrainAllReply.FAILED
@@ -97,10 +97,17 @@ def test_each_pcp_design_refuses_the_other_designs_remote_drain(make_cluster):
         assert_audit_ok(h)
 
 
+@pytest.fixture(scope="module")
+def one_rcu_cpu(tmp_path_factory):
+    """One housekeeping CPU with rcu-swap list sets, shared by the tests that leave it as they found it."""
+    with running_cluster(tmp_path_factory.mktemp("rcu"), ["housekeeping"], strategy="rcu-swap") as handle:
+        yield handle
+
+
 @pytest.mark.parametrize("field,value", [("gp_timeout_ms", 0), ("lease_ms", 0)])
-def test_rcu_swap_request_validation(make_cluster, field, value):
+def test_rcu_swap_request_validation(one_rcu_cpu, field, value):
     """An RcuSwap with a zero bound is refused INVALID_ARGUMENT on the control stream and changes nothing."""
-    h = make_cluster(["housekeeping"], strategy="rcu-swap")
+    h = one_rcu_cpu
     h.pause_with_pages([0])
     before = h.pcp(0).count
     request = dict(cpu=0, gp_timeout_ms=100, lease_ms=100)

@@ -241,10 +241,11 @@ def test_contig_requests_are_validated(shared_cluster):
 @pytest.mark.parametrize(
     "command,owner,trigger", [("cma-alloc", "cma", "alloc_contig"), ("offline", "offline", "memory_offline")]
 )
-def test_contig_cli(cluster, command, owner, trigger):
+def test_contig_cli(shared_cluster, command, owner, trigger):
     """`pcpsim cma-alloc|offline --pages 1024` on a running cluster prints the range and its drains and exits
-    0; the audit then shows 1024 pages under that owner; `pcpsim release` gives them back. A misaligned
-    size exits non-zero naming the problem."""
+    0; the audit then shows 1024 pages under that owner; `pcpsim release` gives them back (so the shared
+    cluster is left as found). A misaligned size exits non-zero naming the problem."""
+    cluster = shared_cluster
     addr = cluster.cluster.coordinator_address
     token = ("--token-file", cluster.cluster.token_files["operator"])
     r = run_cli(command, "--coordinator", addr, *token, "--pages", "1024", "--json")

@@ -11,6 +11,13 @@ cluster to settle (every CPU a live member, recovery over), notes each CPU's all
 and each latency task's runs, and at duration_s notes them again; then the workload stops
 and the final observations are made: a stop-the-world audit and every node's grant records
 (remote pcp lock or rcu-swap).
+
+Every run starts a cluster of its own, even for another strategy of the same scenario: the
+cluster's strategy picks the nodes' pcp design at registration (rcu-swap's list sets); each
+process's transfer log, which the checker replays from the process's start, is named at start;
+grant records and /metrics counters add up over a process's life; the evidence the tests look
+for in the processes' logs must be this run's; and most faults leave a changed cluster (a new
+incarnation or epoch, a range held). A shared cluster would need a reset of all of that.
 """
 
 import dataclasses
