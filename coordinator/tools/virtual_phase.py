@@ -1,9 +1,9 @@
 """One phase of `pcpsim compare` under virtual time (coordinator.tools.virtual_cluster's WholeCluster).
 
-The same layout, warm-up, seeded drain schedule (coordinator.tools.schedule), trigger mix and audit as compare's
-phase, the wall engine's user-space figures divided by TIME_SCALE (node.virtual.run), and the figures
-summarized by compare's own code (coordinator.tools.compare_results.summarize_phase) with every time in
-kernel seconds (`time_scale` 1.0). A phase is `noise_floor` (no drains, the kernel profile's pcp
+The same layout, warm-up, seeded drain schedule (coordinator.tools.schedule), trigger mix and audit as
+compare's phase, the wall engine's user-space figures divided by TIME_SCALE (node.virtual.run), and the
+figures summarized by compare's own code (coordinator.tools.compare_results.summarize_phase) with every
+time in kernel seconds (`time_scale` 1.0). A phase is `noise_floor` (no drains, the kernel profile's pcp
 design) or a strategy. coordinator.tools.virtual_compare runs them all into a compare results file.
 What the virtual cluster cannot run yet is refused before anything runs (`refuse`).
 """
