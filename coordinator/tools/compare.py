@@ -127,6 +127,7 @@ PHASE_STARTUP_S = 5.0  # cluster start, reset and collection, per phase: the pro
 TRIGGERS = ("demand", "cma", "offline")  # what a scheduled event does (--trigger-mix)
 CONTIG_PAGES = 512  # one pageblock per cma or offline event
 CONTIG_SLOTS = 16  # events in flight at once get distinct ranges at the top of the zone
+CONTIG_TIMEOUT_MS = 2000  # each cma or offline event's timeout
 
 
 def trigger_plan(seed: int, mix: tuple, n: int) -> list[str]:
@@ -137,6 +138,24 @@ def trigger_plan(seed: int, mix: tuple, n: int) -> list[str]:
     return rng.choices(names, weights, k=n)
 
 
+def contig_start(trigger: str, index: int, top: int) -> int:
+    """The first pfn of cma or offline event `index`'s pageblock, below the zone's end `top`: CONTIG_SLOTS
+    slots for each trigger, so events in flight at once take distinct ranges."""
+    slot = index % CONTIG_SLOTS + (CONTIG_SLOTS if trigger == "offline" else 0)
+    return top - (slot + 1) * CONTIG_PAGES
+
+
+def contig_outcome(trigger: str, reply: pb.ContigRangeReply) -> dict:
+    """A cma or offline event's entry in the phase's `contig` list (compare_results.summarize_phase)."""
+    return {
+        "trigger": trigger,
+        "ok": reply.ok,
+        "duration_s": reply.duration_s,
+        "drains": len(reply.drains),
+        "error": reply.error,
+    }
+
+
 def _event(stub, strategy: pb.Strategy, trigger: str, index: int, top: int, contig: list) -> None:
     """One scheduled event. demand: drain_all_pages. cma: alloc_contig_range of one pageblock
     (its own zone-specific drain), then cma_release. offline: offline_pages of one pageblock
@@ -144,19 +163,12 @@ def _event(stub, strategy: pb.Strategy, trigger: str, index: int, top: int, cont
     if trigger == "demand":
         stub.DrainAllPages(pb.DrainAllRequest(strategy=strategy, trigger=pb.TRIGGER_DEMAND), timeout=60.0)
         return
-    slot = index % CONTIG_SLOTS + (CONTIG_SLOTS if trigger == "offline" else 0)
-    start = top - (slot + 1) * CONTIG_PAGES
+    start = contig_start(trigger, index, top)
     call = stub.AllocContigRange if trigger == "cma" else stub.OfflinePages
-    reply = call(pb.ContigRangeRequest(start_pfn=start, nr_pages=CONTIG_PAGES, timeout_ms=2000), timeout=60.0)
-    contig.append(
-        {
-            "trigger": trigger,
-            "ok": reply.ok,
-            "duration_s": reply.duration_s,
-            "drains": len(reply.drains),
-            "error": reply.error,
-        }
+    reply = call(
+        pb.ContigRangeRequest(start_pfn=start, nr_pages=CONTIG_PAGES, timeout_ms=CONTIG_TIMEOUT_MS), timeout=60.0
     )
+    contig.append(contig_outcome(trigger, reply))
     if reply.ok:
         stub.ReleaseRange(pb.ReleaseRangeRequest(start_pfn=start, nr_pages=CONTIG_PAGES), timeout=30.0)
 

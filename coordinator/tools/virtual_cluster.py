@@ -20,6 +20,12 @@ One event queue, one RngTree from one seed, one simulated network (docs/engine.m
 - the zone operations the drain rules run under zone->lock (ZoneLocked: the drained pages' free, a
   cpu_dead, a claim) apply at the instant the effect runs, without waiting for or holding the virtual
   zone->lock (a difference from the wall coordinator, whose zone service thread holds it).
+- the drain triggers that take a PFN range (coordinator.contig_rule: alloc_contig_range, offline_pages
+  and the release) run on the same driver, their drains in `contig_drains`; the ranges taken are kept
+  in `store`, an in-memory coordinator.store.Store that outlives a coordinator as the wall one's state
+  directory does, and a restarted or second coordinator takes them out of its new zone again (retake).
+  Under static membership each heartbeat carries the pageset to its CPU once it has changed (offline's
+  zone_pcp_disable), as a heartbeat reply does.
 
 The faults that are more than messages (coordinator.tools.chaos.virtual_nemesis.Hooks) are
 WholeCluster's methods: kill and restart a CPU's process (its agent ends, the CPU parks and forgets its
@@ -34,7 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from coordinator import audit_rule
+from coordinator import audit_rule, contig_rule
 from coordinator.drain import drain_all
 from coordinator.drain.control import Control
 from coordinator.drain.record import DrainRecord
@@ -42,6 +48,7 @@ from coordinator.drain.virtual import COORDINATOR, VirtualDriver, VirtualMutex
 from coordinator.hotplug import Pageset
 from coordinator.membership_rule import Member, MembershipRule
 from coordinator.recovery import Recovery
+from coordinator.store import Store
 from coordinator.tools.virtual_peer import INCARNATION, CoordinatorZone, NodePeer
 from coordinator.virtual_members import VirtualMembers
 from node.api.errors import Unavailable
@@ -64,6 +71,7 @@ LEASE_MS, FLUSH_TIMEOUT_MS, GP_TIMEOUT_MS = 2000, 10_000, 2000
 PAGES_PER_CPU = 4096  # the zone grows with the CPUs: housekeeping holds a working set of 1,500 pages
 KILLED, STOPPED = "killed", "stopped"  # a CPU's pause holds for a dead or SIGSTOPped process
 FIRST = "coordinator-1"  # the first coordinator's endpoint once a second has its address
+Done = Callable[[Any, BaseException | None], None]  # an operation's end: done(result, None) or done(None, error)
 
 
 def compare_roles(n: int) -> list[str]:
@@ -99,6 +107,7 @@ class Members:
     flush_timeout_ms: int = FLUSH_TIMEOUT_MS
     fencing: bool = True
     epochs: bool = True  # False: requests carry no epoch (the coordinator's --unsafe-no-epoch, tests only)
+    retake: bool = True  # False: a restarted coordinator forgets the stored ranges (--unsafe-forget-ranges, tests only)
     scale: float = TIME_SCALE
 
 
@@ -192,13 +201,16 @@ class WholeCluster:
         self.hosts = [NodeHost(self.nodes, n, self.rule_clock) for n in range(len(roles))]
         self.peers = {n: NodePeer(self.nodes, n, self.scale, host) for n, host in enumerate(self.hosts)}
         self.zone = CoordinatorZone(self.nodes)
+        self.store = Store(None)  # the state directory's ranges, kept across the coordinator's restarts
+        self.contig_drains: list[DrainRecord] = []  # the range operations' drains, in the order they ended
         self.epoch = 0
         self.trace: list[str] = []  # the drivers' and the agents' steps, one line each, in event order
         self.agents: dict[int, VirtualAgent] = {}
         self._ids = {n: Ids(self.nodes.rng.stream(f"cpu{n}/ids")) for n in range(len(roles))}
-        self._start_coordinator()
-        # A CPU's direct reclaim asks for drain_all_pages (node.virtual.zone.DrainAllPages), with the default strategy.
+        # The coordinator's default strategy: a CPU's direct reclaim asks for drain_all_pages with it
+        # (node.virtual.zone.DrainAllPages), and the range operations drain with it.
         self.reclaim_strategy = strategy or (pb.STRATEGY_RCU_SWAP if rcu_swap else pb.STRATEGY_REMOTE)
+        self._start_coordinator()
         self.reclaim_drains: list[DrainRecord] = []  # apart: the wall DrainHistory lists them with demand drains
         self.nodes.zone.drain_all_pages = self._reclaim
         if members is None:
@@ -206,6 +218,7 @@ class WholeCluster:
                 member = Member(n, f"virtual:{n}", ROLES[role], None, None, 0.0, incarnation=INCARNATION)
                 self.membership.members[n] = member
             self.heartbeat_s = kernel_s(self.membership.heartbeat_interval())
+            self._pageset_sent = (self.pageset.high, self.pageset.batch)  # the CPUs' own, as VirtualCluster sizes them
             self.queue.at(0.0, self._beat)
             return
         self.zone_rpc = self.nodes.zone.rpc = ZoneRpc(
@@ -256,25 +269,41 @@ class WholeCluster:
         # every CPU has registered; static membership has every CPU from the start.
         window = 0.0 if m is None else 2 * m.dead_timeout_ms / 1e3
         recovery = self.recovery = Recovery(self.membership, window, self.rule_clock)
+        self.pageset = Pageset(zone, batch, n)
         self.members = VirtualMembers(
             self.membership,
             self.driver,
             self.mutex,
-            Pageset(zone, batch, n),
+            self.pageset,
             epoch=self.epoch,
             recovering=lambda: recovery.active,
         )
         own.append(self.members)
+        self.contig = contig_rule.Contig(
+            zone,
+            self.rule_clock,
+            self.membership,
+            self.view,
+            self.mutex,
+            self.reclaim_strategy,
+            self.pageset,
+            self.store,
+            self.contig_drains.append,
+            wall_s=self.scale / TIME_SCALE,  # the wall engine's seconds in the rules' (see Contig.wall_s)
+        )
         if m is not None:
             self.members.start_reaper(m.failure_timeout_ms / 4000.0)  # coordinator.__main__'s interval
 
     def _new_zone(self) -> None:
         """A restarted coordinator's zone: built afresh (its "start" in the transfer log), the rules the
-        CPUs' zone requests reach from now on."""
+        CPUs' zone requests reach from now on; then the stored ranges are taken out of it again, before
+        any node's holdings are claimed (coordinator.__main__'s start)."""
         shared, old = self.nodes.zone, self.nodes.zone.zone
         shared.zone = Zone(old.start_pfn, old.spanned_pages, old.nr_cpus)
         shared.rules = ZoneRules(shared.zone, shared.cost, shared.rules.transfer_log)
         self.zone = CoordinatorZone(self.nodes)
+        if self.settings is None or self.settings.retake:
+            contig_rule.retake(self.zone, self.store.ranges)
 
     def _start_agent(self, n: int) -> None:
         """A node process on CPU n: its agent registers with a new incarnation, the CPU parked until then."""
@@ -308,9 +337,15 @@ class WholeCluster:
         self.members.handle(method, request, reply)
 
     def _beat(self) -> None:
-        """Static membership: every CPU's heartbeat, its lease renewed, its pcp count reported."""
+        """Static membership: every CPU's heartbeat, its lease renewed, its pcp count reported, and the
+        reply's pageset applied when it has changed since the last (offline's zone_pcp_disable and
+        zone_pcp_enable; otherwise the CPUs keep their own, which are the same)."""
+        pageset = (self.pageset.high, self.pageset.batch)
         for n, pcp in enumerate(self.nodes.pcps):
             self.membership.heartbeat(n, pcp.count, INCARNATION)
+            if pageset != self._pageset_sent:
+                self.hosts[n].set_pageset(*pageset)
+        self._pageset_sent = pageset
         self.queue.after(self.heartbeat_s, self._beat)
 
     def _declare_dead(self, own: list[VirtualMembers], member: Member) -> int:
@@ -421,6 +456,19 @@ class WholeCluster:
             return
         program = drain_all.drain_all_pages(self.view, self.mutex, strategy, force_all_cpus, pb.TRIGGER_DEMAND)
         self.driver.start(program, done)
+
+    def alloc_contig_range(self, start_pfn: int, nr_pages: int, timeout_ms: int, done: Done) -> None:
+        """AllocContigRange from now (coordinator.contig_rule; timeout_ms the wall engine's); done(result,
+        error) when it ends, the result a ContigResult."""
+        self.driver.start(contig_rule.alloc_contig_range(self.contig, start_pfn, nr_pages, timeout_ms), done)
+
+    def offline_pages(self, start_pfn: int, nr_pages: int, timeout_ms: int, done: Done) -> None:
+        """OfflinePages from now, as alloc_contig_range."""
+        self.driver.start(contig_rule.offline_pages(self.contig, start_pfn, nr_pages, timeout_ms), done)
+
+    def release_range(self, start_pfn: int, nr_pages: int, done: Done) -> None:
+        """ReleaseRange from now: done(owner's name, error)."""
+        self.driver.start(contig_rule.release(self.contig, start_pfn, nr_pages), done)
 
     def _reclaim(self, answer: Callable[[], None]) -> None:
         def done(record: DrainRecord | None, _error: BaseException | None) -> None:

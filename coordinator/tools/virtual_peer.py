@@ -7,7 +7,7 @@ ran), the audit's SetRunState (answered once the CPU has parked) and Snapshot. W
 virtual time runs on a Strand and answers `Later`; a domain error is the reply's code, as on the wall
 node's stream. `scale` is the rules' seconds per virtual second (coordinator.drain.virtual): a
 request's leases and bounds are divided by it, a reply's durations multiplied.
-CoordinatorZone is the zone service the drain rules' ZoneLocked effects and the audit's
+CoordinatorZone is the zone service the drain and range rules' ZoneLocked effects and the audit's
 check call, over the virtual zone's rules.
 """
 
@@ -208,8 +208,9 @@ class NodePeer:
 
 
 class CoordinatorZone:
-    """The zone service as the drain rules' ZoneLocked effects and the audit's check call it
-    (coordinator.zone_service.ZoneService's free_pages, holdings, zone), over the virtual zone's rules."""
+    """The zone service as the drain and range rules' ZoneLocked effects and the audit's check call it
+    (coordinator.zone_service.ZoneService's free_pages, holdings, take_range, release_range, zone), over
+    the virtual zone's rules."""
 
     def __init__(self, cluster: VirtualCluster) -> None:
         self.rules = cluster.zone.rules
@@ -233,3 +234,13 @@ class CoordinatorZone:
 
     def holdings(self) -> dict[int, list]:
         return self.rules.holdings()
+
+    def take_range(self, owner: int, start: int, nr_pages: int) -> tuple:
+        """The range rules' take (coordinator.contig_rule): (blocks, None, None) or (None, busy pfn, holder)."""
+        return self.rules.take_range(owner, start, nr_pages).value
+
+    def release_range(self, start: int, nr_pages: int) -> int:
+        try:
+            return self.rules.release_range(start, nr_pages).value
+        except Refused as err:
+            raise FailedPrecondition(str(err)) from None

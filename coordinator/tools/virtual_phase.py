@@ -1,20 +1,28 @@
 """One phase of `pcpsim compare` under virtual time (coordinator.tools.virtual_cluster's WholeCluster).
 
-The same layout, warm-up, seeded drain schedule (coordinator.tools.schedule) and audit as compare's
-phase, the wall engine's user-space figures divided by TIME_SCALE (node.virtual.run), and the figures
-summarized by compare's own code (coordinator.tools.compare_results.summarize_phase) with every time in
-kernel seconds (`time_scale` 1.0). A phase is `noise_floor` (no drains, the kernel profile's pcp
+The same layout, warm-up, seeded drain schedule (coordinator.tools.schedule), trigger mix and audit as
+compare's phase, the wall engine's user-space figures divided by TIME_SCALE (node.virtual.run), and the
+figures summarized by compare's own code (coordinator.tools.compare_results.summarize_phase) with every
+time in kernel seconds (`time_scale` 1.0). A phase is `noise_floor` (no drains, the kernel profile's pcp
 design) or a strategy. coordinator.tools.virtual_compare runs them all into a compare results file.
 What the virtual cluster cannot run yet is refused before anything runs (`refuse`).
 """
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from coordinator.drain.record import STRATEGIES, DrainRecord
 from coordinator.tools.cluster import DEFAULT_ROLES
-from coordinator.tools.compare import CompareConfig
+from coordinator.tools.compare import (
+    CONTIG_PAGES,
+    CONTIG_TIMEOUT_MS,
+    CompareConfig,
+    contig_outcome,
+    contig_start,
+    trigger_plan,
+)
 from coordinator.tools.compare_results import summarize_phase
 from coordinator.tools.schedule import drain_schedule
 from coordinator.tools.virtual_cluster import WholeCluster, compare_roles
@@ -73,11 +81,31 @@ def refuse(config: CompareConfig) -> None:
             f"the virtual engine runs kernel {profiles.DEFAULT_KERNEL} only: VirtualCluster builds its pcp "
             f"without a kernel profile yet (leave --kernel out, or run kernel {config.kernel} with --engine wall)"
         )
-    if any(trigger != "demand" for trigger, weight in config.trigger_mix if weight):
-        raise ValueError(
-            "the virtual engine runs demand drains only: cma and offline events need the contiguous "
-            "range rules (coordinator.contig) under virtual time (leave --trigger-mix out)"
-        )
+
+
+def _contig_event(
+    cluster: WholeCluster, trigger: str, index: int, contig: list[dict], errors: list[str], over: Callable[[], None]
+) -> None:
+    """A cma or offline event as compare's (coordinator.tools.compare._event): one pageblock taken at the
+    top of the zone, its outcome in `contig`, then released if it was taken; over() once it all ended."""
+    start = contig_start(trigger, index, cluster.zone.zone.end_pfn)
+
+    def failed(error: BaseException) -> None:
+        errors.append(f"{trigger}: {type(error).__name__}: {error}")
+        over()
+
+    def taken(result: Any, error: BaseException | None) -> None:
+        if error is not None:
+            failed(error)
+            return
+        contig.append(contig_outcome(trigger, result.to_pb()))
+        if not result.ok:
+            over()
+            return
+        cluster.release_range(start, CONTIG_PAGES, lambda _, error: failed(error) if error is not None else over())
+
+    take = cluster.alloc_contig_range if trigger == "cma" else cluster.offline_pages
+    take(start, CONTIG_PAGES, CONTIG_TIMEOUT_MS, taken)
 
 
 @dataclass
@@ -114,18 +142,31 @@ def run_phase(phase: str, config: CompareConfig, keep_log: bool = True) -> Phase
         base = reset_stats(nodes)
         history: list[DrainRecord] = []
         errors: list[str] = []
+        contig: list[dict] = []
         offsets = drain_schedule(config.seed, kernel_s(config.drain_interval_s), measure) if strategy else []
+        plan = trigger_plan(config.seed, config.trigger_mix, len(offsets))
         pending = [len(offsets)]
 
-        def done(record: DrainRecord | None, error: BaseException | None) -> None:
+        def over() -> None:
             pending[0] -= 1
+
+        def done(record: DrainRecord | None, error: BaseException | None) -> None:
+            over()
             if record is not None:
                 history.append(record)
             else:
                 errors.append(f"demand: {type(error).__name__}: {error}")
 
-        for offset in offsets:
-            queue.at(warmup + offset, cluster.drain, strategy, done)
+        def event(index: int, trigger: str) -> None:
+            """compare's event (coordinator.tools.compare._event): a demand drain, or a cma or offline one."""
+            assert strategy is not None  # the noise floor schedules none
+            if trigger == "demand":
+                cluster.drain(strategy, done)
+            else:
+                _contig_event(cluster, trigger, index, contig, errors, over)
+
+        for index, (offset, trigger) in enumerate(zip(offsets, plan, strict=True)):
+            queue.at(warmup + offset, event, index, trigger)
         nodes.run(warmup + measure)
         bound = queue.clock() + DRAIN_BOUND_S
         while pending[0] and (queue.next_time() or bound) <= bound:
@@ -136,8 +177,9 @@ def run_phase(phase: str, config: CompareConfig, keep_log: bool = True) -> Phase
         report = cluster.audit()
     finally:
         cluster.close()
+    history += cluster.contig_drains  # the wall phase's DrainHistory lists them with the demand drains
     history.sort(key=lambda r: r.started_at)
-    figures = summarize_phase(stats, [r.to_pb() for r in history], audit_reply(report), errors, time_scale=1.0)
+    figures = summarize_phase(stats, [r.to_pb() for r in history], audit_reply(report), errors, contig, time_scale=1.0)
     return PhaseRun(phase, figures, cluster)
 
 

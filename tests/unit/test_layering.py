@@ -53,6 +53,7 @@ RULE_MODULES = (
     "node.agent_rule",
     "node.epoch_rule",
     "node.identity",
+    "coordinator.contig_rule",
 )
 RULE_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "random")
 SIM_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "datetime", "concurrent", "random")

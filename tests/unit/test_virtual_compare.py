@@ -80,7 +80,6 @@ def test_the_cli_names_the_first_divergent_event_and_exits_1(result, monkeypatch
     ("flags", "problem"),
     [
         (["--kernel", "6.2"], "runs kernel 6.1 only"),
-        (["--trigger-mix", "demand=1,cma=1"], "demand drains only"),
         (["--cost-model", "node/costs/sapphire-rapids.toml"], "leave --cost-model out"),
         (["--workload", "deploy/rt-app/default.json"], "leave --workload out"),
         (["--run-dir", "RUN"], "starts no processes"),

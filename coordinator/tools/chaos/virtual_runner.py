@@ -200,11 +200,18 @@ class _Runner:
             flush_timeout_ms=c.flush_timeout_ms,
             fencing=not c.unsafe_skip_fencing,
             epochs=not c.unsafe_no_epoch,
+            retake=not c.unsafe_forget_ranges,
             scale=self.scale,
         )
         self.roles = scenario.roles()
+        # The run's strategy is the coordinator's default (the wall run's --strategy): its CMA take drains with it.
         self.cluster = WholeCluster(
-            self.roles, seed, rcu_swap=strategy == "rcu-swap", keep_log=keep_log, members=members
+            self.roles,
+            seed,
+            rcu_swap=strategy == "rcu-swap",
+            keep_log=keep_log,
+            strategy=STRATEGIES[strategy],
+            members=members,
         )
         self.queue = self.cluster.queue
         self.t0 = 0.0  # the virtual instant of the scenario's time 0: once the cluster is up (`_start_up`)
@@ -576,16 +583,24 @@ class _Workload:
         )
 
     def _contig(self) -> None:
-        """alloc_contig_range has no virtual driver yet (coordinator.contig runs on asyncio): the take is
-        answered UNIMPLEMENTED, a definite failure, so the run holds no CMA range (docs/engine.md)."""
+        """AllocContigRange of the zone's last cma_pages pages with the wall workload's timeout
+        (coordinator.contig_rule on the coordinator's driver), held to the end of the run: the stored
+        range a restarted coordinator takes out of its new zone again."""
         h = self.history
         h.add("workload", "invoke", workload.CONTIG, nr_pages=self.cma_pages)
+        cluster = self.runner.cluster
 
         def handle(respond: Callable[[Any], None]) -> None:
-            respond(None)
+            cluster.alloc_contig_range(
+                0, self.cma_pages, workload.CONTIG_TIMEOUT_MS, lambda result, error: respond((result, error))
+            )
 
-        def answered(_: Any) -> None:
-            h.add("workload", "fail", workload.CONTIG, error="UNIMPLEMENTED: alloc_contig_range has no virtual driver")
+        def answered(outcome: tuple) -> None:
+            result, error = outcome
+            if error is not None:
+                workload.failed(h, workload.CONTIG, _code(error), str(error))
+            else:
+                workload.contig_taken(h, result.to_pb())
 
         self._call(
             "AllocContigRange", handle, answered, lambda code, detail: workload.failed(h, workload.CONTIG, code, detail)

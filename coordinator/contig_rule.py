@@ -1,0 +1,276 @@
+"""The drain triggers that take a PFN range, as rules: alloc_contig_range (CMA, gigantic pages), memory
+offline and the range's release, effect programs (coordinator.drain.effects) that both drivers run:
+coordinator.contig on the wall driver (the coordinator process), coordinator.tools.virtual_cluster on the
+virtual one (docs/engine.md).
+
+alloc_contig_range (mm/page_alloc.c, v6.1), as modelled:
+  start_isolate_page_range  -> the range's pageblocks become MIGRATE_ISOLATE (node.mm.isolation)
+  drain_all_pages(zone)     -> a zone-specific drain: it waits for pcpu_drain_mutex (never skipped), so
+                               pages of the range cached on pcp lists return to the buddy's isolate lists
+  test_pages_isolated       -> every page free? If not, the kernel migrates the pages still in use
+                               (__alloc_contig_migrate_range); here their holders must free them: drain
+                               again and retest until `timeout`
+  isolate_freepages_range   -> the range leaves the buddy, recorded as owner CMA (audited)
+  undo_isolate_page_range
+
+offline_pages (mm/memory_hotplug.c, v6.1) differs in its drain: zone_pcp_disable first sets every CPU's
+pcp to high=0, batch=1 (__zone_set_pageset_high_and_batch(zone, 0, 1): each free then goes straight to
+the buddy, each refill takes a single page) and calls __drain_all_pages(zone, force_all_cpus=true), so
+every CPU is drained whatever its count; after the range is out of the buddy (owner OFFLINE),
+zone_pcp_enable restores batch and recomputes high. The pageset reaches the nodes with their heartbeat
+replies: the drain starts once every online CPU has sent a heartbeat after the one whose reply carried
+high=0, so each has applied it. Deviation: the kernel's pcp_batch_high_lock keeps zone_pcp_update from
+running meanwhile; here a CPU declared dead during an offline recomputes high from batch 1 until
+zone_pcp_enable.
+
+`release` gives a CMA range (cma_release) or an offline one (online_pages) back to the buddy.
+
+No node knows these ranges, so each is written to the coordinator's store (`RangeStore`: the state
+directory's file on the wall, memory that outlives a coordinator in virtual time) before the request
+that took or released it answers, and a restarted coordinator takes them out of its new zone again
+(`retake`) before any node's holdings are claimed: a forgotten range would be handed out to the CPUs.
+
+Every drain these run is an ordinary drain_all_pages record with its own trigger, by the coordinator's
+default strategy, kept in its drain history (`Contig.on_drain`) like any other.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from coordinator.drain import drain_all
+from coordinator.drain.effects import Program, Sleep, ZoneLocked
+from coordinator.drain.record import DrainRecord
+from coordinator.drain.strategy import DrainerView
+from coordinator.membership_rule import MembershipRule
+from node.api.errors import FailedPrecondition, InvalidArgument
+from node.api.v1 import pcpsim_pb2 as pb
+from node.mm import isolation
+from node.mm.buddy import PageStateError
+from node.mm.zone import Zone
+from node.mm.zone_rules import CMA, OFFLINE, OWNER_KINDS
+
+RETRY_INTERVAL_S = 0.05  # between a failed take and the next drain
+PAGESET_POLL_S = 0.01  # how often offline looks whether every CPU has applied high 0
+DEFAULT_TIMEOUT_MS = 5000
+MAX_TIMEOUT_MS = 600_000
+
+
+class RangeStore(Protocol):
+    """Where the taken ranges are kept for a restarted coordinator (coordinator.store.Store)."""
+
+    def add(self, start: int, nr_pages: int, owner: str) -> None: ...
+
+    def remove(self, start: int, nr_pages: int) -> None: ...
+
+
+class StoredRange(Protocol):
+    """A range as the store keeps it (coordinator.store.TakenRange)."""
+
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def nr_pages(self) -> int: ...
+
+    @property
+    def owner(self) -> str: ...
+
+
+@dataclass
+class Contig:
+    """The coordinator as these rules use it. `wall_s`: the rules' seconds per second of the wall
+    engine's figures (the request's timeout, RETRY_INTERVAL_S, PAGESET_POLL_S): 1 on the wall and in a
+    virtual chaos run, whose drivers scale the rules' seconds themselves; 1/TIME_SCALE in a virtual
+    compare phase, whose rules' seconds are kernel seconds."""
+
+    zone: Zone  # the zone the requests are validated against (read off zone->lock, as the wall did)
+    clock: Callable[[], float]  # an operation's duration and its timeout
+    membership: MembershipRule  # offline: who must have applied the pageset
+    drainer: DrainerView
+    pcpu_drain_mutex: object
+    strategy: pb.Strategy  # the coordinator's default: every drain of a range uses it
+    pageset: Any  # coordinator.hotplug.Pageset: high and batch, zone_pcp_update
+    store: RangeStore
+    on_drain: Callable[[DrainRecord], object]  # the drain history (coordinator.drain.drainer.Drainer.record)
+    wall_s: float = 1.0
+
+
+@dataclass
+class ContigResult:
+    ok: bool
+    start_pfn: int
+    nr_pages: int
+    duration_s: float = 0.0
+    drains: list = field(default_factory=list)  # DrainRecord
+    attempts: int = 0
+    busy_pfn: int = 0
+    error: str = ""
+
+    def to_pb(self) -> pb.ContigRangeReply:
+        return pb.ContigRangeReply(
+            ok=self.ok,
+            start_pfn=self.start_pfn,
+            nr_pages=self.nr_pages,
+            duration_s=self.duration_s,
+            drains=[d.to_pb() for d in self.drains],
+            attempts=self.attempts,
+            busy_pfn=self.busy_pfn,
+            error=self.error,
+        )
+
+
+def resolve(zone: Zone, start_pfn: int, nr_pages: int, timeout_ms: int) -> tuple[int, int, float]:
+    """Validate a request; start_pfn 0 means the last nr_pages of the zone, timeout_ms 0 the default.
+    Returns (start, nr_pages, timeout in the wall engine's seconds)."""
+    timeout_ms = timeout_ms or DEFAULT_TIMEOUT_MS
+    if not 1 <= timeout_ms <= MAX_TIMEOUT_MS:
+        raise InvalidArgument(f"timeout_ms {timeout_ms} out of range 1..{MAX_TIMEOUT_MS}")
+    if start_pfn == 0:
+        start_pfn = zone.end_pfn - nr_pages
+    try:
+        isolation.check_range(zone, start_pfn, nr_pages)
+    except PageStateError as err:
+        raise InvalidArgument(str(err)) from None
+    return start_pfn, nr_pages, timeout_ms / 1000.0
+
+
+def alloc_contig_range(c: Contig, start_pfn: int, nr_pages: int, timeout_ms: int) -> Program[ContigResult]:
+    start, nr, timeout = resolve(c.zone, start_pfn, nr_pages, timeout_ms)
+    return (yield from _take(c, CMA, pb.TRIGGER_ALLOC_CONTIG, start, nr, timeout, force_all_cpus=False))
+
+
+def offline_pages(c: Contig, start_pfn: int, nr_pages: int, timeout_ms: int) -> Program[ContigResult]:
+    start, nr, timeout = resolve(c.zone, start_pfn, nr_pages, timeout_ms)
+    pageset = c.pageset
+    batch = pageset.batch
+    pageset.high, pageset.batch = 0, 1  # zone_pcp_disable: __zone_set_pageset_high_and_batch(zone, 0, 1)
+    try:
+        yield from _pageset_applied(c)
+        return (yield from _take(c, OFFLINE, pb.TRIGGER_MEMORY_OFFLINE, start, nr, timeout, force_all_cpus=True))
+    finally:
+        pageset.batch = batch  # zone_pcp_enable
+        pageset.zone_pcp_update(c.membership.alive())
+
+
+def release(c: Contig, start_pfn: int, nr_pages: int) -> Program[str]:
+    """The range back to the buddy; returns its owner's name (cma or offline)."""
+    try:
+        owner = yield ZoneLocked(_release_range, (start_pfn, nr_pages), f"release [{start_pfn}, +{nr_pages})")
+    except PageStateError as err:
+        raise InvalidArgument(str(err)) from None
+    # After the zone: a crash in between leaves the range stored, so a restart takes it again
+    # (pages withheld until it is released again), never hands out a range still in use.
+    c.store.remove(start_pfn, nr_pages)
+    return OWNER_KINDS[owner]
+
+
+def retake(zone_service: Any, ranges: Iterable[StoredRange]) -> int:
+    """At start, before recovery: the stored ranges out of a fresh zone again, recorded as their
+    owners'. Each must be wholly free (the zone was just built, with only `preallocate`'s blocks taken,
+    the same as when the range was taken); if one is not, the store does not describe this zone (another
+    --zone-mb or --zone-used): an error, never a range silently left out. `zone_service`: the zone
+    (`zone`) and its take_range, nothing else running yet. Returns base pages taken."""
+    owners = {name: kind for kind, name in OWNER_KINDS.items()}
+    zone = zone_service.zone
+    taken = 0
+    for r in ranges:
+        try:
+            saved = isolation.start_isolate_page_range(zone, r.start, r.nr_pages)
+        except PageStateError as err:
+            raise ValueError(f"stored {r.owner} range [{r.start}, {r.start + r.nr_pages}): {err}") from None
+        try:
+            blocks, busy, holder = zone_service.take_range(owners[r.owner], r.start, r.nr_pages)
+        finally:
+            isolation.undo_isolate_page_range(zone, r.start, r.nr_pages, saved)
+        if blocks is None:
+            raise ValueError(
+                f"stored {r.owner} range [{r.start}, {r.start + r.nr_pages}): pfn {busy} is not free in the new "
+                f"zone (held by {OWNER_KINDS.get(holder, holder)}): was the zone's size or --zone-used changed?"
+            )
+        taken += r.nr_pages
+    return taken
+
+
+def _pageset_applied(c: Contig) -> Program[None]:
+    """Wait until every online CPU has heartbeated twice since now: the first reply carried the
+    pageset, and a node applies a reply before it sends its next heartbeat. On membership's clock,
+    the one its heartbeats are stamped with."""
+    membership = c.membership
+    for _ in range(2):
+        since = membership.clock()
+        deadline = since + 2 * membership.failure_timeout
+        while any(m.last_heartbeat <= since for m in membership.online()):
+            if membership.clock() > deadline:
+                raise FailedPrecondition("the CPUs did not acknowledge the pageset change in time")
+            yield Sleep(PAGESET_POLL_S * c.wall_s)
+
+
+def _drain(c: Contig, force_all_cpus: bool, trigger: pb.Trigger) -> Program[DrainRecord]:
+    record = yield from drain_all.drain_all_pages(c.drainer, c.pcpu_drain_mutex, c.strategy, force_all_cpus, trigger)
+    c.on_drain(record)
+    return record
+
+
+def _take(
+    c: Contig, owner: int, trigger: pb.Trigger, start: int, nr: int, timeout: float, force_all_cpus: bool
+) -> Program[ContigResult]:
+    """`timeout`: the request's, in the wall engine's seconds (see Contig.wall_s)."""
+    result = ContigResult(False, start, nr)
+    clock = c.clock
+    t0 = clock()
+    span = f"[{start}, +{nr})"
+    try:
+        saved = yield ZoneLocked(_isolate, (start, nr), f"isolate {span}")
+    except PageStateError as err:  # a pageblock of it is already isolated: -EBUSY
+        raise FailedPrecondition(str(err)) from None
+    try:
+        deadline = t0 + timeout * c.wall_s
+        while True:
+            result.drains.append((yield from _drain(c, force_all_cpus, trigger)))
+            result.attempts += 1
+            blocks, busy, holder = yield ZoneLocked(_take_range, (owner, start, nr), f"take {span}")
+            if blocks is not None:
+                yield from _keep(c, owner, start, nr)
+                result.ok = True
+                break
+            result.busy_pfn = busy
+            if clock() >= deadline:
+                who = OWNER_KINDS.get(holder, f"cpu {holder}") if holder is not None else "nobody"
+                result.error = (
+                    f"pfn {busy} is still in use (held by {who}) after {result.attempts} "
+                    f"attempts in {timeout * c.wall_s:g} s; pages are not migrated here"
+                )
+                break
+            yield Sleep(RETRY_INTERVAL_S * c.wall_s)
+    finally:
+        yield ZoneLocked(_undo_isolation, (start, nr, saved), f"undo isolation {span}")
+    result.duration_s = clock() - t0
+    return result
+
+
+def _keep(c: Contig, owner: int, start: int, nr: int) -> Program[None]:
+    """The range is taken: make it durable before the request answers. If it cannot be, the range goes
+    back to the buddy and the call fails, so the zone and the store never disagree."""
+    try:
+        c.store.add(start, nr, OWNER_KINDS[owner])
+    except Exception:
+        yield ZoneLocked(_release_range, (start, nr), f"release [{start}, +{nr}) unstored")
+        raise
+
+
+# Under zone->lock, on the driver's zone service (coordinator.zone_service.ZoneService on the wall).
+def _isolate(zone_service: Any, start: int, nr: int) -> list[int]:
+    return isolation.start_isolate_page_range(zone_service.zone, start, nr)
+
+
+def _undo_isolation(zone_service: Any, start: int, nr: int, saved: list[int]) -> None:
+    isolation.undo_isolate_page_range(zone_service.zone, start, nr, saved)
+
+
+def _take_range(zone_service: Any, owner: int, start: int, nr: int) -> tuple:
+    return zone_service.take_range(owner, start, nr)
+
+
+def _release_range(zone_service: Any, start: int, nr: int) -> int:
+    return zone_service.release_range(start, nr)
