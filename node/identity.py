@@ -28,5 +28,3 @@ class Ids:
     def transfer_prefix(self) -> str:
         """8 hex digits, as os.urandom(4).hex() gives."""
         return f"{self.rng.getrandbits(32):08x}"
-
-

@@ -56,7 +56,7 @@ from node.mm.zone_rules import ZoneRules
 from node.runtime import ROLES
 from node.shared.timebase import TIME_SCALE
 from node.virtual.agent import VirtualAgent
-from node.virtual.run import VirtualCluster, kernel_s
+from node.virtual.run import DEFAULTS, Options, VirtualCluster, kernel_s
 from node.virtual.zone_rpc import ZoneRpc
 
 # The coordinator's defaults (coordinator.__main__: --lease-ms, --flush-timeout-ms, --rcu-gp-timeout-ms).
@@ -181,9 +181,15 @@ class WholeCluster:
         keep_log: bool = True,
         strategy: pb.Strategy | None = None,  # the coordinator's default, for direct reclaim (None: the design's)
         members: Members | None = None,
+        options: Options = DEFAULTS,  # the CPUs' kernel profile, costs, task set and noise (node.virtual.run)
     ) -> None:
         self.nodes = VirtualCluster(
-            roles, seed, zone_pages=max(1 << 14, PAGES_PER_CPU * len(roles)), rcu_swap=rcu_swap, keep_log=keep_log
+            roles,
+            seed,
+            zone_pages=max(1 << 14, PAGES_PER_CPU * len(roles)),
+            rcu_swap=rcu_swap,
+            keep_log=keep_log,
+            options=options,
         )
         self.queue = self.nodes.queue
         self.net = self.nodes.zone.net  # the coordinator's messages share the CPUs' network

@@ -5,9 +5,13 @@ phase, the wall engine's user-space figures divided by TIME_SCALE (node.virtual.
 summarized by compare's own code (coordinator.tools.compare_results.summarize_phase) with every time in
 kernel seconds (`time_scale` 1.0). A phase is `noise_floor` (no drains, the kernel profile's pcp
 design) or a strategy. coordinator.tools.virtual_compare runs them all into a compare results file.
-What the virtual cluster cannot run yet is refused before anything runs (`refuse`).
+The phase's CPUs get what a wall phase's nodes get (`options`): the kernel profile, the cost model
+file's costs at time scale 1, the rt-app task set; and the host-noise model (node.sim.noise, MODEL
+unless the caller says NONE). What the virtual cluster cannot run yet is refused before anything runs
+(`refuse`).
 """
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -18,12 +22,15 @@ from coordinator.tools.compare import CompareConfig
 from coordinator.tools.compare_results import summarize_phase
 from coordinator.tools.schedule import drain_schedule
 from coordinator.tools.virtual_cluster import WholeCluster, compare_roles
+from node import rtapp
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm import audit as mm_audit
 from node.mm import profile as profiles
 from node.runtime import counters, stats_since
+from node.shared.timebase import load_cost_model
+from node.sim import noise as noise_models
 from node.tasks import LatencyTask
-from node.virtual.run import VirtualCluster, kernel_s
+from node.virtual.run import KERNEL, Options, VirtualCluster, kernel_s
 
 DRAIN_BOUND_S = 1.0  # virtual time the drains still running at the end of measurement get to finish
 
@@ -55,24 +62,19 @@ def audit_reply(report: mm_audit.AuditReport) -> pb.AuditReply:
     return pb.AuditReply(ok=report.ok, lost=lost, duplicated=duplicated, unexpected=unexpected, errors=report.errors)
 
 
+def options(config: CompareConfig, noise: str = noise_models.MODEL) -> Options:
+    """The CPUs' options for `config`'s phases, as a wall phase's nodes read them (node.__main__): the
+    kernel profile, the cost model file (its time_scale, checked by CompareConfig to be the wall
+    engine's, replaced by 1: virtual time is kernel time), the task set; and the noise model. A file
+    that cannot be read or parsed is a ValueError (rtapp.WorkloadError, CostModelError)."""
+    cost = dataclasses.replace(load_cost_model(config.cost_model), time_scale=1.0) if config.cost_model else KERNEL
+    workload = rtapp.load(config.workload) if config.workload else None
+    return Options(kernel=config.kernel, cost=cost, workload=workload, noise=noise)
+
+
 def refuse(config: CompareConfig) -> None:
     """Raise ValueError naming the first option of `config` the virtual cluster cannot honour yet, before
     anything runs (compare's own checks have run in CompareConfig)."""
-    if config.workload:
-        raise ValueError(
-            "the virtual engine runs compare's default latency tasks: node.virtual.run.VirtualCluster "
-            "takes no rt-app task set yet (leave --workload out)"
-        )
-    if config.cost_model:
-        raise ValueError(
-            "the virtual engine's costs are the default cost model at time scale 1 (node.virtual.run.KERNEL): "
-            "VirtualCluster takes no cost model file yet (leave --cost-model out)"
-        )
-    if config.kernel != profiles.DEFAULT_KERNEL:
-        raise ValueError(
-            f"the virtual engine runs kernel {profiles.DEFAULT_KERNEL} only: VirtualCluster builds its pcp "
-            f"without a kernel profile yet (leave --kernel out, or run kernel {config.kernel} with --engine wall)"
-        )
     if any(trigger != "demand" for trigger, weight in config.trigger_mix if weight):
         raise ValueError(
             "the virtual engine runs demand drains only: cma and offline events need the contiguous "
@@ -95,17 +97,24 @@ class PhaseRun:
         return hashlib.sha256((self.cluster.nodes.digest() + "\n" + self.cluster.trace_text()).encode()).hexdigest()
 
 
-def run_phase(phase: str, config: CompareConfig, keep_log: bool = True) -> PhaseRun:
+def run_phase(phase: str, config: CompareConfig, keep_log: bool = True, noise: str = noise_models.MODEL) -> PhaseRun:
     """One phase of compare under virtual time: warm up, reset the counters, drain on compare's seeded
-    schedule (none in the noise floor), let the last drains end, collect, audit."""
+    schedule (none in the noise floor), let the last drains end, collect, audit. `noise`: the host-noise
+    model's name (node.sim.noise.NOISE)."""
     if phase not in config.phases:
         raise ValueError(f"phase {phase!r} is not one of this compare's: {', '.join(config.phases)}")
     refuse(config)
     strategy = STRATEGIES.get(phase)
-    # The noise floor runs the kernel's own design: 6.1's pcp spinlock, as any strategy but rcu-swap.
+    # The noise floor runs the kernel's own design and default strategy (no live kernel's is rcu-swap).
     # Direct reclaim drains with the phase's strategy, as the wall phase's coordinator (--strategy) does.
+    reclaim = strategy or STRATEGIES[profiles.get(config.kernel).strategy]
     cluster = WholeCluster(
-        config.roles, config.seed, rcu_swap=phase == "rcu-swap", keep_log=keep_log, strategy=strategy
+        config.roles,
+        config.seed,
+        rcu_swap=phase == "rcu-swap",
+        keep_log=keep_log,
+        strategy=reclaim,
+        options=options(config, noise),
     )
     queue, nodes = cluster.queue, cluster.nodes
     try:

@@ -38,8 +38,8 @@ from node.mm import pcp_high, pcp_rcu
 from node.mm import profile as profiles
 from node.mm.zone import Zone
 from node.shared.timebase import TIME_SCALE, CostModel
-from node.sim.clock import EventQueue
 from node.sim import noise
+from node.sim.clock import EventQueue
 from node.sim.net import LOOPBACK_ZONE_RTT_US, Latency, SimNetwork
 from node.sim.rng import RngTree
 from node.tasks import STAT_INTERVAL_US, Housekeeping, IrqSource, LatencyTask, VmstatRefresh
@@ -82,6 +82,9 @@ class Options:
             )
 
 
+DEFAULTS = Options()  # compare's defaults: kernel 6.1, the default costs and task set, no host noise
+
+
 class VirtualCluster:
     def __init__(
         self,
@@ -90,7 +93,7 @@ class VirtualCluster:
         zone_pages: int = 1 << 14,
         rcu_swap: bool = False,
         keep_log: bool = True,
-        options: Options = Options(),
+        options: Options = DEFAULTS,
     ) -> None:
         self.seed = seed
         self.options = options
