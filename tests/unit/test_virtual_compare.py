@@ -68,7 +68,7 @@ def test_the_cli_names_the_first_divergent_event_and_exits_1(result, monkeypatch
     printed, the divergent line named, exit 1, though every audit is clean."""
     logs = iter(["phase noise_floor\n0.0 cpu0 step a\n", "phase noise_floor\n0.0 cpu0 step b\n"])
     monkeypatch.setattr(
-        virtual_compare, "run_virtual_compare", lambda config, keep_log: VirtualCompare(result, next(logs))
+        virtual_compare, "run_virtual_compare", lambda config, keep_log, noise: VirtualCompare(result, next(logs))
     )
     assert main(["compare", "--engine", "virtual", "--check-determinism"]) == 1
     out = capsys.readouterr().out
@@ -79,10 +79,7 @@ def test_the_cli_names_the_first_divergent_event_and_exits_1(result, monkeypatch
 @pytest.mark.parametrize(
     ("flags", "problem"),
     [
-        (["--kernel", "6.2"], "runs kernel 6.1 only"),
         (["--trigger-mix", "demand=1,cma=1"], "demand drains only"),
-        (["--cost-model", "node/costs/sapphire-rapids.toml"], "leave --cost-model out"),
-        (["--workload", "deploy/rt-app/default.json"], "leave --workload out"),
         (["--run-dir", "RUN"], "starts no processes"),
         (["--kernel", "5.19", "--strategies", "remote"], "cannot run under it"),  # compare's own check first
     ],
@@ -92,6 +89,29 @@ def test_what_virtual_time_cannot_honour_is_refused_before_anything_runs(flags, 
     assert main(["compare", "--engine", "virtual", "--json", str(out), *flags]) == 2
     assert problem in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "RUN").exists()
+
+
+def test_an_unknown_noise_model_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--engine", "virtual", "--noise", "loud"])
+    assert "invalid choice: 'loud'" in capsys.readouterr().err
+
+
+def test_noise_is_refused_under_the_wall_engine(tmp_path, capsys):
+    out = tmp_path / "out.json"
+    assert main(["compare", "--noise", "none", "--json", str(out)]) == 2
+    assert "--noise needs --engine virtual" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_the_noise_model_gives_the_noise_floor_a_value_and_none_takes_it_away(result):
+    """With the model (the default) every isolated task's wake-ups come late by the timer slack's draws,
+    so the noise floor is above 0; with none, an isolated task that nothing delays wakes on time."""
+    assert result["noise"] == "model" and result["noise_floor"]["wake_latency_p99_s"] > 0
+    assert result["strategies"]["remote"]["isolated_preemptible"]["wake_latency_p99_s"] > 0
+    quiet = run_virtual_compare(CompareConfig(seed=3, strategies=("remote",), **SHORT), noise="none").results
+    assert quiet["noise"] == "none" and quiet["noise_floor"]["wake_latency_p99_s"] == 0.0
+    assert quiet["strategies"]["remote"]["isolated_preemptible"]["wake_latency_p99_s"] == 0.0
 
 
 def test_check_determinism_is_refused_under_the_wall_engine(tmp_path, capsys):
