@@ -18,7 +18,7 @@ from typing import Any
 
 from coordinator.drain.record import STRATEGIES, DrainRecord
 from coordinator.tools.cluster import DEFAULT_ROLES
-from coordinator.tools.compare import CompareConfig
+from coordinator.tools.compare import CompareConfig, window_of
 from coordinator.tools.compare_results import summarize_phase
 from coordinator.tools.schedule import drain_schedule
 from coordinator.tools.virtual_cluster import WholeCluster, compare_roles
@@ -26,7 +26,7 @@ from node import rtapp
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm import audit as mm_audit
 from node.mm import profile as profiles
-from node.runtime import counters, stats_since
+from node.runtime import counters, cpu_events, stats_since
 from node.shared.timebase import load_cost_model
 from node.sim import noise as noise_models
 from node.tasks import LatencyTask
@@ -37,9 +37,17 @@ DRAIN_BOUND_S = 1.0  # virtual time the drains still running at the end of measu
 
 def node_stats(nodes: VirtualCluster, n: int, base: dict[str, Any]) -> pb.NodeStats:
     """A CPU's statistics since `base` (its counters then), as GetStats answers (node.runtime.NodeRuntime.stats)."""
+    return stats_since(n, nodes.roles[n], _counters(nodes, n), base, nodes.cpus[n].drain_wait_max_s, _task(nodes, n))
+
+
+def _task(nodes: VirtualCluster, n: int) -> LatencyTask | None:
+    return next((s for s in nodes.cpus[n].sources if isinstance(s, LatencyTask)), None)
+
+
+def events(nodes: VirtualCluster, n: int, start: float, end: float) -> list[pb.CpuEvent]:
+    """CPU n's logged events overlapping [start, end], as GetStats answers them (node.runtime.cpu_events)."""
     cpu = nodes.cpus[n]
-    task = next((s for s in cpu.sources if isinstance(s, LatencyTask)), None)
-    return stats_since(n, nodes.roles[n], _counters(nodes, n), base, cpu.drain_wait_max_s, task)
+    return cpu_events(cpu, nodes.allocs[n], _task(nodes, n), nodes.drains[n], start, end, nodes.clock())
 
 
 def _counters(nodes: VirtualCluster, n: int) -> dict[str, Any]:
@@ -146,7 +154,12 @@ def run_phase(phase: str, config: CompareConfig, keep_log: bool = True, noise: s
     finally:
         cluster.close()
     history.sort(key=lambda r: r.started_at)
-    figures = summarize_phase(stats, [r.to_pb() for r in history], audit_reply(report), errors, time_scale=1.0)
+    drains = [r.to_pb() for r in history]
+    figures = summarize_phase(stats, drains, audit_reply(report), errors, time_scale=1.0)
+    # compare's drain window (coordinator.tools.compare.drain_window), from the CPUs' own logs.
+    window = window_of(drains, stats, lambda n, lo, hi: events(nodes, n, lo, hi), 1.0) if strategy else None
+    if window is not None:
+        figures["drain_window"] = window
     return PhaseRun(phase, figures, cluster)
 
 

@@ -33,6 +33,11 @@ def test_a_virtual_compare_is_a_compare_results_file_in_kernel_time_with_nothing
     assert result["time_scale"] == result["config"]["costs"]["time_scale"] == 1.0
     assert result["engine"] == "virtual" and "run_dir" not in result
     assert result["noise_floor"]["audit"]["ok"] is True
+    assert "drain_window" not in result["phases"]["noise_floor"]
+    for name in STRATEGIES:  # compare's drain window, in kernel seconds from the drain's start
+        window = result["phases"][name]["drain_window"]
+        assert window["from_s"] < 0 < window["duration_s"] < window["to_s"] < 1e-3, name
+        assert window["cpus"] and any(window["cpus"].values()), name  # the latency CPUs, each a lane list
     for name, figures in result["strategies"].items():
         assert figures["drain_all"]["count"] > 10 and figures["drain_all_failed"] == 0, name
         assert figures["audit"] == {"ok": True, "lost": 0, "duplicated": 0, "unexpected": 0, "errors": []}, name
