@@ -18,8 +18,9 @@ One event queue, one RngTree from one seed, one simulated network (docs/engine.m
   its kill), with the scenario's timeouts, and incarnations drawn from the run's RngTree. Those rules'
   seconds are the wall engine's (`Members.scale`: TIME_SCALE), the CPUs' kernel time.
 - the zone operations the drain rules run under zone->lock (ZoneLocked: the drained pages' free, a
-  cpu_dead, a claim) apply at the instant the effect runs, without waiting for or holding the virtual
-  zone->lock (a difference from the wall coordinator, whose zone service thread holds it).
+  cpu_dead, a claim) wait for the virtual zone->lock behind the CPUs' zone requests and hold it for
+  the rules' hold (coordinator.tools.virtual_peer.CoordinatorZone), as the wall coordinator's zone
+  service thread does.
 
 The faults that are more than messages (coordinator.tools.chaos.virtual_nemesis.Hooks) are
 WholeCluster's methods: kill and restart a CPU's process (its agent ends, the CPU parks and forgets its
