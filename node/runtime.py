@@ -128,6 +128,30 @@ def stats_since(
     return msg
 
 
+def cpu_events(cpu: Cpu, alloc: PageAllocator, task, drain, start: float, end: float, now: float) -> list[pb.CpuEvent]:
+    """A CPU's logged events overlapping [start, end] (node.eventlog), by start: work items and IRQs, the
+    remote drainer's grants (`drain`'s records: the pcp lock held; rcu-swap: the list set swapped out
+    until the commit), buddy fallbacks after a failed trylock, the latency task's activations (`task`,
+    or None). `now` ends a grant still open. The virtual engine reads its CPUs with it too
+    (coordinator.tools.virtual_phase)."""
+    lanes = [
+        ("work", cpu.noise.between(start, end)),
+        ("fallback", alloc.fallbacks.between(start, end)),
+        ("task", task.activations.between(start, end) if task else []),
+        (
+            "lock",
+            [
+                (g.granted_at, g.ended_at or now, g.outcome)
+                for g in drain.records()
+                if g.granted_at <= end and (g.ended_at or now) >= start
+            ],
+        ),
+    ]
+    out = [pb.CpuEvent(lane=lane, kind=k, start_s=s, end_s=e) for lane, evs in lanes for s, e, k in evs]
+    out.sort(key=lambda ev: ev.start_s)
+    return out
+
+
 class NodeRuntime:
     def __init__(
         self,
@@ -392,23 +416,5 @@ class NodeRuntime:
         return msg
 
     def events(self, start: float, end: float) -> list[pb.CpuEvent]:
-        """This CPU's logged events overlapping [start, end] (node.eventlog), by start: work items and
-        IRQs, the remote drainer's grants (the pcp lock held; rcu-swap: the list set swapped out until
-        the commit), buddy fallbacks after a failed trylock, the latency task's activations."""
-        now = self.clock()
-        lanes = [
-            ("work", self.cpu.noise.between(start, end)),
-            ("fallback", self.alloc.fallbacks.between(start, end)),
-            ("task", self.task.activations.between(start, end) if self.task else []),
-            (
-                "lock",
-                [
-                    (g.granted_at, g.ended_at or now, g.outcome)
-                    for g in self.remote_drain.records()
-                    if g.granted_at <= end and (g.ended_at or now) >= start
-                ],
-            ),
-        ]
-        out = [pb.CpuEvent(lane=lane, kind=k, start_s=s, end_s=e) for lane, evs in lanes for s, e, k in evs]
-        out.sort(key=lambda ev: ev.start_s)
-        return out
+        """This CPU's logged events overlapping [start, end] (cpu_events)."""
+        return cpu_events(self.cpu, self.alloc, self.task, self.remote_drain, start, end, self.clock())

@@ -12,7 +12,10 @@ watches the lease looks every `poll_s`, as the wall driver does. The chaos trap 
 coordinator for `stop_for_s`: every task's resumption due meanwhile waits until it runs again, as
 asyncio's timers fire late after a SIGCONT; a chaos run arms it for a span instead (`arm_trap`), and
 the coordinator's network endpoint holds what reaches it meanwhile. pcpu_drain_mutex is a `VirtualMutex`,
-handed over in FIFO order.
+handed over in FIFO order. A ZoneLocked effect on a `LockedZone` (the whole cluster's zone service,
+coordinator.tools.virtual_peer.CoordinatorZone) waits for the virtual zone->lock and holds it for
+the hold its operations cost, as the wall zone service's one thread does; on any other zone object
+(the unit tests' recorders) it applies at once.
 
 Every request travels by SimNetwork.request from the endpoint `COORDINATOR` to the CPU's number, under
 both ends' fault rules (node.sim.faults), named as the wall processes' rules name it: "PcpControl.<op>"
@@ -93,6 +96,14 @@ class Peer(Protocol):
     def control(self, message: Any, epoch: int) -> Answer | Later | None: ...
 
     def call(self, method: str, request: Any, epoch: int) -> Answer | Later | None: ...
+
+
+class LockedZone:
+    """A zone service with a zone->lock in virtual time: `locked` runs fn() once the lock is its, holds
+    the lock for what fn's operations cost, then calls done(value, None) or done(None, error)."""
+
+    def locked(self, fn: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> None:
+        raise NotImplementedError
 
 
 class VirtualMutex:
@@ -257,6 +268,10 @@ class VirtualDriver:
             self._soon(task, token)
         elif isinstance(effect, fx.ZoneLocked):
             self._note(effect.what)
+            if isinstance(self.zone, LockedZone):
+                run = functools.partial(effect.fn, self.zone, *effect.args)
+                self.zone.locked(run, lambda value, error: self._wake(task, token, value, error))
+                return
             try:
                 self._soon(task, token, effect.fn(self.zone, *effect.args))
             except Exception as err:

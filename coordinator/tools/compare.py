@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -284,20 +285,32 @@ def drain_window(history, stats: dict, node_stubs: dict) -> dict | None:
     seconds from the drain's start. The drainer's DrainRecord.started_at and the nodes' events are
     both read on time.monotonic, CLOCK_MONOTONIC, which is one clock for every process of a host (it
     counts from boot): the local cluster runs on one host, so the times compare as they are."""
+
+    def events(cpu: int, lo: float, hi: float) -> list:
+        request = pb.StatsRequest(cpu=cpu, events_from_s=lo, events_to_s=hi)
+        return list(node_stubs[cpu].GetStats(request, timeout=10.0).events)
+
+    return window_of(history, stats, events, TIME_SCALE)
+
+
+def window_of(history, stats: dict, events: Callable[[int, float, float], list], time_scale: float) -> dict | None:
+    """drain_window from any engine: `events(cpu, lo, hi)` gives a CPU's pb.CpuEvents overlapping [lo, hi]
+    on the history's clock; `time_scale`, that clock's seconds per kernel second (the wall engine's
+    TIME_SCALE; 1 under virtual time), scales the margins, which are the wall engine's."""
     latency = {cpu for cpu, s in stats.items() if s.role in (pb.ROLE_ISOLATED_PREEMPTIBLE, pb.ROLE_ISOLATED_RT)}
     drain = median_drain(history, latency)
     if drain is None:
         return None
+    scale = time_scale / TIME_SCALE
     start = drain.started_at + drain.mutex_wait_s  # the drain proper: once it holds pcpu_drain_mutex
-    margin = max(WINDOW_MARGIN_S, drain.duration_s)
+    margin = max(WINDOW_MARGIN_S * scale, drain.duration_s)
     lo = start - margin
-    hi = min(start + drain.duration_s + margin, lo + MAX_EVENT_WINDOW_S)  # a drain of seconds: its start
+    hi = min(start + drain.duration_s + margin, lo + MAX_EVENT_WINDOW_S * scale)  # a drain of seconds: its start
     cpus = {}
     for cpu in sorted(latency):
-        reply = node_stubs[cpu].GetStats(pb.StatsRequest(cpu=cpu, events_from_s=lo, events_to_s=hi), timeout=10.0)
         cpus[str(cpu)] = [
             {"lane": e.lane, "kind": e.kind, "start_s": e.start_s - start, "end_s": e.end_s - start}
-            for e in reply.events
+            for e in events(cpu, lo, hi)
         ]
     return {
         "duration_s": drain.duration_s,

@@ -18,8 +18,9 @@ One event queue, one RngTree from one seed, one simulated network (docs/engine.m
   its kill), with the scenario's timeouts, and incarnations drawn from the run's RngTree. Those rules'
   seconds are the wall engine's (`Members.scale`: TIME_SCALE), the CPUs' kernel time.
 - the zone operations the drain rules run under zone->lock (ZoneLocked: the drained pages' free, a
-  cpu_dead, a claim) apply at the instant the effect runs, without waiting for or holding the virtual
-  zone->lock (a difference from the wall coordinator, whose zone service thread holds it).
+  cpu_dead, a claim) wait for the virtual zone->lock behind the CPUs' zone requests and hold it for
+  the rules' hold (coordinator.tools.virtual_peer.CoordinatorZone), as the wall coordinator's zone
+  service thread does.
 - the drain triggers that take a PFN range (coordinator.contig_rule: alloc_contig_range, offline_pages
   and the release) run on the same driver, their drains in `contig_drains`; the ranges taken are kept
   in `store`, an in-memory coordinator.store.Store that outlives a coordinator as the wall one's state
@@ -63,7 +64,7 @@ from node.mm.zone_rules import ZoneRules
 from node.runtime import ROLES
 from node.shared.timebase import TIME_SCALE
 from node.virtual.agent import VirtualAgent
-from node.virtual.run import VirtualCluster, kernel_s
+from node.virtual.run import DEFAULTS, Options, VirtualCluster, kernel_s
 from node.virtual.zone_rpc import ZoneRpc
 
 # The coordinator's defaults (coordinator.__main__: --lease-ms, --flush-timeout-ms, --rcu-gp-timeout-ms).
@@ -190,9 +191,15 @@ class WholeCluster:
         keep_log: bool = True,
         strategy: pb.Strategy | None = None,  # the coordinator's default, for direct reclaim (None: the design's)
         members: Members | None = None,
+        options: Options = DEFAULTS,  # the CPUs' kernel profile, costs, task set and noise (node.virtual.run)
     ) -> None:
         self.nodes = VirtualCluster(
-            roles, seed, zone_pages=max(1 << 14, PAGES_PER_CPU * len(roles)), rcu_swap=rcu_swap, keep_log=keep_log
+            roles,
+            seed,
+            zone_pages=max(1 << 14, PAGES_PER_CPU * len(roles)),
+            rcu_swap=rcu_swap,
+            keep_log=keep_log,
+            options=options,
         )
         self.queue = self.nodes.queue
         self.net = self.nodes.zone.net  # the coordinator's messages share the CPUs' network

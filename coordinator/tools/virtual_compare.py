@@ -3,8 +3,9 @@
 Runs config.phases (noise_floor, then each strategy) with coordinator.tools.virtual_phase, each on a
 fresh WholeCluster from the same seed (the same workload, as the wall compare's fresh clusters), and
 assembles them with compare's own code (coordinator.tools.compare_results.results): the same file,
-with `time_scale` 1.0 (every time in it is kernel time), `engine` "virtual" and `events` (how many
-events each phase ran). Nothing of the host reaches it: no run directory, date or duration, so one
+with `time_scale` 1.0 (every time in it is kernel time), `engine` "virtual", `noise` (the host-noise
+model's name, node.sim.noise: "model" unless the caller says "none") and `events` (how many events
+each phase ran). Nothing of the host reaches it: no run directory, date or duration, so one
 seed gives the same bytes on every run.
 
 The event log `--check-determinism` compares is one text across the phases: for each, a line naming
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 
 from coordinator.tools import compare_results, determinism
 from coordinator.tools.compare import CompareConfig
-from coordinator.tools.virtual_phase import refuse, run_phase
-from node.virtual.run import KERNEL
+from coordinator.tools.virtual_phase import options, run_phase
+from node.sim import noise as noise_models
 
 ENGINE = "virtual"
 
@@ -31,22 +32,31 @@ class VirtualCompare:
         return determinism.Outcome(compare_results.results_json(self.results), self.events)
 
 
-def run_virtual_compare(config: CompareConfig, keep_log: bool = False) -> VirtualCompare:
-    """Every phase of `config` under virtual time; an option it cannot honour raises ValueError first."""
-    refuse(config)
+def run_virtual_compare(
+    config: CompareConfig, keep_log: bool = False, noise: str = noise_models.MODEL
+) -> VirtualCompare:
+    """Every phase of `config` under virtual time, with the host-noise model `noise`
+    (node.sim.noise.NOISE); an option it cannot honour, or a file it cannot read, raises ValueError
+    first."""
+    costs = options(config, noise).cost
     phases: dict[str, dict] = {}
     events: dict[str, int] = {}
     logs = []
     for name in config.phases:
-        run = run_phase(name, config, keep_log)
+        run = run_phase(name, config, keep_log, noise)
         phases[name] = run.figures
         events[name] = run.cluster.queue.executed
         if keep_log:
             logs.append(f"phase {name}\n{run.event_log()}")
-    results = {**compare_results.results(config, phases, KERNEL), "engine": ENGINE, "events": events}
+    results = {
+        **compare_results.results(config, phases, costs),
+        "engine": ENGINE,
+        "noise": noise,
+        "events": events,
+    }
     return VirtualCompare(results, "".join(logs))
 
 
-def check_determinism(config: CompareConfig) -> determinism.Report:
+def check_determinism(config: CompareConfig, noise: str = noise_models.MODEL) -> determinism.Report:
     """The whole virtual compare twice in this process, its results and event logs compared."""
-    return determinism.check(lambda: run_virtual_compare(config, keep_log=True).outcome())
+    return determinism.check(lambda: run_virtual_compare(config, keep_log=True, noise=noise).outcome())

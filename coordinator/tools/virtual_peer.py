@@ -8,13 +8,16 @@ virtual time runs on a Strand and answers `Later`; a domain error is the reply's
 node's stream. `scale` is the rules' seconds per virtual second (coordinator.drain.virtual): a
 request's leases and bounds are divided by it, a reply's durations multiplied.
 CoordinatorZone is the zone service the drain and range rules' ZoneLocked effects and the audit's
-check call, over the virtual zone's rules.
+check call, over the virtual zone's rules, under the virtual zone->lock the CPUs' zone requests queue
+on (node.virtual.zone.ZoneLock): a ZoneLocked effect waits its turn, and its operations hold the lock
+for the hold the rules return (a drained CPU's free: CostModel.zone_hold_us), as the wall zone
+service's one thread sleeps it (coordinator.zone_service).
 """
 
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from coordinator.drain.virtual import Answer, Later, Refusal
+from coordinator.drain.virtual import Answer, Later, LockedZone, Refusal
 from node.api import validate
 from node.api.errors import DOMAIN_ERRORS, FailedPrecondition, status_of
 from node.api.v1 import pcpsim_pb2 as pb
@@ -22,7 +25,8 @@ from node.cpu import OPERATOR, WorkItem
 from node.mm import audit as mm_audit
 from node.mm import pcp_rcu
 from node.mm.constants import Page
-from node.mm.zone_rules import Refused, ZoneReply
+from node.mm.zone_rules import Held, Refused, ZoneReply
+from node.sim.clock import EventQueue
 from node.virtual.drain import VirtualRcuDrain, VirtualRemotePcpLock
 from node.virtual.run import VirtualCluster
 from node.virtual.strand import Strand
@@ -207,24 +211,67 @@ class NodePeer:
             strand.close()
 
 
-class CoordinatorZone:
+class _Turn:
+    """One ZoneLocked effect's place in zone->lock's queue: the lock's release hands it over here."""
+
+    def __init__(self, queue: EventQueue, granted: Callable[[], None]) -> None:
+        self.queue = queue
+        self.granted = granted
+
+    def resume_soon(self) -> None:
+        self.queue.at(self.queue.clock.now, self.granted)
+
+
+class CoordinatorZone(LockedZone):
     """The zone service as the drain and range rules' ZoneLocked effects and the audit's check call it
     (coordinator.zone_service.ZoneService's free_pages, holdings, take_range, release_range, zone), over
     the virtual zone's rules."""
 
     def __init__(self, cluster: VirtualCluster) -> None:
-        self.rules = cluster.zone.rules
-        self.zone = cluster.zone.zone
+        shared = cluster.zone
+        self.rules = shared.rules
+        self.zone = shared.zone
+        self.lock = shared.lock
+        self.cost = shared.cost
+        self.queue = cluster.queue
+        self._hold_us = 0.0  # what the operations of the ZoneLocked effect running now cost
+
+    def locked(self, fn: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> None:
+        """fn() once zone->lock is this effect's, in arrival order behind the CPUs' zone requests; then
+        the lock held for what fn's operations cost (ZoneService._apply's sleep), then done."""
+        turn = _Turn(self.queue, lambda: self._run(fn, done))
+        if self.lock.take(turn):
+            self._run(fn, done)
+
+    def _run(self, fn: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> None:
+        self._hold_us = 0.0
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = fn()
+        except Exception as err:  # a refusal: nothing changed, the lock is let go at once
+            error = err
+        self.queue.after(self.cost.wall(self._hold_us), self._release, done, value, error)
+
+    def _release(
+        self, done: Callable[[Any, BaseException | None], None], value: Any, error: BaseException | None
+    ) -> None:
+        self.lock.release()
+        done(value, error)
+
+    def _held(self, held: Held) -> Any:
+        self._hold_us += held.hold_us
+        return held.value
 
     def free_pages(self, cpu: int, pages: list[Page], transfer_id: str, incarnation: str, stream: str) -> ZoneReply:
         try:
-            return self.rules.free_pages(cpu, pages, transfer_id, incarnation, stream).value
+            return self._held(self.rules.free_pages(cpu, pages, transfer_id, incarnation, stream))
         except Refused as err:
             raise FailedPrecondition(str(err)) from None
 
     def cpu_dead(self, cpu: int) -> int:
         """page_alloc_cpu_dead (the reaper's kill, a replaced registration)."""
-        return self.rules.cpu_dead(cpu).value
+        return self._held(self.rules.cpu_dead(cpu))
 
     def claim(self, cpu: int, pages: list[Page]) -> int:
         try:
@@ -237,10 +284,10 @@ class CoordinatorZone:
 
     def take_range(self, owner: int, start: int, nr_pages: int) -> tuple:
         """The range rules' take (coordinator.contig_rule): (blocks, None, None) or (None, busy pfn, holder)."""
-        return self.rules.take_range(owner, start, nr_pages).value
+        return self._held(self.rules.take_range(owner, start, nr_pages))
 
     def release_range(self, start: int, nr_pages: int) -> int:
         try:
-            return self.rules.release_range(start, nr_pages).value
+            return self._held(self.rules.release_range(start, nr_pages))
         except Refused as err:
             raise FailedPrecondition(str(err)) from None

@@ -5,9 +5,12 @@ compare's phase, the wall engine's user-space figures divided by TIME_SCALE (nod
 figures summarized by compare's own code (coordinator.tools.compare_results.summarize_phase) with every
 time in kernel seconds (`time_scale` 1.0). A phase is `noise_floor` (no drains, the kernel profile's pcp
 design) or a strategy. coordinator.tools.virtual_compare runs them all into a compare results file.
-What the virtual cluster cannot run yet is refused before anything runs (`refuse`).
+The phase's CPUs get what a wall phase's nodes get (`options`): the kernel profile, the cost model
+file's costs at time scale 1, the rt-app task set; and the host-noise model (node.sim.noise, MODEL
+unless the caller says NONE). Every compare option runs under virtual time.
 """
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,25 +25,37 @@ from coordinator.tools.compare import (
     contig_outcome,
     contig_start,
     trigger_plan,
+    window_of,
 )
 from coordinator.tools.compare_results import summarize_phase
 from coordinator.tools.schedule import drain_schedule
 from coordinator.tools.virtual_cluster import WholeCluster, compare_roles
+from node import rtapp
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm import audit as mm_audit
 from node.mm import profile as profiles
-from node.runtime import counters, stats_since
+from node.runtime import counters, cpu_events, stats_since
+from node.shared.timebase import load_cost_model
+from node.sim import noise as noise_models
 from node.tasks import LatencyTask
-from node.virtual.run import VirtualCluster, kernel_s
+from node.virtual.run import KERNEL, Options, VirtualCluster, kernel_s
 
 DRAIN_BOUND_S = 1.0  # virtual time the drains still running at the end of measurement get to finish
 
 
 def node_stats(nodes: VirtualCluster, n: int, base: dict[str, Any]) -> pb.NodeStats:
     """A CPU's statistics since `base` (its counters then), as GetStats answers (node.runtime.NodeRuntime.stats)."""
+    return stats_since(n, nodes.roles[n], _counters(nodes, n), base, nodes.cpus[n].drain_wait_max_s, _task(nodes, n))
+
+
+def _task(nodes: VirtualCluster, n: int) -> LatencyTask | None:
+    return next((s for s in nodes.cpus[n].sources if isinstance(s, LatencyTask)), None)
+
+
+def events(nodes: VirtualCluster, n: int, start: float, end: float) -> list[pb.CpuEvent]:
+    """CPU n's logged events overlapping [start, end], as GetStats answers them (node.runtime.cpu_events)."""
     cpu = nodes.cpus[n]
-    task = next((s for s in cpu.sources if isinstance(s, LatencyTask)), None)
-    return stats_since(n, nodes.roles[n], _counters(nodes, n), base, cpu.drain_wait_max_s, task)
+    return cpu_events(cpu, nodes.allocs[n], _task(nodes, n), nodes.drains[n], start, end, nodes.clock())
 
 
 def _counters(nodes: VirtualCluster, n: int) -> dict[str, Any]:
@@ -63,24 +78,14 @@ def audit_reply(report: mm_audit.AuditReport) -> pb.AuditReply:
     return pb.AuditReply(ok=report.ok, lost=lost, duplicated=duplicated, unexpected=unexpected, errors=report.errors)
 
 
-def refuse(config: CompareConfig) -> None:
-    """Raise ValueError naming the first option of `config` the virtual cluster cannot honour yet, before
-    anything runs (compare's own checks have run in CompareConfig)."""
-    if config.workload:
-        raise ValueError(
-            "the virtual engine runs compare's default latency tasks: node.virtual.run.VirtualCluster "
-            "takes no rt-app task set yet (leave --workload out)"
-        )
-    if config.cost_model:
-        raise ValueError(
-            "the virtual engine's costs are the default cost model at time scale 1 (node.virtual.run.KERNEL): "
-            "VirtualCluster takes no cost model file yet (leave --cost-model out)"
-        )
-    if config.kernel != profiles.DEFAULT_KERNEL:
-        raise ValueError(
-            f"the virtual engine runs kernel {profiles.DEFAULT_KERNEL} only: VirtualCluster builds its pcp "
-            f"without a kernel profile yet (leave --kernel out, or run kernel {config.kernel} with --engine wall)"
-        )
+def options(config: CompareConfig, noise: str = noise_models.MODEL) -> Options:
+    """The CPUs' options for `config`'s phases, as a wall phase's nodes read them (node.__main__): the
+    kernel profile, the cost model file (its time_scale, checked by CompareConfig to be the wall
+    engine's, replaced by 1: virtual time is kernel time), the task set; and the noise model. A file
+    that cannot be read or parsed is a ValueError (rtapp.WorkloadError, CostModelError)."""
+    cost = dataclasses.replace(load_cost_model(config.cost_model), time_scale=1.0) if config.cost_model else KERNEL
+    workload = rtapp.load(config.workload) if config.workload else None
+    return Options(kernel=config.kernel, cost=cost, workload=workload, noise=noise)
 
 
 def _contig_event(
@@ -123,17 +128,23 @@ class PhaseRun:
         return hashlib.sha256((self.cluster.nodes.digest() + "\n" + self.cluster.trace_text()).encode()).hexdigest()
 
 
-def run_phase(phase: str, config: CompareConfig, keep_log: bool = True) -> PhaseRun:
+def run_phase(phase: str, config: CompareConfig, keep_log: bool = True, noise: str = noise_models.MODEL) -> PhaseRun:
     """One phase of compare under virtual time: warm up, reset the counters, drain on compare's seeded
-    schedule (none in the noise floor), let the last drains end, collect, audit."""
+    schedule (none in the noise floor), let the last drains end, collect, audit. `noise`: the host-noise
+    model's name (node.sim.noise.NOISE)."""
     if phase not in config.phases:
         raise ValueError(f"phase {phase!r} is not one of this compare's: {', '.join(config.phases)}")
-    refuse(config)
     strategy = STRATEGIES.get(phase)
-    # The noise floor runs the kernel's own design: 6.1's pcp spinlock, as any strategy but rcu-swap.
+    # The noise floor runs the kernel's own design and default strategy (no live kernel's is rcu-swap).
     # Direct reclaim drains with the phase's strategy, as the wall phase's coordinator (--strategy) does.
+    reclaim = strategy or STRATEGIES[profiles.get(config.kernel).strategy]
     cluster = WholeCluster(
-        config.roles, config.seed, rcu_swap=phase == "rcu-swap", keep_log=keep_log, strategy=strategy
+        config.roles,
+        config.seed,
+        rcu_swap=phase == "rcu-swap",
+        keep_log=keep_log,
+        strategy=reclaim,
+        options=options(config, noise),
     )
     queue, nodes = cluster.queue, cluster.nodes
     try:
@@ -179,7 +190,12 @@ def run_phase(phase: str, config: CompareConfig, keep_log: bool = True) -> Phase
         cluster.close()
     history += cluster.contig_drains  # the wall phase's DrainHistory lists them with the demand drains
     history.sort(key=lambda r: r.started_at)
-    figures = summarize_phase(stats, [r.to_pb() for r in history], audit_reply(report), errors, contig, time_scale=1.0)
+    drains = [r.to_pb() for r in history]
+    figures = summarize_phase(stats, drains, audit_reply(report), errors, contig, time_scale=1.0)
+    # compare's drain window (coordinator.tools.compare.drain_window), from the CPUs' own logs.
+    window = window_of(drains, stats, lambda n, lo, hi: events(nodes, n, lo, hi), 1.0) if strategy else None
+    if window is not None:
+        figures["drain_window"] = window
     return PhaseRun(phase, figures, cluster)
 
 

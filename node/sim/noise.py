@@ -25,6 +25,11 @@ context tracking overhead", 2026-03-26). The scaled table's body is below that f
 CPU's wake-up costs nothing of itself) and its tail above that maximum (the host's tail, which the
 wall engine's figures carry): a run that wants the real machine's floor passes that table instead
 (`timer_slack(rng, time_scale, table)`); this one stands for what the wall engine measured.
+
+Which model a run uses is its choice by name (`NOISE`, `wake_slack`): MODEL, this table, is what
+`pcpsim compare --engine virtual` runs by default (`--noise`), so its noise floor has a value; NONE
+(NO_SLACK) leaves only the model's own delays, as the unit tests' golden digests and a run that
+wants the strategies' effect alone do.
 """
 
 from collections.abc import Sequence
@@ -86,3 +91,17 @@ def timer_slack(
     if time_scale <= 0:
         raise ValueError(f"time_scale must be positive, got {time_scale!r}")
     return TimerSlack(rng, Latency.scaled(table, 1e-6 / time_scale))
+
+
+MODEL = "model"  # the bare timer probe's table (BARE_TIMER_LATENESS_US)
+NONE = "none"  # NO_SLACK
+NOISE = (MODEL, NONE)
+
+
+def wake_slack(noise: str, rng: Uniform, time_scale: float) -> WakeSlack:
+    """The slack of the noise model named `noise` (one of NOISE) for one CPU, drawing from `rng`."""
+    if noise == MODEL:
+        return timer_slack(rng, time_scale)
+    if noise == NONE:
+        return NO_SLACK
+    raise ValueError(f"unknown noise model {noise!r}: one of {', '.join(NOISE)}")

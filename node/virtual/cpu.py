@@ -5,7 +5,9 @@ accounting, the noise log, the RCU reports, the pause holds. What differs is onl
 - a modeled stretch (`occupy`, `user`) suspends the CPU's fiber until the virtual clock reaches its
   end; nothing can cut it short, as nothing interrupts the wall driver's blocking sleep;
 - `_block` (idle, parked, a task asleep in wait_for) suspends the fiber until its timeout or until
-  `_wake` (work queued, a pause held or dropped, notify), which resumes it at the current instant;
+  `_wake` (work queued, a pause held or dropped, notify), which resumes it at the current instant; a
+  timeout comes late by the CPU's `slack` (node.sim.noise: what the host's timer slack stood for on
+  the wall engine, whose CPU threads wake from a timed condition wait), a wake-up never;
 - `wait_until` is a wait no wake-up cuts short: a zone round trip (node.virtual.zone), during which
   the wall CPU thread is likewise blocked on its reply.
 Each suspension gets a token, and only an event carrying the current token resumes the fiber, so a
@@ -16,12 +18,14 @@ from collections.abc import Callable
 
 from node.cpu import OPERATOR, Cpu
 from node.sim.clock import EventQueue
+from node.sim.noise import NO_SLACK, WakeSlack
 from node.virtual.fiber import Fiber
 
 
 class VirtualCpu(Cpu):
-    def __init__(self, cpu: int, queue: EventQueue) -> None:
+    def __init__(self, cpu: int, queue: EventQueue, slack: WakeSlack = NO_SLACK) -> None:
         self.queue = queue
+        self.slack = slack  # each timed wake-up's lateness (node.sim.noise)
         super().__init__(cpu, clock=queue.clock, sleep=self._sleep_virtual)
         self.fiber = Fiber(f"vcpu{cpu}", self._run)
         self._token = 0
@@ -86,7 +90,9 @@ class VirtualCpu(Cpu):
     def _block(self, still: Callable[[], bool], timeout: float | None) -> None:
         with self.rcu.extended_qs():
             if still():
-                self._suspend(None if timeout is None else self.clock() + timeout, wakeable=True)
+                # One draw per timed wait, at its start: a wake-up before the timer fires leaves it unused.
+                until = None if timeout is None else self.clock() + timeout + self.slack.lateness()
+                self._suspend(until, wakeable=True)
 
     def _suspend(self, until: float | None, wakeable: bool) -> None:
         self._token += 1

@@ -13,6 +13,13 @@ elsewhere reaches it through its node half (`drains`: node.virtual.drain's Virtu
 VirtualRcuDrain over the RCU list sets with `rcu_swap`, as node.runtime picks the design by the
 cluster's strategy) and through `queue_drain_work` (queue_work_on), at exact virtual instants.
 
+What a wall node is given besides its role (node.__main__), a run passes as `Options`: the kernel
+profile (its pcp operations, pcp->high auto-tuning with its vmstat_update, free_high_batched, as
+node.runtime.NodeRuntime builds them), the cost model (its figures at time scale 1), the rt-app task
+set (each CPU's latency task: its task on that CPU, else the default set's of its role), and the
+host-noise model (node.sim.noise: each timed wake-up's lateness, one stream per CPU; NONE by default,
+so the golden digests hold only the model's own delays).
+
 The log has one line per decision a CPU acts on (a source's step, a work item), stamped with the
 virtual time as repr(float), which is exact; then a summary of each CPU and the zone. One seed gives
 the same bytes on every run (tests/unit/test_virtual.py). A large run may keep only the log's
@@ -20,19 +27,22 @@ running digest (`keep_log=False`): the digest is the same either way.
 """
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from node import rtapp
 from node.alloc import PageAllocator
 from node.cpu import WorkItem
 from node.mm import pcp as pcpmod
-from node.mm import pcp_rcu
+from node.mm import pcp_high, pcp_rcu
+from node.mm import profile as profiles
 from node.mm.zone import Zone
 from node.shared.timebase import TIME_SCALE, CostModel
+from node.sim import noise
 from node.sim.clock import EventQueue
 from node.sim.net import LOOPBACK_ZONE_RTT_US, Latency, SimNetwork
 from node.sim.rng import RngTree
-from node.tasks import Housekeeping, IrqSource, LatencyTask
+from node.tasks import STAT_INTERVAL_US, Housekeeping, IrqSource, LatencyTask, VmstatRefresh
 from node.virtual.cpu import VirtualCpu
 from node.virtual.drain import VirtualRcuCpu, VirtualRcuDrain, VirtualRemotePcpLock
 from node.virtual.pcp_lock import VirtualPcpLock
@@ -53,6 +63,28 @@ def kernel_s(wall_s: float) -> float:
     return wall_s / TIME_SCALE
 
 
+@dataclass(frozen=True)
+class Options:
+    """What every CPU of the cluster runs with (the module docstring)."""
+
+    kernel: str = profiles.DEFAULT_KERNEL  # a node.mm.profile name (the coordinator's --kernel)
+    cost: CostModel = KERNEL  # at time_scale 1: its wall(us) is kernel seconds
+    workload: rtapp.Workload | None = None  # None: the default task set's task of each role
+    noise: str = noise.NONE  # one of node.sim.noise.NOISE
+
+    def __post_init__(self) -> None:
+        profiles.get(self.kernel)  # an unknown kernel is a ValueError here, before any CPU is built
+        if self.noise not in noise.NOISE:
+            raise ValueError(f"unknown noise model {self.noise!r}: one of {', '.join(noise.NOISE)}")
+        if self.cost.time_scale != 1.0:
+            raise ValueError(
+                f"virtual time is kernel time: the cost model's time_scale must be 1, not {self.cost.time_scale}"
+            )
+
+
+DEFAULTS = Options()  # compare's defaults: kernel 6.1, the default costs and task set, no host noise
+
+
 class VirtualCluster:
     def __init__(
         self,
@@ -61,8 +93,12 @@ class VirtualCluster:
         zone_pages: int = 1 << 14,
         rcu_swap: bool = False,
         keep_log: bool = True,
+        options: Options = DEFAULTS,
     ) -> None:
         self.seed = seed
+        self.options = options
+        self.cost = cost = options.cost
+        profile = profiles.get(options.kernel)
         self.queue = EventQueue()
         self.clock = self.queue.clock
         self.rng = RngTree(seed)
@@ -70,22 +106,25 @@ class VirtualCluster:
             self.queue, self.rng.stream("net"), Latency.scaled(LOOPBACK_ZONE_RTT_US, 1e-6 / 2 / TIME_SCALE)
         )
         zone = Zone(ZONE_START_PFN, zone_pages, len(roles))
-        self.zone = SharedZone(zone, KERNEL, net)
+        self.zone = SharedZone(zone, cost, net)
         batch = zone.zone_batchsize()
         high = zone.zone_highsize(batch, len(roles))
+        high_max = pcp_high.pageset_high_max(high, zone.managed_pages, batch, len(roles))
         self.log: list[str] = []
         self.keep_log = keep_log
         self._digest = hashlib.sha256()  # of the log's lines so far, each with its newline
         self._started = False
         self.roles = list(roles)
-        self.ops = pcp_rcu if rcu_swap else pcpmod  # the pcp design's operations (node.alloc.PcpOps)
+        # The pcp design's operations (node.alloc.PcpOps): the RCU list sets', or the profile's spinlock design.
+        self.ops = pcp_rcu if rcu_swap else profiles.pcp_ops(profile)
         self.cpus: list[VirtualCpu] = []
         self.pcps: list[pcpmod.PerCpuPages | pcp_rcu.RcuPerCpuPages] = []
         self.drains: list[VirtualRemotePcpLock | VirtualRcuDrain] = []
         self.zones: list[LocalZone] = []
         self.allocs: list[PageAllocator] = []
         for n, role in enumerate(roles):
-            cpu = VirtualCpu(n, self.queue)
+            rng = self.rng.subtree(f"cpu{n}")
+            cpu = VirtualCpu(n, self.queue, noise.wake_slack(options.noise, rng.stream("slack"), TIME_SCALE))
             cpu.on_event = self._event
             # Cpu builds the wall RcuCpu; its loop calls only what both have (node.rcu_gp.QuiescentStates).
             rcu = cpu.rcu = VirtualRcuCpu(self.queue)  # type: ignore[assignment]
@@ -97,19 +136,28 @@ class VirtualCluster:
             else:
                 # Fibers share one thread: a threading.Lock's blocking acquire would hang it (node.virtual.fiber).
                 pcp = pcpmod.PerCpuPages(n, high=high, batch=batch, lock=VirtualPcpLock(self.queue, cpu))
+                pcp.auto_high = profile.pcp_high_auto
+                pcp.free_high_batched = profile.free_high_batched
+                pcpmod.pageset_update(pcp, high, high_max, batch)  # node.runtime.NodeRuntime.set_pageset
                 drain = VirtualRemotePcpLock(pcp, self.queue)
             local = LocalZone(self.zone, cpu)
             # Direct reclaim's DrainAllPages reaches the coordinator's end of the zone (node.virtual.zone).
             alloc = PageAllocator(cpu, pcp, local, coordinator_stub=CoordinatorStub(self.zone, cpu), ops=self.ops)
-            cpu.sources = self._sources(role, alloc, self.rng.subtree(f"cpu{n}"))
+            cpu.sources = self._sources(n, role, alloc, rng)
+            # vmstat_update is where v6.7+ decays pcp->high; vmstat_shepherd skips isolated CPUs from v6.5
+            # (node.runtime.NodeRuntime, which cites both).
+            shepherded = not (role in (rtapp.ROLE_PREEMPTIBLE, rtapp.ROLE_RT) and profile.vmstat_skips_isolated)
+            if isinstance(pcp, pcpmod.PerCpuPages) and profile.pcp_high_auto and shepherded:
+                refresh = VmstatRefresh(self._vmstat_update(cpu, pcp, local), self.clock, cost.wall(STAT_INTERVAL_US))
+                cpu.sources = [*cpu.sources, refresh]
             self.cpus.append(cpu)
             self.pcps.append(pcp)
             self.drains.append(drain)
             self.zones.append(local)
             self.allocs.append(alloc)
 
-    def _sources(self, role: str, alloc: PageAllocator, rng: RngTree) -> list:
-        clock = self.clock
+    def _sources(self, n: int, role: str, alloc: PageAllocator, rng: RngTree) -> list:
+        clock, cost, workload = self.clock, self.cost, self.options.workload
         if role == "housekeeping":
             hk = Housekeeping(
                 alloc,
@@ -119,10 +167,11 @@ class VirtualCluster:
                 user_s=kernel_s(HOUSEKEEPING_USER_S),
                 working_set=WORKING_SET,
             )
-            irq = IrqSource(alloc, hk, rng.stream("irq"), clock, IRQ_HZ * TIME_SCALE, KERNEL.wall(KERNEL.irq_us))
+            irq = IrqSource(alloc, hk, rng.stream("irq"), clock, IRQ_HZ * TIME_SCALE, cost.wall(cost.irq_us))
             return [hk, irq]
         if role in (rtapp.ROLE_PREEMPTIBLE, rtapp.ROLE_RT):
-            task = rtapp.default_task(role)
+            # node.__main__.task_config: the task set's task on this CPU, else the default set's of its role.
+            task = (workload.task_on(n) if workload is not None else None) or rtapp.default_task(role)
             return [
                 LatencyTask(
                     "rt" if task.rt else "preemptible",
@@ -134,7 +183,7 @@ class VirtualCluster:
                     clock,
                     rt=task.rt,
                     slice_s=kernel_s(PREEMPT_SLICE_S),
-                    noise_threshold_s=KERNEL.wall(5.0),
+                    noise_threshold_s=cost.wall(5.0),
                     segments=tuple((kind, kernel_s(s)) for kind, s in task.segments),
                     loops=task.loops,
                 )
@@ -149,10 +198,20 @@ class VirtualCluster:
         cpu, pcp, local = self.cpus[n], self.pcps[n], self.zones[n]
 
         def drain_local_pages() -> int:
-            cpu.occupy(KERNEL.wall(KERNEL.workqueue_dispatch_us))
+            cpu.occupy(self.cost.wall(self.cost.workqueue_dispatch_us))
             return self.ops.drain_pages_zone(local, pcp)
 
         return cpu.queue_work("workqueue", drain_local_pages)
+
+    def _vmstat_update(self, cpu: VirtualCpu, pcp: pcpmod.PerCpuPages, local: LocalZone) -> Callable[[], None]:
+        """vmstat_update's pcp part on a CPU (node.runtime.NodeRuntime._vmstat_update): a kworker's
+        dispatch, then refresh_cpu_vm_stats -> decay_pcp_high."""
+
+        def update() -> None:
+            cpu.occupy(self.cost.wall(self.cost.workqueue_dispatch_us))
+            pcpmod.decay_pcp_high(local, pcp)
+
+        return update
 
     def note(self, line: str) -> None:
         """One line of the event log, stamped with the virtual time."""

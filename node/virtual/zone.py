@@ -26,7 +26,7 @@ import collections
 import concurrent.futures
 import itertools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from node.mm.constants import Page
 from node.mm.zone import Zone
@@ -41,12 +41,19 @@ R = TypeVar("R")
 COORDINATOR = "zone"  # the coordinator's end of every link (the zone and the control plane are one process)
 
 
+class Holder(Protocol):
+    """Who holds zone->lock: a CPU's fiber (VirtualCpu), or the coordinator's zone service, whose
+    ZoneLocked effects wait as events (coordinator.tools.virtual_peer.CoordinatorZone)."""
+
+    def resume_soon(self) -> None: ...
+
+
 class ZoneLock:
     """zone->lock in virtual time: one holder, waiters served in the order they arrived."""
 
     def __init__(self) -> None:
-        self.holder: VirtualCpu | None = None
-        self.waiters: collections.deque[VirtualCpu] = collections.deque()
+        self.holder: Holder | None = None
+        self.waiters: collections.deque[Holder] = collections.deque()
         self.acquisitions = 0
         self.contended = 0
 
@@ -58,6 +65,17 @@ class ZoneLock:
         else:
             self.holder = cpu
         self.acquisitions += 1
+
+    def take(self, holder: Holder) -> bool:
+        """acquire for a holder that is no fiber and cannot wait here: True if the lock is `holder`'s now,
+        else False, `holder` queued and its resume_soon() called once `release` hands the lock over."""
+        self.acquisitions += 1
+        if self.holder is None:
+            self.holder = holder
+            return True
+        self.contended += 1
+        self.waiters.append(holder)
+        return False
 
     def release(self) -> None:
         if self.waiters:

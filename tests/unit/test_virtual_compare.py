@@ -33,6 +33,11 @@ def test_a_virtual_compare_is_a_compare_results_file_in_kernel_time_with_nothing
     assert result["time_scale"] == result["config"]["costs"]["time_scale"] == 1.0
     assert result["engine"] == "virtual" and "run_dir" not in result
     assert result["noise_floor"]["audit"]["ok"] is True
+    assert "drain_window" not in result["phases"]["noise_floor"]
+    for name in STRATEGIES:  # compare's drain window, in kernel seconds from the drain's start
+        window = result["phases"][name]["drain_window"]
+        assert window["from_s"] < 0 < window["duration_s"] < window["to_s"] < 1e-3, name
+        assert window["cpus"] and any(window["cpus"].values()), name  # the latency CPUs, each a lane list
     for name, figures in result["strategies"].items():
         assert figures["drain_all"]["count"] > 10 and figures["drain_all_failed"] == 0, name
         assert figures["audit"] == {"ok": True, "lost": 0, "duplicated": 0, "unexpected": 0, "errors": []}, name
@@ -68,7 +73,7 @@ def test_the_cli_names_the_first_divergent_event_and_exits_1(result, monkeypatch
     printed, the divergent line named, exit 1, though every audit is clean."""
     logs = iter(["phase noise_floor\n0.0 cpu0 step a\n", "phase noise_floor\n0.0 cpu0 step b\n"])
     monkeypatch.setattr(
-        virtual_compare, "run_virtual_compare", lambda config, keep_log: VirtualCompare(result, next(logs))
+        virtual_compare, "run_virtual_compare", lambda config, keep_log, noise: VirtualCompare(result, next(logs))
     )
     assert main(["compare", "--engine", "virtual", "--check-determinism"]) == 1
     out = capsys.readouterr().out
@@ -79,9 +84,6 @@ def test_the_cli_names_the_first_divergent_event_and_exits_1(result, monkeypatch
 @pytest.mark.parametrize(
     ("flags", "problem"),
     [
-        (["--kernel", "6.2"], "runs kernel 6.1 only"),
-        (["--cost-model", "node/costs/sapphire-rapids.toml"], "leave --cost-model out"),
-        (["--workload", "deploy/rt-app/default.json"], "leave --workload out"),
         (["--run-dir", "RUN"], "starts no processes"),
         (["--kernel", "5.19", "--strategies", "remote"], "cannot run under it"),  # compare's own check first
     ],
@@ -91,6 +93,29 @@ def test_what_virtual_time_cannot_honour_is_refused_before_anything_runs(flags, 
     assert main(["compare", "--engine", "virtual", "--json", str(out), *flags]) == 2
     assert problem in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "RUN").exists()
+
+
+def test_an_unknown_noise_model_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--engine", "virtual", "--noise", "loud"])
+    assert "invalid choice: 'loud'" in capsys.readouterr().err
+
+
+def test_noise_is_refused_under_the_wall_engine(tmp_path, capsys):
+    out = tmp_path / "out.json"
+    assert main(["compare", "--noise", "none", "--json", str(out)]) == 2
+    assert "--noise needs --engine virtual" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_the_noise_model_gives_the_noise_floor_a_value_and_none_takes_it_away(result):
+    """With the model (the default) every isolated task's wake-ups come late by the timer slack's draws,
+    so the noise floor is above 0; with none, an isolated task that nothing delays wakes on time."""
+    assert result["noise"] == "model" and result["noise_floor"]["wake_latency_p99_s"] > 0
+    assert result["strategies"]["remote"]["isolated_preemptible"]["wake_latency_p99_s"] > 0
+    quiet = run_virtual_compare(CompareConfig(seed=3, strategies=("remote",), **SHORT), noise="none").results
+    assert quiet["noise"] == "none" and quiet["noise_floor"]["wake_latency_p99_s"] == 0.0
+    assert quiet["strategies"]["remote"]["isolated_preemptible"]["wake_latency_p99_s"] == 0.0
 
 
 def test_check_determinism_is_refused_under_the_wall_engine(tmp_path, capsys):

@@ -17,6 +17,7 @@
                  [--strategies workqueue,remote,rcu-swap] [--kernel K] [--trigger-mix cma=1]
                  [--workload FILE]                            ... latency tasks from an rt-app task set
                  [--engine virtual] [--check-determinism]     ... in one process under virtual time, run twice
+                 [--noise model|none]                         ... with or without the host-noise model
   pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
                 [--html OUT.html]                            ... and all of them as one page with hover values
   pcpsim bench [--quick] [--json PATH] [--engine virtual]      figures against their floors, as ratios
@@ -48,6 +49,7 @@ from coordinator.tools.cluster import DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_R
 from node.mm import bugs
 from node.mm import profile as profiles
 from node.shared.timebase import cost_model_arg
+from node.sim import noise as noise_models
 
 COST_MODEL_HELP = (
     "TOML file of modeled kernel costs, any CostModel field, read by the coordinator and every node "
@@ -234,7 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="wall",
         help="wall: a local cluster of processes per phase, timed by the host (default); virtual: every "
         "phase in this process under virtual time, kernel time exact and one seed the same bytes "
-        "(docs/engine.md; not with --workload, --cost-model, --kernel, --trigger-mix or --run-dir)",
+        "(docs/engine.md; not with cma or offline in --trigger-mix, nor --run-dir)",
+    )
+    cmp_.add_argument(
+        "--noise",
+        choices=noise_models.NOISE,
+        help="with --engine virtual: the host-noise model of every CPU's timed wake-ups (node.sim.noise): "
+        "model, the bare timer probe's measured lateness, one seeded stream per CPU (default); none, "
+        "every wake-up on time but for the model's own delays",
     )
     cmp_.add_argument(
         "--check-determinism",

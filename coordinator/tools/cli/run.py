@@ -22,6 +22,7 @@ from coordinator.tools.bench import figures as bench
 from coordinator.tools.cli.errors import CliError
 from coordinator.tools.cluster import ClusterError, workload_roles
 from node import rtapp
+from node.sim import noise as noise_models
 
 
 def cmd_compare(args) -> int:
@@ -29,6 +30,9 @@ def cmd_compare(args) -> int:
         raise CliError("--check-determinism needs --engine virtual: runs timed by the host are not reproducible")
     if args.engine == "virtual" and args.run_dir:
         raise CliError("--run-dir: the virtual engine starts no processes and writes no logs")
+    if args.noise is not None and args.engine != "virtual":
+        raise CliError("--noise needs --engine virtual: the wall engine's noise is the host's")
+    noise = args.noise or noise_models.MODEL
     measure_s = args.measure_s or (compare.QUICK_MEASURE_S if args.quick else compare.FULL_MEASURE_S)
     workload = {}
     if args.workload is not None:
@@ -48,15 +52,15 @@ def cmd_compare(args) -> int:
             **workload,
         )
         if args.engine == "virtual":
-            virtual_phase.refuse(config)
+            virtual_phase.options(config, noise)  # a task set or cost file it cannot read, before anything runs
     except ValueError as err:
         raise CliError(str(err)) from None
     determinism = None
     if args.check_determinism:
-        determinism = virtual_compare.check_determinism(config)
+        determinism = virtual_compare.check_determinism(config, noise)
         result = json.loads(determinism.first.results)
     elif args.engine == "virtual":
-        result = virtual_compare.run_virtual_compare(config).results
+        result = virtual_compare.run_virtual_compare(config, noise=noise).results
     else:
         try:
             result = compare.run_compare(config, args.run_dir)
