@@ -151,6 +151,7 @@ class VirtualDriver:
         self.endpoint = endpoint  # this coordinator's end of the network
         self.epoch = 0  # sent with every request (node.epoch_rule); 0: none
         self.trace: list[str] = []
+        self.live: dict[_Task, None] = {}  # programs started and not ended, in start order
 
     def rule_clock(self) -> float:
         """The rules' clock: virtual time in the rules' seconds (see `scale`)."""
@@ -171,7 +172,9 @@ class VirtualDriver:
     # ------------------------------------------------------------------ running programs
     def start(self, program: fx.Program[T], done: Callable[[Any, BaseException | None], None]) -> None:
         """Run `program` from now; `done(result, None)` or `done(None, error)` when it ends."""
-        self._step(_Task(program, done), None, None)
+        task = _Task(program, done)
+        self.live[task] = None
+        self._step(task, None, None)
 
     def run(self, program: fx.Program[T], until: float) -> T:
         """Run `program` to its end (other events run meanwhile, in order); an error if it has not
@@ -188,11 +191,19 @@ class VirtualDriver:
         result: T = value
         return result
 
+    def close(self) -> None:
+        """The run is over: the programs still waiting end where they are (_abandon), none of their
+        steps running, as when the process ends."""
+        for task in list(self.live):
+            _abandon(task.program)
+        self.live.clear()
+
     def _note(self, line: str) -> None:
         self.trace.append(f"{self.queue.clock.now!r} {line}")
 
     def _step(self, task: _Task, value: Any, error: BaseException | None) -> None:
         if self.dead:
+            self.live.pop(task, None)
             _abandon(task.program)
             return
         if self.queue.clock.now < self.stopped_until:  # the coordinator is stopped: nothing of it runs
@@ -202,9 +213,11 @@ class VirtualDriver:
         try:
             effect = task.program.throw(error) if error is not None else task.program.send(value)
         except StopIteration as end:
+            self.live.pop(task, None)
             task.done(end.value, None)
             return
         except Exception as err:
+            self.live.pop(task, None)
             task.done(None, err)
             return
         self._do(task, task.token, effect)

@@ -217,6 +217,7 @@ class WholeCluster:
         # The coordinator's default strategy: a CPU's direct reclaim asks for drain_all_pages with it
         # (node.virtual.zone.DrainAllPages), and the range operations drain with it.
         self.reclaim_strategy = strategy or (pb.STRATEGY_RCU_SWAP if rcu_swap else pb.STRATEGY_REMOTE)
+        self.drivers: list[VirtualDriver] = []  # every coordinator's, the killed ones' too
         self._start_coordinator()
         self.reclaim_drains: list[DrainRecord] = []  # apart: the wall DrainHistory lists them with demand drains
         self.nodes.zone.drain_all_pages = self._reclaim
@@ -267,6 +268,7 @@ class WholeCluster:
             lambda m: self._declare_dead(own, m),
             scale=self.scale,
         )
+        self.drivers.append(self.driver)
         self.driver.trace = self.trace
         self.driver.epoch = self.epoch if m is not None and m.epochs else 0
         self.mutex = VirtualMutex()  # pcpu_drain_mutex
@@ -494,6 +496,8 @@ class WholeCluster:
         return report
 
     def close(self) -> None:
+        for driver in self.drivers:
+            driver.close()
         for peer in self.peers.values():
             peer.close()
         self.nodes.close()
