@@ -34,6 +34,7 @@ queue's (time, seq), so one seed gives one trace (`trace`, one line per step).
 
 import collections
 import functools
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -98,12 +99,12 @@ class Peer(Protocol):
     def call(self, method: str, request: Any, epoch: int) -> Answer | Later | None: ...
 
 
-class LockedZone:
+class LockedZone(ABC):
     """A zone service with a zone->lock in virtual time: `locked` runs fn() once the lock is its, holds
     the lock for what fn's operations cost, then calls done(value, None) or done(None, error)."""
 
-    def locked(self, fn: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def locked(self, fn: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> None: ...
 
 
 class VirtualMutex:
