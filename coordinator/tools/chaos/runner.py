@@ -98,18 +98,7 @@ def run(
     history = History(os.path.join(run_dir, "history.jsonl"))
     try:
         with LocalCluster(config, run_dir) as cluster:
-            history.add(
-                "runner",
-                "meta",
-                "scenario",
-                name=scenario.name,
-                strategy=strategy,
-                seed=seed,
-                bound_s=bound,
-                lease_s=c.lease_ms / 1e3,
-                scenario=plain_scenario(scenario),
-                transfer_logs=True,
-            )
+            scenario_meta(history, scenario, strategy, seed, bound)
             step("running")
             _drive(cluster, scenario, strategy, seed, bound + frozen + checker.MARGIN_S, history, say)
             step("observing")
@@ -133,10 +122,6 @@ def run(
 
 def _drive(cluster, scenario, strategy, seed, deadline_s, history, say) -> None:
     nemesis = Nemesis(cluster, history, seed)
-    events = sorted(
-        [(f.at_s, 0, "start", f) for f in scenario.faults] + [(f.heal_at_s, 1, "heal", f) for f in scenario.faults],
-        key=lambda e: e[:2],
-    )
     with cluster.channel(cluster.coordinator_address) as ch:
         workload = DrainWorkload(
             pb_grpc.CoordinatorStub(ch),
@@ -154,7 +139,7 @@ def _drive(cluster, scenario, strategy, seed, deadline_s, history, say) -> None:
         history.add("runner", "meta", "clock", monotonic_t0=history.t0)
         t0 = time.monotonic()
         workload.start()
-        for at, _, phase, fault in events:
+        for at, phase, fault in scenario.timeline():
             time.sleep(max(0.0, t0 + at - time.monotonic()))
             say(f"t={at:5.2f}s {phase} {fault.describe()}")
             (nemesis.start if phase == "start" else nemesis.heal)(fault)
@@ -309,6 +294,23 @@ def _snapshot_metrics(cluster, nodes, where: str) -> None:
             text = f"# scrape failed: {err}\n"
         with open(os.path.join(where, f"{name}.prom"), "w") as f:
             f.write(text)
+
+
+def scenario_meta(history, scenario, strategy: str, seed: int, bound_s: float, **extra) -> None:
+    """The run's first history entry: what ran, with the checker's bounds (both engines' runners)."""
+    history.add(
+        "runner",
+        "meta",
+        "scenario",
+        name=scenario.name,
+        strategy=strategy,
+        seed=seed,
+        bound_s=bound_s,
+        lease_s=scenario.cluster.lease_ms / 1e3,
+        scenario=plain_scenario(scenario),
+        transfer_logs=True,
+        **extra,
+    )
 
 
 def plain_scenario(scenario) -> dict:

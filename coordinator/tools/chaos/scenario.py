@@ -150,6 +150,12 @@ class Scenario:
             for i in range(c.cpus)
         ]
 
+    def timeline(self) -> list[tuple[float, str, "Fault"]]:
+        """The nemesis's steps, (at_s, "start" or "heal", fault), in time order: at one instant the
+        starts before the heals, each in file order. Both engines' runners follow it."""
+        steps = [(f.at_s, 0, "start", f) for f in self.faults] + [(f.heal_at_s, 1, "heal", f) for f in self.faults]
+        return [(at, phase, f) for at, _, phase, f in sorted(steps, key=lambda e: e[:2])]
+
 
 def load(path: str) -> Scenario:
     try:

@@ -38,7 +38,7 @@ from coordinator.drain.record import STRATEGIES
 from coordinator.drain.virtual import COORDINATOR
 from coordinator.tools.chaos import checker, timeline, workload
 from coordinator.tools.chaos.nemesis import TRAP_WAIT_S
-from coordinator.tools.chaos.runner import OBSERVE_S, SETTLE_S, audited, plain_scenario, progress_between
+from coordinator.tools.chaos.runner import OBSERVE_S, SETTLE_S, audited, progress_between, scenario_meta
 from coordinator.tools.chaos.scenario import Fault, Scenario
 from coordinator.tools.chaos.virtual_nemesis import VirtualNemesis
 from coordinator.tools.determinism import Outcome
@@ -266,28 +266,11 @@ class _Runner:
     def run(self) -> Run:
         sc, h = self.scenario, self.history
         self._start_up()
-        h.add(
-            "runner",
-            "meta",
-            "scenario",
-            name=sc.name,
-            strategy=self.strategy,
-            seed=self.seed,
-            bound_s=self.bound,
-            lease_s=sc.cluster.lease_ms / 1e3,
-            scenario=plain_scenario(sc),
-            transfer_logs=True,
-            engine="virtual",
-        )
+        scenario_meta(h, sc, self.strategy, self.seed, self.bound, engine="virtual")
         # The transfer logs' times are the rules' clock (virtual time x scale): this converts them to the history's.
         h.add("runner", "meta", "clock", monotonic_t0=self.t0 * self.scale)
-        events = sorted(
-            [(f.at_s, 0, i, f) for i, f in enumerate(sc.faults)]
-            + [(f.heal_at_s, 1, i, f) for i, f in enumerate(sc.faults)],
-            key=lambda e: e[:3],
-        )
-        for at, phase, _, fault in events:
-            self.queue.at(self.at(at), self._start if phase == 0 else self._heal, fault)
+        for at, phase, fault in sc.timeline():
+            self.queue.at(self.at(at), self._start if phase == "start" else self._heal, fault)
         self.load.start()
         self._until(sc.duration_s - sc.heal_s)
         h.add("final", "final", "settled", **self._settle())
