@@ -15,6 +15,10 @@ from tests.integration.test_drain import drain
 
 PAGEBLOCK = 512
 DONE = pb.DrainAllReply.DONE
+# A range taken while the tasks run: nothing migrates the pages they hold, and the housekeeping task
+# frees its pages in random order (a THP it took from a just-released range may stay seconds), so on a
+# loaded machine some outlive the default 5 s timeout. A take returns as soon as its range is free.
+BUSY_WAIT_MS = 30_000
 
 
 def holdings(h):
@@ -27,6 +31,19 @@ def holdings(h):
         for pfn, order in zip(snap.allocated.pfn, snap.allocated.order, strict=False):
             held.update(range(pfn // PAGEBLOCK, (pfn + (1 << order) - 1) // PAGEBLOCK + 1))
     return pcp, held
+
+
+def pause_with_range_no_task_holds(h, nr_pages: int) -> int:
+    """Park the cluster and return the first pfn of the highest nr_pages-aligned range in which no
+    task holds a page (pcp pages may be in it: the range's drain takes them back)."""
+    h.set_paused(True)
+    _, held = holdings(h)
+    zone = h.state().zone
+    per = nr_pages // PAGEBLOCK
+    for start in range(zone.start_pfn + zone.spanned_pages - nr_pages, zone.start_pfn - 1, -nr_pages):
+        if not any(start // PAGEBLOCK + i in held for i in range(per)):
+            return start
+    raise AssertionError(f"every {nr_pages}-page range holds a page a task holds")
 
 
 def pause_with_pcp_only_pageblock(h, cpus) -> int:
@@ -146,7 +163,7 @@ def test_alloc_contig_range_waits_for_a_running_drain_instead_of_skipping(make_c
             10.0,
             what="the long drain's work item queued on the RT CPU",
         )
-        reply = h.coord.AllocContigRange(pb.ContigRangeRequest(nr_pages=PAGEBLOCK), timeout=60)
+        reply = h.coord.AllocContigRange(pb.ContigRangeRequest(nr_pages=PAGEBLOCK, timeout_ms=BUSY_WAIT_MS), timeout=60)
         t.join(30)
         assert reply.ok, reply.error
         cma, first = reply.drains[0], long["r"]
@@ -201,10 +218,11 @@ def test_memory_offline_disables_every_pcp_drains_all_cpus_and_takes_the_range(m
         for d in reply.drains
     )
     wait_until(lambda: all(h.pcp(cpu).high == high for cpu in h.nodes), 10.0, what="zone_pcp_enable's high")
-    reply = h.coord.OfflinePages(pb.ContigRangeRequest(nr_pages=2 * PAGEBLOCK), timeout=60)
+    # Parked: a page a running task holds would keep the range busy (nothing migrates it).
+    start = pause_with_range_no_task_holds(h, 2 * PAGEBLOCK)
+    reply = h.coord.OfflinePages(pb.ContigRangeRequest(start_pfn=start, nr_pages=2 * PAGEBLOCK), timeout=60)
     assert reply.ok, reply.error
     assert reply.drains[0].trigger == pb.TRIGGER_MEMORY_OFFLINE and sorted(reply.drains[0].cpus_marked) == [0, 1, 2]
-    h.set_paused(True)
     assert not pcp_pfns(h) & set(range(reply.start_pfn, reply.start_pfn + 2 * PAGEBLOCK))
     assert assert_audit_ok(h).where["offline"] == 2 * PAGEBLOCK
     h.set_paused(False)
@@ -248,8 +266,14 @@ def test_contig_cli(shared_cluster, command, owner, trigger):
     cluster = shared_cluster
     addr = cluster.cluster.coordinator_address
     token = ("--token-file", cluster.cluster.token_files["operator"])
-    r = run_cli(command, "--coordinator", addr, *token, "--pages", "1024", "--json")
-    assert r.returncode == 0, r.stderr
+    # Parked on a range no task holds a page of: nothing migrates a held page, so a range the running
+    # tasks hold pages in can stay busy past any timeout on a loaded machine.
+    start = pause_with_range_no_task_holds(cluster, 1024)
+    try:
+        r = run_cli(command, "--coordinator", addr, *token, "--start-pfn", str(start), "--pages", "1024", "--json")
+    finally:
+        cluster.set_paused(False)
+    assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout)
     assert out["ok"] and out["nr_pages"] == 1024 and out["drains"][0]["trigger"] == trigger
     assert assert_audit_ok(cluster).where[owner] == 1024
