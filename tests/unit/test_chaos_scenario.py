@@ -160,3 +160,44 @@ def test_an_unreadable_or_malformed_file_names_the_file(tmp_path):
     typo.write_text('name = "x"\nduration_s = 5\n[cluster]\ncpu = 4\n')
     with pytest.raises(ScenarioError, match=r"typo.toml: cluster.cpu: unknown field"):
         scenario.load(str(typo))
+
+
+@pytest.mark.parametrize(
+    "a,b,slot",
+    [
+        (
+            {"kind": "kill-coordinator"},
+            {"kind": "second-coordinator", "resume_after_s": 0.5},
+            "the coordinator's process",
+        ),
+        ({"kind": "second-coordinator", "resume_after_s": 0.5}, {"kind": "stop-coordinator-mid-drain"}, "coordinator"),
+        ({"kind": "kill-node", "cpu": 1}, {"kind": "stop-node", "cpu": 1}, "cpu1's process"),
+        (
+            {"kind": "slow-cpu", "cpu": 0, "factor": 2},
+            {"kind": "slow-cpu", "cpu": 0, "factor": 3},
+            "cpu0's cost factor",
+        ),
+    ],
+)
+def test_two_faults_on_one_slot_at_once_are_refused_naming_both(a, b, slot):
+    """[1, 2] s and [2, 3] s meet at 2 s (the later start runs before the earlier heal): refused; started
+    a millisecond after the heal, or on another slot, they are accepted."""
+    faults = [{**a, "at_s": 1, "heal_after_s": 1}, {**b, "at_s": 2, "heal_after_s": 1}]
+    with pytest.raises(ScenarioError) as err:
+        scenario.parse({**VALID, "faults": faults})
+    assert "faults[0] and faults[1] both act on" in str(err.value) and slot in str(err.value)
+    later = [faults[0], {**faults[1], "at_s": 2.001}]
+    assert len(scenario.parse({**VALID, "faults": later}).faults) == 2
+    if "cpu" in b:
+        other = [faults[0], {**faults[1], "cpu": 2}]
+        assert len(scenario.parse({**VALID, "faults": other}).faults) == 2
+
+
+def test_rpc_and_partition_faults_stack_on_one_cpu():
+    faults = [
+        {"kind": "partition", "cpu": 1, "at_s": 1, "heal_after_s": 2},
+        {"kind": "partition", "cpu": 1, "at_s": 1.5, "heal_after_s": 2},
+        {"kind": "rpc", "side": "node", "cpu": 1, "at_s": 1, "heal_after_s": 2, "drop": 0.5},
+        {"kind": "rpc", "side": "node", "cpu": 1, "at_s": 1, "heal_after_s": 2, "fail": 0.5},
+    ]
+    assert len(scenario.parse({**VALID, "faults": faults}).faults) == 4

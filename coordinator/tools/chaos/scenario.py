@@ -196,6 +196,13 @@ def parse(doc: dict, path: str = "<scenario>") -> Scenario:
     if not isinstance(faults_doc, list):
         raise ScenarioError("faults: an array of tables ([[faults]])")
     faults = tuple(_fault(f, i, cluster, duration - heal) for i, f in enumerate(faults_doc))
+    for i, j in overlapping(faults):
+        a, b = faults[i], faults[j]
+        raise ScenarioError(
+            f"faults[{i}] and faults[{j}] both act on {slot(a)} and overlap ([{a.at_s:g}, {a.heal_at_s:g}] s and "
+            f"[{b.at_s:g}, {b.heal_at_s:g}] s): the nemesis runs one such fault at a time; start the later one "
+            "after the earlier one heals"
+        )
     return Scenario(
         name=name,
         path=path,
@@ -258,6 +265,33 @@ def _workload(doc: dict, cluster: ClusterSpec, last_s: float) -> WorkloadSpec:
         cma_pages=cma,
         cma_at_s=_num(doc, "cma_at_s", 0.0, last_s, default=1.0, where=w),
     )
+
+
+def slot(f: Fault) -> str | None:
+    """What a fault takes over while it lasts, which no other fault may hold at the same time: the
+    coordinator's process (killed, stopped, or replaced by a second one), a CPU's process (killed or
+    stopped), a CPU's cost factor. Two such faults at once are no schedule a nemesis can run: a second
+    kill's heal would start a second process for one CPU, two second coordinators would leave one of
+    the three running unfenced for good, a heal would reset a factor the other still sets. rpc and
+    partition faults are rules kept per fault: any number of them compose."""
+    if f.kind in ("kill-coordinator", "stop-coordinator-mid-drain", "second-coordinator"):
+        return "the coordinator's process"
+    if f.kind in ("kill-node", "stop-node"):
+        return f"cpu{f.cpu}'s process"
+    if f.kind == "slow-cpu":
+        return f"cpu{f.cpu}'s cost factor"
+    return None
+
+
+def overlapping(faults: tuple) -> list[tuple[int, int]]:
+    """Pairs (i, j), i < j, of faults on one slot whose spans meet (a heal and a start at one
+    instant meet too: the nemesis runs the start first)."""
+    return [
+        (i, j)
+        for j, b in enumerate(faults)
+        for i, a in enumerate(faults[:j])
+        if slot(a) is not None and slot(a) == slot(b) and a.at_s <= b.heal_at_s and b.at_s <= a.heal_at_s
+    ]
 
 
 def _fault(doc, i: int, cluster: ClusterSpec, last_s: float) -> Fault:

@@ -19,7 +19,8 @@ TIME_SCALE, docs/engine.md), each drawn uniformly unless said otherwise:
   run under virtual time), on a CPU drawn uniformly (every CPU, housekeeping or isolated, and
   the coordinator for the coordinator's kinds), starting at any millisecond of the window, lasting
   log-uniformly from 50 ms to the rest of the window (as many brief faults as long ones), and free
-  to overlap each other;
+  to overlap each other, except two on one slot (scenario.slot: the coordinator's process, a CPU's
+  process or its cost factor), which no nemesis can run at once: such a fault is drawn again;
 - rpc: side node or coordinator, direction in or out, a method glob of those the side serves or
   sends (RPC_METHODS), the coordinator's rules scoped to one peer CPU with probability 1/2; each of
   delay (1-200 ms, log-uniform), drop, fail and (direction in) drop_reply with probability 1/2,
@@ -50,6 +51,7 @@ FAULTS = (1, 6)
 MIN_FAULT_S = 0.05  # scenario.parse's least heal_after_s
 DELAY_MS = (1, 200)
 SLOW_FACTOR = (2, 50)
+REDRAWS = 10  # draws of a fault that meets an earlier one on its slot before it is left out
 # What each side serves ("in") or sends ("out"): coordinator.tools.chaos.nemesis's rules match these
 # names, the control stream's operations as PcpControl.<op>, the zone stream's as ZoneStream.<op>.
 _CONTROL = tuple(f"PcpControl.{op}" for op in ("*", "lock_drain", "unlock", "rcu_swap", "rcu_release"))
@@ -92,7 +94,7 @@ def generate(seed: int, strategies: tuple = sc.STRATEGIES, kinds: tuple = KINDS)
         cma_pages=cma,
         cma_at_s=min(window, _ms(rng.uniform(0.0, window))) if cma else sc.WorkloadSpec.cma_at_s,
     )
-    faults = tuple(_fault(rng, rng.choice(kinds), cpus, window) for _ in range(rng.randint(*FAULTS)))
+    faults = _faults(rng, kinds, cpus, window)
     return sc.Scenario(
         name=f"sweep-{seed}",
         path=f"<sweep seed {seed}>",
@@ -111,6 +113,20 @@ def with_unsafe(scenario: sc.Scenario, switches: tuple) -> sc.Scenario:
     """`scenario` with the cluster's test-only switches (ClusterSpec.unsafe_* names) on."""
     on: dict[str, Any] = dict.fromkeys(switches, True)
     return replace(scenario, cluster=replace(scenario.cluster, **on))
+
+
+def _faults(rng, kinds: tuple, cpus: int, window: float) -> tuple:
+    """1-6 faults; one that meets an earlier fault on the same slot (scenario.slot: the coordinator's
+    process, a CPU's process or its cost factor, which the nemesis holds for one fault at a time) is
+    drawn again, at most REDRAWS times, then left out."""
+    faults: list[sc.Fault] = []
+    for _ in range(rng.randint(*FAULTS)):
+        for _ in range(REDRAWS):
+            f = _fault(rng, rng.choice(kinds), cpus, window)
+            if not sc.overlapping((*faults, f)):
+                faults.append(f)
+                break
+    return tuple(faults)
 
 
 def _fault(rng, kind: str, cpus: int, window: float) -> sc.Fault:
