@@ -26,5 +26,9 @@ def pytest_collection_modifyitems(items):
         if item in groups:
             item.add_marker(pytest.mark.xdist_group(groups[item]))
     slow = {groups.get(item, item.nodeid) for item in items if item.get_closest_marker("slow")}
-    # A stable sort: a group's tests stay in their order, and a module's stay together.
-    items.sort(key=lambda item: groups.get(item, item.nodeid) not in slow)
+    # Each group's tests in a row, where its first test was, in their order (a serial run too sets a
+    # shared cluster up once: it stops after a run of its tests, conftest.SharedCluster).
+    first: dict = {}
+    for i, item in enumerate(items):
+        first.setdefault(groups.get(item, item.nodeid), i)
+    items.sort(key=lambda item: (groups.get(item, item.nodeid) not in slow, first[groups.get(item, item.nodeid)]))

@@ -256,7 +256,11 @@ class SimNetwork:
         return (0.0, None) if faults is None else faults.decide(direction, method, peer)
 
     def _cut_between(self, src: object, dst: object) -> "Cut | None":
-        return next((c for c in self._cuts if c.separates(src, dst)), None)
+        # A loop, not next() over a generator: this runs twice per message, mostly with no cut at all.
+        for c in self._cuts:
+            if c.separates(src, dst):
+                return c
+        return None
 
     def _transmit(self, m: "_Message") -> None:
         """Send one message now over the link (src, dst): lost if its source is dead or a dropping cut

@@ -180,13 +180,59 @@ def cluster(make_cluster) -> Handle:
     return make_cluster(HK_HK_IDLE)
 
 
+class SharedCluster:
+    """The shared cluster's life: started by the first test that needs it, stopped after the last of a
+    run of such tests (pytest_runtest_teardown below), started again if a later test needs it. Kept
+    running to the session's end, its four busy processes took half a core from every other test."""
+
+    KEY = pytest.StashKey["SharedCluster"]()
+
+    def __init__(self, tmp_path_factory) -> None:
+        self.factory = tmp_path_factory
+        self.stack: contextlib.ExitStack | None = None
+        self.handle: Handle | None = None
+
+    def get(self) -> Handle:
+        if self.handle is None:
+            self.stack = contextlib.ExitStack()
+            self.handle = self.stack.enter_context(running_cluster(self.factory.mktemp("shared"), HK_HK_IDLE))
+            self.handle.wait_pages([0, 1])
+        return self.handle
+
+    def stop(self) -> None:
+        if self.stack is not None:
+            self.stack, stack, self.handle = None, self.stack, None
+            stack.close()
+
+
 @pytest.fixture(scope="session")
-def shared_cluster(tmp_path_factory):
+def shared_cluster_life(request, tmp_path_factory):
+    """Session-scoped, so tests/conftest.py keeps every test of the shared cluster on one worker, in a row."""
+    life = request.config.stash[SharedCluster.KEY] = SharedCluster(tmp_path_factory)
+    yield life
+    life.stop()
+
+
+@pytest.fixture
+def shared_cluster(shared_cluster_life) -> Handle:
     """One cluster (housekeeping, housekeeping, idle) shared by every test that leaves it as it
     found it (bad-input tests, refusals, changes undone before the test ends), in every module."""
-    with running_cluster(tmp_path_factory.mktemp("shared"), HK_HK_IDLE) as handle:
-        handle.wait_pages([0, 1])
-        yield handle
+    return shared_cluster_life.get()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After the last test of a run of shared-cluster tests (its own fixtures torn down first), stop
+    the cluster; under xdist a worker knows its next test (nextitem) before it tears one down."""
+    result = yield
+    life = item.config.stash.get(SharedCluster.KEY, None)
+    if (
+        life is not None
+        and "shared_cluster" in item.fixturenames
+        and (nextitem is None or "shared_cluster" not in nextitem.fixturenames)
+    ):
+        life.stop()
+    return result
 
 
 @pytest.fixture

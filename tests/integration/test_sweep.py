@@ -1,7 +1,9 @@
 """`pcpsim chaos sweep` end to end under the virtual runner: flags refused before anything runs, a
-small sweep's results and files, and the proof it finds bugs: the broken-fencing variant found within
-200 seeds, shrunk to at most 3 faults, and the shrunk file replaying the failure."""
+small sweep's results and files, and the proof it finds bugs: each planted bug (broken fencing, an
+unfenced second coordinator, forgotten CMA ranges) found within 200 seeds, shrunk to at most 3
+faults, and the shrunk file replaying the failure."""
 
+import json
 import os
 
 import pytest
@@ -23,6 +25,8 @@ from tests.integration.conftest import run_cli
         (["--seeds", "1-3", "--index", "3", "--count", "3"], "shard index 3 is not in 0..2"),
         (["--seeds", "1-3", "--index", "0", "--count", "4"], "4 shards for 3 seeds"),
         (["--seeds", "1-3", "--finding", "lost"], "--finding: invalid choice"),
+        (["--seeds", "1-3", "--max-failures", "0"], "--max-failures: must be > 0"),
+        (["--seeds", "1-4", "--index", "0", "--count", "2", "--max-failures", "1"], "a shard runs every seed"),
     ],
 )
 def test_bad_flags_are_refused_and_nothing_is_written(tmp_path, flags, message):
@@ -53,25 +57,37 @@ def test_a_small_sweep_reports_every_run_and_writes_each_failure_as_a_loadable_s
         assert scenario.load(f.file).faults == generate.generate(f.seed).faults
 
 
+# Each planted bug (a test-only switch), the kind of violation it shows, and what the violation says.
+PLANTED = [
+    ("skip-fencing", "stale_writes_applied", "applied after its lease expired"),
+    ("no-epoch", "conservation", "lost"),
+    ("forget-ranges", "conservation", "a taken range was forgotten"),
+]
+
+
 @pytest.mark.slow
-def test_a_sweep_finds_the_broken_fencing_variant_and_shrinks_it_to_a_file_that_replays_it(tmp_path):
-    """With --unsafe skip-fencing (the nodes accept a drainer's commit after its lease ran out) a sweep
-    of 200 seeds under remote finds a stale write applied, shrinks it to at most 3 faults, and the
-    shrunk file, replayed by `chaos run --engine virtual`, is invalid with a stale write again."""
+@pytest.mark.parametrize("switch,finding,says", PLANTED, ids=[p[0] for p in PLANTED])
+def test_a_sweep_finds_each_planted_bug_and_shrinks_it_to_a_file_that_replays_it(tmp_path, switch, finding, says):
+    """With a planted bug switched on (skip-fencing: the nodes accept a drainer's commit after its lease
+    ran out; no-epoch: a second coordinator is not fenced; forget-ranges: a restarted coordinator forgets
+    the CMA ranges taken), a sweep of at most 200 seeds under remote finds its violation, stops there
+    (--max-failures 1), shrinks it to at most 3 faults, and the shrunk file, replayed by `chaos run
+    --engine virtual`, is invalid with that violation again."""
     result = run_cli(
-        "chaos", "sweep", "--seeds", "1-200", "--strategies", "remote", "--unsafe", "skip-fencing",
-        "--finding", "stale_writes_applied", "--shrink", "--jobs", "2", "--out", str(tmp_path),
+        "chaos", "sweep", "--seeds", "1-200", "--strategies", "remote", "--unsafe", switch,
+        "--finding", finding, "--max-failures", "1", "--shrink", "--jobs", "2", "--out", str(tmp_path),
         timeout=3600,
     )  # fmt: skip
     shard = shards.read(str(tmp_path / "sweep.json"))
-    found = [f for f in shard.failures if "stale_writes_applied" in f.kinds]
-    assert found, result.stdout + result.stderr
-    shrunk = [f.shrunk for f in found if f.shrunk]  # one per distinct first violation
-    assert shrunk
-    for i, small in enumerate(shrunk):
-        assert small["faults"] <= 3 and "stale_writes_applied" in small["kinds"], small
-        out = tmp_path / f"replay-{i}"
-        replay = run_cli("chaos", "run", small["file"], "--engine", "virtual", "--out", str(out))
-        assert replay.returncode == 1, replay.stdout + replay.stderr
-        [run_dir] = os.listdir(out)
-        assert '"stale_writes_applied": [' in (out / run_dir / "verdict.json").read_text()
+    [found] = [f for f in shard.failures if finding in f.kinds] or [None]
+    assert found is not None, result.stdout + result.stderr
+    assert shard.seeds_run == list(range(1, found.seed + 1)) and len(shard.seeds_run) <= 200
+    small = found.shrunk
+    assert small["faults"] <= 3 and finding in small["kinds"], small
+    assert f"stopped at seed {found.seed}" in result.stdout or found.seed == 200
+    out = tmp_path / "replay"
+    replay = run_cli("chaos", "run", small["file"], "--engine", "virtual", "--out", str(out))
+    assert replay.returncode == 1, replay.stdout + replay.stderr
+    [run_dir] = os.listdir(out)
+    verdict = json.loads((out / run_dir / "verdict.json").read_text())
+    assert verdict["valid"] is False and any(says in m for m in verdict["findings"][finding]), verdict

@@ -266,6 +266,24 @@ def test_shards_merge_into_the_whole_sweep(tmp_path):
         shards.read(str(tmp_path / "junk.json"))
 
 
+def test_max_failures_stops_after_the_seed_that_makes_them_whatever_the_processes(tmp_path):
+    """The fake bug fails remote on some seeds: --max-failures 2 runs the seeds up to the second of
+    them and no further, in one process and in two, shrinks what it found, and says it stopped."""
+    plan = driver.Plan(strategies=("remote",), runner=fake_runner)
+    failing = [s for s in range(1, 121) if overlap_kill_and_partition(generate.generate(s))]
+    assert len(failing) >= 3
+    for processes in (1, 2):
+        out = tmp_path / str(processes)
+        shard = driver.sweep(plan, list(range(1, 121)), str(out), processes, True, "1-120", max_failures=2)
+        assert shard.seeds_run == list(range(1, failing[1] + 1)), processes
+        assert [f.seed for f in shard.failures] == failing[:2] and shard.failures[0].shrunk
+        assert f"stopped at seed {failing[1]}" in shards.summary(shard)
+        shards.write(shard, str(out / "s.json"))
+        assert shards.read(str(out / "s.json")) == shard
+    whole = driver.sweep(plan, list(range(1, 121)), str(tmp_path / "w"), 1, False, "1-120", max_failures=200)
+    assert whole.seeds_run == list(range(1, 121)) and "stopped" not in shards.summary(whole)
+
+
 def hidden_runner(s: sc.Scenario, strategy: str) -> checker.Verdict:
     """Every run with a slow-cpu loses pages; the fake bug adds a stale write, never the first finding."""
     findings = {"conservation": ["lost 1 page"]} if any(f.kind == "slow-cpu" for f in s.faults) else {}

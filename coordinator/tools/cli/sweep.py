@@ -70,6 +70,13 @@ def add_parsers(chaos_sub) -> None:
         "failure, keeping its verdict and first kind of violation)",
     )
     sw.add_argument(
+        "--max-failures",
+        type=flags.positive_int,
+        metavar="N",
+        help="stop once N runs have failed (with --finding: have that violation); the seeds after the one "
+        "that made N do not run. Not with --index/--count: a shard runs all its seeds",
+    )
+    sw.add_argument(
         "--index",
         type=flags.nonnegative_int,
         help=f"run only shard INDEX of --count (default: ${INDEX_ENV} if set, as in a Kubernetes Indexed Job)",
@@ -91,6 +98,8 @@ def add_parsers(chaos_sub) -> None:
 
 def cmd_sweep(args) -> int:
     index, count = _shard(args)
+    if args.max_failures is not None and count > 1:
+        raise CliError("--max-failures with --index/--count: a shard runs every seed it has, for the merge")
     seeds = shards.shard_of(args.seeds[1], index, count) if count > 1 else args.seeds[1]
     if importlib.util.find_spec("coordinator.tools.chaos.virtual_runner") is None:
         raise CliError("this tree has no virtual runner (coordinator.tools.chaos.virtual_runner)")
@@ -113,7 +122,9 @@ def cmd_sweep(args) -> int:
         progress[0].update(done - 1, f"seed {seeds[done - 1]}", f"{failing} failing, {done / elapsed:.1f} seeds/s")
 
     try:
-        shard = driver.sweep(plan, seeds, args.out, processes, args.shrink, args.seeds[0], index, count, tick)
+        shard = driver.sweep(
+            plan, seeds, args.out, processes, args.shrink, args.seeds[0], index, count, tick, args.max_failures
+        )
     finally:
         if progress:
             progress[0].done()

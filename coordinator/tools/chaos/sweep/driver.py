@@ -2,13 +2,14 @@
 the chaos checker, across one process per core; failures written as scenario files, and the first
 of each distinct failure (strategy, verdict and first kind of violation) shrunk.
 
-Outcomes come back in seed order whatever the number of processes (Pool.imap), so the shard file
+Outcomes come back in seed order whatever the number of processes (Workers.map), so the shard file
 and the summary are the same for one process or many. A runner is any picklable function
 `(scenario, strategy) -> checker.Verdict`; `virtual` (coordinator.tools.chaos.virtual_runner) is
 the sweep's, tests give fakes. A run that raises is an outcome too ("error", its text the first
 violation): a crash of the engine under some schedule is a finding, not a reason to stop.
 """
 
+import collections
 import multiprocessing
 import os
 import time
@@ -98,11 +99,24 @@ class Workers:
     inherits a lock that thread held; its workers need nothing but a function and its argument."""
 
     def __init__(self, processes: int) -> None:
+        self.processes = processes
         self.pool = multiprocessing.get_context("fork").Pool(processes) if processes > 1 else None
 
     def map(self, fn: Callable, jobs: Iterable) -> Iterator:
-        """fn over jobs, in their order."""
-        return map(fn, jobs) if self.pool is None else self.pool.imap(fn, jobs)
+        """fn over jobs, in their order, at most two jobs per process handed out ahead of the one
+        awaited: a caller that stops early (--max-failures) leaves that few behind, not every job
+        queued before the next map's (Pool.imap would queue them all at once)."""
+        if self.pool is None:
+            yield from map(fn, jobs)
+            return
+        ahead: collections.deque = collections.deque()
+        limit = 2 * self.processes
+        for job in jobs:
+            ahead.append(self.pool.apply_async(fn, (job,)))
+            if len(ahead) >= limit:
+                yield ahead.popleft().get()
+        while ahead:
+            yield ahead.popleft().get()
 
     def close(self) -> None:
         if self.pool is not None:
@@ -124,27 +138,35 @@ def sweep(
     index: int = 0,
     count: int = 1,
     progress: Callable[[int, int, int], None] | None = None,
+    max_failures: int | None = None,
 ) -> shards.Shard:
     """Run `seeds` (this shard's), write each failure's scenario (and its shrunk form) under
-    `out_dir`, and return the shard. `progress(done, total, failing)` after each seed."""
+    `out_dir`, and return the shard. `progress(done, total, failing)` after each seed.
+    `max_failures`: stop after the seed whose runs bring the hunted failures (Plan.hunted) to that
+    many; the seeds after it are not run (the same seeds for any number of processes: outcomes come
+    in seed order)."""
     t0 = time.monotonic()
     workers = Workers(processes)
     try:
-        return _sweep(plan, seeds, out_dir, workers, do_shrink, progress, t0, spec, index, count)
+        return _sweep(plan, seeds, out_dir, workers, do_shrink, progress, t0, spec, index, count, max_failures)
     finally:
         workers.close()
 
 
-def _sweep(plan, seeds, out_dir, workers, do_shrink, progress, t0, spec, index, count) -> shards.Shard:
+def _sweep(plan, seeds, out_dir, workers, do_shrink, progress, t0, spec, index, count, max_failures) -> shards.Shard:
     counts = {st: dict.fromkeys(shards.VERDICTS, 0) for st in plan.strategies}
     failed: list[Outcome] = []
-    for done, outcomes in enumerate(workers.map(run_seed, ((plan, s) for s in seeds)), start=1):
+    run: list[int] = []
+    for seed, outcomes in zip(seeds, workers.map(run_seed, ((plan, s) for s in seeds)), strict=False):
+        run.append(seed)
         for o in outcomes:
             counts[o.strategy][o.verdict] += 1
             if o.verdict != "valid":
                 failed.append(o)
         if progress is not None:
-            progress(done, len(seeds), len(failed))
+            progress(len(run), len(seeds), len(failed))
+        if max_failures is not None and sum(map(plan.hunted, failed)) >= max_failures:
+            break
     os.makedirs(out_dir, exist_ok=True)
     failures = []
     for o in failed:
@@ -185,11 +207,12 @@ def _sweep(plan, seeds, out_dir, workers, do_shrink, progress, t0, spec, index, 
         unsafe=list(plan.unsafe),
         index=index,
         count=count,
-        seeds_run=list(seeds),
+        seeds_run=run,
         wall_s=round(time.monotonic() - t0, 3),
         counts=counts,
         failures=failures,
         finding=plan.finding,
+        max_failures=max_failures,
     )
 
 

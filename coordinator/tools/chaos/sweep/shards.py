@@ -72,6 +72,7 @@ class Shard:
     counts: dict[str, dict[str, int]]  # strategy -> verdict -> runs
     failures: list[Failure]
     finding: str | None = None  # the kind of violation hunted (--finding), if any
+    max_failures: int | None = None  # --max-failures: the sweep stopped at that many hunted failures
 
     def to_json(self) -> dict:
         return {"format": FORMAT, **asdict(self)}
@@ -160,6 +161,11 @@ def summary(shard: Shard) -> str:
     if shard.finding:
         hunted = sum(shard.finding in f.kinds for f in shard.failures)
         lines.append(f"hunting {shard.finding}: found in {hunted} runs")
+    if shard.max_failures is not None and n < len(parse_seeds(shard.seeds)):
+        lines.append(
+            f"stopped at seed {shard.seeds_run[-1]}, the {shard.max_failures} hunted failure(s) of --max-failures "
+            "found: the seeds after it did not run"
+        )
     if shard.index < 0 and (gone := missing(shard)):
         lines.append(f"MISSING shards {gone} of {shard.count}: their seeds did not run")
     lines.append(f"{'strategy':<10} " + " ".join(f"{v:>8}" for v in VERDICTS))
