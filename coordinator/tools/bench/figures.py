@@ -46,6 +46,8 @@ cheap, interleaved with it so drift cancels), and reported as a ratio with a tar
 7-8. The virtual engine (docs/engine.md): its CPU time per event against a bare heapq pair, and
    its speed against the wall engine on the same workload and span of kernel time, at 4 CPUs
    (full: and 64): coordinator.tools.bench.engine.
+9. A seed sweep's seeds per second against the wall engine's for the same runs:
+   coordinator.tools.bench.sweep.
 """
 
 import tempfile
@@ -60,15 +62,16 @@ from coordinator.tools.bench.noise import bench_noise
 from coordinator.tools.bench.scale import bench_scale
 from coordinator.tools.bench.scaling import bench_scaling
 from coordinator.tools.bench.streams import TINY_TIME_SCALE
+from coordinator.tools.bench.sweep import bench_sweep
 from coordinator.tools.progress import Progress
 
 # How long a run takes (docs/benchmarks.md), for the progress line's remaining time.
-QUICK_ESTIMATE_S = 105.0
-FULL_ESTIMATE_S = 350.0
+QUICK_ESTIMATE_S = 115.0
+FULL_ESTIMATE_S = 380.0
 
 
 ENGINES = ("wall", "virtual")  # what the scale figure runs on
-STEPS = ("fast-path", "drain-one", "scaling", "noise", "scale", "engine")  # --only's names, in run order
+STEPS = ("fast-path", "drain-one", "scaling", "noise", "scale", "engine", "sweep")  # --only's names, in run order
 
 
 def run_bench(
@@ -108,6 +111,7 @@ def run_bench(
         "noise": ("noise floor", "noise", lambda: bench_noise(quick, run_dir)),
         "scale": scale,
         "engine": ("virtual engine", "engine", lambda: bench_engine(quick, run_dir)),
+        "sweep": ("seed sweep", "sweep", lambda: bench_sweep(quick)),
     }
     steps = [every[name] for name in STEPS if name in only]
     progress = Progress(len(steps), QUICK_ESTIMATE_S if quick else FULL_ESTIMATE_S)
