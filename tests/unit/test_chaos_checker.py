@@ -118,18 +118,21 @@ def test_a_stale_commit_applied_is_invalid():
     assert v.findings["stale_writes_applied"] == ["cpu0: token 2's commit was applied after its lease expired"]
 
 
-def test_a_lock_held_past_its_lease_or_still_held_is_invalid():
+def test_a_lock_held_past_its_lease_or_still_held_past_it_is_invalid():
+    """Seen held at a stop's heal within the lease (a stop shorter than the lease) is no violation."""
     h = clean()
     final(h, "grants")["cpus"]["0"][1]["held_s"] = LEASE + 2.0
     assert "held the pcp lock 2.500s" in check(h, BOUND, LEASE).findings["lock_lease"][0]
     h = clean()
     final(h, "grants")["cpus"]["0"][0].update(outcome="held", held_s=None)
     assert check(h, BOUND, LEASE).findings["lock_lease"] == ["cpu0: token 1 still holds the pcp lock after healing"]
-    h = clean()
-    h.insert(
-        9, {"t": 4.0, "process": "nemesis", "type": "observe", "f": "pcp-lock-still-held", "cpu": 1, "after_s": 1.5}
-    )
-    assert check(h, BOUND, LEASE).valid is False
+    for after, valid in ((LEASE + 1.6, False), (LEASE / 2, True)):  # past the lease and the poll's slack, or not
+        h = clean()
+        h.insert(
+            9,
+            {"t": 4.0, "process": "nemesis", "type": "observe", "f": "pcp-lock-still-held", "cpu": 1, "after_s": after},
+        )
+        assert check(h, BOUND, LEASE).valid is valid, after
 
 
 def test_the_time_a_node_was_stopped_does_not_count_against_its_grant_lease():

@@ -25,6 +25,7 @@ virtual instant), not to this process's stderr: a wall run keeps them in its pro
 returns the run with its history, transfer logs and event log (determinism checks compare those).
 """
 
+import collections
 import json
 import logging
 import os
@@ -189,10 +190,11 @@ class _Runner:
         c = scenario.cluster
         self.scenario, self.strategy, self.seed = scenario, strategy, seed
         self.scale = TIME_SCALE
-        # second-coordinator: when the first resumes (None until the second started), and a heal
-        # that came before the start was over.
+        # second-coordinator: when the first resumes (None until the second started).
         self._first_resumes_at: float | None = None
-        self._heal_after_start: Callable[[], None] | None = None
+        # The nemesis's steps not run yet, and whether one is still under way (see _next_step).
+        self._steps: collections.deque = collections.deque()
+        self._step_busy = False
         members = Members(
             lease_ms=c.lease_ms,
             failure_timeout_ms=c.failure_timeout_ms,
@@ -269,10 +271,12 @@ class _Runner:
         scenario_meta(h, sc, self.strategy, self.seed, self.bound, engine="virtual")
         # The transfer logs' times are the rules' clock (virtual time x scale): this converts them to the history's.
         h.add("runner", "meta", "clock", monotonic_t0=self.t0 * self.scale)
-        for at, phase, fault in sc.timeline():
-            self.queue.at(self.at(at), self._start if phase == "start" else self._heal, fault)
+        self._steps.extend(sc.timeline())
+        self._next_step()
         self.load.start()
         self._until(sc.duration_s - sc.heal_s)
+        while self._steps or self._step_busy:  # the wall runner's loop too ends with the last step
+            self._until(self.history.now() + SETTLE_POLL_S)
         h.add("final", "final", "settled", **self._settle())
         at_heal = self._progress()
         self._until(max(h.now() + OBSERVE_S, sc.duration_s))
@@ -346,6 +350,22 @@ class _Runner:
         h.add("final", "final", "grants", cpus=grants, unreachable=[], errors={})
 
     # ------------------------------------------------------------------ the nemesis and its hooks
+    def _next_step(self) -> None:
+        """The next step of the timeline, at its instant or as soon as the step before it is over,
+        whichever is later: the wall runner's loop runs each step to its end before it sleeps until
+        the next (a second-coordinator's start waits for its trap, its heal for the first's resume),
+        so two steps never overlap, on either engine."""
+        self._step_busy = False
+        if self._steps:
+            at, phase, fault = self._steps.popleft()
+            self._step_busy = True
+            self.queue.at(max(self.at(at), self.queue.clock.now), self._step, phase, fault)
+
+    def _step(self, phase: str, fault: Fault) -> None:
+        (self._start if phase == "start" else self._heal)(fault)
+        if fault.kind != "second-coordinator":  # its hooks say when its steps are over
+            self._next_step()
+
     def _start(self, fault: Fault) -> None:
         self.nemesis.start(fault)
         if fault.kind != "second-coordinator":  # its start is noted once the second runs
@@ -406,19 +426,15 @@ class _Runner:
                 driver.stopped_until, lambda: self.history.add("nemesis", "observe", "first-coordinator-resumed", pid=0)
             )
             self._first_resumes_at = driver.stopped_until
-            if self._heal_after_start is not None:  # the heal came during the trap wait
-                self._heal_after_start()
+            self._next_step()
 
         driver.on_trap = lambda: second(True)
         self.queue.after(self.virtual(TRAP_WAIT_S), second, False)
 
     def heal_second_coordinator(self, fault: Fault) -> None:
-        """After the start and the first's resumption, as the wall nemesis's heal: its steps run one
-        after another (a heal due during the start's trap wait waits for it) and it joins the timer
-        that resumes the first."""
-        if self._first_resumes_at is None:
-            self._heal_after_start = lambda: self.heal_second_coordinator(fault)
-            return
+        """After the first's resumption, as the wall nemesis's heal joins the timer that resumes it (the
+        start is over: the steps run one after another, _next_step)."""
+        assert self._first_resumes_at is not None
         if self.queue.clock.now < self._first_resumes_at:
             self.queue.at(self._first_resumes_at, self._end_first, fault)
             return
@@ -427,6 +443,7 @@ class _Runner:
     def _end_first(self, fault: Fault) -> None:
         detail = self.cluster.end_first()
         self.history.add("nemesis", "fault", fault.kind, phase="heal", what=fault.describe(), killed=0, **detail)
+        self._next_step()
 
     def _watch_locks(self, until: float) -> None:
         """The coordinator stopped itself mid-drain: note which CPUs' pcp locks (or list sets) it held,
