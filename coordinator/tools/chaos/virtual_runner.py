@@ -275,7 +275,11 @@ class _Runner:
         self._next_step()
         self.load.start()
         self._until(sc.duration_s - sc.heal_s)
-        while self._steps or self._step_busy:  # the wall runner's loop too ends with the last step
+        # The wall runner's loop too ends with the last step. Each step is over within its trap wait.
+        last = sc.duration_s + TRAP_WAIT_S * len(sc.faults)
+        while self._steps or self._step_busy:
+            if self.history.now() > last:
+                raise RuntimeError(f"the nemesis's steps were not over by {last:g}s: {len(self._steps)} left")
             self._until(self.history.now() + SETTLE_POLL_S)
         h.add("final", "final", "settled", **self._settle())
         at_heal = self._progress()
