@@ -200,8 +200,8 @@ class SharedCluster:
         return self.handle
 
     def stop(self) -> None:
-        if self.stack is not None:
-            self.stack, stack, self.handle = None, self.stack, None
+        stack, self.stack, self.handle = self.stack, None, None
+        if stack is not None:
             stack.close()
 
 

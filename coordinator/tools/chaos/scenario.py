@@ -271,8 +271,8 @@ def slot(f: Fault) -> str | None:
     """What a fault takes over while it lasts, which no other fault may hold at the same time: the
     coordinator's process (killed, stopped, or replaced by a second one), a CPU's process (killed or
     stopped), a CPU's cost factor. Two such faults at once are no schedule a nemesis can run: a second
-    kill's heal would start a second process for one CPU, two second coordinators would leave one of
-    the three running unfenced for good, a heal would reset a factor the other still sets. rpc and
+    kill's heal would start a second process for one CPU, two second coordinators make three, of which
+    each heal ends only the latest, and a heal would reset a factor the other still sets. rpc and
     partition faults are rules kept per fault: any number of them compose."""
     if f.kind in ("kill-coordinator", "stop-coordinator-mid-drain", "second-coordinator"):
         return "the coordinator's process"

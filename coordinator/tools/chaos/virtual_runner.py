@@ -37,20 +37,19 @@ from typing import Any
 from coordinator import audit_rule
 from coordinator.drain.record import STRATEGIES
 from coordinator.drain.virtual import COORDINATOR
-from coordinator.tools.chaos import checker, timeline, workload
+from coordinator.tools.chaos import checker, timeline
 from coordinator.tools.chaos.nemesis import TRAP_WAIT_S
 from coordinator.tools.chaos.runner import OBSERVE_S, SETTLE_S, audited, progress_between, scenario_meta
 from coordinator.tools.chaos.scenario import Fault, Scenario
 from coordinator.tools.chaos.virtual_nemesis import VirtualNemesis
+from coordinator.tools.chaos.virtual_workload import VirtualWorkload, code_of
 from coordinator.tools.determinism import Outcome
 from coordinator.tools.virtual_cluster import Members, WholeCluster
-from node.api.errors import DOMAIN_ERRORS, status_of
 from node.api.v1 import pcpsim_pb2 as pb
 from node.runtime import ROLES
 from node.shared.timebase import TIME_SCALE
 from node.tasks import LatencyTask
 
-WORKLOAD = "workload"  # the workload's end of the network
 SETTLE_POLL_S = 0.1  # the wall runner's poll of the coordinator's state while settling
 STARTUP_POLL_S = 0.01  # how often the cluster's start looks whether every CPU has registered
 LOCK_POLL_S = 0.01  # the wall nemesis's poll of the pcp locks while the coordinator is stopped
@@ -234,7 +233,7 @@ class _Runner:
             COORDINATOR,
             self.scale,
         )
-        self.load = _Workload(self, scenario, strategy, seed)
+        self.load = VirtualWorkload(self, scenario, strategy, seed)
 
     def virtual(self, scenario_s: float) -> float:
         """A span of scenario seconds in virtual seconds."""
@@ -335,7 +334,7 @@ class _Runner:
         try:
             audited(h, audit_rule.reply(cluster.audit(self.virtual(AUDIT_TIMEOUT_S))))
         except Exception as err:  # an audit that failed is a finding of the checker, not the runner's
-            h.add("final", "final", "audit", error=f"{_code(err)}: {err}")
+            h.add("final", "final", "audit", error=f"{code_of(err)}: {err}")
         grants = {}
         for n, drain in enumerate(cluster.nodes.drains):
             grants[str(n)] = [
@@ -476,136 +475,3 @@ class _Runner:
 
 def _where(fault: Fault) -> dict:
     return {} if fault.cpu is None else {"cpu": fault.cpu}
-
-
-def _code(err: BaseException) -> str:
-    return status_of(err).name if isinstance(err, DOMAIN_ERRORS) else "UNKNOWN"
-
-
-class _Workload:
-    """coordinator.tools.chaos.workload's DrainWorkload in virtual time: its steps one at a time, each
-    no earlier than its offset, each request over the network with the same deadline."""
-
-    def __init__(self, runner: _Runner, scenario: Scenario, strategy: str, seed: int) -> None:
-        self.runner = runner
-        self.queue = runner.queue
-        self.history = runner.history
-        self.strategy = strategy
-        w = scenario.workload
-        self.force_all_cpus = w.force_all_cpus
-        self.cma_pages = w.cma_pages
-        self.steps = workload.steps(seed, w.drain_interval_ms / 1e3, scenario.duration_s, (w.cma_pages, w.cma_at_s))
-        self.next = 0
-        self.invoked = 0
-        self.halted = False
-        self.pending: Callable[[str, str], None] | None = None  # the request in flight: its failure
-
-    def start(self) -> None:
-        self._schedule()
-
-    def stop(self) -> None:
-        self.halted = True
-
-    def wait(self, bound: float) -> None:
-        """Run until the request in flight has its outcome, at most `bound` virtual seconds (join)."""
-        until = self.queue.clock.now + bound
-        while self.pending is not None and len(self.queue) and (self.queue.next_time() or 0.0) <= until:
-            self.queue.step()
-
-    def connection_lost(self) -> None:
-        """The coordinator died: the request in flight fails as a gRPC call on a reset connection does."""
-        if self.pending is not None:
-            self.pending("UNAVAILABLE", "Socket closed")
-
-    def _schedule(self) -> None:
-        if self.halted or self.next >= len(self.steps):
-            return
-        offset = self.runner.at(self.steps[self.next][0])
-        self.queue.at(max(self.queue.clock.now, offset), self._step)
-
-    def _step(self) -> None:
-        if self.halted:
-            return
-        what = self.steps[self.next][1]
-        self.next += 1
-        if what == workload.DRAIN:
-            self._drain(self.invoked)
-            self.invoked += 1
-        else:
-            self._contig()
-
-    def _call(
-        self,
-        method: str,
-        handle: Callable[[Callable[[Any], None]], None],
-        answered: Callable[[Any], None],
-        failed: Callable[[str, str], None],
-    ) -> None:
-        """One RPC from the workload to the coordinator; exactly one of answered(reply) and
-        failed(code, detail) runs (the deadline's DEADLINE_EXCEEDED if nothing came back), then the next step."""
-        over = [False]
-
-        def once(fn: Callable[..., None]) -> Callable[..., None]:
-            def call(*args: Any) -> None:
-                if over[0]:
-                    return
-                over[0] = True
-                self.pending = None
-                fn(*args)
-                self._schedule()
-
-            return call
-
-        self.pending = once(failed)
-        self.runner.cluster.net.request(WORKLOAD, COORDINATOR, method, handle, once(answered), self.pending)
-        self.queue.after(
-            self.runner.virtual(self.runner.deadline_s), self.pending, "DEADLINE_EXCEEDED", "Deadline Exceeded"
-        )
-
-    def _drain(self, index: int) -> None:
-        h = self.history
-        workload.invoked(h, index, self.strategy, self.force_all_cpus)
-        cluster = self.runner.cluster
-
-        def handle(respond: Callable[[Any], None]) -> None:
-            cluster.drain(
-                STRATEGIES[self.strategy], lambda record, error: respond((record, error)), self.force_all_cpus
-            )
-
-        def answered(outcome: tuple) -> None:
-            record, error = outcome
-            if error is not None:
-                workload.failed(h, workload.DRAIN, _code(error), str(error), index=index)
-            else:
-                workload.drained(h, index, record.to_pb())
-
-        self._call(
-            "DrainAllPages",
-            handle,
-            answered,
-            lambda code, detail: workload.failed(h, workload.DRAIN, code, detail, index=index),
-        )
-
-    def _contig(self) -> None:
-        """AllocContigRange of the zone's last cma_pages pages with the wall workload's timeout
-        (coordinator.contig_rule on the coordinator's driver), held to the end of the run: the stored
-        range a restarted coordinator takes out of its new zone again."""
-        h = self.history
-        h.add("workload", "invoke", workload.CONTIG, nr_pages=self.cma_pages)
-        cluster = self.runner.cluster
-
-        def handle(respond: Callable[[Any], None]) -> None:
-            cluster.alloc_contig_range(
-                0, self.cma_pages, workload.CONTIG_TIMEOUT_MS, lambda result, error: respond((result, error))
-            )
-
-        def answered(outcome: tuple) -> None:
-            result, error = outcome
-            if error is not None:
-                workload.failed(h, workload.CONTIG, _code(error), str(error))
-            else:
-                workload.contig_taken(h, result.to_pb())
-
-        self._call(
-            "AllocContigRange", handle, answered, lambda code, detail: workload.failed(h, workload.CONTIG, code, detail)
-        )
