@@ -256,7 +256,7 @@ class Cpu:
         item.started_at = self.clock()
         try:
             item.result = item.fn()
-        except BaseException as err:  # reported to whoever flushes the item
+        except Exception as err:  # reported to whoever flushes the item; the process's end (FiberExit) is not
             item.error = err
         item.finished_at = self.clock()
         self.noise.add(item.started_at, item.finished_at, item.kind)

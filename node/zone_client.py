@@ -184,7 +184,7 @@ class ZoneClient:
                     )
                 )
             ).free
-        except BaseException:
+        except Exception:  # not the process's end (a kill unwinding a virtual CPU's fiber): it keeps nothing
             if log is not None:
                 log.write("keep", inc=inc, pages=blocks(pages))
             raise

@@ -29,8 +29,9 @@ One event queue, one RngTree from one seed, one simulated network (docs/engine.m
   zone_pcp_disable), as a heartbeat reply does.
 
 The faults that are more than messages (coordinator.tools.chaos.virtual_nemesis.Hooks) are
-WholeCluster's methods: kill and restart a CPU's process (its agent ends, the CPU parks and forgets its
-pages; a new agent with a new incarnation registers afresh), stop and continue it (its agent and CPU
+WholeCluster's methods: kill and restart a CPU's process (its agent ends and its code stops where it
+waits, writing nothing more; the new process is built afresh, with nothing of the old one's memory or
+call stack, and its agent registers with a new incarnation), stop and continue it (its agent and CPU
 run nothing meanwhile, the network holds what reaches it), its cost factor, and the coordinator's trap.
 coordinator.tools.virtual_peer joins the two sides; coordinator.tools.virtual_phase runs a compare
 phase on it.
@@ -70,7 +71,7 @@ from node.virtual.zone_rpc import ZoneRpc
 # The coordinator's defaults (coordinator.__main__: --lease-ms, --flush-timeout-ms, --rcu-gp-timeout-ms).
 LEASE_MS, FLUSH_TIMEOUT_MS, GP_TIMEOUT_MS = 2000, 10_000, 2000
 PAGES_PER_CPU = 4096  # the zone grows with the CPUs: housekeeping holds a working set of 1,500 pages
-KILLED, STOPPED = "killed", "stopped"  # a CPU's pause holds for a dead or SIGSTOPped process
+STOPPED = "stopped"  # a CPU's pause hold for a SIGSTOPped process
 FIRST = "coordinator-1"  # the first coordinator's endpoint once a second has its address
 Done = Callable[[Any, BaseException | None], None]  # an operation's end: done(result, None) or done(None, error)
 
@@ -116,13 +117,41 @@ class NodeHost:
     """One CPU as its agent sees it (node.virtual.agent.Host), node.runtime.NodeRuntime's membership
     half: its pcp count and pages, parking, the pageset, the lease that fences its allocations."""
 
-    def __init__(self, cluster: VirtualCluster, cpu: int, rule_clock: Callable[[], float]) -> None:
+    def __init__(self, cluster: VirtualCluster, cpu: int, rule_clock: Callable[[], float], fencing: bool) -> None:
         self.cluster = cluster
         self.cpu = cpu
+        self.rule_clock = rule_clock
+        self.fencing = fencing  # False: the node's --unsafe-skip-fencing (tests only)
         self.lease_until = math.inf
         self.epoch: EpochRule | None = None  # its agent's: the coordinator epochs it has seen
-        self.transfer_log: Any = None  # node.shared.transfer_log.TransferLog's kind, or None
-        cluster.allocs[cpu].fenced = lambda: rule_clock() > self.lease_until
+        self._transfer_log: Any = None  # node.shared.transfer_log.TransferLog's kind, or None
+        self.attach()
+
+    def attach(self) -> None:
+        """Join the CPU's process (the cluster's parts at its index: a restart builds new ones) to this
+        host: the lease fences its allocations, its parts write the transfer log."""
+        c, n = self.cluster, self.cpu
+        c.allocs[n].fenced = lambda: self.rule_clock() > self.lease_until
+        if not self.fencing:
+            c.drains[n].fencing = False  # type: ignore[union-attr]
+        self._wire(self._transfer_log)
+
+    def detach(self) -> None:
+        """The process was killed: what its unwinding stack and its drains' leases still do writes nothing."""
+        self._wire(None)
+
+    def _wire(self, log: Any) -> None:
+        c, n = self.cluster, self.cpu
+        c.allocs[n].transfer_log = c.zones[n].transfer_log = c.drains[n].transfer_log = log
+
+    @property
+    def transfer_log(self) -> Any:
+        return self._transfer_log
+
+    @transfer_log.setter
+    def transfer_log(self, log: Any) -> None:
+        self._transfer_log = log
+        self._wire(log)
 
     @property
     def parked(self) -> bool:
@@ -135,11 +164,10 @@ class NodeHost:
         c, n = self.cluster, self.cpu
         return c.pcps[n].pages() + c.allocs[n].pages() + c.drains[n].inflight()
 
-    def discard(self, log: bool = True) -> None:
-        """Declared dead: forget every page (node.runtime.NodeRuntime.discard). `log` False: a new
-        process, which forgets nothing since it never had them (a wall node's log has no discard then)."""
+    def discard(self) -> None:
+        """Declared dead: forget every page (node.runtime.NodeRuntime.discard)."""
         c, n = self.cluster, self.cpu
-        if log and self.transfer_log is not None:
+        if self.transfer_log is not None:
             self.transfer_log.write("discard")  # with the incarnation that held them
         c.drains[n].discard()
         c.pcps[n].discard()
@@ -205,7 +233,8 @@ class WholeCluster:
         self.net = self.nodes.zone.net  # the coordinator's messages share the CPUs' network
         self.settings = members
         self.scale = 1.0 if members is None else members.scale
-        self.hosts = [NodeHost(self.nodes, n, self.rule_clock) for n in range(len(roles))]
+        fencing = members is None or members.fencing
+        self.hosts = [NodeHost(self.nodes, n, self.rule_clock, fencing) for n in range(len(roles))]
         self.peers = {n: NodePeer(self.nodes, n, self.scale, host) for n, host in enumerate(self.hosts)}
         self.zone = CoordinatorZone(self.nodes)
         self.store = Store(None)  # the state directory's ranges, kept across the coordinator's restarts
@@ -233,8 +262,6 @@ class WholeCluster:
             self.net, COORDINATOR, members.scale, self._zone_refusal, lambda n: self.nodes.allocs[n].fenced()
         )
         for n in range(len(roles)):
-            if not members.fencing:
-                self.nodes.drains[n].fencing = False  # type: ignore[union-attr]
             self._start_agent(n)
 
     def rule_clock(self) -> float:
@@ -405,17 +432,19 @@ class WholeCluster:
 
     # ------------------------------------------------------------------ the nemesis's hooks
     def kill(self, endpoint: object) -> None:
-        """SIGKILL: a CPU's agent ends and the CPU runs no more; the coordinator's programs and timers end."""
+        """SIGKILL: a CPU's agent ends and its process's code stops where it waits (node.virtual.run's
+        kill), its transfer log detached first, so the stack's unwinding writes nothing, as a killed
+        wall process writes nothing; the coordinator's programs and timers end."""
         if endpoint == COORDINATOR:
             self.driver.dead = True
             return
         assert isinstance(endpoint, int)
         self.agents[endpoint].stop()
-        self.zone_rpc.abort(endpoint)
-        self.nodes.cpus[endpoint].set_paused(True, by=KILLED)
+        self.hosts[endpoint].detach()
+        self.nodes.kill(endpoint)
 
     def restart(self, endpoint: object) -> None:
-        """A new process: a CPU's forgets the old one's pages and registers afresh; a new coordinator
+        """A new process: a CPU's built afresh (node.virtual.run's restart), its agent registering; a new coordinator
         starts with empty membership, the next epoch and a new zone, every page free, which it rebuilds
         from the nodes' reports while it recovers (coordinator.recovery)."""
         if endpoint == COORDINATOR:
@@ -423,9 +452,9 @@ class WholeCluster:
             self._start_coordinator()
             return
         assert isinstance(endpoint, int)
-        self.hosts[endpoint].discard(log=False)
+        self.nodes.restart(endpoint)
+        self.hosts[endpoint].attach()
         self._start_agent(endpoint)
-        self.nodes.cpus[endpoint].set_paused(False, by=KILLED)
 
     def stop(self, endpoint: object) -> None:
         """SIGSTOP of a CPU's process: its agent and its CPU run nothing until `cont`."""

@@ -109,7 +109,6 @@ class VirtualCluster:
         self.zone = SharedZone(zone, cost, net)
         batch = zone.zone_batchsize()
         high = zone.zone_highsize(batch, len(roles))
-        high_max = pcp_high.pageset_high_max(high, zone.managed_pages, batch, len(roles))
         self.log: list[str] = []
         self.keep_log = keep_log
         self._digest = hashlib.sha256()  # of the log's lines so far, each with its newline
@@ -117,44 +116,79 @@ class VirtualCluster:
         self.roles = list(roles)
         # The pcp design's operations (node.alloc.PcpOps): the RCU list sets', or the profile's spinlock design.
         self.ops = pcp_rcu if rcu_swap else profiles.pcp_ops(profile)
+        self.high, self.batch = high, batch
+        self.high_max = pcp_high.pageset_high_max(high, zone.managed_pages, batch, len(roles))
+        self.profile = profile
+        self.rcu_swap = rcu_swap
         self.cpus: list[VirtualCpu] = []
         self.pcps: list[pcpmod.PerCpuPages | pcp_rcu.RcuPerCpuPages] = []
         self.drains: list[VirtualRemotePcpLock | VirtualRcuDrain] = []
         self.zones: list[LocalZone] = []
         self.allocs: list[PageAllocator] = []
-        for n, role in enumerate(roles):
-            rng = self.rng.subtree(f"cpu{n}")
-            cpu = VirtualCpu(n, self.queue, noise.wake_slack(options.noise, rng.stream("slack"), TIME_SCALE))
-            cpu.on_event = self._event
-            # Cpu builds the wall RcuCpu; its loop calls only what both have (node.rcu_gp.QuiescentStates).
-            rcu = cpu.rcu = VirtualRcuCpu(self.queue)  # type: ignore[assignment]
-            pcp: pcpmod.PerCpuPages | pcp_rcu.RcuPerCpuPages
-            drain: VirtualRemotePcpLock | VirtualRcuDrain
-            if rcu_swap:
-                pcp = pcp_rcu.RcuPerCpuPages(n, high=high, batch=batch)
-                drain = VirtualRcuDrain(pcp, rcu, self.queue)
-            else:
-                # Fibers share one thread: a threading.Lock's blocking acquire would hang it (node.virtual.fiber).
-                pcp = pcpmod.PerCpuPages(n, high=high, batch=batch, lock=VirtualPcpLock(self.queue, cpu))
-                pcp.auto_high = profile.pcp_high_auto
-                pcp.free_high_batched = profile.free_high_batched
-                pcpmod.pageset_update(pcp, high, high_max, batch)  # node.runtime.NodeRuntime.set_pageset
-                drain = VirtualRemotePcpLock(pcp, self.queue)
-            local = LocalZone(self.zone, cpu)
-            # Direct reclaim's DrainAllPages reaches the coordinator's end of the zone (node.virtual.zone).
-            alloc = PageAllocator(cpu, pcp, local, coordinator_stub=CoordinatorStub(self.zone, cpu), ops=self.ops)
-            cpu.sources = self._sources(n, role, alloc, rng)
-            # vmstat_update is where v6.7+ decays pcp->high; vmstat_shepherd skips isolated CPUs from v6.5
-            # (node.runtime.NodeRuntime, which cites both).
-            shepherded = not (role in (rtapp.ROLE_PREEMPTIBLE, rtapp.ROLE_RT) and profile.vmstat_skips_isolated)
-            if isinstance(pcp, pcpmod.PerCpuPages) and profile.pcp_high_auto and shepherded:
-                refresh = VmstatRefresh(self._vmstat_update(cpu, pcp, local), self.clock, cost.wall(STAT_INTERVAL_US))
-                cpu.sources = [*cpu.sources, refresh]
-            self.cpus.append(cpu)
-            self.pcps.append(pcp)
-            self.drains.append(drain)
-            self.zones.append(local)
-            self.allocs.append(alloc)
+        self._lives = [1] * len(roles)  # the processes each CPU has run, this one included
+        self._killed: set[int] = set()
+        for n in range(len(roles)):
+            for parts, part in zip(self._parts(), self._build(n, self.rng.subtree(f"cpu{n}")), strict=True):
+                parts.append(part)
+
+    def _parts(self) -> tuple[list, ...]:
+        return self.cpus, self.pcps, self.drains, self.zones, self.allocs
+
+    def _build(self, n: int, rng: RngTree) -> tuple:
+        """CPU n's process: its VirtualCpu with its sources, pcp, drain half, zone client and allocator."""
+        profile, options, cost = self.profile, self.options, self.cost
+        role = self.roles[n]
+        cpu = VirtualCpu(n, self.queue, noise.wake_slack(options.noise, rng.stream("slack"), TIME_SCALE))
+        cpu.on_event = self._event
+        # Cpu builds the wall RcuCpu; its loop calls only what both have (node.rcu_gp.QuiescentStates).
+        rcu = cpu.rcu = VirtualRcuCpu(self.queue)  # type: ignore[assignment]
+        pcp: pcpmod.PerCpuPages | pcp_rcu.RcuPerCpuPages
+        drain: VirtualRemotePcpLock | VirtualRcuDrain
+        if self.rcu_swap:
+            pcp = pcp_rcu.RcuPerCpuPages(n, high=self.high, batch=self.batch)
+            drain = VirtualRcuDrain(pcp, rcu, self.queue)
+        else:
+            # Fibers share one thread: a threading.Lock's blocking acquire would hang it (node.virtual.fiber).
+            pcp = pcpmod.PerCpuPages(n, high=self.high, batch=self.batch, lock=VirtualPcpLock(self.queue, cpu))
+            pcp.auto_high = profile.pcp_high_auto
+            pcp.free_high_batched = profile.free_high_batched
+            pcpmod.pageset_update(pcp, self.high, self.high_max, self.batch)  # node.runtime.NodeRuntime.set_pageset
+            drain = VirtualRemotePcpLock(pcp, self.queue)
+        local = LocalZone(self.zone, cpu)
+        # Direct reclaim's DrainAllPages reaches the coordinator's end of the zone (node.virtual.zone).
+        alloc = PageAllocator(cpu, pcp, local, coordinator_stub=CoordinatorStub(self.zone, cpu), ops=self.ops)
+        cpu.sources = self._sources(n, role, alloc, rng)
+        # vmstat_update is where v6.7+ decays pcp->high; vmstat_shepherd skips isolated CPUs from v6.5
+        # (node.runtime.NodeRuntime, which cites both).
+        shepherded = not (role in (rtapp.ROLE_PREEMPTIBLE, rtapp.ROLE_RT) and profile.vmstat_skips_isolated)
+        if isinstance(pcp, pcpmod.PerCpuPages) and profile.pcp_high_auto and shepherded:
+            refresh = VmstatRefresh(self._vmstat_update(cpu, pcp, local), self.clock, cost.wall(STAT_INTERVAL_US))
+            cpu.sources = [*cpu.sources, refresh]
+        return cpu, pcp, drain, local, alloc
+
+    def kill(self, n: int) -> None:
+        """SIGKILL of CPU n's process: its code ends where it waits (its fiber closed: FiberExit unwinds
+        the stack, as the wall process's threads vanish), and its memory is never run again."""
+        self.cpus[n].stop()
+        self._killed.add(n)
+
+    def restart(self, n: int) -> None:
+        """A new process on CPU n after `kill`: every part built afresh (no page, no task state, no call
+        stack of the old one), its random streams a new subtree, on the same CPU (its cost factor kept:
+        a slow CPU stays slow); running from now if the cluster has started."""
+        if n not in self._killed:
+            raise RuntimeError(f"cpu {n}: restarted while its process still runs (kill it first)")
+        self._killed.discard(n)
+        old = self.cpus[n]
+        life = self._lives[n]
+        self._lives[n] += 1
+        parts = self._build(n, self.rng.subtree(f"cpu{n}/life{life}"))
+        for kind, part in zip(self._parts(), parts, strict=True):
+            kind[n] = part
+        cpu = self.cpus[n]
+        cpu.slowdown = old.slowdown
+        if self._started:
+            cpu.start()
 
     def _sources(self, n: int, role: str, alloc: PageAllocator, rng: RngTree) -> list:
         clock, cost, workload = self.clock, self.cost, self.options.workload

@@ -61,7 +61,14 @@ class ZoneLock:
         if self.holder is not None:
             self.contended += 1
             self.waiters.append(cpu)
-            cpu.wait_resumed()  # `release` resumes it as the holder
+            try:
+                cpu.wait_resumed()  # `release` resumes it as the holder
+            except BaseException:  # the CPU's process was killed (its fiber closed): its request is dropped
+                if self.holder is cpu:
+                    self.release()  # handed over to it already: pass the lock on
+                else:
+                    self.waiters.remove(cpu)
+                raise
         else:
             self.holder = cpu
         self.acquisitions += 1
@@ -145,15 +152,20 @@ class LocalZone:
         """From this CPU's fiber, at the zone: op() under zone->lock, the lock held for the hold it returns."""
         shared, cpu = self.shared, self.cpu
         shared.lock.acquire(cpu)
+        end = cpu.clock()
         try:
             try:
                 outcome: Held[R] | Refused = op()
             except Refused as err:
                 outcome = err
             if isinstance(outcome, Held):
-                cpu.wait_until(cpu.clock() + shared.cost.wall(outcome.hold_us))
+                end += shared.cost.wall(outcome.hold_us)
+                cpu.wait_until(end)
         finally:
-            shared.lock.release()
+            if cpu.clock() < end:  # the CPU's process was killed during the hold: the zone's end holds on
+                cpu.queue.at(end, shared.lock.release)
+            else:
+                shared.lock.release()
         return outcome
 
     def _note(self, reply: ZoneReply) -> None:
@@ -182,7 +194,7 @@ class LocalZone:
                 log.write("free", inc=inc, pages=blocks(batch))
             try:
                 self._note(self._round_trip(lambda: rules.free_pages(cpu, batch, tid, inc, NODE), "ZoneStream.free"))
-            except BaseException:
+            except Exception:  # not the process's end (a kill unwinding a virtual CPU's fiber): it keeps nothing
                 if log is not None:
                     log.write("keep", inc=inc, pages=blocks(batch))
                 raise

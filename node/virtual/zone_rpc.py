@@ -15,8 +15,9 @@ A zone that answers UNAVAILABLE unapplied (`refusal`: a restarted coordinator re
 asked again up to UNAVAILABLE_RETRIES times, 0.05 s x n apart, unless the CPU's lease has run out
 (`fenced`), then the call fails with ZoneRefused UNAVAILABLE, as the wall client's does.
 
-A killed process's call ends with it (`abort`): the CPU's fiber, which outlives the process here, gets
-ZoneRefused UNAVAILABLE instead of retrying into the next process's life.
+A killed process's call ends with it: its fiber is closed where it waits (node.virtual.run.VirtualCluster.kill),
+so no attempt of it is made again, and a request of it still on its way is never applied (the zone's side
+runs on that fiber): one of the outcomes a killed wall process's request on the wire has.
 """
 
 from collections.abc import Callable
@@ -55,7 +56,6 @@ class ZoneRpc:
         self.refusal = refusal  # why the zone answers UNAVAILABLE unapplied now, or None
         self.fenced = fenced  # whether CPU n's membership lease has run out
         self.retries = 0  # attempts whose outcome was unknown (ZoneClient.unknown_outcomes)
-        self._posts: dict[int, Callable[..., None]] = {}  # cpu -> its call in flight's inbox
 
     def __call__(self, zone: Any, method: str, apply: Callable[[], Any]) -> Any:
         """From the fiber of `zone.cpu` (a node.virtual.zone.LocalZone): the zone's outcome of `apply`."""
@@ -63,8 +63,6 @@ class ZoneRpc:
         attempt = unavailable = 0
         while True:
             attempt += 1
-            if self.net.dead(cpu.cpu):  # the process is gone: its fiber, which outlives it here, stops at once
-                raise ZoneRefused("UNAVAILABLE", f"cpu {cpu.cpu}'s process was killed")
             got = self._attempt(cpu, method, apply)
             if not got:
                 self.retries += 1
@@ -76,12 +74,6 @@ class ZoneRpc:
                 raise ZoneRefused("UNAVAILABLE", got[0].reason)
             unavailable += 1
             cpu.wait_until(cpu.clock() + 0.05 * unavailable / self.time_scale)
-
-    def abort(self, cpu: int) -> None:
-        """CPU `cpu`'s process was killed: its call in flight, if any, ends now (ZoneRefused)."""
-        post = self._posts.get(cpu)
-        if post is not None:
-            post("killed")
 
     def _attempt(self, cpu: Any, method: str, apply: Callable[[], Any]) -> list[Any]:
         """One request: [outcome], or [] when its outcome is unknown (failed, lost, or past the bound)."""
@@ -103,11 +95,7 @@ class ZoneRpc:
             lambda code, detail: post("failed"),
         )
         cpu.queue.after(STREAM_TIMEOUT_S / self.time_scale, post, "expired")
-        self._posts[cpu.cpu] = post
-        try:
-            return self._outcome(cpu, inbox, waiting, apply)
-        finally:
-            del self._posts[cpu.cpu]
+        return self._outcome(cpu, inbox, waiting, apply)
 
     def _outcome(
         self, cpu: Any, inbox: list[tuple[str, Any]], waiting: list[bool], apply: Callable[[], Any]
@@ -117,8 +105,6 @@ class ZoneRpc:
                 waiting[0] = True
                 cpu.wait_resumed()
             kind, value = inbox.pop(0)
-            if kind == "killed":
-                raise ZoneRefused("UNAVAILABLE", f"cpu {cpu.cpu}'s process was killed")
             if kind == "arrived":  # the zone's side, on this fiber, then the answer travels back
                 reason = self.refusal()
                 value(apply() if reason is None else _Unavailable(reason))

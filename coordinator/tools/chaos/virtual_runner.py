@@ -258,10 +258,7 @@ class _Runner:
         zone_log.write("start")  # the zone was built at time 0 (ZoneRules writes it when built with its log)
         for n in range(len(self.roles)):
             sink = self.transfers.log(f"transfers-cpu{n}.jsonl", cpu=n, inc=self.cluster.hosts[n].incarnation)
-            self.cluster.hosts[n].transfer_log = sink
-            nodes.allocs[n].transfer_log = sink
-            nodes.zones[n].transfer_log = sink
-            nodes.drains[n].transfer_log = sink
+            self.cluster.hosts[n].transfer_log = sink  # and to the parts of each process it runs
 
     # ------------------------------------------------------------------ the run
     def run(self) -> Run:
