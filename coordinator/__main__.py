@@ -239,10 +239,14 @@ async def main(args) -> None:
         ZONE_START_PFN, args.zone_mb * 256, args.nodes, lock=threading.Lock()
     )  # zone->lock: its caller gives it
     pageset = Pageset(zone, pageset_batch(zone.managed_pages), args.nodes)
-    zone_service = ZoneService(zone, cost, transfer_log=transfer_log.open_log(args.transfer_log, time.monotonic))
+    store = args.store
+    epoch = store.begin_epoch()  # durable before anything is served
+    # Every line carries the epoch: a replaced coordinator still running writes to the same log (chaos.transfers).
+    zone_service = ZoneService(
+        zone, cost, transfer_log=transfer_log.open_log(args.transfer_log, time.monotonic, epoch=epoch)
+    )
     # Deterministic: a restarted coordinator takes the very same blocks again (coordinator.recovery).
     zone_service.preallocate(int(zone.managed_pages * args.zone_used))
-    store = args.store
     if store.directory is None:
         log.warning("no --state-dir: a restart forgets this coordinator's epoch and its CMA and offline ranges")
     elif store.ranges and not args.unsafe_forget_ranges:
@@ -251,7 +255,6 @@ async def main(args) -> None:
             log.info("state: %d base pages of stored ranges taken again", retake(zone_service, store.ranges))
         except ValueError as err:
             raise SystemExit(f"{store.path}: {err}") from None
-    epoch = store.begin_epoch()  # durable before anything is served
     log.info("coordinator epoch %d%s", epoch, f" (state in {store.directory})" if store.directory else "")
     sent_epoch = 0 if args.unsafe_no_epoch else epoch
     sec = args.security

@@ -113,6 +113,17 @@ class Members:
     scale: float = TIME_SCALE
 
 
+class EpochLines:
+    """A coordinator's lines in the one coordinator transfer log, each with its epoch (chaos.transfers)."""
+
+    def __init__(self, log: Any, epoch: int) -> None:
+        self.log = log
+        self.epoch = epoch
+
+    def write(self, ev: str, **fields: Any) -> None:
+        self.log.write(ev, **fields, epoch=self.epoch)
+
+
 class NodeHost:
     """One CPU as its agent sees it (node.virtual.agent.Host), node.runtime.NodeRuntime's membership
     half: its pcp count and pages, parking, the pageset, the lease that fences its allocations."""
@@ -297,7 +308,7 @@ class WholeCluster:
         )
         self.drivers.append(self.driver)
         self.driver.trace = self.trace
-        self.driver.epoch = self.epoch if m is not None and m.epochs else 0
+        self.driver.epoch = self.nodes.zone.epoch = self.epoch if m is not None and m.epochs else 0
         self.mutex = VirtualMutex()  # pcpu_drain_mutex
         zone = self.nodes.zone.zone
         batch = zone.zone_batchsize()
@@ -336,7 +347,10 @@ class WholeCluster:
         any node's holdings are claimed (coordinator.__main__'s start)."""
         shared, old = self.nodes.zone, self.nodes.zone.zone
         shared.zone = Zone(old.start_pfn, old.spanned_pages, old.nr_cpus)
-        shared.rules = ZoneRules(shared.zone, shared.cost, shared.rules.transfer_log)
+        log = shared.rules.transfer_log
+        if log is not None:  # the same log, each line with the new coordinator's epoch (the old rules keep theirs)
+            log = EpochLines(getattr(log, "log", log), self.epoch + 1)  # _start_coordinator's, which follows
+        shared.rules = ZoneRules(shared.zone, shared.cost, log)
         self.zone = CoordinatorZone(self.nodes)
         if self.settings is None or self.settings.retake:
             contig_rule.retake(self.zone, self.store.ranges)
@@ -357,7 +371,7 @@ class WholeCluster:
             self.scale,
         )
         self.agents[n] = agent
-        self.hosts[n].epoch = agent.epoch
+        self.hosts[n].epoch = self.nodes.zones[n].registration = agent.epoch
         agent.start()
 
     def _zone_refusal(self) -> str | None:

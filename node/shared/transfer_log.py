@@ -19,7 +19,8 @@ A node (CPU `cpu`, incarnation `inc` on every line) writes:
 - discard          every page it held is forgotten (it was declared dead, or its holdings refused)
 - alloc   pfn      alloc_pages succeeded (t: at its membership lease check, on entry)
 The coordinator's zone writes the changes no node sees (`owner`: a CPU, or -1 other, -2 cma,
--3 offline, as coordinator.zone_service):
+-3 offline, as coordinator.zone_service), each line with the coordinator's `epoch` (a replaced one
+still running appends to the same file):
 - start            a zone was built (the coordinator (re)started): nothing is handed out
 - take    [pages]  blocks recorded as `owner`'s (the system's share, CMA, offline)
 - release [pages]  such blocks back to the buddy

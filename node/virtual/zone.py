@@ -28,6 +28,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from node.epoch_rule import EpochRule
 from node.mm.constants import Page
 from node.mm.zone import Zone
 from node.mm.zone_rules import NODE, Held, Refused, ZoneReply, ZoneRules
@@ -107,7 +108,8 @@ class SharedZone:
         # and calls done() once it has ended, whatever its outcome. None: answered at once, nothing drained.
         self.drain_all_pages: Callable[[Callable[[], None]], None] | None = None
         # A chaos run's: each round trip a request under the network's fault rules (node.virtual.zone_rpc).
-        self.rpc: Callable[[LocalZone, str, Callable[[], Any]], Any] | None = None
+        self.rpc: Callable[[LocalZone, str, Callable[[], Callable[[], Any]]], Any] | None = None
+        self.epoch = 0  # the epoch of the coordinator whose zone `rules` is (a zone reply's coordinator_epoch)
 
 
 class LocalZone:
@@ -124,28 +126,44 @@ class LocalZone:
         self.watermark_failed = False
         self.calls = 0
         self.transfer_log: Any = None  # node.shared.transfer_log.TransferLog's kind, or None (as ZoneClient's)
+        self.registration = EpochRule()  # its agent's (node.virtual.agent), which sets it; without one: no epochs
         self._out = (cpu.cpu, COORDINATOR)  # the node's zone stream, one link each way
         self._back = (COORDINATOR, cpu.cpu)
 
     def _transfer_id(self) -> str:
         return f"cpu{self.cpu.cpu}-{next(self._ids)}"
 
-    def _round_trip(self, op: Callable[[], Held[R]], method: str) -> R:
-        """op() applied under zone->lock one network latency after now, holding the lock for the hold
-        it returns; returns once the reply is back, one more latency later. A refusal of the rules
+    def _round_trip(self, op: Callable[[ZoneRules], Held[R]], method: str) -> R:
+        """op(rules) applied under zone->lock one network latency after now, holding the lock for the
+        hold it returns; returns once the reply is back, one more latency later. A refusal of the rules
         comes back as the wall client's ZoneRefused, after the same trip. With the shared zone's `rpc`
-        (a chaos run: node.virtual.zone_rpc), the trip is a request under the network's fault rules."""
+        (a chaos run: node.virtual.zone_rpc), the trip is a request under the network's fault rules,
+        sent again until its outcome is known: each attempt goes to the zone of the coordinator serving
+        when it is sent, so a retry after a coordinator's restart reaches the new one's, and a refusal
+        carries that coordinator's epoch, as a wall zone reply does (ZoneRefused.other_zone)."""
         shared, cpu = self.shared, self.cpu
         self.calls += 1
+        latest = shared.epoch  # the epoch of the coordinator its latest attempt went to
+
+        def send() -> Callable[[], Held[R] | Refused]:
+            """An attempt sent now: what the zone serving now does on its arrival."""
+            nonlocal latest
+            rules, latest = shared.rules, shared.epoch
+            return lambda: self.apply(lambda: op(rules))
+
         outcome: Held[R] | Refused
-        if shared.rpc is not None:
-            outcome = shared.rpc(self, method, lambda: self.apply(op))
-        else:
-            cpu.wait_until(shared.net.arrival(self._out))
-            outcome = self.apply(op)
-            cpu.wait_until(shared.net.arrival(self._back))
+        try:
+            if shared.rpc is not None:
+                outcome = shared.rpc(self, method, send)
+            else:
+                cpu.wait_until(shared.net.arrival(self._out))
+                outcome = send()()
+                cpu.wait_until(shared.net.arrival(self._back))
+        except ZoneRefused as err:  # UNAVAILABLE: the coordinator serving the latest attempt recovers
+            err.other_zone = self.registration.unregistered(latest)
+            raise
         if isinstance(outcome, Refused):
-            raise ZoneRefused("FAILED_PRECONDITION", str(outcome))
+            raise ZoneRefused("FAILED_PRECONDITION", str(outcome), other_zone=self.registration.unregistered(latest))
         return outcome.value
 
     def apply(self, op: Callable[[], Held[R]]) -> Held[R] | Refused:
@@ -173,8 +191,8 @@ class LocalZone:
         self.reclaim_active = reply.reclaim_active
 
     def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list[int]:
-        rules, cpu, tid, inc = self.shared.rules, self.cpu.cpu, self._transfer_id(), self.incarnation
-        reply = self._round_trip(lambda: rules.rmqueue(cpu, order, migratetype, count, tid, inc), "ZoneStream.rmqueue")
+        cpu, tid, inc = self.cpu.cpu, self._transfer_id(), self.incarnation
+        reply = self._round_trip(lambda z: z.rmqueue(cpu, order, migratetype, count, tid, inc), "ZoneStream.rmqueue")
         self._note(reply)
         self.watermark_failed = not reply.watermark_ok
         if self.transfer_log is not None and reply.pfns:
@@ -188,13 +206,15 @@ class LocalZone:
     def free_pcppages_bulk(self, pages: list[Page]) -> None:
         if pages:
             batch = list(pages)
-            rules, cpu, tid, inc = self.shared.rules, self.cpu.cpu, self._transfer_id(), self.incarnation
+            cpu, tid, inc = self.cpu.cpu, self._transfer_id(), self.incarnation
             log = self.transfer_log  # as node.zone_client's: the pages leave when the free is sent
             if log is not None:
                 log.write("free", inc=inc, pages=blocks(batch))
             try:
-                self._note(self._round_trip(lambda: rules.free_pages(cpu, batch, tid, inc, NODE), "ZoneStream.free"))
-            except Exception:  # not the process's end (a kill unwinding a virtual CPU's fiber): it keeps nothing
+                self._note(self._round_trip(lambda z: z.free_pages(cpu, batch, tid, inc, NODE), "ZoneStream.free"))
+            except Exception as err:  # not the process's end (a kill unwinding a virtual CPU's fiber): it keeps nothing
+                if isinstance(err, ZoneRefused) and err.other_zone:
+                    return  # given up: the new zone, which counts free what no node claims, owes them to nobody
                 if log is not None:
                     log.write("keep", inc=inc, pages=blocks(batch))
                 raise

@@ -57,13 +57,14 @@ class ZoneRpc:
         self.fenced = fenced  # whether CPU n's membership lease has run out
         self.retries = 0  # attempts whose outcome was unknown (ZoneClient.unknown_outcomes)
 
-    def __call__(self, zone: Any, method: str, apply: Callable[[], Any]) -> Any:
-        """From the fiber of `zone.cpu` (a node.virtual.zone.LocalZone): the zone's outcome of `apply`."""
+    def __call__(self, zone: Any, method: str, send: Callable[[], Callable[[], Any]]) -> Any:
+        """From the fiber of `zone.cpu` (a node.virtual.zone.LocalZone): the zone's outcome of the
+        request; send() at each attempt's sending gives what the zone does on its arrival."""
         cpu = zone.cpu
         attempt = unavailable = 0
         while True:
             attempt += 1
-            got = self._attempt(cpu, method, apply)
+            got = self._attempt(cpu, method, send())
             if not got:
                 self.retries += 1
                 cpu.wait_until(cpu.clock() + min(0.5, 0.01 * attempt) / self.time_scale)

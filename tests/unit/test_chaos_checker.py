@@ -256,7 +256,13 @@ def clean_transfers() -> list[dict]:
 def test_clean_transfer_logs_are_valid_and_counted():
     v = check(clean(), BOUND, LEASE, clean_transfers())
     assert v.valid is True, v.findings
-    assert v.stats["transfers"] == {"events": 24, "cpu_dead": 1, "coordinator_starts": 2, "allocs": 5}
+    assert v.stats["transfers"] == {
+        "events": 24,
+        "cpu_dead": 1,
+        "coordinator_starts": 2,
+        "allocs": 5,
+        "superseded": 0,
+    }
 
 
 def test_a_page_given_to_a_cpu_while_another_holds_it_is_invalid_with_times():
@@ -296,6 +302,33 @@ def test_a_range_taken_while_a_cpu_holds_its_pages_or_a_page_given_twice_to_one_
     ]
 
 
+def test_a_killed_process_holds_nothing_though_no_coordinator_took_its_pages_back():
+    """Seed 105 of the 1,000-seed sweep: cpu1's refill, applied by the first coordinator, reached it
+    just after a second coordinator started (whose zone owes it nothing until a claim); cpu1 was
+    killed before it registered with the second, so no cpu_dead ever took those pages back, and the
+    second's zone gave them to cpu0. The kill in the history ends cpu1's holdings; without it the
+    same logs are a page held twice."""
+    t = [
+        zone(0.0, "start"),
+        zone(1.0, "start"),
+        node(1.01, "refill", 1, B, pages=[[4, 0]]),
+        node(2.1, "refill", 0, A, pages=[[4, 0]]),
+        node(2.2, "refill", 1, "cccccccc33", pages=[[4, 0]]),
+    ]
+    killed = {"t": 2.0, "process": "nemesis", "type": "fault", "f": "kill-node", "phase": "start", "cpu": 1}
+    h = clean()
+    assert check(h, BOUND, LEASE, t).findings["pages_held_twice"] == [
+        "pfn 4: cpu0 got it at 2.100s while cpu1 held it (since 1.010s)",
+        "pfn 4: cpu1 got it at 2.200s while cpu0 held it (since 2.100s)",
+    ]
+    h.insert(6, killed)
+    assert check(h, BOUND, LEASE, t).findings["pages_held_twice"] == [
+        "pfn 4: cpu1 got it at 2.200s while cpu0 held it (since 2.100s)"  # the new process's refill: a finding
+    ]
+    h[6] = {**killed, "error": "ProcessLookupError: no such process"}  # a kill that failed ends nothing
+    assert len(check(h, BOUND, LEASE, t).findings["pages_held_twice"]) == 2
+
+
 def test_an_allocation_after_the_coordinator_took_the_cpus_pages_back_is_invalid():
     """Issue 14 point 1: a live CPU declared dead keeps allocating from its lists until it hears."""
     t = clean_transfers()
@@ -307,6 +340,32 @@ def test_an_allocation_after_the_coordinator_took_the_cpus_pages_back_is_invalid
         "cpu0 (incarnation aaaaaaaa): the coordinator took its pages back (cpu_dead) at 1.000s, then its first "
         "alloc of pfn 2 at 1.050s; 2 such in all, its last allocation at 1.100s"
     ]
+
+
+def test_a_replaced_coordinators_cpu_dead_in_its_own_zone_is_no_finding():
+    """second-coordinator: the first, resumed beside the second, declares dead the CPUs that moved on
+    to the second, in its own zone; they allocate on under the second's leases. A cpu_dead of the
+    newest zone still counts."""
+    t = [
+        zone(0.0, "start", epoch=1),
+        node(0.1, "refill", 0, A, pages=[[0, 2]]),
+        zone(0.5, "start", epoch=2),
+        zone(0.6, "claim", 0, pages=[[0, 2]], epoch=2),
+        zone(1.0, "cpu_dead", 0, epoch=1),
+        node(1.1, "alloc", 0, A, pfn=1, order=0),
+        node(1.2, "refill", 1, B, pages=[[0, 2]]),  # the first's zone is nobody's: still held by cpu0
+    ]
+    v = check(clean(), BOUND, LEASE, t)
+    assert "allocated_after_cpu_dead" not in v.findings
+    assert v.findings["pages_held_twice"] == [
+        "pfn 0: cpu1 got it at 1.200s while cpu0 held it (since 0.600s)",
+        "pfn 1: cpu1 got it at 1.200s while cpu0 held it (since 0.600s)",
+        "pfn 2: cpu1 got it at 1.200s while cpu0 held it (since 0.600s)",
+        "pfn 3: cpu1 got it at 1.200s while cpu0 held it (since 0.600s)",
+    ]
+    assert v.stats["transfers"]["superseded"] == 1
+    t[4] = zone(1.0, "cpu_dead", 0, epoch=2)
+    assert check(clean(), BOUND, LEASE, t[:6]).findings["allocated_after_cpu_dead"]
 
 
 def test_a_run_that_kept_transfer_logs_but_has_none_is_unknown():

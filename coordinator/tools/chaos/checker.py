@@ -105,7 +105,7 @@ def check(history: list[dict], bound_s: float, lease_s: float, transfer_events: 
     if "settled" in final:
         _liveness(final["settled"], final.get("tasks"), findings["liveness"])
     if transfer_events is not None:
-        transfers.check(transfer_events, findings, stats)
+        transfers.check(transfer_events, findings, stats, transfers.kills(history))
     findings = {k: v for k, v in findings.items() if v}
     if findings:
         return Verdict(False, findings, stats)

@@ -10,7 +10,10 @@ Replayed in time order, a page has at most one owner at a time:
 - a CPU holds a page from the moment the refill's answer reached it (or a free of it failed:
   the node keeps it) until the moment it let it go (a free sent, a commit accepted, a discard),
   or until the coordinator took it back (cpu_dead, or a coordinator start: a rebuilt zone owes
-  nobody anything until a claim); an incarnation declared dead holds nothing from then on;
+  nobody anything until a claim), or until its process was killed (the history's kill-node, written
+  once the process is gone): a dead process's memory holds nothing, whether or not a coordinator
+  ever hears of it (one that started after the page's refill has no record of it to take back);
+  an incarnation declared dead holds nothing from then on;
 - the system's share, a CMA or offline range, from its take to its release.
 A page joining an owner while another holds it is a finding (`pages_held_twice`): the same
 page was in two places at once, whatever the final audit shows. The safe order of every
@@ -26,10 +29,17 @@ dead incarnation (it checks under zone->lock), so this one was applied before an
 took its pages back with the rest; the node, its lease over, does not use them (a use would
 be an allocation) and discards them when it hears (stop-node-past-dead: a node SIGSTOPped
 with its refill in flight).
+
+Every coordinator's zone writes to the one coordinator log, each line with its `epoch`. Once a zone
+of a newer epoch has started, an older coordinator still running (second-coordinator: the first,
+resumed) changes only its own memory, which no node that heard of the newer one obeys: its lines
+(its reaper's cpu_dead above all) are not the zone's and are skipped (`superseded`). Lines without
+an epoch (logs of an older pcpsim) are all one zone's, as before.
 """
 
 import glob
 import os
+from collections.abc import Sequence
 
 from coordinator.tools.chaos.history import read
 
@@ -111,14 +121,29 @@ class _Replay:
             del self.holder[pfn]
 
 
-def check(events: list[dict], findings: dict[str, list[str]], stats: dict) -> None:
+def kills(history: list[dict]) -> list[dict]:
+    """The history's node kills that took effect, as events of the replay: {"t", "ev": "killed", "cpu"}."""
+    return [
+        {"t": e["t"], "ev": "killed", "cpu": e["cpu"]}
+        for e in history
+        if e["type"] == "fault" and e["f"] == "kill-node" and e.get("phase") == "start" and "error" not in e
+    ]
+
+
+def check(events: list[dict], findings: dict[str, list[str]], stats: dict, killed: Sequence[dict] = ()) -> None:
+    """`killed`: the kills (`kills`), each after the log lines of its instant."""
+    counts = {"events": len(events), "cpu_dead": 0, "coordinator_starts": 0, "allocs": 0, "superseded": 0}
+    newest = None  # the epoch of the newest zone started
+    events = sorted([*events, *killed], key=lambda e: (e["t"], e["ev"] == "killed"))
     replay = _Replay()
     dead_at: dict[int, list[float]] = {}  # cpu -> times of its cpu_dead
     first: dict[tuple[int, str], float] = {}  # (cpu, incarnation) -> its first event
     late: dict[tuple[int, str], list] = {}  # (cpu, inc) -> [cpu_dead t, first late alloc, n, last late alloc t]
-    counts = {"events": len(events), "cpu_dead": 0, "coordinator_starts": 0, "allocs": 0}
     for e in events:
         ev, t = e["ev"], e["t"]
+        if ev == "killed":
+            replay.leave_all(e["cpu"])
+            continue
         if "inc" in e:  # a node's
             cpu = e["cpu"]
             key = (cpu, e["inc"])
@@ -137,7 +162,12 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict) -> No
             elif ev == "discard":
                 replay.leave_all(cpu)
             continue
+        epoch = e.get("epoch")
+        if epoch is not None and newest is not None and epoch < newest:
+            counts["superseded"] += 1  # a replaced coordinator's own zone: no CPU's pages are there
+            continue
         if ev == "start":
+            newest = epoch if epoch is not None else newest
             counts["coordinator_starts"] += 1
             for who in list(replay.held):
                 replay.leave_all(who)

@@ -253,7 +253,7 @@ class _Runner:
 
     def _log_transfers(self) -> None:
         nodes = self.cluster.nodes
-        zone_log = self.transfers.log("transfers-coordinator.jsonl")
+        zone_log = self.transfers.log("transfers-coordinator.jsonl", epoch=self.cluster.epoch)
         nodes.zone.rules.transfer_log = zone_log
         zone_log.write("start")  # the zone was built at time 0 (ZoneRules writes it when built with its log)
         for n in range(len(self.roles)):
