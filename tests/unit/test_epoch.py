@@ -7,6 +7,7 @@ from node.api.epoch import HEADER, epoch_metadata, request_epoch
 from node.api.errors import FailedPrecondition, InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
 from node.epoch import CoordinatorEpoch, StaleEpoch
+from node.epoch_rule import EpochRule
 
 
 def test_a_request_from_an_older_epoch_is_refused_naming_both():
@@ -62,3 +63,11 @@ def test_a_zone_reply_from_an_older_epoch_is_refused():
         e.admit_zone(pb.ZoneReply(coordinator_epoch=1))
     assert e.admit_zone(pb.ZoneReply(coordinator_epoch=2)).coordinator_epoch == 2
     assert e.admit_zone(pb.ZoneReply()).coordinator_epoch == 0  # no epoch: not checked
+
+
+def test_a_zone_refusal_from_a_coordinator_not_registered_with_is_another_zones():
+    rule = EpochRule()
+    assert not rule.unregistered(3)  # not registered yet: no epoch known, nothing to tell
+    rule.reply("Register", 2)
+    assert (rule.unregistered(1), rule.unregistered(2), rule.unregistered(3)) == (False, False, True)
+    assert not rule.unregistered(0)  # a coordinator without epochs (--unsafe-no-epoch)

@@ -335,6 +335,41 @@ def test_a_definite_refusal_is_not_retried_and_keeps_the_pages_on_the_pcp():
     assert sorted(pcp.pages()) == before and len(client._stream.sent) == 2
 
 
+def test_a_free_refused_by_a_coordinator_this_cpu_never_registered_with_gives_its_pages_up():
+    """Seed 516 of the 1,000-seed sweep: a free in flight across a coordinator's restart (so the node
+    could not register and claim its pages) is refused by the new coordinator, whose zone counts them
+    free and has handed them out: keeping them would hold them twice. The same refusal from the
+    coordinator the node registered with keeps them (a refused free changes nothing)."""
+
+    class Lines:
+        def __init__(self):
+            self.lines = []
+
+        def write(self, ev, **fields):
+            self.lines.append({"ev": ev, **fields})
+
+    for epoch, kept in ((2, False), (1, True)):
+        _, pcp, _ = filled()
+        before = sorted(pcp.pages())
+        client = zone_client(
+            [
+                StreamBroken(grpc.StatusCode.UNAVAILABLE, "the coordinator died"),
+                pb.ZoneReply(code="FAILED_PRECONDITION", error="the zone records it as free", coordinator_epoch=epoch),
+            ]
+        )
+        client.epoch.reply("Register", 1)
+        client.transfer_log = log = Lines()
+        client.reclaim_active = False
+        if kept:
+            with pytest.raises(ZoneRefused, match="records it as free"):
+                free_pcppages_bulk(client, 10, pcp, 0)
+            assert sorted(pcp.pages()) == before
+        else:
+            assert free_pcppages_bulk(client, 10, pcp, 0) == 10
+            assert len(pcp.pages()) == len(before) - 10
+        assert [line["ev"] for line in log.lines] == ["free", "keep"] if kept else ["free"]
+
+
 def test_a_batched_free_that_fails_half_way_leaves_the_rest_with_the_task():
     """free_unref_page_list meets a zone that stops answering after the first direct free: the
     page it freed is gone, every page on a pcp list is there, and the rest are still held."""

@@ -167,3 +167,29 @@ def test_an_error_inside_a_fiber_is_raised_by_resume():
     with pytest.raises(IndexError):
         fiber.resume()
     assert fiber.done
+
+
+def test_a_killed_cpus_process_ends_where_it_waits_and_a_restart_builds_a_new_one():
+    """SIGKILL ends the process's code mid-call (its fiber closed at its suspension point, never
+    resumed); the new process starts from nothing (no page, no allocation, no task state), on the same
+    CPU with its cost factor, and runs. Found by the 1,000-seed sweep (seed 52): a restart used to
+    resume the killed process's call stack."""
+    cluster = VirtualCluster(("housekeeping", "idle"), seed=3)
+    try:
+        cluster.run(0.002)
+        old, old_alloc = cluster.cpus[0], cluster.allocs[0]
+        assert old_alloc.allocs > 0 and not old.fiber.done
+        old.slowdown = 3.0
+        with pytest.raises(RuntimeError, match="still runs"):
+            cluster.restart(0)
+        cluster.kill(0)
+        assert old.fiber.done
+        allocs = old_alloc.allocs
+        cluster.restart(0)
+        new = cluster.cpus[0]
+        assert new is not old and cluster.allocs[0] is not old_alloc and cluster.pcps[0].count == 0
+        assert new.slowdown == 3.0 and cluster.allocs[0].allocs == 0
+        cluster.run(0.004)
+        assert cluster.allocs[0].allocs > 0 and old_alloc.allocs == allocs  # the old one never ran again
+    finally:
+        cluster.close()
