@@ -368,6 +368,28 @@ def test_a_replaced_coordinators_cpu_dead_in_its_own_zone_is_no_finding():
     assert check(clean(), BOUND, LEASE, t[:6]).findings["allocated_after_cpu_dead"]
 
 
+def test_a_cpu_a_dead_coordinator_declared_dead_runs_on_once_a_newer_zone_takes_its_claim():
+    """Seed 779 of the 1,000-seed sweep: cpu0, SIGSTOPped, was declared dead by coordinator 1, which
+    was then replaced; cpu0, resumed, registered with coordinator 3 resuming its incarnation, which
+    took its claim, and allocated on under its lease. Allocating before that claim is a finding."""
+    t = [
+        zone(0.0, "start", epoch=1),
+        node(0.1, "refill", 0, A, pages=[[0, 2]]),
+        zone(1.0, "cpu_dead", 0, epoch=1),
+        zone(2.0, "start", epoch=3),
+        zone(2.1, "claim", 0, pages=[[0, 2]], epoch=3),
+        node(2.2, "alloc", 0, A, pfn=1, order=0),
+    ]
+    assert check(clean(), BOUND, LEASE, t).valid is True
+    early = [*t[:4], node(2.05, "alloc", 0, A, pfn=1, order=0), *t[4:]]
+    assert check(clean(), BOUND, LEASE, early).findings["allocated_after_cpu_dead"] == [
+        "cpu0 (incarnation aaaaaaaa): the coordinator took its pages back (cpu_dead) at 1.000s, then its first "
+        "alloc of pfn 1 at 2.050s; 1 such in all, its last allocation at 2.050s"
+    ]
+    same = [*t[:4], zone(2.1, "claim", 0, pages=[[0, 2]], epoch=1), t[5]]  # no newer zone took it
+    assert "allocated_after_cpu_dead" in check(clean(), BOUND, LEASE, same).findings
+
+
 def test_a_run_that_kept_transfer_logs_but_has_none_is_unknown():
     h = clean()
     h[0]["transfer_logs"] = True

@@ -28,7 +28,10 @@ after the cpu_dead is no finding, and its pages join nobody: the zone applies no
 dead incarnation (it checks under zone->lock), so this one was applied before and cpu_dead
 took its pages back with the rest; the node, its lease over, does not use them (a use would
 be an allocation) and discards them when it hears (stop-node-past-dead: a node SIGSTOPped
-with its refill in flight).
+with its refill in flight). A cpu_dead bars allocations until a zone of a newer epoch takes the
+CPU's claim: the incarnation then registered there, resuming (the coordinator that declared it
+dead had died, and its successor never heard of it), and runs under that zone's lease; the
+recovery's check of conflicting claims, not the old cpu_dead, keeps its pages its own.
 
 Every coordinator's zone writes to the one coordinator log, each line with its `epoch`. Once a zone
 of a newer epoch has started, an older coordinator still running (second-coordinator: the first,
@@ -136,7 +139,7 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict, kille
     newest = None  # the epoch of the newest zone started
     events = sorted([*events, *killed], key=lambda e: (e["t"], e["ev"] == "killed"))
     replay = _Replay()
-    dead_at: dict[int, list[float]] = {}  # cpu -> times of its cpu_dead
+    dead_at: dict[int, list[tuple[float, int]]] = {}  # cpu -> (time, epoch) of each cpu_dead that holds
     first: dict[tuple[int, str], float] = {}  # (cpu, incarnation) -> its first event
     late: dict[tuple[int, str], list] = {}  # (cpu, inc) -> [cpu_dead t, first late alloc, n, last late alloc t]
     for e in events:
@@ -148,7 +151,7 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict, kille
             cpu = e["cpu"]
             key = (cpu, e["inc"])
             first.setdefault(key, t)
-            dead = [d for d in dead_at.get(cpu, []) if first[key] < d < t]
+            dead = [d for d, _ in dead_at.get(cpu, []) if first[key] < d < t]
             if ev == "alloc":
                 counts["allocs"] += 1
                 if dead:
@@ -173,13 +176,17 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict, kille
                 replay.leave_all(who)
             continue
         owner = e["owner"]  # every other line of the zone's names one
+        if ev == "claim" and owner in dead_at:
+            # A newer zone took the CPU's claim: it registered there, resuming, and runs under that zone's
+            # lease; an older zone's cpu_dead (which the newer never heard of) no longer bars its allocations.
+            dead_at[owner] = [(d, ep) for d, ep in dead_at[owner] if ep >= e.get("epoch", 0)]
         if ev in ("take", "claim"):
             replay.join(owner, e["pages"], t, confirm=ev == "claim")
         elif ev == "release":
             replay.leave(owner, e["pages"])
         elif ev == "cpu_dead":
             counts["cpu_dead"] += 1
-            dead_at.setdefault(owner, []).append(t)
+            dead_at.setdefault(owner, []).append((t, e.get("epoch", 0)))
             replay.leave_all(owner)
     out = findings.setdefault("pages_held_twice", [])
     out += replay.twice
