@@ -108,7 +108,8 @@ class Cpu:
         # run time here, so this module needs no metrics library.
         self.on_work_done: Callable[[WorkItem], None] | None = None
         self.step_errors = 0
-        self.slowdown = 1.0  # > 1: a slow CPU (chaos): every modeled stretch lasts this much longer
+        self._slowdown = 1.0  # > 1: a slow CPU (chaos): modeled work runs this much longer (`slowdown`)
+        self._factor_changed = threading.Event()  # set by the slowdown setter: a slowed stretch ends early
         self._cv = threading.Condition()
         self._work: collections.deque[WorkItem] = collections.deque()
         self._next_work_id = 1
@@ -182,13 +183,43 @@ class Cpu:
         self._paused = bool(self._pausers)
         self._wake()
 
+    @property
+    def slowdown(self) -> float:
+        return self._slowdown
+
+    @slowdown.setter
+    def slowdown(self, factor: float) -> None:
+        """The cost factor (chaos: slow-cpu; 1 again at its heal). A stretch already under way on a slow
+        CPU runs the rest of its work at the new factor (`occupy`), so a heal ends the slowness at once,
+        as a CPU whose clock speeds up again finishes what it is doing at full speed."""
+        self._slowdown = factor
+        self._speed_changed()
+
     # ------------------------------------------------------------- interface
     def occupy(self, seconds: float) -> None:
         """Keep this CPU busy for `seconds` of wall time (modeled work)."""
         if seconds > 0:
-            seconds *= self.slowdown
-            self._sleep(seconds)
-            self.busy_s += seconds
+            if self._slowdown == 1.0:
+                self._sleep(seconds)
+                self.busy_s += seconds
+            else:
+                self._occupy_slowed(seconds)
+
+    def _occupy_slowed(self, work: float) -> None:
+        """`work` seconds of modeled work on a slow CPU, each part at the factor in force while it runs:
+        a change of factor (the setter) ends the part under way, and the rest runs at the new one."""
+        while True:
+            factor = self._slowdown
+            stretch = work * factor
+            start = self.clock()
+            if not self._sleep_slowed(stretch):
+                self.busy_s += stretch
+                return
+            ran = self.clock() - start
+            self.busy_s += ran
+            work -= ran / factor
+            if work <= 0:
+                return
 
     def user(self, seconds: float) -> None:
         """Run user code of a task on this (NOHZ_FULL) CPU for `seconds`: busy like `occupy`, and an
@@ -235,7 +266,17 @@ class Cpu:
             self._wake()
 
     # ---------------------------------------------------------------- waiting
-    # The two places this driver waits; node.virtual.cpu waits in virtual time instead.
+    # The places this driver waits; node.virtual.cpu waits in virtual time instead.
+    def _sleep_slowed(self, seconds: float) -> bool:
+        """Sleep `seconds` of a slowed stretch, or less if the cost factor changes meanwhile; whether it did."""
+        changed = self._factor_changed.wait(seconds)
+        self._factor_changed.clear()
+        return changed
+
+    def _speed_changed(self) -> None:
+        """The cost factor changed (from any thread): a slowed stretch under way ends its part now."""
+        self._factor_changed.set()
+
     def _wake(self) -> None:
         """Under _cv: something a blocked CPU thread waits for may have changed."""
         self._cv.notify_all()

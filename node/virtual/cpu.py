@@ -3,7 +3,8 @@
 Everything that decides is inherited: the loop and its rule (node.sched), the work items and their
 accounting, the noise log, the RCU reports, the pause holds. What differs is only how the CPU waits:
 - a modeled stretch (`occupy`, `user`) suspends the CPU's fiber until the virtual clock reaches its
-  end; nothing can cut it short, as nothing interrupts the wall driver's blocking sleep;
+  end; nothing cuts it short but a change of a slow CPU's cost factor (`_sleep_slowed`: the rest of
+  the stretch runs at the new factor, as the wall driver's slowed sleep wakes on it);
 - `_block` (idle, parked, a task asleep in wait_for) suspends the fiber until its timeout or until
   `_wake` (work queued, a pause held or dropped, notify), which resumes it at the current instant; a
   timeout comes late by the CPU's `slack` (node.sim.noise: what the host's timer slack stood for on
@@ -31,6 +32,8 @@ class VirtualCpu(Cpu):
         self._token = 0
         self._wakeable = False
         self._on_parked: list[Callable[[], object]] = []
+        self._slowed = False  # suspended in a slowed stretch (_sleep_slowed): a change of factor ends it
+        self._factor_change = False
         # Called with (cpu, what, detail) at each decision the loop acts on (node.virtual.run logs them).
         self.on_event: Callable[[int, str, str], None] | None = None
 
@@ -76,6 +79,21 @@ class VirtualCpu(Cpu):
         now = self.queue.clock.now
         if now + seconds > now:  # wait_until's test, inlined: every modeled stretch comes here
             self._suspend(now + seconds, wakeable=False)
+
+    def _sleep_slowed(self, seconds: float) -> bool:
+        now = self.queue.clock.now
+        if not now + seconds > now:
+            return False
+        self._slowed, self._factor_change = True, False
+        self._suspend(now + seconds, wakeable=False)
+        self._slowed = False
+        return self._factor_change
+
+    def _speed_changed(self) -> None:
+        """From the driver (the nemesis): a slowed stretch under way ends its part at this instant."""
+        if self._slowed and not self._factor_change:
+            self._factor_change = True
+            self.queue.at(self.clock(), self._resume, self._token)
 
     def _park(self) -> None:
         waiting, self._on_parked = self._on_parked, []

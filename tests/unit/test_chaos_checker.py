@@ -4,6 +4,7 @@ missing final observations, changes the verdict (it can fail)."""
 import copy
 
 from coordinator.tools.chaos.checker import Verdict, check, drain_bound
+from coordinator.tools.chaos.scenario import Fault
 from coordinator.tools.chaos.transfers import load
 from coordinator.tools.cli.chaos import summary_row
 from node.shared.transfer_log import TransferLog
@@ -420,3 +421,25 @@ def test_the_summary_row_of_a_run_whose_final_audit_failed_shows_unknown_figures
     )
     row = summary_row("slow-cpu", "qpw", v)
     assert row.split() == ["slow-cpu", "qpw", "unknown", "3/0/0", "?", "?", "?"]
+
+
+def test_a_drain_whose_own_call_an_rpc_fault_could_lose_is_not_late_but_counted():
+    """Seed 199 of the 1,000-seed sweep: a coordinator-side rule for any peer dropped the workload's
+    DrainAllPages reply; the drain itself had ended at once. The same late answer with no such rule
+    in force is a finding."""
+    rule = {"kind": "rpc", "at_s": 0.05, "heal_after_s": 0.1, "side": "coordinator", "drop_reply": 0.25}
+    what = Fault(**rule).describe()
+    h = clean()
+    h[0]["scenario"] = {"faults": [rule]}
+    h[1:1] = [
+        {"t": 0.05, "process": "nemesis", "type": "fault", "f": "rpc", "phase": "start", "what": what},
+        {"t": 0.15, "process": "nemesis", "type": "fault", "f": "rpc", "phase": "heal", "what": what},
+    ]
+    late = {"t": 0.1, "process": "workload", "type": "invoke", "f": "drain", "index": 9}
+    h += [late, {**late, "t": 12.0, "type": "info", "error": "DEADLINE_EXCEEDED: x"}]
+    v = check(h, BOUND, LEASE)
+    assert "drains_in_bound" not in v.findings and v.stats["drains"]["call_lost_by_fault"] == 1
+    h[-2]["t"] = 0.5  # invoked after the rule was healed
+    assert check(h, BOUND, LEASE).findings["drains_in_bound"] == [
+        "drain 9: info after 11.50s, bound 12.00s (DEADLINE_EXCEEDED: x)"  # a coordinator stop in between
+    ]

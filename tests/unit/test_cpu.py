@@ -286,3 +286,18 @@ def test_a_cpu_parked_to_rejoin_runs_no_queued_work_until_it_is_online_again():
         assert cpu.set_paused(False)
     finally:
         cpu.stop()
+
+
+def test_a_slow_cpus_stretch_ends_soon_after_its_heal_not_at_its_slowed_length():
+    """The wall driver of the virtual test's rule (tests/unit/test_virtual.py): 0.3 s of work at
+    factor 100 is a 30 s stretch; healed after 0.05 s, the rest (under 0.3 s) runs at full speed."""
+    cpu = Cpu(0)
+    cpu.slowdown = 100.0
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (cpu.occupy(0.3), done.set()), daemon=True)
+    worker.start()
+    time.sleep(0.05)
+    assert not done.is_set()
+    cpu.slowdown = 1.0
+    assert done.wait(15.0), "the stretch ran on at the slowed factor after the heal"
+    assert cpu.busy_s < 15.0

@@ -61,6 +61,7 @@ class Nemesis:
         self.rules: dict[str, list] = {}  # process ("coordinator" or "cpuN") -> [(fault, FaultRule)]
         self.factors: dict[int, float] = {}
         self.restarts = 0
+        self.killed: dict[int, set[str]] = {}  # cpu -> incarnations whose process kill-node ended
         self._trap_watch: threading.Thread | None = None
         self._trapped = threading.Event()
         self._resume: threading.Timer | None = None  # second-coordinator: SIGCONT of the first
@@ -86,6 +87,8 @@ class Nemesis:
         return self.cluster.procs[self.names[cpu]]
 
     def _start_kill_node(self, f):
+        ended = [n.incarnation for n in self.cluster.state().nodes if n.cpu == f.cpu]
+        self.killed.setdefault(f.cpu, set()).update(ended)
         proc = self._proc(f.cpu)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

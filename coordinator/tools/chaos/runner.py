@@ -145,7 +145,7 @@ def _drive(cluster, scenario, strategy, seed, deadline_s, history, say) -> None:
             (nemesis.start if phase == "start" else nemesis.heal)(fault)
         time.sleep(max(0.0, t0 + scenario.duration_s - scenario.heal_s - time.monotonic()))
         say(f"t={scenario.duration_s - scenario.heal_s:5.2f}s healing phase: every fault healed")
-        settled = _settle(cluster, len(scenario.roles()))
+        settled = _settle(cluster, len(scenario.roles()), nemesis.killed)
         history.add("final", "final", "settled", **settled)
         at_heal = _progress(cluster)
         # However long settling took, give every CPU's tasks several periods to show they run.
@@ -162,13 +162,16 @@ def _drive(cluster, scenario, strategy, seed, deadline_s, history, say) -> None:
         say(f"t={scenario.duration_s:5.2f}s workload stopped after {workload.invoked} drains")
 
 
-def _settle(cluster, n: int) -> dict:
+def _settle(cluster, n: int, killed: dict[int, set[str]] | None = None) -> dict:
+    """Every CPU a live member as its running process (`killed`: the incarnations kill-node ended, whose
+    members stay up until their leases run out while the restarted process may still wait to register)."""
+    killed = killed or {}
     deadline = time.monotonic() + SETTLE_S
     detail = ""
     while time.monotonic() < deadline:
         try:
             state = cluster.state(timeout=2.0)
-            live = [x.cpu for x in state.nodes if x.up and not x.dead]
+            live = [x.cpu for x in state.nodes if x.up and not x.dead and x.incarnation not in killed.get(x.cpu, ())]
             if len(live) == n and not state.recovering:
                 return {"ok": True, "detail": f"{n} CPUs live"}
             detail = f"live CPUs {live} of {n}, recovering {state.recovering}"

@@ -304,7 +304,14 @@ class _Runner:
         detail = ""
         while True:
             members = m.membership.members
-            live = [c for c, x in members.items() if m.membership.is_up(x) and not x.dead]
+            # A member is live only as the CPU's running process: a killed one's member stays up until its
+            # lease runs out, while its restarted process may still wait to register (behind a drain that
+            # holds pcpu_drain_mutex), and the liveness window must not start before it has.
+            live = [
+                c
+                for c, x in members.items()
+                if m.membership.is_up(x) and not x.dead and x.incarnation == m.hosts[c].incarnation
+            ]
             if len(live) == n:
                 return {"ok": True, "detail": f"{n} CPUs live"}
             detail = f"live CPUs {sorted(live)} of {n}, recovering False"
