@@ -149,6 +149,7 @@ class Agent(AgentRule):
         await self._park()
         if not resume:
             rt.discard()
+        rt.epoch.resuming = resume  # before the holdings are read: nothing they report may leave now
         holdings = rt.holdings() if resume else []
         request = pb.RegisterRequest()
         request.CopyFrom(self.request)
@@ -166,6 +167,8 @@ class Agent(AgentRule):
             )
         except (grpc.aio.AioRpcError, InjectedRpcError) as err:
             self.register_failed(err.code().name)
+            if not self.in_doubt:  # refused: the coordinator took none of the holdings
+                rt.epoch.resuming = False
             log.warning("registering again failed (%s); the CPU stays parked", err.code().name)
             return  # the next heartbeat tells what the coordinator knows of this CPU
         runs = self.register_answered(resume, Answer.of(reply), sent_at)

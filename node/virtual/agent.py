@@ -218,6 +218,7 @@ class VirtualAgent(AgentRule):
         request.CopyFrom(self.request)
         request.incarnation = self.incarnation
         request.resume = resume
+        self.epoch.resuming = resume  # before the holdings are read: nothing they report may leave now
         request.holdings.CopyFrom(to_page_list(pb.PageList, self.host.holdings() if resume else []))
         self.register_sent()
         self._attempt(request, REGISTER_BACKOFF_S[0], then)
@@ -231,6 +232,8 @@ class VirtualAgent(AgentRule):
                     self._after(wait, self._attempt, request, agent_rule.backoff(wait, REGISTER_BACKOFF_S[1]), then)
                     return
                 self.register_failed(code)
+                if not self.in_doubt:  # refused: the coordinator took none of the holdings
+                    self.epoch.resuming = False
                 self._note("stays parked")
                 then()
                 return

@@ -71,3 +71,22 @@ def test_a_zone_refusal_from_a_coordinator_not_registered_with_is_another_zones(
     rule.reply("Register", 2)
     assert (rule.unregistered(1), rule.unregistered(2), rule.unregistered(3)) == (False, False, True)
     assert not rule.unregistered(0)  # a coordinator without epochs (--unsafe-no-epoch)
+
+
+def test_while_a_resume_registration_is_unanswered_the_coordinator_it_leaves_is_obeyed_no_more():
+    # seed 419 of the sweep (second-coordinator): the first coordinator's commit reached a node between
+    # its resume Register (the grant's pages among its holdings, claimed by the second) and that
+    # Register's answer, the only message that told it of epoch 2; the pages left for the first's zone.
+    e = CoordinatorEpoch()
+    e.admit("Register", pb.RegisterReply(coordinator_epoch=1))
+    e.check_request(epoch_metadata(1))
+    e.resuming = True  # NOT_FOUND (no epoch in it): the agent reports its pages to whoever answers
+    with pytest.raises(FailedPrecondition, match="coordinator epoch 1, which this CPU registered with"):
+        e.check_request(epoch_metadata(1))
+    e.check_request(epoch_metadata(0))  # no epoch: not checked
+    e.admit("Register", pb.RegisterReply(coordinator_epoch=2))
+    assert not e.resuming
+    with pytest.raises(FailedPrecondition, match="older than epoch 2"):
+        e.check_request(epoch_metadata(1))
+    e.check_request(epoch_metadata(2))
+    assert e.stale_requests_refused == 2
