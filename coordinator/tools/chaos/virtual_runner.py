@@ -15,7 +15,8 @@ as they do for a wall run. The control plane's rules keep their wall-engine cons
 
 Transfer logs: the zone's rules (start, cpu_dead, claim, ranges) and each CPU's refills, frees, keeps,
 allocations, commits and discards write to in-memory logs (one per process, as the wall run's files) on
-the history's clock, so the checker replays the same events.
+the rules' clock, which the checker reads less the history's origin (as it reads a run directory), so
+it replays the same events.
 
 The processes' log messages (Python logging, WARNING and above: a failed task step, a refused
 recovery claim) go to the run (`logs`, the run directory's `processes.log`, each stamped with its
@@ -91,10 +92,11 @@ class TransferLogs:
     def log(self, name: str, **fixed: Any) -> "TransferSink":
         return TransferSink(self, self.files.setdefault(name, []), fixed)
 
-    def events(self) -> list[dict]:
-        """As coordinator.tools.chaos.transfers.load reads a run directory: files by name, then by time.
-        (Each line's values are floats, ints, strings and lists of them: what JSON gives back unchanged.)"""
-        out = [e for name in sorted(self.files) for e in self.files[name]]
+    def events(self, origin: float) -> list[dict]:
+        """As coordinator.tools.chaos.transfers.load reads a run directory: files by name, then by time,
+        each `t` less `origin` (the history's meta clock's monotonic_t0). (Each line's values are floats,
+        ints, strings and lists of them: what JSON gives back unchanged.)"""
+        out = [{**e, "t": e["t"] - origin} for name in sorted(self.files) for e in self.files[name]]
         out.sort(key=lambda e: e["t"])
         return out
 
@@ -290,7 +292,8 @@ class _Runner:
         self.load.stop()
         self._final()
         self.cluster.close()
-        verdict = checker.check(h.entries, self.bound, sc.cluster.lease_ms / 1e3, self.transfers.events())
+        events = self.transfers.events(origin=self.t0 * self.scale)  # the monotonic_t0 of the history's meta
+        verdict = checker.check(h.entries, self.bound, sc.cluster.lease_ms / 1e3, events)
         log = self.cluster.trace_text() + "".join(line + "\n" for line in self.nemesis.trace)
         log += self.cluster.nodes.text() if self.cluster.nodes.keep_log else self.cluster.nodes.digest() + "\n"
         return Run(f"{sc.name}-{self.strategy}", verdict, h.lines, self.transfers.files, log, [])
