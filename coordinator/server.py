@@ -232,10 +232,13 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         return self.faults.set(request)
 
     async def AllocContigRange(self, request, context):
+        # A range operation drains (pcpu_drain_mutex) and hands pages out: not while the zone is rebuilt.
+        self.recovery.check_over()
         result = await self.contig.alloc_contig_range(request.start_pfn, request.nr_pages, request.timeout_ms)
         return result.to_pb()
 
     async def OfflinePages(self, request, context):
+        self.recovery.check_over()
         result = await self.contig.offline_pages(request.start_pfn, request.nr_pages, request.timeout_ms)
         return result.to_pb()
 

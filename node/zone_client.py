@@ -145,7 +145,7 @@ class ZoneClient:
     # ------------------------------------------------------------- ZoneOps
     def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list[int]:
         inc = self.incarnation  # a discard may take a new one while this waits for its answer
-        reply = self._call(
+        answer = self._call(
             pb.ZoneRequest(
                 rmqueue=pb.RmqueueRequest(
                     cpu=self.cpu,
@@ -157,11 +157,14 @@ class ZoneClient:
                     pageblock_version=self._pageblocks[0],
                 )
             )
-        ).rmqueue
+        )
+        reply = answer.rmqueue
         self._note(reply)
         self.watermark_failed = not reply.watermark_ok
         if self.transfer_log is not None and reply.pfn:
-            self.transfer_log.write("refill", inc=inc, pages=[[pfn, order] for pfn in reply.pfn])
+            # With the epoch of the zone that applied it (chaos.transfers: a superseded zone's refill).
+            pages = [[pfn, order] for pfn in reply.pfn]
+            self.transfer_log.write("refill", inc=inc, pages=pages, epoch=answer.coordinator_epoch)
         return list(reply.pfn)
 
     def rmqueue_buddy(self, order: int, migratetype: int) -> int | None:

@@ -53,7 +53,7 @@ from coordinator.recovery import Recovery
 from coordinator.store import Store
 from coordinator.tools.virtual_peer import INCARNATION, CoordinatorZone, NodePeer
 from coordinator.virtual_members import VirtualMembers
-from node.api.errors import Unavailable
+from node.api.errors import FailedPrecondition, NotFound, Unavailable, status_of
 from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import MEMBERSHIP
 from node.epoch_rule import EpochRule, stale_request
@@ -61,7 +61,7 @@ from node.identity import Ids
 from node.mm import audit as mm_audit
 from node.mm import pcp as pcpmod
 from node.mm.zone import Zone
-from node.mm.zone_rules import ZoneRules
+from node.mm.zone_rules import Refused, ZoneRules
 from node.runtime import ROLES
 from node.shared.timebase import TIME_SCALE
 from node.virtual.agent import VirtualAgent
@@ -111,6 +111,20 @@ class Members:
     epochs: bool = True  # False: requests carry no epoch (the coordinator's --unsafe-no-epoch, tests only)
     retake: bool = True  # False: a restarted coordinator forgets the stored ranges (--unsafe-forget-ranges, tests only)
     scale: float = TIME_SCALE
+
+
+def _zone_fence(membership: MembershipRule) -> Callable[[int, str], None]:
+    """coordinator.server's fencing of a zone request (_check_zone_caller, _as_live): a CPU this
+    coordinator does not know as `incarnation` (never registered with it, declared dead, replaced)
+    changes nothing; its refusal as the zone's (Refused), with the wall reply's code."""
+
+    def live(cpu: int, incarnation: str) -> None:
+        try:
+            membership.live(cpu, incarnation)
+        except (NotFound, FailedPrecondition) as err:
+            raise Refused(str(err), status_of(err).name) from None
+
+    return live
 
 
 class EpochLines:
@@ -339,6 +353,7 @@ class WholeCluster:
             wall_s=self.scale / TIME_SCALE,  # the wall engine's seconds in the rules' (see Contig.wall_s)
         )
         if m is not None:
+            self.nodes.zone.live = _zone_fence(self.membership)  # the zone this coordinator serves from now
             self.members.start_reaper(m.failure_timeout_ms / 4000.0)  # coordinator.__main__'s interval
 
     def _new_zone(self) -> None:
@@ -501,22 +516,34 @@ class WholeCluster:
     ) -> None:
         """drain_all_pages (demand) from now; done(record, error) when it ends (Unavailable at once while
         the coordinator recovers: coordinator.server's check)."""
-        try:
-            self.recovery.check_over()
-        except Unavailable as err:
-            done(None, err)
+        if self._refused_recovering(done):
             return
         program = drain_all.drain_all_pages(self.view, self.mutex, strategy, force_all_cpus, pb.TRIGGER_DEMAND)
         self.driver.start(program, done)
 
     def alloc_contig_range(self, start_pfn: int, nr_pages: int, timeout_ms: int, done: Done) -> None:
         """AllocContigRange from now (coordinator.contig_rule; timeout_ms the wall engine's); done(result,
-        error) when it ends, the result a ContigResult."""
+        error) when it ends, the result a ContigResult; Unavailable at once while the coordinator recovers
+        (its drain would hold pcpu_drain_mutex against the registrations recovery waits for, and its take
+        hand out pages of a zone not rebuilt yet)."""
+        if self._refused_recovering(done):
+            return
         self.driver.start(contig_rule.alloc_contig_range(self.contig, start_pfn, nr_pages, timeout_ms), done)
 
     def offline_pages(self, start_pfn: int, nr_pages: int, timeout_ms: int, done: Done) -> None:
         """OfflinePages from now, as alloc_contig_range."""
+        if self._refused_recovering(done):
+            return
         self.driver.start(contig_rule.offline_pages(self.contig, start_pfn, nr_pages, timeout_ms), done)
+
+    def _refused_recovering(self, done: Done) -> bool:
+        """coordinator.server's check_over: done(None, Unavailable) and True while the coordinator recovers."""
+        try:
+            self.recovery.check_over()
+        except Unavailable as err:
+            done(None, err)
+            return True
+        return False
 
     def release_range(self, start_pfn: int, nr_pages: int, done: Done) -> None:
         """ReleaseRange from now: done(owner's name, error)."""

@@ -60,7 +60,12 @@ Blocks = list[tuple[int, int]]  # [(head pfn, order)]
 
 
 class Refused(Exception):
-    """The zone's records refuse the request, which changed nothing (FailedPrecondition on the wire)."""
+    """The zone's records refuse the request, which changed nothing (`code` on the wire: FAILED_PRECONDITION,
+    or NOT_FOUND when the coordinator's membership does not know the CPU)."""
+
+    def __init__(self, message: str, code: str = "FAILED_PRECONDITION") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class HoldCosts(Protocol):

@@ -110,6 +110,10 @@ class SharedZone:
         # A chaos run's: each round trip a request under the network's fault rules (node.virtual.zone_rpc).
         self.rpc: Callable[[LocalZone, str, Callable[[], Callable[[], Any]]], Any] | None = None
         self.epoch = 0  # the epoch of the coordinator whose zone `rules` is (a zone reply's coordinator_epoch)
+        # The membership fence of the coordinator whose zone `rules` is (coordinator.server's _as_live):
+        # live(cpu, incarnation) raises Refused (its `code` NOT_FOUND or FAILED_PRECONDITION) for a CPU
+        # that never registered with it, was declared dead or was replaced. None: no membership (static).
+        self.live: Callable[[int, str], None] | None = None
 
 
 class LocalZone:
@@ -126,6 +130,7 @@ class LocalZone:
         self.watermark_failed = False
         self.calls = 0
         self.transfer_log: Any = None  # node.shared.transfer_log.TransferLog's kind, or None (as ZoneClient's)
+        self.answered_epoch = 0  # the epoch of the zone that answered the last round trip (its reply's)
         self.registration = EpochRule()  # its agent's (node.virtual.agent), which sets it; without one: no epochs
         self._out = (cpu.cpu, COORDINATOR)  # the node's zone stream, one link each way
         self._back = (COORDINATOR, cpu.cpu)
@@ -144,12 +149,21 @@ class LocalZone:
         shared, cpu = self.shared, self.cpu
         self.calls += 1
         latest = shared.epoch  # the epoch of the coordinator its latest attempt went to
+        inc = self.incarnation
 
         def send() -> Callable[[], Held[R] | Refused]:
-            """An attempt sent now: what the zone serving now does on its arrival."""
+            """An attempt sent now: what the zone serving now does on its arrival: under zone->lock, the
+            serving coordinator's membership fence first (a CPU it does not know as this incarnation
+            changes nothing), then the rules."""
             nonlocal latest
-            rules, latest = shared.rules, shared.epoch
-            return lambda: self.apply(lambda: op(rules))
+            rules, latest, live = shared.rules, shared.epoch, shared.live
+
+            def at_zone() -> Held[R]:
+                if live is not None:
+                    live(cpu.cpu, inc)
+                return op(rules)
+
+            return lambda: self.apply(at_zone)
 
         outcome: Held[R] | Refused
         try:
@@ -163,7 +177,8 @@ class LocalZone:
             err.other_zone = self.registration.unregistered(latest)
             raise
         if isinstance(outcome, Refused):
-            raise ZoneRefused("FAILED_PRECONDITION", str(outcome), other_zone=self.registration.unregistered(latest))
+            raise ZoneRefused(outcome.code, str(outcome), other_zone=self.registration.unregistered(latest))
+        self.answered_epoch = latest
         return outcome.value
 
     def apply(self, op: Callable[[], Held[R]]) -> Held[R] | Refused:
@@ -196,7 +211,8 @@ class LocalZone:
         self._note(reply)
         self.watermark_failed = not reply.watermark_ok
         if self.transfer_log is not None and reply.pfns:
-            self.transfer_log.write("refill", inc=inc, pages=[[pfn, order] for pfn in reply.pfns])
+            pages = [[pfn, order] for pfn in reply.pfns]
+            self.transfer_log.write("refill", inc=inc, pages=pages, epoch=self.answered_epoch)
         return list(reply.pfns)
 
     def rmqueue_buddy(self, order: int, migratetype: int) -> int | None:

@@ -443,3 +443,21 @@ def test_a_drain_whose_own_call_an_rpc_fault_could_lose_is_not_late_but_counted(
     assert check(h, BOUND, LEASE).findings["drains_in_bound"] == [
         "drain 9: info after 11.50s, bound 12.00s (DEADLINE_EXCEEDED: x)"  # a coordinator stop in between
     ]
+
+
+def test_a_refill_an_older_zone_answered_after_a_newer_one_started_joins_nobody():
+    """Seed 516 of the 1,000-seed sweep: the first coordinator's zone applied cpu2's refill just
+    before the second's zone started, and the answer reached cpu2 after; the rebuilt zone owes those
+    pages to nobody until cpu2's claim, and gave them to cpu0. A refill of the newest zone still joins."""
+    t = [
+        zone(0.0, "start", epoch=1),
+        zone(1.0, "start", epoch=2),
+        node(1.01, "refill", 1, B, pages=[[4, 0]], epoch=1),
+        node(2.0, "refill", 0, A, pages=[[4, 0]], epoch=2),
+    ]
+    v = check(clean(), BOUND, LEASE, t)
+    assert "pages_held_twice" not in v.findings and v.stats["transfers"]["superseded"] == 1
+    t[2] = node(1.01, "refill", 1, B, pages=[[4, 0]], epoch=2)
+    assert check(clean(), BOUND, LEASE, t).findings["pages_held_twice"] == [
+        "pfn 4: cpu0 got it at 2.000s while cpu1 held it (since 1.010s)"
+    ]

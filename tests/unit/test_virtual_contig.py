@@ -12,7 +12,7 @@ from coordinator.store import TakenRange
 from coordinator.tools import determinism
 from coordinator.tools.chaos import scenario, virtual_runner
 from coordinator.tools.cli import main
-from coordinator.tools.virtual_cluster import WholeCluster, compare_roles
+from coordinator.tools.virtual_cluster import Members, WholeCluster, compare_roles
 from coordinator.tools.virtual_phase import default_config, run_phase
 from node.api.errors import FailedPrecondition, InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
@@ -197,3 +197,21 @@ def test_compare_under_virtual_time_with_cma_and_offline(tmp_path, capsys):
         assert s["audit"]["ok"] and s["audit"]["lost"] == s["audit"]["duplicated"] == 0, name
         assert s["drains_by_trigger"].get("alloc_contig", 0) > 0 and s["drains_by_trigger"].get("memory_offline", 0)
         assert s["contig"]["count"] > 0, name
+
+
+def test_a_range_operation_is_refused_while_the_coordinator_recovers():
+    """Seed 760 of the 1,000-seed sweep: an alloc_contig_range on a coordinator still rebuilding its
+    zone held pcpu_drain_mutex against the registrations its recovery waits for. As a demand drain,
+    it is refused UNAVAILABLE at once (coordinator.server's check_over), and changes nothing."""
+    c = WholeCluster(compare_roles(4), seed=1, members=Members())
+    try:
+        assert c.recovery.active
+        got: list = []
+        start = c.nodes.zone.zone.start_pfn
+        c.alloc_contig_range(start, PAGEBLOCK, 1000, lambda result, err: got.append((result, err)))
+        c.offline_pages(start, PAGEBLOCK, 1000, lambda result, err: got.append((result, err)))
+        assert [(r, type(e).__name__) for r, e in got] == [(None, "Unavailable")] * 2
+        assert "rebuild" in str(got[0][1]) or "recover" in str(got[0][1])
+        assert not c.store.ranges
+    finally:
+        c.close()

@@ -37,7 +37,9 @@ Every coordinator's zone writes to the one coordinator log, each line with its `
 of a newer epoch has started, an older coordinator still running (second-coordinator: the first,
 resumed) changes only its own memory, which no node that heard of the newer one obeys: its lines
 (its reaper's cpu_dead above all) are not the zone's and are skipped (`superseded`). Lines without
-an epoch (logs of an older pcpsim) are all one zone's, as before.
+an epoch (logs of an older pcpsim) are all one zone's, as before. A node's refill line carries the
+epoch of the zone that answered it: one of an older zone than the newest started (its reply crossed
+that start) joins nobody, as the pages held at the start do.
 """
 
 import glob
@@ -158,6 +160,12 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict, kille
                     entry = late.setdefault(key, [dead[0], f"alloc of pfn {e['pfn']} at {t:.3f}s", 0, t])
                     entry[2] += 1
                     entry[3] = t
+            if ev == "refill" and e.get("epoch") and newest is not None and e["epoch"] < newest:
+                # Applied by a zone older than the newest started, its answer arriving after that start
+                # (the reply crossed it): the rebuilt zone owes it to nobody until the CPU's claim, like the
+                # pages the CPU held at the start.
+                counts["superseded"] += 1
+                continue
             if ev in ("refill", "keep") and not dead:
                 replay.join(cpu, e["pages"], t)
             elif ev in ("free", "commit"):
