@@ -75,11 +75,12 @@ class Nemesis:
 
     def _record(self, fault, phase: str, action) -> None:
         try:
-            detail = action(fault) or {}
+            detail = {**fault.where(), **(action(fault) or {})}
             self.history.add("nemesis", "fault", fault.kind, phase=phase, what=fault.describe(), **detail)
         except Exception as err:  # a fault that could not be applied is recorded, not fatal
+            error = f"{type(err).__name__}: {err}"
             self.history.add(
-                "nemesis", "fault", fault.kind, phase=phase, what=fault.describe(), error=f"{type(err).__name__}: {err}"
+                "nemesis", "fault", fault.kind, phase=phase, what=fault.describe(), error=error, **fault.where()
             )
 
     # ------------------------------------------------------------------ processes
@@ -102,11 +103,10 @@ class Nemesis:
 
     def _start_stop_node(self, f):
         self._proc(f.cpu).send_signal(signal.SIGSTOP)
-        return {"pid": self._proc(f.cpu).pid, "cpu": f.cpu}
+        return {"pid": self._proc(f.cpu).pid}
 
     def _heal_stop_node(self, f):
         self._proc(f.cpu).send_signal(signal.SIGCONT)
-        return {"cpu": f.cpu}
 
     def _start_kill_coordinator(self, f):
         proc = self.cluster.procs["coordinator"]

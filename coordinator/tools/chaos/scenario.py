@@ -109,6 +109,10 @@ class Fault:
     def heal_at_s(self) -> float:
         return self.at_s + self.heal_after_s
 
+    def where(self) -> dict:
+        """Its CPU as a history entry names it ({} for the coordinator's faults)."""
+        return {} if self.cpu is None else {"cpu": self.cpu}
+
     def describe(self) -> str:
         what = self.kind + (f" cpu{self.cpu}" if self.cpu is not None else "")
         if self.kind == "rpc":

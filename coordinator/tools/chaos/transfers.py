@@ -131,7 +131,11 @@ def kills(history: list[dict]) -> list[dict]:
     return [
         {"t": e["t"], "ev": "killed", "cpu": e["cpu"]}
         for e in history
-        if e["type"] == "fault" and e["f"] == "kill-node" and e.get("phase") == "start" and "error" not in e
+        if e["type"] == "fault"
+        and e["f"] == "kill-node"
+        and e.get("phase") == "start"
+        and "error" not in e
+        and "cpu" in e  # an older pcpsim's wall history does not name it
     ]
 
 

@@ -379,14 +379,14 @@ class _Runner:
     def _start(self, fault: Fault) -> None:
         self.nemesis.start(fault)
         if fault.kind != "second-coordinator":  # its start is noted once the second runs
-            self.history.add("nemesis", "fault", fault.kind, phase="start", what=fault.describe(), **_where(fault))
+            self.history.add("nemesis", "fault", fault.kind, phase="start", what=fault.describe(), **fault.where())
 
     def _heal(self, fault: Fault) -> None:
         trapped = fault.kind == "stop-coordinator-mid-drain" and self.cluster.net.stopped(COORDINATOR)
         self.nemesis.heal(fault)
         if fault.kind == "second-coordinator":
             return  # noted by its hook
-        detail = {"trapped": trapped} if fault.kind == "stop-coordinator-mid-drain" else _where(fault)
+        detail = {"trapped": trapped} if fault.kind == "stop-coordinator-mid-drain" else fault.where()
         self.history.add("nemesis", "fault", fault.kind, phase="heal", what=fault.describe(), **detail)
 
     def kill(self, endpoint: object) -> None:
@@ -478,7 +478,3 @@ class _Runner:
                     h.add("nemesis", "observe", "pcp-lock-still-held", cpu=n, after_s=round(h.now() - stopped_at, 6))
 
         poll()
-
-
-def _where(fault: Fault) -> dict:
-    return {} if fault.cpu is None else {"cpu": fault.cpu}
