@@ -110,6 +110,8 @@ class Members:
     fencing: bool = True
     epochs: bool = True  # False: requests carry no epoch (the coordinator's --unsafe-no-epoch, tests only)
     retake: bool = True  # False: a restarted coordinator forgets the stored ranges (--unsafe-forget-ranges, tests only)
+    declare_dead_on_lost_commit: bool = False  # the coordinator's --unsafe-declare-dead-on-lost-commit (tests only)
+    register_once: bool = False  # the node's --unsafe-register-once (tests only)
     scale: float = TIME_SCALE
 
 
@@ -306,6 +308,7 @@ class WholeCluster:
                 n, self.rule_clock, failure_timeout=m.failure_timeout_ms / 1e3, dead_timeout=m.dead_timeout_ms / 1e3
             )
             self.control = Control(self.membership, self.rule_clock)
+            self.control.declare_dead_on_lost_commit = m.declare_dead_on_lost_commit
             self.view = DrainerSettings(
                 self.rule_clock, self.membership, self.control, m.lease_ms, m.flush_timeout_ms, GP_TIMEOUT_MS
             )
@@ -384,6 +387,7 @@ class WholeCluster:
             self.membership.heartbeat_interval(),
             self.trace,
             self.scale,
+            register_once=self.settings is not None and self.settings.register_once,
         )
         self.agents[n] = agent
         self.hosts[n].epoch = self.nodes.zones[n].registration = agent.epoch

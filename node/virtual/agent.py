@@ -72,11 +72,14 @@ class VirtualAgent(AgentRule):
         interval: float,
         trace: list[str] | None = None,
         scale: float = 1.0,
+        register_once: bool = False,
     ) -> None:
         """`request`: the registration (its incarnation is drawn here); `interval`: the node's own
         heartbeat interval; `trace`: where each step is written, one line each (a list to share with
-        the coordinator's driver)."""
+        the coordinator's driver); `register_once`: the node's --unsafe-register-once (tests only: a
+        Register whose answer is lost is not sent again, and the CPU stays parked)."""
         super().__init__(lambda: queue.clock.now * scale)
+        self.register_once = register_once
         self.queue = queue
         self.scale = scale
         self.net = net
@@ -228,7 +231,7 @@ class VirtualAgent(AgentRule):
 
         def outcome(code: str | None, reply: pb.RegisterReply | None) -> None:
             if code is not None:
-                if agent_rule.ask_again(code, self.stopped, give_up=False):
+                if agent_rule.ask_again(code, self.stopped, give_up=self.register_once):
                     self._after(wait, self._attempt, request, agent_rule.backoff(wait, REGISTER_BACKOFF_S[1]), then)
                     return
                 self.register_failed(code)

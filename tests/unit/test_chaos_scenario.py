@@ -147,6 +147,14 @@ def test_the_unsafe_switches_become_coordinator_flags():
     sc = scenario.parse({**VALID, "cluster": {**VALID["cluster"], "unsafe_no_epoch": True}})
     assert sc.cluster.unsafe_coordinator_args() == ["--unsafe-no-epoch"]
     assert scenario.parse(VALID).cluster.unsafe_coordinator_args() == []
+    every = {k: True for k in (*scenario.NODE_UNSAFE, *scenario.COORDINATOR_UNSAFE)}
+    c = scenario.parse({**VALID, "cluster": {**VALID["cluster"], **every}}).cluster
+    assert c.unsafe_coordinator_args() == [
+        "--unsafe-forget-ranges",
+        "--unsafe-no-epoch",
+        "--unsafe-declare-dead-on-lost-commit",
+    ]
+    assert c.unsafe_node_args() == ["--unsafe-skip-fencing", "--unsafe-register-once"]
 
 
 def test_an_unreadable_or_malformed_file_names_the_file(tmp_path):

@@ -85,7 +85,7 @@ def run(
         node_args=[
             "--transfer-log",
             os.path.join(run_dir, "transfers-cpu{cpu}.jsonl"),
-            *(["--unsafe-skip-fencing"] if c.unsafe_skip_fencing else []),
+            *c.unsafe_node_args(),
         ],
     )
     say = _Say(stream, f"{scenario.name}/{strategy}")

@@ -62,6 +62,11 @@ class ScenarioError(ValueError):
     pass
 
 
+# The planted bugs a scenario's [cluster] switches on (TEST ONLY), by the process whose flag it is.
+COORDINATOR_UNSAFE = ("unsafe_forget_ranges", "unsafe_no_epoch", "unsafe_declare_dead_on_lost_commit")
+NODE_UNSAFE = ("unsafe_skip_fencing", "unsafe_register_once")
+
+
 @dataclass(frozen=True)
 class ClusterSpec:
     cpus: int = 4
@@ -76,9 +81,14 @@ class ClusterSpec:
     unsafe_skip_fencing: bool = False  # TEST ONLY: the checker's broken variant
     unsafe_forget_ranges: bool = False  # TEST ONLY: the coordinator flag of the same name
     unsafe_no_epoch: bool = False  # TEST ONLY: the coordinator flag of the same name
+    unsafe_declare_dead_on_lost_commit: bool = False  # TEST ONLY: the coordinator flag of the same name
+    unsafe_register_once: bool = False  # TEST ONLY: the node flag of the same name
 
     def unsafe_coordinator_args(self) -> list[str]:
-        return [f"--{k.replace('_', '-')}" for k in ("unsafe_forget_ranges", "unsafe_no_epoch") if getattr(self, k)]
+        return [f"--{k.replace('_', '-')}" for k in COORDINATOR_UNSAFE if getattr(self, k)]
+
+    def unsafe_node_args(self) -> list[str]:
+        return [f"--{k.replace('_', '-')}" for k in NODE_UNSAFE if getattr(self, k)]
 
 
 @dataclass(frozen=True)
@@ -235,7 +245,7 @@ def _cluster(doc: dict) -> ClusterSpec:
     if dead <= failure:
         raise ScenarioError(f"cluster.dead_timeout_ms ({dead}) must exceed cluster.failure_timeout_ms ({failure})")
     unsafe = {}
-    for key in ("unsafe_skip_fencing", "unsafe_forget_ranges", "unsafe_no_epoch"):
+    for key in (*NODE_UNSAFE, *COORDINATOR_UNSAFE):
         unsafe[key] = doc.get(key, False)
         if not isinstance(unsafe[key], bool):
             raise ScenarioError(f"cluster.{key}: true or false, got {unsafe[key]!r}")

@@ -204,6 +204,8 @@ class _Runner:
             fencing=not c.unsafe_skip_fencing,
             epochs=not c.unsafe_no_epoch,
             retake=not c.unsafe_forget_ranges,
+            declare_dead_on_lost_commit=c.unsafe_declare_dead_on_lost_commit,
+            register_once=c.unsafe_register_once,
             scale=self.scale,
         )
         self.roles = scenario.roles()

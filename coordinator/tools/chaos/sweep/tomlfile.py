@@ -40,7 +40,7 @@ def to_doc(scenario: sc.Scenario) -> dict:
         "dead_timeout_ms": c.dead_timeout_ms,
         "flush_timeout_ms": c.flush_timeout_ms,
     }
-    cluster |= {k: True for k in ("unsafe_skip_fencing", "unsafe_forget_ranges", "unsafe_no_epoch") if getattr(c, k)}
+    cluster |= {k: True for k in (*sc.NODE_UNSAFE, *sc.COORDINATOR_UNSAFE) if getattr(c, k)}
     return {
         "name": scenario.name,
         **({"description": scenario.description} if scenario.description else {}),  # "" is the default, not a value
