@@ -33,11 +33,10 @@ WholeCluster's methods: kill and restart a CPU's process (its agent ends and its
 waits, writing nothing more; the new process is built afresh, with nothing of the old one's memory or
 call stack, and its agent registers with a new incarnation), stop and continue it (its agent and CPU
 run nothing meanwhile, the network holds what reaches it), its cost factor, and the coordinator's trap.
-coordinator.tools.virtual_peer joins the two sides; coordinator.tools.virtual_phase runs a compare
-phase on it.
+coordinator.tools.virtual_peer joins the two sides; coordinator.tools.virtual_host is each CPU's process
+as its agent sees it; coordinator.tools.virtual_phase runs a compare phase on it.
 """
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,15 +50,13 @@ from coordinator.hotplug import Pageset
 from coordinator.membership_rule import Member, MembershipRule
 from coordinator.recovery import Recovery
 from coordinator.store import Store
+from coordinator.tools.virtual_host import NodeHost
 from coordinator.tools.virtual_peer import INCARNATION, CoordinatorZone, NodePeer
 from coordinator.virtual_members import VirtualMembers
 from node.api.errors import FailedPrecondition, NotFound, Unavailable, status_of
 from node.api.v1 import pcpsim_pb2 as pb
-from node.cpu import MEMBERSHIP
-from node.epoch_rule import EpochRule, stale_request
 from node.identity import Ids
 from node.mm import audit as mm_audit
-from node.mm import pcp as pcpmod
 from node.mm.zone import Zone
 from node.mm.zone_rules import Refused, ZoneRules
 from node.runtime import ROLES
@@ -138,101 +135,6 @@ class EpochLines:
 
     def write(self, ev: str, **fields: Any) -> None:
         self.log.write(ev, **fields, epoch=self.epoch)
-
-
-class NodeHost:
-    """One CPU as its agent sees it (node.virtual.agent.Host), node.runtime.NodeRuntime's membership
-    half: its pcp count and pages, parking, the pageset, the lease that fences its allocations."""
-
-    def __init__(self, cluster: VirtualCluster, cpu: int, rule_clock: Callable[[], float], fencing: bool) -> None:
-        self.cluster = cluster
-        self.cpu = cpu
-        self.rule_clock = rule_clock
-        self.fencing = fencing  # False: the node's --unsafe-skip-fencing (tests only)
-        self.lease_until = math.inf
-        self.epoch: EpochRule | None = None  # its agent's: the coordinator epochs it has seen
-        self._transfer_log: Any = None  # node.shared.transfer_log.TransferLog's kind, or None
-        self.attach()
-
-    def attach(self) -> None:
-        """Join the CPU's process (the cluster's parts at its index: a restart builds new ones) to this
-        host: the lease fences its allocations, its parts write the transfer log."""
-        c, n = self.cluster, self.cpu
-        c.allocs[n].fenced = lambda: self.rule_clock() > self.lease_until
-        if not self.fencing:
-            c.drains[n].fencing = False  # type: ignore[union-attr]
-        self._wire(self._transfer_log)
-
-    def detach(self) -> None:
-        """The process was killed: what its unwinding stack and its drains' leases still do writes nothing."""
-        self._wire(None)
-
-    def _wire(self, log: Any) -> None:
-        c, n = self.cluster, self.cpu
-        c.allocs[n].transfer_log = c.zones[n].transfer_log = c.drains[n].transfer_log = log
-
-    @property
-    def transfer_log(self) -> Any:
-        return self._transfer_log
-
-    @transfer_log.setter
-    def transfer_log(self, log: Any) -> None:
-        self._transfer_log = log
-        self._wire(log)
-
-    @property
-    def parked(self) -> bool:
-        return self.cluster.cpus[self.cpu].paused
-
-    def pcp_count(self) -> int:
-        return self.cluster.pcps[self.cpu].count
-
-    def holdings(self) -> list[tuple[int, int, int]]:
-        c, n = self.cluster, self.cpu
-        return c.pcps[n].pages() + c.allocs[n].pages() + c.drains[n].inflight()
-
-    def discard(self) -> None:
-        """Declared dead: forget every page (node.runtime.NodeRuntime.discard)."""
-        c, n = self.cluster, self.cpu
-        if self.transfer_log is not None:
-            self.transfer_log.write("discard")  # with the incarnation that held them
-        c.drains[n].discard()
-        c.pcps[n].discard()
-        c.allocs[n].discard()
-        for source in c.cpus[n].sources:
-            held = getattr(source, "held", None)
-            if held is not None:
-                held.clear()
-
-    def park(self, parked: bool) -> None:
-        self.cluster.cpus[self.cpu].set_paused(parked, by=MEMBERSHIP)
-
-    def when_parked(self, fn: Callable[[], object]) -> None:
-        self.cluster.cpus[self.cpu].when_parked(fn)
-
-    def fence(self, epoch: int) -> str | None:
-        """node.epoch's check of a coordinator's request: why it is refused, or None."""
-        if self.epoch is None or self.epoch.request(epoch) is None:
-            return None
-        return stale_request(epoch, self.epoch.highest)
-
-    def set_pageset(self, high: int, batch: int) -> None:
-        """pageset_update, as node.runtime.NodeRuntime.set_pageset (high_max kept: the zone's size is fixed)."""
-        pcp = self.cluster.pcps[self.cpu]
-        if isinstance(pcp, pcpmod.PerCpuPages):
-            pcpmod.pageset_update(pcp, high, pcp.high_max, batch)
-        else:
-            pcp.high, pcp.batch = high, batch
-
-    @property
-    def incarnation(self) -> str:
-        return self.cluster.zones[self.cpu].incarnation
-
-    @incarnation.setter
-    def incarnation(self, value: str) -> None:
-        self.cluster.zones[self.cpu].incarnation = value  # the zone's requests carry it
-        if self.transfer_log is not None:
-            self.transfer_log.fixed["inc"] = value
 
 
 class WholeCluster:
