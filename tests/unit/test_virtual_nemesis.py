@@ -120,20 +120,29 @@ def test_a_stopped_node_reads_at_the_heal_what_reached_it_and_the_driver_stops_a
     assert handled == [1.0]
 
 
-def test_kill_and_restart_at_exact_instants_and_the_new_process_starts_without_rules():
+def test_kill_and_restart_at_exact_instants_and_the_new_process_runs_under_the_faults_still_active():
+    """A process restarted inside an rpc fault on it is given that fault's rule at once (a rule on
+    the coordinator outlives its restart too, or a Register answered by the new coordinator would
+    escape the fault that should lose its reply); the rule goes at the fault's heal."""
     q, net, hooks, _ = _run(
         _scenario(
             'kind = "kill-node"\ncpu = 3\nat_s = 1.0\nheal_after_s = 2.0',
             'kind = "rpc"\nside = "node"\ncpu = 3\ndirection = "in"\ndrop = 1.0\nat_s = 0.5\nheal_after_s = 5.0',
             'kind = "kill-coordinator"\nat_s = 4.0\nheal_after_s = 1.0',
+            'kind = "rpc"\nside = "coordinator"\ndirection = "in"\nmethod = "Register"\ndrop_reply = 1.0\n'
+            "at_s = 4.5\nheal_after_s = 1.5",
         )
     )
     errors = []
     q.at(0.75, net.request, COORDINATOR, 3, "GetPcp", print, print, lambda *e: errors.append((q.clock(), *e)))
     q.run(1.5)
-    assert net.dead(3) is False and _rules(net, 3) == ()
+    assert net.dead(3) is False and _rules(net, 3) == (Rule("in", "*", ANY_PEER, drop=1.0),)
     assert errors == [(0.75 + 2 * ONE_WAY, "UNAVAILABLE", "3 is down")]
+    q.run(2.5)
+    assert _rules(net, 3) == (Rule("in", "*", ANY_PEER, drop=1.0),)
+    assert _rules(net, COORDINATOR) == (Rule("in", "Register", ANY_PEER, drop_reply=1.0),)
     q.run(10.0)
+    assert _rules(net, 3) == () and _rules(net, COORDINATOR) == ()
     assert hooks.calls == [
         (0.5, "kill", 3),
         (1.5, "restart", 3),

@@ -2,9 +2,12 @@
 
 Process faults are real signals (SIGKILL, SIGSTOP, SIGCONT) and real restarts. RPC
 faults, partitions and slow CPUs are set at run time with SetFaults on the process that
-applies them (node.shared.faults). The coordinator trap (stop-coordinator-mid-drain) is armed
-with SetFaults; the coordinator SIGSTOPs itself mid-drain, which the nemesis sees in
-/proc, and SIGCONTs it at the heal. While it is stopped the nemesis watches every node's
+applies them (node.shared.faults); a process restarted by a heal is given the rules and cost
+factor of the faults still active on it: the coordinator as soon as it listens, a node once it
+has registered (its address is known then), as the virtual nemesis does at the restart's
+instant. The coordinator trap (stop-coordinator-mid-drain) is armed with SetFaults; the
+coordinator SIGSTOPs itself mid-drain, which the nemesis sees in /proc, and SIGCONTs it at
+the heal. While it is stopped the nemesis watches every node's
 pcp lock and records when each is free again (the lease bound the checker verifies).
 The second-coordinator fault stops the coordinator with the same trap (so it is mid-drain
 when it resumes), starts a second one on its address and state directory (gRPC binds its
@@ -36,6 +39,8 @@ from node.shared import security
 
 RPC_TIMEOUT_S = 2.0
 TRAP_WAIT_S = 2.0  # second-coordinator: how long the trap may take to spring before a plain SIGSTOP
+RESTORE_WAIT_S = 10.0  # a heal's restart: how long the new process may take to take its faults
+RESTORE_POLL_S = 0.02
 ALL = pb.FaultRule(direction=pb.DIRECTION_IN, method="*", peer=-1, drop=1.0)
 # A node cut off: every request it receives and every one it sends is lost.
 PARTITION = (ALL, pb.FaultRule(direction=pb.DIRECTION_OUT, method="*", peer=-1, drop=1.0))
@@ -58,7 +63,9 @@ class Nemesis:
         self.seed = seed
         self.names = {cpu: f"cpu{cpu}" for cpu in range(len(cluster.config.roles))}
         self.addresses = {n.cpu: n.address for n in cluster.state().nodes}
-        self.rules: dict[str, list] = {}  # process ("coordinator" or "cpuN") -> [(fault, FaultRule)]
+        # Whose rules ("coordinator" or a CPU) -> [(fault, FaultRule)]: keyed by the process's place, not
+        # its name, so a restarted process is given the rules of the faults still active on it.
+        self.rules: dict[object, list] = {}
         self.factors: dict[int, float] = {}
         self.restarts = 0
         self.killed: dict[int, set[str]] = {}  # cpu -> incarnations whose process kill-node ended
@@ -99,7 +106,42 @@ class Nemesis:
         self.restarts += 1
         self.names[f.cpu] = f"cpu{f.cpu}-restart{self.restarts}"
         proc = self.cluster.start_node(f.cpu, name=self.names[f.cpu])
+        if self.rules.get(f.cpu) or f.cpu in self.factors:
+            # Its address is known once it has registered: the faults active on it follow then.
+            ready = lambda: self._registered_again(f.cpu)  # noqa: E731
+            threading.Thread(target=self._restore, args=(f.cpu, ready), daemon=True).start()
         return {"pid": proc.pid}
+
+    def _registered_again(self, cpu: int) -> bool:
+        """Whether a live member of `cpu` other than the incarnations kill-node ended is registered
+        (its address noted then)."""
+        try:
+            nodes = self.cluster.state(timeout=RPC_TIMEOUT_S).nodes
+        except grpc.RpcError:
+            return False
+        for n in nodes:
+            if n.cpu == cpu and not n.dead and n.incarnation not in self.killed.get(cpu, ()):
+                self.addresses[cpu] = n.address
+                return True
+        return False
+
+    def _restore(self, target: object, ready) -> None:
+        """Give a restarted process (`target`: "coordinator" or a CPU) the rules and cost factor of
+        the faults still active on it once `ready()` (a node: registered on a new address) and it
+        takes them, within RESTORE_WAIT_S, as the virtual nemesis does at the restart's instant;
+        the history says when, or why it could not."""
+        deadline, error = time.monotonic() + RESTORE_WAIT_S, "not ready"
+        while time.monotonic() < deadline:
+            if ready():
+                try:
+                    self._push(target)
+                except grpc.RpcError as err:
+                    error = f"SetFaults: {err.code().name}"
+                else:
+                    self.history.add("nemesis", "observe", "faults-restored", target=str(target))
+                    return
+            time.sleep(RESTORE_POLL_S)
+        self.history.add("nemesis", "observe", "faults-restored", target=str(target), error=error)
 
     def _start_stop_node(self, f):
         self._proc(f.cpu).send_signal(signal.SIGSTOP)
@@ -116,6 +158,8 @@ class Nemesis:
 
     def _heal_kill_coordinator(self, f):
         proc = self.cluster.start_coordinator(time.monotonic() + 30.0)
+        if self.rules.get("coordinator"):  # listening, but not yet serving for a moment: asked again
+            threading.Thread(target=self._restore, args=("coordinator", lambda: True), daemon=True).start()
         return {"pid": proc.pid}
 
     def _start_stop_coordinator_mid_drain(self, f):
@@ -246,8 +290,8 @@ class Nemesis:
             return json.load(f)["epoch"]
 
     # ------------------------------------------------------------------ run-time RPC faults
-    def _rpc_target(self, f) -> str:
-        return self.names[f.cpu] if f.side == "node" else "coordinator"
+    def _rpc_target(self, f) -> object:
+        return f.cpu if f.side == "node" else "coordinator"
 
     def _start_rpc(self, f):
         rule = pb.FaultRule(
@@ -265,48 +309,49 @@ class Nemesis:
         return self._remove_rules(self._rpc_target(f), f)
 
     def _start_partition(self, f):
-        return self._add_rules(self.names[f.cpu], f, list(PARTITION))
+        return self._add_rules(f.cpu, f, list(PARTITION))
 
     def _heal_partition(self, f):
-        return self._remove_rules(self.names[f.cpu], f)
+        return self._remove_rules(f.cpu, f)
 
     def _start_slow_cpu(self, f):
         self.factors[f.cpu] = f.factor
-        return self._push(self.names[f.cpu])
+        return self._push(f.cpu)
 
     def _heal_slow_cpu(self, f):
         self.factors.pop(f.cpu, None)
-        return self._push(self.names[f.cpu])
+        return self._push(f.cpu)
 
-    def _add_rules(self, target: str, fault, rules):
+    def _add_rules(self, target: object, fault, rules):
         self.rules.setdefault(target, []).extend((fault, r) for r in rules)
         return self._push(target)
 
-    def _remove_rules(self, target: str, fault):
+    def _remove_rules(self, target: object, fault):
         self.rules[target] = [(f, r) for f, r in self.rules.get(target, []) if f is not fault]
         return self._push(target)
 
-    def _push(self, target: str):
+    def _push(self, target: object):
         rules = [r for _, r in self.rules.get(target, [])]
-        if target == "coordinator":
-            return self._set_faults(target, rules=rules)
-        cpu = next(c for c, name in self.names.items() if name == target)
-        return self._set_faults(target, rules=rules, cost_factor=self.factors.get(cpu, 1.0))
+        if isinstance(target, int):
+            return self._set_faults(target, rules=rules, cost_factor=self.factors.get(target, 1.0))
+        return self._set_faults(target, rules=rules)
 
-    def _set_faults(self, target: str, **fields):
+    def _set_faults(self, target: object, **fields):
+        """SetFaults on the coordinator (target "coordinator") or CPU `target`'s node."""
         request = pb.FaultsRequest(seed=self.seed, **fields)
         if target == "coordinator":
             with self.cluster.channel(self.cluster.coordinator_address) as ch:
                 reply = pb_grpc.CoordinatorStub(ch).SetFaults(request, timeout=RPC_TIMEOUT_S)
         else:
-            cpu = next(c for c, name in self.names.items() if name == target)
-            reply = self._node_call(self._address(cpu), "SetFaults", request, raise_errors=True)
+            assert isinstance(target, int)
+            reply = self._node_call(self._address(target), "SetFaults", request, raise_errors=True)
         return {"injected": dict(reply.injected)}
 
     # ------------------------------------------------------------------ helpers
     def _address(self, cpu: int) -> str:
-        with contextlib.suppress(grpc.RpcError):  # the coordinator is down: the last known address it is
-            self.addresses = {n.cpu: n.address for n in self.cluster.state(timeout=RPC_TIMEOUT_S).nodes}
+        # The coordinator down, or restarted and not yet rejoined by `cpu`: the last known address.
+        with contextlib.suppress(grpc.RpcError):
+            self.addresses.update({n.cpu: n.address for n in self.cluster.state(timeout=RPC_TIMEOUT_S).nodes})
         return self.addresses[cpu]
 
     def _node_call(self, address: str, method: str, request, raise_errors: bool = False):

@@ -11,8 +11,9 @@ engine's: virtual time is kernel time). Per kind:
 - stop-node: the network holds what reaches the CPU (SimNetwork.stop) and the driver stops its code;
   the heal reads what waited and runs it again;
 - kill-node, kill-coordinator: the network refuses and loses (SimNetwork.kill) and the driver ends
-  the process; the heal revives the endpoint and the driver starts a new process, which has no rules
-  until the next change of its faults, as a new wall process has none until the next SetFaults;
+  the process; the heal revives the endpoint and the driver starts a new process, given at once the
+  rules of the faults still active on it (an rpc rule or a partition outlives a restart inside it;
+  the wall nemesis gives them to the new process as soon as it can reach it);
 - slow-cpu: the CPU's cost factor, through the driver (1 at the heal);
 - stop-coordinator-mid-drain: the driver arms the trap; if a drain reaches it before the heal, the
   driver stops the coordinator (its code, and SimNetwork.stop of its endpoint) until the heal, which
@@ -139,7 +140,7 @@ class VirtualNemesis:
         elif fault.kind in ("kill-node", "kill-coordinator"):
             endpoint = self._process(fault)
             net.revive(endpoint)
-            net.set_rules(endpoint, (), self._stream(endpoint))  # a new process: no rules yet
+            self._push(endpoint)  # a new process, under the faults still active on it
             hooks.restart(endpoint)
         elif fault.kind == "stop-coordinator-mid-drain":
             if net.stopped(self.coordinator):
