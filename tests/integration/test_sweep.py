@@ -1,7 +1,7 @@
 """`pcpsim chaos sweep` end to end under the virtual runner: flags refused before anything runs, a
 small sweep's results and files, and the proof it finds bugs: each planted bug (broken fencing, an
-unfenced second coordinator, forgotten CMA ranges) found within 200 seeds, shrunk to at most 3
-faults, and the shrunk file replaying the failure."""
+unfenced second coordinator, forgotten CMA ranges, a live CPU declared dead for one lost commit)
+found within 200 seeds, shrunk to at most 3 faults, and the shrunk file replaying the failure."""
 
 import json
 import os
@@ -27,6 +27,9 @@ from tests.integration.conftest import run_cli
         (["--seeds", "1-3", "--finding", "lost"], "--finding: invalid choice"),
         (["--seeds", "1-3", "--max-failures", "0"], "--max-failures: must be > 0"),
         (["--seeds", "1-4", "--index", "0", "--count", "2", "--max-failures", "1"], "a shard runs every seed"),
+        (["--seeds", "1-3", "--faults", "rpc,meteor"], "unknown fault kind 'meteor'"),
+        (["--seeds", "1-3", "--rpc-methods", "Register,Hello"], "unknown message 'Hello'"),
+        (["--seeds", "1-3", "--faults", "kill-node", "--rpc-methods", "Register"], "add rpc to --faults"),
     ],
 )
 def test_bad_flags_are_refused_and_nothing_is_written(tmp_path, flags, message):
@@ -57,24 +60,37 @@ def test_a_small_sweep_reports_every_run_and_writes_each_failure_as_a_loadable_s
         assert scenario.load(f.file).faults == generate.generate(f.seed).faults
 
 
-# Each planted bug (a test-only switch), the kind of violation it shows, and what the violation says.
+FULL = ()  # the whole fault space
+# Each planted bug: its switch, the violation it makes, what the checker says of it, and the fault
+# space hunted. The last needs one drain's commit answer lost, which the whole fault space reaches
+# too rarely for 200 seeds (docs/sweep.md); its hunt aims the rpc rules at the commit, as a user
+# suspecting it would. (register-once is not here: no sweep of 200 seeds finds it, docs/sweep.md.)
 PLANTED = [
-    ("skip-fencing", "stale_writes_applied", "applied after its lease expired"),
-    ("no-epoch", "conservation", "lost"),
-    ("forget-ranges", "conservation", "a taken range was forgotten"),
+    ("skip-fencing", "stale_writes_applied", "applied after its lease expired", FULL),
+    ("no-epoch", "conservation", "lost", FULL),
+    ("forget-ranges", "conservation", "a taken range was forgotten", FULL),
+    (
+        "declare-dead-on-lost-commit",
+        "allocated_after_cpu_dead",
+        "took its pages back (cpu_dead)",
+        ("--rpc-methods", "PcpControl.unlock"),
+    ),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("switch,finding,says", PLANTED, ids=[p[0] for p in PLANTED])
-def test_a_sweep_finds_each_planted_bug_and_shrinks_it_to_a_file_that_replays_it(tmp_path, switch, finding, says):
+@pytest.mark.parametrize("switch,finding,says,focus", PLANTED, ids=[p[0] for p in PLANTED])
+def test_a_sweep_finds_each_planted_bug_and_shrinks_it_to_a_file_that_replays_it(
+    tmp_path, switch, finding, says, focus
+):
     """With a planted bug switched on (skip-fencing: the nodes accept a drainer's commit after its lease
     ran out; no-epoch: a second coordinator is not fenced; forget-ranges: a restarted coordinator forgets
-    the CMA ranges taken), a sweep of at most 200 seeds under remote finds its violation, stops there
+    the CMA ranges taken; declare-dead-on-lost-commit: the coordinator declares a live CPU dead when one
+    commit goes unanswered), a sweep of at most 200 seeds under remote finds its violation, stops there
     (--max-failures 1), shrinks it to at most 3 faults, and the shrunk file, replayed by `chaos run
     --engine virtual`, is invalid with that violation again."""
     result = run_cli(
-        "chaos", "sweep", "--seeds", "1-200", "--strategies", "remote", "--unsafe", switch,
+        "chaos", "sweep", "--seeds", "1-200", "--strategies", "remote", "--unsafe", switch, *focus,
         "--finding", finding, "--max-failures", "1", "--shrink", "--jobs", "2", "--out", str(tmp_path),
         timeout=3600,
     )  # fmt: skip

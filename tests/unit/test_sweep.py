@@ -4,6 +4,7 @@ and a whole sweep with a fake runner in one process and in two."""
 
 import collections
 import dataclasses
+import fnmatch
 import glob
 import os
 import random
@@ -73,6 +74,49 @@ def test_generated_scenarios_stay_within_the_documented_bounds_and_cover_them():
     assert cpus_hit == {(False, False), (True, False), (True, True)}  # housekeeping, preemptible, RT
     assert sizes == set(range(generate.CPUS[0], generate.CPUS[1] + 1))
     assert overlaps > len(SEEDS) // 4
+
+
+def test_seeds_leave_kinds_out_cut_rpc_rules_and_start_faults_together():
+    """Swarm testing: a seed's faults come from a subset of the kinds, and over the seeds every
+    kind is left out somewhere; about half the rpc effects are certain (probability 1), the rest
+    below 1; about half the faults after a seed's first start the instant an earlier one starts
+    or heals (fewer kept: such a fault on an earlier one's slot overlaps it and is drawn again)."""
+    subsets, effects, cuts, later, together = set(), 0, 0, 0, 0
+    for seed in SEEDS:
+        s = generate.generate(seed)
+        subsets.add(frozenset(f.kind for f in s.faults))
+        for i, f in enumerate(s.faults):
+            if f.kind == "rpc":
+                probabilities = [p for p in (f.drop, f.fail, f.drop_reply) if p]
+                assert all(0.05 <= p <= 1 for p in probabilities)
+                effects += len(probabilities)
+                cuts += probabilities.count(1.0)
+            if i:
+                later += 1
+                together += any(f.at_s in (e.at_s, e.heal_at_s) for e in s.faults[:i])
+    assert all(any(kind not in k for k in subsets if len(k) > 1) for kind in sc.KINDS)
+    assert 0.4 < cuts / effects < 0.6, (cuts, effects)
+    assert 0.3 < together / later < 0.6, (together, later)
+
+
+def test_a_focused_sweep_draws_only_its_kinds_and_aims_rpc_rules_at_its_messages():
+    """--faults and --rpc-methods: every fault of the named kinds, every rpc rule's method glob one
+    that matches a named message (on the ends that carry it), and each end and glob that can is drawn."""
+    kinds, messages = ("rpc", "kill-coordinator"), ("Register", "PcpControl.unlock")
+    ends = set()
+    for seed in range(1, 400):
+        for f in generate.generate(seed, kinds=kinds, messages=messages).faults:
+            assert f.kind in kinds
+            if f.kind == "rpc":
+                assert any(fnmatch.fnmatchcase(m, f.method) for m in messages), f
+                ends.add((f.side, f.direction, f.method))
+    assert ends == {
+        (side, direction, glob)
+        for (side, direction), globs in generate.RPC_METHODS.items()
+        for glob in globs
+        if any(fnmatch.fnmatchcase(m, glob) for m in messages)
+    }
+    assert generate.generate(7, kinds=generate.KINDS, messages=()) == generate.generate(7)
 
 
 # ------------------------------------------------------------------ tomlfile

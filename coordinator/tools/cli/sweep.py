@@ -10,7 +10,7 @@ import os
 import time
 
 from coordinator.tools.chaos import scenario
-from coordinator.tools.chaos.sweep import driver, shards
+from coordinator.tools.chaos.sweep import driver, generate, shards
 from coordinator.tools.cli import flags
 from coordinator.tools.cli.errors import CliError
 from coordinator.tools.progress import Progress
@@ -64,6 +64,19 @@ def add_parsers(chaos_sub) -> None:
         help=f"TEST ONLY: comma-separated planted bugs switched on in every scenario ({', '.join(UNSAFE)})",
     )
     sw.add_argument(
+        "--faults",
+        type=_kinds,
+        default=generate.KINDS,
+        help=f"comma-separated fault kinds to draw (default all: {','.join(generate.KINDS)})",
+    )
+    sw.add_argument(
+        "--rpc-methods",
+        type=_messages,
+        default=(),
+        help="comma-separated messages the rpc rules aim at, with the method globs that match them (default "
+        f"all: {','.join(generate.MESSAGES)})",
+    )
+    sw.add_argument(
         "--finding",
         choices=FINDINGS,
         help="hunt this kind of violation: shrink only the runs that have it, keeping it (default: shrink every "
@@ -105,7 +118,9 @@ def cmd_sweep(args) -> int:
         raise CliError("this tree has no virtual runner (coordinator.tools.chaos.virtual_runner)")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CliError(f"--out {args.out}: not a directory")
-    plan = driver.Plan(strategies=args.strategies, unsafe=args.unsafe, finding=args.finding)
+    if args.rpc_methods and "rpc" not in args.faults:
+        raise CliError("--rpc-methods aims rpc rules, and --faults draws none: add rpc to --faults")
+    plan = driver.Plan(args.strategies, args.unsafe, finding=args.finding, kinds=args.faults, messages=args.rpc_methods)
     # Thousands of runs: their processes' warnings (a failed housekeeping step, say) would bury the
     # summary; each run's verdict says what went wrong. The workers fork with this setting.
     logging.disable(logging.WARNING)
@@ -180,9 +195,22 @@ def _seeds(text: str) -> tuple[str, list[int]]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _unsafe(text: str) -> tuple:
+def _kinds(text: str) -> tuple:
+    names = _names(text, generate.KINDS, "fault kind")
+    return tuple(k for k in generate.KINDS if k in names)  # the generator's order: a seed's draws fixed
+
+
+def _messages(text: str) -> tuple:
+    names = _names(text, generate.MESSAGES, "message")
+    return tuple(m for m in generate.MESSAGES if m in names)
+
+
+def _names(text: str, known: tuple, what: str) -> list[str]:
     names = [n.strip() for n in text.split(",")]
-    unknown = [n for n in names if n not in UNSAFE]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown switch {', '.join(map(repr, unknown))}; known: {', '.join(UNSAFE)}")
-    return tuple(dict.fromkeys(UNSAFE[n] for n in names))
+    if unknown := [n for n in names if n not in known]:
+        raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+    return names
+
+
+def _unsafe(text: str) -> tuple:
+    return tuple(dict.fromkeys(UNSAFE[n] for n in _names(text, tuple(UNSAFE), "switch")))

@@ -64,9 +64,12 @@ class Plan:
     unsafe: tuple = ()
     runner: Runner = virtual
     finding: str | None = None  # hunt this kind of violation: only runs with it are shrunk, keeping it
+    kinds: tuple = generate.KINDS  # the fault kinds drawn (--faults)
+    messages: tuple = ()  # the messages rpc rules aim at (--rpc-methods); () for all
 
     def scenario(self, seed: int) -> sc.Scenario:
-        return generate.with_unsafe(generate.generate(seed, self.strategies), self.unsafe)
+        drawn = generate.generate(seed, self.strategies, self.kinds, self.messages)
+        return generate.with_unsafe(drawn, self.unsafe)
 
     def hunted(self, o: Outcome) -> bool:
         return o.verdict != "valid" if self.finding is None else self.finding in o.kinds
@@ -213,6 +216,8 @@ def _sweep(plan, seeds, out_dir, workers, do_shrink, progress, t0, spec, index, 
         failures=failures,
         finding=plan.finding,
         max_failures=max_failures,
+        faults=[] if plan.kinds == generate.KINDS else list(plan.kinds),
+        rpc_methods=list(plan.messages),
     )
 
 

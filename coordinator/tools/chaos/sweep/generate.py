@@ -15,20 +15,35 @@ TIME_SCALE, docs/engine.md), each drawn uniformly unless said otherwise:
 - workload: a drain every 50-300 ms, forced on every CPU with probability 1/4, and with probability
   1/4 a CMA range of 1-8 pageblocks taken at an instant of the fault window;
 - the fault window (faults start and heal in it) 2-6 s, then a healing phase of 2.5-4 s;
-- 1-6 faults, each of a kind drawn uniformly from the nemesis's (scenario.KINDS, all of which
-  run under virtual time), on a CPU drawn uniformly (every CPU, housekeeping or isolated, and
-  the coordinator for the coordinator's kinds), starting at any millisecond of the window, lasting
-  log-uniformly from 50 ms to the rest of the window (as many brief faults as long ones), and free
-  to overlap each other, except two on one slot (scenario.slot: the coordinator's process, a CPU's
+- the seed's kinds (swarm testing, Groce et al., "Swarm Testing", ISSTA 2012): each kind of the
+  nemesis's (scenario.KINDS, all of which run under virtual time) with probability 1/2, at least
+  one. Faults interfere: a coordinator restart stops the drains whose lost commit would show a
+  bug, a partition hides the lost Register reply another needs. A seed that leaves kinds out
+  reaches what their mix masks, and over many seeds every mix is still drawn. A focused sweep
+  (`kinds` given, --faults) draws from its kinds as given: its user chose the mix;
+- 1-6 faults, each of a kind drawn uniformly from the seed's kinds, on a CPU drawn uniformly
+  (every CPU, housekeeping or isolated, and the coordinator for the coordinator's kinds),
+  starting, with probability 1/2, the instant an earlier fault starts or heals, else at any
+  millisecond of the window. Faults come together (a restart on a flaky network), and recovery
+  runs just after a heal: a rejoining node's Register, a new coordinator's claims. A fault drawn
+  at any instant rarely covers those few milliseconds. Each fault lasts log-uniformly from
+  50 ms to the rest of the window (as many brief faults as long ones), free to overlap the
+  others, except two on one slot (scenario.slot: the coordinator's process, a CPU's
   process or its cost factor), which no nemesis can run at once: such a fault is drawn again;
 - rpc: side node or coordinator, direction in or out, a method glob of those the side serves or
-  sends (RPC_METHODS), the coordinator's rules scoped to one peer CPU with probability 1/2; each of
-  delay (1-200 ms, log-uniform), drop, fail and (direction in) drop_reply with probability 1/2,
-  at least one; probabilities 0.05-1 in steps of 0.05;
+  sends (RPC_METHODS), the coordinator's rules scoped to one peer CPU with probability 1/2; one
+  way to lose a message drawn uniformly from drop, fail, (direction in) drop_reply and none, as
+  two in one rule mask each other (a message dropped is never failed, nor its reply lost); the
+  loss certain (probability 1: the messages are cut, as by a broken stream) with probability
+  1/2, else 0.05-0.95 in steps of 0.05, since the protocol asks again whatever it loses, so a
+  lossy rule is mostly retried through and the bugs of a lost answer show when every attempt
+  for a while is lost; a delay (1-200 ms, log-uniform) with probability 1/2, always without a
+  loss;
 - slow-cpu: a cost factor of 2-50 (log-uniform, whole numbers);
 - second-coordinator: the first resumed after 5-95 % of the fault's length.
 """
 
+import fnmatch
 import math
 from dataclasses import replace
 from typing import Any
@@ -51,6 +66,9 @@ FAULTS = (1, 6)
 MIN_FAULT_S = 0.05  # scenario.parse's least heal_after_s
 DELAY_MS = (1, 200)
 SLOW_FACTOR = (2, 50)
+KIND_P = 0.5  # the probability a kind is among a seed's (swarm testing)
+CUT_P = 0.5  # the probability an rpc effect is certain (probability 1)
+TOGETHER_P = 0.5  # the probability a fault starts when an earlier one starts or heals
 REDRAWS = 10  # draws of a fault that meets an earlier one on its slot before it is left out
 # What each side serves ("in") or sends ("out"): coordinator.tools.chaos.nemesis's rules match these
 # names, the control stream's operations as PcpControl.<op>, the zone stream's as ZoneStream.<op>.
@@ -62,13 +80,25 @@ RPC_METHODS = {
     ("node", "in"): (*_CONTROL, "QueueWork", "FlushWork", "*Work", "*"),
     ("node", "out"): _TO_COORDINATOR,
 }
+# Every message an rpc rule can aim at (`pcpsim chaos sweep --rpc-methods` names some of them).
+MESSAGES = (
+    "Register",
+    "Heartbeat",
+    "ZoneStream.rmqueue",
+    "ZoneStream.free",
+    *(f"PcpControl.{op}" for op in ("lock_drain", "unlock", "rcu_swap", "rcu_release")),
+    "QueueWork",
+    "FlushWork",
+)
 # Every kind the nemesis has, in scenario.KINDS' order: all of them run under virtual time
 # (coordinator.tools.chaos.virtual_nemesis, second-coordinator included).
 KINDS = tuple(sc.KINDS)
 
 
-def generate(seed: int, strategies: tuple = sc.STRATEGIES, kinds: tuple = KINDS) -> sc.Scenario:
-    """The scenario of `seed`, to run against `strategies` (its `seed` is the run's seed too)."""
+def generate(seed: int, strategies: tuple = sc.STRATEGIES, kinds: tuple = KINDS, messages: tuple = ()) -> sc.Scenario:
+    """The scenario of `seed`, to run against `strategies` (its `seed` is the run's seed too), its
+    faults of `kinds` only, its rpc rules aimed at `messages` only (MESSAGES' names; () for all):
+    a focused sweep, as Jepsen's --nemesis picks the faults of a test."""
     rng = RngTree(seed).stream("sweep/schedule")
     cpus = rng.randint(*CPUS)
     isolated = sorted(rng.sample(range(cpus), rng.randint(0, cpus - 1)))
@@ -94,7 +124,7 @@ def generate(seed: int, strategies: tuple = sc.STRATEGIES, kinds: tuple = KINDS)
         cma_pages=cma,
         cma_at_s=min(window, _ms(rng.uniform(0.0, window))) if cma else sc.WorkloadSpec.cma_at_s,
     )
-    faults = _faults(rng, kinds, cpus, window)
+    faults = _faults(rng, swarm(rng, kinds) if kinds == KINDS else kinds, cpus, window, messages)
     return sc.Scenario(
         name=f"sweep-{seed}",
         path=f"<sweep seed {seed}>",
@@ -115,44 +145,66 @@ def with_unsafe(scenario: sc.Scenario, switches: tuple) -> sc.Scenario:
     return replace(scenario, cluster=replace(scenario.cluster, **on))
 
 
-def _faults(rng, kinds: tuple, cpus: int, window: float) -> tuple:
+def swarm(rng, kinds: tuple) -> tuple:
+    """The seed's kinds: each of `kinds` with probability KIND_P, at least one."""
+    chosen = tuple(k for k in kinds if rng.random() < KIND_P)
+    return chosen or (rng.choice(kinds),)
+
+
+def _faults(rng, kinds: tuple, cpus: int, window: float, messages: tuple) -> tuple:
     """1-6 faults; one that meets an earlier fault on the same slot (scenario.slot: the coordinator's
     process, a CPU's process or its cost factor, which the nemesis holds for one fault at a time) is
     drawn again, at most REDRAWS times, then left out."""
     faults: list[sc.Fault] = []
     for _ in range(rng.randint(*FAULTS)):
         for _ in range(REDRAWS):
-            f = _fault(rng, rng.choice(kinds), cpus, window)
+            f = _fault(rng, rng.choice(kinds), cpus, window, _start(rng, faults, window), messages)
             if not sc.overlapping((*faults, f)):
                 faults.append(f)
                 break
     return tuple(faults)
 
 
-def _fault(rng, kind: str, cpus: int, window: float) -> sc.Fault:
-    at = _ms(rng.uniform(0.0, window - 2 * MIN_FAULT_S))
+def _start(rng, earlier: list, window: float) -> float:
+    """A fault's start: with probability TOGETHER_P (and an earlier fault) the instant an earlier
+    one starts or heals, else any millisecond of the window; never so late that it cannot last."""
+    latest = window - 2 * MIN_FAULT_S
+    if earlier and rng.random() < TOGETHER_P:
+        f = rng.choice(earlier)
+        return _ms(min(latest, rng.choice((f.at_s, f.heal_at_s))))
+    return _ms(rng.uniform(0.0, latest))
+
+
+def _fault(rng, kind: str, cpus: int, window: float, at: float, messages: tuple) -> sc.Fault:
     length = fit(at, _ms(_log_uniform(rng, MIN_FAULT_S, window - at)), window)
     kw: dict = {}
     if sc.KINDS[kind][0]:
         kw["cpu"] = rng.randrange(cpus)
     if kind == "rpc":
-        side, direction = rng.choice(sc.SIDES), rng.choice(sc.DIRECTIONS)
-        kw |= {"side": side, "direction": direction, "method": rng.choice(RPC_METHODS[side, direction])}
+        if messages:
+            side, direction = rng.choice([end for end in RPC_METHODS if aimed(end, messages)])
+        else:
+            side, direction = rng.choice(sc.SIDES), rng.choice(sc.DIRECTIONS)
+        kw |= {"side": side, "direction": direction, "method": rng.choice(aimed((side, direction), messages))}
         if side == "node" or rng.random() < 0.5:
             kw["cpu"] = rng.randrange(cpus)
-        effects = ["delay_ms", "drop", "fail"] + (["drop_reply"] if direction == "in" else [])
-        chosen = [e for e in effects if rng.random() < 0.5] or [rng.choice(effects)]
-        for effect in chosen:
-            if effect == "delay_ms":
-                kw[effect] = round(_log_uniform(rng, *DELAY_MS))
-            else:
-                kw[effect] = round(rng.randint(1, 20) * 0.05, 2)
+        loss = rng.choice(("drop", "fail", *(("drop_reply",) if direction == "in" else ()), None))
+        if loss is not None:
+            kw[loss] = 1.0 if rng.random() < CUT_P else round(rng.randint(1, 19) * 0.05, 2)
+        if loss is None or rng.random() < 0.5:
+            kw["delay_ms"] = round(_log_uniform(rng, *DELAY_MS))
     elif kind == "slow-cpu":
         kw["factor"] = float(round(_log_uniform(rng, *SLOW_FACTOR)))
     elif kind == "second-coordinator":
         length = max(length, fit(at, 2 * MIN_FAULT_S, window))  # room to resume the first within it
         kw["resume_after_s"] = min(_ms(length - 0.001), max(MIN_FAULT_S, _ms(length * rng.uniform(0.05, 0.95))))
     return sc.Fault(kind=kind, at_s=at, heal_after_s=length, **kw)
+
+
+def aimed(end: tuple[str, str], messages: tuple) -> tuple:
+    """The method globs of one end (side, direction) that match one of `messages` (all for ())."""
+    globs = RPC_METHODS[end]
+    return tuple(g for g in globs if any(fnmatch.fnmatchcase(m, g) for m in messages)) if messages else globs
 
 
 def fit(at: float, length: float, last: float) -> float:

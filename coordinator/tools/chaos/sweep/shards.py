@@ -1,10 +1,11 @@
 """Seed ranges, their split into shards (a Kubernetes Indexed Job's indexes), a shard's results as
 JSON, the merge of shards and the summary printed for either.
 
-A shard file is one JSON object: what ran (seeds, strategies, unsafe switches, index and count) and
-what came of it (runs per strategy by verdict, each failure with its first violation and shrunk
-file). Merging checks the shards belong to one sweep (same seeds, strategies, switches and count),
-that no index is there twice, and names the indexes missing.
+A shard file is one JSON object: what ran (seeds, strategies, unsafe switches, the fault kinds and
+messages a focused sweep draws, index and count) and what came of it (runs per strategy by verdict,
+each failure with its first violation and shrunk file). Merging checks the shards belong to one
+sweep (same seeds, strategies, switches, focus and count), that no index is there twice, and names
+the indexes missing.
 """
 
 import json
@@ -73,6 +74,8 @@ class Shard:
     failures: list[Failure]
     finding: str | None = None  # the kind of violation hunted (--finding), if any
     max_failures: int | None = None  # --max-failures: the sweep stopped at that many hunted failures
+    faults: list[str] = field(default_factory=list)  # --faults: the kinds drawn ([] for all)
+    rpc_methods: list[str] = field(default_factory=list)  # --rpc-methods: what rpc rules aim at ([] for all)
 
     def to_json(self) -> dict:
         return {"format": FORMAT, **asdict(self)}
@@ -107,14 +110,14 @@ def merge(shards: list[tuple[str, Shard]]) -> Shard:
     if not shards:
         raise ShardError("no shards to merge")
     path0, first = shards[0]
-    key = (first.seeds, first.strategies, first.unsafe, first.count, first.finding)
     seen: dict[int, str] = {}
     for path, s in shards:
-        if (s.seeds, s.strategies, s.unsafe, s.count, s.finding) != key:
+        if _what_ran(s) != _what_ran(first):
             raise ShardError(
                 f"{path} is of another sweep than {path0}: seeds {s.seeds}, strategies {s.strategies}, "
-                f"unsafe {s.unsafe}, {s.count} shards, finding {s.finding} (against {first.seeds}, "
-                f"{first.strategies}, {first.unsafe}, {first.count}, {first.finding})"
+                f"unsafe {s.unsafe}, {s.count} shards, finding {s.finding}, faults {s.faults}, rpc methods "
+                f"{s.rpc_methods} (against {first.seeds}, {first.strategies}, {first.unsafe}, {first.count}, "
+                f"{first.finding}, {first.faults}, {first.rpc_methods})"
             )
         if s.index in seen:
             raise ShardError(f"{path} and {seen[s.index]} are both shard {s.index}")
@@ -135,7 +138,14 @@ def merge(shards: list[tuple[str, Shard]]) -> Shard:
         counts=counts,
         failures=sorted((f for _, s in shards for f in s.failures), key=lambda f: (f.seed, f.strategy)),
         finding=first.finding,
+        faults=first.faults,
+        rpc_methods=first.rpc_methods,
     )
+
+
+def _what_ran(s: Shard) -> tuple:
+    """What the shards of one sweep share: every flag that decides the seeds' runs."""
+    return s.seeds, s.strategies, s.unsafe, s.count, s.finding, s.faults, s.rpc_methods
 
 
 def missing(shard: Shard) -> list[int]:
@@ -158,6 +168,10 @@ def summary(shard: Shard) -> str:
     lines = [f"sweep of seeds {shard.seeds}: {what}{n} seeds run ({runs} runs) in {shard.wall_s:.1f} s{rate}"]
     if shard.unsafe:
         lines.append(f"test-only switches on: {', '.join(shard.unsafe)}")
+    if shard.faults or shard.rpc_methods:
+        kinds = ", ".join(shard.faults) or "every kind"
+        aimed = f"; rpc rules aimed at {', '.join(shard.rpc_methods)}" if shard.rpc_methods else ""
+        lines.append(f"focused: faults of {kinds}{aimed}")
     if shard.finding:
         hunted = sum(shard.finding in f.kinds for f in shard.failures)
         lines.append(f"hunting {shard.finding}: found in {hunted} runs")

@@ -6,8 +6,9 @@ and that scenario.parse accepts:
 1. fewest faults: delta debugging (Zeller and Hildebrandt, "Simplifying and Isolating
    Failure-Inducing Input", 2002: ddmin) over the fault list, which ends 1-minimal: removing any
    one remaining fault makes the run pass;
-2. earliest: each fault's start moved to 0, else to the earliest millisecond a bisection between 0
-   and its start finds;
+2. earliest: the whole schedule (every fault and the CMA range's instant) moved earlier together,
+   by the most a bisection finds, which keeps faults that must meet together; then each fault's
+   start moved to 0, else to the earliest millisecond a bisection between 0 and its start finds;
 3. shortest: each fault's length cut the same way, down to scenario.parse's 50 ms, and then the
    run's fault window cut to end at the last heal;
 4. fewest CPUs: each CPU removed, highest first, the CPUs above it renumbered down (faults' cpu,
@@ -103,9 +104,29 @@ def _split(items: list, n: int) -> list[list]:
 
 
 def _earliest(s: sc.Scenario, fails: _Probe) -> sc.Scenario:
+    s = _schedule_earlier(s, fails)
     for i in range(len(s.faults)):
         s = _least_field(s, i, "at_s", 0, fails)
     return s
+
+
+def _schedule_earlier(s: sc.Scenario, fails: _Probe) -> sc.Scenario:
+    """`s` with every fault's start and the CMA range's instant moved earlier by one amount: the
+    most (its first instant at the least millisecond) that still fails. Moving one fault at a time
+    cannot take two that must overlap far: each move is bounded by the other's place."""
+    cma = s.workload.cma_pages > 0
+    starts = [_ms(f.at_s) for f in s.faults] + ([_ms(s.workload.cma_at_s)] if cma else [])
+    if not starts:
+        return s
+    first = min(starts)
+
+    def at(ms: int) -> sc.Scenario:
+        by = first - ms
+        faults = tuple(replace(f, at_s=(_ms(f.at_s) - by) / 1000) for f in s.faults)
+        workload = replace(s.workload, cma_at_s=(_ms(s.workload.cma_at_s) - by) / 1000) if cma else s.workload
+        return replace(s, faults=faults, workload=workload)
+
+    return at(_least_ms(first, 0, lambda ms: fails(at(ms))))
 
 
 def _shortest(s: sc.Scenario, fails: _Probe) -> sc.Scenario:
