@@ -30,6 +30,8 @@ from tests.integration.conftest import run_cli
         (["--seeds", "1-3", "--faults", "rpc,meteor"], "unknown fault kind 'meteor'"),
         (["--seeds", "1-3", "--rpc-methods", "Register,Hello"], "unknown message 'Hello'"),
         (["--seeds", "1-3", "--faults", "kill-node", "--rpc-methods", "Register"], "add rpc to --faults"),
+        (["--seeds", "1-3", "--rpc-losses", "drop,lose"], "unknown loss 'lose'"),
+        (["--seeds", "1-3", "--faults", "stop-node", "--rpc-losses", "drop_reply"], "add rpc to --faults"),
     ],
 )
 def test_bad_flags_are_refused_and_nothing_is_written(tmp_path, flags, message):
@@ -62,9 +64,10 @@ def test_a_small_sweep_reports_every_run_and_writes_each_failure_as_a_loadable_s
 
 FULL = ()  # the whole fault space
 # Each planted bug: its switch, the violation it makes, what the checker says of it, and the fault
-# space hunted. The last needs one drain's commit answer lost, which the whole fault space reaches
-# too rarely for 200 seeds (docs/sweep.md); its hunt aims the rpc rules at the commit, as a user
-# suspecting it would. (register-once is not here: no sweep of 200 seeds finds it, docs/sweep.md.)
+# space hunted. The last two need one answer lost at one moment, which the whole fault space reaches
+# too rarely for 200 seeds (docs/sweep.md); their hunts aim the rpc rules at that answer, as a user
+# suspecting it would: declare-dead-on-lost-commit a drain's commit, register-once the Register of a
+# node declared dead while it was stopped.
 PLANTED = [
     ("skip-fencing", "stale_writes_applied", "applied after its lease expired", FULL),
     ("no-epoch", "conservation", "lost", FULL),
@@ -74,6 +77,12 @@ PLANTED = [
         "allocated_after_cpu_dead",
         "took its pages back (cpu_dead)",
         ("--rpc-methods", "PcpControl.unlock"),
+    ),
+    (
+        "register-once",
+        "liveness",
+        "no allocation after healing",
+        ("--faults", "stop-node,rpc", "--rpc-methods", "Register", "--rpc-losses", "drop_reply"),
     ),
 ]
 
@@ -86,7 +95,8 @@ def test_a_sweep_finds_each_planted_bug_and_shrinks_it_to_a_file_that_replays_it
     """With a planted bug switched on (skip-fencing: the nodes accept a drainer's commit after its lease
     ran out; no-epoch: a second coordinator is not fenced; forget-ranges: a restarted coordinator forgets
     the CMA ranges taken; declare-dead-on-lost-commit: the coordinator declares a live CPU dead when one
-    commit goes unanswered), a sweep of at most 200 seeds under remote finds its violation, stops there
+    commit goes unanswered; register-once: a node sends its Register once, so a lost answer to an
+    applied one leaves it parked for good), a sweep of at most 200 seeds under remote finds its violation, stops there
     (--max-failures 1), shrinks it to at most 3 faults, and the shrunk file, replayed by `chaos run
     --engine virtual`, is invalid with that violation again."""
     result = run_cli(

@@ -51,7 +51,9 @@ def test_generated_scenarios_stay_within_the_documented_bounds_and_cover_them():
         assert generate.DEAD_BEYOND_FAILURE_MS[0] <= c.dead_timeout_ms - c.failure_timeout_ms
         assert c.dead_timeout_ms - c.failure_timeout_ms <= generate.DEAD_BEYOND_FAILURE_MS[1]
         assert generate.FLUSH_MS[0] <= c.flush_timeout_ms <= generate.FLUSH_MS[1]
-        assert generate.WINDOW_S[0] - 0.001 <= window <= generate.WINDOW_S[1] + 0.001
+        longest = max(generate.WINDOW_S[1], generate.WINDOW_PER_DEAD * c.dead_timeout_ms / 1000)
+        assert generate.WINDOW_S[0] - 0.001 <= window <= longest + 0.001
+        assert window >= generate.WINDOW_PER_DEAD * c.dead_timeout_ms / 1000 - 0.001  # room to die and rejoin
         assert generate.HEAL_S[0] <= s.heal_s <= generate.HEAL_S[1]
         assert generate.FAULTS[0] <= len(s.faults) <= generate.FAULTS[1]
         sizes.add(c.cpus)
@@ -99,6 +101,31 @@ def test_seeds_leave_kinds_out_cut_rpc_rules_and_start_faults_together():
     assert 0.3 < together / later < 0.6, (together, later)
 
 
+def test_about_half_the_faults_last_about_a_timeout_of_their_cluster():
+    """Boundary values: with probability NEAR_P a fault lasts one of its cluster's timeouts (lease,
+    failure, dead, flush) times 0.8-1.5, cut to the window; the others spread log-uniformly, so
+    fewer than half of theirs fall that near a timeout. Each timeout is drawn."""
+    near, faults, crossed = 0, 0, collections.Counter()
+    for seed in SEEDS:
+        s = generate.generate(seed)
+        c, window = s.cluster, s.duration_s - s.heal_s
+        timeouts = {
+            "lease": c.lease_ms,
+            "failure": c.failure_timeout_ms,
+            "dead": c.dead_timeout_ms,
+            "flush": c.flush_timeout_ms,
+        }
+        for f in s.faults:
+            if f.heal_at_s >= window - 0.001 or f.kind == "second-coordinator":
+                continue  # cut to the window's end, or lengthened to resume the first coordinator
+            faults += 1
+            hit = [t for t, ms in timeouts.items() if 0.8 * ms - 1 <= f.heal_after_s * 1000 <= 1.5 * ms + 1]
+            near += bool(hit)
+            crossed.update(hit)
+    assert 0.5 < near / faults < 0.8, (near, faults)
+    assert set(crossed) == {"lease", "failure", "dead", "flush"}
+
+
 def test_a_focused_sweep_draws_only_its_kinds_and_aims_rpc_rules_at_its_messages():
     """--faults and --rpc-methods: every fault of the named kinds, every rpc rule's method glob one
     that matches a named message (on the ends that carry it), and each end and glob that can is drawn."""
@@ -110,13 +137,37 @@ def test_a_focused_sweep_draws_only_its_kinds_and_aims_rpc_rules_at_its_messages
             if f.kind == "rpc":
                 assert any(fnmatch.fnmatchcase(m, f.method) for m in messages), f
                 ends.add((f.side, f.direction, f.method))
+    # Register is sent by a node to the coordinator, PcpControl.unlock the other way: a node's "*"
+    # matches the name Register but is never sent one.
     assert ends == {
-        (side, direction, glob)
-        for (side, direction), globs in generate.RPC_METHODS.items()
-        for glob in globs
-        if any(fnmatch.fnmatchcase(m, glob) for m in messages)
+        ("coordinator", "in", "Register"),
+        ("coordinator", "in", "*"),
+        ("node", "out", "Register"),
+        ("node", "out", "*"),
+        ("coordinator", "out", "PcpControl.*"),
+        ("coordinator", "out", "PcpControl.unlock"),
+        ("coordinator", "out", "*"),
+        ("node", "in", "PcpControl.*"),
+        ("node", "in", "PcpControl.unlock"),
+        ("node", "in", "*"),
     }
-    assert generate.generate(7, kinds=generate.KINDS, messages=()) == generate.generate(7)
+    assert generate.generate(7, kinds=generate.KINDS, messages=(), losses=()) == generate.generate(7)
+
+
+def test_a_sweep_focused_on_lost_replies_draws_only_rules_that_lose_replies():
+    """--rpc-losses drop_reply: every rpc rule loses replies (of messages coming in, the only ones
+    whose reply a rule can lose) and nothing else; with Register, only the coordinator's rules."""
+    rules = [
+        f
+        for seed in range(1, 300)
+        for f in generate.generate(seed, kinds=("rpc",), messages=("Register",), losses=("drop_reply",)).faults
+    ]
+    assert rules and all(f.drop_reply > 0 and f.drop == f.fail == 0 for f in rules)
+    assert {(f.side, f.direction, f.method) for f in rules} == {
+        ("coordinator", "in", "Register"),
+        ("coordinator", "in", "*"),
+    }
+    assert any(f.drop_reply == 1.0 for f in rules) and any(f.drop_reply < 1.0 for f in rules)
 
 
 # ------------------------------------------------------------------ tomlfile

@@ -77,6 +77,13 @@ def add_parsers(chaos_sub) -> None:
         f"all: {','.join(generate.MESSAGES)})",
     )
     sw.add_argument(
+        "--rpc-losses",
+        type=_losses,
+        default=(),
+        help="comma-separated ways the rpc rules lose what they match, one per rule (default all: "
+        f"{','.join(generate.LOSSES)}; delay loses nothing)",
+    )
+    sw.add_argument(
         "--finding",
         choices=FINDINGS,
         help="hunt this kind of violation: shrink only the runs that have it, keeping it (default: shrink every "
@@ -118,9 +125,17 @@ def cmd_sweep(args) -> int:
         raise CliError("this tree has no virtual runner (coordinator.tools.chaos.virtual_runner)")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CliError(f"--out {args.out}: not a directory")
-    if args.rpc_methods and "rpc" not in args.faults:
-        raise CliError("--rpc-methods aims rpc rules, and --faults draws none: add rpc to --faults")
-    plan = driver.Plan(args.strategies, args.unsafe, finding=args.finding, kinds=args.faults, messages=args.rpc_methods)
+    for flag, given in (("--rpc-methods", args.rpc_methods), ("--rpc-losses", args.rpc_losses)):
+        if given and "rpc" not in args.faults:
+            raise CliError(f"{flag} aims rpc rules, and --faults draws none: add rpc to --faults")
+    plan = driver.Plan(
+        args.strategies,
+        args.unsafe,
+        finding=args.finding,
+        kinds=args.faults,
+        messages=args.rpc_methods,
+        losses=args.rpc_losses,
+    )
     # Thousands of runs: their processes' warnings (a failed housekeeping step, say) would bury the
     # summary; each run's verdict says what went wrong. The workers fork with this setting.
     logging.disable(logging.WARNING)
@@ -203,6 +218,11 @@ def _kinds(text: str) -> tuple:
 def _messages(text: str) -> tuple:
     names = _names(text, generate.MESSAGES, "message")
     return tuple(m for m in generate.MESSAGES if m in names)
+
+
+def _losses(text: str) -> tuple:
+    names = _names(text, generate.LOSSES, "loss")
+    return tuple(w for w in generate.LOSSES if w in names)
 
 
 def _names(text: str, known: tuple, what: str) -> list[str]:

@@ -66,9 +66,10 @@ class Plan:
     finding: str | None = None  # hunt this kind of violation: only runs with it are shrunk, keeping it
     kinds: tuple = generate.KINDS  # the fault kinds drawn (--faults)
     messages: tuple = ()  # the messages rpc rules aim at (--rpc-methods); () for all
+    losses: tuple = ()  # how rpc rules lose them (--rpc-losses); () for every way
 
     def scenario(self, seed: int) -> sc.Scenario:
-        drawn = generate.generate(seed, self.strategies, self.kinds, self.messages)
+        drawn = generate.generate(seed, self.strategies, self.kinds, self.messages, self.losses)
         return generate.with_unsafe(drawn, self.unsafe)
 
     def hunted(self, o: Outcome) -> bool:
@@ -218,6 +219,7 @@ def _sweep(plan, seeds, out_dir, workers, do_shrink, progress, t0, spec, index, 
         max_failures=max_failures,
         faults=[] if plan.kinds == generate.KINDS else list(plan.kinds),
         rpc_methods=list(plan.messages),
+        rpc_losses=list(plan.losses),
     )
 
 

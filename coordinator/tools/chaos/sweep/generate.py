@@ -14,7 +14,8 @@ TIME_SCALE, docs/engine.md), each drawn uniformly unless said otherwise:
   failure timeout; workqueue flush 500-3,000;
 - workload: a drain every 50-300 ms, forced on every CPU with probability 1/4, and with probability
   1/4 a CMA range of 1-8 pageblocks taken at an instant of the fault window;
-- the fault window (faults start and heal in it) 2-6 s, then a healing phase of 2.5-4 s;
+- the fault window (faults start and heal in it) 2-6 s, and at least WINDOW_PER_DEAD dead timeouts
+  (time to be declared dead, then rejoin), then a healing phase of 2.5-4 s;
 - the seed's kinds (swarm testing, Groce et al., "Swarm Testing", ISSTA 2012): each kind of the
   nemesis's (scenario.KINDS, all of which run under virtual time) with probability 1/2, at least
   one. Faults interfere: a coordinator restart stops the drains whose lost commit would show a
@@ -26,13 +27,18 @@ TIME_SCALE, docs/engine.md), each drawn uniformly unless said otherwise:
   starting, with probability 1/2, the instant an earlier fault starts or heals, else at any
   millisecond of the window. Faults come together (a restart on a flaky network), and recovery
   runs just after a heal: a rejoining node's Register, a new coordinator's claims. A fault drawn
-  at any instant rarely covers those few milliseconds. Each fault lasts log-uniformly from
-  50 ms to the rest of the window (as many brief faults as long ones), free to overlap the
+  at any instant rarely covers those few milliseconds. Each fault lasts, with probability
+  NEAR_P, one of the cluster's timeouts (lease, failure, dead, flush, drawn uniformly) times
+  NEAR_FACTOR: boundary values, since a timeout is where the protocol changes course (a node
+  stopped just past the dead timeout is declared dead and rejoins, one stopped just short of it
+  is only late); else log-uniformly from 50 ms to the rest of the window (as many brief faults
+  as long ones); cut to heal by the window's end. Faults are free to overlap the
   others, except two on one slot (scenario.slot: the coordinator's process, a CPU's
   process or its cost factor), which no nemesis can run at once: such a fault is drawn again;
 - rpc: side node or coordinator, direction in or out, a method glob of those the side serves or
   sends (RPC_METHODS), the coordinator's rules scoped to one peer CPU with probability 1/2; one
-  way to lose a message drawn uniformly from drop, fail, (direction in) drop_reply and none, as
+  way to lose a message drawn uniformly from drop, fail, (direction in) drop_reply and none
+  (LOSSES' "delay"; a focused sweep draws from the losses it names), as
   two in one rule mask each other (a message dropped is never failed, nor its reply lost); the
   loss certain (probability 1: the messages are cut, as by a broken stream) with probability
   1/2, else 0.05-0.95 in steps of 0.05, since the protocol asks again whatever it loses, so a
@@ -62,6 +68,7 @@ DRAIN_INTERVAL_MS = (50, 300)
 CMA_PAGEBLOCKS = (1, 8)
 WINDOW_S = (2.0, 6.0)
 HEAL_S = (2.5, 4.0)
+WINDOW_PER_DEAD = 1.5  # the window lasts at least this many dead timeouts: time to be declared dead, then rejoin
 FAULTS = (1, 6)
 MIN_FAULT_S = 0.05  # scenario.parse's least heal_after_s
 DELAY_MS = (1, 200)
@@ -69,6 +76,8 @@ SLOW_FACTOR = (2, 50)
 KIND_P = 0.5  # the probability a kind is among a seed's (swarm testing)
 CUT_P = 0.5  # the probability an rpc effect is certain (probability 1)
 TOGETHER_P = 0.5  # the probability a fault starts when an earlier one starts or heals
+NEAR_P = 0.5  # the probability a fault lasts about one of the cluster's timeouts
+NEAR_FACTOR = (0.8, 1.5)  # how near: that timeout times a factor drawn uniformly from this range
 REDRAWS = 10  # draws of a fault that meets an earlier one on its slot before it is left out
 # What each side serves ("in") or sends ("out"): coordinator.tools.chaos.nemesis's rules match these
 # names, the control stream's operations as PcpControl.<op>, the zone stream's as ZoneStream.<op>.
@@ -90,15 +99,22 @@ MESSAGES = (
     "QueueWork",
     "FlushWork",
 )
+# The ways an rpc rule can lose what it matches, one per rule (`--rpc-losses` names some of them):
+# each the Fault field it sets, "delay" none (a delayed message is not lost).
+LOSS_FIELDS = {"drop": "drop", "fail": "fail", "drop_reply": "drop_reply", "delay": None}
+LOSSES = tuple(LOSS_FIELDS)
 # Every kind the nemesis has, in scenario.KINDS' order: all of them run under virtual time
 # (coordinator.tools.chaos.virtual_nemesis, second-coordinator included).
 KINDS = tuple(sc.KINDS)
 
 
-def generate(seed: int, strategies: tuple = sc.STRATEGIES, kinds: tuple = KINDS, messages: tuple = ()) -> sc.Scenario:
+def generate(
+    seed: int, strategies: tuple = sc.STRATEGIES, kinds: tuple = KINDS, messages: tuple = (), losses: tuple = ()
+) -> sc.Scenario:
     """The scenario of `seed`, to run against `strategies` (its `seed` is the run's seed too), its
-    faults of `kinds` only, its rpc rules aimed at `messages` only (MESSAGES' names; () for all):
-    a focused sweep, as Jepsen's --nemesis picks the faults of a test."""
+    faults of `kinds` only, its rpc rules aimed at `messages` only (MESSAGES' names; () for all),
+    losing them by `losses` only (LOSSES' names; () for all): a focused sweep, as Jepsen's --nemesis
+    picks the faults of a test."""
     rng = RngTree(seed).stream("sweep/schedule")
     cpus = rng.randint(*CPUS)
     isolated = sorted(rng.sample(range(cpus), rng.randint(0, cpus - 1)))
@@ -115,7 +131,7 @@ def generate(seed: int, strategies: tuple = sc.STRATEGIES, kinds: tuple = KINDS,
         flush_timeout_ms=rng.randint(*FLUSH_MS),
     )
     heal = _ms(rng.uniform(*HEAL_S))
-    duration = _ms(rng.uniform(*WINDOW_S) + heal)
+    duration = _ms(max(rng.uniform(*WINDOW_S), WINDOW_PER_DEAD * cluster.dead_timeout_ms / 1000) + heal)
     window = duration - heal  # as scenario.parse computes it: faults must heal by then
     cma = rng.randint(*CMA_PAGEBLOCKS) * sc.PAGEBLOCK_PAGES if rng.random() < 0.25 else 0
     workload = sc.WorkloadSpec(
@@ -124,7 +140,9 @@ def generate(seed: int, strategies: tuple = sc.STRATEGIES, kinds: tuple = KINDS,
         cma_pages=cma,
         cma_at_s=min(window, _ms(rng.uniform(0.0, window))) if cma else sc.WorkloadSpec.cma_at_s,
     )
-    faults = _faults(rng, swarm(rng, kinds) if kinds == KINDS else kinds, cpus, window, messages)
+    timeouts = (cluster.lease_ms, cluster.failure_timeout_ms, cluster.dead_timeout_ms, cluster.flush_timeout_ms)
+    drawn = swarm(rng, kinds) if kinds == KINDS else kinds
+    faults = _faults(rng, drawn, cpus, window, (messages, losses), timeouts)
     return sc.Scenario(
         name=f"sweep-{seed}",
         path=f"<sweep seed {seed}>",
@@ -151,14 +169,15 @@ def swarm(rng, kinds: tuple) -> tuple:
     return chosen or (rng.choice(kinds),)
 
 
-def _faults(rng, kinds: tuple, cpus: int, window: float, messages: tuple) -> tuple:
+def _faults(rng, kinds: tuple, cpus: int, window: float, aim: tuple, timeouts: tuple) -> tuple:
     """1-6 faults; one that meets an earlier fault on the same slot (scenario.slot: the coordinator's
     process, a CPU's process or its cost factor, which the nemesis holds for one fault at a time) is
     drawn again, at most REDRAWS times, then left out."""
     faults: list[sc.Fault] = []
     for _ in range(rng.randint(*FAULTS)):
         for _ in range(REDRAWS):
-            f = _fault(rng, rng.choice(kinds), cpus, window, _start(rng, faults, window), messages)
+            at = _start(rng, faults, window)
+            f = _fault(rng, rng.choice(kinds), cpus, window, at, _length(rng, at, window, timeouts), aim)
             if not sc.overlapping((*faults, f)):
                 faults.append(f)
                 break
@@ -175,20 +194,33 @@ def _start(rng, earlier: list, window: float) -> float:
     return _ms(rng.uniform(0.0, latest))
 
 
-def _fault(rng, kind: str, cpus: int, window: float, at: float, messages: tuple) -> sc.Fault:
-    length = fit(at, _ms(_log_uniform(rng, MIN_FAULT_S, window - at)), window)
+def _length(rng, at: float, window: float, timeouts: tuple) -> float:
+    """A fault's length: with probability NEAR_P about one of the cluster's `timeouts` (ms, drawn
+    uniformly: lease, failure, dead, flush), else log-uniformly from MIN_FAULT_S to the rest of the
+    window; cut to heal by the window's end."""
+    if rng.random() < NEAR_P:
+        length = rng.choice(timeouts) / 1000 * rng.uniform(*NEAR_FACTOR)
+    else:
+        length = _log_uniform(rng, MIN_FAULT_S, window - at)
+    return fit(at, max(MIN_FAULT_S, _ms(length)), window)
+
+
+def _fault(rng, kind: str, cpus: int, window: float, at: float, length: float, aim: tuple) -> sc.Fault:
+    """A fault of `kind` from `at` for `length`; an rpc rule aimed (`aim`: messages, losses) as
+    generate's focus says."""
     kw: dict = {}
     if sc.KINDS[kind][0]:
         kw["cpu"] = rng.randrange(cpus)
     if kind == "rpc":
-        if messages:
-            side, direction = rng.choice([end for end in RPC_METHODS if aimed(end, messages)])
+        messages, losses = aim
+        if messages or losses:
+            side, direction = rng.choice([end for end in RPC_METHODS if aims(end, messages, losses)])
         else:
             side, direction = rng.choice(sc.SIDES), rng.choice(sc.DIRECTIONS)
         kw |= {"side": side, "direction": direction, "method": rng.choice(aimed((side, direction), messages))}
         if side == "node" or rng.random() < 0.5:
             kw["cpu"] = rng.randrange(cpus)
-        loss = rng.choice(("drop", "fail", *(("drop_reply",) if direction == "in" else ()), None))
+        loss = LOSS_FIELDS[rng.choice(ways((side, direction), losses))]
         if loss is not None:
             kw[loss] = 1.0 if rng.random() < CUT_P else round(rng.randint(1, 19) * 0.05, 2)
         if loss is None or rng.random() < 0.5:
@@ -201,10 +233,29 @@ def _fault(rng, kind: str, cpus: int, window: float, at: float, messages: tuple)
     return sc.Fault(kind=kind, at_s=at, heal_after_s=length, **kw)
 
 
+def aims(end: tuple[str, str], messages: tuple, losses: tuple) -> bool:
+    """Whether a rule at `end` (side, direction) can aim at one of `messages` by one of `losses`."""
+    return bool(aimed(end, messages) and ways(end, losses))
+
+
+def ways(end: tuple[str, str], losses: tuple) -> tuple:
+    """The LOSSES an rpc rule at `end` (side, direction) can draw of `losses` (all for ()): drop_reply
+    only on a message coming in, whose reply can then be lost on its way back."""
+    possible = tuple(w for w in LOSSES if end[1] == "in" or w != "drop_reply")
+    return tuple(w for w in possible if w in losses) if losses else possible
+
+
 def aimed(end: tuple[str, str], messages: tuple) -> tuple:
-    """The method globs of one end (side, direction) that match one of `messages` (all for ())."""
+    """The method globs of one end (side, direction) that match one of `messages` it carries (all
+    for ()): a node's "*" matches the name Register, and loses none, since no node is sent one."""
     globs = RPC_METHODS[end]
-    return tuple(g for g in globs if any(fnmatch.fnmatchcase(m, g) for m in messages)) if messages else globs
+    mine = [m for m in messages if m in carries(end)]
+    return tuple(g for g in globs if any(fnmatch.fnmatchcase(m, g) for m in mine)) if messages else globs
+
+
+def carries(end: tuple[str, str]) -> tuple:
+    """The MESSAGES that pass one end (side, direction): those its globs other than "*" match."""
+    return tuple(m for m in MESSAGES if any(fnmatch.fnmatchcase(m, g) for g in RPC_METHODS[end] if g != "*"))
 
 
 def fit(at: float, length: float, last: float) -> float:

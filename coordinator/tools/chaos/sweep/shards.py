@@ -76,6 +76,7 @@ class Shard:
     max_failures: int | None = None  # --max-failures: the sweep stopped at that many hunted failures
     faults: list[str] = field(default_factory=list)  # --faults: the kinds drawn ([] for all)
     rpc_methods: list[str] = field(default_factory=list)  # --rpc-methods: what rpc rules aim at ([] for all)
+    rpc_losses: list[str] = field(default_factory=list)  # --rpc-losses: how they lose it ([] for every way)
 
     def to_json(self) -> dict:
         return {"format": FORMAT, **asdict(self)}
@@ -116,8 +117,9 @@ def merge(shards: list[tuple[str, Shard]]) -> Shard:
             raise ShardError(
                 f"{path} is of another sweep than {path0}: seeds {s.seeds}, strategies {s.strategies}, "
                 f"unsafe {s.unsafe}, {s.count} shards, finding {s.finding}, faults {s.faults}, rpc methods "
-                f"{s.rpc_methods} (against {first.seeds}, {first.strategies}, {first.unsafe}, {first.count}, "
-                f"{first.finding}, {first.faults}, {first.rpc_methods})"
+                f"{s.rpc_methods}, rpc losses {s.rpc_losses} (against {first.seeds}, {first.strategies}, "
+                f"{first.unsafe}, {first.count}, {first.finding}, {first.faults}, {first.rpc_methods}, "
+                f"{first.rpc_losses})"
             )
         if s.index in seen:
             raise ShardError(f"{path} and {seen[s.index]} are both shard {s.index}")
@@ -140,12 +142,13 @@ def merge(shards: list[tuple[str, Shard]]) -> Shard:
         finding=first.finding,
         faults=first.faults,
         rpc_methods=first.rpc_methods,
+        rpc_losses=first.rpc_losses,
     )
 
 
 def _what_ran(s: Shard) -> tuple:
     """What the shards of one sweep share: every flag that decides the seeds' runs."""
-    return s.seeds, s.strategies, s.unsafe, s.count, s.finding, s.faults, s.rpc_methods
+    return s.seeds, s.strategies, s.unsafe, s.count, s.finding, s.faults, s.rpc_methods, s.rpc_losses
 
 
 def missing(shard: Shard) -> list[int]:
@@ -168,10 +171,11 @@ def summary(shard: Shard) -> str:
     lines = [f"sweep of seeds {shard.seeds}: {what}{n} seeds run ({runs} runs) in {shard.wall_s:.1f} s{rate}"]
     if shard.unsafe:
         lines.append(f"test-only switches on: {', '.join(shard.unsafe)}")
-    if shard.faults or shard.rpc_methods:
+    if shard.faults or shard.rpc_methods or shard.rpc_losses:
         kinds = ", ".join(shard.faults) or "every kind"
         aimed = f"; rpc rules aimed at {', '.join(shard.rpc_methods)}" if shard.rpc_methods else ""
-        lines.append(f"focused: faults of {kinds}{aimed}")
+        lost = f"; rpc rules losing by {', '.join(shard.rpc_losses)}" if shard.rpc_losses else ""
+        lines.append(f"focused: faults of {kinds}{aimed}{lost}")
     if shard.finding:
         hunted = sum(shard.finding in f.kinds for f in shard.failures)
         lines.append(f"hunting {shard.finding}: found in {hunted} runs")
