@@ -222,6 +222,40 @@ def test_shrinking_finds_the_two_faults_at_zero_for_50_ms_on_two_cpus():
     assert again == small  # deterministic, the number of runs too
 
 
+def lost_rejoin(s: sc.Scenario) -> bool:
+    """The fake bug of register-once: cpu1 stopped for 2 s or more (past a dead timeout), and a
+    rule losing Register answers that starts by the stop's heal and ends 1 ms or more after it
+    (when the rejoin's Register goes out)."""
+    stops = [f for f in s.faults if f.kind == "stop-node" and f.cpu == 1 and f.heal_after_s >= 2.0]
+    rules = [f for f in s.faults if f.kind == "rpc" and f.method == "Register" and f.drop_reply]
+    return any(r.at_s <= p.heal_at_s and r.heal_at_s >= p.heal_at_s + 0.001 for p in stops for r in rules)
+
+
+def test_margins_move_each_instant_a_failure_needs_away_from_the_edge_of_failing():
+    """Shrunk, the rule outlasts the stop by 1 ms and the stop outlasts 2 s by 0, which virtual time
+    hits and real processes do not. With margins (step 5, as a sweep shrinks) each edge sits in the
+    middle of the instants that still fail, within MARGIN_MS: the rule's end first (nothing holds
+    it), then the stop's, which the rule's end held until it moved; starts at 0 stay."""
+    rule = sc.Fault(kind="rpc", at_s=0.5, heal_after_s=3.0, side="coordinator", method="Register", drop_reply=1.0)
+    stop = sc.Fault(kind="stop-node", at_s=0.7, heal_after_s=2.6, cpu=1)
+    s = dataclasses.replace(generate.generate(1), faults=(stop, rule), duration_s=9.0, heal_s=3.0)
+    assert lost_rejoin(s)
+    tight = shrink.shrink(s, lost_rejoin).scenario
+    [t_stop, t_rule] = tight.faults
+    assert (t_stop.at_s, t_stop.heal_after_s, t_rule.at_s, t_rule.heal_at_s) == pytest.approx((0, 2.0, 0, 2.001))
+    wide = shrink.shrink(s, lost_rejoin, margins=True)
+    [w_stop, w_rule] = wide.scenario.faults
+    assert lost_rejoin(wide.scenario) and sc.parse(tomlfile.to_doc(wide.scenario), wide.scenario.path) == wide.scenario
+    half = shrink.MARGIN_MS / 2 / 1000
+    assert w_rule.heal_at_s == pytest.approx(2.001 + half)  # the rule's end: nothing past it undoes the failure
+    assert w_rule.at_s == w_stop.at_s == 0  # at the run's start: nothing earlier to keep away from
+    # The stop's end, in the middle of 2.0 s and 1 ms before the rule's end (on the bisection's grain).
+    assert w_stop.heal_after_s - 2.0 >= half / 2 - shrink.MARGIN_GRAIN_MS / 1000
+    assert w_rule.heal_at_s - w_stop.heal_at_s >= half / 2 - shrink.MARGIN_GRAIN_MS / 1000
+    assert wide.scenario.duration_s - wide.scenario.heal_s >= w_rule.heal_at_s  # the window lengthened
+    assert shrink.shrink(s, lost_rejoin, margins=True) == wide  # deterministic
+
+
 def test_shrinking_keeps_what_the_failure_needs():
     """Three faults needed (a stop-node, a slow-cpu and a kill-coordinator, each starting after 0.5 s
     and lasting 0.3 s or more): ddmin keeps exactly them; times stop at what the predicate needs."""

@@ -89,11 +89,14 @@ def run_seed(job: tuple[Plan, int]) -> list[Outcome]:
 
 def shrink_failure(job: tuple[Plan, Outcome]) -> tuple[shrink.Shrunk, Outcome]:
     """The failing run's scenario shrunk under a predicate that reruns it: the same strategy, the
-    same verdict and the same kind of first violation (not some other failure met on the way); and
-    the shrunk scenario's own outcome."""
+    same verdict and the same kind of first violation (not some other failure met on the way), its
+    instants then given margins for the wall engine (shrink's step 5); and the shrunk scenario's
+    own outcome."""
     plan, failed = job
     start = replace(plan.scenario(failed.seed), strategies=(failed.strategy,))
-    small = shrink.shrink(start, lambda s: plan.same_failure(outcome(plan.runner, s, failed.strategy), failed))
+    small = shrink.shrink(
+        start, lambda s: plan.same_failure(outcome(plan.runner, s, failed.strategy), failed), margins=True
+    )
     return small, outcome(plan.runner, small.scenario, failed.strategy)
 
 

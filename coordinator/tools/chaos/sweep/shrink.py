@@ -14,8 +14,16 @@ and that scenario.parse accepts:
 4. fewest CPUs: each CPU removed, highest first, the CPUs above it renumbered down (faults' cpu,
    isolated, rt), a CPU that faults name with its faults moved onto another CPU (the lowest that
    still fails); scenario.parse keeps one housekeeping CPU and two CPUs in all.
-The four are repeated until a round changes nothing. Deterministic: the same scenario and
-predicate give the same result (candidates are tried in a fixed order, times on a 1 ms grid).
+The four are repeated until a round changes nothing. Then, once (with margins, as a sweep shrinks):
+5. margins: each fault's end, then its start (unless at 0), moved to the middle of the instants
+   within MARGIN_MS past it at which the run still fails (the window lengthened where an end
+   passes it). The rounds leave every instant at the last millisecond that fails: a rule that outlasts
+   a stop by 1 ms, which virtual time hits exactly and real processes' timing (a rejoin after
+   SIGCONT takes a heartbeat's round trip) does not follow. From the middle, the failure holds
+   with the instants it needs up to half the range's width either way, so the file replays
+   under the wall engine where that engine can make the failure at all.
+Deterministic: the same scenario and predicate give the same result (candidates are tried in a
+fixed order, times on a 1 ms grid, margins on a MARGIN_GRAIN_MS one).
 """
 
 from collections.abc import Callable
@@ -27,6 +35,8 @@ from coordinator.tools.chaos.sweep import tomlfile
 MIN_FAULT_S = 0.05  # scenario.parse's least heal_after_s
 MIN_CPUS = 2  # scenario.parse's least cluster.cpus
 GRAIN_MS = 1
+MARGIN_MS = 400  # how far past the rounds' instant step 5 looks (scenario ms: wall time)
+MARGIN_GRAIN_MS = 10
 
 
 @dataclass
@@ -35,8 +45,11 @@ class Shrunk:
     runs: int  # predicate calls
 
 
-def shrink(scenario: sc.Scenario, fails: Callable[[sc.Scenario], bool], max_rounds: int = 4) -> Shrunk:
-    """The smallest failing scenario found from `scenario`, which must fail."""
+def shrink(
+    scenario: sc.Scenario, fails: Callable[[sc.Scenario], bool], max_rounds: int = 4, margins: bool = False
+) -> Shrunk:
+    """The smallest failing scenario found from `scenario`, which must fail; with `margins`, its
+    instants then moved away from the edges of failing (step 5)."""
     probe = _Probe(fails)
     current = scenario
     for _ in range(max_rounds):
@@ -47,6 +60,8 @@ def shrink(scenario: sc.Scenario, fails: Callable[[sc.Scenario], bool], max_roun
         current = _fewest_cpus(current, probe)
         if current == before:
             break
+    if margins:
+        current = _margins(current, probe)
     return Shrunk(current, probe.runs)
 
 
@@ -137,6 +152,57 @@ def _shortest(s: sc.Scenario, fails: _Probe) -> sc.Scenario:
     window_ms = _ms(s.duration_s - s.heal_s)
     best = _least_ms(window_ms, max(_ms(last_heal), GRAIN_MS), lambda ms: fails(_with_window(s, ms)))
     return _with_window(s, best)
+
+
+def _margins(s: sc.Scenario, fails: _Probe) -> sc.Scenario:
+    """Each edge centred once. An edge held by another fault's (a stop's end by the end of the rule
+    that must outlast it) cannot move until that one has: the edges that did not move are tried
+    again after a pass that moved some, until a pass moves none."""
+    pending = [(i, edge) for i in range(len(s.faults)) for edge in ("end", "start")]
+    while pending:
+        held = []
+        for i, edge in pending:
+            moved = _centred(s, i, edge, fails)
+            if moved == s:
+                held.append((i, edge))
+            s = moved
+        if held == pending:
+            break
+        pending = held
+    return s
+
+
+def _centred(s: sc.Scenario, i: int, edge: str, fails: _Probe) -> sc.Scenario:
+    """`s` with fault i's `edge` (its end, or its start with its end kept) at the middle of the
+    instants in [now, now + MARGIN_MS] that still fail, found by bisection (failing taken as
+    holding from now up to some instant, as the rounds leave it at the near end)."""
+    fault = s.faults[i]
+    start, end = _ms(fault.at_s), _ms(fault.heal_at_s)
+    now = end if edge == "end" else start
+
+    def at(ms: int) -> sc.Scenario:
+        moved = (
+            replace(fault, heal_after_s=(ms - start) / 1000)
+            if edge == "end"
+            else replace(fault, at_s=ms / 1000, heal_after_s=(end - ms) / 1000)
+        )
+        candidate = replace(s, faults=(*s.faults[:i], moved, *s.faults[i + 1 :]))
+        window = _ms(s.duration_s - s.heal_s)
+        return candidate if ms < window else _with_window(candidate, ms + GRAIN_MS)
+
+    last = now + MARGIN_MS if edge == "end" else min(now + MARGIN_MS, end - _ms(MIN_FAULT_S))
+    if last <= now or (edge == "start" and now == 0):  # at 0 by the rounds: no instant before it to keep away from
+        return s
+    if fails(at(last)):
+        most = last
+    else:
+        good, bad = now, last
+        while bad - good > MARGIN_GRAIN_MS:
+            mid = good + (bad - good) // 2
+            good, bad = (mid, bad) if fails(at(mid)) else (good, mid)
+        most = good
+    middle = now + (most - now) // 2
+    return at(middle) if middle > now and fails(at(middle)) else s
 
 
 def _least_field(s: sc.Scenario, i: int, name: str, lo_ms: int, fails: _Probe) -> sc.Scenario:
