@@ -68,16 +68,27 @@ class Admission:
     """What registering a CPU's process does (coordinator.registration)."""
 
     retry: bool  # the same living process asking again: it keeps what it had (`resumed` included)
+    unchanged: bool  # a retry from the same address, role and metrics address, its lease not revoked
     reclaim: bool  # a previous process is gone or dead: its pages go back to the zone first
     claim: bool  # a node resuming while the coordinator recovers: the zone claims its holdings for it
 
 
-def admit(old: Member | None, incarnation: str, resume: bool, recovering: Callable[[], bool]) -> Admission:
-    """Registration's decision for a CPU whose current member is `old`. `recovering` is read only
-    when it matters (Recovery.active latches once the window is over)."""
+def admit(
+    old: Member | None,
+    incarnation: str,
+    resume: bool,
+    recovering: Callable[[], bool],
+    link: tuple[str, int, str] = ("", 0, ""),
+) -> Admission:
+    """Registration's decision for a CPU whose current member is `old`, asked from `link` (address,
+    role, metrics address). `recovering` is read only when it matters (Recovery.active latches once
+    the window is over)."""
     if old is not None and old.incarnation == incarnation and not old.dead:
-        return Admission(retry=True, reclaim=False, claim=False)
-    return Admission(retry=False, reclaim=old is not None, claim=resume and old is None and recovering())
+        same = (old.address, old.role, old.metrics_address) == link and not old.revoked
+        return Admission(retry=True, unchanged=same, reclaim=False, claim=False)
+    return Admission(
+        retry=False, unchanged=False, reclaim=old is not None, claim=resume and old is None and recovering()
+    )
 
 
 def excused(late: float, interval: float, failure_timeout: float) -> bool:
@@ -170,6 +181,10 @@ class MembershipRule:
         member.last_heartbeat = self.clock()
         member.pcp_count = pcp_count
         return member
+
+    def renew(self, member: Member) -> None:
+        """A retried registration that changes nothing is a sign of life, as a heartbeat is."""
+        member.last_heartbeat = self.clock()
 
     def heartbeat_interval(self) -> float:
         """Seconds between a node's heartbeats: the members share the budget, and three beats

@@ -1,7 +1,8 @@
 """A CPU's process joining the cluster: what registering changes besides membership.
 
 - A retried registration of the same process (same incarnation) changes nothing but
-  its address.
+  its address; one from the same address is answered without waiting for a drain
+  (coordinator.registration_rule.register says why).
 - A CPU whose previous process is gone or was declared dead gets its pages back to the
   zone first, as the kernel's CPU-hotplug path does (page_alloc_cpu_dead).
 - While the coordinator recovers (coordinator.recovery), a node that lost its
@@ -42,5 +43,6 @@ class Registration:
             lambda: self.recovery.active,
             lambda: m.register(cpu, address, role, metrics_address, incarnation),
             self.pageset.zone_pcp_update,
+            (address, role, metrics_address),
         )
         return await WallDriver(None, self.zone).run(program)

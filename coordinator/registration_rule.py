@@ -34,15 +34,27 @@ def register(
     recovering: Callable[[], bool],
     enrol: Callable[[], Member],
     online_changed: Callable[[int], None],
+    link: tuple[str, int, str],
 ) -> Program[tuple[int, bool]]:
-    """Register `cpu`'s process under pcpu_drain_mutex (`mutex`): `enrol()` makes its member (the driver
-    attaches its link), `online_changed(alive)` is zone_pcp_update. Returns (base pages of a previous
-    process reclaimed, whether its holdings were claimed for it)."""
+    """Register `cpu`'s process, asking from `link` (address, role, metrics address), under
+    pcpu_drain_mutex (`mutex`): `enrol()` makes its member (the driver attaches its link),
+    `online_changed(alive)` is zone_pcp_update. Returns (base pages of a previous process reclaimed,
+    whether its holdings were claimed for it).
+
+    A retry that changes nothing (its answer was lost: the node timed out and asks again) is answered
+    at once, without the mutex. A drain in flight may be waiting for this very process, whose work
+    runs only once it hears it is registered: behind the mutex the retry would wait for that drain,
+    and the drain for it, until the flush or lease timeout broke the cycle (seed 800 of a 1,000-seed
+    sweep: two flush timeouts in a row kept a restarted CPU parked past the run's liveness check)."""
+    old = membership.members.get(cpu)
+    if old is not None and admit(old, incarnation, resume, recovering, link).unchanged:
+        membership.renew(old)
+        return 0, old.resumed
     reclaimed = 0
     yield Lock(mutex)
     try:
         old = membership.members.get(cpu)
-        admission = admit(old, incarnation, resume, recovering)
+        admission = admit(old, incarnation, resume, recovering, link)
         if admission.retry:
             assert old is not None
             resumed = old.resumed

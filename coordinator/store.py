@@ -19,9 +19,10 @@ a silent reset: forgetting a range hands its pages out. A write that finds a lar
 epoch on disk than this process's is refused: another coordinator has started on the
 same directory since, and this one is fenced (StoreFenced).
 
-Without --state-dir the store lives in memory only (Store(None)): every start is epoch 1
+Without --state-dir the store lives in memory only (`Memory`): every start is epoch 1
 and the ranges die with the process, as before the store existed; the coordinator warns
-at start. The local cluster and the Kubernetes manifests always give one.
+at start. A virtual cluster keeps one `Memory` for all its coordinators, so the fencing
+rule above is the same code under virtual time. The local cluster and the Kubernetes manifests always give one.
 """
 
 import json
@@ -51,58 +52,30 @@ class TakenRange:
     owner: str  # "cma" or "offline"
 
 
-class Store:
-    def __init__(self, directory: str | None):
-        self.directory = directory  # None: in memory only
-        self.path = os.path.join(directory, FILE) if directory else ""
+class Memory:
+    """The medium of a store without a directory: an epoch and ranges in memory. One per process on
+    the wall (no --state-dir); one per virtual cluster, shared by its coordinators as the wall ones
+    share a directory, so a replaced one is fenced the same way (coordinator.tools.virtual_cluster)."""
+
+    def __init__(self) -> None:
         self.epoch = 0
         self.ranges: list[TakenRange] = []
-        self._lock = threading.Lock()  # writes come from the event loop and tests' threads
 
-    @classmethod
-    def open(cls, directory: str | None) -> "Store":
-        """Check the directory is usable and load the file if there is one."""
-        store = cls(directory)
-        if directory is None:
-            return store
-        if not os.path.isdir(directory):
-            raise StoreError(f"--state-dir {directory}: not a directory")
-        if not os.access(directory, os.W_OK | os.X_OK):
-            raise StoreError(f"--state-dir {directory}: not writable by this process")
-        store.epoch, store.ranges = store._read()
-        return store
+    def read(self) -> tuple[int, list[TakenRange]]:
+        return self.epoch, list(self.ranges)
 
-    def begin_epoch(self) -> int:
-        """This process's epoch: one more than any earlier coordinator's on this directory,
-        durable before it returns (the caller serves only then)."""
-        with self._lock:
-            on_disk, _ = self._read()
-            self.epoch = max(self.epoch, on_disk) + 1
-            self._write(self.epoch, self.ranges)
-        return self.epoch
+    def write(self, epoch: int, ranges: list[TakenRange]) -> None:
+        self.epoch, self.ranges = epoch, list(ranges)
 
-    def add(self, start: int, nr_pages: int, owner: str) -> None:
-        self._change(lambda ranges: sorted([*ranges, TakenRange(start, nr_pages, owner)]))
 
-    def remove(self, start: int, nr_pages: int) -> None:
-        self._change(lambda ranges: [r for r in ranges if (r.start, r.nr_pages) != (start, nr_pages)])
+class File:
+    """The medium of a store in --state-dir: its one file, replaced whole (see the module docstring)."""
 
-    def _change(self, edit) -> None:
-        with self._lock:
-            on_disk, _ = self._read()
-            if on_disk > self.epoch:
-                raise StoreFenced(
-                    f"coordinator epoch {on_disk} has started on {self.directory} since this one "
-                    f"(epoch {self.epoch}): it no longer changes the state"
-                )
-            ranges = edit(self.ranges)
-            self._write(self.epoch, ranges)
-            self.ranges = ranges
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.path = os.path.join(directory, FILE)
 
-    # ------------------------------------------------------------------ the file
-    def _read(self) -> tuple[int, list[TakenRange]]:
-        if not self.directory:
-            return self.epoch, self.ranges
+    def read(self) -> tuple[int, list[TakenRange]]:
         try:
             with open(self.path, "rb") as f:
                 raw = f.read()
@@ -118,9 +91,7 @@ class Store:
                 "restore it, or remove it knowing every CMA and offline range it lists is forgotten"
             ) from None
 
-    def _write(self, epoch: int, ranges: list[TakenRange]) -> None:
-        if not self.directory:
-            return
+    def write(self, epoch: int, ranges: list[TakenRange]) -> None:
         doc = {
             "version": VERSION,
             "epoch": epoch,
@@ -137,6 +108,64 @@ class Store:
             os.fsync(dir_fd)  # the rename itself is durable only once the directory is
         finally:
             os.close(dir_fd)
+
+
+class Store:
+    """One coordinator's view of the medium: its own epoch, checked against the medium's on every change."""
+
+    def __init__(self, medium: Memory | File):
+        self.medium = medium
+        self.directory = medium.directory if isinstance(medium, File) else None
+        self.path = medium.path if isinstance(medium, File) else ""
+        self.epoch = 0
+        self.ranges: list[TakenRange] = []
+        self._lock = threading.Lock()  # writes come from the event loop and tests' threads
+
+    @classmethod
+    def open(cls, directory: str | None) -> "Store":
+        """Check the directory is usable and load the file if there is one."""
+        if directory is None:
+            return cls(Memory())
+        if not os.path.isdir(directory):
+            raise StoreError(f"--state-dir {directory}: not a directory")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise StoreError(f"--state-dir {directory}: not writable by this process")
+        return cls.on(File(directory))
+
+    @classmethod
+    def on(cls, medium: Memory | File) -> "Store":
+        """A new coordinator's view of a medium earlier ones wrote (its epoch not begun yet)."""
+        store = cls(medium)
+        store.epoch, store.ranges = medium.read()
+        return store
+
+    def begin_epoch(self) -> int:
+        """This process's epoch: one more than any earlier coordinator's on this medium,
+        durable before it returns (the caller serves only then)."""
+        with self._lock:
+            on_disk, _ = self.medium.read()
+            self.epoch = max(self.epoch, on_disk) + 1
+            self.medium.write(self.epoch, self.ranges)
+        return self.epoch
+
+    def add(self, start: int, nr_pages: int, owner: str) -> None:
+        self._change(lambda ranges: sorted([*ranges, TakenRange(start, nr_pages, owner)]))
+
+    def remove(self, start: int, nr_pages: int) -> None:
+        self._change(lambda ranges: [r for r in ranges if (r.start, r.nr_pages) != (start, nr_pages)])
+
+    def _change(self, edit) -> None:
+        with self._lock:
+            on_disk, _ = self.medium.read()
+            if on_disk > self.epoch:
+                where = self.directory or "this store"
+                raise StoreFenced(
+                    f"coordinator epoch {on_disk} has started on {where} since this one "
+                    f"(epoch {self.epoch}): it no longer changes the state"
+                )
+            ranges = edit(self.ranges)
+            self.medium.write(self.epoch, ranges)
+            self.ranges = ranges
 
 
 def _parse(doc) -> tuple[int, list[TakenRange]]:

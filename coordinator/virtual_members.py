@@ -112,6 +112,7 @@ class VirtualMembers:
             self.recovering,
             enrol,
             self.pageset.zone_pcp_update,
+            (request.address, request.role, request.metrics_address),
         )
         self.driver.start(program, done)
 

@@ -23,8 +23,10 @@ One event queue, one RngTree from one seed, one simulated network (docs/engine.m
   service thread does.
 - the drain triggers that take a PFN range (coordinator.contig_rule: alloc_contig_range, offline_pages
   and the release) run on the same driver, their drains in `contig_drains`; the ranges taken are kept
-  in `store`, an in-memory coordinator.store.Store that outlives a coordinator as the wall one's state
-  directory does, and a restarted or second coordinator takes them out of its new zone again (retake).
+  in `disk`, a coordinator.store.Memory that outlives a coordinator as the wall one's state directory
+  does, each coordinator's `store` its own view of it (its epoch begun there, so a replaced one still
+  running is fenced from it as on the wall), and a restarted or second coordinator takes them out of
+  its new zone again (retake).
   Under static membership each heartbeat carries the pageset to its CPU once it has changed (offline's
   zone_pcp_disable), as a heartbeat reply does.
 
@@ -49,7 +51,7 @@ from coordinator.drain.virtual import COORDINATOR, VirtualDriver, VirtualMutex
 from coordinator.hotplug import Pageset
 from coordinator.membership_rule import Member, MembershipRule
 from coordinator.recovery import Recovery
-from coordinator.store import Store
+from coordinator.store import Memory, Store
 from coordinator.tools.virtual_host import NodeHost
 from coordinator.tools.virtual_peer import INCARNATION, CoordinatorZone, NodePeer
 from coordinator.virtual_members import VirtualMembers
@@ -166,9 +168,8 @@ class WholeCluster:
         self.hosts = [NodeHost(self.nodes, n, self.rule_clock, fencing) for n in range(len(roles))]
         self.peers = {n: NodePeer(self.nodes, n, self.scale, host) for n, host in enumerate(self.hosts)}
         self.zone = CoordinatorZone(self.nodes)
-        self.store = Store(None)  # the state directory's ranges, kept across the coordinator's restarts
+        self.disk = Memory()  # the state directory: the epoch and ranges, kept across the coordinator's restarts
         self.contig_drains: list[DrainRecord] = []  # the range operations' drains, in the order they ended
-        self.epoch = 0
         self.trace: list[str] = []  # the drivers' and the agents' steps, one line each, in event order
         self.agents: dict[int, VirtualAgent] = {}
         self._ids = {n: Ids(self.nodes.rng.stream(f"cpu{n}/ids")) for n in range(len(roles))}
@@ -200,7 +201,8 @@ class WholeCluster:
     def _start_coordinator(self) -> None:
         """A coordinator process: membership, Control, the drain driver, pcpu_drain_mutex, the reaper."""
         m, n = self.settings, len(self.nodes.roles)
-        self.epoch += 1
+        self.store = Store.on(self.disk)  # this coordinator's, as coordinator.__main__ opens it
+        self.epoch = self.store.begin_epoch()
         if m is None:
             self.membership = MembershipRule(n, self.rule_clock)
             self.control = Control(self.membership, self.rule_clock)
@@ -273,7 +275,7 @@ class WholeCluster:
         shared.rules = ZoneRules(shared.zone, shared.cost, log)
         self.zone = CoordinatorZone(self.nodes)
         if self.settings is None or self.settings.retake:
-            contig_rule.retake(self.zone, self.store.ranges)
+            contig_rule.retake(self.zone, self.disk.read()[1])
 
     def _start_agent(self, n: int) -> None:
         """A node process on CPU n: its agent registers with a new incarnation, the CPU parked until then."""

@@ -241,9 +241,9 @@ class ZoneRules:
         to the buddy; returns the owner. Anything else is refused and changes nothing (a range the
         zone cannot hold at all is a PageStateError)."""
         blocks = isolation.range_blocks(start, isolation.check_range(self.zone, start, nr_pages))
-        owners = {self.owned.get(pfn) for pfn, _ in blocks}
-        only = next(iter(owners)) if len(owners) == 1 else None  # None too if no one owns them
-        owner = only[0] if only is not None else None
+        # By owner alone: a range not aligned to MAX_ORDER is blocks of several orders.
+        owners = {self.owned.get(pfn, (None, 0))[0] for pfn, _ in blocks}
+        owner = next(iter(owners)) if len(owners) == 1 else None
         if owner not in (CMA, OFFLINE) or any(self.owned[pfn][1] != order for pfn, order in blocks):
             raise Refused(
                 f"range [{start}, {start + nr_pages}) is not one taken range "

@@ -7,7 +7,7 @@ import pytest
 
 from coordinator import store as store_mod
 from coordinator.__main__ import parse_args as coordinator_args
-from coordinator.store import FILE, Store, StoreError, StoreFenced, TakenRange
+from coordinator.store import FILE, Memory, Store, StoreError, StoreFenced, TakenRange
 
 
 def _doc(path) -> dict:
@@ -100,6 +100,19 @@ def test_a_coordinator_superseded_on_its_directory_changes_nothing(tmp_path):
     with pytest.raises(StoreFenced, match="epoch 2 has started"):
         first.add(0, 512, "cma")
     assert _doc(tmp_path) == {"version": 1, "epoch": 2, "ranges": []}
+
+
+def test_coordinators_sharing_one_memory_are_fenced_as_on_a_directory():
+    """The virtual cluster's coordinators share a Memory as the wall ones share --state-dir."""
+    disk = Memory()
+    first = Store.on(disk)
+    assert first.begin_epoch() == 1
+    first.add(0, 512, "cma")
+    second = Store.on(disk)
+    assert second.begin_epoch() == 2 and second.ranges == [TakenRange(0, 512, "cma")]
+    with pytest.raises(StoreFenced, match="epoch 2 has started"):
+        first.add(512, 512, "cma")
+    assert disk.read() == (2, [TakenRange(0, 512, "cma")])
 
 
 def test_without_a_directory_the_store_is_in_memory(tmp_path):

@@ -164,6 +164,22 @@ def test_a_restarted_coordinator_that_forgets_the_range_is_caught():
     assert any("a taken range was forgotten" in f for f in run.verdict.findings["conservation"])
 
 
+def test_a_replaced_coordinator_cannot_keep_a_range_it_takes():
+    """Its store is fenced by the second's epoch, so it gives the range back and the request fails;
+    before the fix the virtual cluster's one Store had no epoch to check and took it for good."""
+    run = _chaos("tests/chaos/cma-by-a-replaced-coordinator.toml", "remote")
+    assert run.verdict.valid is True, json.dumps(run.verdict.to_json(), indent=1)
+    entries = [json.loads(line) for line in run.history]
+    taken = next(e for e in entries if e["f"] == "alloc-contig" and e["type"] != "invoke")
+    assert taken["type"] == "fail" and "epoch 2 has started" in taken["error"], taken
+    zone_log = [
+        (e["ev"], e["epoch"])
+        for e in run.transfers["transfers-coordinator.jsonl"]
+        if e["ev"] in ("start", "take", "release")
+    ]
+    assert zone_log == [("start", 1), ("start", 2), ("take", 1), ("release", 1)]
+
+
 def test_restart_after_cma_is_byte_identical_on_a_second_run():
     path = scenario.load("deploy/chaos/restart-after-cma.toml")
     report = determinism.check(lambda: virtual_runner.execute(path, "remote").outcome())
