@@ -17,17 +17,27 @@ there is no journal or lock file beside it to get wrong on a network volume.
 A file that is not a store this version wrote is an error at start (StoreError), never
 a silent reset: forgetting a range hands its pages out. A write that finds a larger
 epoch on disk than this process's is refused: another coordinator has started on the
-same directory since, and this one is fenced (StoreFenced).
+same directory since, and this one is fenced (StoreFenced). Each read-check-write runs
+under an exclusive flock(2) of the directory (no lock file): without it a replaced
+coordinator that read the old epoch just before the new one began would write the old
+epoch back over the new one's. A coordinator stopped in those few milliseconds holds up
+another's start until it continues or dies (the kernel drops a dead process's locks).
+A new epoch starts from the ranges on disk, not those read when the process opened the
+store: a range taken in between stays.
 
 Without --state-dir the store lives in memory only (`Memory`): every start is epoch 1
 and the ranges die with the process, as before the store existed; the coordinator warns
-at start. A virtual cluster keeps one `Memory` for all its coordinators, so the fencing
-rule above is the same code under virtual time. The local cluster and the Kubernetes manifests always give one.
+at start. The local cluster and the Kubernetes manifests always give one. A virtual
+cluster keeps one `Memory` for all its coordinators, so the fencing rule above is the
+same code under virtual time.
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from node.api.errors import FailedPrecondition
@@ -67,6 +77,9 @@ class Memory:
     def write(self, epoch: int, ranges: list[TakenRange]) -> None:
         self.epoch, self.ranges = epoch, list(ranges)
 
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # one process, one thread: nothing to exclude
+
 
 class File:
     """The medium of a store in --state-dir: its one file, replaced whole (see the module docstring)."""
@@ -74,6 +87,16 @@ class File:
     def __init__(self, directory: str) -> None:
         self.directory = directory
         self.path = os.path.join(directory, FILE)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """The directory flock'd: other coordinators' reads-checks-writes wait."""
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # the lock goes with the descriptor
 
     def read(self) -> tuple[int, list[TakenRange]]:
         try:
@@ -142,8 +165,8 @@ class Store:
     def begin_epoch(self) -> int:
         """This process's epoch: one more than any earlier coordinator's on this medium,
         durable before it returns (the caller serves only then)."""
-        with self._lock:
-            on_disk, _ = self.medium.read()
+        with self._lock, self.medium.locked():
+            on_disk, self.ranges = self.medium.read()
             self.epoch = max(self.epoch, on_disk) + 1
             self.medium.write(self.epoch, self.ranges)
         return self.epoch
@@ -155,7 +178,7 @@ class Store:
         self._change(lambda ranges: [r for r in ranges if (r.start, r.nr_pages) != (start, nr_pages)])
 
     def _change(self, edit) -> None:
-        with self._lock:
+        with self._lock, self.medium.locked():
             on_disk, _ = self.medium.read()
             if on_disk > self.epoch:
                 where = self.directory or "this store"

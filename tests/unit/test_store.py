@@ -2,12 +2,13 @@
 
 import json
 import os
+import threading
 
 import pytest
 
 from coordinator import store as store_mod
 from coordinator.__main__ import parse_args as coordinator_args
-from coordinator.store import FILE, Memory, Store, StoreError, StoreFenced, TakenRange
+from coordinator.store import FILE, File, Memory, Store, StoreError, StoreFenced, TakenRange
 
 
 def _doc(path) -> dict:
@@ -100,6 +101,33 @@ def test_a_coordinator_superseded_on_its_directory_changes_nothing(tmp_path):
     with pytest.raises(StoreFenced, match="epoch 2 has started"):
         first.add(0, 512, "cma")
     assert _doc(tmp_path) == {"version": 1, "epoch": 2, "ranges": []}
+
+
+def test_a_change_and_a_new_epoch_on_one_directory_never_interleave(tmp_path, monkeypatch):
+    """The first coordinator's add reads epoch 1, then the second begins epoch 2 before the add writes:
+    without the directory's flock the add wrote epoch 1 back over 2 (and the second's start, from the
+    ranges it had opened with, would have dropped the range). The second must wait for the write."""
+    first = Store.open(str(tmp_path))
+    first.begin_epoch()
+    second = Store.open(str(tmp_path))  # opened before the range is taken
+    began = threading.Event()
+    other = threading.Thread(target=lambda: (second.begin_epoch(), began.set()))
+    real_read = File.read
+
+    def read(medium):
+        value = real_read(medium)
+        if threading.current_thread() is not other and not other.is_alive() and not began.is_set():
+            other.start()  # the second begins between this read and the add's write
+            began.wait(0.5)  # without the lock it is done well within this; with it, it waits for the write
+        return value
+
+    monkeypatch.setattr(File, "read", read)
+    first.add(0, 512, "cma")
+    other.join()
+    assert _doc(tmp_path) == {"version": 1, "epoch": 2, "ranges": [{"start": 0, "nr_pages": 512, "owner": "cma"}]}
+    assert second.ranges == [TakenRange(0, 512, "cma")]
+    with pytest.raises(StoreFenced):
+        first.add(512, 512, "cma")
 
 
 def test_coordinators_sharing_one_memory_are_fenced_as_on_a_directory():
