@@ -78,7 +78,7 @@ def admit(
     incarnation: str,
     resume: bool,
     recovering: Callable[[], bool],
-    link: tuple[str, int, str] = ("", 0, ""),
+    link: tuple[str, int, str],
 ) -> Admission:
     """Registration's decision for a CPU whose current member is `old`, asked from `link` (address,
     role, metrics address). `recovering` is read only when it matters (Recovery.active latches once
