@@ -7,5 +7,9 @@ parts, joined only by the history every operation and fault is written to.
 - nemesis: the faults and their heals, with real signals and run-time RPC faults;
 - checker: the verdict, from the history and the transfer logs alone;
 - transfers: the transfer logs (node.shared.transfer_log) replayed: one owner per page at a time;
-- runner: one scenario against one strategy, end to end.
+- runner: one scenario against one strategy, end to end;
+- timeline: a run directory's timeline.html;
+- virtual_runner, virtual_nemesis, virtual_workload, virtual_records: the same run in one process under
+  virtual time (docs/engine.md), its nemesis and workload on the simulated network, and what it records;
+- sweep/: seed sweeps: generated scenarios, shards, the shrinker (docs/sweep.md).
 """

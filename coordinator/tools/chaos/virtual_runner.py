@@ -27,24 +27,19 @@ returns the run with its history, transfer logs and event log (determinism check
 """
 
 import collections
-import json
 import logging
-import os
-import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from coordinator import audit_rule
 from coordinator.drain.record import STRATEGIES
 from coordinator.drain.virtual import COORDINATOR
-from coordinator.tools.chaos import checker, timeline
+from coordinator.tools.chaos import checker
 from coordinator.tools.chaos.nemesis import TRAP_WAIT_S
 from coordinator.tools.chaos.runner import OBSERVE_S, SETTLE_S, audited, progress_between, scenario_meta
 from coordinator.tools.chaos.scenario import Fault, Scenario
 from coordinator.tools.chaos.virtual_nemesis import VirtualNemesis
+from coordinator.tools.chaos.virtual_records import History, Run, TransferLogs
 from coordinator.tools.chaos.virtual_workload import VirtualWorkload, code_of
-from coordinator.tools.determinism import Outcome
 from coordinator.tools.virtual_cluster import Members, WholeCluster
 from node.api.v1 import pcpsim_pb2 as pb
 from node.runtime import ROLES
@@ -56,97 +51,6 @@ STARTUP_POLL_S = 0.01  # how often the cluster's start looks whether every CPU h
 LOCK_POLL_S = 0.01  # the wall nemesis's poll of the pcp locks while the coordinator is stopped
 AUDIT_TIMEOUT_S = 60.0  # the wall runner's Audit deadline
 _ISOLATED = ("isolated-preemptible", "isolated-rt")
-
-
-class History:
-    """The chaos history (coordinator.tools.chaos.history's entries) in memory, stamped with the virtual
-    instant in scenario seconds. Each entry is kept as the JSON line a wall run writes and as that line
-    read back, so the checker sees what `pcpsim chaos check` would read from the file."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self.clock = clock
-        self.lines: list[str] = []
-        self.entries: list[dict] = []
-
-    def now(self) -> float:
-        return self.clock()
-
-    def add(self, process: str, type_: str, f: str, **value: Any) -> dict:
-        line = json.dumps(
-            {"t": round(self.clock(), 6), "process": process, "type": type_, "f": f, **value}, sort_keys=True
-        )
-        self.lines.append(line)
-        entry: dict = json.loads(line)
-        self.entries.append(entry)
-        return entry
-
-
-class TransferLogs:
-    """The run's transfer logs in memory (node.shared.transfer_log's lines), one per process as a wall
-    run keeps one file per process, on the history's clock."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self.clock = clock
-        self.files: dict[str, list[dict]] = {}
-
-    def log(self, name: str, **fixed: Any) -> "TransferSink":
-        return TransferSink(self, self.files.setdefault(name, []), fixed)
-
-    def events(self, origin: float) -> list[dict]:
-        """As coordinator.tools.chaos.transfers.load reads a run directory: files by name, then by time,
-        each `t` less `origin` (the history's meta clock's monotonic_t0). (Each line's values are floats,
-        ints, strings and lists of them: what JSON gives back unchanged.)"""
-        out = [{**e, "t": e["t"] - origin} for name in sorted(self.files) for e in self.files[name]]
-        out.sort(key=lambda e: e["t"])
-        return out
-
-
-class TransferSink:
-    """One process's transfer log (node.shared.transfer_log.TransferLog's write, fixed fields, clock)."""
-
-    def __init__(self, logs: TransferLogs, lines: list[dict], fixed: dict) -> None:
-        self.clock = logs.clock
-        self.lines = lines
-        self.fixed = fixed
-
-    def write(self, ev: str, t: Any = None, **fields: Any) -> None:
-        self.lines.append({"t": self.clock() if t is None else t, "ev": ev, **self.fixed, **fields})
-
-
-@dataclass
-class Run:
-    """One virtual chaos run: its verdict and everything the checker read."""
-
-    name: str  # <scenario>-<strategy>, the wall run directory's name
-    verdict: checker.Verdict
-    history: list[str]  # history.jsonl's lines
-    transfers: dict[str, list[dict]]  # transfer log file name -> its lines
-    events: str  # the event log: the coordinator's and agents' steps, the nemesis's, then every CPU's
-    logs: list[str]  # the processes' log messages
-
-    def outcome(self) -> Outcome:
-        """For coordinator.tools.determinism: the verdict and the history as results, the event log."""
-        results = json.dumps(self.verdict.to_json(), indent=2, sort_keys=True) + "\n" + "\n".join(self.history) + "\n"
-        return Outcome(results, self.events)
-
-    def write(self, out_dir: str) -> str:
-        """The run directory a wall run leaves (history.jsonl, transfers-*.jsonl, verdict.json, timeline.html)."""
-        run_dir = os.path.join(out_dir, self.name)
-        shutil.rmtree(run_dir, ignore_errors=True)  # a run directory holds one run
-        os.makedirs(run_dir)
-        with open(os.path.join(run_dir, "history.jsonl"), "w", encoding="utf-8") as f:
-            f.writelines(line + "\n" for line in self.history)
-        for name, lines in self.transfers.items():
-            with open(os.path.join(run_dir, name), "w", encoding="utf-8") as f:
-                f.writelines(json.dumps(e, separators=(",", ":")) + "\n" for e in lines)
-        with open(os.path.join(run_dir, "verdict.json"), "w") as f:
-            json.dump(self.verdict.to_json(), f, indent=2)
-        with open(os.path.join(run_dir, "events.log"), "w", encoding="utf-8") as f:
-            f.write(self.events)
-        with open(os.path.join(run_dir, "processes.log"), "w", encoding="utf-8") as f:
-            f.writelines(line + "\n" for line in self.logs)
-        timeline.write(run_dir)
-        return run_dir
 
 
 def run(scenario: Scenario, strategy: str, out_dir: str | None = None, seed: int | None = None) -> checker.Verdict:
