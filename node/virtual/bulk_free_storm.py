@@ -43,6 +43,7 @@ calls takes no virtual time. So the run shows the mechanism and the ratio, not 1
 import hashlib
 from collections.abc import Callable
 
+from node.cpu import WorkItem
 from node.mm import bugs
 from node.mm import profile as profiles
 from node.mm.audit import audit
@@ -128,8 +129,12 @@ def _digest(cluster: VirtualCluster, lock: TimedZoneLock, log: HoldLog) -> str:
     return digest.hexdigest()[:16]
 
 
-def _run_until(cluster: VirtualCluster, done: Callable[[], bool], phase: str) -> None:
+def _run_until(cluster: VirtualCluster, done: Callable[[], bool], phase: str, items: list[WorkItem]) -> None:
+    """Run the engine until done(); a work item's error (Cpu keeps it on the item) ends the run loudly."""
     while not done():
+        failed = next((item for item in items if item.error is not None), None)
+        if failed is not None:
+            raise RuntimeError(f"bulk-free storm: the {phase} phase failed: {failed.error}") from failed.error
         if cluster.clock() >= STORM_HORIZON_S:
             raise RuntimeError(f"bulk-free storm: the {phase} phase had not ended at {STORM_HORIZON_S} s (virtual)")
         cluster.run(cluster.clock() + STORM_STEP_S)
@@ -178,16 +183,14 @@ def bulk_free_storm(kernel: str, nr_cpus: int, seed: int = 1) -> bugs.Replay:
             raise RuntimeError("cpu 0: the probe's allocation failed")
         probe.append(clock() - start)
 
-    for n in flushers:
-        cluster.cpus[n].queue_work("fill", fill(n))
-    _run_until(cluster, lambda: all(len(kept[n]) == fill_pages for n in flushers), "fill")
+    items = [cluster.cpus[n].queue_work("fill", fill(n)) for n in flushers]
+    _run_until(cluster, lambda: all(len(kept[n]) == fill_pages for n in flushers), "fill", items)
     t0 = clock()
     high = max(cluster.pcps[n].high for n in flushers)  # where the fill left pcp->high (high_max on 6.7+)
     fill_waits, fill_holds = len(lock.waits), len(log.holds)
-    for n in flushers:
-        cluster.cpus[n].queue_work("storm", free(n))
-    cluster.queue.at(t0 + STORM_PROBE_DELAY_S, cluster.cpus[0].queue_work, "probe", probe_alloc)
-    _run_until(cluster, lambda: len(ended) == len(flushers) and bool(probe), "storm")
+    items = [cluster.cpus[n].queue_work("storm", free(n)) for n in flushers]
+    cluster.queue.at(t0 + STORM_PROBE_DELAY_S, lambda: items.append(cluster.cpus[0].queue_work("probe", probe_alloc)))
+    _run_until(cluster, lambda: len(ended) == len(flushers) and bool(probe), "storm", items)
 
     us = 1e6
     waits, holds = lock.waits[fill_waits:], log.holds[fill_holds:]

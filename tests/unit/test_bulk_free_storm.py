@@ -102,3 +102,10 @@ def test_cli_refuses_a_cpu_count_that_is_no_positive_number(capsys, value):
     with pytest.raises(SystemExit) as exit_:
         main(["replay", "bulk-free", "--cpus", value])
     assert exit_.value.code == 2 and "--cpus" in capsys.readouterr().err
+
+
+def test_a_failing_cpu_ends_the_storm_loudly(monkeypatch):
+    """A work item's error (which Cpu keeps on the item) stops the run with it, not with a timeout."""
+    monkeypatch.setattr(storm, "MIGRATE_MOVABLE", 7)  # no pcp list has it: rmqueue_pcplist refuses
+    with pytest.raises(RuntimeError, match="the fill phase failed: migratetype 7 has no pcp list"):
+        storm.bulk_free_storm("6.12", 2)
