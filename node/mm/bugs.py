@@ -14,8 +14,9 @@ have the bug).
   drainer's critical section.
 - bulk_free: the free path's flush of nr_pcp_free() pages, counting the base pages freed under each
   zone->lock hold (each free_pcppages_bulk's zone half is one hold). Before Hahn's batching series
-  one hold frees them all; with it (`free_high_batched`), at most pcp->batch. The 316-CPU boot of the
-  report is not replayed: that needs a virtual-time engine, not this single-CPU sequence.
+  one hold frees them all; with it (`free_high_batched`), at most pcp->batch. The report's many CPUs
+  queueing on zone->lock behind such holds are node.virtual.bulk_free_storm (`--cpus N`): that needs the
+  virtual-time engine, not this single-CPU sequence.
 """
 
 from collections.abc import Callable
@@ -40,7 +41,7 @@ class Replay:
 
     profile: str
     findings: list[str] = field(default_factory=list)
-    facts: dict[str, int] = field(default_factory=dict)
+    facts: dict[str, int | float | str] = field(default_factory=dict)
 
 
 def _pcp_lock(profile: KernelProfile) -> PcpLock:
@@ -145,16 +146,17 @@ def bulk_free(profile: KernelProfile, nr_pages: int = BULK_FREE_PAGES, batch: in
     if pcpmod.free_high_flush(spy, pcp, nr_pages, order_to_pindex(MIGRATE_MOVABLE, 0)):
         pcp.lock.release()
     out = Replay(profile.name)
+    longest = max(spy.holds, default=0)
     out.facts = {
         "pages": nr_pages,
         "batch": batch,
         "zone_lock_holds": len(spy.holds),
-        "longest_hold_pages": max(spy.holds, default=0),
+        "longest_hold_pages": longest,
         "left_on_pcp": pcp.count,
     }
-    if out.facts["longest_hold_pages"] > batch:
+    if longest > batch:
         out.findings.append(
-            f"one zone->lock hold freed {out.facts['longest_hold_pages']} pages (pcp->batch is {batch}): "
+            f"one zone->lock hold freed {longest} pages (pcp->batch is {batch}): "
             "the hold that stalled RCU for ~10 s on a 316-CPU machine under memory pressure"
         )
     out.findings += check_pcp(pcp)
@@ -243,3 +245,7 @@ VARIANTS = {
     "up-trylock": ("6.2-up", "6.2-up-fixed"),
     "bulk-free": ("6.2", "6.2-batched-free"),
 }
+# bulk-free's many-CPU storm (`pcpsim replay bulk-free --cpus N`, node.virtual.bulk_free_storm): the live
+# kernels whose auto-tuned pcp->high lets a flush reach batch << 5 pages, one zone->lock hold (6.12) or
+# pcp->batch a hold (6.19, the whole series).
+STORM_VARIANTS = ("6.12", "6.19")

@@ -27,6 +27,7 @@
   pcpsim chaos check RUN_DIR                                   the checker again, on a run's history
   pcpsim chaos timeline RUN_DIR [--out OUT.html]               a run's operations and faults as a page
   pcpsim replay count-race|up-trylock|bulk-free [--kernel K,K] a post-merge pcp bug, replayed on the model
+                [--cpus N [--seed S]]                         ... bulk-free: N CPUs' storm, virtual engine
 
 Commands that talk to a running cluster find it through the state file that
 `cluster up` writes (--state, $PCPSIM_STATE, default .pcpsim/cluster.json) or
@@ -356,7 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay a pcp bug found after the merge on the pure model, under its bug and fix profiles",
         description="Run the kernel's steps where the bug bites on one CPU's pcp and zone (node.mm.bugs) and "
         "check them: up-trylock, an IRQ in a CONFIG_SMP=n drain (038a102535eb); bulk-free, the pages freed "
-        "under one zone->lock hold by the free path's flush (Hahn's batching series). Exit 0: every "
+        "under one zone->lock hold by the free path's flush (Hahn's batching series). bulk-free --cpus N "
+        "(N > 1) runs the storm instead: N virtual CPUs (the virtual-time engine) flush at one instant and "
+        "queue on zone->lock; its check also bounds the longest wait for the lock. Exit 0: every "
         "profile passed; 1: the check failed for one (its bug is there).",
     )
     rpl.add_argument("replay", choices=sorted(bugs.REPLAYS), metavar="{" + ",".join(sorted(bugs.REPLAYS)) + "}")
@@ -365,7 +368,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=flags.kernel_list,
         help="comma-separated kernel profiles to replay under (default: the replay's bug and fix variants, "
         + "; ".join(f"{name}: {' and '.join(kernels)}" for name, kernels in bugs.VARIANTS.items())
-        + ")",
+        + f"; bulk-free --cpus N: {' and '.join(bugs.STORM_VARIANTS)})",
+    )
+    rpl.add_argument(
+        "--cpus",
+        type=flags.positive_int,
+        default=1,
+        metavar="N",
+        help="bulk-free only: N > 1 runs the many-CPU storm on the virtual engine (2 to 1024; the report's "
+        "machine had 316); default 1, the one-CPU replay",
+    )
+    rpl.add_argument(
+        "--seed",
+        type=flags.nonnegative_int,
+        help="with --cpus N > 1: the storm's seed (default 1); the same seed gives the same output",
     )
 
     tok = sub.add_parser(
