@@ -58,8 +58,8 @@ def test_the_lock_rule_asks_for_one_bounded_wait_then_grants_and_arms_the_lease(
     clock.now = 10.125
     with pytest.raises(StopIteration) as done:
         steps.send(True)
-    token, pages, wait = done.value.value
-    assert (token, sorted(pages), wait) == (1, PAGES, 0.125)
+    token, pages, wait, left = done.value.value
+    assert (token, sorted(pages), wait, left) == (1, PAGES, 0.125, 0)
     (grant,) = rule.armed
     assert rule.held is grant and (grant.granted_at, grant.lease_s) == (10.125, 0.5) and pcp.count == 0
 
@@ -76,7 +76,7 @@ def test_an_empty_pcp_is_not_locked_at_all():
     pcp.take_bulk(pcp.count, 0)
     with pytest.raises(StopIteration) as done:
         next(rule.take(0.5, 0.25))
-    assert done.value.value == (0, [], 0.0) and not pcp.lock.locked()
+    assert done.value.value == (0, [], 0.0, 0) and not pcp.lock.locked()
 
 
 def test_an_expiry_after_a_commit_is_a_no_op_so_a_driver_need_not_cancel_it():
