@@ -73,7 +73,7 @@ Sources (subject lines of the mainline commits, by release):
 model (DRAIN_PAGES_ZONE below), and the live remote drain, whose node rule (node.remote_lock_rule)
 grants one chunk of batch << CONFIG_PCP_BATCH_SCALE_MAX pages per lock hold under "chunked"
 (55f77df7d715) and "count-locked" (66eca1021a42), the drainer (coordinator.drain.remote) committing
-and freeing each before it asks for the next. rcu-swap hands over a whole list set and has no chunks.
+each before it asks for the next. rcu-swap hands over a whole list set and has no chunks.
 
 Where each difference lives: `remote_drain` is checked by the node before a remote lock drain
 (node.server); `free_list_trylock` picks free_unref_page_list below (node.runtime: `pcp_ops`);
