@@ -56,6 +56,7 @@ class GrantTable(ABC):
         self.held: Grant | None = None
         self.grants_log: collections.OrderedDict[int, Grant] = collections.OrderedDict()
         self.grants = 0
+        self.drains = 0  # drains whose first grant took pages; `grants` also counts a chunked drain's others
         self.drained_pages = 0  # base pages committed to a remote drainer
         self.lease_expiries = 0
         self.stale_commits_refused = 0
@@ -63,11 +64,13 @@ class GrantTable(ABC):
         self.on_hold: Callable[[float], None] | None = None
 
     # ------------------------------------------------------------ the rule
-    def open(self, pages: list[Page], granted_at: float, lease_s: float) -> Grant:
-        """A new grant of `pages` from `granted_at`, its lease armed."""
+    def open(self, pages: list[Page], granted_at: float, lease_s: float, first: bool = True) -> Grant:
+        """A new grant of `pages` from `granted_at`, its lease armed. `first`: a drain's first grant
+        (False for a later chunk of a chunked remote drain, node.remote_lock_rule)."""
         grant = Grant(self._next_token, pages, granted_at, lease_s)
         self._next_token += 1
         self.grants += 1
+        self.drains += first
         self._arm(grant)
         self.held = grant
         self.grants_log[grant.token] = grant

@@ -164,7 +164,7 @@ class NodeCollector(Collector):
         # Drained by either strategy: the kworker here (drain_pages_zone) or a remote drainer.
         fams["pcpsim_pcp_freed_pages_total"].add_metric([cpu, "drain"], s.freed_drain_pages + remote_lock.drained_pages)
         fams["pcpsim_pcp_drains_total"].add_metric([cpu, "local"], s.drains)
-        fams["pcpsim_pcp_drains_total"].add_metric([cpu, "remote"], remote_lock.grants)
+        fams["pcpsim_pcp_drains_total"].add_metric([cpu, "remote"], remote_lock.drains)
         fams["pcpsim_pcp_lock_contention_seconds_total"].add_metric([cpu], alloc.lock_contention_s)
         fams["pcpsim_pcp_lease_expiries_total"].add_metric([cpu], remote_lock.lease_expiries)
         fams["pcpsim_pcp_stale_commits_refused_total"].add_metric([cpu], remote_lock.stale_commits_refused)

@@ -4,8 +4,9 @@ In v6.0+ the draining CPU takes the target CPU's pcp->lock and frees its lists t
 zone. Across processes that is three steps, and their order is what makes a crash or a
 lost message at any point safe:
 
-1. `lock_and_take`: the drainer gets the lock and every page on the lists, under a
-   lease with a fencing token. The pages are still this node's (in flight).
+1. `lock_and_take`: the drainer gets the lock and every page on the lists (from v6.10, one
+   chunk of them: node.remote_lock_rule), under a lease with a fencing token. The pages are
+   still this node's (in flight).
 2. `unlock(token, commit=True)`: the node checks that `token` still holds the lock and
    only then lets the pages go (they leave this node for good); the drainer frees them
    into the zone only after this succeeds. `commit=False` puts them back.
@@ -30,7 +31,7 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import TypeVar
 
 from node.grants import Grant, GrantTable
-from node.remote_lock_rule import PcpLockGrants
+from node.remote_lock_rule import PcpLockGrants, Taken
 
 T = TypeVar("T")
 
@@ -64,11 +65,10 @@ class AsyncLease(GrantTable):
 
 
 class RemotePcpLock(AsyncLease, PcpLockGrants):
-    async def lock_and_take(self, lease_s: float, wait_timeout: float) -> tuple[int, list, float]:
-        """Take the pcp lock (waiting off the event loop) and every page on the lists.
-
-        Returns (token, pages, lock_wait_s); token 0 and no pages if the lists were empty."""
-        return await run_steps(self.take(lease_s, wait_timeout), self._acquire)
+    async def lock_and_take(self, lease_s: float, wait_timeout: float, left: int = 0) -> Taken:
+        """Take the pcp lock (waiting off the event loop) and one chunk of pages (node.remote_lock_rule:
+        every page under a one-hold profile); token 0 and no pages if there was nothing to take."""
+        return await run_steps(self.take(lease_s, wait_timeout, left), self._acquire)
 
     async def unlock(self, token: int, commit: bool) -> None:
         self.settle(token, commit)

@@ -9,6 +9,16 @@ contending with a remote drain", Mel Gorman, "mm/page_alloc: replace local_lock 
 spinlock", v6.0). Across processes the lock is held under a grant (node.grants): taken with the
 pages, kept until the drainer's commit or abort, or until its lease runs out.
 
+From v6.10 drain_pages_zone is a loop of chunks of at most batch << CONFIG_PCP_BATCH_SCALE_MAX pages,
+the lock taken and dropped around each (node.mm.drain_chunked has both forms): one grant is one
+chunk, and the reply's `left` is the loop's `count` after it, so the drainer commits, frees, and asks
+again while it is not 0. The CPU's own trylock can win between two grants, as between two chunks.
+The node picks the form from its kernel profile (`drain`):
+- "one-hold" (v6.0 to v6.9): pcp->count read unlocked, 0 skips the lock; then every page, left 0;
+- "chunked" (55f77df7d715, v6.10): the count is read once, unlocked, at the first request and then
+  carried by the drainer (`left`), so a refill between chunks is not drained;
+- "count-locked" (66eca1021a42, v6.11): the lock first, then pcp->count, at every chunk, until it is 0.
+
 `take` is a generator: it yields once, the seconds the driver may wait for the lock, and is
 sent back whether the lock was acquired. The wall driver (node.remote_lock) waits off the asyncio
 loop on a threading.Lock; the virtual one (node.virtual.drain) suspends the drainer's fiber on a
@@ -16,44 +26,81 @@ node.virtual.pcp_lock.VirtualPcpLock in virtual time.
 """
 
 from collections.abc import Callable, Generator
+from typing import NamedTuple
 
 from node.api.errors import FailedPrecondition
 from node.grants import EXPIRED, Grant, GrantTable, base_pages
 from node.mm.constants import Page
 from node.mm.pcp import PerCpuPages
+from node.mm.pcp_high import PCP_BATCH_SCALE_MAX
+
+DRAINS = ("one-hold", "chunked", "count-locked")  # node.mm.profile.KernelProfile.drain
+
+
+class Taken(NamedTuple):
+    """One lock_drain's answer (pb.PcpLockDrainReply)."""
+
+    token: int  # 0: nothing granted
+    pages: list[Page]
+    lock_wait_s: float
+    left: int  # drain_pages_zone's count after this chunk: the drainer asks again while it is not 0
 
 
 class PcpLockGrants(GrantTable):
-    def __init__(self, pcp: PerCpuPages, clock: Callable[[], float], fencing: bool = True, transfer_log=None):
+    def __init__(
+        self,
+        pcp: PerCpuPages,
+        clock: Callable[[], float],
+        fencing: bool = True,
+        transfer_log=None,
+        drain: str = "one-hold",
+    ):
         super().__init__(clock, transfer_log)
+        if drain not in DRAINS:
+            raise ValueError(f"unknown drain_pages_zone form {drain!r}; known: {', '.join(DRAINS)}")
         self.pcp = pcp
+        self.drain = drain
         # False only for the checker's broken-variant test (--unsafe-skip-fencing): a late commit is
         # then accepted, and the pages end up both here and in the zone.
         self.fencing = fencing
         # Called with the seconds a drainer waited for the lock, once per grant: metrics.
         self.on_wait: Callable[[float], None] | None = None
 
-    def take(self, lease_s: float, wait_timeout: float) -> Generator[float, bool, tuple[int, list[Page], float]]:
-        """Take the pcp lock (the driver waits at most `wait_timeout`) and every page on the lists.
+    def take(self, lease_s: float, wait_timeout: float, left: int = 0) -> Generator[float, bool, Taken]:
+        """Take the pcp lock (the driver waits at most `wait_timeout`) and one chunk of pages: all of
+        them under "one-hold". `left` is the previous answer's, 0 for a drain's first chunk.
 
-        Returns (token, pages, lock_wait_s); token 0 and no pages if the lists were empty
-        (drain_pages_zone only locks when pcp->count is non-zero)."""
+        Nothing is granted (token 0, no pages) if there was nothing to take; `left` may still be
+        non-zero then ("chunked": the pages counted up front were allocated meanwhile)."""
         pcp = self.pcp
-        if pcp.count == 0:
-            return 0, [], 0.0
+        drain = self.drain
+        count = to_drain = 0
+        if drain != "count-locked":
+            # Read before the lock, as the kernel does: v6.0's `if (pcp->count)` and v6.10's
+            # READ_ONCE, whose value the drainer then carries from chunk to chunk.
+            count = left if drain == "chunked" and left else pcp.count
+            if count == 0:
+                return Taken(0, [], 0.0, 0)
+            if drain == "chunked":
+                to_drain = min(count, pcp.batch << PCP_BATCH_SCALE_MAX)
         t0 = self.clock()
         if not (yield wait_timeout):
             raise FailedPrecondition(f"pcp lock of cpu {pcp.cpu} not acquired within {wait_timeout}s")
         granted_at = self.clock()
         wait = granted_at - t0
-        pages = pcp.take_bulk(pcp.count, 0)
-        if not pages:  # emptied while we waited for the lock
+        if drain == "one-hold":
+            count = to_drain = pcp.count  # free_pcppages_bulk(zone, pcp->count, pcp, 0) under the lock
+        elif drain == "count-locked":
+            count = pcp.count
+            to_drain = min(count, pcp.batch << PCP_BATCH_SCALE_MAX)
+        pages = pcp.take_bulk(to_drain, 0)
+        if not pages:  # emptied while we waited for the lock, or before this chunk
             pcp.lock.release()
-            return 0, [], wait
+            return Taken(0, [], wait, count - to_drain)
         if self.on_wait is not None:
             self.on_wait(wait)
-        grant = self.open(pages, granted_at, lease_s)
-        return grant.token, pages, wait
+        grant = self.open(pages, granted_at, lease_s, first=not left)
+        return Taken(grant.token, pages, wait, count - to_drain)
 
     def _keep(self, pages: list[Page]) -> None:
         self.pcp.restore(pages)

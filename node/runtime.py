@@ -222,7 +222,7 @@ class NodeRuntime:
             self.pcp_ops = profiles.pcp_ops(self.profile)
             self.rcu_drain = None
             self.remote_lock = self.remote_drain = RemotePcpLock(
-                self.pcp, clock, fencing=fencing, transfer_log=transfer_log
+                self.pcp, clock, fencing=fencing, transfer_log=transfer_log, drain=self.profile.drain
             )
         self.managed_pages, self.nr_cpus = managed_pages, nr_cpus
         self.set_pageset(high, batch)

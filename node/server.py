@@ -86,8 +86,13 @@ class NodeServicer(pb_grpc.NodeServicer):
         self._check_cpu(request.cpu)
         lock = self.node.remote_pcp_lock()
         lease = validate.count(request.lease_ms, validate.MAX_LEASE_MS, "lease_ms") / 1000.0
-        token, pages, wait = await lock.lock_and_take(lease, wait_timeout=lease)
-        return pb.PcpLockDrainReply(token=token, pages=validate.to_page_list(pb.PageList, pages), lock_wait_s=wait)
+        taken = await lock.lock_and_take(lease, wait_timeout=lease, left=request.left)
+        return pb.PcpLockDrainReply(
+            token=taken.token,
+            pages=validate.to_page_list(pb.PageList, taken.pages),
+            lock_wait_s=taken.lock_wait_s,
+            left=taken.left,
+        )
 
     async def _unlock(self, request) -> pb.Empty:
         self._check_cpu(request.cpu)

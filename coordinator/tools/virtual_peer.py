@@ -116,9 +116,12 @@ class NodePeer:
         if not isinstance(drain, VirtualRemotePcpLock):
             raise FailedPrecondition(f"cpu {self.cpu} keeps its pcp lists behind an RCU pointer: no pcp lock")
         lease = validate.count(request.lease_ms, validate.MAX_LEASE_MS, "lease_ms") / 1000.0 / self.scale
-        token, pages, wait = drain.lock_and_take(strand, lease, wait_timeout=lease)
+        taken = drain.lock_and_take(strand, lease, wait_timeout=lease, left=request.left)
         grant = pb.PcpLockDrainReply(
-            token=token, pages=validate.to_page_list(pb.PageList, pages), lock_wait_s=wait * self.scale
+            token=taken.token,
+            pages=validate.to_page_list(pb.PageList, taken.pages),
+            lock_wait_s=taken.lock_wait_s * self.scale,
+            left=taken.left,
         )
         return pb.PcpControlReply(lock_drain=grant)
 

@@ -67,9 +67,13 @@ Sources (subject lines of the mainline commits, by release):
 - 6.12-count-race: 6.12 without 66eca1021a42 (as v6.10 was): the bug variant, whose drain misses a
   refill under way (tests/unit/test_pcp_drain_race.py replays it). 6.1 to 6.6 have the same race.
 - Not modelled for 6.12: two THP lists (NR_PCP_THP 2), free_unref_folios' folio batching, the
-  cacheinfo test behind PCPF_FREE_HIGH_BATCH; the live remote drain (coordinator.drain.remote,
-  node.remote_lock) still takes all pages under one lease: chunking runs on the workqueue drain,
-  decay and the pure model only.
+  cacheinfo test behind PCPF_FREE_HIGH_BATCH.
+
+`drain` is drain_pages_zone's form wherever a CPU's pcp is drained: the kworker's drain and the pure
+model (DRAIN_PAGES_ZONE below), and the live remote drain, whose node rule (node.remote_lock_rule)
+grants one chunk of batch << CONFIG_PCP_BATCH_SCALE_MAX pages per lock hold under "chunked"
+(55f77df7d715) and "count-locked" (66eca1021a42), the drainer (coordinator.drain.remote) committing
+each before it asks for the next. rcu-swap hands over a whole list set and has no chunks.
 
 Where each difference lives: `remote_drain` is checked by the node before a remote lock drain
 (node.server); `free_list_trylock` picks free_unref_page_list below (node.runtime: `pcp_ops`);

@@ -24,7 +24,7 @@ from node.mm.pcp import PerCpuPages
 from node.mm.pcp_rcu import RcuPerCpuPages
 from node.rcu_drain_rule import RcuSwapGrants
 from node.rcu_gp import QuiescentStates
-from node.remote_lock_rule import PcpLockGrants
+from node.remote_lock_rule import PcpLockGrants, Taken
 from node.sim.clock import EventQueue
 from node.virtual.pcp_lock import VirtualPcpLock
 from node.virtual.strand import Wait, Waiter
@@ -87,18 +87,21 @@ class VirtualLease(GrantTable):
 
 
 class VirtualRemotePcpLock(VirtualLease, PcpLockGrants):
-    def __init__(self, pcp: PerCpuPages, queue: EventQueue, fencing: bool = True, transfer_log=None) -> None:
+    def __init__(
+        self, pcp: PerCpuPages, queue: EventQueue, fencing: bool = True, transfer_log=None, drain: str = "one-hold"
+    ) -> None:
         if not isinstance(pcp.lock, VirtualPcpLock):
             raise TypeError(f"cpu {pcp.cpu}: a virtual remote drain needs a VirtualPcpLock, not {pcp.lock!r}")
-        super().__init__(pcp, queue.clock, fencing, transfer_log)
+        super().__init__(pcp, queue.clock, fencing, transfer_log, drain)
         self.queue = queue
         self.lock = pcp.lock
 
-    def lock_and_take(self, strand: Waiter, lease_s: float, wait_timeout: float) -> tuple[int, list, float]:
-        """From `strand`'s fiber: take the pcp lock (waiting in virtual time) and every page on the
-        lists. Returns (token, pages, lock_wait_s); token 0 and no pages if the lists were empty."""
+    def lock_and_take(self, strand: Waiter, lease_s: float, wait_timeout: float, left: int = 0) -> Taken:
+        """From `strand`'s fiber: take the pcp lock (waiting in virtual time) and one chunk of pages
+        (node.remote_lock_rule: every page under a one-hold profile)."""
         lock = self.lock
-        return run_blocking(self.take(lease_s, wait_timeout), lambda bound: lock.acquire_as(strand, timeout=bound))
+        steps = self.take(lease_s, wait_timeout, left)
+        return run_blocking(steps, lambda bound: lock.acquire_as(strand, timeout=bound))
 
     def unlock(self, token: int, commit: bool) -> None:
         self.settle(token, commit)

@@ -153,7 +153,7 @@ class VirtualCluster:
             pcp.auto_high = profile.pcp_high_auto
             pcp.free_high_batched = profile.free_high_batched
             pcpmod.pageset_update(pcp, self.high, self.high_max, self.batch)  # node.runtime.NodeRuntime.set_pageset
-            drain = VirtualRemotePcpLock(pcp, self.queue)
+            drain = VirtualRemotePcpLock(pcp, self.queue, drain=profile.drain)
         local = LocalZone(self.zone, cpu)
         # Direct reclaim's DrainAllPages reaches the coordinator's end of the zone (node.virtual.zone).
         alloc = PageAllocator(cpu, pcp, local, coordinator_stub=CoordinatorStub(self.zone, cpu), ops=self.ops)

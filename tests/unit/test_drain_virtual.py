@@ -29,8 +29,8 @@ def pages(*pfns: int) -> pb.PageList:
     return pb.PageList(pfn=list(pfns), order=[0] * len(pfns), migratetype=[0] * len(pfns))
 
 
-def grant(token: int, pfns: tuple[int, ...]) -> pb.PcpControlReply:
-    return pb.PcpControlReply(lock_drain=pb.PcpLockDrainReply(token=token, pages=pages(*pfns)))
+def grant(token: int, pfns: tuple[int, ...], left: int = 0) -> pb.PcpControlReply:
+    return pb.PcpControlReply(lock_drain=pb.PcpLockDrainReply(token=token, pages=pages(*pfns), left=left))
 
 
 UNLOCKED = pb.PcpControlReply(unlocked=pb.Empty())
@@ -43,6 +43,7 @@ class ScriptedCpu:
 
     script: dict[str, list[Answer | None]]
     seen: list[str] = field(default_factory=list)
+    messages: list[Any] = field(default_factory=list)
 
     def _next(self, op: str) -> Answer | None:
         self.seen.append(op)
@@ -50,6 +51,7 @@ class ScriptedCpu:
         return answers.pop(0) if len(answers) > 1 else answers[0]
 
     def control(self, message: Any, epoch: int = 0) -> Answer | None:
+        self.messages.append(message)
         return self._next(message.WhichOneof("op"))
 
     def call(self, method: str, request: Any, epoch: int = 0) -> Answer | None:
@@ -126,6 +128,46 @@ class Cluster:
 
 def remote_cpu(unlock: list[Answer | None]) -> ScriptedCpu:
     return ScriptedCpu({"lock_drain": [Answer(grant(7, (64, 65, 66)), after_s=2e-6)], "unlock": unlock})
+
+
+# ------------------------------------------------------------------ the chunked drain (v6.10+)
+def test_a_chunked_drain_commits_each_grant_before_the_next_and_frees_it_while_the_next_holds_the_lock():
+    """The node says in `left` what drain_pages_zone's loop still has to drain: the rule sends it back
+    in the next lock_drain, only after the previous grant is committed (the lock is free in between),
+    and frees the committed chunk once the next grant holds the lock, as the kernel frees a chunk
+    under pcp->lock; the last chunk is freed after its commit. It stops at left 0."""
+    cpu = ScriptedCpu(
+        {
+            "lock_drain": [Answer(grant(7, (64, 65), left=1), after_s=2e-6), Answer(grant(8, (66,)), after_s=2e-6)],
+            "unlock": [Answer(UNLOCKED)],
+        }
+    )
+    c = Cluster(1, {1: cpu})
+    record = c.drain(pb.STRATEGY_REMOTE)
+    assert record.status == pb.DrainAllReply.DONE and record.cpus[0].pages == 3
+    assert cpu.seen == ["lock_drain", "unlock", "lock_drain", "unlock"]
+    asked = [m.lock_drain.left for m in cpu.messages if m.WhichOneof("op") == "lock_drain"]
+    assert asked == [0, 1]
+    assert [line.split(" ", 1)[1] for line in c.driver.trace] == [
+        "cpu1 PcpControl.lock_drain sent",
+        "cpu1 PcpControl.lock_drain answered",
+        "cpu1 PcpControl.unlock sent",
+        "cpu1 PcpControl.unlock answered",
+        "cpu1 PcpControl.lock_drain sent",
+        "cpu1 PcpControl.lock_drain answered",
+        "cpu1 frees 2 blocks drain-cpu1-a-7",
+        "cpu1 PcpControl.unlock sent",
+        "cpu1 PcpControl.unlock answered",
+        "cpu1 frees 1 blocks drain-cpu1-a-8",
+    ]
+
+
+def test_a_node_that_grants_nothing_and_keeps_its_count_fails_its_cpu_instead_of_looping_for_ever():
+    cpu = ScriptedCpu({"lock_drain": [Answer(grant(0, (), left=5), after_s=2e-6)], "unlock": [Answer(UNLOCKED)]})
+    c = Cluster(1, {1: cpu})
+    record = c.drain(pb.STRATEGY_REMOTE)
+    assert record.status == pb.DrainAllReply.FAILED and cpu.seen == ["lock_drain", "lock_drain"]
+    assert record.cpus[0].error == "InvalidArgument: cpu 1 granted nothing and left 5 of 5 to drain"
 
 
 # ------------------------------------------------------------------ Control: the commit

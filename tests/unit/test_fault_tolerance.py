@@ -45,7 +45,7 @@ def test_an_expired_lease_puts_the_pages_back_and_fences_the_late_commit():
         _, pcp, _ = filled()
         lock = RemotePcpLock(pcp, FakeClock())
         before = sorted(pcp.pages())
-        token, _pages, _ = await lock.lock_and_take(lease_s=0.01, wait_timeout=1.0)
+        token, *_ = await lock.lock_and_take(lease_s=0.01, wait_timeout=1.0)
         assert token and pcp.count == 0 and pcp.lock.locked() and lock.holder_token() == token
         await asyncio.sleep(0.05)
         assert not pcp.lock.locked() and sorted(pcp.pages()) == before and lock.holder_token() == 0
@@ -62,7 +62,7 @@ def test_a_commit_is_idempotent_and_an_abort_after_it_is_refused():
     async def main():
         _, pcp, _ = filled()
         lock = RemotePcpLock(pcp, FakeClock())
-        token, pages, _ = await lock.lock_and_take(lease_s=5.0, wait_timeout=1.0)
+        token, pages, *_ = await lock.lock_and_take(lease_s=5.0, wait_timeout=1.0)
         await lock.unlock(token, commit=True)
         assert pcp.count == 0 and not pcp.lock.locked()
         await lock.unlock(token, commit=True)  # the retry of a commit whose reply was lost
@@ -81,7 +81,7 @@ def test_without_fencing_a_late_commit_is_applied_and_recorded():
     async def main():
         _, pcp, _ = filled()
         lock = RemotePcpLock(pcp, FakeClock(), fencing=False)
-        token, _, _ = await lock.lock_and_take(lease_s=0.01, wait_timeout=1.0)
+        token, *_ = await lock.lock_and_take(lease_s=0.01, wait_timeout=1.0)
         await asyncio.sleep(0.05)
         await lock.unlock(token, commit=True)
         assert pcp.count > 0 and lock.records()[0].committed_after_expiry
@@ -93,7 +93,7 @@ def test_discard_forgets_the_grant_and_releases_the_lock():
     async def main():
         _, pcp, _ = filled()
         lock = RemotePcpLock(pcp, FakeClock())
-        token, _, _ = await lock.lock_and_take(lease_s=5.0, wait_timeout=1.0)
+        token, *_ = await lock.lock_and_take(lease_s=5.0, wait_timeout=1.0)
         lock.discard()
         assert not pcp.lock.locked() and lock.inflight() == [] and pcp.count == 0
         with pytest.raises(FailedPrecondition):

@@ -200,7 +200,7 @@ def test_drained_pages_count_both_strategies_and_remote_grants_are_timed():
     remote = rt.pcp.count
 
     async def remote_drain():
-        token, pages, _ = await rt.remote_lock.lock_and_take(lease_s=5.0, wait_timeout=1.0)
+        token, pages, *_ = await rt.remote_lock.lock_and_take(lease_s=5.0, wait_timeout=1.0)
         clock.now += 0.004  # the drainer holds the lock for 4 ms
         await rt.remote_lock.unlock(token, commit=True)
         rt.zone.free_pcppages_bulk(pages)  # after the commit, as coordinator.drain.drainer does

@@ -2,14 +2,20 @@
 and audit joined to the CPUs' node halves over the simulated network. A compare phase per strategy, short
 (10 ms of kernel time), each run once per module; one seed gives the same bytes twice."""
 
+import itertools
 import json
 
 import pytest
 
 from coordinator.tools.virtual_cluster import WholeCluster, compare_roles
+from coordinator.tools.virtual_peer import INCARNATION
 from coordinator.tools.virtual_phase import default_config, run_phase
 from node.api.v1 import pcpsim_pb2 as pb
+from node.grants import base_pages
+from node.mm.constants import MIGRATE_MOVABLE
+from node.mm.pcp_high import PCP_BATCH_SCALE_MAX
 from node.virtual.drain import VirtualRemotePcpLock
+from node.virtual.run import Options
 from tests import hashseed
 from tests.leaks import forbid_wall_clock_and_shared_random
 
@@ -105,6 +111,43 @@ def test_a_remote_drain_holds_the_cpus_pcp_lock_from_its_grant_to_its_commit_and
         ((record, error),) = records
         assert error is None and record.status == pb.DrainAllReply.DONE
         assert record.cpus[0].pages == drain.drained_pages > 0
+    finally:
+        cluster.close()
+
+
+@pytest.mark.parametrize(("kernel", "chunked"), [("6.1", False), ("6.12", True), ("6.12-count-race", True)])
+def test_a_remote_drain_of_a_full_pcp_takes_one_grant_per_chunk_under_v6_10_and_later(monkeypatch, kernel, chunked):
+    """The whole path in virtual time (coordinator.drain.remote, NodePeer, VirtualRemotePcpLock) on an
+    isolated CPU, parked, that holds 3 chunks' worth of pages and 20 more: under 6.12 and
+    6.12-count-race each grant takes at most batch << 5 pages and ends (committed, the lock dropped)
+    before the next is granted; under 6.1 one grant takes everything. Every page reaches the zone."""
+    forbid_wall_clock_and_shared_random(monkeypatch)
+    cluster = WholeCluster(compare_roles(4), seed=1, options=Options(kernel=kernel))
+    try:
+        cpu = 2
+        cluster.nodes.run(2e-3)
+        cluster.nodes.cpus[cpu].set_paused(True, by="test")
+        cluster.nodes.run(cluster.queue.clock() + 5e-4)
+        pcp, drain = cluster.nodes.pcps[cpu], cluster.nodes.drains[cpu]
+        chunk = pcp.batch << PCP_BATCH_SCALE_MAX
+        filled = 3 * chunk + 20 - pcp.count
+        # As refills do: the zone hands the pages to this CPU, which keeps them on its lists.
+        pfns = cluster.nodes.zone.rules.rmqueue(cpu, 0, MIGRATE_MOVABLE, filled, "test-fill", INCARNATION).value.pfns
+        pcp.restore([(pfn, 0, MIGRATE_MOVABLE) for pfn in pfns])
+        assert pcp.count == 3 * chunk + 20
+        records: list = []
+        cluster.drain(pb.STRATEGY_REMOTE, lambda record, error: records.append((record, error)))
+        while not records:
+            cluster.queue.step()
+        ((record, error),) = records
+        assert error is None and record.status == pb.DrainAllReply.DONE
+        assert next(c.pages for c in record.cpus if c.cpu == cpu) == 3 * chunk + 20 and pcp.count == 0
+        grants = drain.records()
+        sizes = [base_pages(g.pages) for g in grants]
+        assert sizes == ([chunk, chunk, chunk, 20] if chunked else [3 * chunk + 20])
+        assert all(g.outcome == "committed" for g in grants) and drain.drains == 1
+        assert all(a.ended_at < b.granted_at for a, b in itertools.pairwise(grants))
+        assert cluster.audit().ok
     finally:
         cluster.close()
 

@@ -160,7 +160,7 @@ def drain_during_a_refill(node: Node, hold_s: float, commit: bool | None) -> dic
     def drainer(strand: Strand) -> None:
         seen["arrived"] = strand.clock()
         node.note("rpc lock_and_take")
-        token, pages, wait = drain.lock_and_take(strand, LEASE_S, wait_timeout=LEASE_S)
+        token, pages, wait, _ = drain.lock_and_take(strand, LEASE_S, wait_timeout=LEASE_S)
         node.note(f"rpc granted {token} pages {len(pages)} wait {wait!r}")
         seen.update(token=token, pages=pages, wait=wait, granted=strand.clock())
         strand.wait_until(strand.clock() + hold_s)

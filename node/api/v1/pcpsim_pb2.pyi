@@ -109,22 +109,26 @@ class PcpState(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., count: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., free_factor: _Optional[int] = ..., list_pages: _Optional[_Iterable[int]] = ..., locked: _Optional[bool] = ..., remote_token: _Optional[int] = ..., high_min: _Optional[int] = ..., high_max: _Optional[int] = ...) -> None: ...
 
 class PcpLockDrainRequest(_message.Message):
-    __slots__ = ("cpu", "lease_ms")
+    __slots__ = ("cpu", "lease_ms", "left")
     CPU_FIELD_NUMBER: _ClassVar[int]
     LEASE_MS_FIELD_NUMBER: _ClassVar[int]
+    LEFT_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     lease_ms: int
-    def __init__(self, cpu: _Optional[int] = ..., lease_ms: _Optional[int] = ...) -> None: ...
+    left: int
+    def __init__(self, cpu: _Optional[int] = ..., lease_ms: _Optional[int] = ..., left: _Optional[int] = ...) -> None: ...
 
 class PcpLockDrainReply(_message.Message):
-    __slots__ = ("token", "pages", "lock_wait_s")
+    __slots__ = ("token", "pages", "lock_wait_s", "left")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     PAGES_FIELD_NUMBER: _ClassVar[int]
     LOCK_WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    LEFT_FIELD_NUMBER: _ClassVar[int]
     token: int
     pages: PageList
     lock_wait_s: float
-    def __init__(self, token: _Optional[int] = ..., pages: _Optional[_Union[PageList, _Mapping]] = ..., lock_wait_s: _Optional[float] = ...) -> None: ...
+    left: int
+    def __init__(self, token: _Optional[int] = ..., pages: _Optional[_Union[PageList, _Mapping]] = ..., lock_wait_s: _Optional[float] = ..., left: _Optional[int] = ...) -> None: ...
 
 class PcpUnlockRequest(_message.Message):
     __slots__ = ("cpu", "token", "commit")
