@@ -3,7 +3,7 @@
 import pytest
 
 from node.api.v1 import pcpsim_pb2 as pb
-from tests.integration.conftest import assert_audit_ok, python_module
+from tests.integration.conftest import assert_audit_ok, python_module, wait_until
 from tests.integration.test_drain import drain
 
 DONE, FAILED = pb.DrainAllReply.DONE, pb.DrainAllReply.FAILED
@@ -53,3 +53,34 @@ def test_coordinator_refuses_a_remote_default_under_5_19():
         timeout=60,
     )
     assert r.returncode == 2 and "local_lock" in r.stderr
+
+
+@pytest.mark.parametrize("kernel", ["6.12-count-race", "6.12"])
+def test_the_chunked_remote_drain_crosses_the_wire_with_its_left(make_cluster, kernel):
+    """On real node processes, PcpLockDrain's `left` goes both ways (docs/protocol.md): a 6.12-count-race
+    node (v6.10's loop, the count read once and carried by the drainer) takes as many pages as the
+    request's `left` says are still to drain, a 6.12 node (v6.11's, the count read under the lock) ignores
+    it, and each answers with the count its loop still has. Parked CPUs, so counts cannot move; the
+    grant is aborted, and the audit balances."""
+    h = make_cluster(["housekeeping", "housekeeping"], kernel=kernel, strategy=None)
+
+    def parked_with_two_pages() -> bool:  # `left=1` must be below the count for the test to mean anything
+        h.pause_with_pages([0])
+        if h.pcp(0).count > 1:
+            return True
+        h.set_paused(False)
+        return False
+
+    wait_until(parked_with_two_pages, 30.0, what="parking with 2 or more pcp pages on cpu 0")
+    pcp = h.pcp(0)
+    reply = h.nodes[0].PcpLockDrain(pb.PcpLockDrainRequest(cpu=0, lease_ms=5000, left=1), timeout=10.0)
+    taken = sum(1 << o for o in reply.pages.order)
+    if kernel == "6.12-count-race":
+        assert (taken, reply.left) == (1, 0)  # the drainer's count of 1 was the loop's
+    else:
+        chunk = min(pcp.count, pcp.batch << 5)  # the first chunk of a drain whose count is pcp.count
+        assert (taken, reply.left) == (chunk, pcp.count - chunk)
+    h.nodes[0].PcpUnlock(pb.PcpUnlockRequest(cpu=0, token=reply.token, commit=False), timeout=10.0)
+    assert h.pcp(0).count == pcp.count
+    assert_audit_ok(h)
+    h.set_paused(False)
