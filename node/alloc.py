@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 from node.api.v1 import pcpsim_pb2 as pb
 from node.eventlog import EventLog
-from node.mm import pcp as pcpmod
+from node.mm import profile as profiles
 from node.mm.constants import Page
 from node.mm.pcp import ZoneOps
 from node.shared.faults import InjectedRpcError
@@ -71,17 +71,18 @@ class PageAllocator:
         reclaim_timeout: float = 30.0,
         fenced=None,
         faults=None,
-        ops: PcpOps = pcpmod,
+        ops: PcpOps | None = None,
         transfer_log=None,
     ):
-        """`ops`: the pcp design's rmqueue / free_unref_page / free_unref_page_list (node.mm.pcp, or
-        node.mm.pcp_rcu for list sets behind an RCU pointer)."""
+        """`ops`: the pcp design's rmqueue / free_unref_page / free_unref_page_list (a kernel profile's,
+        node.mm.profile.pcp_ops; by default DEFAULT_KERNEL's), or node.mm.pcp_rcu for list sets behind
+        an RCU pointer."""
         self.cpu = cpu
         self.faults = faults  # node.shared.faults.Faults: OUT faults on the direct-reclaim drain request
         self.fenced = fenced or (lambda: False)
         self.fenced_refusals = 0
         self.pcp = pcp
-        self.ops = ops
+        self.ops = ops if ops is not None else profiles.pcp_ops(profiles.get(profiles.DEFAULT_KERNEL))
         self.zone = zone
         self._stub = coordinator_stub
         self.reclaim_timeout = reclaim_timeout

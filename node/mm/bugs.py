@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import pcp as pcpmod
+from . import pcp_free
 from .audit import audit, check_pcp
 from .constants import MIGRATE_MOVABLE, Page, order_to_pindex
 from .lock import UnsharedLock
@@ -138,12 +139,12 @@ def bulk_free(profile: KernelProfile, nr_pages: int = BULK_FREE_PAGES, batch: in
     pcp = PerCpuPages(0, high=nr_pages + batch, batch=batch)
     pcp.free_high_batched = profile.free_high_batched
     for pfn in zone.rmqueue_bulk(0, nr_pages, MIGRATE_MOVABLE):
-        pcpmod.free_unref_page(zone, pcp, pfn, 0, MIGRATE_MOVABLE)
+        pcp_free.free_unref_page(zone, pcp, pfn, 0, MIGRATE_MOVABLE)
     if pcp.count != nr_pages:
         raise ValueError(f"the zone has no {nr_pages} free MOVABLE pages for the replay")
     spy = ZoneLockHolds(zone)
     pcp.lock.acquire()
-    if pcpmod.free_high_flush(spy, pcp, nr_pages, order_to_pindex(MIGRATE_MOVABLE, 0)):
+    if pcp_free.free_high_flush(spy, pcp, nr_pages, order_to_pindex(MIGRATE_MOVABLE, 0)):
         pcp.lock.release()
     out = Replay(profile.name)
     longest = max(spy.holds, default=0)

@@ -32,7 +32,7 @@ Deviations:
 
 from collections.abc import Iterable
 
-from . import audit
+from . import audit, pcp_free
 from . import pcp as pcpmod
 from .constants import Page
 from .lock import Lock, UnsharedLock
@@ -167,13 +167,13 @@ def rmqueue(zone: ZoneOps, pcp: RcuPerCpuPages, order: int, migratetype: int) ->
 
 
 def free_unref_page(zone: ZoneOps, pcp: RcuPerCpuPages, pfn: int, order: int, migratetype: int) -> str:
-    return pcpmod.free_unref_page(zone, pcp.lp, pfn, order, migratetype)
+    return pcp_free.free_unref_page(zone, pcp.lp, pfn, order, migratetype)
 
 
 def free_unref_page_list(
     zone: ZoneOps, pcp: RcuPerCpuPages, pages: Iterable[Page], done: list[int] | None = None
 ) -> None:
-    pcpmod.free_unref_page_list(zone, pcp.lp, pages, done)
+    pcp_free.free_unref_page_list(zone, pcp.lp, pages, done)
 
 
 def on_pcp_list(pcp: RcuPerCpuPages, pfn: int, order: int, migratetype: int) -> bool:

@@ -59,7 +59,7 @@ Sources (subject lines of the mainline commits, by release):
   in the mm-stable list that names 0acc67c4030c and fc4b909c368f; its mainline id inferred from that
   list) flushes in pcp->batch chunks, dropping the lock between them and giving up if the re-trylock
   fails (free_frozen_pages then returns without unlocking; free_unref_folios trylocks again on the next
-  folio). Both are `free_high_batched` (node.mm.pcp.free_high_flush, decay_pcp_high). Unchanged on SMP:
+  folio). Both are `free_high_batched` (node.mm.pcp_free.free_high_flush, decay_pcp_high). Unchanged on SMP:
   0f21b911011f "mm/page_alloc: simplify and cleanup pcp locking" (Babka: "bloat-o-meter reported no
   change on SMP config") and 038a102535eb (the SMP=n fix, 6.2-up-fixed); the v6.15 renames
   (free_unref_page -> free_frozen_pages, free_unref_page_commit -> free_frozen_page_commit); the
@@ -99,7 +99,7 @@ never raises an IRQ inside a pcp section and frees with node.mm.pcp's single-cal
   (20251014145011.3427205-1-joshua.hahnjy@gmail.com), patch 3/3: free_frozen_page_commit
   frees nr_pcp_free() pages in pcp->batch chunks, one free_pcppages_bulk (one zone->lock
   hold) each, dropping pcp->lock between chunks and giving up if its trylock then fails
-  (`free_high_batched=True`; node.mm.pcp.free_high_flush), on 6.2 so that the replay shows the
+  (`free_high_batched=True`; node.mm.pcp_free.free_high_flush), on 6.2 so that the replay shows the
   flush alone (6.19 is the live kernel with the whole series). Before it a
   flush is one free_pcppages_bulk of up to high - batch pages (batch << 5 with v6.7's
   auto-tuning): "the lock in free_pcppages_bulk was being held for a long time, even being
@@ -111,7 +111,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
-from . import drain_chunked
+from . import drain_chunked, pcp_free
 from . import pcp as pcpmod
 from .constants import MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, Page, pcp_allowed_order
 from .pcp import PerCpuPages, ZoneOps
@@ -232,13 +232,13 @@ def free_unref_page_list_trylock(
                 batch_count = 0
             done.append(pfn)
             mt = MIGRATE_MOVABLE if mt >= MIGRATE_PCPTYPES else mt
-            if not pcpmod.free_unref_page_commit(zone, pcp, pfn, mt, order):
+            if not pcp_free.free_unref_page_commit(zone, pcp, pfn, mt, order):
                 # v6.19 free_unref_folios: the batched flush lost the lock (`pcp = NULL; locked_zone =
                 # NULL`), and the next page trylocks again.
                 locked = False
                 continue
             batch_count += 1
-            if batch_count == pcpmod.SWAP_CLUSTER_MAX:
+            if batch_count == pcp_free.SWAP_CLUSTER_MAX:
                 # Bound the lock hold time; the next page retakes it with a trylock.
                 lock.release()
                 locked = False
@@ -251,8 +251,10 @@ def pcp_ops(profile: KernelProfile) -> SimpleNamespace:
     """The spinlock (or local_lock) design's entry points under `profile` (node.alloc's `ops`)."""
     return SimpleNamespace(
         rmqueue=pcpmod.rmqueue,
-        free_unref_page=pcpmod.free_unref_page,
-        free_unref_page_list=free_unref_page_list_trylock if profile.free_list_trylock else pcpmod.free_unref_page_list,
+        free_unref_page=pcp_free.free_unref_page,
+        free_unref_page_list=free_unref_page_list_trylock
+        if profile.free_list_trylock
+        else pcp_free.free_unref_page_list,
         drain_pages_zone=DRAIN_PAGES_ZONE[profile.drain],
         on_pcp_list=pcpmod.on_pcp_list,
     )

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from node.mm import bugs
+from node.mm import bugs, pcp_free
 from node.mm import pcp as pcpmod
 from node.mm import profile as profiles
 from node.mm.constants import MIGRATE_MOVABLE
@@ -121,10 +121,10 @@ def test_batched_flush_gives_up_when_the_relock_fails():
     pcp = pcpmod.PerCpuPages(0, high=1000, batch=10, lock=lock)
     pcp.free_high_batched = True
     for pfn in zone.rmqueue_bulk(0, 50, MIGRATE_MOVABLE):
-        pcpmod.free_unref_page(zone, pcp, pfn, 0, MIGRATE_MOVABLE)
+        pcp_free.free_unref_page(zone, pcp, pfn, 0, MIGRATE_MOVABLE)
     assert pcp.count == 50
     lock.acquire()
     lock.armed = True  # the drainer comes from here on
-    held = pcpmod.free_high_flush(zone, pcp, 50, MIGRATE_MOVABLE)
+    held = pcp_free.free_high_flush(zone, pcp, 50, MIGRATE_MOVABLE)
     assert held is False and not lock.locked()
     assert pcp.count == 40 and pcp.stats.freed_high_pages == 10

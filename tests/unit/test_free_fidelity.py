@@ -9,6 +9,7 @@ import pytest
 from node.alloc import PageAllocator
 from node.cpu import Cpu
 from node.mm import pcp as pcpmod
+from node.mm import pcp_free
 from node.mm import profile as profiles
 from node.mm.audit import check_buddy, check_pcp
 from node.mm.constants import MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
@@ -30,7 +31,7 @@ def stolen_after_allocation(list_free):
     zone.rmqueue_bulk(0, 1024, MIGRATE_RECLAIMABLE)
     assert None not in [zone.rmqueue_buddy(9, MIGRATE_MOVABLE) for _ in range(11)]
     pcp = pcpmod.PerCpuPages(0, high=518, batch=63)
-    ops = profiles.pcp_ops(profiles.get("6.2")) if list_free else pcpmod
+    ops = profiles.pcp_ops(profiles.get("6.2")) if list_free else None
     alloc = PageAllocator(Cpu(0, sleep=lambda s: None), pcp, zone, coordinator_stub=None, ops=ops)
     page = alloc.alloc_pages(0, MIGRATE_MOVABLE)
     block = page & ~511
@@ -128,7 +129,7 @@ def test_one_failed_trylock_on_a_40_page_list_sends_one_page_to_the_buddy():
     assert to_buddy == 1
     assert pcp.count == 39 and held[0] not in pcp.lists[MIGRATE_MOVABLE]
     assert (pcp.stats.trylock_fail_free, pcp.stats.buddy_fallback_free) == (1, 1)
-    assert lock.acquired_at == [1, 1 + pcpmod.SWAP_CLUSTER_MAX]
+    assert lock.acquired_at == [1, 1 + pcp_free.SWAP_CLUSTER_MAX]
     assert sorted(done) == sorted(held) and not lock.locked()
     assert check_pcp(pcp) == [] and check_buddy(zone) == []
 

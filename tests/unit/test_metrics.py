@@ -39,7 +39,8 @@ from node.mm.constants import (
     pageblock_order,
     pindex_to_order,
 )
-from node.mm.pcp import PerCpuPages, drain_pages_zone, free_unref_page, rmqueue
+from node.mm.pcp import PerCpuPages, drain_pages_zone, rmqueue
+from node.mm.pcp_free import free_unref_page
 from node.mm.zone import Zone
 from node.remote_lock import RemotePcpLock
 from node.server import NodeServicer

@@ -21,13 +21,12 @@ from node.mm.pcp import (
     PerCpuPages,
     drain_pages_zone,
     free_pcppages_bulk,
-    free_unref_page,
-    free_unref_page_list,
     nr_pcp_free,
     nr_pcp_high,
     rmqueue,
     rmqueue_pcplist,
 )
+from node.mm.pcp_free import free_unref_page, free_unref_page_list
 from node.mm.zone import Zone
 
 

@@ -12,14 +12,8 @@ from node.mm import pcp_high
 from node.mm.bugs import InterleavedLock
 from node.mm.constants import MIGRATE_MOVABLE
 from node.mm.drain_chunked import drain_pages_zone_chunked, drain_pages_zone_count_locked
-from node.mm.pcp import (
-    PerCpuPages,
-    decay_pcp_high,
-    drain_pages_zone,
-    free_unref_page,
-    pageset_update,
-    rmqueue,
-)
+from node.mm.pcp import PerCpuPages, decay_pcp_high, drain_pages_zone, pageset_update, rmqueue
+from node.mm.pcp_free import free_unref_page
 from node.mm.zone import Zone
 
 BATCH, HIGH_MIN, HIGH_MAX = 63, 321, 8192

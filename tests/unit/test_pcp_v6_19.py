@@ -1,4 +1,4 @@
-"""The 6.19 profile: Joshua Hahn's batching series on top of 6.12's auto-tuning (node.mm.pcp.free_high_flush
+"""The 6.19 profile: Joshua Hahn's batching series on top of 6.12's auto-tuning (node.mm.pcp_free.free_high_flush
 and decay_pcp_high, docs/kernel-facts.md section 7). The sequences are those of test_pcp_high (1 GiB zone,
 4 CPUs, batch 63, high_min 321, high_max 8192), with each zone->lock hold counted: v6.19 changes how the
 same pages reach the buddy, not how many."""
@@ -6,6 +6,7 @@ same pages reach the buddy, not how many."""
 import pytest
 
 from node.mm import pcp as pcpmod
+from node.mm import pcp_free
 from node.mm import profile as profiles
 from node.mm.bugs import ZoneLockHolds
 from node.mm.constants import MIGRATE_MOVABLE
@@ -46,7 +47,7 @@ def test_the_first_flush_of_a_run_of_frees_is_one_hold_or_batch_sized_chunks(bat
     spy = ZoneLockHolds(zone)
     pcp = batched_pcp(zone, batched)
     for _ in range(HIGH_MIN):
-        assert pcpmod.free_unref_page(spy, pcp, zone.rmqueue_buddy(0, MIGRATE_MOVABLE), 0, MIGRATE_MOVABLE) == "pcp"
+        assert pcp_free.free_unref_page(spy, pcp, zone.rmqueue_buddy(0, MIGRATE_MOVABLE), 0, MIGRATE_MOVABLE) == "pcp"
     assert spy.holds == holds
     assert (pcp.high, pcp.count, pcp.stats.freed_high_pages) == (384, 63, 258)
     assert not pcp.lock.locked()
@@ -56,7 +57,7 @@ def test_a_free_whose_flush_loses_the_lock_returns_without_unlocking():
     """`if (!free_frozen_page_commit(...)) return;` in __free_frozen_pages: the drainer that took the lock
     between two chunks keeps it, and the rest stays on the pcp, above high."""
     zone, lock, pcp = one_below_high_with_a_drainer_waiting()
-    assert pcpmod.free_unref_page(zone, pcp, zone.rmqueue_buddy(0, MIGRATE_MOVABLE), 0, MIGRATE_MOVABLE) == "pcp"
+    assert pcp_free.free_unref_page(zone, pcp, zone.rmqueue_buddy(0, MIGRATE_MOVABLE), 0, MIGRATE_MOVABLE) == "pcp"
     assert lock.released == 1 and not lock.locked()  # released once, between the chunks, not again
     assert (pcp.count, pcp.stats.freed_high_pages) == (HIGH_MIN - BATCH, BATCH)  # 138 above high stay
 

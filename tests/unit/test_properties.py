@@ -21,7 +21,8 @@ from node.mm.constants import (
     PAGE_ALLOC_COSTLY_ORDER,
     pcp_allowed_order,
 )
-from node.mm.pcp import PerCpuPages, drain_pages_zone, free_unref_page, free_unref_page_list, nr_pcp_high, rmqueue
+from node.mm.pcp import PerCpuPages, drain_pages_zone, nr_pcp_high, rmqueue
+from node.mm.pcp_free import free_unref_page, free_unref_page_list
 from node.mm.zone import Zone
 
 PCP_TYPES = (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE)

@@ -9,6 +9,7 @@ from node.api.errors import FailedPrecondition
 from node.grants import base_pages
 from node.mm import pcp as pcpmod
 from node.mm import pcp_rcu
+from node.mm import profile as profiles
 from node.mm.constants import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
 from node.mm.zone import Zone
 from node.shared.timebase import TIME_SCALE
@@ -90,7 +91,7 @@ class Node:
             self.lock = VirtualPcpLock(self.queue, self.cpu)
             self.pcp = pcpmod.PerCpuPages(0, high, batch, lock=self.lock)
             self.drain = VirtualRemotePcpLock(self.pcp, self.queue)
-            ops = pcpmod
+            ops = profiles.pcp_ops(profiles.get(profiles.DEFAULT_KERNEL))
         self.zone = RefillHook(SharedZone(zone, KERNEL, net), self.cpu)
         self.alloc = PageAllocator(self.cpu, self.pcp, self.zone, coordinator_stub=None, ops=ops)
         self.task = Churn(self.alloc, migratetypes)

@@ -23,7 +23,8 @@ def _pcp_runtime(with_metrics: bool):
     from node.alloc import PageAllocator
     from node.cpu import Cpu
     from node.metrics import NodeMetrics
-    from node.mm.pcp import PerCpuPages, free_unref_page, rmqueue
+    from node.mm.pcp import PerCpuPages, rmqueue
+    from node.mm.pcp_free import free_unref_page
     from node.mm.zone import Zone
     from node.remote_lock import RemotePcpLock
 
@@ -61,7 +62,8 @@ def _pcp_runtime(with_metrics: bool):
 
 
 def _time_pairs(zone, pcp, ops: int) -> float:
-    from node.mm.pcp import free_unref_page, rmqueue
+    from node.mm.pcp import rmqueue
+    from node.mm.pcp_free import free_unref_page
 
     mt = MIGRATE_MOVABLE
     t0 = time.thread_time_ns()
