@@ -33,8 +33,7 @@ from node.grants import EXPIRED, Grant, GrantTable, base_pages
 from node.mm.constants import Page
 from node.mm.pcp import PerCpuPages
 from node.mm.pcp_high import PCP_BATCH_SCALE_MAX
-
-DRAINS = ("one-hold", "chunked", "count-locked")  # node.mm.profile.KernelProfile.drain
+from node.mm.profile import DRAIN_PAGES_ZONE
 
 
 class Taken(NamedTuple):
@@ -56,8 +55,8 @@ class PcpLockGrants(GrantTable):
         drain: str = "one-hold",
     ):
         super().__init__(clock, transfer_log)
-        if drain not in DRAINS:
-            raise ValueError(f"unknown drain_pages_zone form {drain!r}; known: {', '.join(DRAINS)}")
+        if drain not in DRAIN_PAGES_ZONE:  # the forms a profile names (KernelProfile.drain)
+            raise ValueError(f"unknown drain_pages_zone form {drain!r}; known: {', '.join(DRAIN_PAGES_ZONE)}")
         self.pcp = pcp
         self.drain = drain
         # False only for the checker's broken-variant test (--unsafe-skip-fencing): a late commit is
