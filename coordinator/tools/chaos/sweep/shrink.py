@@ -6,14 +6,16 @@ and that scenario.parse accepts:
 1. fewest faults: delta debugging (Zeller and Hildebrandt, "Simplifying and Isolating
    Failure-Inducing Input", 2002: ddmin) over the fault list, which ends 1-minimal: removing any
    one remaining fault makes the run pass;
-2. earliest: the whole schedule (every fault and the CMA range's instant) moved earlier together,
+2. fewest CPUs: each CPU removed, highest first, the CPUs above it renumbered down (faults' cpu,
+   isolated, rt), a CPU that faults name with its faults moved onto another CPU (the lowest that
+   still fails); scenario.parse keeps one housekeeping CPU and two CPUs in all. Second, because a
+   run's cost grows with its CPUs and the bisections of steps 3 and 4 take most of the runs: the
+   register-once hunt's shrink ran 26 of them on 5 CPUs at ~4.5 s each when this step came last;
+3. earliest: the whole schedule (every fault and the CMA range's instant) moved earlier together,
    by the most a bisection finds, which keeps faults that must meet together; then each fault's
    start moved to 0, else to the earliest millisecond a bisection between 0 and its start finds;
-3. shortest: each fault's length cut the same way, down to scenario.parse's 50 ms, and then the
-   run's fault window cut to end at the last heal;
-4. fewest CPUs: each CPU removed, highest first, the CPUs above it renumbered down (faults' cpu,
-   isolated, rt), a CPU that faults name with its faults moved onto another CPU (the lowest that
-   still fails); scenario.parse keeps one housekeeping CPU and two CPUs in all.
+4. shortest: each fault's length cut the same way, down to scenario.parse's 50 ms, and then the
+   run's fault window cut to end at the last heal.
 The four are repeated until a round changes nothing. Then, once (with margins, as a sweep shrinks):
 5. margins: each fault's end, then its start (unless at 0), moved to the middle of the instants
    within MARGIN_MS past it at which the run still fails (the window lengthened where an end
@@ -55,9 +57,9 @@ def shrink(
     for _ in range(max_rounds):
         before = current
         current = _fewest_faults(current, probe)
+        current = _fewest_cpus(current, probe)
         current = _earliest(current, probe)
         current = _shortest(current, probe)
-        current = _fewest_cpus(current, probe)
         if current == before:
             break
     if margins:
@@ -217,12 +219,16 @@ def _least_field(s: sc.Scenario, i: int, name: str, lo_ms: int, fails: _Probe) -
 
 def _least_ms(current: int, lo: int, ok: Callable[[int], bool]) -> int:
     """The least whole-millisecond value in [lo, current] that `ok` accepts by bisection (current
-    when none below it is; `ok(current)` is taken as true): lo itself first, as it often works."""
+    when none below it is; `ok(current)` is taken as true): lo itself first, as it often works; then
+    one grain below current, as a later round finds most values where the last one left them (the
+    register-once hunt's third round bisected 24 times and moved nothing)."""
     if current <= lo:
         return current
     if ok(lo):
         return lo
-    bad, good = lo, current
+    if current - GRAIN_MS <= lo or not ok(current - GRAIN_MS):
+        return current
+    bad, good = lo, current - GRAIN_MS
     while good - bad > GRAIN_MS:
         mid = (bad + good) // 2
         if ok(mid):
