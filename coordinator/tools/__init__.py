@@ -5,10 +5,20 @@
 - prometheus  a local Prometheus server for a local cluster
 - schedule    the phases of a measured run and its seeded drain schedule
 - compare     the same workload and drain schedule under each strategy, side by side
-- compare_table  the table compare prints
-- report      oslat, cyclictest and `rtla osnoise` views of a compare results file; plots its PNGs
-- stats       percentiles and summaries
+- compare_results, compare_table, acceptance
+              a phase's figures and the results file, the table compare prints, and the claims a
+              results file must hold, whichever engine wrote it
+- report, html_report, plots, htmlpage, svg, stats
+              oslat, cyclictest and `rtla osnoise` views of a compare results file; its HTML page,
+              PNGs and charts; percentiles
+- progress    the progress line of a long command
 - bench/      `pcpsim bench`: figures measured against a floor from the same run
-- chaos/      scripted chaos: scenario, workload, nemesis, history, checker, runner
+- chaos/      scripted chaos: scenario, workload, nemesis, history, checker, runner; seed sweeps
+- chaostoolkit/  a Chaos Toolkit driver for a running cluster
+- the virtual engine's whole cluster (docs/engine.md): virtual_cluster (the CPUs and the coordinator
+  in one process, and the faults' hooks), virtual_coordinator (one coordinator process's rules),
+  virtual_host (a CPU's process as its agent sees it), virtual_peer (the CPUs as the drain driver
+  reaches them), virtual_phase (one compare phase), virtual_compare (`compare --engine virtual`),
+  determinism (`--check-determinism`)
 Nothing in the coordinator process imports this package.
 """

@@ -5,7 +5,9 @@ One event queue, one RngTree from one seed, one simulated network (docs/engine.m
   code, each pcp->lock a VirtualPcpLock (or the RCU list sets under rcu-swap), each CPU's quiescent
   states a VirtualRcuCpu, the zone's rules (node.mm.zone_rules) behind a virtual zone->lock;
 - the coordinator's drain rules (coordinator.drain: the strategies, Control, drain_all_pages) and the
-  audit (coordinator.audit_rule) run on coordinator.drain.virtual's driver, whose Peers are
+  audit (coordinator.audit_rule) run on coordinator.drain.virtual's driver, built with the rest of a
+  coordinator process's rules by coordinator.tools.virtual_coordinator (one per process: `coordinator`,
+  replaced by a restart, beside `first`'s driver while a second runs), whose Peers are
   coordinator.tools.virtual_peer's NodePeers: each joins a request that arrives over the simulated
   network to the node half the wall node's interconnect (node.server) would call, so a drain takes
   pages off a CPU's lists under its lock at exact virtual instants;
@@ -40,35 +42,28 @@ as its agent sees it; coordinator.tools.virtual_phase runs a compare phase on it
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from coordinator import audit_rule, contig_rule
 from coordinator.drain import drain_all
-from coordinator.drain.control import Control
 from coordinator.drain.record import DrainRecord
-from coordinator.drain.virtual import COORDINATOR, VirtualDriver, VirtualMutex
-from coordinator.hotplug import Pageset
-from coordinator.membership_rule import Member, MembershipRule
-from coordinator.recovery import Recovery
-from coordinator.store import Memory, Store
+from coordinator.drain.virtual import COORDINATOR, VirtualDriver
+from coordinator.membership_rule import Member
+from coordinator.store import Memory
+from coordinator.tools.virtual_coordinator import Members, VirtualCoordinator
 from coordinator.tools.virtual_host import NodeHost
 from coordinator.tools.virtual_peer import INCARNATION, CoordinatorZone, NodePeer
-from coordinator.virtual_members import VirtualMembers
-from node.api.errors import FailedPrecondition, NotFound, Unavailable, status_of
+from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.identity import Ids
 from node.mm import audit as mm_audit
 from node.mm.zone import Zone
-from node.mm.zone_rules import Refused, ZoneRules
+from node.mm.zone_rules import ZoneRules
 from node.runtime import ROLES
-from node.shared.timebase import TIME_SCALE
 from node.virtual.agent import VirtualAgent
 from node.virtual.run import DEFAULTS, Options, VirtualCluster, kernel_s
 from node.virtual.zone_rpc import ZoneRpc
 
-# The coordinator's defaults (coordinator.__main__: --lease-ms, --flush-timeout-ms, --rcu-gp-timeout-ms).
-LEASE_MS, FLUSH_TIMEOUT_MS, GP_TIMEOUT_MS = 2000, 10_000, 2000
 PAGES_PER_CPU = 4096  # the zone grows with the CPUs: housekeeping holds a working set of 1,500 pages
 STOPPED = "stopped"  # a CPU's pause hold for a SIGSTOPped process
 FIRST = "coordinator-1"  # the first coordinator's endpoint once a second has its address
@@ -82,50 +77,6 @@ def compare_roles(n: int) -> list[str]:
         raise ValueError(f"a compare layout needs at least 4 CPUs, got {n}")
     hk, pre = n // 2, n // 4
     return ["housekeeping"] * hk + ["isolated-preemptible"] * pre + ["isolated-rt"] * (n - hk - pre)
-
-
-@dataclass
-class DrainerSettings:
-    """The drainer as a strategy sees it (coordinator.drain.strategy.DrainerView), with the coordinator's defaults."""
-
-    clock: Callable[[], float]
-    membership: MembershipRule
-    control: Control
-    lease_ms: int = LEASE_MS
-    flush_timeout_ms: int = FLUSH_TIMEOUT_MS
-    gp_timeout_ms: int = GP_TIMEOUT_MS
-
-
-@dataclass(frozen=True)
-class Members:
-    """Rule-driven membership and the coordinator's flags, as a chaos run's cluster has them (the
-    coordinator's --lease-ms, --failure-timeout-ms, --dead-timeout-ms, --flush-timeout-ms and the node's
-    --unsafe-skip-fencing), in the rules' seconds: `scale` of them per virtual second."""
-
-    lease_ms: int = LEASE_MS
-    failure_timeout_ms: int = 500
-    dead_timeout_ms: int = 1500
-    flush_timeout_ms: int = FLUSH_TIMEOUT_MS
-    fencing: bool = True
-    epochs: bool = True  # False: requests carry no epoch (the coordinator's --unsafe-no-epoch, tests only)
-    retake: bool = True  # False: a restarted coordinator forgets the stored ranges (--unsafe-forget-ranges, tests only)
-    declare_dead_on_lost_commit: bool = False  # the coordinator's --unsafe-declare-dead-on-lost-commit (tests only)
-    register_once: bool = False  # the node's --unsafe-register-once (tests only)
-    scale: float = TIME_SCALE
-
-
-def _zone_fence(membership: MembershipRule) -> Callable[[int, str], None]:
-    """coordinator.server's fencing of a zone request (_check_zone_caller, _as_live): a CPU this
-    coordinator does not know as `incarnation` (never registered with it, declared dead, replaced)
-    changes nothing; its refusal as the zone's (Refused), with the wall reply's code."""
-
-    def live(cpu: int, incarnation: str) -> None:
-        try:
-            membership.live(cpu, incarnation)
-        except (NotFound, FailedPrecondition) as err:
-            raise Refused(str(err), status_of(err).name) from None
-
-    return live
 
 
 class EpochLines:
@@ -183,9 +134,10 @@ class WholeCluster:
         if members is None:
             for n, role in enumerate(roles):
                 member = Member(n, f"virtual:{n}", ROLES[role], None, None, 0.0, incarnation=INCARNATION)
-                self.membership.members[n] = member
-            self.heartbeat_s = kernel_s(self.membership.heartbeat_interval())
-            self._pageset_sent = (self.pageset.high, self.pageset.batch)  # the CPUs' own, as VirtualCluster sizes them
+                self.coordinator.membership.members[n] = member
+            self.heartbeat_s = kernel_s(self.coordinator.membership.heartbeat_interval())
+            pageset = self.coordinator.pageset
+            self._pageset_sent = (pageset.high, pageset.batch)  # the CPUs' own, as VirtualCluster sizes them
             self.queue.at(0.0, self._beat)
             return
         self.zone_rpc = self.nodes.zone.rpc = ZoneRpc(
@@ -199,69 +151,20 @@ class WholeCluster:
         return self.queue.clock.now * self.scale
 
     def _start_coordinator(self) -> None:
-        """A coordinator process: membership, Control, the drain driver, pcpu_drain_mutex, the reaper."""
-        m, n = self.settings, len(self.nodes.roles)
-        self.store = Store.on(self.disk)  # this coordinator's, as coordinator.__main__ opens it
-        self.epoch = self.store.begin_epoch()
-        if m is None:
-            self.membership = MembershipRule(n, self.rule_clock)
-            self.control = Control(self.membership, self.rule_clock)
-            self.view = DrainerSettings(self.rule_clock, self.membership, self.control)
-        else:
-            self.membership = MembershipRule(
-                n, self.rule_clock, failure_timeout=m.failure_timeout_ms / 1e3, dead_timeout=m.dead_timeout_ms / 1e3
-            )
-            self.control = Control(self.membership, self.rule_clock)
-            self.control.declare_dead_on_lost_commit = m.declare_dead_on_lost_commit
-            self.view = DrainerSettings(
-                self.rule_clock, self.membership, self.control, m.lease_ms, m.flush_timeout_ms, GP_TIMEOUT_MS
-            )
-        # This coordinator's own: a first coordinator resumed beside a second declares dead in its own records.
-        own: list[VirtualMembers] = []
-        self.driver = VirtualDriver(
-            self.control,
-            self.queue,
-            self.net,
+        """A coordinator process (coordinator.tools.virtual_coordinator), the one that serves from now."""
+        self.coordinator = VirtualCoordinator(
+            self.nodes,
+            self.settings,
+            self.disk,
+            self.rule_clock,
             self.peers,
             self.zone,
-            lambda m: self._declare_dead(own, m),
-            scale=self.scale,
-        )
-        self.drivers.append(self.driver)
-        self.driver.trace = self.trace
-        self.driver.epoch = self.nodes.zone.epoch = self.epoch if m is not None and m.epochs else 0
-        self.mutex = VirtualMutex()  # pcpu_drain_mutex
-        zone = self.nodes.zone.zone
-        batch = zone.zone_batchsize()
-        # Every coordinator starts recovering (coordinator.__main__): twice the dead timeout, or until
-        # every CPU has registered; static membership has every CPU from the start.
-        window = 0.0 if m is None else 2 * m.dead_timeout_ms / 1e3
-        recovery = self.recovery = Recovery(self.membership, window, self.rule_clock)
-        self.pageset = Pageset(zone, batch, n)
-        self.members = VirtualMembers(
-            self.membership,
-            self.driver,
-            self.mutex,
-            self.pageset,
-            epoch=self.epoch,
-            recovering=lambda: recovery.active,
-        )
-        own.append(self.members)
-        self.contig = contig_rule.Contig(
-            zone,
-            self.rule_clock,
-            self.membership,
-            self.view,
-            self.mutex,
+            self.trace,
+            self.scale,
             self.reclaim_strategy,
-            self.pageset,
-            self.store,
             self.contig_drains.append,
-            wall_s=self.scale / TIME_SCALE,  # the wall engine's seconds in the rules' (see Contig.wall_s)
         )
-        if m is not None:
-            self.nodes.zone.live = _zone_fence(self.membership)  # the zone this coordinator serves from now
-            self.members.start_reaper(m.failure_timeout_ms / 4000.0)  # coordinator.__main__'s interval
+        self.drivers.append(self.coordinator.driver)
 
     def _new_zone(self) -> None:
         """A restarted coordinator's zone: built afresh (its "start" in the transfer log), the rules the
@@ -271,7 +174,9 @@ class WholeCluster:
         shared.zone = Zone(old.start_pfn, old.spanned_pages, old.nr_cpus)
         log = shared.rules.transfer_log
         if log is not None:  # the same log, each line with the new coordinator's epoch (the old rules keep theirs)
-            log = EpochLines(getattr(log, "log", log), self.epoch + 1)  # _start_coordinator's, which follows
+            log = EpochLines(
+                getattr(log, "log", log), self.coordinator.epoch + 1
+            )  # _start_coordinator's, which follows
         shared.rules = ZoneRules(shared.zone, shared.cost, log)
         self.zone = CoordinatorZone(self.nodes)
         if self.settings is None or self.settings.retake:
@@ -288,7 +193,7 @@ class WholeCluster:
             self,
             request,
             self._ids[n],
-            self.membership.heartbeat_interval(),
+            self.coordinator.membership.heartbeat_interval(),
             self.trace,
             self.scale,
             register_once=self.settings is not None and self.settings.register_once,
@@ -300,31 +205,26 @@ class WholeCluster:
     def _zone_refusal(self) -> str | None:
         """Why the zone answers UNAVAILABLE unapplied now (coordinator.server's check), or None."""
         try:
-            self.recovery.check_over()
+            self.coordinator.recovery.check_over()
         except Unavailable as err:
             return str(err)
         return None
 
     def handle(self, method: str, request: Any, reply: Callable[[Any], None]) -> None:
         """A node's membership request reaching the coordinator (node.virtual.agent.Coordinator)."""
-        self.members.handle(method, request, reply)
+        self.coordinator.members.handle(method, request, reply)
 
     def _beat(self) -> None:
         """Static membership: every CPU's heartbeat, its lease renewed, its pcp count reported, and the
         reply's pageset applied when it has changed since the last (offline's zone_pcp_disable and
         zone_pcp_enable; otherwise the CPUs keep their own, which are the same)."""
-        pageset = (self.pageset.high, self.pageset.batch)
+        pageset = (self.coordinator.pageset.high, self.coordinator.pageset.batch)
         for n, pcp in enumerate(self.nodes.pcps):
-            self.membership.heartbeat(n, pcp.count, INCARNATION)
+            self.coordinator.membership.heartbeat(n, pcp.count, INCARNATION)
             if pageset != self._pageset_sent:
                 self.hosts[n].set_pageset(*pageset)
         self._pageset_sent = pageset
         self.queue.after(self.heartbeat_s, self._beat)
-
-    def _declare_dead(self, own: list[VirtualMembers], member: Member) -> int:
-        if self.settings is None:
-            raise RuntimeError(f"cpu {member.cpu} declared dead: static membership has no reaper")
-        return own[0].kill(member)
 
     # ------------------------------------------------------------------ a second coordinator
     def start_second(self) -> dict:
@@ -335,21 +235,21 @@ class WholeCluster:
         does (a new zone it rebuilds while it recovers) and is the coordinator every node and the
         workload reach from now on (the nodes find it as the wall nodes' reconnections do: their next
         heartbeat is refused by it, and they register again, resuming)."""
-        first = self.driver
+        first = self.coordinator.driver
         first.endpoint = FIRST
         self.net.move_serving(COORDINATOR, FIRST)  # the calls the first took are its connections still
         if self.net.stopped(COORDINATOR):
             self.net.resume(COORDINATOR)  # what waited for the stopped first reaches the second
-        old = self.epoch
+        old = self.coordinator.epoch
         self.first = first
         self._new_zone()
         self._start_coordinator()
-        return {"old_epoch": old, "new_epoch": self.epoch}
+        return {"old_epoch": old, "new_epoch": self.coordinator.epoch}
 
     def end_first(self) -> dict:
         """The heal: each node's epochs, and its answer to a request of the first's epoch, then the
         first is killed (coordinator.tools.chaos.nemesis's record of the heal)."""
-        old = self.epoch - 1
+        old = self.coordinator.epoch - 1
         nodes = {}
         for n, host in enumerate(self.hosts):
             rule = host.epoch
@@ -373,7 +273,7 @@ class WholeCluster:
         kill), its transfer log detached first, so the stack's unwinding writes nothing, as a killed
         wall process writes nothing; the coordinator's programs and timers end."""
         if endpoint == COORDINATOR:
-            self.driver.dead = True
+            self.coordinator.driver.dead = True
             return
         assert isinstance(endpoint, int)
         self.agents[endpoint].stop()
@@ -410,10 +310,10 @@ class WholeCluster:
         self.nodes.cpus[cpu].slowdown = factor
 
     def arm_trap(self, until: float) -> None:
-        self.driver.arm_trap(until)
+        self.coordinator.driver.arm_trap(until)
 
     def disarm_trap(self) -> None:
-        self.driver.disarm_trap()
+        self.coordinator.driver.disarm_trap()
 
     # ------------------------------------------------------------------ the coordinator's operations
     def drain(
@@ -426,8 +326,10 @@ class WholeCluster:
         the coordinator recovers: coordinator.server's check)."""
         if self._refused_recovering(done):
             return
-        program = drain_all.drain_all_pages(self.view, self.mutex, strategy, force_all_cpus, pb.TRIGGER_DEMAND)
-        self.driver.start(program, done)
+        program = drain_all.drain_all_pages(
+            self.coordinator.view, self.coordinator.mutex, strategy, force_all_cpus, pb.TRIGGER_DEMAND
+        )
+        self.coordinator.driver.start(program, done)
 
     def alloc_contig_range(self, start_pfn: int, nr_pages: int, timeout_ms: int, done: Done) -> None:
         """AllocContigRange from now (coordinator.contig_rule; timeout_ms the wall engine's); done(result,
@@ -436,18 +338,22 @@ class WholeCluster:
         hand out pages of a zone not rebuilt yet)."""
         if self._refused_recovering(done):
             return
-        self.driver.start(contig_rule.alloc_contig_range(self.contig, start_pfn, nr_pages, timeout_ms), done)
+        self.coordinator.driver.start(
+            contig_rule.alloc_contig_range(self.coordinator.contig, start_pfn, nr_pages, timeout_ms), done
+        )
 
     def offline_pages(self, start_pfn: int, nr_pages: int, timeout_ms: int, done: Done) -> None:
         """OfflinePages from now, as alloc_contig_range."""
         if self._refused_recovering(done):
             return
-        self.driver.start(contig_rule.offline_pages(self.contig, start_pfn, nr_pages, timeout_ms), done)
+        self.coordinator.driver.start(
+            contig_rule.offline_pages(self.coordinator.contig, start_pfn, nr_pages, timeout_ms), done
+        )
 
     def _refused_recovering(self, done: Done) -> bool:
         """coordinator.server's check_over: done(None, Unavailable) and True while the coordinator recovers."""
         try:
-            self.recovery.check_over()
+            self.coordinator.recovery.check_over()
         except Unavailable as err:
             done(None, err)
             return True
@@ -455,21 +361,24 @@ class WholeCluster:
 
     def release_range(self, start_pfn: int, nr_pages: int, done: Done) -> None:
         """ReleaseRange from now: done(owner's name, error)."""
-        self.driver.start(contig_rule.release(self.contig, start_pfn, nr_pages), done)
+        self.coordinator.driver.start(contig_rule.release(self.coordinator.contig, start_pfn, nr_pages), done)
 
     def _reclaim(self, answer: Callable[[], None]) -> None:
         def done(record: DrainRecord | None, _error: BaseException | None) -> None:
             self.reclaim_drains += [record] if record else []
             answer()
 
-        self.driver.start(
-            drain_all.drain_all_pages(self.view, self.mutex, self.reclaim_strategy, False, pb.TRIGGER_RECLAIM), done
+        self.coordinator.driver.start(
+            drain_all.drain_all_pages(
+                self.coordinator.view, self.coordinator.mutex, self.reclaim_strategy, False, pb.TRIGGER_RECLAIM
+            ),
+            done,
         )
 
     def audit(self, bound_s: float = 1.0) -> mm_audit.AuditReport:
         """The stop-the-world audit (coordinator.audit_rule) from now; an error if it has not ended within bound_s."""
-        report: mm_audit.AuditReport = self.driver.run(
-            audit_rule.audit(self.membership, self.mutex), self.queue.clock() + bound_s
+        report: mm_audit.AuditReport = self.coordinator.driver.run(
+            audit_rule.audit(self.coordinator.membership, self.coordinator.mutex), self.queue.clock() + bound_s
         )
         return report
 

@@ -12,7 +12,8 @@ from coordinator.store import TakenRange
 from coordinator.tools import determinism
 from coordinator.tools.chaos import scenario, virtual_runner
 from coordinator.tools.cli import main
-from coordinator.tools.virtual_cluster import Members, WholeCluster, compare_roles
+from coordinator.tools.virtual_cluster import WholeCluster, compare_roles
+from coordinator.tools.virtual_coordinator import Members
 from coordinator.tools.virtual_phase import default_config, run_phase
 from node.api.errors import FailedPrecondition, InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
@@ -35,22 +36,22 @@ def cluster():
 
 
 def run(c: WholeCluster, program):
-    return c.driver.run(program, c.queue.clock() + BOUND_S)
+    return c.coordinator.driver.run(program, c.queue.clock() + BOUND_S)
 
 
 def test_a_free_range_is_drained_for_taken_kept_and_released(cluster):
     c = cluster
     top = c.zone.zone.end_pfn
-    result = run(c, contig_rule.alloc_contig_range(c.contig, 0, PAGEBLOCK, 0))
+    result = run(c, contig_rule.alloc_contig_range(c.coordinator.contig, 0, PAGEBLOCK, 0))
     assert result.ok, result.error
     assert (result.start_pfn, result.nr_pages, result.attempts) == (top - PAGEBLOCK, PAGEBLOCK, len(result.drains))
     assert all(d.trigger == pb.TRIGGER_ALLOC_CONTIG and d.status == pb.DrainAllReply.DONE for d in result.drains)
     assert c.contig_drains == result.drains  # the coordinator's drain history has them
-    assert c.store.ranges == [TakenRange(top - PAGEBLOCK, PAGEBLOCK, "cma")]
+    assert c.coordinator.store.ranges == [TakenRange(top - PAGEBLOCK, PAGEBLOCK, "cma")]
     assert c.zone.zone.get_pageblock_migratetype(top - PAGEBLOCK) != MIGRATE_ISOLATE  # isolation undone
     assert c.audit().where["cma"] == PAGEBLOCK
-    assert run(c, contig_rule.release(c.contig, top - PAGEBLOCK, PAGEBLOCK)) == "cma"
-    assert c.store.ranges == []
+    assert run(c, contig_rule.release(c.coordinator.contig, top - PAGEBLOCK, PAGEBLOCK)) == "cma"
+    assert c.coordinator.store.ranges == []
     report = c.audit()
     assert report.ok and report.where["cma"] == 0
 
@@ -62,11 +63,11 @@ def test_a_range_a_cpu_holds_fails_after_its_timeout_and_is_left_as_it_was(clust
     pfn = c.nodes.allocs[0].pages()[0][0]
     start = pfn - pfn % PAGEBLOCK
     # 100 ms of the wall engine's time: 0.4 ms of kernel time here (Contig.wall_s), retried every 0.2 ms.
-    result = run(c, contig_rule.alloc_contig_range(c.contig, start, PAGEBLOCK, 100))
+    result = run(c, contig_rule.alloc_contig_range(c.coordinator.contig, start, PAGEBLOCK, 100))
     assert not result.ok and result.attempts >= 2 and len(result.drains) == result.attempts
     assert "held by cpu 0" in result.error and start <= result.busy_pfn < start + PAGEBLOCK
     assert 0.0004 <= result.duration_s < 0.001
-    assert c.store.ranges == [] and c.zone.zone.get_pageblock_migratetype(start) != MIGRATE_ISOLATE
+    assert c.coordinator.store.ranges == [] and c.zone.zone.get_pageblock_migratetype(start) != MIGRATE_ISOLATE
     c.nodes.cpus[0].set_paused(False, by="test")
     assert c.audit().ok
 
@@ -84,7 +85,7 @@ def test_offline_disables_every_pcp_drains_every_cpu_then_gives_high_back(cluste
     assert error is None and result.ok, (error, result)
     assert disabled  # zone_pcp_disable reached every CPU with a heartbeat
     assert all(d.trigger == pb.TRIGGER_MEMORY_OFFLINE and sorted(d.cpus_marked) == [0, 1, 2, 3] for d in result.drains)
-    assert c.store.ranges == [TakenRange(result.start_pfn, 2 * PAGEBLOCK, "offline")]
+    assert c.coordinator.store.ranges == [TakenRange(result.start_pfn, 2 * PAGEBLOCK, "offline")]
     c.nodes.run(c.queue.clock() + 2 * c.heartbeat_s)
     assert [(pcp.high, pcp.batch) for pcp in c.nodes.pcps] == before  # zone_pcp_enable, with the next heartbeat
     assert c.audit().where["offline"] == 2 * PAGEBLOCK
@@ -100,9 +101,9 @@ def test_a_range_that_cannot_be_stored_goes_back_to_the_buddy(cluster):
         def remove(self, start: int, nr_pages: int) -> None:
             raise AssertionError("nothing was stored")
 
-    c.contig.store = Full()
+    c.coordinator.contig.store = Full()
     with pytest.raises(OSError, match="no space"):
-        run(c, contig_rule.alloc_contig_range(c.contig, 0, PAGEBLOCK, 0))
+        run(c, contig_rule.alloc_contig_range(c.coordinator.contig, 0, PAGEBLOCK, 0))
     top = c.zone.zone.end_pfn
     assert c.zone.rules.holder_of(top - PAGEBLOCK) is None
     assert c.zone.zone.get_pageblock_migratetype(top - PAGEBLOCK) != MIGRATE_ISOLATE
@@ -119,15 +120,15 @@ def test_bad_requests_change_nothing(cluster):
         (0, PAGEBLOCK, contig_rule.MAX_TIMEOUT_MS + 1),
     ):
         with pytest.raises(InvalidArgument):
-            run(c, contig_rule.alloc_contig_range(c.contig, start, nr, timeout_ms))
+            run(c, contig_rule.alloc_contig_range(c.coordinator.contig, start, nr, timeout_ms))
     with pytest.raises(FailedPrecondition, match="not one taken range"):
-        run(c, contig_rule.release(c.contig, zone.start_pfn, PAGEBLOCK))
+        run(c, contig_rule.release(c.coordinator.contig, zone.start_pfn, PAGEBLOCK))
     top = zone.end_pfn - PAGEBLOCK
     saved = isolation.start_isolate_page_range(zone, top, PAGEBLOCK)  # another operation has it isolated: -EBUSY
     with pytest.raises(FailedPrecondition, match="already isolated"):
-        run(c, contig_rule.alloc_contig_range(c.contig, top, PAGEBLOCK, 0))
+        run(c, contig_rule.alloc_contig_range(c.coordinator.contig, top, PAGEBLOCK, 0))
     isolation.undo_isolate_page_range(zone, top, PAGEBLOCK, saved)
-    assert c.contig_drains == [] and c.store.ranges == []
+    assert c.contig_drains == [] and c.coordinator.store.ranges == []
     assert c.audit().ok
 
 
@@ -197,7 +198,7 @@ def test_a_compare_phase_runs_cma_and_offline_events_and_its_audit_balances():
     contig = figures["contig"]
     assert set(contig["by_trigger"]) == {"cma", "offline"} and contig["count"] > 0
     assert set(figures["drains_by_trigger"]) == {"alloc_contig", "memory_offline"}  # no demand drain
-    assert figures["drain_rpc_errors"] == [] and first.cluster.store.ranges == []  # every range released
+    assert figures["drain_rpc_errors"] == [] and first.cluster.coordinator.store.ranges == []  # every range released
     again = run_phase("remote", config)
     assert (again.figures, again.log_digest()) == (figures, first.log_digest())
 
@@ -221,13 +222,13 @@ def test_a_range_operation_is_refused_while_the_coordinator_recovers():
     it is refused UNAVAILABLE at once (coordinator.server's check_over), and changes nothing."""
     c = WholeCluster(compare_roles(4), seed=1, members=Members())
     try:
-        assert c.recovery.active
+        assert c.coordinator.recovery.active
         got: list = []
         start = c.nodes.zone.zone.start_pfn
         c.alloc_contig_range(start, PAGEBLOCK, 1000, lambda result, err: got.append((result, err)))
         c.offline_pages(start, PAGEBLOCK, 1000, lambda result, err: got.append((result, err)))
         assert [(r, type(e).__name__) for r, e in got] == [(None, "Unavailable")] * 2
         assert "rebuild" in str(got[0][1]) or "recover" in str(got[0][1])
-        assert not c.store.ranges
+        assert not c.coordinator.store.ranges
     finally:
         c.close()

@@ -40,7 +40,8 @@ from coordinator.tools.chaos.scenario import Fault, Scenario
 from coordinator.tools.chaos.virtual_nemesis import VirtualNemesis
 from coordinator.tools.chaos.virtual_records import History, Run, TransferLogs
 from coordinator.tools.chaos.virtual_workload import VirtualWorkload, code_of
-from coordinator.tools.virtual_cluster import Members, WholeCluster
+from coordinator.tools.virtual_cluster import WholeCluster
+from coordinator.tools.virtual_coordinator import Members
 from node.api.v1 import pcpsim_pb2 as pb
 from node.runtime import ROLES
 from node.shared.timebase import TIME_SCALE
@@ -155,13 +156,13 @@ class _Runner:
         """As LocalCluster's start: every CPU registered and the coordinator's recovery over, then the
         scenario's clock starts (the wall runner's history.start_clock)."""
         step = self.virtual(STARTUP_POLL_S)
-        while self.cluster.recovery.active and self.queue.clock.now < self.virtual(SETTLE_S):
+        while self.cluster.coordinator.recovery.active and self.queue.clock.now < self.virtual(SETTLE_S):
             self.cluster.nodes.run(self.queue.clock.now + step)
         self.t0 = self.nemesis.origin = self.queue.clock.now
 
     def _log_transfers(self) -> None:
         nodes = self.cluster.nodes
-        zone_log = self.transfers.log("transfers-coordinator.jsonl", epoch=self.cluster.epoch)
+        zone_log = self.transfers.log("transfers-coordinator.jsonl", epoch=self.cluster.coordinator.epoch)
         nodes.zone.rules.transfer_log = zone_log
         zone_log.write("start")  # the zone was built at time 0 (ZoneRules writes it when built with its log)
         for n in range(len(self.roles)):
@@ -212,14 +213,15 @@ class _Runner:
         deadline = self.history.now() + SETTLE_S
         detail = ""
         while True:
-            members = m.membership.members
+            membership = m.coordinator.membership
+            members = membership.members
             # A member is live only as the CPU's running process: a killed one's member stays up until its
             # lease runs out, while its restarted process may still wait to register (behind a drain that
             # holds pcpu_drain_mutex), and the liveness window must not start before it has.
             live = [
                 c
                 for c, x in members.items()
-                if m.membership.is_up(x) and not x.dead and x.incarnation == m.hosts[c].incarnation
+                if membership.is_up(x) and not x.dead and x.incarnation == m.hosts[c].incarnation
             ]
             if len(live) == n:
                 return {"ok": True, "detail": f"{n} CPUs live"}
@@ -314,7 +316,7 @@ class _Runner:
 
     def arm_trap(self, until: float) -> None:
         self.cluster.arm_trap(until)
-        self.cluster.driver.on_trap = lambda: self._watch_locks(until)
+        self.cluster.coordinator.driver.on_trap = lambda: self._watch_locks(until)
 
     def disarm_trap(self) -> None:
         self.cluster.disarm_trap()
@@ -323,7 +325,7 @@ class _Runner:
         """The wall nemesis's steps: the trap stops the first mid-drain (for resume_after_s from its
         stop); if no drain reaches it within TRAP_WAIT_S, the first is stopped as it is; then the
         second starts, and the first's resumption is noted when it comes."""
-        driver, span = self.cluster.driver, self.virtual(fault.resume_after_s)
+        driver, span = self.cluster.coordinator.driver, self.virtual(fault.resume_after_s)
         driver.stop_for_s = span
         started = [False]
 
