@@ -152,8 +152,8 @@ class LocalZone:
         inc = self.incarnation
 
         # The two nested functions' annotations are strings: a def evaluates its annotations each time
-        # it runs, and these (typing subscriptions and a union) cost more than the rest of the trip
-        # setup (~22,000 round trips a 64-CPU bench span).
+        # it runs, and these (typing subscriptions and a union) made 65,464 calls into typing in the
+        # 64-CPU bench span's 21,822 round trips (docs/benchmarks.md).
         def send() -> "Callable[[], Held[R] | Refused]":
             """An attempt sent now: what the zone serving now does on its arrival: under zone->lock, the
             serving coordinator's membership fence first (a CPU it does not know as this incarnation
