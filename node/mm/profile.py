@@ -55,9 +55,9 @@ Sources (subject lines of the mainline commits, by release):
   (<20251014145011.3427205-1-joshua.hahnjy@gmail.com>), in mm-stable for the v6.19 merge window (2/3
   is "commit fc4b909c368f upstream" in the 6.18.y and 6.12.y backports, so after v6.18):
   fc4b909c368f "mm/page_alloc: batch page freeing in decay_pcp_high" frees in pcp->batch chunks, the
-  lock taken for each; 3/3 "mm/page_alloc: batch page freeing in free_frozen_page_commit" (91e691296646
-  in the mm-stable list that names 0acc67c4030c and fc4b909c368f; its mainline id inferred from that
-  list) flushes in pcp->batch chunks, dropping the lock between them and giving up if the re-trylock
+  lock taken for each; 3/3 "mm/page_alloc: batch page freeing in free_frozen_page_commit" (91e691296646,
+  in Linus's master push of 2025-12-05 with 0acc67c4030c and fc4b909c368f; docs/kernel-facts.md §7)
+  flushes in pcp->batch chunks, dropping the lock between them and giving up if the re-trylock
   fails (free_frozen_pages then returns without unlocking; free_unref_folios trylocks again on the next
   folio). Both are `free_high_batched` (node.mm.pcp_free.free_high_flush, decay_pcp_high). Unchanged on SMP:
   0f21b911011f "mm/page_alloc: simplify and cleanup pcp locking" (Babka: "bloat-o-meter reported no
