@@ -69,7 +69,7 @@ def free_high_flush(zone: ZoneOps, pcp: PerCpuPages, to_free: int, pindex: int) 
     """The flush at the end of free_unref_page_commit (free_frozen_page_commit since v6.15), lock held:
     free `to_free` base pages (nr_pcp_free()) from `pindex` on, in one free_pcppages_bulk (one zone->lock
     hold) up to v6.18. With `free_high_batched`, v6.19's loop (Hahn, "mm/page_alloc: batch page freeing
-    in free_frozen_page_commit", v5 3/3; 91e691296646 in the mm-stable list beside fc4b909c368f): chunks
+    in free_frozen_page_commit", v5 3/3; 91e691296646, in Linus's master since 2025-12-05): chunks
     of pcp->batch, the pcp lock dropped and re-trylocked between them, giving up if that fails. Returns
     whether the lock is still held (False: the rest stays above high; the caller must not unlock).
     The migrated-CPU check has no model (a model CPU does not migrate)."""
