@@ -78,9 +78,10 @@ def _name(owner) -> str:
     return f"cpu{owner}" if owner >= 0 else _OWNER_NAMES.get(owner, str(owner))
 
 
-def _base_pfns(pages):
-    for pfn, order in pages:
-        yield from range(pfn, pfn + (1 << order))
+def _base_pfns(pages) -> list[int]:
+    """Every base pfn of `pages` ([pfn, order] blocks), as one list: the replay's loops are the checker's
+    hot path (a run's refills and frees, page by page), and a list feeds them faster than a generator."""
+    return [base for pfn, order in pages for base in range(pfn, pfn + (1 << order))]
 
 
 class _Replay:
@@ -92,34 +93,37 @@ class _Replay:
 
     def join(self, owner: int, pages, t: float, confirm: bool = False) -> None:
         """`confirm`: a claim, the zone recording what the CPU says it holds (it may hold them already)."""
-        mine = self.held.setdefault(owner, set())
-        for pfn in _base_pfns(pages):
-            cur = self.holder.get(pfn)
-            if confirm and cur is not None and cur[0] == owner:
-                continue
-            if cur is not None:
+        holder, get = self.holder, self.holder.get
+        base = _base_pfns(pages)
+        since = (owner, t)
+        for pfn in base:
+            cur = get(pfn)
+            if cur is not None:  # rare: a claim of pages it holds, or a finding
+                if confirm and cur[0] == owner:
+                    continue  # held since earlier: it keeps that `since`
                 self.twice_n += 1
                 if len(self.twice) < EXAMPLES:
-                    was, since = cur
+                    was, was_since = cur
                     self.twice.append(
                         f"pfn {pfn}: {_name(owner)} got it at {t:.3f}s while "
                         + (
-                            f"{_name(was)} held it (since {since:.3f}s)"
+                            f"{_name(was)} held it (since {was_since:.3f}s)"
                             if was != owner
-                            else f"holding it (since {since:.3f}s)"
+                            else f"holding it (since {was_since:.3f}s)"
                         )
                     )
                 self.held[cur[0]].discard(pfn)
-            self.holder[pfn] = (owner, t)
-            mine.add(pfn)
+            holder[pfn] = since
+        self.held.setdefault(owner, set()).update(base)
 
     def leave(self, owner: int, pages) -> None:
-        mine = self.held.get(owner, set())
-        for pfn in _base_pfns(pages):
-            cur = self.holder.get(pfn)
-            if cur is not None and cur[0] == owner:  # not: it was taken back before (cpu_dead, a restart)
-                del self.holder[pfn]
-                mine.discard(pfn)
+        holder, get = self.holder, self.holder.get
+        # Not those it no longer holds: taken back before (cpu_dead, a restart).
+        mine = [pfn for pfn in _base_pfns(pages) if (cur := get(pfn)) is not None and cur[0] == owner]
+        for pfn in mine:
+            holder.pop(pfn, None)  # not del: a page named twice in one line is in `mine` twice
+        if mine:
+            self.held[owner].difference_update(mine)
 
     def leave_all(self, owner: int) -> None:
         for pfn in self.held.pop(owner, set()):
