@@ -79,6 +79,28 @@ def compare_roles(n: int) -> list[str]:
     return ["housekeeping"] * hk + ["isolated-preemptible"] * pre + ["isolated-rt"] * (n - hk - pre)
 
 
+MACHINE_MIN_CPUS = 32  # the least machine_roles lays out: one CPU of each latency task
+
+
+def machine_roles(n: int) -> list[str]:
+    """compare's layout on a large nohz_full machine of n CPUs (`pcpsim compare --cpus N`): one CPU in
+    sixteen housekeeping (the wall scale figure's share: coordinator.tools.bench.scale.scale_roles), one
+    in thirty-two running the preemptible latency task, one in thirty-two the RT task, the rest isolated
+    and idle (their pcp lists empty, so cpus_with_pcps leaves them out). compare_roles' half of
+    housekeeping CPUs would not fit such a machine: at 1,024 CPUs its 512 saturate the one zone->lock,
+    and a remote drain's phase no longer ends (docs/engine.md, step 5). The shares are a choice, not
+    a measured machine's."""
+    if n < MACHINE_MIN_CPUS:
+        raise ValueError(
+            f"a machine layout needs at least {MACHINE_MIN_CPUS} CPUs (one of each latency task), got {n}; "
+            "a smaller layout is a --workload task set's"
+        )
+    hk, pre, rt = n // 16, n // 32, n // 32
+    return (
+        ["housekeeping"] * hk + ["isolated-preemptible"] * pre + ["isolated-rt"] * rt + ["idle"] * (n - hk - pre - rt)
+    )
+
+
 class EpochLines:
     """A coordinator's lines in the one coordinator transfer log, each with its epoch (chaos.transfers)."""
 

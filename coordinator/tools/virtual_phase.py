@@ -43,6 +43,10 @@ from node.virtual.run import KERNEL, Options, VirtualCluster, kernel_s
 DRAIN_BOUND_S = 1.0  # virtual time the drains still running at the end of measurement get to finish
 
 
+class DrainBacklog(RuntimeError):
+    """A phase whose drains did not end within DRAIN_BOUND_S of its measurement: the schedule outran them."""
+
+
 def node_stats(nodes: VirtualCluster, n: int, base: dict[str, Any]) -> pb.NodeStats:
     """A CPU's statistics since `base` (its counters then), as GetStats answers (node.runtime.NodeRuntime.stats)."""
     return stats_since(n, nodes.roles[n], _counters(nodes, n), base, nodes.cpus[n].drain_wait_max_s, _task(nodes, n))
@@ -183,7 +187,12 @@ def run_phase(phase: str, config: CompareConfig, keep_log: bool = True, noise: s
         while pending[0] and (queue.next_time() or bound) <= bound:
             queue.step()
         if pending[0]:
-            raise RuntimeError(f"{pending[0]} drains had not ended {DRAIN_BOUND_S}s after the measurement")
+            raise DrainBacklog(
+                f"{pending[0]} of {len(offsets)} scheduled drains had not ended {DRAIN_BOUND_S:g}s of kernel time "
+                f"after the measurement: one was asked every {kernel_s(config.drain_interval_s) * 1e3:g} ms of "
+                "kernel time on average, and they queue on pcpu_drain_mutex faster than they end (a remote drain "
+                "walks the CPUs with pages one by one); a longer --drain-interval-ms spaces them"
+            )
         stats = {n: node_stats(nodes, n, base[n]) for n in range(len(nodes.cpus))}
         report = cluster.audit()
     finally:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from coordinator.tools.virtual_cluster import WholeCluster, compare_roles
+from coordinator.tools.virtual_cluster import WholeCluster, compare_roles, machine_roles
 from coordinator.tools.virtual_peer import INCARNATION
 from coordinator.tools.virtual_phase import default_config, run_phase
 from node.api.v1 import pcpsim_pb2 as pb
@@ -157,6 +157,22 @@ def test_bad_phase_configurations_are_refused_before_anything_runs():
         run_phase("rcu-swap", default_config("remote"))
     with pytest.raises(ValueError, match="at least 4 CPUs"):
         compare_roles(3)
+    with pytest.raises(ValueError, match="at least 32 CPUs"):
+        machine_roles(31)
+
+
+@pytest.mark.parametrize(
+    ("n", "shares"),
+    [
+        (32, {"housekeeping": 2, "isolated-preemptible": 1, "isolated-rt": 1, "idle": 28}),
+        (1024, {"housekeeping": 64, "isolated-preemptible": 32, "isolated-rt": 32, "idle": 896}),
+        (100, {"housekeeping": 6, "isolated-preemptible": 3, "isolated-rt": 3, "idle": 88}),
+    ],
+)
+def test_a_machine_layout_is_mostly_isolated_and_idle(n, shares):
+    roles = machine_roles(n)
+    assert len(roles) == n and {r: roles.count(r) for r in shares} == shares
+    assert roles == sorted(roles, key=list(shares).index)  # housekeeping first, as compare_roles lays them
 
 
 def digests() -> str:

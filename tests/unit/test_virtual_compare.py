@@ -7,11 +7,13 @@ import json
 
 import pytest
 
-from coordinator.tools import acceptance, compare_table, report, virtual_compare
+from coordinator.tools import acceptance, compare_table, report, virtual_compare, virtual_phase
 from coordinator.tools.cli import main
 from coordinator.tools.compare import CompareConfig
 from coordinator.tools.compare_results import results_json
+from coordinator.tools.virtual_cluster import machine_roles
 from coordinator.tools.virtual_compare import VirtualCompare, check_determinism, run_virtual_compare
+from coordinator.tools.virtual_phase import run_phase
 from tests.leaks import forbid_wall_clock_and_shared_random
 
 # 2.5 s of compare's wall-time measurement stand for 10 ms of kernel time; a drain every 600 us on average.
@@ -93,6 +95,50 @@ def test_what_virtual_time_cannot_honour_is_refused_before_anything_runs(flags, 
     assert main(["compare", "--engine", "virtual", "--json", str(out), *flags]) == 2
     assert problem in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "RUN").exists()
+
+
+def test_a_compare_on_a_machine_of_32_cpus_drains_only_the_cpus_with_pages(capsys):
+    """`--cpus 32`: two housekeeping CPUs, one of each latency task, 28 idle CPUs whose lists stay empty,
+    so no drain visits them (cpus_with_pcps) and the claims about isolated CPUs hold as on 4 CPUs."""
+    assert main(["compare", "--engine", "virtual", "--cpus", "32", "--strategies", "workqueue,remote",
+                 "--measure-s", "2", "--seed", "3"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "held   no drain work on isolated CPUs under remote" in out and "every audit clean" in out
+    assert "events over 32 CPUs in" in out and "peak RSS" in out
+    roles = machine_roles(32)
+    run = run_phase("workqueue", CompareConfig(seed=3, roles=tuple(roles), strategies=("workqueue",), **SHORT))
+    assert run.figures["audit"]["ok"] and run.figures["drain_all"]["count"] > 10
+    items = [cpu.drain_work_items for cpu in run.cluster.nodes.cpus]
+    assert all(items[n] > 0 for n, role in enumerate(roles) if role != "idle"), items
+    assert not any(items[n] for n, role in enumerate(roles) if role == "idle"), items
+
+
+@pytest.mark.parametrize(
+    ("flags", "problem"),
+    [
+        (["--cpus", "64"], "--cpus needs --engine virtual"),
+        (["--cpus", "64", "--engine", "virtual", "--workload", "deploy/rt-app/default.json"], "not both"),
+        (["--cpus", "16", "--engine", "virtual"], "at least 32 CPUs"),
+    ],
+)
+def test_a_machine_size_it_cannot_lay_out_is_refused_before_anything_runs(flags, problem, tmp_path, capsys):
+    out = tmp_path / "out.json"
+    assert main(["compare", "--json", str(out), *flags]) == 2
+    assert problem in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_drains_the_schedule_outran_end_the_command_with_a_clear_error(monkeypatch, tmp_path, capsys):
+    """A schedule faster than its drains end (on 1,024 CPUs, compare's own: docs/engine.md) leaves drains
+    queued past the phase's bound; here the bound is 0 and a drain is asked every 4 us of kernel time."""
+    monkeypatch.setattr(virtual_phase, "DRAIN_BOUND_S", 0.0)
+    out = tmp_path / "out.json"
+    args = ["--strategies", "remote", "--measure-s", "1", "--drain-interval-ms", "1", "--json", str(out)]
+    assert main(["compare", "--engine", "virtual", *args]) == 2
+    err = capsys.readouterr().err
+    assert "scheduled drains had not ended 0s of kernel time after the measurement" in err, err
+    assert "a longer --drain-interval-ms spaces them" in err and "Traceback" not in err
+    assert not out.exists()
 
 
 def test_an_unknown_noise_model_is_refused(capsys):

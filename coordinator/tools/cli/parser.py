@@ -18,6 +18,7 @@
                  [--workload FILE]                            ... latency tasks from an rt-app task set
                  [--engine virtual] [--check-determinism]     ... in one process under virtual time, run twice
                  [--noise model|none]                         ... with or without the host-noise model
+                 [--cpus N]                                   ... on a nohz_full machine of N CPUs (virtual)
   pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
                 [--html OUT.html]                            ... and all of them as one page with hover values
   pcpsim bench [--quick] [--json PATH] [--engine virtual]      figures against their floors, as ratios
@@ -215,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp_.add_argument("--run-dir", help="where each phase's process logs go (default: a temp dir)")
     cmp_.add_argument("--workload", metavar="FILE", type=flags.workload, help=WORKLOAD_HELP)
+    cmp_.add_argument(
+        "--cpus",
+        metavar="N",
+        type=flags.positive_int,
+        help="with --engine virtual: a nohz_full machine of N CPUs (at least 32): one in 16 housekeeping, one "
+        "in 32 running the preemptible latency task, one in 32 the RT task, the rest isolated and idle",
+    )
     cmp_.add_argument(
         "--cost-model", metavar="FILE", type=cost_model_file, help=COST_MODEL_HELP + "; its time_scale must be 250"
     )
