@@ -64,13 +64,13 @@ def test_bad_engines_and_steps_are_refused_before_anything_runs():
 
 
 def test_a_small_phase_through_the_child_process_balances_and_reports_its_peak_rss():
-    run = virtual_scale.run_child(4, "remote", 1, timeout_s=300.0)
+    run = virtual_scale.run_child(32, "remote", 1, timeout_s=300.0)
     assert isinstance(run, virtual_scale.ScaleRun), run
     assert run.audit == CLEAN and run.balanced == run.zone_pages > 0
     assert run.drains_asked == run.drains_done > 0 and run.drains_failed == 0
     assert run.events > 0 and run.peak_rss_bytes > 0 and run.kernel_s > 0.022  # past warm-up + measurement
-    assert dataclasses.asdict(run)["cpus"] == 4
+    assert dataclasses.asdict(run)["cpus"] == 32
 
 
 def test_a_child_that_fails_is_reported_not_raised():
-    assert virtual_scale.run_child(3, "remote", 1).startswith("exit 1: ValueError: a compare layout needs")
+    assert virtual_scale.run_child(31, "remote", 1).startswith("exit 1: ValueError: a machine layout needs")

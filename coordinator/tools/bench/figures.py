@@ -41,8 +41,8 @@ cheap, interleaved with it so drift cancels), and reported as a ratio with a tar
    1 / RTT. Target >= 0.5x. On a 2-core machine 8 clients and the coordinator share
    two cores, so the floor rate is what one stream can do, not what the machine can.
 6. Scale: coordinator.tools.bench.scale (64 CPUs for 60 s; quick 16 for 10 s). With
-   `--engine virtual`: coordinator.tools.bench.virtual_scale instead (a compare phase under
-   virtual time at 256 and 1,024 CPUs, each in a child process; quick 16).
+   `--engine virtual`: coordinator.tools.bench.virtual_scale instead (a compare phase of
+   `compare --cpus N` under virtual time at 256 and 1,024 CPUs, each in a child process; quick 32).
 7-8. The virtual engine (docs/engine.md): its CPU time per event against a bare heapq pair, and
    its speed against the wall engine on the same workload and span of kernel time, at 4 CPUs
    (full: and 64): coordinator.tools.bench.engine.

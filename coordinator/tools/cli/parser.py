@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=bench_figures.ENGINES,
         default="wall",
         help="what the scale figure runs on: wall (default: 64 node processes; quick 16) or virtual "
-        "(a compare phase under virtual time at 256 and 1,024 CPUs, minutes each; quick 16)",
+        "(a compare phase of `compare --cpus N` under virtual time at 256 and 1,024 CPUs; quick 32)",
     )
     ben.add_argument(
         "--virtual-strategy",
