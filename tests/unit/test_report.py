@@ -257,6 +257,17 @@ def test_plots_are_png_files(result, tmp_path):
         assert len(data) > len(PNG_MAGIC) and data.startswith(PNG_MAGIC)
 
 
+def test_a_large_machine_s_wake_up_plot_draws_two_cpus_of_each_task(result, tmp_path):
+    """64 latency CPUs (`compare --cpus 1024`): panels for the first two of each role, not 64."""
+    for phase in result["phases"].values():
+        phase["cpus"] = {str(n): cpu() if n < 36 else rt_cpu() for n in range(4, 68)}
+    assert plots.shown_cpus(result) == ([4, 5, 36, 37], 64)
+    path = tmp_path / "w.png"
+    plots.plot_wakeup(result, str(path))
+    width = int.from_bytes(path.read_bytes()[16:20], "big")  # the PNG header's IHDR width
+    assert 4 * 6.0 * 110 * 0.9 < width <= 4 * 6.0 * 110
+
+
 def test_plot_paths_sit_next_to_the_json():
     """compare --json PATH.json puts PATH-wakeup.png and PATH-drain.png beside it."""
     assert plots.plot_paths("/r/a.json") == ("/r/a-wakeup.png", "/r/a-drain.png")
