@@ -86,4 +86,8 @@ def format_table(result: dict) -> str:
         lines.append("(virtual time: every time is kernel time)")
     else:
         lines.append(f"(wall time, kernel time in parentheses: 1 kernel us = {scale / 1e3:g} ms wall)")
+    roles = result.get("config", {}).get("roles")
+    if roles:  # the machine the figures come from (`compare --cpus N` lays out large ones)
+        counts = {role: roles.count(role) for role in dict.fromkeys(roles)}
+        lines.append(f"{len(roles)} CPUs: " + ", ".join(f"{n} {role}" for role, n in counts.items()))
     return "\n".join(lines)

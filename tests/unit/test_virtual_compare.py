@@ -58,6 +58,7 @@ def test_the_noise_floor_drains_nothing_and_only_workqueue_runs_work_on_isolated
 def test_the_table_shows_kernel_time_only(result):
     table = compare_table.format_table(result)
     assert "(virtual time: every time is kernel time)" in table and " ms " not in table
+    assert table.splitlines()[-1] == "4 CPUs: 2 housekeeping, 1 isolated-preemptible, 1 isolated-rt"
     assert table.splitlines()[0].split()[2:] == list(STRATEGIES)
 
 
