@@ -4,9 +4,9 @@ matplotlib is imported inside the functions, not at module level, so `import coo
 stays fast. Figures are drawn on an explicit Agg canvas (no pyplot, no global figure state).
 
 - wake-up latency: one panel per latency CPU (the first two of each task's on a large machine),
-  one survival curve per phase (fraction of
-  wake-ups at least x kernel us late, log scale), so the noise floor and both strategies'
-  tails sit side by side; the top axis gives the same latency in wall ms.
+  one survival curve per phase (fraction of wake-ups at least x kernel us late, log scale), so
+  the noise floor and both strategies' tails sit side by side; the top axis gives the same
+  latency in wall ms.
 - drain_all_pages: duration CDF, one curve per strategy, wall ms (log) with kernel us on top.
 """
 
