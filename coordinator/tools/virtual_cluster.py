@@ -70,15 +70,6 @@ FIRST = "coordinator-1"  # the first coordinator's endpoint once a second has it
 Done = Callable[[Any, BaseException | None], None]  # an operation's end: done(result, None) or done(None, error)
 
 
-def compare_roles(n: int) -> list[str]:
-    """compare's default layout (coordinator.tools.cluster.DEFAULT_ROLES) at n CPUs: the first half
-    housekeeping, a quarter isolated-preemptible, the rest isolated-rt (4 CPUs: exactly the default)."""
-    if n < 4:
-        raise ValueError(f"a compare layout needs at least 4 CPUs, got {n}")
-    hk, pre = n // 2, n // 4
-    return ["housekeeping"] * hk + ["isolated-preemptible"] * pre + ["isolated-rt"] * (n - hk - pre)
-
-
 MACHINE_MIN_CPUS = 32  # the least machine_roles lays out: one CPU of each latency task
 
 
@@ -86,10 +77,10 @@ def machine_roles(n: int) -> list[str]:
     """compare's layout on a large nohz_full machine of n CPUs (`pcpsim compare --cpus N`): one CPU in
     sixteen housekeeping (the wall scale figure's share: coordinator.tools.bench.scale.scale_roles), one
     in thirty-two running the preemptible latency task, one in thirty-two the RT task, the rest isolated
-    and idle (their pcp lists empty, so cpus_with_pcps leaves them out). compare_roles' half of
-    housekeeping CPUs would not fit such a machine: at 1,024 CPUs its 512 saturate the one zone->lock,
-    and a remote drain's phase no longer ends (docs/engine.md, step 5). The shares are a choice, not
-    a measured machine's."""
+    and idle (their pcp lists empty, so cpus_with_pcps leaves them out). compare's own layout scaled up
+    (half housekeeping: the bench's scale figure until 2026-12-03) would not fit such a machine: at
+    1,024 CPUs its 512 housekeeping CPUs saturate the one zone->lock, and a remote drain's phase no
+    longer ends (docs/engine.md, step 5). The shares are a choice, not a measured machine's."""
     if n < MACHINE_MIN_CPUS:
         raise ValueError(
             f"a machine layout needs at least {MACHINE_MIN_CPUS} CPUs (one of each latency task), got {n}; "

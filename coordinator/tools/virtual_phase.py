@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from coordinator.drain.record import STRATEGIES, DrainRecord
-from coordinator.tools.cluster import DEFAULT_ROLES
 from coordinator.tools.compare import (
     CONTIG_PAGES,
     CONTIG_TIMEOUT_MS,
@@ -29,7 +28,7 @@ from coordinator.tools.compare import (
 )
 from coordinator.tools.compare_results import summarize_phase
 from coordinator.tools.schedule import drain_schedule
-from coordinator.tools.virtual_cluster import WholeCluster, compare_roles
+from coordinator.tools.virtual_cluster import WholeCluster
 from node import rtapp
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm import audit as mm_audit
@@ -208,6 +207,6 @@ def run_phase(phase: str, config: CompareConfig, keep_log: bool = True, noise: s
     return PhaseRun(phase, figures, cluster)
 
 
-def default_config(strategy: str, seed: int = 1, nr_cpus: int = len(DEFAULT_ROLES), **kw: Any) -> CompareConfig:
-    """compare's quick configuration for one strategy at nr_cpus CPUs (compare_roles)."""
-    return CompareConfig(seed=seed, roles=tuple(compare_roles(nr_cpus)), strategies=(strategy,), **kw)
+def default_config(strategy: str, seed: int = 1, **kw: Any) -> CompareConfig:
+    """compare's configuration for one strategy, on its default layout unless `kw` gives roles."""
+    return CompareConfig(seed=seed, strategies=(strategy,), **kw)

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from coordinator.tools.virtual_cluster import WholeCluster, compare_roles, machine_roles
+from coordinator.tools.cluster import DEFAULT_ROLES
+from coordinator.tools.virtual_cluster import WholeCluster, machine_roles
 from coordinator.tools.virtual_peer import INCARNATION
 from coordinator.tools.virtual_phase import default_config, run_phase
 from node.api.v1 import pcpsim_pb2 as pb
@@ -88,7 +89,7 @@ def test_a_remote_drain_holds_the_cpus_pcp_lock_from_its_grant_to_its_commit_and
     monkeypatch,
 ):
     forbid_wall_clock_and_shared_random(monkeypatch)
-    cluster = WholeCluster(compare_roles(4), seed=3)
+    cluster = WholeCluster(DEFAULT_ROLES, seed=3)
     try:
         cluster.nodes.run(2e-3)
         records: list = []
@@ -122,7 +123,7 @@ def test_a_remote_drain_of_a_full_pcp_takes_one_grant_per_chunk_under_v6_10_and_
     6.12-count-race each grant takes at most batch << 5 pages and ends (committed, the lock dropped)
     before the next is granted; under 6.1 one grant takes everything. Every page reaches the zone."""
     forbid_wall_clock_and_shared_random(monkeypatch)
-    cluster = WholeCluster(compare_roles(4), seed=1, options=Options(kernel=kernel))
+    cluster = WholeCluster(DEFAULT_ROLES, seed=1, options=Options(kernel=kernel))
     try:
         cpu = 2
         cluster.nodes.run(2e-3)
@@ -155,8 +156,6 @@ def test_a_remote_drain_of_a_full_pcp_takes_one_grant_per_chunk_under_v6_10_and_
 def test_bad_phase_configurations_are_refused_before_anything_runs():
     with pytest.raises(ValueError, match="not one of this compare's"):
         run_phase("rcu-swap", default_config("remote"))
-    with pytest.raises(ValueError, match="at least 4 CPUs"):
-        compare_roles(3)
     with pytest.raises(ValueError, match="at least 32 CPUs"):
         machine_roles(31)
 
@@ -172,7 +171,7 @@ def test_bad_phase_configurations_are_refused_before_anything_runs():
 def test_a_machine_layout_is_mostly_isolated_and_idle(n, shares):
     roles = machine_roles(n)
     assert len(roles) == n and {r: roles.count(r) for r in shares} == shares
-    assert roles == sorted(roles, key=list(shares).index)  # housekeeping first, as compare_roles lays them
+    assert roles == sorted(roles, key=list(shares).index)  # housekeeping first, as compare's default layout
 
 
 def digests() -> str:

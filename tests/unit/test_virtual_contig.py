@@ -12,7 +12,8 @@ from coordinator.store import TakenRange
 from coordinator.tools import determinism
 from coordinator.tools.chaos import scenario, virtual_runner
 from coordinator.tools.cli import main
-from coordinator.tools.virtual_cluster import WholeCluster, compare_roles
+from coordinator.tools.cluster import DEFAULT_ROLES
+from coordinator.tools.virtual_cluster import WholeCluster
 from coordinator.tools.virtual_coordinator import Members
 from coordinator.tools.virtual_phase import default_config, run_phase
 from node.api.errors import FailedPrecondition, InvalidArgument
@@ -29,7 +30,7 @@ BOUND_S = 1.0  # virtual time an operation gets to end
 
 @pytest.fixture
 def cluster():
-    c = WholeCluster(compare_roles(4), seed=1)  # static membership, remote drains
+    c = WholeCluster(DEFAULT_ROLES, seed=1)  # static membership, remote drains
     c.nodes.run(WARMUP_S)
     yield c
     c.close()
@@ -220,7 +221,7 @@ def test_a_range_operation_is_refused_while_the_coordinator_recovers():
     """Seed 760 of the 1,000-seed sweep: an alloc_contig_range on a coordinator still rebuilding its
     zone held pcpu_drain_mutex against the registrations its recovery waits for. As a demand drain,
     it is refused UNAVAILABLE at once (coordinator.server's check_over), and changes nothing."""
-    c = WholeCluster(compare_roles(4), seed=1, members=Members())
+    c = WholeCluster(DEFAULT_ROLES, seed=1, members=Members())
     try:
         assert c.coordinator.recovery.active
         got: list = []

@@ -2,14 +2,15 @@
 drain_all_pages (node.virtual.zone.DrainAllPages), and the whole-cluster driver runs it
 (coordinator.tools.virtual_cluster.WholeCluster's hook), trigger reclaim, before the CPU retries."""
 
-from coordinator.tools.virtual_cluster import WholeCluster, compare_roles
+from coordinator.tools.cluster import DEFAULT_ROLES
+from coordinator.tools.virtual_cluster import WholeCluster
 from node.api.v1 import pcpsim_pb2 as pb
 from tests.leaks import forbid_wall_clock_and_shared_random
 
 
 def low_cluster(seed: int) -> WholeCluster:
     """compare's four CPUs on a zone the rest of the system leaves 300 pages above min."""
-    cluster = WholeCluster(compare_roles(4), seed)
+    cluster = WholeCluster(DEFAULT_ROLES, seed)
     zone = cluster.nodes.zone.zone
     cluster.nodes.zone.rules.preallocate(zone.free_pages - zone.watermark["min"] - 300)
     return cluster
@@ -38,6 +39,6 @@ def test_the_reclaim_strategy_is_the_coordinators_default_or_the_pcp_designs():
         ({"rcu_swap": True}, pb.STRATEGY_RCU_SWAP),
         ({"strategy": pb.STRATEGY_WORKQUEUE}, pb.STRATEGY_WORKQUEUE),
     ):
-        cluster = WholeCluster(compare_roles(4), 1, **kw)
+        cluster = WholeCluster(DEFAULT_ROLES, 1, **kw)
         assert cluster.reclaim_strategy == want
         cluster.close()
