@@ -13,7 +13,7 @@ from coordinator.tools.compare import CompareConfig
 from coordinator.tools.compare_results import results_json
 from coordinator.tools.virtual_cluster import machine_roles
 from coordinator.tools.virtual_compare import VirtualCompare, check_determinism, run_virtual_compare
-from coordinator.tools.virtual_phase import run_phase
+from coordinator.tools.virtual_phase import default_config, run_phase
 from tests.leaks import forbid_wall_clock_and_shared_random
 
 # 2.5 s of compare's wall-time measurement stand for 10 ms of kernel time; a drain every 600 us on average.
@@ -107,7 +107,7 @@ def test_a_compare_on_a_machine_of_32_cpus_drains_only_the_cpus_with_pages(capsy
     assert "held   no drain work on isolated CPUs under remote" in out and "every audit clean" in out
     assert "events over 32 CPUs in" in out and "peak RSS" in out
     roles = machine_roles(32)
-    run = run_phase("workqueue", CompareConfig(seed=3, roles=tuple(roles), strategies=("workqueue",), **SHORT))
+    run = run_phase("workqueue", default_config("workqueue", 3, roles=tuple(roles), **SHORT))
     assert run.figures["audit"]["ok"] and run.figures["drain_all"]["count"] > 10
     items = [cpu.drain_work_items for cpu in run.cluster.nodes.cpus]
     assert all(items[n] > 0 for n, role in enumerate(roles) if role != "idle"), items

@@ -65,12 +65,11 @@ class ScaleRun:
 
 def measure(cpus: int, strategy: str, seed: int) -> ScaleRun:
     """One phase in this process (the child's work)."""
-    from coordinator.tools.compare import CompareConfig
     from coordinator.tools.virtual_cluster import machine_roles
-    from coordinator.tools.virtual_phase import run_phase
+    from coordinator.tools.virtual_phase import default_config, run_phase
 
     t0, c0 = time.perf_counter(), time.process_time()
-    config = CompareConfig(seed=seed, roles=tuple(machine_roles(cpus)), strategies=(strategy,), measure_s=MEASURE_S)
+    config = default_config(strategy, seed, roles=tuple(machine_roles(cpus)), measure_s=MEASURE_S)
     run = run_phase(strategy, config, keep_log=False)
     wall_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     phase, nodes = run.figures, run.cluster.nodes
