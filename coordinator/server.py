@@ -140,7 +140,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         count = validate.count(request.count, 1 << 12)
         validate.transfer_id(request.transfer_id)
         self._check_zone_caller(cpu, request.incarnation)
-        reply = await self.zone.locked(
+        reply, waited = await self.zone.waited(
             self._as_live,
             cpu,
             request.incarnation,
@@ -152,6 +152,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
             free_pages=reply.free_pages,
             reclaim_active=reply.reclaim_active,
             pageblocks=self._pageblocks(request.pageblock_version),
+            lock_wait_s=waited,
         )
 
     def _pageblocks(self, known: int) -> pb.Pageblocks | None:
@@ -169,7 +170,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
             raise validate.InvalidArgument("no pages to free")
         validate.transfer_id(request.transfer_id)
         self._check_zone_caller(cpu, request.incarnation)
-        reply = await self.zone.locked(
+        reply, waited = await self.zone.waited(
             self._as_live,
             cpu,
             request.incarnation,
@@ -179,6 +180,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
             free_pages=reply.free_pages,
             reclaim_active=reply.reclaim_active,
             pageblocks=self._pageblocks(request.pageblock_version),
+            lock_wait_s=waited,
         )
 
     async def DrainAllPages(self, request, context):

@@ -59,20 +59,30 @@ class ZoneService:
 
     async def locked(self, fn, *args):
         """Run fn(*args) under zone->lock."""
-        if self._inline and not self._queued and self._held_by.acquire(blocking=False):
+        return (await self.waited(fn, *args))[0]
+
+    async def waited(self, fn, *args):
+        """Run fn(*args) under zone->lock: (its result, the seconds it queued for the lock). A request
+        that finds nobody holding or queued for the lock waited 0: the worker thread's hand-over is
+        this driver's cost, not another CPU's hold (a node's latency task attributes the wait to
+        zone->lock contention, node.tasks)."""
+        contended = bool(self._queued) or self._held_by.locked()
+        if self._inline and not contended and self._held_by.acquire(blocking=False):
             try:
-                return self._run(fn, args)
+                return self._run(fn, args), 0.0
             finally:
                 self._held_by.release()
         self._queued += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._lock, self._held, fn, args)
+            t0 = time.monotonic() if contended else None
+            return await asyncio.get_running_loop().run_in_executor(self._lock, self._held, fn, args, t0)
         finally:
             self._queued -= 1
 
-    def _held(self, fn, args):
+    def _held(self, fn, args, t0):
         with self._held_by:
-            return self._run(fn, args)
+            waited = 0.0 if t0 is None else time.monotonic() - t0
+            return self._run(fn, args), waited
 
     def _run(self, fn, args):
         # Under _held_by: the only writer of these counters.

@@ -9,8 +9,9 @@ failure. The drain is a synchronous call on this CPU's thread, as direct reclaim
 in the allocating task's context; while it waits, this CPU's kworker may run, so a
 workqueue drain that includes this CPU cannot deadlock.
 
-Also keeps the set of pages this CPU's tasks hold (for the audit) and the time lost
-to pcp lock contention (a trylock that failed and sent the task to the buddy).
+Also keeps the set of pages this CPU's tasks hold (for the audit), the time lost
+to pcp lock contention (a trylock that failed and sent the task to the buddy) and the
+time its refills and frees queued for zone->lock behind other CPUs.
 
 A page is freed with its pageblock's migratetype at free time, not the type it was
 allocated with: v6.1 free_unref_page_prepare() does `migratetype =
@@ -92,6 +93,9 @@ class PageAllocator:
         self.alloc_failures = 0
         self.reclaims = 0
         self.lock_contention_s = 0.0  # extra time spent in buddy fallbacks after a failed trylock
+        # Time this CPU's refills and frees queued for zone->lock behind other CPUs (the zone's
+        # `lock_wait_s`), outside those fallbacks, which count whole above.
+        self.zone_lock_wait_s = 0.0
         # Each of those stretches, (start, end, "alloc" | "free" | "free_list"), for the timeline of a
         # drain window; "free_list" is a batched free that waited for the pcp lock (v6.0/6.1's spin).
         self.fallbacks = EventLog()
@@ -131,7 +135,7 @@ class PageAllocator:
         migratetype = self._free_migratetype(pfn, allocated_mt)
         stats = self.pcp.stats
         before = stats.trylock_fail_free
-        t0 = self.cpu.clock()
+        t0, waited = self.cpu.clock(), self.zone.lock_wait_s
         try:
             self.ops.free_unref_page(self.zone, self.pcp, pfn, order, migratetype)
         except BaseException:
@@ -142,13 +146,15 @@ class PageAllocator:
             raise
         if stats.trylock_fail_free != before:
             self._fell_back(t0, "free")
+        else:
+            self.zone_lock_wait_s += self.zone.lock_wait_s - waited
         self.frees += 1
 
     def free_pages_list(self, pfns: list[int]) -> None:
         """free_unref_page_list: a batched free that spins on the pcp lock (v6.0/6.1)."""
         held = {pfn: self.allocated.pop(pfn) for pfn in pfns}
         pages = [(pfn, order, self._free_migratetype(pfn, mt)) for pfn, (order, mt) in held.items()]
-        t0 = self.cpu.clock()
+        t0, waited = self.cpu.clock(), self.zone.lock_wait_s
         locked = self.pcp.lock.locked()
         done: list[int] = []
         try:
@@ -162,6 +168,8 @@ class PageAllocator:
             raise
         if locked:
             self._fell_back(t0, "free_list")
+        else:
+            self.zone_lock_wait_s += self.zone.lock_wait_s - waited
         self.frees += len(pages)
 
     def discard(self) -> None:
@@ -176,10 +184,12 @@ class PageAllocator:
     def _rmqueue(self, order: int, migratetype: int) -> int | None:
         stats = self.pcp.stats
         before = stats.trylock_fail_alloc
-        t0 = self.cpu.clock()
+        t0, waited = self.cpu.clock(), self.zone.lock_wait_s
         pfn = self.ops.rmqueue(self.zone, self.pcp, order, migratetype)
         if stats.trylock_fail_alloc != before:
             self._fell_back(t0, "alloc")
+        else:
+            self.zone_lock_wait_s += self.zone.lock_wait_s - waited
         return pfn
 
     def _fell_back(self, t0: float, kind: str) -> None:

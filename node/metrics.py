@@ -28,10 +28,7 @@ from node.mm.constants import (
     pindex_to_order,
 )
 from node.shared.buckets import LATENCY_BUCKETS, LONG_LATENCY_BUCKETS
-
-# Causes a latency task attributes stolen time to (node.tasks); always exported, so a
-# dashboard sees 0 rather than no series.
-NOISE_CAUSES = ("workqueue", "irq", "pcp_lock", "other")
+from node.tasks import NOISE_CAUSES  # always exported, so a dashboard sees 0 rather than no series
 
 
 class NodeMetrics:

@@ -8,8 +8,11 @@ programmed time, records lateness = actual wake - programmed wake, then allocate
 few pages, stays busy for `busy` and frees them. Its deadline is `deadline` after the
 programmed wake. At the end of each period it attributes the time other activity took
 from its window [programmed wake, completion] to causes, osnoise-style: `workqueue`
-(kworker items), `irq`, `pcp_lock` (buddy fallbacks after a failed pcp trylock), and
-`other` (wake-up lateness above a threshold that nothing logged on the CPU explains).
+(kworker items), `irq`, `pcp_lock` (buddy fallbacks after a failed pcp trylock),
+`zone_lock` (its own refills and frees queued for zone->lock behind other CPUs: every CPU
+whose lists a drain emptied at once refills at once; osnoise would not see it, as the time
+is the task's own, but its deadline does), and `other` (wake-up lateness above a threshold
+that nothing logged on the CPU explains).
 A preemptible task (SCHED_OTHER-like) reaches a preemption point every `slice`, where
 queued work runs; an RT task (SCHED_FIFO-like) runs its busy phase without yielding. The busy
 phase may be split by sleeps (an rt-app task set's run and sleep events, node.rtapp): while the
@@ -39,6 +42,9 @@ from typing import Protocol
 
 from node.eventlog import EventLog
 from node.mm.constants import HPAGE_PMD_ORDER, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
+
+# The causes a latency task attributes stolen time to (see the header).
+NOISE_CAUSES = ("workqueue", "irq", "pcp_lock", "zone_lock", "other")
 
 # sysctl_stat_interval = HZ: vmstat_shepherd's period (mm/vmstat.c), in kernel microseconds.
 STAT_INTERVAL_US = 1_000_000
@@ -145,16 +151,21 @@ class LatencyTask:
         unexplained = start - programmed - explained
         if unexplained > self.noise_threshold_s:
             self._account([("other", unexplained)])
-        contention0 = self.alloc.lock_contention_s
-        pages = [self.alloc.alloc_pages(0, MIGRATE_MOVABLE) for _ in range(self.allocs)]
+        alloc = self.alloc
+        contention0, waited0 = alloc.lock_contention_s, alloc.zone_lock_wait_s
+        pages = [alloc.alloc_pages(0, MIGRATE_MOVABLE) for _ in range(self.allocs)]
+        # Its own refills' and frees' waits only: a work item or IRQ run in the busy phase has its own cause.
+        zone_wait = alloc.zone_lock_wait_s - waited0
         for kind, seconds in self.segments:
             if kind == "sleep":
                 cpu.wait_for(_NEVER, seconds)
             else:
                 self._run(cpu, seconds)
+        waited0 = alloc.zone_lock_wait_s
         for pfn in pages:
             if pfn is not None:
-                self.alloc.free_pages(pfn)
+                alloc.free_pages(pfn)
+        zone_wait += alloc.zone_lock_wait_s - waited0
         done = cpu.clock()
         self.activations.add(start, done, "task")
         counters = (self.window, self.totals)
@@ -164,9 +175,11 @@ class LatencyTask:
             for c in counters:
                 c.deadline_misses += 1
         self._account(cpu.noise.overlap(programmed, done))
-        contention = self.alloc.lock_contention_s - contention0
+        contention = alloc.lock_contention_s - contention0
         if contention > 0:
             self._account([("pcp_lock", contention)])
+        if zone_wait > 0:
+            self._account([("zone_lock", zone_wait)])
         # Absolute periods, like cyclictest; periods overrun entirely are skipped and missed.
         self.next_wake = programmed + self.period
         while self.next_wake <= done:

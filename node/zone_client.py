@@ -86,6 +86,8 @@ class ZoneClient:
         # The zone's pageblock migratetypes (version, first pfn, one byte a block); version 0: none yet.
         self._pageblocks: tuple[int, int, bytes] = (0, 0, b"")
         self.watermark_failed = False
+        # Seconds this CPU's zone requests queued for zone->lock behind other holders, as the zone timed them.
+        self.lock_wait_s = 0.0
         self.calls = 0
         self.unknown_outcomes = 0  # requests sent again because their outcome was unknown
         self.transfer_log = transfer_log  # node.shared.transfer_log.TransferLog, or None
@@ -131,6 +133,7 @@ class ZoneClient:
     def _note(self, reply) -> None:
         self.free_pages = reply.free_pages
         self.reclaim_active = reply.reclaim_active
+        self.lock_wait_s += reply.lock_wait_s
         if reply.HasField("pageblocks"):
             blocks = reply.pageblocks
             self._pageblocks = (blocks.version, blocks.first_pfn, blocks.migratetype)

@@ -18,6 +18,7 @@ from coordinator.tools.stats import percentile, summary
 from node.api.v1 import pcpsim_pb2 as pb
 from node.shared.cpulist import role_label
 from node.shared.timebase import TIME_SCALE, CostModel
+from node.tasks import NOISE_CAUSES
 
 HIST_BUCKET_KERNEL_US = 1  # oslat's bucket width
 
@@ -27,8 +28,12 @@ def _tasks(stats: dict, role: int) -> list:
 
 
 def _task_summary(nodes: list) -> dict:
-    """Wake-up latency, runs, misses and drain work of the latency tasks on `nodes`."""
+    """Wake-up latency, runs, misses, drain work and stolen time by cause of the latency tasks on `nodes`."""
     lat = [x for s in nodes for x in s.task.wake_latency_s]
+    stolen = dict.fromkeys(NOISE_CAUSES, 0.0)
+    for s in nodes:
+        for cause, sec in s.task.stolen_s.items():
+            stolen[cause] = stolen.get(cause, 0.0) + sec
     return {
         "runs": sum(s.task.runs for s in nodes),
         "wake_latency_p50_s": percentile(lat, 50),
@@ -36,6 +41,8 @@ def _task_summary(nodes: list) -> dict:
         "wake_latency_max_s": max(lat, default=0.0),
         "deadline_misses": sum(s.task.deadline_misses for s in nodes),
         "drain_work_items": sum(s.drain_work_items for s in nodes),
+        "stolen_s": sum(stolen.values()),
+        "stolen_by_cause_s": stolen,
     }
 
 
@@ -101,14 +108,8 @@ def summarize_phase(stats: dict, history, audit, errors: list, contig=(), time_s
     pre = _tasks(stats, pb.ROLE_ISOLATED_PREEMPTIBLE)
     rt = _tasks(stats, pb.ROLE_ISOLATED_RT)
     if pre:
-        stolen: dict[str, float] = {}
-        for s in pre:
-            for cause, sec in s.task.stolen_s.items():
-                stolen[cause] = stolen.get(cause, 0.0) + sec
         out["isolated_preemptible"] = {
             **_task_summary(pre),
-            "stolen_s": sum(stolen.values()),
-            "stolen_by_cause_s": stolen,
             "max_single_noise_s": max(s.task.max_single_noise_s for s in pre),
         }
     if rt:

@@ -18,7 +18,13 @@ from coordinator.tools.htmlpage import page, table
 from coordinator.tools.svg import PALETTE, Axis, Chart
 
 PHASE_COLOR = {"noise_floor": "#7f7f7f", "workqueue": "#d62728", "remote": "#1f77b4", "rcu-swap": "#2ca02c"}
-CAUSE_COLOR = {"workqueue": "#d62728", "pcp_lock": "#1f77b4", "irq": "#ff7f0e", "other": "#7f7f7f"}
+CAUSE_COLOR = {
+    "workqueue": "#d62728",
+    "pcp_lock": "#1f77b4",
+    "zone_lock": "#9467bd",
+    "irq": "#ff7f0e",
+    "other": "#7f7f7f",
+}
 LANE_TITLE = {
     "task": "latency task busy",
     "work": "work items, IRQs",

@@ -38,9 +38,10 @@ CPU_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 # Simulator noise cause -> `rtla osnoise top` column. osnoise counts kworkers as Thread
 # noise; it has no column for time lost to a contended lock, so Lock is ours: fast-path
-# pcp trylock failures that fell back to the buddy under zone->lock (remote drains).
+# pcp trylock failures that fell back to the buddy under zone->lock (remote drains), and
+# the task's own refills and frees queued for zone->lock.
 # `other` is lateness nothing on the CPU explains: osnoise calls noise with no OS cause HW.
-OSNOISE_CAUSES = {"irq": "IRQ", "workqueue": "Thread", "pcp_lock": "Lock", "other": "HW"}
+OSNOISE_CAUSES = {"irq": "IRQ", "workqueue": "Thread", "pcp_lock": "Lock", "zone_lock": "Lock", "other": "HW"}
 OSNOISE_COUNTS = ("HW", "NMI", "IRQ", "Softirq", "Thread", "Lock")
 
 

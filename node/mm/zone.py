@@ -77,6 +77,9 @@ class Zone(BuddyAllocator):
         self.managed_pages = spanned_pages
         self.reclaim_active = False  # ZONE_RECLAIM_ACTIVE
         self.lock: Lock = UnsharedLock() if lock is None else lock  # zone->lock
+        # Seconds callers queued for zone->lock (node.alloc reads it): untimed here, where the zone
+        # keeps no clock; the drivers' zones (node.zone_client, node.virtual.zone) time it.
+        self.lock_wait_s = 0.0
         self._pb_base = start_pfn >> pageblock_order
         nr_pageblocks = ((self.end_pfn - 1) >> pageblock_order) - self._pb_base + 1
         nr_unmovable = nr_pageblocks // 8

@@ -128,6 +128,7 @@ class LocalZone:
         self.free_pages = shared.zone.free_pages
         self.reclaim_active = shared.zone.reclaim_active
         self.watermark_failed = False
+        self.lock_wait_s = 0.0  # virtual seconds this CPU's zone requests queued for zone->lock (ZoneClient's)
         self.calls = 0
         self.transfer_log: Any = None  # node.shared.transfer_log.TransferLog's kind, or None (as ZoneClient's)
         self.answered_epoch = 0  # the epoch of the zone that answered the last round trip (its reply's)
@@ -187,8 +188,10 @@ class LocalZone:
     def apply(self, op: Callable[[], Held[R]]) -> Held[R] | Refused:
         """From this CPU's fiber, at the zone: op() under zone->lock, the lock held for the hold it returns."""
         shared, cpu = self.shared, self.cpu
+        arrived = cpu.clock()
         shared.lock.acquire(cpu)
         end = cpu.clock()
+        self.lock_wait_s += end - arrived
         try:
             try:
                 outcome: Held[R] | Refused = op()

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from coordinator.tools.compare import CompareConfig, run_compare
+from node.tasks import NOISE_CAUSES
 from tests import browser
 from tests.integration.conftest import run_cli
 
@@ -20,7 +21,7 @@ PREEMPTIBLE = {
     "drain_work_items",
     "stolen_s",
 }
-RT = {"wake_latency_p99_s", "deadline_misses", "drain_work_items", "drain_wait_max_s"}
+RT = {"wake_latency_p99_s", "deadline_misses", "drain_work_items", "drain_wait_max_s", "stolen_s"}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,8 @@ def result(tmp_path_factory) -> dict:
 def test_compare_result_has_every_documented_field(result):
     """The result names its seed and the noise floor, and for both strategies reports
     drain_all.{count,p50_s,p99_s,max_s}, the isolated preemptible and RT tasks' figures, pcp
-    trylock failures and buddy fallbacks, and the audit (ok, lost, duplicated), all numeric."""
+    trylock failures and buddy fallbacks, and the audit (ok, lost, duplicated), all numeric; both
+    tasks' stolen time by every cause."""
     assert result["seed"] == SEED
     assert isinstance(result["noise_floor"]["wake_latency_p99_s"], float)
     assert set(result["strategies"]) == {"workqueue", "remote"}
@@ -49,6 +51,10 @@ def test_compare_result_has_every_documented_field(result):
             for key in keys:
                 value = s[group][key]
                 assert isinstance(value, (int, float)) and value >= 0, (name, group, key, value)
+        for group in ("isolated_preemptible", "isolated_rt"):  # every cause, zone_lock's from the zone replies
+            by_cause = s[group]["stolen_by_cause_s"]
+            assert set(by_cause) == set(NOISE_CAUSES), (name, group)
+            assert sum(by_cause.values()) == pytest.approx(s[group]["stolen_s"]), (name, group)
 
 
 @pytest.mark.slow

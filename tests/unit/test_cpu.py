@@ -15,6 +15,7 @@ class NoAlloc:
     """A task that allocates nothing (allocs=0) never calls these; present for the interface."""
 
     lock_contention_s = 0.0
+    zone_lock_wait_s = 0.0
 
 
 def wait_until(pred, timeout=5.0):

@@ -118,6 +118,7 @@ def test_a_fenced_allocator_refuses_without_touching_pcp_or_zone():
 def test_a_free_the_zone_refuses_leaves_the_page_with_the_task():
     class Refusing:
         reclaim_active = False
+        lock_wait_s = 0.0
 
         def free_one_page(self, *a):
             raise ConnectionError("zone unreachable")

@@ -264,7 +264,7 @@ def test_task_counters_are_lifetime_values_that_survive_a_stats_reset():
     from node.cpu import NoiseLog
 
     clock = FakeClock()
-    alloc = types.SimpleNamespace(lock_contention_s=0.0)
+    alloc = types.SimpleNamespace(lock_contention_s=0.0, zone_lock_wait_s=0.0)
     task = LatencyTask("rt", period=0.25, busy=0.15, deadline=0.2, allocs=0, alloc=alloc, clock=clock, rt=True)
     rt = make_runtime(role="isolated-rt", cpu_id=3, clock=clock, task=task)
     registry, _ = node_registry(rt)

@@ -566,18 +566,20 @@ class RmqueueRequest(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., order: _Optional[int] = ..., migratetype: _Optional[int] = ..., count: _Optional[int] = ..., transfer_id: _Optional[str] = ..., incarnation: _Optional[str] = ..., pageblock_version: _Optional[int] = ...) -> None: ...
 
 class RmqueueReply(_message.Message):
-    __slots__ = ("pfn", "watermark_ok", "free_pages", "reclaim_active", "pageblocks")
+    __slots__ = ("pfn", "watermark_ok", "free_pages", "reclaim_active", "pageblocks", "lock_wait_s")
     PFN_FIELD_NUMBER: _ClassVar[int]
     WATERMARK_OK_FIELD_NUMBER: _ClassVar[int]
     FREE_PAGES_FIELD_NUMBER: _ClassVar[int]
     RECLAIM_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     PAGEBLOCKS_FIELD_NUMBER: _ClassVar[int]
+    LOCK_WAIT_S_FIELD_NUMBER: _ClassVar[int]
     pfn: _containers.RepeatedScalarFieldContainer[int]
     watermark_ok: bool
     free_pages: int
     reclaim_active: bool
     pageblocks: Pageblocks
-    def __init__(self, pfn: _Optional[_Iterable[int]] = ..., watermark_ok: _Optional[bool] = ..., free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., pageblocks: _Optional[_Union[Pageblocks, _Mapping]] = ...) -> None: ...
+    lock_wait_s: float
+    def __init__(self, pfn: _Optional[_Iterable[int]] = ..., watermark_ok: _Optional[bool] = ..., free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., pageblocks: _Optional[_Union[Pageblocks, _Mapping]] = ..., lock_wait_s: _Optional[float] = ...) -> None: ...
 
 class FreePagesRequest(_message.Message):
     __slots__ = ("cpu", "pages", "transfer_id", "incarnation", "pageblock_version")
@@ -594,14 +596,16 @@ class FreePagesRequest(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., pages: _Optional[_Union[PageList, _Mapping]] = ..., transfer_id: _Optional[str] = ..., incarnation: _Optional[str] = ..., pageblock_version: _Optional[int] = ...) -> None: ...
 
 class FreePagesReply(_message.Message):
-    __slots__ = ("free_pages", "reclaim_active", "pageblocks")
+    __slots__ = ("free_pages", "reclaim_active", "pageblocks", "lock_wait_s")
     FREE_PAGES_FIELD_NUMBER: _ClassVar[int]
     RECLAIM_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     PAGEBLOCKS_FIELD_NUMBER: _ClassVar[int]
+    LOCK_WAIT_S_FIELD_NUMBER: _ClassVar[int]
     free_pages: int
     reclaim_active: bool
     pageblocks: Pageblocks
-    def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., pageblocks: _Optional[_Union[Pageblocks, _Mapping]] = ...) -> None: ...
+    lock_wait_s: float
+    def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., pageblocks: _Optional[_Union[Pageblocks, _Mapping]] = ..., lock_wait_s: _Optional[float] = ...) -> None: ...
 
 class Pageblocks(_message.Message):
     __slots__ = ("version", "first_pfn", "migratetype")
