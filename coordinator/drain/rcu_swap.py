@@ -1,7 +1,9 @@
 """drain_all_pages by rcu-swap: Nicolas Saenz Julienne's design (Feb 2022, not merged).
 
 The series' __drain_all_pages swaps every marked CPU's list-set pointer to its empty set,
-calls synchronize_rcu() once, then frees each old set from the draining CPU. Here the
+calls synchronize_rcu() once, then frees each old set from the draining CPU (v2, 2022-02-08,
+<20220208100750.1189808-3-nsaenzju@redhat.com>; docs/kernel-facts.md §13). So every marked CPU
+finds its lists empty at once and refills them through zone->lock at once (docs/engine.md). Here the
 swaps and the grace periods run for all marked CPUs at once (one RcuSwap on each CPU's
 control stream: the node swaps, waits for its CPU's next quiescent state, and hands
 over the old set's pages), so the drain waits for the slowest CPU's grace period, as
