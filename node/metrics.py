@@ -28,7 +28,7 @@ from node.mm.constants import (
     pindex_to_order,
 )
 from node.shared.buckets import LATENCY_BUCKETS, LONG_LATENCY_BUCKETS
-from node.tasks import NOISE_CAUSES  # always exported, so a dashboard sees 0 rather than no series
+from node.tasks import NO_CAUSE, NOISE_CAUSES  # always exported, so a dashboard sees 0 rather than no series
 
 
 class NodeMetrics:
@@ -176,6 +176,9 @@ class NodeCollector(Collector):
         for cause in sorted(set(NOISE_CAUSES) | stolen.keys() | events.keys()):
             fams["pcpsim_task_stolen_seconds_total"].add_metric([*labels, cause], stolen.get(cause, 0.0))
             fams["pcpsim_task_noise_events_total"].add_metric([*labels, cause], events.get(cause, 0))
+        misses = dict(t.misses_by_cause)
+        for cause in sorted({*NOISE_CAUSES, NO_CAUSE} | misses.keys()):
+            fams["pcpsim_task_deadline_misses_by_cause_total"].add_metric([*labels, cause], misses.get(cause, 0))
 
     @staticmethod
     def _families() -> dict:
@@ -275,6 +278,11 @@ class NodeCollector(Collector):
                 cause,
             ),
             c("pcpsim_task_noise_events", "Interference events in the latency task's windows, by cause.", cause),
+            c(
+                "pcpsim_task_deadline_misses_by_cause",
+                "Missed or skipped periods by the cause that stole the most of the period (none: nothing did).",
+                cause,
+            ),
             g("pcpsim_task_max_single_noise_seconds", "Longest single interference since start.", task),
         ]
         return {f.name + ("_total" if f.type == "counter" else ""): f for f in fams}

@@ -123,6 +123,7 @@ def stats_since(
                 stolen_s=w.stolen_s,
                 noise_events=w.noise_events,
                 max_single_noise_s=w.max_single_noise_s,
+                misses_by_cause=w.misses_by_cause,
             )
         )
     return msg

@@ -45,6 +45,8 @@ from node.mm.constants import HPAGE_PMD_ORDER, MIGRATE_MOVABLE, MIGRATE_RECLAIMA
 
 # The causes a latency task attributes stolen time to (see the header).
 NOISE_CAUSES = ("workqueue", "irq", "pcp_lock", "zone_lock", "other")
+# A missed period nothing stole from: the task's own work did not fit (see LatencyTask.step).
+NO_CAUSE = "none"
 
 # sysctl_stat_interval = HZ: vmstat_shepherd's period (mm/vmstat.c), in kernel microseconds.
 STAT_INTERVAL_US = 1_000_000
@@ -82,6 +84,11 @@ class TaskCounters:
     stolen_s: dict = field(default_factory=dict)  # cause -> seconds
     noise_events: dict = field(default_factory=dict)  # cause -> events
     max_single_noise_s: float = 0.0
+    misses_by_cause: dict = field(default_factory=dict)  # cause (or NO_CAUSE) -> deadline misses
+
+    def missed(self, cause: str, periods: int) -> None:
+        self.deadline_misses += periods
+        self.misses_by_cause[cause] = self.misses_by_cause.get(cause, 0) + periods
 
     def noise(self, cause: str, seconds: float) -> None:
         self.stolen_s[cause] = self.stolen_s.get(cause, 0.0) + seconds
@@ -125,6 +132,7 @@ class LatencyTask:
         # Two sets of the same counters: `totals` since start (never reset, so metrics built
         # on them are monotonic) and `window` since the last GetStats(reset).
         self.totals = TaskCounters()
+        self._stolen: dict[str, float] = {}  # the period under way's stolen time by cause (_account)
         # Each activation, wake-up to completion (allocations, run and sleep phases, frees), for
         # the timeline of a drain window.
         self.activations = EventLog()
@@ -143,6 +151,7 @@ class LatencyTask:
 
     def step(self, cpu) -> None:
         programmed = self.next_wake
+        self._stolen = {}
         start = cpu.clock()
         self.wake_latency.append(start - programmed)
         if self.on_wake is not None:
@@ -171,9 +180,6 @@ class LatencyTask:
         counters = (self.window, self.totals)
         for c in counters:
             c.runs += 1
-        if done - programmed > self.deadline:
-            for c in counters:
-                c.deadline_misses += 1
         self._account(cpu.noise.overlap(programmed, done))
         contention = alloc.lock_contention_s - contention0
         if contention > 0:
@@ -181,11 +187,17 @@ class LatencyTask:
         if zone_wait > 0:
             self._account([("zone_lock", zone_wait)])
         # Absolute periods, like cyclictest; periods overrun entirely are skipped and missed.
+        missed = 1 if done - programmed > self.deadline else 0
         self.next_wake = programmed + self.period
         while self.next_wake <= done:
             self.next_wake += self.period
+            missed += 1
+        if missed:
+            # The miss goes to the cause that stole the most of this period (ties: the first by name).
+            stolen = self._stolen
+            cause = max(sorted(stolen), key=stolen.__getitem__) if any(stolen.values()) else NO_CAUSE
             for c in counters:
-                c.deadline_misses += 1
+                c.missed(cause, missed)
         if self.loops_left is not None:
             self.loops_left -= 1
             if self.loops_left == 0:
@@ -207,6 +219,7 @@ class LatencyTask:
         for cause, seconds in noise:
             self.window.noise(cause, seconds)
             self.totals.noise(cause, seconds)
+            self._stolen[cause] = self._stolen.get(cause, 0.0) + seconds
 
 
 # Orders and migratetypes housekeeping allocates, with weights: mostly order-0 movable

@@ -31,15 +31,19 @@ def _task_summary(nodes: list) -> dict:
     """Wake-up latency, runs, misses, drain work and stolen time by cause of the latency tasks on `nodes`."""
     lat = [x for s in nodes for x in s.task.wake_latency_s]
     stolen = dict.fromkeys(NOISE_CAUSES, 0.0)
+    misses: dict[str, int] = {}
     for s in nodes:
         for cause, sec in s.task.stolen_s.items():
             stolen[cause] = stolen.get(cause, 0.0) + sec
+        for cause, n in s.task.misses_by_cause.items():
+            misses[cause] = misses.get(cause, 0) + n
     return {
         "runs": sum(s.task.runs for s in nodes),
         "wake_latency_p50_s": percentile(lat, 50),
         "wake_latency_p99_s": percentile(lat, 99),
         "wake_latency_max_s": max(lat, default=0.0),
         "deadline_misses": sum(s.task.deadline_misses for s in nodes),
+        "misses_by_cause": dict(sorted(misses.items(), key=lambda kv: (-kv[1], kv[0]))),
         "drain_work_items": sum(s.drain_work_items for s in nodes),
         "stolen_s": sum(stolen.values()),
         "stolen_by_cause_s": stolen,
@@ -73,6 +77,7 @@ def cpu_detail(s, time_scale: float = TIME_SCALE) -> dict:
         "wake_latency_p99_s": percentile(lat, 99),
         "runs": t.runs,
         "deadline_misses": t.deadline_misses,
+        "misses_by_cause": dict(sorted(t.misses_by_cause.items())),
         "stolen_s": dict(t.stolen_s),
         "noise_events": dict(t.noise_events),
         "max_single_noise_s": t.max_single_noise_s,

@@ -33,11 +33,13 @@ ROWS = [
     ("preemptible wake p99", "isolated_preemptible.wake_latency_p99_s", "t"),
     ("preemptible wake max", "isolated_preemptible.wake_latency_max_s", "t"),
     ("preemptible deadline misses", "isolated_preemptible.deadline_misses", "n"),
+    ("  by what stole the most", "isolated_preemptible.misses_by_cause", "causes"),
     ("preemptible drain work items", "isolated_preemptible.drain_work_items", "n"),
     ("preemptible stolen", "isolated_preemptible.stolen_s", "t"),
     ("  of it zone->lock waits", "isolated_preemptible.stolen_by_cause_s.zone_lock", "t"),
     ("rt wake p99", "isolated_rt.wake_latency_p99_s", "t"),
     ("rt deadline misses", "isolated_rt.deadline_misses", "n"),
+    ("  by what stole the most", "isolated_rt.misses_by_cause", "causes"),
     ("rt stolen", "isolated_rt.stolen_s", "t"),
     ("  of it zone->lock waits", "isolated_rt.stolen_by_cause_s.zone_lock", "t"),
     ("rt drain work items", "isolated_rt.drain_work_items", "n"),
@@ -47,6 +49,15 @@ ROWS = [
     ("audit ok", "audit.ok", "b"),
     ("audit lost / duplicated", None, "audit"),
 ]
+
+
+CELL = 27  # a cell's text, right-aligned in format_table's width of 28
+
+
+def misses_cell(by_cause: dict) -> str:
+    """Misses by cause, most first as the results list them: "zone_lock 112, none 2", cut to a cell."""
+    text = ", ".join(f"{cause} {n}" for cause, n in by_cause.items())
+    return text if len(text) <= CELL else text[: CELL - 1] + "…"
 
 
 def _get(d: dict, path: str):
@@ -72,14 +83,19 @@ def table_rows(result: dict) -> list[tuple[str, list[str]]]:
             else:
                 assert path is not None, "only the ratio and audit rows read no path"
                 v = _get(s, path)
-                cells.append("-" if v is None else _ms(v, scale) if kind in ("t", "gp") else str(v))
+                if v is None:
+                    cells.append("-")
+                elif kind == "causes":
+                    cells.append(misses_cell(v))
+                else:
+                    cells.append(_ms(v, scale) if kind in ("t", "gp") else str(v))
         rows.append((label, cells))
     return rows
 
 
 def format_table(result: dict) -> str:
     names, scale = list(result["strategies"]), result["time_scale"]
-    width = 28
+    width = CELL + 1
     lines = [
         f"{'kernel ' + result.get('kernel', profiles.DEFAULT_KERNEL):30}" + "".join(f"{n:>{width}}" for n in names),
         f"{'noise floor: preemptible wake p99':30} {_floor(result['noise_floor']['wake_latency_p99_s'], scale)}",

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from coordinator.tools.compare import CompareConfig, run_compare
-from node.tasks import NOISE_CAUSES
+from node.tasks import NO_CAUSE, NOISE_CAUSES
 from tests import browser
 from tests.integration.conftest import run_cli
 
@@ -37,7 +37,7 @@ def test_compare_result_has_every_documented_field(result):
     """The result names its seed and the noise floor, and for both strategies reports
     drain_all.{count,p50_s,p99_s,max_s}, the isolated preemptible and RT tasks' figures, pcp
     trylock failures and buddy fallbacks, and the audit (ok, lost, duplicated), all numeric; both
-    tasks' stolen time by every cause."""
+    tasks' stolen time by every cause, and their misses by cause."""
     assert result["seed"] == SEED
     assert isinstance(result["noise_floor"]["wake_latency_p99_s"], float)
     assert set(result["strategies"]) == {"workqueue", "remote"}
@@ -55,6 +55,8 @@ def test_compare_result_has_every_documented_field(result):
             by_cause = s[group]["stolen_by_cause_s"]
             assert set(by_cause) == set(NOISE_CAUSES), (name, group)
             assert sum(by_cause.values()) == pytest.approx(s[group]["stolen_s"]), (name, group)
+            misses = s[group]["misses_by_cause"]  # each miss to one cause of NOISE_CAUSES, or none
+            assert set(misses) <= {*NOISE_CAUSES, NO_CAUSE} and sum(misses.values()) == s[group]["deadline_misses"]
 
 
 @pytest.mark.slow

@@ -287,6 +287,8 @@ def test_task_counters_are_lifetime_values_that_survive_a_stats_reset():
     assert value(registry, "pcpsim_task_noise_events_total", cause="workqueue", **labels) == 3
     assert value(registry, "pcpsim_task_stolen_seconds_total", cause="workqueue", **labels) == pytest.approx(0.030)
     assert value(registry, "pcpsim_task_stolen_seconds_total", cause="irq", **labels) == 0
+    for cause in ("workqueue", "zone_lock", "none"):  # every cause exported, none of them missed yet
+        assert value(registry, "pcpsim_task_deadline_misses_by_cause_total", cause=cause, **labels) == 0
     assert value(registry, "pcpsim_task_max_single_noise_seconds", **labels) == pytest.approx(0.010)
 
 

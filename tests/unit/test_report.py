@@ -116,13 +116,14 @@ def test_wake_histogram_buckets_whole_kernel_microseconds():
 def test_summarize_phase_keeps_old_keys_and_adds_per_cpu_raw_data():
     """summarize_phase still reports every key the table reads, plus durations and one record per latency CPU."""
 
-    def task(kind, lat, period_s):
+    def task(kind, lat, period_s, misses=None):
         return SimpleNamespace(
             kind=kind,
             period_s=period_s,
             wake_latency_s=lat,
             runs=len(lat),
-            deadline_misses=0,
+            deadline_misses=sum((misses or {}).values()),
+            misses_by_cause=misses or {},
             stolen_s={"workqueue": 0.01},
             noise_events={"workqueue": 1},
             max_single_noise_s=0.01,
@@ -134,7 +135,7 @@ def test_summarize_phase_keeps_old_keys_and_adds_per_cpu_raw_data():
     stats = {
         0: SimpleNamespace(role=pb.ROLE_HOUSEKEEPING, task=None, **common),
         2: SimpleNamespace(role=pb.ROLE_ISOLATED_PREEMPTIBLE, task=task("preemptible", [1e-4, 3e-4], 0.010), **common),
-        3: SimpleNamespace(role=pb.ROLE_ISOLATED_RT, task=task("rt", [5e-4], 0.250), **common),
+        3: SimpleNamespace(role=pb.ROLE_ISOLATED_RT, task=task("rt", [5e-4], 0.250, {"none": 1, "irq": 2}), **common),
     }
     history = [
         pb.DrainAllReply(status=pb.DrainAllReply.DONE, trigger=pb.TRIGGER_DEMAND, duration_s=d) for d in (0.02, 0.01)
@@ -151,6 +152,9 @@ def test_summarize_phase_keeps_old_keys_and_adds_per_cpu_raw_data():
     assert c2["wake_latency_min_s"] == 1e-4 and c2["wake_latency_max_s"] == 3e-4
     assert c2["wake_latency_avg_s"] == pytest.approx(2e-4) and c2["wake_latency_last_s"] == 3e-4
     assert out["cpus"]["3"]["role"] == "isolated-rt" and out["cpus"]["3"]["period_s"] == 0.250
+    assert out["cpus"]["3"]["misses_by_cause"] == {"irq": 2, "none": 1}
+    assert list(out["isolated_rt"]["misses_by_cause"].items()) == [("irq", 2), ("none", 1)]  # most first
+    assert out["isolated_rt"]["deadline_misses"] == 3 and out["isolated_preemptible"]["misses_by_cause"] == {}
     report.validate(
         {
             "time_scale": SCALE,

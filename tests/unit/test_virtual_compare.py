@@ -14,6 +14,7 @@ from coordinator.tools.compare_results import results_json
 from coordinator.tools.virtual_cluster import machine_roles
 from coordinator.tools.virtual_compare import VirtualCompare, check_determinism, run_virtual_compare
 from coordinator.tools.virtual_phase import default_config, run_phase
+from node.tasks import NOISE_CAUSES
 from tests.leaks import forbid_wall_clock_and_shared_random
 
 # 2.5 s of compare's wall-time measurement stand for 10 ms of kernel time; a drain every 600 us on average.
@@ -60,6 +61,17 @@ def test_the_table_shows_kernel_time_only(result):
     assert "(virtual time: every time is kernel time)" in table and " ms " not in table
     assert table.splitlines()[-1] == "4 CPUs: 2 housekeeping, 1 isolated-preemptible, 1 isolated-rt"
     assert table.splitlines()[0].split()[2:] == list(STRATEGIES)
+
+
+def test_the_table_gives_each_tasks_misses_by_cause_and_its_zone_lock_share(result):
+    by_cause = [cells for label, cells in compare_table.table_rows(result) if label.strip() == "by what stole the most"]
+    assert len(by_cause) == 2  # one row under each task's misses
+    for n, name in enumerate(result["strategies"]):
+        pre = result["strategies"][name]["isolated_preemptible"]
+        assert sum(pre["misses_by_cause"].values()) == pre["deadline_misses"]
+        assert by_cause[0][n] == (compare_table.misses_cell(pre["misses_by_cause"]) if pre["deadline_misses"] else "-")
+        assert set(pre["stolen_by_cause_s"]) == set(NOISE_CAUSES)
+    assert compare_table.misses_cell({"zone_lock": 112, "workqueue": 30, "other": 2}) == "zone_lock 112, workqueue 3…"
 
 
 def test_the_check_runs_twice_and_logs_every_phase_in_order(monkeypatch):

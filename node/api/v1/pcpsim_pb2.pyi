@@ -277,7 +277,7 @@ class CpuEvent(_message.Message):
     def __init__(self, lane: _Optional[str] = ..., kind: _Optional[str] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ...) -> None: ...
 
 class LatencyTaskStats(_message.Message):
-    __slots__ = ("kind", "wake_latency_s", "runs", "deadline_misses", "stolen_s", "noise_events", "max_single_noise_s", "period_s")
+    __slots__ = ("kind", "wake_latency_s", "runs", "deadline_misses", "stolen_s", "noise_events", "max_single_noise_s", "period_s", "misses_by_cause")
     class StolenSEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -292,6 +292,13 @@ class LatencyTaskStats(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class MissesByCauseEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     KIND_FIELD_NUMBER: _ClassVar[int]
     WAKE_LATENCY_S_FIELD_NUMBER: _ClassVar[int]
     RUNS_FIELD_NUMBER: _ClassVar[int]
@@ -300,6 +307,7 @@ class LatencyTaskStats(_message.Message):
     NOISE_EVENTS_FIELD_NUMBER: _ClassVar[int]
     MAX_SINGLE_NOISE_S_FIELD_NUMBER: _ClassVar[int]
     PERIOD_S_FIELD_NUMBER: _ClassVar[int]
+    MISSES_BY_CAUSE_FIELD_NUMBER: _ClassVar[int]
     kind: str
     wake_latency_s: _containers.RepeatedScalarFieldContainer[float]
     runs: int
@@ -308,7 +316,8 @@ class LatencyTaskStats(_message.Message):
     noise_events: _containers.ScalarMap[str, int]
     max_single_noise_s: float
     period_s: float
-    def __init__(self, kind: _Optional[str] = ..., wake_latency_s: _Optional[_Iterable[float]] = ..., runs: _Optional[int] = ..., deadline_misses: _Optional[int] = ..., stolen_s: _Optional[_Mapping[str, float]] = ..., noise_events: _Optional[_Mapping[str, int]] = ..., max_single_noise_s: _Optional[float] = ..., period_s: _Optional[float] = ...) -> None: ...
+    misses_by_cause: _containers.ScalarMap[str, int]
+    def __init__(self, kind: _Optional[str] = ..., wake_latency_s: _Optional[_Iterable[float]] = ..., runs: _Optional[int] = ..., deadline_misses: _Optional[int] = ..., stolen_s: _Optional[_Mapping[str, float]] = ..., noise_events: _Optional[_Mapping[str, int]] = ..., max_single_noise_s: _Optional[float] = ..., period_s: _Optional[float] = ..., misses_by_cause: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class NodeStats(_message.Message):
     __slots__ = ("cpu", "role", "task", "drain_work_items", "drain_wait_max_s", "trylock_failures", "buddy_fallbacks", "alloc_failures", "allocs", "frees", "busy_s", "events")
