@@ -43,7 +43,7 @@ def _task_summary(nodes: list) -> dict:
         "wake_latency_p99_s": percentile(lat, 99),
         "wake_latency_max_s": max(lat, default=0.0),
         "deadline_misses": sum(s.task.deadline_misses for s in nodes),
-        "misses_by_cause": dict(sorted(misses.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "misses_by_cause": dict(sorted(misses.items())),
         "drain_work_items": sum(s.drain_work_items for s in nodes),
         "stolen_s": sum(stolen.values()),
         "stolen_by_cause_s": stolen,

@@ -55,8 +55,10 @@ CELL = 27  # a cell's text, right-aligned in format_table's width of 28
 
 
 def misses_cell(by_cause: dict) -> str:
-    """Misses by cause, most first as the results list them: "zone_lock 112, none 2", cut to a cell."""
-    text = ", ".join(f"{cause} {n}" for cause, n in by_cause.items())
+    """Misses by cause, most first: "zone_lock 112, none 2", cut to a cell. (The results file's keys are
+    sorted by name: the order is made here.)"""
+    ranked = sorted(by_cause.items(), key=lambda kv: (-kv[1], kv[0]))
+    text = ", ".join(f"{cause} {n}" for cause, n in ranked)
     return text if len(text) <= CELL else text[: CELL - 1] + "…"
 
 

@@ -56,10 +56,11 @@ DASHBOARDS = {
                 [("cpu_cause:pcpsim_task_noise_events:rate1m", "cpu{{cpu}} {{cause}}")],
             ),
             (
-                "Deadline misses",
-                "Latency task periods per second that missed their deadline or were skipped.",
+                "Deadline misses by cause",
+                "Latency task periods per second that missed their deadline or were skipped, each under the "
+                "cause that stole the most of it (none: nothing did; the task's own work did not fit).",
                 "ops",
-                [("cpu:pcpsim_task_deadline_misses:rate1m", "cpu{{cpu}}")],
+                [("cpu_cause:pcpsim_task_deadline_misses:rate1m", "cpu{{cpu}} {{cause}}")],
             ),
             (
                 "Longest single noise",
