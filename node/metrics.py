@@ -122,6 +122,7 @@ class NodeCollector(Collector):
         fams["pcpsim_alloc_failures_total"].add_metric([cpu], a.alloc_failures)
         fams["pcpsim_alloc_direct_reclaims_total"].add_metric([cpu], a.reclaims)
         fams["pcpsim_alloc_fenced_refusals_total"].add_metric([cpu], a.fenced_refusals)
+        fams["pcpsim_zone_lock_wait_seconds_total"].add_metric([cpu], rt.zone.lock_wait_s)
         fams["pcpsim_node_lease_remaining_seconds"].add_metric([cpu], max(-3600.0, min(3600.0, rt.lease_left())))
         fams["pcpsim_node_rejoins_total"].add_metric([cpu], rt.rejoins)
         held = list(a.allocated.values())  # one C-level copy: the CPU thread may be changing the dict
@@ -268,6 +269,12 @@ class NodeCollector(Collector):
             c("pcpsim_alloc_failures", "alloc_pages calls that failed after direct reclaim.", cpu),
             c("pcpsim_alloc_direct_reclaims", "Direct reclaims entered (each drains all pcp lists once).", cpu),
             c("pcpsim_alloc_fenced_refusals", "Allocations refused because the membership lease had run out.", cpu),
+            c(
+                "pcpsim_zone_lock_wait_seconds",
+                "Seconds this CPU's zone requests (refills, frees, its kworker's drains) queued for zone->lock "
+                "behind other holders, as the zone timed them.",
+                cpu,
+            ),
             g("pcpsim_alloc_held_pages", "Base pages held by this CPU's tasks.", cpu),
             # The latency task, osnoise-style.
             c("pcpsim_task_runs", "Latency task periods completed.", task),

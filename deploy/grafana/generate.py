@@ -177,6 +177,13 @@ DASHBOARDS = {
                 [(f"sum by (cpu) (rate(pcpsim_pcp_lock_contention_seconds_total[{RATE}]))", "cpu{{cpu}}")],
             ),
             (
+                "zone->lock waits",
+                "Share of time each CPU's zone requests (refills, frees, drains) queued for zone->lock behind "
+                "other CPUs, as the zone timed them.",
+                "percentunit",
+                [(f"sum by (cpu) (rate(pcpsim_zone_lock_wait_seconds_total[{RATE}]))", "cpu{{cpu}}")],
+            ),
+            (
                 "Pages freed from pcp lists",
                 "Base pages per second freed to the zone: reason high (count reached high) or drain.",
                 "short",

@@ -171,6 +171,8 @@ def test_pcp_gauges_and_counters_are_the_models_own():
     assert value(registry, "pcpsim_alloc_frees_total", cpu=cpu) == rt.alloc.frees
     held = sum(1 << order for order, _ in rt.alloc.allocated.values())
     assert value(registry, "pcpsim_alloc_held_pages", cpu=cpu) == held
+    rt.zone.lock_wait_s = 0.125  # as a driver's zone times it (node.zone_client, node.virtual.zone)
+    assert value(registry, "pcpsim_zone_lock_wait_seconds_total", cpu=cpu) == 0.125
 
 
 def test_trylock_failures_and_fallbacks_are_counted_by_path():
