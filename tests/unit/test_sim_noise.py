@@ -2,15 +2,16 @@
 
 import pytest
 
+from node.sim import noise
 from node.sim.net import Latency
-from node.sim.noise import BARE_TIMER_LATENESS_US, NO_SLACK, TimerSlack, timer_slack
+from node.sim.noise import BARE_TIMER_LATENESS_US, NO_SLACK, QUIET_TIMER_LATENESS_US, TimerSlack, timer_slack
 from node.sim.rng import RngTree
 
 SCALE = 250.0
 
 
-def _draws(seed: int, name: str = "slack/cpu0", n: int = 20_000) -> list[float]:
-    slack = timer_slack(RngTree(seed).stream(name), SCALE)
+def _draws(seed: int, name: str = "slack/cpu0", n: int = 20_000, model: str = noise.MODEL) -> list[float]:
+    slack = noise.wake_slack(model, RngTree(seed).stream(name), SCALE)
     return [slack.lateness() for _ in range(n)]
 
 
@@ -18,11 +19,15 @@ def _quantile(sorted_xs: list[float], p: float) -> float:
     return sorted_xs[min(len(sorted_xs) - 1, int(p / 100.0 * len(sorted_xs)))]
 
 
-def test_the_draws_follow_the_measured_table_scaled_to_kernel_time():
+@pytest.mark.parametrize(
+    "model,measured", [(noise.MODEL, BARE_TIMER_LATENESS_US), (noise.QUIET, QUIET_TIMER_LATENESS_US)]
+)
+def test_the_draws_follow_the_measured_table_scaled_to_kernel_time(model, measured):
     """Each measured quantile, divided by TIME_SCALE, is where the draws put it (within the sampling
-    error of 20,000 draws), and nothing falls outside the table's range."""
-    xs = sorted(_draws(1))
-    table = dict(BARE_TIMER_LATENESS_US)
+    error of 20,000 draws), and nothing falls outside the table's range: the loaded host's table and
+    the quiet host's."""
+    xs = sorted(_draws(1, model=model))
+    table = dict(measured)
     for p in (10.0, 25.0, 50.0, 75.0, 90.0):
         expected = table[p] * 1e-6 / SCALE
         assert _quantile(xs, p) == pytest.approx(expected, rel=0.05), p

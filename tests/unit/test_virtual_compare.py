@@ -172,9 +172,21 @@ def test_the_noise_model_gives_the_noise_floor_a_value_and_none_takes_it_away(re
     so the noise floor is above 0; with none, an isolated task that nothing delays wakes on time."""
     assert result["noise"] == "model" and result["noise_floor"]["wake_latency_p99_s"] > 0
     assert result["strategies"]["remote"]["isolated_preemptible"]["wake_latency_p99_s"] > 0
-    quiet = run_virtual_compare(CompareConfig(seed=3, strategies=("remote",), **SHORT), noise="none").results
-    assert quiet["noise"] == "none" and quiet["noise_floor"]["wake_latency_p99_s"] == 0.0
-    assert quiet["strategies"]["remote"]["isolated_preemptible"]["wake_latency_p99_s"] == 0.0
+    none = run_virtual_compare(CompareConfig(seed=3, strategies=("remote",), **SHORT), noise="none").results
+    assert none["noise"] == "none" and none["noise_floor"]["wake_latency_p99_s"] == 0.0
+    assert none["strategies"]["remote"]["isolated_preemptible"]["wake_latency_p99_s"] == 0.0
+
+
+def test_the_quiet_hosts_noise_gives_a_lower_floor_than_the_loaded_hosts(tmp_path):
+    """`--noise quiet` (the bare timer probe on a quiet host, node.sim.noise) is taken from the command
+    line and written in the results; on the same seed its floor is below the loaded host's model."""
+    out = tmp_path / "quiet.json"
+    assert main(["compare", "--engine", "virtual", "--noise", "quiet", "--seed", "3", "--strategies", "remote",
+                 "--measure-s", "2", "--json", str(out)]) in (0, 1)  # fmt: skip
+    quiet = json.loads(out.read_text())
+    loaded = run_virtual_compare(CompareConfig(seed=3, strategies=("remote",), measure_s=2)).results
+    assert quiet["noise"] == "quiet" and loaded["noise"] == "model"
+    assert 0.0 < quiet["noise_floor"]["wake_latency_p99_s"] < loaded["noise_floor"]["wake_latency_p99_s"]
 
 
 def test_check_determinism_is_refused_under_the_wall_engine(tmp_path, capsys):

@@ -251,8 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--noise",
         choices=noise_models.NOISE,
         help="with --engine virtual: the host-noise model of every CPU's timed wake-ups (node.sim.noise): "
-        "model, the bare timer probe's measured lateness, one seeded stream per CPU (default); none, "
-        "every wake-up on time but for the model's own delays",
+        "model, the bare timer probe's lateness measured on a loaded host, one seeded stream per CPU "
+        "(default); quiet, the same probe on a quiet host; none, every wake-up on time but for the "
+        "model's own delays",
     )
     cmp_.add_argument(
         "--check-determinism",
