@@ -176,6 +176,7 @@ class CoordinatorCollector(Collector):
         f["pcpsim_zone_refusals_total"].add_metric([], zs.refused)
         f["pcpsim_zone_lock_hold_seconds_total"].add_metric([], zs.lock_hold_s)
         f["pcpsim_zone_lock_operations_total"].add_metric([], zs.lock_ops)
+        f["pcpsim_zone_lock_modeled_hold_seconds_total"].add_metric([], zs.modeled_hold_s)
         if self.recovery is not None:
             f["pcpsim_coordinator_recovering"].add_metric([], 1 if self.recovery.active else 0)
         if self.reaper is not None:
@@ -217,6 +218,10 @@ class CoordinatorCollector(Collector):
             c("pcpsim_zone_refusals", "Refills or buddy allocations refused below the min watermark."),
             c("pcpsim_zone_lock_hold_seconds", "Wall time zone->lock was held, all operations."),
             c("pcpsim_zone_lock_operations", "Operations run under zone->lock."),
+            c(
+                "pcpsim_zone_lock_modeled_hold_seconds",
+                "The holds of zone->lock the cost model asked for, in wall time (against the hold measured).",
+            ),
             g(
                 "pcpsim_node_up",
                 "1 if the CPU's heartbeats are current; role=unregistered before it registers.",

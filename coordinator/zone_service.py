@@ -52,6 +52,9 @@ class ZoneService:
         self._queued = 0  # operations handed to the worker and not finished (touched on the loop only)
         self._inline = cost.zone_hold(MAX_PAGES_PER_MESSAGE) < SLEEP_MIN_S
         self.lock_hold_s = 0.0  # wall time zone->lock was held, all operations (for metrics)
+        # The holds the rules returned, in wall time: lock_hold_s over it is what this driver adds
+        # (a sleep's overshoot, the operation's own Python work).
+        self.modeled_hold_s = 0.0
         self.lock_ops = 0
 
     def close(self) -> None:
@@ -157,5 +160,7 @@ class ZoneService:
             value, hold_us = operation(*args)
         except Refused as err:
             raise FailedPrecondition(str(err)) from None
-        self._sleep(self.cost.wall(hold_us))
+        hold = self.cost.wall(hold_us)
+        self.modeled_hold_s += hold  # under zone->lock: the only writer
+        self._sleep(hold)
         return value

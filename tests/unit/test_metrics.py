@@ -320,6 +320,9 @@ def test_zone_and_membership_are_read_at_scrape_time():
         assert value(registry, "pcpsim_zone_watermark_pages", level=level) == z.watermark[level]
     assert value(registry, "pcpsim_zone_reclaim_active") == 0
     assert value(registry, "pcpsim_time_scale_ratio") == 250.0
+    assert value(registry, "pcpsim_zone_lock_modeled_hold_seconds_total") == pytest.approx(
+        zs.cost.wall(zs.cost.rmqueue_hold_us(63))  # the one refill above (no preallocate hold)
+    )
     now = membership.clock()
     membership.members[2] = Member(
         2, "127.0.0.1:1", pb.ROLE_ISOLATED_RT, None, None, now - 0.3, pcp_count=7, registrations=2
