@@ -51,15 +51,23 @@ ROWS = [
 ]
 
 
-CELL = 27  # a cell's text, right-aligned in format_table's width of 28
+CELL = 29  # a cell's text at most ("workqueue 95, zone_lock 36 +3"), right-aligned by format_table
 
 
 def misses_cell(by_cause: dict) -> str:
-    """Misses by cause, most first: "zone_lock 112, none 2", cut to a cell. (The results file's keys are
-    sorted by name: the order is made here.)"""
+    """Misses by cause, most first, as many as fit a cell, the rest summed: "zone_lock 112, none 2" or
+    "workqueue 95, zone_lock 36 +4" (4 more misses under other causes). The results file's keys are
+    sorted by name: the order is made here."""
     ranked = sorted(by_cause.items(), key=lambda kv: (-kv[1], kv[0]))
-    text = ", ".join(f"{cause} {n}" for cause, n in ranked)
-    return text if len(text) <= CELL else text[: CELL - 1] + "…"
+    text, shown = "", 0
+    for i, (cause, n) in enumerate(ranked):
+        candidate = f"{text}, {cause} {n}" if text else f"{cause} {n}"
+        rest = sum(m for _, m in ranked[i + 1 :])
+        if len(candidate) + (len(f" +{rest}") if rest else 0) > CELL:
+            break
+        text, shown = candidate, i + 1
+    rest = sum(n for _, n in ranked[shown:])
+    return f"{text} +{rest}".lstrip() if rest else text
 
 
 def _get(d: dict, path: str):
@@ -97,7 +105,7 @@ def table_rows(result: dict) -> list[tuple[str, list[str]]]:
 
 def format_table(result: dict) -> str:
     names, scale = list(result["strategies"]), result["time_scale"]
-    width = CELL + 1
+    width = CELL + 2  # a cell and two spaces before it
     lines = [
         f"{'kernel ' + result.get('kernel', profiles.DEFAULT_KERNEL):30}" + "".join(f"{n:>{width}}" for n in names),
         f"{'noise floor: preemptible wake p99':30} {_floor(result['noise_floor']['wake_latency_p99_s'], scale)}",

@@ -71,7 +71,10 @@ def test_the_table_gives_each_tasks_misses_by_cause_and_its_zone_lock_share(resu
         assert sum(pre["misses_by_cause"].values()) == pre["deadline_misses"]
         assert by_cause[0][n] == (compare_table.misses_cell(pre["misses_by_cause"]) if pre["deadline_misses"] else "-")
         assert set(pre["stolen_by_cause_s"]) == set(NOISE_CAUSES)
-    assert compare_table.misses_cell({"other": 2, "workqueue": 30, "zone_lock": 112}) == "zone_lock 112, workqueue 3…"
+    cell = compare_table.misses_cell
+    assert cell({"none": 2, "zone_lock": 112}) == "zone_lock 112, none 2"
+    assert cell({"other": 1, "workqueue": 95, "zone_lock": 36, "none": 2}) == "workqueue 95, zone_lock 36 +3"
+    assert cell({"other": 2, "workqueue": 30, "zone_lock": 112}) == "zone_lock 112 +32"  # 30 wide with workqueue 30
 
 
 def test_the_check_runs_twice_and_logs_every_phase_in_order(monkeypatch):
