@@ -17,7 +17,7 @@
                  [--strategies workqueue,remote,rcu-swap] [--kernel K] [--trigger-mix cma=1]
                  [--workload FILE]                            ... latency tasks from an rt-app task set
                  [--engine virtual] [--check-determinism]     ... in one process under virtual time, run twice
-                 [--noise model|none]                         ... with or without the host-noise model
+                 [--noise model|quiet|none]                   ... the host-noise model: loaded, quiet, none
                  [--cpus N]                                   ... on a nohz_full machine of N CPUs (virtual)
   pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
                 [--html OUT.html]                            ... and all of them as one page with hover values
