@@ -58,15 +58,12 @@ def misses_cell(by_cause: dict) -> str:
     """Misses by cause, most first, as many as fit a cell, the rest summed: "zone_lock 112, none 2" or
     "workqueue 95, zone_lock 36 +4" (4 more misses under other causes). The results file's keys are
     sorted by name: the order is made here."""
-    ranked = sorted(by_cause.items(), key=lambda kv: (-kv[1], kv[0]))
-    text, shown = "", 0
-    for i, (cause, n) in enumerate(ranked):
+    text, rest = "", sum(by_cause.values())
+    for cause, n in sorted(by_cause.items(), key=lambda kv: (-kv[1], kv[0])):
         candidate = f"{text}, {cause} {n}" if text else f"{cause} {n}"
-        rest = sum(m for _, m in ranked[i + 1 :])
-        if len(candidate) + (len(f" +{rest}") if rest else 0) > CELL:
+        if len(candidate) + (len(f" +{rest - n}") if rest > n else 0) > CELL:
             break
-        text, shown = candidate, i + 1
-    rest = sum(n for _, n in ranked[shown:])
+        text, rest = candidate, rest - n
     return f"{text} +{rest}".lstrip() if rest else text
 
 
