@@ -63,6 +63,7 @@ class ZoneService:
         # docs/engine.md). _op_start: when the operation under way took the lock (None outside one).
         self._overrun_s = 0.0
         self._op_start: float | None = None
+        self._clock = threading.Lock()  # lock_hold_s and _op_start, read together by a queueing request
         self.lock_ops = 0
 
     def close(self) -> None:
@@ -73,10 +74,13 @@ class ZoneService:
         return (await self.waited(fn, *args))[0]
 
     async def waited(self, fn, *args):
-        """Run fn(*args) under zone->lock: (its result, the seconds it queued for the lock). A request
-        that finds nobody holding or queued for the lock waited 0: the worker thread's hand-over is
-        this driver's cost, not another CPU's hold (a node's latency task attributes the wait to
-        zone->lock contention, node.tasks)."""
+        """Run fn(*args) under zone->lock: (its result, the seconds it queued for the lock). The wait is
+        the time zone->lock was held by other operations while this one queued: what a CPU spins on
+        zone->lock behind the CPUs ahead of it. The driver's own latency is not in it: the hop to the
+        worker thread, and a thread that wakes late after the lock was released, are this driver's
+        costs, not another CPU's hold (a node's latency task attributes the wait to zone->lock
+        contention, node.tasks; counted, they made the waits of a compare's phases 1.33 to 1.50 times
+        as long: docs/engine.md)."""
         contended = bool(self._queued) or self._held_by.locked()
         if self._inline and not contended and self._held_by.acquire(blocking=False):
             try:
@@ -85,28 +89,36 @@ class ZoneService:
                 self._held_by.release()
         self._queued += 1
         try:
-            t0 = time.monotonic() if contended else None
-            return await asyncio.get_running_loop().run_in_executor(self._lock, self._held, fn, args, t0)
+            busy0 = self._busy_s()
+            return await asyncio.get_running_loop().run_in_executor(self._lock, self._held, fn, args, busy0)
         finally:
             self._queued -= 1
 
-    def _held(self, fn, args, t0):
+    def _busy_s(self) -> float:
+        """How long zone->lock has been held so far, the operation under way included."""
+        with self._clock:
+            start = self._op_start
+            return self.lock_hold_s + (0.0 if start is None else time.monotonic() - start)
+
+    def _held(self, fn, args, busy0):
         with self._held_by:
-            waited = 0.0 if t0 is None else time.monotonic() - t0
+            waited = self._busy_s() - busy0  # nothing runs now: the holds that ended since it arrived
             return self._run(fn, args), waited
 
     def _run(self, fn, args):
         # Under _held_by: the only writer of these counters.
-        t0 = self._op_start = time.monotonic()
+        with self._clock:
+            t0 = self._op_start = time.monotonic()
         modeled0 = self.modeled_hold_s
         try:
             return fn(*args)
         finally:
-            held = time.monotonic() - t0
-            self.lock_hold_s += held
+            with self._clock:
+                held = time.monotonic() - t0
+                self.lock_hold_s += held
+                self._op_start = None
             self.lock_ops += 1
             self._overrun_s = max(0.0, self._overrun_s + held - (self.modeled_hold_s - modeled0))
-            self._op_start = None
 
     def _sleep(self, seconds: float) -> None:
         """Hold zone->lock for a modeled time, less the overrun so far and this operation's own work
