@@ -34,7 +34,7 @@ from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.api.validate import MAX_FLUSH_MS, MAX_LEASE_MS
 from node.mm import profile as profiles
 from node.mm.watermark import pageset_batch
-from node.mm.zone import Zone
+from node.mm.zone import DEFAULT_ZONE_MB, ZONE_START_PFN, Zone, zone_pages
 from node.shared import exposition, lifecycle, logs, security, transfer_log
 from node.shared.config import DEFAULT, EnvArgumentParser, host_port, int_range, positive
 from node.shared.faults import Faults
@@ -42,7 +42,6 @@ from node.shared.server import build_server
 from node.shared.timebase import TIME_SCALE, CostModel, cost_model_arg, lease_clock
 
 # ZONE_NORMAL on x86-64 starts at 4 GiB.
-ZONE_START_PFN = 1 << 20
 # Bounds that keep a cluster on one machine sane: 1024 CPUs (processes), and a 64 GiB
 # zone (16 M pages: the audit counts every page in a bytearray).
 MAX_CPUS = 1024
@@ -84,7 +83,7 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
     p.add_argument(
         "--zone-mb",
         type=int_range(1, MAX_ZONE_MB),
-        default=1024,
+        default=DEFAULT_ZONE_MB,
         env="PCPSIM_ZONE_MB",
         help=f"zone size in MiB (1..{MAX_ZONE_MB}; >= 688 gives the kernel's batch of 63)",
     )
@@ -236,7 +235,7 @@ async def main(args) -> None:
     logs.setup(args.log_level, "coordinator")
     cost = args.cost
     zone = Zone(
-        ZONE_START_PFN, args.zone_mb * 256, args.nodes, lock=threading.Lock()
+        ZONE_START_PFN, zone_pages(args.zone_mb), args.nodes, lock=threading.Lock()
     )  # zone->lock: its caller gives it
     pageset = Pageset(zone, pageset_batch(zone.managed_pages), args.nodes)
     store = args.store

@@ -42,6 +42,7 @@ from node import rtapp
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.profile import DEFAULT_KERNEL
+from node.mm.zone import DEFAULT_ZONE_MB
 from node.shared import security
 from node.shared.cpulist import parse_cpu_list, role_for_cpu, role_label
 
@@ -82,7 +83,7 @@ class ClusterConfig:
     seed: int = 1
     strategy: str | None = "remote"  # None: the kernel profile's
     kernel: str = DEFAULT_KERNEL
-    zone_mb: int = 1024
+    zone_mb: int = DEFAULT_ZONE_MB
     zone_used: float = 0.0
     listen_host: str = "127.0.0.1"
     auth: bool = True  # generate tokens and require them

@@ -57,7 +57,7 @@ from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.identity import Ids
 from node.mm import audit as mm_audit
-from node.mm.zone import Zone
+from node.mm.zone import DEFAULT_ZONE_PAGES, Zone, zone_pages
 from node.mm.zone_rules import ZoneRules
 from node.runtime import ROLES
 from node.virtual.agent import VirtualAgent
@@ -68,6 +68,12 @@ PAGES_PER_CPU = 4096  # the zone grows with the CPUs: housekeeping holds a worki
 STOPPED = "stopped"  # a CPU's pause hold for a SIGSTOPped process
 FIRST = "coordinator-1"  # the first coordinator's endpoint once a second has its address
 Done = Callable[[Any, BaseException | None], None]  # an operation's end: done(result, None) or done(None, error)
+
+
+def machine_zone_pages(nr_cpus: int) -> int:
+    """The zone of a machine of `nr_cpus` CPUs: the wall cluster's (node.mm.zone.DEFAULT_ZONE_MB) up to 64
+    CPUs, PAGES_PER_CPU a CPU from there."""
+    return max(DEFAULT_ZONE_PAGES, PAGES_PER_CPU * nr_cpus)
 
 
 MACHINE_MIN_CPUS = 32  # the least machine_roles lays out: one CPU of each latency task
@@ -115,11 +121,13 @@ class WholeCluster:
         strategy: pb.Strategy | None = None,  # the coordinator's default, for direct reclaim (None: the design's)
         members: Members | None = None,
         options: Options = DEFAULTS,  # the CPUs' kernel profile, costs, task set and noise (node.virtual.run)
+        zone_mb: int | None = None,  # the zone (a chaos scenario's); None: machine_zone_pages
+        zone_used: float = 0.0,  # the share of it the rest of the system holds (the coordinator's --zone-used)
     ) -> None:
         self.nodes = VirtualCluster(
             roles,
             seed,
-            zone_pages=max(1 << 14, PAGES_PER_CPU * len(roles)),
+            zone_pages=machine_zone_pages(len(roles)) if zone_mb is None else zone_pages(zone_mb),
             rcu_swap=rcu_swap,
             keep_log=keep_log,
             options=options,
@@ -131,6 +139,7 @@ class WholeCluster:
         fencing = members is None or members.fencing
         self.hosts = [NodeHost(self.nodes, n, self.rule_clock, fencing) for n in range(len(roles))]
         self.peers = {n: NodePeer(self.nodes, n, self.scale, host) for n, host in enumerate(self.hosts)}
+        self.zone_used = zone_used
         self.zone = CoordinatorZone(self.nodes)
         self.disk = Memory()  # the state directory: the epoch and ranges, kept across the coordinator's restarts
         self.contig_drains: list[DrainRecord] = []  # the range operations' drains, in the order they ended
@@ -179,6 +188,12 @@ class WholeCluster:
         )
         self.drivers.append(self.coordinator.driver)
 
+    def preallocate(self) -> None:
+        """The coordinator's start (coordinator.__main__): `zone_used` of the zone to the rest of the
+        system, before any CPU's request; its owner to call once the zone's transfer log is attached."""
+        zone = self.nodes.zone
+        zone.rules.preallocate(int(zone.zone.managed_pages * self.zone_used))
+
     def _new_zone(self) -> None:
         """A restarted coordinator's zone: built afresh (its "start" in the transfer log), the rules the
         CPUs' zone requests reach from now on; then the stored ranges are taken out of it again, before
@@ -192,6 +207,7 @@ class WholeCluster:
             )  # _start_coordinator's, which follows
         shared.rules = ZoneRules(shared.zone, shared.cost, log)
         self.zone = CoordinatorZone(self.nodes)
+        self.preallocate()  # the same blocks as at the first start
         if self.settings is None or self.settings.retake:
             contig_rule.retake(self.zone, self.disk.read()[1])
 

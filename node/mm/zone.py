@@ -47,7 +47,31 @@ from .constants import (
 from .lock import Lock, UnsharedLock
 from .watermark import init_per_zone_wmark_min, setup_per_zone_wmarks, zone_batchsize, zone_highsize
 
-__all__ = ["PageStateError", "Zone", "fallbacks"]
+__all__ = [
+    "DEFAULT_ZONE_MB",
+    "DEFAULT_ZONE_PAGES",
+    "ZONE_START_PFN",
+    "PageStateError",
+    "Zone",
+    "fallbacks",
+    "zone_pages",
+]
+
+# The zone pcpsim simulates unless told otherwise, in both engines (the wall coordinator's --zone-mb,
+# cluster up's and compare's clusters, the virtual engine's): 1 GiB, which gives the kernel's pcp batch
+# of 63 (zone_batchsize's largest, from 688 MiB). One value for all of them: a virtual run on a smaller
+# zone has another batch and high, and so other refills, frees and drains (until 2026-12-04 a 4-CPU
+# virtual compare ran on 64 MiB: batch 3, high 80, against the wall cluster's 63 and 321).
+DEFAULT_ZONE_MB = 1024
+ZONE_START_PFN = 1 << 20  # where the zone's pfns start: above the first 4 GiB, as a Normal zone's would
+
+
+def zone_pages(mb: int) -> int:
+    """A zone of `mb` MiB in base pages."""
+    return mb * (1 << 20) // PAGE_SIZE
+
+
+DEFAULT_ZONE_PAGES = zone_pages(DEFAULT_ZONE_MB)
 
 # v6.1 fallbacks[]: the order in which other migratetypes' free lists are raided.
 fallbacks: dict[int, tuple[int, int]] = {

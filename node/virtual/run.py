@@ -36,7 +36,8 @@ from node.cpu import WorkItem
 from node.mm import pcp as pcpmod
 from node.mm import pcp_high, pcp_rcu
 from node.mm import profile as profiles
-from node.mm.zone import Zone
+from node.mm.watermark import pageset_batch
+from node.mm.zone import DEFAULT_ZONE_PAGES, ZONE_START_PFN, Zone
 from node.shared.timebase import TIME_SCALE, CostModel
 from node.sim import noise
 from node.sim.clock import EventQueue
@@ -49,7 +50,6 @@ from node.virtual.pcp_lock import VirtualPcpLock
 from node.virtual.zone import CoordinatorStub, LocalZone, SharedZone
 
 KERNEL = CostModel(time_scale=1.0)  # its wall(us) is then kernel seconds: virtual time is kernel time
-ZONE_START_PFN = 1 << 20  # as the coordinator's zone (coordinator.__main__)
 # The wall engine's defaults (node.runtime.TaskConfig, node.tasks), in wall seconds.
 HOUSEKEEPING_PERIOD_S = 5e-3
 HOUSEKEEPING_USER_S = 0.25e-3
@@ -90,7 +90,7 @@ class VirtualCluster:
         self,
         roles: Sequence[str],
         seed: int,
-        zone_pages: int = 1 << 14,
+        zone_pages: int = DEFAULT_ZONE_PAGES,  # the wall cluster's zone unless told
         rcu_swap: bool = False,
         keep_log: bool = True,
         options: Options = DEFAULTS,
@@ -107,7 +107,7 @@ class VirtualCluster:
         )
         zone = Zone(ZONE_START_PFN, zone_pages, len(roles))
         self.zone = SharedZone(zone, cost, net)
-        batch = zone.zone_batchsize()
+        batch = pageset_batch(zone.managed_pages)  # as the wall coordinator's
         high = zone.zone_highsize(batch, len(roles))
         self.log: list[str] = []
         self.keep_log = keep_log

@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from coordinator.tools.cluster import DEFAULT_ROLES
+from coordinator.hotplug import Pageset
+from coordinator.tools.chaos import scenario, virtual_runner
+from coordinator.tools.cluster import DEFAULT_ROLES, ClusterConfig
 from coordinator.tools.virtual_cluster import WholeCluster, machine_roles
 from coordinator.tools.virtual_peer import INCARNATION
 from coordinator.tools.virtual_phase import default_config, run_phase
@@ -15,6 +17,8 @@ from node.api.v1 import pcpsim_pb2 as pb
 from node.grants import base_pages
 from node.mm.constants import MIGRATE_MOVABLE
 from node.mm.pcp_high import PCP_BATCH_SCALE_MAX
+from node.mm.watermark import pageset_batch
+from node.mm.zone import ZONE_START_PFN, Zone, zone_pages
 from node.virtual.drain import VirtualRemotePcpLock
 from node.virtual.run import Options
 from tests import hashseed
@@ -188,3 +192,25 @@ def test_a_phase_does_not_depend_on_the_process_hash_seed():
     code = "from tests.unit.test_virtual_cluster import digests; print(digests())"
     outputs = hashseed.outputs(code)
     assert outputs == {digests()}
+
+
+def test_a_compare_phase_runs_on_the_wall_clusters_zone_with_its_batch_and_high():
+    """The wall compare's coordinator gets cluster up's --zone-mb and sizes the pageset from it
+    (coordinator.__main__); a virtual phase must model the same zone, or every refill, free and drain
+    moves other amounts (until 2026-12-04 it ran on 64 MiB: batch 3, high 80)."""
+    nodes = WholeCluster(DEFAULT_ROLES, seed=1).nodes
+    wall = Zone(ZONE_START_PFN, zone_pages(ClusterConfig(roles=list(DEFAULT_ROLES)).zone_mb), len(DEFAULT_ROLES))
+    pageset = Pageset(wall, pageset_batch(wall.managed_pages), len(DEFAULT_ROLES))
+    assert nodes.zone.zone.managed_pages == wall.managed_pages
+    assert (nodes.batch, nodes.high) == (pageset.batch, pageset.high) == (63, 321)
+    assert nodes.pcps[0].batch == 63 and nodes.pcps[0].high == 321
+
+
+def test_a_chaos_scenarios_zone_size_and_use_are_the_virtual_runs_too():
+    """tests/chaos/cma-by-a-replaced-coordinator.toml sets zone_mb 64 and zone_used 0.15, as the wall
+    runner passes them to the coordinator (--zone-mb, --zone-used)."""
+    run = virtual_runner.execute(scenario.load("tests/chaos/cma-by-a-replaced-coordinator.toml"), "remote")
+    first = [e for e in run.transfers["transfers-coordinator.jsonl"] if e.get("epoch") == 1]
+    assert first[0]["ev"] == "start" and first[1]["ev"] == "take" and first[1]["owner"] == -1
+    assert sum(1 << order for _, order in first[1]["pages"]) == int(zone_pages(64) * 0.15)
+    assert run.verdict.valid, json.dumps(run.verdict.to_json(), indent=1)

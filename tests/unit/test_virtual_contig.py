@@ -175,11 +175,20 @@ def test_a_replaced_coordinator_cannot_keep_a_range_it_takes():
     taken = next(e for e in entries if e["f"] == "alloc-contig" and e["type"] != "invoke")
     assert taken["type"] == "fail" and "epoch 2 has started" in taken["error"], taken
     zone_log = [
-        (e["ev"], e["epoch"])
+        (e["ev"], e["epoch"], e.get("owner"))
         for e in run.transfers["transfers-coordinator.jsonl"]
         if e["ev"] in ("start", "take", "release")
     ]
-    assert zone_log == [("start", 1), ("start", 2), ("take", 1), ("release", 1)]
+    # Each coordinator's start hands the scenario's zone_used to the rest of the system (owner -1, as
+    # the wall coordinator's --zone-used); the range is CMA's (-2).
+    assert zone_log == [
+        ("start", 1, None),
+        ("take", 1, -1),
+        ("start", 2, None),
+        ("take", 2, -1),
+        ("take", 1, -2),
+        ("release", 1, -2),
+    ]
 
 
 def test_restart_after_cma_is_byte_identical_on_a_second_run():

@@ -11,7 +11,7 @@ from node.mm import pcp as pcpmod
 from node.mm import pcp_rcu
 from node.mm import profile as profiles
 from node.mm.constants import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
-from node.mm.zone import Zone
+from node.mm.zone import ZONE_START_PFN, Zone
 from node.shared.timebase import TIME_SCALE
 from node.sim.clock import EventQueue
 from node.sim.net import LOOPBACK_ZONE_RTT_US, Latency, SimNetwork
@@ -19,7 +19,7 @@ from node.sim.rng import RngTree
 from node.virtual.cpu import VirtualCpu
 from node.virtual.drain import VirtualRcuCpu, VirtualRcuDrain, VirtualRemotePcpLock
 from node.virtual.pcp_lock import VirtualPcpLock
-from node.virtual.run import KERNEL, ZONE_START_PFN
+from node.virtual.run import KERNEL
 from node.virtual.strand import Strand
 from node.virtual.zone import LocalZone, SharedZone
 from tests.leaks import forbid_wall_clock_and_shared_random

@@ -36,6 +36,7 @@ nothing runs. Unknown fields are errors too (a typo must not silently do nothing
 import tomllib
 from dataclasses import dataclass, field
 
+from node.mm.zone import zone_pages
 from node.shared.cpulist import parse_cpu_list
 
 STRATEGIES = ("workqueue", "remote", "rcu-swap", "qpw")
@@ -269,8 +270,8 @@ def _workload(doc: dict, cluster: ClusterSpec, last_s: float) -> WorkloadSpec:
     force = doc.get("force_all_cpus", False)
     if not isinstance(force, bool):
         raise ScenarioError(f"workload.force_all_cpus: true or false, got {force!r}")
-    zone_pages = cluster.zone_mb * 256
-    cma = _int(doc, "cma_pages", 0, zone_pages // 2, default=0, where=w)
+    nr_zone_pages = zone_pages(cluster.zone_mb)
+    cma = _int(doc, "cma_pages", 0, nr_zone_pages // 2, default=0, where=w)
     if cma % PAGEBLOCK_PAGES:
         raise ScenarioError(f"workload.cma_pages: a multiple of the pageblock ({PAGEBLOCK_PAGES} pages), got {cma}")
     return WorkloadSpec(

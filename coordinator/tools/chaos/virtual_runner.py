@@ -122,12 +122,15 @@ class _Runner:
             keep_log=keep_log,
             strategy=STRATEGIES[strategy],
             members=members,
+            zone_mb=c.zone_mb,  # the wall runner's --zone-mb and --zone-used
+            zone_used=c.zone_used,
         )
         self.queue = self.cluster.queue
         self.t0 = 0.0  # the virtual instant of the scenario's time 0: once the cluster is up (`_start_up`)
         self.history = History(lambda: (self.queue.clock.now - self.t0) * self.scale)
         self.transfers = TransferLogs(self.cluster.rule_clock)
         self._log_transfers()
+        self.cluster.preallocate()  # logged, as the wall coordinator's at its start
         self.bound = checker.drain_bound(
             strategy, c.cpus, c.lease_ms / 1e3, c.dead_timeout_ms / 1e3, c.flush_timeout_ms / 1e3
         )

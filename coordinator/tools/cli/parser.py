@@ -50,6 +50,7 @@ from coordinator.tools.cli.connect import DEFAULT_STATE, add_target
 from coordinator.tools.cluster import DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT
 from node.mm import bugs
 from node.mm import profile as profiles
+from node.mm.zone import DEFAULT_ZONE_MB
 from node.shared.timebase import cost_model_arg
 from node.sim import noise as noise_models
 
@@ -109,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--seed", type=int, default=1)
     up.add_argument("--cost-model", metavar="FILE", type=cost_model_file, help=COST_MODEL_HELP)
-    up.add_argument("--zone-mb", type=flags.positive_int, default=1024, help="zone size (default %(default)s MiB)")
+    up.add_argument(
+        "--zone-mb", type=flags.positive_int, default=DEFAULT_ZONE_MB, help="zone size (default %(default)s MiB)"
+    )
     up.add_argument(
         "--zone-used",
         type=flags.fraction,
