@@ -45,6 +45,7 @@ from node.shared.cpulist import parse_cpu_list, role_for_cpu
 from node.shared.faults import Faults
 from node.shared.server import build_server
 from node.shared.timebase import CostModel, cost_model_arg, lease_clock
+from node.tasks import IRQ_HZ, WORKING_SET
 from node.wall_ids import WALL_IDS
 from node.zone_client import ZoneClient
 
@@ -119,9 +120,13 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
         "--deadline-ms", type=positive(float), env="PCPSIM_DEADLINE_MS", help="latency task deadline after its wake"
     )
     p.add_argument(
-        "--working-set", type=positive(int), default=1500, env="PCPSIM_WORKING_SET", help="housekeeping pages held"
+        "--working-set",
+        type=positive(int),
+        default=WORKING_SET,
+        env="PCPSIM_WORKING_SET",
+        help="housekeeping pages held",
     )
-    p.add_argument("--irq-hz", type=positive(float), default=200.0, env="PCPSIM_IRQ_HZ", help="housekeeping IRQ rate")
+    p.add_argument("--irq-hz", type=positive(float), default=IRQ_HZ, env="PCPSIM_IRQ_HZ", help="housekeeping IRQ rate")
     p.add_argument(
         "--heartbeat-ms",
         type=positive(float),

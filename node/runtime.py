@@ -30,7 +30,7 @@ from node.mm import profile as profiles
 from node.rcu_drain import RcuDrain
 from node.remote_lock import RemotePcpLock
 from node.shared.timebase import CostModel, lease_clock
-from node.tasks import STAT_INTERVAL_US, Housekeeping, IrqSource, LatencyTask, VmstatRefresh
+from node.tasks import IRQ_HZ, STAT_INTERVAL_US, WORKING_SET, Housekeeping, IrqSource, LatencyTask, VmstatRefresh
 from node.wall_ids import WALL_IDS
 
 ROLES = {
@@ -49,8 +49,8 @@ class TaskConfig:
     busy_s: float
     deadline_s: float
     allocs: int = 2
-    working_set: int = 1500
-    irq_hz: float = 200.0
+    working_set: int = WORKING_SET
+    irq_hz: float = IRQ_HZ
     segments: tuple[tuple[str, float], ...] = ()  # run/sleep after each wake-up; (): one run of busy_s
     loops: int | None = None  # periods the latency task runs; None: until stopped
 

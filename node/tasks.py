@@ -48,6 +48,15 @@ NOISE_CAUSES = ("workqueue", "irq", "pcp_lock", "zone_lock", "other")
 # A missed period nothing stole from: the task's own work did not fit (see LatencyTask.step).
 NO_CAUSE = "none"
 
+# The workload's defaults, in wall seconds (user-space tasks: node.shared.timebase). One value each for
+# both engines: the wall node's flags and TaskConfig default to them, and the virtual engine divides them
+# by TIME_SCALE (node.virtual.run), so the two cannot drift apart (as the zone size once did).
+HOUSEKEEPING_PERIOD_S = 5e-3
+HOUSEKEEPING_USER_S = 0.25e-3
+WORKING_SET = 1500  # pages a housekeeping CPU holds
+IRQ_HZ = 200.0  # a housekeeping CPU's IRQ rate
+PREEMPT_SLICE_S = 0.5e-3  # a preemptible task's busy phase runs in slices, a preemption point after each
+
 # sysctl_stat_interval = HZ: vmstat_shepherd's period (mm/vmstat.c), in kernel microseconds.
 STAT_INTERVAL_US = 1_000_000
 
@@ -107,7 +116,7 @@ class LatencyTask:
         alloc,
         clock,
         rt: bool,
-        slice_s: float = 0.5e-3,
+        slice_s: float = PREEMPT_SLICE_S,
         noise_threshold_s: float = 1.25e-3,
         segments: tuple[tuple[str, float], ...] = (),
         loops: int | None = None,
@@ -255,10 +264,10 @@ class Housekeeping:
         alloc,
         rng: Rng,
         clock,
-        period: float = 5e-3,
+        period: float = HOUSEKEEPING_PERIOD_S,
         ops: int = 4,
-        user_s: float = 0.25e-3,
-        working_set: int = 1500,
+        user_s: float = HOUSEKEEPING_USER_S,
+        working_set: int = WORKING_SET,
         batch_free: int = 31,
     ):
         self.alloc = alloc

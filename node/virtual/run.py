@@ -43,19 +43,24 @@ from node.sim import noise
 from node.sim.clock import EventQueue
 from node.sim.net import LOOPBACK_ZONE_RTT_US, Latency, SimNetwork
 from node.sim.rng import RngTree
-from node.tasks import STAT_INTERVAL_US, Housekeeping, IrqSource, LatencyTask, VmstatRefresh
+from node.tasks import (
+    HOUSEKEEPING_PERIOD_S,
+    HOUSEKEEPING_USER_S,
+    IRQ_HZ,
+    PREEMPT_SLICE_S,
+    STAT_INTERVAL_US,
+    WORKING_SET,
+    Housekeeping,
+    IrqSource,
+    LatencyTask,
+    VmstatRefresh,
+)
 from node.virtual.cpu import VirtualCpu
 from node.virtual.drain import VirtualRcuCpu, VirtualRcuDrain, VirtualRemotePcpLock
 from node.virtual.pcp_lock import VirtualPcpLock
 from node.virtual.zone import CoordinatorStub, LocalZone, SharedZone
 
 KERNEL = CostModel(time_scale=1.0)  # its wall(us) is then kernel seconds: virtual time is kernel time
-# The wall engine's defaults (node.runtime.TaskConfig, node.tasks), in wall seconds.
-HOUSEKEEPING_PERIOD_S = 5e-3
-HOUSEKEEPING_USER_S = 0.25e-3
-IRQ_HZ = 200.0
-WORKING_SET = 1500
-PREEMPT_SLICE_S = 0.5e-3
 
 
 def kernel_s(wall_s: float) -> float:
