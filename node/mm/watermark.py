@@ -55,7 +55,8 @@ def rounddown_pow_of_two(n: int) -> int:
 
 
 def zone_batchsize(managed_pages: int) -> int:
-    """v6.1 zone_batchsize: about 1/4 MiB worth of pages at most, minus one to avoid power-of-two aliasing."""
+    """v6.1 zone_batchsize (docs/kernel-facts.md §15): about 1/4 MiB of pages at most, minus one to avoid
+    power-of-two aliasing."""
     batch = min(managed_pages >> 10, SZ_1M // PAGE_SIZE)
     batch //= 4  # the kernel "effectively *= 4 below" (high = 4 * batch historically)
     if batch < 1:
