@@ -14,7 +14,19 @@ from coordinator.tools.cli import build_parser
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MARKDOWN = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
 # Named in the docs but not files of the repository: placeholders and files a run or a deployment writes.
-NOT_FILES = {"RESULTS.json", "seed1.json", "verdict.json", "coordinator.token", "node.token", "node.key"}
+NOT_FILES = {
+    "RESULTS.json",
+    "OTHER.json",
+    "A.json",
+    "B.json",
+    "wall.json",
+    "virtual.json",
+    "seed1.json",
+    "verdict.json",
+    "coordinator.token",
+    "node.token",
+    "node.key",
+}
 PATHY = re.compile(
     r"(?<![\w./-])((?:\.\./)?(?:\.ci|node|coordinator|deploy|tests|proto|docs)/[\w./*{}-]*"
     r"|[\w-]+\.(?:py|md|toml|yml|yaml|json))(?![\w])"

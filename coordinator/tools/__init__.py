@@ -5,9 +5,9 @@
 - prometheus  a local Prometheus server for a local cluster
 - schedule    the phases of a measured run and its seeded drain schedule
 - compare     the same workload and drain schedule under each strategy, side by side
-- compare_results, compare_table, acceptance
-              a phase's figures and the results file, the table compare prints, and the claims a
-              results file must hold, whichever engine wrote it
+- compare_results, compare_table, compare_against, acceptance
+              a phase's figures and the results file, the table compare prints, two results files'
+              tables side by side, and the claims a results file must hold, whichever engine wrote it
 - report, html_report, plots, htmlpage, svg, stats
               oslat, cyclictest and `rtla osnoise` views of a compare results file; its HTML page,
               PNGs and charts; percentiles

@@ -73,8 +73,9 @@ def _get(d: dict, path: str):
     return d if d != {} else None
 
 
-def table_rows(result: dict) -> list[tuple[str, list[str]]]:
-    """(label, one cell per strategy) for every row of the table, in result["strategies"] order."""
+def table_rows(result: dict, kernel_us: bool = False) -> list[tuple[str, list[str]]]:
+    """(label, one cell per strategy) for every row of the table, in result["strategies"] order; with
+    `kernel_us`, each time as its kernel µs alone (coordinator.tools.compare_against)."""
     rows, scale = [], result["time_scale"]
     for label, path, kind in ROWS:
         cells = []
@@ -95,7 +96,10 @@ def table_rows(result: dict) -> list[tuple[str, list[str]]]:
                 elif kind == "causes":
                     cells.append(misses_cell(v))
                 else:
-                    cells.append(_ms(v, scale) if kind in ("t", "gp") else str(v))
+                    if kind not in ("t", "gp"):
+                        cells.append(str(v))
+                    else:
+                        cells.append(f"{v / scale * 1e6:.1f}" if kernel_us else _ms(v, scale))
         rows.append((label, cells))
     return rows
 

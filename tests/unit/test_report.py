@@ -437,3 +437,53 @@ def test_report_refuses_a_bad_drain_window_naming_the_field(result, tmp_path, ca
     err = capsys.readouterr().err
     assert err.startswith("pcpsim: error: ") and "phases.remote.drain_window" in err and message in err
     assert not out.exists()
+
+
+# ------------------------------------------------------------ two runs side by side
+def _virtual(result: dict, seed: int) -> dict:
+    """`result` as a virtual run of the same kernel times would write it: time_scale 1."""
+    out = json.loads(json.dumps(result))
+    out.update(seed=seed, time_scale=1.0, engine="virtual", noise="model")
+    for s in out["strategies"].values():
+        d = s["drain_all"]
+        for key in ("p50_s", "p99_s", "max_s"):
+            d[key] /= SCALE
+        d["durations_s"] = [x / SCALE for x in d["durations_s"]]
+    out["noise_floor"]["wake_latency_p99_s"] /= SCALE
+    return out
+
+
+def test_against_sets_two_runs_side_by_side_in_kernel_us_and_names_what_differs(result, tmp_path, capsys):
+    """A wall run and a virtual one of the same kernel times give equal cells; the strategies come in the
+    order the run asked for them; what the runs were asked differently is listed, and no file is written."""
+    result["config"] = {"strategies": ["workqueue", "remote"]}
+    other = _virtual(result, seed=7)
+    a, b = tmp_path / "wall.json", tmp_path / "virtual.json"
+    a.write_text(json.dumps(result))
+    b.write_text(json.dumps(other))
+    assert cli.main(["report", str(a), "--against", str(b)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"A: {a} (wall engine, kernel ?, seed 1, 0 CPUs)"
+    assert "differs: engine: wall | virtual" in lines and "differs: seed: 1 | 7" in lines
+    header = next(line for line in lines if line.startswith("kernel us"))
+    assert header.split() == ["kernel", "us", "workqueue", "A", "workqueue", "B", "remote", "A", "remote", "B"]
+    floor = next(line for line in lines if line.startswith("noise floor"))
+    assert floor.split()[-2:] == ["1.2", "1.2"]
+    p50 = next(line for line in lines if line.startswith("drain_all_pages p50"))
+    assert p50.split()[-4:] == ["80.0", "80.0", "16.0", "16.0"]  # 20 ms and 4 ms of wall time at 250
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["virtual.json", "wall.json"]
+
+
+def test_against_without_a_strategy_in_common_or_with_output_flags_exits_2(result, tmp_path, capsys):
+    other = json.loads(json.dumps(result))
+    other["strategies"] = {"rcu-swap": other["strategies"]["remote"]}
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(result))
+    b.write_text(json.dumps(other))
+    for argv, message in (
+        (["report", str(a), "--against", str(b)], "no strategy in common"),
+        (["report", str(a), "--against", str(a), "--html", str(tmp_path / "x.html")], "--against prints a table only"),
+    ):
+        assert cli.main(argv) == 2
+        assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]

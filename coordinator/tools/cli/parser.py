@@ -285,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", metavar="DIR", help="where the plots go (default: next to RESULTS.json, named after it)")
     rep.add_argument("--no-plots", action="store_true", help="print the tables only")
     rep.add_argument("--html", metavar="OUT.html", help="also write every view and plot as one self-contained page")
+    rep.add_argument(
+        "--against",
+        metavar="OTHER.json",
+        help="instead, set compare's table of RESULTS.json (A) and OTHER.json (B) side by side in kernel us, "
+        "each strategy both ran, and list what the two runs were asked differently",
+    )
 
     ben = sub.add_parser(
         "bench",

@@ -11,6 +11,7 @@ from typing import Any
 from coordinator.tools import (
     acceptance,
     compare,
+    compare_against,
     compare_results,
     compare_table,
     html_report,
@@ -106,10 +107,19 @@ def cmd_compare(args) -> int:
 
 
 def cmd_report(args) -> int:
+    if args.against and (args.out or args.html or args.no_plots):
+        raise CliError("--against prints a table only: drop --out, --html and --no-plots")
     try:
         result = report.load_results(args.results)
+        other = report.load_results(args.against) if args.against else None
     except report.ReportError as err:
         raise CliError(str(err)) from None
+    if other is not None:
+        try:
+            print(compare_against.format_against(result, other, args.results, args.against))
+        except compare_against.NothingInCommon as err:
+            raise CliError(str(err)) from None
+        return 0
     print(report.format_report(result))
     if not args.no_plots:
         try:

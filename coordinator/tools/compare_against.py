@@ -1,0 +1,89 @@
+"""Two `pcpsim compare` results side by side (`pcpsim report A.json --against B.json`): compare's rows
+(coordinator.tools.compare_table) for the strategies both ran, each strategy's A and B next to each
+other, every time in kernel µs. Two runs made at different time scales, on two engines or two machines,
+are read on one scale only so: a wall run's milliseconds are its host's, its kernel µs the model's. What
+the two runs were asked to do differently (seed, engine, noise model, kernel, layout, costs, schedule)
+is listed above the table, so a difference in the figures can be told from a difference in the question.
+docs/engine.md's side-by-side table of both engines is this command's output."""
+
+from coordinator.tools.compare_table import table_rows
+
+# The results' fields a run's question is made of: (what, how it is read). The engine and noise model
+# are absent from wall results (their defaults below); config.costs' time_scale is the engine's clock,
+# not the question.
+_ASKED = (
+    ("engine", lambda r: r.get("engine", "wall")),
+    ("noise model", lambda r: r.get("noise", "-")),
+    ("seed", lambda r: r.get("seed")),
+    ("kernel", lambda r: r.get("kernel")),
+    ("roles", lambda r: _roles(r.get("config", {}).get("roles"))),
+    ("measure_s", lambda r: r.get("config", {}).get("measure_s")),
+    ("warmup_s", lambda r: r.get("config", {}).get("warmup_s")),
+    ("drain_interval_s", lambda r: r.get("config", {}).get("drain_interval_s")),
+    ("trigger mix", lambda r: r.get("config", {}).get("trigger_mix")),
+    ("workload", lambda r: r.get("config", {}).get("workload")),
+    ("costs", lambda r: {k: v for k, v in (r.get("config", {}).get("costs") or {}).items() if k != "time_scale"}),
+)
+
+
+class NothingInCommon(ValueError):
+    """Two results files with no strategy both ran."""
+
+
+def _roles(roles) -> str | None:
+    if not roles:
+        return None
+    return ", ".join(f"{roles.count(role)} {role}" for role in dict.fromkeys(roles))
+
+
+def differences(a: dict, b: dict) -> list[str]:
+    """What the two runs were asked differently, one line each: "seed: 1 | 7"."""
+    return [f"{what}: {read(a)} | {read(b)}" for what, read in _ASKED if read(a) != read(b)]
+
+
+def format_against(a: dict, b: dict, name_a: str, name_b: str) -> str:
+    """The table: a label column, then per strategy both ran (in A's order) A's cell and B's."""
+    common = [n for n in _order(a) if n in b["strategies"]]
+    if not common:
+        raise NothingInCommon(
+            f"{name_a} ran {', '.join(a['strategies'])} and {name_b} ran {', '.join(b['strategies'])}: "
+            "no strategy in common to set side by side"
+        )
+    rows_a, rows_b = (table_rows(_only(r, common), kernel_us=True) for r in (a, b))
+    header = ["kernel us"] + [f"{n} {side}" for n in common for side in ("A", "B")]
+    floor = [_floor(a), _floor(b)] + [""] * (2 * len(common) - 2)
+    body = [["noise floor: preemptible wake p99", *floor]]
+    for (label, cells_a), (_, cells_b) in zip(rows_a, rows_b, strict=True):
+        body.append([label, *(c for pair in zip(cells_a, cells_b, strict=True) for c in pair)])
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    lines = [f"A: {name_a} ({_summary(a)})", f"B: {name_b} ({_summary(b)})"]
+    lines += [f"differs: {d}" for d in differences(a, b)] or ["asked the same (seed, engine, layout, costs, schedule)"]
+    for side, r, other in (("A", a, b), ("B", b, a)):
+        alone = [n for n in _order(r) if n not in other["strategies"]]
+        if alone:
+            lines.append(f"only in {side}, left out: {', '.join(alone)}")
+    for row in [header, *body]:
+        cells = "".join(f"  {c:>{w}}" for c, w in zip(row[1:], widths[1:], strict=True))
+        lines.append(f"{row[0]:<{widths[0]}}{cells}".rstrip())
+    return "\n".join(lines)
+
+
+def _order(result: dict) -> list[str]:
+    """The strategies in the order the run was asked for them (the file's keys are sorted by name)."""
+    asked = [n for n in result.get("config", {}).get("strategies") or [] if n in result["strategies"]]
+    return asked + [n for n in result["strategies"] if n not in asked]
+
+
+def _only(result: dict, names: list[str]) -> dict:
+    return {**result, "strategies": {n: result["strategies"][n] for n in names}}
+
+
+def _floor(result: dict) -> str:
+    p99 = result.get("noise_floor", {}).get("wake_latency_p99_s")
+    return "-" if p99 is None else f"{p99 / result['time_scale'] * 1e6:.1f}"
+
+
+def _summary(result: dict) -> str:
+    roles = result.get("config", {}).get("roles") or []
+    engine, kernel = result.get("engine", "wall"), result.get("kernel", "?")
+    return f"{engine} engine, kernel {kernel}, seed {result.get('seed')}, {len(roles)} CPUs"
