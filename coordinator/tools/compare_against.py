@@ -6,7 +6,7 @@ the two runs were asked to do differently (seed, engine, noise model, kernel, la
 is listed above the table, so a difference in the figures can be told from a difference in the question.
 docs/engine.md's side-by-side table of both engines is this command's output."""
 
-from coordinator.tools.compare_table import table_rows
+from coordinator.tools.compare_table import ROWS, table_rows
 
 # The results' fields a run's question is made of: (what, how it is read). The engine and noise model
 # are absent from wall results (their defaults below); config.costs' time_scale is the engine's clock,
@@ -22,17 +22,71 @@ _ASKED = (
     ("drain_interval_s", lambda r: r.get("config", {}).get("drain_interval_s")),
     ("trigger mix", lambda r: r.get("config", {}).get("trigger_mix")),
     ("workload", lambda r: r.get("config", {}).get("workload")),
-    ("costs", lambda r: {k: v for k, v in (r.get("config", {}).get("costs") or {}).items() if k != "time_scale"}),
+    ("costs", lambda r: _costs(r.get("config", {}).get("costs"))),
 )
 
 
-class NothingInCommon(ValueError):
-    """Two results files with no strategy both ran."""
+class NotComparable(ValueError):
+    """Two results files that cannot be set side by side: no strategy both ran, or a field the table
+    reads that is not what compare writes (the message names it)."""
+
+
+# What each kind of row of compare_table.ROWS must hold, where present.
+_KINDS: dict[str, type | tuple[type, ...]] = {
+    "t": (int, float),
+    "gp": (int, float),
+    "n": (int, float),
+    "b": bool,
+    "causes": dict,
+}
+
+
+def check(result: dict, name: str) -> None:
+    """Raise NotComparable naming the first field the table would read that compare does not write so
+    (report.load_results checked the rest)."""
+    for field in ("config", "noise_floor"):
+        if not isinstance(result.get(field, {}), dict):
+            raise NotComparable(f"{name}: {field} is not an object")
+    floor = result.get("noise_floor", {}).get("wake_latency_p99_s")
+    if floor is not None and not _number(floor):
+        raise NotComparable(f"{name}: noise_floor.wake_latency_p99_s is not a number")
+    for n, s in result["strategies"].items():
+        for _, path, kind in ROWS:
+            value = _at(s, path) if path else None
+            want = _KINDS.get(kind)
+            if value is None or want is None:
+                continue
+            if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
+                raise NotComparable(f"{name}: strategies.{n}.{path} is {value!r}")
+            if isinstance(value, dict) and not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value.values()
+            ):
+                raise NotComparable(f"{name}: strategies.{n}.{path} must count misses by cause")
+        for path in ("audit.lost", "audit.duplicated"):
+            value = _at(s, path)
+            if value is not None and not _number(value):
+                raise NotComparable(f"{name}: strategies.{n}.{path} is {value!r}")
+
+
+def _at(d, path: str):
+    for key in path.split("."):
+        if not isinstance(d, dict):
+            return None
+        d = d.get(key)
+    return d
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _costs(costs):
+    return {k: v for k, v in costs.items() if k != "time_scale"} if isinstance(costs, dict) else costs
 
 
 def _roles(roles) -> str | None:
-    if not roles:
-        return None
+    if not isinstance(roles, list) or not roles:
+        return None if not roles else str(roles)
     return ", ".join(f"{roles.count(role)} {role}" for role in dict.fromkeys(roles))
 
 
@@ -43,9 +97,11 @@ def differences(a: dict, b: dict) -> list[str]:
 
 def format_against(a: dict, b: dict, name_a: str, name_b: str) -> str:
     """The table: a label column, then per strategy both ran (in A's order) A's cell and B's."""
+    check(a, name_a)
+    check(b, name_b)
     common = [n for n in _order(a) if n in b["strategies"]]
     if not common:
-        raise NothingInCommon(
+        raise NotComparable(
             f"{name_a} ran {', '.join(a['strategies'])} and {name_b} ran {', '.join(b['strategies'])}: "
             "no strategy in common to set side by side"
         )
@@ -70,7 +126,11 @@ def format_against(a: dict, b: dict, name_a: str, name_b: str) -> str:
 
 def _order(result: dict) -> list[str]:
     """The strategies in the order the run was asked for them (the file's keys are sorted by name)."""
-    asked = [n for n in result.get("config", {}).get("strategies") or [] if n in result["strategies"]]
+    listed = result.get("config", {}).get("strategies")
+    asked: list[str] = []
+    for n in listed if isinstance(listed, list) else []:
+        if isinstance(n, str) and n in result["strategies"] and n not in asked:
+            asked.append(n)
     return asked + [n for n in result["strategies"] if n not in asked]
 
 
@@ -84,6 +144,7 @@ def _floor(result: dict) -> str:
 
 
 def _summary(result: dict) -> str:
-    roles = result.get("config", {}).get("roles") or []
+    roles = result.get("config", {}).get("roles")
+    roles = roles if isinstance(roles, list) else []
     engine, kernel = result.get("engine", "wall"), result.get("kernel", "?")
     return f"{engine} engine, kernel {kernel}, seed {result.get('seed')}, {len(roles)} CPUs"

@@ -3,6 +3,7 @@ and PCPSIM_* variables, the `pcpsim` command line, token files, and the results 
 `pcpsim report` reads. Each either accepts its input or refuses it with its own clear
 error (argparse's exit status 2, SecurityError, ReportError); none raises anything else."""
 
+import contextlib
 import json
 import string
 
@@ -11,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coordinator.__main__ import parse_args as coordinator_args
-from coordinator.tools import report
+from coordinator.tools import compare_against, report
 from coordinator.tools.cli import build_parser
 from node.__main__ import parse_args as node_args
 from node.shared import security
@@ -219,6 +220,8 @@ def test_a_hostile_results_file_is_refused_with_a_report_error(tmp_path_factory,
     except report.ReportError:
         return
     report.format_report(result)  # an accepted file must also print
+    with contextlib.suppress(compare_against.NotComparable):  # and beside itself, or refused (`--against`)
+        compare_against.format_against(result, result, "a", "b")
 
 
 def test_garbage_bytes_as_a_results_file_are_refused(tmp_path):

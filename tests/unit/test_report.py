@@ -474,16 +474,20 @@ def test_against_sets_two_runs_side_by_side_in_kernel_us_and_names_what_differs(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["virtual.json", "wall.json"]
 
 
-def test_against_without_a_strategy_in_common_or_with_output_flags_exits_2(result, tmp_path, capsys):
+def test_against_without_a_strategy_in_common_a_malformed_field_or_output_flags_exits_2(result, tmp_path, capsys):
     other = json.loads(json.dumps(result))
     other["strategies"] = {"rcu-swap": other["strategies"]["remote"]}
-    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    odd = json.loads(json.dumps(result))
+    odd["strategies"]["remote"]["pcp"] = {"trylock_failures": "many"}
+    a, b, c = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
     a.write_text(json.dumps(result))
     b.write_text(json.dumps(other))
+    c.write_text(json.dumps(odd))
     for argv, message in (
         (["report", str(a), "--against", str(b)], "no strategy in common"),
+        (["report", str(a), "--against", str(c)], "strategies.remote.pcp.trylock_failures is 'many'"),
         (["report", str(a), "--against", str(a), "--html", str(tmp_path / "x.html")], "--against prints a table only"),
     ):
         assert cli.main(argv) == 2
         assert message in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json", "c.json"]

@@ -117,7 +117,7 @@ def cmd_report(args) -> int:
     if other is not None:
         try:
             print(compare_against.format_against(result, other, args.results, args.against))
-        except compare_against.NothingInCommon as err:
+        except compare_against.NotComparable as err:
             raise CliError(str(err)) from None
         return 0
     print(report.format_report(result))
