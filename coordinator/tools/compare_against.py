@@ -6,7 +6,7 @@ the two runs were asked to do differently (seed, engine, noise model, kernel, la
 is listed above the table, so a difference in the figures can be told from a difference in the question.
 docs/engine.md's side-by-side table of both engines is this command's output."""
 
-from coordinator.tools.compare_table import ROWS, table_rows
+from coordinator.tools.compare_table import ROWS, field, roles_text, table_rows
 
 # The results' fields a run's question is made of: (what, how it is read). The engine and noise model
 # are absent from wall results (their defaults below); config.costs' time_scale is the engine's clock,
@@ -44,15 +44,15 @@ _KINDS: dict[str, type | tuple[type, ...]] = {
 def check(result: dict, name: str) -> None:
     """Raise NotComparable naming the first field the table would read that compare does not write so
     (report.load_results checked the rest)."""
-    for field in ("config", "noise_floor"):
-        if not isinstance(result.get(field, {}), dict):
-            raise NotComparable(f"{name}: {field} is not an object")
+    for key in ("config", "noise_floor"):
+        if not isinstance(result.get(key, {}), dict):
+            raise NotComparable(f"{name}: {key} is not an object")
     floor = result.get("noise_floor", {}).get("wake_latency_p99_s")
     if floor is not None and not _number(floor):
         raise NotComparable(f"{name}: noise_floor.wake_latency_p99_s is not a number")
     for n, s in result["strategies"].items():
         for _, path, kind in ROWS:
-            value = _at(s, path) if path else None
+            value = field(s, path) if path else None
             want = _KINDS.get(kind)
             if value is None or want is None:
                 continue
@@ -63,17 +63,9 @@ def check(result: dict, name: str) -> None:
             ):
                 raise NotComparable(f"{name}: strategies.{n}.{path} must count misses by cause")
         for path in ("audit.lost", "audit.duplicated"):
-            value = _at(s, path)
+            value = field(s, path)
             if value is not None and not _number(value):
                 raise NotComparable(f"{name}: strategies.{n}.{path} is {value!r}")
-
-
-def _at(d, path: str):
-    for key in path.split("."):
-        if not isinstance(d, dict):
-            return None
-        d = d.get(key)
-    return d
 
 
 def _number(v) -> bool:
@@ -84,10 +76,8 @@ def _costs(costs):
     return {k: v for k, v in costs.items() if k != "time_scale"} if isinstance(costs, dict) else costs
 
 
-def _roles(roles) -> str | None:
-    if not isinstance(roles, list) or not roles:
-        return None if not roles else str(roles)
-    return ", ".join(f"{roles.count(role)} {role}" for role in dict.fromkeys(roles))
+def _roles(roles):
+    return roles_text(roles) if isinstance(roles, list) and all(isinstance(r, str) for r in roles) else roles
 
 
 def differences(a: dict, b: dict) -> list[str]:

@@ -67,7 +67,8 @@ def misses_cell(by_cause: dict) -> str:
     return f"{text} +{rest}".lstrip() if rest else text
 
 
-def _get(d: dict, path: str):
+def field(d: dict, path: str):
+    """The value at a dotted path of a results dict, or None where it is absent or empty."""
     for key in path.split("."):
         d = d.get(key, {}) if isinstance(d, dict) else {}
     return d if d != {} else None
@@ -82,15 +83,15 @@ def table_rows(result: dict, kernel_us: bool = False) -> list[tuple[str, list[st
         for n in result["strategies"]:
             s = result["strategies"][n]
             if kind == "ratio":
-                p50, p99 = _get(s, "drain_all.p50_s"), _get(s, "drain_all.p99_s")
+                p50, p99 = field(s, "drain_all.p50_s"), field(s, "drain_all.p99_s")
                 cells.append(f"{p99 / p50:.2f}" if p50 and p99 is not None else "-")
             elif kind == "gp" and n != "rcu-swap":
                 cells.append("-")  # only rcu-swap waits for grace periods
             elif kind == "audit":
-                cells.append(f"{_get(s, 'audit.lost')} / {_get(s, 'audit.duplicated')}")
+                cells.append(f"{field(s, 'audit.lost')} / {field(s, 'audit.duplicated')}")
             else:
                 assert path is not None, "only the ratio and audit rows read no path"
-                v = _get(s, path)
+                v = field(s, path)
                 if v is None:
                     cells.append("-")
                 elif kind == "causes":
@@ -102,6 +103,11 @@ def table_rows(result: dict, kernel_us: bool = False) -> list[tuple[str, list[st
                         cells.append(f"{v / scale * 1e6:.1f}" if kernel_us else _ms(v, scale))
         rows.append((label, cells))
     return rows
+
+
+def roles_text(roles: list[str]) -> str:
+    """A layout by role, in first-seen order: "2 housekeeping, 1 isolated-preemptible, 1 isolated-rt"."""
+    return ", ".join(f"{roles.count(role)} {role}" for role in dict.fromkeys(roles))
 
 
 def format_table(result: dict) -> str:
@@ -118,6 +124,5 @@ def format_table(result: dict) -> str:
         lines.append(f"(wall time, kernel time in parentheses: 1 kernel us = {scale / 1e3:g} ms wall)")
     roles = result.get("config", {}).get("roles")
     if roles:  # the machine the figures come from (`compare --cpus N` lays out large ones)
-        counts = {role: roles.count(role) for role in dict.fromkeys(roles)}
-        lines.append(f"{len(roles)} CPUs: " + ", ".join(f"{n} {role}" for role, n in counts.items()))
+        lines.append(f"{len(roles)} CPUs: {roles_text(roles)}")
     return "\n".join(lines)
