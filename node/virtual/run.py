@@ -49,7 +49,6 @@ from node.tasks import (
     IRQ_HZ,
     PREEMPT_SLICE_S,
     STAT_INTERVAL_US,
-    WORKING_SET,
     Housekeeping,
     IrqSource,
     LatencyTask,
@@ -204,7 +203,6 @@ class VirtualCluster:
                 clock,
                 period=kernel_s(HOUSEKEEPING_PERIOD_S),
                 user_s=kernel_s(HOUSEKEEPING_USER_S),
-                working_set=WORKING_SET,
             )
             irq = IrqSource(alloc, hk, rng.stream("irq"), clock, IRQ_HZ * TIME_SCALE, cost.wall(cost.irq_us))
             return [hk, irq]
