@@ -6,6 +6,9 @@ a 1 GiB zone shared by 4 CPUs: batch 63, high_min 321 (low watermark 1286 / 4), 
 (262144 pages / 8 / 4).
 """
 
+import pathlib
+import re
+
 import pytest
 
 from node.mm import pcp_high
@@ -15,6 +18,7 @@ from node.mm.drain_chunked import drain_pages_zone_chunked, drain_pages_zone_cou
 from node.mm.pcp import PerCpuPages, decay_pcp_high, drain_pages_zone, pageset_update, rmqueue
 from node.mm.pcp_free import free_unref_page
 from node.mm.zone import Zone
+from node.shared.timebase import CostModel
 
 BATCH, HIGH_MIN, HIGH_MAX = 63, 321, 8192
 
@@ -151,6 +155,46 @@ def test_without_vmstat_work_an_isolated_cpu_keeps_its_pages_for_the_next_drain(
     assert (housekeeping.high, housekeeping.count) == (HIGH_MIN, HIGH_MIN)
     assert drain_pages_zone_count_locked(zone, isolated) == 5000
     assert drain_pages_zone_count_locked(zone, housekeeping) == HIGH_MIN
+
+
+class FreeRecorder:
+    """The zone as the drain calls it, noting the pages of each free_pcppages_bulk: one zone->lock hold
+    each, which the zone rules charge CostModel.zone_hold_us of that many (node.mm.zone_rules)."""
+
+    def __init__(self, zone):
+        self.zone = zone
+        self.holds: list[int] = []
+
+    def __getattr__(self, name):
+        return getattr(self.zone, name)
+
+    def free_pcppages_bulk(self, pages):
+        pages = list(pages)
+        self.holds.append(len(pages))
+        self.zone.free_pcppages_bulk(pages)
+
+
+KERNEL_PROFILES_MD = pathlib.Path(__file__).resolve().parents[2] / "docs" / "kernel-profiles.md"
+
+
+@pytest.mark.parametrize("pages", [5000, HIGH_MIN, HIGH_MAX])
+def test_the_documented_cost_of_draining_a_cpu_is_the_cost_model_s(pages):
+    """docs/kernel-profiles.md prices the drain of what an isolated CPU kept (6.12's chunks); those figures
+    went stale once, when the cost model was calibrated, so here they are recomputed from the model."""
+    doc = KERNEL_PROFILES_MD.read_text()
+    costs = CostModel()
+    prices = f"{costs.zone_lock_us} µs of zone->lock for each\n`free_pcppages_bulk` call plus {costs.buddy_page_us} µs"
+    assert prices in doc
+    line = re.search(rf"^- {pages:,} pages.*$", doc, re.MULTILINE)
+    assert line, f"docs/kernel-profiles.md prices no drain of {pages:,} pages"
+    chunks, kernel_us = re.search(r"(\d+) chunks?, ([\d.]+) µs", line.group()).groups()
+    zone = FreeRecorder(zone_1g())
+    pcp = tuned_pcp(zone.zone)
+    pcp.high = HIGH_MAX
+    fill(zone.zone, pcp, pages)
+    assert drain_pages_zone_count_locked(zone, pcp) == pages
+    assert len(zone.holds) == int(chunks)
+    assert f"{sum(costs.zone_hold_us(n) for n in zone.holds):.1f}" == kernel_us
 
 
 class RecordingLock(InterleavedLock):

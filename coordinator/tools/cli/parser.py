@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="wall",
         help="wall: a local cluster of processes per phase, timed by the host (default); virtual: every "
         "phase in this process under virtual time, kernel time exact and one seed the same bytes "
-        "(docs/engine.md; not with cma or offline in --trigger-mix, nor --run-dir)",
+        "(docs/engine.md; it starts no processes, so not with --run-dir)",
     )
     cmp_.add_argument(
         "--noise",
