@@ -20,8 +20,10 @@ from coordinator.contig import ContigRanges, retake
 from coordinator.cpu_hotplug import CpuHotplug
 from coordinator.drain.drainer import Drainer
 from coordinator.drain.record import STRATEGIES
+from coordinator.drain.strategy import FLUSH_TIMEOUT_MS, GP_TIMEOUT_MS, LEASE_MS
 from coordinator.hotplug import Pageset, Reaper
 from coordinator.membership import Membership
+from coordinator.membership_rule import DEAD_TIMEOUT_MS, FAILURE_TIMEOUT_MS
 from coordinator.metrics import AuditMetrics, CoordinatorCollector, DrainMetrics
 from coordinator.recovery import Recovery
 from coordinator.registration import Registration
@@ -126,35 +128,35 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
     p.add_argument(
         "--lease-ms",
         type=int_range(1, MAX_LEASE_MS),
-        default=2000,
+        default=LEASE_MS,
         env="PCPSIM_LEASE_MS",
         help=f"remote pcp lock lease (1..{MAX_LEASE_MS}, the most a node grants)",
     )
     p.add_argument(
         "--rcu-gp-timeout-ms",
         type=int_range(1, MAX_LEASE_MS),
-        default=2000,
+        default=GP_TIMEOUT_MS,
         env="PCPSIM_RCU_GP_TIMEOUT_MS",
         help=f"rcu-swap: a CPU that reports no quiescent state this long fails its drain (1..{MAX_LEASE_MS})",
     )
     p.add_argument(
         "--flush-timeout-ms",
         type=int_range(1, MAX_FLUSH_MS),
-        default=10_000,
+        default=FLUSH_TIMEOUT_MS,
         env="PCPSIM_FLUSH_TIMEOUT_MS",
         help=f"bound on a workqueue flush of one CPU (1..{MAX_FLUSH_MS})",
     )
     p.add_argument(
         "--failure-timeout-ms",
         type=int_range(1, MAX_TIMEOUT_MS),
-        default=1000,
+        default=FAILURE_TIMEOUT_MS,
         env="PCPSIM_FAILURE_TIMEOUT_MS",
         help="a node without heartbeats this long is down (drains skip it); also the node's membership lease",
     )
     p.add_argument(
         "--dead-timeout-ms",
         type=int_range(1, MAX_TIMEOUT_MS),
-        default=3000,
+        default=DEAD_TIMEOUT_MS,
         env="PCPSIM_DEAD_TIMEOUT_MS",
         help="a node without heartbeats this long is dead: its pages go back to the zone "
         "(must exceed --failure-timeout-ms); also the recovery window after a restart",

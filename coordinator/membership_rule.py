@@ -98,13 +98,18 @@ def excused(late: float, interval: float, failure_timeout: float) -> bool:
     return late > max(4 * interval, failure_timeout / 2)
 
 
+# The coordinator's defaults for its --failure-timeout-ms and --dead-timeout-ms.
+FAILURE_TIMEOUT_MS = 1000
+DEAD_TIMEOUT_MS = 3000
+
+
 class MembershipRule:
     def __init__(
         self,
         nr_cpus: int,
         clock: Callable[[], float],
-        failure_timeout: float = 1.0,
-        dead_timeout: float = 3.0,
+        failure_timeout: float = FAILURE_TIMEOUT_MS / 1000,
+        dead_timeout: float = DEAD_TIMEOUT_MS / 1000,
         lease: float | None = None,
         heartbeat_budget: float = 256.0,
     ):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from coordinator.drain import drain_all
 from coordinator.drain.control import Control
 from coordinator.drain.record import STRATEGY_NAMES, DrainRecord
+from coordinator.drain.strategy import FLUSH_TIMEOUT_MS, GP_TIMEOUT_MS, LEASE_MS
 from coordinator.drain.wall import WallDriver, ZoneFrees
 from coordinator.membership import Member, Membership
 from node.api.errors import InvalidArgument
@@ -28,12 +29,12 @@ class Drainer:
         zone_service: ZoneFrees,
         default_strategy: pb.Strategy,
         clock: Callable[[], float],
-        lease_ms: int = 2000,
-        flush_timeout_ms: int = 10_000,
+        lease_ms: int = LEASE_MS,
+        flush_timeout_ms: int = FLUSH_TIMEOUT_MS,
         keep: int = 100_000,
         on_record: Callable[[DrainRecord], object] | None = None,
         faults: Faults | None = None,
-        gp_timeout_ms: int = 2000,
+        gp_timeout_ms: int = GP_TIMEOUT_MS,
     ) -> None:
         if default_strategy not in STRATEGY_NAMES:
             raise InvalidArgument(f"unknown strategy {default_strategy}")

@@ -14,6 +14,12 @@ from coordinator.membership_rule import Member, MembershipRule
 from node.mm.constants import Page
 from node.mm.zone_rules import DRAIN
 
+# The coordinator's defaults for its --lease-ms, --flush-timeout-ms and --rcu-gp-timeout-ms: the wall
+# process's flags and the virtual coordinator's settings start from these.
+LEASE_MS = 2000
+FLUSH_TIMEOUT_MS = 10_000
+GP_TIMEOUT_MS = 2000
+
 
 class DrainerView(Protocol):
     """The drainer (coordinator.drain.drainer.Drainer) as a strategy sees it."""

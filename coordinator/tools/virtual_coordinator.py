@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from coordinator import contig_rule
 from coordinator.drain.control import Control
 from coordinator.drain.record import DrainRecord
+from coordinator.drain.strategy import FLUSH_TIMEOUT_MS, GP_TIMEOUT_MS, LEASE_MS
 from coordinator.drain.virtual import VirtualDriver, VirtualMutex
 from coordinator.hotplug import Pageset
-from coordinator.membership_rule import Member, MembershipRule
+from coordinator.membership_rule import DEAD_TIMEOUT_MS, FAILURE_TIMEOUT_MS, Member, MembershipRule
 from coordinator.recovery import Recovery
 from coordinator.store import Memory, Store
 from coordinator.tools.virtual_peer import CoordinatorZone, NodePeer
@@ -32,9 +33,6 @@ from node.api.v1 import pcpsim_pb2 as pb
 from node.mm.zone_rules import Refused
 from node.shared.timebase import TIME_SCALE
 from node.virtual.run import VirtualCluster
-
-# The coordinator's defaults (coordinator.__main__: --lease-ms, --flush-timeout-ms, --rcu-gp-timeout-ms).
-LEASE_MS, FLUSH_TIMEOUT_MS, GP_TIMEOUT_MS = 2000, 10_000, 2000
 
 
 @dataclass
@@ -56,8 +54,8 @@ class Members:
     --unsafe-skip-fencing), in the rules' seconds: `scale` of them per virtual second."""
 
     lease_ms: int = LEASE_MS
-    failure_timeout_ms: int = 500
-    dead_timeout_ms: int = 1500
+    failure_timeout_ms: int = FAILURE_TIMEOUT_MS
+    dead_timeout_ms: int = DEAD_TIMEOUT_MS
     flush_timeout_ms: int = FLUSH_TIMEOUT_MS
     fencing: bool = True
     epochs: bool = True  # False: requests carry no epoch (the coordinator's --unsafe-no-epoch, tests only)

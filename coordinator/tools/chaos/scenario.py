@@ -235,14 +235,14 @@ def parse(doc: dict, path: str = "<scenario>") -> Scenario:
 def _cluster(doc: dict) -> ClusterSpec:
     w = "cluster."
     _known(doc, w, set(ClusterSpec.__dataclass_fields__))
-    cpus = _int(doc, "cpus", 2, 64, default=4, where=w)
+    cpus = _int(doc, "cpus", 2, 64, default=ClusterSpec.cpus, where=w)
     isolated, rt = _cpus(doc, "isolated", cpus), _cpus(doc, "rt", cpus)
     if not set(rt) <= set(isolated):
         raise ScenarioError(f"cluster.rt: CPUs {sorted(set(rt) - set(isolated))} are not in cluster.isolated")
     if len(isolated) >= cpus:
         raise ScenarioError("cluster.isolated: at least one CPU must stay housekeeping")
-    failure = _int(doc, "failure_timeout_ms", 50, 600_000, default=500, where=w)
-    dead = _int(doc, "dead_timeout_ms", 51, 600_000, default=1500, where=w)
+    failure = _int(doc, "failure_timeout_ms", 50, 600_000, default=ClusterSpec.failure_timeout_ms, where=w)
+    dead = _int(doc, "dead_timeout_ms", 51, 600_000, default=ClusterSpec.dead_timeout_ms, where=w)
     if dead <= failure:
         raise ScenarioError(f"cluster.dead_timeout_ms ({dead}) must exceed cluster.failure_timeout_ms ({failure})")
     unsafe = {}
@@ -254,12 +254,12 @@ def _cluster(doc: dict) -> ClusterSpec:
         cpus=cpus,
         isolated=tuple(isolated),
         rt=tuple(rt),
-        zone_mb=_int(doc, "zone_mb", 16, 65536, default=256, where=w),
-        zone_used=_num(doc, "zone_used", 0.0, 0.95, default=0.0, where=w),
-        lease_ms=_int(doc, "lease_ms", 10, 60_000, default=500, where=w),
+        zone_mb=_int(doc, "zone_mb", 16, 65536, default=ClusterSpec.zone_mb, where=w),
+        zone_used=_num(doc, "zone_used", 0.0, 0.95, default=ClusterSpec.zone_used, where=w),
+        lease_ms=_int(doc, "lease_ms", 10, 60_000, default=ClusterSpec.lease_ms, where=w),
         failure_timeout_ms=failure,
         dead_timeout_ms=dead,
-        flush_timeout_ms=_int(doc, "flush_timeout_ms", 10, 600_000, default=2000, where=w),
+        flush_timeout_ms=_int(doc, "flush_timeout_ms", 10, 600_000, default=ClusterSpec.flush_timeout_ms, where=w),
         **unsafe,
     )
 
@@ -271,14 +271,14 @@ def _workload(doc: dict, cluster: ClusterSpec, last_s: float) -> WorkloadSpec:
     if not isinstance(force, bool):
         raise ScenarioError(f"workload.force_all_cpus: true or false, got {force!r}")
     nr_zone_pages = zone_pages(cluster.zone_mb)
-    cma = _int(doc, "cma_pages", 0, nr_zone_pages // 2, default=0, where=w)
+    cma = _int(doc, "cma_pages", 0, nr_zone_pages // 2, default=WorkloadSpec.cma_pages, where=w)
     if cma % PAGEBLOCK_PAGES:
         raise ScenarioError(f"workload.cma_pages: a multiple of the pageblock ({PAGEBLOCK_PAGES} pages), got {cma}")
     return WorkloadSpec(
-        drain_interval_ms=_int(doc, "drain_interval_ms", 10, 60_000, default=150, where=w),
+        drain_interval_ms=_int(doc, "drain_interval_ms", 10, 60_000, default=WorkloadSpec.drain_interval_ms, where=w),
         force_all_cpus=force,
         cma_pages=cma,
-        cma_at_s=_num(doc, "cma_at_s", 0.0, last_s, default=1.0, where=w),
+        cma_at_s=_num(doc, "cma_at_s", 0.0, last_s, default=WorkloadSpec.cma_at_s, where=w),
     )
 
 
@@ -329,12 +329,12 @@ def _fault(doc, i: int, cluster: ClusterSpec, last_s: float) -> Fault:
     if needs_cpu:
         kw["cpu"] = _int(doc, "cpu", 0, cluster.cpus - 1, required=True, where=w)
     if kind == "rpc":
-        kw["side"] = _choice(doc, "side", SIDES, "node", w)
-        kw["direction"] = _choice(doc, "direction", DIRECTIONS, "in", w)
-        kw["method"] = _str(doc, "method", default="*", where=w)
-        kw["delay_ms"] = _int(doc, "delay_ms", 0, 60_000, default=0, where=w)
+        kw["side"] = _choice(doc, "side", SIDES, Fault.side, w)
+        kw["direction"] = _choice(doc, "direction", DIRECTIONS, Fault.direction, w)
+        kw["method"] = _str(doc, "method", default=Fault.method, where=w)
+        kw["delay_ms"] = _int(doc, "delay_ms", 0, 60_000, default=Fault.delay_ms, where=w)
         for p in ("drop", "drop_reply", "fail"):
-            kw[p] = _num(doc, p, 0.0, 1.0, default=0.0, where=w)
+            kw[p] = _num(doc, p, 0.0, 1.0, default=getattr(Fault, p), where=w)
         if kw["drop_reply"] and kw["direction"] != "in":
             raise ScenarioError(f'{w}drop_reply: only for direction "in" (a reply lost on its way back)')
         if not (kw["delay_ms"] or kw["drop"] or kw["drop_reply"] or kw["fail"]):
