@@ -21,6 +21,7 @@ import time
 
 from node import rtapp, wake_probe
 from node.agent import REGISTER_TIMEOUT_S, Agent, register_until_answered
+from node.agent_rule import HEARTBEAT_S
 from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
@@ -130,7 +131,7 @@ def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse
     p.add_argument(
         "--heartbeat-ms",
         type=positive(float),
-        default=50.0,
+        default=HEARTBEAT_S * 1000,
         env="PCPSIM_HEARTBEAT_MS",
         help="heartbeat interval (the shortest: the coordinator paces a large cluster slower)",
     )

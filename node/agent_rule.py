@@ -14,6 +14,7 @@ from node.api.v1 import pcpsim_pb2 as pb
 REGISTER_BACKOFF_S = (0.1, 2.0)  # first and longest wait between Register attempts
 REGISTER_TIMEOUT_S = 2.0  # one Register attempt's deadline
 HEARTBEAT_TIMEOUT_S = 1.0  # one heartbeat's deadline
+HEARTBEAT_S = 0.05  # the node's own heartbeat interval (its --heartbeat-ms default)
 # Codes that leave a registration's outcome unknown (it may have been applied): ask again.
 # Any other code is the coordinator's answer: it refused and changed nothing.
 IN_DOUBT = frozenset({"DEADLINE_EXCEEDED", "UNAVAILABLE", "CANCELLED", "UNKNOWN", "INTERNAL"})
@@ -22,6 +23,12 @@ IN_DOUBT = frozenset({"DEADLINE_EXCEEDED", "UNAVAILABLE", "CANCELLED", "UNKNOWN"
 def ask_again(code: str, stopping: bool, give_up: bool) -> bool:
     """Whether a Register attempt that failed with `code` is sent again, unchanged."""
     return code in IN_DOUBT and not stopping and not give_up
+
+
+def beat_interval(own: float, paced: float) -> float:
+    """Seconds between a node's heartbeats: its own interval or the coordinator's pace for the
+    cluster's size (coordinator.membership_rule.heartbeat_interval), the longer."""
+    return max(own, paced)
 
 
 def backoff(wait: float, longest: float) -> float:
@@ -70,7 +77,7 @@ class AgentRule:
 
     def next_beat(self, interval: float) -> float:
         """Seconds to the next heartbeat: the node's own interval or the coordinator's, the longer."""
-        return max(interval, self.paced)
+        return beat_interval(interval, self.paced)
 
     def take_lease(self, answer: Answer, sent_at: float) -> float:
         """A registration answered (sent at `sent_at`): the lease runs from then. Returns lease_until."""

@@ -53,6 +53,7 @@ from coordinator.store import Memory
 from coordinator.tools.virtual_coordinator import Members, VirtualCoordinator
 from coordinator.tools.virtual_host import NodeHost
 from coordinator.tools.virtual_peer import INCARNATION, CoordinatorZone, NodePeer
+from node.agent_rule import HEARTBEAT_S, beat_interval
 from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.identity import Ids
@@ -157,7 +158,8 @@ class WholeCluster:
             for n, role in enumerate(roles):
                 member = Member(n, f"virtual:{n}", ROLES[role], None, None, 0.0, incarnation=INCARNATION)
                 self.coordinator.membership.members[n] = member
-            self.heartbeat_s = kernel_s(self.coordinator.membership.heartbeat_interval())
+            # The wall node's beat: its own interval or the coordinator's pace, the longer.
+            self.heartbeat_s = kernel_s(beat_interval(HEARTBEAT_S, self.coordinator.membership.heartbeat_interval()))
             pageset = self.coordinator.pageset
             self._pageset_sent = (pageset.high, pageset.batch)  # the CPUs' own, as VirtualCluster sizes them
             self.queue.at(0.0, self._beat)
@@ -222,7 +224,7 @@ class WholeCluster:
             self,
             request,
             self._ids[n],
-            self.coordinator.membership.heartbeat_interval(),
+            HEARTBEAT_S,  # the node's own interval, as a wall node's --heartbeat-ms
             self.trace,
             self.scale,
             register_once=self.settings is not None and self.settings.register_once,

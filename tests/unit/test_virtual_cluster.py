@@ -4,6 +4,7 @@ and audit joined to the CPUs' node halves over the simulated network. A compare 
 
 import itertools
 import json
+import statistics
 
 import pytest
 
@@ -11,6 +12,7 @@ from coordinator.hotplug import Pageset
 from coordinator.tools.chaos import scenario, virtual_runner
 from coordinator.tools.cluster import DEFAULT_ROLES, ClusterConfig
 from coordinator.tools.virtual_cluster import WholeCluster, machine_roles
+from coordinator.tools.virtual_coordinator import Members
 from coordinator.tools.virtual_peer import INCARNATION
 from coordinator.tools.virtual_phase import default_config, run_phase
 from node.api.v1 import pcpsim_pb2 as pb
@@ -20,7 +22,7 @@ from node.mm.pcp_high import PCP_BATCH_SCALE_MAX
 from node.mm.watermark import pageset_batch
 from node.mm.zone import ZONE_START_PFN, Zone, zone_pages
 from node.virtual.drain import VirtualRemotePcpLock
-from node.virtual.run import Options
+from node.virtual.run import Options, kernel_s
 from tests import hashseed
 from tests.leaks import forbid_wall_clock_and_shared_random
 
@@ -214,3 +216,32 @@ def test_a_chaos_scenarios_zone_size_and_use_are_the_virtual_runs_too():
     assert first[0]["ev"] == "start" and first[1]["ev"] == "take" and first[1]["owner"] == -1
     assert sum(1 << order for _, order in first[1]["pages"]) == int(zone_pages(64) * 0.15)
     assert run.verdict.valid, json.dumps(run.verdict.to_json(), indent=1)
+
+
+def test_a_virtual_node_beats_as_a_wall_node_does_every_50_ms_or_at_the_coordinators_slower_pace():
+    """A wall node beats at its --heartbeat-ms (50 ms) or at the pace the coordinator sets for the
+    cluster's size (n / 256 s, at most a quarter of the failure timeout), the longer (node.agent_rule).
+    Until 2026-12-04 a virtual node beat at the coordinator's pace alone: 4 CPUs every 15.6 ms."""
+    static = WholeCluster(DEFAULT_ROLES, seed=1)
+    large = WholeCluster(machine_roles(64), seed=1)
+    try:
+        assert static.heartbeat_s == kernel_s(0.05)  # 4 / 256 s is shorter
+        assert large.heartbeat_s == kernel_s(0.25)  # 64 / 256 s is longer
+    finally:
+        static.close()
+        large.close()
+    c = WholeCluster(DEFAULT_ROLES, seed=1, members=Members())
+    try:
+        c.nodes.run(kernel_s(1.0))  # a second of the rules' time: registration, then about 20 beats a CPU
+        sent: dict[str, list[float]] = {}
+        for line in c.trace:
+            when, cpu, what = line.split(" ", 2)
+            if what == "Heartbeat sent":
+                sent.setdefault(cpu, []).append(float(when) * c.scale)
+        assert sorted(sent) == ["cpu0", "cpu1", "cpu2", "cpu3"]
+        for times in sent.values():
+            gaps = [b - a for a, b in itertools.pairwise(times)]
+            assert len(gaps) >= 10
+            assert min(gaps) >= 0.05 and statistics.median(gaps) < 0.06, gaps
+    finally:
+        c.close()
