@@ -25,7 +25,7 @@ from coordinator.hotplug import Pageset, Reaper
 from coordinator.membership import Membership
 from coordinator.membership_rule import DEAD_TIMEOUT_MS, FAILURE_TIMEOUT_MS
 from coordinator.metrics import AuditMetrics, CoordinatorCollector, DrainMetrics
-from coordinator.recovery import Recovery
+from coordinator.recovery import Recovery, recovery_window
 from coordinator.registration import Registration
 from coordinator.server import CoordinatorServicer
 from coordinator.store import Store, StoreError
@@ -268,7 +268,7 @@ async def main(args) -> None:
         sec=dataclasses.replace(sec, metadata=epoch_metadata(sent_epoch)),
         heartbeat_budget=args.heartbeat_budget,
     )
-    recovery = Recovery(membership, 2 * args.dead_timeout_ms / 1000.0, time.monotonic)
+    recovery = Recovery(membership, recovery_window(membership.dead_timeout), time.monotonic)
     registry = exposition.process_registry()  # this process's own: never prometheus_client's global one
     drain_metrics = DrainMetrics(registry, args.nodes)
     faults = Faults()
@@ -321,7 +321,7 @@ async def main(args) -> None:
     if metrics:
         log.info("METRICS %s", metrics.address)
     log.info("zone %d MiB: batch %d high %d watermarks %s", args.zone_mb, pageset.batch, pageset.high, zone.watermark)
-    reaping = asyncio.create_task(reaper.run(args.failure_timeout_ms / 4000.0))
+    reaping = asyncio.create_task(reaper.run(membership.reaper_interval()))
     stop = lifecycle.stop_event(args.parent_pid)
     await stop.wait()
     reaping.cancel()

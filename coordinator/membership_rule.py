@@ -191,6 +191,10 @@ class MembershipRule:
         """A retried registration that changes nothing is a sign of life, as a heartbeat is."""
         member.last_heartbeat = self.clock()
 
+    def reaper_interval(self) -> float:
+        """Seconds between the reaper's rounds: four in a failure timeout."""
+        return self.failure_timeout / 4
+
     def heartbeat_interval(self) -> float:
         """Seconds between a node's heartbeats: the members share the budget, and three beats
         fit in the failure timeout whatever the budget."""

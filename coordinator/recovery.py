@@ -16,6 +16,11 @@ slow to notice the restart (a reconnect, a CPU to park) still resume.
 from node.api.errors import Unavailable
 
 
+def recovery_window(dead_timeout: float) -> float:
+    """How long a restarted coordinator waits for its CPUs at most: twice the dead timeout (above)."""
+    return 2 * dead_timeout
+
+
 class Recovery:
     def __init__(self, membership, window: float, clock):
         self.membership = membership

@@ -24,7 +24,7 @@ from coordinator.drain.strategy import FLUSH_TIMEOUT_MS, GP_TIMEOUT_MS, LEASE_MS
 from coordinator.drain.virtual import VirtualDriver, VirtualMutex
 from coordinator.hotplug import Pageset
 from coordinator.membership_rule import DEAD_TIMEOUT_MS, FAILURE_TIMEOUT_MS, Member, MembershipRule
-from coordinator.recovery import Recovery
+from coordinator.recovery import Recovery, recovery_window
 from coordinator.store import Memory, Store
 from coordinator.tools.virtual_peer import CoordinatorZone, NodePeer
 from coordinator.virtual_members import VirtualMembers
@@ -120,9 +120,9 @@ class VirtualCoordinator:
         self.driver.epoch = nodes.zone.epoch = self.epoch if m is not None and m.epochs else 0
         self.mutex = VirtualMutex()  # pcpu_drain_mutex
         buddy = nodes.zone.zone
-        # Every coordinator starts recovering (coordinator.__main__): twice the dead timeout, or until
+        # Every coordinator starts recovering (coordinator.__main__): for its recovery window, or until
         # every CPU has registered; static membership has every CPU from the start.
-        window = 0.0 if m is None else 2 * m.dead_timeout_ms / 1e3
+        window = 0.0 if m is None else recovery_window(self.membership.dead_timeout)
         recovery = self.recovery = Recovery(self.membership, window, rule_clock)
         self.pageset = Pageset(buddy, buddy.zone_batchsize(), n)
         self.members = VirtualMembers(
@@ -147,7 +147,7 @@ class VirtualCoordinator:
         )
         if m is not None:
             nodes.zone.live = _zone_fence(self.membership)  # the zone this coordinator serves from now
-            self.members.start_reaper(m.failure_timeout_ms / 4000.0)  # coordinator.__main__'s interval
+            self.members.start_reaper(self.membership.reaper_interval())
 
     def _declare_dead(self, member: Member) -> int:
         if self.settings is None:
