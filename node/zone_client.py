@@ -38,6 +38,7 @@ from node.shared.faults import InjectedRpcError
 from node.shared.reply_stream import ReplyStream, StreamBroken
 from node.shared.transfer_log import blocks
 from node.wall_ids import WALL_IDS
+from node.zone_retry_rule import STREAM_TIMEOUT_S, UNAVAILABLE_RETRIES, unavailable_pause, unknown_outcome_pause
 
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 
@@ -62,8 +63,8 @@ class ZoneClient:
         channel: grpc.Channel,
         cpu: int,
         incarnation: str,
-        timeout: float = 2.0,
-        unavailable_retries: int = 5,
+        timeout: float = STREAM_TIMEOUT_S,
+        unavailable_retries: int = UNAVAILABLE_RETRIES,
         faults=None,
         fenced=None,
         transfer_log=None,
@@ -75,7 +76,7 @@ class ZoneClient:
         self.incarnation = incarnation  # fencing: the zone refuses requests of a replaced incarnation
         self.faults = faults  # node.shared.faults.Faults: OUT faults on each message
         # A request refused unapplied (UNAVAILABLE) is tried again a few times, unless the
-        # membership lease has run out (the coordinator is recovering or cannot hear us).
+        # membership lease has run out (the coordinator is recovering or cannot hear us): node.zone_retry_rule.
         self.fenced = fenced or (lambda: False)
         self.unavailable_retries = unavailable_retries
         self.epoch = epoch or CoordinatorEpoch()  # node.epoch: a reply of a replaced coordinator is refused
@@ -120,12 +121,14 @@ class ZoneClient:
                 if err.code() not in _RETRYABLE:
                     raise  # the stream itself was refused: the request never reached the zone
                 self.unknown_outcomes += 1
-                time.sleep(min(0.5, 0.01 * attempt))
+                time.sleep(unknown_outcome_pause(attempt))
                 continue
-            if reply.code == "UNAVAILABLE" and unavailable < self.unavailable_retries and not self.fenced():
-                unavailable += 1
-                time.sleep(0.05 * unavailable)  # refused unapplied (recovering, injected): try again soon
-                continue
+            if reply.code == "UNAVAILABLE":
+                pause = unavailable_pause(unavailable, self.unavailable_retries, self.fenced())
+                if pause is not None:
+                    unavailable += 1
+                    time.sleep(pause)  # refused unapplied (recovering, injected): try again soon
+                    continue
             if reply.code:
                 raise ZoneRefused(reply.code, reply.error, other_zone=self.epoch.unregistered(reply.coordinator_epoch))
             return self.epoch.admit_zone(reply)

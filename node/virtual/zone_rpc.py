@@ -1,10 +1,8 @@
 """A virtual CPU's zone round trip under the network's fault rules (a chaos run's node.virtual.zone).
 
 The wall client (node.zone_client.ZoneClient._call) sends each zone request on its ZoneStream and waits
-for the answer within the stream's timeout; a broken stream, an injected failure or no answer in time
-leaves the outcome unknown, so it sends the same request again (its transfer id makes a retry of an
-applied request get the first answer: node.mm.zone_rules) without limit, waiting min(0.5, 0.01 x
-attempt) seconds between attempts. Here each attempt is a SimNetwork.request from the CPU to the
+for the answer within the stream's timeout; when it sends again, and how long it waits first, is
+node.zone_retry_rule's, which this driver follows too. Here each attempt is a SimNetwork.request from the CPU to the
 coordinator's endpoint, named "ZoneStream.<op>" as the wall rules name it, so a partition, a stopped or
 killed endpoint, and the rpc faults (delay, drop, dropped reply, failure) reach the zone's messages at
 exact virtual instants. The CPU's fiber waits for the outcome: when the request arrives it is resumed to
@@ -12,8 +10,8 @@ do the zone's side (node.virtual.zone.LocalZone.apply: zone->lock, the rules, th
 for the answer or the bound. The wall figures (its timeout, its pauses) are divided by TIME_SCALE.
 
 A zone that answers UNAVAILABLE unapplied (`refusal`: a restarted coordinator rebuilding its zone) is
-asked again up to UNAVAILABLE_RETRIES times, 0.05 s x n apart, unless the CPU's lease has run out
-(`fenced`), then the call fails with ZoneRefused UNAVAILABLE, as the wall client's does.
+asked again as the rule says, unless the CPU's lease has run out (`fenced`); then the call fails with
+ZoneRefused UNAVAILABLE, as the wall client's does.
 
 A killed process's call ends with it: its fiber is closed where it waits (node.virtual.run.VirtualCluster.kill),
 so no attempt of it is made again, and a request of it still on its way is never applied (the zone's side
@@ -26,9 +24,7 @@ from typing import Any
 from node.shared.timebase import TIME_SCALE
 from node.sim.net import SimNetwork
 from node.zone_client import ZoneRefused
-
-STREAM_TIMEOUT_S = 2.0  # node.zone_client.ZoneClient's default, wall seconds
-UNAVAILABLE_RETRIES = 5  # node.zone_client.ZoneClient's default
+from node.zone_retry_rule import STREAM_TIMEOUT_S, UNAVAILABLE_RETRIES, unavailable_pause, unknown_outcome_pause
 
 
 class _Unavailable:
@@ -67,14 +63,15 @@ class ZoneRpc:
             got = self._attempt(cpu, method, send())
             if not got:
                 self.retries += 1
-                cpu.wait_until(cpu.clock() + min(0.5, 0.01 * attempt) / self.time_scale)
+                cpu.wait_until(cpu.clock() + unknown_outcome_pause(attempt) / self.time_scale)
                 continue
             if not isinstance(got[0], _Unavailable):
                 return got[0]
-            if unavailable >= UNAVAILABLE_RETRIES or self.fenced(cpu.cpu):
+            pause = unavailable_pause(unavailable, UNAVAILABLE_RETRIES, self.fenced(cpu.cpu))
+            if pause is None:
                 raise ZoneRefused("UNAVAILABLE", got[0].reason)
             unavailable += 1
-            cpu.wait_until(cpu.clock() + 0.05 * unavailable / self.time_scale)
+            cpu.wait_until(cpu.clock() + pause / self.time_scale)
 
     def _attempt(self, cpu: Any, method: str, apply: Callable[[], Any]) -> list[Any]:
         """One request: [outcome], or [] when its outcome is unknown (failed, lost, or past the bound)."""

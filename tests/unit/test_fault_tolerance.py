@@ -24,6 +24,7 @@ from node.remote_lock import RemotePcpLock
 from node.shared.reply_stream import StreamBroken
 from node.shared.timebase import CostModel
 from node.zone_client import ZoneClient, ZoneRefused
+from node.zone_retry_rule import UNAVAILABLE_RETRIES
 from tests.clock import FakeClock
 
 
@@ -319,6 +320,23 @@ def test_a_zone_request_of_unknown_outcome_is_sent_again_with_its_key_until_answ
     sent = client._stream.sent
     assert len(sent) == 8 and len({m.rmqueue.transfer_id for m in sent}) == 1
     assert client.unknown_outcomes == 7
+
+
+@pytest.mark.parametrize("fenced", [False, True])
+def test_a_refusal_unavailable_is_asked_again_a_few_times_unless_the_lease_ran_out(monkeypatch, fenced):
+    """node.zone_retry_rule, as the wall client follows it: a refusal UNAVAILABLE (not applied) is asked
+    again UNAVAILABLE_RETRIES times, 0.05 s x n after the n-th, and then refused; a CPU whose lease ran out
+    gives up at the first."""
+    pauses: list[float] = []
+    monkeypatch.setattr("node.zone_client.time.sleep", pauses.append)
+    refusal = pb.ZoneReply(code="UNAVAILABLE", error="the coordinator is rebuilding its zone")
+    client = zone_client([refusal] * (UNAVAILABLE_RETRIES + 1))
+    client.fenced = lambda: fenced
+    with pytest.raises(ZoneRefused, match="rebuilding"):
+        client.rmqueue_bulk(0, 2, MIGRATE_MOVABLE)
+    expected = [] if fenced else [pytest.approx(0.05 * n) for n in range(1, UNAVAILABLE_RETRIES + 1)]
+    assert pauses == expected
+    assert len(client._stream.sent) == len(expected) + 1
 
 
 def test_a_definite_refusal_is_not_retried_and_keeps_the_pages_on_the_pcp():

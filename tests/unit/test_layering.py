@@ -51,6 +51,7 @@ RULE_MODULES = (
     "coordinator.registration_rule",
     "coordinator.reaper_rule",
     "node.agent_rule",
+    "node.zone_retry_rule",
     "node.epoch_rule",
     "node.identity",
     "coordinator.contig_rule",
