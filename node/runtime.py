@@ -30,7 +30,16 @@ from node.mm import profile as profiles
 from node.rcu_drain import RcuDrain
 from node.remote_lock import RemotePcpLock
 from node.shared.timebase import CostModel, lease_clock
-from node.tasks import IRQ_HZ, STAT_INTERVAL_US, WORKING_SET, Housekeeping, IrqSource, LatencyTask, VmstatRefresh
+from node.tasks import (
+    IRQ_HZ,
+    NOISE_THRESHOLD_US,
+    STAT_INTERVAL_US,
+    WORKING_SET,
+    Housekeeping,
+    IrqSource,
+    LatencyTask,
+    VmstatRefresh,
+)
 from node.wall_ids import WALL_IDS
 
 ROLES = {
@@ -256,7 +265,7 @@ class NodeRuntime:
                 self.alloc,
                 clock,
                 rt=rt,
-                noise_threshold_s=cost.wall(5.0),
+                noise_threshold_s=cost.wall(NOISE_THRESHOLD_US),
                 segments=config.segments,
                 loops=config.loops,
             )

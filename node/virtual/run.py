@@ -47,6 +47,7 @@ from node.tasks import (
     HOUSEKEEPING_PERIOD_S,
     HOUSEKEEPING_USER_S,
     IRQ_HZ,
+    NOISE_THRESHOLD_US,
     PREEMPT_SLICE_S,
     STAT_INTERVAL_US,
     Housekeeping,
@@ -220,7 +221,7 @@ class VirtualCluster:
                     clock,
                     rt=task.rt,
                     slice_s=kernel_s(PREEMPT_SLICE_S),
-                    noise_threshold_s=cost.wall(5.0),
+                    noise_threshold_s=cost.wall(NOISE_THRESHOLD_US),
                     segments=tuple((kind, kernel_s(s)) for kind, s in task.segments),
                     loops=task.loops,
                 )

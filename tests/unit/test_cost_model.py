@@ -3,6 +3,7 @@ file sets any field or is refused whole naming the key, and every command that b
 model reads the file (the coordinator, the node, and the processes `cluster up` and `compare`
 start)."""
 
+import inspect
 import math
 import os
 
@@ -17,6 +18,7 @@ from node.__main__ import parse_args as node_args
 from node.mm.constants import MIGRATE_MOVABLE
 from node.mm.zone import Zone
 from node.shared.timebase import TIME_SCALE, CostModel, CostModelError, load_cost_model
+from node.tasks import NOISE_THRESHOLD_US, LatencyTask
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "node", "costs", "sapphire-rapids.toml")
 
@@ -150,3 +152,10 @@ def test_a_local_cluster_passes_the_file_to_the_coordinator_and_every_node(tmp_p
     for argv in started.values():
         i = argv.index("--cost-model")
         assert argv[i + 1] == os.path.abspath(EXAMPLE)
+
+
+def test_a_latency_tasks_default_noise_threshold_is_the_drivers_at_the_default_time_scale():
+    """node.tasks imports no timebase (a rule module: no clock), so its default is written in wall seconds
+    at TIME_SCALE 250; the drivers pass CostModel.wall(NOISE_THRESHOLD_US), which this must equal."""
+    default = inspect.signature(LatencyTask).parameters["noise_threshold_s"].default
+    assert default == pytest.approx(CostModel().wall(NOISE_THRESHOLD_US))
