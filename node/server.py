@@ -1,5 +1,5 @@
 """The node's gRPC servicer (the interconnect): each method converts its request, calls the
-runtime (node.runtime) or the work-item table (node.workqueue) and converts the result.
+runtime (node.runtime) or the work-item table (node.workqueue, node.work_table) and converts the result.
 
 Nothing here runs on the CPU thread. Work for the CPU is queued (QueueWork) and the
 remote pcp lock is taken from this thread (PcpLockDrain / PcpUnlock), as in the kernel
@@ -118,8 +118,7 @@ class NodeServicer(pb_grpc.NodeServicer):
     async def QueueWork(self, request, context):
         self._check_epoch(context)
         self._check_cpu(request.cpu)
-        if request.kind != pb.WORK_DRAIN_LOCAL_PAGES:
-            raise InvalidArgument(f"unknown work kind {request.kind}")
+        validate.work_kind(request.kind)
         return pb.QueueWorkReply(work_id=self.work.queue_drain().id)
 
     async def FlushWork(self, request, context):

@@ -30,6 +30,7 @@ from node.sim.clock import EventQueue
 from node.virtual.drain import VirtualRcuDrain, VirtualRemotePcpLock
 from node.virtual.run import VirtualCluster
 from node.virtual.strand import Strand
+from node.work_table import WorkTable
 
 INCARNATION = "0"  # node.virtual.zone.LocalZone's until incarnations come from the RNG tree
 
@@ -66,7 +67,7 @@ class NodePeer:
         self.cpu = cpu
         self.scale = scale
         self.process = process or _Fixed()
-        self.work: dict[int, WorkItem] = {}  # queued, not yet flushed (node.workqueue.WorkItems)
+        self.work: WorkTable[WorkItem] = WorkTable(lambda item: item.done, lambda: cpu)  # queued, not yet flushed
         self.strands: dict[int, Strand] = {}  # requests being served, by number
         self._served = 0
 
@@ -142,12 +143,18 @@ class NodePeer:
         refused = self.process.fence(epoch) if method != "Snapshot" else None  # node.server checks all but Snapshot
         if refused is not None:
             return Answer(Refusal("FAILED_PRECONDITION", refused))
-        if method == "QueueWork":
-            item = cluster.queue_drain_work(n)
-            self.work[item.id] = item
-            return Answer(pb.QueueWorkReply(work_id=item.id))
-        if method == "FlushWork":
-            return self._flush(self.work[request.work_id], request.timeout_ms / 1000.0 / self.scale)
+        try:
+            if method == "QueueWork":
+                validate.work_kind(request.kind)
+                self.work.make_room()
+                item = cluster.queue_drain_work(n)
+                self.work.add(item.id, item)
+                return Answer(pb.QueueWorkReply(work_id=item.id))
+            if method == "FlushWork":
+                timeout_ms = validate.count(request.timeout_ms, validate.MAX_FLUSH_MS, "timeout_ms")
+                return self._flush(self.work.get(request.work_id), timeout_ms / 1000.0 / self.scale)
+        except DOMAIN_ERRORS as err:  # node.server's checks, answered as the wall call's status
+            return Answer(Refusal(status_of(err).name, str(err)))
         if method == "SetRunState":
             cpu = cluster.cpus[n]
             reply = pb.RunStateReply(was_paused=cpu.held_paused_by(OPERATOR))
@@ -163,7 +170,7 @@ class NodePeer:
 
     def _flush(self, item: WorkItem, timeout_s: float) -> Later:
         """flush_work: the reply once the item has run on the CPU (the item forgotten then), or `timeout_s`
-        from now (the item kept for a later flush), as node.workqueue.WorkItems.flush answers."""
+        from now (the item kept for a later flush), as node.server's FlushWork answers."""
         later = Later()
         queue = self.cluster.queue
         timed_out = [False]
@@ -171,7 +178,7 @@ class NodePeer:
         def ran(it: WorkItem) -> None:
             if timed_out[0]:
                 return
-            self.work.pop(it.id, None)
+            self.work.forget(it.id)
             later.give(
                 pb.FlushWorkReply(
                     done=it.error is None,

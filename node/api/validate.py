@@ -49,6 +49,13 @@ def transfer_id(value: str) -> str:
     return value
 
 
+def work_kind(value: int) -> int:
+    """QueueWork's kind: drain_local_pages_wq is the one work item a drainer queues."""
+    if value != pb.WORK_DRAIN_LOCAL_PAGES:
+        raise InvalidArgument(f"unknown work kind {value}")
+    return value
+
+
 def token(value: int) -> int:
     """A grant's token (remote pcp lock, rcu-swap) as the drainer hands it back."""
     if value == 0:

@@ -619,7 +619,7 @@ def test_an_unlock_with_another_holders_token_changes_nothing(paused):
 def test_work_nobody_flushes_cannot_grow_without_bound(make_cluster):
     """QueueWork past MAX_WORK_ITEMS forgets the oldest finished item (its FlushWork is then
     NOT_FOUND) rather than keeping every one; the node keeps serving."""
-    from node.workqueue import MAX_WORK_ITEMS
+    from node.work_table import MAX_WORK_ITEMS
 
     h = make_cluster(["idle"])
     first = h.nodes[0].QueueWork(pb.QueueWorkRequest(cpu=0, kind=pb.WORK_DRAIN_LOCAL_PAGES), timeout=CALL_TIMEOUT)

@@ -52,6 +52,7 @@ RULE_MODULES = (
     "coordinator.reaper_rule",
     "node.agent_rule",
     "node.zone_retry_rule",
+    "node.work_table",
     "node.epoch_rule",
     "node.identity",
     "coordinator.contig_rule",

@@ -245,3 +245,28 @@ def test_a_virtual_node_beats_as_a_wall_node_does_every_50_ms_or_at_the_coordina
             assert min(gaps) >= 0.05 and statistics.median(gaps) < 0.06, gaps
     finally:
         c.close()
+
+
+def test_a_virtual_cpu_answers_a_bad_work_request_as_the_wall_node_does():
+    """QueueWork and FlushWork reach a virtual CPU through node.server's checks and node.work_table's
+    rule: an unknown kind or a timeout out of range is INVALID_ARGUMENT, a work id the CPU does not hold
+    NOT_FOUND, and a flushed item is forgotten."""
+    c = WholeCluster(DEFAULT_ROLES, seed=1)
+    try:
+        peer = c.peers[2]
+        bad_kind = peer.call("QueueWork", pb.QueueWorkRequest(cpu=2, kind=pb.WORK_UNSPECIFIED))
+        assert bad_kind.reply.code == "INVALID_ARGUMENT" and "work kind" in bad_kind.reply.detail
+        unknown = peer.call("FlushWork", pb.FlushWorkRequest(cpu=2, work_id=999, timeout_ms=100))
+        assert unknown.reply.code == "NOT_FOUND" and "no work item 999 on cpu 2" in unknown.reply.detail
+        queued = peer.call("QueueWork", pb.QueueWorkRequest(cpu=2, kind=pb.WORK_DRAIN_LOCAL_PAGES))
+        work_id = queued.reply.work_id
+        no_wait = peer.call("FlushWork", pb.FlushWorkRequest(cpu=2, work_id=work_id, timeout_ms=0))
+        assert no_wait.reply.code == "INVALID_ARGUMENT" and "timeout_ms" in no_wait.reply.detail
+        flushed: list = []
+        peer.call("FlushWork", pb.FlushWorkRequest(cpu=2, work_id=work_id, timeout_ms=10_000)).bind(flushed.append)
+        c.nodes.run(c.queue.clock() + kernel_s(0.1))
+        assert len(flushed) == 1 and flushed[0].done
+        again = peer.call("FlushWork", pb.FlushWorkRequest(cpu=2, work_id=work_id, timeout_ms=100))
+        assert again.reply.code == "NOT_FOUND"
+    finally:
+        c.close()
