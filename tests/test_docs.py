@@ -22,6 +22,7 @@ NOT_FILES = {
     "wall.json",
     "virtual.json",
     "seed1.json",
+    "PATH-seedN.json",
     "verdict.json",
     "coordinator.token",
     "node.token",

@@ -19,6 +19,6 @@
   in one process, and the faults' hooks), virtual_coordinator (one coordinator process's rules),
   virtual_host (a CPU's process as its agent sees it), virtual_peer (the CPUs as the drain driver
   reaches them), virtual_phase (one compare phase), virtual_compare (`compare --engine virtual`),
-  determinism (`--check-determinism`)
+  determinism (`--check-determinism`), compare_seeds (`--seeds`: the medians and ranges of many)
 Nothing in the coordinator process imports this package.
 """

@@ -6,7 +6,7 @@ the two runs were asked to do differently (seed, engine, noise model, kernel, la
 is listed above the table, so a difference in the figures can be told from a difference in the question.
 docs/engine.md's side-by-side table of both engines is this command's output."""
 
-from coordinator.tools.compare_table import ROWS, field, roles_text, table_rows
+from coordinator.tools.compare_table import ROWS, field, layout, only, roles_text, strategy_order, table_rows
 
 # The results' fields a run's question is made of: (what, how it is read). The engine and noise model
 # are absent from wall results (their defaults below); config.costs' time_scale is the engine's clock,
@@ -89,43 +89,25 @@ def format_against(a: dict, b: dict, name_a: str, name_b: str) -> str:
     """The table: a label column, then per strategy both ran (in A's order) A's cell and B's."""
     check(a, name_a)
     check(b, name_b)
-    common = [n for n in _order(a) if n in b["strategies"]]
+    common = [n for n in strategy_order(a) if n in b["strategies"]]
     if not common:
         raise NotComparable(
             f"{name_a} ran {', '.join(a['strategies'])} and {name_b} ran {', '.join(b['strategies'])}: "
             "no strategy in common to set side by side"
         )
-    rows_a, rows_b = (table_rows(_only(r, common), kernel_us=True) for r in (a, b))
+    rows_a, rows_b = (table_rows(only(r, common), kernel_us=True) for r in (a, b))
     header = ["kernel us"] + [f"{n} {side}" for n in common for side in ("A", "B")]
     floor = [_floor(a), _floor(b)] + [""] * (2 * len(common) - 2)
     body = [["noise floor: preemptible wake p99", *floor]]
     for (label, cells_a), (_, cells_b) in zip(rows_a, rows_b, strict=True):
         body.append([label, *(c for pair in zip(cells_a, cells_b, strict=True) for c in pair)])
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     lines = [f"A: {name_a} ({_summary(a)})", f"B: {name_b} ({_summary(b)})"]
     lines += [f"differs: {d}" for d in differences(a, b)] or ["asked the same (seed, engine, layout, costs, schedule)"]
     for side, r, other in (("A", a, b), ("B", b, a)):
-        alone = [n for n in _order(r) if n not in other["strategies"]]
+        alone = [n for n in strategy_order(r) if n not in other["strategies"]]
         if alone:
             lines.append(f"only in {side}, left out: {', '.join(alone)}")
-    for row in [header, *body]:
-        cells = "".join(f"  {c:>{w}}" for c, w in zip(row[1:], widths[1:], strict=True))
-        lines.append(f"{row[0]:<{widths[0]}}{cells}".rstrip())
-    return "\n".join(lines)
-
-
-def _order(result: dict) -> list[str]:
-    """The strategies in the order the run was asked for them (the file's keys are sorted by name)."""
-    listed = result.get("config", {}).get("strategies")
-    asked: list[str] = []
-    for n in listed if isinstance(listed, list) else []:
-        if isinstance(n, str) and n in result["strategies"] and n not in asked:
-            asked.append(n)
-    return asked + [n for n in result["strategies"] if n not in asked]
-
-
-def _only(result: dict, names: list[str]) -> dict:
-    return {**result, "strategies": {n: result["strategies"][n] for n in names}}
+    return "\n".join(lines + layout([header, *body]))
 
 
 def _floor(result: dict) -> str:

@@ -105,6 +105,31 @@ def table_rows(result: dict, kernel_us: bool = False) -> list[tuple[str, list[st
     return rows
 
 
+def strategy_order(result: dict) -> list[str]:
+    """The strategies in the order the run was asked for them (the file's keys are sorted by name)."""
+    listed = result.get("config", {}).get("strategies")
+    asked: list[str] = []
+    for n in listed if isinstance(listed, list) else []:
+        if isinstance(n, str) and n in result["strategies"] and n not in asked:
+            asked.append(n)
+    return asked + [n for n in result["strategies"] if n not in asked]
+
+
+def only(result: dict, names: list[str]) -> dict:
+    """`result` with just the strategies `names`, in that order (table_rows' columns)."""
+    return {**result, "strategies": {n: result["strategies"][n] for n in names}}
+
+
+def layout(rows: list[list[str]]) -> list[str]:
+    """Rows of cells as lines: the first column left-aligned, the others right-aligned two spaces apart,
+    each column as wide as its widest cell."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        (f"{row[0]:<{widths[0]}}" + "".join(f"  {c:>{w}}" for c, w in zip(row[1:], widths[1:], strict=True))).rstrip()
+        for row in rows
+    ]
+
+
 def roles_text(roles: list[str]) -> str:
     """A layout by role, in first-seen order: "2 housekeeping, 1 isolated-preemptible, 1 isolated-rt"."""
     return ", ".join(f"{roles.count(role)} {role}" for role in dict.fromkeys(roles))

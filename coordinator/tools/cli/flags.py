@@ -5,9 +5,18 @@ import argparse
 
 from coordinator.drain.record import STRATEGIES
 from coordinator.tools.bench import figures as bench_figures
+from coordinator.tools.chaos.sweep import shards
 from coordinator.tools.compare import TRIGGERS
 from node import rtapp
 from node.mm import profile as profiles
+
+
+def seeds(text: str) -> tuple[str, list[int]]:
+    """N-M, N or a comma list of both: the text as given and the sorted seeds."""
+    try:
+        return text, shards.parse_seeds(text)
+    except shards.ShardError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def positive_int(text: str) -> int:

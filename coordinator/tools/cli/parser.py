@@ -207,11 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmp_ = sub.add_parser("compare", help="run the same workload under each strategy and compare")
     cmp_.add_argument("--quick", action="store_true", help="25 s of measurement per phase instead of 60 s")
-    cmp_.add_argument("--seed", type=int, default=1)
+    cmp_.add_argument("--seed", type=int, help="the seed every phase starts from (default 1)")
+    cmp_.add_argument(
+        "--seeds",
+        type=flags.seeds,
+        help="with --engine virtual: compare once per seed (N-M, N, or a comma list of both) and print each "
+        "figure's median and range over them, each claim held on k of n seeds",
+    )
     cmp_.add_argument(
         "--json",
         metavar="PATH",
-        help="write the full results here, and plots next to it (PATH-wakeup.png, PATH-drain.png)",
+        help="write the full results here, and plots next to it (PATH-wakeup.png, PATH-drain.png); with "
+        "--seeds each seed's results to PATH-seedN.json, no plots (pcpsim report draws a file's)",
     )
     cmp_.add_argument("--measure-s", type=flags.positive_int, help="seconds of measurement per phase")
     cmp_.add_argument(

@@ -2,6 +2,7 @@
 (a compare results file as oslat, cyclictest and osnoise would show it) and `bench` (figures
 against their floors)."""
 
+import dataclasses
 import json
 import os
 import resource
@@ -13,6 +14,7 @@ from coordinator.tools import (
     compare,
     compare_against,
     compare_results,
+    compare_seeds,
     compare_table,
     html_report,
     htmlpage,
@@ -37,6 +39,17 @@ def cmd_compare(args) -> int:
         raise CliError("--run-dir: the virtual engine starts no processes and writes no logs")
     if args.noise is not None and args.engine != "virtual":
         raise CliError("--noise needs --engine virtual: the wall engine's noise is the host's")
+    if args.json:  # refused before the runs, not after them
+        directory = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+            raise CliError(f"--json {args.json}: {directory} is not a directory this process can write to")
+    if args.seeds is not None:
+        if args.engine != "virtual":
+            raise CliError("--seeds needs --engine virtual: a wall compare takes minutes a seed, timed by the host")
+        if args.seed is not None:
+            raise CliError("--seed and --seeds: give one")
+        if args.check_determinism:
+            raise CliError("--check-determinism checks one seed: give it --seed, not --seeds")
     noise = args.noise or noise_models.MODEL
     measure_s = args.measure_s or (compare.QUICK_MEASURE_S if args.quick else compare.FULL_MEASURE_S)
     workload: dict[str, Any] = {}
@@ -58,7 +71,7 @@ def cmd_compare(args) -> int:
             raise CliError(f"--workload {args.workload.source}: {err}") from None
     try:
         config = compare.CompareConfig(
-            seed=args.seed,
+            seed=1 if args.seed is None else args.seed,
             measure_s=float(measure_s),
             drain_interval_s=args.drain_interval_ms / 1000.0,
             kernel=args.kernel,
@@ -71,6 +84,8 @@ def cmd_compare(args) -> int:
             virtual_phase.options(config, noise)  # a task set or cost file it cannot read, before anything runs
     except ValueError as err:
         raise CliError(str(err)) from None
+    if args.seeds is not None:
+        return _compare_seeds(config, noise, args.seeds[1], args.json)
     determinism = None
     started = time.perf_counter()  # for the virtual engine's line below: host facts stay out of the results
     if args.engine == "virtual":
@@ -104,6 +119,27 @@ def cmd_compare(args) -> int:
         if not determinism.identical:
             return 1
     return 0 if all(s["audit"]["ok"] for s in result["strategies"].values()) else 1
+
+
+def _compare_seeds(config: compare.CompareConfig, noise: str, seeds: list[int], json_path: str | None) -> int:
+    """compare --engine virtual once per seed (coordinator.tools.compare_seeds)."""
+    results = []
+    for seed in seeds:
+        started = time.perf_counter()
+        try:
+            result = virtual_compare.run_virtual_compare(dataclasses.replace(config, seed=seed), noise=noise).results
+        except virtual_phase.DrainBacklog as err:
+            raise CliError(f"seed {seed}: {err}") from None
+        results.append(result)
+        clean = all(s["audit"]["ok"] for s in result["strategies"].values())
+        line = f"seed {seed}: {sum(result['events'].values()):,} events in {time.perf_counter() - started:.1f}s"
+        if json_path:
+            compare_results.write_json(result, compare_seeds.seed_path(json_path, seed))
+            line += f", results in {compare_seeds.seed_path(json_path, seed)}"
+        print(line + ("" if clean else ", an audit NOT clean"), flush=True)
+    print(compare_seeds.format_table(seeds, results))
+    print(compare_seeds.format_claims(seeds, results))
+    return 0 if all(s["audit"]["ok"] for r in results for s in r["strategies"].values()) else 1
 
 
 def cmd_report(args) -> int:

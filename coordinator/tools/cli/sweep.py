@@ -45,7 +45,7 @@ def add_parsers(chaos_sub) -> None:
         "Exit 0: every run valid; 1: some invalid or crashed; 2: some unknown. A shard exits 0 once it ran "
         "to its end: `sweep-merge` judges.",
     )
-    sw.add_argument("--seeds", required=True, type=_seeds, help="seeds to run: N-M, N, or a comma list of both")
+    sw.add_argument("--seeds", required=True, type=flags.seeds, help="seeds to run: N-M, N, or a comma list of both")
     sw.add_argument(
         "--strategies",
         type=flags.strategy_list,
@@ -201,13 +201,6 @@ def _shard(args) -> tuple[int, int]:
     except shards.ShardError as err:
         raise CliError(str(err)) from None
     return index, args.count
-
-
-def _seeds(text: str) -> tuple[str, list[int]]:
-    try:
-        return text, shards.parse_seeds(text)
-    except shards.ShardError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _kinds(text: str) -> tuple:
