@@ -6,7 +6,16 @@ the two runs were asked to do differently (seed, engine, noise model, kernel, la
 is listed above the table, so a difference in the figures can be told from a difference in the question.
 docs/engine.md's side-by-side table of both engines is this command's output."""
 
-from coordinator.tools.compare_table import ROWS, field, layout, only, roles_text, strategy_order, table_rows
+from coordinator.tools.compare_table import (
+    ROWS,
+    field,
+    floor_us,
+    layout,
+    only,
+    roles_text,
+    strategy_order,
+    table_rows,
+)
 
 # The results' fields a run's question is made of: (what, how it is read). The engine and noise model
 # are absent from wall results (their defaults below); config.costs' time_scale is the engine's clock,
@@ -97,7 +106,7 @@ def format_against(a: dict, b: dict, name_a: str, name_b: str) -> str:
         )
     rows_a, rows_b = (table_rows(only(r, common), kernel_us=True) for r in (a, b))
     header = ["kernel us"] + [f"{n} {side}" for n in common for side in ("A", "B")]
-    floor = [_floor(a), _floor(b)] + [""] * (2 * len(common) - 2)
+    floor = [floor_us(a), floor_us(b)] + [""] * (2 * len(common) - 2)
     body = [["noise floor: preemptible wake p99", *floor]]
     for (label, cells_a), (_, cells_b) in zip(rows_a, rows_b, strict=True):
         body.append([label, *(c for pair in zip(cells_a, cells_b, strict=True) for c in pair)])
@@ -108,11 +117,6 @@ def format_against(a: dict, b: dict, name_a: str, name_b: str) -> str:
         if alone:
             lines.append(f"only in {side}, left out: {', '.join(alone)}")
     return "\n".join(lines + layout([header, *body]))
-
-
-def _floor(result: dict) -> str:
-    p99 = result.get("noise_floor", {}).get("wake_latency_p99_s")
-    return "-" if p99 is None else f"{p99 / result['time_scale'] * 1e6:.1f}"
 
 
 def _summary(result: dict) -> str:

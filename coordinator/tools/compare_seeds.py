@@ -17,7 +17,7 @@ import math
 import statistics
 
 from coordinator.tools import acceptance
-from coordinator.tools.compare_table import layout, only, roles_text, strategy_order, table_rows
+from coordinator.tools.compare_table import floor_us, layout, only, roles_text, strategy_order, table_rows
 
 
 def seed_path(path: str, seed: int) -> str:
@@ -53,7 +53,7 @@ def summary_cell(cells: list[str]) -> str:
 def format_table(seeds: list[int], results: list[dict]) -> str:
     names = strategy_order(results[0])
     tables = [table_rows(only(r, names), kernel_us=True) for r in results]
-    floors = [f"{r['noise_floor']['wake_latency_p99_s'] / r['time_scale'] * 1e6:.1f}" for r in results]
+    floors = [floor_us(r) for r in results]
     rows = [[f"kernel us, median (min-max) of {len(seeds)} seeds", *names]]
     rows.append(["noise floor: preemptible wake p99", summary_cell(floors), *[""] * (len(names) - 1)])
     for i, (label, _) in enumerate(tables[0]):

@@ -105,6 +105,13 @@ def table_rows(result: dict, kernel_us: bool = False) -> list[tuple[str, list[st
     return rows
 
 
+def floor_us(result: dict) -> str:
+    """The noise floor's preemptible wake-up p99 in kernel µs, or "-" where the task set has no
+    preemptible task."""
+    p99 = result.get("noise_floor", {}).get("wake_latency_p99_s")
+    return "-" if p99 is None else f"{p99 / result['time_scale'] * 1e6:.1f}"
+
+
 def strategy_order(result: dict) -> list[str]:
     """The strategies in the order the run was asked for them (the file's keys are sorted by name)."""
     listed = result.get("config", {}).get("strategies")

@@ -123,7 +123,7 @@ def cmd_compare(args) -> int:
 
 def _compare_seeds(config: compare.CompareConfig, noise: str, seeds: list[int], json_path: str | None) -> int:
     """compare --engine virtual once per seed (coordinator.tools.compare_seeds)."""
-    results = []
+    results, all_clean = [], True
     for seed in seeds:
         started = time.perf_counter()
         try:
@@ -132,14 +132,16 @@ def _compare_seeds(config: compare.CompareConfig, noise: str, seeds: list[int], 
             raise CliError(f"seed {seed}: {err}") from None
         results.append(result)
         clean = all(s["audit"]["ok"] for s in result["strategies"].values())
+        all_clean = all_clean and clean
         line = f"seed {seed}: {sum(result['events'].values()):,} events in {time.perf_counter() - started:.1f}s"
         if json_path:
-            compare_results.write_json(result, compare_seeds.seed_path(json_path, seed))
-            line += f", results in {compare_seeds.seed_path(json_path, seed)}"
+            path = compare_seeds.seed_path(json_path, seed)
+            compare_results.write_json(result, path)
+            line += f", results in {path}"
         print(line + ("" if clean else ", an audit NOT clean"), flush=True)
     print(compare_seeds.format_table(seeds, results))
     print(compare_seeds.format_claims(seeds, results))
-    return 0 if all(s["audit"]["ok"] for r in results for s in r["strategies"].values()) else 1
+    return 0 if all_clean else 1
 
 
 def cmd_report(args) -> int:
