@@ -241,3 +241,20 @@ def test_claims_about_a_strategy_the_results_lack_are_left_out():
         "no drain work on isolated CPUs under remote",
         "every audit clean",
     ]
+
+
+def test_claims_about_the_preemptible_task_are_left_out_where_the_task_set_has_none():
+    """An rt-app set of RT tasks only (deploy/rt-app/cyclictest-1khz.json) has no preemptible task: its
+    noise floor's p99 is None and no strategy has isolated_preemptible. The claims used to raise KeyError."""
+    rt_only = copy.deepcopy(figures(30e-6, 3e-6, 2e-6, 600e-6, 30e-6))
+    rt_only["noise_floor"]["wake_latency_p99_s"] = None
+    for s in rt_only["strategies"].values():
+        del s["isolated_preemptible"]
+    rt_only["strategies"]["remote"]["isolated_rt"]["drain_work_items"] = 2
+    found = acceptance.claims(rt_only)
+    assert [(c.text, c.held) for c in found] == [
+        ("drain_all_pages max: workqueue >= 2x remote", True),
+        ("drain p99/p50: remote < workqueue", True),
+        ("no drain work on isolated CPUs under remote", False),
+        ("every audit clean", True),
+    ]
