@@ -127,7 +127,7 @@ def audit(zone: BuddyAllocator, holders: Mapping[str, Iterable[Sequence[int]]]) 
 
 def check_buddy(zone: BuddyAllocator) -> list[str]:
     """Free blocks aligned, in the zone, non-overlapping; no mergeable free buddies left unmerged;
-    free_pages, nr_free and the head index agree with the free lists."""
+    free_pages, nr_free, the head index and the free map agree with the free lists."""
     errors: list[str] = []
     start, end = zone.start_pfn, zone.end_pfn
     blocks = sorted(zone.free_blocks())
@@ -161,6 +161,15 @@ def check_buddy(zone: BuddyAllocator) -> list[str]:
             errors.append(f"head index says {zone.free_block_at(pfn)} for free block pfn {pfn} ({order}, {mt})")
     if total != zone.free_pages:
         errors.append(f"free_pages {zone.free_pages} != {total} base pages on the free lists")
+    # The map marks every page of every listed block (checked block by block) and no other page
+    # (its count of marks is the lists' base pages: the blocks do not overlap, checked above).
+    marked = zone.marked_free_pages()
+    unmarked = [pfn for pfn, order, _ in blocks if zone.first_taken_page(pfn, pfn + (1 << order)) is not None]
+    if unmarked or marked != total:
+        errors.append(
+            f"free map marks {marked} pages free against {total} on the free lists"
+            + (f"; free blocks with pages it marks taken: pfn {unmarked[:5]}" if unmarked else "")
+        )
     for order in range(MAX_ORDER):
         counted = sum(1 for _, o, _ in blocks if o == order)
         if zone.nr_free(order) != counted:

@@ -33,19 +33,9 @@ def check_range(zone: Zone, start: int, nr_pages: int) -> int:
     return end
 
 
-def _containing_free_block(zone: Zone, pfn: int) -> tuple[int, int, int] | None:
-    """(head, order, migratetype) of the free block containing pfn, or None."""
-    for k in range(MAX_ORDER):
-        head = pfn & ~((1 << k) - 1)
-        blk = zone.free_block_at(head)
-        if blk is not None and blk[0] >= k and head + (1 << blk[0]) > pfn:
-            return head, blk[0], blk[1]
-    return None
-
-
 def _split_at(zone: Zone, boundary: int) -> None:
     """Split the free block that straddles `boundary`, if any, so that no free block crosses it."""
-    found = _containing_free_block(zone, boundary)
+    found = zone.containing_free_block(boundary)
     if found is None or found[0] == boundary:
         return
     head, order, mt = found
@@ -88,13 +78,7 @@ def undo_isolate_page_range(zone: Zone, start: int, nr_pages: int, saved: list[i
 
 def test_pages_isolated(zone: Zone, start: int, nr_pages: int) -> int | None:
     """The first pfn of the range that is not free, or None when the whole range is free."""
-    pfn, end = start, check_range(zone, start, nr_pages)
-    while pfn < end:
-        found = _containing_free_block(zone, pfn)
-        if found is None:
-            return pfn
-        pfn = found[0] + (1 << found[1])
-    return None
+    return zone.first_taken_page(start, check_range(zone, start, nr_pages))
 
 
 def take_isolated_range(zone: Zone, start: int, nr_pages: int) -> list[tuple[int, int]]:
@@ -114,7 +98,7 @@ def take_isolated_range(zone: Zone, start: int, nr_pages: int) -> list[tuple[int
         assert block is not None
         order, mt = block
         zone._del_page_from_free_list(pfn, order, mt)
-        zone.free_pages -= 1 << order
+        zone._pages_taken(pfn, order)
         pfn += 1 << order
     return range_blocks(start, end)
 

@@ -130,7 +130,7 @@ class Zone(BuddyAllocator):
         # Highest pfn first, so the lowest ends up at each list's head (kernel boot frees go to the tail).
         for pfn, order in reversed(blocks):
             self._add_to_free_list(pfn, order, self.get_pageblock_migratetype(pfn))
-            self.free_pages += 1 << order
+            self._pages_freed(pfn, order)
 
     # -- pageblocks --------------------------------------------------------------------------------
 
@@ -270,17 +270,41 @@ class Zone(BuddyAllocator):
         """The zone half of free_pcppages_bulk: free (pfn, order, migratetype) pages, all or nothing."""
         pages = list(pages)
         with self.lock:
-            seen = set()
-            for pfn, order, mt in pages:
-                if not 0 <= mt < MIGRATE_TYPES:
-                    raise ValueError(f"pfn {pfn}: migratetype {mt} out of range [0, {MIGRATE_TYPES})")
-                self.check_free_range(pfn, order)
-                for p in range(pfn, pfn + (1 << order)):
-                    if p in seen:
-                        raise PageStateError(f"pfn {p} appears twice in one bulk free (block pfn {pfn} order {order})")
-                    seen.add(p)
+            self._check_free_list(pages)
             isolated = self._nr_isolate_pageblock
             for pfn, order, mt in pages:
                 if isolated:  # the pageblock could have been isolated while the page sat on a pcp list
                     mt = self.get_pageblock_migratetype(pfn)
                 self._merge_free(pfn, order, mt)
+
+    def free_one_page_list(self, pages: list[Page]) -> None:
+        """free_one_page for each of ``pages`` under one hold of zone->lock, all checked before any is
+        freed: the zone service's free (ZoneRules.free_pages), which serves a node's bulk frees and its
+        single buddy-fallback frees alike, so each page keeps free_one_page's choice of list."""
+        with self.lock:
+            self._check_free_list(pages)
+            isolated = self._nr_isolate_pageblock
+            for pfn, order, mt in pages:
+                if isolated or mt == MIGRATE_ISOLATE:
+                    mt = self.get_pageblock_migratetype(pfn)
+                self._merge_free(pfn, order, mt)
+
+    def _check_free_list(self, pages: list[Page]) -> None:
+        """Raise, before anything is freed, unless every page is a valid free of allocated pages and no
+        page is named twice. Aligned blocks are nested or disjoint, so two of them share a page only if
+        they share a head or the larger holds the other's head inside it."""
+        heads = {pfn for pfn, _, _ in pages}
+        shared = len(heads) != len(pages)
+        for pfn, order, mt in pages:
+            if not 0 <= mt < MIGRATE_TYPES:
+                raise ValueError(f"pfn {pfn}: migratetype {mt} out of range [0, {MIGRATE_TYPES})")
+            self.check_free_range(pfn, order)
+            if order and not shared:
+                shared = not heads.isdisjoint(range(pfn + 1, pfn + (1 << order)))
+        if shared:
+            seen: set[int] = set()
+            for pfn, order, _ in pages:
+                for p in range(pfn, pfn + (1 << order)):
+                    if p in seen:
+                        raise PageStateError(f"pfn {p} appears twice in one bulk free (block pfn {pfn} order {order})")
+                    seen.add(p)

@@ -183,9 +183,11 @@ class ZoneRules:
                     f"cpu {cpu} frees pfn {pfn} order {order}, but the zone records "
                     + ("it as free" if holder is None else f"cpu {holder[0]} holding it at order {holder[1]}")
                 )
-        for pfn, order, migratetype in pages:
+        if len({pfn for pfn, _, _ in pages}) != len(pages):  # each recorded block once, so no page twice
+            raise Refused(f"cpu {cpu} frees a pfn twice in one request")
+        self.zone.free_one_page_list(pages)
+        for pfn, _, _ in pages:
             del owned[pfn]
-            self.zone.free_one_page(pfn, order, migratetype)
         reply = self._remember(slot, _Outcome(incarnation, transfer_id, key, self._reply((), True)))
         return Held(reply, self.cost.zone_hold_us(len(pages)))
 

@@ -64,6 +64,22 @@ def test_check_buddy_detects_overlap():
     assert any("overlaps" in e for e in check_buddy(z))
 
 
+def test_check_buddy_detects_a_free_map_that_disagrees_with_the_lists():
+    """The double-free check reads the free map: a block listed free whose pages it marks taken, or
+    a page it marks free that no listed block holds, is an error."""
+    z = Zone(0, 8192, 2)
+    a = z.rmqueue_buddy(0, MIGRATE_MOVABLE)
+    z._add_to_free_list(a, 0, MIGRATE_MOVABLE)  # listed, but the map still has it taken
+    z.free_pages += 1
+    want = "free map marks 8191 pages free against 8192 on the free lists; "
+    want += f"free blocks with pages it marks taken: pfn [{a}]"
+    assert want in check_buddy(z)
+    z = Zone(0, 8192, 2)
+    b = z.rmqueue_buddy(0, MIGRATE_MOVABLE)
+    z._free_map[b] = 1  # marked free, on no list: a free of b would be refused as a double free
+    assert check_buddy(z) == ["free map marks 8192 pages free against 8191 on the free lists"]
+
+
 def test_check_pcp_detects_count_and_thp_errors():
     """check_pcp reports a count that disagrees with the lists and a THP page without a migratetype."""
     pcp = PerCpuPages(3)

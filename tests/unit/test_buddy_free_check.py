@@ -1,5 +1,6 @@
-"""BuddyAllocator.check_free_range, on the engine's hot path, rounds with precomputed masks: it must
-refuse exactly what the plain loop over every order refuses, with the same message."""
+"""BuddyAllocator.check_free_range, on the engine's hot path, reads the free map instead of looking
+for a containing free block at every order: it must refuse exactly what the plain loop over every
+order refuses, with the same message."""
 
 import contextlib
 import random

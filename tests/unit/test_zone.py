@@ -132,6 +132,27 @@ def test_bad_frees_raise_and_change_nothing(pfn, order, match):
     assert issubclass(PageStateError, ValueError)
 
 
+@pytest.mark.parametrize(
+    "pages, match",
+    [
+        ([(2112, 0, 1), (2114, 0, 1), (2112, 0, 1)], "pfn 2112 appears twice in one bulk free"),  # one head twice
+        ([(2114, 1, 1), (2115, 0, 1)], r"pfn 2115 appears twice in one bulk free \(block pfn 2115 order 0\)"),  # inside
+        ([(2115, 0, 1), (2112, 2, 1)], r"pfn 2115 appears twice in one bulk free \(block pfn 2112 order 2\)"),  # after
+        ([(2112, 0, 1), (5000, 0, 1)], "double free: pfn 5000"),  # a page already free
+    ],
+)
+def test_a_bulk_free_that_names_a_page_twice_or_a_free_page_raises_and_frees_none(pages, match):
+    """Both bulk frees check every page before they free one: a page named twice in the list (two
+    blocks with one head, or a block inside another) or one already free raises and changes nothing."""
+    for free in (Zone.free_pcppages_bulk, Zone.free_one_page_list):
+        z = Zone(0, 8192, 2)
+        assert sorted(z.rmqueue_bulk(0, 128, MIGRATE_MOVABLE)) == list(range(2048, 2176))
+        before = snapshot(z)
+        with pytest.raises(PageStateError, match=match):
+            free(z, pages)
+        assert snapshot(z) == before and check_buddy(z) == []
+
+
 def test_double_free_of_same_page_raises():
     """Freeing the same page twice raises on the second free with the pfn in the message."""
     z = Zone(0, 8192, 2)
