@@ -23,8 +23,7 @@ on every run and machine.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 SOURCE = "source"  # run one step of `Decision.source`
 WORK = "work"  # run one queued work item
@@ -43,8 +42,7 @@ class Source(Protocol):
     def step(self, cpu) -> None: ...  # cpu: the driver's CPU (node.cpu.Cpu or node.virtual.cpu.VirtualCpu)
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):  # a named tuple: one is made at every decision, a frozen dataclass costs more
     kind: str  # SOURCE, WORK, IDLE or PARK
     source: Source | None = None  # SOURCE: which
     until: float | None = None  # IDLE: the earliest next_wake; None when the CPU has no source at all

@@ -40,7 +40,6 @@ Mel Gorman, "mm/page_alloc: Limit the number of pages on PCP lists when reclaim 
 <20210525080119.5455-6-mgorman@techsingularity.net>, v5.14). No kswapd frees anything here.
 """
 
-from dataclasses import dataclass
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from . import isolation
@@ -89,16 +88,16 @@ class Held(NamedTuple, Generic[T]):
     hold_us: float
 
 
-@dataclass(frozen=True)
-class ZoneReply:
+# Replies and outcomes are made once per zone request, so they are named tuples: a frozen dataclass's
+# __init__ sets each field through object.__setattr__, several times the cost (docs/benchmarks.md).
+class ZoneReply(NamedTuple):
     pfns: tuple[int, ...] = ()
     watermark_ok: bool = True
     free_pages: int = 0
     reclaim_active: bool = False
 
 
-@dataclass(frozen=True)
-class _Outcome:
+class _Outcome(NamedTuple):
     """The last transfer applied on one (CPU, stream) slot."""
 
     incarnation: str
