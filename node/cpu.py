@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 
 from node import sched
 from node.eventlog import EventLog
+from node.mm.pcp import PcpLock
 from node.rcu import RcuCpu
+from node.rcu_gp import QuiescentStates
 from node.sched import Source
 
 log = logging.getLogger(__name__)
@@ -92,13 +94,15 @@ class Cpu:
     What runs next is node.sched's rule; this class is its wall-time driver: the waiting is a
     condition variable and a blocking sleep (node.virtual.cpu drives the same rule in virtual time)."""
 
-    def __init__(self, cpu: int, clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, cpu: int, clock=time.monotonic, sleep=time.sleep, rcu: QuiescentStates | None = None):
+        """`rcu`: this CPU's quiescent states as its driver waits on them (node.rcu.RcuCpu by default;
+        node.virtual.cpu passes its own)."""
         self.cpu = cpu
         self.clock = clock
         self._sleep = sleep
         self.sources: list[Source] = []
         self.noise = NoiseLog()
-        self.rcu = RcuCpu()
+        self.rcu: QuiescentStates = RcuCpu() if rcu is None else rcu
         self.busy_s = 0.0
         self.drain_work_items = 0
         self.drain_wait_max_s = 0.0
@@ -127,6 +131,11 @@ class Cpu:
             self._pausers.add(by)
         self._paused = paused
         self._launch()
+
+    def pcp_lock(self) -> PcpLock:
+        """A pcp->lock for this CPU's lists, of the kind its driver waits on: a threading.Lock, which
+        the CPU thread and the node's RPC threads (a remote drainer) share."""
+        return threading.Lock()
 
     def _launch(self) -> None:
         self._thread.start()

@@ -9,7 +9,7 @@ condition synchronize_rcu() waits for on every CPU (the drainer asks each CPU it
 
 Every report calls `_reported`, the driver's hook that wakes the grace-period waiters to look
 again, and the extended state changes under `_guard`, the driver's lock (none in virtual time).
-The drivers: node.rcu.RcuCpu (a condition variable, threads) and node.virtual.drain.VirtualRcuCpu
+The drivers: node.rcu.RcuCpu (a condition variable, threads) and node.virtual.rcu.VirtualRcuCpu
 (fibers in virtual time).
 """
 

@@ -27,6 +27,7 @@ from node.metrics import NodeMetrics
 from node.mm import audit, pcp_high, pcp_rcu
 from node.mm import pcp as pcpmod
 from node.mm import profile as profiles
+from node.rcu import RcuCpu
 from node.rcu_drain import RcuDrain
 from node.remote_lock import RemotePcpLock
 from node.shared.timebase import CostModel, lease_clock
@@ -205,7 +206,8 @@ class NodeRuntime:
         self.lease_until = float("inf")
         self.rejoins = 0
         self.cpu_offline = False  # hotplug: offline, so another CPU may drain its lists (remote_pcp_lock)
-        self.cpu = Cpu(cpu_id, clock=clock)
+        rcu = RcuCpu()
+        self.cpu = Cpu(cpu_id, clock=clock, rcu=rcu)
         self.profile = profiles.get(kernel)
         # remote_lock: the v6.0 pcp spinlock taken over RPC; rcu_drain: the rcu-swap drain. One of
         # them is None; remote_drain is the other (what reports and the audit read).
@@ -224,9 +226,9 @@ class NodeRuntime:
             )
             self.pcp_ops = pcp_rcu
             self.remote_lock = None
-            self.rcu_drain = self.remote_drain = RcuDrain(self.pcp, self.cpu.rcu, clock, transfer_log)
+            self.rcu_drain = self.remote_drain = RcuDrain(self.pcp, rcu, clock, transfer_log)
         else:
-            self.pcp = pcpmod.PerCpuPages(cpu_id, high=high, batch=batch, lock=threading.Lock())
+            self.pcp = pcpmod.PerCpuPages(cpu_id, high=high, batch=batch, lock=self.cpu.pcp_lock())
             self.pcp.auto_high = self.profile.pcp_high_auto
             self.pcp.free_high_batched = self.profile.free_high_batched
             self.pcp_ops = profiles.pcp_ops(self.profile)

@@ -21,13 +21,17 @@ from node.cpu import OPERATOR, Cpu
 from node.sim.clock import EventQueue
 from node.sim.noise import NO_SLACK, WakeSlack
 from node.virtual.fiber import Fiber
+from node.virtual.pcp_lock import VirtualPcpLock
+from node.virtual.rcu import VirtualRcuCpu
 
 
 class VirtualCpu(Cpu):
+    rcu: VirtualRcuCpu  # its grace-period waiters suspend in virtual time (an rcu-swap drain's)
+
     def __init__(self, cpu: int, queue: EventQueue, slack: WakeSlack = NO_SLACK) -> None:
         self.queue = queue
         self.slack = slack  # each timed wake-up's lateness (node.sim.noise)
-        super().__init__(cpu, clock=queue.clock, sleep=self._sleep_virtual)
+        super().__init__(cpu, clock=queue.clock, sleep=self._sleep_virtual, rcu=VirtualRcuCpu(queue))
         self.fiber = Fiber(f"vcpu{cpu}", self._run)
         self._token = 0
         self._wakeable = False
@@ -36,6 +40,11 @@ class VirtualCpu(Cpu):
         self._factor_change = False
         # Called with (cpu, what, detail) at each decision the loop acts on (node.virtual.run logs them).
         self.on_event: Callable[[int, str, str], None] | None = None
+
+    def pcp_lock(self) -> VirtualPcpLock:
+        """A pcp->lock whose blocking acquire suspends a fiber in virtual time (fibers share one thread:
+        a threading.Lock's would hang it), and whose trylock fails while a drainer holds it."""
+        return VirtualPcpLock(self.queue, self)
 
     # ---------------------------------------------------------------- control
     def _launch(self) -> None:

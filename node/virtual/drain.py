@@ -8,12 +8,9 @@ asyncio and threads. Here:
 - the pcp lock is a node.virtual.pcp_lock.VirtualPcpLock: the drainer's strand waits for it in
   virtual time, and holds it from its grant to its commit, abort or lease expiry, while the CPU's
   trylocks fail and its allocations fall back to the buddy;
-- a grace period is a wait on VirtualRcuCpu, ended by the CPU's next quiescent state (its fiber
-  reports them, as the wall CPU thread does: node.cpu) or its timeout;
+- a grace period is a wait on the CPU's VirtualRcuCpu (node.virtual.rcu), ended by its next
+  quiescent state (its fiber reports them, as the wall CPU thread does: node.cpu) or its timeout;
 - a lease is an event at its exact end; one whose grant ended before is a no-op (node.grants).
-
-A VirtualCpu is built with the wall RcuCpu (node.cpu.Cpu makes it); set `cpu.rcu =
-VirtualRcuCpu(queue)` before starting it to drain it with rcu-swap.
 """
 
 from collections.abc import Callable, Generator
@@ -23,11 +20,11 @@ from node.grants import Grant, GrantTable
 from node.mm.pcp import PerCpuPages
 from node.mm.pcp_rcu import RcuPerCpuPages
 from node.rcu_drain_rule import RcuSwapGrants
-from node.rcu_gp import QuiescentStates
 from node.remote_lock_rule import PcpLockGrants, Taken
 from node.sim.clock import EventQueue
 from node.virtual.pcp_lock import VirtualPcpLock
-from node.virtual.strand import Wait, Waiter
+from node.virtual.rcu import VirtualRcuCpu
+from node.virtual.strand import Waiter
 
 T = TypeVar("T")
 
@@ -43,38 +40,6 @@ def run_blocking(steps: Generator[float, bool, T], wait: Callable[[float], bool]
         return done.value
     finally:
         steps.close()  # an error in a wait runs the rule's cleanup now
-
-
-class VirtualRcuCpu(QuiescentStates):
-    """A CPU's quiescent states (node.rcu_gp), with grace-period waiters suspended in virtual time."""
-
-    def __init__(self, queue: EventQueue) -> None:
-        super().__init__()
-        self.queue = queue
-        self._waits: list[tuple[int, Wait]] = []  # (the grace period's start, its waiter)
-
-    def wait_for_qs(self, waiter: Waiter, timeout: float) -> bool:
-        """From `waiter`'s fiber: wait until this CPU passes a quiescent state that begins after the
-        call, or is in an extended one; False if `timeout` seconds pass first."""
-        start = self.gp_start()
-        if self.gp_elapsed(start):
-            return self.gp_end(True)
-        wait = Wait(self.queue, waiter, timeout)
-        self._waits.append((start, wait))
-        return self.gp_end(wait.suspend())
-
-    def _reported(self) -> None:
-        if not self._waits:
-            return
-        waiting = []
-        for start, wait in self._waits:
-            if wait.over:  # timed out
-                continue
-            if self.gp_elapsed(start):
-                wait.end(True)
-            else:
-                waiting.append((start, wait))
-        self._waits = waiting
 
 
 class VirtualLease(GrantTable):

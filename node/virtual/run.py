@@ -56,8 +56,7 @@ from node.tasks import (
     VmstatRefresh,
 )
 from node.virtual.cpu import VirtualCpu
-from node.virtual.drain import VirtualRcuCpu, VirtualRcuDrain, VirtualRemotePcpLock
-from node.virtual.pcp_lock import VirtualPcpLock
+from node.virtual.drain import VirtualRcuDrain, VirtualRemotePcpLock
 from node.virtual.zone import CoordinatorStub, LocalZone, SharedZone
 
 KERNEL = CostModel(time_scale=1.0)  # its wall(us) is then kernel seconds: virtual time is kernel time
@@ -145,16 +144,13 @@ class VirtualCluster:
         role = self.roles[n]
         cpu = VirtualCpu(n, self.queue, noise.wake_slack(options.noise, rng.stream("slack"), TIME_SCALE))
         cpu.on_event = self._event
-        # Cpu builds the wall RcuCpu; its loop calls only what both have (node.rcu_gp.QuiescentStates).
-        rcu = cpu.rcu = VirtualRcuCpu(self.queue)  # type: ignore[assignment]
         pcp: pcpmod.PerCpuPages | pcp_rcu.RcuPerCpuPages
         drain: VirtualRemotePcpLock | VirtualRcuDrain
         if self.rcu_swap:
             pcp = pcp_rcu.RcuPerCpuPages(n, high=self.high, batch=self.batch)
-            drain = VirtualRcuDrain(pcp, rcu, self.queue)
+            drain = VirtualRcuDrain(pcp, cpu.rcu, self.queue)
         else:
-            # Fibers share one thread: a threading.Lock's blocking acquire would hang it (node.virtual.fiber).
-            pcp = pcpmod.PerCpuPages(n, high=self.high, batch=self.batch, lock=VirtualPcpLock(self.queue, cpu))
+            pcp = pcpmod.PerCpuPages(n, high=self.high, batch=self.batch, lock=cpu.pcp_lock())
             pcp.auto_high = profile.pcp_high_auto
             pcp.free_high_batched = profile.free_high_batched
             pcpmod.pageset_update(pcp, self.high, self.high_max, self.batch)  # node.runtime.NodeRuntime.set_pageset

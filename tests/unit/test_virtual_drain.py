@@ -17,7 +17,7 @@ from node.sim.clock import EventQueue
 from node.sim.net import LOOPBACK_ZONE_RTT_US, Latency, SimNetwork
 from node.sim.rng import RngTree
 from node.virtual.cpu import VirtualCpu
-from node.virtual.drain import VirtualRcuCpu, VirtualRcuDrain, VirtualRemotePcpLock
+from node.virtual.drain import VirtualRcuDrain, VirtualRemotePcpLock
 from node.virtual.pcp_lock import VirtualPcpLock
 from node.virtual.run import KERNEL
 from node.virtual.strand import Strand
@@ -81,14 +81,14 @@ class Node:
         batch = zone.zone_batchsize()
         high = zone.zone_highsize(batch, 1)
         self.cpu = VirtualCpu(0, self.queue)
-        self.cpu.rcu = self.rcu = VirtualRcuCpu(self.queue)
+        self.rcu = self.cpu.rcu
         self.drain: VirtualRcuDrain | VirtualRemotePcpLock
         if rcu_swap:
             self.pcp = pcp_rcu.RcuPerCpuPages(0, high, batch)
             self.drain = VirtualRcuDrain(self.pcp, self.rcu, self.queue)
             ops = pcp_rcu
         else:
-            self.lock = VirtualPcpLock(self.queue, self.cpu)
+            self.lock = self.cpu.pcp_lock()
             self.pcp = pcpmod.PerCpuPages(0, high, batch, lock=self.lock)
             self.drain = VirtualRemotePcpLock(self.pcp, self.queue)
             ops = profiles.pcp_ops(profiles.get(profiles.DEFAULT_KERNEL))
