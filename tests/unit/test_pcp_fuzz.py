@@ -4,7 +4,9 @@ drainer), its own drains and high decay, and a remote drainer's grants (node.rem
 take under the pcp lock, then commit, abort, expire, or a stale commit refused). After every step
 each page of the zone is in exactly one place (free in the buddy, on the lists, held by the CPU's
 tasks, or in the grant), the lists agree with their count, and while a grant holds the lock the
-CPU's own traffic leaves the lists as they are: its trylocks fail and it falls back to the buddy."""
+CPU's own traffic leaves the lists as they are: its trylocks fail and it falls back to the buddy.
+The same for rcu-swap's two list sets (node.rcu_drain_rule): while a grace period is awaited the
+CPU's traffic goes to the new set and leaves the old one as it was."""
 
 import random
 
@@ -12,10 +14,12 @@ import pytest
 
 from node.api.errors import FailedPrecondition
 from node.mm import pcp as pcpmod
+from node.mm import pcp_rcu
 from node.mm import profile as profiles
 from node.mm.audit import audit, check_pcp
 from node.mm.constants import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
 from node.mm.zone import Zone
+from node.rcu_drain_rule import RcuSwapGrants
 from node.remote_lock_rule import PcpLockGrants
 from tests.clock import FakeClock
 
@@ -28,6 +32,11 @@ STEPS = 1200
 class Grants(PcpLockGrants):
     """The remote lock rule with its lease in the test's hands: `expire` is called by a step."""
 
+    def _arm(self, grant) -> None:
+        pass
+
+
+class SwapGrants(RcuSwapGrants):
     def _arm(self, grant) -> None:
         pass
 
@@ -159,3 +168,110 @@ def test_the_pcp_lists_under_random_traffic_and_remote_grants_keep_every_page_on
         assert totals["grants"] > 50 and totals["fallbacks"] > 50 and totals["ended"] > 10, totals
     else:
         assert totals == {"fallbacks": 0, "grants": 0, "ended": 0}
+
+
+class SwapCpu:
+    """The rcu-swap design (node.mm.pcp_rcu): the CPU's traffic on the set in use, a drainer's swap
+    stopped at each grace period it waits for (which the step then ends in time or not), and the
+    grant of the old set committed, aborted (stranded) or expired."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.zone = Zone(0, PAGES, 2)
+        batch = self.zone.zone_batchsize()
+        self.pcp = pcp_rcu.RcuPerCpuPages(0, high=self.zone.zone_highsize(batch, 2), batch=batch)
+        self.clock = FakeClock(0.0)
+        self.grants = SwapGrants(self.pcp, self.clock)
+        self.allocated: dict[int, tuple[int, int]] = {}
+        self.swap = None  # the drainer's swap generator, stopped at a grace period
+        self.grant = None  # (token, pages)
+        self.counts = {"gp_waits": 0, "gp_timeouts": 0, "commits": 0, "stranded": 0}
+
+    def step(self) -> None:
+        rng, pcp = self.rng, self.pcp
+        op = rng.choice(("alloc", "alloc", "alloc", "free", "free", "free_list", "drain", "drainer"))
+        old = pcp.spare.pages() if pcp.gp_pending else None
+        getattr(self, op)()
+        if old is not None and pcp.gp_pending and op != "drainer":
+            assert pcp.spare.pages() == old, op  # the old set is the drainer's until its grace period
+        holders = {
+            "allocated": [(pfn, o) for pfn, (o, _) in self.allocated.items()],
+            "pcp": pcp.pages(),
+            "drainer": self.grants.inflight(),
+        }
+        report = audit(self.zone, holders)
+        assert report.ok, (op, report.to_dict())
+        assert pcp_rcu.check_pcp(pcp) == [], op
+
+    def alloc(self) -> None:
+        order, mt = self.rng.choice(ORDERS), self.rng.choice(TYPES)
+        pfn = pcp_rcu.rmqueue(self.zone, self.pcp, order, mt)
+        if pfn is not None:
+            self.allocated[pfn] = (order, mt)
+
+    def free(self) -> None:
+        if self.allocated:
+            pfn = self.rng.choice(list(self.allocated))
+            order, _ = self.allocated.pop(pfn)
+            pcp_rcu.free_unref_page(self.zone, self.pcp, pfn, order, self.zone.get_pageblock_migratetype(pfn))
+
+    def free_list(self) -> None:
+        pfns = [pfn for pfn, (o, _) in self.allocated.items() if o == 0]
+        pfns = self.rng.sample(pfns, min(len(pfns), self.rng.randrange(1, 40)))
+        for pfn in pfns:
+            del self.allocated[pfn]
+        pages = [(pfn, 0, self.zone.get_pageblock_migratetype(pfn)) for pfn in pfns]
+        pcp_rcu.free_unref_page_list(self.zone, self.pcp, pages, [])
+
+    def drain(self) -> None:
+        pcp_rcu.drain_pages_zone(self.zone, self.pcp)  # the CPU's own drain: the set in use
+
+    def drainer(self) -> None:
+        self.clock.now += 0.001
+        rng = self.rng
+        if self.swap is not None:  # a grace period ends, in time or not
+            ok = rng.random() < 0.8
+            self.counts["gp_timeouts"] += not ok
+            self._advance(ok)
+        elif self.grant is not None:
+            token, pages = self.grant
+            end = rng.choice(("commit", "commit", "abort", "expire"))
+            if end == "commit":
+                self.grants.settle(token, True)
+                self.zone.free_pcppages_bulk(pages)
+                self.counts["commits"] += 1
+            elif end == "abort":
+                self.grants.settle(token, False)
+            else:
+                self.grants.expire(self.grants.held)
+            if end != "commit":
+                self.counts["stranded"] += 1
+                with pytest.raises(FailedPrecondition, match=f"token {token} holds no rcu-swap grant"):
+                    self.grants.settle(token, True)
+            self.grant = None
+        else:
+            self.swap = self.grants.swap(lease_s=0.01, gp_timeout=0.005)
+            self._advance(None)
+
+    def _advance(self, ok: bool | None) -> None:
+        try:
+            if ok is None:
+                next(self.swap)
+            else:
+                self.swap.send(ok)
+            self.counts["gp_waits"] += 1
+        except StopIteration as done:
+            self.swap = None
+            token, pages, _, _ = done.value
+            if token:
+                self.grant = (token, pages)
+
+
+def test_rcu_swap_list_sets_under_random_traffic_and_swaps_keep_every_page_once():
+    counts = {"gp_waits": 0, "gp_timeouts": 0, "commits": 0, "stranded": 0}
+    for seed in range(3):
+        cpu = SwapCpu(seed)
+        for _ in range(STEPS):
+            cpu.step()
+        counts = {k: counts[k] + cpu.counts[k] for k in counts}
+    assert all(v > 10 for v in counts.values()), counts
