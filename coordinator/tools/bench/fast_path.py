@@ -29,8 +29,8 @@ def _pcp_runtime(with_metrics: bool):
     from node.remote_lock import RemotePcpLock
 
     zone = Zone(0, 262144, 4, lock=threading.Lock())
-    pcp = PerCpuPages(1, high=518, batch=63, lock=threading.Lock())  # the node's locks (node.runtime)
     cpu = Cpu(1, clock=time.monotonic, sleep=lambda s: None)
+    pcp = PerCpuPages(1, high=518, batch=63, lock=cpu.pcp_lock())  # the node's locks (node.runtime)
     rt = types.SimpleNamespace(
         cpu_id=1,
         role="housekeeping",
