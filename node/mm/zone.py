@@ -231,7 +231,8 @@ class Zone(BuddyAllocator):
             page = self._rmqueue_fallback(order, migratetype)
         return page
 
-    def _check_alloc(self, order: int, migratetype: int) -> None:
+    def check_alloc(self, order: int, migratetype: int) -> None:
+        """Raise ValueError unless an allocation of this order and migratetype can be asked for."""
         if not 0 <= order < MAX_ORDER:
             raise ValueError(f"order {order} out of range [0, {MAX_ORDER})")
         if not 0 <= migratetype < MIGRATE_TYPES:
@@ -239,7 +240,7 @@ class Zone(BuddyAllocator):
 
     def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list[int]:
         """Up to ``count`` order-``order`` pages under zone->lock, in the order expand() hands them out."""
-        self._check_alloc(order, migratetype)
+        self.check_alloc(order, migratetype)
         pages = []
         with self.lock:
             for _ in range(count):
@@ -250,7 +251,7 @@ class Zone(BuddyAllocator):
         return pages
 
     def rmqueue_buddy(self, order: int, migratetype: int) -> int | None:
-        self._check_alloc(order, migratetype)
+        self.check_alloc(order, migratetype)
         with self.lock:
             return self._rmqueue(order, migratetype)
 

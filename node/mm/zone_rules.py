@@ -150,6 +150,7 @@ class ZoneRules:
         if done is not None:
             return Held(done, 0.0)
         zone = self.zone
+        zone.check_alloc(order, migratetype)  # before the watermark: a bad order is no reason to reclaim
         if zone.free_pages - (count << order) < zone.watermark["min"]:
             self.refused += 1
             return Held(self._reply((), False), 0.0)

@@ -136,6 +136,16 @@ def test_a_refill_that_would_go_below_min_is_refused_holds_nothing_and_sets_recl
     assert not zr.rmqueue(0, 0, MT, 1, "cpu0-2", "a").value.watermark_ok and zr.refused == 2
 
 
+@pytest.mark.parametrize("order, mt", [(11, MT), (-1, MT), (0, 6), (0, -1)])
+def test_a_refill_of_an_order_or_migratetype_out_of_range_is_an_error_not_a_watermark_refusal(order, mt):
+    """Asked for more than the zone holds (8 blocks of order 11), a refill used to come back as a
+    watermark refusal, which sends the node into direct reclaim, before the order was looked at."""
+    zr = _rules()
+    with pytest.raises(ValueError, match="out of range"):
+        zr.rmqueue(0, order, mt, 8, "cpu0-1", "a")
+    assert zr.refused == 0 and zr.zone.free_pages == 8192 and not zr._last
+
+
 def test_reclaim_active_clears_only_once_free_pages_are_back_above_high():
     zr = _rules()
     zone = zr.zone

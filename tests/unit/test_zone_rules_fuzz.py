@@ -10,7 +10,14 @@ import pytest
 
 from node.mm.audit import audit
 from node.mm.buddy import PageStateError
-from node.mm.constants import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, pageblock_nr_pages
+from node.mm.constants import (
+    MAX_ORDER,
+    MIGRATE_MOVABLE,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_TYPES,
+    MIGRATE_UNMOVABLE,
+    pageblock_nr_pages,
+)
 from node.mm.zone import Zone
 from node.mm.zone_rules import CMA, DRAIN, NODE, Refused, ZoneRules
 from node.shared.timebase import CostModel
@@ -44,7 +51,9 @@ class Traffic:
 
     def step(self) -> None:
         rng, cpu = self.rng, self.rng.randrange(CPUS)
-        op = rng.choice(("rmqueue", "rmqueue", "free", "free", "retry", "bad_free", "dead", "claim", "range"))
+        op = rng.choice(
+            ("rmqueue", "rmqueue", "free", "free", "retry", "bad_rmqueue", "bad_free", "dead", "claim", "range")
+        )
         before = self.snapshot()
         try:
             getattr(self, op)(cpu)
@@ -71,6 +80,12 @@ class Traffic:
             self.held[cpu][pfn] = (order, mt)
         if reply.watermark_ok:  # a refill refused at the min watermark changed nothing and is not kept
             self.last[(cpu, NODE)] = (request, reply)
+
+    def bad_rmqueue(self, cpu: int) -> None:
+        """A refill the zone cannot serve as asked: an order or a migratetype out of range."""
+        order, mt = self.rng.choice([(MAX_ORDER, MIGRATE_MOVABLE), (-1, MIGRATE_MOVABLE), (0, MIGRATE_TYPES), (0, -1)])
+        self.zr.rmqueue(cpu, order, mt, self.rng.choice((1, 8)), self.tid(), "a")
+        raise AssertionError(f"a refill of order {order}, migratetype {mt} was applied")
 
     def free(self, cpu: int) -> None:
         pages = list(self.held[cpu].items())
