@@ -1,8 +1,10 @@
 """The zone's rules under seeded random traffic, good and bad requests mixed: whatever a request does,
 every page of the zone stays either free or recorded as exactly one holder's, each CPU's records
 agree with what the zone's replies handed it, and a request that is refused or raises changes
-nothing. Found this way: a free naming one of its CPU's pages twice passed the ownership check and
-raised KeyError after freeing the first copy (test_zone_rules.py now pins it)."""
+nothing. Found this way (the wall node's requests are checked at the RPC, so only in-process callers
+met them): a free that named one of its CPU's pages twice, or a page with a migratetype out of range,
+was applied up to that page and then raised; and a refill with an order out of range, asking for
+more than the zone held, came back as a watermark refusal (which sends a node into direct reclaim)."""
 
 import random
 
@@ -117,17 +119,20 @@ class Traffic:
 
     def bad_free(self, cpu: int) -> None:
         """A free that must be refused whole: a page named twice, another CPU's page, a free page,
-        the wrong order, a pfn outside the zone; mixed with pages the CPU does hold."""
+        the wrong order, a migratetype out of range, a pfn outside the zone; mixed with pages the CPU
+        does hold."""
         rng = self.rng
         mine = [(pfn, o, mt) for pfn, (o, mt) in self.held[cpu].items()]
         others = [(pfn, o, mt) for c, pages in self.held.items() if c != cpu for pfn, (o, mt) in pages.items()]
-        good = rng.sample(mine, min(len(mine), rng.randrange(0, 8)))
+        picked = rng.sample(mine, min(len(mine), rng.randrange(1, 9)))
+        good, spare = picked[1:], picked[:1]  # `spare`: a held page the bad entry may misdescribe
         bad = rng.choice(
             [
-                [good[0]] if good else [],
+                good[:1],  # named twice
                 [rng.choice(others)] if others else [],
                 [(next(iter(self.zr.zone.free_blocks()))[0], 0, MIGRATE_MOVABLE)],
-                [(good[0][0], good[0][1] + 1, good[0][2])] if good else [],
+                [(pfn, o + 1, mt) for pfn, o, mt in spare],
+                [(pfn, o, MIGRATE_TYPES) for pfn, o, _ in spare],
                 [(PAGES + 7, 0, MIGRATE_MOVABLE)],
             ]
         )
