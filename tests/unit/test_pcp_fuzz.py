@@ -62,7 +62,7 @@ class Cpu:
 
     def step(self) -> None:
         held = self.grant is not None
-        ops = ["alloc", "alloc", "alloc", "free", "free"]
+        ops = ["alloc", "alloc", "alloc", "free", "free", "pageset"]
         if self.profile.remote_drain:  # v6.0+: another CPU may take this pcp's lock
             ops.append("grant_or_end")
         if not held or self.profile.free_list_trylock:  # else free_unref_page_list would spin on it
@@ -110,6 +110,13 @@ class Cpu:
 
     def drain(self) -> None:
         self.ops.drain_pages_zone(self.zone, self.pcp)
+
+    def pageset(self) -> None:
+        """zone_pcp_update (CPU hotplug, a sysctl): new high and batch, stored without the pcp lock as
+        the kernel's WRITE_ONCE does, as the CPUs online change (1 to 8 of them)."""
+        batch = self.zone.zone_batchsize()
+        high = self.zone.zone_highsize(batch, self.rng.randrange(1, 9))
+        pcpmod.pageset_update(self.pcp, high, high * 4 if self.profile.pcp_high_auto else high, batch)
 
     def decay(self) -> None:
         if self.profile.pcp_high_auto:
