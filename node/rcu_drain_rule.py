@@ -21,6 +21,15 @@ from node.mm.constants import Page
 from node.mm.pcp_rcu import RcuPerCpuPages
 
 
+def check_rcu_swap(cpu: int, has_list_sets: bool) -> None:
+    """Whether `cpu` can be drained by rcu-swap, as both node drivers ask before an rcu_swap: only
+    a pcp kept as RCU list sets can. Raises FailedPrecondition otherwise."""
+    if not has_list_sets:
+        raise FailedPrecondition(
+            f"cpu {cpu} runs the v6.0 pcp spinlock, not RCU list sets (start the cluster with --strategy rcu-swap)"
+        )
+
+
 class RcuSwapGrants(GrantTable):
     def __init__(self, pcp: RcuPerCpuPages, clock: Callable[[], float], transfer_log=None) -> None:
         super().__init__(clock, transfer_log)

@@ -33,7 +33,26 @@ from node.grants import EXPIRED, Grant, GrantTable, base_pages
 from node.mm.constants import Page
 from node.mm.pcp import PerCpuPages
 from node.mm.pcp_high import PCP_BATCH_SCALE_MAX
-from node.mm.profile import DRAIN_PAGES_ZONE
+from node.mm.profile import DRAIN_PAGES_ZONE, KernelProfile
+
+
+def check_remote_lock(cpu: int, has_pcp_lock: bool, profile: KernelProfile, cpu_offline: bool) -> None:
+    """Whether a drainer on another CPU may take `cpu`'s pcp lock (drain_pages_zone from afar), as
+    both node drivers ask before a lock_drain: v6.0 and later guard the pcp with a spinlock any CPU
+    may take, earlier kernels with a local_lock only its own CPU holds, which an offline CPU
+    (hotplug: nothing runs on it) does not contend; lists behind an RCU pointer have no pcp lock.
+    Raises FailedPrecondition where it may not."""
+    if not has_pcp_lock:
+        raise FailedPrecondition(
+            f"cpu {cpu} keeps its pcp lists behind an RCU pointer: "
+            "there is no pcp lock to take (drain it with rcu-swap or workqueue)"
+        )
+    if not profile.remote_drain and not cpu_offline:
+        raise FailedPrecondition(
+            f"cpu {cpu} runs kernel {profile.name}: its pcp is "
+            f"guarded by a {profile.pcp_lock} no other CPU can take "
+            "(drain it with workqueue)"
+        )
 
 
 class Taken(NamedTuple):

@@ -29,7 +29,9 @@ from node.mm import pcp as pcpmod
 from node.mm import profile as profiles
 from node.rcu import RcuCpu
 from node.rcu_drain import RcuDrain
+from node.rcu_drain_rule import check_rcu_swap
 from node.remote_lock import RemotePcpLock
+from node.remote_lock_rule import check_remote_lock
 from node.shared.timebase import CostModel, lease_clock
 from node.tasks import (
     IRQ_HZ,
@@ -353,30 +355,16 @@ class NodeRuntime:
 
     # ------------------------------------------------------------- remote drains
     def remote_pcp_lock(self) -> RemotePcpLock:
-        """The pcp lock a drainer on another CPU takes (drain_pages_zone from afar), if this
-        CPU's pcp design and kernel profile let it: v6.0 and later guard the pcp with a spinlock
-        any CPU may take, earlier kernels with a local_lock only its own CPU holds, which an
-        offline CPU (hotplug: nothing runs on it) does not contend."""
-        if self.remote_lock is None:
-            raise FailedPrecondition(
-                f"cpu {self.cpu_id} keeps its pcp lists behind an RCU pointer: "
-                "there is no pcp lock to take (drain it with rcu-swap or workqueue)"
-            )
-        if not self.profile.remote_drain and not self.cpu_offline:
-            raise FailedPrecondition(
-                f"cpu {self.cpu_id} runs kernel {self.profile.name}: its pcp is "
-                f"guarded by a {self.profile.pcp_lock} no other CPU can take "
-                "(drain it with workqueue)"
-            )
+        """The pcp lock a drainer on another CPU takes, if this CPU's pcp design and kernel profile
+        let it (node.remote_lock_rule.check_remote_lock)."""
+        check_remote_lock(self.cpu_id, self.remote_lock is not None, self.profile, self.cpu_offline)
+        assert self.remote_lock is not None  # checked above: the v6.0 pcp lock
         return self.remote_lock
 
     def rcu_swap(self) -> RcuDrain:
         """The rcu-swap drain of this CPU's RCU list sets, if its pcp has them."""
-        if self.rcu_drain is None:
-            raise FailedPrecondition(
-                f"cpu {self.cpu_id} runs the v6.0 pcp spinlock, not RCU list sets "
-                "(start the cluster with --strategy rcu-swap)"
-            )
+        check_rcu_swap(self.cpu_id, self.rcu_drain is not None)
+        assert self.rcu_drain is not None  # checked above
         return self.rcu_drain
 
     def rcu_grants(self) -> RcuDrain:

@@ -26,6 +26,8 @@ from node.mm import audit as mm_audit
 from node.mm import pcp_rcu
 from node.mm.constants import Page
 from node.mm.zone_rules import Held, Refused, ZoneReply
+from node.rcu_drain_rule import check_rcu_swap
+from node.remote_lock_rule import check_remote_lock
 from node.sim.clock import EventQueue
 from node.virtual.drain import VirtualRcuDrain, VirtualRemotePcpLock
 from node.virtual.run import VirtualCluster
@@ -114,8 +116,9 @@ class NodePeer:
         return later
 
     def _lock_drain(self, strand: Strand, drain: Any, request: pb.PcpLockDrainRequest) -> pb.PcpControlReply:
-        if not isinstance(drain, VirtualRemotePcpLock):
-            raise FailedPrecondition(f"cpu {self.cpu} keeps its pcp lists behind an RCU pointer: no pcp lock")
+        # CPU hotplug is not modelled under virtual time: every virtual CPU is online.
+        check_remote_lock(self.cpu, isinstance(drain, VirtualRemotePcpLock), self.cluster.profile, cpu_offline=False)
+        assert isinstance(drain, VirtualRemotePcpLock)  # checked above
         lease = validate.count(request.lease_ms, validate.MAX_LEASE_MS, "lease_ms") / 1000.0 / self.scale
         taken = drain.lock_and_take(strand, lease, wait_timeout=lease, left=request.left)
         grant = pb.PcpLockDrainReply(
@@ -127,8 +130,8 @@ class NodePeer:
         return pb.PcpControlReply(lock_drain=grant)
 
     def _rcu_swap(self, strand: Strand, drain: Any, request: pb.RcuSwapRequest) -> pb.PcpControlReply:
-        if not isinstance(drain, VirtualRcuDrain):
-            raise FailedPrecondition(f"cpu {self.cpu} runs the v6.0 pcp spinlock, not RCU list sets")
+        check_rcu_swap(self.cpu, isinstance(drain, VirtualRcuDrain))
+        assert isinstance(drain, VirtualRcuDrain)  # checked above
         ms = validate.count(request.gp_timeout_ms, validate.MAX_LEASE_MS, "gp_timeout_ms")
         gp_timeout = ms / 1000.0 / self.scale
         lease = validate.count(request.lease_ms, validate.MAX_LEASE_MS, "lease_ms") / 1000.0 / self.scale

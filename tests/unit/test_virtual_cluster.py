@@ -247,6 +247,35 @@ def test_a_virtual_node_beats_as_a_wall_node_does_every_50_ms_or_at_the_coordina
         c.close()
 
 
+@pytest.mark.parametrize(
+    "kernel, rcu_swap, op, refusal",
+    [
+        ("5.19", False, "lock_drain", "runs kernel 5.19: its pcp is guarded by a local_lock no other CPU can take"),
+        ("6.1", True, "lock_drain", "keeps its pcp lists behind an RCU pointer: there is no pcp lock to take"),
+        ("6.1", False, "rcu_swap", "runs the v6.0 pcp spinlock, not RCU list sets"),
+    ],
+)
+def test_a_virtual_cpu_refuses_a_drain_its_pcp_design_or_kernel_does_not_allow_as_the_wall_node_does(
+    kernel, rcu_swap, op, refusal
+):
+    """node.remote_lock_rule.check_remote_lock and node.rcu_drain_rule.check_rcu_swap, which node.runtime
+    asks too: a virtual CPU under 5.19 used to grant its local_lock'ed lists to a remote drainer."""
+    c = WholeCluster(DEFAULT_ROLES, seed=1, rcu_swap=rcu_swap, options=Options(kernel=kernel))
+    try:
+        c.nodes.run(kernel_s(0.5))
+        request = {
+            "lock_drain": pb.PcpControlRequest(lock_drain=pb.PcpLockDrainRequest(cpu=0, lease_ms=100)),
+            "rcu_swap": pb.PcpControlRequest(rcu_swap=pb.RcuSwapRequest(cpu=0, gp_timeout_ms=100, lease_ms=100)),
+        }[op]
+        replies: list = []
+        c.peers[0].control(request).bind(replies.append)
+        c.nodes.run(c.queue.clock() + kernel_s(0.1))
+        assert [(r.code, refusal in r.error) for r in replies] == [("FAILED_PRECONDITION", True)], replies
+        assert c.nodes.pcps[0].count > 0  # it had pages to give: the refusal is the design's, not an empty pcp
+    finally:
+        c.close()
+
+
 def test_a_virtual_cpu_answers_a_bad_work_request_as_the_wall_node_does():
     """QueueWork and FlushWork reach a virtual CPU through node.server's checks and node.work_table's
     rule: an unknown kind or a timeout out of range is INVALID_ARGUMENT, a work id the CPU does not hold
