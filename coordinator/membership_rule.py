@@ -12,7 +12,7 @@ driver attaches to it; the rules never touch it.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from node.api import validate
 from node.api.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -96,6 +96,20 @@ def excused(late: float, interval: float, failure_timeout: float) -> bool:
     (stopped, starved): the nodes' silence meanwhile is its own, not theirs, and is excused. Nothing
     unsafe either way: a node that was really gone is declared dead that much later."""
     return late > max(4 * interval, failure_timeout / 2)
+
+
+class ZoneState(Protocol):
+    """What a heartbeat reply tells a node of the zone (node.mm.zone.Zone)."""
+
+    free_pages: int
+    reclaim_active: bool
+
+
+class PagesetState(Protocol):
+    """pcp->high and pcp->batch for every CPU (coordinator.hotplug.Pageset)."""
+
+    high: int
+    batch: int
 
 
 # The coordinator's defaults for its --failure-timeout-ms and --dead-timeout-ms.
@@ -254,3 +268,28 @@ class MembershipRule:
     def declare_dead(self, member: Member) -> None:
         member.dead = True
         member.pcp_count = 0
+
+
+def answer_heartbeat(
+    rule: MembershipRule,
+    request: pb.HeartbeatRequest,
+    zone: ZoneState,
+    pageset: PagesetState,
+    recovering: bool,
+    epoch: int,
+) -> pb.HeartbeatReply:
+    """A Heartbeat, in both drivers (coordinator.server, coordinator.virtual_members): the sender's
+    lease renewed (fenced by incarnation: `MembershipRule.live`), and what the node learns back, which
+    node.agent applies: the zone's free pages and ZONE_RECLAIM_ACTIVE (which its pcp free path reads
+    between zone replies), the pageset, whether this coordinator is recovering, the heartbeat pace and
+    its epoch."""
+    rule.heartbeat(request.cpu, request.pcp_count, request.incarnation)
+    return pb.HeartbeatReply(
+        free_pages=zone.free_pages,
+        reclaim_active=zone.reclaim_active,
+        high=pageset.high,
+        batch=pageset.batch,
+        recovering=recovering,
+        heartbeat_interval_ms=round(rule.heartbeat_interval() * 1000),
+        coordinator_epoch=epoch,
+    )

@@ -7,6 +7,7 @@ import functools
 
 from coordinator import audit_rule
 from coordinator.audit import audit_cluster
+from coordinator.membership_rule import answer_heartbeat
 from coordinator.zone_service import NODE
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
@@ -96,16 +97,8 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         )
 
     async def Heartbeat(self, request, context):
-        self.membership.heartbeat(request.cpu, request.pcp_count, request.incarnation)
-        z = self.zone.zone
-        return pb.HeartbeatReply(
-            free_pages=z.free_pages,
-            reclaim_active=z.reclaim_active,
-            high=self.pageset.high,
-            batch=self.pageset.batch,
-            recovering=self.recovery.active,
-            heartbeat_interval_ms=round(self.membership.heartbeat_interval() * 1000),
-            coordinator_epoch=self.epoch,
+        return answer_heartbeat(
+            self.membership, request, self.zone.zone, self.pageset, self.recovery.active, self.epoch
         )
 
     async def Rmqueue(self, request, context):

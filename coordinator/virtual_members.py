@@ -12,7 +12,7 @@ from typing import Any
 
 from coordinator import reaper_rule, registration_rule
 from coordinator.drain.virtual import VirtualDriver, VirtualMutex
-from coordinator.membership_rule import Member, MembershipRule, excused
+from coordinator.membership_rule import Member, MembershipRule, ZoneState, answer_heartbeat, excused
 from node.api import validate
 from node.api.errors import DOMAIN_ERRORS
 from node.api.v1 import pcpsim_pb2 as pb
@@ -28,6 +28,14 @@ class NoPageset:
         pass
 
 
+class NoZone:
+    """Where a cluster has no zone to report (unit tests of membership alone): a heartbeat reply says
+    nothing is free and no reclaim is active."""
+
+    free_pages = 0
+    reclaim_active = False
+
+
 class VirtualMembers:
     def __init__(
         self,
@@ -37,15 +45,18 @@ class VirtualMembers:
         pageset: Any = None,
         epoch: int = 0,
         recovering: Callable[[], bool] = lambda: False,
+        zone: ZoneState | None = None,
     ) -> None:
         """`driver.zone` takes a dead or replaced CPU's pages back (cpu_dead) and claims a resuming
         one's (claim); `pageset` is coordinator.hotplug.Pageset; `epoch` this coordinator's
-        (0: none); `recovering` whether it still rebuilds its zone (coordinator.recovery)."""
+        (0: none); `recovering` whether it still rebuilds its zone (coordinator.recovery); `zone` the
+        buddy whose free pages and ZONE_RECLAIM_ACTIVE heartbeat replies carry."""
         self.membership = membership
         self.driver = driver
         self.queue = driver.queue
         self.mutex = mutex  # pcpu_drain_mutex, the one the drains run under
         self.pageset = pageset or NoPageset()
+        self.zone: ZoneState = zone or NoZone()
         self.epoch = epoch
         self.recovering = recovering
         self.deaths: list[tuple[float, int]] = []  # (virtual instant, cpu)
@@ -64,15 +75,7 @@ class VirtualMembers:
             reply(err)
 
     def _heartbeat(self, request: pb.HeartbeatRequest) -> pb.HeartbeatReply:
-        m = self.membership
-        m.heartbeat(request.cpu, request.pcp_count, request.incarnation)
-        return pb.HeartbeatReply(
-            high=self.pageset.high,
-            batch=self.pageset.batch,
-            recovering=self.recovering(),
-            heartbeat_interval_ms=round(m.heartbeat_interval() * 1000),
-            coordinator_epoch=self.epoch,
-        )
+        return answer_heartbeat(self.membership, request, self.zone, self.pageset, self.recovering(), self.epoch)
 
     def _register(self, request: pb.RegisterRequest, reply: Callable[[Any], None]) -> None:
         m = self.membership

@@ -48,7 +48,7 @@ from coordinator import audit_rule, contig_rule
 from coordinator.drain import drain_all
 from coordinator.drain.record import DrainRecord
 from coordinator.drain.virtual import COORDINATOR, VirtualDriver
-from coordinator.membership_rule import Member
+from coordinator.membership_rule import Member, answer_heartbeat
 from coordinator.store import Memory
 from coordinator.tools.virtual_coordinator import Members, VirtualCoordinator
 from coordinator.tools.virtual_host import NodeHost
@@ -246,12 +246,15 @@ class WholeCluster:
         self.coordinator.members.handle(method, request, reply)
 
     def _beat(self) -> None:
-        """Static membership: every CPU's heartbeat, its lease renewed, its pcp count reported, and the
-        reply's pageset applied when it has changed since the last (offline's zone_pcp_disable and
-        zone_pcp_enable; otherwise the CPUs keep their own, which are the same)."""
-        pageset = (self.coordinator.pageset.high, self.coordinator.pageset.batch)
+        """Static membership: every CPU's heartbeat, its lease renewed, its pcp count reported, the
+        reply's zone state applied, and its pageset when it has changed since the last (offline's
+        zone_pcp_disable and zone_pcp_enable; otherwise the CPUs keep their own, which are the same)."""
+        c = self.coordinator
+        pageset = (c.pageset.high, c.pageset.batch)
         for n, pcp in enumerate(self.nodes.pcps):
-            self.coordinator.membership.heartbeat(n, pcp.count, INCARNATION)
+            request = pb.HeartbeatRequest(cpu=n, pcp_count=pcp.count, incarnation=INCARNATION)
+            reply = answer_heartbeat(c.membership, request, self.nodes.zone.zone, c.pageset, c.recovery.active, c.epoch)
+            self.hosts[n].zone_heard(reply.free_pages, reply.reclaim_active)
             if pageset != self._pageset_sent:
                 self.hosts[n].set_pageset(*pageset)
         self._pageset_sent = pageset

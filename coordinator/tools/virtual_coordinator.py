@@ -132,6 +132,7 @@ class VirtualCoordinator:
             self.pageset,
             epoch=self.epoch,
             recovering=lambda: recovery.active,
+            zone=buddy,
         )
         self.contig = contig_rule.Contig(
             buddy,

@@ -88,6 +88,13 @@ class NodeHost:
             return None
         return stale_request(epoch, self.epoch.highest)
 
+    def zone_heard(self, free_pages: int, reclaim_active: bool) -> None:
+        """What a heartbeat reply says of the zone, which the CPU keeps until its next zone reply (as
+        node.agent sets the wall node's ZoneClient): its free pages and ZONE_RECLAIM_ACTIVE, which the
+        pcp free path reads (a flush of the whole batch while reclaim is active)."""
+        zone = self.cluster.zones[self.cpu]
+        zone.free_pages, zone.reclaim_active = free_pages, reclaim_active
+
     def set_pageset(self, high: int, batch: int) -> None:
         """pageset_update, as node.runtime.NodeRuntime.set_pageset (high_max kept: the zone's size is fixed)."""
         pcp = self.cluster.pcps[self.cpu]

@@ -31,7 +31,8 @@ COORDINATOR = "coordinator"  # the far end of every CPU's membership links
 
 
 class Host(Protocol):
-    """The CPU the agent speaks for: its pcp count, its pages, parking it, the pageset it is told."""
+    """The CPU the agent speaks for: its pcp count, its pages, parking it, the pageset and the zone's
+    state it is told."""
 
     lease_until: float
 
@@ -51,6 +52,8 @@ class Host(Protocol):
     def when_parked(self, fn: Callable[[], object]) -> None: ...  # fn() once parked at a safe point
 
     def set_pageset(self, high: int, batch: int) -> None: ...
+
+    def zone_heard(self, free_pages: int, reclaim_active: bool) -> None: ...  # a heartbeat reply's
 
 
 class Coordinator(Protocol):
@@ -193,6 +196,7 @@ class VirtualAgent(AgentRule):
                 self._note("runs")
                 self.host.park(False)
             self.host.lease_until = self.lease_until
+            self.host.zone_heard(reply.free_pages, reply.reclaim_active)
             self.host.set_pageset(reply.high, reply.batch)
         elif code is not None:
             resume = agent_rule.rejoin_for(code)

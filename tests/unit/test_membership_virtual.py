@@ -72,6 +72,9 @@ class Host:
     def set_pageset(self, high: int, batch: int) -> None:
         pass
 
+    def zone_heard(self, free_pages: int, reclaim_active: bool) -> None:
+        pass
+
 
 class Lossy:
     """A coordinator that applies every request and loses the first `lose` Register answers; it keeps

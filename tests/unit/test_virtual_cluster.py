@@ -276,6 +276,24 @@ def test_a_virtual_cpu_refuses_a_drain_its_pcp_design_or_kernel_does_not_allow_a
         c.close()
 
 
+@pytest.mark.parametrize("members", [None, Members()], ids=["static", "agents"])
+def test_a_heartbeat_reply_tells_a_virtual_cpu_the_zones_reclaim_state_as_it_tells_a_wall_node(members):
+    """coordinator.membership_rule.answer_heartbeat, which both coordinators answer with: the zone's free
+    pages and ZONE_RECLAIM_ACTIVE reach a CPU that asks the zone nothing (idle CPUs), which node.agent
+    applies to the wall node's ZoneClient; the virtual replies used to carry neither."""
+    c = WholeCluster(["idle", "idle"], seed=1, members=members)
+    try:
+        c.nodes.run(kernel_s(0.5))
+        zone = c.nodes.zone.zone
+        assert not any(z.reclaim_active for z in c.nodes.zones)
+        zone.reclaim_active = True  # as kswapd's balance_pgdat sets it; nothing on these CPUs asks the zone
+        zone.free_pages -= 7  # what they are told of the free pages follows the zone too (no audit follows)
+        c.nodes.run(c.queue.clock() + kernel_s(0.5))  # several heartbeats
+        assert [(z.reclaim_active, z.free_pages) for z in c.nodes.zones] == [(True, zone.free_pages)] * 2
+    finally:
+        c.close()
+
+
 def test_a_virtual_cpu_answers_a_bad_work_request_as_the_wall_node_does():
     """QueueWork and FlushWork reach a virtual CPU through node.server's checks and node.work_table's
     rule: an unknown kind or a timeout out of range is INVALID_ARGUMENT, a work id the CPU does not hold
