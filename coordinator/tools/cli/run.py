@@ -118,7 +118,12 @@ def cmd_compare(args) -> int:
         print(determinism.describe())
         if not determinism.identical:
             return 1
-    return 0 if all(s["audit"]["ok"] for s in result["strategies"].values()) else 1
+    return 0 if _audits_clean(result) else 1
+
+
+def _audits_clean(result: dict) -> bool:
+    """Every strategy's audit ok: compare's exit status."""
+    return all(s["audit"]["ok"] for s in result["strategies"].values())
 
 
 def _compare_seeds(config: compare.CompareConfig, noise: str, seeds: list[int], json_path: str | None) -> int:
@@ -131,7 +136,7 @@ def _compare_seeds(config: compare.CompareConfig, noise: str, seeds: list[int], 
         except virtual_phase.DrainBacklog as err:
             raise CliError(f"seed {seed}: {err}") from None
         results.append(result)
-        clean = all(s["audit"]["ok"] for s in result["strategies"].values())
+        clean = _audits_clean(result)
         all_clean = all_clean and clean
         line = f"seed {seed}: {sum(result['events'].values()):,} events in {time.perf_counter() - started:.1f}s"
         if json_path:
