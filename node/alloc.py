@@ -40,6 +40,7 @@ from node.api.v1 import pcpsim_pb2 as pb
 from node.eventlog import EventLog
 from node.mm import profile as profiles
 from node.mm.constants import Page
+from node.mm.lock import spin_is_locked
 from node.mm.pcp import ZoneOps
 from node.shared.faults import InjectedRpcError
 
@@ -155,7 +156,7 @@ class PageAllocator:
         held = {pfn: self.allocated.pop(pfn) for pfn in pfns}
         pages = [(pfn, order, self._free_migratetype(pfn, mt)) for pfn, (order, mt) in held.items()]
         t0, waited = self.cpu.clock(), self.zone.lock_wait_s
-        locked = self.pcp.lock.locked()
+        locked = spin_is_locked(self.pcp.lock)
         done: list[int] = []
         try:
             self.ops.free_unref_page_list(self.zone, self.pcp, pages, done)

@@ -25,6 +25,7 @@ parked, sleeping in `wait_for`, or running a NOHZ_FULL task's user code (`user`)
 
 import collections
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -32,12 +33,21 @@ from dataclasses import dataclass, field
 
 from node import sched
 from node.eventlog import EventLog
-from node.mm.pcp import PcpLock
+from node.mm.lock import PcpLock
 from node.rcu import RcuCpu
 from node.rcu_gp import QuiescentStates
 from node.sched import Source
 
 log = logging.getLogger(__name__)
+
+
+def wall_pcp_lock() -> PcpLock:
+    """pcp->lock for threads that share it: a queue.SimpleQueue holding its token while the lock is free,
+    whose C trylock costs half of threading.Lock's (node.mm.lock.PcpLock)."""
+    lock: queue.SimpleQueue[object] = queue.SimpleQueue()
+    lock.put(True)
+    return lock
+
 
 # Who holds a CPU paused (Cpu.set_paused): SetRunState's callers, and the node's own agent.
 OPERATOR = "operator"
@@ -133,9 +143,10 @@ class Cpu:
         self._launch()
 
     def pcp_lock(self) -> PcpLock:
-        """A pcp->lock for this CPU's lists, of the kind its driver waits on: a threading.Lock, which
-        the CPU thread and the node's RPC threads (a remote drainer) share."""
-        return threading.Lock()
+        """A pcp->lock for this CPU's lists, of the kind its driver waits on, which the CPU thread and
+        the node's RPC threads (a remote drainer) share: a queue.SimpleQueue holding its token while the
+        lock is free, whose C trylock is half threading.Lock's (node.mm.lock.PcpLock)."""
+        return wall_pcp_lock()
 
     def _launch(self) -> None:
         self._thread.start()

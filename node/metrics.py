@@ -27,6 +27,7 @@ from node.mm.constants import (
     pageblock_order,
     pindex_to_order,
 )
+from node.mm.lock import spin_is_locked
 from node.shared.buckets import LATENCY_BUCKETS, LONG_LATENCY_BUCKETS
 from node.tasks import NO_CAUSE, NOISE_CAUSES  # always exported, so a dashboard sees 0 rather than no series
 
@@ -150,7 +151,7 @@ class NodeCollector(Collector):
         fams["pcpsim_pcp_high_pages"].add_metric([cpu], pcp.high)
         fams["pcpsim_pcp_batch_pages"].add_metric([cpu], pcp.batch)
         fams["pcpsim_pcp_free_factor"].add_metric([cpu], pcp.free_factor)
-        fams["pcpsim_pcp_locked"].add_metric([cpu], 1 if pcp.lock.locked() else 0)
+        fams["pcpsim_pcp_locked"].add_metric([cpu], 1 if spin_is_locked(pcp.lock) else 0)
         s = pcp.stats
         fams["pcpsim_pcp_trylock_failures_total"].add_metric([cpu, "alloc"], s.trylock_fail_alloc)
         fams["pcpsim_pcp_trylock_failures_total"].add_metric([cpu, "free"], s.trylock_fail_free)

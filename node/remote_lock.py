@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import TypeVar
 
 from node.grants import Grant, GrantTable
+from node.mm.lock import spin_lock, spin_trylock, spin_unlock
 from node.remote_lock_rule import PcpLockGrants, Taken
 
 T = TypeVar("T")
@@ -75,17 +76,17 @@ class RemotePcpLock(AsyncLease, PcpLockGrants):
 
     async def _acquire(self, timeout: float) -> bool:
         lock = self.pcp.lock
-        if lock.acquire(blocking=False):
+        if spin_trylock(lock):
             return True
         loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(None, lock.acquire, True, timeout)
+        fut = loop.run_in_executor(None, spin_lock, lock, timeout)
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
             # The caller went away; if the lock arrives anyway, hand it straight back.
             def hand_back(done: asyncio.Future[bool]) -> None:
                 if done.result():
-                    lock.release()
+                    spin_unlock(lock)
 
             fut.add_done_callback(hand_back)
             raise

@@ -31,6 +31,7 @@ from typing import NamedTuple
 from node.api.errors import FailedPrecondition
 from node.grants import EXPIRED, Grant, GrantTable, base_pages
 from node.mm.constants import Page
+from node.mm.lock import spin_unlock
 from node.mm.pcp import PerCpuPages
 from node.mm.pcp_high import PCP_BATCH_SCALE_MAX
 from node.mm.profile import DRAIN_PAGES_ZONE, KernelProfile
@@ -113,7 +114,7 @@ class PcpLockGrants(GrantTable):
             to_drain = min(count, pcp.batch << PCP_BATCH_SCALE_MAX)
         pages = pcp.take_bulk(to_drain, 0)
         if not pages:  # emptied while we waited for the lock, or before this chunk
-            pcp.lock.release()
+            spin_unlock(pcp.lock)
             return Taken(0, [], wait, count - to_drain)
         if self.on_wait is not None:
             self.on_wait(wait)
@@ -124,7 +125,7 @@ class PcpLockGrants(GrantTable):
         self.pcp.restore(pages)
 
     def _release(self) -> None:
-        self.pcp.lock.release()
+        spin_unlock(self.pcp.lock)
 
     def _refuse(self, token: int, commit: bool, past: Grant | None) -> None:
         if past is None:

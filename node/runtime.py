@@ -27,6 +27,7 @@ from node.metrics import NodeMetrics
 from node.mm import audit, pcp_high, pcp_rcu
 from node.mm import pcp as pcpmod
 from node.mm import profile as profiles
+from node.mm.lock import spin_locked
 from node.rcu import RcuCpu
 from node.rcu_drain import RcuDrain
 from node.rcu_drain_rule import check_rcu_swap
@@ -224,7 +225,7 @@ class NodeRuntime:
                 high=high,
                 batch=batch,
                 drain_lock=threading.Lock(),
-                list_locks=(threading.Lock(), threading.Lock()),
+                list_locks=(self.cpu.pcp_lock(), self.cpu.pcp_lock()),
             )
             self.pcp_ops = pcp_rcu
             self.remote_lock = None
@@ -327,7 +328,7 @@ class NodeRuntime:
         """This CPU was declared dead and the zone took its pages back: forget them all, and
         take a new incarnation to register with. Call with the CPU paused."""
         self.remote_drain.discard()
-        with self.pcp.lock:
+        with spin_locked(self.pcp.lock):
             self.pcp.discard()
         self.alloc.discard()
         if self.housekeeping is not None:

@@ -15,6 +15,7 @@ from node.api.errors import InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm import pcp as pcpmod
+from node.mm.lock import spin_is_locked
 from node.shared.reply_stream import serve_ops
 from node.workqueue import WorkItems
 
@@ -50,7 +51,7 @@ class NodeServicer(pb_grpc.NodeServicer):
             batch=pcp.batch,
             free_factor=pcp.free_factor,
             list_pages=[len(lst) for lst in pcp.lists],
-            locked=pcp.lock.locked(),
+            locked=spin_is_locked(pcp.lock),
             remote_token=self.node.remote_lock.holder_token() if self.node.remote_lock else 0,
         )
 

@@ -3,7 +3,8 @@
 Layout (core first; nothing here does I/O, asyncio, gRPC or metrics):
 - constants.py  enum migratetype, orders, pcp list indexing (include/linux/mmzone.h)
 - watermark.py  min_free_kbytes, zone watermarks, zone_batchsize, zone_highsize
-- lock.py       the Lock protocol the model takes, and UnsharedLock for one thread of control
+- lock.py       the lock Protocols the model takes (zone->lock: Lock; pcp->lock: PcpLock, in SimpleQueue's names,
+                and the kernel-named spin_lock helpers), and their unshared kinds for one thread of control
 - buddy.py      free areas, split (expand) and merge (__free_one_page), PageStateError
 - zone.py       Zone: pageblock types, fallback/stealing, the ZoneOps methods the pcp code calls
 - isolation.py  page isolation and taking a PFN range out of the buddy (alloc_contig_range, offline)

@@ -26,8 +26,8 @@ from . import pcp as pcpmod
 from . import pcp_free
 from .audit import audit, check_pcp
 from .constants import MIGRATE_MOVABLE, Page, order_to_pindex
-from .lock import UnsharedLock
-from .pcp import PcpLock, PerCpuPages, pageset_update
+from .lock import PcpLock, UnsharedPcpLock, spin_lock, spin_unlock
+from .pcp import PerCpuPages, pageset_update
 from .profile import KernelProfile, LocalIrq, UpSpinlock, pcp_ops
 from .zone import Zone
 
@@ -46,7 +46,7 @@ class Replay:
 
 
 def _pcp_lock(profile: KernelProfile) -> PcpLock:
-    return UnsharedLock() if profile.smp else UpSpinlock()
+    return UnsharedPcpLock() if profile.smp else UpSpinlock()
 
 
 def up_trylock(profile: KernelProfile, batch: int = 63) -> Replay:
@@ -143,9 +143,9 @@ def bulk_free(profile: KernelProfile, nr_pages: int = BULK_FREE_PAGES, batch: in
     if pcp.count != nr_pages:
         raise ValueError(f"the zone has no {nr_pages} free MOVABLE pages for the replay")
     spy = ZoneLockHolds(zone)
-    pcp.lock.acquire()
+    spin_lock(pcp.lock)
     if pcp_free.free_high_flush(spy, pcp, nr_pages, order_to_pindex(MIGRATE_MOVABLE, 0)):
-        pcp.lock.release()
+        spin_unlock(pcp.lock)
     out = Replay(profile.name)
     longest = max(spy.holds, default=0)
     out.facts = {
@@ -164,44 +164,21 @@ def bulk_free(profile: KernelProfile, nr_pages: int = BULK_FREE_PAGES, batch: in
     return out
 
 
-class InterleavedLock:
-    """pcp->lock for replaying an interleaving (one thread of control: an UnsharedLock) whose acquire
-    and release a replay (or a test) may extend with what another CPU does at that moment."""
-
-    def __init__(self) -> None:
-        self._lock = UnsharedLock()
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        return self._lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def locked(self) -> bool:
-        return self._lock.locked()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-class _HeldByRefill(InterleavedLock):
+class _HeldByRefill(UnsharedPcpLock):
     """pcp->lock held by CPU1 in __rmqueue_pcplist: the first blocking acquire (the drainer spinning)
     lets CPU1 finish (`finish`: count the refill, unlock) before it gets the lock."""
 
     def __init__(self, finish: Callable[[], None]) -> None:
         super().__init__()
-        self._lock.acquire()  # CPU1 holds it
+        self.get_nowait()  # CPU1 holds it
         self.finish = finish
         self.drainer_waited = False
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if self._lock.locked() and blocking and not self.drainer_waited:
+    def get(self, block: bool = True, timeout: float | None = None) -> object:
+        if self.empty() and block and not self.drainer_waited:
             self.drainer_waited = True
             self.finish()  # CPU1 runs on while the drainer spins
-        return super().acquire(blocking, timeout)
+        return super().get(block, timeout)
 
 
 def count_race(profile: KernelProfile, batch: int = 63) -> Replay:
@@ -217,7 +194,7 @@ def count_race(profile: KernelProfile, batch: int = 63) -> Replay:
 
     def cpu1_finishes_refill() -> None:
         pcp.count += batch  # __rmqueue_pcplist: pcp->count += alloced << order
-        lock.release()
+        spin_unlock(lock)
 
     lock = _HeldByRefill(cpu1_finishes_refill)
     pcp.lock = lock

@@ -3,6 +3,7 @@ pcp, split so that the pcp lock is dropped between chunks of batch << CONFIG_PCP
 node.mm.pcp keeps the one-hold drain of v6.0 to v6.9; node.mm.profile picks one per kernel."""
 
 from . import pcp_high
+from .lock import spin_locked
 from .pcp import PerCpuPages, ZoneOps, drain_chunk
 
 
@@ -16,7 +17,7 @@ def drain_pages_zone_chunked(zone: ZoneOps, pcp: PerCpuPages) -> int:
     while count:
         to_drain = min(count, pcp.batch << pcp_high.PCP_BATCH_SCALE_MAX)
         count -= to_drain
-        with pcp.lock:
+        with spin_locked(pcp.lock):
             n += drain_chunk(zone, pcp, to_drain)
     if n:
         pcp.stats.drains += 1
@@ -30,7 +31,7 @@ def drain_pages_zone_count_locked(zone: ZoneOps, pcp: PerCpuPages) -> int:
     so zone_pcp_disable leaves no page behind and offline_pages no longer hangs."""
     n = 0
     while True:
-        with pcp.lock:
+        with spin_locked(pcp.lock):
             count = pcp.count
             if count:
                 to_drain = min(count, pcp.batch << pcp_high.PCP_BATCH_SCALE_MAX)

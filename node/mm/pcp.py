@@ -15,8 +15,8 @@ lists have the migratetype implied by pindex; the THP list records each page's t
 (the kernel keeps it in page->index via set_pcppage_migratetype).
 
 Deviations:
-- pcp->lock is the caller's lock (the wall node's a threading.Lock); "IRQs off" and the
-  pcp_trylock_prepare/finish UP dance do not exist.
+- pcp->lock is the caller's lock (node.mm.lock.PcpLock: the wall node's a queue.SimpleQueue holding a
+  token); "IRQs off" and the pcp_trylock_prepare/finish UP dance do not exist.
 - ``free_pcppages_bulk`` is split: ``PerCpuPages.take_bulk`` walks the lists, then the zone frees the pages in
   one call. If the zone call raises (e.g. the coordinator is unreachable), the pages are put back (``restore``)
   and the error propagates, so no page is lost; the kernel cannot fail here. An empty take does not call the zone.
@@ -47,12 +47,10 @@ from .constants import (
     pageblock_order,
     pindex_to_order,
 )
-from .lock import Lock, UnsharedLock
+from .lock import LockBusy, PcpLock, UnsharedPcpLock, spin_locked
 
 THP_PINDEX = NR_LOWORDER_PCP_LISTS
 _PINDEX_ORDER = tuple(pindex_to_order(i) for i in range(NR_PCP_LISTS))
-
-PcpLock = Lock  # pcp->lock: the caller's (the wall node's a threading.Lock), else an UnsharedLock
 
 
 class ZoneOps(Protocol):
@@ -112,7 +110,7 @@ class PerCpuPages:
     def __init__(self, cpu: int, high: int = 0, batch: int = 1, lock: PcpLock | None = None) -> None:
         # Defaults are the boot pageset: high=0 means every free is flushed at once.
         self.cpu = cpu
-        self.lock: PcpLock = UnsharedLock() if lock is None else lock
+        self.lock: PcpLock = UnsharedPcpLock() if lock is None else lock
         self.count = 0
         self.high = high
         self.batch = batch
@@ -314,7 +312,9 @@ def rmqueue_pcplist(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: in
         raise ValueError(f"migratetype {migratetype} has no pcp list")
     pindex = order_to_pindex(migratetype, order)  # rmqueue inlines order 0, the hot one
     lock = pcp.lock
-    if not lock.acquire(False):
+    try:
+        lock.get_nowait()  # pcp_spin_trylock
+    except LockBusy:
         # A remote drain (or another context) holds the lock: the caller falls back to the buddy.
         pcp.stats.trylock_fail_alloc += 1
         return None
@@ -324,15 +324,21 @@ def rmqueue_pcplist(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: in
         pcp.free_count >>= 1
         return _rmqueue_pcplist(zone, pcp, order, migratetype, pindex)
     finally:
-        lock.release()
+        lock.put(True)
 
 
 def rmqueue(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: int) -> int | None:
     if not order and 0 <= migratetype < MIGRATE_PCPTYPES:
-        # rmqueue_pcplist for order 0, inlined along with _rmqueue_pcplist's page-on-the-list case: the two
-        # trylocks alone cost ~8 list ops, so each saved call (~1.5) decides the `pcpsim bench` target of 15.
+        # rmqueue_pcplist for order 0, inlined along with _rmqueue_pcplist's page-on-the-list case: the pair's
+        # two trylocks cost ~4 list ops (node.mm.lock), so each saved call (~1.5) weighs on the `pcpsim bench`
+        # target of 15 (13 with margin).
         lock = pcp.lock
-        if lock.acquire(False):
+        try:
+            lock.get_nowait()  # pcp_spin_trylock
+        except LockBusy:
+            pcp.stats.trylock_fail_alloc += 1
+            page = None
+        else:
             try:
                 if pcp.free_factor or pcp.free_count:  # one test for the common case: both 0
                     pcp.free_factor >>= 1
@@ -343,10 +349,7 @@ def rmqueue(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: int) -> in
                     return lst.popleft()
                 page = _rmqueue_pcplist(zone, pcp, 0, migratetype, migratetype)
             finally:
-                lock.release()
-        else:
-            pcp.stats.trylock_fail_alloc += 1
-            page = None
+                lock.put(True)
     elif order <= PAGE_ALLOC_COSTLY_ORDER or order == pageblock_order:
         page = rmqueue_pcplist(zone, pcp, order, migratetype)
     else:
@@ -370,7 +373,7 @@ def drain_pages_zone(zone: ZoneOps, pcp: PerCpuPages) -> int:
     refill under way on the CPU has filled a list but not yet counted it, so its pages stay)."""
     if not pcp.count:  # racy read, as in the kernel: a drainer does not lock an empty pcp
         return 0
-    with pcp.lock:
+    with spin_locked(pcp.lock):
         n = drain_chunk(zone, pcp, pcp.count)
         pcp.stats.drains += 1
     return n
@@ -386,7 +389,7 @@ def decay_pcp_high(zone: ZoneOps, pcp: PerCpuPages) -> bool:
     chunk = pcp.batch if pcp.free_high_batched else to_drain
     while to_drain > 0:
         to_drain_batched = min(to_drain, chunk)
-        with pcp.lock:
+        with spin_locked(pcp.lock):
             pcp.stats.freed_high_pages += free_pcppages_bulk(zone, to_drain_batched, pcp, 0)
         to_drain -= to_drain_batched
     return todo

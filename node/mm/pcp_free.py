@@ -14,6 +14,7 @@ from .constants import (
     Page,
     pageblock_order,
 )
+from .lock import LockBusy, spin_lock, spin_unlock
 from .pcp import THP_PINDEX, PerCpuPages, ZoneOps, free_pcppages_bulk, nr_pcp_free
 
 SWAP_CLUSTER_MAX = 32
@@ -84,8 +85,11 @@ def free_high_flush(zone: ZoneOps, pcp: PerCpuPages, to_free: int, pindex: int) 
         to_free -= to_free_batched
         if to_free <= 0 or pcp.count <= 0:
             break
-        pcp.lock.release()
-        if not pcp.lock.acquire(False):
+        lock = pcp.lock
+        lock.put(True)
+        try:
+            lock.get_nowait()
+        except LockBusy:
             return False
     return True
 
@@ -102,7 +106,9 @@ def free_unref_page(zone: ZoneOps, pcp: PerCpuPages, pfn: int, order: int, migra
         # HIGHATOMIC goes on the movable list so the reserve can be reclaimed from the pcp.
         migratetype = MIGRATE_MOVABLE
     lock = pcp.lock
-    if not lock.acquire(False):
+    try:
+        lock.get_nowait()  # pcp_spin_trylock
+    except LockBusy:
         stats = pcp.stats
         stats.trylock_fail_free += 1
         stats.buddy_fallback_free += 1
@@ -115,14 +121,14 @@ def free_unref_page(zone: ZoneOps, pcp: PerCpuPages, pfn: int, order: int, migra
             # page goes to its list's head and count stays below high, so nothing is flushed.
             pcp.lists[migratetype].appendleft(pfn)
             pcp.count = count
-            lock.release()
+            lock.put(True)
             return "pcp"
         held = free_unref_page_commit(zone, pcp, pfn, migratetype, order)
     except BaseException:
-        lock.release()  # a flush that raised (the zone did not answer) put its pages back, lock held
+        lock.put(True)  # a flush that raised (the zone did not answer) put its pages back, lock held
         raise
     if held:
-        lock.release()
+        lock.put(True)
     return "pcp"
 
 
@@ -143,7 +149,7 @@ def free_unref_page_list(zone: ZoneOps, pcp: PerCpuPages, pages: Iterable[Page],
     if not to_pcp:
         return
     lock = pcp.lock
-    lock.acquire()
+    spin_lock(lock)
     try:
         batch_count = 0
         for pfn, order, mt in to_pcp:
@@ -153,8 +159,8 @@ def free_unref_page_list(zone: ZoneOps, pcp: PerCpuPages, pages: Iterable[Page],
             batch_count += 1
             if batch_count == SWAP_CLUSTER_MAX:
                 # Bound the lock hold time on long lists (IRQ-off time in the kernel).
-                lock.release()
+                spin_unlock(lock)
                 batch_count = 0
-                lock.acquire()
+                spin_lock(lock)
     finally:
-        lock.release()
+        spin_unlock(lock)

@@ -15,7 +15,7 @@ A list set here is a ``pcp.PerCpuPages``, so the v6.1 fast paths and helpers of 
 unchanged: ``rmqueue`` / ``free_unref_page`` / ``free_unref_page_list`` / ``drain_pages_zone`` below
 pass ``pcp.lp`` to them, and the set's own lock stands for the series' local_lock (only this CPU's
 thread takes it, so its trylock cannot fail). The locks are the caller's (``list_locks``; the wall
-node's threading.Locks, since its reports read the sets from other threads).
+node's node.mm.lock.PcpLocks, since its reports read the sets from other threads).
 
 Deviations:
 - ``high``, ``batch`` and ``free_factor`` live in each set (pcp.py's helpers read them there) and are
@@ -35,8 +35,8 @@ from collections.abc import Iterable
 from . import audit, pcp_free
 from . import pcp as pcpmod
 from .constants import Page
-from .lock import Lock, UnsharedLock
-from .pcp import PcpLock, PcpStats, PerCpuPages, ZoneOps
+from .lock import Lock, PcpLock, UnsharedLock, UnsharedPcpLock
+from .pcp import PcpStats, PerCpuPages, ZoneOps
 
 
 class RcuPerCpuPages:
@@ -48,11 +48,11 @@ class RcuPerCpuPages:
         high: int = 0,
         batch: int = 1,
         drain_lock: Lock | None = None,
-        list_locks: tuple[Lock, Lock] | None = None,
+        list_locks: tuple[PcpLock, PcpLock] | None = None,
     ) -> None:
         self.cpu = cpu
         self.stats = PcpStats()
-        locks = list_locks or (UnsharedLock(), UnsharedLock())
+        locks = list_locks or (UnsharedPcpLock(), UnsharedPcpLock())
         self.pcplists = (self._list_set(high, batch, locks[0]), self._list_set(high, batch, locks[1]))
         self.lp = self.pcplists[0]
         self.drain_lock: Lock = UnsharedLock() if drain_lock is None else drain_lock
@@ -60,7 +60,7 @@ class RcuPerCpuPages:
         self.stranded: list[Page] = []
         self.swaps = 0
 
-    def _list_set(self, high: int, batch: int, lock: Lock) -> PerCpuPages:
+    def _list_set(self, high: int, batch: int, lock: PcpLock) -> PerCpuPages:
         s = PerCpuPages(self.cpu, high, batch, lock=lock)
         s.stats = self.stats  # one set of counters for the CPU, whichever set is in use
         return s

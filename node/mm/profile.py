@@ -114,6 +114,7 @@ from types import SimpleNamespace
 from . import drain_chunked, pcp_free
 from . import pcp as pcpmod
 from .constants import MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, Page, pcp_allowed_order
+from .lock import spin_locked, spin_trylock, spin_unlock
 from .pcp import PerCpuPages, ZoneOps
 
 DEFAULT_KERNEL = "6.1"
@@ -222,7 +223,7 @@ def free_unref_page_list_trylock(
     try:
         for pfn, order, mt in to_pcp:
             if not locked:
-                locked = lock.acquire(False)
+                locked = spin_trylock(lock)
                 if not locked:
                     stats.trylock_fail_free += 1
                     stats.buddy_fallback_free += 1
@@ -240,11 +241,11 @@ def free_unref_page_list_trylock(
             batch_count += 1
             if batch_count == pcp_free.SWAP_CLUSTER_MAX:
                 # Bound the lock hold time; the next page retakes it with a trylock.
-                lock.release()
+                spin_unlock(lock)
                 locked = False
     finally:
         if locked:
-            lock.release()
+            spin_unlock(lock)
 
 
 def pcp_ops(profile: KernelProfile) -> SimpleNamespace:
@@ -271,25 +272,22 @@ class UpSpinlock:
         self.held = 0
         self.nested = 0
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+    def get_nowait(self) -> object:  # spin_trylock, and spin_lock below: neither waits on UP
         if self.held:
             self.nested += 1
         self.held += 1
         return True
 
-    def release(self) -> None:
+    def get(self, block: bool = True, timeout: float | None = None) -> object:
+        return self.get_nowait()
+
+    def put(self, item: object, /) -> None:
         if not self.held:
             raise RuntimeError("release of an unlocked UP spinlock")
         self.held -= 1
 
-    def locked(self) -> bool:
+    def empty(self) -> bool:
         return self.held > 0
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 class LocalIrq:
@@ -321,7 +319,7 @@ class LocalIrq:
         self._section(body, profile.irqs_off or (not profile.smp and profile.up_spin_lock_irqsave))
 
     def _section(self, body: Callable[[], object], irqs_off: bool) -> None:
-        with self.pcp.lock:
+        with spin_locked(self.pcp.lock):
             self.in_section, self._irqs_off = True, irqs_off
             try:
                 body()

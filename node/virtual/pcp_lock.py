@@ -1,15 +1,15 @@
-"""pcp->lock in virtual time: node.mm.pcp's PcpLock, whose blocking acquire suspends a fiber.
+"""pcp->lock in virtual time: a node.mm.lock.PcpLock whose blocking acquire suspends a fiber.
 
 In v6.0+ pcp->lock is a spinlock another CPU may take (drain_pages_zone from the draining
 CPU); the owning CPU's allocation and free fast paths only try it (pcp_spin_trylock) and fall
 back to the buddy when a remote drainer holds it, while free_unref_page_list and a local drain
 spin on it (v6.1 mm/page_alloc.c). Here:
-- a trylock (`acquire(blocking=False)`) fails at exactly the instants the lock is held, which
+- a trylock (`get_nowait()`, raising LockBusy) fails at exactly the instants the lock is held, which
   may span virtual time: a remote drainer holds it from its grant to its commit, abort or
   lease expiry (node.virtual.drain), the CPU holds it across a refill's zone round trip;
-- a blocking acquire suspends the caller until a release hands it the lock, or until its
-  timeout. The PcpLock methods act for `owner`, the CPU whose pcp this is (node.mm's paths run
-  on its fiber); `acquire_as` is for anyone else (a drainer's Strand);
+- a blocking acquire (`get`) suspends the caller until a release hands it the lock, or until its
+  timeout, when it raises LockBusy. The PcpLock methods act for `owner`, the CPU whose pcp this
+  is (node.mm's paths run on its fiber); `acquire_as` is for anyone else (a drainer's Strand);
 - waiters get the lock in arrival order, handed over at the release: the queued spinlock
   serves its waiters in order (kernel/locking/qspinlock.c: the first spins on the pending bit,
   the rest queue behind it "based on the MCS lock"), and a trylock at the instant of a
@@ -20,8 +20,8 @@ wake-ups (VirtualCpu.wait_resumed).
 """
 
 import collections
-from types import TracebackType
 
+from node.mm.lock import LockBusy
 from node.sim.clock import EventQueue
 from node.virtual.strand import Wait, Waiter
 
@@ -36,8 +36,18 @@ class VirtualPcpLock:
         self.trylock_failures = 0
         self.contended = 0  # blocking acquires that had to wait
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        return self.acquire_as(self.owner, blocking, timeout)
+    def get_nowait(self) -> object:  # spin_trylock
+        if self._held:
+            self.trylock_failures += 1
+            raise LockBusy
+        self._held = True
+        self.acquisitions += 1
+        return True
+
+    def get(self, block: bool = True, timeout: float | None = None) -> object:  # spin_lock
+        if not self.acquire_as(self.owner, block, -1 if timeout is None else timeout):
+            raise LockBusy
+        return True
 
     def acquire_as(self, waiter: Waiter, blocking: bool = True, timeout: float = -1) -> bool:
         """Take the lock for `waiter`, from its fiber. A negative timeout waits without bound."""
@@ -62,6 +72,9 @@ class VirtualPcpLock:
             self.acquisitions += 1  # handed over by release: held for this waiter now
         return ok
 
+    def put(self, item: object, /) -> None:  # spin_unlock
+        self.release()
+
     def release(self) -> None:
         if not self._held:
             raise RuntimeError("release unlocked lock")
@@ -70,13 +83,5 @@ class VirtualPcpLock:
                 return  # handed to the first waiter still waiting: the lock stays held
         self._held = False
 
-    def locked(self) -> bool:
+    def empty(self) -> bool:  # spin_is_locked
         return self._held
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None, /
-    ) -> None:
-        self.release()

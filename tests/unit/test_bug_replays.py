@@ -2,14 +2,13 @@
 steps behind them: the UP spinlock (038a102535eb) and Hahn's batched free-path flush (v5 3/3).
 docs/kernel-facts.md, sections 6 and 7."""
 
-import threading
-
 import pytest
 
 from node.mm import bugs, pcp_free
 from node.mm import pcp as pcpmod
 from node.mm import profile as profiles
 from node.mm.constants import MIGRATE_MOVABLE
+from node.mm.lock import LockBusy, UnsharedPcpLock, spin_is_locked, spin_lock, spin_trylock, spin_unlock
 from node.mm.zone import Zone
 
 
@@ -24,12 +23,12 @@ def test_the_up_profiles_differ_only_in_the_switches():
 def test_up_spinlock_trylock_never_fails_and_counts_nesting():
     """spinlock_up.h: no lock word, trylock succeeds even while held; the debug state counts it."""
     lock = profiles.UpSpinlock()
-    assert lock.acquire(False) and lock.acquire(False) and lock.nested == 1 and lock.locked()
-    lock.release()
-    lock.release()
-    assert not lock.locked()
+    assert spin_trylock(lock) and spin_trylock(lock) and lock.nested == 1 and spin_is_locked(lock)
+    spin_unlock(lock)
+    spin_unlock(lock)
+    assert not spin_is_locked(lock)
     with pytest.raises(RuntimeError, match="unlocked"):
-        lock.release()
+        spin_unlock(lock)
 
 
 @pytest.mark.parametrize(
@@ -92,25 +91,22 @@ def test_bulk_free_replay_refuses_bad_sizes():
         bugs.bulk_free(profiles.get("6.2"), nr_pages=0)
 
 
-class LockTakenAfterFirstRelease:
+class LockTakenAfterFirstRelease(UnsharedPcpLock):
     """pcp->lock that a remote drainer grabs the moment the flush drops it."""
 
     def __init__(self):
-        self._lock = threading.Lock()
+        super().__init__()
         self.armed = False
         self.released = 0
 
-    def acquire(self, blocking=True, timeout=-1):
+    def get_nowait(self):
         if self.released:
-            return False
-        return self._lock.acquire(blocking, timeout)
+            raise LockBusy
+        return super().get_nowait()
 
-    def release(self):
+    def put(self, item, /):
         self.released += self.armed
-        self._lock.release()
-
-    def locked(self):
-        return self._lock.locked()
+        super().put(item)
 
 
 def test_batched_flush_gives_up_when_the_relock_fails():
@@ -123,8 +119,8 @@ def test_batched_flush_gives_up_when_the_relock_fails():
     for pfn in zone.rmqueue_bulk(0, 50, MIGRATE_MOVABLE):
         pcp_free.free_unref_page(zone, pcp, pfn, 0, MIGRATE_MOVABLE)
     assert pcp.count == 50
-    lock.acquire()
+    spin_lock(lock)
     lock.armed = True  # the drainer comes from here on
     held = pcp_free.free_high_flush(zone, pcp, 50, MIGRATE_MOVABLE)
-    assert held is False and not lock.locked()
+    assert held is False and not spin_is_locked(lock)
     assert pcp.count == 40 and pcp.stats.freed_high_pages == 10

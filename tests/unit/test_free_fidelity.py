@@ -2,8 +2,6 @@
 free_unref_page_prepare: get_pfnblock_migratetype) and v6.2 free_unref_page_list after a failed
 trylock (574907741599 + its -fix). docs/kernel-facts.md, sections 1 and 2."""
 
-import threading
-
 import pytest
 
 from node.alloc import PageAllocator
@@ -13,6 +11,7 @@ from node.mm import pcp_free
 from node.mm import profile as profiles
 from node.mm.audit import check_buddy, check_pcp
 from node.mm.constants import MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
+from node.mm.lock import LockBusy, UnsharedPcpLock, spin_is_locked
 from node.mm.zone import Zone
 
 
@@ -71,36 +70,24 @@ def test_without_a_steal_the_page_keeps_its_type():
     assert pcp.lists[MIGRATE_MOVABLE][0] == page and page not in pcp.lists[MIGRATE_UNMOVABLE]
 
 
-class FailsAt:
+class FailsAt(UnsharedPcpLock):
     """pcp->lock whose trylocks fail at the given attempt numbers (0-based), as a drainer holding it
     then would make them; records the list position of every acquisition."""
 
     def __init__(self, fail_at):
-        self._lock = threading.Lock()
+        super().__init__()
         self.fail_at = set(fail_at)
         self.attempts = 0
         self.acquired_at: list[int] = []
         self.position = 0  # set by the test's zone spy: pages handled so far
 
-    def acquire(self, blocking=True, timeout=-1):
+    def get_nowait(self):  # every acquisition, a blocking one too (UnsharedPcpLock.get)
         attempt = self.attempts
         self.attempts += 1
         if attempt in self.fail_at:
-            return False
+            raise LockBusy
         self.acquired_at.append(self.position)
-        return self._lock.acquire(blocking, timeout)
-
-    def release(self):
-        self._lock.release()
-
-    def locked(self):
-        return self._lock.locked()
-
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *exc):
-        self.release()
+        return super().get_nowait()
 
 
 def batched_free(n, fail_at, mt=MIGRATE_MOVABLE):
@@ -130,7 +117,7 @@ def test_one_failed_trylock_on_a_40_page_list_sends_one_page_to_the_buddy():
     assert pcp.count == 39 and held[0] not in pcp.lists[MIGRATE_MOVABLE]
     assert (pcp.stats.trylock_fail_free, pcp.stats.buddy_fallback_free) == (1, 1)
     assert lock.acquired_at == [1, 1 + pcp_free.SWAP_CLUSTER_MAX]
-    assert sorted(done) == sorted(held) and not lock.locked()
+    assert sorted(done) == sorted(held) and not spin_is_locked(lock)
     assert check_pcp(pcp) == [] and check_buddy(zone) == []
 
 

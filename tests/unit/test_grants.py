@@ -5,6 +5,7 @@ import pytest
 
 from node.api.errors import FailedPrecondition
 from node.mm.constants import MIGRATE_MOVABLE
+from node.mm.lock import spin_is_locked, spin_lock, spin_trylock, spin_unlock
 from node.mm.pcp import PerCpuPages
 from node.mm.pcp_rcu import RcuPerCpuPages
 from node.rcu_drain_rule import RcuSwapGrants
@@ -54,7 +55,7 @@ def test_the_lock_rule_asks_for_one_bounded_wait_then_grants_and_arms_the_lease(
     rule, pcp, clock = lock_rule()
     steps = rule.take(lease_s=0.5, wait_timeout=0.25)
     assert next(steps) == 0.25 and rule.held is None  # nothing decided before the lock is held
-    pcp.lock.acquire()  # what the driver's wait did
+    spin_lock(pcp.lock)  # what the driver's wait did
     clock.now = 10.125
     with pytest.raises(StopIteration) as done:
         steps.send(True)
@@ -76,12 +77,12 @@ def test_an_empty_pcp_is_not_locked_at_all():
     pcp.take_bulk(pcp.count, 0)
     with pytest.raises(StopIteration) as done:
         next(rule.take(0.5, 0.25))
-    assert done.value.value == (0, [], 0.0, 0) and not pcp.lock.locked()
+    assert done.value.value == (0, [], 0.0, 0) and not spin_is_locked(pcp.lock)
 
 
 def test_an_expiry_after_a_commit_is_a_no_op_so_a_driver_need_not_cancel_it():
     rule, pcp, clock = lock_rule()
-    pcp.lock.acquire()
+    spin_lock(pcp.lock)
     steps = rule.take(0.5, 0.25)
     next(steps)
     with pytest.raises(StopIteration):
@@ -91,7 +92,7 @@ def test_an_expiry_after_a_commit_is_a_no_op_so_a_driver_need_not_cancel_it():
     clock.now = 11.0
     rule.expire(grant)
     assert (grant.outcome, rule.lease_expiries, rule.drained_pages, pcp.count) == ("committed", 0, len(PAGES), 0)
-    assert not pcp.lock.locked()
+    assert not spin_is_locked(pcp.lock)
 
 
 def test_the_swap_rule_waits_for_a_grace_period_and_keeps_the_set_when_it_does_not_end():
@@ -141,7 +142,7 @@ def turn(rule: ManualLock, left: int):
     steps = rule.take(0.5, 0.25, left)
     try:
         next(steps)
-        rule.pcp.lock.acquire()
+        spin_lock(rule.pcp.lock)
         steps.send(True)
     except StopIteration as done:
         taken = done.value
@@ -167,8 +168,8 @@ def test_under_6_12_a_remote_drain_takes_one_chunk_per_grant_and_the_cpus_tryloc
     trylocks: list[bool] = []
 
     def cpu_fast_path() -> None:
-        trylocks.append(pcp.lock.acquire(blocking=False))
-        pcp.lock.release()
+        trylocks.append(spin_trylock(pcp.lock))
+        spin_unlock(pcp.lock)
 
     answers = drain_loop(rule, cpu_fast_path)
     assert [len(a.pages) for a in answers] == [CHUNK, CHUNK, 5000 - 2 * CHUNK]
@@ -214,7 +215,7 @@ def test_the_count_read_once_may_find_its_pages_gone_and_the_loop_goes_on_withou
     pcp.take_bulk(pcp.count - 10, 0)  # the CPU's allocations
     second, third = turn(rule, first.left), turn(rule, 5000 - 2 * CHUNK)
     assert (len(second.pages), second.left) == (10, 5000 - 2 * CHUNK)
-    assert (third.token, third.pages, third.left) == (0, [], 0) and not pcp.lock.locked()
+    assert (third.token, third.pages, third.left) == (0, [], 0) and not spin_is_locked(pcp.lock)
 
 
 def test_an_unknown_drain_form_is_refused():

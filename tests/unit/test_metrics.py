@@ -39,6 +39,7 @@ from node.mm.constants import (
     pageblock_order,
     pindex_to_order,
 )
+from node.mm.lock import spin_locked
 from node.mm.pcp import PerCpuPages, drain_pages_zone, rmqueue
 from node.mm.pcp_free import free_unref_page
 from node.mm.zone import Zone
@@ -181,7 +182,7 @@ def test_trylock_failures_and_fallbacks_are_counted_by_path():
     rt = make_runtime()
     registry, _ = node_registry(rt)
     pfn = rmqueue(rt.zone, rt.pcp, 0, MIGRATE_MOVABLE)
-    with rt.pcp.lock:
+    with spin_locked(rt.pcp.lock):
         assert rmqueue(rt.zone, rt.pcp, 0, MIGRATE_MOVABLE) is not None
         assert free_unref_page(rt.zone, rt.pcp, pfn, 0, MIGRATE_MOVABLE) == "trylock"
         assert value(registry, "pcpsim_pcp_locked", cpu="1") == 1

@@ -6,6 +6,7 @@ from collections import deque
 
 import pytest
 
+from node.cpu import wall_pcp_lock
 from node.mm.audit import audit, check_pcp
 from node.mm.constants import (
     MIGRATE_HIGHATOMIC,
@@ -17,6 +18,7 @@ from node.mm.constants import (
     order_to_pindex,
     pageblock_order,
 )
+from node.mm.lock import spin_is_locked, spin_locked, spin_trylock, spin_unlock
 from node.mm.pcp import (
     PerCpuPages,
     drain_pages_zone,
@@ -279,7 +281,7 @@ def test_trylock_failure_falls_back_to_buddy_on_alloc_and_free():
     zone = zone_1g()
     pcp = PerCpuPages(0, high=1000, batch=63)
     free0 = zone.free_pages
-    assert pcp.lock.acquire(blocking=False)
+    assert spin_trylock(pcp.lock)
     try:
         pfn = rmqueue(zone, pcp, 0, MIGRATE_MOVABLE)
         assert pfn is not None
@@ -290,7 +292,7 @@ def test_trylock_failure_falls_back_to_buddy_on_alloc_and_free():
         assert pcp.stats.trylock_fail_free == 1 and pcp.stats.buddy_fallback_free == 1
         assert pcp.count == 0 and zone.free_pages == free0
     finally:
-        pcp.lock.release()
+        spin_unlock(pcp.lock)
     assert audit(zone, {}).ok
 
 
@@ -320,12 +322,12 @@ def test_free_unref_page_list_blocks_on_the_pcp_lock():
     """v6.1 free_unref_page_list spins on pcp.lock instead of trylocking: it waits for the holder and then puts
     every page on the pcp (no buddy fallback), while a single free_unref_page meanwhile falls back."""
     zone = zone_1g()
-    pcp = PerCpuPages(0, high=1000, batch=63, lock=threading.Lock())  # a second thread holds it
+    pcp = PerCpuPages(0, high=1000, batch=63, lock=wall_pcp_lock())  # a second thread holds it
     pfns = take_from_buddy(zone, 40)
     held, released = threading.Event(), []
 
     def holder():
-        with pcp.lock:
+        with spin_locked(pcp.lock):
             held.set()
             time.sleep(0.05)
             released.append(True)
@@ -339,7 +341,7 @@ def test_free_unref_page_list_blocks_on_the_pcp_lock():
     t.join()
     assert pcp.count == 39
     assert pcp.stats.trylock_fail_free == 1
-    assert not pcp.lock.locked()
+    assert not spin_is_locked(pcp.lock)
 
 
 def test_free_unref_page_list_routes_isolate_and_uncached_orders_to_zone():

@@ -18,6 +18,7 @@ from node.mm import pcp_rcu
 from node.mm import profile as profiles
 from node.mm.audit import audit, check_pcp
 from node.mm.constants import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
+from node.mm.lock import spin_is_locked, spin_trylock
 from node.mm.zone import Zone
 from node.rcu_drain_rule import RcuSwapGrants
 from node.remote_lock_rule import PcpLockGrants
@@ -149,14 +150,14 @@ class Cpu:
         steps = self.grants.take(lease_s=0.01, wait_timeout=1.0)
         try:
             next(steps)  # the bounded wait for the lock: free here, so it is taken at once
-            assert self.pcp.lock.acquire(False)
+            assert spin_trylock(self.pcp.lock)
             steps.send(True)
         except StopIteration as done:  # the answer (at once, when the lists were empty)
             taken = done.value
         if taken.token:
             self.grant = (taken.token, taken.pages)
         else:  # nothing to take: the lock is free again
-            assert not self.pcp.lock.locked()
+            assert not spin_is_locked(self.pcp.lock)
 
 
 @pytest.mark.parametrize("kernel", profiles.LIVE)

@@ -12,9 +12,9 @@ import re
 import pytest
 
 from node.mm import pcp_high
-from node.mm.bugs import InterleavedLock
 from node.mm.constants import MIGRATE_MOVABLE
 from node.mm.drain_chunked import drain_pages_zone_chunked, drain_pages_zone_count_locked
+from node.mm.lock import UnsharedPcpLock, spin_trylock
 from node.mm.pcp import PerCpuPages, decay_pcp_high, drain_pages_zone, pageset_update, rmqueue
 from node.mm.pcp_free import free_unref_page
 from node.mm.zone import Zone
@@ -197,7 +197,7 @@ def test_the_documented_cost_of_draining_a_cpu_is_the_cost_model_s(pages):
     assert f"{sum(costs.zone_hold_us(n) for n in zone.holds):.1f}" == kernel_us
 
 
-class RecordingLock(InterleavedLock):
+class RecordingLock(UnsharedPcpLock):
     """pcp->lock that notes, at each release, whether pages are left: a window in which the CPU's own
     trylock succeeds while the drain is not over."""
 
@@ -207,16 +207,16 @@ class RecordingLock(InterleavedLock):
         self.windows = 0
         self.acquires = 0
 
-    def acquire(self, blocking=True, timeout=-1):
-        got = super().acquire(blocking, timeout)
-        self.acquires += got
+    def get_nowait(self):  # every acquisition, a blocking one too (UnsharedPcpLock.get)
+        got = super().get_nowait()
+        self.acquires += 1
         return got
 
-    def release(self):
-        super().release()
-        if self.pcp_ref[0].count and self.acquire(False):  # the CPU's trylock, between two chunks
+    def put(self, item, /):
+        super().put(item)
+        if self.pcp_ref[0].count and spin_trylock(self):  # the CPU's trylock, between two chunks
             self.windows += 1
-            super().release()
+            super().put(item)
 
 
 @pytest.mark.parametrize(

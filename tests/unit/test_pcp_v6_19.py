@@ -10,6 +10,7 @@ from node.mm import pcp_free
 from node.mm import profile as profiles
 from node.mm.bugs import ZoneLockHolds
 from node.mm.constants import MIGRATE_MOVABLE
+from node.mm.lock import spin_is_locked
 from tests.unit.test_bug_replays import LockTakenAfterFirstRelease
 from tests.unit.test_pcp_high import BATCH, HIGH_MAX, HIGH_MIN, fill, tuned_pcp, zone_1g
 
@@ -50,7 +51,7 @@ def test_the_first_flush_of_a_run_of_frees_is_one_hold_or_batch_sized_chunks(bat
         assert pcp_free.free_unref_page(spy, pcp, zone.rmqueue_buddy(0, MIGRATE_MOVABLE), 0, MIGRATE_MOVABLE) == "pcp"
     assert spy.holds == holds
     assert (pcp.high, pcp.count, pcp.stats.freed_high_pages) == (384, 63, 258)
-    assert not pcp.lock.locked()
+    assert not spin_is_locked(pcp.lock)
 
 
 def test_a_free_whose_flush_loses_the_lock_returns_without_unlocking():
@@ -58,7 +59,7 @@ def test_a_free_whose_flush_loses_the_lock_returns_without_unlocking():
     between two chunks keeps it, and the rest stays on the pcp, above high."""
     zone, lock, pcp = one_below_high_with_a_drainer_waiting()
     assert pcp_free.free_unref_page(zone, pcp, zone.rmqueue_buddy(0, MIGRATE_MOVABLE), 0, MIGRATE_MOVABLE) == "pcp"
-    assert lock.released == 1 and not lock.locked()  # released once, between the chunks, not again
+    assert lock.released == 1 and not spin_is_locked(lock)  # released once, between the chunks, not again
     assert (pcp.count, pcp.stats.freed_high_pages) == (HIGH_MIN - BATCH, BATCH)  # 138 above high stay
 
 
@@ -69,7 +70,7 @@ def test_a_batched_free_trylocks_again_after_its_flush_lost_the_lock():
     pages = [(zone.rmqueue_buddy(0, MIGRATE_MOVABLE), 0, MIGRATE_MOVABLE) for _ in range(4)]
     done = []
     profiles.pcp_ops(profiles.get("6.19")).free_unref_page_list(zone, pcp, pages, done)
-    assert sorted(done) == sorted(p for p, _, _ in pages) and not lock.locked()
+    assert sorted(done) == sorted(p for p, _, _ in pages) and not spin_is_locked(lock)
     assert (pcp.stats.trylock_fail_free, pcp.stats.buddy_fallback_free) == (3, 3)
     assert pcp.count == HIGH_MIN - BATCH
 

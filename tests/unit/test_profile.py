@@ -4,16 +4,18 @@ import threading
 
 import pytest
 
+from node.cpu import wall_pcp_lock
 from node.mm import pcp as pcpmod
 from node.mm import profile as profiles
 from node.mm.constants import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
+from node.mm.lock import spin_lock, spin_locked, spin_unlock
 from node.mm.zone import Zone
 
 
 def setup(name, n=8):
     """A zone, a pcp, the profile's entry points and n order-0 pages held by the CPU."""
     zone = Zone(0, 1 << 16, 4, lock=threading.Lock())
-    pcp = pcpmod.PerCpuPages(1, high=518, batch=63, lock=threading.Lock())  # some tests run a second thread
+    pcp = pcpmod.PerCpuPages(1, high=518, batch=63, lock=wall_pcp_lock())  # some tests run a second thread
     ops = profiles.pcp_ops(profiles.get(name))
     held = [zone.rmqueue_buddy(0, MIGRATE_MOVABLE) for _ in range(n)]
     return zone, pcp, ops, [(pfn, 0, MIGRATE_MOVABLE) for pfn in held]
@@ -48,13 +50,13 @@ def test_batched_free_spins_while_a_remote_drain_holds_the_lock(name):
     free_unref_page_list waits for a drainer holding the pcp lock, then puts every page on the pcp:
     no trylock failure, no buddy fallback."""
     zone, pcp, ops, pages = setup(name)
-    pcp.lock.acquire()  # the remote drainer
+    spin_lock(pcp.lock)  # the remote drainer
     done = threading.Event()
     t = threading.Thread(target=lambda: (ops.free_unref_page_list(zone, pcp, pages), done.set()))
     t.start()
     t.join(0.2)
     assert t.is_alive() and not done.is_set() and pcp.count == 0  # spinning on the held lock
-    pcp.lock.release()
+    spin_unlock(pcp.lock)
     t.join(5)
     assert done.is_set() and pcp.count == len(pages)
     assert (pcp.stats.trylock_fail_free, pcp.stats.buddy_fallback_free) == (0, 0)
@@ -66,7 +68,7 @@ def test_batched_free_falls_back_to_the_buddy_under_6_2():
     sending it there; with the lock free the pages go on the pcp."""
     zone, pcp, ops, pages = setup("6.2")
     free0 = zone.free_pages
-    with pcp.lock:
+    with spin_locked(pcp.lock):
         ops.free_unref_page_list(zone, pcp, pages)
         assert pcp.count == 0 and zone.free_pages == free0 + len(pages)
     assert (pcp.stats.trylock_fail_free, pcp.stats.buddy_fallback_free) == (len(pages), len(pages))

@@ -21,6 +21,7 @@ from node.mm.constants import (
     PAGE_ALLOC_COSTLY_ORDER,
     pcp_allowed_order,
 )
+from node.mm.lock import spin_is_locked, spin_lock, spin_unlock
 from node.mm.pcp import PerCpuPages, drain_pages_zone, nr_pcp_high, rmqueue
 from node.mm.pcp_free import free_unref_page, free_unref_page_list
 from node.mm.zone import Zone
@@ -41,12 +42,12 @@ class PcpMachine(RuleBasedStateMachine):
     def alloc(self, cpu, order, mt, contended):
         pcp = self.pcps[cpu]
         if contended:
-            pcp.lock.acquire()
+            spin_lock(pcp.lock)
         try:
             pfn = rmqueue(self.zone, pcp, order, mt)
         finally:
             if contended:
-                pcp.lock.release()
+                spin_unlock(pcp.lock)
         if pfn is not None:
             assert pfn not in self.allocated[cpu], f"pfn {pfn} handed out twice"
             self.allocated[cpu][pfn] = (order, mt)
@@ -71,12 +72,12 @@ class PcpMachine(RuleBasedStateMachine):
         high = self._effective_high(pcp)
         flushed0 = pcp.stats.freed_high_pages
         if contended:
-            pcp.lock.acquire()
+            spin_lock(pcp.lock)
         try:
             where = free_unref_page(self.zone, pcp, pfn, order, mt)
         finally:
             if contended:
-                pcp.lock.release()
+                spin_unlock(pcp.lock)
         if not pcp_allowed_order(order):
             assert where == "buddy"
         elif mt == MIGRATE_ISOLATE:
@@ -128,7 +129,7 @@ class PcpMachine(RuleBasedStateMachine):
         assert report.ok, report.errors
         for pcp in self.pcps:
             assert check_pcp(pcp) == []
-            assert not pcp.lock.locked()
+            assert not spin_is_locked(pcp.lock)
 
 
 PcpMachine.TestCase.settings = settings(

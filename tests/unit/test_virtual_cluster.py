@@ -18,6 +18,7 @@ from coordinator.tools.virtual_phase import default_config, run_phase
 from node.api.v1 import pcpsim_pb2 as pb
 from node.grants import base_pages
 from node.mm.constants import MIGRATE_MOVABLE
+from node.mm.lock import spin_is_locked, spin_trylock
 from node.mm.pcp_high import PCP_BATCH_SCALE_MAX
 from node.mm.watermark import pageset_batch
 from node.mm.zone import ZONE_START_PFN, Zone, zone_pages
@@ -105,9 +106,9 @@ def test_a_remote_drain_holds_the_cpus_pcp_lock_from_its_grant_to_its_commit_and
         while drain.held is None and cluster.queue.clock() < 3e-3:
             cluster.queue.step()
         grant, lock = drain.held, cluster.nodes.pcps[0].lock
-        assert grant.granted_at == cluster.queue.clock() and lock.locked()
+        assert grant.granted_at == cluster.queue.clock() and spin_is_locked(lock)
         failures = lock.trylock_failures
-        assert not lock.acquire(blocking=False)  # the CPU's own trylock, at this very instant
+        assert not spin_trylock(lock)  # the CPU's own trylock, at this very instant
         assert lock.trylock_failures == failures + 1
         while drain.held is grant:
             cluster.queue.step()

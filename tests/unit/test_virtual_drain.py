@@ -11,6 +11,7 @@ from node.mm import pcp as pcpmod
 from node.mm import pcp_rcu
 from node.mm import profile as profiles
 from node.mm.constants import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
+from node.mm.lock import spin_is_locked, spin_locked
 from node.mm.zone import ZONE_START_PFN, Zone
 from node.shared.timebase import TIME_SCALE
 from node.sim.clock import EventQueue
@@ -290,7 +291,7 @@ def test_a_drain_in_virtual_time_reads_no_wall_clock_and_draws_no_unseeded_numbe
 
 
 def test_a_virtual_pcp_lock_serves_waiters_in_arrival_order_and_a_bounded_wait_gives_up_at_its_bound():
-    """A drainer holds the lock from 0 to 10 us; the CPU (the owner, through PcpLock's `with`) spins on it
+    """A drainer holds the lock from 0 to 10 us; the CPU (the owner, through spin_locked) spins on it
     from 1 us, another drainer from 2 us for at most 3 us. That one gives up at 5 us; at 10 us the release
     hands the lock to the CPU, and a trylock at that very instant fails (a waiter is queued, as
     queued_spin_trylock fails on a non-zero lock word); the CPU releases it at 12 us and it is free."""
@@ -309,7 +310,7 @@ def test_a_virtual_pcp_lock_serves_waiters_in_arrival_order_and_a_bounded_wait_g
         return main
 
     def cpu(strand: Strand) -> None:
-        with lock:
+        with spin_locked(lock):
             events.append((strand.clock(), "cpu", True))
             strand.wait_until(strand.clock() + 2e-6)
 
@@ -324,7 +325,7 @@ def test_a_virtual_pcp_lock_serves_waiters_in_arrival_order_and_a_bounded_wait_g
         for strand in strands:
             strand.close()
     assert events == [(0.0, "a", True), (2e-6 + 3e-6, "b", False), (10e-6, "trylock", False), (10e-6, "cpu", True)]
-    assert not lock.locked() and (lock.acquisitions, lock.contended, lock.trylock_failures) == (2, 2, 1)
+    assert not spin_is_locked(lock) and (lock.acquisitions, lock.contended, lock.trylock_failures) == (2, 2, 1)
     with pytest.raises(RuntimeError):
         lock.release()
 
@@ -347,4 +348,4 @@ def test_a_waiter_whose_fiber_ends_while_it_waits_is_skipped_by_the_release():
     waiting.close()
     queue.run(20e-6)
     holding.close()
-    assert not lock.locked() and lock.contended == 1
+    assert not spin_is_locked(lock) and lock.contended == 1

@@ -15,8 +15,9 @@ import pytest
 from coordinator.zone_service import ZoneService
 from node.alloc import PageAllocator
 from node.api.v1 import pcpsim_pb2 as pb
-from node.cpu import NoiseLog
+from node.cpu import NoiseLog, wall_pcp_lock
 from node.mm.constants import MIGRATE_MOVABLE
+from node.mm.lock import spin_locked
 from node.mm.pcp import PerCpuPages
 from node.mm.zone import Zone
 from node.shared.timebase import CostModel
@@ -147,11 +148,13 @@ def test_the_task_counts_its_own_refills_and_frees_waits_and_not_what_its_busy_p
 def test_a_buddy_fallbacks_wait_counts_as_pcp_lock_not_zone_lock():
     zone = WaitingZone(0, 65536, 2)
     zone.watermark_failed = False
-    pcp = PerCpuPages(0, high=518, batch=63, lock=threading.Lock())
+    pcp = PerCpuPages(0, high=518, batch=63, lock=wall_pcp_lock())
     clock = FakeClock()
     alloc = PageAllocator(types.SimpleNamespace(clock=clock), pcp, zone, coordinator_stub=None)
     zone.wait = 3e-6
-    with pcp.lock:  # a remote drainer holds the pcp: the trylock fails and the allocation goes to the buddy
+    with spin_locked(
+        pcp.lock
+    ):  # a remote drainer holds the pcp: the trylock fails and the allocation goes to the buddy
         pfn = alloc.alloc_pages(0, MIGRATE_MOVABLE)
     assert pfn is not None and pcp.stats.buddy_fallback_alloc == 1
     assert alloc.zone_lock_wait_s == 0.0 and zone.lock_wait_s == pytest.approx(3e-6)
