@@ -43,6 +43,8 @@ def test_a_valid_document_parses_with_defaults():
     assert s.roles() == ["housekeeping", "housekeeping", "isolated-preemptible", "isolated-rt"]
     assert s.strategies == ("workqueue", "remote", "rcu-swap", "qpw") and s.seed == 1
     assert s.faults[0].heal_at_s == 2.0
+    assert s.cluster.noise == "none"  # timed wake-ups on time under virtual time unless the file says
+    assert scenario.parse(_with("cluster.noise", "quiet")).cluster.noise == "quiet"
 
 
 def _with(path: str, value):
@@ -76,6 +78,8 @@ BAD = {
     "no housekeeping": (_with("cluster.isolated", "0-3"), "at least one CPU must stay housekeeping"),
     "dead not above failure": (_with("cluster.dead_timeout_ms", 500), "cluster.dead_timeout_ms (500) must exceed"),
     "fencing not a bool": (_with("cluster.unsafe_skip_fencing", 1), "cluster.unsafe_skip_fencing:"),
+    "unknown noise model": (_with("cluster.noise", "loud"), "cluster.noise: one of model, quiet, none, got 'loud'"),
+    "noise not a name": (_with("cluster.noise", ["model"]), "cluster.noise: one of"),
     "unknown kind": (_with("faults.0.kind", "kil-node"), "faults[0].kind: one of"),
     "fault without cpu": (_with("faults.0.cpu", None), "faults[0].cpu: required"),
     "cpu out of range": (_with("faults.0.cpu", 4), "faults[0].cpu: an integer in [0, 3]"),

@@ -189,6 +189,10 @@ def test_generated_scenarios_and_awkward_strings_round_trip(tmp_path):
         assert load_text(tmp_path, tomlfile.dumps(s, f"seed {seed}\nsecond line")) == dataclasses.replace(
             s, path=str(tmp_path / "s.toml")
         )
+    noisy = driver.Plan(strategies=("remote",), noise="model").scenario(7)
+    assert noisy.cluster.noise == "model" and 'noise = "model"' in tomlfile.dumps(noisy)
+    assert load_text(tmp_path, tomlfile.dumps(noisy)) == dataclasses.replace(noisy, path=str(tmp_path / "s.toml"))
+    assert "noise" not in tomlfile.dumps(generate.generate(7))  # the default is left out
     odd = dataclasses.replace(generate.generate(1), description='quote " backslash \\ tab\t del\x7f é 😀')
     assert load_text(tmp_path, tomlfile.dumps(odd)).description == odd.description
 
@@ -387,9 +391,10 @@ def test_shards_merge_into_the_whole_sweep(tmp_path):
     assert shards.missing(partial) == [2] and "MISSING shards [2] of 3" in shards.summary(partial)
     with pytest.raises(shards.ShardError, match="both shard 0"):
         shards.merge([(p, shards.read(p)) for p in (paths[0], paths[0])])
-    other = dataclasses.replace(shards.read(paths[1]), strategies=["remote"])
-    with pytest.raises(shards.ShardError, match="of another sweep"):
-        shards.merge([(paths[0], shards.read(paths[0])), ("other", other)])
+    for change in ({"strategies": ["remote"]}, {"noise": "quiet"}):
+        other = dataclasses.replace(shards.read(paths[1]), **change)
+        with pytest.raises(shards.ShardError, match="of another sweep"):
+            shards.merge([(paths[0], shards.read(paths[0])), ("other", other)])
     (tmp_path / "junk.json").write_text('{"format": "something else"}')
     with pytest.raises(shards.ShardError, match="not a sweep shard"):
         shards.read(str(tmp_path / "junk.json"))

@@ -3,6 +3,7 @@ under virtual time, against every strategy it names, is valid under the wall eng
 byte-identical on a second run; its faults left their marks; the planted fencing bug is caught; and
 `pcpsim chaos run --engine virtual` writes what `chaos check` reads."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -189,6 +190,32 @@ def test_chaos_run_virtual_checks_determinism_and_prints_the_digests(tmp_path, c
     out = capsys.readouterr().out
     assert "byte-identical" in out and "event log sha256" in out and "stop-node-brief" in out
     assert (tmp_path / "stop-node-brief-remote" / "verdict.json").exists()
+
+
+def test_a_noise_model_moves_the_timed_wake_ups_and_the_run_stays_valid_and_reproducible():
+    """[cluster] noise (or `chaos run --noise`): each timed wake-up of a virtual CPU comes late by a draw
+    from the seed's streams (node.sim.noise), so the same schedule runs at other instants; the checker's
+    verdict and a second run's bytes must not care."""
+    base = VIRTUAL["kill-node"]
+    quiet = dataclasses.replace(base, cluster=dataclasses.replace(base.cluster, noise="quiet"))
+    report = determinism.check(lambda: virtual_runner.execute(quiet, "remote", keep_log=False).outcome())
+    assert report.identical, report.describe()
+    run = virtual_runner.execute(quiet, "remote", keep_log=False)
+    _valid({("kill-node", "remote"): run})
+    plain = virtual_runner.execute(base, "remote", keep_log=False)
+    assert run.outcome().events != plain.outcome().events
+    assert _entries(run)[0]["scenario"]["cluster"]["noise"] == "quiet"  # the run's history says which model
+
+
+def test_chaos_run_noise_overrides_the_files_and_is_refused_on_the_wall(tmp_path, capsys):
+    path = os.path.join(ROOT, "deploy", "chaos", "stop-node-brief.toml")
+    out = tmp_path / "out"
+    assert main(["chaos", "run", path, "--noise", "model", "--out", str(out)]) == 2
+    assert "--noise needs --engine virtual" in capsys.readouterr().err and not out.exists()
+    args = ["chaos", "run", path, "--engine", "virtual", "--strategy", "remote", "--noise", "model"]
+    assert main([*args, "--out", str(out)]) == 0
+    entries = history.read(str(out / "stop-node-brief-remote" / "history.jsonl"))
+    assert entries[0]["scenario"]["cluster"]["noise"] == "model"
 
 
 def test_check_determinism_is_refused_without_the_virtual_engine_before_running_anything(tmp_path, capsys):

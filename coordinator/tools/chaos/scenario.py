@@ -16,6 +16,8 @@ faults, each with its heal, ending in a healing phase.
     lease_ms = 500           # the remote pcp lock's lease
     failure_timeout_ms = 500 # down; also the nodes' membership lease
     dead_timeout_ms = 1500   # dead: pages taken back
+    noise = "none"           # under --engine virtual: the host-noise model of each timed wake-up
+                             # (node.sim.noise: model, quiet or none); a wall run's is its host's
 
     [workload]
     drain_interval_ms = 150  # drain_all_pages issued by the workload (seeded jitter)
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 
 from node.mm.zone import zone_pages
 from node.shared.cpulist import parse_cpu_list
+from node.sim import noise as noise_models
 
 STRATEGIES = ("workqueue", "remote", "rcu-swap", "qpw")
 
@@ -84,6 +87,7 @@ class ClusterSpec:
     unsafe_no_epoch: bool = False  # TEST ONLY: the coordinator flag of the same name
     unsafe_declare_dead_on_lost_commit: bool = False  # TEST ONLY: the coordinator flag of the same name
     unsafe_register_once: bool = False  # TEST ONLY: the node flag of the same name
+    noise: str = noise_models.NONE  # the virtual CPUs' timer slack (node.sim.noise); the wall engine's is its host's
 
     def unsafe_coordinator_args(self) -> list[str]:
         return [f"--{k.replace('_', '-')}" for k in COORDINATOR_UNSAFE if getattr(self, k)]
@@ -245,6 +249,9 @@ def _cluster(doc: dict) -> ClusterSpec:
     dead = _int(doc, "dead_timeout_ms", 51, 600_000, default=ClusterSpec.dead_timeout_ms, where=w)
     if dead <= failure:
         raise ScenarioError(f"cluster.dead_timeout_ms ({dead}) must exceed cluster.failure_timeout_ms ({failure})")
+    noise = doc.get("noise", ClusterSpec.noise)
+    if noise not in noise_models.NOISE:
+        raise ScenarioError(f"cluster.noise: one of {', '.join(noise_models.NOISE)}, got {noise!r}")
     unsafe = {}
     for key in (*NODE_UNSAFE, *COORDINATOR_UNSAFE):
         unsafe[key] = doc.get(key, False)
@@ -260,6 +267,7 @@ def _cluster(doc: dict) -> ClusterSpec:
         failure_timeout_ms=failure,
         dead_timeout_ms=dead,
         flush_timeout_ms=_int(doc, "flush_timeout_ms", 10, 600_000, default=ClusterSpec.flush_timeout_ms, where=w),
+        noise=noise,
         **unsafe,
     )
 

@@ -46,6 +46,7 @@ from node.api.v1 import pcpsim_pb2 as pb
 from node.runtime import ROLES
 from node.shared.timebase import TIME_SCALE
 from node.tasks import LatencyTask
+from node.virtual.run import Options
 
 SETTLE_POLL_S = 0.1  # the wall runner's poll of the coordinator's state while settling
 STARTUP_POLL_S = 0.01  # how often the cluster's start looks whether every CPU has registered
@@ -124,6 +125,7 @@ class _Runner:
             members=members,
             zone_mb=c.zone_mb,  # the wall runner's --zone-mb and --zone-used
             zone_used=c.zone_used,
+            options=Options(noise=c.noise),
         )
         self.queue = self.cluster.queue
         self.t0 = 0.0  # the virtual instant of the scenario's time 0: once the cluster is up (`_start_up`)

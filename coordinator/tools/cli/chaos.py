@@ -2,8 +2,10 @@
 the whole cluster in this process under virtual time, `--check-determinism` runs each twice), `pcpsim
 chaos check` (the checker again on a past run's history) and `pcpsim chaos timeline` (its page again)."""
 
+import dataclasses
 import json
 import os
+import sys
 
 from coordinator.tools.cli.errors import CliError
 from coordinator.tools.cluster import ClusterError
@@ -37,13 +39,26 @@ def cmd_chaos(args) -> int:
         return verdict.exit_code
     if args.check_determinism and args.engine != "virtual":
         raise CliError("--check-determinism needs --engine virtual (a wall run cannot be replayed)")
+    if args.noise is not None and args.engine != "virtual":
+        raise CliError("--noise needs --engine virtual: the wall engine's noise is the host's")
     try:  # every file is validated before anything runs
         scenarios = [scenario.load(f) for f in args.files]
     except scenario.ScenarioError as err:
         raise CliError(str(err)) from None
+    if args.noise is not None:
+        scenarios = [
+            dataclasses.replace(sc, cluster=dataclasses.replace(sc.cluster, noise=args.noise)) for sc in scenarios
+        ]
     runs = [(sc, s) for sc in scenarios for s in ([args.strategy] if args.strategy else sc.strategies)]
     if args.engine == "virtual":
         return _run_virtual(args, runs)
+    for sc in scenarios:
+        if sc.cluster.noise != scenario.ClusterSpec.noise:
+            print(
+                f"{sc.name}: [cluster] noise = {sc.cluster.noise!r} applies under --engine virtual; a wall run's "
+                "noise is its host's",
+                file=sys.stderr,
+            )
     progress = Progress(len(runs), sum(runner.estimate_s(sc) for sc, _ in runs))
     verdicts = []
     try:

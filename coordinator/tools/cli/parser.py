@@ -25,6 +25,7 @@
   pcpsim tokens DIR                                            fresh token files for a deployment
   pcpsim chaos run FILE... [--strategy S] [--seed N] [--out D] scripted faults, checked page by page
                  [--engine wall|virtual] [--check-determinism] ... or in one process under virtual time
+                 [--noise model|quiet|none]                   ... (virtual) every scenario's host-noise model
   pcpsim chaos check RUN_DIR                                   the checker again, on a run's history
   pcpsim chaos timeline RUN_DIR [--out OUT.html]               a run's operations and faults as a page
   pcpsim replay count-race|up-trylock|bulk-free [--kernel K,K] a post-merge pcp bug, replayed on the model
@@ -359,6 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="(--engine virtual) run each scenario and strategy twice: print both digests and whether "
         "the runs are byte-identical, else their first divergent event; exit 1 on a divergence",
+    )
+    crun.add_argument(
+        "--noise",
+        choices=noise_models.NOISE,
+        help="(--engine virtual) the host-noise model of every CPU's timed wake-ups (node.sim.noise), in "
+        "place of each scenario's [cluster] noise (default none): model, a loaded host's timer lateness; "
+        "quiet, a quiet host's; none, every wake-up on time but for the model's own delays",
     )
     ccheck = chsub.add_parser(
         "check",

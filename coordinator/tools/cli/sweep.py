@@ -14,6 +14,7 @@ from coordinator.tools.chaos.sweep import driver, generate, shards
 from coordinator.tools.cli import flags
 from coordinator.tools.cli.errors import CliError
 from coordinator.tools.progress import Progress
+from node.sim import noise as noise_models
 
 UNSAFE = {
     name.removeprefix("unsafe_").replace("_", "-"): name
@@ -84,6 +85,13 @@ def add_parsers(chaos_sub) -> None:
         f"{','.join(generate.LOSSES)}; delay loses nothing)",
     )
     sw.add_argument(
+        "--noise",
+        choices=noise_models.NOISE,
+        default=scenario.ClusterSpec.noise,
+        help="the host-noise model of every virtual CPU's timed wake-ups (node.sim.noise; default %(default)s): "
+        "model or quiet draws each wake-up's lateness from the seed, so each seed also tries other timings",
+    )
+    sw.add_argument(
         "--finding",
         choices=FINDINGS,
         help="hunt this kind of violation: shrink only the runs that have it, keeping it (default: shrink every "
@@ -135,6 +143,7 @@ def cmd_sweep(args) -> int:
         kinds=args.faults,
         messages=args.rpc_methods,
         losses=args.rpc_losses,
+        noise=args.noise,
     )
     # Thousands of runs: their processes' warnings (a failed housekeeping step, say) would bury the
     # summary; each run's verdict says what went wrong. The workers fork with this setting.

@@ -67,9 +67,11 @@ class Plan:
     kinds: tuple = generate.KINDS  # the fault kinds drawn (--faults)
     messages: tuple = ()  # the messages rpc rules aim at (--rpc-methods); () for all
     losses: tuple = ()  # how rpc rules lose them (--rpc-losses); () for every way
+    noise: str = sc.ClusterSpec.noise  # every scenario's host-noise model (--noise)
 
     def scenario(self, seed: int) -> sc.Scenario:
         drawn = generate.generate(seed, self.strategies, self.kinds, self.messages, self.losses)
+        drawn = replace(drawn, cluster=replace(drawn.cluster, noise=self.noise))
         return generate.with_unsafe(drawn, self.unsafe)
 
     def hunted(self, o: Outcome) -> bool:
@@ -223,6 +225,7 @@ def _sweep(plan, seeds, out_dir, workers, do_shrink, progress, t0, spec, index, 
         faults=[] if plan.kinds == generate.KINDS else list(plan.kinds),
         rpc_methods=list(plan.messages),
         rpc_losses=list(plan.losses),
+        noise=plan.noise,
     )
 
 

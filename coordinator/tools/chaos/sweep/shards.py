@@ -11,6 +11,8 @@ the indexes missing.
 import json
 from dataclasses import asdict, dataclass, field
 
+from node.sim.noise import NONE
+
 FORMAT = "pcpsim-sweep-shard/1"
 MAX_SEED = 2**31 - 1  # scenario.parse's bound on a scenario's seed
 VERDICTS = ("valid", "invalid", "unknown", "error")  # error: the run raised, its text is the violation
@@ -77,6 +79,7 @@ class Shard:
     faults: list[str] = field(default_factory=list)  # --faults: the kinds drawn ([] for all)
     rpc_methods: list[str] = field(default_factory=list)  # --rpc-methods: what rpc rules aim at ([] for all)
     rpc_losses: list[str] = field(default_factory=list)  # --rpc-losses: how they lose it ([] for every way)
+    noise: str = NONE  # --noise: the virtual CPUs' host-noise model (node.sim.noise)
 
     def to_json(self) -> dict:
         return {"format": FORMAT, **asdict(self)}
@@ -117,9 +120,9 @@ def merge(shards: list[tuple[str, Shard]]) -> Shard:
             raise ShardError(
                 f"{path} is of another sweep than {path0}: seeds {s.seeds}, strategies {s.strategies}, "
                 f"unsafe {s.unsafe}, {s.count} shards, finding {s.finding}, faults {s.faults}, rpc methods "
-                f"{s.rpc_methods}, rpc losses {s.rpc_losses} (against {first.seeds}, {first.strategies}, "
-                f"{first.unsafe}, {first.count}, {first.finding}, {first.faults}, {first.rpc_methods}, "
-                f"{first.rpc_losses})"
+                f"{s.rpc_methods}, rpc losses {s.rpc_losses}, noise {s.noise} (against {first.seeds}, "
+                f"{first.strategies}, {first.unsafe}, {first.count}, {first.finding}, {first.faults}, "
+                f"{first.rpc_methods}, {first.rpc_losses}, {first.noise})"
             )
         if s.index in seen:
             raise ShardError(f"{path} and {seen[s.index]} are both shard {s.index}")
@@ -143,12 +146,13 @@ def merge(shards: list[tuple[str, Shard]]) -> Shard:
         faults=first.faults,
         rpc_methods=first.rpc_methods,
         rpc_losses=first.rpc_losses,
+        noise=first.noise,
     )
 
 
 def _what_ran(s: Shard) -> tuple:
     """What the shards of one sweep share: every flag that decides the seeds' runs."""
-    return s.seeds, s.strategies, s.unsafe, s.count, s.finding, s.faults, s.rpc_methods, s.rpc_losses
+    return s.seeds, s.strategies, s.unsafe, s.count, s.finding, s.faults, s.rpc_methods, s.rpc_losses, s.noise
 
 
 def missing(shard: Shard) -> list[int]:
@@ -171,6 +175,8 @@ def summary(shard: Shard) -> str:
     lines = [f"sweep of seeds {shard.seeds}: {what}{n} seeds run ({runs} runs) in {shard.wall_s:.1f} s{rate}"]
     if shard.unsafe:
         lines.append(f"test-only switches on: {', '.join(shard.unsafe)}")
+    if shard.noise != NONE:
+        lines.append(f"host-noise model: {shard.noise} (node.sim.noise)")
     if shard.faults or shard.rpc_methods or shard.rpc_losses:
         kinds = ", ".join(shard.faults) or "every kind"
         aimed = f"; rpc rules aimed at {', '.join(shard.rpc_methods)}" if shard.rpc_methods else ""

@@ -40,6 +40,8 @@ def to_doc(scenario: sc.Scenario) -> dict:
         "dead_timeout_ms": c.dead_timeout_ms,
         "flush_timeout_ms": c.flush_timeout_ms,
     }
+    if c.noise != sc.ClusterSpec.noise:  # the default is left out, as in the shipped files
+        cluster["noise"] = c.noise
     cluster |= {k: True for k in (*sc.NODE_UNSAFE, *sc.COORDINATOR_UNSAFE) if getattr(c, k)}
     return {
         "name": scenario.name,
