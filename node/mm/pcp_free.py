@@ -14,7 +14,7 @@ from .constants import (
     Page,
     pageblock_order,
 )
-from .lock import LockBusy, spin_lock, spin_unlock
+from .lock import LockBusy, spin_lock, spin_trylock, spin_unlock
 from .pcp import THP_PINDEX, PerCpuPages, ZoneOps, free_pcppages_bulk, nr_pcp_free
 
 SWAP_CLUSTER_MAX = 32
@@ -85,11 +85,8 @@ def free_high_flush(zone: ZoneOps, pcp: PerCpuPages, to_free: int, pindex: int) 
         to_free -= to_free_batched
         if to_free <= 0 or pcp.count <= 0:
             break
-        lock = pcp.lock
-        lock.put(True)
-        try:
-            lock.get_nowait()
-        except LockBusy:
+        spin_unlock(pcp.lock)
+        if not spin_trylock(pcp.lock):
             return False
     return True
 

@@ -36,7 +36,7 @@ class VirtualPcpLock:
         self.trylock_failures = 0
         self.contended = 0  # blocking acquires that had to wait
 
-    def get_nowait(self) -> object:  # spin_trylock
+    def get_nowait(self) -> object:  # spin_trylock: acquire_as's non-blocking case, inlined for the fast paths
         if self._held:
             self.trylock_failures += 1
             raise LockBusy
