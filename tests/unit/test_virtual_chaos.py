@@ -3,7 +3,6 @@ under virtual time, against every strategy it names, is valid under the wall eng
 byte-identical on a second run; its faults left their marks; the planted fencing bug is caught; and
 `pcpsim chaos run --engine virtual` writes what `chaos check` reads."""
 
-import dataclasses
 import glob
 import json
 import os
@@ -197,7 +196,7 @@ def test_a_noise_model_moves_the_timed_wake_ups_and_the_run_stays_valid_and_repr
     from the seed's streams (node.sim.noise), so the same schedule runs at other instants; the checker's
     verdict and a second run's bytes must not care."""
     base = VIRTUAL["kill-node"]
-    quiet = dataclasses.replace(base, cluster=dataclasses.replace(base.cluster, noise="quiet"))
+    quiet = scenario.with_noise(base, "quiet")
     report = determinism.check(lambda: virtual_runner.execute(quiet, "remote", keep_log=False).outcome())
     assert report.identical, report.describe()
     run = virtual_runner.execute(quiet, "remote", keep_log=False)

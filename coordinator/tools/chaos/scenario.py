@@ -36,7 +36,7 @@ nothing runs. Unknown fields are errors too (a typo must not silently do nothing
 """
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from node.mm.zone import zone_pages
 from node.shared.cpulist import parse_cpu_list
@@ -174,6 +174,11 @@ class Scenario:
         starts before the heals, each in file order. Both engines' runners follow it."""
         steps = [(f.at_s, 0, "start", f) for f in self.faults] + [(f.heal_at_s, 1, "heal", f) for f in self.faults]
         return [(at, phase, f) for at, _, phase, f in sorted(steps, key=lambda e: e[:2])]
+
+
+def with_noise(scenario: Scenario, noise: str) -> Scenario:
+    """`scenario` under another host-noise model (`chaos run --noise`, `chaos sweep --noise`)."""
+    return replace(scenario, cluster=replace(scenario.cluster, noise=noise))
 
 
 def load(path: str) -> Scenario:

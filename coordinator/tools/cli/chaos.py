@@ -2,7 +2,6 @@
 the whole cluster in this process under virtual time, `--check-determinism` runs each twice), `pcpsim
 chaos check` (the checker again on a past run's history) and `pcpsim chaos timeline` (its page again)."""
 
-import dataclasses
 import json
 import os
 import sys
@@ -46,9 +45,7 @@ def cmd_chaos(args) -> int:
     except scenario.ScenarioError as err:
         raise CliError(str(err)) from None
     if args.noise is not None:
-        scenarios = [
-            dataclasses.replace(sc, cluster=dataclasses.replace(sc.cluster, noise=args.noise)) for sc in scenarios
-        ]
+        scenarios = [scenario.with_noise(sc, args.noise) for sc in scenarios]
     runs = [(sc, s) for sc in scenarios for s in ([args.strategy] if args.strategy else sc.strategies)]
     if args.engine == "virtual":
         return _run_virtual(args, runs)

@@ -71,8 +71,7 @@ class Plan:
 
     def scenario(self, seed: int) -> sc.Scenario:
         drawn = generate.generate(seed, self.strategies, self.kinds, self.messages, self.losses)
-        drawn = replace(drawn, cluster=replace(drawn.cluster, noise=self.noise))
-        return generate.with_unsafe(drawn, self.unsafe)
+        return generate.with_unsafe(sc.with_noise(drawn, self.noise), self.unsafe)
 
     def hunted(self, o: Outcome) -> bool:
         return o.verdict != "valid" if self.finding is None else self.finding in o.kinds
