@@ -154,6 +154,9 @@ def run_phase(phase: str, config: CompareConfig, keep_log: bool = True, noise: s
         warmup, measure = kernel_s(config.warmup_s), kernel_s(config.measure_s)
         nodes.run(warmup)
         base = reset_stats(nodes)
+        # The wall phase resets the coordinator's DrainHistory here (GetDrainHistory reset=True), which
+        # lists every drain_all_pages that ends from now on: direct reclaim's too.
+        reclaims_before = len(cluster.reclaim_drains)
         history: list[DrainRecord] = []
         errors: list[str] = []
         contig: list[dict] = []
@@ -196,7 +199,8 @@ def run_phase(phase: str, config: CompareConfig, keep_log: bool = True, noise: s
         report = cluster.audit()
     finally:
         cluster.close()
-    history += cluster.contig_drains  # the wall phase's DrainHistory lists them with the demand drains
+    # The wall phase's DrainHistory lists them with the demand drains.
+    history += cluster.contig_drains + cluster.reclaim_drains[reclaims_before:]
     history.sort(key=lambda r: r.started_at)
     drains = [r.to_pb() for r in history]
     figures = summarize_phase(stats, drains, audit_reply(report), errors, contig, time_scale=1.0)

@@ -258,3 +258,28 @@ def test_claims_about_the_preemptible_task_are_left_out_where_the_task_set_has_n
         ("no drain work on isolated CPUs under remote", False),
         ("every audit clean", True),
     ]
+
+
+def test_a_phase_lists_direct_reclaims_drains_as_the_wall_phases_drain_history_does(monkeypatch):
+    """The wall phase reads the coordinator's DrainHistory, reset after the warmup, which lists every
+    drain_all_pages that ends after it: direct reclaim's (trigger reclaim) beside compare's own. On a
+    zone the rest of the system leaves 300 pages above min, the CPUs' refills keep reaching it."""
+    forbid_wall_clock_and_shared_random(monkeypatch)
+    whole = virtual_phase.WholeCluster
+
+    def low(*args, **kwargs):
+        cluster = whole(*args, **kwargs)
+        zone = cluster.nodes.zone.zone
+        cluster.nodes.zone.rules.preallocate(zone.free_pages - zone.watermark["min"] - 300)
+        return cluster
+
+    monkeypatch.setattr(virtual_phase, "WholeCluster", low)
+    config = default_config("remote", seed=5, measure_s=2.0, warmup_s=1.0)
+    run = run_phase("remote", config, keep_log=False, noise="none")
+    by_trigger = run.figures["drains_by_trigger"]
+    ended_after_warmup = [
+        r for r in run.cluster.reclaim_drains if r.started_at + r.duration_s >= virtual_phase.kernel_s(config.warmup_s)
+    ]
+    assert by_trigger["reclaim"] == len(ended_after_warmup) > 0
+    assert len(run.cluster.reclaim_drains) > len(ended_after_warmup)  # the warmup's are not the phase's
+    assert by_trigger["demand"] > 0 and run.figures["audit"]["ok"]
