@@ -143,9 +143,8 @@ class Cpu:
         self._launch()
 
     def pcp_lock(self) -> PcpLock:
-        """A pcp->lock for this CPU's lists, of the kind its driver waits on, which the CPU thread and
-        the node's RPC threads (a remote drainer) share: a queue.SimpleQueue holding its token while the
-        lock is free, whose C trylock is half threading.Lock's (node.mm.lock.PcpLock)."""
+        """A pcp->lock for this CPU's lists, of the kind its driver waits on: `wall_pcp_lock`, which the
+        CPU thread and the node's RPC threads (a remote drainer) share."""
         return wall_pcp_lock()
 
     def _launch(self) -> None:
