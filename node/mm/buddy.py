@@ -27,7 +27,7 @@ Deviations:
   a violation raises ``PageStateError`` with the numbers (the kernel's bad_page() only reports).
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from .constants import MAX_ORDER, MIGRATE_PCPTYPES, MIGRATE_TYPES, Page
 
@@ -154,24 +154,42 @@ class BuddyAllocator:
 
     def _rmqueue_smallest(self, order: int, migratetype: int) -> int | None:
         """__rmqueue_smallest: the smallest free block of ``migratetype`` with order >= ``order``, split down."""
-        area = self.free_area
-        for current_order in range(order, MAX_ORDER):
-            heads = area[current_order][migratetype]
-            if not heads:
-                continue
-            pfn = next(reversed(heads))  # list head = last inserted
-            self._del_page_from_free_list(pfn, current_order, migratetype)
-            if current_order > order:
-                self._expand(pfn, order, current_order, migratetype)
-            self._pages_taken(pfn, order)
-            return pfn
-        return None
+        pages: list[int] = []
+        return pages[0] if self._rmqueue_smallest_bulk(order, migratetype, 1, pages) else None
 
-    def _expand(self, pfn: int, low: int, high: int, mt: int) -> None:
-        # The kernel keeps the LOW half and puts each HIGH half (page[size]) back on the free list.
-        while high > low:
-            high -= 1
-            self._add_to_free_list(pfn + (1 << high), high, mt)
+    def _rmqueue_smallest_bulk(self, order: int, migratetype: int, count: int, pages: list[int]) -> int:
+        """__rmqueue_smallest up to ``count`` times, appending each page's pfn to ``pages``; stops early once
+        ``migratetype`` has no free block of order >= ``order``. Returns how many it took.
+
+        One loop for a whole refill (rmqueue_bulk takes pcp->batch pages, 63 on the default zone), with
+        expand(), the free-list bookkeeping and _pages_taken inlined: the virtual engine's 64-CPU bench
+        span takes ~90,000 pages this way, and the calls were a third of the buddy's time there."""
+        area, free, free_map, start = self.free_area, self._free, self._free_map, self.start_pfn
+        taken = 0
+        while taken < count:
+            for current_order in range(order, MAX_ORDER):
+                heads = area[current_order][migratetype]
+                if heads:
+                    break
+            else:
+                break
+            pfn = heads.popitem()[0]  # list head = last inserted
+            del free[pfn]
+            # expand(): the kernel keeps the LOW half and puts each HIGH half (page[size]) back on the free list.
+            while current_order > order:
+                current_order -= 1
+                half = pfn + (1 << current_order)
+                free[half] = (current_order, migratetype)
+                area[current_order][migratetype][half] = None
+            i = pfn - start
+            if order:
+                free_map[i : i + (1 << order)] = _TAKEN[order]
+            else:
+                free_map[i] = 0
+            pages.append(pfn)
+            taken += 1
+        self.free_pages -= taken << order
+        return taken
 
     def _free_one_page(self, pfn: int, order: int, migratetype: int) -> None:
         """__free_one_page, validated: merge with free buddies up to MAX_ORDER-1, then add at the head."""
@@ -179,21 +197,37 @@ class BuddyAllocator:
         self._merge_free(pfn, order, migratetype)
 
     def _merge_free(self, pfn: int, order: int, mt: int) -> None:
-        # Caller has validated [pfn, pfn + 2^order). Buddies found in _free are in the zone by construction.
-        free = self._free
-        self._pages_freed(pfn, order)
-        while order < MAX_ORDER - 1:
-            buddy = pfn ^ (1 << order)
-            blk = free.get(buddy)
-            if blk is None or blk[0] != order:
-                break
-            bmt = blk[1]
-            if bmt != mt and (bmt >= MIGRATE_PCPTYPES or mt >= MIGRATE_PCPTYPES):
-                break  # isolate/highatomic blocks keep their own list (see header)
-            self._del_page_from_free_list(buddy, order, bmt)
-            pfn &= buddy
-            order += 1
-        self._add_to_free_list(pfn, order, mt)
+        self._merge_free_list(((pfn, order, mt),))
+
+    def _merge_free_list(self, pages: Iterable[Page]) -> None:
+        """__free_one_page's merge for each (pfn, order, migratetype) in turn, each block merged with its
+        free buddies up to MAX_ORDER-1 and added at its list's head. The caller has validated every
+        block; buddies found in _free are in the zone by construction. One loop for a whole bulk free,
+        with _pages_freed and the free-list bookkeeping inlined, as _rmqueue_smallest_bulk's refill."""
+        free, area, free_map, start = self._free, self.free_area, self._free_map, self.start_pfn
+        freed = 0
+        for pfn, order, mt in pages:
+            freed += 1 << order
+            i = pfn - start
+            if order:
+                free_map[i : i + (1 << order)] = _FREE[order]
+            else:  # most frees: a byte store costs half a slice's
+                free_map[i] = 1
+            while order < MAX_ORDER - 1:
+                buddy = pfn ^ (1 << order)
+                blk = free.get(buddy)
+                if blk is None or blk[0] != order:
+                    break
+                bmt = blk[1]
+                if bmt != mt and (bmt >= MIGRATE_PCPTYPES or mt >= MIGRATE_PCPTYPES):
+                    break  # isolate/highatomic blocks keep their own list (see header)
+                del free[buddy]
+                del area[order][bmt][buddy]
+                pfn &= buddy
+                order += 1
+            free[pfn] = (order, mt)
+            area[order][mt][pfn] = None
+        self.free_pages += freed
 
     def take_page_off_buddy(self, pfn: int, order: int) -> int:
         """Take the block [pfn, pfn + 2^order) off the free lists, splitting the free block that

@@ -160,8 +160,7 @@ class ZoneRules:
             pfns = () if pfn is None else (pfn,)
         else:
             pfns = tuple(zone.rmqueue_bulk(order, count, migratetype))
-        for pfn in pfns:
-            self.owned[pfn] = (cpu, order)
+        self.owned.update(dict.fromkeys(pfns, (cpu, order)))
         reply = self._remember(slot, _Outcome(incarnation, transfer_id, key, self._reply(pfns, True)))
         return Held(reply, self.cost.rmqueue_hold_us(len(pfns)))
 

@@ -122,6 +122,9 @@ class VirtualCpu(Cpu):
                 self._suspend(until, wakeable=True)
 
     def _suspend(self, until: float | None, wakeable: bool) -> None:
+        if until is not None and self.queue.advance(until):
+            self._token += 2  # as the suspension and its resume would have: the event that resumes it ran
+            return
         self._token += 1
         self._wakeable = wakeable
         if until is not None:

@@ -75,6 +75,9 @@ class Strand:
 
     def _suspend(self, until: float | None) -> None:
         # Each suspension has its token; an event for an earlier one resumes nothing.
+        if until is not None and self.queue.advance(until):
+            self._token += 2  # as the suspension and its resume would have (EventQueue.advance)
+            return
         self._token += 1
         if until is not None:
             self.queue.at(until, self._resume, self._token)

@@ -34,6 +34,34 @@ def test_the_clock_moves_to_each_event_and_an_event_in_the_past_is_refused():
         q.at(0.9, print)
 
 
+def test_advance_moves_the_clock_only_where_the_event_would_be_the_next_to_run_inside_run():
+    """EventQueue.advance: a waiter whose wake-up event would be the next one run() runs goes on at once,
+    and the event counts as run; not outside run(), not past its bound, not past or onto a queued event."""
+    q = EventQueue()
+    assert not q.advance(0.1)  # outside run(): a stepping driver looks at its state after every event
+    seen = []
+
+    def waiter() -> None:
+        seen.append(("advance to 0.2", q.advance(0.2), q.clock()))
+        seen.append(("advance to 0.5, a tie", q.advance(0.5), q.clock()))
+        seen.append(("advance to 0.7, past 0.5", q.advance(0.7), q.clock()))
+
+    q.at(0.1, waiter)
+    q.at(0.5, seen.append, "event at 0.5")
+    q.at(0.5, lambda: seen.append(("advance to 2.0, past the bound", q.advance(2.0), q.clock())))
+    q.run(1.0)
+    assert seen == [
+        ("advance to 0.2", True, 0.2),
+        ("advance to 0.5, a tie", False, 0.2),  # the event scheduled first at 0.5 runs first
+        ("advance to 0.7, past 0.5", False, 0.2),
+        "event at 0.5",
+        ("advance to 2.0, past the bound", False, 0.5),
+    ]
+    assert q.executed == 4  # three events and the one advance stood for
+    assert q.clock() == 1.0
+    assert not q.advance(1.5)  # run() is over
+
+
 def _order(seed: int) -> list[tuple[float, str]]:
     """Events scheduled at drawn times, many of them tied, each scheduling more."""
     q = EventQueue()

@@ -1,5 +1,7 @@
 """The buddy allocator of one zone: initial layout, split/merge, fallback, validation (mm/page_alloc.c v6.1)."""
 
+import random
+
 import pytest
 
 from node.mm.audit import audit, check_buddy
@@ -60,6 +62,40 @@ def test_bulk_allocation_is_in_physical_order():
     z = Zone(0, 8192, 2)
     assert z.rmqueue_bulk(0, 8, MIGRATE_UNMOVABLE) == list(range(8))
     assert z.rmqueue_bulk(1, 3, MIGRATE_UNMOVABLE) == [8, 10, 12]
+
+
+def test_bulk_refills_and_frees_leave_the_zone_as_page_by_page_ones_do():
+    """rmqueue_bulk's one loop and a bulk free's one merge loop are __rmqueue and __free_one_page applied
+    page by page: a zone driven in bulk and its twin driven one page at a time (rmqueue_buddy, free_one_page)
+    hand out the same pages and keep the same free lists, list order and pageblock types included, through
+    splits, merges and fallback steals, until the zone runs short."""
+    bulk, single = Zone(0, 8192, 2), Zone(0, 8192, 2)
+    rng = random.Random(5)
+    held: list[tuple[int, int, int]] = []
+    short = 0
+    for _ in range(600):
+        if held and rng.random() < 0.3:
+            rng.shuffle(held)
+            n = rng.randint(1, min(len(held), 63))
+            batch, held = held[:n], held[n:]
+            bulk.free_pcppages_bulk(batch)
+            for pfn, order, mt in batch:
+                single.free_one_page(pfn, order, mt)
+        else:
+            # Mostly RECLAIMABLE, which owns one pageblock of sixteen: its refills steal from the others.
+            order, count = rng.choice((0, 0, 0, 1, 3)), rng.choice((1, 7, 31, 63))
+            mt = rng.choice((MIGRATE_UNMOVABLE, MIGRATE_MOVABLE) + (MIGRATE_RECLAIMABLE,) * 3)
+            got = bulk.rmqueue_bulk(order, count, mt)
+            assert got == [single.rmqueue_buddy(order, mt) for _ in got]
+            if len(got) < count:
+                short += 1
+                assert single.rmqueue_buddy(order, mt) is None
+            held += [(pfn, order, mt) for pfn in got]
+        assert list(bulk.free_blocks()) == list(single.free_blocks())  # list order too: the head is the last key
+        assert bulk.free_pages == single.free_pages
+        assert bulk._pageblock_mt == single._pageblock_mt
+    assert short and bulk.pageblock_changes  # the zone ran short, and fallbacks claimed pageblocks
+    assert check_buddy(bulk) == []
 
 
 def test_fallback_steals_largest_block_and_claims_pageblocks():
