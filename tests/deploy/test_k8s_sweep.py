@@ -86,6 +86,7 @@ def test_the_job_is_indexed_its_count_is_its_completions_and_both_jobs_share_the
     args = build_parser().parse_args(pod_argv(c, env, {})[3:])
     assert (args.command, args.out, args.shrink, args.index) == ("chaos-sweep", "/results", True, None)
     assert args.count == spec["completions"] and args.seeds[0] == env["PCPSIM_SWEEP_SEEDS"]
+    assert args.noise == env["PCPSIM_SWEEP_NOISE"] == "none"  # the sweep's own default: shipped runs unchanged
     margs = build_parser().parse_args(pod_argv(only_container(merge), {}, {})[3:])
     assert margs.command == "chaos-sweep-merge" and margs.shards == ["/results"]
 
@@ -114,7 +115,7 @@ def test_two_pods_run_as_the_indexed_job_runs_them_and_the_merge_job_merges_them
     results = tmp_path / "results"
     results.mkdir()
     c = only_container(sweep)
-    env = container_env(c, {"PCPSIM_SWEEP_SEEDS": "1-4", "PCPSIM_SWEEP_COUNT": "2"})
+    env = container_env(c, {"PCPSIM_SWEEP_SEEDS": "1-4", "PCPSIM_SWEEP_COUNT": "2", "PCPSIM_SWEEP_NOISE": "quiet"})
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PCPSIM_", "JOB_COMPLETION_INDEX"))}
     for index in (0, 1):
         pod = {**base, **env, "JOB_COMPLETION_INDEX": str(index)}
@@ -141,3 +142,4 @@ def test_two_pods_run_as_the_indexed_job_runs_them_and_the_merge_job_merges_them
     assert merged.seeds_run == [1, 2, 3, 4] and shards.missing(merged) == []
     assert out.returncode == shards.exit_code(merged), out.stdout + out.stderr
     assert "4 seeds run (16 runs)" in out.stdout
+    assert merged.noise == "quiet"  # every pod ran under the model the Job's environment names
