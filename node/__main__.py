@@ -272,10 +272,11 @@ async def main(args) -> None:
     sec = args.security
     holder: dict[str, NodeRuntime] = {}  # the runtime, once registration has made it
     faults = Faults(on_cost_factor=lambda f: holder["runtime"].set_cost_factor(f))
+    servicer = NodeServicer(_Late(holder), faults)
     server, port, health = await build_server(
         pb.DESCRIPTOR.services_by_name["Node"],
         pb_grpc.add_NodeServicer_to_server,
-        NodeServicer(_Late(holder), faults),
+        servicer,
         args.listen,
         sec,
         registry,
@@ -357,6 +358,7 @@ async def main(args) -> None:
     if probe is not None:
         probe.stop()
         probe.write(os.path.join(args.wake_probe, f"cpu{args.cpu}.json"))
+    servicer.stopping.set()  # the drainers' streams end between requests: the grace is for what is in flight
     await server.stop(0.5)
     await aio_channel.close()
     zone.close()

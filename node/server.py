@@ -11,12 +11,12 @@ coordinator drives check its epoch first (node.epoch): a replaced one is refused
 import asyncio
 
 from node.api import validate
-from node.api.errors import InvalidArgument
+from node.api.errors import InvalidArgument, Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm import pcp as pcpmod
 from node.mm.lock import spin_is_locked
-from node.shared.reply_stream import serve_ops
+from node.shared.reply_stream import serve_ops, until_stopping
 from node.workqueue import WorkItems
 
 
@@ -25,6 +25,9 @@ class NodeServicer(pb_grpc.NodeServicer):
         self.node = node  # node.runtime.NodeRuntime
         self.faults = faults  # node.shared.faults.Faults
         self.work = WorkItems(node)
+        # Set when the process stops: each drainer's PcpControl stream ends at its next idle moment
+        # (node.shared.reply_stream.until_stopping), so the server's stop need not wait out its grace.
+        self.stopping = asyncio.Event()
         self._control_ops = {
             "lock_drain": ("lock_drain", self._lock_drain),
             "unlock": ("unlocked", self._unlock),
@@ -69,10 +72,16 @@ class NodeServicer(pb_grpc.NodeServicer):
 
     async def PcpControl(self, request_iterator, context):
         """PcpLockDrain and PcpUnlock (and the rcu-swap pair) on the drainer's long-lived stream."""
-        async for reply in serve_ops(
-            self._epoch_checked(request_iterator, context), pb.PcpControlReply, self._control_ops
-        ):
+        requests = until_stopping(request_iterator, self.stopping, self._granted)
+        async for reply in serve_ops(self._epoch_checked(requests, context), pb.PcpControlReply, self._control_ops):
             yield reply
+
+    def _granted(self) -> bool:
+        """A drainer holds a grant of this CPU's pages (its unlock or commit is still to come)."""
+        try:
+            return self.node.remote_drain.holder_token() != 0
+        except Unavailable:  # still registering: no drainer holds anything
+            return False
 
     async def _epoch_checked(self, requests, context):
         """Each message against the epoch in the stream's headers, not only the stream's opening: a stream

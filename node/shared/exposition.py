@@ -9,6 +9,9 @@ on stderr and in GetState) so service discovery can find it.
 """
 
 import argparse
+import contextlib
+import socket
+import threading
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
@@ -61,7 +64,18 @@ class MetricsEndpoint:
     _server: WSGIServer
 
     def close(self) -> None:
-        self._server.shutdown()
+        """Stop serving and release the port, at once. prometheus_client runs `serve_forever` with its
+        default poll of 0.5 s, and `shutdown()` waits for the loop's next look at its flag: half a second
+        at worst on every process's exit (every cluster stop waits for it, nodes then coordinator). A
+        connection wakes the loop's select, so the flag is seen as soon as `shutdown()` has set it; the
+        connections are closed unanswered (the handler reads an empty request)."""
+        stopping = threading.Thread(target=self._server.shutdown, name="metrics-shutdown")
+        stopping.start()
+        host, port = str(self._server.server_address[0]), int(self._server.server_address[1])
+        while stopping.is_alive():
+            with contextlib.suppress(OSError):  # the listener is already closing: shutdown() returns on its own
+                socket.create_connection((host, port), timeout=0.5).close()
+            stopping.join(0.02)
         self._server.server_close()
 
 

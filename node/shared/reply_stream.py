@@ -19,6 +19,7 @@ those, and applies faults to each message).
 import asyncio
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -138,6 +139,35 @@ class AioReplyStream:
         if self._call is not None:
             self._call.cancel()
             self._call = None
+
+
+async def until_stopping(requests, stopping: asyncio.Event, busy: Callable[[], bool]):
+    """A served stream's requests, until `stopping` is set while none is awaited and `busy()` is false:
+    the server is shutting down, and the stream ends between two requests (a request already read
+    is answered first). A long-lived stream never ends on its own, so without this the server's
+    `stop(grace)` waits out its whole grace for it (0.5 s at every node's exit after a remote drain).
+    `busy()` true (a drainer holds a grant on this node) keeps the stream open for the unlock or
+    commit that ends it; the grace still bounds that wait. The peer sees the stream closed
+    (node.shared.reply_stream: UNAVAILABLE, sent again on a new one), as after the grace's cancel."""
+    pending = requests.__aiter__()
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        while True:
+            read = asyncio.ensure_future(pending.__anext__())
+            while not read.done():
+                await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if stop.done() and not read.done() and not busy():
+                    read.cancel()
+                    return
+                if stop.done() and not read.done():
+                    await asyncio.wait({read}, timeout=0.05)  # busy: look again soon
+            try:
+                request = read.result()
+            except StopAsyncIteration:
+                return
+            yield request
+    finally:
+        stop.cancel()
 
 
 async def serve_ops(request_iterator, reply_cls, handlers: dict):

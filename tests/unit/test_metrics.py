@@ -11,9 +11,12 @@ interceptor test, which needs a real grpc.aio server on 127.0.0.1.
 import argparse
 import asyncio
 import shutil
+import socket
 import subprocess
+import threading
 import time
 import types
+import urllib.request
 
 import grpc
 import pytest
@@ -45,6 +48,7 @@ from node.mm.pcp_free import free_unref_page
 from node.mm.zone import Zone
 from node.remote_lock import RemotePcpLock
 from node.server import NodeServicer
+from node.shared import exposition
 from node.shared.cpulist import role_label
 from node.shared.exposition import listen_address
 from node.shared.faults import Faults
@@ -508,3 +512,21 @@ if __name__ == "__main__":
             f"rmqueue+free_unref_page pair: {r['bare_us']:.2f} us bare, {r['with_metrics_us']:.2f} us with node "
             f"metrics registered and {scrapes}: ratio {r['ratio']:.3f} ({r['ops']} pairs, best of 5)"
         )
+
+
+def test_a_metrics_endpoint_serves_until_closed_and_close_releases_its_port():
+    """exposition.serve on port 0, scraped, then closed: close() (which wakes the server's poll so the
+    process's exit does not wait for it) ends the serving thread and closes the listener."""
+    endpoint = exposition.serve(("127.0.0.1", 0), exposition.process_registry())
+    assert endpoint is not None
+    host, port = endpoint.address.rsplit(":", 1)
+    with urllib.request.urlopen(f"http://{endpoint.address}/metrics", timeout=5.0) as resp:
+        assert b"process_cpu_seconds_total" in resp.read()
+    serving = [t for t in threading.enumerate() if "serve_forever" in t.name]
+    assert serving  # prometheus_client's thread, named after its target
+    endpoint.close()
+    for thread in serving:
+        thread.join(5.0)
+        assert not thread.is_alive()
+    with pytest.raises(OSError):
+        socket.create_connection((host, int(port)), timeout=1.0).close()

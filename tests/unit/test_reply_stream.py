@@ -8,7 +8,7 @@ import pytest
 
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from node.shared.reply_stream import AioReplyStream, StreamBroken
+from node.shared.reply_stream import AioReplyStream, StreamBroken, until_stopping
 
 
 class AnswersOnceThenEnds(pb_grpc.NodeServicer):
@@ -51,6 +51,59 @@ async def test_a_write_on_a_call_the_peer_ended_is_a_broken_stream_and_the_next_
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
         await stream.request(message)  # opened anew
         assert servicer.calls == len(opened) == 2
+    finally:
+        await channel.close()
+        await server.stop(None)
+
+
+class ServesUntilStopping(pb_grpc.NodeServicer):
+    """PcpControl as node.server serves it at a stop: each request answered, the stream ended at the
+    first idle moment after `stopping` is set while `busy` is false."""
+
+    def __init__(self):
+        self.stopping = asyncio.Event()
+        self.busy = False
+        self.answered = 0
+
+    async def PcpControl(self, request_iterator, context):
+        async for _ in until_stopping(request_iterator, self.stopping, lambda: self.busy):
+            self.answered += 1
+            yield pb.PcpControlReply()
+
+
+@pytest.mark.asyncio
+async def test_a_stopping_server_keeps_its_streams_while_a_grant_is_held_then_ends_them_between_requests():
+    """A server's stop(grace) waits out the grace for a long-lived stream unless the stream ends. While the
+    node holds a grant (`busy`), a stopping server still answers on its streams (the unlock or commit that
+    ends the grant); once it holds none, every stream ends at its idle moment, with status OK, and the
+    stop returns well inside its grace."""
+    servicer = ServesUntilStopping()
+    server = grpc.aio.server()
+    pb_grpc.add_NodeServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    loop = asyncio.get_running_loop()
+    message = pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=0, token=1, commit=True))
+    try:
+        stub = pb_grpc.NodeStub(channel)
+        calls = [stub.PcpControl(), stub.PcpControl()]
+        for call in calls:
+            await call.write(message)
+            assert await asyncio.wait_for(call.read(), 5.0) == pb.PcpControlReply()
+        servicer.busy = True  # a drainer holds a grant: its unlock is still to come
+        servicer.stopping.set()
+        for call in calls:  # stopping, but busy: both streams still answer
+            await call.write(message)
+            assert await asyncio.wait_for(call.read(), 5.0) == pb.PcpControlReply()
+        servicer.busy = False  # the grant ended
+        for call in calls:
+            assert await asyncio.wait_for(call.read(), 5.0) is grpc.aio.EOF  # ended by the server, not cancelled
+            assert await call.code() == grpc.StatusCode.OK
+        assert servicer.answered == 4
+        started = loop.time()
+        await server.stop(30.0)  # nothing left in flight: returns without waiting out the grace
+        assert loop.time() - started < 10.0
     finally:
         await channel.close()
         await server.stop(None)
