@@ -1,7 +1,9 @@
 """AioReplyStream against a real grpc.aio server on loopback: a stream the peer has ended is
-reported as StreamBroken (the drainer's commit retries on that) and opened anew."""
+reported as StreamBroken (the drainer's commit retries on that) and opened anew; and the server's
+side of a stopping node (until_stopping)."""
 
 import asyncio
+import contextlib
 
 import grpc
 import pytest
@@ -9,6 +11,23 @@ import pytest
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.shared.reply_stream import AioReplyStream, StreamBroken, until_stopping
+
+MESSAGE = pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=0, token=1, commit=True))
+
+
+@contextlib.asynccontextmanager
+async def served(servicer):
+    """`servicer` on a grpc.aio server on a free loopback port: (the server, a stub on a channel to it)."""
+    server = grpc.aio.server()
+    pb_grpc.add_NodeServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield server, pb_grpc.NodeStub(channel)
+    finally:
+        await channel.close()
+        await server.stop(None)
 
 
 class AnswersOnceThenEnds(pb_grpc.NodeServicer):
@@ -27,33 +46,24 @@ class AnswersOnceThenEnds(pb_grpc.NodeServicer):
 @pytest.mark.asyncio
 async def test_a_write_on_a_call_the_peer_ended_is_a_broken_stream_and_the_next_request_reopens():
     servicer = AnswersOnceThenEnds()
-    server = grpc.aio.server()
-    pb_grpc.add_NodeServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        stub, opened = pb_grpc.NodeStub(channel), []
+    async with served(servicer) as (_, stub):
+        opened: list = []
 
         def open_call():
             opened.append(stub.PcpControl())
             return opened[-1]
 
         stream = AioReplyStream(open_call, 5.0, "test-control")
-        message = pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=0, token=1, commit=True))
-        await stream.request(message)
+        await stream.request(MESSAGE)
         deadline = asyncio.get_running_loop().time() + 5.0
         while not opened[0].done():  # until the client has seen the call end
             assert asyncio.get_running_loop().time() < deadline, "the server never ended the call"
             await asyncio.sleep(0.01)
         with pytest.raises(StreamBroken) as info:
-            await stream.request(message)
+            await stream.request(MESSAGE)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-        await stream.request(message)  # opened anew
+        await stream.request(MESSAGE)  # opened anew
         assert servicer.calls == len(opened) == 2
-    finally:
-        await channel.close()
-        await server.stop(None)
 
 
 class ServesUntilStopping(pb_grpc.NodeServicer):
@@ -78,23 +88,16 @@ async def test_a_stopping_server_keeps_its_streams_while_a_grant_is_held_then_en
     ends the grant); once it holds none, every stream ends at its idle moment, with status OK, and the
     stop returns well inside its grace."""
     servicer = ServesUntilStopping()
-    server = grpc.aio.server()
-    pb_grpc.add_NodeServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     loop = asyncio.get_running_loop()
-    message = pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=0, token=1, commit=True))
-    try:
-        stub = pb_grpc.NodeStub(channel)
+    async with served(servicer) as (server, stub):
         calls = [stub.PcpControl(), stub.PcpControl()]
         for call in calls:
-            await call.write(message)
+            await call.write(MESSAGE)
             assert await asyncio.wait_for(call.read(), 5.0) == pb.PcpControlReply()
         servicer.busy = True  # a drainer holds a grant: its unlock is still to come
         servicer.stopping.set()
         for call in calls:  # stopping, but busy: both streams still answer
-            await call.write(message)
+            await call.write(MESSAGE)
             assert await asyncio.wait_for(call.read(), 5.0) == pb.PcpControlReply()
         servicer.busy = False  # the grant ended
         for call in calls:
@@ -104,6 +107,3 @@ async def test_a_stopping_server_keeps_its_streams_while_a_grant_is_held_then_en
         started = loop.time()
         await server.stop(30.0)  # nothing left in flight: returns without waiting out the grace
         assert loop.time() - started < 10.0
-    finally:
-        await channel.close()
-        await server.stop(None)
