@@ -155,12 +155,13 @@ async def until_stopping(requests, stopping: asyncio.Event, busy: Callable[[], b
         while True:
             read = asyncio.ensure_future(pending.__anext__())
             while not read.done():
-                await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)
-                if stop.done() and not read.done() and not busy():
+                if not stop.done():
+                    await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)
+                elif not busy():
                     read.cancel()
                     return
-                if stop.done() and not read.done():
-                    await asyncio.wait({read}, timeout=0.05)  # busy: look again soon
+                else:
+                    await asyncio.wait({read}, timeout=0.05)  # a grant held: look again soon
             try:
                 request = read.result()
             except StopAsyncIteration:
