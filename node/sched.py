@@ -66,12 +66,21 @@ class RunQueue:
             for source in sources:
                 source.rebase(now)
             self.resumed = False
-        due = [s for s in sources if s.next_wake <= now]
-        for source in due:
-            if source.rt:
-                return Decision(SOURCE, source)
+        # One pass over the sources for the three rules below (a CPU decides at every step): the first
+        # due RT source in list order; the first of the due sources due earliest; the earliest wake.
+        first_due: Source | None = None
+        earliest: float | None = None
+        for source in sources:
+            wake = source.next_wake
+            if wake <= now:
+                if source.rt:
+                    return Decision(SOURCE, source)
+                if first_due is None or wake < first_due.next_wake:
+                    first_due = source
+            if earliest is None or wake < earliest:
+                earliest = wake
         if work_pending:
             return Decision(WORK)
-        if due:
-            return Decision(SOURCE, min(due, key=lambda s: s.next_wake))
-        return Decision(IDLE, until=min((s.next_wake for s in sources), default=None))
+        if first_due is not None:
+            return Decision(SOURCE, first_due)
+        return Decision(IDLE, until=earliest)

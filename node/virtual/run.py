@@ -86,6 +86,7 @@ class Options:
             )
 
 
+_CHUNK_LINES = 4096  # log lines hashed at once (note)
 DEFAULTS = Options()  # compare's defaults: kernel 6.1, the default costs and task set, no host noise
 
 
@@ -113,9 +114,10 @@ class VirtualCluster:
         self.zone = SharedZone(zone, cost, net)
         batch = pageset_batch(zone.managed_pages)  # as the wall coordinator's
         high = zone.zone_highsize(batch, len(roles))
-        self.log: list[str] = []
+        self._log: list[str] = []
         self.keep_log = keep_log
         self._digest = hashlib.sha256()  # of the log's lines so far, each with its newline
+        self._pending: list[str] = []  # lines not yet in the digest (or the log): see note
         self._started = False
         self.roles = list(roles)
         # The pcp design's operations (node.alloc.PcpOps): the RCU list sets', or the profile's spinlock design.
@@ -249,13 +251,34 @@ class VirtualCluster:
 
     def note(self, line: str) -> None:
         """One line of the event log, stamped with the virtual time."""
-        line = f"{self.clock()!r} {line}"
-        self._digest.update(line.encode() + b"\n")
-        if self.keep_log:
-            self.log.append(line)
+        pending = self._pending
+        pending.append(f"{self.clock()!r} {line}")
+        if len(pending) >= _CHUNK_LINES:
+            self._take_pending()
+
+    @property
+    def log(self) -> list[str]:
+        """The event log's lines so far (with keep_log; else empty)."""
+        self._take_pending()
+        return self._log
 
     def _event(self, cpu: int, what: str, detail: str) -> None:
-        self.note(f"cpu{cpu} {what} {detail}")
+        pending = self._pending  # note inlined: one call per step of every CPU
+        pending.append(f"{self.clock()!r} cpu{cpu} {what} {detail}")
+        if len(pending) >= _CHUNK_LINES:
+            self._take_pending()
+
+    def _take_pending(self) -> None:
+        """The pending lines into the digest, as one string (the same bytes as line by line, in a few
+        calls where there were two encodes and an update per line), and into the log if it is kept."""
+        pending = self._pending
+        if pending:
+            pending.append("")  # the last line's newline
+            self._digest.update("\n".join(pending).encode())
+            pending.pop()
+            if self.keep_log:
+                self._log.extend(pending)
+            self._pending = []
 
     def run(self, until: float) -> None:
         """Start the CPUs (the first time) and run every event up to virtual time `until`."""
@@ -297,6 +320,7 @@ class VirtualCluster:
 
     def digest(self) -> str:
         """SHA-256 of text(), kept or not."""
+        self._take_pending()
         digest = self._digest.copy()
         for line in self.summary():
             digest.update(line.encode() + b"\n")

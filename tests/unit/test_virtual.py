@@ -9,6 +9,7 @@ import time
 import pytest
 
 from node.cpu import MEMBERSHIP, OPERATOR
+from node.virtual import run as vrun
 from node.virtual.fiber import Fiber
 from node.virtual.run import VirtualCluster
 from tests import hashseed
@@ -56,6 +57,31 @@ def test_seed_7_gives_the_committed_digest_on_every_machine():
     text = run_text(7)
     digest = hashlib.sha256(text.encode()).hexdigest()
     assert digest == GOLDEN_DIGEST, f"determinism break or an unannounced change: see this test's docstring\n{text}"
+
+
+def test_the_digest_is_the_logs_hash_kept_or_not_and_read_at_any_moment():
+    """The log goes into the digest in chunks (VirtualCluster.note): a run longer than one chunk, and its
+    digest read mid-run (a chunk half full), give the same digest as its whole text hashed, and as a run
+    that keeps no log; the text and the log hold every line once, in order."""
+    roles, horizon = ("housekeeping",) * 2, 0.05  # ~10,000 lines: two whole chunks and part of a third
+    peeked = VirtualCluster(roles, 7)
+    bare = VirtualCluster(roles, 7, keep_log=False)
+    try:
+        peeked.run(horizon / 3)
+        mid = peeked.digest()
+        assert mid == hashlib.sha256(peeked.text().encode()).hexdigest()
+        for cluster in (peeked, bare):
+            cluster.run(horizon)
+    finally:
+        peeked.close()
+        bare.close()
+    lines = list(peeked.log)  # read before the text: the log property holds every line so far
+    text = peeked.text()
+    assert len(lines) > 2 * vrun._CHUNK_LINES and text.startswith("\n".join(lines) + "\n")
+    times = [float(line.split()[0]) for line in lines]
+    assert times == sorted(times)
+    assert peeked.digest() == bare.digest() == hashlib.sha256(text.encode()).hexdigest() != mid
+    assert bare.log == []
 
 
 def test_the_log_does_not_depend_on_the_hash_seed():
