@@ -103,6 +103,7 @@ class ZoneState(Protocol):
 
     free_pages: int
     reclaim_active: bool
+    below_high: bool
 
 
 class PagesetState(Protocol):
@@ -280,13 +281,14 @@ def answer_heartbeat(
 ) -> pb.HeartbeatReply:
     """A Heartbeat, in both drivers (coordinator.server, coordinator.virtual_members): the sender's
     lease renewed (fenced by incarnation: `MembershipRule.live`), and what the node learns back, which
-    node.agent applies: the zone's free pages and ZONE_RECLAIM_ACTIVE (which its pcp free path reads
-    between zone replies), the pageset, whether this coordinator is recovering, the heartbeat pace and
+    node.agent applies: the zone's free pages, ZONE_RECLAIM_ACTIVE and ZONE_BELOW_HIGH (which its pcp
+    paths read between zone replies), the pageset, whether this coordinator is recovering, the heartbeat pace and
     its epoch."""
     rule.heartbeat(request.cpu, request.pcp_count, request.incarnation)
     return pb.HeartbeatReply(
         free_pages=zone.free_pages,
         reclaim_active=zone.reclaim_active,
+        below_high=zone.below_high,
         high=pageset.high,
         batch=pageset.batch,
         recovering=recovering,

@@ -63,6 +63,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
             watermark_high=z.watermark["high"],
             nr_free=[z.nr_free(o) for o in range(MAX_ORDER)],
             reclaim_active=z.reclaim_active,
+            below_high=z.below_high,
         )
 
     async def Register(self, request, context):
@@ -146,6 +147,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
             reclaim_active=reply.reclaim_active,
             pageblocks=self._pageblocks(request.pageblock_version),
             lock_wait_s=waited,
+            below_high=reply.below_high,
         )
 
     def _pageblocks(self, known: int) -> pb.Pageblocks | None:
@@ -167,13 +169,16 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
             self._as_live,
             cpu,
             request.incarnation,
-            functools.partial(self.zone.free_pages, cpu, pages, request.transfer_id, request.incarnation, NODE),
+            functools.partial(
+                self.zone.free_pages, cpu, pages, request.transfer_id, request.incarnation, NODE, request.commit
+            ),
         )
         return pb.FreePagesReply(
             free_pages=reply.free_pages,
             reclaim_active=reply.reclaim_active,
             pageblocks=self._pageblocks(request.pageblock_version),
             lock_wait_s=waited,
+            below_high=reply.below_high,
         )
 
     async def DrainAllPages(self, request, context):

@@ -34,6 +34,7 @@ class NoZone:
 
     free_pages = 0
     reclaim_active = False
+    below_high = False
 
 
 class VirtualMembers:

@@ -145,8 +145,10 @@ class ZoneService:
     ) -> ZoneReply:
         return self._apply(self.rules.rmqueue, cpu, order, migratetype, count, transfer_id, incarnation)
 
-    def free_pages(self, cpu: int, pages: list[Page], transfer_id: str, incarnation: str, stream: str) -> ZoneReply:
-        return self._apply(self.rules.free_pages, cpu, pages, transfer_id, incarnation, stream)
+    def free_pages(
+        self, cpu: int, pages: list[Page], transfer_id: str, incarnation: str, stream: str, commit: bool = False
+    ) -> ZoneReply:
+        return self._apply(self.rules.free_pages, cpu, pages, transfer_id, incarnation, stream, commit)
 
     def cpu_dead(self, cpu: int) -> int:
         return self._apply(self.rules.cpu_dead, cpu)

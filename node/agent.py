@@ -132,6 +132,7 @@ class Agent(AgentRule):
         rt.lease_until = self.lease_until
         rt.zone.free_pages = reply.free_pages
         rt.zone.reclaim_active = reply.reclaim_active
+        rt.zone.below_high = reply.below_high
         rt.set_pageset(reply.high, reply.batch)
         if unpark:
             await self._set_paused(False)

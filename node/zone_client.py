@@ -84,6 +84,7 @@ class ZoneClient:
         self._boot = WALL_IDS.transfer_prefix()  # keys of a restarted node never collide
         self.free_pages = 0
         self.reclaim_active = False
+        self.below_high = False  # ZONE_BELOW_HIGH, as the last reply or heartbeat said
         # The zone's pageblock migratetypes (version, first pfn, one byte a block); version 0: none yet.
         self._pageblocks: tuple[int, int, bytes] = (0, 0, b"")
         self.watermark_failed = False
@@ -136,6 +137,7 @@ class ZoneClient:
     def _note(self, reply) -> None:
         self.free_pages = reply.free_pages
         self.reclaim_active = reply.reclaim_active
+        self.below_high = reply.below_high
         self.lock_wait_s += reply.lock_wait_s
         if reply.HasField("pageblocks"):
             blocks = reply.pageblocks
@@ -177,7 +179,7 @@ class ZoneClient:
         pfns = self.rmqueue_bulk(order, 1, migratetype)
         return pfns[0] if pfns else None
 
-    def free_pcppages_bulk(self, pages) -> None:
+    def free_pcppages_bulk(self, pages, commit: bool = False) -> None:
         if not pages:
             return
         inc = self.incarnation
@@ -197,6 +199,7 @@ class ZoneClient:
                         transfer_id=self._transfer_id(),
                         incarnation=inc,
                         pageblock_version=self._pageblocks[0],
+                        commit=commit,
                     )
                 )
             ).free

@@ -254,7 +254,7 @@ class WholeCluster:
         for n, pcp in enumerate(self.nodes.pcps):
             request = pb.HeartbeatRequest(cpu=n, pcp_count=pcp.count, incarnation=INCARNATION)
             reply = answer_heartbeat(c.membership, request, self.nodes.zone.zone, c.pageset, c.recovery.active, c.epoch)
-            self.hosts[n].zone_heard(reply.free_pages, reply.reclaim_active)
+            self.hosts[n].zone_heard(reply.free_pages, reply.reclaim_active, reply.below_high)
             if pageset != self._pageset_sent:
                 self.hosts[n].set_pageset(*pageset)
         self._pageset_sent = pageset

@@ -88,12 +88,13 @@ class NodeHost:
             return None
         return stale_request(epoch, self.epoch.highest)
 
-    def zone_heard(self, free_pages: int, reclaim_active: bool) -> None:
+    def zone_heard(self, free_pages: int, reclaim_active: bool, below_high: bool) -> None:
         """What a heartbeat reply says of the zone, which the CPU keeps until its next zone reply (as
-        node.agent sets the wall node's ZoneClient): its free pages and ZONE_RECLAIM_ACTIVE, which the
-        pcp free path reads (a flush of the whole batch while reclaim is active)."""
+        node.agent sets the wall node's ZoneClient): its free pages, ZONE_RECLAIM_ACTIVE, which the
+        pcp free path reads (a flush of the whole batch while reclaim is active), and ZONE_BELOW_HIGH,
+        which v6.7+'s pcp high auto-tuning reads."""
         zone = self.cluster.zones[self.cpu]
-        zone.free_pages, zone.reclaim_active = free_pages, reclaim_active
+        zone.free_pages, zone.reclaim_active, zone.below_high = free_pages, reclaim_active, below_high
 
     def set_pageset(self, high: int, batch: int) -> None:
         """pageset_update, as node.runtime.NodeRuntime.set_pageset (high_max kept: the zone's size is fixed)."""

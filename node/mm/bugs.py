@@ -113,14 +113,18 @@ class ZoneLockHolds:
     def reclaim_active(self) -> bool:
         return self.zone.reclaim_active
 
+    @property
+    def below_high(self) -> bool:
+        return self.zone.below_high
+
     def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list[int]:
         return self.zone.rmqueue_bulk(order, count, migratetype)
 
     def rmqueue_buddy(self, order: int, migratetype: int) -> int | None:
         return self.zone.rmqueue_buddy(order, migratetype)
 
-    def free_pcppages_bulk(self, pages: list[Page]) -> None:
-        self.zone.free_pcppages_bulk(pages)
+    def free_pcppages_bulk(self, pages: list[Page], commit: bool = False) -> None:
+        self.zone.free_pcppages_bulk(pages, commit)
         self.holds.append(sum(1 << order for _, order, _ in pages))
 
     def free_one_page(self, pfn: int, order: int, migratetype: int) -> None:

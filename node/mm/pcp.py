@@ -59,11 +59,14 @@ class ZoneOps(Protocol):
     @property
     def reclaim_active(self) -> bool: ...  # ZONE_RECLAIM_ACTIVE, a racy read
 
+    @property
+    def below_high(self) -> bool: ...  # ZONE_BELOW_HIGH (v6.7+), a racy read
+
     def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list[int]: ...
 
     def rmqueue_buddy(self, order: int, migratetype: int) -> int | None: ...
 
-    def free_pcppages_bulk(self, pages: list[Page]) -> None: ...
+    def free_pcppages_bulk(self, pages: list[Page], commit: bool = False) -> None: ...  # commit: Zone's
 
     def free_one_page(self, pfn: int, order: int, migratetype: int) -> None: ...
 
@@ -253,15 +256,16 @@ def nr_pcp_free(pcp: PerCpuPages, high: int, batch: int, free_high: bool) -> int
     return min(max(batch, min_nr_free), max_nr_free)
 
 
-def free_pcppages_bulk(zone: ZoneOps, count: int, pcp: PerCpuPages, pindex: int) -> int:
-    """Take up to ``count`` base pages off the lists and free them to the zone; returns base pages freed."""
+def free_pcppages_bulk(zone: ZoneOps, count: int, pcp: PerCpuPages, pindex: int, commit: bool = False) -> int:
+    """Take up to ``count`` base pages off the lists and free them to the zone; returns base pages freed.
+    ``commit``: free_unref_page_commit's flush, after which the zone tests ZONE_BELOW_HIGH (node.mm.zone)."""
     taken = pcp.count
     pages = pcp.take_bulk(count, pindex)
     if not pages:
         return 0
     taken -= pcp.count  # take_bulk lowers count by each page's base pages
     try:
-        zone.free_pcppages_bulk(pages)
+        zone.free_pcppages_bulk(pages, commit)
     except BaseException:
         pcp.restore(pages)  # the zone never got them: keep them on the pcp rather than lose them
         raise
@@ -289,9 +293,8 @@ def _rmqueue_pcplist(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: i
     lst = pcp.lists[pindex]
     if not lst:
         if pcp.auto_high:
-            # v6.7+: high grows with each refill unless the zone is short of memory (ZONE_BELOW_HIGH, for
-            # which the zone's reclaim_active stands: pcp_high's deviations).
-            batch = pcp_high.nr_pcp_alloc(pcp, order, zone.reclaim_active)
+            # v6.7+: high grows with each refill unless the zone is under its high watermark (ZONE_BELOW_HIGH).
+            batch = pcp_high.nr_pcp_alloc(pcp, order, zone.below_high)
         else:
             batch = pcp.batch
             if batch > 1:

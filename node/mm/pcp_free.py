@@ -59,8 +59,7 @@ def _free_unref_page_commit_tuned(zone: ZoneOps, pcp: PerCpuPages, pfn: int, mig
     batch = pcp.batch
     free_high = pcp_high.free_high_order(pcp, order, batch)
     pcp_high.count_free(pcp, order, batch)
-    reclaim_active = zone.reclaim_active
-    high = pcp_high.nr_pcp_high(pcp, batch, free_high, reclaim_active, reclaim_active)
+    high = pcp_high.nr_pcp_high(pcp, batch, free_high, zone.reclaim_active, zone.below_high)
     if pcp.count >= high:
         return free_high_flush(zone, pcp, pcp_high.nr_pcp_free(pcp, batch, high, free_high), pindex)
     return True
@@ -76,12 +75,12 @@ def free_high_flush(zone: ZoneOps, pcp: PerCpuPages, to_free: int, pindex: int) 
     The migrated-CPU check has no model (a model CPU does not migrate)."""
     stats = pcp.stats
     if not pcp.free_high_batched:
-        stats.freed_high_pages += free_pcppages_bulk(zone, to_free, pcp, pindex)
+        stats.freed_high_pages += free_pcppages_bulk(zone, to_free, pcp, pindex, commit=True)
         return True
     batch = pcp.batch
     while to_free > 0 and pcp.count > 0:
         to_free_batched = min(to_free, batch)
-        stats.freed_high_pages += free_pcppages_bulk(zone, to_free_batched, pcp, pindex)
+        stats.freed_high_pages += free_pcppages_bulk(zone, to_free_batched, pcp, pindex, commit=True)
         to_free -= to_free_batched
         if to_free <= 0 or pcp.count <= 0:
             break

@@ -22,9 +22,8 @@ its patches' "-" lines are v6.1's free_factor arithmetic, which pcp.py keeps for
   free_factor (an allocation halves it, a free adds the page's size up to batch << SCALE_MAX).
 
 Deviations:
-- ZONE_BELOW_HIGH is the caller's ``below_high``; the live zone reports only ZONE_RECLAIM_ACTIVE (set
-  below the low watermark, cleared above high), which pcp.py passes for both, so the model stops
-  growing high later than the kernel (between the high and the low watermark it still grows).
+- ZONE_BELOW_HIGH is the caller's ``below_high``: the zone's flag (node.mm.zone.Zone.check_below_high,
+  commit_flushed), as the last zone reply or heartbeat reported it to the node, as ZONE_RECLAIM_ACTIVE is.
 - PCPF_FREE_HIGH_BATCH is set by zone_pcp_update_cacheinfo when the CPU's data cache slice holds more
   than 3 * batch pages; caches are not modelled, so the flag stays clear unless a caller sets it.
 - v6.8 and later keep two THP lists (NR_PCP_THP 2); pcp.py keeps v6.1's one.

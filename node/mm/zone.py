@@ -23,6 +23,13 @@ Deviations:
   returns bool and ``__rmqueue`` retries.
 - ``zone_watermark_ok`` is simplified: free_pages - (1 << order) + 1 > mark, and a free block of order >= order
   exists on any list; no lowmem_reserve, no ALLOC_HARDER/HIGH reductions, no per-migratetype check.
+- ZONE_BELOW_HIGH (v6.7+, ``below_high``): get_page_from_freelist tests the high watermark on every
+  allocation; here the allocations that reach the zone test it (``check_below_high``: a refill, a buddy
+  allocation), not those a pcp list serves. Those find the same free pages as the next refill (only the
+  zone's operations change them), so the flag is set at the next refill by any CPU instead of the next
+  allocation; and that refill's CPU hears of it with the reply, after its nr_pcp_alloc has grown high
+  once more (the kernel's allocation tests before it refills). It is cleared as the kernel clears it,
+  after a free_unref_page_commit flush (``free_pcppages_bulk(pages, commit=True)``).
 - managed_pages == spanned_pages (no holes, no reserved memory).
 - ``free_pcppages_bulk`` validates the whole batch before freeing any of it, so a bad batch changes nothing and
   the pcp side can put the pages back.
@@ -100,6 +107,7 @@ class Zone(BuddyAllocator):
         self.nr_cpus = nr_cpus
         self.managed_pages = spanned_pages
         self.reclaim_active = False  # ZONE_RECLAIM_ACTIVE
+        self.below_high = False  # ZONE_BELOW_HIGH (v6.7+): see check_below_high and commit_flushed
         self.lock: Lock = UnsharedLock() if lock is None else lock  # zone->lock
         # Seconds callers queued for zone->lock (node.alloc reads it): untimed here, where the zone
         # keeps no clock; the drivers' zones (node.zone_client, node.virtual.zone) time it.
@@ -177,6 +185,20 @@ class Zone(BuddyAllocator):
             return False
         return any(self.nr_free(o) for o in range(order, MAX_ORDER))
 
+    def check_below_high(self, order: int) -> None:
+        """get_page_from_freelist's detection (57c0419c5f0e, v6.7): an allocation of ``order`` that finds
+        the zone under its high watermark sets ZONE_BELOW_HIGH (tested before the min and low
+        watermarks, so a refused allocation sets it too). Only the v6.7+ pcp high auto-tuning reads it."""
+        if not self.below_high and not self.zone_watermark_ok(order, self.watermark["high"]):
+            self.below_high = True
+
+    def commit_flushed(self) -> None:
+        """free_unref_page_commit (free_frozen_page_commit since v6.15), after its flush to the zone: clear
+        ZONE_BELOW_HIGH once an order-0 allocation would meet the high watermark. The only place the
+        kernel clears it: not a drain's free, a buddy free or decay_pcp_high's."""
+        if self.below_high and self.zone_watermark_ok(0, self.watermark["high"]):
+            self.below_high = False
+
     # -- allocation --------------------------------------------------------------------------------
 
     def _rmqueue_fallback(self, order: int, migratetype: int) -> int | None:
@@ -243,6 +265,7 @@ class Zone(BuddyAllocator):
         self.check_alloc(order, migratetype)
         pages: list[int] = []
         with self.lock:
+            self.check_below_high(order)
             # __rmqueue for each page: its own type's lists while they last, then one fallback steal (which
             # moves blocks to this type's lists, so the own-type loop takes the next pages from them).
             while len(pages) < count:
@@ -258,6 +281,7 @@ class Zone(BuddyAllocator):
     def rmqueue_buddy(self, order: int, migratetype: int) -> int | None:
         self.check_alloc(order, migratetype)
         with self.lock:
+            self.check_below_high(order)
             return self._rmqueue(order, migratetype)
 
     # -- freeing -----------------------------------------------------------------------------------
@@ -272,14 +296,17 @@ class Zone(BuddyAllocator):
                 migratetype = self.get_pageblock_migratetype(pfn)
             self._merge_free(pfn, order, migratetype)
 
-    def free_pcppages_bulk(self, pages: Iterable[Page]) -> None:
-        """The zone half of free_pcppages_bulk: free (pfn, order, migratetype) pages, all or nothing."""
+    def free_pcppages_bulk(self, pages: Iterable[Page], commit: bool = False) -> None:
+        """The zone half of free_pcppages_bulk: free (pfn, order, migratetype) pages, all or nothing.
+        ``commit``: the flush of free_unref_page_commit (commit_flushed runs after it)."""
         pages = list(pages)
         with self.lock:
             self._check_free_list(pages)
             if self._nr_isolate_pageblock:  # the pageblock could have been isolated while the page sat on a pcp list
                 pages = [(pfn, order, self.get_pageblock_migratetype(pfn)) for pfn, order, _ in pages]
             self._merge_free_list(pages)
+        if commit:
+            self.commit_flushed()  # after zone->lock is dropped, as the kernel's test
 
     def free_one_page_list(self, pages: list[Page]) -> None:
         """free_one_page for each of ``pages`` under one hold of zone->lock, all checked before any is

@@ -95,6 +95,7 @@ class ZoneReply(NamedTuple):
     watermark_ok: bool = True
     free_pages: int = 0
     reclaim_active: bool = False
+    below_high: bool = False  # ZONE_BELOW_HIGH (node.mm.zone.Zone.check_below_high)
 
 
 class _Outcome(NamedTuple):
@@ -151,6 +152,7 @@ class ZoneRules:
             return Held(done, 0.0)
         zone = self.zone
         zone.check_alloc(order, migratetype)  # before the watermark: a bad order is no reason to reclaim
+        zone.check_below_high(order)  # before the min watermark, as get_page_from_freelist tests them
         if zone.free_pages - (count << order) < zone.watermark["min"]:
             self.refused += 1
             return Held(self._reply((), False), 0.0)
@@ -165,11 +167,12 @@ class ZoneRules:
         return Held(reply, self.cost.rmqueue_hold_us(len(pfns)))
 
     def free_pages(
-        self, cpu: int, pages: list[Page], transfer_id: str, incarnation: str, stream: str
+        self, cpu: int, pages: list[Page], transfer_id: str, incarnation: str, stream: str, commit: bool = False
     ) -> Held[ZoneReply]:
         """Pages of `cpu` back to the buddy: sent by the node (stream NODE) or by a drainer that
-        took them off its lists (DRAIN)."""
-        key = ("free", cpu, tuple(pages))
+        took them off its lists (DRAIN). `commit`: the flush of the node's free_unref_page_commit, after
+        which the zone tests whether ZONE_BELOW_HIGH still holds (Zone.commit_flushed)."""
+        key = ("free", cpu, commit, tuple(pages))
         slot = (cpu, stream)
         done = self._replay(slot, incarnation, transfer_id, key)
         if done is not None:
@@ -185,6 +188,8 @@ class ZoneRules:
         if len({pfn for pfn, _, _ in pages}) != len(pages):  # each recorded block once, so no page twice
             raise Refused(f"cpu {cpu} frees a pfn twice in one request")
         self.zone.free_one_page_list(pages)
+        if commit:
+            self.zone.commit_flushed()
         for pfn, _, _ in pages:
             del owned[pfn]
         reply = self._remember(slot, _Outcome(incarnation, transfer_id, key, self._reply((), True)))
@@ -275,7 +280,8 @@ class ZoneRules:
     # ------------------------------------------------------------- helpers
     def _reply(self, pfns: tuple[int, ...], ok: bool) -> ZoneReply:
         self._update_reclaim()
-        return ZoneReply(pfns, ok, self.zone.free_pages, self.zone.reclaim_active)
+        zone = self.zone
+        return ZoneReply(pfns, ok, zone.free_pages, zone.reclaim_active, zone.below_high)
 
     def _replay(
         self, slot: tuple[int, str], incarnation: str, transfer_id: str, key: tuple[object, ...]

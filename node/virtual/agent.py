@@ -53,7 +53,7 @@ class Host(Protocol):
 
     def set_pageset(self, high: int, batch: int) -> None: ...
 
-    def zone_heard(self, free_pages: int, reclaim_active: bool) -> None: ...  # a heartbeat reply's
+    def zone_heard(self, free_pages: int, reclaim_active: bool, below_high: bool) -> None: ...  # a heartbeat reply's
 
 
 class Coordinator(Protocol):
@@ -196,7 +196,7 @@ class VirtualAgent(AgentRule):
                 self._note("runs")
                 self.host.park(False)
             self.host.lease_until = self.lease_until
-            self.host.zone_heard(reply.free_pages, reply.reclaim_active)
+            self.host.zone_heard(reply.free_pages, reply.reclaim_active, reply.below_high)
             self.host.set_pageset(reply.high, reply.batch)
         elif code is not None:
             resume = agent_rule.rejoin_for(code)

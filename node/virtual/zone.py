@@ -127,6 +127,7 @@ class LocalZone:
         # As ZoneClient's: what the last reply said.
         self.free_pages = shared.zone.free_pages
         self.reclaim_active = shared.zone.reclaim_active
+        self.below_high = shared.zone.below_high
         self.watermark_failed = False
         self.lock_wait_s = 0.0  # virtual seconds this CPU's zone requests queued for zone->lock (ZoneClient's)
         self.calls = 0
@@ -210,6 +211,7 @@ class LocalZone:
     def _note(self, reply: ZoneReply) -> None:
         self.free_pages = reply.free_pages
         self.reclaim_active = reply.reclaim_active
+        self.below_high = reply.below_high
 
     def rmqueue_bulk(self, order: int, count: int, migratetype: int) -> list[int]:
         cpu, tid, inc = self.cpu.cpu, self._transfer_id(), self.incarnation
@@ -225,7 +227,7 @@ class LocalZone:
         pfns = self.rmqueue_bulk(order, 1, migratetype)
         return pfns[0] if pfns else None
 
-    def free_pcppages_bulk(self, pages: list[Page]) -> None:
+    def free_pcppages_bulk(self, pages: list[Page], commit: bool = False) -> None:
         if pages:
             batch = list(pages)
             cpu, tid, inc = self.cpu.cpu, self._transfer_id(), self.incarnation
@@ -233,7 +235,9 @@ class LocalZone:
             if log is not None:
                 log.write("free", inc=inc, pages=blocks(batch))
             try:
-                self._note(self._round_trip(lambda z: z.free_pages(cpu, batch, tid, inc, NODE), "ZoneStream.free"))
+                self._note(
+                    self._round_trip(lambda z: z.free_pages(cpu, batch, tid, inc, NODE, commit), "ZoneStream.free")
+                )
             except Exception as err:  # not the process's end (a kill unwinding a virtual CPU's fiber): it keeps nothing
                 if isinstance(err, ZoneRefused) and err.other_zone:
                     return  # given up: the new zone, which counts free what no node claims, owes them to nobody

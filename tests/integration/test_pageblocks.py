@@ -5,7 +5,7 @@ is, and a steal makes a new one in which the stolen block has its new type."""
 
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm.constants import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, pageblock_order
-from tests.integration.conftest import HK_HK_IDLE, RPC_TIMEOUT, assert_audit_ok, transfer_id
+from tests.integration.conftest import HK_HK_IDLE, RPC_TIMEOUT, assert_audit_ok, transfer_id, wait_until
 
 IDLE_CPU = 2
 
@@ -66,4 +66,40 @@ def test_zone_replies_carry_the_pageblock_types_a_node_lacks_and_a_steal_renews_
         cpu=IDLE_CPU, pages=pages, transfer_id=transfer_id(), incarnation=h.incarnation(IDLE_CPU)
     )
     assert h.coord.FreePages(request, timeout=RPC_TIMEOUT).HasField("pageblocks")  # version 0: sent
+    assert_audit_ok(h)
+
+
+def test_zone_below_high_reaches_the_nodes_and_their_commit_flushes_clear_it(make_cluster):
+    """ZONE_BELOW_HIGH on a real coordinator (node.mm.zone.Zone.check_below_high): refills that take the
+    zone under its high watermark set it, the zone's replies and state report it, and it clears once
+    the pages are back above high and a node's free_unref_page_commit flush (node.zone_client sends
+    `commit`) reaches the zone: the test's own free sends none, so the housekeeping CPUs' flushes do."""
+    h = make_cluster(HK_HK_IDLE)
+    zone = h.state().zone
+    taken: list[int] = []
+    free = zone.free_pages
+    while free > zone.watermark_high - 64:  # a little under high, still above min (a refill below it is refused)
+        count = min(4096, free - zone.watermark_high + 64)
+        request = pb.RmqueueRequest(
+            cpu=IDLE_CPU,
+            order=0,
+            migratetype=MIGRATE_MOVABLE,
+            count=count,
+            transfer_id=transfer_id(),
+            incarnation=h.incarnation(IDLE_CPU),
+        )
+        reply = h.coord.Rmqueue(request, timeout=RPC_TIMEOUT)
+        assert reply.watermark_ok, reply
+        taken += reply.pfn
+        free = reply.free_pages
+    wait_until(lambda: h.state().zone.below_high, 30, what="ZONE_BELOW_HIGH set under the high watermark")
+    for i in range(0, len(taken), 4096):  # in requests the size of the takes (a message's size is bounded)
+        chunk = taken[i : i + 4096]
+        pages = pb.PageList(pfn=chunk, order=[0] * len(chunk), migratetype=[MIGRATE_MOVABLE] * len(chunk))
+        request = pb.FreePagesRequest(
+            cpu=IDLE_CPU, pages=pages, transfer_id=transfer_id(), incarnation=h.incarnation(IDLE_CPU)
+        )
+        free = h.coord.FreePages(request, timeout=RPC_TIMEOUT).free_pages
+    assert free > zone.watermark_high
+    wait_until(lambda: not h.state().zone.below_high, 30, what="a node's commit flush clearing ZONE_BELOW_HIGH")
     assert_audit_ok(h)

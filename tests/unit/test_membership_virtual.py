@@ -72,7 +72,7 @@ class Host:
     def set_pageset(self, high: int, batch: int) -> None:
         pass
 
-    def zone_heard(self, free_pages: int, reclaim_active: bool) -> None:
+    def zone_heard(self, free_pages: int, reclaim_active: bool, below_high: bool) -> None:
         pass
 
 

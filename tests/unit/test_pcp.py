@@ -197,7 +197,7 @@ def test_restore_undoes_take_bulk():
 class FailingZone:
     reclaim_active = False
 
-    def free_pcppages_bulk(self, pages):
+    def free_pcppages_bulk(self, pages, commit=False):
         raise ConnectionError("coordinator unreachable")
 
 

@@ -74,12 +74,39 @@ def test_each_refill_raises_high_by_the_scaled_batch_until_high_max():
 
 
 def test_no_growth_while_the_zone_is_short_of_memory():
-    """nr_pcp_alloc: below the high watermark (ZONE_BELOW_HIGH; the model passes reclaim_active) high stays."""
+    """nr_pcp_alloc: below the high watermark (ZONE_BELOW_HIGH) high stays."""
     zone = zone_1g()
     pcp = tuned_pcp(zone)
-    zone.reclaim_active = True
+    zone.below_high = True
     rmqueue(zone, pcp, 0, MIGRATE_MOVABLE)
     assert (pcp.high, pcp.count) == (HIGH_MIN, 62)
+
+
+def test_a_flush_of_the_free_path_clears_zone_below_high_and_growth_resumes_but_a_drain_clears_nothing():
+    """ZONE_BELOW_HIGH in the pcp paths: set by the zone (Zone.check_below_high, at an allocation that finds
+    it under high), it stops nr_pcp_alloc's growth; a drain's free_pcppages_bulk leaves it set, and the
+    flush of free_unref_page_commit clears it once the high watermark is met, after which a refill grows
+    high again."""
+    zone = zone_1g()
+    pcp = tuned_pcp(zone)
+    hoard = [zone.rmqueue_buddy(0, MIGRATE_MOVABLE) for _ in range(zone.free_pages - zone.watermark["high"])]
+    assert not zone.below_high  # each of those tested before it took its page
+    rmqueue(zone, pcp, 0, MIGRATE_MOVABLE)  # a refill finds the zone at its high watermark: sets the flag
+    # That refill still grew high: its CPU hears of the flag with the refill's reply (node.mm.zone).
+    assert zone.below_high and pcp.high == HIGH_MIN + BATCH
+    for pfn in hoard[:200]:
+        zone.free_one_page(pfn, 0, MIGRATE_MOVABLE)  # the rest of the system frees: above high again
+    drain_pages_zone(zone, pcp)
+    assert zone.below_high and pcp.count == 0  # a drain's free clears nothing
+    held = [rmqueue(zone, pcp, 0, MIGRATE_MOVABLE) for _ in range(HIGH_MIN)]
+    assert pcp.stats.refills > 2 and pcp.high == HIGH_MIN + BATCH  # the refills on the way did not grow it
+    for pfn in held:
+        free_unref_page(zone, pcp, pfn, 0, MIGRATE_MOVABLE)
+    assert pcp.stats.freed_high_pages and not zone.below_high  # the commit's flush cleared it
+    drain_pages_zone(zone, pcp)
+    high = pcp.high
+    rmqueue(zone, pcp, 0, MIGRATE_MOVABLE)
+    assert pcp.high > high  # growth resumed
 
 
 def test_consecutive_frees_flush_free_count_pages_and_raise_high_to_hold_them():
@@ -168,10 +195,10 @@ class FreeRecorder:
     def __getattr__(self, name):
         return getattr(self.zone, name)
 
-    def free_pcppages_bulk(self, pages):
+    def free_pcppages_bulk(self, pages, commit=False):
         pages = list(pages)
         self.holds.append(len(pages))
-        self.zone.free_pcppages_bulk(pages)
+        self.zone.free_pcppages_bulk(pages, commit)
 
 
 KERNEL_PROFILES_MD = pathlib.Path(__file__).resolve().parents[2] / "docs" / "kernel-profiles.md"

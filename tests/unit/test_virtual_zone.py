@@ -78,3 +78,28 @@ def test_a_virtual_cpu_gets_the_wall_clients_replies_refusals_included():
         "bad free": ("FAILED_PRECONDITION", True, True),  # after a round trip, as on the wire
         "back": (wm["min"] + 4, True, None),  # between min and low: still reclaiming; zone->lock free
     }
+
+
+def test_a_virtual_cpus_commit_flush_clears_zone_below_high_and_its_other_frees_do_not():
+    """LocalZone carries free_pcppages_bulk's `commit` to the zone's rules, as the wall client's request
+    does (node.mm.zone.Zone.commit_flushed), and keeps the flag each reply reports."""
+    cluster = VirtualCluster(("idle",), seed=1)
+    local, shared, cpu = cluster.zones[0], cluster.zone, cluster.cpus[0]
+    seen: dict = {}
+
+    def work() -> None:
+        pfns = local.rmqueue_bulk(0, 3, MIGRATE_MOVABLE)
+        shared.zone.below_high = True  # as an allocation that found the zone under high left it
+        local.free_pcppages_bulk([(pfns[0], 0, MIGRATE_MOVABLE)])  # a drain's or decay's free
+        seen["plain"] = local.below_high
+        local.free_one_page(pfns[1], 0, MIGRATE_MOVABLE)  # a buddy free (the pcp trylock failed)
+        seen["buddy"] = local.below_high
+        local.free_pcppages_bulk([(pfns[2], 0, MIGRATE_MOVABLE)], commit=True)  # free_unref_page_commit's flush
+        seen["commit"] = (local.below_high, shared.zone.below_high)
+
+    cluster.queue.at(1e-6, lambda: cpu.queue_work("workqueue", work))
+    try:
+        cluster.run(1e-4)
+    finally:
+        cluster.close()
+    assert seen == {"plain": True, "buddy": True, "commit": (False, False)}

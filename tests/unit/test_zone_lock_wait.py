@@ -99,9 +99,9 @@ class WaitingZone(Zone):
         self.lock_wait_s += self.wait
         return super().rmqueue_buddy(order, migratetype)
 
-    def free_pcppages_bulk(self, pages):
+    def free_pcppages_bulk(self, pages, commit=False):
         self.lock_wait_s += self.wait
-        super().free_pcppages_bulk(pages)
+        super().free_pcppages_bulk(pages, commit)
 
     def free_one_page(self, pfn, order, migratetype):
         self.lock_wait_s += self.wait

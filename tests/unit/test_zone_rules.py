@@ -130,10 +130,36 @@ def test_a_refill_that_would_go_below_min_is_refused_holds_nothing_and_sets_recl
     assert ok.value.watermark_ok and len(ok.value.pfns) == to_min
     assert ok.value.reclaim_active and ok.value.free_pages == wm["min"]
     refused = zr.rmqueue(0, 0, MT, 1, "cpu0-2", "a")
-    assert refused == (ZoneReply(pfns=(), watermark_ok=False, free_pages=wm["min"], reclaim_active=True), 0.0)
+    expected = ZoneReply(pfns=(), watermark_ok=False, free_pages=wm["min"], reclaim_active=True, below_high=True)
+    assert refused == (expected, 0.0)
     assert zr.refused == 1 and zone.free_pages == wm["min"]
     # The refusal is not remembered as the slot's outcome: the same key is tried again, and refused again.
     assert not zr.rmqueue(0, 0, MT, 1, "cpu0-2", "a").value.watermark_ok and zr.refused == 2
+
+
+def test_zone_below_high_is_set_by_a_refill_that_finds_the_zone_under_high_and_cleared_only_by_a_commit():
+    """ZONE_BELOW_HIGH (v6.7+): get_page_from_freelist sets it when an allocation finds the zone under its
+    high watermark (the refill that takes it there does not: it tested before taking), and only
+    free_unref_page_commit's flush clears it, once the high watermark is met: not a drain's free."""
+    zr = _rules()
+    zone = zr.zone
+    high = zone.watermark["high"]
+    zr.preallocate(zone.free_pages - high - 8)  # the rest of the system leaves 8 pages above high
+    first = zr.rmqueue(0, 0, MT, 16, "cpu0-1", "a").value
+    assert not first.below_high and zone.free_pages == high - 8
+    second = zr.rmqueue(0, 0, MT, 1, "cpu0-2", "a").value
+    assert second.below_high and zone.below_high
+    pages = [(pfn, 0, MT) for pfn in first.pfns]
+    assert zr.free_pages(0, pages[:1], "cpu0-3", "a", NODE, commit=True).value.below_high  # still under high
+    drained = zr.free_pages(0, pages[1:], "drain-1", "a", DRAIN).value
+    assert zone.free_pages == high + 7 and drained.below_high  # above high, but a drain's free clears nothing
+    assert zr.free_pages(0, [(second.pfns[0], 0, MT)], "cpu0-4", "a", NODE).value.below_high  # nor a buddy free
+    zr.rmqueue(0, 0, MT, 1, "cpu0-5", "a")  # above high: sets nothing, clears nothing
+    again = zr.free_pages(0, [(zr.holdings()[0][0][0], 0, MT)], "cpu0-6", "a", NODE, commit=True).value
+    assert not again.below_high and not zone.below_high and zone.free_pages == high + 8
+    # A retry of a transfer is the same request only with the same `commit`.
+    with pytest.raises(Refused, match="already used for another request"):
+        zr.free_pages(0, [(pages[0][0], 0, MT)], "cpu0-6", "a", NODE)
 
 
 @pytest.mark.parametrize("order, mt", [(11, MT), (-1, MT), (0, 6), (0, -1)])

@@ -38,6 +38,7 @@ def cmd_state(args) -> int:
                         "watermark": {"min": z.watermark_min, "low": z.watermark_low, "high": z.watermark_high},
                         "nr_free": list(z.nr_free),
                         "reclaim_active": z.reclaim_active,
+                        "below_high": z.below_high,
                     },
                     "cpus": [
                         {
@@ -73,7 +74,8 @@ def cmd_state(args) -> int:
         return 0 if audit is None or audit.ok else 1
     print(
         f"zone: {z.free_pages}/{z.managed_pages} pages free; watermarks min {z.watermark_min} "
-        f"low {z.watermark_low} high {z.watermark_high}; reclaim_active {z.reclaim_active}"
+        f"low {z.watermark_low} high {z.watermark_high}; reclaim_active {z.reclaim_active} "
+        f"below_high {z.below_high}"
     )
     print("free blocks per order: " + " ".join(f"{o}:{n}" for o, n in enumerate(z.nr_free)))
     print(

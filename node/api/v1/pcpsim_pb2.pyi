@@ -475,7 +475,7 @@ class RegisterRequest(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., incarnation: _Optional[str] = ..., metrics_address: _Optional[str] = ..., resume: _Optional[bool] = ..., holdings: _Optional[_Union[PageList, _Mapping]] = ...) -> None: ...
 
 class ZoneInfo(_message.Message):
-    __slots__ = ("start_pfn", "spanned_pages", "managed_pages", "free_pages", "watermark_min", "watermark_low", "watermark_high", "nr_free", "reclaim_active")
+    __slots__ = ("start_pfn", "spanned_pages", "managed_pages", "free_pages", "watermark_min", "watermark_low", "watermark_high", "nr_free", "reclaim_active", "below_high")
     START_PFN_FIELD_NUMBER: _ClassVar[int]
     SPANNED_PAGES_FIELD_NUMBER: _ClassVar[int]
     MANAGED_PAGES_FIELD_NUMBER: _ClassVar[int]
@@ -485,6 +485,7 @@ class ZoneInfo(_message.Message):
     WATERMARK_HIGH_FIELD_NUMBER: _ClassVar[int]
     NR_FREE_FIELD_NUMBER: _ClassVar[int]
     RECLAIM_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    BELOW_HIGH_FIELD_NUMBER: _ClassVar[int]
     start_pfn: int
     spanned_pages: int
     managed_pages: int
@@ -494,7 +495,8 @@ class ZoneInfo(_message.Message):
     watermark_high: int
     nr_free: _containers.RepeatedScalarFieldContainer[int]
     reclaim_active: bool
-    def __init__(self, start_pfn: _Optional[int] = ..., spanned_pages: _Optional[int] = ..., managed_pages: _Optional[int] = ..., free_pages: _Optional[int] = ..., watermark_min: _Optional[int] = ..., watermark_low: _Optional[int] = ..., watermark_high: _Optional[int] = ..., nr_free: _Optional[_Iterable[int]] = ..., reclaim_active: _Optional[bool] = ...) -> None: ...
+    below_high: bool
+    def __init__(self, start_pfn: _Optional[int] = ..., spanned_pages: _Optional[int] = ..., managed_pages: _Optional[int] = ..., free_pages: _Optional[int] = ..., watermark_min: _Optional[int] = ..., watermark_low: _Optional[int] = ..., watermark_high: _Optional[int] = ..., nr_free: _Optional[_Iterable[int]] = ..., reclaim_active: _Optional[bool] = ..., below_high: _Optional[bool] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
     __slots__ = ("reclaimed_pages", "nr_cpus", "high", "batch", "zone", "time_scale", "strategy", "kernel", "heartbeat_interval_ms", "lease_ms", "dead_ms", "resumed", "recovering", "coordinator_epoch")
@@ -539,7 +541,7 @@ class HeartbeatRequest(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., pcp_count: _Optional[int] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class HeartbeatReply(_message.Message):
-    __slots__ = ("free_pages", "reclaim_active", "high", "batch", "recovering", "heartbeat_interval_ms", "coordinator_epoch")
+    __slots__ = ("free_pages", "reclaim_active", "high", "batch", "recovering", "heartbeat_interval_ms", "coordinator_epoch", "below_high")
     FREE_PAGES_FIELD_NUMBER: _ClassVar[int]
     RECLAIM_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     HIGH_FIELD_NUMBER: _ClassVar[int]
@@ -547,6 +549,7 @@ class HeartbeatReply(_message.Message):
     RECOVERING_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     COORDINATOR_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    BELOW_HIGH_FIELD_NUMBER: _ClassVar[int]
     free_pages: int
     reclaim_active: bool
     high: int
@@ -554,7 +557,8 @@ class HeartbeatReply(_message.Message):
     recovering: bool
     heartbeat_interval_ms: int
     coordinator_epoch: int
-    def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., recovering: _Optional[bool] = ..., heartbeat_interval_ms: _Optional[int] = ..., coordinator_epoch: _Optional[int] = ...) -> None: ...
+    below_high: bool
+    def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., recovering: _Optional[bool] = ..., heartbeat_interval_ms: _Optional[int] = ..., coordinator_epoch: _Optional[int] = ..., below_high: _Optional[bool] = ...) -> None: ...
 
 class RmqueueRequest(_message.Message):
     __slots__ = ("cpu", "order", "migratetype", "count", "transfer_id", "incarnation", "pageblock_version")
@@ -575,46 +579,52 @@ class RmqueueRequest(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., order: _Optional[int] = ..., migratetype: _Optional[int] = ..., count: _Optional[int] = ..., transfer_id: _Optional[str] = ..., incarnation: _Optional[str] = ..., pageblock_version: _Optional[int] = ...) -> None: ...
 
 class RmqueueReply(_message.Message):
-    __slots__ = ("pfn", "watermark_ok", "free_pages", "reclaim_active", "pageblocks", "lock_wait_s")
+    __slots__ = ("pfn", "watermark_ok", "free_pages", "reclaim_active", "pageblocks", "lock_wait_s", "below_high")
     PFN_FIELD_NUMBER: _ClassVar[int]
     WATERMARK_OK_FIELD_NUMBER: _ClassVar[int]
     FREE_PAGES_FIELD_NUMBER: _ClassVar[int]
     RECLAIM_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     PAGEBLOCKS_FIELD_NUMBER: _ClassVar[int]
     LOCK_WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    BELOW_HIGH_FIELD_NUMBER: _ClassVar[int]
     pfn: _containers.RepeatedScalarFieldContainer[int]
     watermark_ok: bool
     free_pages: int
     reclaim_active: bool
     pageblocks: Pageblocks
     lock_wait_s: float
-    def __init__(self, pfn: _Optional[_Iterable[int]] = ..., watermark_ok: _Optional[bool] = ..., free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., pageblocks: _Optional[_Union[Pageblocks, _Mapping]] = ..., lock_wait_s: _Optional[float] = ...) -> None: ...
+    below_high: bool
+    def __init__(self, pfn: _Optional[_Iterable[int]] = ..., watermark_ok: _Optional[bool] = ..., free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., pageblocks: _Optional[_Union[Pageblocks, _Mapping]] = ..., lock_wait_s: _Optional[float] = ..., below_high: _Optional[bool] = ...) -> None: ...
 
 class FreePagesRequest(_message.Message):
-    __slots__ = ("cpu", "pages", "transfer_id", "incarnation", "pageblock_version")
+    __slots__ = ("cpu", "pages", "transfer_id", "incarnation", "pageblock_version", "commit")
     CPU_FIELD_NUMBER: _ClassVar[int]
     PAGES_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
     PAGEBLOCK_VERSION_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     pages: PageList
     transfer_id: str
     incarnation: str
     pageblock_version: int
-    def __init__(self, cpu: _Optional[int] = ..., pages: _Optional[_Union[PageList, _Mapping]] = ..., transfer_id: _Optional[str] = ..., incarnation: _Optional[str] = ..., pageblock_version: _Optional[int] = ...) -> None: ...
+    commit: bool
+    def __init__(self, cpu: _Optional[int] = ..., pages: _Optional[_Union[PageList, _Mapping]] = ..., transfer_id: _Optional[str] = ..., incarnation: _Optional[str] = ..., pageblock_version: _Optional[int] = ..., commit: _Optional[bool] = ...) -> None: ...
 
 class FreePagesReply(_message.Message):
-    __slots__ = ("free_pages", "reclaim_active", "pageblocks", "lock_wait_s")
+    __slots__ = ("free_pages", "reclaim_active", "pageblocks", "lock_wait_s", "below_high")
     FREE_PAGES_FIELD_NUMBER: _ClassVar[int]
     RECLAIM_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     PAGEBLOCKS_FIELD_NUMBER: _ClassVar[int]
     LOCK_WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    BELOW_HIGH_FIELD_NUMBER: _ClassVar[int]
     free_pages: int
     reclaim_active: bool
     pageblocks: Pageblocks
     lock_wait_s: float
-    def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., pageblocks: _Optional[_Union[Pageblocks, _Mapping]] = ..., lock_wait_s: _Optional[float] = ...) -> None: ...
+    below_high: bool
+    def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., pageblocks: _Optional[_Union[Pageblocks, _Mapping]] = ..., lock_wait_s: _Optional[float] = ..., below_high: _Optional[bool] = ...) -> None: ...
 
 class Pageblocks(_message.Message):
     __slots__ = ("version", "first_pfn", "migratetype")
