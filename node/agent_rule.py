@@ -114,7 +114,3 @@ class AgentRule:
             return None
         self.take_lease(answer, sent_at)
         return not self.recovering
-
-    def lease_runs(self) -> bool:
-        """Whether the lease lets the CPU use its pcp now (the allocator's fence: node.alloc)."""
-        return self.clock() <= self.lease_until

@@ -32,7 +32,7 @@ Deviations:
 
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Protocol
 
 from . import pcp_high
@@ -85,9 +85,6 @@ class PcpStats:
     freed_high_pages: int = 0
     freed_drain_pages: int = 0
     drains: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class PerCpuPages:

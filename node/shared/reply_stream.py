@@ -55,7 +55,6 @@ class ReplyStream:
         self.timeout = timeout
         self.name = name
         self._stream: _OpenStream | None = None
-        self.opened = 0
 
     def request(self, message):
         stream = self._stream or self._open()
@@ -93,7 +92,6 @@ class ReplyStream:
 
         threading.Thread(target=read, name=f"{self.name}-reader", daemon=True).start()
         self._stream = _OpenStream(call, requests, replies)
-        self.opened += 1
         return self._stream
 
 
