@@ -183,7 +183,8 @@ class Zone(BuddyAllocator):
     def zone_watermark_ok(self, order: int, mark: int) -> bool:
         if self.free_pages - (1 << order) + 1 <= mark:
             return False
-        return any(self.nr_free(o) for o in range(order, MAX_ORDER))
+        # Order 0: a free page is a free block (free_pages > mark >= 0). Every refill asks (check_below_high).
+        return not order or any(self.nr_free(o) for o in range(order, MAX_ORDER))
 
     def check_below_high(self, order: int) -> None:
         """get_page_from_freelist's detection (57c0419c5f0e, v6.7): an allocation of ``order`` that finds
