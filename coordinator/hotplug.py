@@ -6,8 +6,9 @@ what the kernel's CPU-hotplug teardown does for the page allocator:
 page_alloc_cpu_dead() -> drain_pages(cpu) returns the dead CPU's pcp pages to the zone,
 here together with every page its tasks held (the process holding them is gone or
 fenced), then zone_pcp_update() recomputes pcp->high for the CPUs that remain
-(zone_highsize divides the low watermark among the online CPUs). Nodes learn the new
-high and batch from their next heartbeat reply, as the kernel writes them with
+(zone_highsize divides the low watermark among the online CPUs), and v6.7+'s high_max (a
+zone_highsize of the managed pages over the same CPUs). Nodes learn the new
+high, high_max and batch from their next heartbeat reply, as the kernel writes them with
 WRITE_ONCE and the fast path reads them racily.
 """
 
@@ -18,6 +19,7 @@ from coordinator import reaper_rule
 from coordinator.drain.control import Control
 from coordinator.drain.wall import WallDriver
 from coordinator.membership_rule import excused
+from node.mm import pcp_high
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +30,19 @@ class Pageset:
     def __init__(self, zone, batch: int, nr_cpus: int):
         self.zone = zone
         self.batch = batch
+        self.split_cpus = nr_cpus  # the CPUs both sizes split the zone among (zone_highsize's nr_split_cpus)
         self.high = zone.zone_highsize(batch, nr_cpus)
 
     def zone_pcp_update(self, online: int) -> None:
-        """zone_pcp_update: recompute high for `online` CPUs (at least one)."""
-        self.high = self.zone.zone_highsize(self.batch, max(online, 1))
+        """zone_pcp_update: recompute high (and so high_max) for `online` CPUs (at least one)."""
+        self.split_cpus = max(online, 1)
+        self.high = self.zone.zone_highsize(self.batch, self.split_cpus)
+
+    @property
+    def high_max(self) -> int:
+        """pcp->high_max (v6.7+): zone_set_pageset_high_and_batch computes it with high_min, from the same
+        online CPUs; 0 while zone_pcp_disable holds high at 0 (node.mm.pcp_high.pageset_high_max)."""
+        return pcp_high.pageset_high_max(self.high, self.zone.managed_pages, self.batch, self.split_cpus)
 
 
 class Reaper:

@@ -107,10 +107,13 @@ class ZoneState(Protocol):
 
 
 class PagesetState(Protocol):
-    """pcp->high and pcp->batch for every CPU (coordinator.hotplug.Pageset)."""
+    """pcp->high, high_max and batch for every CPU (coordinator.hotplug.Pageset)."""
 
     high: int
     batch: int
+
+    @property
+    def high_max(self) -> int: ...
 
 
 # The coordinator's defaults for its --failure-timeout-ms and --dead-timeout-ms.
@@ -290,6 +293,7 @@ def answer_heartbeat(
         reclaim_active=zone.reclaim_active,
         below_high=zone.below_high,
         high=pageset.high,
+        high_max=pageset.high_max,
         batch=pageset.batch,
         recovering=recovering,
         heartbeat_interval_ms=round(rule.heartbeat_interval() * 1000),

@@ -83,6 +83,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         return pb.RegisterReply(
             nr_cpus=m.nr_cpus,
             high=self.pageset.high,
+            high_max=self.pageset.high_max,
             batch=self.pageset.batch,
             zone=self.zone_info(),
             time_scale=self.time_scale,

@@ -22,6 +22,7 @@ class NoPageset:
     """Where a cluster has no pageset to size (unit tests of membership alone): zone_pcp_update does nothing."""
 
     high = 0
+    high_max = 0
     batch = 0
 
     def zone_pcp_update(self, online: int) -> None:
@@ -95,6 +96,7 @@ class VirtualMembers:
                 pb.RegisterReply(
                     nr_cpus=m.nr_cpus,
                     high=self.pageset.high,
+                    high_max=self.pageset.high_max,
                     batch=self.pageset.batch,
                     reclaimed_pages=reclaimed,
                     lease_ms=round(m.lease * 1000),

@@ -330,8 +330,7 @@ async def main(args) -> None:
         strategy=reply.strategy,
         kernel=reply.kernel or profiles.DEFAULT_KERNEL,
         transfer_log=tlog,
-        managed_pages=reply.zone.managed_pages,
-        nr_cpus=reply.nr_cpus,
+        high_max=reply.high_max,
     )
     runtime.incarnation = request.incarnation
     runtime.epoch = epoch  # the one the zone client checks replies with

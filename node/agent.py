@@ -103,7 +103,7 @@ class Agent(AgentRule):
 
     def registered(self, reply: pb.RegisterReply, sent_at: float) -> None:
         self.runtime.lease_until = self.take_lease(Answer.of(reply), sent_at)
-        self.runtime.set_pageset(reply.high, reply.batch)
+        self.runtime.set_pageset(reply.high, reply.batch, reply.high_max)
 
     async def call(self, method: str, request, timeout: float):
         await self.faults.outbound(method, -1, timeout)
@@ -133,7 +133,7 @@ class Agent(AgentRule):
         rt.zone.free_pages = reply.free_pages
         rt.zone.reclaim_active = reply.reclaim_active
         rt.zone.below_high = reply.below_high
-        rt.set_pageset(reply.high, reply.batch)
+        rt.set_pageset(reply.high, reply.batch, reply.high_max)
         if unpark:
             await self._set_paused(False)
 
@@ -179,7 +179,7 @@ class Agent(AgentRule):
             await self.rejoin(resume=False)
             return
         rt.lease_until = self.lease_until
-        rt.set_pageset(reply.high, reply.batch)
+        rt.set_pageset(reply.high, reply.batch, reply.high_max)
         log.info(
             "registered again (%s, incarnation %s, high %d batch %d)",
             "resumed" if resume else "afresh",

@@ -24,7 +24,7 @@ from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import MEMBERSHIP, OPERATOR, Cpu
 from node.epoch import CoordinatorEpoch
 from node.metrics import NodeMetrics
-from node.mm import audit, pcp_high, pcp_rcu
+from node.mm import audit, pcp_rcu
 from node.mm import pcp as pcpmod
 from node.mm import profile as profiles
 from node.mm.lock import spin_locked
@@ -185,16 +185,15 @@ class NodeRuntime:
         strategy: int = pb.STRATEGY_REMOTE,
         kernel: str = profiles.DEFAULT_KERNEL,
         transfer_log=None,
-        managed_pages: int = 0,
-        nr_cpus: int = 1,
+        high_max: int = 0,
     ):
         """`registry`: a prometheus_client CollectorRegistry to export this CPU's metrics to (None: none).
         `fencing` False is the checker's broken variant (node.remote_lock).
         `strategy`: the cluster's default drain strategy, which decides the pcp design (module docstring);
         `kernel`: the kernel profile (node.mm.profile) whose pcp semantics the spinlock design follows.
         `transfer_log`: node.shared.transfer_log.TransferLog (--transfer-log), or None.
-        `managed_pages`, `nr_cpus`: the zone's size and CPUs at registration, from which a v6.7+ profile's
-        pcp->high_max follows (node.mm.pcp_high.pageset_high_max; 0: no auto-tuning)."""
+        `high_max`: a v6.7+ profile's pcp->high_max, as registration answered it (the coordinator's
+        coordinator.hotplug.Pageset; 0, or `high`: no auto-tuning)."""
         self.cpu_id = cpu_id
         self.transfer_log = transfer_log
         self.role = role
@@ -239,8 +238,7 @@ class NodeRuntime:
             self.remote_lock = self.remote_drain = RemotePcpLock(
                 self.pcp, clock, fencing=fencing, transfer_log=transfer_log, drain=self.profile.drain
             )
-        self.managed_pages, self.nr_cpus = managed_pages, nr_cpus
-        self.set_pageset(high, batch)
+        self.set_pageset(high, batch, high_max)
         self.alloc = PageAllocator(
             self.cpu,
             self.pcp,
@@ -310,12 +308,12 @@ class NodeRuntime:
     def lease_left(self) -> float:
         return self.lease_until - self.lease_clock()
 
-    def set_pageset(self, high: int, batch: int) -> None:
+    def set_pageset(self, high: int, batch: int, high_max: int) -> None:
         """pageset_update: plain stores the fast path reads racily (WRITE_ONCE in the kernel). `high` is
-        the zone's high (high_min from v6.7); high_max follows from the zone's size at registration."""
+        the zone's high (high_min from v6.7); `high_max` the zone's for the same online CPUs (ignored
+        before v6.7; 0 from a pageset without one: tuning off, high_max = high)."""
         if isinstance(self.pcp, pcpmod.PerCpuPages):
-            high_max = pcp_high.pageset_high_max(high, self.managed_pages, batch, self.nr_cpus)
-            pcpmod.pageset_update(self.pcp, high, high_max, batch)
+            pcpmod.pageset_update(self.pcp, high, high_max or high, batch)
         else:
             self.pcp.high, self.pcp.batch = high, batch
 

@@ -161,7 +161,8 @@ class WholeCluster:
             # The wall node's beat: its own interval or the coordinator's pace, the longer.
             self.heartbeat_s = kernel_s(beat_interval(HEARTBEAT_S, self.coordinator.membership.heartbeat_interval()))
             pageset = self.coordinator.pageset
-            self._pageset_sent = (pageset.high, pageset.batch)  # the CPUs' own, as VirtualCluster sizes them
+            # The CPUs' own, as VirtualCluster sizes them.
+            self._pageset_sent = (pageset.high, pageset.batch, pageset.high_max)
             self.queue.at(0.0, self._beat)
             return
         self.zone_rpc = self.nodes.zone.rpc = ZoneRpc(
@@ -250,7 +251,7 @@ class WholeCluster:
         reply's zone state applied, and its pageset when it has changed since the last (offline's
         zone_pcp_disable and zone_pcp_enable; otherwise the CPUs keep their own, which are the same)."""
         c = self.coordinator
-        pageset = (c.pageset.high, c.pageset.batch)
+        pageset = (c.pageset.high, c.pageset.batch, c.pageset.high_max)
         for n, pcp in enumerate(self.nodes.pcps):
             request = pb.HeartbeatRequest(cpu=n, pcp_count=pcp.count, incarnation=INCARNATION)
             reply = answer_heartbeat(c.membership, request, self.nodes.zone.zone, c.pageset, c.recovery.active, c.epoch)

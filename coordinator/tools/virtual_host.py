@@ -96,11 +96,11 @@ class NodeHost:
         zone = self.cluster.zones[self.cpu]
         zone.free_pages, zone.reclaim_active, zone.below_high = free_pages, reclaim_active, below_high
 
-    def set_pageset(self, high: int, batch: int) -> None:
-        """pageset_update, as node.runtime.NodeRuntime.set_pageset (high_max kept: the zone's size is fixed)."""
+    def set_pageset(self, high: int, batch: int, high_max: int) -> None:
+        """pageset_update, as node.runtime.NodeRuntime.set_pageset."""
         pcp = self.cluster.pcps[self.cpu]
         if isinstance(pcp, pcpmod.PerCpuPages):
-            pcpmod.pageset_update(pcp, high, pcp.high_max, batch)
+            pcpmod.pageset_update(pcp, high, high_max or high, batch)
         else:
             pcp.high, pcp.batch = high, batch
 

@@ -51,7 +51,7 @@ class Host(Protocol):
 
     def when_parked(self, fn: Callable[[], object]) -> None: ...  # fn() once parked at a safe point
 
-    def set_pageset(self, high: int, batch: int) -> None: ...
+    def set_pageset(self, high: int, batch: int, high_max: int) -> None: ...
 
     def zone_heard(self, free_pages: int, reclaim_active: bool, below_high: bool) -> None: ...  # a heartbeat reply's
 
@@ -197,7 +197,7 @@ class VirtualAgent(AgentRule):
                 self.host.park(False)
             self.host.lease_until = self.lease_until
             self.host.zone_heard(reply.free_pages, reply.reclaim_active, reply.below_high)
-            self.host.set_pageset(reply.high, reply.batch)
+            self.host.set_pageset(reply.high, reply.batch, reply.high_max)
         elif code is not None:
             resume = agent_rule.rejoin_for(code)
             if resume is not None:
@@ -251,7 +251,7 @@ class VirtualAgent(AgentRule):
                 self._rejoin(resume=False, then=then)
                 return
             self.host.lease_until = self.lease_until
-            self.host.set_pageset(reply.high, reply.batch)
+            self.host.set_pageset(reply.high, reply.batch, reply.high_max)
             if runs:
                 self._note("runs")
                 self.host.park(False)

@@ -5,6 +5,7 @@ import grpc
 import pytest
 
 from node.api.v1 import pcpsim_pb2 as pb
+from node.mm import pcp_high
 from tests.integration.conftest import RPC_TIMEOUT, assert_audit_ok, rpc_code, run_cli, wait_until
 from tests.integration.test_drain import drain
 
@@ -30,7 +31,15 @@ def test_cpu_offline_drains_from_a_survivor_and_online_recomputes_high(make_clus
     its tasks' pages; bringing it online restores high and its tasks run again."""
     h = make_cluster(["housekeeping", "housekeeping", "idle"], kernel=kernel, strategy=strategy)
     h.wait_pages([1])
-    high3 = h.state().high
+    state = h.state()
+    high3 = state.high
+
+    def high_max(online: int, high: int) -> int:
+        """What pcp->high_max must become: 6.12's is the zone's managed pages / 8 over the online CPUs
+        (zone_set_pageset_high_and_batch recomputes both sizes); untuned kernels report high."""
+        return pcp_high.high_max(state.zone.managed_pages, state.batch, online) if kernel == "6.12" else high
+
+    assert h.pcp(0).high_max == high_max(3, high3)
     work0 = h.nodes[1].GetStats(pb.StatsRequest(cpu=1), timeout=RPC_TIMEOUT).drain_work_items
     reply = set_online(h, 1, False)
     d = reply.drain
@@ -41,10 +50,11 @@ def test_cpu_offline_drains_from_a_survivor_and_online_recomputes_high(make_clus
     assert h.pcp(1).count == 0
     assert reply.online_cpus == 2 and reply.high > high3 and h.state().high == reply.high
     # high_min: what pageset_update sets (high itself under 6.12's auto-tuning, which then moves within it).
+    new = (reply.high, high_max(2, reply.high))
     wait_until(
-        lambda: h.pcp(0).high_min == reply.high and h.pcp(2).high_min == reply.high,
+        lambda: all((h.pcp(n).high_min, h.pcp(n).high_max) == new for n in (0, 2)),
         10.0,
-        what="the online CPUs applying the new high",
+        what="the online CPUs applying the new high and high_max",
     )
     stopped = allocs(h, 1)
     forced = drain(h, force=True)
@@ -54,7 +64,9 @@ def test_cpu_offline_drains_from_a_survivor_and_online_recomputes_high(make_clus
     reply = set_online(h, 1, True)
     assert not reply.HasField("drain") and reply.online_cpus == 3 and reply.high == high3
     wait_until(lambda: allocs(h, 1) > stopped, 10.0, what="cpu1's tasks running again")
-    wait_until(lambda: h.pcp(1).high_min == high3, 10.0, what="cpu1 applying high")
+    wait_until(
+        lambda: (h.pcp(1).high_min, h.pcp(1).high_max) == (high3, high_max(3, high3)), 10.0, what="cpu1 applying high"
+    )
     assert 1 in drain(h, force=True).cpus_marked
     assert_audit_ok(h)
 

@@ -16,6 +16,7 @@ from node.api.errors import FailedPrecondition, NotFound
 from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import Cpu
 from node.epoch import CoordinatorEpoch
+from node.mm import pcp_high
 from node.mm.audit import audit
 from node.mm.constants import MIGRATE_MOVABLE
 from node.mm.lock import spin_is_locked
@@ -211,7 +212,7 @@ def test_a_node_beats_at_the_longer_of_its_interval_and_the_coordinators_pace(mo
             "lease_until": 0.0,
             "pcp": type("P", (), {"count": 0})(),
             "zone": type("Z", (), {})(),
-            "set_pageset": lambda self, high, batch: None,
+            "set_pageset": lambda self, high, batch, high_max: None,
             "cpu": type("C", (), {"held_paused_by": lambda self, by: False})(),
             "epoch": CoordinatorEpoch(),
         },
@@ -266,7 +267,8 @@ def test_the_reaper_takes_a_dead_cpus_pages_back_and_recomputes_high():
         for cpu in (0, 1):
             m.register(cpu, f"127.0.0.1:{cpu + 1}", 1, incarnation=str(cpu))
         pageset.zone_pcp_update(m.alive())
-        high2 = pageset.high
+        high2, high_max2 = pageset.high, pageset.high_max
+        assert high_max2 == pcp_high.high_max(65536, 15, 2)
         held = service.rmqueue(1, 0, MIGRATE_MOVABLE, 8, "t1", "1").pfns
         free = zone.free_pages
         dead = []
@@ -276,6 +278,8 @@ def test_the_reaper_takes_a_dead_cpus_pages_back_and_recomputes_high():
         assert await reaper.reap() == [1]
         assert dead == [(1, 8)] and zone.free_pages == free + 8 and not service.owned
         assert pageset.high == zone.zone_highsize(15, 1) > high2 and len(held) == 8
+        # v6.7+'s high_max over the same online CPUs (zone_set_pageset_high_and_batch): one CPU, twice as many.
+        assert pageset.high_max == pcp_high.high_max(65536, 15, 1) == 2 * high_max2
         assert await reaper.reap() == []  # once
         service.close()
         await m.close()

@@ -198,7 +198,7 @@ class FakeRuntime:
         self.zone = type("Z", (), {})()
         self.epoch = CoordinatorEpoch()
 
-    def set_pageset(self, high, batch):
+    def set_pageset(self, high, batch, high_max):
         pass
 
     def discard(self):

@@ -69,7 +69,7 @@ class Host:
     def park(self, parked: bool) -> None:
         self.parked = parked
 
-    def set_pageset(self, high: int, batch: int) -> None:
+    def set_pageset(self, high: int, batch: int, high_max: int) -> None:
         pass
 
     def zone_heard(self, free_pages: int, reclaim_active: bool, below_high: bool) -> None:

@@ -299,7 +299,7 @@ def test_vmstat_update_runs_on_housekeeping_cpus_of_an_auto_tuning_kernel_only(k
     zone = zone_1g()
     rt = NodeRuntime(
         0, role, HIGH_MIN, BATCH, zone, None, 1, CostModel(), TaskConfig.for_role("isolated-preemptible"),
-        time.monotonic, kernel=kernel, managed_pages=zone.managed_pages, nr_cpus=4,
+        time.monotonic, kernel=kernel, high_max=pcp_high.high_max(zone.managed_pages, BATCH, 4),
     )  # fmt: skip
     assert [type(s).__name__ for s in rt.cpu.sources] == sources
     assert (rt.pcp.high_min, rt.pcp.high_max) == ((HIGH_MIN, HIGH_MAX) if kernel == "6.12" else (HIGH_MIN, HIGH_MIN))

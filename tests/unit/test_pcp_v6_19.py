@@ -6,7 +6,7 @@ same pages reach the buddy, not how many."""
 import pytest
 
 from node.mm import pcp as pcpmod
-from node.mm import pcp_free
+from node.mm import pcp_free, pcp_high
 from node.mm import profile as profiles
 from node.mm.bugs import ZoneLockHolds
 from node.mm.constants import MIGRATE_MOVABLE
@@ -101,6 +101,6 @@ def test_a_6_19_node_batches_its_flushes():
     zone = zone_1g()
     rt = NodeRuntime(
         0, "housekeeping", HIGH_MIN, BATCH, zone, None, 1, CostModel(), TaskConfig.for_role("housekeeping"),
-        time.monotonic, kernel="6.19", managed_pages=zone.managed_pages, nr_cpus=4,
+        time.monotonic, kernel="6.19", high_max=pcp_high.high_max(zone.managed_pages, BATCH, 4),
     )  # fmt: skip
     assert rt.pcp.auto_high and rt.pcp.free_high_batched

@@ -499,11 +499,12 @@ class ZoneInfo(_message.Message):
     def __init__(self, start_pfn: _Optional[int] = ..., spanned_pages: _Optional[int] = ..., managed_pages: _Optional[int] = ..., free_pages: _Optional[int] = ..., watermark_min: _Optional[int] = ..., watermark_low: _Optional[int] = ..., watermark_high: _Optional[int] = ..., nr_free: _Optional[_Iterable[int]] = ..., reclaim_active: _Optional[bool] = ..., below_high: _Optional[bool] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
-    __slots__ = ("reclaimed_pages", "nr_cpus", "high", "batch", "zone", "time_scale", "strategy", "kernel", "heartbeat_interval_ms", "lease_ms", "dead_ms", "resumed", "recovering", "coordinator_epoch")
+    __slots__ = ("reclaimed_pages", "nr_cpus", "high", "batch", "high_max", "zone", "time_scale", "strategy", "kernel", "heartbeat_interval_ms", "lease_ms", "dead_ms", "resumed", "recovering", "coordinator_epoch")
     RECLAIMED_PAGES_FIELD_NUMBER: _ClassVar[int]
     NR_CPUS_FIELD_NUMBER: _ClassVar[int]
     HIGH_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
+    HIGH_MAX_FIELD_NUMBER: _ClassVar[int]
     ZONE_FIELD_NUMBER: _ClassVar[int]
     TIME_SCALE_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
@@ -518,6 +519,7 @@ class RegisterReply(_message.Message):
     nr_cpus: int
     high: int
     batch: int
+    high_max: int
     zone: ZoneInfo
     time_scale: float
     strategy: Strategy
@@ -528,7 +530,7 @@ class RegisterReply(_message.Message):
     resumed: bool
     recovering: bool
     coordinator_epoch: int
-    def __init__(self, reclaimed_pages: _Optional[int] = ..., nr_cpus: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., time_scale: _Optional[float] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., kernel: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ms: _Optional[int] = ..., dead_ms: _Optional[int] = ..., resumed: _Optional[bool] = ..., recovering: _Optional[bool] = ..., coordinator_epoch: _Optional[int] = ...) -> None: ...
+    def __init__(self, reclaimed_pages: _Optional[int] = ..., nr_cpus: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., high_max: _Optional[int] = ..., zone: _Optional[_Union[ZoneInfo, _Mapping]] = ..., time_scale: _Optional[float] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., kernel: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_ms: _Optional[int] = ..., dead_ms: _Optional[int] = ..., resumed: _Optional[bool] = ..., recovering: _Optional[bool] = ..., coordinator_epoch: _Optional[int] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("cpu", "pcp_count", "incarnation")
@@ -541,11 +543,12 @@ class HeartbeatRequest(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., pcp_count: _Optional[int] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class HeartbeatReply(_message.Message):
-    __slots__ = ("free_pages", "reclaim_active", "high", "batch", "recovering", "heartbeat_interval_ms", "coordinator_epoch", "below_high")
+    __slots__ = ("free_pages", "reclaim_active", "high", "batch", "high_max", "recovering", "heartbeat_interval_ms", "coordinator_epoch", "below_high")
     FREE_PAGES_FIELD_NUMBER: _ClassVar[int]
     RECLAIM_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     HIGH_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
+    HIGH_MAX_FIELD_NUMBER: _ClassVar[int]
     RECOVERING_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     COORDINATOR_EPOCH_FIELD_NUMBER: _ClassVar[int]
@@ -554,11 +557,12 @@ class HeartbeatReply(_message.Message):
     reclaim_active: bool
     high: int
     batch: int
+    high_max: int
     recovering: bool
     heartbeat_interval_ms: int
     coordinator_epoch: int
     below_high: bool
-    def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., recovering: _Optional[bool] = ..., heartbeat_interval_ms: _Optional[int] = ..., coordinator_epoch: _Optional[int] = ..., below_high: _Optional[bool] = ...) -> None: ...
+    def __init__(self, free_pages: _Optional[int] = ..., reclaim_active: _Optional[bool] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., high_max: _Optional[int] = ..., recovering: _Optional[bool] = ..., heartbeat_interval_ms: _Optional[int] = ..., coordinator_epoch: _Optional[int] = ..., below_high: _Optional[bool] = ...) -> None: ...
 
 class RmqueueRequest(_message.Message):
     __slots__ = ("cpu", "order", "migratetype", "count", "transfer_id", "incarnation", "pageblock_version")
