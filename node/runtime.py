@@ -24,7 +24,7 @@ from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import MEMBERSHIP, OPERATOR, Cpu
 from node.epoch import CoordinatorEpoch
 from node.metrics import NodeMetrics
-from node.mm import audit, pcp_rcu
+from node.mm import audit, pcp_high, pcp_rcu
 from node.mm import pcp as pcpmod
 from node.mm import profile as profiles
 from node.mm.lock import spin_locked
@@ -233,6 +233,8 @@ class NodeRuntime:
             self.pcp = pcpmod.PerCpuPages(cpu_id, high=high, batch=batch, lock=self.cpu.pcp_lock())
             self.pcp.auto_high = self.profile.pcp_high_auto
             self.pcp.free_high_batched = self.profile.free_high_batched
+            if self.pcp.auto_high:  # the CPU coming online: setup_pcp_cacheinfo
+                pcp_high.zone_pcp_update_cacheinfo(self.pcp, cost.data_slice_pages())
             self.pcp_ops = profiles.pcp_ops(self.profile)
             self.rcu_drain = None
             self.remote_lock = self.remote_drain = RemotePcpLock(

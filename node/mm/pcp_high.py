@@ -24,8 +24,9 @@ its patches' "-" lines are v6.1's free_factor arithmetic, which pcp.py keeps for
 Deviations:
 - ZONE_BELOW_HIGH is the caller's ``below_high``: the zone's flag (node.mm.zone.Zone.check_below_high,
   commit_flushed), as the last zone reply or heartbeat reported it to the node, as ZONE_RECLAIM_ACTIVE is.
-- PCPF_FREE_HIGH_BATCH is set by zone_pcp_update_cacheinfo when the CPU's data cache slice holds more
-  than 3 * batch pages; caches are not modelled, so the flag stays clear unless a caller sets it.
+- PCPF_FREE_HIGH_BATCH: ``zone_pcp_update_cacheinfo``, with the data cache slice the caller's (the cost
+  model's ``data_slice_kib``: the machine's, not read from hardware), once when the pcp is set up, as
+  the kernel runs it when the CPU comes online.
 - v6.8 and later keep two THP lists (NR_PCP_THP 2); pcp.py keeps v6.1's one.
 """
 
@@ -50,6 +51,18 @@ class TunedPcp(Protocol):
     alloc_factor: int
     free_count: int
     flags: int
+
+
+def zone_pcp_update_cacheinfo(pcp: TunedPcp, data_slice_pages: int) -> None:
+    """zone_pcp_update_cacheinfo (94a3bfe4073c, v6.7), from setup_pcp_cacheinfo when a CPU comes online:
+    keep a batch of pages through a run of high-order frees (free_high_order) if the CPU's data cache
+    slice (cacheinfo's per_cpu_data_slice_size: the last-level cache over the CPUs sharing it, here in
+    pages) holds more than 3 * batch. The changelog: "3 * batch" is chosen to make sure the
+    optimization works on recent x86_64 server CPUs"."""
+    if data_slice_pages > 3 * pcp.batch:
+        pcp.flags |= PCPF_FREE_HIGH_BATCH
+    else:
+        pcp.flags &= ~PCPF_FREE_HIGH_BATCH
 
 
 def clamp(val: int, lo: int, hi: int) -> int:

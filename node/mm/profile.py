@@ -66,8 +66,8 @@ Sources (subject lines of the mainline commits, by release):
   FPI_TRYLOCK path of alloc_pages_nolock (a BPF-only caller, not modelled).
 - 6.12-count-race: 6.12 without 66eca1021a42 (as v6.10 was): the bug variant, whose drain misses a
   refill under way (tests/unit/test_pcp_drain_race.py replays it). 6.1 to 6.6 have the same race.
-- Not modelled for 6.12: two THP lists (NR_PCP_THP 2), free_unref_folios' folio batching, the
-  cacheinfo test behind PCPF_FREE_HIGH_BATCH.
+- Not modelled for 6.12: two THP lists (NR_PCP_THP 2), free_unref_folios' folio batching. The cacheinfo
+  test behind PCPF_FREE_HIGH_BATCH takes the cache slice from the cost model (node.mm.pcp_high).
 
 `drain` is drain_pages_zone's form wherever a CPU's pcp is drained: the kworker's drain and the pure
 model (DRAIN_PAGES_ZONE below), and the live remote drain, whose node rule (node.remote_lock_rule)

@@ -39,6 +39,16 @@ holds the same figures, with their sources, as a file to copy for another machin
   mlock); a drain queued from another CPU adds the IPI and, on a NOHZ_FULL CPU, leaving
   user mode and restarting the tick. The same commit says the penalty seen inside a
   guest, whose host runs the work item, is over 50 us: a cost model file for a VM sets that.
+- data_slice_kib 960: not a cost but the machine's, the share of the last-level cache one CPU gets
+  (cacheinfo's per_cpu_data_slice_size: the LLC's size over the CPUs sharing it, drivers/base/
+  cacheinfo.c update_per_cpu_data_slice_size_cpu), which decides PCPF_FREE_HIGH_BATCH on v6.7+
+  (node.mm.pcp_high.zone_pcp_update_cacheinfo). Sapphire Rapids has 1.875 MB of L3 a core, shared
+  by the socket's threads, two a core: 105 MB on the 56-core parts (112 threads; listings of the
+  engineering samples, e.g. techlife.app, "56 core 112 threads, 105.0mb L3 cache"), up to 112.5 MB
+  on the 60-core one (TechInsights, "Sapphire Rapids Scales to 60 CPUs, 8 Sockets"): 960 KiB a
+  thread either way, 240 pages, over the 3 * 63 = 189 of a 1 GiB zone's batch, so the flag is set, as
+  the commit's changelog expects of "recent x86_64 server CPUs". Which part Huang Ying's server had
+  is not said in what was read. A file for a machine without the flag sets a smaller slice.
 - irq_us 4: one simulated device interrupt on a housekeeping CPU. Not measured: an order of
   magnitude, because no published figure measures a whole device interrupt (entry, handler,
   exit) on the machine the other figures come from; it only occupies housekeeping CPUs,
@@ -64,6 +74,8 @@ import time
 import tomllib
 from dataclasses import dataclass
 
+from node.mm.constants import PAGE_SHIFT
+
 TIME_SCALE = 250.0
 
 
@@ -83,7 +95,8 @@ _LEASE_CLOCK_ID = getattr(time, "CLOCK_BOOTTIME", None)
 
 @dataclass(frozen=True)
 class CostModel:
-    """Kernel-time costs in microseconds (sources in the module's docstring) and the time scale."""
+    """Kernel-time costs in microseconds (sources in the module's docstring), the time scale, and one
+    figure of the machine's that a kernel decision reads (data_slice_kib)."""
 
     time_scale: float = TIME_SCALE
     buddy_page_us: float = 0.0295
@@ -92,6 +105,11 @@ class CostModel:
     rmqueue_lock_us: float = 1.27
     workqueue_dispatch_us: float = 7.0
     irq_us: float = 4.0
+    data_slice_kib: float = 960.0  # not a cost: the machine's LLC share of one CPU (see the docstring)
+
+    def data_slice_pages(self) -> int:
+        """per_cpu_data_slice_size >> PAGE_SHIFT (node.mm.pcp_high.zone_pcp_update_cacheinfo)."""
+        return int(self.data_slice_kib * 1024) >> PAGE_SHIFT
 
     def wall(self, kernel_us: float) -> float:
         """Wall-clock seconds that `kernel_us` of kernel time lasts."""

@@ -303,3 +303,50 @@ def test_vmstat_update_runs_on_housekeeping_cpus_of_an_auto_tuning_kernel_only(k
     )  # fmt: skip
     assert [type(s).__name__ for s in rt.cpu.sources] == sources
     assert (rt.pcp.high_min, rt.pcp.high_max) == ((HIGH_MIN, HIGH_MAX) if kernel == "6.12" else (HIGH_MIN, HIGH_MIN))
+
+
+@pytest.mark.parametrize(("slice_pages", "kept"), [(240, True), (189, False)])
+def test_a_large_data_cache_slice_keeps_a_batch_through_a_run_of_high_order_frees(slice_pages, kept):
+    """PCPF_FREE_HIGH_BATCH (362d37a106dd, set by zone_pcp_update_cacheinfo, 94a3bfe4073c): a run of
+    order-1 frees turns free_high on once free_count reaches a batch (the 33rd free: 64 base pages).
+    Without the flag every free from then on flushes the lists; with it (a slice over 3 * 63 = 189
+    pages: Sapphire Rapids' 960 KiB is 240) a flush waits until a batch is on them again, so a batch
+    of cache-hot pages stays between flushes."""
+    zone = zone_1g()
+    pcp = tuned_pcp(zone)
+    pcp_high.zone_pcp_update_cacheinfo(pcp, slice_pages)
+    assert bool(pcp.flags & pcp_high.PCPF_FREE_HIGH_BATCH) == kept
+    counts = []
+    for pfn in [zone.rmqueue_buddy(1, MIGRATE_MOVABLE) for _ in range(100)]:
+        free_unref_page(zone, pcp, pfn, 1, MIGRATE_MOVABLE)
+        counts.append(pcp.count)
+    assert counts[:32] == list(range(2, 66, 2))  # free_count under a batch: no free_high yet
+    assert counts[32:] == ((list(range(0, 64, 2)) * 3)[:68] if kept else [0] * 68)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "data_slice_kib", "flag"), [("6.12", 960.0, True), ("6.12", 756.0, False), ("6.1", 960.0, False)]
+)
+def test_a_node_sets_free_high_batch_from_its_cost_models_data_slice_when_its_cpu_comes_online(
+    kernel, data_slice_kib, flag
+):
+    """node.runtime runs zone_pcp_update_cacheinfo when it sets up a v6.7+ pcp (setup_pcp_cacheinfo at CPU
+    online), with the cost model's data_slice_kib: the default (Sapphire Rapids, 240 pages) sets it; 756 KiB
+    (189 pages, not over 3 * 63) does not; 6.1 has no such flag. The virtual CPUs do the same."""
+    import time
+
+    from node.runtime import NodeRuntime, TaskConfig
+    from node.shared.timebase import CostModel
+    from node.virtual.run import Options, VirtualCluster
+
+    cost = CostModel(data_slice_kib=data_slice_kib)
+    zone = zone_1g()
+    rt = NodeRuntime(
+        0, "housekeeping", HIGH_MIN, BATCH, zone, None, 1, cost, TaskConfig.for_role("housekeeping"),
+        time.monotonic, kernel=kernel, high_max=pcp_high.high_max(zone.managed_pages, BATCH, 4),
+    )  # fmt: skip
+    assert bool(rt.pcp.flags & pcp_high.PCPF_FREE_HIGH_BATCH) == flag
+    if data_slice_kib == CostModel().data_slice_kib:
+        cluster = VirtualCluster(("housekeeping", "idle"), 1, options=Options(kernel=kernel))
+        assert [bool(p.flags & pcp_high.PCPF_FREE_HIGH_BATCH) for p in cluster.pcps] == [flag, flag]
+        cluster.close()
