@@ -152,8 +152,8 @@ class ZoneRules:
             return Held(done, 0.0)
         zone = self.zone
         zone.check_alloc(order, migratetype)  # before the watermark: a bad order is no reason to reclaim
-        zone.check_below_high(order)  # before the min watermark, as get_page_from_freelist tests them
         if zone.free_pages - (count << order) < zone.watermark["min"]:
+            zone.check_below_high(order)  # high is tested before min; an allocation tests it in the zone
             self.refused += 1
             return Held(self._reply((), False), 0.0)
         pfns: tuple[int, ...]

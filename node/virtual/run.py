@@ -265,10 +265,7 @@ class VirtualCluster:
         return self._log
 
     def _event(self, cpu: int, what: str, detail: str) -> None:
-        pending = self._pending  # note inlined: one call per step of every CPU
-        pending.append(f"{self.clock()!r} cpu{cpu} {what} {detail}")
-        if len(pending) >= _CHUNK_LINES:
-            self._take_pending()
+        self.note(f"cpu{cpu} {what} {detail}")
 
     def _take_pending(self) -> None:
         """The pending lines into the digest, as one string (the same bytes as line by line, in a few
