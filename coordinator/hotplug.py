@@ -30,19 +30,19 @@ class Pageset:
     def __init__(self, zone, batch: int, nr_cpus: int):
         self.zone = zone
         self.batch = batch
-        self.split_cpus = nr_cpus  # the CPUs both sizes split the zone among (zone_highsize's nr_split_cpus)
+        self.nr_split_cpus = nr_cpus  # the CPUs both sizes split the zone among (zone_highsize's)
         self.high = zone.zone_highsize(batch, nr_cpus)
 
     def zone_pcp_update(self, online: int) -> None:
         """zone_pcp_update: recompute high (and so high_max) for `online` CPUs (at least one)."""
-        self.split_cpus = max(online, 1)
-        self.high = self.zone.zone_highsize(self.batch, self.split_cpus)
+        self.nr_split_cpus = max(online, 1)
+        self.high = self.zone.zone_highsize(self.batch, self.nr_split_cpus)
 
     @property
     def high_max(self) -> int:
         """pcp->high_max (v6.7+): zone_set_pageset_high_and_batch computes it with high_min, from the same
         online CPUs; 0 while zone_pcp_disable holds high at 0 (node.mm.pcp_high.pageset_high_max)."""
-        return pcp_high.pageset_high_max(self.high, self.zone.managed_pages, self.batch, self.split_cpus)
+        return pcp_high.pageset_high_max(self.high, self.zone.managed_pages, self.batch, self.nr_split_cpus)
 
 
 class Reaper:

@@ -24,7 +24,7 @@ from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import MEMBERSHIP, OPERATOR, Cpu
 from node.epoch import CoordinatorEpoch
 from node.metrics import NodeMetrics
-from node.mm import audit, pcp_high, pcp_rcu
+from node.mm import audit, pcp_rcu
 from node.mm import pcp as pcpmod
 from node.mm import profile as profiles
 from node.mm.lock import spin_locked
@@ -185,7 +185,7 @@ class NodeRuntime:
         strategy: int = pb.STRATEGY_REMOTE,
         kernel: str = profiles.DEFAULT_KERNEL,
         transfer_log=None,
-        high_max: int = 0,
+        high_max: int | None = None,
     ):
         """`registry`: a prometheus_client CollectorRegistry to export this CPU's metrics to (None: none).
         `fencing` False is the checker's broken variant (node.remote_lock).
@@ -193,7 +193,7 @@ class NodeRuntime:
         `kernel`: the kernel profile (node.mm.profile) whose pcp semantics the spinlock design follows.
         `transfer_log`: node.shared.transfer_log.TransferLog (--transfer-log), or None.
         `high_max`: a v6.7+ profile's pcp->high_max, as registration answered it (the coordinator's
-        coordinator.hotplug.Pageset; 0, or `high`: no auto-tuning)."""
+        coordinator.hotplug.Pageset); None: `high`, no auto-tuning."""
         self.cpu_id = cpu_id
         self.transfer_log = transfer_log
         self.role = role
@@ -231,16 +231,13 @@ class NodeRuntime:
             self.rcu_drain = self.remote_drain = RcuDrain(self.pcp, rcu, clock, transfer_log)
         else:
             self.pcp = pcpmod.PerCpuPages(cpu_id, high=high, batch=batch, lock=self.cpu.pcp_lock())
-            self.pcp.auto_high = self.profile.pcp_high_auto
-            self.pcp.free_high_batched = self.profile.free_high_batched
-            if self.pcp.auto_high:  # the CPU coming online: setup_pcp_cacheinfo
-                pcp_high.zone_pcp_update_cacheinfo(self.pcp, cost.data_slice_pages())
+            profiles.set_up_pcp(self.pcp, self.profile, cost.data_slice_pages())
             self.pcp_ops = profiles.pcp_ops(self.profile)
             self.rcu_drain = None
             self.remote_lock = self.remote_drain = RemotePcpLock(
                 self.pcp, clock, fencing=fencing, transfer_log=transfer_log, drain=self.profile.drain
             )
-        self.set_pageset(high, batch, high_max)
+        self.set_pageset(high, batch, high if high_max is None else high_max)
         self.alloc = PageAllocator(
             self.cpu,
             self.pcp,
@@ -313,9 +310,9 @@ class NodeRuntime:
     def set_pageset(self, high: int, batch: int, high_max: int) -> None:
         """pageset_update: plain stores the fast path reads racily (WRITE_ONCE in the kernel). `high` is
         the zone's high (high_min from v6.7); `high_max` the zone's for the same online CPUs (ignored
-        before v6.7; 0 from a pageset without one: tuning off, high_max = high)."""
+        before v6.7)."""
         if isinstance(self.pcp, pcpmod.PerCpuPages):
-            pcpmod.pageset_update(self.pcp, high, high_max or high, batch)
+            pcpmod.pageset_update(self.pcp, high, high_max, batch)
         else:
             self.pcp.high, self.pcp.batch = high, batch
 

@@ -100,7 +100,7 @@ class NodeHost:
         """pageset_update, as node.runtime.NodeRuntime.set_pageset."""
         pcp = self.cluster.pcps[self.cpu]
         if isinstance(pcp, pcpmod.PerCpuPages):
-            pcpmod.pageset_update(pcp, high, high_max or high, batch)
+            pcpmod.pageset_update(pcp, high, high_max, batch)
         else:
             pcp.high, pcp.batch = high, batch
 

@@ -111,7 +111,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
-from . import drain_chunked, pcp_free
+from . import drain_chunked, pcp_free, pcp_high
 from . import pcp as pcpmod
 from .constants import MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, Page, pcp_allowed_order
 from .lock import spin_locked, spin_trylock, spin_unlock
@@ -246,6 +246,16 @@ def free_unref_page_list_trylock(
     finally:
         if locked:
             spin_unlock(lock)
+
+
+def set_up_pcp(pcp: PerCpuPages, profile: KernelProfile, data_slice_pages: int) -> None:
+    """A spinlock-design pcp as `profile` runs it, set up when its CPU comes online (node.runtime and
+    node.virtual.run alike): v6.7+ auto-tuning, and then setup_pcp_cacheinfo's PCPF_FREE_HIGH_BATCH from
+    the CPU's data cache slice (pcp_high.zone_pcp_update_cacheinfo); v6.19's batched flushes."""
+    pcp.auto_high = profile.pcp_high_auto
+    pcp.free_high_batched = profile.free_high_batched
+    if pcp.auto_high:
+        pcp_high.zone_pcp_update_cacheinfo(pcp, data_slice_pages)
 
 
 def pcp_ops(profile: KernelProfile) -> SimpleNamespace:

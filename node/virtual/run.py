@@ -153,10 +153,7 @@ class VirtualCluster:
             drain = VirtualRcuDrain(pcp, cpu.rcu, self.queue)
         else:
             pcp = pcpmod.PerCpuPages(n, high=self.high, batch=self.batch, lock=cpu.pcp_lock())
-            pcp.auto_high = profile.pcp_high_auto
-            pcp.free_high_batched = profile.free_high_batched
-            if pcp.auto_high:  # as node.runtime.NodeRuntime: setup_pcp_cacheinfo
-                pcp_high.zone_pcp_update_cacheinfo(pcp, cost.data_slice_pages())
+            profiles.set_up_pcp(pcp, profile, cost.data_slice_pages())
             pcpmod.pageset_update(pcp, self.high, self.high_max, self.batch)  # node.runtime.NodeRuntime.set_pageset
             drain = VirtualRemotePcpLock(pcp, self.queue, drain=profile.drain)
         local = LocalZone(self.zone, cpu)

@@ -78,18 +78,20 @@ def test_zone_below_high_reaches_the_nodes_and_their_commit_flushes_clear_it(mak
     zone = h.state().zone
     taken: list[int] = []
     free = zone.free_pages
+    count = 4096
     while free > zone.watermark_high - 64:  # a little under high, still above min (a refill below it is refused)
-        count = min(4096, free - zone.watermark_high + 64)
+        want = min(count, free - zone.watermark_high + 64)
         request = pb.RmqueueRequest(
             cpu=IDLE_CPU,
             order=0,
             migratetype=MIGRATE_MOVABLE,
-            count=count,
+            count=want,
             transfer_id=transfer_id(),
             incarnation=h.incarnation(IDLE_CPU),
         )
         reply = h.coord.Rmqueue(request, timeout=RPC_TIMEOUT)
-        assert reply.watermark_ok, reply
+        if not reply.watermark_ok:  # the housekeeping CPUs' refills took the margin meanwhile: ask for less
+            count = max(1, want // 2)
         taken += reply.pfn
         free = reply.free_pages
     wait_until(lambda: h.state().zone.below_high, 30, what="ZONE_BELOW_HIGH set under the high watermark")
