@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .buddy import BuddyAllocator
-from .constants import MAX_ORDER, MIGRATE_PCPTYPES, NR_LOWORDER_PCP_LISTS, NR_PCP_LISTS, pindex_to_order
+from .constants import MAX_ORDER, MIGRATE_PCPTYPES, NR_LOWORDER_PCP_LISTS, pindex_to_order
 
 _SAMPLE = 20
 
@@ -32,6 +32,9 @@ class PcpView(Protocol):
 
     @property
     def thp_migratetype(self) -> Mapping[int, int]: ...
+
+    @property
+    def thp_lists(self) -> tuple[int, ...]: ...
 
 
 @dataclass
@@ -178,11 +181,13 @@ def check_buddy(zone: BuddyAllocator) -> list[str]:
 
 
 def check_pcp(pcp: PcpView) -> list[str]:
-    """count == base pages on the lists; every page's order and migratetype match its list."""
+    """count == base pages on the lists; every page's order and migratetype match its list (a THP's, its
+    recorded type's list under the kernel's THP layout)."""
     errors: list[str] = []
     total = 0
     seen: set[int] = set()
-    for pindex in range(NR_PCP_LISTS):
+    on_thp_lists: set[int] = set()
+    for pindex in range(len(pcp.lists)):
         order = pindex_to_order(pindex)
         for pfn in pcp.lists[pindex]:
             total += 1 << order
@@ -191,16 +196,19 @@ def check_pcp(pcp: PcpView) -> list[str]:
             seen.add(pfn)
             if pfn & ((1 << order) - 1):
                 errors.append(f"cpu{pcp.cpu}: pfn {pfn} on list {pindex} misaligned for order {order}")
-            if pindex == NR_LOWORDER_PCP_LISTS:
+            if pindex >= NR_LOWORDER_PCP_LISTS:
+                on_thp_lists.add(pfn)
                 mt = pcp.thp_migratetype.get(pfn)
                 if mt is None:
                     errors.append(f"cpu{pcp.cpu}: THP pfn {pfn} has no recorded migratetype")
                 elif not 0 <= mt < MIGRATE_PCPTYPES:
                     errors.append(f"cpu{pcp.cpu}: THP pfn {pfn} has migratetype {mt}, not a pcp type")
-    stale = set(pcp.thp_migratetype) - set(pcp.lists[NR_LOWORDER_PCP_LISTS])
+                elif NR_LOWORDER_PCP_LISTS + pcp.thp_lists[mt] != pindex:
+                    errors.append(f"cpu{pcp.cpu}: THP pfn {pfn} of migratetype {mt} on list {pindex}")
+    stale = set(pcp.thp_migratetype) - on_thp_lists
     if stale:
         errors.append(
-            f"cpu{pcp.cpu}: {len(stale)} thp_migratetype entries for pages not on the THP list "
+            f"cpu{pcp.cpu}: {len(stale)} thp_migratetype entries for pages not on a THP list "
             f"(first {sorted(stale)[:3]})"
         )
     if total != pcp.count:

@@ -11,8 +11,9 @@ The zone is any object with the ZoneOps methods (``reclaim_active``, ``rmqueue_b
 
 Lists: ``lists[pindex]`` is a deque of head pfns; HEAD = left end (hot: frees add here and allocations take
 from here, LIFO), TAIL = right end (cold: refills append here and bulk frees take from here). Pages on low-order
-lists have the migratetype implied by pindex; the THP list records each page's type in ``thp_migratetype``
-(the kernel keeps it in page->index via set_pcppage_migratetype).
+lists have the migratetype implied by pindex. How many THP lists there are, and which type goes on which,
+is the kernel's (``thp_lists``, node.mm.constants); a THP list records each page's type in
+``thp_migratetype`` (the kernel keeps it in page->index via set_pcppage_migratetype).
 
 Deviations:
 - pcp->lock is the caller's lock (node.mm.lock.PcpLock: the wall node's a queue.SimpleQueue holding a
@@ -40,17 +41,18 @@ from .constants import (
     MIGRATE_MOVABLE,
     MIGRATE_PCPTYPES,
     NR_LOWORDER_PCP_LISTS,
-    NR_PCP_LISTS,
     PAGE_ALLOC_COSTLY_ORDER,
+    THP_LIST_PER_TYPE,
+    THP_LIST_SHARED,
     Page,
+    nr_pcp_lists,
     order_to_pindex,
     pageblock_order,
     pindex_to_order,
 )
 from .lock import LockBusy, PcpLock, UnsharedPcpLock, spin_locked
 
-THP_PINDEX = NR_LOWORDER_PCP_LISTS
-_PINDEX_ORDER = tuple(pindex_to_order(i) for i in range(NR_PCP_LISTS))
+_PINDEX_ORDER = tuple(pindex_to_order(i) for i in range(nr_pcp_lists(THP_LIST_PER_TYPE)))  # the most lists
 
 
 class ZoneOps(Protocol):
@@ -96,6 +98,7 @@ class PerCpuPages:
         "batch",
         "free_factor",
         "lists",
+        "thp_lists",
         "thp_migratetype",
         "stats",
         "auto_high",
@@ -124,7 +127,8 @@ class PerCpuPages:
         self.flags = 0
         # v6.19 (Hahn's batching series): flushes and decay free in pcp->batch chunks (free_high_flush).
         self.free_high_batched = False
-        self.lists: list[deque[int]] = [deque() for _ in range(NR_PCP_LISTS)]
+        self.thp_lists: tuple[int, ...] = THP_LIST_SHARED  # v6.0 to v6.9; set_thp_lists for another kernel
+        self.lists: list[deque[int]] = [deque() for _ in range(nr_pcp_lists(self.thp_lists))]
         self.thp_migratetype: dict[int, int] = {}
         self.stats = PcpStats()
 
@@ -133,6 +137,14 @@ class PerCpuPages:
             f"PerCpuPages(cpu={self.cpu}, count={self.count}, high={self.high}, batch={self.batch}, "
             f"free_factor={self.free_factor})"
         )
+
+    def set_thp_lists(self, thp_lists: tuple[int, ...]) -> None:
+        """The kernel's THP list layout (node.mm.constants): a compile-time array size there, so set on
+        an empty pcp, before its CPU's first allocation."""
+        if self.count:
+            raise ValueError(f"pcp cpu{self.cpu}: THP lists set with {self.count} pages on the lists")
+        self.thp_lists = thp_lists
+        self.lists = [deque() for _ in range(nr_pcp_lists(thp_lists))]
 
     def pages(self) -> list[Page]:
         """(pfn, order, migratetype) of every page on the lists, list by list, head to tail.
@@ -145,7 +157,7 @@ class PerCpuPages:
         for pindex, lst in enumerate(lists):
             order = _PINDEX_ORDER[pindex]
             for pfn in lst:
-                if pindex != THP_PINDEX:
+                if pindex < NR_LOWORDER_PCP_LISTS:
                     out.append((pfn, order, pindex % MIGRATE_PCPTYPES))
                 elif pfn in thp_mt:
                     out.append((pfn, order, thp_mt[pfn]))
@@ -156,7 +168,7 @@ class PerCpuPages:
         tails first. Caller holds the lock."""
         count = min(count, self.count)
         lists = self.lists
-        min_pindex, max_pindex = 0, NR_PCP_LISTS - 1
+        min_pindex, max_pindex = 0, len(lists) - 1
         pindex -= 1  # so the requested pindex is drained first
         taken: list[Page] = []
         while count > 0:
@@ -178,7 +190,7 @@ class PerCpuPages:
                     )
             order = _PINDEX_ORDER[pindex]
             nr_pages = 1 << order
-            thp = pindex == THP_PINDEX
+            thp = pindex >= NR_LOWORDER_PCP_LISTS
             while True:
                 pfn = lst.pop()
                 mt = self.thp_migratetype.pop(pfn) if thp else pindex % MIGRATE_PCPTYPES
@@ -201,8 +213,8 @@ class PerCpuPages:
     def restore(self, pages: Sequence[Page]) -> None:
         """Undo take_bulk: each page back at its list's tail, so every list is as it was. Caller holds the lock."""
         for pfn, order, mt in reversed(pages):
-            pindex = order_to_pindex(mt, order)
-            if pindex == THP_PINDEX:
+            pindex = order_to_pindex(mt, order, self.thp_lists)
+            if pindex >= NR_LOWORDER_PCP_LISTS:
                 self.thp_migratetype[pfn] = mt
             self.lists[pindex].append(pfn)
             self.count += 1 << order
@@ -226,7 +238,7 @@ def on_pcp_list(pcp: PerCpuPages, pfn: int, order: int, migratetype: int) -> boo
         migratetype = MIGRATE_MOVABLE
     if not (order <= PAGE_ALLOC_COSTLY_ORDER or order == pageblock_order):
         return False
-    return pfn in pcp.lists[order_to_pindex(migratetype, order)]
+    return pfn in pcp.lists[order_to_pindex(migratetype, order, pcp.thp_lists)]
 
 
 def nr_pcp_high(pcp: PerCpuPages, zone: ZoneOps, free_high: bool) -> int:
@@ -274,7 +286,7 @@ def rmqueue_bulk(zone: ZoneOps, order: int, count: int, pcp: PerCpuPages, pindex
     pfns = zone.rmqueue_bulk(order, count, migratetype)
     n = len(pfns)
     pcp.lists[pindex].extend(pfns)
-    if pindex == THP_PINDEX:
+    if pindex >= NR_LOWORDER_PCP_LISTS:
         thp_mt = pcp.thp_migratetype
         for pfn in pfns:
             thp_mt[pfn] = migratetype
@@ -301,7 +313,7 @@ def _rmqueue_pcplist(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: i
         if not lst:
             return None
     pfn = lst.popleft()
-    if pindex == THP_PINDEX:
+    if pindex >= NR_LOWORDER_PCP_LISTS:
         del pcp.thp_migratetype[pfn]
     pcp.count -= 1 << order
     return pfn
@@ -310,7 +322,7 @@ def _rmqueue_pcplist(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: i
 def rmqueue_pcplist(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: int) -> int | None:
     if not 0 <= migratetype < MIGRATE_PCPTYPES:
         raise ValueError(f"migratetype {migratetype} has no pcp list")
-    pindex = order_to_pindex(migratetype, order)  # rmqueue inlines order 0, the hot one
+    pindex = order_to_pindex(migratetype, order, pcp.thp_lists)  # rmqueue inlines order 0, the hot one
     lock = pcp.lock
     try:
         lock.get_nowait()  # pcp_spin_trylock

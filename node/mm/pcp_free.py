@@ -10,12 +10,13 @@ from .constants import (
     MIGRATE_ISOLATE,
     MIGRATE_MOVABLE,
     MIGRATE_PCPTYPES,
+    NR_LOWORDER_PCP_LISTS,
     PAGE_ALLOC_COSTLY_ORDER,
     Page,
     pageblock_order,
 )
 from .lock import LockBusy, spin_lock, spin_trylock, spin_unlock
-from .pcp import THP_PINDEX, PerCpuPages, ZoneOps, free_pcppages_bulk, nr_pcp_free
+from .pcp import PerCpuPages, ZoneOps, free_pcppages_bulk, nr_pcp_free
 
 SWAP_CLUSTER_MAX = 32
 
@@ -30,7 +31,7 @@ def free_unref_page_commit(zone: ZoneOps, pcp: PerCpuPages, pfn: int, migratetyp
         # High-order (non-THP) pages on pcp lists fragment memory: during a run of frees, flush all of them.
         free_high = order and pcp.free_factor
     else:
-        pindex = THP_PINDEX
+        pindex = NR_LOWORDER_PCP_LISTS + pcp.thp_lists[migratetype]  # order_to_pindex, inlined
         pcp.thp_migratetype[pfn] = migratetype
         free_high = False
     pcp.lists[pindex].appendleft(pfn)
@@ -52,7 +53,7 @@ def _free_unref_page_commit_tuned(zone: ZoneOps, pcp: PerCpuPages, pfn: int, mig
     if order <= PAGE_ALLOC_COSTLY_ORDER:
         pindex = MIGRATE_PCPTYPES * order + migratetype
     else:
-        pindex = THP_PINDEX
+        pindex = NR_LOWORDER_PCP_LISTS + pcp.thp_lists[migratetype]  # order_to_pindex, inlined
         pcp.thp_migratetype[pfn] = migratetype
     pcp.lists[pindex].appendleft(pfn)
     pcp.count += 1 << order

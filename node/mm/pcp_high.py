@@ -27,10 +27,6 @@ Deviations:
 - PCPF_FREE_HIGH_BATCH: ``zone_pcp_update_cacheinfo``, with the data cache slice the caller's (the cost
   model's ``data_slice_kib``: the machine's, not read from hardware), once when the pcp is set up, as
   the kernel runs it when the CPU comes online.
-- Two THP lists (NR_PCP_THP 2: movable, and unmovable with reclaimable) since yangge's "mm/page_alloc:
-  Separate THP PCP into movable and non-movable categories" (mm-hotfixes, June 2024, so v6.10; Cc
-  stable, with a 6.9.y backport posted): pcp.py keeps the one list of before. Not v6.8, as this line
-  said until 2026-12-05 (docs/kernel-profiles.md, *Not modelled yet*).
 """
 
 from typing import Protocol

@@ -66,8 +66,12 @@ Sources (subject lines of the mainline commits, by release):
   FPI_TRYLOCK path of alloc_pages_nolock (a BPF-only caller, not modelled).
 - 6.12-count-race: 6.12 without 66eca1021a42 (as v6.10 was): the bug variant, whose drain misses a
   refill under way (tests/unit/test_pcp_drain_race.py replays it). 6.1 to 6.6 have the same race.
-- Not modelled for 6.12: two THP lists (NR_PCP_THP 2), free_unref_folios' folio batching. The cacheinfo
-  test behind PCPF_FREE_HIGH_BATCH takes the cache slice from the cost model (node.mm.pcp_high).
+- THP lists (`thp_lists`, node.mm.constants): one per pcp migratetype in 5.19 (15 lists), one for all
+  from v6.0 (5d0a661d808f, 13), movable apart from the rest from v6.10-rc6 (yangge's, 14: 6.12, 6.19). The
+  6.6 profile is v6.6 as released: a 6.6.y backport of yangge's patch was posted (2024-07-02), whether
+  it was applied was not checked.
+- Not modelled for 6.12: free_unref_folios' folio batching. The cacheinfo test behind
+  PCPF_FREE_HIGH_BATCH takes the cache slice from the cost model (node.mm.pcp_high).
 
 `drain` is drain_pages_zone's form wherever a CPU's pcp is drained: the kworker's drain and the pure
 model (DRAIN_PAGES_ZONE below), and the live remote drain, whose node rule (node.remote_lock_rule)
@@ -113,7 +117,16 @@ from types import SimpleNamespace
 
 from . import drain_chunked, pcp_free, pcp_high
 from . import pcp as pcpmod
-from .constants import MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, Page, pcp_allowed_order
+from .constants import (
+    MIGRATE_ISOLATE,
+    MIGRATE_MOVABLE,
+    MIGRATE_PCPTYPES,
+    THP_LIST_MOVABLE_APART,
+    THP_LIST_PER_TYPE,
+    THP_LIST_SHARED,
+    Page,
+    pcp_allowed_order,
+)
 from .lock import spin_locked, spin_trylock, spin_unlock
 from .pcp import PerCpuPages, ZoneOps
 
@@ -134,6 +147,7 @@ class KernelProfile:
     pcp_high_auto: bool = False  # v6.7+ pcp->high auto-tuning (node.mm.pcp_high)
     drain: str = "one-hold"  # drain_pages_zone: "one-hold" (v6.0-6.9), "chunked" (v6.10), "count-locked" (v6.11+)
     vmstat_skips_isolated: bool = False  # v6.5+: vmstat_shepherd queues no vmstat_update on isolated CPUs
+    thp_lists: tuple[int, ...] = THP_LIST_SHARED  # the THP-order pcp lists (node.mm.constants): v6.0 to v6.9
     replay_only: bool = False  # a bug-replay variant the live node cannot run as itself (see below)
 
 
@@ -148,11 +162,18 @@ _V6_12 = KernelProfile(
     pcp_high_auto=True,
     drain="count-locked",
     vmstat_skips_isolated=True,
+    thp_lists=THP_LIST_MOVABLE_APART,  # yangge's, v6.10-rc6
 )
 
 PROFILES = {
     "5.19": KernelProfile(
-        "5.19", "workqueue", "local_lock", irqs_off=True, free_list_trylock=False, remote_drain=False
+        "5.19",
+        "workqueue",
+        "local_lock",
+        irqs_off=True,
+        free_list_trylock=False,
+        remote_drain=False,
+        thp_lists=THP_LIST_PER_TYPE,  # before 5d0a661d808f (v6.0)
     ),
     "6.1": KernelProfile("6.1", "remote", "spinlock", irqs_off=True, free_list_trylock=False, remote_drain=True),
     "6.2": _V6_2,
@@ -249,9 +270,10 @@ def free_unref_page_list_trylock(
 
 
 def set_up_pcp(pcp: PerCpuPages, profile: KernelProfile, data_slice_pages: int) -> None:
-    """A spinlock-design pcp as `profile` runs it, set up when its CPU comes online (node.runtime and
-    node.virtual.run alike): v6.7+ auto-tuning, and then setup_pcp_cacheinfo's PCPF_FREE_HIGH_BATCH from
-    the CPU's data cache slice (pcp_high.zone_pcp_update_cacheinfo); v6.19's batched flushes."""
+    """A pcp as `profile` runs it, set up when its CPU comes online (node.runtime and node.virtual.run
+    alike): its kernel's THP lists; v6.7+ auto-tuning, and then setup_pcp_cacheinfo's PCPF_FREE_HIGH_BATCH
+    from the CPU's data cache slice (pcp_high.zone_pcp_update_cacheinfo); v6.19's batched flushes."""
+    pcp.set_thp_lists(profile.thp_lists)
     pcp.auto_high = profile.pcp_high_auto
     pcp.free_high_batched = profile.free_high_batched
     if pcp.auto_high:

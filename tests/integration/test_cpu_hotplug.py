@@ -31,6 +31,8 @@ def test_cpu_offline_drains_from_a_survivor_and_online_recomputes_high(make_clus
     its tasks' pages; bringing it online restores high and its tasks run again."""
     h = make_cluster(["housekeeping", "housekeeping", "idle"], kernel=kernel, strategy=strategy)
     h.wait_pages([1])
+    # Each node builds its kernel's lists: 5.19's THP list per migratetype, v6.10's two (node.mm.constants).
+    assert len(h.pcp(0).list_pages) == {"5.19": 15, "6.12": 14}.get(kernel, 13)
     state = h.state()
     high3 = state.high
 

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from node.alloc import PageAllocator
-from node.mm.constants import MIGRATE_MOVABLE, NR_PCP_LISTS
+from node.mm.constants import MIGRATE_MOVABLE, NR_LOWORDER_PCP_LISTS
 from node.mm.pcp import PerCpuPages
 
 
@@ -62,7 +62,7 @@ def test_held_pages_read_while_the_cpu_allocates_and_frees(fast_switching):
 
 def test_pcp_lists_read_while_the_cpu_moves_pages(fast_switching):
     pcp = PerCpuPages(0, high=10_000, batch=63)
-    thp = NR_PCP_LISTS - 1
+    thp = NR_LOWORDER_PCP_LISTS
     for pfn in range(0, 4000 * 512, 512):  # THPs: their migratetype lives in a map beside the list
         pcp.lists[thp].append(pfn)
         pcp.thp_migratetype[pfn] = MIGRATE_MOVABLE

@@ -6,14 +6,17 @@ import json
 from coordinator.tools.cli.connect import stub
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from node.mm.constants import MIGRATE_PCPTYPES, MIGRATETYPE_NAMES, NR_PCP_LISTS, pindex_to_order
+from node.mm.constants import MIGRATE_PCPTYPES, MIGRATETYPE_NAMES, NR_LOWORDER_PCP_LISTS, pindex_to_order
 from node.shared import security
 
+# The THP lists' labels by how many a kernel has (node.mm.constants: 5.19, 6.0 to 6.9, 6.10 on).
+_THP_LABELS = {3: ("Unm", "Mov", "Rec"), 1: ("all",), 2: ("U+R", "Mov")}
 
-def _list_label(pindex: int) -> str:
+
+def _list_label(pindex: int, nr_lists: int) -> str:
     order = pindex_to_order(pindex)
-    if pindex >= MIGRATE_PCPTYPES * 4:
-        return f"thp(o{order})"
+    if pindex >= NR_LOWORDER_PCP_LISTS:
+        return f"o{order}:{_THP_LABELS[nr_lists - NR_LOWORDER_PCP_LISTS][pindex - NR_LOWORDER_PCP_LISTS]}"
     return f"o{order}:{MIGRATETYPE_NAMES[pindex % MIGRATE_PCPTYPES][:3]}"
 
 
@@ -78,9 +81,11 @@ def cmd_state(args) -> int:
         f"below_high {z.below_high}"
     )
     print("free blocks per order: " + " ".join(f"{o}:{n}" for o, n in enumerate(z.nr_free)))
+    # Every CPU of a cluster runs one kernel, so one list layout (its THP lists are the kernel's).
+    nr_lists = max((len(p.list_pages) for p in pcps.values()), default=0)
     print(
         f"{'cpu':>4} {'role':<26} {'count':>6} {'high':>5} {'batch':>5} {'ff':>3}  "
-        + " ".join(f"{_list_label(i):>7}" for i in range(NR_PCP_LISTS))
+        + " ".join(f"{_list_label(i, nr_lists):>7}" for i in range(nr_lists))
     )
     for n in state.nodes:
         p = pcps.get(n.cpu)
