@@ -225,6 +225,7 @@ class NodeRuntime:
                 batch=batch,
                 drain_lock=threading.Lock(),
                 list_locks=(self.cpu.pcp_lock(), self.cpu.pcp_lock()),
+                thp_lists=self.profile.thp_lists,
             )
             self.pcp_ops = pcp_rcu
             self.remote_lock = None

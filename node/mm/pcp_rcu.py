@@ -34,7 +34,7 @@ from collections.abc import Iterable
 
 from . import audit, pcp_free
 from . import pcp as pcpmod
-from .constants import Page
+from .constants import THP_LIST_SHARED, Page
 from .lock import Lock, PcpLock, UnsharedLock, UnsharedPcpLock
 from .pcp import PcpStats, PerCpuPages, ZoneOps
 
@@ -49,19 +49,24 @@ class RcuPerCpuPages:
         batch: int = 1,
         drain_lock: Lock | None = None,
         list_locks: tuple[PcpLock, PcpLock] | None = None,
+        thp_lists: tuple[int, ...] = THP_LIST_SHARED,
     ) -> None:
         self.cpu = cpu
         self.stats = PcpStats()
         locks = list_locks or (UnsharedPcpLock(), UnsharedPcpLock())
-        self.pcplists = (self._list_set(high, batch, locks[0]), self._list_set(high, batch, locks[1]))
+        self.pcplists = (
+            self._list_set(high, batch, locks[0], thp_lists),
+            self._list_set(high, batch, locks[1], thp_lists),
+        )
         self.lp = self.pcplists[0]
         self.drain_lock: Lock = UnsharedLock() if drain_lock is None else drain_lock
         self.gp_pending = False
         self.stranded: list[Page] = []
         self.swaps = 0
 
-    def _list_set(self, high: int, batch: int, lock: PcpLock) -> PerCpuPages:
+    def _list_set(self, high: int, batch: int, lock: PcpLock, thp_lists: tuple[int, ...]) -> PerCpuPages:
         s = PerCpuPages(self.cpu, high, batch, lock=lock)
+        s.set_thp_lists(thp_lists)  # the kernel's lists (node.mm.constants), in each set
         s.stats = self.stats  # one set of counters for the CPU, whichever set is in use
         return s
 

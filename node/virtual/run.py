@@ -149,7 +149,7 @@ class VirtualCluster:
         pcp: pcpmod.PerCpuPages | pcp_rcu.RcuPerCpuPages
         drain: VirtualRemotePcpLock | VirtualRcuDrain
         if self.rcu_swap:
-            pcp = pcp_rcu.RcuPerCpuPages(n, high=self.high, batch=self.batch)
+            pcp = pcp_rcu.RcuPerCpuPages(n, high=self.high, batch=self.batch, thp_lists=profile.thp_lists)
             drain = VirtualRcuDrain(pcp, cpu.rcu, self.queue)
         else:
             pcp = pcpmod.PerCpuPages(n, high=self.high, batch=self.batch, lock=cpu.pcp_lock())

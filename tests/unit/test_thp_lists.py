@@ -4,6 +4,7 @@ THP PCP into movable and non-movable categories")."""
 
 import pytest
 
+from node.mm import pcp_rcu
 from node.mm import profile as profiles
 from node.mm.audit import audit, check_pcp
 from node.mm.constants import (
@@ -20,6 +21,7 @@ from node.mm.constants import (
 )
 from node.mm.pcp import PerCpuPages, drain_pages_zone, rmqueue
 from node.mm.pcp_free import free_unref_page
+from node.mm.pcp_rcu import RcuPerCpuPages
 from node.mm.zone import Zone
 
 THP = pageblock_order
@@ -125,3 +127,15 @@ def test_order_to_pindex_refuses_what_has_no_list():
         order_to_pindex(MIGRATE_MOVABLE, 5, THP_LIST_PER_TYPE)
     with pytest.raises(ValueError, match="migratetype 3 has no pcp list"):
         order_to_pindex(3, THP, THP_LIST_PER_TYPE)
+
+
+def test_both_rcu_list_sets_have_the_kernels_lists():
+    """rcu-swap's two list sets (node.mm.pcp_rcu) are each a struct pcplists of the kernel the design
+    runs on: 5.19's 15 lists in both, so a THP freed after a swap lands on its type's list."""
+    zone = Zone(0, 262144, 4)
+    pcp = RcuPerCpuPages(0, high=10_000, batch=63, thp_lists=THP_LIST_PER_TYPE)
+    assert [len(s.lists) for s in pcp.pcplists] == [15, 15]
+    reclaimable = zone.rmqueue_buddy(THP, MIGRATE_RECLAIMABLE)
+    assert pcp_rcu.free_unref_page(zone, pcp, reclaimable, THP, MIGRATE_RECLAIMABLE) == "pcp"
+    assert list(pcp.lp.lists[NR_LOWORDER_PCP_LISTS + 2]) == [reclaimable]
+    assert check_pcp(pcp.lp) == [] and check_pcp(pcp.spare) == []
