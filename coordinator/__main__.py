@@ -237,8 +237,12 @@ async def main(args) -> None:
     logs.setup(args.log_level, "coordinator")
     cost = args.cost
     zone = Zone(
-        ZONE_START_PFN, zone_pages(args.zone_mb), args.nodes, lock=threading.Lock()
-    )  # zone->lock: its caller gives it
+        ZONE_START_PFN,
+        zone_pages(args.zone_mb),
+        args.nodes,
+        lock=threading.Lock(),  # zone->lock: its caller gives it
+        pcppage_migratetype_cached=profiles.get(args.kernel).pcppage_migratetype_cached,
+    )
     pageset = Pageset(zone, pageset_batch(zone.managed_pages), args.nodes)
     store = args.store
     epoch = store.begin_epoch()  # durable before anything is served

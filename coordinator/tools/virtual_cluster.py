@@ -202,7 +202,9 @@ class WholeCluster:
         CPUs' zone requests reach from now on; then the stored ranges are taken out of it again, before
         any node's holdings are claimed (coordinator.__main__'s start)."""
         shared, old = self.nodes.zone, self.nodes.zone.zone
-        shared.zone = Zone(old.start_pfn, old.spanned_pages, old.nr_cpus)
+        shared.zone = Zone(
+            old.start_pfn, old.spanned_pages, old.nr_cpus, pcppage_migratetype_cached=old.pcppage_migratetype_cached
+        )
         log = shared.rules.transfer_log
         if log is not None:  # the same log, each line with the new coordinator's epoch (the old rules keep theirs)
             log = EpochLines(

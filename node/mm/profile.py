@@ -70,6 +70,10 @@ Sources (subject lines of the mainline commits, by release):
   from v6.0 (5d0a661d808f, 13), movable apart from the rest from v6.10-rc6 (yangge's, 14: 6.12, 6.19). The
   6.6 profile is v6.6 as released: a 6.6.y backport of yangge's patch was posted (2024-07-02), whether
   it was applied was not checked.
+- v6.10's migratetype series (Johannes Weiner, 2024-03-20, in v6.10-rc1): the zone reads a freed page's
+  pageblock type under zone->lock in free_pcppages_bulk and free_one_page (`pcppage_migratetype_cached`
+  False: node.mm.zone). Its "fix up block types when merging compatible blocks" (a merge across
+  pageblocks retypes the buddy's block) is not modelled.
 - Not modelled for 6.12: free_unref_folios' folio batching. The cacheinfo test behind
   PCPF_FREE_HIGH_BATCH takes the cache slice from the cost model (node.mm.pcp_high).
 
@@ -148,6 +152,9 @@ class KernelProfile:
     drain: str = "one-hold"  # drain_pages_zone: "one-hold" (v6.0-6.9), "chunked" (v6.10), "count-locked" (v6.11+)
     vmstat_skips_isolated: bool = False  # v6.5+: vmstat_shepherd queues no vmstat_update on isolated CPUs
     thp_lists: tuple[int, ...] = THP_LIST_SHARED  # the THP-order pcp lists (node.mm.constants): v6.0 to v6.9
+    # To v6.9 the zone files a page from a pcp list under the type it was freed with; v6.10+ reads its
+    # pageblock's type under zone->lock (node.mm.zone, Weiner's series; docs/kernel-facts.md §1).
+    pcppage_migratetype_cached: bool = True
     replay_only: bool = False  # a bug-replay variant the live node cannot run as itself (see below)
 
 
@@ -163,6 +170,7 @@ _V6_12 = KernelProfile(
     drain="count-locked",
     vmstat_skips_isolated=True,
     thp_lists=THP_LIST_MOVABLE_APART,  # yangge's, v6.10-rc6
+    pcppage_migratetype_cached=False,  # v6.10-rc1
 )
 
 PROFILES = {

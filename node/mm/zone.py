@@ -33,6 +33,14 @@ Deviations:
 - managed_pages == spanned_pages (no holes, no reserved memory).
 - ``free_pcppages_bulk`` validates the whole batch before freeing any of it, so a bad batch changes nothing and
   the pcp side can put the pages back.
+
+Which type a freed page is filed under (``pcppage_migratetype_cached``, the kernel profile's): to v6.9 the
+caller's, the type the page had when it was freed to the pcp (set_pcppage_migratetype), unless the zone has
+isolated pageblocks or the type is ISOLATE (free_pcppages_bulk's ``isolated_pageblocks``, free_one_page's
+test); from v6.10, the pageblock's type read under zone->lock for every page (Johannes Weiner, "mm:
+page_alloc: remove pcppage migratetype caching" and "mm: page_alloc: close migratetype race between freeing
+and stealing", 01 and 07 of his series of 2024-03-20), so a page whose block was stolen while it sat on a
+pcp list goes to the block's new type. docs/kernel-facts.md §1.
 """
 
 from collections.abc import Iterable
@@ -98,12 +106,19 @@ def can_steal_fallback(order: int, start_mt: int) -> bool:
 
 class Zone(BuddyAllocator):
     def __init__(
-        self, start_pfn: int, spanned_pages: int, nr_cpus: int, name: str = "Normal", lock: Lock | None = None
+        self,
+        start_pfn: int,
+        spanned_pages: int,
+        nr_cpus: int,
+        name: str = "Normal",
+        lock: Lock | None = None,
+        pcppage_migratetype_cached: bool = True,
     ) -> None:
         super().__init__(start_pfn, spanned_pages)
         if nr_cpus < 1:
             raise ValueError(f"nr_cpus must be >= 1, got {nr_cpus}")
         self.name = name
+        self.pcppage_migratetype_cached = pcppage_migratetype_cached  # to v6.9 (see the module's docstring)
         self.nr_cpus = nr_cpus
         self.managed_pages = spanned_pages
         self.reclaim_active = False  # ZONE_RECLAIM_ACTIVE
@@ -288,12 +303,13 @@ class Zone(BuddyAllocator):
     # -- freeing -----------------------------------------------------------------------------------
 
     def free_one_page(self, pfn: int, order: int, migratetype: int) -> None:
-        """free_one_page: with isolated pageblocks around (or an isolate page), trust the pageblock's type."""
+        """free_one_page: the pageblock's type from v6.10; before, with isolated pageblocks around (or an
+        isolate page)."""
         if not 0 <= migratetype < MIGRATE_TYPES:
             raise ValueError(f"migratetype {migratetype} out of range [0, {MIGRATE_TYPES})")
         with self.lock:
             self.check_free_range(pfn, order)
-            if self._nr_isolate_pageblock or migratetype == MIGRATE_ISOLATE:
+            if not self.pcppage_migratetype_cached or self._nr_isolate_pageblock or migratetype == MIGRATE_ISOLATE:
                 migratetype = self.get_pageblock_migratetype(pfn)
             self._merge_free(pfn, order, migratetype)
 
@@ -303,8 +319,9 @@ class Zone(BuddyAllocator):
         pages = list(pages)
         with self.lock:
             self._check_free_list(pages)
-            if self._nr_isolate_pageblock:  # the pageblock could have been isolated while the page sat on a pcp list
-                pages = [(pfn, order, self.get_pageblock_migratetype(pfn)) for pfn, order, _ in pages]
+            # v6.10+: every page's block; before, the block could have been isolated while the page sat on a list.
+            if not self.pcppage_migratetype_cached or self._nr_isolate_pageblock:
+                pages = self._pageblock_types(pages)
             self._merge_free_list(pages)
         if commit:
             self.commit_flushed()  # after zone->lock is dropped, as the kernel's test
@@ -316,12 +333,19 @@ class Zone(BuddyAllocator):
         with self.lock:
             self._check_free_list(pages)
             isolated = self._nr_isolate_pageblock
-            if isolated or any(mt == MIGRATE_ISOLATE for _, _, mt in pages):
+            if not self.pcppage_migratetype_cached:
+                pages = self._pageblock_types(pages)
+            elif isolated or any(mt == MIGRATE_ISOLATE for _, _, mt in pages):
                 pages = [
                     (pfn, order, self.get_pageblock_migratetype(pfn) if isolated or mt == MIGRATE_ISOLATE else mt)
                     for pfn, order, mt in pages
                 ]
             self._merge_free_list(pages)
+
+    def _pageblock_types(self, pages: list[Page]) -> list[Page]:
+        """``pages`` with each one's pageblock type (get_pfnblock_migratetype); checked pfns only."""
+        pageblock_mt, base = self._pageblock_mt, self._pb_base
+        return [(pfn, order, pageblock_mt[(pfn >> pageblock_order) - base]) for pfn, order, _ in pages]
 
     def _check_free_list(self, pages: list[Page]) -> None:
         """Raise, before anything is freed, unless every page is a valid free of allocated pages and no

@@ -110,7 +110,9 @@ class VirtualCluster:
         net = SimNetwork(
             self.queue, self.rng.stream("net"), Latency.scaled(LOOPBACK_ZONE_RTT_US, 1e-6 / 2 / TIME_SCALE)
         )
-        zone = Zone(ZONE_START_PFN, zone_pages, len(roles))
+        zone = Zone(
+            ZONE_START_PFN, zone_pages, len(roles), pcppage_migratetype_cached=profile.pcppage_migratetype_cached
+        )
         self.zone = SharedZone(zone, cost, net)
         batch = pageset_batch(zone.managed_pages)  # as the wall coordinator's
         high = zone.zone_highsize(batch, len(roles))

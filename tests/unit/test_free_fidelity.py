@@ -184,3 +184,47 @@ def test_the_zone_service_sends_the_pageblock_types_to_a_copy_of_another_version
         assert version2 == version + 1 and types2[-1] == MIGRATE_UNMOVABLE != types[-1]
     finally:
         service.close()
+
+
+def zone_with_a_pcp_page_whose_block_changes(cached: bool):
+    """A MOVABLE page freed to the MOVABLE pcp list; then its pageblock becomes UNMOVABLE (the type bits a
+    steal sets: steal_suitable_fallback) while the page sits on the list."""
+    zone = Zone(0, 8192, 2, pcppage_migratetype_cached=cached)
+    pcp = pcpmod.PerCpuPages(0, high=518, batch=63)
+    page = zone.rmqueue_buddy(0, MIGRATE_MOVABLE)
+    assert zone.get_pageblock_migratetype(page) == MIGRATE_MOVABLE
+    assert pcp_free.free_unref_page(zone, pcp, page, 0, MIGRATE_MOVABLE) == "pcp"
+    zone.set_pageblock_migratetype(page, MIGRATE_UNMOVABLE)
+    return zone, pcp, page
+
+
+@pytest.mark.parametrize(
+    ("cached", "filed_as"),
+    [(True, MIGRATE_MOVABLE), (False, MIGRATE_UNMOVABLE)],
+    ids=["to v6.9: the type it was freed with", "v6.10+: its pageblock's"],
+)
+def test_a_flush_files_a_page_whose_block_was_stolen_by_the_kernels_rule(cached, filed_as):
+    """free_pcppages_bulk to v6.9 frees with get_pcppage_migratetype() (the block is not isolated); from
+    v6.10 ("mm: page_alloc: remove pcppage migratetype caching") with get_pfnblock_migratetype() under
+    zone->lock, so the page whose block was stolen goes to the block's new type."""
+    zone, pcp, page = zone_with_a_pcp_page_whose_block_changes(cached)
+    assert pcpmod.free_pcppages_bulk(zone, 1, pcp, MIGRATE_MOVABLE) == 1
+    assert block_holding(zone, page)[2] == filed_as
+    assert check_buddy(zone) == []
+
+
+@pytest.mark.parametrize(("cached", "filed_as"), [(True, MIGRATE_MOVABLE), (False, MIGRATE_UNMOVABLE)])
+def test_a_buddy_free_with_a_stale_type_is_filed_by_the_kernels_rule(cached, filed_as):
+    """free_one_page to v6.9 trusts the caller's type unless pageblocks are isolated; from v6.10 ("mm:
+    page_alloc: close migratetype race between freeing and stealing") it reads the block's under
+    zone->lock. The zone service's free (free_one_page_list) follows the same rule."""
+    for free in ("free_one_page", "free_one_page_list"):
+        zone = Zone(0, 8192, 2, pcppage_migratetype_cached=cached)
+        page = zone.rmqueue_buddy(0, MIGRATE_MOVABLE)
+        zone.set_pageblock_migratetype(page, MIGRATE_UNMOVABLE)
+        if free == "free_one_page":
+            zone.free_one_page(page, 0, MIGRATE_MOVABLE)
+        else:
+            zone.free_one_page_list([(page, 0, MIGRATE_MOVABLE)])
+        assert block_holding(zone, page)[2] == filed_as, free
+        assert check_buddy(zone) == []

@@ -64,6 +64,9 @@ def test_a_kernel_profile_builds_the_pcp_and_vmstat_update_as_the_wall_node_does
         assert not any(isinstance(s, VmstatRefresh) for cpu in old.cpus for s in cpu.sources)
         refresh = next(s for s in new.cpus[0].sources if isinstance(s, VmstatRefresh))
         assert refresh.interval_s == KERNEL.wall(STAT_INTERVAL_US)  # sysctl_stat_interval, in kernel time
+        # v6.10+: its zone files a pcp page under its pageblock's type; 6.1's, under the type it was freed with.
+        assert not new.zone.zone.pcppage_migratetype_cached and old.zone.zone.pcppage_migratetype_cached
+        assert [len(pcp.lists) for pcp in new.pcps] == [14] * 3 and [len(pcp.lists) for pcp in old.pcps] == [13] * 3
     finally:
         new.close()
         old.close()
