@@ -62,6 +62,9 @@ def test_cli_drains_audits_and_signal_stops_everything(cluster_3, sig):
     doc = json.loads(r.stdout)
     assert doc["audit"]["ok"] is True and doc["audit"]["lost"] == 0 and doc["audit"]["duplicated"] == 0
     assert [c["cpu"] for c in doc["cpus"]] == [0, 1, 2] and all(c["up"] for c in doc["cpus"])
+    # 6.1's 13 lists, the last its one THP list (node.mm.constants), named for each cpu's "lists".
+    assert doc["list_labels"][:2] == ["o0:Unm", "o0:Mov"] and doc["list_labels"][12:] == ["o9:all"]
+    assert all(len(c["lists"]) == len(doc["list_labels"]) for c in doc["cpus"])
 
     os.kill(proc.pid, sig)
     wait_until(lambda: proc.poll() is not None, STOP_DEADLINE_S, what="cluster up to exit")

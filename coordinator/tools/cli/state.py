@@ -31,6 +31,8 @@ def cmd_state(args) -> int:
                     pcps[node.cpu] = pb_grpc.NodeStub(nch).GetPcp(pb.CpuRequest(cpu=node.cpu), timeout=5.0)
         audit = None if args.no_audit else coord.Audit(pb.Empty(), timeout=60.0)
     z = state.zone
+    # Every CPU of a cluster runs one kernel, so one list layout (its THP lists are the kernel's).
+    nr_lists = max((len(p.list_pages) for p in pcps.values()), default=0)
     if args.json:
         print(
             json.dumps(
@@ -43,6 +45,7 @@ def cmd_state(args) -> int:
                         "reclaim_active": z.reclaim_active,
                         "below_high": z.below_high,
                     },
+                    "list_labels": [_list_label(i, nr_lists) for i in range(nr_lists)],  # of each cpu's "lists"
                     "cpus": [
                         {
                             "cpu": n.cpu,
@@ -81,8 +84,6 @@ def cmd_state(args) -> int:
         f"below_high {z.below_high}"
     )
     print("free blocks per order: " + " ".join(f"{o}:{n}" for o, n in enumerate(z.nr_free)))
-    # Every CPU of a cluster runs one kernel, so one list layout (its THP lists are the kernel's).
-    nr_lists = max((len(p.list_pages) for p in pcps.values()), default=0)
     print(
         f"{'cpu':>4} {'role':<26} {'count':>6} {'high':>5} {'batch':>5} {'ff':>3}  "
         + " ".join(f"{_list_label(i, nr_lists):>7}" for i in range(nr_lists))
