@@ -62,6 +62,10 @@ class PcpOps(Protocol):
 
     def drain_pages_zone(self, zone: ZoneOps, pcp: Any) -> int: ...
 
+    def pageset_update(self, pcp: Any, high_min: int, high_max: int, batch: int) -> None: ...
+
+    def decay_pcp_high(self, zone: ZoneOps, pcp: Any) -> bool: ...
+
 
 class PageAllocator:
     def __init__(

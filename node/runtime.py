@@ -225,19 +225,18 @@ class NodeRuntime:
                 batch=batch,
                 drain_lock=threading.Lock(),
                 list_locks=(self.cpu.pcp_lock(), self.cpu.pcp_lock()),
-                thp_lists=self.profile.thp_lists,
             )
             self.pcp_ops = pcp_rcu
             self.remote_lock = None
             self.rcu_drain = self.remote_drain = RcuDrain(self.pcp, rcu, clock, transfer_log)
         else:
             self.pcp = pcpmod.PerCpuPages(cpu_id, high=high, batch=batch, lock=self.cpu.pcp_lock())
-            profiles.set_up_pcp(self.pcp, self.profile, cost.data_slice_pages())
             self.pcp_ops = profiles.pcp_ops(self.profile)
             self.rcu_drain = None
             self.remote_lock = self.remote_drain = RemotePcpLock(
                 self.pcp, clock, fencing=fencing, transfer_log=transfer_log, drain=self.profile.drain
             )
+        profiles.set_up_pcp(self.pcp, self.profile, cost.data_slice_pages())
         self.set_pageset(high, batch, high if high_max is None else high_max)
         self.alloc = PageAllocator(
             self.cpu,
@@ -276,7 +275,7 @@ class NodeRuntime:
         self.vmstat: VmstatRefresh | None = None
         # vmstat_update is where v6.7+ decays pcp->high; vmstat_shepherd skips isolated CPUs (v6.5+).
         shepherded = not (role in ("isolated-preemptible", "isolated-rt") and self.profile.vmstat_skips_isolated)
-        if self.pcp_ops is not pcp_rcu and self.profile.pcp_high_auto and shepherded:
+        if self.profile.pcp_high_auto and shepherded:
             self.vmstat = VmstatRefresh(self._vmstat_update, clock, cost.wall(STAT_INTERVAL_US))
             self.cpu.sources = [*self.cpu.sources, self.vmstat]
         self.metrics: NodeMetrics | None = None
@@ -312,10 +311,7 @@ class NodeRuntime:
         """pageset_update: plain stores the fast path reads racily (WRITE_ONCE in the kernel). `high` is
         the zone's high (high_min from v6.7); `high_max` the zone's for the same online CPUs (ignored
         before v6.7)."""
-        if isinstance(self.pcp, pcpmod.PerCpuPages):
-            pcpmod.pageset_update(self.pcp, high, high_max, batch)
-        else:
-            self.pcp.high, self.pcp.batch = high, batch
+        self.pcp_ops.pageset_update(self.pcp, high, high_max, batch)
 
     def holdings(self) -> list:
         """Every page this CPU holds: on its lists, held by its tasks, taken by a remote drainer
@@ -383,8 +379,7 @@ class NodeRuntime:
     def _vmstat_update(self) -> None:
         """vmstat_update's pcp part: refresh_cpu_vm_stats -> decay_pcp_high, run by a kworker here."""
         self.cpu.occupy(self.cost.wall(self.cost.workqueue_dispatch_us))
-        assert isinstance(self.pcp, pcpmod.PerCpuPages)  # VmstatRefresh is for the spinlock design only
-        pcpmod.decay_pcp_high(self.zone, self.pcp)
+        self.pcp_ops.decay_pcp_high(self.zone, self.pcp)
 
     def _drain_local_pages(self) -> int:
         # The kworker's wake-up and the switches to it and back cost this CPU too.

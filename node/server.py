@@ -14,7 +14,6 @@ from node.api import validate
 from node.api.errors import InvalidArgument, Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from node.mm import pcp as pcpmod
 from node.mm.lock import spin_is_locked
 from node.shared.reply_stream import serve_ops, until_stopping
 from node.workqueue import WorkItems
@@ -44,7 +43,7 @@ class NodeServicer(pb_grpc.NodeServicer):
 
     def _pcp_state(self) -> pb.PcpState:
         pcp = self.node.pcp
-        tuned = isinstance(pcp, pcpmod.PerCpuPages) and pcp.auto_high
+        tuned = pcp.auto_high
         return pb.PcpState(
             cpu=self.node.cpu_id,
             count=pcp.count,

@@ -8,7 +8,6 @@ from typing import Any
 
 from node.cpu import MEMBERSHIP
 from node.epoch_rule import EpochRule, stale_request
-from node.mm import pcp as pcpmod
 from node.virtual.run import VirtualCluster
 
 
@@ -98,11 +97,7 @@ class NodeHost:
 
     def set_pageset(self, high: int, batch: int, high_max: int) -> None:
         """pageset_update, as node.runtime.NodeRuntime.set_pageset."""
-        pcp = self.cluster.pcps[self.cpu]
-        if isinstance(pcp, pcpmod.PerCpuPages):
-            pcpmod.pageset_update(pcp, high, high_max, batch)
-        else:
-            pcp.high, pcp.batch = high, batch
+        self.cluster.ops.pageset_update(self.cluster.pcps[self.cpu], high, high_max, batch)
 
     @property
     def incarnation(self) -> str:

@@ -17,9 +17,14 @@ pass ``pcp.lp`` to them, and the set's own lock stands for the series' local_loc
 thread takes it, so its trylock cannot fail). The locks are the caller's (``list_locks``; the wall
 node's node.mm.lock.PcpLocks, since its reports read the sets from other threads).
 
+Each set is set up as the kernel profile's pcp is (node.mm.profile.set_up_pcp: its THP lists, v6.7+
+auto-tuning, v6.19's batched flushes), so under a profile the design runs that kernel's arithmetic:
+the series was written against v5.x, and this is what it would be on the profile's kernel.
+
 Deviations:
-- ``high``, ``batch`` and ``free_factor`` live in each set (pcp.py's helpers read them there) and are
-  carried over at a swap; the series keeps them in per_cpu_pages. Setting ``high``/``batch`` sets both.
+- ``high``, ``batch``, ``free_factor`` and v6.7's tuning (``high_min``, ``high_max``, ``alloc_factor``,
+  ``free_count``, ``flags``) live in each set (pcp.py's helpers read them there) and are carried over at a
+  swap; the series keeps them in per_cpu_pages. ``pageset_update`` sets both sets.
 - ``lock`` is the set in use's lock, the local_lock the fast path takes (reports read it, as they read
   the v6.0 spinlock). ``drain_lock`` serializes remote swaps of this CPU, which the kernel does with
   pcpu_drain_mutex; the fast path never takes it. It is the caller's (lock.py): the wall node
@@ -34,7 +39,7 @@ from collections.abc import Iterable
 
 from . import audit, pcp_free
 from . import pcp as pcpmod
-from .constants import THP_LIST_SHARED, Page
+from .constants import Page
 from .lock import Lock, PcpLock, UnsharedLock, UnsharedPcpLock
 from .pcp import PcpStats, PerCpuPages, ZoneOps
 
@@ -49,24 +54,19 @@ class RcuPerCpuPages:
         batch: int = 1,
         drain_lock: Lock | None = None,
         list_locks: tuple[PcpLock, PcpLock] | None = None,
-        thp_lists: tuple[int, ...] = THP_LIST_SHARED,
     ) -> None:
         self.cpu = cpu
         self.stats = PcpStats()
         locks = list_locks or (UnsharedPcpLock(), UnsharedPcpLock())
-        self.pcplists = (
-            self._list_set(high, batch, locks[0], thp_lists),
-            self._list_set(high, batch, locks[1], thp_lists),
-        )
+        self.pcplists = (self._list_set(high, batch, locks[0]), self._list_set(high, batch, locks[1]))
         self.lp = self.pcplists[0]
         self.drain_lock: Lock = UnsharedLock() if drain_lock is None else drain_lock
         self.gp_pending = False
         self.stranded: list[Page] = []
         self.swaps = 0
 
-    def _list_set(self, high: int, batch: int, lock: PcpLock, thp_lists: tuple[int, ...]) -> PerCpuPages:
+    def _list_set(self, high: int, batch: int, lock: PcpLock) -> PerCpuPages:
         s = PerCpuPages(self.cpu, high, batch, lock=lock)
-        s.set_thp_lists(thp_lists)  # the kernel's lists (node.mm.constants), in each set
         s.stats = self.stats  # one set of counters for the CPU, whichever set is in use
         return s
 
@@ -110,19 +110,21 @@ class RcuPerCpuPages:
     def high(self) -> int:
         return self.lp.high
 
-    @high.setter
-    def high(self, value: int) -> None:
-        for s in self.pcplists:
-            s.high = value
-
     @property
     def batch(self) -> int:
         return self.lp.batch
 
-    @batch.setter
-    def batch(self, value: int) -> None:
-        for s in self.pcplists:
-            s.batch = value
+    @property
+    def auto_high(self) -> bool:
+        return self.lp.auto_high
+
+    @property
+    def high_min(self) -> int:
+        return self.lp.high_min
+
+    @property
+    def high_max(self) -> int:
+        return self.lp.high_max
 
     @property
     def free_factor(self) -> int:
@@ -137,7 +139,10 @@ class RcuPerCpuPages:
             raise AssertionError(
                 f"pcp cpu{self.cpu}: swap onto a spare set with {new.count} pages, gp_pending={self.gp_pending}"
             )
+        # What the series keeps in per_cpu_pages, outside the sets (v6.7+ adds the tuning: pcp_high).
         new.high, new.batch, new.free_factor = old.high, old.batch, old.free_factor
+        new.high_min, new.high_max, new.alloc_factor = old.high_min, old.high_max, old.alloc_factor
+        new.free_count, new.flags = old.free_count, old.flags
         self.lp = new
         self.gp_pending = True
         self.swaps += 1
@@ -183,6 +188,17 @@ def free_unref_page_list(
 
 def on_pcp_list(pcp: RcuPerCpuPages, pfn: int, order: int, migratetype: int) -> bool:
     return pcpmod.on_pcp_list(pcp.lp, pfn, order, migratetype)
+
+
+def pageset_update(pcp: RcuPerCpuPages, high_min: int, high_max: int, batch: int) -> None:
+    """pcp.pageset_update on both sets (the series keeps high and batch in per_cpu_pages)."""
+    for s in pcp.pcplists:
+        pcpmod.pageset_update(s, high_min, high_max, batch)
+
+
+def decay_pcp_high(zone: ZoneOps, pcp: RcuPerCpuPages) -> bool:
+    """vmstat_update's decay (v6.7+) runs on the CPU itself, so on the set in use, as a fast path."""
+    return pcpmod.decay_pcp_high(zone, pcp.lp)
 
 
 def drain_pages_zone(zone: ZoneOps, pcp: RcuPerCpuPages) -> int:

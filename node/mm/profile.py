@@ -133,6 +133,7 @@ from .constants import (
 )
 from .lock import spin_locked, spin_trylock, spin_unlock
 from .pcp import PerCpuPages, ZoneOps
+from .pcp_rcu import RcuPerCpuPages
 
 DEFAULT_KERNEL = "6.1"
 
@@ -277,15 +278,17 @@ def free_unref_page_list_trylock(
             spin_unlock(lock)
 
 
-def set_up_pcp(pcp: PerCpuPages, profile: KernelProfile, data_slice_pages: int) -> None:
+def set_up_pcp(pcp: PerCpuPages | RcuPerCpuPages, profile: KernelProfile, data_slice_pages: int) -> None:
     """A pcp as `profile` runs it, set up when its CPU comes online (node.runtime and node.virtual.run
     alike): its kernel's THP lists; v6.7+ auto-tuning, and then setup_pcp_cacheinfo's PCPF_FREE_HIGH_BATCH
-    from the CPU's data cache slice (pcp_high.zone_pcp_update_cacheinfo); v6.19's batched flushes."""
-    pcp.set_thp_lists(profile.thp_lists)
-    pcp.auto_high = profile.pcp_high_auto
-    pcp.free_high_batched = profile.free_high_batched
-    if pcp.auto_high:
-        pcp_high.zone_pcp_update_cacheinfo(pcp, data_slice_pages)
+    from the CPU's data cache slice (pcp_high.zone_pcp_update_cacheinfo); v6.19's batched flushes. Under
+    rcu-swap, each of the two list sets."""
+    for s in pcp.pcplists if isinstance(pcp, RcuPerCpuPages) else (pcp,):
+        s.set_thp_lists(profile.thp_lists)
+        s.auto_high = profile.pcp_high_auto
+        s.free_high_batched = profile.free_high_batched
+        if s.auto_high:
+            pcp_high.zone_pcp_update_cacheinfo(s, data_slice_pages)
 
 
 def pcp_ops(profile: KernelProfile) -> SimpleNamespace:
@@ -298,6 +301,8 @@ def pcp_ops(profile: KernelProfile) -> SimpleNamespace:
         else pcp_free.free_unref_page_list,
         drain_pages_zone=DRAIN_PAGES_ZONE[profile.drain],
         on_pcp_list=pcpmod.on_pcp_list,
+        pageset_update=pcpmod.pageset_update,
+        decay_pcp_high=pcpmod.decay_pcp_high,
     )
 
 

@@ -151,13 +151,13 @@ class VirtualCluster:
         pcp: pcpmod.PerCpuPages | pcp_rcu.RcuPerCpuPages
         drain: VirtualRemotePcpLock | VirtualRcuDrain
         if self.rcu_swap:
-            pcp = pcp_rcu.RcuPerCpuPages(n, high=self.high, batch=self.batch, thp_lists=profile.thp_lists)
+            pcp = pcp_rcu.RcuPerCpuPages(n, high=self.high, batch=self.batch)
             drain = VirtualRcuDrain(pcp, cpu.rcu, self.queue)
         else:
             pcp = pcpmod.PerCpuPages(n, high=self.high, batch=self.batch, lock=cpu.pcp_lock())
-            profiles.set_up_pcp(pcp, profile, cost.data_slice_pages())
-            pcpmod.pageset_update(pcp, self.high, self.high_max, self.batch)  # node.runtime.NodeRuntime.set_pageset
             drain = VirtualRemotePcpLock(pcp, self.queue, drain=profile.drain)
+        profiles.set_up_pcp(pcp, profile, cost.data_slice_pages())
+        self.ops.pageset_update(pcp, self.high, self.high_max, self.batch)  # node.runtime.NodeRuntime.set_pageset
         local = LocalZone(self.zone, cpu)
         # Direct reclaim's DrainAllPages reaches the coordinator's end of the zone (node.virtual.zone).
         alloc = PageAllocator(cpu, pcp, local, coordinator_stub=CoordinatorStub(self.zone, cpu), ops=self.ops)
@@ -165,7 +165,7 @@ class VirtualCluster:
         # vmstat_update is where v6.7+ decays pcp->high; vmstat_shepherd skips isolated CPUs from v6.5
         # (node.runtime.NodeRuntime, which cites both).
         shepherded = not (role in (rtapp.ROLE_PREEMPTIBLE, rtapp.ROLE_RT) and profile.vmstat_skips_isolated)
-        if isinstance(pcp, pcpmod.PerCpuPages) and profile.pcp_high_auto and shepherded:
+        if profile.pcp_high_auto and shepherded:
             refresh = VmstatRefresh(self._vmstat_update(cpu, pcp, local), self.clock, cost.wall(STAT_INTERVAL_US))
             cpu.sources = [*cpu.sources, refresh]
         return cpu, pcp, drain, local, alloc
@@ -240,13 +240,15 @@ class VirtualCluster:
 
         return cpu.queue_work("workqueue", drain_local_pages)
 
-    def _vmstat_update(self, cpu: VirtualCpu, pcp: pcpmod.PerCpuPages, local: LocalZone) -> Callable[[], None]:
+    def _vmstat_update(
+        self, cpu: VirtualCpu, pcp: pcpmod.PerCpuPages | pcp_rcu.RcuPerCpuPages, local: LocalZone
+    ) -> Callable[[], None]:
         """vmstat_update's pcp part on a CPU (node.runtime.NodeRuntime._vmstat_update): a kworker's
         dispatch, then refresh_cpu_vm_stats -> decay_pcp_high."""
 
         def update() -> None:
             cpu.occupy(self.cost.wall(self.cost.workqueue_dispatch_us))
-            pcpmod.decay_pcp_high(local, pcp)
+            self.ops.decay_pcp_high(local, pcp)
 
         return update
 

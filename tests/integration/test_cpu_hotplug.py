@@ -21,7 +21,8 @@ def allocs(h, cpu: int) -> int:
 
 
 @pytest.mark.parametrize(
-    "kernel,strategy", [("6.1", "remote"), ("5.19", None), ("6.2", "rcu-swap"), ("6.12", "remote")]
+    "kernel,strategy",
+    [("6.1", "remote"), ("5.19", None), ("6.2", "rcu-swap"), ("6.12", "remote"), ("6.12", "rcu-swap")],
 )
 def test_cpu_offline_drains_from_a_survivor_and_online_recomputes_high(make_cluster, kernel, strategy):
     """Taking a housekeeping CPU offline stops its tasks, drains its lists from the coordinator (a

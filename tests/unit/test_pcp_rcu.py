@@ -8,6 +8,7 @@ import pytest
 
 from node.api.errors import FailedPrecondition
 from node.mm import pcp_rcu
+from node.mm import profile as profiles
 from node.mm.audit import audit
 from node.mm.constants import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
 from node.mm.zone import Zone
@@ -96,8 +97,36 @@ def test_stranded_pages_stay_the_cpus_and_go_first_at_the_next_take():
 
 def test_high_and_batch_apply_to_both_sets():
     _zone, pcp = make()
-    pcp.high, pcp.batch = 0, 1
+    pcp_rcu.pageset_update(pcp, 0, 0, 1)  # zone_pcp_disable's
     assert [(s.high, s.batch) for s in pcp.pcplists] == [(0, 1), (0, 1)]
+    assert (pcp.high, pcp.batch) == (0, 1)
+
+
+def test_under_an_auto_tuned_kernel_both_sets_tune_and_a_swap_keeps_the_tuning():
+    """Under 6.12 each set is set up as that kernel's pcp (profile.set_up_pcp): auto-tuned, its 14
+    lists. pageset_update gives both sets high_min and high_max; refills grow high on the set in use;
+    a swap hands the new set high and the rest of the tuning, which the series keeps in per_cpu_pages;
+    decay_pcp_high works on the set in use."""
+    zone, pcp = make()
+    profiles.set_up_pcp(pcp, profiles.get("6.12"), data_slice_pages=0)
+    pcp_rcu.pageset_update(pcp, 321, 8192, 63)
+    assert all(s.auto_high and len(s.lists) == 14 for s in pcp.pcplists)
+    assert [(s.high_min, s.high_max) for s in pcp.pcplists] == [(321, 8192), (321, 8192)]
+    for _ in range(20):  # refill after refill: nr_pcp_alloc grows high (pcp_high)
+        pfns = [pcp_rcu.rmqueue(zone, pcp, 0, MIGRATE_MOVABLE) for _ in range(pcp.lp.count + 1)]
+        assert None not in pfns
+    grown = pcp.high
+    assert grown > 321
+    old = pcp.lp
+    pcp.swap()
+    new = pcp.lp
+    assert new is not old and new.count == 0
+    kept = ("high", "high_min", "high_max", "alloc_factor", "free_count", "flags", "batch", "free_factor")
+    assert [getattr(new, f) for f in kept] == [getattr(old, f) for f in kept]
+    pcp.grace_period_elapsed()
+    zone.free_pcppages_bulk(pcp.take_spare())
+    pcp_rcu.decay_pcp_high(zone, pcp)
+    assert new.high == max(321, grown - (grown >> 3)) and old.high == grown  # the set in use only
 
 
 def test_a_grace_period_ends_at_the_next_quiescent_state_or_at_once_in_an_extended_one():

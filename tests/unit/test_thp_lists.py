@@ -133,7 +133,8 @@ def test_both_rcu_list_sets_have_the_kernels_lists():
     """rcu-swap's two list sets (node.mm.pcp_rcu) are each a struct pcplists of the kernel the design
     runs on: 5.19's 15 lists in both, so a THP freed after a swap lands on its type's list."""
     zone = Zone(0, 262144, 4)
-    pcp = RcuPerCpuPages(0, high=10_000, batch=63, thp_lists=THP_LIST_PER_TYPE)
+    pcp = RcuPerCpuPages(0, high=10_000, batch=63)
+    profiles.set_up_pcp(pcp, profiles.get("5.19"), data_slice_pages=0)
     assert [len(s.lists) for s in pcp.pcplists] == [15, 15]
     reclaimable = zone.rmqueue_buddy(THP, MIGRATE_RECLAIMABLE)
     assert pcp_rcu.free_unref_page(zone, pcp, reclaimable, THP, MIGRATE_RECLAIMABLE) == "pcp"
