@@ -74,8 +74,8 @@ Sources (subject lines of the mainline commits, by release):
   pageblock type under zone->lock in free_pcppages_bulk and free_one_page (`pcppage_migratetype_cached`
   False: node.mm.zone). Its "fix up block types when merging compatible blocks" (a merge across
   pageblocks retypes the buddy's block) is not modelled.
-- Not modelled for 6.12: free_unref_folios' folio batching. The cacheinfo test behind
-  PCPF_FREE_HIGH_BATCH takes the cache slice from the cost model (node.mm.pcp_high).
+- The list free of 6.12 and 6.19 is free_unref_folios (`free_unref_folios` below). The cacheinfo test
+  behind PCPF_FREE_HIGH_BATCH takes the cache slice from the cost model (node.mm.pcp_high).
 
 `drain` is drain_pages_zone's form wherever a CPU's pcp is drained: the kworker's drain and the pure
 model (DRAIN_PAGES_ZONE below), and the live remote drain, whose node rule (node.remote_lock_rule)
@@ -153,6 +153,7 @@ class KernelProfile:
     drain: str = "one-hold"  # drain_pages_zone: "one-hold" (v6.0-6.9), "chunked" (v6.10), "count-locked" (v6.11+)
     vmstat_skips_isolated: bool = False  # v6.5+: vmstat_shepherd queues no vmstat_update on isolated CPUs
     thp_lists: tuple[int, ...] = THP_LIST_SHARED  # the THP-order pcp lists (node.mm.constants): v6.0 to v6.9
+    free_unref_folios: bool = False  # v6.10+: the list free is free_unref_folios (see it below)
     # To v6.9 the zone files a page from a pcp list under the type it was freed with; v6.10+ reads its
     # pageblock's type under zone->lock (node.mm.zone, Weiner's series; docs/kernel-facts.md §1).
     pcppage_migratetype_cached: bool = True
@@ -172,6 +173,7 @@ _V6_12 = KernelProfile(
     vmstat_skips_isolated=True,
     thp_lists=THP_LIST_MOVABLE_APART,  # yangge's, v6.10-rc6
     pcppage_migratetype_cached=False,  # v6.10-rc1
+    free_unref_folios=True,  # by v6.10-rc1
 )
 
 PROFILES = {
@@ -237,11 +239,24 @@ def free_unref_page_list_trylock(
     is dropped (`pcp = NULL; locked_zone = NULL`) and retaken by the next page's trylock. One zone, so
     `zone != locked_zone` is "the lock is not held". Each failed trylock counts once in trylock_fail_free
     and its page once in buddy_fallback_free. ``done`` as in pcp.free_unref_page_list."""
-    if done is None:
-        done = []
+    _free_list_trylock(zone, pcp, pages, [] if done is None else done, folios=False)
+
+
+def free_unref_folios(zone: ZoneOps, pcp: PerCpuPages, pages: Iterable[Page], done: list[int] | None = None) -> None:
+    """v6.10+ free_unref_folios, which replaced free_unref_page_list (Matthew Wilcox, "mm: Add
+    free_unref_folios()"; Johannes Weiner, "mm: page_alloc: optimize free_unref_folios()", 02/10 of his
+    series in v6.10-rc1; docs/kernel-facts.md §17). As v6.2's, page by page with a trylock, but: no
+    batch_count, so no drop every SWAP_CLUSTER_MAX pages (the folio batch is the bound: "has a batch count
+    naturally built in"); and an isolate page is freed in the second loop, in the list's order, the lock
+    dropped first if held ("the lock-breaking block"), the next page trylocking again. v6.19's batched
+    flush that loses the lock sets `pcp = NULL; locked_zone = NULL` here too."""
+    _free_list_trylock(zone, pcp, pages, [] if done is None else done, folios=True)
+
+
+def _free_list_trylock(zone: ZoneOps, pcp: PerCpuPages, pages: Iterable[Page], done: list[int], folios: bool) -> None:
     to_pcp: list[Page] = []
     for pfn, order, mt in pages:
-        if mt == MIGRATE_ISOLATE or not pcp_allowed_order(order):
+        if not pcp_allowed_order(order) or (mt == MIGRATE_ISOLATE and not folios):
             zone.free_one_page(pfn, order, mt)
             done.append(pfn)
         else:
@@ -252,6 +267,13 @@ def free_unref_page_list_trylock(
     batch_count = 0
     try:
         for pfn, order, mt in to_pcp:
+            if mt == MIGRATE_ISOLATE:  # folios only: "Free isolated pages directly to the allocator"
+                if locked:
+                    spin_unlock(lock)
+                    locked = False
+                zone.free_one_page(pfn, order, mt)
+                done.append(pfn)
+                continue
             if not locked:
                 locked = spin_trylock(lock)
                 if not locked:
@@ -269,7 +291,7 @@ def free_unref_page_list_trylock(
                 locked = False
                 continue
             batch_count += 1
-            if batch_count == pcp_free.SWAP_CLUSTER_MAX:
+            if batch_count == pcp_free.SWAP_CLUSTER_MAX and not folios:
                 # Bound the lock hold time; the next page retakes it with a trylock.
                 spin_unlock(lock)
                 locked = False
@@ -296,7 +318,9 @@ def pcp_ops(profile: KernelProfile) -> SimpleNamespace:
     return SimpleNamespace(
         rmqueue=pcpmod.rmqueue,
         free_unref_page=pcp_free.free_unref_page,
-        free_unref_page_list=free_unref_page_list_trylock
+        free_unref_page_list=free_unref_folios
+        if profile.free_unref_folios
+        else free_unref_page_list_trylock
         if profile.free_list_trylock
         else pcp_free.free_unref_page_list,
         drain_pages_zone=DRAIN_PAGES_ZONE[profile.drain],

@@ -10,7 +10,13 @@ from node.mm import pcp as pcpmod
 from node.mm import pcp_free
 from node.mm import profile as profiles
 from node.mm.audit import check_buddy, check_pcp
-from node.mm.constants import MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
+from node.mm.constants import (
+    MIGRATE_HIGHATOMIC,
+    MIGRATE_ISOLATE,
+    MIGRATE_MOVABLE,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_UNMOVABLE,
+)
 from node.mm.lock import LockBusy, UnsharedPcpLock, spin_is_locked
 from node.mm.zone import Zone
 
@@ -228,3 +234,50 @@ def test_a_buddy_free_with_a_stale_type_is_filed_by_the_kernels_rule(cached, fil
             zone.free_one_page_list([(page, 0, MIGRATE_MOVABLE)])
         assert block_holding(zone, page)[2] == filed_as, free
         assert check_buddy(zone) == []
+
+
+def folios_free(pages, lock):
+    """free_unref_folios (v6.10+) of `pages` on a pcp with `lock`; the zone's frees in order."""
+    zone = Zone(0, 1 << 16, 4)
+    held = [zone.rmqueue_buddy(0, MIGRATE_MOVABLE) for _ in range(pages)]
+    pcp = pcpmod.PerCpuPages(1, high=1 << 12, batch=63, lock=lock)
+    to_zone: list[int] = []
+    free_one_page = zone.free_one_page
+
+    def spy(pfn, order, mt):
+        to_zone.append(pfn)
+        free_one_page(pfn, order, mt)
+
+    zone.free_one_page = spy
+
+    class Positions(list):
+        def append(self, pfn):
+            super().append(pfn)
+            lock.position = len(self)
+
+    return zone, pcp, held, to_zone, Positions()
+
+
+def test_free_unref_folios_keeps_the_lock_for_the_whole_batch():
+    """v6.10+: no batch_count ("has a batch count naturally built in"), so a 70-page list takes the lock
+    once where v6.2's free_unref_page_list took it at 0, 32 and 64."""
+    lock = FailsAt(set())
+    zone, pcp, held, to_zone, done = folios_free(70, lock)
+    profiles.free_unref_folios(zone, pcp, [(pfn, 0, MIGRATE_MOVABLE) for pfn in held], done)
+    assert lock.acquired_at == [0] and pcp.count == 70 and not to_zone and not spin_is_locked(lock)
+    assert profiles.pcp_ops(profiles.get("6.12")).free_unref_page_list is profiles.free_unref_folios
+    assert profiles.pcp_ops(profiles.get("6.6")).free_unref_page_list is profiles.free_unref_page_list_trylock
+
+
+def test_free_unref_folios_frees_an_isolate_page_in_order_dropping_the_lock():
+    """Weiner's "optimize free_unref_folios()": an isolate page is freed in the second loop, in the list's
+    order, after the lock is dropped; the next page trylocks again. v6.2 freed it first, before any trylock."""
+    for free, isolate_first in ((profiles.free_unref_folios, False), (profiles.free_unref_page_list_trylock, True)):
+        lock = FailsAt(set())
+        zone, pcp, held, to_zone, done = folios_free(6, lock)
+        pages = [(pfn, 0, MIGRATE_ISOLATE if i == 3 else MIGRATE_MOVABLE) for i, pfn in enumerate(held)]
+        free(zone, pcp, pages, done)
+        assert to_zone == [held[3]], free.__name__
+        assert list(done) == (held[3:4] + held[:3] + held[4:] if isolate_first else held), free.__name__
+        assert lock.acquired_at == ([1] if isolate_first else [0, 4]), free.__name__
+        assert pcp.count == 5 and check_pcp(pcp) == [] and check_buddy(zone) == []
