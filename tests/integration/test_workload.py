@@ -8,6 +8,7 @@ import pathlib
 
 import pytest
 
+from coordinator.tools import acceptance
 from node import rtapp
 from tests.integration.conftest import REPO, run_cli
 
@@ -48,6 +49,9 @@ def test_compare_runs_each_shipped_task_set(path, tmp_path):
                 # It ran all along: at least half the periods the measurement lasted.
                 assert d["runs"] >= MEASURE_S / task.period_s / 2, (phase, cpu, d["runs"])
     assert result["strategies"]["remote"]["audit"]["ok"]
+    # The wall engine prints compare's claims after its table, as the virtual one does: those of its results.
+    printed = acceptance.format_claims(acceptance.claims(result))
+    assert "no drain work on isolated CPUs under remote" in printed and printed in r.stdout
 
 
 BAD = {"tasks": {"t": {"cpus": [2], "run": 1000, "timer": {"ref": "unique", "period": 0}}}}

@@ -103,8 +103,8 @@ def cmd_compare(args) -> int:
         except ClusterError as err:
             raise CliError(str(err)) from None
     print(compare_table.format_table(result))
+    print(acceptance.format_claims(acceptance.claims(result)))  # the same claims on either engine's results
     if args.engine == "virtual":
-        print(acceptance.format_claims(acceptance.claims(result)))
         print(
             f"virtual engine: {sum(result['events'].values()):,} events over {len(result['config']['roles'])} CPUs in "
             f"{time.perf_counter() - started:.1f}s of wall time, peak RSS "
