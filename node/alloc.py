@@ -66,6 +66,8 @@ class PcpOps(Protocol):
 
     def decay_pcp_high(self, zone: ZoneOps, pcp: Any) -> bool: ...
 
+    def check_pcp(self, pcp: Any) -> list[str]: ...
+
 
 class PageAllocator:
     def __init__(

@@ -24,8 +24,8 @@ from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import MEMBERSHIP, OPERATOR, Cpu
 from node.epoch import CoordinatorEpoch
 from node.metrics import NodeMetrics
-from node.mm import audit, pcp_rcu
 from node.mm import pcp as pcpmod
+from node.mm import pcp_rcu
 from node.mm import profile as profiles
 from node.mm.lock import spin_locked
 from node.rcu import RcuCpu
@@ -388,9 +388,7 @@ class NodeRuntime:
 
     def check_pcp(self) -> list:
         """The pcp consistency findings (node.mm.audit.check_pcp) of whichever design runs here."""
-        if isinstance(self.pcp, pcp_rcu.RcuPerCpuPages):
-            return pcp_rcu.check_pcp(self.pcp)
-        return audit.check_pcp(self.pcp)
+        return self.pcp_ops.check_pcp(self.pcp)
 
     # ------------------------------------------------------------- statistics
     def _counters(self) -> dict[str, Any]:

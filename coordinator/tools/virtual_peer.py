@@ -22,8 +22,6 @@ from node.api import validate
 from node.api.errors import DOMAIN_ERRORS, FailedPrecondition, status_of
 from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import OPERATOR, WorkItem
-from node.mm import audit as mm_audit
-from node.mm import pcp_rcu
 from node.mm.constants import Page
 from node.mm.zone_rules import Held, Refused, ZoneReply
 from node.rcu_drain_rule import check_rcu_swap
@@ -204,11 +202,7 @@ class NodePeer:
     def _snapshot(self) -> pb.NodeSnapshot:
         cluster, n = self.cluster, self.cpu
         pcp, running = cluster.pcps[n], not cluster.cpus[n].parked
-        errors = (
-            []
-            if running
-            else (pcp_rcu.check_pcp(pcp) if isinstance(pcp, pcp_rcu.RcuPerCpuPages) else mm_audit.check_pcp(pcp))
-        )
+        errors = [] if running else cluster.ops.check_pcp(pcp)
         return pb.NodeSnapshot(
             cpu=n,
             pcp_pages=validate.to_page_list(pb.PageList, pcp.pages()),

@@ -119,7 +119,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
-from . import drain_chunked, pcp_free, pcp_high
+from . import audit, drain_chunked, pcp_free, pcp_high
 from . import pcp as pcpmod
 from .constants import (
     MIGRATE_ISOLATE,
@@ -327,6 +327,7 @@ def pcp_ops(profile: KernelProfile) -> SimpleNamespace:
         on_pcp_list=pcpmod.on_pcp_list,
         pageset_update=pcpmod.pageset_update,
         decay_pcp_high=pcpmod.decay_pcp_high,
+        check_pcp=audit.check_pcp,
     )
 
 
