@@ -9,6 +9,7 @@ import pytest
 
 from coordinator.tools.cli.cluster import topology
 from coordinator.tools.cli.parser import build_parser
+from node.mm import profile as profiles
 from tests.integration.conftest import cluster_up, pid_alive, port_refuses, run_cli, wait_until
 
 STOP_DEADLINE_S = 20.0
@@ -114,6 +115,7 @@ BAD_INVOCATIONS = {
     "state_without_cluster": (["state", "--json"], "no cluster state file"),
     "audit_without_cluster": (["audit"], "no cluster state file"),
     "no_command": ([], "required"),
+    "kernels_bogus_flag": (["kernels", "--bogus"], "unrecognized arguments: --bogus"),
 }
 
 
@@ -135,6 +137,30 @@ def test_bad_invocations_fail_clearly_and_start_nothing(tmp_path, case):
     assert "Traceback" not in r.stderr
     assert not state_path.exists() and not run_dir.exists()
     assert not (tmp_path / ".pcpsim").exists()
+
+
+def test_kernels_prints_what_each_profile_models():
+    """`pcpsim kernels` is the profile table the CPUs run: every live profile, with the facts each
+    models (kernel-facts §16 and §17 among them), as text and as JSON."""
+    r = run_cli("kernels", "--json", env=_env(), timeout=60)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    by_kernel = {row["kernel"]: row for row in doc["kernels"]}
+    assert list(by_kernel) == list(profiles.LIVE)
+    assert [by_kernel[k]["lists"] for k in ("5.19", "6.1", "6.6", "6.12", "6.19")] == [15, 13, 13, 14, 14]
+    assert by_kernel["5.19"]["pcp lock"] == "local_lock" and by_kernel["6.1"]["pcp lock"] == "spinlock"
+    assert [by_kernel[k]["list free"] for k in ("5.19", "6.1", "6.2", "6.12")] == [
+        "local lock",
+        "spin",
+        "trylock",
+        "free_unref_folios",
+    ]
+    assert by_kernel["6.12"]["buddy type"] == "pageblock's" and by_kernel["6.6"]["buddy type"] == "freed with"
+    assert by_kernel["6.19"]["flush"] == "batch chunks" and by_kernel["6.12"]["flush"] == "one hold"
+    assert set(doc["columns"]) == set(by_kernel["6.1"]) - {"kernel"}
+    text = run_cli("kernels", env=_env(), timeout=60)
+    assert text.returncode == 0 and text.stdout.splitlines()[0].split()[:2] == ["kernel", "strategy"]
+    assert all(any(line.split()[0] == k for line in text.stdout.splitlines() if line) for k in profiles.LIVE)
 
 
 def test_bad_state_file_is_reported(tmp_path):

@@ -11,6 +11,7 @@ run       compare, report, bench
 chaos     chaos run, chaos check
 sweep     chaos sweep, chaos sweep-merge
 replay    replay (node.mm.bugs on the pure model)
+kernels   kernels (what each kernel profile models)
 """
 
 import os
@@ -21,6 +22,7 @@ import grpc
 from coordinator.tools.cli.chaos import cmd_chaos
 from coordinator.tools.cli.cluster import cmd_cluster_up, cmd_tokens
 from coordinator.tools.cli.errors import CliError
+from coordinator.tools.cli.kernels import cmd_kernels
 from coordinator.tools.cli.ops import cmd_contig, cmd_cpu, cmd_drain, cmd_release
 from coordinator.tools.cli.parser import build_parser
 from coordinator.tools.cli.replay import cmd_replay
@@ -42,6 +44,7 @@ COMMANDS = {
     "bench": cmd_bench,
     "chaos": cmd_chaos,
     "replay": cmd_replay,
+    "kernels": cmd_kernels,
     "chaos-sweep": cmd_sweep,  # set by the subcommands themselves (cli.sweep.add_parsers)
     "chaos-sweep-merge": cmd_sweep_merge,
 }

@@ -23,6 +23,7 @@
                 [--html OUT.html]                            ... and all of them as one page with hover values
   pcpsim bench [--quick] [--json PATH] [--engine virtual]      figures against their floors, as ratios
   pcpsim tokens DIR                                            fresh token files for a deployment
+  pcpsim kernels [--json]                                      what each kernel profile (--kernel) models
   pcpsim chaos run FILE... [--strategy S] [--seed N] [--out D] scripted faults, checked page by page
                  [--engine wall|virtual] [--check-determinism] ... or in one process under virtual time
                  [--noise model|quiet|none]                   ... (virtual) every scenario's host-noise model
@@ -425,4 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
         "mode 0600. No secret is printed. `cluster up` does this by itself.",
     )
     tok.add_argument("dir", metavar="DIR")
+
+    ker = sub.add_parser(
+        "kernels",
+        help="what each kernel profile (--kernel) models: locks, drains, pcp->high, lists",
+        description="A table of every kernel profile a cluster or compare may run (--kernel), read from the "
+        "profile table the CPUs run (node.mm.profile); each column is explained under it.",
+    )
+    ker.add_argument("--json", action="store_true", help="the table as JSON, with each column's meaning")
     return p
