@@ -179,12 +179,28 @@ class BuddyAllocator:
                     break
             pfn = heads.popitem()[0]  # list head = last inserted
             del free[pfn]
-            # expand(): the kernel keeps the LOW half and puts each HIGH half (page[size]) back on the free list.
-            while current_order > order:
-                current_order -= 1
-                half = pfn + (1 << current_order)
-                free[half] = (current_order, migratetype)
-                area[current_order][migratetype][half] = None
+            if current_order > order:
+                # expand() keeps the LOW half and puts each HIGH half back, each the only block of its list
+                # (the search found every list from `order` up empty). So the takes that follow would
+                # consume the block's units in ascending pfn order, each then the head of its list: take
+                # the ones the refill still needs at once, and leave what those takes would, the binary
+                # decomposition of the untaken tail (a block of 2^k units at each unit offset whose
+                # lowest set bit is 2^k). tests/unit/test_buddy_bulk_take.py holds it to single takes.
+                units = 1 << (current_order - order)
+                n = min(count - taken, units)
+                cur = n
+                while cur < units:
+                    size = cur & -cur
+                    k = order + size.bit_length() - 1
+                    head = pfn + (cur << order)
+                    free[head] = (k, migratetype)
+                    area[k][migratetype][head] = None
+                    cur += size
+                i = pfn - start
+                free_map[i : i + (n << order)] = bytes(n << order)
+                pages.extend(range(pfn, pfn + (n << order), 1 << order))
+                taken += n
+                continue
             i = pfn - start
             if order:
                 free_map[i : i + (1 << order)] = _TAKEN[order]
