@@ -27,9 +27,13 @@ Deviations:
   a violation raises ``PageStateError`` with the numbers (the kernel's bad_page() only reports).
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
-from .constants import MAX_ORDER, MIGRATE_PCPTYPES, MIGRATE_TYPES, Page
+from .constants import MAX_ORDER, MIGRATE_PCPTYPES, MIGRATE_TYPES, Page, pageblock_order
+
+# A zone's say on a merge with a whole-pageblock buddy (order >= pageblock_order): (buddy pfn, the freed
+# block's migratetype) -> whether to merge. node.mm.zone's v6.10+ rule reads the buddy's pageblock there.
+AcrossPageblocks = Callable[[int, int], bool]
 
 # _FREE[order] / _TAKEN[order]: what a block of that order writes into the free map.
 _FREE = tuple(b"\x01" * (1 << k) for k in range(MAX_ORDER))
@@ -216,14 +220,15 @@ class BuddyAllocator:
         self.check_free_range(pfn, order)
         self._merge_free(pfn, order, migratetype)
 
-    def _merge_free(self, pfn: int, order: int, mt: int) -> None:
-        self._merge_free_list(((pfn, order, mt),))
+    def _merge_free(self, pfn: int, order: int, mt: int, across: AcrossPageblocks | None = None) -> None:
+        self._merge_free_list(((pfn, order, mt),), across)
 
-    def _merge_free_list(self, pages: Iterable[Page]) -> None:
+    def _merge_free_list(self, pages: Iterable[Page], across: AcrossPageblocks | None = None) -> None:
         """__free_one_page's merge for each (pfn, order, migratetype) in turn, each block merged with its
         free buddies up to MAX_ORDER-1 and added at its list's head. The caller has validated every
         block; buddies found in _free are in the zone by construction. One loop for a whole bulk free,
-        with _pages_freed and the free-list bookkeeping inlined, as _rmqueue_smallest_bulk's refill."""
+        with _pages_freed and the free-list bookkeeping inlined, as _rmqueue_smallest_bulk's refill.
+        ``across``: the zone decides a merge with a whole-pageblock buddy instead of the list-type rule."""
         free, area, free_map, start = self._free, self.free_area, self._free_map, self.start_pfn
         freed = 0
         for pfn, order, mt in pages:
@@ -239,7 +244,10 @@ class BuddyAllocator:
                 if blk is None or blk[0] != order:
                     break
                 bmt = blk[1]
-                if bmt != mt and (bmt >= MIGRATE_PCPTYPES or mt >= MIGRATE_PCPTYPES):
+                if across is not None and order >= pageblock_order:
+                    if not across(buddy, mt):
+                        break
+                elif bmt != mt and (bmt >= MIGRATE_PCPTYPES or mt >= MIGRATE_PCPTYPES):
                     break  # isolate/highatomic blocks keep their own list (see header)
                 del free[buddy]
                 del area[order][bmt][buddy]

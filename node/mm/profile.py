@@ -71,9 +71,9 @@ Sources (subject lines of the mainline commits, by release):
   6.6 profile is v6.6 as released: a 6.6.y backport of yangge's patch was posted (2024-07-02), whether
   it was applied was not checked.
 - v6.10's migratetype series (Johannes Weiner, 2024-03-20, in v6.10-rc1): the zone reads a freed page's
-  pageblock type under zone->lock in free_pcppages_bulk and free_one_page (`pcppage_migratetype_cached`
-  False: node.mm.zone). Its "fix up block types when merging compatible blocks" (a merge across
-  pageblocks retypes the buddy's block) is not modelled.
+  pageblock type under zone->lock in free_pcppages_bulk and free_one_page, and a merge with a
+  whole-pageblock buddy of another mergeable type retypes that buddy's block ("fix up block types when
+  merging compatible blocks"); both are `pcppage_migratetype_cached` False (node.mm.zone).
 - The list free of 6.12 and 6.19 is free_unref_folios (`free_unref_folios` below). The cacheinfo test
   behind PCPF_FREE_HIGH_BATCH takes the cache slice from the cost model (node.mm.pcp_high).
 

@@ -40,17 +40,22 @@ isolated pageblocks or the type is ISOLATE (free_pcppages_bulk's ``isolated_page
 test); from v6.10, the pageblock's type read under zone->lock for every page (Johannes Weiner, "mm:
 page_alloc: remove pcppage migratetype caching" and "mm: page_alloc: close migratetype race between freeing
 and stealing", 01 and 07 of his series of 2024-03-20), so a page whose block was stolen while it sat on a
-pcp list goes to the block's new type. docs/kernel-facts.md §1.
+pcp list goes to the block's new type. docs/kernel-facts.md §1. The same series' "fix up block types when
+merging compatible blocks" (03/10): a free that merges with a whole-pageblock buddy reads that buddy's
+pageblock type, merges if both types are mergeable (or equal), and then gives the buddy's pageblock the
+freed block's type (``_merge_across``), "so that an expand() down the line puts the sub-blocks on the
+right freelists". Before v6.10 the types are compared and the buddy's block keeps its own.
 """
 
 from collections.abc import Iterable
 
-from .buddy import BuddyAllocator, PageStateError
+from .buddy import AcrossPageblocks, BuddyAllocator, PageStateError
 from .constants import (
     MAX_ORDER,
     MIGRATE_HIGHATOMIC,
     MIGRATE_ISOLATE,
     MIGRATE_MOVABLE,
+    MIGRATE_PCPTYPES,
     MIGRATE_RECLAIMABLE,
     MIGRATE_TYPES,
     MIGRATE_UNMOVABLE,
@@ -311,7 +316,7 @@ class Zone(BuddyAllocator):
             self.check_free_range(pfn, order)
             if not self.pcppage_migratetype_cached or self._nr_isolate_pageblock or migratetype == MIGRATE_ISOLATE:
                 migratetype = self.get_pageblock_migratetype(pfn)
-            self._merge_free(pfn, order, migratetype)
+            self._merge_free(pfn, order, migratetype, self._across)
 
     def free_pcppages_bulk(self, pages: Iterable[Page], commit: bool = False) -> None:
         """The zone half of free_pcppages_bulk: free (pfn, order, migratetype) pages, all or nothing.
@@ -322,7 +327,7 @@ class Zone(BuddyAllocator):
             # v6.10+: every page's block; before, the block could have been isolated while the page sat on a list.
             if not self.pcppage_migratetype_cached or self._nr_isolate_pageblock:
                 pages = self._pageblock_types(pages)
-            self._merge_free_list(pages)
+            self._merge_free_list(pages, self._across)
         if commit:
             self.commit_flushed()  # after zone->lock is dropped, as the kernel's test
 
@@ -340,7 +345,24 @@ class Zone(BuddyAllocator):
                     (pfn, order, self.get_pageblock_migratetype(pfn) if isolated or mt == MIGRATE_ISOLATE else mt)
                     for pfn, order, mt in pages
                 ]
-            self._merge_free_list(pages)
+            self._merge_free_list(pages, self._across)
+
+    @property
+    def _across(self) -> AcrossPageblocks | None:
+        """The v6.10+ merge rule at a whole-pageblock buddy (the module's docstring), or None: to v6.9."""
+        return None if self.pcppage_migratetype_cached else self._merge_across
+
+    def _merge_across(self, buddy: int, migratetype: int) -> bool:
+        """__free_one_page from v6.10, order >= pageblock_order: merge unless the buddy's pageblock and
+        the freed block have different types one of which is not mergeable; on a merge of different
+        types, set_pageblock_migratetype(buddy, migratetype)."""
+        buddy_mt = self._pageblock_mt[self._pb_index(buddy)]
+        if buddy_mt == migratetype:
+            return True
+        if buddy_mt >= MIGRATE_PCPTYPES or migratetype >= MIGRATE_PCPTYPES:
+            return False  # migratetype_is_mergeable(mt): mt < MIGRATE_PCPTYPES
+        self.set_pageblock_migratetype(buddy, migratetype)
+        return True
 
     def _pageblock_types(self, pages: list[Page]) -> list[Page]:
         """``pages`` with each one's pageblock type (get_pfnblock_migratetype); checked pfns only."""

@@ -281,3 +281,42 @@ def test_free_unref_folios_frees_an_isolate_page_in_order_dropping_the_lock():
         assert list(done) == (held[3:4] + held[:3] + held[4:] if isolate_first else held), free.__name__
         assert lock.acquired_at == ([1] if isolate_first else [0, 4]), free.__name__
         assert pcp.count == 5 and check_pcp(pcp) == [] and check_buddy(zone) == []
+
+
+def pageblock_pair(cached: bool):
+    """Pageblocks 2 (RECLAIMABLE) and 3 (MOVABLE) of an 8,192-page zone are the halves of one order-10
+    block. Pageblock 3 is taken whole; pageblock 2 stays a free order-9 block."""
+    zone = Zone(0, 8192, 2, pcppage_migratetype_cached=cached)
+    reclaimable, movable = 2 * 512, 3 * 512
+    assert zone.get_pageblock_migratetype(reclaimable) == MIGRATE_RECLAIMABLE
+    assert zone.get_pageblock_migratetype(movable) == MIGRATE_MOVABLE
+    zone.take_page_off_buddy(movable, 9)
+    assert block_holding(zone, reclaimable) == (reclaimable, 9, MIGRATE_RECLAIMABLE)
+    return zone, reclaimable, movable
+
+
+@pytest.mark.parametrize(("cached", "reclaimable_becomes"), [(True, MIGRATE_RECLAIMABLE), (False, MIGRATE_MOVABLE)])
+def test_a_merge_across_pageblocks_retypes_the_buddys_block_from_v6_10(cached, reclaimable_becomes):
+    """Weiner's "fix up block types when merging compatible blocks" (v6.10): freeing the MOVABLE
+    pageblock merges it with its free RECLAIMABLE buddy (both mergeable), and from v6.10 the buddy's
+    pageblock takes the freed block's type ("Match buddy type"); before, it keeps its own."""
+    zone, reclaimable, movable = pageblock_pair(cached)
+    changes = zone.pageblock_changes
+    zone.free_one_page(movable, 9, MIGRATE_MOVABLE)
+    assert block_holding(zone, movable) == (reclaimable, 10, MIGRATE_MOVABLE)
+    assert zone.get_pageblock_migratetype(reclaimable) == reclaimable_becomes
+    assert zone.pageblock_changes == changes + (not cached)  # nodes refresh their copy of the bitmap
+    assert check_buddy(zone) == []
+
+
+def test_no_merge_with_an_isolated_pageblock_buddy_from_v6_10():
+    """An ISOLATE buddy pageblock (set_migratetype_isolate: its type, and its free pages moved to the
+    isolate list) is not mergeable: the freed pageblock stays an order-9 block and neither block changes
+    type."""
+    zone, reclaimable, movable = pageblock_pair(cached=False)
+    zone.set_pageblock_migratetype(reclaimable, MIGRATE_ISOLATE)
+    zone.move_freepages_block(reclaimable, MIGRATE_ISOLATE)
+    zone.free_one_page(movable, 9, MIGRATE_MOVABLE)
+    assert block_holding(zone, movable) == (movable, 9, MIGRATE_MOVABLE)
+    assert zone.get_pageblock_migratetype(reclaimable) == MIGRATE_ISOLATE
+    assert check_buddy(zone) == []
