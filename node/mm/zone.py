@@ -43,8 +43,9 @@ and stealing", 01 and 07 of his series of 2024-03-20), so a page whose block was
 pcp list goes to the block's new type. docs/kernel-facts.md §1. The same series' "fix up block types when
 merging compatible blocks" (03/10): a free that merges with a whole-pageblock buddy reads that buddy's
 pageblock type, merges if both types are mergeable (or equal), and then gives the buddy's pageblock the
-freed block's type (``_merge_across``), "so that an expand() down the line puts the sub-blocks on the
-right freelists". Before v6.10 the types are compared and the buddy's block keeps its own.
+freed block's type (``_merge_across``): "Match buddy type. This ensures that an expand() down the line
+puts the sub-blocks on the right freelists." Before v6.10 the types are compared and the buddy's block
+keeps its own.
 """
 
 from collections.abc import Iterable
