@@ -43,13 +43,12 @@ class NodeServicer(pb_grpc.NodeServicer):
 
     def _pcp_state(self) -> pb.PcpState:
         pcp = self.node.pcp
-        tuned = pcp.auto_high
         return pb.PcpState(
             cpu=self.node.cpu_id,
             count=pcp.count,
             high=pcp.high,
-            high_min=pcp.high_min if tuned else pcp.high,
-            high_max=pcp.high_max if tuned else pcp.high,
+            high_min=pcp.high_min,  # both high itself without v6.7's auto-tuning (pcp.pageset_update)
+            high_max=pcp.high_max,
             batch=pcp.batch,
             free_factor=pcp.free_factor,
             list_pages=[len(lst) for lst in pcp.lists],

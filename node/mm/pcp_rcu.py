@@ -115,10 +115,6 @@ class RcuPerCpuPages:
         return self.lp.batch
 
     @property
-    def auto_high(self) -> bool:
-        return self.lp.auto_high
-
-    @property
     def high_min(self) -> int:
         return self.lp.high_min
 
