@@ -6,18 +6,37 @@ import json
 from coordinator.tools.cli.connect import stub
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from node.mm.constants import MIGRATE_PCPTYPES, MIGRATETYPE_NAMES, NR_LOWORDER_PCP_LISTS, pindex_to_order
+from node.mm.constants import (
+    MIGRATE_PCPTYPES,
+    MIGRATETYPE_NAMES,
+    NR_LOWORDER_PCP_LISTS,
+    THP_LIST_MOVABLE_APART,
+    THP_LIST_PER_TYPE,
+    THP_LIST_SHARED,
+    nr_pcp_lists,
+    pindex_to_order,
+)
 from node.shared import security
 
-# The THP lists' labels by how many a kernel has (node.mm.constants: 5.19, 6.0 to 6.9, 6.10 on).
-_THP_LABELS = {3: ("Unm", "Mov", "Rec"), 1: ("all",), 2: ("U+R", "Mov")}
+# A kernel's THP layout by how many lists it has (the wire carries the count): 15, 13 or 14.
+_THP_LAYOUTS = {nr_pcp_lists(t): t for t in (THP_LIST_PER_TYPE, THP_LIST_SHARED, THP_LIST_MOVABLE_APART)}
 
 
 def _list_label(pindex: int, nr_lists: int) -> str:
+    """o<order>:<the migratetypes on that list>: Unm, Mov or Rec alone, initials joined when a THP list
+    takes several (all three: "all")."""
     order = pindex_to_order(pindex)
-    if pindex >= NR_LOWORDER_PCP_LISTS:
-        return f"o{order}:{_THP_LABELS[nr_lists - NR_LOWORDER_PCP_LISTS][pindex - NR_LOWORDER_PCP_LISTS]}"
-    return f"o{order}:{MIGRATETYPE_NAMES[pindex % MIGRATE_PCPTYPES][:3]}"
+    if pindex < NR_LOWORDER_PCP_LISTS:
+        return f"o{order}:{MIGRATETYPE_NAMES[pindex % MIGRATE_PCPTYPES][:3]}"
+    layout = _THP_LAYOUTS.get(nr_lists)
+    if layout is None:  # not a layout pcpsim models: the list's number
+        return f"o{order}:{pindex}"
+    types = [mt for mt in range(MIGRATE_PCPTYPES) if NR_LOWORDER_PCP_LISTS + layout[mt] == pindex]
+    if len(types) == 1:
+        return f"o{order}:{MIGRATETYPE_NAMES[types[0]][:3]}"
+    return f"o{order}:" + (
+        "all" if len(types) == MIGRATE_PCPTYPES else "+".join(MIGRATETYPE_NAMES[mt][0] for mt in types)
+    )
 
 
 def cmd_state(args) -> int:
