@@ -68,8 +68,8 @@ Sources (subject lines of the mainline commits, by release):
   refill under way (tests/unit/test_pcp_drain_race.py replays it). 6.1 to 6.6 have the same race.
 - THP lists (`thp_lists`, node.mm.constants): one per pcp migratetype in 5.19 (15 lists), one for all
   from v6.0 (5d0a661d808f, 13), movable apart from the rest from v6.10-rc6 (yangge's, 14: 6.12, 6.19). The
-  6.6 profile is v6.6 as released: a 6.6.y backport of yangge's patch was posted (2024-07-02), whether
-  it was applied was not checked.
+  6.1 and 6.6 profiles are the releases as tagged: the stable series took yangge's patch in 6.1.97 and
+  6.6.37 (docs/kernel-facts.md §16).
 - v6.10's migratetype series (Johannes Weiner, 2024-03-20, in v6.10-rc1): the zone reads a freed page's
   pageblock type under zone->lock in free_pcppages_bulk and free_one_page, and a merge with a
   whole-pageblock buddy of another mergeable type retypes that buddy's block ("fix up block types when
