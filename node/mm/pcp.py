@@ -108,6 +108,7 @@ class PerCpuPages:
         "free_count",
         "flags",
         "free_high_batched",
+        "free_high_half_high_min",
     )
 
     def __init__(self, cpu: int, high: int = 0, batch: int = 1, lock: PcpLock | None = None) -> None:
@@ -127,6 +128,8 @@ class PerCpuPages:
         self.flags = 0
         # v6.19 (Hahn's batching series): flushes and decay free in pcp->batch chunks (free_high_flush).
         self.free_high_batched = False
+        # Dhama's free_high threshold (pcp_high.free_high_order): batch + high_min / 2 instead of batch.
+        self.free_high_half_high_min = False
         self.thp_lists: tuple[int, ...] = THP_LIST_SHARED  # v6.0 to v6.9; set_thp_lists for another kernel
         self.lists: list[deque[int]] = [deque() for _ in range(nr_pcp_lists(self.thp_lists))]
         self.thp_migratetype: dict[int, int] = {}

@@ -18,8 +18,13 @@ its patches' "-" lines are v6.1's free_factor arithmetic, which pcp.py keeps for
   (``nr_pcp_alloc``), shrinks in ``decay_pcp_high`` (called from refresh_cpu_vm_stats, vmstat work);
 - "mm, pcp: decrease PCP high if free pages < high watermark": ZONE_BELOW_HIGH stops the growth and
   shrinks high on frees;
-- "mm, pcp: reduce detecting time of consecutive high order page freeing": free_count replaces
-  free_factor (an allocation halves it, a free adds the page's size up to batch << SCALE_MAX).
+- "mm, pcp: reduce detecting time of consecutive high order page freeing" (6ccdcb6d3a74): free_count
+  replaces free_factor (an allocation halves it, a free adds the page's size up to batch << SCALE_MAX).
+
+Later (docs/kernel-facts.md section 18, read in a stored 6.19.y mm/page_alloc.c): Nikhil Dhama's "mm: pcp:
+increase pcp->free_count threshold to trigger free_high" (Fixes: 6ccdcb6d3a74; in the mm tree from April
+2025, after v6.12) raises free_high's threshold from batch to batch + high_min / 2, which the profiles
+from 6.19 set (``free_high_half_high_min``).
 
 Deviations:
 - ZONE_BELOW_HIGH is the caller's ``below_high``: the zone's flag (node.mm.zone.Zone.check_below_high,
@@ -50,6 +55,7 @@ class TunedPcp(Protocol):
     alloc_factor: int
     free_count: int
     flags: int
+    free_high_half_high_min: bool
 
 
 def zone_pcp_update_cacheinfo(pcp: TunedPcp, data_slice_pages: int) -> None:
@@ -110,10 +116,13 @@ def nr_pcp_alloc(pcp: TunedPcp, order: int, below_high: bool) -> int:
 
 def free_high_order(pcp: TunedPcp, order: int, batch: int) -> bool:
     """free_unref_page_commit's free_high and PCPF_PREV_FREE_HIGH_ORDER update (v6.7+), before
-    free_count counts this page: a run of high-order frees flushes them rather than keep them."""
+    free_count counts this page: a run of high-order frees flushes them rather than keep them. The run
+    must reach free_count >= batch (v6.7), or batch + high_min / 2 (Dhama's threshold: "to restore the
+    original behavior" of the free_factor it replaced, which triggered between batch and high + batch)."""
     if order and order <= PAGE_ALLOC_COSTLY_ORDER:  # the THP order keeps its pages
+        threshold = batch + pcp.high_min // 2 if pcp.free_high_half_high_min else batch
         free_high = (
-            pcp.free_count >= batch
+            pcp.free_count >= threshold
             and bool(pcp.flags & PCPF_PREV_FREE_HIGH_ORDER)
             and (not pcp.flags & PCPF_FREE_HIGH_BATCH or pcp.count >= batch)
         )

@@ -18,7 +18,8 @@ drain strategy is only the profile's default (a cluster may pick another for a w
 | 6.6              | fixed (zone_highsize)| one hold, pcp->count read unlocked       | skipped                 |
 | 6.12             | auto-tuned (pcp_high)| chunks of batch << 5, count under lock   | skipped: high stays up  |
 | 6.12-count-race  | auto-tuned           | chunks, count read once unlocked (bug)   | skipped                 |
-| 6.19             | auto-tuned; free and decay flush in pcp->batch chunks | as 6.12     | skipped                 |
+| 6.19             | auto-tuned; free and decay flush in pcp->batch chunks    | as 6.12          | skipped         |
+|                  | free_high from free_count >= batch + high_min / 2        |                  |                 |
 
 Sources (subject lines of the mainline commits, by release):
 - 5.19: "mm/page_alloc: convert per-cpu list protection to local_lock" (Mel Gorman, v5.14):
@@ -49,9 +50,11 @@ Sources (subject lines of the mainline commits, by release):
   of batch << CONFIG_PCP_BATCH_SCALE_MAX, the lock dropped between them; 66eca1021a42
   "mm/page_alloc: fix pcp->count race between drain_pages_zone() vs __rmqueue_pcplist()" (Li
   Zhijian, July 2024, v6.11; Fixes: 4b23a68f9536, v6.0): pcp->count read under the lock.
-- 6.19 (the newest mainline whose pcp code was read: as patches on the mailing lists and stable
-  backports, since the index holds no post-6.12 tree; docs/kernel-facts.md, section 7): 6.12 plus
-  Joshua Hahn's "mm/page_alloc: Batch callers of free_pcppages_bulk" v5
+- 6.19 (the newest kernel whose pcp code was read: first as patches on the mailing lists and stable
+  backports, docs/kernel-facts.md section 7, then in a stored 6.19.y mm/page_alloc.c of March 2026,
+  section 18, which has everything below): 6.12 plus Nikhil Dhama's "mm: pcp: increase pcp->free_count
+  threshold to trigger free_high" (2025: free_high from free_count >= batch + high_min / 2, not batch;
+  `free_high_half_high_min`) and Joshua Hahn's "mm/page_alloc: Batch callers of free_pcppages_bulk" v5
   (<20251014145011.3427205-1-joshua.hahnjy@gmail.com>), in mm-stable for the v6.19 merge window (2/3
   is "commit fc4b909c368f upstream" in the 6.18.y and 6.12.y backports, so after v6.18):
   fc4b909c368f "mm/page_alloc: batch page freeing in decay_pcp_high" frees in pcp->batch chunks, the
@@ -149,6 +152,9 @@ class KernelProfile:
     smp: bool = True  # CONFIG_SMP; False: the UP spinlock, whose spin_trylock() never fails (UpSpinlock)
     up_spin_lock_irqsave: bool = False  # 038a102535eb: on !SMP, spin_lock(&pcp->lock) sections disable IRQs
     free_high_batched: bool = False  # Hahn v5 (v6.19): free path and decay flush in pcp->batch chunks
+    # Dhama, "mm: pcp: increase pcp->free_count threshold to trigger free_high" (after v6.12; in 6.19.y):
+    # a run of high-order frees flushes them once free_count >= batch + high_min / 2, not batch.
+    free_high_half_high_min: bool = False
     pcp_high_auto: bool = False  # v6.7+ pcp->high auto-tuning (node.mm.pcp_high)
     drain: str = "one-hold"  # drain_pages_zone: "one-hold" (v6.0-6.9), "chunked" (v6.10), "count-locked" (v6.11+)
     vmstat_skips_isolated: bool = False  # v6.5+: vmstat_shepherd queues no vmstat_update on isolated CPUs
@@ -200,7 +206,7 @@ PROFILES = {
     "6.12": _V6_12,
     # Hahn's batching series (fc4b909c368f and 3/3, v6.19): the free path's flush and decay_pcp_high in
     # pcp->batch chunks.
-    "6.19": replace(_V6_12, name="6.19", free_high_batched=True),
+    "6.19": replace(_V6_12, name="6.19", free_high_batched=True, free_high_half_high_min=True),
     # 6.12 without 66eca1021a42, as v6.10 drained: the bug variant of the pcp->count race.
     "6.12-count-race": replace(_V6_12, name="6.12-count-race", drain="chunked"),
     # Bug replays of the pure model (node.mm.bugs, `pcpsim replay`): not offered to a live cluster.
@@ -303,12 +309,14 @@ def _free_list_trylock(zone: ZoneOps, pcp: PerCpuPages, pages: Iterable[Page], d
 def set_up_pcp(pcp: PerCpuPages | RcuPerCpuPages, profile: KernelProfile, data_slice_pages: int) -> None:
     """A pcp as `profile` runs it, set up when its CPU comes online (node.runtime and node.virtual.run
     alike): its kernel's THP lists; v6.7+ auto-tuning, and then setup_pcp_cacheinfo's PCPF_FREE_HIGH_BATCH
-    from the CPU's data cache slice (pcp_high.zone_pcp_update_cacheinfo); v6.19's batched flushes. Under
+    from the CPU's data cache slice (pcp_high.zone_pcp_update_cacheinfo); v6.19's batched flushes and
+    free_high threshold. Under
     rcu-swap, each of the two list sets."""
     for s in pcp.pcplists if isinstance(pcp, RcuPerCpuPages) else (pcp,):
         s.set_thp_lists(profile.thp_lists)
         s.auto_high = profile.pcp_high_auto
         s.free_high_batched = profile.free_high_batched
+        s.free_high_half_high_min = profile.free_high_half_high_min
         if s.auto_high:
             pcp_high.zone_pcp_update_cacheinfo(s, data_slice_pages)
 

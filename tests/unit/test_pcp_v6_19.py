@@ -1,7 +1,7 @@
 """The 6.19 profile: Joshua Hahn's batching series on top of 6.12's auto-tuning (node.mm.pcp_free.free_high_flush
-and decay_pcp_high, docs/kernel-facts.md section 7). The sequences are those of test_pcp_high (1 GiB zone,
-4 CPUs, batch 63, high_min 321, high_max 8192), with each zone->lock hold counted: v6.19 changes how the
-same pages reach the buddy, not how many."""
+and decay_pcp_high, docs/kernel-facts.md section 7), and Nikhil Dhama's free_high threshold (section 18).
+The sequences are those of test_pcp_high (1 GiB zone, 4 CPUs, batch 63, high_min 321, high_max 8192),
+with each zone->lock hold counted: v6.19 changes how the same pages reach the buddy, not how many."""
 
 import pytest
 
@@ -21,9 +21,31 @@ def batched_pcp(zone, batched):
     return pcp
 
 
-def test_6_19_is_6_12_with_the_batching_series():
-    assert profiles.get("6.19") == profiles.replace(profiles.get("6.12"), name="6.19", free_high_batched=True)
+def test_6_19_is_6_12_with_the_batching_series_and_the_raised_free_high_threshold():
+    assert profiles.get("6.19") == profiles.replace(
+        profiles.get("6.12"), name="6.19", free_high_batched=True, free_high_half_high_min=True
+    )
     assert "6.19" in profiles.LIVE
+
+
+@pytest.mark.parametrize(("kernel", "kept"), [("6.12", 32), ("6.19", 112)])
+def test_a_run_of_high_order_frees_flushes_from_batch_or_from_batch_plus_half_high_min(kernel, kept):
+    """free_frozen_page_commit's free_high: a run of order-1 frees (no allocation between them, each adding
+    2 to free_count) starts flushing everything once free_count, read before the page counts, reaches
+    batch (v6.7 to v6.12: 64, the 33rd free) or batch + high_min / 2 = 63 + 160 = 223 (6.19.y, Dhama's
+    threshold: 224, the 113th free). The data cache slice (189 pages) leaves PCPF_FREE_HIGH_BATCH off, so
+    every free of the run flushes from then on. The pcp is set up as the profile sets up a node's."""
+    zone = zone_1g()
+    pcp = pcpmod.PerCpuPages(0, high=HIGH_MIN, batch=BATCH)
+    pcpmod.pageset_update(pcp, HIGH_MIN, HIGH_MAX, BATCH)
+    profiles.set_up_pcp(pcp, profiles.get(kernel), 189)
+    assert pcp.free_high_half_high_min == (kernel == "6.19") and not pcp.flags & pcp_high.PCPF_FREE_HIGH_BATCH
+    counts = []
+    for pfn in [zone.rmqueue_buddy(1, MIGRATE_MOVABLE) for _ in range(150)]:
+        pcp_free.free_unref_page(zone, pcp, pfn, 1, MIGRATE_MOVABLE)
+        counts.append(pcp.count)
+    assert counts[:kept] == list(range(2, 2 * kept + 2, 2))  # under the threshold: every page kept
+    assert counts[kept:] == [0] * (150 - kept)  # free_high: each free flushes the lists
 
 
 def one_below_high_with_a_drainer_waiting():
@@ -103,4 +125,4 @@ def test_a_6_19_node_batches_its_flushes():
         0, "housekeeping", HIGH_MIN, BATCH, zone, None, 1, CostModel(), TaskConfig.for_role("housekeeping"),
         time.monotonic, kernel="6.19", high_max=pcp_high.high_max(zone.managed_pages, BATCH, 4),
     )  # fmt: skip
-    assert rt.pcp.auto_high and rt.pcp.free_high_batched
+    assert rt.pcp.auto_high and rt.pcp.free_high_batched and rt.pcp.free_high_half_high_min

@@ -19,6 +19,11 @@ COLUMNS = (
     ("drain_pages_zone", "one hold, chunks of batch << 5, or chunks with count read under the lock"),
     ("pcp->high", "fixed by the zone, or auto-tuned between high_min and high_max"),
     ("flush", "the free path's flush and decay: one zone->lock hold, or pcp->batch chunks"),
+    (
+        "free_high",
+        "when a run of high-order frees flushes them: by free_factor (to v6.6), once free_count >= batch "
+        "(v6.7), or >= batch + high_min / 2",
+    ),
     ("lists", "pcp lists: 12 low-order ones and the THP-order ones (3, 1 or 2)"),
     ("buddy type", "the free list a freed page joins: the type it was freed with, or its pageblock's"),
     ("vmstat on isolated", "vmstat_update on isolated CPUs: queued, or skipped by vmstat_shepherd"),
@@ -42,6 +47,11 @@ def row(name: str) -> dict[str, str | int]:
         "drain_pages_zone": p.drain,
         "pcp->high": "auto-tuned" if p.pcp_high_auto else "fixed",
         "flush": "batch chunks" if p.free_high_batched else "one hold",
+        "free_high": "free_factor"
+        if not p.pcp_high_auto
+        else "batch+high_min/2"
+        if p.free_high_half_high_min
+        else "batch",
         "lists": nr_pcp_lists(p.thp_lists),
         "buddy type": "freed with" if p.pcppage_migratetype_cached else "pageblock's",
         "vmstat on isolated": "skipped" if p.vmstat_skips_isolated else "queued",
