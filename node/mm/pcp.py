@@ -109,6 +109,7 @@ class PerCpuPages:
         "flags",
         "free_high_batched",
         "free_high_half_high_min",
+        "free_factor_capped",
     )
 
     def __init__(self, cpu: int, high: int = 0, batch: int = 1, lock: PcpLock | None = None) -> None:
@@ -130,6 +131,8 @@ class PerCpuPages:
         self.free_high_batched = False
         # Dhama's free_high threshold (pcp_high.free_high_order): batch + high_min / 2 instead of batch.
         self.free_high_half_high_min = False
+        # 6.1.104+ and 6.6.45+ (nr_pcp_free): free_factor stops at CONFIG_PCP_BATCH_SCALE_MAX.
+        self.free_factor_capped = False
         self.thp_lists: tuple[int, ...] = THP_LIST_SHARED  # v6.0 to v6.9; set_thp_lists for another kernel
         self.lists: list[deque[int]] = [deque() for _ in range(nr_pcp_lists(self.thp_lists))]
         self.thp_migratetype: dict[int, int] = {}
@@ -261,9 +264,10 @@ def nr_pcp_free(pcp: PerCpuPages, high: int, batch: int, free_high: bool) -> int
         return 1  # pcp disabled or boot pageset
     min_nr_free = batch
     max_nr_free = high - batch  # leave at least batch pages on the lists
-    # Double the amount freed on each flush without an intervening allocation.
+    # Double the amount freed on each flush without an intervening allocation; the LTS backports of
+    # 52166607ecc9 stop the doubling at free_factor CONFIG_PCP_BATCH_SCALE_MAX.
     batch <<= pcp.free_factor
-    if batch < max_nr_free:
+    if batch < max_nr_free and not (pcp.free_factor_capped and pcp.free_factor >= pcp_high.PCP_BATCH_SCALE_MAX):
         pcp.free_factor += 1
     return min(max(batch, min_nr_free), max_nr_free)
 

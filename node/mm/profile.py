@@ -1,4 +1,5 @@
-"""Kernel-version profiles: what 5.19, 6.1, 6.2, 6.6, 6.12 and 6.19 do differently around the pcp lists.
+"""Kernel-version profiles: what 5.19, 6.1, 6.2, 6.6, 6.12 and 6.19, and the 6.1.y and 6.6.y LTS series, do
+differently around the pcp lists.
 
 Each profile is a small table of semantics that the few places which differ consult; the
 drain strategy is only the profile's default (a cluster may pick another for a what-if run).
@@ -11,6 +12,8 @@ drain strategy is only the profile's default (a cluster may pick another for a w
 | 6.6     | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
 | 6.12    | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
 | 6.19    | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
+| 6.1.y   | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
+| 6.6.y   | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
 
 | profile          | pcp->high            | drain_pages_zone                         | vmstat on isolated CPUs |
 |------------------|----------------------|------------------------------------------|-------------------------|
@@ -20,6 +23,7 @@ drain strategy is only the profile's default (a cluster may pick another for a w
 | 6.12-count-race  | auto-tuned           | chunks, count read once unlocked (bug)   | skipped                 |
 | 6.19             | auto-tuned; free and decay flush in pcp->batch chunks    | as 6.12          | skipped         |
 |                  | free_high from free_count >= batch + high_min / 2        |                  |                 |
+| 6.1.y, 6.6.y     | fixed; free_factor capped at 5 | chunks, count under lock (as 6.12) | queued / skipped        |
 
 Sources (subject lines of the mainline commits, by release):
 - 5.19: "mm/page_alloc: convert per-cpu list protection to local_lock" (Mel Gorman, v5.14):
@@ -155,6 +159,10 @@ class KernelProfile:
     # Dhama, "mm: pcp: increase pcp->free_count threshold to trigger free_high" (after v6.12; in 6.19.y):
     # a run of high-order frees flushes them once free_count >= batch + high_min / 2, not batch.
     free_high_half_high_min: bool = False
+    # 52166607ecc9 as the 6.1.104 and 6.6.45 stable updates took it (Stable-dep-of 66eca1021a42): in the
+    # free_factor arithmetic of v6.1 to v6.6, nr_pcp_free raises free_factor only below
+    # CONFIG_PCP_BATCH_SCALE_MAX (5). Mainline v6.7 replaced free_factor with free_count.
+    free_factor_capped: bool = False
     pcp_high_auto: bool = False  # v6.7+ pcp->high auto-tuning (node.mm.pcp_high)
     drain: str = "one-hold"  # drain_pages_zone: "one-hold" (v6.0-6.9), "chunked" (v6.10), "count-locked" (v6.11+)
     vmstat_skips_isolated: bool = False  # v6.5+: vmstat_shepherd queues no vmstat_update on isolated CPUs
@@ -167,6 +175,9 @@ class KernelProfile:
 
 
 _V6_2 = KernelProfile("6.2", "remote", "spinlock", irqs_off=False, free_list_trylock=True, remote_drain=True)
+_V6_6 = KernelProfile(
+    "6.6", "remote", "spinlock", irqs_off=False, free_list_trylock=True, remote_drain=True, vmstat_skips_isolated=True
+)
 _V6_12 = KernelProfile(
     "6.12",
     "remote",
@@ -194,19 +205,21 @@ PROFILES = {
     ),
     "6.1": KernelProfile("6.1", "remote", "spinlock", irqs_off=True, free_list_trylock=False, remote_drain=True),
     "6.2": _V6_2,
-    "6.6": KernelProfile(
-        "6.6",
-        "remote",
-        "spinlock",
-        irqs_off=False,
-        free_list_trylock=True,
-        remote_drain=True,
-        vmstat_skips_isolated=True,
-    ),
+    "6.6": _V6_6,
     "6.12": _V6_12,
     # Hahn's batching series (fc4b909c368f and 3/3, v6.19): the free path's flush and decay_pcp_high in
     # pcp->batch chunks.
     "6.19": replace(_V6_12, name="6.19", free_high_batched=True, free_high_half_high_min=True),
+    # The LTS series as their stable updates left them (docs/kernel-facts.md section 19): 6.1 from 6.1.104
+    # (a stored late 6.1.y tree, read at source) has 6.2's IRQs-on trylock paths (574907741599, 6.1.57),
+    # yangge's two THP lists (6.1.97), the count-locked chunked drain and 52166607ecc9's cap on free_factor
+    # (6.1.104); 6.6 from 6.6.45 (stable mails) the same three on top of 6.6.
+    "6.1.y": replace(
+        _V6_2, name="6.1.y", drain="count-locked", thp_lists=THP_LIST_MOVABLE_APART, free_factor_capped=True
+    ),
+    "6.6.y": replace(
+        _V6_6, name="6.6.y", drain="count-locked", thp_lists=THP_LIST_MOVABLE_APART, free_factor_capped=True
+    ),
     # 6.12 without 66eca1021a42, as v6.10 drained: the bug variant of the pcp->count race.
     "6.12-count-race": replace(_V6_12, name="6.12-count-race", drain="chunked"),
     # Bug replays of the pure model (node.mm.bugs, `pcpsim replay`): not offered to a live cluster.
@@ -317,6 +330,7 @@ def set_up_pcp(pcp: PerCpuPages | RcuPerCpuPages, profile: KernelProfile, data_s
         s.auto_high = profile.pcp_high_auto
         s.free_high_batched = profile.free_high_batched
         s.free_high_half_high_min = profile.free_high_half_high_min
+        s.free_factor_capped = profile.free_factor_capped
         if s.auto_high:
             pcp_high.zone_pcp_update_cacheinfo(s, data_slice_pages)
 

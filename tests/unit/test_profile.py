@@ -103,9 +103,52 @@ def test_a_cluster_is_offered_only_the_profiles_its_nodes_run_as_themselves():
     from coordinator.tools.cli.parser import build_parser
     from coordinator.tools.compare import CompareConfig
 
-    assert set(profiles.LIVE) == {"5.19", "6.1", "6.2", "6.6", "6.12", "6.12-count-race", "6.19"}
+    assert set(profiles.LIVE) == {"5.19", "6.1", "6.2", "6.6", "6.12", "6.12-count-race", "6.19", "6.1.y", "6.6.y"}
     with pytest.raises(ValueError, match="bug-replay variant"):
         CompareConfig(kernel="6.2-up")
     for argv in (["compare", "--kernel", "6.2-up"], ["cluster", "up", "--kernel", "6.2-batched-free"]):
         with pytest.raises(SystemExit):
             build_parser().parse_args(argv)
+
+
+def test_the_lts_profiles_are_their_base_releases_with_the_stable_backports():
+    """6.1.y: the trylock paths of 6.2 (574907741599, backported at 6.1.57), yangge's THP lists (6.1.97),
+    the count-locked chunked drain and the free_factor cap (6.1.104). 6.6.y: the last three on 6.6
+    (6.6.37, 6.6.45). docs/kernel-facts.md section 19."""
+    backports = {"drain": "count-locked", "thp_lists": (0, 1, 0), "free_factor_capped": True}
+    assert profiles.get("6.1.y") == profiles.replace(profiles.get("6.2"), name="6.1.y", **backports)
+    assert profiles.get("6.6.y") == profiles.replace(profiles.get("6.6"), name="6.6.y", **backports)
+    assert not any(profiles.get(k).free_factor_capped for k in ("6.1", "6.2", "6.6", "6.12", "6.19"))
+
+
+@pytest.mark.parametrize(
+    ("capped", "freed"),
+    [
+        (False, [63, 126, 252, 504, 1008, 2016, 4032, 8064, 9937, 9937]),
+        (True, [63, 126, 252, 504, 1008, 2016, 2016, 2016, 2016, 2016]),
+    ],
+)
+def test_the_stable_backport_stops_free_factor_at_pcp_batch_scale_max(capped, freed):
+    """nr_pcp_free with free_factor (v6.1 to v6.6): each flush without an allocation between doubles what
+    the next frees, up to high - batch. The 6.1.104 / 6.6.45 tree raises free_factor only while it is
+    below CONFIG_PCP_BATCH_SCALE_MAX (`pcp->free_factor < CONFIG_PCP_BATCH_SCALE_MAX`), so with a high
+    of 10,000 a flush frees at most 63 << 5 = 2016 pages, where v6.1 goes on to 9,937."""
+    pcp = pcpmod.PerCpuPages(0, high=10000, batch=63)
+    pcp.free_factor_capped = capped
+    assert [pcpmod.nr_pcp_free(pcp, 10000, 63, False) for _ in range(10)] == freed
+    assert pcp.free_factor == (5 if capped else 8)
+
+
+def test_a_6_1_y_node_runs_the_backports():
+    import time
+
+    from node.mm import pcp_high
+    from node.runtime import NodeRuntime, TaskConfig
+    from node.shared.timebase import CostModel
+
+    zone = Zone(0, 262144, 4)
+    rt = NodeRuntime(
+        0, "housekeeping", 321, 63, zone, None, 1, CostModel(), TaskConfig.for_role("housekeeping"),
+        time.monotonic, kernel="6.1.y", high_max=pcp_high.high_max(zone.managed_pages, 63, 4),
+    )  # fmt: skip
+    assert rt.pcp.free_factor_capped and len(rt.pcp.lists) == 14 and not rt.pcp.auto_high

@@ -21,8 +21,8 @@ COLUMNS = (
     ("flush", "the free path's flush and decay: one zone->lock hold, or pcp->batch chunks"),
     (
         "free_high",
-        "when a run of high-order frees flushes them: by free_factor (to v6.6), once free_count >= batch "
-        "(v6.7), or >= batch + high_min / 2",
+        "when a run of high-order frees flushes them: by free_factor (to v6.6; capped at 5 in 6.1.104+ and "
+        "6.6.45+), once free_count >= batch (v6.7), or >= batch + high_min / 2",
     ),
     ("lists", "pcp lists: 12 low-order ones and the THP-order ones (3, 1 or 2)"),
     ("buddy type", "the free list a freed page joins: the type it was freed with, or its pageblock's"),
@@ -47,7 +47,7 @@ def row(name: str) -> dict[str, str | int]:
         "drain_pages_zone": p.drain,
         "pcp->high": "auto-tuned" if p.pcp_high_auto else "fixed",
         "flush": "batch chunks" if p.free_high_batched else "one hold",
-        "free_high": "free_factor"
+        "free_high": ("free_factor<=5" if p.free_factor_capped else "free_factor")
         if not p.pcp_high_auto
         else "batch+high_min/2"
         if p.free_high_half_high_min
