@@ -22,8 +22,8 @@ its patches' "-" lines are v6.1's free_factor arithmetic, which pcp.py keeps for
   replaces free_factor (an allocation halves it, a free adds the page's size up to batch << SCALE_MAX).
 
 Later (docs/kernel-facts.md section 18, read in a stored 6.19.y mm/page_alloc.c): Nikhil Dhama's "mm: pcp:
-increase pcp->free_count threshold to trigger free_high" (Fixes: 6ccdcb6d3a74; in the mm tree from April
-2025, after v6.12) raises free_high's threshold from batch to batch + high_min / 2, which the profiles
+increase pcp->free_count threshold to trigger free_high" (c544a952ba61, Fixes: 6ccdcb6d3a74; the MM pull
+for v6.16-rc1) raises free_high's threshold from batch to batch + high_min / 2, which the profiles
 from 6.19 set (``free_high_half_high_min``).
 
 Deviations:

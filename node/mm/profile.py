@@ -57,7 +57,7 @@ Sources (subject lines of the mainline commits, by release):
 - 6.19 (the newest kernel whose pcp code was read: first as patches on the mailing lists and stable
   backports, docs/kernel-facts.md section 7, then in a stored 6.19.y mm/page_alloc.c of March 2026,
   section 18, which has everything below): 6.12 plus Nikhil Dhama's "mm: pcp: increase pcp->free_count
-  threshold to trigger free_high" (2025: free_high from free_count >= batch + high_min / 2, not batch;
+  threshold to trigger free_high" (c544a952ba61, v6.16: free_high from free_count >= batch + high_min / 2;
   `free_high_half_high_min`) and Joshua Hahn's "mm/page_alloc: Batch callers of free_pcppages_bulk" v5
   (<20251014145011.3427205-1-joshua.hahnjy@gmail.com>), in mm-stable for the v6.19 merge window (2/3
   is "commit fc4b909c368f upstream" in the 6.18.y and 6.12.y backports, so after v6.18):
@@ -156,7 +156,7 @@ class KernelProfile:
     smp: bool = True  # CONFIG_SMP; False: the UP spinlock, whose spin_trylock() never fails (UpSpinlock)
     up_spin_lock_irqsave: bool = False  # 038a102535eb: on !SMP, spin_lock(&pcp->lock) sections disable IRQs
     free_high_batched: bool = False  # Hahn v5 (v6.19): free path and decay flush in pcp->batch chunks
-    # Dhama, "mm: pcp: increase pcp->free_count threshold to trigger free_high" (after v6.12; in 6.19.y):
+    # Dhama, "mm: pcp: increase pcp->free_count threshold to trigger free_high" (c544a952ba61, v6.16):
     # a run of high-order frees flushes them once free_count >= batch + high_min / 2, not batch.
     free_high_half_high_min: bool = False
     # 52166607ecc9 as the 6.1.104 and 6.6.45 stable updates took it (Stable-dep-of 66eca1021a42): in the
