@@ -30,6 +30,14 @@ COLUMNS = (
 )
 
 
+def free_high(p: profiles.KernelProfile) -> str:
+    """What starts a run of high-order frees flushing them: free_factor to v6.6 (capped in the LTS
+    series), free_count from v6.7, against batch or, from v6.16, batch + high_min / 2."""
+    if not p.pcp_high_auto:
+        return "free_factor<=5" if p.free_factor_capped else "free_factor"
+    return "batch+high_min/2" if p.free_high_half_high_min else "batch"
+
+
 def row(name: str) -> dict[str, str | int]:
     p = profiles.get(name)
     if p.free_unref_folios:
@@ -47,11 +55,7 @@ def row(name: str) -> dict[str, str | int]:
         "drain_pages_zone": p.drain,
         "pcp->high": "auto-tuned" if p.pcp_high_auto else "fixed",
         "flush": "batch chunks" if p.free_high_batched else "one hold",
-        "free_high": ("free_factor<=5" if p.free_factor_capped else "free_factor")
-        if not p.pcp_high_auto
-        else "batch+high_min/2"
-        if p.free_high_half_high_min
-        else "batch",
+        "free_high": free_high(p),
         "lists": nr_pcp_lists(p.thp_lists),
         "buddy type": "freed with" if p.pcppage_migratetype_cached else "pageblock's",
         "vmstat on isolated": "skipped" if p.vmstat_skips_isolated else "queued",
