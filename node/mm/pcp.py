@@ -108,6 +108,7 @@ class PerCpuPages:
         "free_count",
         "flags",
         "free_high_batched",
+        "decay_pcp_high_batched",
         "free_high_half_high_min",
         "free_factor_capped",
     )
@@ -127,8 +128,10 @@ class PerCpuPages:
         self.alloc_factor = 0
         self.free_count = 0
         self.flags = 0
-        # v6.19 (Hahn's batching series): flushes and decay free in pcp->batch chunks (free_high_flush).
+        # v6.19 (Hahn's batching series): the free path's flush (free_high_flush, 3/3) and decay_pcp_high
+        # (2/3, also in 6.12.67+) free in pcp->batch chunks.
         self.free_high_batched = False
+        self.decay_pcp_high_batched = False
         # Dhama's free_high threshold (pcp_high.free_high_order): batch + high_min / 2 instead of batch.
         self.free_high_half_high_min = False
         # 6.1.104+ and 6.6.45+ (nr_pcp_free): free_factor stops at CONFIG_PCP_BATCH_SCALE_MAX.
@@ -403,9 +406,9 @@ def decay_pcp_high(zone: ZoneOps, pcp: PerCpuPages) -> bool:
     (pcp_high.decay_pcp_high) and free what is above it. Returns whether more is to
     do (vmstat_update then re-arms). Reads count and high unlocked, as the kernel does."""
     to_drain, todo = pcp_high.decay_pcp_high(pcp)
-    # fc4b909c368f "mm/page_alloc: batch page freeing in decay_pcp_high" (Hahn, v6.19): in pcp->batch
-    # chunks, the lock taken for each; before it, one hold for all.
-    chunk = pcp.batch if pcp.free_high_batched else to_drain
+    # fc4b909c368f "mm/page_alloc: batch page freeing in decay_pcp_high" (Hahn, v6.19 and 6.12.67): in
+    # pcp->batch chunks, the lock taken for each; before it, one hold for all.
+    chunk = pcp.batch if pcp.decay_pcp_high_batched else to_drain
     while to_drain > 0:
         to_drain_batched = min(to_drain, chunk)
         with spin_locked(pcp.lock):

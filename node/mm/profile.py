@@ -1,5 +1,5 @@
-"""Kernel-version profiles: what 5.19, 6.1, 6.2, 6.6, 6.12 and 6.19, and the 6.1.y and 6.6.y LTS series, do
-differently around the pcp lists.
+"""Kernel-version profiles: what 5.19, 6.1, 6.2, 6.6, 6.12 and 6.19, and the 6.1.y, 6.6.y and 6.12.y LTS
+series, do differently around the pcp lists.
 
 Each profile is a small table of semantics that the few places which differ consult; the
 drain strategy is only the profile's default (a cluster may pick another for a what-if run).
@@ -14,6 +14,7 @@ drain strategy is only the profile's default (a cluster may pick another for a w
 | 6.19    | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
 | 6.1.y   | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
 | 6.6.y   | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
+| 6.12.y  | spinlock       | on              | trylock    | trylock, else buddy  | remote        | yes          |
 
 | profile          | pcp->high            | drain_pages_zone                         | vmstat on isolated CPUs |
 |------------------|----------------------|------------------------------------------|-------------------------|
@@ -24,6 +25,7 @@ drain strategy is only the profile's default (a cluster may pick another for a w
 | 6.19             | auto-tuned; free and decay flush in pcp->batch chunks    | as 6.12          | skipped         |
 |                  | free_high from free_count >= batch + high_min / 2        |                  |                 |
 | 6.1.y, 6.6.y     | fixed; free_factor capped at 5 | chunks, count under lock (as 6.12) | queued / skipped        |
+| 6.12.y           | as 6.12; decay_pcp_high in pcp->batch chunks | as 6.12                  | skipped                |
 
 Sources (subject lines of the mainline commits, by release):
 - 5.19: "mm/page_alloc: convert per-cpu list protection to local_lock" (Mel Gorman, v5.14):
@@ -66,7 +68,8 @@ Sources (subject lines of the mainline commits, by release):
   in Linus's master push of 2025-12-05 with 0acc67c4030c and fc4b909c368f; docs/kernel-facts.md §7)
   flushes in pcp->batch chunks, dropping the lock between them and giving up if the re-trylock
   fails (free_frozen_pages then returns without unlocking; free_unref_folios trylocks again on the next
-  folio). Both are `free_high_batched` (node.mm.pcp_free.free_high_flush, decay_pcp_high). Unchanged on SMP:
+  folio). They are `free_high_batched` (3/3: node.mm.pcp_free.free_high_flush) and `decay_pcp_high_batched`
+  (2/3: decay_pcp_high, which 6.12.67 took too). Unchanged on SMP:
   0f21b911011f "mm/page_alloc: simplify and cleanup pcp locking" (Babka: "bloat-o-meter reported no
   change on SMP config") and 038a102535eb (the SMP=n fix, 6.2-up-fixed); the v6.15 renames
   (free_unref_page -> free_frozen_pages, free_unref_page_commit -> free_frozen_page_commit); the
@@ -155,7 +158,10 @@ class KernelProfile:
     remote_drain: bool  # another CPU may take this pcp's lock
     smp: bool = True  # CONFIG_SMP; False: the UP spinlock, whose spin_trylock() never fails (UpSpinlock)
     up_spin_lock_irqsave: bool = False  # 038a102535eb: on !SMP, spin_lock(&pcp->lock) sections disable IRQs
-    free_high_batched: bool = False  # Hahn v5 (v6.19): free path and decay flush in pcp->batch chunks
+    # Hahn's v5 series (docs/kernel-facts.md section 7): the free path's flush in pcp->batch chunks (3/3,
+    # v6.19), and decay_pcp_high's (fc4b909c368f, 2/3: v6.19, and 6.12.67 as a stable dependency).
+    free_high_batched: bool = False
+    decay_pcp_high_batched: bool = False
     # Dhama, "mm: pcp: increase pcp->free_count threshold to trigger free_high" (c544a952ba61, v6.16):
     # a run of high-order frees flushes them once free_count >= batch + high_min / 2, not batch.
     free_high_half_high_min: bool = False
@@ -209,7 +215,9 @@ PROFILES = {
     "6.12": _V6_12,
     # Hahn's batching series (fc4b909c368f and 3/3, v6.19): the free path's flush and decay_pcp_high in
     # pcp->batch chunks.
-    "6.19": replace(_V6_12, name="6.19", free_high_batched=True, free_high_half_high_min=True),
+    "6.19": replace(
+        _V6_12, name="6.19", free_high_batched=True, decay_pcp_high_batched=True, free_high_half_high_min=True
+    ),
     # The LTS series as their stable updates left them (docs/kernel-facts.md section 19): 6.1 from 6.1.104
     # (a stored late 6.1.y tree, read at source) has 6.2's IRQs-on trylock paths (574907741599, 6.1.57),
     # yangge's two THP lists (6.1.97), the count-locked chunked drain and 52166607ecc9's cap on free_factor
@@ -220,6 +228,9 @@ PROFILES = {
     "6.6.y": replace(
         _V6_6, name="6.6.y", drain="count-locked", thp_lists=THP_LIST_MOVABLE_APART, free_factor_capped=True
     ),
+    # 6.12 from 6.12.67 (2026-01-23): Hahn's decay_pcp_high batching (2/3, with 1/3), taken as
+    # dependencies of 038a102535eb; his free path batching (3/3) was not.
+    "6.12.y": replace(_V6_12, name="6.12.y", decay_pcp_high_batched=True),
     # 6.12 without 66eca1021a42, as v6.10 drained: the bug variant of the pcp->count race.
     "6.12-count-race": replace(_V6_12, name="6.12-count-race", drain="chunked"),
     # Bug replays of the pure model (node.mm.bugs, `pcpsim replay`): not offered to a live cluster.
@@ -329,6 +340,7 @@ def set_up_pcp(pcp: PerCpuPages | RcuPerCpuPages, profile: KernelProfile, data_s
         s.set_thp_lists(profile.thp_lists)
         s.auto_high = profile.pcp_high_auto
         s.free_high_batched = profile.free_high_batched
+        s.decay_pcp_high_batched = profile.decay_pcp_high_batched
         s.free_high_half_high_min = profile.free_high_half_high_min
         s.free_factor_capped = profile.free_factor_capped
         if s.auto_high:

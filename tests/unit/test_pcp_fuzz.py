@@ -53,6 +53,7 @@ class Cpu:
         self.pcp = pcpmod.PerCpuPages(0, high=high, batch=batch)
         self.pcp.auto_high = self.profile.pcp_high_auto
         self.pcp.free_high_batched = self.profile.free_high_batched
+        self.pcp.decay_pcp_high_batched = self.profile.decay_pcp_high_batched
         self.pcp.free_high_half_high_min = self.profile.free_high_half_high_min
         pcpmod.pageset_update(self.pcp, high, high * 4 if self.profile.pcp_high_auto else high, batch)
         self.clock = FakeClock(0.0)

@@ -17,13 +17,17 @@ from tests.unit.test_pcp_high import BATCH, HIGH_MAX, HIGH_MIN, fill, tuned_pcp,
 
 def batched_pcp(zone, batched):
     pcp = tuned_pcp(zone)
-    pcp.free_high_batched = batched
+    pcp.free_high_batched = pcp.decay_pcp_high_batched = batched
     return pcp
 
 
 def test_6_19_is_6_12_with_the_batching_series_and_the_raised_free_high_threshold():
     assert profiles.get("6.19") == profiles.replace(
-        profiles.get("6.12"), name="6.19", free_high_batched=True, free_high_half_high_min=True
+        profiles.get("6.12"),
+        name="6.19",
+        free_high_batched=True,
+        decay_pcp_high_batched=True,
+        free_high_half_high_min=True,
     )
     assert "6.19" in profiles.LIVE
 
@@ -114,6 +118,28 @@ def test_vmstat_decay_frees_in_batch_chunks(batched, holds):
     assert spy.holds == holds
 
 
+@pytest.mark.parametrize(
+    ("kernel", "decay_holds", "flush_holds"),
+    [("6.12", [198], [258]), ("6.12.y", [63, 63, 63, 9], [258]), ("6.19", [63, 63, 63, 9], [63, 63, 63, 63, 6])],
+)
+def test_each_kernel_batches_what_it_took_of_the_series(kernel, decay_holds, flush_holds):
+    """The two sequences above on pcps set up as each profile sets up a node's: 6.12.67 took Hahn's
+    decay_pcp_high batching (2/3) as a dependency of 038a102535eb but not the free path's (3/3), so its
+    vmstat decay frees in chunks of batch and its flush in one zone->lock hold."""
+    decay_zone, flush_zone = zone_1g(), zone_1g()
+    decay_spy, flush_spy = ZoneLockHolds(decay_zone), ZoneLockHolds(flush_zone)
+    decay_pcp, flush_pcp = tuned_pcp(decay_zone), tuned_pcp(flush_zone)
+    for pcp in (decay_pcp, flush_pcp):
+        profiles.set_up_pcp(pcp, profiles.get(kernel), 240)
+    decay_pcp.high = HIGH_MAX
+    fill(decay_zone, decay_pcp, 5000)
+    for _ in range(4):
+        pcpmod.decay_pcp_high(decay_spy, decay_pcp)
+    for _ in range(HIGH_MIN):
+        pcp_free.free_unref_page(flush_spy, flush_pcp, flush_zone.rmqueue_buddy(0, MIGRATE_MOVABLE), 0, MIGRATE_MOVABLE)
+    assert (decay_spy.holds, flush_spy.holds) == (decay_holds, flush_holds)
+
+
 def test_a_6_19_node_batches_its_flushes():
     import time
 
@@ -125,4 +151,5 @@ def test_a_6_19_node_batches_its_flushes():
         0, "housekeeping", HIGH_MIN, BATCH, zone, None, 1, CostModel(), TaskConfig.for_role("housekeeping"),
         time.monotonic, kernel="6.19", high_max=pcp_high.high_max(zone.managed_pages, BATCH, 4),
     )  # fmt: skip
-    assert rt.pcp.auto_high and rt.pcp.free_high_batched and rt.pcp.free_high_half_high_min
+    assert rt.pcp.auto_high and rt.pcp.free_high_batched and rt.pcp.decay_pcp_high_batched
+    assert rt.pcp.free_high_half_high_min

@@ -103,7 +103,9 @@ def test_a_cluster_is_offered_only_the_profiles_its_nodes_run_as_themselves():
     from coordinator.tools.cli.parser import build_parser
     from coordinator.tools.compare import CompareConfig
 
-    assert set(profiles.LIVE) == {"5.19", "6.1", "6.2", "6.6", "6.12", "6.12-count-race", "6.19", "6.1.y", "6.6.y"}
+    assert set(profiles.LIVE) == {
+        *("5.19", "6.1", "6.2", "6.6", "6.12", "6.12-count-race", "6.19", "6.1.y", "6.6.y", "6.12.y")
+    }
     with pytest.raises(ValueError, match="bug-replay variant"):
         CompareConfig(kernel="6.2-up")
     for argv in (["compare", "--kernel", "6.2-up"], ["cluster", "up", "--kernel", "6.2-batched-free"]):
@@ -118,6 +120,8 @@ def test_the_lts_profiles_are_their_base_releases_with_the_stable_backports():
     backports = {"drain": "count-locked", "thp_lists": (0, 1, 0), "free_factor_capped": True}
     assert profiles.get("6.1.y") == profiles.replace(profiles.get("6.2"), name="6.1.y", **backports)
     assert profiles.get("6.6.y") == profiles.replace(profiles.get("6.6"), name="6.6.y", **backports)
+    # 6.12.67: Hahn's decay_pcp_high batching only (his free path batching was no stable dependency).
+    assert profiles.get("6.12.y") == profiles.replace(profiles.get("6.12"), name="6.12.y", decay_pcp_high_batched=True)
     assert not any(profiles.get(k).free_factor_capped for k in ("6.1", "6.2", "6.6", "6.12", "6.19"))
 
 

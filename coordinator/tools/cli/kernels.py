@@ -18,7 +18,8 @@ COLUMNS = (
     ),
     ("drain_pages_zone", "one hold, chunks of batch << 5, or chunks with count read under the lock"),
     ("pcp->high", "fixed by the zone, or auto-tuned between high_min and high_max"),
-    ("flush", "the free path's flush and decay: one zone->lock hold, or pcp->batch chunks"),
+    ("flush", "the free path's flush: one zone->lock hold, or pcp->batch chunks"),
+    ("decay", "decay_pcp_high's free (auto-tuned kernels): one zone->lock hold, or pcp->batch chunks"),
     (
         "free_high",
         "when a run of high-order frees flushes them: by free_factor (to v6.6; capped at 5 in 6.1.104+ and "
@@ -55,6 +56,7 @@ def row(name: str) -> dict[str, str | int]:
         "drain_pages_zone": p.drain,
         "pcp->high": "auto-tuned" if p.pcp_high_auto else "fixed",
         "flush": "batch chunks" if p.free_high_batched else "one hold",
+        "decay": ("batch chunks" if p.decay_pcp_high_batched else "one hold") if p.pcp_high_auto else "-",
         "free_high": free_high(p),
         "lists": nr_pcp_lists(p.thp_lists),
         "buddy type": "freed with" if p.pcppage_migratetype_cached else "pageblock's",
