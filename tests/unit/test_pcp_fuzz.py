@@ -22,6 +22,7 @@ from node.mm.lock import spin_is_locked, spin_trylock
 from node.mm.zone import Zone
 from node.rcu_drain_rule import RcuSwapGrants
 from node.remote_lock_rule import PcpLockGrants
+from node.shared.timebase import CostModel
 from tests.clock import FakeClock
 
 PAGES = 16384
@@ -51,10 +52,8 @@ class Cpu:
         batch = self.zone.zone_batchsize()
         high = self.zone.zone_highsize(batch, 2)
         self.pcp = pcpmod.PerCpuPages(0, high=high, batch=batch)
-        self.pcp.auto_high = self.profile.pcp_high_auto
-        self.pcp.free_high_batched = self.profile.free_high_batched
-        self.pcp.decay_pcp_high_batched = self.profile.decay_pcp_high_batched
-        self.pcp.free_high_half_high_min = self.profile.free_high_half_high_min
+        # As a node sets up its pcp: the profile's lists, auto-tuning and batching flags, all of them.
+        profiles.set_up_pcp(self.pcp, self.profile, CostModel().data_slice_pages())
         pcpmod.pageset_update(self.pcp, high, high * 4 if self.profile.pcp_high_auto else high, batch)
         self.clock = FakeClock(0.0)
         self.grants = Grants(self.pcp, self.clock, drain=self.profile.drain)
