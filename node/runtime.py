@@ -12,7 +12,6 @@ node.rcu_drain), anything else the v6.0 pcp spinlock (node.mm.pcp, node.remote_l
 Workqueue drains work with both: they run on the CPU itself.
 """
 
-import random
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ from node.rcu_drain_rule import check_rcu_swap
 from node.remote_lock import RemotePcpLock
 from node.remote_lock_rule import check_remote_lock
 from node.shared.timebase import CostModel, lease_clock
+from node.sim.rng import Stream
 from node.tasks import (
     IRQ_HZ,
     NOISE_THRESHOLD_US,
@@ -251,7 +251,7 @@ class NodeRuntime:
         self.housekeeping: Housekeeping | None = None
         self.task: LatencyTask | None = None
         self.irq: IrqSource | None = None
-        rng = random.Random(f"{seed}:{cpu_id}")
+        rng = Stream(f"{seed}:{cpu_id}")  # the virtual CPU's kind of stream: the same draws by the same rules
         if role == "housekeeping":
             hk = self.housekeeping = Housekeeping(self.alloc, rng, clock, working_set=config.working_set)
             self.irq = IrqSource(self.alloc, hk, rng, clock, config.irq_hz, cost.wall(cost.irq_us))

@@ -1,5 +1,5 @@
 """`pcpsim compare --engine virtual` as a real process: --check-determinism passes, and a second process
-with another string hash salt (tests.hashseed) writes the same results file, byte for byte."""
+with another string hash salt (tests.hashseed) writes the same results file and event log, byte for byte."""
 
 import hashlib
 import os
@@ -25,12 +25,17 @@ def test_check_determinism_passes_and_another_hash_salt_writes_the_same_bytes(tm
     assert r.returncode == 0, r.stderr
     assert "determinism: two runs gave byte-identical results and event logs" in r.stdout
     results = re.search(r"^results sha256 ([0-9a-f]{64})$", r.stdout, re.M)
-    assert results and re.search(r"^event log sha256 [0-9a-f]{64} \(\d+ events\)$", r.stdout, re.M), r.stdout
+    events = re.search(r"^event log sha256 ([0-9a-f]{64}) \((\d+) events\)$", r.stdout, re.M)
+    assert results and events, r.stdout
     written = out.read_bytes()
     assert results.group(1) == hashlib.sha256(written).hexdigest()
     assert b'"engine": "virtual"' in written and b"run_dir" not in written
 
-    again = tmp_path / f"results-{second}.json"
-    r = run_cli(*ARGS, "--json", str(again), timeout=600, env={**os.environ, "PYTHONHASHSEED": second})
+    again, log = tmp_path / f"results-{second}.json", tmp_path / "events.log"
+    r = run_cli(
+        *ARGS, "--json", str(again), "--event-log", str(log), timeout=600, env={**os.environ, "PYTHONHASHSEED": second}
+    )
     assert r.returncode == 0, r.stderr
     assert again.read_bytes() == written
+    assert hashlib.sha256(log.read_bytes()).hexdigest() == events.group(1)
+    assert f"event log written to {log} ({int(events.group(2)):,} events)" in r.stdout

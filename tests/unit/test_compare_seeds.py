@@ -48,6 +48,7 @@ def test_seeds_print_medians_and_claims_and_write_each_seeds_own_results_file(tm
         (["--seeds", "1-2", "--engine", "wall"], "--seeds needs --engine virtual"),
         (["--seeds", "1-2", "--seed", "4"], "--seed and --seeds: give one"),
         (["--seeds", "1-2", "--check-determinism"], "--check-determinism checks one seed"),
+        (["--seeds", "1-2", "--event-log", "/tmp/pcpsim-unwritten.log"], "--event-log writes one seed's log"),
         (["--seeds", "1-2", "--json", "/nonexistent-dir/r.json"], "is not a directory this process can write to"),
     ],
 )

@@ -37,22 +37,22 @@ def test_one_seed_gives_a_byte_identical_event_log_and_another_seed_another():
 
 
 # The event log of seed 7 on ROLES to HORIZON_S (run_text(7)), as this repository's code writes it.
-GOLDEN_DIGEST = "f7a59cb8f8c44f4611c84ffc96a5a9401916b9bf21b2748b9572ec23f82938c3"
+GOLDEN_DIGEST = "7f596656bec61494fbbd2468c655104e86c5f7e74b8a8e474a71123c7f23004c"
 
 
 def test_seed_7_gives_the_committed_digest_on_every_machine():
     """One seed's event log, hashed, is the same on every machine that runs this code: the promise that
-    a run can be replayed elsewhere. IrqSource draws its gaps with random.expovariate, which calls
-    math.log, whose last bit may differ between C libraries; the RngTree's streams are random.Random,
-    whose algorithms a new Python version may change; this test is where either shows.
+    a run can be replayed elsewhere. Its draws use no C library function (IrqSource's exponential
+    gaps take node.sim.ieee's log) and its arithmetic rounds once (node.sim.fpu), which makes the same
+    bytes on x86_64, aarch64 and 32-bit x86 (tests/machines); the RngTree's streams are random.Random,
+    whose algorithms a new Python version may change; this test is where that shows.
 
     When it fails, ask first whether the commit under test changes what the engine does:
     - it does (a rule, a cost, a workload default, what the log records): the new digest is the new
       truth; update GOLDEN_DIGEST in that same commit and say in its message which change moved it;
     - it does not (the same commit passes elsewhere: another machine, libm, Python version): this is
       a determinism break, not a number to update. Run the same seed on both machines, diff their
-      run_text(7) outputs, and fix what the first differing line comes from (for IrqSource: draw the
-      exponential gap by a formula that needs no libm call, as node.sim.net draws its latencies).
+      run_text(7) outputs, and fix what the first differing line comes from.
     """
     text = run_text(7)
     digest = hashlib.sha256(text.encode()).hexdigest()

@@ -199,6 +199,28 @@ def test_check_determinism_is_refused_under_the_wall_engine(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        ([], "--event-log needs --engine virtual"),
+        (
+            ["--engine", "virtual", "--json", "/nonexistent-dir/r.json"],
+            "--json /nonexistent-dir/r.json: /nonexistent-dir",
+        ),
+    ],
+)
+def test_a_bad_event_log_request_writes_nothing(tmp_path, capsys, extra, said):
+    log = tmp_path / "events.log"
+    assert main(["compare", "--event-log", str(log), *extra]) == 2
+    assert said in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_event_log_path_in_no_writable_directory_is_refused_before_anything_runs(capsys):
+    assert main(["compare", "--engine", "virtual", "--event-log", "/nonexistent-dir/events.log"]) == 2
+    assert "--event-log /nonexistent-dir/events.log: /nonexistent-dir is not a directory" in capsys.readouterr().err
+
+
 def figures(wq_p99: float, remote_p99: float, floor: float, wq_max: float, remote_max: float) -> dict:
     """A two-strategy results file with only what the claims read; drain spread (p99/p50) 5 and 2."""
 

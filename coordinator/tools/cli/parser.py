@@ -274,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
         "event log, and name the first divergent event (exit 1 if the runs diverge)",
     )
     cmp_.add_argument(
+        "--event-log",
+        metavar="PATH",
+        help="with --engine virtual: write the run's event log here, one event per line (the first run's with "
+        "--check-determinism), to diff against the same seed's log from another machine or commit",
+    )
+    cmp_.add_argument(
         "--trigger-mix",
         type=flags.trigger_mix,
         default=(("demand", 1.0),),

@@ -39,10 +39,12 @@ def cmd_compare(args) -> int:
         raise CliError("--run-dir: the virtual engine starts no processes and writes no logs")
     if args.noise is not None and args.engine != "virtual":
         raise CliError("--noise needs --engine virtual: the wall engine's noise is the host's")
-    if args.json:  # refused before the runs, not after them
-        directory = os.path.dirname(os.path.abspath(args.json))
-        if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-            raise CliError(f"--json {args.json}: {directory} is not a directory this process can write to")
+    if args.event_log is not None and args.engine != "virtual":
+        raise CliError("--event-log needs --engine virtual: the wall engine's processes keep no event log")
+    for flag, path in (("--json", args.json), ("--event-log", args.event_log)):  # refused before the runs
+        directory = os.path.dirname(os.path.abspath(path)) if path else None
+        if directory is not None and not (os.path.isdir(directory) and os.access(directory, os.W_OK)):
+            raise CliError(f"{flag} {path}: {directory} is not a directory this process can write to")
     if args.seeds is not None:
         if args.engine != "virtual":
             raise CliError("--seeds needs --engine virtual: a wall compare takes minutes a seed, timed by the host")
@@ -50,6 +52,8 @@ def cmd_compare(args) -> int:
             raise CliError("--seed and --seeds: give one")
         if args.check_determinism:
             raise CliError("--check-determinism checks one seed: give it --seed, not --seeds")
+        if args.event_log is not None:
+            raise CliError("--event-log writes one seed's log: give it --seed, not --seeds")
     noise = args.noise or noise_models.MODEL
     measure_s = args.measure_s or (compare.QUICK_MEASURE_S if args.quick else compare.FULL_MEASURE_S)
     workload: dict[str, Any] = {}
@@ -92,11 +96,15 @@ def cmd_compare(args) -> int:
         try:
             if args.check_determinism:
                 determinism = virtual_compare.check_determinism(config, noise)
-                result = json.loads(determinism.first.results)
+                result, events = json.loads(determinism.first.results), determinism.first.events
             else:
-                result = virtual_compare.run_virtual_compare(config, noise=noise).results
+                run = virtual_compare.run_virtual_compare(config, keep_log=args.event_log is not None, noise=noise)
+                result, events = run.results, run.events
         except virtual_phase.DrainBacklog as err:
             raise CliError(str(err)) from None
+        if args.event_log is not None:
+            with open(args.event_log, "w", encoding="utf-8", newline="\n") as f:
+                f.write(events)
     else:
         try:
             result = compare.run_compare(config, args.run_dir)
@@ -110,6 +118,8 @@ def cmd_compare(args) -> int:
             f"{time.perf_counter() - started:.1f}s of wall time, peak RSS "
             f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB"  # Linux: kilobytes
         )
+    if args.event_log is not None:
+        print(f"event log written to {args.event_log} ({events.count(chr(10)):,} events)")
     if args.json:
         compare_results.write_json(result, args.json)
         print(f"results written to {args.json}")

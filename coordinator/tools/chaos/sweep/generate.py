@@ -50,11 +50,11 @@ TIME_SCALE, docs/engine.md), each drawn uniformly unless said otherwise:
 """
 
 import fnmatch
-import math
 from dataclasses import replace
 from typing import Any
 
 from coordinator.tools.chaos import scenario as sc
+from node.sim import ieee
 from node.sim.rng import RngTree
 
 CPUS = (2, 8)
@@ -267,7 +267,8 @@ def fit(at: float, length: float, last: float) -> float:
 
 
 def _log_uniform(rng, lo: float, hi: float) -> float:
-    return math.exp(rng.uniform(math.log(lo), math.log(max(lo, hi))))
+    # node.sim.ieee's, not the C library's: a sweep seed draws the same scenario on every machine.
+    return ieee.exp(rng.uniform(ieee.log(lo), ieee.log(max(lo, hi))))
 
 
 def _ms(seconds: float) -> float:
