@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: compare test test-hostile test-containers lint system-deps
+.PHONY: compare test test-hostile test-containers test-machines lint system-deps
 
 compare:
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e . && $(BYTECODE) && $(VENV)/bin/pcpsim compare --quick
@@ -54,3 +54,9 @@ test-hostile:
 test-containers:
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[test]'
 	deploy/containers/test.sh
+
+# One seed, the same bytes on x86_64, aarch64 (qemu-user) and 32-bit x86 (tests/machines/run.sh):
+# installs qemu-user-static and g++-multilib, unpacks Debian's Python 3.11 for both into .pcpsim/machines.
+test-machines:
+	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e .
+	tests/machines/run.sh

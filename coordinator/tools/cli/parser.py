@@ -19,6 +19,7 @@
                  [--engine virtual] [--check-determinism]     ... in one process under virtual time, run twice
                  [--noise model|quiet|none]                   ... the host-noise model: loaded, quiet, none
                  [--cpus N]                                   ... on a nohz_full machine of N CPUs (virtual)
+                 [--event-log PATH]                           ... (virtual) its event log, to diff machines
   pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
                 [--html OUT.html]                            ... and all of them as one page with hover values
   pcpsim bench [--quick] [--json PATH] [--engine virtual]      figures against their floors, as ratios
