@@ -36,7 +36,6 @@ fallback, task); `duration_s`, `trigger`, `from_s`, `to_s`, `cpus_marked` and
 """
 
 import os
-import random
 import sys
 import tempfile
 import threading
@@ -56,6 +55,7 @@ from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.api.validate import MAX_EVENT_WINDOW_S
 from node.mm import profile as profiles
 from node.shared.timebase import TIME_SCALE, CostModel, load_cost_model
+from node.sim.rng import Stream
 
 DEFAULT_STRATEGIES = ("workqueue", "remote")
 
@@ -134,7 +134,7 @@ CONTIG_TIMEOUT_MS = 2000  # each cma or offline event's timeout
 def trigger_plan(seed: int, mix: tuple, n: int) -> list[str]:
     """Which trigger each of n scheduled events is, drawn with the seed by the mix's weights
     ((name, weight) pairs), so every strategy meets the same sequence."""
-    rng = random.Random(f"triggers:{seed}")
+    rng = Stream(f"triggers:{seed}")
     names, weights = zip(*mix, strict=True)
     return rng.choices(names, weights, k=n)
 

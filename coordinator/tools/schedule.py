@@ -4,9 +4,8 @@ Shared by compare (which runs them), report (which prints the phases in this ord
 chaos workload (which drains on the same schedule), so none of them imports another.
 """
 
-import random
-
 from coordinator.drain.record import STRATEGIES
+from node.sim.rng import Stream
 
 PHASES = ("noise_floor", *STRATEGIES)  # every phase there is, in report order
 
@@ -17,7 +16,7 @@ def drain_schedule(seed: int, interval: float, duration: float) -> list[float]:
     The jitter keeps the schedule from locking onto the RT task's period (with a fixed
     150 ms gap and a 250 ms period, drains would only ever meet five phases of it), and
     the seed makes it the same for every strategy."""
-    rng = random.Random(f"drains:{seed}")
+    rng = Stream(f"drains:{seed}")
     offsets, t = [], 0.0
     while t < duration:
         offsets.append(t)

@@ -17,7 +17,6 @@ nemesis can always heal (the interceptor sees only the pcpsim services).
 
 import asyncio
 import collections
-import random
 import time
 
 import grpc
@@ -25,6 +24,7 @@ import grpc
 from node.api.errors import InvalidArgument, Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.sim import faults as sim_faults
+from node.sim.rng import Stream
 
 EXEMPT = ("SetFaults",)
 MAX_DELAY_MS = 60_000
@@ -60,7 +60,7 @@ def parse_rules(rules) -> list[sim_faults.Rule]:
 class Faults:
     def __init__(self, on_cost_factor=None):
         self.injected: collections.Counter[str] = collections.Counter()
-        self._rules = sim_faults.EndpointFaults((), random.Random(0), self.injected)
+        self._rules = sim_faults.EndpointFaults((), Stream(0), self.injected)
         self.stop_mid_drain = False
         self.on_cost_factor = on_cost_factor  # node: applies a slow-CPU factor; None: not supported
 
@@ -74,7 +74,7 @@ class Faults:
             raise InvalidArgument("cost_factor applies to nodes only")
         if request.stop_mid_drain and self.on_cost_factor is not None:
             raise InvalidArgument("stop_mid_drain applies to the coordinator only")
-        self._rules = sim_faults.EndpointFaults(tuple(rules), random.Random(request.seed), self.injected)
+        self._rules = sim_faults.EndpointFaults(tuple(rules), Stream(request.seed), self.injected)
         self.stop_mid_drain = request.stop_mid_drain
         if self.on_cost_factor is not None:
             self.on_cost_factor(factor)

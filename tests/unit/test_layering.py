@@ -14,6 +14,8 @@ Rules (docs/architecture.md):
 - node.mm's closure holds none of them either: its callers pass the locks, clocks and seeded streams;
 - node.sim, the virtual-time core, imports the standard library only, never a wall clock, threads or
   asyncio, and only node.sim.rng imports random (every draw comes from one seeded tree);
+- nothing else in node or coordinator imports random either: every generator is a node.sim.rng.Stream,
+  whose draws are the same bits on every machine (no C library log, exp, sin or cos);
 - no import cycle, counting imports inside functions too.
 """
 
@@ -134,6 +136,11 @@ def violations(root: pathlib.Path) -> list[str]:
                         f"{src} imports {dst}: node.sim reads no wall clock, starts no thread, and draws only "
                         f"from {SIM_RNG}"
                     )
+            if top == "random" and src != SIM_RNG and not within(src, "node.sim"):
+                found.append(
+                    f"{src} imports {dst}: only {SIM_RNG} imports random; a generator is its Stream, whose "
+                    "draws are the same bits on every machine"
+                )
             process = within(src, "coordinator") and not within(src, "coordinator.tools")
             if process and within(dst, "coordinator.tools"):
                 found.append(f"{src} imports {dst}: the coordinator process never imports the tools")
@@ -267,6 +274,8 @@ def plant(tree: pathlib.Path, module: str, line: str) -> list[str]:
         ("node.sim.clock", "import time", "node.sim reads no wall clock"),
         ("node.sim.net", "import random\nimport grpc", "node.sim imports the standard library only"),
         ("node.sim.net", "from random import random", "draws only from node.sim.rng"),
+        ("coordinator.tools.schedule", "import random", "only node.sim.rng imports random"),
+        ("node.shared.faults", "from random import Random", "only node.sim.rng imports random"),
     ],
 )
 def test_a_planted_import_breaks_its_rule(tree, module, line, rule):
