@@ -354,7 +354,9 @@ class IrqSource:
 class VmstatRefresh:
     """vmstat_update run on this CPU every `interval_s` (wall): `refresh` is the CPU's
     refresh_cpu_vm_stats pcp work. The runtime gives it only to CPUs vmstat_shepherd visits
-    (since v6.5, "vmstat: skip periodic vmstat update for isolated CPUs", not isolated ones)."""
+    (since v6.5, "vmstat: skip periodic vmstat update for isolated CPUs", not isolated ones).
+    Every CPU's runs fall at the same instants; the kernel's round_jiffies_relative puts each CPU
+    3 jiffies from the next (docs/kernel-facts.md §20: not modelled, no HZ here)."""
 
     rt = False
 
