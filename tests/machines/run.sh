@@ -90,7 +90,7 @@ greenlet_i386() {  # compiled as greenlet's setup.py would, for Debian's i386 Py
 # run MACHINE ARGS...: python ARGS on MACHINE, with pcpsim and that machine's site on its path.
 run() {
   local machine=$1; shift
-  local env=(env -i PATH=/usr/bin:/bin HOME="$HOME" PYTHONDONTWRITEBYTECODE=1)
+  local env=(env -i PATH=/usr/bin:/bin PYTHONDONTWRITEBYTECODE=1)
   case $machine in
     x86_64) "${env[@]}" PYTHONPATH="$ROOT" "$HOST_PY" "$@" ;;
     aarch64) local r=$CACHE/arm64/root
