@@ -75,8 +75,8 @@ _NEVER = _Never()
 
 
 class Rng(Protocol):
-    """The draws the sources make, of a seeded random.Random the driver hands in (a rule module makes
-    no generator of its own: docs/engine.md)."""
+    """The draws the sources make, of a seeded node.sim.rng.Stream the driver hands in (a rule module makes
+    no generator of its own; a Stream's draws are the same bits on every machine: docs/engine.md)."""
 
     def random(self) -> float: ...
 
