@@ -27,6 +27,10 @@ class Uniform(Protocol):
     def random(self) -> float: ...
 
 
+class MachineDependentDraw(RuntimeError):
+    """A draw that would go through the C library's log, exp, sin or cos: refused, not offered."""
+
+
 class Stream(random.Random):
     """random.Random whose draws are the same bits on every machine: its C core (random, getrandbits,
     and from them randrange, choice, shuffle, uniform) is IEEE arithmetic on integers already."""
@@ -36,7 +40,7 @@ class Stream(random.Random):
         return -ieee.log(1.0 - self.random()) / lambd
 
     def _libm(self, *args: object, **kwargs: object) -> NoReturn:
-        raise NotImplementedError(
+        raise MachineDependentDraw(
             "this draw goes through the C library's log, exp, sin or cos, whose last bits differ between "
             "machines: a seeded stream offers random, uniform, randrange, choice, expovariate (node.sim.rng)"
         )
