@@ -3,8 +3,8 @@
 node.sim.ieee builds on +, -, *, / being rounded once, to a double. The x87 unit of 32-bit x86
 rounds each result to its own 64-bit significand first, and to a double only when it is stored, so
 some results come out one ulp off (double rounding): a virtual run of seed 7 under Debian's i386
-Python gave other bytes than on x86_64 and aarch64, times differing in their last digits from the
-5,494th event on (docs/engine.md, "Determinism"). Linux starts a process with the x87's precision
+Python gave other bytes than on x86_64 and aarch64, times differing in their last digits from line
+5,494 of its event log on (docs/engine.md, "Determinism"). Linux starts a process with the x87's precision
 control at 64 bits; set to 53, it rounds to a double (its exponent range stays wider, so results
 below 2^-1022, which no virtual run has, could still round twice). No C library call sets it,
 save fesetenv with the whole environment, so on 32-bit x86 this reads the environment with
