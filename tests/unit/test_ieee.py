@@ -87,3 +87,15 @@ def test_a_machine_that_rounds_twice_is_refused(monkeypatch):
     monkeypatch.setattr(fpu, "rounds_once", lambda: False)
     with pytest.raises(RuntimeError, match="rounds floating-point results twice"):
         RngTree(7)
+
+
+def test_a_stream_draws_what_random_random_draws_but_expovariate():
+    """The generators that became Streams (the wall node's, compare's trigger plan, the drain schedule,
+    the wall fault rules) draw what they drew: only expovariate is computed otherwise."""
+    a, b = Stream("drains:7"), random.Random("drains:7")
+    assert [a.random() for _ in range(50)] == [b.random() for _ in range(50)]
+    assert [a.uniform(0.5, 1.5) for _ in range(50)] == [b.uniform(0.5, 1.5) for _ in range(50)]
+    assert [a.randrange(1000) for _ in range(50)] == [b.randrange(1000) for _ in range(50)]
+    assert a.choices("abc", (1, 2, 3), k=50) == b.choices("abc", (1, 2, 3), k=50)
+    assert a.sample(range(100), 10) == b.sample(range(100), 10)
+    assert a.getstate() == b.getstate()
