@@ -2,7 +2,6 @@
 # local cluster) and `make test` (install what the tests need, then run them all).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: compare test test-hostile test-containers test-machines lint system-deps
 
@@ -17,11 +16,10 @@ BYTECODE = $(PY) -m compileall -q coordinator node tests
 
 # promtool (Debian package `prometheus`) checks every process's /metrics in the tests;
 # chromium and chromium-driver open the HTML report and chaos timeline (tests/browser.py).
+# deploy/apt-install.sh retries a failed `apt-get update` (a mirror mid-sync).
 system-deps:
-	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq prometheus >/dev/null; }
-	@command -v chromedriver >/dev/null || { $(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	@command -v promtool >/dev/null || deploy/apt-install.sh prometheus
+	@command -v chromedriver >/dev/null || deploy/apt-install.sh chromium chromium-driver
 
 # Two xdist workers: most of the suite waits on real clusters (chaos timelines, compare phases,
 # the bench), so two run at once on 2 cores. tests/conftest.py keeps the tests that share a

@@ -10,7 +10,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
-SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
 # The podman settings this kind of machine needs (runc, cgroupfs, ulimits within the host's).
 export CONTAINERS_CONF=$REPO/deploy/containers/containers.conf
 TOOLS=$REPO/.pcpsim/podman-compose
@@ -22,8 +21,7 @@ for tool in podman runc debootstrap; do command -v "$tool" >/dev/null || missing
 [ -x /usr/libexec/podman/catatonit ] || missing+=(catatonit)  # Compose's `init: true`
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} (Debian packages)"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq podman runc catatonit debootstrap >/dev/null
+    deploy/apt-install.sh podman runc catatonit debootstrap
 fi
 if [ ! -x "$PODMAN_COMPOSE" ]; then
     echo "installing podman-compose (PyPI) in $TOOLS"

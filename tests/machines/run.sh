@@ -32,10 +32,7 @@ system_deps() {
   command -v qemu-aarch64-static >/dev/null || need=1
   echo 'int main() {}' | g++ -m32 -x c++ - -o /dev/null 2>/dev/null || need=1
   for arch in arm64 i386; do dpkg --print-foreign-architectures | grep -qx $arch || { $SUDO dpkg --add-architecture $arch; need=1; }; done
-  if [ $need = 1 ]; then
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq qemu-user-static g++-multilib >/dev/null
-  fi
+  [ $need = 0 ] || deploy/apt-install.sh qemu-user-static g++-multilib
 }
 
 # The pins of pyproject.toml's dependencies, but matplotlib and those named in $1.
@@ -55,7 +52,7 @@ python_root() {  # $1 arch, $2 extra debs
   rm -rf "$dir/debs" "$dir/root"
   mkdir -p "$dir/debs" "$dir/root"
   # As root, apt's sandbox user could not write here: download as the caller.
-  (cd "$dir/debs" && for p in $DEBS $2; do apt-get download -q -o APT::Sandbox::User="$(id -un)" "$p:$1" >/dev/null; done)
+  (cd "$dir/debs" && for p in $DEBS $2; do apt-get download -q -o Acquire::Retries=3 -o APT::Sandbox::User="$(id -un)" "$p:$1" >/dev/null; done)
   for deb in "$dir"/debs/*.deb; do dpkg -x "$deb" "$dir/root"; done
   touch "$dir/root/.complete"
 }
