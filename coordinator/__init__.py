@@ -5,7 +5,8 @@ The process (`python -m coordinator`):
                 idempotent transfers, watermarks) behind zone->lock
 - membership    who is online, heartbeats, leases, heartbeat pacing
 - registration  what a CPU joining changes: a replaced process's pages, the recovery claim
-- hotplug       the dead-CPU path (Reaper, page_alloc_cpu_dead) and pageset sizes (zone_pcp_update)
+- hotplug       the dead-CPU path (Reaper, page_alloc_cpu_dead)
+- pageset       pcp->high, high_max and batch as the online CPUs set them (zone_pcp_update)
 - cpu_hotplug   taking a living CPU offline and back
 - drain/        drain_all_pages and drain_pages, one module per strategy
 - contig        alloc_contig_range (CMA) and memory offline: the triggers that take a PFN range

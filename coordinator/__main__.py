@@ -21,10 +21,11 @@ from coordinator.cpu_hotplug import CpuHotplug
 from coordinator.drain.drainer import Drainer
 from coordinator.drain.record import STRATEGIES
 from coordinator.drain.strategy import FLUSH_TIMEOUT_MS, GP_TIMEOUT_MS, LEASE_MS
-from coordinator.hotplug import Pageset, Reaper
+from coordinator.hotplug import Reaper
 from coordinator.membership import Membership
 from coordinator.membership_rule import DEAD_TIMEOUT_MS, FAILURE_TIMEOUT_MS
 from coordinator.metrics import AuditMetrics, CoordinatorCollector, DrainMetrics
+from coordinator.pageset import Pageset
 from coordinator.recovery import Recovery, recovery_window
 from coordinator.registration import Registration
 from coordinator.server import CoordinatorServicer

@@ -17,7 +17,7 @@ __all__ = ["ContigRanges", "retake"]  # retake: coordinator.__main__ takes the s
 class ContigRanges:
     def __init__(self, zone_service, drainer, clock, pageset, membership, store):
         """`drainer`: coordinator.drain.drainer.Drainer (its driver, pcpu_drain_mutex, default strategy
-        and history); `pageset`: coordinator.hotplug.Pageset, the high and batch every CPU is told;
+        and history); `pageset`: coordinator.pageset.Pageset, the high and batch every CPU is told;
         `store`: coordinator.store.Store, where each taken range is kept."""
         self.drainer = drainer
         self.rules = contig_rule.Contig(

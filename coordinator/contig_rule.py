@@ -90,7 +90,7 @@ class Contig:
     drainer: DrainerView
     pcpu_drain_mutex: object
     strategy: pb.Strategy  # the coordinator's default: every drain of a range uses it
-    pageset: Any  # coordinator.hotplug.Pageset: high and batch, zone_pcp_update
+    pageset: Any  # coordinator.pageset.Pageset: high and batch, zone_pcp_update
     store: RangeStore
     on_drain: Callable[[DrainRecord], object]  # the drain history (coordinator.drain.drainer.Drainer.record)
     wall_s: float = 1.0

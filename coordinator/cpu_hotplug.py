@@ -24,7 +24,7 @@ class CpuHotplug:
     def __init__(self, membership, drainer, pageset, clock):
         self.membership = membership
         self.drainer = drainer
-        self.pageset = pageset  # coordinator.hotplug.Pageset
+        self.pageset = pageset  # coordinator.pageset.Pageset
         self.clock = clock
 
     def _member(self, cpu: int):

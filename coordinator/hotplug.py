@@ -1,4 +1,4 @@
-"""CPUs going away: the hotplug path, and the pageset sizes that follow the online count.
+"""CPUs going away: the hotplug path (the pageset sizes that follow the online count are coordinator.pageset).
 
 A node silent for longer than the dead timeout is gone as far as the zone is concerned
 (coordinator.membership explains why its lease has run out by then). The reaper does
@@ -19,30 +19,9 @@ from coordinator import reaper_rule
 from coordinator.drain.control import Control
 from coordinator.drain.wall import WallDriver
 from coordinator.membership_rule import excused
-from node.mm import pcp_high
+from coordinator.pageset import Pageset
 
 log = logging.getLogger(__name__)
-
-
-class Pageset:
-    """pcp->high and pcp->batch for every CPU of the zone (zone_set_pageset_high_and_batch)."""
-
-    def __init__(self, zone, batch: int, nr_cpus: int):
-        self.zone = zone
-        self.batch = batch
-        self.nr_split_cpus = nr_cpus  # the CPUs both sizes split the zone among (zone_highsize's)
-        self.high = zone.zone_highsize(batch, nr_cpus)
-
-    def zone_pcp_update(self, online: int) -> None:
-        """zone_pcp_update: recompute high (and so high_max) for `online` CPUs (at least one)."""
-        self.nr_split_cpus = max(online, 1)
-        self.high = self.zone.zone_highsize(self.batch, self.nr_split_cpus)
-
-    @property
-    def high_max(self) -> int:
-        """pcp->high_max (v6.7+): zone_set_pageset_high_and_batch computes it with high_min, from the same
-        online CPUs; 0 while zone_pcp_disable holds high at 0 (node.mm.pcp_high.pageset_high_max)."""
-        return pcp_high.pageset_high_max(self.high, self.zone.managed_pages, self.batch, self.nr_split_cpus)
 
 
 class Reaper:

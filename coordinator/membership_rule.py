@@ -107,7 +107,7 @@ class ZoneState(Protocol):
 
 
 class PagesetState(Protocol):
-    """pcp->high, high_max and batch for every CPU (coordinator.hotplug.Pageset)."""
+    """pcp->high, high_max and batch for every CPU (coordinator.pageset.Pageset)."""
 
     high: int
     batch: int

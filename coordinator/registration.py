@@ -24,7 +24,7 @@ class Registration:
         self.membership = membership
         self.zone = zone_service
         self.drainer = drainer
-        self.pageset = pageset  # coordinator.hotplug.Pageset
+        self.pageset = pageset  # coordinator.pageset.Pageset
         self.recovery = recovery  # coordinator.recovery.Recovery
 
     async def register(

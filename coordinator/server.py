@@ -39,7 +39,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         self.registration = registration  # coordinator.registration.Registration
         self.zone = zone_service
         self.drainer = drainer
-        self.pageset = pageset  # coordinator.hotplug.Pageset: high and batch now
+        self.pageset = pageset  # coordinator.pageset.Pageset: high and batch now
         self.recovery = recovery  # coordinator.recovery.Recovery
         self.time_scale = time_scale
         self.metrics_address = metrics_address  # this process's /metrics host:port, reported in GetState

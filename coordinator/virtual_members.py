@@ -50,7 +50,7 @@ class VirtualMembers:
         zone: ZoneState | None = None,
     ) -> None:
         """`driver.zone` takes a dead or replaced CPU's pages back (cpu_dead) and claims a resuming
-        one's (claim); `pageset` is coordinator.hotplug.Pageset; `epoch` this coordinator's
+        one's (claim); `pageset` is coordinator.pageset.Pageset; `epoch` this coordinator's
         (0: none); `recovering` whether it still rebuilds its zone (coordinator.recovery); `zone` the
         buddy whose free pages and ZONE_RECLAIM_ACTIVE heartbeat replies carry."""
         self.membership = membership

@@ -19,7 +19,7 @@ Layout (core first; a layer imports only the layers above it in this list):
   agent_rule       membership: registration, heartbeats (their interval), the lease
   epoch_rule       fencing a replaced coordinator by its epoch
   identity         the node's names (incarnation, transfer ids) from a source of bits
-  zone_retry_rule  when a zone request is sent again
+  zone_retry_rule  when a zone request is sent again, and the zone's refusal (ZoneRefused)
   work_table       the work items queued on this CPU and not yet flushed, by id
 - the wall CPU process, drivers of the rules above:
   cpu        the CPU thread: what runs on the CPU, and when
@@ -33,11 +33,12 @@ Layout (core first; a layer imports only the layers above it in this list):
   epoch      the coordinator epoch the node has seen;  wall_ids  names from os.urandom
   rtapp      rt-app task sets: which CPUs run which latency tasks
   runtime    one CPU assembled from the parts above
+  cpu_report what a CPU reports (GetStats' counters, its logged events), read by both engines
   metrics    the node's Prometheus collectors
   server     the gRPC servicer (the interconnect), thin over runtime
   wake_probe the bare timer that measures the host's wake-up noise floor
   __main__   `python -m node`
 - virtual/  the same rules driven under virtual time: a CPU as a fiber, the zone and drains over
-            sim's network, a whole cluster of CPUs in one process
+            sim's network, a whole cluster of CPUs in one process; it imports no grpc
 node never imports coordinator (tests/unit/test_layering.py).
 """

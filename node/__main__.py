@@ -25,9 +25,10 @@ from node.agent_rule import HEARTBEAT_S
 from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.cpu_report import ROLES
 from node.epoch import CoordinatorEpoch
 from node.mm import profile as profiles
-from node.runtime import ROLES, NodeRuntime, TaskConfig
+from node.runtime import NodeRuntime, TaskConfig
 from node.server import NodeServicer
 from node.shared import exposition, lifecycle, logs, security, transfer_log
 from node.shared.config import (

@@ -42,7 +42,6 @@ from node.mm import profile as profiles
 from node.mm.constants import Page
 from node.mm.lock import spin_is_locked
 from node.mm.pcp import ZoneOps
-from node.shared.faults import InjectedRpcError
 
 
 class PcpOps(Protocol):
@@ -205,11 +204,8 @@ class PageAllocator:
         self.fallbacks.add(t0, t1, kind)
 
     def _direct_reclaim_drain(self) -> None:
-        if self.faults is not None:
-            try:
-                self.faults.outbound_sync("DrainAllPages", self.reclaim_timeout)
-            except InjectedRpcError:
-                return  # the request was lost or failed: the retry fails on its own
+        if self.faults is not None and not self.faults.outbound_sync_sent("DrainAllPages", self.reclaim_timeout):
+            return  # the request was lost or failed: the retry fails on its own
         done = threading.Event()
         future = self._stub.DrainAllPages.future(
             pb.DrainAllRequest(trigger=pb.TRIGGER_RECLAIM), timeout=self.reclaim_timeout

@@ -63,7 +63,7 @@ class EpochRule:
         """Whether a zone refusal from coordinator `epoch` came from a coordinator this CPU has not
         registered with: its zone's books, rebuilt from the claims of the nodes that registered, hold
         nothing as this CPU's (and the zone before it may have applied the request). A free's pages
-        are then given up, not kept (node.zone_client.ZoneRefused.other_zone). 0: no epoch, unknown."""
+        are then given up, not kept (node.zone_retry_rule.ZoneRefused.other_zone). 0: no epoch, unknown."""
         return epoch > self.registered > 0
 
     def zone_reply(self, epoch: int) -> str | None:

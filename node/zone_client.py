@@ -38,23 +38,15 @@ from node.shared.faults import InjectedRpcError
 from node.shared.reply_stream import ReplyStream, StreamBroken
 from node.shared.transfer_log import blocks
 from node.wall_ids import WALL_IDS
-from node.zone_retry_rule import STREAM_TIMEOUT_S, UNAVAILABLE_RETRIES, unavailable_pause, unknown_outcome_pause
+from node.zone_retry_rule import (
+    STREAM_TIMEOUT_S,
+    UNAVAILABLE_RETRIES,
+    ZoneRefused,
+    unavailable_pause,
+    unknown_outcome_pause,
+)
 
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
-
-
-class ZoneRefused(Exception):
-    """The zone answered but refused the operation (it changed nothing). `other_zone`: the refusal
-    came from a coordinator this CPU has not registered with (node.epoch_rule.EpochRule.unregistered):
-    that zone's books hold nothing as this CPU's, and the zone before it may have applied the request,
-    so a free's pages are given up, not kept. Found by the 1,000-seed sweep (seeds 344 and 516: a node
-    whose free was in flight across a coordinator's restart, so that it could not register and claim
-    its pages, kept them when the new zone refused the free, after giving them to other CPUs)."""
-
-    def __init__(self, code: str, detail: str, other_zone: bool = False):
-        super().__init__(f"{code}: {detail}")
-        self.code = code
-        self.other_zone = other_zone
 
 
 class ZoneClient:

@@ -41,7 +41,7 @@ from typing import Any, Protocol, TypeVar
 
 from coordinator.drain import effects as fx
 from coordinator.drain.control import Control
-from coordinator.membership import Member
+from coordinator.membership_rule import Member
 from node.sim.clock import EventQueue
 from node.sim.net import SimNetwork
 

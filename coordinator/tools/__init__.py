@@ -1,10 +1,12 @@
 """What a user runs against a cluster: the `pcpsim` command and everything behind it.
 
 - cli/        the `pcpsim` command: parser, and one module per command group
+- topology    which role each CPU plays: the default layout, --isolated/--rt, an rt-app task set
 - cluster     a local cluster: the coordinator and one process per CPU, on loopback
 - prometheus  a local Prometheus server for a local cluster
 - schedule    the phases of a measured run and its seeded drain schedule
-- compare     the same workload and drain schedule under each strategy, side by side
+- compare_plan  what compare runs under either engine: its config, the trigger plan, the drain window
+- compare     the same workload and drain schedule under each strategy, side by side (wall engine)
 - compare_results, compare_table, compare_against, acceptance
               a phase's figures and the results file, the table compare prints, two results files'
               tables side by side, and the claims a results file must hold, whichever engine wrote it
@@ -20,5 +22,6 @@
   virtual_host (a CPU's process as its agent sees it), virtual_peer (the CPUs as the drain driver
   reaches them), virtual_phase (one compare phase), virtual_compare (`compare --engine virtual`),
   determinism (`--check-determinism`), compare_seeds (`--seeds`: the medians and ranges of many)
-Nothing in the coordinator process imports this package.
+Nothing in the coordinator process imports this package. The virtual engine's modules import no grpc,
+not even through the wall ones (tests/unit/test_layering.py).
 """

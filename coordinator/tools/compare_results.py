@@ -137,7 +137,7 @@ def summarize_phase(stats: dict, history, audit, errors: list, contig=(), time_s
 
 def results(config: Any, phases: dict, costs: CostModel) -> dict:
     """The results file from each phase's summarize_phase figures (its drain window included), by phase
-    name. `config`: a coordinator.tools.compare.CompareConfig (typed Any: compare imports this module);
+    name. `config`: a coordinator.tools.compare_plan.CompareConfig (typed Any: compare imports this module);
     `costs`: those the phases ran with, whose time_scale is the figures' (seconds of the figures' clock
     per kernel second: TIME_SCALE on the wall engine, 1.0 under virtual time)."""
     floor = phases["noise_floor"]

@@ -56,11 +56,11 @@ from coordinator.tools.virtual_peer import INCARNATION, CoordinatorZone, NodePee
 from node.agent_rule import HEARTBEAT_S, beat_interval
 from node.api.errors import Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
+from node.cpu_report import ROLES
 from node.identity import Ids
 from node.mm import audit as mm_audit
 from node.mm.zone import DEFAULT_ZONE_PAGES, Zone, zone_pages
 from node.mm.zone_rules import ZoneRules
-from node.runtime import ROLES
 from node.virtual.agent import VirtualAgent
 from node.virtual.run import DEFAULTS, Options, VirtualCluster, kernel_s
 from node.virtual.zone_rpc import ZoneRpc

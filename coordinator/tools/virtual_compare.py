@@ -15,7 +15,7 @@ it, then its CPUs' log and summary and its drain driver's trace (virtual_phase.P
 from dataclasses import dataclass
 
 from coordinator.tools import compare_results, determinism
-from coordinator.tools.compare import CompareConfig
+from coordinator.tools.compare_plan import CompareConfig
 from coordinator.tools.virtual_phase import options, run_phase
 from node.sim import noise as noise_models
 

@@ -22,8 +22,8 @@ from coordinator.drain.control import Control
 from coordinator.drain.record import DrainRecord
 from coordinator.drain.strategy import FLUSH_TIMEOUT_MS, GP_TIMEOUT_MS, LEASE_MS
 from coordinator.drain.virtual import VirtualDriver, VirtualMutex
-from coordinator.hotplug import Pageset
 from coordinator.membership_rule import DEAD_TIMEOUT_MS, FAILURE_TIMEOUT_MS, Member, MembershipRule
+from coordinator.pageset import Pageset
 from coordinator.recovery import Recovery, recovery_window
 from coordinator.store import Memory, Store
 from coordinator.tools.virtual_peer import CoordinatorZone, NodePeer

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coordinator.drain.record import STRATEGIES, DrainRecord
-from coordinator.tools.compare import (
+from coordinator.tools.compare_plan import (
     CONTIG_PAGES,
     CONTIG_TIMEOUT_MS,
     CompareConfig,
@@ -31,9 +31,9 @@ from coordinator.tools.schedule import drain_schedule
 from coordinator.tools.virtual_cluster import WholeCluster
 from node import rtapp
 from node.api.v1 import pcpsim_pb2 as pb
+from node.cpu_report import counters, cpu_events, stats_since
 from node.mm import audit as mm_audit
 from node.mm import profile as profiles
-from node.runtime import counters, cpu_events, stats_since
 from node.shared.timebase import load_cost_model
 from node.sim import noise as noise_models
 from node.tasks import LatencyTask
@@ -56,7 +56,7 @@ def _task(nodes: VirtualCluster, n: int) -> LatencyTask | None:
 
 
 def events(nodes: VirtualCluster, n: int, start: float, end: float) -> list[pb.CpuEvent]:
-    """CPU n's logged events overlapping [start, end], as GetStats answers them (node.runtime.cpu_events)."""
+    """CPU n's logged events overlapping [start, end], as GetStats answers them (node.cpu_report.cpu_events)."""
     cpu = nodes.cpus[n]
     return cpu_events(cpu, nodes.allocs[n], _task(nodes, n), nodes.drains[n], start, end, nodes.clock())
 

@@ -9,7 +9,7 @@ applies the operation with the shared ZoneRules, holds the lock for the hold it 
 one more latency for the reply. The pcp code in node.mm calls LocalZone through ZoneOps exactly as
 it calls the gRPC client, and gets the same answer: the pages, `watermark_failed` when the zone
 refused a refill at its min watermark, the zone's free pages and ZONE_RECLAIM_ACTIVE as of the
-reply, and node.zone_client.ZoneRefused when the rules refuse a request (FAILED_PRECONDITION on the
+reply, and node.zone_retry_rule.ZoneRefused when the rules refuse a request (FAILED_PRECONDITION on the
 wire). A refused refill sends node.alloc's caller into direct reclaim, whose DrainAllPages request
 goes to CoordinatorStub.
 
@@ -36,7 +36,7 @@ from node.shared.timebase import CostModel
 from node.shared.transfer_log import blocks
 from node.sim.net import SimNetwork
 from node.virtual.cpu import VirtualCpu
-from node.zone_client import ZoneRefused
+from node.zone_retry_rule import ZoneRefused
 
 R = TypeVar("R")
 COORDINATOR = "zone"  # the coordinator's end of every link (the zone and the control plane are one process)

@@ -23,8 +23,13 @@ from typing import Any
 
 from node.shared.timebase import TIME_SCALE
 from node.sim.net import SimNetwork
-from node.zone_client import ZoneRefused
-from node.zone_retry_rule import STREAM_TIMEOUT_S, UNAVAILABLE_RETRIES, unavailable_pause, unknown_outcome_pause
+from node.zone_retry_rule import (
+    STREAM_TIMEOUT_S,
+    UNAVAILABLE_RETRIES,
+    ZoneRefused,
+    unavailable_pause,
+    unknown_outcome_pause,
+)
 
 
 class _Unavailable:

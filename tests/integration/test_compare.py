@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from coordinator.tools.compare import CompareConfig, run_compare
+from coordinator.tools.compare import run_compare
+from coordinator.tools.compare_plan import CompareConfig
 from node.tasks import NO_CAUSE, NOISE_CAUSES
 from tests import browser
 from tests.integration.conftest import run_cli

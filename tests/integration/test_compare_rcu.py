@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from coordinator.tools.compare import CompareConfig, run_compare
+from coordinator.tools.compare import run_compare
+from coordinator.tools.compare_plan import CompareConfig
 from coordinator.tools.compare_table import format_table
 from tests.integration.conftest import run_cli
 

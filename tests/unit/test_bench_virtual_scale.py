@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from coordinator.tools.bench import figures, virtual_scale
-from coordinator.tools.bench.scale import RSS_BUDGET_BYTES
+from coordinator.tools.bench.figure import RSS_BUDGET_BYTES
 from coordinator.tools.cli import flags
 
 CLEAN = {"ok": True, "lost": 0, "duplicated": 0, "unexpected": 0, "errors": []}

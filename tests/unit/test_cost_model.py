@@ -12,7 +12,7 @@ import pytest
 from coordinator.__main__ import parse_args as coordinator_args
 from coordinator.tools.cli import build_parser
 from coordinator.tools.cluster import ClusterConfig, LocalCluster
-from coordinator.tools.compare import CompareConfig
+from coordinator.tools.compare_plan import CompareConfig
 from coordinator.zone_service import DRAIN, ZoneService
 from node.__main__ import parse_args as node_args
 from node.mm.constants import MIGRATE_MOVABLE

@@ -7,8 +7,9 @@ import asyncio
 import grpc
 import pytest
 
-from coordinator.hotplug import Pageset, Reaper
+from coordinator.hotplug import Reaper
 from coordinator.membership import Membership
+from coordinator.pageset import Pageset
 from coordinator.zone_service import ZoneService
 from node.agent import Agent
 from node.alloc import PageAllocator
@@ -25,8 +26,8 @@ from node.mm.zone import PageStateError, Zone
 from node.remote_lock import RemotePcpLock
 from node.shared.reply_stream import StreamBroken
 from node.shared.timebase import CostModel
-from node.zone_client import ZoneClient, ZoneRefused
-from node.zone_retry_rule import UNAVAILABLE_RETRIES
+from node.zone_client import ZoneClient
+from node.zone_retry_rule import UNAVAILABLE_RETRIES, ZoneRefused
 from tests.clock import FakeClock
 
 

@@ -16,6 +16,10 @@ Rules (docs/architecture.md):
   asyncio, and only node.sim.rng imports random (every draw comes from one seeded tree);
 - nothing else in node or coordinator imports random either: every generator is a node.sim.rng.Stream,
   whose draws are the same bits on every machine (no C library log, exp, sin or cos);
+- the virtual engine (VIRTUAL_ENGINE: node.virtual, the whole-cluster tools, the virtual compare, chaos
+  runner, sweep and scale figure) imports no grpc, not even through the tree: it runs the same rules as
+  the wall processes with a simulated network in their place, so it needs no gRPC stack (and runs on a
+  machine that has none, tests/machines/run.sh);
 - no import cycle, counting imports inside functions too.
 """
 
@@ -59,6 +63,16 @@ RULE_MODULES = (
     "node.identity",
     "coordinator.contig_rule",
 )
+# The virtual engine's entry points and its own packages: each one's import closure holds no grpc.
+VIRTUAL_ENGINE = (
+    "node.virtual",
+    "coordinator.tools.virtual_compare",
+    "coordinator.tools.virtual_cluster",
+    "coordinator.tools.chaos.virtual_runner",
+    "coordinator.tools.chaos.sweep.driver",
+    "coordinator.tools.bench.virtual_scale",
+)
+VIRTUAL_FORBIDDEN = ("grpc",)
 RULE_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "random")
 SIM_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "datetime", "concurrent", "random")
 SIM_RNG = "node.sim.rng"  # the one module of node.sim that may import random
@@ -161,6 +175,9 @@ def closure_pure(edges: dict[str, list[str]]) -> list[str]:
 
 def closure_violations(edges: dict[str, list[str]]) -> list[str]:
     found = []
+    for start in (name for name in edges if any(within(name, v) for v in VIRTUAL_ENGINE)):
+        for chain in forbidden_chains(edges, start, VIRTUAL_FORBIDDEN):
+            found.append(f"{' -> '.join(chain)}: the virtual engine runs without grpc")
     for start in closure_pure(edges):
         for chain in forbidden_chains(edges, start):
             if start in RULE_MODULES:
@@ -171,8 +188,8 @@ def closure_violations(edges: dict[str, list[str]]) -> list[str]:
     return found
 
 
-def forbidden_chains(edges: dict[str, list[str]], start: str) -> list[list[str]]:
-    """Each shortest chain of imports from `start` through the tree to a name of RULE_FORBIDDEN.
+def forbidden_chains(edges: dict[str, list[str]], start: str, forbidden=RULE_FORBIDDEN) -> list[list[str]]:
+    """Each shortest chain of imports from `start` through the tree to a name of `forbidden`.
 
     Importing a module runs its packages' __init__ too, so a module's parents count as its imports.
     node.sim.rng alone may import random: what it hands out are seeded objects."""
@@ -187,7 +204,7 @@ def forbidden_chains(edges: dict[str, list[str]], start: str) -> list[list[str]]
                     queue.append(dst)
                 continue
             top = dst.split(".")[0]
-            if top not in RULE_FORBIDDEN or (top == "random" and src == SIM_RNG):
+            if top not in forbidden or (top == "random" and src == SIM_RNG):
                 continue
             chain, at = [top], src
             while at is not None:
@@ -304,6 +321,29 @@ def test_a_leak_planted_deeper_in_the_closure_is_named_by_its_chain(tree, module
     reported with the chain of imports that reaches it; a package's __init__ counts, being run on import."""
     found = plant(tree, module, line)
     assert any(v.startswith(chain + ": ") for v in found), found
+
+
+@pytest.mark.parametrize(
+    "module, line, chain",
+    [
+        ("node.zone_retry_rule", "import grpc", "node.virtual.zone -> node.zone_retry_rule -> grpc"),
+        (
+            "coordinator.tools.chaos.plan",
+            "def late():\n    from coordinator.tools import cluster",
+            "coordinator.tools.chaos.plan -> coordinator.tools.cluster -> grpc",
+        ),
+        (
+            "coordinator.tools.compare_plan",
+            "from coordinator.tools import compare",
+            "coordinator.tools.virtual_compare -> coordinator.tools.compare_plan -> coordinator.tools.compare -> grpc",
+        ),
+    ],
+)
+def test_grpc_planted_in_the_virtual_engines_closure_is_named_by_its_chain(tree, module, line, chain):
+    """A module the virtual engine imports that comes to import grpc (directly, in a function, or through a
+    wall module) breaks the virtual engine's rule, reported with the chain that reaches it."""
+    found = plant(tree, module, line)
+    assert any(chain in v and v.endswith("the virtual engine runs without grpc") for v in found), found
 
 
 def test_a_rule_module_may_take_seeded_streams_from_node_sim_rng(tree):

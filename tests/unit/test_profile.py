@@ -101,7 +101,7 @@ def test_a_cluster_is_offered_only_the_profiles_its_nodes_run_as_themselves():
     multi-CPU cluster labelled uniprocessor, or a batched-free run that frees in one call, would
     report figures under a name they do not belong to."""
     from coordinator.tools.cli.parser import build_parser
-    from coordinator.tools.compare import CompareConfig
+    from coordinator.tools.compare_plan import CompareConfig
 
     assert set(profiles.LIVE) == {
         *("5.19", "6.1", "6.2", "6.6", "6.12", "6.12-count-race", "6.19", "6.1.y", "6.6.y", "6.12.y")

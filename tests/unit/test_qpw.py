@@ -10,7 +10,7 @@ from coordinator.drain.qpw import pw_sl_enabled, qpw_strategy
 from coordinator.drain.record import STRATEGIES, CpuDrain
 from coordinator.drain.wall import WallDriver
 from coordinator.tools.chaos.checker import drain_bound
-from coordinator.tools.compare import CompareConfig
+from coordinator.tools.compare_plan import CompareConfig
 from node.api.v1 import pcpsim_pb2 as pb
 
 HK, PRE, RT, IDLE = pb.ROLE_HOUSEKEEPING, pb.ROLE_ISOLATED_PREEMPTIBLE, pb.ROLE_ISOLATED_RT, pb.ROLE_IDLE

@@ -8,9 +8,10 @@ import statistics
 
 import pytest
 
-from coordinator.hotplug import Pageset
+from coordinator.pageset import Pageset
 from coordinator.tools.chaos import scenario, virtual_runner
-from coordinator.tools.cluster import DEFAULT_ROLES, ClusterConfig
+from coordinator.tools.cluster import ClusterConfig
+from coordinator.tools.topology import DEFAULT_ROLES
 from coordinator.tools.virtual_cluster import WholeCluster, machine_roles
 from coordinator.tools.virtual_coordinator import Members
 from coordinator.tools.virtual_peer import INCARNATION

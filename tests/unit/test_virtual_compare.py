@@ -9,7 +9,7 @@ import pytest
 
 from coordinator.tools import acceptance, compare_table, report, virtual_compare, virtual_phase
 from coordinator.tools.cli import main
-from coordinator.tools.compare import CompareConfig
+from coordinator.tools.compare_plan import CompareConfig
 from coordinator.tools.compare_results import results_json
 from coordinator.tools.virtual_cluster import machine_roles
 from coordinator.tools.virtual_compare import VirtualCompare, check_determinism, run_virtual_compare

@@ -12,7 +12,7 @@ from coordinator.store import TakenRange
 from coordinator.tools import determinism
 from coordinator.tools.chaos import scenario, virtual_runner
 from coordinator.tools.cli import main
-from coordinator.tools.cluster import DEFAULT_ROLES
+from coordinator.tools.topology import DEFAULT_ROLES
 from coordinator.tools.virtual_cluster import WholeCluster
 from coordinator.tools.virtual_coordinator import Members
 from coordinator.tools.virtual_phase import default_config, run_phase

@@ -2,7 +2,7 @@
 drain_all_pages (node.virtual.zone.DrainAllPages), and the whole-cluster driver runs it
 (coordinator.tools.virtual_cluster.WholeCluster's hook), trigger reclaim, before the CPU retries."""
 
-from coordinator.tools.cluster import DEFAULT_ROLES
+from coordinator.tools.topology import DEFAULT_ROLES
 from coordinator.tools.virtual_cluster import WholeCluster
 from node.api.v1 import pcpsim_pb2 as pb
 from tests.leaks import forbid_wall_clock_and_shared_random

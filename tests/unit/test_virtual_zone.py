@@ -5,7 +5,7 @@ reclaim, deterministically, and a virtual CPU gets the wall client's replies."""
 from node.mm.constants import MIGRATE_MOVABLE
 from node.virtual.run import VirtualCluster
 from node.virtual.zone import CoordinatorStub
-from node.zone_client import ZoneRefused
+from node.zone_retry_rule import ZoneRefused
 
 HORIZON_S = 1.5e-3  # kernel time: 75 housekeeping periods per CPU
 

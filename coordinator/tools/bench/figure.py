@@ -8,6 +8,9 @@ from dataclasses import asdict, dataclass
 
 from coordinator.tools.progress import clear_line
 
+# The scale figures' memory budget, wall and virtual: issue #5's median RSS per node <= 60 MB.
+RSS_BUDGET_BYTES = 60 * 2**20
+
 
 @dataclass
 class Figure:

@@ -19,7 +19,7 @@ import time
 
 import grpc
 
-from coordinator.tools.bench.figure import Figure, log
+from coordinator.tools.bench.figure import RSS_BUDGET_BYTES, Figure, log
 from coordinator.tools.cluster import ClusterConfig, LocalCluster
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
@@ -27,7 +27,6 @@ from node.shared import security
 
 FULL = (64, 60.0)  # CPUs, seconds
 QUICK = (16, 10.0)
-RSS_BUDGET_BYTES = 60 * 2**20  # issue #5: median RSS per node <= 60 MB
 POLL_S = 0.25
 WARMUP_S = 5.0
 STRATEGIES = (("workqueue", pb.STRATEGY_WORKQUEUE), ("remote", pb.STRATEGY_REMOTE))

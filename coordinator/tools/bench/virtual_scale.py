@@ -26,8 +26,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from coordinator.tools.bench.figure import Figure, log
-from coordinator.tools.bench.scale import RSS_BUDGET_BYTES
+from coordinator.tools.bench.figure import RSS_BUDGET_BYTES, Figure, log
 
 FULL_CPUS = (256, 1024)
 QUICK_CPUS = (32,)

@@ -30,7 +30,7 @@ from fnmatch import fnmatchcase
 from typing import Literal
 
 from coordinator.drain.control import REVOKE_AFTER_S
-from coordinator.membership import CONTROL_TIMEOUT_S, LEASE_MARGIN_S
+from coordinator.membership_rule import CONTROL_TIMEOUT_S, LEASE_MARGIN_S
 from coordinator.tools.chaos import transfers
 from coordinator.tools.chaos.scenario import Fault
 

@@ -32,13 +32,13 @@ import time
 import grpc
 
 from coordinator.store import FILE as STATE_FILE
+from coordinator.tools.chaos.plan import TRAP_WAIT_S
 from node.api.epoch import epoch_metadata
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.shared import security
 
 RPC_TIMEOUT_S = 2.0
-TRAP_WAIT_S = 2.0  # second-coordinator: how long the trap may take to spring before a plain SIGSTOP
 RESTORE_WAIT_S = 10.0  # a heal's restart: how long the new process may take to take its faults
 RESTORE_POLL_S = 0.02
 ALL = pb.FaultRule(direction=pb.DIRECTION_IN, method="*", peer=-1, drop=1.0)

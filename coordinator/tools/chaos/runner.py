@@ -20,7 +20,6 @@ for in the processes' logs must be this run's; and most faults leave a changed c
 incarnation or epoch, a range held). A shared cluster would need a reset of all of that.
 """
 
-import dataclasses
 import json
 import os
 import shutil
@@ -34,14 +33,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from coordinator.tools.chaos import checker, timeline, transfers
 from coordinator.tools.chaos.history import History, read
 from coordinator.tools.chaos.nemesis import Nemesis
+from coordinator.tools.chaos.plan import OBSERVE_S, SETTLE_S, audited, progress_between, scenario_meta
 from coordinator.tools.chaos.workload import DrainWorkload
 from coordinator.tools.cluster import ClusterConfig, LocalCluster
 from coordinator.tools.progress import clear_line
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 
-SETTLE_S = 30.0
-OBSERVE_S = 1.5  # six periods of the RT task, 75 of the preemptible one
 RPC_TIMEOUT_S = 10.0
 RUN_OVERHEAD_S = 12.0  # cluster start, settling, the final observations and the checker (estimate)
 _OUTCOME = {v: k.lower() for k, v in pb.GrantRecord.Outcome.items()}
@@ -210,16 +208,6 @@ def _progress(cluster) -> dict[int | str, dict]:
     return out
 
 
-def progress_between(at_heal: dict, after: dict) -> dict:
-    """One CPU's progress between the heal and the end, as the checker reads it."""
-    if "error" in after:
-        return {"error": after["error"]}
-    out = {"role": after["role"], "allocs_at_heal": at_heal.get("allocs", -1), "allocs_after": after["allocs"]}
-    if "runs" in after:
-        out |= {"runs_at_heal": at_heal.get("runs", -1), "runs_after": after["runs"]}
-    return out
-
-
 def _scrape(address: str) -> str:
     with urllib.request.urlopen(f"http://{address}/metrics", timeout=5.0) as resp:
         return resp.read().decode()
@@ -267,24 +255,6 @@ def _final(cluster, scenario, history, run_dir, say) -> None:
     _snapshot_metrics(cluster, nodes, os.path.join(run_dir, "metrics"))
 
 
-def audited(history, a: pb.AuditReply) -> None:
-    """The final audit's entry in the history."""
-    history.add(
-        "final",
-        "final",
-        "audit",
-        ok=a.ok,
-        total_pages=a.total_pages,
-        lost=a.lost,
-        duplicated=a.duplicated,
-        unexpected=a.unexpected,
-        lost_pfns=list(a.lost_pfns),
-        duplicated_pfns=list(a.duplicated_pfns),
-        errors=list(a.errors),
-        where=dict(a.where),
-    )
-
-
 def _snapshot_metrics(cluster, nodes, where: str) -> None:
     os.makedirs(where, exist_ok=True)
     state = cluster.state(timeout=RPC_TIMEOUT_S)
@@ -297,29 +267,6 @@ def _snapshot_metrics(cluster, nodes, where: str) -> None:
             text = f"# scrape failed: {err}\n"
         with open(os.path.join(where, f"{name}.prom"), "w") as f:
             f.write(text)
-
-
-def scenario_meta(history, scenario, strategy: str, seed: int, bound_s: float, **extra) -> None:
-    """The run's first history entry: what ran, with the checker's bounds (both engines' runners)."""
-    history.add(
-        "runner",
-        "meta",
-        "scenario",
-        name=scenario.name,
-        strategy=strategy,
-        seed=seed,
-        bound_s=bound_s,
-        lease_s=scenario.cluster.lease_ms / 1e3,
-        scenario=plain_scenario(scenario),
-        transfer_logs=True,
-        **extra,
-    )
-
-
-def plain_scenario(scenario) -> dict:
-    doc = dataclasses.asdict(scenario)
-    doc["faults"] = [dataclasses.asdict(f) for f in scenario.faults]
-    return doc
 
 
 class _Say:

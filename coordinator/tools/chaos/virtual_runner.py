@@ -34,8 +34,7 @@ from coordinator import audit_rule
 from coordinator.drain.record import STRATEGIES
 from coordinator.drain.virtual import COORDINATOR
 from coordinator.tools.chaos import checker
-from coordinator.tools.chaos.nemesis import TRAP_WAIT_S
-from coordinator.tools.chaos.runner import OBSERVE_S, SETTLE_S, audited, progress_between, scenario_meta
+from coordinator.tools.chaos.plan import OBSERVE_S, SETTLE_S, TRAP_WAIT_S, audited, progress_between, scenario_meta
 from coordinator.tools.chaos.scenario import Fault, Scenario
 from coordinator.tools.chaos.virtual_nemesis import VirtualNemesis
 from coordinator.tools.chaos.virtual_records import History, Run, TransferLogs
@@ -43,7 +42,7 @@ from coordinator.tools.chaos.virtual_workload import VirtualWorkload, code_of
 from coordinator.tools.virtual_cluster import WholeCluster
 from coordinator.tools.virtual_coordinator import Members
 from node.api.v1 import pcpsim_pb2 as pb
-from node.runtime import ROLES
+from node.cpu_report import ROLES
 from node.shared.timebase import TIME_SCALE
 from node.tasks import LatencyTask
 from node.virtual.run import Options

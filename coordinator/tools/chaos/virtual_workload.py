@@ -8,7 +8,7 @@ from typing import Any
 
 from coordinator.drain.record import STRATEGIES
 from coordinator.drain.virtual import COORDINATOR
-from coordinator.tools.chaos import workload
+from coordinator.tools.chaos import plan
 from coordinator.tools.chaos.scenario import Scenario
 from node.api.errors import DOMAIN_ERRORS, status_of
 
@@ -32,7 +32,7 @@ class VirtualWorkload:
         w = scenario.workload
         self.force_all_cpus = w.force_all_cpus
         self.cma_pages = w.cma_pages
-        self.steps = workload.steps(seed, w.drain_interval_ms / 1e3, scenario.duration_s, (w.cma_pages, w.cma_at_s))
+        self.steps = plan.steps(seed, w.drain_interval_ms / 1e3, scenario.duration_s, (w.cma_pages, w.cma_at_s))
         self.next = 0
         self.invoked = 0
         self.halted = False
@@ -66,7 +66,7 @@ class VirtualWorkload:
             return
         what = self.steps[self.next][1]
         self.next += 1
-        if what == workload.DRAIN:
+        if what == plan.DRAIN:
             self._drain(self.invoked)
             self.invoked += 1
         else:
@@ -102,7 +102,7 @@ class VirtualWorkload:
 
     def _drain(self, index: int) -> None:
         h = self.history
-        workload.invoked(h, index, self.strategy, self.force_all_cpus)
+        plan.invoked(h, index, self.strategy, self.force_all_cpus)
         cluster = self.runner.cluster
 
         def handle(respond: Callable[[Any], None]) -> None:
@@ -113,15 +113,15 @@ class VirtualWorkload:
         def answered(outcome: tuple) -> None:
             record, error = outcome
             if error is not None:
-                workload.failed(h, workload.DRAIN, code_of(error), str(error), index=index)
+                plan.failed(h, plan.DRAIN, code_of(error), str(error), index=index)
             else:
-                workload.drained(h, index, record.to_pb())
+                plan.drained(h, index, record.to_pb())
 
         self._call(
             "DrainAllPages",
             handle,
             answered,
-            lambda code, detail: workload.failed(h, workload.DRAIN, code, detail, index=index),
+            lambda code, detail: plan.failed(h, plan.DRAIN, code, detail, index=index),
         )
 
     def _contig(self) -> None:
@@ -129,21 +129,19 @@ class VirtualWorkload:
         (coordinator.contig_rule on the coordinator's driver), held to the end of the run: the stored
         range a restarted coordinator takes out of its new zone again."""
         h = self.history
-        h.add("workload", "invoke", workload.CONTIG, nr_pages=self.cma_pages)
+        h.add("workload", "invoke", plan.CONTIG, nr_pages=self.cma_pages)
         cluster = self.runner.cluster
 
         def handle(respond: Callable[[Any], None]) -> None:
             cluster.alloc_contig_range(
-                0, self.cma_pages, workload.CONTIG_TIMEOUT_MS, lambda result, error: respond((result, error))
+                0, self.cma_pages, plan.CONTIG_TIMEOUT_MS, lambda result, error: respond((result, error))
             )
 
         def answered(outcome: tuple) -> None:
             result, error = outcome
             if error is not None:
-                workload.failed(h, workload.CONTIG, code_of(error), str(error))
+                plan.failed(h, plan.CONTIG, code_of(error), str(error))
             else:
-                workload.contig_taken(h, result.to_pb())
+                plan.contig_taken(h, result.to_pb())
 
-        self._call(
-            "AllocContigRange", handle, answered, lambda code, detail: workload.failed(h, workload.CONTIG, code, detail)
-        )
+        self._call("AllocContigRange", handle, answered, lambda code, detail: plan.failed(h, plan.CONTIG, code, detail))

@@ -13,8 +13,8 @@ schedule: AllocContigRange of the zone's last nr_pages pages, held to the end of
 No CPU may hold a page of it from then on, whatever happens to the coordinator.
 
 The schedule (`steps`) and the history's entries (`invoked`, `drained`, `contig_taken`, `failed`) are
-functions both drivers use: DrainWorkload here (a thread over gRPC, wall time) and
-coordinator.tools.chaos.virtual_runner (events in virtual time).
+coordinator.tools.chaos.plan's, which both drivers use: DrainWorkload here (a thread over gRPC, wall
+time) and coordinator.tools.chaos.virtual_workload (events in virtual time).
 """
 
 import threading
@@ -23,56 +23,8 @@ import time
 import grpc
 
 from coordinator.drain.record import STRATEGIES
-from coordinator.tools.schedule import drain_schedule
+from coordinator.tools.chaos.plan import CONTIG, CONTIG_TIMEOUT_MS, DRAIN, contig_taken, drained, failed, invoked, steps
 from node.api.v1 import pcpsim_pb2 as pb
-
-DEFINITE = ("INVALID_ARGUMENT", "FAILED_PRECONDITION")  # status codes that say the operation did not happen
-CONTIG_TIMEOUT_MS = 5000
-DRAIN, CONTIG = "drain", "alloc-contig"
-
-
-def steps(seed: int, interval_s: float, duration_s: float, cma: tuple[int, float]) -> list[tuple[float, str]]:
-    """(offset, DRAIN or CONTIG) in order: the seeded drain schedule, and the CMA range's take if any."""
-    out = [(t, DRAIN) for t in drain_schedule(seed, interval_s, duration_s)]
-    if cma[0]:
-        out = sorted([*out, (cma[1], CONTIG)], key=lambda s: s[0])
-    return out
-
-
-def failed(history, f: str, code: str, details: str, **fields) -> None:
-    """An operation's error: `fail` when the code says it did not happen, else `info` (unknown)."""
-    history.add("workload", "fail" if code in DEFINITE else "info", f, **fields, error=f"{code}: {details}")
-
-
-def invoked(history, index: int, strategy: str, force_all_cpus: bool) -> None:
-    history.add("workload", "invoke", DRAIN, index=index, strategy=strategy, force_all_cpus=force_all_cpus)
-
-
-def drained(history, index: int, reply: pb.DrainAllReply) -> None:
-    cpus = [{"cpu": c.cpu, "ok": c.ok, "pages": c.pages, "error": c.error} for c in reply.cpus]
-    status = pb.DrainAllReply.Status.Name(reply.status)
-    history.add(
-        "workload",
-        "fail" if reply.status == pb.DrainAllReply.FAILED else "ok",
-        DRAIN,
-        index=index,
-        status=status,
-        duration_s=reply.duration_s,
-        cpus=cpus,
-    )
-
-
-def contig_taken(history, reply: pb.ContigRangeReply) -> None:
-    history.add(
-        "workload",
-        "ok" if reply.ok else "fail",
-        CONTIG,
-        start_pfn=reply.start_pfn,
-        nr_pages=reply.nr_pages,
-        attempts=reply.attempts,
-        duration_s=reply.duration_s,
-        **({"error": reply.error} if reply.error else {}),
-    )
 
 
 class DrainWorkload(threading.Thread):

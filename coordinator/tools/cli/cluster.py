@@ -8,17 +8,8 @@ import grpc
 
 from coordinator.tools import prometheus
 from coordinator.tools.cli.errors import CliError
-from coordinator.tools.cluster import (
-    DEFAULT_ISOLATED,
-    DEFAULT_NODES,
-    DEFAULT_RT,
-    ClusterConfig,
-    ClusterError,
-    LocalCluster,
-    TlsPaths,
-    assign_roles,
-    workload_roles,
-)
+from coordinator.tools.cluster import ClusterConfig, ClusterError, LocalCluster, TlsPaths
+from coordinator.tools.topology import DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT, assign_roles, workload_roles
 from node import rtapp
 from node.api.v1 import pcpsim_pb2 as pb
 from node.shared import security

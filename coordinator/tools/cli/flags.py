@@ -6,7 +6,7 @@ import argparse
 from coordinator.drain.record import STRATEGIES
 from coordinator.tools.bench import figures as bench_figures
 from coordinator.tools.chaos.sweep import shards
-from coordinator.tools.compare import TRIGGERS
+from coordinator.tools.compare_plan import TRIGGERS
 from node import rtapp
 from node.mm import profile as profiles
 

@@ -44,13 +44,13 @@ import argparse
 import os
 
 from coordinator.drain.record import STRATEGIES
-from coordinator.tools import compare
+from coordinator.tools import compare_plan
 from coordinator.tools.bench import figures as bench_figures
 from coordinator.tools.bench import virtual_scale as bench_virtual_scale
 from coordinator.tools.cli import flags
 from coordinator.tools.cli import sweep as sweep_cli
 from coordinator.tools.cli.connect import DEFAULT_STATE, add_target
-from coordinator.tools.cluster import DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT
+from coordinator.tools.topology import DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT
 from node.mm import bugs
 from node.mm import profile as profiles
 from node.mm.zone import DEFAULT_ZONE_MB
@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--strategies",
         type=flags.strategy_list,
         help="comma-separated strategies to compare, each a phase (default "
-        f"{','.join(compare.DEFAULT_STRATEGIES)}, or those the kernel allows; known: "
+        f"{','.join(compare_plan.DEFAULT_STRATEGIES)}, or those the kernel allows; known: "
         f"{','.join(STRATEGIES)})",
     )
     cmp_.add_argument(

@@ -13,6 +13,7 @@ from coordinator.tools import (
     acceptance,
     compare,
     compare_against,
+    compare_plan,
     compare_results,
     compare_seeds,
     compare_table,
@@ -26,7 +27,8 @@ from coordinator.tools import (
 from coordinator.tools.bench import figure as bench_figure
 from coordinator.tools.bench import figures as bench
 from coordinator.tools.cli.errors import CliError
-from coordinator.tools.cluster import ClusterError, workload_roles
+from coordinator.tools.cluster import ClusterError
+from coordinator.tools.topology import workload_roles
 from coordinator.tools.virtual_cluster import machine_roles
 from node import rtapp
 from node.sim import noise as noise_models
@@ -55,7 +57,7 @@ def cmd_compare(args) -> int:
         if args.event_log is not None:
             raise CliError("--event-log writes one seed's log: give it --seed, not --seeds")
     noise = args.noise or noise_models.MODEL
-    measure_s = args.measure_s or (compare.QUICK_MEASURE_S if args.quick else compare.FULL_MEASURE_S)
+    measure_s = args.measure_s or (compare_plan.QUICK_MEASURE_S if args.quick else compare_plan.FULL_MEASURE_S)
     workload: dict[str, Any] = {}
     if args.cpus is not None:
         if args.engine != "virtual":
@@ -74,13 +76,13 @@ def cmd_compare(args) -> int:
         except rtapp.WorkloadError as err:
             raise CliError(f"--workload {args.workload.source}: {err}") from None
     try:
-        config = compare.CompareConfig(
+        config = compare_plan.CompareConfig(
             seed=1 if args.seed is None else args.seed,
             measure_s=float(measure_s),
             drain_interval_s=args.drain_interval_ms / 1000.0,
             kernel=args.kernel,
             trigger_mix=args.trigger_mix,
-            strategies=args.strategies or compare.default_strategies(args.kernel),
+            strategies=args.strategies or compare_plan.default_strategies(args.kernel),
             cost_model=args.cost_model,
             **workload,
         )
@@ -136,7 +138,7 @@ def _audits_clean(result: dict) -> bool:
     return all(s["audit"]["ok"] for s in result["strategies"].values())
 
 
-def _compare_seeds(config: compare.CompareConfig, noise: str, seeds: list[int], json_path: str | None) -> int:
+def _compare_seeds(config: compare_plan.CompareConfig, noise: str, seeds: list[int], json_path: str | None) -> int:
     """compare --engine virtual once per seed (coordinator.tools.compare_seeds)."""
     results, all_clean = [], True
     for seed in seeds:
