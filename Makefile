@@ -53,8 +53,8 @@ test-containers:
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[test]'
 	deploy/containers/test.sh
 
-# One seed, the same bytes on x86_64, aarch64 (qemu-user) and 32-bit x86 (tests/machines/run.sh):
-# installs qemu-user-static and g++-multilib, unpacks Debian's Python 3.11 for both into .pcpsim/machines.
+# One seed, the same bytes on x86_64, aarch64 and s390x (qemu-user) and 32-bit x86 (tests/machines/run.sh):
+# installs qemu-user-static and g++-multilib, unpacks Debian's Python 3.11 for each into .pcpsim/machines.
 test-machines:
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e .
 	tests/machines/run.sh

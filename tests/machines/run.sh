@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# One seed, the same bytes on three machines (docs/engine.md, "Determinism"): this one (x86_64), aarch64
-# (Debian's Python 3.11 under qemu-user) and 32-bit x86 (Debian's i386 Python, run natively, so its
-# doubles go through the x87 unit). On each: `compare --engine virtual --quick --seed 7
+# One seed, the same bytes on four machines (docs/engine.md, "Determinism"): this one (x86_64), aarch64
+# and s390x (Debian's Python 3.11 under qemu-user; s390x is big-endian) and 32-bit x86 (Debian's i386
+# Python, run natively, so its doubles go through the x87 unit). On each: `compare --engine virtual --quick --seed 7
 # --check-determinism`, a chaos scenario under virtual time with --check-determinism, and the sweep's
 # first 200 generated scenarios. Every digest must equal this machine's; else the first line where the
 # compare event logs part is printed. `make test-machines`; .ci/run runs it.
 #
 # Each Python is Debian bookworm's, from its .deb files unpacked into a folder (no chroot, no binfmt:
 # qemu-aarch64-static and the i386 loader are given the folder). Each gets pcpsim's dependencies as
-# that machine's wheels from PyPI (pip --platform --target), but matplotlib (plots; no 32-bit wheel)
-# and, on i386, greenlet, which has no 32-bit wheel and is compiled here from its sdist with g++ -m32.
+# that machine's wheels from PyPI (pip --platform --target), but matplotlib (plots; no 32-bit wheel);
+# on i386 greenlet, which has no 32-bit wheel, is compiled here from its sdist with g++ -m32; s390x gets
+# no gRPC at all (grpcio has no s390x wheel): the virtual engine and the commands run here need none
+# (tests/unit/test_layering.py, tests/unit/test_no_grpc.py), so there it also proves that.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -31,7 +33,7 @@ system_deps() {
   local need=0
   command -v qemu-aarch64-static >/dev/null || need=1
   echo 'int main() {}' | g++ -m32 -x c++ - -o /dev/null 2>/dev/null || need=1
-  for arch in arm64 i386; do dpkg --print-foreign-architectures | grep -qx $arch || { $SUDO dpkg --add-architecture $arch; need=1; }; done
+  for arch in arm64 i386 s390x; do dpkg --print-foreign-architectures | grep -qx $arch || { $SUDO dpkg --add-architecture $arch; need=1; }; done
   [ $need = 0 ] || deploy/apt-install.sh qemu-user-static g++-multilib
 }
 
@@ -92,6 +94,8 @@ run() {
     x86_64) "${env[@]}" PYTHONPATH="$ROOT" "$HOST_PY" "$@" ;;
     aarch64) local r=$CACHE/arm64/root
       "${env[@]}" PYTHONPATH="$ROOT:$CACHE/arm64/site" qemu-aarch64-static -L "$r" "$r/usr/bin/python3.11" "$@" ;;
+    s390x) local r=$CACHE/s390x/root
+      "${env[@]}" PYTHONPATH="$ROOT:$CACHE/s390x/site" qemu-s390x-static -L "$r" "$r/usr/bin/python3.11" "$@" ;;
     i386) local r=$CACHE/i386/root
       "${env[@]}" PYTHONPATH="$ROOT:$CACHE/i386/site" "$r/lib/ld-linux.so.2" \
         --library-path "$r/lib/i386-linux-gnu:$r/usr/lib/i386-linux-gnu" "$r/usr/bin/python3.11" "$@" ;;
@@ -103,7 +107,7 @@ digests() {
   local m=$1 start=$SECONDS
   mkdir -p "$OUT/$m"
   {
-    run "$m" -c "import platform, struct; print('machine', platform.machine(), struct.calcsize('P') * 8, 'bit')" >&2
+    run "$m" -c "import platform, struct, sys; print('machine', platform.machine(), struct.calcsize('P') * 8, 'bit', sys.byteorder, 'endian')" >&2
     echo "compare --engine virtual --quick --seed 7"
     run "$m" -m coordinator.tools.cli compare --engine virtual --quick --seed 7 --check-determinism \
       --event-log "$OUT/$m/compare.log" | grep -E "sha256|^determinism"
@@ -118,17 +122,19 @@ print('scenarios sha256', hashlib.sha256(''.join(tomlfile.dumps(generate.generat
 }
 
 system_deps
-say "Debian's Python 3.11 for arm64 and i386, with pcpsim's dependencies"
+say "Debian's Python 3.11 for arm64, s390x and i386, with pcpsim's dependencies"
 python_root arm64 ""
+python_root s390x ""
 python_root i386 "$DEV_DEBS"
 site arm64 "manylinux2014_aarch64 manylinux_2_17_aarch64 manylinux_2_28_aarch64" ""
+site s390x "manylinux2014_s390x manylinux_2_17_s390x manylinux_2_28_s390x" "grpcio grpcio-tools grpcio-health-checking"
 site i386 "manylinux2014_i686 manylinux_2_17_i686 manylinux_2_28_i686 manylinux1_i686" greenlet
 greenlet_i386
 rm -rf "$OUT" && mkdir -p "$OUT"
-for m in x86_64 i386 aarch64; do digests $m; done
+for m in x86_64 i386 aarch64 s390x; do digests $m; done
 cat "$OUT/x86_64.digests"
 rc=0
-for m in i386 aarch64; do
+for m in i386 aarch64 s390x; do
   if cmp -s "$OUT/x86_64.digests" "$OUT/$m.digests"; then
     say "$m: every digest equals x86_64's"
   else

@@ -61,6 +61,7 @@ from coordinator.tools.bench.figure import Figure, log, result_json
 from coordinator.tools.bench.noise import bench_noise
 from coordinator.tools.bench.scale import bench_scale
 from coordinator.tools.bench.scaling import bench_scaling
+from coordinator.tools.bench.steps import ENGINES, STEPS
 from coordinator.tools.bench.streams import TINY_TIME_SCALE
 from coordinator.tools.bench.sweep import bench_sweep
 from coordinator.tools.progress import Progress
@@ -68,10 +69,6 @@ from coordinator.tools.progress import Progress
 # How long a run takes (docs/benchmarks.md), for the progress line's remaining time.
 QUICK_ESTIMATE_S = 115.0
 FULL_ESTIMATE_S = 380.0
-
-
-ENGINES = ("wall", "virtual")  # what the scale figure runs on
-STEPS = ("fast-path", "drain-one", "scaling", "noise", "scale", "engine", "sweep")  # --only's names, in run order
 
 
 def run_bench(

@@ -7,14 +7,13 @@ import os
 import sys
 
 from coordinator.tools.cli.errors import CliError
-from coordinator.tools.cluster import ClusterError
 from coordinator.tools.progress import Progress
 
 VIRTUAL_RUN_S = 1.5  # one virtual run of a shipped scenario, in CPU seconds (estimate, for the progress line)
 
 
 def cmd_chaos(args) -> int:
-    from coordinator.tools.chaos import checker, history, runner, scenario, timeline, transfers
+    from coordinator.tools.chaos import checker, history, scenario, timeline, transfers
 
     if args.chaos_command == "timeline":
         try:
@@ -49,6 +48,10 @@ def cmd_chaos(args) -> int:
     runs = [(sc, s) for sc in scenarios for s in ([args.strategy] if args.strategy else sc.strategies)]
     if args.engine == "virtual":
         return _run_virtual(args, runs)
+    # The wall runner starts clusters over gRPC: loaded only for its runs (cli/__init__).
+    from coordinator.tools.chaos import runner
+    from coordinator.tools.cluster import ClusterError
+
     for sc in scenarios:
         if sc.cluster.noise != scenario.ClusterSpec.noise:
             print(

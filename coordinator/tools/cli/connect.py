@@ -7,7 +7,6 @@ import json
 import os
 
 from coordinator.tools.cli.errors import CliError
-from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.shared import security
 
 DEFAULT_STATE = os.path.join(".pcpsim", "cluster.json")
@@ -70,6 +69,10 @@ def client_security(args) -> security.Security:
 def stub(args):
     """(channel, CoordinatorStub) to the cluster `args` names; also sets args.security, with which
     a command dials the cluster's nodes."""
+    # Here, not at the top: the parser adds this module's flags to every command, and the virtual
+    # engine's commands load no grpc.
+    from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+
     args.security = client_security(args)
     channel = security.channel(coordinator_address(args), args.security)
     return channel, pb_grpc.CoordinatorStub(channel)

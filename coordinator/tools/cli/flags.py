@@ -4,7 +4,7 @@ problem (argparse prints it with the flag and exits 2)."""
 import argparse
 
 from coordinator.drain.record import STRATEGIES
-from coordinator.tools.bench import figures as bench_figures
+from coordinator.tools.bench.steps import STEPS as BENCH_STEPS
 from coordinator.tools.chaos.sweep import shards
 from coordinator.tools.compare_plan import TRIGGERS
 from node import rtapp
@@ -66,7 +66,7 @@ def strategy_list(text: str) -> tuple:
 
 def bench_steps(text: str) -> tuple:
     """--only: some of pcpsim bench's steps."""
-    return _name_list(text, bench_figures.STEPS, "step")
+    return _name_list(text, BENCH_STEPS, "step")
 
 
 def kernel_list(text: str) -> tuple:

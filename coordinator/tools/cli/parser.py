@@ -45,7 +45,7 @@ import os
 
 from coordinator.drain.record import STRATEGIES
 from coordinator.tools import compare_plan
-from coordinator.tools.bench import figures as bench_figures
+from coordinator.tools.bench import steps as bench_steps
 from coordinator.tools.bench import virtual_scale as bench_virtual_scale
 from coordinator.tools.cli import flags
 from coordinator.tools.cli import sweep as sweep_cli
@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument("--run-dir", help="where the clusters' process logs go (default: a temp dir)")
     ben.add_argument(
         "--engine",
-        choices=bench_figures.ENGINES,
+        choices=bench_steps.ENGINES,
         default="wall",
         help="what the scale figure runs on: wall (default: 64 node processes; quick 16) or virtual "
         "(a compare phase of `compare --cpus N` under virtual time at 256 and 1,024 CPUs; quick 32)",
@@ -338,9 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument(
         "--only",
         type=flags.bench_steps,
-        default=bench_figures.STEPS,
+        default=bench_steps.STEPS,
         metavar="STEP[,STEP]",
-        help="run only these steps: " + ", ".join(bench_figures.STEPS) + " (default: all)",
+        help="run only these steps: " + ", ".join(bench_steps.STEPS) + " (default: all)",
     )
 
     chaos = sub.add_parser("chaos", help="scripted faults against a local cluster, and a checker of the history")

@@ -11,7 +11,6 @@ from typing import Any
 
 from coordinator.tools import (
     acceptance,
-    compare,
     compare_against,
     compare_plan,
     compare_results,
@@ -25,9 +24,7 @@ from coordinator.tools import (
     virtual_phase,
 )
 from coordinator.tools.bench import figure as bench_figure
-from coordinator.tools.bench import figures as bench
 from coordinator.tools.cli.errors import CliError
-from coordinator.tools.cluster import ClusterError
 from coordinator.tools.topology import workload_roles
 from coordinator.tools.virtual_cluster import machine_roles
 from node import rtapp
@@ -108,6 +105,10 @@ def cmd_compare(args) -> int:
             with open(args.event_log, "w", encoding="utf-8", newline="\n") as f:
                 f.write(events)
     else:
+        # The wall engine's modules start processes over gRPC: loaded only for its runs (cli/__init__).
+        from coordinator.tools import compare
+        from coordinator.tools.cluster import ClusterError
+
         try:
             result = compare.run_compare(config, args.run_dir)
         except ClusterError as err:
@@ -192,6 +193,9 @@ def cmd_report(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    from coordinator.tools.bench import figures as bench  # its steps start clusters over gRPC
+    from coordinator.tools.cluster import ClusterError
+
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     plot = (os.path.splitext(args.json)[0] + "-scaling.png") if args.json else None

@@ -18,17 +18,18 @@ before it:
 - exposure: the warning a server reachable beyond loopback without TLS or tokens gives.
 
 Callers use this package's names (`from node.shared import security`; `security.channel`):
-the modules are its inside.
+the modules are its inside. Those of channels, interceptors and tls, which import grpc, are
+imported at their first use.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from node.shared.security.access import ACCESS, ALWAYS, NODE, OPERATOR, ROLES
-from node.shared.security.channels import aio_channel, channel
 from node.shared.security.exposure import exposure_warning, process_warning, warn
 from node.shared.security.flags import add_arguments, from_args
-from node.shared.security.interceptors import AuthInterceptor
 from node.shared.security.limits import max_request_bytes, server_options
 from node.shared.security.settings import INSECURE, Security, SecurityError, Tls
-from node.shared.security.tls import add_port, load_tls
 from node.shared.security.tokens import (
     MIN_SECRET_CHARS,
     bound_token,
@@ -68,8 +69,28 @@ __all__ = [  # noqa: RUF022
 ]
 
 
-def __getattr__(name: str) -> int:
+# The names of the three modules that import grpc, imported at their first use (below), so that a
+# command that only parses the flags (the `pcpsim` parser has them) and runs the virtual engine never
+# loads grpc (tests/unit/test_no_grpc.py). mypy and the layering test read the imports here.
+if TYPE_CHECKING:
+    from node.shared.security.channels import aio_channel, channel
+    from node.shared.security.interceptors import AuthInterceptor
+    from node.shared.security.tls import add_port, load_tls
+_ON_FIRST_USE = {
+    "aio_channel": "channels",
+    "channel": "channels",
+    "AuthInterceptor": "interceptors",
+    "add_port": "tls",
+    "load_tls": "tls",
+}
+
+
+def __getattr__(name: str) -> Any:
     # MAX_REQUEST_BYTES is computed at first use (limits.max_request_bytes), not at import.
     if name == "MAX_REQUEST_BYTES":
         return max_request_bytes()
+    if name in _ON_FIRST_USE:
+        value = getattr(importlib.import_module(f"{__name__}.{_ON_FIRST_USE[name]}"), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
