@@ -42,13 +42,15 @@ R = TypeVar("R")
 
 
 class ZoneService:
-    def __init__(self, zone: Zone, cost: CostModel, sleep=time.sleep, transfer_log=None):
+    def __init__(self, zone: Zone, cost: CostModel, sleep=time.sleep, transfer_log=None, clock=time.monotonic):
         """`transfer_log`: node.shared.transfer_log.TransferLog (--transfer-log): the ownership changes
-        no node sees (the chaos checker's other half), or None."""
+        no node sees (the chaos checker's other half), or None. `sleep` and `clock` hold zone->lock and
+        time its holds (a test passes fakes, so that no host time enters what it checks)."""
         self.rules = ZoneRules(zone, cost, transfer_log)
         self.zone = zone
         self.cost = cost
         self._sleep_fn = sleep
+        self._now = clock
         self._lock = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="zone-lock")
         self._held_by = threading.Lock()  # whoever runs an operation: the worker thread or the loop
         self._queued = 0  # operations handed to the worker and not finished (touched on the loop only)
@@ -98,7 +100,7 @@ class ZoneService:
         """How long zone->lock has been held so far, the operation under way included."""
         with self._clock:
             start = self._op_start
-            return self.lock_hold_s + (0.0 if start is None else time.monotonic() - start)
+            return self.lock_hold_s + (0.0 if start is None else self._now() - start)
 
     def _held(self, fn, args, busy0):
         with self._held_by:
@@ -108,13 +110,13 @@ class ZoneService:
     def _run(self, fn, args):
         # Under _held_by: the only writer of these counters.
         with self._clock:
-            t0 = self._op_start = time.monotonic()
+            t0 = self._op_start = self._now()
         modeled0 = self.modeled_hold_s
         try:
             return fn(*args)
         finally:
             with self._clock:
-                held = time.monotonic() - t0
+                held = self._now() - t0
                 self.lock_hold_s += held
                 self._op_start = None
             self.lock_ops += 1
@@ -124,7 +126,7 @@ class ZoneService:
         """Hold zone->lock for a modeled time, less the overrun so far and this operation's own work
         before it (see the module's note on SLEEP_MIN_S)."""
         if self._op_start is not None:
-            seconds -= self._overrun_s + (time.monotonic() - self._op_start)
+            seconds -= self._overrun_s + (self._now() - self._op_start)
         if seconds >= SLEEP_MIN_S:
             self._sleep_fn(seconds)
 

@@ -1,10 +1,10 @@
 """zone->lock in the zone service: where an operation runs and which modeled holds are slept.
 
-No wall-clock time is asserted: the tests look at threads and at the sleeps requested."""
+No wall-clock time is asserted: the tests look at threads and at the sleeps requested, timed by a fake
+clock where the figure depends on time."""
 
 import asyncio
 import threading
-import time
 
 import pytest
 
@@ -12,6 +12,7 @@ from coordinator.zone_service import NODE, SLEEP_MIN_S, ZoneService
 from node.api.errors import FailedPrecondition
 from node.mm.zone import Zone
 from node.shared.timebase import CostModel
+from tests.clock import FakeClock
 
 
 def _service(time_scale: float, sleeps: list) -> ZoneService:
@@ -36,34 +37,40 @@ def test_at_a_tiny_time_scale_a_free_lock_runs_the_operation_on_the_loop_and_sle
 
 
 def test_at_the_default_time_scale_operations_run_on_the_zone_lock_thread_and_sleep_their_hold():
-    sleeps = []
-    zs = _service(CostModel().time_scale, sleeps)
+    """An operation runs on the zone->lock thread and sleeps its modeled hold less its own work before the
+    sleep. The clock is a fake one that only the operation moves (0.2 ms of "Python work"), so a loaded
+    host cannot make the work outlast the hold (CI 2026-12-05, with the real clock: no sleep at all)."""
+    sleeps, clock = [], FakeClock()
+    zs = ZoneService(Zone(0, 8192, 2), CostModel(), sleep=sleeps.append, clock=clock)
+
+    def refill():
+        clock.now += 0.0002
+        return zs.rmqueue(0, 0, 1, 4, "t1", "i0")
 
     async def main():
         here = threading.get_ident()
         ran_on = await zs.locked(threading.get_ident)
-        await zs.locked(zs.rmqueue, 0, 0, 1, 4, "t1", "i0")
+        await zs.locked(refill)
         return here, ran_on
 
     here, ran_on = asyncio.run(main())
     zs.close()
     assert ran_on != here
-    # The hold less the operation's own work before the sleep (under a millisecond of Python here).
-    assert len(sleeps) == 1 and zs.cost.rmqueue_hold(4) - 1e-3 < sleeps[0] < zs.cost.rmqueue_hold(4)
+    assert sleeps == [pytest.approx(zs.cost.rmqueue_hold(4) - 0.0002, abs=1e-12)]
     assert sleeps[0] >= SLEEP_MIN_S
 
 
 def test_the_overrun_of_earlier_holds_is_paid_back_from_the_next_sleeps():
-    """A host that oversleeps every hold by at least 1 ms (time.sleep never returns early): each next hold
-    is asked that much shorter, less its own work before the sleep. At a time scale ten times the
-    default a 512-page refill holds 33 ms, far above the operation's own Python work."""
-    asked = []
+    """A host that oversleeps every hold by 1 ms: each next hold is asked that much shorter. On a fake
+    clock that only the sleeps move, so what is asked is exact. At a time scale ten times the default a
+    512-page refill holds 33 ms."""
+    asked, clock = [], FakeClock()
 
     def oversleep(seconds):
         asked.append(seconds)
-        time.sleep(seconds + 0.001)
+        clock.now += seconds + 0.001
 
-    zs = ZoneService(Zone(0, 8192, 2), CostModel(time_scale=2500.0), sleep=oversleep)
+    zs = ZoneService(Zone(0, 8192, 2), CostModel(time_scale=2500.0), sleep=oversleep, clock=clock)
     hold = zs.cost.rmqueue_hold(512)
 
     async def main():
@@ -72,9 +79,9 @@ def test_the_overrun_of_earlier_holds_is_paid_back_from_the_next_sleeps():
 
     asyncio.run(main())
     zs.close()
-    assert len(asked) == 4 and 0 < asked[0] < hold
-    assert all(0 < s < hold - 0.001 for s in asked[1:]), (hold, asked)  # each pays back the last one's 1 ms
+    assert asked == [pytest.approx(s, abs=1e-12) for s in (hold, hold - 0.001, hold - 0.001, hold - 0.001)]
     assert zs.modeled_hold_s == pytest.approx(4 * hold)
+    assert zs.lock_hold_s == pytest.approx(4 * hold + 0.001)  # the last oversleep, not paid back yet
 
 
 def test_operations_queued_behind_a_busy_lock_keep_their_order():
