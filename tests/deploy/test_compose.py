@@ -18,7 +18,7 @@ from coordinator.__main__ import parse_args as coordinator_args
 from node.__main__ import parse_args as node_args
 from node.shared import security
 from node.shared.config import split_host_port
-from node.shared.security.tls import load_tls
+from node.shared.security.certs import load_tls
 from node.shared.security.tokens import load_token_file
 from tests.deploy.manifests import DEPLOY, REPO, load_all
 

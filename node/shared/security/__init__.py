@@ -9,7 +9,8 @@ before it:
 - access: the roles (node, operator) and ACCESS, the one table of who may call which RPC.
 - tokens: token files (`role=secret`, `role.sha256=`, `node.key=`), CPU-bound node
   tokens `cpuN.<HMAC>`, which role a presented token is, and generating fresh secrets.
-- tls: reading certificates, and the credentials a server binds and a client dials with.
+- certs: reading the certificate, key and CA files (PEM).
+- tls: the credentials a server binds and a client dials with.
 - limits: the message size limits as server and channel options.
 - interceptors: AuthInterceptor (authentication, ACCESS, strict decoding on every server)
   and the client interceptors that put the bearer token on every call.
@@ -26,6 +27,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from node.shared.security.access import ACCESS, ALWAYS, NODE, OPERATOR, ROLES
+from node.shared.security.certs import load_tls
 from node.shared.security.exposure import exposure_warning, process_warning, warn
 from node.shared.security.flags import add_arguments, from_args
 from node.shared.security.limits import max_request_bytes, server_options
@@ -75,13 +77,12 @@ __all__ = [  # noqa: RUF022
 if TYPE_CHECKING:
     from node.shared.security.channels import aio_channel, channel
     from node.shared.security.interceptors import AuthInterceptor
-    from node.shared.security.tls import add_port, load_tls
+    from node.shared.security.tls import add_port
 _ON_FIRST_USE = {
     "aio_channel": "channels",
     "channel": "channels",
     "AuthInterceptor": "interceptors",
     "add_port": "tls",
-    "load_tls": "tls",
 }
 
 

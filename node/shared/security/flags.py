@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from typing import NoReturn
 
+from node.shared.security.certs import load_tls
 from node.shared.security.settings import INSECURE, Security, SecurityError
 from node.shared.security.tokens import load_token_file
 
@@ -45,9 +46,6 @@ def add_arguments(p: argparse.ArgumentParser, env: bool = True) -> None:
 
 def from_args(args, role: str, error: Callable[[str], NoReturn]) -> Security:
     """The Security the flags describe; `error` (parser.error) on a bad file."""
-    # Here, not at the top: tls imports grpc, and a parser that only adds these flags must not.
-    from node.shared.security.tls import load_tls
-
     try:
         sec = load_token_file(args.token_file, role) if args.token_file else INSECURE
         return dataclasses.replace(sec, tls=load_tls(args.tls_cert, args.tls_key, args.tls_ca, args.tls_client_auth))

@@ -1,4 +1,5 @@
-"""TLS and mutual TLS: the credentials a server binds with and a client dials with.
+"""TLS and mutual TLS: the credentials a server binds with and a client dials with, from the files
+node.shared.security.certs read.
 
 `--tls-cert/--tls-key` make a server speak TLS and are also the certificate a process
 presents when it dials (the same certificate both ways: a node is a server and a client);
@@ -8,30 +9,7 @@ presents when it dials (the same certificate both ways: a node is a server and a
 
 import grpc
 
-from node.shared.security.settings import Security, SecurityError, Tls
-
-
-def load_tls(cert: str | None, key: str | None, ca: str | None, client_auth: bool) -> Tls | None:
-    if not (cert or key or ca or client_auth):
-        return None
-    if bool(cert) != bool(key):
-        raise SecurityError("--tls-cert and --tls-key go together")
-    if client_auth and not ca:
-        raise SecurityError("--tls-client-auth needs --tls-ca (the CA client certificates are checked against)")
-    return Tls(_read(cert, "certificate"), _read(key, "private key"), _read(ca, "CA certificate"), client_auth)
-
-
-def _read(path: str | None, what: str) -> bytes | None:
-    if not path:
-        return None
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as err:
-        raise SecurityError(f"cannot read {what} {path}: {err.strerror}") from None
-    if b"-----BEGIN " not in data:
-        raise SecurityError(f"{what} {path} is not PEM")
-    return data
+from node.shared.security.settings import Security, Tls
 
 
 def add_port(server, listen: str, sec: Security) -> int:
