@@ -6,6 +6,7 @@ import collections
 import dataclasses
 import fnmatch
 import glob
+import logging
 import os
 import random
 
@@ -346,6 +347,28 @@ def fake_runner(s: sc.Scenario, strategy: str) -> checker.Verdict:
 
 
 PLAN = driver.Plan(strategies=("workqueue", "remote", "qpw"), runner=fake_runner)
+
+
+def what_a_worker_inherits(_job) -> tuple:
+    return getattr(driver, "SET_BY_THE_CALLER", None), logging.root.manager.disable
+
+
+def test_a_worker_is_a_fresh_interpreter_given_only_the_callers_logging_level(monkeypatch):
+    """Workers inherit none of the caller's heap: a forked worker of a process that had used gRPC
+    (a pytest worker after a cluster test) collected its gRPC objects, whose finalizers join threads
+    the child does not have, and hung. The caller's `logging.disable` level, which `chaos sweep` sets
+    to keep thousands of runs' warnings out of its summary, is handed over explicitly."""
+    monkeypatch.setattr(driver, "SET_BY_THE_CALLER", "the caller's heap", raising=False)
+    logging.disable(logging.WARNING)
+    try:
+        workers = driver.Workers(2)
+        try:
+            seen = list(workers.map(what_a_worker_inherits, range(4)))
+        finally:
+            workers.close()
+    finally:
+        logging.disable(logging.NOTSET)
+    assert seen == [(None, logging.WARNING)] * 4
 
 
 def test_a_sweep_is_the_same_in_one_process_and_in_two(tmp_path):

@@ -146,11 +146,11 @@ def cmd_sweep(args) -> int:
         noise=args.noise,
     )
     # Thousands of runs: their processes' warnings (a failed housekeeping step, say) would bury the
-    # summary; each run's verdict says what went wrong. The workers fork with this setting.
+    # summary; each run's verdict says what went wrong. driver.Workers hands this level to its workers.
     logging.disable(logging.WARNING)
     processes = min(args.jobs or driver.default_jobs(), len(seeds))
     t0 = time.monotonic()
-    progress: list[Progress] = []  # made at the first seed's end: after the workers fork, as its thread
+    progress: list[Progress] = []  # made at the first seed's end: a pace to estimate the rest from
 
     def tick(done: int, total: int, failing: int) -> None:
         if not progress:

@@ -10,6 +10,7 @@ violation): a crash of the engine under some schedule is a finding, not a reason
 """
 
 import collections
+import logging
 import multiprocessing
 import os
 import time
@@ -102,13 +103,24 @@ def shrink_failure(job: tuple[Plan, Outcome]) -> tuple[shrink.Shrunk, Outcome]:
 
 
 class Workers:
-    """One process per job slot for the whole sweep, or none (`processes` 1: this process). The pool
-    forks when the sweep starts, before the caller's progress line starts a thread, so no worker
-    inherits a lock that thread held; its workers need nothing but a function and its argument."""
+    """One process per job slot for the whole sweep, or none (`processes` 1: this process).
+
+    Each worker is a fresh interpreter (spawned, not forked): it needs nothing of the caller but a
+    function, its argument and the caller's `logging.disable` level, passed explicitly. A forked
+    worker inherited the caller's whole heap, and a caller that had used gRPC (a test process that
+    ran a cluster earlier) left gRPC objects in it: a collection in the child ran their finalizers,
+    which join threads the child does not have, and the worker hung in `threading._after_fork` (seen
+    under `pytest -n 3`, 2026-12-06). Starting costs a worker about 0.1 s of imports."""
 
     def __init__(self, processes: int) -> None:
         self.processes = processes
-        self.pool = multiprocessing.get_context("fork").Pool(processes) if processes > 1 else None
+        self.pool = (
+            multiprocessing.get_context("spawn").Pool(
+                processes, initializer=logging.disable, initargs=(logging.root.manager.disable,)
+            )
+            if processes > 1
+            else None
+        )
 
     def map(self, fn: Callable, jobs: Iterable) -> Iterator:
         """fn over jobs, in their order, at most two jobs per process handed out ahead of the one
