@@ -1,4 +1,4 @@
-"""How the suite is spread over xdist workers (`make test` runs `-n 2 --dist loadgroup`)."""
+"""How the suite is spread over xdist workers (`make test` runs `-n 3 --dist loadgroup`)."""
 
 import pytest
 
