@@ -23,7 +23,7 @@ system-deps:
 
 # Three xdist workers on 2 cores: much of the suite waits on real clusters (chaos timelines,
 # compare phases), so two workers left a third of the CPU idle (1.42 cores busy on average,
-# 2026-12-05); three took pytest from 706-731 s to 599 s from a fresh clone (docs/benchmarks.md).
+# 2026-12-05); three took pytest from 706-731 s to 572-622 s from fresh clones (docs/benchmarks.md).
 # tests/conftest.py keeps the tests that share a cluster or a compare run on one worker, so each
 # is set up once, and starts the slow tests first. On more cores, `make test TEST_WORKERS=N`.
 TEST_WORKERS ?= 3
