@@ -26,10 +26,12 @@ system-deps:
 # 2026-12-05); three took pytest from 706-731 s to 572-622 s from fresh clones (docs/benchmarks.md).
 # tests/conftest.py keeps the tests that share a cluster or a compare run on one worker, so each
 # is set up once, and starts the slow tests first. On more cores, `make test TEST_WORKERS=N`.
+# --cpu-durations (tests/cpu_time.py) prints the CPU the tests used, with the processes they
+# start: on 2 cores that, not wall time, is what bounds the suite.
 TEST_WORKERS ?= 3
 test: system-deps
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install -q -e '.[test]' && $(BYTECODE) && \
-		$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
+		$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25 --cpu-durations=25
 
 # ruff (lint, then format) and mypy, configured in pyproject.toml. All three run, so one
 # pass shows every finding; the target fails if any of them found something.

@@ -1,6 +1,9 @@
-"""How the suite is spread over xdist workers (`make test` runs `-n 3 --dist loadgroup`)."""
+"""How the suite is spread over xdist workers (`make test` runs `-n 3 --dist loadgroup`), and the
+`--cpu-durations` report (tests/cpu_time.py)."""
 
 import pytest
+
+pytest_plugins = ("tests.cpu_time",)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns xdist_group marks into scopes
