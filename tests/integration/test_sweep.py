@@ -17,6 +17,7 @@ from tests.integration.conftest import run_cli
     "flags, message",
     [
         (["--seeds", "9-1"], "bad seed range '9-1'"),
+        (["--seeds", "0-2147483647"], "names 2,147,483,648 seeds: at most 1,000,000 in one command"),
         (["--seeds", "1-3", "--jobs", "0"], "--jobs: must be > 0"),
         (["--seeds", "1-3", "--strategies", "remote,bogus"], "unknown strategy 'bogus'"),
         (["--seeds", "1-3", "--unsafe", "skip-everything"], "unknown switch 'skip-everything'"),

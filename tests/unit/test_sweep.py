@@ -319,6 +319,11 @@ def test_seed_ranges_are_parsed_and_bad_ones_refused():
         shards.parse_seeds("1-5,5")
     with pytest.raises(shards.ShardError, match="2147483647"):
         shards.parse_seeds("1-2147483648")
+    # Counted before any list is built: the whole seed space is refused at once, not after 70 GB.
+    assert len(shards.parse_seeds("1-1000000")) == shards.MAX_SEEDS
+    for bad in ("0-1000000", "1-1000000,2000000", "0-2147483647"):
+        with pytest.raises(shards.ShardError, match="seeds: at most 1,000,000 in one command"):
+            shards.parse_seeds(bad)
 
 
 def test_shards_split_the_seeds_into_contiguous_disjoint_slices():

@@ -46,7 +46,12 @@ def add_parsers(chaos_sub) -> None:
         "Exit 0: every run valid; 1: some invalid or crashed; 2: some unknown. A shard exits 0 once it ran "
         "to its end: `sweep-merge` judges.",
     )
-    sw.add_argument("--seeds", required=True, type=flags.seeds, help="seeds to run: N-M, N, or a comma list of both")
+    sw.add_argument(
+        "--seeds",
+        required=True,
+        type=flags.seeds,
+        help="seeds to run: N-M, N, or a comma list of both (at most 1,000,000)",
+    )
     sw.add_argument(
         "--strategies",
         type=flags.strategy_list,
