@@ -78,6 +78,10 @@ def machine_zone_pages(nr_cpus: int) -> int:
 
 
 MACHINE_MIN_CPUS = 32  # the least machine_roles lays out: one CPU of each latency task
+# The most: the largest machine run (docs/engine.md: 1,024 CPUs, 100 to 150 s and 313 to 414 MB a
+# compare), and the wall cluster's and the bulk-free storm's bound. Past it a typo is a zone of
+# hundreds of millions of pages that ends in MemoryError, not a run.
+MACHINE_MAX_CPUS = 1024
 
 
 def machine_roles(n: int) -> list[str]:
@@ -93,6 +97,8 @@ def machine_roles(n: int) -> list[str]:
             f"a machine layout needs at least {MACHINE_MIN_CPUS} CPUs (one of each latency task), got {n}; "
             "a smaller layout is a --workload task set's"
         )
+    if n > MACHINE_MAX_CPUS:
+        raise ValueError(f"a machine layout has at most {MACHINE_MAX_CPUS} CPUs, got {n}")
     hk, pre, rt = n // 16, n // 32, n // 32
     return (
         ["housekeeping"] * hk + ["isolated-preemptible"] * pre + ["isolated-rt"] * rt + ["idle"] * (n - hk - pre - rt)

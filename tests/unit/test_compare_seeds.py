@@ -62,3 +62,29 @@ def test_a_bad_seed_range_is_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main([*SHORT, "--seeds", "3-1"])
     assert exit_.value.code == 2 and "bad seed range" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        SHORT,
+        ["chaos", "run", "deploy/chaos/kill-node.toml", "--engine", "virtual"],
+        ["cluster", "up"],
+        ["replay", "bulk-free", "--cpus", "4"],
+    ],
+    ids=["compare", "chaos run", "cluster up", "replay"],
+)
+@pytest.mark.parametrize(
+    ("seed", "said"),
+    [
+        ("-1", "must be in 0..2147483647, got -1"),
+        ("2147483648", "must be in 0..2147483647, got 2147483648"),
+        ("7.5", "not a whole number: '7.5'"),
+    ],
+)
+def test_every_seed_flag_takes_what_a_scenario_file_and_seeds_take(capsys, command, seed, said):
+    """One bound for every --seed (0..2**31-1, a scenario file's and --seeds'): before 2026-12-06 compare
+    and chaos run took -1 or 2**46, a seed no scenario file could name."""
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*command, "--seed", seed])
+    assert exit_.value.code == 2 and f"--seed: {said}" in capsys.readouterr().err

@@ -166,6 +166,9 @@ def test_bad_phase_configurations_are_refused_before_anything_runs():
         run_phase("rcu-swap", default_config("remote"))
     with pytest.raises(ValueError, match="at least 32 CPUs"):
         machine_roles(31)
+    assert len(machine_roles(1024)) == 1024
+    with pytest.raises(ValueError, match="at most 1024 CPUs, got 1025"):
+        machine_roles(1025)
 
 
 @pytest.mark.parametrize(

@@ -135,6 +135,7 @@ def test_a_compare_on_a_machine_of_32_cpus_drains_only_the_cpus_with_pages(capsy
         (["--cpus", "64"], "--cpus needs --engine virtual"),
         (["--cpus", "64", "--engine", "virtual", "--workload", "deploy/rt-app/default.json"], "not both"),
         (["--cpus", "16", "--engine", "virtual"], "at least 32 CPUs"),
+        (["--cpus", "100000000", "--engine", "virtual"], "at most 1024 CPUs, got 100000000"),
     ],
 )
 def test_a_machine_size_it_cannot_lay_out_is_refused_before_anything_runs(flags, problem, tmp_path, capsys):

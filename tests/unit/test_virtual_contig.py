@@ -226,6 +226,25 @@ def test_compare_under_virtual_time_with_cma_and_offline(tmp_path, capsys):
         assert s["contig"]["count"] > 0, name
 
 
+@pytest.mark.parametrize(
+    ("mix", "said"),
+    [
+        ("cma=nan", "weight of cma must be a finite number >= 0, got nan"),
+        ("offline=inf", "weight of offline must be a finite number >= 0, got inf"),
+        ("cma=-1", "weight of cma must be a finite number >= 0, got -1.0"),
+        ("cma=0", "at least one trigger needs a weight > 0"),
+        ("reclaim=1", "unknown trigger 'reclaim'"),
+    ],
+)
+def test_a_bad_trigger_mix_is_refused_by_the_parser(tmp_path, capsys, mix, said):
+    """Before 2026-12-06 a nan or infinite weight passed the parser and random.choices raised mid-run."""
+    out = tmp_path / "out.json"
+    with pytest.raises(SystemExit) as exit_:
+        main(["compare", "--engine", "virtual", "--quick", "--trigger-mix", mix, "--json", str(out)])
+    assert exit_.value.code == 2 and said in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_a_range_operation_is_refused_while_the_coordinator_recovers():
     """Seed 760 of the 1,000-seed sweep: an alloc_contig_range on a coordinator still rebuilding its
     zone held pcpu_drain_mutex against the registrations its recovery waits for. As a demand drain,

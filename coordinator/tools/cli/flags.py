@@ -2,6 +2,7 @@
 problem (argparse prints it with the flag and exits 2)."""
 
 import argparse
+import math
 
 from coordinator.drain.record import STRATEGIES
 from coordinator.tools.bench.steps import STEPS as BENCH_STEPS
@@ -17,6 +18,18 @@ def seeds(text: str) -> tuple[str, list[int]]:
         return text, shards.parse_seeds(text)
     except shards.ShardError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def seed(text: str) -> int:
+    """One seed: a whole number in 0..shards.MAX_SEED, the bound a scenario file's seed and --seeds
+    have, so that a seed a run was given is one its files can name."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= shards.MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be in 0..{shards.MAX_SEED}, got {value}")
+    return value
 
 
 def positive_int(text: str) -> int:
@@ -89,8 +102,8 @@ def trigger_mix(text: str) -> tuple:
             w = float(weight) if weight else 1.0
         except ValueError:
             raise argparse.ArgumentTypeError(f"weight of {name.strip()} is not a number: {weight!r}") from None
-        if w < 0:
-            raise argparse.ArgumentTypeError(f"weight of {name.strip()} must be >= 0, got {w}")
+        if not math.isfinite(w) or w < 0:  # random.choices refuses an infinite or nan total, mid-run
+            raise argparse.ArgumentTypeError(f"weight of {name.strip()} must be a finite number >= 0, got {w}")
         mix.append((name.strip(), w))
     if sum(w for _, w in mix) <= 0:
         raise argparse.ArgumentTypeError("at least one trigger needs a weight > 0")

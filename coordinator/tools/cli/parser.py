@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="strategy for direct-reclaim drains (default: the kernel profile's); rcu-swap also "
         "gives every CPU RCU list sets",
     )
-    up.add_argument("--seed", type=int, default=1)
+    up.add_argument("--seed", type=flags.seed, default=1)
     up.add_argument("--cost-model", metavar="FILE", type=cost_model_file, help=COST_MODEL_HELP)
     up.add_argument(
         "--zone-mb", type=flags.positive_int, default=DEFAULT_ZONE_MB, help="zone size (default %(default)s MiB)"
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmp_ = sub.add_parser("compare", help="run the same workload under each strategy and compare")
     cmp_.add_argument("--quick", action="store_true", help="25 s of measurement per phase instead of 60 s")
-    cmp_.add_argument("--seed", type=int, help="the seed every phase starts from (default 1)")
+    cmp_.add_argument("--seed", type=flags.seed, help="the seed every phase starts from (default 1)")
     cmp_.add_argument(
         "--seeds",
         type=flags.seeds,
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--cpus",
         metavar="N",
         type=flags.positive_int,
-        help="with --engine virtual: a nohz_full machine of N CPUs (at least 32): one in 16 housekeeping, one "
+        help="with --engine virtual: a nohz_full machine of N CPUs (32 to 1024): one in 16 housekeeping, one "
         "in 32 running the preemptible latency task, one in 32 the RT task, the rest isolated and idle",
     )
     cmp_.add_argument(
@@ -354,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     crun.add_argument("files", nargs="+", metavar="FILE")
     crun.add_argument("--strategy", choices=sorted(STRATEGIES), help="this strategy only")
-    crun.add_argument("--seed", type=int, help="override every scenario's seed")
+    crun.add_argument("--seed", type=flags.seed, help="override every scenario's seed")
     crun.add_argument("--out", default=".pcpsim/chaos", help="where run directories go (default %(default)s)")
     crun.add_argument(
         "--engine",
@@ -421,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rpl.add_argument(
         "--seed",
-        type=flags.nonnegative_int,
+        type=flags.seed,
         help="with --cpus N > 1: the storm's seed (default 1); the same seed gives the same output",
     )
 
