@@ -23,7 +23,7 @@ from coordinator.drain.record import STRATEGIES
 from coordinator.drain.strategy import FLUSH_TIMEOUT_MS, GP_TIMEOUT_MS, LEASE_MS
 from coordinator.hotplug import Reaper
 from coordinator.membership import Membership
-from coordinator.membership_rule import DEAD_TIMEOUT_MS, FAILURE_TIMEOUT_MS
+from coordinator.membership_rule import DEAD_TIMEOUT_MS, FAILURE_TIMEOUT_MS, MAX_CPUS
 from coordinator.metrics import AuditMetrics, CoordinatorCollector, DrainMetrics
 from coordinator.pageset import Pageset
 from coordinator.recovery import Recovery, recovery_window
@@ -37,18 +37,13 @@ from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.api.validate import MAX_FLUSH_MS, MAX_LEASE_MS
 from node.mm import profile as profiles
 from node.mm.watermark import pageset_batch
-from node.mm.zone import DEFAULT_ZONE_MB, ZONE_START_PFN, Zone, zone_pages
+from node.mm.zone import DEFAULT_ZONE_MB, MAX_ZONE_MB, ZONE_START_PFN, Zone, zone_pages
 from node.shared import exposition, lifecycle, logs, security, transfer_log
 from node.shared.config import DEFAULT, EnvArgumentParser, host_port, int_range, positive
 from node.shared.faults import Faults
 from node.shared.server import build_server
 from node.shared.timebase import TIME_SCALE, CostModel, cost_model_arg, lease_clock
 
-# ZONE_NORMAL on x86-64 starts at 4 GiB.
-# Bounds that keep a cluster on one machine sane: 1024 CPUs (processes), and a 64 GiB
-# zone (16 M pages: the audit counts every page in a bytearray).
-MAX_CPUS = 1024
-MAX_ZONE_MB = 65536
 MAX_TIMEOUT_MS = 600_000
 
 log = logging.getLogger(__name__)

@@ -25,6 +25,7 @@ def default_strategies(kernel: str) -> tuple:
 
 QUICK_MEASURE_S = 25.0
 FULL_MEASURE_S = 60.0
+MAX_MEASURE_S = 86_400  # a day a phase: past it a --measure-s is a typo, a run that would not end
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ __all__ = [
 # zone has another batch and high, and so other refills, frees and drains (until 2026-12-04 a 4-CPU
 # virtual compare ran on 64 MiB: batch 3, high 80, against the wall cluster's 63 and 321).
 DEFAULT_ZONE_MB = 1024
+MAX_ZONE_MB = 65536  # a cluster's largest zone: 16 M pages, as the audit counts every page in a bytearray
 ZONE_START_PFN = 1 << 20  # where the zone's pfns start: above the first 4 GiB, as a Normal zone's would
 
 

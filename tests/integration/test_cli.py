@@ -99,7 +99,9 @@ def test_children_exit_when_cluster_up_is_killed(cluster_3):
 
 
 BAD_INVOCATIONS = {
-    "nodes_0": (["cluster", "up", "--nodes", "0"], "must be > 0"),
+    "nodes_0": (["cluster", "up", "--nodes", "0"], "--nodes: must be in 1..1024, got 0"),
+    "nodes_past_one_machine": (["cluster", "up", "--nodes", "100000"], "--nodes: must be in 1..1024, got 100000"),
+    "zone_past_the_audit": (["cluster", "up", "--nodes", "3", "--zone-mb", "65537"], "must be in 1..65536, got 65537"),
     "nodes_not_a_number": (["cluster", "up", "--nodes", "three"], "not a whole number"),
     "isolated_cpu_out_of_range": (["cluster", "up", "--nodes", "3", "--isolated", "9"], "outside 0-2"),
     "isolated_every_cpu": (

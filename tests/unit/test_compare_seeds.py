@@ -88,3 +88,13 @@ def test_every_seed_flag_takes_what_a_scenario_file_and_seeds_take(capsys, comma
     with pytest.raises(SystemExit) as exit_:
         cli.main([*command, "--seed", seed])
     assert exit_.value.code == 2 and f"--seed: {said}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("value", "said"), [("0", "got 0"), ("86401", "got 86401"), ("99999999999", "got 99999999999")]
+)
+def test_a_measure_past_a_day_a_phase_is_refused_by_the_parser(capsys, value, said):
+    """Before 2026-12-06 --measure-s 99999999999 started a compare that would not end."""
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*SHORT, "--measure-s", value])
+    assert exit_.value.code == 2 and f"--measure-s: must be in 1..86400, {said}" in capsys.readouterr().err

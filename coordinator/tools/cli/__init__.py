@@ -4,6 +4,7 @@ parser    the argparse tree and the usage text (`pcpsim --help`)
 flags     flag types: whole numbers, fractions, strategy lists, trigger mixes
 connect   reaching a running cluster: state file, address, operator credentials, stub
 errors    CliError: a refusal, printed as `pcpsim: error: ...` with exit 2
+paths     where a command will write (--out, --run-dir, --json, ...), checked before it runs
 cluster   cluster up, tokens
 ops       drain, cma-alloc, offline, release, cpu
 state     state, audit

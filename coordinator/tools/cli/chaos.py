@@ -6,6 +6,7 @@ import json
 import os
 import sys
 
+from coordinator.tools.cli import paths
 from coordinator.tools.cli.errors import CliError
 from coordinator.tools.progress import Progress
 
@@ -39,6 +40,7 @@ def cmd_chaos(args) -> int:
         raise CliError("--check-determinism needs --engine virtual (a wall run cannot be replayed)")
     if args.noise is not None and args.engine != "virtual":
         raise CliError("--noise needs --engine virtual: the wall engine's noise is the host's")
+    paths.output_dir("--out", args.out)
     try:  # every file is validated before anything runs
         scenarios = [scenario.load(f) for f in args.files]
     except scenario.ScenarioError as err:

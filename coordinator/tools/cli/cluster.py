@@ -7,6 +7,7 @@ import time
 import grpc
 
 from coordinator.tools import prometheus
+from coordinator.tools.cli import paths
 from coordinator.tools.cli.errors import CliError
 from coordinator.tools.cluster import ClusterConfig, ClusterError, LocalCluster, TlsPaths
 from coordinator.tools.topology import DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT, assign_roles, workload_roles
@@ -50,6 +51,8 @@ def cmd_cluster_up(args) -> int:
         except prometheus.PrometheusError as err:
             raise CliError(str(err)) from None
     run_dir = args.run_dir or os.path.join(".pcpsim", time.strftime("run-%Y%m%d-%H%M%S"))
+    paths.output_dir("--run-dir", run_dir)
+    paths.output_file("--state", args.state, make_dirs=True)
     os.makedirs(os.path.dirname(os.path.abspath(args.state)), exist_ok=True)
     tls = None
     if args.tls_cert or args.tls_key or args.tls_ca or args.tls_client_auth:

@@ -20,16 +20,24 @@ def seeds(text: str) -> tuple[str, list[int]]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def seed(text: str) -> int:
-    """One seed: a whole number in 0..shards.MAX_SEED, the bound a scenario file's seed and --seeds
-    have, so that a seed a run was given is one its files can name."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 0 <= value <= shards.MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be in 0..{shards.MAX_SEED}, got {value}")
-    return value
+def int_in(lo: int, hi: int):
+    """A flag type taking a whole number in lo..hi."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be in {lo}..{hi}, got {value}")
+        return value
+
+    return parse
+
+
+# One seed: the bound a scenario file's seed and --seeds have, so that a seed a run was given is one
+# its files can name.
+seed = int_in(0, shards.MAX_SEED)
 
 
 def positive_int(text: str) -> int:

@@ -44,6 +44,7 @@ import argparse
 import os
 
 from coordinator.drain.record import STRATEGIES
+from coordinator.membership_rule import MAX_CPUS
 from coordinator.tools import compare_plan
 from coordinator.tools.bench import steps as bench_steps
 from coordinator.tools.bench import virtual_scale as bench_virtual_scale
@@ -53,7 +54,7 @@ from coordinator.tools.cli.connect import DEFAULT_STATE, add_target
 from coordinator.tools.topology import DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT
 from node.mm import bugs
 from node.mm import profile as profiles
-from node.mm.zone import DEFAULT_ZONE_MB
+from node.mm.zone import DEFAULT_ZONE_MB, MAX_ZONE_MB
 from node.shared.timebase import cost_model_arg
 from node.sim import noise as noise_models
 
@@ -91,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     # Not given: None, so that coordinator.tools.cli.cluster.topology can tell a layout given in
     # part (the rest: 4 CPUs, none isolated) from none given (the default layout).
     unless = "if none of --nodes, --isolated, --rt is given, else none"
-    up.add_argument("--nodes", type=flags.positive_int, help=f"simulated CPUs (default {DEFAULT_NODES})")
+    up.add_argument(
+        "--nodes", type=flags.int_in(1, MAX_CPUS), help=f"simulated CPUs, 1..{MAX_CPUS} (default {DEFAULT_NODES})"
+    )
     up.add_argument(
         "--isolated", help=f"isolated CPUs running a latency task, e.g. 2-3 (default: {DEFAULT_ISOLATED} {unless})"
     )
@@ -114,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--seed", type=flags.seed, default=1)
     up.add_argument("--cost-model", metavar="FILE", type=cost_model_file, help=COST_MODEL_HELP)
     up.add_argument(
-        "--zone-mb", type=flags.positive_int, default=DEFAULT_ZONE_MB, help="zone size (default %(default)s MiB)"
+        "--zone-mb",
+        type=flags.int_in(1, MAX_ZONE_MB),
+        default=DEFAULT_ZONE_MB,
+        help=f"zone size, 1..{MAX_ZONE_MB} MiB (default %(default)s)",
     )
     up.add_argument(
         "--zone-used",
@@ -223,7 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the full results here, and plots next to it (PATH-wakeup.png, PATH-drain.png); with "
         "--seeds each seed's results to PATH-seedN.json, no plots (pcpsim report draws a file's)",
     )
-    cmp_.add_argument("--measure-s", type=flags.positive_int, help="seconds of measurement per phase")
+    cmp_.add_argument(
+        "--measure-s",
+        type=flags.int_in(1, compare_plan.MAX_MEASURE_S),
+        help=f"seconds of measurement per phase, 1..{compare_plan.MAX_MEASURE_S}",
+    )
     cmp_.add_argument(
         "--drain-interval-ms", type=flags.positive_int, default=150, help="drain schedule period (default %(default)s)"
     )

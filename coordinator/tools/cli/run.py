@@ -24,6 +24,7 @@ from coordinator.tools import (
     virtual_phase,
 )
 from coordinator.tools.bench import figure as bench_figure
+from coordinator.tools.cli import paths
 from coordinator.tools.cli.errors import CliError
 from coordinator.tools.topology import workload_roles
 from coordinator.tools.virtual_cluster import machine_roles
@@ -40,10 +41,9 @@ def cmd_compare(args) -> int:
         raise CliError("--noise needs --engine virtual: the wall engine's noise is the host's")
     if args.event_log is not None and args.engine != "virtual":
         raise CliError("--event-log needs --engine virtual: the wall engine's processes keep no event log")
-    for flag, path in (("--json", args.json), ("--event-log", args.event_log)):  # refused before the runs
-        directory = os.path.dirname(os.path.abspath(path)) if path else None
-        if directory is not None and not (os.path.isdir(directory) and os.access(directory, os.W_OK)):
-            raise CliError(f"{flag} {path}: {directory} is not a directory this process can write to")
+    paths.output_file("--json", args.json)  # refused before the runs
+    paths.output_file("--event-log", args.event_log)
+    paths.output_dir("--run-dir", args.run_dir)
     if args.seeds is not None:
         if args.engine != "virtual":
             raise CliError("--seeds needs --engine virtual: a wall compare takes minutes a seed, timed by the host")
@@ -193,6 +193,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    paths.output_file("--json", args.json, make_dirs=True)
+    paths.output_dir("--run-dir", args.run_dir)
     from coordinator.tools.bench import figures as bench  # its steps start clusters over gRPC
     from coordinator.tools.cluster import ClusterError
 

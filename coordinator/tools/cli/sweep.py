@@ -11,7 +11,7 @@ import time
 
 from coordinator.tools.chaos import scenario
 from coordinator.tools.chaos.sweep import driver, generate, shards
-from coordinator.tools.cli import flags
+from coordinator.tools.cli import flags, paths
 from coordinator.tools.cli.errors import CliError
 from coordinator.tools.progress import Progress
 from node.sim import noise as noise_models
@@ -136,8 +136,7 @@ def cmd_sweep(args) -> int:
     seeds = shards.shard_of(args.seeds[1], index, count) if count > 1 else args.seeds[1]
     if importlib.util.find_spec("coordinator.tools.chaos.virtual_runner") is None:
         raise CliError("this tree has no virtual runner (coordinator.tools.chaos.virtual_runner)")
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise CliError(f"--out {args.out}: not a directory")
+    paths.output_dir("--out", args.out)
     for flag, given in (("--rpc-methods", args.rpc_methods), ("--rpc-losses", args.rpc_losses)):
         if given and "rpc" not in args.faults:
             raise CliError(f"{flag} aims rpc rules, and --faults draws none: add rpc to --faults")

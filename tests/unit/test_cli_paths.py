@@ -1,0 +1,58 @@
+"""Where a command will write is checked before it runs (coordinator.tools.cli.paths): a bad --out,
+--run-dir, --json, --event-log or --state is refused naming the flag, and nothing is run or made."""
+
+import os
+import re
+
+import pytest
+
+from coordinator.tools import cli
+from coordinator.tools.cli import paths
+from coordinator.tools.cli.errors import CliError
+
+
+def test_a_directory_flag_takes_a_directory_it_can_write_or_make(tmp_path):
+    paths.output_dir("--out", str(tmp_path))
+    paths.output_dir("--out", str(tmp_path / "a" / "b"))  # made by the command
+    (tmp_path / "file").write_text("")
+    with pytest.raises(CliError, match=re.escape(f"--out {tmp_path}/file/x: {tmp_path}/file is not a directory")):
+        paths.output_dir("--out", str(tmp_path / "file" / "x"))
+    with pytest.raises(CliError, match=r"--out .*/file: .*/file is not a directory"):
+        paths.output_dir("--out", str(tmp_path / "file"))
+    assert sorted(os.listdir(tmp_path)) == ["file"]  # nothing made
+
+
+def test_a_file_flag_takes_a_file_in_a_directory_it_can_write(tmp_path):
+    paths.output_file("--json", str(tmp_path / "r.json"))
+    paths.output_file("--json", str(tmp_path / "new" / "r.json"), make_dirs=True)
+    with pytest.raises(CliError, match="is a directory"):
+        paths.output_file("--json", str(tmp_path))
+    with pytest.raises(CliError, match=re.escape(f"{tmp_path}/new is not a directory this process can write to")):
+        paths.output_file("--json", str(tmp_path / "new" / "r.json"))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(CliError, match="is not a directory this process can write to"):
+        paths.output_file("--state", str(tmp_path / "file" / "s.json"), make_dirs=True)
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["compare", "--engine", "virtual", "--quick", "--event-log", "{tmp}"], "--event-log {tmp}: is a directory"),
+        (["compare", "--quick", "--run-dir", "{tmp}/file/run"], "--run-dir {tmp}/file/run: {tmp}/file is not"),
+        (["chaos", "sweep", "--seeds", "1", "--out", "{tmp}/file"], "--out {tmp}/file: {tmp}/file is not"),
+        (
+            ["chaos", "run", "deploy/chaos/kill-node.toml", "--engine", "virtual", "--out", "{tmp}/file/o"],
+            "--out {tmp}/file/o: {tmp}/file is not",
+        ),
+        (["bench", "--quick", "--run-dir", "{tmp}/file/r"], "--run-dir {tmp}/file/r: {tmp}/file is not"),
+    ],
+    ids=["compare --event-log", "compare --run-dir", "chaos sweep --out", "chaos run --out", "bench --run-dir"],
+)
+def test_a_command_refuses_where_it_cannot_write_before_it_runs(tmp_path, capsys, argv, said):
+    """Before 2026-12-06 each of these raised a traceback: compare's --event-log after its whole run."""
+    (tmp_path / "file").write_text("")
+    tmp = str(tmp_path)
+    assert cli.main([a.format(tmp=tmp) for a in argv]) == 2
+    assert f"pcpsim: error: {said.format(tmp=tmp)}" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["file"]
