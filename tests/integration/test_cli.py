@@ -112,6 +112,18 @@ BAD_INVOCATIONS = {
     "rt_not_isolated": (["cluster", "up", "--nodes", "3", "--isolated", "2", "--rt", "1"], "not isolated"),
     "zone_used_1": (["cluster", "up", "--nodes", "3", "--zone-used", "1.0"], "must be in [0, 1)"),
     "drain_bogus_strategy": (["drain", "--strategy", "bogus"], "invalid choice: 'bogus'"),
+    # Past the wire's fields these were a traceback (ValueError: Value out of range) before 2026-12-06.
+    "cma_pages_past_any_zone": (["cma-alloc", "--pages", "99999999999"], "--pages: must be in 1..16777216"),
+    "cma_start_pfn_past_any_zone": (
+        ["cma-alloc", "--pages", "512", "--start-pfn", "99999999999999999999999"],
+        "--start-pfn: must be in 1..17825791",
+    ),
+    "cma_timeout_past_the_coordinators": (
+        ["cma-alloc", "--pages", "512", "--timeout-ms", "999999999999"],
+        "--timeout-ms: must be in 1..600000",
+    ),
+    "release_pages_past_any_zone": (["release", "--start-pfn", "1048576", "--pages", "2**40"], "not a whole number"),
+    "cpu_past_any_cluster": (["cpu", "offline", "99999999999"], "argument N: must be in 0..1023"),
     "drain_without_strategy": (["drain"], "--strategy"),
     "drain_without_cluster": (["drain", "--strategy", "remote"], "no cluster state file"),
     "state_without_cluster": (["state", "--json"], "no cluster state file"),

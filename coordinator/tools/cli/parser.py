@@ -43,6 +43,7 @@ file or --tls-ca says so.
 import argparse
 import os
 
+from coordinator.contig_rule import DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS
 from coordinator.drain.record import STRATEGIES
 from coordinator.membership_rule import MAX_CPUS
 from coordinator.tools import compare_plan
@@ -54,9 +55,14 @@ from coordinator.tools.cli.connect import DEFAULT_STATE, add_target
 from coordinator.tools.topology import DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT
 from node.mm import bugs
 from node.mm import profile as profiles
-from node.mm.zone import DEFAULT_ZONE_MB, MAX_ZONE_MB
+from node.mm.zone import DEFAULT_ZONE_MB, MAX_ZONE_MB, ZONE_START_PFN, zone_pages
 from node.shared.timebase import cost_model_arg
 from node.sim import noise as noise_models
+
+# A range (cma-alloc, offline, release) lies in the largest zone a cluster has: bounds the coordinator
+# would refuse anyway, checked here so that a value past the wire's field is not a traceback.
+RANGE_PAGES = flags.int_in(1, zone_pages(MAX_ZONE_MB))
+RANGE_START_PFN = flags.int_in(1, ZONE_START_PFN + zone_pages(MAX_ZONE_MB) - 1)
 
 COST_MODEL_HELP = (
     "TOML file of modeled kernel costs, any CostModel field, read by the coordinator and every node "
@@ -176,20 +182,20 @@ def build_parser() -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help_)
         c.add_argument(
             "--pages",
-            type=flags.positive_int,
+            type=RANGE_PAGES,
             required=True,
             help="range size in pages, a multiple of the pageblock (512)",
         )
         c.add_argument(
             "--start-pfn",
-            type=flags.positive_int,
+            type=RANGE_START_PFN,
             help="first pfn, pageblock aligned (default: the last --pages pages of the zone)",
         )
         c.add_argument(
             "--timeout-ms",
-            type=flags.positive_int,
-            default=5000,
-            help="how long pages in use may keep the range busy (default %(default)s)",
+            type=flags.int_in(1, MAX_TIMEOUT_MS),
+            default=DEFAULT_TIMEOUT_MS,
+            help=f"how long pages in use may keep the range busy, 1..{MAX_TIMEOUT_MS} (default %(default)s)",
         )
         c.add_argument("--json", action="store_true", help="print the result as JSON")
         add_target(c)
@@ -199,11 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
         "its lists from the coordinator and recomputes high; online recomputes it again",
     )
     cpu.add_argument("action", choices=["offline", "online"])
-    cpu.add_argument("cpu", type=flags.nonnegative_int, metavar="N")
+    cpu.add_argument("cpu", type=flags.int_in(0, MAX_CPUS - 1), metavar="N")
     add_target(cpu)
     rel = sub.add_parser("release", help="give a range taken by cma-alloc or offline back to the buddy")
-    rel.add_argument("--start-pfn", type=flags.positive_int, required=True)
-    rel.add_argument("--pages", type=flags.positive_int, required=True)
+    rel.add_argument("--start-pfn", type=RANGE_START_PFN, required=True)
+    rel.add_argument("--pages", type=RANGE_PAGES, required=True)
     add_target(rel)
 
     state = sub.add_parser("state", help="per-CPU pcp lists, zone free pages per order, audit verdict")
