@@ -23,7 +23,7 @@ from coordinator.drain.record import STRATEGIES
 from coordinator.drain.strategy import FLUSH_TIMEOUT_MS, GP_TIMEOUT_MS, LEASE_MS
 from coordinator.hotplug import Reaper
 from coordinator.membership import Membership
-from coordinator.membership_rule import DEAD_TIMEOUT_MS, FAILURE_TIMEOUT_MS, MAX_CPUS
+from coordinator.membership_rule import DEAD_TIMEOUT_MS, FAILURE_TIMEOUT_MS
 from coordinator.metrics import AuditMetrics, CoordinatorCollector, DrainMetrics
 from coordinator.pageset import Pageset
 from coordinator.recovery import Recovery, recovery_window
@@ -40,6 +40,7 @@ from node.mm.watermark import pageset_batch
 from node.mm.zone import DEFAULT_ZONE_MB, MAX_ZONE_MB, ZONE_START_PFN, Zone, zone_pages
 from node.shared import exposition, lifecycle, logs, security, transfer_log
 from node.shared.config import DEFAULT, EnvArgumentParser, host_port, int_range, positive
+from node.shared.cpulist import MAX_CPUS
 from node.shared.faults import Faults
 from node.shared.server import build_server
 from node.shared.timebase import TIME_SCALE, CostModel, cost_model_arg, lease_clock

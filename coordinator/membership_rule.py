@@ -19,9 +19,6 @@ from node.api.errors import FailedPrecondition, InvalidArgument, NotFound
 from node.api.v1 import pcpsim_pb2 as pb
 from node.shared.config import split_host_port
 
-# The most CPUs a cluster has: a process each, on one machine (`python -m coordinator --nodes`,
-# `pcpsim cluster up --nodes`).
-MAX_CPUS = 1024
 # Bound on one message's round trip on a member's control stream; a drain request
 # passes the lease as its own, longer bound.
 CONTROL_TIMEOUT_S = 5.0

@@ -40,10 +40,10 @@ from node.shared.config import (
     cpu_from_hostname,
     dialable,
     host_port,
-    nonnegative,
+    int_range,
     positive,
 )
-from node.shared.cpulist import parse_cpu_list, role_for_cpu
+from node.shared.cpulist import MAX_CPUS, parse_cpu_list, role_for_cpu
 from node.shared.faults import Faults
 from node.shared.server import build_server
 from node.shared.timebase import CostModel, cost_model_arg, lease_clock
@@ -55,7 +55,12 @@ from node.zone_client import ZoneClient
 def parse_args(argv=None, environ=None, hostname=socket.gethostname) -> argparse.Namespace:
     """Flags, each also an environment variable (node.shared.config: a flag wins over its variable)."""
     p = EnvArgumentParser(prog="python -m node", description="One simulated CPU of a pcpsim cluster.", environ=environ)
-    p.add_argument("--cpu", type=nonnegative(int), env="PCPSIM_CPU", help="this CPU's number (or --cpu-from-hostname)")
+    p.add_argument(
+        "--cpu",
+        type=int_range(0, MAX_CPUS - 1),
+        env="PCPSIM_CPU",
+        help=f"this CPU's number, 0..{MAX_CPUS - 1} (or --cpu-from-hostname)",
+    )
     p.add_argument(
         "--cpu-from-hostname",
         action="store_true",

@@ -33,7 +33,7 @@ import pathlib
 import re
 from dataclasses import dataclass
 
-from node.shared.cpulist import ROLE_HOUSEKEEPING, ROLE_PREEMPTIBLE, ROLE_RT
+from node.shared.cpulist import MAX_CPUS, ROLE_HOUSEKEEPING, ROLE_PREEMPTIBLE, ROLE_RT
 
 DEFAULT_PATH = pathlib.Path(__file__).parent / "workloads" / "default.json"
 
@@ -230,7 +230,7 @@ def _task(name: str, body, path: str, default_policy: str) -> tuple[RtTask, tupl
     if not isinstance(cpus, list) or not cpus:
         raise WorkloadError(f"{path}.cpus: must be a non-empty list of CPU numbers, got {cpus!r}")
     for i, c in enumerate(cpus):
-        _int(c, f"{path}.cpus[{i}]", 0)
+        _int(c, f"{path}.cpus[{i}]", 0, MAX_CPUS - 1)
     if len(set(cpus)) != len(cpus):
         raise WorkloadError(f"{path}.cpus: a CPU is named twice in {cpus}")
     if "instance" in body:

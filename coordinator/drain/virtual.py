@@ -46,6 +46,12 @@ from node.sim.clock import EventQueue
 from node.sim.net import SimNetwork
 
 T = TypeVar("T")
+
+
+class NotEnded(RuntimeError):
+    """A program the driver was asked to run to its end had not ended by the instant given."""
+
+
 COORDINATOR = "coordinator"  # the coordinator's end of the network, as the nemesis names it
 
 
@@ -177,15 +183,15 @@ class VirtualDriver:
         self.live[task] = None
         self._step(task, None, None)
 
-    def run(self, program: fx.Program[T], until: float) -> T:
-        """Run `program` to its end (other events run meanwhile, in order); an error if it has not
+    def run(self, program: fx.Program[T], until: float, what: str = "the drain") -> T:
+        """Run `program` to its end (other events run meanwhile, in order); NotEnded if it has not
         ended by virtual time `until`."""
         outcome: list[tuple[Any, BaseException | None]] = []
         self.start(program, lambda value, error: outcome.append((value, error)))
         while not outcome and len(self.queue) and (self.queue.next_time() or 0.0) <= until:
             self.queue.step()
         if not outcome:
-            raise RuntimeError(f"the drain had not ended by virtual time {until!r}")
+            raise NotEnded(f"{what} had not ended by virtual time {until!r}")
         value, error = outcome[0]
         if error is not None:
             raise error

@@ -421,7 +421,9 @@ class WholeCluster:
     def audit(self, bound_s: float = 1.0) -> mm_audit.AuditReport:
         """The stop-the-world audit (coordinator.audit_rule) from now; an error if it has not ended within bound_s."""
         report: mm_audit.AuditReport = self.coordinator.driver.run(
-            audit_rule.audit(self.coordinator.membership, self.coordinator.mutex), self.queue.clock() + bound_s
+            audit_rule.audit(self.coordinator.membership, self.coordinator.mutex),
+            self.queue.clock() + bound_s,
+            "the audit",
         )
         return report
 

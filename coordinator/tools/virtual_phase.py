@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coordinator.drain.record import STRATEGIES, DrainRecord
+from coordinator.drain.virtual import NotEnded
 from coordinator.tools.compare_plan import (
     CONTIG_PAGES,
     CONTIG_TIMEOUT_MS,
@@ -42,8 +43,10 @@ from node.virtual.run import KERNEL, Options, VirtualCluster, kernel_s
 DRAIN_BOUND_S = 1.0  # virtual time the drains still running at the end of measurement get to finish
 
 
-class DrainBacklog(RuntimeError):
-    """A phase whose drains did not end within DRAIN_BOUND_S of its measurement: the schedule outran them."""
+class PhaseOverrun(RuntimeError):
+    """A phase that did not end: its drains had not ended within DRAIN_BOUND_S of its measurement (the
+    schedule outran them), or its closing audit within its bound (an operation held a CPU or zone->lock
+    longer: a cost model's or a task set's figures can make one that long)."""
 
 
 def node_stats(nodes: VirtualCluster, n: int, base: dict[str, Any]) -> pb.NodeStats:
@@ -189,14 +192,19 @@ def run_phase(phase: str, config: CompareConfig, keep_log: bool = True, noise: s
         while pending[0] and (queue.next_time() or bound) <= bound:
             queue.step()
         if pending[0]:
-            raise DrainBacklog(
+            raise PhaseOverrun(
                 f"{pending[0]} of {len(offsets)} scheduled drains had not ended {DRAIN_BOUND_S:g}s of kernel time "
                 f"after the measurement: one was asked every {kernel_s(config.drain_interval_s) * 1e3:g} ms of "
                 "kernel time on average, and they queue on pcpu_drain_mutex faster than they end (a remote drain "
                 "walks the CPUs with pages one by one); a longer --drain-interval-ms spaces them"
             )
         stats = {n: node_stats(nodes, n, base[n]) for n in range(len(nodes.cpus))}
-        report = cluster.audit()
+        try:
+            report = cluster.audit()
+        except NotEnded as err:
+            raise PhaseOverrun(
+                f"{err}: one CPU or zone->lock was held past it (check the --cost-model and --workload figures)"
+            ) from None
     finally:
         cluster.close()
     # The wall phase's DrainHistory lists them with the demand drains.

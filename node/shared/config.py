@@ -132,17 +132,6 @@ def int_range(lo: int, hi: int):
     return parse
 
 
-def nonnegative(kind):
-    def parse(text: str):
-        value = kind(text)
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
 def split_host_port(text: str) -> tuple[str, int]:
     """ "host:port", "[v6]:port" -> (host without brackets, port); ValueError if malformed."""
     host, sep, port = text.strip().rpartition(":")

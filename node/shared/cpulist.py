@@ -12,13 +12,16 @@ from node.api.v1 import pcpsim_pb2 as pb
 ROLE_RT = "isolated-rt"
 ROLE_PREEMPTIBLE = "isolated-preemptible"
 ROLE_HOUSEKEEPING = "housekeeping"
+# The most CPUs a cluster has: a process each, on one machine (`python -m coordinator --nodes`,
+# `pcpsim cluster up --nodes`); a CPU number is below it wherever it is given.
+MAX_CPUS = 1024
 
 
 def parse_cpu_list(text: str, nr_cpus: int | None = None) -> list[int]:
     """Parse a kernel-style CPU list ("1,3", "2-3", "") into sorted CPU numbers.
 
-    With `nr_cpus`, every CPU must be below it; without, only the list's own form is
-    checked (a node does not know the cluster's size before it registers)."""
+    With `nr_cpus`, every CPU must be below it; without, below MAX_CPUS (a node does not know the
+    cluster's size before it registers)."""
     cpus: set[int] = set()
     for part in filter(None, (p.strip() for p in text.split(","))):
         lo, _, hi = part.partition("-")
@@ -26,11 +29,10 @@ def parse_cpu_list(text: str, nr_cpus: int | None = None) -> list[int]:
             first, last = int(lo), int(hi) if hi else int(lo)
         except ValueError:
             raise ValueError(f"bad CPU list item {part!r} (expected N or N-M)") from None
-        if nr_cpus is None:
-            if first > last or first < 0:
-                raise ValueError(f"bad CPU list item {part!r} (expected N or N-M with N <= M)")
-        elif first > last or first < 0 or last >= nr_cpus:
-            raise ValueError(f"CPU list item {part!r} is outside 0-{nr_cpus - 1}")
+        if first > last or first < 0:
+            raise ValueError(f"bad CPU list item {part!r} (expected N or N-M with N <= M)")
+        if last >= (nr_cpus or MAX_CPUS):
+            raise ValueError(f"CPU list item {part!r} is outside 0-{(nr_cpus or MAX_CPUS) - 1}")
         cpus.update(range(first, last + 1))
     return sorted(cpus)
 

@@ -140,7 +140,8 @@ def test_an_empty_variable_counts_as_unset():
     "flag, var, value, message",
     [
         ("--cpu", "PCPSIM_CPU", "x", "invalid int value: 'x'"),
-        ("--cpu", "PCPSIM_CPU", "-1", "must be >= 0, got -1"),
+        ("--cpu", "PCPSIM_CPU", "-1", "must be in 0..1023, got -1"),
+        ("--cpu", "PCPSIM_CPU", "1024", "must be in 0..1023, got 1024"),
         ("--role", "PCPSIM_ROLE", "boss", "invalid choice: 'boss'"),
         ("--listen", "PCPSIM_LISTEN", "nohost", "expected HOST:PORT, got 'nohost'"),
         ("--coordinator", "PCPSIM_COORDINATOR", "coordinator:0", "port 0 cannot be dialled"),
@@ -148,6 +149,8 @@ def test_an_empty_variable_counts_as_unset():
         ("--metrics-listen", "PCPSIM_METRICS_LISTEN", "9100", "expected HOST:PORT or 'off'"),
         ("--period-ms", "PCPSIM_PERIOD_MS", "0", "must be > 0, got 0"),
         ("--isolated", "PCPSIM_ISOLATED", "3-1", "bad CPU list item '3-1'"),
+        # Before 2026-12-06 this built a set of 10**11 CPU numbers.
+        ("--isolated", "PCPSIM_ISOLATED", "0-99999999999", "CPU list item '0-99999999999' is outside 0-1023"),
     ],
 )
 def test_a_bad_variable_gets_the_bad_flags_error(capsys, flag, var, value, message):
@@ -222,6 +225,8 @@ def test_cpu_list_parser_is_shared_with_the_launcher():
         parse_cpu_list("4", 4)
     with pytest.raises(ValueError, match="expected N or N-M"):
         parse_cpu_list("a")
+    with pytest.raises(ValueError, match="outside 0-1023"):  # a node's list, before it knows the cluster
+        parse_cpu_list("1000-1024")
     assert [role_for_cpu(c, [2, 3], [3]) for c in range(4)] == cli.assign_roles(4, [2, 3], [3])
 
 

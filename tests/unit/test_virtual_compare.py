@@ -158,6 +158,20 @@ def test_drains_the_schedule_outran_end_the_command_with_a_clear_error(monkeypat
     assert not out.exists()
 
 
+def test_an_audit_that_cannot_end_ends_the_command_with_a_clear_error(tmp_path, capsys):
+    """A cost model whose zone->lock hold outlasts the closing audit's bound (1e300 us here): before
+    2026-12-06 a RuntimeError traceback."""
+    costs = tmp_path / "costs.toml"
+    costs.write_text("zone_lock_us = 1e300\n")
+    out = tmp_path / "out.json"
+    args = ["--strategies", "remote", "--measure-s", "1", "--cost-model", str(costs), "--json", str(out)]
+    assert main(["compare", "--engine", "virtual", *args]) == 2
+    err = capsys.readouterr().err
+    assert "pcpsim: error: the audit had not ended by virtual time" in err, err
+    assert "one CPU or zone->lock was held past it" in err and "Traceback" not in err
+    assert not out.exists()
+
+
 def test_an_unknown_noise_model_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["compare", "--engine", "virtual", "--noise", "loud"])

@@ -45,7 +45,6 @@ import os
 
 from coordinator.contig_rule import DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS
 from coordinator.drain.record import STRATEGIES
-from coordinator.membership_rule import MAX_CPUS
 from coordinator.tools import compare_plan
 from coordinator.tools.bench import steps as bench_steps
 from coordinator.tools.bench import virtual_scale as bench_virtual_scale
@@ -56,6 +55,7 @@ from coordinator.tools.topology import DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_
 from node.mm import bugs
 from node.mm import profile as profiles
 from node.mm.zone import DEFAULT_ZONE_MB, MAX_ZONE_MB, ZONE_START_PFN, zone_pages
+from node.shared.cpulist import MAX_CPUS
 from node.shared.timebase import cost_model_arg
 from node.sim import noise as noise_models
 

@@ -99,7 +99,7 @@ def cmd_compare(args) -> int:
             else:
                 run = virtual_compare.run_virtual_compare(config, keep_log=args.event_log is not None, noise=noise)
                 result, events = run.results, run.events
-        except virtual_phase.DrainBacklog as err:
+        except virtual_phase.PhaseOverrun as err:
             raise CliError(str(err)) from None
         if args.event_log is not None:
             with open(args.event_log, "w", encoding="utf-8", newline="\n") as f:
@@ -146,7 +146,7 @@ def _compare_seeds(config: compare_plan.CompareConfig, noise: str, seeds: list[i
         started = time.perf_counter()
         try:
             result = virtual_compare.run_virtual_compare(dataclasses.replace(config, seed=seed), noise=noise).results
-        except virtual_phase.DrainBacklog as err:
+        except virtual_phase.PhaseOverrun as err:
             raise CliError(f"seed {seed}: {err}") from None
         results.append(result)
         clean = _audits_clean(result)
