@@ -32,7 +32,6 @@ def output_file(flag: str, path: str | None, make_dirs: bool = False) -> None:
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise CliError(f"{flag} {path}: this process cannot write it")
     directory = os.path.dirname(os.path.abspath(path))
-    if make_dirs:
-        _refuse_unless_makable(flag, path, directory)
-    elif not (os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK)):
+    if not make_dirs and not os.path.isdir(directory):
         raise CliError(f"{flag} {path}: {directory} is not a directory this process can write to")
+    _refuse_unless_makable(flag, path, directory)
