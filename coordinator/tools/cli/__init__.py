@@ -1,7 +1,8 @@
 """The `pcpsim` command (entry point `main`; `python -m coordinator.tools.cli`).
 
 parser    the argparse tree and the usage text (`pcpsim --help`)
-flags     flag types: whole numbers, fractions, strategy lists, trigger mixes
+parser_cluster  the parsers of the commands that start or act on a cluster (cluster up, drain, ...)
+flags     flag types: whole numbers, fractions, strategy lists, trigger mixes, cost model and task set files
 connect   reaching a running cluster: state file, address, operator credentials, stub
 errors    CliError: a refusal, printed as `pcpsim: error: ...` with exit 2
 paths     where a command will write (--out, --run-dir, --json, ...), checked before it runs

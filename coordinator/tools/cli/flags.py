@@ -3,6 +3,7 @@ problem (argparse prints it with the flag and exits 2)."""
 
 import argparse
 import math
+import os
 
 from coordinator.drain.record import STRATEGIES
 from coordinator.tools.bench.steps import STEPS as BENCH_STEPS
@@ -10,6 +11,7 @@ from coordinator.tools.chaos.sweep import shards
 from coordinator.tools.compare_plan import TRIGGERS
 from node import rtapp
 from node.mm import profile as profiles
+from node.shared.timebase import cost_model_arg
 
 
 def seeds(text: str) -> tuple[str, list[int]]:
@@ -124,3 +126,22 @@ def workload(text: str) -> rtapp.Workload:
         return rtapp.load(text)
     except rtapp.WorkloadError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+COST_MODEL_HELP = (
+    "TOML file of modeled kernel costs, any CostModel field, read by the coordinator and every node "
+    "(default and its sources: node/costs/sapphire-rapids.toml)"
+)
+
+
+def cost_model_file(text: str) -> str:
+    """--cost-model FILE: refused here if it does not load, before anything starts; the
+    processes started get its absolute path."""
+    cost_model_arg(text)
+    return os.path.abspath(text)
+
+
+WORKLOAD_HELP = (
+    "latency tasks as an rt-app JSON task set (deploy/rt-app/*.json): the CPUs it names run its "
+    "tasks, the others housekeeping (default: deploy/rt-app/default.json)"
+)
