@@ -313,7 +313,7 @@ async def main(args) -> None:
         lambda: time.monotonic() > give_up_at,
     )
     cost = dataclasses.replace(args.cost_model or CostModel(), time_scale=reply.time_scale)
-    sync_channel = security.channel(args.coordinator, sec)
+    sync_channel = security.channel(args.coordinator, sec, peer=True)
     tlog = transfer_log.open_log(args.transfer_log, time.monotonic, cpu=args.cpu, inc=request.incarnation)
     epoch = CoordinatorEpoch()
     epoch.admit("Register", reply)

@@ -9,17 +9,19 @@ from node.shared.security.settings import Security
 from node.shared.security.tls import channel_credentials
 
 
-def channel(address: str, sec: Security) -> grpc.Channel:
-    """A sync channel to `address` with this process's TLS settings and token."""
-    opts = channel_options()
+def channel(address: str, sec: Security, peer: bool = False) -> grpc.Channel:
+    """A sync channel to `address` with this process's TLS settings and token: a caller's (a
+    tool's), or with `peer` a process's long-lived channel to another (node.shared.transport)."""
+    opts = channel_options(peer)
     creds = channel_credentials(sec.tls)
     ch = grpc.secure_channel(address, creds, opts) if creds else grpc.insecure_channel(address, opts)
     return grpc.intercept_channel(ch, SyncToken(sec.token, sec.metadata)) if sec.token or sec.metadata else ch
 
 
 def aio_channel(address: str, sec: Security) -> grpc.aio.Channel:
-    """An asyncio channel to `address` with this process's TLS settings and token."""
-    opts = channel_options()
+    """An asyncio channel to `address` with this process's TLS settings and token: a peer's
+    (node.shared.transport), as every asyncio channel here is one process's to another."""
+    opts = channel_options(peer=True)
     creds = channel_credentials(sec.tls)
     interceptors: list[grpc.aio.ClientInterceptor] | None = (
         [AioUnaryToken(sec.token, sec.metadata), AioStreamToken(sec.token, sec.metadata)]

@@ -10,7 +10,8 @@ import functools
 from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm.constants import MAX_ORDER, MIGRATE_TYPES
-from node.shared.transport import CHANNEL_OPTIONS, SERVER_OPTIONS
+from node.shared import transport
+from node.shared.transport import SERVER_OPTIONS
 
 # The largest reply is a Snapshot: three page lists of a node (pcp, allocated, in flight).
 # 12 bytes a block at worst, so 64 MiB covers 5.5 M blocks (21 GiB of base pages in one node's
@@ -61,11 +62,11 @@ def server_options() -> list:
     ]
 
 
-def channel_options() -> list:
-    """Size limits, and node.shared.transport's fast reconnects (every channel here is one
-    between pcpsim processes)."""
+def channel_options(peer: bool) -> list:
+    """Size limits, and node.shared.transport's reconnects and connection bound for a peer's
+    channel or a caller's (every channel here is one between pcpsim processes)."""
     return [
         ("grpc.max_receive_message_length", MAX_REPLY_BYTES),
         ("grpc.max_send_message_length", max_request_bytes()),
-        *CHANNEL_OPTIONS,
+        *transport.channel_options(peer),
     ]
