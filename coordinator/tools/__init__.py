@@ -4,6 +4,7 @@
 - topology    which role each CPU plays: the default layout, --isolated/--rt, an rt-app task set
 - cluster     a local cluster: the coordinator and one process per CPU, on loopback
 - prometheus  a local Prometheus server for a local cluster
+- die_with_parent  how a child that is not pcpsim's (Prometheus) ends with its launcher
 - schedule    the phases of a measured run and its seeded drain schedule
 - compare_plan  what compare runs under either engine: its config, the trigger plan, the drain window
 - compare     the same workload and drain schedule under each strategy, side by side (wall engine)

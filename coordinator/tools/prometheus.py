@@ -7,14 +7,13 @@ repository root with the default state file); the rendered copy, written into th
 directory, names them by absolute path (render_config may also change the scrape and
 evaluation interval). Its TSDB lives in a fresh temp dir under the run directory, and it listens on
 127.0.0.1 at a port found free by binding (9090 if asked for and free, else port 0;
-retried if another process takes the port first). The child gets SIGTERM if this process dies (PR_SET_PDEATHSIG), as the
-cluster's children stop when their parent is gone.
+retried if another process takes the port first). The child gets SIGTERM if this process dies
+(coordinator.tools.die_with_parent), as the cluster's children stop when their parent is gone.
 
 Prometheus's first scrape lands ~5 s after it starts, even at a 1 s interval: callers
 poll (PrometheusApi.query), never sleep a fixed time.
 """
 
-import ctypes
 import json
 import os
 import pathlib
@@ -22,12 +21,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from typing import IO
 
 from coordinator.tools.cluster import TARGETS_FILE, Supervised
@@ -95,19 +94,6 @@ def free_port(host: str = "127.0.0.1", preferred: int | None = None) -> int:
     raise AssertionError("unreachable: binding port 0 picks a free port")
 
 
-_prctl: Callable[..., int] | None
-try:  # resolved here, not in the forked child (which must not take the loader's locks)
-    _prctl = ctypes.CDLL(None).prctl
-except (OSError, AttributeError):
-    _prctl = None
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the parent dies (Linux prctl PR_SET_PDEATHSIG = 1)."""
-    if _prctl is not None:  # LocalPrometheus.start passes this only then
-        _prctl(1, int(signal.SIGTERM))
-
-
 class LocalPrometheus(Supervised):
     """A Prometheus child process scraping one local cluster. Use as a context manager, or start/stop."""
 
@@ -139,6 +125,7 @@ class LocalPrometheus(Supervised):
             self.address = f"{self.host}:{free_port(self.host, self.port if attempt == 0 else None)}"
             proc = self.proc = subprocess.Popen(
                 [
+                    *(sys.executable, "-m", "coordinator.tools.die_with_parent", str(os.getpid())),
                     binary,
                     f"--config.file={self.config_file}",
                     f"--storage.tsdb.path={storage}",
@@ -148,7 +135,6 @@ class LocalPrometheus(Supervised):
                 stderr=self._log,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if _prctl is not None else None,
             )
             if self._wait_ready(proc, time.monotonic() + timeout):
                 return
