@@ -1,5 +1,5 @@
-"""No pcpsim process forks a child that runs code before exec: every module of node and coordinator
-is parsed (ast, never executed) for the ways to do it.
+"""No pcpsim process, and no test worker, forks a child that runs code before exec: every module of
+node, coordinator, tests and deploy is parsed (ast, never executed) for the ways to do it.
 
 A process that has used gRPC has gRPC's threads; fork() copies only the calling one and runs the
 pthread_atfork handlers of every library loaded. Both hung in this project: a sweep's forked
@@ -40,7 +40,7 @@ def forks(source: str) -> list[str]:
 def test_no_module_forks_without_exec():
     found = {
         str(path.relative_to(REPO)): hits
-        for package in ("node", "coordinator")
+        for package in ("node", "coordinator", "tests", "deploy")
         for path in sorted((REPO / package).rglob("*.py"))
         if (hits := forks(path.read_text()))
     }
