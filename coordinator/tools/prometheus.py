@@ -144,20 +144,27 @@ class LocalPrometheus(Supervised):
         )
 
     def _wait_ready(self, proc: subprocess.Popen, deadline: float) -> bool:
-        """True once /-/ready answers 200; False if `proc` exited; PrometheusError on timeout."""
+        """True once /-/ready answers 200 from this Prometheus; False if `proc` exited; PrometheusError
+        on timeout. Another Prometheus can answer on the address: one that was closing its listener
+        when free_port found it free (seen in a test run: ours then exited, "address already in
+        use"). Its --config.file, which the flags API gives, is not ours."""
         while True:
             if proc.poll() is not None:
                 return False
             try:
                 with urllib.request.urlopen(self.url + "/-/ready", timeout=1.0) as r:
-                    if r.status == 200:
+                    if r.status == 200 and self._serves_our_config():
                         return True
-            except (urllib.error.URLError, OSError):
+            except (urllib.error.URLError, OSError, ValueError, KeyError):
                 pass
             if time.monotonic() > deadline:
                 self.stop()
                 raise PrometheusError(f"prometheus at {self.address} not ready in time; see {self.log_file}")
             time.sleep(0.1)
+
+    def _serves_our_config(self) -> bool:
+        with urllib.request.urlopen(self.url + "/api/v1/status/flags", timeout=1.0) as r:
+            return json.load(r)["data"].get("config.file") == self.config_file
 
     def stop(self, grace: float = 10.0) -> None:
         if self.proc is not None and self.proc.poll() is None:

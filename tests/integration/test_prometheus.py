@@ -250,3 +250,16 @@ def test_cluster_up_prometheus_scrapes_the_cluster_and_stops_with_it(tmp_path):
 
         wait_until(all_up, DEADLINE_S, interval=0.5, what="Prometheus scraping the coordinator and both CPUs")
         stop_cluster_up(proc, pids, base)
+
+
+def test_a_prometheus_that_is_not_ours_answering_on_the_address_is_not_taken_for_ours(tmp_path):
+    """A real Prometheus (another run's) answers /-/ready on the address ours was given; ours (here a
+    process that exits as a Prometheus that could not bind does) is not ready: _wait_ready says it
+    exited, so start() tries another port, instead of returning with the other one's URL."""
+    targets = str(tmp_path / "targets.json")
+    with prometheus.LocalPrometheus(str(tmp_path / "other"), targets) as other:
+        ours = prometheus.LocalPrometheus(str(tmp_path / "ours"), targets)
+        ours.address = other.address
+        failed_bind = subprocess.Popen(["sleep", "2"])
+        assert ours._wait_ready(failed_bind, time.monotonic() + 60.0) is False
+        assert other._wait_ready(other.proc, time.monotonic() + 60.0) is True
