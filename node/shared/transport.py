@@ -18,7 +18,8 @@ Two kinds of channel want two bounds:
   100 ms, a host loaded enough to finish a loopback handshake later failed the call at
   once, though the process was up (UNAVAILABLE, "connection attempt timed out before
   receiving SETTINGS frame": the project's CI run of 4dd802e, docs/benchmarks.md).
-  CALLER_CONNECT_TIMEOUT_MS is gRPC's own default, longer than any call's deadline here.
+  CALLER_CONNECT_TIMEOUT_MS is gRPC's own default (20 s): past the deadline of most calls here,
+  and a loopback handshake that takes longer is one no process is answering.
 
 A peer whose process is frozen (SIGSTOP, a host suspended or cut off) keeps its TCP
 connection open: the kernel still acknowledges, nothing answers. HTTP/2 keepalive pings
