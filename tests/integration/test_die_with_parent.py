@@ -2,6 +2,7 @@
 by SIGKILL, and it refuses to exec one whose launcher is already gone. Real processes and signals."""
 
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -24,7 +25,8 @@ def test_the_program_is_the_launchers_child_and_is_terminated_when_the_launcher_
         assert launcher.stdout is not None
         child = int(launcher.stdout.readline())
         # exec, not a child of its own: the pid the launcher holds is the program's
-        wait_until(lambda: open(f"/proc/{child}/comm").read().strip() == "sleep", 30.0, what="sleep exec'd")
+        comm = pathlib.Path(f"/proc/{child}/comm")
+        wait_until(lambda: comm.read_text().strip() == "sleep", 30.0, what="sleep exec'd")
         launcher.send_signal(signal.SIGKILL)
         launcher.wait(10)
         wait_until(lambda: not pid_alive(child), 30.0, what="sleep terminated after its launcher's death")
