@@ -11,7 +11,6 @@ from node.api import validate
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm.constants import MAX_ORDER, MIGRATE_TYPES
 from node.shared import transport
-from node.shared.transport import SERVER_OPTIONS
 
 # The largest reply is a Snapshot: three page lists of a node (pcp, allocated, in flight).
 # 12 bytes a block at worst, so 64 MiB covers 5.5 M blocks (21 GiB of base pages in one node's
@@ -58,7 +57,7 @@ def server_options() -> list:
     return [
         ("grpc.max_receive_message_length", max_request_bytes()),
         ("grpc.max_send_message_length", MAX_REPLY_BYTES),
-        *SERVER_OPTIONS,
+        *transport.SERVER_OPTIONS,
     ]
 
 
