@@ -120,15 +120,17 @@ def positive(kind):
 
 
 def int_range(lo: int, hi: int):
-    """An int parser that accepts lo..hi inclusive."""
+    """A flag type taking a whole number in lo..hi inclusive."""
 
     def parse(text: str) -> int:
-        value = int(text)
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
         if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"must be in {lo}..{hi}, got {text}")
+            raise argparse.ArgumentTypeError(f"must be in {lo}..{hi}, got {value}")
         return value
 
-    parse.__name__ = "int"
     return parse
 
 

@@ -139,7 +139,7 @@ def test_an_empty_variable_counts_as_unset():
 @pytest.mark.parametrize(
     "flag, var, value, message",
     [
-        ("--cpu", "PCPSIM_CPU", "x", "invalid int value: 'x'"),
+        ("--cpu", "PCPSIM_CPU", "x", "not a whole number: 'x'"),
         ("--cpu", "PCPSIM_CPU", "-1", "must be in 0..1023, got -1"),
         ("--cpu", "PCPSIM_CPU", "1024", "must be in 0..1023, got 1024"),
         ("--role", "PCPSIM_ROLE", "boss", "invalid choice: 'boss'"),

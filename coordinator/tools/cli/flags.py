@@ -11,6 +11,7 @@ from coordinator.tools.chaos.sweep import shards
 from coordinator.tools.compare_plan import TRIGGERS
 from node import rtapp
 from node.mm import profile as profiles
+from node.shared.config import int_range
 from node.shared.timebase import cost_model_arg
 
 
@@ -22,24 +23,9 @@ def seeds(text: str) -> tuple[str, list[int]]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def int_in(lo: int, hi: int):
-    """A flag type taking a whole number in lo..hi."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"must be in {lo}..{hi}, got {value}")
-        return value
-
-    return parse
-
-
 # One seed: the bound a scenario file's seed and --seeds have, so that a seed a run was given is one
 # its files can name.
-seed = int_in(0, shards.MAX_SEED)
+seed = int_range(0, shards.MAX_SEED)
 
 
 def positive_int(text: str) -> int:

@@ -50,6 +50,7 @@ from coordinator.tools.cli import flags, parser_cluster
 from coordinator.tools.cli import sweep as sweep_cli
 from node.mm import bugs
 from node.mm import profile as profiles
+from node.shared.config import int_range
 from node.sim import noise as noise_models
 
 
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp_.add_argument(
         "--measure-s",
-        type=flags.int_in(1, compare_plan.MAX_MEASURE_S),
+        type=int_range(1, compare_plan.MAX_MEASURE_S),
         help=f"seconds of measurement per phase, 1..{compare_plan.MAX_MEASURE_S}",
     )
     cmp_.add_argument(

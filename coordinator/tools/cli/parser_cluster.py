@@ -10,12 +10,13 @@ from coordinator.tools.cli.connect import DEFAULT_STATE, add_target
 from coordinator.tools.topology import DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT
 from node.mm import profile as profiles
 from node.mm.zone import DEFAULT_ZONE_MB, MAX_ZONE_MB, ZONE_START_PFN, zone_pages
+from node.shared.config import int_range
 from node.shared.cpulist import MAX_CPUS
 
 # A range (cma-alloc, offline, release) lies in the largest zone a cluster has: bounds the coordinator
 # would refuse anyway, checked here so that a value past the wire's field is not a traceback.
-RANGE_PAGES = flags.int_in(1, zone_pages(MAX_ZONE_MB))
-RANGE_START_PFN = flags.int_in(1, ZONE_START_PFN + zone_pages(MAX_ZONE_MB) - 1)
+RANGE_PAGES = int_range(1, zone_pages(MAX_ZONE_MB))
+RANGE_START_PFN = int_range(1, ZONE_START_PFN + zone_pages(MAX_ZONE_MB) - 1)
 
 
 def add_parsers(sub) -> None:
@@ -27,7 +28,7 @@ def add_parsers(sub) -> None:
     # part (the rest: 4 CPUs, none isolated) from none given (the default layout).
     unless = "if none of --nodes, --isolated, --rt is given, else none"
     up.add_argument(
-        "--nodes", type=flags.int_in(1, MAX_CPUS), help=f"simulated CPUs, 1..{MAX_CPUS} (default {DEFAULT_NODES})"
+        "--nodes", type=int_range(1, MAX_CPUS), help=f"simulated CPUs, 1..{MAX_CPUS} (default {DEFAULT_NODES})"
     )
     up.add_argument(
         "--isolated", help=f"isolated CPUs running a latency task, e.g. 2-3 (default: {DEFAULT_ISOLATED} {unless})"
@@ -52,7 +53,7 @@ def add_parsers(sub) -> None:
     up.add_argument("--cost-model", metavar="FILE", type=flags.cost_model_file, help=flags.COST_MODEL_HELP)
     up.add_argument(
         "--zone-mb",
-        type=flags.int_in(1, MAX_ZONE_MB),
+        type=int_range(1, MAX_ZONE_MB),
         default=DEFAULT_ZONE_MB,
         help=f"zone size, 1..{MAX_ZONE_MB} MiB (default %(default)s)",
     )
@@ -121,7 +122,7 @@ def add_parsers(sub) -> None:
         )
         c.add_argument(
             "--timeout-ms",
-            type=flags.int_in(1, MAX_TIMEOUT_MS),
+            type=int_range(1, MAX_TIMEOUT_MS),
             default=DEFAULT_TIMEOUT_MS,
             help=f"how long pages in use may keep the range busy, 1..{MAX_TIMEOUT_MS} (default %(default)s)",
         )
@@ -133,7 +134,7 @@ def add_parsers(sub) -> None:
         "its lists from the coordinator and recomputes high; online recomputes it again",
     )
     cpu.add_argument("action", choices=["offline", "online"])
-    cpu.add_argument("cpu", type=flags.int_in(0, MAX_CPUS - 1), metavar="N")
+    cpu.add_argument("cpu", type=int_range(0, MAX_CPUS - 1), metavar="N")
     add_target(cpu)
     rel = sub.add_parser("release", help="give a range taken by cma-alloc or offline back to the buddy")
     rel.add_argument("--start-pfn", type=RANGE_START_PFN, required=True)
