@@ -50,6 +50,9 @@ def test_bench_quick_runs_end_to_end(tmp_path):
         assert set(f) >= FIELDS, f
         assert f["value"] > 0 and f["floor"] > 0, f
         assert (f["ok"] is None) == (f["target"] is None), f
-        assert ("MISSED" if f["ok"] is False else "ok" if f["ok"] else "-") in proc.stdout
+        # The figure's own row ends with its verdict (the header's "ok" and the rule's dashes must not count).
+        rows = [line for line in proc.stdout.splitlines() if line.startswith(f["name"] + "  ")]
+        assert len(rows) == 1, (f["name"], rows)
+        assert rows[0].split()[-1] == ("MISSED" if f["ok"] is False else "ok" if f["ok"] else "-"), rows[0]
     assert result["detail"]["scaling"]["n"] == [1, 2, 4, 8]
     assert os.path.getsize(str(out).removesuffix(".json") + "-scaling.png") > 0

@@ -1,6 +1,7 @@
 """The scale figure's pure parts: the CPU layout and the /proc readings it reports (no timing asserted)."""
 
 import os
+import time
 
 import pytest
 
@@ -23,8 +24,19 @@ def test_a_scale_run_needs_two_cpus():
 
 def test_proc_readings_of_this_process():
     assert 1 << 20 < vm_rss_bytes(os.getpid()) < 1 << 40
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+
+    def times() -> float:  # the kernel's own account of this process, read another way
+        t = os.times()
+        return t.user + t.system
+
     before = cpu_seconds(os.getpid())
-    sum(i * i for i in range(300_000))  # some CPU time, so the counter moves (it ticks at 1/CLK_TCK)
-    assert cpu_seconds(os.getpid()) >= before >= 0
+    assert abs(before - times()) <= 2 * tick
+    start = time.process_time()
+    while time.process_time() - start < 20 * tick:  # CPU time, so the counter moves by ~20 ticks
+        sum(i * i for i in range(10_000))
+    after = cpu_seconds(os.getpid())
+    assert abs(after - times()) <= 2 * tick
+    assert after - before >= 15 * tick
     with pytest.raises(OSError):
         vm_rss_bytes(2**22 + 7)  # above pid_max's default ceiling: no such process

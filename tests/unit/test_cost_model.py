@@ -119,6 +119,8 @@ def test_the_node_and_the_coordinator_refuse_a_bad_file_naming_it_and_the_key(tm
         assert exit_.value.code == 2
         assert f"{path}: irq_us must be a finite number >= 0, got -1" in capsys.readouterr().err
     assert node_args([*NODE_ARGV, "--cost-model", EXAMPLE], environ={}).cost_model == CostModel()
+    good = _write(tmp_path, "irq_us = 9\n")  # the example holds the defaults: this one shows the file is read
+    assert node_args([*NODE_ARGV, "--cost-model", good], environ={}).cost_model == CostModel(irq_us=9.0)
 
 
 def test_pcpsim_refuses_a_bad_file_before_starting_anything(tmp_path, capsys):

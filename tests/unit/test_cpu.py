@@ -106,7 +106,7 @@ def test_preemptible_task_lets_work_run_and_is_charged_for_it():
         item = cpu.queue_work("workqueue", lambda: cpu.occupy(0.010))
         wait_until(lambda: task.window.runs == 1)
         assert item.done
-        assert item.finished_at < time.monotonic()
+        assert item.queued_at <= item.started_at < item.finished_at <= time.monotonic()  # each stamped, in order
         assert task.window.stolen_s.get("workqueue", 0.0) > 0.0
         assert task.window.noise_events["workqueue"] == 1
     finally:
@@ -294,10 +294,12 @@ def test_a_slow_cpus_stretch_ends_soon_after_its_heal_not_at_its_slowed_length()
     factor 100 is a 30 s stretch; healed after 0.05 s, the rest (under 0.3 s) runs at full speed."""
     cpu = Cpu(0)
     cpu.slowdown = 100.0
-    done = threading.Event()
+    done, slowed = threading.Event(), threading.Event()
+    sleep_slowed = cpu._sleep_slowed
+    cpu._sleep_slowed = lambda seconds: (slowed.set(), sleep_slowed(seconds))[1]  # the stretch has begun
     worker = threading.Thread(target=lambda: (cpu.occupy(0.3), done.set()), daemon=True)
     worker.start()
-    time.sleep(0.05)
+    assert slowed.wait(10.0), "the slowed stretch never began"
     assert not done.is_set()
     cpu.slowdown = 1.0
     assert done.wait(15.0), "the stretch ran on at the slowed factor after the heal"
