@@ -409,4 +409,4 @@ def _abandon(program: fx.Program[Any]) -> None:
             return
         except RuntimeError:  # a finally clause yielded an effect: close again from there
             continue
-    raise RuntimeError(f"{program!r} yields on after 64 closes")
+    raise RuntimeError(f"{getattr(program, '__qualname__', 'a program')} yields on after 64 closes")

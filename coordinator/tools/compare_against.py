@@ -30,7 +30,7 @@ _ASKED = (
     ("warmup_s", lambda r: r.get("config", {}).get("warmup_s")),
     ("drain_interval_s", lambda r: r.get("config", {}).get("drain_interval_s")),
     ("trigger mix", lambda r: r.get("config", {}).get("trigger_mix")),
-    ("workload", lambda r: r.get("config", {}).get("workload")),
+    ("workload", lambda r: _file(r.get("config", {}).get("workload"))),
     ("costs", lambda r: _costs(r.get("config", {}).get("costs"))),
 )
 
@@ -83,6 +83,13 @@ def _number(v) -> bool:
 
 def _costs(costs):
     return {k: v for k, v in costs.items() if k != "time_scale"} if isinstance(costs, dict) else costs
+
+
+def _file(source):
+    """A file the run read: its name and the start of its contents' sha256 (compare_results.input_file)."""
+    if isinstance(source, dict) and isinstance(source.get("file"), str) and isinstance(source.get("sha256"), str):
+        return f"{source['file']} (sha256 {source['sha256'][:12]})"
+    return source
 
 
 def _roles(roles):

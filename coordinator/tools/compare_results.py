@@ -8,8 +8,10 @@ kernel second.
 """
 
 import collections
+import hashlib
 import json
 import math
+import os
 from dataclasses import asdict
 from typing import Any
 
@@ -158,8 +160,8 @@ def results(config: Any, phases: dict, costs: CostModel) -> dict:
             "roles": list(config.roles),
             "strategies": list(config.strategies),
             "trigger_mix": dict(config.trigger_mix),
-            "workload": config.workload,
-            "cost_model": config.cost_model,
+            "workload": input_file(config.workload),
+            "cost_model": input_file(config.cost_model),
             "costs": asdict(costs),
         },
         # A task set may have no preemptible task (a cyclictest-like FIFO set): None then.
@@ -171,6 +173,16 @@ def results(config: Any, phases: dict, costs: CostModel) -> dict:
         },
         "strategies": {name: phases[name] for name in config.strategies},
     }
+
+
+def input_file(path: str | None) -> dict | None:
+    """A file the run read (its workload, its cost model), as the results name it: its name and its
+    contents' sha256. Not its path, which is the host's: one seed gives the same results from any
+    checkout, and two files of one name but other contents differ."""
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        return {"file": os.path.basename(path), "sha256": hashlib.sha256(f.read()).hexdigest()}
 
 
 def results_json(result: dict) -> str:

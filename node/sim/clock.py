@@ -46,7 +46,8 @@ class EventQueue:
     def at(self, when: float, fn: Callable[..., object], *args: object) -> int:
         """Run fn(*args) at virtual time `when` (not before now). Returns the event's seq."""
         if when < self.clock.now:
-            raise ValueError(f"event {fn!r} scheduled at {when!r}, before now ({self.clock.now!r})")
+            name = getattr(fn, "__qualname__", type(fn).__name__)  # not its repr: an address differs run to run
+            raise ValueError(f"event {name} scheduled at {when!r}, before now ({self.clock.now!r})")
         seq = self._seq
         self._seq = seq + 1
         _heappush(self._heap, (when, seq, fn, args))

@@ -56,7 +56,8 @@ class VirtualRemotePcpLock(VirtualLease, PcpLockGrants):
         self, pcp: PerCpuPages, queue: EventQueue, fencing: bool = True, transfer_log=None, drain: str = "one-hold"
     ) -> None:
         if not isinstance(pcp.lock, VirtualPcpLock):
-            raise TypeError(f"cpu {pcp.cpu}: a virtual remote drain needs a VirtualPcpLock, not {pcp.lock!r}")
+            lock = type(pcp.lock).__name__
+            raise TypeError(f"cpu {pcp.cpu}: a virtual remote drain needs a VirtualPcpLock, not {lock}")
         super().__init__(pcp, queue.clock, fencing, transfer_log, drain)
         self.queue = queue
         self.lock = pcp.lock

@@ -5,6 +5,7 @@ found within 200 seeds, shrunk to at most 3 faults, and the shrunk file replayin
 
 import json
 import os
+import re
 
 import pytest
 
@@ -55,7 +56,10 @@ def test_a_small_sweep_reports_every_run_and_writes_each_failure_as_a_loadable_s
     )  # fmt: skip
     shard = shards.read(str(tmp_path / "sweep.json"))
     assert result.returncode == shards.exit_code(shard), result.stdout + result.stderr
-    assert "sweep of seeds 1-3: 3 seeds run (6 runs)" in result.stdout
+    assert re.search(
+        r"^sweep of seeds 1-3: 3 seeds run \(6 runs\) in \d+\.\d s, \d+\.\d\d seeds/s$", result.stdout, re.M
+    )
+    assert "wall_s" not in json.loads((tmp_path / "sweep.json").read_text())  # how long it took: printed, not kept
     assert "remaining ~" not in result.stderr  # no progress line when stdout is not a terminal
     assert shard.seeds_run == [1, 2, 3] and sum(sum(by.values()) for by in shard.counts.values()) == 6
     for f in shard.failures:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from coordinator.tools.chaos import scenario
+from coordinator.tools.chaos import plan, scenario
 from coordinator.tools.chaos.scenario import KINDS, ScenarioError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -213,3 +213,14 @@ def test_rpc_and_partition_faults_stack_on_one_cpu():
         {"kind": "rpc", "side": "node", "cpu": 1, "at_s": 1, "heal_after_s": 2, "fail": 0.5},
     ]
     assert len(scenario.parse({**VALID, "faults": faults}).faults) == 4
+
+
+def test_a_runs_history_records_the_scenario_the_same_from_any_path(tmp_path, monkeypatch):
+    """The history's first entry holds every field of the scenario and its file's name, not the path as
+    typed: one scenario gives one history from any checkout or working directory."""
+    shipped = os.path.join(ROOT, "deploy", "chaos", "mixed.toml")
+    copy = tmp_path / "mixed.toml"
+    copy.write_bytes(open(shipped, "rb").read())
+    monkeypatch.chdir(tmp_path)
+    records = [plan.plain_scenario(scenario.load(p)) for p in (shipped, str(copy), "mixed.toml", "./mixed.toml")]
+    assert all(r == records[0] for r in records) and records[0]["path"] == "mixed.toml"

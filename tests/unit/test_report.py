@@ -1,5 +1,6 @@
 """`pcpsim report`: the raw per-CPU data compare keeps, and the oslat/cyclictest/osnoise views of it."""
 
+import hashlib
 import itertools
 import json
 import re
@@ -472,6 +473,33 @@ def test_against_sets_two_runs_side_by_side_in_kernel_us_and_names_what_differs(
     p50 = next(line for line in lines if line.startswith("drain_all_pages p50"))
     assert p50.split()[-4:] == ["80.0", "80.0", "16.0", "16.0"]  # 20 ms and 4 ms of wall time at 250
     assert sorted(p.name for p in tmp_path.iterdir()) == ["virtual.json", "wall.json"]
+
+
+def test_a_file_the_run_read_is_named_by_its_contents_not_the_hosts_path(tmp_path):
+    """One seed gives the same results from any checkout: a workload or cost model is recorded by its
+    name and sha256, so copies at two paths give one record, and a changed file another."""
+    a, b = tmp_path / "a" / "set.json", tmp_path / "b" / "set.json"
+    for path in (a, b):
+        path.parent.mkdir()
+        path.write_text('{"tasks": {}}')
+    assert compare_results.input_file(str(a)) == compare_results.input_file(str(b))
+    digest = hashlib.sha256(b'{"tasks": {}}').hexdigest()
+    assert compare_results.input_file(str(a)) == {"file": "set.json", "sha256": digest}
+    b.write_text('{"tasks": {"t": {}}}')
+    assert compare_results.input_file(str(a)) != compare_results.input_file(str(b))
+    assert compare_results.input_file(None) is None
+
+
+def test_against_names_a_differing_workload_by_file_and_digest(result, tmp_path, capsys):
+    result["config"] = {"strategies": ["remote"], "workload": {"file": "set.json", "sha256": "ab" * 32}}
+    other = json.loads(json.dumps(result))
+    other["config"]["workload"] = {"file": "set.json", "sha256": "cd" * 32}
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(result))
+    b.write_text(json.dumps(other))
+    assert cli.main(["report", str(a), "--against", str(b)]) == 0
+    want = f"differs: workload: set.json (sha256 {'ab' * 6}) | set.json (sha256 {'cd' * 6})"
+    assert want in capsys.readouterr().out.splitlines()
 
 
 def test_against_without_a_strategy_in_common_a_malformed_field_or_output_flags_exits_2(result, tmp_path, capsys):

@@ -6,6 +6,7 @@ import collections
 import dataclasses
 import fnmatch
 import glob
+import json
 import logging
 import os
 import random
@@ -376,6 +377,16 @@ def test_a_worker_is_a_fresh_interpreter_given_only_the_callers_logging_level(mo
     assert seen == [(None, logging.WARNING)] * 4
 
 
+def test_a_crash_is_recorded_without_the_addresses_its_text_names():
+    """An object's default repr names its address, which differs run to run: the outcome keeps the rest."""
+
+    def runner(s: sc.Scenario, strategy: str) -> checker.Verdict:
+        raise RuntimeError(f"{object()!r} fell over")
+
+    o = driver.outcome(runner, generate.generate(1), "remote")
+    assert (o.verdict, o.first, o.kinds) == ("error", "RuntimeError: <object object at 0x…> fell over", ("error",))
+
+
 def test_a_sweep_is_the_same_in_one_process_and_in_two(tmp_path):
     one = driver.sweep(PLAN, list(range(1, 121)), str(tmp_path / "a"), 1, True, "1-120")
     two = driver.sweep(PLAN, list(range(1, 121)), str(tmp_path / "b"), 2, True, "1-120")
@@ -387,6 +398,8 @@ def test_a_sweep_is_the_same_in_one_process_and_in_two(tmp_path):
     [crash] = [f for f in one.failures if f.verdict == "error"]
     assert (crash.seed, crash.strategy, crash.first) == (13, "workqueue", "RuntimeError: the engine fell over")
     assert shards.exit_code(one) == 1
+    again = driver.sweep(PLAN, list(range(1, 121)), str(tmp_path / "a"), 2, True, "1-120")
+    assert json.dumps(again.to_json()) == json.dumps(one.to_json())  # the file holds nothing of the host's
     seen = set()  # one shrink per distinct failure: the first seed of each
     for f in one.failures:
         key = (f.strategy, f.verdict, f.kinds[0])

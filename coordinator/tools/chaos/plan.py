@@ -6,6 +6,7 @@ coordinator.tools.chaos.workload, .runner and .nemesis (threads, gRPC and signal
 """
 
 import dataclasses
+import os
 
 from coordinator.tools.schedule import drain_schedule
 from node.api.v1 import pcpsim_pb2 as pb
@@ -110,5 +111,8 @@ def scenario_meta(history, scenario, strategy: str, seed: int, bound_s: float, *
 
 def plain_scenario(scenario) -> dict:
     doc = dataclasses.asdict(scenario)
+    # Its file's name, not the path as typed: every field is here, and the history is the same from any
+    # checkout or working directory.
+    doc["path"] = os.path.basename(scenario.path) if scenario.path else scenario.path
     doc["faults"] = [dataclasses.asdict(f) for f in scenario.faults]
     return doc

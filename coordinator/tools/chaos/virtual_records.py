@@ -80,25 +80,29 @@ class Run:
     logs: list[str]  # the processes' log messages
 
     def outcome(self) -> Outcome:
-        """For coordinator.tools.determinism: the verdict and the history as results, the event log."""
-        results = json.dumps(self.verdict.to_json(), indent=2, sort_keys=True) + "\n" + "\n".join(self.history) + "\n"
-        return Outcome(results, self.events)
+        """For coordinator.tools.determinism: every file of the run directory but the event log, by name,
+        as results (so a leak into any of them is a divergence), and the event log."""
+        files = self.files()
+        events = files.pop("events.log")
+        return Outcome("".join(f"== {name}\n{files[name]}" for name in sorted(files)), events)
+
+    def files(self) -> dict[str, str]:
+        """The run directory's files, name -> text, but timeline.html (drawn from them)."""
+        files = {"history.jsonl": "".join(line + "\n" for line in self.history)}
+        for name, lines in self.transfers.items():
+            files[name] = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in lines)
+        files["verdict.json"] = json.dumps(self.verdict.to_json(), indent=2)
+        files["events.log"] = self.events
+        files["processes.log"] = "".join(line + "\n" for line in self.logs)
+        return files
 
     def write(self, out_dir: str) -> str:
         """The run directory a wall run leaves (history.jsonl, transfers-*.jsonl, verdict.json, timeline.html)."""
         run_dir = os.path.join(out_dir, self.name)
         shutil.rmtree(run_dir, ignore_errors=True)  # a run directory holds one run
         os.makedirs(run_dir)
-        with open(os.path.join(run_dir, "history.jsonl"), "w", encoding="utf-8") as f:
-            f.writelines(line + "\n" for line in self.history)
-        for name, lines in self.transfers.items():
+        for name, text in self.files().items():
             with open(os.path.join(run_dir, name), "w", encoding="utf-8") as f:
-                f.writelines(json.dumps(e, separators=(",", ":")) + "\n" for e in lines)
-        with open(os.path.join(run_dir, "verdict.json"), "w") as f:
-            json.dump(self.verdict.to_json(), f, indent=2)
-        with open(os.path.join(run_dir, "events.log"), "w", encoding="utf-8") as f:
-            f.write(self.events)
-        with open(os.path.join(run_dir, "processes.log"), "w", encoding="utf-8") as f:
-            f.writelines(line + "\n" for line in self.logs)
+                f.write(text)
         timeline.write(run_dir)
         return run_dir

@@ -173,7 +173,7 @@ def cmd_sweep(args) -> int:
             progress[0].done()
     path = os.path.join(args.out, f"shard-{index}-of-{count}.json" if count > 1 else "sweep.json")
     shards.write(shard, path)
-    print(shards.summary(shard))
+    print(shards.summary(shard, time.monotonic() - t0))
     print(f"results in {path}")
     # A shard's failures are results for the merge to judge: it ran to its end, as a Job's pod must
     # to count as done (a non-zero exit would have Kubernetes retry it, or fail the whole Job).

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from node.sim.noise import NONE
 
-FORMAT = "pcpsim-sweep-shard/1"
+FORMAT = "pcpsim-sweep-shard/2"  # /2: no wall time (one seed, one file, whatever the host)
 MAX_SEED = 2**31 - 1  # scenario.parse's bound on a scenario's seed
 # The most seeds one command takes. A sweep runs about 0.4 seeds a second on 2 cores (docs/sweep.md),
 # so a million is a month of a large cluster's Indexed Job; every shard of it parses the whole list.
@@ -78,7 +78,6 @@ class Shard:
     index: int
     count: int
     seeds_run: list[int]
-    wall_s: float
     counts: dict[str, dict[str, int]]  # strategy -> verdict -> runs
     failures: list[Failure]
     finding: str | None = None  # the kind of violation hunted (--finding), if any
@@ -146,7 +145,6 @@ def merge(shards: list[tuple[str, Shard]]) -> Shard:
         index=-1,
         count=first.count,
         seeds_run=sorted(x for _, s in shards for x in s.seeds_run),
-        wall_s=max(s.wall_s for _, s in shards),
         counts=counts,
         failures=sorted((f for _, s in shards for f in s.failures), key=lambda f: (f.seed, f.strategy)),
         finding=first.finding,
@@ -173,13 +171,14 @@ def shard_indexes(shard: Shard) -> set[int]:
     return {i for i in range(shard.count) if set(shard_of(seeds, i, shard.count)) <= run}
 
 
-def summary(shard: Shard) -> str:
-    """The text printed after a sweep or a merge."""
+def summary(shard: Shard, wall_s: float | None = None) -> str:
+    """The text printed after a sweep (`wall_s`: how long it took, which the shard file does not hold) or
+    a merge (None: the merge ran nothing)."""
     n = len(shard.seeds_run)
     runs = sum(sum(by.values()) for by in shard.counts.values())
-    rate = f", {n / shard.wall_s:.2f} seeds/s" if shard.wall_s > 0 else ""
+    took = "" if wall_s is None else f" in {wall_s:.1f} s" + (f", {n / wall_s:.2f} seeds/s" if wall_s > 0 else "")
     what = f"shard {shard.index} of {shard.count}, " if shard.index >= 0 and shard.count > 1 else ""
-    lines = [f"sweep of seeds {shard.seeds}: {what}{n} seeds run ({runs} runs) in {shard.wall_s:.1f} s{rate}"]
+    lines = [f"sweep of seeds {shard.seeds}: {what}{n} seeds run ({runs} runs){took}"]
     if shard.unsafe:
         lines.append(f"test-only switches on: {', '.join(shard.unsafe)}")
     if shard.noise != NONE:
