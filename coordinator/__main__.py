@@ -18,6 +18,7 @@ import time
 
 from coordinator.contig import ContigRanges, retake
 from coordinator.cpu_hotplug import CpuHotplug
+from coordinator.drain.drain_all import unrunnable
 from coordinator.drain.drainer import Drainer
 from coordinator.drain.record import STRATEGIES
 from coordinator.drain.strategy import FLUSH_TIMEOUT_MS, GP_TIMEOUT_MS, LEASE_MS
@@ -219,11 +220,8 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
     args.time_scale = args.cost.time_scale
     profile = profiles.get(args.kernel)
     args.strategy = args.strategy or profile.strategy
-    if args.strategy in ("remote", "qpw") and not profile.remote_drain:  # qpw: remote once a CPU is isolated
-        p.error(
-            f"--strategy {args.strategy}: kernel {args.kernel} guards the pcp with a {profile.pcp_lock} that no "
-            "other CPU can take; use workqueue (its own) or rcu-swap (a what-if)"
-        )
+    if why := unrunnable(STRATEGIES[args.strategy], STRATEGIES[args.strategy], profile):
+        p.error(f"--strategy {args.strategy}: {why}")
     return args
 
 
@@ -283,6 +281,7 @@ async def main(args) -> None:
         on_record=drain_metrics.observe,
         faults=faults,
         gp_timeout_ms=args.rcu_gp_timeout_ms,
+        profile=profiles.get(args.kernel),
     )
     reaper = drainer.control.reaper = Reaper(membership, zone_service, drainer, pageset)
     drainer.control.declare_dead_on_lost_commit = args.unsafe_declare_dead_on_lost_commit

@@ -23,8 +23,9 @@ from coordinator.drain.remote import drain_remote
 from coordinator.drain.strategy import DrainerView, DrainStrategy
 from coordinator.drain.workqueue import drain_workqueue
 from coordinator.membership_rule import Member
-from node.api.errors import InvalidArgument
+from node.api.errors import FailedPrecondition, InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
+from node.mm.profile import KernelProfile
 
 DRAIN_BY_STRATEGY: dict[pb.Strategy, DrainStrategy] = {
     pb.STRATEGY_WORKQUEUE: drain_workqueue,
@@ -34,14 +35,38 @@ DRAIN_BY_STRATEGY: dict[pb.Strategy, DrainStrategy] = {
 }
 
 
-def resolve(default: pb.Strategy, strategy: pb.Strategy, trigger: pb.Trigger) -> tuple[pb.Strategy, pb.Trigger]:
-    """Validate a request's strategy and trigger, filling in defaults."""
+def unrunnable(strategy: pb.Strategy, default: pb.Strategy, profile: KernelProfile) -> str | None:
+    """Why a cluster's CPUs cannot be drained by `strategy` (None: they can). Their pcp design is the
+    cluster's default strategy's (RegisterReply.strategy: RCU list sets under rcu-swap, the pcp
+    spinlock otherwise) and their kernel profile's; each node refuses the same (node.rcu_drain_rule,
+    node.remote_lock_rule), but only once a drain has marked and asked it."""
+    rcu = default == pb.STRATEGY_RCU_SWAP
+    if strategy == pb.STRATEGY_RCU_SWAP and not rcu:
+        return "the CPUs run the v6.0 pcp spinlock, not RCU list sets (start the cluster with --strategy rcu-swap)"
+    if strategy in (pb.STRATEGY_REMOTE, pb.STRATEGY_QPW):  # qpw: remote once a CPU is isolated
+        if rcu:
+            return "the CPUs keep their pcp lists behind an RCU pointer: there is no pcp lock to take"
+        if not profile.remote_drain:
+            return (
+                f"kernel {profile.name} guards the pcp with a {profile.pcp_lock} that no other CPU can take; "
+                "use workqueue (its own) or rcu-swap (a what-if)"
+            )
+    return None
+
+
+def resolve(
+    default: pb.Strategy, strategy: pb.Strategy, trigger: pb.Trigger, profile: KernelProfile
+) -> tuple[pb.Strategy, pb.Trigger]:
+    """Validate a request's strategy and trigger, filling in defaults: a strategy the cluster's CPUs
+    cannot run is refused before any CPU is marked."""
     if strategy == pb.STRATEGY_UNSPECIFIED:
         strategy = default
     if strategy not in STRATEGY_NAMES:
         raise InvalidArgument(
             f"unknown strategy {strategy}; known: " + ", ".join(f"{v} ({k})" for k, v in STRATEGIES.items())
         )
+    if why := unrunnable(strategy, default, profile):
+        raise FailedPrecondition(f"strategy {STRATEGY_NAMES[strategy]}: {why}")
     if trigger == pb.TRIGGER_UNSPECIFIED:
         trigger = pb.TRIGGER_DEMAND
     if trigger not in TRIGGER_NAMES:

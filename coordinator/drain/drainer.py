@@ -19,6 +19,7 @@ from coordinator.drain.wall import WallDriver, ZoneFrees
 from coordinator.membership import Member, Membership
 from node.api.errors import InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
+from node.mm.profile import KernelProfile
 from node.shared.faults import Faults
 
 
@@ -35,12 +36,15 @@ class Drainer:
         on_record: Callable[[DrainRecord], object] | None = None,
         faults: Faults | None = None,
         gp_timeout_ms: int = GP_TIMEOUT_MS,
+        *,
+        profile: KernelProfile,
     ) -> None:
         if default_strategy not in STRATEGY_NAMES:
             raise InvalidArgument(f"unknown strategy {default_strategy}")
         self.membership = membership
         self.zone = zone_service
         self.default_strategy = default_strategy
+        self.profile = profile  # the CPUs' kernel: which strategies they can be drained by (drain_all.unrunnable)
         self.clock = clock
         self.lease_ms = lease_ms
         self.flush_timeout_ms = flush_timeout_ms
@@ -53,7 +57,7 @@ class Drainer:
 
     def resolve(self, strategy: pb.Strategy, trigger: pb.Trigger) -> tuple[pb.Strategy, pb.Trigger]:
         """Validate a request's strategy and trigger, filling in defaults."""
-        return drain_all.resolve(self.default_strategy, strategy, trigger)
+        return drain_all.resolve(self.default_strategy, strategy, trigger, self.profile)
 
     async def drain_all_pages(
         self,

@@ -32,7 +32,7 @@ def pw_sl_enabled(roles: Iterable[int]) -> bool:
 
 
 def qpw_strategy(queue_work_on: DrainStrategy, requester_side: DrainStrategy) -> DrainStrategy:
-    """The qpw strategy, built on the two protocols it picks between (so that only the drainer imports
+    """The qpw strategy, built on the two protocols it picks between (so that only drain_all imports
     strategies): `queue_work_on` when the key is off, `requester_side` (the remote pcp lock) when on."""
 
     def drain_qpw(drainer: DrainerView, marked: list[Member]) -> Program[list[CpuDrain]]:

@@ -2,7 +2,7 @@
 
 A strategy (workqueue, remote, rcu_swap, qpw) is a rule: a generator function that drains the marked
 CPUs through effects (coordinator.drain.effects) and returns each CPU's part. It sees the drainer as a
-DrainerView, so it need not import drainer, which imports every strategy."""
+DrainerView, so it need not import the drainer's modules (drain_all imports every strategy)."""
 
 from collections.abc import Callable
 from typing import Any, Protocol

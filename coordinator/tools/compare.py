@@ -11,7 +11,7 @@ memory offline (then online) by seeded weights, the same sequence for every stra
 `--trigger-mix cma=1` is "CMA allocations on a busy machine"; the results then add `contig`
 (each whole operation's duration) and `drains_by_trigger`.
 Each phase warms up (pcp lists fill), resets every counter, then issues
-drain_all_pages on an open-loop schedule (one per --drain-interval on average, with
+drain_all_pages on an open-loop schedule (one per --drain-interval-ms on average, with
 seeded jitter, the same for every strategy; a drain due while one runs waits for the
 mutex, as a zone-specific caller does), collects every CPU's statistics and the coordinator's drain records,
 and ends with a stop-the-world audit.

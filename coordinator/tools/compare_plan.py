@@ -7,6 +7,7 @@ coordinator.tools.compare; the virtual one coordinator.tools.virtual_compare.
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from coordinator.drain.drain_all import unrunnable
 from coordinator.drain.record import STRATEGIES, TRIGGER_NAMES
 from coordinator.tools.topology import DEFAULT_ROLES
 from node.api.v1 import pcpsim_pb2 as pb
@@ -47,6 +48,11 @@ class CompareConfig:
                 f"cost model {self.cost_model} sets time_scale {scale:g}: compare reports kernel time "
                 f"at the default time scale ({TIME_SCALE:g}), so leave time_scale out of the file"
             )
+        if self.drain_interval_s > self.measure_s:  # its claims would be judged on no drain at all
+            raise ValueError(
+                f"a drain every {self.drain_interval_s * 1000:g} ms on average schedules none in a "
+                f"{self.measure_s:g} s phase: give a shorter --drain-interval-ms or a longer --measure-s"
+            )
         unknown = [s for s in self.strategies if s not in STRATEGIES]
         if unknown or not self.strategies or len(set(self.strategies)) != len(self.strategies):
             raise ValueError(
@@ -67,9 +73,9 @@ class CompareConfig:
                 f"kernel {self.kernel} is a bug-replay variant (`pcpsim replay`); a cluster runs one of "
                 f"{', '.join(profiles.LIVE)}"
             )
-        # qpw drains remotely too: the compared roles always include isolated CPUs.
-        locking = [s for s in ("remote", "qpw") if s in self.strategies]
-        if locking and not profile.remote_drain:
+        # Each phase's cluster runs its strategy as its default (qpw remote: its roles include isolated CPUs).
+        locking = [s for s in self.strategies if unrunnable(STRATEGIES[s], STRATEGIES[s], profile)]
+        if locking:
             raise ValueError(
                 f"kernel {self.kernel} guards the pcp with a {profile.pcp_lock} that no other CPU "
                 f"can take, so {' and '.join(locking)} cannot run under it: compare workqueue and "

@@ -171,7 +171,7 @@ class WholeCluster:
             self._pageset_sent = (pageset.high, pageset.batch, pageset.high_max)
             self.queue.at(0.0, self._beat)
             return
-        self.zone_rpc = self.nodes.zone.rpc = ZoneRpc(
+        self.nodes.zone.rpc = ZoneRpc(
             self.net, COORDINATOR, members.scale, self._zone_refusal, lambda n: self.nodes.allocs[n].fenced()
         )
         for n in range(len(roles)):

@@ -21,12 +21,11 @@ In order, each step failing the run with the reason:
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
+
+from coordinator.tools.prometheus import PrometheusApi, free_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PCPSIM = os.path.join(REPO, ".venv", "bin", "pcpsim")
@@ -46,12 +45,6 @@ def run(
     if check and r.returncode != 0:
         raise SystemExit(f"FAILED: {' '.join(cmd)} exited {r.returncode}\n{r.stdout}{r.stderr}")
     return r
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(what: str, probe, deadline_s: float = DEADLINE_S, interval: float = 1.0):
@@ -74,6 +67,7 @@ class Stack:
     def __init__(self, project: str, secure: str | None):
         self.project, self.secure = project, secure
         self.coordinator_port, self.prometheus_port = free_port(), free_port()
+        self.prom = PrometheusApi(f"http://127.0.0.1:{self.prometheus_port}")  # a failed call: PrometheusError
         self.env = {
             **os.environ,
             "PCPSIM_COORDINATOR_PORT": str(self.coordinator_port),
@@ -138,19 +132,6 @@ class Stack:
         r = self.cli("audit", check=False)
         return r.returncode == 0 and r.stdout.startswith("audit ok")
 
-    # --- Prometheus's HTTP API ---
-    def api(self, path: str, **params) -> dict:
-        url = f"http://127.0.0.1:{self.prometheus_port}/api/v1/{path}"
-        if params:
-            url += "?" + urllib.parse.urlencode(params)
-        with urllib.request.urlopen(url, timeout=10) as reply:
-            doc = json.load(reply)
-        assert doc["status"] == "success", doc
-        return doc["data"]
-
-    def query(self, expr: str) -> list:
-        return self.api("query", query=expr)["result"]
-
 
 def said(r: subprocess.CompletedProcess) -> str:
     """The last line the CLI printed (its error), shortened."""
@@ -179,7 +160,7 @@ def main() -> int:
     assert users == {"10001:10001"}, users
 
     def targets_up():
-        active = st.api("targets")["activeTargets"]
+        active = st.prom.api("targets")["activeTargets"]
         return len(active) == len(PCPSIM_SERVICES) and all(t["health"] == "up" for t in active) and active
 
     active = wait_until("Prometheus to scrape every target", targets_up)
@@ -220,13 +201,13 @@ def main() -> int:
     assert r.stdout.startswith("audit ok"), r.stdout
     log(f"{variant}: {r.stdout.strip()}")
 
-    groups = st.api("rules")["groups"]
+    groups = st.prom.api("rules")["groups"]
     records = sorted(r["name"] for g in groups for r in g["rules"] if r["type"] == "recording")
     assert len(records) >= 15, records
     pending = set(records)
 
     def rules_answer():
-        pending.difference_update({name for name in list(pending) if st.query(name)})
+        pending.difference_update({name for name in list(pending) if st.prom.query(name)})
         return not pending
 
     try:
@@ -235,7 +216,7 @@ def main() -> int:
         raise SystemExit(f"FAILED: recording rules with no data: {sorted(pending)}") from None
 
     def finite_strategies(expr: str) -> set[str]:
-        return {x["metric"]["strategy"] for x in st.query(expr) if x["value"][1] not in ("NaN", "+Inf", "-Inf")}
+        return {x["metric"]["strategy"] for x in st.prom.query(expr) if x["value"][1] not in ("NaN", "+Inf", "-Inf")}
 
     p99 = "strategy:pcpsim_drain_all_duration_seconds:p99_rate1m"
     wait_until(
@@ -244,7 +225,7 @@ def main() -> int:
     log(f"{variant}: all {len(records)} recording rules return data; {p99} is finite for workqueue and remote")
 
     def registrations() -> float:
-        [r] = st.query(f'pcpsim_node_registrations_total{{cpu="{KILLED[-1]}"}}')
+        [r] = st.prom.query(f'pcpsim_node_registrations_total{{cpu="{KILLED[-1]}"}}')
         return float(r["value"][1])
 
     before = wait_until("cpu2's registration count in Prometheus", registrations)

@@ -15,7 +15,7 @@ A list set here is a ``pcp.PerCpuPages``, so the v6.1 fast paths and helpers of 
 unchanged: ``rmqueue`` / ``free_unref_page`` / ``free_unref_page_list`` / ``drain_pages_zone`` below
 pass ``pcp.lp`` to them, and the set's own lock stands for the series' local_lock (only this CPU's
 thread takes it, so its trylock cannot fail). The locks are the caller's (``list_locks``; the wall
-node's node.mm.lock.PcpLocks, since its reports read the sets from other threads).
+node's Cpu.pcp_lock() each (node.runtime), since its reports read the sets from other threads).
 
 Each set is set up as the kernel profile's pcp is (node.mm.profile.set_up_pcp: its THP lists, v6.7+
 auto-tuning, v6.19's batched flushes), so under a profile the design runs that kernel's arithmetic:

@@ -151,7 +151,7 @@ DEFAULT_KERNEL = "6.1"
 @dataclass(frozen=True)
 class KernelProfile:
     name: str
-    strategy: str  # the drain strategy of that kernel (coordinator.drain.drainer.STRATEGIES)
+    strategy: str  # the drain strategy of that kernel (coordinator.drain.record.STRATEGIES)
     pcp_lock: str  # "local_lock" or "spinlock"
     irqs_off: bool  # IRQs disabled while the pcp lock is held
     free_list_trylock: bool  # free_unref_page_list trylocks (else spins)

@@ -137,6 +137,13 @@ class CostModel:
         return self.wall(self.rmqueue_hold_us(pages))
 
 
+# Upper bounds, so a finite but absurd value (1e308) is refused with the file, not met later as an
+# overflow in a process already started: no modelled kernel step takes a second (1e6 us), no run is
+# slowed a million times, and no CPU's share of a cache is a TiB (2**30 KiB).
+MAX_COST_US = 1e6
+_BOUNDS = {"time_scale": 1e6, "data_slice_kib": float(2**30)}
+
+
 class CostModelError(ValueError):
     """A cost model file that cannot be used; the message names the file and the key."""
 
@@ -165,6 +172,8 @@ def load_cost_model(path: str) -> CostModel:
             raise CostModelError(f"{where} must be a finite number > 0, got {value}")
         if not (math.isfinite(value) and value >= 0):
             raise CostModelError(f"{where} must be a finite number >= 0, got {value}")
+        if value > (bound := _BOUNDS.get(key, MAX_COST_US)):
+            raise CostModelError(f"{where} must be at most {bound:g}, got {value:g}")
         values[key] = float(value)
     return CostModel(**values)
 

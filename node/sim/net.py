@@ -96,7 +96,6 @@ class SimNetwork:
         self.rng = rng
         self.latency = latency
         self._last: dict[object, float] = {}  # link -> arrival time of its last message
-        self.sent = 0
         self.lost = 0  # messages lost to a rule, a cut, or a dead endpoint
         self._faults: dict[object, EndpointFaults] = {}
         self._cuts: list[Cut] = []
@@ -111,7 +110,6 @@ class SimNetwork:
         link's previous message."""
         arrival = max(self.queue.clock.now + self.latency.draw(self.rng), self._last.get(link, 0.0))
         self._last[link] = arrival
-        self.sent += 1
         return arrival
 
     def send(self, link: object, deliver: Callable[..., object], *args: object) -> float:

@@ -3,7 +3,6 @@ and the probe the image's HEALTHCHECK runs exits 1 then, 0 on SERVING (see
 test_manifests_run for SERVING on a running cluster). No other RPC is needed to ask."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,14 +10,9 @@ import time
 import grpc
 import pytest
 
+from coordinator.tools.prometheus import free_port
 from node.shared import health_probe
 from tests.procs import stop_process
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_node_that_has_not_registered_is_not_serving():

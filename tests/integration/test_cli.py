@@ -40,6 +40,17 @@ def test_cluster_up_writes_a_state_file_describing_the_cluster(cluster_3):
     assert roles == {0: "ROLE_HOUSEKEEPING", 1: "ROLE_HOUSEKEEPING", 2: "ROLE_ISOLATED_PREEMPTIBLE"}
 
 
+def test_a_second_cluster_up_is_refused_the_state_file_of_a_running_one(cluster_3, tmp_path):
+    """Taking the file over would point every command at the second cluster, and its stop would
+    delete the file of the first: refused before anything starts, the file unchanged."""
+    _proc, state, state_path = cluster_3
+    before = state_path.read_bytes()
+    r = run_cli("cluster", "up", "--nodes", "2", "--state", str(state_path), "--run-dir", str(tmp_path / "second"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"cluster still running (coordinator pid {state['pids']['coordinator']})" in r.stderr
+    assert state_path.read_bytes() == before and not (tmp_path / "second").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_cli_drains_audits_and_signal_stops_everything(cluster_3, sig):
@@ -128,6 +139,9 @@ BAD_INVOCATIONS = {
     "drain_without_cluster": (["drain", "--strategy", "remote"], "no cluster state file"),
     "state_without_cluster": (["state", "--json"], "no cluster state file"),
     "audit_without_cluster": (["audit"], "no cluster state file"),
+    # A port past 65535 was dialled modulo 65536 (another process's port) before 2026-12-06.
+    "coordinator_port_past_65535": (["audit", "--coordinator", "127.0.0.1:105161"], "expected HOST:PORT"),
+    "coordinator_empty": (["drain", "--strategy", "remote", "--coordinator", ""], "expected HOST:PORT, got ''"),
     "no_command": ([], "required"),
     "kernels_bogus_flag": (["kernels", "--bogus"], "unrecognized arguments: --bogus"),
 }

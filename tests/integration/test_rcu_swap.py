@@ -78,18 +78,28 @@ def test_a_cpu_that_reports_no_quiescent_state_in_time_fails_its_drain_and_keeps
 
 
 def test_each_pcp_design_refuses_the_other_designs_remote_drain(make_cluster):
-    """A cluster of RCU list sets has no pcp lock: a remote drain fails on every CPU with an error saying
-    so and takes nothing; a spinlock cluster refuses rcu-swap the same way. A workqueue drain works on
-    both. Audits stay ok."""
-    for design, refused, hint in (
-        ("rcu-swap", pb.STRATEGY_REMOTE, "no pcp lock"),
-        ("remote", pb.STRATEGY_RCU_SWAP, "not RCU list sets"),
+    """A cluster of RCU list sets has no pcp lock; a spinlock cluster has no list sets. The coordinator
+    refuses a drain by the other design's strategy FAILED_PRECONDITION before marking any CPU (nothing
+    taken, no drain recorded), and each node refuses it too when asked directly. A workqueue drain works
+    on both. Audits stay ok."""
+    for design, refused, hint, ask in (
+        ("rcu-swap", pb.STRATEGY_REMOTE, "no pcp lock", pb.PcpControlRequest(lock_drain=pb.PcpLockDrainRequest())),
+        ("remote", pb.STRATEGY_RCU_SWAP, "not RCU list sets", pb.PcpControlRequest(rcu_swap=pb.RcuSwapRequest())),
     ):
         h = make_cluster(["housekeeping", "idle"], strategy=design)
         h.pause_with_pages([0])
         free0, counts = h.frozen()
-        reply = drain(h, refused, force=True)
-        assert reply.status == FAILED and all(not c.ok and hint in c.error for c in reply.cpus), reply
+        drains = len(history(h))
+        with pytest.raises(grpc.RpcError) as refusal:
+            drain(h, refused, force=True)
+        assert refusal.value.code() == grpc.StatusCode.FAILED_PRECONDITION and hint in refusal.value.details()
+        assert h.frozen() == (free0, counts) and len(history(h)) == drains
+        if ask.HasField("lock_drain"):
+            ask.lock_drain.cpu, ask.lock_drain.lease_ms = 0, 100
+        else:
+            ask.rcu_swap.cpu, ask.rcu_swap.lease_ms, ask.rcu_swap.gp_timeout_ms = 0, 100, 100
+        (reply,) = h.nodes[0].PcpControl(iter([ask]), timeout=RPC_TIMEOUT)
+        assert reply.code == "FAILED_PRECONDITION" and hint in reply.error, reply
         assert h.frozen() == (free0, counts)
         reply = drain(h, pb.STRATEGY_WORKQUEUE, force=True)
         assert reply.status == DONE and {c.cpu: c.pages for c in reply.cpus} == counts

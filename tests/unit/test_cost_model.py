@@ -83,6 +83,10 @@ def test_a_file_sets_the_fields_it_names_and_leaves_the_others_at_their_defaults
         ("buddy_page_us = nan\n", "buddy_page_us must be a finite number >= 0, got nan"),
         ("buddy_page_us = inf\n", "buddy_page_us must be a finite number >= 0, got inf"),
         ("time_scale = 0\n", "time_scale must be a finite number > 0, got 0"),
+        # Finite but absurd: before 2026-12-06 a started node died of it (OverflowError in int()).
+        ("data_slice_kib = 1e308\n", "data_slice_kib must be at most 1.07374e+09, got 1e+308"),
+        ("irq_us = 2e6\n", "irq_us must be at most 1e+06, got 2e+06"),
+        ("time_scale = 1e7\n", "time_scale must be at most 1e+06, got 1e+07"),
         ("irq_us = 4\nirq_us = 5\n", "not TOML"),
         ("irq_us: 4\n", "not TOML"),
     ],

@@ -14,6 +14,7 @@ from coordinator.drain.virtual import Answer, VirtualDriver, VirtualMutex
 from coordinator.membership import LEASE_MARGIN_S, Member, Membership
 from node.api.errors import FailedPrecondition
 from node.api.v1 import pcpsim_pb2 as pb
+from node.mm import profile as profiles
 from node.shared.timebase import TIME_SCALE
 from node.sim.clock import EventQueue
 from node.sim.net import LOOPBACK_ZONE_RTT_US, Latency, SimNetwork
@@ -445,3 +446,27 @@ def test_the_wall_driver_runs_the_same_rule_to_the_same_record(monkeypatch, unlo
     assert outcome(wall) == outcome(virtual)
     assert wall_cpu.seen == virtual_cpu.seen
     assert zone.freed == [tid for _, _, tid in v.freed]
+
+
+@pytest.mark.parametrize(
+    "default,kernel,asked,refused",
+    [
+        (pb.STRATEGY_REMOTE, "6.1", pb.STRATEGY_RCU_SWAP, "not RCU list sets"),
+        (pb.STRATEGY_RCU_SWAP, "6.1", pb.STRATEGY_REMOTE, "no pcp lock to take"),
+        (pb.STRATEGY_RCU_SWAP, "6.1", pb.STRATEGY_QPW, "no pcp lock to take"),
+        (pb.STRATEGY_WORKQUEUE, "5.19", pb.STRATEGY_REMOTE, "kernel 5.19 guards the pcp with a local_lock"),
+        (pb.STRATEGY_WORKQUEUE, "5.19", pb.STRATEGY_QPW, "kernel 5.19 guards the pcp with a local_lock"),
+        (pb.STRATEGY_REMOTE, "6.1", pb.STRATEGY_WORKQUEUE, None),
+        (pb.STRATEGY_RCU_SWAP, "5.19", pb.STRATEGY_WORKQUEUE, None),
+        (pb.STRATEGY_RCU_SWAP, "5.19", pb.STRATEGY_UNSPECIFIED, None),  # the what-if on the old kernel
+        (pb.STRATEGY_REMOTE, "6.1", pb.STRATEGY_QPW, None),
+    ],
+)
+def test_a_strategy_the_cpus_cannot_run_is_refused_before_any_cpu_is_marked(default, kernel, asked, refused):
+    """Each node refuses it too (node.rcu_drain_rule, node.remote_lock_rule), but only once marked and asked:
+    a drain that could only fail on every CPU is refused at resolve."""
+    if refused is None:
+        assert drain_all.resolve(default, asked, pb.TRIGGER_DEMAND, profiles.get(kernel))[1] == pb.TRIGGER_DEMAND
+    else:
+        with pytest.raises(FailedPrecondition, match=refused):
+            drain_all.resolve(default, asked, pb.TRIGGER_DEMAND, profiles.get(kernel))

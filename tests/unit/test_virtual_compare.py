@@ -104,11 +104,19 @@ def test_the_cli_names_the_first_divergent_event_and_exits_1(result, monkeypatch
     [
         (["--run-dir", "RUN"], "starts no processes"),
         (["--kernel", "5.19", "--strategies", "remote"], "cannot run under it"),  # compare's own check first
+        (["--kernel", "5.19", "--strategies", "workqueue,qpw"], "so qpw cannot run under it"),
+        # Before 2026-12-06 these ran, and their claims were judged on one drain or none.
+        (["--measure-s", "1", "--drain-interval-ms", "5000"], "a drain every 5000 ms on average schedules none"),
+        (["--drain-interval-ms", "999999999999999"], "--drain-interval-ms: must be in 1..86400000"),
     ],
 )
 def test_what_virtual_time_cannot_honour_is_refused_before_anything_runs(flags, problem, tmp_path, capsys):
     out = tmp_path / "out.json"
-    assert main(["compare", "--engine", "virtual", "--json", str(out), *flags]) == 2
+    try:
+        code = main(["compare", "--engine", "virtual", "--json", str(out), *flags])
+    except SystemExit as exit_:  # the parser's own refusal
+        code = exit_.code
+    assert code == 2
     assert problem in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "RUN").exists()
 
@@ -159,10 +167,10 @@ def test_drains_the_schedule_outran_end_the_command_with_a_clear_error(monkeypat
 
 
 def test_an_audit_that_cannot_end_ends_the_command_with_a_clear_error(tmp_path, capsys):
-    """A cost model whose zone->lock hold outlasts the closing audit's bound (1e300 us here): before
-    2026-12-06 a RuntimeError traceback."""
+    """A cost model whose zone->lock hold outlasts the closing audit's bound (a second a hold, the file's
+    largest): before 2026-12-06 a RuntimeError traceback."""
     costs = tmp_path / "costs.toml"
-    costs.write_text("zone_lock_us = 1e300\n")
+    costs.write_text("zone_lock_us = 1e6\n")
     out = tmp_path / "out.json"
     args = ["--strategies", "remote", "--measure-s", "1", "--cost-model", str(costs), "--json", str(out)]
     assert main(["compare", "--engine", "virtual", *args]) == 2

@@ -234,6 +234,8 @@ def test_compare_under_virtual_time_with_cma_and_offline(tmp_path, capsys):
         ("cma=-1", "weight of cma must be a finite number >= 0, got -1.0"),
         ("cma=0", "at least one trigger needs a weight > 0"),
         ("reclaim=1", "unknown trigger 'reclaim'"),
+        ("demand=1e308,cma=1e308", "the weights' sum must be finite, got inf"),
+        ("demand=1,demand=2", "demand is given twice"),
     ],
 )
 def test_a_bad_trigger_mix_is_refused_by_the_parser(tmp_path, capsys, mix, said):

@@ -66,7 +66,9 @@ def _run(sc: scenario.Scenario, seed: int = 1):
     net = SimNetwork(q, tree.stream("net"), Latency([(0.0, ONE_WAY), (100.0, ONE_WAY)]))
     hooks = Hooks(q)
     nemesis = VirtualNemesis(sc, q, net, tree.subtree("nemesis"), hooks, time_scale=SCALE)
-    nemesis.schedule()
+    for fault in sc.faults:  # each at its own instants (the runner's steps never overlap these scenarios')
+        q.at(nemesis.at(fault.at_s), nemesis.start, fault)
+        q.at(nemesis.at(fault.heal_at_s), nemesis.heal, fault)
     return q, net, hooks, nemesis
 
 

@@ -1,9 +1,10 @@
 """The nemesis under virtual time: a chaos scenario's fault timeline as events on node.sim's queue.
 
 The wall nemesis (coordinator.tools.chaos.nemesis) applies each fault to real processes; this one
-applies the same faults at exact virtual instants, each start at `at_s` and each heal at
-`at_s + heal_after_s`, scenario seconds divided by `time_scale` (the scenario's figures are the wall
-engine's: virtual time is kernel time). Per kind:
+applies the same faults at exact virtual instants, as its runner steps them (virtual_runner: each
+start at `at_s` and each heal at `at_s + heal_after_s`, or once the step before it is over if that is
+later, as the wall runner's loop does), scenario seconds divided by `time_scale` (the scenario's
+figures are the wall engine's: virtual time is kernel time). Per kind:
 - partition: the wall nemesis's rules on the node (node.sim.faults.PARTITION), set in the network;
   the heal removes them;
 - rpc: the same rule on the same process (side "node": the CPU; "coordinator": the coordinator, the
@@ -90,13 +91,6 @@ class VirtualNemesis:
     def at(self, scenario_s: float) -> float:
         """The virtual instant of a scenario's instant (its time 0 is virtual time `origin`)."""
         return self.origin + self.virtual(scenario_s)
-
-    def schedule(self) -> None:
-        """Queue every fault's start and heal (in the scenario's order, so faults due at one instant
-        start and heal in the order the file lists them)."""
-        for fault in self.scenario.faults:
-            self.queue.at(self.at(fault.at_s), self.start, fault)
-            self.queue.at(self.at(fault.heal_at_s), self.heal, fault)
 
     def start(self, fault: Fault) -> None:
         self.trace.append(f"{self.queue.clock.now!r} start {fault.describe()}")

@@ -7,13 +7,12 @@ $PCPSIM_STATE, else .pcpsim/cluster.json. Process ids come from the same file, w
 """
 
 import contextlib
-import json
 import os
 import time
 import types
 
 from coordinator.drain.record import STRATEGIES
-from coordinator.tools.cli.connect import DEFAULT_STATE, client_security, coordinator_address
+from coordinator.tools.cli.connect import DEFAULT_STATE, client_security, coordinator_address, read_state
 from coordinator.tools.cli.errors import CliError
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
@@ -38,8 +37,13 @@ class Target:
             raise ValueError(str(err)) from None
 
     def document(self) -> dict:
-        with open(self.args.state) as f:
-            return json.load(f)
+        try:
+            doc = read_state(self.args.state)
+        except CliError as err:
+            raise ValueError(str(err)) from None
+        if doc is None:
+            raise ValueError(f"no cluster state file at {self.args.state}")
+        return doc
 
     @contextlib.contextmanager
     def coordinator(self):
@@ -74,9 +78,10 @@ class Target:
     def pid(self, cpu: int) -> int:
         """The pid of the CPU's current process, as `cluster up` last wrote it."""
         pids = self.document().get("node_pids", {})
-        if str(cpu) not in pids:
+        pid = pids.get(str(cpu)) if isinstance(pids, dict) else None
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
             raise ValueError(f"cpu: the state file {self.args.state} lists no process for CPU {cpu}")
-        return int(pids[str(cpu)])
+        return pid
 
     def cpu(self, value) -> int:
         """`value` as one of the cluster's CPUs, or a ValueError naming the argument."""

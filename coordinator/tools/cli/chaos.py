@@ -17,6 +17,7 @@ def cmd_chaos(args) -> int:
     from coordinator.tools.chaos import checker, history, scenario, timeline, transfers
 
     if args.chaos_command == "timeline":
+        paths.output_file("--out", args.out)
         try:
             print(f"timeline written to {timeline.write(args.run_dir, args.out)}")
         except timeline.TimelineError as err:

@@ -7,7 +7,7 @@ import time
 import grpc
 
 from coordinator.tools import prometheus
-from coordinator.tools.cli import paths
+from coordinator.tools.cli import connect, paths
 from coordinator.tools.cli.errors import CliError
 from coordinator.tools.cluster import ClusterConfig, ClusterError, LocalCluster, TlsPaths
 from coordinator.tools.topology import DEFAULT_ISOLATED, DEFAULT_NODES, DEFAULT_RT, assign_roles, workload_roles
@@ -43,6 +43,21 @@ def roles_of(args) -> list[str]:
         raise CliError(str(err)) from None
 
 
+def _live_coordinator(state: dict | None) -> int | None:
+    """The pid of the coordinator a state file names, if that process still runs a coordinator (a
+    stale file, its cluster killed, names a pid that is gone or reused by another program)."""
+    pids = (state or {}).get("pids")
+    pid = pids.get("coordinator") if isinstance(pids, dict) else None
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:  # no such process
+        return None
+    return pid if b"coordinator" in argv else None
+
+
 def cmd_cluster_up(args) -> int:
     roles = roles_of(args)
     if args.prometheus:  # before starting anything
@@ -53,6 +68,13 @@ def cmd_cluster_up(args) -> int:
     run_dir = args.run_dir or os.path.join(".pcpsim", time.strftime("run-%Y%m%d-%H%M%S"))
     paths.output_dir("--run-dir", run_dir)
     paths.output_file("--state", args.state, make_dirs=True)
+    if (pid := _live_coordinator(connect.read_state(args.state))) is not None:
+        # Taking the file over would point every command at this cluster, and this cluster's stop
+        # would delete the file of the one still running.
+        raise CliError(
+            f"--state {args.state} is the state file of a cluster still running (coordinator pid {pid}): "
+            "stop it first, or give this one another --state"
+        )
     os.makedirs(os.path.dirname(os.path.abspath(args.state)), exist_ok=True)
     tls = None
     if args.tls_cert or args.tls_key or args.tls_ca or args.tls_client_auth:

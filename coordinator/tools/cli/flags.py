@@ -89,7 +89,7 @@ def kernel_list(text: str) -> tuple:
 
 
 def trigger_mix(text: str) -> tuple:
-    mix = []
+    mix: list[tuple[str, float]] = []
     for part in text.split(","):
         name, _, weight = part.partition("=")
         if name.strip() not in TRIGGERS:
@@ -100,8 +100,13 @@ def trigger_mix(text: str) -> tuple:
             raise argparse.ArgumentTypeError(f"weight of {name.strip()} is not a number: {weight!r}") from None
         if not math.isfinite(w) or w < 0:  # random.choices refuses an infinite or nan total, mid-run
             raise argparse.ArgumentTypeError(f"weight of {name.strip()} must be a finite number >= 0, got {w}")
+        if any(n == name.strip() for n, _ in mix):
+            raise argparse.ArgumentTypeError(f"{name.strip()} is given twice")
         mix.append((name.strip(), w))
-    if sum(w for _, w in mix) <= 0:
+    total = sum(w for _, w in mix)
+    if not math.isfinite(total):  # each finite, their sum not (1e308 twice): random.choices refuses it mid-run
+        raise argparse.ArgumentTypeError(f"the weights' sum must be finite, got {total}")
+    if total <= 0:
         raise argparse.ArgumentTypeError("at least one trigger needs a weight > 0")
     return tuple(mix)
 

@@ -86,7 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds of measurement per phase, 1..{compare_plan.MAX_MEASURE_S}",
     )
     cmp_.add_argument(
-        "--drain-interval-ms", type=flags.positive_int, default=150, help="drain schedule period (default %(default)s)"
+        "--drain-interval-ms",
+        type=int_range(1, compare_plan.MAX_MEASURE_S * 1000),
+        default=150,
+        help="drain schedule period, at most --measure-s (default %(default)s)",
     )
     cmp_.add_argument("--run-dir", help="where each phase's process logs go (default: a temp dir)")
     cmp_.add_argument("--workload", metavar="FILE", type=flags.workload, help=flags.WORKLOAD_HELP)

@@ -16,9 +16,17 @@ def _refuse_unless_makable(flag: str, given: str, directory: str) -> None:
         raise CliError(f"{flag} {given}: {existing} is not a directory this process can write to")
 
 
+def _refuse_empty(flag: str, path: str) -> None:
+    """An empty path is no place: open("") fails only once the run is over, and os.path.join("", x)
+    quietly writes into the working directory."""
+    if not path.strip():
+        raise CliError(f"{flag}: an empty path")
+
+
 def output_dir(flag: str, path: str | None) -> None:
     """`path` is a directory this process can write into, or one it can make."""
     if path is not None:
+        _refuse_empty(flag, path)
         _refuse_unless_makable(flag, path, path)
 
 
@@ -27,6 +35,7 @@ def output_file(flag: str, path: str | None, make_dirs: bool = False) -> None:
     it can write to (with `make_dirs`, or one the command makes)."""
     if path is None:
         return
+    _refuse_empty(flag, path)
     if os.path.isdir(path):
         raise CliError(f"{flag} {path}: is a directory")
     if os.path.exists(path) and not os.access(path, os.W_OK):
@@ -35,3 +44,15 @@ def output_file(flag: str, path: str | None, make_dirs: bool = False) -> None:
     if not make_dirs and not os.path.isdir(directory):
         raise CliError(f"{flag} {path}: {directory} is not a directory this process can write to")
     _refuse_unless_makable(flag, path, directory)
+
+
+def distinct_files(*flags: tuple[str, str | None]) -> None:
+    """Two file flags naming one file: the second write would replace the first's output."""
+    seen: dict[str, str] = {}
+    for flag, path in flags:
+        if path is None:
+            continue
+        key = os.path.realpath(path)
+        if key in seen:
+            raise CliError(f"{seen[key]} and {flag} name one file, {path}: give each its own")
+        seen[key] = flag

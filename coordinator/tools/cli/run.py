@@ -43,6 +43,7 @@ def cmd_compare(args) -> int:
         raise CliError("--event-log needs --engine virtual: the wall engine's processes keep no event log")
     paths.output_file("--json", args.json)  # refused before the runs
     paths.output_file("--event-log", args.event_log)
+    paths.distinct_files(("--json", args.json), ("--event-log", args.event_log))
     paths.output_dir("--run-dir", args.run_dir)
     if args.seeds is not None:
         if args.engine != "virtual":
@@ -102,8 +103,11 @@ def cmd_compare(args) -> int:
         except virtual_phase.PhaseOverrun as err:
             raise CliError(str(err)) from None
         if args.event_log is not None:
-            with open(args.event_log, "w", encoding="utf-8", newline="\n") as f:
-                f.write(events)
+            try:
+                with open(args.event_log, "w", encoding="utf-8", newline="\n") as f:
+                    f.write(events)
+            except OSError as err:  # a full disk, say: checked paths can still fail to take the bytes
+                raise CliError(f"cannot write --event-log {args.event_log}: {err.strerror or err}") from None
     else:
         # The wall engine's modules start processes over gRPC: loaded only for its runs (cli/__init__).
         from coordinator.tools import compare
@@ -124,9 +128,13 @@ def cmd_compare(args) -> int:
     if args.event_log is not None:
         print(f"event log written to {args.event_log} ({events.count(chr(10)):,} events)")
     if args.json:
-        compare_results.write_json(result, args.json)
+        try:
+            compare_results.write_json(result, args.json)
+            written = plots.write_plots(result, args.json)
+        except OSError as err:
+            raise CliError(f"cannot write --json {args.json} or its plots: {err.strerror or err}") from None
         print(f"results written to {args.json}")
-        print("plots written to " + ", ".join(plots.write_plots(result, args.json)))
+        print("plots written to " + ", ".join(written))
     if determinism is not None:
         print(determinism.describe())
         if not determinism.identical:
@@ -163,8 +171,10 @@ def _compare_seeds(config: compare_plan.CompareConfig, noise: str, seeds: list[i
 
 
 def cmd_report(args) -> int:
-    if args.against and (args.out or args.html or args.no_plots):
+    if args.against and (args.out is not None or args.html is not None or args.no_plots):
         raise CliError("--against prints a table only: drop --out, --html and --no-plots")
+    paths.output_dir("--out", args.out)  # before anything is printed or written
+    paths.output_file("--html", args.html)
     try:
         result = report.load_results(args.results)
         other = report.load_results(args.against) if args.against else None
@@ -183,7 +193,7 @@ def cmd_report(args) -> int:
         except OSError as err:
             raise CliError(f"cannot write plots: {err}") from None
         print("\nplots written to " + ", ".join(written))
-    if args.html:
+    if args.html is not None:
         try:
             htmlpage.write(args.html, html_report.render(result, args.results))
         except OSError as err:
