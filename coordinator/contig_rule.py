@@ -127,6 +127,8 @@ def resolve(zone: Zone, start_pfn: int, nr_pages: int, timeout_ms: int) -> tuple
     if not 1 <= timeout_ms <= MAX_TIMEOUT_MS:
         raise InvalidArgument(f"timeout_ms {timeout_ms} out of range 1..{MAX_TIMEOUT_MS}")
     if start_pfn == 0:
+        if nr_pages > zone.end_pfn - zone.start_pfn:  # else "the last nr_pages" starts at a negative pfn
+            raise InvalidArgument(f"{nr_pages} pages: more than the zone's {zone.end_pfn - zone.start_pfn}")
         start_pfn = zone.end_pfn - nr_pages
     try:
         isolation.check_range(zone, start_pfn, nr_pages)

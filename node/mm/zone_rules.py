@@ -181,10 +181,12 @@ class ZoneRules:
         for pfn, order, _ in pages:
             holder = owned.get(pfn)
             if holder != (cpu, order):
-                raise Refused(
-                    f"cpu {cpu} frees pfn {pfn} order {order}, but the zone records "
-                    + ("it as free" if holder is None else f"cpu {holder[0]} holding it at order {holder[1]}")
-                )
+                zone = self.zone
+                if not zone.start_pfn <= pfn < zone.end_pfn:
+                    recorded = f"no such pfn (the zone is [{zone.start_pfn}, {zone.end_pfn}))"
+                else:
+                    recorded = "it as free" if holder is None else f"cpu {holder[0]} holding it at order {holder[1]}"
+                raise Refused(f"cpu {cpu} frees pfn {pfn} order {order}, but the zone records {recorded}")
         if len({pfn for pfn, _, _ in pages}) != len(pages):  # each recorded block once, so no page twice
             raise Refused(f"cpu {cpu} frees a pfn twice in one request")
         self.zone.free_one_page_list(pages)

@@ -20,6 +20,7 @@ from node.api.errors import FailedPrecondition, InvalidArgument
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm import isolation
 from node.mm.constants import MIGRATE_ISOLATE, pageblock_nr_pages
+from node.mm.zone import Zone
 from node.mm.zone_rules import CMA
 from tests.leaks import forbid_wall_clock_and_shared_random
 
@@ -263,3 +264,12 @@ def test_a_range_operation_is_refused_while_the_coordinator_recovers():
         assert not c.coordinator.store.ranges
     finally:
         c.close()
+
+
+def test_a_range_larger_than_the_zone_is_refused_naming_both_sizes():
+    """start_pfn 0 means the zone's last nr_pages: more pages than the zone has put that start at a
+    negative pfn, which the refusal then named ("range pfn -4293902335") before 2026-12-06."""
+    zone = Zone(4096, 8192, 2)
+    with pytest.raises(InvalidArgument, match=r"^4294967295 pages: more than the zone's 8192$"):
+        contig_rule.resolve(zone, 0, 2**32 - 1, 0)
+    assert contig_rule.resolve(zone, 0, 1024, 0)[:2] == (4096 + 8192 - 1024, 1024)

@@ -93,6 +93,7 @@ def test_slots_are_bounded_by_cpus_and_dropped_with_their_incarnation():
         (lambda held, other: [(held[0], 1, MT)], "order 1, but the zone records cpu 0 holding it at order 0"),
         (lambda held, other: [(other[0], 0, MT)], "but the zone records cpu 1 holding it"),
         (lambda held, other: [(held[0], 0, MT), (5000, 0, MT)], "pfn 5000 order 0, but the zone records it as free"),
+        (lambda held, other: [(held[0], 0, MT), (99999, 0, MT)], r"pfn 99999 .* no such pfn \(the zone is \[0, 8192"),
         # Each copy passes the ownership check; the second used to raise KeyError after the first was freed.
         (lambda held, other: [(held[0], 0, MT), (held[1], 0, MT), (held[0], 0, MT)], "frees a pfn twice"),
     ],
