@@ -230,7 +230,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         return audit_rule.reply(report)
 
     async def SetFaults(self, request, context):
-        return self.faults.set(request)
+        return self.faults.set(request, "coordinator", self.membership.nr_cpus)
 
     async def AllocContigRange(self, request, context):
         # A range operation drains (pcpu_drain_mutex) and hands pages out: not while the zone is rebuilt.

@@ -186,7 +186,8 @@ class NodeServicer(pb_grpc.NodeServicer):
         return stats
 
     async def SetFaults(self, request, context):
-        return self.faults.set(request)
+        # A node learns the cluster's size only when it registers: its peers are checked against MAX_CPUS.
+        return self.faults.set(request, "node")
 
 
 _OUTCOMES = {

@@ -13,6 +13,10 @@ times out); a dropped reply (IN only: handled, then the reply is lost, which is 
 idempotency keys exist for). A partition is IN and OUT rules dropping everything on
 the node's side. SetFaults itself and the health service are never faulted, so the
 nemesis can always heal (the interceptor sees only the pcpsim services).
+
+A SetFaults request that could not do what it says changes nothing (INVALID_ARGUMENT): more
+than MAX_RULES rules, a rule with no effect, a method glob that matches nothing this process
+serves (IN) or sends (OUT), a peer that is not a CPU of the cluster.
 """
 
 import asyncio
@@ -21,30 +25,43 @@ import time
 
 import grpc
 
+from node.api import fault_points, validate
 from node.api.errors import InvalidArgument, Unavailable
 from node.api.v1 import pcpsim_pb2 as pb
+from node.shared.cpulist import MAX_CPUS
 from node.sim import faults as sim_faults
 from node.sim.rng import Stream
 
-EXEMPT = ("SetFaults",)
 MAX_DELAY_MS = 60_000
+# The most rules one SetFaults may hold. Every message a process serves or sends is checked against
+# its rules in order, so the bound caps that per-message cost; the nemesis sets one rule per rpc fault
+# in force on the process plus two per partition (a scenario has a handful), far below it.
+MAX_RULES = 256
 ANY_PEER = sim_faults.ANY_PEER
 
 
 DIRECTIONS: dict[int, str] = {pb.DIRECTION_IN: sim_faults.IN, pb.DIRECTION_OUT: sim_faults.OUT}
 
 
-def parse_rules(rules) -> list[sim_faults.Rule]:
-    """Validate FaultRule messages; raises InvalidArgument naming the bad rule and field."""
+def parse_rules(rules, side: str, nr_cpus: int) -> list[sim_faults.Rule]:
+    """Validate the FaultRule messages of `side`'s process ("node" or "coordinator") in a cluster of
+    `nr_cpus` CPUs; raises InvalidArgument naming the bad rule and field."""
+    if len(rules) > MAX_RULES:
+        raise InvalidArgument(f"{len(rules)} rules in one request, limit {MAX_RULES}")
     out = []
     for i, r in enumerate(rules):
         where = f"rule {i}"
         if r.direction not in DIRECTIONS:
             raise InvalidArgument(f"{where}: direction must be IN or OUT, got {r.direction}")
-        if not r.method:
-            raise InvalidArgument(f"{where}: method is required (a name, a glob, or '*')")
-        if r.peer < ANY_PEER:
-            raise InvalidArgument(f"{where}: peer must be a CPU number or -1 (any), got {r.peer}")
+        try:
+            fault_points.check_method(r.method, side, DIRECTIONS[r.direction])
+        except ValueError as err:
+            raise InvalidArgument(f"{where}: method {err}") from None
+        if r.peer != ANY_PEER:
+            try:
+                validate.cpu(r.peer, nr_cpus)
+            except InvalidArgument as err:
+                raise InvalidArgument(f"{where}: peer must be -1 (any) or a CPU of the cluster: {err}") from None
         if r.delay_ms > MAX_DELAY_MS:
             raise InvalidArgument(f"{where}: delay_ms {r.delay_ms} exceeds {MAX_DELAY_MS}")
         try:
@@ -64,9 +81,11 @@ class Faults:
         self.stop_mid_drain = False
         self.on_cost_factor = on_cost_factor  # node: applies a slow-CPU factor; None: not supported
 
-    def set(self, request) -> pb.FaultsReply:
-        """SetFaults: replace every rule (all validated first; a bad request changes nothing)."""
-        rules = parse_rules(request.rules)
+    def set(self, request, side: str, nr_cpus: int = MAX_CPUS) -> pb.FaultsReply:
+        """SetFaults on `side`'s process ("node" or "coordinator") in a cluster of `nr_cpus` CPUs (a
+        node, which learns the size only when it registers, checks a peer against MAX_CPUS): replace
+        every rule (all validated first; a bad request changes nothing)."""
+        rules = parse_rules(request.rules, side, nr_cpus)
         factor = request.cost_factor or 1.0
         if not 1.0 <= factor <= 1000.0:
             raise InvalidArgument(f"cost_factor must be in [1, 1000] (0: normal), got {request.cost_factor}")

@@ -9,7 +9,7 @@ the health service), so no servicer method can forget it:
   `error`, and the stream stays open;
 - applies IN faults (node.shared.faults) to each unary request as "<Method>" and to each
   message of a stream as "<Method>.<op>" (e.g. "ZoneStream.free"), the request's `cpu`
-  being the peer; SetFaults is exempt (faults.EXEMPT).
+  being the peer; SetFaults is exempt (node.api.fault_points.EXEMPT).
 
 Streams (PcpControl, ZoneStream) follow node.shared.reply_stream's contract: each request
 names its operation in a oneof `op`, and the servicer answers each with one reply, in
@@ -24,8 +24,9 @@ import grpc
 from google.protobuf.message_factory import GetMessageClass
 
 from node.api.errors import DOMAIN_ERRORS, status_of
+from node.api.fault_points import EXEMPT
 from node.api.status import grpc_status
-from node.shared.faults import ANY_PEER, EXEMPT, Faults, lost
+from node.shared.faults import ANY_PEER, Faults, lost
 
 
 class ErrorsAndFaultsInterceptor(grpc.aio.ServerInterceptor):

@@ -132,10 +132,6 @@ class CostModel:
         """zone_hold_us in wall seconds."""
         return self.wall(self.zone_hold_us(pages))
 
-    def rmqueue_hold(self, pages: int) -> float:
-        """rmqueue_hold_us in wall seconds."""
-        return self.wall(self.rmqueue_hold_us(pages))
-
 
 # Upper bounds, so a finite but absurd value (1e308) is refused with the file, not met later as an
 # overflow in a process already started: no modelled kernel step takes a second (1e6 us), no run is

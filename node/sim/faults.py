@@ -10,6 +10,10 @@ handling), a drop (never handled: the caller's own bound runs out) or, "in" only
 draw per non-zero probability in that order, as node.shared.faults draws them. A partition is the
 wall nemesis's pair of rules on the node: everything in and everything out dropped
 (coordinator.tools.chaos.nemesis.PARTITION).
+
+A rule is refused (ValueError) when it can do nothing: no effect (Rule), or a method glob that matches
+no name the rules of its process meet (node.api.fault_points.check_method, which reads the names from
+the wire contract): a typo must not silently do nothing.
 """
 
 import collections
@@ -47,6 +51,8 @@ class Rule:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
         if self.drop_reply and self.direction != IN:
             raise ValueError("drop_reply applies to IN rules only")
+        if not (self.delay_s or self.drop or self.drop_reply or self.fail):
+            raise ValueError("a rule needs a delay, drop, drop_reply or fail: one with none does nothing")
 
 
 PARTITION = (Rule(IN, drop=1.0), Rule(OUT, drop=1.0))

@@ -255,8 +255,9 @@ def test_late_commit_while_another_grant_holds_the_lock_does_not_wedge_the_node(
 
 def test_set_faults_applies_replaces_and_heals_and_a_bad_request_changes_nothing(paused):
     """SetFaults on a node: an IN rule failing GetStats makes it UNAVAILABLE (SetFaults itself is
-    never faulted); a request with a bad rule is INVALID_ARGUMENT and the rule in force stays;
-    an empty request heals, and the reply counts what was injected."""
+    never faulted); a request with a bad rule (one that could never apply included) is
+    INVALID_ARGUMENT and the rule in force stays; an empty request heals, and the reply counts what
+    was injected. The coordinator refuses a peer that is not one of the cluster's 3 CPUs."""
     node = paused.nodes[1]
     fail = pb.FaultRule(direction=pb.DIRECTION_IN, method="GetStats", peer=-1, fail=1.0)
     # The counts are the process's since it started (other tests on the shared cluster add to them).
@@ -265,10 +266,18 @@ def test_set_faults_applies_replaces_and_heals_and_a_bad_request_changes_nothing
     node.GetPcp(pb.CpuRequest(cpu=1), timeout=RPC_TIMEOUT)  # another method: untouched
     for bad in (
         pb.FaultsRequest(rules=[pb.FaultRule(direction=pb.DIRECTION_IN, method="*", drop=2.0)]),
+        pb.FaultsRequest(rules=[pb.FaultRule(direction=pb.DIRECTION_IN, method="NoSuchMethod", fail=1.0)]),
+        pb.FaultsRequest(rules=[pb.FaultRule(direction=pb.DIRECTION_IN, method="GetPcp")]),  # no effect
+        pb.FaultsRequest(rules=[pb.FaultRule(direction=pb.DIRECTION_IN, method="GetPcp", delay_ms=1)] * 10_000),
         pb.FaultsRequest(cost_factor=0.5),
         pb.FaultsRequest(stop_mid_drain=True),
     ):
         assert rpc_code(node.SetFaults, bad) == INVALID
+    for bad_rule in (
+        pb.FaultRule(direction=pb.DIRECTION_IN, method="Heartbeat", peer=99, fail=1.0),
+        pb.FaultRule(direction=pb.DIRECTION_IN, method="Heartbeet", peer=-1, fail=1.0),
+    ):
+        assert rpc_code(paused.coord.SetFaults, pb.FaultsRequest(rules=[bad_rule])) == INVALID
     assert rpc_code(node.GetStats, pb.StatsRequest(cpu=1)) == grpc.StatusCode.UNAVAILABLE
     healed = node.SetFaults(pb.FaultsRequest(), timeout=RPC_TIMEOUT)
     assert healed.injected["fail"] - before == 2

@@ -103,7 +103,7 @@ def test_a_bad_field_is_refused_naming_it(case):
     [
         (
             {"kind": "rpc", "side": "node", "cpu": 1, "at_s": 1, "heal_after_s": 1},
-            "needs delay_ms, drop, drop_reply or fail",
+            "faults[0]: a rule needs a delay, drop, drop_reply or fail: one with none does nothing",
         ),
         ({"kind": "rpc", "side": "node", "at_s": 1, "heal_after_s": 1, "drop": 0.5}, "faults[0].cpu: required"),
         ({"kind": "rpc", "side": "edge", "at_s": 1, "heal_after_s": 1, "drop": 0.5}, "faults[0].side: one of"),
@@ -172,6 +172,71 @@ def test_an_unreadable_or_malformed_file_names_the_file(tmp_path):
     typo.write_text('name = "x"\nduration_s = 5\n[cluster]\ncpu = 4\n')
     with pytest.raises(ScenarioError, match=r"typo.toml: cluster.cpu: unknown field"):
         scenario.load(str(typo))
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ScenarioError, match=r"binary\.toml: not valid TOML: not UTF-8 \(byte 0: "):
+        scenario.load(str(binary))
+
+
+@pytest.mark.parametrize(
+    "name", ["../../../escaped", "/tmp/abs", "a/b", "a\\b", "x\u0000y", "tab\tname", "\x7f", ".", "..", ".hidden"]
+)
+def test_a_name_that_is_no_plain_file_name_is_refused(name):
+    """The name names the run directories (<name>-<strategy> under --out): a path would write outside
+    --out or make subdirectories, and a NUL would fail only once other scenarios had run."""
+    with pytest.raises(ScenarioError) as err:
+        scenario.parse(_with("name", name))
+    assert str(err.value).startswith("name: a plain file name") and repr(name) in str(err.value)
+
+
+def test_plain_names_are_accepted():
+    for name in ("t", "sweep-7", "seed-3-rcu-swap-shrunk", "a.b", "a..b", "space in it", "é"):
+        assert scenario.parse(_with("name", name)).name == name
+
+
+@pytest.mark.parametrize(
+    "side,direction,method,message",
+    [
+        ("coordinator", "in", "Heartbeet", "'Heartbeet' matches nothing the coordinator serves"),
+        ("node", "out", "ZoneStram.*", "'ZoneStram.*' matches nothing the node sends (the Coordinator service's"),
+        ("coordinator", "out", "nothing", "'nothing' matches nothing the coordinator sends"),
+        ("coordinator", "out", "[", "'[' is not a valid glob: the '[' at 0 is never closed"),
+        ("node", "in", "Register", "'Register' matches nothing the node serves"),  # the coordinator serves it
+        ("coordinator", "in", "SetFaults", "'SetFaults' matches nothing"),  # never faulted
+    ],
+)
+def test_an_rpc_method_that_matches_nothing_is_refused_naming_the_file_and_field(
+    tmp_path, side, direction, method, message
+):
+    """A copy of rpc-fail.toml with one method changed: a typo would run as a valid run with no fault."""
+    text = open(os.path.join(ROOT, "deploy", "chaos", "rpc-fail.toml"), encoding="utf-8").read()
+    assert text.count('method = "*"') == 1
+    path = tmp_path / "typo.toml"
+    fault = f'side = "{side}"\ndirection = "{direction}"\nmethod = "{method}"'
+    path.write_text(text.replace('side = "coordinator"\ndirection = "out"\nmethod = "*"', fault), encoding="utf-8")
+    with pytest.raises(ScenarioError) as err:
+        scenario.load(str(path))
+    assert str(err.value).startswith(f"{path}: faults[2].method: ") and message in str(err.value)
+
+
+def test_every_method_glob_the_sweep_draws_is_accepted():
+    """The sweep's globs (generate.RPC_METHODS, by side and direction) and the messages --rpc-methods
+    names are what the scenario check accepts: one set of names, the proto's."""
+    from coordinator.tools.chaos.sweep import generate
+
+    for (side, direction), globs in generate.RPC_METHODS.items():
+        assert all(_accepted(side, direction, g) for g in globs), (side, direction)
+    for message in generate.MESSAGES:
+        assert any(_accepted(side, direction, message) for side, direction in generate.RPC_METHODS), message
+
+
+def _accepted(side: str, direction: str, method: str) -> bool:
+    fault = {"kind": "rpc", "side": side, "direction": direction, "method": method, "cpu": 1, "fail": 0.5}
+    try:
+        scenario.parse({**VALID, "faults": [{**fault, "at_s": 1, "heal_after_s": 1}]})
+    except ScenarioError:
+        return False
+    return True
 
 
 @pytest.mark.parametrize(

@@ -56,7 +56,7 @@ def test_at_the_default_time_scale_operations_run_on_the_zone_lock_thread_and_sl
     here, ran_on = asyncio.run(main())
     zs.close()
     assert ran_on != here
-    assert sleeps == [pytest.approx(zs.cost.rmqueue_hold(4) - 0.0002, abs=1e-12)]
+    assert sleeps == [pytest.approx(zs.cost.wall(zs.cost.rmqueue_hold_us(4)) - 0.0002, abs=1e-12)]
     assert sleeps[0] >= SLEEP_MIN_S
 
 
@@ -71,7 +71,7 @@ def test_the_overrun_of_earlier_holds_is_paid_back_from_the_next_sleeps():
         clock.now += seconds + 0.001
 
     zs = ZoneService(Zone(0, 8192, 2), CostModel(time_scale=2500.0), sleep=oversleep, clock=clock)
-    hold = zs.cost.rmqueue_hold(512)
+    hold = zs.cost.wall(zs.cost.rmqueue_hold_us(512))
 
     async def main():
         for i in range(4):
@@ -117,4 +117,4 @@ def test_a_refusal_of_the_rules_is_a_failed_precondition_and_holds_nothing():
     with pytest.raises(FailedPrecondition, match="cpu 1 frees pfn"):
         zs.free_pages(1, [(pfn, 0, 1)], "t2", "i1", NODE)
     zs.close()
-    assert sleeps == [zs.cost.rmqueue_hold(1)]
+    assert sleeps == [zs.cost.wall(zs.cost.rmqueue_hold_us(1))]

@@ -32,14 +32,18 @@ faults, each with its heal, ending in a healing phase.
     heal_after_s = 3.0
 
 Every field is checked; an error names the file and the field (`faults[1].cpu: ...`) and
-nothing runs. Unknown fields are errors too (a typo must not silently do nothing).
+nothing runs. Unknown fields are errors too (a typo must not silently do nothing), and so are an rpc
+fault's method glob that matches nothing its process serves ("in") or sends ("out"), and a name that is
+not a plain file name (a run directory is named after it, under --out).
 """
 
 import tomllib
 from dataclasses import dataclass, field, replace
 
+from node.api import fault_points
 from node.mm.zone import zone_pages
 from node.shared.cpulist import parse_cpu_list
+from node.sim import faults as sim_faults
 from node.sim import noise as noise_models
 
 STRATEGIES = ("workqueue", "remote", "rcu-swap", "qpw")
@@ -189,6 +193,8 @@ def load(path: str) -> Scenario:
         raise ScenarioError(f"{path}: cannot read: {err.strerror}") from None
     except tomllib.TOMLDecodeError as err:
         raise ScenarioError(f"{path}: not valid TOML: {err}") from None
+    except UnicodeDecodeError as err:  # TOML is UTF-8
+        raise ScenarioError(f"{path}: not valid TOML: not UTF-8 (byte {err.start}: {err.reason})") from None
     try:
         return parse(doc, path)
     except ScenarioError as err:
@@ -199,7 +205,7 @@ def parse(doc: dict, path: str = "<scenario>") -> Scenario:
     _known(
         doc, "", {"name", "description", "seed", "duration_s", "heal_s", "strategies", "cluster", "workload", "faults"}
     )
-    name = _str(doc, "name", required=True)
+    name = _file_name(_str(doc, "name", required=True))
     duration = _num(doc, "duration_s", 1.0, 3600.0, required=True)
     heal = _num(doc, "heal_s", 1.0, 3600.0, default=3.0)
     if heal >= duration:
@@ -350,8 +356,7 @@ def _fault(doc, i: int, cluster: ClusterSpec, last_s: float) -> Fault:
             kw[p] = _num(doc, p, 0.0, 1.0, default=getattr(Fault, p), where=w)
         if kw["drop_reply"] and kw["direction"] != "in":
             raise ScenarioError(f'{w}drop_reply: only for direction "in" (a reply lost on its way back)')
-        if not (kw["delay_ms"] or kw["drop"] or kw["drop_reply"] or kw["fail"]):
-            raise ScenarioError(f"{w}: an rpc fault needs delay_ms, drop, drop_reply or fail")
+        _rule(kw, i)
         if kw["side"] == "node":
             kw["cpu"] = _int(doc, "cpu", 0, cluster.cpus - 1, required=True, where=w)
         elif "cpu" in doc:
@@ -363,6 +368,21 @@ def _fault(doc, i: int, cluster: ClusterSpec, last_s: float) -> Fault:
         if kw["resume_after_s"] >= heal_after:
             raise ScenarioError(f"{w}resume_after_s: the first coordinator resumes before the heal stops it")
     return Fault(kind=kind, at_s=at, heal_after_s=heal_after, **kw)
+
+
+def _rule(kw: dict, i: int) -> None:
+    """An rpc fault's fields as the rule its process will hold (node.sim.faults, node.api.fault_points:
+    SetFaults checks the same): one with an effect, and a method glob matching what its process serves
+    or sends."""
+    try:
+        fault_points.check_method(kw["method"], kw["side"], kw["direction"])
+    except ValueError as err:
+        raise ScenarioError(f"faults[{i}].method: {err}") from None
+    effects = {p: kw[p] for p in ("drop", "drop_reply", "fail")}
+    try:
+        sim_faults.Rule(kw["direction"], kw["method"], delay_s=kw["delay_ms"] / 1000.0, **effects)
+    except ValueError as err:
+        raise ScenarioError(f"faults[{i}]: {err}") from None
 
 
 # ------------------------------------------------------------------ field readers
@@ -410,6 +430,21 @@ def _str(doc, key, default=None, required=False, where=""):
     if not isinstance(v, str) or not v or len(v) > 200:
         raise ScenarioError(f"{where}{key}: a non-empty string of at most 200 characters, got {v!r}")
     return v
+
+
+def _file_name(name: str) -> str:
+    """The scenario's name, which names its run directories (<name>-<strategy>, under --out): one
+    plain path component, so that no run is written outside --out, nor fails once others have run."""
+    if (
+        name.startswith(".")
+        or any(c in "/\\" for c in name)
+        or not name.isprintable()  # NUL and every other control character
+    ):
+        raise ScenarioError(
+            "name: a plain file name (it names the run directories): no '/', '\\', control character or "
+            f"leading '.', got {name!r}"
+        )
+    return name
 
 
 def _choice(doc, key, choices, default, where):
