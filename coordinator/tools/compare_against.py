@@ -6,9 +6,8 @@ the two runs were asked to do differently (seed, engine, noise model, kernel, la
 is listed above the table, so a difference in the figures can be told from a difference in the question.
 docs/engine.md's side-by-side table of both engines is this command's output."""
 
+from coordinator.tools import report
 from coordinator.tools.compare_table import (
-    ROWS,
-    field,
     floor_us,
     layout,
     only,
@@ -40,45 +39,13 @@ class NotComparable(ValueError):
     reads that is not what compare writes (the message names it)."""
 
 
-# What each kind of row of compare_table.ROWS must hold, where present.
-_KINDS: dict[str, type | tuple[type, ...]] = {
-    "t": (int, float),
-    "gp": (int, float),
-    "n": (int, float),
-    "b": bool,
-    "causes": dict,
-}
-
-
 def check(result: dict, name: str) -> None:
-    """Raise NotComparable naming the first field the table would read that compare does not write so
-    (report.load_results checked the rest)."""
-    for key in ("config", "noise_floor"):
-        if not isinstance(result.get(key, {}), dict):
-            raise NotComparable(f"{name}: {key} is not an object")
-    floor = result.get("noise_floor", {}).get("wake_latency_p99_s")
-    if floor is not None and not _number(floor):
-        raise NotComparable(f"{name}: noise_floor.wake_latency_p99_s is not a number")
-    for n, s in result["strategies"].items():
-        for _, path, kind in ROWS:
-            value = field(s, path) if path else None
-            want = _KINDS.get(kind)
-            if value is None or want is None:
-                continue
-            if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
-                raise NotComparable(f"{name}: strategies.{n}.{path} is {value!r}")
-            if isinstance(value, dict) and not all(
-                isinstance(v, int) and not isinstance(v, bool) for v in value.values()
-            ):
-                raise NotComparable(f"{name}: strategies.{n}.{path} must count misses by cause")
-        for path in ("audit.lost", "audit.duplicated"):
-            value = field(s, path)
-            if value is not None and not _number(value):
-                raise NotComparable(f"{name}: strategies.{n}.{path} is {value!r}")
-
-
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """Raise NotComparable naming the first field the table would read that compare does not write so.
+    report.load_results checked it already; a result built in memory gets the same check."""
+    try:
+        report.validate_table(result)
+    except report.ReportError as err:
+        raise NotComparable(f"{name}: {err}") from None
 
 
 def _costs(costs):

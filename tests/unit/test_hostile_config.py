@@ -5,6 +5,8 @@ error (argparse's exit status 2, SecurityError, ReportError); none raises anythi
 
 import contextlib
 import json
+import math
+import os
 import string
 
 import pytest
@@ -12,10 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coordinator.__main__ import parse_args as coordinator_args
-from coordinator.tools import compare_against, report
+from coordinator.tools import cli, compare_against, html_report, report
 from coordinator.tools.cli import build_parser
 from node.__main__ import parse_args as node_args
 from node.shared import security
+from tests import hostile
 
 EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -219,7 +222,8 @@ def test_a_hostile_results_file_is_refused_with_a_report_error(tmp_path_factory,
         result = report.load_results(str(path))
     except report.ReportError:
         return
-    report.format_report(result)  # an accepted file must also print
+    report.format_report(result)  # an accepted file must also print, and draw its page
+    html_report.render(result, str(path))
     with contextlib.suppress(compare_against.NotComparable):  # and beside itself, or refused (`--against`)
         compare_against.format_against(result, result, "a", "b")
 
@@ -229,3 +233,37 @@ def test_garbage_bytes_as_a_results_file_are_refused(tmp_path):
     path.write_bytes(b"\xff\xfe{\x00")
     with pytest.raises(report.ReportError):
         report.load_results(str(path))
+
+
+# A real results file (`pcpsim compare --engine virtual --quick --seed 1`, its lists cut to a few items).
+REAL = os.path.join(os.path.dirname(__file__), "data", "compare-results.json")
+MUTATIONS = {"null": None, "text": "x", "NaN": math.nan, "1e308": 1e308, "negative": -1}
+
+
+def _named(path: tuple) -> str:
+    """The path's last step as a message names it: `key`, or `key[0]` for a list's item."""
+    if isinstance(path[-1], int):
+        return f"{path[-2]}[{path[-1]}]"
+    return str(path[-1])
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS)
+def test_each_field_of_a_real_results_file_made_hostile_is_refused_naming_it_or_read(tmp_path, capsys, mutation):
+    """Every field set to null, text, NaN, 1e308 or -1: `report` (tables, page) and `report --against`
+    exit 0, or 2 naming the field; never a traceback, and a refused file writes nothing."""
+    with open(REAL, encoding="utf-8") as f:
+        good = json.load(f)
+    path, page = tmp_path / "m.json", tmp_path / "m.html"
+    for where in hostile.paths(good):
+        path.write_text(json.dumps(hostile.mutated(good, where, MUTATIONS[mutation])))
+        for argv in (
+            ["report", str(path), "--no-plots", "--html", str(page)],
+            ["report", REAL, "--against", str(path)],
+        ):
+            code = cli.main(argv)
+            err = capsys.readouterr().err
+            assert code in (0, 2), (where, argv)
+            if code == 2:
+                assert _named(where) in err and str(path) in err, (where, err)
+                assert not page.exists(), where
+            page.unlink(missing_ok=True)

@@ -13,9 +13,11 @@ import random
 
 import pytest
 
+from coordinator.tools import cli
 from coordinator.tools.chaos import checker
 from coordinator.tools.chaos import scenario as sc
 from coordinator.tools.chaos.sweep import driver, generate, shards, shrink, tomlfile
+from tests import hostile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SEEDS = range(1, 1501)
@@ -490,3 +492,49 @@ def test_the_rate_counts_what_it_ran_and_its_floor_is_the_wall_runners_estimate(
     assert r.invalid == sum(n for by in shard.counts.values() for v, n in by.items() if v != "valid") > 0
     assert r.wall_engine_s == sum(2 * wall_runner.estimate_s(generate.generate(s)) for s in range(1, 41))
     assert r.seeds_per_s == 40 / r.wall_s and "80 runs" in r.note()
+
+
+def _shard_doc() -> dict:
+    """A shard file's JSON, with a shrunk failure and a focus: every field merge and summary read."""
+    failure = shards.Failure(
+        seed=1,
+        strategy="remote",
+        verdict="invalid",
+        first="2 pages lost",
+        kinds=["conservation"],
+        faults=3,
+        cpus=4,
+        file="seed-1.toml",
+        shrunk={"file": "seed-1-shrunk.toml", "faults": 1, "cpus": 2, "runs": 9, "first": "x", "kinds": []},
+    )
+    counts = {"remote": dict.fromkeys(shards.VERDICTS, 0) | {"invalid": 1}}
+    shard = shards.Shard("1-4", ["remote"], [], 0, 2, [1, 2], counts, [failure], faults=["rpc"], max_failures=1)
+    return shard.to_json()
+
+
+@pytest.mark.parametrize("value", [None, "x", -1, 2**31, 1.5, [], {}, [None], {"remote": None}])
+def test_each_field_of_a_shard_made_hostile_is_a_shard_error_naming_the_file_and_field_or_merges(tmp_path, value):
+    """Every field (and a failure's) set to `value`, or deleted: read refuses it with a ShardError naming
+    the file and the field, or the shard merges and its summary prints; nothing else is raised."""
+    path = tmp_path / "shard-0.json"
+    for where in hostile.paths(_shard_doc(), skip=("format",)):
+        for change in (value, hostile.DELETE):
+            path.write_text(json.dumps(hostile.mutated(_shard_doc(), where, change)))
+            try:
+                merged = shards.merge([(str(path), shards.read(str(path)))])
+            except shards.ShardError as err:
+                named = where[-2] if isinstance(where[-1], int) else where[-1]
+                assert str(path) in str(err) and str(named) in str(err), (where, str(err))
+                continue
+            shards.summary(merged)
+            shards.exit_code(merged)
+
+
+def test_a_shard_with_counts_null_is_refused_by_sweep_merge_with_exit_2(tmp_path, capsys):
+    doc = _shard_doc()
+    doc["counts"] = None
+    path = tmp_path / "shard-0.json"
+    path.write_text(json.dumps(doc))
+    assert cli.main(["chaos", "sweep-merge", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "counts is None" in err

@@ -14,7 +14,18 @@ def entry(t, type_, f="drain", process="workload", **kw) -> dict:
 
 
 HISTORY = [
-    entry(0.0, "meta", "scenario", "runner", name="demo", strategy="remote", seed=3, scenario={"description": "x"}),
+    entry(
+        0.0,
+        "meta",
+        "scenario",
+        "runner",
+        name="demo",
+        strategy="remote",
+        seed=3,
+        bound_s=20.0,
+        lease_s=0.5,
+        scenario={"description": "x"},
+    ),
     entry(0.0, "invoke", index=0),
     entry(0.1, "ok", index=0, status="DONE"),
     entry(0.2, "invoke", index=1),

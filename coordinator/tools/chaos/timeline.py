@@ -155,6 +155,12 @@ def _latency_chart(ops: list[dict], spans: list[dict], end: float) -> str:
     return chart.render()
 
 
+def _placed(grants: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """The grant records the timeline can place: a history written before grants recorded granted_t
+    has none (the checker still reads them)."""
+    return {cpu: [g for g in gs if g.get("granted_t") is not None] for cpu, gs in grants.items()}
+
+
 def render(run_dir: str) -> str:
     path = os.path.join(run_dir, "history.jsonl")
     try:
@@ -166,7 +172,7 @@ def render(run_dir: str) -> str:
     end = max((e["t"] for e in entries), default=1.0)
     spans = faults(entries, end)
     finals = [e for e in entries if e["type"] == "final"]
-    grants: dict[str, list[dict]] = next((e["cpus"] for e in finals if e["f"] == "grants"), {})
+    grants = _placed(next((e.get("cpus", {}) for e in finals if e["f"] == "grants"), {}))
     title = f"pcpsim chaos run {meta.get('name', os.path.basename(run_dir))} / {meta.get('strategy', '?')}"
     described = meta.get("scenario", {}).get("description", "")
     unfinished = sum(op["t1"] is None for op in ops)

@@ -46,7 +46,7 @@ import glob
 import os
 from collections.abc import Sequence
 
-from coordinator.tools.chaos.history import read
+from coordinator.tools.chaos.history import read_lines
 
 LOG_GLOB = "transfers-*.jsonl"
 EXAMPLES = 5
@@ -67,7 +67,7 @@ def load(run_dir: str, history: list[dict]) -> list[dict] | None:
     t0 = clock["monotonic_t0"]
     events = []
     for path in paths:
-        for e in read(path):
+        for e in read_lines(path):
             e["t"] = e["t"] - t0
             events.append(e)
     events.sort(key=lambda e: e["t"])  # stable: one process's lines keep their order

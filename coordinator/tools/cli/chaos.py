@@ -31,7 +31,7 @@ def cmd_chaos(args) -> int:
             entries = history.read(path)
         except (OSError, ValueError) as err:
             raise CliError(f"cannot read {path}: {err}") from None
-        meta = next((e for e in entries if e["type"] == "meta"), None)
+        meta = next((e for e in entries if e["type"] == "meta" and e["f"] == "scenario"), None)
         if meta is None:
             raise CliError(f"{path} has no run description (meta entry)")
         verdict = checker.check(entries, meta["bound_s"], meta["lease_s"], transfers.load(args.run_dir, entries))

@@ -173,7 +173,9 @@ def _compare_seeds(config: compare_plan.CompareConfig, noise: str, seeds: list[i
 def cmd_report(args) -> int:
     if args.against and (args.out is not None or args.html is not None or args.no_plots):
         raise CliError("--against prints a table only: drop --out, --html and --no-plots")
-    paths.output_dir("--out", args.out)  # before anything is printed or written
+    # Before anything is printed or written; the plots' default place is next to RESULTS.json.
+    plots_dir = os.path.dirname(os.path.abspath(args.results)) if args.out is None and not args.no_plots else args.out
+    paths.output_dir("--out", plots_dir)
     paths.output_file("--html", args.html)
     try:
         result = report.load_results(args.results)

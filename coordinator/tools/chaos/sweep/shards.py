@@ -8,7 +8,10 @@ sweep (same seeds, strategies, switches, focus and count), that no index is ther
 the indexes missing.
 """
 
+import dataclasses
 import json
+import types
+import typing
 from dataclasses import asdict, dataclass, field
 
 from node.sim.noise import NONE
@@ -98,6 +101,8 @@ def write(shard: Shard, path: str) -> None:
 
 
 def read(path: str) -> Shard:
+    """A shard file, every field checked (a ShardError names the file and the field): merge and summary
+    then read any field without checking it again."""
     try:
         with open(path) as f:
             doc = json.load(f)
@@ -107,12 +112,98 @@ def read(path: str) -> Shard:
         raise ShardError(f"{path}: not JSON: {err}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ShardError(f"{path}: not a sweep shard (format {FORMAT!r})")
+    doc.pop("format")
     try:
-        doc.pop("format")
-        doc["failures"] = [Failure(**f) for f in doc["failures"]]
-        return Shard(**doc)
-    except (TypeError, KeyError) as err:
-        raise ShardError(f"{path}: a sweep shard with bad fields: {err}") from None
+        _fields(doc, Shard, "", convert={"failures": _failures})
+        shard = Shard(**doc)
+        _consistent(shard)
+    except ShardError as err:
+        raise ShardError(f"{path}: a sweep shard with a bad field: {err}") from None
+    return shard
+
+
+def _failures(failures: list) -> list[Failure]:
+    out = []
+    for i, f in enumerate(failures):
+        if not isinstance(f, dict):
+            raise ShardError(f"failures[{i}] is {f!r}, not an object")
+        _fields(f, Failure, f"failures[{i}].")
+        if f.get("shrunk"):
+            _shrunk(f["shrunk"], f"failures[{i}].shrunk.")
+        out.append(Failure(**f))
+    return out
+
+
+def _shrunk(shrunk: dict, where: str) -> None:
+    """A shrunk failure's summary line reads these."""
+    for key, kind in (("faults", int), ("cpus", int), ("runs", int), ("file", str)):
+        if not _fits(shrunk.get(key), kind):
+            raise ShardError(f"{where}{key} is {shrunk.get(key)!r}, not {kind.__name__}")
+
+
+def _fields(doc: dict, cls, where: str, convert: dict | None = None) -> None:
+    """`doc` holds each field of dataclass `cls` (those without a default at least), of its type;
+    `convert` turns a field's JSON into its type first (a list of objects into Failures), in place."""
+    convert = convert or {}
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(doc) - set(known))
+    if unknown:
+        raise ShardError(f"{where}{unknown[0]} is not a field of a {cls.__name__.lower()}")
+    for name, f in known.items():
+        if name not in doc:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ShardError(f"{where}{name} is missing")
+            continue
+        if name in convert and isinstance(doc[name], list):
+            doc[name] = convert[name](doc[name])
+        if not _fits(doc[name], f.type):
+            raise ShardError(f"{where}{name} is {doc[name]!r}, not {_typename(f.type)}")
+
+
+def _fits(v, tp) -> bool:
+    """`v` is a value of type `tp` (a field's annotation: int, str, list[X], dict[K, V], X | None)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is types.UnionType:
+        return any(_fits(v, a) for a in args)
+    if origin is list:
+        return isinstance(v, list) and all(_fits(x, args[0]) for x in v)
+    if origin is dict:
+        return isinstance(v, dict) and all(_fits(k, args[0]) and _fits(x, args[1]) for k, x in v.items())
+    if tp is type(None):
+        return v is None
+    if tp is int:  # json's true is no count
+        return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, tp)
+
+
+def _typename(tp) -> str:
+    return tp.__name__ if isinstance(tp, type) and not typing.get_args(tp) else str(tp)
+
+
+def _consistent(s: Shard) -> None:
+    """What merge and summary compute with: the seeds parse, the shard is one of `count` (a merge's is
+    -1), it ran only its seeds, its counts are of its strategies and verdicts, no count is negative."""
+    try:
+        seeds = parse_seeds(s.seeds)
+    except ShardError as err:
+        raise ShardError(f"seeds: {err}") from None
+    if s.count < 1 or s.count > len(seeds):
+        raise ShardError(f"count is {s.count}, not 1 to {len(seeds)} (the seeds {s.seeds!r})")
+    if s.index != -1:
+        mine = set(shard_of(seeds, s.index, s.count))
+        if not set(s.seeds_run) <= mine:
+            raise ShardError(f"seeds_run has seeds not of shard {s.index} of {s.count}")
+    for st, by in s.counts.items():
+        if st not in s.strategies:
+            raise ShardError(f"counts.{st}: not one of the strategies {s.strategies}")
+        for v, n in by.items():
+            if v not in VERDICTS or n < 0:
+                raise ShardError(f"counts.{st}.{v} is {n}: expected a count (>= 0) of {', '.join(VERDICTS)}")
+    if s.max_failures is not None and s.max_failures < 1:
+        raise ShardError(f"max_failures is {s.max_failures}, not at least 1")
+    for i, f in enumerate(s.failures):
+        if f.faults < 0 or f.cpus < 0:
+            raise ShardError(f"failures[{i}]: faults {f.faults} and cpus {f.cpus} must not be negative")
 
 
 def merge(shards: list[tuple[str, Shard]]) -> Shard:
