@@ -1,24 +1,32 @@
 """Kernel profiles on real clusters: what each coordinator and node run, and what 5.19 refuses."""
 
+import grpc
 import pytest
 
 from node.api.v1 import pcpsim_pb2 as pb
-from tests.integration.conftest import assert_audit_ok, python_module, wait_until
-from tests.integration.test_drain import drain
+from tests.integration.conftest import RPC_TIMEOUT, assert_audit_ok, python_module, wait_until
+from tests.integration.test_drain import drain, history
 
-DONE, FAILED = pb.DrainAllReply.DONE, pb.DrainAllReply.FAILED
+DONE = pb.DrainAllReply.DONE
 
 
 def test_5_19_drains_by_workqueue_and_refuses_a_remote_drain(make_cluster):
-    """A 5.19 cluster reports its kernel and defaults to workqueue drains, which empty every CPU; a remote
-    drain fails on every CPU (a local_lock no other CPU can take) and takes nothing; the audit is ok."""
+    """A 5.19 cluster reports its kernel and defaults to workqueue drains, which empty every CPU. A remote
+    drain (a local_lock no other CPU can take) is refused FAILED_PRECONDITION by the coordinator before it
+    marks any CPU, and by a node asked directly; nothing is taken; the audit is ok."""
     h = make_cluster(["housekeeping", "idle"], kernel="5.19", strategy=None)
     state = h.state()
     assert state.kernel == "5.19" and state.default_strategy == pb.STRATEGY_WORKQUEUE
     h.pause_with_pages([0])
     free0, counts = h.frozen()
-    reply = drain(h, pb.STRATEGY_REMOTE, force=True)
-    assert reply.status == FAILED and all("local_lock" in c.error for c in reply.cpus), reply
+    drains = len(history(h))
+    with pytest.raises(grpc.RpcError) as refusal:
+        drain(h, pb.STRATEGY_REMOTE, force=True)
+    assert refusal.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "local_lock" in refusal.value.details()
+    assert len(history(h)) == drains
+    ask = pb.PcpControlRequest(lock_drain=pb.PcpLockDrainRequest(cpu=0, lease_ms=100))
+    (reply,) = h.nodes[0].PcpControl(iter([ask]), timeout=RPC_TIMEOUT)
+    assert reply.code == "FAILED_PRECONDITION" and "local_lock" in reply.error, reply
     assert h.frozen() == (free0, counts)
     reply = drain(h, force=True)
     assert reply.status == DONE and reply.strategy == pb.STRATEGY_WORKQUEUE

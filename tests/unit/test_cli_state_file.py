@@ -43,17 +43,26 @@ def test_a_good_state_file_is_read_a_missing_one_is_none_a_directory_refused(tmp
         connect.read_state(str(tmp_path))
 
 
+def _running(*argv: str) -> subprocess.Popen:
+    """A Python process with `argv`, once it runs them: a child read before its exec shows its parent's."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; print(flush=True); sys.stdin.read()", *argv],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"\n"
+    return proc
+
+
 def test_a_state_file_is_live_while_its_coordinator_pid_runs_a_coordinator():
     """A stale file (its cluster killed) names a pid that is gone, or reused by another program: not live."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.stdin.read()", "coordinator"], stdin=subprocess.PIPE
-    )
+    proc = _running("coordinator")
     try:
         assert cluster._live_coordinator({"pids": {"coordinator": proc.pid}}) == proc.pid
     finally:
         proc.communicate(b"")
     assert cluster._live_coordinator({"pids": {"coordinator": proc.pid}}) is None  # exited
-    other = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    other = _running()
     try:
         assert cluster._live_coordinator({"pids": {"coordinator": other.pid}}) is None  # not a coordinator
     finally:
