@@ -1,7 +1,7 @@
 """What a Snapshot reads from the interconnect thread while the CPU thread changes it.
 
 The CPU thread allocates, frees and moves pages with no lock the reader could take
-without perturbing it (node.server.Snapshot), so each read must copy its structure whole.
+without perturbing it (node.server.NodeServicer.Snapshot), so each read must copy its structure whole.
 Before that, iterating the held-page map while it changed size raised RuntimeError, which
 the hostile-input fuzzer saw once in ~10,000 requests as a Snapshot answered UNKNOWN.
 Switching threads every microsecond makes the race near certain here.

@@ -16,7 +16,8 @@ and that scenario.parse accepts:
    start moved to 0, else to the earliest millisecond a bisection between 0 and its start finds;
 4. shortest: each fault's length cut the same way, down to scenario.parse's 50 ms, and then the
    run's fault window cut to end at the last heal.
-The four are repeated until a round changes nothing. Then, once (with margins, as a sweep shrinks):
+The four are repeated until a round changes nothing, for at most `max_rounds` (4) rounds. Then,
+once (with margins, as a sweep shrinks):
 5. margins: each fault's end, then its start (unless at 0), moved to the middle of the instants
    within MARGIN_MS past it at which the run still fails (the window lengthened where an end
    passes it). The rounds leave every instant at the last millisecond that fails: a rule that outlasts
