@@ -142,6 +142,7 @@ BAD_INVOCATIONS = {
     # A port past 65535 was dialled modulo 65536 (another process's port) before 2026-12-06.
     "coordinator_port_past_65535": (["audit", "--coordinator", "127.0.0.1:105161"], "expected HOST:PORT"),
     "coordinator_empty": (["drain", "--strategy", "remote", "--coordinator", ""], "expected HOST:PORT, got ''"),
+    "listen_host_empty": (["cluster", "up", "--listen-host", ""], "--listen-host: not a host name or IP address: ''"),
     "no_command": ([], "required"),
     "kernels_bogus_flag": (["kernels", "--bogus"], "unrecognized arguments: --bogus"),
 }

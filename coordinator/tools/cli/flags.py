@@ -11,7 +11,7 @@ from coordinator.tools.chaos.sweep import shards
 from coordinator.tools.compare_plan import TRIGGERS
 from node import rtapp
 from node.mm import profile as profiles
-from node.shared.config import int_range
+from node.shared.config import int_range, join_host_port, split_host_port
 from node.shared.timebase import cost_model_arg
 
 
@@ -86,6 +86,15 @@ def kernel_list(text: str) -> tuple:
         except ValueError as err:
             raise argparse.ArgumentTypeError(str(err)) from None
     return names
+
+
+def listen_host(text: str) -> str:
+    """--listen-host: a host name or IP address every process binds (its ports are chosen at start)."""
+    try:
+        split_host_port(join_host_port(text.strip(), 0))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a host name or IP address: {text!r}") from None
+    return text.strip()
 
 
 def trigger_mix(text: str) -> tuple:

@@ -71,6 +71,7 @@ def add_parsers(sub) -> None:
     )
     up.add_argument(
         "--listen-host",
+        type=flags.listen_host,
         default="127.0.0.1",
         help="address every process binds (default %(default)s: this machine only)",
     )
