@@ -382,6 +382,16 @@ def rmqueue(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: int) -> in
     return zone.rmqueue_buddy(order, migratetype)
 
 
+def rmqueue_no_fallback(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype: int) -> int | None:
+    """rmqueue of v5.13 to v5.19: an order the pcp lists hold is taken from them, and what the pcp path
+    gives is rmqueue's, no page (its refill found none) included: `page = rmqueue_pcplist(...); goto out;`.
+    The fallback to the buddy (rmqueue above: `if (likely(page)) goto out;` then rmqueue_buddy, as in v6.1)
+    came with v6.0's pcp spinlock, whose trylock may fail (docs/kernel-facts.md §21)."""
+    if order <= PAGE_ALLOC_COSTLY_ORDER or order == pageblock_order:
+        return rmqueue_pcplist(zone, pcp, order, migratetype)
+    return zone.rmqueue_buddy(order, migratetype)
+
+
 def drain_chunk(zone: ZoneOps, pcp: PerCpuPages, count: int) -> int:
     """One locked free_pcppages_bulk of a drain. Caller holds the lock."""
     n = free_pcppages_bulk(zone, count, pcp, 0)

@@ -30,7 +30,8 @@ drain strategy is only the profile's default (a cluster may pick another for a w
 Sources (subject lines of the mainline commits, by release):
 - 5.19: "mm/page_alloc: convert per-cpu list protection to local_lock" (Mel Gorman, v5.14):
   pagesets.lock, local_lock_irqsave; no other CPU can take it, so drain_all_pages queues
-  drain_local_pages_wq on each CPU (mm_percpu_wq) and flushes them.
+  drain_local_pages_wq on each CPU (mm_percpu_wq) and flushes them. A pcp allocation that gets no
+  page fails: rmqueue has no fallback to the buddy before v6.0 (buddy_fallback; kernel-facts §21).
 - 6.1: Mel Gorman's series "Drain remote per-cpu directly" (v6.0): "mm/page_alloc: protect PCP
   lists with a spinlock", "mm/page_alloc: replace local_lock with normal spinlock", and Nicolas
   Saenz Julienne's "mm/page_alloc: remotely drain per-cpu lists". pcp_spin_lock_irqsave; the
@@ -178,6 +179,9 @@ class KernelProfile:
     # pageblock's type under zone->lock (node.mm.zone, Weiner's series; docs/kernel-facts.md §1).
     pcppage_migratetype_cached: bool = True
     replay_only: bool = False  # a bug-replay variant the live node cannot run as itself (see below)
+    # v6.0+: a pcp allocation that gets no page (its trylock failed, or its refill found none) is taken
+    # from the buddy (rmqueue_buddy); to v5.19 the pcp path's NULL is rmqueue's (docs/kernel-facts.md §21).
+    buddy_fallback: bool = True
 
 
 _V6_2 = KernelProfile("6.2", "remote", "spinlock", irqs_off=False, free_list_trylock=True, remote_drain=True)
@@ -208,6 +212,7 @@ PROFILES = {
         free_list_trylock=False,
         remote_drain=False,
         thp_lists=THP_LIST_PER_TYPE,  # before 5d0a661d808f (v6.0)
+        buddy_fallback=False,
     ),
     "6.1": KernelProfile("6.1", "remote", "spinlock", irqs_off=True, free_list_trylock=False, remote_drain=True),
     "6.2": _V6_2,
@@ -350,7 +355,7 @@ def set_up_pcp(pcp: PerCpuPages | RcuPerCpuPages, profile: KernelProfile, data_s
 def pcp_ops(profile: KernelProfile) -> SimpleNamespace:
     """The spinlock (or local_lock) design's entry points under `profile` (node.alloc's `ops`)."""
     return SimpleNamespace(
-        rmqueue=pcpmod.rmqueue,
+        rmqueue=pcpmod.rmqueue if profile.buddy_fallback else pcpmod.rmqueue_no_fallback,
         free_unref_page=pcp_free.free_unref_page,
         free_unref_page_list=free_unref_folios
         if profile.free_unref_folios

@@ -7,6 +7,7 @@ from collections import deque
 import pytest
 
 from node.cpu import wall_pcp_lock
+from node.mm import profile as profiles
 from node.mm.audit import audit, check_pcp
 from node.mm.constants import (
     MIGRATE_HIGHATOMIC,
@@ -199,6 +200,27 @@ class FailingZone:
 
     def free_pcppages_bulk(self, pages, commit=False):
         raise ConnectionError("coordinator unreachable")
+
+
+class RefusingRefills(Zone):
+    """A zone whose refills come back empty (a remote zone refused the request) while its buddy has pages."""
+
+    def rmqueue_bulk(self, order, count, migratetype):
+        return []
+
+
+@pytest.mark.parametrize("kernel,falls_back", [("5.19", False), ("6.1", True), ("6.19", True)])
+def test_an_allocation_whose_refill_got_nothing_falls_back_to_the_buddy_from_v6_0(kernel, falls_back):
+    """v6.0+ rmqueue: `if (likely(page)) goto out;` then rmqueue_buddy. v5.13 to v5.19: `page =
+    rmqueue_pcplist(...); goto out;`, the pcp path's NULL being rmqueue's (docs/kernel-facts.md §21)."""
+    zone = RefusingRefills(0, 8192, 2)
+    pcp = PerCpuPages(0, high=1000, batch=63)
+    profiles.set_up_pcp(pcp, profiles.get(kernel), 0)
+    free = zone.free_pages
+    pfn = profiles.pcp_ops(profiles.get(kernel)).rmqueue(zone, pcp, 0, MIGRATE_UNMOVABLE)
+    assert (pfn is not None, pcp.stats.buddy_fallback_alloc, zone.free_pages) == (
+        (True, 1, free - 1) if falls_back else (False, 0, free)
+    )
 
 
 def test_free_pcppages_bulk_restores_pages_when_zone_fails():

@@ -27,6 +27,7 @@ COLUMNS = (
     ),
     ("lists", "pcp lists: 12 low-order ones and the THP-order ones (3, 1 or 2)"),
     ("buddy type", "the free list a freed page joins: the type it was freed with, or its pageblock's"),
+    ("alloc fallback", "a pcp allocation that gets no page: fails (to v5.19), or takes it from the buddy (v6.0+)"),
     ("vmstat on isolated", "vmstat_update on isolated CPUs: queued, or skipped by vmstat_shepherd"),
 )
 
@@ -60,6 +61,7 @@ def row(name: str) -> dict[str, str | int]:
         "free_high": free_high(p),
         "lists": nr_pcp_lists(p.thp_lists),
         "buddy type": "freed with" if p.pcppage_migratetype_cached else "pageblock's",
+        "alloc fallback": "buddy" if p.buddy_fallback else "none",
         "vmstat on isolated": "skipped" if p.vmstat_skips_isolated else "queued",
     }
 
