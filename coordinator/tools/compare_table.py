@@ -142,6 +142,19 @@ def roles_text(roles: list[str]) -> str:
     return ", ".join(f"{roles.count(role)} {role}" for role in dict.fromkeys(roles))
 
 
+def clock_note(scale: float) -> str:
+    """What the figures' clock is: virtual results' time scale is 1 (every time is kernel time), a wall
+    run's the seconds of wall time per kernel second."""
+    if scale == 1.0:
+        return "virtual time: every time is kernel time"
+    return f"wall time, kernel time in parentheses: 1 kernel us = {scale / 1e3:g} ms wall"
+
+
+def clock_name(scale: float) -> str:
+    """The figures' clock in one word: "kernel" under virtual time, else "wall"."""
+    return "kernel" if scale == 1.0 else "wall"
+
+
 def format_table(result: dict) -> str:
     names, scale = list(result["strategies"]), result["time_scale"]
     width = CELL + 2  # a cell and two spaces before it
@@ -150,10 +163,7 @@ def format_table(result: dict) -> str:
         f"{'noise floor: preemptible wake p99':30} {_floor(result['noise_floor']['wake_latency_p99_s'], scale)}",
     ]
     lines += [f"{label:30}" + "".join(f"{c:>{width}}" for c in cells) for label, cells in table_rows(result)]
-    if scale == 1.0:
-        lines.append("(virtual time: every time is kernel time)")
-    else:
-        lines.append(f"(wall time, kernel time in parentheses: 1 kernel us = {scale / 1e3:g} ms wall)")
+    lines.append(f"({clock_note(scale)})")
     roles = result.get("config", {}).get("roles")
     if roles:  # the machine the figures come from (`compare --cpus N` lays out large ones)
         lines.append(f"{len(roles)} CPUs: {roles_text(roles)}")

@@ -47,15 +47,14 @@ def compare_section(result: dict) -> str:
     floor = result.get("noise_floor", {}).get("wake_latency_p99_s")
     scale = result["time_scale"]
     noise = (
-        f"Noise floor (no drains): preemptible wake-up p99 {floor * 1e3:.2f} ms wall "
-        f"({floor / scale * 1e6:.1f} kernel us). "
+        f"Noise floor (no drains): preemptible wake-up p99 {floor * 1e3:.2f} ms "
+        f"{compare_table.clock_name(scale)} ({floor / scale * 1e6:.1f} kernel us). "
         if isinstance(floor, (int, float))
         else ""
     )
-    return (
-        "<h2>Strategies side by side</h2>"
-        f"<p>{noise}Wall time, kernel time in parentheses: 1 kernel us = {scale / 1e3:g} ms wall.</p>"
-        + table(["", *result["strategies"]], rows)
+    note = compare_table.clock_note(scale)
+    return f"<h2>Strategies side by side</h2><p>{noise}{note[0].upper() + note[1:]}.</p>" + table(
+        ["", *result["strategies"]], rows
     )
 
 

@@ -281,7 +281,7 @@ def oslat_table(result: dict) -> str:
     bucket = result.get("hist_bucket_kernel_us", 1)
     out = [
         f"# oslat-style wake-up latency histograms: rows are {bucket} us buckets of kernel time "
-        f"([k, k+{bucket}) us), columns are latency CPUs; 1 kernel us = {scale / 1e3:g} ms wall; "
+        f"([k, k+{bucket}) us), columns are latency CPUs; {compare_table.clock_note(scale)}; "
         f"empty buckets past {DENSE_ROWS - 1} us are skipped (...)"
     ]
     for phase in ordered_phases(result):
@@ -314,7 +314,9 @@ def oslat_table(result: dict) -> str:
                 for _, d in cpus
             )
             + " (us)",
-            f"{'Duration:':>13}\t" + " ".join(f"{d['runs'] * d['period_s']:>10.3f}" for _, d in cpus) + " (sec, wall)",
+            f"{'Duration:':>13}\t"
+            + " ".join(f"{d['runs'] * d['period_s']:>10.3f}" for _, d in cpus)
+            + f" (sec, {compare_table.clock_name(result['time_scale'])})",
         ]
     return "\n".join(out)
 
@@ -335,8 +337,9 @@ def cyclictest_line(index: int, cpu: int, d: dict, result: dict) -> str:
 
 def cyclictest_lines(result: dict) -> str:
     out = [
-        f"# cyclictest-style summary: Min/Act/Avg/Max in kernel us (rounded; 1 kernel us = "
-        f"{result['time_scale'] / 1e3:g} ms wall), I: the task's period in wall us, "
+        f"# cyclictest-style summary: Min/Act/Avg/Max in kernel us (rounded; "
+        f"{compare_table.clock_note(result['time_scale'])}), I: the task's period in "
+        f"{compare_table.clock_name(result['time_scale'])} us, "
         "(pid) column: the simulated CPU, P:99 RT task / P:0 preemptible"
     ]
     for phase in ordered_phases(result):
@@ -374,10 +377,12 @@ def osnoise_row(cpu: int, d: dict, result: dict) -> dict:
 def osnoise_table(result: dict) -> str:
     out = [
         f"# rtla osnoise top-style noise per latency CPU: time is in kernel us "
-        f"(1 kernel us = {result['time_scale'] / 1e3:g} ms wall); Period = #periods observed (runs), "
-        "Runtime = runs x period; IRQ = simulated IRQs, Thread = kworker (workqueue) items, "
-        "Lock = pcp trylock failures that fell back to zone->lock (our column); HW/NMI/Softirq are "
-        "not simulated (0); Max Noise (noise within one period) is not recorded by nodes (-)"
+        f"({compare_table.clock_note(result['time_scale'])}); Period = #periods observed (runs), "
+        "Runtime = runs x period; the counts are noise events inside the task's windows (programmed "
+        "wake to done): IRQ = simulated IRQs, Thread = kworker (workqueue) items, Lock = waits for a "
+        "lock (our column: pcp trylock failures that fell back to zone->lock, and the task's own refills "
+        "and frees queued for zone->lock); HW/NMI/Softirq are not simulated (0); Max Noise (noise "
+        "within one period) is not recorded by nodes (-)"
     ]
     head = (
         f"{'CPU':>3} {'Period':<8} {'Runtime':>12} {'Noise':>10} {'% CPU Aval':>11} {'Max Noise':>10} "

@@ -10,6 +10,7 @@ import pytest
 from coordinator.tools.cli.cluster import topology
 from coordinator.tools.cli.parser import build_parser
 from node.mm import profile as profiles
+from node.mm.zone import DEFAULT_ZONE_MB, ZONE_START_PFN, zone_pages
 from tests.integration.conftest import cluster_up, pid_alive, port_refuses, run_cli, wait_until
 
 STOP_DEADLINE_S = 20.0
@@ -73,6 +74,11 @@ def test_cli_drains_audits_and_signal_stops_everything(cluster_3, sig):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["audit"]["ok"] is True and doc["audit"]["lost"] == 0 and doc["audit"]["duplicated"] == 0
+    # Where the zone's pfns are, for cma-alloc, offline and release --start-pfn.
+    assert (doc["zone"]["start_pfn"], doc["zone"]["end_pfn"]) == (
+        ZONE_START_PFN,
+        ZONE_START_PFN + zone_pages(DEFAULT_ZONE_MB),
+    )
     assert [c["cpu"] for c in doc["cpus"]] == [0, 1, 2] and all(c["up"] for c in doc["cpus"])
     # 6.1's 13 lists, the last its one THP list (node.mm.constants), named for each cpu's "lists".
     assert doc["list_labels"][:2] == ["o0:Unm", "o0:Mov"] and doc["list_labels"][12:] == ["o9:all"]

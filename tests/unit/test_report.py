@@ -521,3 +521,12 @@ def test_against_without_a_strategy_in_common_a_malformed_field_or_output_flags_
         assert cli.main(argv) == 2
         assert message in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json", "c.json"]
+
+
+def test_a_virtual_runs_views_name_kernel_time_not_wall_time(result):
+    """Under virtual time every figure is kernel time: no view may call it wall time (it did until 2026-12-06)."""
+    text = report.format_report(_virtual(result, seed=1))
+    assert "ms wall" not in text and "(sec, wall)" not in text and "wall us" not in text
+    assert "(sec, kernel)" in text and "virtual time: every time is kernel time" in text
+    wall = report.format_report(result)
+    assert "(sec, wall)" in wall and f"1 kernel us = {SCALE / 1e3:g} ms wall" in wall

@@ -6,7 +6,8 @@
                    [--kernel K] [--strategy S]                ... with a kernel profile and default strategy
                    [--cost-model FILE]                        ... and modeled kernel costs from a TOML file
                    [--prometheus]                             ... and a local Prometheus scraping it
-  pcpsim drain --strategy workqueue|remote [--force-all-cpus]  drain_all_pages on a running cluster
+  pcpsim drain --strategy S [--force-all-cpus]                 drain_all_pages on a running cluster (S: workqueue,
+                                                               remote, qpw; rcu-swap on an rcu-swap cluster)
   pcpsim cma-alloc --pages N [--start-pfn P]                   alloc_contig_range: drain, take the range
   pcpsim offline --pages N [--start-pfn P]                     offline_pages: zone_pcp_disable, forced drain
   pcpsim release --start-pfn P --pages N                       give a CMA or offline range back to the buddy
@@ -14,7 +15,7 @@
   pcpsim state [--json]                                        per-CPU pcp, zone, audit verdict
   pcpsim audit                                                 stop-the-world page audit
   pcpsim compare [--quick] [--seed S] [--json PATH]            strategies side by side
-                 [--strategies workqueue,remote,rcu-swap] [--kernel K] [--trigger-mix cma=1]
+                 [--strategies workqueue,remote,rcu-swap,qpw] [--kernel K] [--trigger-mix cma=1]
                  [--workload FILE]                            ... latency tasks from an rt-app task set
                  [--engine virtual] [--check-determinism]     ... in one process under virtual time, run twice
                  [--noise model|quiet|none]                   ... the host-noise model: loaded, quiet, none

@@ -57,6 +57,8 @@ def cmd_state(args) -> int:
             json.dumps(
                 {
                     "zone": {
+                        "start_pfn": z.start_pfn,  # the pfns cma-alloc, offline and release take
+                        "end_pfn": z.start_pfn + z.spanned_pages,
                         "free_pages": z.free_pages,
                         "managed_pages": z.managed_pages,
                         "watermark": {"min": z.watermark_min, "low": z.watermark_low, "high": z.watermark_high},
@@ -98,7 +100,8 @@ def cmd_state(args) -> int:
         )
         return 0 if audit is None or audit.ok else 1
     print(
-        f"zone: {z.free_pages}/{z.managed_pages} pages free; watermarks min {z.watermark_min} "
+        f"zone: pfns [{z.start_pfn}, {z.start_pfn + z.spanned_pages}); "
+        f"{z.free_pages}/{z.managed_pages} pages free; watermarks min {z.watermark_min} "
         f"low {z.watermark_low} high {z.watermark_high}; reclaim_active {z.reclaim_active} "
         f"below_high {z.below_high}"
     )
