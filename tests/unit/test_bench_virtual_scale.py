@@ -7,9 +7,11 @@ import dataclasses
 
 import pytest
 
+from coordinator.drain.record import STRATEGIES
 from coordinator.tools.bench import figures, virtual_scale
 from coordinator.tools.bench.figure import RSS_BUDGET_BYTES
 from coordinator.tools.cli import flags
+from coordinator.tools.cli.parser import build_parser
 
 CLEAN = {"ok": True, "lost": 0, "duplicated": 0, "unexpected": 0, "errors": []}
 
@@ -74,3 +76,13 @@ def test_a_small_phase_through_the_child_process_balances_and_reports_its_peak_r
 
 def test_a_child_that_fails_is_reported_not_raised():
     assert virtual_scale.run_child(31, "remote", 1).startswith("exit 1: ValueError: a machine layout needs")
+
+
+def test_the_scale_figure_takes_every_strategy_the_drainer_has():
+    """`--virtual-strategy` offered three until 2026-12-06; qpw's phase runs too (audit balanced at 32 CPUs)."""
+    for name in STRATEGIES:
+        assert build_parser().parse_args(["bench", "--virtual-strategy", name]).virtual_strategy == name
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "--virtual-strategy", "bogus"])
+    run = virtual_scale.measure(32, "qpw", 7)
+    assert run.audit["ok"] and run.drains_done == run.drains_asked > 0

@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ben.add_argument(
         "--virtual-strategy",
-        choices=("workqueue", "remote", "rcu-swap"),
+        choices=tuple(STRATEGIES),
         default=bench_virtual_scale.STRATEGY,
         help="the strategy of --engine virtual's compare phases (default %(default)s)",
     )
