@@ -8,15 +8,11 @@ Each entry has `t` (seconds since the run started, monotonic), `process` (who ac
 The checker (coordinator.tools.chaos.checker) reads nothing else.
 """
 
-import dataclasses
 import json
-import math
 import threading
 import time
-import types
-import typing
 
-from coordinator.tools.chaos.scenario import Fault
+from coordinator.tools.chaos import entry_shape
 
 
 class History:
@@ -73,8 +69,8 @@ def read(path: str) -> list[dict]:
         raise ValueError(f"{path}: no entries (the run wrote nothing)")
     for line, e in _numbered(path, entries):
         try:
-            _entry(e)
-        except _Bad as err:
+            entry_shape.check(e)
+        except entry_shape.Bad as err:
             raise ValueError(f"{path}:{line}: {err}") from None
     meta = next((e for e in entries if e["type"] == "meta"), None)
     if meta is not None and meta["f"] != "scenario":  # `chaos check` reads its bound and lease from it
@@ -87,179 +83,3 @@ def _numbered(path: str, entries: list):
     with open(path, encoding="utf-8") as f:
         numbers = [i + 1 for i, line in enumerate(f.read().split("\n")) if line.strip()]
     return zip(numbers, entries, strict=False)  # a torn last line has a number and no entry
-
-
-# ------------------------------------------------------------------ the shape of an entry
-MAX_S = 1e6  # seconds (11.6 days): longer than any run; a chart's axis or a sum of times stays finite
-OUTCOMES = ("ok", "fail", "info")
-
-
-class _Bad(ValueError):
-    """What is wrong with one entry (read adds the file and line)."""
-
-
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _time(v) -> bool:
-    return _number(v) and -MAX_S <= v <= MAX_S
-
-
-def _duration(v) -> bool:
-    return _number(v) and 0 <= v <= MAX_S
-
-
-def _whole(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _text(v) -> bool:
-    return isinstance(v, str)
-
-
-def _want(d: dict, key: str, ok, what: str, where: str = "", optional: bool = False) -> None:
-    """d[key] passes `ok`; an absent key passes if `optional`."""
-    if key in d:
-        if not ok(d[key]):
-            raise _Bad(f"{where}{key} must be {what}, got {d[key]!r}")
-    elif not optional:
-        raise _Bad(f"{where}{key} is missing ({what})")
-
-
-def _object(v, where: str) -> dict:
-    if not isinstance(v, dict):
-        raise _Bad(f"{where} must be an object, got {v!r}")
-    return v
-
-
-def _list(d: dict, key: str, where: str = "") -> list:
-    """d[key] if it is a list, [] if absent."""
-    _want(d, key, lambda v: isinstance(v, list), "a list", where, optional=True)
-    return d.get(key, [])
-
-
-def _entry(e) -> None:
-    _object(e, "the entry")
-    _want(e, "t", _time, f"a number of seconds from {-MAX_S:g} to {MAX_S:g}")
-    for key in ("process", "type", "f"):
-        _want(e, key, _text, "text")
-    if e["f"] == "drain" and e["process"] == "workload" and e["type"] not in ("invoke", *OUTCOMES):
-        raise _Bad(
-            f"a drain's type must be invoke, {', '.join(OUTCOMES)}, got {e['type']!r}"
-        )  # the checker counts each
-    if e["type"] in ("invoke", *OUTCOMES):
-        _operation(e)
-    elif e["type"] in BY_TYPE:
-        BY_TYPE[e["type"]](e)
-
-
-def _operation(e: dict) -> None:
-    """An operation's invoke or outcome: the checker pairs a drain's by index, the timeline any by it."""
-    drain = e["f"] == "drain" and e["process"] == "workload"
-    _want(e, "index", _whole, "a whole number", optional=not drain)
-    _want(e, "error", _text, "text", optional=True)
-    for i, c in enumerate(_list(e, "cpus")):
-        where = f"cpus[{i}]."
-        if not _object(c, f"cpus[{i}]").get("ok", True):  # the timeline names a failed CPU and its error
-            _want(c, "cpu", _whole, "a CPU number", where)
-            _want(c, "error", _text, "text", where)
-    if e["f"] == "alloc-contig" and e["type"] == "ok":  # the checker sums the pages the workload holds
-        _want(e, "nr_pages", _whole, "a whole number")
-
-
-def _fault(e: dict) -> None:
-    _want(e, "phase", lambda v: v in ("start", "heal"), '"start" or "heal"')
-    _want(e, "what", _text, "text", optional=True)
-    _want(e, "cpu", _whole, "a CPU number", optional=True)
-
-
-def _observe(e: dict) -> None:
-    if e["f"] in ("pcp-lock-free", "pcp-lock-still-held"):  # the checker's lock lease findings
-        _want(e, "after_s", _duration, "a number of seconds")
-        _want(e, "cpu", _whole, "a CPU number")
-
-
-def _meta(e: dict) -> None:
-    if e["f"] == "clock":  # transfers.load puts the transfer logs on the history's clock with it
-        _want(e, "monotonic_t0", _number, "a number of seconds")
-    if e["f"] != "scenario":
-        return
-    for key in ("bound_s", "lease_s"):
-        _want(e, key, lambda v: _duration(v) and v > 0, "a positive number of seconds")
-    scenario = _object(e.get("scenario", {}), "scenario")
-    _want(scenario, "description", _text, "text", "scenario.", optional=True)
-    for i, f in enumerate(_list(scenario, "faults", "scenario.")):
-        _fault_spec(f, f"scenario.faults[{i}]")
-
-
-def _fault_spec(f, where: str) -> None:
-    """A fault as the scenario's dataclass holds it: the checker rebuilds it (Fault(**f))."""
-    fields = {x.name: x for x in dataclasses.fields(Fault)}
-    unknown = sorted(set(_object(f, where)) - set(fields))
-    if unknown:
-        raise _Bad(f"{where} has unknown fields {', '.join(map(str, unknown))}")
-    for name, x in fields.items():
-        required = x.default is dataclasses.MISSING
-        _want(f, name, lambda v, tp=x.type: _fits(v, tp), _typename(x.type), f"{where}.", optional=not required)
-
-
-def _fits(v, tp) -> bool:
-    if isinstance(tp, types.UnionType):
-        return any(_fits(v, arg) for arg in typing.get_args(tp))
-    if tp is type(None):
-        return v is None
-    return _number(v) if tp is float else _whole(v) if tp is int else isinstance(v, tp)
-
-
-def _typename(tp) -> str:
-    return " or ".join(_typename(a) for a in typing.get_args(tp)) if isinstance(tp, types.UnionType) else tp.__name__
-
-
-def _final(e: dict) -> None:
-    check = FINALS.get(e["f"])
-    if check is not None:
-        check(e)
-
-
-def _audit(e: dict) -> None:
-    for key in ("lost", "duplicated", "unexpected"):
-        _want(e, key, _whole, "a whole number", optional=True)
-    for key in ("lost_pfns", "duplicated_pfns", "errors"):
-        _list(e, key)
-    _want(_object(e.get("where", {}), "where"), "cma", _whole, "a whole number", "where.", optional=True)
-
-
-def _grants(e: dict) -> None:
-    _list(e, "unreachable")
-    for cpu, records in _object(e.get("cpus", {}), "cpus").items():
-        if not (cpu.isascii() and cpu.isdigit()) or not isinstance(records, list):
-            raise _Bad(f"cpus: expected a CPU number mapped to a list of grant records, got {cpu!r}")
-        for i, r in enumerate(records):
-            _grant(_object(r, f"cpus.{cpu}[{i}]"), f"cpus.{cpu}[{i}].")
-
-
-def _grant(r: dict, where: str) -> None:
-    """A remote grant's record: every one ended but one still held has held_s."""
-    _want(r, "outcome", _text, "text", where)
-    _want(r, "token", lambda v: True, "the grant's token", where)
-    _want(r, "pages", _whole, "a whole number", where)
-    _want(r, "lease_s", _duration, "a number of seconds", where)
-    held = r.get("outcome") == "held"
-    _want(r, "held_s", lambda v: _duration(v) or (held and v is None), "a number of seconds", where)
-    _want(r, "granted_t", lambda v: v is None or _time(v), "a number of seconds", where, optional=True)
-    _want(r, "stale_commits_refused", _whole, "a whole number", where, optional=True)
-
-
-def _tasks(e: dict) -> None:
-    for cpu, t in _object(e.get("cpus", {}), "cpus").items():
-        where = f"cpus.{cpu}."
-        _object(t, f"cpus.{cpu}")
-        for after, at_heal in (("allocs_after", "allocs_at_heal"), ("runs_after", "runs_at_heal")):
-            if after in t and not t.get("error"):  # the checker compares the two
-                _want(t, after, _number, "a number", where)
-                _want(t, at_heal, _number, "a number", where)
-
-
-BY_TYPE = {"fault": _fault, "observe": _observe, "meta": _meta, "final": _final}
-FINALS = {"audit": _audit, "grants": _grants, "tasks": _tasks}
