@@ -5,9 +5,8 @@ exit 1 would read as "the run is invalid")."""
 
 import dataclasses
 import math
-import types
-import typing
 
+from coordinator.tools.chaos.json_fields import fits, typename
 from coordinator.tools.chaos.scenario import Fault
 
 MAX_S = 1e6  # seconds (11.6 days): longer than any run; a chart's axis or a sum of times stays finite
@@ -120,19 +119,7 @@ def _fault_spec(f, where: str) -> None:
         raise Bad(f"{where} has unknown fields {', '.join(map(str, unknown))}")
     for name, x in fields.items():
         required = x.default is dataclasses.MISSING
-        _want(f, name, lambda v, tp=x.type: _fits(v, tp), _typename(x.type), f"{where}.", optional=not required)
-
-
-def _fits(v, tp) -> bool:
-    if isinstance(tp, types.UnionType):
-        return any(_fits(v, arg) for arg in typing.get_args(tp))
-    if tp is type(None):
-        return v is None
-    return _number(v) if tp is float else _whole(v) if tp is int else isinstance(v, tp)
-
-
-def _typename(tp) -> str:
-    return " or ".join(_typename(a) for a in typing.get_args(tp)) if isinstance(tp, types.UnionType) else tp.__name__
+        _want(f, name, lambda v, tp=x.type: fits(v, tp), typename(x.type), f"{where}.", optional=not required)
 
 
 def _final(e: dict) -> None:

@@ -10,10 +10,9 @@ the indexes missing.
 
 import dataclasses
 import json
-import types
-import typing
 from dataclasses import asdict, dataclass, field
 
+from coordinator.tools.chaos.json_fields import fits, typename
 from node.sim.noise import NONE
 
 FORMAT = "pcpsim-sweep-shard/2"  # /2: no wall time (one seed, one file, whatever the host)
@@ -137,7 +136,7 @@ def _failures(failures: list) -> list[Failure]:
 def _shrunk(shrunk: dict, where: str) -> None:
     """A shrunk failure's summary line reads these."""
     for key, kind in (("faults", int), ("cpus", int), ("runs", int), ("file", str)):
-        if not _fits(shrunk.get(key), kind):
+        if not fits(shrunk.get(key), kind):
             raise ShardError(f"{where}{key} is {shrunk.get(key)!r}, not {kind.__name__}")
 
 
@@ -156,28 +155,8 @@ def _fields(doc: dict, cls, where: str, convert: dict | None = None) -> None:
             continue
         if name in convert and isinstance(doc[name], list):
             doc[name] = convert[name](doc[name])
-        if not _fits(doc[name], f.type):
-            raise ShardError(f"{where}{name} is {doc[name]!r}, not {_typename(f.type)}")
-
-
-def _fits(v, tp) -> bool:
-    """`v` is a value of type `tp` (a field's annotation: int, str, list[X], dict[K, V], X | None)."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is types.UnionType:
-        return any(_fits(v, a) for a in args)
-    if origin is list:
-        return isinstance(v, list) and all(_fits(x, args[0]) for x in v)
-    if origin is dict:
-        return isinstance(v, dict) and all(_fits(k, args[0]) and _fits(x, args[1]) for k, x in v.items())
-    if tp is type(None):
-        return v is None
-    if tp is int:  # json's true is no count
-        return isinstance(v, int) and not isinstance(v, bool)
-    return isinstance(v, tp)
-
-
-def _typename(tp) -> str:
-    return tp.__name__ if isinstance(tp, type) and not typing.get_args(tp) else str(tp)
+        if not fits(doc[name], f.type):
+            raise ShardError(f"{where}{name} is {doc[name]!r}, not {typename(f.type)}")
 
 
 def _consistent(s: Shard) -> None:
