@@ -2,6 +2,7 @@
 parts, joined only by the history every operation and fault is written to.
 
 - scenario: the TOML files that describe a run (deploy/chaos/*.toml);
+- scenario_fields: the readers of a scenario file's fields, each refusing a bad one by name;
 - history: the append-only record (JSON lines) of invokes, completions and faults;
 - entry_shape: what a history entry must hold for the checker and the timeline, checked as it is read;
 - json_fields: whether a JSON value is what a dataclass field's annotation says (entry_shape, sweep's shards);

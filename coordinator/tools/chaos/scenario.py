@@ -40,9 +40,10 @@ not a plain file name (a run directory is named after it, under --out).
 import tomllib
 from dataclasses import dataclass, field, replace
 
+from coordinator.tools.chaos import scenario_fields as fields
+from coordinator.tools.chaos.scenario_fields import ScenarioError
 from node.api import fault_points
 from node.mm.zone import zone_pages
-from node.shared.cpulist import parse_cpu_list
 from node.sim import faults as sim_faults
 from node.sim import noise as noise_models
 
@@ -64,10 +65,6 @@ KINDS = {
 PAGEBLOCK_PAGES = 512  # node.mm.constants.pageblock_nr_pages: a CMA range is whole pageblocks
 SIDES = ("node", "coordinator")
 DIRECTIONS = ("in", "out")
-
-
-class ScenarioError(ValueError):
-    pass
 
 
 # The planted bugs a scenario's [cluster] switches on (TEST ONLY), by the process whose flag it is.
@@ -202,12 +199,12 @@ def load(path: str) -> Scenario:
 
 
 def parse(doc: dict, path: str = "<scenario>") -> Scenario:
-    _known(
+    fields.known(
         doc, "", {"name", "description", "seed", "duration_s", "heal_s", "strategies", "cluster", "workload", "faults"}
     )
-    name = _file_name(_str(doc, "name", required=True))
-    duration = _num(doc, "duration_s", 1.0, 3600.0, required=True)
-    heal = _num(doc, "heal_s", 1.0, 3600.0, default=3.0)
+    name = fields.file_name(fields.text(doc, "name", required=True))
+    duration = fields.number(doc, "duration_s", 1.0, 3600.0, required=True)
+    heal = fields.number(doc, "heal_s", 1.0, 3600.0, default=3.0)
     if heal >= duration:
         raise ScenarioError(f"heal_s ({heal:g}) must be shorter than duration_s ({duration:g})")
     strategies = doc.get("strategies", list(STRATEGIES))
@@ -220,8 +217,8 @@ def parse(doc: dict, path: str = "<scenario>") -> Scenario:
         raise ScenarioError(
             f"strategies: a non-empty list of distinct names from {list(STRATEGIES)}, got {strategies!r}"
         )
-    cluster = _cluster(_table(doc, "cluster"))
-    workload = _workload(_table(doc, "workload"), cluster, duration - heal)
+    cluster = _cluster(fields.table(doc, "cluster"))
+    workload = _workload(fields.table(doc, "workload"), cluster, duration - heal)
     faults_doc = doc.get("faults", [])
     if not isinstance(faults_doc, list):
         raise ScenarioError("faults: an array of tables ([[faults]])")
@@ -236,8 +233,8 @@ def parse(doc: dict, path: str = "<scenario>") -> Scenario:
     return Scenario(
         name=name,
         path=path,
-        description=_str(doc, "description", default=""),
-        seed=_int(doc, "seed", 0, 2**31 - 1, default=1),
+        description=fields.text(doc, "description", default=""),
+        seed=fields.integer(doc, "seed", 0, 2**31 - 1, default=1),
         duration_s=duration,
         heal_s=heal,
         strategies=tuple(strategies),
@@ -249,15 +246,15 @@ def parse(doc: dict, path: str = "<scenario>") -> Scenario:
 
 def _cluster(doc: dict) -> ClusterSpec:
     w = "cluster."
-    _known(doc, w, set(ClusterSpec.__dataclass_fields__))
-    cpus = _int(doc, "cpus", 2, 64, default=ClusterSpec.cpus, where=w)
-    isolated, rt = _cpus(doc, "isolated", cpus), _cpus(doc, "rt", cpus)
+    fields.known(doc, w, set(ClusterSpec.__dataclass_fields__))
+    cpus = fields.integer(doc, "cpus", 2, 64, default=ClusterSpec.cpus, where=w)
+    isolated, rt = fields.cpus(doc, "isolated", cpus), fields.cpus(doc, "rt", cpus)
     if not set(rt) <= set(isolated):
         raise ScenarioError(f"cluster.rt: CPUs {sorted(set(rt) - set(isolated))} are not in cluster.isolated")
     if len(isolated) >= cpus:
         raise ScenarioError("cluster.isolated: at least one CPU must stay housekeeping")
-    failure = _int(doc, "failure_timeout_ms", 50, 600_000, default=ClusterSpec.failure_timeout_ms, where=w)
-    dead = _int(doc, "dead_timeout_ms", 51, 600_000, default=ClusterSpec.dead_timeout_ms, where=w)
+    failure = fields.integer(doc, "failure_timeout_ms", 50, 600_000, default=ClusterSpec.failure_timeout_ms, where=w)
+    dead = fields.integer(doc, "dead_timeout_ms", 51, 600_000, default=ClusterSpec.dead_timeout_ms, where=w)
     if dead <= failure:
         raise ScenarioError(f"cluster.dead_timeout_ms ({dead}) must exceed cluster.failure_timeout_ms ({failure})")
     noise = doc.get("noise", ClusterSpec.noise)
@@ -272,12 +269,14 @@ def _cluster(doc: dict) -> ClusterSpec:
         cpus=cpus,
         isolated=tuple(isolated),
         rt=tuple(rt),
-        zone_mb=_int(doc, "zone_mb", 16, 65536, default=ClusterSpec.zone_mb, where=w),
-        zone_used=_num(doc, "zone_used", 0.0, 0.95, default=ClusterSpec.zone_used, where=w),
-        lease_ms=_int(doc, "lease_ms", 10, 60_000, default=ClusterSpec.lease_ms, where=w),
+        zone_mb=fields.integer(doc, "zone_mb", 16, 65536, default=ClusterSpec.zone_mb, where=w),
+        zone_used=fields.number(doc, "zone_used", 0.0, 0.95, default=ClusterSpec.zone_used, where=w),
+        lease_ms=fields.integer(doc, "lease_ms", 10, 60_000, default=ClusterSpec.lease_ms, where=w),
         failure_timeout_ms=failure,
         dead_timeout_ms=dead,
-        flush_timeout_ms=_int(doc, "flush_timeout_ms", 10, 600_000, default=ClusterSpec.flush_timeout_ms, where=w),
+        flush_timeout_ms=fields.integer(
+            doc, "flush_timeout_ms", 10, 600_000, default=ClusterSpec.flush_timeout_ms, where=w
+        ),
         noise=noise,
         **unsafe,
     )
@@ -285,19 +284,21 @@ def _cluster(doc: dict) -> ClusterSpec:
 
 def _workload(doc: dict, cluster: ClusterSpec, last_s: float) -> WorkloadSpec:
     w = "workload."
-    _known(doc, w, set(WorkloadSpec.__dataclass_fields__))
+    fields.known(doc, w, set(WorkloadSpec.__dataclass_fields__))
     force = doc.get("force_all_cpus", False)
     if not isinstance(force, bool):
         raise ScenarioError(f"workload.force_all_cpus: true or false, got {force!r}")
     nr_zone_pages = zone_pages(cluster.zone_mb)
-    cma = _int(doc, "cma_pages", 0, nr_zone_pages // 2, default=WorkloadSpec.cma_pages, where=w)
+    cma = fields.integer(doc, "cma_pages", 0, nr_zone_pages // 2, default=WorkloadSpec.cma_pages, where=w)
     if cma % PAGEBLOCK_PAGES:
         raise ScenarioError(f"workload.cma_pages: a multiple of the pageblock ({PAGEBLOCK_PAGES} pages), got {cma}")
     return WorkloadSpec(
-        drain_interval_ms=_int(doc, "drain_interval_ms", 10, 60_000, default=WorkloadSpec.drain_interval_ms, where=w),
+        drain_interval_ms=fields.integer(
+            doc, "drain_interval_ms", 10, 60_000, default=WorkloadSpec.drain_interval_ms, where=w
+        ),
         force_all_cpus=force,
         cma_pages=cma,
-        cma_at_s=_num(doc, "cma_at_s", 0.0, last_s, default=WorkloadSpec.cma_at_s, where=w),
+        cma_at_s=fields.number(doc, "cma_at_s", 0.0, last_s, default=WorkloadSpec.cma_at_s, where=w),
     )
 
 
@@ -336,9 +337,9 @@ def _fault(doc, i: int, cluster: ClusterSpec, last_s: float) -> Fault:
     if kind not in KINDS:
         raise ScenarioError(f"{w}kind: one of {sorted(KINDS)}, got {kind!r}")
     needs_cpu, extra = KINDS[kind]
-    _known(doc, w, {"kind", "at_s", "heal_after_s"} | ({"cpu"} if needs_cpu else set()) | set(extra))
-    at = _num(doc, "at_s", 0.0, last_s, required=True, where=w)
-    heal_after = _num(doc, "heal_after_s", 0.05, 3600.0, required=True, where=w)
+    fields.known(doc, w, {"kind", "at_s", "heal_after_s"} | ({"cpu"} if needs_cpu else set()) | set(extra))
+    at = fields.number(doc, "at_s", 0.0, last_s, required=True, where=w)
+    heal_after = fields.number(doc, "heal_after_s", 0.05, 3600.0, required=True, where=w)
     if at + heal_after > last_s:
         raise ScenarioError(
             f"{w}heal_after_s: healed at {at + heal_after:g}s, after the healing phase "
@@ -346,25 +347,25 @@ def _fault(doc, i: int, cluster: ClusterSpec, last_s: float) -> Fault:
         )
     kw = {}
     if needs_cpu:
-        kw["cpu"] = _int(doc, "cpu", 0, cluster.cpus - 1, required=True, where=w)
+        kw["cpu"] = fields.integer(doc, "cpu", 0, cluster.cpus - 1, required=True, where=w)
     if kind == "rpc":
-        kw["side"] = _choice(doc, "side", SIDES, Fault.side, w)
-        kw["direction"] = _choice(doc, "direction", DIRECTIONS, Fault.direction, w)
-        kw["method"] = _str(doc, "method", default=Fault.method, where=w)
-        kw["delay_ms"] = _int(doc, "delay_ms", 0, 60_000, default=Fault.delay_ms, where=w)
+        kw["side"] = fields.choice(doc, "side", SIDES, Fault.side, w)
+        kw["direction"] = fields.choice(doc, "direction", DIRECTIONS, Fault.direction, w)
+        kw["method"] = fields.text(doc, "method", default=Fault.method, where=w)
+        kw["delay_ms"] = fields.integer(doc, "delay_ms", 0, 60_000, default=Fault.delay_ms, where=w)
         for p in ("drop", "drop_reply", "fail"):
-            kw[p] = _num(doc, p, 0.0, 1.0, default=getattr(Fault, p), where=w)
+            kw[p] = fields.number(doc, p, 0.0, 1.0, default=getattr(Fault, p), where=w)
         if kw["drop_reply"] and kw["direction"] != "in":
             raise ScenarioError(f'{w}drop_reply: only for direction "in" (a reply lost on its way back)')
         _rule(kw, i)
         if kw["side"] == "node":
-            kw["cpu"] = _int(doc, "cpu", 0, cluster.cpus - 1, required=True, where=w)
+            kw["cpu"] = fields.integer(doc, "cpu", 0, cluster.cpus - 1, required=True, where=w)
         elif "cpu" in doc:
-            kw["cpu"] = _int(doc, "cpu", 0, cluster.cpus - 1, where=w)  # the coordinator's peer
+            kw["cpu"] = fields.integer(doc, "cpu", 0, cluster.cpus - 1, where=w)  # the coordinator's peer
     if kind == "slow-cpu":
-        kw["factor"] = _num(doc, "factor", 1.0, 1000.0, required=True, where=w)
+        kw["factor"] = fields.number(doc, "factor", 1.0, 1000.0, required=True, where=w)
     if kind == "second-coordinator":
-        kw["resume_after_s"] = _num(doc, "resume_after_s", 0.05, heal_after, required=True, where=w)
+        kw["resume_after_s"] = fields.number(doc, "resume_after_s", 0.05, heal_after, required=True, where=w)
         if kw["resume_after_s"] >= heal_after:
             raise ScenarioError(f"{w}resume_after_s: the first coordinator resumes before the heal stops it")
     return Fault(kind=kind, at_s=at, heal_after_s=heal_after, **kw)
@@ -383,85 +384,3 @@ def _rule(kw: dict, i: int) -> None:
         sim_faults.Rule(kw["direction"], kw["method"], delay_s=kw["delay_ms"] / 1000.0, **effects)
     except ValueError as err:
         raise ScenarioError(f"faults[{i}]: {err}") from None
-
-
-# ------------------------------------------------------------------ field readers
-def _known(doc: dict, where: str, allowed: set) -> None:
-    unknown = sorted(set(doc) - allowed)
-    if unknown:
-        raise ScenarioError(f"{where}{unknown[0]}: unknown field (allowed: {', '.join(sorted(allowed))})")
-
-
-def _table(doc: dict, key: str) -> dict:
-    value = doc.get(key, {})
-    if not isinstance(value, dict):
-        raise ScenarioError(f"{key}: a table ([{key}]), got {value!r}")
-    return value
-
-
-def _missing(doc, key, required, where):
-    if key not in doc and required:
-        raise ScenarioError(f"{where}{key}: required")
-    return key not in doc
-
-
-def _int(doc, key, lo, hi, default=None, required=False, where=""):
-    if _missing(doc, key, required, where):
-        return default
-    v = doc[key]
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise ScenarioError(f"{where}{key}: an integer in [{lo}, {hi}], got {v!r}")
-    return v
-
-
-def _num(doc, key, lo, hi, default=None, required=False, where=""):
-    if _missing(doc, key, required, where):
-        return default
-    v = doc[key]
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
-        raise ScenarioError(f"{where}{key}: a number in [{lo:g}, {hi:g}], got {v!r}")
-    return float(v)
-
-
-def _str(doc, key, default=None, required=False, where=""):
-    if _missing(doc, key, required, where):
-        return default
-    v = doc[key]
-    if not isinstance(v, str) or not v or len(v) > 200:
-        raise ScenarioError(f"{where}{key}: a non-empty string of at most 200 characters, got {v!r}")
-    return v
-
-
-def _file_name(name: str) -> str:
-    """The scenario's name, which names its run directories (<name>-<strategy>, under --out): one
-    plain path component, so that no run is written outside --out, nor fails once others have run."""
-    if (
-        name.startswith(".")
-        or any(c in "/\\" for c in name)
-        or not name.isprintable()  # NUL and every other control character
-    ):
-        raise ScenarioError(
-            "name: a plain file name (it names the run directories): no '/', '\\', control character or "
-            f"leading '.', got {name!r}"
-        )
-    return name
-
-
-def _choice(doc, key, choices, default, where):
-    v = doc.get(key, default)
-    if v not in choices:
-        raise ScenarioError(f"{where}{key}: one of {list(choices)}, got {v!r}")
-    return v
-
-
-def _cpus(doc, key, nr: int) -> list[int]:
-    v = doc.get(key, "")
-    if not isinstance(v, str):
-        raise ScenarioError(f'cluster.{key}: a CPU list string like "2-3", got {v!r}')
-    try:
-        cpus = parse_cpu_list(v) if v else []
-    except ValueError as err:
-        raise ScenarioError(f"cluster.{key}: {err}") from None
-    if any(c >= nr for c in cpus):
-        raise ScenarioError(f"cluster.{key}: CPU {max(cpus)} is not below cluster.cpus ({nr})")
-    return cpus
