@@ -11,6 +11,7 @@
 - compare_results, compare_table, compare_against, acceptance
               a phase's figures and the results file, the table compare prints, two results files'
               tables side by side, and the claims a results file must hold, whichever engine wrote it
+- results_file  a compare results file read and checked once, field by field, for every view
 - report, html_report, plots, htmlpage, svg, stats
               oslat, cyclictest and `rtla osnoise` views of a compare results file; its HTML page,
               PNGs and charts; percentiles

@@ -6,7 +6,7 @@ the two runs were asked to do differently (seed, engine, noise model, kernel, la
 is listed above the table, so a difference in the figures can be told from a difference in the question.
 docs/engine.md's side-by-side table of both engines is this command's output."""
 
-from coordinator.tools import report
+from coordinator.tools import results_file
 from coordinator.tools.compare_table import (
     floor_us,
     layout,
@@ -41,10 +41,10 @@ class NotComparable(ValueError):
 
 def check(result: dict, name: str) -> None:
     """Raise NotComparable naming the first field the table would read that compare does not write so.
-    report.load_results checked it already; a result built in memory gets the same check."""
+    results_file.load_results checked it already; a result built in memory gets the same check."""
     try:
-        report.validate_table(result)
-    except report.ReportError as err:
+        results_file.validate_table(result)
+    except results_file.ReportError as err:
         raise NotComparable(f"{name}: {err}") from None
 
 

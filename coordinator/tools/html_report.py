@@ -13,7 +13,7 @@ the drain_all_pages of median duration. A results file without it gets a note in
 
 from html import escape
 
-from coordinator.tools import compare_table, report
+from coordinator.tools import compare_table, report, results_file
 from coordinator.tools.htmlpage import page, table
 from coordinator.tools.svg import PALETTE, Axis, Chart
 
@@ -211,7 +211,7 @@ def window_charts(result: dict) -> str:
         if w is None:
             continue
         cpus = sorted(w["cpus"], key=int)
-        rows = [(cpu, lane) for cpu in cpus for lane in report.WINDOW_LANES]
+        rows = [(cpu, lane) for cpu in cpus for lane in results_file.WINDOW_LANES]
         lo, hi = w["from_s"] * 1e3, w["to_s"] * 1e3
         chart = Chart(
             f"{phase}: one drain window per latency CPU ({w['trigger']} drain of median duration, "
@@ -246,7 +246,7 @@ def window_charts(result: dict) -> str:
                     f"({d / scale * 1e6:.1f} kernel us)",
                     cls=f"bar lane-cpu{cpu}-{lane}",
                 )
-        for lane in report.WINDOW_LANES:  # top to bottom within a CPU
+        for lane in results_file.WINDOW_LANES:  # top to bottom within a CPU
             chart.legend(LANE_COLOR[lane], LANE_TITLE[lane])
         chart.legend(CAUSE_COLOR["irq"], "IRQs (work lane)")
         figures.append(chart.render(y_labels=labels))

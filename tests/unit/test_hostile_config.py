@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coordinator.__main__ import parse_args as coordinator_args
-from coordinator.tools import cli, compare_against, html_report, report
+from coordinator.tools import cli, compare_against, html_report, report, results_file
 from coordinator.tools.cli import build_parser
 from node.__main__ import parse_args as node_args
 from node.shared import security
@@ -219,8 +219,8 @@ def test_a_hostile_results_file_is_refused_with_a_report_error(tmp_path_factory,
     path = tmp_path_factory.mktemp("r") / "results.json"
     path.write_text(json.dumps(doc))
     try:
-        result = report.load_results(str(path))
-    except report.ReportError:
+        result = results_file.load_results(str(path))
+    except results_file.ReportError:
         return
     report.format_report(result)  # an accepted file must also print, and draw its page
     html_report.render(result, str(path))
@@ -231,8 +231,8 @@ def test_a_hostile_results_file_is_refused_with_a_report_error(tmp_path_factory,
 def test_garbage_bytes_as_a_results_file_are_refused(tmp_path):
     path = tmp_path / "r.json"
     path.write_bytes(b"\xff\xfe{\x00")
-    with pytest.raises(report.ReportError):
-        report.load_results(str(path))
+    with pytest.raises(results_file.ReportError):
+        results_file.load_results(str(path))
 
 
 # A real results file (`pcpsim compare --engine virtual --quick --seed 1`, its lists cut to a few items).

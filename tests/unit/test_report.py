@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from coordinator.tools import cli, compare_results, plots, report, schedule
+from coordinator.tools import cli, compare_results, plots, report, results_file, schedule
 from node.api.v1 import pcpsim_pb2 as pb
 
 SCALE = 250.0
@@ -156,7 +156,7 @@ def test_summarize_phase_keeps_old_keys_and_adds_per_cpu_raw_data():
     assert out["cpus"]["3"]["misses_by_cause"] == {"irq": 2, "none": 1}
     assert out["isolated_rt"]["misses_by_cause"] == {"irq": 2, "none": 1}
     assert out["isolated_rt"]["deadline_misses"] == 3 and out["isolated_preemptible"]["misses_by_cause"] == {}
-    report.validate(
+    results_file.validate(
         {
             "time_scale": SCALE,
             "phases": {"p": {"cpus": out["cpus"]}},

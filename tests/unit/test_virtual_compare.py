@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from coordinator.tools import acceptance, compare_table, report, virtual_compare, virtual_phase
+from coordinator.tools import acceptance, compare_table, results_file, virtual_compare, virtual_phase
 from coordinator.tools.cli import main
 from coordinator.tools.compare_plan import CompareConfig
 from coordinator.tools.compare_results import results_json
@@ -30,7 +30,7 @@ def result() -> dict:
 
 
 def test_a_virtual_compare_is_a_compare_results_file_in_kernel_time_with_nothing_of_the_host(result):
-    report.validate(result)  # `pcpsim report` reads it
+    results_file.validate(result)  # `pcpsim report` reads it
     assert list(result["phases"]) == ["noise_floor", *STRATEGIES]
     assert list(result["strategies"]) == list(STRATEGIES) and list(result["events"]) == list(result["phases"])
     assert result["time_scale"] == result["config"]["costs"]["time_scale"] == 1.0

@@ -20,6 +20,7 @@ from coordinator.tools import (
     htmlpage,
     plots,
     report,
+    results_file,
     virtual_compare,
     virtual_phase,
 )
@@ -178,9 +179,9 @@ def cmd_report(args) -> int:
     paths.output_dir("--out", plots_dir)
     paths.output_file("--html", args.html)
     try:
-        result = report.load_results(args.results)
-        other = report.load_results(args.against) if args.against else None
-    except report.ReportError as err:
+        result = results_file.load_results(args.results)
+        other = results_file.load_results(args.against) if args.against else None
+    except results_file.ReportError as err:
         raise CliError(str(err)) from None
     if other is not None:
         try:
