@@ -99,7 +99,7 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
         choices=profiles.LIVE,
         default=profiles.DEFAULT_KERNEL,
         env="PCPSIM_KERNEL",
-        help="kernel profile the CPUs run (node.mm.profile; default %(default)s)",
+        help="kernel profile the CPUs run (node.mm.profile)",
     )
     p.add_argument(
         "--strategy",

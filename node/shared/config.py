@@ -43,6 +43,10 @@ class EnvArgumentParser(argparse.ArgumentParser):
     def add_argument(self, *args, env: str | None = None, **kwargs):
         if env is None:
             return super().add_argument(*args, **kwargs)
+        if "%(" in (kwargs.get("help") or ""):
+            # The help is escaped below (an env note may hold a %), so argparse would print the
+            # specifier as written; the note gives the default.
+            raise ValueError(f"{args}: an env-backed option's help takes no %-specifier; the note says the default")
         default = kwargs.pop("default", None)
         required = kwargs.pop("required", False)
         note = f"env {env}"

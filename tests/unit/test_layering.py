@@ -20,6 +20,8 @@ Rules (docs/architecture.md):
   runner, sweep and scale figure) imports no grpc, not even through the tree: it runs the same rules as
   the wall processes with a simulated network in their place, so it needs no gRPC stack (and runs on a
   machine that has none, tests/machines/run.sh);
+- only coordinator.drain.drain_all imports a drain strategy (workqueue, remote, rcu_swap, qpw): it
+  picks one per drain and hands qpw the two it picks between, so no strategy reaches into another;
 - no import cycle, counting imports inside functions too.
 """
 
@@ -76,6 +78,9 @@ VIRTUAL_FORBIDDEN = ("grpc",)
 RULE_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "random")
 SIM_FORBIDDEN = ("grpc", "threading", "time", "asyncio", "datetime", "concurrent", "random")
 SIM_RNG = "node.sim.rng"  # the one module of node.sim that may import random
+# The drain strategies and the one module that picks between them (coordinator/drain/__init__.py).
+DRAIN_STRATEGIES = tuple(f"coordinator.drain.{s}" for s in ("workqueue", "remote", "rcu_swap", "qpw"))
+DRAIN_ALL = "coordinator.drain.drain_all"
 
 
 def modules(root: pathlib.Path) -> dict[str, pathlib.Path]:
@@ -155,6 +160,8 @@ def violations(root: pathlib.Path) -> list[str]:
                     f"{src} imports {dst}: only {SIM_RNG} imports random; a generator is its Stream, whose "
                     "draws are the same bits on every machine"
                 )
+            if src != DRAIN_ALL and any(within(dst, m) for m in DRAIN_STRATEGIES):
+                found.append(f"{src} imports {dst}: only {DRAIN_ALL} imports a drain strategy")
             process = within(src, "coordinator") and not within(src, "coordinator.tools")
             if process and within(dst, "coordinator.tools"):
                 found.append(f"{src} imports {dst}: the coordinator process never imports the tools")
@@ -293,6 +300,9 @@ def plant(tree: pathlib.Path, module: str, line: str) -> list[str]:
         ("node.sim.net", "from random import random", "draws only from node.sim.rng"),
         ("coordinator.tools.schedule", "import random", "only node.sim.rng imports random"),
         ("node.shared.faults", "from random import Random", "only node.sim.rng imports random"),
+        ("coordinator.drain.qpw", "from coordinator.drain import remote", "imports a drain strategy"),
+        ("coordinator.drain.drainer", "from coordinator.drain.workqueue import *", "imports a drain strategy"),
+        ("coordinator.tools.compare", "import coordinator.drain.rcu_swap", "imports a drain strategy"),
     ],
 )
 def test_a_planted_import_breaks_its_rule(tree, module, line, rule):

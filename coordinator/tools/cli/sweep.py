@@ -61,7 +61,9 @@ def add_parsers(chaos_sub) -> None:
     sw.add_argument("--jobs", type=flags.positive_int, help="processes (default: one per core this process may run on)")
     sw.add_argument("--out", default=".pcpsim/sweep", help="where results and scenario files go (default %(default)s)")
     sw.add_argument(
-        "--shrink", action="store_true", help="shrink each failure: fewest faults, earliest, shortest, fewest CPUs"
+        "--shrink",
+        action="store_true",
+        help="shrink each failure: fewest faults, fewest CPUs, earliest, shortest; then margins",
     )
     sw.add_argument(
         "--unsafe",
