@@ -208,6 +208,25 @@ def test_node_credentials_serve_what_a_node_does(paused):
     assert_audit_ok(h)
 
 
+@pytest.mark.parametrize(
+    "request_",
+    [
+        pb.DrainAllRequest(trigger=pb.TRIGGER_RECLAIM, force_all_cpus=True),
+        pb.DrainAllRequest(trigger=pb.TRIGGER_RECLAIM, strategy=pb.STRATEGY_WORKQUEUE),
+    ],
+    ids=["force_all_cpus", "strategy"],
+)
+def test_a_node_may_not_force_a_drain_of_every_cpu_or_pick_its_strategy(paused, request_):
+    """Direct reclaim drains skippably, by the cluster's strategy, only CPUs with pages listed:
+    node credentials asking for CMA's force_all_cpus, or for workqueue's kworkers on every
+    isolated CPU, get PERMISSION_DENIED and no drain runs."""
+    h = paused
+    unchanged = Unchanged(h)
+    node = credentials(h, "node")
+    assert call_code(h.cluster.coordinator_address, node, "Coordinator", "DrainAllPages", request_) == DENIED
+    unchanged.check()
+
+
 @pytest.mark.parametrize("method", [*sorted(NODE_MAY), "ZoneStream"])
 def test_a_node_speaks_only_for_its_own_cpu(paused, method):
     """cpu2's node credentials naming cpu0 in a Register, Heartbeat, Rmqueue, FreePages or a

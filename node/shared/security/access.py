@@ -4,7 +4,8 @@ A caller presents `authorization: Bearer <secret>`; the server maps the secret t
 (node.shared.security.tokens) and checks the method against ACCESS (the health service is
 exempt: probes carry no secret):
 - `node`: a simulated CPU. It may use the zone and membership RPCs of the coordinator,
-  and DrainAllPages only with TRIGGER_RECLAIM (direct reclaim runs on a node); nothing
+  and DrainAllPages only as direct reclaim (which runs on a node) asks: TRIGGER_RECLAIM,
+  no strategy, no force_all_cpus; nothing
   of the Node service (lock, drain, queue work, pause: only the coordinator may).
 - `operator`: the coordinator calling its nodes, and the CLI: everything.
 A method missing from ACCESS is refused (fail closed): adding an RPC means adding a row.
@@ -24,8 +25,10 @@ _COORD, _NODE_SVC = "/pcpsim.v1.Coordinator/", "/pcpsim.v1.Node/"
 
 
 def _reclaim_only(request, cpu) -> bool:
-    """A node may start a drain only as direct reclaim does: a global, skippable one."""
-    return request.trigger == pb.TRIGGER_RECLAIM
+    """A node may start a drain only as direct reclaim does (drain_all_pages(NULL)): skippable,
+    by the cluster's own strategy, of the CPUs with pages on their lists. force_all_cpus (CMA and
+    offline's) or a strategy of its choosing would let a node queue work on every isolated CPU."""
+    return request.trigger == pb.TRIGGER_RECLAIM and not request.force_all_cpus and not request.strategy
 
 
 def _own_cpu(request, cpu) -> bool:

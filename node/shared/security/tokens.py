@@ -18,6 +18,7 @@ import hmac
 import os
 import re
 import secrets
+import tempfile
 
 from node.shared.security.access import NODE, OPERATOR, ROLES
 from node.shared.security.settings import Security, SecurityError
@@ -76,8 +77,9 @@ def parse_token_file(text: str, where: str) -> tuple[dict[str, tuple[str | None,
 def load_token_file(path: str, role: str) -> Security:
     """The Security of a process presenting `role`, from its token file."""
     try:
-        st = os.stat(path)
         with open(path) as f:
+            # The mode of the file read, not of whatever was at the path a moment before.
+            st = os.fstat(f.fileno())
             text = f.read()
     except OSError as err:
         raise SecurityError(f"cannot read token file {path}: {err.strerror}") from None
@@ -134,11 +136,24 @@ def generate_token_files(directory: str, nr_cpus: int | None = None) -> dict[str
     paths = {}
     for name, text in files.items():
         path = os.path.join(directory, f"{name}.token")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        _write_private(path, text)
         paths[name] = path
     return paths
+
+
+def _write_private(path: str, text: str) -> None:
+    """Write `text` as a new file at `path`, mode 0600. Opening the path itself would keep the
+    mode of a file already there (a fresh secret in an old 0644 file) and follow a symlink
+    there (the secret written wherever it points): a new file renamed over the path does
+    neither."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".token-")  # O_EXCL, mode 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def _digest(secret: str) -> bytes:
