@@ -58,12 +58,13 @@ class Membership(MembershipRule):
         heartbeat_budget: float = 256.0,
     ):
         super().__init__(nr_cpus, clock, failure_timeout, dead_timeout, lease, heartbeat_budget)
-        self.security = sec  # how the coordinator dials its nodes (TLS, operator token)
+        self.security = sec  # how the coordinator dials its nodes (TLS, the token toward each: register)
         self._closing: set[asyncio.Future[None]] = set()  # old channels closing (see register)
 
     def register(self, cpu: int, address: str, role: int, metrics_address: str = "", incarnation: str = "") -> Member:
         self.check_registration(cpu, address, role, metrics_address)
-        channel = security.aio_channel(address, self.security)
+        # Not the operator's secret: a node registers the address dialled, so it sees what is presented.
+        channel = security.aio_channel(address, security.toward_cpu(self.security, cpu))
         member, old = self.enrol(cpu, address, role, metrics_address, incarnation)
         member.channel = channel
         member.stub = pb_grpc.NodeStub(channel)

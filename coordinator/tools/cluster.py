@@ -8,7 +8,8 @@ so no orphan keeps a port bound. Every child's output goes to a log file in run_
 
 Authentication is on unless the config turns it off: `start` generates the cluster's
 secrets into run_dir/secrets (node.shared.security: mode 0600 files, never printed): the
-operator's, and a node token per CPU bound to that CPU; it hands each child its token
+operator's, a node token per CPU bound to that CPU and the coordinator's token toward each
+CPU, bound to it too; it hands each child its token
 file, and `channel()` dials with the operator's. TLS settings
 (ClusterConfig.tls: certificate, key, CA paths) are passed to every child as given.
 

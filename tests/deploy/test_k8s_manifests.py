@@ -211,7 +211,10 @@ def test_every_pod_mounts_only_its_own_token_file_and_names_it_in_the_environmen
         with pytest.raises(security.SecurityError, match="placeholder"):
             security.parse_token_file(text, key)
         lines = dict(line.split("=", 1) for line in text.split())
-        assert set(lines) == ({"node", "operator.sha256"} if role == security.NODE else {"node", "operator"})
+        if role == security.NODE:
+            assert set(lines) == {"node", "operator.sha256", "coordinator.sha256"}
+        else:
+            assert set(lines) == {"node", "coordinator", "operator"}
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert spec["enableServiceLinks"] is False  # no PCPSIM_COORDINATOR_PORT=tcp://... next to ours
 

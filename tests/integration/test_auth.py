@@ -11,6 +11,7 @@ import os
 import secrets
 import stat
 import urllib.request
+from concurrent import futures
 
 import grpc
 import pytest
@@ -288,6 +289,60 @@ def test_refusals_are_counted_on_metrics_and_the_token_never_appears_in_logs(sha
     for path in logs:
         text = open(path, errors="replace").read()
         assert not any(s in text for s in secrets_), path
+
+
+class Capture(grpc.GenericRpcHandler):
+    """A server that answers nothing and keeps the headers of every call it gets."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, dict]] = []
+
+    def service(self, details):
+        self.calls.append((details.method, dict(details.invocation_metadata)))
+        return None  # UNIMPLEMENTED
+
+
+def test_a_node_that_registers_its_own_address_captures_nothing_it_can_use_elsewhere(tmp_path):
+    """The coordinator dials a CPU at the address its node registered, so a node can register a server
+    of its own and read what the coordinator presents there. With only cpu2's token file: register
+    cpu2 at such a server, make the coordinator drain it (a direct reclaim drain), and capture the
+    authorization header. What it holds is not the operator secret, and neither the coordinator nor
+    another node accepts it."""
+    with cluster_up(tmp_path, "--nodes", "3") as up:
+        state = up.state()
+        secrets_dir = os.path.dirname(state["token_file"])
+        node2 = security.load_token_file(os.path.join(secrets_dir, "node-cpu2.token"), security.NODE)
+        operator = security.load_token_file(state["token_file"], security.OPERATOR)
+        capture = Capture()
+        server = grpc.server(futures.ThreadPoolExecutor(2), handlers=[capture])
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        try:
+            with security.channel(state["coordinator"], node2) as ch:
+                stub = pb_grpc.CoordinatorStub(ch)
+                register = pb.RegisterRequest(
+                    cpu=2, address=f"127.0.0.1:{port}", role=pb.ROLE_HOUSEKEEPING, incarnation="rogue"
+                )
+                stub.Register(register, timeout=RPC_TIMEOUT)
+                stub.Heartbeat(pb.HeartbeatRequest(cpu=2, pcp_count=500, incarnation="rogue"), timeout=RPC_TIMEOUT)
+                stub.DrainAllPages(pb.DrainAllRequest(trigger=pb.TRIGGER_RECLAIM), timeout=60)
+        finally:
+            server.stop(0)
+        presented = {md.get("authorization") for method, md in capture.calls if method.startswith("/pcpsim.v1.Node/")}
+        assert presented and None not in presented, capture.calls
+        [header] = presented
+        captured = security.Security(token=header.removeprefix("Bearer "))
+        operator_presented = captured.token == operator.token  # not in the assertion: no secret in a report
+        assert not operator_presented
+        assert call_code(state["coordinator"], captured, "Coordinator", "GetState", pb.Empty()) == UNAUTHENTICATED
+        node0 = next(n for n in operator_state(state, operator).nodes if n.cpu == 0)
+        for method, request in (("Snapshot", pb.CpuRequest(cpu=0)), ("SetRunState", pb.RunStateRequest(cpu=0))):
+            assert call_code(node0.address, captured, "Node", method, request) == UNAUTHENTICATED
+
+
+def operator_state(state: dict, operator: security.Security) -> pb.ClusterState:
+    with security.channel(state["coordinator"], operator) as ch:
+        return pb_grpc.CoordinatorStub(ch).GetState(pb.Empty(), timeout=RPC_TIMEOUT)
 
 
 def test_cluster_up_generates_private_tokens_and_warns_when_it_binds_beyond_loopback(tmp_path):

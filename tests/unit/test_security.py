@@ -20,7 +20,7 @@ from node.remote_lock import RemotePcpLock
 from node.server import NodeServicer
 from node.shared import security
 from node.shared.faults import Faults
-from node.shared.security import ACCESS, NODE, OPERATOR, SecurityError, interceptors
+from node.shared.security import ACCESS, COORDINATOR, NODE, OPERATOR, SecurityError, interceptors
 
 SECRET = "s" * 32
 
@@ -33,7 +33,7 @@ def test_every_method_of_both_services_has_exactly_one_row_in_the_role_table():
     """ACCESS names each method of the proto's services, and nothing else (a stale row would
     hide a renamed method, which the interceptor then refuses)."""
     assert set(ACCESS) == every_method()
-    assert all(rules and set(rules) <= {NODE, OPERATOR} for rules in ACCESS.values())
+    assert all(rules and set(rules) <= {NODE, COORDINATOR, OPERATOR} for rules in ACCESS.values())
 
 
 def test_every_method_is_of_a_kind_the_interceptor_wraps():
@@ -53,6 +53,16 @@ def test_a_node_may_use_only_zone_and_membership_rpcs():
         for m in ("Register", "Heartbeat", "Rmqueue", "FreePages", "ZoneStream", "DrainAllPages")
     }
     assert all(rules.get(OPERATOR, "no") is security.ALWAYS for rules in ACCESS.values())
+
+
+def test_the_coordinator_role_reaches_only_the_node_methods_the_coordinator_calls():
+    """What the coordinator presents to a node opens no Coordinator method (GetState, SetFaults, ...)
+    and not the node's operator views (GetPcp, GetStats, its faults)."""
+    assert {m for m, rules in ACCESS.items() if COORDINATOR in rules} == {
+        f"/pcpsim.v1.Node/{m}"
+        for m in ("PcpLockDrain", "PcpUnlock", "PcpControl", "QueueWork", "FlushWork", "SetRunState", "Snapshot")
+    }
+    assert all(ACCESS[m][COORDINATOR] is security.ALWAYS for m in ACCESS if COORDINATOR in ACCESS[m])
 
 
 def test_a_node_may_start_only_a_direct_reclaim_drain():
@@ -117,6 +127,36 @@ def test_bound_node_files_name_their_cpu_and_hold_no_key(tmp_path):
         assert token == security.bound_token(key, cpu) and token.startswith(f"cpu{cpu}.")
         text = open(paths[f"node-cpu{cpu}"]).read()
         assert key.decode() not in text and "key" not in text
+
+
+def test_the_coordinator_presents_each_node_a_token_only_that_node_accepts(tmp_path):
+    """A node registers the address the coordinator dials, so it sees what the coordinator presents
+    there: with CPU-bound files that is a coordinator token bound to its CPU, which no other node,
+    no coordinator and no operator check accepts; never the operator secret."""
+    paths = security.generate_token_files(str(tmp_path / "s"), nr_cpus=3)
+    coordinator = security.load_token_file(paths["coordinator"], OPERATOR)
+    nodes = [security.load_token_file(paths[f"node-cpu{cpu}"], NODE) for cpu in range(3)]
+    for cpu in range(3):
+        toward = security.toward_cpu(coordinator, cpu)
+        assert toward.token != coordinator.token and toward.tls == coordinator.tls
+        for other, node in enumerate(nodes):
+            role = security.tokens.identify(toward.token, node.accept, node.keys)
+            assert role == ((COORDINATOR, None) if other == cpu else (None, None)), (cpu, other)
+        assert security.tokens.identify(toward.token, coordinator.accept, coordinator.keys) == (None, None)
+        assert toward.token not in open(paths[f"node-cpu{cpu}"]).read()
+
+
+def test_with_a_shared_node_secret_the_coordinator_presents_the_coordinator_secret(tmp_path):
+    """`pcpsim tokens`: one coordinator secret, its digest in the node file; and a file that names no
+    coordinator role (written before it existed) keeps presenting the process's own secret."""
+    paths = security.generate_token_files(str(tmp_path / "s"))
+    coordinator = security.load_token_file(paths["coordinator"], OPERATOR)
+    node = security.load_token_file(paths["node"], NODE)
+    toward = security.toward_cpu(coordinator, 5)
+    assert toward.token not in (coordinator.token, node.token)
+    assert security.tokens.identify(toward.token, node.accept, node.keys) == (COORDINATOR, None)
+    old = security.load_token_file(write(tmp_path, f"node={SECRET}\noperator={'o' * 32}"), OPERATOR)
+    assert security.toward_cpu(old, 5) is old
 
 
 @pytest.mark.parametrize(

@@ -296,9 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     tok = sub.add_parser(
         "tokens",
         help="write fresh token files (coordinator, node, operator) for a deployment",
-        description="Generate the node and operator secrets into DIR/coordinator.token, "
-        "DIR/node.token (the operator secret only as its SHA-256) and DIR/operator.token, "
-        "mode 0600. No secret is printed. `cluster up` does this by itself.",
+        description="Generate the node, coordinator and operator secrets into DIR/coordinator.token, "
+        "DIR/node.token (the operator and coordinator secrets only as their SHA-256) and "
+        "DIR/operator.token, mode 0600. No secret is printed. `cluster up` does this by itself.",
     )
     tok.add_argument("dir", metavar="DIR")
 

@@ -6,9 +6,10 @@ Layout, one concept a module; settings comes first, each later one builds only o
 before it:
 - settings: Security (a process's token, the roles its server accepts, its Tls), Tls,
   SecurityError, INSECURE (no token, no TLS).
-- access: the roles (node, operator) and ACCESS, the one table of who may call which RPC.
-- tokens: token files (`role=secret`, `role.sha256=`, `node.key=`), CPU-bound node
-  tokens `cpuN.<HMAC>`, which role a presented token is, and generating fresh secrets.
+- access: the roles (node, coordinator, operator) and ACCESS, the one table of who may call which RPC.
+- tokens: token files (`role=secret`, `role.sha256=`, `node.key=`, `coordinator.key=`), CPU-bound
+  node tokens `cpuN.<HMAC>`, what the coordinator presents to each node, which role a presented
+  token is, and generating fresh secrets.
 - certs: reading the certificate, key and CA files (PEM).
 - tls: the credentials a server binds and a client dials with.
 - limits: the message size limits as server and channel options.
@@ -26,7 +27,7 @@ imported at their first use.
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from node.shared.security.access import ACCESS, ALWAYS, NODE, OPERATOR, ROLES
+from node.shared.security.access import ACCESS, ALWAYS, COORDINATOR, NODE, OPERATOR, ROLES
 from node.shared.security.certs import load_tls
 from node.shared.security.exposure import exposure_warning, process_warning, warn
 from node.shared.security.flags import add_arguments, from_args
@@ -38,12 +39,14 @@ from node.shared.security.tokens import (
     generate_token_files,
     load_token_file,
     parse_token_file,
+    toward_cpu,
 )
 
 # Grouped by the module each name comes from, as imported above.
 __all__ = [  # noqa: RUF022
     "ACCESS",
     "ALWAYS",
+    "COORDINATOR",
     "NODE",
     "OPERATOR",
     "ROLES",
@@ -68,6 +71,7 @@ __all__ = [  # noqa: RUF022
     "generate_token_files",
     "load_token_file",
     "parse_token_file",
+    "toward_cpu",
 ]
 
 

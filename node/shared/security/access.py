@@ -7,7 +7,11 @@ exempt: probes carry no secret):
   and DrainAllPages only as direct reclaim (which runs on a node) asks: TRIGGER_RECLAIM,
   no strategy, no force_all_cpus; nothing
   of the Node service (lock, drain, queue work, pause: only the coordinator may).
-- `operator`: the coordinator calling its nodes, and the CLI: everything.
+- `coordinator`: the coordinator calling a node: the Node service's methods it uses (lock,
+  drain, queue and flush work, park, snapshot). Its token is bound to the CPU dialled
+  (node.shared.security.tokens), so a node that captures the one presented to it (it
+  registered its own address) can replay it at no other node and at no coordinator.
+- `operator`: the CLI and the chaos nemesis: everything.
 A method missing from ACCESS is refused (fail closed): adding an RPC means adding a row.
 """
 
@@ -16,8 +20,8 @@ from typing import Any
 
 from node.api.v1 import pcpsim_pb2 as pb
 
-NODE, OPERATOR = "node", "operator"
-ROLES = (NODE, OPERATOR)
+NODE, COORDINATOR, OPERATOR = "node", "coordinator", "operator"
+ROLES = (NODE, COORDINATOR, OPERATOR)
 ALWAYS = None  # an ACCESS entry: the role may call the method with any request
 
 HEALTH = "/grpc.health.v1.Health/"  # the methods of the health service, open to every caller
@@ -63,13 +67,13 @@ ACCESS: dict[str, dict[str, Predicate | None]] = {
     _COORD + "ReleaseRange": {OPERATOR: ALWAYS},
     _COORD + "SetCpuOnline": {OPERATOR: ALWAYS},
     _NODE_SVC + "GetPcp": {OPERATOR: ALWAYS},
-    _NODE_SVC + "PcpLockDrain": {OPERATOR: ALWAYS},
-    _NODE_SVC + "PcpUnlock": {OPERATOR: ALWAYS},
-    _NODE_SVC + "PcpControl": {OPERATOR: ALWAYS},
-    _NODE_SVC + "QueueWork": {OPERATOR: ALWAYS},
-    _NODE_SVC + "FlushWork": {OPERATOR: ALWAYS},
-    _NODE_SVC + "SetRunState": {OPERATOR: ALWAYS},
-    _NODE_SVC + "Snapshot": {OPERATOR: ALWAYS},
+    _NODE_SVC + "PcpLockDrain": {COORDINATOR: ALWAYS, OPERATOR: ALWAYS},
+    _NODE_SVC + "PcpUnlock": {COORDINATOR: ALWAYS, OPERATOR: ALWAYS},
+    _NODE_SVC + "PcpControl": {COORDINATOR: ALWAYS, OPERATOR: ALWAYS},
+    _NODE_SVC + "QueueWork": {COORDINATOR: ALWAYS, OPERATOR: ALWAYS},
+    _NODE_SVC + "FlushWork": {COORDINATOR: ALWAYS, OPERATOR: ALWAYS},
+    _NODE_SVC + "SetRunState": {COORDINATOR: ALWAYS, OPERATOR: ALWAYS},
+    _NODE_SVC + "Snapshot": {COORDINATOR: ALWAYS, OPERATOR: ALWAYS},
     _NODE_SVC + "GetStats": {OPERATOR: ALWAYS},
     _NODE_SVC + "SetFaults": {OPERATOR: ALWAYS},
 }

@@ -22,6 +22,9 @@ class Security:
     token: str | None = dataclasses.field(default=None, repr=False)  # the secret this process presents
     accept: tuple = dataclasses.field(default=(), repr=False)  # (role, sha256 digest) a server accepts; () and
     keys: tuple = dataclasses.field(default=(), repr=False)  # no (role, key) for CPU-bound tokens: auth off
+    # What the coordinator presents to a node in place of `token`: a `coordinator.key`, from which the
+    # token bound to the CPU dialled is derived, or one `coordinator` secret (tokens.toward_cpu).
+    node_dial: bytes | str | None = dataclasses.field(default=None, repr=False)
     tls: Tls | None = None
     # Headers every call this process makes carries besides its token, as (key, value) pairs:
     # the coordinator's epoch on its calls to nodes (node.epoch).

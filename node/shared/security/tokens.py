@@ -8,11 +8,19 @@ secret's digest, so a node's file cannot be used to drive other nodes. A line
 `node.key=<key>` binds node credentials to CPUs: the server accepts
 `cpuN.<HMAC-SHA256(key, "cpuN")>` as the node of CPU N only, and a bound node may name no
 other CPU in a request (`cluster up` gives each node its own; a shared `node=` secret, as
-the Kubernetes manifests use, may act for any CPU). Secrets are compared as SHA-256
+the Kubernetes manifests use, may act for any CPU).
+
+The coordinator dials each node at the address the node registered, so whatever it presents
+there a node can capture by registering an address of its own. It therefore presents the
+`coordinator` role, never the operator's: with a `coordinator.key=<key>` line the token bound
+to the CPU dialled, which only that CPU's file holds the digest of (`cluster up`), else one
+`coordinator=` secret every node file holds the digest of (`pcpsim tokens`), else, from a file
+that names no coordinator role, its own operator secret, as before that role existed. Secrets are compared as SHA-256
 digests or MACs with hmac.compare_digest (constant time, and the length of a secret does
 not leak), and never appear in a message, a log line or an exception.
 """
 
+import dataclasses
 import hashlib
 import hmac
 import os
@@ -20,7 +28,7 @@ import re
 import secrets
 import tempfile
 
-from node.shared.security.access import NODE, OPERATOR, ROLES
+from node.shared.security.access import COORDINATOR, NODE, OPERATOR, ROLES
 from node.shared.security.settings import Security, SecurityError
 
 MIN_SECRET_CHARS = 16
@@ -30,8 +38,8 @@ _BOUND = re.compile(r"cpu([0-9]{1,7})\.([0-9a-f]{64})")  # a CPU-bound node toke
 
 
 def parse_token_file(text: str, where: str) -> tuple[dict[str, tuple[str | None, bytes]], dict[str, bytes]]:
-    """From `role=secret`, `role.sha256=hex` and `node.key=key` lines: ({role: (secret or
-    None, digest)}, {role: key})."""
+    """From `role=secret`, `role.sha256=hex` and `node.key=key` / `coordinator.key=key` lines:
+    ({role: (secret or None, digest)}, {role: key})."""
     roles: dict[str, tuple[str | None, bytes]] = {}
     keys: dict[str, bytes] = {}
     for no, raw in enumerate(text.splitlines(), 1):
@@ -41,8 +49,8 @@ def parse_token_file(text: str, where: str) -> tuple[dict[str, tuple[str | None,
         m = _LINE.fullmatch(line)
         if not m or m.group(1) not in ROLES:
             raise SecurityError(
-                f"{where}:{no}: expected ROLE=SECRET, ROLE.sha256=HEX or node.key=KEY with ROLE "
-                f"one of {', '.join(ROLES)}"
+                f"{where}:{no}: expected ROLE=SECRET, ROLE.sha256=HEX or ROLE.key=KEY (node, coordinator) "
+                f"with ROLE one of {', '.join(ROLES)}"
             )
         role, kind, value = m.groups()
         if role in (keys if kind == ".key" else roles):
@@ -64,8 +72,8 @@ def parse_token_file(text: str, where: str) -> tuple[dict[str, tuple[str | None,
         if len(value) < MIN_SECRET_CHARS:
             raise SecurityError(f"{where}:{no}: the {role} secret is shorter than {MIN_SECRET_CHARS} characters")
         if kind == ".key":
-            if role != NODE:
-                raise SecurityError(f"{where}:{no}: only node credentials are bound to CPUs")
+            if role not in (NODE, COORDINATOR):
+                raise SecurityError(f"{where}:{no}: only node and coordinator credentials are bound to CPUs")
             keys[role] = value.encode()
         else:
             roles[role] = (value, _digest(value))
@@ -89,13 +97,27 @@ def load_token_file(path: str, role: str) -> Security:
     secret = roles.get(role, (None, b""))[0]
     if secret is None:
         raise SecurityError(f"token file {path} has no {role} secret (this process authenticates as {role})")
+    # A coordinator key derives what this process presents to nodes; only node keys are accepted.
+    dial = keys.pop(COORDINATOR, None) or roles.get(COORDINATOR, (None, b""))[0]
     return Security(
-        token=secret, accept=tuple((r, d) for r, (_, d) in sorted(roles.items())), keys=tuple(sorted(keys.items()))
+        token=secret,
+        accept=tuple((r, d) for r, (_, d) in sorted(roles.items())),
+        keys=tuple(sorted(keys.items())),
+        node_dial=dial,
     )
 
 
+def toward_cpu(sec: Security, cpu: int) -> Security:
+    """What the coordinator presents when it dials the node of CPU `cpu` (the module's docstring)."""
+    if sec.node_dial is None:
+        return sec
+    token = bound_token(sec.node_dial, cpu) if isinstance(sec.node_dial, bytes) else sec.node_dial
+    return dataclasses.replace(sec, token=token)
+
+
 def bound_token(key: bytes, cpu: int) -> str:
-    """The node token of CPU `cpu` under a `node.key`."""
+    """The token of CPU `cpu` under a `node.key` (the node's) or a `coordinator.key` (the coordinator's
+    toward that node's)."""
     return f"cpu{cpu}." + hmac.new(key, f"cpu{cpu}".encode(), hashlib.sha256).hexdigest()
 
 
@@ -118,20 +140,24 @@ def identify(token: str, accept: tuple, keys: tuple) -> tuple[str | None, int | 
 def generate_token_files(directory: str, nr_cpus: int | None = None) -> dict[str, str]:
     """Fresh secrets, written (mode 0600) as the files handed out: {"coordinator": path,
     "operator": path, and "node": path, or with `nr_cpus` "node-cpu0" ... : path}. A node
-    file holds the node secret (bound to its CPU with `nr_cpus`) and only the digest of
-    the operator one."""
+    file holds the node secret (bound to its CPU with `nr_cpus`) and only the digests of
+    the operator secret and of what the coordinator presents to it (bound to its CPU with
+    `nr_cpus`)."""
     operator = secrets.token_urlsafe(32)
     operator_digest = f"{OPERATOR}.sha256={_digest(operator).hex()}\n"
     files = {"operator": f"{OPERATOR}={operator}\n"}
     if nr_cpus is None:
-        node = secrets.token_urlsafe(32)
-        files["coordinator"] = f"{NODE}={node}\n{OPERATOR}={operator}\n"
-        files["node"] = f"{NODE}={node}\n" + operator_digest
+        node, coordinator = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        files["coordinator"] = f"{NODE}={node}\n{COORDINATOR}={coordinator}\n{OPERATOR}={operator}\n"
+        files["node"] = f"{NODE}={node}\n{operator_digest}{COORDINATOR}.sha256={_digest(coordinator).hex()}\n"
     else:
-        key = secrets.token_urlsafe(32)
-        files["coordinator"] = f"{NODE}.key={key}\n{OPERATOR}={operator}\n"
+        key, dial = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        files["coordinator"] = f"{NODE}.key={key}\n{COORDINATOR}.key={dial}\n{OPERATOR}={operator}\n"
         for cpu in range(nr_cpus):
-            files[f"node-cpu{cpu}"] = f"{NODE}={bound_token(key.encode(), cpu)}\n" + operator_digest
+            toward = _digest(bound_token(dial.encode(), cpu)).hex()
+            files[f"node-cpu{cpu}"] = (
+                f"{NODE}={bound_token(key.encode(), cpu)}\n{operator_digest}{COORDINATOR}.sha256={toward}\n"
+            )
     os.makedirs(directory, mode=0o700, exist_ok=True)
     paths = {}
     for name, text in files.items():
