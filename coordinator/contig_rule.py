@@ -3,25 +3,30 @@ offline and the range's release, effect programs (coordinator.drain.effects) tha
 coordinator.contig on the wall driver (the coordinator process), coordinator.tools.virtual_cluster on the
 virtual one (docs/engine.md).
 
-alloc_contig_range (mm/page_alloc.c, v6.1), as modelled:
+alloc_contig_range (mm/page_alloc.c, v6.1, read in torvalds/linux at dac22531bbd4), as modelled:
   start_isolate_page_range  -> the range's pageblocks become MIGRATE_ISOLATE (node.mm.isolation)
-  drain_all_pages(zone)     -> a zone-specific drain: it waits for pcpu_drain_mutex (never skipped), so
-                               pages of the range cached on pcp lists return to the buddy's isolate lists
-  test_pages_isolated       -> every page free? If not, the kernel migrates the pages still in use
-                               (__alloc_contig_migrate_range); here their holders must free them: drain
-                               again and retest until `timeout`
+  drain_all_pages(cc.zone)  -> a zone-specific drain: it waits for pcpu_drain_mutex (never skipped), so
+                               pages of the range cached on pcp lists return to the buddy's isolate lists;
+                               once a call, right after the isolation
+  __alloc_contig_migrate_range -> the kernel migrates the pages still in use (under lru_cache_disable:
+                               the LRU pagevecs, which the model has none of); here their holders must free
+                               them
+  test_pages_isolated       -> every page free? If not, the call returns -EBUSY, and a caller that tries
+                               again makes a new call, which isolates and drains again; here the same
+                               range is drained and retested until `timeout`
   isolate_freepages_range   -> the range leaves the buddy, recorded as owner CMA (audited)
   undo_isolate_page_range
 
-offline_pages (mm/memory_hotplug.c, v6.1) differs in its drain: zone_pcp_disable first sets every CPU's
-pcp to high=0, batch=1 (__zone_set_pageset_high_and_batch(zone, 0, 1): each free then goes straight to
-the buddy, each refill takes a single page) and calls __drain_all_pages(zone, force_all_cpus=true), so
-every CPU is drained whatever its count; after the range is out of the buddy (owner OFFLINE),
-zone_pcp_enable restores batch and recomputes high. The pageset reaches the nodes with their heartbeat
-replies: the drain starts once every online CPU has sent a heartbeat after the one whose reply carried
-high=0, so each has applied it. Deviation: the kernel's pcp_batch_high_lock keeps zone_pcp_update from
-running meanwhile; here a CPU declared dead during an offline recomputes high from batch 1 until
-zone_pcp_enable.
+offline_pages (mm/memory_hotplug.c, v6.0-v6.1 form, read in a stored copy) differs in its drain:
+zone_pcp_disable comes first, before the range is isolated. It sets every CPU's pcp to high=0, batch=1
+(__zone_set_pageset_high_and_batch(zone, 0, 1): each free then leaves the pcp at once, each refill takes a
+single page) and calls __drain_all_pages(zone, force_all_cpus=true), so every CPU is drained whatever its
+count. That is the offline's only drain: its loop (migrate, dissolve, test_pages_isolated) drains nothing
+again, and here the retries only retest. After the range is out of the buddy (owner OFFLINE),
+zone_pcp_enable restores batch and high (coordinator.pageset). The pageset reaches the nodes with their
+heartbeat replies: the drain starts once every online CPU has sent a heartbeat after the one whose reply
+carried high=0, so each has applied it. pcp_batch_high_lock, which keeps zone_pcp_update waiting until
+zone_pcp_enable, is the Pageset's (a CPU declared dead meanwhile changes high only at the enable).
 
 `release` gives a CMA range (cma_release) or an offline one (online_pages) back to the buddy.
 
@@ -90,7 +95,7 @@ class Contig:
     drainer: DrainerView
     pcpu_drain_mutex: object
     strategy: pb.Strategy  # the coordinator's default: every drain of a range uses it
-    pageset: Any  # coordinator.pageset.Pageset: high and batch, zone_pcp_update
+    pageset: Any  # coordinator.pageset.Pageset: high and batch, zone_pcp_update, zone_pcp_disable/enable
     store: RangeStore
     on_drain: Callable[[DrainRecord], object]  # the drain history (coordinator.drain.drainer.Drainer.record)
     wall_s: float = 1.0
@@ -139,20 +144,22 @@ def resolve(zone: Zone, start_pfn: int, nr_pages: int, timeout_ms: int) -> tuple
 
 def alloc_contig_range(c: Contig, start_pfn: int, nr_pages: int, timeout_ms: int) -> Program[ContigResult]:
     start, nr, timeout = resolve(c.zone, start_pfn, nr_pages, timeout_ms)
-    return (yield from _take(c, CMA, pb.TRIGGER_ALLOC_CONTIG, start, nr, timeout, force_all_cpus=False))
+    result = ContigResult(False, start, nr)
+    return (yield from _take(c, CMA, start, nr, timeout, result, c.clock(), pb.TRIGGER_ALLOC_CONTIG))
 
 
 def offline_pages(c: Contig, start_pfn: int, nr_pages: int, timeout_ms: int) -> Program[ContigResult]:
     start, nr, timeout = resolve(c.zone, start_pfn, nr_pages, timeout_ms)
-    pageset = c.pageset
-    batch = pageset.batch
-    pageset.high, pageset.batch = 0, 1  # zone_pcp_disable: __zone_set_pageset_high_and_batch(zone, 0, 1)
+    c.pageset.zone_pcp_disable()
     try:
         yield from _pageset_applied(c)
-        return (yield from _take(c, OFFLINE, pb.TRIGGER_MEMORY_OFFLINE, start, nr, timeout, force_all_cpus=True))
+        t0 = c.clock()
+        # zone_pcp_disable's __drain_all_pages(zone, true), before the range is isolated; the retries that
+        # follow drain nothing: with high 0 every free leaves the pcp at once.
+        drain = yield from _drain(c, True, pb.TRIGGER_MEMORY_OFFLINE)
+        return (yield from _take(c, OFFLINE, start, nr, timeout, ContigResult(False, start, nr, drains=[drain]), t0))
     finally:
-        pageset.batch = batch  # zone_pcp_enable
-        pageset.zone_pcp_update(c.membership.alive())
+        c.pageset.zone_pcp_enable(c.membership.alive())
 
 
 def release(c: Contig, start_pfn: int, nr_pages: int) -> Program[str]:
@@ -215,12 +222,19 @@ def _drain(c: Contig, force_all_cpus: bool, trigger: pb.Trigger) -> Program[Drai
 
 
 def _take(
-    c: Contig, owner: int, trigger: pb.Trigger, start: int, nr: int, timeout: float, force_all_cpus: bool
+    c: Contig,
+    owner: int,
+    start: int,
+    nr: int,
+    timeout: float,
+    result: ContigResult,
+    t0: float,
+    drain_each: pb.Trigger | None = None,
 ) -> Program[ContigResult]:
-    """`timeout`: the request's, in the wall engine's seconds (see Contig.wall_s)."""
-    result = ContigResult(False, start, nr)
+    """Isolate the range and take it, retried until `timeout` (the request's, in the wall engine's seconds:
+    see Contig.wall_s) from `t0`; `drain_each`: the trigger of the drain_all_pages(zone) run after the
+    isolation on every attempt (alloc_contig_range's), None for none (offline_pages drained before)."""
     clock = c.clock
-    t0 = clock()
     span = f"[{start}, +{nr})"
     try:
         saved = yield ZoneLocked(_isolate, (start, nr), f"isolate {span}")
@@ -229,7 +243,8 @@ def _take(
     try:
         deadline = t0 + timeout * c.wall_s
         while True:
-            result.drains.append((yield from _drain(c, force_all_cpus, trigger)))
+            if drain_each is not None:
+                result.drains.append((yield from _drain(c, False, drain_each)))
             result.attempts += 1
             blocks, busy, holder = yield ZoneLocked(_take_range, (owner, start, nr), f"take {span}")
             if blocks is not None:

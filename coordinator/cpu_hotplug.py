@@ -6,9 +6,11 @@ then on a surviving CPU page_alloc_cpu_dead() -> drain_pages(cpu) frees its pcp 
 zone_pcp_update() recomputes pcp->high for the CPUs left online (coordinator.hotplug's
 Pageset, the same path a dead CPU takes). The drain runs from the coordinator directly, never
 by queueing work on the offline CPU: a remote lock drain on the spinlock design (allowed even
-under 5.19, whose local_lock no other CPU may take while the CPU is online), an rcu-swap on the
-RCU design (the parked CPU is quiescent, so the grace period ends at once). It is recorded
-like any drain_all_pages, with trigger cpu_hotplug and that one CPU marked.
+under 5.19, whose drain_pages_zone may touch "the current processor ... or a processor that is
+not online"), an rcu-swap on the RCU design (the parked CPU is quiescent, so the grace period ends
+at once). It is recorded like any drain_all_pages, with trigger cpu_hotplug and that one CPU marked.
+Deviation: page_alloc_cpu_dead takes no pcpu_drain_mutex (v6.1, torvalds/linux at dac22531bbd4); here
+the offline holds it so that no drain of this coordinator's is in flight against the CPU meanwhile.
 
 Online: the CPU runs again and high is recomputed for one more CPU. The offline CPU is left
 out of drains (for_each_online_cpu) but not out of the audit: its tasks still hold pages.

@@ -1,16 +1,19 @@
 """drain_all_pages and drain_pages as rules: pcpu_drain_mutex, cpus_with_pcps, the strategy, the record.
 
-Models __drain_all_pages() of mm/page_alloc.c (v6.1):
+Models __drain_all_pages() of mm/page_alloc.c (v6.1, read in torvalds/linux at dac22531bbd4; the
+workqueue form in stored pre-6.0 copies; docs/kernel-facts.md §22):
 - pcpu_drain_mutex: a global drain (direct reclaim, zone == NULL in the kernel) that
   finds a drain running returns at once (SKIPPED); a zone-specific caller (on demand,
   like alloc_contig_range or memory offline) waits for the mutex.
 - cpus_with_pcps: built from each online CPU's last reported pcp count, a racy read
-  as in the kernel; force_all_cpus marks every online CPU.
+  as in the kernel; force_all_cpus marks every online CPU. The kernel tests the zone's pcp
+  (zone-specific) or any populated zone's (zone == NULL); the model's one zone makes them one.
 - then the strategy drains the marked CPUs: workqueue (up to v5.19, .workqueue), remote
   (v6.0+, .remote), rcu-swap (Saenz Julienne's series, not merged, .rcu_swap) or qpw (the
   pw_queue_on proposal, not merged, .qpw: remote or workqueue for all CPUs by one switch).
 drain_pages(cpu) is page_alloc_cpu_dead's drain of one CPU from a surviving one: never by
-queueing work on it, so remote (or rcu-swap on the RCU design) whatever the default.
+queueing work on it, so remote (or rcu-swap on the RCU design) whatever the default. The kernel
+runs it without pcpu_drain_mutex; the model's callers hold it (coordinator.cpu_hotplug).
 The mutex is the driver's object (an asyncio.Lock in the coordinator process, a virtual one in
 virtual time), taken and let go through effects; every drain returns its DrainRecord.
 """
