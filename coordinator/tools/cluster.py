@@ -150,10 +150,13 @@ class LocalCluster(Supervised):
         return proc
 
     def start(self, timeout: float = 60.0) -> None:
-        os.makedirs(self.run_dir, exist_ok=True)
         cfg = self.config
         deadline = time.monotonic() + timeout
-        self._set_up_security()
+        try:
+            os.makedirs(self.run_dir, exist_ok=True)
+            self._set_up_security()
+        except (OSError, security.SecurityError) as err:  # a run directory that is a file, a secrets path taken
+            raise ClusterError(f"cannot set up run directory {self.run_dir}: {err}") from None
         # A new cluster: an earlier one's state in this run directory (its ranges) is not this one's.
         shutil.rmtree(self.state_dir, ignore_errors=True)
         self.start_coordinator(deadline)

@@ -52,6 +52,20 @@ def test_a_second_cluster_up_is_refused_the_state_file_of_a_running_one(cluster_
     assert state_path.read_bytes() == before and not (tmp_path / "second").exists()
 
 
+def test_a_run_directory_whose_secrets_path_is_a_file_is_a_clear_error_and_starts_nothing(tmp_path):
+    """`cluster up` writes the token files into RUN_DIR/secrets: a file there is refused with exit 2
+    naming it (it was a FileExistsError traceback), before any process starts."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "secrets").write_text("")
+    state = tmp_path / "state.json"
+    r = run_cli("cluster", "up", "--nodes", "1", "--state", str(state), "--run-dir", str(run_dir))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"cannot set up run directory {run_dir}" in r.stderr and "secrets" in r.stderr
+    assert "Traceback" not in r.stderr and not state.exists()
+    assert sorted(p.name for p in run_dir.iterdir()) == ["secrets"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_cli_drains_audits_and_signal_stops_everything(cluster_3, sig):
