@@ -5,9 +5,10 @@ page or per zone operation), through Drainer's `on_record` hook; the zone and
 membership are read at scrape time (CoordinatorCollector) from counters the services
 keep anyway. RPC metrics come from node.shared.rpc_metrics, shared with the nodes.
 
-Labels are bounded: strategy (workqueue, remote), trigger (demand, reclaim), status
-(done, skipped, failed), cpu (< --nodes), order (< MAX_ORDER), level (min, low, high),
-role. Children for every strategy x trigger and strategy x cpu are bound here once.
+Labels are bounded: strategy (coordinator.drain.record.STRATEGY_NAMES: workqueue, remote,
+rcu-swap, qpw), trigger (TRIGGER_NAMES: demand, reclaim, alloc_contig, memory_offline,
+cpu_hotplug), status (done, skipped, failed), cpu (< --nodes), order (< MAX_ORDER), level (min,
+low, high), role. Children for every strategy x trigger and strategy x cpu are bound here once.
 """
 
 from prometheus_client import Counter, Gauge, Histogram
