@@ -53,7 +53,7 @@ from node.api.v1 import pcpsim_pb2 as pb
 from node.mm import isolation
 from node.mm.buddy import PageStateError
 from node.mm.zone import Zone
-from node.mm.zone_rules import CMA, OFFLINE, OWNER_KINDS
+from node.mm.zone_rules import CMA, OFFLINE, OTHER, OWNER_KINDS
 
 RETRY_INTERVAL_S = 0.05  # between a failed take and the next drain
 PAGESET_POLL_S = 0.01  # how often offline looks whether every CPU has applied high 0
@@ -252,8 +252,18 @@ def _take(
                 result.ok = True
                 break
             result.busy_pfn = busy
+            if holder in OWNER_KINDS:
+                # Taken by an earlier range (or the rest of the system at start): no drain frees it, and
+                # the kernel's migration fails on such pages at once (-EBUSY), so do not wait it out.
+                result.error = (
+                    f"pfn {busy} belongs to a {OWNER_KINDS[holder]} range taken before: release it, or give a "
+                    "range that does not overlap it"
+                    if holder != OTHER
+                    else f"pfn {busy} is held by the rest of the system (--zone-used): give another range"
+                )
+                break
             if clock() >= deadline:
-                who = OWNER_KINDS.get(holder, f"cpu {holder}") if holder is not None else "nobody"
+                who = f"cpu {holder}" if holder is not None else "nobody"
                 result.error = (
                     f"pfn {busy} is still in use (held by {who}) after {result.attempts} "
                     f"attempts in {timeout * c.wall_s:g} s; pages are not migrated here"

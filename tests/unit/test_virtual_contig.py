@@ -74,6 +74,21 @@ def test_a_range_a_cpu_holds_fails_after_its_timeout_and_is_left_as_it_was(clust
     assert c.audit().ok
 
 
+def test_a_range_overlapping_a_taken_one_fails_at_once_naming_it(cluster):
+    """No drain frees pages an earlier CMA range holds: an offline of the zone's last pages (start_pfn 0)
+    over a CMA range there fails on its first attempt, naming that range, instead of retrying until its
+    timeout (it took 98 attempts), and changes nothing."""
+    c = cluster
+    top = c.zone.zone.end_pfn
+    assert run(c, contig_rule.alloc_contig_range(c.coordinator.contig, 0, 2 * PAGEBLOCK, 0)).ok
+    result = run(c, contig_rule.offline_pages(c.coordinator.contig, 0, PAGEBLOCK, 5000))
+    assert not result.ok and result.attempts == 1, result
+    assert "belongs to a cma range taken before" in result.error and result.busy_pfn >= top - PAGEBLOCK
+    assert c.coordinator.store.ranges == [TakenRange(top - 2 * PAGEBLOCK, 2 * PAGEBLOCK, "cma")]
+    assert c.zone.zone.get_pageblock_migratetype(top - PAGEBLOCK) != MIGRATE_ISOLATE
+    assert c.audit().ok
+
+
 def test_offline_disables_every_pcp_drains_every_cpu_then_gives_high_back(cluster):
     c = cluster
     before = [(pcp.high, pcp.batch) for pcp in c.nodes.pcps]
