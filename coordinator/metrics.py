@@ -193,6 +193,7 @@ class CoordinatorCollector(Collector):
                 continue
             f["pcpsim_node_up"].add_metric([c, role_label(member.role)], 1 if m.is_up(member) else 0)
             f["pcpsim_node_dead"].add_metric([c], 1 if member.dead else 0)
+            f["pcpsim_node_offline"].add_metric([c], 1 if member.cpu_offline else 0)
             f["pcpsim_node_heartbeat_age_seconds"].add_metric([c], now - member.last_heartbeat)
             f["pcpsim_node_registrations_total"].add_metric([c], member.registrations)
             f["pcpsim_node_reported_pcp_count_pages"].add_metric([c], member.pcp_count)
@@ -232,6 +233,12 @@ class CoordinatorCollector(Collector):
             g(
                 "pcpsim_node_dead",
                 "1 once the CPU was declared dead (its pages taken back) until it registers again.",
+                labels=["cpu"],
+            ),
+            g(
+                "pcpsim_node_offline",
+                "1 while the CPU is taken offline by CPU hotplug (`pcpsim cpu offline`): its heartbeats go on "
+                "(node_up stays 1), no drain marks it, its pcp lists are empty.",
                 labels=["cpu"],
             ),
             g(

@@ -337,6 +337,10 @@ def test_zone_and_membership_are_read_at_scrape_time():
     assert value(registry, "pcpsim_node_heartbeat_age_seconds", cpu="2") == pytest.approx(0.3)
     assert value(registry, "pcpsim_node_registrations_total", cpu="2") == 2
     assert value(registry, "pcpsim_node_reported_pcp_count_pages", cpu="2") == 7
+    assert value(registry, "pcpsim_node_offline", cpu="2") == 0
+    membership.members[2].cpu_offline = True  # `pcpsim cpu offline 2`: still up, out of the drains
+    assert value(registry, "pcpsim_node_offline", cpu="2") == 1
+    assert value(registry, "pcpsim_node_up", cpu="2", role="isolated-rt") == 1
 
 
 def test_drain_records_are_observed_once_per_drain_and_cpu():
