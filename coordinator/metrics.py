@@ -56,6 +56,14 @@ class DrainMetrics:
             buckets=DRAIN_BUCKETS,
             registry=registry,
         )
+        all_wait = Histogram(
+            "pcpsim_drain_all_mutex_wait_seconds",
+            "How long a drain_all_pages waited for pcpu_drain_mutex before it ran (a zone-specific caller "
+            "such as alloc_contig_range waits behind a running drain; skipped drains are not observed).",
+            ["strategy", "trigger"],
+            buckets=DRAIN_BUCKETS,
+            registry=registry,
+        )
         all_total = Counter(
             "pcpsim_drain_all_total",
             "drain_all_pages calls by outcome.",
@@ -94,6 +102,7 @@ class DrainMetrics:
             for trigger, tname in TRIGGER_NAMES.items():
                 self._all[strategy, trigger] = (
                     all_dur.labels(sname, tname),
+                    all_wait.labels(sname, tname),
                     {status: all_total.labels(sname, tname, name) for status, name in STATUS_NAMES.items()},
                 )
             for cpu in range(nr_cpus):
@@ -106,11 +115,12 @@ class DrainMetrics:
                 )
 
     def observe(self, record) -> None:
-        duration, by_status = self._all[record.strategy, record.trigger]
+        duration, mutex_wait, by_status = self._all[record.strategy, record.trigger]
         by_status[record.status].inc()
         if record.status == pb.DrainAllReply.SKIPPED:
             return
         duration.observe(record.duration_s)
+        mutex_wait.observe(record.mutex_wait_s)
         for c in record.cpus:
             dur, wait, pages, failures = self._cpu[record.strategy, c.cpu]
             dur.observe(c.duration_s)

@@ -353,6 +353,7 @@ def test_drain_records_are_observed_once_per_drain_and_cpu():
         pb.TRIGGER_RECLAIM,
         0.0,
         duration_s=0.04,
+        mutex_wait_s=0.007,
         cpus=[
             CpuDrain(1, pages=300, duration_s=0.02, wait_s=0.015),
             CpuDrain(3, pages=0, duration_s=0.04, ok=False, error="flush timed out"),
@@ -365,6 +366,8 @@ def test_drain_records_are_observed_once_per_drain_and_cpu():
     assert value(registry, "pcpsim_drain_all_total", status="skipped", trigger="reclaim", **wq) == 1
     assert value(registry, "pcpsim_drain_all_total", status="done", trigger="reclaim", **wq) == 0
     assert value(registry, "pcpsim_drain_all_duration_seconds_count", trigger="reclaim", **wq) == 1
+    assert value(registry, "pcpsim_drain_all_mutex_wait_seconds_count", trigger="reclaim", **wq) == 1
+    assert value(registry, "pcpsim_drain_all_mutex_wait_seconds_sum", trigger="reclaim", **wq) == pytest.approx(0.007)
     assert value(registry, "pcpsim_drain_pages_total", cpu="1", **wq) == 300
     assert value(registry, "pcpsim_drain_cpu_wait_seconds_sum", cpu="1", **wq) == pytest.approx(0.015)
     assert value(registry, "pcpsim_drain_cpu_failures_total", cpu="3", **wq) == 1
