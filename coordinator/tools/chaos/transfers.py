@@ -67,11 +67,27 @@ def load(run_dir: str, history: list[dict]) -> list[dict] | None:
     t0 = clock["monotonic_t0"]
     events = []
     for path in paths:
-        for e in read_lines(path):
+        lines = read_lines(path)
+        for e in lines:
             e["t"] = e["t"] - t0
-            events.append(e)
+        events += mark_allocs(lines)
     events.sort(key=lambda e: e["t"])  # stable: one process's lines keep their order
     return events
+
+
+def mark_allocs(lines: list[dict]) -> list[dict]:
+    """One process's log lines, in the order it wrote them, each allocation marked with `seen`: the time
+    of the last refill line written before it, if later than its own `t`. An allocation line's `t` is its
+    lease check (node.alloc), made before the refill that may have brought its page; the page was handed
+    out after that refill's line, so who holds it is read then (`check`: a page allocated while another
+    owner holds it)."""
+    refilled = float("-inf")
+    for e in lines:
+        if e.get("ev") == "refill":
+            refilled = max(refilled, e["t"])
+        elif e.get("ev") == "alloc" and refilled > e["t"]:
+            e["seen"] = refilled
+    return lines
 
 
 def _name(owner) -> str:
@@ -116,6 +132,17 @@ class _Replay:
             holder[pfn] = since
         self.held.setdefault(owner, set()).update(base)
 
+    def allocated(self, cpu: int, pfn: int, t: float) -> None:
+        """`cpu` allocated `pfn` (its lease checked at `t`): a page another owner holds was in two places."""
+        cur = self.holder.get(pfn)
+        if cur is None or cur[0] == cpu:
+            return
+        self.twice_n += 1
+        if len(self.twice) < EXAMPLES:
+            self.twice.append(
+                f"pfn {pfn}: cpu{cpu} allocated it at {t:.3f}s while {_name(cur[0])} held it (since {cur[1]:.3f}s)"
+            )
+
     def leave(self, owner: int, pages) -> None:
         holder, get = self.holder, self.holder.get
         # Not those it no longer holds: taken back before (cpu_dead, a restart).
@@ -147,7 +174,16 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict, kille
     """`killed`: the kills (`kills`), each after the log lines of its instant."""
     counts = {"events": len(events), "cpu_dead": 0, "coordinator_starts": 0, "allocs": 0, "superseded": 0}
     newest = None  # the epoch of the newest zone started
-    events = sorted([*events, *killed], key=lambda e: (e["t"], e["ev"] == "killed"))
+    # Each allocation is also looked at where its page was handed out (`mark_allocs`), after the lines of
+    # that instant: the page must then be its CPU's, or nobody's the replay knows of (a rebuilt zone owes
+    # the pages a CPU held at its start to nobody until the CPU's claim).
+    held_checks = [
+        {"t": e.get("seen", e["t"]), "ev": "alloc-held", "cpu": e["cpu"], "pfn": e["pfn"], "alloc_t": e["t"]}
+        for e in events
+        if e["ev"] == "alloc" and "pfn" in e
+    ]
+    rank = {"killed": 1, "alloc-held": 2}
+    events = sorted([*events, *killed, *held_checks], key=lambda e: (e["t"], rank.get(e["ev"], 0)))
     replay = _Replay()
     dead_at: dict[int, list[tuple[float, int]]] = {}  # cpu -> (time, epoch) of each cpu_dead that holds
     first: dict[tuple[int, str], float] = {}  # (cpu, incarnation) -> its first event
@@ -156,6 +192,9 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict, kille
         ev, t = e["ev"], e["t"]
         if ev == "killed":
             replay.leave_all(e["cpu"])
+            continue
+        if ev == "alloc-held":
+            replay.allocated(e["cpu"], e["pfn"], e["alloc_t"])
             continue
         if "inc" in e:  # a node's
             cpu = e["cpu"]
@@ -215,3 +254,6 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict, kille
             f"then its first {what}; {n} such in all, its last allocation at {last_alloc:.3f}s"
         )
     stats["transfers"] = counts
+    # What the zone's log leaves with the owners that are not CPUs, for the checker to hold against the final
+    # audit (checker._owners_logged).
+    stats["owners_logged"] = {name: len(replay.held.get(owner, ())) for owner, name in _OWNER_NAMES.items()}

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from coordinator.tools.chaos import checker, timeline
+from coordinator.tools.chaos import checker, timeline, transfers
 from coordinator.tools.determinism import Outcome
 
 
@@ -51,7 +51,11 @@ class TransferLogs:
         """As coordinator.tools.chaos.transfers.load reads a run directory: files by name, then by time,
         each `t` less `origin` (the history's meta clock's monotonic_t0). (Each line's values are floats,
         ints, strings and lists of them: what JSON gives back unchanged.)"""
-        out = [{**e, "t": e["t"] - origin} for name in sorted(self.files) for e in self.files[name]]
+        out = [
+            e
+            for name in sorted(self.files)
+            for e in transfers.mark_allocs([{**line, "t": line["t"] - origin} for line in self.files[name]])
+        ]
         out.sort(key=lambda e: e["t"])
         return out
 

@@ -1,0 +1,76 @@
+"""Bugs the checker's evidence agreed on, planted: each is a violation every input of the checker once
+agreed was fine (the final audit counts every page once, the transfer logs show no page given twice).
+Planted here through a fake log or a patched rule, never a switch of the code under test."""
+
+import os
+
+from coordinator.tools.chaos import scenario, transfers, virtual_runner
+from coordinator.tools.chaos.checker import check
+from node.mm import zone_rules
+from node.mm.constants import MIGRATE_MOVABLE
+from tests.unit.test_chaos_checker import BOUND, LEASE, A, B, clean, clean_transfers, final, node
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+def test_a_cpu_that_allocates_a_page_another_cpu_holds_is_invalid():
+    """A remote drain's commit that the node logs (its pages leave it) while it keeps them on its lists:
+    the drainer frees them, the zone gives pfn 5 to cpu0, and cpu1 allocates it from its lists. No page
+    joins an owner twice, and a later kill of cpu1 (or a cpu_dead) would leave the final audit clean."""
+    t = clean_transfers()
+    t.insert(8, node(0.45, "refill", 0, A, pages=[[5, 0]]))
+    t.insert(9, node(0.55, "alloc", 1, B, pfn=5, order=0))
+    v = check(clean(), BOUND, LEASE, t)
+    assert v.valid is False
+    assert v.findings["pages_held_twice"] == ["pfn 5: cpu1 allocated it at 0.550s while cpu0 held it (since 0.450s)"]
+
+
+def test_an_allocation_whose_lease_check_came_before_its_pages_refill_is_no_finding():
+    """node.alloc stamps an allocation with its lease check, before the refill that brings its page: cpu1
+    frees pfn 5 at 1.0, the zone gives it to cpu0 (its refill line, 1.1, is written before the allocation
+    line, stamped 0.9). The page is looked at as of the refill, not as of the stamp."""
+    refills = [node(0.1, "refill", 0, A, pages=[[0, 0]]), node(1.1, "refill", 0, A, pages=[[5, 0]])]
+    cpu0 = transfers.mark_allocs([*refills, node(0.9, "alloc", 0, A, pfn=5, order=0)])
+    cpu1 = [node(0.5, "refill", 1, B, pages=[[5, 0]]), node(1.0, "free", 1, B, pages=[[5, 0]])]
+    events = sorted([{"t": 0.0, "ev": "start", "epoch": 1}, *cpu0, *cpu1], key=lambda e: e["t"])
+    v = check(clean(), BOUND, LEASE, events)
+    assert v.valid is True, v.findings
+    del cpu0[2]["seen"]  # read at its stamp, the same allocation is a page another CPU held
+    v = check(clean(), BOUND, LEASE, sorted([{"t": 0.0, "ev": "start"}, *cpu0, *cpu1], key=lambda e: e["t"]))
+    assert v.findings["pages_held_twice"] == ["pfn 5: cpu0 allocated it at 0.900s while cpu1 held it (since 0.500s)"]
+
+
+def test_a_page_the_zone_moved_to_the_system_unlogged_is_invalid():
+    """Every page is still counted once by the zone's records (the audit is clean), but the system's share
+    is one page more than the zone's transfer log ever gave it: a page leaked out of the allocator."""
+    h = clean()
+    final(h, "audit")["where"] = {"free": 99, "other": 1025, "cma": 0, "offline": 0}
+    v = check(h, BOUND, LEASE, clean_transfers())
+    assert v.valid is False
+    assert v.findings["conservation"] == [
+        "the final audit finds 1025 pages held as other, the zone's transfer log 1024"
+    ]
+    final(h, "audit")["where"]["other"] = 1024
+    assert check(h, BOUND, LEASE, clean_transfers()).valid is True
+
+
+def test_a_retried_free_that_leaks_a_page_to_the_system_is_caught_under_virtual_time(monkeypatch):
+    """Planted in the zone's rules: a retried FreePages (its reply dropped) is answered as the first, and
+    moves one free page to the system's share, recorded but not logged. The final audit counts it once (as
+    the system's), so before the cross-check with the transfer log `rpc-drop-replies` was valid."""
+    first = zone_rules.ZoneRules.free_pages
+
+    def leaky(self, cpu, pages, transfer_id, incarnation, stream, commit=False):
+        retry = self._replay((cpu, stream), incarnation, transfer_id, ("free", cpu, commit, tuple(pages)))
+        if retry is not None:
+            pfn = self.zone.rmqueue_buddy(0, MIGRATE_MOVABLE)
+            if pfn is not None:
+                self.owned[pfn] = (zone_rules.OTHER, 0)
+        return first(self, cpu, pages, transfer_id, incarnation, stream, commit)
+
+    monkeypatch.setattr(zone_rules.ZoneRules, "free_pages", leaky)
+    sc = scenario.load(os.path.join(ROOT, "deploy", "chaos", "rpc-drop-replies.toml"))
+    v = virtual_runner.run(sc, "remote")
+    assert v.valid is False
+    assert v.stats["audit"]["lost"] == 0 and v.stats["audit"]["duplicated"] == 0  # the audit alone: clean
+    assert any("held as other" in f for f in v.findings["conservation"]), v.findings
