@@ -6,27 +6,14 @@ offlines at once leave the pageset as it was."""
 
 import dataclasses
 
-import pytest
-
 from coordinator import contig_rule
 from coordinator.pageset import Pageset
-from coordinator.tools.topology import DEFAULT_ROLES
-from coordinator.tools.virtual_cluster import WholeCluster
 from node.api.v1 import pcpsim_pb2 as pb
-from node.mm.constants import MIGRATE_ISOLATE, pageblock_nr_pages
+from node.mm.constants import MIGRATE_ISOLATE
 from node.mm.zone import Zone
+from tests.unit.test_virtual_contig import PAGEBLOCK, WARMUP_S, cluster, run
 
-PAGEBLOCK = pageblock_nr_pages
-WARMUP_S = 0.002  # kernel time for the CPUs' working sets to fill
-BOUND_S = 1.0  # virtual time an operation gets to end
-
-
-@pytest.fixture
-def cluster():
-    c = WholeCluster(DEFAULT_ROLES, seed=1)  # static membership, remote drains
-    c.nodes.run(WARMUP_S)
-    yield c
-    c.close()
+__all__ = ["cluster"]  # the range operations' fixture, which pytest finds in this module's names
 
 
 def test_a_cpu_going_away_during_an_offline_changes_high_only_at_zone_pcp_enable():
@@ -67,8 +54,7 @@ def test_an_offline_drains_every_cpu_once_before_it_isolates_and_retries_without
 
     c.coordinator.contig = dataclasses.replace(contig, on_drain=seen)
     # 100 ms of the wall engine's time: 0.4 ms of kernel time here (Contig.wall_s), retried every 0.2 ms.
-    program = contig_rule.offline_pages(c.coordinator.contig, start, PAGEBLOCK, 100)
-    result = c.coordinator.driver.run(program, c.queue.clock() + BOUND_S)
+    result = run(c, contig_rule.offline_pages(c.coordinator.contig, start, PAGEBLOCK, 100))
     assert not result.ok and result.attempts >= 2 and "held by cpu 0" in result.error
     assert [(d.trigger, sorted(d.cpus_marked)) for d in result.drains] == [(pb.TRIGGER_MEMORY_OFFLINE, [0, 1, 2, 3])]
     assert isolated_at_drain == [False]
