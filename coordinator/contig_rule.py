@@ -144,8 +144,7 @@ def resolve(zone: Zone, start_pfn: int, nr_pages: int, timeout_ms: int) -> tuple
 
 def alloc_contig_range(c: Contig, start_pfn: int, nr_pages: int, timeout_ms: int) -> Program[ContigResult]:
     start, nr, timeout = resolve(c.zone, start_pfn, nr_pages, timeout_ms)
-    result = ContigResult(False, start, nr)
-    return (yield from _take(c, CMA, start, nr, timeout, result, c.clock(), pb.TRIGGER_ALLOC_CONTIG))
+    return (yield from _take(c, CMA, start, nr, timeout, c.clock(), drain_each=pb.TRIGGER_ALLOC_CONTIG))
 
 
 def offline_pages(c: Contig, start_pfn: int, nr_pages: int, timeout_ms: int) -> Program[ContigResult]:
@@ -157,7 +156,7 @@ def offline_pages(c: Contig, start_pfn: int, nr_pages: int, timeout_ms: int) -> 
         # zone_pcp_disable's __drain_all_pages(zone, true), before the range is isolated; the retries that
         # follow drain nothing: with high 0 every free leaves the pcp at once.
         drain = yield from _drain(c, True, pb.TRIGGER_MEMORY_OFFLINE)
-        return (yield from _take(c, OFFLINE, start, nr, timeout, ContigResult(False, start, nr, drains=[drain]), t0))
+        return (yield from _take(c, OFFLINE, start, nr, timeout, t0, drains=[drain]))
     finally:
         c.pageset.zone_pcp_enable(c.membership.alive())
 
@@ -227,13 +226,14 @@ def _take(
     start: int,
     nr: int,
     timeout: float,
-    result: ContigResult,
     t0: float,
+    drains: list[DrainRecord] | None = None,
     drain_each: pb.Trigger | None = None,
 ) -> Program[ContigResult]:
     """Isolate the range and take it, retried until `timeout` (the request's, in the wall engine's seconds:
-    see Contig.wall_s) from `t0`; `drain_each`: the trigger of the drain_all_pages(zone) run after the
-    isolation on every attempt (alloc_contig_range's), None for none (offline_pages drained before)."""
+    see Contig.wall_s) from `t0`. `drains`: those run before (offline_pages's); `drain_each`: the trigger
+    of the drain_all_pages(zone) run after the isolation on every attempt (alloc_contig_range's)."""
+    result = ContigResult(False, start, nr, drains=drains or [])
     clock = c.clock
     span = f"[{start}, +{nr})"
     try:
@@ -255,12 +255,8 @@ def _take(
             if holder in OWNER_KINDS:
                 # Taken by an earlier range (or the rest of the system at start): no drain frees it, and
                 # the kernel's migration fails on such pages at once (-EBUSY), so do not wait it out.
-                result.error = (
-                    f"pfn {busy} belongs to a {OWNER_KINDS[holder]} range taken before: release it, or give a "
-                    "range that does not overlap it"
-                    if holder != OTHER
-                    else f"pfn {busy} is held by the rest of the system (--zone-used): give another range"
-                )
+                whose = "the rest of the system (--zone-used)" if holder == OTHER else f"a {OWNER_KINDS[holder]} range"
+                result.error = f"pfn {busy} belongs to {whose} taken before: give a range that does not overlap it"
                 break
             if clock() >= deadline:
                 who = f"cpu {holder}" if holder is not None else "nobody"

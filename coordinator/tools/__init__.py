@@ -12,6 +12,7 @@
               a phase's figures and the results file, the table compare prints, two results files'
               tables side by side, and the claims a results file must hold, whichever engine wrote it
 - results_file  a compare results file read and checked once, field by field, for every view
+- json_fields   whether a JSON value is what a type annotation says (results_file, chaos's readers)
 - report, html_report, plots, htmlpage, svg, stats
               oslat, cyclictest and `rtla osnoise` views of a compare results file; its HTML page,
               PNGs and charts; percentiles

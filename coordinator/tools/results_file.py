@@ -3,9 +3,9 @@ PNG, HTML, `--against`) reads is checked once, at load, with bounds, so no view 
 out-of-range field halfway through (coordinator.tools.report holds the views)."""
 
 import json
-import math
 
 from coordinator.tools import compare_table
+from coordinator.tools.json_fields import fits
 
 # Bounds of what a results file may hold where a view converts it (kus, round, a chart's axis): a value
 # out of them is refused when the file is loaded, not met as a traceback halfway through a view.
@@ -43,7 +43,7 @@ def validate(result) -> None:
     if "phases" not in result:
         raise ReportError("no 'phases' (per-CPU data); it may predate `pcpsim report`: rerun `pcpsim compare`")
     lo, hi = TIME_SCALES
-    if not _number(result.get("time_scale")) or not lo <= result["time_scale"] <= hi:
+    if not fits(result.get("time_scale"), float) or not lo <= result["time_scale"] <= hi:
         raise ReportError(
             f"time_scale must be a positive number from {lo:g} to {hi:g}, got {result.get('time_scale')!r}"
         )
@@ -136,10 +136,6 @@ def _refuse(where: str, v, want: str):
     return ReportError(f"{where} is missing or not {want}" if v is None else f"{where} is {v!r}, not {want}")
 
 
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _object(where: str, v) -> dict:
     if not isinstance(v, dict):
         raise _refuse(where, v, "an object")
@@ -153,7 +149,7 @@ def _text(where: str, v) -> None:
 
 def _time(where: str, v, lo: float = 0.0) -> None:
     """Seconds, finite and within a day of 0 (`lo` -MAX_S: a time relative to an instant)."""
-    if not _number(v) or not lo <= v <= MAX_S:
+    if not fits(v, float) or not lo <= v <= MAX_S:
         raise _refuse(where, v, f"a number from {lo:g} to {MAX_S:g} (seconds)")
 
 

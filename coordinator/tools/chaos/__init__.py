@@ -5,7 +5,6 @@ parts, joined only by the history every operation and fault is written to.
 - scenario_fields: the readers of a scenario file's fields, each refusing a bad one by name;
 - history: the append-only record (JSON lines) of invokes, completions and faults;
 - entry_shape: what a history entry must hold for the checker and the timeline, checked as it is read;
-- json_fields: whether a JSON value is what a dataclass field's annotation says (entry_shape, sweep's shards);
 - plan: what both engines' runs do and write down: the seeded schedule, the history's entries, timings;
 - workload: what the run asks of the cluster (drain_all_pages on a seeded schedule);
 - nemesis: the faults and their heals, with real signals and run-time RPC faults;

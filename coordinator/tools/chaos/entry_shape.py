@@ -4,10 +4,9 @@ is refused by the reader, naming its line, and never met as a traceback in a com
 exit 1 would read as "the run is invalid")."""
 
 import dataclasses
-import math
 
-from coordinator.tools.chaos.json_fields import fits, typename
 from coordinator.tools.chaos.scenario import Fault
+from coordinator.tools.json_fields import fits, typename
 
 MAX_S = 1e6  # seconds (11.6 days): longer than any run; a chart's axis or a sum of times stays finite
 OUTCOMES = ("ok", "fail", "info")
@@ -18,7 +17,7 @@ class Bad(ValueError):
 
 
 def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return fits(v, float)
 
 
 def _time(v) -> bool:

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 
-from coordinator.tools.chaos.json_fields import fits, typename
+from coordinator.tools.json_fields import fits, typename
 from node.sim.noise import NONE
 
 FORMAT = "pcpsim-sweep-shard/2"  # /2: no wall time (one seed, one file, whatever the host)

@@ -1,6 +1,7 @@
-"""Whether a JSON value is what a dataclass field's annotation says, for the readers of files a run wrote
-(a chaos history's scenario, coordinator.tools.chaos.entry_shape; a sweep shard, .sweep.shards): one
-reading of int (JSON's true is no count), float (any finite number), str, X | None, list[X], dict[K, V]."""
+"""Whether a JSON value is what a type annotation says, for the readers of files a run wrote (a chaos
+history's scenario, coordinator.tools.chaos.entry_shape; a sweep shard, chaos.sweep.shards; a compare
+results file, results_file): one reading of int (JSON's true is no count), float (any finite number),
+str, X | None, list[X], dict[K, V]."""
 
 import math
 import types
