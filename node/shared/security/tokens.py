@@ -15,9 +15,10 @@ there a node can capture by registering an address of its own. It therefore pres
 `coordinator` role, never the operator's: with a `coordinator.key=<key>` line the token bound
 to the CPU dialled, which only that CPU's file holds the digest of (`cluster up`), else one
 `coordinator=` secret every node file holds the digest of (`pcpsim tokens`), else, from a file
-that names no coordinator role, its own operator secret, as before that role existed. Secrets are compared as SHA-256
-digests or MACs with hmac.compare_digest (constant time, and the length of a secret does
-not leak), and never appear in a message, a log line or an exception.
+that names no coordinator role, its own operator secret, as before that role existed.
+
+Secrets are compared as SHA-256 digests or MACs with hmac.compare_digest (constant time, and
+the length of a secret does not leak), and never appear in a message, a log line or an exception.
 """
 
 import dataclasses
