@@ -16,9 +16,10 @@ on no list the fast path uses, first to go at the next drain).
 from collections.abc import Callable, Generator
 
 from node.api.errors import FailedPrecondition
-from node.grants import Grant, GrantTable
+from node.grants import Grant, GrantTable, base_pages
 from node.mm.constants import Page
 from node.mm.pcp_rcu import RcuPerCpuPages
+from node.shared.transfer_log import drain_ran
 
 
 def check_rcu_swap(cpu: int, has_list_sets: bool) -> None:
@@ -41,7 +42,13 @@ class RcuSwapGrants(GrantTable):
 
         Under the pcp's drainer lock: wait for a grace period still pending from a swap that timed out
         (the spare may still be in use), take the spare; swap `lp` to it if the set in use has pages,
-        wait for that grace period, take the old set."""
+        wait for that grace period, take the old set. The transfer log's `drain` line says the swap
+        ran here, before the drainer hears."""
+        swapped = yield from self._swap(lease_s, gp_timeout)
+        drain_ran(self.transfer_log, "swap", base_pages(swapped[1]))
+        return swapped
+
+    def _swap(self, lease_s: float, gp_timeout: float) -> Generator[float, bool, tuple[int, list[Page], float, bool]]:
         pcp = self.pcp
         if self.held is not None:
             raise FailedPrecondition(f"cpu {pcp.cpu}: the rcu-swap grant {self.held.token} is not released yet")

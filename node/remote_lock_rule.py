@@ -35,6 +35,7 @@ from node.mm.lock import spin_unlock
 from node.mm.pcp import PerCpuPages
 from node.mm.pcp_high import PCP_BATCH_SCALE_MAX
 from node.mm.profile import DRAIN_PAGES_ZONE, KernelProfile
+from node.shared.transfer_log import drain_ran
 
 
 def check_remote_lock(cpu: int, has_pcp_lock: bool, profile: KernelProfile, cpu_offline: bool) -> None:
@@ -90,7 +91,13 @@ class PcpLockGrants(GrantTable):
         them under "one-hold". `left` is the previous answer's, 0 for a drain's first chunk.
 
         Nothing is granted (token 0, no pages) if there was nothing to take; `left` may still be
-        non-zero then ("chunked": the pages counted up front were allocated meanwhile)."""
+        non-zero then ("chunked": the pages counted up front were allocated meanwhile). Either way
+        the transfer log's `drain` line says this chunk ran here, before the drainer hears."""
+        taken = yield from self._take(lease_s, wait_timeout, left)
+        drain_ran(self.transfer_log, "lock", base_pages(taken.pages))
+        return taken
+
+    def _take(self, lease_s: float, wait_timeout: float, left: int) -> Generator[float, bool, Taken]:
         pcp = self.pcp
         drain = self.drain
         count = to_drain = 0

@@ -34,6 +34,7 @@ from node.rcu_drain_rule import check_rcu_swap
 from node.remote_lock import RemotePcpLock
 from node.remote_lock_rule import check_remote_lock
 from node.shared.timebase import CostModel, lease_clock
+from node.shared.transfer_log import drain_ran
 from node.sim.rng import Stream
 from node.tasks import (
     IRQ_HZ,
@@ -300,7 +301,9 @@ class NodeRuntime:
     def _drain_local_pages(self) -> int:
         # The kworker's wake-up and the switches to it and back cost this CPU too.
         self.cpu.occupy(self.cost.wall(self.cost.workqueue_dispatch_us))
-        return self.pcp_ops.drain_pages_zone(self.zone, self.pcp)
+        pages = self.pcp_ops.drain_pages_zone(self.zone, self.pcp)
+        drain_ran(self.transfer_log, "work", pages)  # before FlushWork can answer
+        return pages
 
     def check_pcp(self) -> list:
         """The pcp consistency findings (node.mm.audit.check_pcp) of whichever design runs here."""

@@ -18,6 +18,10 @@ A node (CPU `cpu`, incarnation `inc` on every line) writes:
 - commit  [pages]  a drainer's commit accepted (remote pcp lock or rcu-swap): they left
 - discard          every page it held is forgotten (it was declared dead, or its holdings refused)
 - alloc   pfn      alloc_pages succeeded (t: at its membership lease check, on entry)
+- drain   how, n   its part of a drain ran here (`drain_ran`): how lock (a remote drainer's lock_drain
+                   chunk), swap (rcu-swap's swap) or work (a drain_local_pages work item), and `pages`,
+                   the base pages it took off the lists (0: none there). Written before its answer is
+                   sent: the checker's evidence that a drain reported done reached the CPU
 The coordinator's zone writes the changes no node sees (`owner`: a CPU, or -1 other, -2 cma,
 -3 offline, as coordinator.zone_service), each line with the coordinator's `epoch` (a replaced one
 still running appends to the same file):
@@ -55,6 +59,13 @@ class TransferLog:
 def blocks(pages) -> list[list[int]]:
     """(pfn, order[, migratetype]) pages as the log's [pfn, order] blocks."""
     return [[int(p[0]), int(p[1])] for p in pages]
+
+
+def drain_ran(log, how: str, pages: int) -> None:
+    """Log that this CPU's part of a drain ran here (the `drain` line), if the log is on (`log`: a
+    TransferLog, the virtual engine's sink of the same kind, or None)."""
+    if log is not None:
+        log.write("drain", how=how, pages=pages)
 
 
 def add_flag(parser, env: str, who: str, per_cpu: bool) -> None:

@@ -39,6 +39,7 @@ from node.mm import profile as profiles
 from node.mm.watermark import pageset_batch
 from node.mm.zone import DEFAULT_ZONE_PAGES, ZONE_START_PFN, Zone
 from node.shared.timebase import TIME_SCALE, CostModel
+from node.shared.transfer_log import drain_ran
 from node.sim import noise
 from node.sim.clock import EventQueue
 from node.sim.net import LOOPBACK_ZONE_RTT_US, Latency, SimNetwork
@@ -236,7 +237,9 @@ class VirtualCluster:
 
         def drain_local_pages() -> int:
             cpu.occupy(self.cost.wall(self.cost.workqueue_dispatch_us))
-            return self.ops.drain_pages_zone(local, pcp)
+            pages = self.ops.drain_pages_zone(local, pcp)
+            drain_ran(local.transfer_log, "work", pages)  # the CPU's transfer log (the zone client's)
+            return pages
 
         return cpu.queue_work("workqueue", drain_local_pages)
 

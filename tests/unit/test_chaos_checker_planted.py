@@ -4,8 +4,15 @@ Planted here through a fake log or a patched rule, never a switch of the code un
 
 import os
 
+import pytest
+
+from coordinator.drain import drain_all
+from coordinator.drain.record import CpuDrain
+from coordinator.drain.remote import drain_remote
+from coordinator.drain.workqueue import drain_workqueue
 from coordinator.tools.chaos import scenario, transfers, virtual_runner
 from coordinator.tools.chaos.checker import check
+from node.api.v1 import pcpsim_pb2 as pb
 from node.mm import zone_rules
 from node.mm.constants import MIGRATE_MOVABLE
 from tests.unit.test_chaos_checker import BOUND, LEASE, A, B, clean, clean_transfers, final, node
@@ -74,3 +81,94 @@ def test_a_retried_free_that_leaks_a_page_to_the_system_is_caught_under_virtual_
     assert v.valid is False
     assert v.stats["audit"]["lost"] == 0 and v.stats["audit"]["duplicated"] == 0  # the audit alone: clean
     assert any("held as other" in f for f in v.findings["conservation"]), v.findings
+
+
+# ------------------------------------------------------------------ a drain that skips a CPU
+def drain_entries(cpus_marked, parts) -> list[dict]:
+    """Drain 0 from 0.1 s to 0.2 s (its reply's marked CPUs and parts), as plan.drained writes it."""
+    return [
+        {"t": 0.1, "process": "workload", "type": "invoke", "f": "drain", "index": 0},
+        {
+            "t": 0.2,
+            "process": "workload",
+            "type": "ok",
+            "f": "drain",
+            "index": 0,
+            "status": "DONE",
+            "cpus_marked": cpus_marked,
+            "cpus": [{"cpu": cpu, "ok": True, "pages": pages, "error": ""} for cpu, pages in parts],
+        },
+    ]
+
+
+def with_drain(cpus_marked, parts) -> list[dict]:
+    """clean()'s history with its drain 0 replaced by one that marked and reported these."""
+    h = [e for e in clean() if not (e["f"] == "drain" and e.get("index") == 0)]
+    return sorted([*h, *drain_entries(cpus_marked, parts)], key=lambda e: e["t"])
+
+
+def test_a_part_reported_drained_needs_a_drain_that_ran_on_its_cpu_in_the_drains_span():
+    """cpu0's part ran (its node's `drain` line at 0.15 s, 4 pages); cpu1's node logged no drain in the
+    span (its line at 0.25 s is after the reply): a drainer that skipped cpu1 and said it drained it."""
+    h = with_drain([0, 1], [(0, 4), (1, 0)])
+    lines = [node(0.15, "drain", 0, A, how="lock", pages=4), node(0.25, "drain", 1, B, how="lock", pages=0)]
+    v = check(h, BOUND, LEASE, [*clean_transfers(), *lines])
+    assert v.valid is False
+    assert v.findings == {
+        "drains_reached_every_cpu": [
+            "drain 0: cpu1 reported drained (0 pages), but no drain ran on cpu1 between 0.100s and 0.200s"
+        ]
+    }
+    assert v.stats["drain_parts"] == {"reported": 2}
+    lines[1]["t"] = 0.18
+    assert check(h, BOUND, LEASE, [*clean_transfers(), *lines]).valid is True
+
+
+def test_a_part_reporting_more_pages_than_its_cpus_drains_took_or_a_marked_cpu_without_a_part_is_invalid():
+    h = with_drain([0, 1, 2], [(0, 5), (1, 0)])
+    lines = [node(0.15, "drain", 0, A, how="work", pages=4), node(0.16, "drain", 1, B, how="work", pages=0)]
+    v = check(h, BOUND, LEASE, [*clean_transfers(), *lines])
+    assert v.findings["drains_reached_every_cpu"] == [
+        "drain 0: cpu2 was marked, and its reply has no part for cpu2",
+        "drain 0: cpu0 reported 5 pages drained, but the drains that ran on cpu0 between 0.100s and 0.200s took 4",
+    ]
+    # Without transfer logs a missing part is still seen; what ran on the nodes is not known.
+    assert check(h, BOUND, LEASE).findings == {
+        "drains_reached_every_cpu": ["drain 0: cpu2 was marked, and its reply has no part for cpu2"]
+    }
+
+
+def test_a_history_written_before_cpus_marked_was_recorded_is_not_held_to_drain_lines():
+    """Its nodes wrote no `drain` lines: its parts cannot be looked for, and are not findings."""
+    h = with_drain([0, 1], [(0, 4), (1, 0)])
+    del next(e for e in h if e["type"] == "ok" and e["f"] == "drain")["cpus_marked"]
+    v = check(h, BOUND, LEASE, clean_transfers())
+    assert v.valid is True, v.findings
+    assert v.stats["drain_parts"] == {"reported": 0}
+
+
+def skipping_the_last_cpu(strategy):
+    """A drain strategy that drains every marked CPU but the last, and reports that one drained too."""
+
+    def drain(drainer, marked):
+        parts = yield from strategy(drainer, marked[:-1])
+        return [*parts, CpuDrain(marked[-1].cpu)] if marked else parts
+
+    return drain
+
+
+@pytest.mark.parametrize(
+    ("name", "strategy", "drain"),
+    [("remote", pb.STRATEGY_REMOTE, drain_remote), ("workqueue", pb.STRATEGY_WORKQUEUE, drain_workqueue)],
+)
+def test_a_drain_that_skips_a_cpu_and_reports_it_drained_is_caught_under_virtual_time(
+    monkeypatch, name, strategy, drain
+):
+    """Planted in the drainer: the last marked CPU is neither asked nor sent work, and its part says DONE.
+    No page moves, so every other property holds (before the `drain` lines, the run was valid)."""
+    monkeypatch.setitem(drain_all.DRAIN_BY_STRATEGY, strategy, skipping_the_last_cpu(drain))
+    sc = scenario.load(os.path.join(ROOT, "deploy", "chaos", "slow-cpu.toml"))
+    v = virtual_runner.run(sc, name)
+    assert v.valid is False
+    assert list(v.findings) == ["drains_reached_every_cpu"], v.findings  # conservation and the rest: clean
+    assert all("but no drain ran on cpu" in f for f in v.findings["drains_reached_every_cpu"])

@@ -16,6 +16,9 @@ What it checks, each a list of findings (empty: fine):
   node runs neither its lease timer nor anything that could want the lock), none is still
   held after healing, and each lock the coordinator held when it was stopped mid-drain was
   seen free within the lease (or, when the stop healed first, was still within it then);
+- drains reached every CPU: a completed drain has a part for every CPU it marked, and each part it
+  reports drained ran on that CPU within the drain's span (the node's `drain` line in its transfer
+  log), taking at least the pages reported;
 - drains in bound: every invoked drain completed (ok, fail or info) within its bound;
   one still open, or answered DEADLINE_EXCEEDED, did not, unless an rpc fault could have lost the
   workload's DrainAllPages call or its reply (then its time is unknown: `call_lost_by_fault`);
@@ -53,6 +56,8 @@ COORDINATOR_STOPPED = ("kill-coordinator", "stop-coordinator-mid-drain", "second
 # is answered before the nemesis writes the entry).
 DRAIN_CALL = "DrainAllPages"
 RULE_SLACK_S = 0.1
+# A history's times are rounded to the microsecond (coordinator.tools.chaos.history), a transfer log's not.
+ROUNDING_S = 1e-6
 
 
 def drain_bound(strategy: str, cpus: int, lease_s: float, dead_s: float, flush_s: float) -> float:
@@ -99,6 +104,7 @@ def check(history: list[dict], bound_s: float, lease_s: float, transfer_events: 
         "allocated_after_cpu_dead": [],
         "stale_writes_applied": [],
         "lock_lease": [],
+        "drains_reached_every_cpu": [],
         "drains_in_bound": [],
         "liveness": [],
     }
@@ -114,6 +120,7 @@ def check(history: list[dict], bound_s: float, lease_s: float, transfer_events: 
         _grant_leases(final["grants"], _nodes_stopped(history), findings["lock_lease"])
     if "settled" in final:
         _liveness(final["settled"], final.get("tasks"), findings["liveness"])
+    _drains_reached(history, transfer_events, findings["drains_reached_every_cpu"], stats)
     if transfer_events is not None:
         transfers.check(transfer_events, findings, stats, transfers.kills(history))
         if "audit" in final:
@@ -167,6 +174,58 @@ def _drains(history, bound_s: float, out: list, stats: dict) -> None:
     if unknown:
         counts["call_lost_by_fault"] = unknown
     stats["drains"] = counts
+
+
+def _drains_reached(history, events: list[dict] | None, out: list, stats: dict) -> None:
+    """Every CPU a drain the workload saw end (ok or fail) marked has a part in its reply, and every part
+    it reports drained ran on that CPU between the drain's invoke and its end: the node's `drain` lines
+    (node.shared.transfer_log: a lock_drain chunk, an rcu-swap or a drain_local_pages work item, each
+    written before the drainer hears of it) in that span take at least the pages reported. A drainer
+    that skips a CPU and reports it drained moves no page, so conservation alone cannot see it.
+
+    Another drain in the span (a reclaim drain, a second coordinator's) may have reached the CPU
+    instead: that can hide a skip, never report one falsely. Drains of a history written before
+    `cpus_marked` was recorded are not looked at: their nodes logged no `drain` lines."""
+    ran: dict[int, list[tuple[float, int]]] = {}  # cpu -> (t, pages) of each part that ran there
+    for e in events or ():
+        if e["ev"] == "drain" and "inc" in e:
+            ran.setdefault(e["cpu"], []).append((e["t"], e.get("pages", 0)))
+    invoked: dict[int, float] = {}
+    reported = 0
+    for e in history:
+        if e["f"] != "drain" or e["process"] != "workload":
+            continue
+        if e["type"] == "invoke":
+            invoked[e["index"]] = e["t"]
+            continue
+        start = invoked.pop(e["index"], None)
+        if start is None or e["type"] == "info" or "cpus_marked" not in e:
+            continue
+        index, end = e["index"], e["t"]
+        parts = {c["cpu"]: c for c in e.get("cpus", [])}
+        for cpu in e["cpus_marked"]:
+            if cpu not in parts:
+                out.append(f"drain {index}: cpu{cpu} was marked, and its reply has no part for cpu{cpu}")
+        if events is None:
+            continue
+        for cpu, part in sorted(parts.items()):
+            if not part.get("ok", True):
+                continue
+            reported += 1
+            took = [n for t, n in ran.get(cpu, ()) if start - ROUNDING_S <= t <= end + ROUNDING_S]
+            pages = part.get("pages", 0)
+            if not took:
+                out.append(
+                    f"drain {index}: cpu{cpu} reported drained ({pages} pages), but no drain ran on cpu{cpu} "
+                    f"between {start:.3f}s and {end:.3f}s"
+                )
+            elif sum(took) < pages:
+                out.append(
+                    f"drain {index}: cpu{cpu} reported {pages} pages drained, but the drains that ran on cpu{cpu} "
+                    f"between {start:.3f}s and {end:.3f}s took {sum(took)}"
+                )
+    if events is not None:
+        stats["drain_parts"] = {"reported": reported}
 
 
 def _drain_call_lossy(history) -> list[tuple[float, float]]:

@@ -47,6 +47,7 @@ def drained(history, index: int, reply: pb.DrainAllReply) -> None:
         index=index,
         status=status,
         duration_s=reply.duration_s,
+        cpus_marked=list(reply.cpus_marked),
         cpus=cpus,
     )
 

@@ -28,6 +28,7 @@ FINDINGS = (
     "allocated_after_cpu_dead",
     "stale_writes_applied",
     "lock_lease",
+    "drains_reached_every_cpu",
     "drains_in_bound",
     "liveness",
 )
