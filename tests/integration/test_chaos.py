@@ -95,6 +95,7 @@ def test_scenario_is_valid(tmp_path, name, strategy):
     entries = history.read(os.path.join(run_dir, "history.jsonl"))
     assert verdict.stats["drains"]["ok"] > 0
     assert verdict.stats["audit"]["lost"] == verdict.stats["audit"]["duplicated"] == 0
+    assert verdict.stats["drain_parts"]["reported"] > 0  # each looked for, and found, on its node
     _evidence(name, strategy, entries, _logs(run_dir), sc.cluster.lease_ms / 1000)
     for name_ in (
         "verdict.json",

@@ -138,6 +138,38 @@ def test_a_part_reporting_more_pages_than_its_cpus_drains_took_or_a_marked_cpu_w
     }
 
 
+def test_the_drains_an_alloc_contig_reports_are_held_to_the_same_evidence():
+    """alloc_contig_range drains the zone once per attempt; the call's reply lists each drain. Its second
+    attempt's drain reports cpu1 drained, and nothing ran on cpu1 in the call's span (0.5 s to 0.9 s)."""
+    drains = [
+        {"cpus_marked": [0], "cpus": [{"cpu": 0, "ok": True, "pages": 2, "error": ""}]},
+        {"cpus_marked": [0, 1], "cpus": [{"cpu": c, "ok": True, "pages": 0, "error": ""} for c in (0, 1)]},
+    ]
+    contig = [
+        {"t": 0.5, "process": "workload", "type": "invoke", "f": "alloc-contig", "nr_pages": 512},
+        {"t": 0.9, "process": "workload", "type": "ok", "f": "alloc-contig", "nr_pages": 0, "drains": drains},
+    ]
+    h = sorted([*clean(), *contig], key=lambda e: e["t"])
+    lines = [node(0.6, "drain", 0, A, how="lock", pages=2), node(0.7, "drain", 0, A, how="lock", pages=0)]
+    v = check(h, BOUND, LEASE, [*clean_transfers(), *lines])
+    assert v.findings == {
+        "drains_reached_every_cpu": [
+            "alloc-contig's drain 1: cpu1 reported drained (0 pages), but no drain ran on cpu1 "
+            "between 0.500s and 0.900s"
+        ]
+    }
+    assert v.stats["drain_parts"] == {"reported": 3}
+
+
+def test_a_drain_line_of_a_process_not_yet_registered_is_no_sign_its_incarnation_ran_before_a_cpu_dead():
+    """cpu0 restarted as incarnation C answers a drainer (its lists empty) at 0.95 s, before it registers and
+    before the cpu_dead of its predecessor A (1.0 s): its allocations from 1.4 s are not after a cpu_dead
+    it lived through (a sweep's seeds 80, 130, 150 and 197 under remote, when the replay counted the line)."""
+    lines = [node(0.95, "drain", 0, "cccccccc33", how="lock", pages=0)]
+    v = check(clean(), BOUND, LEASE, sorted([*clean_transfers(), *lines], key=lambda e: e["t"]))
+    assert v.valid is True, v.findings
+
+
 def test_a_history_written_before_cpus_marked_was_recorded_is_not_held_to_drain_lines():
     """Its nodes wrote no `drain` lines: its parts cannot be looked for, and are not findings."""
     h = with_drain([0, 1], [(0, 4), (1, 0)])

@@ -52,6 +52,7 @@ def _valid(runs: dict[tuple[str, str], virtual_runner.Run]) -> None:
         assert v.stats["drains"]["ok"] > 0, (name, strategy)
         assert v.stats["audit"]["lost"] == v.stats["audit"]["duplicated"] == 0, (name, strategy)
         assert v.stats["transfers"]["allocs"] > 0, (name, strategy)  # the checker replayed the CPUs' logs
+        assert v.stats["drain_parts"]["reported"] > 0, (name, strategy)  # and found the drains' parts there
 
 
 def test_every_shipped_scenario_is_valid_under_virtual_time_with_one_of_its_strategies(sample):

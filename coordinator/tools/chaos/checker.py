@@ -16,9 +16,9 @@ What it checks, each a list of findings (empty: fine):
   node runs neither its lease timer nor anything that could want the lock), none is still
   held after healing, and each lock the coordinator held when it was stopped mid-drain was
   seen free within the lease (or, when the stop healed first, was still within it then);
-- drains reached every CPU: a completed drain has a part for every CPU it marked, and each part it
-  reports drained ran on that CPU within the drain's span (the node's `drain` line in its transfer
-  log), taking at least the pages reported;
+- drains reached every CPU: a completed drain (the workload's, and each its alloc-contig reports) has a
+  part for every CPU it marked, and each part it reports drained ran on that CPU within the call's span
+  (the node's `drain` line in its transfer log), taking at least the pages reported;
 - drains in bound: every invoked drain completed (ok, fail or info) within its bound;
   one still open, or answered DEADLINE_EXCEEDED, did not, unless an rpc fault could have lost the
   workload's DrainAllPages call or its reply (then its time is unknown: `call_lost_by_fault`);
@@ -178,54 +178,74 @@ def _drains(history, bound_s: float, out: list, stats: dict) -> None:
 
 def _drains_reached(history, events: list[dict] | None, out: list, stats: dict) -> None:
     """Every CPU a drain the workload saw end (ok or fail) marked has a part in its reply, and every part
-    it reports drained ran on that CPU between the drain's invoke and its end: the node's `drain` lines
+    it reports drained ran on that CPU between the call's invoke and its end: the node's `drain` lines
     (node.shared.transfer_log: a lock_drain chunk, an rcu-swap or a drain_local_pages work item, each
     written before the drainer hears of it) in that span take at least the pages reported. A drainer
-    that skips a CPU and reports it drained moves no page, so conservation alone cannot see it.
+    that skips a CPU and reports it drained moves no page, so conservation alone cannot see it. The
+    drains are the workload's DrainAllPages calls and those its AllocContigRange reports (alloc_contig_range
+    drains the zone after isolating the range, once per attempt).
 
-    Another drain in the span (a reclaim drain, a second coordinator's) may have reached the CPU
-    instead: that can hide a skip, never report one falsely. Drains of a history written before
-    `cpus_marked` was recorded are not looked at: their nodes logged no `drain` lines."""
+    Another drain in the span (a reclaim drain, a second coordinator's, the same range's earlier attempt)
+    may have reached the CPU instead: that can hide a skip, never report one falsely. A history written
+    before `cpus_marked` was recorded is not looked at: its nodes logged no `drain` lines."""
     ran: dict[int, list[tuple[float, int]]] = {}  # cpu -> (t, pages) of each part that ran there
     for e in events or ():
         if e["ev"] == "drain" and "inc" in e:
             ran.setdefault(e["cpu"], []).append((e["t"], e.get("pages", 0)))
     invoked: dict[int, float] = {}
+    contig_since: float | None = None
     reported = 0
     for e in history:
-        if e["f"] != "drain" or e["process"] != "workload":
+        if e["process"] != "workload" or e["type"] == "info":
             continue
-        if e["type"] == "invoke":
-            invoked[e["index"]] = e["t"]
-            continue
-        start = invoked.pop(e["index"], None)
-        if start is None or e["type"] == "info" or "cpus_marked" not in e:
-            continue
-        index, end = e["index"], e["t"]
-        parts = {c["cpu"]: c for c in e.get("cpus", [])}
-        for cpu in e["cpus_marked"]:
-            if cpu not in parts:
-                out.append(f"drain {index}: cpu{cpu} was marked, and its reply has no part for cpu{cpu}")
-        if events is None:
-            continue
-        for cpu, part in sorted(parts.items()):
-            if not part.get("ok", True):
+        if e["f"] == "drain":
+            if e["type"] == "invoke":
+                invoked[e["index"]] = e["t"]
                 continue
-            reported += 1
-            took = [n for t, n in ran.get(cpu, ()) if start - ROUNDING_S <= t <= end + ROUNDING_S]
-            pages = part.get("pages", 0)
-            if not took:
-                out.append(
-                    f"drain {index}: cpu{cpu} reported drained ({pages} pages), but no drain ran on cpu{cpu} "
-                    f"between {start:.3f}s and {end:.3f}s"
-                )
-            elif sum(took) < pages:
-                out.append(
-                    f"drain {index}: cpu{cpu} reported {pages} pages drained, but the drains that ran on cpu{cpu} "
-                    f"between {start:.3f}s and {end:.3f}s took {sum(took)}"
-                )
+            start = invoked.pop(e["index"], None)
+            drains = [(f"drain {e['index']}", e)]
+        elif e["f"] == "alloc-contig":
+            if e["type"] == "invoke":
+                contig_since = e["t"]
+                continue
+            start, contig_since = contig_since, None
+            drains = [(f"alloc-contig's drain {i}", d) for i, d in enumerate(e.get("drains", []))]
+        else:
+            continue
+        for name, drain in drains:
+            if start is not None and "cpus_marked" in drain:
+                reported += _parts_ran(name, drain, start, e["t"], ran if events is not None else None, out)
     if events is not None:
         stats["drain_parts"] = {"reported": reported}
+
+
+def _parts_ran(name: str, drain: dict, start: float, end: float, ran: dict | None, out: list) -> int:
+    """One drain's parts (see _drains_reached) against what ran on each CPU (None: not known, only the
+    marked CPUs' parts are looked for); returns how many parts reported drained it looked at."""
+    parts = {c["cpu"]: c for c in drain.get("cpus", [])}
+    for cpu in drain["cpus_marked"]:
+        if cpu not in parts:
+            out.append(f"{name}: cpu{cpu} was marked, and its reply has no part for cpu{cpu}")
+    if ran is None:
+        return 0
+    reported = 0
+    for cpu, part in sorted(parts.items()):
+        if not part.get("ok", True):
+            continue
+        reported += 1
+        took = [n for t, n in ran.get(cpu, ()) if start - ROUNDING_S <= t <= end + ROUNDING_S]
+        pages = part.get("pages", 0)
+        if not took:
+            out.append(
+                f"{name}: cpu{cpu} reported drained ({pages} pages), but no drain ran on cpu{cpu} "
+                f"between {start:.3f}s and {end:.3f}s"
+            )
+        elif sum(took) < pages:
+            out.append(
+                f"{name}: cpu{cpu} reported {pages} pages drained, but the drains that ran on cpu{cpu} "
+                f"between {start:.3f}s and {end:.3f}s took {sum(took)}"
+            )
+    return reported
 
 
 def _drain_call_lossy(history) -> list[tuple[float, float]]:

@@ -76,19 +76,26 @@ def _operation(e: dict) -> None:
     drain = e["f"] == "drain" and e["process"] == "workload"
     _want(e, "index", _whole, "a whole number", optional=not drain)
     _want(e, "error", _text, "text", optional=True)
-    for i, cpu in enumerate(_list(e, "cpus_marked")):  # the checker looks for each one's result
-        if not _whole(cpu):
-            raise Bad(f"cpus_marked[{i}] must be a CPU number, got {cpu!r}")
-    for i, c in enumerate(_list(e, "cpus")):
-        where = f"cpus[{i}]."
-        _want(_object(c, f"cpus[{i}]"), "ok", lambda v: isinstance(v, bool), "true or false", where, optional=True)
-        # The checker looks for a drained CPU's part on its node, and the timeline names a failed one.
-        _want(c, "cpu", _whole, "a CPU number", where)
-        _want(c, "pages", _whole, "a whole number", where, optional=True)
-        if not c.get("ok", True):
-            _want(c, "error", _text, "text", where)
+    _parts(e, "")
+    for i, d in enumerate(_list(e, "drains")):  # alloc-contig's
+        _parts(_object(d, f"drains[{i}]"), f"drains[{i}].")
     if e["f"] == "alloc-contig" and e["type"] == "ok":  # the checker sums the pages the workload holds
         _want(e, "nr_pages", _whole, "a whole number")
+
+
+def _parts(d: dict, where: str) -> None:
+    """A drain's marked CPUs and parts: the checker looks for each drained part on its node, and the
+    timeline names a failed one and its error."""
+    for i, cpu in enumerate(_list(d, "cpus_marked", where)):
+        if not _whole(cpu):
+            raise Bad(f"{where}cpus_marked[{i}] must be a CPU number, got {cpu!r}")
+    for i, c in enumerate(_list(d, "cpus", where)):
+        at = f"{where}cpus[{i}]."
+        _want(_object(c, f"{where}cpus[{i}]"), "ok", lambda v: isinstance(v, bool), "true or false", at, optional=True)
+        _want(c, "cpu", _whole, "a CPU number", at)
+        _want(c, "pages", _whole, "a whole number", at, optional=True)
+        if not c.get("ok", True):
+            _want(c, "error", _text, "text", at)
 
 
 def _fault(e: dict) -> None:

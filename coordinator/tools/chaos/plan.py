@@ -38,18 +38,23 @@ def invoked(history, index: int, strategy: str, force_all_cpus: bool) -> None:
 
 
 def drained(history, index: int, reply: pb.DrainAllReply) -> None:
-    cpus = [{"cpu": c.cpu, "ok": c.ok, "pages": c.pages, "error": c.error} for c in reply.cpus]
-    status = pb.DrainAllReply.Status.Name(reply.status)
     history.add(
         "workload",
         "fail" if reply.status == pb.DrainAllReply.FAILED else "ok",
         DRAIN,
         index=index,
-        status=status,
+        status=pb.DrainAllReply.Status.Name(reply.status),
         duration_s=reply.duration_s,
-        cpus_marked=list(reply.cpus_marked),
-        cpus=cpus,
+        **_parts(reply),
     )
+
+
+def _parts(reply: pb.DrainAllReply) -> dict:
+    """What the checker holds against the nodes' `drain` lines: the CPUs a drain marked and each one's part."""
+    return {
+        "cpus_marked": list(reply.cpus_marked),
+        "cpus": [{"cpu": c.cpu, "ok": c.ok, "pages": c.pages, "error": c.error} for c in reply.cpus],
+    }
 
 
 def contig_taken(history, reply: pb.ContigRangeReply) -> None:
@@ -61,6 +66,7 @@ def contig_taken(history, reply: pb.ContigRangeReply) -> None:
         nr_pages=reply.nr_pages,
         attempts=reply.attempts,
         duration_s=reply.duration_s,
+        drains=[_parts(d) for d in reply.drains],
         **({"error": reply.error} if reply.error else {}),
     )
 

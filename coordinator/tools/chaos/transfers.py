@@ -196,6 +196,11 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict, kille
         if ev == "alloc-held":
             replay.allocated(e["cpu"], e["pfn"], e["alloc_t"])
             continue
+        if ev == "drain":
+            # Evidence for the checker's drains (checker._drains_reached), not a transfer: and no sign that its
+            # incarnation ran yet, for a restarted process answers a drainer before it registers (its lists
+            # empty), so its first line may come before the cpu_dead of its predecessor.
+            continue
         if "inc" in e:  # a node's
             cpu = e["cpu"]
             key = (cpu, e["inc"])
