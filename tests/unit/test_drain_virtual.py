@@ -239,6 +239,26 @@ def test_a_swap_to_a_partitioned_cpu_is_given_up_at_the_first_look_after_its_lea
     assert c.dead == [] and not c.mutex.held
 
 
+def test_each_swap_is_committed_as_it_answers_so_a_lost_swap_reply_elsewhere_fails_that_cpu_alone():
+    """cpu2's swap reply is lost and its heartbeats come, so the drain waits out the swap's bound (two grace
+    periods and a round trip, 9 s). cpu1's swap answered at once: its old set is committed then, within its
+    grant's lease (0.5 s), and freed once every swap has answered; committed only after the slowest swap,
+    it had expired by then and cpu1's part failed too (rpc-drop-replies under rcu-swap: every CPU's)."""
+    swapped = pb.PcpControlReply(rcu_swap=pb.RcuSwapReply(token=5, pages=pages(64, 65), gp_ok=True))
+    cpu1 = ScriptedCpu(
+        {"rcu_swap": [Answer(swapped)], "rcu_release": [Answer(pb.PcpControlReply(rcu_released=pb.Empty()))]}
+    )
+    c = Cluster(1, {1: cpu1, 2: ScriptedCpu({"rcu_swap": [None]})})
+    record = c.drain(pb.STRATEGY_RCU_SWAP)
+    one, two = record.cpus
+    assert one.ok and one.pages == 2 and not two.ok and "DEADLINE_EXCEEDED" in two.error
+    (answered,) = c.times("rcu_swap answered")
+    (commit,) = c.times("rcu_release sent")
+    assert commit - answered < LEASE_S  # within the grant's lease
+    ((freed_at, cpu, transfer_id),) = c.freed
+    assert (cpu, transfer_id) == (1, "rcu-cpu1-a-5") and freed_at >= 9.0  # after the slowest swap
+
+
 # ------------------------------------------------------------------ workqueue: gathered
 def test_a_workqueue_drain_queues_on_every_cpu_at_once_then_flushes_each_in_turn():
     n = 8

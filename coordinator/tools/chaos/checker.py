@@ -68,7 +68,8 @@ def drain_bound(strategy: str, cpus: int, lease_s: float, dead_s: float, flush_s
     lease (shorter than the dead timeout `dead_s`), for REVOKE_AFTER_S while the CPU's
     heartbeats come, then until its lease, no longer renewed, has provably run out (one more
     lease and LEASE_MARGIN_S); an attempt begun just before either deadline adds a lease each.
-    rcu-swap swaps every CPU at once (RCU_SWAP_S), then commits each in turn, as remote does.
+    rcu-swap swaps every CPU at once (RCU_SWAP_S), each CPU's commit following its swap, as remote's
+    does (the commits run side by side; bounding them as one after another over-counts, and holds).
     qpw is remote or workqueue, by whether the cluster has an isolated CPU (coordinator.drain.qpw):
     the larger bound holds either way."""
     if strategy == "qpw":
