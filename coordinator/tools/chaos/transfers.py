@@ -197,9 +197,9 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict, kille
             replay.allocated(e["cpu"], e["pfn"], e["alloc_t"])
             continue
         if ev == "drain":
-            # Evidence for the checker's drains (checker._drains_reached), not a transfer: and no sign that its
-            # incarnation ran yet, for a restarted process answers a drainer before it registers (its lists
-            # empty), so its first line may come before the cpu_dead of its predecessor.
+            # Evidence for checker._drains_reached, not a transfer, and no sign that its incarnation had started:
+            # a restarted process answers a drainer before it registers (its lists empty), so the line can come
+            # before its predecessor's cpu_dead.
             continue
         if "inc" in e:  # a node's
             cpu = e["cpu"]
