@@ -189,10 +189,12 @@ def _drains_reached(history, events: list[dict] | None, out: list, stats: dict) 
     Another drain in the span (a reclaim drain, a second coordinator's, the same range's earlier attempt)
     may have reached the CPU instead: that can hide a skip, never report one falsely. A history written
     before `cpus_marked` was recorded is not looked at: its nodes logged no `drain` lines."""
-    ran: dict[int, list[tuple[float, int]]] = {}  # cpu -> (t, pages) of each part that ran there
-    for e in events or ():
-        if e["ev"] == "drain" and "inc" in e:
-            ran.setdefault(e["cpu"], []).append((e["t"], e.get("pages", 0)))
+    ran: dict[int, list[tuple[float, int]]] | None = None  # cpu -> (t, pages) of each part that ran there
+    if events is not None:  # None: the run kept no transfer logs
+        ran = {}
+        for e in events:
+            if e["ev"] == "drain" and "inc" in e:
+                ran.setdefault(e["cpu"], []).append((e["t"], e.get("pages", 0)))
     invoked: dict[int, float] = {}
     contig_since: float | None = None
     reported = 0
@@ -215,8 +217,8 @@ def _drains_reached(history, events: list[dict] | None, out: list, stats: dict) 
             continue
         for name, drain in drains:
             if start is not None and "cpus_marked" in drain:
-                reported += _parts_ran(name, drain, start, e["t"], ran if events is not None else None, out)
-    if events is not None:
+                reported += _parts_ran(name, drain, start, e["t"], ran, out)
+    if ran is not None:
         stats["drain_parts"] = {"reported": reported}
 
 
