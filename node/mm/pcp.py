@@ -386,7 +386,8 @@ def rmqueue_no_fallback(zone: ZoneOps, pcp: PerCpuPages, order: int, migratetype
     """rmqueue of v5.13 to v5.19: an order the pcp lists hold is taken from them, and what the pcp path
     gives is rmqueue's, no page (its refill found none) included: `page = rmqueue_pcplist(...); goto out;`.
     The fallback to the buddy (rmqueue above: `if (likely(page)) goto out;` then rmqueue_buddy, as in v6.1)
-    came with v6.0's pcp spinlock, whose trylock may fail (docs/kernel-facts.md §21)."""
+    came with v6.0's pcp spinlock, whose trylock may fail: 4b23a68f9536 "mm/page_alloc: protect PCP lists
+    with a spinlock" (docs/kernel-facts.md §21)."""
     if order <= PAGE_ALLOC_COSTLY_ORDER or order == pageblock_order:
         return rmqueue_pcplist(zone, pcp, order, migratetype)
     return zone.rmqueue_buddy(order, migratetype)
