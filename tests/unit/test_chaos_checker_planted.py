@@ -179,6 +179,55 @@ def test_a_history_written_before_cpus_marked_was_recorded_is_not_held_to_drain_
     assert v.stats["drain_parts"] == {"reported": 0}
 
 
+def run_by(strategy, isolated=None) -> list[dict]:
+    """with_drain's history (cpu0 and cpu1 drained, 4 pages and none), run by `strategy` on a cluster whose
+    isolated CPUs are `isolated` (None: the history does not say)."""
+    h = with_drain([0, 1], [(0, 4), (1, 0)])
+    meta = h[0]
+    meta["strategy"] = strategy
+    if isolated is not None:
+        meta["scenario"] = {"cluster": {"isolated": isolated}}
+    return h
+
+
+def test_a_part_counts_only_the_drains_its_strategy_runs_by():
+    """A remote drain whose parts ran as work items queued on the CPUs, each taking the pages reported: the
+    CPUs were interrupted, the cost the remote pcp lock exists to avoid. The work items are no evidence
+    that the drainer took the lock."""
+    work = [node(0.15, "drain", 0, A, how="work", pages=4), node(0.16, "drain", 1, B, how="work", pages=0)]
+    v = check(run_by("remote"), BOUND, LEASE, [*clean_transfers(), *work])
+    assert v.findings == {
+        "drains_reached_every_cpu": [
+            f"drain 0: cpu{cpu} reported drained ({pages} pages), but the drains that ran on cpu{cpu} between "
+            "0.100s and 0.200s were work items; remote drains by the remote pcp lock"
+            for cpu, pages in ((0, 4), (1, 0))
+        ]
+    }
+    assert check(run_by("workqueue"), BOUND, LEASE, [*clean_transfers(), *work]).valid is True
+    # A lock drain of cpu0 by someone else in the span (a second coordinator's) counts for cpu0 alone.
+    lock = [*work, node(0.17, "drain", 0, A, how="lock", pages=4)]
+    v = check(run_by("remote"), BOUND, LEASE, [*clean_transfers(), *lock])
+    assert [f.split(",")[0] for f in v.findings["drains_reached_every_cpu"]] == [
+        "drain 0: cpu1 reported drained (0 pages)"
+    ]
+    swaps = [node(0.15, "drain", 0, A, how="swap", pages=4), node(0.16, "drain", 1, B, how="swap", pages=0)]
+    assert check(run_by("rcu-swap"), BOUND, LEASE, [*clean_transfers(), *swaps]).valid is True
+    assert (
+        "rcu-swap drains by an rcu-swap"
+        in check(run_by("rcu-swap"), BOUND, LEASE, [*clean_transfers(), *work]).findings["drains_reached_every_cpu"][0]
+    )
+
+
+def test_qpw_drains_by_the_lock_when_a_cpu_is_isolated_by_work_items_when_none_is_and_by_either_when_not_known():
+    work = [node(0.15, "drain", 0, A, how="work", pages=4), node(0.16, "drain", 1, B, how="work", pages=0)]
+    lock = [node(0.15, "drain", 0, A, how="lock", pages=4), node(0.16, "drain", 1, B, how="lock", pages=0)]
+    for isolated, lines, valid in (([2, 3], lock, True), ([2, 3], work, False), ([], work, True), ([], lock, False)):
+        v = check(run_by("qpw", isolated), BOUND, LEASE, [*clean_transfers(), *lines])
+        assert v.valid is valid, (isolated, lines[0]["how"], v.findings)
+    for lines in (lock, work):  # a history without the cluster's isolated CPUs: either way counts
+        assert check(run_by("qpw"), BOUND, LEASE, [*clean_transfers(), *lines]).valid is True
+
+
 def skipping_the_last_cpu(strategy):
     """A drain strategy that drains every marked CPU but the last, and reports that one drained too."""
 
@@ -204,3 +253,22 @@ def test_a_drain_that_skips_a_cpu_and_reports_it_drained_is_caught_under_virtual
     assert v.valid is False
     assert list(v.findings) == ["drains_reached_every_cpu"], v.findings  # conservation and the rest: clean
     assert all("but no drain ran on cpu" in f for f in v.findings["drains_reached_every_cpu"])
+
+
+@pytest.mark.parametrize(
+    ("name", "strategy"),
+    [("remote", pb.STRATEGY_REMOTE), ("rcu-swap", pb.STRATEGY_RCU_SWAP), ("qpw", pb.STRATEGY_QPW)],
+)
+def test_a_drainer_that_queues_work_where_its_strategy_takes_the_cpus_lists_is_caught_under_virtual_time(
+    monkeypatch, name, strategy
+):
+    """Planted in the drainer: remote, rcu-swap and qpw (on a cluster with isolated CPUs) queue a
+    drain_local_pages work item on each marked CPU instead, and each part reports the pages its work item
+    took. Every page is accounted for; only the way the CPUs were drained is wrong."""
+    monkeypatch.setitem(drain_all.DRAIN_BY_STRATEGY, strategy, drain_workqueue)
+    sc = scenario.load(os.path.join(ROOT, "deploy", "chaos", "slow-cpu.toml"))
+    assert sc.cluster.isolated  # qpw's key is on
+    v = virtual_runner.run(sc, name)
+    assert v.valid is False
+    assert list(v.findings) == ["drains_reached_every_cpu"], v.findings
+    assert all("were work items;" in f for f in v.findings["drains_reached_every_cpu"])

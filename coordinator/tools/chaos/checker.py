@@ -18,7 +18,9 @@ What it checks, each a list of findings (empty: fine):
   seen free within the lease (or, when the stop healed first, was still within it then);
 - drains reached every CPU: a completed drain (the workload's, and each its alloc-contig reports) has a
   part for every CPU it marked, and each part it reports drained ran on that CPU within the call's span
-  (the node's `drain` line in its transfer log), taking at least the pages reported;
+  (the node's `drain` line in its transfer log) the strategy's way (workqueue a work item, remote the pcp
+  lock, rcu-swap a swap, qpw the lock when the cluster has an isolated CPU and a work item when not),
+  taking at least the pages reported;
 - drains in bound: every invoked drain completed (ok, fail or info) within its bound;
   one still open, or answered DEADLINE_EXCEEDED, did not, unless an rpc fault could have lost the
   workload's DrainAllPages call or its reply (then its time is unknown: `call_lost_by_fault`);
@@ -188,13 +190,19 @@ def _drains_reached(history, events: list[dict] | None, out: list, stats: dict) 
 
     Another drain in the span (a reclaim drain, a second coordinator's, the same range's earlier attempt)
     may have reached the CPU instead: that can hide a skip, never report one falsely. A history written
-    before `cpus_marked` was recorded is not looked at: its nodes logged no `drain` lines."""
-    ran: dict[int, list[tuple[float, int]]] | None = None  # cpu -> (t, pages) of each part that ran there
+    before `cpus_marked` was recorded is not looked at: its nodes logged no `drain` lines.
+
+    Only the lines of the run's strategy count (`_strategy_ran`): a remote or rcu-swap drainer that queued
+    a work item on a CPU instead interrupted it, the very cost those strategies exist to avoid, and a
+    work item the CPU ran does not show that the drainer reached it."""
+    ran: dict[int, list[tuple[float, int, str]]] | None = None  # cpu -> (t, pages, how) of each part run there
     if events is not None:  # None: the run kept no transfer logs
         ran = {}
         for e in events:
             if e["ev"] == "drain" and "inc" in e:
-                ran.setdefault(e["cpu"], []).append((e["t"], e.get("pages", 0)))
+                ran.setdefault(e["cpu"], []).append((e["t"], e.get("pages", 0), e.get("how", "")))
+    meta: dict = next((e for e in history if e["type"] == "meta" and e["f"] == "scenario"), {})
+    way = _strategy_ran(meta)
     invoked: dict[int, float] = {}
     contig_since: float | None = None
     reported = 0
@@ -217,14 +225,43 @@ def _drains_reached(history, events: list[dict] | None, out: list, stats: dict) 
             continue
         for name, drain in drains:
             if start is not None and "cpus_marked" in drain:
-                reported += _parts_ran(name, drain, start, e["t"], ran, out)
+                reported += _parts_ran(name, drain, start, e["t"], ran, way, out)
     if ran is not None:
         stats["drain_parts"] = {"reported": reported}
 
 
-def _parts_ran(name: str, drain: dict, start: float, end: float, ran: dict | None, out: list) -> int:
+# A `drain` line's how (node.shared.transfer_log): what such drains are, and how a strategy drains by them.
+DRAIN_HOW = {
+    "lock": ("remote pcp lock drains", "the remote pcp lock"),
+    "swap": ("rcu-swaps", "an rcu-swap"),
+    "work": ("work items", "a work item"),
+}
+
+
+def _strategy_ran(meta: dict) -> tuple[str, set[str]] | None:
+    """How the run's strategy drains a CPU, as its nodes' `drain` lines name it: (the strategy, the lines'
+    `how`s), or None when the history does not say (any line then counts). qpw drains by the remote lock
+    when some CPU is isolated (coordinator.drain.qpw: pw_queue_on's key, on when a CPU is NOHZ_FULL)."""
+    strategy = meta.get("strategy")
+    if strategy == "qpw":
+        isolated = meta.get("scenario", {}).get("cluster", {}).get("isolated")
+        return None if isolated is None else (strategy, {"lock"} if isolated else {"work"})
+    hows = {"workqueue": {"work"}, "remote": {"lock"}, "rcu-swap": {"swap"}}.get(strategy or "")
+    return None if hows is None else (strategy or "", hows)
+
+
+def _parts_ran(
+    name: str,
+    drain: dict,
+    start: float,
+    end: float,
+    ran: dict | None,
+    way: tuple[str, set[str]] | None,
+    out: list,
+) -> int:
     """One drain's parts (see _drains_reached) against what ran on each CPU (None: not known, only the
-    marked CPUs' parts are looked for); returns how many parts reported drained it looked at."""
+    marked CPUs' parts are looked for) the strategy's way (`way`, see _strategy_ran); returns how many
+    parts reported drained it looked at."""
     parts = {c["cpu"]: c for c in drain.get("cpus", [])}
     for cpu in drain["cpus_marked"]:
         if cpu not in parts:
@@ -236,17 +273,23 @@ def _parts_ran(name: str, drain: dict, start: float, end: float, ran: dict | Non
         if not part.get("ok", True):
             continue
         reported += 1
-        took = [n for t, n in ran.get(cpu, ()) if start - ROUNDING_S <= t <= end + ROUNDING_S]
+        span = [(n, how) for t, n, how in ran.get(cpu, ()) if start - ROUNDING_S <= t <= end + ROUNDING_S]
+        took = [n for n, how in span if way is None or how in way[1]]
         pages = part.get("pages", 0)
-        if not took:
+        between = f"between {start:.3f}s and {end:.3f}s"
+        if not took and span:
+            assert way is not None
+            others = " and ".join(sorted({DRAIN_HOW[how][0] for _, how in span}))
             out.append(
-                f"{name}: cpu{cpu} reported drained ({pages} pages), but no drain ran on cpu{cpu} "
-                f"between {start:.3f}s and {end:.3f}s"
+                f"{name}: cpu{cpu} reported drained ({pages} pages), but the drains that ran on cpu{cpu} "
+                f"{between} were {others}; {way[0]} drains by {' or '.join(DRAIN_HOW[h][1] for h in sorted(way[1]))}"
             )
+        elif not took:
+            out.append(f"{name}: cpu{cpu} reported drained ({pages} pages), but no drain ran on cpu{cpu} {between}")
         elif sum(took) < pages:
             out.append(
                 f"{name}: cpu{cpu} reported {pages} pages drained, but the drains that ran on cpu{cpu} "
-                f"between {start:.3f}s and {end:.3f}s took {sum(took)}"
+                f"{between} took {sum(took)}"
             )
     return reported
 
