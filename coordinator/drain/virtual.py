@@ -9,13 +9,16 @@ own handling has waited in virtual time (coordinator.tools.virtual_cluster), and
 its bound is an event at the instant it runs out, and whichever comes first resumes the task (a token
 turns the other into a no-op, as the wall stream's close makes a late reply unreadable). A Send that
 watches the lease looks every `poll_s`, as the wall driver does. The chaos trap stops the whole
-coordinator for `stop_for_s`: every task's resumption due meanwhile waits until it runs again, as
-asyncio's timers fire late after a SIGCONT; a chaos run arms it for a span instead (`arm_trap`), and
-the coordinator's network endpoint holds what reaches it meanwhile. pcpu_drain_mutex is a `VirtualMutex`,
-handed over in FIFO order. A ZoneLocked effect on a `LockedZone` (the whole cluster's zone service,
-coordinator.tools.virtual_peer.CoordinatorZone) waits for the virtual zone->lock and holds it for
-the hold its operations cost, as the wall zone service's one thread does; on any other zone object
-(the unit tests' recorders) it applies at once.
+coordinator for `stop_for_s`: every task's resumption and every look at a lease due meanwhile waits
+until it runs again, as asyncio's timers fire late after a SIGCONT; a chaos run arms it for a span
+instead (`arm_trap`), and the coordinator's network endpoint holds what reaches it meanwhile. What
+came due while stopped runs first at the resume, before the messages the endpoint held
+(SimNetwork.resume queues those after it): after a SIGCONT asyncio runs its overdue timers in its
+first pass, while a reply that waited in a socket must still pass gRPC's poller thread.
+pcpu_drain_mutex is a `VirtualMutex`, handed over in FIFO order. A ZoneLocked effect on a `LockedZone`
+(the whole cluster's zone service, coordinator.tools.virtual_peer.CoordinatorZone) waits for the virtual
+zone->lock and holds it for the hold its operations cost, as the wall zone service's one thread does; on
+any other zone object (the unit tests' recorders) it applies at once.
 
 Every request travels by SimNetwork.request from the endpoint `COORDINATOR` to the CPU's number, under
 both ends' fault rules (node.sim.faults), named as the wall processes' rules name it: "PcpControl.<op>"
@@ -354,6 +357,9 @@ class VirtualDriver:
 
     def _poll(self, task: _Task, token: int, send: fx.Send) -> None:
         if token != task.token:
+            return
+        if self.queue.clock.now < self.stopped_until:  # its timer comes due while stopped: it fires then
+            self.queue.at(self.stopped_until, self._poll, task, token, send)
             return
         assert send.give_up is not None
         if send.give_up():

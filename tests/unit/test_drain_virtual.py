@@ -239,6 +239,22 @@ def test_a_swap_to_a_partitioned_cpu_is_given_up_at_the_first_look_after_its_lea
     assert c.dead == [] and not c.mutex.held
 
 
+def test_a_stopped_coordinator_looks_at_no_lease_until_it_runs_again():
+    """The trap stops the coordinator at cpu1's commit for 2 s while cpu2's swap (its reply lost, its
+    node silent) waits on cpu2's lease, which runs out meanwhile. A stopped process runs no timer: the
+    drain gives cpu2 up at the resume, not while stopped (it once looked every LEASE_POLL_S throughout)."""
+    swapped = pb.PcpControlReply(rcu_swap=pb.RcuSwapReply(token=5, pages=pages(64, 65), gp_ok=True))
+    cpu1 = ScriptedCpu(
+        {"rcu_swap": [Answer(swapped)], "rcu_release": [Answer(pb.PcpControlReply(rcu_released=pb.Empty()))]}
+    )
+    c = Cluster(1, {1: cpu1, 2: ScriptedCpu({"rcu_swap": [None]})}, beating=False, stop_for_s=2.0)
+    record = c.drain(pb.STRATEGY_RCU_SWAP)
+    (stopped,) = c.times("stopped for 2.0")
+    assert stopped < LEASE_S + LEASE_MARGIN_S < stopped + 2.0  # the lease runs out while stopped
+    assert c.times("cpu2 given up on") == [stopped + 2.0]
+    assert "membership lease ran out" in record.cpus[1].error
+
+
 def test_each_swap_is_committed_as_it_answers_so_a_lost_swap_reply_elsewhere_fails_that_cpu_alone():
     """cpu2's swap reply is lost and its heartbeats come, so the drain waits out the swap's bound (two grace
     periods and a round trip, 9 s). cpu1's swap answered at once: its old set is committed then, within its
