@@ -41,7 +41,7 @@ from node.mm.watermark import pageset_batch
 from node.mm.zone import DEFAULT_ZONE_MB, MAX_ZONE_MB, ZONE_START_PFN, Zone, zone_pages
 from node.shared import exposition, lifecycle, logs, security, transfer_log
 from node.shared.config import DEFAULT, EnvArgumentParser, host_port, int_range, positive
-from node.shared.cpulist import MAX_CPUS
+from node.shared.cpulist import MAX_CPUS, parse_cpu_list
 from node.shared.faults import Faults
 from node.shared.server import build_server
 from node.shared.timebase import TIME_SCALE, CostModel, cost_model_arg, lease_clock
@@ -79,6 +79,15 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
         required=True,
         env="PCPSIM_NODES",
         help=f"number of simulated CPUs (1..{MAX_CPUS})",
+    )
+    p.add_argument(
+        "--nohz-full",
+        default="",
+        env="PCPSIM_NOHZ_FULL",
+        metavar="CPULIST",
+        help="the machine's nohz_full= boot parameter: the CPUs whose nodes register isolated, kernel "
+        "CPU-list syntax. Known from the start, so qpw's key is on before they register and after a "
+        "restart, and a node whose role disagrees is refused. Default: not given, the registered roles say",
     )
     p.add_argument(
         "--zone-mb",
@@ -209,6 +218,10 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
     except StoreError as err:
         p.error(str(err))
     args.security = security.from_args(args, security.OPERATOR, p.error)
+    try:
+        args.nohz_full = parse_cpu_list(args.nohz_full, args.nodes)
+    except ValueError as err:
+        p.error(f"--nohz-full: {err}")
     if args.dead_timeout_ms <= args.failure_timeout_ms:
         p.error(
             f"--dead-timeout-ms ({args.dead_timeout_ms}) must exceed --failure-timeout-ms "
@@ -266,6 +279,7 @@ async def main(args) -> None:
         # Every request to a node carries the epoch (node.epoch checks it).
         sec=dataclasses.replace(sec, metadata=epoch_metadata(sent_epoch)),
         heartbeat_budget=args.heartbeat_budget,
+        nohz_full=args.nohz_full,
     )
     recovery = Recovery(membership, recovery_window(membership.dead_timeout), time.monotonic)
     registry = exposition.process_registry()  # this process's own: never prometheus_client's global one

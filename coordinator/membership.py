@@ -36,6 +36,7 @@ member its gRPC channel and control stream, and closes them when the member is r
 """
 
 import asyncio
+from collections.abc import Iterable
 
 from coordinator.membership_rule import CONTROL_TIMEOUT_S as CONTROL_TIMEOUT_S
 from coordinator.membership_rule import LEASE_MARGIN_S as LEASE_MARGIN_S
@@ -56,8 +57,9 @@ class Membership(MembershipRule):
         lease: float | None = None,
         sec: security.Security = security.INSECURE,
         heartbeat_budget: float = 256.0,
+        nohz_full: Iterable[int] = (),
     ):
-        super().__init__(nr_cpus, clock, failure_timeout, dead_timeout, lease, heartbeat_budget)
+        super().__init__(nr_cpus, clock, failure_timeout, dead_timeout, lease, heartbeat_budget, nohz_full)
         self.security = sec  # how the coordinator dials its nodes (TLS, the token toward each: register)
         self._closing: set[asyncio.Future[None]] = set()  # old channels closing (see register)
 

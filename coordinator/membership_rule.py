@@ -10,7 +10,7 @@ A member's link (the channel, the stub of its Node service, its PcpControl strea
 driver attaches to it; the rules never touch it.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,6 +18,7 @@ from node.api import validate
 from node.api.errors import FailedPrecondition, InvalidArgument, NotFound
 from node.api.v1 import pcpsim_pb2 as pb
 from node.shared.config import split_host_port
+from node.shared.cpulist import NOHZ_FULL_ROLES, role_label
 
 # Bound on one message's round trip on a member's control stream; a drain request
 # passes the lease as its own, longer bound.
@@ -130,6 +131,7 @@ class MembershipRule:
         dead_timeout: float = DEAD_TIMEOUT_MS / 1000,
         lease: float | None = None,
         heartbeat_budget: float = 256.0,
+        nohz_full: Iterable[int] = (),
     ):
         if heartbeat_budget <= 0:
             raise InvalidArgument(f"heartbeat budget {heartbeat_budget}/s must be positive")
@@ -146,6 +148,12 @@ class MembershipRule:
         if self.lease >= dead_timeout:
             raise InvalidArgument(f"lease {self.lease}s must be shorter than the dead timeout {dead_timeout}s")
         self.members: dict[int, Member] = {}
+        # The machine's nohz_full= boot parameter, as the coordinator was started with it: which CPUs are
+        # isolated is known before any registers and after a restart (qpw's key reads it). Empty: not
+        # given, and only the registered roles say.
+        self.nohz_full = frozenset(nohz_full)
+        for cpu in self.nohz_full:
+            validate.cpu(cpu, nr_cpus)
 
     def check_registration(
         self, cpu: int, address: str, role: int, metrics_address: str = "", incarnation: str = ""
@@ -158,6 +166,11 @@ class MembershipRule:
             _check_address("metrics_address", metrics_address)
         if role not in pb.Role.values() or role == pb.ROLE_UNSPECIFIED:
             raise InvalidArgument(f"unknown role {role}")
+        if self.nohz_full and (cpu in self.nohz_full) != (role in NOHZ_FULL_ROLES):
+            raise InvalidArgument(
+                f"cpu {cpu} registers as {role_label(role)}, and this machine's nohz_full CPUs are "
+                f"{','.join(map(str, sorted(self.nohz_full)))}"
+            )
 
     def enrol(
         self, cpu: int, address: str, role: int, metrics_address: str, incarnation: str

@@ -6,29 +6,30 @@ either runs the work function on the caller, which takes the target CPU's per-CP
 or queues it with queue_work_on. The choice is one static key (`pw_sl`) for every target CPU. It does
 not depend on the target's isolation. With CONFIG_PWLOCKS=y and no `pwlocks=` boot parameter,
 pwlocks_init() (v3+) turns the key on when housekeeping_enabled(HK_TYPE_KERNEL_NOISE): some CPU is
-NOHZ_FULL. In pcpsim that is a CPU with an isolated role.
+NOHZ_FULL. In pcpsim that is a CPU with an isolated role, which the coordinator is told at start
+(`--nohz-full`, as the kernel's boot parameter).
 So a qpw drain is the remote drain (lease, fencing, commit-then-free) of every marked CPU when the
 cluster has an isolated CPU, and the workqueue drain of every marked CPU when it has none. The
 proposal never converts drain_all_pages: since v6.0 the pcp lists already work like the key's "on"
 side. This strategy shows that it lands there.
 """
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from coordinator.drain.effects import Program
 from coordinator.drain.record import CpuDrain
 from coordinator.drain.strategy import DrainerView, DrainStrategy
 from coordinator.membership_rule import Member
-from node.api.v1 import pcpsim_pb2 as pb
-
-NOHZ_FULL_ROLES = (pb.ROLE_ISOLATED_PREEMPTIBLE, pb.ROLE_ISOLATED_RT)
+from node.shared.cpulist import NOHZ_FULL_ROLES
 
 
-def pw_sl_enabled(roles: Iterable[int]) -> bool:
+def pw_sl_enabled(nohz_full: Collection[int], roles: Iterable[int]) -> bool:
     """The key after pwlocks_init(): on when any CPU is isolated (housekeeping_enabled(HK_TYPE_KERNEL_NOISE)).
-    This is a boot-time property of the machine, so the caller passes every registered CPU's role,
-    not only the marked ones."""
-    return any(role in NOHZ_FULL_ROLES for role in roles)
+    This is a boot-time property of the machine: the coordinator's nohz_full= (`--nohz-full`), known
+    before any CPU registers and after a restart; when it was not given, every registered CPU's role,
+    not only the marked ones'. (Before 2026-12-06 only the roles: a restarted coordinator that no
+    isolated CPU had registered with yet queued work, sweep seed 120.)"""
+    return bool(nohz_full) or any(role in NOHZ_FULL_ROLES for role in roles)
 
 
 def qpw_strategy(queue_work_on: DrainStrategy, requester_side: DrainStrategy) -> DrainStrategy:
@@ -36,7 +37,8 @@ def qpw_strategy(queue_work_on: DrainStrategy, requester_side: DrainStrategy) ->
     strategies): `queue_work_on` when the key is off, `requester_side` (the remote pcp lock) when on."""
 
     def drain_qpw(drainer: DrainerView, marked: list[Member]) -> Program[list[CpuDrain]]:
-        on = pw_sl_enabled(m.role for m in drainer.membership.members.values())
+        membership = drainer.membership
+        on = pw_sl_enabled(membership.nohz_full, (m.role for m in membership.members.values()))
         return (yield from (requester_side if on else queue_work_on)(drainer, marked))
 
     return drain_qpw

@@ -44,7 +44,7 @@ from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.mm.profile import DEFAULT_KERNEL
 from node.mm.zone import DEFAULT_ZONE_MB
 from node.shared import security
-from node.shared.cpulist import role_label
+from node.shared.cpulist import nohz_full, role_label
 
 TARGETS_FILE = "prometheus-targets.json"
 
@@ -183,6 +183,7 @@ class LocalCluster(Supervised):
                 listen,
                 "--nodes",
                 str(len(cfg.roles)),
+                *(["--nohz-full", ",".join(map(str, isolated))] if (isolated := nohz_full(cfg.roles)) else []),
                 "--kernel",
                 cfg.kernel,
                 *(["--strategy", cfg.strategy] if cfg.strategy else []),

@@ -31,6 +31,7 @@ from coordinator.virtual_members import VirtualMembers
 from node.api.errors import FailedPrecondition, NotFound, status_of
 from node.api.v1 import pcpsim_pb2 as pb
 from node.mm.zone_rules import Refused
+from node.shared.cpulist import nohz_full
 from node.shared.timebase import TIME_SCALE
 from node.virtual.run import VirtualCluster
 
@@ -99,13 +100,18 @@ class VirtualCoordinator:
         self.settings = settings
         self.store = Store.on(disk)  # this coordinator's, as coordinator.__main__ opens it
         self.epoch = self.store.begin_epoch()
+        isolated = nohz_full(nodes.roles)  # the machine's nohz_full=, as `cluster up` gives the wall coordinator
         if m is None:
-            self.membership = MembershipRule(n, rule_clock)
+            self.membership = MembershipRule(n, rule_clock, nohz_full=isolated)
             self.control = Control(self.membership, rule_clock)
             self.view = DrainerSettings(rule_clock, self.membership, self.control)
         else:
             self.membership = MembershipRule(
-                n, rule_clock, failure_timeout=m.failure_timeout_ms / 1e3, dead_timeout=m.dead_timeout_ms / 1e3
+                n,
+                rule_clock,
+                failure_timeout=m.failure_timeout_ms / 1e3,
+                dead_timeout=m.dead_timeout_ms / 1e3,
+                nohz_full=isolated,
             )
             self.control = Control(self.membership, rule_clock)
             self.control.declare_dead_on_lost_commit = m.declare_dead_on_lost_commit

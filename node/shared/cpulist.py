@@ -7,11 +7,15 @@ PCPSIM_ISOLATED/PCPSIM_RT: one setting for every pod of a StatefulSet). A role's
 (`isolated-rt`) is also its `role` label value in metrics and Prometheus targets. Pure: no I/O.
 """
 
+from collections.abc import Sequence
+
 from node.api.v1 import pcpsim_pb2 as pb
 
 ROLE_RT = "isolated-rt"
 ROLE_PREEMPTIBLE = "isolated-preemptible"
 ROLE_HOUSEKEEPING = "housekeeping"
+# The roles of a NOHZ_FULL CPU (one that runs a latency task): the machine's nohz_full= list.
+NOHZ_FULL_ROLES = (pb.ROLE_ISOLATED_PREEMPTIBLE, pb.ROLE_ISOLATED_RT)
 # The most CPUs a cluster has: a process each, on one machine (`python -m coordinator --nodes`,
 # `pcpsim cluster up --nodes`); a CPU number is below it wherever it is given.
 MAX_CPUS = 1024
@@ -43,6 +47,11 @@ def role_for_cpu(cpu: int, isolated: list[int], rt: list[int]) -> str:
     if not set(rt) <= set(isolated):
         raise ValueError(f"RT CPUs {sorted(set(rt) - set(isolated))} are not isolated")
     return ROLE_RT if cpu in rt else ROLE_PREEMPTIBLE if cpu in isolated else ROLE_HOUSEKEEPING
+
+
+def nohz_full(roles: Sequence[str]) -> list[int]:
+    """The isolated CPUs of a role map (each CPU's role by its flags' spelling): its nohz_full= list."""
+    return [cpu for cpu, role in enumerate(roles) if role in (ROLE_RT, ROLE_PREEMPTIBLE)]
 
 
 def role_label(role: int) -> str:

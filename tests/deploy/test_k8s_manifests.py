@@ -65,7 +65,7 @@ def test_one_knob_sets_the_cpu_count_everywhere():
     [knob] = k["replicas"]
     assert knob["name"] == sts["metadata"]["name"]
     assert knob["count"] == sts["spec"]["replicas"]
-    [replacement] = k["replacements"]
+    [replacement] = [r for r in k["replacements"] if r["source"]["fieldPath"] == "spec.replicas"]
     assert replacement["source"] == {"kind": "StatefulSet", "name": "pcpsim-node", "fieldPath": "spec.replicas"}
     [target] = replacement["targets"]
     assert target["select"] == {"kind": "Deployment", "name": "pcpsim-coordinator"}
@@ -76,15 +76,41 @@ def test_one_knob_sets_the_cpu_count_everywhere():
     assert env["PCPSIM_NODES"] == str(knob["count"])
 
 
+def test_the_coordinators_nohz_full_is_the_nodes_isolated_cpus():
+    """The nodes derive their roles from PCPSIM_ISOLATED; the coordinator is told the same CPUs as the
+    machine's nohz_full= (qpw's key, and it refuses a node whose role disagrees): a replacement copies it."""
+    sts, coord = find("StatefulSet", "pcpsim-node"), find("Deployment", "pcpsim-coordinator")
+    node_env = {e["name"]: e.get("value") for e in only_container(sts)["env"]}
+    coord_env = {e["name"]: e.get("value") for e in only_container(coord)["env"]}
+    assert coord_env["PCPSIM_NOHZ_FULL"] == node_env["PCPSIM_ISOLATED"]
+    [replacement] = [r for r in kustomization()["replacements"] if "PCPSIM_ISOLATED" in r["source"]["fieldPath"]]
+    node = only_container(sts)["name"]
+    assert replacement["source"] == {
+        "kind": "StatefulSet",
+        "name": "pcpsim-node",
+        "fieldPath": f"spec.template.spec.containers.[name={node}].env.[name=PCPSIM_ISOLATED].value",
+    }
+    [target] = replacement["targets"]
+    assert target["select"] == {"kind": "Deployment", "name": "pcpsim-coordinator"}
+    assert target["fieldPaths"] == [
+        f"spec.template.spec.containers.[name={only_container(coord)['name']}].env.[name=PCPSIM_NOHZ_FULL].value"
+    ]
+
+
 def test_kustomize_renders_the_knob_into_both_places(tmp_path):
-    """Render with kubectl's kustomize after changing only the count: replicas and
-    PCPSIM_NODES follow (as a string), and every rendered object is still valid."""
+    """Render with kubectl's kustomize after changing only the count and the nodes' isolated CPUs:
+    replicas and PCPSIM_NODES follow (as a string), the coordinator's PCPSIM_NOHZ_FULL follows the
+    nodes' PCPSIM_ISOLATED, and every rendered object is still valid."""
     assert shutil.which("kubectl"), "kubectl (with its built-in kustomize) is needed for this test"
     copy = tmp_path / "k8s"
     shutil.copytree(K8S, copy)
     text = (copy / "kustomization.yaml").read_text()
     assert text.count("count: 4") == 1
     (copy / "kustomization.yaml").write_text(text.replace("count: 4", "count: 7"))
+    nodes = (copy / "node-statefulset.yaml").read_text()
+    isolated = '- name: PCPSIM_ISOLATED\n              value: "2-3"'
+    assert nodes.count(isolated) == 1
+    (copy / "node-statefulset.yaml").write_text(nodes.replace(isolated, isolated.replace("2-3", "1-3")))
     out = subprocess.run(["kubectl", "kustomize", str(copy)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     docs = [d for d in yaml.safe_load_all(out.stdout) if d]
@@ -92,6 +118,7 @@ def test_kustomize_renders_the_knob_into_both_places(tmp_path):
     assert by_kind[("StatefulSet", "pcpsim-node")]["spec"]["replicas"] == 7
     env = {e["name"]: e.get("value") for e in only_container(by_kind[("Deployment", "pcpsim-coordinator")])["env"]}
     assert env["PCPSIM_NODES"] == "7"
+    assert env["PCPSIM_NOHZ_FULL"] == "1-3"
     assert all(d["metadata"]["namespace"] == "pcpsim" for d in docs if d["kind"] != "Namespace")
     for doc in docs:
         kv.validate(doc, kv.latest_version(), strict=True)
