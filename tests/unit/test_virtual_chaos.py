@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from coordinator.tools import determinism
+from coordinator.tools import determinism, virtual_coordinator
 from coordinator.tools.chaos import checker, history, scenario, transfers, virtual_runner
 from coordinator.tools.cli import main
 
@@ -168,6 +168,22 @@ def test_a_second_coordinator_healed_during_its_trap_wait_is_valid_under_virtual
     sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "second-coordinator-early-heal.toml"))
     verdict = virtual_runner.run(sc, "remote")
     assert verdict.valid, verdict.findings
+
+
+def test_qpw_locks_from_boot_while_the_isolated_cpu_has_not_registered_with_a_restarted_coordinator(monkeypatch):
+    """tests/chaos/qpw-before-the-isolated-cpu-registers.toml, a sweep's finding (seed 120): the restarted
+    coordinator's recovery ends while cpu0, the only isolated CPU, is partitioned. qpw's key is the machine's
+    nohz_full=, so cpu1 is drained by the remote pcp lock; read from the roles registered so far (as before
+    2026-12-06, planted here), the key was off and cpu1 got work items, which the checker finds."""
+    sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "qpw-before-the-isolated-cpu-registers.toml"))
+    assert virtual_runner.run(sc, "qpw").valid is True
+    monkeypatch.setattr(virtual_coordinator, "nohz_full", lambda roles: [])
+    verdict = virtual_runner.run(sc, "qpw")
+    assert list(verdict.findings) == ["drains_reached_every_cpu"], verdict.findings
+    assert all(
+        "cpu1" in f and "were work items; qpw drains by the remote pcp lock" in f
+        for f in verdict.findings["drains_reached_every_cpu"]
+    )
 
 
 def test_a_run_directory_holds_what_chaos_check_reads(tmp_path, capsys):
