@@ -10,6 +10,7 @@ parts, joined only by the history every operation and fault is written to.
 - nemesis: the faults and their heals, with real signals and run-time RPC faults;
 - checker: the verdict, from the history and the transfer logs alone;
 - transfers: the transfer logs (node.shared.transfer_log) replayed: one owner per page at a time;
+- drains_reached: each drain's reply against the `drain` lines its CPUs logged, the strategy's way;
 - runner: one scenario against one strategy, end to end;
 - timeline: a run directory's timeline.html;
 - virtual_runner, virtual_nemesis, virtual_workload, virtual_records: the same run in one process under

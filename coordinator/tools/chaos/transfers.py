@@ -197,7 +197,7 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict, kille
             replay.allocated(e["cpu"], e["pfn"], e["alloc_t"])
             continue
         if ev == "drain":
-            # Evidence for checker._drains_reached, not a transfer, and no sign that its incarnation had started:
+            # Evidence for drains_reached.check, not a transfer, and no sign that its incarnation had started:
             # a restarted process answers a drainer before it registers (its lists empty), so the line can come
             # before its predecessor's cpu_dead.
             continue
