@@ -87,7 +87,8 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
         metavar="CPULIST",
         help="the machine's nohz_full= boot parameter: the CPUs whose nodes register isolated, kernel "
         "CPU-list syntax. Known from the start, so qpw's key is on before they register and after a "
-        "restart, and a node whose role disagrees is refused. Default: not given, the registered roles say",
+        "restart, and a node whose role disagrees is refused; CPUs beyond --nodes are left out. Default: "
+        "not given, the registered roles say",
     )
     p.add_argument(
         "--zone-mb",
@@ -219,7 +220,9 @@ def parse_args(argv=None, environ=None) -> argparse.Namespace:
         p.error(str(err))
     args.security = security.from_args(args, security.OPERATOR, p.error)
     try:
-        args.nohz_full = parse_cpu_list(args.nohz_full, args.nodes)
+        # Bounded as the nodes' PCPSIM_ISOLATED is (each pod reads it without the cluster's size), so
+        # the one list serves any --nodes; main() leaves out the CPUs this cluster does not have.
+        args.nohz_full = parse_cpu_list(args.nohz_full)
     except ValueError as err:
         p.error(f"--nohz-full: {err}")
     if args.dead_timeout_ms <= args.failure_timeout_ms:
@@ -279,8 +282,10 @@ async def main(args) -> None:
         # Every request to a node carries the epoch (node.epoch checks it).
         sec=dataclasses.replace(sec, metadata=epoch_metadata(sent_epoch)),
         heartbeat_budget=args.heartbeat_budget,
-        nohz_full=args.nohz_full,
+        nohz_full=[cpu for cpu in args.nohz_full if cpu < args.nodes],
     )
+    if beyond := [cpu for cpu in args.nohz_full if cpu >= args.nodes]:
+        log.warning("--nohz-full: CPUs %s are not among this cluster's %d: left out", beyond, args.nodes)
     recovery = Recovery(membership, recovery_window(membership.dead_timeout), time.monotonic)
     registry = exposition.process_registry()  # this process's own: never prometheus_client's global one
     drain_metrics = DrainMetrics(registry, args.nodes)
