@@ -40,7 +40,7 @@ class DrainerView(Protocol):
     def control(self) -> Control: ...
 
     @property
-    def membership(self) -> MembershipRule: ...  # qpw: every registered CPU's role decides the path
+    def membership(self) -> MembershipRule: ...  # qpw: its nohz_full (else the registered roles) decides the path
 
 
 DrainStrategy = Callable[[DrainerView, list[Member]], Program[list[CpuDrain]]]
