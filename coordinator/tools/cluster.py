@@ -175,6 +175,8 @@ class LocalCluster(Supervised):
             old.stdout.close()
         listen = self.coordinator_address or f"{cfg.listen_host}:0"
         os.makedirs(self.state_dir, exist_ok=True)
+        isolated = nohz_full(cfg.roles)  # the machine's nohz_full=: qpw's key, and each node's role checked
+        nohz_full_args = ["--nohz-full", ",".join(map(str, isolated))] if isolated else []
         coord = self._spawn(
             name,
             [
@@ -183,7 +185,7 @@ class LocalCluster(Supervised):
                 listen,
                 "--nodes",
                 str(len(cfg.roles)),
-                *(["--nohz-full", ",".join(map(str, isolated))] if (isolated := nohz_full(cfg.roles)) else []),
+                *nohz_full_args,
                 "--kernel",
                 cfg.kernel,
                 *(["--strategy", cfg.strategy] if cfg.strategy else []),
