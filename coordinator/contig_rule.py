@@ -13,7 +13,9 @@ alloc_contig_range (mm/page_alloc.c, v6.1, read in torvalds/linux at dac22531bbd
                                them
   test_pages_isolated       -> every page free? If not, the call returns -EBUSY, and a caller that tries
                                again makes a new call, which isolates and drains again; here the same
-                               range is drained and retested until `timeout`
+                               range is drained and retested until `timeout`, as a caller that needs that
+                               range would (cma_alloc instead gives a busy range back and tries the next
+                               free one of its area, which the model has none of: docs/kernel-facts.md §22)
   isolate_freepages_range   -> the range leaves the buddy, recorded as owner CMA (audited)
   undo_isolate_page_range
 
