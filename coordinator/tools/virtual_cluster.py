@@ -337,15 +337,17 @@ class WholeCluster:
         self._start_agent(endpoint)
 
     def stop(self, endpoint: object) -> None:
-        """SIGSTOP of a CPU's process: its agent and its CPU run nothing until `cont`."""
+        """SIGSTOP of a CPU's process: its agent, its CPU and its grants' lease timers run nothing until `cont`."""
         assert isinstance(endpoint, int), "the coordinator stops only through its trap"
         self.agents[endpoint].freeze()
         self.nodes.cpus[endpoint].set_paused(True, by=STOPPED)
+        self.nodes.drains[endpoint].freeze()
 
     def cont(self, endpoint: object) -> None:
         if endpoint == COORDINATOR:
             return  # its trap's span ended: the driver runs it again by itself
         assert isinstance(endpoint, int)
+        self.nodes.drains[endpoint].thaw()  # overdue leases first: before the messages held for it
         self.agents[endpoint].thaw()
         self.nodes.cpus[endpoint].set_paused(False, by=STOPPED)
 

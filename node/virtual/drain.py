@@ -10,7 +10,8 @@ asyncio and threads. Here:
   trylocks fail and its allocations fall back to the buddy;
 - a grace period is a wait on the CPU's VirtualRcuCpu (node.virtual.rcu), ended by its next
   quiescent state (its fiber reports them, as the wall CPU thread does: node.cpu) or its timeout;
-- a lease is an event at its exact end; one whose grant ended before is a no-op (node.grants).
+- a lease is an event at its exact end; one whose grant ended before is a no-op (node.grants). It is
+  the node process's timer: while the process is stopped (SIGSTOP) it does not fire (`freeze`, `thaw`).
 """
 
 from collections.abc import Callable, Generator
@@ -43,12 +44,40 @@ def run_blocking(steps: Generator[float, bool, T], wait: Callable[[float], bool]
 
 
 class VirtualLease(GrantTable):
-    """A grant's lease as an event at its end (node.grants' driver hooks)."""
+    """A grant's lease as an event at its end (node.grants' driver hooks).
+
+    The lease timer is the node process's, so a stopped process's does not fire: an expiry that
+    comes due between `freeze` (SIGSTOP) and `thaw` (SIGCONT) runs at the thaw, at once, before
+    anything that reached the process meanwhile (the driver resumes its endpoint's messages as
+    events of that instant). The wall node's lease is a `call_later` timer (node.remote_lock's
+    AsyncLease): after a SIGCONT the loop's first pass runs it, overdue, while a commit that waited
+    in the socket is read by gRPC's poller thread and resumes its handler a pass later at the
+    earliest. So a commit sent to a node stopped past its lease is refused in both engines. Until
+    2026-12-06 the virtual lease ran out during the stop, at its exact end."""
 
     queue: EventQueue
+    frozen = False
+    _overdue: tuple[Grant, ...] = ()
 
     def _arm(self, grant: Grant) -> None:
-        self.queue.after(grant.lease_s, self.expire, grant)
+        self.queue.after(grant.lease_s, self._lease_ended, grant)
+
+    def _lease_ended(self, grant: Grant) -> None:
+        if self.frozen:
+            self._overdue += (grant,)
+        else:
+            self.expire(grant)
+
+    def freeze(self) -> None:
+        """SIGSTOP: no lease of this process runs out until `thaw`."""
+        self.frozen = True
+
+    def thaw(self) -> None:
+        """SIGCONT: the leases that ran out meanwhile expire now (a no-op for a grant that ended)."""
+        self.frozen = False
+        overdue, self._overdue = self._overdue, ()
+        for grant in overdue:
+            self.expire(grant)
 
 
 class VirtualRemotePcpLock(VirtualLease, PcpLockGrants):

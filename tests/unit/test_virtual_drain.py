@@ -221,6 +221,40 @@ def test_an_expired_grant_puts_the_pages_back_at_the_lease_end_and_fences_the_la
     assert node.drain.drained_pages == 0
 
 
+def test_a_stopped_nodes_lease_runs_out_at_its_resume_before_the_commit_that_waited_for_it(make):
+    """The node is stopped (SIGSTOP) just after its grant, for three leases. A stopped process runs no
+    timer: the grant expires at the resume (it once expired mid-stop, at granted_at + lease), before the
+    drainer's commit, which the network held for the stopped node and hands over at that same instant;
+    the commit is refused and the pages are back on the lists."""
+    node = make(2, migratetypes=(MIGRATE_UNMOVABLE, MIGRATE_MOVABLE))
+    assert isinstance(node.drain, VirtualRemotePcpLock)
+    drain = node.drain
+    seen: dict = {}
+
+    def drainer(strand: Strand) -> None:
+        token, pages, _, _ = drain.lock_and_take(strand, LEASE_S, wait_timeout=LEASE_S)
+        seen.update(granted=strand.clock(), pages=pages)
+        drain.freeze()
+        resume = seen["resume"] = strand.clock() + 3 * LEASE_S
+        node.queue.at(resume, drain.thaw)  # SIGCONT; the held commit comes after it at the same instant
+        strand.wait_until(resume)
+        with pytest.raises(FailedPrecondition) as err:
+            drain.unlock(token, commit=True)
+        seen["refused"] = str(err.value)
+
+    def refill() -> None:
+        if node.pcp.count and not node.strands:
+            node.serve(node.clock(), drainer)
+
+    node.zone.on_refill = refill
+    node.queue.run(400e-6)
+    (grant,) = drain.records()
+    assert seen["pages"] and (grant.outcome, grant.ended_at) == ("expired", seen["resume"])
+    assert seen["resume"] > seen["granted"] + LEASE_S  # its lease's end fell inside the stop
+    assert "it was expired (lease ran out" in seen["refused"] and drain.stale_commits_refused == 1
+    assert drain.lease_expiries == 1 and drain.drained_pages == 0 and not drain.frozen
+
+
 def refused(drain: VirtualRemotePcpLock, token: int) -> str:
     with pytest.raises(FailedPrecondition) as err:
         drain.unlock(token, commit=True)
