@@ -28,7 +28,12 @@ Fencing: once this CPU's membership lease has run out (`fenced()`), every alloca
 fails without touching the pcp or the zone: the coordinator may take this CPU's pages
 back at any moment, and a page it reuses must never be handed out here too. Frees go
 on (they only move pages this CPU still holds, and the zone refuses them from a CPU it
-declared dead).
+declared dead). The lease is read again once the page is in hand: an allocation that
+waited for a refill's answer may have waited past the lease (the process SIGSTOPped with
+the refill in flight, the zone's answer held in its socket), and the coordinator may have
+declared this CPU dead and handed the refill's pages to another CPU meanwhile. Such a page is
+not handed out but freed again at once (sweep seed 1127, 2026-12-06: the page went to the
+task, while another CPU held it).
 """
 
 import contextlib
@@ -122,6 +127,15 @@ class PageAllocator:
             pfn = self._rmqueue(order, migratetype)
         if pfn is None:
             self.alloc_failures += 1
+            return None
+        if self.fenced():
+            # The lease ran out while this allocation waited (see the header). The page goes back
+            # as a free takes it: to the pcp list, or to the zone, which refuses it from a CPU it
+            # declared dead (ZoneRefused, as it refuses that CPU's refills; the CPU then discards
+            # all it holds, and this page is the zone's already).
+            self.fenced_refusals += 1
+            self.alloc_failures += 1
+            self.ops.free_unref_page(self.zone, self.pcp, pfn, order, self._free_migratetype(pfn, migratetype))
             return None
         self.allocs += 1
         self.allocated[pfn] = (order, migratetype)

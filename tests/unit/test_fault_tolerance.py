@@ -119,6 +119,60 @@ def test_a_fenced_allocator_refuses_without_touching_pcp_or_zone():
     assert alloc.alloc_pages(0, MIGRATE_MOVABLE) is not None
 
 
+def lease_runs_out_in(zone: Zone, op: str, fenced: list[bool]) -> None:
+    """The zone's `op` answers, and the CPU's lease has run out by the time the answer is in hand (the
+    node was SIGSTOPped with the request in flight, past its lease)."""
+    answer = getattr(zone, op)
+
+    def answered_late(*args):
+        result = answer(*args)
+        fenced[0] = True
+        return result
+
+    setattr(zone, op, answered_late)
+
+
+def test_a_page_whose_refill_is_answered_after_the_lease_ran_out_is_not_handed_out():
+    """Sweep seed 1127: the lease held when the allocation started and had run out when its refill was
+    answered, and the coordinator had meanwhile declared the CPU dead and given the refill's pages to
+    another CPU. The page goes back to the pcp list, not to the task; with the lease renewed, the next
+    allocation takes it from there, without a refill."""
+    zone = Zone(0, 65536, 2)
+    zone.watermark_failed = False
+    pcp = PerCpuPages(0, high=518, batch=63)
+    fenced = [False]
+    alloc = PageAllocator(Cpu(0, sleep=lambda s: None), pcp, zone, coordinator_stub=None, fenced=lambda: fenced[0])
+    lease_runs_out_in(zone, "rmqueue_bulk", fenced)
+    assert alloc.alloc_pages(0, MIGRATE_MOVABLE) is None
+    assert (alloc.fenced_refusals, alloc.alloc_failures, alloc.allocs, alloc.allocated) == (1, 1, 0, {})
+    refilled, free = pcp.count, zone.free_pages
+    assert refilled > 0
+    del zone.rmqueue_bulk  # the zone's own again
+    fenced[0] = False
+    assert alloc.alloc_pages(0, MIGRATE_MOVABLE) is not None
+    assert (pcp.count, zone.free_pages, alloc.allocs) == (refilled - 1, free, 1)
+    assert audit(zone, {"pcp": pcp.pages(), "allocated": alloc.pages()}).ok  # nothing lost, nothing twice
+
+
+def test_a_page_answered_after_the_lease_ran_out_and_refused_back_by_the_zone_is_the_zones():
+    """The same with an order-10 page, which the pcp never caches: it goes back to the zone, which
+    refuses it from a CPU it declared dead. The refusal reaches the task's step as a refused refill's
+    does, and the page is nowhere on this CPU (the zone took it back with the rest)."""
+    zone, _pcp, alloc = filled()
+    fenced = [False]
+    alloc.fenced = lambda: fenced[0]
+    lease_runs_out_in(zone, "rmqueue_buddy", fenced)
+
+    def declared_dead(*args):
+        raise ZoneRefused("FAILED_PRECONDITION", "cpu 0 was declared dead")
+
+    zone.free_one_page = declared_dead
+    before = dict(alloc.allocated)
+    with pytest.raises(ZoneRefused):
+        alloc.alloc_pages(10, MIGRATE_MOVABLE)
+    assert alloc.allocated == before and (alloc.fenced_refusals, alloc.alloc_failures) == (1, 1)
+
+
 def test_a_free_the_zone_refuses_leaves_the_page_with_the_task():
     class Refusing:
         reclaim_active = False

@@ -14,6 +14,7 @@ import pytest
 from coordinator.tools import determinism, virtual_coordinator
 from coordinator.tools.chaos import checker, history, scenario, transfers, virtual_runner
 from coordinator.tools.cli import main
+from node.alloc import PageAllocator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VIRTUAL = {
@@ -184,6 +185,30 @@ def test_qpw_locks_from_boot_while_the_isolated_cpu_has_not_registered_with_a_re
         "cpu1" in f and "were work items; qpw drains by the remote pcp lock" in f
         for f in verdict.findings["drains_reached_every_cpu"]
     )
+
+
+def test_a_refill_answered_after_its_cpu_was_declared_dead_is_not_handed_to_the_task(monkeypatch):
+    """tests/chaos/refill-answered-after-cpu-dead.toml, a sweep's shrunk finding (seed 1127): cpu2 is stopped
+    with a refill in flight, declared dead, and its pages, the refill's among them, go to cpu1. The
+    allocation that waited for the refill reads the lease again once the page is in hand and gives it
+    back. With the lease read only as the allocation starts (as before 2026-12-06, planted here), cpu2's
+    task takes a page cpu1 holds."""
+    sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "refill-answered-after-cpu-dead.toml"))
+    assert virtual_runner.run(sc, "remote").valid is True
+    alloc_pages = PageAllocator.alloc_pages
+
+    def lease_read_once(self, order, migratetype):
+        fenced = self.fenced
+        self.fenced = iter([fenced(), False]).__next__
+        try:
+            return alloc_pages(self, order, migratetype)
+        finally:
+            self.fenced = fenced
+
+    monkeypatch.setattr(PageAllocator, "alloc_pages", lease_read_once)
+    verdict = virtual_runner.run(sc, "remote")
+    assert list(verdict.findings) == ["pages_held_twice"], verdict.findings
+    assert all("cpu2 allocated it" in f and "while cpu1 held it" in f for f in verdict.findings["pages_held_twice"])
 
 
 def test_a_run_directory_holds_what_chaos_check_reads(tmp_path, capsys):

@@ -27,11 +27,14 @@ whether or not another CPU happened to take them in time. A refill's answer that
 after the cpu_dead is no finding, and its pages join nobody: the zone applies no refill of a
 dead incarnation (it checks under zone->lock), so this one was applied before and cpu_dead
 took its pages back with the rest; the node, its lease over, does not use them (a use would
-be an allocation) and discards them when it hears (stop-node-past-dead: a node SIGSTOPped
-with its refill in flight). A cpu_dead bars allocations until a zone of a newer epoch takes the
-CPU's claim: the incarnation then registered there, resuming (the coordinator that declared it
-dead had died, and its successor never heard of it), and runs under that zone's lease; the
-recovery's check of conflicting claims, not the old cpu_dead, keeps its pages its own.
+be an allocation: node.alloc reads the lease again once a refill is answered, since the
+allocation that waited for it started within the lease) and discards them when it hears
+(stop-node-past-dead: a node SIGSTOPped with its refill in flight; sweep seed 1127,
+tests/chaos/refill-answered-after-cpu-dead.toml, where the task took one before 2026-12-06).
+A cpu_dead bars allocations until a zone of a newer epoch takes the CPU's claim: the incarnation
+then registered there, resuming (the coordinator that declared it dead had died, and its successor
+never heard of it), and runs under that zone's lease; the recovery's check of conflicting claims,
+not the old cpu_dead, keeps its pages its own.
 
 Every coordinator's zone writes to the one coordinator log, each line with its `epoch`. Once a zone
 of a newer epoch has started, an older coordinator still running (second-coordinator: the first,
