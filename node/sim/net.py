@@ -27,8 +27,9 @@ name) under node.shared.faults' semantics, so a scenario means the same thing in
   clients drop them; healing removes the rules, and nothing lost comes back.
 Below the rules, what processes and links do:
 - `stop` (SIGSTOP): messages that reach the endpoint wait, unread, and are read at `resume` in the
-  order they arrived, as a stopped process's sockets hold them (the driver stops the endpoint's
-  own code);
+  order they arrived, as a stopped process's sockets hold them; what the endpoint sends meanwhile
+  leaves at `resume`, after those are read, as a stopped process sends nothing (the driver stops the
+  endpoint's own code, which may run on to its next decision point first: node.virtual.cpu);
 - `kill`: what waits for it is lost, a request that reaches it is answered UNAVAILABLE (the
   connection is refused), a reply is lost, and it sends nothing until `revive`; every request it
   was serving fails UNAVAILABLE at its caller (its host resets the connection, as a wall client's
@@ -100,6 +101,7 @@ class SimNetwork:
         self._faults: dict[object, EndpointFaults] = {}
         self._cuts: list[Cut] = []
         self._stopped: dict[object, list[_Message]] = {}  # endpoint -> messages waiting for it, in order
+        self._unsent: dict[object, list[_Message]] = {}  # stopped endpoint -> what it sent meanwhile, in order
         self._dead: set[object] = set()
         # request number -> (the endpoint serving it, what its caller gets if that endpoint dies)
         self._serving: dict[int, tuple[object, Callable[[], None]]] = {}
@@ -143,11 +145,15 @@ class SimNetwork:
 
     def stop(self, endpoint: object) -> None:
         self._stopped.setdefault(endpoint, [])
+        self._unsent.setdefault(endpoint, [])
 
     def resume(self, endpoint: object) -> None:
-        """Read what reached the stopped endpoint, now, in the order it arrived."""
+        """Read what reached the stopped endpoint, now, in the order it arrived; then send what it
+        sent while stopped, in the order it sent it."""
         for message in self._stopped.pop(endpoint, []):
             self.queue.at(self.queue.clock.now, self._arrive, message)
+        for message in self._unsent.pop(endpoint, []):
+            self._transmit(message)  # in the order it sent them, after what reached it (above)
 
     def stopped(self, endpoint: object) -> bool:
         return endpoint in self._stopped
@@ -158,7 +164,7 @@ class SimNetwork:
         for n in served:  # in the order they arrived (dicts keep insertion order)
             self._serving.pop(n)[1]()
         waiting = self._stopped.pop(endpoint, [])
-        self.lost += len(waiting)
+        self.lost += len(waiting) + len(self._unsent.pop(endpoint, []))
         for cut in self._cuts:
             kept = [m for m in cut.held if endpoint not in (m.src, m.dst)]
             self.lost += len(cut.held) - len(kept)
@@ -207,7 +213,7 @@ class SimNetwork:
             elif outcome == DROP:
                 self.lost += 1
             else:
-                self._transmit(_Message(src, dst, arrive, (), refuse))
+                self._send(_Message(src, dst, arrive, (), refuse))
 
         def refuse() -> None:
             # The refusal is the destination host's, not the dead process's: it travels back.
@@ -241,7 +247,7 @@ class SimNetwork:
             if lose:
                 self.lost += 1
             else:
-                self._transmit(_Message(dst, src, on_reply, (value,)))
+                self._send(_Message(dst, src, on_reply, (value,)))
 
         delay, outcome = self._decide(src, OUT, method, dst)
         if delay:
@@ -259,6 +265,15 @@ class SimNetwork:
             if c.separates(src, dst):
                 return c
         return None
+
+    def _send(self, m: "_Message") -> None:
+        """The process at `m.src` sends `m`: now, or at its resume if it is stopped (a cut's retransmits
+        and a host's refusals are no process's sending, and go through `_transmit` whatever it does)."""
+        unsent = self._unsent.get(m.src) if self._unsent else None
+        if unsent is not None:
+            unsent.append(m)
+        else:
+            self._transmit(m)
 
     def _transmit(self, m: "_Message") -> None:
         """Send one message now over the link (src, dst): lost if its source is dead or a dropping cut

@@ -144,6 +144,37 @@ def test_a_stopped_endpoint_reads_what_waited_at_resume_in_order():
     assert [c.replies for c in calls] == [[(0.5 + ONE_WAY, f"r{k}")] for k in range(3)]
 
 
+def test_a_stopped_endpoint_sends_nothing_until_its_resume_and_then_in_the_order_it_sent():
+    """A stopped process sends nothing: its requests (say, a retry its own timer sends) and a reply it
+    makes (an answer whose handler finished after the stop) leave at its resume, after what waited for
+    it is read; a cut's retransmit of what it sent before the stop is no sending of its own."""
+    q, net, _ = _net()
+    served: list = []
+    # C asks 1 at 0; 1 answers 0.4 later, by when it is stopped (0.1 to 0.6).
+    net.request(
+        C, 1, "Drain", lambda respond: q.after(0.4, respond, "late"), lambda v: served.append((q.clock(), v)), print
+    )
+    q.at(0.1, net.stop, 1)
+    sent = []
+    q.at(0.2, lambda: sent.append(Call(q, net, 1, C, method="Heartbeat")))
+    waited = []
+    q.at(0.3, lambda: waited.append(Call(q, net, C, 1, method="Free")))
+    q.at(0.6, net.resume, 1)
+    q.run(1.0)
+    assert waited[0].handled == [0.6]  # read at the resume
+    assert sent[0].handled == [0.6 + ONE_WAY] and sent[0].replies == [(0.6 + 2 * ONE_WAY, "ok")]
+    assert served == [(0.6 + ONE_WAY, "late")] and waited[0].replies == [(0.6 + ONE_WAY, "ok")]
+
+
+def test_a_stopped_endpoints_unsent_messages_die_with_it():
+    q, net, _ = _net()
+    net.stop(1)
+    sent = Call(q, net, 1, C)
+    q.at(0.1, net.kill, 1)
+    q.run(1.0)
+    assert sent.handled == [] and not sent.replies and not sent.errors and net.lost == 1
+
+
 def test_a_dead_endpoint_refuses_requests_loses_what_waited_and_sends_nothing_until_revived():
     q, net, _ = _net()
     net.stop(1)

@@ -15,6 +15,7 @@ from coordinator.tools import determinism, virtual_coordinator
 from coordinator.tools.chaos import checker, history, scenario, transfers, virtual_runner
 from coordinator.tools.cli import main
 from node.alloc import PageAllocator
+from node.sim.net import SimNetwork
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VIRTUAL = {
@@ -189,10 +190,12 @@ def test_qpw_locks_from_boot_while_the_isolated_cpu_has_not_registered_with_a_re
 
 def test_a_refill_answered_after_its_cpu_was_declared_dead_is_not_handed_to_the_task(monkeypatch):
     """tests/chaos/refill-answered-after-cpu-dead.toml, a sweep's shrunk finding (seed 1127): cpu2 is stopped
-    with a refill in flight, declared dead, and its pages, the refill's among them, go to cpu1. The
-    allocation that waited for the refill reads the lease again once the page is in hand and gives it
-    back. With the lease read only as the allocation starts (as before 2026-12-06, planted here), cpu2's
-    task takes a page cpu1 holds."""
+    with a refill in flight (the zone applies it, its answer waits in cpu2's socket), declared dead, and
+    its pages, the refill's among them, go to cpu1. Two rules keep the page from cpu2's task, each alone
+    enough here: the allocation that waited reads the lease again once the page is in hand (node.alloc),
+    and the retry that cpu2's zone client sent while stopped leaves only at its resume, to be refused by
+    a zone that declared it dead (node.sim.net). Before 2026-12-06 neither held (both planted here), and
+    cpu2's task took a page cpu1 held."""
     sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "refill-answered-after-cpu-dead.toml"))
     assert virtual_runner.run(sc, "remote").valid is True
     alloc_pages = PageAllocator.alloc_pages
@@ -205,6 +208,11 @@ def test_a_refill_answered_after_its_cpu_was_declared_dead_is_not_handed_to_the_
         finally:
             self.fenced = fenced
 
+    monkeypatch.setattr(PageAllocator, "alloc_pages", lease_read_once)
+    assert virtual_runner.run(sc, "remote").valid is True
+    monkeypatch.undo()
+    monkeypatch.setattr(SimNetwork, "_send", SimNetwork._transmit)  # a stopped process sends at once
+    assert virtual_runner.run(sc, "remote").valid is True
     monkeypatch.setattr(PageAllocator, "alloc_pages", lease_read_once)
     verdict = virtual_runner.run(sc, "remote")
     assert list(verdict.findings) == ["pages_held_twice"], verdict.findings
