@@ -301,6 +301,7 @@ async def main(args) -> None:
         faults=faults,
         gp_timeout_ms=args.rcu_gp_timeout_ms,
         profile=profiles.get(args.kernel),
+        epoch=epoch,
     )
     reaper = drainer.control.reaper = Reaper(membership, zone_service, drainer, pageset)
     drainer.control.declare_dead_on_lost_commit = args.unsafe_declare_dead_on_lost_commit

@@ -10,7 +10,11 @@ makes a crash or a lost message at any point safe (node.remote_lock explains the
 - a grant not ended within its lease expires: its pages stay this CPU's, and the late
   commit of its token is refused (fencing), so a stale drainer never frees pages this CPU
   uses again; a retried commit of a committed grant succeeds again (its first reply may
-  have been lost), and the recent outcomes are kept for that and for the chaos checker.
+  have been lost), and the recent outcomes are kept for that and for the chaos checker;
+- a drainer that stopped waiting for the answer to its request (its bound ran out, the answer
+  may still come) abandons it by the request's id: a grant made for it is aborted at once rather
+  than holding this CPU's pages, and pcp lock, for the rest of its lease; a request abandoned
+  before it was granted is refused when it would be (`check_abandoned`).
 
 What "the pages stay" means and what a refusal says is each strategy's (`_keep`,
 `_release`, `_refuse`: node.remote_lock_rule, node.rcu_drain_rule); when the lease runs out
@@ -24,10 +28,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from node.api.errors import FailedPrecondition
 from node.mm.constants import Page
 from node.shared.transfer_log import blocks
 
 KEEP_OUTCOMES = 1024  # grants remembered after they end (retried commits, the checker)
+# Abandoned request ids remembered, for a request that arrives (or ends its wait) after its abandon.
+# A drainer abandons a request within its own bound and sends one request at a time to a CPU, so an
+# abandoned request still on its way is one of the last few.
+KEEP_ABANDONED = 64
 
 HELD, COMMITTED, ABORTED, EXPIRED = "held", "committed", "aborted", "expired"
 
@@ -42,6 +51,7 @@ class Grant:
     ended_at: float = 0.0
     committed_after_expiry: bool = False  # only with fencing disabled
     stale_commits_refused: int = 0
+    request_id: int = 0  # the drainer's id of the request it answered; 0: none given
 
 
 def base_pages(pages: list[Page]) -> int:
@@ -60,14 +70,19 @@ class GrantTable(ABC):
         self.drained_pages = 0  # base pages committed to a remote drainer
         self.lease_expiries = 0
         self.stale_commits_refused = 0
+        self.abandoned = 0  # grants their drainer abandoned (ended before their lease)
+        self._abandoned_ids: collections.OrderedDict[int, None] = collections.OrderedDict()
         # Called with the seconds a grant was held (until its commit, abort or expiry): metrics.
         self.on_hold: Callable[[float], None] | None = None
 
     # ------------------------------------------------------------ the rule
-    def open(self, pages: list[Page], granted_at: float, lease_s: float, first: bool = True) -> Grant:
+    def open(
+        self, pages: list[Page], granted_at: float, lease_s: float, first: bool = True, request_id: int = 0
+    ) -> Grant:
         """A new grant of `pages` from `granted_at`, its lease armed. `first`: a drain's first grant
-        (False for a later chunk of a chunked remote drain, node.remote_lock_rule)."""
-        grant = Grant(self._next_token, pages, granted_at, lease_s)
+        (False for a later chunk of a chunked remote drain, node.remote_lock_rule); `request_id`: the
+        drainer's id of the request it answers (see `abandon`)."""
+        grant = Grant(self._next_token, pages, granted_at, lease_s, request_id=request_id)
         self._next_token += 1
         self.grants += 1
         self.drains += first
@@ -105,6 +120,34 @@ class GrantTable(ABC):
             self.lease_expiries += 1
             self._end(grant, EXPIRED)
             self._release()
+
+    def abandon(self, request_id: int) -> bool:
+        """The drainer stopped waiting for the answer to its request `request_id`: the grant made for it,
+        if it still holds, is aborted now (its pages stay this CPU's), and the request, if it has not
+        been granted yet, never will be. Returns whether a grant ended. Request id 0 names nothing."""
+        if not request_id:
+            return False
+        self._abandoned_ids[request_id] = None
+        while len(self._abandoned_ids) > KEEP_ABANDONED:
+            self._abandoned_ids.popitem(last=False)
+        grant = self.held
+        if grant is None or grant.request_id != request_id:
+            return False
+        self._disarm()
+        self._keep(grant.pages)
+        self.abandoned += 1
+        self._end(grant, ABORTED)
+        self._release()
+        return True
+
+    def was_abandoned(self, request_id: int) -> bool:
+        return bool(request_id) and request_id in self._abandoned_ids
+
+    def check_abandoned(self, request_id: int) -> None:
+        """Refuse to grant anything for a request its drainer has abandoned (asked before a grant is
+        made: at the request's arrival, and again once its wait for the lock or a grace period ends)."""
+        if self.was_abandoned(request_id):
+            raise FailedPrecondition(f"request {request_id} was abandoned by its drainer: nothing is granted for it")
 
     def discard(self) -> None:
         """Forget the current grant and its pages (they are the zone's now: this CPU was declared dead);

@@ -166,6 +166,7 @@ class NodeCollector(Collector):
         fams["pcpsim_pcp_drains_total"].add_metric([cpu, "remote"], remote_lock.drains)
         fams["pcpsim_pcp_lock_contention_seconds_total"].add_metric([cpu], alloc.lock_contention_s)
         fams["pcpsim_pcp_lease_expiries_total"].add_metric([cpu], remote_lock.lease_expiries)
+        fams["pcpsim_pcp_grants_abandoned_total"].add_metric([cpu], remote_lock.abandoned)
         fams["pcpsim_pcp_stale_commits_refused_total"].add_metric([cpu], remote_lock.stale_commits_refused)
 
     def _collect_task(self, fams, task) -> None:
@@ -229,6 +230,11 @@ class NodeCollector(Collector):
                 cpu,
             ),
             c("pcpsim_pcp_lease_expiries", "Remote pcp lock leases that lapsed and were released here.", cpu),
+            c(
+                "pcpsim_pcp_grants_abandoned",
+                "Grants of this CPU's pages ended early because their drainer stopped waiting for the answer.",
+                cpu,
+            ),
             c(
                 "pcpsim_pcp_stale_commits_refused",
                 "Remote drainers' commits refused because their lease had run out (fencing).",

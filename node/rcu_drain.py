@@ -38,9 +38,11 @@ class RcuDrain(AsyncLease, RcuSwapGrants):
         super().__init__(pcp, clock, transfer_log)
         self.rcu = rcu  # node.rcu.RcuCpu of this CPU
 
-    async def swap_and_take(self, lease_s: float, gp_timeout: float) -> tuple[int, list, float, bool]:
+    async def swap_and_take(
+        self, lease_s: float, gp_timeout: float, request_id: int = 0
+    ) -> tuple[int, list, float, bool]:
         """Returns (token, pages, grace_period_s, gp_ok); token 0 when there is nothing to hand over."""
-        return await run_steps(self.swap(lease_s, gp_timeout), self._wait_for_gp)
+        return await run_steps(self.swap(lease_s, gp_timeout, request_id), self._wait_for_gp)
 
     async def release(self, token: int, commit: bool) -> None:
         self.settle(token, commit)

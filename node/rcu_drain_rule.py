@@ -37,18 +37,25 @@ class RcuSwapGrants(GrantTable):
         self.pcp = pcp
         self._taken: list[Page] = []  # pages off the sets while a later grace period is awaited
 
-    def swap(self, lease_s: float, gp_timeout: float) -> Generator[float, bool, tuple[int, list[Page], float, bool]]:
+    def swap(
+        self, lease_s: float, gp_timeout: float, request_id: int = 0
+    ) -> Generator[float, bool, tuple[int, list[Page], float, bool]]:
         """Returns (token, pages, grace_period_s, gp_ok); token 0 when there is nothing to hand over.
 
         Under the pcp's drainer lock: wait for a grace period still pending from a swap that timed out
         (the spare may still be in use), take the spare; swap `lp` to it if the set in use has pages,
         wait for that grace period, take the old set. The transfer log's `drain` line says the swap
-        ran here, before the drainer hears."""
-        swapped = yield from self._swap(lease_s, gp_timeout)
+        ran here, before the drainer hears. A request its drainer abandoned (node.grants: by
+        `request_id`) is refused, and pages it took meanwhile come back stranded, as an aborted
+        grant's do."""
+        swapped = yield from self._swap(lease_s, gp_timeout, request_id)
         drain_ran(self.transfer_log, "swap", base_pages(swapped[1]))
         return swapped
 
-    def _swap(self, lease_s: float, gp_timeout: float) -> Generator[float, bool, tuple[int, list[Page], float, bool]]:
+    def _swap(
+        self, lease_s: float, gp_timeout: float, request_id: int
+    ) -> Generator[float, bool, tuple[int, list[Page], float, bool]]:
+        self.check_abandoned(request_id)
         pcp = self.pcp
         if self.held is not None:
             raise FailedPrecondition(f"cpu {pcp.cpu}: the rcu-swap grant {self.held.token} is not released yet")
@@ -73,9 +80,12 @@ class RcuSwapGrants(GrantTable):
         finally:
             self._taken = []
             pcp.drain_lock.release()
+        if self.was_abandoned(request_id):  # while it waited for a grace period
+            self._keep(pages)
+            self.check_abandoned(request_id)
         if not pages:
             return 0, [], gp_s, ok
-        grant = self.open(pages, self.clock(), lease_s)
+        grant = self.open(pages, self.clock(), lease_s, request_id=request_id)
         return grant.token, pages, gp_s, ok
 
     def inflight(self) -> list[Page]:

@@ -66,10 +66,10 @@ class AsyncLease(GrantTable):
 
 
 class RemotePcpLock(AsyncLease, PcpLockGrants):
-    async def lock_and_take(self, lease_s: float, wait_timeout: float, left: int = 0) -> Taken:
+    async def lock_and_take(self, lease_s: float, wait_timeout: float, left: int = 0, request_id: int = 0) -> Taken:
         """Take the pcp lock (waiting off the event loop) and one chunk of pages (node.remote_lock_rule:
         every page under a one-hold profile); token 0 and no pages if there was nothing to take."""
-        return await run_steps(self.take(lease_s, wait_timeout, left), self._acquire)
+        return await run_steps(self.take(lease_s, wait_timeout, left, request_id), self._acquire)
 
     async def unlock(self, token: int, commit: bool) -> None:
         self.settle(token, commit)

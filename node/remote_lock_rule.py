@@ -86,18 +86,23 @@ class PcpLockGrants(GrantTable):
         # Called with the seconds a drainer waited for the lock, once per grant: metrics.
         self.on_wait: Callable[[float], None] | None = None
 
-    def take(self, lease_s: float, wait_timeout: float, left: int = 0) -> Generator[float, bool, Taken]:
+    def take(
+        self, lease_s: float, wait_timeout: float, left: int = 0, request_id: int = 0
+    ) -> Generator[float, bool, Taken]:
         """Take the pcp lock (the driver waits at most `wait_timeout`) and one chunk of pages: all of
-        them under "one-hold". `left` is the previous answer's, 0 for a drain's first chunk.
+        them under "one-hold". `left` is the previous answer's, 0 for a drain's first chunk;
+        `request_id` the drainer's (node.grants: a request abandoned meanwhile is refused, the lock
+        given back).
 
         Nothing is granted (token 0, no pages) if there was nothing to take; `left` may still be
         non-zero then ("chunked": the pages counted up front were allocated meanwhile). Either way
         the transfer log's `drain` line says this chunk ran here, before the drainer hears."""
-        taken = yield from self._take(lease_s, wait_timeout, left)
+        taken = yield from self._take(lease_s, wait_timeout, left, request_id)
         drain_ran(self.transfer_log, "lock", base_pages(taken.pages))
         return taken
 
-    def _take(self, lease_s: float, wait_timeout: float, left: int) -> Generator[float, bool, Taken]:
+    def _take(self, lease_s: float, wait_timeout: float, left: int, request_id: int) -> Generator[float, bool, Taken]:
+        self.check_abandoned(request_id)
         pcp = self.pcp
         drain = self.drain
         count = to_drain = 0
@@ -112,6 +117,9 @@ class PcpLockGrants(GrantTable):
         t0 = self.clock()
         if not (yield wait_timeout):
             raise FailedPrecondition(f"pcp lock of cpu {pcp.cpu} not acquired within {wait_timeout}s")
+        if self.was_abandoned(request_id):  # while it waited for the lock
+            spin_unlock(pcp.lock)
+            self.check_abandoned(request_id)
         granted_at = self.clock()
         wait = granted_at - t0
         if drain == "one-hold":
@@ -125,7 +133,7 @@ class PcpLockGrants(GrantTable):
             return Taken(0, [], wait, count - to_drain)
         if self.on_wait is not None:
             self.on_wait(wait)
-        grant = self.open(pages, granted_at, lease_s, first=not left)
+        grant = self.open(pages, granted_at, lease_s, first=not left, request_id=request_id)
         return Taken(grant.token, pages, wait, count - to_drain)
 
     def _keep(self, pages: list[Page]) -> None:

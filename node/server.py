@@ -32,6 +32,7 @@ class NodeServicer(pb_grpc.NodeServicer):
             "unlock": ("unlocked", self._unlock),
             "rcu_swap": ("rcu_swap", self._rcu_swap),
             "rcu_release": ("rcu_released", self._rcu_release),
+            "abandon": ("abandoned", self._abandon),
         }
 
     def _check_epoch(self, context) -> None:
@@ -94,7 +95,7 @@ class NodeServicer(pb_grpc.NodeServicer):
         self._check_cpu(request.cpu)
         lock = self.node.remote_pcp_lock()
         lease = validate.count(request.lease_ms, validate.MAX_LEASE_MS, "lease_ms") / 1000.0
-        taken = await lock.lock_and_take(lease, wait_timeout=lease, left=request.left)
+        taken = await lock.lock_and_take(lease, wait_timeout=lease, left=request.left, request_id=request.request_id)
         return pb.PcpLockDrainReply(
             token=taken.token,
             pages=validate.to_page_list(pb.PageList, taken.pages),
@@ -112,7 +113,9 @@ class NodeServicer(pb_grpc.NodeServicer):
         rcu_drain = self.node.rcu_swap()
         gp_timeout_ms = validate.count(request.gp_timeout_ms, validate.MAX_LEASE_MS, "gp_timeout_ms")
         lease_ms = validate.count(request.lease_ms, validate.MAX_LEASE_MS, "lease_ms")
-        token, pages, gp_s, gp_ok = await rcu_drain.swap_and_take(lease_ms / 1000.0, gp_timeout_ms / 1000.0)
+        token, pages, gp_s, gp_ok = await rcu_drain.swap_and_take(
+            lease_ms / 1000.0, gp_timeout_ms / 1000.0, request.request_id
+        )
         return pb.RcuSwapReply(
             token=token, pages=validate.to_page_list(pb.PageList, pages), grace_period_s=gp_s, gp_ok=gp_ok
         )
@@ -122,6 +125,12 @@ class NodeServicer(pb_grpc.NodeServicer):
         rcu_drain = self.node.rcu_grants()
         await rcu_drain.release(validate.token(request.token), request.commit)
         return pb.Empty()
+
+    async def _abandon(self, request) -> pb.AbandonReply:
+        self._check_cpu(request.cpu)
+        if not request.request_id:
+            raise InvalidArgument("abandon names no request (request_id 0: a request without one cannot be abandoned)")
+        return pb.AbandonReply(aborted=self.node.remote_drain.abandon(request.request_id))
 
     async def QueueWork(self, request, context):
         self._check_epoch(context)

@@ -2,13 +2,20 @@
 again while its answer is lost, revokes the lease of a node whose stream stays silent while its
 heartbeats come, and declares a node dead only once its lease has provably run out. Every strategy that
 takes a remote CPU's pages (remote, rcu-swap) goes through it. The rules yield effects
-(coordinator.drain.effects); a driver sends the messages, applies outbound faults and waits."""
+(coordinator.drain.effects); a driver sends the messages, applies outbound faults and waits.
+
+A request that takes pages (a lock_drain, an rcu_swap) carries an id, and when the drainer stops
+waiting for its answer it abandons it by that id (node.grants): the answer may still come, and the
+grant it carries would otherwise hold the CPU's pages, and under the remote pcp lock its lock, until
+the grant's lease ran out, while the CPU's own allocations fell back to the buddy and the next drain
+of it waited. The abandon is posted, not awaited: lost, it leaves the grant to its lease, as before
+2026-12-06."""
 
 import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from coordinator.drain.effects import DeclareDead, Failed, GaveUp, Program, Send, Sleep, describe
+from coordinator.drain.effects import DeclareDead, Failed, GaveUp, Post, Program, Send, Sleep, describe
 from coordinator.membership_rule import CONTROL_TIMEOUT_S, Member, MembershipRule
 from node.api.v1 import pcpsim_pb2 as pb
 
@@ -37,9 +44,13 @@ class NodeRefused(Exception):
 
 
 class Control:
-    def __init__(self, membership: MembershipRule, clock: Callable[[], float]) -> None:
+    def __init__(self, membership: MembershipRule, clock: Callable[[], float], epoch: int = 0) -> None:
         self.membership = membership
         self.clock = clock
+        # The ids of this drainer's requests that take pages: its epoch above a count, so no two
+        # coordinators (each a new epoch, with a state directory) give one id to two requests.
+        self.epoch = epoch
+        self._requests = 0
         # Who takes a dead member's pages back, for the wall driver's DeclareDead; set once both exist.
         self.reaper: MemberReaper | None = None
         # TEST ONLY (--unsafe-declare-dead-on-lost-commit): the commit this replaced, which
@@ -57,16 +68,33 @@ class Control:
         pcpu_drain_mutex past the dead timeout, and the reaper, which needs it, could not
         declare a partitioned CPU dead until it had come back."""
         give_up = (lambda: self.membership.lease_expired(member)) if until_lease_expires else None
+        request_id = self._name(message) if until_lease_expires else 0
         try:
             reply: pb.PcpControlReply = yield Send(member, message, timeout, give_up, LEASE_POLL_S)
         except GaveUp:
+            yield from self._abandon(member, request_id)
             raise Failed(
                 f"StreamBroken: DEADLINE_EXCEEDED: cpu {member.cpu}'s membership lease ran out "
                 "while waiting for its answer"
             ) from None
+        except Failed:
+            yield from self._abandon(member, request_id)
+            raise
         if reply.code:
             raise NodeRefused(f"{reply.code}: {reply.error}")
         return reply
+
+    def _name(self, message: pb.PcpControlRequest) -> int:
+        """Give the request that takes pages (`until_lease_expires`: its op's `request_id`) its id."""
+        self._requests += 1
+        request_id = (self.epoch << 32) | self._requests
+        getattr(message, message.WhichOneof("op")).request_id = request_id
+        return request_id
+
+    def _abandon(self, member: Member, request_id: int) -> Program[None]:
+        """No answer will be waited for: whatever the node grants for `request_id`, it is to give back."""
+        if request_id:
+            yield Post(member, pb.PcpControlRequest(abandon=pb.AbandonRequest(cpu=member.cpu, request_id=request_id)))
 
     def commit(self, member: Member, message: pb.PcpControlRequest) -> Program[None]:
         """Commit (`message`: unlock= a PcpUnlockRequest, or rcu_release= an RcuReleaseRequest, with

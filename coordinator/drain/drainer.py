@@ -38,6 +38,7 @@ class Drainer:
         gp_timeout_ms: int = GP_TIMEOUT_MS,
         *,
         profile: KernelProfile,
+        epoch: int = 0,
     ) -> None:
         if default_strategy not in STRATEGY_NAMES:
             raise InvalidArgument(f"unknown strategy {default_strategy}")
@@ -49,7 +50,7 @@ class Drainer:
         self.lease_ms = lease_ms
         self.flush_timeout_ms = flush_timeout_ms
         self.gp_timeout_ms = gp_timeout_ms  # rcu-swap: bound on one CPU's grace period
-        self.control = Control(membership, clock)
+        self.control = Control(membership, clock, epoch)  # its epoch names its requests (abandons)
         self.driver = WallDriver(self.control, zone_service, faults)
         self.pcpu_drain_mutex = asyncio.Lock()
         self.history: collections.deque[DrainRecord] = collections.deque(maxlen=keep)

@@ -36,6 +36,16 @@ class Send:
 
 
 @dataclass(frozen=True)
+class Post:
+    """One message on `member`'s PcpControl stream whose answer nobody waits for (an abandon): the
+    driver sends it (outbound faults apply first) and the rule goes on at once; a lost one is lost.
+    Result: None."""
+
+    member: Member
+    message: Any  # pb.PcpControlRequest
+
+
+@dataclass(frozen=True)
 class Call:
     """The unary RPC `method` of `member`'s Node service with deadline `timeout`; an outbound fault
     that drops it fails it after `lost_after` (what the caller would have waited). None: no outbound
@@ -99,7 +109,7 @@ class Unlock:
     mutex: object
 
 
-Effect = Send | Call | Sleep | Gather | StopHere | ZoneLocked | DeclareDead | Lock | Unlock
+Effect = Send | Post | Call | Sleep | Gather | StopHere | ZoneLocked | DeclareDead | Lock | Unlock
 Program = Generator[Effect, Any, T]
 
 

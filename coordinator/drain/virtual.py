@@ -259,6 +259,16 @@ class VirtualDriver:
             )
             if effect.give_up is not None:
                 self.queue.after(self.virtual(effect.poll_s), self._poll, task, token, effect)
+        elif isinstance(effect, fx.Post):
+            cpu, message = effect.member.cpu, effect.message
+            what = f"PcpControl.{message.WhichOneof('op')}"
+            self._note(f"cpu{cpu} {what} posted")
+
+            def arrive(respond: Callable[[Any], None]) -> None:
+                self._answer(cpu, what, self.peers[cpu].control(message, self.epoch), respond)
+
+            self.net.request(self.endpoint, cpu, what, arrive, lambda reply: None, lambda code, detail: None)
+            self._soon(task, token)
         elif isinstance(effect, fx.Call):
             method, request = effect.method, effect.request
             late = "DEADLINE_EXCEEDED: Deadline Exceeded"  # grpc.aio's deadline, as the wall driver reports it
@@ -326,13 +336,7 @@ class VirtualDriver:
         self._note(f"cpu{cpu} {what} sent")
 
         def arrive(respond: Callable[[Any], None]) -> None:
-            answer = handle(self.peers[cpu])
-            if answer is None:
-                self._note(f"cpu{cpu} {what} lost")
-            elif isinstance(answer, Later):
-                answer.bind(respond)
-            else:
-                self.queue.after(answer.after_s, respond, answer.reply)
+            self._answer(cpu, what, handle(self.peers[cpu]), respond)
 
         def reply(message: Any) -> None:
             if isinstance(message, Refusal):
@@ -354,6 +358,16 @@ class VirtualDriver:
 
         self.net.request(self.endpoint, cpu, what, arrive, reply, error)
         self.queue.after(self.virtual(timeout), expire)
+
+    def _answer(self, cpu: int, what: str, answer: Answer | Later | None, respond: Callable[[Any], None]) -> None:
+        """Send a CPU's answer to a request that reached it back: after its handling time, once its node
+        half has done its waiting, or never (a lost request)."""
+        if answer is None:
+            self._note(f"cpu{cpu} {what} lost")
+        elif isinstance(answer, Later):
+            answer.bind(respond)
+        else:
+            self.queue.after(answer.after_s, respond, answer.reply)
 
     def _poll(self, task: _Task, token: int, send: fx.Send) -> None:
         if token != task.token:

@@ -5,6 +5,7 @@ same bounds, and the chaos trap's SIGSTOP of this process. Transport failures co
 Failed carrying the one-line account the drain records have always shown."""
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 
-from coordinator.drain.control import Control
+from coordinator.drain.control import MIN_ATTEMPT_S, Control
 from coordinator.drain.effects import (
     Call,
     DeclareDead,
@@ -21,6 +22,7 @@ from coordinator.drain.effects import (
     Gather,
     GaveUp,
     Lock,
+    Post,
     Program,
     Send,
     Sleep,
@@ -56,6 +58,7 @@ class WallDriver:
         self.control = control  # its reaper takes a dead member's pages back (drains only)
         self.zone = zone
         self.faults = faults  # OUT faults, and the stop-after-grant trap
+        self._posted: set[asyncio.Task[None]] = set()  # Posts on their way (the loop keeps weak references)
 
     async def run(self, program: Program[T]) -> T:
         """Run `program` to its end: each effect done here, its result sent back in, its failure thrown in.
@@ -78,6 +81,11 @@ class WallDriver:
     async def _do(self, effect: Effect) -> Any:
         if isinstance(effect, Send):
             return await self._send(effect)
+        if isinstance(effect, Post):
+            task = asyncio.ensure_future(self._post(effect))
+            self._posted.add(task)
+            task.add_done_callback(self._posted.discard)
+            return None
         if isinstance(effect, Call):
             return await self._call(effect)
         if isinstance(effect, Sleep):
@@ -131,6 +139,12 @@ class WallDriver:
             raise Failed(account(err)) from None
         finally:
             call.cancel()
+
+    async def _post(self, post: Post) -> None:
+        """Send a Post on the member's stream, its answer read (the stream carries one request at a time)
+        within MIN_ATTEMPT_S and dropped; a lost one is the rule's to accept."""
+        with contextlib.suppress(Failed):
+            await self._send(Send(post.member, post.message, MIN_ATTEMPT_S))
 
     async def _call(self, call: Call) -> Any:
         if call.lost_after is not None:

@@ -103,7 +103,7 @@ class VirtualCoordinator:
         isolated = nohz_full(nodes.roles)  # the machine's nohz_full=, as `cluster up` gives the wall coordinator
         if m is None:
             self.membership = MembershipRule(n, rule_clock, nohz_full=isolated)
-            self.control = Control(self.membership, rule_clock)
+            self.control = Control(self.membership, rule_clock, self.epoch)
             self.view = DrainerSettings(rule_clock, self.membership, self.control)
         else:
             self.membership = MembershipRule(
@@ -113,7 +113,7 @@ class VirtualCoordinator:
                 dead_timeout=m.dead_timeout_ms / 1e3,
                 nohz_full=isolated,
             )
-            self.control = Control(self.membership, rule_clock)
+            self.control = Control(self.membership, rule_clock, self.epoch)
             self.control.declare_dead_on_lost_commit = m.declare_dead_on_lost_commit
             self.view = DrainerSettings(
                 rule_clock, self.membership, self.control, m.lease_ms, m.flush_timeout_ms, GP_TIMEOUT_MS

@@ -89,6 +89,8 @@ class NodePeer:
             if op == "rcu_release" and isinstance(drain, VirtualRcuDrain):
                 drain.release(validate.token(request.token), request.commit)
                 return Answer(pb.PcpControlReply(rcu_released=pb.Empty()))
+            if op == "abandon":
+                return Answer(pb.PcpControlReply(abandoned=pb.AbandonReply(aborted=drain.abandon(request.request_id))))
             raise FailedPrecondition(f"cpu {self.cpu}: {op} does not apply to its pcp design")
         except DOMAIN_ERRORS as err:
             return Answer(_refusal(err))
@@ -118,7 +120,7 @@ class NodePeer:
         check_remote_lock(self.cpu, isinstance(drain, VirtualRemotePcpLock), self.cluster.profile, cpu_offline=False)
         assert isinstance(drain, VirtualRemotePcpLock)  # checked above
         lease = validate.count(request.lease_ms, validate.MAX_LEASE_MS, "lease_ms") / 1000.0 / self.scale
-        taken = drain.lock_and_take(strand, lease, wait_timeout=lease, left=request.left)
+        taken = drain.lock_and_take(strand, lease, wait_timeout=lease, left=request.left, request_id=request.request_id)
         grant = pb.PcpLockDrainReply(
             token=taken.token,
             pages=validate.to_page_list(pb.PageList, taken.pages),
@@ -133,7 +135,7 @@ class NodePeer:
         ms = validate.count(request.gp_timeout_ms, validate.MAX_LEASE_MS, "gp_timeout_ms")
         gp_timeout = ms / 1000.0 / self.scale
         lease = validate.count(request.lease_ms, validate.MAX_LEASE_MS, "lease_ms") / 1000.0 / self.scale
-        token, pages, gp_s, gp_ok = drain.swap_and_take(strand, lease, gp_timeout)
+        token, pages, gp_s, gp_ok = drain.swap_and_take(strand, lease, gp_timeout, request.request_id)
         swap = pb.RcuSwapReply(
             token=token, pages=validate.to_page_list(pb.PageList, pages), grace_period_s=gp_s * self.scale, gp_ok=gp_ok
         )

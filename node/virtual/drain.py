@@ -91,11 +91,13 @@ class VirtualRemotePcpLock(VirtualLease, PcpLockGrants):
         self.queue = queue
         self.lock = pcp.lock
 
-    def lock_and_take(self, strand: Waiter, lease_s: float, wait_timeout: float, left: int = 0) -> Taken:
+    def lock_and_take(
+        self, strand: Waiter, lease_s: float, wait_timeout: float, left: int = 0, request_id: int = 0
+    ) -> Taken:
         """From `strand`'s fiber: take the pcp lock (waiting in virtual time) and one chunk of pages
         (node.remote_lock_rule: every page under a one-hold profile)."""
         lock = self.lock
-        steps = self.take(lease_s, wait_timeout, left)
+        steps = self.take(lease_s, wait_timeout, left, request_id)
         return run_blocking(steps, lambda bound: lock.acquire_as(strand, timeout=bound))
 
     def unlock(self, token: int, commit: bool) -> None:
@@ -108,11 +110,13 @@ class VirtualRcuDrain(VirtualLease, RcuSwapGrants):
         self.queue = queue
         self.rcu = rcu
 
-    def swap_and_take(self, strand: Waiter, lease_s: float, gp_timeout: float) -> tuple[int, list, float, bool]:
+    def swap_and_take(
+        self, strand: Waiter, lease_s: float, gp_timeout: float, request_id: int = 0
+    ) -> tuple[int, list, float, bool]:
         """From `strand`'s fiber: returns (token, pages, grace_period_s, gp_ok); token 0 when there is
         nothing to hand over."""
         rcu = self.rcu
-        return run_blocking(self.swap(lease_s, gp_timeout), lambda bound: rcu.wait_for_qs(strand, bound))
+        return run_blocking(self.swap(lease_s, gp_timeout, request_id), lambda bound: rcu.wait_for_qs(strand, bound))
 
     def release(self, token: int, commit: bool) -> None:
         self.settle(token, commit)

@@ -213,6 +213,39 @@ def test_expired_lease_puts_pages_back_and_refuses_the_late_commit(paused):
     assert_audit_ok(paused)
 
 
+def control(h, cpu: int, op: str, message) -> pb.PcpControlReply:
+    """One request on a PcpControl stream of its own (as a drainer's retry opens a new one); its reply."""
+    (reply,) = h.nodes[cpu].PcpControl(iter([pb.PcpControlRequest(**{op: message})]), timeout=RPC_TIMEOUT)
+    return reply
+
+
+def test_an_abandoned_grant_ends_at_once_and_an_abandoned_request_is_never_granted(paused):
+    """A drainer that stopped waiting for its lock_drain's answer abandons it by its request id: the grant
+    made for it ends at once, not at its lease's end (60 s here): the pages are back on the lists, the
+    lock is free, the grant is recorded aborted and its late commit refused. Abandoning again, or an id
+    never granted, ends nothing; a request abandoned before it came is refused when it comes, and takes
+    nothing."""
+    count = paused.pcp(0).count
+    taken = control(paused, 0, "lock_drain", pb.PcpLockDrainRequest(cpu=0, lease_ms=60_000, request_id=7)).lock_drain
+    assert taken.token and base_pages(taken.pages) == count and paused.pcp(0).locked
+    ended = control(paused, 0, "abandon", pb.AbandonRequest(cpu=0, request_id=7))
+    assert ended.abandoned.aborted and not ended.code
+    assert not paused.pcp(0).locked and paused.pcp(0).count == count and not paused.snapshot(0).inflight.pfn
+    record = next(g for g in paused.snapshot(0).grants if g.token == taken.token)
+    assert record.outcome == pb.GrantRecord.ABORTED
+    assert (
+        rpc_code(paused.nodes[0].PcpUnlock, pb.PcpUnlockRequest(cpu=0, token=taken.token, commit=True)) == PRECONDITION
+    )
+    assert not control(paused, 0, "abandon", pb.AbandonRequest(cpu=0, request_id=7)).abandoned.aborted
+    assert not control(paused, 0, "abandon", pb.AbandonRequest(cpu=0, request_id=8)).abandoned.aborted
+    for bad in (pb.AbandonRequest(cpu=0, request_id=0), pb.AbandonRequest(cpu=1, request_id=9)):
+        assert control(paused, 0, "abandon", bad).code == "INVALID_ARGUMENT"
+    late = control(paused, 0, "lock_drain", pb.PcpLockDrainRequest(cpu=0, lease_ms=60_000, request_id=8))
+    assert late.code == "FAILED_PRECONDITION" and "request 8 was abandoned" in late.error
+    assert not paused.pcp(0).locked and paused.pcp(0).count == count
+    assert_audit_ok(paused)
+
+
 def test_queued_drain_work_runs_on_a_parked_cpu(paused):
     """QueueWork(WORK_DRAIN_LOCAL_PAGES) runs on the CPU's kworker even while its tasks are
     parked: FlushWork reports done and the pages drained, which the zone gained; the CPU counted

@@ -35,12 +35,14 @@ def grant(token: int, pfns: tuple[int, ...], left: int = 0) -> pb.PcpControlRepl
 
 
 UNLOCKED = pb.PcpControlReply(unlocked=pb.Empty())
+ABANDONED = Answer(pb.PcpControlReply(abandoned=pb.AbandonReply()))
 
 
 @dataclass
 class ScriptedCpu:
     """A CPU whose answers are scripted per operation, in order (the last one repeats); None is a lost
-    request. `seen` lists the operations it received."""
+    request. `seen` lists the operations it received. An abandon nobody scripted is answered as by a
+    node whose grant it did not end."""
 
     script: dict[str, list[Answer | None]]
     seen: list[str] = field(default_factory=list)
@@ -48,7 +50,7 @@ class ScriptedCpu:
 
     def _next(self, op: str) -> Answer | None:
         self.seen.append(op)
-        answers = self.script[op]
+        answers = self.script.get(op) or ([ABANDONED] if op == "abandon" else self.script[op])
         return answers.pop(0) if len(answers) > 1 else answers[0]
 
     def control(self, message: Any, epoch: int = 0) -> Answer | None:
@@ -237,6 +239,28 @@ def test_a_swap_to_a_partitioned_cpu_is_given_up_at_the_first_look_after_its_lea
     assert over <= given_up < over + LEASE_POLL_S
     assert record.duration_s < 9.0 and "membership lease ran out" in record.cpus[0].error
     assert c.dead == [] and not c.mutex.held
+
+
+@pytest.mark.parametrize(
+    "strategy,op,beating",
+    [(pb.STRATEGY_REMOTE, "lock_drain", True), (pb.STRATEGY_RCU_SWAP, "rcu_swap", False)],
+)
+def test_a_request_the_drainer_stops_waiting_for_is_abandoned_by_its_id_at_once(strategy, op, beating):
+    """A lock_drain whose answer does not come within its bound, and an rcu_swap whose CPU's lease runs
+    out first: the drainer posts an abandon naming the request's id (its epoch above a count) at the
+    instant it stops waiting, and goes on without waiting for the abandon's answer."""
+    cpu = ScriptedCpu({op: [None]})
+    c = Cluster(1, {1: cpu}, beating=beating)
+    c.control.epoch = 3
+    record = c.drain(strategy)
+    (stopped,) = c.times("timed out") or c.times("given up on")
+    assert c.times("PcpControl.abandon posted") == [stopped] and record.duration_s < stopped + 1e-3
+    c.queue.run(c.queue.clock.now + 1e-3)  # the abandon's way to the CPU
+    assert cpu.seen == [op, "abandon"]
+    asked, abandon = cpu.messages
+    request_id = getattr(asked, op).request_id
+    assert request_id == (3 << 32) | 1 and abandon.abandon == pb.AbandonRequest(cpu=1, request_id=request_id)
+    assert not record.cpus[0].ok
 
 
 def test_a_stopped_coordinator_looks_at_no_lease_until_it_runs_again():

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from coordinator.drain.control import Control
 from coordinator.tools import determinism, virtual_coordinator
 from coordinator.tools.chaos import checker, history, scenario, transfers, virtual_runner
 from coordinator.tools.cli import main
@@ -217,6 +218,43 @@ def test_a_refill_answered_after_its_cpu_was_declared_dead_is_not_handed_to_the_
     verdict = virtual_runner.run(sc, "remote")
     assert list(verdict.findings) == ["pages_held_twice"], verdict.findings
     assert all("cpu2 allocated it" in f and "while cpu1 held it" in f for f in verdict.findings["pages_held_twice"])
+
+
+def grants_of(monkeypatch, sc, strategy: str) -> tuple[checker.Verdict, list, int]:
+    """Run `sc` under virtual time; its verdict, every grant its CPUs made, and how many of their
+    allocations met a held pcp lock (and fell back to the buddy)."""
+    runners: list = []
+    run = virtual_runner._Runner.run
+
+    def kept(self):
+        runners.append(self)
+        return run(self)
+
+    monkeypatch.setattr(virtual_runner._Runner, "run", kept)
+    verdict = virtual_runner.execute(sc, strategy).verdict
+    nodes = runners[0].cluster.nodes
+    grants = [g for drain in nodes.drains for g in drain.records()]
+    return verdict, grants, sum(pcp.stats.trylock_fail_alloc for pcp in nodes.pcps)
+
+
+def test_lock_requests_that_arrive_after_their_drainer_gave_up_are_refused_not_granted_to_nobody(monkeypatch):
+    """tests/chaos/late-lock-requests.toml: every lock_drain to cpu0 arrives 800 ms late, past the drainer's
+    500 ms bound. The drainer abandons each as it stops waiting; the abandon arrives first, and cpu0
+    refuses the request: no grant expires. Without the abandons (planted here, as before 2026-12-06),
+    cpu0 granted its pages and its pcp lock to nobody until each lease ran out, and its allocations fell
+    back to the buddy meanwhile."""
+    sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "late-lock-requests.toml"))
+    verdict, grants, fell_back = grants_of(monkeypatch, sc, "remote")
+    assert verdict.valid is True and grants and not [g for g in grants if g.outcome == "expired"]
+
+    def lease_only(self, member, request_id):
+        return
+        yield
+
+    monkeypatch.setattr(Control, "_abandon", lease_only)
+    verdict, grants, fell_back_then = grants_of(monkeypatch, sc, "remote")
+    expired = [g for g in grants if g.outcome == "expired"]
+    assert verdict.valid is True and expired and fell_back_then > fell_back
 
 
 def test_a_run_directory_holds_what_chaos_check_reads(tmp_path, capsys):

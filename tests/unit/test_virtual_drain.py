@@ -303,6 +303,62 @@ def test_an_rcu_swap_drain_waits_for_the_cpus_next_quiescent_state_in_virtual_ti
     assert node.rcu.gp_timeouts == 1 and drain.records()[0].outcome == "committed"
 
 
+def test_a_request_abandoned_while_it_waits_for_the_lock_gives_the_lock_back_at_once_and_takes_nothing(make):
+    """The drainer's lock_drain waits for the CPU's refill to let go of the pcp lock, and its drainer
+    abandons it meanwhile (node.grants): at the instant the lock is its, it gives it back and is refused,
+    so no grant is made and no allocation of the CPU ever meets the drainer's lock."""
+    node = make(1, migratetypes=(MIGRATE_UNMOVABLE, MIGRATE_MOVABLE))
+    assert isinstance(node.drain, VirtualRemotePcpLock)
+    drain = node.drain
+    seen: dict = {}
+
+    def drainer(strand: Strand) -> None:
+        seen["arrived"] = strand.clock()
+        node.queue.after(0.1e-6, drain.abandon, 5)  # while it waits for the lock
+        with pytest.raises(FailedPrecondition) as err:
+            drain.lock_and_take(strand, LEASE_S, wait_timeout=LEASE_S, request_id=5)
+        seen["refused"] = (strand.clock(), str(err.value))
+
+    def refill() -> None:
+        if node.pcp.count and not node.strands:
+            node.serve(node.clock(), drainer)
+
+    node.zone.on_refill = refill
+    node.queue.run(400e-6)
+    refused_at, error = seen["refused"]
+    assert error == "request 5 was abandoned by its drainer: nothing is granted for it"
+    assert refused_at > seen["arrived"] + 0.1e-6 and node.lock.contended == 1  # it did wait for the lock
+    assert drain.records() == [] and drain.grants == 0 and not spin_is_locked(node.lock)
+    assert node.fell_back(0.0, node.clock()) == [] and node.pcp.stats.trylock_fail_alloc == 0
+
+
+def test_an_rcu_swap_abandoned_during_its_grace_period_strands_what_it_took_and_grants_nothing(make):
+    """An rcu-swap's drainer abandons the swap while its grace period waits for the CPU's work item to
+    end: once the grace period is over the old set's pages are stranded (the CPU's still, first to go at
+    the next drain, as an aborted grant's), nothing is granted and the swap is refused."""
+    node = make(3, rcu_swap=True)
+    assert isinstance(node.drain, VirtualRcuDrain)
+    drain = node.drain
+    seen: dict = {}
+
+    def drainer(strand: Strand) -> None:
+        seen["before"] = sorted(node.pcp.pages())
+        node.queue.after(10e-6, drain.abandon, 9)
+        with pytest.raises(FailedPrecondition) as err:
+            drain.swap_and_take(strand, LEASE_S, 1e-3, request_id=9)
+        seen["refused"] = (strand.clock(), str(err.value))
+
+    items = busy_work(node, 105e-6, 40e-6)
+    node.serve(115e-6, drainer)
+    node.queue.run(300e-6)
+    (item,) = items
+    refused_at, error = seen["refused"]
+    assert refused_at == item.finished_at == 145e-6 and "request 9 was abandoned" in error
+    assert drain.records() == [] and not node.pcp.gp_pending
+    assert sorted(node.pcp.stranded) == seen["before"]  # every page the set in use had at the swap
+    assert set(seen["before"]) <= set(node.pcp.pages())  # still the CPU's (its lists refilled since)
+
+
 def run_text(seed: int) -> str:
     node = Node(seed, migratetypes=(MIGRATE_UNMOVABLE, MIGRATE_MOVABLE))
     try:

@@ -109,14 +109,16 @@ class PcpState(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., count: _Optional[int] = ..., high: _Optional[int] = ..., batch: _Optional[int] = ..., free_factor: _Optional[int] = ..., list_pages: _Optional[_Iterable[int]] = ..., locked: _Optional[bool] = ..., remote_token: _Optional[int] = ..., high_min: _Optional[int] = ..., high_max: _Optional[int] = ...) -> None: ...
 
 class PcpLockDrainRequest(_message.Message):
-    __slots__ = ("cpu", "lease_ms", "left")
+    __slots__ = ("cpu", "lease_ms", "left", "request_id")
     CPU_FIELD_NUMBER: _ClassVar[int]
     LEASE_MS_FIELD_NUMBER: _ClassVar[int]
     LEFT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     lease_ms: int
     left: int
-    def __init__(self, cpu: _Optional[int] = ..., lease_ms: _Optional[int] = ..., left: _Optional[int] = ...) -> None: ...
+    request_id: int
+    def __init__(self, cpu: _Optional[int] = ..., lease_ms: _Optional[int] = ..., left: _Optional[int] = ..., request_id: _Optional[int] = ...) -> None: ...
 
 class PcpLockDrainReply(_message.Message):
     __slots__ = ("token", "pages", "lock_wait_s", "left")
@@ -141,14 +143,16 @@ class PcpUnlockRequest(_message.Message):
     def __init__(self, cpu: _Optional[int] = ..., token: _Optional[int] = ..., commit: _Optional[bool] = ...) -> None: ...
 
 class RcuSwapRequest(_message.Message):
-    __slots__ = ("cpu", "gp_timeout_ms", "lease_ms")
+    __slots__ = ("cpu", "gp_timeout_ms", "lease_ms", "request_id")
     CPU_FIELD_NUMBER: _ClassVar[int]
     GP_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     LEASE_MS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     gp_timeout_ms: int
     lease_ms: int
-    def __init__(self, cpu: _Optional[int] = ..., gp_timeout_ms: _Optional[int] = ..., lease_ms: _Optional[int] = ...) -> None: ...
+    request_id: int
+    def __init__(self, cpu: _Optional[int] = ..., gp_timeout_ms: _Optional[int] = ..., lease_ms: _Optional[int] = ..., request_id: _Optional[int] = ...) -> None: ...
 
 class RcuSwapReply(_message.Message):
     __slots__ = ("token", "pages", "grace_period_s", "gp_ok")
@@ -172,33 +176,51 @@ class RcuReleaseRequest(_message.Message):
     commit: bool
     def __init__(self, cpu: _Optional[int] = ..., token: _Optional[int] = ..., commit: _Optional[bool] = ...) -> None: ...
 
+class AbandonRequest(_message.Message):
+    __slots__ = ("cpu", "request_id")
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    cpu: int
+    request_id: int
+    def __init__(self, cpu: _Optional[int] = ..., request_id: _Optional[int] = ...) -> None: ...
+
+class AbandonReply(_message.Message):
+    __slots__ = ("aborted",)
+    ABORTED_FIELD_NUMBER: _ClassVar[int]
+    aborted: bool
+    def __init__(self, aborted: _Optional[bool] = ...) -> None: ...
+
 class PcpControlRequest(_message.Message):
-    __slots__ = ("lock_drain", "unlock", "rcu_swap", "rcu_release")
+    __slots__ = ("lock_drain", "unlock", "rcu_swap", "rcu_release", "abandon")
     LOCK_DRAIN_FIELD_NUMBER: _ClassVar[int]
     UNLOCK_FIELD_NUMBER: _ClassVar[int]
     RCU_SWAP_FIELD_NUMBER: _ClassVar[int]
     RCU_RELEASE_FIELD_NUMBER: _ClassVar[int]
+    ABANDON_FIELD_NUMBER: _ClassVar[int]
     lock_drain: PcpLockDrainRequest
     unlock: PcpUnlockRequest
     rcu_swap: RcuSwapRequest
     rcu_release: RcuReleaseRequest
-    def __init__(self, lock_drain: _Optional[_Union[PcpLockDrainRequest, _Mapping]] = ..., unlock: _Optional[_Union[PcpUnlockRequest, _Mapping]] = ..., rcu_swap: _Optional[_Union[RcuSwapRequest, _Mapping]] = ..., rcu_release: _Optional[_Union[RcuReleaseRequest, _Mapping]] = ...) -> None: ...
+    abandon: AbandonRequest
+    def __init__(self, lock_drain: _Optional[_Union[PcpLockDrainRequest, _Mapping]] = ..., unlock: _Optional[_Union[PcpUnlockRequest, _Mapping]] = ..., rcu_swap: _Optional[_Union[RcuSwapRequest, _Mapping]] = ..., rcu_release: _Optional[_Union[RcuReleaseRequest, _Mapping]] = ..., abandon: _Optional[_Union[AbandonRequest, _Mapping]] = ...) -> None: ...
 
 class PcpControlReply(_message.Message):
-    __slots__ = ("lock_drain", "unlocked", "rcu_swap", "rcu_released", "code", "error")
+    __slots__ = ("lock_drain", "unlocked", "rcu_swap", "rcu_released", "abandoned", "code", "error")
     LOCK_DRAIN_FIELD_NUMBER: _ClassVar[int]
     UNLOCKED_FIELD_NUMBER: _ClassVar[int]
     RCU_SWAP_FIELD_NUMBER: _ClassVar[int]
     RCU_RELEASED_FIELD_NUMBER: _ClassVar[int]
+    ABANDONED_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     lock_drain: PcpLockDrainReply
     unlocked: Empty
     rcu_swap: RcuSwapReply
     rcu_released: Empty
+    abandoned: AbandonReply
     code: str
     error: str
-    def __init__(self, lock_drain: _Optional[_Union[PcpLockDrainReply, _Mapping]] = ..., unlocked: _Optional[_Union[Empty, _Mapping]] = ..., rcu_swap: _Optional[_Union[RcuSwapReply, _Mapping]] = ..., rcu_released: _Optional[_Union[Empty, _Mapping]] = ..., code: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+    def __init__(self, lock_drain: _Optional[_Union[PcpLockDrainReply, _Mapping]] = ..., unlocked: _Optional[_Union[Empty, _Mapping]] = ..., rcu_swap: _Optional[_Union[RcuSwapReply, _Mapping]] = ..., rcu_released: _Optional[_Union[Empty, _Mapping]] = ..., abandoned: _Optional[_Union[AbandonReply, _Mapping]] = ..., code: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class QueueWorkRequest(_message.Message):
     __slots__ = ("cpu", "kind")

@@ -95,7 +95,7 @@ MESSAGES = (
     "Heartbeat",
     "ZoneStream.rmqueue",
     "ZoneStream.free",
-    *(f"PcpControl.{op}" for op in ("lock_drain", "unlock", "rcu_swap", "rcu_release")),
+    *(f"PcpControl.{op}" for op in ("lock_drain", "unlock", "rcu_swap", "rcu_release", "abandon")),
     "QueueWork",
     "FlushWork",
 )
