@@ -36,6 +36,7 @@ from node.shared.timebase import CostModel
 from node.shared.transfer_log import blocks
 from node.sim.net import SimNetwork
 from node.virtual.cpu import VirtualCpu
+from node.virtual.zone_rpc import NotApplied
 from node.zone_retry_rule import ZoneRefused
 
 R = TypeVar("R")
@@ -108,7 +109,7 @@ class SharedZone:
         # and calls done() once it has ended, whatever its outcome. None: answered at once, nothing drained.
         self.drain_all_pages: Callable[[Callable[[], None]], None] | None = None
         # A chaos run's: each round trip a request under the network's fault rules (node.virtual.zone_rpc).
-        self.rpc: Callable[[LocalZone, str, Callable[[], Callable[[], Any]]], Any] | None = None
+        self.rpc: Callable[[LocalZone, str, Callable[[], Callable[[str | None], Any]]], Any] | None = None
         self.epoch = 0  # the epoch of the coordinator whose zone `rules` is (a zone reply's coordinator_epoch)
         # The membership fence of the coordinator whose zone `rules` is (coordinator.server's _as_live):
         # live(cpu, incarnation) raises Refused (its `code` NOT_FOUND or FAILED_PRECONDITION) for a CPU
@@ -145,30 +146,38 @@ class LocalZone:
         hold it returns; returns once the reply is back, one more latency later. A refusal of the rules
         comes back as the wall client's ZoneRefused, after the same trip. With the shared zone's `rpc`
         (a chaos run: node.virtual.zone_rpc), the trip is a request under the network's fault rules,
-        sent again until its outcome is known: each attempt goes to the zone of the coordinator serving
-        when it is sent, so a retry after a coordinator's restart reaches the new one's, and a refusal
+        sent again until its outcome is known: each attempt reaches the zone of the coordinator serving
+        when it arrives, so a retry after a coordinator's restart reaches the new one's, and a refusal
         carries that coordinator's epoch, as a wall zone reply does (ZoneRefused.other_zone)."""
         shared, cpu = self.shared, self.cpu
         self.calls += 1
-        latest = shared.epoch  # the epoch of the coordinator its latest attempt went to
+        latest = shared.epoch  # the epoch of the coordinator its latest attempt reached
         inc = self.incarnation
 
         # The two nested functions' annotations are strings: a def evaluates its annotations each time
         # it runs, and these (typing subscriptions and a union) made 65,464 calls into typing in the
         # 64-CPU bench span's 21,822 round trips (docs/benchmarks.md).
-        def send() -> "Callable[[], Held[R] | Refused]":
-            """An attempt sent now: what the zone serving now does on its arrival: under zone->lock, the
-            serving coordinator's membership fence first (a CPU it does not know as this incarnation
-            changes nothing), then the rules."""
-            nonlocal latest
-            rules, latest, live = shared.rules, shared.epoch, shared.live
+        def send() -> "Callable[[str | None], Held[R] | Refused | NotApplied]":
+            """An attempt sent now: what the zone serving at its arrival does then (`refused`: why that
+            coordinator answers UNAVAILABLE unapplied, as a restarted one rebuilding its zone does; None:
+            under zone->lock, its membership fence first, a CPU it does not know as this incarnation
+            changing nothing, then its rules). Until 2026-12-06 the zone serving at the sending answered,
+            which a message held across a second coordinator's start (sweep seed 18) made the old one."""
 
-            def at_zone() -> "Held[R]":
-                if live is not None:
-                    live(cpu.cpu, inc)
-                return op(rules)
+            def arrive(refused: str | None) -> "Held[R] | Refused | NotApplied":
+                nonlocal latest
+                rules, latest, live = shared.rules, shared.epoch, shared.live
+                if refused is not None:
+                    return NotApplied(refused)
 
-            return lambda: self.apply(at_zone)
+                def at_zone() -> "Held[R]":
+                    if live is not None:
+                        live(cpu.cpu, inc)
+                    return op(rules)
+
+                return self.apply(at_zone)
+
+            return arrive
 
         outcome: Held[R] | Refused
         try:
@@ -176,7 +185,9 @@ class LocalZone:
                 outcome = shared.rpc(self, method, send)
             else:
                 cpu.wait_until(shared.net.arrival(self._out))
-                outcome = send()()
+                arrived = send()(None)  # no coordinator that could refuse it unapplied: never NotApplied
+                assert not isinstance(arrived, NotApplied)
+                outcome = arrived
                 cpu.wait_until(shared.net.arrival(self._back))
         except ZoneRefused as err:  # UNAVAILABLE: the coordinator serving the latest attempt recovers
             err.other_zone = self.registration.unregistered(latest)

@@ -32,7 +32,7 @@ from node.zone_retry_rule import (
 )
 
 
-class _Unavailable:
+class NotApplied:
     """The zone's answer without applying the request (code UNAVAILABLE)."""
 
     def __init__(self, reason: str) -> None:
@@ -58,9 +58,12 @@ class ZoneRpc:
         self.fenced = fenced  # whether CPU n's membership lease has run out
         self.retries = 0  # attempts whose outcome was unknown (ZoneClient.unknown_outcomes)
 
-    def __call__(self, zone: Any, method: str, send: Callable[[], Callable[[], Any]]) -> Any:
+    def __call__(self, zone: Any, method: str, send: Callable[[], Callable[[str | None], Any]]) -> Any:
         """From the fiber of `zone.cpu` (a node.virtual.zone.LocalZone): the zone's outcome of the
-        request; send() at each attempt's sending gives what the zone does on its arrival."""
+        request; send() at each attempt's sending gives what the zone does on its arrival, called with
+        why the coordinator serving then refuses it unapplied (None: it applies it). The zone is the one
+        serving at the arrival, not at the sending: a message held meanwhile (its sender stopped, or the
+        coordinator) reaches whichever coordinator listens when it is delivered."""
         cpu = zone.cpu
         attempt = unavailable = 0
         while True:
@@ -70,7 +73,7 @@ class ZoneRpc:
                 self.retries += 1
                 cpu.wait_until(cpu.clock() + unknown_outcome_pause(attempt) / self.time_scale)
                 continue
-            if not isinstance(got[0], _Unavailable):
+            if not isinstance(got[0], NotApplied):
                 return got[0]
             pause = unavailable_pause(unavailable, UNAVAILABLE_RETRIES, self.fenced(cpu.cpu))
             if pause is None:
@@ -78,7 +81,7 @@ class ZoneRpc:
             unavailable += 1
             cpu.wait_until(cpu.clock() + pause / self.time_scale)
 
-    def _attempt(self, cpu: Any, method: str, apply: Callable[[], Any]) -> list[Any]:
+    def _attempt(self, cpu: Any, method: str, apply: Callable[[str | None], Any]) -> list[Any]:
         """One request: [outcome], or [] when its outcome is unknown (failed, lost, or past the bound)."""
         inbox: list[tuple[str, Any]] = []
         waiting = [False]
@@ -101,7 +104,7 @@ class ZoneRpc:
         return self._outcome(cpu, inbox, waiting, apply)
 
     def _outcome(
-        self, cpu: Any, inbox: list[tuple[str, Any]], waiting: list[bool], apply: Callable[[], Any]
+        self, cpu: Any, inbox: list[tuple[str, Any]], waiting: list[bool], apply: Callable[[str | None], Any]
     ) -> list[Any]:
         while True:
             while not inbox:
@@ -109,8 +112,7 @@ class ZoneRpc:
                 cpu.wait_resumed()
             kind, value = inbox.pop(0)
             if kind == "arrived":  # the zone's side, on this fiber, then the answer travels back
-                reason = self.refusal()
-                value(apply() if reason is None else _Unavailable(reason))
+                value(apply(self.refusal()))
             elif kind == "answer":
                 return [value]
             else:

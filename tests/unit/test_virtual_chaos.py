@@ -257,6 +257,17 @@ def test_lock_requests_that_arrive_after_their_drainer_gave_up_are_refused_not_g
     assert verdict.valid is True and expired and fell_back_then > fell_back
 
 
+def test_a_retry_held_by_its_stopped_sender_is_answered_by_the_coordinator_serving_when_it_arrives():
+    """tests/chaos/free-across-a-second-coordinator.toml, a sweep's shrunk finding (seed 18): cpu0's free was
+    applied by the first coordinator, and cpu0's retry, held while cpu0 was stopped, reached a second
+    coordinator still rebuilding its zone. Its refusal names the second's epoch, and cpu0 gives the pages
+    up; named after the coordinator serving when the retry was sent, cpu0 kept pages cpu1 then held (a
+    page held twice, as before 2026-12-06)."""
+    sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "free-across-a-second-coordinator.toml"))
+    verdict = virtual_runner.run(sc, "workqueue")
+    assert verdict.valid is True, verdict.findings
+
+
 def test_a_run_directory_holds_what_chaos_check_reads(tmp_path, capsys):
     sc = VIRTUAL["kill-node"]
     verdict = virtual_runner.run(sc, "remote", str(tmp_path))
