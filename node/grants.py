@@ -133,11 +133,8 @@ class GrantTable(ABC):
         grant = self.held
         if grant is None or grant.request_id != request_id:
             return False
-        self._disarm()
-        self._keep(grant.pages)
         self.abandoned += 1
-        self._end(grant, ABORTED)
-        self._release()
+        self.settle(grant.token, commit=False)  # as its drainer's abort would
         return True
 
     def was_abandoned(self, request_id: int) -> bool:
