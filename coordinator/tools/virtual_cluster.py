@@ -66,7 +66,6 @@ from node.virtual.run import DEFAULTS, Options, VirtualCluster, kernel_s
 from node.virtual.zone_rpc import ZoneRpc
 
 PAGES_PER_CPU = 4096  # the zone grows with the CPUs: housekeeping holds a working set of 1,500 pages
-STOPPED = "stopped"  # a CPU's pause hold for a SIGSTOPped process
 FIRST = "coordinator-1"  # the first coordinator's endpoint once a second has its address
 Done = Callable[[Any, BaseException | None], None]  # an operation's end: done(result, None) or done(None, error)
 
@@ -237,6 +236,7 @@ class WholeCluster:
             self.trace,
             self.scale,
             register_once=self.settings is not None and self.settings.register_once,
+            sigstop=self.nodes.cpus[n].sigstop,
         )
         self.agents[n] = agent
         self.hosts[n].epoch = self.nodes.zones[n].registration = agent.epoch
@@ -337,19 +337,18 @@ class WholeCluster:
         self._start_agent(endpoint)
 
     def stop(self, endpoint: object) -> None:
-        """SIGSTOP of a CPU's process: its agent, its CPU and its grants' lease timers run nothing until `cont`."""
+        """SIGSTOP of a CPU's process: its CPU, its agent, its request handlers and its grants' lease timers
+        run nothing until `cont` (node.virtual.sigstop)."""
         assert isinstance(endpoint, int), "the coordinator stops only through its trap"
-        self.agents[endpoint].freeze()
-        self.nodes.cpus[endpoint].set_paused(True, by=STOPPED)
-        self.nodes.drains[endpoint].freeze()
+        self.nodes.cpus[endpoint].sigstop.stop()
 
     def cont(self, endpoint: object) -> None:
+        """SIGCONT: what fell due meanwhile runs from now, before the messages held for the process (the
+        nemesis resumes its endpoint after this)."""
         if endpoint == COORDINATOR:
             return  # its trap's span ended: the driver runs it again by itself
         assert isinstance(endpoint, int)
-        self.nodes.drains[endpoint].thaw()  # overdue leases first: before the messages held for it
-        self.agents[endpoint].thaw()
-        self.nodes.cpus[endpoint].set_paused(False, by=STOPPED)
+        self.nodes.cpus[endpoint].sigstop.cont()
 
     def set_cost_factor(self, cpu: int, factor: float) -> None:
         self.nodes.cpus[cpu].slowdown = factor

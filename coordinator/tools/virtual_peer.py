@@ -111,7 +111,8 @@ class NodePeer:
                 del self.strands[number]
 
         queue = self.cluster.queue
-        strand = self.strands[number] = Strand(queue, f"cpu{self.cpu}-rpc{number}", main)
+        sigstop = self.cluster.cpus[self.cpu].sigstop  # the serving process's
+        strand = self.strands[number] = Strand(queue, f"cpu{self.cpu}-rpc{number}", main, sigstop)
         strand.start(queue.clock())
         return later
 

@@ -10,8 +10,9 @@ seeded stream (node.identity).
 Each call goes by SimNetwork.request from the CPU's number to `COORDINATOR` under both ends' fault
 rules, a rule's failure the refusal of its code. `scale` is the rules' seconds per virtual second (see
 coordinator.drain.virtual): the rule's clock and the lease it keeps are in the rules' seconds, its
-bounds and waits divided by `scale` when scheduled. A stopped process (`freeze`, SIGSTOP) runs nothing
-until `thaw`: what fell due meanwhile runs then, in order; a killed one (`stop`) runs nothing again.
+bounds and waits divided by `scale` when scheduled. A stopped process (its `sigstop`, SIGSTOP) runs
+nothing until SIGCONT: what fell due meanwhile runs then, in order (node.virtual.sigstop); a killed one
+(`stop`) runs nothing again.
 """
 
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from node.epoch_rule import EpochRule
 from node.identity import Ids
 from node.sim.clock import EventQueue
 from node.sim.net import SimNetwork
+from node.virtual.sigstop import Sigstop
 
 COORDINATOR = "coordinator"  # the far end of every CPU's membership links
 
@@ -76,11 +78,13 @@ class VirtualAgent(AgentRule):
         trace: list[str] | None = None,
         scale: float = 1.0,
         register_once: bool = False,
+        sigstop: Sigstop | None = None,
     ) -> None:
         """`request`: the registration (its incarnation is drawn here); `interval`: the node's own
         heartbeat interval; `trace`: where each step is written, one line each (a list to share with
         the coordinator's driver); `register_once`: the node's --unsafe-register-once (tests only: a
-        Register whose answer is lost is not sent again, and the CPU stays parked)."""
+        Register whose answer is lost is not sent again, and the CPU stays parked); `sigstop`: the
+        SIGSTOP state of its process."""
         super().__init__(lambda: queue.clock.now * scale)
         self.register_once = register_once
         self.queue = queue
@@ -96,8 +100,7 @@ class VirtualAgent(AgentRule):
         self.incarnation = host.incarnation = ids.incarnation()
         self.trace = [] if trace is None else trace
         self.stopped = False
-        self.frozen = False
-        self._due: list[tuple[Callable[..., object], tuple[object, ...]]] = []  # fell due while frozen
+        self.sigstop = sigstop or Sigstop(queue)  # its process's (the CPU's, in a whole cluster)
         self._token = 0  # counts calls: only the current one's outcome is acted on
 
     def start(self) -> None:
@@ -109,28 +112,13 @@ class VirtualAgent(AgentRule):
         """The process is gone: nothing of it runs again."""
         self.stopped = True
 
-    def freeze(self) -> None:
-        """SIGSTOP: nothing runs until `thaw`."""
-        self.frozen = True
-
-    def thaw(self) -> None:
-        """SIGCONT: what fell due meanwhile runs now, in the order it fell due."""
-        self.frozen = False
-        due, self._due = self._due, []
-        for fn, args in due:
-            self.queue.at(self.queue.clock.now, self._run, fn, *args)
-
     def _after(self, rule_s: float, fn: Callable[..., object], *args: object) -> None:
         """fn(*args) `rule_s` (the rules' seconds) from now, as this process's timer."""
         self.queue.after(rule_s / self.scale, self._run, fn, *args)
 
     def _run(self, fn: Callable[..., object], *args: object) -> None:
-        if self.stopped:
-            return
-        if self.frozen:
-            self._due.append((fn, args))
-            return
-        fn(*args)
+        if not self.stopped and not self.sigstop.held(self._run, fn, *args):
+            fn(*args)
 
     def _note(self, line: str) -> None:
         self.trace.append(f"{self.queue.clock.now!r} cpu{self.cpu} {line}")

@@ -13,6 +13,12 @@ accounting, the noise log, the RCU reports, the pause holds. What differs is onl
   the wall CPU thread is likewise blocked on its reply.
 Each suspension gets a token, and only an event carrying the current token resumes the fiber, so a
 timeout and a wake-up for the same suspension never both resume it.
+
+While the CPU's process is stopped (its `sigstop`, node.virtual.sigstop) nothing resumes the fiber:
+an event that would is held until SIGCONT, as a SIGSTOPped wall CPU thread runs on only then. The one
+exception is `serving`: a zone request of this CPU runs the zone's side on this fiber once it reaches
+the coordinator (node.virtual.zone_rpc), which is the coordinator's work, and a stopped node does not
+hold it up in the wall engine either.
 """
 
 from collections.abc import Callable
@@ -23,6 +29,7 @@ from node.sim.noise import NO_SLACK, WakeSlack
 from node.virtual.fiber import Fiber
 from node.virtual.pcp_lock import VirtualPcpLock
 from node.virtual.rcu import VirtualRcuCpu
+from node.virtual.sigstop import Sigstop
 
 
 class VirtualCpu(Cpu):
@@ -33,6 +40,8 @@ class VirtualCpu(Cpu):
         self.slack = slack  # each timed wake-up's lateness (node.sim.noise)
         super().__init__(cpu, clock=queue.clock, sleep=self._sleep_virtual, rcu=VirtualRcuCpu(queue))
         self.fiber = Fiber(f"vcpu{cpu}", self._run)
+        self.sigstop = Sigstop(queue)  # its process's: the agent, the leases and the strands share it
+        self.serving = False  # the fiber runs the zone's side of a request (see the module's note)
         self._token = 0
         self._wakeable = False
         self._on_parked: list[Callable[[], object]] = []
@@ -77,9 +86,14 @@ class VirtualCpu(Cpu):
         """From the CPU's fiber: wait, deaf to wake-ups, until someone calls `resume_soon`."""
         self._suspend(None, wakeable=False)
 
-    def resume_soon(self) -> None:
-        """End a `wait_resumed` at the current instant (at the next event, this one being done)."""
-        self.queue.at(self.clock(), self._resume, self._token)
+    def resume_soon(self, serving: bool = False) -> None:
+        """End a `wait_resumed` at the current instant (at the next event, this one being done);
+        `serving`: to run the zone's side, which a stopped process does not hold up."""
+        self.queue.at(self.clock(), self._resume, self._token, serving)
+
+    def wait_cont(self) -> None:
+        """From the CPU's fiber, its process stopped: wait until SIGCONT (or a `resume_soon(serving=True)`)."""
+        self._suspend(None, wakeable=False, at_cont=True)
 
     # ---------------------------------------------------------------- waiting
     def _sleep_virtual(self, seconds: float) -> None:
@@ -121,19 +135,24 @@ class VirtualCpu(Cpu):
                 until = None if timeout is None else self.clock() + timeout + self.slack.lateness()
                 self._suspend(until, wakeable=True)
 
-    def _suspend(self, until: float | None, wakeable: bool) -> None:
+    def _suspend(self, until: float | None, wakeable: bool, at_cont: bool = False) -> None:
         if until is not None and self.queue.advance(until):
             self._token += 2  # as the suspension and its resume would have: the event that resumes it ran
             return
         self._token += 1
+        if at_cont:
+            self.sigstop.held(self._resume, self._token)
         self._wakeable = wakeable
         if until is not None:
             self.queue.at(until, self._resume, self._token)
         self.fiber.suspend()
         self._wakeable = False
 
-    def _resume(self, token: int) -> None:
+    def _resume(self, token: int, serving: bool = False) -> None:
         if token == self._token and not self.fiber.done:
+            if self.sigstop.stopped and not (serving or self.serving):
+                self.sigstop.held(self._resume, token)
+                return
             self._token += 1  # every other event for this suspension is stale now
             self.fiber.resume()
 

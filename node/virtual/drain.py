@@ -11,7 +11,7 @@ asyncio and threads. Here:
 - a grace period is a wait on the CPU's VirtualRcuCpu (node.virtual.rcu), ended by its next
   quiescent state (its fiber reports them, as the wall CPU thread does: node.cpu) or its timeout;
 - a lease is an event at its exact end; one whose grant ended before is a no-op (node.grants). It is
-  the node process's timer: while the process is stopped (SIGSTOP) it does not fire (`freeze`, `thaw`).
+  the node process's timer: while the process is stopped (SIGSTOP) it does not fire (node.virtual.sigstop).
 """
 
 from collections.abc import Callable, Generator
@@ -25,6 +25,7 @@ from node.remote_lock_rule import PcpLockGrants, Taken
 from node.sim.clock import EventQueue
 from node.virtual.pcp_lock import VirtualPcpLock
 from node.virtual.rcu import VirtualRcuCpu
+from node.virtual.sigstop import Sigstop
 from node.virtual.strand import Waiter
 
 T = TypeVar("T")
@@ -47,48 +48,40 @@ class VirtualLease(GrantTable):
     """A grant's lease as an event at its end (node.grants' driver hooks).
 
     The lease timer is the node process's, so a stopped process's does not fire: an expiry that
-    comes due between `freeze` (SIGSTOP) and `thaw` (SIGCONT) runs at the thaw, at once, before
-    anything that reached the process meanwhile (the driver resumes its endpoint's messages as
-    events of that instant). The wall node's lease is a `call_later` timer (node.remote_lock's
-    AsyncLease): after a SIGCONT the loop's first pass runs it, overdue, while a commit that waited
-    in the socket is read by gRPC's poller thread and resumes its handler a pass later at the
-    earliest. So a commit sent to a node stopped past its lease is refused in both engines. Until
-    2026-12-06 the virtual lease ran out during the stop, at its exact end."""
+    comes due while the process is stopped is held by its Sigstop (node.virtual.sigstop) and runs at
+    SIGCONT, before anything that reached the process meanwhile. The wall node's lease is a
+    `call_later` timer (node.remote_lock's AsyncLease): after a SIGCONT the loop's first pass runs it,
+    overdue, while a commit that waited in the socket is read by gRPC's poller thread and resumes its
+    handler a pass later at the earliest. So a commit sent to a node stopped past its lease is refused
+    in both engines. Until 2026-12-06 the virtual lease ran out during the stop, at its exact end."""
 
     queue: EventQueue
-    frozen = False
-    _overdue: tuple[Grant, ...] = ()
+    sigstop: Sigstop
 
     def _arm(self, grant: Grant) -> None:
         self.queue.after(grant.lease_s, self._lease_ended, grant)
 
     def _lease_ended(self, grant: Grant) -> None:
-        if self.frozen:
-            self._overdue += (grant,)
-        else:
-            self.expire(grant)
-
-    def freeze(self) -> None:
-        """SIGSTOP: no lease of this process runs out until `thaw`."""
-        self.frozen = True
-
-    def thaw(self) -> None:
-        """SIGCONT: the leases that ran out meanwhile expire now (a no-op for a grant that ended)."""
-        self.frozen = False
-        overdue, self._overdue = self._overdue, ()
-        for grant in overdue:
+        if not self.sigstop.held(self._lease_ended, grant):
             self.expire(grant)
 
 
 class VirtualRemotePcpLock(VirtualLease, PcpLockGrants):
     def __init__(
-        self, pcp: PerCpuPages, queue: EventQueue, fencing: bool = True, transfer_log=None, drain: str = "one-hold"
+        self,
+        pcp: PerCpuPages,
+        queue: EventQueue,
+        fencing: bool = True,
+        transfer_log=None,
+        drain: str = "one-hold",
+        sigstop: Sigstop | None = None,
     ) -> None:
         if not isinstance(pcp.lock, VirtualPcpLock):
             lock = type(pcp.lock).__name__
             raise TypeError(f"cpu {pcp.cpu}: a virtual remote drain needs a VirtualPcpLock, not {lock}")
         super().__init__(pcp, queue.clock, fencing, transfer_log, drain)
         self.queue = queue
+        self.sigstop = sigstop or Sigstop(queue)  # its process's (node.virtual.run gives the CPU's)
         self.lock = pcp.lock
 
     def lock_and_take(
@@ -105,9 +98,17 @@ class VirtualRemotePcpLock(VirtualLease, PcpLockGrants):
 
 
 class VirtualRcuDrain(VirtualLease, RcuSwapGrants):
-    def __init__(self, pcp: RcuPerCpuPages, rcu: VirtualRcuCpu, queue: EventQueue, transfer_log=None) -> None:
+    def __init__(
+        self,
+        pcp: RcuPerCpuPages,
+        rcu: VirtualRcuCpu,
+        queue: EventQueue,
+        transfer_log=None,
+        sigstop: Sigstop | None = None,
+    ) -> None:
         super().__init__(pcp, queue.clock, transfer_log)
         self.queue = queue
+        self.sigstop = sigstop or Sigstop(queue)
         self.rcu = rcu
 
     def swap_and_take(

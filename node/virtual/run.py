@@ -153,10 +153,10 @@ class VirtualCluster:
         drain: VirtualRemotePcpLock | VirtualRcuDrain
         if self.rcu_swap:
             pcp = pcp_rcu.RcuPerCpuPages(n, high=self.high, batch=self.batch)
-            drain = VirtualRcuDrain(pcp, cpu.rcu, self.queue)
+            drain = VirtualRcuDrain(pcp, cpu.rcu, self.queue, sigstop=cpu.sigstop)
         else:
             pcp = pcpmod.PerCpuPages(n, high=self.high, batch=self.batch, lock=cpu.pcp_lock())
-            drain = VirtualRemotePcpLock(pcp, self.queue, drain=profile.drain)
+            drain = VirtualRemotePcpLock(pcp, self.queue, drain=profile.drain, sigstop=cpu.sigstop)
         profiles.set_up_pcp(pcp, profile, cost.data_slice_pages())
         self.ops.pageset_update(pcp, self.high, self.high_max, self.batch)  # node.runtime.NodeRuntime.set_pageset
         local = LocalZone(self.zone, cpu)

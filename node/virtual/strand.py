@@ -12,6 +12,7 @@ from typing import Protocol
 
 from node.sim.clock import EventQueue
 from node.virtual.fiber import Fiber
+from node.virtual.sigstop import Sigstop
 
 
 class Waiter(Protocol):
@@ -51,10 +52,13 @@ class Strand:
     """`main(strand)` on its own fiber from `start`, waiting in virtual time: the node's interconnect
     serving one request. An error it raises stops the run (node.virtual.fiber.Fiber.resume)."""
 
-    def __init__(self, queue: EventQueue, name: str, main: Callable[["Strand"], None]) -> None:
+    def __init__(
+        self, queue: EventQueue, name: str, main: Callable[["Strand"], None], sigstop: Sigstop | None = None
+    ) -> None:
         self.queue = queue
         self.clock = queue.clock
         self.fiber = Fiber(name, lambda: main(self))
+        self.sigstop = sigstop or Sigstop(queue)  # its process's: while it is stopped nothing resumes the strand
         self._token = 0
 
     def start(self, at: float) -> None:
@@ -85,5 +89,7 @@ class Strand:
 
     def _resume(self, token: int) -> None:
         if token == self._token and not self.fiber.done:
+            if self.sigstop.held(self._resume, token):
+                return
             self._token += 1
             self.fiber.resume()

@@ -9,6 +9,10 @@ exact virtual instants. The CPU's fiber waits for the outcome: when the request 
 do the zone's side (node.virtual.zone.LocalZone.apply: zone->lock, the rules, the hold), then it waits
 for the answer or the bound. The wall figures (its timeout, its pauses) are divided by TIME_SCALE.
 
+While the CPU's process is stopped its fiber runs only the zone's side of a request that arrives (the
+coordinator's work, on this fiber: node.virtual.cpu's note); a timeout or an answer is acted on at
+SIGCONT, as the stopped wall client's are.
+
 A zone that answers UNAVAILABLE unapplied (`refusal`: a restarted coordinator rebuilding its zone) is
 asked again as the rule says, unless the CPU's lease has run out (`fenced`); then the call fails with
 ZoneRefused UNAVAILABLE, as the wall client's does.
@@ -88,9 +92,11 @@ class ZoneRpc:
 
         def post(kind: str, value: Any = None) -> None:
             inbox.append((kind, value))
-            if waiting[0]:
+            # A stopped CPU's fiber still runs the zone's side at once: the coordinator's work (VirtualCpu's note).
+            serving = kind == "arrived" and cpu.sigstop.stopped
+            if waiting[0] or serving:
                 waiting[0] = False
-                cpu.resume_soon()
+                cpu.resume_soon(serving)
 
         self.net.request(
             cpu.cpu,
@@ -110,9 +116,22 @@ class ZoneRpc:
             while not inbox:
                 waiting[0] = True
                 cpu.wait_resumed()
-            kind, value = inbox.pop(0)
+            if cpu.sigstop.stopped:  # only the zone's side runs until SIGCONT
+                arrived = next((i for i, (kind, _) in enumerate(inbox) if kind == "arrived"), None)
+                if arrived is None:
+                    waiting[0] = True
+                    cpu.wait_cont()
+                    continue
+                kind, value = inbox.pop(arrived)
+            else:
+                kind, value = inbox.pop(0)
             if kind == "arrived":  # the zone's side, on this fiber, then the answer travels back
-                value(apply(self.refusal()))
+                cpu.serving = True
+                try:
+                    answer = apply(self.refusal())
+                finally:
+                    cpu.serving = False
+                value(answer)
             elif kind == "answer":
                 return [value]
             else:

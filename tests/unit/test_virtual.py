@@ -238,3 +238,30 @@ def test_a_slow_cpus_stretch_runs_the_rest_of_its_work_at_full_speed_once_healed
     finally:
         cluster.close()
     assert done["at"] == pytest.approx(1.45) and cpu.busy_s == pytest.approx(1.45)
+
+
+def test_a_stopped_process_runs_nothing_and_what_fell_due_meanwhile_runs_at_sigcont():
+    """SIGSTOP at 0.5 s of a CPU busy with 1 s of work from 0: the stretch that ends at 1 s ends only at
+    SIGCONT (2 s), and work queued at 1.5 s starts after it; the rest of the run is the CPU's as before.
+    Until 2026-12-06 a stopped virtual CPU ran on to its next decision point: the stretch ended at 1 s
+    and the second item ran at 1.5 s."""
+    cluster = VirtualCluster(("idle",), seed=1)
+    cpu = cluster.cpus[0]
+    done: dict = {}
+
+    def work(name: str, seconds: float):
+        return lambda: (
+            done.setdefault(name + " started", cpu.clock()),
+            cpu.occupy(seconds),
+            done.setdefault(name, cpu.clock()),
+        )
+
+    cluster.queue.at(0.0, lambda: cpu.queue_work("workqueue", work("first", 1.0)))
+    cluster.queue.at(0.5, cpu.sigstop.stop)
+    cluster.queue.at(1.5, lambda: cpu.queue_work("workqueue", work("second", 0.25)))
+    cluster.queue.at(2.0, cpu.sigstop.cont)
+    try:
+        cluster.run(3.0)
+    finally:
+        cluster.close()
+    assert done["first"] == 2.0 and done["second started"] == 2.0 and done["second"] == 2.25

@@ -14,9 +14,9 @@ import pytest
 from coordinator.drain.control import Control
 from coordinator.tools import determinism, virtual_coordinator
 from coordinator.tools.chaos import checker, history, scenario, transfers, virtual_runner
+from coordinator.tools.chaos.sweep import generate
 from coordinator.tools.cli import main
 from node.alloc import PageAllocator
-from node.sim.net import SimNetwork
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VIRTUAL = {
@@ -192,11 +192,9 @@ def test_qpw_locks_from_boot_while_the_isolated_cpu_has_not_registered_with_a_re
 def test_a_refill_answered_after_its_cpu_was_declared_dead_is_not_handed_to_the_task(monkeypatch):
     """tests/chaos/refill-answered-after-cpu-dead.toml, a sweep's shrunk finding (seed 1127): cpu2 is stopped
     with a refill in flight (the zone applies it, its answer waits in cpu2's socket), declared dead, and
-    its pages, the refill's among them, go to cpu1. Two rules keep the page from cpu2's task, each alone
-    enough here: the allocation that waited reads the lease again once the page is in hand (node.alloc),
-    and the retry that cpu2's zone client sent while stopped leaves only at its resume, to be refused by
-    a zone that declared it dead (node.sim.net). Before 2026-12-06 neither held (both planted here), and
-    cpu2's task took a page cpu1 held."""
+    its pages, the refill's among them, go to cpu0; cpu2 resumes before its zone client's timeout and reads
+    the answer. The allocation that waited reads the lease again once the page is in hand (node.alloc);
+    before 2026-12-06 it did not (planted here), and cpu2's task took a page cpu0 held."""
     sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "refill-answered-after-cpu-dead.toml"))
     assert virtual_runner.run(sc, "remote").valid is True
     alloc_pages = PageAllocator.alloc_pages
@@ -210,14 +208,56 @@ def test_a_refill_answered_after_its_cpu_was_declared_dead_is_not_handed_to_the_
             self.fenced = fenced
 
     monkeypatch.setattr(PageAllocator, "alloc_pages", lease_read_once)
-    assert virtual_runner.run(sc, "remote").valid is True
-    monkeypatch.undo()
-    monkeypatch.setattr(SimNetwork, "_send", SimNetwork._transmit)  # a stopped process sends at once
-    assert virtual_runner.run(sc, "remote").valid is True
-    monkeypatch.setattr(PageAllocator, "alloc_pages", lease_read_once)
     verdict = virtual_runner.run(sc, "remote")
     assert list(verdict.findings) == ["pages_held_twice"], verdict.findings
-    assert all("cpu2 allocated it" in f and "while cpu1 held it" in f for f in verdict.findings["pages_held_twice"])
+    assert all("cpu2 allocated it" in f and "while cpu0 held it" in f for f in verdict.findings["pages_held_twice"])
+
+
+def stopped_spans(entries: list[dict]) -> dict[int, list[tuple[float, float]]]:
+    """Each CPU's spans of history time during which some stop-node fault held it stopped."""
+    depth: dict[int, int] = {}
+    since: dict[int, float] = {}
+    spans: dict[int, list[tuple[float, float]]] = {}
+    for e in entries:
+        if e["type"] != "fault" or e["f"] != "stop-node":
+            continue
+        cpu = e["cpu"]
+        if e["phase"] == "start":
+            depth[cpu] = depth.get(cpu, 0) + 1
+            since.setdefault(cpu, e["t"])
+        else:
+            depth[cpu] -= 1
+            if not depth[cpu]:
+                spans.setdefault(cpu, []).append((since.pop(cpu), e["t"]))
+    return spans
+
+
+@pytest.mark.parametrize("seed", [2, 3, 5])
+def test_a_stopped_node_process_writes_nothing_until_sigcont(tmp_path, seed):
+    """A SIGSTOPped wall process runs nothing: no allocation, free, refill or drain of its CPU is logged
+    inside the stop. Sweep seeds of stop-node faults only, every strategy. Before 2026-12-06 a stopped
+    virtual CPU ran on to its next decision point (a work item queued before the stop, the rest of a
+    stretch, a zone call's timeout and retries): these three seeds wrote 1 to 4 transfer-log lines inside
+    a stop in each of their runs."""
+    sc = generate.generate(seed, kinds=("stop-node",))
+    for strategy in sc.strategies:
+        out = tmp_path / strategy
+        assert virtual_runner.run(sc, strategy, str(out)).valid is True
+        (run_dir,) = out.iterdir()
+        entries = history.read(str(run_dir / "history.jsonl"))
+        events = transfers.load(str(run_dir), entries)
+        assert events is not None
+        spans = stopped_spans(entries)
+        assert spans, "the seed stops no node"
+        rounding = 1e-6  # a history's times are rounded to the microsecond
+        inside = [
+            e
+            for e in events
+            if "inc" in e
+            for a, b in spans.get(e.get("cpu", -1), ())
+            if a + rounding < e["t"] < b - rounding
+        ]
+        assert not inside, (strategy, spans, inside[:3])
 
 
 def grants_of(monkeypatch, sc, strategy: str) -> tuple[checker.Verdict, list, int]:

@@ -234,10 +234,15 @@ def test_a_stopped_nodes_lease_runs_out_at_its_resume_before_the_commit_that_wai
     def drainer(strand: Strand) -> None:
         token, pages, _, _ = drain.lock_and_take(strand, LEASE_S, wait_timeout=LEASE_S)
         seen.update(granted=strand.clock(), pages=pages)
-        drain.freeze()
+        drain.sigstop.stop()
         resume = seen["resume"] = strand.clock() + 3 * LEASE_S
-        node.queue.at(resume, drain.thaw)  # SIGCONT; the held commit comes after it at the same instant
-        strand.wait_until(resume)
+
+        def sigcont() -> None:  # as the nemesis heals a stop: the process first, then its endpoint
+            drain.sigstop.cont()  # what fell due meanwhile runs from now
+            strand.resume_soon()  # and then the commit, held for the stopped node, is read
+
+        node.queue.at(resume, sigcont)
+        strand.wait_resumed()
         with pytest.raises(FailedPrecondition) as err:
             drain.unlock(token, commit=True)
         seen["refused"] = str(err.value)
@@ -252,7 +257,7 @@ def test_a_stopped_nodes_lease_runs_out_at_its_resume_before_the_commit_that_wai
     assert seen["pages"] and (grant.outcome, grant.ended_at) == ("expired", seen["resume"])
     assert seen["resume"] > seen["granted"] + LEASE_S  # its lease's end fell inside the stop
     assert "it was expired (lease ran out" in seen["refused"] and drain.stale_commits_refused == 1
-    assert drain.lease_expiries == 1 and drain.drained_pages == 0 and not drain.frozen
+    assert drain.lease_expiries == 1 and drain.drained_pages == 0 and not drain.sigstop.stopped
 
 
 def refused(drain: VirtualRemotePcpLock, token: int) -> str:

@@ -129,8 +129,8 @@ class VirtualNemesis:
             hooks.set_cost_factor(fault.cpu, 1.0)
         elif fault.kind == "stop-node":
             endpoint = self._process(fault)
+            hooks.cont(endpoint)  # what fell due while stopped runs first, then what reached it (node.virtual.sigstop)
             net.resume(endpoint)
-            hooks.cont(endpoint)
         elif fault.kind in ("kill-node", "kill-coordinator"):
             endpoint = self._process(fault)
             net.revive(endpoint)
