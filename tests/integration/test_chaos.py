@@ -7,13 +7,17 @@ import os
 
 import pytest
 
-from coordinator.tools.chaos import history, runner, scenario
-from tests import browser
+from coordinator.tools.chaos import history, runner, scenario, transfers
+from tests import browser, stopped
 from tests.integration.conftest import run_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIPPED = sorted(glob.glob(os.path.join(ROOT, "deploy", "chaos", "*.toml")))
 RUNS = [(os.path.basename(p)[:-5], s) for p in SHIPPED for s in scenario.load(p).strategies]
+# From the nemesis's start entry, written once SIGSTOP is sent, until the node surely runs no more: the
+# signal reaches a running process at its next interrupt or kernel exit, microseconds, on a loaded host
+# at its next time slice.
+SIGNAL_DELIVERY_S = 0.05
 
 
 def _logs(run_dir: str) -> str:
@@ -24,10 +28,15 @@ def _logs(run_dir: str) -> str:
     return "\n".join(out)
 
 
-def _evidence(name: str, strategy: str, entries: list, logs: str, lease_s: float) -> None:
-    """What must be seen in the history and logs for the scenario to have tested anything."""
+def _evidence(name: str, strategy: str, entries: list, logs: str, lease_s: float, events: list | None) -> None:
+    """What must be seen in the history and logs (and the transfer logs, `events`) for the scenario to
+    have tested anything."""
     faults = [e for e in entries if e["type"] == "fault"]
     assert faults and not [e for e in faults if "error" in e], faults
+    if stopped.stopped_spans(entries):  # each stopped node wrote nothing from its SIGSTOP to its SIGCONT
+        assert events is not None
+        inside = stopped.written_while_stopped(entries, events, after_stop_s=SIGNAL_DELIVERY_S)
+        assert not inside, (stopped.stopped_spans(entries), inside[:3])
     heals = [e for e in faults if e["phase"] == "heal"]
     observed = {e["f"]: e for e in entries if e["type"] == "observe"}
     if "past-dead" in name:
@@ -96,7 +105,8 @@ def test_scenario_is_valid(tmp_path, name, strategy):
     assert verdict.stats["drains"]["ok"] > 0
     assert verdict.stats["audit"]["lost"] == verdict.stats["audit"]["duplicated"] == 0
     assert verdict.stats["drain_parts"]["reported"] > 0  # each looked for, and found, on its node
-    _evidence(name, strategy, entries, _logs(run_dir), sc.cluster.lease_ms / 1000)
+    events = transfers.load(run_dir, entries)
+    _evidence(name, strategy, entries, _logs(run_dir), sc.cluster.lease_ms / 1000, events)
     for name_ in (
         "verdict.json",
         "timeline.html",

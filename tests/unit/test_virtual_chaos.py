@@ -17,6 +17,7 @@ from coordinator.tools.chaos import checker, history, scenario, transfers, virtu
 from coordinator.tools.chaos.sweep import generate
 from coordinator.tools.cli import main
 from node.alloc import PageAllocator
+from tests import stopped
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VIRTUAL = {
@@ -213,25 +214,6 @@ def test_a_refill_answered_after_its_cpu_was_declared_dead_is_not_handed_to_the_
     assert all("cpu2 allocated it" in f and "while cpu0 held it" in f for f in verdict.findings["pages_held_twice"])
 
 
-def stopped_spans(entries: list[dict]) -> dict[int, list[tuple[float, float]]]:
-    """Each CPU's spans of history time during which some stop-node fault held it stopped."""
-    depth: dict[int, int] = {}
-    since: dict[int, float] = {}
-    spans: dict[int, list[tuple[float, float]]] = {}
-    for e in entries:
-        if e["type"] != "fault" or e["f"] != "stop-node":
-            continue
-        cpu = e["cpu"]
-        if e["phase"] == "start":
-            depth[cpu] = depth.get(cpu, 0) + 1
-            since.setdefault(cpu, e["t"])
-        else:
-            depth[cpu] -= 1
-            if not depth[cpu]:
-                spans.setdefault(cpu, []).append((since.pop(cpu), e["t"]))
-    return spans
-
-
 @pytest.mark.parametrize("seed", [2, 3, 5])
 def test_a_stopped_node_process_writes_nothing_until_sigcont(tmp_path, seed):
     """A SIGSTOPped wall process runs nothing: no allocation, free, refill or drain of its CPU is logged
@@ -246,18 +228,9 @@ def test_a_stopped_node_process_writes_nothing_until_sigcont(tmp_path, seed):
         (run_dir,) = out.iterdir()
         entries = history.read(str(run_dir / "history.jsonl"))
         events = transfers.load(str(run_dir), entries)
-        assert events is not None
-        spans = stopped_spans(entries)
-        assert spans, "the seed stops no node"
-        rounding = 1e-6  # a history's times are rounded to the microsecond
-        inside = [
-            e
-            for e in events
-            if "inc" in e
-            for a, b in spans.get(e.get("cpu", -1), ())
-            if a + rounding < e["t"] < b - rounding
-        ]
-        assert not inside, (strategy, spans, inside[:3])
+        assert events is not None and stopped.stopped_spans(entries), "the seed stops no node"
+        inside = stopped.written_while_stopped(entries, events, after_stop_s=1e-6)
+        assert not inside, (strategy, inside[:3])
 
 
 def grants_of(monkeypatch, sc, strategy: str) -> tuple[checker.Verdict, list, int]:

@@ -148,7 +148,11 @@ class Nemesis:
         return {"pid": self._proc(f.cpu).pid}
 
     def _heal_stop_node(self, f):
+        # The heal entry is written after the SIGCONT, when the node may have run already: until when it
+        # was surely stopped (tests/stopped.py reads it).
+        stopped_until = round(self.history.now(), 6)
         self._proc(f.cpu).send_signal(signal.SIGCONT)
+        return {"stopped_until": stopped_until}
 
     def _start_kill_coordinator(self, f):
         proc = self.cluster.procs["coordinator"]
