@@ -284,6 +284,7 @@ async def main(args) -> None:
         heartbeat_budget=args.heartbeat_budget,
         nohz_full=[cpu for cpu in args.nohz_full if cpu < args.nodes],
     )
+    membership.graveyard = store  # the processes declared dead, kept across restarts (coordinator.store)
     if beyond := [cpu for cpu in args.nohz_full if cpu >= args.nodes]:
         log.warning("--nohz-full: CPUs %s are not among this cluster's %d: left out", beyond, args.nodes)
     recovery = Recovery(membership, recovery_window(membership.dead_timeout), time.monotonic)

@@ -122,7 +122,19 @@ FAILURE_TIMEOUT_MS = 1000
 DEAD_TIMEOUT_MS = 3000
 
 
+class Graveyard(Protocol):
+    """Where the processes declared dead are kept beyond this coordinator (coordinator.store.Store)."""
+
+    def declare_dead(self, cpu: int, incarnation: str) -> None: ...  # durable when it returns; may raise
+
+    def declared_dead(self, cpu: int, incarnation: str) -> bool: ...
+
+
 class MembershipRule:
+    # The store of this and earlier coordinators (None: this process's memory only, as in unit tests):
+    # a declaration of death outlives the coordinator that made it (coordinator.store says why).
+    graveyard: Graveyard | None = None
+
     def __init__(
         self,
         nr_cpus: int,
@@ -283,8 +295,21 @@ class MembershipRule:
             member.last_heartbeat = min(now, member.last_heartbeat + seconds)
 
     def declare_dead(self, member: Member) -> None:
+        """Before its pages go back to the zone. Written to the graveyard first: a coordinator fenced
+        there (coordinator.store.StoreFenced) declares nobody dead."""
+        self.bury(member)
         member.dead = True
         member.pcp_count = 0
+
+    def bury(self, member: Member) -> None:
+        """Keep `member`'s process as dead beyond this coordinator, before the zone takes its pages back
+        (declared dead, or replaced by a new process of its CPU)."""
+        if self.graveyard is not None and not member.dead:
+            self.graveyard.declare_dead(member.cpu, member.incarnation)
+
+    def was_declared_dead(self, cpu: int, incarnation: str) -> bool:
+        """Whether this or an earlier coordinator took back the pages of `incarnation` of `cpu`."""
+        return self.graveyard is not None and self.graveyard.declared_dead(cpu, incarnation)
 
 
 def answer_heartbeat(

@@ -4,12 +4,18 @@ page_alloc_cpu_dead). coordinator.virtual_members runs it as a timer event on no
 coordinator.hotplug.Reaper is the wall driver of the same decisions (coordinator.membership_rule:
 overdue, reapable)."""
 
+import logging
+
 from coordinator.drain.effects import DeclareDead, Lock, Program, Unlock
 from coordinator.membership_rule import MembershipRule
+from node.api.errors import FailedPrecondition
+
+log = logging.getLogger("coordinator.reaper")
 
 
 def reap(membership: MembershipRule, mutex: object) -> Program[list[int]]:
-    """Declare every overdue member dead; returns their CPUs."""
+    """Declare every overdue member dead; returns their CPUs. A coordinator fenced in the store (a newer
+    one has started on it: coordinator.store.StoreFenced) declares nobody dead and ends the round."""
     dead = []
     for member in membership.overdue():
         yield Lock(mutex)
@@ -17,6 +23,9 @@ def reap(membership: MembershipRule, mutex: object) -> Program[list[int]]:
             if membership.reapable(member):
                 yield DeclareDead(member)
                 dead.append(member.cpu)
+        except FailedPrecondition as err:
+            log.warning("cpu%d not declared dead: %s", member.cpu, err)
+            break
         finally:
             yield Unlock(mutex)
     return dead

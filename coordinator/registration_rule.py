@@ -60,6 +60,8 @@ def register(
             resumed = old.resumed
         else:
             if admission.reclaim:
+                assert old is not None
+                membership.bury(old)
                 reclaimed = yield ZoneLocked(_cpu_dead, (cpu,), f"cpu{cpu} replaced: page_alloc_cpu_dead")
                 log.info(
                     "cpu%d replaced: %d base pages of its previous process back to the zone (page_alloc_cpu_dead)",
@@ -67,7 +69,11 @@ def register(
                     reclaimed,
                 )
             resumed = False
-            if admission.claim:
+            if admission.claim and membership.was_declared_dead(cpu, incarnation):
+                # A process declared dead by a coordinator that died before the node heard it: those
+                # pages went back to the zone and on to other CPUs (sweep seed 1938, 2026-12-06).
+                log.warning("recovery: cpu%d's holdings refused, it starts afresh: its process was declared dead", cpu)
+            elif admission.claim:
                 resumed = yield from _claimed(cpu, holdings)
         member = enrol()
         member.resumed = resumed

@@ -1,18 +1,27 @@
-"""What only the coordinator knows, kept on local disk: its epoch and the ranges it took.
+"""What only the coordinator knows, kept on local disk: its epoch, the ranges it took and the
+processes it declared dead.
 
 No node reports a range taken by alloc_contig_range (owner CMA) or offline_pages (owner
 OFFLINE), so a restarted coordinator that rebuilt its zone from the nodes' reports alone
 would hand those pages out again (coordinator.recovery). And a coordinator needs an epoch
 larger than every earlier one's, so nodes can refuse one that was replaced (node.epoch).
+Nor does a node always know it was declared dead: one cut off past the dead timeout, whose
+coordinator took its pages back, gave them to other CPUs and died before the node heard from
+it again, would claim them from the next coordinator, which must refuse it (`dead`: the last
+incarnation declared dead of each CPU, written before its pages are taken back; found by sweep
+seed 1938, 2026-12-06: a partitioned CPU declared dead, the coordinator killed 0.7 s later, and
+the CPU's claim of pages another CPU then held accepted by the new one).
 
 The store is one JSON file, `coordinator-state.json` in --state-dir, rewritten whole on
-every change: a temporary file is written and fsynced, renamed over the old one, and the
-directory is fsynced, so after a crash the file is either the old one or the new one,
-never half of each, and a change the caller was told about survives a power loss. The
-caller writes *before* the RPC that made the change answers. Why a file and not SQLite:
-the state is a counter and a handful of ranges, rewritten a few times per run; a rename
-is all-or-nothing on every POSIX file system, the file is readable by an operator, and
-there is no journal or lock file beside it to get wrong on a network volume.
+every change (a file written before `dead` was kept reads as no CPU declared dead): a
+temporary file is written and fsynced, renamed over the old one, and the directory is
+fsynced, so after a crash the file is either the old one or the new one, never half of
+each, and a change the caller was told about survives a power loss. The caller writes
+*before* the RPC that made the change answers, and before a dead CPU's pages go back to the
+zone. Why a file and not SQLite: the state is a counter, a handful of ranges and an
+incarnation per CPU, rewritten a few times per run; a rename is all-or-nothing on every
+POSIX file system, the file is readable by an operator, and there is no journal or lock
+file beside it to get wrong on a network volume.
 
 A file that is not a store this version wrote is an error at start (StoreError), never
 a silent reset: forgetting a range hands its pages out. A write that finds a larger
@@ -62,20 +71,28 @@ class TakenRange:
     owner: str  # "cma" or "offline"
 
 
+@dataclass(frozen=True)
+class State:
+    """What a medium holds."""
+
+    epoch: int = 0
+    ranges: tuple[TakenRange, ...] = ()
+    dead: tuple[tuple[int, str], ...] = ()  # (cpu, its last incarnation declared dead), by CPU
+
+
 class Memory:
-    """The medium of a store without a directory: an epoch and ranges in memory. One per process on
-    the wall (no --state-dir); one per virtual cluster, shared by its coordinators as the wall ones
-    share a directory, so a replaced one is fenced the same way (coordinator.tools.virtual_cluster)."""
+    """The medium of a store without a directory: its state in memory. One per process on the wall
+    (no --state-dir); one per virtual cluster, shared by its coordinators as the wall ones share a
+    directory, so a replaced one is fenced the same way (coordinator.tools.virtual_cluster)."""
 
     def __init__(self) -> None:
-        self.epoch = 0
-        self.ranges: list[TakenRange] = []
+        self.state = State()
 
-    def read(self) -> tuple[int, list[TakenRange]]:
-        return self.epoch, list(self.ranges)
+    def read(self) -> State:
+        return self.state
 
-    def write(self, epoch: int, ranges: list[TakenRange]) -> None:
-        self.epoch, self.ranges = epoch, list(ranges)
+    def write(self, state: State) -> None:
+        self.state = state
 
     def locked(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()  # one process, one thread: nothing to exclude
@@ -98,12 +115,12 @@ class File:
         finally:
             os.close(fd)  # the lock goes with the descriptor
 
-    def read(self) -> tuple[int, list[TakenRange]]:
+    def read(self) -> State:
         try:
             with open(self.path, "rb") as f:
                 raw = f.read()
         except FileNotFoundError:
-            return 0, []
+            return State()
         except OSError as err:
             raise StoreError(f"{self.path}: cannot read: {err.strerror}") from None
         try:
@@ -114,11 +131,12 @@ class File:
                 "restore it, or remove it knowing every CMA and offline range it lists is forgotten"
             ) from None
 
-    def write(self, epoch: int, ranges: list[TakenRange]) -> None:
+    def write(self, state: State) -> None:
         doc = {
             "version": VERSION,
-            "epoch": epoch,
-            "ranges": [{"start": r.start, "nr_pages": r.nr_pages, "owner": r.owner} for r in ranges],
+            "epoch": state.epoch,
+            "ranges": [{"start": r.start, "nr_pages": r.nr_pages, "owner": r.owner} for r in state.ranges],
+            "dead": {str(cpu): incarnation for cpu, incarnation in state.dead},
         }
         tmp = f"{self.path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
@@ -142,6 +160,7 @@ class Store:
         self.path = medium.path if isinstance(medium, File) else ""
         self.epoch = 0
         self.ranges: list[TakenRange] = []
+        self.dead: dict[int, str] = {}  # cpu -> its last incarnation declared dead
         self._lock = threading.Lock()  # writes come from the event loop and tests' threads
 
     @classmethod
@@ -159,39 +178,56 @@ class Store:
     def on(cls, medium: Memory | File) -> "Store":
         """A new coordinator's view of a medium earlier ones wrote (its epoch not begun yet)."""
         store = cls(medium)
-        store.epoch, store.ranges = medium.read()
+        store._load(medium.read())
         return store
+
+    def _load(self, state: State) -> None:
+        self.epoch = max(self.epoch, state.epoch)
+        self.ranges = list(state.ranges)
+        self.dead = dict(state.dead)
 
     def begin_epoch(self) -> int:
         """This process's epoch: one more than any earlier coordinator's on this medium,
         durable before it returns (the caller serves only then)."""
         with self._lock, self.medium.locked():
-            on_disk, self.ranges = self.medium.read()
-            self.epoch = max(self.epoch, on_disk) + 1
-            self.medium.write(self.epoch, self.ranges)
+            self._load(self.medium.read())
+            self.epoch += 1
+            self.medium.write(self._state(self.ranges, self.dead))
         return self.epoch
 
     def add(self, start: int, nr_pages: int, owner: str) -> None:
-        self._change(lambda ranges: sorted([*ranges, TakenRange(start, nr_pages, owner)]))
+        self._change(lambda ranges, dead: (sorted([*ranges, TakenRange(start, nr_pages, owner)]), dead))
 
     def remove(self, start: int, nr_pages: int) -> None:
-        self._change(lambda ranges: [r for r in ranges if (r.start, r.nr_pages) != (start, nr_pages)])
+        self._change(lambda ranges, dead: ([r for r in ranges if (r.start, r.nr_pages) != (start, nr_pages)], dead))
+
+    def declare_dead(self, cpu: int, incarnation: str) -> None:
+        """`incarnation` of `cpu` is declared dead: durable before its pages go back to the zone."""
+        self._change(lambda ranges, dead: (ranges, {**dead, cpu: incarnation}))
+
+    def declared_dead(self, cpu: int, incarnation: str) -> bool:
+        """Whether this or an earlier coordinator on the medium declared `incarnation` of `cpu` dead (the
+        last one it declared dead: a process takes a new incarnation once it hears it was)."""
+        return self.dead.get(cpu) == incarnation
+
+    def _state(self, ranges: list[TakenRange], dead: dict[int, str]) -> State:
+        return State(self.epoch, tuple(ranges), tuple(sorted(dead.items())))
 
     def _change(self, edit) -> None:
         with self._lock, self.medium.locked():
-            on_disk, _ = self.medium.read()
-            if on_disk > self.epoch:
+            on_disk = self.medium.read()
+            if on_disk.epoch > self.epoch:
                 where = self.directory or "this store"
                 raise StoreFenced(
-                    f"coordinator epoch {on_disk} has started on {where} since this one "
+                    f"coordinator epoch {on_disk.epoch} has started on {where} since this one "
                     f"(epoch {self.epoch}): it no longer changes the state"
                 )
-            ranges = edit(self.ranges)
-            self.medium.write(self.epoch, ranges)
-            self.ranges = ranges
+            ranges, dead = edit(self.ranges, self.dead)
+            self.medium.write(self._state(ranges, dead))
+            self.ranges, self.dead = ranges, dead
 
 
-def _parse(doc) -> tuple[int, list[TakenRange]]:
+def _parse(doc) -> State:
     if not isinstance(doc, dict) or doc.get("version") != VERSION:
         raise ValueError(f"version {doc.get('version') if isinstance(doc, dict) else None!r}, expected {VERSION}")
     epoch = doc["epoch"]
@@ -205,4 +241,12 @@ def _parse(doc) -> tuple[int, list[TakenRange]]:
         if owner not in OWNERS:
             raise ValueError(f"range {r!r}")
         ranges.append(TakenRange(start, nr, owner))
-    return epoch, sorted(ranges)
+    dead = doc.get("dead", {})  # absent from a file written before it was kept
+    if not isinstance(dead, dict):
+        raise ValueError(f"dead {dead!r}")
+    declared = []
+    for cpu, incarnation in dead.items():
+        if not (isinstance(cpu, str) and cpu.isdigit() and isinstance(incarnation, str) and incarnation):
+            raise ValueError(f"dead cpu {cpu!r}: {incarnation!r}")
+        declared.append((int(cpu), incarnation))
+    return State(epoch, tuple(sorted(ranges)), tuple(sorted(declared)))

@@ -311,7 +311,10 @@ class VirtualDriver:
                 self._soon(task, token, error=err)
         elif isinstance(effect, fx.DeclareDead):
             self._note(f"cpu{effect.member.cpu} declared dead")
-            self._soon(task, token, self.declare_dead(effect.member))
+            try:
+                self._soon(task, token, self.declare_dead(effect.member))
+            except Exception as err:  # fenced in the store: nobody declared dead (MembershipRule.declare_dead)
+                self._soon(task, token, error=err)
         elif isinstance(effect, fx.Lock):
             self._lock(task, token, effect)
         elif isinstance(effect, fx.Unlock):

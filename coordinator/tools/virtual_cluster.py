@@ -219,7 +219,7 @@ class WholeCluster:
         self.zone = CoordinatorZone(self.nodes)
         self.preallocate()  # the same blocks as at the first start
         if self.settings is None or self.settings.retake:
-            contig_rule.retake(self.zone, self.disk.read()[1])
+            contig_rule.retake(self.zone, list(self.disk.read().ranges))
 
     def _start_agent(self, n: int) -> None:
         """A node process on CPU n: its agent registers with a new incarnation, the CPU parked until then."""

@@ -118,6 +118,7 @@ class VirtualCoordinator:
             self.view = DrainerSettings(
                 rule_clock, self.membership, self.control, m.lease_ms, m.flush_timeout_ms, GP_TIMEOUT_MS
             )
+        self.membership.graveyard = self.store  # the processes declared dead, kept across restarts
         # Its own records: a first coordinator resumed beside a second declares dead in its own.
         self.driver = VirtualDriver(
             self.control, nodes.queue, nodes.zone.net, peers, zone, self._declare_dead, scale=scale

@@ -10,6 +10,8 @@ import pytest
 from coordinator.hotplug import Reaper
 from coordinator.membership import Membership
 from coordinator.pageset import Pageset
+from coordinator.registration import Registration
+from coordinator.store import Store
 from coordinator.zone_service import ZoneService
 from node.agent import Agent
 from node.alloc import PageAllocator
@@ -338,6 +340,53 @@ def test_the_reaper_takes_a_dead_cpus_pages_back_and_recomputes_high():
         assert await reaper.reap() == []  # once
         service.close()
         await m.close()
+
+    asyncio.run(main())
+
+
+def test_a_process_the_reaper_declared_dead_cannot_claim_its_pages_from_the_next_coordinator(tmp_path):
+    """Sweep seed 1938 (2026-12-06): cpu1, cut off past the dead timeout, is declared dead, its pages go
+    back to the zone, and the coordinator dies before cpu1 hears of it. The next coordinator, on the
+    same state directory and recovering, refuses cpu1's claim of those pages (its process is in the
+    store's dead) and takes a live process's claim. Before, it took both, and the live CPU that then
+    held some of those pages had its own refused, or held them twice with cpu1."""
+
+    async def main():
+        clock = FakeClock()
+        zone = Zone(0, 65536, 2)
+        service = ZoneService(zone, CostModel(time_scale=0), sleep=lambda s: None)
+        store = Store.open(str(tmp_path))
+        store.begin_epoch()
+        m = Membership(2, clock, failure_timeout=1.0, dead_timeout=3.0)
+        m.graveyard = store
+        for cpu in (0, 1):
+            m.register(cpu, f"127.0.0.1:{cpu + 1}", 1, incarnation=f"inc{cpu}")
+        mine = [service.rmqueue(cpu, 0, MIGRATE_MOVABLE, 8, f"t{cpu}", f"inc{cpu}").pfns for cpu in (0, 1)]
+        drainer = type("D", (), {"pcpu_drain_mutex": asyncio.Lock()})()
+        reaper = Reaper(m, service, drainer, Pageset(zone, 15, 2))
+        clock.now += 3.5
+        m.heartbeat(0, 0, "inc0")
+        assert await reaper.reap() == [1] and store.declared_dead(1, "inc1")
+        service.close()
+        await m.close()
+        # The next coordinator: the same directory, a new zone (every page free), recovering.
+        later = Store.open(str(tmp_path))
+        later.begin_epoch()
+        zone2 = Zone(0, 65536, 2)
+        service2 = ZoneService(zone2, CostModel(time_scale=0), sleep=lambda s: None)
+        m2 = Membership(2, clock, failure_timeout=1.0, dead_timeout=3.0)
+        m2.graveyard = later
+        recovering = type("R", (), {"active": True})()
+        drainer2 = type("D", (), {"pcpu_drain_mutex": asyncio.Lock()})()
+        registration = Registration(m2, service2, drainer2, Pageset(zone2, 15, 2), recovering)
+        free = zone2.free_pages
+        claims = [[(pfn, 0, MIGRATE_MOVABLE) for pfn in pfns] for pfns in mine]
+        assert await registration.register(1, "127.0.0.1:2", 1, "", "inc1", True, claims[1]) == (0, False)
+        assert zone2.free_pages == free  # nothing claimed for the dead process
+        assert await registration.register(0, "127.0.0.1:1", 1, "", "inc0", True, claims[0]) == (0, True)
+        assert zone2.free_pages == free - 8
+        service2.close()
+        await m2.close()
 
     asyncio.run(main())
 

@@ -8,7 +8,7 @@ import pytest
 
 from coordinator import store as store_mod
 from coordinator.__main__ import parse_args as coordinator_args
-from coordinator.store import FILE, File, Memory, Store, StoreError, StoreFenced, TakenRange
+from coordinator.store import FILE, File, Memory, State, Store, StoreError, StoreFenced, TakenRange
 
 
 def _doc(path) -> dict:
@@ -100,7 +100,7 @@ def test_a_coordinator_superseded_on_its_directory_changes_nothing(tmp_path):
     assert second.begin_epoch() == 2
     with pytest.raises(StoreFenced, match="epoch 2 has started"):
         first.add(0, 512, "cma")
-    assert _doc(tmp_path) == {"version": 1, "epoch": 2, "ranges": []}
+    assert _doc(tmp_path) == {"version": 1, "epoch": 2, "ranges": [], "dead": {}}
 
 
 def test_a_change_and_a_new_epoch_on_one_directory_never_interleave(tmp_path, monkeypatch):
@@ -124,7 +124,12 @@ def test_a_change_and_a_new_epoch_on_one_directory_never_interleave(tmp_path, mo
     monkeypatch.setattr(File, "read", read)
     first.add(0, 512, "cma")
     other.join()
-    assert _doc(tmp_path) == {"version": 1, "epoch": 2, "ranges": [{"start": 0, "nr_pages": 512, "owner": "cma"}]}
+    assert _doc(tmp_path) == {
+        "version": 1,
+        "epoch": 2,
+        "ranges": [{"start": 0, "nr_pages": 512, "owner": "cma"}],
+        "dead": {},
+    }
     assert second.ranges == [TakenRange(0, 512, "cma")]
     with pytest.raises(StoreFenced):
         first.add(512, 512, "cma")
@@ -140,7 +145,7 @@ def test_coordinators_sharing_one_memory_are_fenced_as_on_a_directory():
     assert second.begin_epoch() == 2 and second.ranges == [TakenRange(0, 512, "cma")]
     with pytest.raises(StoreFenced, match="epoch 2 has started"):
         first.add(512, 512, "cma")
-    assert disk.read() == (2, [TakenRange(0, 512, "cma")])
+    assert disk.read() == State(2, (TakenRange(0, 512, "cma"),))
 
 
 def test_without_a_directory_the_store_is_in_memory(tmp_path):
@@ -163,3 +168,31 @@ def test_the_coordinator_refuses_a_bad_state_dir_at_start(tmp_path, capsys):
     assert "not a coordinator state file" in capsys.readouterr().err
     (tmp_path / FILE).unlink()
     assert coordinator_args(["--nodes", "2", "--state-dir", str(tmp_path)], environ={}).store.epoch == 0
+
+
+def test_a_cpu_declared_dead_is_known_to_every_later_coordinator_and_a_fenced_one_declares_none(tmp_path):
+    """The last incarnation declared dead of each CPU survives the coordinator (sweep seed 1938: a new
+    coordinator accepted a dead process's claim of pages the old one had given to another CPU)."""
+    first = Store.open(str(tmp_path))
+    first.begin_epoch()
+    first.declare_dead(1, "aa")
+    first.declare_dead(1, "bb")  # a later process of cpu1, declared dead in its turn
+    first.declare_dead(3, "cc")
+    assert _doc(tmp_path)["dead"] == {"1": "bb", "3": "cc"}
+    second = Store.open(str(tmp_path))
+    second.begin_epoch()
+    assert second.declared_dead(1, "bb") and second.declared_dead(3, "cc")
+    assert not second.declared_dead(1, "aa") and not second.declared_dead(2, "bb")
+    with pytest.raises(StoreFenced):
+        first.declare_dead(2, "dd")
+    assert _doc(tmp_path)["dead"] == {"1": "bb", "3": "cc"}
+
+
+def test_a_state_file_written_before_dead_was_kept_reads_as_none_declared_and_a_bad_one_is_refused(tmp_path):
+    (tmp_path / "coordinator-state.json").write_text('{"version": 1, "epoch": 4, "ranges": []}')
+    s = Store.open(str(tmp_path))
+    assert s.epoch == 4 and s.dead == {}
+    for bad in ('["x"]', '{"1": 7}', '{"one": "aa"}', '{"1": ""}'):
+        (tmp_path / "coordinator-state.json").write_text(f'{{"version": 1, "epoch": 4, "ranges": [], "dead": {bad}}}')
+        with pytest.raises(StoreError, match="not a coordinator state file"):
+            Store.open(str(tmp_path))

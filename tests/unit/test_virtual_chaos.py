@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from coordinator.drain.control import Control
+from coordinator.membership_rule import MembershipRule
 from coordinator.tools import determinism, virtual_coordinator
 from coordinator.tools.chaos import checker, history, scenario, transfers, virtual_runner
 from coordinator.tools.chaos.sweep import generate
@@ -231,6 +232,20 @@ def test_a_stopped_node_process_writes_nothing_until_sigcont(tmp_path, seed):
         assert events is not None and stopped.stopped_spans(entries), "the seed stops no node"
         inside = stopped.written_while_stopped(entries, events, after_stop_s=1e-6)
         assert not inside, (strategy, inside[:3])
+
+
+def test_a_process_declared_dead_by_a_coordinator_that_then_died_cannot_claim_its_pages_from_the_next():
+    """tests/chaos/claim-after-declared-dead.toml, a sweep's shrunk finding (seed 1938): cpu1 is declared dead,
+    its pages go to cpu0 and then cpu2, and the coordinator is killed before cpu1 hears of it. The next
+    coordinator refuses cpu1's claim (its store keeps the processes declared dead); before 2026-12-06
+    (planted here) it took it, and cpu2's task allocated a page cpu1 held."""
+    sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "claim-after-declared-dead.toml"))
+    assert virtual_runner.run(sc, "remote").valid is True
+    with pytest.MonkeyPatch.context() as planted:
+        planted.setattr(MembershipRule, "was_declared_dead", lambda self, cpu, incarnation: False)
+        verdict = virtual_runner.run(sc, "remote")
+    assert list(verdict.findings) == ["pages_held_twice"], verdict.findings
+    assert all("cpu2 allocated it" in f and "while cpu1 held it" in f for f in verdict.findings["pages_held_twice"])
 
 
 def grants_of(monkeypatch, sc, strategy: str) -> tuple[checker.Verdict, list, int]:
