@@ -295,8 +295,8 @@ class MembershipRule:
             member.last_heartbeat = min(now, member.last_heartbeat + seconds)
 
     def declare_dead(self, member: Member) -> None:
-        """Before its pages go back to the zone. Written to the graveyard first: a coordinator fenced
-        there (coordinator.store.StoreFenced) declares nobody dead."""
+        """Declare `member` dead, before its pages go back to the zone. The graveyard is written first,
+        so a coordinator fenced there (coordinator.store.StoreFenced) changes nothing."""
         self.bury(member)
         member.dead = True
         member.pcp_count = 0
