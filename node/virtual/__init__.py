@@ -9,6 +9,8 @@ Layout:
 - cpu.py       VirtualCpu: node.cpu.Cpu with its waiting (_block, _wake, the modeled sleeps) on the
                event queue (node.sim.clock) instead of a condition variable and time.sleep; it builds
                the waiting primitives below for itself (its RCU, its pcp->lock)
+- sigstop.py   Sigstop: SIGSTOP and SIGCONT of a node process, shared by its CPU, strands, agent and
+               leases: what falls due while it is stopped runs at SIGCONT
 - rcu.py       VirtualRcuCpu: a CPU's quiescent states (node.rcu_gp) with grace-period waiters in
                virtual time
 - pcp_lock.py  VirtualPcpLock: pcp->lock, whose blocking acquire suspends a fiber and whose trylock
