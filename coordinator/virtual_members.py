@@ -136,10 +136,7 @@ class VirtualMembers:
         self._round(interval, self.driver.rule_clock() - interval)
 
     def _round(self, interval: float, before: float) -> None:
-        if (
-            self.queue.clock.now < self.driver.stopped_until
-        ):  # the coordinator is stopped (the chaos trap): so is its timer
-            self.queue.at(self.driver.stopped_until, self._round, interval, before)
+        if self.driver.sigstop.held(self._round, interval, before):  # the process is stopped: so is its timer
             return
         late = self.driver.rule_clock() - before - interval
         if excused(late, interval, self.membership.failure_timeout):

@@ -9,10 +9,11 @@ own handling has waited in virtual time (coordinator.tools.virtual_cluster), and
 its bound is an event at the instant it runs out, and whichever comes first resumes the task (a token
 turns the other into a no-op, as the wall stream's close makes a late reply unreadable). A Send that
 watches the lease looks every `poll_s`, as the wall driver does. The chaos trap stops the whole
-coordinator for `stop_for_s`: every task's resumption and every look at a lease due meanwhile waits
-until it runs again, as asyncio's timers fire late after a SIGCONT; a chaos run arms it for a span
-instead (`arm_trap`), and the coordinator's network endpoint holds what reaches it meanwhile. What
-came due while stopped runs first at the resume, before the messages the endpoint held
+coordinator process (its `sigstop`, node.sim.sigstop, which its reaper and zone service share) and
+holds what reaches its endpoint: every task's resumption and every look at a lease that falls due
+meanwhile is held until SIGCONT, as asyncio's timers fire late after one. The trap resumes the process
+by itself after `stop_for_s` (the unit tests'), or else the chaos run's heal or timer does (`cont`).
+What came due while stopped runs first at the resume, before the messages the endpoint held
 (SimNetwork.resume queues those after it): after a SIGCONT asyncio runs its overdue timers in its
 first pass, while a reply that waited in a socket must still pass gRPC's poller thread.
 pcpu_drain_mutex is a `VirtualMutex`, handed over in FIFO order. A ZoneLocked effect on a `LockedZone`
@@ -47,6 +48,7 @@ from coordinator.drain.control import Control
 from coordinator.membership_rule import Member
 from node.sim.clock import EventQueue
 from node.sim.net import SimNetwork
+from node.sim.sigstop import Sigstop
 
 T = TypeVar("T")
 
@@ -145,6 +147,7 @@ class VirtualDriver:
         stop_for_s: float | None = None,
         scale: float = 1.0,
         endpoint: object = COORDINATOR,
+        sigstop: Sigstop | None = None,
     ) -> None:
         self.control = control
         self.queue = queue
@@ -152,10 +155,10 @@ class VirtualDriver:
         self.peers = peers
         self.zone = zone  # the zone service ZoneLocked effects run on (zone->lock is this one thread)
         self.declare_dead = declare_dead  # page_alloc_cpu_dead (the reaper's kill)
-        self.stop_for_s = stop_for_s  # the chaos trap, armed: how long the coordinator stays stopped
-        self.stopped_until = 0.0
+        self.sigstop = sigstop or Sigstop(queue)  # its process's: the reaper and the zone service share it
         self.dead = False  # the coordinator process was killed: none of its programs runs further
-        self.trap_until: float | None = None  # the chaos trap, armed for a span: stopped until then
+        self.armed = stop_for_s is not None  # the chaos trap: the next StopHere stops the process
+        self.stop_for_s = stop_for_s  # how long it stays stopped then; None: until `cont` (the nemesis's heal)
         self.on_trap: Callable[[], object] | None = None  # called when the trap springs
         self.scale = scale
         self.endpoint = endpoint  # this coordinator's end of the network
@@ -171,13 +174,24 @@ class VirtualDriver:
         """A duration in the rules' seconds as virtual seconds."""
         return rule_s / self.scale
 
-    def arm_trap(self, until: float) -> None:
-        """The chaos trap: the next drain to reach its StopHere stops the coordinator until virtual time
-        `until` (its code, and its endpoint holding what reaches it); the nemesis resumes the endpoint."""
-        self.trap_until = until
+    def arm_trap(self) -> None:
+        """The chaos trap: the next drain to reach its StopHere stops the coordinator process (`stop`)
+        until `cont`."""
+        self.armed, self.stop_for_s = True, None
 
     def disarm_trap(self) -> None:
-        self.trap_until = self.stop_for_s = None
+        self.armed, self.stop_for_s = False, None
+
+    def stop(self) -> None:
+        """SIGSTOP: none of the process's code runs (its `sigstop`), its endpoint holds what reaches it."""
+        self.sigstop.stop()
+        self.net.stop(self.endpoint)
+
+    def cont(self) -> None:
+        """SIGCONT: what fell due meanwhile runs from now, then what reached its endpoint."""
+        self.sigstop.cont()
+        if self.net.stopped(self.endpoint):
+            self.net.resume(self.endpoint)
 
     # ------------------------------------------------------------------ running programs
     def start(self, program: fx.Program[T], done: Callable[[Any, BaseException | None], None]) -> None:
@@ -216,8 +230,7 @@ class VirtualDriver:
             self.live.pop(task, None)
             _abandon(task.program)
             return
-        if self.queue.clock.now < self.stopped_until:  # the coordinator is stopped: nothing of it runs
-            self.queue.at(self.stopped_until, self._step, task, value, error)
+        if self.sigstop.held(self._step, task, value, error):  # the process is stopped: it runs at SIGCONT
             return
         task.token += 1  # whatever outcome of the effect before is still on its way is stale from now on
         try:
@@ -287,17 +300,15 @@ class VirtualDriver:
         elif isinstance(effect, fx.Gather):
             self._gather(task, token, effect)
         elif isinstance(effect, fx.StopHere):
-            sprang = self.stop_for_s is not None or self.trap_until is not None
-            if self.stop_for_s is not None:
-                self._note(f"stopped for {self.stop_for_s!r}")
-                self.stopped_until = self.queue.clock.now + self.stop_for_s
-                self.stop_for_s = None
-            elif self.trap_until is not None:
-                self._note(f"stopped until {self.trap_until!r}")
-                self.stopped_until, self.trap_until = self.trap_until, None
-                self.net.stop(self.endpoint)
-            if sprang and self.on_trap is not None:
-                self.on_trap()
+            if self.armed:
+                span = self.stop_for_s
+                self.disarm_trap()
+                self._note("stopped" if span is None else f"stopped for {span!r}")
+                self.stop()
+                if span is not None:
+                    self.queue.after(span, self.cont)
+                if self.on_trap is not None:
+                    self.on_trap()
             self._soon(task, token)
         elif isinstance(effect, fx.ZoneLocked):
             self._note(effect.what)
@@ -375,8 +386,7 @@ class VirtualDriver:
     def _poll(self, task: _Task, token: int, send: fx.Send) -> None:
         if token != task.token:
             return
-        if self.queue.clock.now < self.stopped_until:  # its timer comes due while stopped: it fires then
-            self.queue.at(self.stopped_until, self._poll, task, token, send)
+        if self.sigstop.held(self._poll, task, token, send):  # its timer comes due while stopped: it fires then
             return
         assert send.give_up is not None
         if send.give_up():

@@ -272,7 +272,7 @@ class WholeCluster:
     # ------------------------------------------------------------------ a second coordinator
     def start_second(self) -> dict:
         """A second coordinator process on the same address while the first is stopped (its trap, or
-        a plain stop: `driver.stopped_until`): the first runs on once that is over, as endpoint FIRST
+        a plain stop: the driver's `stop`): the first runs on once continued, as endpoint FIRST
         with its own membership, epoch and zone (its own memory, which no CPU reaches any more), its
         requests carrying its epoch; the second, the next epoch, starts as a restarted coordinator
         does (a new zone it rebuilds while it recovers) and is the coordinator every node and the
@@ -338,23 +338,24 @@ class WholeCluster:
 
     def stop(self, endpoint: object) -> None:
         """SIGSTOP of a CPU's process: its CPU, its agent, its request handlers and its grants' lease timers
-        run nothing until `cont` (node.virtual.sigstop)."""
+        run nothing until `cont` (node.sim.sigstop)."""
         assert isinstance(endpoint, int), "the coordinator stops only through its trap"
         self.nodes.cpus[endpoint].sigstop.stop()
 
     def cont(self, endpoint: object) -> None:
         """SIGCONT: what fell due meanwhile runs from now, before the messages held for the process (the
-        nemesis resumes its endpoint after this)."""
+        nemesis resumes a CPU's endpoint after this; the coordinator, stopped by its trap, resumes its own)."""
         if endpoint == COORDINATOR:
-            return  # its trap's span ended: the driver runs it again by itself
+            self.coordinator.driver.cont()
+            return
         assert isinstance(endpoint, int)
         self.nodes.cpus[endpoint].sigstop.cont()
 
     def set_cost_factor(self, cpu: int, factor: float) -> None:
         self.nodes.cpus[cpu].slowdown = factor
 
-    def arm_trap(self, until: float) -> None:
-        self.coordinator.driver.arm_trap(until)
+    def arm_trap(self) -> None:
+        self.coordinator.driver.arm_trap()
 
     def disarm_trap(self) -> None:
         self.coordinator.driver.disarm_trap()

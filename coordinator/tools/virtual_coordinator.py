@@ -33,6 +33,7 @@ from node.api.v1 import pcpsim_pb2 as pb
 from node.mm.zone_rules import Refused
 from node.shared.cpulist import nohz_full
 from node.shared.timebase import TIME_SCALE
+from node.sim.sigstop import Sigstop
 from node.virtual.run import VirtualCluster
 
 
@@ -119,9 +120,18 @@ class VirtualCoordinator:
                 rule_clock, self.membership, self.control, m.lease_ms, m.flush_timeout_ms, GP_TIMEOUT_MS
             )
         self.membership.graveyard = self.store  # the processes declared dead, kept across restarts
+        # Its SIGSTOP (node.sim.sigstop): its programs, its reaper and its zone service share it.
+        self.sigstop = zone.sigstop = nodes.zone.sigstop = Sigstop(nodes.queue)
         # Its own records: a first coordinator resumed beside a second declares dead in its own.
         self.driver = VirtualDriver(
-            self.control, nodes.queue, nodes.zone.net, peers, zone, self._declare_dead, scale=scale
+            self.control,
+            nodes.queue,
+            nodes.zone.net,
+            peers,
+            zone,
+            self._declare_dead,
+            scale=scale,
+            sigstop=self.sigstop,
         )
         self.driver.trace = trace
         self.driver.epoch = nodes.zone.epoch = self.epoch if m is not None and m.epochs else 0

@@ -27,6 +27,7 @@ from node.mm.zone_rules import Held, Refused, ZoneReply
 from node.rcu_drain_rule import check_rcu_swap
 from node.remote_lock_rule import check_remote_lock
 from node.sim.clock import EventQueue
+from node.sim.sigstop import Sigstop
 from node.virtual.drain import VirtualRcuDrain, VirtualRemotePcpLock
 from node.virtual.run import VirtualCluster
 from node.virtual.strand import Strand
@@ -245,6 +246,9 @@ class CoordinatorZone(LockedZone):
         self.cost = shared.cost
         self.queue = cluster.queue
         self._hold_us = 0.0  # what the operations of the ZoneLocked effect running now cost
+        # Its coordinator process's (node.sim.sigstop), set by VirtualCoordinator: while that is stopped its
+        # zone service applies nothing and ends no hold.
+        self.sigstop = Sigstop(cluster.queue)
 
     def locked(self, fn: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> None:
         """fn() once zone->lock is this effect's, in arrival order behind the CPUs' zone requests; then
@@ -254,6 +258,8 @@ class CoordinatorZone(LockedZone):
             self._run(fn, done)
 
     def _run(self, fn: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> None:
+        if self.sigstop.held(self._run, fn, done):  # the lock handed over while the process is stopped
+            return
         self._hold_us = 0.0
         value: Any = None
         error: BaseException | None = None
@@ -266,6 +272,8 @@ class CoordinatorZone(LockedZone):
     def _release(
         self, done: Callable[[Any, BaseException | None], None], value: Any, error: BaseException | None
     ) -> None:
+        if self.sigstop.held(self._release, done, value, error):
+            return
         self.lock.release()
         done(value, error)
 

@@ -8,9 +8,8 @@ Layout:
                (one waiter, until ended or timed out)
 - cpu.py       VirtualCpu: node.cpu.Cpu with its waiting (_block, _wake, the modeled sleeps) on the
                event queue (node.sim.clock) instead of a condition variable and time.sleep; it builds
-               the waiting primitives below for itself (its RCU, its pcp->lock)
-- sigstop.py   Sigstop: SIGSTOP and SIGCONT of a node process, shared by its CPU, strands, agent and
-               leases: what falls due while it is stopped runs at SIGCONT
+               the waiting primitives below for itself (its RCU, its pcp->lock), and holds its process's
+               Sigstop (node.sim.sigstop), which its strands, agent and leases share
 - rcu.py       VirtualRcuCpu: a CPU's quiescent states (node.rcu_gp) with grace-period waiters in
                virtual time
 - pcp_lock.py  VirtualPcpLock: pcp->lock, whose blocking acquire suspends a fiber and whose trylock

@@ -11,7 +11,7 @@ Each call goes by SimNetwork.request from the CPU's number to `COORDINATOR` unde
 rules, a rule's failure the refusal of its code. `scale` is the rules' seconds per virtual second (see
 coordinator.drain.virtual): the rule's clock and the lease it keeps are in the rules' seconds, its
 bounds and waits divided by `scale` when scheduled. A stopped process (its `sigstop`, SIGSTOP) runs
-nothing until SIGCONT: what fell due meanwhile runs then, in order (node.virtual.sigstop); a killed one
+nothing until SIGCONT: what fell due meanwhile runs then, in order (node.sim.sigstop); a killed one
 (`stop`) runs nothing again.
 """
 
@@ -27,7 +27,7 @@ from node.epoch_rule import EpochRule
 from node.identity import Ids
 from node.sim.clock import EventQueue
 from node.sim.net import SimNetwork
-from node.virtual.sigstop import Sigstop
+from node.sim.sigstop import Sigstop
 
 COORDINATOR = "coordinator"  # the far end of every CPU's membership links
 

@@ -14,11 +14,11 @@ accounting, the noise log, the RCU reports, the pause holds. What differs is onl
 Each suspension gets a token, and only an event carrying the current token resumes the fiber, so a
 timeout and a wake-up for the same suspension never both resume it.
 
-While the CPU's process is stopped (its `sigstop`, node.virtual.sigstop) nothing resumes the fiber:
+While the CPU's process is stopped (its `sigstop`, node.sim.sigstop) nothing resumes the fiber:
 an event that would is held until SIGCONT, as a SIGSTOPped wall CPU thread runs on only then. The one
 exception is `serving`: a zone request of this CPU runs the zone's side on this fiber once it reaches
 the coordinator (node.virtual.zone_rpc), which is the coordinator's work, and a stopped node does not
-hold it up in the wall engine either.
+hold it up in the wall engine either; a stopped coordinator does (node.virtual.zone's LocalZone.apply).
 """
 
 from collections.abc import Callable
@@ -26,10 +26,10 @@ from collections.abc import Callable
 from node.cpu import OPERATOR, Cpu
 from node.sim.clock import EventQueue
 from node.sim.noise import NO_SLACK, WakeSlack
+from node.sim.sigstop import Sigstop
 from node.virtual.fiber import Fiber
 from node.virtual.pcp_lock import VirtualPcpLock
 from node.virtual.rcu import VirtualRcuCpu
-from node.virtual.sigstop import Sigstop
 
 
 class VirtualCpu(Cpu):

@@ -11,7 +11,7 @@ asyncio and threads. Here:
 - a grace period is a wait on the CPU's VirtualRcuCpu (node.virtual.rcu), ended by its next
   quiescent state (its fiber reports them, as the wall CPU thread does: node.cpu) or its timeout;
 - a lease is an event at its exact end; one whose grant ended before is a no-op (node.grants). It is
-  the node process's timer: while the process is stopped (SIGSTOP) it does not fire (node.virtual.sigstop).
+  the node process's timer: while the process is stopped (SIGSTOP) it does not fire (node.sim.sigstop).
 """
 
 from collections.abc import Callable, Generator
@@ -23,9 +23,9 @@ from node.mm.pcp_rcu import RcuPerCpuPages
 from node.rcu_drain_rule import RcuSwapGrants
 from node.remote_lock_rule import PcpLockGrants, Taken
 from node.sim.clock import EventQueue
+from node.sim.sigstop import Sigstop
 from node.virtual.pcp_lock import VirtualPcpLock
 from node.virtual.rcu import VirtualRcuCpu
-from node.virtual.sigstop import Sigstop
 from node.virtual.strand import Waiter
 
 T = TypeVar("T")
@@ -48,7 +48,7 @@ class VirtualLease(GrantTable):
     """A grant's lease as an event at its end (node.grants' driver hooks).
 
     The lease timer is the node process's, so a stopped process's does not fire: an expiry that
-    comes due while the process is stopped is held by its Sigstop (node.virtual.sigstop) and runs at
+    comes due while the process is stopped is held by its Sigstop (node.sim.sigstop) and runs at
     SIGCONT, before anything that reached the process meanwhile. The wall node's lease is a
     `call_later` timer (node.remote_lock's AsyncLease): after a SIGCONT the loop's first pass runs it,
     overdue, while a commit that waited in the socket is read by gRPC's poller thread and resumes its

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from node.sim.clock import EventQueue
+from node.sim.sigstop import Sigstop
 from node.virtual.fiber import Fiber
-from node.virtual.sigstop import Sigstop
 
 
 class Waiter(Protocol):

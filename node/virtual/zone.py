@@ -35,6 +35,7 @@ from node.mm.zone_rules import NODE, Held, Refused, ZoneReply, ZoneRules
 from node.shared.timebase import CostModel
 from node.shared.transfer_log import blocks
 from node.sim.net import SimNetwork
+from node.sim.sigstop import Sigstop
 from node.virtual.cpu import VirtualCpu
 from node.virtual.zone_rpc import NotApplied
 from node.zone_retry_rule import ZoneRefused
@@ -115,6 +116,9 @@ class SharedZone:
         # live(cpu, incarnation) raises Refused (its `code` NOT_FOUND or FAILED_PRECONDITION) for a CPU
         # that never registered with it, was declared dead or was replaced. None: no membership (static).
         self.live: Callable[[int, str], None] | None = None
+        # The SIGSTOP of the coordinator process whose zone `rules` is (node.sim.sigstop): the zone's side
+        # of a request is its work, which waits while it is stopped (LocalZone.apply). None: never stopped.
+        self.sigstop: Sigstop | None = None
 
 
 class LocalZone:
@@ -166,7 +170,7 @@ class LocalZone:
 
             def arrive(refused: str | None) -> "Held[R] | Refused | NotApplied":
                 nonlocal latest
-                rules, latest, live = shared.rules, shared.epoch, shared.live
+                rules, latest, live, stop = shared.rules, shared.epoch, shared.live, shared.sigstop
                 if refused is not None:
                     return NotApplied(refused)
 
@@ -175,7 +179,7 @@ class LocalZone:
                         live(cpu.cpu, inc)
                     return op(rules)
 
-                return self.apply(at_zone)
+                return self.apply(at_zone, stop)
 
             return arrive
 
@@ -197,27 +201,43 @@ class LocalZone:
         self.answered_epoch = latest
         return outcome.value
 
-    def apply(self, op: Callable[[], Held[R]]) -> Held[R] | Refused:
-        """From this CPU's fiber, at the zone: op() under zone->lock, the lock held for the hold it returns."""
+    def apply(self, op: Callable[[], Held[R]], stop: Sigstop | None = None) -> Held[R] | Refused:
+        """From this CPU's fiber, at the zone: op() under zone->lock, the lock held for the hold it returns.
+        It is the work of the coordinator process (`stop`: its Sigstop), and a stopped wall coordinator's
+        zone service neither applies a request nor ends a hold: op() waits for its SIGCONT once the lock is
+        this request's, and so does the lock's release at the hold's end."""
         shared, cpu = self.shared, self.cpu
         arrived = cpu.clock()
         shared.lock.acquire(cpu)
         end = cpu.clock()
         self.lock_wait_s += end - arrived
         try:
+            self._wait_cont(stop)
             try:
                 outcome: Held[R] | Refused = op()
             except Refused as err:
                 outcome = err
             if isinstance(outcome, Held):
-                end += shared.cost.wall(outcome.hold_us)
+                end = cpu.clock() + shared.cost.wall(outcome.hold_us)
                 cpu.wait_until(end)
+                self._wait_cont(stop)
         finally:
             if cpu.clock() < end:  # the CPU's process was killed during the hold: the zone's end holds on
-                cpu.queue.at(end, shared.lock.release)
+                cpu.queue.at(end, self._release, stop)
             else:
-                shared.lock.release()
+                self._release(stop)
         return outcome
+
+    def _wait_cont(self, stop: Sigstop | None) -> None:
+        """From this CPU's fiber: wait until the coordinator process `stop` is not stopped."""
+        while stop is not None and stop.stopped:
+            stop.held(self.cpu.resume_soon, True)  # serving: this CPU's own stop does not hold it up
+            self.cpu.wait_resumed()
+
+    def _release(self, stop: Sigstop | None) -> None:
+        """zone->lock let go by the coordinator `stop`, at its SIGCONT if it is stopped now."""
+        if stop is None or not stop.held(self.shared.lock.release):
+            self.shared.lock.release()
 
     def _note(self, reply: ZoneReply) -> None:
         self.free_pages = reply.free_pages

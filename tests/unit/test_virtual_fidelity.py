@@ -107,3 +107,28 @@ def test_a_drained_cpus_free_waits_for_zone_lock_and_holds_it_for_the_rules_hold
     assert error is None and reply.free_pages == cluster.zone.zone.free_pages
     assert at == pytest.approx(1e-6 + KERNEL.wall(KERNEL.zone_hold_us(len(pages))))
     assert cluster.zone.lock.holder is None and cluster.zone.lock.contended == 1
+
+
+def test_a_stopped_coordinators_zone_service_neither_ends_its_hold_nor_takes_its_turn_until_sigcont():
+    """The coordinator's own ZoneLocked operations are its process's work: one whose hold would end during
+    a stop ends at the SIGCONT, and one handed zone->lock during the stop is applied only then."""
+    cluster = VirtualCluster(("housekeeping",), 1)
+    zone = CoordinatorZone(cluster)
+    queue, rules = cluster.queue, cluster.zone.rules
+    pfns = rules.rmqueue(0, 0, MIGRATE_MOVABLE, 8, "t1", "0").value.pfns
+    first, second = [(pfn, 0, MIGRATE_MOVABLE) for pfn in pfns[:4]], [(pfn, 0, MIGRATE_MOVABLE) for pfn in pfns[4:]]
+    hold = KERNEL.wall(KERNEL.zone_hold_us(len(first)))
+    applied: list[float] = []
+    done: list[float] = []
+
+    def free(pages: list) -> object:
+        applied.append(queue.clock())
+        return zone.free_pages(0, pages, f"d{len(applied)}", "0", DRAIN)
+
+    zone.locked(lambda: free(first), lambda v, e: done.append(queue.clock()))
+    zone.locked(lambda: free(second), lambda v, e: done.append(queue.clock()))  # queued behind the first
+    queue.at(hold / 2, zone.sigstop.stop)
+    queue.at(1e-3, zone.sigstop.cont)
+    queue.run(1.0)
+    assert applied == [0.0, 1e-3] and done == [1e-3, pytest.approx(1e-3 + hold)]
+    assert cluster.zone.lock.holder is None

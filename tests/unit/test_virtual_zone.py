@@ -3,11 +3,13 @@ so a virtual zone that runs low refuses refills at its min watermark and its CPU
 reclaim, deterministically, and a virtual CPU gets the wall client's replies."""
 
 from node.mm.constants import MIGRATE_MOVABLE
+from node.sim.sigstop import Sigstop
 from node.virtual.run import VirtualCluster
 from node.virtual.zone import CoordinatorStub
 from node.zone_retry_rule import ZoneRefused
 
 HORIZON_S = 1.5e-3  # kernel time: 75 housekeeping periods per CPU
+STOP_S = 1e-3  # a coordinator's stop: far longer than a zone hold and a round trip
 
 
 def low_cluster(seed: int, headroom: int) -> VirtualCluster:
@@ -103,3 +105,42 @@ def test_a_virtual_cpus_commit_flush_clears_zone_below_high_and_its_other_frees_
     finally:
         cluster.close()
     assert seen == {"plain": True, "buddy": True, "commit": (False, False)}
+
+
+def test_a_stopped_coordinator_ends_no_hold_of_zone_lock_and_applies_no_request_until_sigcont():
+    """The zone's side of a CPU's request is the coordinator process's work (LocalZone.apply): stopped
+    while cpu0's request holds zone->lock, it neither ends that hold nor applies cpu1's request, sent
+    after cpu0's was applied, until its SIGCONT; cpu0's reply leaves only then. Until 2026-12-06 the
+    hold ended on time and cpu1's request was applied during the stop."""
+    cluster = VirtualCluster(("idle", "idle"), seed=1)
+    shared, queue = cluster.zone, cluster.queue
+    stop = shared.sigstop = Sigstop(queue)
+    rmqueue = shared.rules.rmqueue
+    applied: list[tuple[int, float]] = []  # (cpu, virtual time) at which the zone applied its request
+    answered: dict[int, float] = {}
+    stopped_at: list[float] = []
+
+    def spy(cpu: int, *args, **kwargs):
+        applied.append((cpu, queue.clock.now))
+        if cpu == 0:  # the coordinator stops right after applying cpu0's request, inside its hold
+            stopped_at.append(queue.clock.now)
+            stop.stop()
+            queue.after(STOP_S, stop.cont)
+            cluster.cpus[1].queue_work("workqueue", lambda: refill(1))
+        return rmqueue(cpu, *args, **kwargs)
+
+    def refill(n: int) -> None:
+        cluster.zones[n].rmqueue_bulk(0, 4, MIGRATE_MOVABLE)
+        answered[n] = queue.clock.now
+
+    shared.rules.rmqueue = spy  # type: ignore[method-assign]
+    queue.at(1e-6, lambda: cluster.cpus[0].queue_work("workqueue", lambda: refill(0)))
+    try:
+        cluster.run(STOP_S * 3)
+    finally:
+        cluster.close()
+    (t0,) = stopped_at
+    assert [cpu for cpu, _ in applied] == [0, 1]
+    assert applied[1][1] >= t0 + STOP_S  # cpu1's request waited for zone->lock until the SIGCONT
+    assert answered[0] > t0 + STOP_S and answered[1] > applied[1][1]
+    assert shared.lock.holder is None and not stop.stopped

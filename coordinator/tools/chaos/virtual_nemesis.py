@@ -17,8 +17,8 @@ figures are the wall engine's: virtual time is kernel time). Per kind:
   the wall nemesis gives them to the new process as soon as it can reach it);
 - slow-cpu: the CPU's cost factor, through the driver (1 at the heal);
 - stop-coordinator-mid-drain: the driver arms the trap; if a drain reaches it before the heal, the
-  driver stops the coordinator (its code, and SimNetwork.stop of its endpoint) until the heal, which
-  resumes the endpoint; a trap that never sprang is disarmed at the heal.
+  driver stops the coordinator (its process's Sigstop, node.sim.sigstop, and SimNetwork.stop of its
+  endpoint) until the heal, which continues it (`cont`); a trap that never sprang is disarmed then.
 - second-coordinator: the driver stops the coordinator with the same trap, or plainly if no drain
   reaches it soon, starts a second one on its address, resumes the first `resume_after_s` after its
   stop, and at the heal records the nodes' epochs and kills the first (the hooks' second pair).
@@ -48,7 +48,7 @@ class Hooks(Protocol):
 
     def stop(self, endpoint: object) -> None: ...  # its code runs no further (SIGSTOP)
 
-    def cont(self, endpoint: object) -> None: ...  # its code runs again (SIGCONT)
+    def cont(self, endpoint: object) -> None: ...  # its code runs again (SIGCONT; the coordinator's endpoint too)
 
     def set_cost_factor(self, cpu: int, factor: float) -> None: ...
 
@@ -129,7 +129,7 @@ class VirtualNemesis:
             hooks.set_cost_factor(fault.cpu, 1.0)
         elif fault.kind == "stop-node":
             endpoint = self._process(fault)
-            hooks.cont(endpoint)  # what fell due while stopped runs first, then what reached it (node.virtual.sigstop)
+            hooks.cont(endpoint)  # what fell due while stopped runs first, then what reached it (node.sim.sigstop)
             net.resume(endpoint)
         elif fault.kind in ("kill-node", "kill-coordinator"):
             endpoint = self._process(fault)
@@ -137,8 +137,7 @@ class VirtualNemesis:
             self._push(endpoint)  # a new process, under the faults still active on it
             hooks.restart(endpoint)
         elif fault.kind == "stop-coordinator-mid-drain":
-            if net.stopped(self.coordinator):
-                net.resume(self.coordinator)
+            if net.stopped(self.coordinator):  # the trap sprang: SIGCONT, and its endpoint reads what waited
                 hooks.cont(self.coordinator)
             else:
                 hooks.disarm_trap()

@@ -319,7 +319,7 @@ class _Runner:
         self.cluster.set_cost_factor(cpu, factor)
 
     def arm_trap(self, until: float) -> None:
-        self.cluster.arm_trap(until)
+        self.cluster.arm_trap()
         self.cluster.coordinator.driver.on_trap = lambda: self._watch_locks(until)
 
     def disarm_trap(self) -> None:
@@ -330,8 +330,12 @@ class _Runner:
         stop); if no drain reaches it within TRAP_WAIT_S, the first is stopped as it is; then the
         second starts, and the first's resumption is noted when it comes."""
         driver, span = self.cluster.coordinator.driver, self.virtual(fault.resume_after_s)
-        driver.stop_for_s = span
+        driver.arm_trap()
         started = [False]
+
+        def resume_first() -> None:
+            driver.cont()
+            self.history.add("nemesis", "observe", "first-coordinator-resumed", pid=0)
 
         def second(trapped: bool) -> None:
             if started[0]:
@@ -339,15 +343,13 @@ class _Runner:
             started[0] = True
             if not trapped:
                 driver.disarm_trap()
-                driver.stopped_until = self.queue.clock.now + span
+                driver.stop()
             epochs = self.cluster.start_second()
             self.history.add(
                 "nemesis", "fault", fault.kind, phase="start", what=fault.describe(), pid=0, trapped=trapped, **epochs
             )
-            self.queue.at(
-                driver.stopped_until, lambda: self.history.add("nemesis", "observe", "first-coordinator-resumed", pid=0)
-            )
-            self._first_resumes_at = driver.stopped_until
+            self._first_resumes_at = self.queue.clock.now + span
+            self.queue.at(self._first_resumes_at, resume_first)
             self._next_step()
 
         driver.on_trap = lambda: second(True)

@@ -1,0 +1,53 @@
+"""SIGSTOP and SIGCONT of one virtual process, as every part of it that waits sees them.
+
+A stopped wall process runs nothing: its threads, its event loop's timers and the handlers waiting in
+it go on only after SIGCONT, and each wait that ended meanwhile ends at once then. The virtual parts
+of one process share one Sigstop: an event that would run one of them while the process is stopped
+is held (`held`), and runs at `cont`, at that instant, in the order the held events fell due.
+- A node process (node.virtual): its CPU's fiber (node.virtual.cpu.VirtualCpu), the Strands serving
+  its requests, its agent (node.virtual.agent.VirtualAgent) and its grants' leases (node.virtual.drain).
+- The coordinator process: its drain, membership and audit programs (coordinator.drain.virtual's
+  VirtualDriver), its reaper's timer (coordinator.virtual_members) and its zone service, which is the
+  zone->lock's holds and handovers of both its own operations (coordinator.tools.virtual_peer's
+  CoordinatorZone) and the zone's side of the CPUs' requests (node.virtual.zone's LocalZone.apply).
+
+The chaos nemesis continues a process before its network endpoint (node.sim.net's `resume`), so the
+held events run before what reached the process meanwhile, as the wall process's overdue timers run
+on the event loop's first pass after SIGCONT, while a message that waited in its socket reaches its
+handler through gRPC's poller thread, a pass later at the earliest (node.virtual.drain's VirtualLease
+says where the lease's order was first seen to matter).
+
+Until 2026-12-06 only a node's agent and leases were held: a stopped CPU's fiber ran on to its next
+decision point (a zone call's timeout, its retries, a work item already queued) before it parked;
+and until later that day the coordinator had a stop of its own (its driver's `stopped_until`),
+which held its programs and its reaper but not its zone service: a zone operation under way when it
+stopped ended its hold on time, and the CPU requests queued behind it for zone->lock were applied
+during the stop.
+"""
+
+from collections.abc import Callable
+
+from node.sim.clock import EventQueue
+
+
+class Sigstop:
+    def __init__(self, queue: EventQueue) -> None:
+        self.queue = queue
+        self.stopped = False
+        self._held: list[tuple[Callable[..., object], tuple[object, ...]]] = []
+
+    def held(self, fn: Callable[..., object], *args: object) -> bool:
+        """Whether the process is stopped; if it is, fn(*args) runs at `cont` instead of now."""
+        if self.stopped:
+            self._held.append((fn, args))
+        return self.stopped
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def cont(self) -> None:
+        """Run what was held, from this instant, in the order it fell due."""
+        self.stopped = False
+        held, self._held = self._held, []
+        for fn, args in held:
+            self.queue.at(self.queue.clock.now, fn, *args)
