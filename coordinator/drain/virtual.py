@@ -156,7 +156,6 @@ class VirtualDriver:
         self.zone = zone  # the zone service ZoneLocked effects run on (zone->lock is this one thread)
         self.declare_dead = declare_dead  # page_alloc_cpu_dead (the reaper's kill)
         self.sigstop = sigstop or Sigstop(queue)  # its process's: the reaper and the zone service share it
-        self.dead = False  # the coordinator process was killed: none of its programs runs further
         self.armed = stop_for_s is not None  # the chaos trap: the next StopHere stops the process
         self.stop_for_s = stop_for_s  # how long it stays stopped then; None: until `cont` (the nemesis's heal)
         self.on_trap: Callable[[], object] | None = None  # called when the trap springs
@@ -181,6 +180,15 @@ class VirtualDriver:
 
     def disarm_trap(self) -> None:
         self.armed, self.stop_for_s = False, None
+
+    @property
+    def dead(self) -> bool:
+        """The coordinator process was killed: none of its programs runs further."""
+        return self.sigstop.killed
+
+    def kill(self) -> None:
+        """SIGKILL of the process (its `sigstop`): its programs end at their next step (`_step`)."""
+        self.sigstop.kill()
 
     def stop(self) -> None:
         """SIGSTOP: none of the process's code runs (its `sigstop`), its endpoint holds what reaches it."""

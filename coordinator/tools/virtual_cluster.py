@@ -306,7 +306,7 @@ class WholeCluster:
                 "stale_replies_ignored": rule.stale_replies_ignored,
                 "probe": "ok" if refused is None else f"FAILED_PRECONDITION: {refused}",
             }
-        self.first.dead = True
+        self.first.kill()
         self.net.kill(FIRST)  # its callers' connections are reset
         return {"nodes": nodes}
 
@@ -314,9 +314,10 @@ class WholeCluster:
     def kill(self, endpoint: object) -> None:
         """SIGKILL: a CPU's agent ends and its process's code stops where it waits (node.virtual.run's
         kill), its transfer log detached first, so the stack's unwinding writes nothing, as a killed
-        wall process writes nothing; the coordinator's programs and timers end."""
+        wall process writes nothing; the coordinator's programs, timers and zone service end (its
+        Sigstop's kill): a request its zone was serving or had queued for zone->lock is never applied."""
         if endpoint == COORDINATOR:
-            self.coordinator.driver.dead = True
+            self.coordinator.driver.kill()
             return
         assert isinstance(endpoint, int)
         self.agents[endpoint].stop()

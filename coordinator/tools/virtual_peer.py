@@ -247,7 +247,7 @@ class CoordinatorZone(LockedZone):
         self.queue = cluster.queue
         self._hold_us = 0.0  # what the operations of the ZoneLocked effect running now cost
         # Its coordinator process's (node.sim.sigstop), set by VirtualCoordinator: while that is stopped its
-        # zone service applies nothing and ends no hold.
+        # zone service applies nothing and ends no hold; once it is killed it applies nothing.
         self.sigstop = Sigstop(cluster.queue)
 
     def locked(self, fn: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> None:
@@ -258,6 +258,9 @@ class CoordinatorZone(LockedZone):
             self._run(fn, done)
 
     def _run(self, fn: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> None:
+        if self.sigstop.killed:  # handed the lock after its process was killed: it passes it on
+            self.lock.release()
+            return
         if self.sigstop.held(self._run, fn, done):  # the lock handed over while the process is stopped
             return
         self._hold_us = 0.0
@@ -272,10 +275,10 @@ class CoordinatorZone(LockedZone):
     def _release(
         self, done: Callable[[Any, BaseException | None], None], value: Any, error: BaseException | None
     ) -> None:
-        if self.sigstop.held(self._release, done, value, error):
+        if not self.sigstop.killed and self.sigstop.held(self._release, done, value, error):
             return
-        self.lock.release()
-        done(value, error)
+        self.lock.release()  # a killed one's too: the lock object outlives it (the next coordinator's zone shares it)
+        done(value, error)  # a killed process's program ends at this step (VirtualDriver._step)
 
     def _held(self, held: Held) -> Any:
         self._hold_us += held.hold_us

@@ -11,7 +11,8 @@ source of randomness is rng's seeded tree: tests/unit/test_layering.py):
 - net.py    SimNetwork: a message is delivered after a latency drawn from a seeded distribution; the
             nemesis's primitives (RPC fault rules, cuts, stopped and dead endpoints) at exact instants
 - faults.py the RPC fault rules of node.shared.faults, decided without gRPC
-- sigstop.py Sigstop: SIGSTOP and SIGCONT of one virtual process (a node's or the coordinator's):
-            what would run while it is stopped is held, and runs at SIGCONT in the order it fell due
+- sigstop.py Sigstop: SIGSTOP, SIGCONT and SIGKILL of one virtual process (a node's or the
+            coordinator's): what would run while it is stopped is held, and runs at SIGCONT in the
+            order it fell due; nothing of a killed one runs
 - noise.py  the host-noise model: timer slack on each wake-up, drawn from the bare timer's lateness
 """

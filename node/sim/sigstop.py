@@ -1,4 +1,4 @@
-"""SIGSTOP and SIGCONT of one virtual process, as every part of it that waits sees them.
+"""SIGSTOP, SIGCONT and SIGKILL of one virtual process, as every part of it that waits sees them.
 
 A stopped wall process runs nothing: its threads, its event loop's timers and the handlers waiting in
 it go on only after SIGCONT, and each wait that ended meanwhile ends at once then. The virtual parts
@@ -10,6 +10,11 @@ is held (`held`), and runs at `cont`, at that instant, in the order the held eve
   VirtualDriver), its reaper's timer (coordinator.virtual_members) and its zone service, which is the
   zone->lock's holds and handovers of both its own operations (coordinator.tools.virtual_peer's
   CoordinatorZone) and the zone's side of the CPUs' requests (node.virtual.zone's LocalZone.apply).
+
+`kill` is SIGKILL: what was held and what would run from then on never runs. The coordinator's
+drain driver and its zone service use it (its programs end at their next step; its zone answers no
+request it was serving and applies none it had queued: node.virtual.zone_rpc's CoordinatorKilled); a
+node process's kill closes its CPU's fiber and ends its agent instead (node.virtual.run's `kill`).
 
 The chaos nemesis continues a process before its network endpoint (node.sim.net's `resume`), so the
 held events run before what reached the process meanwhile, as the wall process's overdue timers run
@@ -34,19 +39,29 @@ class Sigstop:
     def __init__(self, queue: EventQueue) -> None:
         self.queue = queue
         self.stopped = False
+        self.killed = False
         self._held: list[tuple[Callable[..., object], tuple[object, ...]]] = []
 
     def held(self, fn: Callable[..., object], *args: object) -> bool:
-        """Whether the process is stopped; if it is, fn(*args) runs at `cont` instead of now."""
-        if self.stopped:
+        """Whether the process is stopped; if it is, fn(*args) runs at `cont` instead of now (never, once
+        it is killed)."""
+        if self.stopped and not self.killed:
             self._held.append((fn, args))
         return self.stopped
 
     def stop(self) -> None:
         self.stopped = True
 
+    def kill(self) -> None:
+        """SIGKILL: what was held and what would run from now on never runs (the caller lets go of what
+        the process held that outlives it, such as a lock other processes wait for)."""
+        self.stopped = self.killed = True
+        self._held.clear()
+
     def cont(self) -> None:
         """Run what was held, from this instant, in the order it fell due."""
+        if self.killed:
+            return
         self.stopped = False
         held, self._held = self._held, []
         for fn, args in held:

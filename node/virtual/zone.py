@@ -37,7 +37,7 @@ from node.shared.transfer_log import blocks
 from node.sim.net import SimNetwork
 from node.sim.sigstop import Sigstop
 from node.virtual.cpu import VirtualCpu
-from node.virtual.zone_rpc import NotApplied
+from node.virtual.zone_rpc import CoordinatorKilled, NotApplied
 from node.zone_retry_rule import ZoneRefused
 
 R = TypeVar("R")
@@ -205,7 +205,9 @@ class LocalZone:
         """From this CPU's fiber, at the zone: op() under zone->lock, the lock held for the hold it returns.
         It is the work of the coordinator process (`stop`: its Sigstop), and a stopped wall coordinator's
         zone service neither applies a request nor ends a hold: op() waits for its SIGCONT once the lock is
-        this request's, and so does the lock's release at the hold's end."""
+        this request's, and so does the lock's release at the hold's end. A killed one answers nothing:
+        CoordinatorKilled, once the lock is this request's or at the hold's end, the lock let go (the
+        network has reset the request: its sender sees the stream fail)."""
         shared, cpu = self.shared, self.cpu
         arrived = cpu.clock()
         shared.lock.acquire(cpu)
@@ -231,12 +233,15 @@ class LocalZone:
     def _wait_cont(self, stop: Sigstop | None) -> None:
         """From this CPU's fiber: wait until the coordinator process `stop` is not stopped."""
         while stop is not None and stop.stopped:
+            if stop.killed:
+                raise CoordinatorKilled()
             stop.held(self.cpu.resume_soon, True)  # serving: this CPU's own stop does not hold it up
             self.cpu.wait_resumed()
 
     def _release(self, stop: Sigstop | None) -> None:
-        """zone->lock let go by the coordinator `stop`, at its SIGCONT if it is stopped now."""
-        if stop is None or not stop.held(self.shared.lock.release):
+        """zone->lock let go by the coordinator `stop`: at its SIGCONT if it is stopped now; now if it was
+        killed (the lock object outlives it: the next coordinator's zone shares it)."""
+        if stop is None or stop.killed or not stop.held(self.shared.lock.release):
             self.shared.lock.release()
 
     def _note(self, reply: ZoneReply) -> None:

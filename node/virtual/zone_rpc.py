@@ -43,6 +43,11 @@ class NotApplied:
         self.reason = reason
 
 
+class CoordinatorKilled(Exception):
+    """The coordinator process serving a request was killed before it answered (LocalZone.apply): the
+    network has reset the request, so its sender hears the stream fail and nothing is answered."""
+
+
 COORDINATOR = "coordinator"  # the zone's end: the coordinator process serves it
 
 
@@ -129,6 +134,8 @@ class ZoneRpc:
                 cpu.serving = True
                 try:
                     answer = apply(self.refusal())
+                except CoordinatorKilled:
+                    continue  # no answer: the reset is in the inbox, or comes
                 finally:
                     cpu.serving = False
                 value(answer)

@@ -18,6 +18,8 @@ from coordinator.tools.chaos import checker, history, scenario, transfers, virtu
 from coordinator.tools.chaos.sweep import generate
 from coordinator.tools.cli import main
 from node.alloc import PageAllocator
+from node.virtual.zone import LocalZone
+from node.virtual.zone_rpc import CoordinatorKilled
 from tests import stopped
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -350,3 +352,45 @@ def test_check_determinism_is_refused_without_the_virtual_engine_before_running_
     assert main(["chaos", "run", path, "--check-determinism", "--out", str(out)]) == 2
     assert "--check-determinism needs --engine virtual" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_killed_coordinator_applies_no_zone_request_it_was_serving_or_had_queued(monkeypatch):
+    """tests/chaos/zone-requests-of-a-killed-coordinator.toml (sweep seed 7, kill-coordinator only): the
+    first kill finds cpu1's zone request in its hold of zone->lock and cpu3's queued behind it, and a
+    later one finds another of cpu3's in its hold. Nothing of a killed process runs (node.sim.sigstop):
+    the zone's side gives up (CoordinatorKilled), answering nothing and applying no queued request; the
+    senders hear the reset and send again, and the run is valid. Planted here as before 2026-12-06, the
+    dead coordinators' zones applied two requests."""
+    sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "zone-requests-of-a-killed-coordinator.toml"))
+    wait_cont, apply = LocalZone._wait_cont, LocalZone.apply
+    given_up: list[int] = []
+    applied_by_the_dead: list[int] = []
+
+    def watched_wait(self, stop):
+        try:
+            wait_cont(self, stop)
+        except CoordinatorKilled:
+            given_up.append(self.cpu.cpu)
+            raise
+
+    def watched_apply(self, op, stop=None):
+        def at_zone():
+            if stop is not None and stop.killed:
+                applied_by_the_dead.append(self.cpu.cpu)
+            return op()
+
+        return apply(self, at_zone, stop)
+
+    monkeypatch.setattr(LocalZone, "_wait_cont", watched_wait)
+    monkeypatch.setattr(LocalZone, "apply", watched_apply)
+    assert virtual_runner.run(sc, "workqueue").valid is True
+    assert given_up and applied_by_the_dead == []
+    given_up.clear()
+
+    def serving_on(self, stop):  # a killed coordinator's zone serves on
+        if stop is None or not stop.killed:
+            watched_wait(self, stop)
+
+    monkeypatch.setattr(LocalZone, "_wait_cont", serving_on)
+    assert virtual_runner.run(sc, "workqueue").valid is True
+    assert given_up == [] and len(applied_by_the_dead) == 2
