@@ -153,6 +153,30 @@ def test_the_time_a_node_was_stopped_does_not_count_against_its_grant_lease():
     assert "held the pcp lock 5.000s" in check(stopped_for(1.0), BOUND, LEASE).findings["lock_lease"][0]
 
 
+def test_the_time_a_node_was_stopped_does_not_count_against_a_lock_seen_while_the_coordinator_was_stopped():
+    """Sweep seed 2552: the coordinator stops itself holding cpu1's lock and cpu1 is SIGSTOPped 0.2 s
+    later for 1.81 s; its lease timer fires once it runs again, and the poll sees the lock free 2.02 s
+    after the coordinator's stop. 1.81 s of that the node could not end the lease; with it stopped for
+    only 0.2 s of them the lock outlived the lease."""
+
+    def stopped_for(seconds: float) -> list[dict]:
+        h = clean()
+        h[5:5] = [
+            {"t": 0.3, "process": "nemesis", "type": "observe", "f": "coordinator-stopped", "pid": 0},
+            {"t": 0.5, "process": "nemesis", "type": "fault", "f": "stop-node", "phase": "start", "cpu": 1},
+            {"t": 0.5 + seconds, "process": "nemesis", "type": "fault", "f": "stop-node", "phase": "heal", "cpu": 1},
+            {"t": 2.32, "process": "nemesis", "type": "observe", "f": "pcp-lock-free", "cpu": 1, "after_s": 2.02},
+        ]
+        return h
+
+    assert check(stopped_for(1.81), BOUND, LEASE).valid is True
+    (finding,) = check(stopped_for(0.2), BOUND, LEASE).findings["lock_lease"]
+    assert finding == (
+        "cpu1: pcp lock free only 2.020s after the coordinator stopped holding it "
+        "(lease 0.5s, 0.200s of them with cpu1 stopped)"
+    )
+
+
 def test_a_drain_that_never_completed_or_took_too_long_is_invalid():
     h = clean()
     h.insert(9, {"t": 3.5, "process": "workload", "type": "invoke", "f": "drain", "index": 3})
