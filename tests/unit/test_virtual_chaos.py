@@ -394,3 +394,20 @@ def test_a_killed_coordinator_applies_no_zone_request_it_was_serving_or_had_queu
     monkeypatch.setattr(LocalZone, "_wait_cont", serving_on)
     assert virtual_runner.run(sc, "workqueue").valid is True
     assert given_up == [] and len(applied_by_the_dead) == 2
+
+
+def test_a_lock_freed_late_because_its_node_was_stopped_too_breaks_no_lease():
+    """tests/chaos/lock-seen-while-its-node-was-stopped.toml, a sweep's shrunk finding (seed 2552): the
+    coordinator stops itself holding cpu1's list set, cpu1 is stopped too, and the lock is free 2.02 s
+    after the coordinator's stop, 1.81 s of them with cpu1 stopped. The lease is cpu1's timer: that time
+    does not count. Counted (planted here, as before 2026-12-06), the run was invalid."""
+    sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "lock-seen-while-its-node-was-stopped.toml"))
+    assert virtual_runner.run(sc, "rcu-swap").valid is True
+    with pytest.MonkeyPatch.context() as planted:
+        planted.setattr(checker, "_nodes_stopped", lambda history: {})
+        verdict = virtual_runner.run(sc, "rcu-swap")
+    assert list(verdict.findings) == ["lock_lease"]  # the grant's own record breaks its lease too, then
+    assert (
+        "cpu1: pcp lock free only 2.020s after the coordinator stopped holding it (lease 0.815s)"
+        in (verdict.findings["lock_lease"])
+    )
