@@ -17,9 +17,12 @@ The drain a DrainAllPages request runs is the coordinator's: SharedZone.drain_al
 whole-cluster driver (coordinator.tools.virtual_cluster), starts drain_all_pages on arrival and the
 reply goes back once it has ended. Without a driver (a VirtualCluster alone) the request and its
 answer travel the network and nothing is drained, so the allocation's retry after reclaim finds the
-zone as it was. Not yet here (docs/engine.md): heartbeats (step 5), which refresh a wall node's free pages
-and ZONE_RECLAIM_ACTIVE between zone replies. Incarnations and transfer ids are fixed strings and a
-counter per CPU until they come from the RNG tree (step 5).
+zone as it was. Heartbeats, which refresh a CPU's free pages and ZONE_RECLAIM_ACTIVE between zone
+replies as they refresh a wall node's, are the whole-cluster driver's too (coordinator.tools.virtual_host's
+`zone_heard`), and so is a CPU's incarnation (its agent's, node.virtual.agent, drawn from the run's
+seed; "0" in a VirtualCluster alone). A transfer id is "cpu<n>-<count>", counted per CPU process from 1:
+the wall client's also carries its process's boot id, which the incarnation stands for here, as the
+zone keys each transfer by both.
 """
 
 import collections
