@@ -16,6 +16,8 @@ Drivers:
 - wall       the effects on asyncio and gRPC, in the coordinator process (faults, the SIGSTOP trap)
 - drainer    Drainer: the coordinator process's pcpu_drain_mutex and history, drains on the wall driver
 - virtual    the effects on node.sim's event queue and simulated network, in virtual time
+- virtual_ends  what the virtual driver reaches: each CPU's half as a Peer (Answer, Later, Refusal), the
+             zone service as a LockedZone
 Strategies import strategy, control, effects and record; only drain_all imports the strategies (and
 hands qpw the two it picks between): no cycle.
 """

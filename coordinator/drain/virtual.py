@@ -3,9 +3,9 @@ event queue and simulated network, in one process and in virtual time (docs/engi
 
 Each running program is a task the event queue resumes: a request travels to its CPU over the
 simulated network (a link each way between the coordinator and each CPU, so a CPU's messages keep
-their order), the CPU answers it
-when it arrives (a `Peer`: the CPU's half, a scripted fake in unit tests), at once or `Later` once its
-own handling has waited in virtual time (coordinator.tools.virtual_cluster), and the answer travels back;
+their order), the CPU answers it when it arrives (a `Peer`, coordinator.drain.virtual_ends: the CPU's
+half, a scripted fake in unit tests), at once or `Later` once its own handling has waited in virtual
+time (coordinator.tools.virtual_cluster), and the answer travels back;
 its bound is an event at the instant it runs out, and whichever comes first resumes the task (a token
 turns the other into a no-op, as the wall stream's close makes a late reply unreadable). A Send that
 watches the lease looks every `poll_s`, as the wall driver does. The chaos trap stops the whole
@@ -38,13 +38,12 @@ queue's (time, seq), so one seed gives one trace (`trace`, one line per step).
 
 import collections
 import functools
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from coordinator.drain import effects as fx
 from coordinator.drain.control import Control
+from coordinator.drain.virtual_ends import Answer, Later, LockedZone, Peer, Refusal
 from coordinator.membership_rule import Member
 from node.sim.clock import EventQueue
 from node.sim.net import SimNetwork
@@ -58,64 +57,6 @@ class NotEnded(RuntimeError):
 
 
 COORDINATOR = "coordinator"  # the coordinator's end of the network, as the nemesis names it
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A CPU's reply to a request, sent back `after_s` after the request arrived (its own handling time:
-    waiting for its pcp lock, a grace period, a flush)."""
-
-    reply: Any
-    after_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A unary call's error status as a Peer answers it (the wall call raises it): the effect fails."""
-
-    code: str
-    detail: str
-
-
-class Later:
-    """A reply a CPU gives once its handling has waited in virtual time (a node half on its own fiber:
-    the pcp lock, a grace period, a flush): the Peer returns it at once and calls `give` when done.
-    Only the first reply counts; one never given is a lost request."""
-
-    def __init__(self) -> None:
-        self._send: Callable[[Any], object] | None = None
-        self._given: list[Any] = []
-
-    def give(self, reply: Any) -> None:
-        if self._given:
-            return
-        self._given.append(reply)
-        if self._send is not None:
-            self._send(reply)
-
-    def bind(self, send: Callable[[Any], object]) -> None:
-        """The driver's side: send(reply) sends the reply back, now if it was given already."""
-        self._send = send
-        if self._given:
-            send(self._given[0])
-
-
-class Peer(Protocol):
-    """A CPU as the virtual driver reaches it. Each method is called when a request arrives, with the
-    sending coordinator's epoch (0: none, as the wall request's missing header); None: the request is
-    lost (never answered)."""
-
-    def control(self, message: Any, epoch: int) -> Answer | Later | None: ...
-
-    def call(self, method: str, request: Any, epoch: int) -> Answer | Later | None: ...
-
-
-class LockedZone(ABC):
-    """A zone service with a zone->lock in virtual time: `locked` runs fn() once the lock is its, holds
-    the lock for what fn's operations cost, then calls done(value, None) or done(None, error)."""
-
-    @abstractmethod
-    def locked(self, fn: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> None: ...
 
 
 class VirtualMutex:

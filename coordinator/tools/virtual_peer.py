@@ -17,7 +17,7 @@ service's one thread sleeps it (coordinator.zone_service).
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from coordinator.drain.virtual import Answer, Later, LockedZone, Refusal
+from coordinator.drain.virtual_ends import Answer, Later, LockedZone, Refusal
 from node.api import validate
 from node.api.errors import DOMAIN_ERRORS, FailedPrecondition, status_of
 from node.api.v1 import pcpsim_pb2 as pb
@@ -60,7 +60,7 @@ class _Fixed:
 
 
 class NodePeer:
-    """One virtual CPU as the drain driver reaches it (coordinator.drain.virtual.Peer): each request,
+    """One virtual CPU as the drain driver reaches it (coordinator.drain.virtual_ends.Peer): each request,
     on arrival, goes where node.server sends the wall node's."""
 
     def __init__(self, cluster: VirtualCluster, cpu: int, scale: float = 1.0, process: Process | None = None) -> None:

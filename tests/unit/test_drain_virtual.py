@@ -10,7 +10,8 @@ import pytest
 
 from coordinator.drain import drain_all
 from coordinator.drain.control import COMMIT_RETRY_S, LEASE_POLL_S, REVOKE_AFTER_S, Control
-from coordinator.drain.virtual import Answer, VirtualDriver, VirtualMutex
+from coordinator.drain.virtual import VirtualDriver, VirtualMutex
+from coordinator.drain.virtual_ends import Answer
 from coordinator.membership import LEASE_MARGIN_S, Member, Membership
 from node.api.errors import FailedPrecondition
 from node.api.v1 import pcpsim_pb2 as pb
