@@ -119,8 +119,9 @@ class SharedZone:
         # live(cpu, incarnation) raises Refused (its `code` NOT_FOUND or FAILED_PRECONDITION) for a CPU
         # that never registered with it, was declared dead or was replaced. None: no membership (static).
         self.live: Callable[[int, str], None] | None = None
-        # The SIGSTOP of the coordinator process whose zone `rules` is (node.sim.sigstop): the zone's side
-        # of a request is its work, which waits while it is stopped (LocalZone.apply). None: never stopped.
+        # The Sigstop of the coordinator process whose zone `rules` is (node.sim.sigstop): the zone's side of
+        # a request is its work, which waits while it is stopped and ends once it is killed (LocalZone.apply).
+        # None: a process never stopped.
         self.sigstop: Sigstop | None = None
 
 
