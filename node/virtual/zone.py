@@ -205,7 +205,7 @@ class LocalZone:
         self.answered_epoch = latest
         return outcome.value
 
-    def apply(self, op: Callable[[], Held[R]], stop: Sigstop | None = None) -> Held[R] | Refused:
+    def apply(self, op: Callable[[], Held[R]], stop: Sigstop | None) -> Held[R] | Refused:
         """From this CPU's fiber, at the zone: op() under zone->lock, the lock held for the hold it returns.
         It is the work of the coordinator process (`stop`: its Sigstop), and a stopped wall coordinator's
         zone service neither applies a request nor ends a hold: op() waits for its SIGCONT once the lock is
