@@ -11,7 +11,8 @@ is held (`held`), and runs at `cont`, at that instant, in the order the held eve
   zone->lock's holds and handovers of both its own operations (coordinator.tools.virtual_peer's
   CoordinatorZone) and the zone's side of the CPUs' requests (node.virtual.zone's LocalZone.apply).
 
-`kill` is SIGKILL: what was held and what would run from then on never runs. The coordinator's
+`kill` is SIGKILL: nothing of the process runs from then on (what was held is called once, to see the
+kill and let go of what other processes wait for). The coordinator's
 drain driver and its zone service use it (its programs end at their next step; its zone answers no
 request it was serving and applies none it had queued: node.virtual.zone_rpc's CoordinatorKilled); a
 node process's kill closes its CPU's fiber and ends its agent instead (node.virtual.run's `kill`).
@@ -53,10 +54,17 @@ class Sigstop:
         self.stopped = True
 
     def kill(self) -> None:
-        """SIGKILL: what was held and what would run from now on never runs (the caller lets go of what
-        the process held that outlives it, such as a lock other processes wait for)."""
+        """SIGKILL: from now on nothing of the process runs. What was held is called once more, now, to
+        see the kill: each part checks `killed` first and lets go of what outlives the process (zone->lock,
+        which other processes wait for), or wakes the other process's fiber that waits on it (a CPU's
+        request in LocalZone.apply, which then raises CoordinatorKilled), as the kernel releases a killed
+        process's sockets and wakes who waits on them. Until 2026-12-07 the held events were dropped: a
+        coordinator killed while stopped left a CPU's request holding zone->lock for good, and every zone
+        request after it, the next coordinator's included, waiting behind it."""
         self.stopped = self.killed = True
-        self._held.clear()
+        held, self._held = self._held, []
+        for fn, args in held:
+            self.queue.at(self.queue.clock.now, fn, *args)
 
     def cont(self) -> None:
         """Run what was held, from this instant, in the order it fell due."""

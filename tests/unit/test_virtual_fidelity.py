@@ -132,3 +132,29 @@ def test_a_stopped_coordinators_zone_service_neither_ends_its_hold_nor_takes_its
     queue.run(1.0)
     assert applied == [0.0, 1e-3] and done == [1e-3, pytest.approx(1e-3 + hold)]
     assert cluster.zone.lock.holder is None
+
+
+def test_a_coordinator_killed_while_stopped_lets_zone_lock_go_and_applies_nothing_it_had_queued():
+    """SIGKILL of a stopped coordinator: the hold the stop kept from ending ends at the kill, the lock let
+    go, and the operation queued behind it is never applied (the next coordinator's zone shares the lock).
+    Until 2026-12-07 the kill dropped the held release: zone->lock stayed taken for good."""
+    cluster = VirtualCluster(("housekeeping",), 1)
+    zone = CoordinatorZone(cluster)
+    queue, rules = cluster.queue, cluster.zone.rules
+    pfns = rules.rmqueue(0, 0, MIGRATE_MOVABLE, 8, "t1", "0").value.pfns
+    first, second = [(pfn, 0, MIGRATE_MOVABLE) for pfn in pfns[:4]], [(pfn, 0, MIGRATE_MOVABLE) for pfn in pfns[4:]]
+    hold = KERNEL.wall(KERNEL.zone_hold_us(len(first)))
+    applied: list[float] = []
+    done: list[float] = []
+
+    def free(pages: list) -> object:
+        applied.append(queue.clock())
+        return zone.free_pages(0, pages, f"d{len(applied)}", "0", DRAIN)
+
+    zone.locked(lambda: free(first), lambda v, e: done.append(queue.clock()))
+    zone.locked(lambda: free(second), lambda v, e: done.append(queue.clock()))  # queued behind the first
+    queue.at(hold / 2, zone.sigstop.stop)
+    queue.at(1e-3, zone.sigstop.kill)
+    queue.run(1.0)
+    assert applied == [0.0] and done == [1e-3]
+    assert cluster.zone.lock.holder is None and not cluster.zone.lock.waiters

@@ -6,6 +6,7 @@ from node.mm.constants import MIGRATE_MOVABLE
 from node.sim.sigstop import Sigstop
 from node.virtual.run import VirtualCluster
 from node.virtual.zone import CoordinatorStub
+from node.virtual.zone_rpc import CoordinatorKilled
 from node.zone_retry_rule import ZoneRefused
 
 HORIZON_S = 1.5e-3  # kernel time: 75 housekeeping periods per CPU
@@ -144,3 +145,43 @@ def test_a_stopped_coordinator_ends_no_hold_of_zone_lock_and_applies_no_request_
     assert applied[1][1] >= t0 + STOP_S  # cpu1's request waited for zone->lock until the SIGCONT
     assert answered[0] > t0 + STOP_S and answered[1] > applied[1][1]
     assert shared.lock.holder is None and not stop.stopped
+
+
+def test_a_coordinator_killed_while_stopped_answers_the_request_it_held_and_the_queued_one_with_its_death():
+    """SIGKILL of a coordinator stopped inside cpu0's hold of zone->lock: cpu0's request and cpu1's,
+    queued behind it, each see the kill at that instant (CoordinatorKilled: the network resets them),
+    cpu1's unapplied, and the lock is free. Until 2026-12-07 the kill dropped what the stop held: cpu0
+    kept zone->lock for good and cpu1 waited behind it, as would every later request."""
+    cluster = VirtualCluster(("idle", "idle"), seed=1)
+    shared, queue = cluster.zone, cluster.queue
+    stop = shared.sigstop = Sigstop(queue)
+    rmqueue = shared.rules.rmqueue
+    applied: list[int] = []
+    killed: dict[int, float] = {}
+    stopped_at: list[float] = []
+
+    def spy(cpu: int, *args, **kwargs):
+        applied.append(cpu)
+        if cpu == 0:  # the coordinator stops right after applying cpu0's request, inside its hold
+            stopped_at.append(queue.clock.now)
+            stop.stop()
+            queue.after(STOP_S, stop.kill)
+            cluster.cpus[1].queue_work("workqueue", lambda: refill(1))
+        return rmqueue(cpu, *args, **kwargs)
+
+    def refill(n: int) -> None:
+        try:
+            cluster.zones[n].rmqueue_bulk(0, 4, MIGRATE_MOVABLE)
+        except CoordinatorKilled:
+            killed[n] = queue.clock.now
+
+    shared.rules.rmqueue = spy  # type: ignore[method-assign]
+    queue.at(1e-6, lambda: cluster.cpus[0].queue_work("workqueue", lambda: refill(0)))
+    try:
+        cluster.run(STOP_S * 3)
+    finally:
+        cluster.close()
+    (t0,) = stopped_at
+    assert applied == [0]
+    assert killed == {0: t0 + STOP_S, 1: t0 + STOP_S}
+    assert shared.lock.holder is None and not shared.lock.waiters
