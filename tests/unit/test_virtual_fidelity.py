@@ -109,9 +109,10 @@ def test_a_drained_cpus_free_waits_for_zone_lock_and_holds_it_for_the_rules_hold
     assert cluster.zone.lock.holder is None and cluster.zone.lock.contended == 1
 
 
-def test_a_stopped_coordinators_zone_service_neither_ends_its_hold_nor_takes_its_turn_until_sigcont():
-    """The coordinator's own ZoneLocked operations are its process's work: one whose hold would end during
-    a stop ends at the SIGCONT, and one handed zone->lock during the stop is applied only then."""
+def _two_frees_stopped_in_the_first(end: str):
+    """Two ZoneLocked frees of the coordinator, the second queued behind the first; its process stops
+    halfway through the first's hold and at 1 ms `end`s ("cont" or "kill"). Returns the instants each
+    free was applied and done, the first's hold, and the zone's lock."""
     cluster = VirtualCluster(("housekeeping",), 1)
     zone = CoordinatorZone(cluster)
     queue, rules = cluster.queue, cluster.zone.rules
@@ -126,35 +127,25 @@ def test_a_stopped_coordinators_zone_service_neither_ends_its_hold_nor_takes_its
         return zone.free_pages(0, pages, f"d{len(applied)}", "0", DRAIN)
 
     zone.locked(lambda: free(first), lambda v, e: done.append(queue.clock()))
-    zone.locked(lambda: free(second), lambda v, e: done.append(queue.clock()))  # queued behind the first
+    zone.locked(lambda: free(second), lambda v, e: done.append(queue.clock()))
     queue.at(hold / 2, zone.sigstop.stop)
-    queue.at(1e-3, zone.sigstop.cont)
+    queue.at(1e-3, getattr(zone.sigstop, end))
     queue.run(1.0)
+    return applied, done, hold, cluster.zone.lock
+
+
+def test_a_stopped_coordinators_zone_service_neither_ends_its_hold_nor_takes_its_turn_until_sigcont():
+    """The coordinator's own ZoneLocked operations are its process's work: one whose hold would end during
+    a stop ends at the SIGCONT, and one handed zone->lock during the stop is applied only then."""
+    applied, done, hold, lock = _two_frees_stopped_in_the_first("cont")
     assert applied == [0.0, 1e-3] and done == [1e-3, pytest.approx(1e-3 + hold)]
-    assert cluster.zone.lock.holder is None
+    assert lock.holder is None
 
 
 def test_a_coordinator_killed_while_stopped_lets_zone_lock_go_and_applies_nothing_it_had_queued():
     """SIGKILL of a stopped coordinator: the hold the stop kept from ending ends at the kill, the lock let
     go, and the operation queued behind it is never applied (the next coordinator's zone shares the lock).
     Until 2026-12-07 the kill dropped the held release: zone->lock stayed taken for good."""
-    cluster = VirtualCluster(("housekeeping",), 1)
-    zone = CoordinatorZone(cluster)
-    queue, rules = cluster.queue, cluster.zone.rules
-    pfns = rules.rmqueue(0, 0, MIGRATE_MOVABLE, 8, "t1", "0").value.pfns
-    first, second = [(pfn, 0, MIGRATE_MOVABLE) for pfn in pfns[:4]], [(pfn, 0, MIGRATE_MOVABLE) for pfn in pfns[4:]]
-    hold = KERNEL.wall(KERNEL.zone_hold_us(len(first)))
-    applied: list[float] = []
-    done: list[float] = []
-
-    def free(pages: list) -> object:
-        applied.append(queue.clock())
-        return zone.free_pages(0, pages, f"d{len(applied)}", "0", DRAIN)
-
-    zone.locked(lambda: free(first), lambda v, e: done.append(queue.clock()))
-    zone.locked(lambda: free(second), lambda v, e: done.append(queue.clock()))  # queued behind the first
-    queue.at(hold / 2, zone.sigstop.stop)
-    queue.at(1e-3, zone.sigstop.kill)
-    queue.run(1.0)
+    applied, done, _, lock = _two_frees_stopped_in_the_first("kill")
     assert applied == [0.0] and done == [1e-3]
-    assert cluster.zone.lock.holder is None and not cluster.zone.lock.waiters
+    assert lock.holder is None and not lock.waiters

@@ -108,31 +108,32 @@ def test_a_virtual_cpus_commit_flush_clears_zone_below_high_and_its_other_frees_
     assert seen == {"plain": True, "buddy": True, "commit": (False, False)}
 
 
-def test_a_stopped_coordinator_ends_no_hold_of_zone_lock_and_applies_no_request_until_sigcont():
-    """The zone's side of a CPU's request is the coordinator process's work (LocalZone.apply): stopped
-    while cpu0's request holds zone->lock, it neither ends that hold nor applies cpu1's request, sent
-    after cpu0's was applied, until its SIGCONT; cpu0's reply leaves only then. Until 2026-12-06 the
-    hold ended on time and cpu1's request was applied during the stop."""
+def _stopped_inside_cpu0s_hold(end: str):
+    """cpu0 refills, then cpu1; the coordinator stops right after applying cpu0's request, inside its hold
+    of zone->lock, and STOP_S later `end`s ("cont" or "kill"). Returns the zone, the stop's instant, and
+    per CPU the instants at which its request was applied, answered, or refused by the coordinator's death."""
     cluster = VirtualCluster(("idle", "idle"), seed=1)
     shared, queue = cluster.zone, cluster.queue
     stop = shared.sigstop = Sigstop(queue)
     rmqueue = shared.rules.rmqueue
-    applied: list[tuple[int, float]] = []  # (cpu, virtual time) at which the zone applied its request
-    answered: dict[int, float] = {}
+    seen: dict[str, dict[int, float]] = {"applied": {}, "answered": {}, "killed": {}}
     stopped_at: list[float] = []
 
     def spy(cpu: int, *args, **kwargs):
-        applied.append((cpu, queue.clock.now))
-        if cpu == 0:  # the coordinator stops right after applying cpu0's request, inside its hold
+        seen["applied"][cpu] = queue.clock.now
+        if cpu == 0:
             stopped_at.append(queue.clock.now)
             stop.stop()
-            queue.after(STOP_S, stop.cont)
+            queue.after(STOP_S, getattr(stop, end))
             cluster.cpus[1].queue_work("workqueue", lambda: refill(1))
         return rmqueue(cpu, *args, **kwargs)
 
     def refill(n: int) -> None:
-        cluster.zones[n].rmqueue_bulk(0, 4, MIGRATE_MOVABLE)
-        answered[n] = queue.clock.now
+        try:
+            cluster.zones[n].rmqueue_bulk(0, 4, MIGRATE_MOVABLE)
+            seen["answered"][n] = queue.clock.now
+        except CoordinatorKilled:
+            seen["killed"][n] = queue.clock.now
 
     shared.rules.rmqueue = spy  # type: ignore[method-assign]
     queue.at(1e-6, lambda: cluster.cpus[0].queue_work("workqueue", lambda: refill(0)))
@@ -141,10 +142,20 @@ def test_a_stopped_coordinator_ends_no_hold_of_zone_lock_and_applies_no_request_
     finally:
         cluster.close()
     (t0,) = stopped_at
-    assert [cpu for cpu, _ in applied] == [0, 1]
-    assert applied[1][1] >= t0 + STOP_S  # cpu1's request waited for zone->lock until the SIGCONT
-    assert answered[0] > t0 + STOP_S and answered[1] > applied[1][1]
-    assert shared.lock.holder is None and not stop.stopped
+    return shared, t0, seen
+
+
+def test_a_stopped_coordinator_ends_no_hold_of_zone_lock_and_applies_no_request_until_sigcont():
+    """The zone's side of a CPU's request is the coordinator process's work (LocalZone.apply): stopped
+    while cpu0's request holds zone->lock, it neither ends that hold nor applies cpu1's request, sent
+    after cpu0's was applied, until its SIGCONT; cpu0's reply leaves only then. Until 2026-12-06 the
+    hold ended on time and cpu1's request was applied during the stop."""
+    shared, t0, seen = _stopped_inside_cpu0s_hold("cont")
+    applied, answered = seen["applied"], seen["answered"]
+    assert list(applied) == [0, 1] and not seen["killed"]
+    assert applied[1] >= t0 + STOP_S  # cpu1's request waited for zone->lock until the SIGCONT
+    assert answered[0] > t0 + STOP_S and answered[1] > applied[1]
+    assert shared.lock.holder is None and not shared.sigstop.stopped
 
 
 def test_a_coordinator_killed_while_stopped_answers_the_request_it_held_and_the_queued_one_with_its_death():
@@ -152,36 +163,7 @@ def test_a_coordinator_killed_while_stopped_answers_the_request_it_held_and_the_
     queued behind it, each see the kill at that instant (CoordinatorKilled: the network resets them),
     cpu1's unapplied, and the lock is free. Until 2026-12-07 the kill dropped what the stop held: cpu0
     kept zone->lock for good and cpu1 waited behind it, as would every later request."""
-    cluster = VirtualCluster(("idle", "idle"), seed=1)
-    shared, queue = cluster.zone, cluster.queue
-    stop = shared.sigstop = Sigstop(queue)
-    rmqueue = shared.rules.rmqueue
-    applied: list[int] = []
-    killed: dict[int, float] = {}
-    stopped_at: list[float] = []
-
-    def spy(cpu: int, *args, **kwargs):
-        applied.append(cpu)
-        if cpu == 0:  # the coordinator stops right after applying cpu0's request, inside its hold
-            stopped_at.append(queue.clock.now)
-            stop.stop()
-            queue.after(STOP_S, stop.kill)
-            cluster.cpus[1].queue_work("workqueue", lambda: refill(1))
-        return rmqueue(cpu, *args, **kwargs)
-
-    def refill(n: int) -> None:
-        try:
-            cluster.zones[n].rmqueue_bulk(0, 4, MIGRATE_MOVABLE)
-        except CoordinatorKilled:
-            killed[n] = queue.clock.now
-
-    shared.rules.rmqueue = spy  # type: ignore[method-assign]
-    queue.at(1e-6, lambda: cluster.cpus[0].queue_work("workqueue", lambda: refill(0)))
-    try:
-        cluster.run(STOP_S * 3)
-    finally:
-        cluster.close()
-    (t0,) = stopped_at
-    assert applied == [0]
-    assert killed == {0: t0 + STOP_S, 1: t0 + STOP_S}
+    shared, t0, seen = _stopped_inside_cpu0s_hold("kill")
+    assert list(seen["applied"]) == [0] and not seen["answered"]
+    assert seen["killed"] == {0: t0 + STOP_S, 1: t0 + STOP_S}
     assert shared.lock.holder is None and not shared.lock.waiters
