@@ -19,6 +19,8 @@ second's epoch. The heal records every node's epochs and refusals, and what each
 answers a request carrying the first's epoch (as the first would send: it rarely gets to,
 since it finds every CPU's heartbeats stale once it resumes), then kills the first.
 Every start, heal and observation goes to the history, with what failed if anything did.
+No step waits on a process that cannot answer (docs/protocol.md, *Chaos runs*): a kill is a signal
+and asks no one, and rules that change while their process is stopped go to it after its SIGCONT.
 """
 
 import contextlib
@@ -47,6 +49,19 @@ PARTITION = (ALL, pb.FaultRule(direction=pb.DIRECTION_OUT, method="*", peer=-1, 
 DIRECTIONS = {"in": pb.DIRECTION_IN, "out": pb.DIRECTION_OUT}
 
 
+def answers_as(cluster, member: pb.NodeInfo) -> bool:
+    """Whether the process at a member's address is that member: its node answers with the member's
+    incarnation. A killed process's member stays listed, up, until its heartbeats are late (longer if its
+    coordinator was stopped meanwhile, which excuses lateness); no process answers at its address then,
+    or a new process answers with its own incarnation."""
+    try:
+        with cluster.channel(member.address) as ch:
+            snap = pb_grpc.NodeStub(ch).Snapshot(pb.CpuRequest(cpu=member.cpu), timeout=RPC_TIMEOUT_S)
+    except grpc.RpcError:
+        return False
+    return snap.incarnation == member.incarnation
+
+
 def process_state(pid: int) -> str:
     """The one-letter state of /proc/PID/stat ("T": stopped), or "" if it is gone."""
     try:
@@ -67,8 +82,11 @@ class Nemesis:
         # its name, so a restarted process is given the rules of the faults still active on it.
         self.rules: dict[object, list] = {}
         self.factors: dict[int, float] = {}
+        # Targets ("coordinator" or a CPU) whose rules changed while their process was stopped: it takes
+        # no SetFaults then (the call would wait out RPC_TIMEOUT_S, holding up every later step of the
+        # schedule), so they are pushed right after its SIGCONT.
+        self.deferred: set[object] = set()
         self.restarts = 0
-        self.killed: dict[int, set[str]] = {}  # cpu -> incarnations whose process kill-node ended
         self._trap_watch: threading.Thread | None = None
         self._trapped = threading.Event()
         self._resume: threading.Timer | None = None  # second-coordinator: SIGCONT of the first
@@ -95,14 +113,18 @@ class Nemesis:
         return self.cluster.procs[self.names[cpu]]
 
     def _start_kill_node(self, f):
-        ended = [n.incarnation for n in self.cluster.state().nodes if n.cpu == f.cpu]
-        self.killed.setdefault(f.cpu, set()).update(ended)
+        # The signal needs no one's answer. Until 2026-12-07 this asked the coordinator first which
+        # incarnations it ended: with the coordinator killed (sweep seed 4009) the kill failed, the heal
+        # started a second process for the CPU, and the two replaced each other's registration in turn.
         proc = self._proc(f.cpu)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         return {"pid": proc.pid}
 
     def _heal_kill_node(self, f):
+        old = self._proc(f.cpu)
+        if old.poll() is None:  # its start failed: a second process would register as the same CPU
+            raise RuntimeError(f"cpu{f.cpu}'s process {old.pid} still runs: no second one started")
         self.restarts += 1
         self.names[f.cpu] = f"cpu{f.cpu}-restart{self.restarts}"
         proc = self.cluster.start_node(f.cpu, name=self.names[f.cpu])
@@ -113,14 +135,13 @@ class Nemesis:
         return {"pid": proc.pid}
 
     def _registered_again(self, cpu: int) -> bool:
-        """Whether a live member of `cpu` other than the incarnations kill-node ended is registered
-        (its address noted then)."""
+        """Whether `cpu`'s running process is a member (its address noted then)."""
         try:
             nodes = self.cluster.state(timeout=RPC_TIMEOUT_S).nodes
         except grpc.RpcError:
             return False
         for n in nodes:
-            if n.cpu == cpu and not n.dead and n.incarnation not in self.killed.get(cpu, ()):
+            if n.cpu == cpu and not n.dead and answers_as(self.cluster, n):
                 self.addresses[cpu] = n.address
                 return True
         return False
@@ -152,7 +173,7 @@ class Nemesis:
         # was surely stopped (tests/stopped.py reads it).
         stopped_until = round(self.history.now(), 6)
         self._proc(f.cpu).send_signal(signal.SIGCONT)
-        return {"stopped_until": stopped_until}
+        return {"stopped_until": stopped_until, **self._push_deferred(f.cpu)}
 
     def _start_kill_coordinator(self, f):
         proc = self.cluster.procs["coordinator"]
@@ -180,7 +201,7 @@ class Nemesis:
             self._trap_watch.join(5.0)
         if process_state(proc.pid) == "T":
             proc.send_signal(signal.SIGCONT)
-            return {"trapped": True}
+            return {"trapped": True, **self._push_deferred("coordinator")}
         self._set_faults("coordinator", stop_mid_drain=False)  # never sprang: disarm
         return {"trapped": trapped}
 
@@ -256,8 +277,11 @@ class Nemesis:
         if self._resume is not None:
             self._resume.join()
         old_epoch = self._stored_epoch() - 1
-        epochs = {}
+        epochs: dict[str, dict] = {}
         for cpu, address in sorted(self.addresses.items()):
+            if self._stopped(cpu):  # it would answer only after its SIGCONT
+                epochs[str(cpu)] = {"stopped": True}
+                continue
             snap = self._node_call(address, "Snapshot", pb.CpuRequest(cpu=cpu))
             probe = self._stale_probe(cpu, address, old_epoch)
             if snap is not None:
@@ -274,7 +298,7 @@ class Nemesis:
         # The second is the cluster's coordinator from now on; the first stays listed to be reaped.
         cluster.procs["coordinator-1"] = first
         cluster.procs["coordinator"] = cluster.procs.pop("coordinator-2")
-        return {"killed": first.pid, "nodes": epochs}
+        return {"killed": first.pid, "nodes": epochs, **self._push_deferred("coordinator")}
 
     def _stale_probe(self, cpu: int, address: str, epoch: int) -> str:
         """QueueWork (a drain of the CPU's own lists: harmless if accepted) with `epoch`'s header:
@@ -335,6 +359,9 @@ class Nemesis:
         return self._push(target)
 
     def _push(self, target: object):
+        if self._stopped(target):
+            self.deferred.add(target)
+            return {"deferred": "stopped"}
         rules = [r for _, r in self.rules.get(target, [])]
         if isinstance(target, int):
             return self._set_faults(target, rules=rules, cost_factor=self.factors.get(target, 1.0))
@@ -351,11 +378,29 @@ class Nemesis:
             reply = self._node_call(self._address(target), "SetFaults", request, raise_errors=True)
         return {"injected": dict(reply.injected)}
 
+    def _push_deferred(self, target: object) -> dict:
+        """The rules of `target`, continued just now, if they changed while it was stopped: a message it
+        handles before they arrive meets the rules it had at its stop (the virtual engine's network
+        applies them at their instant, stopped or not)."""
+        if target not in self.deferred:
+            return {}
+        self.deferred.discard(target)
+        return {"pushed": self._push(target)}
+
     # ------------------------------------------------------------------ helpers
+    def _stopped(self, target: object) -> bool:
+        """Whether the process of `target` ("coordinator" or a CPU) is SIGSTOPped now."""
+        if target == "coordinator":
+            return process_state(self.cluster.procs["coordinator"].pid) == "T"
+        assert isinstance(target, int)
+        return process_state(self._proc(target).pid) == "T"
+
     def _address(self, cpu: int) -> str:
-        # The coordinator down, or restarted and not yet rejoined by `cpu`: the last known address.
-        with contextlib.suppress(grpc.RpcError):
-            self.addresses.update({n.cpu: n.address for n in self.cluster.state(timeout=RPC_TIMEOUT_S).nodes})
+        # The coordinator down, stopped, or restarted and not yet rejoined by `cpu`: the last known address.
+        if not self._stopped("coordinator"):
+            with contextlib.suppress(grpc.RpcError):
+                nodes = self.cluster.state(timeout=RPC_TIMEOUT_S).nodes
+                self.addresses.update({n.cpu: n.address for n in nodes})
         return self.addresses[cpu]
 
     def _node_call(self, address: str, method: str, request, raise_errors: bool = False):

@@ -32,7 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from coordinator.tools.chaos import checker, timeline, transfers
 from coordinator.tools.chaos.history import History, read
-from coordinator.tools.chaos.nemesis import Nemesis
+from coordinator.tools.chaos.nemesis import Nemesis, answers_as
 from coordinator.tools.chaos.plan import OBSERVE_S, SETTLE_S, audited, progress_between, scenario_meta
 from coordinator.tools.chaos.workload import DrainWorkload
 from coordinator.tools.cluster import ClusterConfig, LocalCluster
@@ -143,7 +143,7 @@ def _drive(cluster, scenario, strategy, seed, deadline_s, history, say) -> None:
             (nemesis.start if phase == "start" else nemesis.heal)(fault)
         time.sleep(max(0.0, t0 + scenario.duration_s - scenario.heal_s - time.monotonic()))
         say(f"t={scenario.duration_s - scenario.heal_s:5.2f}s healing phase: every fault healed")
-        settled = _settle(cluster, len(scenario.roles()), nemesis.killed)
+        settled = _settle(cluster, len(scenario.roles()))
         history.add("final", "final", "settled", **settled)
         at_heal = _progress(cluster)
         # However long settling took, give every CPU's tasks several periods to show they run.
@@ -160,16 +160,15 @@ def _drive(cluster, scenario, strategy, seed, deadline_s, history, say) -> None:
         say(f"t={scenario.duration_s:5.2f}s workload stopped after {workload.invoked} drains")
 
 
-def _settle(cluster, n: int, killed: dict[int, set[str]] | None = None) -> dict:
-    """Every CPU a live member as its running process (`killed`: the incarnations kill-node ended, whose
-    members stay up until their leases run out while the restarted process may still wait to register)."""
-    killed = killed or {}
+def _settle(cluster, n: int) -> dict:
+    """Every CPU a live member as its running process (a killed process's member may stay up a while, as
+    the restarted process waits to register: each member's process is asked who it is)."""
     deadline = time.monotonic() + SETTLE_S
     detail = ""
     while time.monotonic() < deadline:
         try:
             state = cluster.state(timeout=2.0)
-            live = [x.cpu for x in state.nodes if x.up and not x.dead and x.incarnation not in killed.get(x.cpu, ())]
+            live = [x.cpu for x in state.nodes if x.up and not x.dead and answers_as(cluster, x)]
             if len(live) == n and not state.recovering:
                 return {"ok": True, "detail": f"{n} CPUs live"}
             detail = f"live CPUs {live} of {n}, recovering {state.recovering}"
