@@ -177,6 +177,27 @@ def test_the_time_a_node_was_stopped_does_not_count_against_a_lock_seen_while_th
     )
 
 
+def test_a_lock_seen_free_late_by_a_late_read_is_judged_by_when_a_read_last_saw_it_held():
+    """Seed 4021 under the wall engine: the nemesis's first round of reads waited 2 s on a partitioned
+    node, so it saw cpu3's lock free (or still held) 2.02 s after the coordinator's stop, lease 0.5 s here;
+    the read that last saw it held was sent at the stop. A read that saw it held past the lease is one."""
+
+    def seen(f: str, held_seen_s: float) -> list[dict]:
+        h = clean()
+        h[5:5] = [
+            {"t": 0.3, "process": "nemesis", "type": "observe", "f": "coordinator-stopped", "pid": 0},
+            {"t": 2.32, "process": "nemesis", "type": "observe", "f": f, "cpu": 3, "after_s": 2.02}
+            | {"held_seen_s": held_seen_s},
+        ]
+        return h
+
+    for f in ("pcp-lock-free", "pcp-lock-still-held"):
+        assert check(seen(f, 0.0), BOUND, LEASE).valid is True
+        assert check(seen(f, 1.9), BOUND, LEASE).findings["lock_lease"] == [
+            "cpu3: pcp lock seen held 1.900s after the coordinator stopped holding it (lease 0.5s)"
+        ]
+
+
 def test_a_drain_that_never_completed_or_took_too_long_is_invalid():
     h = clean()
     h.insert(9, {"t": 3.5, "process": "workload", "type": "invoke", "f": "drain", "index": 3})
@@ -484,4 +505,27 @@ def test_a_refill_an_older_zone_answered_after_a_newer_one_started_joins_nobody(
     t[2] = node(1.01, "refill", 1, B, pages=[[4, 0]], epoch=2)
     assert check(clean(), BOUND, LEASE, t).findings["pages_held_twice"] == [
         "pfn 4: cpu0 got it at 2.000s while cpu1 held it (since 1.010s)"
+    ]
+
+
+def test_a_free_kept_after_a_newer_zone_started_joins_nobody_until_a_claim():
+    """Seed 4020 under the wall engine: cpu2 sent a free just as a partition cut it off; a second
+    coordinator's zone started meanwhile and, unclaimed, gave the pages to cpu1; once the partition
+    healed the free was refused and cpu2 kept them, then discarded them when its claim was refused.
+    A free kept with no zone started since still joins."""
+    t = [
+        zone(0.0, "start", epoch=1),
+        node(0.5, "refill", 2, B, pages=[[8, 1]], epoch=1),
+        node(1.0, "free", 2, B, pages=[[8, 1]]),
+        zone(2.0, "start", epoch=2),
+        node(3.0, "refill", 1, A, pages=[[8, 1]], epoch=2),
+        node(4.0, "keep", 2, B, pages=[[8, 1]]),
+        node(4.1, "discard", 2, B),
+    ]
+    v = check(clean(), BOUND, LEASE, t)
+    assert "pages_held_twice" not in v.findings and v.stats["transfers"]["superseded"] == 1
+    t[3] = zone(0.9, "start", epoch=2)  # the zone started before the free was sent: the keep is cpu2's
+    assert check(clean(), BOUND, LEASE, t).findings["pages_held_twice"] == [
+        "pfn 8: cpu2 got it at 4.000s while cpu1 held it (since 3.000s)",
+        "pfn 9: cpu2 got it at 4.000s while cpu1 held it (since 3.000s)",
     ]

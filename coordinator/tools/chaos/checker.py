@@ -253,12 +253,16 @@ def _lock_lease(history, lease_s: float, stopped: dict[int, list[tuple[float, fl
     for e in history:
         if e["type"] != "observe" or e["f"] not in ("pcp-lock-free", "pcp-lock-still-held"):
             continue
-        frozen = _overlap(stopped.get(e["cpu"], []), e["t"] - e["after_s"], e["t"])
-        if e["after_s"] - frozen <= lease_s + LOCK_OBSERVE_SLACK_S:
+        # The wall nemesis says when a read last saw the lock held (held_seen_s): its reads may come late
+        # (nemesis._watch_trap). The virtual one reads on time, every poll, and says when it saw the change.
+        late = e.get("held_seen_s", e["after_s"])
+        stop = e["t"] - e["after_s"]
+        frozen = _overlap(stopped.get(e["cpu"], []), stop, stop + late)
+        if late - frozen <= lease_s + LOCK_OBSERVE_SLACK_S:
             continue
-        seen = "free only" if e["f"] == "pcp-lock-free" else "still held"
+        seen = "seen held" if "held_seen_s" in e else {"pcp-lock-free": "free only"}.get(e["f"], "still held")
         out.append(
-            f"cpu{e['cpu']}: pcp lock {seen} {e['after_s']:.3f}s after the coordinator stopped holding it "
+            f"cpu{e['cpu']}: pcp lock {seen} {late:.3f}s after the coordinator stopped holding it "
             f"(lease {lease_s:g}s" + (f", {frozen:.3f}s of them with cpu{e['cpu']} stopped)" if frozen else ")")
         )
 

@@ -107,6 +107,7 @@ def _fault(e: dict) -> None:
 def _observe(e: dict) -> None:
     if e["f"] in ("pcp-lock-free", "pcp-lock-still-held"):  # the checker's lock lease findings
         _want(e, "after_s", _duration, "a number of seconds")
+        _want(e, "held_seen_s", _duration, "a number of seconds", optional=True)
         _want(e, "cpu", _whole, "a CPU number")
 
 

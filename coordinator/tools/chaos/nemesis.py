@@ -207,7 +207,12 @@ class Nemesis:
 
     def _watch_trap(self, f) -> None:
         """Wait for the coordinator to stop itself, then watch every node's pcp lock until the
-        heal, recording when each lock the coordinator held at the stop is no longer its."""
+        heal, recording when each lock the coordinator held at the stop is no longer its, and when a
+        read last saw it held (`held_seen_s`, from the stop; the checker holds that against the lease).
+        A read may come late, behind one that waits out its timeout on a node that cannot answer
+        (partitioned, stopped): the time a lock was seen free then says nothing of when it became free.
+        Until 2026-12-07 only that time was recorded, and seed 4021 under the wall engine, a partitioned
+        cpu6 delaying the first round by 2 s, broke a 0.474 s lease that cpu3 had kept."""
         pid = self.cluster.procs["coordinator"].pid
         while not self._trapped.is_set():
             if process_state(pid) == "T":
@@ -218,30 +223,39 @@ class Nemesis:
         stopped_at = self.history.now()
         self.history.add("nemesis", "observe", "coordinator-stopped", pid=pid)
         self._trapped.set()
-        locked = {}
-        for cpu, address in self.addresses.items():
+
+        def read(cpu: int, address: str) -> tuple[bool | None, float]:
+            """Whether the lock is held (None: no answer), and when (from the stop) the read was sent."""
+            sent = round(self.history.now() - stopped_at, 6)
             state = self._node_call(address, "GetPcp", pb.CpuRequest(cpu=cpu))
-            if state is not None and state.remote_token:
-                locked[cpu] = address
+            return (None if state is None else bool(state.remote_token)), sent
+
+        locked: dict[int, tuple[str, float]] = {}  # cpu -> its address, when a read last saw its lock held
+        for cpu, address in self.addresses.items():
+            is_held, sent = read(cpu, address)
+            if is_held:
+                locked[cpu] = (address, sent)
         self.history.add("nemesis", "observe", "pcp-locked-at-stop", cpus=sorted(locked))
         heal_at = stopped_at + f.heal_after_s
         while locked and self.history.now() < heal_at and process_state(pid) == "T":
-            for cpu, address in list(locked.items()):
-                state = self._node_call(address, "GetPcp", pb.CpuRequest(cpu=cpu))
-                if state is not None and not state.remote_token:
+            for cpu, (address, seen) in list(locked.items()):
+                is_held, sent = read(cpu, address)
+                if is_held:
+                    locked[cpu] = (address, sent)
+                elif is_held is not None:
                     self.history.add(
                         "nemesis",
                         "observe",
                         "pcp-lock-free",
                         cpu=cpu,
                         after_s=round(self.history.now() - stopped_at, 6),
+                        held_seen_s=seen,
                     )
                     del locked[cpu]
             time.sleep(0.01)
-        for cpu in locked:
-            self.history.add(
-                "nemesis", "observe", "pcp-lock-still-held", cpu=cpu, after_s=round(self.history.now() - stopped_at, 6)
-            )
+        for cpu, (_, seen) in locked.items():
+            after_s = round(self.history.now() - stopped_at, 6)
+            self.history.add("nemesis", "observe", "pcp-lock-still-held", cpu=cpu, after_s=after_s, held_seen_s=seen)
 
     def _start_second_coordinator(self, f):
         cluster = self.cluster

@@ -8,7 +8,8 @@ the history's time (seconds since its start).
 
 Replayed in time order, a page has at most one owner at a time:
 - a CPU holds a page from the moment the refill's answer reached it (or a free of it failed:
-  the node keeps it) until the moment it let it go (a free sent, a commit accepted, a discard),
+  the node keeps it, unless a zone started since the free was sent, which owes it to nobody until
+  the CPU's claim) until the moment it let it go (a free sent, a commit accepted, a discard),
   or until the coordinator took it back (cpu_dead, or a coordinator start: a rebuilt zone owes
   nobody anything until a claim), or until its process was killed (the history's kill-node, written
   once the process is gone): a dead process's memory holds nothing, whether or not a coordinator
@@ -177,6 +178,10 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict, kille
     """`killed`: the kills (`kills`), each after the log lines of its instant."""
     counts = {"events": len(events), "cpu_dead": 0, "coordinator_starts": 0, "allocs": 0, "superseded": 0}
     newest = None  # the epoch of the newest zone started
+    started = float("-inf")  # when it started
+    # cpu -> {(pfn, order): when its free was sent}: a keep undoes its free, and joins only if no zone
+    # started since (then the node's holdings are the CPU's again only by its claim, like the pages it held).
+    sent: dict[int, dict[tuple[int, int], float]] = {}
     # Each allocation is also looked at where its page was handed out (`mark_allocs`), after the lines of
     # that instant: the page must then be its CPU's, or nobody's the replay knows of (a rebuilt zone owes
     # the pages a CPU held at its start to nobody until the CPU's claim).
@@ -221,9 +226,20 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict, kille
                 # pages the CPU held at the start.
                 counts["superseded"] += 1
                 continue
-            if ev in ("refill", "keep") and not dead:
+            if ev == "keep":
+                # A free sent to a zone that a newer one has replaced since (seed 4020 under the wall engine:
+                # cpu2 partitioned with its free in flight; the rebuilt zone gave the pages to cpu1, and the
+                # free, refused when the partition healed, was undone): the node keeps them, unclaimed.
+                mine = sent.setdefault(cpu, {})
+                kept = [b for b in e["pages"] if mine.pop((b[0], b[1]), t) >= started]
+                counts["superseded"] += len(kept) < len(e["pages"])
+                if kept and not dead:
+                    replay.join(cpu, kept, t)
+            elif ev == "refill" and not dead:
                 replay.join(cpu, e["pages"], t)
             elif ev in ("free", "commit"):
+                if ev == "free":
+                    sent.setdefault(cpu, {}).update(((b[0], b[1]), t) for b in e["pages"])
                 replay.leave(cpu, e["pages"])
             elif ev == "discard":
                 replay.leave_all(cpu)
@@ -234,6 +250,7 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict, kille
             continue
         if ev == "start":
             newest = epoch if epoch is not None else newest
+            started = t
             counts["coordinator_starts"] += 1
             for who in list(replay.held):
                 replay.leave_all(who)
