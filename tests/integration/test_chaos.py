@@ -186,6 +186,23 @@ def test_the_nemesis_faults_processes_that_cannot_answer_it_on_time(tmp_path):
     assert sum(faults[("partition", "heal")]["injected"].values()) > 0  # the partition took effect
 
 
+@pytest.mark.slow
+def test_a_lock_read_late_behind_a_partitioned_node_breaks_no_lease(tmp_path):
+    """The coordinator stops itself holding a pcp lock while cpu3 is partitioned: the nemesis's reads of
+    cpu3 get no answer. Until 2026-12-07 the first round waited 2 s on cpu3 and recorded the lock still
+    held 2 s after the stop without reading it again (sweep seed 4021: lock_lease, a lease the node
+    kept); now each record says when a read last saw the lock held, which the checker holds against
+    the lease."""
+    sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "lock-watch-beside-a-partitioned-node.toml"))
+    verdict = runner.run(sc, "remote", str(tmp_path))
+    assert verdict.valid is True, json.dumps(verdict.to_json(), indent=1)
+    entries = history.read(os.path.join(tmp_path, f"{sc.name}-remote", "history.jsonl"))
+    observed = {e["f"]: e for e in entries if e["type"] == "observe"}
+    assert observed["pcp-locked-at-stop"]["cpus"], observed
+    lock = observed.get("pcp-lock-free") or observed["pcp-lock-still-held"]
+    assert 0 <= lock["held_seen_s"] <= lock["after_s"]
+
+
 def test_chaos_run_refuses_a_bad_scenario_before_running_anything(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\nduration_s = 5\n[[faults]]\nkind = "kill-node"\nat_s = 1\nheal_after_s = 1\n')
