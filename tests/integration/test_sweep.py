@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from coordinator.tools.chaos import scenario
+from coordinator.tools.chaos import history, scenario
 from coordinator.tools.chaos.sweep import generate, shards
 from tests.integration.conftest import run_cli
 
@@ -34,6 +34,9 @@ from tests.integration.conftest import run_cli
         (["--seeds", "1-3", "--faults", "kill-node", "--rpc-methods", "Register"], "add rpc to --faults"),
         (["--seeds", "1-3", "--rpc-losses", "drop,lose"], "unknown loss 'lose'"),
         (["--seeds", "1-3", "--faults", "stop-node", "--rpc-losses", "drop_reply"], "add rpc to --faults"),
+        (["--seeds", "1-3", "--engine", "wall", "--shrink"], "--shrink with --engine wall"),
+        (["--seeds", "1-3", "--engine", "wall", "--noise", "model"], "--noise with --engine wall"),
+        (["--seeds", "1-3", "--engine", "real"], "--engine: invalid choice"),
     ],
 )
 def test_bad_flags_are_refused_and_nothing_is_written(tmp_path, flags, message):
@@ -41,6 +44,25 @@ def test_bad_flags_are_refused_and_nothing_is_written(tmp_path, flags, message):
     result = run_cli("chaos", "sweep", *flags, "--out", str(out))
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_sweep_under_the_wall_engine_runs_each_seed_on_real_processes(tmp_path):
+    """Seed 4009, the schedule that killed a node while the coordinator was dead (the wall nemesis asked
+    the dead coordinator first until 2026-12-07, so the kill failed and a second node process joined the
+    first): under real processes, its run directory kept for the failure's history and logs."""
+    result = run_cli(
+        "chaos", "sweep", "--engine", "wall", "--seeds", "4009", "--strategies", "remote", "--out", str(tmp_path),
+        timeout=300,
+    )  # fmt: skip
+    shard = shards.read(str(tmp_path / "sweep.json"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert shard.engine == "wall" and shard.counts["remote"]["valid"] == 1
+    assert "engine: wall (real processes" in result.stdout
+    run_dir = tmp_path / "runs" / "sweep-4009-remote"
+    entries = [e for e in history.read(str(run_dir / "history.jsonl")) if e["type"] == "fault"]
+    kill = next(e for e in entries if e["f"] == "kill-node" and e["phase"] == "start")
+    assert "error" not in kill and os.path.exists(run_dir / "coordinator.log")
 
 
 def test_an_out_that_is_a_file_is_refused(tmp_path):

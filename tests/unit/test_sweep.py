@@ -434,7 +434,7 @@ def test_shards_merge_into_the_whole_sweep(tmp_path):
     assert shards.missing(partial) == [2] and "MISSING shards [2] of 3" in shards.summary(partial)
     with pytest.raises(shards.ShardError, match="both shard 0"):
         shards.merge([(p, shards.read(p)) for p in (paths[0], paths[0])])
-    for change in ({"strategies": ["remote"]}, {"noise": "quiet"}):
+    for change in ({"strategies": ["remote"]}, {"noise": "quiet"}, {"engine": "wall"}):
         other = dataclasses.replace(shards.read(paths[1]), **change)
         with pytest.raises(shards.ShardError, match="of another sweep"):
             shards.merge([(paths[0], shards.read(paths[0])), ("other", other)])
@@ -538,3 +538,15 @@ def test_a_shard_with_counts_null_is_refused_by_sweep_merge_with_exit_2(tmp_path
     assert cli.main(["chaos", "sweep-merge", str(path)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "counts is None" in err
+
+
+def test_a_wall_sweeps_failure_file_says_to_run_it_again_not_to_replay_it(tmp_path):
+    """A wall run does not replay: the failure's file says how to run it again, and the shard its engine."""
+    plan = driver.Plan(strategies=("remote",), runner=fake_runner, engine="wall")
+    failing = next(s for s in range(1, 121) if overlap_kill_and_partition(generate.generate(s)))
+    shard = driver.sweep(plan, [failing], str(tmp_path), 1, False, str(failing))
+    (f,) = shard.failures
+    with open(f.file) as text:
+        note = text.read()
+    assert f"Run again: pcpsim chaos run {f.file}\n" in note and "--engine virtual" not in note
+    assert shard.engine == "wall" and "engine: wall" in shards.summary(shard)

@@ -3,6 +3,8 @@ strategy, failures shrunk to scenario files) and `pcpsim chaos sweep-merge` (sha
 as a Kubernetes Indexed Job, one summary). docs/sweep.md."""
 
 import argparse
+import dataclasses
+import functools
 import glob
 import importlib.util
 import logging
@@ -32,6 +34,7 @@ FINDINGS = (
     "drains_in_bound",
     "liveness",
 )
+ENGINES = ("virtual", "wall")
 INDEX_ENV = "JOB_COMPLETION_INDEX"  # set by Kubernetes in each pod of an Indexed Job
 
 
@@ -41,7 +44,8 @@ def add_parsers(chaos_sub) -> None:
         "sweep",
         help="random fault schedules under virtual time, one per seed, each failure shrunk to a scenario file",
         description="For each seed, draw a random fault schedule (docs/sweep.md: the bounds), run it under "
-        "virtual time against each strategy and check it as `chaos run` does. Writes each failure's scenario "
+        "virtual time (or, --engine wall, on real processes) against each strategy and check it as `chaos run` "
+        "does. Writes each failure's scenario "
         "(and with --shrink a smallest one that still fails) to OUT as TOML that `chaos run FILE --engine "
         "virtual` replays, and the results to OUT/sweep.json (OUT/shard-I-of-N.json with --index/--count). "
         "Exit 0: every run valid; 1: some invalid or crashed; 2: some unknown. A shard exits 0 once it ran "
@@ -59,7 +63,19 @@ def add_parsers(chaos_sub) -> None:
         default=scenario.STRATEGIES,
         help=f"comma-separated strategies each seed runs against (default {','.join(scenario.STRATEGIES)})",
     )
-    sw.add_argument("--jobs", type=flags.positive_int, help="processes (default: one per core this process may run on)")
+    sw.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="virtual",
+        help="virtual (default): every run under virtual time, reproducible from its seed; wall: on a local "
+        "cluster of real processes, as `chaos run` runs a file, for what only real processes do (signals, "
+        "sockets, timeouts), one run at a time unless --jobs says otherwise; no --shrink, no --noise",
+    )
+    sw.add_argument(
+        "--jobs",
+        type=flags.positive_int,
+        help="processes (default: one per core this process may run on; 1 with --engine wall)",
+    )
     sw.add_argument("--out", default=".pcpsim/sweep", help="where results and scenario files go (default %(default)s)")
     sw.add_argument(
         "--shrink",
@@ -137,7 +153,17 @@ def cmd_sweep(args) -> int:
     if args.max_failures is not None and count > 1:
         raise CliError("--max-failures with --index/--count: a shard runs every seed it has, for the merge")
     seeds = shards.shard_of(args.seeds[1], index, count) if count > 1 else args.seeds[1]
-    if importlib.util.find_spec("coordinator.tools.chaos.virtual_runner") is None:
+    wall = args.engine == "wall"
+    if wall and args.shrink:
+        raise CliError(
+            "--shrink with --engine wall: shrinking reruns a failure tens of times, and a wall run does not replay; "
+            "shrink under the virtual engine, or run the failure's file again with `chaos run`"
+        )
+    if wall and args.noise != scenario.ClusterSpec.noise:
+        raise CliError(
+            "--noise with --engine wall: it models a host's noise under virtual time; real processes have it"
+        )
+    if not wall and importlib.util.find_spec("coordinator.tools.chaos.virtual_runner") is None:
         raise CliError("this tree has no virtual runner (coordinator.tools.chaos.virtual_runner)")
     paths.output_dir("--out", args.out)
     for flag, given in (("--rpc-methods", args.rpc_methods), ("--rpc-losses", args.rpc_losses)):
@@ -152,10 +178,13 @@ def cmd_sweep(args) -> int:
         losses=args.rpc_losses,
         noise=args.noise,
     )
+    if wall:
+        runs_dir = os.path.join(args.out, "runs")
+        plan = dataclasses.replace(plan, runner=functools.partial(driver.wall, runs_dir), engine="wall")
     # Thousands of runs: their processes' warnings (a failed housekeeping step, say) would bury the
     # summary; each run's verdict says what went wrong. driver.Workers hands this level to its workers.
     logging.disable(logging.WARNING)
-    processes = min(args.jobs or driver.default_jobs(), len(seeds))
+    processes = min(args.jobs or (1 if wall else driver.default_jobs()), len(seeds))
     t0 = time.monotonic()
     progress: list[Progress] = []  # made at the first seed's end: a pace to estimate the rest from
 

@@ -10,6 +10,7 @@ violation): a crash of the engine under some schedule is a finding, not a reason
 """
 
 import collections
+import io
 import logging
 import multiprocessing
 import os
@@ -30,6 +31,15 @@ def virtual(scenario: sc.Scenario, strategy: str) -> checker.Verdict:
     from coordinator.tools.chaos import virtual_runner
 
     return virtual_runner.run(scenario, strategy)
+
+
+def wall(runs_dir: str, scenario: sc.Scenario, strategy: str) -> checker.Verdict:
+    """One run on a local cluster of real processes, its run directory under `runs_dir` (as `chaos run`
+    writes it, for the history and logs a failure needs: a wall run does not replay). A sweep's plan
+    takes it as functools.partial(wall, runs_dir)."""
+    from coordinator.tools.chaos import runner
+
+    return runner.run(scenario, strategy, runs_dir, stream=io.StringIO())
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,7 @@ class Plan:
     messages: tuple = ()  # the messages rpc rules aim at (--rpc-methods); () for all
     losses: tuple = ()  # how rpc rules lose them (--rpc-losses); () for every way
     noise: str = sc.ClusterSpec.noise  # every scenario's host-noise model (--noise)
+    engine: str = "virtual"  # which `runner` is (--engine): the shard says so
 
     def scenario(self, seed: int) -> sc.Scenario:
         drawn = generate.generate(seed, self.strategies, self.kinds, self.messages, self.losses)
@@ -202,7 +213,7 @@ def _sweep(plan, seeds, out_dir, workers, do_shrink, progress, spec, index, coun
                 list(o.kinds),
                 len(s.faults),
                 s.cluster.cpus,
-                _write(s, o, out_dir, ""),
+                _write(s, o, out_dir, "", engine=plan.engine),
             )
         )
     # One shrink per distinct failure: the first seed (in seed order) of each strategy and signature
@@ -238,17 +249,18 @@ def _sweep(plan, seeds, out_dir, workers, do_shrink, progress, spec, index, coun
         rpc_methods=list(plan.messages),
         rpc_losses=list(plan.losses),
         noise=plan.noise,
+        engine=plan.engine,
     )
 
 
-def _write(s: sc.Scenario, o: Outcome, out_dir: str, suffix: str, runs: int = 0) -> str:
+def _write(s: sc.Scenario, o: Outcome, out_dir: str, suffix: str, runs: int = 0, engine: str = "virtual") -> str:
     name = f"seed-{o.seed}-{o.strategy}{suffix}"
     path = os.path.join(out_dir, f"{name}.toml")
     how = f"shrunk in {runs} runs from seed {o.seed}'s schedule" if suffix else f"seed {o.seed}'s schedule"
-    comment = (
-        f"pcpsim chaos sweep: {how}, against {o.strategy}.\n"
-        f"The sweep's run was {o.verdict}: {o.first}\n"
+    comment = f"pcpsim chaos sweep: {how}, against {o.strategy}.\nThe sweep's run was {o.verdict}: {o.first}\n" + (
         f"Replay: pcpsim chaos run {path} --engine virtual"
+        if engine == "virtual"
+        else f"Run again: pcpsim chaos run {path}"
     )
     with open(path, "w", encoding="utf-8") as f:
         f.write(tomlfile.dumps(replace(s, name=name), comment))

@@ -88,6 +88,7 @@ class Shard:
     rpc_methods: list[str] = field(default_factory=list)  # --rpc-methods: what rpc rules aim at ([] for all)
     rpc_losses: list[str] = field(default_factory=list)  # --rpc-losses: how they lose it ([] for every way)
     noise: str = NONE  # --noise: the virtual CPUs' host-noise model (node.sim.noise)
+    engine: str = "virtual"  # --engine: virtual time, or real processes in wall time
 
     def to_json(self) -> dict:
         return {"format": FORMAT, **asdict(self)}
@@ -196,9 +197,9 @@ def merge(shards: list[tuple[str, Shard]]) -> Shard:
             raise ShardError(
                 f"{path} is of another sweep than {path0}: seeds {s.seeds}, strategies {s.strategies}, "
                 f"unsafe {s.unsafe}, {s.count} shards, finding {s.finding}, faults {s.faults}, rpc methods "
-                f"{s.rpc_methods}, rpc losses {s.rpc_losses}, noise {s.noise} (against {first.seeds}, "
-                f"{first.strategies}, {first.unsafe}, {first.count}, {first.finding}, {first.faults}, "
-                f"{first.rpc_methods}, {first.rpc_losses}, {first.noise})"
+                f"{s.rpc_methods}, rpc losses {s.rpc_losses}, noise {s.noise}, engine {s.engine} (against "
+                f"{first.seeds}, {first.strategies}, {first.unsafe}, {first.count}, {first.finding}, {first.faults}, "
+                f"{first.rpc_methods}, {first.rpc_losses}, {first.noise}, {first.engine})"
             )
         if s.index in seen:
             raise ShardError(f"{path} and {seen[s.index]} are both shard {s.index}")
@@ -222,12 +223,13 @@ def merge(shards: list[tuple[str, Shard]]) -> Shard:
         rpc_methods=first.rpc_methods,
         rpc_losses=first.rpc_losses,
         noise=first.noise,
+        engine=first.engine,
     )
 
 
 def _what_ran(s: Shard) -> tuple:
     """What the shards of one sweep share: every flag that decides the seeds' runs."""
-    return s.seeds, s.strategies, s.unsafe, s.count, s.finding, s.faults, s.rpc_methods, s.rpc_losses, s.noise
+    return s.seeds, s.strategies, s.unsafe, s.count, s.finding, s.faults, s.rpc_methods, s.rpc_losses, s.noise, s.engine
 
 
 def missing(shard: Shard) -> list[int]:
@@ -249,6 +251,8 @@ def summary(shard: Shard, wall_s: float | None = None) -> str:
     took = "" if wall_s is None else f" in {wall_s:.1f} s" + (f", {n / wall_s:.2f} seeds/s" if wall_s > 0 else "")
     what = f"shard {shard.index} of {shard.count}, " if shard.index >= 0 and shard.count > 1 else ""
     lines = [f"sweep of seeds {shard.seeds}: {what}{n} seeds run ({runs} runs){took}"]
+    if shard.engine != "virtual":
+        lines.append(f"engine: {shard.engine} (real processes, one run at a time per job: not reproducible)")
     if shard.unsafe:
         lines.append(f"test-only switches on: {', '.join(shard.unsafe)}")
     if shard.noise != NONE:
