@@ -13,6 +13,7 @@ import time
 
 from coordinator.tools.chaos import scenario
 from coordinator.tools.chaos.sweep import driver, generate, shards
+from coordinator.tools.chaos.sweep import wall as wall_runs
 from coordinator.tools.cli import flags, paths
 from coordinator.tools.cli.errors import CliError
 from coordinator.tools.progress import Progress
@@ -180,7 +181,7 @@ def cmd_sweep(args) -> int:
     )
     if wall:
         runs_dir = os.path.join(args.out, "runs")
-        plan = dataclasses.replace(plan, runner=functools.partial(driver.wall, runs_dir), engine="wall")
+        plan = dataclasses.replace(plan, runner=functools.partial(wall_runs.run, runs_dir), engine="wall")
     # Thousands of runs: their processes' warnings (a failed housekeeping step, say) would bury the
     # summary; each run's verdict says what went wrong. driver.Workers hands this level to its workers.
     logging.disable(logging.WARNING)

@@ -6,4 +6,5 @@ tomlfile  Scenario -> TOML text that scenario.load reads back to an equal Scenar
 shrink    a failing Scenario -> a smaller one that still fails (pure over a predicate)
 sweep     seeds -> outcomes, one process per core, in seed order; shards and their merge
 rate      seeds per second, a figure for the bench
+wall      --engine wall's runner: a scenario on a local cluster of real processes
 """

@@ -5,12 +5,13 @@ of each distinct failure (strategy, verdict and first kind of violation) shrunk.
 Outcomes come back in seed order whatever the number of processes (Workers.map), so the shard file
 and the summary are the same for one process or many. A runner is any picklable function
 `(scenario, strategy) -> checker.Verdict`; `virtual` (coordinator.tools.chaos.virtual_runner) is
-the sweep's, tests give fakes. A run that raises is an outcome too ("error", its text the first
-violation): a crash of the engine under some schedule is a finding, not a reason to stop.
+the sweep's, `--engine wall`'s is coordinator.tools.chaos.sweep.wall's (kept out of this module, which
+the virtual engine's processes import without grpc), tests give fakes. A run that raises is an
+outcome too ("error", its text the first violation): a crash of the engine under some schedule is a
+finding, not a reason to stop.
 """
 
 import collections
-import io
 import logging
 import multiprocessing
 import os
@@ -31,15 +32,6 @@ def virtual(scenario: sc.Scenario, strategy: str) -> checker.Verdict:
     from coordinator.tools.chaos import virtual_runner
 
     return virtual_runner.run(scenario, strategy)
-
-
-def wall(runs_dir: str, scenario: sc.Scenario, strategy: str) -> checker.Verdict:
-    """One run on a local cluster of real processes, its run directory under `runs_dir` (as `chaos run`
-    writes it, for the history and logs a failure needs: a wall run does not replay). A sweep's plan
-    takes it as functools.partial(wall, runs_dir)."""
-    from coordinator.tools.chaos import runner
-
-    return runner.run(scenario, strategy, runs_dir, stream=io.StringIO())
 
 
 @dataclass(frozen=True)
