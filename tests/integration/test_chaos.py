@@ -4,6 +4,7 @@ valid, its faults really happened, and a broken variant (fencing off) is caught 
 import glob
 import json
 import os
+import signal
 
 import pytest
 
@@ -201,6 +202,24 @@ def test_a_lock_read_late_behind_a_partitioned_node_breaks_no_lease(tmp_path):
     assert observed["pcp-locked-at-stop"]["cpus"], observed
     lock = observed.get("pcp-lock-free") or observed["pcp-lock-still-held"]
     assert 0 <= lock["held_seen_s"] <= lock["after_s"]
+
+
+def test_final_observations_without_a_coordinator_leave_the_verdict_unknown(make_cluster, tmp_path):
+    """A nemesis step that kills the last coordinator (seed 4036 under the wall engine, before the second
+    coordinator's heal checked that a second one ran) leaves nothing to ask at the end: the run records no
+    grant records, so its verdict is unknown, and `chaos run` goes on to its next scenario. Until
+    2026-12-07 GetState's UNAVAILABLE ended the whole command."""
+    handle = make_cluster(["housekeeping", "idle"])
+    coordinator = handle.cluster.procs["coordinator"]
+    coordinator.send_signal(signal.SIGKILL)
+    coordinator.wait(10)
+    h = history.History(str(tmp_path / "history.jsonl"))
+    h.start_clock()
+    said: list[str] = []
+    runner._final(handle.cluster, None, h, str(tmp_path), said.append)
+    h.close()
+    finals = [e["f"] for e in history.read(str(tmp_path / "history.jsonl")) if e["type"] == "final"]
+    assert finals == ["audit"] and "no grant records read" in said[-1], (finals, said)
 
 
 def test_chaos_run_refuses_a_bad_scenario_before_running_anything(tmp_path):
