@@ -13,7 +13,6 @@ import time
 
 from coordinator.tools.chaos import scenario
 from coordinator.tools.chaos.sweep import driver, generate, shards
-from coordinator.tools.chaos.sweep import wall as wall_runs
 from coordinator.tools.cli import flags, paths
 from coordinator.tools.cli.errors import CliError
 from coordinator.tools.progress import Progress
@@ -180,6 +179,9 @@ def cmd_sweep(args) -> int:
         noise=args.noise,
     )
     if wall:
+        # Imported here: the CLI's virtual-time commands run where grpc is not installed (tests/unit/test_no_grpc.py).
+        from coordinator.tools.chaos.sweep import wall as wall_runs
+
         runs_dir = os.path.join(args.out, "runs")
         plan = dataclasses.replace(plan, runner=functools.partial(wall_runs.run, runs_dir), engine="wall")
     # Thousands of runs: their processes' warnings (a failed housekeeping step, say) would bury the
