@@ -34,6 +34,7 @@ import time
 import grpc
 
 from coordinator.store import FILE as STATE_FILE
+from coordinator.tools.chaos import lock_watch
 from coordinator.tools.chaos.plan import TRAP_WAIT_S
 from node.api.epoch import epoch_metadata
 from node.api.v1 import pcpsim_pb2 as pb
@@ -41,9 +42,6 @@ from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.shared import security
 
 RPC_TIMEOUT_S = 2.0
-# A read of a watched pcp lock while the coordinator is stopped: one that cannot answer (partitioned,
-# stopped) says nothing, and must not hold up the reads of the others for RPC_TIMEOUT_S.
-LOCK_READ_TIMEOUT_S = 0.25
 RESTORE_WAIT_S = 10.0  # a heal's restart: how long the new process may take to take its faults
 RESTORE_POLL_S = 0.02
 ALL = pb.FaultRule(direction=pb.DIRECTION_IN, method="*", peer=-1, drop=1.0)
@@ -216,16 +214,11 @@ class Nemesis:
         coordinator runs, after the read under way. One of its first round, which waits longer for an
         answer, may end after the heal (its entries come later in the history then)."""
         if self._trap_watch is not None:
-            self._trap_watch.join(LOCK_READ_TIMEOUT_S)
+            self._trap_watch.join(lock_watch.READ_TIMEOUT_S)
 
     def _watch_trap(self, f) -> None:
-        """Wait for the coordinator to stop itself, then watch every node's pcp lock until the
-        heal, recording when each lock the coordinator held at the stop is no longer its, and when a
-        read last saw it held (`held_seen_s`, from the stop; the checker holds that against the lease).
-        A read may come late, behind one that waits out its timeout on a node that cannot answer
-        (partitioned, stopped): the time a lock was seen free then says nothing of when it became free.
-        Until 2026-12-07 only that time was recorded, and seed 4021 under the wall engine, a partitioned
-        cpu6 delaying the first round by 2 s, broke a 0.474 s lease that cpu3 had kept."""
+        """Wait for the coordinator to stop itself, then watch the pcp locks it held (lock_watch) until
+        the heal."""
         pid = self.cluster.procs["coordinator"].pid
         while not self._trapped.is_set():
             if process_state(pid) == "T":
@@ -233,50 +226,20 @@ class Nemesis:
             time.sleep(0.005)
         else:
             return
-        stopped_at = self.history.now()
         self.history.add("nemesis", "observe", "coordinator-stopped", pid=pid)
         self._trapped.set()
+        lock_watch.watch(
+            self.history,
+            dict(self.addresses),
+            self._lock_held,
+            lambda: process_state(pid) == "T",
+            self.history.now() + f.heal_after_s,
+            RPC_TIMEOUT_S,
+        )
 
-        def read(cpu: int, address: str, timeout: float = LOCK_READ_TIMEOUT_S) -> tuple[bool | None, float]:
-            """Whether the lock is held (None: no answer), and when (from the stop) the read was sent."""
-            sent = round(self.history.now() - stopped_at, 6)
-            state = self._node_call(address, "GetPcp", pb.CpuRequest(cpu=cpu), timeout=timeout)
-            return (None if state is None else bool(state.remote_token)), sent
-
-        locked: dict[int, tuple[str, float]] = {}  # cpu -> its address, when a read last saw its lock held
-        for cpu, address in self.addresses.items():  # the locks to watch: each read waits for its answer
-            is_held, sent = read(cpu, address, RPC_TIMEOUT_S)
-            if is_held:
-                locked[cpu] = (address, sent)
-        self.history.add("nemesis", "observe", "pcp-locked-at-stop", cpus=sorted(locked))
-        heal_at = stopped_at + f.heal_after_s
-        while locked and self.history.now() < heal_at and process_state(pid) == "T":
-            for cpu, (address, seen) in list(locked.items()):
-                is_held, sent = read(cpu, address)
-                if is_held:
-                    locked[cpu] = (address, sent)
-                elif is_held is not None:
-                    self.history.add(
-                        "nemesis",
-                        "observe",
-                        "pcp-lock-free",
-                        cpu=cpu,
-                        after_s=round(self.history.now() - stopped_at, 6),
-                        held_seen_s=seen,
-                    )
-                    del locked[cpu]
-            time.sleep(0.01)
-        for cpu, (address, seen) in list(locked.items()):  # a last read, if the round came too late for one
-            is_held, sent = read(cpu, address) if process_state(pid) == "T" else (None, 0.0)
-            if is_held is False:
-                after_s = round(self.history.now() - stopped_at, 6)
-                self.history.add("nemesis", "observe", "pcp-lock-free", cpu=cpu, after_s=after_s, held_seen_s=seen)
-                del locked[cpu]
-            elif is_held:
-                locked[cpu] = (address, sent)
-        for cpu, (_, seen) in locked.items():
-            after_s = round(self.history.now() - stopped_at, 6)
-            self.history.add("nemesis", "observe", "pcp-lock-still-held", cpu=cpu, after_s=after_s, held_seen_s=seen)
+    def _lock_held(self, cpu: int, address: str, timeout: float) -> bool | None:
+        state = self._node_call(address, "GetPcp", pb.CpuRequest(cpu=cpu), timeout=timeout)
+        return None if state is None else bool(state.remote_token)
 
     def _start_second_coordinator(self, f):
         cluster = self.cluster
