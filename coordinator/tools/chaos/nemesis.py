@@ -36,40 +36,18 @@ import grpc
 from coordinator.store import FILE as STATE_FILE
 from coordinator.tools.chaos import lock_watch
 from coordinator.tools.chaos.plan import TRAP_WAIT_S
+from coordinator.tools.chaos.processes import RPC_TIMEOUT_S, answers_as, process_state
 from node.api.epoch import epoch_metadata
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.shared import security
 
-RPC_TIMEOUT_S = 2.0
 RESTORE_WAIT_S = 10.0  # a heal's restart: how long the new process may take to take its faults
 RESTORE_POLL_S = 0.02
 ALL = pb.FaultRule(direction=pb.DIRECTION_IN, method="*", peer=-1, drop=1.0)
 # A node cut off: every request it receives and every one it sends is lost.
 PARTITION = (ALL, pb.FaultRule(direction=pb.DIRECTION_OUT, method="*", peer=-1, drop=1.0))
 DIRECTIONS = {"in": pb.DIRECTION_IN, "out": pb.DIRECTION_OUT}
-
-
-def answers_as(cluster, member: pb.NodeInfo) -> bool:
-    """Whether the process at a member's address is that member: its node answers with the member's
-    incarnation. A killed process's member stays listed, up, until its heartbeats are late (longer if its
-    coordinator was stopped meanwhile, which excuses lateness); no process answers at its address then,
-    or a new process answers with its own incarnation."""
-    try:
-        with cluster.channel(member.address) as ch:
-            snap = pb_grpc.NodeStub(ch).Snapshot(pb.CpuRequest(cpu=member.cpu), timeout=RPC_TIMEOUT_S)
-    except grpc.RpcError:
-        return False
-    return snap.incarnation == member.incarnation
-
-
-def process_state(pid: int) -> str:
-    """The one-letter state of /proc/PID/stat ("T": stopped), or "" if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return ""
 
 
 class Nemesis:
@@ -206,8 +184,24 @@ class Nemesis:
             self._join_watch()
             return {"trapped": True, **self._push_deferred("coordinator")}
         self._join_watch()
-        self._set_faults("coordinator", stop_mid_drain=False)  # never sprang: disarm
-        return {"trapped": trapped}
+        return {"trapped": self._disarm(proc) or trapped}
+
+    def _disarm(self, proc) -> bool:
+        """Disarm a trap that had not sprung at the heal; True if it springs before the call is answered, the
+        coordinator then SIGCONTed. A stopped process answers no SetFaults: until 2026-12-07 the trap springing
+        between the heal's look and the disarm (seed 4055 under the wall engine) left the coordinator stopped
+        for good, the call timed out, and the run's final observations found no coordinator."""
+        request = pb.FaultsRequest(seed=self.seed, stop_mid_drain=False)
+        sprang = False
+        with self.cluster.channel(self.cluster.coordinator_address) as ch:
+            call = pb_grpc.CoordinatorStub(ch).SetFaults.future(request, timeout=RPC_TIMEOUT_S)
+            while not call.done():
+                if not sprang and process_state(proc.pid) == "T":
+                    proc.send_signal(signal.SIGCONT)
+                    sprang = True
+                time.sleep(0.005)
+            call.result()  # what failed, if the call did
+        return sprang
 
     def _join_watch(self) -> None:
         """Let the watch write what it saw before the heal's entry if it ends soon: it ends once the

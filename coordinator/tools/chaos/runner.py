@@ -32,8 +32,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from coordinator.tools.chaos import checker, timeline, transfers
 from coordinator.tools.chaos.history import History, read
-from coordinator.tools.chaos.nemesis import Nemesis, answers_as
+from coordinator.tools.chaos.nemesis import Nemesis
 from coordinator.tools.chaos.plan import OBSERVE_S, SETTLE_S, audited, progress_between, scenario_meta
+from coordinator.tools.chaos.processes import answers_as
 from coordinator.tools.chaos.workload import DrainWorkload
 from coordinator.tools.cluster import ClusterConfig, LocalCluster
 from coordinator.tools.progress import clear_line

@@ -12,7 +12,8 @@ import signal
 import time
 
 from coordinator.drain.record import STRATEGY_NAMES
-from coordinator.tools.chaos.nemesis import PARTITION, process_state
+from coordinator.tools.chaos.nemesis import PARTITION
+from coordinator.tools.chaos.processes import process_state
 from coordinator.tools.chaostoolkit import target
 from coordinator.tools.chaostoolkit.load import DrainLoad
 from node.api.v1 import pcpsim_pb2 as pb
