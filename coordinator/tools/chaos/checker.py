@@ -254,7 +254,7 @@ def _lock_lease(history, lease_s: float, stopped: dict[int, list[tuple[float, fl
         if e["type"] != "observe" or e["f"] not in ("pcp-lock-free", "pcp-lock-still-held"):
             continue
         # The wall nemesis says when a read last saw the lock held (held_seen_s): its reads may come late
-        # (nemesis._watch_trap). The virtual one reads on time, every poll, and says when it saw the change.
+        # (chaos/lock_watch.py). The virtual one reads on time, every poll, and says when it saw the change.
         late = e.get("held_seen_s", e["after_s"])
         stop = e["t"] - e["after_s"]
         frozen = _overlap(stopped.get(e["cpu"], []), stop, stop + late)

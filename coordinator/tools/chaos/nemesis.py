@@ -184,7 +184,7 @@ class Nemesis:
             self._join_watch()
             return {"trapped": True, **self._push_deferred("coordinator")}
         self._join_watch()
-        return {"trapped": self._disarm(proc) or trapped}
+        return {"trapped": self._disarm(proc) or trapped, **self._push_deferred("coordinator")}
 
     def _disarm(self, proc) -> bool:
         """Disarm a trap that had not sprung at the heal; True if it springs before the call is answered, the
