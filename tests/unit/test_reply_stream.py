@@ -4,6 +4,7 @@ side of a stopping node (until_stopping)."""
 
 import asyncio
 import contextlib
+import gc
 
 import grpc
 import pytest
@@ -107,3 +108,36 @@ async def test_a_stopping_server_keeps_its_streams_while_a_grant_is_held_then_en
         started = loop.time()
         await server.stop(30.0)  # nothing left in flight: returns without waiting out the grace
         assert loop.time() - started < 10.0
+
+
+@pytest.mark.asyncio
+async def test_a_stream_closed_while_a_read_is_out_leaves_no_task_exception_unretrieved():
+    """until_stopping closed while it waits for the next request (the peer cancelled the stream), the
+    requests then ending: the read it had out is cancelled and nothing is logged. Until 2026-12-07
+    asyncio logged "Task exception was never retrieved" (StopAsyncIteration) in the node's log, at ERROR,
+    after every coordinator restart of a chaos run."""
+    ended = asyncio.Event()
+
+    async def requests():
+        yield MESSAGE
+        await ended.wait()  # the stream's end, which comes after the servicer stopped reading
+
+    loop = asyncio.get_running_loop()
+    unretrieved: list[dict] = []
+    loop.set_exception_handler(lambda _loop, context: unretrieved.append(context))
+    try:
+        stream = until_stopping(requests(), asyncio.Event(), lambda: False)
+        assert await stream.__anext__() == MESSAGE
+        nxt = asyncio.ensure_future(stream.__anext__())
+        await asyncio.sleep(0.01)  # the read of the second request is out
+        nxt.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await nxt
+        await stream.aclose()
+        ended.set()
+        await asyncio.sleep(0.01)
+        gc.collect()  # asyncio logs an unretrieved exception when the task is collected
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert unretrieved == []
