@@ -8,7 +8,7 @@ import logging
 
 from coordinator.drain.effects import DeclareDead, Lock, Program, Unlock
 from coordinator.membership_rule import MembershipRule
-from node.api.errors import FailedPrecondition, Unavailable
+from node.api.errors import FailedPrecondition
 
 log = logging.getLogger("coordinator.reaper")
 
@@ -23,7 +23,7 @@ def reap(membership: MembershipRule, mutex: object) -> Program[list[int]]:
             if membership.reapable(member):
                 yield DeclareDead(member)
                 dead.append(member.cpu)
-        except (FailedPrecondition, Unavailable) as err:  # Unavailable: fenced (coordinator.store.StoreFenced)
+        except FailedPrecondition as err:
             log.warning("cpu%d not declared dead: %s", member.cpu, err)
             break
         finally:

@@ -9,7 +9,7 @@ from typing import Any
 
 from coordinator.drain.effects import Lock, Program, Unlock, ZoneLocked
 from coordinator.membership_rule import Member, MembershipRule, admit
-from node.api.errors import FailedPrecondition
+from node.api.errors import FailedPrecondition, Unavailable
 
 log = logging.getLogger("coordinator.registration")
 
@@ -61,7 +61,14 @@ def register(
         else:
             if admission.reclaim:
                 assert old is not None
-                membership.bury(old)
+                try:
+                    membership.bury(old)
+                except FailedPrecondition as err:
+                    # Fenced in the store (coordinator.store.StoreFenced): a newer coordinator has started,
+                    # and this one is no longer the coordinator. UNAVAILABLE, so the node asks again and
+                    # reaches the one that is; as FAILED_PRECONDITION, a refusal, a node restarted while a
+                    # second coordinator took over exited (sweep seed 4066 under the wall engine, 2026-12-07).
+                    raise Unavailable(str(err)) from None
                 reclaimed = yield ZoneLocked(_cpu_dead, (cpu,), f"cpu{cpu} replaced: page_alloc_cpu_dead")
                 log.info(
                     "cpu%d replaced: %d base pages of its previous process back to the zone (page_alloc_cpu_dead)",

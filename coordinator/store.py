@@ -49,7 +49,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from node.api.errors import Unavailable
+from node.api.errors import FailedPrecondition
 
 FILE = "coordinator-state.json"
 VERSION = 1
@@ -60,12 +60,8 @@ class StoreError(Exception):
     """The state directory cannot be used, or its file is not a store this version wrote."""
 
 
-class StoreFenced(Unavailable):
-    """A coordinator with a larger epoch has written the store since this one started: this one is no longer
-    the coordinator, and what it was asked is asked again of the one that is (UNAVAILABLE on the wire). Until
-    2026-12-07 it was FAILED_PRECONDITION, which a node's first Register takes as the coordinator's refusal:
-    a node restarted while a second coordinator took over, its Register served by the replaced first,
-    exited (sweep seed 4066 under the wall engine), and a heartbeat so refused would discard its pages."""
+class StoreFenced(FailedPrecondition):
+    """A coordinator with a larger epoch has written the store since this one started."""
 
 
 @dataclass(frozen=True, order=True)

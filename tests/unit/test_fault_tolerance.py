@@ -14,8 +14,9 @@ from coordinator.registration import Registration
 from coordinator.store import Store
 from coordinator.zone_service import ZoneService
 from node.agent import Agent
+from node.agent_rule import ask_again
 from node.alloc import PageAllocator
-from node.api.errors import FailedPrecondition, NotFound
+from node.api.errors import FailedPrecondition, NotFound, Unavailable, status_of
 from node.api.v1 import pcpsim_pb2 as pb
 from node.cpu import Cpu
 from node.epoch import CoordinatorEpoch
@@ -387,6 +388,33 @@ def test_a_process_the_reaper_declared_dead_cannot_claim_its_pages_from_the_next
         assert zone2.free_pages == free - 8
         service2.close()
         await m2.close()
+
+    asyncio.run(main())
+
+
+def test_a_coordinator_fenced_in_the_store_answers_a_replacing_registration_unavailable(tmp_path):
+    """Sweep seed 4066 under the wall engine: cpu1's new process registers with a coordinator a newer one
+    has replaced (both listen on one port), whose store refuses to bury the old process. That answer is
+    UNAVAILABLE, so the node asks again (node.agent_rule.ask_again) and reaches the current coordinator;
+    as FAILED_PRECONDITION, a refusal, the node exited. The old process stays the member."""
+
+    async def main():
+        zone = Zone(0, 65536, 2)
+        service = ZoneService(zone, CostModel(time_scale=0), sleep=lambda s: None)
+        store = Store.open(str(tmp_path))
+        store.begin_epoch()
+        m = Membership(2, FakeClock(), failure_timeout=1.0, dead_timeout=3.0)
+        m.graveyard = store
+        drainer = type("D", (), {"pcpu_drain_mutex": asyncio.Lock()})()
+        registration = Registration(m, service, drainer, Pageset(zone, 15, 2), type("R", (), {"active": False})())
+        await registration.register(1, "127.0.0.1:2", 1, "", "old", False, [])
+        Store.open(str(tmp_path)).begin_epoch()  # a second coordinator starts on the same directory
+        with pytest.raises(Unavailable, match="epoch 2 has started") as refused:
+            await registration.register(1, "127.0.0.1:3", 1, "", "new", False, [])
+        assert ask_again(status_of(refused.value).name, stopping=False, give_up=False)
+        assert m.members[1].incarnation == "old" and not m.members[1].dead
+        service.close()
+        await m.close()
 
     asyncio.run(main())
 

@@ -9,8 +9,6 @@ import pytest
 from coordinator import store as store_mod
 from coordinator.__main__ import parse_args as coordinator_args
 from coordinator.store import FILE, File, Memory, State, Store, StoreError, StoreFenced, TakenRange
-from node.agent_rule import ask_again, rejoin_for
-from node.api.errors import status_of
 
 
 def _doc(path) -> dict:
@@ -93,21 +91,6 @@ def test_an_unusable_directory_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(StoreError, match="not writable"):
         Store.open(str(tmp_path))
     assert not (tmp_path / FILE).exists()
-
-
-def test_a_superseded_coordinators_refusal_is_unavailable_so_a_registering_node_asks_again(tmp_path):
-    """Sweep seed 4066 under the wall engine: a node restarted while a second coordinator took over; its
-    first Register reached the replaced first one, whose store refused to bury the CPU's old process. As
-    FAILED_PRECONDITION that was a refusal, and the node exited; UNAVAILABLE says "ask the coordinator
-    that is": the node asks again, as for a lost answer (node.agent_rule.ask_again)."""
-    first = Store.open(str(tmp_path))
-    first.begin_epoch()
-    Store.open(str(tmp_path)).begin_epoch()
-    with pytest.raises(StoreFenced) as fenced:
-        first.declare_dead(2, "a1b2")
-    code = status_of(fenced.value).name
-    assert code == "UNAVAILABLE" and ask_again(code, stopping=False, give_up=False)
-    assert rejoin_for(code) is None  # a heartbeat so refused keeps the CPU's pages: no afresh registration
 
 
 def test_a_coordinator_superseded_on_its_directory_changes_nothing(tmp_path):
