@@ -9,6 +9,7 @@ moving, the drain history not growing and the audit passing prove nothing happen
 import glob
 import os
 import secrets
+import signal
 import stat
 import urllib.request
 from concurrent import futures
@@ -317,6 +318,10 @@ def test_a_node_that_registers_its_own_address_captures_nothing_it_can_use_elsew
         server = grpc.server(futures.ThreadPoolExecutor(2), handlers=[capture])
         port = server.add_insecure_port("127.0.0.1:0")
         server.start()
+        # The real cpu2 is stopped meanwhile: its next heartbeat, refused (replaced), would register it
+        # afresh and replace the rogue before the drain reached it (one CI run of 1f35621, 2026-12-07).
+        real = state["pids"]["cpu2"]
+        os.kill(real, signal.SIGSTOP)
         try:
             with security.channel(state["coordinator"], node2) as ch:
                 stub = pb_grpc.CoordinatorStub(ch)
@@ -327,6 +332,7 @@ def test_a_node_that_registers_its_own_address_captures_nothing_it_can_use_elsew
                 stub.Heartbeat(pb.HeartbeatRequest(cpu=2, pcp_count=500, incarnation="rogue"), timeout=RPC_TIMEOUT)
                 stub.DrainAllPages(pb.DrainAllRequest(trigger=pb.TRIGGER_RECLAIM), timeout=60)
         finally:
+            os.kill(real, signal.SIGCONT)
             server.stop(0)
         presented = {md.get("authorization") for method, md in capture.calls if method.startswith("/pcpsim.v1.Node/")}
         assert presented and None not in presented, capture.calls
