@@ -128,6 +128,8 @@ def workload(text: str) -> rtapp.Workload:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+ENGINES = ("wall", "virtual")  # --engine of compare, chaos run and chaos sweep: real processes, or virtual time
+
 COST_MODEL_HELP = (
     "TOML file of modeled kernel costs, any CostModel field, read by the coordinator and every node "
     "(default and its sources: node/costs/sapphire-rapids.toml)"

@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp_.add_argument(
         "--engine",
-        choices=("wall", "virtual"),
+        choices=flags.ENGINES,
         default="wall",
         help="wall: a local cluster of processes per phase, timed by the host (default); virtual: every "
         "phase in this process under virtual time, kernel time exact and one seed the same bytes "
@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     crun.add_argument("--out", default=".pcpsim/chaos", help="where run directories go (default %(default)s)")
     crun.add_argument(
         "--engine",
-        choices=("wall", "virtual"),
+        choices=flags.ENGINES,
         default="wall",
         help="wall: real processes in wall time (default); virtual: the whole cluster in this process "
         "under virtual time, every run reproducible from its seed (docs/engine.md)",

@@ -34,7 +34,6 @@ FINDINGS = (
     "drains_in_bound",
     "liveness",
 )
-ENGINES = ("virtual", "wall")
 INDEX_ENV = "JOB_COMPLETION_INDEX"  # set by Kubernetes in each pod of an Indexed Job
 
 
@@ -65,7 +64,7 @@ def add_parsers(chaos_sub) -> None:
     )
     sw.add_argument(
         "--engine",
-        choices=ENGINES,
+        choices=flags.ENGINES,
         default="virtual",
         help="virtual (default): every run under virtual time, reproducible from its seed; wall: on a local "
         "cluster of real processes, as `chaos run` runs a file, for what only real processes do (signals, "
