@@ -3,18 +3,19 @@
 From the stop until the heal, every lock held at the stop is read again and again: when one is seen
 free the history gets `pcp-lock-free`, and a lock not seen free by then gets `pcp-lock-still-held`. Each
 record says when the last read that saw the lock held was sent (`held_seen_s`, from the stop), which the
-checker holds against the lease (checker._lock_lease). A read may come late, behind one that waits out
-its timeout on a node that cannot answer (partitioned, stopped), so the time a lock was seen free says
-nothing of when it became free. Until 2026-12-07 only that time was recorded, and sweep seed 4021 under
-the wall engine, whose partitioned cpu6 held up the first round by 2 s, broke a 0.474 s lease that cpu3
-had kept.
+checker holds against the lease (checker._lock_lease). A round ends when every read of it has, so the
+next read of a lock may come late, behind one that waits out its timeout on a node that cannot answer
+(partitioned, stopped), and the time a lock was seen free says nothing of when it became free. Until
+2026-12-07 only that time was recorded, and sweep seed 4021 under the wall engine, whose partitioned cpu6
+held up the first round by 2 s, broke a 0.474 s lease that cpu3 had kept.
 """
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 # A read of a watched lock after the first round: one that cannot answer says nothing, and must not hold
-# up the reads of the others for the nemesis's whole RPC timeout.
+# up the next round for the nemesis's whole RPC timeout.
 READ_TIMEOUT_S = 0.25
 POLL_S = 0.01
 
@@ -27,34 +28,41 @@ def watch(
 ) -> None:
     """Watch from now, the coordinator's stop (`stopped()`: whether it still is), until `heal_at` on the
     history's clock. The first round waits `first_timeout` for each answer: a lock missed there is not
-    watched at all."""
+    watched at all. The CPUs of a round are read at once, so one that cannot answer holds up none of the
+    others (until 2026-12-07 they were read one after another, and a partitioned CPU read first delayed
+    the first read of the rest by `first_timeout`: a lock let go meanwhile was never watched)."""
     stopped_at = history.now()
 
     def since() -> float:
         return round(history.now() - stopped_at, 6)
 
-    locked: dict[int, tuple[str, float]] = {}  # cpu -> its address, when a read last saw its lock held
-    for cpu, address in addresses.items():
-        sent = since()
-        if read(cpu, address, first_timeout):
-            locked[cpu] = (address, sent)
-    history.add("nemesis", "observe", "pcp-locked-at-stop", cpus=sorted(locked))
+    with ThreadPoolExecutor(max_workers=max(1, len(addresses))) as pool:
 
-    def look(cpu: int, address: str, seen: float) -> None:
-        sent = since()
-        held = read(cpu, address, READ_TIMEOUT_S)
-        if held:
-            locked[cpu] = (address, sent)
-        elif held is not None:
-            history.add("nemesis", "observe", "pcp-lock-free", cpu=cpu, after_s=since(), held_seen_s=seen)
-            del locked[cpu]
+        def read_all(cpus: list[int], timeout: float) -> tuple[float, list[tuple[int, bool | None]]]:
+            """When the round was sent, and each CPU's answer in CPU order."""
+            sent = since()
+            futures = [(cpu, pool.submit(read, cpu, addresses[cpu], timeout)) for cpu in cpus]
+            return sent, [(cpu, future.result()) for cpu, future in futures]
 
-    while locked and history.now() < heal_at and stopped():
-        for cpu, (address, seen) in list(locked.items()):
-            look(cpu, address, seen)
-        time.sleep(POLL_S)
-    if stopped():  # a last read of each, for a round that came too late for one
-        for cpu, (address, seen) in list(locked.items()):
-            look(cpu, address, seen)
-    for cpu, (_, seen) in locked.items():
+        locked: dict[int, float] = {}  # cpu -> when a read last saw its lock held
+        sent, answers = read_all(sorted(addresses), first_timeout)
+        locked.update((cpu, sent) for cpu, held in answers if held)
+        history.add("nemesis", "observe", "pcp-locked-at-stop", cpus=sorted(locked))
+
+        def look() -> None:
+            sent, answers = read_all(sorted(locked), READ_TIMEOUT_S)
+            for cpu, held in answers:
+                if held:
+                    locked[cpu] = sent
+                elif held is not None:
+                    history.add(
+                        "nemesis", "observe", "pcp-lock-free", cpu=cpu, after_s=since(), held_seen_s=locked.pop(cpu)
+                    )
+
+        while locked and history.now() < heal_at and stopped():
+            look()
+            time.sleep(POLL_S)
+        if locked and stopped():  # a last read of each, for a round that came too late for one
+            look()
+    for cpu, seen in sorted(locked.items()):
         history.add("nemesis", "observe", "pcp-lock-still-held", cpu=cpu, after_s=since(), held_seen_s=seen)
