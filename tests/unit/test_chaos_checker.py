@@ -255,6 +255,30 @@ def test_a_housekeeping_cpu_that_allocates_nothing_after_healing_is_invalid():
     ]
 
 
+def test_a_cpu_whose_allocations_the_zone_refused_for_want_of_memory_is_alive_and_said_to_be():
+    """It ran and the zone answered it: short of memory, not stuck. Refusals from before the heal, or a
+    fenced CPU's (the runners count only the zone's refusals), do not count."""
+    h = clean()
+    cpu0 = {"role": "ROLE_HOUSEKEEPING", "allocs_at_heal": 500, "allocs_after": 500}
+    final(h, "tasks")["cpus"]["0"] = cpu0 | {"refused_at_heal": 40, "refused_after": 43}
+    v = check(h, BOUND, LEASE)
+    assert v.valid is True and v.stats["liveness"] == {"refused_only": [0]}
+    final(h, "tasks")["cpus"]["0"] = cpu0 | {"refused_at_heal": 43, "refused_after": 43}
+    v = check(h, BOUND, LEASE)
+    assert v.findings["liveness"] == ["cpu0 (ROLE_HOUSEKEEPING): no allocation after healing (allocations 500 -> 500)"]
+    assert "liveness" not in v.stats
+
+
+def test_a_latency_task_with_no_run_after_healing_is_a_finding_whatever_its_cpus_allocations():
+    h = clean()
+    tasks = final(h, "tasks")["cpus"]["2"]
+    tasks |= {"allocs_at_heal": 30, "allocs_after": 30, "refused_at_heal": 0, "refused_after": 5}
+    runs = tasks["runs_after"] = tasks["runs_at_heal"]
+    v = check(h, BOUND, LEASE)
+    assert v.findings["liveness"] == [f"cpu2: the latency task reported no run after healing (runs {runs} -> {runs})"]
+    assert v.stats["liveness"] == {"refused_only": [2]}
+
+
 # ------------------------------------------------------------------ the transfer logs replayed
 A, B = "aaaaaaaa11", "bbbbbbbb22"  # incarnations
 

@@ -170,11 +170,14 @@ def _grant(r: dict, where: str) -> None:
     _want(r, "stale_commits_refused", _whole, "a whole number", where, optional=True)
 
 
+PROGRESS = (("allocs_after", "allocs_at_heal"), ("refused_after", "refused_at_heal"), ("runs_after", "runs_at_heal"))
+
+
 def _tasks(e: dict) -> None:
     for cpu, t in _object(e.get("cpus", {}), "cpus").items():
         where = f"cpus.{cpu}."
         _object(t, f"cpus.{cpu}")
-        for after, at_heal in (("allocs_after", "allocs_at_heal"), ("runs_after", "runs_at_heal")):
+        for after, at_heal in PROGRESS:
             if after in t and not t.get("error"):  # the checker compares the two
                 _want(t, after, _number, "a number", where)
                 _want(t, at_heal, _number, "a number", where)

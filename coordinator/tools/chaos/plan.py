@@ -76,6 +76,8 @@ def progress_between(at_heal: dict, after: dict) -> dict:
     if "error" in after:
         return {"error": after["error"]}
     out = {"role": after["role"], "allocs_at_heal": at_heal.get("allocs", -1), "allocs_after": after["allocs"]}
+    if "refused" in after:
+        out |= {"refused_at_heal": at_heal.get("refused", -1), "refused_after": after["refused"]}
     if "runs" in after:
         out |= {"runs_at_heal": at_heal.get("runs", -1), "runs_after": after["runs"]}
     return out

@@ -180,10 +180,12 @@ def _settle(cluster, n: int) -> dict:
 
 
 _ISOLATED = (pb.ROLE_ISOLATED_PREEMPTIBLE, pb.ROLE_ISOLATED_RT)
+_PROGRESS = ("pcpsim_task_runs", "pcpsim_alloc_allocations", "pcpsim_alloc_failures", "pcpsim_alloc_fenced_refusals")
 
 
 def _progress(cluster) -> dict[int | str, dict]:
-    """cpu -> its role, pcpsim_alloc_allocations_total and (isolated CPUs) pcpsim_task_runs_total,
+    """cpu -> its role, pcpsim_alloc_allocations_total, the allocations the zone refused for want of
+    memory (the failures that were not fenced refusals) and (isolated CPUs) pcpsim_task_runs_total,
     from its /metrics, for every CPU that runs tasks (an idle CPU runs none)."""
     out: dict[int | str, dict] = {}
     try:
@@ -197,10 +199,15 @@ def _progress(cluster) -> dict[int | str, dict]:
             samples = {
                 s.name: s.value
                 for fam in text_string_to_metric_families(_scrape(n.metrics_address))
-                if fam.name in ("pcpsim_task_runs", "pcpsim_alloc_allocations")
+                if fam.name in _PROGRESS
                 for s in fam.samples
             }
-            out[n.cpu] = {"role": pb.Role.Name(n.role), "allocs": samples.get("pcpsim_alloc_allocations_total", -1)}
+            out[n.cpu] = {
+                "role": pb.Role.Name(n.role),
+                "allocs": samples.get("pcpsim_alloc_allocations_total", -1),
+                "refused": samples.get("pcpsim_alloc_failures_total", -1)
+                - samples.get("pcpsim_alloc_fenced_refusals_total", 0),
+            }
             if n.role in _ISOLATED:
                 out[n.cpu]["runs"] = samples.get("pcpsim_task_runs_total", -1)
         except OSError as err:

@@ -235,14 +235,19 @@ class _Runner:
             self._until(self.history.now() + SETTLE_POLL_S)
 
     def _progress(self) -> dict[int | str, dict]:
-        """cpu -> its role, allocations and (isolated CPUs) its latency task's runs, as the wall runner
-        reads them from each node's /metrics."""
+        """cpu -> its role, allocations, the allocations the zone refused for want of memory and (isolated
+        CPUs) its latency task's runs, as the wall runner reads them from each node's /metrics."""
         out: dict[int | str, dict] = {}
         nodes = self.cluster.nodes
         for n, role in enumerate(self.roles):
             if role == "idle":
                 continue
-            out[n] = {"role": pb.Role.Name(ROLES[role]), "allocs": nodes.allocs[n].allocs}
+            a = nodes.allocs[n]
+            out[n] = {
+                "role": pb.Role.Name(ROLES[role]),
+                "allocs": a.allocs,
+                "refused": a.alloc_failures - a.fenced_refusals,
+            }
             if role in _ISOLATED:
                 out[n]["runs"] = sum(s.totals.runs for s in nodes.cpus[n].sources if isinstance(s, LatencyTask))
         return out
