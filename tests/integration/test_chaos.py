@@ -9,8 +9,10 @@ import signal
 import pytest
 
 from coordinator.tools.chaos import history, runner, scenario, transfers
+from coordinator.tools.chaos.nemesis import Nemesis
+from coordinator.tools.chaos.processes import process_state
 from tests import browser, stopped
-from tests.integration.conftest import run_cli
+from tests.integration.conftest import run_cli, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIPPED = sorted(glob.glob(os.path.join(ROOT, "deploy", "chaos", "*.toml")))
@@ -220,6 +222,26 @@ def test_final_observations_without_a_coordinator_leave_the_verdict_unknown(make
     h.close()
     finals = [e["f"] for e in history.read(str(tmp_path / "history.jsonl")) if e["type"] == "final"]
     assert finals == ["audit"] and "no grant records read" in said[-1], (finals, said)
+
+
+def test_a_trap_that_springs_after_the_heal_looked_is_disarmed_and_the_coordinator_resumed(make_cluster, tmp_path):
+    """The heal of stop-coordinator-mid-drain looks whether the trap sprang, and if not disarms it with
+    SetFaults. Seed 4055 under the wall engine: it sprang in between, the stopped coordinator answered
+    nothing, the call timed out, and the coordinator stayed stopped for good. Here the coordinator is
+    stopped before the disarm is sent (a stop is a stop, whoever sent it), so the race is not left to
+    luck: the disarm resumes it and is answered."""
+    handle = make_cluster(["housekeeping", "idle"])
+    h = history.History(str(tmp_path / "history.jsonl"))
+    nemesis = Nemesis(handle.cluster, h, seed=1)
+    coordinator = handle.cluster.procs["coordinator"]
+    coordinator.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: process_state(coordinator.pid) == "T", 10.0, what="the coordinator stopped")
+        assert nemesis._disarm(coordinator) is True
+        assert process_state(coordinator.pid) != "T"
+    finally:
+        coordinator.send_signal(signal.SIGCONT)
+        h.close()
 
 
 def test_chaos_run_refuses_a_bad_scenario_before_running_anything(tmp_path):
