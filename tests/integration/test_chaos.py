@@ -1,16 +1,21 @@
 """Scripted chaos end to end: every shipped scenario against every strategy it names (all four) is
 valid, its faults really happened, and a broken variant (fencing off) is caught by the checker."""
 
+import contextlib
 import glob
 import json
 import os
 import signal
+import socket
+import struct
+import threading
 
 import pytest
 
 from coordinator.tools.chaos import history, runner, scenario, transfers
 from coordinator.tools.chaos.nemesis import Nemesis
 from coordinator.tools.chaos.processes import process_state
+from node.api.v1 import pcpsim_pb2 as pb
 from tests import browser, stopped
 from tests.integration.conftest import run_cli, wait_until
 
@@ -241,6 +246,64 @@ def test_a_trap_that_springs_after_the_heal_looked_is_disarmed_and_the_coordinat
         assert process_state(coordinator.pid) != "T"
     finally:
         coordinator.send_signal(signal.SIGCONT)
+        h.close()
+
+
+class _ResetFirstProxy:
+    """A TCP proxy to `target` that resets the first connection it accepts (a close with SO_LINGER 0 sends
+    RST) and forwards the later ones byte for byte: the connection the kernel had queued on a dying
+    coordinator's SO_REUSEPORT socket, on demand."""
+
+    def __init__(self, target: str):
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.accepted = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            self.accepted += 1
+            if self.accepted == 1:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_set_faults_on_the_coordinator_is_asked_again_over_a_connection_reset_before_its_answer(make_cluster, tmp_path):
+    """Seed 4036 under the wall engine: right after a second coordinator's heal killed the first, a
+    connection queued on the first's listening socket (both on one port, SO_REUSEPORT) was reset, and the
+    next trap was never armed. The nemesis asks again on a fresh connection, within its RPC timeout."""
+    handle = make_cluster(["housekeeping", "idle"])
+    h = history.History(str(tmp_path / "history.jsonl"))
+    nemesis = Nemesis(handle.cluster, h, seed=1)
+    proxy = _ResetFirstProxy(handle.cluster.coordinator_address)
+    handle.cluster.coordinator_address, real = proxy.address, handle.cluster.coordinator_address
+    try:
+        nemesis._coordinator_set_faults(pb.FaultsRequest(seed=1, stop_mid_drain=False))
+        assert proxy.accepted >= 2  # the reset one, then one forwarded
+    finally:
+        handle.cluster.coordinator_address = real
+        proxy.close()
         h.close()
 
 
