@@ -267,8 +267,14 @@ class MembershipRule:
         return [m for m in self.present() if not m.cpu_offline]
 
     def present(self) -> list[Member]:
-        """Members whose heartbeats are current, online or not (what holds pages), by CPU number."""
+        """Members whose heartbeats are current, online or not, by CPU number."""
         return [m for _, m in sorted(self.members.items()) if self.is_up(m)]
+
+    def holding(self) -> list[Member]:
+        """Members the zone may record pages for, by CPU number: every one not declared dead, online or not,
+        its heartbeats current or not (a late or revoked member keeps its pages until page_alloc_cpu_dead
+        takes them back)."""
+        return [m for _, m in sorted(self.members.items()) if not m.dead]
 
     def alive(self) -> int:
         """CPUs registered, not dead and not hotplugged out (the kernel's online CPUs, for pcp->high)."""
