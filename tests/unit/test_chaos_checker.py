@@ -119,6 +119,18 @@ def test_a_stale_commit_applied_is_invalid():
     assert v.findings["stale_writes_applied"] == ["cpu0: token 2's commit was applied after its lease expired"]
 
 
+def test_a_grant_still_held_at_the_final_read_is_judged_by_how_long_it_had_been_held_then():
+    """Sweep seed 4176 under the wall engine: a direct reclaim's drain granted cpu2's lock 30 ms before its
+    node was read. Held that long is within the lease; held past the lease and the timer's slack is not."""
+    for read_after, findings in (
+        (0.03, []),
+        (LEASE + 2.0, ["cpu0: token 1 held the pcp lock 2.500s (lease 0.5s) still held at the final read"]),
+    ):
+        h = clean()
+        final(h, "grants")["cpus"]["0"][0].update(outcome="held", held_s=None, read_t=0.15 + read_after)
+        assert check(h, BOUND, LEASE).findings.get("lock_lease", []) == findings
+
+
 def test_a_lock_held_past_its_lease_or_still_held_past_it_is_invalid():
     """Seen held at a stop's heal within the lease (a stop shorter than the lease) is no violation."""
     h = clean()

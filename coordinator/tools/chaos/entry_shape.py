@@ -167,6 +167,7 @@ def _grant(r: dict, where: str) -> None:
     held = r.get("outcome") == "held"
     _want(r, "held_s", lambda v: _duration(v) or (held and v is None), "a number of seconds", where)
     _want(r, "granted_t", lambda v: v is None or _time(v), "a number of seconds", where, optional=True)
+    _want(r, "read_t", _time, "a number of seconds", where, optional=True)
     _want(r, "stale_commits_refused", _whole, "a whole number", where, optional=True)
 
 

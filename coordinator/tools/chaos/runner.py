@@ -241,6 +241,7 @@ def _final(cluster, scenario, history, run_dir, say) -> None:
     for n in nodes:
         snap = None
         for _ in range(3):  # a node may be busy rejoining right after the heal
+            read_t = round(history.now(), 6)  # a grant held at the read was held since granted_t at least until then
             try:
                 with cluster.channel(n.address) as ch:
                     snap = pb_grpc.NodeStub(ch).Snapshot(pb.CpuRequest(cpu=n.cpu), timeout=RPC_TIMEOUT_S)
@@ -263,6 +264,7 @@ def _final(cluster, scenario, history, run_dir, say) -> None:
                 "committed_after_expiry": g.committed_after_expiry,
                 "stale_commits_refused": g.stale_commits_refused,
             }
+            | ({} if g.ended_at else {"read_t": read_t})
             for g in snap.grants
         ]
     history.add("final", "final", "grants", cpus=grants, unreachable=unreachable, errors=errors)

@@ -260,6 +260,7 @@ class _Runner:
         except Exception as err:  # an audit that failed is a finding of the checker, not the runner's
             h.add("final", "final", "audit", error=f"{code_of(err)}: {err}")
         grants = {}
+        read_t = round(h.now(), 6)
         for n, drain in enumerate(cluster.nodes.drains):
             grants[str(n)] = [
                 {
@@ -272,6 +273,7 @@ class _Runner:
                     "committed_after_expiry": g.committed_after_expiry,
                     "stale_commits_refused": g.stale_commits_refused,
                 }
+                | ({} if g.ended_at else {"read_t": read_t})
                 for g in drain.grants_log.values()
             ]
         h.add("final", "final", "grants", cpus=grants, unreachable=[], errors={})
