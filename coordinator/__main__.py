@@ -333,6 +333,7 @@ async def main(args) -> None:
         sec,
         registry,
         faults,
+        reply_fields={"coordinator_epoch": sent_epoch},  # every ZoneStream reply, a refusal's too (node.epoch)
     )
     await server.start()
     recovery.begin()

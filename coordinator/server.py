@@ -111,9 +111,9 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
 
     async def ZoneStream(self, request_iterator, context):
         """The same operations as Rmqueue and FreePages on one long-lived stream per node
-        (a message on an open stream costs a fraction of a unary call)."""
+        (a message on an open stream costs a fraction of a unary call). Each reply carries the coordinator's
+        epoch: the interceptor puts it on every reply, a refusal's too (build_server's reply_fields)."""
         async for reply in serve_ops(request_iterator, pb.ZoneReply, self._zone_ops):
-            reply.coordinator_epoch = self.epoch
             yield reply
 
     def _check_zone_caller(self, cpu: int, incarnation: str) -> None:

@@ -11,6 +11,9 @@ the health service), so no servicer method can forget it:
   message of a stream as "<Method>.<op>" (e.g. "ZoneStream.free"), the request's `cpu`
   being the peer; SetFaults is exempt (node.api.fault_points.EXEMPT).
 
+- stamps every reply of a stream with the fields its process puts on all of them (`reply_fields`: the
+  coordinator's epoch on ZoneStream's, node.epoch), the replies of errors included.
+
 Streams (PcpControl, ZoneStream) follow node.shared.reply_stream's contract: each request
 names its operation in a oneof `op`, and the servicer answers each with one reply, in
 order. So a stream's faults and errors are applied at its two ends: the request iterator
@@ -30,13 +33,19 @@ from node.shared.faults import ANY_PEER, Faults, lost
 
 
 class ErrorsAndFaultsInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, faults: Faults, services):
-        """`services`: protobuf ServiceDescriptors whose methods are served through here."""
+    def __init__(self, faults: Faults, services, reply_fields: dict | None = None):
+        """`services`: protobuf ServiceDescriptors whose methods are served through here; `reply_fields`:
+        field -> value, set on every reply of a stream whose message has the field."""
         self.faults = faults
         self._replies = {}  # "/pcpsim.v1.Service/Method" -> its reply class (a stream's error replies)
+        self._stamps = {}  # the same -> the reply_fields its reply class has
         for service in services:
             for m in service.methods:
-                self._replies[f"/{service.full_name}/{m.name}"] = GetMessageClass(m.output_type)
+                method = f"/{service.full_name}/{m.name}"
+                self._replies[method] = GetMessageClass(m.output_type)
+                self._stamps[method] = {
+                    k: v for k, v in (reply_fields or {}).items() if k in m.output_type.fields_by_name
+                }
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -53,7 +62,7 @@ class ErrorsAndFaultsInterceptor(grpc.aio.ServerInterceptor):
             )
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
-                _stream(handler.stream_stream, name, reply_cls, faults),
+                _stream(handler.stream_stream, name, reply_cls, faults, self._stamps[handler_call_details.method]),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -73,7 +82,7 @@ def _unary(behavior, name: str, faults: Faults | None):
     return serve
 
 
-def _stream(behavior, name: str, reply_cls, faults: Faults | None):
+def _stream(behavior, name: str, reply_cls, faults: Faults | None, stamp: dict):
     async def serve(request_iterator, context):
         requests = _Requests(request_iterator, name, faults)
         while True:
@@ -81,10 +90,16 @@ def _stream(behavior, name: str, reply_cls, faults: Faults | None):
                 async for reply in behavior(requests, context):
                     if requests.lose_reply:
                         await lost()
+                    for field, value in stamp.items():
+                        setattr(reply, field, value)
                     yield reply
                 return
             except DOMAIN_ERRORS as err:
-                yield reply_cls(code=status_of(err).name, error=str(err))
+                # Stamped too: until 2026-12-07 a refusal carried no epoch, so a node never knew it came
+                # from a coordinator it had not registered with (EpochRule.unregistered), and kept the
+                # pages of a free the zone it had registered with had applied (sweep seed 4181 under the
+                # wall engine: a page held twice).
+                yield reply_cls(code=status_of(err).name, error=str(err), **stamp)
 
     return serve
 

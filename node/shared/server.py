@@ -16,18 +16,19 @@ from node.shared.rpc_metrics import RpcMetricsInterceptor
 
 
 async def build_server(
-    service, add_servicer, servicer, listen: str, sec: security.Security, registry, faults
+    service, add_servicer, servicer, listen: str, sec: security.Security, registry, faults, reply_fields=None
 ) -> tuple[grpc.aio.Server, int, Health]:
     """The server of `service` (a protobuf ServiceDescriptor) with `servicer` added by the
     generated `add_servicer`, bound to `listen` but not started; returns (server, bound
     port, health, NOT_SERVING until told otherwise). `registry` receives the RPC metrics,
-    `faults` (node.shared.faults.Faults) are the ones SetFaults sets."""
+    `faults` (node.shared.faults.Faults) are the ones SetFaults sets; `reply_fields` are set on every
+    stream reply that has them (node.shared.interceptors)."""
     security.warn(security.process_warning(listen, sec))
     server = grpc.aio.server(
         interceptors=[
             security.AuthInterceptor(sec, registry),
             RpcMetricsInterceptor(registry, [service]),
-            ErrorsAndFaultsInterceptor(faults, [service]),
+            ErrorsAndFaultsInterceptor(faults, [service], reply_fields),
         ],
         options=security.server_options(),
     )

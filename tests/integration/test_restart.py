@@ -2,6 +2,7 @@
 frozen CPU's pages are taken back only after it stopped using them, and a restarted
 coordinator rebuilds its zone from what the nodes hold."""
 
+import json
 import os
 import signal
 import time
@@ -9,7 +10,11 @@ import time
 import grpc
 
 from node.api.v1 import pcpsim_pb2 as pb
-from tests.integration.conftest import RPC_TIMEOUT, assert_audit_ok, wait_until
+from node.epoch import CoordinatorEpoch
+from node.mm.constants import MIGRATE_MOVABLE
+from node.shared.transfer_log import TransferLog
+from node.zone_client import ZoneClient
+from tests.integration.conftest import HK_HK_IDLE, RPC_TIMEOUT, assert_audit_ok, wait_until
 
 
 def test_a_restarted_node_returns_its_predecessors_pages_to_the_zone(make_cluster):
@@ -71,6 +76,33 @@ def test_a_restarted_coordinator_rebuilds_its_zone_from_the_nodes(make_cluster):
     assert_audit_ok(h)
     with open(os.path.join(h.cluster.run_dir, "coordinator.log"), "rb") as log:
         assert log.read().count(b"resumed holding") == 3
+
+
+def test_a_free_refused_by_a_coordinator_the_node_never_registered_with_gives_its_pages_up(make_cluster, tmp_path):
+    """Every ZoneStream reply carries the coordinator's epoch, a refusal's too, so a node whose free is
+    refused by a coordinator it has not registered with gives the pages up (EpochRule.unregistered): that
+    coordinator's zone, rebuilt from the nodes' claims, owes them to nobody, and the one the node had
+    registered with may have applied the free and handed them out. Until 2026-12-07 the interceptor's
+    refusals carried no epoch and such a free was kept (sweep seed 4181 under the wall engine: a page held
+    twice). Here a zone client registered with epoch 1 frees to the restarted coordinator, epoch 2."""
+    h = make_cluster(HK_HK_IDLE)
+    coord = h.cluster.procs["coordinator"]
+    coord.send_signal(signal.SIGKILL)
+    coord.wait(10)
+    h.cluster.start_coordinator(time.monotonic() + 30)
+    epoch = CoordinatorEpoch()
+    epoch.reply("Register", 1)
+    log = TransferLog(str(tmp_path / "transfers-cpu2.jsonl"), time.monotonic)
+    with h.cluster.channel(h.cluster.coordinator_address) as channel:
+        zone = ZoneClient(channel, cpu=2, incarnation="never-registered", epoch=epoch, transfer_log=log)
+        try:
+            zone.free_pcppages_bulk([(h.state().zone.start_pfn, 0, MIGRATE_MOVABLE)])  # refused, and given up
+        finally:
+            zone.close()
+            log.close()
+    with open(log.path) as f:
+        assert [json.loads(line)["ev"] for line in f] == ["free"]  # no `keep`: the node holds nothing now
+    assert epoch.highest == 1 and epoch.registered == 1  # a refusal is not a reply acted on
 
 
 def test_a_node_frozen_past_the_dead_timeout_is_reclaimed_and_rejoins_afresh(make_cluster):
