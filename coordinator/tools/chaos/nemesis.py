@@ -30,6 +30,7 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
@@ -44,6 +45,7 @@ from node.shared import security
 
 RESTORE_WAIT_S = 10.0  # a heal's restart: how long the new process may take to take its faults
 RESTORE_POLL_S = 0.02
+PROBE_TIMEOUT_S = 1.0  # a second coordinator's heal asks each node its epochs: a record, not worth holding the heal
 ALL = pb.FaultRule(direction=pb.DIRECTION_IN, method="*", peer=-1, drop=1.0)
 # A node cut off: every request it receives and every one it sends is lost.
 PARTITION = (ALL, pb.FaultRule(direction=pb.DIRECTION_OUT, method="*", peer=-1, drop=1.0))
@@ -271,21 +273,14 @@ class Nemesis:
         if self._resume is not None:
             self._resume.join()
         old_epoch = self._stored_epoch() - 1
-        epochs: dict[str, dict] = {}
-        for cpu, address in sorted(self.addresses.items()):
-            if self._stopped(cpu):  # it would answer only after its SIGCONT
-                epochs[str(cpu)] = {"stopped": True}
-                continue
-            snap = self._node_call(address, "Snapshot", pb.CpuRequest(cpu=cpu))
-            probe = self._stale_probe(cpu, address, old_epoch)
-            if snap is not None:
-                epochs[str(cpu)] = {
-                    "seen": snap.coordinator_epoch,
-                    "registered": snap.registered_epoch,
-                    "stale_requests_refused": snap.stale_requests_refused,
-                    "stale_replies_ignored": snap.stale_replies_ignored,
-                    "probe": probe,
-                }
+        # Every node at once, each with a short timeout: until 2026-12-07 one after the other with the RPC
+        # timeout, and a partitioned cpu5 held this heal up by 4 s (sweep seed 4226 under the wall engine:
+        # the two coordinators ran for 4.7 s, nearly the second's whole recovery window).
+        with ThreadPoolExecutor(max_workers=max(1, len(self.addresses))) as pool:
+            observed = [
+                (cpu, pool.submit(self._epochs_of, cpu, a, old_epoch)) for cpu, a in sorted(self.addresses.items())
+            ]
+            epochs = {str(cpu): seen.result() for cpu, seen in observed if seen.result() is not None}
         first = cluster.procs["coordinator"]
         first.send_signal(signal.SIGKILL)
         first.wait(10)
@@ -294,6 +289,21 @@ class Nemesis:
         cluster.procs["coordinator"] = cluster.procs.pop("coordinator-2")
         return {"killed": first.pid, "nodes": epochs, **self._push_deferred("coordinator")}
 
+    def _epochs_of(self, cpu: int, address: str, old_epoch: int) -> dict | None:
+        """A node's epochs and refusals, and its answer to a request of `old_epoch`; None without an answer."""
+        if self._stopped(cpu):  # it would answer only after its SIGCONT
+            return {"stopped": True}
+        snap = self._node_call(address, "Snapshot", pb.CpuRequest(cpu=cpu), timeout=PROBE_TIMEOUT_S)
+        if snap is None:
+            return None
+        return {
+            "seen": snap.coordinator_epoch,
+            "registered": snap.registered_epoch,
+            "stale_requests_refused": snap.stale_requests_refused,
+            "stale_replies_ignored": snap.stale_replies_ignored,
+            "probe": self._stale_probe(cpu, address, old_epoch),
+        }
+
     def _stale_probe(self, cpu: int, address: str, epoch: int) -> str:
         """QueueWork (a drain of the CPU's own lists: harmless if accepted) with `epoch`'s header:
         the node's answer ("ok", or the refusal's code and message)."""
@@ -301,7 +311,7 @@ class Nemesis:
         try:
             with security.channel(address, sec) as ch:
                 pb_grpc.NodeStub(ch).QueueWork(
-                    pb.QueueWorkRequest(cpu=cpu, kind=pb.WORK_DRAIN_LOCAL_PAGES), timeout=RPC_TIMEOUT_S
+                    pb.QueueWorkRequest(cpu=cpu, kind=pb.WORK_DRAIN_LOCAL_PAGES), timeout=PROBE_TIMEOUT_S
                 )
         except grpc.RpcError as err:
             return f"{err.code().name}: {err.details()}"
