@@ -280,7 +280,8 @@ class Nemesis:
             observed = [
                 (cpu, pool.submit(self._epochs_of, cpu, a, old_epoch)) for cpu, a in sorted(self.addresses.items())
             ]
-            epochs = {str(cpu): seen.result() for cpu, seen in observed if seen.result() is not None}
+            answers = [(cpu, seen.result()) for cpu, seen in observed]
+        epochs = {str(cpu): answer for cpu, answer in answers if answer is not None}
         first = cluster.procs["coordinator"]
         first.send_signal(signal.SIGKILL)
         first.wait(10)
