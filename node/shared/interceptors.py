@@ -9,8 +9,7 @@ the health service), so no servicer method can forget it:
   `error`, and the stream stays open;
 - applies IN faults (node.shared.faults) to each unary request as "<Method>" and to each
   message of a stream as "<Method>.<op>" (e.g. "ZoneStream.free"), the request's `cpu`
-  being the peer; SetFaults is exempt (node.api.fault_points.EXEMPT).
-
+  being the peer; SetFaults is exempt (node.api.fault_points.EXEMPT);
 - stamps every reply of a stream with the fields its process puts on all of them (`reply_fields`: the
   coordinator's epoch on ZoneStream's, node.epoch), the replies of errors included.
 
