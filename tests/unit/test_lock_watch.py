@@ -24,14 +24,14 @@ def test_a_cpu_that_cannot_answer_does_not_hide_a_lock_let_go_while_its_read_wai
     cpu3_read = threading.Event()
     cpu1_gave_up = threading.Event()
 
-    def read(cpu: int, address: str, timeout: float) -> bool | None:
+    def read(cpu: int, address: str, timeout: float) -> int | None:
         assert address == ADDRESSES[cpu]
         if cpu == 1:
             cpu3_read.wait(min(timeout, WAIT_S))
             cpu1_gave_up.set()
             return None
         cpu3_read.set()
-        return not cpu1_gave_up.is_set()
+        return 0 if cpu1_gave_up.is_set() else 4
 
     history = history_mod.History(str(tmp_path / "history.jsonl"))
     lock_watch.watch(history, ADDRESSES, read, lambda: True, heal_at=60.0, first_timeout=WAIT_S)
@@ -48,9 +48,9 @@ def test_a_lock_never_seen_free_before_the_coordinator_resumes_is_recorded_still
     which locks it last saw held, in CPU order, each with when a read last saw it held."""
     rounds = []
 
-    def read(cpu: int, address: str, timeout: float) -> bool | None:
+    def read(cpu: int, address: str, timeout: float) -> int | None:
         rounds.append((cpu, timeout))
-        return True
+        return 4
 
     def stopped() -> bool:
         return len(rounds) < 4  # the first round and one more, two CPUs each
@@ -68,3 +68,23 @@ def test_a_lock_never_seen_free_before_the_coordinator_resumes_is_recorded_still
     assert sorted(rounds[2:]) == [(1, lock_watch.READ_TIMEOUT_S), (3, lock_watch.READ_TIMEOUT_S)]
     entries = [json.loads(line) for line in open(tmp_path / "history.jsonl", encoding="utf-8")]
     assert all(0 < e["held_seen_s"] <= e["after_s"] for e in entries[1:])
+
+
+def test_a_lock_another_grant_holds_was_let_go_by_the_watched_one(tmp_path):
+    """Sweep seed 4356 under the wall engine: the watch's last read came after the coordinator, continued,
+    had been stopped again by the next fault, holding cpu3's lock under a new grant (token 6, the stop's
+    was 4). The watched grant had let go: the lock is recorded free, with when grant 4 was last seen."""
+    tokens = iter([4, 4, 6])
+    sent = []
+
+    def read(cpu: int, address: str, timeout: float) -> int | None:
+        sent.append(cpu)
+        return next(tokens)
+
+    history = history_mod.History(str(tmp_path / "history.jsonl"))
+    lock_watch.watch(history, {3: "cpu3"}, read, lambda: len(sent) < 3, heal_at=60.0, first_timeout=WAIT_S)
+    history.close()
+
+    assert records(tmp_path / "history.jsonl") == [("pcp-locked-at-stop", {"cpus": [3]}), ("pcp-lock-free", {"cpu": 3})]
+    free = [json.loads(line) for line in open(tmp_path / "history.jsonl", encoding="utf-8")][-1]
+    assert 0 < free["held_seen_s"] < free["after_s"]  # the second read's, not the third's

@@ -8,6 +8,13 @@ next read of a lock may come late, behind one that waits out its timeout on a no
 (partitioned, stopped), and the time a lock was seen free says nothing of when it became free. Until
 2026-12-07 only that time was recorded, and sweep seed 4021 under the wall engine, whose partitioned cpu6
 held up the first round by 2 s, broke a 0.474 s lease that cpu3 had kept.
+
+A lock is watched by the token of the grant that held it at the stop: a read that finds another grant
+holding it saw the watched one let go. Until 2026-12-07 a read saw only whether the lock was held, and
+sweep seed 4356 under the wall engine (three runs at a time) broke a 0.334 s lease that cpu3 had kept:
+a stopped cpu1 held the first round up by 2 s, past the heal, and the watch's last read came after the
+next fault, a second coordinator's trap, had stopped the same process again holding cpu3's lock under
+a new grant.
 """
 
 import time
@@ -19,8 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 READ_TIMEOUT_S = 0.25
 POLL_S = 0.01
 
-# read(cpu, address, timeout): whether the CPU's pcp lock is held by a drainer, None without an answer.
-Read = Callable[[int, str, float], bool | None]
+# read(cpu, address, timeout): the token of the drainer's grant that holds the CPU's pcp lock (0: none
+# holds it), None without an answer.
+Read = Callable[[int, str, float], int | None]
 
 
 def watch(
@@ -38,23 +46,26 @@ def watch(
 
     with ThreadPoolExecutor(max_workers=max(1, len(addresses))) as pool:
 
-        def read_all(cpus: list[int], timeout: float) -> tuple[float, list[tuple[int, bool | None]]]:
+        def read_all(cpus: list[int], timeout: float) -> tuple[float, list[tuple[int, int | None]]]:
             """When the round was sent, and each CPU's answer in CPU order."""
             sent = since()
             futures = [(cpu, pool.submit(read, cpu, addresses[cpu], timeout)) for cpu in cpus]
             return sent, [(cpu, future.result()) for cpu, future in futures]
 
-        locked: dict[int, float] = {}  # cpu -> when a read last saw its lock held
+        token: dict[int, int] = {}  # cpu -> the grant that held its lock at the stop
+        locked: dict[int, float] = {}  # cpu -> when a read last saw that grant hold it
         sent, answers = read_all(sorted(addresses), first_timeout)
-        locked.update((cpu, sent) for cpu, held in answers if held)
+        for cpu, holder in answers:
+            if holder:
+                token[cpu], locked[cpu] = holder, sent
         history.add("nemesis", "observe", "pcp-locked-at-stop", cpus=sorted(locked))
 
         def look() -> None:
             sent, answers = read_all(sorted(locked), READ_TIMEOUT_S)
-            for cpu, held in answers:
-                if held:
+            for cpu, holder in answers:
+                if holder == token[cpu]:
                     locked[cpu] = sent
-                elif held is not None:
+                elif holder is not None:  # free, or another grant's
                     history.add(
                         "nemesis", "observe", "pcp-lock-free", cpu=cpu, after_s=since(), held_seen_s=locked.pop(cpu)
                     )

@@ -227,15 +227,15 @@ class Nemesis:
         lock_watch.watch(
             self.history,
             dict(self.addresses),
-            self._lock_held,
+            self._lock_holder,
             lambda: process_state(pid) == "T",
             self.history.now() + f.heal_after_s,
             RPC_TIMEOUT_S,
         )
 
-    def _lock_held(self, cpu: int, address: str, timeout: float) -> bool | None:
+    def _lock_holder(self, cpu: int, address: str, timeout: float) -> int | None:
         state = self._node_call(address, "GetPcp", pb.CpuRequest(cpu=cpu), timeout=timeout)
-        return None if state is None else bool(state.remote_token)
+        return None if state is None else state.remote_token
 
     def _start_second_coordinator(self, f):
         cluster = self.cluster

@@ -382,12 +382,14 @@ class _Runner:
         h, drains = self.history, self.cluster.nodes.drains
         stopped_at = h.now()
         h.add("nemesis", "observe", "coordinator-stopped", pid=0)
-        locked = [n for n, d in enumerate(drains) if d.holder_token()]
+        # Each by the grant that held it at the stop, as the wall watch (chaos/lock_watch.py).
+        token = {n: d.holder_token() for n, d in enumerate(drains) if d.holder_token()}
+        locked = sorted(token)
         h.add("nemesis", "observe", "pcp-locked-at-stop", cpus=locked)
 
         def poll() -> None:
             for n in list(locked):
-                if not drains[n].holder_token():
+                if drains[n].holder_token() != token[n]:
                     h.add("nemesis", "observe", "pcp-lock-free", cpu=n, after_s=round(h.now() - stopped_at, 6))
                     locked.remove(n)
             if not locked:
