@@ -77,6 +77,13 @@ class RcuSwapGrants(GrantTable):
                     gp_s += waited
                     if ok:
                         pages += pcp.take_spare()
+        except BaseException:
+            # The drain ended inside a grace-period wait (its driver closed this generator: the caller was
+            # cancelled, a stream its coordinator stopped answering): the pages taken before it stay this
+            # CPU's, stranded, as an aborted grant's. Until 2026-12-07 they were dropped (sweep seed 4375
+            # under the wall engine: a coordinator stopped past the keepalive, 25 stranded blocks lost).
+            self._keep(pages)
+            raise
         finally:
             self._taken = []
             pcp.drain_lock.release()

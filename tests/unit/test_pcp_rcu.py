@@ -245,3 +245,43 @@ def test_rcu_drain_lease_expiry_keeps_the_pages_and_refuses_a_late_commit():
             assert aborted.outcome == "aborted" and not drain.held
 
     asyncio.run(run())
+
+
+def test_a_swap_cancelled_in_its_grace_period_leaves_every_page_the_cpus():
+    """Sweep seed 4375 under the wall engine: a swap took the stranded pages of an expired grant, swapped
+    the set in use and waited for its grace period; the coordinator stopped answering and the node's
+    handler was cancelled there. The pages taken stay the CPU's (stranded), the swapped set stays its
+    spare, the drainer lock is free, and the next swap hands every page over. Before the fix the
+    stranded pages were gone from the CPU, neither its nor the zone's."""
+    zone, pcp = make()
+    fill(zone, pcp)
+    rcu = RcuCpu()
+    drain = RcuDrain(pcp, rcu, clock=FakeClock(0.0))
+
+    async def run():
+        with rcu.extended_qs():  # a grant whose lease runs out: its pages come back stranded
+            token, pages, _, ok = await drain.swap_and_take(lease_s=0.01, gp_timeout=1.0)
+            assert ok and pages
+            deadline = asyncio.get_running_loop().time() + 5.0
+            while not pcp.stranded and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.005)
+        assert pcp.stranded and drain.lease_expiries == 1
+        fill(zone, pcp)  # the set in use has pages again
+        before = sorted(pcp.pages())
+        swap = asyncio.ensure_future(drain.swap_and_take(lease_s=5.0, gp_timeout=0.5))
+        deadline = asyncio.get_running_loop().time() + 5.0
+        while not pcp.gp_pending and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.001)  # the swap has taken the stranded pages and waits for its grace period
+        assert pcp.gp_pending and not pcp.stranded and drain.inflight()
+        swap.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await swap
+        assert sorted(pcp.pages()) == before and conserved(zone, pcp)
+        assert drain.inflight() == [] and not drain.held
+        with rcu.extended_qs():
+            token, pages, _, ok = await drain.swap_and_take(lease_s=5.0, gp_timeout=1.0)
+        assert ok and sorted(pages) == before
+        await drain.release(token, commit=True)
+        assert pcp.count == 0
+
+    asyncio.run(run())
