@@ -54,7 +54,7 @@ class NodeServicer(pb_grpc.NodeServicer):
             free_factor=pcp.free_factor,
             list_pages=[len(lst) for lst in pcp.lists],
             locked=spin_is_locked(pcp.lock),
-            remote_token=self.node.remote_lock.holder_token() if self.node.remote_lock else 0,
+            remote_token=self.node.remote_drain.holder_token(),  # the pcp lock's grant, or the list set's
         )
 
     async def GetPcp(self, request, context):

@@ -1,6 +1,8 @@
 """rcu-swap drains end to end on real clusters: swap, grace period, commit, free; what the isolated
 CPUs see; the bound on a grace period; and the strategies a pcp design refuses."""
 
+import queue
+
 import grpc
 import pytest
 
@@ -127,6 +129,27 @@ def test_rcu_swap_request_validation(one_rcu_cpu, field, value):
     )
     assert len(replies) == 1 and replies[0].code == "INVALID_ARGUMENT" and field in replies[0].error
     assert h.pcp(0).count == before
+    h.set_paused(False)
+
+
+def test_getpcp_names_the_grant_that_holds_the_list_set_a_drainer_took(one_rcu_cpu):
+    """GetPcp's remote_token under rcu-swap is the grant of the list set a drainer took, until it is
+    released, as it is the pcp lock's grant under remote: the chaos nemesis watches the grants a stopped
+    coordinator held by it (until 2026-12-07 it was always 0 here, so no rcu-swap grant was watched)."""
+    h = one_rcu_cpu
+    h.pause_with_pages([0])
+    before = h.pcp(0).count
+    asks: queue.Queue = queue.Queue()
+    asks.put(pb.PcpControlRequest(rcu_swap=pb.RcuSwapRequest(cpu=0, gp_timeout_ms=1000, lease_ms=60_000)))
+    replies = h.nodes[0].PcpControl(iter(asks.get, None), timeout=RPC_TIMEOUT)
+    swap = next(replies)
+    assert swap.code == "" and swap.rcu_swap.token, swap
+    assert h.pcp(0).remote_token == swap.rcu_swap.token
+    asks.put(pb.PcpControlRequest(rcu_release=pb.RcuReleaseRequest(cpu=0, token=swap.rcu_swap.token, commit=False)))
+    assert next(replies).HasField("rcu_released")
+    asks.put(None)
+    assert list(replies) == []
+    assert h.pcp(0).remote_token == 0 and h.pcp(0).count == before
     h.set_paused(False)
 
 
