@@ -456,9 +456,8 @@ async def test_rpc_interceptor_counts_calls_by_method_and_status_code():
         ]
     )
     pcp = PerCpuPages(0)
-    node = types.SimpleNamespace(
-        cpu_id=0, pcp=pcp, remote_lock=RemotePcpLock(pcp, time.monotonic), epoch=CoordinatorEpoch()
-    )
+    lock = RemotePcpLock(pcp, time.monotonic)
+    node = types.SimpleNamespace(cpu_id=0, pcp=pcp, remote_lock=lock, remote_drain=lock, epoch=CoordinatorEpoch())
     pb_grpc.add_NodeServicer_to_server(NodeServicer(node, Faults()), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
