@@ -287,7 +287,7 @@ async def main(args) -> None:
     membership.graveyard = store  # the processes declared dead, kept across restarts (coordinator.store)
     if beyond := [cpu for cpu in args.nohz_full if cpu >= args.nodes]:
         log.warning("--nohz-full: CPUs %s are not among this cluster's %d: left out", beyond, args.nodes)
-    recovery = Recovery(membership, recovery_window(membership.dead_timeout), time.monotonic)
+    recovery = Recovery(membership, recovery_window(membership.dead_timeout), time.monotonic, store.rebuilt_zone)
     registry = exposition.process_registry()  # this process's own: never prometheus_client's global one
     drain_metrics = DrainMetrics(registry, args.nodes)
     faults = Faults()

@@ -129,6 +129,8 @@ class Graveyard(Protocol):
 
     def declared_dead(self, cpu: int, incarnation: str) -> bool: ...
 
+    def rebuilt_since(self, epoch: int) -> int: ...
+
 
 class MembershipRule:
     # The store of this and earlier coordinators (None: this process's memory only, as in unit tests):
@@ -316,6 +318,12 @@ class MembershipRule:
     def was_declared_dead(self, cpu: int, incarnation: str) -> bool:
         """Whether this or an earlier coordinator took back the pages of `incarnation` of `cpu`."""
         return self.graveyard is not None and self.graveyard.declared_dead(cpu, incarnation)
+
+    def rebuilt_since(self, epoch: int) -> int:
+        """A coordinator epoch after `epoch` that rebuilt its zone, so counted free the pages a CPU kept
+        from `epoch` without claiming them there (coordinator.store.Store.rebuilt_since); 0 if none, or
+        if `epoch` is 0 (unknown: a node of a cluster whose coordinators send no epoch)."""
+        return self.graveyard.rebuilt_since(epoch) if self.graveyard is not None and epoch else 0
 
 
 def answer_heartbeat(

@@ -11,9 +11,18 @@ stopped using its pages; coordinator.membership: the lease is shorter than the d
 timeout), so its pages may count as free; when it comes back its holdings are refused
 and it discards them. The window is twice the minimum so that nodes that are merely
 slow to notice the restart (a reconnect, a CPU to park) still resume.
+
+A node that never reached this coordinator does not know its pages went to other CPUs, and
+may claim them from the next one. So before the zone hands out its first page after the
+window, the store records that this epoch rebuilt its zone (coordinator.store.Store.rebuilt_zone),
+and every later coordinator refuses a claim of holdings from an older one
+(coordinator.registration_rule). A coordinator the store says was replaced meanwhile hands
+out nothing: UNAVAILABLE, so the node asks again and reaches the one that replaced it.
 """
 
-from node.api.errors import Unavailable
+from collections.abc import Callable
+
+from node.api.errors import FailedPrecondition, Unavailable
 
 
 def recovery_window(dead_timeout: float) -> float:
@@ -22,12 +31,16 @@ def recovery_window(dead_timeout: float) -> float:
 
 
 class Recovery:
-    def __init__(self, membership, window: float, clock):
+    def __init__(self, membership, window: float, clock, rebuilt: Callable[[], None]):
+        """`rebuilt()` records, durably, that the recovery is over (Store.rebuilt_zone; it raises a
+        FailedPrecondition if a newer coordinator has started)."""
         self.membership = membership
         self.clock = clock
         self.window = window
         self.until = clock() + window
         self._over = False
+        self._rebuilt = rebuilt
+        self._recorded = False
 
     def begin(self) -> None:
         """The window counts from when the coordinator serves (nodes can reach it)."""
@@ -40,6 +53,13 @@ class Recovery:
         return not self._over
 
     def check_over(self) -> None:
-        """Zone operations, drains and audits wait until the zone is rebuilt: UNAVAILABLE till then."""
+        """Zone operations, drains and audits wait until the zone is rebuilt: UNAVAILABLE till then, and
+        the first one after it records that it is (see the module docstring)."""
         if self.active:
             raise Unavailable("the coordinator is rebuilding its zone from the nodes' reports")
+        if not self._recorded:
+            try:
+                self._rebuilt()
+            except FailedPrecondition as err:  # coordinator.store.StoreFenced
+                raise Unavailable(str(err)) from None
+            self._recorded = True

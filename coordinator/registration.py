@@ -28,7 +28,15 @@ class Registration:
         self.recovery = recovery  # coordinator.recovery.Recovery
 
     async def register(
-        self, cpu: int, address: str, role: int, metrics_address: str, incarnation: str, resume: bool, holdings: list
+        self,
+        cpu: int,
+        address: str,
+        role: int,
+        metrics_address: str,
+        incarnation: str,
+        resume: bool,
+        holdings: list,
+        holdings_epoch: int,
     ) -> tuple[int, bool]:
         """Register `cpu`'s process; returns (base pages of a previous process reclaimed,
         whether its holdings were claimed for it)."""
@@ -40,6 +48,7 @@ class Registration:
             incarnation,
             resume,
             holdings,
+            holdings_epoch,
             lambda: self.recovery.active,
             lambda: m.register(cpu, address, role, metrics_address, incarnation),
             self.pageset.zone_pcp_update,

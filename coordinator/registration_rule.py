@@ -31,6 +31,7 @@ def register(
     incarnation: str,
     resume: bool,
     holdings: list[Any],
+    holdings_epoch: int,
     recovering: Callable[[], bool],
     enrol: Callable[[], Member],
     online_changed: Callable[[int], None],
@@ -38,8 +39,9 @@ def register(
 ) -> Program[tuple[int, bool]]:
     """Register `cpu`'s process, asking from `link` (address, role, metrics address), under
     pcpu_drain_mutex (`mutex`): `enrol()` makes its member (the driver attaches its link),
-    `online_changed(alive)` is zone_pcp_update. Returns (base pages of a previous process reclaimed,
-    whether its holdings were claimed for it).
+    `online_changed(alive)` is zone_pcp_update; `holdings_epoch` the coordinator epoch the holdings
+    are from (0: unknown). Returns (base pages of a previous process reclaimed, whether its holdings
+    were claimed for it).
 
     A retry that changes nothing (its answer was lost: the node timed out and asks again) is answered
     at once, without the mutex. A drain in flight may be waiting for this very process, whose work
@@ -80,6 +82,16 @@ def register(
                 # A process declared dead by a coordinator that died before the node heard it: those
                 # pages went back to the zone and on to other CPUs (sweep seed 1938, 2026-12-06).
                 log.warning("recovery: cpu%d's holdings refused, it starts afresh: its process was declared dead", cpu)
+            elif admission.claim and (rebuilt := membership.rebuilt_since(holdings_epoch)):
+                # Counted free when that coordinator's recovery ended without this CPU's claim, and maybe
+                # handed out since (coordinator.store.Store.rebuilt_since: sweep seed 4365, 2026-12-07).
+                log.warning(
+                    "recovery: cpu%d's holdings refused, it starts afresh: they are from coordinator epoch %d, "
+                    "and epoch %d has rebuilt its zone without them since",
+                    cpu,
+                    holdings_epoch,
+                    rebuilt,
+                )
             elif admission.claim:
                 resumed = yield from _claimed(cpu, holdings)
         member = enrol()

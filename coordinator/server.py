@@ -79,6 +79,7 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
             request.incarnation,
             request.resume,
             holdings,
+            request.holdings_epoch,
         )
         return pb.RegisterReply(
             nr_cpus=m.nr_cpus,

@@ -1,5 +1,5 @@
-"""What only the coordinator knows, kept on local disk: its epoch, the ranges it took and the
-processes it declared dead.
+"""What only the coordinator knows, kept on local disk: its epoch, the ranges it took, the
+processes it declared dead, and the newest epoch whose recovery ended (`rebuilt`).
 
 No node reports a range taken by alloc_contig_range (owner CMA) or offline_pages (owner
 OFFLINE), so a restarted coordinator that rebuilt its zone from the nodes' reports alone
@@ -10,7 +10,14 @@ coordinator took its pages back, gave them to other CPUs and died before the nod
 it again, would claim them from the next coordinator, which must refuse it (`dead`: the last
 incarnation declared dead of each CPU, written before its pages are taken back; found by sweep
 seed 1938, 2026-12-06: a partitioned CPU declared dead, the coordinator killed 0.7 s later, and
-the CPU's claim of pages another CPU then held accepted by the new one).
+the CPU's claim of pages another CPU then held accepted by the new one). Nor does a node
+know that a coordinator it never reached has rebuilt its zone without it: once a recovery
+window ends, the pages of every CPU that did not claim them count as free and go to other
+CPUs, so a claim of holdings from an older coordinator must be refused by every later one
+(`rebuilt`: the newest epoch whose recovery ended, written before its zone hands out a page;
+found by sweep seed 4365, 2026-12-07: a CPU stopped across two restarts claimed from the
+third what the second had handed out, first, and the CPUs holding those pages were refused
+all of theirs).
 
 The store is one JSON file, `coordinator-state.json` in --state-dir, rewritten whole on
 every change (a file written before `dead` was kept reads as no CPU declared dead): a
@@ -47,7 +54,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from node.api.errors import FailedPrecondition
 
@@ -78,6 +85,7 @@ class State:
     epoch: int = 0
     ranges: tuple[TakenRange, ...] = ()
     dead: tuple[tuple[int, str], ...] = ()  # (cpu, its last incarnation declared dead), by CPU
+    rebuilt: int = 0  # the newest epoch whose recovery ended (Store.rebuilt_zone)
 
 
 class Memory:
@@ -137,6 +145,7 @@ class File:
             "epoch": state.epoch,
             "ranges": [{"start": r.start, "nr_pages": r.nr_pages, "owner": r.owner} for r in state.ranges],
             "dead": {str(cpu): incarnation for cpu, incarnation in state.dead},
+            "rebuilt": state.rebuilt,
         }
         tmp = f"{self.path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
@@ -161,6 +170,7 @@ class Store:
         self.epoch = 0
         self.ranges: list[TakenRange] = []
         self.dead: dict[int, str] = {}  # cpu -> its last incarnation declared dead
+        self.rebuilt = 0  # the newest epoch on the medium whose recovery ended
         self._lock = threading.Lock()  # writes come from the event loop and tests' threads
 
     @classmethod
@@ -185,6 +195,7 @@ class Store:
         self.epoch = max(self.epoch, state.epoch)
         self.ranges = list(state.ranges)
         self.dead = dict(state.dead)
+        self.rebuilt = state.rebuilt
 
     def begin_epoch(self) -> int:
         """This process's epoch: one more than any earlier coordinator's on this medium,
@@ -210,10 +221,25 @@ class Store:
         last one it declared dead: a process takes a new incarnation once it hears it was)."""
         return self.dead.get(cpu) == incarnation
 
-    def _state(self, ranges: list[TakenRange], dead: dict[int, str]) -> State:
-        return State(self.epoch, tuple(ranges), tuple(sorted(dead.items())))
+    def rebuilt_zone(self) -> None:
+        """This coordinator's recovery is over: its zone now hands out pages it owes no CPU that has not
+        claimed them, so the holdings a CPU kept from an older coordinator are void (`rebuilt_since`).
+        Durable before the first page is handed out (coordinator.recovery.Recovery.check_over)."""
+        self._change(lambda ranges, dead: (ranges, dead), rebuilt=True)
 
-    def _change(self, edit) -> None:
+    def rebuilt_since(self, epoch: int) -> int:
+        """The newest coordinator epoch after `epoch` whose recovery ended, 0 if none. A CPU whose holdings
+        are from coordinator `epoch` did not claim them there: that coordinator counted them free once its
+        recovery window ended (coordinator.recovery), and may have handed them out since. Found by sweep
+        seed 4365 under the wall engine (2026-12-07): a CPU stopped across two coordinator restarts claimed
+        from the third the pages the second had handed out, first, so the CPUs that held them were
+        refused all their holdings."""
+        return self.rebuilt if self.rebuilt > epoch else 0
+
+    def _state(self, ranges: list[TakenRange], dead: dict[int, str]) -> State:
+        return State(self.epoch, tuple(ranges), tuple(sorted(dead.items())), self.rebuilt)
+
+    def _change(self, edit, rebuilt: bool = False) -> None:
         with self._lock, self.medium.locked():
             on_disk = self.medium.read()
             if on_disk.epoch > self.epoch:
@@ -223,8 +249,11 @@ class Store:
                     f"(epoch {self.epoch}): it no longer changes the state"
                 )
             ranges, dead = edit(self.ranges, self.dead)
-            self.medium.write(self._state(ranges, dead))
-            self.ranges, self.dead = ranges, dead
+            state = self._state(ranges, dead)
+            if rebuilt:
+                state = replace(state, rebuilt=self.epoch)
+            self.medium.write(state)
+            self.ranges, self.dead, self.rebuilt = ranges, dead, state.rebuilt
 
 
 def _parse(doc) -> State:
@@ -249,4 +278,7 @@ def _parse(doc) -> State:
         if not (isinstance(cpu, str) and cpu.isdigit() and isinstance(incarnation, str) and incarnation):
             raise ValueError(f"dead cpu {cpu!r}: {incarnation!r}")
         declared.append((int(cpu), incarnation))
-    return State(epoch, tuple(sorted(ranges)), tuple(sorted(declared)))
+    rebuilt = doc.get("rebuilt", 0)  # absent from a file written before it was kept
+    if isinstance(rebuilt, bool) or not isinstance(rebuilt, int) or not 0 <= rebuilt <= epoch:
+        raise ValueError(f"rebuilt {rebuilt!r}")
+    return State(epoch, tuple(sorted(ranges)), tuple(sorted(declared)), rebuilt)

@@ -115,6 +115,7 @@ class VirtualMembers:
             request.incarnation,
             request.resume,
             holdings,
+            request.holdings_epoch,
             self.recovering,
             enrol,
             self.pageset.zone_pcp_update,

@@ -157,6 +157,7 @@ class Agent(AgentRule):
         request.incarnation = rt.incarnation
         request.resume = resume
         request.holdings.CopyFrom(to_page_list(pb.PageList, holdings))
+        request.holdings_epoch = rt.epoch.registered if resume else 0  # the coordinator they are from
         self.register_sent()
         try:
             sent_at, reply = await register_until_answered(

@@ -140,7 +140,7 @@ class VirtualCoordinator:
         # Every coordinator starts recovering (coordinator.__main__): for its recovery window, or until
         # every CPU has registered; static membership has every CPU from the start.
         window = 0.0 if m is None else recovery_window(self.membership.dead_timeout)
-        recovery = self.recovery = Recovery(self.membership, window, rule_clock)
+        recovery = self.recovery = Recovery(self.membership, window, rule_clock, self.store.rebuilt_zone)
         self.pageset = Pageset(buddy, buddy.zone_batchsize(), n)
         self.members = VirtualMembers(
             self.membership,

@@ -215,6 +215,7 @@ class VirtualAgent(AgentRule):
         request.resume = resume
         self.epoch.resuming = resume  # before the holdings are read: nothing they report may leave now
         request.holdings.CopyFrom(to_page_list(pb.PageList, self.host.holdings() if resume else []))
+        request.holdings_epoch = self.epoch.registered if resume else 0  # the coordinator they are from
         self.register_sent()
         self._attempt(request, REGISTER_BACKOFF_S[0], then)
 

@@ -382,9 +382,9 @@ def test_a_process_the_reaper_declared_dead_cannot_claim_its_pages_from_the_next
         registration = Registration(m2, service2, drainer2, Pageset(zone2, 15, 2), recovering)
         free = zone2.free_pages
         claims = [[(pfn, 0, MIGRATE_MOVABLE) for pfn in pfns] for pfns in mine]
-        assert await registration.register(1, "127.0.0.1:2", 1, "", "inc1", True, claims[1]) == (0, False)
+        assert await registration.register(1, "127.0.0.1:2", 1, "", "inc1", True, claims[1], 1) == (0, False)
         assert zone2.free_pages == free  # nothing claimed for the dead process
-        assert await registration.register(0, "127.0.0.1:1", 1, "", "inc0", True, claims[0]) == (0, True)
+        assert await registration.register(0, "127.0.0.1:1", 1, "", "inc0", True, claims[0], 1) == (0, True)
         assert zone2.free_pages == free - 8
         service2.close()
         await m2.close()
@@ -407,7 +407,7 @@ def test_a_coordinator_fenced_in_the_store_answers_a_replacing_registration_unav
         m.graveyard = store
         drainer = type("D", (), {"pcpu_drain_mutex": asyncio.Lock()})()
         registration = Registration(m, service, drainer, Pageset(zone, 15, 2), type("R", (), {"active": False})())
-        await registration.register(1, "127.0.0.1:2", 1, "", "old", False, [])
+        await registration.register(1, "127.0.0.1:2", 1, "", "old", False, [], 0)
         Store.open(str(tmp_path)).begin_epoch()  # a second coordinator starts on the same directory
         with pytest.raises(Unavailable, match="epoch 2 has started") as refused:
             await registration.register(1, "127.0.0.1:3", 1, "", "new", False, [])

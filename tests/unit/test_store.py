@@ -100,7 +100,7 @@ def test_a_coordinator_superseded_on_its_directory_changes_nothing(tmp_path):
     assert second.begin_epoch() == 2
     with pytest.raises(StoreFenced, match="epoch 2 has started"):
         first.add(0, 512, "cma")
-    assert _doc(tmp_path) == {"version": 1, "epoch": 2, "ranges": [], "dead": {}}
+    assert _doc(tmp_path) == {"version": 1, "epoch": 2, "ranges": [], "dead": {}, "rebuilt": 0}
 
 
 def test_a_change_and_a_new_epoch_on_one_directory_never_interleave(tmp_path, monkeypatch):
@@ -129,6 +129,7 @@ def test_a_change_and_a_new_epoch_on_one_directory_never_interleave(tmp_path, mo
         "epoch": 2,
         "ranges": [{"start": 0, "nr_pages": 512, "owner": "cma"}],
         "dead": {},
+        "rebuilt": 0,
     }
     assert second.ranges == [TakenRange(0, 512, "cma")]
     with pytest.raises(StoreFenced):
@@ -194,5 +195,33 @@ def test_a_state_file_written_before_dead_was_kept_reads_as_none_declared_and_a_
     assert s.epoch == 4 and s.dead == {}
     for bad in ('["x"]', '{"1": 7}', '{"one": "aa"}', '{"1": ""}'):
         (tmp_path / "coordinator-state.json").write_text(f'{{"version": 1, "epoch": 4, "ranges": [], "dead": {bad}}}')
+        with pytest.raises(StoreError, match="not a coordinator state file"):
+            Store.open(str(tmp_path))
+
+
+def test_the_newest_epoch_that_rebuilt_its_zone_is_known_to_every_later_coordinator(tmp_path):
+    """Sweep seed 4365: the epoch whose recovery ended survives it, so a later coordinator refuses a claim
+    of holdings from an earlier epoch (Store.rebuilt_since). A fenced coordinator records nothing."""
+    first = Store.open(str(tmp_path))
+    first.begin_epoch()
+    second = Store.open(str(tmp_path))
+    second.begin_epoch()
+    assert second.rebuilt_since(1) == 0  # no recovery has ended yet
+    with pytest.raises(StoreFenced):
+        first.rebuilt_zone()
+    second.rebuilt_zone()
+    assert _doc(tmp_path)["rebuilt"] == 2
+    third = Store.open(str(tmp_path))
+    third.begin_epoch()
+    assert (third.rebuilt_since(1), third.rebuilt_since(2), third.rebuilt_since(3)) == (2, 0, 0)
+    third.declare_dead(1, "aa")  # another change keeps it
+    assert Store.open(str(tmp_path)).rebuilt == 2
+
+
+def test_a_state_file_written_before_rebuilt_was_kept_reads_as_none_and_a_bad_one_is_refused(tmp_path):
+    (tmp_path / FILE).write_text('{"version": 1, "epoch": 4, "ranges": [], "dead": {}}')
+    assert Store.open(str(tmp_path)).rebuilt == 0
+    for bad in ("-1", "5", "true", '"2"'):
+        (tmp_path / FILE).write_text(f'{{"version": 1, "epoch": 4, "ranges": [], "dead": {{}}, "rebuilt": {bad}}}')
         with pytest.raises(StoreError, match="not a coordinator state file"):
             Store.open(str(tmp_path))

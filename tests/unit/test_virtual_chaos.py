@@ -411,3 +411,23 @@ def test_a_lock_freed_late_because_its_node_was_stopped_too_breaks_no_lease():
         "cpu1: pcp lock free only 2.020s after the coordinator stopped holding it (lease 0.815s)"
         in (verdict.findings["lock_lease"])
     )
+
+
+def test_a_claim_of_holdings_from_before_a_rebuilt_zone_is_refused(monkeypatch):
+    """tests/chaos/claim-from-before-a-rebuilt-zone.toml, from sweep seed 4365 under the wall engine: cpu1,
+    stopped across two coordinator restarts, claims first from the third coordinator the pages the second
+    counted free and handed out. Its claim is refused, and every other CPU's is taken. With the record of
+    the rebuilt zone planted away, cpu1's is taken and the CPUs that held those pages are refused all of
+    theirs. The checker judges both runs valid: each CPU discards what it is refused before it uses a page
+    again, so no page is in two places; the damage is the honest CPUs' lost holdings, read here."""
+    sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "claim-from-before-a-rebuilt-zone.toml"))
+
+    def refused(run: virtual_runner.Run) -> list[str]:
+        return sorted(line.split()[1] for line in run.events.splitlines() if "holdings refused" in line)
+
+    run = virtual_runner.execute(sc, "remote")
+    assert run.verdict.valid, run.verdict.findings
+    assert refused(run) == ["cpu1"]
+    monkeypatch.setattr(MembershipRule, "rebuilt_since", lambda self, epoch: 0)
+    planted = virtual_runner.execute(sc, "remote")
+    assert refused(planted) == ["cpu0", "cpu2", "cpu3"]

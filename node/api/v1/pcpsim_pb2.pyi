@@ -479,7 +479,7 @@ class FaultsReply(_message.Message):
     def __init__(self, injected: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("cpu", "address", "role", "incarnation", "metrics_address", "resume", "holdings")
+    __slots__ = ("cpu", "address", "role", "incarnation", "metrics_address", "resume", "holdings", "holdings_epoch")
     CPU_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
@@ -487,6 +487,7 @@ class RegisterRequest(_message.Message):
     METRICS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
     HOLDINGS_FIELD_NUMBER: _ClassVar[int]
+    HOLDINGS_EPOCH_FIELD_NUMBER: _ClassVar[int]
     cpu: int
     address: str
     role: Role
@@ -494,7 +495,8 @@ class RegisterRequest(_message.Message):
     metrics_address: str
     resume: bool
     holdings: PageList
-    def __init__(self, cpu: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., incarnation: _Optional[str] = ..., metrics_address: _Optional[str] = ..., resume: _Optional[bool] = ..., holdings: _Optional[_Union[PageList, _Mapping]] = ...) -> None: ...
+    holdings_epoch: int
+    def __init__(self, cpu: _Optional[int] = ..., address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., incarnation: _Optional[str] = ..., metrics_address: _Optional[str] = ..., resume: _Optional[bool] = ..., holdings: _Optional[_Union[PageList, _Mapping]] = ..., holdings_epoch: _Optional[int] = ...) -> None: ...
 
 class ZoneInfo(_message.Message):
     __slots__ = ("start_pfn", "spanned_pages", "managed_pages", "free_pages", "watermark_min", "watermark_low", "watermark_high", "nr_free", "reclaim_active", "below_high")
