@@ -37,7 +37,7 @@ import grpc
 from coordinator.store import FILE as STATE_FILE
 from coordinator.tools.chaos import lock_watch
 from coordinator.tools.chaos.plan import TRAP_WAIT_S
-from coordinator.tools.chaos.processes import RPC_TIMEOUT_S, answers_as, process_state
+from coordinator.tools.chaos.processes import RPC_TIMEOUT_S, answers_as, process_state, sigstop
 from node.api.epoch import epoch_metadata
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
@@ -146,7 +146,7 @@ class Nemesis:
         self.history.add("nemesis", "observe", "faults-restored", target=str(target), error=error)
 
     def _start_stop_node(self, f):
-        self._proc(f.cpu).send_signal(signal.SIGSTOP)
+        sigstop(self._proc(f.cpu))
         return {"pid": self._proc(f.cpu).pid}
 
     def _heal_stop_node(self, f):
@@ -247,7 +247,7 @@ class Nemesis:
             time.sleep(0.005)
         trapped = process_state(first.pid) == "T"
         if not trapped:  # no drain came by: stop it anyway (armed, it may stop itself again once resumed)
-            first.send_signal(signal.SIGSTOP)
+            sigstop(first)
         stopped_at = self.history.now()
         second = cluster.start_coordinator(time.monotonic() + 30.0, name="coordinator-2")
         self._resume = threading.Timer(

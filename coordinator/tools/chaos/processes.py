@@ -1,11 +1,16 @@
 """What the wall nemesis and runner learn of a local cluster's processes from outside them."""
 
+import signal
+import time
+
 import grpc
 
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 
 RPC_TIMEOUT_S = 2.0
+STOP_WAIT_S = 1.0  # how long a SIGSTOP may take to stop its process before the nemesis goes on anyway
+STOP_POLL_S = 0.001
 
 
 def answers_as(cluster, member: pb.NodeInfo) -> bool:
@@ -19,6 +24,19 @@ def answers_as(cluster, member: pb.NodeInfo) -> bool:
     except grpc.RpcError:
         return False
     return snap.incarnation == member.incarnation
+
+
+def sigstop(proc) -> None:
+    """SIGSTOP `proc` and wait (at most STOP_WAIT_S) until /proc says it is stopped. The signal stops it
+    only once its threads next run, which under load is milliseconds later; SIGCONT, by contrast, wakes
+    them before kill(2) returns. A step right after the stop that asks whether the process is stopped
+    must see it stopped: sweep seed 4364 under the wall engine (three runs at a time) sent a partition's
+    heal to a node it had just SIGSTOPped, whose state still read running, and the call waited out its
+    2 s timeout, failed, and left the node partitioned to the end of the run."""
+    proc.send_signal(signal.SIGSTOP)
+    deadline = time.monotonic() + STOP_WAIT_S
+    while process_state(proc.pid) not in ("T", "") and time.monotonic() < deadline:
+        time.sleep(STOP_POLL_S)
 
 
 def process_state(pid: int) -> str:
