@@ -410,7 +410,7 @@ def test_a_coordinator_fenced_in_the_store_answers_a_replacing_registration_unav
         await registration.register(1, "127.0.0.1:2", 1, "", "old", False, [], 0)
         Store.open(str(tmp_path)).begin_epoch()  # a second coordinator starts on the same directory
         with pytest.raises(Unavailable, match="epoch 2 has started") as refused:
-            await registration.register(1, "127.0.0.1:3", 1, "", "new", False, [])
+            await registration.register(1, "127.0.0.1:3", 1, "", "new", False, [], 0)
         assert ask_again(status_of(refused.value).name, stopping=False, give_up=False)
         assert m.members[1].incarnation == "old" and not m.members[1].dead
         service.close()
