@@ -9,6 +9,7 @@ parts, joined only by the history every operation and fault is written to.
 - workload: what the run asks of the cluster (drain_all_pages on a seeded schedule);
 - nemesis: the faults and their heals, with real signals and run-time RPC faults;
 - lock_watch: the nemesis's reads of the pcp locks a coordinator held when it stopped itself;
+- epoch_probe: the nemesis's reads of the coordinator epochs: the state directory's, and a node's answer to an old one;
 - processes: what the nemesis and the runner learn of the cluster's processes from outside them;
 - checker: the verdict, from the history and the transfer logs alone;
 - transfers: the transfer logs (node.shared.transfer_log) replayed: one owner per page at a time;

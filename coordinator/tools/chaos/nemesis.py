@@ -24,9 +24,6 @@ and asks no one, and rules that change while their process is stopped go to it a
 """
 
 import contextlib
-import dataclasses
-import json
-import os
 import signal
 import threading
 import time
@@ -34,14 +31,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
-from coordinator.store import FILE as STATE_FILE
 from coordinator.tools.chaos import lock_watch
+from coordinator.tools.chaos.epoch_probe import stale_probe, stored_epoch
 from coordinator.tools.chaos.plan import TRAP_WAIT_S
 from coordinator.tools.chaos.processes import RPC_TIMEOUT_S, answers_as, process_state, sigstop
-from node.api.epoch import epoch_metadata
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
-from node.shared import security
 
 RESTORE_WAIT_S = 10.0  # a heal's restart: how long the new process may take to take its faults
 RESTORE_POLL_S = 0.02
@@ -63,6 +58,7 @@ class Nemesis:
         # its name, so a restarted process is given the rules of the faults still active on it.
         self.rules: dict[object, list] = {}
         self.factors: dict[int, float] = {}
+        self.changes: dict[object, int] = {}  # target -> how often its rules or factor changed (`_push`)
         # Targets ("coordinator" or a CPU) whose rules changed while their process was stopped: it takes
         # no SetFaults then (the call would wait out RPC_TIMEOUT_S, holding up every later step of the
         # schedule), so they are pushed right after its SIGCONT.
@@ -240,7 +236,7 @@ class Nemesis:
     def _start_second_coordinator(self, f):
         cluster = self.cluster
         first = cluster.procs["coordinator"]
-        old_epoch = self._stored_epoch()
+        old_epoch = stored_epoch(self.cluster)
         self._set_faults("coordinator", stop_mid_drain=True)
         deadline = time.monotonic() + TRAP_WAIT_S
         while process_state(first.pid) != "T" and time.monotonic() < deadline:
@@ -259,7 +255,7 @@ class Nemesis:
             "second_pid": second.pid,
             "trapped": trapped,
             "old_epoch": old_epoch,
-            "new_epoch": self._stored_epoch(),
+            "new_epoch": stored_epoch(self.cluster),
         }
 
     def _resume_first(self, first) -> None:
@@ -272,7 +268,7 @@ class Nemesis:
             raise RuntimeError("no second coordinator runs (its start failed): nothing to heal")
         if self._resume is not None:
             self._resume.join()
-        old_epoch = self._stored_epoch() - 1
+        old_epoch = stored_epoch(self.cluster) - 1
         # Every node at once, each with a short timeout: until 2026-12-07 one after the other with the RPC
         # timeout, and a partitioned cpu5 held this heal up by 4 s (sweep seed 4226 under the wall engine:
         # the two coordinators ran for 4.7 s, nearly the second's whole recovery window).
@@ -302,25 +298,8 @@ class Nemesis:
             "registered": snap.registered_epoch,
             "stale_requests_refused": snap.stale_requests_refused,
             "stale_replies_ignored": snap.stale_replies_ignored,
-            "probe": self._stale_probe(cpu, address, old_epoch),
+            "probe": stale_probe(self.cluster, cpu, address, old_epoch, PROBE_TIMEOUT_S),
         }
-
-    def _stale_probe(self, cpu: int, address: str, epoch: int) -> str:
-        """QueueWork (a drain of the CPU's own lists: harmless if accepted) with `epoch`'s header:
-        the node's answer ("ok", or the refusal's code and message)."""
-        sec = dataclasses.replace(self.cluster.security, metadata=epoch_metadata(epoch))
-        try:
-            with security.channel(address, sec) as ch:
-                pb_grpc.NodeStub(ch).QueueWork(
-                    pb.QueueWorkRequest(cpu=cpu, kind=pb.WORK_DRAIN_LOCAL_PAGES), timeout=PROBE_TIMEOUT_S
-                )
-        except grpc.RpcError as err:
-            return f"{err.code().name}: {err.details()}"
-        return "ok"
-
-    def _stored_epoch(self) -> int:
-        with open(os.path.join(self.cluster.state_dir, STATE_FILE)) as f:
-            return json.load(f)["epoch"]
 
     # ------------------------------------------------------------------ run-time RPC faults
     def _rpc_target(self, f) -> object:
@@ -349,21 +328,36 @@ class Nemesis:
 
     def _start_slow_cpu(self, f):
         self.factors[f.cpu] = f.factor
-        return self._push(f.cpu)
+        return self._changed(f.cpu)
 
     def _heal_slow_cpu(self, f):
         self.factors.pop(f.cpu, None)
-        return self._push(f.cpu)
+        return self._changed(f.cpu)
 
     def _add_rules(self, target: object, fault, rules):
         self.rules.setdefault(target, []).extend((fault, r) for r in rules)
-        return self._push(target)
+        return self._changed(target)
 
     def _remove_rules(self, target: object, fault):
         self.rules[target] = [(f, r) for f, r in self.rules.get(target, []) if f is not fault]
+        return self._changed(target)
+
+    def _changed(self, target: object):
+        self.changes[target] = self.changes.get(target, 0) + 1
         return self._push(target)
 
     def _push(self, target: object):
+        """Send `target` its rules and factor as they are now, again if they changed meanwhile: a restarted
+        coordinator's restore thread (`_restore`) sent rules read before a heal, asked again across the
+        next restart, and they were the last word (sweep seed 4401 under the wall engine: a healed rule
+        failing every call of cpu4 stayed on the coordinator to the end of the run)."""
+        while True:
+            seen = self.changes.get(target, 0)
+            pushed = self._push_now(target)
+            if self.changes.get(target, 0) == seen:
+                return pushed
+
+    def _push_now(self, target: object):
         if self._stopped(target):
             self.deferred.add(target)
             return {"deferred": "stopped"}
