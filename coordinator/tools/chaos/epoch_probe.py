@@ -2,12 +2,10 @@
 in the state directory, and a node's answer to a request carrying an older coordinator's epoch."""
 
 import dataclasses
-import json
-import os
 
 import grpc
 
-from coordinator.store import FILE as STATE_FILE
+from coordinator.store import File
 from node.api.epoch import epoch_metadata
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
@@ -16,9 +14,7 @@ from node.shared import security
 
 def stored_epoch(cluster) -> int:
     """The epoch of the newest coordinator started on the cluster's state directory."""
-    with open(os.path.join(cluster.state_dir, STATE_FILE)) as f:
-        epoch: int = json.load(f)["epoch"]
-    return epoch
+    return File(cluster.state_dir).read().epoch
 
 
 def stale_probe(cluster, cpu: int, address: str, epoch: int, timeout: float) -> str:
