@@ -418,8 +418,9 @@ def test_a_claim_of_holdings_from_before_a_rebuilt_zone_is_refused(monkeypatch):
     stopped across two coordinator restarts, claims first from the third coordinator the pages the second
     counted free and handed out. Its claim is refused, and every other CPU's is taken. With the record of
     the rebuilt zone planted away, cpu1's is taken and the CPUs that held those pages are refused all of
-    theirs. The checker judges both runs valid: each CPU discards what it is refused before it uses a page
-    again, so no page is in two places; the damage is the honest CPUs' lost holdings, read here."""
+    theirs. The checker does not tell the two apart (it judged the planted run valid when this was found):
+    each CPU discards what it is refused before it uses a page again, so no page is in two places; the
+    damage is the honest CPUs' lost holdings, read here from the coordinator's decisions."""
     sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "claim-from-before-a-rebuilt-zone.toml"))
 
     def refused(run: virtual_runner.Run) -> list[str]:
