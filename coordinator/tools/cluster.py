@@ -123,6 +123,10 @@ class LocalCluster(Supervised):
         self.security = security.INSECURE  # how this process (the operator) dials the cluster
         self.node_names: dict[int, str] = {}  # cpu -> name in procs of its current process
         self.restarts = 0
+        # The coordinator's answer in which wait_ready saw every CPU up: each CPU's address, the zone.
+        # Read from here, not asked again, right after start: on a loaded host one more GetState can
+        # break (sweep seed 4598, `--jobs 4`: "Stream removed (ping timeout)" ended the run unstarted).
+        self.ready = pb.ClusterState()
 
     @property
     def state_dir(self) -> str:
@@ -164,7 +168,7 @@ class LocalCluster(Supervised):
             self.start_node(cpu)
         self.wait_ready(deadline)
         if self.state_file:
-            self.write_state(self.state_file)
+            self.write_state(self.state_file, self.ready)
 
     def start_coordinator(self, deadline: float, name: str = "coordinator") -> subprocess.Popen:
         """Start the coordinator: on port 0 the first time, then (after it died, or beside a stopped
@@ -290,17 +294,20 @@ class LocalCluster(Supervised):
                         f"{name} exited with {proc.returncode}; see {os.path.join(self.run_dir, name + '.log')}"
                     )
             try:
-                up = sum(1 for node in self.state().nodes if node.up)
+                state = self.state()
             except grpc.RpcError:
-                up = 0
+                state = pb.ClusterState()
+            up = sum(1 for node in state.nodes if node.up)
             if up == n:
+                self.ready = state
                 return
             if time.monotonic() > deadline:
                 raise ClusterError(f"only {up} of {n} CPUs registered in time")
             time.sleep(0.1)
 
-    def write_state(self, state_file: str) -> None:
-        state = self.state()
+    def write_state(self, state_file: str, state: pb.ClusterState | None = None) -> None:
+        """The state file of `state` (default: the coordinator's answer now)."""
+        state = self.state() if state is None else state
         doc = {
             "coordinator": self.coordinator_address,
             "run_dir": self.run_dir,

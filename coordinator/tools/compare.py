@@ -125,7 +125,7 @@ def run_phase(phase: str, config: CompareConfig, run_dir: str, progress: Progres
     )
     progress.update(index, phase, "starting")
     with LocalCluster(cluster_cfg, os.path.join(run_dir, phase)) as cluster:
-        nodes = cluster.state().nodes
+        nodes = cluster.ready.nodes
         with cluster.channel(cluster.coordinator_address) as channel:
             coord = pb_grpc.CoordinatorStub(channel)
             node_channels = {n.cpu: cluster.channel(n.address) for n in nodes}

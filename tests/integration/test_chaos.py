@@ -249,6 +249,25 @@ def test_a_trap_that_springs_after_the_heal_looked_is_disarmed_and_the_coordinat
         h.close()
 
 
+def test_the_nemesis_starts_from_the_state_the_cluster_was_ready_in(make_cluster, tmp_path):
+    """Sweep seed 4598 (`--jobs 4`, load average 28): the GetState the nemesis asked right after the
+    cluster came up broke ("Stream removed (ping timeout)") and the run ended before its first fault. It
+    now takes the CPUs' addresses from the answer in which the cluster saw them all up: a coordinator
+    that cannot answer now (stopped here) does not stop it."""
+    handle = make_cluster(["housekeeping", "idle"])
+    ready = {n.cpu: n.address for n in handle.cluster.ready.nodes}
+    assert sorted(ready) == [0, 1] and all(ready.values()), ready
+    coordinator = handle.cluster.procs["coordinator"]
+    h = history.History(str(tmp_path / "history.jsonl"))
+    coordinator.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: process_state(coordinator.pid) == "T", 10.0, what="the coordinator stopped")
+        assert Nemesis(handle.cluster, h, seed=1).addresses == ready
+    finally:
+        coordinator.send_signal(signal.SIGCONT)
+        h.close()
+
+
 class _ResetFirstProxy:
     """A TCP proxy to `target` that resets the first connection it accepts (a close with SO_LINGER 0 sends
     RST) and forwards the later ones byte for byte: the connection the kernel had queued on a dying

@@ -90,8 +90,8 @@ def _drain_one(cstub, cpu: int) -> tuple[float, int]:
 def bench_remote_drain_and_zone(quick: bool, run_dir: str) -> tuple[list[Figure], dict]:
     iters = 60 if quick else 150
     with tiny_cluster(["housekeeping"], os.path.join(run_dir, "drain-one")) as cluster:
-        node = cluster.state().nodes[0]
-        batch = cluster.state().batch
+        node = cluster.ready.nodes[0]
+        batch = cluster.ready.batch
         with cluster.channel(node.address) as nch, cluster.channel(cluster.coordinator_address) as cch:
             nstub, cstub = pb_grpc.NodeStub(nch), pb_grpc.CoordinatorStub(cch)
             actl = _AioControl(node.address, cluster.security)

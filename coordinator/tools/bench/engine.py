@@ -125,7 +125,7 @@ def wall_run(roles: Sequence[str], window_s: float, run_dir: str) -> WallRun:
     cluster = LocalCluster(ClusterConfig(roles=list(roles)), run_dir)
     try:
         cluster.start(timeout=60.0 + 3.0 * n)  # as the scale figure: many interpreters start on 2 cores
-        state = cluster.state()
+        state = cluster.ready
         time.sleep(SETTLE_S)
         channels = [cluster.channel(node.address) for node in state.nodes]
         try:

@@ -21,7 +21,7 @@ def bench_noise(quick: bool, run_dir: str) -> tuple[list[Figure], dict]:
     with LocalCluster(
         ClusterConfig(roles=roles, node_args=["--wake-probe", probe_dir]), os.path.join(run_dir, "noise")
     ) as cluster:
-        node = next(n for n in cluster.state().nodes if n.role == pb.ROLE_ISOLATED_PREEMPTIBLE)
+        node = next(n for n in cluster.ready.nodes if n.role == pb.ROLE_ISOLATED_PREEMPTIBLE)
         with cluster.channel(node.address) as ch:
             stub = pb_grpc.NodeStub(ch)
             time.sleep(warmup_s)

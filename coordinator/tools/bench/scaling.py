@@ -21,7 +21,7 @@ def bench_scaling(quick: bool, run_dir: str, plot_path: str | None) -> tuple[lis
     for n in ns:
         log(f"scaling: N={n}")
         with tiny_cluster(["idle"] * n, os.path.join(run_dir, f"scale-{n}")) as cluster:
-            node0 = cluster.state().nodes[0]
+            node0 = cluster.ready.nodes[0]
             with cluster.channel(cluster.coordinator_address) as cch, cluster.channel(node0.address) as nch:
                 coord = pb_grpc.CoordinatorStub(cch)
                 ctl = Stream(pb_grpc.NodeStub(nch).PcpControl, "bench-pcp-control")

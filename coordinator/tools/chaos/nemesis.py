@@ -53,7 +53,7 @@ class Nemesis:
         self.history = history
         self.seed = seed
         self.names = {cpu: f"cpu{cpu}" for cpu in range(len(cluster.config.roles))}
-        self.addresses = {n.cpu: n.address for n in cluster.state().nodes}
+        self.addresses = {n.cpu: n.address for n in cluster.ready.nodes}
         # Whose rules ("coordinator" or a CPU) -> [(fault, FaultRule)]: keyed by the process's place, not
         # its name, so a restarted process is given the rules of the faults still active on it.
         self.rules: dict[object, list] = {}

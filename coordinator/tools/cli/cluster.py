@@ -121,7 +121,7 @@ def cmd_cluster_up(args) -> int:
                 run_dir, prometheus.targets_file(args.state), port=prometheus.DEFAULT_PORT
             )
             prom.start()
-        state = cluster.state()
+        state = cluster.ready
         print(f"coordinator  {cluster.coordinator_address}")
         for node in state.nodes:
             print(f"cpu{node.cpu:<3}       {node.address:<22} {pb.Role.Name(node.role)}")
