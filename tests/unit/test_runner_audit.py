@@ -10,17 +10,7 @@ import pytest
 from coordinator.tools.chaos import history as history_mod
 from coordinator.tools.chaos import runner
 from node.api.v1 import pcpsim_pb2 as pb
-
-
-class _Refusal(grpc.RpcError):
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        self._code, self._details = code, details
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
+from tests.rpc_error import RpcRefusal
 
 
 class _Stub:
@@ -36,7 +26,7 @@ class _Stub:
         return answer
 
 
-UNPARKED = _Refusal(grpc.StatusCode.UNAVAILABLE, "the audit could not park cpu 3")
+UNPARKED = RpcRefusal(grpc.StatusCode.UNAVAILABLE, "the audit could not park cpu 3")
 
 
 def _entries(path) -> list[tuple[str, str, dict]]:
@@ -64,7 +54,7 @@ def test_an_incomplete_audit_is_asked_again_and_the_completed_one_is_the_verdict
 def test_the_last_incomplete_audit_or_another_error_is_the_audits_entry(tmp_path):
     h = history_mod.History(str(tmp_path / "h.jsonl"))
     runner._audit(_Stub([UNPARKED] * runner.AUDIT_ATTEMPTS), h, lambda line: None)
-    refused = _Refusal(grpc.StatusCode.FAILED_PRECONDITION, "the coordinator is fenced")
+    refused = RpcRefusal(grpc.StatusCode.FAILED_PRECONDITION, "the coordinator is fenced")
     stub = _Stub([refused, pb.AuditReply(ok=True)])
     runner._audit(stub, h, lambda line: None)
     h.close()
