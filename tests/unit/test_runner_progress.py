@@ -1,6 +1,7 @@
 """The wall runner's reading of every CPU's progress after healing (coordinator.tools.chaos.runner._progress)
-against a scripted cluster: a GetState that breaks is asked again until RPC_TIMEOUT_S, and only a
-coordinator that answers none in that time makes the reading an error."""
+against a scripted cluster: a GetState that breaks is asked again until RPC_TIMEOUT_S (`_asked_again`, which
+the final observations' GetState uses too), and only a coordinator that answers none in that time makes
+the reading an error."""
 
 import grpc
 import pytest

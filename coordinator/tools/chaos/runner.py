@@ -26,6 +26,8 @@ import shutil
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
+from typing import TypeVar
 
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
@@ -40,6 +42,8 @@ from coordinator.tools.cluster import ClusterConfig, LocalCluster
 from coordinator.tools.progress import clear_line
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+
+T = TypeVar("T")
 
 RPC_TIMEOUT_S = 10.0
 AUDIT_ATTEMPTS = 3  # the final audit, asked again while it is incomplete (`_audit`)
@@ -190,18 +194,10 @@ def _progress(cluster) -> dict[int | str, dict]:
     memory (the failures that were not fenced refusals) and (isolated CPUs) pcpsim_task_runs_total,
     from its /metrics, for every CPU that runs tasks (an idle CPU runs none)."""
     out: dict[int | str, dict] = {}
-    # Asked again until RPC_TIMEOUT_S: one broken call says nothing of the CPUs' progress. Sweep seed 4610
-    # under the wall engine (`--jobs 4`, load average 14): the settled cluster's coordinator answered,
-    # then this GetState broke on a ping timeout, and the run was judged not live.
-    deadline = time.monotonic() + RPC_TIMEOUT_S
-    while True:
-        try:
-            nodes = cluster.state(timeout=2.0).nodes
-            break
-        except grpc.RpcError as err:
-            if time.monotonic() >= deadline:
-                return {"?": {"error": f"coordinator: {err.code().name}"}}
-        time.sleep(0.1)
+    try:
+        nodes = _asked_again(lambda: cluster.state(timeout=2.0)).nodes
+    except grpc.RpcError as err:
+        return {"?": {"error": f"coordinator: {err.code().name}"}}
     for n in nodes:
         if n.role == pb.ROLE_IDLE:
             continue
@@ -223,6 +219,21 @@ def _progress(cluster) -> dict[int | str, dict]:
         except OSError as err:
             out[n.cpu] = {"error": str(err)}
     return out
+
+
+def _asked_again(call: Callable[[], T]) -> T:
+    """call() again while it raises, until RPC_TIMEOUT_S has passed (then its last error): after healing,
+    one broken call says nothing of the cluster. Sweep seed 4610 under the wall engine (`--jobs 4`, load
+    average 14): the settled cluster's coordinator answered, then the progress reading's one GetState
+    broke on a keepalive ping timeout, and the run was judged not live."""
+    deadline = time.monotonic() + RPC_TIMEOUT_S
+    while True:
+        try:
+            return call()
+        except grpc.RpcError:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(0.1)
 
 
 def _audit(stub, history, say) -> None:
@@ -258,7 +269,7 @@ def _final(cluster, scenario, history, run_dir, say) -> None:
         stub = pb_grpc.CoordinatorStub(ch)
         _audit(stub, history, say)
         try:
-            state = stub.GetState(pb.Empty(), timeout=RPC_TIMEOUT_S)
+            state = _asked_again(lambda: stub.GetState(pb.Empty(), timeout=2.0))
         except grpc.RpcError as err:
             # No coordinator to ask (seed 4036 under the wall engine: a nemesis step had killed the last one):
             # no grant records, so the verdict is unknown, and the next scenario of the command still runs.
