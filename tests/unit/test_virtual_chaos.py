@@ -14,7 +14,7 @@ import pytest
 from coordinator.drain.control import Control
 from coordinator.membership_rule import MembershipRule
 from coordinator.tools import determinism, virtual_coordinator
-from coordinator.tools.chaos import checker, history, scenario, transfers, virtual_runner
+from coordinator.tools.chaos import checker, history, plan, scenario, transfers, virtual_runner
 from coordinator.tools.chaos.sweep import generate
 from coordinator.tools.cli import main
 from node.alloc import PageAllocator
@@ -432,3 +432,19 @@ def test_a_claim_of_holdings_from_before_a_rebuilt_zone_is_refused(monkeypatch):
     monkeypatch.setattr(MembershipRule, "rebuilt_since", lambda self, epoch: 0)
     planted = virtual_runner.execute(sc, "remote")
     assert refused(planted) == ["cpu0", "cpu2", "cpu3"]
+
+
+@pytest.mark.parametrize("strategy", ["workqueue", "remote", "rcu-swap", "qpw"])
+def test_a_cpu_waiting_out_a_reply_lost_just_before_the_heal_is_live(strategy, monkeypatch):
+    """tests/chaos/reply-lost-just-before-the-heal.toml, from sweep seed 4738 under the wall engine: cpu0's
+    last refill before the heal loses its answer, and cpu0 allocates again only after its zone client's
+    timeout. The reading of every CPU's progress lasts until that wait is over (plan.progress_until); as it
+    was before, 1.5 s past settling (planted here), it judged cpu0 not live."""
+    sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "reply-lost-just-before-the-heal.toml"))
+    run = virtual_runner.execute(sc, strategy)
+    assert run.verdict.valid, run.verdict.findings
+    monkeypatch.setattr(virtual_runner, "progress_until", lambda healed, read, end: max(read + plan.OBSERVE_S, end))
+    planted = virtual_runner.execute(sc, strategy).verdict
+    assert planted.findings.get("liveness", [""])[0].startswith("cpu0 (ROLE_HOUSEKEEPING): no allocation"), (
+        planted.findings
+    )

@@ -9,15 +9,31 @@ import dataclasses
 import os
 
 from coordinator.tools.schedule import drain_schedule
+from node.agent_rule import REGISTER_TIMEOUT_S
 from node.api.v1 import pcpsim_pb2 as pb
+from node.zone_retry_rule import STREAM_TIMEOUT_S
 
 SETTLE_S = 30.0
 OBSERVE_S = 1.5  # six periods of the RT task, 75 of the preemptible one
+# A message its fault lost just before the heal costs its sender one attempt's whole wait before it asks
+# again (a zone request, a Register), and its CPU shows no progress until then; once answered, a CPU that
+# runs tasks allocates within milliseconds (RESUME_S leaves a loaded host room).
+LOST_ATTEMPT_S = max(STREAM_TIMEOUT_S, REGISTER_TIMEOUT_S)
+RESUME_S = 0.5
 TRAP_WAIT_S = 2.0  # second-coordinator: how long the trap may take to spring before a plain SIGSTOP
 
 DEFINITE = ("INVALID_ARGUMENT", "FAILED_PRECONDITION")  # status codes that say the operation did not happen
 CONTIG_TIMEOUT_MS = 5000
 DRAIN, CONTIG = "drain", "alloc-contig"
+
+
+def progress_until(healed_s: float, read_s: float, duration_s: float) -> float:
+    """When the liveness reading after healing ends (its first read done at `read_s`, the last fault healed
+    at `healed_s`): at the run's end, and no sooner than OBSERVE_S after the first read nor than a message
+    lost at the heal has been asked again and answered. Sweep seed 4738 under the wall engine (`--jobs 4`):
+    cpu0's refill answer was dropped 3 ms before its rpc fault healed, late (a coordinator restart under the
+    load had held up the nemesis), and the reading ended 1.96 s later, before cpu0's 2 s wait did."""
+    return max(read_s + OBSERVE_S, healed_s + LOST_ATTEMPT_S + RESUME_S, duration_s)
 
 
 def steps(seed: int, interval_s: float, duration_s: float, cma: tuple[int, float]) -> list[tuple[float, str]]:

@@ -35,7 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from coordinator.tools.chaos import checker, timeline, transfers
 from coordinator.tools.chaos.history import History, read
 from coordinator.tools.chaos.nemesis import Nemesis
-from coordinator.tools.chaos.plan import OBSERVE_S, SETTLE_S, audited, progress_between, scenario_meta
+from coordinator.tools.chaos.plan import SETTLE_S, audited, progress_between, progress_until, scenario_meta
 from coordinator.tools.chaos.processes import answers_as
 from coordinator.tools.chaos.workload import DrainWorkload
 from coordinator.tools.cluster import ClusterConfig, LocalCluster
@@ -150,11 +150,12 @@ def _drive(cluster, scenario, strategy, seed, deadline_s, history, say) -> None:
             (nemesis.start if phase == "start" else nemesis.heal)(fault)
         time.sleep(max(0.0, t0 + scenario.duration_s - scenario.heal_s - time.monotonic()))
         say(f"t={scenario.duration_s - scenario.heal_s:5.2f}s healing phase: every fault healed")
+        healed = history.now()
         settled = _settle(cluster, len(scenario.roles()))
         history.add("final", "final", "settled", **settled)
         at_heal = _progress(cluster)
-        # However long settling took, give every CPU's tasks several periods to show they run.
-        time.sleep(max(OBSERVE_S, t0 + scenario.duration_s - time.monotonic()))
+        # However long settling took, give every CPU time to show it runs.
+        time.sleep(max(0.0, progress_until(healed, history.now(), scenario.duration_s) - history.now()))
         after = _progress(cluster)
         history.add(
             "final",

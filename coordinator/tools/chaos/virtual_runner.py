@@ -34,7 +34,14 @@ from coordinator import audit_rule
 from coordinator.drain.record import STRATEGIES
 from coordinator.drain.virtual import COORDINATOR
 from coordinator.tools.chaos import checker
-from coordinator.tools.chaos.plan import OBSERVE_S, SETTLE_S, TRAP_WAIT_S, audited, progress_between, scenario_meta
+from coordinator.tools.chaos.plan import (
+    SETTLE_S,
+    TRAP_WAIT_S,
+    audited,
+    progress_between,
+    progress_until,
+    scenario_meta,
+)
 from coordinator.tools.chaos.scenario import Fault, Scenario
 from coordinator.tools.chaos.virtual_nemesis import VirtualNemesis
 from coordinator.tools.chaos.virtual_records import History, Run, TransferLogs
@@ -190,9 +197,10 @@ class _Runner:
             if self.history.now() > last:
                 raise RuntimeError(f"the nemesis's steps were not over by {last:g}s: {len(self._steps)} left")
             self._until(self.history.now() + SETTLE_POLL_S)
+        healed = h.now()
         h.add("final", "final", "settled", **self._settle())
         at_heal = self._progress()
-        self._until(max(h.now() + OBSERVE_S, sc.duration_s))
+        self._until(progress_until(healed, h.now(), sc.duration_s))
         after = self._progress()
         h.add(
             "final",
