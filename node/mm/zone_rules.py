@@ -215,7 +215,11 @@ class ZoneRules:
         """Rebuild: record blocks a node reports holding as that CPU's, taking them off the free
         lists. All or nothing: a block that is not wholly free (another holder reported it, or it
         overlaps one of this report's) is refused and nothing changes. Returns base pages claimed.
-        Recovery, not a kernel path: no modeled hold."""
+        Recovery, not a kernel path: no modeled hold.
+
+        A refusal is written to the transfer log too (`claim-refused`, with the block it stopped at):
+        each process reports only what it holds, so two reports of one page mean one of them was wrong,
+        and the chaos checker holds every such refusal as a finding (coordinator.tools.chaos.transfers)."""
         taken = []
         try:
             for pfn, order, _ in pages:
@@ -223,6 +227,8 @@ class ZoneRules:
         except PageStateError as err:
             for pfn, order, mt in reversed(taken):
                 self.zone.free_one_page(pfn, order, mt)
+            at_pfn, at_order, _ = pages[len(taken)]
+            self._log("claim-refused", cpu, [(pfn, order) for pfn, order, _ in pages], at=[at_pfn, at_order])
             raise Refused(f"cpu {cpu} reports holding pages the zone cannot give it: {err}") from None
         for pfn, order, _ in taken:
             self.owned[pfn] = (cpu, order)
@@ -300,10 +306,10 @@ class ZoneRules:
         self._last[slot] = outcome
         return outcome.reply
 
-    def _log(self, ev: str, owner: int, blocks: Blocks | None = None) -> None:
+    def _log(self, ev: str, owner: int, blocks: Blocks | None = None, **fields: object) -> None:
         if self.transfer_log is not None:
             extra = {} if blocks is None else {"pages": [[pfn, order] for pfn, order in blocks]}
-            self.transfer_log.write(ev, owner=owner, **extra)
+            self.transfer_log.write(ev, owner=owner, **extra, **fields)
 
     def _update_reclaim(self) -> None:
         zone = self.zone

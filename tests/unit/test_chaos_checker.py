@@ -472,6 +472,31 @@ def test_a_cpu_a_dead_coordinator_declared_dead_runs_on_once_a_newer_zone_takes_
     assert "allocated_after_cpu_dead" in check(clean(), BOUND, LEASE, same).findings
 
 
+def test_a_claim_the_zone_refused_is_invalid_naming_who_held_the_block_it_stopped_at():
+    """Sweep seed 4365 under the wall engine: a CPU stopped across two restarts claimed first the pages a
+    rebuilt zone had handed on, and the claims of the CPUs holding them were refused. No page was used
+    twice, so the run was valid; a refusal now is a finding. A replaced zone's refusal is not."""
+    t = [
+        zone(0.0, "start", epoch=2),
+        node(0.1, "refill", 0, A, pages=[[0, 2]]),
+        zone(1.0, "start", epoch=3),
+        zone(1.1, "claim", 1, pages=[[2, 0], [3, 0]], epoch=3),
+        zone(1.2, "claim-refused", 0, pages=[[0, 2]], at=[0, 2], epoch=3),
+        zone(1.3, "claim-refused", 2, pages=[[64, 0]], at=[64, 0], epoch=3),
+        zone(1.4, "claim-refused", 3, pages=[[128, 0]], at=[128, 0], epoch=2),  # superseded
+    ]
+    v = check(clean(), BOUND, LEASE, t)
+    assert v.findings == {
+        "claims_in_conflict": [
+            "cpu0's claim of 4 base pages was refused at 1.200s: the zone could not give it pfn 0 (order 2), "
+            "cpu1's since 1.100s",
+            "cpu2's claim of 1 base pages was refused at 1.300s: the zone could not give it pfn 64 (order 0), "
+            "held by no owner the logs name",
+        ]
+    }
+    assert check(clean(), BOUND, LEASE, [*t[:4], t[6]]).valid is True
+
+
 def test_a_run_that_kept_transfer_logs_but_has_none_is_unknown():
     h = clean()
     h[0]["transfer_logs"] = True

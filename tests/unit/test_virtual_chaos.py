@@ -240,14 +240,18 @@ def test_a_process_declared_dead_by_a_coordinator_that_then_died_cannot_claim_it
     """tests/chaos/claim-after-declared-dead.toml, a sweep's shrunk finding (seed 1938): cpu1 is declared dead,
     its pages go to cpu0 and then cpu2, and the coordinator is killed before cpu1 hears of it. The next
     coordinator refuses cpu1's claim (its store keeps the processes declared dead); before 2026-12-06
-    (planted here) it took it, and cpu2's task allocated a page cpu1 held."""
+    (planted here) it took it, cpu2's task allocated a page cpu1 held, and the zone refused the claims of
+    cpu0 and cpu2, which held those pages honestly."""
     sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "claim-after-declared-dead.toml"))
     assert virtual_runner.run(sc, "remote").valid is True
     with pytest.MonkeyPatch.context() as planted:
         planted.setattr(MembershipRule, "was_declared_dead", lambda self, cpu, incarnation: False)
         verdict = virtual_runner.run(sc, "remote")
-    assert list(verdict.findings) == ["pages_held_twice"], verdict.findings
+    assert list(verdict.findings) == ["pages_held_twice", "claims_in_conflict"], verdict.findings
     assert all("cpu2 allocated it" in f and "while cpu1 held it" in f for f in verdict.findings["pages_held_twice"])
+    conflicts = verdict.findings["claims_in_conflict"]
+    assert [f.split("'")[0] for f in conflicts] == ["cpu2", "cpu0"], conflicts
+    assert all(f.endswith(f"cpu1's since {f.rsplit(' ', 1)[1]}") for f in conflicts), conflicts
 
 
 def grants_of(monkeypatch, sc, strategy: str) -> tuple[checker.Verdict, list, int]:
@@ -418,9 +422,9 @@ def test_a_claim_of_holdings_from_before_a_rebuilt_zone_is_refused(monkeypatch):
     stopped across two coordinator restarts, claims first from the third coordinator the pages the second
     counted free and handed out. Its claim is refused, and every other CPU's is taken. With the record of
     the rebuilt zone planted away, cpu1's is taken and the CPUs that held those pages are refused all of
-    theirs. The checker does not tell the two apart (it judged the planted run valid when this was found):
-    each CPU discards what it is refused before it uses a page again, so no page is in two places; the
-    damage is the honest CPUs' lost holdings, read here from the coordinator's decisions."""
+    theirs. Each CPU discards what it is refused before it uses a page again, so no page is in two places;
+    the damage is the honest CPUs' lost holdings. The checker judged the planted run valid when this was
+    found; now it reads the zone's refusals from the transfer log (`claims_in_conflict`)."""
     sc = scenario.load(os.path.join(ROOT, "tests", "chaos", "claim-from-before-a-rebuilt-zone.toml"))
 
     def refused(run: virtual_runner.Run) -> list[str]:
@@ -432,6 +436,10 @@ def test_a_claim_of_holdings_from_before_a_rebuilt_zone_is_refused(monkeypatch):
     monkeypatch.setattr(MembershipRule, "rebuilt_since", lambda self, epoch: 0)
     planted = virtual_runner.execute(sc, "remote")
     assert refused(planted) == ["cpu0", "cpu2", "cpu3"]
+    assert list(planted.verdict.findings) == ["claims_in_conflict"], planted.verdict.findings
+    conflicts = planted.verdict.findings["claims_in_conflict"]
+    assert sorted(f.split("'")[0] for f in conflicts) == ["cpu0", "cpu2", "cpu3"], conflicts
+    assert all("cpu1's since" in f for f in conflicts), conflicts
 
 
 @pytest.mark.parametrize("strategy", ["workqueue", "remote", "rcu-swap", "qpw"])

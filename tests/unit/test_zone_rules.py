@@ -187,14 +187,19 @@ def test_reclaim_active_clears_only_once_free_pages_are_back_above_high():
     assert zone.free_pages >= wm["high"] and not zone.reclaim_active
 
 
-def test_cpu_dead_takes_back_every_block_of_that_cpu_only_and_logs_it():
-    log = []
+def _logged_rules() -> tuple[ZoneRules, list]:
+    """Rules whose transfer log is the list returned with them, of (ev, fields)."""
+    log: list = []
 
     class Sink:
         def write(self, ev, **fields):
             log.append((ev, fields))
 
-    zr = ZoneRules(Zone(0, 8192, 2), COST, Sink())
+    return ZoneRules(Zone(0, 8192, 2), COST, Sink()), log
+
+
+def test_cpu_dead_takes_back_every_block_of_that_cpu_only_and_logs_it():
+    zr, log = _logged_rules()
     zone = zr.zone
     free0 = zone.free_pages
     zr.rmqueue(0, 0, MT, 5, "cpu0-1", "a")
@@ -214,6 +219,20 @@ def test_claim_and_ranges_refuse_what_the_records_do_not_allow():
         zr.release_range(2048, 512)  # a CPU's pages, not a CMA or offline range
     assert zr.holder_of(2055) == 1 and zr.holder_of(2056) is None
     assert zr.take_range(CMA, 2048, 512).value == (None, 2048, 1)  # busy: cpu1 holds its first page
+
+
+def test_a_refused_claim_changes_nothing_and_logs_the_report_and_the_block_it_stopped_at():
+    """The chaos checker holds every refused claim as a finding (coordinator.tools.chaos.transfers)."""
+    zr, log = _logged_rules()
+    zr.claim(1, [(2048, 3, MT)])
+    free, owned = zr.zone.free_pages, dict(zr.owned)
+    with pytest.raises(Refused):
+        zr.claim(0, [(4096, 0, MT), (2050, 1, MT), (4100, 0, MT)])  # the second is inside cpu1's block
+    assert zr.zone.free_pages == free and zr.owned == owned and zr.holder_of(4096) is None
+    assert log[1:] == [
+        ("claim", {"owner": 1, "pages": [[2048, 3]]}),
+        ("claim-refused", {"owner": 0, "pages": [[4096, 0], [2050, 1], [4100, 0]], "at": [2050, 1]}),
+    ]
 
 
 def test_a_range_of_blocks_of_several_orders_is_released_whole():

@@ -7,6 +7,9 @@ What it checks, each a list of findings (empty: fine):
   with the owners no CPU reports (the system's share, CMA, offline) against the zone's transfer log;
 - pages held twice, at any time: the run's transfer logs replayed (coordinator.tools.chaos.transfers),
   no page with two owners at overlapping times, and no CPU allocating a page another owner holds;
+- claims in conflict: no zone refuses a CPU's claim of its holdings after a coordinator restart for a
+  page it records as another owner's (the transfer logs' `claim-refused`): each process reports only what
+  it holds, so one of the two records was wrong, and the CPU refused lost its pages;
 - allocated after cpu_dead: no incarnation allocates, or is given pages, after the coordinator
   took its CPU's pages back;
 - stale writes applied: a remote drainer's commit accepted after its lease had run out
@@ -59,6 +62,18 @@ COORDINATOR_STOPPED = ("kill-coordinator", "stop-coordinator-mid-drain", "second
 # the drain did. How much earlier than its history entry a rule may already be in force (SetFaults
 # is answered before the nemesis writes the entry).
 DRAIN_CALL = "DrainAllPages"
+# The kinds of violation `check` names, in the module docstring's order.
+FINDINGS = (
+    "conservation",
+    "pages_held_twice",
+    "claims_in_conflict",
+    "allocated_after_cpu_dead",
+    "stale_writes_applied",
+    "lock_lease",
+    "drains_reached_every_cpu",
+    "drains_in_bound",
+    "liveness",
+)
 RULE_SLACK_S = 0.1
 
 
@@ -101,16 +116,7 @@ class Verdict:
 def check(history: list[dict], bound_s: float, lease_s: float, transfer_events: list[dict] | None = None) -> Verdict:
     """`transfer_events`: the run's transfer logs (coordinator.tools.chaos.transfers.load), or None
     if it kept none."""
-    findings: dict[str, list[str]] = {
-        "conservation": [],
-        "pages_held_twice": [],
-        "allocated_after_cpu_dead": [],
-        "stale_writes_applied": [],
-        "lock_lease": [],
-        "drains_reached_every_cpu": [],
-        "drains_in_bound": [],
-        "liveness": [],
-    }
+    findings: dict[str, list[str]] = {kind: [] for kind in FINDINGS}
     final = {e["f"]: e for e in history if e["type"] == "final"}
     stats: dict[str, dict] = {}
     _drains(history, bound_s, findings["drains_in_bound"], stats)

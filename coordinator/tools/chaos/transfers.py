@@ -16,6 +16,8 @@ Replayed in time order, a page has at most one owner at a time:
   ever hears of it (one that started after the page's refill has no record of it to take back);
   an incarnation declared dead holds nothing from then on;
 - the system's share, a CMA or offline range, from its take to its release.
+A claim the zone refused (`claims_in_conflict`) is a finding too: it names a page the zone records
+as another owner's, and a process reports only the pages it holds.
 A page joining an owner while another holds it is a finding (`pages_held_twice`): the same
 page was in two places at once, whatever the final audit shows. The safe order of every
 handover (the node lets a page go before the zone frees it; the zone hands it out before the
@@ -161,6 +163,20 @@ class _Replay:
             del self.holder[pfn]
 
 
+def _refused_claim(replay: _Replay, e: dict) -> str:
+    """A claim-refused line as a finding, with the owners the replay knows of the block it stopped at."""
+    pfn, order = e["at"]
+    holders: dict[int, float] = {}  # owner -> since when it held a page of the block, the earliest
+    for base in _base_pfns([e["at"]]):
+        if cur := replay.holder.get(base):
+            holders[cur[0]] = min(cur[1], holders.get(cur[0], cur[1]))
+    held = ", ".join(f"{_name(who)}'s since {since:.3f}s" for who, since in sorted(holders.items()))
+    return (
+        f"cpu{e['owner']}'s claim of {sum(1 << o for _, o in e['pages'])} base pages was refused at {e['t']:.3f}s: "
+        f"the zone could not give it pfn {pfn} (order {order}), {held or 'held by no owner the logs name'}"
+    )
+
+
 def kills(history: list[dict]) -> list[dict]:
     """The history's node kills that took effect, as events of the replay: {"t", "ev": "killed", "cpu"}."""
     return [
@@ -196,6 +212,7 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict, kille
     dead_at: dict[int, list[tuple[float, int]]] = {}  # cpu -> (time, epoch) of each cpu_dead that holds
     first: dict[tuple[int, str], float] = {}  # (cpu, incarnation) -> its first event
     late: dict[tuple[int, str], list] = {}  # (cpu, inc) -> [cpu_dead t, first late alloc, n, last late alloc t]
+    conflicts: list[str] = []  # the current zone's claims it refused
     for e in events:
         ev, t = e["ev"], e["t"]
         if ev == "killed":
@@ -260,7 +277,14 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict, kille
             # A newer zone took the CPU's claim: it registered there, resuming, and runs under that zone's
             # lease; an older zone's cpu_dead (which the newer never heard of) no longer bars its allocations.
             dead_at[owner] = [(d, ep) for d, ep in dead_at[owner] if ep >= e.get("epoch", 0)]
-        if ev in ("take", "claim"):
+        if ev == "claim-refused":
+            # The zone refuses a claim for a block that is not free: another CPU claimed it, the zone handed
+            # it out, or it is the system's share. A process reports only what it holds, so one of the two
+            # owners' records was wrong. The refused CPU starts afresh, so no page is used twice, and until
+            # 2026-12-07 such a run was valid (sweep seed 4365 under the wall engine: three honest CPUs lost
+            # their holdings to a stale claim; tests/chaos/claim-from-before-a-rebuilt-zone.toml).
+            conflicts.append(_refused_claim(replay, e))
+        elif ev in ("take", "claim"):
             replay.join(owner, e["pages"], t, confirm=ev == "claim")
         elif ev == "release":
             replay.leave(owner, e["pages"])
@@ -272,6 +296,7 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict, kille
     out += replay.twice
     if replay.twice_n > len(replay.twice):
         out.append(f"... {replay.twice_n} pages held twice in all")
+    findings.setdefault("claims_in_conflict", []).extend(conflicts)
     out = findings.setdefault("allocated_after_cpu_dead", [])
     for (cpu, inc), (dead, what, n, last_alloc) in sorted(late.items()):
         out.append(

@@ -12,6 +12,7 @@ import os
 import time
 
 from coordinator.tools.chaos import scenario
+from coordinator.tools.chaos.checker import FINDINGS
 from coordinator.tools.chaos.sweep import driver, generate, shards
 from coordinator.tools.cli import flags, paths
 from coordinator.tools.cli.errors import CliError
@@ -23,17 +24,6 @@ UNSAFE = {
     for name in scenario.ClusterSpec.__dataclass_fields__
     if name.startswith("unsafe_")
 }
-# The kinds of violation checker.check names (its module docstring), in its order.
-FINDINGS = (
-    "conservation",
-    "pages_held_twice",
-    "allocated_after_cpu_dead",
-    "stale_writes_applied",
-    "lock_lease",
-    "drains_reached_every_cpu",
-    "drains_in_bound",
-    "liveness",
-)
 INDEX_ENV = "JOB_COMPLETION_INDEX"  # set by Kubernetes in each pod of an Indexed Job
 
 
