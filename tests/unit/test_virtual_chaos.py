@@ -251,7 +251,7 @@ def test_a_process_declared_dead_by_a_coordinator_that_then_died_cannot_claim_it
     assert all("cpu2 allocated it" in f and "while cpu1 held it" in f for f in verdict.findings["pages_held_twice"])
     conflicts = verdict.findings["claims_in_conflict"]
     assert [f.split("'")[0] for f in conflicts] == ["cpu2", "cpu0"], conflicts
-    assert all(f.endswith(f"cpu1's since {f.rsplit(' ', 1)[1]}") for f in conflicts), conflicts
+    assert all("), cpu1's since " in f for f in conflicts), conflicts
 
 
 def grants_of(monkeypatch, sc, strategy: str) -> tuple[checker.Verdict, list, int]:
@@ -439,7 +439,7 @@ def test_a_claim_of_holdings_from_before_a_rebuilt_zone_is_refused(monkeypatch):
     assert list(planted.verdict.findings) == ["claims_in_conflict"], planted.verdict.findings
     conflicts = planted.verdict.findings["claims_in_conflict"]
     assert sorted(f.split("'")[0] for f in conflicts) == ["cpu0", "cpu2", "cpu3"], conflicts
-    assert all("cpu1's since" in f for f in conflicts), conflicts
+    assert all("), cpu1's since " in f for f in conflicts), conflicts
 
 
 @pytest.mark.parametrize("strategy", ["workqueue", "remote", "rcu-swap", "qpw"])
