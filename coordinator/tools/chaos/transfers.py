@@ -281,7 +281,7 @@ def check(events: list[dict], findings: dict[str, list[str]], stats: dict, kille
             # The zone refuses a claim for a block that is not free: another CPU claimed it, the zone handed
             # it out, or it is the system's share. A process reports only what it holds, so one of the two
             # owners' records was wrong. The refused CPU starts afresh, so no page is used twice, and until
-            # 2026-12-07 such a run was valid (sweep seed 4365 under the wall engine: three honest CPUs lost
+            # 2026-12-07 such a run was valid (sweep seed 4365 under remote, wall engine: two honest CPUs lost
             # their holdings to a stale claim; tests/chaos/claim-from-before-a-rebuilt-zone.toml).
             conflicts.append(_refused_claim(replay, e))
         elif ev in ("take", "claim"):
