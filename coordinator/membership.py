@@ -66,11 +66,13 @@ class Membership(MembershipRule):
     def register(self, cpu: int, address: str, role: int, metrics_address: str = "", incarnation: str = "") -> Member:
         self.check_registration(cpu, address, role, metrics_address)
         # Not the operator's secret: a node registers the address dialled, so it sees what is presented.
-        channel = security.aio_channel(address, security.toward_cpu(self.security, cpu))
+        dial = security.toward_cpu(self.security, cpu)
+        channel = security.aio_channel(address, dial)
         member, old = self.enrol(cpu, address, role, metrics_address, incarnation)
         member.channel = channel
         member.stub = pb_grpc.NodeStub(channel)
-        member.control = AioReplyStream(member.stub.PcpControl, CONTROL_TIMEOUT_S, f"cpu{cpu}-pcp-control")
+        control = security.stream_opener(member.stub.PcpControl, dial)
+        member.control = AioReplyStream(control, CONTROL_TIMEOUT_S, f"cpu{cpu}-pcp-control")
         if old is not None:
             # A restarted node: the old channel points at a dead process.
             if old.control:

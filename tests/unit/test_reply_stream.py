@@ -11,6 +11,7 @@ import pytest
 
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
+from node.shared import security
 from node.shared.reply_stream import AioReplyStream, StreamBroken, until_stopping
 
 MESSAGE = pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=0, token=1, commit=True))
@@ -141,3 +142,56 @@ async def test_a_stream_closed_while_a_read_is_out_leaves_no_task_exception_unre
     finally:
         loop.set_exception_handler(None)
     assert unretrieved == []
+
+
+class RecordsMetadataThenEnds(AnswersOnceThenEnds):
+    """AnswersOnceThenEnds, keeping each call's invocation metadata."""
+
+    def __init__(self):
+        super().__init__()
+        self.metadata: list[dict] = []
+
+    async def PcpControl(self, request_iterator, context):
+        self.metadata.append(dict(context.invocation_metadata()))
+        async for reply in super().PcpControl(request_iterator, context):
+            yield reply
+
+
+@pytest.mark.asyncio
+async def test_a_stream_with_a_token_that_its_peer_ended_carries_the_token_and_leaves_no_task_behind():
+    """The coordinator's PcpControl stream to a node, as coordinator.membership opens it (a channel and
+    a stream with its token and epoch): the node sees both headers, and once the node has ended the
+    stream and the coordinator has dropped it, asyncio reports nothing. Until 2026-12-07 the token was
+    put on by a grpc.aio stream interceptor, whose call writes through a task of its own; a call the peer
+    had ended could no longer be cancelled, so that task stayed pending until collected, and every node
+    killed in a remote, qpw or rcu-swap chaos run left "Task was destroyed but it is pending!" and
+    "aclose(): asynchronous generator is already running" in the coordinator's log, at ERROR."""
+    servicer = RecordsMetadataThenEnds()
+    server = grpc.aio.server()
+    pb_grpc.add_NodeServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    sec = security.Security(token="cpu0.secret", metadata=(("pcpsim-coordinator-epoch", "3"),))
+    channel = security.aio_channel(f"127.0.0.1:{port}", sec)
+    loop = asyncio.get_running_loop()
+    reported: list[dict] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        stream = AioReplyStream(security.stream_opener(pb_grpc.NodeStub(channel).PcpControl, sec), 5.0, "test")
+        await stream.request(MESSAGE)
+        with pytest.raises(StreamBroken):  # ended by the node after its first answer
+            for _ in range(100):
+                await stream.request(MESSAGE)
+                await asyncio.sleep(0.01)
+        stream.close()
+        del stream
+        for _ in range(3):
+            gc.collect()  # asyncio reports a pending task when it is collected
+            await asyncio.sleep(0.01)
+    finally:
+        loop.set_exception_handler(None)
+        await channel.close()
+        await server.stop(None)
+    assert servicer.metadata[0]["authorization"] == "Bearer cpu0.secret"
+    assert servicer.metadata[0]["pcpsim-coordinator-epoch"] == "3"
+    assert [c["message"] for c in reported] == []

@@ -341,7 +341,7 @@ async def test_undecodable_bytes_are_invalid_argument_and_oversized_ones_resourc
     assert await code_of(raw(big, timeout=5)) == grpc.StatusCode.RESOURCE_EXHAUSTED
     # Unknown fields are tolerated (proto3), the request is served.
     assert await code_of(raw(b"\x08\x00\x9a\x05\x01x", timeout=5)) == grpc.StatusCode.OK
-    call = ch.stream_stream("/pcpsim.v1.Node/PcpControl")()
+    call = security.stream_opener(ch.stream_stream("/pcpsim.v1.Node/PcpControl"), served.operator)()
     await call.write(b"\xff\xff")
     assert await code_of(call.read()) == grpc.StatusCode.INVALID_ARGUMENT
 

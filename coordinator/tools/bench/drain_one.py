@@ -44,7 +44,8 @@ class _AioControl:
 
         async def open_stream():
             self._channel = security.aio_channel(address, sec)
-            return AioReplyStream(pb_grpc.NodeStub(self._channel).PcpControl, 10.0, "bench-aio-pcp-control")
+            control = security.stream_opener(pb_grpc.NodeStub(self._channel).PcpControl, sec)
+            return AioReplyStream(control, 10.0, "bench-aio-pcp-control")
 
         self._stream = self._run(open_stream())
 

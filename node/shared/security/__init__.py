@@ -14,8 +14,10 @@ before it:
 - tls: the credentials a server binds and a client dials with.
 - limits: the message size limits as server and channel options.
 - interceptors: AuthInterceptor (authentication, ACCESS, strict decoding on every server)
-  and the client interceptors that put the bearer token on every call.
-- channels: a sync or asyncio channel with TLS, limits and token.
+  and the client interceptors that put the bearer token on every call (on an asyncio
+  channel, every unary call: its streams carry the token per call).
+- channels: a sync or asyncio channel with TLS, limits and token, and an asyncio stream's
+  opener carrying the token.
 - flags: --token-file and the TLS flags, and the Security they describe.
 - exposure: the warning a server reachable beyond loopback without TLS or tokens gives.
 
@@ -52,6 +54,7 @@ __all__ = [  # noqa: RUF022
     "ROLES",
     "aio_channel",
     "channel",
+    "stream_opener",
     "exposure_warning",
     "process_warning",
     "warn",
@@ -79,12 +82,13 @@ __all__ = [  # noqa: RUF022
 # command that only parses the flags (the `pcpsim` parser has them) and runs the virtual engine never
 # loads grpc (tests/unit/test_no_grpc.py). mypy and the layering test read the imports here.
 if TYPE_CHECKING:
-    from node.shared.security.channels import aio_channel, channel
+    from node.shared.security.channels import aio_channel, channel, stream_opener
     from node.shared.security.interceptors import AuthInterceptor
     from node.shared.security.tls import add_port
 _ON_FIRST_USE = {
     "aio_channel": "channels",
     "channel": "channels",
+    "stream_opener": "channels",
     "AuthInterceptor": "interceptors",
     "add_port": "tls",
 }

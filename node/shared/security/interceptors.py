@@ -177,32 +177,28 @@ class SyncToken(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterce
         return "<bearer token>"
 
 
-class _AioToken:
-    """grpc.aio files an interceptor under the first kind it is an instance of, so each
-    kind gets its own object (AioUnaryToken, AioStreamToken)."""
+def call_metadata(token: str | None, extra: tuple = ()) -> tuple:
+    """The headers a call carries: `extra`, then the bearer token (if any)."""
+    return tuple(_with_token(None, token, extra))
+
+
+class AioUnaryToken(grpc.aio.UnaryUnaryClientInterceptor):
+    """Adds the bearer token (if any) and `extra` headers to every unary call of an asyncio channel.
+    Its streams carry them per call (channels.stream_opener): grpc.aio passes an intercepted
+    stream's writes through a task of its own, which a call its peer has ended can no longer
+    cancel, so the task stayed pending until collected and asyncio logged it (the test in
+    tests/unit/test_reply_stream.py)."""
 
     def __init__(self, token: str | None, extra: tuple = ()):
         self._token = token
         self._extra = extra
 
-    def _details(self, d):
-        return grpc.aio.ClientCallDetails(
-            d.method,
-            d.timeout,
-            grpc.aio.Metadata(*_with_token(d.metadata, self._token, self._extra)),
-            d.credentials,
-            d.wait_for_ready,
+    async def intercept_unary_unary(self, continuation, details, request):
+        d = details
+        metadata = grpc.aio.Metadata(*_with_token(d.metadata, self._token, self._extra))
+        return await continuation(
+            grpc.aio.ClientCallDetails(d.method, d.timeout, metadata, d.credentials, d.wait_for_ready), request
         )
 
-    def __repr__(self):
+    def __repr__(self):  # never show the secret
         return "<bearer token>"
-
-
-class AioUnaryToken(_AioToken, grpc.aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(self, continuation, details, request):
-        return await continuation(self._details(details), request)
-
-
-class AioStreamToken(_AioToken, grpc.aio.StreamStreamClientInterceptor):
-    async def intercept_stream_stream(self, continuation, details, request_iterator):
-        return await continuation(self._details(details), request_iterator)
