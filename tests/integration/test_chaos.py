@@ -8,6 +8,8 @@ import os
 import signal
 import socket
 import struct
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -227,6 +229,54 @@ def test_final_observations_without_a_coordinator_leave_the_verdict_unknown(make
     h.close()
     finals = [e["f"] for e in history.read(str(tmp_path / "history.jsonl")) if e["type"] == "final"]
     assert finals == ["audit"] and "no grant records read" in said[-1], (finals, said)
+
+
+def _starve(pid: int, core: int | None) -> None:
+    """Every thread of process `pid` on `core` at the least share of it the scheduler gives (SCHED_IDLE, and
+    nice 19 for its session's autogroup, whose weight is what its threads share where autogroups are on);
+    with `core` None, back on every core this process may use at the default share."""
+    cores = {core} if core is not None else os.sched_getaffinity(0)
+    policy = os.SCHED_IDLE if core is not None else os.SCHED_OTHER
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(tid), cores)
+            os.sched_setscheduler(int(tid), policy, os.sched_param(0))
+    with contextlib.suppress(FileNotFoundError), open(f"/proc/{pid}/autogroup", "w") as f:
+        f.write("19" if core is not None else "0")
+
+
+@pytest.mark.slow
+def test_settling_waits_longer_by_the_time_the_hosts_run_queue_held_a_restarted_node_back(make_cluster, monkeypatch):
+    """Sweep seed 4816 under the wall engine, four runs at a time on 2 cores: three restarted nodes waited
+    23 to 29 s in the host's run queue before they registered, settling ran out and the run was judged
+    not live. Here cpu1's process is killed and started again with the least share of the core a busy
+    process runs on, so it cannot run its start until the busy process ends, 1.5 s after a settling wait
+    of SETTLE_S alone (3 s here) would have ended. The wait grows by the time the run queue held the node
+    back, and the cluster settles; with SETTLE_S alone it did not (live CPUs [0] of 2)."""
+    monkeypatch.setattr(runner, "SETTLE_S", 3.0)
+    handle = make_cluster(["housekeeping", "housekeeping"])
+    core = min(os.sched_getaffinity(0))
+    busy = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True: pass"])
+    old = handle.cluster.procs["cpu1"]
+    old.send_signal(signal.SIGKILL)
+    old.wait(10)
+    node = handle.cluster.start_node(1, name="cpu1-restart1")
+    _starve(node.pid, core)  # the node was started in a session of its own (LocalCluster)
+
+    def release():
+        busy.kill()
+        _starve(node.pid, None)  # and its threads started meanwhile
+
+    timer = threading.Timer(4.5, release)
+    timer.start()
+    try:
+        settled = runner._settle(handle.cluster, 2)
+    finally:
+        timer.cancel()
+        busy.kill()
+        busy.wait()
+    assert settled["ok"], settled
+    assert settled["waited_s"] > 4.5 and settled["held_back_s"] > 1.5, settled
 
 
 def test_a_trap_that_springs_after_the_heal_looked_is_disarmed_and_the_coordinator_resumed(make_cluster, tmp_path):

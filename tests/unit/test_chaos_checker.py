@@ -233,7 +233,15 @@ def test_no_task_run_after_healing_or_no_settling_is_invalid():
     assert "reported no run after healing" in check(h, BOUND, LEASE).findings["liveness"][0]
     h = clean()
     final(h, "settled").update(ok=False, detail="live CPUs [0, 1] of 4")
-    assert check(h, BOUND, LEASE).valid is False
+    v = check(h, BOUND, LEASE)
+    assert v.valid is False
+    assert v.findings["liveness"] == ["the cluster did not settle after healing: live CPUs [0, 1] of 4"]
+    # The wall runner's wait grew by the time the host's run queue held a process back: the finding says so.
+    final(h, "settled").update(waited_s=41.25, held_back_s=11.2)
+    assert check(h, BOUND, LEASE).findings["liveness"] == [
+        "the cluster did not settle after healing: live CPUs [0, 1] of 4"
+        " (waited 41.2 s, in which the host's run queue held a process back 11.2 s)"
+    ]
 
 
 def test_missing_final_observations_make_the_verdict_unknown():

@@ -1,11 +1,14 @@
 """coordinator.tools.chaos.processes on real processes: a SIGSTOP the nemesis sends has taken effect when
-it goes on, so its next step sees the process stopped (sweep seed 4364 under the wall engine)."""
+it goes on, so its next step sees the process stopped (sweep seed 4364 under the wall engine); the time
+the host's run queue holds a process back, which the wall runner's settling wait adds."""
 
+import os
 import signal
 import subprocess
 import sys
+import time
 
-from coordinator.tools.chaos.processes import process_state, sigstop
+from coordinator.tools.chaos.processes import HeldBack, process_state, run_queue_wait_s, sigstop
 
 
 def test_sigstop_returns_once_the_process_is_stopped_and_sigcont_runs_it_at_once():
@@ -28,3 +31,41 @@ def test_sigstop_of_a_process_that_is_gone_returns_at_once():
     child.wait()
     sigstop(child)  # Popen.send_signal does nothing for a reaped child
     assert process_state(child.pid) == ""
+
+
+def test_three_busy_processes_on_one_core_each_wait_in_its_run_queue_and_a_sleeping_one_does_not():
+    """Three busy children pinned to one core take turns on it, so each waits in its run queue about two
+    thirds of the time; a child that sleeps waits for nothing. A process that is gone reads 0."""
+    core = min(os.sched_getaffinity(0))
+    busy = [
+        subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{core}}})\nwhile True: pass"])
+        for _ in range(3)
+    ]
+    sleeping = subprocess.Popen(
+        [sys.executable, "-c", "import time; print(flush=True); time.sleep(60)"], stdout=subprocess.PIPE
+    )
+    try:
+        sleeping.stdout.readline()  # its start, which runs, is over
+        held = HeldBack()
+        for p in [*busy, sleeping]:
+            held.since_first_look(p.pid)
+        deadline = time.monotonic() + 30.0
+        while min(held.since_first_look(p.pid) for p in busy) < 0.2:  # 0.3 s of the three sharing the core
+            assert time.monotonic() < deadline, "the busy children never waited in the run queue"
+            time.sleep(0.05)
+        assert held.since_first_look(sleeping.pid) < 0.05
+    finally:
+        for p in [*busy, sleeping]:
+            p.kill()
+            p.wait()
+        sleeping.stdout.close()
+    assert run_queue_wait_s(sleeping.pid) == 0.0
+
+
+def test_held_back_counts_from_its_first_look_at_each_process():
+    readings = {1: [5.0, 7.5, 9.0], 2: [0.0, 0.25]}
+    held = HeldBack(lambda pid: readings[pid].pop(0))
+    assert (held.since_first_look(1), held.since_first_look(2)) == (0.0, 0.0)
+    assert held.since_first_look(1) == 2.5
+    assert held.since_first_look(2) == 0.25
+    assert held.since_first_look(1) == 4.0

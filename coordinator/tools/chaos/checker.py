@@ -354,7 +354,14 @@ def _grant_leases(grants: dict, stopped: dict[int, list[tuple[float, float]]], o
 def _liveness(settled: dict, tasks: dict | None, out: list, stats: dict) -> None:
     refused_only = []
     if not settled.get("ok"):
-        out.append(f"the cluster did not settle after healing: {settled.get('detail')}")
+        # The wall runner's wait grows by the time the host's run queue held a process back.
+        waited = (
+            f" (waited {settled['waited_s']:.1f} s, in which the host's run queue held a process back"
+            f" {settled['held_back_s']:.1f} s)"
+            if "held_back_s" in settled
+            else ""
+        )
+        out.append(f"the cluster did not settle after healing: {settled.get('detail')}{waited}")
     for cpu, t in sorted((tasks or {}).get("cpus", {}).items()):
         if t.get("error"):
             out.append(f"cpu{cpu}: metrics not readable after healing: {t['error']}")

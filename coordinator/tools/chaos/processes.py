@@ -2,6 +2,7 @@
 
 import signal
 import time
+from collections.abc import Callable
 
 import grpc
 
@@ -46,3 +47,27 @@ def process_state(pid: int) -> str:
             return f.read().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return ""
+
+
+def run_queue_wait_s(pid: int) -> float:
+    """Seconds the main thread of process `pid` has spent runnable but not running: waiting in the host's
+    run queue (the second field of /proc/PID/schedstat, in ns). 0.0 if it is gone or the kernel keeps no
+    schedstat. The main thread is the one that imports, registers a node and runs each process's event
+    loop; the threads' sum would count a wait several times over while they wait together."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class HeldBack:
+    """How long the host's run queue has held each process back since this first looked at it."""
+
+    def __init__(self, read: Callable[[int], float] = run_queue_wait_s):
+        self._read = read
+        self._first: dict[int, float] = {}
+
+    def since_first_look(self, pid: int) -> float:
+        now = self._read(pid)
+        return now - self._first.setdefault(pid, now)
