@@ -8,7 +8,9 @@ import subprocess
 import sys
 import time
 
-from coordinator.tools.chaos.processes import HeldBack, process_state, run_queue_wait_s, sigstop
+import pytest
+
+from coordinator.tools.chaos.processes import HeldBack, ThreadSched, process_state, sigstop, thread_scheds
 
 
 def test_sigstop_returns_once_the_process_is_stopped_and_sigcont_runs_it_at_once():
@@ -59,13 +61,27 @@ def test_three_busy_processes_on_one_core_each_wait_in_its_run_queue_and_a_sleep
             p.kill()
             p.wait()
         sleeping.stdout.close()
-    assert run_queue_wait_s(sleeping.pid) == 0.0
+    assert thread_scheds(sleeping.pid) == {}
 
 
-def test_held_back_counts_from_its_first_look_at_each_process():
-    readings = {1: [5.0, 7.5, 9.0], 2: [0.0, 0.25]}
-    held = HeldBack(lambda pid: readings[pid].pop(0))
-    assert (held.since_first_look(1), held.since_first_look(2)) == (0.0, 0.0)
-    assert held.since_first_look(1) == 2.5
-    assert held.since_first_look(2) == 0.25
-    assert held.since_first_look(1) == 4.0
+def test_held_back_counts_from_its_first_look_takes_the_longest_waiting_thread_and_a_wait_not_yet_ended():
+    """A thread's run_delay grows only when it next runs: while a runnable thread's CPU time stands
+    still, the time between two looks is its wait. A thread started since the first look counts whole."""
+    R = True
+    looks = iter(
+        [
+            (0.0, {1: ThreadSched(1.0, 5.0, R)}),
+            (0.5, {1: ThreadSched(1.0, 5.0, R)}),  # runnable, not run: waited 0.5 s
+            (1.0, {1: ThreadSched(1.0, 5.0, R), 2: ThreadSched(0.1, 0.2, False)}),
+            (1.5, {1: ThreadSched(1.1, 6.2, R)}),  # it ran: its run_delay says 1.2 s
+            (2.0, {1: ThreadSched(1.2, 6.2, R)}),  # it ran again, waited no more
+        ]
+    )
+    look: list = []
+
+    def clock():
+        look[:] = next(looks)
+        return look[0]
+
+    held = HeldBack(lambda pid: look[1], clock=clock)
+    assert [held.since_first_look(7) for _ in range(5)] == pytest.approx([0.0, 0.5, 1.0, 1.2, 1.2])

@@ -1,8 +1,10 @@
 """What the wall nemesis and runner learn of a local cluster's processes from outside them."""
 
+import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import grpc
 
@@ -49,25 +51,68 @@ def process_state(pid: int) -> str:
         return ""
 
 
-def run_queue_wait_s(pid: int) -> float:
-    """Seconds the main thread of process `pid` has spent runnable but not running: waiting in the host's
-    run queue (the second field of /proc/PID/schedstat, in ns). 0.0 if it is gone or the kernel keeps no
-    schedstat. The main thread is the one that imports, registers a node and runs each process's event
-    loop; the threads' sum would count a wait several times over while they wait together."""
+@dataclass(frozen=True)
+class ThreadSched:
+    """What the kernel's schedstat says of one thread: seconds on a CPU, seconds runnable but not running
+    (its wait in the host's run queue, as of the last time it ran), and whether it is runnable now."""
+
+    on_cpu_s: float
+    run_delay_s: float
+    runnable: bool
+
+
+def thread_scheds(pid: int) -> dict[int, ThreadSched]:
+    """Thread id -> ThreadSched of each thread of process `pid` (/proc/PID/task/TID/schedstat and stat).
+    Empty if the process is gone or the kernel keeps no schedstat."""
     try:
-        with open(f"/proc/{pid}/schedstat") as f:
-            return int(f.read().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return 0.0
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return {}
+    out = {}
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                on_cpu, delay = f.read().split()[:2]
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError, ValueError):
+            continue  # the thread ended meanwhile
+        out[int(tid)] = ThreadSched(int(on_cpu) / 1e9, int(delay) / 1e9, state == "R")
+    return out
+
+
+@dataclass
+class _Thread:
+    first_delay_s: float  # its run_delay at the first look (0 for a thread started since)
+    on_cpu_s: float
+    seen_at: float
+    waited_s: float = 0.0  # runnable and not run between two looks, summed
 
 
 class HeldBack:
-    """How long the host's run queue has held each process back since this first looked at it."""
+    """How long the host's run queue has held each process back since this first looked at it: the
+    longest wait of one of its threads. A thread's wait is its run_delay since the first look, which the
+    kernel adds to only when the thread next runs; while it has not run since, the time between two looks
+    that found it runnable and its CPU time unchanged. Not the main thread's alone: while a starved thread
+    holds the GIL, the main thread sleeps waiting for it, out of the run queue; nor the threads' sum,
+    which counts a wait several times over while they wait together."""
 
-    def __init__(self, read: Callable[[int], float] = run_queue_wait_s):
+    def __init__(self, read: Callable[[int], dict[int, ThreadSched]] = thread_scheds, clock=time.monotonic):
         self._read = read
-        self._first: dict[int, float] = {}
+        self._clock = clock
+        self._threads: dict[int, dict[int, _Thread]] = {}
 
     def since_first_look(self, pid: int) -> float:
-        now = self._read(pid)
-        return now - self._first.setdefault(pid, now)
+        now, scheds = self._clock(), self._read(pid)
+        first_look = pid not in self._threads
+        threads = self._threads.setdefault(pid, {})
+        longest = 0.0
+        for tid, sched in scheds.items():
+            t = threads.get(tid)
+            if t is None:
+                t = threads[tid] = _Thread(sched.run_delay_s if first_look else 0.0, sched.on_cpu_s, now)
+            elif sched.runnable and sched.on_cpu_s == t.on_cpu_s:
+                t.waited_s += now - t.seen_at
+            t.on_cpu_s, t.seen_at = sched.on_cpu_s, now
+            longest = max(longest, sched.run_delay_s - t.first_delay_s, t.waited_s)
+        return longest
