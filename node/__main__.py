@@ -29,7 +29,7 @@ from node.cpu_report import ROLES
 from node.epoch import CoordinatorEpoch
 from node.mm import profile as profiles
 from node.runtime import NodeRuntime, TaskConfig
-from node.server import NodeServicer
+from node.server import STOP_GRACE_S, NodeServicer
 from node.shared import exposition, lifecycle, logs, security, transfer_log
 from node.shared.config import (
     ENV,
@@ -364,7 +364,7 @@ async def main(args) -> None:
         probe.stop()
         probe.write(os.path.join(args.wake_probe, f"cpu{args.cpu}.json"))
     servicer.stopping.set()  # the drainers' streams end between requests: the grace is for what is in flight
-    await server.stop(0.5)
+    await server.stop(STOP_GRACE_S)
     await aio_channel.close()
     zone.close()
     sync_channel.close()

@@ -18,6 +18,9 @@ from node.mm.lock import spin_is_locked
 from node.shared.reply_stream import serve_ops, until_stopping
 from node.workqueue import WorkItems
 
+STOP_GRACE_S = 0.5  # what a stopping node's server gives the calls in flight (node.__main__)
+STREAM_HOLD_S = 0.8 * STOP_GRACE_S  # a grant held keeps a drainer's stream this long past the stop, no longer
+
 
 class NodeServicer(pb_grpc.NodeServicer):
     def __init__(self, node, faults):
@@ -71,7 +74,7 @@ class NodeServicer(pb_grpc.NodeServicer):
 
     async def PcpControl(self, request_iterator, context):
         """PcpLockDrain and PcpUnlock (and the rcu-swap pair) on the drainer's long-lived stream."""
-        requests = until_stopping(request_iterator, self.stopping, self._granted)
+        requests = until_stopping(request_iterator, self.stopping, self._granted, STREAM_HOLD_S)
         async for reply in serve_ops(self._epoch_checked(requests, context), pb.PcpControlReply, self._control_ops):
             yield reply
 

@@ -139,28 +139,35 @@ class AioReplyStream:
             self._call = None
 
 
-async def until_stopping(requests, stopping: asyncio.Event, busy: Callable[[], bool]):
+async def until_stopping(requests, stopping: asyncio.Event, busy: Callable[[], bool], hold_s: float):
     """A served stream's requests, until `stopping` is set while none is awaited and `busy()` is false:
     the server is shutting down, and the stream ends between two requests (a request already read
     is answered first). A long-lived stream never ends on its own, so without this the server's
     `stop(grace)` waits out its whole grace for it (0.5 s at every node's exit after a remote drain).
     `busy()` true (a drainer holds a grant on this node) keeps the stream open for the unlock or
-    commit that ends it; the grace still bounds that wait. The peer sees the stream closed
-    (node.shared.reply_stream: UNAVAILABLE, sent again on a new one), as after the grace's cancel."""
+    commit that ends the grant, `hold_s` at most past the stop: less than the server's grace, so the
+    stream ends here and the server's stop cancels nothing. Until 2026-12-07 it was held for the whole
+    grace and then cancelled; a node's exit that closed its event loop with that cancellation pending
+    made grpc.aio log the handler's CancelledError at ERROR (tests/unit/test_reply_stream.py). The peer
+    sees the stream closed (node.shared.reply_stream: UNAVAILABLE, sent again on a new one), as after
+    the grace's cancel."""
+    loop = asyncio.get_running_loop()
     pending = requests.__aiter__()
     stop = asyncio.ensure_future(stopping.wait())
     read: asyncio.Future | None = None
+    stopped_at: float | None = None
     try:
         while True:
             read = asyncio.ensure_future(pending.__anext__())
             while not read.done():
                 if not stop.done():
                     await asyncio.wait({read, stop}, return_when=asyncio.FIRST_COMPLETED)
-                elif not busy():
+                    continue
+                stopped_at = stopped_at if stopped_at is not None else loop.time()
+                if not busy() or loop.time() - stopped_at >= hold_s:
                     read.cancel()
                     return
-                else:
-                    await asyncio.wait({read}, timeout=0.05)  # a grant held: look again soon
+                await asyncio.wait({read}, timeout=0.05)  # a grant held: look again soon
             try:
                 request = read.result()
             except StopAsyncIteration:
