@@ -44,8 +44,13 @@ def sigstop(proc) -> None:
 
 def process_state(pid: int) -> str:
     """The one-letter state of /proc/PID/stat ("T": stopped), or "" if it is gone."""
+    return _state(f"/proc/{pid}/stat")
+
+
+def _state(stat_path: str) -> str:
+    """The one-letter state in a /proc stat file (a process's or a thread's), or "" if it is gone."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(stat_path) as f:
             return f.read().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return ""
@@ -73,11 +78,10 @@ def thread_scheds(pid: int) -> dict[int, ThreadSched]:
         try:
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
                 on_cpu, delay = f.read().split()[:2]
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError, ValueError):
+            sched = ThreadSched(int(on_cpu) / 1e9, int(delay) / 1e9, _state(f"/proc/{pid}/task/{tid}/stat") == "R")
+        except (OSError, ValueError):
             continue  # the thread ended meanwhile
-        out[int(tid)] = ThreadSched(int(on_cpu) / 1e9, int(delay) / 1e9, state == "R")
+        out[int(tid)] = sched
     return out
 
 
