@@ -3,6 +3,7 @@
 - config       flags that may also come from PCPSIM_* variables; host:port parsing
 - logs         one log format and --log-level
 - server       build_server: one gRPC server, built the same way for both processes
+- in_flight    the handlers a server runs, so its stop waits for them
 - interceptors domain errors to status codes, and run-time faults, for unary calls and streams
 - cpulist      CPU lists ("2-3") and the role of each CPU
 - timebase     kernel time against wall time, and the modelled costs

@@ -125,8 +125,9 @@ async def test_a_stream_that_holds_a_grant_at_the_stop_ends_after_its_hold_not_c
     the server's stop returns without cancelling it. Until 2026-12-07 the stream was held for the whole
     grace and then cancelled, and the handler was still pending when the stop returned: a node's exit that
     then closed its event loop made grpc.aio log the handler's CancelledError at ERROR ("Exception not
-    handled by _handle_exceptions in servicer method [/pcpsim.v1.Node/PcpControl]"). The wall sweeps'
-    nodes logged that line too, but sooner after their stop than the grace: that cause is not traced."""
+    handled by _handle_exceptions in servicer method [/pcpsim.v1.Node/PcpControl]"). Since then a built
+    server's stop also waits for its handlers (tests/unit/test_in_flight.py), which closes every way to
+    that line, this one included."""
     servicer = ServesUntilStopping(hold_s=0.2)
     loop = asyncio.get_running_loop()
     async with served(servicer) as (server, stub):
