@@ -1,12 +1,13 @@
 """The RPC handlers a process's server is running, so that stopping the server can wait for them.
 
-grpc.aio's `Server.stop(grace)` returns once the gRPC core holds no live call. A call still open when
-the grace ends is cancelled in the core, and its handler's task is only asked to cancel: it may not
-have run its cancellation yet. A process that then returns from `asyncio.run` has the loop's shutdown
-cancel that task and the grpc.aio task awaiting it, and grpc.aio logs the CancelledError at ERROR,
-"Exception not handled by _handle_exceptions in servicer method [...]". The wall sweeps' nodes logged
-it at their exit (docs/sweep.md). Waiting here, after the stop, for every handler the server started
-makes that line impossible whatever the handler was doing (tests/unit/test_in_flight.py).
+grpc.aio's `Server.stop(grace)` returns once the gRPC core holds no live call, and a handler's task may
+still be pending then: one still sending its stream's closing status (seen in the wall sweeps' nodes,
+docs/sweep.md), or one whose call was still open when the grace ended, which the core cancelled and whose
+task has only been asked to cancel. A process that then returns from `asyncio.run` has the loop's
+shutdown cancel that task and the grpc.aio task awaiting it, and grpc.aio logs the CancelledError at
+ERROR, "Exception not handled by _handle_exceptions in servicer method [...]". Waiting here, after the
+stop, for every handler the server started makes that line impossible whatever the handler was doing
+(tests/unit/test_in_flight.py).
 
 `InFlight` is a server interceptor: grpc.aio looks a call's handler up, interceptors included, in the
 task that then runs the handler, so the task it sees is the handler's.

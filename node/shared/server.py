@@ -56,7 +56,7 @@ class Server:
 
     def __init__(self, server: grpc.aio.Server, in_flight: InFlight):
         self._server = server
-        self._in_flight = in_flight
+        self.in_flight = in_flight
 
     async def start(self) -> None:
         await self._server.start()
@@ -65,7 +65,7 @@ class Server:
         """Stop serving; the calls still open after `grace` seconds are cancelled, and their handlers
         waited for (node.shared.in_flight)."""
         await self._server.stop(grace)
-        running = await self._in_flight.wait_ended(HANDLERS_END_S)
+        running = await self.in_flight.wait_ended(HANDLERS_END_S)
         if running:
             log.warning(
                 "handlers still running %.1f s after the server stopped: %s", HANDLERS_END_S, ", ".join(running)
