@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry
 from node.api.v1 import pcpsim_pb2 as pb
 from node.api.v1 import pcpsim_pb2_grpc as pb_grpc
 from node.shared import security
+from node.shared import server as shared_server
 from node.shared.faults import Faults
-from node.shared.server import build_server
 
 MESSAGE = pb.PcpControlRequest(unlock=pb.PcpUnlockRequest(cpu=0, token=1, commit=True))
 
@@ -52,7 +52,7 @@ async def _serve_then_exit(built: bool, servicer: AnswersThenCleansUp) -> bool:
     and return once the handler has seen its cancellation (asyncio.run then cancels whatever is left).
     Whether the handler had ended when the stop returned."""
     if built:
-        server, port, _ = await build_server(
+        server, port, _ = await shared_server.build_server(
             pb.DESCRIPTOR.services_by_name["Node"],
             pb_grpc.add_NodeServicer_to_server,
             servicer,
@@ -93,3 +93,14 @@ def test_a_built_servers_stop_returns_once_the_handlers_it_cancelled_have_ended(
     assert asyncio.run(_serve_then_exit(True, servicer)) is True
     assert servicer.running == ["/pcpsim.v1.Node/PcpControl"]  # the in-flight record saw the handler
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_a_handler_that_outlasts_the_wait_is_named_in_a_warning(caplog, monkeypatch):
+    """The wait is bounded: a handler still running HANDLERS_END_S after grpc's stop is left to the exit,
+    and the stop says which at WARNING."""
+    monkeypatch.setattr(shared_server, "HANDLERS_END_S", 0.1)  # less than CLEANUP_S
+    caplog.set_level(logging.WARNING, logger="node.shared.server")
+    assert asyncio.run(_serve_then_exit(True, AnswersThenCleansUp())) is False
+    assert [r.getMessage() for r in caplog.records if r.name == "node.shared.server"] == [
+        "handlers still running 0.1 s after the server stopped: /pcpsim.v1.Node/PcpControl"
+    ]
