@@ -45,6 +45,8 @@ def test_a_valid_document_parses_with_defaults():
     assert s.faults[0].heal_at_s == 2.0
     assert s.cluster.noise == "none"  # timed wake-ups on time under virtual time unless the file says
     assert scenario.parse(_with("cluster.noise", "quiet")).cluster.noise == "quiet"
+    assert s.cluster.kernel == "6.1"  # the kernel profile of cluster up and compare
+    assert scenario.parse(_with("cluster.kernel", "6.19")).cluster.kernel == "6.19"
 
 
 def _with(path: str, value):
@@ -80,6 +82,13 @@ BAD = {
     "fencing not a bool": (_with("cluster.unsafe_skip_fencing", 1), "cluster.unsafe_skip_fencing:"),
     "unknown noise model": (_with("cluster.noise", "loud"), "cluster.noise: one of model, quiet, none, got 'loud'"),
     "noise not a name": (_with("cluster.noise", ["model"]), "cluster.noise: one of"),
+    "unknown kernel": (_with("cluster.kernel", "6.20"), "cluster.kernel: one of ['5.19', '6.1'"),
+    "kernel not a name": (_with("cluster.kernel", 6.1), "cluster.kernel: one of"),
+    "a bug-replay kernel": (_with("cluster.kernel", "6.2-up"), "(`pcpsim kernels`), got '6.2-up'"),
+    "remote under 5.19": (
+        _with("cluster.kernel", "5.19"),
+        "cluster.kernel '5.19': strategy remote cannot run under it: kernel 5.19 guards the pcp with a local_lock",
+    ),
     "unknown kind": (_with("faults.0.kind", "kil-node"), "faults[0].kind: one of"),
     "fault without cpu": (_with("faults.0.cpu", None), "faults[0].cpu: required"),
     "cpu out of range": (_with("faults.0.cpu", 4), "faults[0].cpu: an integer in [0, 3]"),
@@ -96,6 +105,18 @@ def test_a_bad_field_is_refused_naming_it(case):
     with pytest.raises(ScenarioError) as err:
         scenario.parse(doc)
     assert message in str(err.value)
+
+
+def test_a_kernel_without_a_remote_pcp_lock_takes_the_strategies_that_drain_under_it():
+    """5.19's pcp is a local_lock: workqueue (its own) and rcu-swap (a what-if) drain it, remote and qpw
+    cannot, and each refusal names the strategy (the coordinator's rule, drain_all.unrunnable)."""
+    doc = _with("strategies", ["workqueue", "rcu-swap"]) | {"cluster": VALID["cluster"] | {"kernel": "5.19"}}
+    ok = scenario.parse(doc)
+    assert ok.cluster.kernel == "5.19" and ok.strategies == ("workqueue", "rcu-swap")
+    scenario.check_kernel("5.19", ["workqueue", "rcu-swap"])
+    with pytest.raises(ScenarioError, match="strategy qpw cannot run under it"):
+        scenario.check_kernel("5.19", ["workqueue", "qpw"])
+    assert scenario.with_kernel(ok, "6.19").cluster.kernel == "6.19"
 
 
 @pytest.mark.parametrize(

@@ -197,6 +197,10 @@ def test_generated_scenarios_and_awkward_strings_round_trip(tmp_path):
     assert noisy.cluster.noise == "model" and 'noise = "model"' in tomlfile.dumps(noisy)
     assert load_text(tmp_path, tomlfile.dumps(noisy)) == dataclasses.replace(noisy, path=str(tmp_path / "s.toml"))
     assert "noise" not in tomlfile.dumps(generate.generate(7))  # the default is left out
+    newer = driver.Plan(strategies=("remote",), kernel="6.19").scenario(7)
+    assert newer.cluster.kernel == "6.19" and 'kernel = "6.19"' in tomlfile.dumps(newer)
+    assert load_text(tmp_path, tomlfile.dumps(newer)) == dataclasses.replace(newer, path=str(tmp_path / "s.toml"))
+    assert "kernel" not in tomlfile.dumps(generate.generate(7))
     odd = dataclasses.replace(generate.generate(1), description='quote " backslash \\ tab\t del\x7f é 😀')
     assert load_text(tmp_path, tomlfile.dumps(odd)).description == odd.description
 
@@ -434,7 +438,7 @@ def test_shards_merge_into_the_whole_sweep(tmp_path):
     assert shards.missing(partial) == [2] and "MISSING shards [2] of 3" in shards.summary(partial)
     with pytest.raises(shards.ShardError, match="both shard 0"):
         shards.merge([(p, shards.read(p)) for p in (paths[0], paths[0])])
-    for change in ({"strategies": ["remote"]}, {"noise": "quiet"}, {"engine": "wall"}):
+    for change in ({"strategies": ["remote"]}, {"noise": "quiet"}, {"engine": "wall"}, {"kernel": "6.19"}):
         other = dataclasses.replace(shards.read(paths[1]), **change)
         with pytest.raises(shards.ShardError, match="of another sweep"):
             shards.merge([(paths[0], shards.read(paths[0])), ("other", other)])
@@ -538,6 +542,30 @@ def test_a_shard_with_counts_null_is_refused_by_sweep_merge_with_exit_2(tmp_path
     assert cli.main(["chaos", "sweep-merge", str(path)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "counts is None" in err
+
+
+def test_a_kernel_a_strategy_cannot_drain_under_is_refused_before_anything_runs(tmp_path, capsys):
+    """`chaos sweep --kernel 5.19` with remote among its strategies, and `chaos run --kernel 5.19` of a
+    file that lists remote (or with --strategy qpw), exit 2 naming the kernel and the strategy, and
+    write nothing; the strategies that drain under it are taken."""
+    out = tmp_path / "out"
+    shipped = os.path.join(ROOT, "deploy", "chaos", "kill-node.toml")
+    for argv, says in (
+        (["chaos", "sweep", "--seeds", "1", "--kernel", "5.19", "--out", str(out)], "strategy remote cannot run"),
+        (["chaos", "run", shipped, "--kernel", "5.19", "--engine", "virtual", "--out", str(out)], "strategy remote"),
+        (
+            ["chaos", "run", shipped, "--kernel", "5.19", "--strategy", "qpw", "--out", str(out)],
+            "kill-node: cluster.kernel '5.19': strategy qpw cannot run under it",
+        ),
+    ):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert says in err and "local_lock" in err, (argv, err)
+        assert not out.exists(), argv
+    argv = ["chaos", "sweep", "--seeds", "1", "--kernel", "5.19", "--strategies", "workqueue", "--out", str(out)]
+    assert cli.main(argv) == 0
+    shard = shards.read(str(out / "sweep.json"))
+    assert shard.kernel == "5.19" and "kernel profile: 5.19" in capsys.readouterr().out
 
 
 def test_a_wall_sweeps_failure_file_says_to_run_it_again_not_to_replay_it(tmp_path):

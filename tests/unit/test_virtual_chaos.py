@@ -18,6 +18,8 @@ from coordinator.tools.chaos import checker, history, plan, scenario, transfers,
 from coordinator.tools.chaos.sweep import generate
 from coordinator.tools.cli import main
 from node.alloc import PageAllocator
+from node.mm.watermark import pageset_batch
+from node.mm.zone import ZONE_START_PFN, Zone, zone_pages
 from node.virtual.zone import LocalZone
 from node.virtual.zone_rpc import CoordinatorKilled
 from tests import stopped
@@ -124,6 +126,31 @@ def test_every_shipped_scenario_is_byte_identical_on_a_second_run(runs):
         again = virtual_runner.execute(VIRTUAL[name], strategy, keep_log=False)
         report = determinism.compare(run.outcome(), again.outcome())
         assert report.identical, (name, strategy, report.describe())
+
+
+def _held_on_pcp(run: virtual_runner.Run) -> dict[str, int]:
+    audit = next(json.loads(line) for line in run.history if '"f":"audit"' in line.replace(" ", ""))
+    return {k: v for k, v in audit["where"].items() if k.endswith(".pcp")}
+
+
+def test_a_scenario_runs_under_the_newest_kernel_profile_and_its_cpus_run_that_kernel():
+    """A shipped scenario under kernel 6.19 (`chaos run --kernel`), every strategy: valid, the history
+    records the kernel, and the CPUs ran its rules, not 6.1's: 6.1 fixes pcp->high at zone_highsize, which
+    no CPU's lists outgrow, while 6.19 auto-tunes it up to high_max for a CPU that keeps freeing, so the
+    housekeeping CPUs' lists end the run holding more than that (node.mm.pcp_high)."""
+    name = "kill-node"
+    c = VIRTUAL[name].cluster
+    zone = Zone(ZONE_START_PFN, zone_pages(c.zone_mb), c.cpus)
+    fixed_high = zone.zone_highsize(pageset_batch(zone.managed_pages), c.cpus)
+    under_61 = virtual_runner.execute(VIRTUAL[name], "remote", keep_log=False)
+    assert max(_held_on_pcp(under_61).values()) <= fixed_high, (_held_on_pcp(under_61), fixed_high)
+    newest = scenario.with_kernel(VIRTUAL[name], "6.19")
+    for strategy in newest.strategies:
+        run = virtual_runner.execute(newest, strategy, keep_log=False)
+        _valid({(name, strategy): run})
+        meta = json.loads(run.history[0])
+        assert meta["scenario"]["cluster"]["kernel"] == "6.19", meta
+        assert max(_held_on_pcp(run).values()) > fixed_high, (strategy, _held_on_pcp(run), fixed_high)
 
 
 def test_another_seed_gives_another_run(sample):

@@ -73,6 +73,7 @@ def run(
         roles=scenario.roles(),
         seed=seed,
         strategy=strategy,
+        kernel=c.kernel,
         zone_mb=c.zone_mb,
         zone_used=c.zone_used,
         coordinator_args=[

@@ -18,6 +18,7 @@ faults, each with its heal, ending in a healing phase.
     dead_timeout_ms = 1500   # dead: pages taken back
     noise = "none"           # under --engine virtual: the host-noise model of each timed wake-up
                              # (node.sim.noise: model, quiet or none); a wall run's is its host's
+    kernel = "6.1"           # the kernel profile every CPU and the coordinator run (`pcpsim kernels`)
 
     [workload]
     drain_interval_ms = 150  # drain_all_pages issued by the workload (seeded jitter)
@@ -40,9 +41,12 @@ not a plain file name (a run directory is named after it, under --out).
 import tomllib
 from dataclasses import dataclass, field, replace
 
+from coordinator.drain.drain_all import unrunnable
+from coordinator.drain.record import STRATEGIES as STRATEGY_VALUES
 from coordinator.tools.chaos import scenario_fields as fields
 from coordinator.tools.chaos.scenario_fields import ScenarioError
 from node.api import fault_points
+from node.mm import profile as profiles
 from node.mm.zone import zone_pages
 from node.sim import faults as sim_faults
 from node.sim import noise as noise_models
@@ -89,6 +93,7 @@ class ClusterSpec:
     unsafe_declare_dead_on_lost_commit: bool = False  # TEST ONLY: the coordinator flag of the same name
     unsafe_register_once: bool = False  # TEST ONLY: the node flag of the same name
     noise: str = noise_models.NONE  # the virtual CPUs' timer slack (node.sim.noise); the wall engine's is its host's
+    kernel: str = profiles.DEFAULT_KERNEL  # the kernel profile of every process (node.mm.profile), both engines
 
     def unsafe_coordinator_args(self) -> list[str]:
         return [f"--{k.replace('_', '-')}" for k in COORDINATOR_UNSAFE if getattr(self, k)]
@@ -182,6 +187,26 @@ def with_noise(scenario: Scenario, noise: str) -> Scenario:
     return replace(scenario, cluster=replace(scenario.cluster, noise=noise))
 
 
+def with_kernel(scenario: Scenario, kernel: str) -> Scenario:
+    """`scenario` under another kernel profile (`chaos run --kernel`, `chaos sweep --kernel`), whose
+    callers check it with the strategies they run (check_kernel)."""
+    return replace(scenario, cluster=replace(scenario.cluster, kernel=kernel))
+
+
+def check_kernel(kernel: str, strategies) -> None:
+    """A kernel profile a cluster runs (not a bug-replay variant) under which every one of `strategies`
+    can drain its CPUs: the coordinator's rule (coordinator.drain.drain_all.unrunnable), asked before
+    anything starts rather than met by every drain of the run. Each run's cluster has its strategy as
+    its default, as the runners start it."""
+    if kernel not in profiles.LIVE:
+        raise ScenarioError(f"cluster.kernel: one of {list(profiles.LIVE)} (`pcpsim kernels`), got {kernel!r}")
+    profile = profiles.get(kernel)
+    for s in strategies:
+        why = unrunnable(STRATEGY_VALUES[s], STRATEGY_VALUES[s], profile)
+        if why is not None:
+            raise ScenarioError(f"cluster.kernel {kernel!r}: strategy {s} cannot run under it: {why}")
+
+
 def load(path: str) -> Scenario:
     try:
         with open(path, "rb") as f:
@@ -218,6 +243,7 @@ def parse(doc: dict, path: str = "<scenario>") -> Scenario:
             f"strategies: a non-empty list of distinct names from {list(STRATEGIES)}, got {strategies!r}"
         )
     cluster = _cluster(fields.table(doc, "cluster"))
+    check_kernel(cluster.kernel, strategies)
     workload = _workload(fields.table(doc, "workload"), cluster, duration - heal)
     faults_doc = doc.get("faults", [])
     if not isinstance(faults_doc, list):
@@ -260,6 +286,7 @@ def _cluster(doc: dict) -> ClusterSpec:
     noise = doc.get("noise", ClusterSpec.noise)
     if noise not in noise_models.NOISE:
         raise ScenarioError(f"cluster.noise: one of {', '.join(noise_models.NOISE)}, got {noise!r}")
+    kernel = doc.get("kernel", ClusterSpec.kernel)  # checked with the strategies (check_kernel)
     unsafe = {}
     for key in (*NODE_UNSAFE, *COORDINATOR_UNSAFE):
         unsafe[key] = doc.get(key, False)
@@ -278,6 +305,7 @@ def _cluster(doc: dict) -> ClusterSpec:
             doc, "flush_timeout_ms", 10, 600_000, default=ClusterSpec.flush_timeout_ms, where=w
         ),
         noise=noise,
+        kernel=kernel,
         **unsafe,
     )
 

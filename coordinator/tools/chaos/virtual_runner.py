@@ -131,7 +131,7 @@ class _Runner:
             members=members,
             zone_mb=c.zone_mb,  # the wall runner's --zone-mb and --zone-used
             zone_used=c.zone_used,
-            options=Options(noise=c.noise),
+            options=Options(kernel=c.kernel, noise=c.noise),
         )
         self.queue = self.cluster.queue
         self.t0 = 0.0  # the virtual instant of the scenario's time 0: once the cluster is up (`_start_up`)

@@ -48,7 +48,14 @@ def cmd_chaos(args) -> int:
         raise CliError(str(err)) from None
     if args.noise is not None:
         scenarios = [scenario.with_noise(sc, args.noise) for sc in scenarios]
+    if args.kernel is not None:
+        scenarios = [scenario.with_kernel(sc, args.kernel) for sc in scenarios]
     runs = [(sc, s) for sc in scenarios for s in ([args.strategy] if args.strategy else sc.strategies)]
+    for sc, s in runs:  # --kernel or --strategy may ask for a strategy the kernel cannot drain with
+        try:
+            scenario.check_kernel(sc.cluster.kernel, [s])
+        except scenario.ScenarioError as err:
+            raise CliError(f"{sc.name}: {err}") from None
     if args.engine == "virtual":
         return _run_virtual(args, runs)
     # The wall runner starts clusters over gRPC: loaded only for its runs (cli/__init__).

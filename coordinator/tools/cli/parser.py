@@ -29,6 +29,7 @@
   pcpsim chaos run FILE... [--strategy S] [--seed N] [--out D] scripted faults, checked page by page
                  [--engine wall|virtual] [--check-determinism] ... or in one process under virtual time
                  [--noise model|quiet|none]                   ... (virtual) every scenario's host-noise model
+                 [--kernel K]                                 ... every scenario under kernel profile K
   pcpsim chaos check RUN_DIR                                   the checker again, on a run's history
   pcpsim chaos timeline RUN_DIR [--out OUT.html]               a run's operations and faults as a page
   pcpsim replay count-race|up-trylock|bulk-free [--kernel K,K] a post-merge pcp bug, replayed on the model
@@ -243,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="(--engine virtual) the host-noise model of every CPU's timed wake-ups (node.sim.noise), in "
         "place of each scenario's [cluster] noise (default none): model, a loaded host's timer lateness; "
         "quiet, a quiet host's; none, every wake-up on time but for the model's own delays",
+    )
+    crun.add_argument(
+        "--kernel",
+        choices=profiles.LIVE,
+        help="the kernel profile every process runs (`pcpsim kernels`), in place of each scenario's [cluster] "
+        "kernel (default 6.1); a strategy that cannot drain under it is refused before anything runs",
     )
     ccheck = chsub.add_parser(
         "check",

@@ -17,6 +17,7 @@ from coordinator.tools.chaos.sweep import driver, generate, shards
 from coordinator.tools.cli import flags, paths
 from coordinator.tools.cli.errors import CliError
 from coordinator.tools.progress import Progress
+from node.mm import profile as profiles
 from node.sim import noise as noise_models
 
 UNSAFE = {
@@ -105,6 +106,13 @@ def add_parsers(chaos_sub) -> None:
         "model or quiet draws each wake-up's lateness from the seed, so each seed also tries other timings",
     )
     sw.add_argument(
+        "--kernel",
+        choices=profiles.LIVE,
+        default=scenario.ClusterSpec.kernel,
+        help="the kernel profile of every run (`pcpsim kernels`; default %(default)s); every strategy of "
+        "--strategies must be able to drain under it",
+    )
+    sw.add_argument(
         "--finding",
         choices=FINDINGS,
         help="hunt this kind of violation: shrink only the runs that have it, keeping it (default: shrink every "
@@ -154,6 +162,10 @@ def cmd_sweep(args) -> int:
         )
     if not wall and importlib.util.find_spec("coordinator.tools.chaos.virtual_runner") is None:
         raise CliError("this tree has no virtual runner (coordinator.tools.chaos.virtual_runner)")
+    try:
+        scenario.check_kernel(args.kernel, args.strategies)
+    except scenario.ScenarioError as err:
+        raise CliError(f"--kernel {args.kernel} with --strategies {','.join(args.strategies)}: {err}") from None
     paths.output_dir("--out", args.out)
     for flag, given in (("--rpc-methods", args.rpc_methods), ("--rpc-losses", args.rpc_losses)):
         if given and "rpc" not in args.faults:
@@ -166,6 +178,7 @@ def cmd_sweep(args) -> int:
         messages=args.rpc_methods,
         losses=args.rpc_losses,
         noise=args.noise,
+        kernel=args.kernel,
     )
     if wall:
         # Imported here: the CLI's virtual-time commands run where grpc is not installed (tests/unit/test_no_grpc.py).

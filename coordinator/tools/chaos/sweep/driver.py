@@ -75,10 +75,11 @@ class Plan:
     losses: tuple = ()  # how rpc rules lose them (--rpc-losses); () for every way
     noise: str = sc.ClusterSpec.noise  # every scenario's host-noise model (--noise)
     engine: str = "virtual"  # which `runner` is (--engine): the shard says so
+    kernel: str = sc.ClusterSpec.kernel  # every scenario's kernel profile (--kernel)
 
     def scenario(self, seed: int) -> sc.Scenario:
         drawn = generate.generate(seed, self.strategies, self.kinds, self.messages, self.losses)
-        return generate.with_unsafe(sc.with_noise(drawn, self.noise), self.unsafe)
+        return generate.with_unsafe(sc.with_kernel(sc.with_noise(drawn, self.noise), self.kernel), self.unsafe)
 
     def hunted(self, o: Outcome) -> bool:
         return o.verdict != "valid" if self.finding is None else self.finding in o.kinds
@@ -242,6 +243,7 @@ def _sweep(plan, seeds, out_dir, workers, do_shrink, progress, spec, index, coun
         rpc_losses=list(plan.losses),
         noise=plan.noise,
         engine=plan.engine,
+        kernel=plan.kernel,
     )
 
 

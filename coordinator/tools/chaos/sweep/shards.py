@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from coordinator.tools.json_fields import fits, typename
+from node.mm.profile import DEFAULT_KERNEL, LIVE
 from node.sim.noise import NONE
 
 FORMAT = "pcpsim-sweep-shard/2"  # /2: no wall time (one seed, one file, whatever the host)
@@ -89,6 +90,7 @@ class Shard:
     rpc_losses: list[str] = field(default_factory=list)  # --rpc-losses: how they lose it ([] for every way)
     noise: str = NONE  # --noise: the virtual CPUs' host-noise model (node.sim.noise)
     engine: str = "virtual"  # --engine: virtual time, or real processes in wall time
+    kernel: str = DEFAULT_KERNEL  # --kernel: the kernel profile of every run (node.mm.profile)
 
     def to_json(self) -> dict:
         return {"format": FORMAT, **asdict(self)}
@@ -179,6 +181,8 @@ def _consistent(s: Shard) -> None:
         for v, n in by.items():
             if v not in VERDICTS or n < 0:
                 raise ShardError(f"counts.{st}.{v} is {n}: expected a count (>= 0) of {', '.join(VERDICTS)}")
+    if s.kernel not in LIVE:
+        raise ShardError(f"kernel is {s.kernel!r}, not one of the profiles a cluster runs ({', '.join(LIVE)})")
     if s.max_failures is not None and s.max_failures < 1:
         raise ShardError(f"max_failures is {s.max_failures}, not at least 1")
     for i, f in enumerate(s.failures):
@@ -194,13 +198,12 @@ def merge(shards: list[tuple[str, Shard]]) -> Shard:
     seen: dict[int, str] = {}
     for path, s in shards:
         if _what_ran(s) != _what_ran(first):
-            raise ShardError(
-                f"{path} is of another sweep than {path0}: seeds {s.seeds}, strategies {s.strategies}, "
-                f"unsafe {s.unsafe}, {s.count} shards, finding {s.finding}, faults {s.faults}, rpc methods "
-                f"{s.rpc_methods}, rpc losses {s.rpc_losses}, noise {s.noise}, engine {s.engine} (against "
-                f"{first.seeds}, {first.strategies}, {first.unsafe}, {first.count}, {first.finding}, {first.faults}, "
-                f"{first.rpc_methods}, {first.rpc_losses}, {first.noise}, {first.engine})"
+            differ = ", ".join(
+                f"{k} {getattr(s, k)!r} against {getattr(first, k)!r}"
+                for k in WHAT_RAN
+                if getattr(s, k) != getattr(first, k)
             )
+            raise ShardError(f"{path} is of another sweep than {path0}: {differ}")
         if s.index in seen:
             raise ShardError(f"{path} and {seen[s.index]} are both shard {s.index}")
         seen[s.index] = path
@@ -224,12 +227,28 @@ def merge(shards: list[tuple[str, Shard]]) -> Shard:
         rpc_losses=first.rpc_losses,
         noise=first.noise,
         engine=first.engine,
+        kernel=first.kernel,
     )
 
 
+# What the shards of one sweep share: every flag that decides the seeds' runs.
+WHAT_RAN = (
+    "seeds",
+    "strategies",
+    "unsafe",
+    "count",
+    "finding",
+    "faults",
+    "rpc_methods",
+    "rpc_losses",
+    "noise",
+    "engine",
+    "kernel",
+)
+
+
 def _what_ran(s: Shard) -> tuple:
-    """What the shards of one sweep share: every flag that decides the seeds' runs."""
-    return s.seeds, s.strategies, s.unsafe, s.count, s.finding, s.faults, s.rpc_methods, s.rpc_losses, s.noise, s.engine
+    return tuple(getattr(s, k) for k in WHAT_RAN)
 
 
 def missing(shard: Shard) -> list[int]:
@@ -257,6 +276,8 @@ def summary(shard: Shard, wall_s: float | None = None) -> str:
         lines.append(f"test-only switches on: {', '.join(shard.unsafe)}")
     if shard.noise != NONE:
         lines.append(f"host-noise model: {shard.noise} (node.sim.noise)")
+    if shard.kernel != DEFAULT_KERNEL:
+        lines.append(f"kernel profile: {shard.kernel} (node.mm.profile)")
     if shard.faults or shard.rpc_methods or shard.rpc_losses:
         kinds = ", ".join(shard.faults) or "every kind"
         aimed = f"; rpc rules aimed at {', '.join(shard.rpc_methods)}" if shard.rpc_methods else ""

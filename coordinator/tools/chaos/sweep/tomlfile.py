@@ -42,6 +42,8 @@ def to_doc(scenario: sc.Scenario) -> dict:
     }
     if c.noise != sc.ClusterSpec.noise:  # the default is left out, as in the shipped files
         cluster["noise"] = c.noise
+    if c.kernel != sc.ClusterSpec.kernel:
+        cluster["kernel"] = c.kernel
     cluster |= {k: True for k in (*sc.NODE_UNSAFE, *sc.COORDINATOR_UNSAFE) if getattr(c, k)}
     return {
         "name": scenario.name,
