@@ -18,6 +18,8 @@ from coordinator.tools.chaos import history, runner, scenario, transfers
 from coordinator.tools.chaos.nemesis import Nemesis
 from coordinator.tools.chaos.processes import process_state
 from node.api.v1 import pcpsim_pb2 as pb
+from node.mm.watermark import pageset_batch
+from node.mm.zone import ZONE_START_PFN, Zone, zone_pages
 from tests import browser, stopped
 from tests.integration.conftest import run_cli, wait_until
 
@@ -125,6 +127,26 @@ def test_scenario_is_valid(tmp_path, name, strategy):
         os.path.join("metrics", "coordinator.prom"),
     ):
         assert os.path.exists(os.path.join(run_dir, name_)), name_
+
+
+@pytest.mark.slow
+def test_a_scenario_runs_on_real_processes_under_the_newest_kernel_profile(tmp_path):
+    """`chaos run --kernel 6.19`: every process runs 6.19's rules, not 6.1's. 6.1 fixes pcp->high at
+    zone_highsize, which no CPU's lists outgrow (tests/unit/test_virtual_chaos.py runs the control);
+    6.19 auto-tunes it up to high_max for a CPU that keeps freeing, so a housekeeping CPU's lists end
+    the run holding more. The run is valid and its history records the kernel."""
+    path = os.path.join(ROOT, "deploy", "chaos", "kill-node.toml")
+    result = run_cli("chaos", "run", path, "--kernel", "6.19", "--strategy", "remote", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    entries = history.read(os.path.join(tmp_path, "kill-node-remote", "history.jsonl"))
+    meta = next(e for e in entries if e["type"] == "meta" and e["f"] == "scenario")
+    assert meta["scenario"]["cluster"]["kernel"] == "6.19"
+    c = scenario.load(path).cluster
+    zone = Zone(ZONE_START_PFN, zone_pages(c.zone_mb), c.cpus)
+    fixed_high = zone.zone_highsize(pageset_batch(zone.managed_pages), c.cpus)
+    audit = next(e for e in entries if e["type"] == "final" and e["f"] == "audit")
+    held = {k: v for k, v in audit["where"].items() if k.endswith(".pcp")}
+    assert max(held.values()) > fixed_high, (held, fixed_high)
 
 
 @pytest.mark.slow
