@@ -26,7 +26,14 @@ from tests.integration.conftest import run_cli, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIPPED = sorted(glob.glob(os.path.join(ROOT, "deploy", "chaos", "*.toml")))
-RUNS = [(os.path.basename(p)[:-5], s) for p in SHIPPED for s in scenario.load(p).strategies]
+# `make test` runs one of these on real processes: `mixed` under remote, the scenario with the most
+# kinds of fault at once (a kill, a partition past the dead timeout, lost replies, a slow CPU) under
+# the strategy the series is about. The other runs of the matrix are `make test-slow`'s (docs/testing.md).
+IN_MAKE_TEST = ("mixed", "remote")
+RUNS = [
+    pytest.param(name, s, marks=() if (name, s) == IN_MAKE_TEST else pytest.mark.slow, id=f"{name}-{s}")
+    for name, s in ((os.path.basename(p)[:-5], s) for p in SHIPPED for s in scenario.load(p).strategies)
+]
 # From the nemesis's start entry, written once SIGSTOP is sent, until the node surely runs no more: the
 # signal reaches a running process at its next interrupt or kernel exit, microseconds, on a loaded host
 # at its next time slice.
@@ -107,7 +114,6 @@ def _evidence(name: str, strategy: str, entries: list, logs: str, lease_s: float
         assert all(stale in n["probe"] for n in moved.values()), moved
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name,strategy", RUNS)
 def test_scenario_is_valid(tmp_path, name, strategy):
     sc = scenario.load(os.path.join(ROOT, "deploy", "chaos", name + ".toml"))

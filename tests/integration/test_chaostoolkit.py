@@ -12,7 +12,6 @@ import pytest
 from coordinator.tools.chaostoolkit import actions, probes
 from tests.integration.conftest import REPO, cluster_up, pid_alive, wait_until
 
-pytestmark = pytest.mark.slow
 EXPERIMENTS = os.path.join(REPO, "deploy", "chaostoolkit")
 CHAOS = shutil.which("chaos", path=os.path.dirname(sys.executable))
 

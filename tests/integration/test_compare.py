@@ -33,7 +33,6 @@ def result(tmp_path_factory) -> dict:
     return out
 
 
-@pytest.mark.slow
 def test_compare_result_has_every_documented_field(result):
     """The result names its seed and the noise floor, and for both strategies reports
     drain_all.{count,p50_s,p99_s,max_s}, the isolated preemptible and RT tasks' figures, pcp
@@ -60,7 +59,6 @@ def test_compare_result_has_every_documented_field(result):
             assert set(misses) <= {*NOISE_CAUSES, NO_CAUSE} and sum(misses.values()) == s[group]["deadline_misses"]
 
 
-@pytest.mark.slow
 def test_compare_remote_never_runs_drain_work_on_isolated_cpus(result):
     """The point of the v6.0 series: under the remote strategy neither isolated CPU ran a single
     drain work item, while under the workqueue strategy both did."""
@@ -71,7 +69,6 @@ def test_compare_remote_never_runs_drain_work_on_isolated_cpus(result):
     assert wq["isolated_rt"]["drain_work_items"] > 0
 
 
-@pytest.mark.slow
 def test_compare_conserves_pages_and_uses_the_same_schedule(result):
     """Both strategies end with an audit that is ok with nothing lost or duplicated (and so does
     the noise-floor phase), no drain failed, and both ran the same number of drains (the same
@@ -95,7 +92,6 @@ def drained_latency_cpus(result: dict, name: str) -> set[str]:
     return {c for c, pages in w["pages_drained"].items() if pages} & set(w["cpus"])
 
 
-@pytest.mark.slow
 def test_compare_keeps_one_drain_window_per_strategy_with_the_events_of_each_latency_cpu(result):
     """phases.<strategy>.drain_window: one of the phase's drains, and on the latency CPUs it drained, what
     the strategy did there: under workqueue a drain work item ran on every CPU it marked, inside
@@ -131,7 +127,6 @@ def test_compare_cli_rejects_a_bad_measure_time(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.slow
 def test_report_html_opens_in_chromium_with_every_figure_drawn(result, tmp_path):
     """`pcpsim report R --html OUT` on this compare's results: the page loads in headless Chromium
     with no console error or warning, and every figure holds data: a wake-up survival curve per

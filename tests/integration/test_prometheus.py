@@ -5,7 +5,7 @@ answers every recording rule and every Grafana panel query; promtool accepts eve
 
 One default cluster (housekeeping, housekeeping, isolated-preemptible, isolated-rt: compare's layout,
 so a latency task runs on an isolated CPU and an RT CPU) and its Prometheus (deploy/prometheus's 5 s
-scrape and evaluation interval) are shared by the module's slow tests; drains and an audit run
+scrape and evaluation interval) are shared by the module's tests; drains and an audit run
 through the CLI, as a user would. Prometheus's first scrape lands ~5 s after it starts: everything here
 polls Prometheus's HTTP API against a deadline.
 
@@ -119,7 +119,6 @@ def wait_all_answer(prom, exprs: dict, check=lambda result: bool(result)):
             time.sleep(0.5)
 
 
-@pytest.mark.slow
 def test_every_recording_rule_answers_and_evaluates_cleanly(monitored):
     """Prometheus loaded every recording and alerting rule; each recording rule yields data, and no rule
     reports an evaluation error."""
@@ -136,7 +135,6 @@ def test_every_recording_rule_answers_and_evaluates_cleanly(monitored):
     assert not bad, f"rules with evaluation errors: {bad}"
 
 
-@pytest.mark.slow
 def test_every_grafana_panel_query_answers(monitored):
     """Every PromQL query of every Grafana panel returns data from the live cluster."""
     _, prom, _ = monitored
@@ -144,7 +142,6 @@ def test_every_grafana_panel_query_answers(monitored):
     wait_all_answer(prom, {f"{dash} / {title} #{i}": expr for i, (dash, title, expr) in enumerate(queries)})
 
 
-@pytest.mark.slow
 def test_series_keep_their_labels_and_carry_the_drains_and_the_audit(monitored):
     """honor_labels keeps each series' own cpu label (no exported_cpu); the drains of both strategies give
     finite p99s, every CPU's wake-up latency p99 is there, the audit shows ok, nothing is alerting about
@@ -183,7 +180,6 @@ def test_series_keep_their_labels_and_carry_the_drains_and_the_audit(monitored):
     assert all(t["health"] == "up" for t in targets), [(t["scrapeUrl"], t["lastError"]) for t in targets]
 
 
-@pytest.mark.slow
 def test_promtool_accepts_every_live_metrics_endpoint(monitored):
     """`promtool check metrics` (lint included) accepts the /metrics text every process of the running
     cluster serves, process_* collectors and RPC series included."""
@@ -236,7 +232,6 @@ def test_cluster_up_prometheus_without_the_binary_exits_2_and_starts_nothing(tmp
     assert "coordinator" not in proc.stdout
 
 
-@pytest.mark.slow
 def test_cluster_up_prometheus_scrapes_the_cluster_and_stops_with_it(tmp_path):
     """`cluster up --prometheus` prints a Prometheus URL that scrapes every process of the cluster; on
     SIGTERM, Prometheus stops with the cluster (its port refuses connections, every pid is gone)."""
