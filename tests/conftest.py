@@ -17,7 +17,9 @@ def pytest_collection_modifyitems(items):
 
     Then the slow tests (and the groups that hold one) go first: xdist hands out work in this
     order (after the groups, largest first), so the long runs start while the short tests fill
-    the gaps, instead of a bench or a chaos run starting last and running alone."""
+    the gaps, instead of a bench or a chaos run starting last and running alone. That order matters
+    in a run of both tiers at once (a plain `pytest`); `make test` and `make test-slow` each hold
+    one kind (docs/testing.md)."""
     groups = {}
     for item in items:
         ours = [defs[-1] for defs in item._fixtureinfo.name2fixturedefs.values() if defs[-1].baseid]
