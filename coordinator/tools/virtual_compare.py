@@ -4,7 +4,7 @@ Runs config.phases (noise_floor, then each strategy) with coordinator.tools.virt
 fresh WholeCluster from the same seed (the same workload, as the wall compare's fresh clusters), and
 assembles them with compare's own code (coordinator.tools.compare_results.results): the same file,
 with `time_scale` 1.0 (every time in it is kernel time), `engine` "virtual", `noise` (the host-noise
-model's name, node.sim.noise: "model" unless the caller says "none") and `events` (how many events
+model's name, node.sim.noise: COMPARE_DEFAULT, "quiet", unless the caller names another) and `events` (how many events
 each phase ran). Nothing of the host reaches it: no run directory, date or duration, so one
 seed gives the same bytes on every run.
 
@@ -33,7 +33,7 @@ class VirtualCompare:
 
 
 def run_virtual_compare(
-    config: CompareConfig, keep_log: bool = False, noise: str = noise_models.MODEL
+    config: CompareConfig, keep_log: bool = False, noise: str = noise_models.COMPARE_DEFAULT
 ) -> VirtualCompare:
     """Every phase of `config` under virtual time, with the host-noise model `noise`
     (node.sim.noise.NOISE); an option it cannot honour, or a file it cannot read, raises ValueError
@@ -57,6 +57,6 @@ def run_virtual_compare(
     return VirtualCompare(results, "".join(logs))
 
 
-def check_determinism(config: CompareConfig, noise: str = noise_models.MODEL) -> determinism.Report:
+def check_determinism(config: CompareConfig, noise: str = noise_models.COMPARE_DEFAULT) -> determinism.Report:
     """The whole virtual compare twice in this process, its results and event logs compared."""
     return determinism.check(lambda: run_virtual_compare(config, keep_log=True, noise=noise).outcome())

@@ -6,8 +6,8 @@ figures summarized by compare's own code (coordinator.tools.compare_results.summ
 time in kernel seconds (`time_scale` 1.0). A phase is `noise_floor` (no drains, the kernel profile's pcp
 design) or a strategy. coordinator.tools.virtual_compare runs them all into a compare results file.
 The phase's CPUs get what a wall phase's nodes get (`options`): the kernel profile, the cost model
-file's costs at time scale 1, the rt-app task set; and the host-noise model (node.sim.noise, MODEL
-unless the caller says NONE). Every compare option runs under virtual time.
+file's costs at time scale 1, the rt-app task set; and the host-noise model (node.sim.noise,
+COMPARE_DEFAULT unless the caller names another). Every compare option runs under virtual time.
 """
 
 import dataclasses
@@ -84,7 +84,7 @@ def audit_reply(report: mm_audit.AuditReport) -> pb.AuditReply:
     return pb.AuditReply(ok=report.ok, lost=lost, duplicated=duplicated, unexpected=unexpected, errors=report.errors)
 
 
-def options(config: CompareConfig, noise: str = noise_models.MODEL) -> Options:
+def options(config: CompareConfig, noise: str = noise_models.COMPARE_DEFAULT) -> Options:
     """The CPUs' options for `config`'s phases, as a wall phase's nodes read them (node.__main__): the
     kernel profile, the cost model file (its time_scale, checked by CompareConfig to be the wall
     engine's, replaced by 1: virtual time is kernel time), the task set; and the noise model. A file
@@ -134,7 +134,9 @@ class PhaseRun:
         return hashlib.sha256((self.cluster.nodes.digest() + "\n" + self.cluster.trace_text()).encode()).hexdigest()
 
 
-def run_phase(phase: str, config: CompareConfig, keep_log: bool = True, noise: str = noise_models.MODEL) -> PhaseRun:
+def run_phase(
+    phase: str, config: CompareConfig, keep_log: bool = True, noise: str = noise_models.COMPARE_DEFAULT
+) -> PhaseRun:
     """One phase of compare under virtual time: warm up, reset the counters, drain on compare's seeded
     schedule (none in the noise floor), let the last drains end, collect, audit. `noise`: the host-noise
     model's name (node.sim.noise.NOISE)."""

@@ -88,8 +88,11 @@ def test_under_remote_every_buddy_fallback_starts_while_a_drainer_holds_that_cpu
         windows = [(g.granted_at, g.ended_at) for g in drain.records()]
         fallbacks = alloc.fallbacks.between(0.0, nodes.clock())
         assert all(any(start <= t0 < end for start, end in windows) for t0, _, _ in fallbacks)
-        assert len(fallbacks) == pcp.stats.trylock_fail_alloc + pcp.stats.trylock_fail_free
-        seen += len(fallbacks)
+        # A "free_list" stretch is a batched free that spun on the lock (6.1's free_unref_page_list):
+        # a wait, not a failed trylock, so only the others are the stats' fallbacks.
+        trylock_failed = [kind for _, _, kind in fallbacks if kind != "free_list"]
+        assert len(trylock_failed) == pcp.stats.trylock_fail_alloc + pcp.stats.trylock_fail_free
+        seen += len(trylock_failed)
     assert seen > 0
 
 

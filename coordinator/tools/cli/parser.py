@@ -18,7 +18,7 @@
                  [--strategies workqueue,remote,rcu-swap,qpw] [--kernel K] [--trigger-mix cma=1]
                  [--workload FILE]                            ... latency tasks from an rt-app task set
                  [--engine virtual] [--check-determinism]     ... in one process under virtual time, run twice
-                 [--noise model|quiet|none]                   ... the host-noise model: loaded, quiet, none
+                 [--noise model|quiet|none]                   ... the host-noise model: loaded, quiet (default), none
                  [--cpus N]                                   ... on a nohz_full machine of N CPUs (virtual)
                  [--event-log PATH]                           ... (virtual) its event log, to diff machines
   pcpsim report RESULTS.json [--out DIR] [--no-plots]          oslat/cyclictest/osnoise views and plots
@@ -133,9 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--noise",
         choices=noise_models.NOISE,
         help="with --engine virtual: the host-noise model of every CPU's timed wake-ups (node.sim.noise): "
-        "model, the bare timer probe's lateness measured on a loaded host, one seeded stream per CPU "
-        "(default); quiet, the same probe on a quiet host; none, every wake-up on time but for the "
-        "model's own delays",
+        "quiet, the bare timer probe's lateness measured on a quiet host, one seeded stream per CPU "
+        "(default: near a real isolated CPU's and the wall engine's on a quiet machine); model, the same "
+        "probe on a loaded host; none, every wake-up on time but for the model's own delays",
     )
     cmp_.add_argument(
         "--check-determinism",

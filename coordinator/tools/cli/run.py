@@ -55,7 +55,7 @@ def cmd_compare(args) -> int:
             raise CliError("--check-determinism checks one seed: give it --seed, not --seeds")
         if args.event_log is not None:
             raise CliError("--event-log writes one seed's log: give it --seed, not --seeds")
-    noise = args.noise or noise_models.MODEL
+    noise = args.noise or noise_models.COMPARE_DEFAULT
     measure_s = args.measure_s or (compare_plan.QUICK_MEASURE_S if args.quick else compare_plan.FULL_MEASURE_S)
     workload: dict[str, Any] = {}
     if args.cpus is not None:
