@@ -648,8 +648,8 @@ def test_requests_after_a_node_was_declared_dead(make_cluster):
     another CPU freeing them; its address is UNAVAILABLE; a forced drain of every CPU completes
     without it. No other process dies and the audit balances."""
     h = make_cluster(["housekeeping", "housekeeping"])
-    h.wait_pages([1])
-    held = pages_of(h.snapshot(1).pcp_pages)[:3]
+    # A snapshot, not wait_pages: the CPU's workload may empty its lists between two calls.
+    held = wait_until(lambda: pages_of(h.snapshot(1).pcp_pages)[:3], 15.0, what="pages on cpu1's lists")
     dead_incarnation = h.incarnation(1)
     victim = h.cluster.procs["cpu1"]
     victim.send_signal(signal.SIGKILL)

@@ -24,6 +24,13 @@ def lock(h, cpu, lease_ms, timeout=RPC_TIMEOUT) -> pb.PcpLockDrainReply:
     return h.nodes[cpu].PcpLockDrain(pb.PcpLockDrainRequest(cpu=cpu, lease_ms=lease_ms), timeout=timeout)
 
 
+def granted(h, cpu, lease_ms) -> pb.PcpLockDrainReply:
+    """A grant of `cpu`'s pcp lock. A CPU with a workload can empty its lists between a poll that
+    saw pages and the lock call; the reply then grants nothing (token 0, no pages, nothing held),
+    so asking again is safe."""
+    return wait_until(lambda: (reply := lock(h, cpu, lease_ms)).token and reply, 15.0, what=f"a grant on cpu {cpu}")
+
+
 def unlock(h, cpu, token, commit):
     return h.nodes[cpu].PcpUnlock(pb.PcpUnlockRequest(cpu=cpu, token=token, commit=commit), timeout=RPC_TIMEOUT)
 
@@ -270,13 +277,9 @@ def test_late_commit_while_another_grant_holds_the_lock_does_not_wedge_the_node(
     new grant B holds the lock; A's late commit must still be answered (FAILED_PRECONDITION,
     at once) and the node must keep serving (B can commit)."""
     h = make_cluster(["housekeeping", "idle"])
-    h.wait_pages([0])
-    a = lock(h, 0, lease_ms=200)
-    assert a.token
+    a = granted(h, 0, lease_ms=200)
     wait_until(lambda: not h.pcp(0).locked, 5.0, what="lease expiry")
-    h.wait_pages([0])
-    b = lock(h, 0, lease_ms=60_000)
-    assert b.token
+    b = granted(h, 0, lease_ms=60_000)
     code = rpc_code(h.nodes[0].PcpUnlock, pb.PcpUnlockRequest(cpu=0, token=a.token, commit=True), timeout=3.0)
     assert code == PRECONDITION
     unlock(h, 0, b.token, commit=False)
